@@ -1,0 +1,130 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "meshprobe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "meshprobe", targets: ["meshprobe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // C libraries from Debian, each imported by exactly one Swift module.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+
+        // Identity & classification: SPIFFE IDs, workload identities, error kinds, the echo stamp contract.
+        .target(name: "MeshprobeIdentity"),
+
+        // Transport: TLS on OpenSSL (the only importer of COpenSSL), SVIDs, SPIFFE peer verification, lab PKI.
+        .target(
+            name: "MeshprobeTLS",
+            dependencies: [
+                "COpenSSL",
+                "MeshprobeIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Transport: HTTP/2 sessions on nghttp2 (the only importer of CNGHTTP2), client and server.
+        .target(
+            name: "MeshprobeHTTP2",
+            dependencies: [
+                "CNGHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // The load engine (Generator): connections x streams on one event loop per core.
+        .target(
+            name: "MeshprobeLoad",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
+                "MeshprobeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // The echo workload: identity stamps, caller identity, in-flight count, fault injection.
+        .target(
+            name: "MeshprobeEcho",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
+                "MeshprobeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Reporting: terminal summary and the JSON result.
+        .target(
+            name: "MeshprobeReport",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeLoad",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // The thin command line that wires the modules together.
+        .executableTarget(
+            name: "meshprobe",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
+                "MeshprobeLoad",
+                "MeshprobeEcho",
+                "MeshprobeReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+
+        .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
+        .testTarget(
+            name: "MeshprobeTLSTests",
+            dependencies: [
+                "MeshprobeTLS",
+                "MeshprobeIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "MeshprobeHTTP2Tests",
+            dependencies: [
+                "MeshprobeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
+                "MeshprobeLoad",
+                "MeshprobeEcho",
+                "MeshprobeReport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

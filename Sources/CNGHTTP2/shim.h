@@ -1,0 +1,4 @@
+#ifndef MESHPROBE_CNGHTTP2_SHIM_H
+#define MESHPROBE_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif

@@ -1,0 +1,44 @@
+/// The response headers `meshprobe echo` stamps on every response: a contract with the prober and users.
+public enum EchoStamp {
+    public static let workload = "x-meshprobe-workload"
+    public static let version = "x-meshprobe-version"
+    public static let cluster = "x-meshprobe-cluster"
+    public static let namespace = "x-meshprobe-namespace"
+    public static let pod = "x-meshprobe-pod"
+    /// The echo's own SPIFFE ID (from its serving certificate).
+    public static let identity = "x-meshprobe-identity"
+    /// The caller as the echo saw it: the mTLS peer's SPIFFE ID, else the URI in `x-forwarded-client-cert`,
+    /// else `l5d-client-id`; empty when none.
+    public static let caller = "x-meshprobe-caller"
+    /// Where the caller identity came from: `mtls`, `xfcc`, `l5d-client-id` or `none`.
+    public static let callerSource = "x-meshprobe-caller-source"
+    /// Requests the echo had in flight (including this one) when it started this response.
+    public static let inFlight = "x-meshprobe-inflight"
+    /// The fault the echo applied to this request, if any (for example `status=503`).
+    public static let fault = "x-meshprobe-fault"
+}
+
+/// The identity of whatever answered a request, as far as the prober could tell.
+public struct WorkloadIdentity: Hashable, Sendable, Codable {
+    /// The SPIFFE ID of the server (TLS peer certificate, else the echo's identity stamp), or "" when unknown.
+    public var identity: String
+    public var workload: String
+    public var version: String
+    public var cluster: String
+
+    public init(identity: String = "", workload: String = "", version: String = "", cluster: String = "") {
+        self.identity = identity
+        self.workload = workload
+        self.version = version
+        self.cluster = cluster
+    }
+
+    public static let unknown = WorkloadIdentity()
+
+    /// A short label for tables: workload/version, else the identity, else "(unknown)".
+    public var label: String {
+        if !workload.isEmpty { return version.isEmpty ? workload : "\(workload)/\(version)" }
+        if !identity.isEmpty { return identity }
+        return "(unknown)"
+    }
+}

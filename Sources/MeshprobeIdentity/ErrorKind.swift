@@ -1,0 +1,32 @@
+/// Why a request did not get a response, or why a connection could not carry requests.
+///
+/// Every failed request is counted under exactly one kind; the raw values are stable and appear in
+/// the JSON result and the terminal summary.
+public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
+    // Connection establishment.
+    case connectRefused = "connect_refused"
+    case connectTimeout = "connect_timeout"
+    case connectFailed = "connect_failed"
+    // TLS and SPIFFE verification, by kind.
+    case tlsCertificateExpired = "tls_certificate_expired"
+    case tlsCertificateNotYetValid = "tls_certificate_not_yet_valid"
+    case tlsUnknownCA = "tls_unknown_ca"
+    case tlsWrongSPIFFEID = "tls_wrong_spiffe_id"
+    case tlsMultipleURISANs = "tls_multiple_uri_sans"
+    case tlsNoSPIFFEID = "tls_no_spiffe_id"
+    case tlsLeafIsCA = "tls_leaf_is_ca"
+    case tlsNoPeerCertificate = "tls_no_peer_certificate"
+    case tlsPeerRejectedCertificate = "tls_peer_rejected_certificate"
+    case tlsALPNMismatch = "tls_alpn_mismatch"
+    case tlsHandshakeFailed = "tls_handshake_failed"
+    // HTTP/2 and HTTP/1.1 on an established connection.
+    case streamReset = "stream_reset"
+    case goAway = "goaway"
+    case connectionLost = "connection_lost"
+    case protocolError = "protocol_error"
+    case requestTimeout = "request_timeout"
+    // Requests never sent because the run ended while they waited for a connection.
+    case notSent = "not_sent"
+
+    public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
+}

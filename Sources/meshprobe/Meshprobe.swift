@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct Meshprobe: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Service-mesh test harness")
+}
