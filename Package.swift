@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift module.
@@ -56,6 +57,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -69,6 +71,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
         // Reporting: terminal summary and the JSON result.
@@ -96,6 +99,11 @@ let package = Package(
         ),
 
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
+        .testTarget(
+            name: "MeshprobeEchoTests",
+            dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
         .testTarget(
             name: "MeshprobeTLSTests",
             dependencies: [

@@ -25,8 +25,10 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case connectionLost = "connection_lost"
     case protocolError = "protocol_error"
     case requestTimeout = "request_timeout"
-    // Requests never sent because the run ended while they waited for a connection.
+    // Requests never sent because no connection could carry them before the run ended.
     case notSent = "not_sent"
+    // Requests in flight when the run was aborted (signal, abort switch).
+    case aborted = "aborted"
 
     public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -1,6 +1,69 @@
 import ArgumentParser
+import Foundation
 
+/// meshprobe: mTLS HTTP/2 traffic, attributed to the workload identities that served it.
 @main
-struct Meshprobe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Service-mesh test harness")
+struct Meshprobe: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "meshprobe",
+        abstract: "Service-mesh test harness: mTLS HTTP/2 load attributed to SPIFFE workload identities.",
+        discussion: """
+            Exit codes: 0 every expectation held; 1 an expectation failed (for `load`: no request succeeded); \
+            2 bad input or configuration; 3 aborted or incomplete.
+            """,
+        version: version,
+        subcommands: [LoadCommand.self, EchoCommand.self, PKICommand.self, DemoCommand.self]
+    )
+
+    /// Runs the command; maps usage errors to exit code 2 (DESIGN.md) instead of ArgumentParser's 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("meshprobe: \(error.message)\n".utf8))
+            Foundation.exit(error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// An error that ends the command with a message and a documented exit code.
+struct CLIError: Error {
+    var message: String
+    var exitCode: Int32
+
+    static func badInput(_ message: String) -> CLIError { CLIError(message: message, exitCode: 2) }
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds.
+func parseDuration(_ text: String, flag: String) throws -> Double {
+    let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if let n = Double(text.dropLast(suffix.count)), n > 0, n.isFinite { return n * scale }
+        throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
+    }
+    if let n = Double(text), n > 0, n.isFinite { return n }
+    throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

@@ -1,0 +1,75 @@
+import NIOCore
+import NIOHTTP1
+
+/// Answers HTTP/1.1 requests (keep-alive) on one connection.
+final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: EchoState
+    private let peerSPIFFEID: String?
+    private var head: HTTPRequestHead?
+    private var bodyLength = 0
+    private var random = SystemRandomNumberGenerator()
+
+    init(state: EchoState, peerSPIFFEID: String?) {
+        self.state = state
+        self.peerSPIFFEID = peerSPIFFEID
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            bodyLength = 0
+        case .body(let b):
+            bodyLength += b.readableBytes
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            answer(head, context: context)
+        }
+    }
+
+    private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let inFlight = state.inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        let request = EchoRequest(
+            method: head.method.rawValue,
+            path: head.uri,
+            headers: head.headers.map { ($0.name.lowercased(), $0.value) },
+            bodyLength: bodyLength,
+            peerSPIFFEID: peerSPIFFEID
+        )
+        let plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
+        let keepAlive = head.isKeepAlive
+        let version = head.version
+        let state = self.state
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let finish: () -> Void = {
+            let context = loopBound.value
+            defer {
+                state.served.wrappingIncrement(ordering: .relaxed)
+                state.inFlight.wrappingDecrement(ordering: .relaxed)
+            }
+            if case .reset = plan.action {
+                context.close(promise: nil)
+                return
+            }
+            var headers = HTTPHeaders(plan.headers.map { ($0.name, $0.value) })
+            headers.add(name: "content-length", value: String(plan.body.readableBytes))
+            if !keepAlive { headers.add(name: "connection", value: "close") }
+            let responseHead = HTTPResponseHead(version: version, status: .init(statusCode: plan.status), headers: headers)
+            context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(plan.body))), promise: nil)
+            let done = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            if !keepAlive {
+                done.assumeIsolated().whenComplete { _ in loopBound.value.close(promise: nil) }
+            }
+        }
+        if plan.delayNanoseconds > 0 {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(plan.delayNanoseconds))) { finish() }
+        } else {
+            finish()
+        }
+    }
+}

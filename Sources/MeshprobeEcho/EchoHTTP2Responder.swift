@@ -1,0 +1,45 @@
+import MeshprobeHTTP2
+import NIOCore
+
+/// Answers HTTP/2 requests on one connection.
+final class EchoHTTP2Responder: HTTP2Responder {
+    private let state: EchoState
+    private let peerSPIFFEID: String?
+    private let allocator = ByteBufferAllocator()
+    private var random = SystemRandomNumberGenerator()
+
+    init(state: EchoState, peerSPIFFEID: String?, eventLoop: any EventLoop) {
+        self.state = state
+        self.peerSPIFFEID = peerSPIFFEID
+    }
+
+    func respond(to request: HTTP2ServerRequest, writer: HTTP2ResponseWriter) {
+        let inFlight = state.inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        let echoRequest = EchoRequest(
+            method: request.method,
+            path: request.path,
+            headers: request.headers.map { ($0.name, $0.value) },
+            bodyLength: request.body.readableBytes,
+            peerSPIFFEID: peerSPIFFEID
+        )
+        let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
+        let state = self.state
+        let finish: () -> Void = {
+            switch plan.action {
+            case .reset:
+                writer.reset(errorCode: 0x2)  // INTERNAL_ERROR, as a crashing upstream would
+            case .respond:
+                var headers = plan.headers.map { HTTP2Header($0.name, $0.value) }
+                headers.append(HTTP2Header("content-length", String(plan.body.readableBytes)))
+                writer.respond(status: plan.status, headers: headers, body: plan.body)
+            }
+            state.served.wrappingIncrement(ordering: .relaxed)
+            state.inFlight.wrappingDecrement(ordering: .relaxed)
+        }
+        if plan.delayNanoseconds > 0 {
+            writer.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(plan.delayNanoseconds))) { finish() }
+        } else {
+            finish()
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import MeshprobeIdentity
+import NIOCore
+
+/// Who the echo workload is; stamped on every response.
+public struct EchoIdentity: Sendable, Equatable {
+    public var workload: String
+    public var version: String
+    public var cluster: String
+    public var namespace: String
+    public var pod: String
+    /// The echo's own SPIFFE ID (its serving certificate's URI SAN), or "" without TLS.
+    public var spiffeID: String
+
+    public init(workload: String, version: String, cluster: String, namespace: String, pod: String, spiffeID: String = "") {
+        self.workload = workload
+        self.version = version
+        self.cluster = cluster
+        self.namespace = namespace
+        self.pod = pod
+        self.spiffeID = spiffeID
+    }
+}
+
+/// A request as the echo sees it, whatever the protocol.
+struct EchoRequest {
+    var method: String
+    var path: String
+    var headers: [(name: String, value: String)]
+    var bodyLength: Int
+    /// The SPIFFE ID of the mTLS peer, if the connection was mTLS and the client sent an SVID.
+    var peerSPIFFEID: String?
+}
+
+/// What the echo will do with one request.
+struct EchoPlan {
+    enum Action { case respond, reset }
+    var action: Action = .respond
+    var status: Int = 200
+    var headers: [(name: String, value: String)] = []
+    var body: ByteBuffer
+    var delayNanoseconds: UInt64 = 0
+}
+
+/// Turns requests into plans: stamps, caller identity, fault injection. Shared by HTTP/2 and HTTP/1.1.
+struct EchoPlanner: Sendable {
+    var identity: EchoIdentity
+    var limits: FaultSpec.Limits
+
+    /// The caller identity by precedence: mTLS peer, then XFCC's URI (Envoy), then `l5d-client-id` (Linkerd).
+    static func caller(of request: EchoRequest) -> (identity: String, source: String) {
+        if let peer = request.peerSPIFFEID, !peer.isEmpty { return (peer, "mtls") }
+        for (name, value) in request.headers where name == "x-forwarded-client-cert" {
+            if let uri = xfccURI(value) { return (uri, "xfcc") }
+        }
+        for (name, value) in request.headers where name == "l5d-client-id" && !value.isEmpty {
+            return (value, "l5d-client-id")
+        }
+        return ("", "none")
+    }
+
+    /// The `URI=` of the last element of an `x-forwarded-client-cert` value (the hop nearest to us).
+    static func xfccURI(_ value: String) -> String? {
+        // Elements are comma separated, fields semicolon separated; quoted values may hold either.
+        var elements: [[Substring]] = [[]]
+        var field = Substring()
+        var start = value.startIndex
+        var inQuotes = false
+        var i = value.startIndex
+        while i < value.endIndex {
+            let c = value[i]
+            if c == "\"" { inQuotes.toggle() }
+            if !inQuotes && (c == ";" || c == ",") {
+                field = value[start..<i]
+                elements[elements.count - 1].append(field)
+                if c == "," { elements.append([]) }
+                start = value.index(after: i)
+            }
+            i = value.index(after: i)
+        }
+        elements[elements.count - 1].append(value[start...])
+        for f in elements.last ?? [] {
+            let trimmed = f.drop(while: { $0 == " " })
+            if trimmed.lowercased().hasPrefix("uri=") {
+                var uri = trimmed.dropFirst(4)
+                if uri.hasPrefix("\""), uri.hasSuffix("\""), uri.count >= 2 { uri = uri.dropFirst().dropLast() }
+                return uri.isEmpty ? nil : String(uri)
+            }
+        }
+        return nil
+    }
+
+    func plan(_ request: EchoRequest, inFlight: Int, allocator: ByteBufferAllocator,
+              random: inout some RandomNumberGenerator) -> EchoPlan {
+        let caller = Self.caller(of: request)
+        var stamps: [(name: String, value: String)] = [
+            (EchoStamp.workload, identity.workload),
+            (EchoStamp.version, identity.version),
+            (EchoStamp.cluster, identity.cluster),
+            (EchoStamp.namespace, identity.namespace),
+            (EchoStamp.pod, identity.pod),
+            (EchoStamp.identity, identity.spiffeID),
+            (EchoStamp.caller, caller.identity),
+            (EchoStamp.callerSource, caller.source),
+            (EchoStamp.inFlight, String(inFlight)),
+        ]
+        let spec: FaultSpec
+        do {
+            spec = try FaultSpec.parse(path: request.path, limits: limits)
+        } catch {
+            var body = allocator.buffer(capacity: 128)
+            body.writeString("{\"error\":\(jsonString(error.description))}\n")
+            stamps.append(("content-type", "application/json"))
+            return EchoPlan(status: 400, headers: stamps, body: body)
+        }
+
+        var plan = EchoPlan(body: allocator.buffer(capacity: 0))
+        var faults: [String] = []
+        if !spec.isEmpty {
+            if spec.resetPercent > 0, Double.random(in: 0..<100, using: &random) < spec.resetPercent {
+                plan.action = .reset
+                return plan
+            }
+            if let status = spec.pick(spec.statuses, roll: Double.random(in: 0..<100, using: &random)) {
+                plan.status = status
+                faults.append("status=\(status)")
+            }
+            if let delay = spec.pick(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
+                plan.delayNanoseconds = delay
+                faults.append("delay=\(delay / 1000)us")
+            }
+        }
+        if !faults.isEmpty { stamps.append((EchoStamp.fault, faults.joined(separator: ";"))) }
+
+        var body = allocator.buffer(capacity: 512)
+        body.writeString("{\"workload\":\(jsonString(identity.workload)),\"version\":\(jsonString(identity.version)),")
+        body.writeString("\"cluster\":\(jsonString(identity.cluster)),\"namespace\":\(jsonString(identity.namespace)),")
+        body.writeString("\"pod\":\(jsonString(identity.pod)),\"identity\":\(jsonString(identity.spiffeID)),")
+        body.writeString("\"caller\":\(jsonString(caller.identity)),\"caller_source\":\"\(caller.source)\",")
+        body.writeString("\"inflight\":\(inFlight),\"status\":\(plan.status),\"method\":\(jsonString(request.method)),")
+        body.writeString("\"path\":\(jsonString(request.path)),\"request_body_bytes\":\(request.bodyLength)")
+        if !faults.isEmpty { body.writeString(",\"fault\":\(jsonString(faults.joined(separator: ";")))") }
+        body.writeString("}")
+        if let size = spec.pick(spec.sizes, roll: Double.random(in: 0..<100, using: &random)), size > body.readableBytes + 1 {
+            // Pad inside the JSON so the body stays valid: "pad":"xxxx".
+            body.moveWriterIndex(to: body.writerIndex - 1)
+            let overhead = ",\"pad\":\"\"}".utf8.count
+            let padding = max(0, size - body.readableBytes - overhead)
+            body.writeString(",\"pad\":\"")
+            body.writeRepeatingByte(UInt8(ascii: "x"), count: padding)
+            body.writeString("\"}")
+        } else {
+            body.writeString("\n")
+        }
+        stamps.append(("content-type", "application/json"))
+        plan.headers = stamps
+        plan.body = body
+        return plan
+    }
+}
+
+/// A JSON string literal with the required escapes.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    out.reserveCapacity(s.utf8.count + 2)
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    out += "\""
+    return out
+}

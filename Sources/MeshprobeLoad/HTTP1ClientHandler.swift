@@ -1,0 +1,72 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives the outcome of HTTP/1.1 requests on one keep-alive connection.
+protocol HTTP1ClientDelegate: AnyObject {
+    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, bodyLength: Int, keepAlive: Bool)
+    func http1Closed(error: (any Error)?)
+}
+
+/// One request at a time over NIOHTTP1's client codec, keep-alive.
+final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Never
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any HTTP1ClientDelegate)?
+    private var context: ChannelHandlerContext?
+    private var inFlight: UInt64?
+    private var responseHead: HTTPResponseHead?
+    private var bodyLength = 0
+    private var closed = false
+
+    var isUsable: Bool { context != nil && !closed }
+    var availableStreams: Int { isUsable && inFlight == nil ? 1 : 0 }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func send(method: String, target: LoadTarget, headers: [(name: String, value: String)], body: ByteBuffer?, token: UInt64) -> Bool {
+        guard let context, availableStreams > 0 else { return false }
+        inFlight = token
+        var h = HTTPHeaders()
+        h.reserveCapacity(headers.count + 2)
+        h.add(name: "host", value: target.authority)
+        for (name, value) in headers { h.add(name: name, value: value) }
+        if let body { h.add(name: "content-length", value: String(body.readableBytes)) }
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.path, headers: h)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        return true
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            responseHead = head
+            bodyLength = 0
+        case .body(let buffer):
+            bodyLength += buffer.readableBytes
+        case .end:
+            guard let head = responseHead, let token = inFlight else { return }
+            responseHead = nil
+            inFlight = nil
+            delegate?.http1Response(token: token, status: Int(head.status.code), headers: head.headers,
+                                    bodyLength: bodyLength, keepAlive: head.isKeepAlive)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        delegate?.http1Closed(error: nil)
+        context.fireChannelInactive()
+    }
+
+    /// The token of the request in flight, if any.
+    var pendingToken: UInt64? { inFlight }
+}

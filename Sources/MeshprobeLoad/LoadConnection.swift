@@ -1,0 +1,409 @@
+import MeshprobeHTTP2
+import MeshprobeIdentity
+import MeshprobeTLS
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One connection slot of a worker: connects (TCP, TLS, ALPN), carries requests, reconnects when lost.
+///
+/// Confined to its worker's event loop; every method runs there.
+final class LoadConnection {
+    enum State { case idle, connecting, handshaking, ready, dead }
+
+    unowned let worker: LoadWorker
+    let target: LoadTarget
+    let address: SocketAddress
+    let request: HTTP2Request
+    private(set) var state: State = .idle
+    private var channel: (any Channel)?
+    private var h2: HTTP2ClientConnectionHandler?
+    private var h1: HTTP1ClientHandler?
+    /// The TLS peer's SPIFFE ID (or subject) on the current connection.
+    private var tlsPeer: String = ""
+    /// The identity of the last response on this connection; errors are attributed to it.
+    private var lastIdentity: WorkloadIdentity?
+    /// Start time (ns) of each request in flight, by token.
+    private(set) var inFlight: [UInt64: UInt64] = [:]
+    private var nextToken: UInt64 = 0
+    private var consecutiveFailures = 0
+    private var connectStart: UInt64 = 0
+    /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
+    private var closeReason: (kind: ErrorKind, message: String)?
+    private var timedOut = false
+
+    init(worker: LoadWorker, target: LoadTarget, address: SocketAddress, request: HTTP2Request) {
+        self.worker = worker
+        self.target = target
+        self.address = address
+        self.request = request
+    }
+
+    var inFlightCount: Int { inFlight.count }
+    var isDead: Bool { state == .dead }
+
+    // MARK: connecting
+
+    func connect() {
+        guard !worker.finished, state == .idle else { return }
+        state = .connecting
+        closeReason = nil
+        timedOut = false
+        worker.result.connectAttempts += 1
+        connectStart = worker.now()
+        let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.connectTimeout * 1e9))
+        ClientBootstrap(group: worker.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(timeout)
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel): self.connected(channel)
+                case .failure(let error): self.failedToConnect(error)
+                }
+            }
+    }
+
+    private func connected(_ channel: any Channel) {
+        guard !worker.finished else {
+            channel.close(promise: nil)
+            return
+        }
+        self.channel = channel
+        worker.result.connectionsEstablished += 1
+        let sync = channel.pipeline.syncOperations
+        do {
+            try sync.addHandler(ConnectionEventsHandler(owner: self))
+            if target.scheme == .https, let tls = worker.configuration.tls {
+                state = .handshaking
+                let sni = worker.configuration.serverName ?? (target.hostIsIPLiteral ? nil : target.host)
+                try sync.addHandler(tls.makeHandler(serverName: sni), position: .first)
+            } else {
+                try install(http2: worker.configuration.httpVersion != .http1)
+            }
+        } catch {
+            closeReason = (.connectFailed, "could not set up the connection: \(error)")
+            channel.close(promise: nil)
+        }
+    }
+
+    private func failedToConnect(_ error: any Error) {
+        let (kind, message) = Self.classifyConnectError(error, target: target)
+        worker.result.recordConnectionFailure(kind, explanation: message)
+        worker.lastConnectionFailure = (kind, message)
+        state = .idle
+        consecutiveFailures += 1
+        scheduleReconnect()
+    }
+
+    static func classifyConnectError(_ error: any Error, target: LoadTarget) -> (ErrorKind, String) {
+        if let e = error as? ChannelError, case .connectTimeout = e {
+            return (.connectTimeout, "connecting to \(target.authority) timed out")
+        }
+        if let e = error as? IOError {
+            if e.errnoCode == ECONNREFUSED { return (.connectRefused, "\(target.authority) refused the connection (nothing listening?)") }
+            return (.connectFailed, "connecting to \(target.authority) failed: \(e)")
+        }
+        return (.connectFailed, "connecting to \(target.authority) failed: \(error)")
+    }
+
+    /// TLS is done: record it and install the protocol ALPN chose.
+    func handshakeCompleted(_ event: TLSHandshakeCompleted) {
+        guard state == .handshaking else { return }
+        let r = worker
+        r.result.tlsHandshakes += 1
+        if event.resumed { r.result.tlsResumed += 1 }
+        _ = r.result.handshakeLatency.record(max(1, (r.now() &- connectStart) / 1000))
+        r.result.tlsVersions[event.version, default: 0] += 1
+        r.result.negotiatedProtocols[event.negotiatedProtocol ?? "(none)", default: 0] += 1
+        tlsPeer = event.peer?.spiffeID?.description ?? event.peer?.subject ?? ""
+        if !tlsPeer.isEmpty { r.result.peerIdentities[tlsPeer, default: 0] += 1 }
+        let alpn = event.negotiatedProtocol
+        let wantsH2: Bool
+        switch r.configuration.httpVersion {
+        case .http2:
+            guard alpn == "h2" else {
+                closeReason = (.tlsALPNMismatch, "HTTP/2 was required but the server's ALPN answer was \(alpn.map { "'\($0)'" } ?? "none")")
+                channel?.close(promise: nil)
+                return
+            }
+            wantsH2 = true
+        case .http1: wantsH2 = false
+        case .auto: wantsH2 = alpn == "h2"
+        }
+        do {
+            try install(http2: wantsH2)
+        } catch {
+            closeReason = (.protocolError, "could not install the HTTP handler: \(error)")
+            channel?.close(promise: nil)
+        }
+    }
+
+    private func install(http2: Bool) throws {
+        guard let channel else { return }
+        let sync = channel.pipeline.syncOperations
+        let events = try sync.handler(type: ConnectionEventsHandler.self)
+        if http2 {
+            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: false, delegate: self)
+            h2 = handler
+            state = .handshaking  // ready when the peer's SETTINGS arrive
+            try sync.addHandler(handler, position: .before(events))
+        } else {
+            let handler = HTTP1ClientHandler()
+            handler.delegate = self
+            h1 = handler
+            try sync.addHTTPClientHandlers(position: .before(events))
+            try sync.addHandler(handler, position: .before(events))
+            becameReady()
+        }
+    }
+
+    private func becameReady() {
+        state = .ready
+        pump(flush: true)
+    }
+
+    /// An error reached the end of the pipeline: remember why, then close.
+    func errorCaught(_ error: any Error) {
+        if let tlsError = error as? TLSError {
+            if closeReason == nil { closeReason = (tlsError.kind, tlsError.message) }
+        } else if closeReason == nil {
+            closeReason = (.connectionLost, "\(error)")
+        }
+        channel?.close(promise: nil)
+    }
+
+    /// The channel is gone. Everything in flight has been accounted for by the protocol handler's callbacks.
+    func channelClosed() {
+        guard channel != nil || state != .idle else { return }
+        let wasReady = h2 != nil || h1 != nil
+        if let h1, let token = h1.pendingToken, inFlight.removeValue(forKey: token) != nil {
+            recordFailure(.connectionLost, message: "the server closed the HTTP/1.1 connection with a request in flight")
+        }
+        // Anything the handlers did not report (should be nothing) is still counted, never dropped.
+        for _ in inFlight {
+            recordFailure(closeReason?.kind ?? .connectionLost, message: closeReason?.message ?? "connection lost")
+        }
+        inFlight.removeAll(keepingCapacity: true)
+        let everReady = wasReady && state == .ready
+        if !everReady && !timedOut {
+            let reason = closeReason ?? (.tlsHandshakeFailed, "the connection to \(target.authority) closed before it could carry requests")
+            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
+            worker.lastConnectionFailure = reason
+            consecutiveFailures += 1
+        }
+        channel = nil
+        h2 = nil
+        h1 = nil
+        lastIdentity = nil
+        tlsPeer = ""
+        state = .idle
+        scheduleReconnect()
+    }
+
+    private func scheduleReconnect() {
+        guard !worker.finished else { return }
+        if consecutiveFailures >= worker.configuration.maxConsecutiveConnectFailures {
+            state = .dead
+            worker.connectionStateChanged()
+            return
+        }
+        if !worker.wantsMoreRequests {
+            worker.connectionStateChanged()
+            return
+        }
+        let delayMs = consecutiveFailures == 0 ? 0 : min(1000, 50 << min(consecutiveFailures, 5))
+        if delayMs == 0 {
+            connect()
+        } else {
+            worker.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(delayMs))) { self.connect() }
+        }
+        worker.connectionStateChanged()
+    }
+
+    // MARK: sending
+
+    /// Sends as many requests as the connection and the budget allow.
+    func pump(flush: Bool) {
+        guard state == .ready else { return }
+        var sent = false
+        if let h2 {
+            while h2.availableStreams > 0, let now = worker.takeRequest() {
+                let token = nextToken
+                nextToken &+= 1
+                guard h2.send(request, token: token) else {
+                    worker.returnRequest()
+                    break
+                }
+                inFlight[token] = now
+                worker.result.requestsSent += 1
+                sent = true
+            }
+            if sent && flush { h2.flush() }
+        } else if let h1 {
+            if h1.availableStreams > 0, let now = worker.takeRequest() {
+                let token = nextToken
+                nextToken &+= 1
+                if h1.send(method: request.method, target: target, headers: worker.configuration.headers,
+                           body: request.body, token: token) {
+                    inFlight[token] = now
+                    worker.result.requestsSent += 1
+                } else {
+                    worker.returnRequest()
+                }
+            }
+        }
+    }
+
+    /// Counts requests older than the timeout and closes the connection so their streams are freed.
+    func expireRequests(olderThan cutoff: UInt64) {
+        var expired = 0
+        for (token, start) in inFlight where start < cutoff {
+            inFlight.removeValue(forKey: token)
+            expired += 1
+        }
+        guard expired > 0 else { return }
+        recordFailure(.requestTimeout, count: expired,
+                      message: "no response within \(worker.configuration.requestTimeout)s")
+        timedOut = true
+        closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
+        channel?.close(promise: nil)
+    }
+
+    /// Stops the connection at the end of the run; in-flight requests are counted with `kind`.
+    func shutdown(inFlightAs kind: ErrorKind) {
+        if !inFlight.isEmpty {
+            recordFailure(kind, count: inFlight.count, message: "the run ended with the request in flight")
+            inFlight.removeAll()
+        }
+        state = .dead
+        channel?.close(promise: nil)
+    }
+
+    // MARK: recording
+
+    private func identity(from headers: [HTTP2Header]) -> WorkloadIdentity {
+        var id = WorkloadIdentity(identity: tlsPeer)
+        let identityHeader = worker.configuration.identityHeader
+        for header in headers {
+            let name = header.name
+            if name.hasPrefix("x-meshprobe-") {
+                switch name {
+                case EchoStamp.workload: id.workload = header.value
+                case EchoStamp.version: id.version = header.value
+                case EchoStamp.cluster: id.cluster = header.value
+                case EchoStamp.identity: if id.identity.isEmpty { id.identity = header.value }
+                case EchoStamp.caller: worker.result.callersSeen[header.value, default: 0] += 1
+                default: break
+                }
+            }
+            if let identityHeader, name == identityHeader, id.workload.isEmpty { id.workload = header.value }
+        }
+        return id
+    }
+
+    private func recordResponse(token: UInt64, status: Int, identity: () -> WorkloadIdentity) {
+        guard let start = inFlight.removeValue(forKey: token) else { return }
+        let micros = (worker.now() &- start) / 1000
+        let id = identity()
+        lastIdentity = id
+        worker.result.recordResponse(status: status, latencyMicros: micros, identity: id)
+        worker.responseRecorded()
+    }
+
+    private func recordFailure(_ kind: ErrorKind, count: Int = 1, message: String) {
+        let id = lastIdentity ?? (tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer))
+        worker.result.recordError(kind, identity: id ?? .unknown, count: count, explanation: message)
+        worker.responseRecorded()
+    }
+}
+
+extension LoadConnection: HTTP2ClientDelegate {
+    func http2ConnectionReady(_ connection: HTTP2ClientConnectionHandler) {
+        if state == .handshaking {
+            consecutiveFailures = 0
+            becameReady()
+        } else {
+            pump(flush: true)
+        }
+    }
+
+    func http2Response(_ connection: HTTP2ClientConnectionHandler, token: UInt64, response: HTTP2Response) {
+        recordResponse(token: token, status: response.status) { identity(from: response.headers) }
+        pump(flush: false)
+    }
+
+    func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
+        guard inFlight.removeValue(forKey: token) != nil else { return }
+        let kind: ErrorKind
+        let message: String
+        switch failure {
+        case .reset(let code):
+            kind = .streamReset
+            message = "the server reset the stream (RST_STREAM error code \(code))"
+        case .refusedByGoAway(let last, let code):
+            kind = .goAway
+            message = "the server sent GOAWAY (last stream \(last), error code \(code)) before answering"
+        case .connectionLost:
+            if let reason = closeReason {
+                kind = reason.kind
+                message = reason.message
+            } else {
+                kind = .connectionLost
+                message = "the connection closed with the request in flight"
+            }
+        case .protocolError(let text):
+            kind = .protocolError
+            message = "HTTP/2 protocol error: \(text)"
+        }
+        recordFailure(kind, message: message)
+        pump(flush: false)
+    }
+
+    func http2GoAwayReceived(_ connection: HTTP2ClientConnectionHandler, errorCode: UInt32) {}
+
+    func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?) {}
+}
+
+extension LoadConnection: HTTP1ClientDelegate {
+    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, bodyLength: Int, keepAlive: Bool) {
+        recordResponse(token: token, status: status) {
+            identity(from: headers.map { HTTP2Header($0.name.lowercased(), $0.value) })
+        }
+        if keepAlive {
+            pump(flush: true)
+        } else {
+            channel?.close(promise: nil)
+        }
+    }
+
+    func http1Closed(error: (any Error)?) {}
+}
+
+/// Sits last in a load connection's pipeline: forwards TLS completion, errors and closure to the owner.
+final class ConnectionEventsHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = Any
+
+    private let owner: LoadConnection
+
+    init(owner: LoadConnection) {
+        self.owner = owner
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let done = event as? TLSHandshakeCompleted {
+            owner.handshakeCompleted(done)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        owner.errorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        owner.channelClosed()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}

@@ -1,0 +1,87 @@
+import MeshprobeIdentity
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Runs a closed-model load: `connections` x `streamsPerConnection`, spread over one event loop per core,
+/// until the request budget or the duration is used up.
+public final class LoadGenerator: Sendable {
+    public let configuration: LoadConfiguration
+    private let group: any EventLoopGroup
+    private let workers: NIOLockedValueBox<[NIOLoopBound<LoadWorker>]> = .init([])
+
+    public init(configuration: LoadConfiguration, group: any EventLoopGroup) {
+        self.configuration = configuration
+        self.group = group
+    }
+
+    /// Resolves the targets' addresses once, up front.
+    static func resolve(_ targets: [LoadTarget]) throws(LoadConfigurationError) -> [SocketAddress] {
+        var addresses: [SocketAddress] = []
+        for target in targets {
+            do {
+                addresses.append(try SocketAddress.makeAddressResolvingHost(target.host, port: target.port))
+            } catch {
+                throw LoadConfigurationError(field: "URL", value: target.description, reason: "cannot resolve host '\(target.host)': \(error)")
+            }
+        }
+        return addresses
+    }
+
+    /// Runs to completion and returns the merged result.
+    public func run() async throws -> LoadResult {
+        try configuration.validate()
+        let addresses = try Self.resolve(configuration.targets)
+        let loops = Array(group.makeIterator())
+        let loopCount = max(1, min(loops.count, configuration.connections))
+        // Connection j goes to loop j % loopCount and to target j % targets.count.
+        var slots = Array(repeating: [(LoadTarget, SocketAddress)](), count: loopCount)
+        for j in 0..<configuration.connections {
+            let t = j % configuration.targets.count
+            slots[j % loopCount].append((configuration.targets[t], addresses[t]))
+        }
+        // The request budget is shared in proportion to connections.
+        var budgets: [Int?] = Array(repeating: nil, count: loopCount)
+        if let total = configuration.requests {
+            var assigned = 0
+            for i in 0..<loopCount {
+                let share = i == loopCount - 1 ? total - assigned : total * slots[i].count / configuration.connections
+                budgets[i] = share
+                assigned += share
+            }
+        }
+        var futures: [EventLoopFuture<LoadResult>] = []
+        for i in 0..<loopCount {
+            let loop = loops[i]
+            let promise = loop.makePromise(of: LoadResult.self)
+            let configuration = self.configuration
+            let slotList = slots[i].map { SlotBox(target: $0.0, address: $0.1) }
+            let budget = budgets[i]
+            let workers = self.workers
+            loop.execute {
+                let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget,
+                                        slots: slotList.map { ($0.target, $0.address) }, promise: promise)
+                workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
+                worker.start()
+            }
+            futures.append(promise.futureResult)
+        }
+        var merged = LoadResult()
+        for future in futures {
+            merged.merge(try await future.get())
+        }
+        return merged
+    }
+
+    /// Asks every worker to stop: no new requests; in-flight ones get `grace` seconds. Safe from any thread.
+    public func stop(grace: Double = 1.0) {
+        for bound in workers.withLockedValue({ $0 }) {
+            bound.eventLoop.execute { bound.value.stop(grace: grace) }
+        }
+    }
+}
+
+private struct SlotBox: Sendable {
+    var target: LoadTarget
+    var address: SocketAddress
+}

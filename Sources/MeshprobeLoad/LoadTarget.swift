@@ -1,0 +1,86 @@
+/// One URL a load run sends to.
+public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
+    public enum Scheme: String, Sendable { case http, https }
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    /// Path and query, starting with `/`.
+    public var path: String
+
+    /// The `:authority` (HTTP/2) or `Host` (HTTP/1.1) value.
+    public var authority: String {
+        let defaultPort = scheme == .https ? 443 : 80
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? h : "\(h):\(port)"
+    }
+
+    public var description: String { "\(scheme.rawValue)://\(authority)\(path)" }
+
+    /// True when the host is an IPv4 or IPv6 literal (no SNI is sent for those).
+    public var hostIsIPLiteral: Bool {
+        if host.contains(":") { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    public init(scheme: Scheme, host: String, port: Int, path: String) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+    }
+
+    /// Parses `http://host[:port][/path]` and `https://...`, with `[v6]` literals.
+    public init(parsing url: String) throws(LoadConfigurationError) {
+        let fail = { (reason: String) in LoadConfigurationError(field: "URL", value: url, reason: reason) }
+        guard let schemeEnd = url.range(of: "://") else {
+            throw fail("expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")
+        }
+        guard let scheme = Scheme(rawValue: url[..<schemeEnd.lowerBound].lowercased()) else {
+            throw fail("the scheme must be http (h2c or HTTP/1.1) or https (TLS)")
+        }
+        let rest = url[schemeEnd.upperBound...]
+        let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var hostPort = rest[..<pathStart]
+        var path = String(rest[pathStart...])
+        if path.isEmpty { path = "/" } else if path.hasPrefix("?") { path = "/" + path }
+        if hostPort.contains("@") { throw fail("user info in the URL is not supported") }
+        if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
+        var host: String
+        var port = scheme == .https ? 443 : 80
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { throw fail("unterminated IPv6 literal") }
+            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
+            hostPort = hostPort[hostPort.index(after: close)...]
+            if hostPort.hasPrefix(":") {
+                guard let p = Int(hostPort.dropFirst()), (1...65535).contains(p) else { throw fail("the port must be 1-65535") }
+                port = p
+            } else if !hostPort.isEmpty {
+                throw fail("unexpected text after the IPv6 literal")
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = String(hostPort[..<colon])
+            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else {
+                throw fail("the port must be 1-65535")
+            }
+            port = p
+        } else {
+            host = String(hostPort)
+        }
+        if host.isEmpty { throw fail("the host is empty") }
+        self.init(scheme: scheme, host: host, port: port, path: path)
+    }
+}
+
+/// A bad value for a load setting: names the setting, the value and what was expected.
+public struct LoadConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var field: String
+    public var value: String
+    public var reason: String
+    public init(field: String, value: String, reason: String) {
+        self.field = field
+        self.value = value
+        self.reason = reason
+    }
+    public var description: String { "\(field) '\(value)': \(reason)" }
+}

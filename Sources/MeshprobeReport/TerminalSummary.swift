@@ -1,0 +1,83 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+
+/// The end-of-run summary for a terminal or a CI log: aligned tables, colours only when asked.
+public struct TerminalSummary {
+    public var color: Bool
+
+    public init(color: Bool) {
+        self.color = color
+    }
+
+    private func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
+    private func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
+
+    public func render(_ report: LoadReport) -> String {
+        var out = ""
+        let s = report.summary
+        out += bold("meshprobe load") + "  \(report.meta.targets.joined(separator: " "))  c=\(report.meta.connections) m=\(report.meta.streamsPerConnection)\n"
+        out += "requests:   \(s.requests) total, \(s.succeeded) succeeded, \(s.failed) failed\(s.aborted ? " (aborted)" : "")\n"
+        out += String(format: "throughput: %.1f req/s over %.3f s\n", s.rps, s.elapsedSeconds)
+        let l = s.latencyMs
+        out += String(format: "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n",
+                      l.p50, l.p90, l.p99, l.p999, l.max, l.mean)
+        if !s.statuses.isEmpty {
+            let statuses = s.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            out += "statuses:   \(statuses)\n"
+        }
+        let c = report.connections
+        var conn = "connections: \(c.established) established of \(c.attempts) attempts"
+        if c.tlsHandshakes > 0 {
+            conn += String(format: ", %d TLS handshakes (%d resumed, p50 %.3f ms)", c.tlsHandshakes, c.tlsResumed, c.handshakeMs.p50)
+        }
+        if !c.protocols.isEmpty {
+            conn += ", ALPN " + c.protocols.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
+        out += conn + "\n"
+        let failures = c.failures.filter { $0.value > 0 }
+        if !s.errors.isEmpty || !failures.isEmpty {
+            out += red(bold("errors")) + "\n"
+            for (kind, count) in s.errors.sorted(by: { $0.key < $1.key }) {
+                out += "  \(kind): \(count) requests\n"
+            }
+            for (kind, count) in failures.sorted(by: { $0.key < $1.key }) {
+                out += "  \(kind): \(count) connection attempts\n"
+            }
+            let kinds = Set(s.errors.keys).union(failures.keys)
+            for kind in kinds.sorted() {
+                if let why = s.errorExplanations[kind] { out += "  why \(kind): \(why)\n" }
+            }
+        }
+        out += "\n" + bold("by workload identity") + "\n"
+        let header = ["workload", "version", "cluster", "identity", "requests", "share", "errors", "p50 ms", "p99 ms"]
+        var rows: [[String]] = []
+        for w in report.workloads {
+            rows.append([
+                w.workload.isEmpty ? "-" : w.workload, w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
+                w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
+                String(w.errors), String(format: "%.3f", w.latencyMs.p50), String(format: "%.3f", w.latencyMs.p99),
+            ])
+        }
+        out += Self.table(header: header, rows: rows, rightAligned: Set(4..<9))
+        return out
+    }
+
+    /// Renders columns padded to their widest cell.
+    public static func table(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
+                return rightAligned.contains(i) ? pad + cell : cell + pad
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+        }
+        var out = line(header)
+        for row in rows { out += line(row) }
+        if rows.isEmpty { out += "(no responses)\n" }
+        return out
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeReport
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Runs the main job on an embedded default: a throwaway CA, two echo workloads, an mTLS load, a verdict.",
+        discussion: """
+            Everything runs in this process on 127.0.0.1: a CA for trust domain demo.meshprobe.local, SVIDs for \
+            reviews v1 and v2 and for the prober (productpage), two mTLS echo workloads, then a load over HTTP/2 \
+            that verifies every server's SPIFFE ID. Exit 0 when every check holds.
+            """
+    )
+
+    @Option(name: [.short, .customLong("requests")], help: "Requests to send.")
+    var requests: Int = 4000
+
+    @Option(name: [.short, .customLong("connections")], help: "Connections (spread over both workloads).")
+    var connections: Int = 4
+
+    @Option(name: [.short, .customLong("streams")], help: "Streams per connection.")
+    var streams: Int = 10
+
+    @Option(help: "Write the JSON result to this file.")
+    var json: String?
+
+    @Option(help: "Keep the demo's certificates in this directory (default: a temporary directory, removed).")
+    var keep: String?
+
+    static let trustDomain = "demo.meshprobe.local"
+
+    func run() async throws {
+        guard requests > 0, connections > 0, streams > 0 else { throw CLIError.badInput("--requests, --connections and --streams must be positive") }
+        let fm = FileManager.default
+        let dir = keep ?? (NSTemporaryDirectory() + "meshprobe-demo-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { if keep == nil { try? fm.removeItem(atPath: dir) } }
+
+        // 1. A throwaway CA and SVIDs.
+        let ca: IssuedCertificate
+        var svids: [String: IssuedCertificate] = [:]
+        do {
+            ca = try LabPKI.makeCA(trustDomain: Self.trustDomain, validFor: 86400)
+            for sa in ["reviews", "productpage"] {
+                svids[sa] = try LabPKI.issue(by: ca, uriSANs: ["spiffe://\(Self.trustDomain)/ns/bookinfo/sa/\(sa)"],
+                                             dnsNames: ["\(sa).bookinfo.svc.cluster.local"])
+            }
+        } catch {
+            throw CLIError(message: "could not create the demo PKI: \(error.message)", exitCode: 2)
+        }
+        for (sa, svid) in svids {
+            try writeFiles("\(dir)/\(sa)", [("cert-chain.pem", svid.certificatePEM, false), ("key.pem", svid.privateKeyPEM, true),
+                                           ("root-cert.pem", ca.certificatePEM, false)])
+        }
+        printLine("1. CA for spiffe://\(Self.trustDomain) and SVIDs in \(dir)")
+
+        // 2. Two echo workloads, mTLS required.
+        let group = MultiThreadedEventLoopGroup.singleton
+        var servers: [EchoServer] = []
+        for version in ["v1", "v2"] {
+            var tls = TLSConfiguration(role: .server)
+            tls.certificateChainFile = "\(dir)/reviews/cert-chain.pem"
+            tls.privateKeyFile = "\(dir)/reviews/key.pem"
+            tls.requireClientCertificate = true
+            tls.applicationProtocols = ["h2", "http/1.1"]
+            var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "demo",
+                                                                 namespace: "bookinfo", pod: "reviews-\(version)-demo"))
+            echo.host = "127.0.0.1"
+            echo.port = 0
+            do {
+                try tls.trustBundles.add(pemFile: "\(dir)/reviews/root-cert.pem", trustDomain: Self.trustDomain)
+                echo.tls = try TLSContext(configuration: tls)
+                servers.append(try await EchoServer.start(echo, group: group))
+            } catch {
+                throw CLIError(message: "could not start the echo workload reviews-\(version): \(error)", exitCode: 2)
+            }
+            printLine("2. echo workload reviews \(version) on https://\(servers.last!.localAddress.ipAddress ?? "127.0.0.1"):\(servers.last!.localAddress.port ?? 0) (mTLS)")
+        }
+        defer { for server in servers { Task { await server.close() } } }
+
+        // 3. mTLS load over HTTP/2 against both, verifying the servers' SPIFFE IDs.
+        let urls = servers.map { "https://127.0.0.1:\($0.localAddress.port ?? 0)/reviews" }
+        var load = LoadConfiguration(targets: try urls.map { try LoadTarget(parsing: $0) })
+        load.connections = max(connections, 2)
+        load.streamsPerConnection = streams
+        load.requests = requests
+        load.httpVersion = .http2
+        var client = TLSConfiguration(role: .client)
+        client.certificateChainFile = "\(dir)/productpage/cert-chain.pem"
+        client.privateKeyFile = "\(dir)/productpage/key.pem"
+        client.applicationProtocols = ["h2"]
+        let expectedServer = try SPIFFEID(parsing: "spiffe://\(Self.trustDomain)/ns/bookinfo/sa/reviews")
+        let prober = "spiffe://\(Self.trustDomain)/ns/bookinfo/sa/productpage"
+        client.expectedPeer = .spiffeID(expectedServer)
+        do {
+            try client.trustBundles.add(pemFile: "\(dir)/productpage/root-cert.pem", trustDomain: Self.trustDomain)
+            load.tls = try TLSContext(configuration: client)
+        } catch {
+            throw CLIError(message: "could not set up the prober's TLS: \(error)", exitCode: 2)
+        }
+        printLine("3. load: \(load.requests ?? 0) requests, c=\(load.connections) m=\(streams), HTTP/2 over mTLS as \(prober), expecting \(expectedServer)\n")
+        let started = Date()
+        let generator = LoadGenerator(configuration: load, group: group)
+        let result = try await generator.run()
+        let report = LoadReport(result: result, configuration: load, commandLine: CommandLine.arguments, startedAt: started,
+                                version: Meshprobe.version)
+        print(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
+
+        // 4. The verdict.
+        var checks: [(String, Bool)] = []
+        checks.append(("every request succeeded (\(result.succeeded)/\(requests))", result.succeeded == requests))
+        let versions = Set(result.identities.keys.map(\.version).filter { !$0.isEmpty })
+        checks.append(("both workloads answered (\(versions.sorted().joined(separator: ", ")))", versions == ["v1", "v2"]))
+        let peersOK = result.peerIdentities.keys.allSatisfy { $0 == expectedServer.description } && !result.peerIdentities.isEmpty
+        checks.append(("every server presented \(expectedServer)", peersOK))
+        let callerCount = result.callersSeen[prober, default: 0]
+        checks.append(("mTLS in effect: the workloads saw caller \(prober) on \(callerCount)/\(result.responses) responses",
+                       callerCount == result.responses && callerCount > 0))
+        printLine("verdict")
+        for (text, ok) in checks { printLine("  \(ok ? "PASS" : "FAIL")  \(text)") }
+        let passed = checks.allSatisfy(\.1)
+        printLine(passed ? "PASS: the demo mesh behaves as declared" : "FAIL: see the checks above")
+        for server in servers { await server.close() }
+        servers.removeAll()
+        if !passed { throw CLIError(message: "demo verdict: FAIL", exitCode: 1) }
+    }
+}

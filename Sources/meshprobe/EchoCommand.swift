@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import MeshprobeEcho
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+
+struct EchoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo",
+        abstract: "The target workload: stamps its identity on every response, reports its caller, injects faults.",
+        discussion: """
+            HTTP/2 and HTTP/1.1 over mTLS (--ca requires client certificates), TLS, or plaintext (--h2c: \
+            prior-knowledge h2c and HTTP/1.1 on one port). Faults per request: ?status=503:50&delay=20ms:10&size=1024&close=5.
+            Example: meshprobe echo --listen 127.0.0.1:8443 --svid-dir ./svid-v1 --workload reviews --version v1
+            """
+    )
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen: String = "127.0.0.1:8443"
+
+    @OptionGroup(title: "Identity")
+    var identity: IdentityOptions
+
+    @Flag(name: .customLong("h2c"), help: "Serve plaintext (h2c with prior knowledge and HTTP/1.1) instead of TLS.")
+    var h2c = false
+
+    @Flag(name: .customLong("no-client-cert"), help: "With TLS, do not require a client certificate even when a CA is given.")
+    var noClientCert = false
+
+    @Option(help: "Workload name to stamp (default: $MESHPROBE_WORKLOAD, else the pod name without its hash).")
+    var workload: String?
+
+    @Option(name: .customLong("version"), help: "Workload version to stamp (default: $MESHPROBE_VERSION).")
+    var workloadVersion: String?
+
+    @Option(help: "Cluster name to stamp (default: $MESHPROBE_CLUSTER).")
+    var cluster: String?
+
+    @Option(help: "Namespace to stamp (default: $POD_NAMESPACE).")
+    var namespace: String?
+
+    @Option(name: .customLong("max-delay"), help: "Largest delay a request may ask for.")
+    var maxDelay: String = "10s"
+
+    @Option(name: .customLong("max-size"), help: "Largest response body a request may ask for, bytes.")
+    var maxSize: Int = 1 << 20
+
+    static func splitHostPort(_ text: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"),
+              let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CLIError.badInput("--listen '\(text)': expected HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    func makeConfiguration() throws -> EchoConfiguration {
+        let env = ProcessInfo.processInfo.environment
+        let pod = env["POD_NAME"] ?? ProcessInfo.processInfo.hostName
+        let defaultWorkload: String = {
+            // A Deployment's pod is NAME-<replicaset hash>-<pod hash>.
+            let parts = pod.split(separator: "-")
+            return parts.count > 2 ? parts.dropLast(2).joined(separator: "-") : pod
+        }()
+        let echoIdentity = EchoIdentity(
+            workload: workload ?? env["MESHPROBE_WORKLOAD"] ?? defaultWorkload,
+            version: workloadVersion ?? env["MESHPROBE_VERSION"] ?? "",
+            cluster: cluster ?? env["MESHPROBE_CLUSTER"] ?? "",
+            namespace: namespace ?? env["POD_NAMESPACE"] ?? "",
+            pod: pod)
+        var configuration = EchoConfiguration(identity: echoIdentity)
+        (configuration.host, configuration.port) = try Self.splitHostPort(listen)
+        configuration.limits.maxDelayNanoseconds = UInt64(try parseDuration(maxDelay, flag: "--max-delay") * 1e9)
+        guard maxSize >= 0 else { throw CLIError.badInput("--max-size must not be negative") }
+        configuration.limits.maxBodySize = maxSize
+        if !h2c {
+            let files = identity.files()
+            guard files.cert != nil else {
+                throw CLIError.badInput("TLS needs a certificate: --cert/--key or --svid-dir (or --h2c for plaintext)")
+            }
+            let hasBundle = files.ca != nil || !identity.trustBundles.isEmpty
+            configuration.tls = try identity.makeContext(
+                role: .server, alpn: ["h2", "http/1.1"], expectedPeer: nil, verifyPeer: hasBundle && !noClientCert,
+                serverName: nil, requireClientCertificate: hasBundle && !noClientCert)
+        }
+        configuration.log = { line in printError("meshprobe echo: \(line)") }
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
+        let server: EchoServer
+        do {
+            server = try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+        } catch {
+            throw CLIError.badInput("cannot listen on \(listen): \(error)")
+        }
+        let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
+        let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"
+        printLine("meshprobe echo: listening on \(server.localAddress) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
+        let stopped = AsyncStream<Void> { continuation in
+            let stopper = SignalStopper { continuation.finish() }
+            continuation.onTermination = { _ in stopper.cancel() }
+        }
+        for await _ in stopped {}
+        await server.close()
+        printLine("meshprobe echo: stopped after \(server.requestsServed) requests")
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import MeshprobeIdentity
+import MeshprobeTLS
+
+/// Where this process's SVID and trust bundles come from, and what it expects of its peer.
+struct IdentityOptions: ParsableArguments {
+    @Option(help: "Certificate chain (PEM, leaf first) to present.")
+    var cert: String?
+
+    @Option(help: "Private key (PEM) of --cert. Never printed.")
+    var key: String?
+
+    @Option(help: "Trust bundle (PEM CAs) used to verify the peer, for any trust domain.")
+    var ca: String?
+
+    @Option(name: .customLong("svid-dir"), help: "Directory with Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem.")
+    var svidDir: String?
+
+    @Option(name: .customLong("trust-bundle"), help: ArgumentHelp("Trust bundle for one trust domain, TRUST_DOMAIN=FILE (federation); repeatable.", valueName: "td=file"))
+    var trustBundles: [String] = []
+
+    /// Resolves the files to use: explicit flags win over the SVID directory.
+    func files() -> (cert: String?, key: String?, ca: String?) {
+        var cert = self.cert, key = self.key, ca = self.ca
+        if let dir = svidDir {
+            let url = URL(fileURLWithPath: dir)
+            cert = cert ?? url.appendingPathComponent("cert-chain.pem").path
+            key = key ?? url.appendingPathComponent("key.pem").path
+            let root = url.appendingPathComponent("root-cert.pem").path
+            if ca == nil, FileManager.default.fileExists(atPath: root) { ca = root }
+        }
+        return (cert, key, ca)
+    }
+
+    func validateFlags() throws {
+        if (cert == nil) != (key == nil) && svidDir == nil {
+            throw CLIError.badInput("--cert and --key go together: give both or neither")
+        }
+        if let dir = svidDir {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw CLIError.badInput("--svid-dir '\(dir)': no such directory")
+            }
+        }
+    }
+
+    /// Builds the trust bundles from --ca, root-cert.pem and --trust-bundle td=FILE.
+    func bundles() throws -> TrustBundles {
+        var bundles = TrustBundles()
+        do {
+            if let ca = files().ca { try bundles.add(pemFile: ca, trustDomain: nil) }
+            for spec in trustBundles {
+                guard let eq = spec.firstIndex(of: "=") else {
+                    throw CLIError.badInput("--trust-bundle '\(spec)': expected TRUST_DOMAIN=FILE")
+                }
+                let domain = String(spec[..<eq])
+                do {
+                    _ = try SPIFFEID(parsing: "spiffe://\(domain)")
+                } catch {
+                    throw CLIError.badInput("--trust-bundle '\(spec)': \(error)")
+                }
+                try bundles.add(pemFile: String(spec[spec.index(after: eq)...]), trustDomain: domain)
+            }
+        } catch let error as TLSError {
+            throw CLIError.badInput(error.message)
+        }
+        return bundles
+    }
+
+    /// A TLS context for this process in `role`.
+    func makeContext(role: TLSConfiguration.Role, alpn: [String], expectedPeer: PeerExpectation?, verifyPeer: Bool,
+                     serverName: String?, requireClientCertificate: Bool = false) throws -> TLSContext {
+        try validateFlags()
+        var configuration = TLSConfiguration(role: role)
+        let f = files()
+        configuration.certificateChainFile = f.cert
+        configuration.privateKeyFile = f.key
+        configuration.trustBundles = try bundles()
+        configuration.applicationProtocols = alpn
+        configuration.expectedPeer = expectedPeer
+        configuration.verifyPeer = verifyPeer
+        configuration.serverName = serverName
+        configuration.requireClientCertificate = requireClientCertificate
+        do {
+            return try TLSContext(configuration: configuration)
+        } catch {
+            throw CLIError.badInput(error.message)
+        }
+    }
+}

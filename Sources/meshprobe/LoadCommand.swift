@@ -1,0 +1,197 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeReport
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "HTTP/2 (or HTTP/1.1) load over mTLS, broken down by the workload identity that answered.",
+        discussion: """
+            Closed model: --connections x --streams requests in flight, as fast as responses come back, until \
+            --requests or --duration is used up. Several URLs spread the connections round-robin.
+            Example: meshprobe load https://127.0.0.1:8443/ --svid-dir ./svid -c 10 -m 10 -n 10000 \
+            --expect-peer spiffe://example.org/ns/default/sa/reviews
+            """
+    )
+
+    @Argument(help: "Target URLs: https:// (TLS, ALPN h2 then http/1.1) or http:// (h2c prior knowledge).")
+    var urls: [String]
+
+    @Option(name: [.short, .customLong("connections")], help: "Connections in total.")
+    var connections: Int = 1
+
+    @Option(name: [.short, .customLong("streams")], help: "Concurrent streams per connection (HTTP/2).")
+    var streams: Int = 1
+
+    @Option(name: [.short, .customLong("requests")], help: "Stop after this many requests.")
+    var requests: Int?
+
+    @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).")
+    var duration: String?
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.")
+    var headers: [String] = []
+
+    @Option(help: "Request method.")
+    var method: String = "GET"
+
+    @Option(help: "Request body; @FILE reads a file.")
+    var data: String?
+
+    @Option(help: "HTTP version: auto (ALPN; h2c for http://), 2, or 1.1.")
+    var http: String = "auto"
+
+    @OptionGroup(title: "Identity")
+    var identity: IdentityOptions
+
+    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).")
+    var expectPeer: String?
+
+    @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
+    var sni: String?
+
+    @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the server certificate.")
+    var insecure = false
+
+    @Option(help: "Per-request timeout (default 10s).")
+    var timeout: String = "10s"
+
+    @Option(name: .customLong("identity-header"), help: "Response header naming the workload that served it (e.g. x-served-by).")
+    var identityHeader: String?
+
+    @Option(help: "Write the JSON result to this file.")
+    var json: String?
+
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    func validate() throws {
+        if urls.isEmpty { throw ValidationError("give at least one target URL") }
+        if connections < 1 { throw ValidationError("--connections must be at least 1") }
+        if streams < 1 { throw ValidationError("--streams must be at least 1") }
+        if let requests, requests < 1 { throw ValidationError("--requests must be at least 1") }
+        if requests == nil && duration == nil { throw ValidationError("give --requests (-n), --duration (-d) or both, so the run ends on its own") }
+        if !["auto", "2", "1.1"].contains(http) { throw ValidationError("--http must be auto, 2 or 1.1") }
+    }
+
+    func makeConfiguration() throws -> LoadConfiguration {
+        var targets: [LoadTarget] = []
+        for url in urls {
+            do { targets.append(try LoadTarget(parsing: url)) } catch { throw CLIError.badInput(error.description) }
+        }
+        var configuration = LoadConfiguration(targets: targets)
+        configuration.connections = connections
+        configuration.streamsPerConnection = streams
+        configuration.requests = requests
+        configuration.duration = try duration.map { try parseDuration($0, flag: "--duration") }
+        configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
+        configuration.method = method.uppercased()
+        configuration.identityHeader = identityHeader?.lowercased()
+        configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
+                throw CLIError.badInput("-H '\(header)': expected 'name: value'")
+            }
+            let name = header[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name.hasPrefix(":") || ["connection", "transfer-encoding", "upgrade", "keep-alive"].contains(name) {
+                throw CLIError.badInput("-H '\(header)': '\(name)' cannot be set in HTTP/2")
+            }
+            configuration.headers.append((name, value))
+        }
+        if let data {
+            if data.hasPrefix("@") {
+                let path = String(data.dropFirst())
+                guard let bytes = FileManager.default.contents(atPath: path) else {
+                    throw CLIError.badInput("--data '\(data)': cannot read '\(path)'")
+                }
+                configuration.body = Array(bytes)
+            } else {
+                configuration.body = Array(data.utf8)
+            }
+        }
+        let expected: PeerExpectation?
+        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
+            throw CLIError.badInput("--expect-peer: \(error)")
+        }
+        if targets.contains(where: { $0.scheme == .https }) {
+            let alpn: [String]
+            switch configuration.httpVersion {
+            case .auto: alpn = ["h2", "http/1.1"]
+            case .http2: alpn = ["h2"]
+            case .http1: alpn = ["http/1.1"]
+            }
+            if !insecure && identity.files().ca == nil && identity.trustBundles.isEmpty {
+                throw CLIError.badInput("https needs a trust bundle to verify the server: --ca, --svid-dir or --trust-bundle (or -k to skip verification)")
+            }
+            configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
+                                                         verifyPeer: !insecure, serverName: sni)
+        } else if expected != nil {
+            throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
+        }
+        configuration.serverName = sni
+        do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
+        let started = Date()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let generator = LoadGenerator(configuration: configuration, group: group)
+        let signals = SignalStopper { generator.stop() }
+        defer { signals.cancel() }
+        if !quiet {
+            let bound = configuration.requests.map { "\($0) requests" } ?? ""
+            let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
+            printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(connections) m=\(streams), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
+        }
+        let result: LoadResult
+        do {
+            result = try await generator.run()
+        } catch let error as LoadConfigurationError {
+            throw CLIError.badInput(error.description)
+        }
+        let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
+                                startedAt: started, version: Meshprobe.version)
+        print(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report), terminator: "")
+        if let json {
+            do {
+                try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
+            } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
+        if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
+    }
+}
+
+/// Calls `onSignal` on SIGINT or SIGTERM (once), instead of dying, so a run can stop cleanly and report.
+// @unchecked: the array is immutable after init and dispatch sources are thread-safe objects that
+// Dispatch does not annotate as Sendable.
+final class SignalStopper: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ onSignal: @escaping @Sendable () -> Void) {
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { onSignal() }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

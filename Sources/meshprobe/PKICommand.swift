@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import MeshprobeIdentity
+import MeshprobeTLS
+
+struct PKICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pki",
+        abstract: "A throwaway SPIFFE CA and X509-SVIDs for labs, tests and game days.",
+        subcommands: [CA.self, Issue.self, Inspect.self]
+    )
+
+    struct CA: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a CA for a trust domain: OUT/ca.pem and OUT/ca-key.pem (mode 0600).",
+            discussion: "Example: meshprobe pki ca --trust-domain example.org --out ./pki")
+
+        @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.")
+        var trustDomain: String
+
+        @Option(help: "Output directory (created if missing).")
+        var out: String
+
+        @Option(help: "Validity in days.")
+        var days: Int = 365
+
+        func run() throws {
+            do { _ = try SPIFFEID(parsing: "spiffe://\(trustDomain)") } catch { throw CLIError.badInput("--trust-domain: \(error)") }
+            guard days > 0 else { throw CLIError.badInput("--days must be positive") }
+            let ca: IssuedCertificate
+            do { ca = try LabPKI.makeCA(trustDomain: trustDomain, validFor: days * 86400) } catch { throw CLIError.badInput(error.message) }
+            try writeFiles(out, [("ca.pem", ca.certificatePEM, false), ("ca-key.pem", ca.privateKeyPEM, true)])
+            printLine("CA for spiffe://\(trustDomain) written to \(out)/ca.pem (key: \(out)/ca-key.pem, mode 0600)")
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue an X509-SVID: OUT/cert-chain.pem, OUT/key.pem (0600), OUT/root-cert.pem (Istio/SPIRE names).",
+            discussion: """
+                Example: meshprobe pki issue --ca-dir ./pki --spiffe-id spiffe://example.org/ns/default/sa/reviews --out ./svid-reviews
+                Lab flags make deliberately bad certificates for testing verifiers: --expired, --not-yet-valid, --leaf-ca, --extra-uri.
+                """)
+
+        @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.")
+        var caDir: String
+
+        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).")
+        var spiffeID: String
+
+        @Option(name: .customLong("dns"), help: "DNS name SAN; repeatable.")
+        var dnsNames: [String] = []
+
+        @Option(name: .customLong("valid-for"), help: "Validity from now (24h, 30m, 7d is 168h).")
+        var validFor: String = "24h"
+
+        @Option(help: "Output directory (created if missing).")
+        var out: String
+
+        @Flag(help: "Lab: make a certificate that expired an hour ago.")
+        var expired = false
+
+        @Flag(name: .customLong("not-yet-valid"), help: "Lab: make a certificate valid only from tomorrow.")
+        var notYetValid = false
+
+        @Flag(name: .customLong("leaf-ca"), help: "Lab: mark the leaf as a CA (invalid for an SVID).")
+        var leafCA = false
+
+        @Option(name: .customLong("extra-uri"), help: "Lab: add another URI SAN (two URI SANs make an invalid SVID).")
+        var extraURIs: [String] = []
+
+        func run() throws {
+            let id: SPIFFEID
+            do { id = try SPIFFEID(parsing: spiffeID) } catch { throw CLIError.badInput("--spiffe-id: \(error)") }
+            let dir = URL(fileURLWithPath: caDir)
+            let caCert = dir.appendingPathComponent("ca.pem").path
+            let caKey = dir.appendingPathComponent("ca-key.pem").path
+            guard let certPEM = try? String(contentsOfFile: caCert, encoding: .utf8) else {
+                throw CLIError.badInput("--ca-dir: cannot read \(caCert)")
+            }
+            guard let keyPEM = try? String(contentsOfFile: caKey, encoding: .utf8) else {
+                throw CLIError.badInput("--ca-dir: cannot read \(caKey)")
+            }
+            let seconds = try parseDuration(validFor.hasSuffix("d") ? "\((Double(validFor.dropLast()) ?? -1) * 24)h" : validFor, flag: "--valid-for")
+            var notBefore = Date() - 300
+            var notAfter = Date() + seconds
+            if expired {
+                notBefore = Date() - 86400
+                notAfter = Date() - 3600
+            }
+            if notYetValid {
+                notBefore = Date() + 86400
+                notAfter = Date() + 86400 + seconds
+            }
+            let svid: IssuedCertificate
+            do {
+                svid = try LabPKI.issue(by: IssuedCertificate(certificatePEM: certPEM, privateKeyPEM: keyPEM),
+                                        uriSANs: [id.description] + extraURIs, dnsNames: dnsNames,
+                                        notBefore: notBefore, notAfter: notAfter, isCA: leafCA)
+            } catch {
+                throw CLIError.badInput(error.message)
+            }
+            try writeFiles(out, [("cert-chain.pem", svid.certificatePEM, false), ("key.pem", svid.privateKeyPEM, true),
+                                 ("root-cert.pem", certPEM, false)])
+            printLine("SVID \(id) written to \(out)/cert-chain.pem, key.pem (mode 0600), root-cert.pem")
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Describe the certificates in PEM files (never prints private keys).",
+            discussion: "Example: meshprobe pki inspect ./svid-reviews/cert-chain.pem")
+
+        @Argument(help: "PEM files.")
+        var files: [String]
+
+        func run() throws {
+            for file in files {
+                guard let pem = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw CLIError.badInput("cannot read '\(file)'")
+                }
+                let descriptions: [CertificateDescription]
+                do { descriptions = try LabPKI.describe(pem: pem, source: file) } catch { throw CLIError.badInput(error.message) }
+                printLine("\(file): \(descriptions.count) certificate(s)")
+                for d in descriptions { printLine(d.text) }
+            }
+        }
+    }
+}
+
+/// Writes files into a directory, private ones with mode 0600.
+func writeFiles(_ directory: String, _ files: [(name: String, contents: String, secret: Bool)]) throws {
+    let fm = FileManager.default
+    do {
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for file in files {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(file.name).path
+            guard fm.createFile(atPath: path, contents: Data(file.contents.utf8),
+                                attributes: [.posixPermissions: file.secret ? 0o600 : 0o644]) else {
+                throw CLIError(message: "cannot write \(path)", exitCode: 2)
+            }
+            if file.secret { try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
+        }
+    } catch let error as CLIError {
+        throw error
+    } catch {
+        throw CLIError(message: "cannot write to \(directory): \(error.localizedDescription)", exitCode: 2)
+    }
+}
