@@ -161,6 +161,7 @@ final class LoadConnection {
 
     private func becameReady() {
         state = .ready
+        consecutiveFailures = 0
         pump(flush: true)
     }
 
@@ -322,7 +323,6 @@ final class LoadConnection {
 extension LoadConnection: HTTP2ClientDelegate {
     func http2ConnectionReady(_ connection: HTTP2ClientConnectionHandler) {
         if state == .handshaking {
-            consecutiveFailures = 0
             becameReady()
         } else {
             pump(flush: true)

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// The command line: exit codes, the lab PKI, and the demo, run as a user would.
+@Suite(.timeLimit(.minutes(2))) struct CLITests {
+    @Test func usageErrorsExitWith2AndNameTheFlag() throws {
+        let noEnd = try run(meshprobeBinary, ["load", "http://127.0.0.1:1/"])
+        #expect(noEnd.status == 2)
+        #expect(noEnd.stderr.contains("--requests"))
+        let badURL = try run(meshprobeBinary, ["load", "-n", "1", "ftp://x/"])
+        #expect(badURL.status == 2)
+        #expect(badURL.stderr.contains("ftp://x/"))
+        let badHeader = try run(meshprobeBinary, ["load", "-n", "1", "-H", "nocolon", "http://127.0.0.1:1/"])
+        #expect(badHeader.status == 2)
+        #expect(badHeader.stderr.contains("nocolon"))
+        let noBundle = try run(meshprobeBinary, ["load", "-n", "1", "https://127.0.0.1:1/"])
+        #expect(noBundle.status == 2)
+        #expect(noBundle.stderr.contains("trust bundle"))
+        let missingKey = try run(meshprobeBinary, ["echo", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/key.pem"])
+        #expect(missingKey.status == 2)
+        #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
+    }
+
+    @Test func loadWhereNothingSucceedsExitsWith1() throws {
+        let port = try freePort()
+        let out = try run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)
+        #expect(out.status == 1)
+        #expect(out.stdout.contains("connect_refused"))
+    }
+
+    @Test func pkiIssuesSVIDsThatOpenSSLVerifies() throws {
+        let openssl = try #require(which("openssl"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
+        let issue = try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/default/sa/web",
+                                              "--dns", "web.default.svc", "--out", "\(dir)/web"])
+        #expect(issue.status == 0, "\(issue.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(dir)/web/key.pem")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let verify = try run(openssl, ["verify", "-CAfile", "\(dir)/web/root-cert.pem", "\(dir)/web/cert-chain.pem"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let text = try run(openssl, ["x509", "-in", "\(dir)/web/cert-chain.pem", "-noout", "-text"])
+        #expect(text.stdout.contains("URI:spiffe://example.org/ns/default/sa/web"))
+        #expect(text.stdout.contains("CA:FALSE"))
+        let inspect = try run(meshprobeBinary, ["pki", "inspect", "\(dir)/web/cert-chain.pem", "\(dir)/web/key.pem"])
+        #expect(inspect.stdout.contains("spiffe://example.org/ns/default/sa/web"))
+        #expect(!inspect.stdout.contains("PRIVATE KEY"))
+        let bad = try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://Example.org/x", "--out", "\(dir)/x"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--spiffe-id"))
+    }
+
+    @Test func demoShowsBothWorkloadsAndPasses() throws {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let out = try run(meshprobeBinary, ["demo", "-n", "1000", "--json", json], timeout: 90)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("PASS: the demo mesh behaves as declared"))
+        #expect(out.stdout.contains("v1"))
+        #expect(out.stdout.contains("v2"))
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summary = try #require(object["summary"] as? [String: Any])
+        #expect(summary["requests"] as? Int == 1000)
+        #expect(summary["succeeded"] as? Int == 1000)
+        let latency = try #require(summary["latency_ms"] as? [String: Any])
+        for key in ["p50", "p90", "p99", "p999", "max"] { #expect(latency[key] is Double || latency[key] is Int) }
+        // The published schema accepts it (Python's jsonschema, a real validator).
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/schema/load-result.schema.json").path
+        let python = try #require(which("python3"))
+        let check = try run(python, ["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')", json, schema])
+        #expect(check.stdout.contains("valid"), "\(check.stderr)")
+        let workloads = try #require(object["workloads"] as? [[String: Any]])
+        #expect(workloads.count == 2)
+        for w in workloads {
+            for key in ["identity", "workload", "version", "cluster", "requests", "latency_ms", "errors"] { #expect(w[key] != nil, "\(key)") }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+
+/// A temporary directory with a lab CA and SVIDs, removed at deinit.
+final class LabPKIFixture: @unchecked Sendable {  // @unchecked: immutable after init; tests only read it.
+    let directory: URL
+    let trustDomain: String
+    let ca: IssuedCertificate
+
+    init(trustDomain: String = "lab.meshprobe.test") throws {
+        self.trustDomain = trustDomain
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        ca = try LabPKI.makeCA(trustDomain: trustDomain)
+        try write("ca.pem", ca.certificatePEM)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    func id(_ sa: String, ns: String = "lab") -> String { "spiffe://\(trustDomain)/ns/\(ns)/sa/\(sa)" }
+
+    var caFile: String { directory.appendingPathComponent("ca.pem").path }
+
+    @discardableResult
+    func write(_ name: String, _ contents: String) throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try contents.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    /// Issues an SVID and writes `name.pem` and `name-key.pem`; returns (cert, key) paths.
+    func svid(_ name: String, uris: [String], dns: [String] = [], notBefore: Date = Date() - 300,
+              notAfter: Date = Date() + 3600, isCA: Bool = false, by issuer: IssuedCertificate? = nil) throws -> (cert: String, key: String) {
+        let cert = try LabPKI.issue(by: issuer ?? ca, uriSANs: uris, dnsNames: dns, notBefore: notBefore, notAfter: notAfter, isCA: isCA)
+        return (try write("\(name).pem", cert.certificatePEM), try write("\(name)-key.pem", cert.privateKeyPEM))
+    }
+
+    func serverTLS(_ svid: (cert: String, key: String), requireClientCert: Bool = true,
+                   alpn: [String] = ["h2", "http/1.1"]) throws -> TLSContext {
+        var configuration = TLSConfiguration(role: .server)
+        configuration.certificateChainFile = svid.cert
+        configuration.privateKeyFile = svid.key
+        configuration.applicationProtocols = alpn
+        configuration.requireClientCertificate = requireClientCert
+        configuration.verifyPeer = requireClientCert
+        if requireClientCert { try configuration.trustBundles.add(pemFile: caFile, trustDomain: trustDomain) }
+        return try TLSContext(configuration: configuration)
+    }
+
+    func clientTLS(_ svid: (cert: String, key: String)?, expect: PeerExpectation?, alpn: [String] = ["h2", "http/1.1"],
+                   bundle: String? = nil, trustDomain: String? = nil) throws -> TLSContext {
+        var configuration = TLSConfiguration(role: .client)
+        configuration.certificateChainFile = svid?.cert
+        configuration.privateKeyFile = svid?.key
+        configuration.applicationProtocols = alpn
+        configuration.expectedPeer = expect
+        try configuration.trustBundles.add(pemFile: bundle ?? caFile, trustDomain: trustDomain)
+        return try TLSContext(configuration: configuration)
+    }
+}
+
+/// Starts an echo workload on 127.0.0.1 with an ephemeral port.
+func startEcho(version: String, tls: TLSContext?, workload: String = "reviews") async throws -> EchoServer {
+    var configuration = EchoConfiguration(identity: EchoIdentity(workload: workload, version: version, cluster: "test",
+                                                                 namespace: "lab", pod: "\(workload)-\(version)-0"))
+    configuration.port = 0
+    configuration.tls = tls
+    return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+}
+
+extension EchoServer {
+    var port: Int { localAddress.port ?? 0 }
+}
+
+/// Runs a bounded load and returns the merged result.
+func runLoad(_ urls: [String], tls: TLSContext? = nil, requests: Int = 200, connections: Int = 2, streams: Int = 10,
+             http: HTTPVersionPreference = .auto, configure: (inout LoadConfiguration) -> Void = { _ in }) async throws -> LoadResult {
+    var configuration = LoadConfiguration(targets: try urls.map { try LoadTarget(parsing: $0) })
+    configuration.tls = tls
+    configuration.requests = requests
+    configuration.connections = connections
+    configuration.streamsPerConnection = streams
+    configuration.httpVersion = http
+    configuration.requestTimeout = 5
+    configuration.connectTimeout = 2
+    configure(&configuration)
+    return try await LoadGenerator(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton).run()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests that start a peer right away).
+func freePort() throws -> Int {
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).wait()
+    let port = channel.localAddress?.port ?? 0
+    try channel.close().wait()
+    return port
+}
+
+/// Output of a finished process.
+struct ProcessOutput {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program to completion, killing it after `timeout` seconds.
+func run(_ executable: String, _ arguments: [String], timeout: Double = 60, environment: [String: String]? = nil) throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    // Read before waiting so a chatty child cannot block on a full pipe.
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    killer.cancel()
+    return ProcessOutput(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A long-running peer (nghttpd, nginx, an echo process) stopped at deinit.
+final class BackgroundProcess: @unchecked Sendable {  // @unchecked: Process is used from the test's task only.
+    let process = Process()
+    let log: URL
+
+    init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10) throws {
+        log = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-peer-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date() + timeout
+        while Date() < deadline {
+            if !process.isRunning { break }
+            if (try? ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).wait())
+                .map({ try? $0.close().wait(); return true }) == true {
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        stop()
+        throw PeerError(message: "\(executable) did not start listening on \(port): \(output)")
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: log)
+    }
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// The meshprobe binary built next to the tests.
+var meshprobeBinary: String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    for config in ["debug", "release"] {
+        let path = root.appendingPathComponent(".build/\(config)/meshprobe").path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return root.appendingPathComponent(".build/debug/meshprobe").path
+}
+
+func which(_ name: String) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
+    for dir in path + ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        let path = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return nil
+}
