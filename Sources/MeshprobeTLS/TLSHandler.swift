@@ -80,11 +80,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(TLSError(kind: .tlsHandshakeFailed, message: "connection closed during the TLS handshake"))
         }
         failBufferedWrites(ChannelError.ioOnClosedChannel)
+        failUnflushedPromises(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         failBufferedWrites(ChannelError.ioOnClosedChannel)
+        failUnflushedPromises(ChannelError.ioOnClosedChannel)
     }
 
     // MARK: Inbound
@@ -276,14 +278,21 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         failed = true
         let wasOpen = state != .closed
         state = .closing
+        // Plaintext not yet sent will never be: fail its promises before the alert goes out.
+        failBufferedWrites(error)
+        failUnflushedPromises(error)
         if case .success(let connection) = connectionResult, connection.pendingCiphertext > 0, wasOpen {
             flushCiphertext(context: context, connection: connection)  // the alert
         }
-        failBufferedWrites(error)
-        for promise in unflushedPromises { promise.fail(error) }
-        unflushedPromises.removeAll()
         context.fireErrorCaught(error)
         if wasOpen { context.close(promise: nil) }
+    }
+
+    private func failUnflushedPromises(_ error: any Error) {
+        guard !unflushedPromises.isEmpty else { return }
+        let promises = unflushedPromises
+        unflushedPromises.removeAll()
+        for promise in promises { promise.fail(error) }
     }
 
     private func failBufferedWrites(_ error: any Error) {
