@@ -44,4 +44,13 @@ static inline void mp_GENERAL_NAMES_free(STACK_OF(GENERAL_NAME) *sk) { GENERAL_N
 static inline int mp_SSL_get_ex_data_X509_STORE_CTX_idx(void) { return SSL_get_ex_data_X509_STORE_CTX_idx(); }
 static inline int mp_SSL_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 
+// Added for MeshprobeTLS: more macros and variadic functions Swift cannot import.
+static inline long mp_SSL_CTX_add0_chain_cert(SSL_CTX *ctx, X509 *x509) { return SSL_CTX_add0_chain_cert(ctx, x509); }
+static inline EVP_PKEY *mp_EVP_EC_gen_P256(void) { return EVP_EC_gen("P-256"); }
+static inline unsigned long mp_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+static inline void mp_OPENSSL_free(void *p) { OPENSSL_free(p); }
+static inline int mp_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+static inline int mp_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
+static inline uint64_t mp_SSL_OP_NO_COMPRESSION_NO_RENEGOTIATION(void) { return SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION; }
+
 #endif

@@ -1,0 +1,58 @@
+import MeshprobeIdentity
+
+public enum TLSVersion: String, Sendable, Hashable, CaseIterable {
+    case tls12 = "1.2"
+    case tls13 = "1.3"
+}
+
+/// Everything needed to build a ``TLSContext`` for one role.
+///
+/// Verification modes (both roles):
+/// - SPIFFE (the default): the peer leaf must be an X509-SVID (exactly one `spiffe://` URI SAN, not a CA),
+///   verified against the trust bundle of its trust domain, then against `expectedPeer` when set.
+/// - Plain TLS: when `expectedPeer` is nil and the peer leaf has no SPIFFE URI SAN, the chain is verified
+///   against the any-domain bundles (or the system CA store on a client with no bundle at all). Host names
+///   are not checked and a self-signed CA leaf is accepted. This is for probing nginx or nghttpd with
+///   ordinary certificates.
+/// - None: `verifyPeer == false` on a client (like `curl -k`); peer details are still reported.
+public struct TLSConfiguration: Sendable {
+    public enum Role: Sendable, Hashable { case client, server }
+
+    public var role: Role
+    /// PEM file: leaf first, then intermediates.
+    public var certificateChainFile: String?
+    /// PEM private key (unencrypted).
+    public var privateKeyFile: String?
+    /// CAs to verify the peer against.
+    public var trustBundles: TrustBundles
+    /// Client: verify the server (default true). Server: request and verify a client certificate (default true).
+    public var verifyPeer: Bool
+    /// Server only: fail the handshake when the client sends no certificate (implies `verifyPeer`).
+    public var requireClientCertificate: Bool
+    /// ALPN protocols in preference order, for example `["h2", "http/1.1"]`.
+    ///
+    /// A server picks the first of its own list that the client offers and fails the handshake with
+    /// `tls_alpn_mismatch` when the client offered protocols but none overlap. A client that offered
+    /// protocols to a server without ALPN sees `negotiatedProtocol == nil` and decides for itself.
+    public var applicationProtocols: [String]
+    /// Client SNI override. By default the host is sent, except when it is an IP literal.
+    public var serverName: String?
+    /// Checked during the handshake (client: the server's ID; server: the client's ID).
+    public var expectedPeer: PeerExpectation?
+    public var minimumVersion: TLSVersion = .tls12
+    public var maximumVersion: TLSVersion = .tls13
+    /// Client: offer the last session this context saw on each new connection (tickets).
+    public var sessionResumption: Bool = true
+
+    public init(role: Role) {
+        self.role = role
+        self.certificateChainFile = nil
+        self.privateKeyFile = nil
+        self.trustBundles = TrustBundles()
+        self.verifyPeer = true
+        self.requireClientCertificate = false
+        self.applicationProtocols = []
+        self.serverName = nil
+        self.expectedPeer = nil
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite(.timeLimit(.minutes(1)))
+struct HandshakeTests {
+    let serverID = "spiffe://td.test/ns/default/sa/server"
+    let clientID = "spiffe://td.test/ns/default/sa/client"
+
+    @Test func mutualTLSHandshakeNegotiatesH2AndBothSidesSeeThePeerSPIFFEID() async throws {
+        let lab = try Lab()
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"),
+                                                                         expectedPeer: .trustDomain("td.test")))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client"),
+                                                                         expectedPeer: try PeerExpectation(parsing: serverID)))
+        #expect(server.localIdentity?.description == serverID)
+        #expect(client.localIdentity?.description == clientID)
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let clientSide = try await connect(group: group, port: echo.port, context: client)
+            let serverSide = try await echo.result()
+            #expect(clientSide.error == nil)
+            #expect(clientSide.received == "ping")
+            #expect(clientSide.completed?.negotiatedProtocol == "h2")
+            #expect(clientSide.completed?.version == "TLSv1.3")
+            #expect(clientSide.completed?.peer?.spiffeID?.description == serverID)
+            #expect(clientSide.completed?.resumed == false)
+            #expect((clientSide.completed?.handshakeNanoseconds ?? 0) > 0)
+            #expect(serverSide.error == nil)
+            #expect(serverSide.completed?.negotiatedProtocol == "h2")
+            #expect(serverSide.completed?.peer?.spiffeID?.description == clientID)
+            #expect(serverSide.received == "ping")
+            try await echo.channel.close()
+        }
+    }
+
+    @Test(arguments: [TLSVersion.tls12, .tls13])
+    func secondConnectionResumesTheSession(version: TLSVersion) async throws {
+        let lab = try Lab()
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
+        var clientConfiguration = try lab.clientConfiguration(lab.issue(clientID, as: "client"))
+        clientConfiguration.maximumVersion = version
+        clientConfiguration.minimumVersion = version
+        let client = try TLSContext(configuration: clientConfiguration)
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server, connections: 2)
+            let first = try await connect(group: group, port: echo.port, context: client)
+            let second = try await connect(group: group, port: echo.port, context: client)
+            #expect(first.error == nil)
+            #expect(first.completed?.resumed == false)
+            #expect(first.completed?.version == (version == .tls12 ? "TLSv1.2" : "TLSv1.3"))
+            #expect(second.error == nil)
+            #expect(second.completed?.resumed == true)
+            #expect(second.received == "ping")
+            // The resumed session still reports the peer identity.
+            #expect(second.completed?.peer?.spiffeID?.description == serverID)
+            let serverSecond = try await echo.result(1)
+            #expect(serverSecond.completed?.resumed == true)
+            #expect(serverSecond.completed?.peer?.spiffeID?.description == clientID)
+            try await echo.channel.close()
+        }
+    }
+
+    @Test func serverVerifiesAClientFromAFederatedTrustDomainAgainstThatDomainsBundle() async throws {
+        let lab = try Lab()
+        let otherCA = try LabPKI.makeCA(trustDomain: "b.test")
+        try otherCA.certificatePEM.write(toFile: lab.path("b-ca.pem"), atomically: true, encoding: .utf8)
+        var serverTrust = TrustBundles()
+        try serverTrust.add(spec: "td.test=\(lab.path("ca.pem"))")
+        try serverTrust.add(spec: "b.test=\(lab.path("b-ca.pem"))")
+        #expect(serverTrust.trustDomains == ["b.test", "td.test"])
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"), trust: serverTrust))
+        let federatedClient = "spiffe://b.test/ns/payments/sa/api"
+        let client = try TLSContext(configuration: lab.clientConfiguration(
+            lab.issue(federatedClient, by: otherCA, as: "b-client")))
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let clientSide = try await connect(group: group, port: echo.port, context: client)
+            let serverSide = try await echo.result()
+            #expect(clientSide.error == nil)
+            #expect(serverSide.error == nil)
+            #expect(serverSide.completed?.peer?.spiffeID?.description == federatedClient)
+            try await echo.channel.close()
+        }
+    }
+
+    @Test func plainTLSModeAcceptsAnOrdinaryCertificateWhenNoPeerIsExpected() async throws {
+        let lab = try Lab()
+        let plain = try lab.issue("", as: "plain", uriSANs: [], dnsNames: ["localhost"])
+        let server = try TLSContext(configuration: lab.serverConfiguration(plain, requireClientCertificate: false))
+        var anyDomain = TrustBundles()
+        try anyDomain.add(pemFile: lab.path("ca.pem"), trustDomain: nil)
+        let client = try TLSContext(configuration: lab.clientConfiguration(nil, trust: anyDomain))
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let clientSide = try await connect(group: group, port: echo.port, context: client, serverName: "localhost")
+            #expect(clientSide.error == nil)
+            #expect(clientSide.received == "ping")
+            #expect(clientSide.completed?.peer?.spiffeID == nil)
+            #expect(clientSide.completed?.peer?.dnsNames == ["localhost"])
+            let serverSide = try await echo.result()
+            #expect(serverSide.completed?.peer == nil)
+            try await echo.channel.close()
+        }
+    }
+
+    @Test func clientWithoutVerificationConnectsToAnUntrustedServerAndStillReportsIt() async throws {
+        let lab = try Lab()
+        let stranger = try LabPKI.makeCA(trustDomain: "stranger.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(
+            lab.issue("spiffe://stranger.test/x", by: stranger, as: "server"), requireClientCertificate: false))
+        var configuration = try lab.clientConfiguration(nil)
+        configuration.verifyPeer = false
+        let client = try TLSContext(configuration: configuration)
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let clientSide = try await connect(group: group, port: echo.port, context: client)
+            #expect(clientSide.error == nil)
+            #expect(clientSide.completed?.peer?.spiffeID?.description == "spiffe://stranger.test/x")
+            _ = try await echo.result()
+            try await echo.channel.close()
+        }
+    }
+
+    @Test func writesMadeBeforeTheHandshakeAreSentAfterIt() async throws {
+        let lab = try Lab()
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client")))
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let promise = group.next().makePromise(of: SideResult.self)
+            let channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers([
+                            client.makeHandler(),
+                            Recorder(promise: promise, request: "", isDone: { $0 == "early" }),
+                        ])
+                    }
+                }
+                .connect(host: "127.0.0.1", port: echo.port).get()
+            // Written straight away, while the handshake is still in flight.
+            try await channel.writeAndFlush(ByteBuffer(string: "early"))
+            let clientSide = try await wait(promise, what: "early write echo")
+            #expect(clientSide.received == "early")
+            try await echo.channel.close()
+        }
+    }
+
+    @Test func handshakeFailsWithALPNMismatchWhenNoProtocolOverlaps() async throws {
+        let lab = try Lab()
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"), alpn: ["h2"]))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client"), alpn: ["http/1.1"]))
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server)
+            let clientSide = try await connect(group: group, port: echo.port, context: client)
+            let serverSide = try await echo.result()
+            #expect(clientSide.error?.kind == .tlsALPNMismatch)
+            #expect(serverSide.error?.kind == .tlsALPNMismatch)
+            #expect(serverSide.error?.message.contains("http/1.1") == true)
+            try await echo.channel.close()
+        }
+    }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeTLS
+import NIOCore
+import NIOPosix
+
+struct TestTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out: \(what)" }
+}
+
+/// A temporary folder of lab certificates, removed when the lab goes away.
+final class Lab: Sendable {
+    let directory: String
+    let trustDomain = "td.test"
+    let ca: IssuedCertificate
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "meshprobe-tls-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        ca = try LabPKI.makeCA(trustDomain: trustDomain)
+        try ca.certificatePEM.write(toFile: path("ca.pem"), atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    /// Writes a certificate and its key; returns (certificate path, key path).
+    func write(_ issued: IssuedCertificate, as name: String) throws -> (certificate: String, key: String) {
+        let paths = (path("\(name).pem"), path("\(name).key"))
+        try issued.write(certificateTo: paths.0, privateKeyTo: paths.1)
+        return paths
+    }
+
+    func issue(_ id: String, by ca: IssuedCertificate? = nil, as name: String,
+               notBefore: Date = Date().addingTimeInterval(-300), notAfter: Date = Date().addingTimeInterval(3600),
+               uriSANs: [String]? = nil, dnsNames: [String] = [], isCA: Bool = false) throws -> (certificate: String, key: String) {
+        let issued = try LabPKI.issue(by: ca ?? self.ca, uriSANs: uriSANs ?? [id], dnsNames: dnsNames,
+                                      notBefore: notBefore, notAfter: notAfter, isCA: isCA)
+        return try write(issued, as: name)
+    }
+
+    var bundle: TrustBundles {
+        get throws {
+            var bundles = TrustBundles()
+            try bundles.add(pemFile: path("ca.pem"), trustDomain: trustDomain)
+            return bundles
+        }
+    }
+
+    func serverConfiguration(_ files: (certificate: String, key: String), trust: TrustBundles? = nil,
+                             requireClientCertificate: Bool = true, alpn: [String] = ["h2", "http/1.1"],
+                             expectedPeer: PeerExpectation? = nil) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration(role: .server)
+        configuration.certificateChainFile = files.certificate
+        configuration.privateKeyFile = files.key
+        configuration.trustBundles = try trust ?? bundle
+        configuration.requireClientCertificate = requireClientCertificate
+        configuration.applicationProtocols = alpn
+        configuration.expectedPeer = expectedPeer
+        return configuration
+    }
+
+    func clientConfiguration(_ files: (certificate: String, key: String)?, trust: TrustBundles? = nil,
+                             alpn: [String] = ["h2"], expectedPeer: PeerExpectation? = nil) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration(role: .client)
+        configuration.certificateChainFile = files?.certificate
+        configuration.privateKeyFile = files?.key
+        configuration.trustBundles = try trust ?? bundle
+        configuration.applicationProtocols = alpn
+        configuration.expectedPeer = expectedPeer
+        return configuration
+    }
+}
+
+/// What one side of a connection saw, complete when its channel went inactive.
+struct SideResult: Sendable {
+    var completed: TLSHandshakeCompleted?
+    var error: TLSError?
+    var received = ""
+}
+
+/// Records the TLS events of one side. A client sends `request` after the handshake and closes once
+/// `isDone` says the response is complete; a server echoes.
+final class Recorder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let promise: EventLoopPromise<SideResult>
+    private let request: String?
+    private let isDone: @Sendable (String) -> Bool
+    private var result = SideResult()
+
+    init(promise: EventLoopPromise<SideResult>, request: String?, isDone: @escaping @Sendable (String) -> Bool = { _ in false }) {
+        self.promise = promise
+        self.request = request
+        self.isDone = isDone
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let completed = event as? TLSHandshakeCompleted {
+            result.completed = completed
+            if let request {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if request == nil {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // echo
+        }
+        result.received += String(buffer: buffer)
+        if request != nil && isDone(result.received) { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if result.error == nil, let error = error as? TLSError { result.error = error }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.succeed(result)
+    }
+}
+
+/// Waits for a future, failing it after `seconds`.
+func wait<T: Sendable>(_ promise: EventLoopPromise<T>, seconds: Int64 = 10, what: String) async throws -> T {
+    let timeout = promise.futureResult.eventLoop.scheduleTask(in: .seconds(seconds)) {
+        promise.fail(TestTimeout(what: what))
+    }
+    defer { timeout.cancel() }
+    return try await promise.futureResult.get()
+}
+
+/// Hands out one result promise per accepted connection.
+final class AcceptedResults: @unchecked Sendable {
+    // @unchecked Sendable: `promises` and `next` are only touched under `lock`.
+    private let lock = NSLock()
+    private var promises: [EventLoopPromise<SideResult>]
+    private var next = 0
+
+    init(count: Int, on loop: any EventLoop) {
+        promises = (0..<count).map { _ in loop.makePromise(of: SideResult.self) }
+    }
+
+    func take() -> EventLoopPromise<SideResult>? {
+        lock.withLock {
+            guard next < promises.count else { return nil }
+            defer { next += 1 }
+            return promises[next]
+        }
+    }
+
+    func promise(_ index: Int) -> EventLoopPromise<SideResult> { lock.withLock { promises[index] } }
+}
+
+/// A TLS echo server on 127.0.0.1, port chosen by the kernel.
+struct EchoServer {
+    let channel: any Channel
+    let accepted: AcceptedResults
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    static func start(group: MultiThreadedEventLoopGroup, context: TLSContext, connections: Int = 1) async throws -> EchoServer {
+        let accepted = AcceptedResults(count: connections, on: group.next())
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let promise = accepted.take() ?? channel.eventLoop.makePromise(of: SideResult.self)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        context.makeHandler(), Recorder(promise: promise, request: nil),
+                    ])
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return EchoServer(channel: channel, accepted: accepted)
+    }
+
+    func result(_ index: Int = 0) async throws -> SideResult {
+        try await wait(accepted.promise(index), what: "server side of connection \(index)")
+    }
+}
+
+/// Connects with TLS, sends `request` after the handshake, and returns what the client saw.
+func connect(group: MultiThreadedEventLoopGroup, port: Int, context: TLSContext, request: String = "ping",
+             serverName: String? = nil, isDone: @escaping @Sendable (String) -> Bool = { $0 == "ping" }) async throws -> SideResult {
+    let promise = group.next().makePromise(of: SideResult.self)
+    let channel = try await ClientBootstrap(group: group)
+        .connectTimeout(.seconds(5))
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandlers([
+                    context.makeHandler(serverName: serverName),
+                    Recorder(promise: promise, request: request, isDone: isDone),
+                ])
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    do {
+        return try await wait(promise, what: "client connection")
+    } catch {
+        try? await channel.close()
+        throw error
+    }
+}
+
+func withEventLoopGroup<T>(_ body: (MultiThreadedEventLoopGroup) async throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    do {
+        let value = try await body(group)
+        try await group.shutdownGracefully()
+        return value
+    } catch {
+        try? await group.shutdownGracefully()
+        throw error
+    }
+}
+
+/// Runs a command with a time limit; returns its exit status and combined output.
+func run(_ arguments: [String], seconds: Double = 15) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let outputPath = NSTemporaryDirectory() + "meshprobe-proc-" + UUID().uuidString
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+        throw TestTimeout(what: arguments.joined(separator: " "))
+    }
+    try output.close()
+    return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+}
