@@ -27,8 +27,6 @@ public struct LoadConfiguration: Sendable {
     public var httpVersion: HTTPVersionPreference = .auto
     /// Client TLS context for https targets.
     public var tls: TLSContext?
-    /// SNI override (`--sni`); nil sends the URL's host name (none for IP literals).
-    public var serverName: String?
     /// A request without a response after this many seconds counts as `request_timeout`.
     public var requestTimeout: Double = 10
     public var connectTimeout: Double = 5

@@ -31,6 +31,8 @@ final class LoadConnection {
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
     private var closeReason: (kind: ErrorKind, message: String)?
     private var timedOut = false
+    /// Responses received on the current connection.
+    private var responsesOnConnection = 0
 
     init(worker: LoadWorker, target: LoadTarget, address: SocketAddress, request: HTTP2Request) {
         self.worker = worker
@@ -49,6 +51,7 @@ final class LoadConnection {
         state = .connecting
         closeReason = nil
         timedOut = false
+        responsesOnConnection = 0
         worker.result.connectAttempts += 1
         connectStart = worker.now()
         let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.connectTimeout * 1e9))
@@ -77,8 +80,8 @@ final class LoadConnection {
             try sync.addHandler(ConnectionEventsHandler(owner: self))
             if target.scheme == .https, let tls = worker.configuration.tls {
                 state = .handshaking
-                let sni = worker.configuration.serverName ?? (target.hostIsIPLiteral ? nil : target.host)
-                try sync.addHandler(tls.makeHandler(serverName: sni), position: .first)
+                // The context's configured SNI (--sni) wins; else the URL host (none for IP literals).
+                try sync.addHandler(tls.makeHandler(connectingTo: target.host), position: .first)
             } else {
                 try install(http2: worker.configuration.httpVersion != .http1)
             }
@@ -129,7 +132,13 @@ final class LoadConnection {
                 return
             }
             wantsH2 = true
-        case .http1: wantsH2 = false
+        case .http1:
+            guard alpn == nil || alpn == "http/1.1" else {
+                closeReason = (.tlsALPNMismatch, "HTTP/1.1 was required but the server chose '\(alpn ?? "")' by ALPN")
+                channel?.close(promise: nil)
+                return
+            }
+            wantsH2 = false
         case .auto: wantsH2 = alpn == "h2"
         }
         do {
@@ -161,7 +170,6 @@ final class LoadConnection {
 
     private func becameReady() {
         state = .ready
-        consecutiveFailures = 0
         pump(flush: true)
     }
 
@@ -178,6 +186,13 @@ final class LoadConnection {
     /// The channel is gone. Everything in flight has been accounted for by the protocol handler's callbacks.
     func channelClosed() {
         guard channel != nil || state != .idle else { return }
+        if worker.finished || state == .dead {
+            // Closed by the end of the run (shutdown counted anything in flight).
+            channel = nil
+            h2 = nil
+            h1 = nil
+            return
+        }
         let wasReady = h2 != nil || h1 != nil
         if let h1, let token = h1.pendingToken, inFlight.removeValue(forKey: token) != nil {
             recordFailure(.connectionLost, message: "the server closed the HTTP/1.1 connection with a request in flight")
@@ -188,7 +203,14 @@ final class LoadConnection {
         }
         inFlight.removeAll(keepingCapacity: true)
         let everReady = wasReady && state == .ready
-        if !everReady && !timedOut {
+        if everReady && responsesOnConnection == 0 && !timedOut {
+            // Ready but closed before answering anything: a failure too, or a server that accepts and closes
+            // would make this loop reconnect forever.
+            let reason = closeReason ?? (.connectionLost, "\(target.authority) closed the connection before answering any request")
+            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
+            worker.lastConnectionFailure = reason
+            consecutiveFailures += 1
+        } else if !everReady && !timedOut {
             let reason = closeReason ?? (.tlsHandshakeFailed, "the connection to \(target.authority) closed before it could carry requests")
             worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
             worker.lastConnectionFailure = reason
@@ -309,6 +331,8 @@ final class LoadConnection {
         let micros = (worker.now() &- start) / 1000
         let id = identity()
         lastIdentity = id
+        responsesOnConnection += 1
+        consecutiveFailures = 0
         worker.result.recordResponse(status: status, latencyMicros: micros, identity: id)
         worker.responseRecorded()
     }

@@ -19,13 +19,13 @@ struct DemoCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: [.short, .customLong("requests")], help: "Requests to send.")
+    @Option(name: [.customShort("n"), .customLong("requests")], help: "Requests to send.")
     var requests: Int = 4000
 
     @Option(name: [.short, .customLong("connections")], help: "Connections (spread over both workloads).")
     var connections: Int = 4
 
-    @Option(name: [.short, .customLong("streams")], help: "Streams per connection.")
+    @Option(name: [.customShort("m"), .customLong("streams")], help: "Streams per connection.")
     var streams: Int = 10
 
     @Option(help: "Write the JSON result to this file.")

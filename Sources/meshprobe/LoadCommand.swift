@@ -26,10 +26,10 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("connections")], help: "Connections in total.")
     var connections: Int = 1
 
-    @Option(name: [.short, .customLong("streams")], help: "Concurrent streams per connection (HTTP/2).")
+    @Option(name: [.customShort("m"), .customLong("streams")], help: "Concurrent streams per connection (HTTP/2).")
     var streams: Int = 1
 
-    @Option(name: [.short, .customLong("requests")], help: "Stop after this many requests.")
+    @Option(name: [.customShort("n"), .customLong("requests")], help: "Stop after this many requests.")
     var requests: Int?
 
     @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).")
@@ -135,7 +135,6 @@ struct LoadCommand: AsyncParsableCommand {
         } else if expected != nil {
             throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
         }
-        configuration.serverName = sni
         do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
         return configuration
     }

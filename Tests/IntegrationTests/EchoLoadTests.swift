@@ -46,7 +46,7 @@ import Testing
         let client = try pki.svid("productpage", uris: [pki.id("productpage")])
         let echo = try await startEcho(version: "v1", tls: try pki.serverTLS(server))
         defer { Task { await echo.close() } }
-        let tls = try pki.clientTLS(client, expect: .trustDomain(pki.trustDomain))
+        let tls = try pki.clientTLS(client, expect: .trustDomain(pki.trustDomain), alpn: ["http/1.1"])
         // HTTP/1.1 with a server that closes after each response forces reconnects: ?close is per request, so
         // use 'connection: close' to make the echo end every connection after answering.
         let result = try await runLoad(["https://127.0.0.1:\(echo.port)/"], tls: tls, requests: 6, connections: 1, streams: 1,

@@ -159,11 +159,13 @@ final class BackgroundProcess: @unchecked Sendable {  // @unchecked: Process is 
         throw PeerError(message: "\(executable) did not start listening on \(port): \(output)")
     }
 
+    /// SIGTERM, then SIGKILL after 2 s: a child may inherit a signal mask that blocks SIGTERM (nginx does).
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<40 where process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.02) }
     }
 
     deinit {
