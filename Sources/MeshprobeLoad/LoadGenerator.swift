@@ -73,6 +73,28 @@ public final class LoadGenerator: Sendable {
         return merged
     }
 
+    /// Counts so far, gathered from each worker on its own loop (nothing shared on the hot path).
+    public struct Progress: Sendable {
+        public var responses = 0
+        public var succeeded = 0
+        public var failed = 0
+        public var inFlight = 0
+    }
+
+    public func progress() async -> Progress {
+        var total = Progress()
+        for bound in workers.withLockedValue({ $0 }) {
+            let part = try? await bound.eventLoop.submit { bound.value.progress() }.get()
+            if let part {
+                total.responses += part.responses
+                total.succeeded += part.succeeded
+                total.failed += part.failed
+                total.inFlight += part.inFlight
+            }
+        }
+        return total
+    }
+
     /// Asks every worker to stop: no new requests; in-flight ones get `grace` seconds. Safe from any thread.
     public func stop(grace: Double = 1.0) {
         for bound in workers.withLockedValue({ $0 }) {

@@ -93,6 +93,11 @@ final class LoadWorker {
         checkDone()
     }
 
+    func progress() -> LoadGenerator.Progress {
+        LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
+                               inFlight: connections.reduce(0) { $0 + $1.inFlightCount })
+    }
+
     private func checkDone() {
         guard !finished else { return }
         let inFlight = connections.reduce(0) { $0 + $1.inFlightCount }

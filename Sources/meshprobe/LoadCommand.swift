@@ -151,10 +151,24 @@ struct LoadCommand: AsyncParsableCommand {
             let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
             printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(connections) m=\(streams), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
         }
+        // One progress line a second on stderr (the full live view comes with the load-engine issue).
+        let progressTask: Task<Void, Never>? = quiet ? nil : Task {
+            let start = Date()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                let p = await generator.progress()
+                let elapsed = Date().timeIntervalSince(start)
+                printError(String(format: "  %6.1fs  %d responses (%d ok, %d failed), %d in flight, %.0f req/s",
+                                  elapsed, p.responses, p.succeeded, p.failed, p.inFlight, Double(p.responses) / max(elapsed, 0.001)))
+            }
+        }
         let result: LoadResult
         do {
             result = try await generator.run()
+            progressTask?.cancel()
         } catch let error as LoadConfigurationError {
+            progressTask?.cancel()
             throw CLIError.badInput(error.description)
         }
         let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
