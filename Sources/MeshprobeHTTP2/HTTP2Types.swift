@@ -27,7 +27,7 @@ public struct HTTP2Header: Sendable, Hashable {
     }
 }
 
-public struct HTTP2Request: Sendable {
+public struct HTTP2Request: Sendable, Equatable {
     public var method: String
     public var scheme: String
     public var authority: String
@@ -54,7 +54,7 @@ public struct HTTP2Request: Sendable {
     }
 }
 
-public struct HTTP2Response: Sendable {
+public struct HTTP2Response: Sendable, Equatable {
     public var status: Int
     /// Response headers without pseudo-headers; trailers appended.
     public var headers: [HTTP2Header]
