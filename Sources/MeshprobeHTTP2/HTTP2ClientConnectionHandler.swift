@@ -393,6 +393,18 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             handler.onStreamClose(streamID: streamID, errorCode: errorCode)
             return 0
         }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            guard let frame, let userData else { return 0 }
+            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
+            // nghttp2 answers most protocol violations itself with GOAWAY(error) and then ends the session.
+            if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0,
+                handler.connectionError == nil
+            {
+                handler.connectionError = HTTP2ConnectionError.protocolError(
+                    "sent GOAWAY with error code \(frame.pointee.goaway.error_code) after a peer protocol violation")
+            }
+            return 0
+        }
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, libErrorCode, userData in
             guard let frame, let userData else { return 0 }
             let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
@@ -455,6 +467,10 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             let first = self.goAway == nil
             // A second GOAWAY may lower last-stream-id further; keep the latest.
             self.goAway = (goAway.last_stream_id, goAway.error_code)
+            if goAway.error_code != 0, connectionError == nil {
+                connectionError = HTTP2ConnectionError.protocolError(
+                    "peer sent GOAWAY with error code \(goAway.error_code)")
+            }
             if first { events.append(.goAway(errorCode: goAway.error_code)) }
         default:
             break
