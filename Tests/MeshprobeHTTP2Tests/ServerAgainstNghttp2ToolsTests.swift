@@ -1,0 +1,51 @@
+import Foundation
+import MeshprobeHTTP2
+import NIOCore
+import Testing
+
+@Suite("Our server against h2load, nghttp and curl", .serialized, .timeLimit(.minutes(2)))
+struct ServerAgainstNghttp2ToolsTests {
+    @Test func servesTwoThousandH2loadRequestsWithoutAFailure() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let result = try await runTool(
+            "/usr/bin/h2load", ["-n", "2000", "-c", "4", "-m", "10", "http://127.0.0.1:\(server.port)/"], timeout: 60)
+        let line = result.output.split(separator: "\n").first { $0.hasPrefix("requests:") } ?? ""
+        // "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored, 0 timeout"
+        #expect(line.contains("2000 succeeded"), "\(result.output)")
+        #expect(line.contains(" 0 failed"), "\(result.output)")
+        #expect(line.contains(" 0 errored"), "\(result.output)")
+        #expect(result.output.contains("status codes: 2000 2xx"), "\(result.output)")
+    }
+
+    @Test func showsResponseHeadersToNghttp() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let result = try await runTool(
+            "/usr/bin/nghttp", ["-v", "-H", "x-probe: 1", "http://127.0.0.1:\(server.port)/hello?x=1"], timeout: 20)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains(":status: 200"), "\(result.output)")
+        #expect(result.output.contains("x-echo-path: /hello?x=1"), "\(result.output)")
+        #expect(result.output.contains("x-echo-method: GET"), "\(result.output)")
+        #expect(result.output.contains("content-length: 5"), "\(result.output)")
+    }
+
+    @Test func echoesARequestBodyToCurl() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let payload = String(repeating: "meshprobe-", count: 20_000)  // 200 kB: several windows and frames
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-h2-\(UUID()).txt")
+        try Data(payload.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try await runTool(
+            "/usr/bin/curl",
+            ["-s", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(server.port)/post"],
+            timeout: 20)
+        #expect(result.status == 0)
+        #expect(result.output == payload)
+        let headers = try await runTool(
+            "/usr/bin/curl", ["-s", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(server.port)/x"], timeout: 20)
+        #expect(headers.output.hasPrefix("HTTP/2 200"), "\(headers.output)")
+        #expect(headers.output.contains("x-echo-method: GET"), "\(headers.output)")
+    }
+}
