@@ -32,7 +32,7 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let inFlight = state.inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        let inFlight = state.enter()
         let request = EchoRequest(
             method: head.method.rawValue,
             path: head.uri,

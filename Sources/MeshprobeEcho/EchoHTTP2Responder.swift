@@ -14,7 +14,7 @@ final class EchoHTTP2Responder: HTTP2Responder {
     }
 
     func respond(to request: HTTP2ServerRequest, writer: HTTP2ResponseWriter) {
-        let inFlight = state.inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        let inFlight = state.enter()
         let echoRequest = EchoRequest(
             method: request.method,
             path: request.path,

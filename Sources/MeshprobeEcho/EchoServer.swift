@@ -28,7 +28,20 @@ final class EchoState: Sendable {
     let planner: EchoPlanner
     let inFlight = ManagedAtomic<Int>(0)
     let served = ManagedAtomic<Int>(0)
+    let peakInFlight = ManagedAtomic<Int>(0)
     let log: (@Sendable (String) -> Void)?
+
+    /// Counts a request in; returns the in-flight count including it, and keeps the peak.
+    func enter() -> Int {
+        let now = inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        var peak = peakInFlight.load(ordering: .relaxed)
+        while now > peak {
+            let (exchanged, original) = peakInFlight.compareExchange(expected: peak, desired: now, ordering: .relaxed)
+            if exchanged { break }
+            peak = original
+        }
+        return now
+    }
 
     init(planner: EchoPlanner, log: (@Sendable (String) -> Void)?) {
         self.planner = planner
@@ -45,6 +58,9 @@ public final class EchoServer: Sendable {
 
     /// Requests answered so far (including faults).
     public var requestsServed: Int { state.served.load(ordering: .relaxed) }
+
+    /// The most requests this echo has had in flight at once.
+    public var peakInFlight: Int { state.peakInFlight.load(ordering: .relaxed) }
 
     private init(channel: any Channel, configuration: EchoConfiguration, state: EchoState) throws {
         guard let address = channel.localAddress else { throw EchoServerError.noLocalAddress }

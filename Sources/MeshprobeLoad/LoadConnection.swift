@@ -252,7 +252,8 @@ final class LoadConnection {
         guard state == .ready else { return }
         var sent = false
         if let h2 {
-            while h2.availableStreams > 0, let now = worker.takeRequest() {
+            let limit = worker.configuration.streamsPerConnection
+            while inFlight.count < limit, h2.availableStreams > 0, let now = worker.takeRequest() {
                 let token = nextToken
                 nextToken &+= 1
                 guard h2.send(request, token: token) else {
@@ -387,7 +388,18 @@ extension LoadConnection: HTTP2ClientDelegate {
 
     func http2GoAwayReceived(_ connection: HTTP2ClientConnectionHandler, errorCode: UInt32) {}
 
-    func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?) {}
+    /// The HTTP/2 handler consumes pipeline errors (a TLS alert after a TLS 1.3 handshake, for one) and hands
+    /// them over here, before the channel's closure reaches `channelClosed`.
+    func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?) {
+        guard closeReason == nil, let error else { return }
+        if let tlsError = error as? TLSError {
+            closeReason = (tlsError.kind, tlsError.message)
+        } else if let h2Error = error as? HTTP2ConnectionError {
+            closeReason = (.protocolError, "\(h2Error)")
+        } else {
+            closeReason = (.connectionLost, "\(error)")
+        }
+    }
 }
 
 extension LoadConnection: HTTP1ClientDelegate {

@@ -110,7 +110,7 @@ struct DemoCommand: AsyncParsableCommand {
         let result = try await generator.run()
         let report = LoadReport(result: result, configuration: load, commandLine: CommandLine.arguments, startedAt: started,
                                 version: Meshprobe.version)
-        print(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
         if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
 
         // 4. The verdict.

@@ -173,7 +173,7 @@ struct LoadCommand: AsyncParsableCommand {
         }
         let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
                                 startedAt: started, version: Meshprobe.version)
-        print(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report), terminator: "")
+        printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
         if let json {
             do {
                 try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)

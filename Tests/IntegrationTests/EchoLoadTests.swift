@@ -112,6 +112,15 @@ import Testing
         #expect(result.failed == 300)
     }
 
+    @Test func streamsPerConnectionCapsConcurrencyAtTheServer() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=5ms"], requests: 200, connections: 2, streams: 5)
+        #expect(result.succeeded == 200)
+        #expect(echo.peakInFlight <= 10)
+        #expect(echo.peakInFlight >= 5)
+    }
+
     @Test func delayedResponsesAreMeasuredAsSlow() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
