@@ -8,13 +8,15 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let state: EchoState
     private let peerSPIFFEID: String?
+    private let serverName: String?
     private var head: HTTPRequestHead?
     private var bodyLength = 0
     private var random = SystemRandomNumberGenerator()
 
-    init(state: EchoState, peerSPIFFEID: String?) {
+    init(state: EchoState, peerSPIFFEID: String?, serverName: String?) {
         self.state = state
         self.peerSPIFFEID = peerSPIFFEID
+        self.serverName = serverName
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -38,7 +40,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             path: head.uri,
             headers: head.headers.map { ($0.name.lowercased(), $0.value) },
             bodyLength: bodyLength,
-            peerSPIFFEID: peerSPIFFEID
+            peerSPIFFEID: peerSPIFFEID,
+            serverName: serverName
         )
         let plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
         let keepAlive = head.isKeepAlive

@@ -5,12 +5,14 @@ import NIOCore
 final class EchoHTTP2Responder: HTTP2Responder {
     private let state: EchoState
     private let peerSPIFFEID: String?
+    private let serverName: String?
     private let allocator = ByteBufferAllocator()
     private var random = SystemRandomNumberGenerator()
 
-    init(state: EchoState, peerSPIFFEID: String?, eventLoop: any EventLoop) {
+    init(state: EchoState, peerSPIFFEID: String?, serverName: String?) {
         self.state = state
         self.peerSPIFFEID = peerSPIFFEID
+        self.serverName = serverName
     }
 
     func respond(to request: HTTP2ServerRequest, writer: HTTP2ResponseWriter) {
@@ -20,7 +22,8 @@ final class EchoHTTP2Responder: HTTP2Responder {
             path: request.path,
             headers: request.headers.map { ($0.name, $0.value) },
             bodyLength: request.body.readableBytes,
-            peerSPIFFEID: peerSPIFFEID
+            peerSPIFFEID: peerSPIFFEID,
+            serverName: serverName
         )
         let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
         let state = self.state

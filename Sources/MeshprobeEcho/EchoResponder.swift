@@ -29,6 +29,8 @@ struct EchoRequest {
     var bodyLength: Int
     /// The SPIFFE ID of the mTLS peer, if the connection was mTLS and the client sent an SVID.
     var peerSPIFFEID: String?
+    /// The TLS server name (SNI) the client sent.
+    var serverName: String?
 }
 
 /// What the echo will do with one request.
@@ -102,6 +104,7 @@ struct EchoPlanner: Sendable {
             (EchoStamp.caller, caller.identity),
             (EchoStamp.callerSource, caller.source),
             (EchoStamp.inFlight, String(inFlight)),
+            (EchoStamp.serverName, request.serverName ?? ""),
         ]
         let spec: FaultSpec
         do {
@@ -136,7 +139,7 @@ struct EchoPlanner: Sendable {
         body.writeString("\"cluster\":\(jsonString(identity.cluster)),\"namespace\":\(jsonString(identity.namespace)),")
         body.writeString("\"pod\":\(jsonString(identity.pod)),\"identity\":\(jsonString(identity.spiffeID)),")
         body.writeString("\"caller\":\(jsonString(caller.identity)),\"caller_source\":\"\(caller.source)\",")
-        body.writeString("\"inflight\":\(inFlight),\"status\":\(plan.status),\"method\":\(jsonString(request.method)),")
+        body.writeString("\"sni\":\(jsonString(request.serverName ?? "")),\"inflight\":\(inFlight),\"status\":\(plan.status),\"method\":\(jsonString(request.method)),")
         body.writeString("\"path\":\(jsonString(request.path)),\"request_body_bytes\":\(request.bodyLength)")
         if !faults.isEmpty { body.writeString(",\"fault\":\(jsonString(faults.joined(separator: ";")))") }
         body.writeString("}")

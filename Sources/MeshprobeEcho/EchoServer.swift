@@ -118,6 +118,7 @@ final class EchoProtocolSelector: ChannelInboundHandler, RemovableChannelHandler
     private let tls: Bool
     private var buffered: ByteBuffer?
     private var peerSPIFFEID: String?
+    private var serverName: String?
     private var decided = false
 
     init(state: EchoState, settings: HTTP2Settings, tls: Bool) {
@@ -129,6 +130,7 @@ final class EchoProtocolSelector: ChannelInboundHandler, RemovableChannelHandler
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let done = event as? TLSHandshakeCompleted {
             peerSPIFFEID = done.peer?.spiffeID?.description
+            serverName = done.serverName
             if done.negotiatedProtocol == "h2" {
                 install(http2: true, context: context)
             } else {
@@ -177,10 +179,10 @@ final class EchoProtocolSelector: ChannelInboundHandler, RemovableChannelHandler
         let sync = context.pipeline.syncOperations
         do {
             if http2 {
-                let responder = EchoHTTP2Responder(state: state, peerSPIFFEID: peerSPIFFEID, eventLoop: context.eventLoop)
+                let responder = EchoHTTP2Responder(state: state, peerSPIFFEID: peerSPIFFEID, serverName: serverName)
                 try sync.addHandler(HTTP2ServerConnectionHandler(settings: settings, responder: responder), position: .after(self))
             } else {
-                let handler = EchoHTTP1Handler(state: state, peerSPIFFEID: peerSPIFFEID)
+                let handler = EchoHTTP1Handler(state: state, peerSPIFFEID: peerSPIFFEID, serverName: serverName)
                 try sync.addHandler(handler, position: .after(self))
                 try sync.configureHTTPServerPipeline(position: .after(self), withPipeliningAssistance: true, withErrorHandling: true)
             }

@@ -14,6 +14,8 @@ public enum EchoStamp {
     public static let callerSource = "x-meshprobe-caller-source"
     /// Requests the echo had in flight (including this one) when it started this response.
     public static let inFlight = "x-meshprobe-inflight"
+    /// The TLS server name (SNI) the caller sent, empty when none or plaintext.
+    public static let serverName = "x-meshprobe-sni"
     /// The fault the echo applied to this request, if any (for example `status=503`).
     public static let fault = "x-meshprobe-fault"
 }

@@ -228,7 +228,8 @@ final class TLSConnection {
             cipher: cipher,
             resumed: SSL_session_reused(ssl) == 1,
             peer: peerCertificate.map { PeerCertificateInfo(certificate: $0, verifiedID: verifiedPeerID) },
-            handshakeNanoseconds: UInt64(max(0, elapsed.nanoseconds)))
+            handshakeNanoseconds: UInt64(max(0, elapsed.nanoseconds)),
+            serverName: SSL_get_servername(ssl, Int32(TLSEXT_NAMETYPE_host_name)).map { String(cString: $0) })
     }
 
     var peerCertificate: X509Certificate? {

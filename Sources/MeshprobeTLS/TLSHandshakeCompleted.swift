@@ -15,9 +15,12 @@ public struct TLSHandshakeCompleted: Sendable, Hashable {
     public var peer: PeerCertificateInfo?
     /// From the handler's start (connect) to completion.
     public var handshakeNanoseconds: UInt64
+    /// The SNI host name: the one the client sent (server side), or the one we sent (client side); nil when none.
+    public var serverName: String?
 
     public init(negotiatedProtocol: String?, version: String, cipher: String, resumed: Bool,
-                peer: PeerCertificateInfo?, handshakeNanoseconds: UInt64) {
+                peer: PeerCertificateInfo?, handshakeNanoseconds: UInt64, serverName: String? = nil) {
+        self.serverName = serverName
         self.negotiatedProtocol = negotiatedProtocol
         self.version = version
         self.cipher = cipher

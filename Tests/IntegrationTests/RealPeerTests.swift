@@ -78,6 +78,7 @@ import Testing
         #expect(out.stdout.contains("\(EchoStamp.callerSource): mtls"))
         #expect(out.stdout.contains("\(EchoStamp.identity): \(pki.id("reviews"))"))
         #expect(out.stdout.contains("\"caller\":\"\(pki.id("curl"))\""))
+        #expect(out.stdout.contains("\(EchoStamp.serverName): localhost"))
 
         // Without a client certificate the handshake fails: mTLS is required.
         let refused = try run(curl, ["-sS", "--http2", "--resolve", "localhost:\(echo.port):127.0.0.1", "--cacert", pki.caFile,

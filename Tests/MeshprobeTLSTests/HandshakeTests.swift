@@ -37,6 +37,48 @@ struct HandshakeTests {
         }
     }
 
+    @Test func serverSeesTheSNIFromTheOverrideTheHostOrNoneForIPLiterals() async throws {
+        let lab = try Lab()
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
+        let plain = try lab.clientConfiguration(lab.issue(clientID, as: "client"))
+        var overridden = plain
+        overridden.serverName = "reviews.bookinfo.svc.cluster.local"
+        let plainContext = try TLSContext(configuration: plain)
+        let overriddenContext = try TLSContext(configuration: overridden)
+        // (client context, name passed to makeHandler(connectingTo:), SNI the server must see)
+        let cases: [(TLSContext, String, String?)] = [
+            (plainContext, "127.0.0.1", nil),
+            (plainContext, "::1", nil),
+            (plainContext, "gateway.example.org", "gateway.example.org"),
+            (overriddenContext, "127.0.0.1", "reviews.bookinfo.svc.cluster.local"),
+            (overriddenContext, "gateway.example.org", "reviews.bookinfo.svc.cluster.local"),
+        ]
+        try await withEventLoopGroup { group in
+            let echo = try await EchoServer.start(group: group, context: server, connections: cases.count)
+            for (index, (context, host, expected)) in cases.enumerated() {
+                let promise = group.next().makePromise(of: SideResult.self)
+                let channel = try await ClientBootstrap(group: group)
+                    .connectTimeout(.seconds(5))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandlers([
+                                context.makeHandler(connectingTo: host),
+                                Recorder(promise: promise, request: "ping", isDone: { $0 == "ping" }),
+                            ])
+                        }
+                    }
+                    .connect(host: "127.0.0.1", port: echo.port).get()
+                let clientSide = try await wait(promise, what: "client connection")
+                let serverSide = try await echo.result(index)
+                #expect(clientSide.error == nil)
+                #expect(serverSide.completed?.serverName == expected, "host \(host)")
+                #expect(clientSide.completed?.serverName == expected, "host \(host)")
+                try? await channel.close()
+            }
+            try await echo.channel.close()
+        }
+    }
+
     @Test(arguments: [TLSVersion.tls12, .tls13])
     func secondConnectionResumesTheSession(version: TLSVersion) async throws {
         let lab = try Lab()
