@@ -104,6 +104,56 @@ import Testing
         #expect(bad.stdout.hasPrefix("HTTP/2 400"), "\(bad.stdout)")
     }
 
+    /// Starts nginx on `port` serving `docs`, with `server` lines added to the server block.
+    func startNginx(docs: URL, port: Int, listen: String, server: String = "", http: String = "") throws -> BackgroundProcess {
+        let nginx = try #require(which("nginx"))
+        let conf = docs.appendingPathComponent("nginx.conf")
+        try """
+        daemon off;
+        master_process off;
+        worker_processes 1;
+        pid \(docs.path)/nginx.pid;
+        error_log stderr warn;
+        events { worker_connections 256; }
+        http {
+            access_log off;
+            client_body_temp_path \(docs.path);
+            proxy_temp_path \(docs.path);
+            fastcgi_temp_path \(docs.path);
+            uwsgi_temp_path \(docs.path);
+            scgi_temp_path \(docs.path);
+            \(http)
+            server {
+                listen \(listen);
+                root \(docs.path);
+                \(server)
+            }
+        }
+        """.write(to: conf, atomically: true, encoding: .utf8)
+        return try BackgroundProcess(nginx, ["-p", docs.path, "-c", conf.path, "-e", "stderr"], waitForPort: port)
+    }
+
+    @Test func goAwayFromNginxRetiresConnectionsAndEveryRequestIsAccountedFor() async throws {
+        let pki = try LabPKIFixture()
+        let server = try pki.svid("nginx", uris: [], dns: ["localhost"])
+        let docs = try htdocs()
+        let port = try freePort()
+        // nginx ends an HTTP/2 connection with GOAWAY after keepalive_requests requests.
+        let peer = try startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port) ssl http2",
+                                  server: "ssl_certificate \(server.cert); ssl_certificate_key \(server.key);",
+                                  http: "keepalive_requests 50;")
+        defer { peer.stop() }
+        let tls = try pki.clientTLS(nil, expect: nil, alpn: ["h2"])
+        let result = try await runLoad(["https://127.0.0.1:\(port)/index.html"], tls: tls, requests: 1000, connections: 2, streams: 10)
+        let refused = result.errors[.goAway, default: 0]
+        #expect(result.succeeded + refused == 1000, "errors: \(result.errors)")
+        #expect(Set(result.errors.keys).isSubset(of: [.goAway]), "errors: \(result.errors)")
+        #expect(result.succeeded >= 500)
+        // 1000 requests at 50 per connection need at least 20 connections; resumption makes the reconnects cheap.
+        #expect(result.connectionsEstablished >= 20)
+        #expect(result.tlsResumed > 0)
+    }
+
     @Test func http1KeepAliveAgainstNginx() async throws {
         let nginx = try #require(which("nginx"))
         let docs = try htdocs()
