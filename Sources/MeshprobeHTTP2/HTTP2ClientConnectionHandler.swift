@@ -525,23 +525,10 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         streamID: Int32, into destination: UnsafeMutablePointer<UInt8>, length: Int,
         flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
-        guard let stream = streams[streamID], var body = stream.requestBody else {
+        guard let stream = streams[streamID] else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        let count = min(length, body.readableBytes)
-        body.withUnsafeReadableBytes { source in
-            if count > 0, let base = source.baseAddress {
-                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count)
-            }
-        }
-        body.moveReaderIndex(forwardBy: count)
-        if body.readableBytes == 0 {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            stream.requestBody = nil
-        } else {
-            stream.requestBody = body
-        }
-        return count
+        return NGHTTP2Session.provideData(from: &stream.requestBody, into: destination, length: length, flags: flags)
     }
 }

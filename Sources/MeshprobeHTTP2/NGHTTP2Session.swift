@@ -200,3 +200,31 @@ func parseDecimal(_ pointer: UnsafePointer<UInt8>?, _ count: Int) -> Int? {
     }
     return value
 }
+
+extension NGHTTP2Session {
+    /// Copies up to `length` bytes of `body` into nghttp2's frame buffer for a data provider; sets
+    /// NGHTTP2_DATA_FLAG_EOF and empties `body` when it is used up. Returns the bytes copied.
+    static func provideData(
+        from body: inout ByteBuffer?, into destination: UnsafeMutablePointer<UInt8>, length: Int,
+        flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        guard var buffer = body else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let count = min(length, buffer.readableBytes)
+        buffer.withUnsafeReadableBytes { source in
+            if count > 0, let base = source.baseAddress {
+                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count)
+            }
+        }
+        buffer.moveReaderIndex(forwardBy: count)
+        if buffer.readableBytes == 0 {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            body = nil
+        } else {
+            body = buffer
+        }
+        return count
+    }
+}

@@ -155,33 +155,10 @@ import Testing
     }
 
     @Test func http1KeepAliveAgainstNginx() async throws {
-        let nginx = try #require(which("nginx"))
         let docs = try htdocs()
         let port = try freePort()
-        let conf = docs.appendingPathComponent("nginx.conf")
-        try """
-        daemon off;
-        master_process off;
-        worker_processes 1;
-        pid \(docs.path)/nginx.pid;
-        error_log stderr warn;
-        events { worker_connections 256; }
-        http {
-            access_log off;
-            client_body_temp_path \(docs.path);
-            proxy_temp_path \(docs.path);
-            fastcgi_temp_path \(docs.path);
-            uwsgi_temp_path \(docs.path);
-            scgi_temp_path \(docs.path);
-            keepalive_requests 100000;
-            server {
-                listen 127.0.0.1:\(port);
-                root \(docs.path);
-                add_header x-served-by nginx-blue;
-            }
-        }
-        """.write(to: conf, atomically: true, encoding: .utf8)
-        let peer = try BackgroundProcess(nginx, ["-p", docs.path, "-c", conf.path, "-e", "stderr"], waitForPort: port)
+        let peer = try startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port)",
+                                  server: "add_header x-served-by nginx-blue;", http: "keepalive_requests 100000;")
         defer { peer.stop() }
         let result = try await runLoad(["http://127.0.0.1:\(port)/index.html"], requests: 300, connections: 3, streams: 1, http: .http1) {
             $0.identityHeader = "x-served-by"
