@@ -51,6 +51,55 @@ import Testing
         #expect(bad.stderr.contains("--spiffe-id"))
     }
 
+    @Test func echoAndLoadProcessesWithSVIDDirectoriesAndAFederatedBundle() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Two trust domains: the echo lives in east.example, the prober in west.example (federation).
+        for td in ["east.example", "west.example"] {
+            #expect(try run(meshprobeBinary, ["pki", "ca", "--trust-domain", td, "--out", "\(dir)/\(td)"]).status == 0)
+        }
+        #expect(try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/east.example", "--spiffe-id",
+                                          "spiffe://east.example/ns/shop/sa/cart", "--out", "\(dir)/cart"]).status == 0)
+        #expect(try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/west.example", "--spiffe-id",
+                                          "spiffe://west.example/ns/ops/sa/prober", "--out", "\(dir)/prober"]).status == 0)
+        let port = try freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["POD_NAME"] = "cart-7d9f8b6c5-x2x9z"
+        environment["POD_NAMESPACE"] = "shop"
+        environment["MESHPROBE_VERSION"] = "v7"
+        environment["MESHPROBE_CLUSTER"] = "eu-1"
+        let echo = try BackgroundProcess(meshprobeBinary, [
+            "echo", "--listen", "127.0.0.1:\(port)", "--cert", "\(dir)/cart/cert-chain.pem", "--key", "\(dir)/cart/key.pem",
+            "--trust-bundle", "west.example=\(dir)/west.example/ca.pem",
+        ], waitForPort: port, environment: environment)
+        defer { echo.stop() }
+        let json = "\(dir)/result.json"
+        let out = try run(meshprobeBinary, [
+            "load", "https://127.0.0.1:\(port)/cart", "-c", "2", "-m", "4", "-n", "200", "--quiet",
+            "--svid-dir", "\(dir)/prober", "--trust-bundle", "east.example=\(dir)/east.example/ca.pem",
+            "--expect-peer", "spiffe://east.example/ns/shop/sa/cart", "--json", json,
+        ], timeout: 60)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((object["summary"] as? [String: Any])?["succeeded"] as? Int == 200)
+        let workload = try #require((object["workloads"] as? [[String: Any]])?.first)
+        // Downward-API defaults: the workload name is the pod name without its ReplicaSet and pod hashes.
+        #expect(workload["workload"] as? String == "cart")
+        #expect(workload["version"] as? String == "v7")
+        #expect(workload["cluster"] as? String == "eu-1")
+        #expect(workload["identity"] as? String == "spiffe://east.example/ns/shop/sa/cart")
+        let callers = (object["connections"] as? [String: Any])?["callers_seen_by_server"] as? [String: Int]
+        #expect(callers == ["spiffe://west.example/ns/ops/sa/prober": 200])
+
+        // The same prober without the east bundle cannot verify the echo: unknown CA, exit 1.
+        let untrusted = try run(meshprobeBinary, [
+            "load", "https://127.0.0.1:\(port)/", "-n", "5", "--quiet", "--svid-dir", "\(dir)/prober",
+        ], timeout: 60)
+        #expect(untrusted.status == 1)
+        #expect(untrusted.stdout.contains("tls_unknown_ca: 5 requests"), "\(untrusted.stdout)")
+    }
+
     @Test func demoShowsBothWorkloadsAndPasses() throws {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }

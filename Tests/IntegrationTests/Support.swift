@@ -135,12 +135,14 @@ final class BackgroundProcess: @unchecked Sendable {  // @unchecked: Process is 
     let process = Process()
     let log: URL
 
-    init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10) throws {
+    init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10,
+         environment: [String: String]? = nil) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-peer-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
