@@ -145,9 +145,12 @@ import Testing
         defer { peer.stop() }
         let tls = try pki.clientTLS(nil, expect: nil, alpn: ["h2"])
         let result = try await runLoad(["https://127.0.0.1:\(port)/index.html"], tls: tls, requests: 1000, connections: 2, streams: 10)
-        let refused = result.errors[.goAway, default: 0]
-        #expect(result.succeeded + refused == 1000, "errors: \(result.errors)")
-        #expect(Set(result.errors.keys).isSubset(of: [.goAway]), "errors: \(result.errors)")
+        // Requests above GOAWAY's last stream are refused (goaway); when nginx closes its socket with our newer
+        // requests unread, the kernel resets the connection and the GOAWAY frame itself can be lost
+        // (connection_lost). Either way each request is counted once, under one of those kinds.
+        let lost = result.errors[.goAway, default: 0] + result.errors[.connectionLost, default: 0]
+        #expect(result.succeeded + lost == 1000, "errors: \(result.errors)")
+        #expect(Set(result.errors.keys).isSubset(of: [.goAway, .connectionLost]), "errors: \(result.errors)")
         #expect(result.succeeded >= 500)
         // 1000 requests at 50 per connection need at least 20 connections; resumption makes the reconnects cheap.
         #expect(result.connectionsEstablished >= 20)
