@@ -10,7 +10,50 @@ public enum HTTPVersionPreference: String, Sendable, CaseIterable {
     case http1
 }
 
-/// Everything a closed-model load run needs.
+/// How requests are generated.
+public enum LoadModel: Sendable, Equatable {
+    /// Connections x streams in flight, each slot sending its next request as soon as (plus `thinkTime` after)
+    /// its last one completed. With a `concurrency` profile, the total number in flight follows it instead.
+    case closed(concurrency: LoadProfile?, thinkTime: Double)
+    /// Requests arrive at times fixed in advance by the `rate` profile (requests per second, all connections
+    /// together), whether or not earlier ones have completed; latency counts from the intended time.
+    case open(rate: LoadProfile, arrivals: ArrivalSchedule.Process)
+
+    public static let closedAsFastAsPossible = LoadModel.closed(concurrency: nil, thinkTime: 0)
+
+    public var isOpen: Bool {
+        if case .open = self { return true }
+        return false
+    }
+
+    /// The profile that bounds the run's length, if any.
+    var profile: LoadProfile? {
+        switch self {
+        case .closed(let concurrency, _): return concurrency
+        case .open(let rate, _): return rate
+        }
+    }
+}
+
+/// When a connection is replaced by a fresh one (samples L4 balancing and the mTLS handshake rate; persistent
+/// connections bias weighted routing).
+public enum ConnectionChurn: Sendable, Equatable, CustomStringConvertible {
+    case reuse
+    /// A fresh connection after this many requests.
+    case every(Int)
+
+    public static let perRequest = ConnectionChurn.every(1)
+
+    public var description: String {
+        switch self {
+        case .reuse: return "reuse"
+        case .every(1): return "per request"
+        case .every(let n): return "every \(n) requests"
+        }
+    }
+}
+
+/// Everything a load run needs.
 public struct LoadConfiguration: Sendable {
     /// Connections are spread round-robin over the targets.
     public var targets: [LoadTarget]
@@ -36,6 +79,24 @@ public struct LoadConfiguration: Sendable {
     public var maxConsecutiveConnectFailures: Int = 3
     /// Number of event loops to spread connections over (default: one per core).
     public var eventLoops: Int?
+    public var model: LoadModel = .closedAsFastAsPossible
+    /// Seconds at the start whose requests are sent but left out of the results.
+    public var warmup: Double = 0
+    public var churn: ConnectionChurn = .reuse
+    /// A request is late when it is sent more than this many seconds after its intended time (open model).
+    public var lateThreshold: Double = 0.001
+    /// Seed for arrival schedules and per-request randomness (reproducible runs).
+    public var seed: UInt64 = 0x6D65_7368_7072_6F62
+
+    /// When the run ends on time: the earliest of --duration and the end of the load profile.
+    public var plannedDuration: Double? {
+        switch (duration, model.profile?.totalDuration) {
+        case let (d?, p?): return min(d, p)
+        case let (d?, nil): return d
+        case let (nil, p?): return p
+        case (nil, nil): return nil
+        }
+    }
 
     public init(targets: [LoadTarget]) {
         self.targets = targets
@@ -53,9 +114,24 @@ public struct LoadConfiguration: Sendable {
         if let duration, !(duration > 0) || !duration.isFinite {
             throw LoadConfigurationError(field: "--duration", value: "\(duration)", reason: "must be a positive duration")
         }
-        if requests == nil && duration == nil {
-            throw LoadConfigurationError(field: "--requests/--duration", value: "", reason: "give -n, -d or both, so that the run ends on its own")
+        switch model {
+        case .closed(let concurrency, let think):
+            try concurrency?.validate(what: "concurrency")
+            if !(think >= 0) || !think.isFinite { throw LoadConfigurationError(field: "--think", value: "\(think)", reason: "must be zero or more") }
+        case .open(let rate, _):
+            try rate.validate(what: "--rate")
+            if rate.stages.isEmpty && !(rate.start > 0) {
+                throw LoadConfigurationError(field: "--rate", value: "\(rate.start)", reason: "must be more than 0 requests per second")
+            }
         }
+        if requests == nil && plannedDuration == nil {
+            throw LoadConfigurationError(field: "--requests/--duration", value: "", reason: "give -n, -d or stages, so that the run ends on its own")
+        }
+        if !(warmup >= 0) || !warmup.isFinite { throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be zero or more") }
+        if let planned = plannedDuration, warmup >= planned {
+            throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be shorter than the run (\(planned)s)")
+        }
+        if case .every(let n) = churn, n < 1 { throw LoadConfigurationError(field: "--churn", value: "\(n)", reason: "must be at least 1 request per connection") }
         if !(requestTimeout > 0) { throw LoadConfigurationError(field: "--timeout", value: "\(requestTimeout)", reason: "must be positive") }
         if targets.contains(where: { $0.scheme == .https }) && tls == nil {
             throw LoadConfigurationError(field: "URL", value: targets.map(\.description).joined(separator: " "), reason: "https needs a TLS configuration")

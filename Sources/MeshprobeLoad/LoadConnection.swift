@@ -23,8 +23,12 @@ final class LoadConnection {
     private var tlsPeer: String = ""
     /// The identity of the last response on this connection; errors are attributed to it.
     private var lastIdentity: WorkloadIdentity?
-    /// Start time (ns) of each request in flight, by token.
-    private(set) var inFlight: [UInt64: UInt64] = [:]
+    /// Each request in flight, by token: when it was meant to leave and when it did.
+    private(set) var inFlight: [UInt64: LoadWorker.Ticket] = [:]
+    /// Requests sent on the current connection (for churn).
+    private var sentOnConnection = 0
+    /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
+    private var retiring = false
     private var nextToken: UInt64 = 0
     private var consecutiveFailures = 0
     private var connectStart: UInt64 = 0
@@ -52,6 +56,8 @@ final class LoadConnection {
         closeReason = nil
         timedOut = false
         responsesOnConnection = 0
+        sentOnConnection = 0
+        retiring = false
         worker.result.connectAttempts += 1
         connectStart = worker.now()
         let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.connectTimeout * 1e9))
@@ -194,16 +200,18 @@ final class LoadConnection {
             return
         }
         let wasReady = h2 != nil || h1 != nil
-        if let h1, let token = h1.pendingToken, inFlight.removeValue(forKey: token) != nil {
-            recordFailure(.connectionLost, message: "the server closed the HTTP/1.1 connection with a request in flight")
+        if let h1, let token = h1.pendingToken, let ticket = inFlight.removeValue(forKey: token) {
+            recordFailure(.connectionLost, ticket: ticket, message: "the server closed the HTTP/1.1 connection with a request in flight")
         }
         // Anything the handlers did not report (should be nothing) is still counted, never dropped.
-        for _ in inFlight {
-            recordFailure(closeReason?.kind ?? .connectionLost, message: closeReason?.message ?? "connection lost")
+        for (_, ticket) in inFlight {
+            recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
         inFlight.removeAll(keepingCapacity: true)
         let everReady = wasReady && state == .ready
-        if everReady && responsesOnConnection == 0 && !timedOut {
+        if retiring {
+            // Churn: a planned reconnect.
+        } else if everReady && responsesOnConnection == 0 && !timedOut {
             // Ready but closed before answering anything: a failure too, or a server that accepts and closes
             // would make this loop reconnect forever.
             let reason = closeReason ?? (.connectionLost, "\(target.authority) closed the connection before answering any request")
@@ -247,49 +255,74 @@ final class LoadConnection {
 
     // MARK: sending
 
-    /// Sends as many requests as the connection and the budget allow.
+    /// Requests this connection may still start before churn replaces it.
+    private var churnAllowance: Int {
+        if case .every(let n) = worker.configuration.churn { return n - sentOnConnection }
+        return Int.max
+    }
+
+    /// Sends as many requests as the connection, the churn setting and the worker allow.
     func pump(flush: Bool) {
-        guard state == .ready else { return }
+        guard state == .ready, !retiring else { return }
         var sent = false
         if let h2 {
             let limit = worker.configuration.streamsPerConnection
-            while inFlight.count < limit, h2.availableStreams > 0, let now = worker.takeRequest() {
+            while inFlight.count < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
                 guard h2.send(request, token: token) else {
-                    worker.returnRequest()
+                    worker.returnRequest(ticket)
                     break
                 }
-                inFlight[token] = now
+                inFlight[token] = ticket
+                sentOnConnection += 1
                 worker.result.requestsSent += 1
                 sent = true
             }
             if sent && flush { h2.flush() }
         } else if let h1 {
-            if h1.availableStreams > 0, let now = worker.takeRequest() {
+            if h1.availableStreams > 0, churnAllowance > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
                 if h1.send(method: request.method, target: target, headers: worker.configuration.headers,
                            body: request.body, token: token) {
-                    inFlight[token] = now
+                    inFlight[token] = ticket
+                    sentOnConnection += 1
                     worker.result.requestsSent += 1
                 } else {
-                    worker.returnRequest()
+                    worker.returnRequest(ticket)
                 }
             }
+        }
+    }
+
+    /// After a request completes: retire the connection when churn says so, else send more (now or after the
+    /// think time).
+    private func afterCompletion(flush: Bool) {
+        if churnAllowance <= 0 {
+            if inFlight.isEmpty, !retiring {
+                retiring = true
+                channel?.close(promise: nil)
+            }
+            return
+        }
+        let think = worker.thinkTimeNanoseconds
+        if think > 0 {
+            worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(think))) { self.pump(flush: true) }
+        } else {
+            pump(flush: flush)
         }
     }
 
     /// Counts requests older than the timeout and closes the connection so their streams are freed.
     func expireRequests(olderThan cutoff: UInt64) {
         var expired = 0
-        for (token, start) in inFlight where start < cutoff {
+        for (token, ticket) in inFlight where ticket.sent < cutoff {
             inFlight.removeValue(forKey: token)
+            recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
             expired += 1
         }
         guard expired > 0 else { return }
-        recordFailure(.requestTimeout, count: expired,
-                      message: "no response within \(worker.configuration.requestTimeout)s")
         timedOut = true
         closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
         channel?.close(promise: nil)
@@ -297,10 +330,10 @@ final class LoadConnection {
 
     /// Stops the connection at the end of the run; in-flight requests are counted with `kind`.
     func shutdown(inFlightAs kind: ErrorKind) {
-        if !inFlight.isEmpty {
-            recordFailure(kind, count: inFlight.count, message: "the run ended with the request in flight")
-            inFlight.removeAll()
+        for (_, ticket) in inFlight {
+            recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
+        inFlight.removeAll()
         state = .dead
         channel?.close(promise: nil)
     }
@@ -328,20 +361,19 @@ final class LoadConnection {
     }
 
     private func recordResponse(token: UInt64, status: Int, identity: () -> WorkloadIdentity) {
-        guard let start = inFlight.removeValue(forKey: token) else { return }
-        let micros = (worker.now() &- start) / 1000
+        guard let ticket = inFlight.removeValue(forKey: token) else { return }
         let id = identity()
         lastIdentity = id
         responsesOnConnection += 1
         consecutiveFailures = 0
-        worker.result.recordResponse(status: status, latencyMicros: micros, identity: id)
-        worker.responseRecorded()
+        worker.recordResponse(status: status, ticket: ticket, identity: id)
+        worker.requestFinished()
     }
 
-    private func recordFailure(_ kind: ErrorKind, count: Int = 1, message: String) {
+    private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
         let id = lastIdentity ?? (tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer))
-        worker.result.recordError(kind, identity: id ?? .unknown, count: count, explanation: message)
-        worker.responseRecorded()
+        worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended)
+        worker.requestFinished()
     }
 }
 
@@ -356,11 +388,11 @@ extension LoadConnection: HTTP2ClientDelegate {
 
     func http2Response(_ connection: HTTP2ClientConnectionHandler, token: UInt64, response: HTTP2Response) {
         recordResponse(token: token, status: response.status) { identity(from: response.headers) }
-        pump(flush: false)
+        afterCompletion(flush: false)
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
-        guard inFlight.removeValue(forKey: token) != nil else { return }
+        guard let ticket = inFlight.removeValue(forKey: token) else { return }
         let kind: ErrorKind
         let message: String
         switch failure {
@@ -382,8 +414,8 @@ extension LoadConnection: HTTP2ClientDelegate {
             kind = .protocolError
             message = "HTTP/2 protocol error: \(text)"
         }
-        recordFailure(kind, message: message)
-        pump(flush: false)
+        recordFailure(kind, ticket: ticket, message: message)
+        afterCompletion(flush: false)
     }
 
     func http2GoAwayReceived(_ connection: HTTP2ClientConnectionHandler, errorCode: UInt32) {}
@@ -408,7 +440,7 @@ extension LoadConnection: HTTP1ClientDelegate {
             identity(from: headers.map { HTTP2Header($0.name.lowercased(), $0.value) })
         }
         if keepAlive {
-            pump(flush: true)
+            afterCompletion(flush: true)
         } else {
             channel?.close(promise: nil)
         }

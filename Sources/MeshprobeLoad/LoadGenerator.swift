@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MeshprobeIdentity
 import NIOConcurrencyHelpers
 import NIOCore
@@ -51,6 +54,7 @@ public final class LoadGenerator: Sendable {
             }
         }
         var futures: [EventLoopFuture<LoadResult>] = []
+        let cpuBefore = Self.processCPUSeconds()
         for i in 0..<loopCount {
             let loop = loops[i]
             let promise = loop.makePromise(of: LoadResult.self)
@@ -58,9 +62,12 @@ public final class LoadGenerator: Sendable {
             let slotList = slots[i].map { SlotBox(target: $0.0, address: $0.1) }
             let budget = budgets[i]
             let workers = self.workers
+            // Rate and concurrency are shared in proportion to connections; phases interleave uniform arrivals.
+            let share = Double(slots[i].count) / Double(configuration.connections)
+            let phase = Double(i) / Double(loopCount)
             loop.execute {
-                let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget,
-                                        slots: slotList.map { ($0.target, $0.address) }, promise: promise)
+                let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget, share: share,
+                                        phase: phase, slots: slotList.map { ($0.target, $0.address) }, promise: promise)
                 workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
                 worker.start()
             }
@@ -70,6 +77,7 @@ public final class LoadGenerator: Sendable {
         for future in futures {
             merged.merge(try await future.get())
         }
+        merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
         return merged
     }
 
@@ -79,6 +87,20 @@ public final class LoadGenerator: Sendable {
         public var succeeded = 0
         public var failed = 0
         public var inFlight = 0
+        public var sent = 0
+        public var errors: [ErrorKind: Int] = [:]
+        public var late = 0
+        /// The last complete second, merged over workers.
+        public var window: TimelineBucket?
+        public var identities: [WorkloadIdentity: Int] = [:]
+    }
+
+    /// User + system CPU seconds of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
     }
 
     public func progress() async -> Progress {
@@ -90,6 +112,13 @@ public final class LoadGenerator: Sendable {
                 total.succeeded += part.succeeded
                 total.failed += part.failed
                 total.inFlight += part.inFlight
+                total.sent += part.sent
+                total.late += part.late
+                total.errors.merge(part.errors, uniquingKeysWith: +)
+                total.identities.merge(part.identities, uniquingKeysWith: +)
+                if let w = part.window {
+                    if total.window == nil { total.window = w } else { total.window?.merge(w) }
+                }
             }
         }
         return total

@@ -10,6 +10,47 @@ extension Histogram where Count == UInt64 {
     }
 }
 
+extension Histogram where Count == UInt64 {
+    /// A smaller histogram (2 significant digits) for per-second timeline buckets.
+    public static func timelineLatency() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+    }
+}
+
+/// Why a request of the open model left later than intended.
+public enum LateReason: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Every stream of every ready connection was busy.
+    case streamsBusy = "streams_busy"
+    /// No connection was ready (connecting, handshaking, or down).
+    case noConnection = "no_connection"
+}
+
+/// One second of the run.
+public struct TimelineBucket: Sendable {
+    /// Seconds since the start of the run (warm-up included).
+    public var second: Int
+    public var sent = 0
+    public var responses = 0
+    public var succeeded = 0
+    public var failed = 0
+    public var late = 0
+    /// Latency of the responses completed in this second, microseconds.
+    public var latency = LatencyHistogram.timelineLatency()
+
+    public init(second: Int) {
+        self.second = second
+    }
+
+    public mutating func merge(_ other: TimelineBucket) {
+        sent += other.sent
+        responses += other.responses
+        succeeded += other.succeeded
+        failed += other.failed
+        late += other.late
+        latency.add(other.latency)
+    }
+}
+
 /// Counts and latency for everything one workload identity answered.
 public struct IdentityStats: Sendable {
     /// Requests attributed to this identity: responses plus errors on its connections.
@@ -49,8 +90,23 @@ public struct LoadResult: Sendable {
     public var errors: [ErrorKind: Int] = [:]
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
-    /// Latency of responses, microseconds, measured from handing the request to the connection.
+    /// Latency of responses, microseconds, from the request's intended send time (open model; corrected for
+    /// coordinated omission) or from handing it to the connection (closed model).
     public var latency = LatencyHistogram.latency()
+    /// Latency from the moment the request actually left (uncorrected, what h2load and fortio report).
+    public var serviceLatency = LatencyHistogram.latency()
+    /// Open model: how long after its intended time each request was sent, microseconds.
+    public var sendDelay = LatencyHistogram.latency()
+    /// Open model: requests sent later than the late threshold, by reason.
+    public var late: [LateReason: Int] = [:]
+    /// Responses and errors left out because they belong to the warm-up.
+    public var warmupRequests = 0
+    /// Per-second counts and latency.
+    public var timeline: [TimelineBucket] = []
+    /// How late the generator's own timers fired, microseconds (event-loop lag: a saturated generator).
+    public var loopLag = LatencyHistogram.latency()
+    /// CPU seconds the whole process used during the run (user + system).
+    public var cpuSeconds = 0.0
     public var identities: [WorkloadIdentity: IdentityStats] = [:]
 
     /// Connection attempts, successful connections, and TLS handshakes.
@@ -87,6 +143,16 @@ public struct LoadResult: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
         latency.add(other.latency)
+        serviceLatency.add(other.serviceLatency)
+        sendDelay.add(other.sendDelay)
+        late.merge(other.late, uniquingKeysWith: +)
+        warmupRequests += other.warmupRequests
+        loopLag.add(other.loopLag)
+        cpuSeconds = max(cpuSeconds, other.cpuSeconds)
+        for bucket in other.timeline {
+            while timeline.count <= bucket.second { timeline.append(TimelineBucket(second: timeline.count)) }
+            timeline[bucket.second].merge(bucket)
+        }
         for (identity, stats) in other.identities {
             identities[identity, default: IdentityStats()].merge(stats)
         }
@@ -106,12 +172,19 @@ public struct LoadResult: Sendable {
 
     // MARK: recording (one worker, on its event loop)
 
-    mutating func recordResponse(status: Int, latencyMicros: UInt64, identity: WorkloadIdentity) {
+    mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,
+                                 second: Int) {
         responses += 1
         statuses[status, default: 0] += 1
         let ok = (200..<400).contains(status)
         if ok { succeeded += 1 } else { failed += 1 }
         _ = latency.record(max(1, latencyMicros))
+        _ = serviceLatency.record(max(1, serviceMicros))
+        bucket(second) { bucket in
+            bucket.responses += 1
+            if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
+            _ = bucket.latency.record(max(1, latencyMicros))
+        }
         Self.update(&identities[identity, default: IdentityStats()], ok: ok, status: status, latencyMicros: latencyMicros)
     }
 
@@ -122,9 +195,18 @@ public struct LoadResult: Sendable {
         _ = stats.latency.record(max(1, latencyMicros))
     }
 
-    mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil) {
+    /// Runs `body` on the timeline bucket of `second`, creating buckets up to it.
+    mutating func bucket(_ second: Int, _ body: (inout TimelineBucket) -> Void) {
+        guard second >= 0 else { return }
+        while timeline.count <= second { timeline.append(TimelineBucket(second: timeline.count)) }
+        body(&timeline[second])
+    }
+
+    mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil,
+                              second: Int? = nil) {
         guard count > 0 else { return }
         failed += count
+        if let second { bucket(second) { $0.failed += count } }
         errors[kind, default: 0] += count
         if let explanation, errorExplanations[kind] == nil { errorExplanations[kind] = explanation }
         if let identity {

@@ -3,34 +3,70 @@ import MeshprobeHTTP2
 import MeshprobeIdentity
 import NIOCore
 
-/// The part of a load run that lives on one event loop: its connections, its share of the request budget,
-/// and its own `LoadResult`, merged with the other loops' at the end. No locks: everything here runs on
-/// `eventLoop`.
+/// The part of a load run that lives on one event loop: its connections, its share of the request budget and of
+/// the rate or concurrency, and its own `LoadResult`, merged with the other loops' at the end. No locks:
+/// everything here runs on `eventLoop`.
 final class LoadWorker {
+    /// A request the worker lets a connection send: when it was meant to leave and when it did.
+    struct Ticket {
+        var intended: UInt64
+        var sent: UInt64
+    }
+
     let eventLoop: any EventLoop
     let configuration: LoadConfiguration
     var result = LoadResult()
     private var connections: [LoadConnection] = []
-    /// Requests this worker may still start; `Int.max` when the run is bounded by duration only.
+    /// Requests this worker may still start; `Int.max` when the run is bounded by time only.
     private var remaining: Int
+    /// This worker's fraction of the total rate or concurrency.
+    private let share: Double
+    private let startTime: UInt64
     private let deadline: UInt64?
+    private let warmupEnd: UInt64
     private var stopping = false
     private(set) var finished = false
-    private let startTime: UInt64
     private let promise: EventLoopPromise<LoadResult>
     private var sweepTask: Scheduled<Void>?
     private var drainDeadline: UInt64?
     var lastConnectionFailure: (kind: ErrorKind, message: String)?
 
-    init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, slots: [(LoadTarget, SocketAddress)],
-         promise: EventLoopPromise<LoadResult>) {
+    // Open model.
+    private var arrivals: ArrivalSchedule?
+    private var nextArrival: UInt64?
+    private var arrivalTask: Scheduled<Void>?
+    private var arrivalTimerDue: UInt64 = 0
+    /// Intended send times of arrivals that no connection could take yet, oldest first.
+    private var backlog = CircularBuffer<UInt64>(initialCapacity: 64)
+    private var backlogReason: LateReason = .streamsBusy
+    private var dispatchCursor = 0
+
+    // Closed model with a concurrency profile, and think time.
+    private let concurrency: LoadProfile?
+    let thinkTimeNanoseconds: UInt64
+    private var inFlightTotal = 0
+
+    init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, phase: Double,
+         slots: [(LoadTarget, SocketAddress)], promise: EventLoopPromise<LoadResult>) {
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.remaining = budget ?? Int.max
+        self.share = share
         self.promise = promise
         let startTime = DispatchTime.now().uptimeNanoseconds
         self.startTime = startTime
-        self.deadline = configuration.duration.map { startTime + UInt64($0 * 1e9) }
+        self.deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
+        self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
+        switch configuration.model {
+        case .open(let rate, let process):
+            arrivals = ArrivalSchedule(profile: rate, share: share, process: process, phase: phase,
+                                       seed: configuration.seed &+ UInt64(phase * 1_000_003))
+            concurrency = nil
+            thinkTimeNanoseconds = 0
+        case .closed(let profile, let think):
+            concurrency = profile
+            thinkTimeNanoseconds = UInt64(think * 1e9)
+        }
         var body: ByteBuffer?
         if let bytes = configuration.body { body = ByteBuffer(bytes: bytes) }
         for (target, address) in slots {
@@ -46,12 +82,18 @@ final class LoadWorker {
 
     @inline(__always) func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// The timeline second of an instant.
+    @inline(__always) func second(of time: UInt64) -> Int { Int((time &- startTime) / 1_000_000_000) }
+
     func start() {
         if connections.isEmpty || remaining == 0 {
             finish()
             return
         }
         for connection in connections { connection.connect() }
+        if arrivals != nil {
+            advanceArrivals()
+        }
         scheduleSweep()
     }
 
@@ -59,25 +101,135 @@ final class LoadWorker {
     var wantsMoreRequests: Bool {
         guard !stopping, remaining > 0 else { return false }
         if let deadline, now() >= deadline { return false }
+        if arrivals != nil { return nextArrival != nil || !backlog.isEmpty }
         return true
     }
 
-    /// Takes one request from the budget; returns its start time, or nil when the run should send no more.
-    @inline(__always) func takeRequest() -> UInt64? {
-        guard !stopping, remaining > 0 else { return nil }
+    // MARK: handing out requests
+
+    /// The next request a connection with a free stream may send now, or nil.
+    @inline(__always) func nextRequest() -> Ticket? {
+        guard !stopping else { return nil }
         let t = now()
+        if arrivals != nil {
+            guard let intended = backlog.popFirst() else { return nil }
+            recordSend(intended: intended, at: t)
+            return Ticket(intended: intended, sent: t)
+        }
+        guard remaining > 0 else { return nil }
         if let deadline, t >= deadline { return nil }
+        if let concurrency {
+            let target = Int((concurrency.value(at: Double(t &- startTime) / 1e9) * share).rounded())
+            guard inFlightTotal < target else { return nil }
+        }
         if remaining != Int.max { remaining -= 1 }
-        return t
+        inFlightTotal += 1
+        result.bucket(second(of: t)) { $0.sent += 1 }
+        return Ticket(intended: t, sent: t)
     }
 
-    func returnRequest() {
-        if remaining != Int.max { remaining += 1 }
+    /// A connection could not send the ticket after all: put it back.
+    func returnRequest(_ ticket: Ticket) {
+        if arrivals != nil {
+            backlog.prepend(ticket.intended)
+        } else {
+            if remaining != Int.max { remaining += 1 }
+            inFlightTotal -= 1
+        }
     }
 
-    /// Called after each response or failure: finishes the worker when nothing more will happen.
-    @inline(__always) func responseRecorded() {
+    private func recordSend(intended: UInt64, at t: UInt64) {
+        inFlightTotal += 1
+        let delay = t > intended ? t - intended : 0
+        _ = result.sendDelay.record(max(1, delay / 1000))
+        let isLate = Double(delay) / 1e9 > configuration.lateThreshold
+        if isLate, intended >= warmupEnd { result.late[backlogReason, default: 0] += 1 }
+        result.bucket(second(of: t)) { bucket in
+            bucket.sent += 1
+            if isLate { bucket.late += 1 }
+        }
+    }
+
+    // MARK: the open model's arrivals
+
+    /// Moves due arrivals into the backlog, hands the backlog to free connections, and sets the timer for the next.
+    private func advanceArrivals() {
+        guard var schedule = arrivals, !stopping else { return }
+        let t = now()
+        if arrivalTimerDue > 0, t > arrivalTimerDue {
+            _ = result.loopLag.record(max(1, (t - arrivalTimerDue) / 1000))
+        }
+        if nextArrival == nil, remaining > 0, let first = schedule.next() {
+            nextArrival = startTime + UInt64(first * 1e9)
+        }
+        while let due = nextArrival, due <= t {
+            if let deadline, due >= deadline {
+                nextArrival = nil
+                break
+            }
+            backlog.append(due)
+            if remaining != Int.max { remaining -= 1 }
+            if remaining > 0, let following = schedule.next() {
+                nextArrival = startTime + UInt64(following * 1e9)
+            } else {
+                nextArrival = nil
+            }
+        }
+        arrivals = schedule
+        dispatchBacklog()
+        if let due = nextArrival {
+            arrivalTimerDue = due
+            let delay = due > t ? due - t : 0
+            arrivalTask = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
+                self.advanceArrivals()
+            }
+        } else {
+            checkDone()
+        }
+    }
+
+    /// Offers the backlog to connections round-robin until it is empty or every stream is busy.
+    private func dispatchBacklog() {
+        guard !backlog.isEmpty else { return }
+        var anyReady = false
+        for i in 0..<connections.count {
+            let connection = connections[(dispatchCursor + i) % connections.count]
+            if connection.state == .ready { anyReady = true }
+            connection.pump(flush: true)
+            if backlog.isEmpty {
+                dispatchCursor = (dispatchCursor + i + 1) % connections.count
+                return
+            }
+        }
+        backlogReason = anyReady ? .streamsBusy : .noConnection
+    }
+
+    // MARK: outcomes
+
+    /// A request finished (response or failure): frees its concurrency slot and finishes the worker when done.
+    @inline(__always) func requestFinished() {
+        inFlightTotal -= 1
         if !wantsMoreRequests { checkDone() }
+    }
+
+    /// Records a response unless it belongs to the warm-up.
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity) {
+        let t = now()
+        guard ticket.intended >= warmupEnd else {
+            result.warmupRequests += 1
+            return
+        }
+        result.recordResponse(status: status, latencyMicros: (t &- ticket.intended) / 1000,
+                              serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t))
+    }
+
+    /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
+    func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?) {
+        if let intended, intended < warmupEnd {
+            result.warmupRequests += count
+            return
+        }
+        result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: now()))
     }
 
     func connectionStateChanged() {
@@ -89,25 +241,25 @@ final class LoadWorker {
         guard !finished else { return }
         stopping = true
         result.aborted = true
+        arrivalTask?.cancel()
         drainDeadline = now() + UInt64(grace * 1e9)
+        // Arrivals that never left are not part of an aborted run's sample.
+        backlog.removeAll()
         checkDone()
-    }
-
-    func progress() -> LoadGenerator.Progress {
-        LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
-                               inFlight: connections.reduce(0) { $0 + $1.inFlightCount })
     }
 
     private func checkDone() {
         guard !finished else { return }
         let inFlight = connections.reduce(0) { $0 + $1.inFlightCount }
-        let allDead = connections.allSatisfy(\.isDead)
-        if allDead {
-            // No connection can carry the rest of the budget: count it, named by the last connection failure.
-            if remaining != Int.max && remaining > 0 && !stopping {
+        if connections.allSatisfy(\.isDead) {
+            // No connection can carry the rest: count it, named by the last connection failure.
+            var unsent = backlog.count
+            backlog.removeAll()
+            if remaining != Int.max && !stopping { unsent += remaining }
+            remaining = 0
+            if unsent > 0 {
                 let reason = lastConnectionFailure ?? (.notSent, "no connection could be established")
-                result.recordError(reason.kind, identity: .unknown, count: remaining, explanation: reason.message)
-                remaining = 0
+                result.recordError(reason.kind, identity: .unknown, count: unsent, explanation: reason.message)
             }
             finish()
             return
@@ -118,19 +270,35 @@ final class LoadWorker {
     }
 
     private func scheduleSweep() {
+        let due = now() + 50_000_000
         sweepTask = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) {
+            let t = self.now()
+            if t > due { _ = self.result.loopLag.record(max(1, (t - due) / 1000)) }
             self.sweep()
         }
     }
 
-    /// Periodic housekeeping: request timeouts, the duration deadline, the abort grace period.
+    /// Periodic housekeeping: request timeouts, arrivals stuck in the backlog, concurrency ramps, the deadline,
+    /// the abort grace period.
     private func sweep() {
         guard !finished else { return }
         let t = now()
         let timeoutNs = UInt64(configuration.requestTimeout * 1e9)
         if t > timeoutNs {
+            let cutoff = t - timeoutNs
             for connection in connections where connection.inFlightCount > 0 {
-                connection.expireRequests(olderThan: t - timeoutNs)
+                connection.expireRequests(olderThan: cutoff)
+            }
+            // Arrivals that waited longer than the timeout for a free stream were never sent.
+            var expired = 0
+            while let first = backlog.first, first < cutoff {
+                _ = backlog.popFirst()
+                expired += 1
+            }
+            if expired > 0 {
+                recordError(.notSent, identity: nil, count: expired,
+                            explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(backlogReason.rawValue)): the target rate is more than connections x streams can carry",
+                            intended: cutoff)
             }
         }
         if let drainDeadline, t >= drainDeadline {
@@ -138,15 +306,34 @@ final class LoadWorker {
             finish()
             return
         }
+        if concurrency != nil || thinkTimeNanoseconds > 0 {
+            // The concurrency target moves with time: let idle slots start.
+            for connection in connections { connection.pump(flush: true) }
+        }
         checkDone()
         if !finished { scheduleSweep() }
+    }
+
+    func progress() -> LoadGenerator.Progress {
+        let t = now()
+        let current = second(of: t)
+        // The last complete second gives the window for the live view.
+        let window = current >= 1 && result.timeline.count >= current ? result.timeline[current - 1] : nil
+        return LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
+                                      inFlight: connections.reduce(0) { $0 + $1.inFlightCount },
+                                      sent: result.requestsSent, errors: result.errors,
+                                      late: result.late.values.reduce(0, +), window: window,
+                                      identities: result.identities.mapValues(\.requests))
     }
 
     private func finish() {
         guard !finished else { return }
         finished = true
         sweepTask?.cancel()
-        result.elapsedSeconds = Double(now() - startTime) / 1e9
+        arrivalTask?.cancel()
+        // Throughput counts from the end of the warm-up.
+        let t = now()
+        result.elapsedSeconds = t > warmupEnd ? Double(t - warmupEnd) / 1e9 : 0
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         promise.succeed(result)
     }
