@@ -81,6 +81,7 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeLoad",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The thin command line that wires the modules together.

@@ -23,6 +23,8 @@ public enum LateReason: String, Sendable, Hashable, Codable, CaseIterable {
     case streamsBusy = "streams_busy"
     /// No connection was ready (connecting, handshaking, or down).
     case noConnection = "no_connection"
+    /// A stream was free but the generator's timer fired late (a busy or saturated generator).
+    case generatorLag = "generator_lag"
 }
 
 /// One second of the run.

@@ -39,6 +39,8 @@ final class LoadWorker {
     /// Intended send times of arrivals that no connection could take yet, oldest first.
     private var backlog = CircularBuffer<UInt64>(initialCapacity: 64)
     private var backlogReason: LateReason = .streamsBusy
+    /// How many arrivals at the front of the backlog waited because no stream was free (as opposed to a late timer).
+    private var blockedInBacklog = 0
     private var dispatchCursor = 0
 
     // Closed model with a concurrency profile, and think time.
@@ -99,9 +101,11 @@ final class LoadWorker {
 
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
-        guard !stopping, remaining > 0 else { return false }
-        if let deadline, now() >= deadline { return false }
+        guard !stopping else { return false }
+        // Open model: arrivals due before the deadline are still sent after it, never dropped.
         if arrivals != nil { return nextArrival != nil || !backlog.isEmpty }
+        guard remaining > 0 else { return false }
+        if let deadline, now() >= deadline { return false }
         return true
     }
 
@@ -113,7 +117,14 @@ final class LoadWorker {
         let t = now()
         if arrivals != nil {
             guard let intended = backlog.popFirst() else { return nil }
-            recordSend(intended: intended, at: t)
+            let reason: LateReason
+            if blockedInBacklog > 0 {
+                blockedInBacklog -= 1
+                reason = backlogReason
+            } else {
+                reason = .generatorLag
+            }
+            recordSend(intended: intended, at: t, reason: reason)
             return Ticket(intended: intended, sent: t)
         }
         guard remaining > 0 else { return nil }
@@ -132,18 +143,20 @@ final class LoadWorker {
     func returnRequest(_ ticket: Ticket) {
         if arrivals != nil {
             backlog.prepend(ticket.intended)
+            blockedInBacklog += 1
+            inFlightTotal -= 1
         } else {
             if remaining != Int.max { remaining += 1 }
             inFlightTotal -= 1
         }
     }
 
-    private func recordSend(intended: UInt64, at t: UInt64) {
+    private func recordSend(intended: UInt64, at t: UInt64, reason: LateReason) {
         inFlightTotal += 1
         let delay = t > intended ? t - intended : 0
         _ = result.sendDelay.record(max(1, delay / 1000))
         let isLate = Double(delay) / 1e9 > configuration.lateThreshold
-        if isLate, intended >= warmupEnd { result.late[backlogReason, default: 0] += 1 }
+        if isLate, intended >= warmupEnd { result.late[reason, default: 0] += 1 }
         result.bucket(second(of: t)) { bucket in
             bucket.sent += 1
             if isLate { bucket.late += 1 }
@@ -202,6 +215,7 @@ final class LoadWorker {
             }
         }
         backlogReason = anyReady ? .streamsBusy : .noConnection
+        blockedInBacklog = backlog.count
     }
 
     // MARK: outcomes
@@ -243,8 +257,13 @@ final class LoadWorker {
         result.aborted = true
         arrivalTask?.cancel()
         drainDeadline = now() + UInt64(grace * 1e9)
-        // Arrivals that never left are not part of an aborted run's sample.
+        // Arrivals that were due but never left are counted, not dropped.
+        if !backlog.isEmpty {
+            recordError(.notSent, identity: nil, count: backlog.count,
+                        explanation: "the run was stopped before these due requests could be sent", intended: nil)
+        }
         backlog.removeAll()
+        blockedInBacklog = 0
         checkDone()
     }
 
@@ -293,6 +312,7 @@ final class LoadWorker {
             var expired = 0
             while let first = backlog.first, first < cutoff {
                 _ = backlog.popFirst()
+                blockedInBacklog = max(0, blockedInBacklog - 1)
                 expired += 1
             }
             if expired > 0 {
@@ -306,7 +326,7 @@ final class LoadWorker {
             finish()
             return
         }
-        if concurrency != nil || thinkTimeNanoseconds > 0 {
+        if concurrency != nil {
             // The concurrency target moves with time: let idle slots start.
             for connection in connections { connection.pump(flush: true) }
         }

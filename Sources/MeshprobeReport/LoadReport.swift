@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import NIOCore
 
 /// The JSON result of `meshprobe load` (schema: `docs/schema/load-result.schema.json`).
 public struct LoadReport: Codable, Sendable {
@@ -14,8 +15,12 @@ public struct LoadReport: Codable, Sendable {
         public var targets: [String]
         public var connections: Int
         public var streamsPerConnection: Int
+        public var model: String
+        public var warmupSeconds: Double
+        public var churn: String
         enum CodingKeys: String, CodingKey {
-            case schema, targets, connections
+            case schema, targets, connections, model, churn
+            case warmupSeconds = "warmup_seconds"
             case meshprobeVersion = "meshprobe_version"
             case commandLine = "command_line"
             case startedAt = "started_at"
@@ -31,15 +36,32 @@ public struct LoadReport: Codable, Sendable {
         public var rps: Double
         public var elapsedSeconds: Double
         public var latencyMs: LatencySummary
+        /// From the moment each request actually left: what tools without coordinated-omission correction report.
+        public var latencyUncorrectedMs: LatencySummary
+        /// Open model: actual minus intended send time.
+        public var sendDelayMs: LatencySummary?
+        public var late: [String: Int]
+        public var warmupRequests: Int
         public var statuses: [String: Int]
         public var errors: [String: Int]
         public var errorExplanations: [String: String]
         public var aborted: Bool
+        public var cpuSeconds: Double
+        public var cpuMicrosecondsPerRequest: Double
+        public var loopLagMs: LatencySummary
+        /// Plain-words reasons the numbers may not be trustworthy (a saturated generator, late sends).
+        public var warnings: [String]
         enum CodingKeys: String, CodingKey {
-            case requests, succeeded, failed, responses, rps, statuses, errors, aborted
+            case requests, succeeded, failed, responses, rps, statuses, errors, aborted, late, warnings
             case elapsedSeconds = "elapsed_seconds"
             case latencyMs = "latency_ms"
+            case latencyUncorrectedMs = "latency_uncorrected_ms"
+            case sendDelayMs = "send_delay_ms"
+            case warmupRequests = "warmup_requests"
             case errorExplanations = "error_explanations"
+            case cpuSeconds = "cpu_seconds"
+            case cpuMicrosecondsPerRequest = "cpu_us_per_request"
+            case loopLagMs = "loop_lag_ms"
         }
     }
 
@@ -68,6 +90,7 @@ public struct LoadReport: Codable, Sendable {
         public var failures: [String: Int]
         public var tlsHandshakes: Int
         public var tlsResumed: Int
+        public var handshakesPerSecond: Double
         public var handshakeMs: LatencySummary
         public var protocols: [String: Int]
         public var tlsVersions: [String: Int]
@@ -80,8 +103,28 @@ public struct LoadReport: Codable, Sendable {
             case tlsHandshakes = "tls_handshakes"
             case tlsResumed = "tls_resumed"
             case handshakeMs = "handshake_ms"
+            case handshakesPerSecond = "handshakes_per_second"
             case tlsVersions = "tls_versions"
             case peerIdentities = "peer_identities"
+        }
+    }
+
+    /// One second of the run.
+    public struct Second: Codable, Sendable {
+        public var second: Int
+        public var sent: Int
+        public var responses: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var late: Int
+        public var p50Ms: Double
+        public var p99Ms: Double
+        public var maxMs: Double
+        enum CodingKeys: String, CodingKey {
+            case second, sent, responses, succeeded, failed, late
+            case p50Ms = "p50_ms"
+            case p99Ms = "p99_ms"
+            case maxMs = "max_ms"
         }
     }
 
@@ -89,20 +132,31 @@ public struct LoadReport: Codable, Sendable {
     public var summary: Summary
     public var workloads: [Workload]
     public var connections: Connections
+    public var timeline: [Second]
 
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String) {
         let iso = ISO8601DateFormatter()
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
                     startedAt: iso.string(from: startedAt), targets: configuration.targets.map(\.description),
-                    connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection)
+                    connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection,
+                    model: Self.describe(configuration.model, configuration: configuration),
+                    warmupSeconds: configuration.warmup, churn: configuration.churn.description)
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,
             latencyMs: LatencySummary(result.latency),
+            latencyUncorrectedMs: LatencySummary(result.serviceLatency),
+            sendDelayMs: configuration.model.isOpen ? LatencySummary(result.sendDelay) : nil,
+            late: Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.rawValue, $0.value) }),
+            warmupRequests: result.warmupRequests,
             statuses: Dictionary(uniqueKeysWithValues: result.statuses.map { (String($0.key), $0.value) }),
             errors: Dictionary(uniqueKeysWithValues: result.errors.map { ($0.key.rawValue, $0.value) }),
             errorExplanations: Dictionary(uniqueKeysWithValues: result.errorExplanations.map { ($0.key.rawValue, $0.value) }),
-            aborted: result.aborted)
+            aborted: result.aborted,
+            cpuSeconds: (result.cpuSeconds * 1000).rounded() / 1000,
+            cpuMicrosecondsPerRequest: result.requestsSent > 0 ? (result.cpuSeconds / Double(result.requestsSent) * 1e7).rounded() / 10 : 0,
+            loopLagMs: LatencySummary(result.loopLag),
+            warnings: Self.warnings(result, configuration: configuration))
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in
             Workload(identity: identity.identity, workload: identity.workload, version: identity.version, cluster: identity.cluster,
@@ -116,9 +170,66 @@ public struct LoadReport: Codable, Sendable {
             attempts: result.connectAttempts, established: result.connectionsEstablished,
             failures: Dictionary(uniqueKeysWithValues: result.connectionFailures.map { ($0.key.rawValue, $0.value) }),
             tlsHandshakes: result.tlsHandshakes, tlsResumed: result.tlsResumed,
+            handshakesPerSecond: result.elapsedSeconds > 0 ? (Double(result.tlsHandshakes) / result.elapsedSeconds * 10).rounded() / 10 : 0,
             handshakeMs: LatencySummary(result.handshakeLatency), protocols: result.negotiatedProtocols,
             tlsVersions: result.tlsVersions, peerIdentities: result.peerIdentities,
             callersSeenByServer: result.callersSeen)
+        timeline = result.timeline.map { bucket in
+            let l = LatencySummary(bucket.latency)
+            return Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
+                          failed: bucket.failed, late: bucket.late, p50Ms: l.p50, p99Ms: l.p99, maxMs: l.max)
+        }
+    }
+
+    /// "open: 500 req/s, uniform arrivals" and the like.
+    static func describe(_ model: LoadModel, configuration: LoadConfiguration) -> String {
+        func profile(_ p: LoadProfile, unit: String) -> String {
+            if p.stages.isEmpty { return "\(format(p.start)) \(unit)" }
+            let steps = p.stages.map { "\(format($0.duration))s\($0.ramp ? "->" : "=")\(format($0.target))" }.joined(separator: ", ")
+            return "stages from \(format(p.start)) \(unit): \(steps)"
+        }
+        switch model {
+        case .open(let rate, let arrivals):
+            return "open: \(profile(rate, unit: "req/s")), \(arrivals.rawValue) arrivals"
+        case .closed(let concurrency, let think):
+            var text = "closed: \(configuration.connections) connections x \(configuration.streamsPerConnection) streams"
+            if let concurrency { text += ", concurrency \(profile(concurrency, unit: "in flight"))" }
+            if think > 0 { text += ", think \(format(think * 1000)) ms" }
+            return text
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)
+    }
+
+    /// Says plainly when the generator itself may have distorted the numbers.
+    static func warnings(_ result: LoadResult, configuration: LoadConfiguration) -> [String] {
+        var out: [String] = []
+        let lagP99 = Double(result.loopLag.valueAtPercentile(99)) / 1000
+        if result.loopLag.totalCount > 0 && lagP99 > 10 {
+            out.append(String(format: "the generator's event loops fell behind (timer lag p99 %.1f ms): latency includes the generator's own delay", lagP99))
+        }
+        let late = result.late.values.reduce(0, +)
+        if configuration.model.isOpen, result.requestsSent > 0 {
+            let share = Double(late) / Double(result.requestsSent)
+            if share > 0.01 {
+                let reasons = result.late.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+                var causes: [String] = []
+                if result.late[.streamsBusy, default: 0] > 0 {
+                    causes.append("all \(configuration.connections) x \(configuration.streamsPerConnection) streams were busy: the rate was more than they could carry")
+                }
+                if result.late[.noConnection, default: 0] > 0 { causes.append("no connection was ready") }
+                if result.late[.generatorLag, default: 0] > 0 { causes.append("the generator's timers fired late") }
+                out.append(String(format: "%.1f%% of requests left more than %.0f ms after their intended time (%@): %@; latency from the intended time includes that wait",
+                                  share * 100, configuration.lateThreshold * 1000, reasons, causes.joined(separator: "; ")))
+            }
+        }
+        let cores = Double(System.coreCount)
+        if result.elapsedSeconds > 0.5, result.cpuSeconds / result.elapsedSeconds > 0.9 * cores {
+            out.append(String(format: "the generator used %.0f%% of all %d cores: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))
+        }
+        return out
     }
 
     /// Identities by request count, largest first, then by label.

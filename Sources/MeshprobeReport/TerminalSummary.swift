@@ -12,16 +12,34 @@ public struct TerminalSummary {
 
     private func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
     private func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
+    private func yellow(_ s: String) -> String { color ? "\u{1B}[33m\(s)\u{1B}[0m" : s }
 
     public func render(_ report: LoadReport) -> String {
         var out = ""
         let s = report.summary
         out += bold("meshprobe load") + "  \(report.meta.targets.joined(separator: " "))  c=\(report.meta.connections) m=\(report.meta.streamsPerConnection)\n"
+        var model = "model:      \(report.meta.model)"
+        if report.meta.warmupSeconds > 0 {
+            model += String(format: "; warm-up %.1fs (%d requests left out)", report.meta.warmupSeconds, s.warmupRequests)
+        }
+        if report.meta.churn != "reuse" { model += "; new connection \(report.meta.churn)" }
+        out += model + "\n"
         out += "requests:   \(s.requests) total, \(s.succeeded) succeeded, \(s.failed) failed\(s.aborted ? " (aborted)" : "")\n"
         out += String(format: "throughput: %.1f req/s over %.3f s\n", s.rps, s.elapsedSeconds)
         let l = s.latencyMs
         out += String(format: "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n",
                       l.p50, l.p90, l.p99, l.p999, l.max, l.mean)
+        if let delay = s.sendDelayMs {
+            let u = s.latencyUncorrectedMs
+            out += String(format: "  uncorrected (from actual send): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", u.p50, u.p90, u.p99, u.max)
+            let late = s.late.values.reduce(0, +)
+            var line = String(format: "send delay ms: p50 %.3f  p99 %.3f  max %.3f;  late: %d", delay.p50, delay.p99, delay.max, late)
+            if late > 0 { line += " (" + s.late.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")" }
+            out += line + "\n"
+        }
+        out += String(format: "generator:  %.2f CPU s (%.1f us/request), timer lag p99 %.3f ms\n",
+                      s.cpuSeconds, s.cpuMicrosecondsPerRequest, s.loopLagMs.p99)
+        for warning in s.warnings { out += yellow("warning: ") + warning + "\n" }
         if !s.statuses.isEmpty {
             let statuses = s.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             out += "statuses:   \(statuses)\n"
@@ -29,7 +47,8 @@ public struct TerminalSummary {
         let c = report.connections
         var conn = "connections: \(c.established) established of \(c.attempts) attempts"
         if c.tlsHandshakes > 0 {
-            conn += String(format: ", %d TLS handshakes (%d resumed, p50 %.3f ms)", c.tlsHandshakes, c.tlsResumed, c.handshakeMs.p50)
+            conn += String(format: ", %d TLS handshakes (%d resumed, %.1f/s, p50 %.3f ms, p99 %.3f ms)", c.tlsHandshakes, c.tlsResumed,
+                           c.handshakesPerSecond, c.handshakeMs.p50, c.handshakeMs.p99)
         }
         if !c.protocols.isEmpty {
             conn += ", ALPN " + c.protocols.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

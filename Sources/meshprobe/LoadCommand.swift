@@ -35,6 +35,27 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).")
     var duration: String?
 
+    @Option(help: "Open model: requests per second in total (arrivals fixed in advance; latency from the intended time).")
+    var rate: Double?
+
+    @Option(help: "Open model arrivals: uniform or poisson.")
+    var arrivals: String = "uniform"
+
+    @Option(name: .customLong("stage"), help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"))
+    var stages: [String] = []
+
+    @Option(help: "Leave the first DURATION out of the results (requests are still sent).")
+    var warmup: String?
+
+    @Option(help: "Closed model: pause this long after each response before the slot sends again.")
+    var think: String?
+
+    @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
+    var churn: String = "reuse"
+
+    @Option(help: "Seed for Poisson arrivals (reproducible runs).")
+    var seed: UInt64?
+
     @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.")
     var headers: [String] = []
 
@@ -76,8 +97,11 @@ struct LoadCommand: AsyncParsableCommand {
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if streams < 1 { throw ValidationError("--streams must be at least 1") }
         if let requests, requests < 1 { throw ValidationError("--requests must be at least 1") }
-        if requests == nil && duration == nil { throw ValidationError("give --requests (-n), --duration (-d) or both, so the run ends on its own") }
+        if requests == nil && duration == nil && stages.isEmpty {
+            throw ValidationError("give --requests (-n), --duration (-d) or --stage, so the run ends on its own")
+        }
         if !["auto", "2", "1.1"].contains(http) { throw ValidationError("--http must be auto, 2 or 1.1") }
+        if ArrivalSchedule.Process(rawValue: arrivals) == nil { throw ValidationError("--arrivals must be uniform or poisson") }
     }
 
     func makeConfiguration() throws -> LoadConfiguration {
@@ -91,6 +115,10 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.requests = requests
         configuration.duration = try duration.map { try parseDuration($0, flag: "--duration") }
         configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
+        configuration.model = try makeModel()
+        configuration.warmup = try warmup.map { try parseDuration($0, flag: "--warmup") } ?? 0
+        configuration.churn = try Self.parseChurn(churn)
+        if let seed { configuration.seed = seed }
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()
         configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
@@ -137,6 +165,50 @@ struct LoadCommand: AsyncParsableCommand {
         }
         do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
         return configuration
+    }
+
+    /// Parses `--stage 30s:100[:step]`.
+    static func parseStage(_ text: String) throws -> LoadProfile.Stage {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2 || (parts.count == 3 && parts[2] == "step") else {
+            throw CLIError.badInput("--stage '\(text)': expected DURATION:TARGET or DURATION:TARGET:step, e.g. 30s:500")
+        }
+        let duration = try parseDuration(parts[0], flag: "--stage '\(text)' duration")
+        guard let target = Double(parts[1]), target >= 0, target.isFinite else {
+            throw CLIError.badInput("--stage '\(text)': the target '\(parts[1])' must be a number, zero or more")
+        }
+        return LoadProfile.Stage(duration: duration, target: target, ramp: parts.count == 2)
+    }
+
+    static func parseChurn(_ text: String) throws -> ConnectionChurn {
+        switch text {
+        case "reuse": return .reuse
+        case "request": return .perRequest
+        default:
+            guard let n = Int(text), n >= 1 else {
+                throw CLIError.badInput("--churn '\(text)': expected reuse, request, or a number of requests per connection")
+            }
+            return .every(n)
+        }
+    }
+
+    func makeModel() throws -> LoadModel {
+        let parsedStages = try stages.map(Self.parseStage)
+        if let rate {
+            guard rate >= 0, rate.isFinite, rate > 0 || !parsedStages.isEmpty else {
+                throw CLIError.badInput("--rate \(rate): must be more than 0 (or 0 with --stage to ramp up from nothing)")
+            }
+            if think != nil { throw CLIError.badInput("--think is for the closed model; the open model (--rate) sends on schedule") }
+            let process = ArrivalSchedule.Process(rawValue: arrivals) ?? .uniform
+            return .open(rate: LoadProfile(start: rate, stages: parsedStages), arrivals: process)
+        }
+        let thinkTime = try think.map { try parseDuration($0, flag: "--think") } ?? 0
+        if parsedStages.isEmpty { return .closed(concurrency: nil, thinkTime: thinkTime) }
+        let capacity = Double(connections * streams)
+        if let most = parsedStages.map(\.target).max(), most > capacity {
+            throw CLIError.badInput("--stage: a concurrency of \(Int(most)) needs more than -c \(connections) x -m \(streams) = \(Int(capacity)) streams")
+        }
+        return .closed(concurrency: LoadProfile(start: 0, stages: parsedStages), thinkTime: thinkTime)
     }
 
     func run() async throws {

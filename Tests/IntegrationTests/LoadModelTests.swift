@@ -1,0 +1,148 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeTLS
+import Testing
+
+/// The load models end to end against the echo workload on loopback.
+@Suite(.timeLimit(.minutes(1))) struct LoadModelTests {
+    @Test func openModelSendsExactlyTheScheduledArrivals() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 2, streams: 10) {
+            $0.model = .open(rate: .constant(400), arrivals: .uniform)
+            $0.duration = 1
+        }
+        // 400/s for 1 s, uniform, fixed in advance: exactly 400 arrivals, whatever the server does.
+        #expect(result.requestsSent == 400)
+        #expect(result.succeeded == 400)
+        #expect(result.sendDelay.totalCount == 400)
+        #expect(result.timeline.reduce(0) { $0 + $1.sent } == 400)
+    }
+
+    @Test func openModelMeasuresFromTheIntendedTimeWhenTheServerStalls() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        // One stream in total and 5% of responses stalled by 100 ms: arrivals queue up behind each stall.
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=100ms:5"], requests: 1_000_000, connections: 1, streams: 1) {
+            $0.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.duration = 2
+        }
+        #expect(result.requestsSent == 400)
+        #expect(result.responses == 400)
+        // Corrected latency includes the queueing behind stalls; uncorrected (from the actual send) does not.
+        #expect(result.latency.mean > result.serviceLatency.mean * 1.5)
+        #expect(result.latency.valueAtPercentile(99) > result.serviceLatency.valueAtPercentile(99))
+        #expect(result.late[.streamsBusy, default: 0] > 0)
+        #expect(result.sendDelay.max >= 50_000)
+    }
+
+    @Test func poissonArrivalsAreReproducibleWithASeed() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        func sent() async throws -> Int {
+            try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 20) {
+                $0.model = .open(rate: .constant(300), arrivals: .poisson)
+                $0.duration = 1
+                $0.seed = 7
+            }.requestsSent
+        }
+        let first = try await sent()
+        #expect(abs(first - 300) < 90)
+        #expect(try await sent() == first)
+    }
+
+    @Test func rampedRateSendsTheAreaUnderTheProfile() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        // 0 -> 600/s over 1 s, then 600/s for 0.5 s: 300 + 300 arrivals.
+        let profile = LoadProfile(start: 0, stages: [.init(duration: 1, target: 600), .init(duration: 0.5, target: 600)])
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 2, streams: 10) {
+            $0.model = .open(rate: profile, arrivals: .uniform)
+        }
+        #expect(abs(result.requestsSent - 600) <= 2)
+        #expect(result.succeeded == result.requestsSent)
+    }
+
+    @Test func concurrencyStagesCapRequestsInFlightAtTheServer() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let profile = LoadProfile(start: 0, stages: [.init(duration: 0.5, target: 6), .init(duration: 0.7, target: 6)])
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=10ms"], requests: 1_000_000, connections: 2, streams: 10) {
+            $0.model = .closed(concurrency: profile, thinkTime: 0)
+        }
+        #expect(result.succeeded > 100)
+        #expect(echo.peakInFlight <= 6)
+        #expect(echo.peakInFlight >= 5)
+    }
+
+    @Test func thinkTimeSlowsAClosedSlot() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 1) {
+            $0.model = .closed(concurrency: nil, thinkTime: 0.1)
+            $0.duration = 0.55
+        }
+        // One slot, 100 ms between requests: 6 in 0.55 s (at 0, 0.1, ... 0.5), never 10 times more.
+        #expect((4...7).contains(result.succeeded))
+    }
+
+    @Test func warmUpIsSentButLeftOutOfTheResults() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 10) {
+            $0.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.duration = 1
+            $0.warmup = 0.5
+        }
+        #expect(result.requestsSent == 200)
+        #expect(result.warmupRequests == 100)
+        #expect(result.responses == 100)
+        #expect(result.latency.totalCount == 100)
+        #expect(echo.requestsServed == 200)
+    }
+
+    @Test func churnPerRequestOpensAFreshResumedTLSConnectionEachTime() async throws {
+        let pki = try LabPKIFixture()
+        let server = try pki.svid("reviews", uris: [pki.id("reviews")])
+        let client = try pki.svid("productpage", uris: [pki.id("productpage")])
+        let echo = try await startEcho(version: "v1", tls: try pki.serverTLS(server))
+        defer { Task { await echo.close() } }
+        let tls = try pki.clientTLS(client, expect: .trustDomain(pki.trustDomain))
+        let result = try await runLoad(["https://127.0.0.1:\(echo.port)/"], tls: tls, requests: 30, connections: 1, streams: 5) {
+            $0.churn = .perRequest
+        }
+        #expect(result.succeeded == 30)
+        #expect(result.connectionsEstablished == 30)
+        #expect(result.tlsHandshakes == 30)
+        #expect(result.tlsResumed >= 25)
+        #expect(result.connectionFailures.isEmpty)
+        #expect(result.handshakeLatency.totalCount == 30)
+    }
+
+    @Test func churnEveryNRequestsReplacesConnections() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 100, connections: 2, streams: 4) {
+            $0.churn = .every(10)
+        }
+        #expect(result.succeeded == 100)
+        #expect(result.connectionsEstablished == 10)
+        #expect(result.failed == 0)
+    }
+
+    @Test func timelineAddsUpToTheTotals() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?status=503:10"], requests: 1_000_000, connections: 2, streams: 4) {
+            $0.model = .open(rate: .constant(300), arrivals: .uniform)
+            $0.duration = 2.2
+        }
+        #expect(result.timeline.count >= 3)
+        #expect(result.timeline.reduce(0) { $0 + $1.responses } == result.responses)
+        #expect(result.timeline.reduce(0) { $0 + $1.succeeded } == result.succeeded)
+        #expect(result.timeline.reduce(0) { $0 + $1.failed } == result.failed)
+        #expect(result.timeline.reduce(0) { $0 + $1.latency.totalCount } == UInt64(result.responses))
+        #expect(result.timeline[1].responses >= 250)
+    }
+}
