@@ -223,16 +223,26 @@ struct LoadCommand: AsyncParsableCommand {
             let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
             printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(connections) m=\(streams), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
         }
-        // One progress line a second on stderr (the full live view comes with the load-engine issue).
+        // The live view: an updating block on a terminal, one plain line a second otherwise (CI, kubectl logs).
+        let view = LiveView(configuration: configuration)
         let progressTask: Task<Void, Never>? = quiet ? nil : Task {
             let start = Date()
+            let tty = isatty(STDERR_FILENO) == 1
+            var shown = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 if Task.isCancelled { break }
                 let p = await generator.progress()
                 let elapsed = Date().timeIntervalSince(start)
-                printError(String(format: "  %6.1fs  %d responses (%d ok, %d failed), %d in flight, %.0f req/s",
-                                  elapsed, p.responses, p.succeeded, p.failed, p.inFlight, Double(p.responses) / max(elapsed, 0.001)))
+                if tty {
+                    let lines = view.block(p, elapsed: elapsed)
+                    var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
+                    text += lines.joined(separator: "\n") + "\n"
+                    FileHandle.standardError.write(Data(text.utf8))
+                    shown = lines.count
+                } else {
+                    printError(view.line(p, elapsed: elapsed))
+                }
             }
         }
         let result: LoadResult
