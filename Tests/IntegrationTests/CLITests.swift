@@ -100,6 +100,36 @@ import Testing
         #expect(untrusted.stdout.contains("tls_unknown_ca: 5 requests"), "\(untrusted.stdout)")
     }
 
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalStopsTheRunWritesAPartialResultAndExitsWith3(signal: Int32) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-sig-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
+        process.arguments = ["load", "http://127.0.0.1:\(echo.port)/?delay=300ms:20", "--rate", "200", "-d", "60s", "-c", "2", "-m", "50",
+                             "--quiet", "--json", json]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: .milliseconds(1500))
+        let signalled = Date()
+        kill(process.processIdentifier, signal)
+        while process.isRunning && Date().timeIntervalSince(signalled) < 10 { try await Task.sleep(for: .milliseconds(20)) }
+        let took = Date().timeIntervalSince(signalled)
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        #expect(took < 2.0, "exited \(took)s after the signal")
+        #expect(process.terminationStatus == 3)
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summary = try #require(object["summary"] as? [String: Any])
+        #expect(summary["aborted"] as? Bool == true)
+        #expect((summary["succeeded"] as? Int ?? 0) > 100)
+        // Stopped at once: nothing near the 60 s worth of 12000 requests was sent.
+        #expect((summary["requests"] as? Int ?? 0) < 1000)
+    }
+
     @Test func demoShowsBothWorkloadsAndPasses() throws {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }
