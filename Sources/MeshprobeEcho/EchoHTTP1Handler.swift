@@ -59,7 +59,9 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             var headers = HTTPHeaders(plan.headers.map { ($0.name, $0.value) })
-            headers.add(name: "content-length", value: String(plan.body.readableBytes))
+            if plan.status != 204 && plan.status != 304 {
+                headers.add(name: "content-length", value: String(plan.body.readableBytes))
+            }
             if !keepAlive { headers.add(name: "connection", value: "close") }
             let responseHead = HTTPResponseHead(version: version, status: .init(statusCode: plan.status), headers: headers)
             context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)

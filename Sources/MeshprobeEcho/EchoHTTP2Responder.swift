@@ -33,8 +33,10 @@ final class EchoHTTP2Responder: HTTP2Responder {
                 writer.reset(errorCode: 0x2)  // INTERNAL_ERROR, as a crashing upstream would
             case .respond:
                 var headers = plan.headers.map { HTTP2Header($0.name, $0.value) }
-                headers.append(HTTP2Header("content-length", String(plan.body.readableBytes)))
-                writer.respond(status: plan.status, headers: headers, body: plan.body)
+                if plan.status != 204 && plan.status != 304 {
+                    headers.append(HTTP2Header("content-length", String(plan.body.readableBytes)))
+                }
+                writer.respond(status: plan.status, headers: headers, body: plan.body.readableBytes > 0 ? plan.body : nil)
             }
             state.served.wrappingIncrement(ordering: .relaxed)
             state.inFlight.wrappingDecrement(ordering: .relaxed)

@@ -154,7 +154,12 @@ struct EchoPlanner: Sendable {
         } else {
             body.writeString("\n")
         }
-        stamps.append(("content-type", "application/json"))
+        if plan.status == 204 || plan.status == 304 {
+            // These statuses carry no body (RFC 9110): the stamps stay in the headers.
+            body.clear()
+        } else {
+            stamps.append(("content-type", "application/json"))
+        }
         plan.headers = stamps
         plan.body = body
         return plan

@@ -42,8 +42,8 @@ public struct FaultSpec: Sendable, Equatable {
             switch key {
             case "status":
                 spec.statuses = try parseChoices(raw, parameter: key) { text throws(FaultSpecError) in
-                    guard let code = Int(text), (100...599).contains(code) else {
-                        throw FaultSpecError(parameter: key, value: raw, reason: "'\(text)' is not an HTTP status code 100-599")
+                    guard let code = Int(text), (200...599).contains(code) else {
+                        throw FaultSpecError(parameter: key, value: raw, reason: "'\(text)' is not a final HTTP status code 200-599")
                     }
                     return code
                 }

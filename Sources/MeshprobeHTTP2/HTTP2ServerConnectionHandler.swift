@@ -224,7 +224,8 @@ public final class HTTP2ServerConnectionHandler: ChannelDuplexHandler, Removable
             headerBlock.append(name: header.name, value: header.value)
         }
         let bodyBytes = body?.readableBytes ?? 0
-        if !hasContentLength { headerBlock.append(name: "content-length", decimal: bodyBytes) }
+        // 204 and 304 must not carry content-length (RFC 9110 8.6).
+        if !hasContentLength && status != 204 && status != 304 { headerBlock.append(name: "content-length", decimal: bodyBytes) }
 
         let rv: Int32
         if bodyBytes > 0 {

@@ -26,15 +26,16 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func send(method: String, target: LoadTarget, headers: [(name: String, value: String)], body: ByteBuffer?, token: UInt64) -> Bool {
+    func send(method: String, authority: String, path: String, headers: [(name: String, value: String)], body: ByteBuffer?,
+              token: UInt64) -> Bool {
         guard let context, availableStreams > 0 else { return false }
         inFlight = token
         var h = HTTPHeaders()
         h.reserveCapacity(headers.count + 2)
-        h.add(name: "host", value: target.authority)
-        for (name, value) in headers { h.add(name: name, value: value) }
+        h.add(name: "host", value: authority)
+        for (name, value) in headers where name != "content-length" { h.add(name: name, value: value) }
         if let body { h.add(name: "content-length", value: String(body.readableBytes)) }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.path, headers: h)
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path, headers: h)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -85,6 +85,10 @@ public struct LoadConfiguration: Sendable {
     public var churn: ConnectionChurn = .reuse
     /// A request is late when it is sent more than this many seconds after its intended time (open model).
     public var lateThreshold: Double = 0.001
+    /// The CSV file for `{{csv:COLUMN}}` placeholders.
+    public var csv: CSVTable?
+    /// The environment `{{env:NAME}}` reads.
+    public var environment: [String: String] = [:]
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62
 
@@ -131,10 +135,40 @@ public struct LoadConfiguration: Sendable {
         if let planned = plannedDuration, warmup >= planned {
             throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be shorter than the run (\(planned)s)")
         }
+        _ = try compileTemplates()
         if case .every(let n) = churn, n < 1 { throw LoadConfigurationError(field: "--churn", value: "\(n)", reason: "must be at least 1 request per connection") }
         if !(requestTimeout > 0) { throw LoadConfigurationError(field: "--timeout", value: "\(requestTimeout)", reason: "must be positive") }
         if targets.contains(where: { $0.scheme == .https }) && tls == nil {
             throw LoadConfigurationError(field: "URL", value: targets.map(\.description).joined(separator: " "), reason: "https needs a TLS configuration")
         }
+    }
+}
+
+/// The request's per-request parts, compiled once; nil when nothing in the request varies.
+struct CompiledRequestTemplates: Sendable {
+    var paths: [TemplateString]
+    var headers: [(name: String, value: TemplateString)]
+    var body: TemplateString?
+}
+
+extension LoadConfiguration {
+    /// Compiles `{{...}}` placeholders in the targets' paths, the headers and the body; nil when there are none.
+    func compileTemplates() throws(LoadConfigurationError) -> CompiledRequestTemplates? {
+        let bodyText = body.map { String(decoding: $0, as: UTF8.self) }
+        let candidates = targets.map(\.path) + headers.map(\.value) + (bodyText.map { [$0] } ?? [])
+        guard candidates.contains(where: { $0.contains("{{") }) else { return nil }
+        let header = csv?.header
+        var paths: [TemplateString] = []
+        for target in targets {
+            paths.append(try TemplateString(target.path, field: "URL path", csvHeader: header, environment: environment))
+        }
+        var compiledHeaders: [(name: String, value: TemplateString)] = []
+        for (name, value) in headers {
+            compiledHeaders.append((name.lowercased(), try TemplateString(value, field: "header \(name)", csvHeader: header, environment: environment)))
+        }
+        let compiledBody = try bodyText.map { text throws(LoadConfigurationError) in
+            try TemplateString(text, field: "body", csvHeader: header, environment: environment)
+        }
+        return CompiledRequestTemplates(paths: paths, headers: compiledHeaders, body: compiledBody)
     }
 }

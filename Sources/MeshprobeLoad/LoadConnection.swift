@@ -13,6 +13,7 @@ final class LoadConnection {
 
     unowned let worker: LoadWorker
     let target: LoadTarget
+    let targetIndex: Int
     let address: SocketAddress
     let request: HTTP2Request
     private(set) var state: State = .idle
@@ -38,9 +39,10 @@ final class LoadConnection {
     /// Responses received on the current connection.
     private var responsesOnConnection = 0
 
-    init(worker: LoadWorker, target: LoadTarget, address: SocketAddress, request: HTTP2Request) {
+    init(worker: LoadWorker, target: LoadTarget, targetIndex: Int, address: SocketAddress, request: HTTP2Request) {
         self.worker = worker
         self.target = target
+        self.targetIndex = targetIndex
         self.address = address
         self.request = request
     }
@@ -270,7 +272,7 @@ final class LoadConnection {
             while inFlight.count < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
-                guard h2.send(request, token: token) else {
+                guard h2.send(worker.request(for: self), token: token) else {
                     worker.returnRequest(ticket)
                     break
                 }
@@ -284,8 +286,9 @@ final class LoadConnection {
             if h1.availableStreams > 0, churnAllowance > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
-                if h1.send(method: request.method, target: target, headers: worker.configuration.headers,
-                           body: request.body, token: token) {
+                let next = worker.request(for: self)
+                if h1.send(method: next.method, authority: target.authority, path: next.path,
+                           headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
                     inFlight[token] = ticket
                     sentOnConnection += 1
                     worker.result.requestsSent += 1

@@ -38,10 +38,10 @@ public final class LoadGenerator: Sendable {
         let loops = Array(group.makeIterator())
         let loopCount = max(1, min(loops.count, configuration.connections))
         // Connection j goes to loop j % loopCount and to target j % targets.count.
-        var slots = Array(repeating: [(LoadTarget, SocketAddress)](), count: loopCount)
+        var slots = Array(repeating: [SlotBox](), count: loopCount)
         for j in 0..<configuration.connections {
             let t = j % configuration.targets.count
-            slots[j % loopCount].append((configuration.targets[t], addresses[t]))
+            slots[j % loopCount].append(SlotBox(target: t, address: addresses[t]))
         }
         // The request budget is shared in proportion to connections.
         var budgets: [Int?] = Array(repeating: nil, count: loopCount)
@@ -59,15 +59,15 @@ public final class LoadGenerator: Sendable {
             let loop = loops[i]
             let promise = loop.makePromise(of: LoadResult.self)
             let configuration = self.configuration
-            let slotList = slots[i].map { SlotBox(target: $0.0, address: $0.1) }
+            let slotList = slots[i]
             let budget = budgets[i]
             let workers = self.workers
             // Rate and concurrency are shared in proportion to connections; phases interleave uniform arrivals.
             let share = Double(slots[i].count) / Double(configuration.connections)
-            let phase = Double(i) / Double(loopCount)
             loop.execute {
                 let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget, share: share,
-                                        phase: phase, slots: slotList.map { ($0.target, $0.address) }, promise: promise)
+                                        index: i, workers: loopCount, slots: slotList.map { ($0.target, $0.address) },
+                                        promise: promise)
                 workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
                 worker.start()
             }
@@ -133,6 +133,6 @@ public final class LoadGenerator: Sendable {
 }
 
 private struct SlotBox: Sendable {
-    var target: LoadTarget
+    var target: Int
     var address: SocketAddress
 }

@@ -48,8 +48,18 @@ final class LoadWorker {
     let thinkTimeNanoseconds: UInt64
     private var inFlightTotal = 0
 
-    init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, phase: Double,
-         slots: [(LoadTarget, SocketAddress)], promise: EventLoopPromise<LoadResult>) {
+    // Per-request templates.
+    private let templates: CompiledRequestTemplates?
+    private var templateValues: TemplateValues
+    private let sequenceStep: UInt64
+
+    init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, index: Int, workers: Int,
+         slots: [(target: Int, address: SocketAddress)], promise: EventLoopPromise<LoadResult>) {
+        let phase = Double(index) / Double(workers)
+        // Validated by LoadConfiguration.validate() before any worker starts.
+        templates = (try? configuration.compileTemplates()) ?? nil
+        templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
+        sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.remaining = budget ?? Int.max
@@ -71,14 +81,15 @@ final class LoadWorker {
         }
         var body: ByteBuffer?
         if let bytes = configuration.body { body = ByteBuffer(bytes: bytes) }
-        for (target, address) in slots {
+        for (targetIndex, address) in slots {
+            let target = configuration.targets[targetIndex]
             var headers = configuration.headers.map { HTTP2Header($0.name.lowercased(), $0.value) }
             if let body, !headers.contains(where: { $0.name == "content-length" }) {
                 headers.append(HTTP2Header("content-length", String(body.readableBytes)))
             }
             let request = HTTP2Request(method: configuration.method, scheme: target.scheme.rawValue,
                                        authority: target.authority, path: target.path, headers: headers, body: body)
-            connections.append(LoadConnection(worker: self, target: target, address: address, request: request))
+            connections.append(LoadConnection(worker: self, target: target, targetIndex: targetIndex, address: address, request: request))
         }
     }
 
@@ -110,6 +121,25 @@ final class LoadWorker {
     }
 
     // MARK: handing out requests
+
+    /// The request to send next on `connection`: its fixed request, or one rendered from the templates.
+    @inline(__always) func request(for connection: LoadConnection) -> HTTP2Request {
+        guard let templates else { return connection.request }
+        var request = connection.request
+        request.path = templates.paths[connection.targetIndex].render(&templateValues)
+        var headers: [HTTP2Header] = []
+        headers.reserveCapacity(templates.headers.count + 1)
+        for (name, value) in templates.headers { headers.append(HTTP2Header(name, value.render(&templateValues))) }
+        if let body = templates.body {
+            let rendered = body.render(&templateValues)
+            request.body = ByteBuffer(string: rendered)
+            headers.append(HTTP2Header("content-length", String(rendered.utf8.count)))
+        }
+        request.headers = headers
+        templateValues.advance(by: sequenceStep)
+        return request
+    }
+
 
     /// The next request a connection with a free stream may send now, or nil.
     @inline(__always) func nextRequest() -> Ticket? {

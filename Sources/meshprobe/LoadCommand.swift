@@ -59,6 +59,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.")
     var headers: [String] = []
 
+    @Option(help: "CSV file (header row first) for {{csv:COLUMN}} placeholders; rows are used in turn.")
+    var csv: String?
+
     @Option(help: "Request method.")
     var method: String = "GET"
 
@@ -118,6 +121,15 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.model = try makeModel()
         configuration.warmup = try warmup.map { try parseDuration($0, flag: "--warmup") } ?? 0
         configuration.churn = try Self.parseChurn(churn)
+        configuration.environment = ProcessInfo.processInfo.environment
+        if let csv {
+            guard let data = FileManager.default.contents(atPath: csv) else { throw CLIError.badInput("--csv '\(csv)': cannot read the file") }
+            do {
+                configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csv)
+            } catch {
+                throw CLIError.badInput(error.description)
+            }
+        }
         if let seed { configuration.seed = seed }
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()

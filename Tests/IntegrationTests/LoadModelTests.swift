@@ -131,6 +131,23 @@ import Testing
         #expect(result.failed == 0)
     }
 
+    @Test func templatesVaryEachRequest() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        // The echo answers the status asked for in the query: templates choose it per request.
+        let picked = try await runLoad(["http://127.0.0.1:\(echo.port)/?status={{pick:201,202}}"], requests: 200, connections: 1, streams: 5) {
+            $0.headers = [("x-request-id", "{{uuid}}"), ("x-seq", "{{seq}}")]
+        }
+        #expect(Set(picked.statuses.keys) == [201, 202])
+        #expect(picked.succeeded == 200)
+        let csv = try CSVTable(parsing: "code\n203\n204\n", source: "codes.csv")
+        // 204 has no body: the echo sends none, and the client takes it as any other response.
+        let rows = try await runLoad(["http://127.0.0.1:\(echo.port)/?status={{csv:code}}"], requests: 100, connections: 1, streams: 1) {
+            $0.csv = csv
+        }
+        #expect(rows.statuses == [203: 50, 204: 50])
+    }
+
     @Test func timelineAddsUpToTheTotals() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }

@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("/?status=999", "status"), ("/?status=abc", "status"), ("/?status=503:150", "status"),
+        ("/?status=999", "status"), ("/?status=101", "status"), ("/?status=abc", "status"), ("/?status=503:150", "status"),
         ("/?status=503:60,502:50", "status"), ("/?delay=fast", "delay"), ("/?delay=11s", "delay"),
         ("/?size=-1", "size"), ("/?size=99999999", "size"), ("/?close=200", "close"), ("/?status=:5", "status"),
     ])
