@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift module.
@@ -74,6 +75,16 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // YAML with positions: typed reads whose errors name the file, line and field (scenarios, later policies).
+        .target(
+            name: "MeshprobeYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
+        .target(
+            name: "MeshprobeScenario",
+            dependencies: ["MeshprobeYAML", "MeshprobeLoad", "MeshprobeIdentity"]
+        ),
         // Reporting: terminal summary and the JSON result.
         .target(
             name: "MeshprobeReport",
@@ -93,6 +104,7 @@ let package = Package(
                 "MeshprobeLoad",
                 "MeshprobeEcho",
                 "MeshprobeReport",
+                "MeshprobeScenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,6 +117,7 @@ let package = Package(
             dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
+        .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",
             dependencies: [

@@ -107,7 +107,7 @@ public struct LoadConfiguration: Sendable {
     }
 
     /// Checks values that cannot work; errors name the flag.
-    public func validate() throws(LoadConfigurationError) {
+    public func validate(ignoringTLS: Bool = false) throws(LoadConfigurationError) {
         if targets.isEmpty { throw LoadConfigurationError(field: "URL", value: "", reason: "at least one target URL is needed") }
         if connections < 1 { throw LoadConfigurationError(field: "--connections", value: "\(connections)", reason: "must be at least 1") }
         if connections > 100_000 { throw LoadConfigurationError(field: "--connections", value: "\(connections)", reason: "must be at most 100000") }
@@ -138,7 +138,7 @@ public struct LoadConfiguration: Sendable {
         _ = try compileTemplates()
         if case .every(let n) = churn, n < 1 { throw LoadConfigurationError(field: "--churn", value: "\(n)", reason: "must be at least 1 request per connection") }
         if !(requestTimeout > 0) { throw LoadConfigurationError(field: "--timeout", value: "\(requestTimeout)", reason: "must be positive") }
-        if targets.contains(where: { $0.scheme == .https }) && tls == nil {
+        if !ignoringTLS && targets.contains(where: { $0.scheme == .https }) && tls == nil {
             throw LoadConfigurationError(field: "URL", value: targets.map(\.description).joined(separator: " "), reason: "https needs a TLS configuration")
         }
     }

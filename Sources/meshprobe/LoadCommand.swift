@@ -160,21 +160,7 @@ struct LoadCommand: AsyncParsableCommand {
         do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
             throw CLIError.badInput("--expect-peer: \(error)")
         }
-        if targets.contains(where: { $0.scheme == .https }) {
-            let alpn: [String]
-            switch configuration.httpVersion {
-            case .auto: alpn = ["h2", "http/1.1"]
-            case .http2: alpn = ["h2"]
-            case .http1: alpn = ["http/1.1"]
-            }
-            if !insecure && identity.files().ca == nil && identity.trustBundles.isEmpty {
-                throw CLIError.badInput("https needs a trust bundle to verify the server: --ca, --svid-dir or --trust-bundle (or -k to skip verification)")
-            }
-            configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
-                                                         verifyPeer: !insecure, serverName: sni)
-        } else if expected != nil {
-            throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
-        }
+        try attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
         do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
         return configuration
     }
@@ -224,7 +210,32 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try makeConfiguration()
+        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet)
+    }
+}
+
+/// Builds the client TLS context an https run needs (ALPN from the HTTP version), or refuses what cannot work.
+func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions, expected: PeerExpectation?,
+                     insecure: Bool, sni: String?) throws {
+    if configuration.targets.contains(where: { $0.scheme == .https }) {
+        let alpn: [String]
+        switch configuration.httpVersion {
+        case .auto: alpn = ["h2", "http/1.1"]
+        case .http2: alpn = ["h2"]
+        case .http1: alpn = ["http/1.1"]
+        }
+        if !insecure && identity.files().ca == nil && identity.trustBundles.isEmpty {
+            throw CLIError.badInput("https needs a trust bundle to verify the server: --ca, --svid-dir or --trust-bundle (or -k to skip verification)")
+        }
+        configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
+                                                     verifyPeer: !insecure, serverName: sni)
+    } else if expected != nil {
+        throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
+    }
+}
+
+/// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.
+func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool) async throws {
         let started = Date()
         let group = MultiThreadedEventLoopGroup.singleton
         let generator = LoadGenerator(configuration: configuration, group: group)
@@ -233,7 +244,7 @@ struct LoadCommand: AsyncParsableCommand {
         if !quiet {
             let bound = configuration.requests.map { "\($0) requests" } ?? ""
             let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
-            printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(connections) m=\(streams), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
+            printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(configuration.connections) m=\(configuration.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
         }
         // The live view: an updating block on a terminal, one plain line a second otherwise (CI, kubectl logs).
         let view = LiveView(configuration: configuration)
@@ -278,7 +289,6 @@ struct LoadCommand: AsyncParsableCommand {
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
         if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
     }
-}
 
 /// Calls `onSignal` on SIGINT or SIGTERM (once), instead of dying, so a run can stop cleanly and report.
 // @unchecked: the array is immutable after init and dispatch sources are thread-safe objects that

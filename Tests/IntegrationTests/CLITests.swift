@@ -130,6 +130,60 @@ import Testing
         #expect((summary["requests"] as? Int ?? 0) < 1000)
     }
 
+    @Test func runExecutesAScenarioFileAndReportsItsErrorsByLine() async throws {
+        let echo = try await startEcho(version: "v4", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "code\n201\n202\n".write(to: dir.appendingPathComponent("codes.csv"), atomically: true, encoding: .utf8)
+        let good = dir.appendingPathComponent("ok.yaml")
+        try """
+            scenario: meshprobe.scenario/v1
+            name: echo smoke
+            target: http://127.0.0.1:\(echo.port)/?status={{csv:code}}
+            load:
+              connections: 1
+              streams: 4
+              rate: 200
+              duration: 1s
+            request:
+              headers: {x-id: "{{uuid}}"}
+              csv: codes.csv
+            output: {json: result.json}
+            """.write(to: good, atomically: true, encoding: .utf8)
+        let out = try run(meshprobeBinary, ["run", good.path, "--quiet"], timeout: 30)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: dir.appendingPathComponent("result.json").path))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summary = try #require(object["summary"] as? [String: Any])
+        #expect(summary["statuses"] as? [String: Int] == ["201": 100, "202": 100])
+        #expect((object["meta"] as? [String: Any])?["model"] as? String == "open: 200 req/s, uniform arrivals")
+
+        let bad = dir.appendingPathComponent("bad.yaml")
+        try "target: http://127.0.0.1:1/\nload:\n  requests: 5\n  streems: 4\n".write(to: bad, atomically: true, encoding: .utf8)
+        let refused = try run(meshprobeBinary, ["run", bad.path, "--check"], timeout: 30)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("bad.yaml:4:3: load.streems: unknown field"), "\(refused.stderr)")
+        #expect(try run(meshprobeBinary, ["run", good.path, "--check"]).status == 0)
+    }
+
+    @Test func scenarioExamplesValidateAgainstThePublishedSchema() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let python = try #require(which("python3"))
+        let script = """
+            import glob, json, sys, yaml, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            files = sorted(glob.glob(sys.argv[2] + '/*.yaml'))
+            for f in files:
+                jsonschema.validate(yaml.safe_load(open(f)), schema)
+            print('valid', len(files))
+            """
+        let out = try run(python, ["-c", script, root.appendingPathComponent("docs/schema/scenario.schema.json").path,
+                                   root.appendingPathComponent("scenarios").path])
+        #expect(out.stdout.contains("valid 3"), "\(out.stdout)\(out.stderr)")
+    }
+
     @Test func demoShowsBothWorkloadsAndPasses() throws {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }

@@ -1,0 +1,243 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeYAML
+
+/// Where a scenario's TLS identity comes from; turned into a TLS context by the command line.
+public struct ScenarioIdentity: Sendable, Equatable {
+    public var cert: String?
+    public var key: String?
+    public var ca: String?
+    public var svidDir: String?
+    /// Trust domain to bundle file.
+    public var trustBundles: [String: String] = [:]
+    public var expectPeer: PeerExpectation?
+    public var sni: String?
+    public var insecure = false
+
+    public init() {}
+}
+
+/// A load run as a reviewed YAML file (`meshprobe run FILE.yaml`); see `docs/schema/scenario.schema.json`.
+public struct Scenario: Sendable {
+    public static let version = "meshprobe.scenario/v1"
+
+    public var name: String?
+    public var file: String
+    /// The load; `tls` is left for the caller to build from `identity`.
+    public var configuration: LoadConfiguration
+    public var identity: ScenarioIdentity
+    public var jsonOutput: String?
+
+    /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> Scenario {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file is not UTF-8 text")
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return try parse(text, file: path, baseDirectory: base, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, baseDirectory: URL,
+                             environment: [String: String] = [:]) throws(YAMLInputError) -> Scenario {
+        let root = try YAMLValue.parse(text, file: file)
+        let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
+                                             "identityHeader", "output"])
+        if let version = top["scenario"] {
+            guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
+        }
+        func resolve(_ value: YAMLValue) throws(YAMLInputError) -> String {
+            let p = try value.string()
+            return p.hasPrefix("/") ? p : baseDirectory.appendingPathComponent(p).path
+        }
+
+        // Targets.
+        var targetValues: [YAMLValue] = []
+        switch (top["target"], top["targets"]) {
+        case let (one?, nil): targetValues = [one]
+        case let (nil, many?): targetValues = try many.list()
+        case (_?, _?): throw root.error("give either target or targets, not both")
+        case (nil, nil): throw root.error("a scenario needs a target URL (target: https://host:port/path)")
+        }
+        if targetValues.isEmpty { throw root.error("targets is empty") }
+        var targets: [LoadTarget] = []
+        // Fields that may hold {{...}} placeholders, compiled at the end (after the CSV file is known).
+        var templated: [(value: YAMLValue, text: String)] = []
+        for value in targetValues {
+            let url = try value.string()
+            do { targets.append(try LoadTarget(parsing: url)) } catch {
+                throw value.error(error.reason)
+            }
+            templated.append((value, targets[targets.count - 1].path))
+        }
+        var configuration = LoadConfiguration(targets: targets)
+        configuration.environment = environment
+        var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
+        scenario.name = try top["name"]?.string()
+        if let http = top["http"] {
+            switch try http.string() {
+            case "auto": scenario.configuration.httpVersion = .auto
+            case "2": scenario.configuration.httpVersion = .http2
+            case "1.1": scenario.configuration.httpVersion = .http1
+            default: throw http.error("expected auto, 2 or 1.1")
+            }
+        }
+        scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
+
+        if let identity = top["identity"] {
+            let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure"])
+            var id = ScenarioIdentity()
+            id.cert = try f["cert"].map(resolve)
+            id.key = try f["key"].map(resolve)
+            id.ca = try f["ca"].map(resolve)
+            id.svidDir = try f["svidDir"].map(resolve)
+            if (id.cert == nil) != (id.key == nil) { throw identity.error("cert and key go together") }
+            if let bundles = f["trustBundles"] {
+                for (domain, _, at) in try bundles.stringMap() {
+                    do { _ = try SPIFFEID(parsing: "spiffe://\(domain)") } catch { throw at.error("'\(domain)' is not a trust domain: \(error.reason)") }
+                    id.trustBundles[domain] = try resolve(at)
+                }
+            }
+            if let expect = f["expectPeer"] {
+                let text = try expect.string()
+                do { id.expectPeer = try PeerExpectation(parsing: text) } catch {
+                    throw expect.error(error.description)
+                }
+            }
+            id.sni = try f["sni"]?.string()
+            id.insecure = try f["insecure"]?.bool() ?? false
+            scenario.identity = id
+        }
+
+        if let load = top["load"] {
+            try parseLoad(load, into: &scenario.configuration)
+        }
+
+        if let request = top["request"] {
+            let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
+            if let method = f["method"] {
+                let m = try method.string().uppercased()
+                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
+                scenario.configuration.method = m
+            }
+            if let path = f["path"] {
+                let p = try path.string()
+                guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
+                for i in scenario.configuration.targets.indices { scenario.configuration.targets[i].path = p }
+                templated.append((path, p))
+            }
+            if let headers = f["headers"] {
+                for (name, value, at) in try headers.stringMap() {
+                    let lower = name.lowercased()
+                    if lower.hasPrefix(":") || ["connection", "transfer-encoding", "upgrade", "keep-alive"].contains(lower) {
+                        throw at.error("'\(name)' cannot be set in HTTP/2")
+                    }
+                    scenario.configuration.headers.append((lower, value))
+                    templated.append((at, value))
+                }
+            }
+            if let body = f["body"] {
+                let text = try body.string()
+                scenario.configuration.body = Array(text.utf8)
+                templated.append((body, text))
+            }
+            if let csv = f["csv"] {
+                let csvPath = try resolve(csv)
+                guard let data = FileManager.default.contents(atPath: csvPath) else { throw csv.error("cannot read '\(csvPath)'") }
+                do {
+                    scenario.configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
+                } catch {
+                    throw csv.error(error.description)
+                }
+            }
+        }
+
+        if let output = top["output"] {
+            let f = try output.mapping(allowed: ["json"])
+            scenario.jsonOutput = try f["json"].map(resolve)
+        }
+
+        for (value, text) in templated {
+            do {
+                _ = try TemplateString(text, field: value.path, csvHeader: scenario.configuration.csv?.header, environment: environment)
+            } catch {
+                throw value.error(error.reason)
+            }
+        }
+
+        // What only the whole can tell (a run with no end, templates that do not compile): on the document.
+        do {
+            try scenario.configuration.validate(ignoringTLS: true)
+        } catch {
+            let at = top["load"] ?? top["request"] ?? root
+            throw at.error(error.description)
+        }
+        return scenario
+    }
+
+    static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
+        let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
+                                           "churn", "rate", "arrivals", "stages", "think", "seed"])
+        if let v = f["connections"] { configuration.connections = try v.int(minimum: 1) }
+        if let v = f["streams"] { configuration.streamsPerConnection = try v.int(minimum: 1) }
+        if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
+        if let v = f["duration"] { configuration.duration = try v.duration() }
+        if let v = f["warmup"] { configuration.warmup = try v.duration(allowZero: true) }
+        if let v = f["timeout"] { configuration.requestTimeout = try v.duration() }
+        if let v = f["connectTimeout"] { configuration.connectTimeout = try v.duration() }
+        if let v = f["seed"] { configuration.seed = UInt64(try v.int(minimum: 0)) }
+        if let v = f["churn"] {
+            let text = try v.string()
+            switch text {
+            case "reuse": configuration.churn = .reuse
+            case "request": configuration.churn = .perRequest
+            default:
+                guard let n = Int(text), n >= 1 else { throw v.error("expected reuse, request, or a number of requests per connection") }
+                configuration.churn = .every(n)
+            }
+        }
+        var stages: [LoadProfile.Stage] = []
+        if let list = f["stages"] {
+            for item in try list.list() {
+                let s = try item.mapping(allowed: ["duration", "target", "ramp"])
+                guard let d = s["duration"] else { throw item.error("a stage needs a duration") }
+                guard let t = s["target"] else { throw item.error("a stage needs a target (a rate with load.rate, else a concurrency)") }
+                var ramp = true
+                if let r = s["ramp"] {
+                    switch try r.string() {
+                    case "linear": ramp = true
+                    case "step": ramp = false
+                    default: throw r.error("expected linear or step")
+                    }
+                }
+                stages.append(.init(duration: try d.duration(), target: try t.double(minimum: 0), ramp: ramp))
+            }
+            if stages.isEmpty { throw list.error("stages is empty") }
+        }
+        let arrivals: ArrivalSchedule.Process
+        if let a = f["arrivals"] {
+            guard let p = ArrivalSchedule.Process(rawValue: try a.string()) else { throw a.error("expected uniform or poisson") }
+            arrivals = p
+        } else {
+            arrivals = .uniform
+        }
+        if let rate = f["rate"] {
+            if let think = f["think"] { throw think.error("think is for the closed model; with rate, requests are sent on schedule") }
+            let start = try rate.double(minimum: 0, exclusive: stages.isEmpty)
+            configuration.model = .open(rate: LoadProfile(start: start, stages: stages), arrivals: arrivals)
+        } else {
+            if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }
+            let think = try f["think"]?.duration(allowZero: true) ?? 0
+            if !stages.isEmpty {
+                let capacity = configuration.connections * configuration.streamsPerConnection
+                if let most = stages.map(\.target).max(), most > Double(capacity) {
+                    throw f["stages"]!.error("a concurrency of \(Int(most)) needs more than connections x streams = \(capacity)")
+                }
+            }
+            configuration.model = .closed(concurrency: stages.isEmpty ? nil : LoadProfile(start: 0, stages: stages), thinkTime: think)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Yams
+
+/// A problem in a YAML input, located: `file:line:column: field: message`.
+public struct YAMLInputError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    /// The dotted path of the field, e.g. `load.stages[2].duration`; empty for the document.
+    public var field: String
+    public var message: String
+
+    public init(file: String, line: Int, column: Int, field: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        "\(file):\(line):\(column): " + (field.isEmpty ? "" : "\(field): ") + message
+    }
+}
+
+/// A YAML node with where it came from, read with typed accessors that fail with file, line and field.
+public struct YAMLValue {
+    public let node: Node
+    public let file: String
+    public let path: String
+
+    public var line: Int { node.mark?.line ?? 1 }
+    public var column: Int { node.mark?.column ?? 1 }
+
+    /// Parses one YAML document.
+    public static func parse(_ text: String, file: String) throws(YAMLInputError) -> YAMLValue {
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "the file is empty")
+            }
+            return YAMLValue(node: node, file: file, path: "")
+        } catch let error as YAMLInputError {
+            throw error
+        } catch let error as YamlError {
+            throw Self.locate(error, file: file)
+        } catch {
+            throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    static func locate(_ error: YamlError, file: String) -> YAMLInputError {
+        switch error {
+        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+            return YAMLInputError(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(problem)")
+        case let .duplicatedKeysInMapping(duplicates, context):
+            _ = context
+            return YAMLInputError(file: file, line: 1, column: 1, field: "", message: "duplicate keys: \(duplicates.joined(separator: ", "))")
+        default:
+            return YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    public func error(_ message: String) -> YAMLInputError {
+        YAMLInputError(file: file, line: line, column: column, field: path, message: message)
+    }
+
+    private func child(_ node: Node, _ component: String) -> YAMLValue {
+        YAMLValue(node: node, file: file, path: path.isEmpty ? component : (component.hasPrefix("[") ? path + component : "\(path).\(component)"))
+    }
+
+    private var kind: String {
+        switch node {
+        case .scalar(let s): return s.string.isEmpty ? "nothing" : "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// The mapping's entries; any key not in `allowed` is an error that lists the allowed ones.
+    public func mapping(allowed: [String]) throws(YAMLInputError) -> [String: YAMLValue] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping with keys \(allowed.joined(separator: ", ")), got \(kind)") }
+        var out: [String: YAMLValue] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string else { throw error("keys must be strings") }
+            let entry = child(value, name)
+            guard allowed.contains(name) else {
+                throw YAMLInputError(file: file, line: key.mark?.line ?? line, column: key.mark?.column ?? column,
+                                     field: entry.path, message: "unknown field; expected one of: \(allowed.joined(separator: ", "))")
+            }
+            if out[name] != nil {
+                throw YAMLInputError(file: file, line: key.mark?.line ?? line, column: key.mark?.column ?? column,
+                                     field: entry.path, message: "appears twice")
+            }
+            out[name] = entry
+        }
+        return out
+    }
+
+    /// A mapping from free-form string keys (headers, trust bundles) to string values.
+    public func stringMap() throws(YAMLInputError) -> [(key: String, value: String, at: YAMLValue)] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping, got \(kind)") }
+        var out: [(String, String, YAMLValue)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else { throw error("keys must be strings") }
+            let entry = child(value, name)
+            out.append((name, try entry.string(), entry))
+        }
+        return out
+    }
+
+    public func list() throws(YAMLInputError) -> [YAMLValue] {
+        guard case .sequence(let sequence) = node else { throw error("expected a list, got \(kind)") }
+        return sequence.enumerated().map { child($0.element, "[\($0.offset)]") }
+    }
+
+    /// A scalar as text (numbers and booleans too, as written).
+    public func string() throws(YAMLInputError) -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a string, got \(kind)") }
+        return scalar.string
+    }
+
+    public func int(minimum: Int? = nil) throws(YAMLInputError) -> Int {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else { throw error("expected a whole number, got \(kind)") }
+        if let minimum, value < minimum { throw error("must be at least \(minimum), got \(value)") }
+        return value
+    }
+
+    public func double(minimum: Double? = nil, exclusive: Bool = false) throws(YAMLInputError) -> Double {
+        guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite else {
+            throw error("expected a number, got \(kind)")
+        }
+        if let minimum {
+            if exclusive ? value <= minimum : value < minimum {
+                throw error("must be \(exclusive ? "more than" : "at least") \(Self.format(minimum)), got \(Self.format(value))")
+            }
+        }
+        return value
+    }
+
+    public func bool() throws(YAMLInputError) -> Bool {
+        guard case .scalar(let scalar) = node else { throw error("expected true or false, got \(kind)") }
+        switch scalar.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error("expected true or false, got \(kind)")
+        }
+    }
+
+    /// A duration such as `30s`, `500ms`, `2m`, `1h`, or a number of seconds; must be positive unless `allowZero`.
+    public func duration(allowZero: Bool = false) throws(YAMLInputError) -> Double {
+        let text = try string()
+        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
+        var seconds: Double?
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            seconds = Double(text.dropLast(suffix.count)).map { $0 * scale }
+            break
+        }
+        if seconds == nil { seconds = Double(text) }
+        guard let value = seconds, value.isFinite else { throw error("expected a duration such as 30s, 500ms or 2m, got '\(text)'") }
+        if value < 0 || (!allowZero && value == 0) { throw error("must be a \(allowZero ? "non-negative" : "positive") duration, got '\(text)'") }
+        return value
+    }
+
+    static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+}

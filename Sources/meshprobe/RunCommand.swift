@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import MeshprobeScenario
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a load defined in a scenario file (YAML), versioned and reviewed like code.",
+        discussion: """
+            The file holds what `load` takes as flags: target, identity, load model and stages, request templates, \
+            output. Schema: docs/schema/scenario.schema.json; examples in scenarios/. Errors name the file, line and field.
+            Example: meshprobe run scenarios/canary-ramp.yaml
+            """
+    )
+
+    @Argument(help: "The scenario file.")
+    var file: String
+
+    @Option(help: "Write the JSON result here (overrides output.json in the file).")
+    var json: String?
+
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    @Flag(name: .customLong("check"), help: "Only read and check the file, then exit (0 when it is valid).")
+    var checkOnly = false
+
+    func run() async throws {
+        let scenario: Scenario
+        do {
+            scenario = try Scenario.load(path: file)
+        } catch {
+            throw CLIError.badInput(error.description)
+        }
+        var configuration = scenario.configuration
+        let id = scenario.identity
+        var args: [String] = []
+        if let v = id.cert { args += ["--cert", v] }
+        if let v = id.key { args += ["--key", v] }
+        if let v = id.ca { args += ["--ca", v] }
+        if let v = id.svidDir { args += ["--svid-dir", v] }
+        for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
+        let identity = try IdentityOptions.parse(args)
+        do {
+            try attachClientTLS(to: &configuration, identity: identity, expected: id.expectPeer, insecure: id.insecure, sni: id.sni)
+        } catch let error as CLIError {
+            throw CLIError.badInput("\(file): identity: \(error.message)")
+        }
+        do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
+        if checkOnly {
+            printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
+            return
+        }
+        if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }
+        try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet)
+    }
+}

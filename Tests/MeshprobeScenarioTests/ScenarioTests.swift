@@ -1,0 +1,135 @@
+import Foundation
+import MeshprobeLoad
+import MeshprobeYAML
+import Testing
+@testable import MeshprobeScenario
+
+@Suite struct ScenarioTests {
+    let base = URL(fileURLWithPath: "/srv/scenarios")
+
+    func parse(_ text: String) throws -> Scenario {
+        try Scenario.parse(text, file: "s.yaml", baseDirectory: base, environment: ["TOKEN": "t"])
+    }
+
+    func error(_ text: String) -> YAMLInputError? {
+        do {
+            _ = try parse(text)
+            return nil
+        } catch {
+            return error as? YAMLInputError
+        }
+    }
+
+    @Test func readsEveryFieldOfAnOpenModelScenario() throws {
+        let s = try parse("""
+            scenario: meshprobe.scenario/v1
+            name: ramp
+            targets: [https://a.example:8443/x, https://b.example/y]
+            identity:
+              svidDir: svid
+              trustBundles: {east.example: east.pem}
+              expectPeer: spiffe://east.example/ns/a/sa/b
+              sni: reviews.svc
+            http: "2"
+            load:
+              connections: 4
+              streams: 8
+              rate: 10
+              arrivals: poisson
+              stages:
+                - {duration: 30s, target: 100}
+                - {duration: 1m, target: 100, ramp: step}
+              warmup: 5s
+              churn: request
+              seed: 42
+            request:
+              method: post
+              headers: {x-id: "{{uuid}}", x-token: "{{env:TOKEN}}"}
+              body: hello
+            output: {json: out/result.json}
+            """)
+        #expect(s.name == "ramp")
+        #expect(s.configuration.targets.map(\.description) == ["https://a.example:8443/x", "https://b.example/y"])
+        #expect(s.identity.svidDir == "/srv/scenarios/svid")
+        #expect(s.identity.trustBundles == ["east.example": "/srv/scenarios/east.pem"])
+        #expect(s.identity.sni == "reviews.svc")
+        #expect(s.configuration.httpVersion == .http2)
+        #expect(s.configuration.connections == 4 && s.configuration.streamsPerConnection == 8)
+        #expect(s.configuration.model == .open(rate: LoadProfile(start: 10, stages: [.init(duration: 30, target: 100),
+                                                                                     .init(duration: 60, target: 100, ramp: false)]),
+                                               arrivals: .poisson))
+        #expect(s.configuration.plannedDuration == 90)
+        #expect(s.configuration.warmup == 5)
+        #expect(s.configuration.churn == .perRequest)
+        #expect(s.configuration.seed == 42)
+        #expect(s.configuration.method == "POST")
+        #expect(s.configuration.headers.map(\.name) == ["x-id", "x-token"])
+        #expect(s.jsonOutput == "/srv/scenarios/out/result.json")
+    }
+
+    @Test func closedModelWithConcurrencyStagesAndThinkTime() throws {
+        let s = try parse("""
+            target: http://127.0.0.1:8080/
+            load:
+              connections: 2
+              streams: 10
+              think: 10ms
+              stages: [{duration: 10s, target: 20}]
+            """)
+        #expect(s.configuration.model == .closed(concurrency: LoadProfile(start: 0, stages: [.init(duration: 10, target: 20)]), thinkTime: 0.01))
+    }
+
+    @Test func unknownFieldNamesItsLineAndTheAllowedFields() throws {
+        let e = try #require(error("""
+            target: http://127.0.0.1:8080/
+            load:
+              connections: 2
+              rps: 100
+            """))
+        #expect(e.line == 4)
+        #expect(e.field == "load.rps")
+        #expect(e.message.contains("rate"))
+        #expect(e.description.hasPrefix("s.yaml:4:"))
+    }
+
+    @Test(arguments: [
+        ("target: http://h/\nload:\n  rate: -5\n  duration: 1s\n", 3, "load.rate"),
+        ("target: http://h/\nload:\n  rate: 0\n  duration: 1s\n", 3, "load.rate"),
+        ("target: http://h/\nload:\n  duration: 0s\n", 3, "load.duration"),
+        ("target: http://h/\nload:\n  connections: many\n  requests: 1\n", 3, "load.connections"),
+        ("target: http://h/\nload:\n  requests: 10\n  stages:\n    - {duration: 5s, target: 10, ramp: smooth}\n", 5, "load.stages[0].ramp"),
+        ("target: http://h/\nload:\n  requests: 10\n  rate: 5\n  think: 1s\n", 5, "load.think"),
+        ("target: ftp://h/\nload:\n  requests: 1\n", 1, "target"),
+        ("target: http://h/\nidentity:\n  expectPeer: spiffe://UPPER/x\nload: {requests: 1}\n", 3, "identity.expectPeer"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {connection: close}\n", 4, "request.headers.connection"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  path: /x/{{nope}}\n", 4, "request.path"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  body: '{{csv:user}}'\n", 4, "request.body"),
+    ])
+    func impossibleValuesFailWithLineAndField(_ text: String, _ line: Int, _ field: String) throws {
+        let e = try #require(error(text))
+        #expect(e.line == line, "\(e)")
+        #expect(e.field == field, "\(e)")
+    }
+
+    @Test func aRunWithNoEndIsRefused() throws {
+        let e = try #require(error("target: http://h/\nload:\n  connections: 2\n"))
+        #expect(e.message.contains("ends on its own"))
+    }
+
+    @Test func malformedYAMLNamesTheLine() throws {
+        let e = try #require(error("target: http://h/\nload:\n  requests: [1, 2\n"))
+        #expect(e.line >= 3)
+        #expect(e.message.contains("not valid YAML"))
+    }
+
+    @Test func theExamplesInTheRepositoryParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scenarios")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 3)
+        for file in files {
+            let s = try Scenario.load(path: dir.appendingPathComponent(file).path, environment: [:])
+            #expect(!s.configuration.targets.isEmpty, "\(file)")
+        }
+    }
+}
