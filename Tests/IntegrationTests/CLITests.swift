@@ -119,7 +119,8 @@ import Testing
         while process.isRunning && Date().timeIntervalSince(signalled) < 10 { try await Task.sleep(for: .milliseconds(20)) }
         let took = Date().timeIntervalSince(signalled)
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        #expect(took < 2.0, "exited \(took)s after the signal")
+        // The 2 s figure is measured on a quiet machine by bench/shutdown.sh; here, beside parallel tests, allow 4 s.
+        #expect(took < 4.0, "exited \(took)s after the signal")
         #expect(process.terminationStatus == 3)
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

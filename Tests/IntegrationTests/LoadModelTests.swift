@@ -83,8 +83,9 @@ import Testing
             $0.model = .closed(concurrency: nil, thinkTime: 0.1)
             $0.duration = 0.55
         }
-        // One slot, 100 ms between requests: 6 in 0.55 s (at 0, 0.1, ... 0.5), never 10 times more.
-        #expect((4...7).contains(result.succeeded))
+        // One slot, 100 ms between requests: at most 6 in 0.55 s (at 0, 0.1, ... 0.5); without the think time a
+        // slot does hundreds. (Fewer when a busy machine delays the connection.)
+        #expect((1...6).contains(result.succeeded))
     }
 
     @Test func warmUpIsSentButLeftOutOfTheResults() async throws {
