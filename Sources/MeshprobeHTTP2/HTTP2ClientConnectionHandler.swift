@@ -59,39 +59,17 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let collectBodies: Bool
     private var delegate: (any HTTP2ClientDelegate)?
 
-    private var session: NGHTTP2Session?
-    private var context: ChannelHandlerContext?
-    private var allocator = ByteBufferAllocator()
+    private let connection: NGHTTP2Connection
     private var streams: [Int32: Stream] = [:]
     private var headerBlock = HeaderBlockBuilder()
-    private var outBuffer: ByteBuffer
-
-    private var events: [Event] = []
-    private var eventCursor = 0
-    private var drainDepth = 0
-
-    // Lifecycle.
-    private var prefaceSent = false
-    private var peerSettingsReceived = false
-    private var peerMaxConcurrentStreams: UInt32 = 0
-    private var goAway: (lastStreamID: Int32, errorCode: UInt32)?
-    private var closing = false
-    private var closeInitiated = false
-    private var channelClosed = false
-    private var closedNotified = false
-    private var connectionError: (any Error)?
-
-    // Write batching.
-    private var inSessionCall = false
-    private var inReadBurst = false
-    private var flushScheduled = false
+    private let events = DeliveryQueue<Event>()
 
     public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false, delegate: any HTTP2ClientDelegate) {
         self.settings = settings
         self.collectBodies = collectBodies
         self.delegate = delegate
-        self.outBuffer = ByteBufferAllocator().buffer(capacity: 0)
-        self.events.reserveCapacity(64)
+        self.connection = NGHTTP2Connection(isServer: false, settings: settings)
+        self.connection.owner = self
     }
 
     // MARK: Public API
@@ -100,14 +78,14 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     ///
     /// 0 before the connection is ready, after GOAWAY, or while closing.
     public var availableStreams: Int {
-        guard peerSettingsReceived, goAway == nil, !closing, !channelClosed, session != nil else { return 0 }
-        let cap = min(Int(peerMaxConcurrentStreams), Int(settings.maxConcurrentStreams))
+        guard let peerLimit = connection.state.peerStreamLimit else { return 0 }
+        let cap = min(Int(peerLimit), Int(settings.maxConcurrentStreams))
         return max(0, cap - streams.count)
     }
 
     /// Active, preface sent, no GOAWAY received, not closing.
     public var isUsable: Bool {
-        prefaceSent && session != nil && goAway == nil && !closing && !channelClosed
+        connection.state.isUsable
     }
 
     /// Submits one request; returns false (and does not call the delegate) if no stream can be opened now.
@@ -115,236 +93,78 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     /// `token` is handed back in exactly one `http2Response` or `http2StreamFailed`. Bytes go out at the end of the
     /// current read burst, on `flush()`, or at the latest on the next event loop tick.
     public func send(_ request: HTTP2Request, token: UInt64) -> Bool {
-        guard availableStreams > 0, let session else { return false }
+        guard availableStreams > 0, let session = connection.openSession else { return false }
 
         headerBlock.reset()
         headerBlock.append(name: ":method", value: request.method)
         headerBlock.append(name: ":scheme", value: request.scheme)
         headerBlock.append(name: ":authority", value: request.authority)
         headerBlock.append(name: ":path", value: request.path)
-        var hasContentLength = false
-        for header in request.headers {
-            if !hasContentLength && header.name.utf8.count == 14 && header.name == "content-length" {
-                hasContentLength = true
-            }
-            headerBlock.append(name: header.name, value: header.value)
-        }
+        let hasContentLength = headerBlock.append(request.headers)
         var body = request.body
         if let bodyBytes = body?.readableBytes {
             if !hasContentLength { headerBlock.append(name: "content-length", decimal: bodyBytes) }
             if bodyBytes == 0 { body = nil }
         }
-
-        var provider = nghttp2_data_provider()
-        provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
-            guard let userData, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            return handler.readRequestBody(streamID: streamID, into: buffer, length: length, flags: flags)
-        }
-        let streamID: Int32 = headerBlock.withNV { nv, count in
-            if body == nil {
-                return nghttp2_submit_request(session.pointer, nil, nv, count, nil, nil)
-            }
-            return withUnsafePointer(to: &provider) { nghttp2_submit_request(session.pointer, nil, nv, count, $0, nil) }
-        }
+        let streamID = session.submitRequest(&headerBlock, hasBody: body != nil)
         guard streamID > 0 else { return false }
         streams[streamID] = Stream(token: token, requestBody: body)
-        scheduleFlush()
+        connection.scheduleFlush()
         return true
     }
 
     /// Sends everything nghttp2 has pending, in one ByteBuffer and one writeAndFlush.
     public func flush() {
-        if inSessionCall {
-            // Called from inside nghttp2 (cannot happen through the delegate); the caller of nghttp2 flushes.
-            return
-        }
-        flushNow()
+        connection.flush()
     }
 
     /// Graceful close: GOAWAY(NO_ERROR), then close once the in-flight streams are done (at once if none).
     ///
     /// With `goAway: false` the channel is closed right away and in-flight streams fail with `.connectionLost`.
     public func close(goAway: Bool) {
-        guard !channelClosed else { return }
-        guard goAway, let session else {
-            closeChannel()
-            return
-        }
-        guard !closing else { return }
-        closing = true
-        let lastStreamID = nghttp2_session_get_last_proc_stream_id(session.pointer)
-        _ = nghttp2_submit_goaway(
-            session.pointer, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, NGHTTP2_NO_ERROR.rawValue, nil, 0)
-        flushNow()
+        connection.close(graceful: goAway)
     }
 
     // MARK: Channel events
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        self.allocator = context.channel.allocator
-        if context.channel.isActive {
-            start(context: context)
-        }
+        connection.handlerAdded(context: context)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        tearDown()
-        self.context = nil
+        connection.handlerRemoved()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        start(context: context)
+        connection.channelActive()
         context.fireChannelActive()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        tearDown()
+        connection.channelInactive()
         context.fireChannelInactive()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        guard let session, !channelClosed else { return }
-        inReadBurst = true
-        inSessionCall = true
-        let rv = session.receive(buffer)
-        inSessionCall = false
-        if rv < 0 {
-            failConnection(.protocolError(NGHTTP2Session.describe(rv)))
-            return
-        }
-        drainEvents()
-        // Normally channelReadComplete flushes; this covers a handler below us that does not forward it.
-        if !flushScheduled { scheduleFlush(evenDuringRead: true) }
+        connection.channelRead(unwrapInboundIn(data))
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        inReadBurst = false
-        flushNow()
+        connection.channelReadComplete()
         context.fireChannelReadComplete()
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if connectionError == nil { connectionError = error }
-        closeChannel()
+        connection.errorCaught(error)
     }
+}
 
-    // MARK: Internals
+// MARK: - Connection events
 
-    private func start(context: ChannelHandlerContext) {
-        guard session == nil, !channelClosed else { return }
-        guard
-            let session = NGHTTP2Session(
-                isServer: false,
-                userData: Unmanaged.passUnretained(self).toOpaque(),
-                installCallbacks: Self.installCallbacks)
-        else {
-            connectionError = HTTP2ConnectionError.protocolError("nghttp2 could not allocate a session")
-            closeChannel()
-            return
-        }
-        self.session = session
-        let rv = session.submitSettings(settings, isServer: false)
-        if rv != 0 {
-            failConnection(.protocolError(NGHTTP2Session.describe(Int(rv))))
-            return
-        }
-        prefaceSent = true
-        flushNow()
-    }
-
-    private func scheduleFlush(evenDuringRead: Bool = false) {
-        guard !flushScheduled, let context else { return }
-        if inReadBurst && !evenDuringRead { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.inReadBurst = false
-            self.flushNow()
-        }
-    }
-
-    private func flushNow() {
-        guard let session, let context, !channelClosed, !inSessionCall else { return }
-        if session.wantsWrite {
-            outBuffer.clear()
-            inSessionCall = true
-            let rv = session.drainOutput(into: &outBuffer)
-            inSessionCall = false
-            if rv < 0 {
-                failConnection(.protocolError(NGHTTP2Session.describe(rv)))
-                return
-            }
-            if outBuffer.readableBytes > 0 {
-                if session.isFinished {
-                    let written = context.writeAndFlush(wrapOutboundOut(outBuffer))
-                    written.assumeIsolated().whenComplete { _ in self.closeChannel() }
-                } else {
-                    context.writeAndFlush(wrapOutboundOut(outBuffer), promise: nil)
-                }
-            }
-        }
-        drainEvents()
-        if session.isFinished && !session.wantsWrite {
-            closeChannel()
-        }
-    }
-
-    private func closeChannel() {
-        guard !closeInitiated, let context else { return }
-        closeInitiated = true
-        context.close(promise: nil)
-    }
-
-    /// nghttp2 failed fatally: GOAWAY(PROTOCOL_ERROR) if possible, fail every stream, close.
-    private func failConnection(_ error: HTTP2ConnectionError) {
-        if connectionError == nil { connectionError = error }
-        if let session, let context, !channelClosed {
-            _ = nghttp2_session_terminate_session(session.pointer, NGHTTP2_PROTOCOL_ERROR.rawValue)
-            var goAwayBytes = allocator.buffer(capacity: 64)
-            inSessionCall = true
-            if session.drainOutput(into: &goAwayBytes) >= 0, goAwayBytes.readableBytes > 0 {
-                context.writeAndFlush(wrapOutboundOut(goAwayBytes), promise: nil)
-            }
-            inSessionCall = false
-        }
-        let message: String
-        switch error {
-        case .protocolError(let text): message = text
-        }
-        failAllStreams(with: .protocolError(message))
-        closeChannel()
-    }
-
-    private func failAllStreams(with failure: HTTP2StreamFailure) {
-        for streamID in streams.keys.sorted() {
-            guard let stream = streams[streamID], !stream.delivered else { continue }
-            stream.delivered = true
-            events.append(.failure(token: stream.token, failure))
-        }
-        streams.removeAll()
-        drainEvents()
-    }
-
-    private func tearDown() {
-        guard !closedNotified else { return }
-        channelClosed = true
-        drainEvents()
-        failAllStreams(with: .connectionLost)
-        closedNotified = true
-        let delegate = self.delegate
-        self.delegate = nil
-        delegate?.http2ConnectionClosed(self, error: connectionError)
-    }
-
-    private func drainEvents() {
-        drainDepth += 1
-        while eventCursor < events.count {
-            let event = events[eventCursor]
-            eventCursor += 1
-            guard let delegate else { continue }
+extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
+    func deliverPendingEvents() {
+        events.drain { event in
+            guard let delegate else { return }
             switch event {
             case .ready:
                 delegate.http2ConnectionReady(self)
@@ -356,64 +176,37 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
                 delegate.http2GoAwayReceived(self, errorCode: errorCode)
             }
         }
-        drainDepth -= 1
-        if drainDepth == 0 {
-            events.removeAll(keepingCapacity: true)
-            eventCursor = 0
+    }
+
+    func connectionFailed(_ error: HTTP2ConnectionError) {
+        let message: String
+        switch error {
+        case .protocolError(let text): message = text
         }
+        failAllStreams(with: .protocolError(message))
+    }
+
+    func connectionClosed(error: (any Error)?) {
+        deliverPendingEvents()
+        failAllStreams(with: .connectionLost)
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.http2ConnectionClosed(self, error: error)
+    }
+
+    private func failAllStreams(with failure: HTTP2StreamFailure) {
+        for streamID in streams.keys.sorted() {
+            guard let stream = streams[streamID], !stream.delivered else { continue }
+            stream.delivered = true
+            events.append(.failure(token: stream.token, failure))
+        }
+        streams.removeAll()
+        deliverPendingEvents()
     }
 
     // MARK: nghttp2 callbacks (called only from inside mem_recv / mem_send)
 
-    private static func installCallbacks(_ callbacks: OpaquePointer) {
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
-            _, frame, name, nameLength, value, valueLength, _, userData in
-            guard let frame, let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            return handler.onHeader(
-                streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength, value: value,
-                valueLength: valueLength)
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            guard let frame, let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            handler.onFrameReceived(frame)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
-            _, _, streamID, data, length, userData in
-            guard let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            handler.onDataChunk(streamID: streamID, data: data, length: length)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            guard let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            handler.onStreamClose(streamID: streamID, errorCode: errorCode)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            guard let frame, let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            // nghttp2 answers most protocol violations itself with GOAWAY(error) and then ends the session.
-            if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0,
-                handler.connectionError == nil
-            {
-                handler.connectionError = HTTP2ConnectionError.protocolError(
-                    "sent GOAWAY with error code \(frame.pointee.goaway.error_code) after a peer protocol violation")
-            }
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, libErrorCode, userData in
-            guard let frame, let userData else { return 0 }
-            let handler = Unmanaged<HTTP2ClientConnectionHandler>.fromOpaque(userData).takeUnretainedValue()
-            handler.onFrameNotSent(frame, libErrorCode: libErrorCode)
-            return 0
-        }
-    }
-
-    private func onHeader(
+    func onHeader(
         streamID: Int32, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?,
         valueLength: Int
     ) -> Int32 {
@@ -438,7 +231,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         return 0
     }
 
-    private func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+    func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
         let header = frame.pointee.hd
         switch UInt32(header.type) {
         case NGHTTP2_DATA.rawValue, NGHTTP2_HEADERS.rawValue:
@@ -452,53 +245,37 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             stream.body = nil
             events.append(.response(token: stream.token, response))
         case NGHTTP2_SETTINGS.rawValue:
-            guard header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, let session else { return }
-            let peerMax = nghttp2_session_get_remote_settings(
-                session.pointer, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
-            if !peerSettingsReceived || peerMax != peerMaxConcurrentStreams {
-                peerSettingsReceived = true
-                peerMaxConcurrentStreams = peerMax
+            guard header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, let session = connection.session else { return }
+            let peerMax = nghttp2_session_get_remote_settings(session.pointer, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+            if case .notifyReady = connection.state.peerSettingsReceived(maxConcurrentStreams: peerMax) {
                 events.append(.ready)
             }
         case NGHTTP2_RST_STREAM.rawValue:
             streams[header.stream_id]?.resetCode = frame.pointee.rst_stream.error_code
         case NGHTTP2_GOAWAY.rawValue:
             let goAway = frame.pointee.goaway
-            let first = self.goAway == nil
-            // A second GOAWAY may lower last-stream-id further; keep the latest.
-            self.goAway = (goAway.last_stream_id, goAway.error_code)
-            if goAway.error_code != 0, connectionError == nil {
-                connectionError = HTTP2ConnectionError.protocolError(
-                    "peer sent GOAWAY with error code \(goAway.error_code)")
-            }
-            if first { events.append(.goAway(errorCode: goAway.error_code)) }
+            let action = connection.state.goAwayReceived(
+                lastStreamID: goAway.last_stream_id, errorCode: goAway.error_code)
+            if case .notifyGoAway(let errorCode) = action { events.append(.goAway(errorCode: errorCode)) }
         default:
             break
         }
     }
 
-    private func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
+    func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
         guard let stream = streams[streamID] else { return }
         stream.bodyLength += length
         guard collectBodies, let data, length > 0 else { return }
-        guard stream.bodyLength <= settings.maxCollectedBodyBytes else {
-            if let session {
-                _ = nghttp2_submit_rst_stream(
-                    session.pointer, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
-            }
-            return
-        }
-        if stream.body == nil { stream.body = allocator.buffer(capacity: max(length, 1024)) }
-        stream.body?.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+        connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
     }
 
-    private func onStreamClose(streamID: Int32, errorCode: UInt32) {
+    func onStreamClose(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID), !stream.delivered else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
         if let resetCode = stream.resetCode {
             failure = .reset(errorCode: resetCode)
-        } else if let goAway, streamID > goAway.lastStreamID {
+        } else if let goAway = connection.state.goAwayReceived, streamID > goAway.lastStreamID {
             failure = .refusedByGoAway(lastStreamID: goAway.lastStreamID, errorCode: goAway.errorCode)
         } else {
             failure = .protocolError("stream \(streamID) closed without a complete response (error code \(errorCode))")
@@ -506,14 +283,14 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         events.append(.failure(token: stream.token, failure))
     }
 
-    private func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
+    func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
         let header = frame.pointee.hd
         guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue,
             let stream = streams.removeValue(forKey: header.stream_id), !stream.delivered
         else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
-        if let goAway {
+        if let goAway = connection.state.goAwayReceived {
             failure = .refusedByGoAway(lastStreamID: goAway.lastStreamID, errorCode: goAway.errorCode)
         } else {
             failure = .protocolError("request not sent: \(NGHTTP2Session.describe(Int(libErrorCode)))")
@@ -521,7 +298,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         events.append(.failure(token: stream.token, failure))
     }
 
-    private func readRequestBody(
+    func readBody(
         streamID: Int32, into destination: UnsafeMutablePointer<UInt8>, length: Int,
         flags: UnsafeMutablePointer<UInt32>
     ) -> Int {

@@ -81,6 +81,25 @@ final class NGHTTP2Session {
         }
     }
 
+    /// Submits a request with the fields in `headers`; with `hasBody` the body is read through
+    /// `NGHTTP2Connection.bodyProvider`. Returns the new stream's id, or a negative nghttp2 error code.
+    func submitRequest(_ headers: inout HeaderBlockBuilder, hasBody: Bool) -> Int32 {
+        headers.withNV { nv, count in
+            guard hasBody else { return nghttp2_submit_request(pointer, nil, nv, count, nil, nil) }
+            var provider = NGHTTP2Connection.bodyProvider()
+            return nghttp2_submit_request(pointer, nil, nv, count, &provider, nil)
+        }
+    }
+
+    /// Submits a response on `streamID`, like `submitRequest`. Returns 0 or a negative nghttp2 error code.
+    func submitResponse(streamID: Int32, _ headers: inout HeaderBlockBuilder, hasBody: Bool) -> Int32 {
+        headers.withNV { nv, count in
+            guard hasBody else { return nghttp2_submit_response(pointer, streamID, nv, count, nil) }
+            var provider = NGHTTP2Connection.bodyProvider()
+            return nghttp2_submit_response(pointer, streamID, nv, count, &provider)
+        }
+    }
+
     var wantsRead: Bool { nghttp2_session_want_read(pointer) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(pointer) != 0 }
 
@@ -130,6 +149,18 @@ struct HeaderBlockBuilder {
         let valueStart = bytes.count
         bytes.append(contentsOf: value.utf8)
         fields.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+    }
+
+    /// Adds regular header fields; returns whether one of them is content-length.
+    mutating func append(_ headers: [HTTP2Header]) -> Bool {
+        var hasContentLength = false
+        for header in headers {
+            if !hasContentLength && header.name.utf8.count == 14 && header.name == "content-length" {
+                hasContentLength = true
+            }
+            append(name: header.name, value: header.value)
+        }
+        return hasContentLength
     }
 
     /// Adds `name` with a decimal integer value, formatted without creating a String.
