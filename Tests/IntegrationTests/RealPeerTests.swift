@@ -152,8 +152,8 @@ import Testing
         #expect(result.succeeded + lost == 1000, "errors: \(result.errors)")
         #expect(Set(result.errors.keys).isSubset(of: [.goAway, .connectionLost]), "errors: \(result.errors)")
         #expect(result.succeeded >= 500)
-        // 1000 requests at 50 per connection need at least 20 connections; resumption makes the reconnects cheap.
-        #expect(result.connectionsEstablished >= 20)
+        // Every connection carries at most 50 requests; resumption makes the reconnects cheap.
+        #expect(result.connectionsEstablished >= result.succeeded / 50)
         #expect(result.tlsResumed > 0)
     }
 
