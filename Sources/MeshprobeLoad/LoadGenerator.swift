@@ -12,6 +12,13 @@ public final class LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     private let group: any EventLoopGroup
     private let workers: NIOLockedValueBox<[NIOLoopBound<LoadWorker>]> = .init([])
+    /// Seconds collected from the workers: merged buckets still open, and finished points.
+    private let timeline: NIOLockedValueBox<TimelineState> = .init(TimelineState())
+
+    struct TimelineState {
+        var open: [Int: TimelineBucket] = [:]
+        var points: [TimelinePoint] = []
+    }
 
     public init(configuration: LoadConfiguration, group: any EventLoopGroup) {
         self.configuration = configuration
@@ -73,10 +80,26 @@ public final class LoadGenerator: Sendable {
             }
             futures.append(promise.futureResult)
         }
+        // Once a second, gather the seconds the workers have finished and turn them into timeline points, so
+        // per-second histograms never pile up during a long run.
+        let collector = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                await self.collectTimeline()
+            }
+        }
         var merged = LoadResult()
         for future in futures {
             merged.merge(try await future.get())
         }
+        collector.cancel()
+        await collector.value  // a collection in progress must land before the state is read
+        // What the workers still held when they finished arrives with their results.
+        let state = timeline.withLockedValue { $0 }
+        merged.timeline = state.points
+        for (second, bucket) in state.open { merged.openSeconds[second, default: TimelineBucket(second: second)].merge(bucket) }
+        merged.finishTimeline()
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
         return merged
     }
@@ -91,7 +114,7 @@ public final class LoadGenerator: Sendable {
         public var errors: [ErrorKind: Int] = [:]
         public var late = 0
         /// The last complete second, merged over workers.
-        public var window: TimelineBucket?
+        public var window: TimelinePoint?
         public var identities: [WorkloadIdentity: Int] = [:]
     }
 
@@ -116,12 +139,35 @@ public final class LoadGenerator: Sendable {
                 total.late += part.late
                 total.errors.merge(part.errors, uniquingKeysWith: +)
                 total.identities.merge(part.identities, uniquingKeysWith: +)
-                if let w = part.window {
-                    if total.window == nil { total.window = w } else { total.window?.merge(w) }
-                }
+
             }
         }
+        total.window = lastSecond
         return total
+    }
+
+    /// Pulls finished seconds from every worker; a second is complete once every worker has handed it over.
+    private func collectTimeline() async {
+        var collected: [TimelineBucket] = []
+        var complete = Int.max
+        for bound in workers.withLockedValue({ $0 }) {
+            if let part = try? await bound.eventLoop.submit({ bound.value.collectSeconds() }).get() {
+                collected += part.buckets
+                complete = min(complete, part.current)
+            }
+        }
+        timeline.withLockedValue { state in
+            for bucket in collected { state.open[bucket.second, default: TimelineBucket(second: bucket.second)].merge(bucket) }
+            // A second is finished once every worker's clock has passed it.
+            for second in state.open.keys.sorted() where second < complete {
+                if let bucket = state.open.removeValue(forKey: second) { state.points.append(TimelinePoint(bucket)) }
+            }
+        }
+    }
+
+    /// The last finished second, for the live view.
+    public var lastSecond: TimelinePoint? {
+        timeline.withLockedValue { $0.points.last }
     }
 
     /// Asks every worker to stop: no new requests; in-flight ones get `grace` seconds. Safe from any thread.

@@ -27,7 +27,38 @@ public enum LateReason: String, Sendable, Hashable, Codable, CaseIterable {
     case generatorLag = "generator_lag"
 }
 
-/// One second of the run.
+/// One finished second of the run, with percentiles computed from the merged per-second histogram of all
+/// workers (the histogram itself is dropped, so a long run's memory stays flat).
+public struct TimelinePoint: Sendable, Equatable {
+    public var second: Int
+    public var sent: Int
+    public var responses: Int
+    public var succeeded: Int
+    public var failed: Int
+    public var late: Int
+    /// Latency percentiles of the responses completed in this second, microseconds (0 without responses).
+    public var p50: UInt64
+    public var p90: UInt64
+    public var p99: UInt64
+    public var max: UInt64
+
+    public init(_ bucket: TimelineBucket) {
+        second = bucket.second
+        sent = bucket.sent
+        responses = bucket.responses
+        succeeded = bucket.succeeded
+        failed = bucket.failed
+        late = bucket.late
+        let h = bucket.latency
+        let any = h.totalCount > 0
+        p50 = any ? h.valueAtPercentile(50) : 0
+        p90 = any ? h.valueAtPercentile(90) : 0
+        p99 = any ? h.valueAtPercentile(99) : 0
+        max = any ? h.max : 0
+    }
+}
+
+/// One second of the run while it is still being counted (per worker, then merged).
 public struct TimelineBucket: Sendable {
     /// Seconds since the start of the run (warm-up included).
     public var second: Int
@@ -103,8 +134,10 @@ public struct LoadResult: Sendable {
     public var late: [LateReason: Int] = [:]
     /// Responses and errors left out because they belong to the warm-up.
     public var warmupRequests = 0
-    /// Per-second counts and latency.
-    public var timeline: [TimelineBucket] = []
+    /// Per-second counts and latency percentiles, finished seconds only.
+    public var timeline: [TimelinePoint] = []
+    /// Seconds still being counted, by second (a worker's, until the generator collects them).
+    var openSeconds: [Int: TimelineBucket] = [:]
     /// How late the generator's own timers fired, microseconds (event-loop lag: a saturated generator).
     public var loopLag = LatencyHistogram.latency()
     /// CPU seconds the whole process used during the run (user + system).
@@ -151,9 +184,11 @@ public struct LoadResult: Sendable {
         warmupRequests += other.warmupRequests
         loopLag.add(other.loopLag)
         cpuSeconds = max(cpuSeconds, other.cpuSeconds)
-        for bucket in other.timeline {
-            while timeline.count <= bucket.second { timeline.append(TimelineBucket(second: timeline.count)) }
-            timeline[bucket.second].merge(bucket)
+        for (second, bucket) in other.openSeconds {
+            openSeconds[second, default: TimelineBucket(second: second)].merge(bucket)
+        }
+        if !other.timeline.isEmpty {
+            timeline = (timeline + other.timeline).sorted { $0.second < $1.second }
         }
         for (identity, stats) in other.identities {
             identities[identity, default: IdentityStats()].merge(stats)
@@ -200,8 +235,24 @@ public struct LoadResult: Sendable {
     /// Runs `body` on the timeline bucket of `second`, creating buckets up to it.
     mutating func bucket(_ second: Int, _ body: (inout TimelineBucket) -> Void) {
         guard second >= 0 else { return }
-        while timeline.count <= second { timeline.append(TimelineBucket(second: timeline.count)) }
-        body(&timeline[second])
+        body(&openSeconds[second, default: TimelineBucket(second: second)])
+    }
+
+    /// Removes and returns the open seconds before `limit` (all of them when nil).
+    mutating func takeOpenSeconds(before limit: Int?) -> [TimelineBucket] {
+        let keys = openSeconds.keys.filter { limit == nil || $0 < limit! }
+        return keys.compactMap { openSeconds.removeValue(forKey: $0) }
+    }
+
+    /// Turns every open second into a finished point (at the end of a run).
+    mutating func finishTimeline() {
+        let points = takeOpenSeconds(before: nil).map(TimelinePoint.init)
+        timeline = (timeline + points).sorted { $0.second < $1.second }
+        // Fill gaps (seconds with nothing at all) so the timeline reads as one row per second.
+        guard let last = timeline.last?.second else { return }
+        var bySecond = Dictionary(timeline.map { ($0.second, $0) }, uniquingKeysWith: { a, _ in a })
+        for s in 0...last where bySecond[s] == nil { bySecond[s] = TimelinePoint(TimelineBucket(second: s)) }
+        timeline = bySecond.values.sorted { $0.second < $1.second }
     }
 
     mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil,

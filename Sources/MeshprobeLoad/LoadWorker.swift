@@ -364,16 +364,20 @@ final class LoadWorker {
         if !finished { scheduleSweep() }
     }
 
+    /// The seconds this worker has finished counting, handed to the generator, which merges them over workers.
+    func collectSeconds() -> (buckets: [TimelineBucket], current: Int) {
+        // Once finished, the rest travels with the result the worker handed over.
+        if finished { return ([], Int.max) }
+        let current = second(of: now())
+        return (result.takeOpenSeconds(before: current), current)
+    }
+
     func progress() -> LoadGenerator.Progress {
-        let t = now()
-        let current = second(of: t)
-        // The last complete second gives the window for the live view.
-        let window = current >= 1 && result.timeline.count >= current ? result.timeline[current - 1] : nil
-        return LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
-                                      inFlight: connections.reduce(0) { $0 + $1.inFlightCount },
-                                      sent: result.requestsSent, errors: result.errors,
-                                      late: result.late.values.reduce(0, +), window: window,
-                                      identities: result.identities.mapValues(\.requests))
+        LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
+                               inFlight: connections.reduce(0) { $0 + $1.inFlightCount },
+                               sent: result.requestsSent, errors: result.errors,
+                               late: result.late.values.reduce(0, +), window: nil,
+                               identities: result.identities.mapValues(\.requests))
     }
 
     private func finish() {

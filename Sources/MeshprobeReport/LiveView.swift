@@ -23,9 +23,9 @@ public struct LiveView {
         first += "   in flight \(p.inFlight)   sent \(p.sent)"
         if configuration.model.isOpen { first += "   late \(p.late)" }
         lines.append(first)
-        if let window, window.latency.totalCount > 0 {
-            let l = LatencySummary(window.latency)
-            lines.append(String(format: "  last second: p50 %.3f ms  p99 %.3f ms   ok %d  failed %d", l.p50, l.p99, window.succeeded, window.failed))
+        if let window, window.responses > 0 {
+            lines.append(String(format: "  last second: p50 %.3f ms  p99 %.3f ms   ok %d  failed %d",
+                                Double(window.p50) / 1000, Double(window.p99) / 1000, window.succeeded, window.failed))
         } else {
             lines.append("  last second: no responses")
         }
@@ -44,9 +44,8 @@ public struct LiveView {
         text += window.map { " rate=\($0.responses)/s" } ?? " rate=-"
         if let target = targetRate(at: elapsed) { text += String(format: " target=%.0f/s", target) }
         text += " inflight=\(p.inFlight) ok=\(p.succeeded) failed=\(p.failed)"
-        if let window, window.latency.totalCount > 0 {
-            let l = LatencySummary(window.latency)
-            text += String(format: " p50=%.3fms p99=%.3fms", l.p50, l.p99)
+        if let window, window.responses > 0 {
+            text += String(format: " p50=%.3fms p99=%.3fms", Double(window.p50) / 1000, Double(window.p99) / 1000)
         }
         if configuration.model.isOpen { text += " late=\(p.late)" }
         if !p.errors.isEmpty {

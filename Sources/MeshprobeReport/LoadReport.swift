@@ -174,10 +174,10 @@ public struct LoadReport: Codable, Sendable {
             handshakeMs: LatencySummary(result.handshakeLatency), protocols: result.negotiatedProtocols,
             tlsVersions: result.tlsVersions, peerIdentities: result.peerIdentities,
             callersSeenByServer: result.callersSeen)
-        timeline = result.timeline.map { bucket in
-            let l = LatencySummary(bucket.latency)
-            return Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
-                          failed: bucket.failed, late: bucket.late, p50Ms: l.p50, p99Ms: l.p99, maxMs: l.max)
+        timeline = result.timeline.map { point in
+            func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
+            return Second(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,
+                          failed: point.failed, late: point.late, p50Ms: ms(point.p50), p99Ms: ms(point.p99), maxMs: ms(point.max))
         }
     }
 

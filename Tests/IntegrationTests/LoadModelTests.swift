@@ -160,7 +160,8 @@ import Testing
         #expect(result.timeline.reduce(0) { $0 + $1.responses } == result.responses)
         #expect(result.timeline.reduce(0) { $0 + $1.succeeded } == result.succeeded)
         #expect(result.timeline.reduce(0) { $0 + $1.failed } == result.failed)
-        #expect(result.timeline.reduce(0) { $0 + $1.latency.totalCount } == UInt64(result.responses))
+        #expect(result.timeline.map(\.second) == Array(0..<result.timeline.count))
+        #expect(result.timeline.filter { $0.responses > 0 }.allSatisfy { $0.p50 > 0 && $0.p50 <= $0.p99 && $0.p99 <= $0.max })
         #expect(result.timeline[1].responses >= 250)
     }
 }
