@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The open model's figures, each side by side with a reference in one run:
+#  1. rate accuracy: --rate 5000 for 10 s against the echo (h2c); achieved rate and send-time error p99;
+#  2. coordinated omission: the echo is frozen (SIGSTOP) for 500 ms every 2 s while meshprobe sends 1000 req/s
+#     for 10 s; meshprobe's corrected and uncorrected latency beside h2load's (--rps, no correction);
+#  3. CPU per request, open vs closed model, against nginx over TLS (-c 10 -m 10).
+# Server on core 1, client on core 0. Loopback only; every run is bounded.
+#   bench/open-model.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps
+swift build -c release --product meshprobe >/dev/null
+BIN=.build/release/meshprobe
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+            kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+field() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.argv[1], {}, {'d': d}))" "$2"; }
+
+EPORT=$(port)
+taskset -c 1 $BIN echo --h2c --listen 127.0.0.1:$EPORT --workload bench > "$work/echo.log" 2>&1 &
+ECHO=$!; pids+=($ECHO)
+sleep 0.5
+
+echo "== 1. rate accuracy: --rate 5000 -d 10s -c 4 -m 50 against the echo (h2c)"
+taskset -c 0 $BIN load http://127.0.0.1:$EPORT/ --rate 5000 -d 10s -c 4 -m 50 --quiet --json "$work/rate.json" >/dev/null
+echo "target 5000 req/s; achieved $(field "$work/rate.json" "d['summary']['rps']") req/s over $(field "$work/rate.json" "d['summary']['elapsed_seconds']") s;" \
+     "sent $(field "$work/rate.json" "d['summary']['requests']") (50000 scheduled);" \
+     "send delay p50 $(field "$work/rate.json" "d['summary']['send_delay_ms']['p50']") ms, p99 $(field "$work/rate.json" "d['summary']['send_delay_ms']['p99']") ms;" \
+     "late $(field "$work/rate.json" "sum(d['summary']['late'].values())")"
+
+echo "== 2. coordinated omission: the echo frozen 500 ms every 2 s; 1000 req/s for 10 s, -c 4 -m 100"
+stall() { for i in 1 2 3 4 5 6; do sleep 1.5; kill -STOP $ECHO; sleep 0.5; kill -CONT $ECHO; done; }
+stall & STALL=$!
+taskset -c 0 $BIN load http://127.0.0.1:$EPORT/ --rate 1000 -d 10s -c 4 -m 100 --quiet --json "$work/co.json" >/dev/null
+wait $STALL || true
+stall & STALL=$!
+taskset -c 0 h2load --rps 250 -c 4 -m 100 -D 10 http://127.0.0.1:$EPORT/ > "$work/h2load-co.txt" 2>&1 || true
+wait $STALL || true
+kill -CONT $ECHO 2>/dev/null || true
+printf '%-40s %10s %10s %10s %10s\n' "" "p50 ms" "p99 ms" "max ms" "mean ms"
+for k in latency_ms latency_uncorrected_ms; do
+  label="meshprobe ${k/_ms/}"; [ "$k" = latency_ms ] && label="meshprobe (from intended time)" || label="meshprobe (from actual send)"
+  printf '%-40s %10s %10s %10s %10s\n' "$label" "$(field "$work/co.json" "d['summary']['$k']['p50']")" \
+    "$(field "$work/co.json" "d['summary']['$k']['p99']")" "$(field "$work/co.json" "d['summary']['$k']['max']")" "$(field "$work/co.json" "d['summary']['$k']['mean']")"
+done
+line=$(grep -E "^time for request:" "$work/h2load-co.txt" || echo "time for request: n/a")
+echo "h2load --rps 250 x 4 clients (no correction): ${line#time for request:}  (min max mean sd)"
+echo "meshprobe late sends: $(field "$work/co.json" "d['summary']['late']")"
+
+echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10)"
+$BIN pki ca --trust-domain bench.local --out "$work/ca" >/dev/null
+$BIN pki issue --ca-dir "$work/ca" --spiffe-id spiffe://bench.local/ns/bench/sa/nginx --dns localhost --out "$work/nginx" >/dev/null
+mkdir -p "$work/html"; head -c 100 /dev/zero | tr '\0' 'x' > "$work/html/index.html"
+NPORT=$(port)
+cat > "$work/nginx.conf" <<CONF
+daemon on;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+    keepalive_requests 10000000;
+    server { listen 127.0.0.1:$NPORT ssl http2; ssl_certificate $work/nginx/cert-chain.pem; ssl_certificate_key $work/nginx/key.pem; root $work/html; }
+}
+CONF
+taskset -c 1 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
+sleep 0.3
+URL="https://127.0.0.1:$NPORT/index.html"
+taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$work/ca/ca.pem" --quiet --json "$work/closed.json" >/dev/null
+taskset -c 0 $BIN load "$URL" --rate 30000 -d 6s -c 10 -m 10 --ca "$work/ca/ca.pem" --quiet --json "$work/open.json" >/dev/null
+c=$(field "$work/closed.json" "d['summary']['cpu_us_per_request']")
+o=$(field "$work/open.json" "d['summary']['cpu_us_per_request']")
+echo "closed: $c us/request ($(field "$work/closed.json" "d['summary']['rps']") req/s); open at 30000 req/s: $o us/request" \
+     "(achieved $(field "$work/open.json" "d['summary']['rps']") req/s, late $(field "$work/open.json" "sum(d['summary']['late'].values())")); ratio open/closed $(python3 -c "print('%.2f' % ($o/$c))") (goal <= 1.2)"
