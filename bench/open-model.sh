@@ -31,13 +31,13 @@ echo "target 5000 req/s; achieved $(field "$work/rate.json" "d['summary']['rps']
      "send delay p50 $(field "$work/rate.json" "d['summary']['send_delay_ms']['p50']") ms, p99 $(field "$work/rate.json" "d['summary']['send_delay_ms']['p99']") ms;" \
      "late $(field "$work/rate.json" "sum(d['summary']['late'].values())")"
 
-echo "== 2. coordinated omission: the echo frozen 500 ms every 2 s; 1000 req/s for 10 s, -c 4 -m 100"
+echo "== 2. coordinated omission: the echo frozen 500 ms every 2 s; 1000 req/s for 10 s, -c 2 -m 10 (20 streams)"
 stall() { for i in 1 2 3 4 5 6; do sleep 1.5; kill -STOP $ECHO; sleep 0.5; kill -CONT $ECHO; done; }
 stall & STALL=$!
-taskset -c 0 $BIN load http://127.0.0.1:$EPORT/ --rate 1000 -d 10s -c 4 -m 100 --quiet --json "$work/co.json" >/dev/null
+taskset -c 0 $BIN load http://127.0.0.1:$EPORT/ --rate 1000 -d 10s -c 2 -m 10 --quiet --json "$work/co.json" >/dev/null
 wait $STALL || true
 stall & STALL=$!
-taskset -c 0 h2load --rps 250 -c 4 -m 100 -D 10 http://127.0.0.1:$EPORT/ > "$work/h2load-co.txt" 2>&1 || true
+taskset -c 0 h2load --rps 500 -c 2 -m 10 -D 10 http://127.0.0.1:$EPORT/ > "$work/h2load-co.txt" 2>&1 || true
 wait $STALL || true
 kill -CONT $ECHO 2>/dev/null || true
 printf '%-40s %10s %10s %10s %10s\n' "" "p50 ms" "p99 ms" "max ms" "mean ms"
@@ -47,7 +47,7 @@ for k in latency_ms latency_uncorrected_ms; do
     "$(field "$work/co.json" "d['summary']['$k']['p99']")" "$(field "$work/co.json" "d['summary']['$k']['max']")" "$(field "$work/co.json" "d['summary']['$k']['mean']")"
 done
 line=$(grep -E "^time for request:" "$work/h2load-co.txt" || echo "time for request: n/a")
-echo "h2load --rps 250 x 4 clients (no correction): ${line#time for request:}  (min max mean sd)"
+echo "h2load --rps 500 x 2 clients (no correction): ${line#time for request:}  (min max mean sd)"
 echo "meshprobe late sends: $(field "$work/co.json" "d['summary']['late']")"
 
 echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10)"

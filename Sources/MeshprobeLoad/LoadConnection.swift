@@ -178,6 +178,7 @@ final class LoadConnection {
 
     private func becameReady() {
         state = .ready
+        worker.connectionReady()
         pump(flush: true)
     }
 

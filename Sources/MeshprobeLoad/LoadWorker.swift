@@ -21,9 +21,12 @@ final class LoadWorker {
     private var remaining: Int
     /// This worker's fraction of the total rate or concurrency.
     private let share: Double
-    private let startTime: UInt64
-    private let deadline: UInt64?
-    private let warmupEnd: UInt64
+    /// When the run's clock starts: at once in the closed model; in the open model once the connections are
+    /// up, so that the first arrivals do not wait for handshakes.
+    private var startTime: UInt64
+    private var deadline: UInt64?
+    private var warmupEnd: UInt64
+    private var awaitingConnections = false
     private var stopping = false
     private(set) var finished = false
     private let promise: EventLoopPromise<LoadResult>
@@ -42,6 +45,7 @@ final class LoadWorker {
     /// How many arrivals at the front of the backlog waited because no stream was free (as opposed to a late timer).
     private var blockedInBacklog = 0
     private var dispatchCursor = 0
+    private let tickNanoseconds: UInt64
 
     // Closed model with a concurrency profile, and think time.
     private let concurrency: LoadProfile?
@@ -69,6 +73,7 @@ final class LoadWorker {
         self.startTime = startTime
         self.deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
         self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
+        self.tickNanoseconds = UInt64(max(0, configuration.sendTick) * 1e9)
         switch configuration.model {
         case .open(let rate, let process):
             arrivals = ArrivalSchedule(profile: rate, share: share, process: process, phase: phase,
@@ -96,7 +101,7 @@ final class LoadWorker {
     @inline(__always) func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// The timeline second of an instant.
-    @inline(__always) func second(of time: UInt64) -> Int { Int((time &- startTime) / 1_000_000_000) }
+    @inline(__always) func second(of time: UInt64) -> Int { time > startTime ? Int((time - startTime) / 1_000_000_000) : 0 }
 
     func start() {
         if connections.isEmpty || remaining == 0 {
@@ -105,16 +110,35 @@ final class LoadWorker {
         }
         for connection in connections { connection.connect() }
         if arrivals != nil {
-            advanceArrivals()
+            awaitingConnections = true
+            let limit = configuration.connectTimeout
+            eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) { self.beginArrivals() }
         }
         scheduleSweep()
+    }
+
+    /// Open model: starts the clock and the arrivals once every connection is ready or given up (or after the
+    /// connect timeout).
+    private func beginArrivals() {
+        guard awaitingConnections, !finished else { return }
+        awaitingConnections = false
+        let t = now()
+        startTime = t
+        deadline = configuration.plannedDuration.map { t + UInt64($0 * 1e9) }
+        warmupEnd = t + UInt64(configuration.warmup * 1e9)
+        advanceArrivals()
+    }
+
+    /// A connection became ready.
+    func connectionReady() {
+        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isDead }) { beginArrivals() }
     }
 
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
         guard !stopping else { return false }
         // Open model: arrivals due before the deadline are still sent after it, never dropped.
-        if arrivals != nil { return nextArrival != nil || !backlog.isEmpty }
+        if arrivals != nil { return awaitingConnections || nextArrival != nil || !backlog.isEmpty }
         guard remaining > 0 else { return false }
         if let deadline, now() >= deadline { return false }
         return true
@@ -220,7 +244,9 @@ final class LoadWorker {
         }
         arrivals = schedule
         dispatchBacklog()
-        if let due = nextArrival {
+        if let next = nextArrival {
+            // Never tick more often than sendTick: arrivals due before the next tick wait for it and leave together.
+            let due = max(next, t + tickNanoseconds)
             arrivalTimerDue = due
             let delay = due > t ? due - t : 0
             arrivalTask = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
@@ -277,6 +303,10 @@ final class LoadWorker {
     }
 
     func connectionStateChanged() {
+        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isDead }) {
+            beginArrivals()
+            return
+        }
         checkDone()
     }
 

@@ -53,6 +53,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
     var churn: String = "reuse"
 
+    @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default 200us).")
+    var sendTick: String?
+
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
     var seed: UInt64?
 
@@ -131,6 +134,7 @@ struct LoadCommand: AsyncParsableCommand {
             }
         }
         if let seed { configuration.seed = seed }
+        if let sendTick { configuration.sendTick = try parseDuration(sendTick, flag: "--send-tick") }
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()
         configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
