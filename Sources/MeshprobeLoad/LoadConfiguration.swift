@@ -35,6 +35,33 @@ public enum LoadModel: Sendable, Equatable {
     }
 }
 
+/// A limit that stops a run when the target is in trouble (a game day must not turn into an outage).
+///
+/// Guards are checked once a second on the last finished second, when it holds at least `minimumResponses`.
+public enum LoadGuard: Sendable, Equatable, CustomStringConvertible {
+    /// Stop when the share of failed requests (non-2xx/3xx and errors) in a second exceeds this fraction.
+    case errorRate(Double)
+    /// Stop when a second's p99 latency exceeds this many seconds.
+    case p99(Double)
+
+    public static let minimumResponses = 20
+
+    public var description: String {
+        switch self {
+        case .errorRate(let limit): return String(format: "error rate above %.1f%%", limit * 100)
+        case .p99(let limit): return String(format: "p99 above %.1f ms", limit * 1000)
+        }
+    }
+}
+
+/// A guard that fired: which, when, and what it saw.
+public struct GuardEvent: Sendable, Equatable {
+    public var guardDescription: String
+    /// The second of the run it saw the breach in.
+    public var second: Int
+    public var observed: String
+}
+
 /// When a connection is replaced by a fresh one (samples L4 balancing and the mTLS handshake rate; persistent
 /// connections bias weighted routing).
 public enum ConnectionChurn: Sendable, Equatable, CustomStringConvertible {
@@ -93,6 +120,9 @@ public struct LoadConfiguration: Sendable {
     public var csv: CSVTable?
     /// The environment `{{env:NAME}}` reads.
     public var environment: [String: String] = [:]
+    /// Closed model: each think time is drawn uniformly from think - jitter ... think + jitter.
+    public var thinkJitter: Double = 0
+    public var guards: [LoadGuard] = []
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62
 
@@ -134,6 +164,21 @@ public struct LoadConfiguration: Sendable {
         }
         if requests == nil && plannedDuration == nil {
             throw LoadConfigurationError(field: "--requests/--duration", value: "", reason: "give -n, -d or stages, so that the run ends on its own")
+        }
+        if !(thinkJitter >= 0) || !thinkJitter.isFinite {
+            throw LoadConfigurationError(field: "--think-jitter", value: "\(thinkJitter)", reason: "must be zero or more")
+        }
+        if case .closed(_, let think) = model, thinkJitter > think {
+            throw LoadConfigurationError(field: "--think-jitter", value: "\(thinkJitter)", reason: "must not be more than --think (\(think)s)")
+        }
+        for g in guards {
+            switch g {
+            case .errorRate(let r) where !(r > 0 && r < 1):
+                throw LoadConfigurationError(field: "--abort-on-error-rate", value: "\(r)", reason: "must be between 0 and 1 (a fraction)")
+            case .p99(let d) where !(d > 0) || !d.isFinite:
+                throw LoadConfigurationError(field: "--abort-on-p99", value: "\(d)", reason: "must be a positive duration")
+            default: break
+            }
         }
         if !(warmup >= 0) || !warmup.isFinite { throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be zero or more") }
         if let planned = plannedDuration, warmup >= planned {

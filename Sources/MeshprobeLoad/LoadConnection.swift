@@ -310,8 +310,8 @@ final class LoadConnection {
             }
             return
         }
-        let think = worker.thinkTimeNanoseconds
-        if think > 0 {
+        if worker.thinkTimeNanoseconds > 0 {
+            let think = worker.nextThinkTime()
             worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(think))) { self.pump(flush: true) }
         } else {
             pump(flush: flush)

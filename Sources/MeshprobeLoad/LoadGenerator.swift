@@ -18,6 +18,8 @@ public final class LoadGenerator: Sendable {
     struct TimelineState {
         var open: [Int: TimelineBucket] = [:]
         var points: [TimelinePoint] = []
+        var guardFired: GuardEvent?
+        var guardsChecked = 0
     }
 
     public init(configuration: LoadConfiguration, group: any EventLoopGroup) {
@@ -87,6 +89,7 @@ public final class LoadGenerator: Sendable {
                 try? await Task.sleep(for: .seconds(1))
                 if Task.isCancelled { break }
                 await self.collectTimeline()
+                if self.checkGuards() != nil { self.stop(grace: 1.0) }
             }
         }
         var merged = LoadResult()
@@ -100,6 +103,10 @@ public final class LoadGenerator: Sendable {
         merged.timeline = state.points
         for (second, bucket) in state.open { merged.openSeconds[second, default: TimelineBucket(second: second)].merge(bucket) }
         merged.finishTimeline()
+        if let event = state.guardFired {
+            merged.guardFired = event
+            merged.aborted = true
+        }
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
         return merged
     }
@@ -162,6 +169,37 @@ public final class LoadGenerator: Sendable {
             for second in state.open.keys.sorted() where second < complete {
                 if let bucket = state.open.removeValue(forKey: second) { state.points.append(TimelinePoint(bucket)) }
             }
+        }
+    }
+
+    /// Checks the guards on the seconds finished since the last check; records and returns the first breach.
+    private func checkGuards() -> GuardEvent? {
+        let guards = configuration.guards
+        guard !guards.isEmpty else { return nil }
+        return timeline.withLockedValue { state -> GuardEvent? in
+            guard state.guardFired == nil else { return nil }
+            let fresh = state.points.dropFirst(state.guardsChecked)
+            state.guardsChecked = state.points.count
+            for point in fresh where point.responses + point.failed >= LoadGuard.minimumResponses {
+                let total = max(1, point.succeeded + point.failed)
+                for g in guards {
+                    switch g {
+                    case .errorRate(let limit):
+                        let rate = Double(point.failed) / Double(total)
+                        if rate > limit {
+                            state.guardFired = GuardEvent(guardDescription: g.description, second: point.second,
+                                                          observed: String(format: "%.1f%% of %d requests failed", rate * 100, total))
+                        }
+                    case .p99(let limit):
+                        if point.responses > 0, Double(point.p99) / 1e6 > limit {
+                            state.guardFired = GuardEvent(guardDescription: g.description, second: point.second,
+                                                          observed: String(format: "p99 %.1f ms", Double(point.p99) / 1000))
+                        }
+                    }
+                    if let fired = state.guardFired { return fired }
+                }
+            }
+            return nil
         }
     }
 

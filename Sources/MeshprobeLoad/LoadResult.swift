@@ -161,8 +161,10 @@ public struct LoadResult: Sendable {
 
     /// Wall time from the first connection attempt to the last response, seconds.
     public var elapsedSeconds = 0.0
-    /// True when the run was stopped early (signal or abort).
+    /// True when the run was stopped early (signal, abort, or a guard).
     public var aborted = false
+    /// The guard that stopped the run, if one did.
+    public var guardFired: GuardEvent?
 
     public init() {}
 

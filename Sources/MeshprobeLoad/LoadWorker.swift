@@ -50,6 +50,8 @@ final class LoadWorker {
     // Closed model with a concurrency profile, and think time.
     private let concurrency: LoadProfile?
     let thinkTimeNanoseconds: UInt64
+    private let thinkJitterNanoseconds: UInt64
+    private var jitterRandom: SplitMix64
     private var inFlightTotal = 0
 
     // Per-request templates.
@@ -74,6 +76,8 @@ final class LoadWorker {
         self.deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
         self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
         self.tickNanoseconds = UInt64(max(0, configuration.sendTick) * 1e9)
+        self.thinkJitterNanoseconds = UInt64(configuration.thinkJitter * 1e9)
+        self.jitterRandom = SplitMix64(seed: configuration.seed &+ 0x4A17 &+ UInt64(index))
         switch configuration.model {
         case .open(let rate, let process):
             arrivals = ArrivalSchedule(profile: rate, share: share, process: process, phase: phase,
@@ -145,6 +149,13 @@ final class LoadWorker {
     }
 
     // MARK: handing out requests
+
+    /// The next think time: the configured one, spread uniformly by the jitter.
+    func nextThinkTime() -> UInt64 {
+        guard thinkJitterNanoseconds > 0 else { return thinkTimeNanoseconds }
+        let span = 2 * thinkJitterNanoseconds + 1
+        return thinkTimeNanoseconds - thinkJitterNanoseconds + jitterRandom.next() % span
+    }
 
     /// The request to send next on `connection`: its fixed request, or one rendered from the templates.
     @inline(__always) func request(for connection: LoadConnection) -> HTTP2Request {

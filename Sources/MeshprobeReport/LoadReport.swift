@@ -51,6 +51,8 @@ public struct LoadReport: Codable, Sendable {
         public var loopLagMs: LatencySummary
         /// Plain-words reasons the numbers may not be trustworthy (a saturated generator, late sends).
         public var warnings: [String]
+        /// The guard that stopped the run, if one did.
+        public var guardFired: GuardFired?
         enum CodingKeys: String, CodingKey {
             case requests, succeeded, failed, responses, rps, statuses, errors, aborted, late, warnings
             case elapsedSeconds = "elapsed_seconds"
@@ -62,6 +64,7 @@ public struct LoadReport: Codable, Sendable {
             case cpuSeconds = "cpu_seconds"
             case cpuMicrosecondsPerRequest = "cpu_us_per_request"
             case loopLagMs = "loop_lag_ms"
+            case guardFired = "guard_fired"
         }
     }
 
@@ -106,6 +109,16 @@ public struct LoadReport: Codable, Sendable {
             case handshakesPerSecond = "handshakes_per_second"
             case tlsVersions = "tls_versions"
             case peerIdentities = "peer_identities"
+        }
+    }
+
+    public struct GuardFired: Codable, Sendable {
+        public var guardDescription: String
+        public var second: Int
+        public var observed: String
+        enum CodingKeys: String, CodingKey {
+            case second, observed
+            case guardDescription = "guard"
         }
     }
 
@@ -156,7 +169,8 @@ public struct LoadReport: Codable, Sendable {
             cpuSeconds: (result.cpuSeconds * 1000).rounded() / 1000,
             cpuMicrosecondsPerRequest: result.requestsSent > 0 ? (result.cpuSeconds / Double(result.requestsSent) * 1e7).rounded() / 10 : 0,
             loopLagMs: LatencySummary(result.loopLag),
-            warnings: Self.warnings(result, configuration: configuration))
+            warnings: Self.warnings(result, configuration: configuration),
+            guardFired: result.guardFired.map { GuardFired(guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in
             Workload(identity: identity.identity, workload: identity.workload, version: identity.version, cluster: identity.cluster,

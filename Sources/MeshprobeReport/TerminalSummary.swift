@@ -40,6 +40,9 @@ public struct TerminalSummary {
         out += String(format: "generator:  %.2f CPU s (%.1f us/request), timer lag p99 %.3f ms\n",
                       s.cpuSeconds, s.cpuMicrosecondsPerRequest, s.loopLagMs.p99)
         for warning in s.warnings { out += yellow("warning: ") + warning + "\n" }
+        if let fired = s.guardFired {
+            out += red(bold("guard fired: ")) + "\(fired.guardDescription) in second \(fired.second) (\(fired.observed)); the load was stopped\n"
+        }
         if !s.statuses.isEmpty {
             let statuses = s.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             out += "statuses:   \(statuses)\n"

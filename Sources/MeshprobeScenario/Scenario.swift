@@ -45,7 +45,7 @@ public struct Scenario: Sendable {
                              environment: [String: String] = [:]) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "output"])
+                                             "identityHeader", "guards", "output"])
         if let version = top["scenario"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
@@ -155,6 +155,16 @@ public struct Scenario: Sendable {
             }
         }
 
+        if let guards = top["guards"] {
+            let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99"])
+            if let v = f["maxErrorRate"] {
+                let rate = try v.double(minimum: 0, exclusive: true)
+                guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.2") }
+                scenario.configuration.guards.append(.errorRate(rate))
+            }
+            if let v = f["maxP99"] { scenario.configuration.guards.append(.p99(try v.duration())) }
+        }
+
         if let output = top["output"] {
             let f = try output.mapping(allowed: ["json"])
             scenario.jsonOutput = try f["json"].map(resolve)
@@ -180,7 +190,7 @@ public struct Scenario: Sendable {
 
     static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
-                                           "churn", "rate", "arrivals", "stages", "think", "seed"])
+                                           "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed"])
         if let v = f["connections"] { configuration.connections = try v.int(minimum: 1) }
         if let v = f["streams"] { configuration.streamsPerConnection = try v.int(minimum: 1) }
         if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
@@ -231,6 +241,11 @@ public struct Scenario: Sendable {
         } else {
             if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }
             let think = try f["think"]?.duration(allowZero: true) ?? 0
+            if let jitter = f["thinkJitter"] {
+                let j = try jitter.duration(allowZero: true)
+                guard j <= think else { throw jitter.error("must not be more than think") }
+                configuration.thinkJitter = j
+            }
             if !stages.isEmpty {
                 let capacity = configuration.connections * configuration.streamsPerConnection
                 if let most = stages.map(\.target).max(), most > Double(capacity) {

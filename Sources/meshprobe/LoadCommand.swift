@@ -50,6 +50,15 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Closed model: pause this long after each response before the slot sends again.")
     var think: String?
 
+    @Option(name: .customLong("think-jitter"), help: "Closed model: spread each think time uniformly by up to this much either way.")
+    var thinkJitter: String?
+
+    @Option(name: .customLong("abort-on-error-rate"), help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.")
+    var abortOnErrorRate: Double?
+
+    @Option(name: .customLong("abort-on-p99"), help: "Guard: stop (exit 3) when a second's p99 latency exceeds this, e.g. 500ms.")
+    var abortOnP99: String?
+
     @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
     var churn: String = "reuse"
 
@@ -135,6 +144,9 @@ struct LoadCommand: AsyncParsableCommand {
         }
         if let seed { configuration.seed = seed }
         if let sendTick { configuration.sendTick = try parseDuration(sendTick, flag: "--send-tick") }
+        if let thinkJitter { configuration.thinkJitter = try parseDuration(thinkJitter, flag: "--think-jitter") }
+        if let abortOnErrorRate { configuration.guards.append(.errorRate(abortOnErrorRate)) }
+        if let abortOnP99 { configuration.guards.append(.p99(try parseDuration(abortOnP99, flag: "--abort-on-p99"))) }
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()
         configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
@@ -289,6 +301,9 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
             } catch {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
+        }
+        if let fired = result.guardFired {
+            throw CLIError(message: "stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
         }
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
         if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }

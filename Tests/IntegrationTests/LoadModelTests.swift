@@ -149,6 +149,48 @@ import Testing
         #expect(rows.statuses == [203: 50, 204: 50])
     }
 
+    @Test func errorRateGuardStopsTheRunAndSaysWhen() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let started = Date()
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?status=503:60"], requests: 1_000_000, connections: 2, streams: 10) {
+            $0.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.duration = 20
+            $0.guards = [.errorRate(0.3)]
+        }
+        let fired = try #require(result.guardFired)
+        #expect(fired.guardDescription == "error rate above 30.0%")
+        #expect(fired.observed.contains("% of"))
+        #expect(result.aborted)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(result.requestsSent < 2000)
+    }
+
+    @Test func p99GuardStopsTheRun() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=80ms"], requests: 1_000_000, connections: 2, streams: 50) {
+            $0.model = .open(rate: .constant(100), arrivals: .uniform)
+            $0.duration = 20
+            $0.guards = [.errorRate(0.5), .p99(0.05)]
+        }
+        #expect(result.guardFired?.guardDescription == "p99 above 50.0 ms")
+        #expect(result.requestsSent < 1000)
+    }
+
+    @Test func guardsThatHoldLetTheRunFinish() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 10) {
+            $0.model = .open(rate: .constant(100), arrivals: .uniform)
+            $0.duration = 2.2
+            $0.guards = [.errorRate(0.1), .p99(1)]
+        }
+        #expect(result.guardFired == nil)
+        #expect(!result.aborted)
+        #expect(result.requestsSent == 220)
+    }
+
     @Test func timelineAddsUpToTheTotals() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }

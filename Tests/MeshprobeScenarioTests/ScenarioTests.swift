@@ -79,6 +79,18 @@ import Testing
         #expect(s.configuration.model == .closed(concurrency: LoadProfile(start: 0, stages: [.init(duration: 10, target: 20)]), thinkTime: 0.01))
     }
 
+    @Test func guardsAndThinkJitter() throws {
+        let s = try parse("""
+            target: http://127.0.0.1:8080/
+            load: {requests: 10, think: 20ms, thinkJitter: 5ms}
+            guards: {maxErrorRate: 0.25, maxP99: 300ms}
+            """)
+        #expect(s.configuration.thinkJitter == 0.005)
+        #expect(s.configuration.guards == [.errorRate(0.25), .p99(0.3)])
+        let e = try #require(error("target: http://h/\nload: {requests: 1}\nguards:\n  maxErrorRate: 1.5\n"))
+        #expect(e.line == 4 && e.field == "guards.maxErrorRate")
+    }
+
     @Test func unknownFieldNamesItsLineAndTheAllowedFields() throws {
         let e = try #require(error("""
             target: http://127.0.0.1:8080/
