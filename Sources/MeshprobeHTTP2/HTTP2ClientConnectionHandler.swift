@@ -57,6 +57,8 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
 
     private let settings: HTTP2Settings
     private let collectBodies: Bool
+    /// Lower-case name prefixes of the response headers to hand over; nil hands over all of them.
+    private let keepHeaderPrefixes: [[UInt8]]?
     private var delegate: (any HTTP2ClientDelegate)?
 
     private let connection: NGHTTP2Connection
@@ -64,9 +66,14 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private var headerBlock = HeaderBlockBuilder()
     private let events = DeliveryQueue<Event>()
 
-    public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false, delegate: any HTTP2ClientDelegate) {
+    /// - Parameter keepingHeadersWithPrefixes: when given, only response headers whose names start with one of
+    ///   these (lower-case) prefixes are turned into `HTTP2Header` values; the rest are skipped without copying
+    ///   (a load generator needs only the few headers that identify the server).
+    public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false,
+                keepingHeadersWithPrefixes: [String]? = nil, delegate: any HTTP2ClientDelegate) {
         self.settings = settings
         self.collectBodies = collectBodies
+        self.keepHeaderPrefixes = keepingHeadersWithPrefixes.map { $0.map { Array($0.utf8) } }
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
@@ -226,9 +233,20 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             }
             return 0
         }
+        if let prefixes = keepHeaderPrefixes, !Self.hasPrefix(name, nameLength, prefixes) { return 0 }
         stream.headers.append(
             HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
         return 0
+    }
+
+    private static func hasPrefix(_ name: UnsafePointer<UInt8>?, _ length: Int, _ prefixes: [[UInt8]]) -> Bool {
+        guard let name else { return false }
+        for prefix in prefixes where prefix.count <= length {
+            var i = 0
+            while i < prefix.count && name[i] == prefix[i] { i += 1 }
+            if i == prefix.count { return true }
+        }
+        return false
     }
 
     func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) {

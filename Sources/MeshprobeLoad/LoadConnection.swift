@@ -162,7 +162,8 @@ final class LoadConnection {
         let sync = channel.pipeline.syncOperations
         let events = try sync.handler(type: ConnectionEventsHandler.self)
         if http2 {
-            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: false, delegate: self)
+            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: false,
+                                                       keepingHeadersWithPrefixes: worker.keptHeaderPrefixes, delegate: self)
             h2 = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))

@@ -102,6 +102,11 @@ final class LoadWorker {
         }
     }
 
+    /// The response headers attribution reads: the echo's stamps and the configured identity header.
+    var keptHeaderPrefixes: [String] {
+        ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? [])
+    }
+
     @inline(__always) func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// The timeline second of an instant.
