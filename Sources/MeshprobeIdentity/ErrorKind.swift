@@ -25,6 +25,8 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case connectionLost = "connection_lost"
     case protocolError = "protocol_error"
     case requestTimeout = "request_timeout"
+    // A multi-step iteration could not take a value from a response (header or JSON field missing).
+    case extractionFailed = "extraction_failed"
     // Requests never sent because no connection could carry them before the run ended.
     case notSent = "not_sent"
     // Requests in flight when the run was aborted (signal, abort switch).

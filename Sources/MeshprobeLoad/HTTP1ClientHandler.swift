@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// Receives the outcome of HTTP/1.1 requests on one keep-alive connection.
 protocol HTTP1ClientDelegate: AnyObject {
-    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, bodyLength: Int, keepAlive: Bool)
+    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, body: ByteBuffer?, keepAlive: Bool)
     func http1Closed(error: (any Error)?)
 }
 
@@ -18,6 +18,12 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight: UInt64?
     private var responseHead: HTTPResponseHead?
     private var bodyLength = 0
+    private let collectBody: Bool
+    private var body: ByteBuffer?
+
+    init(collectBody: Bool = false) {
+        self.collectBody = collectBody
+    }
     private var closed = false
 
     var isUsable: Bool { context != nil && !closed }
@@ -47,14 +53,21 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             responseHead = head
             bodyLength = 0
+            body = nil
         case .body(let buffer):
             bodyLength += buffer.readableBytes
+            if collectBody {
+                var chunk = buffer
+                body.setOrWriteBuffer(&chunk)
+            }
         case .end:
             guard let head = responseHead, let token = inFlight else { return }
             responseHead = nil
             inFlight = nil
+            let collected = body
+            body = nil
             delegate?.http1Response(token: token, status: Int(head.status.code), headers: head.headers,
-                                    bodyLength: bodyLength, keepAlive: head.isKeepAlive)
+                                    body: collected, keepAlive: head.isKeepAlive)
         }
     }
 

@@ -120,6 +120,11 @@ public struct LoadConfiguration: Sendable {
     public var csv: CSVTable?
     /// The environment `{{env:NAME}}` reads.
     public var environment: [String: String] = [:]
+    /// Multi-step iterations: when not empty, each iteration sends these steps in order on one connection, values
+    /// extracted from a response feeding the later steps' `{{var:NAME}}`; `requests` then counts iterations.
+    public var flow: [FlowStep] = []
+    /// Values every iteration starts with (from setup steps).
+    public var flowVariables: [String: String] = [:]
     /// Closed model: each think time is drawn uniformly from think - jitter ... think + jitter.
     public var thinkJitter: Double = 0
     public var guards: [LoadGuard] = []
@@ -185,6 +190,7 @@ public struct LoadConfiguration: Sendable {
             throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be shorter than the run (\(planned)s)")
         }
         _ = try compileTemplates()
+        _ = try compileFlow()
         if case .every(let n) = churn, n < 1 { throw LoadConfigurationError(field: "--churn", value: "\(n)", reason: "must be at least 1 request per connection") }
         if !(requestTimeout > 0) { throw LoadConfigurationError(field: "--timeout", value: "\(requestTimeout)", reason: "must be positive") }
         if !ignoringTLS && targets.contains(where: { $0.scheme == .https }) && tls == nil {
@@ -200,7 +206,48 @@ struct CompiledRequestTemplates: Sendable {
     var body: TemplateString?
 }
 
+/// A flow step with its templates compiled.
+struct CompiledFlowStep: Sendable {
+    var name: String
+    var method: String
+    var path: TemplateString
+    var headers: [(name: String, value: TemplateString)]
+    var body: TemplateString?
+    var extract: [Extraction]
+}
+
 extension LoadConfiguration {
+    /// Compiles the flow's steps; `{{var:NAME}}` may name setup values and what earlier steps extract.
+    func compileFlow() throws(LoadConfigurationError) -> [CompiledFlowStep] {
+        var known = Set(flowVariables.keys)
+        var compiled: [CompiledFlowStep] = []
+        let header = csv?.header
+        for (i, step) in flow.enumerated() {
+            let field = "steps[\(i)] (\(step.name))"
+            guard step.path.hasPrefix("/") else {
+                throw LoadConfigurationError(field: "\(field).path", value: step.path, reason: "must start with '/'")
+            }
+            let path = try TemplateString(step.path, field: "\(field).path", csvHeader: header, environment: environment, variables: known)
+            var headers: [(name: String, value: TemplateString)] = []
+            for pair in step.headers {
+                headers.append((pair.name, try TemplateString(pair.value, field: "\(field).headers.\(pair.name)", csvHeader: header,
+                                                              environment: environment, variables: known)))
+            }
+            let body = try step.body.map { text throws(LoadConfigurationError) in
+                try TemplateString(text, field: "\(field).body", csvHeader: header, environment: environment, variables: known)
+            }
+            for e in step.extract {
+                if case .json(let p) = e.source, let problem = Extraction.checkJSONPath(p) {
+                    throw LoadConfigurationError(field: "\(field).extract.\(e.variable)", value: p, reason: problem)
+                }
+                known.insert(e.variable)
+            }
+            compiled.append(CompiledFlowStep(name: step.name, method: step.method, path: path, headers: headers, body: body,
+                                             extract: step.extract))
+        }
+        return compiled
+    }
+
     /// Compiles `{{...}}` placeholders in the targets' paths, the headers and the body; nil when there are none.
     func compileTemplates() throws(LoadConfigurationError) -> CompiledRequestTemplates? {
         let bodyText = body.map { String(decoding: $0, as: UTF8.self) }

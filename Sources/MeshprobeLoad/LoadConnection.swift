@@ -162,13 +162,13 @@ final class LoadConnection {
         let sync = channel.pipeline.syncOperations
         let events = try sync.handler(type: ConnectionEventsHandler.self)
         if http2 {
-            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: false,
+            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: worker.collectBodies,
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes, delegate: self)
             h2 = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
         } else {
-            let handler = HTTP1ClientHandler()
+            let handler = HTTP1ClientHandler(collectBody: worker.collectBodies)
             handler.delegate = self
             h1 = handler
             try sync.addHTTPClientHandlers(position: .before(events))
@@ -274,7 +274,7 @@ final class LoadConnection {
             while inFlight.count < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
-                guard h2.send(worker.request(for: self), token: token) else {
+                guard h2.send(worker.request(for: self, ticket: ticket), token: token) else {
                     worker.returnRequest(ticket)
                     break
                 }
@@ -288,7 +288,7 @@ final class LoadConnection {
             if h1.availableStreams > 0, churnAllowance > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
-                let next = worker.request(for: self)
+                let next = worker.request(for: self, ticket: ticket)
                 if h1.send(method: next.method, authority: target.authority, path: next.path,
                            headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
                     inFlight[token] = ticket
@@ -345,7 +345,7 @@ final class LoadConnection {
 
     // MARK: recording
 
-    private func identity(from headers: [HTTP2Header]) -> WorkloadIdentity {
+    private func identity(from headers: [(name: String, value: String)]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
         let identityHeader = worker.configuration.identityHeader
         for header in headers {
@@ -365,14 +365,48 @@ final class LoadConnection {
         return id
     }
 
-    private func recordResponse(token: UInt64, status: Int, identity: () -> WorkloadIdentity) {
+    /// Records a response; for a flow step, sends the iteration's next step on this connection (before the
+    /// worker can decide that nothing is left in flight), or counts it when the connection cannot carry it.
+    private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
+                                canContinue: Bool, flush: Bool,
+                                identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
         guard let ticket = inFlight.removeValue(forKey: token) else { return }
-        let id = identity()
+        let fields = headers()
+        let id = identity(fields)
         lastIdentity = id
         responsesOnConnection += 1
         consecutiveFailures = 0
         worker.recordResponse(status: status, ticket: ticket, identity: id)
+        if ticket.iteration != nil,
+           let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {
+            if canContinue {
+                sendContinuation(next, flush: flush)
+            } else {
+                recordFailure(.connectionLost, ticket: next, message: "the server closed the HTTP/1.1 connection in the middle of an iteration")
+            }
+        }
         worker.requestFinished()
+    }
+
+    /// Sends an iteration's next step on this connection at once (it does not take a new request from the worker).
+    private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
+        let token = nextToken
+        nextToken &+= 1
+        let request = worker.request(for: self, ticket: ticket)
+        var sent = false
+        if let h2, h2.availableStreams > 0 {
+            sent = h2.send(request, token: token)
+            if sent && flush { h2.flush() }
+        } else if let h1, h1.availableStreams > 0 {
+            sent = h1.send(method: request.method, authority: target.authority, path: request.path,
+                           headers: request.headers.map { ($0.name, $0.value) }, body: request.body, token: token)
+        }
+        if sent {
+            inFlight[token] = ticket
+            worker.result.requestsSent += 1
+        } else {
+            recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")
+        }
     }
 
     private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
@@ -392,7 +426,8 @@ extension LoadConnection: HTTP2ClientDelegate {
     }
 
     func http2Response(_ connection: HTTP2ClientConnectionHandler, token: UInt64, response: HTTP2Response) {
-        recordResponse(token: token, status: response.status) { identity(from: response.headers) }
+        recordResponse(token: token, status: response.status, headers: { response.headers.map { ($0.name, $0.value) } },
+                       body: response.body, canContinue: true, flush: false, identity: { identity(from: $0) })
         afterCompletion(flush: false)
     }
 
@@ -440,10 +475,12 @@ extension LoadConnection: HTTP2ClientDelegate {
 }
 
 extension LoadConnection: HTTP1ClientDelegate {
-    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, bodyLength: Int, keepAlive: Bool) {
-        recordResponse(token: token, status: status) {
-            identity(from: headers.map { HTTP2Header($0.name.lowercased(), $0.value) })
-        }
+    func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, body: ByteBuffer?, keepAlive: Bool) {
+        let continuing = h1?.pendingToken == nil
+        recordResponse(token: token, status: status, headers: { headers.map { ($0.name.lowercased(), $0.value) } },
+                       body: body, canContinue: keepAlive, flush: true, identity: { identity(from: $0) })
+        // A continuation now occupies the HTTP/1.1 connection: nothing else to start.
+        if continuing, h1?.pendingToken != nil { return }
         if keepAlive {
             afterCompletion(flush: true)
         } else {

@@ -109,6 +109,25 @@ public struct IdentityStats: Sendable {
     }
 }
 
+/// Counts and latency for one step of a multi-step flow.
+public struct StepStats: Sendable {
+    public var requests = 0
+    public var succeeded = 0
+    public var failed = 0
+    public var extractionFailures = 0
+    public var latency = LatencyHistogram.latency()
+
+    public init() {}
+
+    public mutating func merge(_ other: StepStats) {
+        requests += other.requests
+        succeeded += other.succeeded
+        failed += other.failed
+        extractionFailures += other.extractionFailures
+        latency.add(other.latency)
+    }
+}
+
 /// The merged outcome of a load run.
 public struct LoadResult: Sendable {
     /// Requests handed to a connection.
@@ -165,6 +184,10 @@ public struct LoadResult: Sendable {
     public var aborted = false
     /// The guard that stopped the run, if one did.
     public var guardFired: GuardEvent?
+    /// Multi-step flows: per-step figures, iterations that ran every step, and the variables of the last one.
+    public var steps: [String: StepStats] = [:]
+    public var iterationsCompleted = 0
+    public var lastIterationVariables: [String: String] = [:]
 
     public init() {}
 
@@ -205,6 +228,9 @@ public struct LoadResult: Sendable {
         tlsVersions.merge(other.tlsVersions, uniquingKeysWith: +)
         peerIdentities.merge(other.peerIdentities, uniquingKeysWith: +)
         callersSeen.merge(other.callersSeen, uniquingKeysWith: +)
+        for (name, stats) in other.steps { steps[name, default: StepStats()].merge(stats) }
+        iterationsCompleted += other.iterationsCompleted
+        if !other.lastIterationVariables.isEmpty { lastIterationVariables = other.lastIterationVariables }
         elapsedSeconds = max(elapsedSeconds, other.elapsedSeconds)
         aborted = aborted || other.aborted
     }

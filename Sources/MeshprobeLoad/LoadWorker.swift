@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import MeshprobeHTTP2
 import MeshprobeIdentity
@@ -11,6 +12,15 @@ final class LoadWorker {
     struct Ticket {
         var intended: UInt64
         var sent: UInt64
+        /// The multi-step iteration this request belongs to (nil outside flows).
+        var iteration: FlowIteration? = nil
+    }
+
+    /// One run through a flow's steps: where it is and what it has extracted so far.
+    final class FlowIteration {
+        var step = 0
+        var variables: [String: String]
+        init(variables: [String: String]) { self.variables = variables }
     }
 
     let eventLoop: any EventLoop
@@ -54,6 +64,11 @@ final class LoadWorker {
     private var jitterRandom: SplitMix64
     private var inFlightTotal = 0
 
+    // Multi-step flows.
+    let flowSteps: [CompiledFlowStep]
+    /// Flows with a JSON extraction need response bodies.
+    let collectBodies: Bool
+
     // Per-request templates.
     private let templates: CompiledRequestTemplates?
     private var templateValues: TemplateValues
@@ -64,6 +79,8 @@ final class LoadWorker {
         let phase = Double(index) / Double(workers)
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.compileTemplates()) ?? nil
+        flowSteps = (try? configuration.compileFlow()) ?? []
+        collectBodies = flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
@@ -104,7 +121,11 @@ final class LoadWorker {
 
     /// The response headers attribution reads: the echo's stamps and the configured identity header.
     var keptHeaderPrefixes: [String] {
-        ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? [])
+        var names = ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? [])
+        for step in flowSteps {
+            for e in step.extract { if case .header(let name) = e.source { names.append(name.lowercased()) } }
+        }
+        return names
     }
 
     @inline(__always) func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -162,8 +183,10 @@ final class LoadWorker {
         return thinkTimeNanoseconds - thinkJitterNanoseconds + jitterRandom.next() % span
     }
 
-    /// The request to send next on `connection`: its fixed request, or one rendered from the templates.
-    @inline(__always) func request(for connection: LoadConnection) -> HTTP2Request {
+    /// The request to send next on `connection` for `ticket`: its fixed request, one rendered from the templates,
+    /// or the iteration's current flow step.
+    @inline(__always) func request(for connection: LoadConnection, ticket: Ticket) -> HTTP2Request {
+        if let iteration = ticket.iteration { return flowRequest(for: connection, iteration: iteration) }
         guard let templates else { return connection.request }
         var request = connection.request
         request.path = templates.paths[connection.targetIndex].render(&templateValues)
@@ -195,7 +218,7 @@ final class LoadWorker {
                 reason = .generatorLag
             }
             recordSend(intended: intended, at: t, reason: reason)
-            return Ticket(intended: intended, sent: t)
+            return Ticket(intended: intended, sent: t, iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
         }
         guard remaining > 0 else { return nil }
         if let deadline, t >= deadline { return nil }
@@ -206,7 +229,7 @@ final class LoadWorker {
         if remaining != Int.max { remaining -= 1 }
         inFlightTotal += 1
         result.bucket(second(of: t)) { $0.sent += 1 }
-        return Ticket(intended: t, sent: t)
+        return Ticket(intended: t, sent: t, iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
     }
 
     /// A connection could not send the ticket after all: put it back.
@@ -231,6 +254,70 @@ final class LoadWorker {
             bucket.sent += 1
             if isLate { bucket.late += 1 }
         }
+    }
+
+    private func flowRequest(for connection: LoadConnection, iteration: FlowIteration) -> HTTP2Request {
+        let step = flowSteps[iteration.step]
+        templateValues.variables = iteration.variables
+        var request = connection.request
+        request.method = step.method
+        request.path = step.path.render(&templateValues)
+        var headers: [HTTP2Header] = []
+        for (name, value) in step.headers { headers.append(HTTP2Header(name, value.render(&templateValues))) }
+        if let body = step.body {
+            let rendered = body.render(&templateValues)
+            request.body = ByteBuffer(string: rendered)
+            headers.append(HTTP2Header("content-length", String(rendered.utf8.count)))
+        } else {
+            request.body = nil
+        }
+        request.headers = headers
+        if iteration.step == 0 { templateValues.advance(by: sequenceStep) }
+        return request
+    }
+
+    /// After a flow step's response: takes its values and returns the ticket of the next step, or nil when the
+    /// iteration is over (all steps done, a failed status, or a failed extraction, counted as its own kind).
+    func continueFlow(_ ticket: Ticket, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?,
+                      identity: WorkloadIdentity) -> Ticket? {
+        guard let iteration = ticket.iteration else { return nil }
+        let step = flowSteps[iteration.step]
+        let ok = (200..<400).contains(status)
+        if ticket.intended >= warmupEnd {
+            let t = now()
+            updateStep(step.name) { stats in
+                stats.requests += 1
+                if ok { stats.succeeded += 1 } else { stats.failed += 1 }
+                _ = stats.latency.record(max(1, (t &- ticket.sent) / 1000))
+            }
+        }
+        guard ok else { return nil }
+        if !step.extract.isEmpty {
+            let data = body.map { Data($0.readableBytesView) }
+            for extraction in step.extract {
+                guard let value = extraction.value(headers: headers, body: data) else {
+                    updateStep(step.name) { $0.extractionFailures += 1 }
+                    recordError(.extractionFailed, identity: identity,
+                                explanation: "step '\(step.name)' could not take \(extraction.variable) from the response's \(extraction.source)",
+                                intended: ticket.intended)
+                    return nil
+                }
+                iteration.variables[extraction.variable] = value
+            }
+        }
+        if iteration.step + 1 >= flowSteps.count {
+            result.iterationsCompleted += 1
+            result.lastIterationVariables = iteration.variables
+            return nil
+        }
+        iteration.step += 1
+        let t = now()
+        inFlightTotal += 1
+        return Ticket(intended: t, sent: t, iteration: iteration)
+    }
+
+    private func updateStep(_ name: String, _ body: (inout StepStats) -> Void) {
+        body(&result.steps[name, default: StepStats()])
     }
 
     // MARK: the open model's arrivals

@@ -141,11 +141,35 @@ public struct LoadReport: Codable, Sendable {
         }
     }
 
+    /// One step of a multi-step flow.
+    public struct Step: Codable, Sendable {
+        public var name: String
+        public var requests: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var extractionFailures: Int
+        public var latencyMs: LatencySummary
+        enum CodingKeys: String, CodingKey {
+            case name, requests, succeeded, failed
+            case extractionFailures = "extraction_failures"
+            case latencyMs = "latency_ms"
+        }
+    }
+
     public var meta: Meta
     public var summary: Summary
     public var workloads: [Workload]
     public var connections: Connections
     public var timeline: [Second]
+    /// Multi-step flows: per step, in flow order (empty otherwise).
+    public var steps: [Step]
+    /// Multi-step flows: iterations that ran every step.
+    public var iterationsCompleted: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case meta, summary, workloads, connections, timeline, steps
+        case iterationsCompleted = "iterations_completed"
+    }
 
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String) {
         let iso = ISO8601DateFormatter()
@@ -188,6 +212,12 @@ public struct LoadReport: Codable, Sendable {
             handshakeMs: LatencySummary(result.handshakeLatency), protocols: result.negotiatedProtocols,
             tlsVersions: result.tlsVersions, peerIdentities: result.peerIdentities,
             callersSeenByServer: result.callersSeen)
+        steps = configuration.flow.map { step in
+            let stats = result.steps[step.name] ?? StepStats()
+            return Step(name: step.name, requests: stats.requests, succeeded: stats.succeeded, failed: stats.failed,
+                        extractionFailures: stats.extractionFailures, latencyMs: LatencySummary(stats.latency))
+        }
+        iterationsCompleted = configuration.flow.isEmpty ? nil : result.iterationsCompleted
         timeline = result.timeline.map { point in
             func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
             return Second(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,

@@ -82,6 +82,15 @@ public struct TerminalSummary {
             ])
         }
         out += Self.table(header: header, rows: rows, rightAligned: Set(4..<9))
+        if !report.steps.isEmpty {
+            out += "\n" + bold("by step") + " (\(report.iterationsCompleted ?? 0) iterations ran every step)\n"
+            let stepRows = report.steps.map { step in
+                [step.name, String(step.requests), String(step.succeeded), String(step.failed), String(step.extractionFailures),
+                 String(format: "%.3f", step.latencyMs.p50), String(format: "%.3f", step.latencyMs.p99)]
+            }
+            out += Self.table(header: ["step", "requests", "ok", "failed", "extraction failed", "p50 ms", "p99 ms"], rows: stepRows,
+                              rightAligned: Set(1..<7))
+        }
         return out
     }
 

@@ -28,6 +28,10 @@ public struct Scenario: Sendable {
     public var configuration: LoadConfiguration
     public var identity: ScenarioIdentity
     public var jsonOutput: String?
+    /// Run once before the load; what they extract is `{{var:NAME}}` in every iteration.
+    public var setup: [FlowStep] = []
+    /// Run once after the load (also after a failed or aborted one), with the setup's values.
+    public var teardown: [FlowStep] = []
 
     /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> Scenario {
@@ -45,7 +49,7 @@ public struct Scenario: Sendable {
                              environment: [String: String] = [:]) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "guards", "output"])
+                                             "identityHeader", "guards", "steps", "setup", "teardown", "output"])
         if let version = top["scenario"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
@@ -165,6 +169,26 @@ public struct Scenario: Sendable {
             if let v = f["maxP99"] { scenario.configuration.guards.append(.p99(try v.duration())) }
         }
 
+        // Multi-step flows.
+        if top["steps"] != nil, top["request"] != nil {
+            throw top["steps"]!.error("give either request (one request per iteration) or steps (a flow), not both")
+        }
+        let csvHeader = scenario.configuration.csv?.header
+        var known = Set<String>()
+        if let setup = top["setup"] {
+            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment)
+        }
+        let afterSetup = known
+        if let steps = top["steps"] {
+            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment)
+        }
+        if let teardown = top["teardown"] {
+            var teardownKnown = afterSetup
+            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment)
+        }
+        // Setup values are known before the load starts: placeholders for them.
+        for name in afterSetup { scenario.configuration.flowVariables[name] = "" }
+
         if let output = top["output"] {
             let f = try output.mapping(allowed: ["json"])
             scenario.jsonOutput = try f["json"].map(resolve)
@@ -186,6 +210,68 @@ public struct Scenario: Sendable {
             throw at.error(error.description)
         }
         return scenario
+    }
+
+    /// Reads a list of steps; `known` holds the variables earlier steps extract and gains this list's.
+    static func parseSteps(_ list: YAMLValue, known: inout Set<String>, csvHeader: [String]?,
+                           environment: [String: String]) throws(YAMLInputError) -> [FlowStep] {
+        var steps: [FlowStep] = []
+        var names = Set<String>()
+        let items = try list.list()
+        if items.isEmpty { throw list.error("needs at least one step") }
+        for item in items {
+            let f = try item.mapping(allowed: ["name", "method", "path", "headers", "body", "extract"])
+            guard let nameValue = f["name"] else { throw item.error("a step needs a name") }
+            let name = try nameValue.string()
+            guard !name.isEmpty, names.insert(name).inserted else { throw nameValue.error("step names must be unique and not empty") }
+            guard let pathValue = f["path"] else { throw item.error("a step needs a path (starting with '/')") }
+            let path = try pathValue.string()
+            guard path.hasPrefix("/") else { throw pathValue.error("must start with '/'") }
+            func check(_ value: YAMLValue, _ text: String) throws(YAMLInputError) {
+                do {
+                    _ = try TemplateString(text, field: value.path, csvHeader: csvHeader, environment: environment, variables: known)
+                } catch {
+                    throw value.error(error.reason)
+                }
+            }
+            try check(pathValue, path)
+            var step = FlowStep(name: name, path: path)
+            if let method = f["method"] {
+                let m = try method.string().uppercased()
+                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
+                step.method = m
+            }
+            if let headers = f["headers"] {
+                for (headerName, value, at) in try headers.stringMap() {
+                    try check(at, value)
+                    step.headers.append(HTTP2HeaderPair(headerName, value))
+                }
+            }
+            if let body = f["body"] {
+                let text = try body.string()
+                try check(body, text)
+                step.body = text
+            }
+            if let extract = f["extract"] {
+                guard case .mapping = extract.node else { throw extract.error("expected a mapping of variable: {header: NAME} or {json: PATH}") }
+                for (variable, _, spec) in try extract.stringMapKeys() {
+                    let source = try spec.mapping(allowed: ["header", "json"])
+                    switch (source["header"], source["json"]) {
+                    case let (header?, nil):
+                        step.extract.append(Extraction(variable: variable, source: .header(try header.string())))
+                    case let (nil, json?):
+                        let path = try json.string()
+                        if let problem = Extraction.checkJSONPath(path) { throw json.error(problem) }
+                        step.extract.append(Extraction(variable: variable, source: .json(path)))
+                    default:
+                        throw spec.error("give exactly one of header: NAME or json: PATH")
+                    }
+                    known.insert(variable)
+                }
+            }
+            steps.append(step)
+        }
+        return steps
     }
 
     static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {

@@ -108,6 +108,28 @@ public struct YAMLValue {
         return out
     }
 
+    /// The keys of a mapping, in order.
+    public func keys() throws(YAMLInputError) -> [String] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping, got \(kind)") }
+        var out: [String] = []
+        for (key, _) in mapping {
+            guard let name = key.string else { throw error("keys must be strings") }
+            out.append(name)
+        }
+        return out
+    }
+
+    /// The keys of a mapping with their values, whatever their types.
+    public func stringMapKeys() throws(YAMLInputError) -> [(key: String, value: Node, at: YAMLValue)] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping, got \(kind)") }
+        var out: [(String, Node, YAMLValue)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else { throw error("keys must be strings") }
+            out.append((name, value, child(value, name)))
+        }
+        return out
+    }
+
     public func list() throws(YAMLInputError) -> [YAMLValue] {
         guard case .sequence(let sequence) = node else { throw error("expected a list, got \(kind)") }
         return sequence.enumerated().map { child($0.element, "[\($0.offset)]") }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeLoad
 import MeshprobeScenario
+import NIOPosix
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,6 +54,35 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }
-        try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet)
+        let group = MultiThreadedEventLoopGroup.singleton
+        var variables: [String: String] = [:]
+        if !scenario.setup.isEmpty {
+            let outcome = try await StepRunner.run(scenario.setup, base: configuration, group: group)
+            guard outcome.completed else {
+                throw CLIError(message: "setup failed, no load was sent: \(outcome.problem ?? "")", exitCode: 3)
+            }
+            variables = outcome.variables
+            if !quiet {
+                printError("meshprobe run: setup done (\(scenario.setup.count) steps; values: \(variables.keys.sorted().joined(separator: ", ")))")
+            }
+            configuration.flowVariables = variables
+        }
+        var loadError: (any Error)?
+        do {
+            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet)
+        } catch {
+            loadError = error
+        }
+        if !scenario.teardown.isEmpty {
+            // Teardown runs whatever happened to the load; a failure is reported, and turns a passing run into exit 3.
+            let outcome = try? await StepRunner.run(scenario.teardown, base: configuration, variables: variables, group: group)
+            if outcome?.completed != true {
+                printError("meshprobe run: teardown failed: \(outcome?.problem ?? "could not run")")
+                if loadError == nil { throw CLIError(message: "teardown failed", exitCode: 3) }
+            } else if !quiet {
+                printError("meshprobe run: teardown done (\(scenario.teardown.count) steps)")
+            }
+        }
+        if let loadError { throw loadError }
     }
 }

@@ -171,6 +171,59 @@ import Testing
         #expect(try run(meshprobeBinary, ["run", good.path, "--check"]).status == 0)
     }
 
+    @Test func runWithSetupStepsAndTeardown() async throws {
+        let echo = try await startEcho(version: "v5", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-flow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("flow.yaml")
+        try """
+            target: http://127.0.0.1:\(echo.port)/
+            load: {connections: 1, streams: 4, requests: 25}
+            setup:
+              - name: prepare
+                path: /prepare?status=201
+                extract: {code: {json: status}}
+            steps:
+              - name: a
+                path: /a?status={{var:code}}
+                extract: {who: {header: x-meshprobe-workload}}
+              - name: b
+                path: /b/{{var:who}}?status=202
+            teardown:
+              - name: cleanup
+                method: DELETE
+                path: /cleanup?status=204
+            output: {json: result.json}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let out = try run(meshprobeBinary, ["run", file.path], timeout: 60)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stderr.contains("setup done"))
+        #expect(out.stderr.contains("teardown done"))
+        #expect(out.stdout.contains("by step (25 iterations ran every step)"))
+        // 1 setup + 25 x 2 steps + 1 teardown.
+        #expect(echo.requestsServed == 52)
+        let data = try #require(FileManager.default.contents(atPath: dir.appendingPathComponent("result.json").path))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((object["summary"] as? [String: Any])?["statuses"] as? [String: Int] == ["201": 25, "202": 25])
+        #expect((object["steps"] as? [[String: Any]])?.map { $0["name"] as? String } == ["a", "b"])
+
+        // A setup that fails sends no load and exits 3.
+        let broken = dir.appendingPathComponent("broken.yaml")
+        try """
+            target: http://127.0.0.1:\(echo.port)/
+            load: {requests: 5}
+            setup: [{name: prepare, path: /prepare?status=503}]
+            steps: [{name: a, path: /a}]
+            """.write(to: broken, atomically: true, encoding: .utf8)
+        let before = echo.requestsServed
+        let failed = try run(meshprobeBinary, ["run", broken.path, "--quiet"], timeout: 60)
+        #expect(failed.status == 3)
+        #expect(failed.stderr.contains("setup failed"))
+        #expect(echo.requestsServed == before + 1)
+    }
+
     @Test func scenarioExamplesValidateAgainstThePublishedSchema() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let python = try #require(which("python3"))
@@ -184,7 +237,7 @@ import Testing
             """
         let out = try run(python, ["-c", script, root.appendingPathComponent("docs/schema/scenario.schema.json").path,
                                    root.appendingPathComponent("scenarios").path])
-        #expect(out.stdout.contains("valid 3"), "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("valid 4"), "\(out.stdout)\(out.stderr)")
     }
 
     @Test func demoShowsBothWorkloadsAndPasses() throws {

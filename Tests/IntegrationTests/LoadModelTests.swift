@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
+import NIOPosix
 import Testing
 
 /// The load models end to end against the echo workload on loopback.
@@ -189,6 +190,70 @@ import Testing
         #expect(result.guardFired == nil)
         #expect(!result.aborted)
         #expect(result.requestsSent == 220)
+    }
+
+    @Test func multiStepIterationsFeedExtractedValuesToLaterSteps() async throws {
+        let echo = try await startEcho(version: "v7", tls: nil)
+        defer { Task { await echo.close() } }
+        // Step 1 asks for 201; the echo reports the status in its JSON body; step 2 asks for that same status.
+        let flow = [
+            FlowStep(name: "first", path: "/first?status=201",
+                     extract: [Extraction(variable: "code", source: .json("status")),
+                               Extraction(variable: "version", source: .header("X-Meshprobe-Version"))]),
+            FlowStep(name: "second", method: "POST", path: "/second?status={{var:code}}", headers: [HTTP2HeaderPair("x-version", "{{var:version}}")],
+                     body: "{\"v\": \"{{var:version}}\"}"),
+        ]
+        for http in [HTTPVersionPreference.http2, .http1] {
+            let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 50, connections: 2, streams: 5, http: http) {
+                $0.flow = flow
+            }
+            #expect(result.iterationsCompleted == 50, "\(http)")
+            #expect(result.statuses == [201: 100], "\(http)")
+            #expect(result.steps["first"]?.requests == 50)
+            #expect(result.steps["second"]?.succeeded == 50)
+            #expect(result.errors.isEmpty)
+            #expect(result.lastIterationVariables == ["code": "201", "version": "v7"])
+        }
+    }
+
+    @Test func failedExtractionIsCountedAndEndsTheIteration() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let flow = [
+            FlowStep(name: "login", path: "/login", extract: [Extraction(variable: "token", source: .json("session.token"))]),
+            FlowStep(name: "use", path: "/use/{{var:token}}"),
+        ]
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 30, connections: 1, streams: 3) {
+            $0.flow = flow
+        }
+        #expect(result.errors[.extractionFailed] == 30)
+        #expect(result.steps["login"]?.extractionFailures == 30)
+        #expect(result.steps["use"] == nil)
+        #expect(result.iterationsCompleted == 0)
+        #expect(echo.requestsServed == 30)
+        #expect(result.errorExplanations[.extractionFailed]?.contains("session.token") == true)
+    }
+
+    @Test func setupStepsRunOnceAndTheirValuesReachEveryIteration() async throws {
+        let echo = try await startEcho(version: "v9", tls: nil)
+        defer { Task { await echo.close() } }
+        var base = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(echo.port)/")])
+        base.requests = 1
+        let setup = try await StepRunner.run([FlowStep(name: "fixture", method: "POST", path: "/fixtures?status=202",
+                                                       extract: [Extraction(variable: "fixture", source: .json("version"))])],
+                                             base: base, group: MultiThreadedEventLoopGroup.singleton)
+        #expect(setup.completed)
+        #expect(setup.variables == ["fixture": "v9"])
+        let failed = try await StepRunner.run([FlowStep(name: "broken", path: "/x?status=500")], base: base,
+                                              group: MultiThreadedEventLoopGroup.singleton)
+        #expect(!failed.completed)
+        #expect(failed.problem?.contains("broken") == true)
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 20, connections: 1, streams: 2) {
+            $0.flow = [FlowStep(name: "read", path: "/items/{{var:fixture}}?status=203")]
+            $0.flowVariables = setup.variables
+        }
+        #expect(result.statuses == [203: 20])
+        #expect(result.iterationsCompleted == 20)
     }
 
     @Test func timelineAddsUpToTheTotals() async throws {

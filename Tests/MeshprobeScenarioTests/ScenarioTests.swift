@@ -91,6 +91,46 @@ import Testing
         #expect(e.line == 4 && e.field == "guards.maxErrorRate")
     }
 
+    @Test func stepsSetupAndTeardownWithExtractions() throws {
+        let s = try parse("""
+            target: http://127.0.0.1:8080/
+            load: {requests: 10}
+            setup:
+              - {name: fixture, method: post, path: /f, extract: {fid: {json: "data.items[0].id"}}}
+            steps:
+              - name: login
+                path: /login
+                extract: {token: {header: X-Token}}
+              - name: read
+                path: /items/{{var:fid}}
+                headers: {authorization: "Bearer {{var:token}}"}
+            teardown:
+              - {name: clean, method: DELETE, path: "/f/{{var:fid}}"}
+            """)
+        #expect(s.setup == [FlowStep(name: "fixture", method: "POST", path: "/f", extract: [Extraction(variable: "fid", source: .json("data.items[0].id"))])])
+        #expect(s.configuration.flow.map(\.name) == ["login", "read"])
+        #expect(s.configuration.flow[0].extract == [Extraction(variable: "token", source: .header("X-Token"))])
+        #expect(s.teardown.count == 1)
+        #expect(s.configuration.flowVariables.keys.sorted() == ["fid"])
+    }
+
+    @Test func aVariableNoEarlierStepExtractsIsAnError() throws {
+        let e = try #require(error("""
+            target: http://h/
+            load: {requests: 1}
+            steps:
+              - {name: a, path: /a}
+              - {name: b, path: "/b/{{var:token}}"}
+            """))
+        #expect(e.line == 5)
+        #expect(e.field == "steps[1].path")
+        #expect(e.message.contains("token"))
+        let both = try #require(error("target: http://h/\nload: {requests: 1}\nrequest: {method: GET}\nsteps: [{name: a, path: /a}]\n"))
+        #expect(both.message.contains("not both"))
+        let dup = try #require(error("target: http://h/\nload: {requests: 1}\nsteps: [{name: a, path: /a}, {name: a, path: /b}]\n"))
+        #expect(dup.message.contains("unique"))
+    }
+
     @Test func unknownFieldNamesItsLineAndTheAllowedFields() throws {
         let e = try #require(error("""
             target: http://127.0.0.1:8080/
@@ -138,7 +178,7 @@ import Testing
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scenarios")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
-        #expect(files.count >= 3)
+        #expect(files.count >= 4)
         for file in files {
             let s = try Scenario.load(path: dir.appendingPathComponent(file).path, environment: [:])
             #expect(!s.configuration.targets.isEmpty, "\(file)")

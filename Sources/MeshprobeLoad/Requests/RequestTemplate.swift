@@ -12,6 +12,7 @@ public struct TemplateString: Sendable, Equatable {
         case random(UInt64)
         case pick([String])
         case csv(Int)
+        case variable(String)
     }
 
     let parts: [Part]
@@ -26,8 +27,9 @@ public struct TemplateString: Sendable, Equatable {
     public var usesCSV: Bool { parts.contains { if case .csv = $0 { return true } else { return false } } }
 
     /// Compiles `text`; `field` names it in errors (for example `-H x-id` or `request.path`).
+    /// - Parameter variables: the flow variables available here (nil: `{{var:...}}` is not allowed at all).
     public init(_ text: String, field: String, csvHeader: [String]? = nil,
-                environment: [String: String]) throws(LoadConfigurationError) {
+                environment: [String: String], variables: Set<String>? = []) throws(LoadConfigurationError) {
         var parts: [Part] = []
         var literal = ""
         var rest = Substring(text)
@@ -60,6 +62,15 @@ public struct TemplateString: Sendable, Equatable {
                     throw LoadConfigurationError(field: field, value: text, reason: "the environment variable \(variable) is not set")
                 }
                 part = .literal(value)
+            case ("var", let name?):
+                guard !name.isEmpty else {
+                    throw LoadConfigurationError(field: field, value: text, reason: "{{var:NAME}} needs a variable name")
+                }
+                if let known = variables, !known.contains(name) {
+                    throw LoadConfigurationError(field: field, value: text,
+                                                 reason: "no earlier step or setup step extracts '\(name)'\(known.isEmpty ? "" : " (known: \(known.sorted().joined(separator: ", ")))")")
+                }
+                part = .variable(name)
             case ("csv", let column?):
                 guard let header = csvHeader else {
                     throw LoadConfigurationError(field: field, value: text, reason: "{{csv:\(column)}} needs a CSV file (--csv FILE or csv: in the scenario)")
@@ -74,7 +85,7 @@ public struct TemplateString: Sendable, Equatable {
                 }
             default:
                 throw LoadConfigurationError(field: field, value: text,
-                                             reason: "unknown placeholder '{{\(body)}}': use seq, uuid, random:N, pick:a,b, csv:COLUMN or env:NAME")
+                                             reason: "unknown placeholder '{{\(body)}}': use seq, uuid, random:N, pick:a,b, csv:COLUMN, env:NAME or var:NAME")
             }
             if case .literal(let value) = part {
                 literal += value
@@ -101,6 +112,7 @@ public struct TemplateString: Sendable, Equatable {
             case .random(let bound): out += String(values.random.next() % bound)
             case .pick(let list): out += list[Int(values.random.next() % UInt64(list.count))]
             case .csv(let column): out += values.csvValue(column)
+            case .variable(let name): out += values.variables[name] ?? ""
             }
         }
         return out
@@ -111,6 +123,8 @@ public struct TemplateString: Sendable, Equatable {
 public struct TemplateValues: Sendable {
     public var sequence: UInt64
     public var random: SplitMix64
+    /// Flow variables for `{{var:NAME}}` (setup values, then what earlier steps of the iteration extracted).
+    public var variables: [String: String] = [:]
     let csv: CSVTable?
     var row: Int = 0
 

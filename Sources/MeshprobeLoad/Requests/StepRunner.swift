@@ -1,0 +1,49 @@
+import NIOCore
+
+/// Runs a list of steps once, in order, on one connection: the setup and teardown of a multi-step scenario.
+public enum StepRunner {
+    public struct Outcome: Sendable {
+        /// Every step answered 2xx/3xx and every extraction found its value.
+        public var completed: Bool
+        /// What the steps extracted (setup values for the load's iterations).
+        public var variables: [String: String]
+        public var result: LoadResult
+        /// Why it did not complete, in plain words.
+        public var problem: String?
+    }
+
+    /// Sends `steps` once with the target, identity and headers of `base`, starting from `variables`.
+    public static func run(_ steps: [FlowStep], base: LoadConfiguration, variables: [String: String] = [:],
+                           group: any EventLoopGroup) async throws -> Outcome {
+        guard let target = base.targets.first else {
+            throw LoadConfigurationError(field: "target", value: "", reason: "steps need a target URL")
+        }
+        var configuration = base
+        configuration.flow = steps
+        configuration.flowVariables = variables
+        configuration.targets = [target]
+        configuration.requests = 1
+        configuration.duration = nil
+        configuration.connections = 1
+        configuration.streamsPerConnection = 1
+        configuration.model = .closedAsFastAsPossible
+        configuration.warmup = 0
+        configuration.churn = .reuse
+        configuration.guards = []
+        let result = try await LoadGenerator(configuration: configuration, group: group).run()
+        let completed = result.iterationsCompleted == 1
+        var problem: String?
+        if !completed {
+            let failing = steps.first { result.steps[$0.name].map { $0.failed > 0 || $0.extractionFailures > 0 } ?? true }
+            var parts: [String] = []
+            if let failing { parts.append("step '\(failing.name)'") }
+            if !result.statuses.isEmpty {
+                parts.append("statuses " + result.statuses.sorted { $0.key < $1.key }.map { "\($0.key)" }.joined(separator: ", "))
+            }
+            for (kind, why) in result.errorExplanations.sorted(by: { $0.key < $1.key }) { parts.append("\(kind.rawValue): \(why)") }
+            problem = parts.isEmpty ? "the steps did not complete" : parts.joined(separator: "; ")
+        }
+        return Outcome(completed: completed, variables: completed ? result.lastIterationVariables : variables, result: result,
+                       problem: problem)
+    }
+}
