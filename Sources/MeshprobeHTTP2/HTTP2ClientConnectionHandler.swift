@@ -64,6 +64,10 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let connection: NGHTTP2Connection
     private var streams: [Int32: Stream] = [:]
     private var headerBlock = HeaderBlockBuilder()
+    /// The request `headerBlock` holds, so that an identical next request (a load generator's usual case) is
+    /// submitted without encoding its headers again. Comparing is cheap: equal strings and arrays that share storage
+    /// compare by identity.
+    private var encodedRequest: (method: String, scheme: String, authority: String, path: String, headers: [HTTP2Header], bodyBytes: Int?)?
     private let events = DeliveryQueue<Event>()
 
     /// - Parameter keepingHeadersWithPrefixes: when given, only response headers whose names start with one of
@@ -102,17 +106,22 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     public func send(_ request: HTTP2Request, token: UInt64) -> Bool {
         guard availableStreams > 0, let session = connection.openSession else { return false }
 
-        headerBlock.reset()
-        headerBlock.append(name: ":method", value: request.method)
-        headerBlock.append(name: ":scheme", value: request.scheme)
-        headerBlock.append(name: ":authority", value: request.authority)
-        headerBlock.append(name: ":path", value: request.path)
-        let hasContentLength = headerBlock.append(request.headers)
         var body = request.body
-        if let bodyBytes = body?.readableBytes {
-            if !hasContentLength { headerBlock.append(name: "content-length", decimal: bodyBytes) }
-            if bodyBytes == 0 { body = nil }
+        let bodyBytes = body?.readableBytes
+        if let last = encodedRequest, last.bodyBytes == bodyBytes, last.path == request.path, last.method == request.method,
+           last.authority == request.authority, last.scheme == request.scheme, last.headers == request.headers {
+            // Same request as the last one: the encoded block is still in headerBlock.
+        } else {
+            headerBlock.reset()
+            headerBlock.append(name: ":method", value: request.method)
+            headerBlock.append(name: ":scheme", value: request.scheme)
+            headerBlock.append(name: ":authority", value: request.authority)
+            headerBlock.append(name: ":path", value: request.path)
+            let hasContentLength = headerBlock.append(request.headers)
+            if let bodyBytes, !hasContentLength { headerBlock.append(name: "content-length", decimal: bodyBytes) }
+            encodedRequest = (request.method, request.scheme, request.authority, request.path, request.headers, bodyBytes)
         }
+        if bodyBytes == 0 { body = nil }
         let streamID = session.submitRequest(&headerBlock, hasBody: body != nil)
         guard streamID > 0 else { return false }
         streams[streamID] = Stream(token: token, requestBody: body)

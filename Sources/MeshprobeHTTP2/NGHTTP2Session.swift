@@ -120,6 +120,8 @@ struct HeaderBlockBuilder {
     private var bytes: [UInt8] = []
     private var fields: [(nameStart: Int, nameCount: Int, valueStart: Int, valueCount: Int)] = []
     private var nvs: [nghttp2_nv] = []
+    /// Whether `withNV` has appended its trailing NUL already (the block can be submitted again unchanged).
+    private var terminated = false
 
     init() {
         bytes.reserveCapacity(1024)
@@ -130,6 +132,7 @@ struct HeaderBlockBuilder {
     mutating func reset() {
         bytes.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
+        terminated = false
     }
 
     /// Adds a field; ASCII upper-case letters in the name are lowered, as HTTP/2 requires.
@@ -181,7 +184,10 @@ struct HeaderBlockBuilder {
 
     mutating func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
         // Never empty, so the buffer always has a base address.
-        bytes.append(0)
+        if !terminated {
+            bytes.append(0)
+            terminated = true
+        }
         nvs.removeAll(keepingCapacity: true)
         return bytes.withUnsafeMutableBufferPointer { storage -> R in
             let base = storage.baseAddress!  // non-empty array

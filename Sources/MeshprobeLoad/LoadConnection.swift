@@ -24,6 +24,8 @@ final class LoadConnection {
     private var tlsPeer: String = ""
     /// The identity of the last response on this connection; errors are attributed to it.
     private var lastIdentity: WorkloadIdentity?
+    /// Where that identity's stats sit in the worker's result (skips hashing on the next response).
+    private var identitySlot: LoadResult.IdentitySlot?
     /// Each request in flight, by token: when it was meant to leave and when it did.
     private(set) var inFlight: [UInt64: LoadWorker.Ticket] = [:]
     /// Requests sent on the current connection (for churn).
@@ -376,7 +378,7 @@ final class LoadConnection {
         lastIdentity = id
         responsesOnConnection += 1
         consecutiveFailures = 0
-        worker.recordResponse(status: status, ticket: ticket, identity: id)
+        worker.recordResponse(status: status, ticket: ticket, identity: id, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {
             if canContinue {

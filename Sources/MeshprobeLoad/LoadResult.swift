@@ -237,8 +237,19 @@ public struct LoadResult: Sendable {
 
     // MARK: recording (one worker, on its event loop)
 
+    /// Where an identity's stats were last found, so that a connection answering as the same identity again
+    /// skips hashing it (indices of `identities` stay valid until a new identity is inserted).
+    struct IdentitySlot {
+        var identity: WorkloadIdentity
+        var index: Dictionary<WorkloadIdentity, IdentityStats>.Index
+        var generation: Int
+    }
+
+    /// Bumped whenever a new identity is inserted (which may invalidate cached indices).
+    var identityGeneration = 0
+
     mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,
-                                 second: Int) {
+                                 second: Int, slot: inout IdentitySlot?) {
         responses += 1
         statuses[status, default: 0] += 1
         let ok = (200..<400).contains(status)
@@ -250,7 +261,17 @@ public struct LoadResult: Sendable {
             if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
             _ = bucket.latency.record(max(1, latencyMicros))
         }
-        Self.update(&identities[identity, default: IdentityStats()], ok: ok, status: status, latencyMicros: latencyMicros)
+        if let cached = slot, cached.generation == identityGeneration, cached.identity == identity {
+            Self.update(&identities.values[cached.index], ok: ok, status: status, latencyMicros: latencyMicros)
+            return
+        }
+        if identities.index(forKey: identity) == nil {
+            identities[identity] = IdentityStats()
+            identityGeneration &+= 1
+        }
+        guard let index = identities.index(forKey: identity) else { return }
+        Self.update(&identities.values[index], ok: ok, status: status, latencyMicros: latencyMicros)
+        slot = IdentitySlot(identity: identity, index: index, generation: identityGeneration)
     }
 
     private static func update(_ stats: inout IdentityStats, ok: Bool, status: Int, latencyMicros: UInt64) {
@@ -291,6 +312,7 @@ public struct LoadResult: Sendable {
         errors[kind, default: 0] += count
         if let explanation, errorExplanations[kind] == nil { errorExplanations[kind] = explanation }
         if let identity {
+            if identities[identity] == nil { identityGeneration &+= 1 }
             identities[identity, default: IdentityStats()].requests += count
             identities[identity, default: IdentityStats()].failed += count
             identities[identity, default: IdentityStats()].errors[kind, default: 0] += count

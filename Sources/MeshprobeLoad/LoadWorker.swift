@@ -386,14 +386,14 @@ final class LoadWorker {
     }
 
     /// Records a response unless it belongs to the warm-up.
-    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity) {
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, slot: inout LoadResult.IdentitySlot?) {
         let t = now()
         guard ticket.intended >= warmupEnd else {
             result.warmupRequests += 1
             return
         }
         result.recordResponse(status: status, latencyMicros: (t &- ticket.intended) / 1000,
-                              serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t))
+                              serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t), slot: &slot)
     }
 
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
