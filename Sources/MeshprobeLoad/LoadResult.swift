@@ -84,6 +84,27 @@ public struct TimelineBucket: Sendable {
     }
 }
 
+/// Counts by HTTP status without hashing: an array indexed by the status code.
+struct StatusCounts: Sendable, Equatable {
+    private var counts = [Int](repeating: 0, count: 600)
+    private var unusual: [Int: Int] = [:]
+
+    @inline(__always) mutating func add(_ status: Int, _ n: Int = 1) {
+        if status >= 0 && status < 600 { counts[status] += n } else { unusual[status, default: 0] += n }
+    }
+
+    mutating func merge(_ other: StatusCounts) {
+        for (status, n) in other.counts.enumerated() where n > 0 { counts[status] += n }
+        unusual.merge(other.unusual, uniquingKeysWith: +)
+    }
+
+    var dictionary: [Int: Int] {
+        var out = unusual
+        for (status, n) in counts.enumerated() where n > 0 { out[status] = n }
+        return out
+    }
+}
+
 /// Counts and latency for everything one workload identity answered.
 public struct IdentityStats: Sendable {
     /// Requests attributed to this identity: responses plus errors on its connections.
@@ -92,7 +113,9 @@ public struct IdentityStats: Sendable {
     public var succeeded = 0
     /// Non-2xx/3xx responses plus errors.
     public var failed = 0
-    public var statuses: [Int: Int] = [:]
+    var statusCounts = StatusCounts()
+    /// Responses by HTTP status.
+    public var statuses: [Int: Int] { statusCounts.dictionary }
     public var errors: [ErrorKind: Int] = [:]
     /// Latency of responses (any status), microseconds.
     public var latency = LatencyHistogram.latency()
@@ -103,7 +126,7 @@ public struct IdentityStats: Sendable {
         requests += other.requests
         succeeded += other.succeeded
         failed += other.failed
-        statuses.merge(other.statuses, uniquingKeysWith: +)
+        statusCounts.merge(other.statusCounts)
         errors.merge(other.errors, uniquingKeysWith: +)
         latency.add(other.latency)
     }
@@ -138,7 +161,9 @@ public struct LoadResult: Sendable {
     public var succeeded = 0
     /// Everything else: non-2xx/3xx responses and errors (including requests never sent).
     public var failed = 0
-    public var statuses: [Int: Int] = [:]
+    var statusCounts = StatusCounts()
+    /// Responses by HTTP status.
+    public var statuses: [Int: Int] { statusCounts.dictionary }
     public var errors: [ErrorKind: Int] = [:]
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
@@ -199,7 +224,7 @@ public struct LoadResult: Sendable {
         responses += other.responses
         succeeded += other.succeeded
         failed += other.failed
-        statuses.merge(other.statuses, uniquingKeysWith: +)
+        statusCounts.merge(other.statusCounts)
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
         latency.add(other.latency)
@@ -251,7 +276,7 @@ public struct LoadResult: Sendable {
     mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,
                                  second: Int, slot: inout IdentitySlot?) {
         responses += 1
-        statuses[status, default: 0] += 1
+        statusCounts.add(status)
         let ok = (200..<400).contains(status)
         if ok { succeeded += 1 } else { failed += 1 }
         _ = latency.record(max(1, latencyMicros))
@@ -277,7 +302,7 @@ public struct LoadResult: Sendable {
     private static func update(_ stats: inout IdentityStats, ok: Bool, status: Int, latencyMicros: UInt64) {
         stats.requests += 1
         if ok { stats.succeeded += 1 } else { stats.failed += 1 }
-        stats.statuses[status, default: 0] += 1
+        stats.statusCounts.add(status)
         _ = stats.latency.record(max(1, latencyMicros))
     }
 
