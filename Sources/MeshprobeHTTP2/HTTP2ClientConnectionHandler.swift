@@ -64,6 +64,9 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let connection: NGHTTP2Connection
     private var streams: [Int32: Stream] = [:]
     private var headerBlock = HeaderBlockBuilder()
+    /// The stream the last header callback was for: a response's header fields arrive one callback each, all
+    /// for the same stream, so this skips a dictionary lookup per field.
+    private var headerStream: (id: Int32, stream: Stream)?
     /// The request `headerBlock` holds, so that an identical next request (a load generator's usual case) is
     /// submitted without encoding its headers again. Comparing is cheap: equal strings and arrays that share storage
     /// compare by identity.
@@ -217,6 +220,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             events.append(.failure(token: stream.token, failure))
         }
         streams.removeAll()
+        headerStream = nil
         deliverPendingEvents()
     }
 
@@ -226,7 +230,14 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         streamID: Int32, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?,
         valueLength: Int
     ) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
+        let stream: Stream
+        if let cached = headerStream, cached.id == streamID {
+            stream = cached.stream
+        } else {
+            guard let found = streams[streamID] else { return 0 }
+            headerStream = (streamID, found)
+            stream = found
+        }
         stream.headerFields += 1
         guard stream.headerFields <= settings.maxHeaderFields else {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
@@ -297,6 +308,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        if headerStream?.id == streamID { headerStream = nil }
         guard let stream = streams.removeValue(forKey: streamID), !stream.delivered else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
@@ -313,7 +325,10 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
         let header = frame.pointee.hd
         guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue,
-            let stream = streams.removeValue(forKey: header.stream_id), !stream.delivered
+            let stream = { () -> Stream? in
+                if self.headerStream?.id == header.stream_id { self.headerStream = nil }
+                return self.streams.removeValue(forKey: header.stream_id)
+            }(), !stream.delivered
         else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
