@@ -54,8 +54,17 @@ public enum LoadGuard: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// What a guard does when it fires.
+public enum GuardAction: String, Sendable, Equatable, CaseIterable {
+    /// Stop the load (in-flight requests get the grace period); the run is incomplete.
+    case stop
+    /// Stop following the stages: the rate or concurrency stays where it was until the run ends.
+    case hold
+}
+
 /// A guard that fired: which, when, and what it saw.
 public struct GuardEvent: Sendable, Equatable {
+    public var action: GuardAction
     public var guardDescription: String
     /// The second of the run it saw the breach in.
     public var second: Int
@@ -128,6 +137,7 @@ public struct LoadConfiguration: Sendable {
     /// Closed model: each think time is drawn uniformly from think - jitter ... think + jitter.
     public var thinkJitter: Double = 0
     public var guards: [LoadGuard] = []
+    public var guardAction: GuardAction = .stop
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62
 

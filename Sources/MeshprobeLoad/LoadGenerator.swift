@@ -82,22 +82,28 @@ public final class LoadGenerator: Sendable {
             }
             futures.append(promise.futureResult)
         }
-        // Once a second, gather the seconds the workers have finished and turn them into timeline points, so
-        // per-second histograms never pile up during a long run.
-        let collector = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                if Task.isCancelled { break }
-                await self.collectTimeline()
-                if self.checkGuards() != nil { self.stop(grace: 1.0) }
+        // Once a second, gather the seconds the workers have finished and turn them into timeline points (so
+        // per-second histograms never pile up during a long run), then check the guards. This runs on an event
+        // loop, not on Swift's cooperative pool, so it keeps time even when that pool is busy.
+        let collectorLoop = loops[0]
+        let collector = collectorLoop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            self.collectTimeline(on: collectorLoop).map {
+                if self.checkGuards() != nil {
+                    switch self.configuration.guardAction {
+                    case .stop: self.stop(grace: 1.0)
+                    case .hold: self.hold()
+                    }
+                }
             }
         }
         var merged = LoadResult()
         for future in futures {
             merged.merge(try await future.get())
         }
-        collector.cancel()
-        await collector.value  // a collection in progress must land before the state is read
+        // A collection in progress must land before the state is read.
+        let cancelled = collectorLoop.makePromise(of: Void.self)
+        collector.cancel(promise: cancelled)
+        try? await cancelled.futureResult.get()
         // What the workers still held when they finished arrives with their results.
         let state = timeline.withLockedValue { $0 }
         merged.timeline = state.points
@@ -105,7 +111,7 @@ public final class LoadGenerator: Sendable {
         merged.finishTimeline()
         if let event = state.guardFired {
             merged.guardFired = event
-            merged.aborted = true
+            if event.action == .stop { merged.aborted = true }
         }
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
         return merged
@@ -154,20 +160,22 @@ public final class LoadGenerator: Sendable {
     }
 
     /// Pulls finished seconds from every worker; a second is complete once every worker has handed it over.
-    private func collectTimeline() async {
-        var collected: [TimelineBucket] = []
-        var complete = Int.max
-        for bound in workers.withLockedValue({ $0 }) {
-            if let part = try? await bound.eventLoop.submit({ bound.value.collectSeconds() }).get() {
-                collected += part.buckets
-                complete = min(complete, part.current)
-            }
+    private func collectTimeline(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let parts = workers.withLockedValue { $0 }.map { bound in
+            bound.eventLoop.submit { CollectedSeconds(bound.value.collectSeconds()) }
         }
-        timeline.withLockedValue { state in
-            for bucket in collected { state.open[bucket.second, default: TimelineBucket(second: bucket.second)].merge(bucket) }
-            // A second is finished once every worker's clock has passed it.
-            for second in state.open.keys.sorted() where second < complete {
-                if let bucket = state.open.removeValue(forKey: second) { state.points.append(TimelinePoint(bucket)) }
+        return EventLoopFuture.whenAllSucceed(parts, on: loop).map { parts in
+            let complete = parts.map(\.current).min() ?? Int.max
+            self.timeline.withLockedValue { state in
+                for part in parts {
+                    for bucket in part.buckets {
+                        state.open[bucket.second, default: TimelineBucket(second: bucket.second)].merge(bucket)
+                    }
+                }
+                // A second is finished once every worker's clock has passed it.
+                for second in state.open.keys.sorted() where second < complete {
+                    if let bucket = state.open.removeValue(forKey: second) { state.points.append(TimelinePoint(bucket)) }
+                }
             }
         }
     }
@@ -187,12 +195,12 @@ public final class LoadGenerator: Sendable {
                     case .errorRate(let limit):
                         let rate = Double(point.failed) / Double(total)
                         if rate > limit {
-                            state.guardFired = GuardEvent(guardDescription: g.description, second: point.second,
+                            state.guardFired = GuardEvent(action: configuration.guardAction, guardDescription: g.description, second: point.second,
                                                           observed: String(format: "%.1f%% of %d requests failed", rate * 100, total))
                         }
                     case .p99(let limit):
                         if point.responses > 0, Double(point.p99) / 1e6 > limit {
-                            state.guardFired = GuardEvent(guardDescription: g.description, second: point.second,
+                            state.guardFired = GuardEvent(action: configuration.guardAction, guardDescription: g.description, second: point.second,
                                                           observed: String(format: "p99 %.1f ms", Double(point.p99) / 1000))
                         }
                     }
@@ -208,11 +216,27 @@ public final class LoadGenerator: Sendable {
         timeline.withLockedValue { $0.points.last }
     }
 
+    /// Holds every worker's load at its current level (a guard's `hold` action).
+    public func hold() {
+        for bound in workers.withLockedValue({ $0 }) {
+            bound.eventLoop.execute { bound.value.hold() }
+        }
+    }
+
     /// Asks every worker to stop: no new requests; in-flight ones get `grace` seconds. Safe from any thread.
     public func stop(grace: Double = 1.0) {
         for bound in workers.withLockedValue({ $0 }) {
             bound.eventLoop.execute { bound.value.stop(grace: grace) }
         }
+    }
+}
+
+private struct CollectedSeconds: Sendable {
+    var buckets: [TimelineBucket]
+    var current: Int
+    init(_ value: (buckets: [TimelineBucket], current: Int)) {
+        buckets = value.buckets
+        current = value.current
     }
 }
 

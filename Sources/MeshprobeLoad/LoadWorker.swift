@@ -55,10 +55,13 @@ final class LoadWorker {
     /// How many arrivals at the front of the backlog waited because no stream was free (as opposed to a late timer).
     private var blockedInBacklog = 0
     private var dispatchCursor = 0
+    /// The time the arrival schedule counts from: the run's start, or the moment a guard held the load.
+    private var arrivalBase: UInt64 = 0
+    private let phase: Double
     private let tickNanoseconds: UInt64
 
     // Closed model with a concurrency profile, and think time.
-    private let concurrency: LoadProfile?
+    private var concurrency: LoadProfile?
     let thinkTimeNanoseconds: UInt64
     private let thinkJitterNanoseconds: UInt64
     private var jitterRandom: SplitMix64
@@ -77,6 +80,7 @@ final class LoadWorker {
     init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, index: Int, workers: Int,
          slots: [(target: Int, address: SocketAddress)], promise: EventLoopPromise<LoadResult>) {
         let phase = Double(index) / Double(workers)
+        self.phase = phase
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.compileTemplates()) ?? nil
         flowSteps = (try? configuration.compileFlow()) ?? []
@@ -154,6 +158,7 @@ final class LoadWorker {
         awaitingConnections = false
         let t = now()
         startTime = t
+        arrivalBase = t
         deadline = configuration.plannedDuration.map { t + UInt64($0 * 1e9) }
         warmupEnd = t + UInt64(configuration.warmup * 1e9)
         advanceArrivals()
@@ -330,7 +335,7 @@ final class LoadWorker {
             _ = result.loopLag.record(max(1, (t - arrivalTimerDue) / 1000))
         }
         if nextArrival == nil, remaining > 0, let first = schedule.next() {
-            nextArrival = startTime + UInt64(first * 1e9)
+            nextArrival = arrivalBase + UInt64(first * 1e9)
         }
         while let due = nextArrival, due <= t {
             if let deadline, due >= deadline {
@@ -340,7 +345,7 @@ final class LoadWorker {
             backlog.append(due)
             if remaining != Int.max { remaining -= 1 }
             if remaining > 0, let following = schedule.next() {
-                nextArrival = startTime + UInt64(following * 1e9)
+                nextArrival = arrivalBase + UInt64(following * 1e9)
             } else {
                 nextArrival = nil
             }
@@ -411,6 +416,32 @@ final class LoadWorker {
             return
         }
         checkDone()
+    }
+
+    /// Holds the load where it is: the rate or concurrency stops following the stages and stays at its current
+    /// value until the run ends (a guard's `hold` action).
+    func hold() {
+        guard !finished else { return }
+        let t = now()
+        let elapsed = Double(t &- startTime) / 1e9
+        if case .open(let rate, let process) = configuration.model, arrivals != nil {
+            let current = rate.value(at: elapsed)
+            let remaining = deadline.map { $0 > t ? Double($0 - t) / 1e9 : 0 }
+            arrivalTask?.cancel()
+            if current > 0, remaining.map({ $0 > 0 }) ?? true {
+                arrivals = ArrivalSchedule(profile: .constant(current, duration: remaining), share: share, process: process,
+                                           phase: phase, seed: configuration.seed &+ 0x401D)
+                arrivalBase = t
+                nextArrival = nil
+                advanceArrivals()
+            } else {
+                nextArrival = nil
+                checkDone()
+            }
+        }
+        if let profile = concurrency {
+            concurrency = .constant(profile.value(at: elapsed))
+        }
     }
 
     /// Stops starting requests; in-flight requests get `grace` seconds, then count as aborted.

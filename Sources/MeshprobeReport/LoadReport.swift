@@ -113,11 +113,13 @@ public struct LoadReport: Codable, Sendable {
     }
 
     public struct GuardFired: Codable, Sendable {
+        /// stop or hold.
+        public var action: String
         public var guardDescription: String
         public var second: Int
         public var observed: String
         enum CodingKeys: String, CodingKey {
-            case second, observed
+            case second, observed, action
             case guardDescription = "guard"
         }
     }
@@ -194,7 +196,7 @@ public struct LoadReport: Codable, Sendable {
             cpuMicrosecondsPerRequest: result.requestsSent > 0 ? (result.cpuSeconds / Double(result.requestsSent) * 1e7).rounded() / 10 : 0,
             loopLagMs: LatencySummary(result.loopLag),
             warnings: Self.warnings(result, configuration: configuration),
-            guardFired: result.guardFired.map { GuardFired(guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
+            guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in
             Workload(identity: identity.identity, workload: identity.workload, version: identity.version, cluster: identity.cluster,

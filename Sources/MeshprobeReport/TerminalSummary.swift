@@ -41,7 +41,8 @@ public struct TerminalSummary {
                       s.cpuSeconds, s.cpuMicrosecondsPerRequest, s.loopLagMs.p99)
         for warning in s.warnings { out += yellow("warning: ") + warning + "\n" }
         if let fired = s.guardFired {
-            out += red(bold("guard fired: ")) + "\(fired.guardDescription) in second \(fired.second) (\(fired.observed)); the load was stopped\n"
+            let what = fired.action == "hold" ? "the load was held at its level from then on" : "the load was stopped"
+            out += red(bold("guard fired: ")) + "\(fired.guardDescription) in second \(fired.second) (\(fired.observed)); \(what)\n"
         }
         if !s.statuses.isEmpty {
             let statuses = s.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")

@@ -160,7 +160,11 @@ public struct Scenario: Sendable {
         }
 
         if let guards = top["guards"] {
-            let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99"])
+            let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
+            if let a = f["action"] {
+                guard let action = GuardAction(rawValue: try a.string()) else { throw a.error("expected stop or hold") }
+                scenario.configuration.guardAction = action
+            }
             if let v = f["maxErrorRate"] {
                 let rate = try v.double(minimum: 0, exclusive: true)
                 guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.2") }

@@ -59,6 +59,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("abort-on-p99"), help: "Guard: stop (exit 3) when a second's p99 latency exceeds this, e.g. 500ms.")
     var abortOnP99: String?
 
+    @Option(name: .customLong("guard-action"), help: "What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).")
+    var guardAction: String = "stop"
+
     @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
     var churn: String = "reuse"
 
@@ -147,6 +150,8 @@ struct LoadCommand: AsyncParsableCommand {
         if let thinkJitter { configuration.thinkJitter = try parseDuration(thinkJitter, flag: "--think-jitter") }
         if let abortOnErrorRate { configuration.guards.append(.errorRate(abortOnErrorRate)) }
         if let abortOnP99 { configuration.guards.append(.p99(try parseDuration(abortOnP99, flag: "--abort-on-p99"))) }
+        guard let action = GuardAction(rawValue: guardAction) else { throw CLIError.badInput("--guard-action '\(guardAction)': expected stop or hold") }
+        configuration.guardAction = action
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()
         configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
@@ -303,7 +308,12 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
             }
         }
         if let fired = result.guardFired {
-            throw CLIError(message: "stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
+            switch fired.action {
+            case .stop:
+                throw CLIError(message: "stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
+            case .hold:
+                throw CLIError(message: "the guard '\(fired.guardDescription)' fired in second \(fired.second) (\(fired.observed)); the load was held there", exitCode: 1)
+            }
         }
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
         if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }

@@ -179,6 +179,31 @@ import Testing
         #expect(result.requestsSent < 1000)
     }
 
+    @Test func holdGuardFreezesARampWhereItBreached() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        // The rate ramps 100 -> 1100/s over 4 s; every response is slow (60 ms), so the p99 guard fires in the
+        // first full second and the rate is held near 100-350/s instead of reaching 1100/s.
+        let profile = LoadProfile(start: 100, stages: [.init(duration: 4, target: 1100)])
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=60ms"], requests: 1_000_000, connections: 2, streams: 100) {
+            $0.model = .open(rate: profile, arrivals: .uniform)
+            $0.guards = [.p99(0.03)]
+            $0.guardAction = .hold
+        }
+        let fired = try #require(result.guardFired)
+        #expect(fired.action == .hold)
+        #expect(!result.aborted)
+        // Following the ramp would send 2400 (about 975 in the last second); held, the rate stays flat from the
+        // second the guard fired.
+        #expect(result.requestsSent < 2200)
+        let seconds = result.timeline.filter { $0.second >= 2 && $0.second <= 3 }.map(\.sent)
+        #expect(seconds.count == 2)
+        if seconds.count == 2 {
+            #expect(seconds[1] < 880, "\(seconds)")
+            #expect(abs(seconds[1] - seconds[0]) <= max(seconds[0] / 5, 60), "\(seconds)")
+        }
+    }
+
     @Test func guardsThatHoldLetTheRunFinish() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
