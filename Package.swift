@@ -92,6 +92,8 @@ let package = Package(
             name: "MeshprobeScenario",
             dependencies: ["MeshprobeYAML", "MeshprobeLoad", "MeshprobeIdentity"]
         ),
+        // Verification statistics: sequential tests with stated error rates (routing splits first).
+        .target(name: "MeshprobeVerify"),
         // Reporting: terminal summary and the JSON result.
         .target(
             name: "MeshprobeReport",
@@ -124,6 +126,7 @@ let package = Package(
             dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
+        .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",

@@ -324,7 +324,18 @@ public struct LoadResult: Sendable {
         timeline = (timeline + points).sorted { $0.second < $1.second }
         // Fill gaps (seconds with nothing at all) so the timeline reads as one row per second.
         guard let last = timeline.last?.second else { return }
-        var bySecond = Dictionary(timeline.map { ($0.second, $0) }, uniquingKeysWith: { a, _ in a })
+        // A second is finished only once (the collector waits for every worker's clock); should one ever appear
+        // twice, its counts add up and the percentiles of the larger part stand.
+        var bySecond = Dictionary(timeline.map { ($0.second, $0) }, uniquingKeysWith: { a, b in
+            var merged = a.responses >= b.responses ? a : b
+            merged.sent = a.sent + b.sent
+            merged.responses = a.responses + b.responses
+            merged.succeeded = a.succeeded + b.succeeded
+            merged.failed = a.failed + b.failed
+            merged.late = a.late + b.late
+            merged.max = Swift.max(a.max, b.max)
+            return merged
+        })
         for s in 0...last where bySecond[s] == nil { bySecond[s] = TimelinePoint(TimelineBucket(second: s)) }
         timeline = bySecond.values.sorted { $0.second < $1.second }
     }

@@ -532,6 +532,9 @@ final class LoadWorker {
     func collectSeconds() -> (buckets: [TimelineBucket], current: Int) {
         // Once finished, the rest travels with the result the worker handed over.
         if finished { return ([], Int.max) }
+        // Before the open model's clock starts (connections still coming up) no second is finished: the clock
+        // will restart at zero.
+        if awaitingConnections { return ([], 0) }
         let current = second(of: now())
         return (result.takeOpenSeconds(before: current), current)
     }
