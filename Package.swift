@@ -94,6 +94,14 @@ let package = Package(
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeVerify"),
+        // Policy: meshprobe policy files turned into expectations (importers for mesh manifests come later).
+        .target(
+            name: "MeshprobePolicy",
+            dependencies: [
+                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeVerify", "MeshprobeLoad", "MeshprobeIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Reporting: terminal summary and the JSON result.
         .target(
             name: "MeshprobeReport",
@@ -114,6 +122,8 @@ let package = Package(
                 "MeshprobeEcho",
                 "MeshprobeReport",
                 "MeshprobeScenario",
+                "MeshprobePolicy",
+                "MeshprobeVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -127,6 +137,7 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
+        .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeVerify", "MeshprobeIdentity", "MeshprobeYAML"]),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",

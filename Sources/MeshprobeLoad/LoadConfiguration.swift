@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import MeshprobeTLS
 
 /// Which HTTP version a run speaks.
@@ -137,6 +138,10 @@ public struct LoadConfiguration: Sendable {
     /// Closed model: each think time is drawn uniformly from think - jitter ... think + jitter.
     public var thinkJitter: Double = 0
     public var guards: [LoadGuard] = []
+    /// Sees every recorded response (after the warm-up), on the event loop of the worker that got it, so from
+    /// several threads at once. Returning true ends the run early, as decided rather than aborted: a sequential
+    /// test has its verdict.
+    public var responseObserver: (@Sendable (_ identity: WorkloadIdentity, _ status: Int) -> Bool)?
     public var guardAction: GuardAction = .stop
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62

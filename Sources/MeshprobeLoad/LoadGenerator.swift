@@ -78,6 +78,7 @@ public final class LoadGenerator: Sendable {
                                         index: i, workers: loopCount, slots: slotList.map { ($0.target, $0.address) },
                                         promise: promise)
                 workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
+                worker.decided = { [weak self] in self?.finishDecided() }
                 worker.start()
             }
             futures.append(promise.futureResult)
@@ -214,6 +215,13 @@ public final class LoadGenerator: Sendable {
     /// The last finished second, for the live view.
     public var lastSecond: TimelinePoint? {
         timeline.withLockedValue { $0.points.last }
+    }
+
+    /// Ends the run because a verdict is reached: no new requests, in-flight ones get a short grace.
+    public func finishDecided() {
+        for bound in workers.withLockedValue({ $0 }) {
+            bound.eventLoop.execute { bound.value.stop(grace: 2.0, abort: false) }
+        }
     }
 
     /// Holds every worker's load at its current level (a guard's `hold` action).

@@ -399,7 +399,13 @@ final class LoadWorker {
         }
         result.recordResponse(status: status, latencyMicros: (t &- ticket.intended) / 1000,
                               serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t), slot: &slot)
+        if let observer = configuration.responseObserver, observer(identity, status) {
+            decided?()
+        }
     }
+
+    /// Set by the generator: ends the whole run early as decided (every worker stops starting requests).
+    var decided: (@Sendable () -> Void)?
 
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
     func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?) {
@@ -444,17 +450,18 @@ final class LoadWorker {
         }
     }
 
-    /// Stops starting requests; in-flight requests get `grace` seconds, then count as aborted.
-    func stop(grace: Double) {
-        guard !finished else { return }
+    /// Stops starting requests; in-flight requests get `grace` seconds, then count as aborted. `abort: false` is
+    /// a decided end (a verdict reached), not an abort.
+    func stop(grace: Double, abort: Bool = true) {
+        guard !finished, !stopping else { return }
         stopping = true
-        result.aborted = true
+        if abort { result.aborted = true }
         arrivalTask?.cancel()
         drainDeadline = now() + UInt64(grace * 1e9)
         // Arrivals that were due but never left are counted, not dropped.
         if !backlog.isEmpty {
             recordError(.notSent, identity: nil, count: backlog.count,
-                        explanation: "the run was stopped before these due requests could be sent", intended: nil)
+                        explanation: abort ? "the run was stopped before these due requests could be sent" : "the verdict was reached before these due requests were sent", intended: nil)
         }
         backlog.removeAll()
         blockedInBacklog = 0

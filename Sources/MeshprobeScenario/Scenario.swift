@@ -19,7 +19,7 @@ public struct ScenarioIdentity: Sendable, Equatable {
 }
 
 /// A load run as a reviewed YAML file (`meshprobe run FILE.yaml`); see `docs/schema/scenario.schema.json`.
-public struct Scenario: Sendable {
+public struct Scenario {
     public static let version = "meshprobe.scenario/v1"
 
     public var name: String?
@@ -32,9 +32,12 @@ public struct Scenario: Sendable {
     public var setup: [FlowStep] = []
     /// Run once after the load (also after a failed or aborted one), with the setup's values.
     public var teardown: [FlowStep] = []
+    /// Top-level sections a caller asked to read itself (a policy file's `expect`).
+    public var extras: [String: YAMLValue] = [:]
 
     /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> Scenario {
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            extraKeys: [String] = [], defaultRequests: Int? = nil) throws(YAMLInputError) -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "cannot read the file")
         }
@@ -42,14 +45,18 @@ public struct Scenario: Sendable {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file is not UTF-8 text")
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try parse(text, file: path, baseDirectory: base, environment: environment)
+        return try parse(text, file: path, baseDirectory: base, environment: environment, extraKeys: extraKeys,
+                         defaultRequests: defaultRequests)
     }
 
-    public static func parse(_ text: String, file: String, baseDirectory: URL,
-                             environment: [String: String] = [:]) throws(YAMLInputError) -> Scenario {
+    /// - Parameters:
+    ///   - extraKeys: top-level keys the caller reads itself (returned in `extras`).
+    ///   - defaultRequests: the request count when the file gives no end (a policy's sample cap).
+    public static func parse(_ text: String, file: String, baseDirectory: URL, environment: [String: String] = [:],
+                             extraKeys: [String] = [], defaultRequests: Int? = nil) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "guards", "steps", "setup", "teardown", "output"])
+                                             "identityHeader", "guards", "steps", "setup", "teardown", "output"] + extraKeys)
         if let version = top["scenario"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
@@ -204,6 +211,11 @@ public struct Scenario: Sendable {
             } catch {
                 throw value.error(error.reason)
             }
+        }
+
+        for key in extraKeys { if let value = top[key] { scenario.extras[key] = value } }
+        if let defaultRequests, scenario.configuration.requests == nil, scenario.configuration.plannedDuration == nil {
+            scenario.configuration.requests = defaultRequests
         }
 
         // What only the whole can tell (a run with no end, templates that do not compile): on the document.

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeReport
+import MeshprobeVerify
+import NIOPosix
+
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that traffic splits the way a policy file declares, with stated error rates.",
+        discussion: """
+            Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
+            the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
+            Importers for Istio, Gateway API and Linkerd manifests are not built yet: the policy is meshprobe's own.
+            Example: meshprobe verify policies/reviews-canary.yaml --json verdict.json
+            """
+    )
+
+    @Argument(help: "The policy file (meshprobe.policy/v1).")
+    var file: String
+
+    @Option(help: "Write the verdict and its evidence as JSON.")
+    var json: String?
+
+    @Flag(help: "No live view.")
+    var quiet = false
+
+    func run() async throws {
+        let policy: Policy
+        do {
+            policy = try Policy.load(path: file)
+        } catch {
+            throw CLIError.badInput(error.description)
+        }
+        var configuration = policy.scenario.configuration
+        let id = policy.scenario.identity
+        var args: [String] = []
+        if let v = id.cert { args += ["--cert", v] }
+        if let v = id.key { args += ["--key", v] }
+        if let v = id.ca { args += ["--ca", v] }
+        if let v = id.svidDir { args += ["--svid-dir", v] }
+        for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
+        try attachClientTLS(to: &configuration, identity: try IdentityOptions.parse(args), expected: id.expectPeer,
+                            insecure: id.insecure, sni: id.sni)
+        do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
+        let split = policy.split
+        if !quiet {
+            let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLNumber.format($0.value))" }.joined(separator: " ")
+            printError("meshprobe verify: \(policy.name): split \(weights), tolerance \(split.statistics.tolerance), "
+                + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
+        }
+        let outcome = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        let report = VerifyReport(policy: policy, outcome: outcome)
+        printLine(report.text)
+        if let json {
+            do {
+                try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
+            } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        switch outcome.verdict {
+        case .pass?: return
+        case .fail?: throw CLIError(message: "verdict: FAIL", exitCode: 1)
+        case nil: throw CLIError(message: "no verdict: the run ended before the test decided", exitCode: 3)
+        }
+    }
+}
+
+enum YAMLNumber {
+    static func format(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
+}
+
+/// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
+struct VerifyReport: Encodable {
+    struct Evidence: Encodable {
+        var requests: Int
+        var counts: [String: Int]
+        var declared: [String: Double]
+        var observed: [String: Double]
+        var tolerance: Double
+        var falseFailRate: Double
+        var missRate: Double
+        var test: String
+        var truncated: Bool
+        var unsuccessfulResponses: Int
+        enum CodingKeys: String, CodingKey {
+            case requests, counts, declared, observed, tolerance, test, truncated
+            case falseFailRate = "false_fail_rate"
+            case missRate = "miss_rate"
+            case unsuccessfulResponses = "unsuccessful_responses"
+        }
+    }
+
+    struct Verdict: Encodable {
+        var name: String
+        var passed: Bool
+        var reason: String?
+        var evidence: Evidence
+    }
+
+    var schema = "meshprobe.verify/v1"
+    var policy: String
+    var passed: Bool
+    var decided: Bool
+    var verdicts: [Verdict]
+
+    init(policy: Policy, outcome: PolicyVerification.Outcome) {
+        let statistics = policy.split.statistics
+        let e = outcome.verdict?.evidence
+        let samples = e?.samples ?? 0
+        let counts = e?.counts ?? [:]
+        let evidence = Evidence(
+            requests: samples, counts: counts, declared: policy.split.weights.mapValues { $0 / 100 },
+            observed: counts.mapValues { samples > 0 ? (Double($0) / Double(samples) * 10000).rounded() / 10000 : 0 },
+            tolerance: statistics.tolerance, falseFailRate: statistics.falseFailRate, missRate: statistics.missRate,
+            test: "sequential probability ratio tests per destination (Bonferroni over destinations)",
+            truncated: e?.truncated ?? false, unsuccessfulResponses: outcome.unsuccessful)
+        var reason: String?
+        if case .fail(let why, _)? = outcome.verdict { reason = why }
+        if outcome.verdict == nil { reason = "undecided: the run ended after \(samples) successful responses" }
+        self.policy = policy.file
+        passed = outcome.verdict?.passed == true
+        decided = outcome.verdict != nil
+        verdicts = [Verdict(name: policy.split.name, passed: passed, reason: reason, evidence: evidence)]
+    }
+
+    var text: String {
+        var out = ""
+        for v in verdicts {
+            let status = !decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
+            let shares = v.evidence.declared.keys.sorted().map { name in
+                String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
+            }.joined(separator: ", ")
+            out += "\(status)  \(v.name): \(shares) after \(v.evidence.requests) requests"
+            if v.evidence.truncated { out += " (decided at the request cap)" }
+            out += "\n"
+            if let reason = v.reason { out += "      \(reason)\n" }
+            out += String(format: "      test: %@; tolerance %.3f, false-fail <= %g, miss <= %g\n", v.evidence.test,
+                          v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate)
+            if v.evidence.unsuccessfulResponses > 0 {
+                out += "      \(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split\n"
+            }
+        }
+        out += passed ? "PASS" : (decided ? "FAIL" : "UNDECIDED")
+        return out
+    }
+
+    func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// `meshprobe verify` against a real proxy: HAProxy (Debian) in front of two echo workloads, with weights, standing
+/// in for a mesh's sidecar. Both directions: a proxy configured as declared passes, one configured otherwise fails
+/// with the evidence.
+@Suite(.timeLimit(.minutes(2))) struct VerifyTests {
+    /// Starts HAProxy on a free port with an h2c frontend and weighted random(1) balancing over `servers`.
+    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)]) throws -> (BackgroundProcess, Int, URL) {
+        let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
+        let port = try freePort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let lines = servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)" }.joined(separator: "\n")
+        let config = dir.appendingPathComponent("haproxy.cfg")
+        try """
+            global
+                maxconn 1000
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port) proto h2
+                default_backend reviews
+            backend reviews
+                # random(1): a weighted random pick per request (plain 'random' is power-of-two choices).
+                balance random(1)
+            \(lines)
+
+            """.write(to: config, atomically: true, encoding: .utf8)  // HAProxy wants a final newline
+        let process = try BackgroundProcess(haproxy, ["-f", config.path, "-db"], waitForPort: port)
+        return (process, port, dir)
+    }
+
+    func verify(port: Int, split: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            name: reviews canary
+            target: http://127.0.0.1:\(port)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              recognise: version
+              split: \(split)
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 90)
+        let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        return (out, object)
+    }
+
+    @Test func aProxyConfiguredAsDeclaredPasses() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (out, object) = try verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("PASS  reviews canary"))
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+        #expect(verdict["passed"] as? Bool == true)
+        let evidence = try #require(verdict["evidence"] as? [String: Any])
+        let requests = try #require(evidence["requests"] as? Int)
+        // Sequential: far fewer than the 20000 cap (about 500 expected).
+        #expect(requests < 3000)
+        #expect(object?["passed"] as? Bool == true)
+    }
+
+    @Test func aProxyConfiguredDifferentlyFailsWithTheEvidence() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 70), ("v2", v2.port, 30)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (out, object) = try verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("FAIL  reviews canary"))
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+        #expect(verdict["passed"] as? Bool == false)
+        let reason = try #require(verdict["reason"] as? String)
+        #expect(reason.contains("than declared"), "\(reason)")
+        let observed = try #require((verdict["evidence"] as? [String: Any])?["observed"] as? [String: Double])
+        #expect((observed["v2"] ?? 0) > 0.15)
+    }
+
+    @Test func aZeroWeightDestinationThatAnswersFails() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (out, object) = try verify(port: port, split: "{v1: 100, v2: 0}", in: dir)
+        #expect(out.status == 1)
+        let reason = (object?["verdicts"] as? [[String: Any]])?.first?["reason"] as? String
+        #expect(reason?.contains("v2 is declared at weight 0") == true, "\(reason ?? "")")
+    }
+}

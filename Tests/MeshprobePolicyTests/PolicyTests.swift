@@ -1,0 +1,73 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeVerify
+import Testing
+@testable import MeshprobePolicy
+
+@Suite struct PolicyTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func readsASplitWithItsStatisticsAndDefaultsTheRequestCap() throws {
+        let path = try write("""
+            policy: meshprobe.policy/v1
+            name: reviews canary
+            target: http://127.0.0.1:8080/reviews
+            expect:
+              recognise: header:X-Served-By
+              map: {reviews-blue: v1, reviews-green: v2}
+              split: {v1: 90, v2: 10}
+              tolerance: 0.03
+              falseFailRate: 0.01
+              missRate: 0.05
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        #expect(policy.name == "reviews canary")
+        #expect(policy.split.weights == ["v1": 90, "v2": 10])
+        #expect(policy.split.recognizer == .header("x-served-by"))
+        #expect(policy.split.mapping == ["reviews-blue": "v1", "reviews-green": "v2"])
+        #expect(policy.split.statistics == SplitTestConfiguration(tolerance: 0.03, falseFailRate: 0.01, missRate: 0.05, maxSamples: 20_000))
+        #expect(policy.scenario.configuration.requests == 20_000)
+        #expect(policy.scenario.configuration.identityHeader == "x-served-by")
+    }
+
+    @Test func recognisersReadTheRightStamp() {
+        let id = WorkloadIdentity(identity: "spiffe://td/ns/a/sa/b", workload: "reviews", version: "v2", cluster: "east")
+        #expect(DestinationRecognizer.version.destination(of: id) == "v2")
+        #expect(DestinationRecognizer.workload.destination(of: id) == "reviews")
+        #expect(DestinationRecognizer.identity.destination(of: id) == "spiffe://td/ns/a/sa/b")
+        #expect(DestinationRecognizer.version.destination(of: WorkloadIdentity()) == nil)
+    }
+
+    @Test(arguments: [
+        ("expect:\n  split: {v1: 90, v2: 20}\n", 5, "expect.split", "sum to 110"),
+        ("expect:\n  split: {v1: 90, v2: 10}\n  map: {blue: v3}\n", 6, "expect.map.blue", "v3"),
+        ("expect:\n  split: {v1: 100}\n  recognise: colour\n", 6, "expect.recognise", "header:NAME"),
+        ("expect:\n  split: {v1: 100}\n  tolerance: 0.7\n", 6, "expect.tolerance", "below 0.5"),
+        ("expect:\n  splits: {v1: 100}\n", 5, "expect.splits", "unknown field"),
+        ("expect:\n  split: {v1: -10, v2: 110}\n", 5, "expect.split.v1", "at least 0"),
+    ])
+    func badPoliciesNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
+        let path = try write("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try Policy.load(path: path, environment: [:])
+        } throws: { error in
+            guard let e = error as? MeshprobeYAMLError else { return false }
+            return e.line == line && e.field == field && e.message.contains(words)
+        }
+    }
+
+    @Test func aPolicyWithoutExpectationsIsRefused() throws {
+        let path = try write("target: http://127.0.0.1:1/\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(throws: MeshprobeYAMLError.self) { try Policy.load(path: path, environment: [:]) }
+    }
+}
+
+import MeshprobeYAML
+typealias MeshprobeYAMLError = YAMLInputError
