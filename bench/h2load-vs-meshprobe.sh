@@ -9,6 +9,7 @@
 #   N=50000 ROUNDS=1 bench/h2load-vs-meshprobe.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${N:-200000}
 ROUNDS=${ROUNDS:-3}
 RSS_N=${RSS_N:-100000}
@@ -18,33 +19,9 @@ swift build -c release --product meshprobe >/dev/null
 BIN=.build/release/meshprobe
 
 work=$(mktemp -d)
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-$BIN pki ca --trust-domain bench.local --out "$work/ca" >/dev/null
-$BIN pki issue --ca-dir "$work/ca" --spiffe-id spiffe://bench.local/ns/bench/sa/nginx --dns localhost --out "$work/nginx" >/dev/null
-mkdir -p "$work/html"
-head -c 100 /dev/zero | tr '\0' 'x' > "$work/html/index.html"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/nginx.conf" <<CONF
-daemon on;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-    keepalive_requests 10000000;
-    server {
-        listen 127.0.0.1:$PORT ssl http2;
-        ssl_certificate $work/nginx/cert-chain.pem;
-        ssl_certificate_key $work/nginx/key.pem;
-        root $work/html;
-    }
-}
-CONF
-taskset -c 1 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
-sleep 0.5
-URL="https://127.0.0.1:$PORT/index.html"
+trap 'stop_nginx "$work"; rm -rf "$work"' EXIT
+start_nginx "$BIN" "$work"
+URL=$NGINX_URL
 
 # Runs a command on core 0 and prints "cpu_seconds max_rss_kb" of the child.
 measure() {
@@ -62,7 +39,7 @@ echo "server: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') TLS HTTP/2 on core 1;
 ratios=()
 for round in $(seq 1 "$ROUNDS"); do
   read -r h_cpu _ < <(measure h2load -n "$N" -c 10 -m 10 "$URL")
-  read -r m_cpu _ < <(measure $BIN load -n "$N" -c 10 -m 10 --ca "$work/ca/ca.pem" --quiet "$URL")
+  read -r m_cpu _ < <(measure $BIN load -n "$N" -c 10 -m 10 --ca "$NGINX_CA" --quiet "$URL")
   h_us=$(python3 -c "print('%.2f' % ($h_cpu/$N*1e6))")
   m_us=$(python3 -c "print('%.2f' % ($m_cpu/$N*1e6))")
   ratio=$(python3 -c "print('%.2f' % ($m_cpu/$h_cpu))")
@@ -72,5 +49,5 @@ done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median ratio meshprobe/h2load: $median (bar <= 1.5, goal <= 1.0)"
 
-read -r _ rss < <(measure $BIN load -n "$RSS_N" -c 1000 -m 10 --ca "$work/ca/ca.pem" --quiet "$URL")
+read -r _ rss < <(measure $BIN load -n "$RSS_N" -c 1000 -m 10 --ca "$NGINX_CA" --quiet "$URL")
 echo "meshprobe peak RSS at -c 1000 -m 10 -n $RSS_N: $((rss / 1024)) MB (goal <= 150 MB)"

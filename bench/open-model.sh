@@ -8,15 +8,16 @@
 #   bench/open-model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 scripts/install-deps
 swift build -c release --product meshprobe >/dev/null
 BIN=.build/release/meshprobe
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-            kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; }
+            stop_nginx "$work"; rm -rf "$work"; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { free_port; }
 field() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.argv[1], {}, {'d': d}))" "$2"; }
 
 EPORT=$(port)
@@ -51,28 +52,10 @@ echo "h2load --rps 500 x 2 clients (no correction): ${line#time for request:}  (
 echo "meshprobe late sends: $(field "$work/co.json" "d['summary']['late']")"
 
 echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10)"
-$BIN pki ca --trust-domain bench.local --out "$work/ca" >/dev/null
-$BIN pki issue --ca-dir "$work/ca" --spiffe-id spiffe://bench.local/ns/bench/sa/nginx --dns localhost --out "$work/nginx" >/dev/null
-mkdir -p "$work/html"; head -c 100 /dev/zero | tr '\0' 'x' > "$work/html/index.html"
-NPORT=$(port)
-cat > "$work/nginx.conf" <<CONF
-daemon on;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-    keepalive_requests 10000000;
-    server { listen 127.0.0.1:$NPORT ssl http2; ssl_certificate $work/nginx/cert-chain.pem; ssl_certificate_key $work/nginx/key.pem; root $work/html; }
-}
-CONF
-taskset -c 1 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
-sleep 0.3
-URL="https://127.0.0.1:$NPORT/index.html"
-taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$work/ca/ca.pem" --quiet --json "$work/closed.json" >/dev/null
-taskset -c 0 $BIN load "$URL" --rate 30000 -d 6s -c 10 -m 10 --ca "$work/ca/ca.pem" --quiet --json "$work/open.json" >/dev/null
+start_nginx "$BIN" "$work"
+URL=$NGINX_URL
+taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/closed.json" >/dev/null
+taskset -c 0 $BIN load "$URL" --rate 30000 -d 6s -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/open.json" >/dev/null
 c=$(field "$work/closed.json" "d['summary']['cpu_us_per_request']")
 o=$(field "$work/open.json" "d['summary']['cpu_us_per_request']")
 echo "closed: $c us/request ($(field "$work/closed.json" "d['summary']['rps']") req/s); open at 30000 req/s: $o us/request" \

@@ -4,6 +4,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeScenario
 import MeshprobeTLS
 import NIOCore
 import NIOPosix
@@ -253,6 +254,24 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
     } else if expected != nil {
         throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
     }
+}
+
+/// The TLS context a scenario or policy file's `identity` section describes, checked with the whole configuration;
+/// errors name the file.
+func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
+    var args: [String] = []
+    if let v = id.cert { args += ["--cert", v] }
+    if let v = id.key { args += ["--key", v] }
+    if let v = id.ca { args += ["--ca", v] }
+    if let v = id.svidDir { args += ["--svid-dir", v] }
+    for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
+    do {
+        try attachClientTLS(to: &configuration, identity: try IdentityOptions.parse(args), expected: id.expectPeer,
+                            insecure: id.insecure, sni: id.sni)
+    } catch let error as CLIError {
+        throw CLIError.badInput("\(file): identity: \(error.message)")
+    }
+    do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }
 
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.

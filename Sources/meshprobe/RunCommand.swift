@@ -35,20 +35,7 @@ struct RunCommand: AsyncParsableCommand {
             throw CLIError.badInput(error.description)
         }
         var configuration = scenario.configuration
-        let id = scenario.identity
-        var args: [String] = []
-        if let v = id.cert { args += ["--cert", v] }
-        if let v = id.key { args += ["--key", v] }
-        if let v = id.ca { args += ["--ca", v] }
-        if let v = id.svidDir { args += ["--svid-dir", v] }
-        for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
-        let identity = try IdentityOptions.parse(args)
-        do {
-            try attachClientTLS(to: &configuration, identity: identity, expected: id.expectPeer, insecure: id.insecure, sni: id.sni)
-        } catch let error as CLIError {
-            throw CLIError.badInput("\(file): identity: \(error.message)")
-        }
-        do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
+        try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
             return

@@ -35,16 +35,7 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CLIError.badInput(error.description)
         }
         var configuration = policy.scenario.configuration
-        let id = policy.scenario.identity
-        var args: [String] = []
-        if let v = id.cert { args += ["--cert", v] }
-        if let v = id.key { args += ["--key", v] }
-        if let v = id.ca { args += ["--ca", v] }
-        if let v = id.svidDir { args += ["--svid-dir", v] }
-        for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
-        try attachClientTLS(to: &configuration, identity: try IdentityOptions.parse(args), expected: id.expectPeer,
-                            insecure: id.insecure, sni: id.sni)
-        do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
+        try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
         let split = policy.split
         if !quiet {
             let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLNumber.format($0.value))" }.joined(separator: " ")

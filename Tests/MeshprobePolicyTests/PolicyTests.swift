@@ -62,6 +62,17 @@ import Testing
         }
     }
 
+    @Test func theExamplePoliciesParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("policies")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(!files.isEmpty)
+        for file in files {
+            let policy = try Policy.load(path: dir.appendingPathComponent(file).path, environment: [:])
+            #expect(policy.split.weights.values.reduce(0, +) == 100, "\(file)")
+        }
+    }
+
     @Test func aPolicyWithoutExpectationsIsRefused() throws {
         let path = try write("target: http://127.0.0.1:1/\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
