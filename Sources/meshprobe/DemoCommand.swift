@@ -3,6 +3,7 @@ import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobePolicy
 import MeshprobeReport
 import MeshprobeTLS
 import NIOCore
@@ -34,7 +35,91 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Keep the demo's certificates in this directory (default: a temporary directory, removed).")
     var keep: String?
 
+    @Flag(name: .customLong("no-canary"), help: "Skip the canary split behind HAProxy.")
+    var noCanary = false
+
     static let trustDomain = "demo.meshprobe.local"
+
+    /// Starts two h2c echo workloads behind HAProxy weighted 90/10 and verifies a declared 90/10 split; nil when
+    /// HAProxy is not installed.
+    func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool)? {
+        let candidates = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"]
+        guard let haproxy = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+        var echoes: [EchoServer] = []
+        for version in ["v1", "v2"] {
+            var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "demo",
+                                                                 namespace: "bookinfo", pod: "reviews-\(version)-canary"))
+            echo.port = 0
+            echoes.append(try await EchoServer.start(echo, group: group))
+        }
+        defer { for e in echoes { Task { await e.close() } } }
+        // A free port for the proxy's frontend.
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 0
+        try await probe.close()
+        let config = """
+            global
+                maxconn 1000
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend reviews
+                bind 127.0.0.1:\(port) proto h2
+                default_backend reviews
+            backend reviews
+                balance random(1)
+                server v1 127.0.0.1:\(echoes[0].localAddress.port ?? 0) weight 90
+                server v2 127.0.0.1:\(echoes[1].localAddress.port ?? 0) weight 10
+
+            """
+        try writeFiles("\(dir)/canary", [("haproxy.cfg", config, false), ("policy.yaml", """
+            policy: meshprobe.policy/v1
+            name: reviews canary 90/10
+            target: http://127.0.0.1:\(port)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              recognise: version
+              split: {v1: 90, v2: 10}
+              tolerance: 0.05
+              falseFailRate: 0.001
+              missRate: 0.01
+              maxRequests: 20000
+
+            """, false)])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: haproxy)
+        process.arguments = ["-f", "\(dir)/canary/haproxy.cfg", "-db"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        // Wait (bounded) until HAProxy accepts connections.
+        var ready = false
+        for _ in 0..<100 where !ready {
+            if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
+                .map({ $0.close(promise: nil); return true }) == true {
+                ready = true
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        guard ready else { return ("the canary proxy (HAProxy) started", false) }
+        printLine("4. canary: HAProxy on 127.0.0.1:\(port) splits 90/10 over reviews v1 and v2; verifying a declared 90/10 split")
+        let policy: Policy
+        do { policy = try Policy.load(path: "\(dir)/canary/policy.yaml", environment: [:]) } catch {
+            return ("the canary policy was read (\(error))", false)
+        }
+        let outcome = try await PolicyVerification.run(policy, configuration: policy.scenario.configuration, group: group)
+        let report = VerifyReport(policy: policy, outcome: outcome)
+        printLine(report.text.split(separator: "\n").dropLast().map { "   " + $0 }.joined(separator: "\n") + "\n")
+        let evidence = report.verdicts[0].evidence
+        return ("canary split 90/10 as declared (sequential test: \(evidence.requests) requests, false-fail <= 0.001, miss <= 0.01)",
+                outcome.verdict?.passed == true)
+    }
 
     func run() async throws {
         guard requests > 0, connections > 0, streams > 0 else { throw CLIError.badInput("--requests, --connections and --streams must be positive") }
@@ -113,7 +198,17 @@ struct DemoCommand: AsyncParsableCommand {
         printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
         if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
 
-        // 4. The verdict.
+        // 4. A canary behind a real proxy: HAProxy splits 90/10 over two more echo workloads; verify the split.
+        var canaryCheck: (String, Bool)?
+        if noCanary {
+            printLine("4. canary: skipped (--no-canary)")
+        } else if let canary = try await runCanary(dir: dir, group: group) {
+            canaryCheck = canary
+        } else {
+            printLine("4. canary: skipped: haproxy is not installed (scripts/install-deps installs it)")
+        }
+
+        // 5. The verdict.
         var checks: [(String, Bool)] = []
         checks.append(("every request succeeded (\(result.succeeded)/\(requests))", result.succeeded == requests))
         let versions = Set(result.identities.keys.map(\.version).filter { !$0.isEmpty })
@@ -123,6 +218,7 @@ struct DemoCommand: AsyncParsableCommand {
         let callerCount = result.callersSeen[prober, default: 0]
         checks.append(("mTLS in effect: the workloads saw caller \(prober) on \(callerCount)/\(result.responses) responses",
                        callerCount == result.responses && callerCount > 0))
+        if let canaryCheck { checks.append(canaryCheck) }
         printLine("verdict")
         for (text, ok) in checks { printLine("  \(ok ? "PASS" : "FAIL")  \(text)") }
         let passed = checks.allSatisfy(\.1)
