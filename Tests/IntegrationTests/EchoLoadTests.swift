@@ -154,7 +154,8 @@ import Testing
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000_000, connections: 2, streams: 4) {
             $0.duration = 0.5
         }
-        #expect(Date().timeIntervalSince(started) < 5)
+        // Bounded: it ends by itself (generously, beside CPU-heavy simulations running in parallel).
+        #expect(Date().timeIntervalSince(started) < 30)
         #expect(result.succeeded > 0)
         #expect(result.failed == 0)
     }

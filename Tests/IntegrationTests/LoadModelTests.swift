@@ -164,7 +164,7 @@ import Testing
         #expect(fired.guardDescription == "error rate above 30.0%")
         #expect(fired.observed.contains("% of"))
         #expect(result.aborted)
-        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(Date().timeIntervalSince(started) < 30)
         #expect(result.requestsSent < 2000)
     }
 
@@ -209,7 +209,7 @@ import Testing
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 10) {
             $0.model = .open(rate: .constant(100), arrivals: .uniform)
             $0.duration = 2.2
-            $0.guards = [.errorRate(0.1), .p99(1)]
+            $0.guards = [.errorRate(0.1), .p99(5)]
         }
         #expect(result.guardFired == nil)
         #expect(!result.aborted)
