@@ -108,7 +108,7 @@ public final class LoadGenerator: Sendable {
         // What the workers still held when they finished arrives with their results.
         let state = timeline.withLockedValue { $0 }
         merged.timeline = state.points
-        for (second, bucket) in state.open { merged.openSeconds[second, default: TimelineBucket(second: second)].merge(bucket) }
+        for (second, bucket) in state.open { merged.openSeconds.update(second) { $0.merge(bucket) } }
         merged.finishTimeline()
         if let event = state.guardFired {
             merged.guardFired = event

@@ -84,6 +84,37 @@ public struct TimelineBucket: Sendable {
     }
 }
 
+/// The seconds still being counted: a run of consecutive buckets from `base` (the current second is at the end),
+/// so recording into it is an index, not a hash.
+struct OpenSeconds: Sendable {
+    private var base = 0
+    private var buckets: [TimelineBucket] = []
+
+    @inline(__always) mutating func update(_ second: Int, _ body: (inout TimelineBucket) -> Void) {
+        if buckets.isEmpty { base = second }
+        if second < base {
+            // An older second than any held (a merge): prepend the gap.
+            buckets.insert(contentsOf: (second..<base).map { TimelineBucket(second: $0) }, at: 0)
+            base = second
+        }
+        let index = second - base
+        while buckets.count <= index { buckets.append(TimelineBucket(second: base + buckets.count)) }
+        body(&buckets[index])
+    }
+
+    /// Removes and returns the seconds before `limit` (all when nil), skipping empty ones.
+    mutating func take(before limit: Int?) -> [TimelineBucket] {
+        let count = limit.map { Swift.max(0, Swift.min(buckets.count, $0 - base)) } ?? buckets.count
+        let taken = buckets.prefix(count)
+        buckets.removeFirst(count)
+        base += count
+        return taken.filter { $0.sent > 0 || $0.responses > 0 || $0.failed > 0 }
+    }
+
+    var all: [TimelineBucket] { buckets.filter { $0.sent > 0 || $0.responses > 0 || $0.failed > 0 } }
+    var isEmpty: Bool { all.isEmpty }
+}
+
 /// Counts by HTTP status without hashing: an array indexed by the status code.
 struct StatusCounts: Sendable, Equatable {
     private var counts = [Int](repeating: 0, count: 600)
@@ -181,7 +212,7 @@ public struct LoadResult: Sendable {
     /// Per-second counts and latency percentiles, finished seconds only.
     public var timeline: [TimelinePoint] = []
     /// Seconds still being counted, by second (a worker's, until the generator collects them).
-    var openSeconds: [Int: TimelineBucket] = [:]
+    var openSeconds = OpenSeconds()
     /// How late the generator's own timers fired, microseconds (event-loop lag: a saturated generator).
     public var loopLag = LatencyHistogram.latency()
     /// CPU seconds the whole process used during the run (user + system).
@@ -234,8 +265,8 @@ public struct LoadResult: Sendable {
         warmupRequests += other.warmupRequests
         loopLag.add(other.loopLag)
         cpuSeconds = max(cpuSeconds, other.cpuSeconds)
-        for (second, bucket) in other.openSeconds {
-            openSeconds[second, default: TimelineBucket(second: second)].merge(bucket)
+        for bucket in other.openSeconds.all {
+            openSeconds.update(bucket.second) { $0.merge(bucket) }
         }
         if !other.timeline.isEmpty {
             timeline = (timeline + other.timeline).sorted { $0.second < $1.second }
@@ -309,13 +340,12 @@ public struct LoadResult: Sendable {
     /// Runs `body` on the timeline bucket of `second`, creating buckets up to it.
     mutating func bucket(_ second: Int, _ body: (inout TimelineBucket) -> Void) {
         guard second >= 0 else { return }
-        body(&openSeconds[second, default: TimelineBucket(second: second)])
+        openSeconds.update(second, body)
     }
 
     /// Removes and returns the open seconds before `limit` (all of them when nil).
     mutating func takeOpenSeconds(before limit: Int?) -> [TimelineBucket] {
-        let keys = openSeconds.keys.filter { limit == nil || $0 < limit! }
-        return keys.compactMap { openSeconds.removeValue(forKey: $0) }
+        openSeconds.take(before: limit)
     }
 
     /// Turns every open second into a finished point (at the end of a run).
