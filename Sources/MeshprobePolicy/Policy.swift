@@ -37,9 +37,13 @@ public enum DestinationRecognizer: Sendable, Equatable, CustomStringConvertible 
     }
 }
 
-/// A weighted split a route must show.
+/// A weighted split a route must show, and how to send requests that take that route.
 public struct SplitExpectation: Sendable {
     public var name: String
+    /// Headers that make a request match this route (exact values); empty for the default route.
+    public var matchHeaders: [(name: String, value: String)] = []
+    /// A path that makes a request match this route; nil keeps the target's path.
+    public var matchPath: String?
     public var weights: [String: Double]
     public var recognizer: DestinationRecognizer
     /// Maps what the recogniser reads to destination names (optional).
@@ -54,7 +58,8 @@ public struct Policy {
     public var name: String
     public var file: String
     public var scenario: Scenario
-    public var split: SplitExpectation
+    /// The routes to check, in order (one for a plain `split`).
+    public var routes: [SplitExpectation]
 
     /// Reads a policy file; errors name the file, line and field.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> Policy {
@@ -65,17 +70,8 @@ public struct Policy {
         if let version = scenario.extras["policy"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
-        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "tolerance", "falseFailRate", "missRate", "maxRequests"])
-        guard let splitValue = f["split"] else { throw expect.error("expect needs a split: {destination: weight, ...}") }
-        var weights: [String: Double] = [:]
-        for (destination, _, at) in try splitValue.stringMapKeys() {
-            weights[destination] = try at.double(minimum: 0)
-        }
-        if weights.isEmpty { throw splitValue.error("the split names no destination") }
-        let sum = weights.values.reduce(0, +)
-        guard abs(sum - 100) < 1e-9 else {
-            throw splitValue.error("the weights sum to \(YAMLValue.format(sum)), not 100 (Istio's rule for route weights)")
-        }
+        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "tolerance", "falseFailRate",
+                                             "missRate", "maxRequests"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -92,13 +88,6 @@ public struct Policy {
                 scenario.configuration.identityHeader = name
             }
         }
-        var mapping: [String: String] = [:]
-        if let m = f["map"] {
-            for (value, destination, at) in try m.stringMap() {
-                guard weights[destination] != nil else { throw at.error("maps to '\(destination)', which the split does not name") }
-                mapping[value] = destination
-            }
-        }
         var statistics = SplitTestConfiguration()
         func fraction(_ key: String, below limit: Double) throws(YAMLInputError) -> Double? {
             guard let v = f[key] else { return nil }
@@ -113,13 +102,67 @@ public struct Policy {
             statistics.maxSamples = try v.int(minimum: 1)
             if scenario.configuration.duration == nil { scenario.configuration.requests = statistics.maxSamples }
         }
+        let defaultName = try f["name"]?.string() ?? scenario.name ?? "split"
+
+        // Either one split (the default route) or a list of routes.
+        var routeValues: [(name: String, value: YAMLValue, split: YAMLValue, match: YAMLValue?)] = []
+        switch (f["split"], f["routes"]) {
+        case let (split?, nil):
+            routeValues = [(defaultName, split, split, nil)]
+        case let (nil, routes?):
+            for item in try routes.list() {
+                let r = try item.mapping(allowed: ["name", "match", "split"])
+                guard let split = r["split"] else { throw item.error("a route needs a split") }
+                let name = try r["name"]?.string() ?? "route \(routeValues.count + 1)"
+                routeValues.append((name, item, split, r["match"]))
+            }
+            if routeValues.isEmpty { throw routes.error("routes is empty") }
+        case (_?, _?):
+            throw expect.error("give either split (one route) or routes, not both")
+        case (nil, nil):
+            throw expect.error("expect needs a split: {destination: weight, ...} or routes")
+        }
+        var allDestinations = Set<String>()
+        var routes: [SplitExpectation] = []
+        for route in routeValues {
+            var weights: [String: Double] = [:]
+            for (destination, _, at) in try route.split.stringMapKeys() {
+                weights[destination] = try at.double(minimum: 0)
+            }
+            if weights.isEmpty { throw route.split.error("the split names no destination") }
+            let sum = weights.values.reduce(0, +)
+            guard abs(sum - 100) < 1e-9 else {
+                throw route.split.error("the weights sum to \(YAMLValue.format(sum)), not 100 (Istio's rule for route weights)")
+            }
+            allDestinations.formUnion(weights.keys)
+            var expectation = SplitExpectation(name: route.name, weights: weights, recognizer: recognizer, mapping: [:],
+                                               statistics: statistics)
+            if let match = route.match {
+                let m = try match.mapping(allowed: ["headers", "path"])
+                if let headers = m["headers"] {
+                    for (name, value, _) in try headers.stringMap() { expectation.matchHeaders.append((name.lowercased(), value)) }
+                }
+                if let path = m["path"] {
+                    let p = try path.string()
+                    guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
+                    expectation.matchPath = p
+                }
+            }
+            routes.append(expectation)
+        }
+        if let m = f["map"] {
+            var mapping: [String: String] = [:]
+            for (value, destination, at) in try m.stringMap() {
+                guard allDestinations.contains(destination) else { throw at.error("maps to '\(destination)', which no split names") }
+                mapping[value] = destination
+            }
+            for i in routes.indices { routes[i].mapping = mapping }
+        }
         do {
             try statistics.validate()
         } catch {
             throw expect.error(error.description)
         }
-        let name = try f["name"]?.string() ?? scenario.name ?? "split"
-        let split = SplitExpectation(name: name, weights: weights, recognizer: recognizer, mapping: mapping, statistics: statistics)
-        return Policy(name: scenario.name ?? name, file: path, scenario: scenario, split: split)
+        return Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
     }
 }

@@ -8,6 +8,7 @@ import NIOCore
 /// verdict is decided.
 public enum PolicyVerification {
     public struct Outcome: Sendable {
+        public var route: SplitExpectation
         public var verdict: SplitTest.Verdict?
         public var result: LoadResult
         /// Responses with a non-2xx/3xx status: not part of the split (the resilience checks look at them).
@@ -44,18 +45,35 @@ public enum PolicyVerification {
         var snapshot: (SplitTest.Verdict?, Int) { lock.withLock { (test.currentVerdict, unsuccessful) } }
     }
 
-    public static func run(_ policy: Policy, configuration: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
+    /// Checks every route of the policy in turn: for each, a load whose requests match the route, ended by its
+    /// verdict.
+    public static func run(_ policy: Policy, configuration: LoadConfiguration, group: any EventLoopGroup) async throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for route in policy.routes {
+            outcomes.append(try await run(route, file: policy.file, configuration: configuration, group: group))
+        }
+        return outcomes
+    }
+
+    public static func run(_ route: SplitExpectation, file: String, configuration: LoadConfiguration,
+                           group: any EventLoopGroup) async throws -> Outcome {
         let test: SplitTest
         do {
-            test = try SplitTest(weights: policy.split.weights, configuration: policy.split.statistics)
+            test = try SplitTest(weights: route.weights, configuration: route.statistics)
         } catch {
-            throw LoadConfigurationError(field: "expect", value: policy.file, reason: error.description)
+            throw LoadConfigurationError(field: "expect", value: file, reason: error.description)
         }
-        let shared = SharedTest(test, expectation: policy.split)
+        let shared = SharedTest(test, expectation: route)
         var configuration = configuration
+        // Requests that take this route: its headers replace any of the same name; its path replaces the target's.
+        let names = Set(route.matchHeaders.map(\.name))
+        configuration.headers = configuration.headers.filter { !names.contains($0.name.lowercased()) } + route.matchHeaders
+        if let path = route.matchPath {
+            for i in configuration.targets.indices { configuration.targets[i].path = path }
+        }
         configuration.responseObserver = { identity, status in shared.observe(identity, status: status) }
         let result = try await LoadGenerator(configuration: configuration, group: group).run()
         let (verdict, unsuccessful) = shared.snapshot
-        return Outcome(verdict: verdict, result: result, unsuccessful: unsuccessful)
+        return Outcome(route: route, verdict: verdict, result: result, unsuccessful: unsuccessful)
     }
 }

@@ -113,12 +113,12 @@ struct DemoCommand: AsyncParsableCommand {
         do { policy = try Policy.load(path: "\(dir)/canary/policy.yaml", environment: [:]) } catch {
             return ("the canary policy was read (\(error))", false)
         }
-        let outcome = try await PolicyVerification.run(policy, configuration: policy.scenario.configuration, group: group)
-        let report = VerifyReport(policy: policy, outcome: outcome)
+        let outcomes = try await PolicyVerification.run(policy, configuration: policy.scenario.configuration, group: group)
+        let report = VerifyReport(policy: policy, outcomes: outcomes)
         printLine(report.text.split(separator: "\n").dropLast().map { "   " + $0 }.joined(separator: "\n") + "\n")
         let evidence = report.verdicts[0].evidence
         return ("canary split 90/10 as declared (sequential test: \(evidence.requests) requests, false-fail <= 0.001, miss <= 0.01)",
-                outcome.verdict?.passed == true)
+                report.passed)
     }
 
     func run() async throws {

@@ -36,14 +36,15 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         var configuration = policy.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
-        let split = policy.split
         if !quiet {
-            let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLNumber.format($0.value))" }.joined(separator: " ")
-            printError("meshprobe verify: \(policy.name): split \(weights), tolerance \(split.statistics.tolerance), "
-                + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
+            for split in policy.routes {
+                let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLNumber.format($0.value))" }.joined(separator: " ")
+                printError("meshprobe verify: \(split.name): split \(weights), tolerance \(split.statistics.tolerance), "
+                    + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
+            }
         }
-        let outcome = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
-        let report = VerifyReport(policy: policy, outcome: outcome)
+        let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        let report = VerifyReport(policy: policy, outcomes: outcomes)
         printLine(report.text)
         if let json {
             do {
@@ -52,10 +53,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
-        switch outcome.verdict {
-        case .pass?: return
-        case .fail?: throw CLIError(message: "verdict: FAIL", exitCode: 1)
-        case nil: throw CLIError(message: "no verdict: the run ended before the test decided", exitCode: 3)
+        if outcomes.contains(where: { $0.verdict?.passed == false }) { throw CLIError(message: "verdict: FAIL", exitCode: 1) }
+        if outcomes.contains(where: { $0.verdict == nil }) {
+            throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
     }
 }
@@ -77,8 +77,12 @@ struct VerifyReport: Encodable {
         var test: String
         var truncated: Bool
         var unsuccessfulResponses: Int
+        var matchHeaders: [String: String]
+        var matchPath: String?
         enum CodingKeys: String, CodingKey {
             case requests, counts, declared, observed, tolerance, test, truncated
+            case matchHeaders = "match_headers"
+            case matchPath = "match_path"
             case falseFailRate = "false_fail_rate"
             case missRate = "miss_rate"
             case unsuccessfulResponses = "unsuccessful_responses"
@@ -88,6 +92,7 @@ struct VerifyReport: Encodable {
     struct Verdict: Encodable {
         var name: String
         var passed: Bool
+        var decided: Bool
         var reason: String?
         var evidence: Evidence
     }
@@ -98,34 +103,42 @@ struct VerifyReport: Encodable {
     var decided: Bool
     var verdicts: [Verdict]
 
-    init(policy: Policy, outcome: PolicyVerification.Outcome) {
-        let statistics = policy.split.statistics
-        let e = outcome.verdict?.evidence
-        let samples = e?.samples ?? 0
-        let counts = e?.counts ?? [:]
-        let evidence = Evidence(
-            requests: samples, counts: counts, declared: policy.split.weights.mapValues { $0 / 100 },
-            observed: counts.mapValues { samples > 0 ? (Double($0) / Double(samples) * 10000).rounded() / 10000 : 0 },
-            tolerance: statistics.tolerance, falseFailRate: statistics.falseFailRate, missRate: statistics.missRate,
-            test: "sequential probability ratio tests per destination (Bonferroni over destinations)",
-            truncated: e?.truncated ?? false, unsuccessfulResponses: outcome.unsuccessful)
-        var reason: String?
-        if case .fail(let why, _)? = outcome.verdict { reason = why }
-        if outcome.verdict == nil { reason = "undecided: the run ended after \(samples) successful responses" }
+    init(policy: Policy, outcomes: [PolicyVerification.Outcome]) {
         self.policy = policy.file
-        passed = outcome.verdict?.passed == true
-        decided = outcome.verdict != nil
-        verdicts = [Verdict(name: policy.split.name, passed: passed, reason: reason, evidence: evidence)]
+        verdicts = outcomes.map { outcome in
+            let statistics = outcome.route.statistics
+            let e = outcome.verdict?.evidence
+            let samples = e?.samples ?? 0
+            let counts = e?.counts ?? [:]
+            let evidence = Evidence(
+                requests: samples, counts: counts, declared: outcome.route.weights.mapValues { $0 / 100 },
+                observed: counts.mapValues { samples > 0 ? (Double($0) / Double(samples) * 10000).rounded() / 10000 : 0 },
+                tolerance: statistics.tolerance, falseFailRate: statistics.falseFailRate, missRate: statistics.missRate,
+                test: "sequential probability ratio tests per destination (Bonferroni over destinations)",
+                truncated: e?.truncated ?? false, unsuccessfulResponses: outcome.unsuccessful,
+                matchHeaders: Dictionary(outcome.route.matchHeaders.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
+                matchPath: outcome.route.matchPath)
+            var reason: String?
+            if case .fail(let why, _)? = outcome.verdict { reason = why }
+            if outcome.verdict == nil { reason = "undecided: the run ended after \(samples) successful responses" }
+            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil,
+                           reason: reason, evidence: evidence)
+        }
+        passed = verdicts.allSatisfy(\.passed)
+        decided = verdicts.allSatisfy(\.decided)
     }
 
     var text: String {
         var out = ""
         for v in verdicts {
-            let status = !decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
+            let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
             let shares = v.evidence.declared.keys.sorted().map { name in
                 String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
             }.joined(separator: ", ")
-            out += "\(status)  \(v.name): \(shares) after \(v.evidence.requests) requests"
+            var match = v.evidence.matchHeaders.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+            if let path = v.evidence.matchPath { match.append("path \(path)") }
+            let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
+            out += "\(status)  \(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
             if v.evidence.truncated { out += " (decided at the request cap)" }
             out += "\n"
             if let reason = v.reason { out += "      \(reason)\n" }

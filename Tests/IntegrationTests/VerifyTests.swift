@@ -6,7 +6,8 @@ import Testing
 /// with the evidence.
 @Suite(.timeLimit(.minutes(2))) struct VerifyTests {
     /// Starts HAProxy on a free port with an h2c frontend and weighted random(1) balancing over `servers`.
-    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)]) throws -> (BackgroundProcess, Int, URL) {
+    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRoute: (header: String, value: String, port: Int)? = nil)
+        throws -> (BackgroundProcess, Int, URL) {
         let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
         let port = try freePort()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
@@ -23,7 +24,10 @@ import Testing
                 timeout server 10s
             frontend fe
                 bind 127.0.0.1:\(port) proto h2
+            \(headerRoute.map { "    acl routed req.hdr(\($0.header)) -m str \($0.value)\n    use_backend routed if routed" } ?? "")
                 default_backend reviews
+            backend routed
+                server routed 127.0.0.1:\(headerRoute?.port ?? 1)
             backend reviews
                 # random(1): a weighted random pick per request (plain 'random' is power-of-two choices).
                 balance random(1)
@@ -35,6 +39,10 @@ import Testing
     }
 
     func verify(port: Int, split: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
+        try verify(port: port, expect: "  split: \(split)", in: dir)
+    }
+
+    func verify(port: Int, expect: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
             policy: meshprobe.policy/v1
@@ -42,8 +50,9 @@ import Testing
             target: http://127.0.0.1:\(port)/reviews
             load: {connections: 4, streams: 10}
             expect:
+              name: reviews canary
               recognise: version
-              split: \(split)
+            \(expect)
             """.write(to: policy, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
         let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 90)
@@ -84,6 +93,44 @@ import Testing
         #expect(reason.contains("than declared"), "\(reason)")
         let observed = try #require((verdict["evidence"] as? [String: Any])?["observed"] as? [String: Double])
         #expect((observed["v2"] ?? 0) > 0.15)
+    }
+
+    @Test func headerRoutesAndTheDefaultRouteAreCheckedInOneRun() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let routes = """
+              routes:
+                - name: jason sees v2
+                  match: {headers: {end-user: jason}}
+                  split: {v2: 100}
+                - name: everyone else
+                  split: {v1: 90, v2: 10}
+            """
+        // A proxy with the header route: both routes pass.
+        do {
+            let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                      headerRoute: ("end-user", "jason", v2.port))
+            defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+            let (out, object) = try verify(port: port, expect: routes, in: dir)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
+            #expect(verdicts.map { $0["name"] as? String } == ["jason sees v2", "everyone else"])
+            #expect(verdicts.allSatisfy { $0["passed"] as? Bool == true })
+            #expect(out.stdout.contains("[requests with end-user: jason]"))
+        }
+        // The same proxy without the header route: jason's requests follow the default split, and that route fails.
+        do {
+            let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+            defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+            let (out, object) = try verify(port: port, expect: routes, in: dir)
+            #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+            let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
+            #expect(verdicts.first?["passed"] as? Bool == false)
+            // v1 answered a request that had to reach v2 only.
+            #expect((verdicts.first?["reason"] as? String)?.contains("v1 answered") == true, "\(verdicts.first?["reason"] ?? "")")
+            #expect(verdicts.last?["passed"] as? Bool == true)
+        }
     }
 
     @Test func aZeroWeightDestinationThatAnswersFails() async throws {

@@ -27,12 +27,37 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let policy = try Policy.load(path: path, environment: [:])
         #expect(policy.name == "reviews canary")
-        #expect(policy.split.weights == ["v1": 90, "v2": 10])
-        #expect(policy.split.recognizer == .header("x-served-by"))
-        #expect(policy.split.mapping == ["reviews-blue": "v1", "reviews-green": "v2"])
-        #expect(policy.split.statistics == SplitTestConfiguration(tolerance: 0.03, falseFailRate: 0.01, missRate: 0.05, maxSamples: 20_000))
+        #expect(policy.routes[0].weights == ["v1": 90, "v2": 10])
+        #expect(policy.routes[0].recognizer == .header("x-served-by"))
+        #expect(policy.routes[0].mapping == ["reviews-blue": "v1", "reviews-green": "v2"])
+        #expect(policy.routes[0].statistics == SplitTestConfiguration(tolerance: 0.03, falseFailRate: 0.01, missRate: 0.05, maxSamples: 20_000))
         #expect(policy.scenario.configuration.requests == 20_000)
         #expect(policy.scenario.configuration.identityHeader == "x-served-by")
+    }
+
+    @Test func readsRoutesWithHeaderAndPathMatches() throws {
+        let path = try write("""
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:8080/reviews
+            expect:
+              routes:
+                - name: jason sees v2
+                  match: {headers: {End-User: jason}}
+                  split: {v2: 100}
+                - name: api v3
+                  match: {path: /api/v3}
+                  split: {v3: 100}
+                - name: default
+                  split: {v1: 90, v2: 10}
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        #expect(policy.routes.map(\.name) == ["jason sees v2", "api v3", "default"])
+        #expect(policy.routes[0].matchHeaders.map(\.name) == ["end-user"])
+        #expect(policy.routes[0].matchHeaders.map(\.value) == ["jason"])
+        #expect(policy.routes[1].matchPath == "/api/v3")
+        #expect(policy.routes[2].matchHeaders.isEmpty && policy.routes[2].matchPath == nil)
+        #expect(policy.routes[2].weights == ["v1": 90, "v2": 10])
     }
 
     @Test func recognisersReadTheRightStamp() {
@@ -46,6 +71,9 @@ import Testing
     @Test(arguments: [
         ("expect:\n  split: {v1: 90, v2: 20}\n", 5, "expect.split", "sum to 110"),
         ("expect:\n  split: {v1: 90, v2: 10}\n  map: {blue: v3}\n", 6, "expect.map.blue", "v3"),
+        ("expect:\n  split: {v1: 100}\n  routes: [{split: {v1: 100}}]\n", 5, "expect", "not both"),
+        ("expect:\n  routes:\n    - {name: a, match: {headers: {x: y}}, split: {v1: 50}}\n", 6, "expect.routes[0].split", "sum to 50"),
+        ("expect:\n  routes:\n    - {name: a, match: {path: nope}, split: {v1: 100}}\n", 6, "expect.routes[0].match.path", "start with"),
         ("expect:\n  split: {v1: 100}\n  recognise: colour\n", 6, "expect.recognise", "header:NAME"),
         ("expect:\n  split: {v1: 100}\n  tolerance: 0.7\n", 6, "expect.tolerance", "below 0.5"),
         ("expect:\n  splits: {v1: 100}\n", 5, "expect.splits", "unknown field"),
@@ -69,7 +97,7 @@ import Testing
         #expect(!files.isEmpty)
         for file in files {
             let policy = try Policy.load(path: dir.appendingPathComponent(file).path, environment: [:])
-            #expect(policy.split.weights.values.reduce(0, +) == 100, "\(file)")
+            for route in policy.routes { #expect(route.weights.values.reduce(0, +) == 100, "\(file)") }
         }
     }
 
