@@ -60,9 +60,22 @@ public struct Policy {
     public var scenario: Scenario
     /// The routes to check, in order (one for a plain `split`).
     public var routes: [SplitExpectation]
+    /// How destinations are told, and the test's settings (used for routes imported from manifests too).
+    public var recognizer: DestinationRecognizer = .version
+    public var statistics = SplitTestConfiguration()
+    public var mapping: [String: String] = [:]
+
+    init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
+        self.name = name
+        self.file = file
+        self.scenario = scenario
+        self.routes = routes
+    }
 
     /// Reads a policy file; errors name the file, line and field.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> Policy {
+    /// - Parameter routesElsewhere: the routes come from mesh manifests, so `expect` may leave out split and routes.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            routesElsewhere: Bool = false) throws(YAMLInputError) -> Policy {
         var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect"], defaultRequests: 20_000)
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
@@ -120,7 +133,7 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            throw expect.error("expect needs a split: {destination: weight, ...} or routes")
+            if !routesElsewhere { throw expect.error("expect needs a split: {destination: weight, ...} or routes") }
         }
         var allDestinations = Set<String>()
         var routes: [SplitExpectation] = []
@@ -150,19 +163,23 @@ public struct Policy {
             }
             routes.append(expectation)
         }
+        var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        policy.recognizer = recognizer
+        policy.statistics = statistics
         if let m = f["map"] {
             var mapping: [String: String] = [:]
             for (value, destination, at) in try m.stringMap() {
-                guard allDestinations.contains(destination) else { throw at.error("maps to '\(destination)', which no split names") }
+                guard routesElsewhere || allDestinations.contains(destination) else { throw at.error("maps to '\(destination)', which no split names") }
                 mapping[value] = destination
             }
-            for i in routes.indices { routes[i].mapping = mapping }
+            for i in policy.routes.indices { policy.routes[i].mapping = mapping }
+            policy.mapping = mapping
         }
         do {
             try statistics.validate()
         } catch {
             throw expect.error(error.description)
         }
-        return Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        return policy
     }
 }

@@ -47,6 +47,28 @@ public struct YAMLValue {
         }
     }
 
+    /// Parses every document of a multi-document YAML stream (`---` separated); empty documents are skipped.
+    public static func parseAll(_ text: String, file: String) throws(YAMLInputError) -> [YAMLValue] {
+        do {
+            var documents: [YAMLValue] = []
+            var sequence = try Yams.compose_all(yaml: text)
+            while let node = sequence.next() { documents.append(YAMLValue(node: node, file: file, path: "")) }
+            if let error = sequence.error { throw error }
+            return documents
+        } catch let error as YamlError {
+            throw Self.locate(error, file: file)
+        } catch {
+            throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    /// An optional entry of a mapping, without checking for unknown keys (for foreign schemas such as Kubernetes').
+    public subscript(key: String) -> YAMLValue? {
+        guard case .mapping(let mapping) = node else { return nil }
+        for (k, v) in mapping where k.string == key { return child(v, key) }
+        return nil
+    }
+
     static func locate(_ error: YamlError, file: String) -> YAMLInputError {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):

@@ -21,6 +21,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @Argument(help: "The policy file (meshprobe.policy/v1).")
     var file: String
 
+    @Argument(help: "Istio manifests (VirtualService, DestinationRule; multi-document YAML): the routes to check.")
+    var manifests: [String] = []
+
     @Option(help: "Write the verdict and its evidence as JSON.")
     var json: String?
 
@@ -28,11 +31,26 @@ struct VerifyCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        let policy: Policy
+        var policy: Policy
         do {
-            policy = try Policy.load(path: file)
+            policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty)
+            if !manifests.isEmpty {
+                if !policy.routes.isEmpty {
+                    throw CLIError.badInput("\(file): the routes come from the manifests: leave split and routes out of expect")
+                }
+                let imported = try IstioImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
+                for note in imported.notes { printError("meshprobe verify: note: \(note)") }
+                guard !imported.routes.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
+                policy.routes = imported.routes.map { route in
+                    var r = route
+                    r.mapping = policy.mapping
+                    return r
+                }
+            }
+        } catch let error as CLIError {
+            throw error
         } catch {
-            throw CLIError.badInput(error.description)
+            throw CLIError.badInput("\(error)")
         }
         var configuration = policy.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)

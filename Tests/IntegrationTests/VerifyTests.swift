@@ -133,6 +133,34 @@ import Testing
         }
     }
 
+    @Test func routesImportedFromAnIstioVirtualServiceAreVerified() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/istio/reviews.yaml").path
+        // HAProxy configured as the VirtualService says: jason to v2, the rest 90/10.
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                  headerRoute: ("end-user", "jason", v2.port))
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              recognise: version
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try run(meshprobeBinary, ["verify", policy.path, manifest, "--json", json.path, "--quiet"], timeout: 90)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stderr.contains("note: ") && out.stderr.contains("retries is not checked"))
+        let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        let verdicts = try #require(object["verdicts"] as? [[String: Any]])
+        #expect(verdicts.map { $0["name"] as? String } == ["jason", "canary"])
+        #expect(object["passed"] as? Bool == true)
+    }
+
     @Test func aZeroWeightDestinationThatAnswersFails() async throws {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)

@@ -1,0 +1,125 @@
+import Foundation
+import MeshprobeVerify
+import MeshprobeYAML
+
+/// What an importer made of a set of manifests: the routes to check, and notes on what it ignored or cannot check.
+public struct ImportedRoutes: Sendable {
+    public var routes: [SplitExpectation] = []
+    /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
+    public var notes: [String] = []
+}
+
+/// Turns Istio VirtualService http routes (with DestinationRule subsets) into split expectations.
+///
+/// First match wins, as in Istio: each route is checked with requests that match it and not an earlier route
+/// (header values and paths are taken from the route's first match block). Supported matches: `headers` with
+/// `exact`, `uri` with `exact` or `prefix`; other match kinds, extra match blocks, and route features such as
+/// retries, timeouts, faults, mirrors, rewrites and redirects are reported as not checked here.
+public enum IstioImporter {
+    /// Reads the VirtualServices and DestinationRules in `files` (multi-document YAML).
+    public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration)
+        throws(YAMLInputError) -> ImportedRoutes {
+        var virtualServices: [YAMLValue] = []
+        var subsetVersions: [String: [String: String]] = [:]  // host -> subset -> version label
+        var out = ImportedRoutes()
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "cannot read the file")
+            }
+            for document in try YAMLValue.parseAll(text, file: file) {
+                let kind = try document["kind"]?.string() ?? ""
+                let apiVersion = try document["apiVersion"]?.string() ?? ""
+                switch kind {
+                case "VirtualService" where apiVersion.hasPrefix("networking.istio.io/"):
+                    virtualServices.append(document)
+                case "DestinationRule" where apiVersion.hasPrefix("networking.istio.io/"):
+                    guard let spec = document["spec"], let host = try spec["host"]?.string() else {
+                        throw document.error("a DestinationRule needs spec.host")
+                    }
+                    for subset in try spec["subsets"]?.list() ?? [] {
+                        guard let name = try subset["name"]?.string() else { throw subset.error("a subset needs a name") }
+                        let version = try subset["labels"]?["version"]?.string() ?? name
+                        subsetVersions[host, default: [:]][name] = version
+                    }
+                default:
+                    let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
+                    out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not an Istio VirtualService or DestinationRule)")
+                }
+            }
+        }
+        for vs in virtualServices {
+            let vsName = try vs["metadata"]?["name"]?.string() ?? "(unnamed)"
+            guard let spec = vs["spec"] else { throw vs.error("a VirtualService needs a spec") }
+            for feature in ["tcp", "tls"] where spec[feature] != nil {
+                out.notes.append("\(vs.file): VirtualService \(vsName): \(feature) routes are not checked (only http)")
+            }
+            let httpRoutes = try spec["http"]?.list() ?? []
+            for (index, route) in httpRoutes.enumerated() {
+                let routeName = try route["name"]?.string() ?? "\(vsName) http[\(index)]"
+                for feature in ["retries", "timeout", "fault", "mirror", "rewrite", "redirect", "corsPolicy", "headers"] where route[feature] != nil {
+                    out.notes.append("\(route.file):\(route.line): \(routeName): \(feature) is not checked by the split test (retries and timeouts: resilience checks, issue 5)")
+                }
+                var expectation = SplitExpectation(name: routeName, weights: [:], recognizer: recognizer, mapping: [:], statistics: statistics)
+                let matches = try route["match"]?.list() ?? []
+                if let first = matches.first {
+                    if matches.count > 1 {
+                        out.notes.append("\(route.file):\(route.line): \(routeName): only the first of \(matches.count) match blocks is exercised")
+                    }
+                    if let headers = first["headers"] {
+                        for (name, _, condition) in try headers.stringMapKeys() {
+                            guard let exact = try condition["exact"]?.string() else {
+                                throw condition.error("only exact header matches can be exercised (prefix and regex are not supported yet)")
+                            }
+                            expectation.matchHeaders.append((name.lowercased(), exact))
+                        }
+                    }
+                    if let uri = first["uri"] {
+                        if let exact = try uri["exact"]?.string() {
+                            expectation.matchPath = exact
+                        } else if let prefix = try uri["prefix"]?.string() {
+                            expectation.matchPath = prefix
+                        } else {
+                            throw uri.error("only exact and prefix uri matches can be exercised (regex is not supported yet)")
+                        }
+                    }
+                    for other in ["method", "queryParams", "sourceLabels", "port", "gateways", "authority", "scheme"] where first[other] != nil {
+                        out.notes.append("\(first.file):\(first.line): \(routeName): the \(other) match is not exercised")
+                    }
+                }
+                let destinations = try route["route"]?.list() ?? []
+                if destinations.isEmpty { throw route.error("an http route needs route destinations") }
+                for destination in destinations {
+                    guard let d = destination["destination"], let host = try d["host"]?.string() else {
+                        throw destination.error("a route destination needs destination.host")
+                    }
+                    let name: String
+                    if let subset = try d["subset"]?.string() {
+                        guard let version = subsetVersions[host]?[subset] ?? subsetVersions.first(where: { host.hasPrefix($0.key + ".") || $0.key.hasPrefix(host + ".") })?.value[subset] else {
+                            throw d.error("subset '\(subset)' of \(host) is not defined by any DestinationRule given")
+                        }
+                        name = version
+                    } else {
+                        name = host
+                    }
+                    let weight: Double
+                    if let w = destination["weight"] {
+                        weight = try w.double(minimum: 0)
+                    } else {
+                        weight = destinations.count == 1 ? 100 : 0
+                    }
+                    expectation.weights[name, default: 0] += weight
+                }
+                let sum = expectation.weights.values.reduce(0, +)
+                guard abs(sum - 100) < 1e-9 else {
+                    throw route.error("the route weights sum to \(YAMLValue.format(sum)), not 100 (Istio requires 100)")
+                }
+                out.routes.append(expectation)
+                if matches.isEmpty { break }  // A route without match catches everything: later ones are unreachable.
+            }
+        }
+        if virtualServices.isEmpty {
+            out.notes.append("no Istio VirtualService found in \(files.joined(separator: ", "))")
+        }
+        return out
+    }
+}

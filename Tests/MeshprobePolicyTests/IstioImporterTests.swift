@@ -1,0 +1,105 @@
+import Foundation
+import MeshprobeVerify
+import MeshprobeYAML
+import Testing
+@testable import MeshprobePolicy
+
+@Suite struct IstioImporterTests {
+    var fixture: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/istio/reviews.yaml").path
+    }
+
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("istio-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func importsHeaderRouteAndWeightedCanaryWithSubsetVersions() throws {
+        let imported = try IstioImporter.importRoutes(files: [fixture], recognizer: .version, statistics: .init())
+        #expect(imported.routes.map(\.name) == ["jason", "canary"])
+        #expect(imported.routes[0].matchHeaders.map(\.name) == ["end-user"])
+        #expect(imported.routes[0].matchHeaders.map(\.value) == ["jason"])
+        #expect(imported.routes[0].weights == ["v2": 100])
+        #expect(imported.routes[1].weights == ["v1": 90, "v2": 10])
+        #expect(imported.routes[1].matchHeaders.isEmpty)
+        // Nothing dropped silently: the Service is ignored with a note, the retries are reported as not checked.
+        #expect(imported.notes.contains { $0.contains("ignored Service reviews") })
+        #expect(imported.notes.contains { $0.contains("canary: retries is not checked") })
+    }
+
+    @Test func weightsThatDoNotSumTo100AreRefusedWithTheLine() throws {
+        let path = try write("""
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: r}
+            spec:
+              http:
+              - route:
+                - destination: {host: reviews}
+                  weight: 60
+                - destination: {host: ratings}
+                  weight: 30
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.line == 6 && e.message.contains("sum to 90")
+        }
+    }
+
+    @Test func aSubsetNoDestinationRuleDefinesIsAnError() throws {
+        let path = try write("""
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: r}
+            spec:
+              http:
+              - route:
+                - destination: {host: reviews, subset: v3}
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        } throws: { error in
+            (error as? YAMLInputError)?.message.contains("subset 'v3'") == true
+        }
+    }
+
+    @Test func plainHostsWithoutSubsetsAreDestinations() throws {
+        let path = try write("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: r}
+            spec:
+              http:
+              - match:
+                - uri: {prefix: /api/v2}
+                route:
+                - destination: {host: reviews-v2}
+              - route:
+                - destination: {host: reviews-v1}
+                  weight: 100
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let imported = try IstioImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        #expect(imported.routes.count == 2)
+        #expect(imported.routes[0].matchPath == "/api/v2")
+        #expect(imported.routes[0].weights == ["reviews-v2": 100])
+        #expect(imported.routes[1].weights == ["reviews-v1": 100])
+    }
+
+    @Test func malformedYAMLNamesTheFileAndLine() throws {
+        let path = try write("kind: VirtualService\nspec:\n  http: [\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.file == path && e.message.contains("not valid YAML")
+        }
+    }
+}
