@@ -96,7 +96,8 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
         #expect(!files.isEmpty)
         for file in files {
-            let policy = try Policy.load(path: dir.appendingPathComponent(file).path, environment: [:])
+            // A policy whose routes come from manifests has none of its own.
+            let policy = try Policy.load(path: dir.appendingPathComponent(file).path, environment: [:], routesElsewhere: true)
             for route in policy.routes { #expect(route.weights.values.reduce(0, +) == 100, "\(file)") }
         }
     }
