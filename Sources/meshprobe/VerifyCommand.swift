@@ -38,7 +38,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 if !policy.routes.isEmpty {
                     throw CLIError.badInput("\(file): the routes come from the manifests: leave split and routes out of expect")
                 }
-                let imported = try IstioImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
+                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 guard !imported.routes.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
                 policy.routes = imported.routes.map { route in

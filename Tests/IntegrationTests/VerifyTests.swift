@@ -161,6 +161,35 @@ import Testing
         #expect(object["passed"] as? Bool == true)
     }
 
+    @Test func routesImportedFromAGatewayAPIHTTPRouteAreVerified() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/gateway-api/reviews.yaml").path
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                  headerRoute: ("end-user", "jason", v2.port))
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        // The echo stamps versions; the HTTPRoute names backends: map one to the other.
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              recognise: version
+              map: {v1: reviews-v1, v2: reviews-v2}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try run(meshprobeBinary, ["verify", policy.path, manifest, "--json", json.path, "--quiet"], timeout: 90)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        let verdicts = try #require(object["verdicts"] as? [[String: Any]])
+        #expect(verdicts.map { $0["name"] as? String } == ["jason", "canary"])
+        let declared = (verdicts.last?["evidence"] as? [String: Any])?["declared"] as? [String: Double]
+        #expect(declared?["reviews-v3"] == 0)
+    }
+
     @Test func aZeroWeightDestinationThatAnswersFails() async throws {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)

@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func importsHeaderRouteAndWeightedCanaryWithSubsetVersions() throws {
-        let imported = try IstioImporter.importRoutes(files: [fixture], recognizer: .version, statistics: .init())
+        let imported = try ManifestImporter.importRoutes(files: [fixture], recognizer: .version, statistics: .init())
         #expect(imported.routes.map(\.name) == ["jason", "canary"])
         #expect(imported.routes[0].matchHeaders.map(\.name) == ["end-user"])
         #expect(imported.routes[0].matchHeaders.map(\.value) == ["jason"])
@@ -44,7 +44,7 @@ import Testing
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect {
-            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+            try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in
             guard let e = error as? YAMLInputError else { return false }
             return e.line == 6 && e.message.contains("sum to 90")
@@ -63,7 +63,7 @@ import Testing
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect {
-            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+            try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in
             (error as? YAMLInputError)?.message.contains("subset 'v3'") == true
         }
@@ -85,7 +85,7 @@ import Testing
                   weight: 100
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let imported = try IstioImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
         #expect(imported.routes.count == 2)
         #expect(imported.routes[0].matchPath == "/api/v2")
         #expect(imported.routes[0].weights == ["reviews-v2": 100])
@@ -96,7 +96,7 @@ import Testing
         let path = try write("kind: VirtualService\nspec:\n  http: [\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect {
-            try IstioImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+            try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in
             guard let e = error as? YAMLInputError else { return false }
             return e.file == path && e.message.contains("not valid YAML")

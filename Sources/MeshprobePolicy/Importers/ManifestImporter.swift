@@ -9,17 +9,20 @@ public struct ImportedRoutes: Sendable {
     public var notes: [String] = []
 }
 
-/// Turns Istio VirtualService http routes (with DestinationRule subsets) into split expectations.
+/// Reads mesh manifests: Istio VirtualService http routes (with DestinationRule subsets) become split expectations
+/// here; Gateway API (and Linkerd policy.linkerd.io) HTTPRoutes go to `GatewayAPIImporter`.
 ///
 /// First match wins, as in Istio: each route is checked with requests that match it and not an earlier route
 /// (header values and paths are taken from the route's first match block). Supported matches: `headers` with
 /// `exact`, `uri` with `exact` or `prefix`; other match kinds, extra match blocks, and route features such as
 /// retries, timeouts, faults, mirrors, rewrites and redirects are reported as not checked here.
-public enum IstioImporter {
-    /// Reads the VirtualServices and DestinationRules in `files` (multi-document YAML).
+public enum ManifestImporter {
+    /// Reads the VirtualServices and DestinationRules in `files` (multi-document YAML); Gateway API HTTPRoutes in
+    /// the same files go to `GatewayAPIImporter`.
     public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration)
         throws(YAMLInputError) -> ImportedRoutes {
         var virtualServices: [YAMLValue] = []
+        var httpRoutes: [YAMLValue] = []
         var subsetVersions: [String: [String: String]] = [:]  // host -> subset -> version label
         var out = ImportedRoutes()
         for file in files {
@@ -41,9 +44,11 @@ public enum IstioImporter {
                         let version = try subset["labels"]?["version"]?.string() ?? name
                         subsetVersions[host, default: [:]][name] = version
                     }
+                case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"):
+                    httpRoutes.append(document)
                 default:
                     let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
-                    out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not an Istio VirtualService or DestinationRule)")
+                    out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
                 }
             }
         }
@@ -117,8 +122,13 @@ public enum IstioImporter {
                 if matches.isEmpty { break }  // A route without match catches everything: later ones are unreachable.
             }
         }
-        if virtualServices.isEmpty {
-            out.notes.append("no Istio VirtualService found in \(files.joined(separator: ", "))")
+        if !httpRoutes.isEmpty {
+            let gateway = try GatewayAPIImporter.importRoutes(documents: httpRoutes, recognizer: recognizer, statistics: statistics)
+            out.routes += gateway.routes
+            out.notes += gateway.notes
+        }
+        if virtualServices.isEmpty && httpRoutes.isEmpty {
+            out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
         }
         return out
     }

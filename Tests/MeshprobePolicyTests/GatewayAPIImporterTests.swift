@@ -1,0 +1,59 @@
+import Foundation
+import MeshprobeVerify
+import MeshprobeYAML
+import Testing
+@testable import MeshprobePolicy
+
+@Suite struct GatewayAPIImporterTests {
+    var fixture: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/gateway-api/reviews.yaml").path
+    }
+
+    @Test func rulesBecomeRoutesMatchedRulesFirstWithRelativeWeightsAndWeightZero() throws {
+        let imported = try ManifestImporter.importRoutes(files: [fixture], recognizer: .workload, statistics: .init())
+        #expect(imported.routes.map(\.name) == ["jason", "canary"])
+        #expect(imported.routes[0].matchHeaders.map(\.name) == ["end-user"])
+        #expect(imported.routes[0].weights == ["reviews-v2": 100])
+        #expect(imported.routes[1].weights == ["reviews-v1": 90, "reviews-v2": 10, "reviews-v3": 0])
+    }
+
+    @Test func relativeWeightsAreNormalised() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).yaml").path
+        try """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r}
+            spec:
+              rules:
+              - backendRefs:
+                - {name: a, weight: 3}
+                - {name: b, weight: 1}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        #expect(imported.routes.first?.weights == ["a": 75, "b": 25])
+    }
+
+    @Test func regexPathsAreRefusedWithTheLine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).yaml").path
+        try """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r}
+            spec:
+              rules:
+              - matches:
+                - path: {type: RegularExpression, value: "/v[0-9]+"}
+                backendRefs:
+                - {name: a}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.line == 7 && e.message.contains("RegularExpression")
+        }
+    }
+}
