@@ -160,6 +160,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobePolicy",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
                 "MeshprobeEcho",

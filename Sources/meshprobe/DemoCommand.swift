@@ -57,23 +57,10 @@ struct DemoCommand: AsyncParsableCommand {
         let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
         let port = probe.localAddress?.port ?? 0
         try await probe.close()
-        let config = """
-            global
-                maxconn 1000
-            defaults
-                mode http
-                timeout connect 2s
-                timeout client 10s
-                timeout server 10s
-            frontend reviews
-                bind 127.0.0.1:\(port) proto h2
-                default_backend reviews
-            backend reviews
-                balance random(1)
-                server v1 127.0.0.1:\(echoes[0].localAddress.port ?? 0) weight 90
-                server v2 127.0.0.1:\(echoes[1].localAddress.port ?? 0) weight 10
-
-            """
+        let config = HAProxyConfig(frontendPort: port, servers: [
+            .init("v1", port: echoes[0].localAddress.port ?? 0, weight: 90),
+            .init("v2", port: echoes[1].localAddress.port ?? 0, weight: 10),
+        ]).text
         try writeFiles("\(dir)/canary", [("haproxy.cfg", config, false), ("policy.yaml", """
             policy: meshprobe.policy/v1
             name: reviews canary 90/10
