@@ -64,6 +64,9 @@ public struct Policy {
     public var recognizer: DestinationRecognizer = .version
     public var statistics = SplitTestConfiguration()
     public var mapping: [String: String] = [:]
+    /// mTLS in effect: every response must report this caller (the echo's `x-meshprobe-caller`); `""` means the
+    /// prober's own SPIFFE ID, whatever it is; nil checks nothing.
+    public var expectedCaller: String?
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -83,7 +86,7 @@ public struct Policy {
         if let version = scenario.extras["policy"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
-        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "tolerance", "falseFailRate",
+        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "tolerance", "falseFailRate",
                                              "missRate", "maxRequests"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
@@ -164,6 +167,19 @@ public struct Policy {
             routes.append(expectation)
         }
         var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        if let mtls = f["mtls"] {
+            // `mtls: required` (the caller must be the prober's own SVID) or `mtls: {caller: spiffe://...}`.
+            if case .scalar = mtls.node {
+                guard try mtls.string() == "required" else { throw mtls.error("expected required, or {caller: SPIFFE_ID}") }
+                policy.expectedCaller = ""
+            } else {
+                let m = try mtls.mapping(allowed: ["caller"])
+                guard let caller = m["caller"] else { throw mtls.error("expected {caller: SPIFFE_ID}") }
+                let text = try caller.string()
+                do { _ = try SPIFFEID(parsing: text) } catch { throw caller.error(error.description) }
+                policy.expectedCaller = text
+            }
+        }
         policy.recognizer = recognizer
         policy.statistics = statistics
         if let m = f["map"] {

@@ -77,3 +77,35 @@ public enum PolicyVerification {
         return Outcome(route: route, verdict: verdict, result: result, unsuccessful: unsuccessful)
     }
 }
+
+/// The mTLS check: every response's caller, as the workload saw it, is the expected identity.
+public struct CallerCheck: Sendable {
+    public var expected: String
+    public var passed: Bool
+    /// Callers seen, by identity ("" for responses without the stamp or without a caller).
+    public var seen: [String: Int]
+    public var responses: Int
+    public var reason: String?
+
+    /// Evaluates the outcomes of a verify run against `expected`.
+    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], expected: String) -> CallerCheck {
+        var seen: [String: Int] = [:]
+        var responses = 0
+        for outcome in outcomes {
+            seen.merge(outcome.result.callersSeen, uniquingKeysWith: +)
+            responses += outcome.result.responses
+        }
+        let stamped = seen.values.reduce(0, +)
+        if stamped < responses { seen["", default: 0] += responses - stamped }
+        let matching = seen[expected, default: 0]
+        var reason: String?
+        if expected.isEmpty {
+            reason = "the prober has no SPIFFE ID to compare with (give --svid-dir/--cert, or mtls: {caller: ...})"
+        } else if matching != responses || responses == 0 {
+            let others = seen.filter { $0.key != expected }.sorted { $0.value > $1.value }
+                .map { "\($0.key.isEmpty ? "(none)" : $0.key): \($0.value)" }.joined(separator: ", ")
+            reason = "\(responses - matching) of \(responses) responses came from a caller other than \(expected) (\(others))"
+        }
+        return CallerCheck(expected: expected, passed: reason == nil, seen: seen, responses: responses, reason: reason)
+    }
+}

@@ -62,7 +62,11 @@ struct VerifyCommand: AsyncParsableCommand {
             }
         }
         let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
-        let report = VerifyReport(policy: policy, outcomes: outcomes)
+        var report = VerifyReport(policy: policy, outcomes: outcomes)
+        if let expected = policy.expectedCaller {
+            let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
+            report.add(CallerCheck.evaluate(outcomes, expected: caller))
+        }
         printLine(report.text)
         if let json {
             do {
@@ -71,7 +75,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
-        if outcomes.contains(where: { $0.verdict?.passed == false }) { throw CLIError(message: "verdict: FAIL", exitCode: 1) }
+        if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
+            throw CLIError(message: "verdict: FAIL", exitCode: 1)
+        }
         if outcomes.contains(where: { $0.verdict == nil }) {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
@@ -144,6 +150,19 @@ struct VerifyReport: Encodable {
         }
         passed = verdicts.allSatisfy(\.passed)
         decided = verdicts.allSatisfy(\.decided)
+    }
+
+    /// Adds the mTLS verdict (no sequential test: every response must show the expected caller).
+    mutating func add(_ check: CallerCheck) {
+        let evidence = Evidence(
+            requests: check.responses, counts: check.seen, declared: [check.expected: 1],
+            observed: check.seen.mapValues { check.responses > 0 ? Double($0) / Double(check.responses) : 0 },
+            tolerance: 0, falseFailRate: 0, missRate: 0,
+            test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID",
+            truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        verdicts.append(Verdict(name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
+                                passed: check.passed, decided: true, reason: check.reason, evidence: evidence))
+        passed = passed && check.passed
     }
 
     var text: String {

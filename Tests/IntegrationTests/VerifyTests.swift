@@ -156,6 +156,30 @@ import Testing
         #expect(declared?["reviews-v3"] == 0)
     }
 
+    @Test func mTLSInEffectIsCheckedByTheCallerTheWorkloadSaw() async throws {
+        let pki = try LabPKIFixture()
+        let server = try pki.svid("reviews", uris: [pki.id("reviews")])
+        let client = try pki.svid("prober", uris: [pki.id("prober")])
+        let echo = try await startEcho(version: "v1", tls: try pki.serverTLS(server))
+        defer { Task { await echo.close() } }
+        for (mtls, status) in [("required", Int32(0)), ("{caller: \"\(pki.id("productpage"))\"}", Int32(1))] {
+            let policy = pki.directory.appendingPathComponent("policy.yaml")
+            try """
+                policy: meshprobe.policy/v1
+                target: https://127.0.0.1:\(echo.port)/reviews
+                identity: {cert: \(client.cert), key: \(client.key), ca: \(pki.caFile), expectPeer: \(pki.id("reviews"))}
+                load: {connections: 2, streams: 5}
+                expect:
+                  split: {v1: 100}
+                  mtls: \(mtls)
+                """.write(to: policy, atomically: true, encoding: .utf8)
+            let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+            #expect(out.status == status, "\(mtls): \(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("mTLS in effect"))
+            if status == 1 { #expect(out.stdout.contains(pki.id("prober"))) }
+        }
+    }
+
     @Test func aZeroWeightDestinationThatAnswersFails() async throws {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
