@@ -67,6 +67,10 @@ public struct Policy {
     /// mTLS in effect: every response must report this caller (the echo's `x-meshprobe-caller`); `""` means the
     /// prober's own SPIFFE ID, whatever it is; nil checks nothing.
     public var expectedCaller: String?
+    /// Service-level objectives over every request the verification sent (point estimates).
+    public var minimumSuccessRate: Double?
+    /// Latency ceilings in seconds, by percentile (50, 90, 99, 99.9).
+    public var latencyCeilings: [(percentile: Double, seconds: Double)] = []
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -86,7 +90,7 @@ public struct Policy {
         if let version = scenario.extras["policy"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
-        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "tolerance", "falseFailRate",
+        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
                                              "missRate", "maxRequests"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
@@ -167,6 +171,17 @@ public struct Policy {
             routes.append(expectation)
         }
         var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        if let slo = f["slo"] {
+            let m = try slo.mapping(allowed: ["successRate", "p50", "p90", "p99", "p999"])
+            if let v = m["successRate"] {
+                let rate = try v.double(minimum: 0, exclusive: true)
+                guard rate <= 1 else { throw v.error("must be a fraction up to 1, e.g. 0.999") }
+                policy.minimumSuccessRate = rate
+            }
+            for (key, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
+                if let v = m[key] { policy.latencyCeilings.append((percentile, try v.duration())) }
+            }
+        }
         if let mtls = f["mtls"] {
             // `mtls: required` (the caller must be the prober's own SVID) or `mtls: {caller: spiffe://...}`.
             if case .scalar = mtls.node {

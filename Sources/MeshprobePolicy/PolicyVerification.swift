@@ -109,3 +109,34 @@ public struct CallerCheck: Sendable {
         return CallerCheck(expected: expected, passed: reason == nil, seen: seen, responses: responses, reason: reason)
     }
 }
+
+/// Service-level objectives over all the requests a verification sent: success rate and latency percentiles
+/// (point estimates from the merged histograms, not a statistical test).
+public struct SLOCheck: Sendable {
+    public var name: String
+    public var passed: Bool
+    public var observed: Double
+    public var limit: Double
+    public var reason: String?
+
+    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], policy: Policy) -> [SLOCheck] {
+        var merged = LoadResult()
+        for outcome in outcomes { merged.merge(outcome.result) }
+        var checks: [SLOCheck] = []
+        if let minimum = policy.minimumSuccessRate {
+            let total = max(1, merged.succeeded + merged.failed)
+            let rate = Double(merged.succeeded) / Double(total)
+            checks.append(SLOCheck(name: String(format: "success rate >= %g", minimum), passed: rate >= minimum, observed: rate,
+                                   limit: minimum, reason: rate >= minimum ? nil : String(format: "%.4f of %d requests succeeded", rate, total)))
+        }
+        for (percentile, ceiling) in policy.latencyCeilings {
+            let micros = merged.latency.totalCount > 0 ? merged.latency.valueAtPercentile(percentile) : 0
+            let seconds = Double(micros) / 1e6
+            let label = percentile == 99.9 ? "p99.9" : "p\(Int(percentile))"
+            checks.append(SLOCheck(name: String(format: "%@ latency <= %g ms", label, ceiling * 1000), passed: seconds <= ceiling,
+                                   observed: seconds, limit: ceiling,
+                                   reason: seconds <= ceiling ? nil : String(format: "%@ was %.1f ms over %d responses", label, seconds * 1000, merged.responses)))
+        }
+        return checks
+    }
+}

@@ -67,6 +67,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
             report.add(CallerCheck.evaluate(outcomes, expected: caller))
         }
+        for check in SLOCheck.evaluate(outcomes, policy: policy) { report.add(check) }
         printLine(report.text)
         if let json {
             do {
@@ -114,6 +115,8 @@ struct VerifyReport: Encodable {
     }
 
     struct Verdict: Encodable {
+        /// split, mtls or slo.
+        var kind = "split"
         var name: String
         var passed: Bool
         var decided: Bool
@@ -160,8 +163,19 @@ struct VerifyReport: Encodable {
             tolerance: 0, falseFailRate: 0, missRate: 0,
             test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID",
             truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
-        verdicts.append(Verdict(name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
+        verdicts.append(Verdict(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
                                 passed: check.passed, decided: true, reason: check.reason, evidence: evidence))
+        passed = passed && check.passed
+    }
+
+    /// Adds an SLO verdict (a point estimate over every request sent).
+    mutating func add(_ check: SLOCheck) {
+        let evidence = Evidence(requests: 0, counts: [:], declared: ["limit": check.limit], observed: ["observed": check.observed],
+                                tolerance: 0, falseFailRate: 0, missRate: 0,
+                                test: "point estimate over every request the verification sent",
+                                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        verdicts.append(Verdict(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, decided: true, reason: check.reason,
+                                evidence: evidence))
         passed = passed && check.passed
     }
 
@@ -169,6 +183,20 @@ struct VerifyReport: Encodable {
         var out = ""
         for v in verdicts {
             let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
+            if v.kind == "slo" {
+                let observed = v.evidence.observed["observed"] ?? 0
+                let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
+                out += "\(status)  \(v.name): observed \(value) (\(v.evidence.test))\n"
+                if let reason = v.reason { out += "      \(reason)\n" }
+                continue
+            }
+            if v.kind == "mtls" {
+                let callers = v.evidence.counts.sorted { $0.value > $1.value }
+                    .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
+                out += "\(status)  \(v.name): callers seen: \(callers) of \(v.evidence.requests) responses\n"
+                if let reason = v.reason { out += "      \(reason)\n" }
+                continue
+            }
             let shares = v.evidence.declared.keys.sorted().map { name in
                 String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
             }.joined(separator: ", ")

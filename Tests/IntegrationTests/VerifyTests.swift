@@ -172,12 +172,37 @@ import Testing
                 expect:
                   split: {v1: 100}
                   mtls: \(mtls)
+                  slo: {successRate: 0.99, p99: 5s}
                 """.write(to: policy, atomically: true, encoding: .utf8)
             let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
             #expect(out.status == status, "\(mtls): \(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("mTLS in effect"))
+            #expect(out.stdout.contains("PASS  SLO: success rate >= 0.99"), "\(out.stdout)")
+            #expect(out.stdout.contains("PASS  SLO: p99 latency <= 5000 ms"), "\(out.stdout)")
             if status == 1 { #expect(out.stdout.contains(pki.id("prober"))) }
         }
+    }
+
+    @Test func aBreachedSLOFailsTheVerdict() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-slo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        // 30% of responses are 503s: the split still holds among the successes, the success-rate SLO does not.
+        try """
+            policy: meshprobe.policy/v1
+            target: "http://127.0.0.1:\(echo.port)/?status=503:30"
+            load: {connections: 2, streams: 5}
+            expect:
+              split: {v1: 100}
+              slo: {successRate: 0.99}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("PASS  split"), "\(out.stdout)")
+        #expect(out.stdout.contains("FAIL  SLO: success rate >= 0.99"), "\(out.stdout)")
     }
 
     @Test func aZeroWeightDestinationThatAnswersFails() async throws {
