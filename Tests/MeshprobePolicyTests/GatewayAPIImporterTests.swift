@@ -57,3 +57,39 @@ import Testing
         }
     }
 }
+
+@Suite struct LinkerdAnnotationTests {
+    @Test func retryAndTimeoutAnnotationsAreRecordedNotDropped() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("l5d-\(UUID().uuidString).yaml").path
+        // Linkerd's documented annotations for retries and timeouts on a Service, beside a policy.linkerd.io HTTPRoute.
+        try """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: reviews
+              annotations:
+                retry.linkerd.io/http: 5xx
+                retry.linkerd.io/limit: "2"
+                timeout.linkerd.io/request: 500ms
+            spec:
+              ports: [{port: 9080}]
+            ---
+            apiVersion: policy.linkerd.io/v1beta3
+            kind: HTTPRoute
+            metadata: {name: reviews}
+            spec:
+              rules:
+              - backendRefs:
+                - {name: reviews-v1, weight: 80}
+                - {name: reviews-v2, weight: 20}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        #expect(imported.routes.first?.weights == ["reviews-v1": 80, "reviews-v2": 20])
+        #expect(imported.linkerdResilience.count == 1)
+        #expect(imported.linkerdResilience.first?.annotations.sorted() == [
+            "retry.linkerd.io/http=5xx", "retry.linkerd.io/limit=2", "timeout.linkerd.io/request=500ms",
+        ])
+        #expect(imported.notes.contains { $0.contains("recorded for the resilience checks") })
+    }
+}

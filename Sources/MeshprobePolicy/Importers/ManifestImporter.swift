@@ -5,6 +5,8 @@ import MeshprobeYAML
 /// What an importer made of a set of manifests: the routes to check, and notes on what it ignored or cannot check.
 public struct ImportedRoutes: Sendable {
     public var routes: [SplitExpectation] = []
+    /// Linkerd retry/timeout annotations by resource, kept for the resilience checks.
+    public var linkerdResilience: [(resource: String, annotations: [String])] = []
     /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
     public var notes: [String] = []
 }
@@ -48,7 +50,22 @@ public enum ManifestImporter {
                     httpRoutes.append(document)
                 default:
                     let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
-                    out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
+                    // Linkerd's retry and timeout annotations (on Services and workloads) are recorded for the
+                    // resilience checks; the split test does not use them.
+                    var linkerd: [String] = []
+                    for annotations in [document["metadata"]?["annotations"], document["spec"]?["template"]?["metadata"]?["annotations"]] {
+                        guard let annotations, case .mapping = annotations.node else { continue }
+                        for (key, value, _) in try annotations.stringMap()
+                        where key.hasPrefix("retry.linkerd.io/") || key.hasPrefix("timeout.linkerd.io/") {
+                            linkerd.append("\(key)=\(value)")
+                        }
+                    }
+                    if !linkerd.isEmpty {
+                        out.linkerdResilience.append((resource: "\(kind) \(name)", annotations: linkerd))
+                        out.notes.append("\(file): \(kind) \(name): Linkerd \(linkerd.joined(separator: ", ")) recorded for the resilience checks (not the split test)")
+                    } else {
+                        out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
+                    }
                 }
             }
         }
