@@ -124,6 +124,7 @@ let package = Package(
                 "MeshprobeScenario",
                 "MeshprobePolicy",
                 "MeshprobeVerify",
+                "MeshprobeYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

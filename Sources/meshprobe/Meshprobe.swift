@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeYAML
 
 /// meshprobe: mTLS HTTP/2 traffic, attributed to the workload identities that served it.
 @main
@@ -50,13 +51,10 @@ struct CLIError: Error {
 
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds.
 func parseDuration(_ text: String, flag: String) throws -> Double {
-    let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        if let n = Double(text.dropLast(suffix.count)), n > 0, n.isFinite { return n * scale }
+    guard let seconds = DurationText.seconds(text), seconds > 0 else {
         throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
     }
-    if let n = Double(text), n > 0, n.isFinite { return n }
-    throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
+    return seconds
 }
 
 func printError(_ text: String) {

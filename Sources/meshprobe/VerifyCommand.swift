@@ -4,6 +4,7 @@ import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
 import MeshprobeVerify
+import MeshprobeYAML
 import NIOPosix
 
 struct VerifyCommand: AsyncParsableCommand {
@@ -56,7 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
         if !quiet {
             for split in policy.routes {
-                let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLNumber.format($0.value))" }.joined(separator: " ")
+                let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLValue.format($0.value))" }.joined(separator: " ")
                 printError("meshprobe verify: \(split.name): split \(weights), tolerance \(split.statistics.tolerance), "
                     + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
             }
@@ -83,10 +84,6 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
     }
-}
-
-enum YAMLNumber {
-    static func format(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
 }
 
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).

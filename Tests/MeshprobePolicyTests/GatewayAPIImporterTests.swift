@@ -19,8 +19,7 @@ import Testing
     }
 
     @Test func relativeWeightsAreNormalised() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).yaml").path
-        try """
+        let path = try writeTemporaryYAML("""
             apiVersion: gateway.networking.k8s.io/v1
             kind: HTTPRoute
             metadata: {name: r}
@@ -29,15 +28,14 @@ import Testing
               - backendRefs:
                 - {name: a, weight: 3}
                 - {name: b, weight: 1}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+            """)
+        defer { removeTemporary(path) }
         let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
         #expect(imported.routes.first?.weights == ["a": 75, "b": 25])
     }
 
     @Test func regexPathsAreRefusedWithTheLine() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).yaml").path
-        try """
+        let path = try writeTemporaryYAML("""
             apiVersion: gateway.networking.k8s.io/v1
             kind: HTTPRoute
             metadata: {name: r}
@@ -47,8 +45,8 @@ import Testing
                 - path: {type: RegularExpression, value: "/v[0-9]+"}
                 backendRefs:
                 - {name: a}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+            """)
+        defer { removeTemporary(path) }
         #expect {
             try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
         } throws: { error in
@@ -60,9 +58,8 @@ import Testing
 
 @Suite struct LinkerdAnnotationTests {
     @Test func retryAndTimeoutAnnotationsAreRecordedNotDropped() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("l5d-\(UUID().uuidString).yaml").path
         // Linkerd's documented annotations for retries and timeouts on a Service, beside a policy.linkerd.io HTTPRoute.
-        try """
+        let path = try writeTemporaryYAML("""
             apiVersion: v1
             kind: Service
             metadata:
@@ -82,8 +79,8 @@ import Testing
               - backendRefs:
                 - {name: reviews-v1, weight: 80}
                 - {name: reviews-v2, weight: 20}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+            """)
+        defer { removeTemporary(path) }
         let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
         #expect(imported.routes.first?.weights == ["reviews-v1": 80, "reviews-v2": 20])
         #expect(imported.linkerdResilience.count == 1)

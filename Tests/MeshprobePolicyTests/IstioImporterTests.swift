@@ -10,11 +10,6 @@ import Testing
             .appendingPathComponent("Fixtures/istio/reviews.yaml").path
     }
 
-    func write(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("istio-\(UUID().uuidString).yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
 
     @Test func importsHeaderRouteAndWeightedCanaryWithSubsetVersions() throws {
         let imported = try ManifestImporter.importRoutes(files: [fixture], recognizer: .version, statistics: .init())
@@ -30,7 +25,7 @@ import Testing
     }
 
     @Test func weightsThatDoNotSumTo100AreRefusedWithTheLine() throws {
-        let path = try write("""
+        let path = try writeTemporaryYAML("""
             apiVersion: networking.istio.io/v1beta1
             kind: VirtualService
             metadata: {name: r}
@@ -42,7 +37,7 @@ import Testing
                 - destination: {host: ratings}
                   weight: 30
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { removeTemporary(path) }
         #expect {
             try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in
@@ -52,7 +47,7 @@ import Testing
     }
 
     @Test func aSubsetNoDestinationRuleDefinesIsAnError() throws {
-        let path = try write("""
+        let path = try writeTemporaryYAML("""
             apiVersion: networking.istio.io/v1beta1
             kind: VirtualService
             metadata: {name: r}
@@ -61,7 +56,7 @@ import Testing
               - route:
                 - destination: {host: reviews, subset: v3}
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { removeTemporary(path) }
         #expect {
             try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in
@@ -70,7 +65,7 @@ import Testing
     }
 
     @Test func plainHostsWithoutSubsetsAreDestinations() throws {
-        let path = try write("""
+        let path = try writeTemporaryYAML("""
             apiVersion: networking.istio.io/v1
             kind: VirtualService
             metadata: {name: r}
@@ -84,7 +79,7 @@ import Testing
                 - destination: {host: reviews-v1}
                   weight: 100
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { removeTemporary(path) }
         let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
         #expect(imported.routes.count == 2)
         #expect(imported.routes[0].matchPath == "/api/v2")
@@ -93,8 +88,8 @@ import Testing
     }
 
     @Test func malformedYAMLNamesTheFileAndLine() throws {
-        let path = try write("kind: VirtualService\nspec:\n  http: [\n")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try writeTemporaryYAML("kind: VirtualService\nspec:\n  http: [\n")
+        defer { removeTemporary(path) }
         #expect {
             try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
         } throws: { error in

@@ -5,14 +5,9 @@ import Testing
 @testable import MeshprobePolicy
 
 @Suite struct PolicyTests {
-    func write(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).yaml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
 
     @Test func readsASplitWithItsStatisticsAndDefaultsTheRequestCap() throws {
-        let path = try write("""
+        let path = try writeTemporaryYAML("""
             policy: meshprobe.policy/v1
             name: reviews canary
             target: http://127.0.0.1:8080/reviews
@@ -24,7 +19,7 @@ import Testing
               falseFailRate: 0.01
               missRate: 0.05
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { removeTemporary(path) }
         let policy = try Policy.load(path: path, environment: [:])
         #expect(policy.name == "reviews canary")
         #expect(policy.routes[0].weights == ["v1": 90, "v2": 10])
@@ -36,7 +31,7 @@ import Testing
     }
 
     @Test func readsRoutesWithHeaderAndPathMatches() throws {
-        let path = try write("""
+        let path = try writeTemporaryYAML("""
             policy: meshprobe.policy/v1
             target: http://127.0.0.1:8080/reviews
             expect:
@@ -50,7 +45,7 @@ import Testing
                 - name: default
                   split: {v1: 90, v2: 10}
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { removeTemporary(path) }
         let policy = try Policy.load(path: path, environment: [:])
         #expect(policy.routes.map(\.name) == ["jason sees v2", "api v3", "default"])
         #expect(policy.routes[0].matchHeaders.map(\.name) == ["end-user"])
@@ -80,8 +75,8 @@ import Testing
         ("expect:\n  split: {v1: -10, v2: 110}\n", 5, "expect.split.v1", "at least 0"),
     ])
     func badPoliciesNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
-        let path = try write("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try writeTemporaryYAML("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
+        defer { removeTemporary(path) }
         #expect {
             try Policy.load(path: path, environment: [:])
         } throws: { error in
@@ -103,8 +98,8 @@ import Testing
     }
 
     @Test func aPolicyWithoutExpectationsIsRefused() throws {
-        let path = try write("target: http://127.0.0.1:1/\n")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try writeTemporaryYAML("target: http://127.0.0.1:1/\n")
+        defer { removeTemporary(path) }
         #expect(throws: MeshprobeYAMLError.self) { try Policy.load(path: path, environment: [:]) }
     }
 }

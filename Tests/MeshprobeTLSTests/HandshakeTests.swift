@@ -56,24 +56,11 @@ struct HandshakeTests {
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server, connections: cases.count)
             for (index, (context, host, expected)) in cases.enumerated() {
-                let promise = group.next().makePromise(of: SideResult.self)
-                let channel = try await ClientBootstrap(group: group)
-                    .connectTimeout(.seconds(5))
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandlers([
-                                context.makeHandler(connectingTo: host),
-                                Recorder(promise: promise, request: "ping", isDone: { $0 == "ping" }),
-                            ])
-                        }
-                    }
-                    .connect(host: "127.0.0.1", port: echo.port).get()
-                let clientSide = try await wait(promise, what: "client connection")
+                let clientSide = try await connect(group: group, port: echo.port, context: context, connectingTo: host)
                 let serverSide = try await echo.result(index)
                 #expect(clientSide.error == nil)
                 #expect(serverSide.completed?.serverName == expected, "host \(host)")
                 #expect(clientSide.completed?.serverName == expected, "host \(host)")
-                try? await channel.close()
             }
             try await echo.channel.close()
         }

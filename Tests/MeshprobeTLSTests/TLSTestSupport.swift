@@ -186,15 +186,19 @@ struct EchoServer {
 }
 
 /// Connects with TLS, sends `request` after the handshake, and returns what the client saw.
+///
+/// `connectingTo` makes the handler with `makeHandler(connectingTo:)` (the load engine's SNI rule) instead of
+/// `makeHandler(serverName:)`.
 func connect(group: MultiThreadedEventLoopGroup, port: Int, context: TLSContext, request: String = "ping",
-             serverName: String? = nil, isDone: @escaping @Sendable (String) -> Bool = { $0 == "ping" }) async throws -> SideResult {
+             serverName: String? = nil, connectingTo host: String? = nil,
+             isDone: @escaping @Sendable (String) -> Bool = { $0 == "ping" }) async throws -> SideResult {
     let promise = group.next().makePromise(of: SideResult.self)
     let channel = try await ClientBootstrap(group: group)
         .connectTimeout(.seconds(5))
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandlers([
-                    context.makeHandler(serverName: serverName),
+                    host.map { context.makeHandler(connectingTo: $0) } ?? context.makeHandler(serverName: serverName),
                     Recorder(promise: promise, request: request, isDone: isDone),
                 ])
             }
