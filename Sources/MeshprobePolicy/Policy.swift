@@ -40,15 +40,59 @@ public enum DestinationRecognizer: Sendable, Equatable, CustomStringConvertible 
 /// A weighted split a route must show, and how to send requests that take that route.
 public struct SplitExpectation: Sendable {
     public var name: String
-    /// Headers that make a request match this route (exact values); empty for the default route.
-    public var matchHeaders: [(name: String, value: String)] = []
-    /// A path that makes a request match this route; nil keeps the target's path.
-    public var matchPath: String?
+    /// What makes a request take this route (header, path, method conditions); empty for the default route.
+    public var conditions: [MatchCondition] = []
     public var weights: [String: Double]
     public var recognizer: DestinationRecognizer
     /// Maps what the recogniser reads to destination names (optional).
     public var mapping: [String: String]
     public var statistics: SplitTestConfiguration
+
+    public init(name: String, weights: [String: Double], recognizer: DestinationRecognizer, mapping: [String: String] = [:],
+                statistics: SplitTestConfiguration) {
+        self.name = name
+        self.weights = weights
+        self.recognizer = recognizer
+        self.mapping = mapping
+        self.statistics = statistics
+    }
+
+    /// Headers the route's requests carry (name lowercased, value meeting the condition).
+    public var matchHeaders: [(name: String, value: String)] {
+        conditions.compactMap { c in
+            if case .header(let name) = c.subject { return (name, c.sent) }
+            return nil
+        }
+    }
+
+    /// The path the route's requests use; nil keeps the target's.
+    public var matchPath: String? { conditions.first { $0.subject == .path }?.sent }
+
+    /// The destination a response counts for: what the recogniser reads, mapped.
+    public func destinationName(of identity: WorkloadIdentity) -> String {
+        guard let read = recognizer.destination(of: identity) else { return "(unrecognised: no \(recognizer))" }
+        return mapping[read] ?? read
+    }
+
+    /// The method the route's requests use; nil keeps the scenario's.
+    public var matchMethod: String? { conditions.first { $0.subject == .method }?.sent }
+}
+
+/// Waiting for a new policy to reach every proxy before judging it: the route's requests are sent until the last
+/// `stableWindows` windows show one split near the declared weights (`StabilityCheck`), at most `timeout`.
+public struct PropagationWait: Sendable, Equatable {
+    /// At most this long; then the split test runs anyway and the report says the split never settled.
+    public var timeout: Double
+    /// The length of one window of counts.
+    public var window: Double = 1
+    /// Settled when this many consecutive windows show one split.
+    public var stableWindows: Int = 3
+
+    public init(timeout: Double, window: Double = 1, stableWindows: Int = 3) {
+        self.timeout = timeout
+        self.window = window
+        self.stableWindows = stableWindows
+    }
 }
 
 /// A meshprobe policy file: a scenario (target, identity, load) plus what to expect.
@@ -71,6 +115,11 @@ public struct Policy {
     public var minimumSuccessRate: Double?
     /// Latency ceilings in seconds, by percentile (50, 90, 99, 99.9).
     public var latencyCeilings: [(percentile: Double, seconds: Double)] = []
+    /// Wait until the split settles before each route's test.
+    public var propagation: PropagationWait?
+    /// Clusters that must answer at least once, and clusters that must answer nothing (the echo's cluster stamp).
+    public var clustersToReach: [String] = []
+    public var clustersToAvoid: [String] = []
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -83,7 +132,10 @@ public struct Policy {
     /// - Parameter routesElsewhere: the routes come from mesh manifests, so `expect` may leave out split and routes.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             routesElsewhere: Bool = false) throws(YAMLInputError) -> Policy {
-        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect"], defaultRequests: 20_000)
+        // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
+        // routing (each connection sticks to one upstream in many proxies).
+        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect"], defaultRequests: 20_000,
+                                         defaultChurn: .every(20))
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
         }
@@ -91,7 +143,7 @@ public struct Policy {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests"])
+                                             "missRate", "maxRequests", "propagation", "clusters"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -158,15 +210,14 @@ public struct Policy {
             var expectation = SplitExpectation(name: route.name, weights: weights, recognizer: recognizer, mapping: [:],
                                                statistics: statistics)
             if let match = route.match {
-                let m = try match.mapping(allowed: ["headers", "path"])
+                let m = try match.mapping(allowed: ["headers", "path", "method"])
                 if let headers = m["headers"] {
-                    for (name, value, _) in try headers.stringMap() { expectation.matchHeaders.append((name.lowercased(), value)) }
+                    for (name, _, at) in try headers.stringMapKeys() {
+                        expectation.conditions.append(try MatchCondition.parse(at, subject: .header(name.lowercased())))
+                    }
                 }
-                if let path = m["path"] {
-                    let p = try path.string()
-                    guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
-                    expectation.matchPath = p
-                }
+                if let path = m["path"] { expectation.conditions.append(try MatchCondition.parse(path, subject: .path)) }
+                if let method = m["method"] { expectation.conditions.append(try MatchCondition.parse(method, subject: .method)) }
             }
             routes.append(expectation)
         }
@@ -193,6 +244,30 @@ public struct Policy {
                 let text = try caller.string()
                 do { _ = try SPIFFEID(parsing: text) } catch { throw caller.error(error.description) }
                 policy.expectedCaller = text
+            }
+        }
+        if let p = f["propagation"] {
+            if case .scalar = p.node {
+                policy.propagation = PropagationWait(timeout: try p.duration())
+            } else {
+                let m = try p.mapping(allowed: ["timeout", "window", "stable"])
+                guard let timeout = m["timeout"] else { throw p.error("propagation needs a timeout (e.g. 30s)") }
+                var wait = PropagationWait(timeout: try timeout.duration())
+                if let w = m["window"] { wait.window = try w.duration() }
+                if let s = m["stable"] { wait.stableWindows = try s.int(minimum: 2) }
+                guard wait.window * Double(wait.stableWindows) <= wait.timeout else {
+                    throw p.error("\(wait.stableWindows) windows of \(YAMLValue.format(wait.window))s cannot fit in the timeout of \(YAMLValue.format(wait.timeout))s")
+                }
+                policy.propagation = wait
+            }
+        }
+        if let c = f["clusters"] {
+            let m = try c.mapping(allowed: ["reach", "avoid"])
+            policy.clustersToReach = try m["reach"]?.list().map { v throws(YAMLInputError) in try v.string() } ?? []
+            policy.clustersToAvoid = try m["avoid"]?.list().map { v throws(YAMLInputError) in try v.string() } ?? []
+            if policy.clustersToReach.isEmpty && policy.clustersToAvoid.isEmpty { throw c.error("give reach: [CLUSTER, ...] and/or avoid: [...]") }
+            if let both = Set(policy.clustersToReach).intersection(policy.clustersToAvoid).first {
+                throw c.error("cluster '\(both)' is both in reach and in avoid")
             }
         }
         policy.recognizer = recognizer

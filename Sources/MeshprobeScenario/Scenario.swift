@@ -37,7 +37,8 @@ public struct Scenario {
 
     /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            extraKeys: [String] = [], defaultRequests: Int? = nil) throws(YAMLInputError) -> Scenario {
+                            extraKeys: [String] = [], defaultRequests: Int? = nil,
+                            defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "cannot read the file")
         }
@@ -46,14 +47,16 @@ public struct Scenario {
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         return try parse(text, file: path, baseDirectory: base, environment: environment, extraKeys: extraKeys,
-                         defaultRequests: defaultRequests)
+                         defaultRequests: defaultRequests, defaultChurn: defaultChurn)
     }
 
     /// - Parameters:
     ///   - extraKeys: top-level keys the caller reads itself (returned in `extras`).
     ///   - defaultRequests: the request count when the file gives no end (a policy's sample cap).
+    ///   - defaultChurn: the connection churn when the file gives none (a policy spreads over fresh connections).
     public static func parse(_ text: String, file: String, baseDirectory: URL, environment: [String: String] = [:],
-                             extraKeys: [String] = [], defaultRequests: Int? = nil) throws(YAMLInputError) -> Scenario {
+                             extraKeys: [String] = [], defaultRequests: Int? = nil,
+                             defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
                                              "identityHeader", "guards", "steps", "setup", "teardown", "output"] + extraKeys)
@@ -87,6 +90,7 @@ public struct Scenario {
         var configuration = LoadConfiguration(targets: targets)
         configuration.environment = environment
         var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
+        if let defaultChurn { scenario.configuration.churn = defaultChurn }
         scenario.name = try top["name"]?.string()
         if let http = top["http"] {
             switch try http.string() {

@@ -14,7 +14,8 @@ struct VerifyCommand: AsyncParsableCommand {
         discussion: """
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
             the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
-            Importers for Istio, Gateway API and Linkerd manifests are not built yet: the policy is meshprobe's own.
+            With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
+            from them and the policy gives the target, identity, load and statistics.
             Example: meshprobe verify policies/reviews-canary.yaml --json verdict.json
             """
     )
@@ -22,7 +23,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Argument(help: "The policy file (meshprobe.policy/v1).")
     var file: String
 
-    @Argument(help: "Istio manifests (VirtualService, DestinationRule; multi-document YAML): the routes to check.")
+    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.")
     var manifests: [String] = []
 
     @Option(help: "Write the verdict and its evidence as JSON.")
@@ -68,6 +69,9 @@ struct VerifyCommand: AsyncParsableCommand {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
             report.add(CallerCheck.evaluate(outcomes, expected: caller))
         }
+        if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
+            report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
+        }
         for check in SLOCheck.evaluate(outcomes, policy: policy) { report.add(check) }
         printLine(report.text)
         if let json {
@@ -101,18 +105,34 @@ struct VerifyReport: Encodable {
         var unsuccessfulResponses: Int
         var matchHeaders: [String: String]
         var matchPath: String?
+        var matchMethod: String? = nil
+        /// The route's conditions in words (`header x-group ~ ^beta-[0-9]+$ (sent beta-7)`).
+        var match: [String]? = nil
+        /// Connections the route's requests used (fresh connections spread the samples over upstreams).
+        var connections: Int? = nil
+        var propagation: Propagation? = nil
         enum CodingKeys: String, CodingKey {
-            case requests, counts, declared, observed, tolerance, test, truncated
+            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation
             case matchHeaders = "match_headers"
             case matchPath = "match_path"
+            case matchMethod = "match_method"
             case falseFailRate = "false_fail_rate"
             case missRate = "miss_rate"
             case unsuccessfulResponses = "unsuccessful_responses"
         }
     }
 
+    /// The wait for the split to settle before the test.
+    struct Propagation: Encodable {
+        var settled: Bool
+        var seconds: Double
+        var requests: Int
+        var connections: Int
+        var windows: [[String: Int]]
+    }
+
     struct Verdict: Encodable {
-        /// split, mtls or slo.
+        /// split, mtls, clusters or slo.
         var kind = "split"
         var name: String
         var passed: Bool
@@ -141,7 +161,12 @@ struct VerifyReport: Encodable {
                 test: "sequential probability ratio tests per destination (Bonferroni over destinations)",
                 truncated: e?.truncated ?? false, unsuccessfulResponses: outcome.unsuccessful,
                 matchHeaders: Dictionary(outcome.route.matchHeaders.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
-                matchPath: outcome.route.matchPath)
+                matchPath: outcome.route.matchPath, matchMethod: outcome.route.matchMethod,
+                match: outcome.route.conditions.map(\.description), connections: outcome.result.connectionsEstablished,
+                propagation: outcome.propagation.map {
+                    Propagation(settled: $0.settled, seconds: ($0.seconds * 1000).rounded() / 1000, requests: $0.requests,
+                                connections: $0.connections, windows: $0.windows)
+                })
             var reason: String?
             if case .fail(let why, _)? = outcome.verdict { reason = why }
             if outcome.verdict == nil { reason = "undecided: the run ended after \(samples) successful responses" }
@@ -162,6 +187,25 @@ struct VerifyReport: Encodable {
             truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
         verdicts.append(Verdict(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
                                 passed: check.passed, decided: true, reason: check.reason, evidence: evidence))
+        passed = passed && check.passed
+    }
+
+    /// Adds the cluster verdict (every listed cluster answered at least once; avoided ones never).
+    mutating func add(_ check: ClusterCheck) {
+        let total = check.seen.values.reduce(0, +)
+        var declared: [String: Double] = [:]
+        for c in check.reach { declared[c] = 1 }
+        for c in check.avoid { declared[c] = 0 }
+        let evidence = Evidence(requests: total, counts: check.seen, declared: declared,
+                                observed: check.seen.mapValues { total > 0 ? Double($0) / Double(total) : 0 },
+                                tolerance: 0, falseFailRate: 0, missRate: 0,
+                                test: "responses by the echo's cluster stamp: reach >= 1 each, avoid = 0 each",
+                                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        var name: [String] = []
+        if !check.reach.isEmpty { name.append("reach \(check.reach.joined(separator: ", "))") }
+        if !check.avoid.isEmpty { name.append("avoid \(check.avoid.joined(separator: ", "))") }
+        verdicts.append(Verdict(kind: "clusters", name: "clusters: \(name.joined(separator: "; "))", passed: check.passed, decided: true,
+                                reason: check.reason, evidence: evidence))
         passed = passed && check.passed
     }
 
@@ -187,6 +231,13 @@ struct VerifyReport: Encodable {
                 if let reason = v.reason { out += "      \(reason)\n" }
                 continue
             }
+            if v.kind == "clusters" {
+                let seen = v.evidence.counts.sorted { $0.value > $1.value }
+                    .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
+                out += "\(status)  \(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)\n"
+                if let reason = v.reason { out += "      \(reason)\n" }
+                continue
+            }
             if v.kind == "mtls" {
                 let callers = v.evidence.counts.sorted { $0.value > $1.value }
                     .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
@@ -197,12 +248,17 @@ struct VerifyReport: Encodable {
             let shares = v.evidence.declared.keys.sorted().map { name in
                 String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
             }.joined(separator: ", ")
-            var match = v.evidence.matchHeaders.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
-            if let path = v.evidence.matchPath { match.append("path \(path)") }
+            let match = v.evidence.match ?? []
             let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
             out += "\(status)  \(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
+            if let connections = v.evidence.connections { out += " on \(connections) connections" }
             if v.evidence.truncated { out += " (decided at the request cap)" }
             out += "\n"
+            if let p = v.evidence.propagation {
+                out += p.settled
+                    ? String(format: "      propagation: the split settled after %.1f s (%d requests, not part of the test)\n", p.seconds, p.requests)
+                    : String(format: "      propagation: the split had not settled after %.1f s (%d requests); tested anyway\n", p.seconds, p.requests)
+            }
             if let reason = v.reason { out += "      \(reason)\n" }
             out += String(format: "      test: %@; tolerance %.3f, false-fail <= %g, miss <= %g\n", v.evidence.test,
                           v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate)

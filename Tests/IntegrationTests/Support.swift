@@ -65,8 +65,8 @@ final class LabPKIFixture: @unchecked Sendable {  // @unchecked: immutable after
 }
 
 /// Starts an echo workload on 127.0.0.1 with an ephemeral port.
-func startEcho(version: String, tls: TLSContext?, workload: String = "reviews") async throws -> EchoServer {
-    var configuration = EchoConfiguration(identity: EchoIdentity(workload: workload, version: version, cluster: "test",
+func startEcho(version: String, tls: TLSContext?, workload: String = "reviews", cluster: String = "test") async throws -> EchoServer {
+    var configuration = EchoConfiguration(identity: EchoIdentity(workload: workload, version: version, cluster: cluster,
                                                                  namespace: "lab", pod: "\(workload)-\(version)-0"))
     configuration.port = 0
     configuration.tls = tls

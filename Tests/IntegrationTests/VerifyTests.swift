@@ -7,15 +7,15 @@ import Testing
 /// with the evidence.
 @Suite(.timeLimit(.minutes(2))) struct VerifyTests {
     /// Starts HAProxy on a free port with an h2c frontend and weighted random(1) balancing over `servers`.
-    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRoute: (header: String, value: String, port: Int)? = nil)
-        throws -> (BackgroundProcess, Int, URL) {
+    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRoute: (header: String, match: ValueMatch, port: Int)? = nil,
+                      adminSocket: Bool = false) throws -> (BackgroundProcess, Int, URL) {
         let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
         let port = try freePort()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let config = dir.appendingPathComponent("haproxy.cfg")
         try HAProxyConfig(frontendPort: port, servers: servers.map { .init($0.name, port: $0.port, weight: $0.weight) },
-                          headerRoute: headerRoute).text.write(to: config, atomically: true, encoding: .utf8)
+                          headerRoute: headerRoute, adminSocket: adminSocket ? dir.appendingPathComponent("admin.sock").path : nil).text.write(to: config, atomically: true, encoding: .utf8)
         let process = try BackgroundProcess(haproxy, ["-f", config.path, "-db"], waitForPort: port)
         return (process, port, dir)
     }
@@ -24,13 +24,13 @@ import Testing
         try verify(port: port, expect: "  split: \(split)", in: dir)
     }
 
-    func verify(port: Int, expect: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
+    func verify(port: Int, expect: String, load: String = "{connections: 4, streams: 10}", in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
             policy: meshprobe.policy/v1
             name: reviews canary
             target: http://127.0.0.1:\(port)/reviews
-            load: {connections: 4, streams: 10}
+            load: \(load)
             expect:
               name: reviews canary
               recognise: version
@@ -93,14 +93,14 @@ import Testing
         // A proxy with the header route: both routes pass.
         do {
             let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                      headerRoute: ("end-user", "jason", v2.port))
+                                                      headerRoute: ("end-user", .exact("jason"), v2.port))
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
             let (out, object) = try verify(port: port, expect: routes, in: dir)
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
             #expect(verdicts.map { $0["name"] as? String } == ["jason sees v2", "everyone else"])
             #expect(verdicts.allSatisfy { $0["passed"] as? Bool == true })
-            #expect(out.stdout.contains("[requests with end-user: jason]"))
+            #expect(out.stdout.contains("[requests with header end-user = jason]"), "\(out.stdout)")
         }
         // The same proxy without the header route: jason's requests follow the default split, and that route fails.
         do {
@@ -125,7 +125,7 @@ import Testing
         let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/\(fixture)").path
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                  headerRoute: ("end-user", "jason", v2.port))
+                                                  headerRoute: ("end-user", .exact("jason"), v2.port))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
@@ -217,5 +217,82 @@ import Testing
         #expect(out.status == 1)
         let reason = (object?["verdicts"] as? [[String: Any]])?.first?["reason"] as? String
         #expect(reason?.contains("v2 is declared at weight 0") == true, "\(reason ?? "")")
+    }
+
+    @Test func regexHeaderRoutesAreExercisedWithTheirExampleValue() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                  headerRoute: ("x-group", .regex("^beta-[0-9]+$"), v2.port))
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (out, object) = try verify(port: port, expect: """
+              routes:
+                - name: beta testers
+                  match: {headers: {x-group: {regex: "^beta-[0-9]+$", send: beta-7}}, method: GET}
+                  split: {v2: 100}
+                - name: everyone else
+                  split: {v1: 90, v2: 10}
+            """, in: dir)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("[requests with header x-group ~ ^beta-[0-9]+$ (sent beta-7), method = GET]"), "\(out.stdout)")
+        let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
+        let evidence = try #require(verdicts.first?["evidence"] as? [String: Any])
+        #expect(evidence["match_headers"] as? [String: String] == ["x-group": "beta-7"])
+        // Samples are spread over fresh connections (every 20 requests by default in verify).
+        let requests = try #require(evidence["requests"] as? Int)
+        let connections = try #require(evidence["connections"] as? Int)
+        #expect(connections >= requests / 20, "\(connections) connections for \(requests) requests")
+    }
+
+    /// A new weight reaches the proxy two seconds into the run (HAProxy's runtime API, as a mesh's control plane
+    /// would push it): verify waits until the split settles at the declared weights, reports the wait, then passes.
+    @Test func verifyWaitsForANewSplitToPropagate() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 50), ("v2", v2.port, 50)], adminSocket: true)
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let python = try #require(which("python3"))
+        let socket = dir.appendingPathComponent("admin.sock").path
+        let changed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            let script = """
+                import socket, sys
+                for command in ["set weight weighted/v1 90", "set weight weighted/v2 10"]:
+                    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((command + "\\n").encode()); s.recv(4096); s.close()
+                """
+            _ = try? run(python, ["-c", script, socket])
+            changed.signal()
+        }
+        let (out, object) = try verify(port: port, expect: """
+              split: {v1: 90, v2: 10}
+              propagation: {timeout: 20s, window: 500ms, stable: 3}
+            """, load: "{connections: 4, streams: 10, rate: 400}", in: dir)
+        changed.wait()
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+        let propagation = try #require((verdict["evidence"] as? [String: Any])?["propagation"] as? [String: Any])
+        #expect(propagation["settled"] as? Bool == true, "\(propagation)")
+        // Not before the change at 2 s plus three windows that agree with 90/10.
+        #expect((propagation["seconds"] as? Double ?? 0) >= 2.5, "\(propagation)")
+        #expect(out.stdout.contains("propagation: the split settled after"), "\(out.stdout)")
+    }
+
+    @Test func clustersThatMustAnswerAndClustersThatMustNot() async throws {
+        let east = try await startEcho(version: "v1", tls: nil, cluster: "east")
+        let west = try await startEcho(version: "v1", tls: nil, cluster: "west")
+        defer { Task { await east.close(); await west.close() } }
+        let (proxy, port, dir) = try startHAProxy([("east", east.port, 50), ("west", west.port, 50)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (pass, _) = try verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, west], avoid: [central]}", in: dir)
+        #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
+        #expect(pass.stdout.contains("PASS  clusters: reach east, west; avoid central"), "\(pass.stdout)")
+        let (fail, object) = try verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, central], avoid: [west]}", in: dir)
+        #expect(fail.status == 1, "\(fail.stdout)\(fail.stderr)")
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first { $0["kind"] as? String == "clusters" })
+        let reason = try #require(verdict["reason"] as? String)
+        #expect(reason.contains("no response from central"), "\(reason)")
+        #expect(reason.contains("responses from west (declared: nothing)"), "\(reason)")
     }
 }

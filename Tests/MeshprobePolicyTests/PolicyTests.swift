@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeIdentity
+import MeshprobeLoad
 import MeshprobeVerify
 import Testing
 @testable import MeshprobePolicy
@@ -55,6 +56,68 @@ import Testing
         #expect(policy.routes[2].weights == ["v1": 90, "v2": 10])
     }
 
+    @Test func readsPrefixRegexAndMethodMatchesPropagationAndClusters() throws {
+        let path = try writeTemporaryYAML("""
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:8080/reviews
+            expect:
+              routes:
+                - name: beta
+                  match:
+                    headers: {x-group: {regex: "^beta-[0-9]+$", send: beta-7}, x-canary: {prefix: "yes"}, x-exact: {exact: one}}
+                    path: {prefix: /api}
+                    method: POST
+                  split: {v2: 100}
+                - name: literal regex
+                  match: {path: {regex: "^/v3/ratings/[0-9]+$", send: /v3/ratings/7}}
+                  split: {v3: 100}
+                - name: default
+                  split: {v1: 90, v2: 10}
+              propagation: {timeout: 30s, window: 500ms, stable: 4}
+              clusters: {reach: [east, west], avoid: [central]}
+            """)
+        defer { removeTemporary(path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        let beta = policy.routes[0]
+        #expect(beta.matchHeaders.map(\.name) == ["x-group", "x-canary", "x-exact"])
+        #expect(beta.matchHeaders.map(\.value) == ["beta-7", "yes", "one"])
+        #expect(beta.matchPath == "/api")
+        #expect(beta.matchMethod == "POST")
+        #expect(beta.conditions.map(\.description) == ["header x-group ~ ^beta-[0-9]+$ (sent beta-7)", "header x-canary prefix yes (sent yes)",
+                                                       "header x-exact = one", "path prefix /api (sent /api)", "method = POST"])
+        #expect(policy.routes[1].matchPath == "/v3/ratings/7")
+        #expect(policy.propagation == PropagationWait(timeout: 30, window: 0.5, stableWindows: 4))
+        #expect(policy.clustersToReach == ["east", "west"] && policy.clustersToAvoid == ["central"])
+        // Verify spreads samples over fresh connections unless the file says otherwise.
+        #expect(policy.scenario.configuration.churn == .every(20))
+    }
+
+    @Test func aRouteRequestCarriesItsHeadersPathAndMethod() throws {
+        var route = SplitExpectation(name: "r", weights: ["v1": 100], recognizer: .version, statistics: .init())
+        route.conditions = [MatchCondition(subject: .header("end-user"), match: .exact("jason"), sent: "jason"),
+                            MatchCondition(subject: .path, match: .prefix("/api"), sent: "/api"),
+                            MatchCondition(subject: .method, match: .exact("PUT"), sent: "PUT")]
+        var base = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/reviews")])
+        base.headers = [("End-User", "someone"), ("x-other", "1")]
+        let configured = PolicyVerification.configuration(base, for: route)
+        #expect(configured.headers.map(\.name) == ["x-other", "end-user"])
+        #expect(configured.headers.map(\.value) == ["1", "jason"])
+        #expect(configured.targets[0].path == "/api")
+        #expect(configured.method == "PUT")
+    }
+
+    @Test func regexSamplesAreOnlyTakenFromLiterals() {
+        #expect(ValueMatch.regex("^/v3/ratings$").sample == "/v3/ratings")
+        #expect(ValueMatch.regex("beta\\.users").sample == "beta.users")
+        #expect(ValueMatch.regex("^beta-[0-9]+$").sample == nil)
+        #expect(ValueMatch.regex("a\\d").sample == nil)
+        #expect(ValueMatch.regex("^beta-[0-9]+$").matches("beta-12"))
+        #expect(!ValueMatch.regex("^beta-[0-9]+$").matches("xbeta-12"))
+        // Whole-value match, as Envoy's RE2 matcher does.
+        #expect(!ValueMatch.regex("beta").matches("beta-12"))
+        #expect(ValueMatch.prefix("/api").matches("/api/v1") && !ValueMatch.prefix("/api").matches("/ap"))
+    }
+
     @Test func recognisersReadTheRightStamp() {
         let id = WorkloadIdentity(identity: "spiffe://td/ns/a/sa/b", workload: "reviews", version: "v2", cluster: "east")
         #expect(DestinationRecognizer.version.destination(of: id) == "v2")
@@ -73,6 +136,17 @@ import Testing
         ("expect:\n  split: {v1: 100}\n  tolerance: 0.7\n", 6, "expect.tolerance", "below 0.5"),
         ("expect:\n  splits: {v1: 100}\n", 5, "expect.splits", "unknown field"),
         ("expect:\n  split: {v1: -10, v2: 110}\n", 5, "expect.split.v1", "at least 0"),
+        ("expect:\n  routes:\n    - {match: {headers: {x: {regex: \"^a[0-9]+$\"}}}, split: {v1: 100}}\n", 6, "expect.routes[0].match.headers.x", "send: VALUE"),
+        ("expect:\n  routes:\n    - {match: {headers: {x: {exact: a, send: a}}}, split: {v1: 100}}\n", 6, "expect.routes[0].match.headers.x", "leave send out"),
+        ("expect:\n  routes:\n    - {match: {headers: {x: {regex: \"^a[0-9]+$\", send: b1}}}, split: {v1: 100}}\n", 6, "expect.routes[0].match.headers.x.send", "does not match"),
+        ("expect:\n  routes:\n    - {match: {headers: {x: {regex: \"a(\"}}}, split: {v1: 100}}\n", 6, "expect.routes[0].match.headers.x.regex", "not a regular expression"),
+        ("expect:\n  routes:\n    - {match: {headers: {x: {prefix: a, exact: b}}}, split: {v1: 100}}\n", 6, "expect.routes[0].match.headers.x", "exactly one"),
+        ("expect:\n  routes:\n    - {match: {method: get}, split: {v1: 100}}\n", 6, "expect.routes[0].match.method", "uppercase"),
+        ("expect:\n  split: {v1: 100}\n  propagation: {timeout: 2s, window: 1s, stable: 3}\n", 6, "expect.propagation", "cannot fit"),
+        ("expect:\n  split: {v1: 100}\n  propagation: {window: 1s}\n", 6, "expect.propagation", "needs a timeout"),
+        ("expect:\n  split: {v1: 100}\n  propagation: {timeout: 10s, stable: 1}\n", 6, "expect.propagation.stable", "at least 2"),
+        ("expect:\n  split: {v1: 100}\n  clusters: {reach: [east], avoid: [east]}\n", 6, "expect.clusters", "both"),
+        ("expect:\n  split: {v1: 100}\n  clusters: {}\n", 6, "expect.clusters", "reach"),
     ])
     func badPoliciesNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
         let path = try writeTemporaryYAML("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)

@@ -5,8 +5,8 @@ import MeshprobeYAML
 /// Turns Gateway API HTTPRoutes into split expectations.
 ///
 /// Each rule becomes a route: its backendRefs' weights (relative, default 1, 0 allowed: that backend must get
-/// nothing) over the backends' names, checked with requests matching its first match (`path` of type `Exact` or
-/// `PathPrefix`, `headers` of type `Exact`). Rules with matches are checked before a rule without, like Gateway
+/// nothing) over the backends' names, checked with requests matching its first match (`path` of type `Exact`,
+/// `PathPrefix` or a `RegularExpression` that spells a literal, `headers` likewise, `method`). Rules with matches are checked before a rule without, like Gateway
 /// API's precedence for these cases; other match kinds, filters and extra matches are reported as notes.
 public enum GatewayAPIImporter {
     public static func importRoutes(documents: [YAMLValue], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration)
@@ -31,24 +31,35 @@ public enum GatewayAPIImporter {
                     if matches.count > 1 {
                         out.notes.append("\(rule.file):\(rule.line): \(ruleName): only the first of \(matches.count) matches is exercised")
                     }
+                    var unexercisable: String?
                     if let path = first["path"] {
                         let type = try path["type"]?.string() ?? "PathPrefix"
                         let value = try path["value"]?.string() ?? "/"
-                        guard type == "Exact" || type == "PathPrefix" else {
-                            throw path.error("only Exact and PathPrefix path matches can be exercised, not \(type)")
+                        switch try condition(type: type, value: value, subject: .path, at: path) {
+                        case .some(let c): expectation.conditions.append(c)
+                        case .none: unexercisable = "path"
                         }
-                        expectation.matchPath = value
                     }
                     for header in try first["headers"]?.list() ?? [] {
                         let type = try header["type"]?.string() ?? "Exact"
-                        guard type == "Exact" else { throw header.error("only Exact header matches can be exercised, not \(type)") }
                         guard let headerName = try header["name"]?.string(), let value = try header["value"]?.string() else {
                             throw header.error("a header match needs name and value")
                         }
-                        expectation.matchHeaders.append((headerName.lowercased(), value))
+                        switch try condition(type: type, value: value, subject: .header(headerName.lowercased()), at: header) {
+                        case .some(let c): expectation.conditions.append(c)
+                        case .none: unexercisable = "header \(headerName)"
+                        }
                     }
-                    for other in ["method", "queryParams"] where first[other] != nil {
-                        out.notes.append("\(first.file):\(first.line): \(ruleName): the \(other) match is not exercised")
+                    if let method = first["method"] {
+                        expectation.conditions.append(try MatchCondition.parse(method, subject: .method))
+                    }
+                    if first["queryParams"] != nil {
+                        out.notes.append("\(first.file):\(first.line): \(ruleName): the queryParams match is not exercised")
+                    }
+                    if let unexercisable {
+                        out.notes.append("\(first.file):\(first.line): \(ruleName): not checked: the \(unexercisable) regex needs an example value "
+                            + "(write this route in the policy's routes with send: VALUE)")
+                        continue
                     }
                 }
                 let backends = try rule["backendRefs"]?.list() ?? []
@@ -62,7 +73,7 @@ public enum GatewayAPIImporter {
                 guard total > 0 else { throw rule.error("every backendRef has weight 0: no backend can get traffic") }
                 // Gateway API weights are relative: make them percentages.
                 expectation.weights = expectation.weights.mapValues { $0 / total * 100 }
-                let hasMatch = !expectation.matchHeaders.isEmpty || (expectation.matchPath.map { $0 != "/" } ?? false)
+                let hasMatch = expectation.conditions.contains { $0.subject != .path || $0.match != .prefix("/") }
                 if hasMatch { withMatches.append(expectation) } else { catchAll.append(expectation) }
             }
         }
@@ -71,5 +82,19 @@ public enum GatewayAPIImporter {
         }
         out.routes = withMatches + catchAll.prefix(1)
         return out
+    }
+
+    /// A Gateway API match (`Exact`, `PathPrefix`, `RegularExpression`) as a condition; nil for a regular
+    /// expression no example value is known for.
+    static func condition(type: String, value: String, subject: MatchCondition.Subject, at: YAMLValue) throws(YAMLInputError) -> MatchCondition? {
+        let match: ValueMatch
+        switch type {
+        case "Exact": match = .exact(value)
+        case "PathPrefix" where subject == .path: match = .prefix(value)
+        case "RegularExpression": match = .regex(value)
+        default: throw at.error("unknown match type \(type)")
+        }
+        guard let sample = match.sample else { return nil }
+        return MatchCondition(subject: subject, match: match, sent: sample)
     }
 }

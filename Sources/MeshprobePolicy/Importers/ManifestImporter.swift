@@ -15,9 +15,10 @@ public struct ImportedRoutes: Sendable {
 /// here; Gateway API (and Linkerd policy.linkerd.io) HTTPRoutes go to `GatewayAPIImporter`.
 ///
 /// First match wins, as in Istio: each route is checked with requests that match it and not an earlier route
-/// (header values and paths are taken from the route's first match block). Supported matches: `headers` with
-/// `exact`, `uri` with `exact` or `prefix`; other match kinds, extra match blocks, and route features such as
-/// retries, timeouts, faults, mirrors, rewrites and redirects are reported as not checked here.
+/// (header values, path and method are taken from the route's first match block). Supported matches: `headers`,
+/// `uri` and `method` with `exact`, `prefix`, or a `regex` that spells a literal; a route whose regex needs an
+/// example value, other match kinds, extra match blocks, and route features such as retries, timeouts, faults,
+/// mirrors, rewrites and redirects are reported as not checked here.
 public enum ManifestImporter {
     /// Reads the VirtualServices and DestinationRules in `files` (multi-document YAML); Gateway API HTTPRoutes in
     /// the same files go to `GatewayAPIImporter`.
@@ -87,24 +88,28 @@ public enum ManifestImporter {
                     if matches.count > 1 {
                         out.notes.append("\(route.file):\(route.line): \(routeName): only the first of \(matches.count) match blocks is exercised")
                     }
+                    var unexercisable: String?
                     if let headers = first["headers"] {
                         for (name, _, condition) in try headers.stringMapKeys() {
-                            guard let exact = try condition["exact"]?.string() else {
-                                throw condition.error("only exact header matches can be exercised (prefix and regex are not supported yet)")
+                            switch try istioCondition(condition, subject: .header(name.lowercased())) {
+                            case .some(let c): expectation.conditions.append(c)
+                            case .none: unexercisable = "header \(name)"
                             }
-                            expectation.matchHeaders.append((name.lowercased(), exact))
                         }
                     }
-                    if let uri = first["uri"] {
-                        if let exact = try uri["exact"]?.string() {
-                            expectation.matchPath = exact
-                        } else if let prefix = try uri["prefix"]?.string() {
-                            expectation.matchPath = prefix
-                        } else {
-                            throw uri.error("only exact and prefix uri matches can be exercised (regex is not supported yet)")
+                    for (key, subject) in [("uri", MatchCondition.Subject.path), ("method", .method)] {
+                        guard let value = first[key] else { continue }
+                        switch try istioCondition(value, subject: subject) {
+                        case .some(let c): expectation.conditions.append(c)
+                        case .none: unexercisable = key
                         }
                     }
-                    for other in ["method", "queryParams", "sourceLabels", "port", "gateways", "authority", "scheme"] where first[other] != nil {
+                    if let unexercisable {
+                        out.notes.append("\(first.file):\(first.line): \(routeName): not checked: the \(unexercisable) regex needs an example value "
+                            + "(write this route in the policy's routes with send: VALUE)")
+                        continue
+                    }
+                    for other in ["queryParams", "sourceLabels", "port", "gateways", "authority", "scheme"] where first[other] != nil {
                         out.notes.append("\(first.file):\(first.line): \(routeName): the \(other) match is not exercised")
                     }
                 }
@@ -148,5 +153,21 @@ public enum ManifestImporter {
             out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
         }
         return out
+    }
+
+    /// An Istio StringMatch (`exact`, `prefix`, `regex`) as a condition; nil for a regex no example value is known for.
+    static func istioCondition(_ value: YAMLValue, subject: MatchCondition.Subject) throws(YAMLInputError) -> MatchCondition? {
+        let match: ValueMatch
+        if let exact = try value["exact"]?.string() {
+            match = .exact(exact)
+        } else if let prefix = try value["prefix"]?.string() {
+            match = .prefix(prefix)
+        } else if let regex = try value["regex"]?.string() {
+            match = .regex(regex)
+        } else {
+            throw value.error("expected exact, prefix or regex")
+        }
+        guard let sample = match.sample else { return nil }
+        return MatchCondition(subject: subject, match: match, sent: sample)
     }
 }

@@ -17,24 +17,37 @@ public struct HAProxyConfig: Sendable {
 
     public var frontendPort: Int
     public var servers: [Server]
-    /// Requests whose `header` equals `value` go to 127.0.0.1:`port` only.
-    public var headerRoute: (header: String, value: String, port: Int)?
+    /// Requests whose `header` matches go to 127.0.0.1:`port` only.
+    public var headerRoute: (header: String, match: ValueMatch, port: Int)?
+    /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
+    public var adminSocket: String?
 
-    public init(frontendPort: Int, servers: [Server], headerRoute: (header: String, value: String, port: Int)? = nil) {
+    public init(frontendPort: Int, servers: [Server], headerRoute: (header: String, match: ValueMatch, port: Int)? = nil,
+                adminSocket: String? = nil) {
         self.frontendPort = frontendPort
         self.servers = servers
         self.headerRoute = headerRoute
+        self.adminSocket = adminSocket
     }
 
     /// The configuration file's text (with the final newline HAProxy requires).
     public var text: String {
         var lines = [
             "global", "    maxconn 1000",
+        ]
+        if let adminSocket { lines.append("    stats socket \(adminSocket) mode 600 level admin") }
+        lines += [
             "defaults", "    mode http", "    timeout connect 2s", "    timeout client 10s", "    timeout server 10s",
             "frontend fe", "    bind 127.0.0.1:\(frontendPort) proto h2",
         ]
         if let route = headerRoute {
-            lines += ["    acl routed req.hdr(\(route.header)) -m str \(route.value)", "    use_backend routed if routed"]
+            let acl: String
+            switch route.match {
+            case .exact(let v): acl = "-m str \(v)"
+            case .prefix(let v): acl = "-m beg \(v)"
+            case .regex(let v): acl = "-m reg \(v)"
+            }
+            lines += ["    acl routed req.hdr(\(route.header)) \(acl)", "    use_backend routed if routed"]
         }
         lines += ["    default_backend weighted"]
         if let route = headerRoute {
