@@ -57,6 +57,9 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
 
     private let settings: HTTP2Settings
     private let collectBodies: Bool
+    /// Without `collectBodies`: keep this many bytes from the start of the body of a response whose status is 400
+    /// or above (a load generator reads a proxy's error page to tell why it refused).
+    private let errorBodyPrefix: Int
     /// Lower-case name prefixes of the response headers to hand over; nil hands over all of them.
     private let keepHeaderPrefixes: [[UInt8]]?
     private var delegate: (any HTTP2ClientDelegate)?
@@ -76,10 +79,13 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     /// - Parameter keepingHeadersWithPrefixes: when given, only response headers whose names start with one of
     ///   these (lower-case) prefixes are turned into `HTTP2Header` values; the rest are skipped without copying
     ///   (a load generator needs only the few headers that identify the server).
+    /// - Parameter keepingErrorBodyPrefix: bytes kept from the start of the body of 4xx/5xx responses when bodies
+    ///   are not collected.
     public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false,
-                keepingHeadersWithPrefixes: [String]? = nil, delegate: any HTTP2ClientDelegate) {
+                keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0, delegate: any HTTP2ClientDelegate) {
         self.settings = settings
         self.collectBodies = collectBodies
+        self.errorBodyPrefix = keepingErrorBodyPrefix
         self.keepHeaderPrefixes = keepingHeadersWithPrefixes.map { $0.map { Array($0.utf8) } }
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
@@ -303,8 +309,12 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
         guard let stream = streams[streamID] else { return }
         stream.bodyLength += length
-        guard collectBodies, let data, length > 0 else { return }
-        connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
+        guard let data, length > 0 else { return }
+        if collectBodies {
+            connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
+        } else if errorBodyPrefix > 0 && stream.status >= 400 {
+            connection.collectPrefix(data, length: length, into: &stream.body, limit: errorBodyPrefix)
+        }
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {

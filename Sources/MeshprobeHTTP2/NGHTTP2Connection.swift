@@ -147,6 +147,15 @@ final class NGHTTP2Connection {
         _ = nghttp2_submit_rst_stream(session.pointer, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
     }
 
+    /// Appends the part of a DATA chunk that fits in the first `limit` bytes of `body`; the rest is dropped (the
+    /// stream goes on).
+    func collectPrefix(_ data: UnsafePointer<UInt8>, length: Int, into body: inout ByteBuffer?, limit: Int) {
+        let room = limit - (body?.readableBytes ?? 0)
+        guard room > 0 else { return }
+        if body == nil { body = allocator.buffer(capacity: min(limit, max(length, 256))) }
+        body?.writeBytes(UnsafeRawBufferPointer(start: data, count: min(room, length)))
+    }
+
     /// Appends a received DATA chunk to `body`, or resets the stream with ENHANCE_YOUR_CALM once `total` (the
     /// stream's byte count including this chunk) is above `settings.maxCollectedBodyBytes`.
     func collect(

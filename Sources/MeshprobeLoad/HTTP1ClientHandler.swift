@@ -21,6 +21,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let collectBody: Bool
     private var body: ByteBuffer?
 
+    /// Bytes kept from the start of a 4xx/5xx response's body when bodies are not collected.
+    static let errorBodyPrefix = 512
+
     init(collectBody: Bool = false) {
         self.collectBody = collectBody
     }
@@ -59,6 +62,12 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if collectBody {
                 var chunk = buffer
                 body.setOrWriteBuffer(&chunk)
+            } else if let head = responseHead, head.status.code >= 400 {
+                // The start of an error page is kept: a proxy's reply says there why it refused.
+                let room = Self.errorBodyPrefix - (body?.readableBytes ?? 0)
+                if room > 0, var chunk = buffer.getSlice(at: buffer.readerIndex, length: min(room, buffer.readableBytes)) {
+                    body.setOrWriteBuffer(&chunk)
+                }
             }
         case .end:
             guard let head = responseHead, let token = inFlight else { return }

@@ -112,6 +112,9 @@ public struct LoadConfiguration: Sendable {
     public var connectTimeout: Double = 5
     /// A response header that names the workload that served it (for servers other than the echo).
     public var identityHeader: String?
+    /// How failed responses are told apart: application, or which proxy and why (built-in signatures first
+    /// extended by the scenario's own).
+    public var signatures = SignatureTable()
     /// A connection that fails this many times in a row without carrying a request is given up.
     public var maxConsecutiveConnectFailures: Int = 3
     /// Number of event loops to spread connections over (default: one per core).

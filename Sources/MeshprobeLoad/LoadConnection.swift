@@ -165,7 +165,8 @@ final class LoadConnection {
         let events = try sync.handler(type: ConnectionEventsHandler.self)
         if http2 {
             let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: worker.collectBodies,
-                                                       keepingHeadersWithPrefixes: worker.keptHeaderPrefixes, delegate: self)
+                                                       keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
+                                                       keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix, delegate: self)
             h2 = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
@@ -378,7 +379,18 @@ final class LoadConnection {
         lastIdentity = id
         responsesOnConnection += 1
         consecutiveFailures = 0
-        worker.recordResponse(status: status, ticket: ticket, identity: id, slot: &identitySlot)
+        var failure: FailureClass?
+        let stamped = !id.workload.isEmpty || !id.version.isEmpty
+        if stamped {
+            worker.sawStamps = true
+        }
+        if !(200..<400).contains(status) {
+            let text = body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
+            failure = worker.configuration.signatures.classify(
+                status: status, headers: fields, body: text, stamped: stamped,
+                stampsExpected: worker.sawStamps || worker.configuration.identityHeader != nil)
+        }
+        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {
             if canContinue {

@@ -163,6 +163,19 @@ public struct IdentityStats: Sendable {
     }
 }
 
+/// Failed responses of one class, with their latency (a circuit breaker's overflow replies must be fast).
+public struct FailureStats: Sendable {
+    public var count = 0
+    public var latency = LatencyHistogram.latency()
+
+    public init() {}
+
+    public mutating func merge(_ other: FailureStats) {
+        count += other.count
+        latency.add(other.latency)
+    }
+}
+
 /// Counts and latency for one step of a multi-step flow.
 public struct StepStats: Sendable {
     public var requests = 0
@@ -196,6 +209,14 @@ public struct LoadResult: Sendable {
     /// Responses by HTTP status.
     public var statuses: [Int: Int] { statusCounts.dictionary }
     public var errors: [ErrorKind: Int] = [:]
+    /// Failed responses (not 2xx/3xx) by who produced them and why: application, or a proxy's signature.
+    public var failedResponses: [FailureClass: FailureStats] = [:]
+    /// Every failure by class: failed responses and, as client classes, requests without a response.
+    public var failureClasses: [FailureClass: Int] {
+        var all = failedResponses.mapValues(\.count)
+        for (kind, count) in errors { all[.client(kind), default: 0] += count }
+        return all
+    }
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
     /// Latency of responses, microseconds, from the request's intended send time (open model; corrected for
@@ -258,6 +279,7 @@ public struct LoadResult: Sendable {
         statusCounts.merge(other.statusCounts)
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
+        for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)
         serviceLatency.add(other.serviceLatency)
         sendDelay.add(other.sendDelay)
@@ -303,6 +325,11 @@ public struct LoadResult: Sendable {
 
     /// Bumped whenever a new identity is inserted (which may invalidate cached indices).
     var identityGeneration = 0
+
+    mutating func recordFailure(_ failure: FailureClass, latencyMicros: UInt64) {
+        failedResponses[failure, default: FailureStats()].count += 1
+        _ = failedResponses[failure, default: FailureStats()].latency.record(max(1, latencyMicros))
+    }
 
     mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,
                                  second: Int, slot: inout IdentitySlot?) {

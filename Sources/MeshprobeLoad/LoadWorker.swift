@@ -125,7 +125,7 @@ final class LoadWorker {
 
     /// The response headers attribution reads: the echo's stamps and the configured identity header.
     var keptHeaderPrefixes: [String] {
-        var names = ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? [])
+        var names = ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? []) + configuration.signatures.headerNames
         for step in flowSteps {
             for e in step.extract { if case .header(let name) = e.source { names.append(name.lowercased()) } }
         }
@@ -391,18 +391,24 @@ final class LoadWorker {
     }
 
     /// Records a response unless it belongs to the warm-up.
-    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, slot: inout LoadResult.IdentitySlot?) {
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?,
+                        slot: inout LoadResult.IdentitySlot?) {
         let t = now()
         guard ticket.intended >= warmupEnd else {
             result.warmupRequests += 1
             return
         }
-        result.recordResponse(status: status, latencyMicros: (t &- ticket.intended) / 1000,
+        let latencyMicros = (t &- ticket.intended) / 1000
+        result.recordResponse(status: status, latencyMicros: latencyMicros,
                               serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t), slot: &slot)
+        if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
         if let observer = configuration.responseObserver, observer(identity, status) {
             decided?()
         }
     }
+
+    /// Some response of this worker carried an application stamp: unstamped failures are a proxy's.
+    var sawStamps = false
 
     /// Set by the generator: ends the whole run early as decided (every worker stops starting requests).
     var decided: (@Sendable () -> Void)?

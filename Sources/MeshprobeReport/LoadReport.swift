@@ -158,8 +158,33 @@ public struct LoadReport: Codable, Sendable {
         }
     }
 
+    /// Failures by who produced them and why (sidecar-aware classification).
+    public struct Failure: Codable, Sendable {
+        /// application, proxy, client or unknown.
+        public var origin: String
+        public var reason: String
+        public var proxy: String?
+        public var flag: String?
+        public var count: Int
+        /// Latency of the failed responses of this class (absent for client-side failures: no response).
+        public var latencyMs: LatencySummary?
+        enum CodingKeys: String, CodingKey {
+            case origin, reason, proxy, flag, count
+            case latencyMs = "latency_ms"
+        }
+
+        /// Every class of `result`, most frequent first.
+        public static func all(_ result: LoadResult) -> [Failure] {
+            result.failureClasses.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { failure, count in
+                Failure(origin: failure.origin.rawValue, reason: failure.reason, proxy: failure.proxy, flag: failure.flag, count: count,
+                        latencyMs: result.failedResponses[failure].map { LatencySummary($0.latency) })
+            }
+        }
+    }
+
     public var meta: Meta
     public var summary: Summary
+    public var failures: [Failure]
     public var workloads: [Workload]
     public var connections: Connections
     public var timeline: [Second]
@@ -169,7 +194,7 @@ public struct LoadReport: Codable, Sendable {
     public var iterationsCompleted: Int?
 
     enum CodingKeys: String, CodingKey {
-        case meta, summary, workloads, connections, timeline, steps
+        case meta, summary, workloads, connections, timeline, steps, failures
         case iterationsCompleted = "iterations_completed"
     }
 
@@ -197,6 +222,7 @@ public struct LoadReport: Codable, Sendable {
             loopLagMs: LatencySummary(result.loopLag),
             warnings: Self.warnings(result, configuration: configuration),
             guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
+        failures = Failure.all(result)
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in
             Workload(identity: identity.identity, workload: identity.workload, version: identity.version, cluster: identity.cluster,

@@ -72,6 +72,17 @@ public struct TerminalSummary {
                 if let why = s.errorExplanations[kind] { out += "  why \(kind): \(why)\n" }
             }
         }
+        if !report.failures.isEmpty {
+            out += bold("failures by origin") + "\n"
+            for f in report.failures {
+                var line = "  \(f.origin): \(f.reason)"
+                let detail = [f.proxy, f.flag].compactMap { $0 }
+                if !detail.isEmpty { line += " (\(detail.joined(separator: " ")))" }
+                line += ": \(f.count)"
+                if let ms = f.latencyMs { line += String(format: ", p50 %.3f ms, p99 %.3f ms", ms.p50, ms.p99) }
+                out += line + "\n"
+            }
+        }
         out += "\n" + bold("by workload identity") + "\n"
         let header = ["workload", "version", "cluster", "identity", "requests", "share", "errors", "p50 ms", "p99 ms"]
         var rows: [[String]] = []

@@ -59,7 +59,7 @@ public struct Scenario {
                              defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "guards", "steps", "setup", "teardown", "output"] + extraKeys)
+                                             "identityHeader", "signatures", "guards", "steps", "setup", "teardown", "output"] + extraKeys)
         if let version = top["scenario"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
@@ -101,6 +101,9 @@ public struct Scenario {
             }
         }
         scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
+        if let list = top["signatures"] {
+            scenario.configuration.signatures = SignatureTable(extra: try parseSignatures(list))
+        }
 
         if let identity = top["identity"] {
             let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure"])
@@ -292,6 +295,33 @@ public struct Scenario {
             steps.append(step)
         }
         return steps
+    }
+
+    /// Proxy signatures the file adds to the built-in table (checked first): `{proxy, reason, flag, status, header,
+    /// contains, body}`; every condition given must hold, and at least one of status, header, body is needed.
+    static func parseSignatures(_ list: YAMLValue) throws(YAMLInputError) -> [ProxySignature] {
+        var signatures: [ProxySignature] = []
+        for item in try list.list() {
+            let f = try item.mapping(allowed: ["proxy", "reason", "flag", "status", "header", "contains", "body"])
+            guard let proxy = f["proxy"], let reason = f["reason"] else { throw item.error("a signature needs proxy and reason") }
+            var signature = ProxySignature(proxy: try proxy.string(), reason: try reason.string(), flag: try f["flag"]?.string())
+            if let v = f["status"] {
+                let status = try v.int(minimum: 100)
+                guard status <= 599 else { throw v.error("an HTTP status is 100 to 599") }
+                signature.status = status
+            }
+            signature.header = try f["header"]?.string().lowercased()
+            if let v = f["contains"] {
+                guard signature.header != nil else { throw v.error("contains applies to a header: give header too") }
+                signature.headerContains = try v.string()
+            }
+            signature.bodyContains = try f["body"]?.string()
+            guard signature.status != nil || signature.header != nil || signature.bodyContains != nil else {
+                throw item.error("a signature needs at least one of status, header, body")
+            }
+            signatures.append(signature)
+        }
+        return signatures
     }
 
     static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {

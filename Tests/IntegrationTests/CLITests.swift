@@ -120,8 +120,9 @@ import Testing
         while process.isRunning && Date().timeIntervalSince(signalled) < 10 { try await Task.sleep(for: .milliseconds(20)) }
         let took = Date().timeIntervalSince(signalled)
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        // The 2 s figure is measured on a quiet machine by bench/shutdown.sh; here, beside parallel tests, allow 4 s.
-        #expect(took < 4.0, "exited \(took)s after the signal")
+        // The figure (0.3 s) is measured on a quiet machine by bench/shutdown.sh; this test checks only that the
+        // process stops on its own, beside parallel tests and builds on two cores (a loaded CI machine took 6 s).
+        #expect(took < 9.0, "exited \(took)s after the signal")
         #expect(process.terminationStatus == 3)
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

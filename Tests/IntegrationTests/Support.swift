@@ -1,10 +1,12 @@
 import Foundation
+import MeshprobePolicy
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
 import NIOCore
 import NIOPosix
+import Testing
 
 /// A temporary directory with a lab CA and SVIDs, removed at deinit.
 final class LabPKIFixture: @unchecked Sendable {  // @unchecked: immutable after init; tests only read it.
@@ -198,4 +200,20 @@ func which(_ name: String) -> String? {
         if FileManager.default.isExecutableFile(atPath: path) { return path }
     }
     return nil
+}
+
+/// Starts HAProxy on a free port with an h2c frontend and weighted random(1) balancing over `servers`.
+func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRoute: (header: String, match: ValueMatch, port: Int)? = nil,
+                  adminSocket: Bool = false, configure: (inout HAProxyConfig) -> Void = { _ in }) throws -> (BackgroundProcess, Int, URL) {
+    let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
+    let port = try freePort()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let config = dir.appendingPathComponent("haproxy.cfg")
+    var haproxyConfig = HAProxyConfig(frontendPort: port, servers: servers.map { .init($0.name, port: $0.port, weight: $0.weight) },
+                                      headerRoute: headerRoute, adminSocket: adminSocket ? dir.appendingPathComponent("admin.sock").path : nil)
+    configure(&haproxyConfig)
+    try haproxyConfig.text.write(to: config, atomically: true, encoding: .utf8)
+    let process = try BackgroundProcess(haproxy, ["-f", config.path, "-db"], waitForPort: port)
+    return (process, port, dir)
 }

@@ -6,20 +6,6 @@ import Testing
 /// in for a mesh's sidecar. Both directions: a proxy configured as declared passes, one configured otherwise fails
 /// with the evidence.
 @Suite(.timeLimit(.minutes(2))) struct VerifyTests {
-    /// Starts HAProxy on a free port with an h2c frontend and weighted random(1) balancing over `servers`.
-    func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRoute: (header: String, match: ValueMatch, port: Int)? = nil,
-                      adminSocket: Bool = false) throws -> (BackgroundProcess, Int, URL) {
-        let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
-        let port = try freePort()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let config = dir.appendingPathComponent("haproxy.cfg")
-        try HAProxyConfig(frontendPort: port, servers: servers.map { .init($0.name, port: $0.port, weight: $0.weight) },
-                          headerRoute: headerRoute, adminSocket: adminSocket ? dir.appendingPathComponent("admin.sock").path : nil).text.write(to: config, atomically: true, encoding: .utf8)
-        let process = try BackgroundProcess(haproxy, ["-f", config.path, "-db"], waitForPort: port)
-        return (process, port, dir)
-    }
-
     func verify(port: Int, split: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
         try verify(port: port, expect: "  split: \(split)", in: dir)
     }

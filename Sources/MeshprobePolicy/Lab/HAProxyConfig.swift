@@ -19,6 +19,8 @@ public struct HAProxyConfig: Sendable {
     public var servers: [Server]
     /// Requests whose `header` matches go to 127.0.0.1:`port` only.
     public var headerRoute: (header: String, match: ValueMatch, port: Int)?
+    /// Connection retries to a server before HAProxy answers 503 itself (its default is 3, a second apart).
+    public var retries: Int?
     /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
     public var adminSocket: String?
 
@@ -38,6 +40,9 @@ public struct HAProxyConfig: Sendable {
         if let adminSocket { lines.append("    stats socket \(adminSocket) mode 600 level admin") }
         lines += [
             "defaults", "    mode http", "    timeout connect 2s", "    timeout client 10s", "    timeout server 10s",
+        ]
+        if let retries { lines.append("    retries \(retries)") }
+        lines += [
             "frontend fe", "    bind 127.0.0.1:\(frontendPort) proto h2",
         ]
         if let route = headerRoute {
