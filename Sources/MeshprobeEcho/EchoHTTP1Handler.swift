@@ -50,10 +50,10 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let finish: () -> Void = {
             let context = loopBound.value
-            defer {
-                state.served.wrappingIncrement(ordering: .relaxed)
-                state.inFlight.wrappingDecrement(ordering: .relaxed)
-            }
+            // Out of flight before the answer leaves: a proxy that sends its next request as soon as it has this
+            // answer must never see it counted (the circuit-breaker check compares this count with a limit).
+            state.served.wrappingIncrement(ordering: .relaxed)
+            state.inFlight.wrappingDecrement(ordering: .relaxed)
             if case .reset = plan.action {
                 context.close(promise: nil)
                 return

@@ -28,6 +28,9 @@ final class EchoHTTP2Responder: HTTP2Responder {
         let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
         let state = self.state
         let finish: () -> Void = {
+            // Out of flight before the answer leaves (see EchoHTTP1Handler).
+            state.served.wrappingIncrement(ordering: .relaxed)
+            state.inFlight.wrappingDecrement(ordering: .relaxed)
             switch plan.action {
             case .reset:
                 writer.reset(errorCode: 0x2)  // INTERNAL_ERROR, as a crashing upstream would
@@ -38,8 +41,6 @@ final class EchoHTTP2Responder: HTTP2Responder {
                 }
                 writer.respond(status: plan.status, headers: headers, body: plan.body.readableBytes > 0 ? plan.body : nil)
             }
-            state.served.wrappingIncrement(ordering: .relaxed)
-            state.inFlight.wrappingDecrement(ordering: .relaxed)
         }
         if plan.delayNanoseconds > 0 {
             writer.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(plan.delayNanoseconds))) { finish() }

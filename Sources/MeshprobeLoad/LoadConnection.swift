@@ -360,6 +360,8 @@ final class LoadConnection {
                 case EchoStamp.cluster: id.cluster = header.value
                 case EchoStamp.identity: if id.identity.isEmpty { id.identity = header.value }
                 case EchoStamp.caller: worker.result.callersSeen[header.value, default: 0] += 1
+                case EchoStamp.inFlight:
+                    if let n = Int(header.value), n > worker.result.upstreamPeakInFlight { worker.result.upstreamPeakInFlight = n }
                 default: break
                 }
             }

@@ -209,6 +209,9 @@ public struct LoadResult: Sendable {
     /// Responses by HTTP status.
     public var statuses: [Int: Int] { statusCounts.dictionary }
     public var errors: [ErrorKind: Int] = [:]
+    /// The most requests the upstream reported in flight (the echo's `x-meshprobe-inflight` stamp, counting the
+    /// request itself); 0 when no response carried the stamp.
+    public var upstreamPeakInFlight = 0
     /// Failed responses (not 2xx/3xx) by who produced them and why: application, or a proxy's signature.
     public var failedResponses: [FailureClass: FailureStats] = [:]
     /// Every failure by class: failed responses and, as client classes, requests without a response.
@@ -279,6 +282,7 @@ public struct LoadResult: Sendable {
         statusCounts.merge(other.statusCounts)
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
+        upstreamPeakInFlight = max(upstreamPeakInFlight, other.upstreamPeakInFlight)
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)
         serviceLatency.add(other.serviceLatency)

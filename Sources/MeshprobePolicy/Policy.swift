@@ -120,12 +120,39 @@ public struct Policy {
     /// Clusters that must answer at least once, and clusters that must answer nothing (the echo's cluster stamp).
     public var clustersToReach: [String] = []
     public var clustersToAvoid: [String] = []
+    /// Connection-pool limits to verify (from `expect.circuitBreaker` or a DestinationRule's `connectionPool`).
+    public var circuitBreakers: [CircuitBreakerExpectation] = []
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
         self.file = file
         self.scenario = scenario
         self.routes = routes
+    }
+
+    /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400}`.
+    static func circuitBreaker(_ value: YAMLValue) throws(YAMLInputError) -> CircuitBreakerExpectation {
+        let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests"])
+        guard let max = m["maxRequests"] else { throw value.error("a circuit breaker needs maxRequests (the concurrent request limit)") }
+        let limit = try max.int(minimum: 1)
+        guard limit <= 10_000 else { throw max.error("at most 10000: the check drives twice the limit in concurrent requests") }
+        var e = CircuitBreakerExpectation(maxRequests: limit, maxPending: nil, source: "\(value.file):\(value.line)")
+        if let p = m["maxPending"] {
+            let pending = try p.int(minimum: 0)
+            guard pending <= 10_000 else { throw p.error("at most 10000") }
+            e.maxPending = pending
+        }
+        if let h = m["hold"] {
+            let hold = try h.duration(allowZero: true)
+            guard hold <= 10 else { throw h.error("at most 10s: each request of the check is held this long") }
+            e.hold = hold > 0 ? hold : nil
+        }
+        if let r = m["requests"] {
+            let n = try r.int(minimum: 1)
+            guard n <= 1_000_000 else { throw r.error("at most 1000000 requests per phase") }
+            e.requestsPerPhase = n
+        }
+        return e
     }
 
     /// Reads a policy file; errors name the file, line and field.
@@ -143,7 +170,7 @@ public struct Policy {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests", "propagation", "clusters"])
+                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -192,7 +219,9 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            if !routesElsewhere { throw expect.error("expect needs a split: {destination: weight, ...} or routes") }
+            if !routesElsewhere && f["circuitBreaker"] == nil {
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, or circuitBreaker")
+            }
         }
         var allDestinations = Set<String>()
         var routes: [SplitExpectation] = []
@@ -260,6 +289,9 @@ public struct Policy {
                 }
                 policy.propagation = wait
             }
+        }
+        if let cb = f["circuitBreaker"] {
+            policy.circuitBreakers.append(try Self.circuitBreaker(cb))
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -69,6 +69,12 @@ struct VerifyCommand: AsyncParsableCommand {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
             report.add(CallerCheck.evaluate(outcomes, expected: caller))
         }
+        for breaker in policy.circuitBreakers {
+            if !quiet {
+                printError("meshprobe verify: circuit breaker: limit \(breaker.maxRequests) in flight, \(breaker.maxPending.map(String.init) ?? "unbounded") pending (\(breaker.source))")
+            }
+            report.add(try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
+        }
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
         }
@@ -190,6 +196,25 @@ struct VerifyReport: Encodable {
         passed = passed && check.passed
     }
 
+    /// Adds the circuit-breaker verdicts: one per check of the procedure.
+    mutating func add(_ outcome: CircuitBreakerCheck.Outcome) {
+        let e = outcome.expectation
+        var declared: [String: Double] = ["max_requests": Double(e.maxRequests)]
+        if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
+        if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
+        for check in outcome.checks {
+            let evidence = Evidence(
+                requests: Int(check.evidence["requests"] ?? 0), counts: [:], declared: declared, observed: check.evidence,
+                tolerance: 0, falseFailRate: 0, missRate: 0,
+                test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
+                    + "this is one client's view",
+                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+            verdicts.append(Verdict(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
+                                    decided: true, reason: check.reason, evidence: evidence))
+            passed = passed && check.passed
+        }
+    }
+
     /// Adds the cluster verdict (every listed cluster answered at least once; avoided ones never).
     mutating func add(_ check: ClusterCheck) {
         let total = check.seen.values.reduce(0, +)
@@ -228,6 +253,12 @@ struct VerifyReport: Encodable {
                 let observed = v.evidence.observed["observed"] ?? 0
                 let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
                 out += "\(status)  \(v.name): observed \(value) (\(v.evidence.test))\n"
+                if let reason = v.reason { out += "      \(reason)\n" }
+                continue
+            }
+            if v.kind == "circuit_breaker" {
+                let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
+                out += "\(status)  \(v.name): \(observed.joined(separator: ", "))\n"
                 if let reason = v.reason { out += "      \(reason)\n" }
                 continue
             }

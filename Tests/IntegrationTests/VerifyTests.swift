@@ -282,3 +282,51 @@ import Testing
         #expect(reason.contains("responses from west (declared: nothing)"), "\(reason)")
     }
 }
+
+/// The connection-pool procedure against HAProxy with a per-server `maxconn` and `maxqueue` (the lab's circuit
+/// breaker): limits as declared pass; looser and tighter limits fail with the right evidence.
+@Suite(.timeLimit(.minutes(3))) struct CircuitBreakerTests {
+    func verifyBreaker(proxyMaxConn: Int, declared: Int) async throws -> (ProcessOutput, [[String: Any]]) {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", echo.port, 100)]) {
+            $0.serverMaxConn = proxyMaxConn
+            $0.queueTimeout = 0.02
+        }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            expect:
+              circuitBreaker: {maxRequests: \(declared), maxPending: 1, hold: 100ms, requests: 150}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 120)
+        let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        return (out, object?["verdicts"] as? [[String: Any]] ?? [])
+    }
+
+    @Test func limitsAsDeclaredPass() async throws {
+        let (out, verdicts) = try await verifyBreaker(proxyMaxConn: 10, declared: 10)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(verdicts.count == 3 && verdicts.allSatisfy { $0["kind"] as? String == "circuit_breaker" && $0["passed"] as? Bool == true })
+        #expect(out.stdout.contains("overflow replies, fast"), "\(out.stdout)")
+    }
+
+    @Test func aLooserLimitFailsOnTheUpstreamInFlight() async throws {
+        let (out, verdicts) = try await verifyBreaker(proxyMaxConn: 20, declared: 10)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        let inFlight = try #require(verdicts.first { ($0["name"] as? String)?.contains("in flight") == true })
+        #expect(inFlight["passed"] as? Bool == false)
+        #expect((inFlight["reason"] as? String)?.contains("more than the limit of 10") == true, "\(inFlight)")
+    }
+
+    @Test func aTighterLimitFailsAtTheLimit() async throws {
+        let (out, verdicts) = try await verifyBreaker(proxyMaxConn: 5, declared: 10)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        let below = try #require(verdicts.first { ($0["name"] as? String)?.contains("nothing overflows") == true })
+        #expect(below["passed"] as? Bool == false)
+        #expect((below["reason"] as? String)?.contains("tighter than 10") == true, "\(below)")
+    }
+}

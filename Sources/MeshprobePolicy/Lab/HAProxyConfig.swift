@@ -19,6 +19,12 @@ public struct HAProxyConfig: Sendable {
     public var servers: [Server]
     /// Requests whose `header` matches go to 127.0.0.1:`port` only.
     public var headerRoute: (header: String, match: ValueMatch, port: Int)?
+    /// Requests each weighted server may have at once (`maxconn`); with `queueTimeout`, a request that finds every
+    /// slot taken waits at most that long in HAProxy's queue, then HAProxy answers 503 itself: a connection-pool
+    /// circuit breaker for the lab (HAProxy's `maxqueue` does not refuse with a single server: it redispatches
+    /// to the backend queue).
+    public var serverMaxConn: Int?
+    public var queueTimeout: Double?
     /// Connection retries to a server before HAProxy answers 503 itself (its default is 3, a second apart).
     public var retries: Int?
     /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
@@ -59,7 +65,10 @@ public struct HAProxyConfig: Sendable {
             lines += ["backend routed", "    server routed 127.0.0.1:\(route.port)"]
         }
         lines += ["backend weighted", "    balance random(1)"]
-        lines += servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)" }
+        var limits = ""
+        if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }
+        if let queueTimeout { lines.append("    timeout queue \(max(1, Int((queueTimeout * 1000).rounded())))ms") }
+        lines += servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)\(limits)" }
         return lines.joined(separator: "\n") + "\n"
     }
 }
