@@ -42,7 +42,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 }
                 let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
-                guard !imported.routes.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
+                policy.circuitBreakers += imported.circuitBreakers
+                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
                 policy.routes = imported.routes.map { route in
                     var r = route
                     r.mapping = policy.mapping

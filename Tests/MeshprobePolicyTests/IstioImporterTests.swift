@@ -24,6 +24,40 @@ import Testing
         #expect(imported.notes.contains { $0.contains("canary: retries is not checked") })
     }
 
+    @Test func connectionPoolLimitsBecomeCircuitBreakerChecks() throws {
+        let path = try writeTemporaryYAML("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews-pool}
+            spec:
+              host: reviews
+              trafficPolicy:
+                connectionPool:
+                  tcp: {maxConnections: 20}
+                  http: {http2MaxRequests: 10, http1MaxPendingRequests: 1, maxRetries: 3}
+                outlierDetection: {consecutive5xxErrors: 5}
+            """)
+        defer { removeTemporary(path) }
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        let breaker = try #require(imported.circuitBreakers.first)
+        #expect(breaker.maxRequests == 10 && breaker.maxPending == 1 && breaker.admitted == 11)
+        #expect(breaker.source.hasSuffix(":8 DestinationRule reviews-pool"), "\(breaker.source)")
+        #expect(imported.notes.contains { $0.contains("outlierDetection is not verified yet") })
+        // Absurd and zero limits are refused with the line.
+        for (bad, words) in [("http2MaxRequests: 0", "at least 1"), ("http2MaxRequests: 50000", "too large")] {
+            try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "http2MaxRequests: 10", with: bad)
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            #expect {
+                try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+            } throws: { error in
+                guard let e = error as? YAMLInputError else { return false }
+                return e.line == 9 && e.message.contains(words)
+            }
+            try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: bad, with: "http2MaxRequests: 10")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
+
     @Test func weightsThatDoNotSumTo100AreRefusedWithTheLine() throws {
         let path = try writeTemporaryYAML("""
             apiVersion: networking.istio.io/v1beta1

@@ -7,6 +7,8 @@ public struct ImportedRoutes: Sendable {
     public var routes: [SplitExpectation] = []
     /// Linkerd retry/timeout annotations by resource, kept for the resilience checks.
     public var linkerdResilience: [(resource: String, annotations: [String])] = []
+    /// DestinationRule connection-pool limits (`trafficPolicy.connectionPool`) to verify.
+    public var circuitBreakers: [CircuitBreakerExpectation] = []
     /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
     public var notes: [String] = []
 }
@@ -41,6 +43,13 @@ public enum ManifestImporter {
                 case "DestinationRule" where apiVersion.hasPrefix("networking.istio.io/"):
                     guard let spec = document["spec"], let host = try spec["host"]?.string() else {
                         throw document.error("a DestinationRule needs spec.host")
+                    }
+                    if let pool = spec["trafficPolicy"]?["connectionPool"] {
+                        let name = try document["metadata"]?["name"]?.string() ?? host
+                        if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
+                    }
+                    if spec["trafficPolicy"]?["outlierDetection"] != nil {
+                        out.notes.append("\(file): DestinationRule \(host): outlierDetection is not verified yet (issue 5)")
                     }
                     for subset in try spec["subsets"]?.list() ?? [] {
                         guard let name = try subset["name"]?.string() else { throw subset.error("a subset needs a name") }
@@ -153,6 +162,24 @@ public enum ManifestImporter {
             out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
         }
         return out
+    }
+
+    /// A DestinationRule's `connectionPool` as a limit to verify: in flight = the smaller of `http.http2MaxRequests`
+    /// and `tcp.maxConnections` (an HTTP/1.1 upstream carries one request per connection), pending =
+    /// `http.http1MaxPendingRequests`. Nil when neither limit is set.
+    static func circuitBreaker(_ pool: YAMLValue, rule: String) throws(YAMLInputError) -> CircuitBreakerExpectation? {
+        func limit(_ value: YAMLValue?) throws(YAMLInputError) -> Int? {
+            guard let value else { return nil }
+            let n = try value.int(minimum: 1)
+            guard n <= 10_000 else {
+                throw value.error("\(n) is too large to verify here: the check drives twice the limit in concurrent requests (at most 10000)")
+            }
+            return n
+        }
+        let limits = [try limit(pool["http"]?["http2MaxRequests"]), try limit(pool["tcp"]?["maxConnections"])].compactMap { $0 }
+        guard let maxRequests = limits.min() else { return nil }
+        return CircuitBreakerExpectation(maxRequests: maxRequests, maxPending: try limit(pool["http"]?["http1MaxPendingRequests"]),
+                                         source: "\(pool.file):\(pool.line) DestinationRule \(rule)")
     }
 
     /// An Istio StringMatch (`exact`, `prefix`, `regex`) as a condition; nil for a regex no example value is known for.
