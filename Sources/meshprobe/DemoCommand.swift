@@ -40,6 +40,59 @@ struct DemoCommand: AsyncParsableCommand {
 
     static let trustDomain = "demo.meshprobe.local"
 
+    /// Starts HAProxy on `config` and waits (bounded, 5 s) until it accepts connections on `port`; the caller kills
+    /// it. Nil (and killed) when it never became ready.
+    static func startHAProxy(_ haproxy: String, config: String, port: Int, group: any EventLoopGroup) async throws -> Process? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: haproxy)
+        process.arguments = ["-f", config, "-db"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 {
+            if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
+                .map({ $0.close(promise: nil); return true }) == true {
+                return process
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        return nil
+    }
+
+    /// A short circuit-breaker step: HAProxy admits 10 requests at once to an echo workload (per-server maxconn,
+    /// 20 ms queue timeout); the connection-pool procedure checks a declared limit of 10.
+    func runCircuitBreaker(dir: String, haproxy: String, group: any EventLoopGroup) async throws -> (String, Bool) {
+        var echoConfiguration = EchoConfiguration(identity: EchoIdentity(workload: "ratings", version: "v1", cluster: "demo",
+                                                                         namespace: "bookinfo", pod: "ratings-v1-0"))
+        echoConfiguration.port = 0
+        let echo = try await EchoServer.start(echoConfiguration, group: group)
+        defer { Task { await echo.close() } }
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 0
+        try await probe.close()
+        var config = HAProxyConfig(frontendPort: port, servers: [.init("ratings", port: echo.localAddress.port ?? 0, weight: 100)])
+        config.serverMaxConn = 10
+        config.queueTimeout = 0.02
+        try writeFiles("\(dir)/breaker", [("haproxy.cfg", config.text, false)])
+        guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/breaker/haproxy.cfg", port: port, group: group) else {
+            return ("the circuit-breaker proxy (HAProxy) started", false)
+        }
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        printLine("5. circuit breaker: HAProxy on 127.0.0.1:\(port) admits 10 requests at once to ratings; checking a declared limit of 10")
+        var expectation = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "demo")
+        expectation.requestsPerPhase = 150
+        var load = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/ratings")])
+        load.requestTimeout = 5
+        let outcome = try await CircuitBreakerCheck.run(expectation, configuration: load, group: group)
+        for check in outcome.checks {
+            printLine("   \(check.passed ? "PASS" : "FAIL")  \(check.name)" + (check.reason.map { ": \($0)" } ?? ""))
+        }
+        let overflow = outcome.above.overflow
+        return ("circuit breaker at 10 as declared (\(overflow) overflow replies above the limit, upstream peak \(outcome.below.result.upstreamPeakInFlight)/10 in flight)",
+                outcome.checks.allSatisfy(\.passed))
+    }
+
     /// Starts two h2c echo workloads behind HAProxy weighted 90/10 and verifies a declared 90/10 split; nil when
     /// HAProxy is not installed.
     func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool)? {
@@ -75,26 +128,10 @@ struct DemoCommand: AsyncParsableCommand {
               maxRequests: 20000
 
             """, false)])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: haproxy)
-        process.arguments = ["-f", "\(dir)/canary/haproxy.cfg", "-db"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/canary/haproxy.cfg", port: port, group: group) else {
+            return ("the canary proxy (HAProxy) started", false)
         }
-        // Wait (bounded) until HAProxy accepts connections.
-        var ready = false
-        for _ in 0..<100 where !ready {
-            if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
-                .map({ $0.close(promise: nil); return true }) == true {
-                ready = true
-            } else {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-        guard ready else { return ("the canary proxy (HAProxy) started", false) }
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         printLine("4. canary: HAProxy on 127.0.0.1:\(port) splits 90/10 over reviews v1 and v2; verifying a declared 90/10 split")
         let policy: Policy
         do { policy = try Policy.load(path: "\(dir)/canary/policy.yaml", environment: [:]) } catch {
@@ -195,7 +232,14 @@ struct DemoCommand: AsyncParsableCommand {
             printLine("4. canary: skipped: haproxy is not installed (scripts/install-deps installs it)")
         }
 
-        // 5. The verdict.
+        // 5. A circuit breaker behind a real proxy.
+        var breakerCheck: (String, Bool)?
+        if !noCanary, let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"]
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            breakerCheck = try await runCircuitBreaker(dir: dir, haproxy: haproxy, group: group)
+        }
+
+        // 6. The verdict.
         var checks: [(String, Bool)] = []
         checks.append(("every request succeeded (\(result.succeeded)/\(requests))", result.succeeded == requests))
         let versions = Set(result.identities.keys.map(\.version).filter { !$0.isEmpty })
@@ -206,6 +250,7 @@ struct DemoCommand: AsyncParsableCommand {
         checks.append(("mTLS in effect: the workloads saw caller \(prober) on \(callerCount)/\(result.responses) responses",
                        callerCount == result.responses && callerCount > 0))
         if let canaryCheck { checks.append(canaryCheck) }
+        if let breakerCheck { checks.append(breakerCheck) }
         printLine("verdict")
         for (text, ok) in checks { printLine("  \(ok ? "PASS" : "FAIL")  \(text)") }
         let passed = checks.allSatisfy(\.1)

@@ -248,6 +248,7 @@ import Testing
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("PASS: the demo mesh behaves as declared"))
         #expect(out.stdout.contains("PASS  canary split 90/10 as declared"), "\(out.stdout)")
+        #expect(out.stdout.contains("PASS  circuit breaker at 10 as declared"), "\(out.stdout)")
         #expect(out.stdout.contains("v1"))
         #expect(out.stdout.contains("v2"))
         let data = try #require(FileManager.default.contents(atPath: json))
