@@ -56,9 +56,9 @@ func freePort() async throws -> Int {
 }
 
 /// Polls until something accepts TCP connections on 127.0.0.1:`port`.
-func waitUntilListening(port: Int, seconds: Double = 10) async throws {
+func waitUntilListening(port: Int, seconds: Double = 10, alive: () -> Bool = { true }) async throws {
     let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
+    while Date() < deadline && alive() {
         if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port).get()
         {
@@ -80,22 +80,28 @@ final class NghttpdProcess: Sendable {
         self.process = process
     }
 
+    /// Starts nghttpd on a free port; tries again on another port when it dies at once (the free port was taken by
+    /// a test running in parallel between being found and being bound).
     static func start(serving directory: String, extraArguments: [String] = []) async throws -> NghttpdProcess {
-        let port = try await freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nghttpd")
-        process.arguments = ["--no-tls", "-a", "127.0.0.1", "-d", directory] + extraArguments + [String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let server = NghttpdProcess(port: port, process: process)
-        do {
-            try await waitUntilListening(port: port)
-        } catch {
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let port = try await freePort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nghttpd")
+            process.arguments = ["--no-tls", "-a", "127.0.0.1", "-d", directory] + extraArguments + [String(port)]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let server = NghttpdProcess(port: port, process: process)
+            do {
+                try await waitUntilListening(port: port, alive: { process.isRunning })
+                if process.isRunning { return server }
+            } catch {
+                lastError = error
+            }
             server.stop()
-            throw error
         }
-        return server
+        throw lastError ?? TestTimeout(what: "nghttpd to start (it exited three times)")
     }
 
     func stop() {
