@@ -48,11 +48,11 @@ struct FaultCommand: AsyncParsableCommand {
         var duration: String
 
         func makeRequest() throws -> FaultControlJSON.NewFault {
+            if statusShare != nil && status == nil { throw CLIError.badInput("--status-share needs --status") }
+            if delayShare != nil && delay == nil { throw CLIError.badInput("--delay-share needs --delay") }
             if status == nil && delay == nil && resetShare == nil {
                 throw CLIError.badInput("the fault does nothing: give --status, --delay or --reset-share")
             }
-            if statusShare != nil && status == nil { throw CLIError.badInput("--status-share needs --status") }
-            if delayShare != nil && delay == nil { throw CLIError.badInput("--delay-share needs --delay") }
             let request = FaultControlJSON.NewFault(
                 status: status, statusShare: statusShare, delayMs: try delay.map { try parseDuration($0, flag: "--delay") * 1000 },
                 delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"))
