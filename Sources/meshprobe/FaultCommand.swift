@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import MeshprobeEcho
-import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
 import NIOPosix
@@ -123,14 +122,7 @@ struct FaultClientOptions: ParsableArguments {
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
 
-    @Option(name: .customLong("expect-peer"), help: "The echo's SPIFFE ID (spiffe://td/path) or trust domain (td).")
-    var expectPeer: String?
-
-    @Option(help: "TLS server name to send instead of the URL host.")
-    var sni: String?
-
-    @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the echo's certificate.")
-    var insecure = false
+    @OptionGroup var serverCheck: ServerCheckOptions
 
     @Option(help: "How long to wait for the answer.")
     var timeout: String = "10s"
@@ -158,11 +150,7 @@ struct FaultClientOptions: ParsableArguments {
         configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
         configuration.connectTimeout = min(5, configuration.requestTimeout)
         configuration.maxConsecutiveConnectFailures = 1
-        let expected: PeerExpectation?
-        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
-            throw CLIError.badInput("--expect-peer: \(error)")
-        }
-        try attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
+        try serverCheck.attachClientTLS(to: &configuration, identity: identity)
         // The load engine reads "{{" in a body as a template placeholder; "\u007b" is the same "{" to JSON.
         let step = FlowStep(name: "fault", method: method, path: path,
                             headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")],
