@@ -22,11 +22,14 @@ public struct FaultSettings: Sendable, Equatable {
     /// Checks a request's values; errors name the JSON field.
     public init(_ request: FaultControlJSON.NewFault, limits: FaultSpec.Limits) throws(FaultControlError) {
         typealias Field = FaultControlJSON.NewFault.CodingKeys
+        func percent(_ value: Double, _ field: Field) throws(FaultControlError) -> Double {
+            guard value > 0, value <= 100 else { throw FaultControlError(field, "must be a percentage more than 0 and at most 100, got \(numberText(value))") }
+            return value
+        }
         func share(_ value: Double?, _ field: Field, of owner: Field, present: Bool) throws(FaultControlError) -> Double {
             guard let value else { return present ? 100 : 0 }
             guard present else { throw FaultControlError(field, "needs \(owner.rawValue): a share of what") }
-            guard value > 0, value <= 100 else { throw FaultControlError(field, "must be a percentage more than 0 and at most 100, got \(numberText(value))") }
-            return value
+            return try percent(value, field)
         }
         if let status = request.status {
             guard (200...599).contains(status) else { throw FaultControlError(.status, "must be an HTTP status code 200-599, got \(status)") }
@@ -41,10 +44,7 @@ public struct FaultSettings: Sendable, Equatable {
         }
         statusShare = try share(request.statusShare, .statusShare, of: .status, present: request.status != nil)
         delayShare = try share(request.delayShare, .delayShare, of: .delayMs, present: request.delayMs != nil)
-        if let reset = request.resetShare {
-            guard reset > 0, reset <= 100 else { throw FaultControlError(.resetShare, "must be a percentage more than 0 and at most 100, got \(numberText(reset))") }
-            resetShare = reset
-        }
+        if let reset = request.resetShare { resetShare = try percent(reset, .resetShare) }
         if let path = request.path {
             guard path.hasPrefix("/"), path.utf8.count <= Self.maxPathLength,
                   !path.unicodeScalars.contains(where: { $0.value <= 0x20 || $0 == "?" || $0 == "#" }) else {
