@@ -11,6 +11,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
     private let serverName: String?
     private var head: HTTPRequestHead?
     private var bodyLength = 0
+    /// Kept for control requests only (they carry JSON); ordinary bodies are only counted.
+    private var body: ByteBuffer?
     private var random = SystemRandomNumberGenerator()
 
     init(state: EchoState, peerSPIFFEID: String?, serverName: String?) {
@@ -24,8 +26,11 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let h):
             head = h
             bodyLength = 0
-        case .body(let b):
+            body = FaultControlAPI.isControlPath(h.uri) ? context.channel.allocator.buffer(capacity: 0) : nil
+        case .body(var b):
             bodyLength += b.readableBytes
+            // One byte over the limit is enough for the control API to refuse the body as too large.
+            if body != nil, (body?.readableBytes ?? 0) <= FaultControlAPI.maxBodyBytes { body?.writeBuffer(&b) }
         case .end:
             guard let head else { return }
             self.head = nil
@@ -41,8 +46,10 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             headers: head.headers.map { ($0.name.lowercased(), $0.value) },
             bodyLength: bodyLength,
             peerSPIFFEID: peerSPIFFEID,
-            serverName: serverName
+            serverName: serverName,
+            body: body
         )
+        body = nil
         let plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
         let keepAlive = head.isKeepAlive
         let version = head.version

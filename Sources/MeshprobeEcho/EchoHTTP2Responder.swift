@@ -23,7 +23,8 @@ final class EchoHTTP2Responder: HTTP2Responder {
             headers: request.headers.map { ($0.name, $0.value) },
             bodyLength: request.body.readableBytes,
             peerSPIFFEID: peerSPIFFEID,
-            serverName: serverName
+            serverName: serverName,
+            body: request.body
         )
         let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
         let state = self.state

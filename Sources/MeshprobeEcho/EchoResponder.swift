@@ -31,6 +31,8 @@ struct EchoRequest {
     var peerSPIFFEID: String?
     /// The TLS server name (SNI) the client sent.
     var serverName: String?
+    /// The request body; the HTTP/1.1 handler keeps it for control requests only.
+    var body: ByteBuffer? = nil
 }
 
 /// What the echo will do with one request.
@@ -43,10 +45,21 @@ struct EchoPlan {
     var delayNanoseconds: UInt64 = 0
 }
 
-/// Turns requests into plans: stamps, caller identity, fault injection. Shared by HTTP/2 and HTTP/1.1.
+/// Turns requests into plans: stamps, caller identity, attempt counts, fault injection (from the query and from the
+/// control API), and control requests. Shared by HTTP/2 and HTTP/1.1.
 struct EchoPlanner: Sendable {
     var identity: EchoIdentity
     var limits: FaultSpec.Limits
+    var control: FaultControlAPI
+    var attempts: AttemptCounter
+
+    init(identity: EchoIdentity, limits: FaultSpec.Limits, controlAllowList: Set<String> = [],
+         log: (@Sendable (String) -> Void)? = nil, attempts: AttemptCounter = AttemptCounter()) {
+        self.identity = identity
+        self.limits = limits
+        control = FaultControlAPI(faults: FaultControl(), allowList: controlAllowList, limits: limits, log: log)
+        self.attempts = attempts
+    }
 
     /// The caller identity by precedence: mTLS peer, then XFCC's URI (Envoy), then `l5d-client-id` (Linkerd).
     static func caller(of request: EchoRequest) -> (identity: String, source: String) {
@@ -106,7 +119,15 @@ struct EchoPlanner: Sendable {
             (EchoStamp.inFlight, String(inFlight)),
             (EchoStamp.serverName, request.serverName ?? ""),
         ]
-        let spec: FaultSpec
+        if let requestID = request.headers.first(where: { $0.name == "x-request-id" })?.value {
+            stamps.append((EchoStamp.attempt, String(attempts.count(requestID))))
+        }
+        if FaultControlAPI.isControlPath(request.path) {
+            let response = control.respond(to: request)
+            stamps.append(("content-type", "application/json"))
+            return EchoPlan(status: response.status, headers: stamps, body: allocator.buffer(string: response.body))
+        }
+        var spec: FaultSpec
         do {
             spec = try FaultSpec.parse(path: request.path, limits: limits)
         } catch {
@@ -116,6 +137,8 @@ struct EchoPlanner: Sendable {
             return EchoPlan(status: 400, headers: stamps, body: body)
         }
 
+        if let controlled = control.faults.spec(forPath: request.path) { spec.append(controlled) }
+
         var plan = EchoPlan(body: allocator.buffer(capacity: 0))
         var faults: [String] = []
         if !spec.isEmpty {
@@ -123,14 +146,19 @@ struct EchoPlanner: Sendable {
                 plan.action = .reset
                 return plan
             }
-            if let status = spec.pick(spec.statuses, roll: Double.random(in: 0..<100, using: &random)) {
-                plan.status = status
-                faults.append("status=\(status)")
+            var sources: [String] = []
+            if let status = spec.choice(spec.statuses, roll: Double.random(in: 0..<100, using: &random)) {
+                plan.status = status.value
+                faults.append("status=\(status.value)")
+                if let source = status.source { sources.append(source) }
             }
-            if let delay = spec.pick(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
-                plan.delayNanoseconds = delay
-                faults.append("delay=\(delay / 1000)us")
+            if let delay = spec.choice(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
+                plan.delayNanoseconds = delay.value
+                faults.append("delay=\(delay.value / 1000)us")
+                if let source = delay.source, !sources.contains(source) { sources.append(source) }
             }
+            // Which control-API faults applied, by id (the query string's have none).
+            if !sources.isEmpty { faults.append("control=\(sources.joined(separator: ","))") }
         }
         if !faults.isEmpty { stamps.append((EchoStamp.fault, faults.joined(separator: ";"))) }
 

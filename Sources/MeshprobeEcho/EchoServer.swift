@@ -15,7 +15,10 @@ public struct EchoConfiguration: Sendable {
     public var identity: EchoIdentity
     public var limits = FaultSpec.Limits()
     public var http2 = HTTP2Settings()
-    /// Called with one line per notable event (rejected handshakes, bad requests); nil is silent.
+    /// mTLS callers that may use the control API (`/.meshprobe/faults`); empty: the API is disabled (404).
+    public var controlAllowList: Set<SPIFFEID> = []
+    /// Called with one line per notable event (rejected handshakes, bad requests, control API refusals and
+    /// changes); nil is silent.
     public var log: (@Sendable (String) -> Void)?
 
     public init(identity: EchoIdentity) {
@@ -76,7 +79,9 @@ public final class EchoServer: Sendable {
         if identity.spiffeID.isEmpty, let own = configuration.tls?.localIdentity {
             identity.spiffeID = own.description
         }
-        let state = EchoState(planner: EchoPlanner(identity: identity, limits: configuration.limits), log: configuration.log)
+        let planner = EchoPlanner(identity: identity, limits: configuration.limits,
+                                  controlAllowList: Set(configuration.controlAllowList.map(\.description)), log: configuration.log)
+        let state = EchoState(planner: planner, log: configuration.log)
         let tls = configuration.tls
         let settings = configuration.http2
         let channel = try await ServerBootstrap(group: group)

@@ -12,6 +12,8 @@ public struct FaultSpec: Sendable, Equatable {
         public var value: Value
         /// Percent of requests, 0...100.
         public var percent: Double
+        /// The id of the control-API fault this choice came from; nil for the query string's.
+        public var source: String? = nil
     }
 
     public var statuses: [Choice<Int>] = []
@@ -119,12 +121,26 @@ public struct FaultSpec: Sendable, Equatable {
 
     /// Picks the outcome for one request with a uniform random number in [0, 100).
     public func pick<V>(_ choices: [Choice<V>], roll: Double) -> V? {
+        choice(choices, roll: roll)?.value
+    }
+
+    /// The choice a uniform random number in [0, 100) falls on: shares count cumulatively in list order, so
+    /// when they add up to more than 100 the first ones win.
+    public func choice<V>(_ choices: [Choice<V>], roll: Double) -> Choice<V>? {
         var acc = 0.0
         for choice in choices {
             acc += choice.percent
-            if roll < acc { return choice.value }
+            if roll < acc { return choice }
         }
         return nil
+    }
+
+    /// Adds `other`'s faults after this spec's own (which keep precedence); reset shares add up to at most 100.
+    public mutating func append(_ other: FaultSpec) {
+        statuses += other.statuses
+        delays += other.delays
+        sizes += other.sizes
+        resetPercent = min(100, resetPercent + other.resetPercent)
     }
 }
 

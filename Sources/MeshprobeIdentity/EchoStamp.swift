@@ -16,8 +16,12 @@ public enum EchoStamp {
     public static let inFlight = "x-meshprobe-inflight"
     /// The TLS server name (SNI) the caller sent, empty when none or plaintext.
     public static let serverName = "x-meshprobe-sni"
-    /// The fault the echo applied to this request, if any (for example `status=503`).
+    /// The fault the echo applied to this request, if any (for example `status=503`, or `status=503;control=f1`
+    /// for a fault set through the control API).
     public static let fault = "x-meshprobe-fault"
+    /// How many requests with this request's `x-request-id` the echo has seen, this one included (1 for the first);
+    /// absent when the request has no `x-request-id`.
+    public static let attempt = "x-meshprobe-attempt"
 }
 
 /// The identity of whatever answered a request, as far as the prober could tell.

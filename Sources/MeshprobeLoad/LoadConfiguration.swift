@@ -138,6 +138,9 @@ public struct LoadConfiguration: Sendable {
     public var flow: [FlowStep] = []
     /// Values every iteration starts with (from setup steps).
     public var flowVariables: [String: String] = [:]
+    /// Keep the last flow step's response (status and body, any status) in `LoadResult.lastStepResponse`; for
+    /// one-shot requests, whose body is the point.
+    public var keepLastStepResponse = false
     /// Closed model: each think time is drawn uniformly from think - jitter ... think + jitter.
     public var thinkJitter: Double = 0
     public var guards: [LoadGuard] = []

@@ -195,6 +195,13 @@ public struct StepStats: Sendable {
     }
 }
 
+/// A flow step's response, kept whatever its status (a one-shot request wants to read a refusal too).
+public struct StepResponse: Sendable, Equatable {
+    public var step: String
+    public var status: Int
+    public var body: [UInt8]
+}
+
 /// The merged outcome of a load run.
 public struct LoadResult: Sendable {
     /// Requests handed to a connection.
@@ -268,6 +275,8 @@ public struct LoadResult: Sendable {
     public var steps: [String: StepStats] = [:]
     public var iterationsCompleted = 0
     public var lastIterationVariables: [String: String] = [:]
+    /// The last flow step's response, status and body, when `LoadConfiguration.keepLastStepResponse` is set.
+    public var lastStepResponse: StepResponse?
 
     public init() {}
 
@@ -313,6 +322,7 @@ public struct LoadResult: Sendable {
         for (name, stats) in other.steps { steps[name, default: StepStats()].merge(stats) }
         iterationsCompleted += other.iterationsCompleted
         if !other.lastIterationVariables.isEmpty { lastIterationVariables = other.lastIterationVariables }
+        if let response = other.lastStepResponse { lastStepResponse = response }
         elapsedSeconds = max(elapsedSeconds, other.elapsedSeconds)
         aborted = aborted || other.aborted
     }

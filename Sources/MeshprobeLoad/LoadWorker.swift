@@ -69,7 +69,7 @@ final class LoadWorker {
 
     // Multi-step flows.
     let flowSteps: [CompiledFlowStep]
-    /// Flows with a JSON extraction need response bodies.
+    /// Flows with a JSON extraction, and one-shot requests that keep their response, need response bodies.
     let collectBodies: Bool
 
     // Per-request templates.
@@ -84,7 +84,8 @@ final class LoadWorker {
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.compileTemplates()) ?? nil
         flowSteps = (try? configuration.compileFlow()) ?? []
-        collectBodies = flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
+        collectBodies = configuration.keepLastStepResponse
+            || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
@@ -295,6 +296,9 @@ final class LoadWorker {
                 if ok { stats.succeeded += 1 } else { stats.failed += 1 }
                 _ = stats.latency.record(max(1, (t &- ticket.sent) / 1000))
             }
+        }
+        if configuration.keepLastStepResponse {
+            result.lastStepResponse = StepResponse(step: step.name, status: status, body: body.map { Array($0.readableBytesView) } ?? [])
         }
         guard ok else { return nil }
         if !step.extract.isEmpty {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeEcho
+import MeshprobeIdentity
 import MeshprobeTLS
 import NIOCore
 import NIOPosix
@@ -11,7 +12,8 @@ struct EchoCommand: AsyncParsableCommand {
         abstract: "The target workload: stamps its identity on every response, reports its caller, injects faults.",
         discussion: """
             HTTP/2 and HTTP/1.1 over mTLS (--ca requires client certificates), TLS, or plaintext (--h2c: \
-            prior-knowledge h2c and HTTP/1.1 on one port). Faults per request: ?status=503:50&delay=20ms:10&size=1024&close=5.
+            prior-knowledge h2c and HTTP/1.1 on one port). Faults per request: ?status=503:50&delay=20ms:10&size=1024&close=5. \
+            With --control-allow, mTLS callers with those SPIFFE IDs may set faults for a while (`meshprobe fault`).
             Example: meshprobe echo --listen 127.0.0.1:8443 --svid-dir ./svid-v1 --workload reviews --version v1
             """
     )
@@ -46,6 +48,11 @@ struct EchoCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-size"), help: "Largest response body a request may ask for, bytes.")
     var maxSize: Int = 1 << 20
 
+    @Option(name: .customLong("control-allow"), help: ArgumentHelp(
+        "A caller SPIFFE ID (from its mTLS client certificate) allowed to use the control API at /.meshprobe/faults; repeatable. Without it the API is disabled.",
+        valueName: "spiffe-id"))
+    var controlAllow: [String] = []
+
     static func splitHostPort(_ text: String) throws -> (String, Int) {
         guard let colon = text.lastIndex(of: ":"),
               let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
@@ -75,6 +82,11 @@ struct EchoCommand: AsyncParsableCommand {
         configuration.limits.maxDelayNanoseconds = UInt64(try parseDuration(maxDelay, flag: "--max-delay") * 1e9)
         guard maxSize >= 0 else { throw CLIError.badInput("--max-size must not be negative") }
         configuration.limits.maxBodySize = maxSize
+        for id in controlAllow {
+            do { configuration.controlAllowList.insert(try SPIFFEID(parsing: id)) } catch {
+                throw CLIError.badInput("--control-allow '\(id)': \(error)")
+            }
+        }
         if !h2c {
             let files = identity.files()
             guard files.cert != nil else {
@@ -100,6 +112,13 @@ struct EchoCommand: AsyncParsableCommand {
         let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
         let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"
         printLine("meshprobe echo: listening on \(server.localAddress) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
+        if !configuration.controlAllowList.isEmpty {
+            let callers = configuration.controlAllowList.map(\.description).sorted().joined(separator: ", ")
+            printLine("meshprobe echo: control API at /.meshprobe/faults for \(callers)")
+            if configuration.tls?.configuration.verifyPeer != true {
+                printError("meshprobe echo: warning: without client certificates (--h2c, --no-client-cert or no trust bundle) every control request is refused (403)")
+            }
+        }
         let stopped = AsyncStream<Void> { continuation in
             let stopper = SignalStopper { continuation.finish() }
             continuation.onTermination = { _ in stopper.cancel() }

@@ -90,14 +90,7 @@ struct LoadCommand: AsyncParsableCommand {
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
 
-    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).")
-    var expectPeer: String?
-
-    @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
-    var sni: String?
-
-    @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the server certificate.")
-    var insecure = false
+    @OptionGroup var serverCheck: ServerCheckOptions
 
     @Option(help: "Per-request timeout (default 10s).")
     var timeout: String = "10s"
@@ -178,11 +171,7 @@ struct LoadCommand: AsyncParsableCommand {
                 configuration.body = Array(data.utf8)
             }
         }
-        let expected: PeerExpectation?
-        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
-            throw CLIError.badInput("--expect-peer: \(error)")
-        }
-        try attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
+        try serverCheck.attachClientTLS(to: &configuration, identity: identity)
         do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
         return configuration
     }
@@ -233,6 +222,27 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await executeLoad(try makeConfiguration(), json: json, quiet: quiet)
+    }
+}
+
+/// How a client checks the server it talks to: shared by `load` and `fault`.
+struct ServerCheckOptions: ParsableArguments {
+    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).")
+    var expectPeer: String?
+
+    @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
+    var sni: String?
+
+    @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the server certificate.")
+    var insecure = false
+
+    /// Builds the client TLS context an https run needs with these checks and `identity`.
+    func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
+        let expected: PeerExpectation?
+        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
+            throw CLIError.badInput("--expect-peer: \(error)")
+        }
+        try meshprobe.attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
     }
 }
 

@@ -9,11 +9,12 @@ import Testing
                                spiffeID: "spiffe://cluster.local/ns/bookinfo/sa/reviews"),
         limits: .init())
 
-    func plan(_ path: String, headers: [(String, String)] = [], peer: String? = nil) -> EchoPlan {
+    func plan(_ path: String, method: String = "GET", headers: [(String, String)] = [], peer: String? = nil, body: String? = nil,
+              with planner: EchoPlanner? = nil) -> EchoPlan {
         var rng = SystemRandomNumberGenerator()
-        let request = EchoRequest(method: "GET", path: path, headers: headers.map { (name: $0.0, value: $0.1) },
-                                  bodyLength: 0, peerSPIFFEID: peer)
-        return planner.plan(request, inFlight: 3, allocator: ByteBufferAllocator(), random: &rng)
+        let request = EchoRequest(method: method, path: path, headers: headers.map { (name: $0.0, value: $0.1) },
+                                  bodyLength: body?.utf8.count ?? 0, peerSPIFFEID: peer, body: body.map { ByteBuffer(string: $0) })
+        return (planner ?? self.planner).plan(request, inFlight: 3, allocator: ByteBufferAllocator(), random: &rng)
     }
 
     func header(_ plan: EchoPlan, _ name: String) -> String? {
@@ -70,5 +71,40 @@ import Testing
 
     @Test func resetFaultAt100PercentAlwaysResets() {
         #expect(plan("/?close=100").action == .reset)
+    }
+
+    @Test func controlAPITrustsOnlyTheMTLSPeerNeverForwardedIdentityHeaders() {
+        let ops = "spiffe://cluster.local/ns/ops/sa/gameday"
+        let planner = EchoPlanner(identity: self.planner.identity, limits: .init(), controlAllowList: [ops])
+        let body = #"{"status":503,"durationSeconds":60}"#
+        let xfcc = plan("/.meshprobe/faults", method: "POST", headers: [("x-forwarded-client-cert", "URI=\(ops)")], body: body, with: planner)
+        #expect(xfcc.status == 403)
+        let linkerd = plan("/.meshprobe/faults", method: "POST", headers: [("l5d-client-id", ops)], body: body, with: planner)
+        #expect(linkerd.status == 403)
+        #expect(plan("/", with: planner).status == 200)
+        let set = plan("/.meshprobe/faults", method: "POST", peer: ops, body: body, with: planner)
+        #expect(set.status == 201)
+        #expect(header(set, EchoStamp.workload) == "reviews")
+        let faulted = plan("/reviews/1", with: planner)
+        #expect(faulted.status == 503)
+        #expect(header(faulted, EchoStamp.fault) == "status=503;control=f1")
+        // Control requests are never faulted, by the control API's faults or the query's.
+        #expect(plan("/.meshprobe/faults?status=500", peer: ops, with: planner).status == 200)
+        #expect(plan("/.meshprobe/faults/f9", method: "DELETE", peer: ops, with: planner).status == 404)
+        #expect(plan("/.meshprobe/faults", method: "PUT", peer: ops, with: planner).status == 405)
+    }
+
+    @Test func controlAPIIsNotFoundWithoutAnAllowList() {
+        let p = plan("/.meshprobe/faults", peer: "spiffe://cluster.local/ns/ops/sa/gameday")
+        #expect(p.status == 404)
+        #expect(String(buffer: p.body).contains("--control-allow"))
+        #expect(plan("/.meshprobe/faultsx").status == 200)
+    }
+
+    @Test func attemptStampCountsRequestsPerRequestID() {
+        #expect(header(plan("/"), EchoStamp.attempt) == nil)
+        #expect(header(plan("/", headers: [("x-request-id", "r-1")]), EchoStamp.attempt) == "1")
+        #expect(header(plan("/?status=503", headers: [("x-request-id", "r-1")]), EchoStamp.attempt) == "2")
+        #expect(header(plan("/", headers: [("x-request-id", "r-2")]), EchoStamp.attempt) == "1")
     }
 }

@@ -10,11 +10,15 @@ public enum StepRunner {
         public var result: LoadResult
         /// Why it did not complete, in plain words.
         public var problem: String?
+        /// The last response's status and body (any status), with `keepingLastResponse`; nil when none came.
+        public var lastResponse: StepResponse? { result.lastStepResponse }
     }
 
     /// Sends `steps` once with the target, identity and headers of `base`, starting from `variables`.
+    /// - Parameter keepingLastResponse: keep the last response's body, whatever its status (a one-shot request
+    ///   such as `meshprobe fault` reads it).
     public static func run(_ steps: [FlowStep], base: LoadConfiguration, variables: [String: String] = [:],
-                           group: any EventLoopGroup) async throws -> Outcome {
+                           keepingLastResponse: Bool = false, group: any EventLoopGroup) async throws -> Outcome {
         guard let target = base.targets.first else {
             throw LoadConfigurationError(field: "target", value: "", reason: "steps need a target URL")
         }
@@ -30,6 +34,7 @@ public enum StepRunner {
         configuration.warmup = 0
         configuration.churn = .reuse
         configuration.guards = []
+        configuration.keepLastStepResponse = keepingLastResponse
         let result = try await LoadGenerator(configuration: configuration, group: group).run()
         let completed = result.iterationsCompleted == 1
         var problem: String?

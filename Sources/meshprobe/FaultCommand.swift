@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import MeshprobeEcho
+import MeshprobeLoad
+import MeshprobeTLS
+import NIOPosix
+
+/// `meshprobe fault`: the client of the echo's control API (`/.meshprobe/faults`), for game days.
+struct FaultCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fault",
+        abstract: "Set, list and clear faults on a running echo workload (its control API, for game days).",
+        discussion: """
+            The echo must list this client's SPIFFE ID with --control-allow; the request goes over mTLS with the \
+            client SVID given by --cert/--key or --svid-dir. Exit codes: 0 done; 1 refused (403, 404 and other \
+            refusals); 2 bad input (here or a 400 from the echo); 3 cannot reach the echo.
+            Example: meshprobe fault set https://reviews:8443 --svid-dir ./svid-ops --status 503 --status-share 50 --for 5m
+            """,
+        subcommands: [SetCommand.self, ListCommand.self, ClearCommand.self]
+    )
+
+    struct SetCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Set one fault for a while; prints it with its id.")
+
+        @OptionGroup var client: FaultClientOptions
+
+        @Option(help: "Answer with this HTTP status (200-599).")
+        var status: Int?
+
+        @Option(name: .customLong("status-share"), help: "Percent of matching requests that get --status (default 100).")
+        var statusShare: Double?
+
+        @Option(help: "Delay responses by this long (200ms, 1s).")
+        var delay: String?
+
+        @Option(name: .customLong("delay-share"), help: "Percent of matching requests delayed (default 100).")
+        var delayShare: Double?
+
+        @Option(name: .customLong("reset-share"), help: "Percent of matching requests whose stream is reset (HTTP/1.1: connection closed).")
+        var resetShare: Double?
+
+        @Option(help: "Only requests whose path starts with this (default: every path).")
+        var path: String?
+
+        @Option(name: .customLong("for"), help: "How long the fault lasts (30s, 5m; at most 1h); required.")
+        var duration: String
+
+        func makeRequest() throws -> FaultControlJSON.NewFault {
+            if statusShare != nil && status == nil { throw CLIError.badInput("--status-share needs --status") }
+            if delayShare != nil && delay == nil { throw CLIError.badInput("--delay-share needs --delay") }
+            if status == nil && delay == nil && resetShare == nil {
+                throw CLIError.badInput("the fault does nothing: give --status, --delay or --reset-share")
+            }
+            let request = FaultControlJSON.NewFault(
+                status: status, statusShare: statusShare, delayMs: try delay.map { try parseDuration($0, flag: "--delay") * 1000 },
+                delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"))
+            // The echo checks again, against its own --max-delay; here only what holds for every echo.
+            var limits = FaultSpec.Limits()
+            limits.maxDelayNanoseconds = .max
+            do {
+                _ = try FaultSettings(request, limits: limits)
+            } catch {
+                throw CLIError.badInput("\(FaultClientOptions.flag(for: error.field)): \(error.reason)")
+            }
+            return request
+        }
+
+        func run() async throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let body = String(decoding: try encoder.encode(try makeRequest()), as: UTF8.self)
+            let response = try await client.send("POST", FaultClientOptions.apiPath, json: body)
+            try client.report(response) { (fault: FaultControlJSON.Fault) in "fault \(fault.id) set: \(fault.summary)" }
+        }
+    }
+
+    struct ListCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the active faults.")
+
+        @OptionGroup var client: FaultClientOptions
+
+        func run() async throws {
+            let response = try await client.send("GET", FaultClientOptions.apiPath)
+            try client.report(response) { (list: FaultControlJSON.List) in
+                list.faults.isEmpty ? "no active faults"
+                    : list.faults.map { "\($0.id)  \($0.summary)  set by \($0.setBy)" }.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct ClearCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Clear every fault, or one with --id.")
+
+        @OptionGroup var client: FaultClientOptions
+
+        @Option(help: "Clear only this fault (an id from `fault set` or `fault list`).")
+        var id: String?
+
+        func validate() throws {
+            if let id, id.isEmpty || !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+                throw ValidationError("--id '\(id)': expected a fault id such as f1")
+            }
+        }
+
+        func run() async throws {
+            let response = try await client.send("DELETE", FaultClientOptions.apiPath + (id.map { "/\($0)" } ?? ""))
+            try client.report(response) { (cleared: FaultControlJSON.Cleared) in
+                id.map { "cleared fault \($0)" } ?? "cleared \(cleared.cleared) fault(s)"
+            }
+        }
+    }
+}
+
+/// The echo to talk to, who we are, and how we check it: shared by `fault set`, `list` and `clear`.
+struct FaultClientOptions: ParsableArguments {
+    static let apiPath = "/.meshprobe/faults"
+
+    @Argument(help: "The echo's base URL, https://HOST:PORT.")
+    var url: String
+
+    @OptionGroup(title: "Identity")
+    var identity: IdentityOptions
+
+    @OptionGroup var serverCheck: ServerCheckOptions
+
+    @Option(help: "How long to wait for the answer.")
+    var timeout: String = "10s"
+
+    @Flag(help: "Print the echo's JSON answer instead of a summary.")
+    var json = false
+
+    /// The flag that sets a field of the control API's request body.
+    static func flag(for field: String) -> String {
+        let flags = ["status": "--status", "statusShare": "--status-share", "delayMs": "--delay", "delayShare": "--delay-share",
+                     "resetShare": "--reset-share", "path": "--path", "durationSeconds": "--for"]
+        return flags[field] ?? field
+    }
+
+    /// Sends one request to the control API with the load engine's one-shot path (`StepRunner`) and returns the
+    /// response whatever its status; no response at all is exit 3.
+    func send(_ method: String, _ path: String, json body: String? = nil) async throws -> StepResponse {
+        var target: LoadTarget
+        do { target = try LoadTarget(parsing: url) } catch { throw CLIError.badInput(error.description) }
+        guard target.path == "/" else {
+            throw CLIError.badInput("URL '\(url)': give the echo's base URL, https://HOST:PORT (the API is at \(Self.apiPath))")
+        }
+        target.path = path
+        var configuration = LoadConfiguration(targets: [target])
+        configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
+        configuration.connectTimeout = min(5, configuration.requestTimeout)
+        configuration.maxConsecutiveConnectFailures = 1
+        try serverCheck.attachClientTLS(to: &configuration, identity: identity)
+        // The load engine reads "{{" in a body as a template placeholder; "\u007b" is the same "{" to JSON.
+        let step = FlowStep(name: "fault", method: method, path: path,
+                            headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")],
+                            body: body?.replacingOccurrences(of: "{{", with: "{\\u007b"))
+        let outcome: StepRunner.Outcome
+        do {
+            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true,
+                                               group: MultiThreadedEventLoopGroup.singleton)
+        } catch let error as LoadConfigurationError {
+            throw CLIError.badInput(error.description)
+        }
+        guard let response = outcome.lastResponse else {
+            throw CLIError(message: "cannot reach the echo at \(url): \(outcome.problem ?? "no response")", exitCode: 3)
+        }
+        return response
+    }
+
+    /// Prints a 2xx answer (as `summary` says, or as JSON with --json); a refusal becomes the documented exit code.
+    func report<Body: Decodable>(_ response: StepResponse, summary: (Body) -> String) throws {
+        let data = Data(response.body)
+        guard (200..<300).contains(response.status) else {
+            let problem = try? JSONDecoder().decode(FaultControlJSON.Problem.self, from: data)
+            let reason = problem?.error ?? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = "the echo answered \(response.status): \(reason.isEmpty ? "(no reason given)" : reason)"
+            throw CLIError(message: message, exitCode: response.status == 400 ? 2 : 1)
+        }
+        if json {
+            printLine(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines))
+            return
+        }
+        do {
+            printLine(summary(try JSONDecoder().decode(Body.self, from: data)))
+        } catch {
+            throw CLIError(message: "the echo answered \(response.status) with a body that is not the control API's JSON", exitCode: 1)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import MeshprobeIdentity
+import NIOCore
+import Testing
+@testable import MeshprobeEcho
+
+@Suite struct FaultControlTests {
+    let ops = "spiffe://lab.test/ns/ops/sa/gameday"
+
+    func settings(_ json: String, limits: FaultSpec.Limits = .init()) throws(FaultControlError) -> FaultSettings {
+        try FaultSettings(FaultControlAPI.decode(ByteBuffer(string: json)), limits: limits)
+    }
+
+    func field(ofError json: String) -> String? {
+        do {
+            _ = try settings(json)
+            return nil
+        } catch {
+            return error.field
+        }
+    }
+
+    @Test func readsEveryFieldWithSharesDefaultingTo100() throws {
+        let s = try settings(#"{"status":503,"delayMs":200,"delayShare":25,"resetShare":10,"path":"/api","durationSeconds":30}"#)
+        #expect(s.status == 503)
+        #expect(s.statusShare == 100)
+        #expect(s.delayNanoseconds == 200_000_000)
+        #expect(s.delayShare == 25)
+        #expect(s.resetShare == 10)
+        #expect(s.pathPrefix == "/api")
+        #expect(s.durationSeconds == 30)
+        #expect(try settings(#"{"resetShare":5,"durationSeconds":1}"#).pathPrefix == "/")
+    }
+
+    @Test(arguments: [
+        (#"{"status":503}"#, "durationSeconds"), (#"{"status":503,"durationSeconds":0}"#, "durationSeconds"),
+        (#"{"status":503,"durationSeconds":86400}"#, "durationSeconds"), (#"{"status":503,"durationSeconds":"30s"}"#, "durationSeconds"),
+        (#"{"status":99,"durationSeconds":5}"#, "status"), (#"{"status":503.5,"durationSeconds":5}"#, "status"),
+        (#"{"status":true,"durationSeconds":5}"#, "status"), (#"{"status":503,"statusShare":0,"durationSeconds":5}"#, "statusShare"),
+        (#"{"status":503,"statusShare":101,"durationSeconds":5}"#, "statusShare"), (#"{"statusShare":50,"resetShare":1,"durationSeconds":5}"#, "statusShare"),
+        (#"{"delayMs":20000,"durationSeconds":5}"#, "delayMs"), (#"{"delayMs":-1,"durationSeconds":5}"#, "delayMs"),
+        (#"{"delayShare":5,"status":503,"durationSeconds":5}"#, "delayShare"), (#"{"resetShare":200,"durationSeconds":5}"#, "resetShare"),
+        (#"{"status":503,"path":"api","durationSeconds":5}"#, "path"), (#"{"status":503,"path":["/"],"durationSeconds":5}"#, "path"),
+        (#"{"status":503,"durationSeconds":5,"color":"red"}"#, "color"), (#"{"durationSeconds":5}"#, "body"),
+        (#"{"status":503,"durationSeconds":5"#, "body"), (#"[{"status":503}]"#, "body"), ("", "body"),
+    ])
+    func badBodiesNameTheField(_ json: String, _ expected: String) {
+        #expect(field(ofError: json) == expected)
+    }
+
+    @Test func activeFaultsBecomeASpecForMatchingPathsOnly() throws {
+        let control = FaultControl()
+        let now = NIODeadline.now()
+        #expect(control.spec(forPath: "/", now: now) == nil)
+        let fault = try #require(control.add(try settings(#"{"status":503,"statusShare":40,"path":"/api","durationSeconds":10}"#),
+                                             setBy: ops, now: now))
+        #expect(fault.id == "f1")
+        #expect(control.spec(forPath: "/other", now: now) == nil)
+        let spec = try #require(control.spec(forPath: "/api/items?x=1", now: now))
+        #expect(spec.statuses == [.init(value: 503, percent: 40, source: "f1")])
+        #expect(spec.choice(spec.statuses, roll: 39.9)?.source == "f1")
+        #expect(spec.choice(spec.statuses, roll: 40) == nil)
+    }
+
+    @Test func expiredFaultsStopApplyingAndLeaveTheList() throws {
+        let control = FaultControl()
+        let start = NIODeadline.now()
+        _ = control.add(try settings(#"{"status":503,"durationSeconds":1}"#), setBy: ops, now: start)
+        _ = control.add(try settings(#"{"resetShare":5,"durationSeconds":60}"#), setBy: ops, now: start)
+        #expect(control.list(now: start).map { $0.json(now: start).expiresInSeconds } == [1, 60])
+        let later = start + .milliseconds(1001)
+        #expect(control.spec(forPath: "/", now: later)?.statuses.isEmpty == true)
+        #expect(control.list(now: later).map(\.id) == ["f2"])
+    }
+
+    @Test func clearsOneOrAll() throws {
+        let control = FaultControl()
+        for _ in 0..<3 { _ = control.add(try settings(#"{"status":500,"durationSeconds":60}"#), setBy: ops) }
+        #expect(control.clear(id: "f2") == 1)
+        #expect(control.clear(id: "f2") == 0)
+        #expect(control.list().map(\.id) == ["f1", "f3"])
+        #expect(control.clear() == 2)
+        #expect(control.spec(forPath: "/") == nil)
+    }
+
+    @Test func controlAndQueryFaultsCombineWithTheQueryFirst() throws {
+        var spec = try FaultSpec.parse(path: "/?status=502:30&close=10")
+        spec.append(try FaultSpec.parse(path: "/?status=503:50&close=95"))
+        #expect(spec.pick(spec.statuses, roll: 29) == 502)
+        #expect(spec.pick(spec.statuses, roll: 79) == 503)
+        #expect(spec.resetPercent == 100)
+    }
+
+    @Test func attemptCounterCountsPerIDAndForgetsTheOldestBeyondItsCapacity() {
+        let counter = AttemptCounter(capacity: 2)
+        #expect(counter.count("a") == 1)
+        #expect(counter.count("a") == 2)
+        #expect(counter.count("b") == 1)
+        #expect(counter.count("c") == 1)  // evicts "a", the oldest
+        #expect(counter.count("b") == 2)
+        #expect(counter.count("a") == 1)
+        let long = String(repeating: "x", count: 10_000)
+        #expect(AttemptCounter.key(long).utf8.count <= AttemptCounter.maxKeyBytes)
+        #expect(AttemptCounter.key(long) != AttemptCounter.key(long + "y"))
+    }
+}
