@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 
 /// The command line: exit codes, the lab PKI, and the demo, run as a user would.
@@ -112,17 +113,21 @@ import Testing
                              "--quiet", "--json", json]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
+        // The exit time is taken by Foundation's termination handler, not by this task's polling: on two cores the
+        // test pool's threads can be busy with other tests' blocking waits, which would inflate the figure.
+        let exitedAt = NIOLockedValueBox<Date?>(nil)
+        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
         let launched = Date()
         try process.run()
         try await Task.sleep(for: .milliseconds(1500))
         let signalled = Date()
         kill(process.processIdentifier, signal)
         while process.isRunning && Date().timeIntervalSince(signalled) < 10 { try await Task.sleep(for: .milliseconds(20)) }
-        let took = Date().timeIntervalSince(signalled)
+        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(signalled)
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         // The figure (0.3 s) is measured on a quiet machine by bench/shutdown.sh; this test checks only that the
-        // process stops on its own, beside parallel tests and builds on two cores (a loaded CI machine took 6 s).
-        #expect(took < 9.0, "exited \(took)s after the signal")
+        // process stops on its own, within its 1 s grace plus room for a loaded two-core machine.
+        #expect(took < 5.0, "exited \(took)s after the signal")
         #expect(process.terminationStatus == 3)
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
