@@ -44,8 +44,12 @@ public struct FailureClass: Hashable, Sendable, Comparable, CustomStringConverti
         (lhs.origin, lhs.reason, lhs.proxy ?? "") < (rhs.origin, rhs.reason, rhs.proxy ?? "")
     }
 
-    /// True for the reasons that mean a proxy refused to send the request on because a limit was reached.
-    public var isOverflow: Bool { origin == .proxy && (reason == Reason.circuitBreakerOverflow || reason == Reason.loadShed) }
+    /// True for the reasons that mean a proxy refused to send the request on because a limit was reached:
+    /// circuit-breaker overflow, load shedding, and a proxy saying no server is available (HAProxy's reply when
+    /// its `maxconn` slots are taken and the queue wait expires; also when every server is down).
+    public var isOverflow: Bool {
+        origin == .proxy && [Reason.circuitBreakerOverflow, Reason.loadShed, Reason.noServerAvailable].contains(reason)
+    }
 
     /// Reason names used by the built-in signatures.
     public enum Reason {

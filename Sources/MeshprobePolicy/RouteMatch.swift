@@ -73,6 +73,18 @@ public struct MatchCondition: Sendable, Equatable, CustomStringConvertible {
         self.sent = sent
     }
 
+    /// A condition from a mesh manifest, sending the match's own sample; nil for a regex that needs an example.
+    init?(subject: Subject, match: ValueMatch) {
+        guard let sample = match.sample else { return nil }
+        self.init(subject: subject, match: match, sent: sample)
+    }
+
+    /// The importers' note for a route left out because a regex in it needs an example value.
+    static func regexNote(at value: YAMLValue, route: String, what: String) -> String {
+        "\(value.file):\(value.line): \(route): not checked: the \(what) regex needs an example value "
+            + "(write this route in the policy's routes with send: VALUE)"
+    }
+
     public var description: String {
         let what: String
         switch subject {

@@ -40,6 +40,19 @@ struct DemoCommand: AsyncParsableCommand {
 
     static let trustDomain = "demo.meshprobe.local"
 
+    /// The installed HAProxy (Debian's), if any.
+    static var haproxy: String? {
+        ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// A free port on 127.0.0.1 for a proxy's frontend (bound and released).
+    static func freePort(group: any EventLoopGroup) async throws -> Int {
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 0
+        try await probe.close()
+        return port
+    }
+
     /// Starts HAProxy on `config` and waits (bounded, 5 s) until it accepts connections on `port`; the caller kills
     /// it. Nil (and killed) when it never became ready.
     static func startHAProxy(_ haproxy: String, config: String, port: Int, group: any EventLoopGroup) async throws -> Process? {
@@ -68,9 +81,7 @@ struct DemoCommand: AsyncParsableCommand {
         echoConfiguration.port = 0
         let echo = try await EchoServer.start(echoConfiguration, group: group)
         defer { Task { await echo.close() } }
-        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 0
-        try await probe.close()
+        let port = try await Self.freePort(group: group)
         var config = HAProxyConfig(frontendPort: port, servers: [.init("ratings", port: echo.localAddress.port ?? 0, weight: 100)])
         config.serverMaxConn = 10
         config.queueTimeout = 0.02
@@ -96,8 +107,7 @@ struct DemoCommand: AsyncParsableCommand {
     /// Starts two h2c echo workloads behind HAProxy weighted 90/10 and verifies a declared 90/10 split; nil when
     /// HAProxy is not installed.
     func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool)? {
-        let candidates = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"]
-        guard let haproxy = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+        guard let haproxy = Self.haproxy else { return nil }
         var echoes: [EchoServer] = []
         for version in ["v1", "v2"] {
             var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "demo",
@@ -106,10 +116,7 @@ struct DemoCommand: AsyncParsableCommand {
             echoes.append(try await EchoServer.start(echo, group: group))
         }
         defer { for e in echoes { Task { await e.close() } } }
-        // A free port for the proxy's frontend.
-        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 0
-        try await probe.close()
+        let port = try await Self.freePort(group: group)
         let config = HAProxyConfig(frontendPort: port, servers: [
             .init("v1", port: echoes[0].localAddress.port ?? 0, weight: 90),
             .init("v2", port: echoes[1].localAddress.port ?? 0, weight: 10),
@@ -234,8 +241,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         // 5. A circuit breaker behind a real proxy.
         var breakerCheck: (String, Bool)?
-        if !noCanary, let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"]
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+        if !noCanary, let haproxy = Self.haproxy {
             breakerCheck = try await runCircuitBreaker(dir: dir, haproxy: haproxy, group: group)
         }
 

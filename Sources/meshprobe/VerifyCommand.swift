@@ -118,6 +118,13 @@ struct VerifyReport: Encodable {
         /// Connections the route's requests used (fresh connections spread the samples over upstreams).
         var connections: Int? = nil
         var propagation: Propagation? = nil
+        /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, circuit breakers).
+        static func facts(requests: Int, counts: [String: Int] = [:], declared: [String: Double], observed: [String: Double],
+                          test: String) -> Evidence {
+            Evidence(requests: requests, counts: counts, declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
+                     missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        }
+
         enum CodingKeys: String, CodingKey {
             case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation
             case matchHeaders = "match_headers"
@@ -184,17 +191,20 @@ struct VerifyReport: Encodable {
         decided = verdicts.allSatisfy(\.decided)
     }
 
+    /// Adds a verdict that is decided as soon as it is evaluated.
+    private mutating func append(kind: String, name: String, passed ok: Bool, reason: String?, evidence: Evidence) {
+        verdicts.append(Verdict(kind: kind, name: name, passed: ok, decided: true, reason: reason, evidence: evidence))
+        passed = passed && ok
+    }
+
     /// Adds the mTLS verdict (no sequential test: every response must show the expected caller).
     mutating func add(_ check: CallerCheck) {
-        let evidence = Evidence(
+        let evidence = Evidence.facts(
             requests: check.responses, counts: check.seen, declared: [check.expected: 1],
             observed: check.seen.mapValues { check.responses > 0 ? Double($0) / Double(check.responses) : 0 },
-            tolerance: 0, falseFailRate: 0, missRate: 0,
-            test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID",
-            truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
-        verdicts.append(Verdict(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
-                                passed: check.passed, decided: true, reason: check.reason, evidence: evidence))
-        passed = passed && check.passed
+            test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID")
+        append(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
+               passed: check.passed, reason: check.reason, evidence: evidence)
     }
 
     /// Adds the circuit-breaker verdicts: one per check of the procedure.
@@ -204,15 +214,12 @@ struct VerifyReport: Encodable {
         if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
         if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
         for check in outcome.checks {
-            let evidence = Evidence(
-                requests: Int(check.evidence["requests"] ?? 0), counts: [:], declared: declared, observed: check.evidence,
-                tolerance: 0, falseFailRate: 0, missRate: 0,
+            let evidence = Evidence.facts(
+                requests: Int(check.evidence["requests"] ?? 0), declared: declared, observed: check.evidence,
                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
-                    + "this is one client's view",
-                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
-            verdicts.append(Verdict(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
-                                    decided: true, reason: check.reason, evidence: evidence))
-            passed = passed && check.passed
+                    + "this is one client's view")
+            append(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
+                   reason: check.reason, evidence: evidence)
         }
     }
 
@@ -222,28 +229,22 @@ struct VerifyReport: Encodable {
         var declared: [String: Double] = [:]
         for c in check.reach { declared[c] = 1 }
         for c in check.avoid { declared[c] = 0 }
-        let evidence = Evidence(requests: total, counts: check.seen, declared: declared,
-                                observed: check.seen.mapValues { total > 0 ? Double($0) / Double(total) : 0 },
-                                tolerance: 0, falseFailRate: 0, missRate: 0,
-                                test: "responses by the echo's cluster stamp: reach >= 1 each, avoid = 0 each",
-                                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        let evidence = Evidence.facts(
+            requests: total, counts: check.seen, declared: declared,
+            observed: check.seen.mapValues { total > 0 ? Double($0) / Double(total) : 0 },
+            test: "responses by the echo's cluster stamp: reach >= 1 each, avoid = 0 each")
         var name: [String] = []
         if !check.reach.isEmpty { name.append("reach \(check.reach.joined(separator: ", "))") }
         if !check.avoid.isEmpty { name.append("avoid \(check.avoid.joined(separator: ", "))") }
-        verdicts.append(Verdict(kind: "clusters", name: "clusters: \(name.joined(separator: "; "))", passed: check.passed, decided: true,
-                                reason: check.reason, evidence: evidence))
-        passed = passed && check.passed
+        append(kind: "clusters", name: "clusters: \(name.joined(separator: "; "))", passed: check.passed, reason: check.reason,
+               evidence: evidence)
     }
 
     /// Adds an SLO verdict (a point estimate over every request sent).
     mutating func add(_ check: SLOCheck) {
-        let evidence = Evidence(requests: 0, counts: [:], declared: ["limit": check.limit], observed: ["observed": check.observed],
-                                tolerance: 0, falseFailRate: 0, missRate: 0,
-                                test: "point estimate over every request the verification sent",
-                                truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
-        verdicts.append(Verdict(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, decided: true, reason: check.reason,
-                                evidence: evidence))
-        passed = passed && check.passed
+        let evidence = Evidence.facts(requests: 0, declared: ["limit": check.limit], observed: ["observed": check.observed],
+                                      test: "point estimate over every request the verification sent")
+        append(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, reason: check.reason, evidence: evidence)
     }
 
     var text: String {

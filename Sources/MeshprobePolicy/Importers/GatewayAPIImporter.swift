@@ -57,8 +57,7 @@ public enum GatewayAPIImporter {
                         out.notes.append("\(first.file):\(first.line): \(ruleName): the queryParams match is not exercised")
                     }
                     if let unexercisable {
-                        out.notes.append("\(first.file):\(first.line): \(ruleName): not checked: the \(unexercisable) regex needs an example value "
-                            + "(write this route in the policy's routes with send: VALUE)")
+                        out.notes.append(MatchCondition.regexNote(at: first, route: ruleName, what: unexercisable))
                         continue
                     }
                 }
@@ -94,7 +93,6 @@ public enum GatewayAPIImporter {
         case "RegularExpression": match = .regex(value)
         default: throw at.error("unknown match type \(type)")
         }
-        guard let sample = match.sample else { return nil }
-        return MatchCondition(subject: subject, match: match, sent: sample)
+        return MatchCondition(subject: subject, match: match)
     }
 }

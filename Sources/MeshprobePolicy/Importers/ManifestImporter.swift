@@ -114,8 +114,7 @@ public enum ManifestImporter {
                         }
                     }
                     if let unexercisable {
-                        out.notes.append("\(first.file):\(first.line): \(routeName): not checked: the \(unexercisable) regex needs an example value "
-                            + "(write this route in the policy's routes with send: VALUE)")
+                        out.notes.append(MatchCondition.regexNote(at: first, route: routeName, what: unexercisable))
                         continue
                     }
                     for other in ["queryParams", "sourceLabels", "port", "gateways", "authority", "scheme"] where first[other] != nil {
@@ -194,7 +193,6 @@ public enum ManifestImporter {
         } else {
             throw value.error("expected exact, prefix or regex")
         }
-        guard let sample = match.sample else { return nil }
-        return MatchCondition(subject: subject, match: match, sent: sample)
+        return MatchCondition(subject: subject, match: match)
     }
 }

@@ -59,16 +59,10 @@ public enum CircuitBreakerCheck {
         public var evidence: [String: Double]
     }
 
-    /// Classes that mean "refused for a limit": overflow and load shedding signatures, a proxy saying no server is
-    /// available (HAProxy's queue full), and unrecognised proxy 503s.
-    public static func isOverflow(_ failure: FailureClass) -> Bool {
-        failure.isOverflow || (failure.origin == .proxy && failure.reason == FailureClass.Reason.noServerAvailable)
-    }
-
     static func overflow(in result: LoadResult) -> (count: Int, stats: FailureStats?) {
         var merged: FailureStats?
         var count = 0
-        for (failure, stats) in result.failedResponses where isOverflow(failure) {
+        for (failure, stats) in result.failedResponses where failure.isOverflow {
             count += stats.count
             if merged == nil { merged = stats } else { merged?.merge(stats) }
         }
