@@ -95,11 +95,13 @@ let package = Package(
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeVerify"),
-        // Policy: meshprobe policy files turned into expectations (importers for mesh manifests come later).
+        // Policy: meshprobe policy files and mesh manifests turned into expectations, and the procedures that check
+        // them (routing, circuit breakers, outlier detection; the echo's control API client for injected faults).
         .target(
             name: "MeshprobePolicy",
             dependencies: [
-                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeVerify", "MeshprobeLoad", "MeshprobeIdentity",
+                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeVerify", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
+                "MeshprobeTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -199,6 +199,7 @@ final class LoadConnection {
     /// The channel is gone. Everything in flight has been accounted for by the protocol handler's callbacks.
     func channelClosed() {
         guard channel != nil || state != .idle else { return }
+        releaseThinking()
         if worker.finished || state == .dead {
             // Closed by the end of the run (shutdown counted anything in flight).
             channel = nil
@@ -262,6 +263,18 @@ final class LoadConnection {
 
     // MARK: sending
 
+    /// Stream slots waiting out their think time after a response (closed model with think time).
+    private var thinking = 0
+    /// Moves on when thinking slots are released, so a think timer from before does not end a later one early.
+    private var thinkGeneration = 0
+
+    /// The connection closed or the run ended: its thinking slots no longer hold the worker's concurrency.
+    private func releaseThinking() {
+        worker.thinking -= thinking
+        thinking = 0
+        thinkGeneration &+= 1
+    }
+
     /// Requests this connection may still start before churn replaces it.
     private var churnAllowance: Int {
         if case .every(let n) = worker.configuration.churn { return n - sentOnConnection }
@@ -274,7 +287,7 @@ final class LoadConnection {
         var sent = false
         if let h2 {
             let limit = worker.configuration.streamsPerConnection
-            while inFlight.count < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
+            while inFlight.count + thinking < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
                 guard h2.send(worker.request(for: self, ticket: ticket), token: token) else {
@@ -288,7 +301,7 @@ final class LoadConnection {
             }
             if sent && flush { h2.flush() }
         } else if let h1 {
-            if h1.availableStreams > 0, churnAllowance > 0, let ticket = worker.nextRequest() {
+            if h1.availableStreams > 0, thinking == 0, churnAllowance > 0, let ticket = worker.nextRequest() {
                 let token = nextToken
                 nextToken &+= 1
                 let next = worker.request(for: self, ticket: ticket)
@@ -315,8 +328,18 @@ final class LoadConnection {
             return
         }
         if worker.thinkTimeNanoseconds > 0 {
+            // The slot is busy thinking: no other pump (a new connection, the worker's sweep) may fill it meanwhile.
             let think = worker.nextThinkTime()
-            worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(think))) { self.pump(flush: true) }
+            thinking += 1
+            worker.thinking += 1
+            let generation = thinkGeneration
+            worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(think))) {
+                // After a close or the end of the run the slot was released (and the worker may be gone).
+                guard self.thinkGeneration == generation, self.thinking > 0 else { return }
+                self.thinking -= 1
+                self.worker.thinking -= 1
+                self.pump(flush: true)
+            }
         } else {
             pump(flush: flush)
         }
@@ -342,6 +365,7 @@ final class LoadConnection {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
         inFlight.removeAll()
+        releaseThinking()
         state = .dead
         channel?.close(promise: nil)
     }

@@ -63,6 +63,8 @@ final class LoadWorker {
     // Closed model with a concurrency profile, and think time.
     private var concurrency: LoadProfile?
     let thinkTimeNanoseconds: UInt64
+    /// Virtual users (closed model) waiting out their think time: they count against the concurrency target.
+    var thinking = 0
     private let thinkJitterNanoseconds: UInt64
     private var jitterRandom: SplitMix64
     private var inFlightTotal = 0
@@ -230,7 +232,7 @@ final class LoadWorker {
         if let deadline, t >= deadline { return nil }
         if let concurrency {
             let target = Int((concurrency.value(at: Double(t &- startTime) / 1e9) * share).rounded())
-            guard inFlightTotal < target else { return nil }
+            guard inFlightTotal + thinking < target else { return nil }
         }
         if remaining != Int.max { remaining -= 1 }
         inFlightTotal += 1

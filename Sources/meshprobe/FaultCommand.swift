@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeEcho
 import MeshprobeLoad
+import MeshprobePolicy
 import MeshprobeTLS
 import NIOPosix
 
@@ -114,7 +115,7 @@ struct FaultCommand: AsyncParsableCommand {
 
 /// The echo to talk to, who we are, and how we check it: shared by `fault set`, `list` and `clear`.
 struct FaultClientOptions: ParsableArguments {
-    static let apiPath = "/.meshprobe/faults"
+    static let apiPath = FaultClient.apiPath
 
     @Argument(help: "The echo's base URL, https://HOST:PORT.")
     var url: String
@@ -137,54 +138,37 @@ struct FaultClientOptions: ParsableArguments {
         return flags[field] ?? field
     }
 
-    /// Sends one request to the control API with the load engine's one-shot path (`StepRunner`) and returns the
-    /// response whatever its status; no response at all is exit 3.
+    /// Sends one request to the control API and returns the response whatever its status; no response at all is
+    /// exit 3.
     func send(_ method: String, _ path: String, json body: String? = nil) async throws -> StepResponse {
-        var target: LoadTarget
-        do { target = try LoadTarget(parsing: url) } catch { throw CLIError.badInput(error.description) }
-        guard target.path == "/" else {
-            throw CLIError.badInput("URL '\(url)': give the echo's base URL, https://HOST:PORT (the API is at \(Self.apiPath))")
-        }
-        target.path = path
-        var configuration = LoadConfiguration(targets: [target])
-        configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
-        configuration.connectTimeout = min(5, configuration.requestTimeout)
-        configuration.maxConsecutiveConnectFailures = 1
-        try serverCheck.attachClientTLS(to: &configuration, identity: identity)
-        // The load engine reads "{{" in a body as a template placeholder; "\u007b" is the same "{" to JSON.
-        let step = FlowStep(name: "fault", method: method, path: path,
-                            headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")],
-                            body: body?.replacingOccurrences(of: "{{", with: "{\\u007b"))
-        let outcome: StepRunner.Outcome
         do {
-            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true,
-                                               group: MultiThreadedEventLoopGroup.singleton)
-        } catch let error as LoadConfigurationError {
-            throw CLIError.badInput(error.description)
+            // The URL's scheme decides whether TLS is needed; FaultClient reports a malformed URL.
+            var configuration = LoadConfiguration(targets: (try? LoadTarget(parsing: url)).map { [$0] } ?? [])
+            try serverCheck.attachClientTLS(to: &configuration, identity: identity)
+            var client = try FaultClient(url: url, tls: configuration.tls)
+            client.timeout = try parseDuration(timeout, flag: "--timeout")
+            return try await client.send(method, path, json: body, group: MultiThreadedEventLoopGroup.singleton)
+        } catch let error as FaultClientError {
+            switch error {
+            case .unreachable(let message): throw CLIError(message: message, exitCode: 3)
+            default: throw CLIError.badInput(error.description)
+            }
         }
-        guard let response = outcome.lastResponse else {
-            throw CLIError(message: "cannot reach the echo at \(url): \(outcome.problem ?? "no response")", exitCode: 3)
-        }
-        return response
     }
 
     /// Prints a 2xx answer (as `summary` says, or as JSON with --json); a refusal becomes the documented exit code.
     func report<Body: Decodable>(_ response: StepResponse, summary: (Body) -> String) throws {
-        let data = Data(response.body)
-        guard (200..<300).contains(response.status) else {
-            let problem = try? JSONDecoder().decode(FaultControlJSON.Problem.self, from: data)
-            let reason = problem?.error ?? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            let message = "the echo answered \(response.status): \(reason.isEmpty ? "(no reason given)" : reason)"
-            throw CLIError(message: message, exitCode: response.status == 400 ? 2 : 1)
+        let body: Body
+        do {
+            body = try FaultClient.decode(response, from: url)
+        } catch {
+            if case .rejected = error { throw CLIError(message: error.description, exitCode: 2) }
+            throw CLIError(message: error.description, exitCode: 1)
         }
         if json {
-            printLine(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines))
+            printLine(String(decoding: Data(response.body), as: UTF8.self).trimmingCharacters(in: .newlines))
             return
         }
-        do {
-            printLine(summary(try JSONDecoder().decode(Body.self, from: data)))
-        } catch {
-            throw CLIError(message: "the echo answered \(response.status) with a body that is not the control API's JSON", exitCode: 1)
-        }
+        printLine(summary(body))
     }
 }

@@ -90,6 +90,18 @@ import Testing
         #expect((1...6).contains(result.succeeded))
     }
 
+    @Test func thinkTimeHoldsWithAConcurrencyTarget() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 1) {
+            $0.model = .closed(concurrency: .constant(1), thinkTime: 0.1)
+            $0.duration = 0.55
+        }
+        // A user thinking counts against the concurrency target: the worker's periodic sweep must not start a request
+        // in its slot meanwhile (it did, and sent bursts of five every think time).
+        #expect((1...6).contains(result.succeeded), "\(result.succeeded) requests")
+    }
+
     @Test func warmUpIsSentButLeftOutOfTheResults() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }

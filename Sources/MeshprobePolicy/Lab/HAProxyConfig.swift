@@ -29,6 +29,30 @@ public struct HAProxyConfig: Sendable {
     public var retries: Int?
     /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
     public var adminSocket: String?
+    /// Outlier ejection for the lab (see `Ejection`).
+    public var ejection: Ejection?
+    /// HAProxy talks TLS to the servers and presents this PEM file (certificate, then key) as its client
+    /// certificate, as a sidecar does with its SVID; nil talks plaintext HTTP/1.1.
+    public var serverClientCertificate: String?
+
+    /// Passive health checking as outlier detection: after `errorLimit` consecutive 5xx replies (HAProxy leaves out
+    /// 501 and 505) a server is marked down (`observe layer7 error-limit N on-error mark-down`); active checks (a
+    /// TCP, or TLS, handshake) every `checkInterval` while it is down bring it back after `rise` successes, so an
+    /// ejection lasts about `rise` x `checkInterval`, whether the server still fails requests or not (as in Envoy,
+    /// where an ejection lasts a fixed time). While a server is up it is checked only once a minute: a successful
+    /// check restarts HAProxy's count of consecutive errors (measured: with checks every 100 ms, 7 to 14 errors
+    /// went by before an ejection instead of 5).
+    public struct Ejection: Sendable {
+        public var errorLimit: Int
+        public var checkInterval: Double
+        public var rise: Int
+
+        public init(errorLimit: Int, checkInterval: Double, rise: Int) {
+            self.errorLimit = errorLimit
+            self.checkInterval = checkInterval
+            self.rise = rise
+        }
+    }
 
     public init(frontendPort: Int, servers: [Server], headerRoute: (header: String, match: ValueMatch, port: Int)? = nil,
                 adminSocket: String? = nil) {
@@ -67,6 +91,12 @@ public struct HAProxyConfig: Sendable {
         lines += ["backend weighted", "    balance random(1)"]
         var limits = ""
         if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }
+        if let serverClientCertificate { limits += " ssl verify none crt \(serverClientCertificate)" }
+        if let ejection {
+            let inter = "\(max(1, Int((ejection.checkInterval * 1000).rounded())))ms"
+            limits += " check inter 60s fastinter \(inter) downinter \(inter) rise \(ejection.rise) fall 1"
+                + " observe layer7 error-limit \(ejection.errorLimit) on-error mark-down"
+        }
         if let queueTimeout { lines.append("    timeout queue \(max(1, Int((queueTimeout * 1000).rounded())))ms") }
         lines += servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)\(limits)" }
         return lines.joined(separator: "\n") + "\n"

@@ -1,0 +1,117 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeLoad
+import MeshprobeTLS
+import NIOCore
+
+/// A client of one echo workload's control API (`/.meshprobe/faults`): `meshprobe fault`, the outlier-detection
+/// check and game days set and clear faults through it. Each call is one request over mTLS with the load engine's
+/// one-shot path (`StepRunner`).
+public struct FaultClient: Sendable {
+    public static let apiPath = "/.meshprobe/faults"
+
+    /// The echo's base URL as given (`https://HOST:PORT`), for messages.
+    public var url: String
+    var target: LoadTarget
+    public var tls: TLSContext?
+    /// How long to wait for an answer.
+    public var timeout: Double = 10
+
+    /// Checks the URL: the echo's base URL, nothing after the port.
+    public init(url: String, tls: TLSContext?) throws(FaultClientError) {
+        do {
+            target = try LoadTarget(parsing: url)
+        } catch {
+            throw .badInput(error.description)
+        }
+        guard target.path == "/" else {
+            throw .badInput("URL '\(url)': give the echo's base URL, https://HOST:PORT (the API is at \(Self.apiPath))")
+        }
+        self.url = url
+        self.tls = tls
+    }
+
+    /// Sends one request and returns the answer whatever its status; no answer at all is `.unreachable`.
+    public func send(_ method: String, _ path: String, json body: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> StepResponse {
+        var target = self.target
+        target.path = path
+        var configuration = LoadConfiguration(targets: [target])
+        configuration.tls = tls
+        configuration.requestTimeout = timeout
+        configuration.connectTimeout = min(5, timeout)
+        configuration.maxConsecutiveConnectFailures = 1
+        // The load engine reads "{{" in a body as a template placeholder; "\u007b" is the same "{" to JSON.
+        let step = FlowStep(name: "fault", method: method, path: path,
+                            headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")],
+                            body: body?.replacingOccurrences(of: "{{", with: "{\\u007b"))
+        let outcome: StepRunner.Outcome
+        do {
+            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true, group: group)
+        } catch let error as LoadConfigurationError {
+            throw .badInput(error.description)
+        } catch {
+            throw .unreachable("cannot reach the echo at \(url): \(error)")
+        }
+        guard let response = outcome.lastResponse else {
+            throw .unreachable("cannot reach the echo at \(url): \(outcome.problem ?? "no response")")
+        }
+        return response
+    }
+
+    /// Sets one fault; the echo's answer with its id.
+    public func set(_ fault: FaultControlJSON.NewFault, group: any EventLoopGroup) async throws(FaultClientError) -> FaultControlJSON.Fault {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body: String
+        do { body = String(decoding: try encoder.encode(fault), as: UTF8.self) } catch { throw .badInput("\(error)") }
+        return try Self.decode(try await send("POST", Self.apiPath, json: body, group: group), from: url)
+    }
+
+    /// Clears one fault (by id) or every fault (nil); how many were cleared.
+    @discardableResult
+    public func clear(id: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Int {
+        let answer: FaultControlJSON.Cleared = try Self.decode(
+            try await send("DELETE", Self.apiPath + (id.map { "/\($0)" } ?? ""), group: group), from: url)
+        return answer.cleared
+    }
+
+    /// The active faults.
+    public func list(group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
+        let answer: FaultControlJSON.List = try Self.decode(try await send("GET", Self.apiPath, group: group), from: url)
+        return answer.faults
+    }
+
+    /// A 2xx answer's JSON body; a refusal becomes `.refused` (or `.rejected` for a 400) with the echo's reason.
+    public static func decode<Body: Decodable>(_ response: StepResponse, from url: String) throws(FaultClientError) -> Body {
+        let data = Data(response.body)
+        guard (200..<300).contains(response.status) else {
+            let problem = try? JSONDecoder().decode(FaultControlJSON.Problem.self, from: data)
+            let reason = problem?.error ?? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = "the echo at \(url) answered \(response.status): \(reason.isEmpty ? "(no reason given)" : reason)"
+            throw response.status == 400 ? .rejected(message, field: problem?.field) : .refused(message, status: response.status)
+        }
+        do {
+            return try JSONDecoder().decode(Body.self, from: data)
+        } catch {
+            throw .refused("the echo at \(url) answered \(response.status) with a body that is not the control API's JSON", status: response.status)
+        }
+    }
+}
+
+/// Why a control-API call did not do what was asked.
+public enum FaultClientError: Error, Sendable, CustomStringConvertible {
+    /// The request could not be made as given (bad URL, bad TLS configuration).
+    case badInput(String)
+    /// The echo answered 400: the fault was malformed (the field it names, when it does).
+    case rejected(String, field: String?)
+    /// The echo refused (403 not on the allow list, 404 no control API, 409 too many faults, ...).
+    case refused(String, status: Int)
+    /// No answer at all.
+    case unreachable(String)
+
+    public var description: String {
+        switch self {
+        case .badInput(let m), .rejected(let m, _), .refused(let m, _), .unreachable(let m): return m
+        }
+    }
+}

@@ -1,0 +1,441 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeTLS
+import MeshprobeYAML
+import NIOCore
+
+/// Declared outlier detection (Istio DestinationRule `outlierDetection`, Linkerd's consecutive failure accrual, or
+/// a policy's `outlierDetection`), and the workloads to make fail.
+public struct OutlierExpectation: Sendable, Equatable {
+    /// Which replies count toward ejection.
+    public enum Counted: String, Sendable {
+        /// Every 5xx (Istio `consecutive5xxErrors`, Envoy `consecutive_5xx`, Linkerd: every 5xx is a failure).
+        case serverErrors = "5xx"
+        /// 502, 503 and 504 only (Istio `consecutiveGatewayErrors`).
+        case gatewayErrors = "gateway"
+    }
+
+    /// Consecutive errors that eject an endpoint.
+    public var consecutiveErrors: Int
+    public var counted: Counted = .serverErrors
+    /// Envoy's sweep interval: an ejected endpoint returns at the first sweep after its ejection time, so up to this
+    /// much later.
+    public var interval: Double = 10
+    /// How long the first ejection lasts (Envoy multiplies it by the number of ejections; Linkerd's first penalty).
+    public var baseEjectionTime: Double = 30
+    /// At most this percent of the endpoints ejected at once; Envoy ejects one even when the percent allows none.
+    public var maxEjectionPercent: Double = 10
+    /// Linkerd jitters its penalty: the ejection may end this fraction earlier or later.
+    public var jitter: Double = 0
+    /// The workloads' own control-API addresses (not through the proxy): the first is made to fail; with two or
+    /// more, all of them fail at once for the maximum-percent check.
+    public var faultTargets: [String] = []
+    /// Requests per second during the check (one at a time, so errors are counted exactly).
+    public var rate: Double = 200
+    /// Where the expectation came from (file and line, the DestinationRule or the Service), for the verdict.
+    public var source: String
+
+    public init(consecutiveErrors: Int, source: String) {
+        self.consecutiveErrors = consecutiveErrors
+        self.source = source
+    }
+
+    /// The status the injected fault answers: a gateway error, so that it counts whichever errors are counted.
+    public var injectedStatus: Int { 503 }
+
+    func counts(_ status: Int) -> Bool {
+        switch counted {
+        case .serverErrors: return (500..<600).contains(status)
+        case .gatewayErrors: return (502...504).contains(status)
+        }
+    }
+
+    /// Endpoints that may be ejected at once out of `endpoints`.
+    public func maxEjected(of endpoints: Int) -> Int { max(1, Int((maxEjectionPercent * Double(endpoints) / 100).rounded(.down))) }
+
+    /// The longest the whole check may run: what the load's duration caps are built from.
+    public var ejectionWindow: (earliest: Double, latest: Double) {
+        (baseEjectionTime * (1 - jitter), baseEjectionTime * (1 + jitter) + interval)
+    }
+}
+
+/// Makes one workload fail through its echo control API and watches, request by request, what the proxy in front
+/// of it does: whether it stops sending to it after the declared number of consecutive errors, sends it nothing
+/// for the ejection time, brings it back after that time, and (when several workloads fail at once) ejects no
+/// more than the declared percent.
+///
+/// Requests go one at a time at a fixed pace, so the errors before ejection are counted exactly. An endpoint counts
+/// as ejected once so many responses came from elsewhere that, at its share before the fault, it would have
+/// answered one of them with probability above 1 - 10^-6. Ejection is per client proxy, as connection-pool limits
+/// are: a shared proxy (an ingress gateway) also counts other clients' errors.
+public enum OutlierDetectionCheck {
+    /// One thing that happened, `at` seconds after the check began.
+    public struct Event: Sendable, Equatable {
+        public var at: Double
+        public var what: String
+    }
+
+    public struct Check: Sendable {
+        public var name: String
+        public var passed: Bool
+        public var reason: String?
+        public var evidence: [String: Double]
+    }
+
+    public struct Outcome: Sendable {
+        public var expectation: OutlierExpectation
+        public var checks: [Check]
+        public var timeline: [Event]
+        /// Requests the check sent (both phases).
+        public var requests: Int
+        /// Faults it set that it could not clear (they expire on their own at the time given).
+        public var faultsLeft: [String]
+    }
+
+    /// Responses in arrival order, shared with the workers' event loops.
+    // @unchecked: every access to the mutable state holds `lock`.
+    final class Recorder: @unchecked Sendable {
+        struct Response {
+            var at: Double
+            var destination: String?
+            var status: Int
+        }
+
+        private let lock = NSLock()
+        private let start: ContinuousClock.Instant
+        private let recognizer: DestinationRecognizer
+        private var responses: [Response] = []
+        private var stopping = false
+
+        init(start: ContinuousClock.Instant, recognizer: DestinationRecognizer) {
+            self.start = start
+            self.recognizer = recognizer
+        }
+
+        var now: Double { seconds(ContinuousClock.now - start) }
+
+        func observe(_ identity: WorkloadIdentity, status: Int) -> Bool {
+            let response = Response(at: now, destination: recognizer.destination(of: identity), status: status)
+            return lock.withLock {
+                responses.append(response)
+                return stopping
+            }
+        }
+
+        func stop() { lock.withLock { stopping = true } }
+
+        /// Responses from index `from` on.
+        func since(_ from: Int) -> ArraySlice<Response> { lock.withLock { responses[min(from, responses.count)...] } }
+
+        var count: Int { lock.withLock { responses.count } }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// Responses from elsewhere after which a destination with share `share` counts as ejected.
+    static func silenceThreshold(share: Double) -> Int {
+        guard share > 0, share < 1 else { return 20 }
+        return max(10, Int((log(1e-6) / log(1 - share)).rounded(.up)))
+    }
+
+    /// A load that runs until told to stop (or its duration cap), one request at a time at the check's pace.
+    static func startLoad(_ base: LoadConfiguration, expectation: OutlierExpectation, cap: Double, recorder: Recorder,
+                          group: any EventLoopGroup) -> Task<LoadResult, any Error> {
+        var c = base
+        c.model = .closed(concurrency: .constant(1), thinkTime: 1 / expectation.rate)
+        c.connections = 1
+        c.streamsPerConnection = 1
+        c.requests = nil
+        c.duration = cap
+        c.warmup = 0
+        c.churn = .reuse
+        c.guards = []
+        c.responseObserver = { identity, status in recorder.observe(identity, status: status) }
+        return Task { try await LoadGenerator(configuration: c, group: group).run() }
+    }
+
+    /// Waits until `condition` holds (polling every 5 ms), the load ends, or `timeout` passes; true when it held.
+    static func wait(until timeout: Double, recorder: Recorder, load: Task<LoadResult, any Error>, isDone: () -> Bool) async -> Bool {
+        while recorder.now < timeout {
+            if isDone() { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return isDone()
+    }
+
+    public static func run(_ e: OutlierExpectation, configuration: LoadConfiguration, recognizer: DestinationRecognizer,
+                           controlTLS: TLSContext?, group: any EventLoopGroup) async throws -> Outcome {
+        guard !e.faultTargets.isEmpty else {
+            throw LoadConfigurationError(field: "outlierDetection.faultTargets", value: "",
+                                         reason: "outlier detection needs the address of a workload to make fail")
+        }
+        var clients: [FaultClient] = []
+        for url in e.faultTargets {
+            do { clients.append(try FaultClient(url: url, tls: controlTLS)) } catch {
+                throw LoadConfigurationError(field: "outlierDetection.faultTargets", value: url, reason: error.description)
+            }
+        }
+        let start = ContinuousClock.now
+        var timeline: [Event] = []
+        var leftBehind: [String] = []
+        let recorder = Recorder(start: start, recognizer: recognizer)
+        func note(_ what: String) { timeline.append(Event(at: (recorder.now * 1000).rounded() / 1000, what: what)) }
+        let faultSeconds = min(FaultSettings.maxDurationSeconds, (e.ejectionWindow.latest + 60).rounded(.up))
+        let fault = FaultControlJSON.NewFault(status: e.injectedStatus, statusShare: 100, path: "/", durationSeconds: faultSeconds)
+
+        // Phase 1: one workload fails.
+        let errorLimit = max(3 * e.consecutiveErrors, e.consecutiveErrors + 20)
+        let phaseCap = 2 + Double(errorLimit) / e.rate * 4 + e.ejectionWindow.latest + max(5, e.baseEjectionTime) + 1
+        let load = startLoad(configuration, expectation: e, cap: phaseCap, recorder: recorder, group: group)
+        var checks: [Check] = []
+        var victimFault: String?
+        defer { recorder.stop() }
+        do {
+            // Baseline: everyone answers, and each destination's share.
+            _ = await wait(until: 1.5, recorder: recorder, load: load) { recorder.count >= 100 && recorder.now >= 0.3 }
+            let baseline = Array(recorder.since(0))
+            let shares = shareByDestination(baseline)
+            let failing = baseline.filter { !(200..<400).contains($0.status) }.count
+            note("baseline: \(baseline.count) responses from \(shares.keys.sorted().joined(separator: ", "))")
+            if baseline.isEmpty || failing > 0 || shares.isEmpty {
+                recorder.stop()
+                _ = try? await load.value
+                let reason = baseline.isEmpty ? "no response before the fault: the service is unreachable"
+                    : "\(failing) of \(baseline.count) responses failed before any fault was set: the service must be healthy for this check"
+                return Outcome(expectation: e, checks: [Check(name: "healthy before the fault", passed: false, reason: reason,
+                                                               evidence: ["requests": Double(baseline.count), "failed": Double(failing)])],
+                               timeline: timeline, requests: baseline.count, faultsLeft: [])
+            }
+            // Counted from before the request: the fault is in force before its answer comes back.
+            let faultIndex = recorder.count
+            let set = try await clients[0].set(fault, group: group)
+            victimFault = set.id
+            note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request")
+
+            // Who fails, and for how long it keeps receiving requests.
+            var victim: String?
+            var errors = 0
+            var lastVictim: Double?
+            var lastVictimIndex = 0
+            var ejected = false
+            var scanned = faultIndex
+            let phaseDeadline = recorder.now + 2 + Double(errorLimit) / e.rate * 4
+            _ = await wait(until: phaseDeadline, recorder: recorder, load: load) {
+                let fresh = recorder.since(scanned)
+                for (offset, r) in zip(fresh.indices, fresh) {
+                    if victim == nil, let d = r.destination, r.status == e.injectedStatus { victim = d }
+                    guard let v = victim else { continue }
+                    if r.destination == v {
+                        errors = e.counts(r.status) ? errors + 1 : 0
+                        lastVictim = r.at
+                        lastVictimIndex = offset
+                    }
+                }
+                scanned += fresh.count
+                guard let v = victim else { return false }
+                if recorder.count - 1 - lastVictimIndex >= silenceThreshold(share: shares[v] ?? 0.5) {
+                    ejected = true
+                    return true
+                }
+                return errors >= errorLimit
+            }
+            if let id = victimFault {
+                do {
+                    try await clients[0].clear(id: id, group: group)
+                    victimFault = nil
+                    note("fault \(id) cleared")
+                } catch {
+                    leftBehind.append("\(id) on \(clients[0].url) (expires within \(Int(faultSeconds)) s): \(error)")
+                }
+            }
+            guard let victimName = victim else {
+                recorder.stop()
+                _ = try? await load.value
+                checks.append(Check(name: "the failing workload is seen", passed: false,
+                                    reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
+                                    evidence: ["requests": Double(recorder.count)]))
+                return Outcome(expectation: e, checks: checks, timeline: timeline, requests: recorder.count, faultsLeft: leftBehind)
+            }
+            let ejectedAt = lastVictim ?? recorder.now
+            if ejected {
+                note("\(victimName) ejected after \(errors) consecutive errors (its last response)")
+            } else {
+                note("\(victimName) still receiving requests after \(errors) consecutive errors")
+            }
+            // Back: the first response from the victim after its ejection.
+            var backAt: Double?
+            if ejected {
+                var scannedBack = lastVictimIndex + 1
+                _ = await wait(until: ejectedAt + e.ejectionWindow.latest + max(5, e.baseEjectionTime), recorder: recorder, load: load) {
+                    let fresh = recorder.since(scannedBack)
+                    scannedBack += fresh.count
+                    if let r = fresh.first(where: { $0.destination == victimName }) { backAt = r.at }
+                    return backAt != nil
+                }
+                if let backAt {
+                    note(String(format: "%@ back after %.3f s", victimName, backAt - ejectedAt))
+                    _ = await wait(until: recorder.now + 0.2, recorder: recorder, load: load) { false }
+                } else {
+                    note("\(victimName) not back")
+                }
+            }
+            recorder.stop()
+            _ = try? await load.value
+            let resolution = 1 / (e.rate * max(shares[victimName] ?? 0.5, 0.01))
+            checks += evaluateEjection(e, victim: victimName, errors: errors, ejected: ejected, ejectedFor: backAt.map { $0 - ejectedAt },
+                                       resolution: resolution)
+        } catch {
+            recorder.stop()
+            if let id = victimFault { _ = try? await clients[0].clear(id: id, group: group) }
+            throw error
+        }
+
+        // Phase 2: every listed workload fails at once; no more than the declared percent may be ejected.
+        var requests = recorder.count
+        if clients.count >= 2 {
+            let (check, events, sent, left) = try await maxEjectionPhase(e, clients: clients, fault: fault, configuration: configuration,
+                                                                          recognizer: recognizer, group: group, offset: recorder.now)
+            checks.append(check)
+            timeline += events
+            requests += sent
+            leftBehind += left
+        }
+        return Outcome(expectation: e, checks: checks, timeline: timeline, requests: requests, faultsLeft: leftBehind)
+    }
+
+    static func shareByDestination(_ responses: [Recorder.Response]) -> [String: Double] {
+        var counts: [String: Int] = [:]
+        for r in responses { if let d = r.destination { counts[d, default: 0] += 1 } }
+        let total = Double(counts.values.reduce(0, +))
+        return counts.mapValues { Double($0) / total }
+    }
+
+    static func evaluateEjection(_ e: OutlierExpectation, victim: String, errors: Int, ejected: Bool, ejectedFor: Double?,
+                                 resolution: Double) -> [Check] {
+        var checks: [Check] = []
+        let n = e.consecutiveErrors
+        var reason: String?
+        if !ejected {
+            reason = "\(victim) kept receiving requests after \(errors) consecutive errors (declared: ejected after \(n)): outlier detection is looser, or off"
+        } else if errors > n {
+            reason = "\(victim) was ejected after \(errors) consecutive errors, not \(n): the proxy's limit is looser"
+        } else if errors < n {
+            reason = "\(victim) was ejected after \(errors) consecutive errors, not \(n): the proxy's limit is tighter"
+        }
+        checks.append(Check(name: "ejected after \(n) consecutive \(e.counted == .gatewayErrors ? "gateway errors" : "5xx")",
+                            passed: reason == nil, reason: reason,
+                            evidence: ["consecutive_errors": Double(errors), "declared": Double(n)]))
+        let (earliest, latest) = e.ejectionWindow
+        // The victim's return is seen at the next request it gets: allow the mean gap between its requests, and a
+        // tenth of the ejection time (at least 100 ms) for timers.
+        let slack = max(0.1, 0.1 * e.baseEjectionTime) + resolution
+        var evidence: [String: Double] = ["earliest_s": earliest, "latest_s": latest, "slack_s": (slack * 1000).rounded() / 1000]
+        if let ejectedFor { evidence["ejected_for_s"] = (ejectedFor * 1000).rounded() / 1000 }
+        var quiet: String?
+        var back: String?
+        if !ejected {
+            quiet = "never ejected"
+            back = "never ejected"
+        } else if let ejectedFor {
+            if ejectedFor < earliest - resolution {
+                quiet = String(format: "%@ received a request %.3f s after its ejection, before the ejection time of %.3f s", victim, ejectedFor, earliest)
+            }
+            if ejectedFor > latest + slack {
+                back = String(format: "%@ came back after %.3f s, later than the ejection time plus one interval (%.3f s)", victim, ejectedFor, latest)
+            }
+        } else {
+            back = String(format: "%@ did not come back within %.1f s of its ejection (the fault was cleared)", victim, latest + max(5, e.baseEjectionTime))
+        }
+        checks.append(Check(name: String(format: "received nothing while ejected (%.3f s)", earliest), passed: quiet == nil, reason: quiet,
+                            evidence: evidence))
+        checks.append(Check(name: String(format: "back after the ejection time (by %.3f s)", latest), passed: back == nil, reason: back,
+                            evidence: evidence))
+        return checks
+    }
+
+    /// Every fault target fails at once; counts how many destinations are ejected at the same time.
+    static func maxEjectionPhase(_ e: OutlierExpectation, clients: [FaultClient], fault: FaultControlJSON.NewFault,
+                                 configuration: LoadConfiguration, recognizer: DestinationRecognizer, group: any EventLoopGroup,
+                                 offset: Double) async throws -> (Check, [Event], Int, [String]) {
+        let recorder = Recorder(start: .now, recognizer: recognizer)
+        var events: [Event] = []
+        func note(_ what: String) { events.append(Event(at: ((offset + recorder.now) * 1000).rounded() / 1000, what: what)) }
+        let errorLimit = max(3 * e.consecutiveErrors, e.consecutiveErrors + 20)
+        let window = 3 + Double(errorLimit * clients.count) / e.rate * 2
+        let load = startLoad(configuration, expectation: e, cap: 1.5 + window + e.ejectionWindow.latest + 6, recorder: recorder, group: group)
+        var set: [(FaultClient, String)] = []
+        var left: [String] = []
+        func clearAll() async {
+            for (client, id) in set {
+                do {
+                    try await client.clear(id: id, group: group)
+                } catch {
+                    left.append("\(id) on \(client.url) (expires on its own): \(error)")
+                }
+            }
+            set = []
+        }
+        do {
+            _ = await wait(until: 1.5, recorder: recorder, load: load) { recorder.count >= 100 && recorder.now >= 0.3 }
+            let shares = shareByDestination(Array(recorder.since(0)))
+            let endpoints = shares.count
+            let faultIndex = recorder.count
+            for client in clients {
+                let fault = try await client.set(fault, group: group)
+                set.append((client, fault.id))
+            }
+            note("faults set on all \(clients.count) workloads (\(endpoints) endpoints answered before)")
+            // Per destination: consecutive errors and the index of its last response.
+            var errors: [String: Int] = [:]
+            var last: [String: Int] = [:]
+            var scanned = faultIndex
+            var maxEjected = 0
+            var ejectedNames: Set<String> = []
+            _ = await wait(until: recorder.now + window, recorder: recorder, load: load) {
+                let fresh = recorder.since(scanned)
+                for (index, r) in zip(fresh.indices, fresh) {
+                    guard let d = r.destination else { continue }
+                    errors[d] = e.counts(r.status) ? errors[d, default: 0] + 1 : 0
+                    last[d] = index
+                }
+                scanned += fresh.count
+                let newest = recorder.count - 1
+                let silent = shares.keys.filter { d in
+                    guard let l = last[d] else { return newest - faultIndex >= silenceThreshold(share: shares[d]!) }
+                    return newest - l >= silenceThreshold(share: shares[d]!)
+                }
+                if silent.count > maxEjected {
+                    maxEjected = silent.count
+                    ejectedNames = Set(silent)
+                }
+                // Decided when every destination is either ejected or has failed far past the limit.
+                return shares.keys.allSatisfy { d in silent.contains(d) || errors[d, default: 0] >= errorLimit }
+            }
+            await clearAll()
+            note("\(maxEjected) of \(endpoints) endpoints ejected at once (\(ejectedNames.sorted().joined(separator: ", "))); faults cleared")
+            recorder.stop()
+            _ = try? await load.value
+            let allowed = e.maxEjected(of: endpoints)
+            let expected = min(allowed, clients.count)
+            var reason: String?
+            if maxEjected > expected {
+                reason = "\(maxEjected) of \(endpoints) endpoints were ejected at once; \(YAMLValue.format(e.maxEjectionPercent))% allows \(allowed): the proxy's maximum is looser"
+            } else if maxEjected < expected {
+                reason = "only \(maxEjected) of the \(clients.count) failing endpoints were ejected at once; \(YAMLValue.format(e.maxEjectionPercent))% of \(endpoints) allows \(allowed)"
+            }
+            let check = Check(name: "at most \(YAMLValue.format(e.maxEjectionPercent))% ejected at once (\(allowed) of \(endpoints))",
+                              passed: reason == nil, reason: reason,
+                              evidence: ["ejected_at_once": Double(maxEjected), "allowed": Double(allowed), "endpoints": Double(endpoints),
+                                         "failing": Double(clients.count)])
+            return (check, events, recorder.count, left)
+        } catch {
+            recorder.stop()
+            await clearAll()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeTLS
+import NIOPosix
+import Testing
+
+/// The outlier-detection procedure against HAProxy as the sidecar: it talks mTLS to two echo workloads with its own
+/// SVID, ejects a server after `error-limit` consecutive 5xx (`observe layer7 ... on-error mark-down`) and brings it
+/// back after `rise` successful handshake checks. The prober makes one echo fail through its control API over mTLS.
+@Suite(.timeLimit(.minutes(3))) struct OutlierDetectionTests {
+    let pki: LabPKIFixture
+    let prober: String
+    let proberSVID: (cert: String, key: String)
+    let haproxyPEM: String
+    let echoSVID: (cert: String, key: String)
+
+    init() throws {
+        pki = try LabPKIFixture()
+        prober = pki.id("gameday", ns: "ops")
+        proberSVID = try pki.svid("prober", uris: [prober])
+        echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
+        let proxy = try pki.svid("haproxy", uris: [pki.id("haproxy")])
+        // HAProxy's `crt` takes the certificate and its key in one file.
+        haproxyPEM = try pki.write("haproxy-crt.pem", try String(contentsOfFile: proxy.cert, encoding: .utf8)
+                                   + String(contentsOfFile: proxy.key, encoding: .utf8))
+    }
+
+    func startEcho(version: String) async throws -> EchoServer {
+        var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
+                                                                     namespace: "lab", pod: "reviews-\(version)-0"))
+        configuration.port = 0
+        configuration.tls = try pki.serverTLS(echoSVID)
+        configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
+        configuration.log = { _ in }
+        return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    /// Runs the check against a lab proxy with `errorLimit` and `rise` x 100 ms checks.
+    func check(errorLimit: Int, rise: Int, declared: OutlierExpectation) async throws -> OutlierDetectionCheck.Outcome {
+        let v1 = try await startEcho(version: "v1")
+        let v2 = try await startEcho(version: "v2")
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+            $0.serverClientCertificate = haproxyPEM
+            $0.ejection = .init(errorLimit: errorLimit, checkInterval: 0.1, rise: rise)
+        }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        var e = declared
+        e.faultTargets = ["https://127.0.0.1:\(v1.port)", "https://127.0.0.1:\(v2.port)"]
+        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/reviews")])
+        configuration.requestTimeout = 5
+        let outcome = try await OutlierDetectionCheck.run(e, configuration: configuration, recognizer: .version,
+                                                          controlTLS: try pki.clientTLS(proberSVID, expect: nil),
+                                                          group: MultiThreadedEventLoopGroup.singleton)
+        // Nothing left behind on either echo.
+        for url in e.faultTargets {
+            let left = try await FaultClient(url: url, tls: try pki.clientTLS(proberSVID, expect: nil)).list(group: MultiThreadedEventLoopGroup.singleton)
+            #expect(left.isEmpty, "faults left on \(url): \(left)")
+        }
+        return outcome
+    }
+
+    func declared(errors: Int, base: Double, interval: Double = 0.5, maxPercent: Double = 100) -> OutlierExpectation {
+        var e = OutlierExpectation(consecutiveErrors: errors, source: "test")
+        e.baseEjectionTime = base
+        e.interval = interval
+        e.maxEjectionPercent = maxPercent
+        return e
+    }
+
+    func describe(_ o: OutlierDetectionCheck.Outcome) -> String {
+        (o.checks.map { "\($0.passed ? "PASS" : "FAIL") \($0.name): \($0.reason ?? "") \($0.evidence)" }
+            + o.timeline.map { String(format: "%.3f %@", $0.at, $0.what) }).joined(separator: "\n")
+    }
+
+    @Test func aProxyThatEjectsAsDeclaredPasses() async throws {
+        let o = try await check(errorLimit: 5, rise: 11, declared: declared(errors: 5, base: 1))
+        #expect(o.checks.count == 4, "\(describe(o))")
+        #expect(o.checks.allSatisfy { $0.passed }, "\(describe(o))")
+        #expect(o.faultsLeft.isEmpty)
+        let ejectedAfterFive = o.timeline.contains { $0.what.contains("ejected after 5 consecutive errors") }
+        #expect(ejectedAfterFive, "\(describe(o))")
+    }
+
+    @Test func aLooserProxyFailsOnCountReturnAndMaximumPercent() async throws {
+        // HAProxy: 10 errors, back after 25 x 100 ms, and no maximum percent; declared: 5 errors, 1 s (+0.5 s), 50%.
+        let o = try await check(errorLimit: 10, rise: 25, declared: declared(errors: 5, base: 1, maxPercent: 50))
+        #expect(o.checks.count == 4, "\(describe(o))")
+        guard o.checks.count == 4 else { return }
+        #expect(!o.checks[0].passed && o.checks[0].evidence["consecutive_errors"] == 10, "\(describe(o))")
+        #expect(o.checks[0].reason?.contains("looser") == true)
+        #expect(o.checks[1].passed, "nothing reached it while ejected: \(describe(o))")
+        #expect(!o.checks[2].passed && (o.checks[2].evidence["ejected_for_s"] ?? 0) > 2, "\(describe(o))")
+        #expect(!o.checks[3].passed && o.checks[3].evidence["ejected_at_once"] == 2 && o.checks[3].evidence["allowed"] == 1, "\(describe(o))")
+    }
+
+    @Test func aTighterProxyFailsOnTheErrorCount() async throws {
+        let two = try await check(errorLimit: 3, rise: 11, declared: declared(errors: 5, base: 1))
+        #expect(!two.checks[0].passed && two.checks[0].evidence["consecutive_errors"] == 3, "\(describe(two))")
+        #expect(two.checks[0].reason?.contains("tighter") == true, "\(describe(two))")
+    }
+}
