@@ -122,6 +122,11 @@ public struct Policy {
     public var clustersToAvoid: [String] = []
     /// Connection-pool limits to verify (from `expect.circuitBreaker` or a DestinationRule's `connectionPool`).
     public var circuitBreakers: [CircuitBreakerExpectation] = []
+    /// Outlier detection to verify (`expect.outlierDetection` with thresholds).
+    public var outlierDetections: [OutlierExpectation] = []
+    /// How to exercise outlier detection declared in manifests: the workloads to make fail and the pace
+    /// (`expect.outlierDetection` without thresholds).
+    public var outlierProbe: (faultTargets: [String], rate: Double)?
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -155,6 +160,82 @@ public struct Policy {
         return e
     }
 
+    /// `outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50,
+    /// faultTargets: [https://10.0.0.7:8443], rate: 200}`; without a threshold, only the workloads and pace for
+    /// outlier detection that manifests declare.
+    static func outlierDetection(_ value: YAMLValue) throws(YAMLInputError) -> (OutlierExpectation?, faultTargets: [String], rate: Double) {
+        let m = try value.mapping(allowed: ["consecutive5xxErrors", "consecutiveGatewayErrors", "interval", "baseEjectionTime",
+                                            "maxEjectionPercent", "faultTargets", "rate"])
+        guard let targets = m["faultTargets"] else {
+            throw value.error("outlier detection needs faultTargets: the workloads' own https addresses (their echo control API), the first of which is made to fail")
+        }
+        var faultTargets: [String] = []
+        for item in try targets.list() {
+            let url = try item.string()
+            guard url.hasPrefix("https://") else {
+                throw item.error("'\(url)': the control API needs mTLS, give the workload's https://HOST:PORT")
+            }
+            do {
+                let target = try LoadTarget(parsing: url)
+                guard target.path == "/" else { throw item.error("'\(url)': give the base URL, https://HOST:PORT") }
+            } catch let error as YAMLInputError {
+                throw error
+            } catch {
+                throw item.error("\(error)")
+            }
+            faultTargets.append(url)
+        }
+        if faultTargets.isEmpty { throw targets.error("faultTargets is empty") }
+        if Set(faultTargets).count != faultTargets.count { throw targets.error("a workload is listed twice") }
+        var rate = 200.0
+        if let r = m["rate"] {
+            rate = try r.double(minimum: 0, exclusive: true)
+            guard rate <= 5000 else { throw r.error("at most 5000 requests per second (requests go one at a time)") }
+        }
+        let errors5xx = m["consecutive5xxErrors"], gateway = m["consecutiveGatewayErrors"]
+        guard errors5xx != nil || gateway != nil else {
+            for key in ["interval", "baseEjectionTime", "maxEjectionPercent"] where m[key] != nil {
+                throw m[key]!.error("\(key) needs consecutive5xxErrors or consecutiveGatewayErrors beside it")
+            }
+            return (nil, faultTargets, rate)
+        }
+        func threshold(_ v: YAMLValue) throws(YAMLInputError) -> Int {
+            let n = try v.int(minimum: 1)
+            guard n <= 1000 else { throw v.error("at most 1000 consecutive errors") }
+            return n
+        }
+        var e: OutlierExpectation
+        switch (errors5xx, gateway) {
+        case let (a?, b?):
+            let (x, y) = (try threshold(a), try threshold(b))
+            // An injected 503 counts toward both: the smaller ejects first.
+            e = OutlierExpectation(consecutiveErrors: min(x, y), source: "\(value.file):\(value.line)")
+            e.counted = y < x ? .gatewayErrors : .serverErrors
+        case let (a?, nil):
+            e = OutlierExpectation(consecutiveErrors: try threshold(a), source: "\(value.file):\(value.line)")
+        case let (nil, b?):
+            e = OutlierExpectation(consecutiveErrors: try threshold(b), source: "\(value.file):\(value.line)")
+            e.counted = .gatewayErrors
+        case (nil, nil):
+            fatalError("handled above")
+        }
+        if let v = m["interval"] {
+            e.interval = try v.duration()
+            guard e.interval <= 300 else { throw v.error("at most 300s") }
+        }
+        if let v = m["baseEjectionTime"] {
+            e.baseEjectionTime = try v.duration()
+            guard e.baseEjectionTime <= 600 else { throw v.error("at most 600s: the check waits for the workload to come back") }
+        }
+        if let v = m["maxEjectionPercent"] {
+            e.maxEjectionPercent = try v.double(minimum: 0)
+            guard e.maxEjectionPercent <= 100 else { throw v.error("a percentage, at most 100") }
+        }
+        e.faultTargets = faultTargets
+        e.rate = rate
+        return (e, faultTargets, rate)
+    }
+
     /// Reads a policy file; errors name the file, line and field.
     /// - Parameter routesElsewhere: the routes come from mesh manifests, so `expect` may leave out split and routes.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -170,7 +251,8 @@ public struct Policy {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker"])
+                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
+                                             "outlierDetection"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -219,8 +301,8 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            if !routesElsewhere && f["circuitBreaker"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, or circuitBreaker")
+            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil {
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker or outlierDetection")
             }
         }
         var allDestinations = Set<String>()
@@ -292,6 +374,15 @@ public struct Policy {
         }
         if let cb = f["circuitBreaker"] {
             policy.circuitBreakers.append(try Self.circuitBreaker(cb))
+        }
+        if let od = f["outlierDetection"] {
+            let (expectation, targets, rate) = try Self.outlierDetection(od)
+            if let expectation {
+                policy.outlierDetections.append(expectation)
+            } else if !routesElsewhere {
+                throw od.error("give consecutive5xxErrors or consecutiveGatewayErrors (or a DestinationRule with outlierDetection as a manifest)")
+            }
+            policy.outlierProbe = (targets, rate)
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -269,19 +269,41 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
 /// The TLS context a scenario or policy file's `identity` section describes, checked with the whole configuration;
 /// errors name the file.
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
+    do {
+        try attachClientTLS(to: &configuration, identity: try identityOptions(id), expected: id.expectPeer,
+                            insecure: id.insecure, sni: id.sni)
+    } catch let error as CLIError {
+        throw CLIError.badInput("\(file): identity: \(error.message)")
+    }
+    do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
+}
+
+/// A scenario or policy file's `identity` section as the flags that say the same.
+func identityOptions(_ id: ScenarioIdentity) throws -> IdentityOptions {
     var args: [String] = []
     if let v = id.cert { args += ["--cert", v] }
     if let v = id.key { args += ["--key", v] }
     if let v = id.ca { args += ["--ca", v] }
     if let v = id.svidDir { args += ["--svid-dir", v] }
     for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
+    return try IdentityOptions.parse(args)
+}
+
+/// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
+/// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID).
+func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> TLSContext {
     do {
-        try attachClientTLS(to: &configuration, identity: try IdentityOptions.parse(args), expected: id.expectPeer,
-                            insecure: id.insecure, sni: id.sni)
+        let identity = try identityOptions(id)
+        if identity.files().cert == nil {
+            throw CLIError.badInput("changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
+        }
+        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1/")])
+        try attachClientTLS(to: &configuration, identity: identity, expected: nil, insecure: id.insecure, sni: nil)
+        guard let tls = configuration.tls else { throw CLIError.badInput("no TLS context") }
+        return tls
     } catch let error as CLIError {
         throw CLIError.badInput("\(file): identity: \(error.message)")
     }
-    do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }
 
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.

@@ -43,7 +43,18 @@ struct VerifyCommand: AsyncParsableCommand {
                 let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
-                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
+                for var declared in imported.outlierDetections {
+                    guard let probe = policy.outlierProbe else {
+                        printError("meshprobe verify: note: \(declared.source): outlier detection is not verified: give expect.outlierDetection.faultTargets (the workloads to make fail)")
+                        continue
+                    }
+                    declared.faultTargets = probe.faultTargets
+                    declared.rate = probe.rate
+                    policy.outlierDetections.append(declared)
+                }
+                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty else {
+                    throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool or outlier detection")
+                }
                 policy.routes = imported.routes.map { route in
                     var r = route
                     r.mapping = policy.mapping
@@ -76,6 +87,26 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             report.add(try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
         }
+        if !policy.outlierDetections.isEmpty {
+            let tls = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
+            for declared in policy.outlierDetections {
+                if !quiet {
+                    printError("meshprobe verify: outlier detection: ejected after \(declared.consecutiveErrors) consecutive errors for "
+                        + "\(YAMLValue.format(declared.baseEjectionTime))s, at most \(YAMLValue.format(declared.maxEjectionPercent))% (\(declared.source)); "
+                        + "making \(declared.faultTargets[0]) fail")
+                }
+                do {
+                    let outcome = try await OutlierDetectionCheck.run(declared, configuration: configuration, recognizer: policy.recognizer,
+                                                                      controlTLS: tls, group: MultiThreadedEventLoopGroup.singleton)
+                    for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
+                    report.add(outcome)
+                } catch let error as FaultClientError {
+                    // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
+                    report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
+                                        reason: "could not make a workload fail: \(error)")
+                }
+            }
+        }
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
         }
@@ -91,7 +122,7 @@ struct VerifyCommand: AsyncParsableCommand {
         if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             throw CLIError(message: "verdict: FAIL", exitCode: 1)
         }
-        if outcomes.contains(where: { $0.verdict == nil }) {
+        if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
     }
@@ -118,6 +149,8 @@ struct VerifyReport: Encodable {
         /// Connections the route's requests used (fresh connections spread the samples over upstreams).
         var connections: Int? = nil
         var propagation: Propagation? = nil
+        /// What happened when, in seconds from the start of the procedure (outlier detection).
+        var timeline: [TimelineEvent]? = nil
         /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, circuit breakers).
         static func facts(requests: Int, counts: [String: Int] = [:], declared: [String: Double], observed: [String: Double],
                           test: String) -> Evidence {
@@ -126,7 +159,7 @@ struct VerifyReport: Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation
+            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline
             case matchHeaders = "match_headers"
             case matchPath = "match_path"
             case matchMethod = "match_method"
@@ -134,6 +167,11 @@ struct VerifyReport: Encodable {
             case missRate = "miss_rate"
             case unsuccessfulResponses = "unsuccessful_responses"
         }
+    }
+
+    struct TimelineEvent: Encodable {
+        var at: Double
+        var event: String
     }
 
     /// The wait for the split to settle before the test.
@@ -223,6 +261,34 @@ struct VerifyReport: Encodable {
         }
     }
 
+    /// Adds the outlier-detection verdicts: one per check, the timeline with the last.
+    mutating func add(_ outcome: OutlierDetectionCheck.Outcome) {
+        let e = outcome.expectation
+        let declared: [String: Double] = [
+            "consecutive_errors": Double(e.consecutiveErrors), "interval_s": e.interval, "base_ejection_s": e.baseEjectionTime,
+            "max_ejection_percent": e.maxEjectionPercent, "jitter": e.jitter,
+        ]
+        for (index, check) in outcome.checks.enumerated() {
+            var evidence = Evidence.facts(
+                requests: outcome.requests, declared: declared, observed: check.evidence,
+                test: "one workload made to fail through its control API, one request at a time at \(YAMLValue.format(e.rate))/s; "
+                    + "ejection is per client proxy (each caller's sidecar counts its own errors)")
+            if index == outcome.checks.count - 1 {
+                evidence.timeline = outcome.timeline.map { TimelineEvent(at: $0.at, event: $0.what) }
+            }
+            append(kind: "outlier_detection", name: "outlier detection (\(e.source)): \(check.name)", passed: check.passed,
+                   reason: check.reason, evidence: evidence)
+        }
+    }
+
+    /// Adds a verdict that could not be reached (the procedure could not run), with why.
+    mutating func addUndecided(kind: String, name: String, reason: String) {
+        verdicts.append(Verdict(kind: kind, name: name, passed: false, decided: false, reason: reason,
+                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run")))
+        passed = false
+        decided = false
+    }
+
     /// Adds the cluster verdict (every listed cluster answered at least once; avoided ones never).
     mutating func add(_ check: ClusterCheck) {
         let total = check.seen.values.reduce(0, +)
@@ -258,10 +324,11 @@ struct VerifyReport: Encodable {
                 if let reason = v.reason { out += "      \(reason)\n" }
                 continue
             }
-            if v.kind == "circuit_breaker" {
+            if v.kind == "circuit_breaker" || v.kind == "outlier_detection" {
                 let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
                 out += "\(status)  \(v.name): \(observed.joined(separator: ", "))\n"
                 if let reason = v.reason { out += "      \(reason)\n" }
+                for event in v.evidence.timeline ?? [] { out += String(format: "      %8.3f s  %@\n", event.at, event.event) }
                 continue
             }
             if v.kind == "clusters" {

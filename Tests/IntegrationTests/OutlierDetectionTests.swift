@@ -102,4 +102,70 @@ import Testing
         #expect(!two.checks[0].passed && two.checks[0].evidence["consecutive_errors"] == 3, "\(describe(two))")
         #expect(two.checks[0].reason?.contains("tighter") == true, "\(describe(two))")
     }
+
+    /// `meshprobe verify` with a DestinationRule's outlierDetection and the policy's fault targets, end to end.
+    @Test func verifyChecksADestinationRulesOutlierDetection() async throws {
+        let v1 = try await startEcho(version: "v1")
+        let v2 = try await startEcho(version: "v2")
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+            $0.serverClientCertificate = haproxyPEM
+            $0.ejection = .init(errorLimit: 5, checkInterval: 0.1, rise: 11)
+        }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
+            expect:
+              outlierDetection:
+                faultTargets: [https://127.0.0.1:\(v1.port), https://127.0.0.1:\(v2.port)]
+                rate: 200
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let rule = dir.appendingPathComponent("dr.yaml")
+        try """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                outlierDetection:
+                  consecutive5xxErrors: 5
+                  interval: 500ms
+                  baseEjectionTime: 1s
+                  maxEjectionPercent: 100
+            """.write(to: rule, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 120)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
+        #expect(verdicts.count == 4 && verdicts.allSatisfy { $0["kind"] as? String == "outlier_detection" && $0["passed"] as? Bool == true },
+                "\(out.stdout)")
+        let timeline = (verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []
+        #expect(timeline.contains { ($0["event"] as? String)?.contains("ejected after 5 consecutive errors") == true }, "\(out.stdout)")
+        #expect(out.stdout.contains("DestinationRule reviews"), "\(out.stdout)")
+    }
+
+    /// A caller the echoes do not allow: the check cannot make anything fail, so the verdict is undecided (exit 3).
+    @Test func aCallerTheWorkloadsRefuseLeavesTheVerdictUndecided() async throws {
+        let v1 = try await startEcho(version: "v1")
+        defer { Task { await v1.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100)]) { $0.serverClientCertificate = haproxyPEM }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let stranger = try pki.svid("stranger", uris: [pki.id("stranger")])
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            identity: {cert: \(stranger.cert), key: \(stranger.key), ca: \(pki.caFile)}
+            expect:
+              outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 1s, faultTargets: [https://127.0.0.1:\(v1.port)]}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+        #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("UNDECIDED") && out.stdout.contains("403"), "\(out.stdout)")
+    }
 }

@@ -42,7 +42,11 @@ import Testing
         let breaker = try #require(imported.circuitBreakers.first)
         #expect(breaker.maxRequests == 10 && breaker.maxPending == 1 && breaker.admitted == 11)
         #expect(breaker.source.hasSuffix(":8 DestinationRule reviews-pool"), "\(breaker.source)")
-        #expect(imported.notes.contains { $0.contains("outlierDetection is not verified yet") })
+        // Istio's defaults for what the rule leaves out: 10s interval, 30s ejection, 10%.
+        let outlier = try #require(imported.outlierDetections.first)
+        #expect(outlier.consecutiveErrors == 5 && outlier.counted == .serverErrors && outlier.interval == 10)
+        #expect(outlier.baseEjectionTime == 30 && outlier.maxEjectionPercent == 10 && outlier.faultTargets.isEmpty)
+        #expect(outlier.source.hasSuffix(":10 DestinationRule reviews-pool"), "\(outlier.source)")
         // Absurd and zero limits are refused with the line.
         for (bad, words) in [("http2MaxRequests: 0", "at least 1"), ("http2MaxRequests: 50000", "too large")] {
             try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "http2MaxRequests: 10", with: bad)
@@ -129,6 +133,55 @@ import Testing
         } throws: { error in
             guard let e = error as? YAMLInputError else { return false }
             return e.file == path && e.message.contains("not valid YAML")
+        }
+    }
+
+    @Test func outlierDetectionFromIstioAndLinkerdWithNotesForWhatIsNotVerified() throws {
+        let path = try writeTemporaryYAML("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: ratings}
+            spec:
+              host: ratings
+              trafficPolicy:
+                outlierDetection:
+                  consecutive5xxErrors: 0
+                  consecutiveGatewayErrors: 4
+                  interval: 1s
+                  baseEjectionTime: 2m
+                  maxEjectionPercent: 34
+                  minHealthPercent: 50
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: books
+              annotations:
+                balancer.linkerd.io/failure-accrual: consecutive
+                balancer.linkerd.io/failure-accrual-consecutive-max-failures: "4"
+                balancer.linkerd.io/failure-accrual-consecutive-min-penalty: 3s
+            spec: {ports: [{port: 80}]}
+            """)
+        defer { removeTemporary(path) }
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        #expect(imported.outlierDetections.count == 2)
+        let istio = try #require(imported.outlierDetections.first)
+        #expect(istio.consecutiveErrors == 4 && istio.counted == .gatewayErrors && istio.interval == 1 && istio.baseEjectionTime == 120)
+        #expect(istio.maxEjectionPercent == 34 && istio.maxEjected(of: 3) == 1)
+        #expect(imported.notes.contains { $0.contains("minHealthPercent") })
+        let linkerd = try #require(imported.outlierDetections.last)
+        #expect(linkerd.consecutiveErrors == 4 && linkerd.baseEjectionTime == 3 && linkerd.jitter == 0.5)
+        #expect(linkerd.interval == 0 && linkerd.maxEjectionPercent == 100 && linkerd.source.contains("Service books"))
+        #expect(!imported.notes.contains { $0.contains("books") }, "the Service was used, not ignored: \(imported.notes)")
+
+        // A failure count that is not a number names the line.
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "max-failures: \"4\"", with: "max-failures: many")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.line == 21 && e.message.contains("1-1000")
         }
     }
 }

@@ -147,6 +147,20 @@ import Testing
         ("expect:\n  split: {v1: 100}\n  propagation: {timeout: 10s, stable: 1}\n", 6, "expect.propagation.stable", "at least 2"),
         ("expect:\n  split: {v1: 100}\n  clusters: {reach: [east], avoid: [east]}\n", 6, "expect.clusters", "both"),
         ("expect:\n  split: {v1: 100}\n  clusters: {}\n", 6, "expect.clusters", "reach"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 5}\n", 5, "expect.outlierDetection", "faultTargets"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 0, faultTargets: [https://127.0.0.1:1]}\n", 5,
+         "expect.outlierDetection.consecutive5xxErrors", "at least 1"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 5000, faultTargets: [https://127.0.0.1:1]}\n", 5,
+         "expect.outlierDetection.consecutive5xxErrors", "at most 1000"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 5, faultTargets: [http://127.0.0.1:1]}\n", 5,
+         "expect.outlierDetection.faultTargets[0]", "mTLS"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 5, faultTargets: [https://127.0.0.1:1/x]}\n", 5,
+         "expect.outlierDetection.faultTargets[0]", "base URL"),
+        ("expect:\n  outlierDetection: {consecutive5xxErrors: 5, maxEjectionPercent: 150, faultTargets: [https://127.0.0.1:1]}\n", 5,
+         "expect.outlierDetection.maxEjectionPercent", "at most 100"),
+        ("expect:\n  outlierDetection: {faultTargets: [https://127.0.0.1:1]}\n", 5, "expect.outlierDetection", "consecutive5xxErrors"),
+        ("expect:\n  outlierDetection: {baseEjectionTime: 1s, faultTargets: [https://127.0.0.1:1]}\n", 5,
+         "expect.outlierDetection.baseEjectionTime", "beside it"),
     ])
     func badPoliciesNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
         let path = try writeTemporaryYAML("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
@@ -157,6 +171,30 @@ import Testing
             guard let e = error as? MeshprobeYAMLError else { return false }
             return e.line == line && e.field == field && e.message.contains(words)
         }
+    }
+
+    @Test func readsOutlierDetectionWithTheSmallerOfTwoErrorCounts() throws {
+        let path = try writeTemporaryYAML("""
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:1/
+            expect:
+              outlierDetection:
+                consecutive5xxErrors: 7
+                consecutiveGatewayErrors: 3
+                interval: 2s
+                baseEjectionTime: 15s
+                maxEjectionPercent: 50
+                faultTargets: [https://10.0.0.7:8443, https://10.0.0.8:8443]
+                rate: 100
+            """)
+        defer { removeTemporary(path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        let e = try #require(policy.outlierDetections.first)
+        #expect(e.consecutiveErrors == 3 && e.counted == .gatewayErrors && e.interval == 2 && e.baseEjectionTime == 15)
+        #expect(e.maxEjectionPercent == 50 && e.maxEjected(of: 4) == 2 && e.maxEjected(of: 1) == 1)
+        #expect(e.faultTargets == ["https://10.0.0.7:8443", "https://10.0.0.8:8443"] && e.rate == 100)
+        #expect(e.source.hasSuffix(":5"), "\(e.source)")
+        #expect(e.ejectionWindow == (15, 17))
     }
 
     @Test func theExamplePoliciesParse() throws {

@@ -9,6 +9,9 @@ public struct ImportedRoutes: Sendable {
     public var linkerdResilience: [(resource: String, annotations: [String])] = []
     /// DestinationRule connection-pool limits (`trafficPolicy.connectionPool`) to verify.
     public var circuitBreakers: [CircuitBreakerExpectation] = []
+    /// Outlier detection (DestinationRule `trafficPolicy.outlierDetection`, Linkerd consecutive failure accrual) to
+    /// verify; the workloads to make fail come from the policy.
+    public var outlierDetections: [OutlierExpectation] = []
     /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
     public var notes: [String] = []
 }
@@ -48,8 +51,11 @@ public enum ManifestImporter {
                         let name = try document["metadata"]?["name"]?.string() ?? host
                         if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
                     }
-                    if spec["trafficPolicy"]?["outlierDetection"] != nil {
-                        out.notes.append("\(file): DestinationRule \(host): outlierDetection is not verified yet (issue 5)")
+                    if let od = spec["trafficPolicy"]?["outlierDetection"] {
+                        let name = try document["metadata"]?["name"]?.string() ?? host
+                        let (expectation, notes) = try outlierDetection(od, rule: name)
+                        if let expectation { out.outlierDetections.append(expectation) }
+                        out.notes += notes
                     }
                     for subset in try spec["subsets"]?.list() ?? [] {
                         guard let name = try subset["name"]?.string() else { throw subset.error("a subset needs a name") }
@@ -69,6 +75,12 @@ public enum ManifestImporter {
                         where key.hasPrefix("retry.linkerd.io/") || key.hasPrefix("timeout.linkerd.io/") {
                             linkerd.append("\(key)=\(value)")
                         }
+                    }
+                    if let annotations = document["metadata"]?["annotations"], kind == "Service",
+                       let accrual = try linkerdFailureAccrual(annotations, service: name) {
+                        out.outlierDetections.append(accrual)
+                        linkerd = linkerd.filter { !$0.hasPrefix("balancer.linkerd.io/") }
+                        if linkerd.isEmpty { continue }
                     }
                     if !linkerd.isEmpty {
                         out.linkerdResilience.append((resource: "\(kind) \(name)", annotations: linkerd))
@@ -179,6 +191,75 @@ public enum ManifestImporter {
         guard let maxRequests = limits.min() else { return nil }
         return CircuitBreakerExpectation(maxRequests: maxRequests, maxPending: try limit(pool["http"]?["http1MaxPendingRequests"]),
                                          source: "\(pool.file):\(pool.line) DestinationRule \(rule)")
+    }
+
+    /// A DestinationRule's `outlierDetection`, with Istio's defaults (5 consecutive 5xx, 10s interval, 30s base
+    /// ejection, 10% maximum); nil when both error counts are 0 (disabled). Notes say what is not verified.
+    static func outlierDetection(_ od: YAMLValue, rule: String) throws(YAMLInputError) -> (OutlierExpectation?, [String]) {
+        let m = try od.mapping(allowed: ["consecutive5xxErrors", "consecutiveGatewayErrors", "consecutiveErrors", "interval", "baseEjectionTime",
+                                         "maxEjectionPercent", "minHealthPercent", "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures"])
+        var notes: [String] = []
+        func count(_ key: String, default d: Int) throws(YAMLInputError) -> Int {
+            guard let v = m[key] else { return d }
+            let n = try v.int(minimum: 0)
+            guard n <= 1000 else { throw v.error("\(n) consecutive errors is too many to verify here (at most 1000)") }
+            return n
+        }
+        // `consecutiveErrors` is the deprecated name of consecutive5xxErrors.
+        let fiveXX = try count(m["consecutive5xxErrors"] != nil ? "consecutive5xxErrors" : "consecutiveErrors", default: 5)
+        let gateway = try count("consecutiveGatewayErrors", default: 0)
+        let enabled = [fiveXX, gateway].filter { $0 > 0 }
+        guard let n = enabled.min() else {
+            return (nil, ["\(od.file):\(od.line): DestinationRule \(rule): outlierDetection counts no errors (both are 0): nothing to verify"])
+        }
+        var e = OutlierExpectation(consecutiveErrors: n, source: "\(od.file):\(od.line) DestinationRule \(rule)")
+        e.counted = (gateway > 0 && gateway < fiveXX) || fiveXX == 0 ? .gatewayErrors : .serverErrors
+        e.interval = try m["interval"]?.duration() ?? 10
+        e.baseEjectionTime = try m["baseEjectionTime"]?.duration() ?? 30
+        guard e.baseEjectionTime <= 600 else {
+            throw (m["baseEjectionTime"] ?? od).error("an ejection longer than 600s is too long to wait for here")
+        }
+        if let v = m["maxEjectionPercent"] {
+            e.maxEjectionPercent = try v.double(minimum: 0)
+            guard e.maxEjectionPercent <= 100 else { throw v.error("a percentage, at most 100") }
+        }
+        if let v = m["minHealthPercent"], try v.double(minimum: 0) > 0 {
+            notes.append("\(v.file):\(v.line): DestinationRule \(rule): minHealthPercent turns outlier detection off below that share of healthy hosts (Envoy's panic mode): the maximum-percent check assumes it is not reached")
+        }
+        for key in ["splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures"] where m[key] != nil {
+            notes.append("\(m[key]!.file):\(m[key]!.line): DestinationRule \(rule): \(key) is not verified (the check injects HTTP 503 replies, not local-origin errors)")
+        }
+        return (e, notes)
+    }
+
+    /// Linkerd's consecutive failure accrual from a Service's `balancer.linkerd.io/failure-accrual*` annotations
+    /// (defaults: 7 failures, 1s first penalty, jitter ratio 0.5); nil when the Service does not turn it on.
+    static func linkerdFailureAccrual(_ annotations: YAMLValue, service: String) throws(YAMLInputError) -> OutlierExpectation? {
+        guard case .mapping = annotations.node else { return nil }
+        let prefix = "balancer.linkerd.io/failure-accrual"
+        var values: [String: (String, YAMLValue)] = [:]
+        for (key, value, at) in try annotations.stringMap() where key.hasPrefix(prefix) { values[key] = (value, at) }
+        guard let (mode, at) = values[prefix] else { return nil }
+        guard mode == "consecutive" else { throw at.error("'\(mode)': the consecutive failure accrual is the one verified here") }
+        var e = OutlierExpectation(consecutiveErrors: 7, source: "\(annotations.file):\(annotations.line) Service \(service) (Linkerd failure accrual)")
+        if let (text, at) = values["\(prefix)-consecutive-max-failures"] {
+            guard let n = Int(text), (1...1000).contains(n) else { throw at.error("expected a count of failures 1-1000, got '\(text)'") }
+            e.consecutiveErrors = n
+        }
+        e.baseEjectionTime = 1
+        if let (text, at) = values["\(prefix)-consecutive-min-penalty"] {
+            guard let d = DurationText.seconds(text), d > 0, d <= 600 else { throw at.error("expected a duration up to 600s such as 1s, got '\(text)'") }
+            e.baseEjectionTime = d
+        }
+        e.jitter = 0.5
+        if let (text, at) = values["\(prefix)-consecutive-jitter-ratio"] {
+            guard let r = Double(text), (0...1).contains(r) else { throw at.error("expected a ratio 0-1, got '\(text)'") }
+            e.jitter = r
+        }
+        // Linkerd has no sweep interval and no maximum: every endpoint may be unavailable at once.
+        e.interval = 0
+        e.maxEjectionPercent = 100
+        return e
     }
 
     /// An Istio StringMatch (`exact`, `prefix`, `regex`) as a condition; nil for a regex no example value is known for.

@@ -183,7 +183,7 @@ public enum OutlierDetectionCheck {
         var timeline: [Event] = []
         var leftBehind: [String] = []
         let recorder = Recorder(start: start, recognizer: recognizer)
-        func note(_ what: String) { timeline.append(Event(at: (recorder.now * 1000).rounded() / 1000, what: what)) }
+        func note(_ what: String, at: Double? = nil) { timeline.append(Event(at: ((at ?? recorder.now) * 1000).rounded() / 1000, what: what)) }
         let faultSeconds = min(FaultSettings.maxDurationSeconds, (e.ejectionWindow.latest + 60).rounded(.up))
         let fault = FaultControlJSON.NewFault(status: e.injectedStatus, statusShare: 100, path: "/", durationSeconds: faultSeconds)
 
@@ -262,7 +262,7 @@ public enum OutlierDetectionCheck {
             }
             let ejectedAt = lastVictim ?? recorder.now
             if ejected {
-                note("\(victimName) ejected after \(errors) consecutive errors (its last response)")
+                note("\(victimName) ejected after \(errors) consecutive errors (its last response)", at: ejectedAt)
             } else {
                 note("\(victimName) still receiving requests after \(errors) consecutive errors")
             }
@@ -277,7 +277,7 @@ public enum OutlierDetectionCheck {
                     return backAt != nil
                 }
                 if let backAt {
-                    note(String(format: "%@ back after %.3f s", victimName, backAt - ejectedAt))
+                    note(String(format: "%@ back after %.3f s", victimName, backAt - ejectedAt), at: backAt)
                     _ = await wait(until: recorder.now + 0.2, recorder: recorder, load: load) { false }
                 } else {
                     note("\(victimName) not back")
@@ -304,6 +304,7 @@ public enum OutlierDetectionCheck {
             requests += sent
             leftBehind += left
         }
+        timeline.sort { $0.at < $1.at }
         return Outcome(expectation: e, checks: checks, timeline: timeline, requests: requests, faultsLeft: leftBehind)
     }
 
