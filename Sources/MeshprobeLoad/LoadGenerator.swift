@@ -12,6 +12,8 @@ public final class LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     private let group: any EventLoopGroup
     private let workers: NIOLockedValueBox<[NIOLoopBound<LoadWorker>]> = .init([])
+    /// The grace of a stop asked for before every worker had started (a signal, or a cancelled task, at the start).
+    private let stopRequested: NIOLockedValueBox<Double?> = .init(nil)
     /// Seconds collected from the workers: merged buckets still open, and finished points.
     private let timeline: NIOLockedValueBox<TimelineState> = .init(TimelineState())
 
@@ -80,6 +82,7 @@ public final class LoadGenerator: Sendable {
                 workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
                 worker.decided = { [weak self] in self?.finishDecided() }
                 worker.start()
+                if let grace = self.stopRequested.withLockedValue({ $0 }) { worker.stop(grace: grace) }
             }
             futures.append(promise.futureResult)
         }
@@ -97,9 +100,15 @@ public final class LoadGenerator: Sendable {
                 }
             }
         }
-        var merged = LoadResult()
-        for future in futures {
-            merged.merge(try await future.get())
+        // Cancelling the task that runs the load stops it as a signal would (a game day's abort).
+        var merged = try await withTaskCancellationHandler {
+            var merged = LoadResult()
+            for future in futures {
+                merged.merge(try await future.get())
+            }
+            return merged
+        } onCancel: {
+            self.stop()
         }
         // A collection in progress must land before the state is read.
         let cancelled = collectorLoop.makePromise(of: Void.self)
@@ -233,6 +242,7 @@ public final class LoadGenerator: Sendable {
 
     /// Asks every worker to stop: no new requests; in-flight ones get `grace` seconds. Safe from any thread.
     public func stop(grace: Double = 1.0) {
+        stopRequested.withLockedValue { $0 = $0 ?? grace }
         for bound in workers.withLockedValue({ $0 }) {
             bound.eventLoop.execute { bound.value.stop(grace: grace) }
         }

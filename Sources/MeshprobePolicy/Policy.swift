@@ -135,6 +135,23 @@ public struct Policy {
         self.routes = routes
     }
 
+    /// `slo: {successRate: 0.999, p50: 20ms, p90: 50ms, p99: 250ms, p999: 1s}`: the least success rate and latency
+    /// ceilings in seconds by percentile.
+    static func slo(_ value: YAMLValue) throws(YAMLInputError) -> (Double?, [(percentile: Double, seconds: Double)]) {
+        let m = try value.mapping(allowed: ["successRate", "p50", "p90", "p99", "p999"])
+        var minimum: Double?
+        if let v = m["successRate"] {
+            let rate = try v.double(minimum: 0, exclusive: true)
+            guard rate <= 1 else { throw v.error("must be a fraction up to 1, e.g. 0.999") }
+            minimum = rate
+        }
+        var ceilings: [(percentile: Double, seconds: Double)] = []
+        for (key, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
+            if let v = m[key] { ceilings.append((percentile, try v.duration())) }
+        }
+        return (minimum, ceilings)
+    }
+
     /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400}`.
     static func circuitBreaker(_ value: YAMLValue) throws(YAMLInputError) -> CircuitBreakerExpectation {
         let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests"])
@@ -334,15 +351,7 @@ public struct Policy {
         }
         var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
         if let slo = f["slo"] {
-            let m = try slo.mapping(allowed: ["successRate", "p50", "p90", "p99", "p999"])
-            if let v = m["successRate"] {
-                let rate = try v.double(minimum: 0, exclusive: true)
-                guard rate <= 1 else { throw v.error("must be a fraction up to 1, e.g. 0.999") }
-                policy.minimumSuccessRate = rate
-            }
-            for (key, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
-                if let v = m[key] { policy.latencyCeilings.append((percentile, try v.duration())) }
-            }
+            (policy.minimumSuccessRate, policy.latencyCeilings) = try Self.slo(slo)
         }
         if let mtls = f["mtls"] {
             // `mtls: required` (the caller must be the prober's own SVID) or `mtls: {caller: spiffe://...}`.

@@ -242,14 +242,19 @@ public struct SLOCheck: Sendable {
     public static func evaluate(_ outcomes: [PolicyVerification.Outcome], policy: Policy) -> [SLOCheck] {
         var merged = LoadResult()
         for outcome in outcomes { merged.merge(outcome.result) }
+        return evaluate(merged, minimumSuccessRate: policy.minimumSuccessRate, latencyCeilings: policy.latencyCeilings)
+    }
+
+    /// The objectives over one result: a success rate and latency ceilings (seconds) by percentile.
+    public static func evaluate(_ merged: LoadResult, minimumSuccessRate: Double?, latencyCeilings: [(percentile: Double, seconds: Double)]) -> [SLOCheck] {
         var checks: [SLOCheck] = []
-        if let minimum = policy.minimumSuccessRate {
+        if let minimum = minimumSuccessRate {
             let total = max(1, merged.succeeded + merged.failed)
             let rate = Double(merged.succeeded) / Double(total)
             checks.append(SLOCheck(name: String(format: "success rate >= %g", minimum), passed: rate >= minimum, observed: rate,
                                    limit: minimum, reason: rate >= minimum ? nil : String(format: "%.4f of %d requests succeeded", rate, total)))
         }
-        for (percentile, ceiling) in policy.latencyCeilings {
+        for (percentile, ceiling) in latencyCeilings {
             let micros = merged.latency.totalCount > 0 ? merged.latency.valueAtPercentile(percentile) : 0
             let seconds = Double(micros) / 1e6
             let label = percentile == 99.9 ? "p99.9" : "p\(Int(percentile))"

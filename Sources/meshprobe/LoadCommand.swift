@@ -318,28 +318,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
             let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
             printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(configuration.connections) m=\(configuration.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
         }
-        // The live view: an updating block on a terminal, one plain line a second otherwise (CI, kubectl logs).
-        let view = LiveView(configuration: configuration)
-        let progressTask: Task<Void, Never>? = quiet ? nil : Task {
-            let start = Date()
-            let tty = isatty(STDERR_FILENO) == 1
-            var shown = 0
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                if Task.isCancelled { break }
-                let p = await generator.progress()
-                let elapsed = Date().timeIntervalSince(start)
-                if tty {
-                    let lines = view.block(p, elapsed: elapsed)
-                    var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
-                    text += lines.joined(separator: "\n") + "\n"
-                    FileHandle.standardError.write(Data(text.utf8))
-                    shown = lines.count
-                } else {
-                    printError(view.line(p, elapsed: elapsed))
-                }
-            }
-        }
+        let progressTask = quiet ? nil : startLiveView(generator, configuration: configuration)
         let result: LoadResult
         do {
             result = try await generator.run()
@@ -369,6 +348,32 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
         if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
     }
+
+/// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
+/// `kubectl logs`). Cancel the task to end it.
+func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration) -> Task<Void, Never> {
+    let view = LiveView(configuration: configuration)
+    return Task {
+        let start = Date()
+        let tty = isatty(STDERR_FILENO) == 1
+        var shown = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { break }
+            let p = await generator.progress()
+            let elapsed = Date().timeIntervalSince(start)
+            if tty {
+                let lines = view.block(p, elapsed: elapsed)
+                var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
+                text += lines.joined(separator: "\n") + "\n"
+                FileHandle.standardError.write(Data(text.utf8))
+                shown = lines.count
+            } else {
+                printError(view.line(p, elapsed: elapsed))
+            }
+        }
+    }
+}
 
 /// Calls `onSignal` on SIGINT or SIGTERM (once), instead of dying, so a run can stop cleanly and report.
 // @unchecked: the array is immutable after init and dispatch sources are thread-safe objects that

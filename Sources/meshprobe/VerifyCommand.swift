@@ -313,7 +313,18 @@ struct VerifyReport: Encodable {
         append(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, reason: check.reason, evidence: evidence)
     }
 
-    var text: String {
+    /// A report to add verdicts to (a game-day step's).
+    init(file: String) {
+        policy = file
+        passed = true
+        decided = true
+        verdicts = []
+    }
+
+    var text: String { verdictText + (passed ? "PASS" : (decided ? "FAIL" : "UNDECIDED")) }
+
+    /// Every verdict with its evidence, a few lines each.
+    var verdictText: String {
         var out = ""
         for v in verdicts {
             let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
@@ -366,7 +377,6 @@ struct VerifyReport: Encodable {
                 out += "      \(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split\n"
             }
         }
-        out += passed ? "PASS" : (decided ? "FAIL" : "UNDECIDED")
         return out
     }
 

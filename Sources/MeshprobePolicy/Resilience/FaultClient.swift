@@ -115,3 +115,58 @@ public enum FaultClientError: Error, Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// Every fault a run has set and not yet cleared, across procedures: whatever happens (a failed step, an abort, a
+/// signal), the run clears what is left here before it exits.
+// @unchecked: every access to `open` holds `lock`.
+public final class FaultLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open: [(client: FaultClient, fault: FaultControlJSON.Fault)] = []
+
+    public init() {}
+
+    public func setFault(_ fault: FaultControlJSON.Fault, on client: FaultClient) {
+        lock.withLock { open.append((client, fault)) }
+    }
+
+    public func cleared(_ id: String, on client: FaultClient) {
+        lock.withLock { open.removeAll { $0.client.url == client.url && $0.fault.id == id } }
+    }
+
+    /// Faults still set, as `id on URL`.
+    public var outstanding: [String] { lock.withLock { open.map { "\($0.fault.id) on \($0.client.url)" } } }
+
+    /// Sets a fault and records it.
+    public func set(_ fault: FaultControlJSON.NewFault, on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) -> FaultControlJSON.Fault {
+        let set = try await client.set(fault, group: group)
+        setFault(set, on: client)
+        return set
+    }
+
+    /// Clears one fault, in a task of its own so that a cancelled caller (an aborted step) still clears it.
+    public func clear(_ id: String, on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) {
+        let outcome = await Task { () async -> FaultClientError? in
+            do throws(FaultClientError) {
+                try await client.clear(id: id, group: group)
+                return nil
+            } catch {
+                return error
+            }
+        }.value
+        if let outcome { throw outcome }
+        cleared(id, on: client)
+    }
+
+    /// Clears every fault still recorded; what could not be cleared, with why (each expires on its own).
+    public func clearAll(group: any EventLoopGroup) async -> [String] {
+        var failures: [String] = []
+        for (client, fault) in lock.withLock({ open }) {
+            do {
+                try await clear(fault.id, on: client, group: group)
+            } catch {
+                failures.append("\(fault.id) on \(client.url) (expires in at most \(fault.expiresInSeconds) s): \(error)")
+            }
+        }
+        return failures
+    }
+}

@@ -162,13 +162,15 @@ public enum OutlierDetectionCheck {
     static func wait(until timeout: Double, recorder: Recorder, load: Task<LoadResult, any Error>, isDone: () -> Bool) async -> Bool {
         while recorder.now < timeout {
             if isDone() { return true }
+            if Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(5))
         }
         return isDone()
     }
 
+    /// - Parameter ledger: records every fault set and cleared, so a caller can clear what is left after an abort.
     public static func run(_ e: OutlierExpectation, configuration: LoadConfiguration, recognizer: DestinationRecognizer,
-                           controlTLS: TLSContext?, group: any EventLoopGroup) async throws -> Outcome {
+                           controlTLS: TLSContext?, ledger: FaultLedger = FaultLedger(), group: any EventLoopGroup) async throws -> Outcome {
         guard !e.faultTargets.isEmpty else {
             throw LoadConfigurationError(field: "outlierDetection.faultTargets", value: "",
                                          reason: "outlier detection needs the address of a workload to make fail")
@@ -212,7 +214,7 @@ public enum OutlierDetectionCheck {
             }
             // Counted from before the request: the fault is in force before its answer comes back.
             let faultIndex = recorder.count
-            let set = try await clients[0].set(fault, group: group)
+            let set = try await ledger.set(fault, on: clients[0], group: group)
             victimFault = set.id
             note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request")
 
@@ -245,7 +247,7 @@ public enum OutlierDetectionCheck {
             }
             if let id = victimFault {
                 do {
-                    try await clients[0].clear(id: id, group: group)
+                    try await ledger.clear(id, on: clients[0], group: group)
                     victimFault = nil
                     note("fault \(id) cleared")
                 } catch {
@@ -290,7 +292,7 @@ public enum OutlierDetectionCheck {
                                        resolution: resolution)
         } catch {
             recorder.stop()
-            if let id = victimFault { _ = try? await clients[0].clear(id: id, group: group) }
+            if let id = victimFault { try? await ledger.clear(id, on: clients[0], group: group) }
             throw error
         }
 
@@ -298,7 +300,8 @@ public enum OutlierDetectionCheck {
         var requests = recorder.count
         if clients.count >= 2 {
             let (check, events, sent, left) = try await maxEjectionPhase(e, clients: clients, fault: fault, configuration: configuration,
-                                                                          recognizer: recognizer, group: group, offset: recorder.now)
+                                                                          recognizer: recognizer, ledger: ledger, group: group,
+                                                                          offset: recorder.now)
             checks.append(check)
             timeline += events
             requests += sent
@@ -360,8 +363,8 @@ public enum OutlierDetectionCheck {
 
     /// Every fault target fails at once; counts how many destinations are ejected at the same time.
     static func maxEjectionPhase(_ e: OutlierExpectation, clients: [FaultClient], fault: FaultControlJSON.NewFault,
-                                 configuration: LoadConfiguration, recognizer: DestinationRecognizer, group: any EventLoopGroup,
-                                 offset: Double) async throws -> (Check, [Event], Int, [String]) {
+                                 configuration: LoadConfiguration, recognizer: DestinationRecognizer, ledger: FaultLedger,
+                                 group: any EventLoopGroup, offset: Double) async throws -> (Check, [Event], Int, [String]) {
         let recorder = Recorder(start: .now, recognizer: recognizer)
         var events: [Event] = []
         func note(_ what: String) { events.append(Event(at: ((offset + recorder.now) * 1000).rounded() / 1000, what: what)) }
@@ -373,7 +376,7 @@ public enum OutlierDetectionCheck {
         func clearAll() async {
             for (client, id) in set {
                 do {
-                    try await client.clear(id: id, group: group)
+                    try await ledger.clear(id, on: client, group: group)
                 } catch {
                     left.append("\(id) on \(client.url) (expires on its own): \(error)")
                 }
@@ -386,7 +389,7 @@ public enum OutlierDetectionCheck {
             let endpoints = shares.count
             let faultIndex = recorder.count
             for client in clients {
-                let fault = try await client.set(fault, group: group)
+                let fault = try await ledger.set(fault, on: client, group: group)
                 set.append((client, fault.id))
             }
             note("faults set on all \(clients.count) workloads (\(endpoints) endpoints answered before)")

@@ -1,0 +1,186 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeLoad
+import MeshprobeScenario
+import MeshprobeYAML
+
+/// A game-day file: a scenario (target, identity, load settings) plus `gameday`, the steps to run in order. Each
+/// step is a load at a fixed rate for a while, with faults set on workloads for its length and objectives to hold,
+/// or one of the resilience procedures (circuit breaker, outlier detection).
+public struct GameDay {
+    public static let version = "meshprobe.gameday/v1"
+
+    public var name: String
+    public var file: String
+    public var scenario: Scenario
+    public var steps: [GameDayStep]
+    /// The run aborts as soon as this file exists (an operator's `touch`).
+    public var abortFile: String?
+    public var recognizer: DestinationRecognizer = .version
+
+    /// Reads a game-day file; errors name the file, line and field.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> GameDay {
+        // Each step sets its own end (a load's duration, a procedure's request counts): the placeholder only satisfies
+        // the scenario's rule that a load ends on its own.
+        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1)
+        guard let section = scenario.extras["gameday"] else {
+            throw YAMLInputError(file: path, line: 1, column: 1, field: "gameday", message: "a game-day file needs a gameday section with steps")
+        }
+        let g = try section.mapping(allowed: ["version", "abortFile", "recognise", "steps"])
+        if let v = g["version"], try v.string() != Self.version { throw v.error("this meshprobe reads '\(Self.version)'") }
+        var gameday = GameDay(name: scenario.name ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                              file: path, scenario: scenario, steps: [])
+        if let a = g["abortFile"] {
+            let text = try a.string()
+            gameday.abortFile = text.hasPrefix("/") ? text : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(text).path
+        }
+        if let r = g["recognise"] {
+            switch try r.string() {
+            case "version": gameday.recognizer = .version
+            case "workload": gameday.recognizer = .workload
+            case "identity": gameday.recognizer = .identity
+            default: throw r.error("expected version, workload or identity")
+            }
+        }
+        guard let list = g["steps"] else { throw section.error("gameday needs steps") }
+        var names = Set<String>()
+        for (index, item) in try list.list().enumerated() {
+            let step = try GameDayStep.parse(item, index: index)
+            guard names.insert(step.name).inserted else { throw item.error("another step is named '\(step.name)'") }
+            gameday.steps.append(step)
+        }
+        if gameday.steps.isEmpty { throw list.error("steps is empty") }
+        return gameday
+    }
+
+    /// Refuses a plan that goes past the operator's caps (which the file cannot raise); the message names the step
+    /// and the flag that raises the cap.
+    public func check(maxRate: Double, maxDuration: Double) throws(YAMLInputError) {
+        var total = 0.0
+        for step in steps {
+            if let rate = step.rate, rate > maxRate {
+                throw step.error(at: step.rateAt, "\(YAMLValue.format(rate)) requests/s is above the cap of \(YAMLValue.format(maxRate))/s: raise it with --max-rate if you mean it")
+            }
+            total += step.plannedSeconds
+        }
+        if total > maxDuration {
+            throw YAMLInputError(file: file, line: 1, column: 1, field: "gameday.steps",
+                                 message: String(format: "the steps plan about %.0f s, above the cap of %.0f s: raise it with --max-duration if you mean it", total, maxDuration))
+        }
+    }
+}
+
+/// A fault a load step sets on one workload for the step's length (cleared when the step ends).
+public struct StepFault: Sendable {
+    /// The workload's control-API base URL.
+    public var target: String
+    public var fault: FaultControlJSON.NewFault
+}
+
+/// One step of a game day.
+public struct GameDayStep: Sendable {
+    public enum Kind: Sendable {
+        /// An open-model load at `rate` for `duration` seconds.
+        case load(rate: Double, duration: Double)
+        case circuitBreaker(CircuitBreakerExpectation)
+        case outlierDetection(OutlierExpectation)
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var faults: [StepFault] = []
+    public var minimumSuccessRate: Double?
+    public var latencyCeilings: [(percentile: Double, seconds: Double)] = []
+    /// Where the step is written, for messages: an error about the whole step.
+    public var at: YAMLInputError
+    /// Where its rate is written.
+    var rateAt: YAMLInputError?
+
+    func error(at place: YAMLInputError? = nil, _ message: String) -> YAMLInputError {
+        var e = place ?? at
+        e.message = message
+        return e
+    }
+
+    /// The requests per second the step sends, where it has a pace (load and outlier steps).
+    public var rate: Double? {
+        switch kind {
+        case .load(let rate, _): return rate
+        case .outlierDetection(let e): return e.rate
+        case .circuitBreaker: return nil
+        }
+    }
+
+    /// About how long the step takes at most, for the duration cap.
+    public var plannedSeconds: Double {
+        switch kind {
+        case .load(_, let duration): return duration
+        case .circuitBreaker(let e): return 2 * (Double(e.requestsPerPhase) * (e.hold ?? 0.01) / Double(e.maxRequests) + 5)
+        case .outlierDetection(let e): return 2 * (3 + e.ejectionWindow.latest + max(5, e.baseEjectionTime))
+        }
+    }
+
+    static func parse(_ item: YAMLValue, index: Int) throws(YAMLInputError) -> GameDayStep {
+        let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection"])
+        let name = try m["name"]?.string() ?? "step \(index + 1)"
+        let kinds = ["rate", "circuitBreaker", "outlierDetection"].filter { m[$0] != nil }
+        guard kinds.count == 1 else {
+            throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker or outlierDetection"
+                                           : "a step is one of: a load (rate), circuitBreaker or outlierDetection, not \(kinds.joined(separator: " and "))")
+        }
+        var step: GameDayStep
+        if let r = m["rate"] {
+            let rate = try r.double(minimum: 0, exclusive: true)
+            guard let d = m["duration"] else { throw item.error("a load step needs a duration (e.g. 30s)") }
+            let duration = try d.duration()
+            step = GameDayStep(name: name, kind: .load(rate: rate, duration: duration), at: item.error(""), rateAt: r.error(""))
+            if let faults = m["faults"] {
+                for f in try faults.list() { step.faults.append(try parseFault(f, lasting: duration)) }
+            }
+            if let e = m["expect"] { (step.minimumSuccessRate, step.latencyCeilings) = try Policy.slo(e) }
+        } else {
+            for key in ["duration", "faults", "expect"] where m[key] != nil {
+                throw m[key]!.error("\(key) belongs to a load step (with rate); the procedures set their own load and faults")
+            }
+            if let cb = m["circuitBreaker"] {
+                step = GameDayStep(name: name, kind: .circuitBreaker(try Policy.circuitBreaker(cb)), at: item.error(""))
+            } else {
+                let od = m["outlierDetection"]!
+                guard let e = try Policy.outlierDetection(od).0 else {
+                    throw od.error("give consecutive5xxErrors or consecutiveGatewayErrors")
+                }
+                step = GameDayStep(name: name, kind: .outlierDetection(e), at: item.error(""), rateAt: od["rate"]?.error(""))
+            }
+        }
+        return step
+    }
+
+    /// `{target: https://reviews-v1:8443, status: 503, statusShare: 50, delay: 200ms, delayShare: 10, resetShare: 5,
+    /// path: /api}`: set for the step's length plus a minute (it is cleared when the step ends).
+    static func parseFault(_ value: YAMLValue, lasting duration: Double) throws(YAMLInputError) -> StepFault {
+        let m = try value.mapping(allowed: ["target", "status", "statusShare", "delay", "delayShare", "resetShare", "path"])
+        guard let t = m["target"] else { throw value.error("a fault needs a target: the workload's https://HOST:PORT") }
+        let target = try t.string()
+        guard target.hasPrefix("https://"), (try? LoadTarget(parsing: target))?.path == "/" else {
+            throw t.error("'\(target)': give the workload's control API as https://HOST:PORT (mTLS)")
+        }
+        var fault = FaultControlJSON.NewFault(durationSeconds: min(FaultSettings.maxDurationSeconds, (duration + 60).rounded(.up)))
+        if let v = m["status"] { fault.status = try v.int(minimum: 200) }
+        if let v = m["statusShare"] { fault.statusShare = try v.double(minimum: 0, exclusive: true) }
+        if let v = m["delay"] { fault.delayMs = try v.duration() * 1000 }
+        if let v = m["delayShare"] { fault.delayShare = try v.double(minimum: 0, exclusive: true) }
+        if let v = m["resetShare"] { fault.resetShare = try v.double(minimum: 0, exclusive: true) }
+        if let v = m["path"] { fault.path = try v.string() }
+        // The echo checks again (against its own limits); here what holds for every echo, with the field's line.
+        var limits = FaultSpec.Limits()
+        limits.maxDelayNanoseconds = .max
+        do {
+            _ = try FaultSettings(fault, limits: limits)
+        } catch {
+            let keys = ["delayMs": "delay", "durationSeconds": "duration"]
+            let key = keys[error.field] ?? error.field
+            throw (m[key] ?? value).error(error.reason)
+        }
+        return StepFault(target: target, fault: fault)
+    }
+}

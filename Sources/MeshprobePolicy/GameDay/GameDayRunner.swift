@@ -1,0 +1,160 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeTLS
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Why a game day stopped early, set from any thread (a signal handler, the abort-file watcher, the time cap).
+public final class AbortSwitch: Sendable {
+    private let reason = NIOLockedValueBox<String?>(nil)
+
+    public init() {}
+
+    /// Aborts with `why`; the first reason stays.
+    public func abort(_ why: String) { reason.withLockedValue { $0 = $0 ?? why } }
+
+    public var abortReason: String? { reason.withLockedValue { $0 } }
+}
+
+/// Runs a game day's steps in order, each in a task of its own that an abort cancels; every fault any step set is
+/// in one ledger and cleared when its step ends, and whatever is left is cleared before `run` returns, whatever
+/// happened.
+public struct GameDayRunner: Sendable {
+    public struct StepOutcome: Sendable {
+        public enum Verdicts: Sendable {
+            case load(LoadResult, slo: [SLOCheck])
+            case circuitBreaker(CircuitBreakerCheck.Outcome)
+            case outlierDetection(OutlierDetectionCheck.Outcome)
+        }
+
+        public var name: String
+        /// nil when the step did not finish (aborted, or it could not run).
+        public var verdicts: Verdicts?
+        public var problem: String?
+        public var seconds: Double
+        /// Faults the step set, as `ID on URL: summary`.
+        public var faults: [String] = []
+    }
+
+    public struct Outcome: Sendable {
+        public var steps: [StepOutcome]
+        /// Steps never started because the game day aborted or a step could not run.
+        public var skipped: [String]
+        public var abortReason: String?
+        /// Faults that could not be cleared (each expires on its own).
+        public var faultsLeft: [String]
+    }
+
+    public var steps: [GameDayStep]
+    public var abortFile: String?
+    public var recognizer: DestinationRecognizer
+    /// The load's configuration (target, TLS, load settings) from the file.
+    public var configuration: LoadConfiguration
+    public var controlTLS: TLSContext?
+    public var maxDuration: Double
+    /// Told when each step starts (index, step) and, for load steps, given the generator for a live view.
+    public var onStepStart: @Sendable (Int, String) -> Void = { _, _ in }
+    public var onLoad: @Sendable (LoadGenerator, LoadConfiguration) -> Task<Void, Never>? = { _, _ in nil }
+
+    public init(gameday: GameDay, configuration: LoadConfiguration, controlTLS: TLSContext?, maxDuration: Double) {
+        steps = gameday.steps
+        abortFile = gameday.abortFile
+        recognizer = gameday.recognizer
+        self.configuration = configuration
+        self.controlTLS = controlTLS
+        self.maxDuration = maxDuration
+    }
+
+    public func run(abort: AbortSwitch, group: any EventLoopGroup) async -> Outcome {
+        let ledger = FaultLedger()
+        let started = ContinuousClock.now
+        var outcomes: [StepOutcome] = []
+        var skipped: [String] = []
+        for (index, step) in steps.enumerated() {
+            if abort.abortReason != nil {
+                skipped.append(step.name)
+                continue
+            }
+            onStepStart(index, step.name)
+            let stepStart = ContinuousClock.now
+            let task = Task { await self.runStep(step, ledger: ledger, group: group) }
+            // Watch for an abort, the abort file and the time cap while the step runs.
+            let watcher = Task {
+                while !Task.isCancelled {
+                    if let file = abortFile, FileManager.default.fileExists(atPath: file) {
+                        abort.abort("the abort file \(file) appeared")
+                    }
+                    if OutlierDetectionCheck.seconds(ContinuousClock.now - started) > maxDuration {
+                        abort.abort(String(format: "the game day reached its time cap of %.0f s", maxDuration))
+                    }
+                    if abort.abortReason != nil {
+                        task.cancel()
+                        return
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            var outcome = await task.value
+            watcher.cancel()
+            // Faults the step set and did not clear itself: cleared now, before the next step.
+            for left in await ledger.clearAll(group: group) where !outcome.faults.contains(left) {
+                outcome.problem = [outcome.problem, "could not clear \(left)"].compactMap { $0 }.joined(separator: "; ")
+            }
+            outcome.seconds = OutlierDetectionCheck.seconds(ContinuousClock.now - stepStart)
+            if let why = abort.abortReason, outcome.verdicts == nil || task.isCancelled {
+                outcome.verdicts = nil
+                outcome.problem = "aborted: \(why)"
+            }
+            outcomes.append(outcome)
+            if outcome.verdicts == nil && abort.abortReason == nil {
+                // A step that could not run (a refused control API, an unreachable target) ends the game day: the
+                // later steps assume it happened.
+                abort.abort("step '\(step.name)' could not run")
+            }
+        }
+        let left = await ledger.clearAll(group: group)
+        return Outcome(steps: outcomes, skipped: skipped, abortReason: abort.abortReason, faultsLeft: left)
+    }
+
+    func runStep(_ step: GameDayStep, ledger: FaultLedger, group: any EventLoopGroup) async -> StepOutcome {
+        var outcome = StepOutcome(name: step.name, seconds: 0)
+        do {
+            switch step.kind {
+            case .load(let rate, let duration):
+                var set: [(FaultClient, String)] = []
+                for f in step.faults {
+                    let client = try FaultClient(url: f.target, tls: controlTLS)
+                    let fault = try await ledger.set(f.fault, on: client, group: group)
+                    set.append((client, fault.id))
+                    outcome.faults.append("\(fault.id) on \(client.url): \(fault.summary)")
+                }
+                var c = configuration
+                c.model = .open(rate: .constant(rate), arrivals: .uniform)
+                c.duration = duration
+                c.requests = nil
+                c.warmup = 0
+                let generator = LoadGenerator(configuration: c, group: group)
+                let view = onLoad(generator, c)
+                let result = try await generator.run()
+                view?.cancel()
+                for (client, id) in set { try? await ledger.clear(id, on: client, group: group) }
+                if Task.isCancelled { return outcome }
+                let slo = SLOCheck.evaluate(result, minimumSuccessRate: step.minimumSuccessRate, latencyCeilings: step.latencyCeilings)
+                outcome.verdicts = .load(result, slo: slo)
+            case .circuitBreaker(let e):
+                let result = try await CircuitBreakerCheck.run(e, configuration: configuration, group: group)
+                if Task.isCancelled { return outcome }
+                outcome.verdicts = .circuitBreaker(result)
+            case .outlierDetection(let e):
+                let result = try await OutlierDetectionCheck.run(e, configuration: configuration, recognizer: recognizer,
+                                                                 controlTLS: controlTLS, ledger: ledger, group: group)
+                if Task.isCancelled { return outcome }
+                outcome.verdicts = .outlierDetection(result)
+            }
+        } catch {
+            outcome.problem = "\(error)"
+        }
+        return outcome
+    }
+}

@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeYAML
+import NIOPosix
+
+/// `meshprobe gameday FILE`: a game day's steps in order, with a live view, a hard abort, caps the file cannot
+/// raise, and every fault cleared on the way out.
+struct GameDayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gameday",
+        abstract: "Run a game day: loads with faults on workloads, circuit-breaker and outlier procedures, one verdict per step.",
+        discussion: """
+            Steps run in order. Abort at any time with SIGINT or SIGTERM, or by creating the file named by \
+            gameday.abortFile: the running step stops at once and every fault set is cleared. The caps (--max-rate, \
+            --max-duration) are the operator's: a file that plans more is refused, and the run aborts at the \
+            duration cap. Exit 0 every step passed; 1 a verdict failed; 2 bad input or over a cap; 3 aborted, or a \
+            step could not run.
+            Example: meshprobe gameday gamedays/reviews.yaml --json gameday.json
+            """
+    )
+
+    @Argument(help: "The game-day file (a scenario plus a gameday section with steps).")
+    var file: String
+
+    @Option(name: .customLong("max-rate"), help: "No step may send faster than this, requests per second.")
+    var maxRate: Double = 1000
+
+    @Option(name: .customLong("max-duration"), help: "The whole game day may not plan or take longer than this (30s, 15m).")
+    var maxDuration: String = "15m"
+
+    @Option(help: "Write the verdicts, per step, as JSON.")
+    var json: String?
+
+    @Flag(help: "No live view.")
+    var quiet = false
+
+    @Flag(help: "Check the file and the caps, print the plan, and exit.")
+    var check = false
+
+    func run() async throws {
+        guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
+        let cap = try parseDuration(maxDuration, flag: "--max-duration")
+        let gameday: GameDay
+        do {
+            gameday = try GameDay.load(path: file)
+            try gameday.check(maxRate: maxRate, maxDuration: cap)
+        } catch {
+            throw CLIError.badInput("\(error)")
+        }
+        var configuration = gameday.scenario.configuration
+        try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file)
+        let needsControl = gameday.steps.contains { step in
+            if case .outlierDetection = step.kind { return true }
+            return !step.faults.isEmpty
+        }
+        let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file) : nil
+        let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
+        printError(String(format: "meshprobe gameday: %@: %d steps, about %.0f s; caps %@ req/s and %.0f s; abort with SIGINT/SIGTERM%@",
+                          gameday.name, gameday.steps.count, planned, YAMLValue.format(maxRate), cap,
+                          gameday.abortFile.map { " or touch \($0)" } ?? ""))
+        for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(Self.describe(step))") }
+        if check { return }
+
+        let abort = AbortSwitch()
+        let signals = SignalStopper { abort.abort("a signal (SIGINT or SIGTERM)") }
+        defer { signals.cancel() }
+        var runner = GameDayRunner(gameday: gameday, configuration: configuration, controlTLS: control, maxDuration: cap)
+        let count = gameday.steps.count
+        runner.onStepStart = { index, name in printError("step \(index + 1)/\(count): \(name)") }
+        if !quiet { runner.onLoad = { generator, configuration in startLiveView(generator, configuration: configuration) } }
+        let outcome = await runner.run(abort: abort, group: MultiThreadedEventLoopGroup.singleton)
+
+        let result = GameDayResult(gameday: gameday, outcome: outcome)
+        printLine(result.text)
+        for left in outcome.faultsLeft { printError("meshprobe gameday: warning: could not clear fault \(left)") }
+        if let json {
+            do {
+                try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
+            } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)", exitCode: 3) }
+        if !result.passed { throw CLIError(message: result.decided ? "verdict: FAIL" : "no verdict: a step could not run", exitCode: result.decided ? 1 : 3) }
+    }
+
+    static func describe(_ step: GameDayStep) -> String {
+        switch step.kind {
+        case .load(let rate, let duration):
+            var text = "\(step.name): \(YAMLValue.format(rate)) req/s for \(YAMLValue.format(duration))s"
+            if !step.faults.isEmpty {
+                text += "; faults on " + step.faults.map(\.target).joined(separator: ", ")
+            }
+            return text
+        case .circuitBreaker(let e):
+            return "\(step.name): circuit breaker at \(e.maxRequests) in flight, \(e.maxPending.map(String.init) ?? "unbounded") pending"
+        case .outlierDetection(let e):
+            return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
+        }
+    }
+}
+
+/// A game day's verdicts, per step, for the terminal and as JSON (`meshprobe.gameday.result/v1`).
+struct GameDayResult: Encodable {
+    struct Step: Encodable {
+        var name: String
+        var passed: Bool
+        var decided: Bool
+        var seconds: Double
+        var problem: String?
+        var faults: [String]
+        var requests: Int?
+        var failures: [String: Int]?
+        var verdicts: [VerifyReport.Verdict]
+    }
+
+    var schema = "meshprobe.gameday.result/v1"
+    var file: String
+    var name: String
+    var passed: Bool
+    var decided: Bool
+    var aborted: String?
+    var steps: [Step]
+    var skipped: [String]
+    var faultsLeft: [String]
+
+    init(gameday: GameDay, outcome: GameDayRunner.Outcome) {
+        file = gameday.file
+        name = gameday.name
+        aborted = outcome.abortReason
+        skipped = outcome.skipped
+        faultsLeft = outcome.faultsLeft
+        steps = outcome.steps.map { step in
+            var report = VerifyReport(file: gameday.file)
+            var requests: Int?
+            var failures: [String: Int]?
+            switch step.verdicts {
+            case .load(let result, let slo)?:
+                for check in slo { report.add(check) }
+                requests = result.totalRequests
+                failures = Dictionary(result.failureClasses.map { ($0.key.description, $0.value) }, uniquingKeysWith: +)
+            case .circuitBreaker(let outcome)?:
+                report.add(outcome)
+            case .outlierDetection(let outcome)?:
+                report.add(outcome)
+            case nil:
+                break
+            }
+            let ran = step.verdicts != nil
+            return Step(name: step.name, passed: ran && report.passed, decided: ran && report.decided,
+                        seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem, faults: step.faults,
+                        requests: requests, failures: failures, verdicts: report.verdicts)
+        }
+        passed = aborted == nil && steps.allSatisfy(\.passed) && skipped.isEmpty
+        decided = steps.allSatisfy(\.decided) && skipped.isEmpty
+    }
+
+    var text: String {
+        var out = ""
+        for step in steps {
+            let status = step.passed ? "PASS" : (step.decided ? "FAIL" : "NOT RUN")
+            out += String(format: "%@  %@ (%.1f s)", status, step.name, step.seconds)
+            if let requests = step.requests {
+                out += ": \(requests) requests"
+                if let failures = step.failures, !failures.isEmpty {
+                    out += "; failed: " + failures.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                }
+            }
+            out += "\n"
+            for fault in step.faults { out += "      fault \(fault) (cleared)\n" }
+            if let problem = step.problem { out += "      \(problem)\n" }
+            var report = VerifyReport(file: file)
+            report.verdicts = step.verdicts
+            out += report.verdictText.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "    \($0)" }
+                .joined(separator: "\n")
+        }
+        for name in skipped { out += "SKIPPED  \(name)\n" }
+        if let aborted { out += "ABORTED: \(aborted)\n" }
+        out += passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL")
+        return out
+    }
+
+    func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}

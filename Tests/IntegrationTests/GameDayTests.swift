@@ -1,0 +1,182 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeTLS
+import NIOConcurrencyHelpers
+import NIOPosix
+import Testing
+
+/// `meshprobe gameday` end to end: HAProxy in front of two mTLS echo workloads, faults set through their control
+/// API for a step and cleared after it, caps the file cannot raise, and aborts (signal, abort file) that stop at once
+/// and leave no fault behind.
+@Suite(.timeLimit(.minutes(3))) struct GameDayTests {
+    let pki: LabPKIFixture
+    let prober: String
+    let proberSVID: (cert: String, key: String)
+    let haproxyPEM: String
+    let echoSVID: (cert: String, key: String)
+
+    init() throws {
+        pki = try LabPKIFixture()
+        prober = pki.id("gameday", ns: "ops")
+        proberSVID = try pki.svid("prober", uris: [prober])
+        echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
+        let proxy = try pki.svid("haproxy", uris: [pki.id("haproxy")])
+        haproxyPEM = try pki.write("haproxy-crt.pem", try String(contentsOfFile: proxy.cert, encoding: .utf8)
+                                   + String(contentsOfFile: proxy.key, encoding: .utf8))
+    }
+
+    struct Lab {
+        var v1: EchoServer
+        var v2: EchoServer
+        var proxy: BackgroundProcess
+        var port: Int
+        var dir: URL
+
+        func close() async {
+            proxy.stop()
+            try? FileManager.default.removeItem(at: dir)
+            await v1.close()
+            await v2.close()
+        }
+    }
+
+    func startLab() async throws -> Lab {
+        func echo(_ version: String) async throws -> EchoServer {
+            var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
+                                                                         namespace: "lab", pod: "reviews-\(version)-0"))
+            configuration.port = 0
+            configuration.tls = try pki.serverTLS(echoSVID)
+            configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
+            configuration.log = { _ in }
+            return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+        }
+        let v1 = try await echo("v1"), v2 = try await echo("v2")
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+            $0.serverClientCertificate = haproxyPEM
+            $0.retries = 0
+        }
+        return Lab(v1: v1, v2: v2, proxy: proxy, port: port, dir: dir)
+    }
+
+    func gameday(_ lab: Lab, steps: String, extra: String = "") throws -> String {
+        let path = lab.dir.appendingPathComponent("gameday-\(UUID().uuidString).yaml").path
+        try """
+            name: reviews game day
+            target: http://127.0.0.1:\(lab.port)/reviews
+            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
+            load: {connections: 2, streams: 10}
+            gameday:
+            \(extra)  steps:
+            \(steps)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func faultsLeft(_ lab: Lab) async throws -> [FaultControlJSON.Fault] {
+        var all: [FaultControlJSON.Fault] = []
+        for echo in [lab.v1, lab.v2] {
+            let client = try FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try pki.clientTLS(proberSVID, expect: nil))
+            all += try await client.list(group: MultiThreadedEventLoopGroup.singleton)
+        }
+        return all
+    }
+
+    func json(_ path: String) -> [String: Any] {
+        FileManager.default.contents(atPath: path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+    }
+
+    @Test func stepsRunInOrderWithTheirFaultsClearedAndOneVerdictEach() async throws {
+        let lab = try await startLab()
+        defer { Task { await lab.close() } }
+        let file = try gameday(lab, steps: """
+                - name: baseline
+                  rate: 100
+                  duration: 1s
+                  expect: {successRate: 0.999}
+                - name: v1 fails half its requests
+                  rate: 100
+                  duration: 1s
+                  faults: [{target: https://127.0.0.1:\(lab.v1.port), status: 503, statusShare: 50}]
+                  expect: {successRate: 0.99}
+                - name: after
+                  rate: 100
+                  duration: 1s
+                  expect: {successRate: 0.999}
+            """)
+        let out = lab.dir.appendingPathComponent("result.json").path
+        let run = try run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
+        // The fault makes about a quarter of the requests fail (half of v1's): the second step fails, the others pass.
+        #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+        let steps = json(out)["steps"] as? [[String: Any]] ?? []
+        #expect(steps.map { $0["passed"] as? Bool } == [true, false, true], "\(run.stdout)")
+        let failures = steps.count == 3 ? steps[1]["failures"] as? [String: Int] ?? [:] : [:]
+        #expect(failures.keys.contains { $0.contains("application") && $0.contains("503") }, "\(failures)")
+        #expect(run.stdout.contains("(cleared)"), "\(run.stdout)")
+        #expect(try await faultsLeft(lab).isEmpty)
+    }
+
+    @Test(arguments: ["signal", "file"])
+    func anAbortStopsAtOnceAndClearsEveryFault(how: String) async throws {
+        let lab = try await startLab()
+        defer { Task { await lab.close() } }
+        let abortFile = lab.dir.appendingPathComponent("stop").path
+        let file = try gameday(lab, steps: """
+                - name: long
+                  rate: 50
+                  duration: 60s
+                  faults: [{target: https://127.0.0.1:\(lab.v1.port), delay: 10ms}, {target: https://127.0.0.1:\(lab.v2.port), status: 500, statusShare: 1}]
+                - name: never
+                  rate: 50
+                  duration: 5s
+            """, extra: "  abortFile: \(abortFile)\n")
+        let out = lab.dir.appendingPathComponent("result.json").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
+        process.arguments = ["gameday", file, "--quiet", "--json", out]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let exitedAt = NIOLockedValueBox<Date?>(nil)
+        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
+        try process.run()
+        // Wait until the faults are in place, then abort.
+        let deadline = Date() + 10
+        while try await faultsLeft(lab).count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try await faultsLeft(lab).count == 2)
+        let aborted = Date()
+        if how == "signal" {
+            kill(process.processIdentifier, SIGTERM)
+        } else {
+            FileManager.default.createFile(atPath: abortFile, contents: nil)
+        }
+        while process.isRunning && Date().timeIntervalSince(aborted) < 15 { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(aborted)
+        #expect(took < 5, "exited \(took)s after the abort")
+        #expect(process.terminationStatus == 3)
+        #expect(try await faultsLeft(lab).isEmpty, "every fault is cleared on the way out")
+        let result = json(out)
+        #expect((result["aborted"] as? String)?.contains(how == "signal" ? "signal" : "abort file") == true, "\(result)")
+        #expect(result["skipped"] as? [String] == ["never"])
+        #expect(result["passed"] as? Bool == false)
+    }
+
+    @Test func theCapsAreTheOperatorsAndTheFileCannotRaiseThem() async throws {
+        let lab = try await startLab()
+        defer { Task { await lab.close() } }
+        let file = try gameday(lab, steps: """
+                - name: too fast
+                  rate: 5000
+                  duration: 1s
+            """)
+        let refused = try run(meshprobeBinary, ["gameday", file, "--check"], timeout: 30)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains(":8:") && refused.stderr.contains("gameday.steps[0].rate") && refused.stderr.contains("--max-rate"), "\(refused.stderr)")
+        let allowed = try run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000"], timeout: 30)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        let long = try run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000", "--max-duration", "500ms"], timeout: 30)
+        #expect(long.status == 2 && long.stderr.contains("--max-duration"), "\(long.stderr)")
+    }
+}
