@@ -122,6 +122,8 @@ public struct Policy {
     public var clustersToAvoid: [String] = []
     /// Connection-pool limits to verify (from `expect.circuitBreaker` or a DestinationRule's `connectionPool`).
     public var circuitBreakers: [CircuitBreakerExpectation] = []
+    /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
+    public var retries: [RetryExpectation] = []
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -170,7 +172,8 @@ public struct Policy {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker"])
+                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
+                                             "retries"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -219,8 +222,8 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            if !routesElsewhere && f["circuitBreaker"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, or circuitBreaker")
+            if !routesElsewhere && f["circuitBreaker"] == nil && f["retries"] == nil {
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker or retries")
             }
         }
         var allDestinations = Set<String>()
@@ -292,6 +295,9 @@ public struct Policy {
         }
         if let cb = f["circuitBreaker"] {
             policy.circuitBreakers.append(try Self.circuitBreaker(cb))
+        }
+        if let r = f["retries"] {
+            policy.retries.append(try RetryExpectation(policy: r))
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -43,7 +43,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
-                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
+                policy.retries += imported.retries
+                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !imported.retries.isEmpty else { throw CLIError.badInput("no http route to check in \(manifests.joined(separator: ", "))") }
                 policy.routes = imported.routes.map { route in
                     var r = route
                     r.mapping = policy.mapping
@@ -75,6 +76,17 @@ struct VerifyCommand: AsyncParsableCommand {
                 printError("meshprobe verify: circuit breaker: limit \(breaker.maxRequests) in flight, \(breaker.maxPending.map(String.init) ?? "unbounded") pending (\(breaker.source))")
             }
             report.add(try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
+        }
+        for retry in policy.retries {
+            if !quiet {
+                let declared = [retry.attempts.map { "\($0) retries on \(retry.retryOn)" },
+                                retry.perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
+                                retry.timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }
+                printError("meshprobe verify: retries and timeouts: \(declared.joined(separator: ", ")) (\(retry.source))")
+            }
+            let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
+            report.add(outcome)
         }
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
@@ -146,7 +158,7 @@ struct VerifyReport: Encodable {
     }
 
     struct Verdict: Encodable {
-        /// split, mtls, clusters or slo.
+        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
         var kind = "split"
         var name: String
         var passed: Bool
@@ -214,12 +226,32 @@ struct VerifyReport: Encodable {
         if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
         if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
         for check in outcome.checks {
-            let evidence = Evidence.facts(
-                requests: Int(check.evidence["requests"] ?? 0), declared: declared, observed: check.evidence,
-                test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
-                    + "this is one client's view")
-            append(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
-                   reason: check.reason, evidence: evidence)
+            appendProcedureCheck(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
+                                 reason: check.reason, observed: check.evidence, declared: declared,
+                                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
+                                     + "this is one client's view")
+        }
+    }
+
+    /// Adds one check of a game-day procedure: what it observed against what was declared.
+    private mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, reason: String?, observed: [String: Double],
+                                               declared: [String: Double], test: String) {
+        let evidence = Evidence.facts(requests: Int(observed["requests"] ?? 0), declared: declared, observed: observed, test: test)
+        append(kind: kind, name: name, passed: passed, reason: reason, evidence: evidence)
+    }
+
+    /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
+    mutating func add(_ outcome: RetryCheck.Outcome) {
+        let e = outcome.expectation
+        var declared: [String: Double] = [:]
+        if let attempts = e.attempts { declared["attempts"] = Double(attempts) }
+        if let perTry = e.perTryTimeout { declared["per_try_timeout_ms"] = perTry * 1000 }
+        if let timeout = e.timeout { declared["timeout_ms"] = timeout * 1000 }
+        for check in outcome.checks {
+            appendProcedureCheck(kind: check.kind, name: "\(check.kind) (\(e.source)): \(check.name)", passed: check.passed,
+                                 reason: check.reason, observed: check.evidence, declared: declared,
+                                 test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
+                                     + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
         }
     }
 
@@ -258,7 +290,7 @@ struct VerifyReport: Encodable {
                 if let reason = v.reason { out += "      \(reason)\n" }
                 continue
             }
-            if v.kind == "circuit_breaker" {
+            if ["circuit_breaker", "retries", "timeout"].contains(v.kind) {
                 let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
                 out += "\(status)  \(v.name): \(observed.joined(separator: ", "))\n"
                 if let reason = v.reason { out += "      \(reason)\n" }
