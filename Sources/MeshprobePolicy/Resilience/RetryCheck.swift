@@ -74,9 +74,11 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
-    /// The status the attempts check injects: 503 when it is retried (the usual case), else the lowest retried one.
+    /// The status the attempts check injects: 503 when it is retried (the usual case), else the lowest retried 5xx,
+    /// else the lowest retried status.
     public var retryableStatus: Int? {
-        statuses.contains(503) ? 503 : statuses.filter { $0 >= 200 }.min()
+        if statuses.contains(503) { return 503 }
+        return statuses.filter { (500...599).contains($0) }.min() ?? statuses.filter { $0 >= 200 }.min()
     }
 
     /// A client-error status that is not retried, for the check that nothing else is.
