@@ -15,7 +15,8 @@ struct VerifyCommand: AsyncParsableCommand {
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
             the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
             With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
-            from them and the policy gives the target, identity, load and statistics.
+            from them and the policy gives the target, identity, load and statistics. Circuit breakers and retries and \
+            timeouts (expect.circuitBreaker, expect.retries, or from the manifests) run as procedures after the splits.
             Example: meshprobe verify policies/reviews-canary.yaml --json verdict.json
             """
     )
