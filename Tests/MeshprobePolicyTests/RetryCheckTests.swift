@@ -144,6 +144,8 @@ import Testing
         #expect(!early.passed && early.reason?.contains("earlier than") == true)
         let answered = check(result(20, status: 200, tries: 1, latency: 0.4))
         #expect(!answered.passed && answered.reason?.contains("answered by the application") == true)
+        let refused = check(result(20, status: 400, tries: 1, latency: 0.001, failure: FailureClass(origin: .application, reason: "400")))
+        #expect(!refused.passed && refused.reason?.contains("--max-delay") == true, "\(refused.reason ?? "")")
     }
 
     @Test func theRouteTimeoutHasNoBackOffAllowance() throws {

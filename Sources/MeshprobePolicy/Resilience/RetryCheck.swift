@@ -384,7 +384,10 @@ public enum RetryCheck {
             : "\(e.triesOnTimeout) tr\(e.triesOnTimeout == 1 ? "y" : "ies") of the per-try timeout (\(milliseconds(e.perTryTimeout ?? 0)))"
         var reasons: [String] = []
         if total == 0 { reasons.append("no request was sent") }
-        if application > 0 {
+        let refused = result.failedResponses.filter { $0.key.origin == .application && $0.key.reason == "400" }.values.reduce(0) { $0 + $1.count }
+        if refused > 0 {
+            reasons.append("the echo refused the injected delay of \(milliseconds(delay)) on \(refused) requests (400): it is longer than the echo's --max-delay (10 s by default)")
+        } else if application > 0 {
             reasons.append("\(application) of \(total) requests were answered by the application (the echo held each try \(milliseconds(delay))): nothing timed out at \(milliseconds(expected.by == .route ? e.timeout ?? 0 : e.perTryTimeout ?? 0)), the proxy's timeout is looser or missing")
         }
         if noResponse > 0 {
