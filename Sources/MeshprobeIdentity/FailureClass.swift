@@ -116,7 +116,8 @@ public struct ProxySignature: Sendable, Equatable {
 /// - Linkerd's proxy marks its own error replies with an `l5d-proxy-error` header whose text says why: fail-fast
 ///   (no endpoints available: 503 or 504), load shedding (503), timeouts, connection errors (502).
 /// - HAProxy's own 503 page says `No server is available to handle this request.` (every server down, or the
-///   queue timed out when `maxconn` is reached).
+///   queue timed out when `maxconn` is reached); its 504 page, `The server didn't respond in time.` (`timeout
+///   server` expired; seen in this project's lab).
 public struct SignatureTable: Sendable, Equatable {
     public var signatures: [ProxySignature]
 
@@ -147,6 +148,7 @@ public struct SignatureTable: Sendable, Equatable {
             ProxySignature(proxy: "linkerd", reason: R.unrecognised, header: "l5d-proxy-error"),
             // HAProxy.
             ProxySignature(proxy: "haproxy", reason: R.noServerAvailable, status: 503, bodyContains: "No server is available to handle this request"),
+            ProxySignature(proxy: "haproxy", reason: R.upstreamTimeout, status: 504, bodyContains: "The server didn't respond in time"),
         ]
     }()
 

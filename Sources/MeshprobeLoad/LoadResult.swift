@@ -219,6 +219,10 @@ public struct LoadResult: Sendable {
     /// The most requests the upstream reported in flight (the echo's `x-meshprobe-inflight` stamp, counting the
     /// request itself); 0 when no response carried the stamp.
     public var upstreamPeakInFlight = 0
+    /// Final responses by the echo's attempt stamp (`x-meshprobe-attempt`: requests with this `x-request-id` the
+    /// answering echo had seen, this one included): how many tries a proxy made before the client got its answer.
+    /// Empty when no response carried the stamp (no `x-request-id` sent, or the proxy answered itself).
+    public var attemptsSeen: [Int: Int] = [:]
     /// Failed responses (not 2xx/3xx) by who produced them and why: application, or a proxy's signature.
     public var failedResponses: [FailureClass: FailureStats] = [:]
     /// Every failure by class: failed responses and, as client classes, requests without a response.
@@ -292,6 +296,7 @@ public struct LoadResult: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
         upstreamPeakInFlight = max(upstreamPeakInFlight, other.upstreamPeakInFlight)
+        attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)
         serviceLatency.add(other.serviceLatency)

@@ -127,6 +127,8 @@ public struct Policy {
     /// How to exercise outlier detection declared in manifests: the workloads to make fail and the pace
     /// (`expect.outlierDetection` without thresholds).
     public var outlierProbe: (faultTargets: [String], rate: Double)?
+    /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
+    public var retries: [RetryExpectation] = []
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -269,7 +271,7 @@ public struct Policy {
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
                                              "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
-                                             "outlierDetection"])
+                                             "outlierDetection", "retries"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -318,8 +320,8 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker or outlierDetection")
+            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil {
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker, outlierDetection or retries")
             }
         }
         var allDestinations = Set<String>()
@@ -392,6 +394,9 @@ public struct Policy {
                 throw od.error("give consecutive5xxErrors or consecutiveGatewayErrors (or a DestinationRule with outlierDetection as a manifest)")
             }
             policy.outlierProbe = (targets, rate)
+        }
+        if let r = f["retries"] {
+            policy.retries.append(try RetryExpectation(policy: r))
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -15,7 +15,8 @@ struct VerifyCommand: AsyncParsableCommand {
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
             the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
             With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
-            from them and the policy gives the target, identity, load and statistics.
+            from them and the policy gives the target, identity, load and statistics. Circuit breakers and retries and \
+            timeouts (expect.circuitBreaker, expect.retries, or from the manifests) run as procedures after the splits.
             Example: meshprobe verify policies/reviews-canary.yaml --json verdict.json
             """
     )
@@ -52,8 +53,10 @@ struct VerifyCommand: AsyncParsableCommand {
                     declared.rate = probe.rate
                     policy.outlierDetections.append(declared)
                 }
-                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty else {
-                    throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool or outlier detection")
+                policy.retries += imported.retries
+                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty
+                        || !imported.retries.isEmpty else {
+                    throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool, outlier detection or retries")
                 }
                 policy.routes = imported.routes.map { route in
                     var r = route
@@ -106,6 +109,17 @@ struct VerifyCommand: AsyncParsableCommand {
                                         reason: "could not make a workload fail: \(error)")
                 }
             }
+        }
+        for retry in policy.retries {
+            if !quiet {
+                let declared = [retry.attempts.map { "\($0) retries on \(retry.retryOn)" },
+                                retry.perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
+                                retry.timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }
+                printError("meshprobe verify: retries and timeouts: \(declared.joined(separator: ", ")) (\(retry.source))")
+            }
+            let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
+            report.add(outcome)
         }
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
@@ -184,7 +198,7 @@ struct VerifyReport: Encodable {
     }
 
     struct Verdict: Encodable {
-        /// split, mtls, clusters or slo.
+        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
         var kind = "split"
         var name: String
         var passed: Bool
@@ -252,12 +266,32 @@ struct VerifyReport: Encodable {
         if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
         if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
         for check in outcome.checks {
-            let evidence = Evidence.facts(
-                requests: Int(check.evidence["requests"] ?? 0), declared: declared, observed: check.evidence,
-                test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
-                    + "this is one client's view")
-            append(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
-                   reason: check.reason, evidence: evidence)
+            appendProcedureCheck(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
+                                 reason: check.reason, observed: check.evidence, declared: declared,
+                                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
+                                     + "this is one client's view")
+        }
+    }
+
+    /// Adds one check of a game-day procedure: what it observed against what was declared.
+    private mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, reason: String?, observed: [String: Double],
+                                               declared: [String: Double], test: String) {
+        let evidence = Evidence.facts(requests: Int(observed["requests"] ?? 0), declared: declared, observed: observed, test: test)
+        append(kind: kind, name: name, passed: passed, reason: reason, evidence: evidence)
+    }
+
+    /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
+    mutating func add(_ outcome: RetryCheck.Outcome) {
+        let e = outcome.expectation
+        var declared: [String: Double] = [:]
+        if let attempts = e.attempts { declared["attempts"] = Double(attempts) }
+        if let perTry = e.perTryTimeout { declared["per_try_timeout_ms"] = perTry * 1000 }
+        if let timeout = e.timeout { declared["timeout_ms"] = timeout * 1000 }
+        for check in outcome.checks {
+            appendProcedureCheck(kind: check.kind, name: "\(check.kind) (\(e.source)): \(check.name)", passed: check.passed,
+                                 reason: check.reason, observed: check.evidence, declared: declared,
+                                 test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
+                                     + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
         }
     }
 
@@ -335,7 +369,7 @@ struct VerifyReport: Encodable {
                 if let reason = v.reason { out += "      \(reason)\n" }
                 continue
             }
-            if v.kind == "circuit_breaker" || v.kind == "outlier_detection" {
+            if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
                 let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
                 out += "\(status)  \(v.name): \(observed.joined(separator: ", "))\n"
                 if let reason = v.reason { out += "      \(reason)\n" }

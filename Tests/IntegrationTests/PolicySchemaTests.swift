@@ -121,6 +121,17 @@ import Testing
         }
     }
 
+    @Test func retriesAreCheckedByTheSchemaToo() throws {
+        let valid = try validate(policy("expect: {retries: {attempts: 2, perTryTimeout: 200ms, retryOn: [5xx, 503], timeout: 1s, requests: 30}}\n"))
+        #expect(valid.status == 0, "\(valid.stdout)\(valid.stderr)")
+        for (name, retries) in [("11 attempts", "{attempts: 11}"), ("a per-try timeout without attempts", "{timeout: 2s, perTryTimeout: 1s}"),
+                                ("neither attempts nor timeout", "{requests: 10}"), ("an unknown key", "{attempts: 1, tries: 2}"),
+                                ("an empty retryOn", "{attempts: 1, retryOn: \"\"}")] {
+            let out = try validate(policy("expect: {retries: \(retries)}\n"))
+            #expect(out.status != 0 && out.stdout.contains("invalid:"), "\(name) was not rejected: \(out.stdout)\(out.stderr)")
+        }
+    }
+
     @Test func thePublishedSchemaIsWhatTheGeneratorWrites() throws {
         let python = try #require(which("python3"))
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-policy-schema-\(UUID().uuidString).json")

@@ -217,3 +217,23 @@ func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRou
     let process = try BackgroundProcess(haproxy, ["-f", config.path, "-db"], waitForPort: port)
     return (process, port, dir)
 }
+
+/// Runs `meshprobe verify` with a policy whose `expect` is `expect` (YAML lines, indented under it) against HAProxy
+/// configured by `proxy` in front of one echo workload; returns the output and the JSON verdicts.
+func verifyThroughHAProxy(expect: String, proxy: (inout HAProxyConfig) -> Void) async throws -> (ProcessOutput, [[String: Any]]) {
+    let echo = try await startEcho(version: "v1", tls: nil)
+    defer { Task { await echo.close() } }
+    let (haproxy, port, dir) = try startHAProxy([("v1", echo.port, 100)], configure: proxy)
+    defer { haproxy.stop(); try? FileManager.default.removeItem(at: dir) }
+    let policy = dir.appendingPathComponent("policy.yaml")
+    try """
+        policy: meshprobe.policy/v1
+        target: http://127.0.0.1:\(port)/reviews
+        expect:
+        \(expect)
+        """.write(to: policy, atomically: true, encoding: .utf8)
+    let json = dir.appendingPathComponent("verdict.json")
+    let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 120)
+    let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+    return (out, object?["verdicts"] as? [[String: Any]] ?? [])
+}

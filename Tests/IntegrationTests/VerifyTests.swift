@@ -104,15 +104,15 @@ import Testing
 
     /// Verifies the routes of `manifest` (a fixture) through HAProxy configured as they declare: jason to v2, the rest
     /// 90/10; returns the verdicts.
-    func verifyManifest(_ fixture: String, expect: String) async throws -> [[String: Any]] {
+    func verifyManifest(_ fixture: String, expect: String, proxy: (inout HAProxyConfig) -> Void = { _ in }) async throws -> [[String: Any]] {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
         let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/\(fixture)").path
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                  headerRoute: ("end-user", .exact("jason"), v2.port))
-        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let (haproxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                    headerRoute: ("end-user", .exact("jason"), v2.port), configure: proxy)
+        defer { haproxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
             policy: meshprobe.policy/v1
@@ -131,8 +131,14 @@ import Testing
     }
 
     @Test func routesImportedFromAnIstioVirtualServiceAreVerified() async throws {
-        let verdicts = try await verifyManifest("istio/reviews.yaml", expect: "  recognise: version")
-        #expect(verdicts.map { $0["name"] as? String } == ["jason", "canary"])
+        // The canary route declares 3 retries with a 2 s per-try timeout and Istio's default conditions (503 is
+        // retried, a try that timed out is not): HAProxy stands in with `retries 3`, `retry-on 503`, `timeout server 2s`.
+        var canary = RetryExpectation(attempts: 3, perTryTimeout: 2, source: "fixture")
+        canary.retryOn = .istioDefault
+        let verdicts = try await verifyManifest("istio/reviews.yaml", expect: "  recognise: version") { $0.standIn(for: canary) }
+        #expect(verdicts.filter { $0["kind"] as? String == "split" }.map { $0["name"] as? String } == ["jason", "canary"])
+        let retries = verdicts.filter { $0["kind"] as? String == "retries" }
+        #expect(retries.count == 3 && retries.allSatisfy { ($0["name"] as? String)?.contains("VirtualService reviews canary") == true }, "\(retries)")
     }
 
     @Test func routesImportedFromAGatewayAPIHTTPRouteAreVerified() async throws {
@@ -287,24 +293,10 @@ import Testing
 /// breaker): limits as declared pass; looser and tighter limits fail with the right evidence.
 @Suite(.timeLimit(.minutes(3))) struct CircuitBreakerTests {
     func verifyBreaker(proxyMaxConn: Int, declared: Int) async throws -> (ProcessOutput, [[String: Any]]) {
-        let echo = try await startEcho(version: "v1", tls: nil)
-        defer { Task { await echo.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", echo.port, 100)]) {
+        try await verifyThroughHAProxy(expect: "  circuitBreaker: {maxRequests: \(declared), maxPending: 1, hold: 100ms, requests: 150}") {
             $0.serverMaxConn = proxyMaxConn
             $0.queueTimeout = 0.02
         }
-        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let policy = dir.appendingPathComponent("policy.yaml")
-        try """
-            policy: meshprobe.policy/v1
-            target: http://127.0.0.1:\(port)/reviews
-            expect:
-              circuitBreaker: {maxRequests: \(declared), maxPending: 1, hold: 100ms, requests: 150}
-            """.write(to: policy, atomically: true, encoding: .utf8)
-        let json = dir.appendingPathComponent("verdict.json")
-        let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 120)
-        let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-        return (out, object?["verdicts"] as? [[String: Any]] ?? [])
     }
 
     @Test func limitsAsDeclaredPass() async throws {

@@ -19,9 +19,9 @@ import Testing
         #expect(imported.routes[0].weights == ["v2": 100])
         #expect(imported.routes[1].weights == ["v1": 90, "v2": 10])
         #expect(imported.routes[1].matchHeaders.isEmpty)
-        // Nothing dropped silently: the Service is ignored with a note, the retries are reported as not checked.
+        // Nothing dropped silently: the Service is ignored with a note; the canary's retries become a retry check.
         #expect(imported.notes.contains { $0.contains("ignored Service reviews") })
-        #expect(imported.notes.contains { $0.contains("canary: retries is not checked") })
+        #expect(imported.retries.map(\.attempts) == [3] && imported.retries.first?.perTryTimeout == 2)
     }
 
     @Test func connectionPoolLimitsBecomeCircuitBreakerChecks() throws {

@@ -163,14 +163,8 @@ import Testing
          "expect.outlierDetection.baseEjectionTime", "beside it"),
     ])
     func badPoliciesNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
-        let path = try writeTemporaryYAML("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
-        defer { removeTemporary(path) }
-        #expect {
-            try Policy.load(path: path, environment: [:])
-        } throws: { error in
-            guard let e = error as? MeshprobeYAMLError else { return false }
-            return e.line == line && e.field == field && e.message.contains(words)
-        }
+        let e = try inputError(policy: "policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nload: {requests: 10}\n" + body)
+        #expect(e?.line == line && e?.field == field && e?.message.contains(words) == true, "\(String(describing: e))")
     }
 
     @Test func readsOutlierDetectionWithTheSmallerOfTwoErrorCounts() throws {

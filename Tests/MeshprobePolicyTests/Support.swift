@@ -1,4 +1,6 @@
 import Foundation
+import MeshprobePolicy
+import MeshprobeYAML
 
 /// Writes YAML to a fresh temporary file and returns its path (remove it with `removeTemporary`).
 func writeTemporaryYAML(_ text: String) throws -> String {
@@ -9,4 +11,24 @@ func writeTemporaryYAML(_ text: String) throws -> String {
 
 func removeTemporary(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
+}
+
+/// Imports `yaml` (mesh manifests) from a temporary file.
+func importManifests(_ yaml: String) throws -> ImportedRoutes {
+    let path = try writeTemporaryYAML(yaml)
+    defer { removeTemporary(path) }
+    return try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+}
+
+/// The located error that reading `yaml` gives: as a policy file, or as manifests; nil when it reads.
+func inputError(policy yaml: String) throws -> YAMLInputError? {
+    let path = try writeTemporaryYAML(yaml)
+    defer { removeTemporary(path) }
+    do { _ = try Policy.load(path: path, environment: [:]) } catch { return error }
+    return nil
+}
+
+func inputError(manifests yaml: String) throws -> YAMLInputError? {
+    do { _ = try importManifests(yaml) } catch let error as YAMLInputError { return error }
+    return nil
 }

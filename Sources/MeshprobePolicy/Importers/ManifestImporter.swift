@@ -12,6 +12,9 @@ public struct ImportedRoutes: Sendable {
     /// Outlier detection (DestinationRule `trafficPolicy.outlierDetection`, Linkerd consecutive failure accrual) to
     /// verify; the workloads to make fail come from the policy.
     public var outlierDetections: [OutlierExpectation] = []
+    /// Retry and timeout policies to verify: VirtualService http routes' `retries` and `timeout`, Linkerd's
+    /// annotations on Services.
+    public var retries: [RetryExpectation] = []
     /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
     public var notes: [String] = []
 }
@@ -85,6 +88,13 @@ public enum ManifestImporter {
                     if !linkerd.isEmpty {
                         out.linkerdResilience.append((resource: "\(kind) \(name)", annotations: linkerd))
                         out.notes.append("\(file): \(kind) \(name): Linkerd \(linkerd.joined(separator: ", ")) recorded for the resilience checks (not the split test)")
+                        if kind == "Service", let annotations = document["metadata"]?["annotations"] {
+                            let (expectation, notes) = try LinkerdRetryAnnotations.expectation(annotations, resource: "Service \(name)")
+                            if let expectation { out.retries.append(expectation) }
+                            out.notes += notes
+                        } else {
+                            out.notes.append("\(file): \(kind) \(name): Linkerd reads retry and timeout annotations on Services and routes only: not checked")
+                        }
                     } else {
                         out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
                     }
@@ -100,9 +110,11 @@ public enum ManifestImporter {
             let httpRoutes = try spec["http"]?.list() ?? []
             for (index, route) in httpRoutes.enumerated() {
                 let routeName = try route["name"]?.string() ?? "\(vsName) http[\(index)]"
-                for feature in ["retries", "timeout", "fault", "mirror", "rewrite", "redirect", "corsPolicy", "headers"] where route[feature] != nil {
-                    out.notes.append("\(route.file):\(route.line): \(routeName): \(feature) is not checked by the split test (retries and timeouts: resilience checks, issue 5)")
+                for feature in ["fault", "mirror", "rewrite", "redirect", "corsPolicy", "headers"] where route[feature] != nil {
+                    out.notes.append("\(route.file):\(route.line): \(routeName): \(feature) is not checked by the split test")
                 }
+                var retries = try istioRetries(route, name: "VirtualService \(vsName) \(routeName)")
+                out.notes += retries.notes
                 var expectation = SplitExpectation(name: routeName, weights: [:], recognizer: recognizer, mapping: [:], statistics: statistics)
                 let matches = try route["match"]?.list() ?? []
                 if let first = matches.first {
@@ -127,6 +139,9 @@ public enum ManifestImporter {
                     }
                     if let unexercisable {
                         out.notes.append(MatchCondition.regexNote(at: first, route: routeName, what: unexercisable))
+                        if retries.expectation != nil {
+                            out.notes.append("\(route.file):\(route.line): \(routeName): retries and timeout not checked either (no request can be made to match)")
+                        }
                         continue
                     }
                     for other in ["queryParams", "sourceLabels", "port", "gateways", "authority", "scheme"] where first[other] != nil {
@@ -161,6 +176,11 @@ public enum ManifestImporter {
                     throw route.error("the route weights sum to \(YAMLValue.format(sum)), not 100 (Istio requires 100)")
                 }
                 out.routes.append(expectation)
+                if var retry = retries.expectation {
+                    retry.conditions = expectation.conditions
+                    out.retries.append(retry)
+                    retries.expectation = nil
+                }
                 if matches.isEmpty { break }  // A route without match catches everything: later ones are unreachable.
             }
         }
@@ -260,6 +280,28 @@ public enum ManifestImporter {
         e.interval = 0
         e.maxEjectionPercent = 100
         return e
+    }
+
+    /// An http route's `retries` and `timeout` as a policy to verify, and notes on what is not checked. Istio's
+    /// semantics: `attempts` is the number of retries (0, or a `retries` without it, disables them); a `retries`
+    /// without `retryOn` takes Istio's default conditions (503 and connection failures); `timeout: 0s` means none.
+    static func istioRetries(_ route: YAMLValue, name: String) throws(YAMLInputError) -> (expectation: RetryExpectation?, notes: [String]) {
+        var notes: [String] = []
+        var e = RetryExpectation(attempts: nil, source: "\(route.file):\(route.line) \(name)")
+        if let timeout = route["timeout"] {
+            let t = try timeout.duration(allowZero: true)
+            if t > 0 { e.timeout = try RetryExpectation.checkable(t, at: timeout) }
+        }
+        if let retries = route["retries"] {
+            e.attempts = try retries["attempts"].map { v throws(YAMLInputError) in try RetryExpectation.checkable(attempts: v) } ?? 0
+            if let perTry = retries["perTryTimeout"] { e.perTryTimeout = try RetryExpectation.checkable(try perTry.duration(), at: perTry) }
+            if let on = retries["retryOn"] { e.retryOn = try RetryExpectation.conditions(on) }
+            for (key, _, _) in try retries.stringMapKeys() where !["attempts", "perTryTimeout", "retryOn"].contains(key) {
+                notes.append("\(retries.file):\(retries.line): \(name): retries.\(key) is not checked")
+            }
+        }
+        guard e.attempts != nil || e.timeout != nil else { return (nil, notes) }
+        return (e, notes)
     }
 
     /// An Istio StringMatch (`exact`, `prefix`, `regex`) as a condition; nil for a regex no example value is known for.

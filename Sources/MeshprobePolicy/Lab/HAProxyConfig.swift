@@ -25,8 +25,17 @@ public struct HAProxyConfig: Sendable {
     /// to the backend queue).
     public var serverMaxConn: Int?
     public var queueTimeout: Double?
-    /// Connection retries to a server before HAProxy answers 503 itself (its default is 3, a second apart).
+    /// Retries to a server before HAProxy gives up (its default is 3): connection retries, and with `retryOn` L7
+    /// retries too (a request is then tried at most `retries + 1` times, as Envoy's `num_retries`).
     public var retries: Int?
+    /// HAProxy's `retry-on` keywords (`503`, `504`, `response-timeout`, ...): L7 retries. HAProxy keeps a copy of
+    /// every request to replay it (requests larger than a buffer are never retried).
+    public var retryOn: [String] = []
+    /// `timeout server`: how long HAProxy waits for a server's response (default 10 s) before answering 504 itself.
+    /// With `response-timeout` in `retryOn` each try has this long (a per-try timeout); otherwise it is the whole
+    /// request's timeout. HAProxy has no timeout across tries, so a route timeout shorter than the per-try timeouts
+    /// added up cannot be stood in for.
+    public var serverTimeout: Double?
     /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
     public var adminSocket: String?
     /// Outlier ejection for the lab (see `Ejection`).
@@ -62,6 +71,18 @@ public struct HAProxyConfig: Sendable {
         self.adminSocket = adminSocket
     }
 
+    /// Stands in for a declared retry policy: `retries` = attempts, `retry-on` = the retried statuses HAProxy
+    /// knows (401, 403, 404, 408, 425, 500-504) plus `response-timeout` when timeouts are retried with a per-try
+    /// timeout, `timeout server` = the per-try timeout, else the route timeout.
+    public mutating func standIn(for e: RetryExpectation) {
+        let known: Set<Int> = [401, 403, 404, 408, 425, 500, 501, 502, 503, 504]
+        retries = e.attempts ?? 0
+        retryOn = e.retryOn.statuses.intersection(known).sorted().map(String.init)
+        if e.perTryTimeout != nil && e.retryOn.retriesTimeouts { retryOn.append("response-timeout") }
+        if retryOn.isEmpty { retryOn = ["none"] }
+        serverTimeout = e.perTryTimeout ?? e.timeout
+    }
+
     /// The configuration file's text (with the final newline HAProxy requires).
     public var text: String {
         var lines = [
@@ -69,9 +90,11 @@ public struct HAProxyConfig: Sendable {
         ]
         if let adminSocket { lines.append("    stats socket \(adminSocket) mode 600 level admin") }
         lines += [
-            "defaults", "    mode http", "    timeout connect 2s", "    timeout client 10s", "    timeout server 10s",
+            "defaults", "    mode http", "    timeout connect 2s", "    timeout client 10s",
+            "    timeout server \(max(1, Int(((serverTimeout ?? 10) * 1000).rounded())))ms",
         ]
         if let retries { lines.append("    retries \(retries)") }
+        if !retryOn.isEmpty { lines.append("    retry-on \(retryOn.joined(separator: " "))") }
         lines += [
             "frontend fe", "    bind 127.0.0.1:\(frontendPort) proto h2",
         ]

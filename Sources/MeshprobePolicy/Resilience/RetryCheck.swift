@@ -1,0 +1,411 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeVerify
+import MeshprobeYAML
+import NIOCore
+
+/// What a declared `retryOn` retries: which statuses, and whether a try that times out is tried again.
+///
+/// The vocabulary is Envoy's (Istio's `retryOn` is a comma-separated list of Envoy retry policies and status codes)
+/// plus Linkerd's ranges (`500-504`): `5xx` (every 5xx, and a try that timed out or was reset), `gateway-error`
+/// (502, 503, 504, and timeouts), `reset` (timeouts and resets, no status), `retriable-4xx` (409), a status code
+/// (`503`), a range (`500-504`), and conditions that no injected status or delay can trigger (`connect-failure`,
+/// `refused-stream`, `retriable-status-codes`, `retriable-headers`, `envoy-ratelimited`, gRPC's `cancelled`,
+/// `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ...), accepted and not exercised.
+public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
+    /// The conditions as declared, in order.
+    public var declared: [String]
+    /// HTTP statuses a proxy retries.
+    public var statuses: Set<Int>
+    /// A try that ends on the per-try timeout is retried (Envoy: `5xx`, `gateway-error`, `reset`; Linkerd: always,
+    /// its `retry.linkerd.io/timeout` is a retry timeout).
+    public var retriesTimeouts: Bool
+
+    public init(declared: [String], statuses: Set<Int>, retriesTimeouts: Bool) {
+        self.declared = declared
+        self.statuses = statuses
+        self.retriesTimeouts = retriesTimeouts
+    }
+
+    /// Istio's retry policy when a route's `retries` gives no `retryOn`:
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with 503 as the retriable status.
+    public static let istioDefault = RetryConditions(
+        declared: ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes", "503"],
+        statuses: [503], retriesTimeouts: false)
+
+    /// Conditions that neither a status nor a delay from the echo can trigger; accepted, not exercised.
+    static let notExercised: Set<String> = [
+        "connect-failure", "refused-stream", "retriable-status-codes", "retriable-headers", "envoy-ratelimited",
+        "http3-post-connect-failure", "reset-before-request", "cancelled", "deadline-exceeded", "internal",
+        "resource-exhausted", "unavailable",
+    ]
+
+    /// Parses one condition list (`5xx,reset,503` split at the commas, or the items of a YAML list).
+    public static func parse(_ items: [String]) throws(RetryConditionError) -> RetryConditions {
+        var out = RetryConditions(declared: [], statuses: [], retriesTimeouts: false)
+        for raw in items {
+            let item = raw.trimmingCharacters(in: .whitespaces)
+            guard !item.isEmpty else { continue }
+            out.declared.append(item)
+            switch item {
+            case "5xx":
+                out.statuses.formUnion(500...599)
+                out.retriesTimeouts = true
+            case "gateway-error":
+                out.statuses.formUnion([502, 503, 504])
+                out.retriesTimeouts = true
+            case "reset":
+                out.retriesTimeouts = true
+            case "retriable-4xx":
+                out.statuses.insert(409)
+            case _ where notExercised.contains(item):
+                break
+            default:
+                let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+                guard bounds.count <= 2, bounds.allSatisfy({ $0 != nil }), let low = bounds.first!, let high = bounds.last!,
+                      (100...599).contains(low), (100...599).contains(high), low <= high else {
+                    throw RetryConditionError(condition: item)
+                }
+                out.statuses.formUnion(low...high)
+            }
+        }
+        if out.declared.isEmpty { throw RetryConditionError(condition: "") }
+        return out
+    }
+
+    /// The status the attempts check injects: 503 when it is retried (the usual case), else the lowest retried 5xx,
+    /// else the lowest retried status.
+    public var retryableStatus: Int? {
+        if statuses.contains(503) { return 503 }
+        return statuses.filter { (500...599).contains($0) }.min() ?? statuses.filter { $0 >= 200 }.min()
+    }
+
+    /// A client-error status that is not retried, for the check that nothing else is.
+    public var nonRetryableStatus: Int? {
+        [404, 400, 403, 422, 418].first { !statuses.contains($0) }
+    }
+
+    public var description: String { declared.joined(separator: ",") }
+}
+
+public struct RetryConditionError: Error, Sendable, CustomStringConvertible {
+    public var condition: String
+    public var description: String {
+        condition.isEmpty
+            ? "retryOn names no condition"
+            : "unknown retry condition '\(condition)'; expected 5xx, gateway-error, reset, retriable-4xx, connect-failure, "
+              + "refused-stream, retriable-status-codes, a status code (503) or a range (500-504)"
+    }
+}
+
+/// A declared retry and timeout policy for one route (Istio VirtualService `retries` and `timeout`, Linkerd's
+/// `retry.linkerd.io/*` and `timeout.linkerd.io/request`, or a policy's `retries`).
+public struct RetryExpectation: Sendable, Equatable {
+    /// Retries after the first try (Istio `retries.attempts`, Envoy `num_retries`, Linkerd
+    /// `retry.linkerd.io/limit`): a request is tried at most `attempts + 1` times. Nil: retries not declared, only
+    /// the timeout is checked.
+    public var attempts: Int?
+    /// Each try's timeout (Istio `perTryTimeout`, Linkerd `retry.linkerd.io/timeout`).
+    public var perTryTimeout: Double?
+    /// What is retried.
+    public var retryOn: RetryConditions = .istioDefault
+    /// The whole request's timeout, retries included (Istio route `timeout`, Linkerd `timeout.linkerd.io/request`).
+    public var timeout: Double?
+    /// Requests in each phase of the check.
+    public var requests: Int = 20
+    /// What makes a request take the route (an imported route's first match); empty: the policy's requests.
+    public var conditions: [MatchCondition] = []
+    /// Where the policy came from (file and line, or the manifest and route), for the verdict.
+    public var source: String
+
+    public init(attempts: Int?, perTryTimeout: Double? = nil, timeout: Double? = nil, source: String) {
+        self.attempts = attempts
+        self.perTryTimeout = perTryTimeout
+        self.timeout = timeout
+        self.source = source
+    }
+
+    /// Tries a request whose every try outlasts the per-try timeout gets: all of them when timeouts are retried.
+    public var triesOnTimeout: Int {
+        guard let attempts, perTryTimeout != nil, retryOn.retriesTimeouts else { return 1 }
+        return attempts + 1
+    }
+
+    /// When a request whose every try is slow should end, and which timeout ends it: the per-try timeouts added
+    /// up, unless the route timeout comes first. Nil when neither is declared.
+    public var expectedEnd: (seconds: Double, by: TimeoutKind)? {
+        switch (perTryTimeout, timeout) {
+        case let (perTry?, route?):
+            let tries = Double(triesOnTimeout) * perTry
+            return tries <= route ? (tries, .perTry) : (route, .route)
+        case let (perTry?, nil): return (Double(triesOnTimeout) * perTry, .perTry)
+        case let (nil, route?): return (route, .route)
+        case (nil, nil): return nil
+        }
+    }
+
+    public enum TimeoutKind: Sendable { case perTry, route }
+
+    /// The delay the echo adds to every try in the timing check: clearly longer than the timeout that should cut it
+    /// (half as long again, at least 200 ms and at most 1 s more).
+    public var injectedDelay: Double? {
+        guard let cut = perTryTimeout ?? timeout else { return nil }
+        return cut + min(1, max(0.2, cut / 2))
+    }
+}
+
+extension RetryExpectation {
+    /// A policy's `retries: {attempts: 2, perTryTimeout: 200ms, retryOn: "5xx,reset", timeout: 1s, requests: 20}`.
+    init(policy value: YAMLValue) throws(YAMLInputError) {
+        let m = try value.mapping(allowed: ["attempts", "perTryTimeout", "retryOn", "timeout", "requests"])
+        self.init(attempts: nil, source: "\(value.file):\(value.line)")
+        if let a = m["attempts"] { attempts = try Self.checkable(attempts: a) }
+        if let v = m["perTryTimeout"] { perTryTimeout = try Self.checkable(try v.duration(), at: v) }
+        if let v = m["timeout"] { timeout = try Self.checkable(try v.duration(), at: v) }
+        if let on = m["retryOn"] { retryOn = try Self.conditions(on) }
+        if attempts == nil && (perTryTimeout != nil || m["retryOn"] != nil) {
+            throw value.error("retries needs attempts (retries after the first try) with perTryTimeout or retryOn")
+        }
+        if attempts == nil && timeout == nil { throw value.error("give attempts (retries after the first try), timeout, or both") }
+        if let r = m["requests"] {
+            let n = try r.int(minimum: 1)
+            guard n <= 1000 else { throw r.error("at most 1000 requests per phase") }
+            requests = n
+        }
+    }
+
+    /// A number of retries the check can drive: 0 to 10.
+    static func checkable(attempts value: YAMLValue) throws(YAMLInputError) -> Int {
+        let n = try value.int(minimum: 0)
+        guard n <= 10 else { throw value.error("at most 10 retries (each request of the check is tried attempts + 1 times)") }
+        return n
+    }
+
+    /// A timeout the check can wait for: at most 60 s.
+    static func checkable(_ seconds: Double, at value: YAMLValue) throws(YAMLInputError) -> Double {
+        guard seconds <= 60 else { throw value.error("at most 60s: the check holds every request longer than this") }
+        return seconds
+    }
+
+    /// `retryOn` as Istio writes it (`"5xx,reset,503"`) or as a YAML list.
+    static func conditions(_ value: YAMLValue) throws(YAMLInputError) -> RetryConditions {
+        let items: [String]
+        if case .scalar = value.node {
+            items = try value.string().split(separator: ",").map(String.init)
+        } else {
+            items = try value.list().map { v throws(YAMLInputError) in try v.string() }
+        }
+        do { return try RetryConditions.parse(items) } catch { throw value.error(error.description) }
+    }
+}
+
+/// Tolerances of the timing check, stated once (README: retries and timeouts).
+public enum RetryTolerance {
+    /// A request may end this much earlier or later than expected: max(50 ms, 10%).
+    public static func timing(expected: Double) -> Double { max(0.05, expected * 0.1) }
+
+    /// Extra time a proxy may spend between tries: Envoy's default back-off is fully jittered exponential from
+    /// 25 ms, so retry N waits up to (2^N - 1) x 25 ms, at most 250 ms.
+    public static func backoff(retries: Int) -> Double {
+        guard retries > 0 else { return 0 }
+        return (1...retries).reduce(0.0) { $0 + min(0.25, 0.025 * (pow(2, Double($1)) - 1)) }
+    }
+}
+
+/// Verifies a route's retries and timeouts with faults the echo injects per request (its query string: no control
+/// API and no allow list needed), one upstream endpoint behind the proxy:
+///
+/// 1. attempts: every request gets a fresh `x-request-id` and a retryable status on every try; the echo counts the
+///    tries per id and stamps the count on its answer (`x-meshprobe-attempt`), so the final response must say
+///    `attempts + 1`: fewer is retries looser or missing, more is retries beyond the declared number;
+/// 2. a status that is not retried (404 when retryOn does not name it) must come back after one try;
+/// 3. timing: every try is delayed beyond the per-try timeout (or the route timeout); the request must end at about
+///    the per-try timeout times the tries (or the route timeout, if that comes first), with a proxy's reply, never
+///    the application's.
+///
+/// With several upstream endpoints each counts its own tries (Envoy retries another host when it can), so the
+/// attempts check is exact with one endpoint; the verdict says what it saw.
+public enum RetryCheck {
+    public struct Check: Sendable {
+        /// `retries` or `timeout`.
+        public var kind: String
+        public var name: String
+        public var passed: Bool
+        public var reason: String?
+        public var evidence: [String: Double]
+    }
+
+    public struct Outcome: Sendable {
+        public var expectation: RetryExpectation
+        public var checks: [Check]
+        /// What the procedure could not exercise, in plain words.
+        public var notes: [String]
+    }
+
+    /// The header the echo counts tries by.
+    static let requestIDHeader = "x-request-id"
+    /// Requests in flight at once in each phase.
+    static let concurrency = 10
+
+    public static func run(_ expectation: RetryExpectation, configuration base: LoadConfiguration,
+                           group: any EventLoopGroup) async throws -> Outcome {
+        var base = base
+        if !expectation.conditions.isEmpty {
+            // Requests that take the route: its headers, path and method.
+            var route = SplitExpectation(name: expectation.source, weights: [:], recognizer: .version, statistics: SplitTestConfiguration())
+            route.conditions = expectation.conditions
+            base = PolicyVerification.configuration(base, for: route)
+        }
+        base.warmup = 0
+        base.churn = .reuse
+        base.responseObserver = nil
+        base.guards = []
+        base.requests = expectation.requests
+        base.headers.removeAll { $0.name.lowercased() == requestIDHeader }
+        base.headers.append((requestIDHeader, "{{uuid}}"))
+        let inFlight = min(concurrency, expectation.requests)
+        base.connections = min(2, inFlight)
+        base.streamsPerConnection = (inFlight + base.connections - 1) / base.connections
+        base.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
+
+        func phase(_ query: String, seconds: Double) async throws -> LoadResult {
+            var c = base
+            // Fresh request ids every phase and every run: `{{uuid}}` follows the seed, and the echo remembers ids.
+            c.seed = UInt64.random(in: 1...UInt64.max)
+            for i in c.targets.indices {
+                c.targets[i].path += c.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
+            }
+            // Bounded in time too: every request's worst case, in rounds of `inFlight`, with room to spare.
+            let rounds = Double((expectation.requests + inFlight - 1) / inFlight)
+            c.requestTimeout = max(base.requestTimeout, seconds * 2 + 2)
+            c.duration = rounds * (seconds * 2 + 2) + 5
+            return try await LoadGenerator(configuration: c, group: group).run()
+        }
+
+        var checks: [Check] = []
+        var notes: [String] = []
+        if let attempts = expectation.attempts {
+            if let status = expectation.retryOn.retryableStatus {
+                let result = try await phase("status=\(status):100", seconds: 1)
+                checks.append(evaluateTries(result, status: status, expected: attempts + 1,
+                                            name: "a retried status (\(status)) is tried \(times(attempts + 1)) (\(attempts) retr\(attempts == 1 ? "y" : "ies"))"))
+            } else {
+                notes.append("retryOn \(expectation.retryOn) names no status: the number of attempts is not exercised")
+            }
+            if attempts > 0, let status = expectation.retryOn.nonRetryableStatus {
+                let result = try await phase("status=\(status):100", seconds: 1)
+                checks.append(evaluateTries(result, status: status, expected: 1, name: "a status not retried (\(status)) is tried once"))
+            }
+        }
+        if let end = expectation.expectedEnd, let delay = expectation.injectedDelay {
+            let delayMs = Int((delay * 1000).rounded())
+            let result = try await phase("delay=\(delayMs)ms", seconds: max(end.seconds, delay))
+            checks.append(evaluateTiming(result, expectation: expectation, expected: end, delay: delay))
+            if end.by == .perTry, let route = expectation.timeout {
+                notes.append(String(format: "the route timeout (%@) is not reached: %d tries of %@ end first",
+                                    milliseconds(route), expectation.triesOnTimeout, milliseconds(expectation.perTryTimeout ?? 0)))
+            }
+        }
+        return Outcome(expectation: expectation, checks: checks, notes: notes)
+    }
+
+    static func times(_ n: Int) -> String { n == 1 ? "once" : n == 2 ? "twice" : "\(n) times" }
+
+    static func milliseconds(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1000) }
+
+    /// The attempts check: every final response must carry the echo's attempt stamp `expected`, with the injected
+    /// status.
+    static func evaluateTries(_ result: LoadResult, status: Int, expected: Int, name: String) -> Check {
+        let total = result.totalRequests
+        let stamped = result.attemptsSeen.values.reduce(0, +)
+        var evidence: [String: Double] = ["requests": Double(total), "expected_tries": Double(expected),
+                                          "unstamped": Double(total - stamped), "injected_status": Double(status)]
+        for (tries, count) in result.attemptsSeen { evidence["tries_\(tries)"] = Double(count) }
+        let fewer = result.attemptsSeen.filter { $0.key < expected }.values.reduce(0, +)
+        let more = result.attemptsSeen.filter { $0.key > expected }.values.reduce(0, +)
+        let seen = result.attemptsSeen.sorted { $0.key < $1.key }.map { "\($0.value) after \($0.key)" }.joined(separator: ", ")
+        var reasons: [String] = []
+        if total == 0 {
+            reasons.append("no request was sent")
+        } else if stamped == 0 {
+            let classes = result.failureClasses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            reasons.append("no final response carried the echo's attempt stamp (x-meshprobe-attempt): the proxy answered itself or did not pass x-request-id on (\(classes.isEmpty ? "no failures" : classes))")
+        } else {
+            if fewer > 0 {
+                reasons.append("\(fewer) of \(total) requests were tried fewer than \(times(expected)) (final responses: \(seen) tries): the proxy retries less than declared, or not on \(status)")
+            }
+            if more > 0 {
+                reasons.append("\(more) of \(total) requests were tried more than \(times(expected)) (final responses: \(seen) tries): the proxy retries more than declared")
+            }
+            if stamped < total {
+                reasons.append("\(total - stamped) of \(total) final responses carried no attempt stamp (a proxy reply or a lost request)")
+            }
+        }
+        let wrongStatus = total - (result.statuses[status] ?? 0)
+        if stamped > 0 && wrongStatus > 0 {
+            reasons.append("\(wrongStatus) of \(total) final responses were not the injected \(status)")
+        }
+        return Check(kind: "retries", name: name, passed: reasons.isEmpty, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
+                     evidence: evidence)
+    }
+
+    /// The timing check: the median request ends within the tolerance of the expected end, and every request ends
+    /// with a proxy's reply (none from the application, none without a response).
+    static func evaluateTiming(_ result: LoadResult, expectation e: RetryExpectation, expected: (seconds: Double, by: RetryExpectation.TimeoutKind),
+                               delay: Double) -> Check {
+        let tolerance = RetryTolerance.timing(expected: expected.seconds)
+        // The route timeout runs from the first try: back-off between tries cannot delay it.
+        let backoff = expected.by == .route ? 0 : RetryTolerance.backoff(retries: e.triesOnTimeout - 1)
+        let low = expected.seconds - tolerance, high = expected.seconds + tolerance + backoff
+        let total = result.totalRequests
+        let responses = result.responses
+        let seconds = { (micros: UInt64) in Double(micros) / 1_000_000 }
+        let median = responses > 0 ? seconds(result.latency.valueAtPercentile(50)) : 0
+        let application = result.succeeded + result.failedResponses.filter { $0.key.origin == .application }.values.reduce(0) { $0 + $1.count }
+        let proxy = result.failedResponses.filter { $0.key.origin == .proxy }
+        let timeouts = proxy.filter { $0.key.reason == FailureClass.Reason.upstreamTimeout }.values.reduce(0) { $0 + $1.count }
+        let proxyReplies = proxy.values.reduce(0) { $0 + $1.count }
+        let noResponse = result.errors.values.reduce(0, +)
+        let ms = { (seconds: Double) in (seconds * 1_000_000).rounded() / 1000 }
+        var evidence: [String: Double] = [
+            "requests": Double(total), "expected_ms": ms(expected.seconds), "tolerance_ms": ms(tolerance),
+            "backoff_allowance_ms": ms(backoff), "injected_delay_ms": ms(delay), "expected_tries": Double(e.triesOnTimeout),
+            "p50_ms": ms(median), "application_replies": Double(application),
+            "proxy_replies": Double(proxyReplies), "proxy_timeouts": Double(timeouts), "no_response": Double(noResponse),
+            "unclassified_replies": Double(result.failedResponses.filter { $0.key.origin == .unknown }.values.reduce(0) { $0 + $1.count }),
+        ]
+        if responses > 0 {
+            evidence["min_ms"] = ms(seconds(result.latency.min))
+            evidence["max_ms"] = ms(seconds(result.latency.max))
+        }
+        let what = expected.by == .route
+            ? "the route timeout (\(milliseconds(e.timeout ?? 0)))"
+            : "\(e.triesOnTimeout) tr\(e.triesOnTimeout == 1 ? "y" : "ies") of the per-try timeout (\(milliseconds(e.perTryTimeout ?? 0)))"
+        var reasons: [String] = []
+        if total == 0 { reasons.append("no request was sent") }
+        let refused = result.failedResponses.filter { $0.key.origin == .application && $0.key.reason == "400" }.values.reduce(0) { $0 + $1.count }
+        if refused > 0 {
+            reasons.append("the echo refused the injected delay of \(milliseconds(delay)) on \(refused) requests (400): it is longer than the echo's --max-delay (10 s by default)")
+        } else if application > 0 {
+            reasons.append("\(application) of \(total) requests were answered by the application (the echo held each try \(milliseconds(delay))): nothing timed out at \(milliseconds(expected.by == .route ? e.timeout ?? 0 : e.perTryTimeout ?? 0)), the proxy's timeout is looser or missing")
+        }
+        if noResponse > 0 {
+            reasons.append("\(noResponse) of \(total) requests got no response (\(result.errors.keys.map(\.rawValue).sorted().joined(separator: ", ")))")
+        }
+        if responses > 0 && application == 0 {
+            if median > high {
+                reasons.append(String(format: "the requests ended after %.0f ms (median), later than %@ allows: %.0f ms, at most %.0f ms with the tolerance; the proxy's timeout is looser or it retries more",
+                                      median * 1000, what, expected.seconds * 1000, high * 1000))
+            } else if median < low {
+                reasons.append(String(format: "the requests ended after %.0f ms (median), earlier than %@ allows: %.0f ms, at least %.0f ms with the tolerance; the proxy's timeout is tighter or it retries less",
+                                      median * 1000, what, expected.seconds * 1000, low * 1000))
+            }
+        }
+        let name = expected.by == .route
+            ? "the route timeout ends a slow request at \(milliseconds(expected.seconds))"
+            : "a slow request ends after \(what): \(milliseconds(expected.seconds))"
+        return Check(kind: expected.by == .route ? "timeout" : "retries", name: name, passed: reasons.isEmpty,
+                     reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), evidence: evidence)
+    }
+}
