@@ -98,6 +98,8 @@ struct GameDayCommand: AsyncParsableCommand {
             return "\(step.name): circuit breaker at \(e.maxRequests) in flight, \(e.maxPending.map(String.init) ?? "unbounded") pending"
         case .outlierDetection(let e):
             return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
+        case .retries(let e):
+            return "\(step.name): retries and timeouts (\(e.source))"
         }
     }
 }
@@ -144,6 +146,8 @@ struct GameDayResult: Encodable {
             case .circuitBreaker(let outcome)?:
                 report.add(outcome)
             case .outlierDetection(let outcome)?:
+                report.add(outcome)
+            case .retries(let outcome)?:
                 report.add(outcome)
             case nil:
                 break

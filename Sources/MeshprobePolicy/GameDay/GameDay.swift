@@ -84,6 +84,7 @@ public struct GameDayStep: Sendable {
         case load(rate: Double, duration: Double)
         case circuitBreaker(CircuitBreakerExpectation)
         case outlierDetection(OutlierExpectation)
+        case retries(RetryExpectation)
     }
 
     public var name: String
@@ -107,7 +108,7 @@ public struct GameDayStep: Sendable {
         switch kind {
         case .load(let rate, _): return rate
         case .outlierDetection(let e): return e.rate
-        case .circuitBreaker: return nil
+        case .circuitBreaker, .retries: return nil
         }
     }
 
@@ -117,16 +118,20 @@ public struct GameDayStep: Sendable {
         case .load(_, let duration): return duration
         case .circuitBreaker(let e): return 2 * (Double(e.requestsPerPhase) * (e.hold ?? 0.01) / Double(e.maxRequests) + 5)
         case .outlierDetection(let e): return 2 * (3 + e.ejectionWindow.latest + max(5, e.baseEjectionTime))
+        case .retries(let e):
+            // Three phases of `requests`, 10 at a time, each request at worst the timeouts of every try.
+            let worst = e.timeout ?? (Double((e.attempts ?? 0) + 1) * (e.perTryTimeout ?? 1))
+            return 3 * (Double(e.requests) / 10 * worst + 2)
         }
     }
 
     static func parse(_ item: YAMLValue, index: Int) throws(YAMLInputError) -> GameDayStep {
-        let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection"])
+        let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection", "retries"])
         let name = try m["name"]?.string() ?? "step \(index + 1)"
-        let kinds = ["rate", "circuitBreaker", "outlierDetection"].filter { m[$0] != nil }
+        let kinds = ["rate", "circuitBreaker", "outlierDetection", "retries"].filter { m[$0] != nil }
         guard kinds.count == 1 else {
-            throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker or outlierDetection"
-                                           : "a step is one of: a load (rate), circuitBreaker or outlierDetection, not \(kinds.joined(separator: " and "))")
+            throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker, outlierDetection or retries"
+                                           : "a step is one of: a load (rate), circuitBreaker, outlierDetection or retries, not \(kinds.joined(separator: " and "))")
         }
         var step: GameDayStep
         if let r = m["rate"] {
@@ -144,6 +149,8 @@ public struct GameDayStep: Sendable {
             }
             if let cb = m["circuitBreaker"] {
                 step = GameDayStep(name: name, kind: .circuitBreaker(try Policy.circuitBreaker(cb)), at: item.error(""))
+            } else if let r = m["retries"] {
+                step = GameDayStep(name: name, kind: .retries(try RetryExpectation(policy: r)), at: item.error(""))
             } else {
                 let od = m["outlierDetection"]!
                 guard let e = try Policy.outlierDetection(od).0 else {

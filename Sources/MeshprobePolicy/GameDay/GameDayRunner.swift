@@ -26,6 +26,7 @@ public struct GameDayRunner: Sendable {
             case load(LoadResult, slo: [SLOCheck])
             case circuitBreaker(CircuitBreakerCheck.Outcome)
             case outlierDetection(OutlierDetectionCheck.Outcome)
+            case retries(RetryCheck.Outcome)
         }
 
         public var name: String
@@ -151,6 +152,10 @@ public struct GameDayRunner: Sendable {
                                                                  controlTLS: controlTLS, ledger: ledger, group: group)
                 if Task.isCancelled { return outcome }
                 outcome.verdicts = .outlierDetection(result)
+            case .retries(let e):
+                let result = try await RetryCheck.run(e, configuration: configuration, group: group)
+                if Task.isCancelled { return outcome }
+                outcome.verdicts = .retries(result)
             }
         } catch {
             outcome.problem = "\(error)"
