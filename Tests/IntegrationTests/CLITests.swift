@@ -4,64 +4,64 @@ import Testing
 
 /// The command line: exit codes, the lab PKI, and the demo, run as a user would.
 @Suite(.timeLimit(.minutes(2))) struct CLITests {
-    @Test func usageErrorsExitWith2AndNameTheFlag() throws {
-        let noEnd = try run(meshprobeBinary, ["load", "http://127.0.0.1:1/"])
+    @Test func usageErrorsExitWith2AndNameTheFlag() async throws {
+        let noEnd = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/"])
         #expect(noEnd.status == 2)
         #expect(noEnd.stderr.contains("--requests"))
-        let badURL = try run(meshprobeBinary, ["load", "-n", "1", "ftp://x/"])
+        let badURL = try await run(meshprobeBinary, ["load", "-n", "1", "ftp://x/"])
         #expect(badURL.status == 2)
         #expect(badURL.stderr.contains("ftp://x/"))
-        let badHeader = try run(meshprobeBinary, ["load", "-n", "1", "-H", "nocolon", "http://127.0.0.1:1/"])
+        let badHeader = try await run(meshprobeBinary, ["load", "-n", "1", "-H", "nocolon", "http://127.0.0.1:1/"])
         #expect(badHeader.status == 2)
         #expect(badHeader.stderr.contains("nocolon"))
-        let noBundle = try run(meshprobeBinary, ["load", "-n", "1", "https://127.0.0.1:1/"])
+        let noBundle = try await run(meshprobeBinary, ["load", "-n", "1", "https://127.0.0.1:1/"])
         #expect(noBundle.status == 2)
         #expect(noBundle.stderr.contains("trust bundle"))
-        let missingKey = try run(meshprobeBinary, ["echo", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/key.pem"])
+        let missingKey = try await run(meshprobeBinary, ["echo", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/key.pem"])
         #expect(missingKey.status == 2)
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
-    @Test func loadWhereNothingSucceedsExitsWith1() throws {
+    @Test func loadWhereNothingSucceedsExitsWith1() async throws {
         let port = try freePort()
-        let out = try run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)
+        let out = try await run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)
         #expect(out.status == 1)
         #expect(out.stdout.contains("connect_refused"))
     }
 
-    @Test func pkiIssuesSVIDsThatOpenSSLVerifies() throws {
+    @Test func pkiIssuesSVIDsThatOpenSSLVerifies() async throws {
         let openssl = try #require(which("openssl"))
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-cli-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
-        let issue = try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/default/sa/web",
+        #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
+        let issue = try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/default/sa/web",
                                               "--dns", "web.default.svc", "--out", "\(dir)/web"])
         #expect(issue.status == 0, "\(issue.stderr)")
         let attributes = try FileManager.default.attributesOfItem(atPath: "\(dir)/web/key.pem")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        let verify = try run(openssl, ["verify", "-CAfile", "\(dir)/web/root-cert.pem", "\(dir)/web/cert-chain.pem"])
+        let verify = try await run(openssl, ["verify", "-CAfile", "\(dir)/web/root-cert.pem", "\(dir)/web/cert-chain.pem"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        let text = try run(openssl, ["x509", "-in", "\(dir)/web/cert-chain.pem", "-noout", "-text"])
+        let text = try await run(openssl, ["x509", "-in", "\(dir)/web/cert-chain.pem", "-noout", "-text"])
         #expect(text.stdout.contains("URI:spiffe://example.org/ns/default/sa/web"))
         #expect(text.stdout.contains("CA:FALSE"))
-        let inspect = try run(meshprobeBinary, ["pki", "inspect", "\(dir)/web/cert-chain.pem", "\(dir)/web/key.pem"])
+        let inspect = try await run(meshprobeBinary, ["pki", "inspect", "\(dir)/web/cert-chain.pem", "\(dir)/web/key.pem"])
         #expect(inspect.stdout.contains("spiffe://example.org/ns/default/sa/web"))
         #expect(!inspect.stdout.contains("PRIVATE KEY"))
-        let bad = try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://Example.org/x", "--out", "\(dir)/x"])
+        let bad = try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://Example.org/x", "--out", "\(dir)/x"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--spiffe-id"))
     }
 
-    @Test func echoAndLoadProcessesWithSVIDDirectoriesAndAFederatedBundle() throws {
+    @Test func echoAndLoadProcessesWithSVIDDirectoriesAndAFederatedBundle() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-cli-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Two trust domains: the echo lives in east.example, the prober in west.example (federation).
         for td in ["east.example", "west.example"] {
-            #expect(try run(meshprobeBinary, ["pki", "ca", "--trust-domain", td, "--out", "\(dir)/\(td)"]).status == 0)
+            #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", td, "--out", "\(dir)/\(td)"]).status == 0)
         }
-        #expect(try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/east.example", "--spiffe-id",
+        #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/east.example", "--spiffe-id",
                                           "spiffe://east.example/ns/shop/sa/cart", "--out", "\(dir)/cart"]).status == 0)
-        #expect(try run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/west.example", "--spiffe-id",
+        #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/west.example", "--spiffe-id",
                                           "spiffe://west.example/ns/ops/sa/prober", "--out", "\(dir)/prober"]).status == 0)
         let port = try freePort()
         var environment = ProcessInfo.processInfo.environment
@@ -75,7 +75,7 @@ import Testing
         ], waitForPort: port, environment: environment)
         defer { echo.stop() }
         let json = "\(dir)/result.json"
-        let out = try run(meshprobeBinary, [
+        let out = try await run(meshprobeBinary, [
             "load", "https://127.0.0.1:\(port)/cart", "-c", "2", "-m", "4", "-n", "200", "--quiet",
             "--svid-dir", "\(dir)/prober", "--trust-bundle", "east.example=\(dir)/east.example/ca.pem",
             "--expect-peer", "spiffe://east.example/ns/shop/sa/cart", "--json", json,
@@ -94,7 +94,7 @@ import Testing
         #expect(callers == ["spiffe://west.example/ns/ops/sa/prober": 200])
 
         // The same prober without the east bundle cannot verify the echo: unknown CA, exit 1.
-        let untrusted = try run(meshprobeBinary, [
+        let untrusted = try await run(meshprobeBinary, [
             "load", "https://127.0.0.1:\(port)/", "-n", "5", "--quiet", "--svid-dir", "\(dir)/prober",
         ], timeout: 60)
         #expect(untrusted.status == 1)
@@ -161,7 +161,7 @@ import Testing
               csv: codes.csv
             output: {json: result.json}
             """.write(to: good, atomically: true, encoding: .utf8)
-        let out = try run(meshprobeBinary, ["run", good.path, "--quiet"], timeout: 30)
+        let out = try await run(meshprobeBinary, ["run", good.path, "--quiet"], timeout: 30)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let data = try #require(FileManager.default.contents(atPath: dir.appendingPathComponent("result.json").path))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -171,10 +171,10 @@ import Testing
 
         let bad = dir.appendingPathComponent("bad.yaml")
         try "target: http://127.0.0.1:1/\nload:\n  requests: 5\n  streems: 4\n".write(to: bad, atomically: true, encoding: .utf8)
-        let refused = try run(meshprobeBinary, ["run", bad.path, "--check"], timeout: 30)
+        let refused = try await run(meshprobeBinary, ["run", bad.path, "--check"], timeout: 30)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("bad.yaml:4:3: load.streems: unknown field"), "\(refused.stderr)")
-        #expect(try run(meshprobeBinary, ["run", good.path, "--check"]).status == 0)
+        #expect(try await run(meshprobeBinary, ["run", good.path, "--check"]).status == 0)
     }
 
     @Test func runWithSetupStepsAndTeardown() async throws {
@@ -203,7 +203,7 @@ import Testing
                 path: /cleanup?status=204
             output: {json: result.json}
             """.write(to: file, atomically: true, encoding: .utf8)
-        let out = try run(meshprobeBinary, ["run", file.path], timeout: 60)
+        let out = try await run(meshprobeBinary, ["run", file.path], timeout: 60)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stderr.contains("setup done"))
         #expect(out.stderr.contains("teardown done"))
@@ -224,13 +224,13 @@ import Testing
             steps: [{name: a, path: /a}]
             """.write(to: broken, atomically: true, encoding: .utf8)
         let before = echo.requestsServed
-        let failed = try run(meshprobeBinary, ["run", broken.path, "--quiet"], timeout: 60)
+        let failed = try await run(meshprobeBinary, ["run", broken.path, "--quiet"], timeout: 60)
         #expect(failed.status == 3)
         #expect(failed.stderr.contains("setup failed"))
         #expect(echo.requestsServed == before + 1)
     }
 
-    @Test func scenarioExamplesValidateAgainstThePublishedSchema() throws {
+    @Test func scenarioExamplesValidateAgainstThePublishedSchema() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let python = try #require(which("python3"))
         let script = """
@@ -241,15 +241,15 @@ import Testing
                 jsonschema.validate(yaml.safe_load(open(f)), schema)
             print('valid', len(files))
             """
-        let out = try run(python, ["-c", script, root.appendingPathComponent("docs/schema/scenario.schema.json").path,
+        let out = try await run(python, ["-c", script, root.appendingPathComponent("docs/schema/scenario.schema.json").path,
                                    root.appendingPathComponent("scenarios").path])
         #expect(out.stdout.contains("valid 4"), "\(out.stdout)\(out.stderr)")
     }
 
-    @Test func demoShowsBothWorkloadsAndPasses() throws {
+    @Test func demoShowsBothWorkloadsAndPasses() async throws {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }
-        let out = try run(meshprobeBinary, ["demo", "-n", "1000", "--json", json], timeout: 90)
+        let out = try await run(meshprobeBinary, ["demo", "-n", "1000", "--json", json], timeout: 90)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("PASS: the demo mesh behaves as declared"))
         #expect(out.stdout.contains("PASS  canary split 90/10 as declared"), "\(out.stdout)")
@@ -267,7 +267,7 @@ import Testing
         let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/schema/load-result.schema.json").path
         let python = try #require(which("python3"))
-        let check = try run(python, ["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')", json, schema])
+        let check = try await run(python, ["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')", json, schema])
         #expect(check.stdout.contains("valid"), "\(check.stderr)")
         let workloads = try #require(object["workloads"] as? [[String: Any]])
         #expect(workloads.count == 2)

@@ -13,7 +13,7 @@ import Testing
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let json = dir.appendingPathComponent("result.json").path
         // Half the echo's answers are 503s of its own (a fault with the stamp on).
-        let out = try run(meshprobeBinary, ["load", "-n", "400", "-c", "2", "-m", "4", "--json", json,
+        let out = try await run(meshprobeBinary, ["load", "-n", "400", "-c", "2", "-m", "4", "--json", json,
                                             "http://127.0.0.1:\(port)/?status=503:50"], timeout: 60)
         #expect(out.status == 0 || out.status == 1, "\(out.stdout)\(out.stderr)")
         let object = try #require(FileManager.default.contents(atPath: json).flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })

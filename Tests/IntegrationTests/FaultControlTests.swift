@@ -187,16 +187,12 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
     }
 }
 
-/// Runs blocking work (child processes, waits) on a Dispatch thread, so that it does not hold one of the few
-/// cooperative threads other tests' timers need (on a 2-core machine the signal test's timing noticed).
+/// Runs blocking work (waits) on a Dispatch thread, so that it does not hold one of the few cooperative threads
+/// other tests' timers need (on a 2-core machine the signal test's timing noticed).
 func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
-}
-
-func runOffThePool(_ executable: String, _ arguments: [String]) async throws -> ProcessOutput {
-    try await offThePool { try run(executable, arguments) }
 }
 
 /// `meshprobe fault set/list/clear` against a `meshprobe echo` process, as a game-day operator would run them.
@@ -218,7 +214,7 @@ func runOffThePool(_ executable: String, _ arguments: [String]) async throws -> 
         let url = "https://127.0.0.1:\(port)"
         let asOps = ["--cert", opsSVID.cert, "--key", opsSVID.key, "--ca", pki.caFile, "--expect-peer", pki.id("reviews")]
 
-        let set = try await runOffThePool(meshprobeBinary, ["fault", "set", url, "--status", "503", "--status-share", "100", "--delay", "20ms",
+        let set = try await run(meshprobeBinary, ["fault", "set", url, "--status", "503", "--status-share", "100", "--delay", "20ms",
                                             "--delay-share", "50", "--path", "/reviews", "--for", "30s"] + asOps)
         #expect(set.status == 0, "\(set.stderr)")
         #expect(set.stdout.contains("fault f1 set: status 503 for 100%, delay 20ms for 50% on /reviews"), "\(set.stdout)")
@@ -227,37 +223,37 @@ func runOffThePool(_ executable: String, _ arguments: [String]) async throws -> 
         #expect(try await runLoad(["\(url)/reviews/1"], tls: tls, requests: 10).statuses == [503: 10])
         #expect(try await runLoad(["\(url)/ratings/1"], tls: tls, requests: 10).statuses == [200: 10])
 
-        let list = try await runOffThePool(meshprobeBinary, ["fault", "list", url] + asOps)
+        let list = try await run(meshprobeBinary, ["fault", "list", url] + asOps)
         #expect(list.status == 0)
         #expect(list.stdout.contains("f1  status 503") && list.stdout.contains("set by \(ops)"), "\(list.stdout)")
-        let json = try await runOffThePool(meshprobeBinary, ["fault", "list", url, "--json"] + asOps)
+        let json = try await run(meshprobeBinary, ["fault", "list", url, "--json"] + asOps)
         let faults = try JSONDecoder().decode(FaultControlJSON.List.self, from: Data(json.stdout.utf8)).faults
         #expect(faults.map(\.path) == ["/reviews"])
 
         // Refused (not on the allow list): 1, and the echo logs the attempt. Bad input here or at the echo: 2.
-        let refused = try await runOffThePool(meshprobeBinary, ["fault", "clear", url, "--cert", otherSVID.cert, "--key", otherSVID.key, "--ca", pki.caFile])
+        let refused = try await run(meshprobeBinary, ["fault", "clear", url, "--cert", otherSVID.cert, "--key", otherSVID.key, "--ca", pki.caFile])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("403") && refused.stderr.contains(pki.id("productpage")), "\(refused.stderr)")
-        let badFlag = try await runOffThePool(meshprobeBinary, ["fault", "set", url, "--status-share", "50", "--for", "10s"] + asOps)
+        let badFlag = try await run(meshprobeBinary, ["fault", "set", url, "--status-share", "50", "--for", "10s"] + asOps)
         #expect(badFlag.status == 2)
         #expect(badFlag.stderr.contains("--status-share"), "\(badFlag.stderr)")
-        let tooLong = try await runOffThePool(meshprobeBinary, ["fault", "set", url, "--status", "500", "--for", "2h"] + asOps)
+        let tooLong = try await run(meshprobeBinary, ["fault", "set", url, "--status", "500", "--for", "2h"] + asOps)
         #expect(tooLong.status == 2)
         #expect(tooLong.stderr.contains("--for"))
-        let tooSlow = try await runOffThePool(meshprobeBinary, ["fault", "set", url, "--delay", "30s", "--for", "10s"] + asOps)
+        let tooSlow = try await run(meshprobeBinary, ["fault", "set", url, "--delay", "30s", "--for", "10s"] + asOps)
         #expect(tooSlow.status == 2)
         #expect(tooSlow.stderr.contains("400") && tooSlow.stderr.contains("delayMs"), "\(tooSlow.stderr)")
 
-        let clearOne = try await runOffThePool(meshprobeBinary, ["fault", "clear", url, "--id", "f1"] + asOps)
+        let clearOne = try await run(meshprobeBinary, ["fault", "clear", url, "--id", "f1"] + asOps)
         #expect(clearOne.status == 0)
         #expect(clearOne.stdout.contains("cleared fault f1"))
-        #expect(try await runOffThePool(meshprobeBinary, ["fault", "clear", url, "--id", "f1"] + asOps).status == 1)  // 404: gone
+        #expect(try await run(meshprobeBinary, ["fault", "clear", url, "--id", "f1"] + asOps).status == 1)  // 404: gone
         #expect(try await runLoad(["\(url)/reviews/1"], tls: tls, requests: 10).statuses == [200: 10])
-        let clearAll = try await runOffThePool(meshprobeBinary, ["fault", "clear", url] + asOps)
+        let clearAll = try await run(meshprobeBinary, ["fault", "clear", url] + asOps)
         #expect(clearAll.status == 0)
         #expect(clearAll.stdout.contains("cleared 0 fault(s)"))
 
-        let unreachable = try await runOffThePool(meshprobeBinary, ["fault", "list", "https://127.0.0.1:\(try freePort())"] + asOps)
+        let unreachable = try await run(meshprobeBinary, ["fault", "list", "https://127.0.0.1:\(try freePort())"] + asOps)
         #expect(unreachable.status == 3)
         #expect(unreachable.stderr.contains("cannot reach"))
 

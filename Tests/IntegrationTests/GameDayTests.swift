@@ -107,7 +107,7 @@ import Testing
                   expect: {successRate: 0.999}
             """)
         let out = lab.dir.appendingPathComponent("result.json").path
-        let run = try run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
+        let run = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
         // The fault makes about a quarter of the requests fail (half of v1's): the second step fails, the others pass.
         #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
         let steps = json(out)["steps"] as? [[String: Any]] ?? []
@@ -149,7 +149,7 @@ import Testing
         if how == "signal" {
             kill(process.processIdentifier, SIGTERM)
         } else {
-            FileManager.default.createFile(atPath: abortFile, contents: nil)
+            _ = FileManager.default.createFile(atPath: abortFile, contents: nil)
         }
         while process.isRunning && Date().timeIntervalSince(aborted) < 15 { try await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
@@ -171,12 +171,12 @@ import Testing
                   rate: 5000
                   duration: 1s
             """)
-        let refused = try run(meshprobeBinary, ["gameday", file, "--check"], timeout: 30)
+        let refused = try await run(meshprobeBinary, ["gameday", file, "--check"], timeout: 30)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains(":8:") && refused.stderr.contains("gameday.steps[0].rate") && refused.stderr.contains("--max-rate"), "\(refused.stderr)")
-        let allowed = try run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000"], timeout: 30)
+        let allowed = try await run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000"], timeout: 30)
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        let long = try run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000", "--max-duration", "500ms"], timeout: 30)
+        let long = try await run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000", "--max-duration", "500ms"], timeout: 30)
         #expect(long.status == 2 && long.stderr.contains("--max-duration"), "\(long.stderr)")
     }
 }

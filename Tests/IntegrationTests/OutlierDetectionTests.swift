@@ -138,7 +138,7 @@ import Testing
                   maxEjectionPercent: 100
             """.write(to: rule, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
-        let out = try run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 120)
+        let out = try await run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 120)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
@@ -164,7 +164,7 @@ import Testing
             expect:
               outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 1s, faultTargets: [https://127.0.0.1:\(v1.port)]}
             """.write(to: policy, atomically: true, encoding: .utf8)
-        let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+        let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
         #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("UNDECIDED") && out.stdout.contains("403"), "\(out.stdout)")
     }

@@ -10,7 +10,7 @@ import Testing
 
     private var schema: String { root.appendingPathComponent("docs/schema/policy.schema.json").path }
 
-    @Test func policyExamplesValidateAgainstThePublishedSchema() throws {
+    @Test func policyExamplesValidateAgainstThePublishedSchema() async throws {
         let python = try #require(which("python3"))
         let directory = root.appendingPathComponent("policies")
         let examples = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }
@@ -26,13 +26,13 @@ import Testing
                     sys.exit('%s: %s at %s' % (f, e.message, '/'.join(map(str, e.absolute_path))))
             print('valid', len(files))
             """
-        let out = try run(python, ["-c", script, schema, directory.path])
+        let out = try await run(python, ["-c", script, schema, directory.path])
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "valid \(examples.count)", "\(out.stdout)\(out.stderr)")
     }
 
     /// Validates one policy (YAML text); "valid" or "invalid: why" on stdout, exit 0 or 1.
-    private func validate(_ yaml: String) throws -> ProcessOutput {
+    private func validate(_ yaml: String) async throws -> ProcessOutput {
         let python = try #require(which("python3"))
         let script = """
             import json, sys, yaml, jsonschema
@@ -43,7 +43,7 @@ import Testing
                 sys.exit(1)
             print('valid')
             """
-        return try run(python, ["-c", script, schema, yaml])
+        return try await run(python, ["-c", script, schema, yaml])
     }
 
     /// A scenario part every case shares; the cases add `expect` (and `policy`, unless they give their own).
@@ -57,7 +57,7 @@ import Testing
         Self.head + (body.hasPrefix("policy:") ? "" : "policy: meshprobe.policy/v1\n") + body
     }
 
-    @Test func brokenPoliciesAreRejected() throws {
+    @Test func brokenPoliciesAreRejected() async throws {
         // The controls pass, so each broken case fails for its own reason, not for the shared head.
         let controls = [
             "expect: {split: {v1: 90, v2: 10}}\n",
@@ -77,7 +77,7 @@ import Testing
             """,
         ]
         for control in controls {
-            let out = try validate(policy(control))
+            let out = try await validate(policy(control))
             #expect(out.status == 0 && out.stdout.hasPrefix("valid"), "a control was rejected: \(out.stdout)\(out.stderr)")
         }
 
@@ -116,27 +116,27 @@ import Testing
             ("an mTLS caller that is no SPIFFE ID", "expect: {split: {v1: 100}, mtls: {caller: cluster.local}}\n"),
         ]
         for (name, body) in cases {
-            let out = try validate(policy(body))
+            let out = try await validate(policy(body))
             #expect(out.status != 0 && out.stdout.contains("invalid:"), "\(name) was not rejected: \(out.stdout)\(out.stderr)")
         }
     }
 
-    @Test func retriesAreCheckedByTheSchemaToo() throws {
-        let valid = try validate(policy("expect: {retries: {attempts: 2, perTryTimeout: 200ms, retryOn: [5xx, 503], timeout: 1s, requests: 30}}\n"))
+    @Test func retriesAreCheckedByTheSchemaToo() async throws {
+        let valid = try await validate(policy("expect: {retries: {attempts: 2, perTryTimeout: 200ms, retryOn: [5xx, 503], timeout: 1s, requests: 30}}\n"))
         #expect(valid.status == 0, "\(valid.stdout)\(valid.stderr)")
         for (name, retries) in [("11 attempts", "{attempts: 11}"), ("a per-try timeout without attempts", "{timeout: 2s, perTryTimeout: 1s}"),
                                 ("neither attempts nor timeout", "{requests: 10}"), ("an unknown key", "{attempts: 1, tries: 2}"),
                                 ("an empty retryOn", "{attempts: 1, retryOn: \"\"}")] {
-            let out = try validate(policy("expect: {retries: \(retries)}\n"))
+            let out = try await validate(policy("expect: {retries: \(retries)}\n"))
             #expect(out.status != 0 && out.stdout.contains("invalid:"), "\(name) was not rejected: \(out.stdout)\(out.stderr)")
         }
     }
 
-    @Test func thePublishedSchemaIsWhatTheGeneratorWrites() throws {
+    @Test func thePublishedSchemaIsWhatTheGeneratorWrites() async throws {
         let python = try #require(which("python3"))
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-policy-schema-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: output) }
-        let out = try run(python, [root.appendingPathComponent("scripts/gen-policy-schema").path, output.path])
+        let out = try await run(python, [root.appendingPathComponent("scripts/gen-policy-schema").path, output.path])
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let generated = try Data(contentsOf: output)
         let published = try Data(contentsOf: URL(fileURLWithPath: schema))

@@ -54,7 +54,7 @@ import Testing
         let plainEcho = try await startEcho(version: "v1", tls: nil)
         defer { Task { await tlsEcho.close(); await plainEcho.close() } }
         for url in ["https://127.0.0.1:\(tlsEcho.port)/", "http://127.0.0.1:\(plainEcho.port)/"] {
-            let out = try run(h2load, ["-n", "2000", "-c", "4", "-m", "10", url], timeout: 60)
+            let out = try await run(h2load, ["-n", "2000", "-c", "4", "-m", "10", url], timeout: 60)
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("2000 succeeded, 0 failed"), "\(out.stdout)")
             #expect(out.stdout.contains("status codes: 2000 2xx"), "\(out.stdout)")
@@ -68,7 +68,7 @@ import Testing
         let client = try pki.svid("curl", uris: [pki.id("curl")])
         let echo = try await startEcho(version: "v3", tls: try pki.serverTLS(server))
         defer { Task { await echo.close() } }
-        let out = try run(curl, ["-sS", "--http2", "-i", "--resolve", "localhost:\(echo.port):127.0.0.1",
+        let out = try await run(curl, ["-sS", "--http2", "-i", "--resolve", "localhost:\(echo.port):127.0.0.1",
                                  "--cacert", pki.caFile, "--cert", client.cert, "--key", client.key,
                                  "https://localhost:\(echo.port)/hello?size=600"], timeout: 30)
         #expect(out.status == 0, "\(out.stderr)")
@@ -81,12 +81,12 @@ import Testing
         #expect(out.stdout.contains("\(EchoStamp.serverName): localhost"))
 
         // Without a client certificate the handshake fails: mTLS is required.
-        let refused = try run(curl, ["-sS", "--http2", "--resolve", "localhost:\(echo.port):127.0.0.1", "--cacert", pki.caFile,
+        let refused = try await run(curl, ["-sS", "--http2", "--resolve", "localhost:\(echo.port):127.0.0.1", "--cacert", pki.caFile,
                                      "https://localhost:\(echo.port)/"], timeout: 30)
         #expect(refused.status != 0)
 
         // HTTP/1.1 over the same port, chosen by ALPN.
-        let h1 = try run(curl, ["-sS", "--http1.1", "-i", "--resolve", "localhost:\(echo.port):127.0.0.1", "--cacert", pki.caFile,
+        let h1 = try await run(curl, ["-sS", "--http1.1", "-i", "--resolve", "localhost:\(echo.port):127.0.0.1", "--cacert", pki.caFile,
                                 "--cert", client.cert, "--key", client.key, "https://localhost:\(echo.port)/"], timeout: 30)
         #expect(h1.stdout.hasPrefix("HTTP/1.1 200"), "\(h1.stdout)")
     }
@@ -95,12 +95,12 @@ import Testing
         let curl = try #require(which("curl"))
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
-        let h2 = try run(curl, ["-sS", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(echo.port)/?status=418"], timeout: 30)
+        let h2 = try await run(curl, ["-sS", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(echo.port)/?status=418"], timeout: 30)
         #expect(h2.stdout.hasPrefix("HTTP/2 418"), "\(h2.stdout)")
-        let h1 = try run(curl, ["-sS", "-i", "--http1.1", "-d", "hello", "http://127.0.0.1:\(echo.port)/x"], timeout: 30)
+        let h1 = try await run(curl, ["-sS", "-i", "--http1.1", "-d", "hello", "http://127.0.0.1:\(echo.port)/x"], timeout: 30)
         #expect(h1.stdout.hasPrefix("HTTP/1.1 200"), "\(h1.stdout)")
         #expect(h1.stdout.contains("\"request_body_bytes\":5"))
-        let bad = try run(curl, ["-sS", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(echo.port)/?delay=forever"], timeout: 30)
+        let bad = try await run(curl, ["-sS", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(echo.port)/?delay=forever"], timeout: 30)
         #expect(bad.stdout.hasPrefix("HTTP/2 400"), "\(bad.stdout)")
     }
 

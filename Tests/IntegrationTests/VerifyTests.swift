@@ -6,11 +6,11 @@ import Testing
 /// in for a mesh's sidecar. Both directions: a proxy configured as declared passes, one configured otherwise fails
 /// with the evidence.
 @Suite(.timeLimit(.minutes(2))) struct VerifyTests {
-    func verify(port: Int, split: String, in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
-        try verify(port: port, expect: "  split: \(split)", in: dir)
+    func verify(port: Int, split: String, in dir: URL) async throws -> (ProcessOutput, [String: Any]?) {
+        try await verify(port: port, expect: "  split: \(split)", in: dir)
     }
 
-    func verify(port: Int, expect: String, load: String = "{connections: 4, streams: 10}", in dir: URL) throws -> (ProcessOutput, [String: Any]?) {
+    func verify(port: Int, expect: String, load: String = "{connections: 4, streams: 10}", in dir: URL) async throws -> (ProcessOutput, [String: Any]?) {
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
             policy: meshprobe.policy/v1
@@ -24,7 +24,7 @@ import Testing
             \(expect)
             """.write(to: policy, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
-        let out = try run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 90)
+        let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 90)
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         return (out, object)
     }
@@ -35,7 +35,7 @@ import Testing
         defer { Task { await v1.close(); await v2.close() } }
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let (out, object) = try verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
+        let (out, object) = try await verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("PASS  reviews canary"))
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
@@ -53,7 +53,7 @@ import Testing
         defer { Task { await v1.close(); await v2.close() } }
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 70), ("v2", v2.port, 30)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let (out, object) = try verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
+        let (out, object) = try await verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("FAIL  reviews canary"))
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
@@ -81,7 +81,7 @@ import Testing
             let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
                                                       headerRoute: ("end-user", .exact("jason"), v2.port))
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-            let (out, object) = try verify(port: port, expect: routes, in: dir)
+            let (out, object) = try await verify(port: port, expect: routes, in: dir)
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
             #expect(verdicts.map { $0["name"] as? String } == ["jason sees v2", "everyone else"])
@@ -92,7 +92,7 @@ import Testing
         do {
             let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-            let (out, object) = try verify(port: port, expect: routes, in: dir)
+            let (out, object) = try await verify(port: port, expect: routes, in: dir)
             #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
             let verdicts = try #require(object?["verdicts"] as? [[String: Any]])
             #expect(verdicts.first?["passed"] as? Bool == false)
@@ -123,7 +123,7 @@ import Testing
             \(expect)
             """.write(to: policy, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
-        let out = try run(meshprobeBinary, ["verify", policy.path, manifest, "--json", json.path, "--quiet"], timeout: 90)
+        let out = try await run(meshprobeBinary, ["verify", policy.path, manifest, "--json", json.path, "--quiet"], timeout: 90)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
         #expect(object["passed"] as? Bool == true)
@@ -168,7 +168,7 @@ import Testing
                   mtls: \(mtls)
                   slo: {successRate: 0.99, p99: 5s}
                 """.write(to: policy, atomically: true, encoding: .utf8)
-            let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+            let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
             #expect(out.status == status, "\(mtls): \(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("mTLS in effect"))
             #expect(out.stdout.contains("PASS  SLO: success rate >= 0.99"), "\(out.stdout)")
@@ -193,7 +193,7 @@ import Testing
               split: {v1: 100}
               slo: {successRate: 0.99}
             """.write(to: policy, atomically: true, encoding: .utf8)
-        let out = try run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+        let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("PASS  split"), "\(out.stdout)")
         #expect(out.stdout.contains("FAIL  SLO: success rate >= 0.99"), "\(out.stdout)")
@@ -205,7 +205,7 @@ import Testing
         defer { Task { await v1.close(); await v2.close() } }
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let (out, object) = try verify(port: port, split: "{v1: 100, v2: 0}", in: dir)
+        let (out, object) = try await verify(port: port, split: "{v1: 100, v2: 0}", in: dir)
         #expect(out.status == 1)
         let reason = (object?["verdicts"] as? [[String: Any]])?.first?["reason"] as? String
         #expect(reason?.contains("v2 is declared at weight 0") == true, "\(reason ?? "")")
@@ -218,7 +218,7 @@ import Testing
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
                                                   headerRoute: ("x-group", .regex("^beta-[0-9]+$"), v2.port))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let (out, object) = try verify(port: port, expect: """
+        let (out, object) = try await verify(port: port, expect: """
               routes:
                 - name: beta testers
                   match: {headers: {x-group: {regex: "^beta-[0-9]+$", send: beta-7}}, method: GET}
@@ -254,10 +254,10 @@ import Testing
                 for command in ["set weight weighted/v1 90", "set weight weighted/v2 10"]:
                     s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((command + "\\n").encode()); s.recv(4096); s.close()
                 """
-            _ = try? run(python, ["-c", script, socket])
+            _ = try? runBlocking(python, ["-c", script, socket])
             changed.signal()
         }
-        let (out, object) = try verify(port: port, expect: """
+        let (out, object) = try await verify(port: port, expect: """
               split: {v1: 90, v2: 10}
               propagation: {timeout: 20s, window: 500ms, stable: 3}
             """, load: "{connections: 4, streams: 10, rate: 400}", in: dir)
@@ -277,10 +277,10 @@ import Testing
         defer { Task { await east.close(); await west.close() } }
         let (proxy, port, dir) = try startHAProxy([("east", east.port, 50), ("west", west.port, 50)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let (pass, _) = try verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, west], avoid: [central]}", in: dir)
+        let (pass, _) = try await verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, west], avoid: [central]}", in: dir)
         #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
         #expect(pass.stdout.contains("PASS  clusters: reach east, west; avoid central"), "\(pass.stdout)")
-        let (fail, object) = try verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, central], avoid: [west]}", in: dir)
+        let (fail, object) = try await verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, central], avoid: [west]}", in: dir)
         #expect(fail.status == 1, "\(fail.stdout)\(fail.stderr)")
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first { $0["kind"] as? String == "clusters" })
         let reason = try #require(verdict["reason"] as? String)
