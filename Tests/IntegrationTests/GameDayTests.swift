@@ -12,21 +12,11 @@ import Testing
 /// API for a step and cleared after it, caps the file cannot raise, and aborts (signal, abort file) that stop at once
 /// and leave no fault behind.
 @Suite(.timeLimit(.minutes(3))) struct GameDayTests {
-    let pki: LabPKIFixture
-    let prober: String
-    let proberSVID: (cert: String, key: String)
-    let haproxyPEM: String
-    let echoSVID: (cert: String, key: String)
+    let control: ControlLab
+    var pki: LabPKIFixture { control.pki }
+    var proberSVID: (cert: String, key: String) { control.proberSVID }
 
-    init() throws {
-        pki = try LabPKIFixture()
-        prober = pki.id("gameday", ns: "ops")
-        proberSVID = try pki.svid("prober", uris: [prober])
-        echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
-        let proxy = try pki.svid("haproxy", uris: [pki.id("haproxy")])
-        haproxyPEM = try pki.write("haproxy-crt.pem", try String(contentsOfFile: proxy.cert, encoding: .utf8)
-                                   + String(contentsOfFile: proxy.key, encoding: .utf8))
-    }
+    init() throws { control = try ControlLab() }
 
     struct Lab {
         var v1: EchoServer
@@ -44,18 +34,9 @@ import Testing
     }
 
     func startLab() async throws -> Lab {
-        func echo(_ version: String) async throws -> EchoServer {
-            var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
-                                                                         namespace: "lab", pod: "reviews-\(version)-0"))
-            configuration.port = 0
-            configuration.tls = try pki.serverTLS(echoSVID)
-            configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
-            configuration.log = { _ in }
-            return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
-        }
-        let v1 = try await echo("v1"), v2 = try await echo("v2")
+        let v1 = try await control.startEcho(version: "v1"), v2 = try await control.startEcho(version: "v2")
         let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
-            $0.serverClientCertificate = haproxyPEM
+            $0.serverClientCertificate = control.haproxyPEM
             $0.retries = 0
         }
         return Lab(v1: v1, v2: v2, proxy: proxy, port: port, dir: dir)
@@ -75,14 +56,7 @@ import Testing
         return path
     }
 
-    func faultsLeft(_ lab: Lab) async throws -> [FaultControlJSON.Fault] {
-        var all: [FaultControlJSON.Fault] = []
-        for echo in [lab.v1, lab.v2] {
-            let client = try FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try pki.clientTLS(proberSVID, expect: nil))
-            all += try await client.list(group: MultiThreadedEventLoopGroup.singleton)
-        }
-        return all
-    }
+    func faultsLeft(_ lab: Lab) async throws -> [FaultControlJSON.Fault] { try await control.faults(on: [lab.v1, lab.v2]) }
 
     func json(_ path: String) -> [String: Any] {
         FileManager.default.contents(atPath: path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]

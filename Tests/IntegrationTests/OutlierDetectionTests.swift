@@ -11,32 +11,14 @@ import Testing
 /// SVID, ejects a server after `error-limit` consecutive 5xx (`observe layer7 ... on-error mark-down`) and brings it
 /// back after `rise` successful handshake checks. The prober makes one echo fail through its control API over mTLS.
 @Suite(.timeLimit(.minutes(3))) struct OutlierDetectionTests {
-    let pki: LabPKIFixture
-    let prober: String
-    let proberSVID: (cert: String, key: String)
-    let haproxyPEM: String
-    let echoSVID: (cert: String, key: String)
+    let lab: ControlLab
+    var pki: LabPKIFixture { lab.pki }
+    var proberSVID: (cert: String, key: String) { lab.proberSVID }
+    var haproxyPEM: String { lab.haproxyPEM }
 
-    init() throws {
-        pki = try LabPKIFixture()
-        prober = pki.id("gameday", ns: "ops")
-        proberSVID = try pki.svid("prober", uris: [prober])
-        echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
-        let proxy = try pki.svid("haproxy", uris: [pki.id("haproxy")])
-        // HAProxy's `crt` takes the certificate and its key in one file.
-        haproxyPEM = try pki.write("haproxy-crt.pem", try String(contentsOfFile: proxy.cert, encoding: .utf8)
-                                   + String(contentsOfFile: proxy.key, encoding: .utf8))
-    }
+    init() throws { lab = try ControlLab() }
 
-    func startEcho(version: String) async throws -> EchoServer {
-        var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
-                                                                     namespace: "lab", pod: "reviews-\(version)-0"))
-        configuration.port = 0
-        configuration.tls = try pki.serverTLS(echoSVID)
-        configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
-        configuration.log = { _ in }
-        return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
-    }
+    func startEcho(version: String) async throws -> EchoServer { try await lab.startEcho(version: version) }
 
     /// Runs the check against a lab proxy with `errorLimit` and `rise` x 100 ms checks.
     func check(errorLimit: Int, rise: Int, declared: OutlierExpectation) async throws -> OutlierDetectionCheck.Outcome {
@@ -53,13 +35,11 @@ import Testing
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/reviews")])
         configuration.requestTimeout = 5
         let outcome = try await OutlierDetectionCheck.run(e, configuration: configuration, recognizer: .version,
-                                                          controlTLS: try pki.clientTLS(proberSVID, expect: nil),
+                                                          controlTLS: try lab.controlTLS(),
                                                           group: MultiThreadedEventLoopGroup.singleton)
         // Nothing left behind on either echo.
-        for url in e.faultTargets {
-            let left = try await FaultClient(url: url, tls: try pki.clientTLS(proberSVID, expect: nil)).list(group: MultiThreadedEventLoopGroup.singleton)
-            #expect(left.isEmpty, "faults left on \(url): \(left)")
-        }
+        let left = try await lab.faults(on: [v1, v2])
+        #expect(left.isEmpty, "faults left: \(left)")
         return outcome
     }
 

@@ -249,3 +249,47 @@ func verifyThroughHAProxy(expect: String, proxy: (inout HAProxyConfig) -> Void) 
     let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     return (out, object?["verdicts"] as? [[String: Any]] ?? [])
 }
+
+/// Echo workloads that allow a prober on their control API, and HAProxy's client certificate to reach them over
+/// mTLS, as a sidecar would: the lab of the outlier-detection and game-day tests.
+struct ControlLab {
+    let pki: LabPKIFixture
+    let prober: String
+    let proberSVID: (cert: String, key: String)
+    let echoSVID: (cert: String, key: String)
+    /// HAProxy's `crt`: its certificate and key in one file.
+    let haproxyPEM: String
+
+    init() throws {
+        pki = try LabPKIFixture()
+        prober = pki.id("gameday", ns: "ops")
+        proberSVID = try pki.svid("prober", uris: [prober])
+        echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
+        let proxy = try pki.svid("haproxy", uris: [pki.id("haproxy")])
+        haproxyPEM = try pki.write("haproxy-crt.pem", try String(contentsOfFile: proxy.cert, encoding: .utf8)
+                                   + String(contentsOfFile: proxy.key, encoding: .utf8))
+    }
+
+    /// An mTLS echo (reviews VERSION) whose control API allows the prober.
+    func startEcho(version: String) async throws -> EchoServer {
+        var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
+                                                                     namespace: "lab", pod: "reviews-\(version)-0"))
+        configuration.port = 0
+        configuration.tls = try pki.serverTLS(echoSVID)
+        configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
+        configuration.log = { _ in }
+        return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    /// The prober's client TLS for control APIs.
+    func controlTLS() throws -> TLSContext { try pki.clientTLS(proberSVID, expect: nil) }
+
+    /// The faults active on these echoes.
+    func faults(on echoes: [EchoServer]) async throws -> [FaultControlJSON.Fault] {
+        var all: [FaultControlJSON.Fault] = []
+        for echo in echoes {
+            all += try await FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try controlTLS()).list(group: MultiThreadedEventLoopGroup.singleton)
+        }
+        return all
+    }
+}
