@@ -103,6 +103,7 @@ let package = Package(
                 "MeshprobeYAML", "MeshprobeScenario", "MeshprobeVerify", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
                 "MeshprobeTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // Reporting: terminal summary and the JSON result.
@@ -130,6 +131,7 @@ let package = Package(
                 "MeshprobeYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

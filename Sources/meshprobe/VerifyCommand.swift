@@ -5,6 +5,7 @@ import MeshprobePolicy
 import MeshprobeReport
 import MeshprobeVerify
 import MeshprobeYAML
+import NIOConcurrencyHelpers
 import NIOPosix
 
 struct VerifyCommand: AsyncParsableCommand {
@@ -34,6 +35,25 @@ struct VerifyCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        // SIGINT/SIGTERM cancel the verification (its loads stop as on a signal); faults the outlier check set are
+        // cleared either way before the command exits.
+        let ledger = FaultLedger()
+        let task = Task { try await verify(ledger: ledger) }
+        let signalled = NIOLockedValueBox(false)
+        let signals = SignalStopper {
+            signalled.withLockedValue { $0 = true }
+            task.cancel()
+        }
+        defer { signals.cancel() }
+        let outcome = await task.result
+        for left in await ledger.clearAll(group: MultiThreadedEventLoopGroup.singleton) {
+            printError("meshprobe verify: warning: could not clear fault \(left)")
+        }
+        if signalled.withLockedValue({ $0 }) { throw CLIError(message: "aborted by a signal before the verification completed", exitCode: 3) }
+        try outcome.get()
+    }
+
+    func verify(ledger: FaultLedger) async throws {
         var policy: Policy
         do {
             policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty)
@@ -100,7 +120,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 }
                 do {
                     let outcome = try await OutlierDetectionCheck.run(declared, configuration: configuration, recognizer: policy.recognizer,
-                                                                      controlTLS: tls, group: MultiThreadedEventLoopGroup.singleton)
+                                                                      controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
                     for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
                     report.add(outcome)
                 } catch let error as FaultClientError {

@@ -4,6 +4,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeTLS
+import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
 
@@ -147,5 +148,45 @@ import Testing
         let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
         #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("UNDECIDED") && out.stdout.contains("403"), "\(out.stdout)")
+    }
+
+    /// SIGTERM in the middle of the check, while the workload fails and the proxy (which never ejects) keeps sending
+    /// to it: verify stops at once, clears the fault it set, and exits 3.
+    @Test func aSignalDuringTheCheckClearsTheFaultAndExits3() async throws {
+        let v1 = try await startEcho(version: "v1")
+        let v2 = try await startEcho(version: "v2")
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+            $0.serverClientCertificate = haproxyPEM
+        }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
+            expect:
+              outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 30s, interval: 1s, rate: 20, faultTargets: [https://127.0.0.1:\(v1.port)]}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
+        process.arguments = ["verify", policy.path, "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let exitedAt = NIOLockedValueBox<Date?>(nil)
+        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
+        try process.run()
+        let deadline = Date() + 15
+        while try await lab.faults(on: [v1]).isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        // 25 consecutive errors before the check gives up, at 20 requests/s over two workloads: about 2.5 s.
+        #expect(try await lab.faults(on: [v1]).count == 1, "the check set its fault")
+        let signalled = Date()
+        kill(process.processIdentifier, SIGTERM)
+        while process.isRunning && Date().timeIntervalSince(signalled) < 15 { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(signalled)
+        #expect(took < 5, "exited \(took)s after the signal")
+        #expect(process.terminationStatus == 3)
+        #expect(try await lab.faults(on: [v1]).isEmpty, "the fault was cleared on the way out")
     }
 }

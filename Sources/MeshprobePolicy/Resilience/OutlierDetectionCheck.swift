@@ -198,8 +198,9 @@ public enum OutlierDetectionCheck {
         defer { recorder.stop() }
         do {
             // Baseline: everyone answers, and each destination's share.
-            // 100 responses, or what came in 10 s (a busy machine may take seconds to start the load).
-            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= 100 }
+            // A second's responses (20 to 100), or what came in 10 s (a busy machine may take seconds to start the load).
+            let baselineCount = max(20, min(100, Int(e.rate)))
+            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= baselineCount }
             let baseline = Array(recorder.since(0))
             let shares = shareByDestination(baseline)
             let failing = baseline.filter { !(200..<400).contains($0.status) }.count
@@ -385,7 +386,7 @@ public enum OutlierDetectionCheck {
             set = []
         }
         do {
-            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= 100 }
+            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= max(20, min(100, Int(e.rate))) }
             let shares = shareByDestination(Array(recorder.since(0)))
             let endpoints = shares.count
             let faultIndex = recorder.count
