@@ -14,6 +14,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
     /// Kept for control requests only (they carry JSON); ordinary bodies are only counted.
     private var body: ByteBuffer?
     private var random = SystemRandomNumberGenerator()
+    /// Requests received on this connection so far.
+    private var requestsOnConnection = 0
 
     init(state: EchoState, peerSPIFFEID: String?, serverName: String?) {
         self.state = state
@@ -40,6 +42,7 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let inFlight = state.enter()
+        requestsOnConnection += 1
         let request = EchoRequest(
             method: head.method.rawValue,
             path: head.uri,
@@ -47,7 +50,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             bodyLength: bodyLength,
             peerSPIFFEID: peerSPIFFEID,
             serverName: serverName,
-            body: body
+            body: body,
+            connectionRequest: requestsOnConnection
         )
         body = nil
         let plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)

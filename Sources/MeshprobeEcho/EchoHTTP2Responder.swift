@@ -8,6 +8,8 @@ final class EchoHTTP2Responder: HTTP2Responder {
     private let serverName: String?
     private let allocator = ByteBufferAllocator()
     private var random = SystemRandomNumberGenerator()
+    /// Requests received on this connection so far.
+    private var requestsOnConnection = 0
 
     init(state: EchoState, peerSPIFFEID: String?, serverName: String?) {
         self.state = state
@@ -17,6 +19,7 @@ final class EchoHTTP2Responder: HTTP2Responder {
 
     func respond(to request: HTTP2ServerRequest, writer: HTTP2ResponseWriter) {
         let inFlight = state.enter()
+        requestsOnConnection += 1
         let echoRequest = EchoRequest(
             method: request.method,
             path: request.path,
@@ -24,7 +27,8 @@ final class EchoHTTP2Responder: HTTP2Responder {
             bodyLength: request.body.readableBytes,
             peerSPIFFEID: peerSPIFFEID,
             serverName: serverName,
-            body: request.body
+            body: request.body,
+            connectionRequest: requestsOnConnection
         )
         let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
         let state = self.state

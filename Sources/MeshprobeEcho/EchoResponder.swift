@@ -33,6 +33,8 @@ struct EchoRequest {
     var serverName: String?
     /// The request body; the HTTP/1.1 handler keeps it for control requests only.
     var body: ByteBuffer? = nil
+    /// Which request this is on its connection (1 for the first).
+    var connectionRequest: Int = 1
 }
 
 /// What the echo will do with one request.
@@ -118,6 +120,7 @@ struct EchoPlanner: Sendable {
             (EchoStamp.callerSource, caller.source),
             (EchoStamp.inFlight, String(inFlight)),
             (EchoStamp.serverName, request.serverName ?? ""),
+            (EchoStamp.connectionRequest, String(request.connectionRequest)),
         ]
         if let requestID = request.headers.first(where: { $0.name == "x-request-id" })?.value {
             stamps.append((EchoStamp.attempt, String(attempts.count(requestID))))

@@ -22,6 +22,9 @@ public enum EchoStamp {
     /// How many requests with this request's `x-request-id` the echo has seen, this one included (1 for the first);
     /// absent when the request has no `x-request-id`.
     public static let attempt = "x-meshprobe-attempt"
+    /// Which request this is on the connection it came on (1 for the first): a proxy's upstream connection reuse,
+    /// as the workload sees it (Istio `maxRequestsPerConnection`).
+    public static let connectionRequest = "x-meshprobe-connection-request"
 }
 
 /// The identity of whatever answered a request, as far as the prober could tell.

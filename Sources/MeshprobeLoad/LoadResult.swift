@@ -219,6 +219,9 @@ public struct LoadResult: Sendable {
     /// The most requests the upstream reported in flight (the echo's `x-meshprobe-inflight` stamp, counting the
     /// request itself); 0 when no response carried the stamp.
     public var upstreamPeakInFlight = 0
+    /// The most requests an upstream connection had carried, by the echo's `x-meshprobe-connection-request` stamp
+    /// (0 when no response carried it): a proxy's connection reuse as the workload sees it.
+    public var upstreamPeakConnectionRequests = 0
     /// Final responses by the echo's attempt stamp (`x-meshprobe-attempt`: requests with this `x-request-id` the
     /// answering echo had seen, this one included): how many tries a proxy made before the client got its answer.
     /// Empty when no response carried the stamp (no `x-request-id` sent, or the proxy answered itself).
@@ -296,6 +299,7 @@ public struct LoadResult: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
         upstreamPeakInFlight = max(upstreamPeakInFlight, other.upstreamPeakInFlight)
+        upstreamPeakConnectionRequests = max(upstreamPeakConnectionRequests, other.upstreamPeakConnectionRequests)
         attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)

@@ -127,6 +127,8 @@ public struct Policy {
     /// How to exercise outlier detection declared in manifests: the workloads to make fail and the pace
     /// (`expect.outlierDetection` without thresholds).
     public var outlierProbe: (faultTargets: [String], rate: Double)?
+    /// Requests-per-connection limits to verify (`expect.maxRequestsPerConnection`, or a DestinationRule's).
+    public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
     public var retries: [RetryExpectation] = []
 
@@ -271,7 +273,7 @@ public struct Policy {
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
                                              "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
-                                             "outlierDetection", "retries"])
+                                             "outlierDetection", "retries", "maxRequestsPerConnection"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -320,7 +322,8 @@ public struct Policy {
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
-            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil {
+            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
+                && f["maxRequestsPerConnection"] == nil {
                 throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker, outlierDetection or retries")
             }
         }
@@ -397,6 +400,11 @@ public struct Policy {
         }
         if let r = f["retries"] {
             policy.retries.append(try RetryExpectation(policy: r))
+        }
+        if let v = f["maxRequestsPerConnection"] {
+            let n = try v.int(minimum: 1)
+            guard n <= 10_000 else { throw v.error("at most 10000: the check sends ten connections' worth") }
+            policy.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n, source: "\(v.file):\(v.line)"))
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -64,6 +64,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
+                policy.connectionReuse += imported.connectionReuse
                 for var declared in imported.outlierDetections {
                     guard let probe = policy.outlierProbe else {
                         printError("meshprobe verify: note: \(declared.source): outlier detection is not verified: give expect.outlierDetection.faultTargets (the workloads to make fail)")
@@ -75,7 +76,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 }
                 policy.retries += imported.retries
                 guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty
-                        || !imported.retries.isEmpty else {
+                        || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty else {
                     throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool, outlier detection or retries")
                 }
                 policy.routes = imported.routes.map { route in
@@ -129,6 +130,13 @@ struct VerifyCommand: AsyncParsableCommand {
                                         reason: "could not make a workload fail: \(error)")
                 }
             }
+        }
+        for reuse in policy.connectionReuse {
+            if !quiet {
+                printError("meshprobe verify: connection reuse: at most \(reuse.maxRequestsPerConnection) requests per upstream connection (\(reuse.source))")
+            }
+            let outcome = try await ConnectionReuseCheck.run(reuse, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            report.add(outcome)
         }
         for retry in policy.retries {
             if !quiet {
@@ -313,6 +321,16 @@ struct VerifyReport: Encodable {
                                  test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
                                      + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
         }
+    }
+
+    /// Adds the requests-per-connection verdict.
+    mutating func add(_ outcome: ConnectionReuseCheck.Outcome) {
+        let evidence = Evidence.facts(
+            requests: outcome.result.totalRequests, declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
+            observed: outcome.check.evidence,
+            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
+        append(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
+               passed: outcome.check.passed, reason: outcome.check.reason, evidence: evidence)
     }
 
     /// Adds the outlier-detection verdicts: one per check, the timeline with the last.

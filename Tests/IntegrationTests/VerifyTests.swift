@@ -314,6 +314,24 @@ import Testing
         #expect((inFlight["reason"] as? String)?.contains("more than the limit of 10") == true, "\(inFlight)")
     }
 
+    /// maxRequestsPerConnection as the workload counts it: HAProxy closing each server connection after one response
+    /// (`option http-server-close`) passes a declared 1; HAProxy keeping connections alive fails a declared 5 with the
+    /// peak seen.
+    @Test(arguments: [(true, 1), (false, 5)])
+    func requestsPerConnectionAreCountedByTheWorkload(close: Bool, declared: Int) async throws {
+        let (out, verdicts) = try await verifyThroughHAProxy(expect: "  maxRequestsPerConnection: \(declared)") {
+            $0.serverCloseAfterEachRequest = close
+        }
+        #expect(out.status == (close ? 0 : 1), "\(out.stdout)\(out.stderr)")
+        let verdict = try #require(verdicts.first)
+        let peak = (verdict["evidence"] as? [String: Any]).flatMap { $0["observed"] as? [String: Double] }?["peak_requests_per_connection"] ?? 0
+        if close {
+            #expect(peak == 1, "\(verdict)")
+        } else {
+            #expect(peak > 5 && (verdict["reason"] as? String)?.contains("more than the limit of 5") == true, "\(verdict)")
+        }
+    }
+
     @Test func aTighterLimitFailsAtTheLimit() async throws {
         let (out, verdicts) = try await verifyBreaker(proxyMaxConn: 5, declared: 10)
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")

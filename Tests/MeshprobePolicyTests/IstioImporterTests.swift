@@ -34,7 +34,7 @@ import Testing
               trafficPolicy:
                 connectionPool:
                   tcp: {maxConnections: 20}
-                  http: {http2MaxRequests: 10, http1MaxPendingRequests: 1, maxRetries: 3}
+                  http: {http2MaxRequests: 10, http1MaxPendingRequests: 1, maxRetries: 3, maxRequestsPerConnection: 100}
                 outlierDetection: {consecutive5xxErrors: 5}
             """)
         defer { removeTemporary(path) }
@@ -42,6 +42,8 @@ import Testing
         let breaker = try #require(imported.circuitBreakers.first)
         #expect(breaker.maxRequests == 10 && breaker.maxPending == 1 && breaker.admitted == 11)
         #expect(breaker.source.hasSuffix(":8 DestinationRule reviews-pool"), "\(breaker.source)")
+        #expect(imported.connectionReuse.first?.maxRequestsPerConnection == 100 && imported.connectionReuse.first?.requests == 1000)
+        #expect(imported.notes.contains { $0.contains("maxRetries") && $0.contains("not verified") })
         // Istio's defaults for what the rule leaves out: 10s interval, 30s ejection, 10%.
         let outlier = try #require(imported.outlierDetections.first)
         #expect(outlier.consecutiveErrors == 5 && outlier.counted == .serverErrors && outlier.interval == 10)

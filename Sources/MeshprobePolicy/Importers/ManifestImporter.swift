@@ -9,6 +9,8 @@ public struct ImportedRoutes: Sendable {
     public var linkerdResilience: [(resource: String, annotations: [String])] = []
     /// DestinationRule connection-pool limits (`trafficPolicy.connectionPool`) to verify.
     public var circuitBreakers: [CircuitBreakerExpectation] = []
+    /// DestinationRule `connectionPool.http.maxRequestsPerConnection` limits to verify.
+    public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Outlier detection (DestinationRule `trafficPolicy.outlierDetection`, Linkerd consecutive failure accrual) to
     /// verify; the workloads to make fail come from the policy.
     public var outlierDetections: [OutlierExpectation] = []
@@ -53,6 +55,18 @@ public enum ManifestImporter {
                     if let pool = spec["trafficPolicy"]?["connectionPool"] {
                         let name = try document["metadata"]?["name"]?.string() ?? host
                         if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
+                        if let v = pool["http"]?["maxRequestsPerConnection"] {
+                            let n = try v.int(minimum: 0)
+                            guard n <= 10_000 else { throw v.error("\(n) is too large to verify here (at most 10000)") }
+                            // 0 means unlimited (Istio): nothing to check.
+                            if n > 0 {
+                                out.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n,
+                                                                                      source: "\(v.file):\(v.line) DestinationRule \(name)"))
+                            }
+                        }
+                        if let v = pool["http"]?["maxRetries"] {
+                            out.notes.append("\(v.file):\(v.line): DestinationRule \(name): connectionPool.http.maxRetries (concurrent retries to the host) is not verified")
+                        }
                     }
                     if let od = spec["trafficPolicy"]?["outlierDetection"] {
                         let name = try document["metadata"]?["name"]?.string() ?? host

@@ -38,6 +38,10 @@ public struct HAProxyConfig: Sendable {
     public var serverTimeout: Double?
     /// A Unix socket for HAProxy's runtime API at admin level (`set weight weighted/v1 90` changes a weight live).
     public var adminSocket: String?
+    /// HAProxy closes each server connection after one response (`option http-server-close`): maxRequestsPerConnection
+    /// 1 for the lab. (`max-reuse N` would be the general limit, but HAProxy 2.6 did not apply it to HTTP/1.1 server
+    /// connections here: 62 requests went over one connection with `max-reuse 4`.)
+    public var serverCloseAfterEachRequest = false
     /// Outlier ejection for the lab (see `Ejection`).
     public var ejection: Ejection?
     /// HAProxy talks TLS to the servers and presents this PEM file (certificate, then key) as its client
@@ -112,6 +116,7 @@ public struct HAProxyConfig: Sendable {
             lines += ["backend routed", "    server routed 127.0.0.1:\(route.port)"]
         }
         lines += ["backend weighted", "    balance random(1)"]
+        if serverCloseAfterEachRequest { lines.append("    option http-server-close") }
         var limits = ""
         if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }
         if let serverClientCertificate { limits += " ssl verify none crt \(serverClientCertificate)" }

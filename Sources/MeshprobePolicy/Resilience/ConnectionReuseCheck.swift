@@ -1,0 +1,57 @@
+import MeshprobeLoad
+import NIOCore
+
+/// A declared limit on requests per upstream connection (Istio `connectionPool.http.maxRequestsPerConnection`, or a
+/// policy's `maxRequestsPerConnection`): the proxy must open a new connection to the workload after that many.
+public struct ConnectionReuseExpectation: Sendable, Equatable {
+    public var maxRequestsPerConnection: Int
+    /// Requests the check sends (enough for several connections' worth).
+    public var requests: Int
+    public var source: String
+
+    public init(maxRequestsPerConnection: Int, source: String) {
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        requests = max(200, 10 * maxRequestsPerConnection)
+        self.source = source
+    }
+}
+
+/// Sends requests through the proxy, a few at a time, and reads the echo's `x-meshprobe-connection-request` stamp
+/// (which request this is on the connection it came on): no upstream connection may carry more than the limit.
+/// Per proxy, like every connection-pool setting.
+public enum ConnectionReuseCheck {
+    public struct Outcome: Sendable {
+        public var expectation: ConnectionReuseExpectation
+        public var check: CircuitBreakerCheck.Check
+        public var result: LoadResult
+    }
+
+    public static func run(_ e: ConnectionReuseExpectation, configuration base: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
+        var c = base
+        c.model = .closed(concurrency: nil, thinkTime: 0)
+        c.connections = 1
+        c.streamsPerConnection = 4
+        c.requests = e.requests
+        c.duration = nil
+        c.warmup = 0
+        c.churn = .reuse
+        c.responseObserver = nil
+        let result = try await LoadGenerator(configuration: c, group: group).run()
+        return Outcome(expectation: e, check: evaluate(e, result: result), result: result)
+    }
+
+    static func evaluate(_ e: ConnectionReuseExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
+        let peak = result.upstreamPeakConnectionRequests
+        var reason: String?
+        if peak == 0 {
+            reason = "no response carried the echo's x-meshprobe-connection-request stamp: the upstream's view is unknown"
+        } else if peak > e.maxRequestsPerConnection {
+            reason = "an upstream connection carried \(peak) requests, more than the limit of \(e.maxRequestsPerConnection): the proxy reuses connections longer than declared"
+        }
+        return CircuitBreakerCheck.Check(
+            name: "upstream connections carried at most \(e.maxRequestsPerConnection) requests each",
+            passed: reason == nil, reason: reason,
+            evidence: ["peak_requests_per_connection": Double(peak), "limit": Double(e.maxRequestsPerConnection),
+                       "requests": Double(result.totalRequests), "succeeded": Double(result.succeeded)])
+    }
+}
