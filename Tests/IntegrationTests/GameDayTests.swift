@@ -153,4 +153,33 @@ import Testing
         let long = try await run(meshprobeBinary, ["gameday", file, "--check", "--max-rate", "6000", "--max-duration", "500ms"], timeout: 30)
         #expect(long.status == 2 && long.stderr.contains("--max-duration"), "\(long.stderr)")
     }
+
+    /// A fault for a workload that is not there: the step cannot run, the game day stops (exit 3) and the fault set
+    /// on the other workload before it is cleared. A game day with faults but no client certificate is bad input.
+    @Test func anUnknownWorkloadStopsTheGameDayAndNoFaultStays() async throws {
+        let lab = try await startLab()
+        defer { Task { await lab.close() } }
+        let nobody = try freePort()
+        let file = try gameday(lab, steps: """
+                - name: two faults
+                  rate: 20
+                  duration: 2s
+                  faults: [{target: https://127.0.0.1:\(lab.v1.port), status: 503}, {target: https://127.0.0.1:\(nobody), status: 503}]
+                - name: never
+                  rate: 20
+                  duration: 1s
+            """)
+        let out = lab.dir.appendingPathComponent("result.json").path
+        let result = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
+        #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("cannot reach the echo at https://127.0.0.1:\(nobody)"), "\(result.stdout)")
+        #expect(json(out)["skipped"] as? [String] == ["never"])
+        #expect(try await faultsLeft(lab).isEmpty, "the fault set on v1 before the failure was cleared")
+
+        let anonymous = try String(contentsOfFile: file, encoding: .utf8)
+            .replacingOccurrences(of: "identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}", with: "identity: {ca: \(pki.caFile)}")
+        try anonymous.write(toFile: file, atomically: true, encoding: .utf8)
+        let noCert = try await run(meshprobeBinary, ["gameday", file, "--quiet"], timeout: 30)
+        #expect(noCert.status == 2 && noCert.stderr.contains("client SVID"), "\(noCert.stderr)")
+    }
 }
