@@ -54,7 +54,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             connectionRequest: requestsOnConnection
         )
         body = nil
-        let plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
+        var plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
+        let retry = state.enterRetry(&plan)
         let keepAlive = head.isKeepAlive
         let version = head.version
         let state = self.state
@@ -65,6 +66,7 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             // answer must never see it counted (the circuit-breaker check compares this count with a limit).
             state.served.wrappingIncrement(ordering: .relaxed)
             state.inFlight.wrappingDecrement(ordering: .relaxed)
+            if retry { state.retriesInFlight.wrappingDecrement(ordering: .relaxed) }
             if case .reset = plan.action {
                 context.close(promise: nil)
                 return

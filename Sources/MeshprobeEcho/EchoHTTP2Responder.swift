@@ -30,12 +30,14 @@ final class EchoHTTP2Responder: HTTP2Responder {
             body: request.body,
             connectionRequest: requestsOnConnection
         )
-        let plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
+        var plan = state.planner.plan(echoRequest, inFlight: inFlight, allocator: allocator, random: &random)
+        let retry = state.enterRetry(&plan)
         let state = self.state
         let finish: () -> Void = {
             // Out of flight before the answer leaves (see EchoHTTP1Handler).
             state.served.wrappingIncrement(ordering: .relaxed)
             state.inFlight.wrappingDecrement(ordering: .relaxed)
+            if retry { state.retriesInFlight.wrappingDecrement(ordering: .relaxed) }
             switch plan.action {
             case .reset:
                 writer.reset(errorCode: 0x2)  // INTERNAL_ERROR, as a crashing upstream would

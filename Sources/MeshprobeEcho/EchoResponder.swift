@@ -45,6 +45,8 @@ struct EchoPlan {
     var headers: [(name: String, value: String)] = []
     var body: ByteBuffer
     var delayNanoseconds: UInt64 = 0
+    /// Which try of its request id this is (0 without an `x-request-id`).
+    var attempt = 0
 }
 
 /// Turns requests into plans: stamps, caller identity, attempt counts, fault injection (from the query and from the
@@ -122,8 +124,10 @@ struct EchoPlanner: Sendable {
             (EchoStamp.serverName, request.serverName ?? ""),
             (EchoStamp.connectionRequest, String(request.connectionRequest)),
         ]
+        var attempt = 0
         if let requestID = request.headers.first(where: { $0.name == "x-request-id" })?.value {
-            stamps.append((EchoStamp.attempt, String(attempts.count(requestID))))
+            attempt = attempts.count(requestID)
+            stamps.append((EchoStamp.attempt, String(attempt)))
         }
         if FaultControlAPI.isControlPath(request.path) {
             let response = control.respond(to: request)
@@ -143,6 +147,7 @@ struct EchoPlanner: Sendable {
         if let controlled = control.faults.spec(forPath: request.path) { spec.append(controlled) }
 
         var plan = EchoPlan(body: allocator.buffer(capacity: 0))
+        plan.attempt = attempt
         var faults: [String] = []
         if !spec.isEmpty {
             if spec.resetPercent > 0, Double.random(in: 0..<100, using: &random) < spec.resetPercent {

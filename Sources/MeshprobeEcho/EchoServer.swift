@@ -32,7 +32,17 @@ final class EchoState: Sendable {
     let inFlight = ManagedAtomic<Int>(0)
     let served = ManagedAtomic<Int>(0)
     let peakInFlight = ManagedAtomic<Int>(0)
+    /// Retries in flight (requests whose id this echo had seen before).
+    let retriesInFlight = ManagedAtomic<Int>(0)
     let log: (@Sendable (String) -> Void)?
+
+    /// Counts a retry in and stamps how many are in flight with it; true when the caller must count it out.
+    func enterRetry(_ plan: inout EchoPlan) -> Bool {
+        guard plan.attempt > 1 else { return false }
+        let now = retriesInFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        plan.headers.append((EchoStamp.retriesInFlight, String(now)))
+        return true
+    }
 
     /// Counts a request in; returns the in-flight count including it, and keeps the peak.
     func enter() -> Int {

@@ -25,6 +25,9 @@ public enum EchoStamp {
     /// Which request this is on the connection it came on (1 for the first): a proxy's upstream connection reuse,
     /// as the workload sees it (Istio `maxRequestsPerConnection`).
     public static let connectionRequest = "x-meshprobe-connection-request"
+    /// Retries (requests whose `x-request-id` this echo had seen before) in flight at the echo, this one included;
+    /// only on retries: a proxy's concurrent-retry limit (Istio `maxRetries`), as the workload sees it.
+    public static let retriesInFlight = "x-meshprobe-retries-inflight"
 }
 
 /// The identity of whatever answered a request, as far as the prober could tell.

@@ -386,6 +386,10 @@ final class LoadConnection {
                 case EchoStamp.caller: worker.result.callersSeen[header.value, default: 0] += 1
                 case EchoStamp.inFlight:
                     if let n = Int(header.value), n > worker.result.upstreamPeakInFlight { worker.result.upstreamPeakInFlight = n }
+                case EchoStamp.retriesInFlight:
+                    if let n = Int(header.value), n > worker.result.upstreamPeakRetriesInFlight {
+                        worker.result.upstreamPeakRetriesInFlight = n
+                    }
                 case EchoStamp.connectionRequest:
                     if let n = Int(header.value), n > worker.result.upstreamPeakConnectionRequests {
                         worker.result.upstreamPeakConnectionRequests = n

@@ -222,6 +222,9 @@ public struct LoadResult: Sendable {
     /// The most requests an upstream connection had carried, by the echo's `x-meshprobe-connection-request` stamp
     /// (0 when no response carried it): a proxy's connection reuse as the workload sees it.
     public var upstreamPeakConnectionRequests = 0
+    /// The most retries the upstream reported in flight at once (the echo's `x-meshprobe-retries-inflight` stamp,
+    /// on retries only); 0 when no response carried it.
+    public var upstreamPeakRetriesInFlight = 0
     /// Final responses by the echo's attempt stamp (`x-meshprobe-attempt`: requests with this `x-request-id` the
     /// answering echo had seen, this one included): how many tries a proxy made before the client got its answer.
     /// Empty when no response carried the stamp (no `x-request-id` sent, or the proxy answered itself).
@@ -300,6 +303,7 @@ public struct LoadResult: Sendable {
         errorExplanations.merge(other.errorExplanations, uniquingKeysWith: { a, _ in a })
         upstreamPeakInFlight = max(upstreamPeakInFlight, other.upstreamPeakInFlight)
         upstreamPeakConnectionRequests = max(upstreamPeakConnectionRequests, other.upstreamPeakConnectionRequests)
+        upstreamPeakRetriesInFlight = max(upstreamPeakRetriesInFlight, other.upstreamPeakRetriesInFlight)
         attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)

@@ -127,6 +127,9 @@ public struct Policy {
     /// How to exercise outlier detection declared in manifests: the workloads to make fail and the pace
     /// (`expect.outlierDetection` without thresholds).
     public var outlierProbe: (faultTargets: [String], rate: Double)?
+    /// Concurrent-retry limits to verify (`expect.maxRetries`, or a DestinationRule's `connectionPool.http.maxRetries`),
+    /// with where each was declared; checked on a route that retries.
+    public var maxRetries: [(limit: Int, source: String)] = []
     /// Requests-per-connection limits to verify (`expect.maxRequestsPerConnection`, or a DestinationRule's).
     public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
@@ -273,7 +276,7 @@ public struct Policy {
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
                                              "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
-                                             "outlierDetection", "retries", "maxRequestsPerConnection"])
+                                             "outlierDetection", "retries", "maxRequestsPerConnection", "maxRetries"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
             let text = try r.string()
@@ -324,7 +327,7 @@ public struct Policy {
         case (nil, nil):
             if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
                 && f["maxRequestsPerConnection"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, circuitBreaker, outlierDetection or retries")
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection")
             }
         }
         var allDestinations = Set<String>()
@@ -400,6 +403,14 @@ public struct Policy {
         }
         if let r = f["retries"] {
             policy.retries.append(try RetryExpectation(policy: r))
+        }
+        if let v = f["maxRetries"] {
+            let n = try v.int(minimum: 1)
+            guard n <= 250 else { throw v.error("at most 250: the check drives four times the limit in concurrent failing requests") }
+            guard let retries = policy.retries.first, (retries.attempts ?? 0) > 0, retries.retryOn.retryableStatus != nil else {
+                throw v.error("maxRetries needs retries beside it with attempts and a retried status: the limit shows only on a route that retries")
+            }
+            policy.maxRetries.append((n, "\(v.file):\(v.line)"))
         }
         if let v = f["maxRequestsPerConnection"] {
             let n = try v.int(minimum: 1)

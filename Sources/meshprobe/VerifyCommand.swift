@@ -65,6 +65,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
                 policy.connectionReuse += imported.connectionReuse
+                policy.maxRetries += imported.maxRetries
                 for var declared in imported.outlierDetections {
                     guard let probe = policy.outlierProbe else {
                         printError("meshprobe verify: note: \(declared.source): outlier detection is not verified: give expect.outlierDetection.faultTargets (the workloads to make fail)")
@@ -76,7 +77,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 }
                 policy.retries += imported.retries
                 guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty
-                        || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty else {
+                        || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty || !imported.maxRetries.isEmpty else {
                     throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool, outlier detection or retries")
                 }
                 policy.routes = imported.routes.map { route in
@@ -130,6 +131,18 @@ struct VerifyCommand: AsyncParsableCommand {
                                         reason: "could not make a workload fail: \(error)")
                 }
             }
+        }
+        let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.retryableStatus != nil }
+        for (limit, source) in policy.maxRetries {
+            guard let route = retrying, let status = route.retryOn.retryableStatus else {
+                printError("meshprobe verify: note: \(source): maxRetries is not verified: no route retries a status (declare retries on a route)")
+                continue
+            }
+            let budget = RetryBudgetExpectation(maxRetries: limit, route: route, status: status, source: source)
+            if !quiet {
+                printError("meshprobe verify: retry limit: at most \(limit) retries in flight (\(source)), \(budget.concurrency) failing requests at once on \(route.source)")
+            }
+            report.add(try await RetryBudgetCheck.run(budget, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
         }
         for reuse in policy.connectionReuse {
             if !quiet {
@@ -321,6 +334,16 @@ struct VerifyReport: Encodable {
                                  test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
                                      + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
         }
+    }
+
+    /// Adds the concurrent-retry verdict.
+    mutating func add(_ outcome: RetryBudgetCheck.Outcome) {
+        let evidence = Evidence.facts(
+            requests: outcome.result.totalRequests, declared: ["max_retries": Double(outcome.expectation.maxRetries)],
+            observed: outcome.check.evidence,
+            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
+        append(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
+               passed: outcome.check.passed, reason: outcome.check.reason, evidence: evidence)
     }
 
     /// Adds the requests-per-connection verdict.

@@ -81,7 +81,22 @@ import Testing
         let answered = try verdict(neverVerdicts, "the route timeout")
         #expect(!answered.passed && answered.observed["application_replies"] == 10 && answered.reason.contains("answered by the application"), "\(answered)")
     }
+
+    /// maxRetries (concurrent retries): HAProxy has no such limit, so a declared 2 fails with the retries the echo saw
+    /// in flight at once. (No lab proxy limits concurrent retries: the passing direction is a unit test on results.)
+    @Test func aProxyWithoutAConcurrentRetryLimitFailsMaxRetries() async throws {
+        let (out, verdicts) = try await verifyThroughHAProxy(expect: "  retries: {attempts: 1, retryOn: \"503\", requests: 20}\n  maxRetries: 2") {
+            $0.standIn(for: RetryExpectation.lab(attempts: 1, perTryTimeout: nil))
+        }
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        let budget = try verdict(verdicts, "retries in flight")
+        #expect(!budget.passed && (budget.observed["peak_retries_in_flight"] ?? 0) > 2, "\(budget)")
+        #expect(budget.reason.contains("more than the limit of 2"), "\(budget)")
+        let tries = try verdict(verdicts, "(503) is tried twice")
+        #expect(tries.passed, "the route's own retries are as declared: \(tries)")
+    }
 }
+
 
 extension RetryExpectation {
     /// A declared policy for the lab: `attempts` retries on 5xx, with a per-try timeout.

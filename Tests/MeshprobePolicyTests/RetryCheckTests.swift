@@ -238,3 +238,38 @@ import Testing
         #expect(e.attempts == 1 && e.timeout == nil && e.perTryTimeout == nil)
     }
 }
+
+/// The concurrent-retry verdict on made-up results: no lab proxy limits concurrent retries (HAProxy has no such
+/// setting), so the passing direction is shown here; the failing one runs end to end in RetryTests.
+@Suite struct RetryBudgetTests {
+    func budget(_ limit: Int) -> RetryBudgetExpectation {
+        var route = RetryExpectation(attempts: 1, source: "test")
+        route.retryOn = RetryConditions(declared: ["503"], statuses: [503], retriesTimeouts: false)
+        return RetryBudgetExpectation(maxRetries: limit, route: route, status: 503, source: "test")
+    }
+
+    @Test func aPeakWithinTheLimitPassesAndOneAboveFails() {
+        var result = LoadResult()
+        result.upstreamPeakRetriesInFlight = 3
+        #expect(RetryBudgetCheck.evaluate(budget(3), result: result).passed)
+        let over = RetryBudgetCheck.evaluate(budget(2), result: result)
+        #expect(!over.passed && over.reason?.contains("3 retries in flight at once, more than the limit of 2") == true)
+        #expect(budget(3).concurrency == 13 && budget(100).concurrency == 400 && budget(250).concurrency == 1000)
+    }
+
+    @Test func noRetrySeenIsAFailureThatSaysWhy() {
+        let none = RetryBudgetCheck.evaluate(budget(3), result: LoadResult())
+        #expect(!none.passed && none.reason?.contains("does not retry 503") == true)
+    }
+
+    @Test func maxRetriesNeedsARouteThatRetries() throws {
+        let path = try writeTemporaryYAML("policy: meshprobe.policy/v1\ntarget: http://127.0.0.1:1/\nexpect:\n  split: {v1: 100}\n  maxRetries: 3\n")
+        defer { removeTemporary(path) }
+        #expect {
+            try Policy.load(path: path, environment: [:])
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.line == 5 && e.field == "expect.maxRetries" && e.message.contains("needs retries")
+        }
+    }
+}

@@ -9,6 +9,9 @@ public struct ImportedRoutes: Sendable {
     public var linkerdResilience: [(resource: String, annotations: [String])] = []
     /// DestinationRule connection-pool limits (`trafficPolicy.connectionPool`) to verify.
     public var circuitBreakers: [CircuitBreakerExpectation] = []
+    /// DestinationRule `connectionPool.http.maxRetries` limits (with where each is declared), checked on a route that
+    /// retries.
+    public var maxRetries: [(limit: Int, source: String)] = []
     /// DestinationRule `connectionPool.http.maxRequestsPerConnection` limits to verify.
     public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Outlier detection (DestinationRule `trafficPolicy.outlierDetection`, Linkerd consecutive failure accrual) to
@@ -65,7 +68,9 @@ public enum ManifestImporter {
                             }
                         }
                         if let v = pool["http"]?["maxRetries"] {
-                            out.notes.append("\(v.file):\(v.line): DestinationRule \(name): connectionPool.http.maxRetries (concurrent retries to the host) is not verified")
+                            let n = try v.int(minimum: 1)
+                            guard n <= 250 else { throw v.error("\(n) is too large to verify here (at most 250)") }
+                            out.maxRetries.append((n, "\(v.file):\(v.line) DestinationRule \(name)"))
                         }
                     }
                     if let od = spec["trafficPolicy"]?["outlierDetection"] {

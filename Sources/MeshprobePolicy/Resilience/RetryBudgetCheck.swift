@@ -1,0 +1,84 @@
+import MeshprobeLoad
+import MeshprobeVerify
+import NIOCore
+
+/// A declared limit on concurrent retries to a service (Istio `connectionPool.http.maxRetries`, Envoy's `max_retries`
+/// circuit breaker, or a policy's `maxRetries`), checked on a route that retries.
+public struct RetryBudgetExpectation: Sendable {
+    public var maxRetries: Int
+    /// The route that retries (its match conditions, attempts and a retried status).
+    public var route: RetryExpectation
+    /// The status to inject: one the route retries.
+    public var status: Int
+    public var source: String
+
+    public init(maxRetries: Int, route: RetryExpectation, status: Int, source: String) {
+        self.maxRetries = maxRetries
+        self.route = route
+        self.status = status
+        self.source = source
+    }
+
+    /// Requests in flight at once: well above the limit, so that retries would pile up past it.
+    public var concurrency: Int { min(1000, max(4 * maxRetries, maxRetries + 10)) }
+}
+
+/// Every request fails (the echo answers the retried status after holding it 100 ms) at several times the limit in
+/// concurrent requests, so the route's retries overlap; the echo stamps how many retries it has in flight
+/// (`x-meshprobe-retries-inflight`: requests whose `x-request-id` it had seen before). The upstream must never have
+/// had more retries in flight than the limit. Per client proxy, like every connection-pool limit; exact with one
+/// upstream endpoint.
+public enum RetryBudgetCheck {
+    public struct Outcome: Sendable {
+        public var expectation: RetryBudgetExpectation
+        public var check: CircuitBreakerCheck.Check
+        public var result: LoadResult
+    }
+
+    public static func run(_ e: RetryBudgetExpectation, configuration base: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
+        var c = base
+        if !e.route.conditions.isEmpty {
+            var route = SplitExpectation(name: e.source, weights: [:], recognizer: .version, statistics: SplitTestConfiguration())
+            route.conditions = e.route.conditions
+            c = PolicyVerification.configuration(c, for: route)
+        }
+        let inFlight = e.concurrency
+        c.connections = min(4, inFlight)
+        c.streamsPerConnection = (inFlight + c.connections - 1) / c.connections
+        c.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
+        c.requests = 3 * inFlight
+        c.warmup = 0
+        c.churn = .reuse
+        c.guards = []
+        c.responseObserver = nil
+        c.headers.removeAll { $0.name.lowercased() == RetryCheck.requestIDHeader }
+        c.headers.append((RetryCheck.requestIDHeader, "{{uuid}}"))
+        // Fresh request ids every run: `{{uuid}}` follows the seed, and the echo remembers ids.
+        c.seed = UInt64.random(in: 1...UInt64.max)
+        for i in c.targets.indices {
+            let query = "status=\(e.status):100&delay=100ms"
+            c.targets[i].path += c.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
+        }
+        let tries = Double((e.route.attempts ?? 0) + 1)
+        c.requestTimeout = max(c.requestTimeout, tries * 0.1 * 4 + 2)
+        c.duration = 3 * (tries * 0.1 * 4 + 2) + 10
+        let result = try await LoadGenerator(configuration: c, group: group).run()
+        return Outcome(expectation: e, check: evaluate(e, result: result), result: result)
+    }
+
+    static func evaluate(_ e: RetryBudgetExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
+        let peak = result.upstreamPeakRetriesInFlight
+        let notRetried = result.attemptsSeen[1, default: 0]
+        var reason: String?
+        if peak == 0 {
+            reason = "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen"
+        } else if peak > e.maxRetries {
+            reason = "the upstream had \(peak) retries in flight at once, more than the limit of \(e.maxRetries): the proxy's retry limit is looser, or not enforced"
+        }
+        return CircuitBreakerCheck.Check(
+            name: "the upstream never had more than \(e.maxRetries) retries in flight",
+            passed: reason == nil, reason: reason,
+            evidence: ["peak_retries_in_flight": Double(peak), "limit": Double(e.maxRetries), "concurrency": Double(e.concurrency),
+                       "requests": Double(result.totalRequests), "not_retried": Double(notRetried)])
+    }
+}
