@@ -338,22 +338,18 @@ struct VerifyReport: Encodable {
 
     /// Adds the concurrent-retry verdict.
     mutating func add(_ outcome: RetryBudgetCheck.Outcome) {
-        let evidence = Evidence.facts(
-            requests: outcome.result.totalRequests, declared: ["max_retries": Double(outcome.expectation.maxRetries)],
-            observed: outcome.check.evidence,
-            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
-        append(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
-               passed: outcome.check.passed, reason: outcome.check.reason, evidence: evidence)
+        appendProcedureCheck(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
+                             passed: outcome.check.passed, reason: outcome.check.reason, observed: outcome.check.evidence,
+                             declared: ["max_retries": Double(outcome.expectation.maxRetries)],
+                             test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
     }
 
     /// Adds the requests-per-connection verdict.
     mutating func add(_ outcome: ConnectionReuseCheck.Outcome) {
-        let evidence = Evidence.facts(
-            requests: outcome.result.totalRequests, declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
-            observed: outcome.check.evidence,
-            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
-        append(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
-               passed: outcome.check.passed, reason: outcome.check.reason, evidence: evidence)
+        appendProcedureCheck(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
+                             passed: outcome.check.passed, reason: outcome.check.reason, observed: outcome.check.evidence,
+                             declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
+                             test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
     }
 
     /// Adds the outlier-detection verdicts: one per check, the timeline with the last.

@@ -59,6 +59,13 @@ public enum CircuitBreakerCheck {
         public var evidence: [String: Double]
     }
 
+    /// A limit checked against the peak a stamp reported: passes when 0 < peak <= limit; `missing` and `over` say
+    /// why not.
+    static func peakCheck(name: String, peak: Int, limit: Int, missing: String, over: String, evidence: [String: Double]) -> Check {
+        let reason = peak == 0 ? missing : peak > limit ? over : nil
+        return Check(name: name, passed: reason == nil, reason: reason, evidence: evidence)
+    }
+
     static func overflow(in result: LoadResult) -> (count: Int, stats: FailureStats?) {
         var merged: FailureStats?
         var count = 0

@@ -42,15 +42,10 @@ public enum ConnectionReuseCheck {
 
     static func evaluate(_ e: ConnectionReuseExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
         let peak = result.upstreamPeakConnectionRequests
-        var reason: String?
-        if peak == 0 {
-            reason = "no response carried the echo's x-meshprobe-connection-request stamp: the upstream's view is unknown"
-        } else if peak > e.maxRequestsPerConnection {
-            reason = "an upstream connection carried \(peak) requests, more than the limit of \(e.maxRequestsPerConnection): the proxy reuses connections longer than declared"
-        }
-        return CircuitBreakerCheck.Check(
-            name: "upstream connections carried at most \(e.maxRequestsPerConnection) requests each",
-            passed: reason == nil, reason: reason,
+        return CircuitBreakerCheck.peakCheck(
+            name: "upstream connections carried at most \(e.maxRequestsPerConnection) requests each", peak: peak, limit: e.maxRequestsPerConnection,
+            missing: "no response carried the echo's x-meshprobe-connection-request stamp: the upstream's view is unknown",
+            over: "an upstream connection carried \(peak) requests, more than the limit of \(e.maxRequestsPerConnection): the proxy reuses connections longer than declared",
             evidence: ["peak_requests_per_connection": Double(peak), "limit": Double(e.maxRequestsPerConnection),
                        "requests": Double(result.totalRequests), "succeeded": Double(result.succeeded)])
     }

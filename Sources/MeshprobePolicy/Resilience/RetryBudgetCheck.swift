@@ -68,17 +68,11 @@ public enum RetryBudgetCheck {
 
     static func evaluate(_ e: RetryBudgetExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
         let peak = result.upstreamPeakRetriesInFlight
-        let notRetried = result.attemptsSeen[1, default: 0]
-        var reason: String?
-        if peak == 0 {
-            reason = "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen"
-        } else if peak > e.maxRetries {
-            reason = "the upstream had \(peak) retries in flight at once, more than the limit of \(e.maxRetries): the proxy's retry limit is looser, or not enforced"
-        }
-        return CircuitBreakerCheck.Check(
-            name: "the upstream never had more than \(e.maxRetries) retries in flight",
-            passed: reason == nil, reason: reason,
+        return CircuitBreakerCheck.peakCheck(
+            name: "the upstream never had more than \(e.maxRetries) retries in flight", peak: peak, limit: e.maxRetries,
+            missing: "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen",
+            over: "the upstream had \(peak) retries in flight at once, more than the limit of \(e.maxRetries): the proxy's retry limit is looser, or not enforced",
             evidence: ["peak_retries_in_flight": Double(peak), "limit": Double(e.maxRetries), "concurrency": Double(e.concurrency),
-                       "requests": Double(result.totalRequests), "not_retried": Double(notRetried)])
+                       "requests": Double(result.totalRequests), "not_retried": Double(result.attemptsSeen[1, default: 0])])
     }
 }
