@@ -159,6 +159,7 @@ let package = Package(
             name: "MeshprobeReportTests",
             dependencies: [
                 "MeshprobeReport", "MeshprobeLoad", "MeshprobeIdentity",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
