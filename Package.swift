@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift module.
@@ -106,7 +109,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Reporting: terminal summary and the JSON result.
+        // Reporting: terminal summary, the versioned JSON result and its exact merge, Prometheus (live endpoint,
+        // end-of-run file, Pushgateway), and interop exports (SMP, .hgrm).
         .target(
             name: "MeshprobeReport",
             dependencies: [
@@ -114,6 +118,14 @@ let package = Package(
                 "MeshprobeLoad",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // swift-prometheus's metrics are swift-metrics (CoreMetrics) handlers; pinned here at 2.13.0.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                // zlib, for HdrHistogram's compressed V2 encoding.
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         // The thin command line that wires the modules together.
@@ -143,6 +155,17 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
+        .testTarget(
+            name: "MeshprobeReportTests",
+            dependencies: [
+                "MeshprobeReport", "MeshprobeLoad", "MeshprobeIdentity",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeVerify", "MeshprobeIdentity", "MeshprobeYAML"]),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(

@@ -112,6 +112,13 @@ public struct LoadConfiguration: Sendable {
     public var connectTimeout: Double = 5
     /// A response header that names the workload that served it (for servers other than the echo).
     public var identityHeader: String?
+    /// The `source_workload` label of the per-identity metrics (Istio's name for the caller's workload).
+    public var sourceWorkload = "meshprobe"
+    /// The `route` label of the per-identity metrics: a verify route's name (flow steps add their own).
+    public var route = ""
+    /// Receives the run's per-identity metrics once a second and at the end (a live `/metrics` endpoint), with an id
+    /// that is unique per run; nil (the default) costs nothing.
+    public var metricsSink: (@Sendable (_ run: Int, _ metrics: IdentityMetrics) -> Void)?
     /// How failed responses are told apart: application, or which proxy and why (built-in signatures first
     /// extended by the scenario's own).
     public var signatures = SignatureTable()

@@ -426,7 +426,7 @@ final class LoadConnection {
                 status: status, headers: fields, body: text, stamped: stamped,
                 stampsExpected: worker.sawStamps || worker.configuration.identityHeader != nil)
         }
-        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, slot: &identitySlot)
+        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, target: targetIndex, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {
             if canContinue {
@@ -461,7 +461,8 @@ final class LoadConnection {
 
     private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
         let id = lastIdentity ?? (tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer))
-        worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended)
+        worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended, target: targetIndex,
+                           route: ticket.iteration.map { $0.step + 1 } ?? 0)
         worker.requestFinished()
     }
 }

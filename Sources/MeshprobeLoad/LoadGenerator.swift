@@ -90,8 +90,13 @@ public final class LoadGenerator: Sendable {
         // per-second histograms never pile up during a long run), then check the guards. This runs on an event
         // loop, not on Swift's cooperative pool, so it keeps time even when that pool is busy.
         let collectorLoop = loops[0]
+        let runID = LoadGenerator.nextRunID.withLockedValue { id -> Int in
+            id += 1
+            return id
+        }
         let collector = collectorLoop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            self.collectTimeline(on: collectorLoop).map {
+            self.publishMetrics(run: runID, on: collectorLoop)
+            return self.collectTimeline(on: collectorLoop).map {
                 if self.checkGuards() != nil {
                     switch self.configuration.guardAction {
                     case .stop: self.stop(grace: 1.0)
@@ -124,6 +129,7 @@ public final class LoadGenerator: Sendable {
             if event.action == .stop { merged.aborted = true }
         }
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
+        configuration.metricsSink?(runID, merged.metrics)
         return merged
     }
 
@@ -170,6 +176,21 @@ public final class LoadGenerator: Sendable {
     }
 
     /// Pulls finished seconds from every worker; a second is complete once every worker has handed it over.
+    static let nextRunID = NIOLockedValueBox(0)
+
+    /// Hands the workers' series so far to the configuration's metrics sink (a copy per worker, on its own loop).
+    private func publishMetrics(run: Int, on loop: any EventLoop) {
+        guard let sink = configuration.metricsSink else { return }
+        let parts = workers.withLockedValue { $0 }.map { bound in
+            bound.eventLoop.submit { bound.value.seriesSnapshot() }
+        }
+        EventLoopFuture.whenAllSucceed(parts, on: loop).whenSuccess { parts in
+            var all = IdentityMetrics()
+            for part in parts { all.merge(part) }
+            sink(run, all)
+        }
+    }
+
     private func collectTimeline(on loop: any EventLoop) -> EventLoopFuture<Void> {
         let parts = workers.withLockedValue { $0 }.map { bound in
             bound.eventLoop.submit { CollectedSeconds(bound.value.collectSeconds()) }

@@ -259,6 +259,11 @@ public struct LoadResult: Sendable {
     /// CPU seconds the whole process used during the run (user + system).
     public var cpuSeconds = 0.0
     public var identities: [WorkloadIdentity: IdentityStats] = [:]
+    /// Per-identity series (source, destination, route, response code and class) with latency histograms; filled
+    /// from the workers' packed tables at the end of a run (`labelSeries`).
+    public var metrics = IdentityMetrics()
+    /// A worker's series while it counts.
+    var seriesTable = SeriesTable()
 
     /// Connection attempts, successful connections, and TLS handshakes.
     public var connectAttempts = 0
@@ -322,6 +327,7 @@ public struct LoadResult: Sendable {
         for (identity, stats) in other.identities {
             identities[identity, default: IdentityStats()].merge(stats)
         }
+        metrics.merge(other.metrics)
         connectAttempts += other.connectAttempts
         connectionsEstablished += other.connectionsEstablished
         connectionFailures.merge(other.connectionFailures, uniquingKeysWith: +)
@@ -348,6 +354,16 @@ public struct LoadResult: Sendable {
         var identity: WorkloadIdentity
         var index: Dictionary<WorkloadIdentity, IdentityStats>.Index
         var generation: Int
+        /// The identity's index in the series table, and the series the connection recorded into last.
+        var seriesIdentity: Int
+        var lastKey: UInt64 = .max
+        var lastSeries = 0
+    }
+
+    /// Turns the worker's packed series into labelled ones (once, when the worker's result is handed over).
+    public mutating func labelSeries(_ context: SeriesContext) {
+        metrics.merge(seriesTable.metrics(context))
+        seriesTable = SeriesTable()
     }
 
     /// Bumped whenever a new identity is inserted (which may invalidate cached indices).
@@ -359,7 +375,8 @@ public struct LoadResult: Sendable {
     }
 
     mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,
-                                 second: Int, slot: inout IdentitySlot?) {
+                                 second: Int, target: Int = -1, route: Int = 0, failure: FailureClass? = nil,
+                                 slot: inout IdentitySlot?) {
         responses += 1
         statusCounts.add(status)
         let ok = (200..<400).contains(status)
@@ -371,8 +388,10 @@ public struct LoadResult: Sendable {
             if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
             _ = bucket.latency.record(max(1, latencyMicros))
         }
-        if let cached = slot, cached.generation == identityGeneration, cached.identity == identity {
+        if var cached = slot, cached.generation == identityGeneration, cached.identity == identity {
             Self.update(&identities.values[cached.index], ok: ok, status: status, latencyMicros: latencyMicros)
+            recordSeries(&cached, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
+            slot = cached
             return
         }
         if identities.index(forKey: identity) == nil {
@@ -381,7 +400,22 @@ public struct LoadResult: Sendable {
         }
         guard let index = identities.index(forKey: identity) else { return }
         Self.update(&identities.values[index], ok: ok, status: status, latencyMicros: latencyMicros)
-        slot = IdentitySlot(identity: identity, index: index, generation: identityGeneration)
+        var fresh = IdentitySlot(identity: identity, index: index, generation: identityGeneration,
+                                 seriesIdentity: seriesTable.intern(identity))
+        recordSeries(&fresh, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
+        slot = fresh
+    }
+
+    /// One response into its series: no hashing when the connection's previous response had the same key.
+    @inline(__always) private mutating func recordSeries(_ slot: inout IdentitySlot, status: Int, latencyMicros: UInt64,
+                                                         target: Int, route: Int, failure: FailureClass?) {
+        let key = SeriesTable.key(identity: slot.seriesIdentity, target: target + 1, route: route, status: status,
+                                  failureClass: failure == nil ? 0 : seriesTable.intern(failure))
+        if key != slot.lastKey {
+            slot.lastKey = key
+            slot.lastSeries = seriesTable.slot(key)
+        }
+        seriesTable.record(slot: slot.lastSeries, latencyMicros: latencyMicros)
     }
 
     private static func update(_ stats: inout IdentityStats, ok: Bool, status: Int, latencyMicros: UInt64) {
@@ -425,8 +459,11 @@ public struct LoadResult: Sendable {
     }
 
     mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil,
-                              second: Int? = nil) {
+                              second: Int? = nil, target: Int = -1, route: Int = 0) {
         guard count > 0 else { return }
+        let seriesKey = SeriesTable.key(identity: seriesTable.intern(identity ?? .unknown), target: target + 1, route: route, status: 0,
+                                        failureClass: seriesTable.intern(.client(kind)))
+        seriesTable.add(seriesKey, count: count)
         failed += count
         if let second { bucket(second) { $0.failed += count } }
         errors[kind, default: 0] += count

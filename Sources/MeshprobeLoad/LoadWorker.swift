@@ -396,8 +396,13 @@ final class LoadWorker {
         if !wantsMoreRequests { checkDone() }
     }
 
+    /// The series counted so far, labelled (for a live metrics endpoint; the result keeps counting).
+    func seriesSnapshot() -> IdentityMetrics {
+        result.seriesTable.metrics(SeriesContext(configuration: configuration)).merging(result.metrics)
+    }
+
     /// Records a response unless it belongs to the warm-up.
-    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?,
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
                         slot: inout LoadResult.IdentitySlot?) {
         let t = now()
         guard ticket.intended >= warmupEnd else {
@@ -406,7 +411,8 @@ final class LoadWorker {
         }
         let latencyMicros = (t &- ticket.intended) / 1000
         result.recordResponse(status: status, latencyMicros: latencyMicros,
-                              serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t), slot: &slot)
+                              serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t),
+                              target: target, route: ticket.iteration.map { $0.step + 1 } ?? 0, failure: failure, slot: &slot)
         if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
         if let observer = configuration.responseObserver, observer(identity, status) {
             decided?()
@@ -420,12 +426,14 @@ final class LoadWorker {
     var decided: (@Sendable () -> Void)?
 
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
-    func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?) {
+    func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?,
+                     target: Int = -1, route: Int = 0) {
         if let intended, intended < warmupEnd {
             result.warmupRequests += count
             return
         }
-        result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: now()))
+        result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: now()),
+                           target: target, route: route)
     }
 
     func connectionStateChanged() {
@@ -575,6 +583,7 @@ final class LoadWorker {
         let t = now()
         result.elapsedSeconds = t > warmupEnd ? Double(t - warmupEnd) / 1e9 : 0
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
+        result.labelSeries(SeriesContext(configuration: configuration))
         promise.succeed(result)
     }
 }

@@ -2,6 +2,10 @@ import Histogram
 import MeshprobeLoad
 
 /// Latency percentiles in milliseconds, as written to the JSON result and the terminal.
+///
+/// Each percentile is the highest value equivalent to it at the histogram's resolution (HdrHistogram's own
+/// convention), so it is the same whether computed from the run's histogram or from its compressed V2 encoding
+/// (which keeps counts per bucket, not the raw largest value): a merged result's percentiles match a single run's.
 public struct LatencySummary: Codable, Sendable, Equatable {
     public var p50: Double
     public var p90: Double
@@ -16,11 +20,16 @@ public struct LatencySummary: Codable, Sendable, Equatable {
             p50 = 0; p90 = 0; p99 = 0; p999 = 0; max = 0; mean = 0
             return
         }
-        p50 = ms(histogram.valueAtPercentile(50))
-        p90 = ms(histogram.valueAtPercentile(90))
-        p99 = ms(histogram.valueAtPercentile(99))
-        p999 = ms(histogram.valueAtPercentile(99.9))
+        p50 = ms(Self.percentile(histogram, 50))
+        p90 = ms(Self.percentile(histogram, 90))
+        p99 = ms(Self.percentile(histogram, 99))
+        p999 = ms(Self.percentile(histogram, 99.9))
         max = ms(histogram.max)
         mean = (histogram.mean / 1000 * 1000).rounded() / 1000
+    }
+
+    /// The value at `percentile`, microseconds, as the highest equivalent value of its bucket.
+    public static func percentile(_ histogram: LatencyHistogram, _ percentile: Double) -> UInt64 {
+        histogram.totalCount == 0 ? 0 : histogram.highestEquivalentForValue(histogram.valueAtPercentile(percentile))
     }
 }

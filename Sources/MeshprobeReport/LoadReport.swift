@@ -5,7 +5,8 @@ import NIOCore
 
 /// The JSON result of `meshprobe load` (schema: `docs/schema/load-result.schema.json`).
 public struct LoadReport: Codable, Sendable {
-    public static let schemaVersion = "meshprobe.load/v1"
+    /// v2 added the inputs and their hashes, the per-identity series and lossless histograms (issue 6).
+    public static let schemaVersion = "meshprobe.load/v2"
 
     public struct Meta: Codable, Sendable {
         public var schema: String
@@ -18,8 +19,15 @@ public struct LoadReport: Codable, Sendable {
         public var model: String
         public var warmupSeconds: Double
         public var churn: String
+        /// The build that produced the result (version, and the commit when the build knew it).
+        public var build: String?
+        /// The files the run read (scenario, policy, manifests, game day), each with its SHA-256.
+        public var inputs: [Input]?
+        /// Set by `meshprobe merge`: how many results this one combines.
+        public var mergedFrom: Int?
         enum CodingKeys: String, CodingKey {
-            case schema, targets, connections, model, churn
+            case schema, targets, connections, model, churn, build, inputs
+            case mergedFrom = "merged_from"
             case warmupSeconds = "warmup_seconds"
             case meshprobeVersion = "meshprobe_version"
             case commandLine = "command_line"
@@ -132,9 +140,10 @@ public struct LoadReport: Codable, Sendable {
         public var succeeded: Int
         public var failed: Int
         public var late: Int
-        public var p50Ms: Double
-        public var p99Ms: Double
-        public var maxMs: Double
+        /// Percentiles of the second's responses; null in a merged result (per-second histograms are not kept).
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+        public var maxMs: Double?
         enum CodingKeys: String, CodingKey {
             case second, sent, responses, succeeded, failed, late
             case p50Ms = "p50_ms"
@@ -151,8 +160,9 @@ public struct LoadReport: Codable, Sendable {
         public var failed: Int
         public var extractionFailures: Int
         public var latencyMs: LatencySummary
+        public var histogram: String?
         enum CodingKeys: String, CodingKey {
-            case name, requests, succeeded, failed
+            case name, requests, succeeded, failed, histogram
             case extractionFailures = "extraction_failures"
             case latencyMs = "latency_ms"
         }
@@ -168,8 +178,10 @@ public struct LoadReport: Codable, Sendable {
         public var count: Int
         /// Latency of the failed responses of this class (absent for client-side failures: no response).
         public var latencyMs: LatencySummary?
+        /// The latency histogram (HdrHistogram compressed V2, base64), when there are responses.
+        public var histogram: String?
         enum CodingKeys: String, CodingKey {
-            case origin, reason, proxy, flag, count
+            case origin, reason, proxy, flag, count, histogram
             case latencyMs = "latency_ms"
         }
 
@@ -177,7 +189,8 @@ public struct LoadReport: Codable, Sendable {
         public static func all(_ result: LoadResult) -> [Failure] {
             result.failureClasses.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { failure, count in
                 Failure(origin: failure.origin.rawValue, reason: failure.reason, proxy: failure.proxy, flag: failure.flag, count: count,
-                        latencyMs: result.failedResponses[failure].map { LatencySummary($0.latency) })
+                        latencyMs: result.failedResponses[failure].map { LatencySummary($0.latency) },
+                        histogram: result.failedResponses[failure].map { HistogramCodec.encode($0.latency) })
             }
         }
     }
@@ -192,19 +205,25 @@ public struct LoadReport: Codable, Sendable {
     public var steps: [Step]
     /// Multi-step flows: iterations that ran every step.
     public var iterationsCompleted: Int?
+    /// The per-identity metrics model: one row per series, with its latency histogram.
+    public var series: [Series]
+    /// The run's histograms, lossless (HdrHistogram compressed V2, base64): what `merge` adds up.
+    public var histograms: Histograms
 
     enum CodingKeys: String, CodingKey {
-        case meta, summary, workloads, connections, timeline, steps, failures
+        case meta, summary, workloads, connections, timeline, steps, failures, series, histograms
         case iterationsCompleted = "iterations_completed"
     }
 
-    public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String) {
+    public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String,
+                build: String? = nil, inputs: [Input] = []) {
         let iso = ISO8601DateFormatter()
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
                     startedAt: iso.string(from: startedAt), targets: configuration.targets.map(\.description),
                     connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection,
                     model: Self.describe(configuration.model, configuration: configuration),
-                    warmupSeconds: configuration.warmup, churn: configuration.churn.description)
+                    warmupSeconds: configuration.warmup, churn: configuration.churn.description, build: build ?? version,
+                    inputs: inputs)
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,
@@ -243,9 +262,12 @@ public struct LoadReport: Codable, Sendable {
         steps = configuration.flow.map { step in
             let stats = result.steps[step.name] ?? StepStats()
             return Step(name: step.name, requests: stats.requests, succeeded: stats.succeeded, failed: stats.failed,
-                        extractionFailures: stats.extractionFailures, latencyMs: LatencySummary(stats.latency))
+                        extractionFailures: stats.extractionFailures, latencyMs: LatencySummary(stats.latency),
+                        histogram: HistogramCodec.encode(stats.latency))
         }
         iterationsCompleted = configuration.flow.isEmpty ? nil : result.iterationsCompleted
+        series = result.metrics.sorted.map { Series(labels: $0.labels, stats: $0.stats) }
+        histograms = Histograms(result, open: configuration.model.isOpen)
         timeline = result.timeline.map { point in
             func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
             return Second(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,
@@ -313,7 +335,7 @@ public struct LoadReport: Codable, Sendable {
 
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
 }

@@ -104,6 +104,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
+    @OptionGroup(title: "Reports")
+    var reports: ReportOptions
+
     func validate() throws {
         if urls.isEmpty { throw ValidationError("give at least one target URL") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
@@ -221,7 +224,7 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet)
+        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports)
     }
 }
 
@@ -307,8 +310,11 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
 }
 
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.
-func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool) async throws {
+func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
+                 inputs: [LoadReport.Input] = []) async throws {
         let started = Date()
+        var configuration = configuration
+        let session = try await reports.start(&configuration)
         let group = MultiThreadedEventLoopGroup.singleton
         let generator = LoadGenerator(configuration: configuration, group: group)
         let signals = SignalStopper { generator.stop() }
@@ -328,8 +334,9 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
             throw CLIError.badInput(error.description)
         }
         let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
-                                startedAt: started, version: Meshprobe.version)
+                                startedAt: started, version: Meshprobe.version, inputs: inputs)
         printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        try await session.finish(report: report, json: json)
         if let json {
             do {
                 try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)

@@ -15,7 +15,7 @@ struct Meshprobe: AsyncParsableCommand {
             2 bad input or configuration; 3 aborted or incomplete.
             """,
         version: version,
-        subcommands: [LoadCommand.self, RunCommand.self, VerifyCommand.self, GameDayCommand.self, EchoCommand.self, FaultCommand.self, PKICommand.self, DemoCommand.self]
+        subcommands: [LoadCommand.self, RunCommand.self, VerifyCommand.self, GameDayCommand.self, EchoCommand.self, FaultCommand.self, PKICommand.self, DemoCommand.self, MergeCommand.self]
     )
 
     /// Runs the command; maps usage errors to exit code 2 (DESIGN.md) instead of ArgumentParser's 64.

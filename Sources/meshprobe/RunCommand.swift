@@ -27,6 +27,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("check"), help: "Only read and check the file, then exit (0 when it is valid).")
     var checkOnly = false
 
+    @OptionGroup(title: "Reports")
+    var reports: ReportOptions
+
     func run() async throws {
         let scenario: Scenario
         do {
@@ -56,7 +59,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet)
+            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet, reports: reports,
+                                  inputs: resultInputs([("scenario", file)]))
         } catch {
             loadError = error
         }

@@ -1,0 +1,231 @@
+import CompressNIO
+import Foundation
+import Histogram
+import MeshprobeLoad
+import NIOCore
+
+/// HdrHistogram's standard compressed V2 encoding (`HISTFAAA...` in base64), as HdrHistogram's Java, C, Go and
+/// Python libraries write and read it (`encodeIntoCompressedByteBuffer` / `decodeFromCompressedByteBuffer`).
+///
+/// hdrhistogram-swift has no codec of its own, so this one writes the format from its specification: an outer
+/// header (cookie `0x1c849314`, compressed length), then zlib-deflated: the payload header (cookie `0x1c849313`,
+/// payload length, normalizing index offset 0, significant digits, lowest and highest trackable values, conversion
+/// ratio 1.0; all big-endian) and the counts array up to the maximum's index as ZigZag LEB128 varints, a run of
+/// zeros written as its negated length. Decoding rebuilds an equal histogram (same parameters, counts, min, max).
+public enum HistogramCodec {
+    static let encodingCookie: UInt32 = 0x1c84_9313
+    static let compressedCookie: UInt32 = 0x1c84_9314
+
+    public struct DecodingError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    /// The histogram as base64 text.
+    public static func encode(_ histogram: LatencyHistogram) -> String {
+        Data(compressed(histogram)).base64EncodedString()
+    }
+
+    /// A histogram from `encode`'s text (or any HdrHistogram library's compressed V2 base64 with 64-bit counts).
+    public static func decode(_ text: String) throws(DecodingError) -> LatencyHistogram {
+        guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw DecodingError(description: "not base64")
+        }
+        return try decompress(Array(data))
+    }
+
+    /// The uncompressed V2 encoding (payload header and counts).
+    static func payload(_ h: LatencyHistogram) -> [UInt8] {
+        let layout = Layout(h)
+        var counts: [UInt8] = []
+        if h.totalCount > 0 {
+            let limit = layout.index(of: h.maxRecorded) + 1
+            var next = 0
+            func zeros(upTo index: Int) {
+                let run = index - next
+                if run == 1 { putZigZag(0, into: &counts) } else if run > 1 { putZigZag(-Int64(run), into: &counts) }
+            }
+            for value in h.recordedValues() {
+                let index = layout.index(of: value.value)
+                guard index < limit else { break }
+                zeros(upTo: index)
+                putZigZag(Int64(value.count), into: &counts)
+                next = index + 1
+            }
+            zeros(upTo: limit)
+        }
+        var out: [UInt8] = []
+        put32(encodingCookie, &out)
+        put32(UInt32(counts.count), &out)
+        put32(0, &out)  // normalizing index offset
+        put32(UInt32(h.numberOfSignificantValueDigits.rawValue), &out)
+        put64(h.lowestDiscernibleValue, &out)
+        put64(h.highestTrackableValue, &out)
+        put64(Double(1).bitPattern, &out)
+        return out + counts
+    }
+
+    static func compressed(_ h: LatencyHistogram) -> [UInt8] {
+        var input = ByteBuffer(bytes: payload(h))
+        // Deflate never fails on a buffer it sized itself; an empty result would be refused by `decode`.
+        let deflated = (try? input.compress(with: .zlib())).map { Array($0.readableBytesView) } ?? []
+        var out: [UInt8] = []
+        put32(compressedCookie, &out)
+        put32(UInt32(deflated.count), &out)
+        return out + deflated
+    }
+
+    static func decompress(_ bytes: [UInt8]) throws(DecodingError) -> LatencyHistogram {
+        var reader = Reader(bytes: bytes)
+        let cookie = try reader.u32()
+        guard cookie & ~0xF0 == compressedCookie & ~0xF0 else {
+            throw DecodingError(description: String(format: "not a compressed V2 HdrHistogram (cookie 0x%08x)", cookie))
+        }
+        let length = Int(try reader.u32())
+        guard bytes.count - 8 >= length else { throw DecodingError(description: "truncated: \(bytes.count - 8) of \(length) compressed bytes") }
+        var buffer = ByteBuffer(bytes: bytes[8..<(8 + length)])
+        let inflated: ByteBuffer
+        do { inflated = try buffer.decompress(with: .zlib()) } catch {
+            throw DecodingError(description: "the compressed payload does not inflate: \(error)")
+        }
+        return try decodePayload(Array(inflated.readableBytesView))
+    }
+
+    static func decodePayload(_ bytes: [UInt8]) throws(DecodingError) -> LatencyHistogram {
+        var r = Reader(bytes: bytes)
+        let cookie = try r.u32()
+        guard cookie & ~0xF0 == encodingCookie & ~0xF0 else {
+            throw DecodingError(description: String(format: "not a V2 HdrHistogram payload (cookie 0x%08x)", cookie))
+        }
+        let payloadLength = Int(try r.u32())
+        let offset = try r.u32()
+        let digits = try r.u32()
+        let lowest = try r.u64()
+        let highest = try r.u64()
+        _ = try r.u64()  // integer-to-double conversion ratio (1.0 for integer histograms)
+        guard offset == 0 else { throw DecodingError(description: "normalizing index offset \(offset) is not supported") }
+        guard let significant = SignificantDigits(rawValue: Int8(clamping: digits)), digits <= 5, lowest >= 1, highest >= 2 * lowest else {
+            throw DecodingError(description: "bad parameters: \(digits) digits, lowest \(lowest), highest \(highest)")
+        }
+        guard r.remaining == payloadLength else {
+            throw DecodingError(description: "payload is \(r.remaining) bytes, its header says \(payloadLength)")
+        }
+        var h = Histogram<UInt64>(lowestDiscernibleValue: lowest, highestTrackableValue: highest, numberOfSignificantValueDigits: significant)
+        let layout = Layout(h)
+        var index = 0
+        while r.remaining > 0 {
+            let count = try r.zigZag()
+            if count < 0 {
+                index += Int(-count)
+                continue
+            }
+            if count > 0 {
+                let value = layout.value(at: index)
+                guard value <= highest, h.record(value, count: UInt64(count)) else {
+                    throw DecodingError(description: "count at index \(index) is beyond the highest trackable value \(highest)")
+                }
+            }
+            index += 1
+        }
+        return h
+    }
+
+    // MARK: the counts array layout (HdrHistogram's, shared by every implementation)
+
+    struct Layout {
+        let unitMagnitude: Int
+        let subBucketHalfCountMagnitude: Int
+        let subBucketHalfCount: Int
+        let subBucketMask: UInt64
+        let leadingZeroCountBase: Int
+
+        init(_ h: LatencyHistogram) {
+            let largest = 2 * pow(10.0, Double(h.numberOfSignificantValueDigits.rawValue))
+            let subBucketCountMagnitude = Int(ceil(log2(largest)))
+            subBucketHalfCountMagnitude = max(subBucketCountMagnitude, 1) - 1
+            subBucketHalfCount = 1 << subBucketHalfCountMagnitude
+            unitMagnitude = Int(floor(log2(Double(h.lowestDiscernibleValue))))
+            subBucketMask = UInt64(2 * subBucketHalfCount - 1) << UInt64(unitMagnitude)
+            leadingZeroCountBase = 64 - unitMagnitude - subBucketHalfCountMagnitude - 1
+        }
+
+        func index(of value: UInt64) -> Int {
+            let bucket = leadingZeroCountBase - (value | subBucketMask).leadingZeroBitCount
+            let subBucket = Int(value >> UInt64(bucket + unitMagnitude))
+            return ((bucket + 1) << subBucketHalfCountMagnitude) + (subBucket - subBucketHalfCount)
+        }
+
+        func value(at index: Int) -> UInt64 {
+            var bucket = (index >> subBucketHalfCountMagnitude) - 1
+            var subBucket = (index & (subBucketHalfCount - 1)) + subBucketHalfCount
+            if bucket < 0 {
+                subBucket -= subBucketHalfCount
+                bucket = 0
+            }
+            return UInt64(subBucket) << UInt64(bucket + unitMagnitude)
+        }
+    }
+
+    // MARK: bytes
+
+    static func put32(_ v: UInt32, _ out: inout [UInt8]) {
+        for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
+    }
+
+    static func put64(_ v: UInt64, _ out: inout [UInt8]) {
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+    }
+
+    /// HdrHistogram's ZigZag LEB128: 7 bits a byte for 8 bytes, then a ninth byte with all 8 bits.
+    static func putZigZag(_ value: Int64, into out: inout [UInt8]) {
+        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+        for _ in 0..<8 {
+            if v >> 7 == 0 {
+                out.append(UInt8(v))
+                return
+            }
+            out.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(truncatingIfNeeded: v))
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var at = 0
+        var remaining: Int { bytes.count - at }
+
+        mutating func byte() throws(DecodingError) -> UInt8 {
+            guard at < bytes.count else { throw DecodingError(description: "truncated at byte \(at)") }
+            defer { at += 1 }
+            return bytes[at]
+        }
+
+        mutating func u32() throws(DecodingError) -> UInt32 {
+            var v: UInt32 = 0
+            for _ in 0..<4 { v = v << 8 | UInt32(try byte()) }
+            return v
+        }
+
+        mutating func u64() throws(DecodingError) -> UInt64 {
+            var v: UInt64 = 0
+            for _ in 0..<8 { v = v << 8 | UInt64(try byte()) }
+            return v
+        }
+
+        mutating func zigZag() throws(DecodingError) -> Int64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            for i in 0..<9 {
+                let b = try byte()
+                if i == 8 {
+                    v |= UInt64(b) << 56
+                    break
+                }
+                v |= UInt64(b & 0x7F) << shift
+                if b & 0x80 == 0 { break }
+                shift += 7
+            }
+            return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+        }
+    }
+}

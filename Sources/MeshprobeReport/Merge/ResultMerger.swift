@@ -1,0 +1,244 @@
+import Foundation
+import Histogram
+import MeshprobeLoad
+
+/// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
+/// is recomputed from the merged histograms (never averaged).
+public enum ResultMerger {
+    public struct MergeError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Reads one result file; errors name the file and say what is wrong with it.
+    public static func read(_ path: String) throws(MergeError) -> LoadReport {
+        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw MergeError("\(path): not JSON (truncated or corrupted?): \((error as NSError).localizedDescription)")
+        }
+        guard let root = object as? [String: Any] else { throw MergeError("\(path): expected a JSON object at the top level") }
+        let schema = (root["meta"] as? [String: Any])?["schema"] as? String
+        guard let schema else { throw MergeError("\(path): meta.schema is missing: not a meshprobe result") }
+        guard schema == LoadReport.schemaVersion else {
+            throw MergeError("\(path): meta.schema is '\(schema)'; merge reads \(LoadReport.schemaVersion) results (run it again with this build)")
+        }
+        let report: LoadReport
+        do { report = try LoadReport.decode(data) } catch let DecodingError.keyNotFound(key, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath + [key])) is missing")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath)) has the wrong type: \(context.debugDescription)")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath)) is null")
+        } catch {
+            throw MergeError("\(path): \(error)")
+        }
+        // Every histogram must decode: a corrupted one would make the merge silently wrong.
+        var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
+                                           ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
+                                           ("histograms.loop_lag", report.histograms.loopLag),
+                                           ("histograms.handshake", report.histograms.handshake)]
+        if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s)) }
+        for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram)) }
+        for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
+        for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
+        for (field, text) in encoded {
+            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(field): \(error.description)") }
+        }
+        return report
+    }
+
+    static func fieldPath(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+    }
+
+    /// The files' policy or scenario inputs must be the same files (by hash): merging different policies means nothing.
+    static func checkSameInputs(_ reports: [(file: String, report: LoadReport)]) throws(MergeError) {
+        func defining(_ r: LoadReport) -> [String: String] {
+            var out: [String: String] = [:]
+            for input in r.meta.inputs ?? [] where ["policy", "scenario", "gameday"].contains(input.role) { out[input.role] = input.sha256 }
+            return out
+        }
+        guard let first = reports.first else { return }
+        let reference = defining(first.report)
+        for (file, report) in reports.dropFirst() {
+            let these = defining(report)
+            for role in Set(reference.keys).union(these.keys) where reference[role] != these[role] {
+                throw MergeError("\(file): its \(role) (sha256 \(these[role] ?? "none")) differs from \(first.file)'s (sha256 \(reference[role] ?? "none")): results of different \(role)s cannot be merged")
+            }
+        }
+    }
+
+    static func histogram(_ text: String?) -> LatencyHistogram {
+        // Inputs were checked by `read`; a nil (absent) histogram is an empty one.
+        text.flatMap { try? HistogramCodec.decode($0) } ?? LatencyHistogram.latency()
+    }
+
+    static func add<K: Hashable>(_ a: [K: Int], _ b: [K: Int]) -> [K: Int] { a.merging(b, uniquingKeysWith: +) }
+
+    /// Merges checked results (see `read`). `commandLine` is the merge's own.
+    public static func merge(_ reports: [(file: String, report: LoadReport)], commandLine: [String]) throws(MergeError) -> LoadReport {
+        guard var out = reports.first?.report else { throw MergeError("nothing to merge: give at least one result file") }
+        try checkSameInputs(reports)
+        let all = reports.map(\.report)
+        // meta
+        out.meta.commandLine = commandLine
+        out.meta.mergedFrom = all.reduce(0) { $0 + ($1.meta.mergedFrom ?? 1) }
+        out.meta.startedAt = all.map(\.meta.startedAt).min() ?? out.meta.startedAt
+        out.meta.targets = all.flatMap(\.meta.targets).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        out.meta.connections = all.reduce(0) { $0 + $1.meta.connections }
+        out.meta.model = all.map(\.meta.model).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: "; ")
+        var inputs: [LoadReport.Input] = []
+        for r in all { for i in r.meta.inputs ?? [] where !inputs.contains(i) { inputs.append(i) } }
+        out.meta.inputs = inputs
+        // histograms
+        func merged(_ pick: (LoadReport.Histograms) -> String?) -> LatencyHistogram {
+            var h = LatencyHistogram.latency()
+            for r in all { h.add(histogram(pick(r.histograms))) }
+            return h
+        }
+        let latency = merged(\.latency), uncorrected = merged(\.latencyUncorrected), loopLag = merged(\.loopLag)
+        let handshake = merged(\.handshake)
+        let open = all.contains { $0.histograms.sendDelay != nil }
+        let sendDelay = merged(\.sendDelay)
+        out.histograms = LoadReport.Histograms(
+            latency: HistogramCodec.encode(latency), latencyUncorrected: HistogramCodec.encode(uncorrected),
+            sendDelay: open ? HistogramCodec.encode(sendDelay) : nil, loopLag: HistogramCodec.encode(loopLag),
+            handshake: HistogramCodec.encode(handshake))
+        // summary
+        var s = out.summary
+        s.requests = all.reduce(0) { $0 + $1.summary.requests }
+        s.succeeded = all.reduce(0) { $0 + $1.summary.succeeded }
+        s.failed = all.reduce(0) { $0 + $1.summary.failed }
+        s.responses = all.reduce(0) { $0 + $1.summary.responses }
+        s.elapsedSeconds = all.map(\.summary.elapsedSeconds).max() ?? 0
+        s.rps = s.elapsedSeconds > 0 ? (Double(s.responses) / s.elapsedSeconds * 10).rounded() / 10 : 0
+        s.latencyMs = LatencySummary(latency)
+        s.latencyUncorrectedMs = LatencySummary(uncorrected)
+        s.sendDelayMs = open ? LatencySummary(sendDelay) : nil
+        s.loopLagMs = LatencySummary(loopLag)
+        s.late = all.reduce([:]) { add($0, $1.summary.late) }
+        s.warmupRequests = all.reduce(0) { $0 + $1.summary.warmupRequests }
+        s.statuses = all.reduce([:]) { add($0, $1.summary.statuses) }
+        s.errors = all.reduce([:]) { add($0, $1.summary.errors) }
+        s.errorExplanations = all.reduce([:]) { $0.merging($1.summary.errorExplanations) { a, _ in a } }
+        s.aborted = all.contains { $0.summary.aborted }
+        s.cpuSeconds = (all.reduce(0) { $0 + $1.summary.cpuSeconds } * 1000).rounded() / 1000
+        s.cpuMicrosecondsPerRequest = s.requests > 0 ? (s.cpuSeconds / Double(s.requests) * 1e7).rounded() / 10 : 0
+        s.warnings = all.flatMap(\.summary.warnings).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        s.guardFired = all.compactMap(\.summary.guardFired).first
+        out.summary = s
+        // series, and the per-workload table from them
+        var series: [SeriesLabels: SeriesStats] = [:]
+        for r in all {
+            for row in r.series { series[row.labels, default: SeriesStats()].merge(SeriesStats(requests: row.requests, latency: histogram(row.histogram))) }
+        }
+        let metrics = IdentityMetrics(series: series)
+        out.series = metrics.sorted.map { LoadReport.Series(labels: $0.labels, stats: $0.stats) }
+        out.workloads = workloads(metrics)
+        // failures
+        struct FailureKey: Hashable { var origin, reason: String; var proxy, flag: String? }
+        var failures: [FailureKey: (count: Int, latency: LatencyHistogram?)] = [:]
+        for r in all {
+            for f in r.failures {
+                let key = FailureKey(origin: f.origin, reason: f.reason, proxy: f.proxy, flag: f.flag)
+                var entry = failures[key] ?? (0, nil)
+                entry.count += f.count
+                if let h = f.histogram {
+                    var m = entry.latency ?? LatencyHistogram.latency()
+                    m.add(histogram(h))
+                    entry.latency = m
+                }
+                failures[key] = entry
+            }
+        }
+        out.failures = failures.map { key, value in
+            LoadReport.Failure(origin: key.origin, reason: key.reason, proxy: key.proxy, flag: key.flag, count: value.count,
+                               latencyMs: value.latency.map { LatencySummary($0) }, histogram: value.latency.map { HistogramCodec.encode($0) })
+        }.sorted { ($0.count, $1.origin, $1.reason) > ($1.count, $0.origin, $0.reason) }
+        // connections
+        var c = out.connections
+        c.attempts = all.reduce(0) { $0 + $1.connections.attempts }
+        c.established = all.reduce(0) { $0 + $1.connections.established }
+        c.failures = all.reduce([:]) { add($0, $1.connections.failures) }
+        c.tlsHandshakes = all.reduce(0) { $0 + $1.connections.tlsHandshakes }
+        c.tlsResumed = all.reduce(0) { $0 + $1.connections.tlsResumed }
+        c.handshakesPerSecond = s.elapsedSeconds > 0 ? (Double(c.tlsHandshakes) / s.elapsedSeconds * 10).rounded() / 10 : 0
+        c.handshakeMs = LatencySummary(handshake)
+        c.protocols = all.reduce([:]) { add($0, $1.connections.protocols) }
+        c.tlsVersions = all.reduce([:]) { add($0, $1.connections.tlsVersions) }
+        c.peerIdentities = all.reduce([:]) { add($0, $1.connections.peerIdentities) }
+        c.callersSeenByServer = all.reduce([:]) { add($0, $1.connections.callersSeenByServer) }
+        out.connections = c
+        // timeline: counts add per second from each run's start; per-second percentiles are not kept, so none here
+        var seconds: [Int: LoadReport.Second] = [:]
+        for r in all {
+            for p in r.timeline {
+                var m = seconds[p.second] ?? LoadReport.Second(second: p.second, sent: 0, responses: 0, succeeded: 0, failed: 0, late: 0,
+                                                               p50Ms: nil, p99Ms: nil, maxMs: nil)
+                m.sent += p.sent
+                m.responses += p.responses
+                m.succeeded += p.succeeded
+                m.failed += p.failed
+                m.late += p.late
+                seconds[p.second] = m
+            }
+        }
+        out.timeline = seconds.values.sorted { $0.second < $1.second }
+        // steps, in the first result's order
+        var steps: [String: (LoadReport.Step, LatencyHistogram)] = [:]
+        var order: [String] = []
+        for r in all {
+            for step in r.steps {
+                if steps[step.name] == nil {
+                    order.append(step.name)
+                    steps[step.name] = (LoadReport.Step(name: step.name, requests: 0, succeeded: 0, failed: 0, extractionFailures: 0,
+                                                        latencyMs: step.latencyMs, histogram: nil), LatencyHistogram.latency())
+                }
+                steps[step.name]!.0.requests += step.requests
+                steps[step.name]!.0.succeeded += step.succeeded
+                steps[step.name]!.0.failed += step.failed
+                steps[step.name]!.0.extractionFailures += step.extractionFailures
+                steps[step.name]!.1.add(histogram(step.histogram))
+            }
+        }
+        out.steps = order.map { name in
+            var (step, h) = steps[name]!
+            step.latencyMs = LatencySummary(h)
+            step.histogram = HistogramCodec.encode(h)
+            return step
+        }
+        let iterations = all.compactMap(\.iterationsCompleted)
+        out.iterationsCompleted = iterations.isEmpty ? nil : iterations.reduce(0, +)
+        return out
+    }
+
+    /// The per-workload table from the series: requests, successes, statuses, client errors and merged latency.
+    public static func workloads(_ metrics: IdentityMetrics) -> [LoadReport.Workload] {
+        struct Key: Hashable { var identity, workload, version, cluster: String }
+        var rows: [Key: (requests: Int, succeeded: Int, statuses: [String: Int], errors: [String: Int], latency: LatencyHistogram)] = [:]
+        for (labels, stats) in metrics.series {
+            let key = Key(identity: labels.destinationPrincipal, workload: labels.destinationWorkload,
+                          version: labels.destinationVersion, cluster: labels.destinationCluster)
+            var row = rows[key] ?? (0, 0, [:], [:], LatencyHistogram.latency())
+            row.requests += stats.requests
+            if (200..<400).contains(labels.responseCode) { row.succeeded += stats.requests }
+            if labels.responseCode > 0 {
+                row.statuses[String(labels.responseCode), default: 0] += stats.requests
+            } else if labels.failureClass.hasPrefix("client:") {
+                row.errors[String(labels.failureClass.dropFirst("client:".count)), default: 0] += stats.requests
+            }
+            row.latency.add(stats.latency)
+            rows[key] = row
+        }
+        let total = max(1, rows.values.reduce(0) { $0 + $1.requests })
+        return rows.map { key, row in
+            LoadReport.Workload(identity: key.identity, workload: key.workload, version: key.version, cluster: key.cluster,
+                                requests: row.requests, share: (Double(row.requests) / Double(total) * 10000).rounded() / 10000,
+                                succeeded: row.succeeded, errors: row.requests - row.succeeded, statuses: row.statuses,
+                                errorKinds: row.errors, latencyMs: LatencySummary(row.latency))
+        }.sorted { a, b in
+            a.requests != b.requests ? a.requests > b.requests : (a.workload, a.version, a.identity) < (b.workload, b.version, b.identity)
+        }
+    }
+}

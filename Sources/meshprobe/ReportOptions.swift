@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import MeshprobeReport
+import MeshprobeTLS
+import NIOPosix
+
+/// The report outputs `load`, `run`, `verify` and `gameday` share: Prometheus (live, file, push) and interop exports.
+struct ReportOptions: ParsableArguments {
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve live Prometheus metrics at http://HOST:PORT/metrics during the run.", valueName: "host:port"))
+    var metricsListen: String?
+
+    @Option(help: ArgumentHelp("Write the end-of-run Prometheus metrics (text exposition format) to this file.", valueName: "file"))
+    var prometheus: String?
+
+    @Option(help: ArgumentHelp("Push the end-of-run metrics to this Prometheus Pushgateway (http://HOST:PORT).", valueName: "url"))
+    var pushgateway: String?
+
+    @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name (default meshprobe).")
+    var pushgatewayJob = "meshprobe"
+
+    @Option(help: ArgumentHelp("Write the result as a Service Mesh Performance (SMP) PerformanceTestResult (JSON).", valueName: "file"))
+    var smp: String?
+
+    @Option(help: ArgumentHelp("Write the latency's HdrHistogram percentile distribution (.hgrm, milliseconds).", valueName: "file"))
+    var hgrm: String?
+
+    func validate() throws {
+        if let metricsListen { _ = try Self.hostPort(metricsListen) }
+        if let pushgateway {
+            do { _ = try PushgatewayClient.pushTarget(url: pushgateway, job: pushgatewayJob) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    static func hostPort(_ text: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--metrics-listen '\(text)': expected HOST:PORT, e.g. 0.0.0.0:9464")
+        }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    /// Starts what must run during the run: the Prometheus export every load feeds (through the configuration's
+    /// metrics sink) and the live endpoint.
+    func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
+        let session = ReportSession(options: self)
+        if metricsListen != nil || prometheus != nil || pushgateway != nil {
+            let export = session.export
+            configuration.metricsSink = { run, metrics in export.update(metrics, run: run) }
+        }
+        if let metricsListen {
+            let (host, port) = try Self.hostPort(metricsListen)
+            do {
+                let export = session.export
+                session.server = try await MetricsServer.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton) { export.text() }
+            } catch {
+                throw CLIError.badInput("--metrics-listen \(metricsListen): cannot listen: \(error)")
+            }
+        }
+        return session
+    }
+}
+
+/// One command's report outputs while it runs and when it ends.
+// @unchecked: the server is set once in `ReportOptions.start`, before the session is shared, and read after.
+final class ReportSession: @unchecked Sendable {
+    let options: ReportOptions
+    let export = PrometheusExport()
+    var server: MetricsServer?
+
+    init(options: ReportOptions) {
+        self.options = options
+    }
+
+    /// Writes the end-of-run outputs (atomically) and pushes to the gateway; stops the live endpoint.
+    func finish(report: LoadReport?, json: String?) async throws {
+        defer { Task { [server] in await server?.stop() } }
+        let text = export.text()
+        if let path = options.prometheus { try write(Data(text.utf8), to: path, flag: "--prometheus") }
+        if let report {
+            if let path = options.hgrm {
+                let latency: LatencyHistogram
+                do { latency = try HistogramCodec.decode(report.histograms.latency) } catch {
+                    throw CLIError(message: "--hgrm: \(error)", exitCode: 2)
+                }
+                try write(Data(PercentileDistribution.text(latency).utf8), to: path, flag: "--hgrm")
+            }
+            if let path = options.smp { try write(try SMPResult(report, details: json).jsonData(), to: path, flag: "--smp") }
+        }
+        if let url = options.pushgateway {
+            do {
+                try await PushgatewayClient.push(text, url: url, job: options.pushgatewayJob, group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                printError("meshprobe: warning: \(error)")
+            }
+        }
+    }
+
+    private func write(_ data: Data, to path: String, flag: String) throws {
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw CLIError(message: "cannot write \(flag) '\(path)': \(error.localizedDescription)", exitCode: 2)
+        }
+    }
+}
+
+/// The files a run read, with their SHA-256, for the result's `meta.inputs`.
+func resultInputs(_ files: [(role: String, path: String)]) -> [LoadReport.Input] {
+    files.compactMap { file in
+        FileManager.default.contents(atPath: file.path).map {
+            LoadReport.Input(role: file.role, path: file.path, sha256: Digest.sha256Hex(Array($0)))
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+/// `meshprobe merge` end to end: two real `load --json` runs against the echo, merged, equal their sums; a truncated
+/// file is refused with exit 2 naming it, and nothing is written.
+@Suite(.timeLimit(.minutes(2))) struct MergeCLITests {
+    @Test func twoLoadRunsMergeToTheirSums() async throws {
+        let echo = try await startEcho(version: "v7", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("merge-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, n, query) in [("a", 300, ""), ("b", 200, "?status=503")] {
+            let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/\(query)", "-n", String(n), "-c", "2",
+                                                      "--quiet", "--json", "\(dir)/\(name).json"])
+            #expect(out.status == (query.isEmpty ? 0 : 1), "\(out.stdout)\(out.stderr)")
+        }
+        let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "\(dir)/m.json",
+                                                     "--prometheus", "\(dir)/m.prom"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        func load(_ name: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).json"))) as? [String: Any])
+        }
+        let a = try load("a"), b = try load("b"), m = try load("m")
+        func summary(_ o: [String: Any], _ key: String) -> Int { (o["summary"] as? [String: Any])?[key] as? Int ?? -1 }
+        for key in ["requests", "succeeded", "failed", "responses"] {
+            #expect(summary(m, key) == summary(a, key) + summary(b, key), "\(key)")
+        }
+        #expect(summary(m, "requests") == 500)
+        let statuses = (m["summary"] as? [String: Any])?["statuses"] as? [String: Int]
+        #expect(statuses == ["200": 300, "503": 200])
+        let series = try #require(m["series"] as? [[String: Any]])
+        #expect(series.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 500)
+        // The published schema accepts the merged result.
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/schema/load-result.schema.json").path
+        let python = try #require(which("python3"))
+        let check = try await run(python, ["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')", "\(dir)/m.json", schema])
+        #expect(check.stdout.contains("valid"), "\(check.stderr)")
+        // A truncated input: exit 2, the file named, no output written.
+        let good = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/a.json"))
+        try good.prefix(good.count / 3).write(to: URL(fileURLWithPath: "\(dir)/cut.json"))
+        let refused = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/cut.json", "--json", "\(dir)/never.json"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("\(dir)/cut.json"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/never.json"))
+    }
+}

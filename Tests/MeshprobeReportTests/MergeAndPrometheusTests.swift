@@ -1,0 +1,247 @@
+import Foundation
+import Histogram
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeReport
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@Suite struct MergeTests {
+    let identity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
+    var labels: SeriesLabels {
+        SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: identity.identity,
+                     destinationWorkload: "reviews", destinationVersion: "v1", destinationCluster: "east", responseCode: 200,
+                     connectionSecurityPolicy: "mutual_tls")
+    }
+    let configuration = LoadConfiguration(targets: [try! LoadTarget(parsing: "https://127.0.0.1:8443/")])
+    let policy = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "a", count: 64))
+
+    func report(_ values: [UInt64], inputs: [LoadReport.Input]? = nil) throws -> LoadReport {
+        let r = result(values, identity: identity, status: 200, labels: labels)
+        let report = LoadReport(result: r, configuration: configuration, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0),
+                                version: "test", inputs: inputs ?? [policy])
+        // Through JSON and back, as `merge` reads files.
+        return try LoadReport.decode(try report.jsonData())
+    }
+
+    @Test func shardsMergeToExactlyTheSingleRunOfTheSameSamples() throws {
+        let all = samples(30_000, seed: 5)
+        let single = try report(all)
+        let shards = [Array(all[0..<7_000]), Array(all[7_000..<19_000]), Array(all[19_000...])]
+        let merged = try ResultMerger.merge(try shards.enumerated().map { ("shard-\($0.offset).json", try report($0.element)) }, commandLine: ["merge"])
+        #expect(merged.summary.requests == 30_000)
+        #expect(merged.summary.latencyMs == single.summary.latencyMs)
+        #expect(merged.summary.latencyUncorrectedMs == single.summary.latencyUncorrectedMs)
+        #expect(merged.histograms.latency == single.histograms.latency)  // the same encoded histogram, byte for byte
+        #expect(merged.series.count == 1)
+        #expect(merged.series[0].requests == single.series[0].requests)
+        #expect(merged.series[0].latencyMs == single.series[0].latencyMs)
+        #expect(merged.series[0].histogram == single.series[0].histogram)
+        #expect(merged.workloads.count == 1)
+        #expect(merged.workloads[0].latencyMs == single.workloads[0].latencyMs)
+        #expect(merged.workloads[0].requests == 30_000)
+        #expect(merged.meta.mergedFrom == 3)
+        // Averaging the shards' p99 would not give this (the shards differ): the merge recomputes it.
+        let averaged = shards.map { try! report($0).summary.latencyMs.p99 }.reduce(0, +) / 3
+        #expect(averaged != merged.summary.latencyMs.p99)
+    }
+
+    @Test func differentPoliciesSchemasAndCorruptedFilesAreRefusedNamingTheFile() throws {
+        let a = try report(samples(100, seed: 1))
+        let other = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "b", count: 64))
+        let b = try report(samples(100, seed: 2), inputs: [other])
+        #expect(throws: ResultMerger.MergeError.self) { try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: []) }
+        do {
+            _ = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: [])
+        } catch {
+            #expect(error.description.hasPrefix("b.json: its policy"), "\(error)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("merge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = try a.jsonData()
+        let cases: [(String, Data, String)] = [
+            ("truncated.json", good.prefix(good.count / 2), "not JSON"),
+            ("old.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "meshprobe.load/v2", with: "meshprobe.load/v1").utf8), "meshprobe.load/v1"),
+            ("histogram.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: "HISTFAAAxyz").utf8), "histograms.latency"),
+            ("field.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"series\"", with: "\"sirius\"").utf8), "series"),
+        ]
+        for (name, data, expected) in cases {
+            let path = dir.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try ResultMerger.read(path)
+                Issue.record("\(name) was accepted")
+            } catch {
+                #expect(error.description.hasPrefix(path), "\(error)")
+                #expect(error.description.contains(expected), "\(error)")
+            }
+        }
+    }
+}
+
+@Suite struct PrometheusTests {
+    func metrics(_ values: [UInt64], code: Int) -> IdentityMetrics {
+        var stats = SeriesStats()
+        for v in values { _ = stats.latency.record(v) }
+        stats.requests = values.count
+        let labels = SeriesLabels(sourceWorkload: "meshprobe", sourcePrincipal: "spiffe://example.org/ns/a/sa/prober",
+                                  destinationPrincipal: "spiffe://example.org/ns/a/sa/reviews", destinationWorkload: "reviews",
+                                  destinationVersion: "v2", destinationCluster: "east", responseCode: code,
+                                  responseFlags: code == 503 ? "UO" : "-", failureClass: code == 503 ? "proxy:circuit_breaker_overflow" : "",
+                                  connectionSecurityPolicy: "mutual_tls")
+        return IdentityMetrics(series: [labels: stats])
+    }
+
+    /// Python's prometheus_client parser: families, and per sample name+labels -> value.
+    static let parser = """
+        import sys, json
+        from prometheus_client.parser import text_string_to_metric_families
+        out = {}
+        for family in text_string_to_metric_families(sys.stdin.read()):
+            for s in family.samples:
+                labels = dict(s.labels)
+                key = s.name + '|' + labels.get('response_code', '') + '|' + labels.get('le', '')
+                out[key] = s.value
+                out['type:' + family.name] = family.type
+                out['flags:' + labels.get('response_code', '')] = labels.get('response_flags', '')
+        print(json.dumps(out))
+        """
+
+    @Test func theExpositionParsesWithPrometheusClientAndCountsOnlyWhatIsNew() async throws {
+        let export = PrometheusExport()
+        let first = samples(1000, seed: 3)
+        export.update(metrics(first, code: 200), run: 1)
+        export.update(metrics(first, code: 200), run: 1)  // the same snapshot again adds nothing
+        let more = first + samples(500, seed: 4)
+        export.update(metrics(more, code: 200), run: 1)
+        export.update(metrics(Array(repeating: 100, count: 7), code: 503), run: 2)
+        let out = try await python(Self.parser, stdin: export.text())
+        #expect(out.status == 0, "\(out.err)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
+        #expect(parsed["type:meshprobe_requests"] as? String == "counter")
+        #expect(parsed["type:meshprobe_request_duration_seconds"] as? String == "histogram")
+        #expect(parsed["meshprobe_requests_total|200|"] as? Double == 1500)
+        #expect(parsed["meshprobe_requests_total|503|"] as? Double == 7)
+        #expect(parsed["meshprobe_request_duration_seconds_count|200|"] as? Double == 1500)
+        #expect(parsed["flags:503"] as? String == "UO")
+        // Buckets: every sample of 100 us is under 0.5 ms; the 200s split as the HdrHistogram says.
+        #expect(parsed["meshprobe_request_duration_seconds_bucket|503|0.0005"] as? Double == 7)
+        var h = LatencyHistogram.latency()
+        for v in more { _ = h.record(v) }
+        let under10ms = more.filter { h.lowestEquivalentForValue($0) <= 10_000 }.count
+        #expect(parsed["meshprobe_request_duration_seconds_bucket|200|0.01"] as? Double == Double(under10ms))
+        #expect(parsed["meshprobe_request_duration_seconds_bucket|200|+Inf"] as? Double == 1500)
+    }
+
+    @Test func theLiveEndpointServesTheExposition() async throws {
+        let export = PrometheusExport()
+        export.update(metrics([1000, 2000], code: 200))
+        let server = try await MetricsServer.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton) { export.text() }
+        defer { Task { await server.stop() } }
+        let port = try #require(server.localAddress?.port)
+        let script = """
+            import sys, urllib.request
+            from prometheus_client.parser import text_string_to_metric_families
+            body = urllib.request.urlopen('http://127.0.0.1:%s/metrics' % sys.argv[1], timeout=10).read().decode()
+            print(sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == 'meshprobe_requests_total'))
+            try:
+                urllib.request.urlopen('http://127.0.0.1:%s/other' % sys.argv[1], timeout=10)
+            except urllib.error.HTTPError as e:
+                print(e.code)
+            """
+        let out = try await python(script, [String(port)])
+        #expect(out.status == 0, "\(out.err)")
+        #expect(out.out.split(separator: "\n").map { Double($0) } == [2, 404], "\(out.out)\(out.err)")
+    }
+
+    /// The real Pushgateway cannot run here (not packaged for Debian 12 nor on PyPI); a local HTTP server records
+    /// the request instead, and the recorded body is parsed with prometheus_client.
+    @Test func thePushPutsTheExpositionToTheJobsGroup() async throws {
+        let recorder = try await PushRecorder.start()
+        defer { Task { await recorder.stop() } }
+        let export = PrometheusExport()
+        export.update(metrics([1000, 2000, 3000], code: 200))
+        try await PushgatewayClient.push(export.text(), url: "http://127.0.0.1:\(recorder.port)/", job: "canary-check",
+                                         group: MultiThreadedEventLoopGroup.singleton)
+        let request = try #require(recorder.requests.withLockedValue { $0.first })
+        #expect(request.method == "PUT")
+        #expect(request.uri == "/metrics/job/canary-check")
+        #expect(request.contentType.hasPrefix("text/plain; version=0.0.4"))
+        let out = try await python(Self.parser, stdin: request.body)
+        #expect(out.status == 0, "\(out.err)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
+        #expect(parsed["meshprobe_requests_total|200|"] as? Double == 3, "\(out.out)")
+        // A gateway that refuses is an error that says so.
+        await #expect(throws: PushgatewayClient.PushError.self) {
+            try await PushgatewayClient.push("x", url: "http://127.0.0.1:\(recorder.port)/refuse", job: "j",
+                                             group: MultiThreadedEventLoopGroup.singleton)
+        }
+    }
+}
+
+/// Records HTTP requests (a stand-in for the Pushgateway); answers 202, or 400 under /refuse.
+final class PushRecorder: Sendable {
+    struct Request: Sendable {
+        var method: String
+        var uri: String
+        var contentType: String
+        var body: String
+    }
+
+    let requests = NIOLockedValueBox<[Request]>([])
+    private let channel: NIOLockedValueBox<(any Channel)?> = .init(nil)
+    var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
+
+    static func start() async throws -> PushRecorder {
+        let recorder = PushRecorder()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(recorder: recorder))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        recorder.channel.withLockedValue { $0 = channel }
+        return recorder
+    }
+
+    func stop() async {
+        try? await channel.withLockedValue { $0 }?.close()
+    }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let recorder: PushRecorder
+        var head: HTTPRequestHead?
+        var body = ""
+        init(recorder: PushRecorder) { self.recorder = recorder }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h): head = h
+            case .body(let b): body += String(buffer: b)
+            case .end:
+                guard let head else { return }
+                let refused = head.uri.hasPrefix("/refuse")
+                if !refused {
+                    recorder.requests.withLockedValue {
+                        $0.append(Request(method: head.method.rawValue, uri: head.uri,
+                                          contentType: head.headers["content-type"].first ?? "", body: body))
+                    }
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "content-length", value: "0")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: refused ? .badRequest : .accepted, headers: headers))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                self.head = nil
+                body = ""
+            }
+        }
+    }
+}
