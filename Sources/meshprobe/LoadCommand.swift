@@ -101,6 +101,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Write the JSON result to this file.")
     var json: String?
 
+    @OptionGroup var reports: ReportOptions
+
     @Flag(help: "Print only the summary.")
     var quiet = false
 
@@ -221,7 +223,9 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet)
+        try reports.check()
+        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports,
+                              view: (command: "load", title: urls.joined(separator: " "), inputs: urls))
     }
 }
 
@@ -306,8 +310,10 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
     }
 }
 
-/// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.
-func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool) async throws {
+/// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the JUnit and HTML
+/// reports, titled by `view`), and exits per DESIGN.md.
+func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
+                 view: (command: String, title: String, inputs: [String])) async throws {
         let started = Date()
         let group = MultiThreadedEventLoopGroup.singleton
         let generator = LoadGenerator(configuration: configuration, group: group)
@@ -329,7 +335,10 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
         }
         let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
                                 startedAt: started, version: Meshprobe.version)
-        printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        let runReport = loadRunReport(report, result: result, configuration: configuration, command: view.command, title: view.title,
+                                      inputs: view.inputs, startedAt: started)
+        printLine(TerminalSummary(style: stdoutStyle()).render(report))
+        printVerdicts(runReport)
         if let json {
             do {
                 try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
@@ -337,6 +346,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool)
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
+        try reports.write(runReport)
         if let fired = result.guardFired {
             switch fired.action {
             case .stop:

@@ -21,6 +21,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Write the JSON result here (overrides output.json in the file).")
     var json: String?
 
+    @OptionGroup var reports: ReportOptions
+
     @Flag(help: "Print only the summary.")
     var quiet = false
 
@@ -36,6 +38,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
+        try reports.check()
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
             return
@@ -56,7 +59,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet)
+            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet, reports: reports,
+                                  view: (command: "run", title: scenario.name ?? file, inputs: [file]))
         } catch {
             loadError = error
         }
