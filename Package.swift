@@ -106,7 +106,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Reporting: terminal summary and the JSON result.
+        // Reporting: terminal summary and the JSON result; the report views (JUnit XML, HTML, the verdict table).
         .target(
             name: "MeshprobeReport",
             dependencies: [
@@ -143,6 +143,7 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
+        .testTarget(name: "MeshprobeReportTests", dependencies: ["MeshprobeReport", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeVerify", "MeshprobeIdentity", "MeshprobeYAML"]),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(

@@ -113,6 +113,7 @@ public struct TerminalSummary {
 
     /// Renders columns padded to their widest cell.
     public static func table(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
+        let rows = rows.map { $0.map(TerminalStyle.sanitize) }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }

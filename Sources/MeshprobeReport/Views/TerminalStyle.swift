@@ -14,6 +14,17 @@ public struct TerminalStyle: Sendable, Equatable {
         return TerminalStyle(color: isTerminal)
     }
 
+    /// Untrusted text (a stamp, an error message) made safe to print: control characters, escape sequences among
+    /// them, become U+FFFD, so a server cannot move the cursor or recolour the terminal; tabs and newlines become spaces.
+    public static func sanitize(_ text: String) -> String {
+        var out = ""
+        out.unicodeScalars.append(contentsOf: text.unicodeScalars.map { scalar -> Unicode.Scalar in
+            if scalar == "\t" || scalar == "\n" || scalar == "\r" { return " " }
+            return scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) ? "\u{FFFD}" : scalar
+        })
+        return out
+    }
+
     public func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
     public func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
     public func green(_ s: String) -> String { color ? "\u{1B}[32m\(s)\u{1B}[0m" : s }
@@ -64,6 +75,7 @@ public struct VerdictTable {
                 statuses.append(check.status)
             }
         }
+        rows = rows.map { $0.map(TerminalStyle.sanitize) }
         // Pad before colouring: escape sequences have no width on screen.
         let width = rows.map { $0[0].count }.max() ?? 0
         let nameWidth = min(60, rows.map { $0[1].count }.max() ?? 0)
