@@ -67,15 +67,6 @@ func sampleReport(command: String = "gameday") throws -> RunReport {
         ], abortReason: "step 'breaker' could not run")
 }
 
-func which(_ name: String) -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
-    for dir in path + ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
-        let path = "\(dir)/\(name)"
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return nil
-}
-
 struct ProcessOutput {
     var status: Int32
     var stdout: String
