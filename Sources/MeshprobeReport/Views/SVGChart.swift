@@ -38,7 +38,7 @@ enum SVGChart {
 
     /// Declared against observed share per backend, the tolerance shaded around the declared share.
     static func split(_ shares: [RunReport.Share], tolerance: Double?, title: String) -> String {
-        let row = 46.0, left = 150.0, right = 70.0, top = 26.0
+        let row = 46.0, left = 150.0, right = 160.0, top = 26.0
         let height = top + Double(shares.count) * row + 30
         let plot = width - left - right
         func x(_ share: Double) -> Double { left + plot * min(1, max(0, share)) }
@@ -95,14 +95,15 @@ enum SVGChart {
             }
         }
         let stripTop = top + plotHeight + 30
-        let most = Double(max(1, seconds.map(\.failed).max() ?? 0))
+        let worst = seconds.map(\.failed).max() ?? 0
+        let most = Double(max(1, worst))
         out += text(left - 6, stripTop + strip / 2 + 4, "failed/s", anchor: "end")
         out += "<line x1=\"\(f(left))\" y1=\"\(f(stripTop + strip))\" x2=\"\(f(width - right))\" y2=\"\(f(stripTop + strip))\" class=\"axis\"/>"
         for s in seconds where s.failed > 0 {
             let h = strip * Double(s.failed) / most
             out += "<rect class=\"failed\" x=\"\(f(x(Double(s.second)) + 1))\" y=\"\(f(stripTop + strip - h))\" width=\"\(f(max(1, plot / last - 2)))\" height=\"\(f(h))\"><title>second \(s.second): \(s.failed) failed</title></rect>"
         }
-        out += text(width - right, stripTop + strip + 16, "most in a second: \(Int(most))", anchor: "end", cls: "note")
+        out += text(width - right, stripTop + strip + 16, worst == 0 ? "no failed requests" : "most in a second: \(worst)", anchor: "end", cls: "note")
         return out + "</svg>"
     }
 
