@@ -168,8 +168,6 @@ struct GameDayResult: Encodable {
         decided = steps.allSatisfy(\.decided) && skipped.isEmpty
     }
 
-    var text: String { stepsText + outcomeWord }
-
     /// PASS, INCOMPLETE (aborted, or a step could not run) or FAIL.
     var outcomeWord: String { passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL") }
 

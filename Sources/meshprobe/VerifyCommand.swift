@@ -432,8 +432,6 @@ struct VerifyReport: Encodable {
         verdicts = []
     }
 
-    var text: String { verdictText + (passed ? "PASS" : (decided ? "FAIL" : "UNDECIDED")) }
-
     /// Every verdict with its evidence, a few lines each.
     var verdictText: String {
         var out = ""
