@@ -110,7 +110,8 @@ let package = Package(
             ]
         ),
         // Reporting: terminal summary, the versioned JSON result and its exact merge, Prometheus (live endpoint,
-        // end-of-run file, Pushgateway), and interop exports (SMP, .hgrm).
+        // end-of-run file, Pushgateway), interop exports (SMP, .hgrm), and the report views (JUnit XML, HTML, the
+        // verdict table).
         .target(
             name: "MeshprobeReport",
             dependencies: [

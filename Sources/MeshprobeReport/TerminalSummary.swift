@@ -2,17 +2,22 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 
-/// The end-of-run summary for a terminal or a CI log: aligned tables, colours only when asked.
+/// The end-of-run summary for a terminal or a CI log: aligned tables, colours only when asked (`TerminalStyle.detect`:
+/// a terminal, no NO_COLOR).
 public struct TerminalSummary {
-    public var color: Bool
+    public var style: TerminalStyle
 
-    public init(color: Bool) {
-        self.color = color
+    public init(style: TerminalStyle) {
+        self.style = style
     }
 
-    private func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
-    private func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
-    private func yellow(_ s: String) -> String { color ? "\u{1B}[33m\(s)\u{1B}[0m" : s }
+    public init(color: Bool) {
+        style = TerminalStyle(color: color)
+    }
+
+    private func bold(_ s: String) -> String { style.bold(s) }
+    private func red(_ s: String) -> String { style.red(s) }
+    private func yellow(_ s: String) -> String { style.yellow(s) }
 
     public func render(_ report: LoadReport) -> String {
         var out = ""
@@ -108,6 +113,7 @@ public struct TerminalSummary {
 
     /// Renders columns padded to their widest cell.
     public static func table(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
+        let rows = rows.map { $0.map(TerminalStyle.sanitize) }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }

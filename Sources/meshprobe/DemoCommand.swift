@@ -38,6 +38,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-canary"), help: "Skip the canary split behind HAProxy.")
     var noCanary = false
 
+    @OptionGroup var reports: ReportOptions
+
     static let trustDomain = "demo.meshprobe.local"
 
     /// The installed HAProxy (Debian's), if any.
@@ -75,7 +77,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// A short circuit-breaker step: HAProxy admits 10 requests at once to an echo workload (per-server maxconn,
     /// 20 ms queue timeout); the connection-pool procedure checks a declared limit of 10.
-    func runCircuitBreaker(dir: String, haproxy: String, group: any EventLoopGroup) async throws -> (String, Bool) {
+    func runCircuitBreaker(dir: String, haproxy: String, group: any EventLoopGroup) async throws -> (String, Bool, RunReport.Section?) {
         var echoConfiguration = EchoConfiguration(identity: EchoIdentity(workload: "ratings", version: "v1", cluster: "demo",
                                                                          namespace: "bookinfo", pod: "ratings-v1-0"))
         echoConfiguration.port = 0
@@ -87,10 +89,11 @@ struct DemoCommand: AsyncParsableCommand {
         config.queueTimeout = 0.02
         try writeFiles("\(dir)/breaker", [("haproxy.cfg", config.text, false)])
         guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/breaker/haproxy.cfg", port: port, group: group) else {
-            return ("the circuit-breaker proxy (HAProxy) started", false)
+            return ("the circuit-breaker proxy (HAProxy) started", false, nil)
         }
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         printLine("5. circuit breaker: HAProxy on 127.0.0.1:\(port) admits 10 requests at once to ratings; checking a declared limit of 10")
+        let started = Date()
         var expectation = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "demo")
         expectation.requestsPerPhase = 150
         var load = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/ratings")])
@@ -100,13 +103,18 @@ struct DemoCommand: AsyncParsableCommand {
             printLine("   \(check.passed ? "PASS" : "FAIL")  \(check.name)" + (check.reason.map { ": \($0)" } ?? ""))
         }
         let overflow = outcome.above.overflow
+        var report = VerifyReport(file: "demo")
+        report.add(outcome)
+        let seconds = Date().timeIntervalSince(started)
+        let section = RunReport.Section(name: "circuit breaker (HAProxy maxconn 10)", seconds: seconds,
+                                        checks: report.checks(seconds: Array(repeating: seconds, count: report.verdicts.count)))
         return ("circuit breaker at 10 as declared (\(overflow) overflow replies above the limit, upstream peak \(outcome.below.result.upstreamPeakInFlight)/10 in flight)",
-                outcome.checks.allSatisfy(\.passed))
+                outcome.checks.allSatisfy(\.passed), section)
     }
 
     /// Starts two h2c echo workloads behind HAProxy weighted 90/10 and verifies a declared 90/10 split; nil when
     /// HAProxy is not installed.
-    func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool)? {
+    func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool, RunReport.Section?)? {
         guard let haproxy = Self.haproxy else { return nil }
         var echoes: [EchoServer] = []
         for version in ["v1", "v2"] {
@@ -136,24 +144,29 @@ struct DemoCommand: AsyncParsableCommand {
 
             """, false)])
         guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/canary/haproxy.cfg", port: port, group: group) else {
-            return ("the canary proxy (HAProxy) started", false)
+            return ("the canary proxy (HAProxy) started", false, nil)
         }
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         printLine("4. canary: HAProxy on 127.0.0.1:\(port) splits 90/10 over reviews v1 and v2; verifying a declared 90/10 split")
         let policy: Policy
         do { policy = try Policy.load(path: "\(dir)/canary/policy.yaml", environment: [:]) } catch {
-            return ("the canary policy was read (\(error))", false)
+            return ("the canary policy was read (\(error))", false, nil)
         }
+        let started = Date()
         let outcomes = try await PolicyVerification.run(policy, configuration: policy.scenario.configuration, group: group)
         let report = VerifyReport(policy: policy, outcomes: outcomes)
-        printLine(report.text.split(separator: "\n").dropLast().map { "   " + $0 }.joined(separator: "\n") + "\n")
+        printLine(report.verdictText.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n") + "\n")
         let evidence = report.verdicts[0].evidence
+        let view = report.runReport(outcomes: outcomes, configuration: policy.scenario.configuration, inputs: [], title: "canary 90/10 behind HAProxy",
+                                    seconds: outcomes.map { $0.result.elapsedSeconds }, startedAt: started)
         return ("canary split 90/10 as declared (sequential test: \(evidence.requests) requests, false-fail <= 0.001, miss <= 0.01)",
-                report.passed)
+                report.passed, view.sections.first)
     }
 
     func run() async throws {
         guard requests > 0, connections > 0, streams > 0 else { throw CLIError.badInput("--requests, --connections and --streams must be positive") }
+        try reports.check()
+        let demoStarted = Date()
         let fm = FileManager.default
         let dir = keep ?? (NSTemporaryDirectory() + "meshprobe-demo-\(ProcessInfo.processInfo.processIdentifier)")
         defer { if keep == nil { try? fm.removeItem(atPath: dir) } }
@@ -226,11 +239,11 @@ struct DemoCommand: AsyncParsableCommand {
         let result = try await generator.run()
         let report = LoadReport(result: result, configuration: load, commandLine: CommandLine.arguments, startedAt: started,
                                 version: Meshprobe.version)
-        printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        printLine(TerminalSummary(style: stdoutStyle()).render(report))
         if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
 
         // 4. A canary behind a real proxy: HAProxy splits 90/10 over two more echo workloads; verify the split.
-        var canaryCheck: (String, Bool)?
+        var canaryCheck: (String, Bool, RunReport.Section?)?
         if noCanary {
             printLine("4. canary: skipped (--no-canary)")
         } else if let canary = try await runCanary(dir: dir, group: group) {
@@ -240,7 +253,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
 
         // 5. A circuit breaker behind a real proxy.
-        var breakerCheck: (String, Bool)?
+        var breakerCheck: (String, Bool, RunReport.Section?)?
         if !noCanary, let haproxy = Self.haproxy {
             breakerCheck = try await runCircuitBreaker(dir: dir, haproxy: haproxy, group: group)
         }
@@ -255,12 +268,22 @@ struct DemoCommand: AsyncParsableCommand {
         let callerCount = result.callersSeen[prober, default: 0]
         checks.append(("mTLS in effect: the workloads saw caller \(prober) on \(callerCount)/\(result.responses) responses",
                        callerCount == result.responses && callerCount > 0))
-        if let canaryCheck { checks.append(canaryCheck) }
-        if let breakerCheck { checks.append(breakerCheck) }
+        let loadChecks = checks.map { RunReport.Check(kind: "demo", name: $0.0, status: $0.1 ? .passed : .failed,
+                                                      summary: $0.1 ? "held" : "did not hold",
+                                                      seconds: result.elapsedSeconds) }
+        if let canaryCheck { checks.append((canaryCheck.0, canaryCheck.1)) }
+        if let breakerCheck { checks.append((breakerCheck.0, breakerCheck.1)) }
         printLine("verdict")
         for (text, ok) in checks { printLine("  \(ok ? "PASS" : "FAIL")  \(text)") }
         let passed = checks.allSatisfy(\.1)
         printLine(passed ? "PASS: the demo mesh behaves as declared" : "FAIL: see the checks above")
+        var sections = [RunReport.Section(name: "mTLS load over HTTP/2", seconds: result.elapsedSeconds, checks: loadChecks,
+                                          loads: [RunReport.Load(name: "reviews v1 and v2 over mTLS", report: report,
+                                                                 distribution: RunReport.Load.distribution(result.latency))])]
+        sections += [canaryCheck?.2, breakerCheck?.2].compactMap { $0 }
+        try reports.write(RunReport(command: "demo", title: "an mTLS mesh on 127.0.0.1", inputs: [],
+                                    version: Meshprobe.version, commandLine: CommandLine.arguments, startedAt: demoStarted,
+                                    seconds: Date().timeIntervalSince(demoStarted), sections: sections))
         for server in servers { await server.close() }
         servers.removeAll()
         if !passed { throw CLIError(message: "demo verdict: FAIL", exitCode: 1) }

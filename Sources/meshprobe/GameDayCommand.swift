@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeReport
 import MeshprobeYAML
 import NIOPosix
 
@@ -33,6 +34,8 @@ struct GameDayCommand: AsyncParsableCommand {
     @Option(help: "Write the verdicts, per step, as JSON.")
     var json: String?
 
+    @OptionGroup var reports: ReportOptions
+
     @Flag(help: "No live view.")
     var quiet = false
 
@@ -42,6 +45,7 @@ struct GameDayCommand: AsyncParsableCommand {
     func run() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
         let cap = try parseDuration(maxDuration, flag: "--max-duration")
+        try reports.check(singleLoad: false)
         let gameday: GameDay
         do {
             gameday = try GameDay.load(path: file)
@@ -51,6 +55,8 @@ struct GameDayCommand: AsyncParsableCommand {
         }
         var configuration = gameday.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file)
+        // Prometheus (live, file, push) over every step's load.
+        let session = try await reports.start(&configuration)
         let needsControl = gameday.steps.contains { step in
             if case .outlierDetection = step.kind { return true }
             return !step.faults.isEmpty
@@ -70,10 +76,12 @@ struct GameDayCommand: AsyncParsableCommand {
         let count = gameday.steps.count
         runner.onStepStart = { index, name in printError("step \(index + 1)/\(count): \(name)") }
         if !quiet { runner.onLoad = { generator, configuration in startLiveView(generator, configuration: configuration) } }
+        let started = Date()
         let outcome = await runner.run(abort: abort, group: MultiThreadedEventLoopGroup.singleton)
 
         let result = GameDayResult(gameday: gameday, outcome: outcome)
-        printLine(result.text)
+        let view = result.runReport(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
+        printLine(result.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
         for left in outcome.faultsLeft { printError("meshprobe gameday: warning: could not clear fault \(left)") }
         if let json {
             do {
@@ -82,6 +90,8 @@ struct GameDayCommand: AsyncParsableCommand {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
+        try reports.write(view)
+        try await session.finish(report: nil, json: nil)
         if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)", exitCode: 3) }
         if !result.passed { throw CLIError(message: result.decided ? "verdict: FAIL" : "no verdict: a step could not run", exitCode: result.decided ? 1 : 3) }
     }
@@ -161,7 +171,11 @@ struct GameDayResult: Encodable {
         decided = steps.allSatisfy(\.decided) && skipped.isEmpty
     }
 
-    var text: String {
+    /// PASS, INCOMPLETE (aborted, or a step could not run) or FAIL.
+    var outcomeWord: String { passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL") }
+
+    /// Every step with its verdicts and evidence, then the skipped steps and why the game day aborted.
+    var stepsText: String {
         var out = ""
         for step in steps {
             let status = step.passed ? "PASS" : (step.decided ? "FAIL" : "NOT RUN")
@@ -182,7 +196,6 @@ struct GameDayResult: Encodable {
         }
         for name in skipped { out += "SKIPPED  \(name)\n" }
         if let aborted { out += "ABORTED: \(aborted)\n" }
-        out += passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL")
         return out
     }
 

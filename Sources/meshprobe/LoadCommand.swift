@@ -224,7 +224,9 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports)
+        try reports.check()
+        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports,
+                              view: (command: "load", title: urls.joined(separator: " "), inputs: urls))
     }
 }
 
@@ -309,9 +311,10 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
     }
 }
 
-/// Runs a load with the live view and signal handling, prints the summary, writes the JSON, and exits per DESIGN.md.
+/// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the reports asked
+/// for: JUnit and HTML titled by `view`, Prometheus, SMP, .hgrm), and exits per DESIGN.md.
 func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
-                 inputs: [LoadReport.Input] = []) async throws {
+                 view: (command: String, title: String, inputs: [String]), inputs: [LoadReport.Input] = []) async throws {
         let started = Date()
         var configuration = configuration
         let session = try await reports.start(&configuration)
@@ -335,7 +338,10 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
         }
         let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
                                 startedAt: started, version: Meshprobe.version, inputs: inputs)
-        printLine(TerminalSummary(color: isatty(STDOUT_FILENO) == 1).render(report))
+        let runReport = loadRunReport(report, result: result, configuration: configuration, command: view.command, title: view.title,
+                                      inputs: view.inputs, startedAt: started)
+        printLine(TerminalSummary(style: stdoutStyle()).render(report))
+        printVerdicts(runReport)
         try await session.finish(report: report, json: json)
         if let json {
             do {
@@ -344,6 +350,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
+        try reports.write(runReport)
         if let fired = result.guardFired {
             switch fired.action {
             case .stop:

@@ -5,8 +5,15 @@ import MeshprobeReport
 import MeshprobeTLS
 import NIOPosix
 
-/// The report outputs `load`, `run`, `verify` and `gameday` share: Prometheus (live, file, push) and interop exports.
+/// The report outputs `load`, `run`, `verify`, `gameday` and `demo` share: JUnit and HTML reports, Prometheus (live,
+/// file, push), and the interop exports of one load's result (`load` and `run` only).
 struct ReportOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write the verdicts as JUnit XML (one test case per expectation) to this file.", valueName: "file"))
+    var junit: String?
+
+    @Option(help: ArgumentHelp("Write a self-contained HTML report (verdicts, per-identity tables, charts) to this file.", valueName: "file"))
+    var html: String?
+
     @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve live Prometheus metrics at http://HOST:PORT/metrics during the run.", valueName: "host:port"))
     var metricsListen: String?
 
@@ -29,6 +36,32 @@ struct ReportOptions: ParsableArguments {
         if let metricsListen { _ = try Self.hostPort(metricsListen) }
         if let pushgateway {
             do { _ = try PushgatewayClient.pushTarget(url: pushgateway, job: pushgatewayJob) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
+    /// command that runs several.
+    func check(singleLoad: Bool = true) throws {
+        if !singleLoad, smp != nil || hgrm != nil {
+            throw CLIError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
+        }
+        do {
+            if let junit { try ReportFile.checkWritable(junit, flag: "--junit") }
+            if let html { try ReportFile.checkWritable(html, flag: "--html") }
+        } catch let error as ReportFileError {
+            throw CLIError.badInput(error.description)
+        }
+    }
+
+    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
+    func write(_ report: @autoclosure () -> RunReport) throws {
+        guard junit != nil || html != nil else { return }
+        let report = report()
+        do {
+            if let junit { try ReportFile.write(JUnitReport(report).render(), to: junit, flag: "--junit") }
+            if let html { try ReportFile.write(HTMLReport(report).render(), to: html, flag: "--html") }
+        } catch let error as ReportFileError {
+            throw CLIError.badInput(error.description)
         }
     }
 

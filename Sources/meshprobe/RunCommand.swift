@@ -39,6 +39,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
+        try reports.check()
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
             return
@@ -60,6 +61,7 @@ struct RunCommand: AsyncParsableCommand {
         var loadError: (any Error)?
         do {
             try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet, reports: reports,
+                                  view: (command: "run", title: scenario.name ?? file, inputs: [file]),
                                   inputs: resultInputs([("scenario", file)]))
         } catch {
             loadError = error

@@ -31,10 +31,13 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "Write the verdict and its evidence as JSON.")
     var json: String?
 
+    @OptionGroup var reports: ReportOptions
+
     @Flag(help: "No live view.")
     var quiet = false
 
     func run() async throws {
+        try reports.check(singleLoad: false)
         // SIGINT/SIGTERM cancel the verification (its loads stop as on a signal); faults the outlier check set are
         // cleared either way before the command exits.
         let ledger = FaultLedger()
@@ -54,6 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     func verify(ledger: FaultLedger) async throws {
+        let started = Date()
         var policy: Policy
         do {
             policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty)
@@ -93,6 +97,8 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         var configuration = policy.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
+        // Prometheus (live, file, push) over every load the verification sends.
+        let session = try await reports.start(&configuration)
         if !quiet {
             for split in policy.routes {
                 let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLValue.format($0.value))" }.joined(separator: " ")
@@ -102,15 +108,19 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         var report = VerifyReport(policy: policy, outcomes: outcomes)
+        var laps = VerdictLaps()
+        laps.set(outcomes.map { $0.result.elapsedSeconds + ($0.propagation?.seconds ?? 0) })
         if let expected = policy.expectedCaller {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
             report.add(CallerCheck.evaluate(outcomes, expected: caller))
+            laps.lap(report.verdicts.count)
         }
         for breaker in policy.circuitBreakers {
             if !quiet {
                 printError("meshprobe verify: circuit breaker: limit \(breaker.maxRequests) in flight, \(breaker.maxPending.map(String.init) ?? "unbounded") pending (\(breaker.source))")
             }
             report.add(try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
+            laps.lap(report.verdicts.count)
         }
         if !policy.outlierDetections.isEmpty {
             let tls = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
@@ -125,10 +135,12 @@ struct VerifyCommand: AsyncParsableCommand {
                                                                       controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
                     for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
                     report.add(outcome)
+                    laps.lap(report.verdicts.count)
                 } catch let error as FaultClientError {
                     // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
                     report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
                                         reason: "could not make a workload fail: \(error)")
+                    laps.lap(report.verdicts.count)
                 }
             }
         }
@@ -143,6 +155,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 printError("meshprobe verify: retry limit: at most \(limit) retries in flight (\(source)), \(budget.concurrency) failing requests at once on \(route.source)")
             }
             report.add(try await RetryBudgetCheck.run(budget, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
+            laps.lap(report.verdicts.count)
         }
         for reuse in policy.connectionReuse {
             if !quiet {
@@ -150,6 +163,7 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             let outcome = try await ConnectionReuseCheck.run(reuse, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
             report.add(outcome)
+            laps.lap(report.verdicts.count)
         }
         for retry in policy.retries {
             if !quiet {
@@ -161,12 +175,19 @@ struct VerifyCommand: AsyncParsableCommand {
             let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
             for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
             report.add(outcome)
+            laps.lap(report.verdicts.count)
         }
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
+            laps.lap(report.verdicts.count)
         }
         for check in SLOCheck.evaluate(outcomes, policy: policy) { report.add(check) }
-        printLine(report.text)
+        laps.lap(report.verdicts.count)
+        printLine(report.verdictText)
+        let title = policy.name.isEmpty ? policy.file : policy.name
+        let view = report.runReport(outcomes: outcomes, configuration: configuration, inputs: [file] + manifests, title: title,
+                                    seconds: laps.seconds, startedAt: started)
+        printVerdicts(view)
         if let json {
             do {
                 try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
@@ -174,6 +195,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
+        try reports.write(view)
+        try await session.finish(report: nil, json: nil)
         if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             throw CLIError(message: "verdict: FAIL", exitCode: 1)
         }
@@ -412,63 +435,66 @@ struct VerifyReport: Encodable {
         verdicts = []
     }
 
-    var text: String { verdictText + (passed ? "PASS" : (decided ? "FAIL" : "UNDECIDED")) }
-
     /// Every verdict with its evidence, a few lines each.
     var verdictText: String {
         var out = ""
         for v in verdicts {
             let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
-            if v.kind == "slo" {
-                let observed = v.evidence.observed["observed"] ?? 0
-                let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
-                out += "\(status)  \(v.name): observed \(value) (\(v.evidence.test))\n"
-                if let reason = v.reason { out += "      \(reason)\n" }
-                continue
-            }
-            if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
-                let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
-                out += "\(status)  \(v.name): \(observed.joined(separator: ", "))\n"
-                if let reason = v.reason { out += "      \(reason)\n" }
-                for event in v.evidence.timeline ?? [] { out += String(format: "      %8.3f s  %@\n", event.at, event.event) }
-                continue
-            }
-            if v.kind == "clusters" {
-                let seen = v.evidence.counts.sorted { $0.value > $1.value }
-                    .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
-                out += "\(status)  \(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)\n"
-                if let reason = v.reason { out += "      \(reason)\n" }
-                continue
-            }
-            if v.kind == "mtls" {
-                let callers = v.evidence.counts.sorted { $0.value > $1.value }
-                    .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
-                out += "\(status)  \(v.name): callers seen: \(callers) of \(v.evidence.requests) responses\n"
-                if let reason = v.reason { out += "      \(reason)\n" }
-                continue
-            }
-            let shares = v.evidence.declared.keys.sorted().map { name in
-                String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
-            }.joined(separator: ", ")
-            let match = v.evidence.match ?? []
-            let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
-            out += "\(status)  \(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
-            if let connections = v.evidence.connections { out += " on \(connections) connections" }
-            if v.evidence.truncated { out += " (decided at the request cap)" }
-            out += "\n"
-            if let p = v.evidence.propagation {
-                out += p.settled
-                    ? String(format: "      propagation: the split settled after %.1f s (%d requests, not part of the test)\n", p.seconds, p.requests)
-                    : String(format: "      propagation: the split had not settled after %.1f s (%d requests); tested anyway\n", p.seconds, p.requests)
-            }
-            if let reason = v.reason { out += "      \(reason)\n" }
-            out += String(format: "      test: %@; tolerance %.3f, false-fail <= %g, miss <= %g\n", v.evidence.test,
-                          v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate)
-            if v.evidence.unsuccessfulResponses > 0 {
-                out += "      \(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split\n"
-            }
+            let (headline, details) = Self.describe(v)
+            out += "\(status)  \(headline)\n"
+            for line in details { out += "      \(line)\n" }
         }
         return out
+    }
+
+    /// A verdict in words: its headline (what was observed) and the lines under it; the reason and the timeline
+    /// only when asked (the report views carry them on their own).
+    static func describe(_ v: Verdict, reason withReason: Bool = true, timeline withTimeline: Bool = true) -> (headline: String, details: [String]) {
+        var details: [String] = []
+        let reason = withReason ? v.reason : nil
+        if v.kind == "slo" {
+            let observed = v.evidence.observed["observed"] ?? 0
+            let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
+            return ("\(v.name): observed \(value) (\(v.evidence.test))", reason.map { [$0] } ?? [])
+        }
+        if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
+            let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
+            if let reason { details.append(reason) }
+            if withTimeline {
+                for event in v.evidence.timeline ?? [] { details.append(String(format: "%8.3f s  %@", event.at, event.event)) }
+            }
+            return ("\(v.name): \(observed.joined(separator: ", "))", details)
+        }
+        if v.kind == "clusters" {
+            let seen = v.evidence.counts.sorted { $0.value > $1.value }
+                .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
+            return ("\(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)", reason.map { [$0] } ?? [])
+        }
+        if v.kind == "mtls" {
+            let callers = v.evidence.counts.sorted { $0.value > $1.value }
+                .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
+            return ("\(v.name): callers seen: \(callers) of \(v.evidence.requests) responses", reason.map { [$0] } ?? [])
+        }
+        let shares = v.evidence.declared.keys.sorted().map { name in
+            String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
+        }.joined(separator: ", ")
+        let match = v.evidence.match ?? []
+        let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
+        var headline = "\(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
+        if let connections = v.evidence.connections { headline += " on \(connections) connections" }
+        if v.evidence.truncated { headline += " (decided at the request cap)" }
+        if let p = v.evidence.propagation {
+            details.append(p.settled
+                ? String(format: "propagation: the split settled after %.1f s (%d requests, not part of the test)", p.seconds, p.requests)
+                : String(format: "propagation: the split had not settled after %.1f s (%d requests); tested anyway", p.seconds, p.requests))
+        }
+        if let reason { details.append(reason) }
+        details.append(String(format: "test: %@; tolerance %.3f, false-fail <= %g, miss <= %g", v.evidence.test,
+                              v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate))
+        if v.evidence.unsuccessfulResponses > 0 {
+            details.append("\(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split")
+        }
+        return (headline, details)
     }
 
     func jsonData() throws -> Data {

@@ -81,7 +81,9 @@ import Testing
                   expect: {successRate: 0.999}
             """)
         let out = lab.dir.appendingPathComponent("result.json").path
-        let run = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
+        let junit = lab.dir.appendingPathComponent("result.xml").path
+        let html = lab.dir.appendingPathComponent("result.html").path
+        let run = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out, "--junit", junit, "--html", html], timeout: 60)
         // The fault makes about a quarter of the requests fail (half of v1's): the second step fails, the others pass.
         #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
         let steps = json(out)["steps"] as? [[String: Any]] ?? []
@@ -90,6 +92,14 @@ import Testing
         #expect(failures.keys.contains { $0.contains("application") && $0.contains("503") }, "\(failures)")
         #expect(run.stdout.contains("(cleared)"), "\(run.stdout)")
         #expect(try await faultsLeft(lab).isEmpty)
+        // JUnit: a suite per step, the failed SLO a failure in the second; the HTML report has the game day's timeline.
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        #expect(xml.components(separatedBy: "<testsuite ").count - 1 == 3, "\(xml)")
+        #expect(xml.contains("<testsuite name=\"v1 fails half its requests\" tests=\"1\" failures=\"1\" errors=\"0\""), "\(xml)")
+        #expect(xml.contains("<testsuites name=\"meshprobe gameday: "), "\(xml)")
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("id=\"gameday-timeline\""))
+        #expect(page.components(separatedBy: "class=\"verdict failed\"").count - 1 == 1)
     }
 
     @Test(arguments: ["signal", "file"])

@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 import MeshprobeIdentity
 import MeshprobeLoad
-import MeshprobeReport
+@testable import MeshprobeReport
 
 /// Runs `python3 -c script args...` off the cooperative pool; stdout, stderr and the exit status.
 func python(_ script: String, _ arguments: [String] = [], stdin: String? = nil) async throws -> (status: Int32, out: String, err: String) {
@@ -59,4 +59,111 @@ func result(_ latencies: [UInt64], identity: WorkloadIdentity, status: Int, labe
     r.metrics.series[labels] = stats
     r.elapsedSeconds = 1
     return r
+}
+
+/// Text a hostile or broken server could put in a stamp or an error message: markup, quotes, ampersands, control
+/// characters, and bytes that are not UTF-8 (decoded as Swift does, to U+FFFD).
+let hostile = "v2\"><script>alert('x')</script> & \u{01}\u{1B}[31m" + String(decoding: [0xFF, 0xFE, 0x41] as [UInt8], as: UTF8.self)
+
+/// A load of `requests` responses over two identities (one named by `hostile`), with a per-second timeline.
+func sampleLoad(requests: Int = 300, seconds: Int = 3, failedPerSecond: Int = 2) throws -> RunReport.Load {
+    var result = LoadResult()
+    result.requestsSent = requests
+    result.responses = requests
+    result.succeeded = requests - failedPerSecond * seconds
+    result.failed = failedPerSecond * seconds
+    result.elapsedSeconds = Double(seconds)
+    for i in 0..<requests { result.latency.record(UInt64(500 + (i % 100) * 40)) }
+    for (version, share) in [("v1", 0.9), (hostile, 0.1)] {
+        var stats = IdentityStats()
+        stats.requests = Int(Double(requests) * share)
+        stats.succeeded = stats.requests
+        for i in 0..<stats.requests { stats.latency.record(UInt64(400 + i * 10)) }
+        result.identities[WorkloadIdentity(identity: "spiffe://lab/ns/x/sa/reviews", workload: "reviews", version: version, cluster: "c1")] = stats
+    }
+    for second in 0..<seconds {
+        var bucket = TimelineBucket(second: second)
+        bucket.sent = requests / seconds
+        bucket.responses = requests / seconds
+        bucket.failed = failedPerSecond
+        bucket.succeeded = bucket.responses - failedPerSecond
+        for i in 0..<bucket.responses { bucket.latency.record(UInt64(600 + i * (second + 1) * 5)) }
+        result.timeline.append(TimelinePoint(bucket))
+    }
+    let configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/reviews")])
+    return RunReport.Load(name: "route \(hostile)", result: result, configuration: configuration, startedAt: Date(timeIntervalSince1970: 1_800_000_000))
+}
+
+/// A game-day-shaped report with every status: a passing split, a failed SLO, an undecided outlier check with a
+/// timeline, a step that could not run, and a skipped step; names and reasons carry hostile text.
+func sampleReport(command: String = "gameday") throws -> RunReport {
+    let split = RunReport.Check(
+        kind: "split", name: "reviews canary \(hostile)", status: .passed, summary: "v1 90.2% (declared 90.0%) after 1840 requests",
+        evidence: ["test: sequential probability ratio tests; tolerance 0.050"], seconds: 2.25,
+        shares: [RunReport.Share(name: "v1", declared: 0.9, observed: 0.902, count: 1660),
+                 RunReport.Share(name: hostile, declared: 0.1, observed: 0.098, count: 180)], tolerance: 0.05)
+    let slo = RunReport.Check(kind: "slo", name: "SLO: success rate >= 0.999", status: .failed,
+                              reason: "success rate 0.97 < 0.999: 9 of 300 failed <with> \"quotes\" & ampersands",
+                              summary: "observed 0.9700", evidence: ["point estimate over every request", "second line\twith a tab"], seconds: 3)
+    let outlier = RunReport.Check(
+        kind: "outlier_detection", name: "outlier detection (DestinationRule reviews): ejected", status: .undecided,
+        reason: "could not make a workload fail: 403 \(hostile)", summary: "ejected 0", seconds: 4.5,
+        timeline: [RunReport.Event(at: 0.1, text: "fault f1 set on https://127.0.0.1:1/: 503 to every request"),
+                   RunReport.Event(at: 1.2, text: "reviews-v1 ejected after 5 consecutive errors (its last response)"),
+                   RunReport.Event(at: 3.4, text: "reviews-v1 back after 2.200 s"),
+                   RunReport.Event(at: 3.5, text: "fault f1 cleared")])
+    let load = try sampleLoad()
+    return RunReport(
+        command: command, title: "reviews game day \(hostile)", inputs: ["gamedays/reviews.yaml"], version: "0.1.0-test",
+        commandLine: ["meshprobe", command, "gamedays/reviews.yaml", "--junit", "out.xml"], startedAt: Date(timeIntervalSince1970: 1_800_000_000),
+        seconds: 12.5, sections: [
+            RunReport.Section(name: "baseline", offset: 0, seconds: 3, checks: [split], loads: [load]),
+            RunReport.Section(name: "v1 fails", offset: 3, seconds: 3, notes: ["f1 on https://127.0.0.1:1/: status 503 (cleared)"], checks: [slo], loads: [load]),
+            RunReport.Section(name: "eject v1", offset: 6, seconds: 4.5, checks: [outlier]),
+            RunReport.Section(name: "breaker", offset: 10.5, seconds: 2, problem: "cannot reach the echo at https://127.0.0.1:1"),
+            RunReport.Section(name: "after", offset: 12.5, seconds: 0, problem: "not run: aborted: step 'breaker' could not run", skipped: true),
+        ], abortReason: "step 'breaker' could not run")
+}
+
+struct ProcessOutput {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program to its end on a Dispatch thread (not the cooperative pool), killed after `timeout` seconds; its
+/// standard error goes through a file, so a chatty child (Chromium logs a lot) cannot block on a full pipe.
+func run(_ executable: String, _ arguments: [String], timeout: Double = 60) async throws -> ProcessOutput {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result {
+                let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-stderr-\(UUID().uuidString)")
+                _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
+                defer { try? FileManager.default.removeItem(at: errFile) }
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                let out = Pipe()
+                process.standardOutput = out
+                process.standardError = try FileHandle(forWritingTo: errFile)
+                process.standardInput = FileHandle.nullDevice
+                try process.run()
+                let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+                let outData = out.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                killer.cancel()
+                let errData = FileManager.default.contents(atPath: errFile.path) ?? Data()
+                return ProcessOutput(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                                     stderr: String(decoding: errData, as: UTF8.self))
+            })
+        }
+    }
+}
+
+/// Where scripts/install-deps puts the Jenkins xunit plugin's junit-10.xsd versions (one directory per commit).
+var junitSchemas: [String] {
+    let dir = ProcessInfo.processInfo.environment["JUNIT_XSD_DIR"] ?? "/usr/local/share/meshprobe-test/junit-xsd"
+    let commits = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return commits.sorted().map { "\(dir)/\($0)/junit-10.xsd" }.filter { FileManager.default.fileExists(atPath: $0) }
 }

@@ -1,0 +1,192 @@
+import Foundation
+
+/// The HTML report's charts as inline SVG (no script, no fonts or files fetched): every label escaped.
+enum SVGChart {
+    static let width = 760.0
+
+    private static func e(_ text: String) -> String { MarkupText.escape(text) }
+
+    private static func f(_ v: Double) -> String { String(format: "%.1f", v.isFinite ? v : 0) }
+
+    /// A short number for an axis label: 0.25, 12, 1.5k.
+    static func label(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        if abs(v) >= 10_000 { return String(format: "%.0fk", v / 1000) }
+        if abs(v) >= 100 || v == v.rounded() { return String(format: "%.0f", v) }
+        if abs(v) >= 1 { return String(format: "%.1f", v) }
+        return String(format: "%.3g", v)
+    }
+
+    /// Axis ticks from 0 to a round number at or above `maximum` (about `count` of them).
+    static func ticks(upTo maximum: Double, count: Int = 5) -> [Double] {
+        guard maximum > 0, maximum.isFinite else { return [0, 1] }
+        let raw = maximum / Double(count)
+        let magnitude = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        let top = (maximum / step).rounded(.up) * step
+        return stride(from: 0, through: top + step / 2, by: step).map { $0 }
+    }
+
+    private static func open(height: Double, title: String) -> String {
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"\(f(width))\" height=\"\(f(height))\" "
+            + "viewBox=\"0 0 \(f(width)) \(f(height))\"><title>\(e(title))</title>"
+    }
+
+    private static func text(_ x: Double, _ y: Double, _ s: String, anchor: String = "start", cls: String = "lbl") -> String {
+        "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\" class=\"\(cls)\">\(e(s))</text>"
+    }
+
+    /// Declared against observed share per backend, the tolerance shaded around the declared share.
+    static func split(_ shares: [RunReport.Share], tolerance: Double?, title: String) -> String {
+        let row = 46.0, left = 150.0, right = 160.0, top = 26.0
+        let height = top + Double(shares.count) * row + 30
+        let plot = width - left - right
+        func x(_ share: Double) -> Double { left + plot * min(1, max(0, share)) }
+        var out = open(height: height, title: title)
+        out += text(left, 14, "declared (grey) and observed share; shaded: the tolerance", cls: "note")
+        for t in stride(from: 0.0, through: 1.0001, by: 0.25) {
+            out += "<line x1=\"\(f(x(t)))\" y1=\"\(f(top - 4))\" x2=\"\(f(x(t)))\" y2=\"\(f(height - 26))\" class=\"grid\"/>"
+            out += text(x(t), height - 10, String(format: "%.0f%%", t * 100), anchor: "middle")
+        }
+        for (i, s) in shares.enumerated() {
+            let y = top + Double(i) * row
+            out += text(left - 8, y + 20, s.name, anchor: "end", cls: "lbl name")
+            if let declared = s.declared {
+                if let tolerance, tolerance > 0 {
+                    out += "<rect class=\"tolerance\" x=\"\(f(x(declared - tolerance)))\" y=\"\(f(y))\" width=\"\(f(x(declared + tolerance) - x(declared - tolerance)))\" height=\"\(f(row - 8))\"/>"
+                }
+                out += "<rect class=\"declared\" x=\"\(f(left))\" y=\"\(f(y + 2))\" width=\"\(f(x(declared) - left))\" height=\"14\"/>"
+                out += text(x(declared) + 4, y + 14, String(format: "%.1f%% declared", declared * 100), cls: "note")
+            }
+            let within = s.declared.map { abs(s.observed - $0) <= (tolerance ?? 0) + 1e-9 } ?? (s.observed == 0)
+            out += "<rect class=\"observed \(within ? "ok" : "off")\" x=\"\(f(left))\" y=\"\(f(y + 20))\" width=\"\(f(x(s.observed) - left))\" height=\"16\"/>"
+            out += text(x(s.observed) + 4, y + 33, String(format: "%.1f%% observed (%d)", s.observed * 100, s.count))
+        }
+        return out + "</svg>"
+    }
+
+    /// Per-second p50 and p99 (ms) over the run, failed requests per second as bars below.
+    static func latencyOverTime(_ seconds: [LoadReport.Second], title: String) -> String {
+        let left = 60.0, right = 20.0, top = 24.0, plotHeight = 200.0, strip = 40.0
+        let height = top + plotHeight + 30 + strip + 28
+        let plot = width - left - right
+        let last = Double(max(1, (seconds.map(\.second).max() ?? 0) + 1))
+        // A merged result's seconds carry counts only (no per-second percentiles): those seconds draw no latency.
+        let yTicks = ticks(upTo: seconds.compactMap(\.p99Ms).max() ?? 0)
+        let yTop = yTicks.last ?? 1
+        func x(_ s: Double) -> Double { left + plot * s / last }
+        func y(_ ms: Double) -> Double { top + plotHeight * (1 - ms / yTop) }
+        var out = open(height: height, title: title)
+        out += "<rect class=\"swatch p50\" x=\"\(f(left))\" y=\"6\" width=\"14\" height=\"4\"/>" + text(left + 18, 12, "p50", cls: "note")
+        out += "<rect class=\"swatch p99\" x=\"\(f(left + 60))\" y=\"6\" width=\"14\" height=\"4\"/>" + text(left + 78, 12, "p99 (ms, from the intended send time)", cls: "note")
+        for t in yTicks {
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(y(t)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(t)))\" class=\"grid\"/>"
+            out += text(left - 6, y(t) + 4, label(t), anchor: "end")
+        }
+        for t in ticks(upTo: last, count: 8) where t <= last {
+            out += text(x(t), top + plotHeight + 16, "\(label(t)) s", anchor: "middle")
+        }
+        for (cls, values) in [("p50", seconds.map { ($0.second, $0.p50Ms, $0.responses) }), ("p99", seconds.map { ($0.second, $0.p99Ms, $0.responses) })] {
+            let answered = values.compactMap { v in v.1.map { (v.0, $0, v.2) } }.filter { $0.2 > 0 }
+            let points = answered.map { "\(f(x(Double($0.0) + 0.5))),\(f(y($0.1)))" }
+            if points.count > 1 { out += "<polyline class=\"line \(cls)\" points=\"\(points.joined(separator: " "))\"/>" }
+            // A dot per second as well: a run shorter than two seconds has no line to draw.
+            for (second, ms, _) in answered {
+                out += "<circle class=\"dot \(cls)\" cx=\"\(f(x(Double(second) + 0.5)))\" cy=\"\(f(y(ms)))\" r=\"2.5\"><title>second \(second): \(cls) \(String(format: "%.3f", ms)) ms</title></circle>"
+            }
+        }
+        let stripTop = top + plotHeight + 30
+        let worst = seconds.map(\.failed).max() ?? 0
+        let most = Double(max(1, worst))
+        out += text(left - 6, stripTop + strip / 2 + 4, "failed/s", anchor: "end")
+        out += "<line x1=\"\(f(left))\" y1=\"\(f(stripTop + strip))\" x2=\"\(f(width - right))\" y2=\"\(f(stripTop + strip))\" class=\"axis\"/>"
+        for s in seconds where s.failed > 0 {
+            let h = strip * Double(s.failed) / most
+            out += "<rect class=\"failed\" x=\"\(f(x(Double(s.second)) + 1))\" y=\"\(f(stripTop + strip - h))\" width=\"\(f(max(1, plot / last - 2)))\" height=\"\(f(h))\"><title>second \(s.second): \(s.failed) failed</title></rect>"
+        }
+        out += text(width - right, stripTop + strip + 16, worst == 0 ? "no failed requests" : "most in a second: \(worst)", anchor: "end", cls: "note")
+        return out + "</svg>"
+    }
+
+    /// Latency by percentile, the percentile axis stretched toward the tail (1/(1-p), as HdrHistogram plots it).
+    static func distribution(_ points: [RunReport.Load.Point], requests: Int, title: String) -> String {
+        let left = 60.0, right = 20.0, top = 16.0, plotHeight = 200.0
+        let height = top + plotHeight + 40
+        let plot = width - left - right
+        let nines = min(5, max(2, ceil(log10(Double(max(requests, 1))))))
+        func position(_ p: Double) -> Double { p >= 100 ? nines : min(nines, -log10(1 - p / 100)) }
+        let yTicks = ticks(upTo: points.map(\.milliseconds).max() ?? 0)
+        let yTop = yTicks.last ?? 1
+        func x(_ p: Double) -> Double { left + plot * position(p) / nines }
+        func y(_ ms: Double) -> Double { top + plotHeight * (1 - ms / yTop) }
+        var out = open(height: height, title: title)
+        for t in yTicks {
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(y(t)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(t)))\" class=\"grid\"/>"
+            out += text(left - 6, y(t) + 4, "\(label(t)) ms", anchor: "end")
+        }
+        let labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        for n in 0...Int(nines) {
+            let px = left + plot * Double(n) / nines
+            out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(top + plotHeight))\" class=\"grid\"/>"
+            out += text(px, top + plotHeight + 16, labels[n], anchor: "middle")
+        }
+        out += text(left + plot / 2, top + plotHeight + 34, "percentile (latency from the intended send time)", anchor: "middle", cls: "note")
+        var seen = Set<Double>()
+        let path = points.filter { seen.insert(position($0.percentile)).inserted }.map { "\(f(x($0.percentile))),\(f(y($0.milliseconds)))" }
+        if !path.isEmpty { out += "<polyline class=\"line p99\" points=\"\(path.joined(separator: " "))\"/>" }
+        return out + "</svg>"
+    }
+
+    /// A band of time (a game-day step) on the event timeline.
+    struct Band {
+        var name: String
+        var start: Double
+        var end: Double
+        var status: RunReport.Status
+    }
+
+    /// Events on a time axis: bands (game-day steps), failed requests per second as bars, numbered event markers
+    /// (the numbers refer to the table beside the chart).
+    static func timeline(events: [RunReport.Event], bands: [Band], failures: [(at: Double, count: Int)], title: String) -> String {
+        let left = 20.0, right = 20.0, top = 10.0
+        let bandHeight = bands.isEmpty ? 0.0 : 26.0
+        let barsHeight = failures.isEmpty ? 0.0 : 50.0
+        let markerTop = top + bandHeight + barsHeight + 8
+        let height = markerTop + 40 + 24
+        let plot = width - left - right
+        let span = max(1, max(bands.map(\.end).max() ?? 0, events.map(\.at).max() ?? 0, (failures.map(\.at).max() ?? 0) + 1))
+        func x(_ t: Double) -> Double { left + plot * max(0, t) / span }
+        var out = open(height: height, title: title)
+        for b in bands {
+            out += "<rect class=\"band \(b.status.rawValue)\" x=\"\(f(x(b.start)))\" y=\"\(f(top))\" width=\"\(f(max(2, x(b.end) - x(b.start))))\" height=\"\(f(bandHeight - 4))\"><title>\(e(b.name))</title></rect>"
+            let room = x(b.end) - x(b.start)
+            if room > 40 {
+                let chars = max(3, Int(room / 7))
+                let name = b.name.count > chars ? String(b.name.prefix(chars - 1)) + "…" : b.name
+                out += text(x(b.start) + 4, top + 16, name, cls: "lbl band-label")
+            }
+        }
+        if !failures.isEmpty {
+            let most = Double(max(1, failures.map(\.count).max() ?? 1))
+            let base = top + bandHeight + barsHeight
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(base))\" x2=\"\(f(width - right))\" y2=\"\(f(base))\" class=\"axis\"/>"
+            for (at, count) in failures where count > 0 {
+                let h = (barsHeight - 8) * Double(count) / most
+                out += "<rect class=\"failed\" x=\"\(f(x(at)))\" y=\"\(f(base - h))\" width=\"\(f(max(1, plot / span - 1)))\" height=\"\(f(h))\"><title>\(count) failed</title></rect>"
+            }
+            out += text(width - right, top + bandHeight + 10, "failed requests per second (most: \(Int(most)))", anchor: "end", cls: "note")
+        }
+        out += "<line x1=\"\(f(left))\" y1=\"\(f(markerTop + 20))\" x2=\"\(f(width - right))\" y2=\"\(f(markerTop + 20))\" class=\"axis\"/>"
+        for (i, event) in events.enumerated() {
+            let px = x(event.at)
+            out += "<g class=\"event \(event.kind.rawValue)\"><title>\(e(String(format: "%.3f s: ", event.at) + event.text))</title>"
+            out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(markerTop + 20))\"/>"
+            out += "<circle cx=\"\(f(px))\" cy=\"\(f(markerTop + 20))\" r=\"8\"/>"
+            out += text(px, markerTop + 24, String(i + 1), anchor: "middle", cls: "num") + "</g>"
+        }
+        for t in ticks(upTo: span, count: 8) where t <= span {
+            out += text(x(t), markerTop + 48, "\(label(t)) s", anchor: "middle")
+        }
+        return out + "</svg>"
+    }
+}

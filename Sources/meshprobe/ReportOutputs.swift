@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeReport
+
+/// Colours for standard output: only on a terminal, and not with NO_COLOR.
+func stdoutStyle() -> TerminalStyle {
+    TerminalStyle.detect(isTerminal: isatty(STDOUT_FILENO) == 1, environment: ProcessInfo.processInfo.environment)
+}
+
+/// Prints a run's aligned verdict table and its outcome word, coloured on a terminal.
+func printVerdicts(_ report: RunReport) {
+    let table = VerdictTable(report, style: stdoutStyle())
+    printLine(table.render() + table.outcome)
+}
+
+/// How long each verdict's procedure took: the time since the last lap, given to the verdicts added since.
+struct VerdictLaps {
+    private(set) var seconds: [Double] = []
+    private var last = ContinuousClock.now
+
+    /// Gives the verdicts from `seconds.count` up to `count` the time since the previous lap.
+    mutating func lap(_ count: Int) {
+        let now = ContinuousClock.now
+        let lap = now - last
+        let elapsed = Double(lap.components.seconds) + Double(lap.components.attoseconds) / 1e18
+        while seconds.count < count { seconds.append(elapsed) }
+        last = now
+    }
+
+    /// Sets the verdicts up to `count` (decided by earlier runs, such as the splits') from `values` and restarts the clock.
+    mutating func set(_ values: [Double]) {
+        seconds = values
+        last = ContinuousClock.now
+    }
+}
+
+extension VerifyReport {
+    /// The report views' checks for these verdicts; `seconds[i]` is how long verdict i's run took.
+    func checks(seconds: [Double]) -> [RunReport.Check] {
+        verdicts.enumerated().map { i, v in
+            let (headline, details) = Self.describe(v, reason: false, timeline: false)
+            // The name is shown beside the summary: keep only what was observed.
+            let summary = headline.hasPrefix(v.name + ": ") ? String(headline.dropFirst(v.name.count + 2)) : headline
+            var shares: [RunReport.Share] = []
+            if v.kind == "split" {
+                let names = Set(v.evidence.declared.keys).union(v.evidence.counts.keys)
+                shares = names.sorted().map { name in
+                    RunReport.Share(name: name, declared: v.evidence.declared[name], observed: v.evidence.observed[name] ?? 0,
+                                    count: v.evidence.counts[name] ?? 0)
+                }
+            }
+            return RunReport.Check(
+                kind: v.kind, name: v.name, status: !v.decided ? .undecided : v.passed ? .passed : .failed, reason: v.reason,
+                summary: summary, evidence: details, seconds: i < seconds.count ? seconds[i] : 0, shares: shares,
+                timeline: (v.evidence.timeline ?? []).map { RunReport.Event(at: $0.at, text: $0.event) },
+                tolerance: v.kind == "split" ? v.evidence.tolerance : nil)
+        }
+    }
+
+    /// The verify run for the report views: one section with every verdict and the splits' loads.
+    func runReport(outcomes: [PolicyVerification.Outcome], configuration: LoadConfiguration, inputs: [String], title: String,
+                   seconds: [Double], startedAt: Date) -> RunReport {
+        let loads = outcomes.map { outcome in
+            RunReport.Load(name: outcome.route.name, result: outcome.result, configuration: configuration, startedAt: startedAt,
+                           version: Meshprobe.version)
+        }
+        let elapsed = Date().timeIntervalSince(startedAt)
+        let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: seconds), loads: loads)
+        return RunReport(command: "verify", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+                         startedAt: startedAt, seconds: elapsed, sections: [section])
+    }
+}
+
+extension GameDayResult {
+    /// The game day for the report views: a section per step (offset by the steps before it), skipped steps last.
+    func runReport(gameday: GameDay, outcome: GameDayRunner.Outcome, configuration: LoadConfiguration, startedAt: Date) -> RunReport {
+        var sections: [RunReport.Section] = []
+        var offset = 0.0
+        for (step, ran) in zip(steps, outcome.steps) {
+            var report = VerifyReport(file: file)
+            report.verdicts = step.verdicts
+            var loads: [RunReport.Load] = []
+            if case .load(let result, _)? = ran.verdicts {
+                var c = configuration
+                if let planned = gameday.steps.first(where: { $0.name == step.name }), case .load(let rate, let duration) = planned.kind {
+                    c.model = .open(rate: .constant(rate), arrivals: .uniform)
+                    c.duration = duration
+                    c.requests = nil
+                }
+                loads.append(RunReport.Load(name: step.name, result: result, configuration: c, startedAt: startedAt.addingTimeInterval(offset),
+                                            version: Meshprobe.version))
+            }
+            let checks = report.checks(seconds: Array(repeating: step.seconds, count: step.verdicts.count))
+            sections.append(RunReport.Section(name: step.name, offset: offset, seconds: step.seconds,
+                                              problem: step.problem ?? (ran.verdicts == nil ? "did not run to the end" : nil),
+                                              notes: step.faults.map { "\($0) (cleared)" }, checks: checks, loads: loads))
+            offset += step.seconds
+        }
+        for name in skipped {
+            sections.append(RunReport.Section(name: name, offset: offset, seconds: 0, problem: aborted.map { "not run: aborted: \($0)" },
+                                              skipped: true))
+        }
+        return RunReport(command: "gameday", title: name, inputs: [file], version: Meshprobe.version, commandLine: CommandLine.arguments,
+                         startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: sections, abortReason: aborted)
+    }
+}
+
+/// A plain load (`load`, `run`) for the report views: its checks (completed, guards, requests succeeded) and the load.
+func loadRunReport(_ report: LoadReport, result: LoadResult, configuration: LoadConfiguration, command: String, title: String,
+                   inputs: [String], startedAt: Date) -> RunReport {
+    let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(result.latency))
+    let checks = RunReport.Check.loadChecks(report, guards: configuration.guards)
+    let section = RunReport.Section(name: title, seconds: report.summary.elapsedSeconds, checks: checks, loads: [load])
+    return RunReport(command: command, title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+                     startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],
+                     abortReason: report.summary.aborted && report.summary.guardFired == nil ? "a signal stopped the run" : nil)
+}
