@@ -29,9 +29,13 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    /// One request in flight. A class so nghttp2 callbacks can update it in place with one dictionary lookup.
-    private final class Stream {
-        let token: UInt64
+    /// One request in flight, updated in place by the nghttp2 callbacks, which find it through nghttp2's stream
+    /// user data. Reused for later requests once its stream has closed (see `StreamTable`).
+    fileprivate final class Stream {
+        var token: UInt64 = 0
+        var streamID: Int32 = 0
+        /// Between `StreamTable.open` and `StreamTable.release`.
+        var isOpen = false
         var requestBody: ByteBuffer?
         var status = 0
         var headers: [HTTP2Header] = []
@@ -40,11 +44,6 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         var body: ByteBuffer?
         var resetCode: UInt32?
         var delivered = false
-
-        init(token: UInt64, requestBody: ByteBuffer?) {
-            self.token = token
-            self.requestBody = requestBody
-        }
     }
 
     /// Delegate calls collected while nghttp2 is running, delivered once it has returned.
@@ -65,7 +64,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private var delegate: (any HTTP2ClientDelegate)?
 
     private let connection: NGHTTP2Connection
-    private var streams: [Int32: Stream] = [:]
+    private var streams = StreamTable()
     private var headerBlock = HeaderBlockBuilder()
     /// The stream the last header callback was for: a response's header fields arrive one callback each, all
     /// for the same stream, so this skips a dictionary lookup per field.
@@ -100,7 +99,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     public var availableStreams: Int {
         guard let peerLimit = connection.state.peerStreamLimit else { return 0 }
         let cap = min(Int(peerLimit), Int(settings.maxConcurrentStreams))
-        return max(0, cap - streams.count)
+        return max(0, cap - streams.openCount)
     }
 
     /// Active, preface sent, no GOAWAY received, not closing.
@@ -131,9 +130,14 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             encodedRequest = (request.method, request.scheme, request.authority, request.path, request.headers, bodyBytes)
         }
         if bodyBytes == 0 { body = nil }
-        let streamID = session.submitRequest(&headerBlock, hasBody: body != nil)
-        guard streamID > 0 else { return false }
-        streams[streamID] = Stream(token: token, requestBody: body)
+        let stream = streams.open(token: token, requestBody: body)
+        let streamID = session.submitRequest(&headerBlock, hasBody: body != nil,
+                                             streamUserData: Unmanaged.passUnretained(stream).toOpaque())
+        guard streamID > 0 else {
+            streams.release(stream)
+            return false
+        }
+        stream.streamID = streamID
         connection.scheduleFlush()
         return true
     }
@@ -220,14 +224,48 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     private func failAllStreams(with failure: HTTP2StreamFailure) {
-        for streamID in streams.keys.sorted() {
-            guard let stream = streams[streamID], !stream.delivered else { continue }
-            stream.delivered = true
-            events.append(.failure(token: stream.token, failure))
+        for stream in streams.openStreams.sorted(by: { $0.streamID < $1.streamID }) {
+            if !stream.delivered {
+                stream.delivered = true
+                events.append(.failure(token: stream.token, failure))
+            }
+            detach(stream)
+            streams.release(stream)
         }
-        streams.removeAll()
         headerStream = nil
         deliverPendingEvents()
+    }
+
+    /// The open stream `streamID`, from nghttp2's stream user data.
+    @inline(__always)
+    private func lookUpStream(_ streamID: Int32) -> Stream? {
+        guard let session = connection.sessionPointer,
+              let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
+        return Unmanaged<Stream>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// The stream `streamID` as it closes (or its HEADERS could not be sent): detached from nghttp2 and returned
+    /// to the table, still readable until the next `send`.
+    private func closedStream(_ streamID: Int32) -> Stream? {
+        if headerStream?.id == streamID { headerStream = nil }
+        let stream: Stream
+        if let found = lookUpStream(streamID) {
+            stream = found
+            detach(stream)
+        } else if let found = streams.openStream(withID: streamID) {
+            // HEADERS that never left: nghttp2 never opened the stream, so it holds no user data for it.
+            stream = found
+        } else {
+            return nil
+        }
+        streams.release(stream)
+        return stream
+    }
+
+    /// Clears nghttp2's pointer to `stream`, whose object is about to be reused.
+    private func detach(_ stream: Stream) {
+        guard stream.streamID > 0, let session = connection.sessionPointer else { return }
+        _ = nghttp2_session_set_stream_user_data(session, stream.streamID, nil)
     }
 
     // MARK: nghttp2 callbacks (called only from inside mem_recv / mem_send)
@@ -240,7 +278,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         if let cached = headerStream, cached.id == streamID {
             stream = cached.stream
         } else {
-            guard let found = streams[streamID] else { return 0 }
+            guard let found = lookUpStream(streamID) else { return 0 }
             headerStream = (streamID, found)
             stream = found
         }
@@ -280,7 +318,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         switch UInt32(header.type) {
         case NGHTTP2_DATA.rawValue, NGHTTP2_HEADERS.rawValue:
             guard header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-                let stream = streams[header.stream_id], !stream.delivered, stream.status >= 200
+                let stream = lookUpStream(header.stream_id), !stream.delivered, stream.status >= 200
             else { return }
             stream.delivered = true
             let response = HTTP2Response(
@@ -295,7 +333,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 events.append(.ready)
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            streams[header.stream_id]?.resetCode = frame.pointee.rst_stream.error_code
+            lookUpStream(header.stream_id)?.resetCode = frame.pointee.rst_stream.error_code
         case NGHTTP2_GOAWAY.rawValue:
             let goAway = frame.pointee.goaway
             let action = connection.state.goAwayReceived(
@@ -307,7 +345,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
-        guard let stream = streams[streamID] else { return }
+        guard let stream = lookUpStream(streamID) else { return }
         stream.bodyLength += length
         guard let data, length > 0 else { return }
         if collectBodies {
@@ -318,8 +356,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        if headerStream?.id == streamID { headerStream = nil }
-        guard let stream = streams.removeValue(forKey: streamID), !stream.delivered else { return }
+        guard let stream = closedStream(streamID), !stream.delivered else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
         if let resetCode = stream.resetCode {
@@ -334,11 +371,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
 
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
         let header = frame.pointee.hd
-        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue,
-            let stream = { () -> Stream? in
-                if self.headerStream?.id == header.stream_id { self.headerStream = nil }
-                return self.streams.removeValue(forKey: header.stream_id)
-            }(), !stream.delivered
+        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue, let stream = closedStream(header.stream_id), !stream.delivered
         else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
@@ -354,10 +387,61 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         streamID: Int32, into destination: UnsafeMutablePointer<UInt8>, length: Int,
         flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
-        guard let stream = streams[streamID] else {
+        guard let stream = lookUpStream(streamID) else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
         return NGHTTP2Session.provideData(from: &stream.requestBody, into: destination, length: length, flags: flags)
+    }
+}
+
+/// The client's streams: every `Stream` object made so far (this table owns them; nghttp2's stream user data
+/// points at them unretained), the ones free for reuse, and how many are open.
+///
+/// A load generator opens millions of streams, a few at a time: reusing their objects saves an allocation and a
+/// dictionary insert and removal per request.
+private struct StreamTable {
+    private var all: [HTTP2ClientConnectionHandler.Stream] = []
+    private var free: [HTTP2ClientConnectionHandler.Stream] = []
+    private(set) var openCount = 0
+
+    var openStreams: [HTTP2ClientConnectionHandler.Stream] { all.filter(\.isOpen) }
+
+    /// Linear: only for the rare stream nghttp2 has no user data for.
+    func openStream(withID streamID: Int32) -> HTTP2ClientConnectionHandler.Stream? {
+        all.first { $0.isOpen && $0.streamID == streamID }
+    }
+
+    /// A stream object for a new request, fresh or reused.
+    mutating func open(token: UInt64, requestBody: ByteBuffer?) -> HTTP2ClientConnectionHandler.Stream {
+        let stream: HTTP2ClientConnectionHandler.Stream
+        if let reused = free.popLast() {
+            stream = reused
+            stream.status = 0
+            stream.headers.removeAll(keepingCapacity: true)
+            stream.headerFields = 0
+            stream.bodyLength = 0
+            stream.body = nil
+            stream.resetCode = nil
+            stream.delivered = false
+        } else {
+            stream = HTTP2ClientConnectionHandler.Stream()
+            all.append(stream)
+        }
+        stream.token = token
+        stream.streamID = 0
+        stream.requestBody = requestBody
+        stream.isOpen = true
+        openCount += 1
+        return stream
+    }
+
+    /// The stream is closed: its object may be handed out again. Releasing a stream twice does nothing.
+    mutating func release(_ stream: HTTP2ClientConnectionHandler.Stream) {
+        guard stream.isOpen else { return }
+        stream.isOpen = false
+        stream.requestBody = nil
+        openCount -= 1
+        free.append(stream)
     }
 }

@@ -42,7 +42,11 @@ final class NGHTTP2Connection {
     /// Set once by the owner's initializer.
     unowned(unsafe) var owner: (any NGHTTP2ConnectionOwner)?
 
-    private(set) var session: NGHTTP2Session?
+    private(set) var session: NGHTTP2Session? {
+        didSet { sessionPointer = session?.pointer }
+    }
+    /// `session?.pointer`, read by the owner's callbacks without touching the session object.
+    private(set) var sessionPointer: OpaquePointer?
     private(set) var context: ChannelHandlerContext?
     private(set) var allocator = ByteBufferAllocator()
     var state = HTTP2ConnectionStateMachine()

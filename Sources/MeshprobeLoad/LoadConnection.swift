@@ -27,12 +27,11 @@ final class LoadConnection {
     /// Where that identity's stats sit in the worker's result (skips hashing on the next response).
     private var identitySlot: LoadResult.IdentitySlot?
     /// Each request in flight, by token: when it was meant to leave and when it did.
-    private(set) var inFlight: [UInt64: LoadWorker.Ticket] = [:]
+    private var inFlight = InFlightTable()
     /// Requests sent on the current connection (for churn).
     private var sentOnConnection = 0
     /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
     private var retiring = false
-    private var nextToken: UInt64 = 0
     private var consecutiveFailures = 0
     private var connectStart: UInt64 = 0
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
@@ -207,14 +206,13 @@ final class LoadConnection {
             return
         }
         let wasReady = h2 != nil || h1 != nil
-        if let h1, let token = h1.pendingToken, let ticket = inFlight.removeValue(forKey: token) {
+        if let h1, let token = h1.pendingToken, let ticket = inFlight.remove(token) {
             recordFailure(.connectionLost, ticket: ticket, message: "the server closed the HTTP/1.1 connection with a request in flight")
         }
         // Anything the handlers did not report (should be nothing) is still counted, never dropped.
-        for (_, ticket) in inFlight {
+        for ticket in inFlight.removeAll(where: { _ in true }) {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
-        inFlight.removeAll(keepingCapacity: true)
         let everReady = wasReady && state == .ready
         if retiring {
             // Churn: a planned reconnect.
@@ -275,13 +273,12 @@ final class LoadConnection {
         if let h2 {
             let limit = worker.configuration.streamsPerConnection
             while inFlight.count < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
-                let token = nextToken
-                nextToken &+= 1
+                let token = inFlight.insert(ticket)
                 guard h2.send(worker.request(for: self, ticket: ticket), token: token) else {
+                    _ = inFlight.remove(token)
                     worker.returnRequest(ticket)
                     break
                 }
-                inFlight[token] = ticket
                 sentOnConnection += 1
                 worker.result.requestsSent += 1
                 sent = true
@@ -289,15 +286,14 @@ final class LoadConnection {
             if sent && flush { h2.flush() }
         } else if let h1 {
             if h1.availableStreams > 0, churnAllowance > 0, let ticket = worker.nextRequest() {
-                let token = nextToken
-                nextToken &+= 1
+                let token = inFlight.insert(ticket)
                 let next = worker.request(for: self, ticket: ticket)
                 if h1.send(method: next.method, authority: target.authority, path: next.path,
                            headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
-                    inFlight[token] = ticket
                     sentOnConnection += 1
                     worker.result.requestsSent += 1
                 } else {
+                    _ = inFlight.remove(token)
                     worker.returnRequest(ticket)
                 }
             }
@@ -324,13 +320,11 @@ final class LoadConnection {
 
     /// Counts requests older than the timeout and closes the connection so their streams are freed.
     func expireRequests(olderThan cutoff: UInt64) {
-        var expired = 0
-        for (token, ticket) in inFlight where ticket.sent < cutoff {
-            inFlight.removeValue(forKey: token)
+        let expired = inFlight.removeAll { $0.sent < cutoff }
+        for ticket in expired {
             recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
-            expired += 1
         }
-        guard expired > 0 else { return }
+        guard !expired.isEmpty else { return }
         timedOut = true
         closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
         channel?.close(promise: nil)
@@ -338,10 +332,9 @@ final class LoadConnection {
 
     /// Stops the connection at the end of the run; in-flight requests are counted with `kind`.
     func shutdown(inFlightAs kind: ErrorKind) {
-        for (_, ticket) in inFlight {
+        for ticket in inFlight.removeAll(where: { _ in true }) {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
-        inFlight.removeAll()
         state = .dead
         channel?.close(promise: nil)
     }
@@ -375,7 +368,7 @@ final class LoadConnection {
     private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
                                 canContinue: Bool, flush: Bool,
                                 identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
-        guard let ticket = inFlight.removeValue(forKey: token) else { return }
+        guard let ticket = inFlight.remove(token) else { return }
         let fields = headers()
         let id = identity(fields)
         lastIdentity = id
@@ -406,8 +399,7 @@ final class LoadConnection {
 
     /// Sends an iteration's next step on this connection at once (it does not take a new request from the worker).
     private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
-        let token = nextToken
-        nextToken &+= 1
+        let token = inFlight.insert(ticket)
         let request = worker.request(for: self, ticket: ticket)
         var sent = false
         if let h2, h2.availableStreams > 0 {
@@ -418,9 +410,9 @@ final class LoadConnection {
                            headers: request.headers.map { ($0.name, $0.value) }, body: request.body, token: token)
         }
         if sent {
-            inFlight[token] = ticket
             worker.result.requestsSent += 1
         } else {
+            _ = inFlight.remove(token)
             recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")
         }
     }
@@ -448,7 +440,7 @@ extension LoadConnection: HTTP2ClientDelegate {
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
-        guard let ticket = inFlight.removeValue(forKey: token) else { return }
+        guard let ticket = inFlight.remove(token) else { return }
         let kind: ErrorKind
         let message: String
         switch failure {
