@@ -36,16 +36,22 @@ struct InFlightTable {
         return ticket
     }
 
-    /// Removes and returns every ticket for which `condition` holds, in slot order.
-    mutating func removeAll(where condition: (LoadWorker.Ticket) -> Bool) -> [LoadWorker.Ticket] {
-        var removed: [LoadWorker.Ticket] = []
-        for index in slots.indices {
-            guard let ticket = slots[index].ticket, condition(ticket) else { continue }
+    /// Every ticket in flight, in slot order (the table is unchanged).
+    var tickets: [LoadWorker.Ticket] { slots.compactMap(\.ticket) }
+
+    /// The tokens of the tickets for which `condition` holds, in slot order.
+    func tokens(where condition: (LoadWorker.Ticket) -> Bool) -> [UInt64] {
+        slots.indices.compactMap { index in
+            guard let ticket = slots[index].ticket, condition(ticket) else { return nil }
+            return UInt64(slots[index].generation) << 32 | UInt64(index)
+        }
+    }
+
+    mutating func removeAll() {
+        for index in slots.indices where slots[index].ticket != nil {
             slots[index].ticket = nil
             free.append(index)
-            count -= 1
-            removed.append(ticket)
         }
-        return removed
+        count = 0
     }
 }

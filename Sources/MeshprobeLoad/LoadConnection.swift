@@ -210,9 +210,11 @@ final class LoadConnection {
             recordFailure(.connectionLost, ticket: ticket, message: "the server closed the HTTP/1.1 connection with a request in flight")
         }
         // Anything the handlers did not report (should be nothing) is still counted, never dropped.
-        for ticket in inFlight.removeAll(where: { _ in true }) {
+        // Counted while still in flight, so that the worker cannot finish in the middle of the loop.
+        for ticket in inFlight.tickets {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
+        inFlight.removeAll()
         let everReady = wasReady && state == .ready
         if retiring {
             // Churn: a planned reconnect.
@@ -320,11 +322,14 @@ final class LoadConnection {
 
     /// Counts requests older than the timeout and closes the connection so their streams are freed.
     func expireRequests(olderThan cutoff: UInt64) {
-        let expired = inFlight.removeAll { $0.sent < cutoff }
-        for ticket in expired {
+        var expired = 0
+        for token in inFlight.tokens(where: { $0.sent < cutoff }) {
+            // Nil when recording an earlier one finished the run (which counted the rest as aborted).
+            guard let ticket = inFlight.remove(token) else { continue }
             recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
+            expired += 1
         }
-        guard !expired.isEmpty else { return }
+        guard expired > 0 else { return }
         timedOut = true
         closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
         channel?.close(promise: nil)
@@ -332,9 +337,10 @@ final class LoadConnection {
 
     /// Stops the connection at the end of the run; in-flight requests are counted with `kind`.
     func shutdown(inFlightAs kind: ErrorKind) {
-        for ticket in inFlight.removeAll(where: { _ in true }) {
+        for ticket in inFlight.tickets {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
+        inFlight.removeAll()
         state = .dead
         channel?.close(promise: nil)
     }
