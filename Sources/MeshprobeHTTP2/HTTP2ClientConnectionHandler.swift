@@ -61,6 +61,8 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let errorBodyPrefix: Int
     /// Lower-case name prefixes of the response headers to hand over; nil hands over all of them.
     private let keepHeaderPrefixes: [[UInt8]]?
+    /// The first bytes of `keepHeaderPrefixes` as a 256-bit set: most header names are skipped on their first byte.
+    private let keptFirstBytes: ByteSet
     private var delegate: (any HTTP2ClientDelegate)?
 
     private let connection: NGHTTP2Connection
@@ -68,7 +70,8 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private var headerBlock = HeaderBlockBuilder()
     /// The stream the last header callback was for: a response's header fields arrive one callback each, all
     /// for the same stream, so this skips a dictionary lookup per field.
-    private var headerStream: (id: Int32, stream: Stream)?
+    /// Unmanaged: the stream table owns every stream object for the handler's lifetime.
+    private var headerStream: (id: Int32, stream: Unmanaged<Stream>)?
     /// The request `headerBlock` holds, so that an identical next request (a load generator's usual case) is
     /// submitted without encoding its headers again. Comparing is cheap: equal strings and arrays that share storage
     /// compare by identity.
@@ -86,6 +89,9 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         self.collectBodies = collectBodies
         self.errorBodyPrefix = keepingErrorBodyPrefix
         self.keepHeaderPrefixes = keepingHeadersWithPrefixes.map { $0.map { Array($0.utf8) } }
+        // An empty prefix keeps every name: then every first byte passes the filter.
+        let prefixes = keepHeaderPrefixes ?? []
+        self.keptFirstBytes = ByteSet(prefixes.contains { $0.isEmpty } ? Array(0...255) : prefixes.compactMap(\.first))
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
@@ -276,10 +282,10 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     ) -> Int32 {
         let stream: Stream
         if let cached = headerStream, cached.id == streamID {
-            stream = cached.stream
+            stream = cached.stream.takeUnretainedValue()
         } else {
             guard let found = lookUpStream(streamID) else { return 0 }
-            headerStream = (streamID, found)
+            headerStream = (streamID, Unmanaged.passUnretained(found))
             stream = found
         }
         stream.headerFields += 1
@@ -297,7 +303,9 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             }
             return 0
         }
-        if let prefixes = keepHeaderPrefixes, !Self.hasPrefix(name, nameLength, prefixes) { return 0 }
+        if let prefixes = keepHeaderPrefixes {
+            guard let name, nameLength > 0, keptFirstBytes.contains(name[0]), Self.hasPrefix(name, nameLength, prefixes) else { return 0 }
+        }
         stream.headers.append(
             HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
         return 0
@@ -443,5 +451,33 @@ private struct StreamTable {
         stream.requestBody = nil
         openCount -= 1
         free.append(stream)
+    }
+}
+
+/// A set of bytes as four 64-bit words, for a one-test filter on the first byte of a header name.
+private struct ByteSet {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    init(_ bytes: [UInt8]) {
+        for byte in bytes {
+            let bit = UInt64(1) << (byte & 63)
+            switch byte >> 6 {
+            case 0: words.0 |= bit
+            case 1: words.1 |= bit
+            case 2: words.2 |= bit
+            default: words.3 |= bit
+            }
+        }
+    }
+
+    @inline(__always)
+    func contains(_ byte: UInt8) -> Bool {
+        let bit = UInt64(1) << (byte & 63)
+        switch byte >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
     }
 }
