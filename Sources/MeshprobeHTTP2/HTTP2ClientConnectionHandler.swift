@@ -280,14 +280,22 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         streamID: Int32, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?,
         valueLength: Int
     ) -> Int32 {
-        let stream: Stream
+        let unmanaged: Unmanaged<Stream>
         if let cached = headerStream, cached.id == streamID {
-            stream = cached.stream.takeUnretainedValue()
+            unmanaged = cached.stream
         } else {
             guard let found = lookUpStream(streamID) else { return 0 }
-            headerStream = (streamID, Unmanaged.passUnretained(found))
-            stream = found
+            unmanaged = Unmanaged.passUnretained(found)
+            headerStream = (streamID, unmanaged)
         }
+        return unmanaged._withUnsafeGuaranteedRef {
+            onHeader(of: $0, name: name, nameLength: nameLength, value: value, valueLength: valueLength)
+        }
+    }
+
+    private func onHeader(
+        of stream: Stream, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?, valueLength: Int
+    ) -> Int32 {
         stream.headerFields += 1
         guard stream.headerFields <= settings.maxHeaderFields else {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
@@ -299,7 +307,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 }
                 // A new response header block (after a 1xx, the final one) replaces what came before.
                 stream.status = status
-                stream.headers.removeAll(keepingCapacity: true)
+                if !stream.headers.isEmpty { stream.headers.removeAll(keepingCapacity: true) }
             }
             return 0
         }

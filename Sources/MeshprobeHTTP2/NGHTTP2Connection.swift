@@ -40,7 +40,11 @@ final class NGHTTP2Connection {
     let isServer: Bool
     let settings: HTTP2Settings
     /// Set once by the owner's initializer.
-    unowned(unsafe) var owner: (any NGHTTP2ConnectionOwner)?
+    unowned(unsafe) var owner: (any NGHTTP2ConnectionOwner)? {
+        didSet { callbackOwner = CallbackOwner(owner) }
+    }
+    /// The owner again, by its concrete type and unretained, for the nghttp2 callbacks (see `withOwner`).
+    private var callbackOwner: CallbackOwner?
 
     private(set) var session: NGHTTP2Session? {
         didSet { sessionPointer = session?.pointer }
@@ -269,31 +273,35 @@ final class NGHTTP2Connection {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame, let userData else { return 0 }
             guard UInt32(frame.pointee.hd.type) == NGHTTP2_HEADERS.rawValue else { return 0 }
-            ownerOfSession(userData).onBeginHeaders(
-                streamID: frame.pointee.hd.stream_id, isRequest: frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
+            NGHTTP2Connection.withOwner(userData) {
+                $0.onBeginHeaders(
+                    streamID: frame.pointee.hd.stream_id, isRequest: frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let userData else { return 0 }
-            return ownerOfSession(userData).onHeader(
-                streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength, value: value,
-                valueLength: valueLength)
+            return NGHTTP2Connection.withOwner(userData) {
+                $0.onHeader(
+                    streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength, value: value,
+                    valueLength: valueLength)
+            }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame, let userData else { return 0 }
-            ownerOfSession(userData).onFrameReceived(frame)
+            NGHTTP2Connection.withOwner(userData) { $0.onFrameReceived(frame) }
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
             _, _, streamID, data, length, userData in
             guard let userData else { return 0 }
-            ownerOfSession(userData).onDataChunk(streamID: streamID, data: data, length: length)
+            NGHTTP2Connection.withOwner(userData) { $0.onDataChunk(streamID: streamID, data: data, length: length) }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             guard let userData else { return 0 }
-            ownerOfSession(userData).onStreamClose(streamID: streamID, errorCode: errorCode)
+            NGHTTP2Connection.withOwner(userData) { $0.onStreamClose(streamID: streamID, errorCode: errorCode) }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
@@ -307,7 +315,7 @@ final class NGHTTP2Connection {
         }
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, libErrorCode, userData in
             guard let frame, let userData else { return 0 }
-            ownerOfSession(userData).onFrameNotSent(frame, libErrorCode: libErrorCode)
+            NGHTTP2Connection.withOwner(userData) { $0.onFrameNotSent(frame, libErrorCode: libErrorCode) }
             return 0
         }
     }
@@ -317,7 +325,9 @@ final class NGHTTP2Connection {
         var provider = nghttp2_data_provider()
         provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
             guard let userData, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-            return ownerOfSession(userData).readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+            return NGHTTP2Connection.withOwner(userData) {
+                $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+            }
         }
         return provider
     }
@@ -329,8 +339,36 @@ extension NGHTTP2ConnectionOwner {
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {}
 }
 
-/// The owner of the connection whose `user_data` nghttp2 passes to a callback.
-@inline(__always)
-private func ownerOfSession(_ userData: UnsafeMutableRawPointer) -> any NGHTTP2ConnectionOwner {
-    Unmanaged<NGHTTP2Connection>.fromOpaque(userData).takeUnretainedValue().owner!
+/// The owner of a connection by its concrete type, unretained.
+private enum CallbackOwner {
+    case client(Unmanaged<HTTP2ClientConnectionHandler>)
+    case server(Unmanaged<HTTP2ServerConnectionHandler>)
+
+    init?(_ owner: (any NGHTTP2ConnectionOwner)?) {
+        if let client = owner as? HTTP2ClientConnectionHandler {
+            self = .client(.passUnretained(client))
+        } else if let server = owner as? HTTP2ServerConnectionHandler {
+            self = .server(.passUnretained(server))
+        } else {
+            return nil
+        }
+    }
+}
+
+extension NGHTTP2Connection {
+    /// Calls `body` with the owner of the connection whose `user_data` nghttp2 passes to a callback.
+    ///
+    /// Through the concrete type and `_withUnsafeGuaranteedRef`, the call costs no reference count; reading the
+    /// `unowned(unsafe)` existential `owner` costs a retain and a release, and a response has a callback per
+    /// header field. The owner is alive: callbacks run only inside session calls the owner makes.
+    @inline(__always)
+    fileprivate static func withOwner<R>(_ userData: UnsafeMutableRawPointer, _ body: (any NGHTTP2ConnectionOwner) -> R) -> R {
+        Unmanaged<NGHTTP2Connection>.fromOpaque(userData)._withUnsafeGuaranteedRef { connection in
+            switch connection.callbackOwner {
+            case .client(let client): return client._withUnsafeGuaranteedRef { body($0) }
+            case .server(let server): return server._withUnsafeGuaranteedRef { body($0) }
+            case nil: return body(connection.owner!)
+            }
+        }
+    }
 }
