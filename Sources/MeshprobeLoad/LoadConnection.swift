@@ -28,6 +28,8 @@ final class LoadConnection {
     private var identitySlot: LoadResult.IdentitySlot?
     /// Each request in flight, by token: when it was meant to leave and when it did.
     private var inFlight = InFlightTable()
+    /// `--churn N` (or 1 for `request`): requests per connection before it is replaced; nil to reuse for ever.
+    private let churnEvery: Int?
     /// Requests sent on the current connection (for churn).
     private var sentOnConnection = 0
     /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
@@ -46,6 +48,7 @@ final class LoadConnection {
         self.targetIndex = targetIndex
         self.address = address
         self.request = request
+        if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
     }
 
     var inFlightCount: Int { inFlight.count }
@@ -264,13 +267,15 @@ final class LoadConnection {
 
     /// Requests this connection may still start before churn replaces it.
     private var churnAllowance: Int {
-        if case .every(let n) = worker.configuration.churn { return n - sentOnConnection }
+        if let churnEvery { return churnEvery - sentOnConnection }
         return Int.max
     }
 
     /// Sends as many requests as the connection, the churn setting and the worker allow.
     func pump(flush: Bool) {
         guard state == .ready, !retiring else { return }
+        // One strong reference for the whole burst: each access through `unowned` checks and counts.
+        let worker = self.worker
         var sent = false
         if let h2 {
             let limit = worker.configuration.streamsPerConnection
@@ -349,6 +354,7 @@ final class LoadConnection {
 
     private func identity(from headers: [(name: String, value: String)]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
+        guard !headers.isEmpty else { return id }
         let identityHeader = worker.configuration.identityHeader
         for header in headers {
             let name = header.name
@@ -375,6 +381,7 @@ final class LoadConnection {
                                 canContinue: Bool, flush: Bool,
                                 identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
         guard let ticket = inFlight.remove(token) else { return }
+        let worker = self.worker
         let fields = headers()
         let id = identity(fields)
         lastIdentity = id
