@@ -62,6 +62,8 @@ final class NGHTTP2Connection {
     /// Between the first channelRead of a burst and channelReadComplete: sends wait for the burst to end.
     private var inReadBurst = false
     private var flushScheduled = false
+    /// A channelReadComplete has reached us: the handlers below forward it.
+    private var readCompleteSeen = false
 
     init(isServer: Bool, settings: HTTP2Settings) {
         self.isServer = isServer
@@ -108,11 +110,14 @@ final class NGHTTP2Connection {
             return
         }
         owner?.deliverPendingEvents()
-        // Normally channelReadComplete flushes; this covers a handler below us that does not forward it.
-        if !flushScheduled { scheduleFlush(evenDuringRead: true) }
+        // Normally channelReadComplete flushes; until one has been seen, a task covers a handler below us that does
+        // not forward it. Once the pipeline has shown that it forwards it, the task (an allocation and a queue
+        // round trip per read) is not needed any more.
+        if !readCompleteSeen, !flushScheduled { scheduleFlush(evenDuringRead: true) }
     }
 
     func channelReadComplete() {
+        readCompleteSeen = true
         inReadBurst = false
         flushNow()
     }
