@@ -3,12 +3,15 @@
 #  1. rate accuracy: --rate 5000 for 10 s against the echo (h2c); achieved rate and send-time error p99;
 #  2. coordinated omission: the echo is frozen (SIGSTOP) for 500 ms every 2 s while meshprobe sends 1000 req/s
 #     for 10 s; meshprobe's corrected and uncorrected latency beside h2load's (--rps, no correction);
-#  3. CPU per request, open vs closed model, against nginx over TLS (-c 10 -m 10).
+#  3. CPU per request, open vs closed model, against nginx over TLS (-c 10 -m 10), ROUNDS times, at each of RATES.
 # Server on core 1, client on core 0. Loopback only; every run is bounded.
-#   bench/open-model.sh
+#   bench/open-model.sh                              # ROUNDS=1 RATES=30000
+#   ROUNDS=3 RATES=30000,50000 bench/open-model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+ROUNDS=${ROUNDS:-1}
+RATES=${RATES:-30000}
 scripts/install-deps
 swift build -c release --product meshprobe >/dev/null
 BIN=.build/release/meshprobe
@@ -51,12 +54,24 @@ line=$(grep -E "^time for request:" "$work/h2load-co.txt" || echo "time for requ
 echo "h2load --rps 500 x 2 clients (no correction): ${line#time for request:}  (min max mean sd)"
 echo "meshprobe late sends: $(field "$work/co.json" "d['summary']['late']")"
 
-echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10)"
+echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10); $ROUNDS round(s), rates $RATES"
 start_nginx "$BIN" "$work"
 URL=$NGINX_URL
-taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/closed.json" >/dev/null
-taskset -c 0 $BIN load "$URL" --rate 30000 -d 6s -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/open.json" >/dev/null
-c=$(field "$work/closed.json" "d['summary']['cpu_us_per_request']")
-o=$(field "$work/open.json" "d['summary']['cpu_us_per_request']")
-echo "closed: $c us/request ($(field "$work/closed.json" "d['summary']['rps']") req/s); open at 30000 req/s: $o us/request" \
-     "(achieved $(field "$work/open.json" "d['summary']['rps']") req/s, late $(field "$work/open.json" "sum(d['summary']['late'].values())")); ratio open/closed $(python3 -c "print('%.2f' % ($o/$c))") (goal <= 1.2)"
+declare -A ratios
+for round in $(seq 1 "$ROUNDS"); do
+  taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/closed.json" >/dev/null
+  c=$(field "$work/closed.json" "d['summary']['cpu_us_per_request']")
+  for rate in ${RATES//,/ }; do
+    taskset -c 0 $BIN load "$URL" --rate "$rate" -d 6s -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/open.json" >/dev/null
+    o=$(field "$work/open.json" "d['summary']['cpu_us_per_request']")
+    ratio=$(python3 -c "print('%.2f' % ($o/$c))")
+    ratios[$rate]="${ratios[$rate]:-} $ratio"
+    echo "round $round: closed: $c us/request ($(field "$work/closed.json" "d['summary']['rps']") req/s); open at $rate req/s: $o us/request" \
+         "(achieved $(field "$work/open.json" "d['summary']['rps']") req/s, latency p50 $(field "$work/open.json" "d['summary']['latency_ms']['p50']") ms," \
+         "late $(field "$work/open.json" "sum(d['summary']['late'].values())")); ratio open/closed $ratio (goal <= 1.2)"
+  done
+done
+for rate in ${RATES//,/ }; do
+  echo "open at $rate req/s: median ratio open/closed $(printf '%s\n' ${ratios[$rate]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+       "(rounds:${ratios[$rate]})"
+done

@@ -29,9 +29,13 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    /// One request in flight. A class so nghttp2 callbacks can update it in place with one dictionary lookup.
-    private final class Stream {
-        let token: UInt64
+    /// One request in flight, updated in place by the nghttp2 callbacks, which find it through nghttp2's stream
+    /// user data. Reused for later requests once its stream has closed (see `StreamTable`).
+    fileprivate final class Stream {
+        var token: UInt64 = 0
+        var streamID: Int32 = 0
+        /// Between `StreamTable.open` and `StreamTable.release`.
+        var isOpen = false
         var requestBody: ByteBuffer?
         var status = 0
         var headers: [HTTP2Header] = []
@@ -40,11 +44,6 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         var body: ByteBuffer?
         var resetCode: UInt32?
         var delivered = false
-
-        init(token: UInt64, requestBody: ByteBuffer?) {
-            self.token = token
-            self.requestBody = requestBody
-        }
     }
 
     /// Delegate calls collected while nghttp2 is running, delivered once it has returned.
@@ -62,14 +61,17 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let errorBodyPrefix: Int
     /// Lower-case name prefixes of the response headers to hand over; nil hands over all of them.
     private let keepHeaderPrefixes: [[UInt8]]?
+    /// The first bytes of `keepHeaderPrefixes` as a 256-bit set: most header names are skipped on their first byte.
+    private let keptFirstBytes: ByteSet
     private var delegate: (any HTTP2ClientDelegate)?
 
     private let connection: NGHTTP2Connection
-    private var streams: [Int32: Stream] = [:]
+    private var streams = StreamTable()
     private var headerBlock = HeaderBlockBuilder()
     /// The stream the last header callback was for: a response's header fields arrive one callback each, all
     /// for the same stream, so this skips a dictionary lookup per field.
-    private var headerStream: (id: Int32, stream: Stream)?
+    /// Unmanaged: the stream table owns every stream object for the handler's lifetime.
+    private var headerStream: (id: Int32, stream: Unmanaged<Stream>)?
     /// The request `headerBlock` holds, so that an identical next request (a load generator's usual case) is
     /// submitted without encoding its headers again. Comparing is cheap: equal strings and arrays that share storage
     /// compare by identity.
@@ -87,6 +89,9 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         self.collectBodies = collectBodies
         self.errorBodyPrefix = keepingErrorBodyPrefix
         self.keepHeaderPrefixes = keepingHeadersWithPrefixes.map { $0.map { Array($0.utf8) } }
+        // An empty prefix keeps every name: then every first byte passes the filter.
+        let prefixes = keepHeaderPrefixes ?? []
+        self.keptFirstBytes = ByteSet(prefixes.contains { $0.isEmpty } ? Array(0...255) : prefixes.compactMap(\.first))
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
@@ -100,7 +105,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     public var availableStreams: Int {
         guard let peerLimit = connection.state.peerStreamLimit else { return 0 }
         let cap = min(Int(peerLimit), Int(settings.maxConcurrentStreams))
-        return max(0, cap - streams.count)
+        return max(0, cap - streams.openCount)
     }
 
     /// Active, preface sent, no GOAWAY received, not closing.
@@ -131,9 +136,14 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             encodedRequest = (request.method, request.scheme, request.authority, request.path, request.headers, bodyBytes)
         }
         if bodyBytes == 0 { body = nil }
-        let streamID = session.submitRequest(&headerBlock, hasBody: body != nil)
-        guard streamID > 0 else { return false }
-        streams[streamID] = Stream(token: token, requestBody: body)
+        let stream = streams.open(token: token, requestBody: body)
+        let streamID = session.submitRequest(&headerBlock, hasBody: body != nil,
+                                             streamUserData: Unmanaged.passUnretained(stream).toOpaque())
+        guard streamID > 0 else {
+            streams.release(stream)
+            return false
+        }
+        stream.streamID = streamID
         connection.scheduleFlush()
         return true
     }
@@ -220,14 +230,48 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     private func failAllStreams(with failure: HTTP2StreamFailure) {
-        for streamID in streams.keys.sorted() {
-            guard let stream = streams[streamID], !stream.delivered else { continue }
-            stream.delivered = true
-            events.append(.failure(token: stream.token, failure))
+        for stream in streams.openStreams.sorted(by: { $0.streamID < $1.streamID }) {
+            if !stream.delivered {
+                stream.delivered = true
+                events.append(.failure(token: stream.token, failure))
+            }
+            detach(stream)
+            streams.release(stream)
         }
-        streams.removeAll()
         headerStream = nil
         deliverPendingEvents()
+    }
+
+    /// The open stream `streamID`, from nghttp2's stream user data.
+    @inline(__always)
+    private func lookUpStream(_ streamID: Int32) -> Stream? {
+        guard let session = connection.sessionPointer,
+              let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
+        return Unmanaged<Stream>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// The stream `streamID` as it closes (or its HEADERS could not be sent): detached from nghttp2 and returned
+    /// to the table, still readable until the next `send`.
+    private func closedStream(_ streamID: Int32) -> Stream? {
+        if headerStream?.id == streamID { headerStream = nil }
+        let stream: Stream
+        if let found = lookUpStream(streamID) {
+            stream = found
+            detach(stream)
+        } else if let found = streams.openStream(withID: streamID) {
+            // HEADERS that never left: nghttp2 never opened the stream, so it holds no user data for it.
+            stream = found
+        } else {
+            return nil
+        }
+        streams.release(stream)
+        return stream
+    }
+
+    /// Clears nghttp2's pointer to `stream`, whose object is about to be reused.
+    private func detach(_ stream: Stream) {
+        guard stream.streamID > 0, let session = connection.sessionPointer else { return }
+        _ = nghttp2_session_set_stream_user_data(session, stream.streamID, nil)
     }
 
     // MARK: nghttp2 callbacks (called only from inside mem_recv / mem_send)
@@ -236,14 +280,22 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         streamID: Int32, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?,
         valueLength: Int
     ) -> Int32 {
-        let stream: Stream
+        let unmanaged: Unmanaged<Stream>
         if let cached = headerStream, cached.id == streamID {
-            stream = cached.stream
+            unmanaged = cached.stream
         } else {
-            guard let found = streams[streamID] else { return 0 }
-            headerStream = (streamID, found)
-            stream = found
+            guard let found = lookUpStream(streamID) else { return 0 }
+            unmanaged = Unmanaged.passUnretained(found)
+            headerStream = (streamID, unmanaged)
         }
+        return unmanaged._withUnsafeGuaranteedRef {
+            onHeader(of: $0, name: name, nameLength: nameLength, value: value, valueLength: valueLength)
+        }
+    }
+
+    private func onHeader(
+        of stream: Stream, name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?, valueLength: Int
+    ) -> Int32 {
         stream.headerFields += 1
         guard stream.headerFields <= settings.maxHeaderFields else {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
@@ -255,11 +307,13 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 }
                 // A new response header block (after a 1xx, the final one) replaces what came before.
                 stream.status = status
-                stream.headers.removeAll(keepingCapacity: true)
+                if !stream.headers.isEmpty { stream.headers.removeAll(keepingCapacity: true) }
             }
             return 0
         }
-        if let prefixes = keepHeaderPrefixes, !Self.hasPrefix(name, nameLength, prefixes) { return 0 }
+        if let prefixes = keepHeaderPrefixes {
+            guard let name, nameLength > 0, keptFirstBytes.contains(name[0]), Self.hasPrefix(name, nameLength, prefixes) else { return 0 }
+        }
         stream.headers.append(
             HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
         return 0
@@ -280,7 +334,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         switch UInt32(header.type) {
         case NGHTTP2_DATA.rawValue, NGHTTP2_HEADERS.rawValue:
             guard header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-                let stream = streams[header.stream_id], !stream.delivered, stream.status >= 200
+                let stream = lookUpStream(header.stream_id), !stream.delivered, stream.status >= 200
             else { return }
             stream.delivered = true
             let response = HTTP2Response(
@@ -295,7 +349,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 events.append(.ready)
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            streams[header.stream_id]?.resetCode = frame.pointee.rst_stream.error_code
+            lookUpStream(header.stream_id)?.resetCode = frame.pointee.rst_stream.error_code
         case NGHTTP2_GOAWAY.rawValue:
             let goAway = frame.pointee.goaway
             let action = connection.state.goAwayReceived(
@@ -307,7 +361,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
-        guard let stream = streams[streamID] else { return }
+        guard let stream = lookUpStream(streamID) else { return }
         stream.bodyLength += length
         guard let data, length > 0 else { return }
         if collectBodies {
@@ -318,8 +372,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        if headerStream?.id == streamID { headerStream = nil }
-        guard let stream = streams.removeValue(forKey: streamID), !stream.delivered else { return }
+        guard let stream = closedStream(streamID), !stream.delivered else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
         if let resetCode = stream.resetCode {
@@ -334,11 +387,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
 
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
         let header = frame.pointee.hd
-        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue,
-            let stream = { () -> Stream? in
-                if self.headerStream?.id == header.stream_id { self.headerStream = nil }
-                return self.streams.removeValue(forKey: header.stream_id)
-            }(), !stream.delivered
+        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue, let stream = closedStream(header.stream_id), !stream.delivered
         else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
@@ -354,10 +403,89 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         streamID: Int32, into destination: UnsafeMutablePointer<UInt8>, length: Int,
         flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
-        guard let stream = streams[streamID] else {
+        guard let stream = lookUpStream(streamID) else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
         return NGHTTP2Session.provideData(from: &stream.requestBody, into: destination, length: length, flags: flags)
+    }
+}
+
+/// The client's streams: every `Stream` object made so far (this table owns them; nghttp2's stream user data
+/// points at them unretained), the ones free for reuse, and how many are open.
+///
+/// A load generator opens millions of streams, a few at a time: reusing their objects saves an allocation and a
+/// dictionary insert and removal per request.
+private struct StreamTable {
+    private var all: [HTTP2ClientConnectionHandler.Stream] = []
+    private var free: [HTTP2ClientConnectionHandler.Stream] = []
+    private(set) var openCount = 0
+
+    var openStreams: [HTTP2ClientConnectionHandler.Stream] { all.filter(\.isOpen) }
+
+    /// Linear: only for the rare stream nghttp2 has no user data for.
+    func openStream(withID streamID: Int32) -> HTTP2ClientConnectionHandler.Stream? {
+        all.first { $0.isOpen && $0.streamID == streamID }
+    }
+
+    /// A stream object for a new request, fresh or reused.
+    mutating func open(token: UInt64, requestBody: ByteBuffer?) -> HTTP2ClientConnectionHandler.Stream {
+        let stream: HTTP2ClientConnectionHandler.Stream
+        if let reused = free.popLast() {
+            stream = reused
+            stream.status = 0
+            stream.headers.removeAll(keepingCapacity: true)
+            stream.headerFields = 0
+            stream.bodyLength = 0
+            stream.body = nil
+            stream.resetCode = nil
+            stream.delivered = false
+        } else {
+            stream = HTTP2ClientConnectionHandler.Stream()
+            all.append(stream)
+        }
+        stream.token = token
+        stream.streamID = 0
+        stream.requestBody = requestBody
+        stream.isOpen = true
+        openCount += 1
+        return stream
+    }
+
+    /// The stream is closed: its object may be handed out again. Releasing a stream twice does nothing.
+    mutating func release(_ stream: HTTP2ClientConnectionHandler.Stream) {
+        guard stream.isOpen else { return }
+        stream.isOpen = false
+        stream.requestBody = nil
+        openCount -= 1
+        free.append(stream)
+    }
+}
+
+/// A set of bytes as four 64-bit words, for a one-test filter on the first byte of a header name.
+private struct ByteSet {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    init(_ bytes: [UInt8]) {
+        for byte in bytes {
+            let bit = UInt64(1) << (byte & 63)
+            switch byte >> 6 {
+            case 0: words.0 |= bit
+            case 1: words.1 |= bit
+            case 2: words.2 |= bit
+            default: words.3 |= bit
+            }
+        }
+    }
+
+    @inline(__always)
+    func contains(_ byte: UInt8) -> Bool {
+        let bit = UInt64(1) << (byte & 63)
+        switch byte >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
     }
 }

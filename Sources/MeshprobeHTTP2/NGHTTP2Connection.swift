@@ -40,9 +40,17 @@ final class NGHTTP2Connection {
     let isServer: Bool
     let settings: HTTP2Settings
     /// Set once by the owner's initializer.
-    unowned(unsafe) var owner: (any NGHTTP2ConnectionOwner)?
+    unowned(unsafe) var owner: (any NGHTTP2ConnectionOwner)? {
+        didSet { callbackOwner = CallbackOwner(owner) }
+    }
+    /// The owner again, by its concrete type and unretained, for the nghttp2 callbacks (see `withOwner`).
+    private var callbackOwner: CallbackOwner?
 
-    private(set) var session: NGHTTP2Session?
+    private(set) var session: NGHTTP2Session? {
+        didSet { sessionPointer = session?.pointer }
+    }
+    /// `session?.pointer`, read by the owner's callbacks without touching the session object.
+    private(set) var sessionPointer: OpaquePointer?
     private(set) var context: ChannelHandlerContext?
     private(set) var allocator = ByteBufferAllocator()
     var state = HTTP2ConnectionStateMachine()
@@ -54,6 +62,8 @@ final class NGHTTP2Connection {
     /// Between the first channelRead of a burst and channelReadComplete: sends wait for the burst to end.
     private var inReadBurst = false
     private var flushScheduled = false
+    /// A channelReadComplete has reached us: the handlers below forward it.
+    private var readCompleteSeen = false
 
     init(isServer: Bool, settings: HTTP2Settings) {
         self.isServer = isServer
@@ -100,11 +110,14 @@ final class NGHTTP2Connection {
             return
         }
         owner?.deliverPendingEvents()
-        // Normally channelReadComplete flushes; this covers a handler below us that does not forward it.
-        if !flushScheduled { scheduleFlush(evenDuringRead: true) }
+        // Normally channelReadComplete flushes; until one has been seen, a task covers a handler below us that does
+        // not forward it. Once the pipeline has shown that it forwards it, the task (an allocation and a queue
+        // round trip per read) is not needed any more.
+        if !readCompleteSeen, !flushScheduled { scheduleFlush(evenDuringRead: true) }
     }
 
     func channelReadComplete() {
+        readCompleteSeen = true
         inReadBurst = false
         flushNow()
     }
@@ -265,31 +278,35 @@ final class NGHTTP2Connection {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame, let userData else { return 0 }
             guard UInt32(frame.pointee.hd.type) == NGHTTP2_HEADERS.rawValue else { return 0 }
-            ownerOfSession(userData).onBeginHeaders(
-                streamID: frame.pointee.hd.stream_id, isRequest: frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
+            NGHTTP2Connection.withOwner(userData) {
+                $0.onBeginHeaders(
+                    streamID: frame.pointee.hd.stream_id, isRequest: frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let userData else { return 0 }
-            return ownerOfSession(userData).onHeader(
-                streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength, value: value,
-                valueLength: valueLength)
+            return NGHTTP2Connection.withOwner(userData) {
+                $0.onHeader(
+                    streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength, value: value,
+                    valueLength: valueLength)
+            }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame, let userData else { return 0 }
-            ownerOfSession(userData).onFrameReceived(frame)
+            NGHTTP2Connection.withOwner(userData) { $0.onFrameReceived(frame) }
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
             _, _, streamID, data, length, userData in
             guard let userData else { return 0 }
-            ownerOfSession(userData).onDataChunk(streamID: streamID, data: data, length: length)
+            NGHTTP2Connection.withOwner(userData) { $0.onDataChunk(streamID: streamID, data: data, length: length) }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             guard let userData else { return 0 }
-            ownerOfSession(userData).onStreamClose(streamID: streamID, errorCode: errorCode)
+            NGHTTP2Connection.withOwner(userData) { $0.onStreamClose(streamID: streamID, errorCode: errorCode) }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
@@ -303,7 +320,7 @@ final class NGHTTP2Connection {
         }
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, libErrorCode, userData in
             guard let frame, let userData else { return 0 }
-            ownerOfSession(userData).onFrameNotSent(frame, libErrorCode: libErrorCode)
+            NGHTTP2Connection.withOwner(userData) { $0.onFrameNotSent(frame, libErrorCode: libErrorCode) }
             return 0
         }
     }
@@ -313,7 +330,9 @@ final class NGHTTP2Connection {
         var provider = nghttp2_data_provider()
         provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
             guard let userData, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-            return ownerOfSession(userData).readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+            return NGHTTP2Connection.withOwner(userData) {
+                $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+            }
         }
         return provider
     }
@@ -325,8 +344,36 @@ extension NGHTTP2ConnectionOwner {
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {}
 }
 
-/// The owner of the connection whose `user_data` nghttp2 passes to a callback.
-@inline(__always)
-private func ownerOfSession(_ userData: UnsafeMutableRawPointer) -> any NGHTTP2ConnectionOwner {
-    Unmanaged<NGHTTP2Connection>.fromOpaque(userData).takeUnretainedValue().owner!
+/// The owner of a connection by its concrete type, unretained.
+private enum CallbackOwner {
+    case client(Unmanaged<HTTP2ClientConnectionHandler>)
+    case server(Unmanaged<HTTP2ServerConnectionHandler>)
+
+    init?(_ owner: (any NGHTTP2ConnectionOwner)?) {
+        if let client = owner as? HTTP2ClientConnectionHandler {
+            self = .client(.passUnretained(client))
+        } else if let server = owner as? HTTP2ServerConnectionHandler {
+            self = .server(.passUnretained(server))
+        } else {
+            return nil
+        }
+    }
+}
+
+extension NGHTTP2Connection {
+    /// Calls `body` with the owner of the connection whose `user_data` nghttp2 passes to a callback.
+    ///
+    /// Through the concrete type and `_withUnsafeGuaranteedRef`, the call costs no reference count; reading the
+    /// `unowned(unsafe)` existential `owner` costs a retain and a release, and a response has a callback per
+    /// header field. The owner is alive: callbacks run only inside session calls the owner makes.
+    @inline(__always)
+    fileprivate static func withOwner<R>(_ userData: UnsafeMutableRawPointer, _ body: (any NGHTTP2ConnectionOwner) -> R) -> R {
+        Unmanaged<NGHTTP2Connection>.fromOpaque(userData)._withUnsafeGuaranteedRef { connection in
+            switch connection.callbackOwner {
+            case .client(let client): return client._withUnsafeGuaranteedRef { body($0) }
+            case .server(let server): return server._withUnsafeGuaranteedRef { body($0) }
+            case nil: return body(connection.owner!)
+            }
+        }
+    }
 }

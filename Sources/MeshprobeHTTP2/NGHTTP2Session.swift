@@ -82,12 +82,13 @@ final class NGHTTP2Session {
     }
 
     /// Submits a request with the fields in `headers`; with `hasBody` the body is read through
-    /// `NGHTTP2Connection.bodyProvider`. Returns the new stream's id, or a negative nghttp2 error code.
-    func submitRequest(_ headers: inout HeaderBlockBuilder, hasBody: Bool) -> Int32 {
+    /// `NGHTTP2Connection.bodyProvider`; nghttp2 hands `streamUserData` back for the stream
+    /// (`nghttp2_session_get_stream_user_data`). Returns the new stream's id, or a negative nghttp2 error code.
+    func submitRequest(_ headers: inout HeaderBlockBuilder, hasBody: Bool, streamUserData: UnsafeMutableRawPointer?) -> Int32 {
         headers.withNV { nv, count in
-            guard hasBody else { return nghttp2_submit_request(pointer, nil, nv, count, nil, nil) }
+            guard hasBody else { return nghttp2_submit_request(pointer, nil, nv, count, nil, streamUserData) }
             var provider = NGHTTP2Connection.bodyProvider()
-            return nghttp2_submit_request(pointer, nil, nv, count, &provider, nil)
+            return nghttp2_submit_request(pointer, nil, nv, count, &provider, streamUserData)
         }
     }
 

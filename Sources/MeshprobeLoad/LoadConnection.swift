@@ -27,12 +27,13 @@ final class LoadConnection {
     /// Where that identity's stats sit in the worker's result (skips hashing on the next response).
     private var identitySlot: LoadResult.IdentitySlot?
     /// Each request in flight, by token: when it was meant to leave and when it did.
-    private(set) var inFlight: [UInt64: LoadWorker.Ticket] = [:]
+    private var inFlight = InFlightTable()
+    /// `--churn N` (or 1 for `request`): requests per connection before it is replaced; nil to reuse for ever.
+    private let churnEvery: Int?
     /// Requests sent on the current connection (for churn).
     private var sentOnConnection = 0
     /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
     private var retiring = false
-    private var nextToken: UInt64 = 0
     private var consecutiveFailures = 0
     private var connectStart: UInt64 = 0
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
@@ -47,6 +48,7 @@ final class LoadConnection {
         self.targetIndex = targetIndex
         self.address = address
         self.request = request
+        if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
     }
 
     var inFlightCount: Int { inFlight.count }
@@ -208,14 +210,15 @@ final class LoadConnection {
             return
         }
         let wasReady = h2 != nil || h1 != nil
-        if let h1, let token = h1.pendingToken, let ticket = inFlight.removeValue(forKey: token) {
+        if let h1, let token = h1.pendingToken, let ticket = inFlight.remove(token) {
             recordFailure(.connectionLost, ticket: ticket, message: "the server closed the HTTP/1.1 connection with a request in flight")
         }
         // Anything the handlers did not report (should be nothing) is still counted, never dropped.
-        for (_, ticket) in inFlight {
+        // Counted while still in flight, so that the worker cannot finish in the middle of the loop.
+        for ticket in inFlight.tickets {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
-        inFlight.removeAll(keepingCapacity: true)
+        inFlight.removeAll()
         let everReady = wasReady && state == .ready
         if retiring {
             // Churn: a planned reconnect.
@@ -277,24 +280,25 @@ final class LoadConnection {
 
     /// Requests this connection may still start before churn replaces it.
     private var churnAllowance: Int {
-        if case .every(let n) = worker.configuration.churn { return n - sentOnConnection }
+        if let churnEvery { return churnEvery - sentOnConnection }
         return Int.max
     }
 
     /// Sends as many requests as the connection, the churn setting and the worker allow.
     func pump(flush: Bool) {
         guard state == .ready, !retiring else { return }
+        // One strong reference for the whole burst: each access through `unowned` checks and counts.
+        let worker = self.worker
         var sent = false
         if let h2 {
             let limit = worker.configuration.streamsPerConnection
             while inFlight.count + thinking < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest() {
-                let token = nextToken
-                nextToken &+= 1
+                let token = inFlight.insert(ticket)
                 guard h2.send(worker.request(for: self, ticket: ticket), token: token) else {
+                    _ = inFlight.remove(token)
                     worker.returnRequest(ticket)
                     break
                 }
-                inFlight[token] = ticket
                 sentOnConnection += 1
                 worker.result.requestsSent += 1
                 sent = true
@@ -302,15 +306,14 @@ final class LoadConnection {
             if sent && flush { h2.flush() }
         } else if let h1 {
             if h1.availableStreams > 0, thinking == 0, churnAllowance > 0, let ticket = worker.nextRequest() {
-                let token = nextToken
-                nextToken &+= 1
+                let token = inFlight.insert(ticket)
                 let next = worker.request(for: self, ticket: ticket)
                 if h1.send(method: next.method, authority: target.authority, path: next.path,
                            headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
-                    inFlight[token] = ticket
                     sentOnConnection += 1
                     worker.result.requestsSent += 1
                 } else {
+                    _ = inFlight.remove(token)
                     worker.returnRequest(ticket)
                 }
             }
@@ -348,8 +351,9 @@ final class LoadConnection {
     /// Counts requests older than the timeout and closes the connection so their streams are freed.
     func expireRequests(olderThan cutoff: UInt64) {
         var expired = 0
-        for (token, ticket) in inFlight where ticket.sent < cutoff {
-            inFlight.removeValue(forKey: token)
+        for token in inFlight.tokens(where: { $0.sent < cutoff }) {
+            // Nil when recording an earlier one finished the run (which counted the rest as aborted).
+            guard let ticket = inFlight.remove(token) else { continue }
             recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
             expired += 1
         }
@@ -361,7 +365,7 @@ final class LoadConnection {
 
     /// Stops the connection at the end of the run; in-flight requests are counted with `kind`.
     func shutdown(inFlightAs kind: ErrorKind) {
-        for (_, ticket) in inFlight {
+        for ticket in inFlight.tickets {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
         inFlight.removeAll()
@@ -374,6 +378,7 @@ final class LoadConnection {
 
     private func identity(from headers: [(name: String, value: String)]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
+        guard !headers.isEmpty else { return id }
         let identityHeader = worker.configuration.identityHeader
         for header in headers {
             let name = header.name
@@ -409,7 +414,8 @@ final class LoadConnection {
     private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
                                 canContinue: Bool, flush: Bool,
                                 identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
-        guard let ticket = inFlight.removeValue(forKey: token) else { return }
+        guard let ticket = inFlight.remove(token) else { return }
+        let worker = self.worker
         let fields = headers()
         let id = identity(fields)
         lastIdentity = id
@@ -440,8 +446,7 @@ final class LoadConnection {
 
     /// Sends an iteration's next step on this connection at once (it does not take a new request from the worker).
     private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
-        let token = nextToken
-        nextToken &+= 1
+        let token = inFlight.insert(ticket)
         let request = worker.request(for: self, ticket: ticket)
         var sent = false
         if let h2, h2.availableStreams > 0 {
@@ -452,9 +457,9 @@ final class LoadConnection {
                            headers: request.headers.map { ($0.name, $0.value) }, body: request.body, token: token)
         }
         if sent {
-            inFlight[token] = ticket
             worker.result.requestsSent += 1
         } else {
+            _ = inFlight.remove(token)
             recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")
         }
     }
@@ -483,7 +488,7 @@ extension LoadConnection: HTTP2ClientDelegate {
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
-        guard let ticket = inFlight.removeValue(forKey: token) else { return }
+        guard let ticket = inFlight.remove(token) else { return }
         let kind: ErrorKind
         let message: String
         switch failure {

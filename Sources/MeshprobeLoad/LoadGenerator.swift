@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import MeshprobeIdentity
 import NIOConcurrencyHelpers
 import NIOCore
@@ -47,7 +48,9 @@ public final class LoadGenerator: Sendable {
         try configuration.validate()
         let addresses = try Self.resolve(configuration.targets)
         let loops = Array(group.makeIterator())
-        let loopCount = max(1, min(loops.count, configuration.connections))
+        // One loop per core this process may run on: two loops sharing one core (under taskset or
+        // sched_setaffinity) only add context switches and cross-thread wake-ups.
+        let loopCount = max(1, min(loops.count, configuration.connections, Self.usableCores))
         // Connection j goes to loop j % loopCount and to target j % targets.count.
         var slots = Array(repeating: [SlotBox](), count: loopCount)
         for j in 0..<configuration.connections {
@@ -146,6 +149,23 @@ public final class LoadGenerator: Sendable {
         public var window: TimelinePoint?
         public var identities: [WorkloadIdentity: Int] = [:]
     }
+
+    /// The cores this process may run on: `System.coreCount` (which follows cgroup quotas and cpusets), further
+    /// limited by the CPU affinity mask (`taskset`, `sched_setaffinity`), which it does not read.
+    public static let usableCores: Int = {
+        var cores = System.coreCount
+        #if os(Linux)
+        // The affinity mask as the kernel reports it ("Cpus_allowed:\tff,ffffffff"), read once per process.
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) {
+            let allowed = line.dropFirst("Cpus_allowed:".count).reduce(0) { count, character in
+                count + (character.hexDigitValue?.nonzeroBitCount ?? 0)
+            }
+            if allowed > 0 { cores = min(cores, allowed) }
+        }
+        #endif
+        return max(1, cores)
+    }()
 
     /// User + system CPU seconds of this process so far.
     static func processCPUSeconds() -> Double {

@@ -58,7 +58,11 @@ final class LoadWorker {
     /// The time the arrival schedule counts from: the run's start, or the moment a guard held the load.
     private var arrivalBase: UInt64 = 0
     private let phase: Double
-    private let tickNanoseconds: UInt64
+    /// `--send-tick`; nil: adaptive, recomputed from the current rate every `tickRefreshNanoseconds`.
+    private let fixedTickNanoseconds: UInt64?
+    private var tickNanoseconds: UInt64 = UInt64(AdaptiveSendTick.minimum * 1e9)
+    private var tickRefreshDue: UInt64 = 0
+    private static let tickRefreshNanoseconds: UInt64 = 10_000_000
 
     // Closed model with a concurrency profile, and think time.
     private var concurrency: LoadProfile?
@@ -95,11 +99,11 @@ final class LoadWorker {
         self.remaining = budget ?? Int.max
         self.share = share
         self.promise = promise
-        let startTime = DispatchTime.now().uptimeNanoseconds
+        let startTime = Self.monotonicNanoseconds()
         self.startTime = startTime
         self.deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
         self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
-        self.tickNanoseconds = UInt64(max(0, configuration.sendTick) * 1e9)
+        self.fixedTickNanoseconds = configuration.sendTick.map { UInt64(max(0, $0) * 1e9) }
         self.thinkJitterNanoseconds = UInt64(configuration.thinkJitter * 1e9)
         self.jitterRandom = SplitMix64(seed: configuration.seed &+ 0x4A17 &+ UInt64(index))
         switch configuration.model {
@@ -135,7 +139,15 @@ final class LoadWorker {
         return names
     }
 
-    @inline(__always) func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    @inline(__always) func now() -> UInt64 { Self.monotonicNanoseconds() }
+
+    /// CLOCK_MONOTONIC, read directly: `DispatchTime.now()` reads the same clock through libdispatch, and the
+    /// worker reads it about twice per request.
+    @inline(__always) static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
 
     /// The timeline second of an instant.
     @inline(__always) func second(of time: UInt64) -> Int { time > startTime ? Int((time - startTime) / 1_000_000_000) : 0 }
@@ -359,8 +371,9 @@ final class LoadWorker {
         arrivals = schedule
         dispatchBacklog()
         if let next = nextArrival {
-            // Never tick more often than sendTick: arrivals due before the next tick wait for it and leave together.
-            let due = max(next, t + tickNanoseconds)
+            // Never tick more often than the send tick: arrivals due before the next tick wait for it and leave
+            // together (their latency still counts from their intended time).
+            let due = max(next, t + sendTick(at: t, schedule: schedule))
             arrivalTimerDue = due
             let delay = due > t ? due - t : 0
             arrivalTask = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
@@ -369,6 +382,18 @@ final class LoadWorker {
         } else {
             checkDone()
         }
+    }
+
+    /// The send tick: `--send-tick`, or adapted to this loop's current rate (refreshed every 10 ms, so a ramp
+    /// moves it along).
+    private func sendTick(at t: UInt64, schedule: ArrivalSchedule) -> UInt64 {
+        if let fixedTickNanoseconds { return fixedTickNanoseconds }
+        if t >= tickRefreshDue {
+            let rate = schedule.profile.value(at: Double(t &- arrivalBase) / 1e9) * share
+            tickNanoseconds = UInt64(AdaptiveSendTick.tick(forRate: rate) * 1e9)
+            tickRefreshDue = t + Self.tickRefreshNanoseconds
+        }
+        return tickNanoseconds
     }
 
     /// Offers the backlog to connections round-robin until it is empty or every stream is busy.
@@ -459,6 +484,7 @@ final class LoadWorker {
                                            phase: phase, seed: configuration.seed &+ 0x401D)
                 arrivalBase = t
                 nextArrival = nil
+                tickRefreshDue = 0
                 advanceArrivals()
             } else {
                 nextArrival = nil

@@ -319,9 +319,9 @@ public struct LoadReport: Codable, Sendable {
                                   share * 100, configuration.lateThreshold * 1000, reasons, causes.joined(separator: "; ")))
             }
         }
-        let cores = Double(System.coreCount)
+        let cores = Double(LoadGenerator.usableCores)
         if result.elapsedSeconds > 0.5, result.cpuSeconds / result.elapsedSeconds > 0.9 * cores {
-            out.append(String(format: "the generator used %.0f%% of all %d cores: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))
+            out.append(String(format: "the generator used %.0f%% of the %d cores it may run on: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))
         }
         return out
     }

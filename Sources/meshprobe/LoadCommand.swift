@@ -66,7 +66,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
     var churn: String = "reuse"
 
-    @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default 200us).")
+    @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).")
     var sendTick: String?
 
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
