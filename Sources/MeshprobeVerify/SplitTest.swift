@@ -196,6 +196,49 @@ public struct SplitTest: Sendable {
         return verdict
     }
 
+    /// The verdict on counts gathered elsewhere (shards merged, results of several runs): the order of the samples
+    /// is unknown, so each one-sided test is judged by its log-likelihood ratio after all of them. The likelihood
+    /// ratio is a martingale under the null, so crossing a boundary at the end is no likelier than crossing it at some
+    /// point (Ville's inequality): the stated error rates hold. Undecided (nil) when no boundary is crossed and the
+    /// counts stay below the cap; at the cap, the truncation rule of a sequential run.
+    public static func evaluate(counts: [String: Int], weights: [String: Double],
+                                configuration: SplitTestConfiguration) throws(SplitTestError) -> Verdict? {
+        var test = try SplitTest(weights: weights, configuration: configuration)
+        return test.judge(counts)
+    }
+
+    private mutating func judge(_ all: [String: Int]) -> Verdict? {
+        samples = all.values.reduce(0, +)
+        for (name, n) in all where n > 0 {
+            if let i = index[name] { counts[i] = n } else { undeclared[name] = n }
+        }
+        guard samples > 0 else { return nil }
+        if let name = undeclared.keys.sorted().first {
+            return .fail(reason: "\(name) answered but is not a declared destination", evidence)
+        }
+        for i in destinations.indices where counts[i] > 0 {
+            if shares[i] == 0 { return .fail(reason: "\(destinations[i]) is declared at weight 0 but answered", evidence) }
+            if shares[i] < 1, let certain = shares.firstIndex(of: 1) {
+                return .fail(reason: "\(destinations[certain]) is declared at 100% but \(destinations[i]) answered", evidence)
+            }
+        }
+        var accepted = true
+        for d in sides.indices {
+            for side in sides[d] {
+                let llr = Double(counts[d]) * side.stepSuccess + Double(samples - counts[d]) * side.stepFailure
+                if llr >= upper {
+                    let direction = side.stepSuccess > 0 ? "more" : "less"
+                    return .fail(reason: String(format: "%@ gets %@ than declared: observed %.1f%% after %d requests, declared %.1f%% +- %.1f",
+                                                destinations[d], direction, Double(counts[d]) / Double(samples) * 100, samples,
+                                                shares[d] * 100, configuration.tolerance * 100), evidence)
+                }
+                if llr > lower { accepted = false }
+            }
+        }
+        if accepted && samples >= neededForCertain { return .pass(evidence) }
+        return samples >= configuration.maxSamples ? truncatedVerdict() : nil
+    }
+
     private func truncatedVerdict() -> Verdict {
         var e = evidence
         e.truncated = true

@@ -170,3 +170,52 @@ func allowance(_ rate: Double, runs: Int) -> Double {
         #expect(abs(SplitTest.normalQuantile(0.5)) < 1e-9)
     }
 }
+
+/// The verdict on counts gathered elsewhere (merged shards): judged by each test's ratio after all samples.
+@Suite struct MergedCountsTests {
+    let config = SplitTestConfiguration(tolerance: 0.05, falseFailRate: 0.001, missRate: 0.01, maxSamples: 20_000)
+
+    @Test func clearCountsDecideAndTooFewAreUndecided() throws {
+        let weights = ["v1": 90.0, "v2": 10.0]
+        #expect(try SplitTest.evaluate(counts: ["v1": 9000, "v2": 1000], weights: weights, configuration: config)?.passed == true)
+        let off = try SplitTest.evaluate(counts: ["v1": 700, "v2": 300], weights: weights, configuration: config)
+        #expect(off?.passed == false)
+        if case .fail(let reason, let evidence)? = off {
+            #expect((reason.contains("v1 gets less") || reason.contains("v2 gets more")) && evidence.samples == 1000, "\(reason)")
+        }
+        #expect(try SplitTest.evaluate(counts: ["v1": 9, "v2": 1], weights: weights, configuration: config) == nil)
+        #expect(try SplitTest.evaluate(counts: ["v1": 90, "v3": 1], weights: weights, configuration: config)?.passed == false)
+        #expect(try SplitTest.evaluate(counts: ["v1": 90, "v2": 1], weights: ["v1": 100, "v2": 0], configuration: config)?.passed == false)
+    }
+
+    /// Shards of a split exactly as declared, merged: false fails stay within the stated rate (Ville's inequality).
+    @Test func mergedShardsOfACorrectSplitRarelyFail() throws {
+        var random = SeededRandom(state: 42)
+        var fails = 0, passes = 0
+        let runs = 3000
+        for _ in 0..<runs {
+            var counts = ["v1": 0, "v2": 0]
+            for _ in 0..<1500 { counts[Double.random(in: 0..<1, using: &random) < 0.9 ? "v1" : "v2", default: 0] += 1 }
+            switch try SplitTest.evaluate(counts: counts, weights: ["v1": 90, "v2": 10], configuration: config) {
+            case .fail?: fails += 1
+            case .pass?: passes += 1
+            case nil: break
+            }
+        }
+        // 0.001 of 3000 is 3; allow the binomial spread of a rare event.
+        #expect(fails <= 8, "\(fails) false fails in \(runs)")
+        #expect(passes > runs * 9 / 10, "\(passes) passes: 1500 samples decide a correct 90/10 split")
+    }
+
+    /// Merged shards of a split off by the tolerance (80/20 against 90/10, 0.05): caught.
+    @Test func mergedShardsOfAWrongSplitFail() throws {
+        var random = SeededRandom(state: 7)
+        var missed = 0
+        for _ in 0..<1000 {
+            var counts = ["v1": 0, "v2": 0]
+            for _ in 0..<1500 { counts[Double.random(in: 0..<1, using: &random) < 0.8 ? "v1" : "v2", default: 0] += 1 }
+            if try SplitTest.evaluate(counts: counts, weights: ["v1": 90, "v2": 10], configuration: config)?.passed != false { missed += 1 }
+        }
+        #expect(missed <= 10, "\(missed) of 1000 wrong splits not failed")
+    }
+}
