@@ -238,6 +238,8 @@ public struct SLOCheck: Sendable {
     public var observed: Double
     public var limit: Double
     public var reason: String?
+    /// The latency percentile the limit is for; nil for the success rate.
+    public var percentile: Double? = nil
 
     public static func evaluate(_ outcomes: [PolicyVerification.Outcome], policy: Policy) -> [SLOCheck] {
         var merged = LoadResult()
@@ -260,7 +262,8 @@ public struct SLOCheck: Sendable {
             let label = percentile == 99.9 ? "p99.9" : "p\(Int(percentile))"
             checks.append(SLOCheck(name: String(format: "%@ latency <= %g ms", label, ceiling * 1000), passed: seconds <= ceiling,
                                    observed: seconds, limit: ceiling,
-                                   reason: seconds <= ceiling ? nil : String(format: "%@ was %.1f ms over %d responses", label, seconds * 1000, merged.responses)))
+                                   reason: seconds <= ceiling ? nil : String(format: "%@ was %.1f ms over %d responses", label, seconds * 1000, merged.responses),
+                                   percentile: percentile))
         }
         return checks
     }

@@ -8,9 +8,11 @@ struct MergeCommand: AsyncParsableCommand {
         abstract: "Combine the JSON results of several runs or shards exactly (counts add, histograms merge).",
         discussion: """
             Reads meshprobe.load/v2 results (load, run and demo --json), checks that they come from the same scenario or \
-            policy (by SHA-256), and writes one result whose percentiles come from the merged histograms. Bad input \
-            (unreadable, truncated or corrupted files, other schema versions, different policies) exits 2 naming the \
-            file, and nothing is written.
+            policy (by SHA-256), and writes one result whose percentiles come from the merged histograms. Or reads \
+            meshprobe.verify/v2 results (verify --json) of one policy and decides the verdicts again on the merged \
+            samples (splits, mTLS, clusters, SLOs; the procedures' verdicts are kept per file): exit 0 pass, 1 fail, \
+            3 undecided. Bad input (unreadable, truncated or corrupted files, other schema versions, different \
+            policies, load and verify results mixed) exits 2 naming the file, and nothing is written.
             Example: meshprobe merge shard-0.json shard-1.json shard-2.json --json all.json --prometheus all.prom
             """
     )
@@ -30,6 +32,15 @@ struct MergeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let verifyResults = results.filter(VerifyMerge.isVerifyResult)
+        if !verifyResults.isEmpty {
+            guard verifyResults.count == results.count else {
+                let other = results.first { !verifyResults.contains($0) } ?? ""
+                throw CLIError.badInput("\(other): not a verify result, while \(verifyResults[0]) is: merge one kind at a time")
+            }
+            try mergeVerifyResults()
+            return
+        }
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -49,5 +60,30 @@ struct MergeCommand: AsyncParsableCommand {
         let session = ReportSession(options: reports)
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
+    }
+
+    /// Merges verify results and decides again; prints the verdicts, writes the JSON, exits as `verify` does.
+    func mergeVerifyResults() throws {
+        if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
+            throw CLIError.badInput("merging verify results writes --json, --junit and --html only")
+        }
+        let merged: VerifyReport
+        do {
+            var read: [(file: String, report: VerifyReport)] = []
+            for file in results { read.append((file, try VerifyMerge.read(file))) }
+            merged = try VerifyMerge.merge(read, commandLine: CommandLine.arguments)
+        } catch {
+            throw CLIError.badInput(error.description)
+        }
+        printLine(merged.verdictText + (merged.passed ? "PASS" : merged.decided ? "FAIL" : "UNDECIDED"))
+        if let json {
+            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { throw CLIError(message: "verdict: FAIL", exitCode: 1) }
+        if merged.verdicts.contains(where: { !$0.decided }) {
+            throw CLIError(message: "no verdict: undecided on the merged samples", exitCode: 3)
+        }
     }
 }

@@ -108,6 +108,12 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         var report = VerifyReport(policy: policy, outcomes: outcomes)
+        report.policySHA256 = resultInputs([("policy", file)]).first?.sha256
+        let inputs = resultInputs([("policy", file)] + manifests.map { ("manifest", $0) })
+        report.results = outcomes.map { outcome in
+            LoadReport(result: outcome.result, configuration: configuration, commandLine: CommandLine.arguments, startedAt: started,
+                       version: Meshprobe.version, inputs: inputs)
+        }
         var laps = VerdictLaps()
         laps.set(outcomes.map { $0.result.elapsedSeconds + ($0.propagation?.seconds ?? 0) })
         if let expected = policy.expectedCaller {
@@ -207,8 +213,8 @@ struct VerifyCommand: AsyncParsableCommand {
 }
 
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
-struct VerifyReport: Encodable {
-    struct Evidence: Encodable {
+struct VerifyReport: Codable {
+    struct Evidence: Codable {
         var requests: Int
         var counts: [String: Int]
         var declared: [String: Double]
@@ -247,13 +253,13 @@ struct VerifyReport: Encodable {
         }
     }
 
-    struct TimelineEvent: Encodable {
+    struct TimelineEvent: Codable {
         var at: Double
         var event: String
     }
 
     /// The wait for the split to settle before the test.
-    struct Propagation: Encodable {
+    struct Propagation: Codable {
         var settled: Bool
         var seconds: Double
         var requests: Int
@@ -261,7 +267,7 @@ struct VerifyReport: Encodable {
         var windows: [[String: Int]]
     }
 
-    struct Verdict: Encodable {
+    struct Verdict: Codable {
         /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
         var kind = "split"
         var name: String
@@ -271,11 +277,25 @@ struct VerifyReport: Encodable {
         var evidence: Evidence
     }
 
-    var schema = "meshprobe.verify/v1"
+    static let schemaVersion = "meshprobe.verify/v2"
+    var schema = Self.schemaVersion
     var policy: String
+    /// SHA-256 of the policy file: `merge` combines only results of the same policy.
+    var policySHA256: String?
     var passed: Bool
     var decided: Bool
     var verdicts: [Verdict]
+    /// Each route's load as a lossless result (meshprobe.load/v2), in the order of the split verdicts: `merge`
+    /// re-evaluates the SLOs from their histograms.
+    var results: [LoadReport]?
+    /// The files merged into this one, when it is a merge.
+    var mergedFrom: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, policy, passed, decided, verdicts, results
+        case policySHA256 = "policy_sha256"
+        case mergedFrom = "merged_from"
+    }
 
     init(policy: Policy, outcomes: [PolicyVerification.Outcome]) {
         self.policy = policy.file
@@ -422,7 +442,9 @@ struct VerifyReport: Encodable {
 
     /// Adds an SLO verdict (a point estimate over every request sent).
     mutating func add(_ check: SLOCheck) {
-        let evidence = Evidence.facts(requests: 0, declared: ["limit": check.limit], observed: ["observed": check.observed],
+        var declared = ["limit": check.limit]
+        if let percentile = check.percentile { declared["percentile"] = percentile }
+        let evidence = Evidence.facts(requests: 0, declared: declared, observed: ["observed": check.observed],
                                       test: "point estimate over every request the verification sent")
         append(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, reason: check.reason, evidence: evidence)
     }

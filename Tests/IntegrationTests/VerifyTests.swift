@@ -29,6 +29,63 @@ import Testing
         return (out, object)
     }
 
+    /// Two verify runs of one policy merged (as shards would be): counts and loads add up, the split and the SLO are
+    /// decided again on the merged samples; a proxy off its declaration fails on the merged counts too; mixing
+    /// kinds, another policy or a broken file is bad input.
+    @Test func verifyResultsMergeAndAreDecidedAgain() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        var shards: [(path: String, requests: Int, counts: [String: Int])] = []
+        for i in 0..<2 {
+            let (out, object) = try await verify(port: port, expect: "  split: {v1: 90, v2: 10}\n  slo: {p99: 2s, successRate: 0.99}", in: dir)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            let path = dir.appendingPathComponent("shard-\(i).json").path
+            try FileManager.default.moveItem(atPath: dir.appendingPathComponent("verdict.json").path, toPath: path)
+            let split = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+            let evidence = try #require(split["evidence"] as? [String: Any])
+            shards.append((path, evidence["requests"] as? Int ?? 0, evidence["counts"] as? [String: Int] ?? [:]))
+        }
+        let mergedPath = dir.appendingPathComponent("merged.json").path
+        let merged = try await run(meshprobeBinary, ["merge", shards[0].path, shards[1].path, "--json", mergedPath], timeout: 60)
+        #expect(merged.status == 0, "\(merged.stdout)\(merged.stderr)")
+        let object = try #require(FileManager.default.contents(atPath: mergedPath).flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        let verdicts = try #require(object["verdicts"] as? [[String: Any]])
+        let split = try #require(verdicts.first { $0["kind"] as? String == "split" })
+        let evidence = try #require(split["evidence"] as? [String: Any])
+        #expect(evidence["requests"] as? Int == shards[0].requests + shards[1].requests)
+        #expect(evidence["counts"] as? [String: Int] == shards[0].counts.merging(shards[1].counts, uniquingKeysWith: +))
+        #expect(split["passed"] as? Bool == true && (evidence["test"] as? String)?.contains("merged counts") == true)
+        let slos = verdicts.filter { $0["kind"] as? String == "slo" }
+        #expect(slos.count == 2 && slos.allSatisfy { $0["passed"] as? Bool == true && (($0["evidence"] as? [String: Any])?["test"] as? String)?.contains("merged") == true })
+        let results = try #require(object["results"] as? [[String: Any]])
+        let summary = try #require(results.first?["summary"] as? [String: Any])
+        let shardRequests = try shards.map { shard in
+            let o = try #require(FileManager.default.contents(atPath: shard.path).flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+            return ((o["results"] as? [[String: Any]])?.first?["summary"] as? [String: Any])?["requests"] as? Int ?? -1
+        }
+        #expect(summary["requests"] as? Int == shardRequests.reduce(0, +), "the loads add up")
+
+        // Bad inputs: a load result among verify results, a truncated file, another policy.
+        let loadResult = dir.appendingPathComponent("load.json").path
+        _ = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(port)/", "-n", "20", "--quiet", "--json", loadResult], timeout: 30)
+        let mixed = try await run(meshprobeBinary, ["merge", shards[0].path, loadResult], timeout: 30)
+        #expect(mixed.status == 2 && mixed.stderr.contains("merge one kind at a time"), "\(mixed.stderr)")
+        let truncated = dir.appendingPathComponent("truncated.json").path
+        let text = try String(contentsOfFile: shards[1].path, encoding: .utf8)
+        try String(text.prefix(text.count / 2)).write(toFile: truncated, atomically: true, encoding: .utf8)
+        let broken = try await run(meshprobeBinary, ["merge", shards[0].path, truncated, "--json", dir.appendingPathComponent("never.json").path], timeout: 30)
+        #expect(broken.status == 2 && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("never.json").path), "\(broken.stderr)")
+        let other = try String(contentsOfFile: shards[1].path, encoding: .utf8)
+            .replacingOccurrences(of: "\"policy_sha256\" : \"", with: "\"policy_sha256\" : \"0")
+        let otherPath = dir.appendingPathComponent("other.json").path
+        try other.write(toFile: otherPath, atomically: true, encoding: .utf8)
+        let differs = try await run(meshprobeBinary, ["merge", shards[0].path, otherPath], timeout: 30)
+        #expect(differs.status == 2 && differs.stderr.contains("different policy"), "\(differs.stderr)")
+    }
+
     @Test func aProxyConfiguredAsDeclaredPasses() async throws {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)

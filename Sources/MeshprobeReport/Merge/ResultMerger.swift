@@ -23,16 +23,7 @@ public enum ResultMerger {
         guard schema == LoadReport.schemaVersion else {
             throw MergeError("\(path): meta.schema is '\(schema)'; merge reads \(LoadReport.schemaVersion) results (run it again with this build)")
         }
-        let report: LoadReport
-        do { report = try LoadReport.decode(data) } catch let DecodingError.keyNotFound(key, context) {
-            throw MergeError("\(path): field \(fieldPath(context.codingPath + [key])) is missing")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw MergeError("\(path): field \(fieldPath(context.codingPath)) has the wrong type: \(context.debugDescription)")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw MergeError("\(path): field \(fieldPath(context.codingPath)) is null")
-        } catch {
-            throw MergeError("\(path): \(error)")
-        }
+        let report = try decoding(path) { try LoadReport.decode(data) }
         // Every histogram must decode: a corrupted one would make the merge silently wrong.
         var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
                                            ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
@@ -46,6 +37,19 @@ public enum ResultMerger {
             do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(field): \(error.description)") }
         }
         return report
+    }
+
+    /// Runs `decode`, turning a decoding error into one that names the file and the field.
+    public static func decoding<T>(_ path: String, _ decode: () throws -> T) throws(MergeError) -> T {
+        do { return try decode() } catch let DecodingError.keyNotFound(key, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath + [key])) is missing")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath)) has the wrong type: \(context.debugDescription)")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath)) is null")
+        } catch {
+            throw MergeError("\(path): \(error)")
+        }
     }
 
     static func fieldPath(_ keys: [any CodingKey]) -> String {
