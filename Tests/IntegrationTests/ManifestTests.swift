@@ -29,8 +29,8 @@ import Testing
         #expect(FileManager.default.isExecutableFile(atPath: kubectl), "no pinned kubectl at \(kubectl): run scripts/install-deps")
         let out = try await validate([])
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-        // config, base, six overlays, three integrations.
-        #expect(out.stdout.contains("checked 11 kustomizations or files"), "\(out.stdout)")
+        // config, base, seven overlays, three integrations.
+        #expect(out.stdout.contains("checked 12 kustomizations or files"), "\(out.stdout)")
         #expect(out.stdout.contains(" 0 problems"), "\(out.stdout)")
     }
 
@@ -53,6 +53,24 @@ import Testing
         for overlay in [istio, linkerd, native, none] {
             #expect(overlay.contains("image: registry.example.com/meshprobe:0.1.0"))
         }
+    }
+
+    /// The game day the gameday overlay mounts passes `meshprobe gameday --check` with the Job's caps, its SVID
+    /// directory standing in for the mounted Secret.
+    @Test func theGameDayOverlaysFilePassesTheCheck() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-gameday-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", "cluster.local", "--out", dir.appendingPathComponent("ca").path]).status == 0)
+        #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", dir.appendingPathComponent("ca").path, "--spiffe-id",
+                                                "spiffe://cluster.local/ns/bookinfo/sa/meshprobe", "--out", dir.appendingPathComponent("svid").path]).status == 0)
+        let original = try String(contentsOf: root.appendingPathComponent("manifests/overlays/gameday/reviews.yaml"), encoding: .utf8)
+        #expect(original.contains("svidDir: /var/run/secrets/workload-spiffe-credentials"))
+        let file = dir.appendingPathComponent("reviews.yaml")
+        try original.replacingOccurrences(of: "/var/run/secrets/workload-spiffe-credentials", with: dir.appendingPathComponent("svid").path)
+            .write(to: file, atomically: true, encoding: .utf8)
+        let out = try await run(meshprobeBinary, ["gameday", file.path, "--check", "--max-duration", "10m", "--max-rate", "500"])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stderr.contains("3 steps"), "\(out.stderr)")
     }
 
     @Test func brokenManifestsAreRejectedEachForItsOwnReason() async throws {
