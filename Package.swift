@@ -129,6 +129,16 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
+        // Kubernetes: the sidecar lifecycle of a Job in a mesh (wait for the proxy, stop it on exit).
+        .target(
+            name: "MeshprobeKubernetes",
+            dependencies: [
+                "MeshprobeLoad",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The thin command line that wires the modules together.
         .executableTarget(
             name: "meshprobe",
@@ -142,6 +152,7 @@ let package = Package(
                 "MeshprobePolicy",
                 "MeshprobeVerify",
                 "MeshprobeYAML",
+                "MeshprobeKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -156,10 +167,22 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
+        .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
+        // Test support shared by test targets: stand-in HTTP servers that record what they were sent.
+        .target(
+            name: "MeshprobeTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/MeshprobeTestSupport"
+        ),
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeLoad", "MeshprobeIdentity",
+                "MeshprobeReport", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -195,8 +218,11 @@ let package = Package(
                 "MeshprobeLoad",
                 "MeshprobeEcho",
                 "MeshprobeReport",
+                "MeshprobeKubernetes",
+                "MeshprobeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
     ],

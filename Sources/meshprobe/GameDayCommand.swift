@@ -42,7 +42,14 @@ struct GameDayCommand: AsyncParsableCommand {
     @Flag(help: "Check the file and the caps, print the plan, and exit.")
     var check = false
 
+    @OptionGroup(title: "Sidecar")
+    var sidecar: SidecarOptions
+
     func run() async throws {
+        try await sidecar.around("gameday") { try await runGameDay() }
+    }
+
+    func runGameDay() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
         let cap = try parseDuration(maxDuration, flag: "--max-duration")
         try reports.check(singleLoad: false)
@@ -68,6 +75,7 @@ struct GameDayCommand: AsyncParsableCommand {
                           gameday.abortFile.map { " or touch \($0)" } ?? ""))
         for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(Self.describe(step))") }
         if check { return }
+        try await SidecarSession.ready()
 
         let abort = AbortSwitch()
         let signals = SignalStopper { abort.abort("a signal (SIGINT or SIGTERM)") }

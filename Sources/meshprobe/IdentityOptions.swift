@@ -40,7 +40,16 @@ struct IdentityOptions: ParsableArguments {
         if let dir = svidDir {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw CLIError.badInput("--svid-dir '\(dir)': no such directory")
+                throw CLIError.badInput("--svid-dir '\(dir)': no such directory (is the SVID volume mounted there?)")
+            }
+            // The files this directory must provide: those no explicit flag gives.
+            var needed: [String] = []
+            if cert == nil { needed.append("cert-chain.pem") }
+            if key == nil { needed.append("key.pem") }
+            let missing = needed.map { URL(fileURLWithPath: dir).appendingPathComponent($0).path }
+                .filter { !FileManager.default.isReadableFile(atPath: $0) }
+            if !missing.isEmpty {
+                throw CLIError.badInput("--svid-dir '\(dir)': missing or unreadable \(missing.joined(separator: ", ")) (the SVID files, Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem)")
             }
         }
     }

@@ -6,6 +6,7 @@ import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeScenario
 import MeshprobeTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -106,6 +107,9 @@ struct LoadCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
+
+    @OptionGroup(title: "Sidecar")
+    var sidecar: SidecarOptions
 
     func validate() throws {
         if urls.isEmpty { throw ValidationError("give at least one target URL") }
@@ -224,9 +228,11 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try reports.check()
-        try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports,
-                              view: (command: "load", title: urls.joined(separator: " "), inputs: urls))
+        try await sidecar.around("load") {
+            try reports.check()
+            try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports,
+                                  view: (command: "load", title: urls.joined(separator: " "), inputs: urls))
+        }
     }
 }
 
@@ -261,7 +267,11 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
         case .http2: alpn = ["h2"]
         case .http1: alpn = ["http/1.1"]
         }
+        try identity.validateFlags()
         if !insecure && identity.files().ca == nil && identity.trustBundles.isEmpty {
+            if let dir = identity.svidDir {
+                throw CLIError.badInput("https needs a trust bundle to verify the server: \(URL(fileURLWithPath: dir).appendingPathComponent("root-cert.pem").path) is missing (give --ca or --trust-bundle, or -k to skip verification)")
+            }
             throw CLIError.badInput("https needs a trust bundle to verify the server: --ca, --svid-dir or --trust-bundle (or -k to skip verification)")
         }
         configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
@@ -315,6 +325,7 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
 /// for: JUnit and HTML titled by `view`, Prometheus, SMP, .hgrm), and exits per DESIGN.md.
 func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
                  view: (command: String, title: String, inputs: [String]), inputs: [LoadReport.Input] = []) async throws {
+        try await SidecarSession.ready()
         let started = Date()
         var configuration = configuration
         let session = try await reports.start(&configuration)
@@ -390,15 +401,24 @@ func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration)
 }
 
 /// Calls `onSignal` on SIGINT or SIGTERM (once), instead of dying, so a run can stop cleanly and report.
+///
+/// Stoppers nest (the sidecar session's around a command's own): every active one is called. The default action is
+/// set aside only once, by the first: on Linux, Dispatch installs its own handler for a signal source, and a second
+/// `signal(SIG_IGN)` would replace that handler and silence every source.
 // @unchecked: the array is immutable after init and dispatch sources are thread-safe objects that
 // Dispatch does not annotate as Sendable.
 final class SignalStopper: @unchecked Sendable {
+    private static let ignoring = NIOLockedValueBox(false)
     private let sources: [any DispatchSourceSignal]
 
     init(_ onSignal: @escaping @Sendable () -> Void) {
         var sources: [any DispatchSourceSignal] = []
+        let first = Self.ignoring.withLockedValue { ignoring in
+            defer { ignoring = true }
+            return !ignoring
+        }
         for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
+            if first { signal(sig, SIG_IGN) }
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { onSignal() }
             source.resume()

@@ -30,7 +30,14 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
 
+    @OptionGroup(title: "Sidecar")
+    var sidecar: SidecarOptions
+
     func run() async throws {
+        try await sidecar.around("run") { try await runScenario() }
+    }
+
+    func runScenario() async throws {
         let scenario: Scenario
         do {
             scenario = try Scenario.load(path: file)
@@ -45,6 +52,7 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }
+        try await SidecarSession.ready()
         let group = MultiThreadedEventLoopGroup.singleton
         var variables: [String: String] = [:]
         if !scenario.setup.isEmpty {

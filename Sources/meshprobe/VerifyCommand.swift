@@ -36,7 +36,14 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "No live view.")
     var quiet = false
 
+    @OptionGroup(title: "Sidecar")
+    var sidecar: SidecarOptions
+
     func run() async throws {
+        try await sidecar.around("verify") { try await verifyAndClear() }
+    }
+
+    func verifyAndClear() async throws {
         try reports.check(singleLoad: false)
         // SIGINT/SIGTERM cancel the verification (its loads stop as on a signal); faults the outlier check set are
         // cleared either way before the command exits.
@@ -106,6 +113,7 @@ struct VerifyCommand: AsyncParsableCommand {
                     + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
             }
         }
+        try await SidecarSession.ready()
         let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         var report = VerifyReport(policy: policy, outcomes: outcomes)
         report.policySHA256 = resultInputs([("policy", file)]).first?.sha256

@@ -3,6 +3,7 @@ import Histogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -161,16 +162,17 @@ import Testing
     /// The real Pushgateway cannot run here (not packaged for Debian 12 nor on PyPI); a local HTTP server records
     /// the request instead, and the recorded body is parsed with prometheus_client.
     @Test func thePushPutsTheExpositionToTheJobsGroup() async throws {
-        let recorder = try await PushRecorder.start()
+        // A stand-in for the Pushgateway: answers 202, or 400 under /refuse.
+        let recorder = try await RecordingHTTPServer.start { _, uri in .init(status: uri.hasPrefix("/refuse") ? 400 : 202) }
         defer { Task { await recorder.stop() } }
         let export = PrometheusExport()
         export.update(metrics([1000, 2000, 3000], code: 200))
         try await PushgatewayClient.push(export.text(), url: "http://127.0.0.1:\(recorder.port)/", job: "canary-check",
                                          group: MultiThreadedEventLoopGroup.singleton)
-        let request = try #require(recorder.requests.withLockedValue { $0.first })
+        let request = try #require(recorder.requests.first)
         #expect(request.method == "PUT")
         #expect(request.uri == "/metrics/job/canary-check")
-        #expect(request.contentType.hasPrefix("text/plain; version=0.0.4"))
+        #expect(request.headers.first { $0.0 == "content-type" }?.1.hasPrefix("text/plain; version=0.0.4") == true)
         let out = try await python(Self.parser, stdin: request.body)
         #expect(out.status == 0, "\(out.err)")
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
@@ -179,69 +181,6 @@ import Testing
         await #expect(throws: PushgatewayClient.PushError.self) {
             try await PushgatewayClient.push("x", url: "http://127.0.0.1:\(recorder.port)/refuse", job: "j",
                                              group: MultiThreadedEventLoopGroup.singleton)
-        }
-    }
-}
-
-/// Records HTTP requests (a stand-in for the Pushgateway); answers 202, or 400 under /refuse.
-final class PushRecorder: Sendable {
-    struct Request: Sendable {
-        var method: String
-        var uri: String
-        var contentType: String
-        var body: String
-    }
-
-    let requests = NIOLockedValueBox<[Request]>([])
-    private let channel: NIOLockedValueBox<(any Channel)?> = .init(nil)
-    var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
-
-    static func start() async throws -> PushRecorder {
-        let recorder = PushRecorder()
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(recorder: recorder))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        recorder.channel.withLockedValue { $0 = channel }
-        return recorder
-    }
-
-    func stop() async {
-        try? await channel.withLockedValue { $0 }?.close()
-    }
-
-    final class Handler: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-        let recorder: PushRecorder
-        var head: HTTPRequestHead?
-        var body = ""
-        init(recorder: PushRecorder) { self.recorder = recorder }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let h): head = h
-            case .body(let b): body += String(buffer: b)
-            case .end:
-                guard let head else { return }
-                let refused = head.uri.hasPrefix("/refuse")
-                if !refused {
-                    recorder.requests.withLockedValue {
-                        $0.append(Request(method: head.method.rawValue, uri: head.uri,
-                                          contentType: head.headers["content-type"].first ?? "", body: body))
-                    }
-                }
-                var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: "0")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: refused ? .badRequest : .accepted, headers: headers))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                self.head = nil
-                body = ""
-            }
         }
     }
 }

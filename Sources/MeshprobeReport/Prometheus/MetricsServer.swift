@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeLoad
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -95,63 +96,18 @@ public enum PushgatewayClient {
     public static func push(_ text: String, url: String, job: String, group: any EventLoopGroup,
                             timeout: TimeAmount = .seconds(10)) async throws {
         let target = try pushTarget(url: url, job: job)
-        let status = group.next().makePromise(of: HTTPResponseStatus.self)
-        let channel: any Channel
+        let answer: HTTPResponseStatus
         do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(timeout)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(PushResponseHandler(status: status))
-                    }
-                }
-                .connect(host: target.host, port: target.port).get()
+            answer = try await HTTP1Exchange.status(.PUT, host: target.host, port: target.port, path: target.path,
+                                                    headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"],
+                                                    body: text, timeout: timeout, group: group)
+        } catch let failure as HTTP1Exchange.Failure {
+            throw PushError(description: "the Pushgateway at \(url): \(failure.description)")
         } catch {
-            status.fail(error)
             throw PushError(description: "cannot reach the Pushgateway at \(url): \(error)")
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: "\(target.host):\(target.port)")
-        headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-        headers.add(name: "content-length", value: String(text.utf8.count))
-        let head = HTTPRequestHead(version: .http1_1, method: .PUT, uri: target.path, headers: headers)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(string: text))), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let timer = channel.eventLoop.scheduleTask(in: timeout) {
-            status.fail(PushError(description: "the Pushgateway at \(url) did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
-        }
-        defer {
-            timer.cancel()
-            channel.close(promise: nil)
-        }
-        let answer = try await status.futureResult.get()
         guard (200..<300).contains(Int(answer.code)) else {
             throw PushError(description: "the Pushgateway at \(url) answered \(answer.code) \(answer.reasonPhrase)")
         }
-    }
-}
-
-final class PushResponseHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-
-    private let status: EventLoopPromise<HTTPResponseStatus>
-
-    init(status: EventLoopPromise<HTTPResponseStatus>) {
-        self.status = status
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) { status.succeed(head.status) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        status.fail(PushgatewayClient.PushError(description: "the Pushgateway closed the connection without an answer"))
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        status.fail(error)
-        context.close(promise: nil)
     }
 }

@@ -1,0 +1,48 @@
+# meshprobe's container image: built with Swift's static standard library, run on Debian slim with the C libraries it
+# links (libssl3, libnghttp2-14; libstdc++6 and zlib1g), as a non-root user, on a read-only root filesystem.
+#
+#   docker build -t REGISTRY/meshprobe:TAG .                                  # the runtime image (the last stage)
+#   docker build --target flagger-tester -t REGISTRY/meshprobe-flagger-tester:TAG .   # Flagger's webhook tester
+#
+# Then point the manifests at it: `kustomize edit set image meshprobe=REGISTRY/meshprobe:TAG` (README: Kubernetes).
+# This image is not built in CI (no Docker engine there); the static build it runs is: .ci/run builds
+# `swift build -c release --static-swift-stdlib` and checks that the binary needs nothing beyond these packages.
+ARG SWIFT_IMAGE=swift:6.3-bookworm
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+# Flagger's loadtester, for the flagger-tester target: use the version that matches your Flagger.
+ARG FLAGGER_LOADTESTER_IMAGE=ghcr.io/fluxcd/flagger-loadtester:0.34.0
+
+FROM ${SWIFT_IMAGE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl-dev libnghttp2-dev zlib1g-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+RUN swift package resolve
+COPY Sources ./Sources
+RUN swift build -c release --static-swift-stdlib --product meshprobe \
+ && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/meshprobe" /out/meshprobe
+
+FROM ${DEBIAN_IMAGE} AS runtime-base
+# The shared libraries the static build still needs (the Swift runtime and Foundation are inside the binary).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 libnghttp2-14 libstdc++6 zlib1g \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 65532 meshprobe \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshprobe
+COPY --from=build /out/meshprobe /usr/local/bin/meshprobe
+# Nothing is written outside /tmp (reports; mount an emptyDir there with readOnlyRootFilesystem).
+WORKDIR /tmp
+USER 65532:65532
+
+FROM ${FLAGGER_LOADTESTER_IMAGE} AS flagger-loadtester
+
+# Flagger's webhook tester with meshprobe beside it: the Canary's webhook runs `meshprobe verify` through it
+# (manifests/integrations/flagger). The loadtester is a static Go binary; its `bash` tasks run with Debian's bash.
+FROM runtime-base AS flagger-tester
+COPY --from=flagger-loadtester /home/app/loadtester /usr/local/bin/flagger-loadtester
+ENTRYPOINT ["/usr/local/bin/flagger-loadtester"]
+
+FROM runtime-base AS runtime
+ENTRYPOINT ["/usr/local/bin/meshprobe"]
+CMD ["--help"]
