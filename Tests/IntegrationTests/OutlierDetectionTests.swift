@@ -64,6 +64,9 @@ import Testing
         #expect(o.faultsLeft.isEmpty)
         let ejectedAfterFive = o.timeline.contains { $0.what.contains("ejected after 5 consecutive errors") }
         #expect(ejectedAfterFive, "\(describe(o))")
+        // The timeline says when errors started, when traffic stopped and when it came back, in that order.
+        let order = ["its first error", "ejected after", "back after"].map { words in o.timeline.firstIndex { $0.what.contains(words) } ?? -1 }
+        #expect(order.allSatisfy { $0 >= 0 } && order == order.sorted(), "\(describe(o))")
     }
 
     @Test func aLooserProxyFailsOnCountReturnAndMaximumPercent() async throws {

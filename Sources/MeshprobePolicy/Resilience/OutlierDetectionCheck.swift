@@ -226,12 +226,16 @@ public enum OutlierDetectionCheck {
             var lastVictim: Double?
             var lastVictimIndex = 0
             var ejected = false
+            var firstError: Double?
             var scanned = faultIndex
             let phaseDeadline = recorder.now + 2 + Double(errorLimit) / e.rate * 4
             _ = await wait(until: phaseDeadline, recorder: recorder, load: load) {
                 let fresh = recorder.since(scanned)
                 for (offset, r) in zip(fresh.indices, fresh) {
-                    if victim == nil, let d = r.destination, r.status == e.injectedStatus { victim = d }
+                    if victim == nil, let d = r.destination, r.status == e.injectedStatus {
+                        victim = d
+                        firstError = r.at
+                    }
                     guard let v = victim else { continue }
                     if r.destination == v {
                         errors = e.counts(r.status) ? errors + 1 : 0
@@ -265,6 +269,7 @@ public enum OutlierDetectionCheck {
                 return Outcome(expectation: e, checks: checks, timeline: timeline, requests: recorder.count, faultsLeft: leftBehind)
             }
             let ejectedAt = lastVictim ?? recorder.now
+            if let firstError { note("\(victimName) answers \(e.injectedStatus): its first error", at: firstError) }
             if ejected {
                 note("\(victimName) ejected after \(errors) consecutive errors (its last response)", at: ejectedAt)
             } else {
