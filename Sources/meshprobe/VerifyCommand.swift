@@ -11,7 +11,7 @@ import NIOPosix
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check that traffic splits the way a policy file declares, with stated error rates.",
+        abstract: "Check a policy: weighted splits with stated error rates, mTLS, clusters, SLOs, circuit breakers, outlier detection, retries and timeouts.",
         discussion: """
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
             the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
