@@ -497,16 +497,10 @@ func startLoadAggregator(_ shard: ShardPlan?, inputs: [LoadReport.Input], comman
 /// refused shards make the run incomplete: exit 3 naming them, nothing merged or written.
 func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: String) async throws -> LoadReport {
     let plan = aggregator.plan
-    printError("meshprobe \(command): shard 0/\(plan.count): own part done; waiting up to \(formatSeconds(plan.timeout)) for shards 1...\(plan.count - 1)")
-    let state = await aggregator.collect(timeout: plan.timeout)
-    let missing = (1..<plan.count).filter { state.received[$0] == nil }
-    if !missing.isEmpty {
-        let reasons = missing.compactMap { i in state.refused[i].map { "shard \(i) refused: \($0)" } }
-        throw CLIError(message: "incomplete: shard\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(plan.count) did not report within --shard-timeout \(formatSeconds(plan.timeout))\(reasons.isEmpty ? "" : " (" + reasons.joined(separator: "; ") + ")"); no verdict, nothing merged", exitCode: 3)
-    }
+    let received = try await aggregator.collectAll(command: command)
     var inputs: [(file: String, report: LoadReport)] = [("shard 0", own)]
     do {
-        for i in 1..<plan.count { inputs.append(("shard \(i)", try ResultMerger.read(data: state.received[i]!, name: "shard \(i)"))) }
+        for i in 1..<plan.count { inputs.append(("shard \(i)", try ResultMerger.read(data: received[i]!, name: "shard \(i)"))) }
         let merged = try ResultMerger.merge(inputs, commandLine: CommandLine.arguments)
         printError("meshprobe \(command): shard 0/\(plan.count): merged \(plan.count) shards (\(merged.summary.requests) requests)")
         return merged
@@ -514,5 +508,3 @@ func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: Stri
         throw CLIError(message: "incomplete: the shards' results cannot be merged: \(error.description)", exitCode: 3)
     }
 }
-
-func formatSeconds(_ s: Double) -> String { String(format: "%.1fs", s) }

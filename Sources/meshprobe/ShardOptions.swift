@@ -184,6 +184,19 @@ final class ShardAggregator: Sendable {
         return state.withLockedValue { $0 }
     }
 
+    /// Waits for every other shard (up to `plan.timeout` seconds) and returns their results by index, or throws
+    /// exit 3 naming the shards that did not report (or were refused): never a silently smaller result.
+    func collectAll(command: String) async throws -> [Int: Data] {
+        printError("meshprobe \(command): shard 0/\(plan.count): own part done; waiting up to \(String(format: "%.1fs", plan.timeout)) for shards 1...\(plan.count - 1)")
+        let state = await collect(timeout: plan.timeout)
+        let missing = (1..<plan.count).filter { state.received[$0] == nil }
+        if !missing.isEmpty {
+            let reasons = missing.compactMap { i in state.refused[i].map { "shard \(i) refused: \($0)" } }
+            throw CLIError(message: "incomplete: shard\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(plan.count) did not report within --shard-timeout \(String(format: "%.1fs", plan.timeout))\(reasons.isEmpty ? "" : " (" + reasons.joined(separator: "; ") + ")"); no verdict, nothing merged", exitCode: 3)
+        }
+        return state.received
+    }
+
     func stop() async {
         try? await channel.close()
     }

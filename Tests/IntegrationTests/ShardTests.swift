@@ -123,4 +123,51 @@ final class ShardProcess: Sendable {
         #expect(await budget.wait().status == 2)
         #expect(budget.stderr.contains("less than --shards 3"), "\(budget.stderr)")
     }
+
+    /// Three `verify` shards through HAProxy (90/10 as declared): pod 0's merged verdict judges the summed counts;
+    /// the requests of the three parts add up to the merged split's evidence.
+    @Test func threeVerifyShardsDecideTheSplitOnTheMergedSamples() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, proxyPort, haproxyDir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: haproxyDir) }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            policy: meshprobe.policy/v1
+            name: reviews canary
+            target: http://127.0.0.1:\(proxyPort)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              name: reviews canary
+              recognise: version
+              falseFailRate: 0.0001
+              split: {v1: 90, v2: 10}
+              slo: {p99: 2s, successRate: 0.99}
+            """.write(toFile: "\(dir)/policy.yaml", atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let shards = try [1, 2, 0].map { (index: Int) in
+            try ShardProcess(index: index, arguments: [
+                "verify", "\(dir)/policy.yaml", "--quiet", "--shards", "3", "--aggregator", "127.0.0.1:\(port)",
+                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json"], dir: dir, timeout: 100)
+        }
+        for shard in shards {
+            let end = await shard.wait()
+            #expect(end.status == 0, "shard \(shard.index): \(shard.stdout)\(shard.stderr)")
+        }
+
+        let object = try #require(FileManager.default.contents(atPath: "\(dir)/verify-0.json")
+            .flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        let verdicts = try #require(object["verdicts"] as? [[String: Any]])
+        let split = try #require(verdicts.first { ($0["kind"] as? String) == "split" } ?? verdicts.first)
+        #expect(split["passed"] as? Bool == true, "\(split)")
+        let evidence = try #require(split["evidence"] as? [String: Any])
+        let counts = evidence["counts"] as? [String: Int] ?? [:]
+        #expect(counts.values.reduce(0, +) == evidence["requests"] as? Int, "\(evidence)")
+        let results = try #require(object["results"] as? [[String: Any]])
+        let requests = results.compactMap { ($0["summary"] as? [String: Any])?["requests"] as? Int }.reduce(0, +)
+        #expect(requests >= evidence["requests"] as? Int ?? .max, "\(requests) \(evidence)")
+        #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
+    }
 }
