@@ -368,8 +368,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             return
         }
         if let aggregator {
-            report = try await mergeLoadShards(own: report, aggregator: aggregator, command: view.command)
-            session.export.update(report.identityMetrics())
+            report = try await mergeLoadShards(own: report, aggregator: aggregator, command: view.command, export: session.export)
             distribution = ResultMerger.histogram(report.histograms.latency)
         }
         let runReport = loadRunReport(report, distribution: distribution, configuration: configuration, command: view.command,
@@ -495,13 +494,15 @@ func startLoadAggregator(_ shard: ShardPlan?, inputs: [LoadReport.Input], comman
 
 /// Waits for shards 1..N-1 (up to --shard-timeout) and merges their results with shard 0's exactly. Missing or
 /// refused shards make the run incomplete: exit 3 naming them, nothing merged or written.
-func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: String) async throws -> LoadReport {
+/// The other shards' series are added to `export` (shard 0's own were fed as it ran), each as a run of its own.
+func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: String, export: PrometheusExport) async throws -> LoadReport {
     let plan = aggregator.plan
     let received = try await aggregator.collectAll(command: command)
     var inputs: [(file: String, report: LoadReport)] = [("shard 0", own)]
     do {
         for i in 1..<plan.count { inputs.append(("shard \(i)", try ResultMerger.read(data: received[i]!, name: "shard \(i)"))) }
         let merged = try ResultMerger.merge(inputs, commandLine: CommandLine.arguments)
+        for (i, input) in inputs.enumerated().dropFirst() { export.update(input.report.identityMetrics(), run: Int.max - i) }
         printError("meshprobe \(command): shard 0/\(plan.count): merged \(plan.count) shards (\(merged.summary.requests) requests)")
         return merged
     } catch {

@@ -62,7 +62,7 @@ final class ShardProcess: Sendable {
             try ShardProcess(index: index, arguments: [
                 "load", "http://127.0.0.1:\(echoPort)/", "-c", "2", "--quiet"] + extra + [
                 "--shards", "3", "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", shardTimeout,
-                "--json", "\(dir)/shard-\(index).json"], dir: dir, timeout: 60)
+                "--json", "\(dir)/shard-\(index).json", "--prometheus", "\(dir)/shard-\(index).prom"], dir: dir, timeout: 60)
         }
     }
 
@@ -89,6 +89,11 @@ final class ShardProcess: Sendable {
         #expect(meta["merged_from"] as? Int == 3 || meta["mergedFrom"] as? Int == 3, "\(meta)")
         let series = try #require(merged["series"] as? [[String: Any]])
         #expect(series.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 1000)
+        // The Prometheus export counts every shard's requests once.
+        let prom = try String(contentsOfFile: "\(dir)/shard-0.prom", encoding: .utf8)
+        let total = prom.split(separator: "\n").filter { $0.hasPrefix("meshprobe_requests_total{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(total == 1000, "\(prom)")
         // The others do not write pod 0's file: only shard 0 writes the merged result.
         #expect(shards[0].stderr.contains("accepted the result"), "\(shards[0].stderr)")
         #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
