@@ -111,6 +111,9 @@ struct LoadCommand: AsyncParsableCommand {
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
+    @OptionGroup(title: "Shards (Indexed Job)")
+    var shard: ShardOptions
+
     func validate() throws {
         if urls.isEmpty { throw ValidationError("give at least one target URL") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
@@ -230,8 +233,14 @@ struct LoadCommand: AsyncParsableCommand {
     func run() async throws {
         try await sidecar.around("load") {
             try reports.check()
-            try await executeLoad(try makeConfiguration(), json: json, quiet: quiet, reports: reports,
-                                  view: (command: "load", title: urls.joined(separator: " "), inputs: urls))
+            var configuration = try makeConfiguration()
+            let plan = try shard.plan()
+            if let plan {
+                try plan.split(&configuration)
+                do { try configuration.validate() } catch { throw CLIError.badInput(String(describing: error)) }
+            }
+            try await executeLoad(configuration, json: json, quiet: quiet, reports: reports,
+                                  view: (command: "load", title: urls.joined(separator: " "), inputs: urls), shard: plan)
         }
     }
 }
@@ -324,9 +333,12 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the reports asked
 /// for: JUnit and HTML titled by `view`, Prometheus, SMP, .hgrm), and exits per DESIGN.md.
 func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
-                 view: (command: String, title: String, inputs: [String]), inputs: [LoadReport.Input] = []) async throws {
+                 view: (command: String, title: String, inputs: [String]), inputs: [LoadReport.Input] = [],
+                 shard: ShardPlan? = nil) async throws {
         try await SidecarSession.ready()
         let started = Date()
+        let aggregator = try await startLoadAggregator(shard, inputs: inputs, command: view.command)
+        defer { if let aggregator { Task { await aggregator.stop() } } }
         var configuration = configuration
         let session = try await reports.start(&configuration)
         let group = MultiThreadedEventLoopGroup.singleton
@@ -347,10 +359,20 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             progressTask?.cancel()
             throw CLIError.badInput(error.description)
         }
-        let report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
+        var report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
                                 startedAt: started, version: Meshprobe.version, inputs: inputs)
-        let runReport = loadRunReport(report, result: result, configuration: configuration, command: view.command, title: view.title,
-                                      inputs: view.inputs, startedAt: started)
+        var distribution = result.latency
+        if let shard, !shard.isAggregator {
+            printLine(TerminalSummary(style: stdoutStyle()).render(report))
+            try await sendShardResult(try report.jsonData(), plan: shard, command: view.command, group: group)
+            return
+        }
+        if let aggregator {
+            report = try await mergeLoadShards(own: report, aggregator: aggregator, command: view.command, export: session.export)
+            distribution = ResultMerger.histogram(report.histograms.latency)
+        }
+        let runReport = loadRunReport(report, distribution: distribution, configuration: configuration, command: view.command,
+                                      title: view.title, inputs: view.inputs, startedAt: started)
         printLine(TerminalSummary(style: stdoutStyle()).render(report))
         printVerdicts(runReport)
         try await session.finish(report: report, json: json)
@@ -362,6 +384,18 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             }
         }
         try reports.write(runReport)
+        if aggregator != nil {
+            // The merged shards' verdict: the same rules on the merged summary.
+            if let fired = report.summary.guardFired {
+                if fired.action == GuardAction.hold.rawValue {
+                    throw CLIError(message: "the guard '\(fired.guardDescription)' fired in second \(fired.second) of a shard (\(fired.observed)); the load was held there", exitCode: 1)
+                }
+                throw CLIError(message: "a shard was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
+            }
+            if report.summary.aborted { throw CLIError(message: "a shard was aborted before its run completed", exitCode: 3) }
+            if report.summary.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
+            return
+        }
         if let fired = result.guardFired {
             switch fired.action {
             case .stop:
@@ -429,5 +463,49 @@ final class SignalStopper: @unchecked Sendable {
 
     func cancel() {
         for source in sources { source.cancel() }
+    }
+}
+
+/// Shard 0 of a sharded load: listens for the other shards' results before its own part runs. A result of another
+/// scenario or policy (their SHA-256 in meta.inputs), or not a `meshprobe.load/v2` result, is refused.
+func startLoadAggregator(_ shard: ShardPlan?, inputs: [LoadReport.Input], command: String) async throws -> ShardAggregator? {
+    guard let shard, shard.isAggregator else { return nil }
+    let defining = inputs.filter { ["policy", "scenario", "gameday"].contains($0.role) }
+    let aggregator: ShardAggregator
+    do {
+        aggregator = try await ShardAggregator.start(shard, group: MultiThreadedEventLoopGroup.singleton) { index, body in
+            let report: LoadReport
+            do { report = try ResultMerger.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
+            let theirs = (report.meta.inputs ?? []).filter { ["policy", "scenario", "gameday"].contains($0.role) }
+            for role in Set(defining.map(\.role)).union(theirs.map(\.role)) {
+                let mine = defining.first { $0.role == role }?.sha256, other = theirs.first { $0.role == role }?.sha256
+                if mine != other {
+                    return "shard \(index): its \(role) (sha256 \(other ?? "none")) differs from shard 0's (sha256 \(mine ?? "none"))"
+                }
+            }
+            return nil
+        }
+    } catch {
+        throw CLIError.badInput("--aggregator \(shard.host):\(shard.port): shard 0 cannot listen on \(shard.bindHost):\(shard.port): \(error)")
+    }
+    printError("meshprobe \(command): shard 0/\(shard.count): aggregating on \(shard.bindHost):\(shard.port)")
+    return aggregator
+}
+
+/// Waits for shards 1..N-1 (up to --shard-timeout) and merges their results with shard 0's exactly. Missing or
+/// refused shards make the run incomplete: exit 3 naming them, nothing merged or written.
+/// The other shards' series are added to `export` (shard 0's own were fed as it ran), each as a run of its own.
+func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: String, export: PrometheusExport) async throws -> LoadReport {
+    let plan = aggregator.plan
+    let received = try await aggregator.collectAll(command: command)
+    var inputs: [(file: String, report: LoadReport)] = [("shard 0", own)]
+    do {
+        for i in 1..<plan.count { inputs.append(("shard \(i)", try ResultMerger.read(data: received[i]!, name: "shard \(i)"))) }
+        let merged = try ResultMerger.merge(inputs, commandLine: CommandLine.arguments)
+        for (i, input) in inputs.enumerated().dropFirst() { export.update(input.report.identityMetrics(), run: Int.max - i) }
+        printError("meshprobe \(command): shard 0/\(plan.count): merged \(plan.count) shards (\(merged.summary.requests) requests)")
+        return merged
+    } catch {
+        throw CLIError(message: "incomplete: the shards' results cannot be merged: \(error.description)", exitCode: 3)
     }
 }

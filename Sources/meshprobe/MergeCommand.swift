@@ -75,15 +75,6 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        printLine(merged.verdictText + (merged.passed ? "PASS" : merged.decided ? "FAIL" : "UNDECIDED"))
-        if let json {
-            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
-        }
-        if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { throw CLIError(message: "verdict: FAIL", exitCode: 1) }
-        if merged.verdicts.contains(where: { !$0.decided }) {
-            throw CLIError(message: "no verdict: undecided on the merged samples", exitCode: 3)
-        }
+        try VerifyMerge.finish(merged, json: json)
     }
 }

@@ -110,7 +110,14 @@ extension GameDayResult {
 /// A plain load (`load`, `run`) for the report views: its checks (completed, guards, requests succeeded) and the load.
 func loadRunReport(_ report: LoadReport, result: LoadResult, configuration: LoadConfiguration, command: String, title: String,
                    inputs: [String], startedAt: Date) -> RunReport {
-    let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(result.latency))
+    loadRunReport(report, distribution: result.latency, configuration: configuration, command: command, title: title,
+                  inputs: inputs, startedAt: startedAt)
+}
+
+/// The run report of one load whose latency histogram is `distribution` (a run's own, or shards' merged).
+func loadRunReport(_ report: LoadReport, distribution: LatencyHistogram, configuration: LoadConfiguration, command: String,
+                   title: String, inputs: [String], startedAt: Date) -> RunReport {
+    let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(distribution))
     let checks = RunReport.Check.loadChecks(report, guards: configuration.guards)
     let section = RunReport.Section(name: title, seconds: report.summary.elapsedSeconds, checks: checks, loads: [load])
     return RunReport(command: command, title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,

@@ -39,6 +39,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
+    @OptionGroup(title: "Shards (Indexed Job)")
+    var shard: ShardOptions
+
     func run() async throws {
         try await sidecar.around("verify") { try await verifyAndClear() }
     }
@@ -104,6 +107,39 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         var configuration = policy.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
+        let plan = try shard.plan()
+        var aggregator: ShardAggregator?
+        if let plan {
+            if reports.junit != nil || reports.html != nil || reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {
+                throw CLIError.badInput("a sharded verify writes --json only (the merged verdict on shard 0)")
+            }
+            try plan.split(&configuration)
+            policy.statistics.maxSamples = plan.share(of: policy.statistics.maxSamples)
+            for i in policy.routes.indices {
+                let part = plan.share(of: policy.routes[i].statistics.maxSamples)
+                guard part >= 1 else {
+                    throw CLIError.badInput("\(policy.routes[i].name): maxSamples \(policy.routes[i].statistics.maxSamples) is less than --shards \(plan.count)")
+                }
+                policy.routes[i].statistics.maxSamples = part
+            }
+            if plan.isAggregator {
+                let sha = resultInputs([("policy", file)]).first?.sha256
+                do {
+                    aggregator = try await ShardAggregator.start(plan, group: MultiThreadedEventLoopGroup.singleton) { index, body in
+                        let theirs: VerifyReport
+                        do { theirs = try VerifyMerge.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
+                        if theirs.policySHA256 != sha {
+                            return "shard \(index): its policy (sha256 \(theirs.policySHA256 ?? "none")) differs from shard 0's (sha256 \(sha ?? "none"))"
+                        }
+                        return nil
+                    }
+                } catch {
+                    throw CLIError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 cannot listen on \(plan.bindHost):\(plan.port): \(error)")
+                }
+                printError("meshprobe verify: shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port)")
+            }
+        }
+        defer { if let aggregator { Task { await aggregator.stop() } } }
         // Prometheus (live, file, push) over every load the verification sends.
         let session = try await reports.start(&configuration)
         if !quiet {
@@ -197,6 +233,15 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         for check in SLOCheck.evaluate(outcomes, policy: policy) { report.add(check) }
         laps.lap(report.verdicts.count)
+        if let plan, !plan.isAggregator {
+            printLine(report.verdictText + "(shard \(plan.index)'s own part; the verdict is shard 0's)")
+            try await sendShardResult(try report.jsonData(), plan: plan, command: "verify", group: MultiThreadedEventLoopGroup.singleton)
+            return
+        }
+        if let aggregator {
+            try await finishShardedVerify(own: report, aggregator: aggregator)
+            return
+        }
         printLine(report.verdictText)
         let title = policy.name.isEmpty ? policy.file : policy.name
         let view = report.runReport(outcomes: outcomes, configuration: configuration, inputs: [file] + manifests, title: title,
@@ -217,6 +262,24 @@ struct VerifyCommand: AsyncParsableCommand {
         if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
+    }
+
+    /// Shard 0 of a sharded verify: waits for the others (up to --shard-timeout), merges with `VerifyMerge` (the
+    /// statistical verdicts decided again on the merged samples), prints and writes the merged verdict, exits with it.
+    /// Missing or refused shards: exit 3 naming them, nothing written.
+    func finishShardedVerify(own: VerifyReport, aggregator: ShardAggregator) async throws {
+        let plan = aggregator.plan
+        let received = try await aggregator.collectAll(command: "verify")
+        let merged: VerifyReport
+        do {
+            var read: [(file: String, report: VerifyReport)] = [("shard 0", own)]
+            for i in 1..<plan.count { read.append(("shard \(i)", try VerifyMerge.read(data: received[i]!, name: "shard \(i)"))) }
+            merged = try VerifyMerge.merge(read, commandLine: CommandLine.arguments)
+        } catch {
+            throw CLIError(message: "incomplete: the shards' results cannot be merged: \(String(describing: error))", exitCode: 3)
+        }
+        printError("meshprobe verify: shard 0/\(plan.count): merged \(plan.count) shards")
+        try VerifyMerge.finish(merged, json: json)
     }
 }
 

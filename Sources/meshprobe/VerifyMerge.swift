@@ -24,6 +24,11 @@ enum VerifyMerge {
 
     static func read(_ path: String) throws(MergeError) -> VerifyReport {
         guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
+        return try read(data: data, name: path)
+    }
+
+    /// Reads one verify result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
+    static func read(data: Data, name path: String) throws(MergeError) -> VerifyReport {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw MergeError("\(path): not a JSON object (truncated or corrupted?)")
         }
@@ -40,6 +45,21 @@ enum VerifyMerge {
             }
         }
         return report
+    }
+
+    /// Prints a merged verdict, writes it to `json` (atomically), and exits as `verify` does: 0 pass, 1 fail,
+    /// 3 undecided.
+    static func finish(_ merged: VerifyReport, json: String?) throws {
+        printLine(merged.verdictText + (merged.passed ? "PASS" : merged.decided ? "FAIL" : "UNDECIDED"))
+        if let json {
+            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { throw CLIError(message: "verdict: FAIL", exitCode: 1) }
+        if merged.verdicts.contains(where: { !$0.decided }) {
+            throw CLIError(message: "no verdict: undecided on the merged samples", exitCode: 3)
+        }
     }
 
     static func merge(_ files: [(file: String, report: VerifyReport)], commandLine: [String]) throws(MergeError) -> VerifyReport {

@@ -47,6 +47,7 @@ import Testing
         #expect(none.contains("target: https://reviews.bookinfo.svc.cluster.local:8443/reviews"), "meshprobe's own mTLS")
         let sharded = try await build("overlays/sharded")
         #expect(sharded.contains("completionMode: Indexed") && sharded.contains("clusterIP: None"), "\(sharded)")
+        #expect(sharded.contains("--shards") && sharded.contains("meshprobe-0.meshprobe-shards:9443") && !sharded.contains("--junit"), "\(sharded)")
         let echo = try await build("overlays/echo")
         #expect(echo.contains("--control-allow") && echo.contains("name: reviews-v1") && echo.contains("name: reviews-v2"), "\(echo)")
         // Every prober pod runs the placeholder image the README documents.

@@ -13,6 +13,11 @@ public enum ResultMerger {
     /// Reads one result file; errors name the file and say what is wrong with it.
     public static func read(_ path: String) throws(MergeError) -> LoadReport {
         guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
+        return try read(data: data, name: path)
+    }
+
+    /// Reads one result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
+    public static func read(data: Data, name path: String) throws(MergeError) -> LoadReport {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
             throw MergeError("\(path): not JSON (truncated or corrupted?): \((error as NSError).localizedDescription)")
@@ -73,7 +78,7 @@ public enum ResultMerger {
         }
     }
 
-    static func histogram(_ text: String?) -> LatencyHistogram {
+    public static func histogram(_ text: String?) -> LatencyHistogram {
         // Inputs were checked by `read`; a nil (absent) histogram is an empty one.
         text.flatMap { try? HistogramCodec.decode($0) } ?? LatencyHistogram.latency()
     }

@@ -1,0 +1,284 @@
+import ArgumentParser
+import Foundation
+import MeshprobeLoad
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Sharded runs on an Indexed Job (`--shards N`, each pod's index from `JOB_COMPLETION_INDEX`): shard I takes its
+/// share of the rate and of the request budget; shards 1..N-1 send their lossless result to the aggregator (shard 0),
+/// which merges exactly and decides.
+struct ShardOptions: ParsableArguments {
+    static let environmentIndex = "JOB_COMPLETION_INDEX"
+
+    @Option(help: "Split the run over N processes or pods (an Indexed Job's completions); 1: not sharded.")
+    var shards: Int = 1
+
+    @Option(name: .customLong("shard-index"), help: "This shard's index, 0..N-1 (default: $JOB_COMPLETION_INDEX). Shard 0 aggregates.")
+    var shardIndex: Int?
+
+    @Option(help: "HOST:PORT where shard 0 listens for the others' results and where they send them (in Kubernetes the headless Service name of pod 0, e.g. meshprobe-0.meshprobe-shards:9443).")
+    var aggregator: String?
+
+    @Option(name: .customLong("shard-timeout"), help: "How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).")
+    var shardTimeout: String = "120s"
+
+    /// The plan, or nil when not sharded. Bad values are bad input (exit 2) with a message for the Job's log.
+    func plan(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ShardPlan? {
+        guard shards >= 1 else { throw CLIError.badInput("--shards \(shards): must be at least 1") }
+        if shards == 1 {
+            if let shardIndex, shardIndex != 0 {
+                throw CLIError.badInput("--shard-index \(shardIndex) is out of range: --shards 1 has only index 0")
+            }
+            return nil
+        }
+        let index: Int
+        if let shardIndex {
+            index = shardIndex
+        } else if let text = environment[Self.environmentIndex] {
+            guard let parsed = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw CLIError.badInput("$\(Self.environmentIndex) '\(text)': not an integer")
+            }
+            index = parsed
+        } else {
+            throw CLIError.badInput("--shards \(shards) needs this shard's index: --shard-index or $\(Self.environmentIndex) (set by an Indexed Job)")
+        }
+        guard (0..<shards).contains(index) else {
+            throw CLIError.badInput("shard index \(index) is out of range: --shards \(shards) takes 0...\(shards - 1) (check completions = parallelism = --shards)")
+        }
+        guard let aggregator else {
+            throw CLIError.badInput("--shards \(shards) needs --aggregator HOST:PORT (where shard 0 listens)")
+        }
+        guard let colon = aggregator.lastIndex(of: ":"), let port = Int(aggregator[aggregator.index(after: colon)...]),
+              (1...65535).contains(port), colon != aggregator.startIndex else {
+            throw CLIError.badInput("--aggregator '\(aggregator)': expected HOST:PORT, e.g. meshprobe-0.meshprobe-shards:9443")
+        }
+        var host = String(aggregator[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return ShardPlan(count: shards, index: index, host: host, port: port,
+                         timeout: try parseDuration(shardTimeout, flag: "--shard-timeout"))
+    }
+}
+
+/// One shard's place in a sharded run.
+struct ShardPlan: Sendable, Equatable {
+    var count: Int
+    var index: Int
+    var host: String
+    var port: Int
+    /// Seconds.
+    var timeout: Double
+
+    var isAggregator: Bool { index == 0 }
+
+    /// This shard's part of `total` things (requests, samples): the parts of all shards sum to `total` exactly, the
+    /// first `total % count` shards taking one more.
+    static func share(of total: Int, count: Int, index: Int) -> Int {
+        total / count + (index < total % count ? 1 : 0)
+    }
+
+    func share(of total: Int) -> Int { Self.share(of: total, count: count, index: index) }
+
+    /// This shard's part of a rate (open model): an equal part; the parts sum to the rate.
+    func share(ofRate rate: Double) -> Double { rate / Double(count) }
+
+    /// The address shard 0 binds: the aggregator's host when it is an IP address (loopback tests), else every
+    /// interface (in Kubernetes the host is pod 0's DNS name through the headless Service).
+    var bindHost: String {
+        (try? SocketAddress(ipAddress: host, port: port)) != nil ? host : "0.0.0.0"
+    }
+
+    /// Splits a load configuration: the request budget exactly, the open model's rate (and its stages' targets)
+    /// equally. Concurrency (-c, -m) and durations are per shard.
+    func split(_ configuration: inout LoadConfiguration) throws {
+        if let requests = configuration.requests {
+            let part = share(of: requests)
+            guard part >= 1 else {
+                throw CLIError.badInput("--requests \(requests) is less than --shards \(count): shard \(index) would send nothing")
+            }
+            configuration.requests = part
+        }
+        if case .open(var profile, let arrivals) = configuration.model {
+            profile.start = share(ofRate: profile.start)
+            profile.stages = profile.stages.map { var s = $0; s.target = share(ofRate: s.target); return s }
+            configuration.model = .open(rate: profile, arrivals: arrivals)
+        }
+        // Different arrivals per shard (Poisson), still reproducible.
+        configuration.seed = configuration.seed &+ UInt64(index)
+    }
+}
+
+/// Shard 0's side: a small HTTP/1.1 server taking `POST /shards/I` with shard I's result (the JSON body) and the
+/// header `x-meshprobe-shards: N`. `check` refuses what cannot be merged (the wrong kind, another policy); a refused
+/// or duplicate result answers 409 and does not count. Everything else answers 404/400.
+final class ShardAggregator: Sendable {
+    struct State: Sendable {
+        var received: [Int: Data] = [:]
+        var refused: [Int: String] = [:]
+    }
+
+    static let maxBody = 256 * 1024 * 1024
+
+    private let channel: any Channel
+    private let state: NIOLockedValueBox<State>
+    let plan: ShardPlan
+
+    private init(channel: any Channel, state: NIOLockedValueBox<State>, plan: ShardPlan) {
+        self.channel = channel
+        self.state = state
+        self.plan = plan
+    }
+
+    var localAddress: SocketAddress? { channel.localAddress }
+
+    /// Binds before shard 0's own part runs, so that early shards are accepted. `check(index, body)` returns nil to
+    /// accept, or why not.
+    static func start(_ plan: ShardPlan, group: any EventLoopGroup,
+                      check: @escaping @Sendable (Int, Data) -> String?) async throws -> ShardAggregator {
+        let state = NIOLockedValueBox(State())
+        let accept: @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String) = { uri, headers, body in
+            let parts = uri.split(separator: "/")
+            guard parts.count == 2, parts[0] == "shards", let index = Int(parts[1]) else {
+                return (.notFound, "meshprobe's aggregator takes POST /shards/INDEX\n")
+            }
+            guard headers.first(name: "x-meshprobe-shards") == String(plan.count) else {
+                return (.conflict, "this run has \(plan.count) shards; the sender says \(headers.first(name: "x-meshprobe-shards") ?? "nothing") (x-meshprobe-shards)\n")
+            }
+            guard (1..<plan.count).contains(index) else {
+                return (.badRequest, "shard index \(index) is out of range 1...\(plan.count - 1)\n")
+            }
+            if let why = check(index, body) {
+                state.withLockedValue { if $0.received[index] == nil { $0.refused[index] = why } }
+                return (.conflict, "refused: \(why)\n")
+            }
+            let duplicate = state.withLockedValue { s -> Bool in
+                if s.received[index] != nil { return true }
+                s.received[index] = body
+                s.refused[index] = nil
+                return false
+            }
+            if duplicate { return (.conflict, "shard \(index) has already sent its result\n") }
+            return (.ok, "accepted shard \(index)\n")
+        }
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(ShardUploadHandler(accept: accept))
+                }
+            }
+            .bind(host: plan.bindHost, port: plan.port).get()
+        return ShardAggregator(channel: channel, state: state, plan: plan)
+    }
+
+    /// Waits (polling, bounded by `timeout` seconds) until shards 1..N-1 have all sent; returns what came, by index.
+    func collect(timeout: Double) async -> State {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
+        while ContinuousClock.now < deadline {
+            if state.withLockedValue({ $0.received.count }) == plan.count - 1 { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return state.withLockedValue { $0 }
+    }
+
+    /// Waits for every other shard (up to `plan.timeout` seconds) and returns their results by index, or throws
+    /// exit 3 naming the shards that did not report (or were refused): never a silently smaller result.
+    func collectAll(command: String) async throws -> [Int: Data] {
+        printError("meshprobe \(command): shard 0/\(plan.count): own part done; waiting up to \(String(format: "%.1fs", plan.timeout)) for shards 1...\(plan.count - 1)")
+        let state = await collect(timeout: plan.timeout)
+        let missing = (1..<plan.count).filter { state.received[$0] == nil }
+        if !missing.isEmpty {
+            let reasons = missing.compactMap { i in state.refused[i].map { "shard \(i) refused: \($0)" } }
+            throw CLIError(message: "incomplete: shard\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(plan.count) did not report within --shard-timeout \(String(format: "%.1fs", plan.timeout))\(reasons.isEmpty ? "" : " (" + reasons.joined(separator: "; ") + ")"); no verdict, nothing merged", exitCode: 3)
+        }
+        return state.received
+    }
+
+    func stop() async {
+        try? await channel.close()
+    }
+}
+
+/// Reads one upload (head, body up to `ShardAggregator.maxBody`) and answers with `accept`'s status and text.
+final class ShardUploadHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let accept: @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String)
+    private var head: HTTPRequestHead?
+    private var body = Data()
+    private var tooLarge = false
+
+    init(accept: @escaping @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String)) {
+        self.accept = accept
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = Data()
+            tooLarge = false
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > ShardAggregator.maxBody { tooLarge = true; return }
+            if let bytes = buffer.readBytes(length: buffer.readableBytes) { body.append(contentsOf: bytes) }
+        case .end:
+            guard let head else { return }
+            let (status, text): (HTTPResponseStatus, String)
+            if head.method != .POST {
+                (status, text) = (.methodNotAllowed, "meshprobe's aggregator takes POST /shards/INDEX\n")
+            } else if tooLarge {
+                (status, text) = (.payloadTooLarge, "a result larger than \(ShardAggregator.maxBody) bytes\n")
+            } else {
+                (status, text) = accept(head.uri, head.headers, body)
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain")
+            headers.add(name: "content-length", value: String(text.utf8.count))
+            headers.add(name: "connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            self.head = nil
+            body = Data()
+        }
+    }
+}
+
+/// Shards 1..N-1: send the result to the aggregator, retrying (every 500 ms, within `plan.timeout`) while it is not
+/// listening yet or answers 5xx. A refusal (4xx) is final: exit 2 with its reason.
+func sendShardResult(_ body: Data, plan: ShardPlan, command: String, group: any EventLoopGroup) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(plan.timeout * 1000))
+    var last = "not tried"
+    var attempts = 0
+    let text = String(decoding: body, as: UTF8.self)
+    while true {
+        attempts += 1
+        do {
+            let status = try await HTTP1Exchange.status(
+                .POST, host: plan.host, port: plan.port, path: "/shards/\(plan.index)",
+                headers: ["content-type": "application/json", "x-meshprobe-shards": String(plan.count)],
+                body: text, timeout: .seconds(30), group: group)
+            if (200..<300).contains(Int(status.code)) {
+                printError("meshprobe \(command): shard \(plan.index)/\(plan.count): the aggregator \(plan.host):\(plan.port) accepted the result (attempt \(attempts)); its verdict is shard 0's")
+                return
+            }
+            if (400..<500).contains(Int(status.code)) {
+                throw CLIError.badInput("shard \(plan.index): the aggregator \(plan.host):\(plan.port) refused the result: HTTP \(status.code) \(status.reasonPhrase) (see shard 0's log)")
+            }
+            last = "HTTP \(status.code) \(status.reasonPhrase)"
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            last = "\(error)"
+        }
+        if ContinuousClock.now + .milliseconds(500) >= deadline {
+            throw CLIError(message: "shard \(plan.index): cannot deliver the result to the aggregator \(plan.host):\(plan.port) within --shard-timeout (\(attempts) attempts; last: \(last))", exitCode: 3)
+        }
+        try? await Task.sleep(for: .milliseconds(500))
+    }
+}

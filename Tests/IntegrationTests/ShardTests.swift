@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+
+/// A meshprobe process started without blocking: its output goes to files, its end is awaited through the
+/// process's termination handler (never a blocking wait on the cooperative pool), and it is killed after `timeout`.
+final class ShardProcess: Sendable {
+    let index: Int
+    let started = Date()
+    let outPath: String, errPath: String
+    private let ended: Task<(status: Int32, at: Date), Never>
+
+    init(index: Int?, arguments: [String], dir: String, timeout: Double) throws {
+        self.index = index ?? -1
+        let name = index.map(String.init) ?? "x"
+        outPath = "\(dir)/shard-\(name).out"
+        errPath = "\(dir)/shard-\(name).err"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["JOB_COMPLETION_INDEX"] = index.map(String.init)
+        process.environment = environment
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = FileHandle.nullDevice
+        let (stream, continuation) = AsyncStream.makeStream(of: (Int32, Date).self)
+        process.terminationHandler = { p in
+            continuation.yield((p.terminationStatus, Date()))
+            continuation.finish()
+        }
+        try process.run()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { kill(pid, SIGKILL) }
+        ended = Task {
+            for await (status, at) in stream { return (status, at) }
+            return (-1, Date())
+        }
+    }
+
+    func wait() async -> (status: Int32, seconds: Double) {
+        let end = await ended.value
+        return (end.status, end.at.timeIntervalSince(started))
+    }
+
+    var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+}
+
+/// Sharded `load` as an Indexed Job runs it, with N processes on loopback and JOB_COMPLETION_INDEX set.
+@Suite(.timeLimit(.minutes(3))) struct ShardTests {
+    func tempDir() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shards-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Starts `meshprobe load` shards `indexes` of 3 against `echoPort`, shard 0 aggregating on `port`.
+    func startShards(_ indexes: [Int], echoPort: Int, port: Int, extra: [String], shardTimeout: String, dir: String) throws -> [ShardProcess] {
+        try indexes.map { index in
+            try ShardProcess(index: index, arguments: [
+                "load", "http://127.0.0.1:\(echoPort)/", "-c", "2", "--quiet"] + extra + [
+                "--shards", "3", "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", shardTimeout,
+                "--json", "\(dir)/shard-\(index).json", "--prometheus", "\(dir)/shard-\(index).prom"], dir: dir, timeout: 60)
+        }
+    }
+
+    @Test func threeShardsMergeToTheWholeBudget() async throws {
+        let echo = try await startEcho(version: "v3", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try freePort()
+        // Start the others first: they retry until shard 0 listens.
+        let shards = try startShards([2, 1, 0], echoPort: echo.port, port: port, extra: ["-n", "1000", "--rate", "900"],
+                                     shardTimeout: "30s", dir: dir)
+        for shard in shards {
+            let end = await shard.wait()
+            #expect(end.status == 0, "shard \(shard.index): \(shard.stderr)")
+        }
+        let merged = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/shard-0.json"))) as? [String: Any])
+        let summary = try #require(merged["summary"] as? [String: Any])
+        #expect(summary["requests"] as? Int == 1000)
+        #expect(summary["succeeded"] as? Int == 1000)
+        #expect(summary["responses"] as? Int == 1000)
+        #expect((summary["statuses"] as? [String: Int]) == ["200": 1000])
+        let meta = try #require(merged["meta"] as? [String: Any])
+        #expect(meta["merged_from"] as? Int == 3 || meta["mergedFrom"] as? Int == 3, "\(meta)")
+        let series = try #require(merged["series"] as? [[String: Any]])
+        #expect(series.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 1000)
+        // The Prometheus export counts every shard's requests once.
+        let prom = try String(contentsOfFile: "\(dir)/shard-0.prom", encoding: .utf8)
+        let total = prom.split(separator: "\n").filter { $0.hasPrefix("meshprobe_requests_total{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(total == 1000, "\(prom)")
+        // The others do not write pod 0's file: only shard 0 writes the merged result.
+        #expect(shards[0].stderr.contains("accepted the result"), "\(shards[0].stderr)")
+        #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
+    }
+
+    @Test func aMissingShardMakesShardZeroExit3NamingIt() async throws {
+        let echo = try await startEcho(version: "v3", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try freePort()
+        let shards = try startShards([0, 1], echoPort: echo.port, port: port, extra: ["-n", "300"], shardTimeout: "3s", dir: dir)
+        let one = await shards[1].wait()
+        #expect(one.status == 0, "\(shards[1].stderr)")
+        let zero = await shards[0].wait()
+        #expect(zero.status == 3, "\(shards[0].stderr)")
+        #expect(zero.seconds < 20, "shard 0 took \(zero.seconds) s")
+        #expect(shards[0].stderr.contains("shard 2 of 3 did not report"), "\(shards[0].stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/shard-0.json"), "no smaller result written")
+    }
+
+    @Test func anIndexOutOfRangeExits2() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let shard = try ShardProcess(index: 3, arguments: [
+            "load", "http://127.0.0.1:9/", "-n", "10", "--shards", "3", "--aggregator", "127.0.0.1:9"], dir: dir, timeout: 30)
+        let end = await shard.wait()
+        #expect(end.status == 2)
+        #expect(shard.stderr.contains("shard index 3 is out of range"), "\(shard.stderr)")
+        let budget = try ShardProcess(index: 2, arguments: [
+            "load", "http://127.0.0.1:9/", "-n", "2", "--shards", "3", "--aggregator", "127.0.0.1:9"], dir: dir, timeout: 30)
+        #expect(await budget.wait().status == 2)
+        #expect(budget.stderr.contains("less than --shards 3"), "\(budget.stderr)")
+    }
+
+    /// Three `verify` shards through HAProxy (90/10 as declared): pod 0's merged verdict judges the summed counts;
+    /// the requests of the three parts add up to the merged split's evidence.
+    @Test func threeVerifyShardsDecideTheSplitOnTheMergedSamples() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        let v2 = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, proxyPort, haproxyDir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: haproxyDir) }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            policy: meshprobe.policy/v1
+            name: reviews canary
+            target: http://127.0.0.1:\(proxyPort)/reviews
+            load: {connections: 4, streams: 10}
+            expect:
+              name: reviews canary
+              recognise: version
+              falseFailRate: 0.0001
+              split: {v1: 90, v2: 10}
+              slo: {p99: 2s, successRate: 0.99}
+            """.write(toFile: "\(dir)/policy.yaml", atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let shards = try [1, 2, 0].map { (index: Int) in
+            try ShardProcess(index: index, arguments: [
+                "verify", "\(dir)/policy.yaml", "--quiet", "--shards", "3", "--aggregator", "127.0.0.1:\(port)",
+                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json"], dir: dir, timeout: 100)
+        }
+        for shard in shards {
+            let end = await shard.wait()
+            #expect(end.status == 0, "shard \(shard.index): \(shard.stdout)\(shard.stderr)")
+        }
+
+        let object = try #require(FileManager.default.contents(atPath: "\(dir)/verify-0.json")
+            .flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        let verdicts = try #require(object["verdicts"] as? [[String: Any]])
+        let split = try #require(verdicts.first { ($0["kind"] as? String) == "split" } ?? verdicts.first)
+        #expect(split["passed"] as? Bool == true, "\(split)")
+        let evidence = try #require(split["evidence"] as? [String: Any])
+        let counts = evidence["counts"] as? [String: Int] ?? [:]
+        #expect(counts.values.reduce(0, +) == evidence["requests"] as? Int, "\(evidence)")
+        let results = try #require(object["results"] as? [[String: Any]])
+        let requests = results.compactMap { ($0["summary"] as? [String: Any])?["requests"] as? Int }.reduce(0, +)
+        #expect(requests >= evidence["requests"] as? Int ?? .max, "\(requests) \(evidence)")
+        #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
+    }
+}
