@@ -1,3 +1,4 @@
+import MeshprobeTLS
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,10 +11,12 @@ public enum HTTP1Exchange {
         public var description: String
     }
 
-    /// Sends `method path` (with `headers` and `body`) to `host:port`. Throws the connection's error as NIO gives it
-    /// (refused, connect timeout), or a `Failure` when no answer comes within `timeout` or the peer closes first.
+    /// Sends `method path` (with `headers` and `body`) to `host:port`, over `tls` when given (sent once the handshake
+    /// is done). Throws the connection's error as NIO gives it (refused, connect timeout), or a `Failure` when no
+    /// answer comes within `timeout` or the peer closes first (a refused handshake closes it).
     public static func status(_ method: HTTPMethod, host: String, port: Int, path: String, headers: HTTPHeaders = [:],
-                              body: String = "", timeout: TimeAmount, group: any EventLoopGroup) async throws -> HTTPResponseStatus {
+                              body: String = "", tls: TLSContext? = nil, timeout: TimeAmount,
+                              group: any EventLoopGroup) async throws -> HTTPResponseStatus {
         let status = group.next().makePromise(of: HTTPResponseStatus.self)
         var headers = headers
         headers.replaceOrAdd(name: "host", value: "\(host):\(port)")
@@ -25,8 +28,10 @@ public enum HTTP1Exchange {
                 .connectTimeout(timeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler(connectingTo: host)) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ExchangeHandler(request: request, body: body, status: status))
+                        try channel.pipeline.syncOperations.addHandler(ExchangeHandler(request: request, body: body, status: status,
+                                                                                        afterHandshake: tls != nil))
                     }
                 }
                 .connect(host: host, port: port).get()
@@ -53,18 +58,30 @@ final class ExchangeHandler: ChannelInboundHandler {
     private let request: HTTPRequestHead
     private let body: String
     private let status: EventLoopPromise<HTTPResponseStatus>
+    /// Over TLS: the request goes once the handshake is done.
+    private let afterHandshake: Bool
 
-    init(request: HTTPRequestHead, body: String, status: EventLoopPromise<HTTPResponseStatus>) {
+    init(request: HTTPRequestHead, body: String, status: EventLoopPromise<HTTPResponseStatus>, afterHandshake: Bool = false) {
         self.request = request
         self.body = body
         self.status = status
+        self.afterHandshake = afterHandshake
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    private func send(_ context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(.head(request)), promise: nil)
         if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !afterHandshake { send(context) }
         context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if afterHandshake, event is TLSHandshakeCompleted { send(context) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

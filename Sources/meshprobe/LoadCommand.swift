@@ -234,9 +234,10 @@ struct LoadCommand: AsyncParsableCommand {
         try await sidecar.around("load") {
             try reports.check()
             var configuration = try makeConfiguration()
-            let plan = try shard.plan()
-            if let plan {
-                try plan.split(&configuration)
+            var plan = try shard.plan()
+            if plan != nil {
+                plan?.tls = try ShardTLS.make(identity: identity)
+                try plan?.split(&configuration)
                 do { try configuration.validate() } catch { throw CLIError.badInput(String(describing: error)) }
             }
             try await executeLoad(configuration, json: json, quiet: quiet, reports: reports,

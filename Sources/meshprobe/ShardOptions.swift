@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -61,6 +63,27 @@ struct ShardOptions: ParsableArguments {
     }
 }
 
+/// The result channel's mTLS: shard 0 serves with its SVID and requires the others' (same trust domain); the others
+/// present theirs and expect shard 0's trust domain.
+struct ShardTLS: Sendable {
+    var client: TLSContext
+    var server: TLSContext
+
+    /// From the run's identity; nil when it has no client certificate (the channel is then plain HTTP).
+    static func make(identity: IdentityOptions) throws -> ShardTLS? {
+        guard identity.files().cert != nil else { return nil }
+        let probe = try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: nil, verifyPeer: true, serverName: nil)
+        guard let own = probe.localIdentity else {
+            throw CLIError.badInput("--shards: the certificate has no SPIFFE ID; the shards' result channel needs one (an SVID)")
+        }
+        let expected = PeerExpectation.trustDomain(own.trustDomain)
+        return ShardTLS(
+            client: try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true, serverName: nil),
+            server: try identity.makeContext(role: .server, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true, serverName: nil,
+                                             requireClientCertificate: true))
+    }
+}
+
 /// One shard's place in a sharded run.
 struct ShardPlan: Sendable, Equatable {
     var count: Int
@@ -69,6 +92,13 @@ struct ShardPlan: Sendable, Equatable {
     var port: Int
     /// Seconds.
     var timeout: Double
+    /// mTLS for the result channel; nil: plain HTTP (no certificate in the run's identity).
+    var tls: ShardTLS?
+
+    static func == (a: ShardPlan, b: ShardPlan) -> Bool {
+        a.count == b.count && a.index == b.index && a.host == b.host && a.port == b.port && a.timeout == b.timeout
+            && (a.tls == nil) == (b.tls == nil)
+    }
 
     var isAggregator: Bool { index == 0 }
 
@@ -166,6 +196,7 @@ final class ShardAggregator: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = plan.tls { try channel.pipeline.syncOperations.addHandler(tls.server.makeHandler()) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(ShardUploadHandler(accept: accept))
                 }
@@ -262,7 +293,7 @@ func sendShardResult(_ body: Data, plan: ShardPlan, command: String, group: any 
             let status = try await HTTP1Exchange.status(
                 .POST, host: plan.host, port: plan.port, path: "/shards/\(plan.index)",
                 headers: ["content-type": "application/json", "x-meshprobe-shards": String(plan.count)],
-                body: text, timeout: .seconds(30), group: group)
+                body: text, tls: plan.tls?.client, timeout: .seconds(30), group: group)
             if (200..<300).contains(Int(status.code)) {
                 printError("meshprobe \(command): shard \(plan.index)/\(plan.count): the aggregator \(plan.host):\(plan.port) accepted the result (attempt \(attempts)); its verdict is shard 0's")
                 return

@@ -107,7 +107,12 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         var configuration = policy.scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
-        let plan = try shard.plan()
+        var plan = try shard.plan()
+        if plan != nil {
+            do { plan?.tls = try ShardTLS.make(identity: try identityOptions(policy.scenario.identity)) } catch let error as CLIError {
+                throw CLIError.badInput("\(file): identity: \(error.message)")
+            }
+        }
         var aggregator: ShardAggregator?
         if let plan {
             if reports.junit != nil || reports.html != nil || reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {

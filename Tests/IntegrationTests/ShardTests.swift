@@ -175,4 +175,42 @@ final class ShardProcess: Sendable {
         #expect(requests >= evidence["requests"] as? Int ?? .max, "\(requests) \(evidence)")
         #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
     }
+
+    /// With an SVID in the run's identity the result channel is mTLS: shard 0 serves with its SVID and takes only
+    /// peers of its trust domain. Shards of the same CA merge; a shard with another trust domain's SVID cannot
+    /// deliver (the handshake is refused), so shard 0 reports it missing (exit 3) and the stranger exits 3 too.
+    @Test func theResultChannelIsMutualTLSWithTheRunsSVIDs() async throws {
+        let pki = try LabPKIFixture()
+        let own = try pki.svid("prober", uris: [pki.id("prober")])
+        let strangerCA = try LabPKIFixture(trustDomain: "elsewhere.test")
+        let stranger = try strangerCA.svid("stranger", uris: [strangerCA.id("stranger")])
+        // The stranger trusts shard 0's CA but expects its own trust domain, and shard 0 requires its own: no handshake.
+        let echo = try await startEcho(version: "v3", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func shard(_ index: Int, of count: Int, port: Int, svid: (cert: String, key: String), timeout: String) throws -> ShardProcess {
+            try ShardProcess(index: index, arguments: [
+                "load", "http://127.0.0.1:\(echo.port)/", "-n", "200", "-c", "2", "--quiet",
+                "--cert", svid.cert, "--key", svid.key, "--ca", pki.caFile,
+                "--shards", String(count), "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", timeout,
+                "--json", "\(dir)/tls-\(port)-\(index).json"], dir: dir, timeout: 60)
+        }
+        let port = try freePort()
+        let pair = [try shard(1, of: 2, port: port, svid: own, timeout: "20s"), try shard(0, of: 2, port: port, svid: own, timeout: "20s")]
+        for p in pair {
+            let end = await p.wait()
+            #expect(end.status == 0, "shard \(p.index): \(p.stderr)")
+        }
+        let merged = try #require(FileManager.default.contents(atPath: "\(dir)/tls-\(port)-0.json")
+            .flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        #expect((merged["summary"] as? [String: Any])?["requests"] as? Int == 200)
+
+        let other = try freePort()
+        let refused = [try shard(1, of: 2, port: other, svid: stranger, timeout: "3s"), try shard(0, of: 2, port: other, svid: own, timeout: "3s")]
+        let strangerEnd = await refused[0].wait()
+        let aggregatorEnd = await refused[1].wait()
+        #expect(aggregatorEnd.status == 3 && refused[1].stderr.contains("shard 1"), "\(refused[1].stderr)")
+        #expect(strangerEnd.status == 3 && refused[0].stderr.contains("cannot deliver"), "\(refused[0].stderr)")
+    }
 }
