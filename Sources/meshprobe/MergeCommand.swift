@@ -75,6 +75,7 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        try VerifyMerge.finish(merged, json: json)
+        try reports.check(singleLoad: false)
+        try VerifyMerge.finish(merged, json: json, reports: reports, title: "merged verify of \(merged.policy)", startedAt: Date())
     }
 }

@@ -73,6 +73,22 @@ extension VerifyReport {
     }
 }
 
+extension VerifyReport {
+    /// A merged verify result (shards, or `meshprobe merge`) for the report views: its verdicts, and each route's
+    /// merged load from the lossless results it carries.
+    func mergedRunReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
+        let splits = verdicts.filter { $0.kind == "split" }.map(\.name)
+        let loads = (results ?? []).enumerated().map { i, report in
+            let histogram = (try? HistogramCodec.decode(report.histograms.latency)).map { RunReport.Load.distribution($0) } ?? []
+            return RunReport.Load(name: i < splits.count ? splits[i] : "route \(i + 1)", report: report, distribution: histogram)
+        }
+        let elapsed = Date().timeIntervalSince(startedAt)
+        let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: []), loads: loads)
+        return RunReport(command: "verify", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+                         startedAt: startedAt, seconds: elapsed, sections: [section])
+    }
+}
+
 extension GameDayResult {
     /// The game day for the report views: a section per step (offset by the steps before it), skipped steps last.
     func runReport(gameday: GameDay, outcome: GameDayRunner.Outcome, configuration: LoadConfiguration, startedAt: Date) -> RunReport {

@@ -115,8 +115,8 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         var aggregator: ShardAggregator?
         if let plan {
-            if reports.junit != nil || reports.html != nil || reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {
-                throw CLIError.badInput("a sharded verify writes --json only (the merged verdict on shard 0)")
+            if reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {
+                throw CLIError.badInput("a sharded verify writes --json, --junit and --html (the merged verdict on shard 0), not Prometheus")
             }
             try plan.split(&configuration)
             policy.statistics.maxSamples = plan.share(of: policy.statistics.maxSamples)
@@ -244,7 +244,7 @@ struct VerifyCommand: AsyncParsableCommand {
             return
         }
         if let aggregator {
-            try await finishShardedVerify(own: report, aggregator: aggregator)
+            try await finishShardedVerify(own: report, aggregator: aggregator, started: started)
             return
         }
         printLine(report.verdictText)
@@ -272,7 +272,7 @@ struct VerifyCommand: AsyncParsableCommand {
     /// Shard 0 of a sharded verify: waits for the others (up to --shard-timeout), merges with `VerifyMerge` (the
     /// statistical verdicts decided again on the merged samples), prints and writes the merged verdict, exits with it.
     /// Missing or refused shards: exit 3 naming them, nothing written.
-    func finishShardedVerify(own: VerifyReport, aggregator: ShardAggregator) async throws {
+    func finishShardedVerify(own: VerifyReport, aggregator: ShardAggregator, started: Date) async throws {
         let plan = aggregator.plan
         let received = try await aggregator.collectAll(command: "verify")
         let merged: VerifyReport
@@ -284,7 +284,7 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CLIError(message: "incomplete: the shards' results cannot be merged: \(String(describing: error))", exitCode: 3)
         }
         printError("meshprobe verify: shard 0/\(plan.count): merged \(plan.count) shards")
-        try VerifyMerge.finish(merged, json: json)
+        try VerifyMerge.finish(merged, json: json, reports: reports, title: "\(own.policy), \(plan.count) shards", startedAt: started)
     }
 }
 

@@ -155,7 +155,8 @@ final class ShardProcess: Sendable {
         let shards = try [1, 2, 0].map { (index: Int) in
             try ShardProcess(index: index, arguments: [
                 "verify", "\(dir)/policy.yaml", "--quiet", "--shards", "3", "--aggregator", "127.0.0.1:\(port)",
-                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json"], dir: dir, timeout: 100)
+                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json", "--junit", "\(dir)/verify-\(index).xml"],
+                dir: dir, timeout: 100)
         }
         for shard in shards {
             let end = await shard.wait()
@@ -173,6 +174,10 @@ final class ShardProcess: Sendable {
         let results = try #require(object["results"] as? [[String: Any]])
         let requests = results.compactMap { ($0["summary"] as? [String: Any])?["requests"] as? Int }.reduce(0, +)
         #expect(requests >= evidence["requests"] as? Int ?? .max, "\(requests) \(evidence)")
+        // Shard 0 writes the merged verdict's reports; the others write none (their verdict is shard 0's).
+        let junit = (try? String(contentsOfFile: "\(dir)/verify-0.xml", encoding: .utf8)) ?? ""
+        #expect(junit.contains("<testsuite") && junit.contains("3 shards"), "\(junit)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/verify-1.xml"))
         #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
     }
 

@@ -49,8 +49,15 @@ import Testing
             shards.append((path, evidence["requests"] as? Int ?? 0, evidence["counts"] as? [String: Int] ?? [:]))
         }
         let mergedPath = dir.appendingPathComponent("merged.json").path
-        let merged = try await run(meshprobeBinary, ["merge", shards[0].path, shards[1].path, "--json", mergedPath], timeout: 60)
+        let junit = dir.appendingPathComponent("merged.xml").path, html = dir.appendingPathComponent("merged.html").path
+        let merged = try await run(meshprobeBinary, ["merge", shards[0].path, shards[1].path, "--json", mergedPath,
+                                                     "--junit", junit, "--html", html], timeout: 60)
         #expect(merged.status == 0, "\(merged.stdout)\(merged.stderr)")
+        // The merged verdicts reach the reports too: a test case per verdict, the HTML with its verdict rows.
+        let xml = (try? String(contentsOfFile: junit, encoding: .utf8)) ?? ""
+        #expect(xml.contains("<testsuite") && xml.contains("reviews canary") && !xml.contains("<failure"), "\(xml)")
+        let page = (try? String(contentsOfFile: html, encoding: .utf8)) ?? ""
+        #expect(page.contains("reviews canary") && page.contains("<svg"), "the HTML report has the verdicts and charts")
         let object = try #require(FileManager.default.contents(atPath: mergedPath).flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
         let verdicts = try #require(object["verdicts"] as? [[String: Any]])
         let split = try #require(verdicts.first { $0["kind"] as? String == "split" })
