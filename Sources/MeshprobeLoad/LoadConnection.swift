@@ -93,7 +93,8 @@ final class LoadConnection {
             if target.scheme == .https, let tls = worker.configuration.tls {
                 state = .handshaking
                 // The context's configured SNI (--sni) wins; else the URL host (none for IP literals).
-                try sync.addHandler(tls.makeHandler(connectingTo: target.host), position: .first)
+                let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)
+                try sync.addHandler(handler, position: .first)
             } else {
                 try install(http2: worker.configuration.httpVersion != .http1)
             }
@@ -391,6 +392,8 @@ final class LoadConnection {
                 case EchoStamp.caller: worker.result.callersSeen[header.value, default: 0] += 1
                 case EchoStamp.inFlight:
                     if let n = Int(header.value), n > worker.result.upstreamPeakInFlight { worker.result.upstreamPeakInFlight = n }
+                case EchoStamp.serverName:
+                    if !header.value.isEmpty { worker.result.serverNamesSeen[header.value, default: 0] += 1 }
                 case EchoStamp.retriesInFlight:
                     if let n = Int(header.value), n > worker.result.upstreamPeakRetriesInFlight {
                         worker.result.upstreamPeakRetriesInFlight = n

@@ -225,6 +225,8 @@ public struct LoadResult: Sendable {
     /// The most retries the upstream reported in flight at once (the echo's `x-meshprobe-retries-inflight` stamp,
     /// on retries only); 0 when no response carried it.
     public var upstreamPeakRetriesInFlight = 0
+    /// Responses by the TLS server name the echo saw (its `x-meshprobe-sni` stamp): which SNI reached which workload.
+    public var serverNamesSeen: [String: Int] = [:]
     /// Final responses by the echo's attempt stamp (`x-meshprobe-attempt`: requests with this `x-request-id` the
     /// answering echo had seen, this one included): how many tries a proxy made before the client got its answer.
     /// Empty when no response carried the stamp (no `x-request-id` sent, or the proxy answered itself).
@@ -309,6 +311,7 @@ public struct LoadResult: Sendable {
         upstreamPeakInFlight = max(upstreamPeakInFlight, other.upstreamPeakInFlight)
         upstreamPeakConnectionRequests = max(upstreamPeakConnectionRequests, other.upstreamPeakConnectionRequests)
         upstreamPeakRetriesInFlight = max(upstreamPeakRetriesInFlight, other.upstreamPeakRetriesInFlight)
+        serverNamesSeen.merge(other.serverNamesSeen, uniquingKeysWith: +)
         attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.add(other.latency)

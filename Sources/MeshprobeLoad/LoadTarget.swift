@@ -6,6 +6,9 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
     /// Path and query, starting with `/`.
     public var path: String
+    /// The TLS server name (SNI) for this target, instead of the host (or the run's `--sni`): an east-west gateway
+    /// routes by it, one per remote cluster.
+    public var serverName: String?
 
     /// The `:authority` (HTTP/2) or `Host` (HTTP/1.1) value.
     public var authority: String {

@@ -80,10 +80,28 @@ public struct Scenario {
         var targets: [LoadTarget] = []
         // Fields that may hold {{...}} placeholders, compiled at the end (after the CSV file is known).
         var templated: [(value: YAMLValue, text: String)] = []
-        for value in targetValues {
+        for item in targetValues {
+            // A URL, or {url: URL, sni: NAME} for a target behind a gateway that routes by SNI (one per cluster).
+            var value = item
+            var serverName: String?
+            if case .mapping = item.node {
+                let m = try item.mapping(allowed: ["url", "sni"])
+                guard let url = m["url"] else { throw item.error("a target needs url (and optionally sni)") }
+                value = url
+                if let sni = m["sni"] {
+                    serverName = try sni.string()
+                    guard let name = serverName, !name.isEmpty, !name.contains(where: { $0 == " " || $0 == "/" }) else {
+                        throw sni.error("expected a host name such as outbound_.9080_._.reviews.bookinfo.svc.cluster.local")
+                    }
+                }
+            }
             let url = try value.string()
             do { targets.append(try LoadTarget(parsing: url)) } catch {
                 throw value.error(error.reason)
+            }
+            targets[targets.count - 1].serverName = serverName
+            if serverName != nil, targets[targets.count - 1].scheme != .https {
+                throw value.error("sni needs an https:// target")
             }
             templated.append((value, targets[targets.count - 1].path))
         }
