@@ -241,7 +241,8 @@ public struct Policy {
             e = OutlierExpectation(consecutiveErrors: try threshold(b), source: "\(value.file):\(value.line)")
             e.counted = .gatewayErrors
         case (nil, nil):
-            fatalError("handled above")
+            // Returned above (the targets and pace only); kept as an error rather than a crash.
+            throw value.error("give consecutive5xxErrors or consecutiveGatewayErrors")
         }
         if let v = m["interval"] {
             e.interval = try v.duration()

@@ -21,15 +21,34 @@ import Testing
 
     func startEcho(version: String) async throws -> EchoServer { try await lab.startEcho(version: version) }
 
+    /// HAProxy over mTLS in front of `echoes`, with lab ejection when given.
+    func startProxy(_ echoes: [EchoServer], ejection: HAProxyConfig.Ejection? = nil) throws -> (BackgroundProcess, Int, URL) {
+        try startHAProxy(echoes.enumerated().map { ("v\($0.offset + 1)", $0.element.port, 100) }) {
+            $0.serverClientCertificate = haproxyPEM
+            $0.ejection = ejection
+        }
+    }
+
+    /// A policy through the proxy on `port` as the prober, with `expect` (indented under `expect:`).
+    func writePolicy(in dir: URL, port: Int, identity: (cert: String, key: String)? = nil, expect: String) throws -> URL {
+        let svid = identity ?? proberSVID
+        let policy = dir.appendingPathComponent("policy.yaml")
+        try """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:\(port)/reviews
+            identity: {cert: \(svid.cert), key: \(svid.key), ca: \(pki.caFile)}
+            expect:
+            \(expect)
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        return policy
+    }
+
     /// Runs the check against a lab proxy with `errorLimit` and `rise` x 100 ms checks.
     func check(errorLimit: Int, rise: Int, declared: OutlierExpectation) async throws -> OutlierDetectionCheck.Outcome {
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
-            $0.serverClientCertificate = haproxyPEM
-            $0.ejection = .init(errorLimit: errorLimit, checkInterval: 0.1, rise: rise)
-        }
+        let (proxy, port, dir) = try startProxy([v1, v2], ejection: .init(errorLimit: errorLimit, checkInterval: 0.1, rise: rise))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         var e = declared
         e.faultTargets = ["https://127.0.0.1:\(v1.port)", "https://127.0.0.1:\(v2.port)"]
@@ -92,21 +111,13 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
-            $0.serverClientCertificate = haproxyPEM
-            $0.ejection = .init(errorLimit: 5, checkInterval: 0.1, rise: 11)
-        }
+        let (proxy, port, dir) = try startProxy([v1, v2], ejection: .init(errorLimit: 5, checkInterval: 0.1, rise: 11))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let policy = dir.appendingPathComponent("policy.yaml")
-        try """
-            policy: meshprobe.policy/v1
-            target: http://127.0.0.1:\(port)/reviews
-            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
-            expect:
+        let policy = try writePolicy(in: dir, port: port, expect: """
               outlierDetection:
                 faultTargets: [https://127.0.0.1:\(v1.port), https://127.0.0.1:\(v2.port)]
                 rate: 200
-            """.write(to: policy, atomically: true, encoding: .utf8)
+            """)
         let rule = dir.appendingPathComponent("dr.yaml")
         try """
             apiVersion: networking.istio.io/v1
@@ -137,17 +148,12 @@ import Testing
     @Test func aCallerTheWorkloadsRefuseLeavesTheVerdictUndecided() async throws {
         let v1 = try await startEcho(version: "v1")
         defer { Task { await v1.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100)]) { $0.serverClientCertificate = haproxyPEM }
+        let (proxy, port, dir) = try startProxy([v1])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let stranger = try pki.svid("stranger", uris: [pki.id("stranger")])
-        let policy = dir.appendingPathComponent("policy.yaml")
-        try """
-            policy: meshprobe.policy/v1
-            target: http://127.0.0.1:\(port)/reviews
-            identity: {cert: \(stranger.cert), key: \(stranger.key), ca: \(pki.caFile)}
-            expect:
+        let policy = try writePolicy(in: dir, port: port, identity: stranger, expect: """
               outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 1s, faultTargets: [https://127.0.0.1:\(v1.port)]}
-            """.write(to: policy, atomically: true, encoding: .utf8)
+            """)
         let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
         #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("UNDECIDED") && out.stdout.contains("403"), "\(out.stdout)")
@@ -159,18 +165,11 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
-            $0.serverClientCertificate = haproxyPEM
-        }
+        let (proxy, port, dir) = try startProxy([v1, v2])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let policy = dir.appendingPathComponent("policy.yaml")
-        try """
-            policy: meshprobe.policy/v1
-            target: http://127.0.0.1:\(port)/reviews
-            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
-            expect:
+        let policy = try writePolicy(in: dir, port: port, expect: """
               outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 30s, interval: 1s, rate: 20, faultTargets: [https://127.0.0.1:\(v1.port)]}
-            """.write(to: policy, atomically: true, encoding: .utf8)
+            """)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: meshprobeBinary)
         process.arguments = ["verify", policy.path, "--quiet"]
