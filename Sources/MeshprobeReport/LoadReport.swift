@@ -217,9 +217,8 @@ public struct LoadReport: Codable, Sendable {
 
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String,
                 build: String? = nil, inputs: [Input] = []) {
-        let iso = ISO8601DateFormatter()
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
-                    startedAt: iso.string(from: startedAt), targets: configuration.targets.map(\.description),
+                    startedAt: startedAt.formatted(.iso8601), targets: configuration.targets.map(\.description),
                     connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection,
                     model: Self.describe(configuration.model, configuration: configuration),
                     warmupSeconds: configuration.warmup, churn: configuration.churn.description, build: build ?? version,

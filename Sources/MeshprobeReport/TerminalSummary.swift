@@ -122,7 +122,7 @@ public struct TerminalSummary {
             cells.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
                 return rightAligned.contains(i) ? pad + cell : cell + pad
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+            }.joined(separator: "  ").droppingTrailingWhitespace() + "\n"
         }
         var out = line(header)
         for row in rows { out += line(row) }

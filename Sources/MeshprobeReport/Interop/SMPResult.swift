@@ -40,10 +40,9 @@ public struct SMPResult: Encodable, Sendable {
                               p50: ms(LatencySummary.percentile(latency, 50)), p90: ms(LatencySummary.percentile(latency, 90)),
                               p99: ms(LatencySummary.percentile(latency, 99)), max: any ? ms(latency.max) : 0)
         smpVersion = "v0.0.1"  // the version Meshery's SMP examples carry
-        let iso = ISO8601DateFormatter()
-        let start = iso.date(from: report.meta.startedAt) ?? Date(timeIntervalSince1970: 0)
-        startTime = iso.string(from: start)
-        endTime = iso.string(from: start.addingTimeInterval(report.summary.elapsedSeconds))
+        let start = (try? Date(report.meta.startedAt, strategy: .iso8601)) ?? Date(timeIntervalSince1970: 0)
+        startTime = start.formatted(.iso8601)
+        endTime = start.addingTimeInterval(report.summary.elapsedSeconds).formatted(.iso8601)
         actualQPS = report.summary.rps
         detailsUri = details ?? ""
         id = "meshprobe-\(report.meta.startedAt)"

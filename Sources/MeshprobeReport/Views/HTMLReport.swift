@@ -184,8 +184,7 @@ public struct HTMLReport {
     }
 
     static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: date)
+        date.formatted(.iso8601)
     }
 
     static let css = """

@@ -84,7 +84,7 @@ public struct VerdictTable {
             let label = row[0] + String(repeating: " ", count: width - row[0].count)
             let name = row[1].count > nameWidth ? row[1] : row[1] + String(repeating: " ", count: nameWidth - row[1].count)
             let line = "  \(style.status(status, label: label))  \(name)  \(row[2])"
-            out += line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+            out += line.droppingTrailingWhitespace() + "\n"
         }
         if rows.isEmpty { out += "  (no checks)\n" }
         return out
@@ -93,5 +93,14 @@ public struct VerdictTable {
     /// The last line: PASS, FAIL, UNDECIDED or ABORTED, coloured on a terminal.
     public var outcome: String {
         style.status(report.status, label: report.statusLabel)
+    }
+}
+
+extension String {
+    /// The line without its trailing spaces (a padded last column leaves them).
+    func droppingTrailingWhitespace() -> String {
+        var end = endIndex
+        while end > startIndex, self[index(before: end)].isWhitespace { end = index(before: end) }
+        return String(self[..<end])
     }
 }
