@@ -3,7 +3,9 @@
 #  1. rate accuracy: --rate 5000 for 10 s against the echo (h2c); achieved rate and send-time error p99;
 #  2. coordinated omission: the echo is frozen (SIGSTOP) for 500 ms every 2 s while meshprobe sends 1000 req/s
 #     for 10 s; meshprobe's corrected and uncorrected latency beside h2load's (--rps, no correction);
-#  3. CPU per request, open vs closed model, against nginx over TLS (-c 10 -m 10), ROUNDS times, at each of RATES.
+#  3. CPU per request, open vs closed model, against nginx over TLS (-c 10 -m 10), ROUNDS times, at each of RATES;
+#     beside it the same ratio for h2load (--rps R/10 per client against its own closed run) as a reference: h2load's
+#     rate mode refills each client's budget and sends bursts as streams free up, with no schedule of intended times.
 # Server on core 1, client on core 0. Loopback only; every run is bounded.
 #   bench/open-model.sh                              # ROUNDS=1 RATES=30000
 #   ROUNDS=3 RATES=30000,50000 bench/open-model.sh
@@ -57,10 +59,24 @@ echo "meshprobe late sends: $(field "$work/co.json" "d['summary']['late']")"
 echo "== 3. CPU per request, open vs closed, against nginx TLS HTTP/2 (-c 10 -m 10); $ROUNDS round(s), rates $RATES"
 start_nginx "$BIN" "$work"
 URL=$NGINX_URL
-declare -A ratios
+# h2load on core 0: prints "cpu_us_per_request requests" (CPU from getrusage of the child, requests from its summary).
+h2load_cpu() {
+  python3 - "$@" <<'PY'
+import re, resource, subprocess, sys
+p = subprocess.run(["taskset", "-c", "0", "h2load"] + sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+m = re.search(r"requests: \d+ total, \d+ started, (\d+) done", p.stdout)
+if p.returncode != 0 or not m or int(m.group(1)) == 0:
+    sys.stderr.write(p.stdout); sys.exit(1)
+done = int(m.group(1))
+print("%.1f %d" % ((r.ru_utime + r.ru_stime) / done * 1e6, done))
+PY
+}
+declare -A ratios h2ratios
 for round in $(seq 1 "$ROUNDS"); do
   taskset -c 0 $BIN load "$URL" -n 200000 -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/closed.json" >/dev/null
   c=$(field "$work/closed.json" "d['summary']['cpu_us_per_request']")
+  read -r hc _ < <(h2load_cpu -n 200000 -c 10 -m 10 "$URL")
   for rate in ${RATES//,/ }; do
     taskset -c 0 $BIN load "$URL" --rate "$rate" -d 6s -c 10 -m 10 --ca "$NGINX_CA" --quiet --json "$work/open.json" >/dev/null
     o=$(field "$work/open.json" "d['summary']['cpu_us_per_request']")
@@ -69,9 +85,15 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round: closed: $c us/request ($(field "$work/closed.json" "d['summary']['rps']") req/s); open at $rate req/s: $o us/request" \
          "(achieved $(field "$work/open.json" "d['summary']['rps']") req/s, latency p50 $(field "$work/open.json" "d['summary']['latency_ms']['p50']") ms," \
          "late $(field "$work/open.json" "sum(d['summary']['late'].values())")); ratio open/closed $ratio (goal <= 1.2)"
+    read -r ho hn < <(h2load_cpu --rps $((rate / 10)) -D 6 -c 10 -m 10 "$URL")
+    h2ratio=$(python3 -c "print('%.2f' % ($ho/$hc))")
+    h2ratios[$rate]="${h2ratios[$rate]:-} $h2ratio"
+    echo "round $round: h2load closed: $hc us/request; h2load --rps $((rate / 10)) x 10 clients: $ho us/request ($hn requests in 6 s);" \
+         "ratio $h2ratio (reference)"
   done
 done
 for rate in ${RATES//,/ }; do
   echo "open at $rate req/s: median ratio open/closed $(printf '%s\n' ${ratios[$rate]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
-       "(rounds:${ratios[$rate]})"
+       "(rounds:${ratios[$rate]}); h2load --rps/closed $(printf '%s\n' ${h2ratios[$rate]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+       "(rounds:${h2ratios[$rate]})"
 done
