@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeTLS

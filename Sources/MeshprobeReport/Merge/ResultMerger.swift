@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import MeshprobeHistogram
 import MeshprobeLoad
 
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
@@ -38,6 +39,7 @@ public enum ResultMerger {
         for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram)) }
         for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
         for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
+        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
         for (field, text) in encoded {
             do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(field): \(error.description)") }
         }
@@ -179,21 +181,7 @@ public enum ResultMerger {
         c.peerIdentities = all.reduce([:]) { add($0, $1.connections.peerIdentities) }
         c.callersSeenByServer = all.reduce([:]) { add($0, $1.connections.callersSeenByServer) }
         out.connections = c
-        // timeline: counts add per second from each run's start; per-second percentiles are not kept, so none here
-        var seconds: [Int: LoadReport.Second] = [:]
-        for r in all {
-            for p in r.timeline {
-                var m = seconds[p.second] ?? LoadReport.Second(second: p.second, sent: 0, responses: 0, succeeded: 0, failed: 0, late: 0,
-                                                               p50Ms: nil, p99Ms: nil, maxMs: nil)
-                m.sent += p.sent
-                m.responses += p.responses
-                m.succeeded += p.succeeded
-                m.failed += p.failed
-                m.late += p.late
-                seconds[p.second] = m
-            }
-        }
-        out.timeline = seconds.values.sorted { $0.second < $1.second }
+        out.timeline = mergedTimeline(all.map(\.timeline))
         // steps, in the first result's order
         var steps: [String: (LoadReport.Step, LatencyHistogram)] = [:]
         var order: [String] = []
@@ -220,6 +208,35 @@ public enum ResultMerger {
         let iterations = all.compactMap(\.iterationsCompleted)
         out.iterationsCompleted = iterations.isEmpty ? nil : iterations.reduce(0, +)
         return out
+    }
+
+    /// Timelines merged second by second from each run's start: counts add, and the seconds' histograms merge, so each
+    /// merged second's percentiles are recomputed exactly as a run computes its own (`TimelinePoint`). A second with
+    /// responses but no histogram in some input (a result from before the histograms were kept) has counts only.
+    public static func mergedTimeline(_ timelines: [[LoadReport.Second]]) -> [LoadReport.Second] {
+        var buckets: [Int: TimelineBucket] = [:]
+        var withoutHistogram = Set<Int>()
+        for timeline in timelines {
+            for p in timeline {
+                var part = TimelineBucket(second: p.second)
+                part.sent = p.sent
+                part.responses = p.responses
+                part.succeeded = p.succeeded
+                part.failed = p.failed
+                part.late = p.late
+                if let text = p.histogram, let h = try? HistogramCodec.decode(text) {
+                    part.latency.add(h)
+                } else if p.responses > 0 {
+                    withoutHistogram.insert(p.second)
+                }
+                buckets[p.second, default: TimelineBucket(second: p.second)].merge(part)
+            }
+        }
+        return buckets.values.sorted { $0.second < $1.second }.map { bucket in
+            guard withoutHistogram.contains(bucket.second) else { return LoadReport.Second(TimelinePoint(bucket)) }
+            return LoadReport.Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
+                                     failed: bucket.failed, late: bucket.late)
+        }
     }
 
     /// The per-workload table from the series: requests, successes, statuses, client errors and merged latency.
