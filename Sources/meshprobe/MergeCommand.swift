@@ -41,6 +41,8 @@ struct MergeCommand: AsyncParsableCommand {
             try mergeVerifyResults()
             return
         }
+        // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
+        let session = try await ReportSession(checking: reports)
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -57,7 +59,6 @@ struct MergeCommand: AsyncParsableCommand {
         } else {
             printLine(String(decoding: data, as: UTF8.self))
         }
-        let session = ReportSession(options: reports)
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
     }
