@@ -122,15 +122,18 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Reporting: terminal summary, the versioned JSON result and its exact merge, Prometheus (live endpoint,
-        // end-of-run file, Pushgateway), interop exports (SMP, .hgrm), and the report views (JUnit XML, HTML, the
-        // verdict table).
+        // Reporting: terminal summary, the versioned JSON results (load, verify, game day) and their exact merges,
+        // Prometheus (live endpoint, end-of-run file, Pushgateway over http or https), interop exports (SMP, .hgrm),
+        // and the report views (JUnit XML, HTML, the verdict table).
         .target(
             name: "MeshprobeReport",
             dependencies: [
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeLoad",
+                "MeshprobeTLS",
+                // The sequential split test, to decide merged verify results again.
+                "MeshprobeVerify",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
