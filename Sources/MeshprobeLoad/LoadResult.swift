@@ -12,6 +12,15 @@ extension Histogram where Count == UInt64 {
 }
 
 extension Histogram where Count == UInt64 {
+    /// The value at `percentile` as the highest value of its bucket (HdrHistogram's convention), 0 when empty: the
+    /// same from a histogram and from its compressed encoding (which keeps counts per bucket, not the raw maximum), so
+    /// a merged result's percentiles and verdicts match a single run's.
+    public func highestEquivalentValue(atPercentile percentile: Double) -> UInt64 {
+        totalCount == 0 ? 0 : highestEquivalentForValue(valueAtPercentile(percentile))
+    }
+}
+
+extension Histogram where Count == UInt64 {
     /// A smaller histogram (2 significant digits) for per-second timeline buckets.
     public static func timelineLatency() -> Histogram<UInt64> {
         Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
@@ -57,16 +66,11 @@ public struct TimelinePoint: Sendable, Equatable {
         failed = bucket.failed
         late = bucket.late
         let h = bucket.latency
-        p50 = Self.percentile(h, 50)
-        p90 = Self.percentile(h, 90)
-        p99 = Self.percentile(h, 99)
+        p50 = h.highestEquivalentValue(atPercentile: 50)
+        p90 = h.highestEquivalentValue(atPercentile: 90)
+        p99 = h.highestEquivalentValue(atPercentile: 99)
         max = h.totalCount > 0 ? h.max : 0
         histogram = h.totalCount > 0 ? HistogramCodec.compressed(h) : []
-    }
-
-    /// The value at `percentile`, microseconds, as the highest equivalent value of its bucket (0 when empty).
-    public static func percentile(_ h: LatencyHistogram, _ percentile: Double) -> UInt64 {
-        h.totalCount == 0 ? 0 : h.highestEquivalentForValue(h.valueAtPercentile(percentile))
     }
 
     /// The second's latency histogram, decoded (an empty timeline histogram when the second had no response).

@@ -31,7 +31,7 @@ import Testing
         #expect(back.numberOfSignificantValueDigits == .two)
         // The percentiles are the same from the compressed histogram as from the live one.
         #expect(TimelinePoint(point.bucket) == point)
-        #expect(point.p99 == TimelinePoint.percentile(back, 99))
+        #expect(point.p99 == back.highestEquivalentValue(atPercentile: 99))
         #expect(point.p50 <= point.p90 && point.p90 <= point.p99 && point.p99 <= point.max)
     }
 

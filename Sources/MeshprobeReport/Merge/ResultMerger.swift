@@ -11,6 +11,13 @@ public enum ResultMerger {
         public init(_ description: String) { self.description = description }
     }
 
+    /// The top-level `schema` of a JSON result file (verify and game day results have one), nil for anything else.
+    public static func topLevelSchema(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return root["schema"] as? String
+    }
+
     /// Reads one result file; errors name the file and say what is wrong with it.
     public static func read(_ path: String) throws(MergeError) -> LoadReport {
         guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
@@ -30,7 +37,13 @@ public enum ResultMerger {
             throw MergeError("\(path): meta.schema is '\(schema)'; merge reads \(LoadReport.schemaVersion) results (run it again with this build)")
         }
         let report = try decoding(path) { try LoadReport.decode(data) }
-        // Every histogram must decode: a corrupted one would make the merge silently wrong.
+        try checkHistograms(report, name: path)
+        return report
+    }
+
+    /// Decodes every histogram of a result (`field` prefixes the fields named in errors, for a result inside another):
+    /// a corrupted one would make the merge silently wrong.
+    public static func checkHistograms(_ report: LoadReport, name path: String, field prefix: String = "") throws(MergeError) {
         var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
                                            ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
                                            ("histograms.loop_lag", report.histograms.loopLag),
@@ -41,9 +54,8 @@ public enum ResultMerger {
         for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
         for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
         for (field, text) in encoded {
-            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(field): \(error.description)") }
+            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
         }
-        return report
     }
 
     /// Runs `decode`, turning a decoding error into one that names the file and the field.

@@ -16,10 +16,7 @@ public enum VerifyMerge {
 
     /// True when the file is a verify result (its top-level `schema` says so).
     public static func isVerifyResult(_ path: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: path),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let schema = root["schema"] as? String else { return false }
-        return schema.hasPrefix("meshprobe.verify/")
+        ResultMerger.topLevelSchema(path)?.hasPrefix("meshprobe.verify/") == true
     }
 
     public static func read(_ path: String) throws(MergeError) -> VerifyReport {
@@ -163,7 +160,7 @@ public enum VerifyMerge {
                 if all == nil { all = h } else { all!.add(h) }
                 responses += r.summary.responses
             }
-            observed = all.map { $0.totalCount > 0 ? Double($0.valueAtPercentile(percentile)) / 1e6 : 0 } ?? 0
+            observed = all.map { Double($0.highestEquivalentValue(atPercentile: percentile)) / 1e6 } ?? 0
             v.passed = observed <= limit
             v.reason = v.passed ? nil : String(format: "p%g was %.1f ms over %d merged responses", percentile, observed * 1000, responses)
         } else {
