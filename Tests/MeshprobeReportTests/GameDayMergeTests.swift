@@ -6,12 +6,8 @@ import MeshprobeTestSupport
 import Testing
 
 @Suite struct GameDayMergeTests {
-    let identity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
-    var labels: SeriesLabels {
-        SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: identity.identity,
-                     destinationWorkload: "reviews", destinationVersion: "v1", destinationCluster: "east", responseCode: 200,
-                     connectionSecurityPolicy: "mutual_tls")
-    }
+    let identity = mergeIdentity
+    let labels = mergeLabels
     let sha = String(repeating: "c", count: 64)
 
     func load(_ values: [UInt64]) throws -> LoadReport {

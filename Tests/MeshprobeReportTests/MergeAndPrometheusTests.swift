@@ -11,12 +11,8 @@ import NIOPosix
 import Testing
 
 @Suite struct MergeTests {
-    let identity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
-    var labels: SeriesLabels {
-        SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: identity.identity,
-                     destinationWorkload: "reviews", destinationVersion: "v1", destinationCluster: "east", responseCode: 200,
-                     connectionSecurityPolicy: "mutual_tls")
-    }
+    let identity = mergeIdentity
+    let labels = mergeLabels
     let configuration = LoadConfiguration(targets: [try! LoadTarget(parsing: "https://127.0.0.1:8443/")])
     let policy = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "a", count: 64))
 

@@ -4,6 +4,12 @@ import MeshprobeIdentity
 import MeshprobeLoad
 @testable import MeshprobeReport
 
+/// The workload identity of the merge tests' results, and the series labels of its successful responses.
+let mergeIdentity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
+let mergeLabels = SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: mergeIdentity.identity,
+                               destinationWorkload: "reviews", destinationVersion: "v1", destinationCluster: "east", responseCode: 200,
+                               connectionSecurityPolicy: "mutual_tls")
+
 /// A load result built from known samples: every sample a response of `identity` with `status`.
 func result(_ latencies: [UInt64], identity: WorkloadIdentity, status: Int, labels: SeriesLabels) -> LoadResult {
     var r = LoadResult()
