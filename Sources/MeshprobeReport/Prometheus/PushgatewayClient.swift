@@ -19,6 +19,8 @@ public enum PushgatewayClient {
         public var port: Int
         /// `URL's path/metrics/job/JOB`.
         public var path: String
+        /// `URL's path/-/healthy`: the certificate check's request.
+        public var healthPath: String
         /// https: the client context that verifies the gateway by host name; nil for http.
         public var tls: TLSContext?
         /// `Authorization` header value (`Basic ...`), when credentials were given.
@@ -41,7 +43,8 @@ public enum PushgatewayClient {
         }
         var prefix = components.path
         while prefix.hasSuffix("/") { prefix.removeLast() }
-        var target = Target(url: url, host: host, port: components.port ?? 9091, path: "\(prefix)/metrics/job/\(job)")
+        var target = Target(url: url, host: host, port: components.port ?? 9091, path: "\(prefix)/metrics/job/\(job)",
+                            healthPath: "\(prefix)/-/healthy")
         if scheme == "https" {
             var configuration = TLSConfiguration(role: .client)
             configuration.verifyHostname = host
@@ -73,9 +76,9 @@ public enum PushgatewayClient {
     /// verify; an unreachable gateway (it may come up during the run) or any answer passes.
     public static func checkCertificate(_ target: Target, group: any EventLoopGroup, timeout: TimeAmount = .seconds(5)) async throws(PushError) {
         guard let tls = target.tls else { return }
-        let health = target.path.replacingOccurrences(of: #"/metrics/job/[^/]*$"#, with: "/-/healthy", options: .regularExpression)
         do {
-            _ = try await HTTP1Exchange.status(.GET, host: target.host, port: target.port, path: health, tls: tls, timeout: timeout, group: group)
+            _ = try await HTTP1Exchange.status(.GET, host: target.host, port: target.port, path: target.healthPath, tls: tls,
+                                               timeout: timeout, group: group)
         } catch let error as TLSError {
             throw PushError(description: "the Pushgateway at \(target.url): its certificate does not verify: \(error.message)")
         } catch {
