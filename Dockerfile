@@ -24,9 +24,10 @@ RUN swift build -c release --static-swift-stdlib --product meshprobe \
  && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/meshprobe" /out/meshprobe
 
 FROM ${DEBIAN_IMAGE} AS runtime-base
-# The shared libraries the static build still needs (the Swift runtime and Foundation are inside the binary).
+# The shared libraries the static build still needs (the Swift runtime and Foundation are inside the binary), and
+# the system trust store for an https Pushgateway (--pushgateway-ca defaults to it).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 libnghttp2-14 libstdc++6 zlib1g \
+ && apt-get install -y --no-install-recommends libssl3 libnghttp2-14 libstdc++6 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 meshprobe \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshprobe

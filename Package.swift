@@ -57,11 +57,24 @@ let package = Package(
             swiftSettings: hotPath
         ),
 
+        // Statistics: HdrHistogram's lossless compressed V2 encoding, used by the engine (each finished second's
+        // latency histogram, kept compressed) and by the reports (results and their exact merge).
+        .target(
+            name: "MeshprobeHistogram",
+            dependencies: [
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                // zlib, for HdrHistogram's compressed V2 encoding.
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+
         // The load engine (Generator): connections x streams on one event loop per core.
         .target(
             name: "MeshprobeLoad",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeHistogram",
                 "MeshprobeTLS",
                 "MeshprobeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -109,14 +122,18 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Reporting: terminal summary, the versioned JSON result and its exact merge, Prometheus (live endpoint,
-        // end-of-run file, Pushgateway), interop exports (SMP, .hgrm), and the report views (JUnit XML, HTML, the
-        // verdict table).
+        // Reporting: terminal summary, the versioned JSON results (load, verify, game day) and their exact merges,
+        // Prometheus (live endpoint, end-of-run file, Pushgateway over http or https), interop exports (SMP, .hgrm),
+        // and the report views (JUnit XML, HTML, the verdict table).
         .target(
             name: "MeshprobeReport",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeHistogram",
                 "MeshprobeLoad",
+                "MeshprobeTLS",
+                // The sequential split test, to decide merged verify results again.
+                "MeshprobeVerify",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -125,8 +142,6 @@ let package = Package(
                 // swift-prometheus's metrics are swift-metrics (CoreMetrics) handlers; pinned here at 2.13.0.
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                // zlib, for HdrHistogram's compressed V2 encoding.
-                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         // Kubernetes: the sidecar lifecycle of a Job in a mesh (wait for the proxy, stop it on exit).
@@ -144,6 +159,7 @@ let package = Package(
             name: "meshprobe",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeHistogram",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
@@ -165,7 +181,14 @@ let package = Package(
             name: "MeshprobeEchoTests",
             dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "MeshprobeLoadTests", dependencies: ["MeshprobeLoad"]),
+        .testTarget(
+            name: "MeshprobeHistogramTests",
+            dependencies: ["MeshprobeHistogram", "MeshprobeTestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
+        .testTarget(
+            name: "MeshprobeLoadTests",
+            dependencies: ["MeshprobeLoad", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
         // Test support shared by test targets: stand-in HTTP servers that record what they were sent.
@@ -182,7 +205,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport",
+                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -213,6 +236,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeHistogram",
                 "MeshprobePolicy",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
@@ -223,6 +247,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
     ],

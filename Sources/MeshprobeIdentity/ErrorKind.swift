@@ -12,6 +12,8 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case tlsCertificateNotYetValid = "tls_certificate_not_yet_valid"
     case tlsUnknownCA = "tls_unknown_ca"
     case tlsWrongSPIFFEID = "tls_wrong_spiffe_id"
+    /// A web server certificate (host-name verification) that names other hosts than the one connected to.
+    case tlsWrongHostname = "tls_wrong_hostname"
     case tlsMultipleURISANs = "tls_multiple_uri_sans"
     case tlsNoSPIFFEID = "tls_no_spiffe_id"
     case tlsLeafIsCA = "tls_leaf_is_ca"

@@ -90,7 +90,8 @@ public final class LoadGenerator: Sendable {
             futures.append(promise.futureResult)
         }
         // Once a second, gather the seconds the workers have finished and turn them into timeline points (so
-        // per-second histograms never pile up during a long run), then check the guards. This runs on an event
+        // per-second histograms never pile up during a long run: each point keeps its second's histogram compressed),
+        // then check the guards. This runs on an event
         // loop, not on Swift's cooperative pool, so it keeps time even when that pool is busy.
         let collectorLoop = loops[0]
         let runID = LoadGenerator.nextRunID.withLockedValue { id -> Int in
@@ -217,17 +218,19 @@ public final class LoadGenerator: Sendable {
         }
         return EventLoopFuture.whenAllSucceed(parts, on: loop).map { parts in
             let complete = parts.map(\.current).min() ?? Int.max
-            self.timeline.withLockedValue { state in
+            let finished = self.timeline.withLockedValue { state -> [TimelineBucket] in
                 for part in parts {
                     for bucket in part.buckets {
                         state.open[bucket.second, default: TimelineBucket(second: bucket.second)].merge(bucket)
                     }
                 }
                 // A second is finished once every worker's clock has passed it.
-                for second in state.open.keys.sorted() where second < complete {
-                    if let bucket = state.open.removeValue(forKey: second) { state.points.append(TimelinePoint(bucket)) }
-                }
+                return state.open.keys.sorted().filter { $0 < complete }.compactMap { state.open.removeValue(forKey: $0) }
             }
+            // Each finished second keeps its histogram compressed (compressed outside the lock; only this collector
+            // appends points, one collection at a time).
+            let points = finished.map(TimelinePoint.init)
+            self.timeline.withLockedValue { $0.points += points }
         }
     }
 

@@ -1,4 +1,5 @@
 import Histogram
+import MeshprobeHistogram
 import MeshprobeIdentity
 
 /// Latency histograms record microseconds, 1 us to 1 hour, 3 significant digits.
@@ -7,6 +8,15 @@ public typealias LatencyHistogram = Histogram<UInt64>
 extension Histogram where Count == UInt64 {
     public static func latency() -> Histogram<UInt64> {
         Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    }
+}
+
+extension Histogram where Count == UInt64 {
+    /// The value at `percentile` as the highest value of its bucket (HdrHistogram's convention), 0 when empty: the
+    /// same from a histogram and from its compressed encoding (which keeps counts per bucket, not the raw maximum), so
+    /// a merged result's percentiles and verdicts match a single run's.
+    public func highestEquivalentValue(atPercentile percentile: Double) -> UInt64 {
+        totalCount == 0 ? 0 : highestEquivalentForValue(valueAtPercentile(percentile))
     }
 }
 
@@ -27,8 +37,10 @@ public enum LateReason: String, Sendable, Hashable, Codable, CaseIterable {
     case generatorLag = "generator_lag"
 }
 
-/// One finished second of the run, with percentiles computed from the merged per-second histogram of all
-/// workers (the histogram itself is dropped, so a long run's memory stays flat).
+/// One finished second of the run: its counts, latency percentiles from the merged per-second histogram of all
+/// workers, and that histogram kept compressed (HdrHistogram's V2 encoding, a few hundred bytes where the histogram
+/// holds a 25 KB counts array), so a long run's memory stays small and `merge` can recompute merged seconds'
+/// percentiles exactly.
 public struct TimelinePoint: Sendable, Equatable {
     public var second: Int
     public var sent: Int
@@ -36,11 +48,15 @@ public struct TimelinePoint: Sendable, Equatable {
     public var succeeded: Int
     public var failed: Int
     public var late: Int
-    /// Latency percentiles of the responses completed in this second, microseconds (0 without responses).
+    /// Latency percentiles of the responses completed in this second, microseconds (0 without responses), each the
+    /// highest value of its bucket (HdrHistogram's convention, so the compressed histogram gives the same numbers).
     public var p50: UInt64
     public var p90: UInt64
     public var p99: UInt64
     public var max: UInt64
+    /// The second's latency histogram (`LatencyHistogram.timelineLatency()`, microseconds) in HdrHistogram's
+    /// compressed V2 encoding; empty when the second had no response.
+    public var histogram: [UInt8]
 
     public init(_ bucket: TimelineBucket) {
         second = bucket.second
@@ -50,11 +66,28 @@ public struct TimelinePoint: Sendable, Equatable {
         failed = bucket.failed
         late = bucket.late
         let h = bucket.latency
-        let any = h.totalCount > 0
-        p50 = any ? h.valueAtPercentile(50) : 0
-        p90 = any ? h.valueAtPercentile(90) : 0
-        p99 = any ? h.valueAtPercentile(99) : 0
-        max = any ? h.max : 0
+        p50 = h.highestEquivalentValue(atPercentile: 50)
+        p90 = h.highestEquivalentValue(atPercentile: 90)
+        p99 = h.highestEquivalentValue(atPercentile: 99)
+        max = h.totalCount > 0 ? h.max : 0
+        histogram = h.totalCount > 0 ? HistogramCodec.compressed(h) : []
+    }
+
+    /// The second's latency histogram, decoded (an empty timeline histogram when the second had no response).
+    public var latency: LatencyHistogram {
+        (try? HistogramCodec.decompress(histogram)) ?? LatencyHistogram.timelineLatency()
+    }
+
+    /// The second as a bucket again (counts and the decoded histogram), to merge with another part of it.
+    public var bucket: TimelineBucket {
+        var bucket = TimelineBucket(second: second)
+        bucket.sent = sent
+        bucket.responses = responses
+        bucket.succeeded = succeeded
+        bucket.failed = failed
+        bucket.late = late
+        if !histogram.isEmpty { bucket.latency = latency }
+        return bucket
     }
 }
 
@@ -446,16 +479,11 @@ public struct LoadResult: Sendable {
         // Fill gaps (seconds with nothing at all) so the timeline reads as one row per second.
         guard let last = timeline.last?.second else { return }
         // A second is finished only once (the collector waits for every worker's clock); should one ever appear
-        // twice, its counts add up and the percentiles of the larger part stand.
+        // twice, its counts add up and its histograms merge.
         var bySecond = Dictionary(timeline.map { ($0.second, $0) }, uniquingKeysWith: { a, b in
-            var merged = a.responses >= b.responses ? a : b
-            merged.sent = a.sent + b.sent
-            merged.responses = a.responses + b.responses
-            merged.succeeded = a.succeeded + b.succeeded
-            merged.failed = a.failed + b.failed
-            merged.late = a.late + b.late
-            merged.max = Swift.max(a.max, b.max)
-            return merged
+            var merged = a.bucket
+            merged.merge(b.bucket)
+            return TimelinePoint(merged)
         })
         for s in 0...last where bySecond[s] == nil { bySecond[s] = TimelinePoint(TimelineBucket(second: s)) }
         timeline = bySecond.values.sorted { $0.second < $1.second }

@@ -257,7 +257,8 @@ public struct SLOCheck: Sendable {
                                    limit: minimum, reason: rate >= minimum ? nil : String(format: "%.4f of %d requests succeeded", rate, total)))
         }
         for (percentile, ceiling) in latencyCeilings {
-            let micros = merged.latency.totalCount > 0 ? merged.latency.valueAtPercentile(percentile) : 0
+            // As the results state percentiles (the highest value of the bucket), so a merge decides the same.
+            let micros = merged.latency.highestEquivalentValue(atPercentile: percentile)
             let seconds = Double(micros) / 1e6
             let label = percentile == 99.9 ? "p99.9" : "p\(Int(percentile))"
             checks.append(SLOCheck(name: String(format: "%@ latency <= %g ms", label, ceiling * 1000), passed: seconds <= ceiling,

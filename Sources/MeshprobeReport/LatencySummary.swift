@@ -30,6 +30,6 @@ public struct LatencySummary: Codable, Sendable, Equatable {
 
     /// The value at `percentile`, microseconds, as the highest equivalent value of its bucket.
     public static func percentile(_ histogram: LatencyHistogram, _ percentile: Double) -> UInt64 {
-        histogram.totalCount == 0 ? 0 : histogram.highestEquivalentForValue(histogram.valueAtPercentile(percentile))
+        histogram.highestEquivalentValue(atPercentile: percentile)
     }
 }

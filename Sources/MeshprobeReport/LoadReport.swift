@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import NIOCore
@@ -140,15 +141,44 @@ public struct LoadReport: Codable, Sendable {
         public var succeeded: Int
         public var failed: Int
         public var late: Int
-        /// Percentiles of the second's responses; null in a merged result (per-second histograms are not kept).
+        /// Percentiles of the second's responses, from its histogram; null in a merged result when an input's second
+        /// has responses but no histogram (a result written before the histograms were kept).
         public var p50Ms: Double?
+        public var p90Ms: Double?
         public var p99Ms: Double?
         public var maxMs: Double?
+        /// The second's latency histogram (2 significant digits, microseconds), HdrHistogram compressed V2 in base64;
+        /// absent without responses: what `merge` adds up to recompute a merged second's percentiles.
+        public var histogram: String?
         enum CodingKeys: String, CodingKey {
-            case second, sent, responses, succeeded, failed, late
+            case second, sent, responses, succeeded, failed, late, histogram
             case p50Ms = "p50_ms"
+            case p90Ms = "p90_ms"
             case p99Ms = "p99_ms"
             case maxMs = "max_ms"
+        }
+
+        public init(second: Int, sent: Int = 0, responses: Int = 0, succeeded: Int = 0, failed: Int = 0, late: Int = 0,
+                    p50Ms: Double? = nil, p90Ms: Double? = nil, p99Ms: Double? = nil, maxMs: Double? = nil, histogram: String? = nil) {
+            self.second = second
+            self.sent = sent
+            self.responses = responses
+            self.succeeded = succeeded
+            self.failed = failed
+            self.late = late
+            self.p50Ms = p50Ms
+            self.p90Ms = p90Ms
+            self.p99Ms = p99Ms
+            self.maxMs = maxMs
+            self.histogram = histogram
+        }
+
+        /// A finished second of a run, with its percentiles and its histogram.
+        public init(_ point: TimelinePoint) {
+            func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
+            self.init(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,
+                      failed: point.failed, late: point.late, p50Ms: ms(point.p50), p90Ms: ms(point.p90), p99Ms: ms(point.p99),
+                      maxMs: ms(point.max), histogram: point.histogram.isEmpty ? nil : HistogramCodec.encode(compressed: point.histogram))
         }
     }
 
@@ -267,11 +297,7 @@ public struct LoadReport: Codable, Sendable {
         iterationsCompleted = configuration.flow.isEmpty ? nil : result.iterationsCompleted
         series = result.metrics.sorted.map { Series(labels: $0.labels, stats: $0.stats) }
         histograms = Histograms(result, open: configuration.model.isOpen)
-        timeline = result.timeline.map { point in
-            func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
-            return Second(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,
-                          failed: point.failed, late: point.late, p50Ms: ms(point.p50), p99Ms: ms(point.p99), maxMs: ms(point.max))
-        }
+        timeline = result.timeline.map(Second.init)
     }
 
     /// "open: 500 req/s, uniform arrivals" and the like.

@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import MeshprobeHistogram
 import MeshprobeLoad
 
 extension LoadReport {

@@ -40,6 +40,8 @@ final class SPIFFEPeerVerifier {
     }
 
     let expectedPeer: PeerExpectation?
+    /// Host-name mode: the server is an ordinary web server for this host (no SPIFFE ID checked).
+    let hostname: String?
     let domainStores: [String: OwnedX509Store]
     let anyDomainStore: OwnedX509Store?
     /// "the server" or "the client": the peer as our messages name it.
@@ -47,6 +49,15 @@ final class SPIFFEPeerVerifier {
 
     init(configuration: TLSConfiguration) throws(TLSError) {
         self.expectedPeer = configuration.expectedPeer
+        if let host = configuration.verifyHostname {
+            guard configuration.role == .client else {
+                throw TLSError.configuration("host-name verification is for clients: a server verifies client certificates by SPIFFE ID")
+            }
+            guard configuration.expectedPeer == nil, configuration.trustBundles.trustDomains.isEmpty else {
+                throw TLSError.configuration("host-name verification (of \(host)) takes CA bundles for any domain, not a SPIFFE expectation or per-domain bundles")
+            }
+        }
+        self.hostname = configuration.verifyHostname
         self.peerName = configuration.role == .client ? "the server" : "the client"
         var stores: [String: OwnedX509Store] = [:]
         for (domain, pems) in configuration.trustBundles.domainCertificates {
@@ -69,6 +80,15 @@ final class SPIFFEPeerVerifier {
         let uris = leaf.uriSANs
         let spiffeURIs = uris.filter { $0.lowercased().hasPrefix("spiffe://") }
         let plainTLSAllowed = expectedPeer == nil && anyDomainStore != nil
+
+        if let hostname, let store = anyDomainStore {
+            // Host-name mode: an ordinary web server certificate for `hostname`; URI SANs play no part.
+            if let failure = checkChain(leaf: leafPointer, untrusted: untrusted, store: store, leafLabel: "'\(leaf.subject)'",
+                                        hostname: hostname) {
+                return failure
+            }
+            return .accepted(nil)
+        }
 
         if spiffeURIs.isEmpty {
             if plainTLSAllowed, let store = anyDomainStore {
@@ -134,13 +154,24 @@ final class SPIFFEPeerVerifier {
     }
 
     /// Runs X509_verify_cert on a fresh store context; nil when the chain is good.
-    private func checkChain(leaf: OpaquePointer, untrusted: OpaquePointer?, store: OwnedX509Store, leafLabel: String) -> Outcome? {
+    private func checkChain(leaf: OpaquePointer, untrusted: OpaquePointer?, store: OwnedX509Store, leafLabel: String,
+                            hostname: String? = nil) -> Outcome? {
         guard let storeContext = X509_STORE_CTX_new() else {
             return .rejected(TLSError.configuration("cannot allocate a verification context"), x509Error: X509_V_ERR_OUT_OF_MEM)
         }
         defer { X509_STORE_CTX_free(storeContext) }
         guard X509_STORE_CTX_init(storeContext, store.pointer, leaf, untrusted) == 1 else {
             return .rejected(TLSError.configuration("cannot initialise certificate verification"), x509Error: X509_V_ERR_UNSPECIFIED)
+        }
+        if let hostname, let parameters = X509_STORE_CTX_get0_param(storeContext) {
+            let bare = hostname.hasPrefix("[") && hostname.hasSuffix("]") ? String(hostname.dropFirst().dropLast()) : hostname
+            // An IP literal is matched against IP SANs, a name against DNS SANs (wildcards in the leftmost label).
+            let set = TLSContext.sniName(bare) == nil ? X509_VERIFY_PARAM_set1_ip_asc(parameters, bare)
+                                                      : X509_VERIFY_PARAM_set1_host(parameters, bare, 0)
+            guard set == 1 else {
+                OpenSSLErrorQueue.clear()
+                return .rejected(TLSError.configuration("cannot verify the host name '\(hostname)'"), x509Error: X509_V_ERR_UNSPECIFIED)
+            }
         }
         if X509_verify_cert(storeContext) == 1 { return nil }
         let error = X509_STORE_CTX_get_error(storeContext)
@@ -168,6 +199,11 @@ final class SPIFFEPeerVerifier {
             kind = .tlsUnknownCA
             let issuer = X509Certificate(borrowing: leaf).issuer
             message = "\(who) was issued by '\(issuer)', which the trust bundle does not contain (\(reason))"
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
+            kind = .tlsWrongHostname
+            let leafCertificate = X509Certificate(borrowing: leaf)
+            let names = leafCertificate.dnsNames.map { "DNS:\($0)" } + leafCertificate.ipAddresses.map { "IP:\($0)" }
+            message = "\(who) is not for '\(hostname ?? "")': it names \(names.isEmpty ? "no DNS or IP subject alternative name" : names.joined(separator: ", "))"
         default:
             kind = .tlsHandshakeFailed
             message = "\(who) failed verification: \(reason)"

@@ -14,6 +14,10 @@ public enum TLSVersion: String, Sendable, Hashable, CaseIterable {
 ///   against the any-domain bundles (or the system CA store on a client with no bundle at all). Host names
 ///   are not checked and a self-signed CA leaf is accepted. This is for probing nginx or nghttpd with
 ///   ordinary certificates.
+/// - Host name (client only, `verifyHostname` set): an ordinary web server certificate, as a browser checks it:
+///   the chain against the any-domain bundles (or the system CA store when no bundle is given), and the leaf's
+///   DNS or IP subject alternative names against the host (OpenSSL's RFC 6125 check); URI SANs play no part. For
+///   servers outside the mesh's identity, such as a Prometheus Pushgateway.
 /// - None: `verifyPeer == false` on a client (like `curl -k`); peer details are still reported.
 public struct TLSConfiguration: Sendable {
     public enum Role: Sendable, Hashable { case client, server }
@@ -39,6 +43,9 @@ public struct TLSConfiguration: Sendable {
     public var serverName: String?
     /// Checked during the handshake (client: the server's ID; server: the client's ID).
     public var expectedPeer: PeerExpectation?
+    /// Client only: verify the server as a web server for this host name or IP address (see above) instead of as
+    /// a SPIFFE workload.
+    public var verifyHostname: String?
     public var minimumVersion: TLSVersion = .tls12
     public var maximumVersion: TLSVersion = .tls13
     /// Client: offer the last session this context saw on each new connection (tickets).
@@ -54,5 +61,6 @@ public struct TLSConfiguration: Sendable {
         self.applicationProtocols = []
         self.serverName = nil
         self.expectedPeer = nil
+        self.verifyHostname = nil
     }
 }

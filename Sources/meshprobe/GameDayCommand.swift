@@ -87,8 +87,8 @@ struct GameDayCommand: AsyncParsableCommand {
         let started = Date()
         let outcome = await runner.run(abort: abort, group: MultiThreadedEventLoopGroup.singleton)
 
-        let result = GameDayResult(gameday: gameday, outcome: outcome)
-        let view = result.runReport(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
+        let result = GameDayResult(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
+        let view = result.runReport(title: gameday.name, inputs: [file], startedAt: started)
         printLine(result.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
         for left in outcome.faultsLeft { printError("meshprobe gameday: warning: could not clear fault \(left)") }
         if let json {
@@ -122,45 +122,25 @@ struct GameDayCommand: AsyncParsableCommand {
     }
 }
 
-/// A game day's verdicts, per step, for the terminal and as JSON (`meshprobe.gameday.result/v1`).
-struct GameDayResult: Encodable {
-    struct Step: Encodable {
-        var name: String
-        var passed: Bool
-        var decided: Bool
-        var seconds: Double
-        var problem: String?
-        var faults: [String]
-        var requests: Int?
-        var failures: [String: Int]?
-        var verdicts: [VerifyReport.Verdict]
-    }
-
-    var schema = "meshprobe.gameday.result/v1"
-    var file: String
-    var name: String
-    var passed: Bool
-    var decided: Bool
-    var aborted: String?
-    var steps: [Step]
-    var skipped: [String]
-    var faultsLeft: [String]
-
-    init(gameday: GameDay, outcome: GameDayRunner.Outcome) {
-        file = gameday.file
-        name = gameday.name
-        aborted = outcome.abortReason
-        skipped = outcome.skipped
-        faultsLeft = outcome.faultsLeft
-        steps = outcome.steps.map { step in
+/// A game day's verdicts and, for each load step, its lossless result (`GameDayResult`, in MeshprobeReport).
+extension GameDayResult {
+    init(gameday: GameDay, outcome: GameDayRunner.Outcome, configuration: LoadConfiguration, startedAt: Date) {
+        let inputs = resultInputs([("gameday", gameday.file)])
+        var offset = 0.0
+        let steps = outcome.steps.map { step in
             var report = VerifyReport(file: gameday.file)
             var requests: Int?
             var failures: [String: Int]?
+            var result: LoadReport?
+            let planned = gameday.steps.first { $0.name == step.name }
             switch step.verdicts {
-            case .load(let result, let slo)?:
+            case .load(let loadResult, let slo)?:
                 for check in slo { report.add(check) }
-                requests = result.totalRequests
-                failures = Dictionary(result.failureClasses.map { ($0.key.description, $0.value) }, uniquingKeysWith: +)
+                requests = loadResult.totalRequests
+                failures = Dictionary(loadResult.failureClasses.map { ($0.key.description, $0.value) }, uniquingKeysWith: +)
+                result = LoadReport(result: loadResult, configuration: GameDayResult.configuration(of: planned, configuration),
+                                    commandLine: CommandLine.arguments, startedAt: startedAt.addingTimeInterval(offset),
+                                    version: Meshprobe.version, inputs: inputs)
             case .circuitBreaker(let outcome)?:
                 report.add(outcome)
             case .outlierDetection(let outcome)?:
@@ -170,46 +150,34 @@ struct GameDayResult: Encodable {
             case nil:
                 break
             }
+            offset += step.seconds
             let ran = step.verdicts != nil
-            return Step(name: step.name, passed: ran && report.passed, decided: ran && report.decided,
-                        seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem, faults: step.faults,
-                        requests: requests, failures: failures, verdicts: report.verdicts)
+            return Step(name: step.name, kind: planned.map(GameDayResult.kind) ?? "load", passed: ran && report.passed,
+                        decided: ran && report.decided, seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem,
+                        faults: step.faults, requests: requests, failures: failures, verdicts: report.verdicts, result: result)
         }
-        passed = aborted == nil && steps.allSatisfy(\.passed) && skipped.isEmpty
-        decided = steps.allSatisfy(\.decided) && skipped.isEmpty
+        self.init(file: gameday.file, sha256: inputs.first?.sha256 ?? "", name: gameday.name, aborted: outcome.abortReason,
+                  steps: steps, skipped: outcome.skipped, faultsLeft: outcome.faultsLeft)
     }
 
-    /// PASS, INCOMPLETE (aborted, or a step could not run) or FAIL.
-    var outcomeWord: String { passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL") }
-
-    /// Every step with its verdicts and evidence, then the skipped steps and why the game day aborted.
-    var stepsText: String {
-        var out = ""
-        for step in steps {
-            let status = step.passed ? "PASS" : (step.decided ? "FAIL" : "NOT RUN")
-            out += String(format: "%@  %@ (%.1f s)", status, step.name, step.seconds)
-            if let requests = step.requests {
-                out += ": \(requests) requests"
-                if let failures = step.failures, !failures.isEmpty {
-                    out += "; failed: " + failures.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                }
-            }
-            out += "\n"
-            for fault in step.faults { out += "      fault \(fault) (cleared)\n" }
-            if let problem = step.problem { out += "      \(problem)\n" }
-            var report = VerifyReport(file: file)
-            report.verdicts = step.verdicts
-            out += report.verdictText.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "    \($0)" }
-                .joined(separator: "\n")
+    /// The step's kind as the result names it.
+    static func kind(_ step: GameDayStep) -> String {
+        switch step.kind {
+        case .load: return "load"
+        case .circuitBreaker: return "circuit_breaker"
+        case .outlierDetection: return "outlier_detection"
+        case .retries: return "retries"
         }
-        for name in skipped { out += "SKIPPED  \(name)\n" }
-        if let aborted { out += "ABORTED: \(aborted)\n" }
-        return out
     }
 
-    func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+    /// The load configuration a load step ran with (its rate and duration on the file's scenario).
+    static func configuration(of step: GameDayStep?, _ configuration: LoadConfiguration) -> LoadConfiguration {
+        var c = configuration
+        if let step, case .load(let rate, let duration) = step.kind {
+            c.model = .open(rate: .constant(rate), arrivals: .uniform)
+            c.duration = duration
+            c.requests = nil
+        }
+        return c
     }
 }

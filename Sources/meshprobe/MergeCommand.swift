@@ -11,13 +11,15 @@ struct MergeCommand: AsyncParsableCommand {
             policy (by SHA-256), and writes one result whose percentiles come from the merged histograms. Or reads \
             meshprobe.verify/v2 results (verify --json) of one policy and decides the verdicts again on the merged \
             samples (splits, mTLS, clusters, SLOs; the procedures' verdicts are kept per file): exit 0 pass, 1 fail, \
-            3 undecided. Bad input (unreadable, truncated or corrupted files, other schema versions, different \
-            policies, load and verify results mixed) exits 2 naming the file, and nothing is written.
+            3 undecided. Or reads meshprobe.gameday.result/v2 results (gameday --json) of one game day file: load steps \
+            merge exactly and their objectives are decided again, procedure verdicts are kept per file: exit 0 pass, \
+            1 fail, 3 incomplete. Bad input (unreadable, truncated or corrupted files, other schema versions, different \
+            policies or game day files, kinds mixed) exits 2 naming the file, and nothing is written.
             Example: meshprobe merge shard-0.json shard-1.json shard-2.json --json all.json --prometheus all.prom
             """
     )
 
-    @Argument(help: "Result files (meshprobe.load/v2).")
+    @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).")
     var results: [String]
 
     @Option(help: "Write the merged result here (atomically); without it, print it on stdout.")
@@ -32,15 +34,21 @@ struct MergeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let verifyResults = results.filter(VerifyMerge.isVerifyResult)
-        if !verifyResults.isEmpty {
-            guard verifyResults.count == results.count else {
-                let other = results.first { !verifyResults.contains($0) } ?? ""
-                throw CLIError.badInput("\(other): not a verify result, while \(verifyResults[0]) is: merge one kind at a time")
-            }
-            try mergeVerifyResults()
-            return
+        // One kind at a time: load results (meta.schema), verify results or game day results (schema).
+        func kind(_ file: String) -> String {
+            VerifyMerge.isVerifyResult(file) ? "verify" : GameDayMerge.isGameDayResult(file) ? "game day" : "load"
         }
+        let kinds = results.map(kind)
+        if let other = zip(results, kinds).first(where: { $0.1 != kinds[0] }) {
+            throw CLIError.badInput("\(other.0): a \(other.1) result, while \(results[0]) is a \(kinds[0]) result: merge one kind at a time")
+        }
+        switch kinds[0] {
+        case "verify": return try mergeVerifyResults()
+        case "game day": return try mergeGameDayResults()
+        default: break
+        }
+        // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
+        let session = try await ReportSession(checking: reports)
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -57,25 +65,53 @@ struct MergeCommand: AsyncParsableCommand {
         } else {
             printLine(String(decoding: data, as: UTF8.self))
         }
-        let session = ReportSession(options: reports)
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
     }
 
+    /// Merges game day results of one file and decides again; prints the steps and verdicts, writes the JSON and the
+    /// reports, exits as `gameday` does: 0 pass, 1 fail, 3 incomplete.
+    func mergeGameDayResults() throws {
+        let merged = try mergeVerdicts(kind: "game day", read: GameDayMerge.read) { files, commandLine throws(ResultMerger.MergeError) in
+            try GameDayMerge.merge(files, commandLine: commandLine)
+        }
+        let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
+        printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
+        if let json {
+            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
+                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
+            }
+        }
+        try reports.write(view)
+        if merged.passed { return }
+        let undecided = merged.aborted != nil || !merged.decided
+        throw CLIError(message: undecided ? "no verdict: a step did not run to its end in every file" : "verdict: FAIL", exitCode: undecided ? 3 : 1)
+    }
+
     /// Merges verify results and decides again; prints the verdicts, writes the JSON, exits as `verify` does.
     func mergeVerifyResults() throws {
-        if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
-            throw CLIError.badInput("merging verify results writes --json, --junit and --html only")
+        let merged = try mergeVerdicts(kind: "verify", read: VerifyMerge.read) { files, commandLine throws(ResultMerger.MergeError) in
+            try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
-        let merged: VerifyReport
+        try VerifyMerge.finish(merged, json: json, reports: reports, title: "merged verify of \(merged.policy)", startedAt: Date())
+    }
+
+    /// Reads and merges results that carry verdicts (verify, game day): bad input, of the files or the report paths, is
+    /// exit 2 before anything is written.
+    func mergeVerdicts<R>(kind: String, read: (String) throws(ResultMerger.MergeError) -> R,
+                          merge: ([(file: String, result: R)], [String]) throws(ResultMerger.MergeError) -> R) throws -> R {
+        if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
+            throw CLIError.badInput("merging \(kind) results writes --json, --junit and --html only")
+        }
+        let merged: R
         do {
-            var read: [(file: String, report: VerifyReport)] = []
-            for file in results { read.append((file, try VerifyMerge.read(file))) }
-            merged = try VerifyMerge.merge(read, commandLine: CommandLine.arguments)
+            var all: [(file: String, result: R)] = []
+            for file in results { all.append((file, try read(file))) }
+            merged = try merge(all, CommandLine.arguments)
         } catch {
             throw CLIError.badInput(error.description)
         }
         try reports.check(singleLoad: false)
-        try VerifyMerge.finish(merged, json: json, reports: reports, title: "merged verify of \(merged.policy)", startedAt: Date())
+        return merged
     }
 }

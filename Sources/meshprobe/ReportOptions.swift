@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeTLS
@@ -20,11 +21,17 @@ struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the end-of-run Prometheus metrics (text exposition format) to this file.", valueName: "file"))
     var prometheus: String?
 
-    @Option(help: ArgumentHelp("Push the end-of-run metrics to this Prometheus Pushgateway (http://HOST:PORT).", valueName: "url"))
+    @Option(help: ArgumentHelp("Push the end-of-run metrics to this Prometheus Pushgateway (http://HOST:PORT or https://HOST:PORT, an optional path as a prefix).", valueName: "url"))
     var pushgateway: String?
 
     @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name (default meshprobe).")
     var pushgatewayJob = "meshprobe"
+
+    @Option(name: .customLong("pushgateway-ca"), help: ArgumentHelp("An https Pushgateway's CA bundle (PEM); default: the system trust store (\(PushgatewayClient.systemTrustStore)). The certificate must also name the URL's host.", valueName: "file"))
+    var pushgatewayCA: String?
+
+    @Option(name: .customLong("pushgateway-auth-file"), help: ArgumentHelp("A file holding USER:PASSWORD for an https Pushgateway's basic auth (or set MESHPROBE_PUSHGATEWAY_AUTH).", valueName: "file"))
+    var pushgatewayAuthFile: String?
 
     @Option(help: ArgumentHelp("Write the result as a Service Mesh Performance (SMP) PerformanceTestResult (JSON).", valueName: "file"))
     var smp: String?
@@ -34,8 +41,27 @@ struct ReportOptions: ParsableArguments {
 
     func validate() throws {
         if let metricsListen { _ = try Self.hostPort(metricsListen) }
-        if let pushgateway {
-            do { _ = try PushgatewayClient.pushTarget(url: pushgateway, job: pushgatewayJob) } catch { throw ValidationError("\(error)") }
+        if pushgateway != nil {
+            _ = try pushgatewayTarget()
+        } else if pushgatewayCA != nil || pushgatewayAuthFile != nil {
+            throw ValidationError("--pushgateway-ca and --pushgateway-auth-file go with --pushgateway")
+        }
+    }
+
+    /// The Pushgateway to push to (its TLS context built, its CA bundle read), or nil; bad input is a ValidationError.
+    func pushgatewayTarget() throws -> PushgatewayClient.Target? {
+        guard let pushgateway else { return nil }
+        var credentials = ProcessInfo.processInfo.environment["MESHPROBE_PUSHGATEWAY_AUTH"].flatMap { $0.isEmpty ? nil : $0 }
+        if let file = pushgatewayAuthFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("--pushgateway-auth-file '\(file)': cannot read the file")
+            }
+            credentials = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        do {
+            return try PushgatewayClient.target(url: pushgateway, job: pushgatewayJob, caFile: pushgatewayCA, credentials: credentials)
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 
@@ -76,7 +102,7 @@ struct ReportOptions: ParsableArguments {
     /// Starts what must run during the run: the Prometheus export every load feeds (through the configuration's
     /// metrics sink) and the live endpoint.
     func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
-        let session = ReportSession(options: self)
+        let session = try await ReportSession(checking: self)
         if metricsListen != nil || prometheus != nil || pushgateway != nil {
             let export = session.export
             configuration.metricsSink = { run, metrics in export.update(metrics, run: run) }
@@ -100,9 +126,18 @@ final class ReportSession: @unchecked Sendable {
     let options: ReportOptions
     let export = PrometheusExport()
     var server: MetricsServer?
+    let pushgateway: PushgatewayClient.Target?
 
-    init(options: ReportOptions) {
+    /// A session whose https Pushgateway's certificate is checked first: one that does not verify (another CA, a
+    /// certificate for another host) is bad input (exit 2) before anything runs.
+    init(checking options: ReportOptions) async throws {
         self.options = options
+        pushgateway = try options.pushgatewayTarget()
+        if let pushgateway {
+            do { try await PushgatewayClient.checkCertificate(pushgateway, group: MultiThreadedEventLoopGroup.singleton) } catch {
+                throw CLIError.badInput("--pushgateway: \(error.description)")
+            }
+        }
     }
 
     /// Writes the end-of-run outputs (atomically) and pushes to the gateway; stops the live endpoint.
@@ -120,9 +155,9 @@ final class ReportSession: @unchecked Sendable {
             }
             if let path = options.smp { try write(try SMPResult(report, details: json).jsonData(), to: path, flag: "--smp") }
         }
-        if let url = options.pushgateway {
+        if let pushgateway {
             do {
-                try await PushgatewayClient.push(text, url: url, job: options.pushgatewayJob, group: MultiThreadedEventLoopGroup.singleton)
+                try await PushgatewayClient.push(text, to: pushgateway, group: MultiThreadedEventLoopGroup.singleton)
             } catch {
                 printError("meshprobe: warning: \(error)")
             }

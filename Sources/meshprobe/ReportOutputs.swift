@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
@@ -79,8 +80,7 @@ extension VerifyReport {
     func mergedRunReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
         let splits = verdicts.filter { $0.kind == "split" }.map(\.name)
         let loads = (results ?? []).enumerated().map { i, report in
-            let histogram = (try? HistogramCodec.decode(report.histograms.latency)).map { RunReport.Load.distribution($0) } ?? []
-            return RunReport.Load(name: i < splits.count ? splits[i] : "route \(i + 1)", report: report, distribution: histogram)
+            RunReport.Load(name: i < splits.count ? splits[i] : "route \(i + 1)", report: report)
         }
         let elapsed = Date().timeIntervalSince(startedAt)
         let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: []), loads: loads)
@@ -90,27 +90,18 @@ extension VerifyReport {
 }
 
 extension GameDayResult {
-    /// The game day for the report views: a section per step (offset by the steps before it), skipped steps last.
-    func runReport(gameday: GameDay, outcome: GameDayRunner.Outcome, configuration: LoadConfiguration, startedAt: Date) -> RunReport {
+    /// The game day (a run, or a merge of runs) for the report views: a section per step (offset by the steps before
+    /// it) with its load's lossless result, skipped steps last.
+    func runReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
         var sections: [RunReport.Section] = []
         var offset = 0.0
-        for (step, ran) in zip(steps, outcome.steps) {
+        for step in steps {
             var report = VerifyReport(file: file)
             report.verdicts = step.verdicts
-            var loads: [RunReport.Load] = []
-            if case .load(let result, _)? = ran.verdicts {
-                var c = configuration
-                if let planned = gameday.steps.first(where: { $0.name == step.name }), case .load(let rate, let duration) = planned.kind {
-                    c.model = .open(rate: .constant(rate), arrivals: .uniform)
-                    c.duration = duration
-                    c.requests = nil
-                }
-                loads.append(RunReport.Load(name: step.name, result: result, configuration: c, startedAt: startedAt.addingTimeInterval(offset),
-                                            version: Meshprobe.version))
-            }
+            let loads = step.result.map { [RunReport.Load(name: step.name, report: $0)] } ?? []
             let checks = report.checks(seconds: Array(repeating: step.seconds, count: step.verdicts.count))
             sections.append(RunReport.Section(name: step.name, offset: offset, seconds: step.seconds,
-                                              problem: step.problem ?? (ran.verdicts == nil ? "did not run to the end" : nil),
+                                              problem: step.problem ?? (step.decided || !step.verdicts.isEmpty ? nil : "did not run to the end"),
                                               notes: step.faults.map { "\($0) (cleared)" }, checks: checks, loads: loads))
             offset += step.seconds
         }
@@ -118,7 +109,7 @@ extension GameDayResult {
             sections.append(RunReport.Section(name: name, offset: offset, seconds: 0, problem: aborted.map { "not run: aborted: \($0)" },
                                               skipped: true))
         }
-        return RunReport(command: "gameday", title: name, inputs: [file], version: Meshprobe.version, commandLine: CommandLine.arguments,
+        return RunReport(command: "gameday", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
                          startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: sections, abortReason: aborted)
     }
 }

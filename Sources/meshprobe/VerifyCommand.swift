@@ -288,93 +288,11 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 }
 
-/// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
-struct VerifyReport: Codable {
-    struct Evidence: Codable {
-        var requests: Int
-        var counts: [String: Int]
-        var declared: [String: Double]
-        var observed: [String: Double]
-        var tolerance: Double
-        var falseFailRate: Double
-        var missRate: Double
-        var test: String
-        var truncated: Bool
-        var unsuccessfulResponses: Int
-        var matchHeaders: [String: String]
-        var matchPath: String?
-        var matchMethod: String? = nil
-        /// The route's conditions in words (`header x-group ~ ^beta-[0-9]+$ (sent beta-7)`).
-        var match: [String]? = nil
-        /// Connections the route's requests used (fresh connections spread the samples over upstreams).
-        var connections: Int? = nil
-        var propagation: Propagation? = nil
-        /// What happened when, in seconds from the start of the procedure (outlier detection).
-        var timeline: [TimelineEvent]? = nil
-        /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, circuit breakers).
-        static func facts(requests: Int, counts: [String: Int] = [:], declared: [String: Double], observed: [String: Double],
-                          test: String) -> Evidence {
-            Evidence(requests: requests, counts: counts, declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
-                     missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline
-            case matchHeaders = "match_headers"
-            case matchPath = "match_path"
-            case matchMethod = "match_method"
-            case falseFailRate = "false_fail_rate"
-            case missRate = "miss_rate"
-            case unsuccessfulResponses = "unsuccessful_responses"
-        }
-    }
-
-    struct TimelineEvent: Codable {
-        var at: Double
-        var event: String
-    }
-
-    /// The wait for the split to settle before the test.
-    struct Propagation: Codable {
-        var settled: Bool
-        var seconds: Double
-        var requests: Int
-        var connections: Int
-        var windows: [[String: Int]]
-    }
-
-    struct Verdict: Codable {
-        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
-        var kind = "split"
-        var name: String
-        var passed: Bool
-        var decided: Bool
-        var reason: String?
-        var evidence: Evidence
-    }
-
-    static let schemaVersion = "meshprobe.verify/v2"
-    var schema = Self.schemaVersion
-    var policy: String
-    /// SHA-256 of the policy file: `merge` combines only results of the same policy.
-    var policySHA256: String?
-    var passed: Bool
-    var decided: Bool
-    var verdicts: [Verdict]
-    /// Each route's load as a lossless result (meshprobe.load/v2), in the order of the split verdicts: `merge`
-    /// re-evaluates the SLOs from their histograms.
-    var results: [LoadReport]?
-    /// The files merged into this one, when it is a merge.
-    var mergedFrom: [String]?
-
-    enum CodingKeys: String, CodingKey {
-        case schema, policy, passed, decided, verdicts, results
-        case policySHA256 = "policy_sha256"
-        case mergedFrom = "merged_from"
-    }
-
+/// The verify result (`VerifyReport`, in MeshprobeReport) built from the policy's checks and procedures.
+extension VerifyReport {
+    /// The split verdicts of a policy's routes.
     init(policy: Policy, outcomes: [PolicyVerification.Outcome]) {
-        self.policy = policy.file
+        self.init(file: policy.file)
         verdicts = outcomes.map { outcome in
             let statistics = outcome.route.statistics
             let e = outcome.verdict?.evidence
@@ -403,12 +321,6 @@ struct VerifyReport: Codable {
         decided = verdicts.allSatisfy(\.decided)
     }
 
-    /// Adds a verdict that is decided as soon as it is evaluated.
-    private mutating func append(kind: String, name: String, passed ok: Bool, reason: String?, evidence: Evidence) {
-        verdicts.append(Verdict(kind: kind, name: name, passed: ok, decided: true, reason: reason, evidence: evidence))
-        passed = passed && ok
-    }
-
     /// Adds the mTLS verdict (no sequential test: every response must show the expected caller).
     mutating func add(_ check: CallerCheck) {
         let evidence = Evidence.facts(
@@ -431,13 +343,6 @@ struct VerifyReport: Codable {
                                  test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
                                      + "this is one client's view")
         }
-    }
-
-    /// Adds one check of a game-day procedure: what it observed against what was declared.
-    private mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, reason: String?, observed: [String: Double],
-                                               declared: [String: Double], test: String) {
-        let evidence = Evidence.facts(requests: Int(observed["requests"] ?? 0), declared: declared, observed: observed, test: test)
-        append(kind: kind, name: name, passed: passed, reason: reason, evidence: evidence)
     }
 
     /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
@@ -491,14 +396,6 @@ struct VerifyReport: Codable {
         }
     }
 
-    /// Adds a verdict that could not be reached (the procedure could not run), with why.
-    mutating func addUndecided(kind: String, name: String, reason: String) {
-        verdicts.append(Verdict(kind: kind, name: name, passed: false, decided: false, reason: reason,
-                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run")))
-        passed = false
-        decided = false
-    }
-
     /// Adds the cluster verdict (every listed cluster answered at least once; avoided ones never).
     mutating func add(_ check: ClusterCheck) {
         let total = check.seen.values.reduce(0, +)
@@ -523,81 +420,5 @@ struct VerifyReport: Codable {
         let evidence = Evidence.facts(requests: 0, declared: declared, observed: ["observed": check.observed],
                                       test: "point estimate over every request the verification sent")
         append(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, reason: check.reason, evidence: evidence)
-    }
-
-    /// A report to add verdicts to (a game-day step's).
-    init(file: String) {
-        policy = file
-        passed = true
-        decided = true
-        verdicts = []
-    }
-
-    /// Every verdict with its evidence, a few lines each.
-    var verdictText: String {
-        var out = ""
-        for v in verdicts {
-            let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
-            let (headline, details) = Self.describe(v)
-            out += "\(status)  \(headline)\n"
-            for line in details { out += "      \(line)\n" }
-        }
-        return out
-    }
-
-    /// A verdict in words: its headline (what was observed) and the lines under it; the reason and the timeline
-    /// only when asked (the report views carry them on their own).
-    static func describe(_ v: Verdict, reason withReason: Bool = true, timeline withTimeline: Bool = true) -> (headline: String, details: [String]) {
-        var details: [String] = []
-        let reason = withReason ? v.reason : nil
-        if v.kind == "slo" {
-            let observed = v.evidence.observed["observed"] ?? 0
-            let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
-            return ("\(v.name): observed \(value) (\(v.evidence.test))", reason.map { [$0] } ?? [])
-        }
-        if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
-            let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(YAMLValue.format($0.value))" }
-            if let reason { details.append(reason) }
-            if withTimeline {
-                for event in v.evidence.timeline ?? [] { details.append(String(format: "%8.3f s  %@", event.at, event.event)) }
-            }
-            return ("\(v.name): \(observed.joined(separator: ", "))", details)
-        }
-        if v.kind == "clusters" {
-            let seen = v.evidence.counts.sorted { $0.value > $1.value }
-                .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
-            return ("\(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)", reason.map { [$0] } ?? [])
-        }
-        if v.kind == "mtls" {
-            let callers = v.evidence.counts.sorted { $0.value > $1.value }
-                .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
-            return ("\(v.name): callers seen: \(callers) of \(v.evidence.requests) responses", reason.map { [$0] } ?? [])
-        }
-        let shares = v.evidence.declared.keys.sorted().map { name in
-            String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
-        }.joined(separator: ", ")
-        let match = v.evidence.match ?? []
-        let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
-        var headline = "\(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
-        if let connections = v.evidence.connections { headline += " on \(connections) connections" }
-        if v.evidence.truncated { headline += " (decided at the request cap)" }
-        if let p = v.evidence.propagation {
-            details.append(p.settled
-                ? String(format: "propagation: the split settled after %.1f s (%d requests, not part of the test)", p.seconds, p.requests)
-                : String(format: "propagation: the split had not settled after %.1f s (%d requests); tested anyway", p.seconds, p.requests))
-        }
-        if let reason { details.append(reason) }
-        details.append(String(format: "test: %@; tolerance %.3f, false-fail <= %g, miss <= %g", v.evidence.test,
-                              v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate))
-        if v.evidence.unsuccessfulResponses > 0 {
-            details.append("\(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split")
-        }
-        return (headline, details)
-    }
-
-    func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
     }
 }

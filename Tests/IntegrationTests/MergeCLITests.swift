@@ -1,4 +1,6 @@
 import Foundation
+import Histogram
+import MeshprobeHistogram
 import Testing
 
 /// `meshprobe merge` end to end: two real `load --json` runs against the echo, merged, equal their sums; a truncated
@@ -31,6 +33,22 @@ import Testing
         #expect(statuses == ["200": 300, "503": 200])
         let series = try #require(m["series"] as? [[String: Any]])
         #expect(series.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 500)
+        // Each merged second's percentiles come from the runs' histograms of that second, merged.
+        func seconds(_ o: [String: Any]) -> [Int: [String: Any]] {
+            Dictionary(((o["timeline"] as? [[String: Any]]) ?? []).map { ($0["second"] as? Int ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        let (ta, tb, tm) = (seconds(a), seconds(b), seconds(m))
+        #expect(tm.values.reduce(0) { $0 + ($1["responses"] as? Int ?? 0) } == 500)
+        for (second, point) in tm where (point["responses"] as? Int ?? 0) > 0 {
+            var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+            for part in [ta[second], tb[second]] {
+                if let text = part?["histogram"] as? String { h.add(try HistogramCodec.decode(text)) }
+            }
+            #expect(Int(h.totalCount) == point["responses"] as? Int, "second \(second)")
+            let p99 = Double(h.highestEquivalentForValue(h.valueAtPercentile(99))) / 1000
+            #expect((point["p99_ms"] as? Double).map { abs($0 - p99) < 0.0005 } == true, "second \(second): \(point) vs \(p99)")
+            #expect(point["histogram"] as? String == HistogramCodec.encode(h))
+        }
         // The published schema accepts the merged result.
         let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/schema/load-result.schema.json").path

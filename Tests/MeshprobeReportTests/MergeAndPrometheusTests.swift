@@ -11,17 +11,14 @@ import NIOPosix
 import Testing
 
 @Suite struct MergeTests {
-    let identity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
-    var labels: SeriesLabels {
-        SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: identity.identity,
-                     destinationWorkload: "reviews", destinationVersion: "v1", destinationCluster: "east", responseCode: 200,
-                     connectionSecurityPolicy: "mutual_tls")
-    }
+    let identity = mergeIdentity
+    let labels = mergeLabels
     let configuration = LoadConfiguration(targets: [try! LoadTarget(parsing: "https://127.0.0.1:8443/")])
     let policy = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "a", count: 64))
 
-    func report(_ values: [UInt64], inputs: [LoadReport.Input]? = nil) throws -> LoadReport {
-        let r = result(values, identity: identity, status: 200, labels: labels)
+    func report(_ values: [UInt64], inputs: [LoadReport.Input]? = nil, seconds: [Int]? = nil) throws -> LoadReport {
+        var r = result(values, identity: identity, status: 200, labels: labels)
+        if let seconds { r.timeline = timeline(values, seconds: seconds) }
         let report = LoadReport(result: r, configuration: configuration, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0),
                                 version: "test", inputs: inputs ?? [policy])
         // Through JSON and back, as `merge` reads files.
@@ -50,6 +47,58 @@ import Testing
         #expect(averaged != merged.summary.latencyMs.p99)
     }
 
+    /// The finished seconds of a run in which sample i completed in second `seconds[i]`.
+    func timeline(_ values: [UInt64], seconds: [Int]) -> [TimelinePoint] {
+        var buckets: [Int: TimelineBucket] = [:]
+        for (v, second) in zip(values, seconds) {
+            buckets[second, default: TimelineBucket(second: second)].responses += 1
+            buckets[second]!.succeeded += 1
+            buckets[second]!.sent += 1
+            _ = buckets[second]!.latency.record(v)
+        }
+        return buckets.values.sorted { $0.second < $1.second }.map(TimelinePoint.init)
+    }
+
+    @Test func shardTimelinesMergeToTheSingleRunsPerSecondPercentiles() throws {
+        let all = samples(24_000, seed: 8)
+        // Each sample's second from its run's start; the shards' seconds differ in load and latency.
+        let seconds = all.indices.map { ($0 * 7) % 5 }
+        let single = try report(all, seconds: seconds)
+        let cuts = [0, 5_000, 16_000, 24_000]
+        let shards = try (0..<3).map { i in
+            ("shard-\(i).json", try report(Array(all[cuts[i]..<cuts[i + 1]]), seconds: Array(seconds[cuts[i]..<cuts[i + 1]])))
+        }
+        let merged = try ResultMerger.merge(shards, commandLine: ["merge"])
+        #expect(merged.timeline.count == 5)
+        for (m, s) in zip(merged.timeline, single.timeline) {
+            #expect(m.second == s.second)
+            #expect(m.responses == s.responses)
+            #expect(m.p50Ms != nil && m.p90Ms != nil && m.p99Ms != nil && m.maxMs != nil)
+            #expect(m.p50Ms == s.p50Ms && m.p90Ms == s.p90Ms && m.p99Ms == s.p99Ms && m.maxMs == s.maxMs, "second \(m.second)")
+            #expect(m.histogram == s.histogram, "second \(m.second): the same encoded histogram, byte for byte")
+        }
+        // Averaging the shards' per-second p99 would not give it: the merge recomputes it from the merged histogram.
+        let averaged = shards.map { $0.1.timeline[2].p99Ms! }.reduce(0, +) / 3
+        #expect(averaged != merged.timeline[2].p99Ms)
+        // A merge of one result is that result.
+        let one = try ResultMerger.merge([("single.json", single)], commandLine: ["merge"])
+        #expect(one.timeline.map(\.p99Ms) == single.timeline.map(\.p99Ms))
+        #expect(one.timeline.map(\.histogram) == single.timeline.map(\.histogram))
+    }
+
+    @Test func resultsWithoutPerSecondHistogramsStillMergeWithoutPercentiles() throws {
+        let all = samples(2_000, seed: 9)
+        let seconds = all.indices.map { $0 % 3 }
+        let new = try report(all, seconds: seconds)
+        var old = try report(all, seconds: seconds)
+        for i in old.timeline.indices { old.timeline[i].histogram = nil }
+        // Through JSON, as a file written before the histograms were kept reads.
+        old = try LoadReport.decode(try old.jsonData())
+        let merged = try ResultMerger.merge([("new.json", new), ("old.json", old)], commandLine: ["merge"])
+        #expect(merged.timeline.map(\.responses) == new.timeline.map { 2 * $0.responses })
+        #expect(merged.timeline.allSatisfy { $0.p50Ms == nil && $0.p99Ms == nil && $0.maxMs == nil && $0.histogram == nil })
+    }
+
     @Test func differentPoliciesSchemasAndCorruptedFilesAreRefusedNamingTheFile() throws {
         let a = try report(samples(100, seed: 1))
         let other = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "b", count: 64))
@@ -64,10 +113,13 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let good = try a.jsonData()
+        let timed = try report(samples(100, seed: 1), seconds: (0..<100).map { $0 % 2 })
         let cases: [(String, Data, String)] = [
             ("truncated.json", good.prefix(good.count / 2), "not JSON"),
             ("old.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "meshprobe.load/v2", with: "meshprobe.load/v1").utf8), "meshprobe.load/v1"),
             ("histogram.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: "HISTFAAAxyz").utf8), "histograms.latency"),
+            ("second.json", Data(String(decoding: try timed.jsonData(), as: UTF8.self)
+                .replacingOccurrences(of: timed.timeline[1].histogram!, with: "HISTFAAAxyz").utf8), "timeline[1].histogram"),
             ("field.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"series\"", with: "\"sirius\"").utf8), "series"),
         ]
         for (name, data, expected) in cases {

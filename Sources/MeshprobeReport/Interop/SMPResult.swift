@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 
 /// The result as a Service Mesh Performance (SMP) `PerformanceTestResult` (protos/service_mesh_performance.proto in

@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import MeshprobeHistogram
 import MeshprobeLoad
 
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
@@ -8,6 +9,13 @@ public enum ResultMerger {
     public struct MergeError: Error, CustomStringConvertible, Equatable {
         public var description: String
         public init(_ description: String) { self.description = description }
+    }
+
+    /// The top-level `schema` of a JSON result file (verify and game day results have one), nil for anything else.
+    public static func topLevelSchema(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return root["schema"] as? String
     }
 
     /// Reads one result file; errors name the file and say what is wrong with it.
@@ -29,7 +37,13 @@ public enum ResultMerger {
             throw MergeError("\(path): meta.schema is '\(schema)'; merge reads \(LoadReport.schemaVersion) results (run it again with this build)")
         }
         let report = try decoding(path) { try LoadReport.decode(data) }
-        // Every histogram must decode: a corrupted one would make the merge silently wrong.
+        try checkHistograms(report, name: path)
+        return report
+    }
+
+    /// Decodes every histogram of a result (`field` prefixes the fields named in errors, for a result inside another):
+    /// a corrupted one would make the merge silently wrong.
+    public static func checkHistograms(_ report: LoadReport, name path: String, field prefix: String = "") throws(MergeError) {
         var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
                                            ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
                                            ("histograms.loop_lag", report.histograms.loopLag),
@@ -38,10 +52,10 @@ public enum ResultMerger {
         for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram)) }
         for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
         for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
+        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
         for (field, text) in encoded {
-            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(field): \(error.description)") }
+            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
         }
-        return report
     }
 
     /// Runs `decode`, turning a decoding error into one that names the file and the field.
@@ -179,21 +193,7 @@ public enum ResultMerger {
         c.peerIdentities = all.reduce([:]) { add($0, $1.connections.peerIdentities) }
         c.callersSeenByServer = all.reduce([:]) { add($0, $1.connections.callersSeenByServer) }
         out.connections = c
-        // timeline: counts add per second from each run's start; per-second percentiles are not kept, so none here
-        var seconds: [Int: LoadReport.Second] = [:]
-        for r in all {
-            for p in r.timeline {
-                var m = seconds[p.second] ?? LoadReport.Second(second: p.second, sent: 0, responses: 0, succeeded: 0, failed: 0, late: 0,
-                                                               p50Ms: nil, p99Ms: nil, maxMs: nil)
-                m.sent += p.sent
-                m.responses += p.responses
-                m.succeeded += p.succeeded
-                m.failed += p.failed
-                m.late += p.late
-                seconds[p.second] = m
-            }
-        }
-        out.timeline = seconds.values.sorted { $0.second < $1.second }
+        out.timeline = mergedTimeline(all.map(\.timeline))
         // steps, in the first result's order
         var steps: [String: (LoadReport.Step, LatencyHistogram)] = [:]
         var order: [String] = []
@@ -220,6 +220,35 @@ public enum ResultMerger {
         let iterations = all.compactMap(\.iterationsCompleted)
         out.iterationsCompleted = iterations.isEmpty ? nil : iterations.reduce(0, +)
         return out
+    }
+
+    /// Timelines merged second by second from each run's start: counts add, and the seconds' histograms merge, so each
+    /// merged second's percentiles are recomputed exactly as a run computes its own (`TimelinePoint`). A second with
+    /// responses but no histogram in some input (a result from before the histograms were kept) has counts only.
+    public static func mergedTimeline(_ timelines: [[LoadReport.Second]]) -> [LoadReport.Second] {
+        var buckets: [Int: TimelineBucket] = [:]
+        var withoutHistogram = Set<Int>()
+        for timeline in timelines {
+            for p in timeline {
+                var part = TimelineBucket(second: p.second)
+                part.sent = p.sent
+                part.responses = p.responses
+                part.succeeded = p.succeeded
+                part.failed = p.failed
+                part.late = p.late
+                if let text = p.histogram, let h = try? HistogramCodec.decode(text) {
+                    part.latency.add(h)
+                } else if p.responses > 0 {
+                    withoutHistogram.insert(p.second)
+                }
+                buckets[p.second, default: TimelineBucket(second: p.second)].merge(part)
+            }
+        }
+        return buckets.values.sorted { $0.second < $1.second }.map { bucket in
+            guard withoutHistogram.contains(bucket.second) else { return LoadReport.Second(TimelinePoint(bucket)) }
+            return LoadReport.Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
+                                     failed: bucket.failed, late: bucket.late)
+        }
     }
 
     /// The per-workload table from the series: requests, successes, statuses, client errors and merged latency.

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 
 /// What a run checked and what it saw, in the shape every report view renders (JUnit XML, HTML, the terminal's
@@ -142,6 +143,12 @@ public struct RunReport: Sendable {
             self.name = name
             self.report = report
             self.distribution = distribution
+        }
+
+        /// A load from its lossless result alone (a merged one): the distribution from its latency histogram.
+        public init(name: String, report: LoadReport) {
+            let histogram = (try? HistogramCodec.decode(report.histograms.latency)).map { Self.distribution($0) } ?? []
+            self.init(name: name, report: report, distribution: histogram)
         }
 
         /// The latency distribution of `histogram` at `percentiles`, in milliseconds.

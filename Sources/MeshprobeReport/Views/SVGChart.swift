@@ -71,7 +71,8 @@ enum SVGChart {
         let height = top + plotHeight + 30 + strip + 28
         let plot = width - left - right
         let last = Double(max(1, (seconds.map(\.second).max() ?? 0) + 1))
-        // A merged result's seconds carry counts only (no per-second percentiles): those seconds draw no latency.
+        // A merged second's percentiles come from its merged histogram; a merge with a result written before the
+        // histograms were kept has counts only for the seconds it touches: those draw no latency.
         let yTicks = ticks(upTo: seconds.compactMap(\.p99Ms).max() ?? 0)
         let yTop = yTicks.last ?? 1
         func x(_ s: Double) -> Double { left + plot * s / last }

@@ -1,7 +1,6 @@
 import CompressNIO
 import Foundation
 import Histogram
-import MeshprobeLoad
 import NIOCore
 
 /// HdrHistogram's standard compressed V2 encoding (`HISTFAAA...` in base64), as HdrHistogram's Java, C, Go and
@@ -21,12 +20,17 @@ public enum HistogramCodec {
     }
 
     /// The histogram as base64 text.
-    public static func encode(_ histogram: LatencyHistogram) -> String {
+    public static func encode(_ histogram: Histogram<UInt64>) -> String {
         Data(compressed(histogram)).base64EncodedString()
     }
 
+    /// The compressed bytes as base64 text (what `encode` writes).
+    public static func encode(compressed bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+    }
+
     /// A histogram from `encode`'s text (or any HdrHistogram library's compressed V2 base64 with 64-bit counts).
-    public static func decode(_ text: String) throws(DecodingError) -> LatencyHistogram {
+    public static func decode(_ text: String) throws(DecodingError) -> Histogram<UInt64> {
         guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw DecodingError(description: "not base64")
         }
@@ -34,7 +38,7 @@ public enum HistogramCodec {
     }
 
     /// The uncompressed V2 encoding (payload header and counts).
-    static func payload(_ h: LatencyHistogram) -> [UInt8] {
+    static func payload(_ h: Histogram<UInt64>) -> [UInt8] {
         let layout = Layout(h)
         var counts: [UInt8] = []
         if h.totalCount > 0 {
@@ -64,7 +68,9 @@ public enum HistogramCodec {
         return out + counts
     }
 
-    static func compressed(_ h: LatencyHistogram) -> [UInt8] {
+    /// The compressed V2 encoding as bytes: a few hundred bytes for a second of latencies, where the histogram itself
+    /// holds its whole counts array (about 25 KB at 2 significant digits over 1 us to 1 h).
+    public static func compressed(_ h: Histogram<UInt64>) -> [UInt8] {
         var input = ByteBuffer(bytes: payload(h))
         // Deflate never fails on a buffer it sized itself; an empty result would be refused by `decode`.
         let deflated = (try? input.compress(with: .zlib())).map { Array($0.readableBytesView) } ?? []
@@ -74,7 +80,8 @@ public enum HistogramCodec {
         return out + deflated
     }
 
-    static func decompress(_ bytes: [UInt8]) throws(DecodingError) -> LatencyHistogram {
+    /// A histogram from `compressed`'s bytes.
+    public static func decompress(_ bytes: [UInt8]) throws(DecodingError) -> Histogram<UInt64> {
         var reader = Reader(bytes: bytes)
         let cookie = try reader.u32()
         guard cookie & ~0xF0 == compressedCookie & ~0xF0 else {
@@ -90,7 +97,7 @@ public enum HistogramCodec {
         return try decodePayload(Array(inflated.readableBytesView))
     }
 
-    static func decodePayload(_ bytes: [UInt8]) throws(DecodingError) -> LatencyHistogram {
+    static func decodePayload(_ bytes: [UInt8]) throws(DecodingError) -> Histogram<UInt64> {
         var r = Reader(bytes: bytes)
         let cookie = try r.u32()
         guard cookie & ~0xF0 == encodingCookie & ~0xF0 else {
@@ -138,7 +145,7 @@ public enum HistogramCodec {
         let subBucketMask: UInt64
         let leadingZeroCountBase: Int
 
-        init(_ h: LatencyHistogram) {
+        init(_ h: Histogram<UInt64>) {
             let largest = 2 * pow(10.0, Double(h.numberOfSignificantValueDigits.rawValue))
             let subBucketCountMagnitude = Int(ceil(log2(largest)))
             subBucketHalfCountMagnitude = max(subBucketCountMagnitude, 1) - 1

@@ -1,0 +1,180 @@
+import Foundation
+import MeshprobeHistogram
+import MeshprobeLoad
+import MeshprobeVerify
+
+/// Merges `verify` results of the same policy (several runs, or shards): the statistical verdicts are decided again
+/// on the merged samples, never averaged.
+///
+/// - split: counts per destination add up, and the sequential test judges the totals (`SplitTest.evaluate(counts:)`);
+/// - mTLS and clusters: the callers and clusters seen add up, and the rule is applied to the totals;
+/// - SLOs: from the merged lossless load results (success counts and latency histograms);
+/// - the resilience procedures (circuit breakers, outlier detection, retries): each run's own verdicts, kept with the
+///   file they came from (a procedure's evidence is not a sample that adds up).
+public enum VerifyMerge {
+    public typealias MergeError = ResultMerger.MergeError
+
+    /// True when the file is a verify result (its top-level `schema` says so).
+    public static func isVerifyResult(_ path: String) -> Bool {
+        ResultMerger.topLevelSchema(path)?.hasPrefix("meshprobe.verify/") == true
+    }
+
+    public static func read(_ path: String) throws(MergeError) -> VerifyReport {
+        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
+        return try read(data: data, name: path)
+    }
+
+    /// Reads one verify result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
+    public static func read(data: Data, name path: String) throws(MergeError) -> VerifyReport {
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw MergeError("\(path): not a JSON object (truncated or corrupted?)")
+        }
+        guard let schema = root["schema"] as? String, schema == VerifyReport.schemaVersion else {
+            throw MergeError("\(path): schema is '\(root["schema"] as? String ?? "missing")'; merge reads \(VerifyReport.schemaVersion) verify results")
+        }
+        let report = try ResultMerger.decoding(path) { try JSONDecoder().decode(VerifyReport.self, from: data) }
+        guard report.policySHA256 != nil, let results = report.results else {
+            throw MergeError("\(path): no policy_sha256 or results: written by an older meshprobe")
+        }
+        for (i, result) in results.enumerated() {
+            for (field, text) in [("latency", result.histograms.latency)] {
+                do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): results[\(i)].histograms.\(field): \(error.description)") }
+            }
+        }
+        return report
+    }
+
+    public static func merge(_ files: [(file: String, report: VerifyReport)], commandLine: [String]) throws(MergeError) -> VerifyReport {
+        guard let first = files.first else { throw MergeError("nothing to merge") }
+        for (file, report) in files.dropFirst() where report.policySHA256 != first.report.policySHA256 {
+            throw MergeError("\(file): a different policy than \(first.file) (SHA-256 differs): only runs of one policy merge")
+        }
+        for (file, report) in files.dropFirst() where report.results?.count != first.report.results?.count {
+            throw MergeError("\(file): \(report.results?.count ?? 0) routes, \(first.file) has \(first.report.results?.count ?? 0)")
+        }
+        // Route i's loads from every file, merged exactly.
+        var results: [LoadReport] = []
+        for i in 0..<(first.report.results?.count ?? 0) {
+            results.append(try ResultMerger.merge(files.map { ($0.file, $0.report.results![i]) }, commandLine: commandLine))
+        }
+        var merged = VerifyReport(file: first.report.policy)
+        merged.policySHA256 = first.report.policySHA256
+        merged.results = results
+        merged.mergedFrom = files.map(\.file)
+        var done = Set<String>()
+        for verdict in first.report.verdicts {
+            let key = verdict.kind + "\u{0}" + verdict.name
+            guard !done.contains(key) else { continue }
+            done.insert(key)
+            let same = files.flatMap { file in file.report.verdicts.filter { $0.kind == verdict.kind && $0.name == verdict.name }.map { (file.file, $0) } }
+            switch verdict.kind {
+            case "split": merged.appendVerdict(try split(same.map(\.1)))
+            case "mtls", "clusters": merged.appendVerdict(seen(same.map(\.1)))
+            case "slo": merged.appendVerdict(slo(verdict, results: results))
+            default:
+                for (file, v) in same {
+                    var kept = v
+                    kept.name += " [\(file)]"
+                    merged.appendVerdict(kept)
+                }
+            }
+        }
+        // Verdicts only later files have (a procedure one run skipped): kept as they are, with their file.
+        for (file, report) in files.dropFirst() {
+            for v in report.verdicts where !done.contains(v.kind + "\u{0}" + v.name) {
+                var kept = v
+                kept.name += " [\(file)]"
+                merged.appendVerdict(kept)
+            }
+        }
+        return merged
+    }
+
+    /// One route's split on the merged counts.
+    public static func split(_ verdicts: [VerifyReport.Verdict]) throws(MergeError) -> VerifyReport.Verdict {
+        var v = verdicts[0]
+        var counts: [String: Int] = [:]
+        for other in verdicts { counts.merge(other.evidence.counts, uniquingKeysWith: +) }
+        let total = counts.values.reduce(0, +)
+        let e = v.evidence
+        let truncated = verdicts.contains { $0.evidence.truncated }
+        let configuration = SplitTestConfiguration(tolerance: e.tolerance, falseFailRate: e.falseFailRate, missRate: e.missRate,
+                                                   maxSamples: truncated ? max(1, total) : Int.max / 4)
+        let verdict: SplitTest.Verdict?
+        do {
+            verdict = try SplitTest.evaluate(counts: counts, weights: e.declared, configuration: configuration)
+        } catch {
+            throw MergeError("split '\(v.name)': \(error.description)")
+        }
+        v.evidence.counts = counts
+        v.evidence.requests = total
+        v.evidence.observed = counts.mapValues { total > 0 ? (Double($0) / Double(total) * 10000).rounded() / 10000 : 0 }
+        v.evidence.truncated = verdict?.evidence.truncated ?? false
+        v.evidence.unsuccessfulResponses = verdicts.reduce(0) { $0 + $1.evidence.unsuccessfulResponses }
+        v.evidence.connections = verdicts.reduce(0) { $0 + ($1.evidence.connections ?? 0) }
+        v.evidence.propagation = nil
+        v.evidence.test = "sequential probability ratio tests per destination, judged on the merged counts (final likelihood ratios)"
+        v.passed = verdict?.passed == true
+        v.decided = verdict != nil
+        if case .fail(let why, _)? = verdict { v.reason = why } else { v.reason = nil }
+        if verdict == nil { v.reason = "undecided on the merged \(total) responses: no boundary crossed" }
+        return v
+    }
+
+    /// mTLS (every response from the expected caller) and clusters (reach >= 1, avoid = 0) on the merged counts.
+    public static func seen(_ verdicts: [VerifyReport.Verdict]) -> VerifyReport.Verdict {
+        var v = verdicts[0]
+        var counts: [String: Int] = [:]
+        for other in verdicts { counts.merge(other.evidence.counts, uniquingKeysWith: +) }
+        let total = counts.values.reduce(0, +)
+        v.evidence.counts = counts
+        v.evidence.requests = total
+        v.evidence.observed = counts.mapValues { total > 0 ? Double($0) / Double(total) : 0 }
+        var problems: [String] = []
+        if v.kind == "mtls" {
+            let expected = v.evidence.declared.first { $0.value == 1 }?.key ?? ""
+            let others = total - counts[expected, default: 0]
+            if total == 0 || others > 0 { problems.append("\(others) of \(total) responses came from a caller other than \(expected)") }
+        } else {
+            let missing = v.evidence.declared.filter { $0.value == 1 && counts[$0.key, default: 0] == 0 }.keys.sorted()
+            if !missing.isEmpty { problems.append("no response from \(missing.joined(separator: ", "))") }
+            let reached = v.evidence.declared.filter { $0.value == 0 && counts[$0.key, default: 0] > 0 }.keys.sorted()
+            if !reached.isEmpty { problems.append(reached.map { "\(counts[$0, default: 0]) responses from \($0)" }.joined(separator: ", ") + " (declared: nothing)") }
+        }
+        v.passed = problems.isEmpty
+        v.decided = true
+        v.reason = problems.isEmpty ? nil : problems.joined(separator: "; ")
+        return v
+    }
+
+    /// An SLO on the merged results: the success rate from the counts, a latency percentile from the merged histograms.
+    public static func slo(_ verdict: VerifyReport.Verdict, results: [LoadReport]) -> VerifyReport.Verdict {
+        var v = verdict
+        let limit = v.evidence.declared["limit"] ?? 0
+        var observed = 0.0
+        var responses = 0
+        if let percentile = v.evidence.declared["percentile"] {
+            var all: LatencyHistogram?
+            for r in results {
+                guard let h = try? HistogramCodec.decode(r.histograms.latency) else { continue }
+                if all == nil { all = h } else { all!.add(h) }
+                responses += r.summary.responses
+            }
+            observed = all.map { Double($0.highestEquivalentValue(atPercentile: percentile)) / 1e6 } ?? 0
+            v.passed = observed <= limit
+            v.reason = v.passed ? nil : String(format: "p%g was %.1f ms over %d merged responses", percentile, observed * 1000, responses)
+        } else {
+            let succeeded = results.reduce(0) { $0 + $1.summary.succeeded }
+            let failed = results.reduce(0) { $0 + $1.summary.failed }
+            responses = succeeded + failed
+            observed = Double(succeeded) / Double(max(1, responses))
+            v.passed = observed >= limit
+            v.reason = v.passed ? nil : String(format: "%.4f of %d merged requests succeeded", observed, responses)
+        }
+        v.evidence.observed = ["observed": observed]
+        v.evidence.requests = responses
+        v.evidence.test = "point estimate over every request of the merged runs"
+        v.decided = true
+        return v
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+
+/// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
+public struct VerifyReport: Codable, Sendable {
+    public struct Evidence: Codable, Sendable {
+        public var requests: Int
+        public var counts: [String: Int]
+        public var declared: [String: Double]
+        public var observed: [String: Double]
+        public var tolerance: Double
+        public var falseFailRate: Double
+        public var missRate: Double
+        public var test: String
+        public var truncated: Bool
+        public var unsuccessfulResponses: Int
+        public var matchHeaders: [String: String]
+        public var matchPath: String?
+        public var matchMethod: String? = nil
+        /// The route's conditions in words (`header x-group ~ ^beta-[0-9]+$ (sent beta-7)`).
+        public var match: [String]? = nil
+        /// Connections the route's requests used (fresh connections spread the samples over upstreams).
+        public var connections: Int? = nil
+        public var propagation: Propagation? = nil
+        /// What happened when, in seconds from the start of the procedure (outlier detection).
+        public var timeline: [TimelineEvent]? = nil
+
+        public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
+                    falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
+                    matchHeaders: [String: String], matchPath: String?, matchMethod: String? = nil, match: [String]? = nil,
+                    connections: Int? = nil, propagation: Propagation? = nil, timeline: [TimelineEvent]? = nil) {
+            self.requests = requests
+            self.counts = counts
+            self.declared = declared
+            self.observed = observed
+            self.tolerance = tolerance
+            self.falseFailRate = falseFailRate
+            self.missRate = missRate
+            self.test = test
+            self.truncated = truncated
+            self.unsuccessfulResponses = unsuccessfulResponses
+            self.matchHeaders = matchHeaders
+            self.matchPath = matchPath
+            self.matchMethod = matchMethod
+            self.match = match
+            self.connections = connections
+            self.propagation = propagation
+            self.timeline = timeline
+        }
+
+        /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, circuit breakers).
+        public static func facts(requests: Int, counts: [String: Int] = [:], declared: [String: Double], observed: [String: Double],
+                          test: String) -> Evidence {
+            Evidence(requests: requests, counts: counts, declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
+                     missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline
+            case matchHeaders = "match_headers"
+            case matchPath = "match_path"
+            case matchMethod = "match_method"
+            case falseFailRate = "false_fail_rate"
+            case missRate = "miss_rate"
+            case unsuccessfulResponses = "unsuccessful_responses"
+        }
+    }
+
+    public struct TimelineEvent: Codable, Sendable {
+        public var at: Double
+        public var event: String
+
+        public init(at: Double, event: String) {
+            self.at = at
+            self.event = event
+        }
+    }
+
+    /// The wait for the split to settle before the test.
+    public struct Propagation: Codable, Sendable {
+        public var settled: Bool
+        public var seconds: Double
+        public var requests: Int
+        public var connections: Int
+        public var windows: [[String: Int]]
+
+        public init(settled: Bool, seconds: Double, requests: Int, connections: Int, windows: [[String: Int]]) {
+            self.settled = settled
+            self.seconds = seconds
+            self.requests = requests
+            self.connections = connections
+            self.windows = windows
+        }
+    }
+
+    public struct Verdict: Codable, Sendable {
+        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
+        public var kind = "split"
+        public var name: String
+        public var passed: Bool
+        public var decided: Bool
+        public var reason: String?
+        public var evidence: Evidence
+
+        public init(kind: String = "split", name: String, passed: Bool, decided: Bool, reason: String?, evidence: Evidence) {
+            self.kind = kind
+            self.name = name
+            self.passed = passed
+            self.decided = decided
+            self.reason = reason
+            self.evidence = evidence
+        }
+    }
+
+    public static let schemaVersion = "meshprobe.verify/v2"
+    public var schema = Self.schemaVersion
+    public var policy: String
+    /// SHA-256 of the policy file: `merge` combines only results of the same policy.
+    public var policySHA256: String?
+    public var passed: Bool
+    public var decided: Bool
+    public var verdicts: [Verdict]
+    /// Each route's load as a lossless result (meshprobe.load/v2), in the order of the split verdicts: `merge`
+    /// re-evaluates the SLOs from their histograms.
+    public var results: [LoadReport]?
+    /// The files merged into this one, when it is a merge.
+    public var mergedFrom: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, policy, passed, decided, verdicts, results
+        case policySHA256 = "policy_sha256"
+        case mergedFrom = "merged_from"
+    }
+
+    /// Adds a verdict that is decided as soon as it is evaluated.
+    public mutating func append(kind: String, name: String, passed ok: Bool, reason: String?, evidence: Evidence) {
+        verdicts.append(Verdict(kind: kind, name: name, passed: ok, decided: true, reason: reason, evidence: evidence))
+        passed = passed && ok
+    }
+
+    /// Adds one check of a game-day procedure: what it observed against what was declared.
+    public mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, reason: String?, observed: [String: Double],
+                                               declared: [String: Double], test: String) {
+        let evidence = Evidence.facts(requests: Int(observed["requests"] ?? 0), declared: declared, observed: observed, test: test)
+        append(kind: kind, name: name, passed: passed, reason: reason, evidence: evidence)
+    }
+
+    /// Adds a verdict that could not be reached (the procedure could not run), with why.
+    public mutating func addUndecided(kind: String, name: String, reason: String) {
+        verdicts.append(Verdict(kind: kind, name: name, passed: false, decided: false, reason: reason,
+                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run")))
+        passed = false
+        decided = false
+    }
+
+    /// A report to add verdicts to (a game-day step's).
+    public init(file: String) {
+        policy = file
+        passed = true
+        decided = true
+        verdicts = []
+    }
+
+    /// Every verdict with its evidence, a few lines each.
+    public var verdictText: String {
+        var out = ""
+        for v in verdicts {
+            let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
+            let (headline, details) = Self.describe(v)
+            out += "\(status)  \(headline)\n"
+            for line in details { out += "      \(line)\n" }
+        }
+        return out
+    }
+
+    /// A verdict in words: its headline (what was observed) and the lines under it; the reason and the timeline
+    /// only when asked (the report views carry them on their own).
+    public static func describe(_ v: Verdict, reason withReason: Bool = true, timeline withTimeline: Bool = true) -> (headline: String, details: [String]) {
+        var details: [String] = []
+        let reason = withReason ? v.reason : nil
+        if v.kind == "slo" {
+            let observed = v.evidence.observed["observed"] ?? 0
+            let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
+            return ("\(v.name): observed \(value) (\(v.evidence.test))", reason.map { [$0] } ?? [])
+        }
+        if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
+            let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.format($0.value))" }
+            if let reason { details.append(reason) }
+            if withTimeline {
+                for event in v.evidence.timeline ?? [] { details.append(String(format: "%8.3f s  %@", event.at, event.event)) }
+            }
+            return ("\(v.name): \(observed.joined(separator: ", "))", details)
+        }
+        if v.kind == "clusters" {
+            let seen = v.evidence.counts.sorted { $0.value > $1.value }
+                .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
+            return ("\(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)", reason.map { [$0] } ?? [])
+        }
+        if v.kind == "mtls" {
+            let callers = v.evidence.counts.sorted { $0.value > $1.value }
+                .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
+            return ("\(v.name): callers seen: \(callers) of \(v.evidence.requests) responses", reason.map { [$0] } ?? [])
+        }
+        let shares = v.evidence.declared.keys.sorted().map { name in
+            String(format: "%@ %.1f%% (declared %.1f%%)", name, (v.evidence.observed[name] ?? 0) * 100, v.evidence.declared[name]! * 100)
+        }.joined(separator: ", ")
+        let match = v.evidence.match ?? []
+        let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
+        var headline = "\(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
+        if let connections = v.evidence.connections { headline += " on \(connections) connections" }
+        if v.evidence.truncated { headline += " (decided at the request cap)" }
+        if let p = v.evidence.propagation {
+            details.append(p.settled
+                ? String(format: "propagation: the split settled after %.1f s (%d requests, not part of the test)", p.seconds, p.requests)
+                : String(format: "propagation: the split had not settled after %.1f s (%d requests); tested anyway", p.seconds, p.requests))
+        }
+        if let reason { details.append(reason) }
+        details.append(String(format: "test: %@; tolerance %.3f, false-fail <= %g, miss <= %g", v.evidence.test,
+                              v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate))
+        if v.evidence.unsuccessfulResponses > 0 {
+            details.append("\(v.evidence.unsuccessfulResponses) unsuccessful responses were left out of the split")
+        }
+        return (headline, details)
+    }
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// A number as a policy file writes it: an integer without a fraction, else as Swift prints it.
+    static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+
+    /// Adds a verdict as it is (a merge's).
+    public mutating func appendVerdict(_ v: Verdict) {
+        verdicts.append(v)
+        passed = passed && v.passed
+        decided = decided && v.decided
+    }
+}
