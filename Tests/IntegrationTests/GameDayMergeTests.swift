@@ -83,12 +83,26 @@ import Testing
         let page = try String(contentsOfFile: "\(dir)/all.html", encoding: .utf8)
         #expect(page.contains("merged game day two clusters"))
 
+        // The published schema (docs/schema/gameday-result.schema.json) accepts both runs and their merge, each load
+        // step's result included, and rejects a step whose load result was cut short.
+        for name in ["east", "west", "all"] { #expect(try await ResultSchema.gameday.violation(in: "\(dir)/\(name).json") == nil, "\(name)") }
+        let cutShort = try await ResultSchema.gameday.violation(in: "\(dir)/all.json") { object in
+            var steps = object["steps"] as? [[String: Any]] ?? []
+            var result = steps[0]["result"] as? [String: Any] ?? [:]
+            result["summary"] = nil
+            steps[0]["result"] = result
+            object["steps"] = steps
+        }
+        #expect(cutShort?.contains("'summary' is a required property") == true, "\(cutShort ?? "accepted")")
+
         // Bad input: kinds mixed, a v1 result, a run of another file; exit 2 naming the file, nothing written.
         let load = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "10", "--quiet", "--json", "\(dir)/load.json"])
         #expect(load.status == 0)
         var old = west
         old["schema"] = "meshprobe.gameday.result/v1"
         try JSONSerialization.data(withJSONObject: old).write(to: URL(fileURLWithPath: "\(dir)/old.json"))
+        let oldVersion = try await ResultSchema.gameday.violation(in: "\(dir)/old.json")
+        #expect(oldVersion?.contains("at /schema:") == true, "\(oldVersion ?? "accepted")")
         try (try String(contentsOfFile: file, encoding: .utf8) + "\n# another file\n").write(toFile: file, atomically: true, encoding: .utf8)
         let other = try await runGameDay("other", path: "reviews")
         #expect(other.status == 0, "\(other.stderr)")

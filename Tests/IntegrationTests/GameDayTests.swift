@@ -88,6 +88,7 @@ import Testing
         #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
         let steps = json(out)["steps"] as? [[String: Any]] ?? []
         #expect(steps.map { $0["passed"] as? Bool } == [true, false, true], "\(run.stdout)")
+        #expect(try await ResultSchema.gameday.violation(in: out) == nil)
         let failures = steps.count == 3 ? steps[1]["failures"] as? [String: Int] ?? [:] : [:]
         #expect(failures.keys.contains { $0.contains("application") && $0.contains("503") }, "\(failures)")
         #expect(run.stdout.contains("(cleared)"), "\(run.stdout)")
@@ -145,6 +146,7 @@ import Testing
         #expect((result["aborted"] as? String)?.contains(how == "signal" ? "signal" : "abort file") == true, "\(result)")
         #expect(result["skipped"] as? [String] == ["never"])
         #expect(result["passed"] as? Bool == false)
+        #expect(try await ResultSchema.gameday.violation(in: out) == nil, "an aborted game day's result too")
     }
 
     @Test func theCapsAreTheOperatorsAndTheFileCannotRaiseThem() async throws {
@@ -184,6 +186,7 @@ import Testing
         #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("cannot reach the echo at https://127.0.0.1:\(nobody)"), "\(result.stdout)")
         #expect(json(out)["skipped"] as? [String] == ["never"])
+        #expect(try await ResultSchema.gameday.violation(in: out) == nil, "a step that could not run, with its problem")
         #expect(try await faultsLeft(lab).isEmpty, "the fault set on v1 before the failure was cleared")
 
         let anonymous = try String(contentsOfFile: file, encoding: .utf8)

@@ -135,6 +135,7 @@ import Testing
         let json = dir.appendingPathComponent("verdict.json")
         let out = try await run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 120)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(try await ResultSchema.verify.violation(in: json.path) == nil, "the timeline's evidence too")
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
         #expect(verdicts.count == 4 && verdicts.allSatisfy { $0["kind"] as? String == "outlier_detection" && $0["passed"] as? Bool == true },

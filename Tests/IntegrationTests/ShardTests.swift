@@ -174,6 +174,7 @@ final class ShardProcess: Sendable {
         let results = try #require(object["results"] as? [[String: Any]])
         let requests = results.compactMap { ($0["summary"] as? [String: Any])?["requests"] as? Int }.reduce(0, +)
         #expect(requests >= evidence["requests"] as? Int ?? .max, "\(requests) \(evidence)")
+        #expect(try await ResultSchema.verify.violation(in: "\(dir)/verify-0.json") == nil, "the shards' merge is a verify result")
         // Shard 0 writes the merged verdict's reports; the others write none (their verdict is shard 0's).
         let junit = (try? String(contentsOfFile: "\(dir)/verify-0.xml", encoding: .utf8)) ?? ""
         #expect(junit.contains("<testsuite") && junit.contains("3 shards"), "\(junit)")

@@ -247,6 +247,7 @@ func verifyThroughHAProxy(expect: String, proxy: (inout HAProxyConfig) -> Void) 
     let json = dir.appendingPathComponent("verdict.json")
     let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 120)
     let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+    if object != nil { #expect(try await ResultSchema.verify.violation(in: json.path) == nil) }
     return (out, object?["verdicts"] as? [[String: Any]] ?? [])
 }
 

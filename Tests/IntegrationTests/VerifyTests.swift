@@ -26,6 +26,7 @@ import Testing
         let json = dir.appendingPathComponent("verdict.json")
         let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 90)
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        if object != nil { #expect(try await ResultSchema.verify.violation(in: json.path) == nil) }
         return (out, object)
     }
 
@@ -74,6 +75,17 @@ import Testing
             return ((o["results"] as? [[String: Any]])?.first?["summary"] as? [String: Any])?["requests"] as? Int ?? -1
         }
         #expect(summary["requests"] as? Int == shardRequests.reduce(0, +), "the loads add up")
+        // The published schema (docs/schema/verify-result.schema.json) accepts a run's result and the merge, each route's
+        // load result included, and rejects a result of another version or with a load result cut short.
+        for path in [shards[0].path, mergedPath] { #expect(try await ResultSchema.verify.violation(in: path) == nil, "\(path)") }
+        let otherVersion = try await ResultSchema.verify.violation(in: mergedPath) { $0["schema"] = "meshprobe.verify/v3" }
+        #expect(otherVersion?.contains("at /schema:") == true, "\(otherVersion ?? "accepted")")
+        let cutShort = try await ResultSchema.verify.violation(in: mergedPath) { object in
+            var results = object["results"] as? [[String: Any]] ?? []
+            results[0]["histograms"] = nil
+            object["results"] = results
+        }
+        #expect(cutShort?.contains("'histograms' is a required property") == true, "\(cutShort ?? "accepted")")
 
         // Bad inputs: a load result among verify results, a truncated file, another policy.
         let loadResult = dir.appendingPathComponent("load.json").path
@@ -189,6 +201,7 @@ import Testing
         let json = dir.appendingPathComponent("verdict.json")
         let out = try await run(meshprobeBinary, ["verify", policy.path, manifest, "--json", json.path, "--quiet"], timeout: 90)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(try await ResultSchema.verify.violation(in: json.path) == nil)
         let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
         #expect(object["passed"] as? Bool == true)
         return try #require(object["verdicts"] as? [[String: Any]])
@@ -232,8 +245,10 @@ import Testing
                   mtls: \(mtls)
                   slo: {successRate: 0.99, p99: 5s}
                 """.write(to: policy, atomically: true, encoding: .utf8)
-            let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+            let json = pki.directory.appendingPathComponent("verdict.json").path
+            let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json, "--quiet"], timeout: 60)
             #expect(out.status == status, "\(mtls): \(out.stdout)\(out.stderr)")
+            #expect(try await ResultSchema.verify.violation(in: json) == nil)
             #expect(out.stdout.contains("mTLS in effect"))
             #expect(out.stdout.contains("PASS  SLO: success rate >= 0.99"), "\(out.stdout)")
             #expect(out.stdout.contains("PASS  SLO: p99 latency <= 5000 ms"), "\(out.stdout)")

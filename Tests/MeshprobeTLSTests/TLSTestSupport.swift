@@ -212,6 +212,17 @@ func connect(group: MultiThreadedEventLoopGroup, port: Int, context: TLSContext,
     }
 }
 
+/// One connection from `client` to an echo server with `server`: what each side saw.
+func handshake(server: TLSContext, client: TLSContext, connectingTo host: String? = nil) async throws -> (client: SideResult, server: SideResult) {
+    try await withEventLoopGroup { group in
+        let echo = try await EchoServer.start(group: group, context: server)
+        defer { echo.channel.close(promise: nil) }
+        let clientSide = try await connect(group: group, port: echo.port, context: client, connectingTo: host)
+        let serverSide = try await echo.result()
+        return (clientSide, serverSide)
+    }
+}
+
 func withEventLoopGroup<T>(_ body: (MultiThreadedEventLoopGroup) async throws -> T) async throws -> T {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     do {

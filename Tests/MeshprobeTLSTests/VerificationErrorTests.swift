@@ -18,14 +18,7 @@ struct VerificationErrorTests {
         let clientCertificate = try clientFiles ?? lab.issue(clientID, as: "client")
         var configuration = try lab.clientConfiguration(clientCertificate, expectedPeer: expectedPeer)
         configuration.maximumVersion = version
-        let client = try TLSContext(configuration: configuration)
-        return try await withEventLoopGroup { group in
-            let echo = try await EchoServer.start(group: group, context: server)
-            defer { echo.channel.close(promise: nil) }
-            let clientSide = try await connect(group: group, port: echo.port, context: client)
-            let serverSide = try await echo.result()
-            return (clientSide, serverSide)
-        }
+        return try await MeshprobeTLSTests.handshake(server: server, client: TLSContext(configuration: configuration))
     }
 
     @Test func rejectsAnExpiredServerCertificate() async throws {
