@@ -47,7 +47,7 @@ final class LoadWorker {
     // Open model.
     private var arrivals: ArrivalSchedule?
     private var nextArrival: UInt64?
-    private var arrivalTask: Scheduled<Void>?
+    private var arrivalTask: NIOScheduledCallback?
     private var arrivalTimerDue: UInt64 = 0
     /// Intended send times of arrivals that no connection could take yet, oldest first.
     private var backlog = CircularBuffer<UInt64>(initialCapacity: 64)
@@ -346,7 +346,7 @@ final class LoadWorker {
     // MARK: the open model's arrivals
 
     /// Moves due arrivals into the backlog, hands the backlog to free connections, and sets the timer for the next.
-    private func advanceArrivals() {
+    fileprivate func advanceArrivals() {
         guard var schedule = arrivals, !stopping else { return }
         let t = now()
         if arrivalTimerDue > 0, t > arrivalTimerDue {
@@ -376,9 +376,8 @@ final class LoadWorker {
             let due = max(next, t + sendTick(at: t, schedule: schedule))
             arrivalTimerDue = due
             let delay = due > t ? due - t : 0
-            arrivalTask = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
-                self.advanceArrivals()
-            }
+            // A scheduled callback, not a task: no promise and no closure to allocate on every tick.
+            arrivalTask = try? eventLoop.assumeIsolated().scheduleCallback(in: .nanoseconds(Int64(delay)), handler: ArrivalTick(worker: self))
         } else {
             checkDone()
         }
@@ -611,5 +610,14 @@ final class LoadWorker {
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         result.labelSeries(SeriesContext(configuration: configuration))
         promise.succeed(result)
+    }
+}
+
+/// The open model's send tick: runs the worker's arrivals on its event loop.
+private struct ArrivalTick: NIOScheduledCallbackHandler {
+    let worker: LoadWorker
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        worker.advanceArrivals()
     }
 }
