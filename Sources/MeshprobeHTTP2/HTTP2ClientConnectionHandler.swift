@@ -242,29 +242,38 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         deliverPendingEvents()
     }
 
+    /// The open stream `streamID`, from nghttp2's stream user data, unretained.
+    ///
+    /// The per-response callbacks use it through `_withUnsafeGuaranteedRef`: no retain and release per callback
+    /// (the stream table owns every stream object for the handler's lifetime).
+    @inline(__always)
+    private func unmanagedStream(_ streamID: Int32) -> Unmanaged<Stream>? {
+        guard let session = connection.sessionPointer,
+              let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
+        return Unmanaged<Stream>.fromOpaque(raw)
+    }
+
     /// The open stream `streamID`, from nghttp2's stream user data.
     @inline(__always)
     private func lookUpStream(_ streamID: Int32) -> Stream? {
-        guard let session = connection.sessionPointer,
-              let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
-        return Unmanaged<Stream>.fromOpaque(raw).takeUnretainedValue()
+        unmanagedStream(streamID)?.takeUnretainedValue()
     }
 
     /// The stream `streamID` as it closes (or its HEADERS could not be sent): detached from nghttp2 and returned
-    /// to the table, still readable until the next `send`.
-    private func closedStream(_ streamID: Int32) -> Stream? {
+    /// to the table, still readable until the next `send`. Unretained, like `unmanagedStream`.
+    private func closedStream(_ streamID: Int32) -> Unmanaged<Stream>? {
         if headerStream?.id == streamID { headerStream = nil }
-        let stream: Stream
-        if let found = lookUpStream(streamID) {
+        let stream: Unmanaged<Stream>
+        if let found = unmanagedStream(streamID) {
             stream = found
-            detach(stream)
+            found._withUnsafeGuaranteedRef { detach($0) }
         } else if let found = streams.openStream(withID: streamID) {
             // HEADERS that never left: nghttp2 never opened the stream, so it holds no user data for it.
-            stream = found
+            stream = Unmanaged.passUnretained(found)
         } else {
             return nil
         }
-        streams.release(stream)
+        stream._withUnsafeGuaranteedRef { streams.release($0) }
         return stream
     }
 
@@ -334,14 +343,17 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         switch UInt32(header.type) {
         case NGHTTP2_DATA.rawValue, NGHTTP2_HEADERS.rawValue:
             guard header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-                let stream = lookUpStream(header.stream_id), !stream.delivered, stream.status >= 200
+                let unmanaged = unmanagedStream(header.stream_id)
             else { return }
-            stream.delivered = true
-            let response = HTTP2Response(
-                status: stream.status, headers: stream.headers, bodyLength: stream.bodyLength, body: stream.body)
-            stream.headers = []
-            stream.body = nil
-            events.append(.response(token: stream.token, response))
+            unmanaged._withUnsafeGuaranteedRef { stream in
+                guard !stream.delivered, stream.status >= 200 else { return }
+                stream.delivered = true
+                let response = HTTP2Response(
+                    status: stream.status, headers: stream.headers, bodyLength: stream.bodyLength, body: stream.body)
+                stream.headers = []
+                stream.body = nil
+                events.append(.response(token: stream.token, response))
+            }
         case NGHTTP2_SETTINGS.rawValue:
             guard header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, let session = connection.session else { return }
             let peerMax = nghttp2_session_get_remote_settings(session.pointer, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
@@ -361,18 +373,25 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     }
 
     func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>?, length: Int) {
-        guard let stream = lookUpStream(streamID) else { return }
-        stream.bodyLength += length
-        guard let data, length > 0 else { return }
-        if collectBodies {
-            connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
-        } else if errorBodyPrefix > 0 && stream.status >= 400 {
-            connection.collectPrefix(data, length: length, into: &stream.body, limit: errorBodyPrefix)
+        guard let unmanaged = unmanagedStream(streamID) else { return }
+        unmanaged._withUnsafeGuaranteedRef { stream in
+            stream.bodyLength += length
+            guard let data, length > 0 else { return }
+            if collectBodies {
+                connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
+            } else if errorBodyPrefix > 0 && stream.status >= 400 {
+                connection.collectPrefix(data, length: length, into: &stream.body, limit: errorBodyPrefix)
+            }
         }
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        guard let stream = closedStream(streamID), !stream.delivered else { return }
+        guard let unmanaged = closedStream(streamID) else { return }
+        unmanaged._withUnsafeGuaranteedRef { onStreamClose(unmanaged: $0, streamID: streamID, errorCode: errorCode) }
+    }
+
+    private func onStreamClose(unmanaged stream: Stream, streamID: Int32, errorCode: UInt32) {
+        guard !stream.delivered else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
         if let resetCode = stream.resetCode {
@@ -387,7 +406,8 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
 
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {
         let header = frame.pointee.hd
-        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue, let stream = closedStream(header.stream_id), !stream.delivered
+        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue,
+              let stream = closedStream(header.stream_id)?.takeUnretainedValue(), !stream.delivered
         else { return }
         stream.delivered = true
         let failure: HTTP2StreamFailure
@@ -434,7 +454,7 @@ private struct StreamTable {
         if let reused = free.popLast() {
             stream = reused
             stream.status = 0
-            stream.headers.removeAll(keepingCapacity: true)
+            if !stream.headers.isEmpty { stream.headers.removeAll(keepingCapacity: true) }
             stream.headerFields = 0
             stream.bodyLength = 0
             stream.body = nil

@@ -123,6 +123,9 @@ struct HeaderBlockBuilder {
     private var nvs: [nghttp2_nv] = []
     /// Whether `withNV` has appended its trailing NUL already (the block can be submitted again unchanged).
     private var terminated = false
+    /// The address of `bytes` that `nvs` point into; nil when `nvs` must be built again. A load generator submits
+    /// the same block request after request: then the nv array is reused as it is.
+    private var nvBase: UnsafePointer<UInt8>?
 
     init() {
         bytes.reserveCapacity(1024)
@@ -134,6 +137,7 @@ struct HeaderBlockBuilder {
         bytes.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
         terminated = false
+        nvBase = nil
     }
 
     /// Adds a field; ASCII upper-case letters in the name are lowered, as HTTP/2 requires.
@@ -189,17 +193,22 @@ struct HeaderBlockBuilder {
             bytes.append(0)
             terminated = true
         }
-        nvs.removeAll(keepingCapacity: true)
-        return bytes.withUnsafeMutableBufferPointer { storage -> R in
+        // Read-only access to the bytes (no uniqueness check): nghttp2 copies names and values without
+        // NO_COPY flags and never writes through the nv pointers.
+        return bytes.withUnsafeBufferPointer { storage -> R in
             let base = storage.baseAddress!  // non-empty array
-            for field in fields {
-                nvs.append(
-                    nghttp2_nv(
-                        name: base + field.nameStart,
-                        value: base + field.valueStart,
-                        namelen: field.nameCount,
-                        valuelen: field.valueCount,
-                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            if base != nvBase || nvs.count != fields.count {
+                nvs.removeAll(keepingCapacity: true)
+                for field in fields {
+                    nvs.append(
+                        nghttp2_nv(
+                            name: UnsafeMutablePointer(mutating: base + field.nameStart),
+                            value: UnsafeMutablePointer(mutating: base + field.valueStart),
+                            namelen: field.nameCount,
+                            valuelen: field.valueCount,
+                            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                }
+                nvBase = base
             }
             return nvs.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
         }

@@ -424,10 +424,10 @@ public struct LoadResult: Sendable {
             if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
             _ = bucket.latency.record(max(1, latencyMicros))
         }
-        if var cached = slot, cached.generation == identityGeneration, cached.identity == identity {
-            Self.update(&identities.values[cached.index], ok: ok, status: status, latencyMicros: latencyMicros)
-            recordSeries(&cached, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
-            slot = cached
+        // In place (`slot!`), not through a copy: a copy retains and releases the identity's four strings.
+        if slot != nil, slot!.generation == identityGeneration, slot!.identity == identity {
+            Self.update(&identities.values[slot!.index], ok: ok, status: status, latencyMicros: latencyMicros)
+            recordSeries(&slot!, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
             return
         }
         if identities.index(forKey: identity) == nil {

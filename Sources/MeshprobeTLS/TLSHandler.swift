@@ -239,7 +239,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Sends everything OpenSSL produced as one buffer, completing the promises of the plaintext it carries.
     private func flushCiphertext(context: ChannelHandlerContext, connection: TLSConnection) {
-        let promise = takeUnflushedPromise(eventLoop: context.eventLoop)
+        let promise = takeUnflushedPromise(context: context)
         guard connection.pendingCiphertext > 0 else {
             promise?.succeed(())
             return
@@ -252,7 +252,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ciphertextBuffer = buffer
     }
 
-    private func takeUnflushedPromise(eventLoop: any EventLoop) -> EventLoopPromise<Void>? {
+    /// The promise for the plaintext encrypted since the last flush (the context's event loop, a retained
+    /// existential, is read only when several promises must be combined).
+    private func takeUnflushedPromise(context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
         switch unflushedPromises.count {
         case 0:
             return nil
@@ -263,7 +265,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         default:
             let promises = unflushedPromises
             unflushedPromises.removeAll(keepingCapacity: true)
-            let combined = eventLoop.makePromise(of: Void.self)
+            let combined = context.eventLoop.makePromise(of: Void.self)
             combined.futureResult.whenComplete { result in
                 for promise in promises { promise.completeWith(result) }
             }
