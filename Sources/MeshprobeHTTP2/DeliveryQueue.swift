@@ -11,6 +11,9 @@ final class DeliveryQueue<Element> {
         items.reserveCapacity(capacity)
     }
 
+    /// Nothing left to deliver.
+    var isEmpty: Bool { cursor >= items.count }
+
     func append(_ item: Element) {
         items.append(item)
     }

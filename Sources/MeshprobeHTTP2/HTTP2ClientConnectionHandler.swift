@@ -14,10 +14,17 @@ public protocol HTTP2ClientDelegate: AnyObject {
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure)
     /// GOAWAY received: no new streams; in-flight streams below last-stream-id may still complete.
     func http2GoAwayReceived(_ connection: HTTP2ClientConnectionHandler, errorCode: UInt32)
+    /// Everything collected from one read (or one send) has been delivered: the responses and failures since the
+    /// last call arrived together. Optional (a default does nothing).
+    func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler)
     /// The connection is gone.
     ///
     /// Called exactly once, after every in-flight stream got `http2StreamFailed(.connectionLost)` or a response.
     func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?)
+}
+
+extension HTTP2ClientDelegate {
+    public func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler) {}
 }
 
 /// Client side of one HTTP/2 connection on nghttp2. All methods must be called on the channel's event loop.
@@ -198,6 +205,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
 
 extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
     func deliverPendingEvents() {
+        guard !events.isEmpty else { return }
         events.drain { event in
             guard let delegate else { return }
             switch event {
@@ -211,6 +219,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 delegate.http2GoAwayReceived(self, errorCode: errorCode)
             }
         }
+        delegate?.http2DeliveryEnded(self)
     }
 
     func connectionFailed(_ error: HTTP2ConnectionError) {

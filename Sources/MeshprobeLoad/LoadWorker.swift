@@ -224,10 +224,10 @@ final class LoadWorker {
     }
 
 
-    /// The next request a connection with a free stream may send now, or nil.
-    @inline(__always) func nextRequest() -> Ticket? {
+    /// The next request a connection with a free stream may send at `t` (now, or the time of the delivery the
+    /// connection is in, see `LoadConnection.deliveryTime`), or nil.
+    @inline(__always) func nextRequest(at t: UInt64) -> Ticket? {
         guard !stopping else { return nil }
-        let t = now()
         if arrivals != nil {
             guard let intended = backlog.popFirst() else { return nil }
             let reason: LateReason
@@ -426,9 +426,10 @@ final class LoadWorker {
     }
 
     /// Records a response unless it belongs to the warm-up.
+    /// `time`: when it arrived, if the caller has read the clock already (see `LoadConnection.deliveryTime`).
     func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
-                        slot: inout LoadResult.IdentitySlot?) {
-        let t = now()
+                        at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
+        let t = time ?? now()
         guard ticket.intended >= warmupEnd else {
             result.warmupRequests += 1
             return
