@@ -183,13 +183,13 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshprobeHistogramTests",
-            dependencies: ["MeshprobeHistogram", "MeshprobeTestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["MeshprobeHistogram", "MeshprobeLoad", "MeshprobeTestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(
             name: "MeshprobeLoadTests",
             dependencies: ["MeshprobeLoad", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
-        .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify"]),
+        .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
         // Test support shared by test targets: stand-in HTTP servers that record what they were sent.
         .target(

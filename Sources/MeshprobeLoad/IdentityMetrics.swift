@@ -1,4 +1,5 @@
 import Histogram
+import MeshprobeHistogram
 import MeshprobeIdentity
 
 /// The labels of one per-identity series: Istio's standard metric labels (so existing dashboards read them), plus
@@ -95,7 +96,7 @@ public struct SeriesStats: Sendable, Equatable {
 
     public mutating func merge(_ other: SeriesStats) {
         requests += other.requests
-        latency.add(other.latency)
+        latency.merge(other.latency)
     }
 }
 

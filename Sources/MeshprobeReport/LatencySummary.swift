@@ -1,4 +1,5 @@
 import Histogram
+import MeshprobeHistogram
 import MeshprobeLoad
 
 /// Latency percentiles in milliseconds, as written to the JSON result and the terminal.
@@ -20,12 +21,13 @@ public struct LatencySummary: Codable, Sendable, Equatable {
             p50 = 0; p90 = 0; p99 = 0; p999 = 0; max = 0; mean = 0
             return
         }
-        p50 = ms(Self.percentile(histogram, 50))
-        p90 = ms(Self.percentile(histogram, 90))
-        p99 = ms(Self.percentile(histogram, 99))
-        p999 = ms(Self.percentile(histogram, 99.9))
+        let percentiles = histogram.highestEquivalentValues(atPercentiles: [50, 90, 99, 99.9])
+        p50 = ms(percentiles[0])
+        p90 = ms(percentiles[1])
+        p99 = ms(percentiles[2])
+        p999 = ms(percentiles[3])
         max = ms(histogram.max)
-        mean = (histogram.mean / 1000 * 1000).rounded() / 1000
+        mean = (histogram.meanValue / 1000 * 1000).rounded() / 1000
     }
 
     /// The value at `percentile`, microseconds, as the highest equivalent value of its bucket.

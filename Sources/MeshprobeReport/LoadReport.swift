@@ -248,7 +248,7 @@ public struct LoadReport: Codable, Sendable {
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String,
                 build: String? = nil, inputs: [Input] = []) {
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
-                    startedAt: startedAt.formatted(.iso8601), targets: configuration.targets.map(\.description),
+                    startedAt: UTCTimestamp.iso8601(startedAt), targets: configuration.targets.map(\.description),
                     connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection,
                     model: Self.describe(configuration.model, configuration: configuration),
                     warmupSeconds: configuration.warmup, churn: configuration.churn.description, build: build ?? version,
@@ -325,7 +325,7 @@ public struct LoadReport: Codable, Sendable {
     /// Says plainly when the generator itself may have distorted the numbers.
     static func warnings(_ result: LoadResult, configuration: LoadConfiguration) -> [String] {
         var out: [String] = []
-        let lagP99 = Double(result.loopLag.valueAtPercentile(99)) / 1000
+        let lagP99 = Double(result.loopLag.value(atPercentile: 99)) / 1000
         if result.loopLag.totalCount > 0 && lagP99 > 10 {
             out.append(String(format: "the generator's event loops fell behind (timer lag p99 %.1f ms): latency includes the generator's own delay", lagP99))
         }

@@ -1,24 +1,13 @@
 import Foundation
+import MeshprobeLoad
 import Testing
 @testable import MeshprobeVerify
-
-/// A small seeded generator so that simulations are reproducible.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Runs `runs` seeded tests with responses drawn from `truth` (shares by destination, in `test.destinations`
 /// order); returns the fraction that failed and the mean number of samples used.
 func simulate(declared: [String: Double], truth: [String: Double], configuration: SplitTestConfiguration, runs: Int,
               seed: UInt64) throws -> (failRate: Double, meanSamples: Double, truncated: Int) {
-    var random = SeededRandom(state: seed)
+    var random = SplitMix64(seed: seed)
     var failures = 0
     var samples = 0
     var truncated = 0
@@ -89,7 +78,7 @@ func allowance(_ rate: Double, runs: Int) -> Double {
     @Test func theGatewayAPIRuleMissesWhatThisTestCatches() throws {
         // Gateway API conformance: 500 requests, |observed - expected| <= 0.05 per backend, up to 10 tries.
         // At a declared 70/30 a true 76/24 passes that rule ~98% of the time; this test (tolerance 0.05) catches it.
-        var random = SeededRandom(state: 7)
+        var random = SplitMix64(seed: 7)
         var gatewayPasses = 0
         let runs = 1000
         for _ in 0..<runs {
@@ -190,7 +179,7 @@ func allowance(_ rate: Double, runs: Int) -> Double {
 
     /// Shards of a split exactly as declared, merged: false fails stay within the stated rate (Ville's inequality).
     @Test func mergedShardsOfACorrectSplitRarelyFail() throws {
-        var random = SeededRandom(state: 42)
+        var random = SplitMix64(seed: 42)
         var fails = 0, passes = 0
         let runs = 3000
         for _ in 0..<runs {
@@ -209,7 +198,7 @@ func allowance(_ rate: Double, runs: Int) -> Double {
 
     /// Merged shards of a split off by the tolerance (80/20 against 90/10, 0.05): caught.
     @Test func mergedShardsOfAWrongSplitFail() throws {
-        var random = SeededRandom(state: 7)
+        var random = SplitMix64(seed: 7)
         var missed = 0
         for _ in 0..<1000 {
             var counts = ["v1": 0, "v2": 0]

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeLoad
 import Testing
 @testable import MeshprobeVerify
 
@@ -40,7 +41,7 @@ import Testing
     /// Seeded windows drawn from one steady split settle almost always at 1% significance: the wait does not drag on
     /// for a proxy that has converged.
     @Test func steadyRandomWindowsSettleAtTheStatedRate() {
-        var generator = SeededRandom(state: 42)
+        var generator = SplitMix64(seed: 42)
         let check = StabilityCheck(stableWindows: 3, significance: 0.01)
         var settled = 0
         let runs = 2000

@@ -37,7 +37,7 @@ public struct SMPResult: Encodable, Sendable {
         let latency = try HistogramCodec.decode(report.histograms.latency)
         func ms(_ micros: UInt64) -> Double { (Double(micros) / 1000 * 1000).rounded() / 1000 }
         let any = latency.totalCount > 0
-        latenciesMs = Latency(min: any ? ms(latency.minNonZero) : 0, average: any ? (latency.mean / 1000 * 1000).rounded() / 1000 : 0,
+        latenciesMs = Latency(min: any ? ms(latency.minNonZero) : 0, average: any ? (latency.meanValue / 1000 * 1000).rounded() / 1000 : 0,
                               p50: ms(LatencySummary.percentile(latency, 50)), p90: ms(LatencySummary.percentile(latency, 90)),
                               p99: ms(LatencySummary.percentile(latency, 99)), max: any ? ms(latency.max) : 0)
         smpVersion = "v0.0.1"  // the version Meshery's SMP examples carry

@@ -184,7 +184,7 @@ public struct HTMLReport {
     }
 
     static func iso(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        UTCTimestamp.iso8601(date)
     }
 
     static let css = """

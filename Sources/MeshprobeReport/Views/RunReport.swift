@@ -154,8 +154,9 @@ public struct RunReport: Sendable {
         /// The latency distribution of `histogram` at `percentiles`, in milliseconds.
         public static func distribution(_ histogram: LatencyHistogram) -> [Point] {
             guard histogram.totalCount > 0 else { return [] }
-            return percentiles.map { p in
-                let micros = p >= 100 ? histogram.max : histogram.valueAtPercentile(p)
+            let values = histogram.values(atPercentiles: percentiles)
+            return zip(percentiles, values).map { p, value in
+                let micros = p >= 100 ? histogram.max : value
                 return Point(percentile: p, milliseconds: Double(micros) / 1000)
             }
         }
