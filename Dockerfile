@@ -6,7 +6,8 @@
 #
 # Then point the manifests at it: `kustomize edit set image meshprobe=REGISTRY/meshprobe:TAG` (README: Kubernetes).
 # This image is not built in CI (no Docker engine there); the static build it runs is: .ci/run builds
-# `swift build -c release --static-swift-stdlib` and checks that the binary needs nothing beyond these packages.
+# scripts/build-release (`swift build -c release --static-swift-stdlib`, run-time exclusivity checks off) and checks
+# that the binary needs nothing beyond these packages.
 ARG SWIFT_IMAGE=swift:6.3-bookworm
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 # Flagger's loadtester, for the flagger-tester target: use the version that matches your Flagger.
@@ -20,7 +21,8 @@ WORKDIR /src
 COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
-RUN swift build -c release --static-swift-stdlib --product meshprobe \
+COPY scripts/build-release ./scripts/
+RUN scripts/build-release \
  && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/meshprobe" /out/meshprobe
 
 FROM ${DEBIAN_IMAGE} AS runtime-base

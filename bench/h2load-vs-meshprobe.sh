@@ -15,7 +15,7 @@ ROUNDS=${ROUNDS:-3}
 RSS_N=${RSS_N:-100000}
 scripts/install-deps
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 2; }
-swift build -c release --product meshprobe >/dev/null
+scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 
 work=$(mktemp -d)

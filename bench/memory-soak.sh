@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5m}
-swift build -c release --product meshprobe >/dev/null
+scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 $BIN echo --h2c --listen 127.0.0.1:$PORT --workload soak > /dev/null 2>&1 &

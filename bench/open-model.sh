@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-1}
 RATES=${RATES:-30000}
 scripts/install-deps
-swift build -c release --product meshprobe >/dev/null
+scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 work=$(mktemp -d)
 pids=()

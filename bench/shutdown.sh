@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIG=${1:-TERM}
-swift build -c release --product meshprobe >/dev/null
+scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
