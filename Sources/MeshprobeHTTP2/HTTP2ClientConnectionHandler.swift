@@ -160,6 +160,17 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         connection.flush()
     }
 
+    /// Sends flushed bytes to `writer` by a direct call instead of `writeAndFlush` through the pipeline: for a TLS
+    /// handler right below this one (one pipeline hop less per write). Dropped when this handler is removed.
+    public func writeDirectly(through writer: @escaping (ByteBuffer) -> Void) {
+        connection.directWriter = writer
+    }
+
+    /// Bytes from the handler right below, handed over by a direct call: what `channelRead` does.
+    public func receive(_ buffer: ByteBuffer) {
+        connection.channelRead(buffer)
+    }
+
     /// Graceful close: GOAWAY(NO_ERROR), then close once the in-flight streams are done (at once if none).
     ///
     /// With `goAway: false` the channel is closed right away and in-flight streams fail with `.connectionLost`.

@@ -55,6 +55,8 @@ final class NGHTTP2Connection {
     private(set) var allocator = ByteBufferAllocator()
     var state = HTTP2ConnectionStateMachine()
     private var outBuffer: ByteBuffer
+    /// Where flushed bytes go instead of `context.writeAndFlush` (a TLS handler right below, called directly).
+    var directWriter: ((ByteBuffer) -> Void)?
 
     // Write batching.
     /// nghttp2 is running (mem_recv / mem_send): no re-entrant session calls, no writes.
@@ -89,6 +91,7 @@ final class NGHTTP2Connection {
     func handlerRemoved() {
         perform(state.channelClosed())
         context = nil
+        directWriter = nil
     }
 
     func channelActive() {
@@ -236,7 +239,11 @@ final class NGHTTP2Connection {
                 return
             }
             if outBuffer.readableBytes > 0 {
-                context.writeAndFlush(NIOAny(outBuffer), promise: nil)
+                if let directWriter {
+                    directWriter(outBuffer)
+                } else {
+                    context.writeAndFlush(NIOAny(outBuffer), promise: nil)
+                }
             }
         }
         owner?.deliverPendingEvents()

@@ -179,6 +179,12 @@ final class LoadConnection {
             h2 = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
+            // TLS right below: plaintext both ways by direct calls, not through the pipeline (a hop less per read and
+            // per write). The two handlers hold each other until they are removed with the channel.
+            if let tls = try? sync.handler(type: TLSHandler.self) {
+                tls.deliverPlaintext { handler.receive($0) }
+                handler.writeDirectly { tls.writeAndFlush(plaintext: $0) }
+            }
         } else {
             let handler = HTTP1ClientHandler(collectBody: worker.collectBodies)
             handler.delegate = self
