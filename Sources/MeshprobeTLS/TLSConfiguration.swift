@@ -48,6 +48,20 @@ public struct TLSConfiguration: Sendable {
     public var verifyHostname: String?
     public var minimumVersion: TLSVersion = .tls12
     public var maximumVersion: TLSVersion = .tls13
+    /// TLS 1.2 cipher suites in preference order (OpenSSL's names, `:`-separated). The default is Envoy's default
+    /// upstream (client) list: ECDHE key exchange and AEAD ciphers only, AES-128-GCM and ChaCha20-Poly1305 before
+    /// AES-256-GCM, so meshprobe's handshakes look like a sidecar's. (OpenSSL's own default would put AES-256 first.)
+    public var tls12Ciphers: String = TLSConfiguration.meshTLS12Ciphers
+    /// TLS 1.3 cipher suites in preference order (IANA names, `:`-separated). The default is BoringSSL's order, which
+    /// Envoy uses: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305.
+    public var tls13Ciphersuites: String = TLSConfiguration.meshTLS13Ciphersuites
+
+    public static let meshTLS12Ciphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305",
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    ].joined(separator: ":")
+    public static let meshTLS13Ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     /// Client: offer the last session this context saw on each new connection (tickets).
     public var sessionResumption: Bool = true
 

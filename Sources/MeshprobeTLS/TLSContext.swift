@@ -49,6 +49,12 @@ public final class TLSContext: @unchecked Sendable {
         _ = mp_SSL_CTX_set_max_proto_version(ctx, configuration.maximumVersion.protocolVersion)
         _ = mp_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         _ = SSL_CTX_set_options(ctx, mp_SSL_OP_NO_COMPRESSION_NO_RENEGOTIATION())
+        guard SSL_CTX_set_cipher_list(ctx, configuration.tls12Ciphers) == 1 else {
+            throw TLSError.configuration("OpenSSL knows none of the TLS 1.2 cipher suites '\(configuration.tls12Ciphers)'")
+        }
+        guard SSL_CTX_set_ciphersuites(ctx, configuration.tls13Ciphersuites) == 1 else {
+            throw TLSError.configuration("OpenSSL knows none of the TLS 1.3 cipher suites '\(configuration.tls13Ciphersuites)'")
+        }
         // Never prompt on the terminal for a key passphrase.
         SSL_CTX_set_default_passwd_cb(ctx) { _, _, _, _ in 0 }
 

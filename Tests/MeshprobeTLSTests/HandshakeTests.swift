@@ -81,6 +81,8 @@ struct HandshakeTests {
             #expect(first.error == nil)
             #expect(first.completed?.resumed == false)
             #expect(first.completed?.version == (version == .tls12 ? "TLSv1.2" : "TLSv1.3"))
+            // The mesh's preference (Envoy's client defaults): AES-128-GCM first, not OpenSSL's AES-256.
+            #expect(first.completed?.cipher == (version == .tls12 ? "ECDHE-ECDSA-AES128-GCM-SHA256" : "TLS_AES_128_GCM_SHA256"))
             #expect(second.error == nil)
             #expect(second.completed?.resumed == true)
             #expect(second.received == "ping")
@@ -91,6 +93,16 @@ struct HandshakeTests {
             #expect(serverSecond.completed?.peer?.spiffeID?.description == clientID)
             try await echo.channel.close()
         }
+    }
+
+    @Test func unknownCipherSuitesAreAConfigurationError() throws {
+        let lab = try Lab()
+        var twelve = try lab.clientConfiguration(nil)
+        twelve.tls12Ciphers = "NOT-A-CIPHER"
+        #expect(throws: TLSError.self) { try TLSContext(configuration: twelve) }
+        var thirteen = try lab.clientConfiguration(nil)
+        thirteen.tls13Ciphersuites = "TLS_NOT_A_SUITE"
+        #expect(throws: TLSError.self) { try TLSContext(configuration: thirteen) }
     }
 
     @Test func serverVerifiesAClientFromAFederatedTrustDomainAgainstThatDomainsBundle() async throws {
