@@ -2,8 +2,9 @@
 # Client CPU per request: meshprobe load vs h2load against the same nginx (Debian) TLS HTTP/2 server.
 #
 # The server gets core 1, each client core 0 (taskset), one client at a time, alternating, ROUNDS times.
-# Prints CPU microseconds per request for each and the ratio meshprobe/h2load (median over rounds),
-# then meshprobe's peak RSS at -c 1000 -m 10. Loopback only; every run is bounded by -n.
+# Prints CPU microseconds per request for each and the ratio meshprobe/h2load (median over rounds, and the ratio of
+# the two clients' CPU summed over all rounds, which a single noisy round moves less), then meshprobe's peak RSS at
+# -c 1000 -m 10. Loopback only; every run is bounded by -n.
 #
 #   bench/h2load-vs-meshprobe.sh            # N=200000 ROUNDS=3
 #   N=50000 ROUNDS=1 bench/h2load-vs-meshprobe.sh
@@ -37,9 +38,13 @@ PY
 
 echo "server: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') TLS HTTP/2 on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
 ratios=()
+h_total=0
+m_total=0
 for round in $(seq 1 "$ROUNDS"); do
   read -r h_cpu _ < <(measure h2load -n "$N" -c 10 -m 10 "$URL")
   read -r m_cpu _ < <(measure $BIN load -n "$N" -c 10 -m 10 --ca "$NGINX_CA" --quiet "$URL")
+  h_total=$(python3 -c "print($h_total + $h_cpu)")
+  m_total=$(python3 -c "print($m_total + $m_cpu)")
   h_us=$(python3 -c "print('%.2f' % ($h_cpu/$N*1e6))")
   m_us=$(python3 -c "print('%.2f' % ($m_cpu/$N*1e6))")
   ratio=$(python3 -c "print('%.2f' % ($m_cpu/$h_cpu))")
@@ -48,6 +53,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median ratio meshprobe/h2load: $median (bar <= 1.5, goal <= 1.0)"
+echo "all rounds together: h2load $(python3 -c "print('%.2f' % ($h_total/$N/$ROUNDS*1e6))") us/request," \
+     "meshprobe $(python3 -c "print('%.2f' % ($m_total/$N/$ROUNDS*1e6))") us/request, ratio $(python3 -c "print('%.3f' % ($m_total/$h_total))")"
 
 read -r _ rss < <(measure $BIN load -n "$RSS_N" -c 1000 -m 10 --ca "$NGINX_CA" --quiet "$URL")
 echo "meshprobe peak RSS at -c 1000 -m 10 -n $RSS_N: $((rss / 1024)) MB (goal <= 150 MB)"
