@@ -58,7 +58,8 @@ let package = Package(
         ),
 
         // Statistics: HdrHistogram's lossless compressed V2 encoding, used by the engine (each finished second's
-        // latency histogram, kept compressed) and by the reports (results and their exact merge).
+        // latency histogram, kept compressed) and by the reports (results and their exact merge); percentiles, means
+        // and merges of `Histogram<UInt64>` in code specialised for its counts.
         .target(
             name: "MeshprobeHistogram",
             dependencies: [
