@@ -84,15 +84,25 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     /// compare by identity.
     private var encodedRequest: (method: String, scheme: String, authority: String, path: String, headers: [HTTP2Header], bodyBytes: Int?)?
     private let events = DeliveryQueue<Event>()
+    /// Write coalescing across read bursts (see `HTTP2WriteCoalescer`); nil: every burst sends what it produced.
+    private let coalescer: HTTP2WriteCoalescer?
+    /// When the previous read burst ended.
+    private var lastReadComplete = NIODeadline.distantPast
+    /// The last read burst's requests are held for the next one (never two bursts in a row).
+    private var holdingWrites = false
 
     /// - Parameter keepingHeadersWithPrefixes: when given, only response headers whose names start with one of
     ///   these (lower-case) prefixes are turned into `HTTP2Header` values; the rest are skipped without copying
     ///   (a load generator needs only the few headers that identify the server).
     /// - Parameter keepingErrorBodyPrefix: bytes kept from the start of the body of 4xx/5xx responses when bodies
     ///   are not collected.
+    /// - Parameter writeCoalescer: the event loop's coalescer, to send the requests of consecutive read bursts together
+    ///   when responses arrive in quick succession; nil sends after every read burst.
     public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false,
-                keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0, delegate: any HTTP2ClientDelegate) {
+                keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0,
+                writeCoalescer: HTTP2WriteCoalescer? = nil, delegate: any HTTP2ClientDelegate) {
         self.settings = settings
+        self.coalescer = writeCoalescer
         self.collectBodies = collectBodies
         self.errorBodyPrefix = keepingErrorBodyPrefix
         self.keepHeaderPrefixes = keepingHeadersWithPrefixes.map { $0.map { Array($0.utf8) } }
@@ -151,6 +161,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             return false
         }
         stream.streamID = streamID
+        connection.submittedSinceFlush += 1
         connection.scheduleFlush()
         return true
     }
@@ -203,8 +214,34 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        connection.channelReadComplete()
+        connection.channelReadComplete(holdingWrites: shouldHoldWrites())
         context.fireChannelReadComplete()
+    }
+
+    /// Whether this read burst's requests wait for the next burst (see `HTTP2WriteCoalescer`): the previous burst
+    /// ended within the window, this burst submitted requests, others are still awaiting responses, and the previous
+    /// burst did not hold.
+    private func shouldHoldWrites() -> Bool {
+        guard let coalescer, !coalescer.stopped else { return false }
+        let now = NIODeadline.now()
+        let recent = now - lastReadComplete <= coalescer.window
+        lastReadComplete = now
+        let submitted = connection.submittedSinceFlush
+        guard !holdingWrites, recent, submitted > 0, streams.openCount > submitted, connection.openSession != nil else {
+            holdingWrites = false
+            return false
+        }
+        holdingWrites = true
+        coalescer.hold(self)
+        return true
+    }
+
+    /// The coalescer's deadline: send what the last read burst held (nothing if a later burst already sent it).
+    func sendHeldRequests() {
+        guard holdingWrites else { return }
+        holdingWrites = false
+        guard connection.openSession != nil else { return }
+        connection.flush()
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {

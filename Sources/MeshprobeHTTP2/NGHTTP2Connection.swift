@@ -119,11 +119,20 @@ final class NGHTTP2Connection {
         if !readCompleteSeen, !flushScheduled { scheduleFlush(evenDuringRead: true) }
     }
 
-    func channelReadComplete() {
+    /// The read burst is over: send what it produced, or (`holdingWrites`, see `HTTP2WriteCoalescer`) only hand
+    /// over what it delivered and keep the submitted frames for later.
+    func channelReadComplete(holdingWrites: Bool = false) {
         readCompleteSeen = true
         inReadBurst = false
-        flushNow()
+        if holdingWrites {
+            owner?.deliverPendingEvents()
+        } else {
+            flushNow()
+        }
     }
+
+    /// Requests submitted since nghttp2's output was last drained.
+    var submittedSinceFlush = 0
 
     func errorCaught(_ error: any Error) {
         perform(state.errorCaught(error))
@@ -234,6 +243,7 @@ final class NGHTTP2Connection {
             inSessionCall = true
             let rv = session.drainOutput(into: &outBuffer)
             inSessionCall = false
+            submittedSinceFlush = 0
             if rv < 0 {
                 perform(state.sessionFailed(.protocolError(NGHTTP2Session.describe(rv))))
                 return

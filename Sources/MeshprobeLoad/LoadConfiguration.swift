@@ -137,6 +137,11 @@ public struct LoadConfiguration: Sendable {
     /// sends per tick keeps the CPU per request close to the closed model's: every batch costs a TLS record, a
     /// write and the wake-ups for its responses. nil: adaptive (see `AdaptiveSendTick`).
     public var sendTick: Double?
+    /// HTTP/2 write coalescing (see `HTTP2WriteCoalescer`), seconds: a connection whose previous read burst ended
+    /// at most this long ago, with other requests still in flight, sends the requests a burst frees with its next
+    /// burst, or this long after at the latest. 0 (the default) turns it off: every burst sends at once. Opt-in
+    /// because a held request's wait is part of its measured latency.
+    public var coalesceWindow: Double = 0
     /// The CSV file for `{{csv:COLUMN}}` placeholders.
     public var csv: CSVTable?
     /// The environment `{{env:NAME}}` reads.

@@ -175,7 +175,8 @@ final class LoadConnection {
         if http2 {
             let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: worker.collectBodies,
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
-                                                       keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix, delegate: self)
+                                                       keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
+                                                       writeCoalescer: worker.writeCoalescer, delegate: self)
             h2 = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))

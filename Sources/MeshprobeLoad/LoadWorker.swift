@@ -24,6 +24,8 @@ final class LoadWorker {
     }
 
     let eventLoop: any EventLoop
+    /// HTTP/2 write coalescing for this loop's connections (`LoadConfiguration.coalesceWindow`); nil when off.
+    let writeCoalescer: HTTP2WriteCoalescer?
     let configuration: LoadConfiguration
     var result = LoadResult()
     private var connections: [LoadConnection] = []
@@ -95,6 +97,8 @@ final class LoadWorker {
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
+        self.writeCoalescer = configuration.coalesceWindow > 0
+            ? HTTP2WriteCoalescer(eventLoop: eventLoop, window: .nanoseconds(Int64(configuration.coalesceWindow * 1e9))) : nil
         self.configuration = configuration
         self.remaining = budget ?? Int.max
         self.share = share
@@ -605,6 +609,7 @@ final class LoadWorker {
         finished = true
         sweepTask?.cancel()
         arrivalTask?.cancel()
+        writeCoalescer?.stop()
         // Throughput counts from the end of the warm-up.
         let t = now()
         result.elapsedSeconds = t > warmupEnd ? Double(t - warmupEnd) / 1e9 : 0

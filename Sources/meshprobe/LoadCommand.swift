@@ -70,6 +70,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).")
     var sendTick: String?
 
+    @Option(name: .customLong("coalesce-window"), help: "HTTP/2: a connection whose responses arrive within this of each other, with more in flight, sends the requests they free with its next read burst (fewer, larger writes), waiting at most this long, e.g. 200us (the wait counts in their latency). Default 0: off.")
+    var coalesceWindow: String?
+
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
     var seed: UInt64?
 
@@ -151,6 +154,17 @@ struct LoadCommand: AsyncParsableCommand {
         }
         if let seed { configuration.seed = seed }
         if let sendTick { configuration.sendTick = try parseDuration(sendTick, flag: "--send-tick") }
+        if let coalesceWindow {
+            if coalesceWindow == "0" || coalesceWindow == "off" {
+                configuration.coalesceWindow = 0
+            } else {
+                let window = try parseDuration(coalesceWindow, flag: "--coalesce-window")
+                guard window <= 0.1 else {
+                    throw CLIError.badInput("--coalesce-window '\(coalesceWindow)': at most 100ms (it delays requests by up to this much); 0 turns it off")
+                }
+                configuration.coalesceWindow = window
+            }
+        }
         if let thinkJitter { configuration.thinkJitter = try parseDuration(thinkJitter, flag: "--think-jitter") }
         if let abortOnErrorRate { configuration.guards.append(.errorRate(abortOnErrorRate)) }
         if let abortOnP99 { configuration.guards.append(.p99(try parseDuration(abortOnP99, flag: "--abort-on-p99"))) }
