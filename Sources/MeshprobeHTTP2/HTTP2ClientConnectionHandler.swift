@@ -17,6 +17,9 @@ public protocol HTTP2ClientDelegate: AnyObject {
     /// Everything collected from one read (or one send) has been delivered: the responses and failures since the
     /// last call arrived together. Optional (a default does nothing).
     func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler)
+    /// Requests that write coalescing held (see `HTTP2WriteCoalescer`) have just been written: `tokens` are the
+    /// requests submitted since the previous write, so a load generator can time them from now. Optional.
+    func http2HeldRequestsWritten(_ connection: HTTP2ClientConnectionHandler, tokens: [UInt64])
     /// The connection is gone.
     ///
     /// Called exactly once, after every in-flight stream got `http2StreamFailed(.connectionLost)` or a response.
@@ -25,6 +28,7 @@ public protocol HTTP2ClientDelegate: AnyObject {
 
 extension HTTP2ClientDelegate {
     public func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler) {}
+    public func http2HeldRequestsWritten(_ connection: HTTP2ClientConnectionHandler, tokens: [UInt64]) {}
 }
 
 /// Client side of one HTTP/2 connection on nghttp2. All methods must be called on the channel's event loop.
@@ -90,6 +94,10 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private var lastReadComplete = NIODeadline.distantPast
     /// The last read burst's requests are held for the next one (never two bursts in a row).
     private var holdingWrites = false
+    /// With a coalescer: the tokens submitted since nghttp2's output was last drained, and whether a burst held
+    /// them (then the delegate hears when they are written).
+    private var unwrittenTokens: [UInt64] = []
+    private var unwrittenHeld = false
 
     /// - Parameter keepingHeadersWithPrefixes: when given, only response headers whose names start with one of
     ///   these (lower-case) prefixes are turned into `HTTP2Header` values; the rest are skipped without copying
@@ -162,6 +170,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         }
         stream.streamID = streamID
         connection.submittedSinceFlush += 1
+        if coalescer != nil { unwrittenTokens.append(token) }
         connection.scheduleFlush()
         return true
     }
@@ -232,6 +241,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
             return false
         }
         holdingWrites = true
+        unwrittenHeld = true
         coalescer.hold(self)
         return true
     }
@@ -252,6 +262,18 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
 // MARK: - Connection events
 
 extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
+    func outputDrained() {
+        guard !unwrittenTokens.isEmpty else { return }
+        if unwrittenHeld {
+            unwrittenHeld = false
+            let tokens = unwrittenTokens
+            unwrittenTokens.removeAll(keepingCapacity: true)
+            delegate?.http2HeldRequestsWritten(self, tokens: tokens)
+        } else {
+            unwrittenTokens.removeAll(keepingCapacity: true)
+        }
+    }
+
     func deliverPendingEvents() {
         guard !events.isEmpty else { return }
         events.drain { event in

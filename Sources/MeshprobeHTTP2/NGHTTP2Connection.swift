@@ -23,6 +23,8 @@ protocol NGHTTP2ConnectionOwner: AnyObject {
 
     /// nghttp2 has returned: hand what its callbacks collected to the user.
     func deliverPendingEvents()
+    /// nghttp2's output was drained into a write (optional).
+    func outputDrained()
     /// The session failed fatally and is ending; fail whatever is in flight.
     func connectionFailed(_ error: HTTP2ConnectionError)
     /// The channel is gone; called exactly once, last.
@@ -255,6 +257,7 @@ final class NGHTTP2Connection {
                     context.writeAndFlush(NIOAny(outBuffer), promise: nil)
                 }
             }
+            owner?.outputDrained()
         }
         owner?.deliverPendingEvents()
         // The close follows the write just made in order; waiting for the write's promise here left connections
@@ -357,6 +360,7 @@ final class NGHTTP2Connection {
 
 /// No-op defaults for the callbacks only one role needs.
 extension NGHTTP2ConnectionOwner {
+    func outputDrained() {}
     func onBeginHeaders(streamID: Int32, isRequest: Bool) {}
     func onFrameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) {}
 }

@@ -36,6 +36,16 @@ struct InFlightTable {
         return ticket
     }
 
+    /// The request of `token` was written only at `t` (write coalescing held it): its send time becomes `t`, and
+    /// so does its intended time when `intendedToo` (the closed model, where a request is meant to leave when sent).
+    mutating func markWritten(_ token: UInt64, at t: UInt64, intendedToo: Bool) {
+        let index = Int(truncatingIfNeeded: token & 0xFFFF_FFFF)
+        guard index < slots.count, slots[index].generation == UInt32(truncatingIfNeeded: token >> 32),
+              slots[index].ticket != nil else { return }
+        slots[index].ticket!.sent = t
+        if intendedToo { slots[index].ticket!.intended = t }
+    }
+
     /// Every ticket in flight, in slot order (the table is unchanged).
     var tickets: [LoadWorker.Ticket] { slots.compactMap(\.ticket) }
 

@@ -139,8 +139,8 @@ public struct LoadConfiguration: Sendable {
     public var sendTick: Double?
     /// HTTP/2 write coalescing (see `HTTP2WriteCoalescer`), seconds: a connection whose previous read burst ended
     /// at most this long ago, with other requests still in flight, sends the requests a burst frees with its next
-    /// burst, or this long after at the latest. 0 (the default) turns it off: every burst sends at once. Opt-in
-    /// because a held request's wait is part of its measured latency.
+    /// burst, or this long after at the latest. A held request is timed from its write. 0 (the default) turns it
+    /// off: every burst sends at once (its CPU effect is not yet measured well enough to make it the default).
     public var coalesceWindow: Double = 0
     /// The CSV file for `{{csv:COLUMN}}` placeholders.
     public var csv: CSVTable?

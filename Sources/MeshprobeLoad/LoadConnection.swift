@@ -515,6 +515,14 @@ extension LoadConnection: HTTP2ClientDelegate {
         deliveryTime = 0
     }
 
+    /// Write coalescing held these requests until now: their latency counts from now (the closed model) or their
+    /// service latency does (the open model, whose latency counts from the intended time anyway).
+    func http2HeldRequestsWritten(_ connection: HTTP2ClientConnectionHandler, tokens: [UInt64]) {
+        let t = worker.now()
+        let closed = !worker.isOpenModel
+        for token in tokens { inFlight.markWritten(token, at: t, intendedToo: closed) }
+    }
+
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
         guard let ticket = inFlight.remove(token) else { return }
         let kind: ErrorKind

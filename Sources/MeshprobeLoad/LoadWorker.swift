@@ -48,6 +48,8 @@ final class LoadWorker {
 
     // Open model.
     private var arrivals: ArrivalSchedule?
+    /// The open model: requests have intended send times from an arrival schedule.
+    var isOpenModel: Bool { arrivals != nil }
     private var nextArrival: UInt64?
     private var arrivalTask: NIOScheduledCallback?
     private var arrivalTimerDue: UInt64 = 0

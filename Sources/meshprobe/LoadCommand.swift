@@ -70,7 +70,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).")
     var sendTick: String?
 
-    @Option(name: .customLong("coalesce-window"), help: "HTTP/2: a connection whose responses arrive within this of each other, with more in flight, sends the requests they free with its next read burst (fewer, larger writes), waiting at most this long, e.g. 200us (the wait counts in their latency). Default 0: off.")
+    @Option(name: .customLong("coalesce-window"), help: "HTTP/2: a connection whose responses arrive within this of each other, with more in flight, sends the requests they free with its next read burst (fewer, larger writes), waiting at most this long, e.g. 200us (timed from their write). Default 0: off.")
     var coalesceWindow: String?
 
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
