@@ -120,6 +120,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
+        self.connection.reportsDrains = writeCoalescer != nil
     }
 
     // MARK: Public API

@@ -135,6 +135,8 @@ final class NGHTTP2Connection {
 
     /// Requests submitted since nghttp2's output was last drained.
     var submittedSinceFlush = 0
+    /// The owner wants `outputDrained()` (a client with write coalescing); off, no call per write.
+    var reportsDrains = false
 
     func errorCaught(_ error: any Error) {
         perform(state.errorCaught(error))
@@ -257,7 +259,7 @@ final class NGHTTP2Connection {
                     context.writeAndFlush(NIOAny(outBuffer), promise: nil)
                 }
             }
-            owner?.outputDrained()
+            if reportsDrains { owner?.outputDrained() }
         }
         owner?.deliverPendingEvents()
         // The close follows the write just made in order; waiting for the write's promise here left connections
