@@ -27,9 +27,7 @@ struct InFlightTable {
 
     /// Removes and returns the ticket of `token`, or nil if it is not in flight (any more).
     mutating func remove(_ token: UInt64) -> LoadWorker.Ticket? {
-        let index = Int(truncatingIfNeeded: token & 0xFFFF_FFFF)
-        guard index < slots.count, slots[index].generation == UInt32(truncatingIfNeeded: token >> 32),
-              let ticket = slots[index].ticket else { return nil }
+        guard let index = slot(of: token), let ticket = slots[index].ticket else { return nil }
         slots[index].ticket = nil
         free.append(index)
         count -= 1
@@ -39,11 +37,16 @@ struct InFlightTable {
     /// The request of `token` was written only at `t` (write coalescing held it): its send time becomes `t`, and
     /// so does its intended time when `intendedToo` (the closed model, where a request is meant to leave when sent).
     mutating func markWritten(_ token: UInt64, at t: UInt64, intendedToo: Bool) {
-        let index = Int(truncatingIfNeeded: token & 0xFFFF_FFFF)
-        guard index < slots.count, slots[index].generation == UInt32(truncatingIfNeeded: token >> 32),
-              slots[index].ticket != nil else { return }
+        guard let index = slot(of: token), slots[index].ticket != nil else { return }
         slots[index].ticket!.sent = t
         if intendedToo { slots[index].ticket!.intended = t }
+    }
+
+    /// The slot `token` names, if that slot has not been reused since (its generation still matches).
+    @inline(__always) private func slot(of token: UInt64) -> Int? {
+        let index = Int(truncatingIfNeeded: token & 0xFFFF_FFFF)
+        guard index < slots.count, slots[index].generation == UInt32(truncatingIfNeeded: token >> 32) else { return nil }
+        return index
     }
 
     /// Every ticket in flight, in slot order (the table is unchanged).
