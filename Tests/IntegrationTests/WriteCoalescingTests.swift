@@ -11,20 +11,21 @@ import Testing
         defer { Task { await echo.close() } }
         // One connection, two streams, half of the responses 300 ms late (the echo draws each one). A fast response
         // that follows a recent one frees a request while the other stream may be waiting for a slow response; that
-        // request is held for the next read burst, and only the coalescer's 50 ms deadline sends it before the slow
+        // request is held for the next read burst, and only the coalescer's 100 ms deadline sends it before the slow
         // response arrives.
         let url = "http://127.0.0.1:\(echo.port)/?delay=300ms:50"
         let result = try await runLoad([url], requests: 60, connections: 1, streams: 2) { configuration in
-            configuration.coalesceWindow = 0.05
+            configuration.coalesceWindow = 0.1
         }
         #expect(result.succeeded == 60)
         // Timed from its write, no request takes much longer than the 300 ms delay (the deadline itself is checked
         // in MeshprobeHTTP2Tests' WriteCoalescerTests).
         #expect(result.latency.max < 450_000, "a request took \(result.latency.max) us")
         // A held request is timed from when it is written: fast ones show their own round trip (about 1 ms), not the
-        // 50 ms they were held, and slow ones about 300 ms. Nothing lands in between.
-        let between = result.latency.count(within: 40_000...250_000)
-        #expect(between == 0, "\(between) requests took 40-250 ms: timed with the hold")
+        // 100 ms they were held, and slow ones about 300 ms. Timed with the hold, several land in between; a loaded
+        // test machine may put one fast request there by itself.
+        let between = result.latency.count(within: 80_000...250_000)
+        #expect(between <= 1, "\(between) requests took 80-250 ms: timed with the hold")
         #expect(result.latency.valueAtPercentile(95) >= 300_000, "no slow responses: the test did not exercise holding")
     }
 

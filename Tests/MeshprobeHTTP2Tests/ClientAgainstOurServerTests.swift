@@ -97,8 +97,13 @@ struct ClientAgainstOurServerTests {
         defer { Task { await server.stop() } }
         let requests = (0..<3).map { getRequest("/\($0)", port: server.port) }
         let run = try await ClientRun.connect(port: server.port, requests: requests)
-        // Wait until all three are on the wire, then ask for a graceful close.
-        try await Task.sleep(for: .milliseconds(20))
+        // Wait until all three are on the wire (submitted and flushed once the server's SETTINGS came: polled, not a
+        // fixed sleep, which a loaded machine outran), then ask for a graceful close while they are in flight.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try await run.report().maxInFlight < 3, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(try await run.report().maxInFlight == 3)
         try await run.onLoop { $0.close(goAway: true) }
         let report = try await run.closed()
         #expect(report.outcomes.values.filter { $0.status == 200 }.count == 3)
