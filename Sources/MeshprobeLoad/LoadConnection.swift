@@ -11,7 +11,10 @@ import NIOPosix
 final class LoadConnection {
     enum State { case idle, connecting, handshaking, ready, dead }
 
-    unowned let worker: LoadWorker
+    /// Strong: a channel's close callback can reach this connection after the run is over and the generator has
+    /// let go of the worker, and it must still find the worker (an `unowned` reference crashed there). The worker
+    /// drops its connections when it finishes, which breaks the cycle.
+    let worker: LoadWorker
     let target: LoadTarget
     let targetIndex: Int
     let address: SocketAddress
@@ -111,6 +114,11 @@ final class LoadConnection {
     }
 
     private func failedToConnect(_ error: any Error) {
+        // After the run: the result has been handed over; nothing to record or retry.
+        guard !worker.finished else {
+            state = .dead
+            return
+        }
         let (kind, message) = Self.classifyConnectError(error, target: target)
         worker.result.recordConnectionFailure(kind, explanation: message)
         worker.lastConnectionFailure = (kind, message)
@@ -304,7 +312,6 @@ final class LoadConnection {
     /// whole burst (its requests leave together, in one write at its end).
     func pump(flush: Bool, at time: UInt64? = nil) {
         guard state == .ready, !retiring else { return }
-        // One strong reference for the whole burst: each access through `unowned` checks and counts.
         let worker = self.worker
         var sent = false
         if let h2 {

@@ -616,6 +616,9 @@ final class LoadWorker {
         let t = now()
         result.elapsedSeconds = t > warmupEnd ? Double(t - warmupEnd) / 1e9 : 0
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
+        // Each connection holds this worker strongly; a channel still closing keeps its connection (and so this
+        // worker) alive until its close callback has run, then everything goes.
+        connections.removeAll()
         result.labelSeries(SeriesContext(configuration: configuration))
         promise.succeed(result)
     }
