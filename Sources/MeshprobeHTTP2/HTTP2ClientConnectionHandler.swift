@@ -90,10 +90,11 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let events = DeliveryQueue<Event>()
     /// Write coalescing across read bursts (see `HTTP2WriteCoalescer`); nil: every burst sends what it produced.
     private let coalescer: HTTP2WriteCoalescer?
-    /// When the previous read burst ended.
-    private var lastReadComplete = NIODeadline.distantPast
-    /// The last read burst's requests are held for the next one (never two bursts in a row).
+    /// Requests of earlier read bursts are held (see `HTTP2WriteCoalescer`), waiting for a burst that does not hold
+    /// or for the coalescer's deadline.
     private var holdingWrites = false
+    /// Counted among the coalescer's open connections (from handlerAdded to channelInactive or handlerRemoved).
+    private var countedByCoalescer = false
     /// With a coalescer: the tokens submitted since nghttp2's output was last drained, and whether a burst held
     /// them (then the delegate hears when they are written).
     private var unwrittenTokens: [UInt64] = []
@@ -203,18 +204,22 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
 
     public func handlerAdded(context: ChannelHandlerContext) {
         connection.handlerAdded(context: context)
+        if context.channel.isActive { countInCoalescer() }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         connection.handlerRemoved()
+        uncountFromCoalescer()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
+        countInCoalescer()
         connection.channelActive()
         context.fireChannelActive()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        uncountFromCoalescer()
         connection.channelInactive()
         context.fireChannelInactive()
     }
@@ -228,23 +233,35 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         context.fireChannelReadComplete()
     }
 
-    /// Whether this read burst's requests wait for the next burst (see `HTTP2WriteCoalescer`): the previous burst
-    /// ended within the window, this burst submitted requests, others are still awaiting responses, and the previous
-    /// burst did not hold.
+    /// Whether this read burst's requests wait for a later burst (see `HTTP2WriteCoalescer`): it submitted requests,
+    /// and the coalescer allows a hold with the requests still in flight besides them.
     private func shouldHoldWrites() -> Bool {
-        guard let coalescer, !coalescer.stopped else { return false }
-        let now = NIODeadline.now()
-        let recent = now - lastReadComplete <= coalescer.window
-        lastReadComplete = now
+        guard let coalescer else { return false }
         let submitted = connection.submittedSinceFlush
-        guard !holdingWrites, recent, submitted > 0, streams.openCount > submitted, connection.openSession != nil else {
+        guard submitted > 0, connection.openSession != nil,
+              coalescer.mayHold(othersInFlight: streams.openCount - submitted) else {
+            // Sent now, with whatever earlier bursts held.
             holdingWrites = false
             return false
         }
-        holdingWrites = true
         unwrittenHeld = true
-        coalescer.hold(self)
+        if !holdingWrites {
+            holdingWrites = true
+            coalescer.hold(self)
+        }
         return true
+    }
+
+    private func countInCoalescer() {
+        guard let coalescer, !countedByCoalescer else { return }
+        countedByCoalescer = true
+        coalescer.connectionOpened()
+    }
+
+    private func uncountFromCoalescer() {
+        guard countedByCoalescer else { return }
+        countedByCoalescer = false
+        coalescer?.connectionClosed()
     }
 
     /// The coalescer's deadline: send what the last read burst held (nothing if a later burst already sent it).

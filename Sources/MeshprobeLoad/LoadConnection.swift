@@ -528,6 +528,7 @@ extension LoadConnection: HTTP2ClientDelegate {
         let t = worker.now()
         let closed = !worker.isOpenModel
         for token in tokens { inFlight.markWritten(token, at: t, intendedToo: closed) }
+        worker.result.coalescedRequests += tokens.count
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {

@@ -313,6 +313,9 @@ public struct LoadResult: Sendable {
     /// A worker's series while it counts.
     var seriesTable = SeriesTable()
 
+    /// Requests whose write HTTP/2 write coalescing held for a later read burst (see `HTTP2WriteCoalescer`).
+    public var coalescedRequests = 0
+
     /// Connection attempts, successful connections, and TLS handshakes.
     public var connectAttempts = 0
     public var connectionsEstablished = 0
@@ -377,6 +380,7 @@ public struct LoadResult: Sendable {
             identities[identity, default: IdentityStats()].merge(stats)
         }
         metrics.merge(other.metrics)
+        coalescedRequests += other.coalescedRequests
         connectAttempts += other.connectAttempts
         connectionsEstablished += other.connectionsEstablished
         connectionFailures.merge(other.connectionFailures, uniquingKeysWith: +)

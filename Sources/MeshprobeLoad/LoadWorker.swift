@@ -24,7 +24,7 @@ final class LoadWorker {
     }
 
     let eventLoop: any EventLoop
-    /// HTTP/2 write coalescing for this loop's connections (`LoadConfiguration.coalesceWindow`); nil when off.
+    /// HTTP/2 write coalescing for this loop's connections (`LoadConfiguration.effectiveCoalesceWindow`); nil when off.
     let writeCoalescer: HTTP2WriteCoalescer?
     let configuration: LoadConfiguration
     var result = LoadResult()
@@ -99,8 +99,10 @@ final class LoadWorker {
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
-        self.writeCoalescer = configuration.coalesceWindow > 0
-            ? HTTP2WriteCoalescer(eventLoop: eventLoop, window: .nanoseconds(Int64(configuration.coalesceWindow * 1e9))) : nil
+        let coalesceWindow = configuration.effectiveCoalesceWindow
+        self.writeCoalescer = coalesceWindow > 0
+            ? HTTP2WriteCoalescer(eventLoop: eventLoop, window: .nanoseconds(Int64(coalesceWindow * 1e9)),
+                                  policy: configuration.coalescePolicy) : nil
         self.configuration = configuration
         self.remaining = budget ?? Int.max
         self.share = share

@@ -58,6 +58,8 @@ public struct LoadReport: Codable, Sendable {
         public var cpuSeconds: Double
         public var cpuMicrosecondsPerRequest: Double
         public var loopLagMs: LatencySummary
+        /// Requests whose write was held by HTTP/2 write coalescing (and timed from the write); nil when it was off.
+        public var coalescedRequests: Int?
         /// Plain-words reasons the numbers may not be trustworthy (a saturated generator, late sends).
         public var warnings: [String]
         /// The guard that stopped the run, if one did.
@@ -73,6 +75,7 @@ public struct LoadReport: Codable, Sendable {
             case cpuSeconds = "cpu_seconds"
             case cpuMicrosecondsPerRequest = "cpu_us_per_request"
             case loopLagMs = "loop_lag_ms"
+            case coalescedRequests = "coalesced_requests"
             case guardFired = "guard_fired"
         }
     }
@@ -268,6 +271,7 @@ public struct LoadReport: Codable, Sendable {
             cpuSeconds: (result.cpuSeconds * 1000).rounded() / 1000,
             cpuMicrosecondsPerRequest: result.requestsSent > 0 ? (result.cpuSeconds / Double(result.requestsSent) * 1e7).rounded() / 10 : 0,
             loopLagMs: LatencySummary(result.loopLag),
+            coalescedRequests: configuration.effectiveCoalesceWindow > 0 ? result.coalescedRequests : nil,
             warnings: Self.warnings(result, configuration: configuration),
             guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
         failures = Failure.all(result)

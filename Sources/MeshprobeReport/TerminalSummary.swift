@@ -42,8 +42,13 @@ public struct TerminalSummary {
             if late > 0 { line += " (" + s.late.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")" }
             out += line + "\n"
         }
-        out += String(format: "generator:  %.2f CPU s (%.1f us/request), timer lag p99 %.3f ms\n",
-                      s.cpuSeconds, s.cpuMicrosecondsPerRequest, s.loopLagMs.p99)
+        var generator = String(format: "generator:  %.2f CPU s (%.1f us/request), timer lag p99 %.3f ms",
+                               s.cpuSeconds, s.cpuMicrosecondsPerRequest, s.loopLagMs.p99)
+        if let coalesced = s.coalescedRequests, coalesced > 0, s.requests > 0 {
+            generator += String(format: ", writes coalesced for %.0f%% of requests", Double(coalesced) / Double(s.requests) * 100)
+        }
+        out += generator + "\n"
+
         for warning in s.warnings { out += yellow("warning: ") + warning + "\n" }
         if let fired = s.guardFired {
             let what = fired.action == "hold" ? "the load was held at its level from then on" : "the load was stopped"

@@ -70,7 +70,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).")
     var sendTick: String?
 
-    @Option(name: .customLong("coalesce-window"), help: "HTTP/2: a connection whose responses arrive within this of each other, with more in flight, sends the requests they free with its next read burst (fewer, larger writes), waiting at most this long, e.g. 200us (timed from their write). Default 0: off.")
+    @Option(name: .customLong("coalesce-window"), help: "HTTP/2 write coalescing: while an event loop of the generator is busy (70% or more, two or more connections, four or more other requests in flight on the connection), a connection sends the requests its read bursts free together (fewer, larger writes), holding them at most this long; held requests are timed from their write. Default 500us in the closed model, off in the open model; 0 turns it off.")
     var coalesceWindow: String?
 
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")

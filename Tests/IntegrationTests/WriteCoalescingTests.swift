@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import MeshprobeHTTP2
 import MeshprobeLoad
 import Testing
 
@@ -16,6 +17,8 @@ import Testing
         let url = "http://127.0.0.1:\(echo.port)/?delay=300ms:50"
         let result = try await runLoad([url], requests: 60, connections: 1, streams: 2) { configuration in
             configuration.coalesceWindow = 0.1
+            // One connection, two streams, an idle loop: the default policy would never hold.
+            configuration.coalescePolicy = .always
         }
         #expect(result.succeeded == 60)
         // Timed from its write, no request takes much longer than the 300 ms delay (the deadline itself is checked
@@ -27,6 +30,7 @@ import Testing
         let between = result.latency.count(within: 80_000...250_000)
         #expect(between <= 1, "\(between) requests took 80-250 ms: timed with the hold")
         #expect(result.latency.valueAtPercentile(95) >= 300_000, "no slow responses: the test did not exercise holding")
+        #expect(result.coalescedRequests > 0, "no request was held")
     }
 
     @Test func offSendsAfterEveryReadBurst() async throws {
@@ -36,5 +40,19 @@ import Testing
             configuration.coalesceWindow = 0
         }
         #expect(result.succeeded == 300)
+        #expect(result.coalescedRequests == 0)
+    }
+
+    /// Unset, the window is 500 us in the closed model and off in the open model; set, it is what it says.
+    @Test func theDefaultWindowIsTheClosedModels() throws {
+        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/")])
+        #expect(configuration.effectiveCoalesceWindow == 0.0005)
+        configuration.coalesceWindow = 0
+        #expect(configuration.effectiveCoalesceWindow == 0)
+        configuration.model = .open(rate: .constant(100), arrivals: .uniform)
+        configuration.coalesceWindow = nil
+        #expect(configuration.effectiveCoalesceWindow == 0)
+        configuration.coalesceWindow = 0.001
+        #expect(configuration.effectiveCoalesceWindow == 0.001)
     }
 }
