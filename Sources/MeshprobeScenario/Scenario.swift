@@ -344,7 +344,8 @@ public struct Scenario {
 
     static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
-                                           "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed"])
+                                           "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed",
+                                           "sendTick", "coalesceWindow"])
         if let v = f["connections"] { configuration.connections = try v.int(minimum: 1) }
         if let v = f["streams"] { configuration.streamsPerConnection = try v.int(minimum: 1) }
         if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
@@ -353,6 +354,15 @@ public struct Scenario {
         if let v = f["timeout"] { configuration.requestTimeout = try v.duration() }
         if let v = f["connectTimeout"] { configuration.connectTimeout = try v.duration() }
         if let v = f["seed"] { configuration.seed = UInt64(try v.int(minimum: 0)) }
+        if let v = f["sendTick"] {
+            guard f["rate"] != nil else { throw v.error("sendTick is for the open model (with rate)") }
+            configuration.sendTick = try v.duration()
+        }
+        if let v = f["coalesceWindow"] {
+            let window = try v.duration(allowZero: true)
+            guard window <= 0.1 else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
+            configuration.coalesceWindow = window
+        }
         if let v = f["churn"] {
             let text = try v.string()
             switch text {

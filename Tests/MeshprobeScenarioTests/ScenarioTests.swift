@@ -79,6 +79,18 @@ import Testing
         #expect(s.configuration.model == .closed(concurrency: LoadProfile(start: 0, stages: [.init(duration: 10, target: 20)]), thinkTime: 0.01))
     }
 
+    @Test func sendTickAndCoalesceWindow() throws {
+        let open = try parse("target: http://127.0.0.1:8080/\nload: {rate: 100, duration: 1s, sendTick: 2ms}\n")
+        #expect(open.configuration.sendTick == 0.002)
+        #expect(open.configuration.effectiveCoalesceWindow == 0)
+        let closed = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10, coalesceWindow: 1ms}\n")
+        #expect(closed.configuration.effectiveCoalesceWindow == 0.001)
+        let off = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10, coalesceWindow: 0}\n")
+        #expect(off.configuration.effectiveCoalesceWindow == 0)
+        let unset = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10}\n")
+        #expect(unset.configuration.effectiveCoalesceWindow == LoadConfiguration.defaultCoalesceWindow)
+    }
+
     @Test func guardsAndThinkJitter() throws {
         let s = try parse("""
             target: http://127.0.0.1:8080/
@@ -151,6 +163,10 @@ import Testing
         ("target: http://h/\nload:\n  connections: many\n  requests: 1\n", 3, "load.connections"),
         ("target: http://h/\nload:\n  requests: 10\n  stages:\n    - {duration: 5s, target: 10, ramp: smooth}\n", 5, "load.stages[0].ramp"),
         ("target: http://h/\nload:\n  requests: 10\n  rate: 5\n  think: 1s\n", 5, "load.think"),
+        ("target: http://h/\nload:\n  requests: 10\n  sendTick: 1ms\n", 4, "load.sendTick"),
+        ("target: http://h/\nload:\n  requests: 10\n  rate: 5\n  sendTick: 0s\n", 5, "load.sendTick"),
+        ("target: http://h/\nload:\n  requests: 10\n  coalesceWindow: 200ms\n", 4, "load.coalesceWindow"),
+        ("target: http://h/\nload:\n  requests: 10\n  coalesceWindow: -1ms\n", 4, "load.coalesceWindow"),
         ("target: ftp://h/\nload:\n  requests: 1\n", 1, "target"),
         ("target: http://h/\nidentity:\n  expectPeer: spiffe://UPPER/x\nload: {requests: 1}\n", 3, "identity.expectPeer"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {connection: close}\n", 4, "request.headers.connection"),
