@@ -148,6 +148,8 @@ public struct LoadConfiguration: Sendable {
     /// The closed model's write-coalescing window when none is set: 500 us (A/Bs at `-c 10 -m 10` against nginx:
     /// CPU per request 0.91-0.92x of not coalescing; 1 ms saved about as much, 200 us less).
     public static let defaultCoalesceWindow = 0.0005
+    /// The longest window a flag or file may set: it delays requests by up to this much.
+    public static let maximumCoalesceWindow = 0.1
     /// The write-coalescing window this run uses (0: off).
     public var effectiveCoalesceWindow: Double { coalesceWindow ?? (model.isOpen ? 0 : Self.defaultCoalesceWindow) }
     /// When a connection may hold (with coalescing on): by default only while the event loop is busy, shared

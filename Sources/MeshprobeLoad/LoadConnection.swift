@@ -312,7 +312,6 @@ final class LoadConnection {
     /// whole burst (its requests leave together, in one write at its end).
     func pump(flush: Bool, at time: UInt64? = nil) {
         guard state == .ready, !retiring else { return }
-        let worker = self.worker
         var sent = false
         if let h2 {
             let limit = worker.configuration.streamsPerConnection

@@ -48,7 +48,6 @@ public struct TerminalSummary {
             generator += String(format: ", writes coalesced for %.0f%% of requests", Double(coalesced) / Double(s.requests) * 100)
         }
         out += generator + "\n"
-
         for warning in s.warnings { out += yellow("warning: ") + warning + "\n" }
         if let fired = s.guardFired {
             let what = fired.action == "hold" ? "the load was held at its level from then on" : "the load was stopped"

@@ -360,7 +360,7 @@ public struct Scenario {
         }
         if let v = f["coalesceWindow"] {
             let window = try v.duration(allowZero: true)
-            guard window <= 0.1 else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
+            guard window <= LoadConfiguration.maximumCoalesceWindow else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
             configuration.coalesceWindow = window
         }
         if let v = f["churn"] {

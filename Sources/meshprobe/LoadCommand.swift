@@ -159,7 +159,7 @@ struct LoadCommand: AsyncParsableCommand {
                 configuration.coalesceWindow = 0
             } else {
                 let window = try parseDuration(coalesceWindow, flag: "--coalesce-window")
-                guard window <= 0.1 else {
+                guard window <= LoadConfiguration.maximumCoalesceWindow else {
                     throw CLIError.badInput("--coalesce-window '\(coalesceWindow)': at most 100ms (it delays requests by up to this much); 0 turns it off")
                 }
                 configuration.coalesceWindow = window
