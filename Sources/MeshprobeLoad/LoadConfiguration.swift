@@ -150,6 +150,14 @@ public struct LoadConfiguration: Sendable {
     public static let defaultCoalesceWindow = 0.0005
     /// The longest window a flag or file may set: it delays requests by up to this much.
     public static let maximumCoalesceWindow = 0.1
+    /// The longest run, stage, warm-up, timeout or think time a load takes (seconds): 366 days.
+    public static let maximumDuration: Double = 366 * 86400
+    public static let maximumDurationText = "8784h (366 days)"
+    /// The open model's rate bounds (requests per second; 0 is allowed in stages).
+    public static let maximumRate: Double = 10_000_000
+    public static let minimumRate = 0.001
+    /// The largest concurrency a closed model's stages may name.
+    public static let maximumConcurrency = 1_000_000
     /// The write-coalescing window this run uses (0: off).
     public var effectiveCoalesceWindow: Double { coalesceWindow ?? (model.isOpen ? 0 : Self.defaultCoalesceWindow) }
     /// When a connection may hold (with coalescing on): by default only while the event loop is busy, shared
@@ -192,6 +200,44 @@ public struct LoadConfiguration: Sendable {
         self.targets = targets
     }
 
+    /// Why `method` cannot be sent, or nil: it must be an HTTP token.
+    public static func methodProblem(_ method: String) -> String? {
+        isToken(method) ? nil : "must be an HTTP method token such as GET or POST (letters, digits, no spaces)"
+    }
+
+    /// Why a header cannot be sent, or nil: its name must be a token (not a pseudo-header), its value free of CR,
+    /// LF and NUL (which would end the header early on HTTP/1.1, and which HTTP/2 forbids); `content-length` comes
+    /// from the body, and connection-specific headers (`connection: close`) are for HTTP/1.1 runs only.
+    public static func headerProblem(name: String, value: String, http1Only: Bool) -> String? {
+        guard isToken(name) else { return "a header name must be a token (letters, digits, - and the like; no spaces, colons or pseudo-headers)" }
+        let lower = name.lowercased()
+        if lower == "content-length" { return "is set from the body; leave it out" }
+        if !http1Only, ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].contains(lower) {
+            return "is a connection-specific header, which HTTP/2 forbids (RFC 9113, 8.2.2); it needs --http 1.1"
+        }
+        if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) { return "a header value must not contain CR, LF or NUL" }
+        return nil
+    }
+
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(c)
+        }
+    }
+
+    static func checkRequest(method: String, headers: [(name: String, value: String)], field: String,
+                             http1Only: Bool) throws(LoadConfigurationError) {
+        if let problem = methodProblem(method) {
+            throw LoadConfigurationError(field: field.isEmpty ? "--method" : field + "method", value: method, reason: problem)
+        }
+        for (name, value) in headers {
+            if let problem = headerProblem(name: name, value: value, http1Only: http1Only) {
+                throw LoadConfigurationError(field: "\(field.isEmpty ? "--header" : field + "headers") \(name)", value: value.debugDescription,
+                                             reason: problem)
+            }
+        }
+    }
+
     /// Checks values that cannot work; errors name the flag.
     public func validate(ignoringTLS: Bool = false) throws(LoadConfigurationError) {
         if targets.isEmpty { throw LoadConfigurationError(field: "URL", value: "", reason: "at least one target URL is needed") }
@@ -204,12 +250,21 @@ public struct LoadConfiguration: Sendable {
         if let duration, !(duration > 0) || !duration.isFinite {
             throw LoadConfigurationError(field: "--duration", value: "\(duration)", reason: "must be a positive duration")
         }
+        let durations: [(String, Double?)] = [("--duration", duration), ("--warmup", warmup), ("--timeout", requestTimeout),
+                                              ("connectTimeout", connectTimeout), ("--send-tick", sendTick),
+                                              ("--think-jitter", thinkJitter)]
+        for case let (flag, value?) in durations where value > Self.maximumDuration {
+            throw LoadConfigurationError(field: flag, value: "\(value)s", reason: "must be at most \(Self.maximumDurationText)")
+        }
         switch model {
         case .closed(let concurrency, let think):
-            try concurrency?.validate(what: "concurrency")
+            try concurrency?.validate(what: "concurrency", largest: Double(Self.maximumConcurrency))
             if !(think >= 0) || !think.isFinite { throw LoadConfigurationError(field: "--think", value: "\(think)", reason: "must be zero or more") }
+            if think > Self.maximumDuration {
+                throw LoadConfigurationError(field: "--think", value: "\(think)s", reason: "must be at most \(Self.maximumDurationText)")
+            }
         case .open(let rate, _):
-            try rate.validate(what: "--rate")
+            try rate.validate(what: "--rate", smallest: Self.minimumRate, largest: Self.maximumRate)
             if rate.stages.isEmpty && !(rate.start > 0) {
                 throw LoadConfigurationError(field: "--rate", value: "\(rate.start)", reason: "must be more than 0 requests per second")
             }
@@ -235,6 +290,11 @@ public struct LoadConfiguration: Sendable {
         if !(warmup >= 0) || !warmup.isFinite { throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be zero or more") }
         if let planned = plannedDuration, warmup >= planned {
             throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be shorter than the run (\(planned)s)")
+        }
+        try Self.checkRequest(method: method, headers: headers, field: "", http1Only: httpVersion == .http1)
+        for (i, step) in flow.enumerated() {
+            try Self.checkRequest(method: step.method, headers: step.headers.map { ($0.name, $0.value) }, field: "steps[\(i)] (\(step.name)).",
+                                  http1Only: httpVersion == .http1)
         }
         _ = try compileTemplates()
         _ = try compileFlow()

@@ -96,6 +96,7 @@ final class LoadConnection {
         }
         self.channel = channel
         worker.result.connectionsEstablished += 1
+        armSetupDeadline(for: channel)
         let sync = channel.pipeline.syncOperations
         do {
             try sync.addHandler(ConnectionEventsHandler(owner: self))
@@ -109,6 +110,19 @@ final class LoadConnection {
             }
         } catch {
             closeReason = (.connectFailed, "could not set up the connection: \(error)")
+            channel.close(promise: nil)
+        }
+    }
+
+    /// A peer that accepts the TCP connection and then never finishes the TLS handshake or never sends its HTTP/2
+    /// SETTINGS would hold the connection (and a run bounded only by -n) for ever: the connect timeout covers
+    /// everything up to the first request.
+    private func armSetupDeadline(for channel: any Channel) {
+        let seconds = worker.configuration.connectTimeout
+        worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            guard self.channel === channel, self.state == .handshaking else { return }
+            let stage = self.h2 == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
+            self.closeReason = (.connectTimeout, "\(self.target.authority) accepted the connection but \(stage) within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds))s")
             channel.close(promise: nil)
         }
     }
@@ -502,6 +516,13 @@ final class LoadConnection {
 extension LoadConnection: HTTP2ClientDelegate {
     func http2ConnectionReady(_ connection: HTTP2ClientConnectionHandler) {
         if state == .handshaking {
+            // A peer whose first SETTINGS allow no streams at all cannot carry a request: a failed connection, not
+            // one that waits for ever.
+            guard connection.availableStreams > 0 else {
+                closeReason = (.protocolError, "\(target.authority) allows no concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)")
+                channel?.close(promise: nil)
+                return
+            }
             becameReady()
         } else {
             pump(flush: true)

@@ -71,6 +71,10 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
             host = String(hostPort)
         }
         if host.isEmpty { throw fail("the host is empty") }
+        // A request line cannot carry these; percent-encode them (%20 for a space).
+        if let bad = url.unicodeScalars.first(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+            throw fail("contains \(bad == " " ? "a space" : "the control character 0x" + String(bad.value, radix: 16, uppercase: true)); percent-encode it (%20 for a space)")
+        }
         self.init(scheme: scheme, host: host, port: port, path: path)
     }
 }

@@ -377,6 +377,8 @@ final class LoadWorker {
             }
         }
         arrivals = schedule
+        // The next arrival falls after the end of the run (a low rate): there is nothing more to wait for.
+        if let next = nextArrival, let deadline, next >= deadline { nextArrival = nil }
         dispatchBacklog()
         if let next = nextArrival {
             // Never tick more often than the send tick: arrivals due before the next tick wait for it and leave

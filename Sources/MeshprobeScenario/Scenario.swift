@@ -168,8 +168,9 @@ public struct Scenario {
             if let headers = f["headers"] {
                 for (name, value, at) in try headers.stringMap() {
                     let lower = name.lowercased()
-                    if lower.hasPrefix(":") || ["connection", "transfer-encoding", "upgrade", "keep-alive"].contains(lower) {
-                        throw at.error("'\(name)' cannot be set in HTTP/2")
+                    if lower.hasPrefix(":") { throw at.error("'\(name)' cannot be set: pseudo-headers come from the target and method") }
+                    if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: false) {
+                        throw at.error("'\(name)' \(problem)")
                     }
                     scenario.configuration.headers.append((lower, value))
                     templated.append((at, value))
@@ -284,6 +285,10 @@ public struct Scenario {
             }
             if let headers = f["headers"] {
                 for (headerName, value, at) in try headers.stringMap() {
+                    if headerName.hasPrefix(":") { throw at.error("'\(headerName)' cannot be set: pseudo-headers come from the target and method") }
+                    if let problem = LoadConfiguration.headerProblem(name: headerName, value: value, http1Only: false) {
+                        throw at.error("'\(headerName)' \(problem)")
+                    }
                     try check(at, value)
                     step.headers.append(HTTP2HeaderPair(headerName, value))
                 }
@@ -342,6 +347,13 @@ public struct Scenario {
         return signatures
     }
 
+    /// A load's durations: at most a year (a run, stage, warm-up, timeout or think time).
+    static func loadDuration(_ value: YAMLValue, allowZero: Bool = false) throws(YAMLInputError) -> Double {
+        let seconds = try value.duration(allowZero: allowZero)
+        guard seconds <= LoadConfiguration.maximumDuration else { throw value.error("must be at most \(LoadConfiguration.maximumDurationText)") }
+        return seconds
+    }
+
     static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
                                            "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed",
@@ -349,17 +361,17 @@ public struct Scenario {
         if let v = f["connections"] { configuration.connections = try v.int(minimum: 1) }
         if let v = f["streams"] { configuration.streamsPerConnection = try v.int(minimum: 1) }
         if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
-        if let v = f["duration"] { configuration.duration = try v.duration() }
-        if let v = f["warmup"] { configuration.warmup = try v.duration(allowZero: true) }
-        if let v = f["timeout"] { configuration.requestTimeout = try v.duration() }
-        if let v = f["connectTimeout"] { configuration.connectTimeout = try v.duration() }
+        if let v = f["duration"] { configuration.duration = try loadDuration(v) }
+        if let v = f["warmup"] { configuration.warmup = try loadDuration(v, allowZero: true) }
+        if let v = f["timeout"] { configuration.requestTimeout = try loadDuration(v) }
+        if let v = f["connectTimeout"] { configuration.connectTimeout = try loadDuration(v) }
         if let v = f["seed"] { configuration.seed = UInt64(try v.int(minimum: 0)) }
         if let v = f["sendTick"] {
             guard f["rate"] != nil else { throw v.error("sendTick is for the open model (with rate)") }
-            configuration.sendTick = try v.duration()
+            configuration.sendTick = try loadDuration(v)
         }
         if let v = f["coalesceWindow"] {
-            let window = try v.duration(allowZero: true)
+            let window = try loadDuration(v, allowZero: true)
             guard window <= LoadConfiguration.maximumCoalesceWindow else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
             configuration.coalesceWindow = window
         }
@@ -387,7 +399,12 @@ public struct Scenario {
                     default: throw r.error("expected linear or step")
                     }
                 }
-                stages.append(.init(duration: try d.duration(), target: try t.double(minimum: 0), ramp: ramp))
+                let target = try t.double(minimum: 0, maximum: f["rate"] != nil ? LoadConfiguration.maximumRate : Double(LoadConfiguration.maximumConcurrency))
+                if f["rate"] != nil, target > 0, target < LoadConfiguration.minimumRate {
+                    throw t.error("a rate must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
+                }
+                let duration = try loadDuration(d)
+                stages.append(.init(duration: duration, target: target, ramp: ramp))
             }
             if stages.isEmpty { throw list.error("stages is empty") }
         }
@@ -400,13 +417,16 @@ public struct Scenario {
         }
         if let rate = f["rate"] {
             if let think = f["think"] { throw think.error("think is for the closed model; with rate, requests are sent on schedule") }
-            let start = try rate.double(minimum: 0, exclusive: stages.isEmpty)
+            let start = try rate.double(minimum: 0, exclusive: stages.isEmpty, maximum: LoadConfiguration.maximumRate)
+            if start > 0, start < LoadConfiguration.minimumRate {
+                throw rate.error("must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
+            }
             configuration.model = .open(rate: LoadProfile(start: start, stages: stages), arrivals: arrivals)
         } else {
             if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }
-            let think = try f["think"]?.duration(allowZero: true) ?? 0
+            let think = try f["think"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) } ?? 0
             if let jitter = f["thinkJitter"] {
-                let j = try jitter.duration(allowZero: true)
+                let j = try loadDuration(jitter, allowZero: true)
                 guard j <= think else { throw jitter.error("must not be more than think") }
                 configuration.thinkJitter = j
             }

@@ -169,7 +169,7 @@ public struct YAMLValue {
         return value
     }
 
-    public func double(minimum: Double? = nil, exclusive: Bool = false) throws(YAMLInputError) -> Double {
+    public func double(minimum: Double? = nil, exclusive: Bool = false, maximum: Double? = nil) throws(YAMLInputError) -> Double {
         guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite else {
             throw error("expected a number, got \(kind)")
         }
@@ -178,6 +178,7 @@ public struct YAMLValue {
                 throw error("must be \(exclusive ? "more than" : "at least") \(Self.format(minimum)), got \(Self.format(value))")
             }
         }
+        if let maximum, value > maximum { throw error("must be at most \(Self.format(maximum)), got \(Self.format(value))") }
         return value
     }
 
@@ -195,6 +196,7 @@ public struct YAMLValue {
         let text = try string()
         guard let value = DurationText.seconds(text) else { throw error("expected a duration such as 30s, 500ms or 2m, got '\(text)'") }
         if value < 0 || (!allowZero && value == 0) { throw error("must be a \(allowZero ? "non-negative" : "positive") duration, got '\(text)'") }
+        if value > DurationText.maximumSeconds { throw error("must be at most \(DurationText.maximumText), got '\(text)'") }
         return value
     }
 
@@ -203,6 +205,11 @@ public struct YAMLValue {
 
 /// Durations as users write them in flags and files: `30s`, `500ms`, `250us`, `2m`, `1h`, or a number of seconds.
 public enum DurationText {
+    /// The longest duration any flag or file takes: ten years (in nanoseconds, sums of a few still fit in 64 bits).
+    public static let maximumSeconds: Double = 10 * 366 * 86400
+    /// How the maximum reads in errors.
+    public static let maximumText = "87840h (10 years)"
+
     /// The duration in seconds, or nil when the text is not one (sign and zero are the caller's to judge).
     public static func seconds(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]

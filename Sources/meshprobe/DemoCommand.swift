@@ -165,7 +165,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard requests > 0, connections > 0, streams > 0 else { throw CLIError.badInput("--requests, --connections and --streams must be positive") }
-        try reports.check()
+        try reports.check(json: json)
         let demoStarted = Date()
         let fm = FileManager.default
         let dir = keep ?? (NSTemporaryDirectory() + "meshprobe-demo-\(ProcessInfo.processInfo.processIdentifier)")

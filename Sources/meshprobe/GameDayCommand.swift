@@ -52,7 +52,7 @@ struct GameDayCommand: AsyncParsableCommand {
     func runGameDay() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
         let cap = try parseDuration(maxDuration, flag: "--max-duration")
-        try reports.check(singleLoad: false)
+        try reports.check(singleLoad: false, json: json)
         let gameday: GameDay
         do {
             gameday = try GameDay.load(path: file)

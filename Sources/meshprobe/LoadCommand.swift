@@ -246,7 +246,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await sidecar.around("load") {
-            try reports.check()
+            try reports.check(json: json)
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {

@@ -111,7 +111,7 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        try reports.check(singleLoad: false)
+        try reports.check(singleLoad: false, json: json)
         return merged
     }
 }

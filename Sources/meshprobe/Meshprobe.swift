@@ -55,6 +55,9 @@ func parseDuration(_ text: String, flag: String) throws -> Double {
     guard let seconds = DurationText.seconds(text), seconds > 0 else {
         throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
     }
+    guard seconds <= DurationText.maximumSeconds else {
+        throw CLIError.badInput("\(flag) '\(text)': must be at most \(DurationText.maximumText)")
+    }
     return seconds
 }
 

@@ -26,7 +26,7 @@ struct PKICommand: ParsableCommand {
 
         func run() throws {
             do { _ = try SPIFFEID(parsing: "spiffe://\(trustDomain)") } catch { throw CLIError.badInput("--trust-domain: \(error)") }
-            guard days > 0 else { throw CLIError.badInput("--days must be positive") }
+            guard days > 0, days <= 36600 else { throw CLIError.badInput("--days must be 1-36600 (100 years)") }
             let ca: IssuedCertificate
             do { ca = try LabPKI.makeCA(trustDomain: trustDomain, validFor: days * 86400) } catch { throw CLIError.badInput(error.message) }
             try writeFiles(out, [("ca.pem", ca.certificatePEM, false), ("ca-key.pem", ca.privateKeyPEM, true)])

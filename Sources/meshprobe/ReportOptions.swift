@@ -67,13 +67,17 @@ struct ReportOptions: ParsableArguments {
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
     /// command that runs several.
-    func check(singleLoad: Bool = true) throws {
+    func check(singleLoad: Bool = true, json: String? = nil) throws {
         if !singleLoad, smp != nil || hgrm != nil {
             throw CLIError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
         do {
+            if let json { try ReportFile.checkWritable(json, flag: "--json") }
             if let junit { try ReportFile.checkWritable(junit, flag: "--junit") }
             if let html { try ReportFile.checkWritable(html, flag: "--html") }
+            if let prometheus { try ReportFile.checkWritable(prometheus, flag: "--prometheus") }
+            if let smp { try ReportFile.checkWritable(smp, flag: "--smp") }
+            if let hgrm { try ReportFile.checkWritable(hgrm, flag: "--hgrm") }
         } catch let error as ReportFileError {
             throw CLIError.badInput(error.description)
         }

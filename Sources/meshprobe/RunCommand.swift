@@ -46,7 +46,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
-        try reports.check()
+        try reports.check(json: json ?? scenario.jsonOutput)
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
             return

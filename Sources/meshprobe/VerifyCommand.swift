@@ -47,7 +47,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     func verifyAndClear() async throws {
-        try reports.check(singleLoad: false)
+        try reports.check(singleLoad: false, json: json)
         // SIGINT/SIGTERM cancel the verification (its loads stop as on a signal); faults the outlier check set are
         // cleared either way before the command exits.
         let ledger = FaultLedger()

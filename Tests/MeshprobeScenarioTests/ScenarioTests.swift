@@ -172,6 +172,17 @@ import Testing
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {connection: close}\n", 4, "request.headers.connection"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  path: /x/{{nope}}\n", 4, "request.path"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  body: '{{csv:user}}'\n", 4, "request.body"),
+        // Values that once crashed a run after --check passed: bounds are checked where they are written.
+        ("target: http://h/\nload:\n  rate: 1e308\n  duration: 1s\n", 3, "load.rate"),
+        ("target: http://h/\nload:\n  rate: 1e-300\n  duration: 1s\n", 3, "load.rate"),
+        ("target: http://h/\nload:\n  duration: 99999999999999999999h\n", 3, "load.duration"),
+        ("target: http://h/\nload:\n  duration: 9000h\n", 3, "load.duration"),
+        ("target: http://h/\nload:\n  requests: 1\n  think: 9000h\n", 4, "load.think"),
+        ("target: http://h/\nload:\n  rate: 5\n  stages:\n    - {duration: 1s, target: 1e308}\n", 5, "load.stages[0].target"),
+        ("target: http://h/\nload:\n  rate: 5\n  stages:\n    - {duration: 9000h, target: 5}\n", 5, "load.stages[0].duration"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {\"bad name\": v}\n", 4, "request.headers.bad name"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {x-a: \"b\\r\\nx: 1\"}\n", 4, "request.headers.x-a"),
+        ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {content-length: '99'}\n", 4, "request.headers.content-length"),
     ])
     func impossibleValuesFailWithLineAndField(_ text: String, _ line: Int, _ field: String) throws {
         let e = try #require(error(text))

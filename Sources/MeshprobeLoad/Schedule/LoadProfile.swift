@@ -37,18 +37,28 @@ public struct LoadProfile: Sendable, Equatable {
         stages.isEmpty ? nil : stages.reduce(0) { $0 + $1.duration }
     }
 
-    /// Checks the values: names the stage that is wrong.
-    public func validate(what: String) throws(LoadConfigurationError) {
-        if !(start >= 0) || !start.isFinite {
-            throw LoadConfigurationError(field: what, value: "\(start)", reason: "must be zero or more")
+    /// Checks the values: names the stage that is wrong. Values are 0 or between `smallest` and `largest`.
+    public func validate(what: String, smallest: Double = 0, largest: Double) throws(LoadConfigurationError) {
+        func check(_ value: Double, field: String) throws(LoadConfigurationError) {
+            if !(value >= 0) || !value.isFinite {
+                throw LoadConfigurationError(field: field, value: "\(value)", reason: "must be zero or more")
+            }
+            if value > largest || (value > 0 && value < smallest) {
+                throw LoadConfigurationError(field: field, value: "\(value)", reason: "must be 0 or \(smallest)-\(Int(largest))")
+            }
         }
+        try check(start, field: what)
+        var total = 0.0
         for (i, stage) in stages.enumerated() {
-            if !(stage.duration > 0) || !stage.duration.isFinite {
-                throw LoadConfigurationError(field: "\(what) stage \(i + 1) duration", value: "\(stage.duration)", reason: "must be a positive duration")
+            if !(stage.duration > 0) || !stage.duration.isFinite || stage.duration > LoadConfiguration.maximumDuration {
+                throw LoadConfigurationError(field: "\(what) stage \(i + 1) duration", value: "\(stage.duration)",
+                                             reason: "must be a positive duration of at most \(LoadConfiguration.maximumDurationText)")
             }
-            if !(stage.target >= 0) || !stage.target.isFinite {
-                throw LoadConfigurationError(field: "\(what) stage \(i + 1) target", value: "\(stage.target)", reason: "must be zero or more")
-            }
+            try check(stage.target, field: "\(what) stage \(i + 1) target")
+            total += stage.duration
+        }
+        if total > LoadConfiguration.maximumDuration {
+            throw LoadConfigurationError(field: "\(what) stages", value: "\(total)s", reason: "must add up to at most \(LoadConfiguration.maximumDurationText)")
         }
     }
 

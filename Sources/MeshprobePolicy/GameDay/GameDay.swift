@@ -136,6 +136,9 @@ public struct GameDayStep: Sendable {
         var step: GameDayStep
         if let r = m["rate"] {
             let rate = try r.double(minimum: 0, exclusive: true)
+            if rate < LoadConfiguration.minimumRate {
+                throw r.error("must be at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
+            }
             guard let d = m["duration"] else { throw item.error("a load step needs a duration (e.g. 30s)") }
             let duration = try d.duration()
             step = GameDayStep(name: name, kind: .load(rate: rate, duration: duration), at: item.error(""), rateAt: r.error(""))

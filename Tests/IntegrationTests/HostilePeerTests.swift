@@ -1,0 +1,141 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Peers that accept a connection and then never let it carry a request, and a rate too low for the run's
+/// duration: the run must still end by itself, with the reason counted (each of these once hung `load -n N`).
+@Suite(.timeLimit(.minutes(1))) struct HostilePeerTests {
+    /// A loopback server that accepts connections and, when `zeroStreams`, sends an HTTP/2 SETTINGS frame allowing
+    /// no concurrent streams; otherwise it never sends a byte.
+    func server(zeroStreams: Bool) async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if zeroStreams { try channel.pipeline.syncOperations.addHandler(ZeroStreamsSettings()) }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    func timed(_ body: () async throws -> LoadResult) async throws -> (LoadResult, Duration) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await body()
+        return (result, clock.now - start)
+    }
+
+    @Test func aPeerThatNeverSendsSettingsEndsTheRunWithConnectTimeouts() async throws {
+        let peer = try await server(zeroStreams: false)
+        defer { peer.close(promise: nil) }
+        let port = try #require(peer.localAddress?.port)
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.connectTimeout = 0.3 }
+        }
+        #expect(elapsed < .seconds(10), "\(elapsed)")
+        #expect(result.succeeded == 0)
+        #expect(result.connectionsEstablished >= 1, "the peer accepted: the test exercised the stage after connect")
+        #expect((result.connectionFailures[.connectTimeout] ?? 0) >= 1, "\(result.connectionFailures)")
+        #expect(result.errors.values.reduce(0, +) == 3, "every request is counted: \(result.errors)")
+    }
+
+    @Test func aPeerThatNeverAnswersTheTLSHandshakeEndsTheRun() async throws {
+        let peer = try await server(zeroStreams: false)
+        defer { peer.close(promise: nil) }
+        let port = try #require(peer.localAddress?.port)
+        let pki = try LabPKIFixture()
+        let client = try pki.svid("productpage", uris: [pki.id("productpage")])
+        let tls = try pki.clientTLS(client, expect: nil, alpn: ["h2"])
+        let (result, elapsed) = try await timed {
+            try await runLoad(["https://127.0.0.1:\(port)/"], tls: tls, requests: 2, connections: 1, streams: 1) { $0.connectTimeout = 0.3 }
+        }
+        #expect(elapsed < .seconds(10), "\(elapsed)")
+        #expect(result.succeeded == 0)
+        #expect(result.tlsHandshakes == 0)
+        #expect((result.connectionFailures[.connectTimeout] ?? 0) >= 1, "\(result.connectionFailures)")
+    }
+
+    @Test func aPeerAllowingNoStreamsIsAProtocolErrorNotAWait() async throws {
+        let peer = try await server(zeroStreams: true)
+        defer { peer.close(promise: nil) }
+        let port = try #require(peer.localAddress?.port)
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.connectTimeout = 2 }
+        }
+        #expect(elapsed < .seconds(10), "\(elapsed)")
+        #expect(result.succeeded == 0)
+        #expect((result.connectionFailures[.protocolError] ?? 0) >= 1, "\(result.connectionFailures)")
+    }
+
+    @Test func aRateBelowOneArrivalPerRunEndsAtTheDuration() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(echo.port)/"], connections: 1, streams: 1) {
+                $0.requests = nil
+                $0.duration = 0.5
+                $0.model = .open(rate: LoadProfile(start: 0.1), arrivals: .uniform)
+            }
+        }
+        // The second arrival is due at 10 s, after the end of the run: nothing to wait for.
+        #expect(elapsed < .seconds(5), "\(elapsed)")
+        #expect(result.succeeded == 1)
+    }
+}
+
+/// The server's connection preface: one SETTINGS frame, SETTINGS_MAX_CONCURRENT_STREAMS = 0.
+private final class ZeroStreamsSettings: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        let frame: [UInt8] = [0, 0, 6, 0x4, 0, 0, 0, 0, 0, 0, 0x3, 0, 0, 0, 0]
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+/// Flags and values that once crashed the process, hung it, or lost the result after the load: refused up front
+/// with exit 2 and the flag named.
+@Suite struct HostileInputTests {
+    func refuses(_ arguments: [String], naming needle: String) async throws {
+        let out = try await run(meshprobeBinary, arguments, timeout: 30)
+        #expect(out.status == 2, "\(arguments): \(out.status) \(out.stdout)\(out.stderr)")
+        #expect(out.stderr.contains(needle), "\(arguments): \(out.stderr)")
+        #expect(!out.stdout.contains("requests:"), "no load ran: \(out.stdout)")
+    }
+
+    @Test func hugeAndTinyNumbersAreBadInput() async throws {
+        let port = try freePort()
+        let url = "http://127.0.0.1:\(port)/"
+        try await refuses(["load", url, "-n", "5", "-d", "99999999999999999999h"], naming: "--duration '99999999999999999999h': must be at most")
+        try await refuses(["load", url, "-d", "18446744074s"], naming: "--duration")
+        try await refuses(["load", url, "-d", "1s", "--rate", "1e308"], naming: "--rate")
+        try await refuses(["load", url, "-d", "1s", "--rate", "1e-10"], naming: "--rate")
+        try await refuses(["load", url, "--rate", "10", "--stage", "1s:1e308"], naming: "--rate stage 1 target")
+        try await refuses(["load", url, "-n", "5", "--warmup", "9000h"], naming: "--warmup")
+        try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--max-delay", "99999999999999999999h"], naming: "--max-delay")
+        try await refuses(["pki", "ca", "--trust-domain", "example.org", "--out", "/tmp/meshprobe-never", "--days", "99999999999999"],
+                          naming: "--days")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/meshprobe-never"))
+    }
+
+    @Test func requestsThatCannotBeSentAreBadInput() async throws {
+        let url = "http://127.0.0.1:\(try freePort())/"
+        try await refuses(["load", url, "-n", "2", "--http", "1.1", "-H", "x-a: b\r\nx-evil: 1"], naming: "CR, LF or NUL")
+        try await refuses(["load", url, "-n", "2", "--method", "GE T"], naming: "--method 'GE T'")
+        try await refuses(["load", url + "a b", "-n", "2"], naming: "percent-encode")
+        try await refuses(["load", url, "-n", "2", "-H", "content-length: 99999"], naming: "from the body")
+    }
+
+    @Test func everyOutputPathIsCheckedBeforeTheLoad() async throws {
+        let url = "http://127.0.0.1:\(try freePort())/"
+        for flag in ["--json", "--prometheus", "--smp", "--hgrm"] {
+            try await refuses(["load", url, "-n", "3", flag, "/nonexistent-dir/out"], naming: "\(flag) '/nonexistent-dir/out'")
+        }
+    }
+}
