@@ -323,6 +323,10 @@ public struct Policy {
                 routeValues.append((name, item, split, r["match"]))
             }
             if routeValues.isEmpty { throw routes.error("routes is empty") }
+            // Routes are tried in order (Envoy, Istio, Gateway API): one without match takes every request.
+            if let catchAll = routeValues.dropLast().first(where: { $0.match == nil }) {
+                throw catchAll.value.error("a route without match takes every request, so the routes after it are never reached: put it last")
+            }
         case (_?, _?):
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):

@@ -5,7 +5,7 @@ import MeshprobeYAML
 public enum ValueMatch: Sendable, Equatable, CustomStringConvertible {
     case exact(String)
     case prefix(String)
-    /// A regular expression that must match the whole value (RE2 semantics in Envoy; Swift's syntax checks it here).
+    /// A regular expression that must match the whole value (RE2 semantics, as in Envoy; see `LinearRegex`).
     case regex(String)
 
     public var description: String {
@@ -21,9 +21,47 @@ public enum ValueMatch: Sendable, Equatable, CustomStringConvertible {
         case .exact(let v): return value == v
         case .prefix(let v): return value.hasPrefix(v)
         case .regex(let pattern):
-            guard let regex = try? Regex(pattern) else { return false }
-            return (try? regex.wholeMatch(in: value)) != nil
+            // Linear in the value whatever the pattern (Swift's Regex backtracks: `(a|a)*b` took exponential time).
+            guard let regex = try? LinearRegex(pattern) else { return false }
+            return regex.wholeMatch(value)
         }
+    }
+
+    /// The first construct of `pattern` that RE2 (Envoy's regex engine) does not have, or nil: backreferences,
+    /// lookaround, atomic groups and possessive quantifiers (all of which also let a backtracking engine run long).
+    static func unsupportedByRE2(_ pattern: String) -> String? {
+        let scalars = Array(pattern.unicodeScalars)
+        var i = 0
+        var inClass = false
+        var afterQuantifier = false
+        while i < scalars.count {
+            let c = scalars[i]
+            if c == "\\" {
+                if i + 1 < scalars.count, !inClass, ("1"..."9").contains(scalars[i + 1]) { return "a backreference (\\\(scalars[i + 1]))" }
+                if i + 1 < scalars.count, !inClass, scalars[i + 1] == "k" { return "a named backreference (\\k)" }
+                afterQuantifier = false
+                i += 2
+                continue
+            }
+            if inClass {
+                if c == "]" { inClass = false }
+            } else if c == "+" && afterQuantifier {
+                return "a possessive quantifier (\(scalars[i - 1])+)"
+            } else if c == "[" {
+                inClass = true
+                // A ']' right after '[' or '[^' is a literal.
+                if i + 1 < scalars.count, scalars[i + 1] == "^" { i += 1 }
+                if i + 1 < scalars.count, scalars[i + 1] == "]" { i += 1 }
+            } else if c == "(", i + 2 < scalars.count, scalars[i + 1] == "?" {
+                let next = scalars[i + 2]
+                if next == "=" || next == "!" { return "a lookahead (?\(next)" }
+                if next == ">" { return "an atomic group (?>" }
+                if next == "<", i + 3 < scalars.count, scalars[i + 3] == "=" || scalars[i + 3] == "!" { return "a lookbehind (?<\(scalars[i + 3])" }
+            }
+            afterQuantifier = !inClass && "*+?}".unicodeScalars.contains(c)
+            i += 1
+        }
+        return nil
     }
 
     /// A value a request can send to match: the exact value, the prefix itself, or the literal a regex spells
@@ -118,10 +156,13 @@ public struct MatchCondition: Sendable, Equatable, CustomStringConvertible {
             guard !text.isEmpty else { throw v.error("an empty prefix matches everything: leave the match out") }
             match = .prefix(text)
         default:
+            if let construct = ValueMatch.unsupportedByRE2(text) {
+                throw v.error("\(construct) is not RE2 syntax (Envoy matches with RE2, which has none): rewrite the regex without it")
+            }
             do {
-                _ = try Regex(text)
+                _ = try LinearRegex(text)
             } catch {
-                throw v.error("not a regular expression: \(error)")
+                throw v.error("not a regular expression meshprobe can match as RE2 does: \(error)")
             }
             match = .regex(text)
         }

@@ -14,6 +14,8 @@ public struct ScenarioIdentity: Sendable, Equatable {
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
+    /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
+    public var location: String?
 
     public init() {}
 }
@@ -126,6 +128,8 @@ public struct Scenario {
         if let identity = top["identity"] {
             let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure"])
             var id = ScenarioIdentity()
+            let at = identity.error("")
+            id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
             id.cert = try f["cert"].map(resolve)
             id.key = try f["key"].map(resolve)
             id.ca = try f["ca"].map(resolve)
@@ -145,6 +149,9 @@ public struct Scenario {
             }
             id.sni = try f["sni"]?.string()
             id.insecure = try f["insecure"]?.bool() ?? false
+            if id.insecure, let expect = f["expectPeer"] {
+                throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
+            }
             scenario.identity = id
         }
 
@@ -358,8 +365,14 @@ public struct Scenario {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
                                            "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed",
                                            "sendTick", "coalesceWindow"])
-        if let v = f["connections"] { configuration.connections = try v.int(minimum: 1) }
-        if let v = f["streams"] { configuration.streamsPerConnection = try v.int(minimum: 1) }
+        if let v = f["connections"] {
+            configuration.connections = try v.int(minimum: 1)
+            guard configuration.connections <= 100_000 else { throw v.error("at most 100000") }
+        }
+        if let v = f["streams"] {
+            configuration.streamsPerConnection = try v.int(minimum: 1)
+            guard configuration.streamsPerConnection <= 10_000 else { throw v.error("at most 10000") }
+        }
         if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
         if let v = f["duration"] { configuration.duration = try loadDuration(v) }
         if let v = f["warmup"] { configuration.warmup = try loadDuration(v, allowZero: true) }

@@ -77,6 +77,15 @@ struct EchoCommand: AsyncParsableCommand {
             cluster: cluster ?? env["MESHPROBE_CLUSTER"] ?? "",
             namespace: namespace ?? env["POD_NAMESPACE"] ?? "",
             pod: pod)
+        // The identity goes into response headers: a value with a control character would break every response.
+        for (flag, value) in [("--workload", echoIdentity.workload), ("--version", echoIdentity.version),
+                              ("--cluster", echoIdentity.cluster), ("--namespace", echoIdentity.namespace)]
+        where value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw CLIError.badInput("\(flag) \(value.debugDescription): must not contain control characters (it is sent in response headers)")
+        }
+        if h2c, identity.cert != nil || identity.key != nil || identity.svidDir != nil || identity.ca != nil || !identity.trustBundles.isEmpty {
+            throw CLIError.badInput("--h2c serves plaintext: drop it to serve TLS with --cert/--key, --svid-dir, --ca or --trust-bundle")
+        }
         var configuration = EchoConfiguration(identity: echoIdentity)
         (configuration.host, configuration.port) = try Self.splitHostPort(listen)
         configuration.limits.maxDelayNanoseconds = UInt64(try parseDuration(maxDelay, flag: "--max-delay") * 1e9)

@@ -75,6 +75,9 @@ struct GameDayCommand: AsyncParsableCommand {
                           gameday.abortFile.map { " or touch \($0)" } ?? ""))
         for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(Self.describe(step))") }
         if check { return }
+        if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
+            throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
+        }
         try await SidecarSession.ready()
 
         let abort = AbortSwitch()

@@ -284,6 +284,10 @@ struct ServerCheckOptions: ParsableArguments {
 /// Builds the client TLS context an https run needs (ALPN from the HTTP version), or refuses what cannot work.
 func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions, expected: PeerExpectation?,
                      insecure: Bool, sni: String?) throws {
+    if insecure, expected != nil {
+        // Without chain verification any server can present any SPIFFE ID: the check would mean nothing.
+        throw CLIError.badInput("--expect-peer checks the server's certificate, which -k (insecure) skips: give one or the other")
+    }
     if configuration.targets.contains(where: { $0.scheme == .https }) {
         let alpn: [String]
         switch configuration.httpVersion {
@@ -302,6 +306,8 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
                                                      verifyPeer: !insecure, serverName: sni)
     } else if expected != nil {
         throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
+    } else if sni != nil {
+        throw CLIError.badInput("--sni needs an https:// URL: plaintext has no TLS server name")
     }
 }
 
@@ -312,7 +318,7 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
         try attachClientTLS(to: &configuration, identity: try identityOptions(id), expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)
     } catch let error as CLIError {
-        throw CLIError.badInput("\(file): identity: \(error.message)")
+        throw CLIError.badInput("\(id.location ?? "\(file): identity"): \(error.message)")
     }
     do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }

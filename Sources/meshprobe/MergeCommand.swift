@@ -38,6 +38,15 @@ struct MergeCommand: AsyncParsableCommand {
         func kind(_ file: String) -> String {
             VerifyMerge.isVerifyResult(file) ? "verify" : GameDayMerge.isGameDayResult(file) ? "game day" : "load"
         }
+        // The same result twice would count its requests twice.
+        var seen: [Data: String] = [:]
+        for file in results {
+            guard let data = FileManager.default.contents(atPath: file) else { continue }  // the reader says why
+            if let first = seen[data] {
+                throw CLIError.badInput("\(file): the same result as \(first) (identical bytes): each run may be merged once")
+            }
+            seen[data] = file
+        }
         let kinds = results.map(kind)
         if let other = zip(results, kinds).first(where: { $0.1 != kinds[0] }) {
             throw CLIError.badInput("\(other.0): a \(other.1) result, while \(results[0]) is a \(kinds[0]) result: merge one kind at a time")

@@ -132,6 +132,25 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         try await refuses(["load", url, "-n", "2", "-H", "content-length: 99999"], naming: "from the body")
     }
 
+    @Test func flagsThatContradictEachOtherAreBadInput() async throws {
+        let port = try freePort()
+        try await refuses(["load", "https://127.0.0.1:\(port)/", "-n", "1", "-k", "--expect-peer", "spiffe://example.org/ns/a/sa/b"],
+                          naming: "-k (insecure) skips")
+        try await refuses(["load", "http://127.0.0.1:\(port)/", "-n", "1", "--sni", "reviews.example"], naming: "--sni needs an https:// URL")
+        try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--workload", "evil\r\nx-injected: 1"], naming: "--workload")
+        try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--svid-dir", "/tmp"], naming: "--h2c serves plaintext")
+    }
+
+    @Test func theSameResultTwiceIsNotMerged() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("merge-twice-\(UUID().uuidString).json")
+        try Data("{}".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let copy = file.path + ".copy"
+        try FileManager.default.copyItem(atPath: file.path, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        try await refuses(["merge", file.path, copy], naming: "the same result as \(file.path)")
+    }
+
     @Test func everyOutputPathIsCheckedBeforeTheLoad() async throws {
         let url = "http://127.0.0.1:\(try freePort())/"
         for flag in ["--json", "--prometheus", "--smp", "--hgrm"] {

@@ -34,6 +34,10 @@ import Testing
         ("  steps:\n    - {circuitBreaker: {maxRequests: 2}, expect: {p99: 1s}}\n", 4, "gameday.steps[0].expect", "load step"),
         ("  steps:\n    - {name: a, rate: 1, duration: 1s}\n    - {name: a, rate: 1, duration: 1s}\n", 5, "gameday.steps[1]", "another step"),
         ("  stepz: []\n", 3, "gameday.stepz", "unknown field"),
+        // Values that passed --check and then crashed or aborted the run at once.
+        ("  steps:\n    - {name: a, rate: 1e-300, duration: 1s}\n", 4, "gameday.steps[0].rate", "at least 0.001"),
+        ("  abortFile: ''\n  steps:\n    - {name: a, rate: 1, duration: 1s}\n", 3, "gameday.abortFile", "path of a file"),
+        ("  abortFile: /tmp\n  steps:\n    - {name: a, rate: 1, duration: 1s}\n", 3, "gameday.abortFile", "is a directory"),
     ])
     func badGameDaysNameTheLineAndField(_ body: String, _ line: Int, _ field: String, _ words: String) throws {
         let path = try writeTemporaryYAML("target: http://127.0.0.1:1/\ngameday:\n" + body)

@@ -118,6 +118,37 @@ import Testing
         #expect(ValueMatch.prefix("/api").matches("/api/v1") && !ValueMatch.prefix("/api").matches("/ap"))
     }
 
+    @Test func regexConstructsRE2LacksAreRefused() {
+        #expect(ValueMatch.unsupportedByRE2("(a)\\1")?.contains("backreference") == true)
+        #expect(ValueMatch.unsupportedByRE2("^(?=beta).*")?.contains("lookahead") == true)
+        #expect(ValueMatch.unsupportedByRE2("(?<!x)y")?.contains("lookbehind") == true)
+        #expect(ValueMatch.unsupportedByRE2("(?>a+)b")?.contains("atomic") == true)
+        #expect(ValueMatch.unsupportedByRE2("a++b")?.contains("possessive") == true)
+        // RE2 has these: escaped plus repeated, a plus inside a class, named groups, lazy quantifiers.
+        for pattern in ["\\++", "[+]+", "(?P<v>beta)-[0-9]+", "a+?b", "^/api/v[12]/.*$", "x{2,3}"] {
+            #expect(ValueMatch.unsupportedByRE2(pattern) == nil, "\(pattern)")
+        }
+    }
+
+    @Test func aRouteWithoutMatchMustComeLast() throws {
+        let path = try writeTemporaryYAML("""
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:8080/reviews
+            expect:
+              routes:
+                - {name: everyone, split: {v1: 100}}
+                - {name: testers, match: {headers: {x-test: {exact: "1"}}}, split: {v2: 100}}
+            """)
+        defer { removeTemporary(path) }
+        do {
+            _ = try Policy.load(path: path, environment: [:])
+            Issue.record("a catch-all route before a matched one was accepted")
+        } catch {
+            #expect("\(error)".contains(":5:"), "\(error)")
+            #expect("\(error)".contains("put it last"), "\(error)")
+        }
+    }
+
     @Test func recognisersReadTheRightStamp() {
         let id = WorkloadIdentity(identity: "spiffe://td/ns/a/sa/b", workload: "reviews", version: "v2", cluster: "east")
         #expect(DestinationRecognizer.version.destination(of: id) == "v2")

@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
@@ -121,6 +122,15 @@ import Testing
             ("second.json", Data(String(decoding: try timed.jsonData(), as: UTF8.self)
                 .replacingOccurrences(of: timed.timeline[1].histogram!, with: "HISTFAAAxyz").utf8), "timeline[1].histogram"),
             ("field.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"series\"", with: "\"sirius\"").utf8), "series"),
+            // Edited counts: merged, they would be silently wrong or overflow (the largest once crashed merge).
+            ("negative.json", try edited(good) { $0["summary", "requests"] = -5 }, "summary.requests is -5"),
+            ("huge.json", try edited(good) { $0["summary", "requests"] = Int.max }, "summary.requests is \(Int.max)"),
+            ("elapsed.json", try edited(good) { $0["summary", "elapsed_seconds"] = -1.0 }, "summary.elapsed_seconds"),
+            ("toolarge.json", Data(String(decoding: try edited(good) { $0["summary", "requests"] = 7 }, as: UTF8.self)
+                .replacingOccurrences(of: "\"requests\":7", with: "\"requests\":1e308").utf8), "does not fit"),
+            // A histogram of another layout (5 digits up to 1e12 us) once crashed the merge into meshprobe's.
+            ("layout.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: otherLayout()).utf8),
+             "not meshprobe's histogram layout"),
         ]
         for (name, data, expected) in cases {
             let path = dir.appendingPathComponent(name).path
@@ -134,6 +144,34 @@ import Testing
             }
         }
     }
+}
+
+/// `data` (a result's JSON) with one field changed by `change` on its parsed form.
+private func edited(_ data: Data, _ change: (inout JSONObject) -> Void) throws -> Data {
+    var object = JSONObject(try JSONSerialization.jsonObject(with: data) as! [String: Any])
+    change(&object)
+    return try JSONSerialization.data(withJSONObject: object.value, options: [.sortedKeys])
+}
+
+/// A JSON object with a two-level subscript for the edits above.
+private struct JSONObject {
+    var value: [String: Any]
+    init(_ value: [String: Any]) { self.value = value }
+    subscript(section: String, key: String) -> Any? {
+        get { (value[section] as? [String: Any])?[key] }
+        set {
+            var inner = value[section] as? [String: Any] ?? [:]
+            inner[key] = newValue
+            value[section] = inner
+        }
+    }
+}
+
+/// A valid V2 histogram that meshprobe never writes: 5 significant digits, up to 1e12 us.
+private func otherLayout() -> String {
+    var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 1_000_000_000_000, numberOfSignificantValueDigits: .five)
+    _ = h.record(999_999_999_999)
+    return HistogramCodec.encode(h)
 }
 
 @Suite struct PrometheusTests {

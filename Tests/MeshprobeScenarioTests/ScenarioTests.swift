@@ -183,6 +183,8 @@ import Testing
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {\"bad name\": v}\n", 4, "request.headers.bad name"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {x-a: \"b\\r\\nx: 1\"}\n", 4, "request.headers.x-a"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {content-length: '99'}\n", 4, "request.headers.content-length"),
+        ("target: http://h/\nload:\n  requests: 1\n  connections: 1000000000\n", 4, "load.connections"),
+        ("target: https://h/\nidentity:\n  insecure: true\n  expectPeer: spiffe://example.org/ns/a/sa/b\nload: {requests: 1}\n", 4, "identity.expectPeer"),
     ])
     func impossibleValuesFailWithLineAndField(_ text: String, _ line: Int, _ field: String) throws {
         let e = try #require(error(text))

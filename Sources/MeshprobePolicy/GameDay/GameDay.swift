@@ -32,7 +32,14 @@ public struct GameDay {
                               file: path, scenario: scenario, steps: [])
         if let a = g["abortFile"] {
             let text = try a.string()
-            gameday.abortFile = text.hasPrefix("/") ? text : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(text).path
+            guard !text.isEmpty, !text.hasSuffix("/") else { throw a.error("expected the path of a file that appears to abort the game day") }
+            let file = text.hasPrefix("/") ? text : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(text).path
+            // A directory can never be touched into appearing: it would abort the game day at once.
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw a.error("'\(file)' is a directory: name a file that does not exist yet")
+            }
+            gameday.abortFile = file
         }
         if let r = g["recognise"] {
             switch try r.string() {

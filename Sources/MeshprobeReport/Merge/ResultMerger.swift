@@ -37,8 +37,38 @@ public enum ResultMerger {
             throw MergeError("\(path): meta.schema is '\(schema)'; merge reads \(LoadReport.schemaVersion) results (run it again with this build)")
         }
         let report = try decoding(path) { try LoadReport.decode(data) }
+        try checkCounts(report, name: path)
         try checkHistograms(report, name: path)
         return report
+    }
+
+    /// The largest count a result may hold: sums over thousands of merged results still fit in 64 bits.
+    static let largestCount = 1_000_000_000_000_000
+
+    /// Counts must be whole numbers from 0 to `largestCount`, durations finite and not negative: a result that
+    /// says otherwise was edited or corrupted, and merging it would be silently wrong (or overflow).
+    public static func checkCounts(_ report: LoadReport, name path: String, field prefix: String = "") throws(MergeError) {
+        let s = report.summary, c = report.connections
+        var counts: [(String, Int)] = [("summary.requests", s.requests), ("summary.succeeded", s.succeeded), ("summary.failed", s.failed),
+                                       ("summary.responses", s.responses), ("summary.warmup_requests", s.warmupRequests),
+                                       ("connections.attempts", c.attempts), ("connections.established", c.established),
+                                       ("connections.tls_handshakes", c.tlsHandshakes), ("connections.tls_resumed", c.tlsResumed)]
+        for (key, value) in s.late { counts.append(("summary.late.\(key)", value)) }
+        for (key, value) in s.statuses { counts.append(("summary.statuses.\(key)", value)) }
+        for (key, value) in s.errors { counts.append(("summary.errors.\(key)", value)) }
+        for (key, value) in c.failures { counts.append(("connections.failures.\(key)", value)) }
+        for (i, row) in report.series.enumerated() { counts.append(("series[\(i)].requests", row.requests)) }
+        for (i, f) in report.failures.enumerated() { counts.append(("failures[\(i)].count", f.count)) }
+        for (field, value) in counts where value < 0 || value > largestCount {
+            throw MergeError("\(path): \(prefix)\(field) is \(value): a count must be 0-\(largestCount)")
+        }
+        if s.succeeded > s.requests || s.failed > s.requests {
+            throw MergeError("\(path): \(prefix)summary: \(s.succeeded) succeeded and \(s.failed) failed of \(s.requests) requests")
+        }
+        for (field, value) in [("summary.elapsed_seconds", s.elapsedSeconds), ("summary.cpu_seconds", s.cpuSeconds)]
+        where !(value >= 0) || !value.isFinite || value > 1e12 {
+            throw MergeError("\(path): \(prefix)\(field) is \(value): expected a number of seconds, 0 or more")
+        }
     }
 
     /// Decodes every histogram of a result (`field` prefixes the fields named in errors, for a result inside another):
@@ -53,8 +83,20 @@ public enum ResultMerger {
         for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
         for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
         for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
+        let standard = LatencyHistogram.latency()
         for (field, text) in encoded {
-            do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
+            let h: LatencyHistogram
+            do { h = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
+            // meshprobe writes 1 us to 1 h at 3 significant digits (2 in the timeline); merging values beyond that
+            // range into it could not place them.
+            guard [2, 3].contains(h.numberOfSignificantValueDigits.rawValue),
+                  h.lowestDiscernibleValue == standard.lowestDiscernibleValue,
+                  h.highestTrackableValue == standard.highestTrackableValue else {
+                throw MergeError("\(path): \(prefix)\(field): not meshprobe's histogram layout (\(h.numberOfSignificantValueDigits.rawValue) significant digits, \(h.lowestDiscernibleValue)-\(h.highestTrackableValue) us; meshprobe writes 2 or 3 digits, 1-3600000000 us)")
+            }
+            guard h.totalCount <= UInt64(largestCount) else {
+                throw MergeError("\(path): \(prefix)\(field): \(h.totalCount) values: more than \(largestCount)")
+            }
         }
     }
 
@@ -66,6 +108,10 @@ public enum ResultMerger {
             throw MergeError("\(path): field \(fieldPath(context.codingPath)) has the wrong type: \(context.debugDescription)")
         } catch let DecodingError.valueNotFound(_, context) {
             throw MergeError("\(path): field \(fieldPath(context.codingPath)) is null")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw MergeError("\(path): field \(fieldPath(context.codingPath)): \(context.debugDescription)")
+        } catch DecodingError.dataCorrupted {
+            throw MergeError("\(path): a value does not fit its field (a number too large for a count?)")
         } catch {
             throw MergeError("\(path): \(error)")
         }
