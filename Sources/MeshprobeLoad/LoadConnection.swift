@@ -332,7 +332,13 @@ final class LoadConnection {
             let t = time ?? worker.now()
             while inFlight.count + thinking < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest(at: t) {
                 let token = inFlight.insert(ticket)
-                guard h2.send(worker.request(for: self, ticket: ticket), token: token) else {
+                let request = worker.request(for: self, ticket: ticket)
+                if let problem = worker.unsendable(request, ticket: ticket) {
+                    _ = inFlight.remove(token)
+                    recordFailure(.notSent, ticket: ticket, message: problem)
+                    continue
+                }
+                guard h2.send(request, token: token) else {
                     _ = inFlight.remove(token)
                     worker.returnRequest(ticket)
                     break
@@ -346,7 +352,12 @@ final class LoadConnection {
             if h1.availableStreams > 0, thinking == 0, churnAllowance > 0, let ticket = worker.nextRequest(at: time ?? worker.now()) {
                 let token = inFlight.insert(ticket)
                 let next = worker.request(for: self, ticket: ticket)
-                if h1.send(method: next.method, authority: target.authority, path: next.path,
+                if let problem = worker.unsendable(next, ticket: ticket) {
+                    _ = inFlight.remove(token)
+                    recordFailure(.notSent, ticket: ticket, message: problem)
+                    // The next request, on a later turn of the loop (not recursively: a run may fail them all).
+                    worker.eventLoop.assumeIsolated().execute { self.pump(flush: true) }
+                } else if h1.send(method: next.method, authority: target.authority, path: next.path,
                            headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
                     sentOnConnection += 1
                     worker.result.requestsSent += 1

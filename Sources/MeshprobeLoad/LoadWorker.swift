@@ -213,6 +213,20 @@ final class LoadWorker {
 
     /// The request to send next on `connection` for `ticket`: its fixed request, one rendered from the templates,
     /// or the iteration's current flow step.
+    /// Why a rendered request cannot go on the wire, or nil. Static parts were checked before the run; a template
+    /// (a CSV row, an environment variable, an extracted value) can still produce a header value with CR, LF or NUL,
+    /// or a path with a space, which HTTP/1.1 cannot frame (the encoder refused it and the run hung) and HTTP/2 rejects.
+    func unsendable(_ request: HTTP2Request, ticket: Ticket) -> String? {
+        guard templates != nil || ticket.iteration != nil else { return nil }
+        if let bad = request.headers.first(where: { $0.value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }) {
+            return "the value of header \(bad.name) rendered from its template contains CR, LF or NUL: \(bad.value.debugDescription)"
+        }
+        if request.path.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return "the path rendered from its template contains a space or a control character: \(request.path.debugDescription)"
+        }
+        return nil
+    }
+
     @inline(__always) func request(for connection: LoadConnection, ticket: Ticket) -> HTTP2Request {
         if let iteration = ticket.iteration { return flowRequest(for: connection, iteration: iteration) }
         guard let templates else { return connection.request }

@@ -69,6 +69,23 @@ import Testing
         #expect((result.connectionFailures[.protocolError] ?? 0) >= 1, "\(result.connectionFailures)")
     }
 
+    /// A template can render what no static check sees: a header value with CR LF (here from the environment). Each
+    /// such request is counted as not sent, on HTTP/1.1 (whose encoder refused it, and the run hung) and HTTP/2.
+    @Test(arguments: [HTTPVersionPreference.http1, .http2])
+    func aTemplateThatRendersAnUnsendableHeaderIsCountedNotSent(_ version: HTTPVersionPreference) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 3, connections: 1, streams: 1, http: version) {
+                $0.headers = [("x-a", "{{env:EVIL}}")]
+                $0.environment = ["EVIL": "a\r\nx-injected: 1"]
+                $0.requestTimeout = 1
+            }
+        }
+        #expect(elapsed < .seconds(5), "\(elapsed)")
+        #expect(result.errors[.notSent] == 3, "\(result.errors)")
+    }
+
     @Test func aRateBelowOneArrivalPerRunEndsAtTheDuration() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }

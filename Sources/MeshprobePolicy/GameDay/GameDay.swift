@@ -69,10 +69,10 @@ public struct GameDay {
                 throw step.error(at: step.rateAt, "\(YAMLValue.format(rate)) requests/s is above the cap of \(YAMLValue.format(maxRate))/s: raise it with --max-rate if you mean it")
             }
             total += step.plannedSeconds
-        }
-        if total > maxDuration {
-            throw YAMLInputError(file: file, line: 1, column: 1, field: "gameday.steps",
-                                 message: String(format: "the steps plan about %.0f s, above the cap of %.0f s: raise it with --max-duration if you mean it", total, maxDuration))
+            // At the step that takes the plan past the cap.
+            if total > maxDuration {
+                throw step.error(String(format: "the steps up to this one plan about %.0f s, above the cap of %.0f s: raise it with --max-duration if you mean it", total, maxDuration))
+            }
         }
     }
 }
