@@ -64,6 +64,20 @@ import Testing
         }
     }
 
+    /// A spec that is not a mapping was read as an empty one ("nothing to check"): now an error at its line.
+    @Test(arguments: [("networking.istio.io/v1beta1", "VirtualService"), ("networking.istio.io/v1beta1", "DestinationRule"),
+                      ("gateway.networking.k8s.io/v1", "HTTPRoute")])
+    func aSpecThatIsNotAMappingIsRefusedWithItsLine(_ apiVersion: String, _ kind: String) throws {
+        let path = try writeTemporaryYAML("apiVersion: \(apiVersion)\nkind: \(kind)\nmetadata: {name: r}\nspec: 5\n")
+        defer { removeTemporary(path) }
+        #expect {
+            try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.line == 4 && e.field == "spec" && e.message.contains("expected a mapping")
+        }
+    }
+
     @Test func weightsThatDoNotSumTo100AreRefusedWithTheLine() throws {
         let path = try writeTemporaryYAML("""
             apiVersion: networking.istio.io/v1beta1

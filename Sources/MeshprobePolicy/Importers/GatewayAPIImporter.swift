@@ -17,6 +17,7 @@ public enum GatewayAPIImporter {
         for document in documents {
             let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
             guard let spec = document["spec"] else { throw document.error("an HTTPRoute needs a spec") }
+            guard case .mapping = spec.node else { throw spec.error("expected a mapping (parentRefs, rules, ...)") }
             for (index, rule) in (try spec["rules"]?.list() ?? []).enumerated() {
                 let ruleName = try rule["name"]?.string() ?? "\(name) rules[\(index)]"
                 if rule["filters"] != nil {

@@ -52,6 +52,9 @@ public enum ManifestImporter {
                 case "VirtualService" where apiVersion.hasPrefix("networking.istio.io/"):
                     virtualServices.append(document)
                 case "DestinationRule" where apiVersion.hasPrefix("networking.istio.io/"):
+                    if let spec = document["spec"], case .mapping = spec.node {} else if let spec = document["spec"] {
+                        throw spec.error("expected a mapping (host, trafficPolicy, ...)")
+                    }
                     guard let spec = document["spec"], let host = try spec["host"]?.string() else {
                         throw document.error("a DestinationRule needs spec.host")
                     }
@@ -123,6 +126,7 @@ public enum ManifestImporter {
         for vs in virtualServices {
             let vsName = try vs["metadata"]?["name"]?.string() ?? "(unnamed)"
             guard let spec = vs["spec"] else { throw vs.error("a VirtualService needs a spec") }
+            guard case .mapping = spec.node else { throw spec.error("expected a mapping (hosts, http, ...)") }
             for feature in ["tcp", "tls"] where spec[feature] != nil {
                 out.notes.append("\(vs.file): VirtualService \(vsName): \(feature) routes are not checked (only http)")
             }
