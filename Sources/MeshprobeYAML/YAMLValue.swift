@@ -74,8 +74,9 @@ public struct YAMLValue {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
             return YAMLInputError(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
-            _ = context
-            return YAMLInputError(file: file, line: 1, column: 1, field: "", message: "duplicate keys: \(duplicates.joined(separator: ", "))")
+            // Yams marks the first of the keys that repeat (where it is first written).
+            return YAMLInputError(file: file, line: max(1, context.mark.line), column: max(1, context.mark.column), field: duplicates.first ?? "",
+                                  message: "\(duplicates.count == 1 ? "this key is" : "keys are") given twice in one mapping: \(duplicates.joined(separator: ", "))")
         default:
             return YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
         }
