@@ -1,3 +1,4 @@
+import MeshprobeHTTP2
 import NIOCore
 import NIOHTTP1
 
@@ -23,6 +24,13 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Bytes kept from the start of a 4xx/5xx response's body when bodies are not collected.
     static let errorBodyPrefix = 512
+    /// The most of a body kept for extraction (HTTP/2's limit too).
+    static let maxCollectedBodyBytes = HTTP2Settings().maxCollectedBodyBytes
+
+    struct ResponseBodyTooLarge: Error, CustomStringConvertible {
+        var limit: Int
+        var description: String { "the response body passed \(limit >> 20) MiB, the most kept for extraction: the request failed and the connection was closed" }
+    }
 
     init(collectBody: Bool = false) {
         self.collectBody = collectBody
@@ -60,6 +68,14 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let buffer):
             bodyLength += buffer.readableBytes
             if collectBody {
+                // A body kept for extraction is bounded as on HTTP/2: a server that never stops sending must not
+                // take the generator's memory (the request fails; the connection goes).
+                guard bodyLength <= Self.maxCollectedBodyBytes else {
+                    body = nil
+                    context.fireErrorCaught(ResponseBodyTooLarge(limit: Self.maxCollectedBodyBytes))
+                    context.close(promise: nil)
+                    return
+                }
                 var chunk = buffer
                 body.setOrWriteBuffer(&chunk)
             } else if let head = responseHead, head.status.code >= 400 {

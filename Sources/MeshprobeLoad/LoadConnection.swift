@@ -247,7 +247,8 @@ final class LoadConnection {
         }
         let wasReady = h2 != nil || h1 != nil
         if let h1, let token = h1.pendingToken, let ticket = inFlight.remove(token) {
-            recordFailure(.connectionLost, ticket: ticket, message: "the server closed the HTTP/1.1 connection with a request in flight")
+            recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket,
+                          message: closeReason?.message ?? "the server closed the HTTP/1.1 connection with a request in flight")
         }
         // Anything the handlers did not report (should be nothing) is still counted, never dropped.
         // Counted while still in flight, so that the worker cannot finish in the middle of the loop.

@@ -86,6 +86,28 @@ import Testing
         #expect(result.errors[.notSent] == 3, "\(result.errors)")
     }
 
+    /// A body kept for extraction is bounded on HTTP/1.1 as on HTTP/2 (64 MiB): a server that sends more fails the
+    /// request instead of taking the generator's memory.
+    @Test func anEndlessHTTP1BodyKeptForExtractionIsCutOff() async throws {
+        let peer = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HugeBody()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { peer.close(promise: nil) }
+        let port = try #require(peer.localAddress?.port)
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 1, connections: 1, streams: 1, http: .http1) {
+                $0.keepLastStepResponse = true
+                $0.requestTimeout = 20
+            }
+        }
+        #expect(elapsed < .seconds(15), "\(elapsed)")
+        #expect(result.succeeded == 0)
+        #expect(result.errors[.connectionLost] == 1, "\(result.errors)")
+        #expect(result.errorExplanations[.connectionLost]?.contains("64 MiB") == true, "\(result.errorExplanations)")
+    }
+
     @Test func aRateBelowOneArrivalPerRunEndsAtTheDuration() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
@@ -99,6 +121,23 @@ import Testing
         // The second arrival is due at 10 s, after the end of the run: nothing to wait for.
         #expect(elapsed < .seconds(5), "\(elapsed)")
         #expect(result.succeeded == 1)
+    }
+}
+
+/// Answers the first request with a 100 MB body, in 1 MiB writes.
+private final class HugeBody: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var answered = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
+        answered = true
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n")),
+                      promise: nil)
+        let chunk = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: 1 << 20)
+        for _ in 0..<95 { context.write(wrapOutboundOut(chunk), promise: nil) }
+        context.flush()
     }
 }
 
