@@ -206,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport",
+                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEcho",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -50,6 +50,7 @@ public enum FaultControlJSON {
             case id, status, statusShare, delayMs, delayShare, resetShare, path, expiresInSeconds, setBy
         }
 
+
         /// For example `status 503 for 50%, delay 200ms for 100% on /api, expires in 30s`.
         public var summary: String {
             let n = numberText
@@ -248,5 +249,35 @@ struct FaultControlAPI: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return Response(status: status, body: String(decoding: data, as: UTF8.self) + "\n")
+    }
+}
+
+extension FaultControlJSON.Fault {
+    /// Read by the control API's clients from whatever answers there: the text fields are made printable (a
+    /// hostile answer's newlines or escape sequences would otherwise reach the terminal and the reports).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = FaultControlJSON.printable(try c.decode(String.self, forKey: .id))
+        status = try c.decodeIfPresent(Int.self, forKey: .status)
+        statusShare = try c.decode(Double.self, forKey: .statusShare)
+        delayMs = try c.decode(Double.self, forKey: .delayMs)
+        delayShare = try c.decode(Double.self, forKey: .delayShare)
+        resetShare = try c.decode(Double.self, forKey: .resetShare)
+        path = FaultControlJSON.printable(try c.decode(String.self, forKey: .path))
+        expiresInSeconds = try c.decode(Int.self, forKey: .expiresInSeconds)
+        setBy = FaultControlJSON.printable(try c.decode(String.self, forKey: .setBy))
+    }
+}
+
+extension FaultControlJSON {
+    /// Text from a control API answer made printable: control characters (newlines and escape sequences among
+    /// them) become U+FFFD.
+    public static func printable(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            out.append(v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) ? "\u{FFFD}" : scalar)
+        }
+        return String(out)
     }
 }

@@ -501,6 +501,11 @@ final class LoadConnection {
     private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
         let token = inFlight.insert(ticket)
         let request = worker.request(for: self, ticket: ticket)
+        if let problem = worker.unsendable(request, ticket: ticket) {
+            _ = inFlight.remove(token)
+            recordFailure(.notSent, ticket: ticket, message: problem)
+            return
+        }
         var sent = false
         if let h2, h2.availableStreams > 0 {
             sent = h2.send(request, token: token)

@@ -64,7 +64,7 @@ public struct LiveView {
         let total = p.identities.values.reduce(0, +)
         guard total > 0, p.identities.count > 0 else { return nil }
         return p.identities.sorted { $0.key.label < $1.key.label }
-            .map { String(format: format, $0.key.label, Double($0.value) / Double(total) * 100) }
+            .map { String(format: format, TerminalStyle.sanitize($0.key.label), Double($0.value) / Double(total) * 100) }
             .joined(separator: separator)
     }
 }

@@ -78,7 +78,7 @@ public struct TerminalSummary {
             }
             let kinds = Set(s.errors.keys).union(failures.keys)
             for kind in kinds.sorted() {
-                if let why = s.errorExplanations[kind] { out += "  why \(kind): \(why)\n" }
+                if let why = s.errorExplanations[kind] { out += "  why \(kind): \(TerminalStyle.sanitize(why))\n" }
             }
         }
         if !report.failures.isEmpty {

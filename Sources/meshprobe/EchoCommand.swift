@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
+import MeshprobeReport
 import MeshprobeTLS
 import NIOCore
 import NIOPosix
@@ -80,7 +81,7 @@ struct EchoCommand: AsyncParsableCommand {
         // The identity goes into response headers: a value with a control character would break every response.
         for (flag, value) in [("--workload", echoIdentity.workload), ("--version", echoIdentity.version),
                               ("--cluster", echoIdentity.cluster), ("--namespace", echoIdentity.namespace)]
-        where value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        where value.unicodeScalars.contains(where: { $0 == "\t" || $0 == "\n" || TerminalStyle.isDangerous($0) }) {
             throw CLIError.badInput("\(flag) \(value.debugDescription): must not contain control characters (it is sent in response headers)")
         }
         if h2c, identity.cert != nil || identity.key != nil || identity.svidDir != nil || identity.ca != nil || !identity.trustBundles.isEmpty {

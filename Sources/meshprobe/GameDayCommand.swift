@@ -105,6 +105,11 @@ struct GameDayCommand: AsyncParsableCommand {
         try await session.finish(report: nil, json: nil)
         if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)", exitCode: 3) }
         if !result.passed { throw CLIError(message: result.decided ? "verdict: FAIL" : "no verdict: a step could not run", exitCode: result.decided ? 1 : 3) }
+        // The verdicts held, but the mesh is not as it was: not a pass a pipeline may go on from.
+        if !outcome.faultsLeft.isEmpty {
+            throw CLIError(message: "incomplete: \(outcome.faultsLeft.count) fault(s) could not be cleared (each expires on its own; see the warnings above)",
+                           exitCode: 3)
+        }
     }
 
     static func describe(_ step: GameDayStep) -> String {

@@ -444,8 +444,9 @@ func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration)
             let elapsed = Date().timeIntervalSince(start)
             if tty {
                 let lines = view.block(p, elapsed: elapsed)
+                // The cursor moves are ours; the block's text is defanged like every other line.
                 var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
-                text += lines.joined(separator: "\n") + "\n"
+                text += TerminalStyle.defang(lines.joined(separator: "\n")) + "\n"
                 FileHandle.standardError.write(Data(text.utf8))
                 shown = lines.count
             } else {

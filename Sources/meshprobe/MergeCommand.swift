@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeLoad
 import MeshprobeReport
 
 struct MergeCommand: AsyncParsableCommand {
@@ -35,8 +36,14 @@ struct MergeCommand: AsyncParsableCommand {
 
     func run() async throws {
         // One kind at a time: load results (meta.schema), verify results or game day results (schema).
-        func kind(_ file: String) -> String {
-            VerifyMerge.isVerifyResult(file) ? "verify" : GameDayMerge.isGameDayResult(file) ? "game day" : "load"
+        // nil: not a result of any kind (not JSON, no schema); the reader of the others' kind says what is wrong.
+        func kind(_ file: String) -> String? {
+            if VerifyMerge.isVerifyResult(file) { return "verify" }
+            if GameDayMerge.isGameDayResult(file) { return "game day" }
+            guard let data = FileManager.default.contents(atPath: file),
+                  let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+                  (root["meta"] as? [String: Any])?["schema"] is String else { return nil }
+            return "load"
         }
         // The same result twice would count its requests twice.
         var seen: [Data: String] = [:]
@@ -47,11 +54,12 @@ struct MergeCommand: AsyncParsableCommand {
             }
             seen[data] = file
         }
-        let kinds = results.map(kind)
-        if let other = zip(results, kinds).first(where: { $0.1 != kinds[0] }) {
-            throw CLIError.badInput("\(other.0): a \(other.1) result, while \(results[0]) is a \(kinds[0]) result: merge one kind at a time")
+        let known = results.compactMap { file in kind(file).map { (file, $0) } }
+        let first = known.first ?? (results[0], "load")
+        if let other = known.first(where: { $0.1 != first.1 }) {
+            throw CLIError.badInput("\(other.0): a \(other.1) result, while \(first.0) is a \(first.1) result: merge one kind at a time")
         }
-        switch kinds[0] {
+        switch first.1 {
         case "verify": return try mergeVerifyResults()
         case "game day": return try mergeGameDayResults()
         default: break
@@ -76,6 +84,10 @@ struct MergeCommand: AsyncParsableCommand {
         }
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
+        // --junit and --html: the merged load's report, with the load checks (a guard's verdict is in the results).
+        try reports.write(loadRunReport(merged, distribution: ResultMerger.histogram(merged.histograms.latency),
+                                        configuration: LoadConfiguration(targets: []), command: "merge",
+                                        title: "merge of \(results.count) results", inputs: results, startedAt: Date()))
     }
 
     /// Merges game day results of one file and decides again; prints the steps and verdicts, writes the JSON and the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeReport
 import MeshprobeYAML
 
 /// meshprobe: mTLS HTTP/2 traffic, attributed to the workload identities that served it.
@@ -28,12 +29,12 @@ struct Meshprobe: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("meshprobe: \(error.message)\n".utf8))
+            printError("meshprobe: \(error.message)")
             Foundation.exit(error.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                printError(fullMessage(for: error))
                 await SidecarOptions.stopProxyNamedInEnvironment(command: CommandLine.arguments.dropFirst().first ?? "")
                 Foundation.exit(2)
             }
@@ -61,11 +62,13 @@ func parseDuration(_ text: String, flag: String) throws -> Double {
     return seconds
 }
 
+/// Every line meshprobe writes for people goes through `printError` or `printLine`, which defang it: whatever a
+/// server or a file put into it, it cannot drive the terminal (see `TerminalStyle.defang`).
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    FileHandle.standardError.write(Data((TerminalStyle.defang(text) + "\n").utf8))
 }
 
 /// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    FileHandle.standardOutput.write(Data((TerminalStyle.defang(text) + "\n").utf8))
 }

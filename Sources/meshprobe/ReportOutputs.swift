@@ -102,7 +102,7 @@ extension GameDayResult {
             let checks = report.checks(seconds: Array(repeating: step.seconds, count: step.verdicts.count))
             sections.append(RunReport.Section(name: step.name, offset: offset, seconds: step.seconds,
                                               problem: step.problem ?? (step.decided || !step.verdicts.isEmpty ? nil : "did not run to the end"),
-                                              notes: step.faults.map { "\($0) (cleared)" }, checks: checks, loads: loads))
+                                              notes: step.faults.map { "\($0) \(clearedNote($0))" }, checks: checks, loads: loads))
             offset += step.seconds
         }
         for name in skipped {

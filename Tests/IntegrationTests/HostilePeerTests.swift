@@ -197,6 +197,19 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--svid-dir", "/tmp"], naming: "--h2c serves plaintext")
     }
 
+    /// A name from a file (or a value from a server) cannot drive the terminal: every printed line is defanged.
+    @Test func escapeSequencesInAFileNeverReachTheTerminal() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("escape-\(UUID().uuidString).yaml")
+        try Data("name: \"run\\e]0;pwned\\a\\e[2K\\rPASS\"\ntarget: http://127.0.0.1:1/\nload: {requests: 1}\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let out = try await run(meshprobeBinary, ["run", file.path, "--check"])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("valid scenario"), "\(out.stdout)")
+        let raw = Array((out.stdout + out.stderr).unicodeScalars)
+        #expect(!raw.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D }, "\(out.stdout.debugDescription)")
+        #expect(out.stdout.contains("\u{FFFD}"), "\(out.stdout.debugDescription)")
+    }
+
     @Test func theSameResultTwiceIsNotMerged() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("merge-twice-\(UUID().uuidString).json")
         try Data("{}".utf8).write(to: file)

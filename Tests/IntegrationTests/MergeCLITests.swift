@@ -18,8 +18,11 @@ import Testing
             #expect(out.status == (query.isEmpty ? 0 : 1), "\(out.stdout)\(out.stderr)")
         }
         let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "\(dir)/m.json",
-                                                     "--prometheus", "\(dir)/m.prom"])
+                                                     "--prometheus", "\(dir)/m.prom", "--junit", "\(dir)/m.xml"])
         #expect(merged.status == 0, "\(merged.stderr)")
+        // --junit on a load merge writes the merged load's checks (it was accepted and silently skipped).
+        let junit = try String(contentsOfFile: "\(dir)/m.xml", encoding: .utf8)
+        #expect(junit.contains("<testsuites") && junit.contains("requests succeeded"), "\(junit)")
         func load(_ name: String) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).json"))) as? [String: Any])
         }

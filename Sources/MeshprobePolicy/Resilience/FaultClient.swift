@@ -86,7 +86,8 @@ public struct FaultClient: Sendable {
         let data = Data(response.body)
         guard (200..<300).contains(response.status) else {
             let problem = try? JSONDecoder().decode(FaultControlJSON.Problem.self, from: data)
-            let reason = problem?.error ?? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let reason = FaultControlJSON.printable(problem?.error ?? String(decoding: data.prefix(512), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines))
             let message = "the echo at \(url) answered \(response.status): \(reason.isEmpty ? "(no reason given)" : reason)"
             throw response.status == 400 ? .rejected(message, field: problem?.field) : .refused(message, status: response.status)
         }

@@ -50,6 +50,11 @@ public struct GameDayResult: Codable, Sendable {
     public var steps: [Step]
     public var skipped: [String]
     public var faultsLeft: [String]
+
+    /// "(cleared)", or "(NOT cleared)" for a fault (`ID on URL: summary`) listed in `faultsLeft` (`ID on URL`).
+    public func clearedNote(_ fault: String) -> String {
+        faultsLeft.contains { fault.hasPrefix($0 + ":") } ? "(NOT cleared: it expires on its own)" : "(cleared)"
+    }
     /// The files merged into this one, when it is a merge.
     public var mergedFrom: [String]?
 
@@ -89,7 +94,7 @@ public struct GameDayResult: Codable, Sendable {
                 }
             }
             out += "\n"
-            for fault in step.faults { out += "      fault \(fault) (cleared)\n" }
+            for fault in step.faults { out += "      fault \(fault) \(clearedNote(fault))\n" }
             if let problem = step.problem { out += "      \(problem)\n" }
             var report = VerifyReport(file: file)
             report.verdicts = step.verdicts

@@ -20,9 +20,43 @@ public struct TerminalStyle: Sendable, Equatable {
         var out = ""
         out.unicodeScalars.append(contentsOf: text.unicodeScalars.map { scalar -> Unicode.Scalar in
             if scalar == "\t" || scalar == "\n" || scalar == "\r" { return " " }
-            return scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) ? "\u{FFFD}" : scalar
+            return isDangerous(scalar) ? "\u{FFFD}" : scalar
         })
         return out
+    }
+
+    /// The escape sequences meshprobe itself writes (the colours below, and `cursorUpAndClear` for the live view).
+    static let ownSequences = ["[0m", "[1m", "[31m", "[32m", "[33m"].map { Array($0.unicodeScalars) }
+
+    /// A whole block of terminal output made safe at the last moment, whatever went into it: every control
+    /// character but newline and tab (escape sequences, carriage return, backspace, bell, the C1 controls that some
+    /// terminals obey in UTF-8) and every bidirectional override becomes U+FFFD, except meshprobe's own colour
+    /// sequences. A value from the network (a stamp, a certificate's URI, a control API's answer) or from a file
+    /// cannot move the cursor, rewrite a verdict or retitle the window. Values are also sanitised where they are
+    /// written (`sanitize`), which turns their newlines into spaces.
+    public static func defang(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        guard scalars.contains(where: { isDangerous($0) }) else { return text }
+        var out = String.UnicodeScalarView()
+        var i = 0
+        while i < scalars.count {
+            let scalar = scalars[i]
+            if scalar == "\u{1B}", let own = ownSequences.first(where: { scalars[(i + 1)...].starts(with: $0) }) {
+                out.append(scalar)
+                out.append(contentsOf: own)
+                i += 1 + own.count
+                continue
+            }
+            out.append(isDangerous(scalar) ? "\u{FFFD}" : scalar)
+            i += 1
+        }
+        return String(out)
+    }
+
+    public static func isDangerous(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        if v == 0x0A || v == 0x09 { return false }
+        return v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
     }
 
     public func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
