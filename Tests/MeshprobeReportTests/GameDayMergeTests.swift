@@ -37,6 +37,19 @@ import Testing
         return GameDayResult(file: "g.yaml", sha256: sha, name: "g", aborted: nil, steps: [loadStep, breaker], skipped: [], faultsLeft: [])
     }
 
+    /// A fault the game day could not clear is not shown as cleared (it was, whatever happened).
+    @Test func aFaultLeftSetIsMarkedNotCleared() throws {
+        let step = GameDayResult.Step(name: "v1 fails", kind: "load", passed: true, decided: true, seconds: 2, problem: nil,
+                                      faults: ["f1 on https://a:8443: status 503 for 50% on /, expires in 60s",
+                                               "f2 on https://b:8443: delay 200ms for 100% on /, expires in 60s"],
+                                      requests: 10, failures: [:], verdicts: [slo(p99: 0.1)], result: try load([1000, 2000]))
+        let result = GameDayResult(file: "g.yaml", sha256: sha, name: "g", aborted: nil, steps: [step], skipped: [],
+                                   faultsLeft: ["f2 on https://b:8443"])
+        #expect(result.clearedNote(step.faults[0]) == "(cleared)")
+        #expect(result.clearedNote(step.faults[1]).hasPrefix("(NOT cleared"))
+        #expect(result.stepsText.contains("f2 on https://b:8443: delay 200ms for 100% on /, expires in 60s (NOT cleared"), "\(result.stepsText)")
+    }
+
     @Test func theLoadStepsP99IsDecidedOnTheMergedHistogramAndProceduresStayPerFile() throws {
         // File a's p99 is fast (5 slow requests in 1000); file b's is 500 ms (15 in 1010). Merged, 20 slow requests in
         // 2010 are under 1%: the merged p99 is fast and the objective holds, where averaging the p99s would not.
