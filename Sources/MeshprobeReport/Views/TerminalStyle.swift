@@ -35,8 +35,9 @@ public struct TerminalStyle: Sendable, Equatable {
     /// cannot move the cursor, rewrite a verdict or retitle the window. Values are also sanitised where they are
     /// written (`sanitize`), which turns their newlines into spaces.
     public static func defang(_ text: String) -> String {
+        // Almost every line has nothing to defang: look first, copy only when needed.
+        guard text.unicodeScalars.contains(where: { isDangerous($0) }) else { return text }
         let scalars = Array(text.unicodeScalars)
-        guard scalars.contains(where: { isDangerous($0) }) else { return text }
         var out = String.UnicodeScalarView()
         var i = 0
         while i < scalars.count {
