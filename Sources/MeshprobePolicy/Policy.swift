@@ -308,7 +308,7 @@ public struct Policy {
             statistics.maxSamples = try v.int(minimum: 1)
             if scenario.configuration.duration == nil { scenario.configuration.requests = statistics.maxSamples }
         }
-        let defaultName = try f["name"]?.string() ?? scenario.name ?? "split"
+        let defaultName = try f["name"]?.name() ?? scenario.name ?? "split"
 
         // Either one split (the default route) or a list of routes.
         var routeValues: [(name: String, value: YAMLValue, split: YAMLValue, match: YAMLValue?)] = []
@@ -319,7 +319,7 @@ public struct Policy {
             for item in try routes.list() {
                 let r = try item.mapping(allowed: ["name", "match", "split"])
                 guard let split = r["split"] else { throw item.error("a route needs a split") }
-                let name = try r["name"]?.string() ?? "route \(routeValues.count + 1)"
+                let name = try r["name"]?.name() ?? "route \(routeValues.count + 1)"
                 routeValues.append((name, item, split, r["match"]))
             }
             if routeValues.isEmpty { throw routes.error("routes is empty") }

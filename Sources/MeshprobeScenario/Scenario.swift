@@ -111,7 +111,7 @@ public struct Scenario {
         configuration.environment = environment
         var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
         if let defaultChurn { scenario.configuration.churn = defaultChurn }
-        scenario.name = try top["name"]?.string()
+        scenario.name = try top["name"]?.name()
         if let http = top["http"] {
             switch try http.string() {
             case "auto": scenario.configuration.httpVersion = .auto
@@ -271,7 +271,7 @@ public struct Scenario {
         for item in items {
             let f = try item.mapping(allowed: ["name", "method", "path", "headers", "body", "extract"])
             guard let nameValue = f["name"] else { throw item.error("a step needs a name") }
-            let name = try nameValue.string()
+            let name = try nameValue.name()
             guard !name.isEmpty, names.insert(name).inserted else { throw nameValue.error("step names must be unique and not empty") }
             guard let pathValue = f["path"] else { throw item.error("a step needs a path (starting with '/')") }
             let path = try pathValue.string()

@@ -164,6 +164,17 @@ public struct YAMLValue {
         return scalar.string
     }
 
+    /// A name (of a scenario, step, route, resource): a string on one line with no control characters, since names
+    /// are printed, labelled in metrics and written into reports.
+    public func name() throws(YAMLInputError) -> String {
+        let text = try string()
+        if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value)
+                                                      || (0x202A...0x202E).contains($0.value) || (0x2066...0x2069).contains($0.value) }) {
+            throw error("a name must not contain control characters (found U+\(String(bad.value, radix: 16, uppercase: true)))")
+        }
+        return text
+    }
+
     public func int(minimum: Int? = nil) throws(YAMLInputError) -> Int {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else { throw error("expected a whole number, got \(kind)") }
         if let minimum, value < minimum { throw error("must be at least \(minimum), got \(value)") }

@@ -197,17 +197,18 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--svid-dir", "/tmp"], naming: "--h2c serves plaintext")
     }
 
-    /// A name from a file (or a value from a server) cannot drive the terminal: every printed line is defanged.
+    /// Text from a file (or from a server) cannot drive the terminal: every printed line is defanged. Here a bad
+    /// duration is quoted in the error message, escape sequences and all.
     @Test func escapeSequencesInAFileNeverReachTheTerminal() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("escape-\(UUID().uuidString).yaml")
-        try Data("name: \"run\\e]0;pwned\\a\\e[2K\\rPASS\"\ntarget: http://127.0.0.1:1/\nload: {requests: 1}\n".utf8).write(to: file)
+        try Data("target: http://127.0.0.1:1/\nload:\n  duration: \"\\e]0;pwned\\a\\e[2K\\rPASS\"\n".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let out = try await run(meshprobeBinary, ["run", file.path, "--check"])
-        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-        #expect(out.stdout.contains("valid scenario"), "\(out.stdout)")
+        #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+        #expect(out.stderr.contains("load.duration"), "\(out.stderr)")
         let raw = Array((out.stdout + out.stderr).unicodeScalars)
-        #expect(!raw.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D }, "\(out.stdout.debugDescription)")
-        #expect(out.stdout.contains("\u{FFFD}"), "\(out.stdout.debugDescription)")
+        #expect(!raw.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D }, "\(out.stderr.debugDescription)")
+        #expect(out.stderr.contains("\u{FFFD}]0;pwned"), "\(out.stderr.debugDescription)")
     }
 
     @Test func theSameResultTwiceIsNotMerged() async throws {

@@ -184,6 +184,9 @@ import Testing
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {x-a: \"b\\r\\nx: 1\"}\n", 4, "request.headers.x-a"),
         ("target: http://h/\nload: {requests: 1}\nrequest:\n  headers: {content-length: '99'}\n", 4, "request.headers.content-length"),
         ("target: http://h/\nload:\n  requests: 1\n  connections: 1000000000\n", 4, "load.connections"),
+        // Names are printed, labelled in metrics and written into reports: no control characters.
+        ("name: \"run\\e[2Kx\"\ntarget: http://h/\nload: {requests: 1}\n", 1, "name"),
+        ("target: http://h/\nload: {requests: 1}\nsteps:\n  - {name: \"a\\rb\", path: /a}\n", 4, "steps[0].name"),
         // A key given twice: at the first one (the YAML library marks it), not at 1:1.
         ("target: http://h/\nload:\n  requests: 1\n  streams: 2\n  requests: 3\n", 3, "requests"),
         ("target: https://h/\nidentity:\n  insecure: true\n  expectPeer: spiffe://example.org/ns/a/sa/b\nload: {requests: 1}\n", 4, "identity.expectPeer"),

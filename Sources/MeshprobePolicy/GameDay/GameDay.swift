@@ -134,7 +134,7 @@ public struct GameDayStep: Sendable {
 
     static func parse(_ item: YAMLValue, index: Int) throws(YAMLInputError) -> GameDayStep {
         let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection", "retries"])
-        let name = try m["name"]?.string() ?? "step \(index + 1)"
+        let name = try m["name"]?.name() ?? "step \(index + 1)"
         let kinds = ["rate", "circuitBreaker", "outlierDetection", "retries"].filter { m[$0] != nil }
         guard kinds.count == 1 else {
             throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker, outlierDetection or retries"

@@ -15,11 +15,11 @@ public enum GatewayAPIImporter {
         var withMatches: [SplitExpectation] = []
         var catchAll: [SplitExpectation] = []
         for document in documents {
-            let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
+            let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
             guard let spec = document["spec"] else { throw document.error("an HTTPRoute needs a spec") }
             guard case .mapping = spec.node else { throw spec.error("expected a mapping (parentRefs, rules, ...)") }
             for (index, rule) in (try spec["rules"]?.list() ?? []).enumerated() {
-                let ruleName = try rule["name"]?.string() ?? "\(name) rules[\(index)]"
+                let ruleName = try rule["name"]?.name() ?? "\(name) rules[\(index)]"
                 if rule["filters"] != nil {
                     out.notes.append("\(rule.file):\(rule.line): \(ruleName): filters are not checked by the split test")
                 }
@@ -43,7 +43,7 @@ public enum GatewayAPIImporter {
                     }
                     for header in try first["headers"]?.list() ?? [] {
                         let type = try header["type"]?.string() ?? "Exact"
-                        guard let headerName = try header["name"]?.string(), let value = try header["value"]?.string() else {
+                        guard let headerName = try header["name"]?.name(), let value = try header["value"]?.string() else {
                             throw header.error("a header match needs name and value")
                         }
                         switch try condition(type: type, value: value, subject: .header(headerName.lowercased()), at: header) {

@@ -59,7 +59,7 @@ public enum ManifestImporter {
                         throw document.error("a DestinationRule needs spec.host")
                     }
                     if let pool = spec["trafficPolicy"]?["connectionPool"] {
-                        let name = try document["metadata"]?["name"]?.string() ?? host
+                        let name = try document["metadata"]?["name"]?.name() ?? host
                         if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
                         if let v = pool["http"]?["maxRequestsPerConnection"] {
                             let n = try v.int(minimum: 0)
@@ -77,20 +77,20 @@ public enum ManifestImporter {
                         }
                     }
                     if let od = spec["trafficPolicy"]?["outlierDetection"] {
-                        let name = try document["metadata"]?["name"]?.string() ?? host
+                        let name = try document["metadata"]?["name"]?.name() ?? host
                         let (expectation, notes) = try outlierDetection(od, rule: name)
                         if let expectation { out.outlierDetections.append(expectation) }
                         out.notes += notes
                     }
                     for subset in try spec["subsets"]?.list() ?? [] {
-                        guard let name = try subset["name"]?.string() else { throw subset.error("a subset needs a name") }
+                        guard let name = try subset["name"]?.name() else { throw subset.error("a subset needs a name") }
                         let version = try subset["labels"]?["version"]?.string() ?? name
                         subsetVersions[host, default: [:]][name] = version
                     }
                 case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"):
                     httpRoutes.append(document)
                 default:
-                    let name = try document["metadata"]?["name"]?.string() ?? "(unnamed)"
+                    let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
                     // Linkerd's retry and timeout annotations (on Services and workloads) are recorded for the
                     // resilience checks; the split test does not use them.
                     var linkerd: [String] = []
@@ -124,7 +124,7 @@ public enum ManifestImporter {
             }
         }
         for vs in virtualServices {
-            let vsName = try vs["metadata"]?["name"]?.string() ?? "(unnamed)"
+            let vsName = try vs["metadata"]?["name"]?.name() ?? "(unnamed)"
             guard let spec = vs["spec"] else { throw vs.error("a VirtualService needs a spec") }
             guard case .mapping = spec.node else { throw spec.error("expected a mapping (hosts, http, ...)") }
             for feature in ["tcp", "tls"] where spec[feature] != nil {
@@ -132,7 +132,7 @@ public enum ManifestImporter {
             }
             let httpRoutes = try spec["http"]?.list() ?? []
             for (index, route) in httpRoutes.enumerated() {
-                let routeName = try route["name"]?.string() ?? "\(vsName) http[\(index)]"
+                let routeName = try route["name"]?.name() ?? "\(vsName) http[\(index)]"
                 for feature in ["fault", "mirror", "rewrite", "redirect", "corsPolicy", "headers"] where route[feature] != nil {
                     out.notes.append("\(route.file):\(route.line): \(routeName): \(feature) is not checked by the split test")
                 }
