@@ -38,6 +38,9 @@ final class LoadConnection {
     /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
     private var retiring = false
     private var consecutiveFailures = 0
+    /// Closes a connection that is not ready by the connect timeout; cancelled once it is (with churn a run opens
+    /// thousands of connections a second, and a timer left to fire would wake the loop for each).
+    private var setupDeadline: Scheduled<Void>?
     private var connectStart: UInt64 = 0
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
     private var closeReason: (kind: ErrorKind, message: String)?
@@ -119,7 +122,7 @@ final class LoadConnection {
     /// everything up to the first request.
     private func armSetupDeadline(for channel: any Channel) {
         let seconds = worker.configuration.connectTimeout
-        worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+        setupDeadline = worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             guard self.channel === channel, self.state == .handshaking else { return }
             let stage = self.h2 == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
             self.closeReason = (.connectTimeout, "\(self.target.authority) accepted the connection but \(stage) within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds))s")
@@ -219,6 +222,8 @@ final class LoadConnection {
     }
 
     private func becameReady() {
+        setupDeadline?.cancel()
+        setupDeadline = nil
         state = .ready
         worker.connectionReady()
         pump(flush: true)
@@ -236,6 +241,8 @@ final class LoadConnection {
 
     /// The channel is gone. Everything in flight has been accounted for by the protocol handler's callbacks.
     func channelClosed() {
+        setupDeadline?.cancel()
+        setupDeadline = nil
         guard channel != nil || state != .idle else { return }
         releaseThinking()
         if worker.finished || state == .dead {
