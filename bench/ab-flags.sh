@@ -31,14 +31,22 @@ measure() {
 }
 
 echo "-n $N -c $C -m $M against nginx (TLS HTTP/2), $ROUNDS alternating rounds; task-clock ms per run" >&2
+# The order rotates every round (the variants, then h2load): on this machine the run that comes later in a round
+# cost a few percent more CPU than the first (an A/A test measured 3-4%), which a fixed order adds to the difference.
+entries=("$@" "h2load=")
 for round in $(seq 1 "$ROUNDS"); do
-  for v in "$@"; do
+  count=${#entries[@]}
+  for i in $(seq 0 $((count - 1))); do
+    v=${entries[$(( (i + round - 1) % count ))]}
+    if [ "$v" = "h2load=" ]; then
+      line=$(measure h2load "$work/out" h2load -n "$N" -c "$C" -m "$M" "$NGINX_URL")
+      echo "$line $(grep -o 'finished in [^,]*, [0-9.]*' "$work/out" | awk '{print $NF}')"
+      continue
+    fi
     read -r -a flags <<<"${v#*=}"
     line=$(measure "${v%%=*}" "$work/out" "$BIN" load -n "$N" -c "$C" -m "$M" --ca "$NGINX_CA" --quiet ${flags[@]+"${flags[@]}"} "$NGINX_URL")
     echo "$line $(awk '/^throughput:/ {print $2}' "$work/out")"
   done
-  line=$(measure h2load "$work/out" h2load -n "$N" -c "$C" -m "$M" "$NGINX_URL")
-  echo "$line $(grep -o 'finished in [^,]*, [0-9.]*' "$work/out" | awk '{print $NF}')"
 done | python3 -c '
 import statistics, sys
 runs, order = {}, []
