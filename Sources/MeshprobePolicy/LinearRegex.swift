@@ -206,7 +206,8 @@ struct LinearRegex: Sendable {
                     if case .assertion = atom { throw fail("a quantifier after an anchor") }
                     atom = .repetition(atom, min: min, max: max)
                     if peek() == "?" { i += 1 }  // lazy: the same set of whole matches
-                    if let p = peek(), "*+?".unicodeScalars.contains(p) { throw fail("a quantifier after a quantifier") }
+                    if peek() == "+" { throw fail(Self.notRE2("a possessive quantifier (\(q)+)")) }
+                    if let p = peek(), "*?".unicodeScalars.contains(p) { throw fail("a quantifier after a quantifier") }
                 }
                 items.append(atom)
             }
@@ -246,7 +247,12 @@ struct LinearRegex: Sendable {
                         guard let close = s[i...].firstIndex(of: ">") else { throw fail("an unterminated group name") }
                         i = close + 1
                     } else {
-                        throw fail("a group flag or assertion RE2 does not have here (only (?: and named groups; (?i) at the start)")
+                        switch (peek(1), peek(2)) {
+                        case ("=", _), ("!", _): throw fail(Self.notRE2("a lookahead (?\(peek(1)!)"))
+                        case ("<", "="?), ("<", "!"?): throw fail(Self.notRE2("a lookbehind (?<\(peek(2)!)"))
+                        case (">", _): throw fail(Self.notRE2("an atomic group (?>"))
+                        default: throw fail("a group flag RE2 does not take here (only (?: and named groups; (?i) at the start)")
+                        }
                     }
                 }
                 let inner = try parseAlternation()
@@ -294,6 +300,8 @@ struct LinearRegex: Sendable {
                 }
                 guard let v = UInt32(hex, radix: 16), v <= 0x10FFFF else { throw fail("a bad \\x escape") }
                 return .set(CharSet(ranges: [v...v]))
+            case "1"..."9" where !inClass: throw fail(Self.notRE2("a backreference (\\\(c))"))
+            case "k" where !inClass: throw fail(Self.notRE2("a named backreference (\\k)"))
             default:
                 // Escaped punctuation is itself; a letter or digit escape RE2 has and this does not is refused.
                 guard c.value < 0x80, !c.properties.isAlphabetic, !("0"..."9").contains(c) else {
@@ -355,6 +363,11 @@ struct LinearRegex: Sendable {
                 }
             }
             return set
+        }
+
+        /// Constructs of backtracking engines that RE2 (and so Envoy) does not have.
+        static func notRE2(_ construct: String) -> String {
+            "\(construct) is not RE2 syntax (Envoy matches with RE2, which has none): rewrite the regex without it;"
         }
 
         static let word: [ClosedRange<UInt32>] = [0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x5F...0x5F]

@@ -27,43 +27,6 @@ public enum ValueMatch: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The first construct of `pattern` that RE2 (Envoy's regex engine) does not have, or nil: backreferences,
-    /// lookaround, atomic groups and possessive quantifiers (all of which also let a backtracking engine run long).
-    static func unsupportedByRE2(_ pattern: String) -> String? {
-        let scalars = Array(pattern.unicodeScalars)
-        var i = 0
-        var inClass = false
-        var afterQuantifier = false
-        while i < scalars.count {
-            let c = scalars[i]
-            if c == "\\" {
-                if i + 1 < scalars.count, !inClass, ("1"..."9").contains(scalars[i + 1]) { return "a backreference (\\\(scalars[i + 1]))" }
-                if i + 1 < scalars.count, !inClass, scalars[i + 1] == "k" { return "a named backreference (\\k)" }
-                afterQuantifier = false
-                i += 2
-                continue
-            }
-            if inClass {
-                if c == "]" { inClass = false }
-            } else if c == "+" && afterQuantifier {
-                return "a possessive quantifier (\(scalars[i - 1])+)"
-            } else if c == "[" {
-                inClass = true
-                // A ']' right after '[' or '[^' is a literal.
-                if i + 1 < scalars.count, scalars[i + 1] == "^" { i += 1 }
-                if i + 1 < scalars.count, scalars[i + 1] == "]" { i += 1 }
-            } else if c == "(", i + 2 < scalars.count, scalars[i + 1] == "?" {
-                let next = scalars[i + 2]
-                if next == "=" || next == "!" { return "a lookahead (?\(next)" }
-                if next == ">" { return "an atomic group (?>" }
-                if next == "<", i + 3 < scalars.count, scalars[i + 3] == "=" || scalars[i + 3] == "!" { return "a lookbehind (?<\(scalars[i + 3])" }
-            }
-            afterQuantifier = !inClass && "*+?}".unicodeScalars.contains(c)
-            i += 1
-        }
-        return nil
-    }
-
     /// A value a request can send to match: the exact value, the prefix itself, or the literal a regex spells
     /// (`^/reviews/1$`, `beta\.users`); nil for a regex with operators, which needs an example value.
     public var sample: String? {
@@ -156,9 +119,6 @@ public struct MatchCondition: Sendable, Equatable, CustomStringConvertible {
             guard !text.isEmpty else { throw v.error("an empty prefix matches everything: leave the match out") }
             match = .prefix(text)
         default:
-            if let construct = ValueMatch.unsupportedByRE2(text) {
-                throw v.error("\(construct) is not RE2 syntax (Envoy matches with RE2, which has none): rewrite the regex without it")
-            }
             do {
                 _ = try LinearRegex(text)
             } catch {
