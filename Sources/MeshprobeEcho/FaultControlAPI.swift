@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import NIOCore
 
 /// The JSON bodies of the echo's control API, shared by the echo and `meshprobe fault`.
@@ -272,12 +273,5 @@ extension FaultControlJSON.Fault {
 extension FaultControlJSON {
     /// Text from a control API answer made printable: control characters (newlines and escape sequences among
     /// them) become U+FFFD.
-    public static func printable(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            let v = scalar.value
-            out.append(v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) ? "\u{FFFD}" : scalar)
-        }
-        return String(out)
-    }
+    public static func printable(_ text: String) -> String { PrintableText.replacingControls(text) }
 }

@@ -1,3 +1,5 @@
+import MeshprobeIdentity
+
 /// Whether terminal output gets colours: only on a terminal, never with `NO_COLOR` set (https://no-color.org: any
 /// non-empty value) or `TERM=dumb`.
 public struct TerminalStyle: Sendable, Equatable {
@@ -55,9 +57,7 @@ public struct TerminalStyle: Sendable, Equatable {
     }
 
     public static func isDangerous(_ scalar: Unicode.Scalar) -> Bool {
-        let v = scalar.value
-        if v == 0x0A || v == 0x09 { return false }
-        return v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
+        scalar != "\n" && scalar != "\t" && PrintableText.isControl(scalar)
     }
 
     public func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
