@@ -182,6 +182,9 @@ public struct LoadConfiguration: Sendable {
     /// several threads at once. Returning true ends the run early, as decided rather than aborted: a sequential
     /// test has its verdict.
     public var responseObserver: (@Sendable (_ identity: WorkloadIdentity, _ status: Int) -> Bool)?
+    /// Sees the run connection by connection (a split test whose sample is a connection); nil (the default) costs
+    /// nothing.
+    public var connectionObserver: (any ConnectionObserver)?
     public var guardAction: GuardAction = .stop
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62
@@ -392,4 +395,15 @@ public enum AdaptiveSendTick {
         guard rate > 0 else { return maximum }
         return min(maximum, max(minimum, arrivalsPerTick / rate))
     }
+}
+
+/// Sees a run connection by connection: each connection attempt as it starts, each recorded response (after the
+/// warm-up) with the connection that carried it, and each connection's end (closed, failed to connect, or stopped
+/// with the run), exactly once per attempt and after all of its responses. Called on the workers' event loops, so
+/// from several threads at once. Returning true ends the run early, as decided.
+public protocol ConnectionObserver: AnyObject, Sendable {
+    /// A connection attempt starts; returns the number the other calls name it by.
+    func opened() -> Int
+    func response(_ identity: WorkloadIdentity, status: Int, connection: Int) -> Bool
+    func ended(connection: Int) -> Bool
 }

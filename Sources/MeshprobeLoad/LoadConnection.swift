@@ -47,6 +47,8 @@ final class LoadConnection {
     private var timedOut = false
     /// Responses received on the current connection.
     private var responsesOnConnection = 0
+    /// The current attempt's number from the configuration's `connectionObserver` (-1: none, or its end reported).
+    private var observedConnection = -1
     /// The clock read once for all the responses of one HTTP/2 delivery (one read's worth: they arrived together)
     /// and for the requests sent after them; 0 outside a delivery. The responses of a read differ only by the time
     /// we take to process the ones before them, and the requests sent meanwhile leave together in one write at
@@ -76,11 +78,12 @@ final class LoadConnection {
         responsesOnConnection = 0
         sentOnConnection = 0
         retiring = false
+        if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
         connectStart = worker.now()
         let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.connectTimeout * 1e9))
         ClientBootstrap(group: worker.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .connect(to: address)
             .assumeIsolated()
@@ -131,6 +134,7 @@ final class LoadConnection {
     }
 
     private func failedToConnect(_ error: any Error) {
+        reportEnded()
         // After the run: the result has been handed over; nothing to record or retry.
         guard !worker.finished else {
             state = .dead
@@ -244,6 +248,7 @@ final class LoadConnection {
         setupDeadline?.cancel()
         setupDeadline = nil
         guard channel != nil || state != .idle else { return }
+        reportEnded()
         releaseThinking()
         if worker.finished || state == .dead {
             // Closed by the end of the run (shutdown counted anything in flight).
@@ -286,6 +291,16 @@ final class LoadConnection {
         tlsPeer = ""
         state = .idle
         scheduleReconnect()
+    }
+
+    /// Tells the connection observer that the current attempt is over (once).
+    private func reportEnded() {
+        guard observedConnection >= 0 else { return }
+        let number = observedConnection
+        observedConnection = -1
+        if let observer = worker.configuration.connectionObserver, observer.ended(connection: number) {
+            worker.decided?()
+        }
     }
 
     private func scheduleReconnect() {
@@ -491,8 +506,8 @@ final class LoadConnection {
                 status: status, headers: fields, body: text, stamped: stamped,
                 stampsExpected: worker.sawStamps || worker.configuration.identityHeader != nil)
         }
-        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, target: targetIndex, at: time,
-                              slot: &identitySlot)
+        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, target: targetIndex,
+                              connection: observedConnection, at: time, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {
             if canContinue {

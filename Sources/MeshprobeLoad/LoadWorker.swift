@@ -452,7 +452,7 @@ final class LoadWorker {
     /// Records a response unless it belongs to the warm-up.
     /// `time`: when it arrived, if the caller has read the clock already (see `LoadConnection.deliveryTime`).
     func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
-                        at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
+                        connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
         let t = time ?? now()
         guard ticket.intended >= warmupEnd else {
             result.warmupRequests += 1
@@ -464,6 +464,9 @@ final class LoadWorker {
                               target: target, route: ticket.iteration.map { $0.step + 1 } ?? 0, failure: failure, slot: &slot)
         if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
         if let observer = configuration.responseObserver, observer(identity, status) {
+            decided?()
+        }
+        if let observer = configuration.connectionObserver, observer.response(identity, status: status, connection: connection) {
             decided?()
         }
     }

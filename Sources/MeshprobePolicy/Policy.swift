@@ -47,6 +47,8 @@ public struct SplitExpectation: Sendable {
     /// Maps what the recogniser reads to destination names (optional).
     public var mapping: [String: String]
     public var statistics: SplitTestConfiguration
+    /// How the proxy is assumed to route (`expect.routing`): what one sample of the test is.
+    public var routing: RoutingAssumption = .auto
 
     public init(name: String, weights: [String: Double], recognizer: DestinationRecognizer, mapping: [String: String] = [:],
                 statistics: SplitTestConfiguration) {
@@ -107,6 +109,8 @@ public struct Policy {
     /// How destinations are told, and the test's settings (used for routes imported from manifests too).
     public var recognizer: DestinationRecognizer = .version
     public var statistics = SplitTestConfiguration()
+    /// `expect.routing`, for every route (imported ones too).
+    public var routing: RoutingAssumption = .auto
     public var mapping: [String: String] = [:]
     /// mTLS in effect: every response must report this caller (the echo's `x-meshprobe-caller`); `""` means the
     /// prober's own SPIFFE ID, whatever it is; nil checks nothing.
@@ -276,7 +280,7 @@ public struct Policy {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
         let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests", "propagation", "clusters", "circuitBreaker",
+                                             "missRate", "maxRequests", "routing", "propagation", "clusters", "circuitBreaker",
                                              "outlierDetection", "retries", "maxRequestsPerConnection", "maxRetries"])
         var recognizer = DestinationRecognizer.version
         if let r = f["recognise"] {
@@ -307,6 +311,14 @@ public struct Policy {
         if let v = f["maxRequests"] {
             statistics.maxSamples = try v.int(minimum: 1)
             if scenario.configuration.duration == nil { scenario.configuration.requests = statistics.maxSamples }
+        }
+        var routing = RoutingAssumption.auto
+        if let r = f["routing"] {
+            let text = try r.string()
+            guard let value = RoutingAssumption(rawValue: text) else {
+                throw r.error("expected auto, per-request or per-connection, got '\(text)'")
+            }
+            routing = value
         }
         let defaultName = try f["name"]?.name() ?? scenario.name ?? "split"
 
@@ -350,6 +362,7 @@ public struct Policy {
             allDestinations.formUnion(weights.keys)
             var expectation = SplitExpectation(name: route.name, weights: weights, recognizer: recognizer, mapping: [:],
                                                statistics: statistics)
+            expectation.routing = routing
             if let match = route.match {
                 let m = try match.mapping(allowed: ["headers", "path", "method"])
                 if let headers = m["headers"] {
@@ -433,6 +446,7 @@ public struct Policy {
         }
         policy.recognizer = recognizer
         policy.statistics = statistics
+        policy.routing = routing
         if let m = f["map"] {
             var mapping: [String: String] = [:]
             for (value, destination, at) in try m.stringMap() {

@@ -15,6 +15,14 @@ public enum PolicyVerification {
         public var unsuccessful: Int
         /// The wait for the split to settle before the test, when the policy asks for one.
         public var propagation: PropagationOutcome?
+        /// What the test saw, decided or not.
+        public var evidence: SplitTest.SplitEvidence
+        /// The requests each connection carried, phase by phase (0: the policy's own churn, `routing: per-request`).
+        public var requestsPerConnection: [Int] = []
+        /// Why the responses could not be judged at all (the recogniser does not fit the server).
+        public var misconfiguration: String?
+        /// `routing: per-request` was declared, but responses clustered by connection: the verdict is withheld.
+        public var contradictsPerRequestRouting = false
     }
 
     /// How the propagation wait went.
@@ -78,33 +86,157 @@ public enum PolicyVerification {
         }
     }
 
-    /// The split test, shared by the workers' event loops.
-    // @unchecked: every access to `test` and `unsuccessful` holds `lock`.
-    final class SharedTest: @unchecked Sendable {
+    /// The split test, shared by the workers' event loops: sees responses by connection and feeds the test in the
+    /// order connections were opened (the connection unit), or response by response (`routing: per-request`).
+    // @unchecked: every access to the mutable state holds `lock`.
+    final class SharedTest: ConnectionObserver, @unchecked Sendable {
         private let lock = NSLock()
-        private var test: SplitTest
-        private var unsuccessful = 0
         let expectation: SplitExpectation
+        private var perRequest: SplitTest?
+        private var perConnection: ConnectionSplitTest?
+        /// Per-request routing: how responses clustered, to check the assumption.
+        private var clustering = ConnectionClustering()
+        private var nextNumber = 0
+        /// Successful responses by destination on connections not yet fed to the test, and those that have ended.
+        private var pending: [Int: [String: Int]] = [:]
+        private var ended = Set<Int>()
+        private var nextToFeed = 0
+        private var connectionsWithResponses = Set<Int>()
+        private(set) var unsuccessful = 0
+        private var recognised = 0
+        private var unrecognised = 0
+        /// Set when the first responses could not be recognised at all: a configuration error, not a routing one.
+        private(set) var misconfiguration: String?
+        /// The requests per connection of the current phase (`routing: auto`); a different suggestion ends it.
+        var requestsPerConnection = 0
+        private(set) var phaseOver = false
 
-        init(_ test: SplitTest, expectation: SplitExpectation) {
-            self.test = test
+        init(expectation: SplitExpectation) throws(SplitTestError) {
             self.expectation = expectation
+            if expectation.routing == .perRequest {
+                perRequest = try SplitTest(weights: expectation.weights, configuration: expectation.statistics)
+            } else {
+                // The load's request cap ends an undecided run; connections never reach it first.
+                perConnection = try ConnectionSplitTest(weights: expectation.weights, configuration: expectation.statistics)
+            }
         }
 
-        /// Records one response; true once the verdict is decided.
-        func observe(_ identity: WorkloadIdentity, status: Int) -> Bool {
+        /// Unrecognised responses this many in a row from the start: the recogniser is wrong for this server.
+        static let unrecognisedLimit = 10
+
+        func opened() -> Int {
+            lock.withLock {
+                defer { nextNumber += 1 }
+                return nextNumber
+            }
+        }
+
+        func response(_ identity: WorkloadIdentity, status: Int, connection: Int) -> Bool {
             let ok = (200..<400).contains(status)
-            let name = ok ? expectation.destinationName(of: identity) : ""
+            let name = ok ? expectation.recognizer.destination(of: identity).map { expectation.mapping[$0] ?? $0 } : nil
             return lock.withLock {
                 guard ok else {
                     unsuccessful += 1
                     return false
                 }
-                return test.record(name) != nil
+                guard let name else {
+                    unrecognised += 1
+                    if recognised == 0 {
+                        if unrecognised >= Self.unrecognisedLimit {
+                            misconfiguration = "none of the first \(unrecognised) successful responses carried \(expectation.recognizer.description): "
+                                + "check expect.recognise (or map) against what the server sends"
+                            return true
+                        }
+                        return false
+                    }
+                    return record(expectation.destinationName(of: identity), connection: connection)
+                }
+                recognised += 1
+                return record(name, connection: connection)
             }
         }
 
-        var snapshot: (SplitTest.Verdict?, Int) { lock.withLock { (test.currentVerdict, unsuccessful) } }
+        private func record(_ name: String, connection: Int) -> Bool {
+            connectionsWithResponses.insert(connection)
+            pending[connection, default: [:]][name, default: 0] += 1
+            // Per-request routing: the verdict waits until the assumption can be checked (see `ended`).
+            if perRequest != nil { perRequest!.record(name) }
+            return false
+        }
+
+        func ended(connection: Int) -> Bool {
+            lock.withLock {
+                ended.insert(connection)
+                while ended.remove(nextToFeed) != nil {
+                    let counts = pending.removeValue(forKey: nextToFeed) ?? [:]
+                    nextToFeed += 1
+                    if perRequest != nil {
+                        clustering.add(counts)
+                        if perRequest!.currentVerdict != nil && perRequestAssumptionChecked { return true }
+                        continue
+                    }
+                    guard perConnection != nil, perConnection!.currentVerdict == nil, misconfiguration == nil else { continue }
+                    if perConnection!.record(connection: counts) != nil { return true }
+                    if expectation.routing == .auto && perConnection!.suggestedRequestsPerConnection != requestsPerConnection {
+                        phaseOver = true
+                        return true
+                    }
+                }
+                return false
+            }
+        }
+
+        /// Per-request routing is checked once per-request routing would have put requests of one connection on
+        /// different destinations ten times (`ConnectionClustering.contradictsPerRequestRouting`).
+        private var perRequestAssumptionChecked: Bool {
+            (clustering.expectedMixedConnections ?? 0) >= 10 || clustering.contradictsPerRequestRouting()
+        }
+
+        /// Starts a new phase of the load: connections of the last one that never ended say nothing more.
+        func beginPhase(requestsPerConnection m: Int) {
+            lock.withLock {
+                requestsPerConnection = m
+                phaseOver = false
+            }
+        }
+
+        /// Feeds what the run left (connections cut by the end of the run, in order): their responses are real
+        /// samples, taken as far as they went.
+        func finishRun() {
+            lock.withLock {
+                for number in pending.keys.sorted() where number >= nextToFeed {
+                    let counts = pending[number] ?? [:]
+                    if perRequest != nil {
+                        clustering.add(counts)
+                    } else if perConnection?.currentVerdict == nil, misconfiguration == nil {
+                        perConnection?.record(connection: counts)
+                    }
+                }
+                pending = [:]
+                ended = []
+                nextToFeed = nextNumber
+            }
+        }
+
+        var suggestedRequestsPerConnection: Int {
+            lock.withLock { perConnection?.suggestedRequestsPerConnection ?? 1 }
+        }
+
+        var snapshot: (verdict: SplitTest.Verdict?, evidence: SplitTest.SplitEvidence, unsuccessful: Int, misconfiguration: String?,
+                       contradicted: Bool) {
+            lock.withLock {
+                if let test = perRequest {
+                    var e = test.currentVerdict?.evidence ?? test.evidence
+                    e.connections = connectionsWithResponses.count
+                    e.clustering = clustering
+                    e.effectiveSamples = clustering.effectiveSampleSize(requests: e.samples, connections: max(1, connectionsWithResponses.count))
+                    let contradicted = clustering.contradictsPerRequestRouting()
+                    return (contradicted ? nil : test.currentVerdict, e, unsuccessful, misconfiguration, contradicted)
+                }
+                let test = perConnection!
+                return (test.currentVerdict, test.currentVerdict?.evidence ?? test.evidence, unsuccessful, misconfiguration, false)
+            }
+        }
     }
 
     /// Checks every route of the policy in turn: for each, a load whose requests match the route, ended by its
@@ -150,22 +282,58 @@ public enum PolicyVerification {
 
     public static func run(_ route: SplitExpectation, file: String, propagation: PropagationWait? = nil,
                            configuration: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
-        let test: SplitTest
+        let shared: SharedTest
         do {
-            test = try SplitTest(weights: route.weights, configuration: route.statistics)
+            shared = try SharedTest(expectation: route)
         } catch {
             throw LoadConfigurationError(field: "expect", value: file, reason: error.description)
         }
-        let shared = SharedTest(test, expectation: route)
         var configuration = Self.configuration(configuration, for: route)
         var waited: PropagationOutcome?
         if let propagation {
             waited = try await awaitPropagation(route, wait: propagation, configuration: configuration, group: group)
         }
-        configuration.responseObserver = { identity, status in shared.observe(identity, status: status) }
-        let result = try await LoadGenerator(configuration: configuration, group: group).run()
-        let (verdict, unsuccessful) = shared.snapshot
-        return Outcome(route: route, verdict: verdict, result: result, unsuccessful: unsuccessful, propagation: waited)
+        configuration.connectionObserver = shared
+        // The load ends at the test's verdict, at the policy's request cap or duration, or (routing: auto) when the
+        // test asks for another number of requests per connection: then a new phase starts with what is left.
+        var result = LoadResult()
+        var phases: [Int] = []
+        let cap = configuration.requests
+        let duration = configuration.duration
+        while true {
+            var phase = configuration
+            let m: Int
+            switch route.routing {
+            case .perRequest:
+                m = 0
+            case .perConnection:
+                m = 1
+            case .auto:
+                m = shared.suggestedRequestsPerConnection
+            }
+            if m > 0 { phase.churn = .every(m) }
+            phases.append(m)
+            shared.beginPhase(requestsPerConnection: m)
+            if let cap { phase.requests = max(0, cap - result.requestsSent) }
+            if let duration { phase.duration = max(0, duration - result.elapsedSeconds) }
+            let part = try await LoadGenerator(configuration: phase, group: group).run()
+            shared.finishRun()
+            let elapsed = result.elapsedSeconds + part.elapsedSeconds
+            let cpu = result.cpuSeconds + part.cpuSeconds
+            result.merge(part)
+            result.elapsedSeconds = elapsed
+            result.cpuSeconds = cpu
+            let snapshot = shared.snapshot
+            let budgetLeft = (cap.map { result.requestsSent < $0 } ?? true) && (duration.map { result.elapsedSeconds < $0 } ?? true)
+            guard snapshot.verdict == nil, snapshot.misconfiguration == nil, shared.phaseOver, budgetLeft, !part.aborted,
+                  !Task.isCancelled, phases.count < 8 else { break }
+        }
+        let snapshot = shared.snapshot
+        var evidence = snapshot.evidence
+        if snapshot.verdict == nil, let cap, result.requestsSent >= cap { evidence.truncated = true }
+        return Outcome(route: route, verdict: snapshot.verdict, result: result, unsuccessful: snapshot.unsuccessful, propagation: waited,
+                       evidence: evidence, requestsPerConnection: phases, misconfiguration: snapshot.misconfiguration,
+                       contradictsPerRequestRouting: snapshot.contradicted)
     }
 }
 

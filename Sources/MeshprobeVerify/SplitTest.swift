@@ -9,7 +9,8 @@ public struct SplitTestConfiguration: Sendable, Equatable {
     public var falseFailRate: Double
     /// The chance of passing a split in which some destination is off by the tolerance or more (e.g. 0.01).
     public var missRate: Double
-    /// A hard cap on samples; an undecided test is decided at the cap by the closer hypothesis (and says so).
+    /// A hard cap on samples (responses; connections with the connection as the unit): a test still undecided
+    /// there stays undecided, never guessed.
     public var maxSamples: Int
 
     public init(tolerance: Double = 0.05, falseFailRate: Double = 0.001, missRate: Double = 0.01, maxSamples: Int = 20_000) {
@@ -42,8 +43,8 @@ public struct SplitTestError: Error, Sendable, CustomStringConvertible, Equatabl
 /// tests accept `p0`; the split passes when every destination has; it fails as soon as any test accepts a
 /// deviation. A destination declared at 0 fails on its first response; one declared at 1 fails on the first
 /// response elsewhere and passes after `ln(beta) / ln(1 - tolerance)` responses. A response from an undeclared
-/// destination fails at once. At `maxSamples` an undecided test is decided by whether every observed share is
-/// within half the tolerance (truncated SPRT; the verdict says so).
+/// destination fails at once. At `maxSamples` an undecided test stays undecided (`evidence.truncated`): a guess
+/// there would break the stated error rates.
 ///
 /// The error rates are Wald's bounds (approximately `alpha` and `beta`, conservative with the Bonferroni split);
 /// `Tests/MeshprobeVerifyTests` measures them by simulation.
@@ -66,14 +67,60 @@ public struct SplitTest: Sendable {
 
     /// What the verdict rests on.
     public struct SplitEvidence: Sendable, Equatable {
+        /// Successful responses judged (all of them, with the connection as the unit).
         public var samples: Int
         public var counts: [String: Int]
         public var declared: [String: Double]
-        /// True when the test ran into `maxSamples` and was decided by the observed shares.
+        /// True when the test ran into `maxSamples` undecided.
         public var truncated: Bool
+        /// What one sample is: a response (per-request routing) or a connection.
+        public var unit: SamplingUnit = .request
+        /// Connections whose responses were judged (with the connection as the unit; otherwise the connections seen).
+        public var connections = 0
+        /// How responses clustered by connection, when the run measured it.
+        public var clustering: ConnectionClustering?
+        /// Independent samples the responses were worth (connections with the connection as the unit, responses with
+        /// the request; from the measured clustering when known).
+        public var effectiveSamples: Double?
+        /// Each one-sided test's log evidence (its test martingale's logarithm) when the verdict was made: what a merge
+        /// of independent runs multiplies.
+        public var tests: [OneSidedEvidence] = []
 
         public func observedShare(_ destination: String) -> Double {
             samples == 0 ? 0 : Double(counts[destination, default: 0]) / Double(samples)
+        }
+    }
+
+    /// The sampling unit of a split verdict.
+    public enum SamplingUnit: String, Sendable, Equatable { case request, connection }
+
+    /// One one-sided test of a connection-unit verdict: which destination, against which share, which way, and its
+    /// log evidence.
+    public struct OneSidedEvidence: Sendable, Equatable, Codable {
+        public enum Role: String, Sendable, Codable {
+            /// Rejects the declared share (a FAIL when it crosses `ln(2k / falseFailRate)`).
+            case fail
+            /// Rejects a share off by the tolerance (one of the passes a PASS needs: `ln(1 / missRate)`).
+            case pass
+        }
+        public var destination: String
+        public var role: Role
+        /// The share the test rejects, and whether it bets that the true share is above it.
+        public var null: Double
+        public var above: Bool
+        public var logEvidence: Double
+
+        enum CodingKeys: String, CodingKey {
+            case destination, role, null, above
+            case logEvidence = "log_evidence"
+        }
+
+        public init(destination: String, role: Role, null: Double, above: Bool, logEvidence: Double) {
+            self.destination = destination
+            self.role = role
+            self.null = null
+            self.above = above
+            self.logEvidence = logEvidence
         }
     }
 
@@ -85,11 +132,12 @@ public struct SplitTest: Sendable {
     }
 
     public let configuration: SplitTestConfiguration
-    public let declared: [String: Double]
+    private let split: DeclaredSplit
+    public var declared: [String: Double] { split.declared }
     /// Destinations in a fixed order; everything below is indexed by it.
-    public let destinations: [String]
-    private let shares: [Double]
-    private let index: [String: Int]
+    public var destinations: [String] { split.destinations }
+    private var shares: [Double] { split.shares }
+    private var index: [String: Int] { split.index }
     private var sides: [[OneSided]]
     private var counts: [Int]
     private var undeclared: [String: Int] = [:]
@@ -99,46 +147,41 @@ public struct SplitTest: Sendable {
     private let neededForCertain: Int
     private var open: Int
     private var verdict: Verdict?
+    /// Ran into `maxSamples` undecided: later responses are not judged.
+    private var capped = false
 
     /// - Parameter weights: declared weights by destination (normalised to shares; Istio's weights sum to 100).
     public init(weights: [String: Double], configuration: SplitTestConfiguration = .init()) throws(SplitTestError) {
         try configuration.validate()
-        let total = weights.values.reduce(0, +)
-        guard total > 0, weights.values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-            throw SplitTestError("weights must be zero or more, with at least one above zero")
-        }
+        let split = try DeclaredSplit(weights: weights)
         self.configuration = configuration
-        self.declared = weights.mapValues { $0 / total }
-        let normalised = weights.mapValues { $0 / total }
-        let names = normalised.keys.sorted()
-        let shares = names.map { normalised[$0] ?? 0 }
-        destinations = names
-        self.shares = shares
-        index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-        let k = max(1, shares.filter { $0 > 0 && $0 < 1 }.count)
-        let a = configuration.falseFailRate / Double(2 * k)
+        self.split = split
+        let a = configuration.falseFailRate / Double(2 * split.uncertain)
         let beta = configuration.missRate
         upper = log((1 - beta) / a)
         lower = log(beta / (1 - a))
         let delta = configuration.tolerance
-        sides = shares.map { p0 in
+        sides = split.shares.map { p0 in
             guard p0 > 0 && p0 < 1 else { return [] }
             return [p0 + delta, p0 - delta].filter { $0 > 0 && $0 < 1 }.map { p1 in
                 OneSided(stepSuccess: log(p1 / p0), stepFailure: log((1 - p1) / (1 - p0)))
             }
         }
         open = sides.reduce(0) { $0 + $1.count }
-        counts = Array(repeating: 0, count: destinations.count)
-        neededForCertain = shares.contains(1) ? Int((log(beta) / log(1 - delta)).rounded(.up)) : 0
+        counts = Array(repeating: 0, count: split.destinations.count)
+        neededForCertain = split.neededForCertain(configuration)
     }
 
     public var sampleCount: Int { samples }
     public var currentVerdict: Verdict? { verdict }
+    /// Ran into `maxSamples` undecided.
+    public var isCapped: Bool { capped }
 
-    private var evidence: SplitEvidence {
+    /// What the test has seen so far (the evidence of an undecided test).
+    public var evidence: SplitEvidence {
         var all = undeclared
         for (i, name) in destinations.enumerated() { all[name] = counts[i] }
-        return SplitEvidence(samples: samples, counts: all, declared: declared, truncated: false)
+        return SplitEvidence(samples: samples, counts: all, declared: declared, truncated: capped)
     }
 
     /// Records which destination answered one request; returns the verdict once it is decided.
@@ -158,14 +201,11 @@ public struct SplitTest: Sendable {
     @discardableResult
     public mutating func record(index i: Int) -> Verdict? {
         if let verdict { return verdict }
+        if capped { return nil }
         samples += 1
         counts[i] += 1
-        if shares[i] == 0 {
-            verdict = .fail(reason: "\(destinations[i]) is declared at weight 0 but answered", evidence)
-            return verdict
-        }
-        if shares[i] < 1, let certain = shares.firstIndex(of: 1) {
-            verdict = .fail(reason: "\(destinations[certain]) is declared at 100% but \(destinations[i]) answered", evidence)
+        if let failure = split.immediateFailure(i) {
+            verdict = .fail(reason: failure, evidence)
             return verdict
         }
         for d in sides.indices where !sides[d].isEmpty {
@@ -190,9 +230,7 @@ public struct SplitTest: Sendable {
             verdict = .pass(evidence)
             return verdict
         }
-        if samples >= configuration.maxSamples {
-            verdict = truncatedVerdict()
-        }
+        if samples >= configuration.maxSamples { capped = true }
         return verdict
     }
 
@@ -217,10 +255,7 @@ public struct SplitTest: Sendable {
             return .fail(reason: "\(name) answered but is not a declared destination", evidence)
         }
         for i in destinations.indices where counts[i] > 0 {
-            if shares[i] == 0 { return .fail(reason: "\(destinations[i]) is declared at weight 0 but answered", evidence) }
-            if shares[i] < 1, let certain = shares.firstIndex(of: 1) {
-                return .fail(reason: "\(destinations[certain]) is declared at 100% but \(destinations[i]) answered", evidence)
-            }
+            if let failure = split.immediateFailure(i) { return .fail(reason: failure, evidence) }
         }
         var accepted = true
         for d in sides.indices {
@@ -236,17 +271,8 @@ public struct SplitTest: Sendable {
             }
         }
         if accepted && samples >= neededForCertain { return .pass(evidence) }
-        return samples >= configuration.maxSamples ? truncatedVerdict() : nil
-    }
-
-    private func truncatedVerdict() -> Verdict {
-        var e = evidence
-        e.truncated = true
-        for (i, p0) in shares.enumerated() where abs(Double(counts[i]) / Double(samples) - p0) > configuration.tolerance / 2 {
-            return .fail(reason: String(format: "undecided after the cap of %d requests; %@ observed %.1f%% against %.1f%% declared",
-                                        samples, destinations[i], Double(counts[i]) / Double(samples) * 100, p0 * 100), e)
-        }
-        return .pass(e)
+        if samples >= configuration.maxSamples { capped = true }
+        return nil
     }
 
     /// The sample size a fixed-size two-sided test needs for the same error rates on one destination (normal

@@ -97,6 +97,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 policy.routes = imported.routes.map { route in
                     var r = route
                     r.mapping = policy.mapping
+                    r.routing = policy.routing
                     return r
                 }
             }
@@ -150,8 +151,13 @@ struct VerifyCommand: AsyncParsableCommand {
         if !quiet {
             for split in policy.routes {
                 let weights = split.weights.sorted { $0.key < $1.key }.map { "\($0.key)=\(YAMLValue.format($0.value))" }.joined(separator: " ")
+                let unit = switch split.routing {
+                case .auto: "sampled by connection (routing: auto)"
+                case .perConnection: "one request per connection (routing: per-connection)"
+                case .perRequest: "sampled by response (routing: per-request)"
+                }
                 printError("meshprobe verify: \(split.name): split \(weights), tolerance \(split.statistics.tolerance), "
-                    + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), at most \(split.statistics.maxSamples) requests")
+                    + "false-fail <= \(split.statistics.falseFailRate), miss <= \(split.statistics.missRate), \(unit), at most \(split.statistics.maxSamples) requests")
             }
         }
         try await SidecarSession.ready()
@@ -295,15 +301,18 @@ extension VerifyReport {
         self.init(file: policy.file)
         verdicts = outcomes.map { outcome in
             let statistics = outcome.route.statistics
-            let e = outcome.verdict?.evidence
-            let samples = e?.samples ?? 0
-            let counts = e?.counts ?? [:]
-            let evidence = Evidence(
+            let e = outcome.evidence
+            let samples = e.samples
+            let counts = e.counts
+            let sampling = Self.sampling(outcome)
+            var evidence = Evidence(
                 requests: samples, counts: counts, declared: outcome.route.weights.mapValues { $0 / 100 },
                 observed: counts.mapValues { samples > 0 ? (Double($0) / Double(samples) * 10000).rounded() / 10000 : 0 },
                 tolerance: statistics.tolerance, falseFailRate: statistics.falseFailRate, missRate: statistics.missRate,
-                test: "sequential probability ratio tests per destination (Bonferroni over destinations)",
-                truncated: e?.truncated ?? false, unsuccessfulResponses: outcome.unsuccessful,
+                test: e.unit == .connection
+                    ? "sequential test on connections: test martingales per destination (Bonferroni over destinations), bets sized by the measured clustering"
+                    : "sequential probability ratio tests per destination on responses (Bonferroni over destinations)",
+                truncated: e.truncated, unsuccessfulResponses: outcome.unsuccessful,
                 matchHeaders: Dictionary(outcome.route.matchHeaders.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
                 matchPath: outcome.route.matchPath, matchMethod: outcome.route.matchMethod,
                 match: outcome.route.conditions.map(\.description), connections: outcome.result.connectionsEstablished,
@@ -311,14 +320,85 @@ extension VerifyReport {
                     Propagation(settled: $0.settled, seconds: ($0.seconds * 1000).rounded() / 1000, requests: $0.requests,
                                 connections: $0.connections, windows: $0.windows)
                 })
+            evidence.sampling = sampling
             var reason: String?
-            if case .fail(let why, _)? = outcome.verdict { reason = why }
-            if outcome.verdict == nil { reason = "undecided: the run ended after \(samples) successful responses" }
+            switch outcome.verdict {
+            case .fail(let why, _)?:
+                reason = why
+                if e.unit == .request && e.connections < 30 {
+                    reason! += "; the responses came from only \(e.connections) connections: if the proxy routes per connection (an L4 balancer), "
+                        + "they are not independent samples (routing: auto)"
+                }
+            case .pass?:
+                break
+            case nil:
+                reason = Self.undecidedSplitReason(outcome)
+            }
             return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil,
                            reason: reason, evidence: evidence)
         }
         passed = verdicts.allSatisfy(\.passed)
         decided = verdicts.allSatisfy(\.decided)
+    }
+
+    /// Why a split has no verdict, with the figures.
+    static func undecidedSplitReason(_ outcome: PolicyVerification.Outcome) -> String {
+        let e = outcome.evidence
+        if let misconfiguration = outcome.misconfiguration { return "undecided: \(misconfiguration)" }
+        if outcome.contradictsPerRequestRouting {
+            return "undecided: routing was declared per request, but responses cluster by connection (\(e.clustering?.summary ?? "")): "
+                + "the stated error rates do not hold for these samples; use routing: auto"
+        }
+        var text = e.truncated
+            ? "undecided: the request cap came before the test decided (\(e.samples) successful responses on \(e.connections) connections)"
+            : "undecided: the run ended after \(e.samples) successful responses on \(e.connections) connections"
+        let failures = Self.failureSummary(outcome.result)
+        if !failures.isEmpty { text += "; failures: \(failures)" }
+        return text
+    }
+
+    /// The most frequent failure kinds of a run, with counts and the first explanation of each.
+    static func failureSummary(_ result: LoadResult, limit: Int = 3) -> String {
+        var kinds = result.errors
+        for (kind, n) in result.connectionFailures { kinds[kind, default: 0] += n }
+        var statuses: [String] = []
+        for (failure, stats) in result.failedResponses.sorted(by: { $0.value.count > $1.value.count }).prefix(limit) {
+            statuses.append("\(failure): \(stats.count)")
+        }
+        let top = kinds.filter { $0.value > 0 }.sorted { $0.value == $1.value ? $0.key < $1.key : $0.value > $1.value }.prefix(limit)
+        let errors = top.map { kind, n in
+            "\(kind.rawValue): \(n)" + (result.errorExplanations[kind].map { " (\($0))" } ?? "")
+        }
+        return (errors + statuses).joined(separator: ", ")
+    }
+
+    /// The sampling facts of a split verdict.
+    static func sampling(_ outcome: PolicyVerification.Outcome) -> Sampling {
+        let e = outcome.evidence
+        let c = e.clustering
+        let routing = outcome.route.routing
+        let m = outcome.requestsPerConnection.filter { $0 > 0 }
+        let perConnectionText = m.isEmpty ? "" : " of " + m.map(String.init).joined(separator: " then ") + " requests each"
+        var words: String
+        switch routing {
+        case .perRequest:
+            words = "routing declared per request: each response counted as an independent sample (\(e.samples) responses on \(e.connections) connections)"
+        case .perConnection:
+            words = "routing declared per connection: one request per connection, each connection one sample (\(e.connections) connections)"
+        case .auto:
+            words = "unit: the connection (the error rates hold for any routing): \(e.connections) connections\(perConnectionText)"
+            if let rho = c?.correlation, (c?.connections ?? 0) >= 10 {
+                words += rho >= 0.5 ? "; routing looks per connection" : rho <= 0.1 ? "; routing looks per request" : "; requests partly cluster by connection"
+            }
+        }
+        if let c, c.connections > 0 { words += "; " + c.summary }
+        if let n = e.effectiveSamples { words += String(format: "; worth %.0f independent responses", n) }
+        return Sampling(routing: routing.rawValue, unit: e.unit.rawValue, connections: e.connections,
+                        requestsPerConnection: outcome.requestsPerConnection, effectiveSamples: e.effectiveSamples.map { ($0 * 10).rounded() / 10 },
+                        pairedConnections: c?.connections ?? 0, mixedConnections: c?.mixedConnections ?? 0,
+                        expectedMixedConnections: c?.expectedMixedConnections.map { ($0 * 10).rounded() / 10 },
+                        correlation: c?.correlation.map { ($0 * 1000).rounded() / 1000 }, assumption: words,
+                        tests: e.unit == .connection ? e.tests : nil)
     }
 
     /// Adds the mTLS verdict (no sequential test: every response must show the expected caller).

@@ -65,7 +65,7 @@ import Testing
         let evidence = try #require(split["evidence"] as? [String: Any])
         #expect(evidence["requests"] as? Int == shards[0].requests + shards[1].requests)
         #expect(evidence["counts"] as? [String: Int] == shards[0].counts.merging(shards[1].counts, uniquingKeysWith: +))
-        #expect(split["passed"] as? Bool == true && (evidence["test"] as? String)?.contains("merged counts") == true)
+        #expect(split["passed"] as? Bool == true && (evidence["test"] as? String)?.contains("merged") == true)
         let slos = verdicts.filter { $0["kind"] as? String == "slo" }
         #expect(slos.count == 2 && slos.allSatisfy { $0["passed"] as? Bool == true && (($0["evidence"] as? [String: Any])?["test"] as? String)?.contains("merged") == true })
         let results = try #require(object["results"] as? [[String: Any]])

@@ -1,5 +1,6 @@
 /// An HAProxy configuration for the lab that stands in for a mesh's sidecar: an h2c frontend, weighted random
-/// balancing per request over echo workloads, and optionally a header route to one of them.
+/// balancing per request over echo workloads, and optionally a header route to one of them; or (`layer4`) an L4
+/// balancer that picks a workload per connection.
 ///
 /// `balance random(1)` picks by weight for every request; plain `random` means `random(2)` (power of two choices),
 /// which is nearly deterministic under light load and would not show the configured split.
@@ -47,6 +48,11 @@ public struct HAProxyConfig: Sendable {
     /// HAProxy talks TLS to the servers and presents this PEM file (certificate, then key) as its client
     /// certificate, as a sidecar does with its SVID; nil talks plaintext HTTP/1.1.
     public var serverClientCertificate: String?
+    /// `mode tcp`: HAProxy forwards each connection as bytes to one server picked by weight when it opens (TLS stays
+    /// end to end, between the client and the echo), as an L4 balancer does (kube-proxy, Istio ambient's ztunnel,
+    /// Linkerd on opaque ports). Every request on a connection then reaches the same workload. Header routes, L7
+    /// retries, request limits and ejection need `mode http` and are left out.
+    public var layer4 = false
 
     /// Passive health checking as outlier detection: after `errorLimit` consecutive 5xx replies (HAProxy leaves out
     /// 501 and 505) a server is marked down (`observe layer7 error-limit N on-error mark-down`); active checks (a
@@ -89,6 +95,14 @@ public struct HAProxyConfig: Sendable {
 
     /// The configuration file's text (with the final newline HAProxy requires).
     public var text: String {
+        if layer4 {
+            return ([
+                "global", "    maxconn 1000",
+                "defaults", "    mode tcp", "    timeout connect 2s", "    timeout client 10s", "    timeout server 10s",
+                "frontend fe", "    bind 127.0.0.1:\(frontendPort)", "    default_backend weighted",
+                "backend weighted", "    balance random(1)",
+            ] + servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)" }).joined(separator: "\n") + "\n"
+        }
         var lines = [
             "global", "    maxconn 1000",
         ]

@@ -100,9 +100,20 @@ public enum VerifyMerge {
         let truncated = verdicts.contains { $0.evidence.truncated }
         let configuration = SplitTestConfiguration(tolerance: e.tolerance, falseFailRate: e.falseFailRate, missRate: e.missRate,
                                                    maxSamples: truncated ? max(1, total) : Int.max / 4)
+        // Connection-unit verdicts carry each one-sided test's log evidence: independent runs multiply it.
+        let connectionUnit = verdicts.allSatisfy { $0.evidence.sampling?.unit == "connection" && $0.evidence.sampling?.tests != nil }
+        if verdicts.contains(where: { $0.evidence.sampling?.unit == "connection" }) && !connectionUnit {
+            throw MergeError("split '\(v.name)': some results sampled by connection and some by response (different routing settings)")
+        }
+        let connections = verdicts.reduce(0) { $0 + ($1.evidence.sampling?.connections ?? 0) }
         let verdict: SplitTest.Verdict?
         do {
-            verdict = try SplitTest.evaluate(counts: counts, weights: e.declared, configuration: configuration)
+            if connectionUnit {
+                verdict = try ConnectionSplitTest.evaluate(verdicts.flatMap { $0.evidence.sampling?.tests ?? [] }, counts: counts,
+                                                           connections: connections, weights: e.declared, configuration: configuration)
+            } else {
+                verdict = try SplitTest.evaluate(counts: counts, weights: e.declared, configuration: configuration)
+            }
         } catch {
             throw MergeError("split '\(v.name)': \(error.description)")
         }
@@ -113,7 +124,20 @@ public enum VerifyMerge {
         v.evidence.unsuccessfulResponses = verdicts.reduce(0) { $0 + $1.evidence.unsuccessfulResponses }
         v.evidence.connections = verdicts.reduce(0) { $0 + ($1.evidence.connections ?? 0) }
         v.evidence.propagation = nil
-        v.evidence.test = "sequential probability ratio tests per destination, judged on the merged counts (final likelihood ratios)"
+        if connectionUnit, var sampling = v.evidence.sampling {
+            sampling.connections = connections
+            sampling.tests = verdict?.evidence.tests
+            sampling.effectiveSamples = nil
+            sampling.correlation = nil
+            sampling.expectedMixedConnections = nil
+            sampling.pairedConnections = verdicts.reduce(0) { $0 + ($1.evidence.sampling?.pairedConnections ?? 0) }
+            sampling.mixedConnections = verdicts.reduce(0) { $0 + ($1.evidence.sampling?.mixedConnections ?? 0) }
+            sampling.assumption = "unit: the connection; \(verdicts.count) independent runs merged, \(connections) connections: each one-sided test's evidence is the product of the runs'"
+            v.evidence.sampling = sampling
+            v.evidence.test = "sequential test on connections, judged on the merged runs (product of each test's evidence)"
+        } else {
+            v.evidence.test = "sequential probability ratio tests per destination, judged on the merged counts (final likelihood ratios)"
+        }
         v.passed = verdict?.passed == true
         v.decided = verdict != nil
         if case .fail(let why, _)? = verdict { v.reason = why } else { v.reason = nil }

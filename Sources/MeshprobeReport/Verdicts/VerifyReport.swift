@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeVerify
 
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
 public struct VerifyReport: Codable, Sendable {
@@ -23,6 +24,8 @@ public struct VerifyReport: Codable, Sendable {
         public var propagation: Propagation? = nil
         /// What happened when, in seconds from the start of the procedure (outlier detection).
         public var timeline: [TimelineEvent]? = nil
+        /// A split's sampling unit and what the run saw of how responses cluster by connection.
+        public var sampling: Sampling? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
@@ -55,13 +58,63 @@ public struct VerifyReport: Codable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline
+            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline, sampling
             case matchHeaders = "match_headers"
             case matchPath = "match_path"
             case matchMethod = "match_method"
             case falseFailRate = "false_fail_rate"
             case missRate = "miss_rate"
             case unsuccessfulResponses = "unsuccessful_responses"
+        }
+    }
+
+    /// How a split verdict sampled the routing.
+    public struct Sampling: Codable, Sendable, Equatable {
+        /// The policy's `routing`: auto, per-request or per-connection.
+        public var routing: String
+        /// What one sample was: `request` or `connection`.
+        public var unit: String
+        /// Connections whose responses were judged.
+        public var connections: Int
+        /// Requests each connection carried, load phase by phase (0: the policy's own churn).
+        public var requestsPerConnection: [Int]
+        /// Independent samples the responses were worth, from the measured clustering (absent when not measured).
+        public var effectiveSamples: Double?
+        /// Connections with two or more responses, those of them that saw more than one destination, and how many
+        /// would have under per-request routing (expected).
+        public var pairedConnections: Int
+        public var mixedConnections: Int
+        public var expectedMixedConnections: Double?
+        /// The estimated intra-connection correlation (0: per request, 1: per connection).
+        public var correlation: Double?
+        /// What the verdict assumed, in words.
+        public var assumption: String
+        /// Each one-sided test's log evidence (connection unit), which a merge of independent runs adds.
+        public var tests: [SplitTest.OneSidedEvidence]?
+
+        public init(routing: String, unit: String, connections: Int, requestsPerConnection: [Int], effectiveSamples: Double?,
+                    pairedConnections: Int, mixedConnections: Int, expectedMixedConnections: Double?, correlation: Double?,
+                    assumption: String, tests: [SplitTest.OneSidedEvidence]?) {
+            self.routing = routing
+            self.unit = unit
+            self.connections = connections
+            self.requestsPerConnection = requestsPerConnection
+            self.effectiveSamples = effectiveSamples
+            self.pairedConnections = pairedConnections
+            self.mixedConnections = mixedConnections
+            self.expectedMixedConnections = expectedMixedConnections
+            self.correlation = correlation
+            self.assumption = assumption
+            self.tests = tests
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case routing, unit, connections, correlation, assumption, tests
+            case requestsPerConnection = "requests_per_connection"
+            case effectiveSamples = "effective_samples"
+            case pairedConnections = "paired_connections"
+            case mixedConnections = "mixed_connections"
+            case expectedMixedConnections = "expected_mixed_connections"
         }
     }
 
@@ -205,15 +258,16 @@ public struct VerifyReport: Codable, Sendable {
         }.joined(separator: ", ")
         let match = v.evidence.match ?? []
         let matching = match.isEmpty ? "" : " [requests with \(match.joined(separator: ", "))]"
-        var headline = "\(v.name)\(matching): \(shares) after \(v.evidence.requests) requests"
-        if let connections = v.evidence.connections { headline += " on \(connections) connections" }
-        if v.evidence.truncated { headline += " (decided at the request cap)" }
+        var headline = "\(v.name)\(matching): \(shares) after \(v.evidence.requests) responses"
+        if let connections = v.evidence.sampling?.connections ?? v.evidence.connections { headline += " on \(connections) connections" }
+        if v.evidence.truncated { headline += " (the request cap came first)" }
         if let p = v.evidence.propagation {
             details.append(p.settled
                 ? String(format: "propagation: the split settled after %.1f s (%d requests, not part of the test)", p.seconds, p.requests)
                 : String(format: "propagation: the split had not settled after %.1f s (%d requests); tested anyway", p.seconds, p.requests))
         }
         if let reason { details.append(reason) }
+        if let sampling = v.evidence.sampling { details.append("sampling: \(sampling.assumption)") }
         details.append(String(format: "test: %@; tolerance %.3f, false-fail <= %g, miss <= %g", v.evidence.test,
                               v.evidence.tolerance, v.evidence.falseFailRate, v.evidence.missRate))
         if v.evidence.unsuccessfulResponses > 0 {
