@@ -398,12 +398,14 @@ public enum AdaptiveSendTick {
 }
 
 /// Sees a run connection by connection: each connection attempt as it starts, each recorded response (after the
-/// warm-up) with the connection that carried it, and each connection's end (closed, failed to connect, or stopped
-/// with the run), exactly once per attempt and after all of its responses. Called on the workers' event loops, so
-/// from several threads at once. Returning true ends the run early, as decided.
+/// warm-up) with its latency and the connection that carried it, each request that failed without a response, and
+/// each connection's end (closed, failed to connect, or stopped with the run), exactly once per attempt and after all
+/// of its responses and failures. Called on the workers' event loops, so from several threads at once. Returning true
+/// ends the run early, as decided.
 public protocol ConnectionObserver: AnyObject, Sendable {
     /// A connection attempt starts; returns the number the other calls name it by.
     func opened() -> Int
-    func response(_ identity: WorkloadIdentity, status: Int, connection: Int) -> Bool
+    func response(_ identity: WorkloadIdentity, status: Int, latencyMicros: UInt64, connection: Int) -> Bool
+    func failed(connection: Int)
     func ended(connection: Int) -> Bool
 }

@@ -248,10 +248,10 @@ final class LoadConnection {
         setupDeadline?.cancel()
         setupDeadline = nil
         guard channel != nil || state != .idle else { return }
-        reportEnded()
         releaseThinking()
         if worker.finished || state == .dead {
             // Closed by the end of the run (shutdown counted anything in flight).
+            reportEnded()
             channel = nil
             h2 = nil
             h1 = nil
@@ -268,6 +268,7 @@ final class LoadConnection {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
         inFlight.removeAll()
+        reportEnded()
         let everReady = wasReady && state == .ready
         if retiring {
             // Churn: a planned reconnect.
@@ -548,6 +549,7 @@ final class LoadConnection {
         let id = lastIdentity ?? (tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer))
         worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended, target: targetIndex,
                            route: ticket.iteration.map { $0.step + 1 } ?? 0)
+        if observedConnection >= 0, let observer = worker.configuration.connectionObserver { observer.failed(connection: observedConnection) }
         worker.requestFinished()
     }
 }

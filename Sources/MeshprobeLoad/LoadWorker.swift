@@ -466,7 +466,8 @@ final class LoadWorker {
         if let observer = configuration.responseObserver, observer(identity, status) {
             decided?()
         }
-        if let observer = configuration.connectionObserver, observer.response(identity, status: status, connection: connection) {
+        if let observer = configuration.connectionObserver,
+           observer.response(identity, status: status, latencyMicros: latencyMicros, connection: connection) {
             decided?()
         }
     }

@@ -87,20 +87,19 @@ public enum PolicyVerification {
     }
 
     /// The split test, shared by the workers' event loops: sees responses by connection and feeds the test in the
-    /// order connections were opened (the connection unit), or response by response (`routing: per-request`).
+    /// order connections were opened (the connection unit), or response by response (`routing: per-request`); feeds
+    /// the SLO tracker the same way. Without an expectation it feeds the SLOs only.
     // @unchecked: every access to the mutable state holds `lock`.
     final class SharedTest: ConnectionObserver, @unchecked Sendable {
         private let lock = NSLock()
-        let expectation: SplitExpectation
+        let expectation: SplitExpectation?
+        let slo: SLOTracker?
+        private let routing: RoutingAssumption
         private var perRequest: SplitTest?
         private var perConnection: ConnectionSplitTest?
         /// Per-request routing: how responses clustered, to check the assumption.
         private var clustering = ConnectionClustering()
-        private var nextNumber = 0
-        /// Successful responses by destination on connections not yet fed to the test, and those that have ended.
-        private var pending: [Int: [String: Int]] = [:]
-        private var ended = Set<Int>()
-        private var nextToFeed = 0
+        private var queue = OpenOrderQueue()
         private var connectionsWithResponses = Set<Int>()
         private(set) var unsuccessful = 0
         private var recognised = 0
@@ -111,9 +110,12 @@ public enum PolicyVerification {
         var requestsPerConnection = 0
         private(set) var phaseOver = false
 
-        init(expectation: SplitExpectation) throws(SplitTestError) {
+        init(expectation: SplitExpectation?, routing: RoutingAssumption, slo: SLOTracker?) throws(SplitTestError) {
             self.expectation = expectation
-            if expectation.routing == .perRequest {
+            self.routing = routing
+            self.slo = slo
+            guard let expectation else { return }
+            if routing == .perRequest {
                 perRequest = try SplitTest(weights: expectation.weights, configuration: expectation.statistics)
             } else {
                 // The load's request cap ends an undecided run; connections never reach it first.
@@ -124,22 +126,47 @@ public enum PolicyVerification {
         /// Unrecognised responses this many in a row from the start: the recogniser is wrong for this server.
         static let unrecognisedLimit = 10
 
-        func opened() -> Int {
-            lock.withLock {
-                defer { nextNumber += 1 }
-                return nextNumber
-            }
+        /// Whether the split still wants samples (decided, or misconfigured: no).
+        private var splitOpen: Bool {
+            expectation != nil && misconfiguration == nil && (perConnection?.currentVerdict ?? perRequest?.currentVerdict) == nil
         }
 
-        func response(_ identity: WorkloadIdentity, status: Int, connection: Int) -> Bool {
+        /// The run may end: the split is decided (or cannot be) and so are the SLOs, or there is no split and the
+        /// SLOs are decided.
+        private var done: Bool {
+            let sloDone = slo.map { $0.isEmpty || $0.decided } ?? true
+            if expectation == nil { return sloDone }
+            if misconfiguration != nil { return true }
+            if perRequest != nil { return !splitOpen && perRequestAssumptionChecked }
+            // The split decides the route's load; SLOs left open get a load of their own afterwards.
+            return !splitOpen
+        }
+
+        func opened() -> Int { lock.withLock { queue.open() } }
+
+        func response(_ identity: WorkloadIdentity, status: Int, latencyMicros: UInt64, connection: Int) -> Bool {
             let ok = (200..<400).contains(status)
-            let name = ok ? expectation.recognizer.destination(of: identity).map { expectation.mapping[$0] ?? $0 } : nil
+            let name = ok ? expectation.flatMap { e in e.recognizer.destination(of: identity).map { e.mapping[$0] ?? $0 } } : nil
             return lock.withLock {
+                var tally = queue[connection]
+                tally.responses += 1
+                if ok { tally.succeeded += 1 } else { tally.failed += 1 }
+                if let slo {
+                    if routing == .perRequest { _ = slo.record(succeeded: ok, latencyMicros: latencyMicros) }
+                    tally.withinCeiling = zip(tally.withinCeiling + Array(repeating: 0, count: max(0, slo.ceilings.count - tally.withinCeiling.count)),
+                                              slo.within(latencyMicros)).map { $0 + $1 }
+                }
+                defer { queue[connection] = tally }
                 guard ok else {
                     unsuccessful += 1
                     return false
                 }
-                guard let name else {
+                guard let expectation else { return false }
+                let destination: String
+                if let name {
+                    recognised += 1
+                    destination = name
+                } else {
                     unrecognised += 1
                     if recognised == 0 {
                         if unrecognised >= Self.unrecognisedLimit {
@@ -149,40 +176,43 @@ public enum PolicyVerification {
                         }
                         return false
                     }
-                    return record(expectation.destinationName(of: identity), connection: connection)
+                    destination = expectation.destinationName(of: identity)
                 }
-                recognised += 1
-                return record(name, connection: connection)
+                connectionsWithResponses.insert(connection)
+                tally.destinations[destination, default: 0] += 1
+                // Per-request routing: the verdict waits until the assumption can be checked (see `ended`).
+                if perRequest != nil { perRequest!.record(destination) }
+                return false
             }
         }
 
-        private func record(_ name: String, connection: Int) -> Bool {
-            connectionsWithResponses.insert(connection)
-            pending[connection, default: [:]][name, default: 0] += 1
-            // Per-request routing: the verdict waits until the assumption can be checked (see `ended`).
-            if perRequest != nil { perRequest!.record(name) }
-            return false
+        func failed(connection: Int) {
+            lock.withLock {
+                queue[connection].failed += 1
+                if routing == .perRequest { _ = slo?.record(succeeded: false, latencyMicros: nil) }
+            }
         }
 
         func ended(connection: Int) -> Bool {
             lock.withLock {
-                ended.insert(connection)
-                while ended.remove(nextToFeed) != nil {
-                    let counts = pending.removeValue(forKey: nextToFeed) ?? [:]
-                    nextToFeed += 1
-                    if perRequest != nil {
-                        clustering.add(counts)
-                        if perRequest!.currentVerdict != nil && perRequestAssumptionChecked { return true }
-                        continue
-                    }
-                    guard perConnection != nil, perConnection!.currentVerdict == nil, misconfiguration == nil else { continue }
-                    if perConnection!.record(connection: counts) != nil { return true }
-                    if expectation.routing == .auto && perConnection!.suggestedRequestsPerConnection != requestsPerConnection {
-                        phaseOver = true
-                        return true
-                    }
+                for tally in queue.end(connection) {
+                    feed(tally)
+                    if phaseOver || done { return true }
                 }
                 return false
+            }
+        }
+
+        private func feed(_ tally: ConnectionTally) {
+            if routing != .perRequest, let slo { _ = slo.record(tally) }
+            if perRequest != nil {
+                clustering.add(tally.destinations)
+                return
+            }
+            guard splitOpen, perConnection != nil else { return }
+            perConnection!.record(connection: tally.destinations)
+            if routing == .auto && splitOpen && perConnection!.suggestedRequestsPerConnection != requestsPerConnection {
+                phaseOver = true
             }
         }
 
@@ -192,7 +222,7 @@ public enum PolicyVerification {
             (clustering.expectedMixedConnections ?? 0) >= 10 || clustering.contradictsPerRequestRouting()
         }
 
-        /// Starts a new phase of the load: connections of the last one that never ended say nothing more.
+        /// Starts a new phase of the load.
         func beginPhase(requestsPerConnection m: Int) {
             lock.withLock {
                 requestsPerConnection = m
@@ -204,17 +234,7 @@ public enum PolicyVerification {
         /// samples, taken as far as they went.
         func finishRun() {
             lock.withLock {
-                for number in pending.keys.sorted() where number >= nextToFeed {
-                    let counts = pending[number] ?? [:]
-                    if perRequest != nil {
-                        clustering.add(counts)
-                    } else if perConnection?.currentVerdict == nil, misconfiguration == nil {
-                        perConnection?.record(connection: counts)
-                    }
-                }
-                pending = [:]
-                ended = []
-                nextToFeed = nextNumber
+                for tally in queue.drain() { feed(tally) }
             }
         }
 
@@ -222,7 +242,7 @@ public enum PolicyVerification {
             lock.withLock { perConnection?.suggestedRequestsPerConnection ?? 1 }
         }
 
-        var snapshot: (verdict: SplitTest.Verdict?, evidence: SplitTest.SplitEvidence, unsuccessful: Int, misconfiguration: String?,
+        var snapshot: (verdict: SplitTest.Verdict?, evidence: SplitTest.SplitEvidence?, unsuccessful: Int, misconfiguration: String?,
                        contradicted: Bool) {
             lock.withLock {
                 if let test = perRequest {
@@ -233,7 +253,7 @@ public enum PolicyVerification {
                     let contradicted = clustering.contradictsPerRequestRouting()
                     return (contradicted ? nil : test.currentVerdict, e, unsuccessful, misconfiguration, contradicted)
                 }
-                let test = perConnection!
+                guard let test = perConnection else { return (nil, nil, unsuccessful, misconfiguration, false) }
                 return (test.currentVerdict, test.currentVerdict?.evidence ?? test.evidence, unsuccessful, misconfiguration, false)
             }
         }
@@ -242,11 +262,40 @@ public enum PolicyVerification {
     /// Checks every route of the policy in turn: for each, a load whose requests match the route, ended by its
     /// verdict.
     public static func run(_ policy: Policy, configuration: LoadConfiguration, group: any EventLoopGroup) async throws -> [Outcome] {
+        try await runWithObjectives(policy, configuration: configuration, group: group).outcomes
+    }
+
+    /// Checks every route, then the SLOs: decided on the routes' requests when they suffice, else on a load of their
+    /// own (the last route's requests, one per connection with the connection as the unit) until they are decided or
+    /// the policy's request cap is reached.
+    public static func runWithObjectives(_ policy: Policy, configuration: LoadConfiguration,
+                                         group: any EventLoopGroup) async throws -> (outcomes: [Outcome], slo: [SLOCheck], sloResult: LoadResult?) {
+        let unit: SplitTest.SamplingUnit = policy.routing == .perRequest ? .request : .connection
+        let tracker: SLOTracker
+        do {
+            tracker = try SLOTracker(policy: policy, unit: unit)
+        } catch {
+            throw LoadConfigurationError(field: "expect.slo", value: policy.file, reason: error.description)
+        }
+        let slo = tracker.isEmpty ? nil : tracker
         var outcomes: [Outcome] = []
         for route in policy.routes {
-            outcomes.append(try await run(route, file: policy.file, propagation: policy.propagation, configuration: configuration, group: group))
+            outcomes.append(try await run(route, file: policy.file, propagation: policy.propagation, configuration: configuration,
+                                          slo: slo, group: group))
         }
-        return outcomes
+        guard let slo, !slo.decided, !Task.isCancelled else { return (outcomes, slo?.checks() ?? [], nil) }
+        // A load of its own for the objectives, bounded by the policy's request cap.
+        let shared = try SharedTest(expectation: nil, routing: policy.routing, slo: slo)
+        var c = policy.routes.last.map { Self.configuration(configuration, for: $0) } ?? configuration
+        c.connectionObserver = shared
+        c.responseObserver = nil
+        if policy.routing != .perRequest { c.churn = .perRequest }
+        let used = outcomes.reduce(0) { $0 + $1.result.requestsSent }
+        c.requests = max(0, policy.statistics.maxSamples - used)
+        if c.requests == 0 { return (outcomes, slo.checks(), nil) }
+        let result = try await LoadGenerator(configuration: c, group: group).run()
+        shared.finishRun()
+        return (outcomes, slo.checks(), result)
     }
 
     /// The load for one route: its headers replace any of the same name, its path the targets', its method the
@@ -282,9 +331,14 @@ public enum PolicyVerification {
 
     public static func run(_ route: SplitExpectation, file: String, propagation: PropagationWait? = nil,
                            configuration: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
+        try await run(route, file: file, propagation: propagation, configuration: configuration, slo: nil, group: group)
+    }
+
+    static func run(_ route: SplitExpectation, file: String, propagation: PropagationWait?,
+                    configuration: LoadConfiguration, slo: SLOTracker?, group: any EventLoopGroup) async throws -> Outcome {
         let shared: SharedTest
         do {
-            shared = try SharedTest(expectation: route)
+            shared = try SharedTest(expectation: route, routing: route.routing, slo: slo)
         } catch {
             throw LoadConfigurationError(field: "expect", value: file, reason: error.description)
         }
@@ -329,7 +383,7 @@ public enum PolicyVerification {
                   !Task.isCancelled, phases.count < 8 else { break }
         }
         let snapshot = shared.snapshot
-        var evidence = snapshot.evidence
+        var evidence = snapshot.evidence ?? SplitTest.SplitEvidence(samples: 0, counts: [:], declared: [:])
         if snapshot.verdict == nil, let cap, result.requestsSent >= cap { evidence.truncated = true }
         return Outcome(route: route, verdict: snapshot.verdict, result: result, unsuccessful: snapshot.unsuccessful, propagation: waited,
                        evidence: evidence, requestsPerConnection: phases, misconfiguration: snapshot.misconfiguration,
@@ -395,45 +449,5 @@ public struct ClusterCheck: Sendable {
         }
         return ClusterCheck(passed: problems.isEmpty, seen: seen, reach: reach, avoid: avoid,
                             reason: problems.isEmpty ? nil : problems.joined(separator: "; "))
-    }
-}
-
-/// Service-level objectives over all the requests a verification sent: success rate and latency percentiles
-/// (point estimates from the merged histograms, not a statistical test).
-public struct SLOCheck: Sendable {
-    public var name: String
-    public var passed: Bool
-    public var observed: Double
-    public var limit: Double
-    public var reason: String?
-    /// The latency percentile the limit is for; nil for the success rate.
-    public var percentile: Double? = nil
-
-    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], policy: Policy) -> [SLOCheck] {
-        var merged = LoadResult()
-        for outcome in outcomes { merged.merge(outcome.result) }
-        return evaluate(merged, minimumSuccessRate: policy.minimumSuccessRate, latencyCeilings: policy.latencyCeilings)
-    }
-
-    /// The objectives over one result: a success rate and latency ceilings (seconds) by percentile.
-    public static func evaluate(_ merged: LoadResult, minimumSuccessRate: Double?, latencyCeilings: [(percentile: Double, seconds: Double)]) -> [SLOCheck] {
-        var checks: [SLOCheck] = []
-        if let minimum = minimumSuccessRate {
-            let total = max(1, merged.succeeded + merged.failed)
-            let rate = Double(merged.succeeded) / Double(total)
-            checks.append(SLOCheck(name: String(format: "success rate >= %g", minimum), passed: rate >= minimum, observed: rate,
-                                   limit: minimum, reason: rate >= minimum ? nil : String(format: "%.4f of %d requests succeeded", rate, total)))
-        }
-        for (percentile, ceiling) in latencyCeilings {
-            // As the results state percentiles (the highest value of the bucket), so a merge decides the same.
-            let micros = merged.latency.highestEquivalentValue(atPercentile: percentile)
-            let seconds = Double(micros) / 1e6
-            let label = percentile == 99.9 ? "p99.9" : "p\(Int(percentile))"
-            checks.append(SLOCheck(name: String(format: "%@ latency <= %g ms", label, ceiling * 1000), passed: seconds <= ceiling,
-                                   observed: seconds, limit: ceiling,
-                                   reason: seconds <= ceiling ? nil : String(format: "%@ was %.1f ms over %d responses", label, seconds * 1000, merged.responses),
-                                   percentile: percentile))
-        }
-        return checks
     }
 }

@@ -86,6 +86,13 @@ public struct SplitTest: Sendable {
         /// of independent runs multiplies.
         public var tests: [OneSidedEvidence] = []
 
+        public init(samples: Int, counts: [String: Int], declared: [String: Double], truncated: Bool = false) {
+            self.samples = samples
+            self.counts = counts
+            self.declared = declared
+            self.truncated = truncated
+        }
+
         public func observedShare(_ destination: String) -> Double {
             samples == 0 ? 0 : Double(counts[destination, default: 0]) / Double(samples)
         }

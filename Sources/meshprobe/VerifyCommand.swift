@@ -161,12 +161,15 @@ struct VerifyCommand: AsyncParsableCommand {
             }
         }
         try await SidecarSession.ready()
-        let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+        // The SLOs are decided on the routes' requests and, when those do not suffice, on a load of their own, before
+        // any procedure injects faults.
+        let (outcomes, objectives, objectivesLoad) = try await PolicyVerification.runWithObjectives(
+            policy, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
         var report = VerifyReport(policy: policy, outcomes: outcomes)
         report.policySHA256 = resultInputs([("policy", file)]).first?.sha256
         let inputs = resultInputs([("policy", file)] + manifests.map { ("manifest", $0) })
-        report.results = outcomes.map { outcome in
-            LoadReport(result: outcome.result, configuration: configuration, commandLine: CommandLine.arguments, startedAt: started,
+        report.results = (outcomes.map(\.result) + (objectivesLoad.map { [$0] } ?? [])).map { result in
+            LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments, startedAt: started,
                        version: Meshprobe.version, inputs: inputs)
         }
         var laps = VerdictLaps()
@@ -242,7 +245,7 @@ struct VerifyCommand: AsyncParsableCommand {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
             laps.lap(report.verdicts.count)
         }
-        for check in SLOCheck.evaluate(outcomes, policy: policy) { report.add(check) }
+        for check in objectives { report.add(check) }
         laps.lap(report.verdicts.count)
         if let plan, !plan.isAggregator {
             printLine(report.verdictText + "(shard \(plan.index)'s own part; the verdict is shard 0's)")
@@ -493,12 +496,21 @@ extension VerifyReport {
                evidence: evidence)
     }
 
-    /// Adds an SLO verdict (a point estimate over every request sent).
+    /// Adds an SLO verdict: decided by a bound at the stated error rates, or undecided with the figures.
     mutating func add(_ check: SLOCheck) {
         var declared = ["limit": check.limit]
         if let percentile = check.percentile { declared["percentile"] = percentile }
-        let evidence = Evidence.facts(requests: 0, declared: declared, observed: ["observed": check.observed],
-                                      test: "point estimate over every request the verification sent")
-        append(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, reason: check.reason, evidence: evidence)
+        var evidence = Evidence.facts(
+            requests: check.samples, declared: declared,
+            observed: ["observed": check.observed, "interval_low": check.interval.low, "interval_high": check.interval.high,
+                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail],
+            test: "sequential bound on the share of \(check.unit == .connection ? "connections' requests" : "requests") "
+                + (check.percentile == nil ? "that succeed" : "at or under the ceiling")
+                + " (mixture test martingales, anytime valid; unit: \(check.unit.rawValue))")
+        evidence.falseFailRate = check.falseFailRate
+        evidence.missRate = check.missRate
+        let verdict = Verdict(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, decided: check.decided, reason: check.reason,
+                              evidence: evidence)
+        appendVerdict(verdict)
     }
 }

@@ -4,7 +4,7 @@ import MeshprobeHistogram
 import Testing
 
 /// `meshprobe merge` on game day results: one game day file run twice at once, as from two clusters (each run's
-/// target path from its environment: one healthy, one where the echo fails 40% of requests), merged. The load step's
+/// target path from its environment: one healthy, one where the echo fails 60% of requests), merged. The load step's
 /// counts add, its objective is decided again on the merged samples (each file alone: pass and fail; merged: pass),
 /// and its p99 is the merged histogram's. Kinds mixed, an old version, another file: exit 2 naming the file.
 @Suite(.timeLimit(.minutes(2))) struct GameDayMergeTests {
@@ -29,7 +29,7 @@ import Testing
                 - name: steady
                   rate: 200
                   duration: 2s
-                  expect: {successRate: 0.75, p99: 5s}
+                  expect: {successRate: 0.75, p90: 5s}   # p99 would need about 650 responses to decide
             """.write(toFile: file, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         func runGameDay(_ name: String, path: String) async throws -> ProcessOutput {
@@ -37,16 +37,17 @@ import Testing
             return try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", "\(dir)/\(name).json"], timeout: 60,
                                  environment: environment)
         }
-        // One cluster healthy (passes), the other failing 40% of requests (about 0.6 succeed: fails 0.75).
+        // One cluster healthy (passes), the other failing 60% of requests (about 0.4 succeed: fails 0.75).
         let healthy = try await runGameDay("east", path: "reviews")
         #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
-        let failing = try await runGameDay("west", path: "reviews?status=503:40")
+        let failing = try await runGameDay("west", path: "reviews?status=503:60")
         #expect(failing.status == 1, "\(failing.stdout)\(failing.stderr)")
 
-        // Merged: about 0.8 of the requests of both succeeded, so the objective holds on the merged samples.
+        // Merged: the runs' bound evidence multiplies; west's strong evidence of a share below 0.75 outweighs east's
+        // (about 0.7 of all requests succeeded, but one cluster is well below the objective): FAIL.
         let merge = try await run(meshprobeBinary, ["merge", "\(dir)/east.json", "\(dir)/west.json", "--json", "\(dir)/all.json",
                                                     "--junit", "\(dir)/all.xml", "--html", "\(dir)/all.html"])
-        #expect(merge.status == 0, "\(merge.stdout)\(merge.stderr)")
+        #expect(merge.status == 1, "\(merge.stdout)\(merge.stderr)")
         let east = try json("\(dir)/east.json"), west = try json("\(dir)/west.json"), all = try json("\(dir)/all.json")
         #expect(all["schema"] as? String == "meshprobe.gameday.result/v2")
         #expect(all["merged_from"] as? [String] == ["\(dir)/east.json", "\(dir)/west.json"])
@@ -63,10 +64,10 @@ import Testing
         let rate = verdicts[0]["evidence"] as? [String: Any]
         #expect((rate?["observed"] as? [String: Double])?["observed"] == succeeded / requests)
         #expect(rate?["requests"] as? Int == Int(requests))
-        #expect(verdicts[0]["passed"] as? Bool == true && step(all)["passed"] as? Bool == true)
+        #expect(verdicts[0]["passed"] as? Bool == false && verdicts[0]["decided"] as? Bool == true && step(all)["passed"] as? Bool == false)
         #expect((step(west)["verdicts"] as? [[String: Any]])?.first?["passed"] as? Bool == false)
 
-        // The merged p99 is the merged histogram's, which is the two runs' histograms added: not an average.
+        // The merged histogram is the two runs' histograms added: not an average; every response was under 5 s.
         func latency(_ o: [String: Any]) throws -> Histogram<UInt64> {
             let histograms = try #require((step(o)["result"] as? [String: Any])?["histograms"] as? [String: Any])
             return try HistogramCodec.decode(try #require(histograms["latency"] as? String))
@@ -74,12 +75,13 @@ import Testing
         var added = try latency(east)
         added.add(try latency(west))
         #expect(try latency(all) == added)
-        let p99 = (verdicts[1]["evidence"] as? [String: Any]).flatMap { ($0["observed"] as? [String: Double])?["observed"] }
-        #expect(p99 == Double(added.highestEquivalentValue(atPercentile: 99)) / 1e6, "\(verdicts[1])")
+        let fast = (verdicts[1]["evidence"] as? [String: Any]).flatMap { ($0["observed"] as? [String: Double])?["observed"] }
+        #expect(fast == Double(added.count(within: 0...5_000_000)) / Double(added.totalCount), "\(verdicts[1])")
+        #expect(verdicts[1]["passed"] as? Bool == true, "\(verdicts[1])")
 
         // The reports: a suite for the step in JUnit, the merged load in the HTML.
         let xml = try String(contentsOfFile: "\(dir)/all.xml", encoding: .utf8)
-        #expect(xml.contains("<testsuite name=\"steady\" tests=\"2\" failures=\"0\" errors=\"0\""), "\(xml)")
+        #expect(xml.contains("<testsuite name=\"steady\" tests=\"2\" failures=\"1\" errors=\"0\""), "\(xml)")
         let page = try String(contentsOfFile: "\(dir)/all.html", encoding: .utf8)
         #expect(page.contains("merged game day two clusters"))
 

@@ -69,7 +69,7 @@ import Testing
                 - name: baseline
                   rate: 100
                   duration: 1s
-                  expect: {successRate: 0.999}
+                  expect: {successRate: 0.9}   # decidable on 100 requests (0.999 would need about 6500)
                 - name: v1 fails half its requests
                   rate: 100
                   duration: 1s
@@ -78,7 +78,7 @@ import Testing
                 - name: after
                   rate: 100
                   duration: 1s
-                  expect: {successRate: 0.999}
+                  expect: {successRate: 0.9}
             """)
         let out = lab.dir.appendingPathComponent("result.json").path
         let junit = lab.dir.appendingPathComponent("result.xml").path

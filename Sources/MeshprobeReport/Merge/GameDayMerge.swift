@@ -84,7 +84,11 @@ public enum GameDayMerge {
             step.requests = merged.summary.requests
             // The failures by class as the merged result counts them (the same keys as a run's `failures`).
             step.failures = Dictionary(merged.failures.map { (failureKey($0), $0.count) }, uniquingKeysWith: +)
-            step.verdicts = same[0].step.verdicts.map { $0.kind == "slo" ? VerifyMerge.slo($0, results: [merged]) : $0 }
+            step.verdicts = same[0].step.verdicts.map { verdict in
+                guard verdict.kind == "slo" else { return verdict }
+                let all = same.compactMap { $0.step.verdicts.first { $0.kind == "slo" && $0.name == verdict.name } }
+                return VerifyMerge.slo(all, results: [merged])
+            }
         } else {
             step.result = nil
         }

@@ -70,7 +70,7 @@ public enum VerifyMerge {
             switch verdict.kind {
             case "split": merged.appendVerdict(try split(same.map(\.1)))
             case "mtls", "clusters": merged.appendVerdict(seen(same.map(\.1)))
-            case "slo": merged.appendVerdict(slo(verdict, results: results))
+            case "slo": merged.appendVerdict(slo(same.map(\.1), results: results))
             default:
                 for (file, v) in same {
                     var kept = v
@@ -171,9 +171,26 @@ public enum VerifyMerge {
         return v
     }
 
-    /// An SLO on the merged results: the success rate from the counts, a latency percentile from the merged histograms.
-    public static func slo(_ verdict: VerifyReport.Verdict, results: [LoadReport]) -> VerifyReport.Verdict {
-        var v = verdict
+    /// An SLO on merged runs: with the runs' bound evidence (each independent run's test martingales multiply, and
+    /// Markov's inequality keeps the stated rates for this one look), else the point estimate of older results.
+    public static func slo(_ verdicts: [VerifyReport.Verdict], results: [LoadReport]) -> VerifyReport.Verdict {
+        var v = verdicts[0]
+        let evidences = verdicts.map(\.evidence.observed)
+        if evidences.allSatisfy({ $0["log_evidence_pass"] != nil && $0["log_evidence_fail"] != nil }) {
+            let pass = evidences.reduce(0) { $0 + ($1["log_evidence_pass"] ?? 0) }
+            let fail = evidences.reduce(0) { $0 + ($1["log_evidence_fail"] ?? 0) }
+            let samples = verdicts.reduce(0) { $0 + $1.evidence.requests }
+            let share = samples > 0 ? verdicts.reduce(0.0) { $0 + ($1.evidence.observed["observed"] ?? 0) * Double($1.evidence.requests) } / Double(samples) : 0
+            let (alpha, beta) = (v.evidence.falseFailRate, v.evidence.missRate)
+            v.decided = alpha > 0 && beta > 0 && (fail >= log(1 / alpha) || pass >= log(1 / beta))
+            v.passed = v.decided && fail < log(1 / alpha)
+            v.evidence.requests = samples
+            v.evidence.observed = ["observed": share, "log_evidence_pass": pass, "log_evidence_fail": fail]
+            v.evidence.test = "sequential bound on the merged runs (product of each run's evidence)"
+            v.reason = v.passed ? nil : String(format: "%@%.4f over %d merged samples, objective %g", v.decided ? "" : "undecided: ", share, samples,
+                                                 v.evidence.declared["percentile"].map { $0 / 100 } ?? (v.evidence.declared["limit"] ?? 0))
+            return v
+        }
         let limit = v.evidence.declared["limit"] ?? 0
         var observed = 0.0
         var responses = 0

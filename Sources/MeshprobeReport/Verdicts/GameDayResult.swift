@@ -85,7 +85,7 @@ public struct GameDayResult: Codable, Sendable {
     public var stepsText: String {
         var out = ""
         for step in steps {
-            let status = step.passed ? "PASS" : (step.decided ? "FAIL" : "NOT RUN")
+            let status = step.passed ? "PASS" : step.decided ? "FAIL" : step.verdicts.isEmpty ? "NOT RUN" : "UNDECIDED"
             out += String(format: "%@  %@ (%.1f s)", status, step.name, step.seconds)
             if let requests = step.requests {
                 out += ": \(requests) requests"

@@ -231,9 +231,18 @@ public struct VerifyReport: Codable, Sendable {
         var details: [String] = []
         let reason = withReason ? v.reason : nil
         if v.kind == "slo" {
-            let observed = v.evidence.observed["observed"] ?? 0
-            let value = v.name.contains("latency") ? String(format: "%.3f ms", observed * 1000) : String(format: "%.4f", observed)
-            return ("\(v.name): observed \(value) (\(v.evidence.test))", reason.map { [$0] } ?? [])
+            let o = v.evidence.observed
+            let share = o["observed"] ?? 0
+            var headline = "\(v.name): "
+            if let low = o["interval_low"], let high = o["interval_high"] {
+                let what = v.evidence.declared["percentile"] == nil ? "succeeded" : "under the ceiling"
+                headline += String(format: "%.4f %@ (95%% interval %.4f-%.4f) over %d samples", share, what, low, high, v.evidence.requests)
+            } else {
+                headline += v.name.contains("latency") ? String(format: "observed %.3f ms", share * 1000) : String(format: "observed %.4f", share)
+            }
+            details.append(String(format: "test: %@; false-fail <= %g, miss <= %g", v.evidence.test, v.evidence.falseFailRate, v.evidence.missRate))
+            if let reason { details.insert(reason, at: 0) }
+            return (headline, details)
         }
         if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
             let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.format($0.value))" }
