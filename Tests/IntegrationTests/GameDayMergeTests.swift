@@ -5,8 +5,8 @@ import Testing
 
 /// `meshprobe merge` on game day results: one game day file run twice at once, as from two clusters (each run's
 /// target path from its environment: one healthy, one where the echo fails 60% of requests), merged. The load step's
-/// counts add, its objective is decided again on the merged samples (each file alone: pass and fail; merged: pass),
-/// and its p99 is the merged histogram's. Kinds mixed, an old version, another file: exit 2 naming the file.
+/// counts add, its objective is decided again on the merged samples (each file alone: pass and fail; merged: fail, the runs' evidence multiplied),
+/// and its latency objective is judged on the merged histogram. Kinds mixed, an old version, another file: exit 2 naming the file.
 @Suite(.timeLimit(.minutes(2))) struct GameDayMergeTests {
     func json(_ path: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
