@@ -23,6 +23,17 @@ public enum DestinationRecognizer: Sendable, Equatable, CustomStringConvertible 
         }
     }
 
+    /// What a response lacks when this recogniser cannot read it, without an article: `x-served-by header`,
+    /// `version stamp (x-meshprobe-version)`.
+    public var absence: String {
+        switch self {
+        case .version: return "version stamp (\(EchoStamp.version))"
+        case .workload: return "workload stamp (\(EchoStamp.workload))"
+        case .identity: return "server SPIFFE ID (TLS peer or \(EchoStamp.identity))"
+        case .header(let name): return "\(name) header"
+        }
+    }
+
     /// The destination name of a response, before mapping; nil when the response does not say.
     public func destination(of identity: WorkloadIdentity) -> String? {
         let value: String
@@ -70,7 +81,7 @@ public struct SplitExpectation: Sendable {
 
     /// The destination a response counts for: what the recogniser reads, mapped.
     public func destinationName(of identity: WorkloadIdentity) -> String {
-        guard let read = recognizer.destination(of: identity) else { return "(unrecognised: no \(recognizer))" }
+        guard let read = recognizer.destination(of: identity) else { return "(unrecognised: no \(recognizer.absence))" }
         return mapping[read] ?? read
     }
 
@@ -159,9 +170,9 @@ public struct Policy {
         return (minimum, ceilings)
     }
 
-    /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400}`.
+    /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400, scope: service}`.
     static func circuitBreaker(_ value: YAMLValue) throws(YAMLInputError) -> CircuitBreakerExpectation {
-        let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests"])
+        let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests", "scope"])
         guard let max = m["maxRequests"] else { throw value.error("a circuit breaker needs maxRequests (the concurrent request limit)") }
         let limit = try max.int(minimum: 1)
         guard limit <= 10_000 else { throw max.error("at most 10000: the check drives twice the limit in concurrent requests") }
@@ -180,6 +191,12 @@ public struct Policy {
             let n = try r.int(minimum: 1)
             guard n <= 1_000_000 else { throw r.error("at most 1000000 requests per phase") }
             e.requestsPerPhase = n
+        }
+        if let v = m["scope"] {
+            guard let scope = LimitScope(rawValue: try v.string()) else {
+                throw v.error("expected service (all endpoints together, as Envoy and Istio apply connection-pool limits) or endpoint (each on its own)")
+            }
+            e.scope = scope
         }
         return e
     }
