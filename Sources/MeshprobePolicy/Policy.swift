@@ -145,6 +145,19 @@ public struct Policy {
     public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
     public var retries: [RetryExpectation] = []
+    /// The mesh service the target is (`service:`): manifests for other hosts are not checked. Nil: the target's host
+    /// name (see `targetService`).
+    public var service: ServiceHost?
+
+    /// The service manifests are matched to: `service`, else the target's host name; nil for an address (then the one
+    /// service the manifests name is taken).
+    public var targetService: ServiceHost? {
+        if let service { return service }
+        guard let target = scenario.configuration.targets.first, !target.hostIsIPLiteral, target.host.lowercased() != "localhost" else {
+            return nil
+        }
+        return ServiceHost(target.host)
+    }
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -284,7 +297,7 @@ public struct Policy {
                             routesElsewhere: Bool = false) throws(YAMLInputError) -> Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
-        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect"], defaultRequests: 20_000,
+        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
                                          defaultChurn: .every(20))
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
@@ -380,6 +393,7 @@ public struct Policy {
             routes.append(expectation)
         }
         var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        if let v = scenario.extras["service"] { policy.service = ServiceHost(try v.name()) }
         if let slo = f["slo"] {
             (policy.minimumSuccessRate, policy.latencyCeilings) = try Self.slo(slo)
         }

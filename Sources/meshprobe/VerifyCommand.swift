@@ -36,6 +36,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "No live view.")
     var quiet = false
 
+    @Flag(help: "Check the routes only (splits, mTLS, clusters, SLOs): the resilience procedures (circuit breakers, outlier detection, retries and timeouts, connection-pool limits) from the policy and the manifests are listed as not checked.")
+    var routesOnly = false
+
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
@@ -75,7 +78,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 if !policy.routes.isEmpty {
                     throw CLIError.badInput("\(file): the routes come from the manifests: leave split and routes out of expect")
                 }
-                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
+                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics,
+                                                                 service: policy.targetService)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
                 policy.connectionReuse += imported.connectionReuse
@@ -98,6 +102,12 @@ struct VerifyCommand: AsyncParsableCommand {
                     var r = route
                     r.mapping = policy.mapping
                     return r
+                }
+            }
+            if routesOnly {
+                for note in Self.skipProcedures(&policy) { printError("meshprobe verify: note: \(note)") }
+                guard !policy.routes.isEmpty else {
+                    throw CLIError.badInput("--routes-only: \(file)\(manifests.isEmpty ? "" : " and the manifests") declare no route to check")
                 }
             }
         } catch let error as CLIError {
@@ -206,6 +216,22 @@ struct VerifyCommand: AsyncParsableCommand {
         if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
         }
+    }
+
+    /// Removes the resilience procedures from `policy` (`--routes-only`); returns one note for each, saying it is not
+    /// checked.
+    static func skipProcedures(_ policy: inout Policy) -> [String] {
+        let skipped = policy.circuitBreakers.map { "\($0.source): circuit breaker" }
+            + policy.maxRetries.map { "\($0.source): maxRetries" }
+            + policy.connectionReuse.map { "\($0.source): maxRequestsPerConnection" }
+            + policy.retries.map { "\($0.source): retries and timeouts" }
+            + policy.outlierDetections.map { "\($0.source): outlier detection" }
+        policy.circuitBreakers = []
+        policy.maxRetries = []
+        policy.connectionReuse = []
+        policy.retries = []
+        policy.outlierDetections = []
+        return skipped.map { "not checked (--routes-only): \($0)" }
     }
 
     /// Runs the resilience procedures, each adding its verdicts. Every procedure must leave the system as it found

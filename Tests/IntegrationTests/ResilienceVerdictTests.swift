@@ -119,6 +119,29 @@ import Testing
         }
     }
 
+    // MARK: manifest scope
+
+    /// One file with the reviews and ratings VirtualServices and DestinationRules, a policy for reviews: only
+    /// reviews' route is checked (ratings' 50/50 would fail against this proxy) and ratings' manifests are listed as
+    /// not checked; with --routes-only the reviews DestinationRule's connection pool is listed as not checked either.
+    @Test func onlyTheTargetServicesManifestsAreCheckedAndRoutesOnlySkipsProcedures() async throws {
+        let v1 = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await v1.close() } }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/istio/reviews-and-ratings.yaml")
+        let manifests = try String(contentsOf: fixture, encoding: .utf8)
+        let (out, verdicts) = try await verifyThroughHAProxy(
+            servers: [("v1", v1.port, 100)], policyLines: "service: reviews.bookinfo",
+            expect: "  recognise: version\n  falseFailRate: 0.0001", manifests: ["mesh.yaml": manifests], arguments: ["--routes-only"]) { _ in }
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(verdicts.count == 1 && verdicts.first?["kind"] as? String == "split" && verdicts.first?["passed"] as? Bool == true,
+                "\(out.stdout)")
+        #expect(out.stderr.contains("not checked: VirtualService ratings: host ratings.bookinfo.svc.cluster.local does not match the target reviews.bookinfo"), "\(out.stderr)")
+        #expect(out.stderr.contains("not checked: DestinationRule ratings"), "\(out.stderr)")
+        #expect(out.stderr.contains("not checked: DestinationRule reviews: trafficPolicy.loadBalancer"), "\(out.stderr)")
+        #expect(out.stderr.contains("not checked (--routes-only):") && out.stderr.contains("maxRequestsPerConnection"), "\(out.stderr)")
+    }
+
     // MARK: misconfiguration, evidence
 
     /// A server that is not the echo: requests per connection cannot be seen (no stamp), so the verdict is undecided
