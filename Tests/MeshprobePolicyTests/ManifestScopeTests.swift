@@ -78,3 +78,13 @@ import Testing
         }
     }
 }
+
+/// A response the recogniser cannot read is named plainly: what is missing, without a stray article.
+@Suite struct UnrecognisedResponseTests {
+    @Test func aMissingHeaderOrStampIsNamedPlainly() {
+        let header = SplitExpectation(name: "r", weights: ["a": 100], recognizer: .header("x-served-bye"), statistics: .init())
+        #expect(header.destinationName(of: .unknown) == "(unrecognised: no x-served-bye header)")
+        let version = SplitExpectation(name: "r", weights: ["v1": 100], recognizer: .version, statistics: .init())
+        #expect(version.destinationName(of: .unknown) == "(unrecognised: no version stamp (x-meshprobe-version))")
+    }
+}
