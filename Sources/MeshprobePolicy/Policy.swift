@@ -23,6 +23,17 @@ public enum DestinationRecognizer: Sendable, Equatable, CustomStringConvertible 
         }
     }
 
+    /// What a response lacks when this recogniser cannot read it, without an article: `x-served-by header`,
+    /// `version stamp (x-meshprobe-version)`.
+    public var absence: String {
+        switch self {
+        case .version: return "version stamp (\(EchoStamp.version))"
+        case .workload: return "workload stamp (\(EchoStamp.workload))"
+        case .identity: return "server SPIFFE ID (TLS peer or \(EchoStamp.identity))"
+        case .header(let name): return "\(name) header"
+        }
+    }
+
     /// The destination name of a response, before mapping; nil when the response does not say.
     public func destination(of identity: WorkloadIdentity) -> String? {
         let value: String
@@ -72,7 +83,7 @@ public struct SplitExpectation: Sendable {
 
     /// The destination a response counts for: what the recogniser reads, mapped.
     public func destinationName(of identity: WorkloadIdentity) -> String {
-        guard let read = recognizer.destination(of: identity) else { return "(unrecognised: no \(recognizer))" }
+        guard let read = recognizer.destination(of: identity) else { return "(unrecognised: no \(recognizer.absence))" }
         return mapping[read] ?? read
     }
 
@@ -138,6 +149,19 @@ public struct Policy {
     public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
     public var retries: [RetryExpectation] = []
+    /// The mesh service the target is (`service:`): manifests for other hosts are not checked. Nil: the target's host
+    /// name (see `targetService`).
+    public var service: ServiceHost?
+
+    /// The service manifests are matched to: `service`, else the target's host name; nil for an address (then the one
+    /// service the manifests name is taken).
+    public var targetService: ServiceHost? {
+        if let service { return service }
+        guard let target = scenario.configuration.targets.first, !target.hostIsIPLiteral, target.host.lowercased() != "localhost" else {
+            return nil
+        }
+        return ServiceHost(target.host)
+    }
 
     init(name: String, file: String, scenario: Scenario, routes: [SplitExpectation]) {
         self.name = name
@@ -163,9 +187,9 @@ public struct Policy {
         return (minimum, ceilings)
     }
 
-    /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400}`.
+    /// `circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 400, scope: service}`.
     static func circuitBreaker(_ value: YAMLValue) throws(YAMLInputError) -> CircuitBreakerExpectation {
-        let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests"])
+        let m = try value.mapping(allowed: ["maxRequests", "maxPending", "hold", "requests", "scope"])
         guard let max = m["maxRequests"] else { throw value.error("a circuit breaker needs maxRequests (the concurrent request limit)") }
         let limit = try max.int(minimum: 1)
         guard limit <= 10_000 else { throw max.error("at most 10000: the check drives twice the limit in concurrent requests") }
@@ -184,6 +208,12 @@ public struct Policy {
             let n = try r.int(minimum: 1)
             guard n <= 1_000_000 else { throw r.error("at most 1000000 requests per phase") }
             e.requestsPerPhase = n
+        }
+        if let v = m["scope"] {
+            guard let scope = LimitScope(rawValue: try v.string()) else {
+                throw v.error("expected service (all endpoints together, as Envoy and Istio apply connection-pool limits) or endpoint (each on its own)")
+            }
+            e.scope = scope
         }
         return e
     }
@@ -271,7 +301,7 @@ public struct Policy {
                             routesElsewhere: Bool = false) throws(YAMLInputError) -> Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
-        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect"], defaultRequests: 20_000,
+        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
                                          defaultChurn: .every(20))
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
@@ -376,6 +406,7 @@ public struct Policy {
             routes.append(expectation)
         }
         var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
+        if let v = scenario.extras["service"] { policy.service = ServiceHost(try v.name()) }
         if let slo = f["slo"] {
             (policy.minimumSuccessRate, policy.latencyCeilings) = try Self.slo(slo)
         }

@@ -36,6 +36,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "No live view.")
     var quiet = false
 
+    @Flag(help: "Check the routes only (splits, mTLS, clusters, SLOs): the resilience procedures (circuit breakers, outlier detection, retries and timeouts, connection-pool limits) from the policy and the manifests are listed as not checked.")
+    var routesOnly = false
+
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
@@ -75,7 +78,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 if !policy.routes.isEmpty {
                     throw CLIError.badInput("\(file): the routes come from the manifests: leave split and routes out of expect")
                 }
-                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics)
+                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics,
+                                                                 service: policy.targetService)
                 for note in imported.notes { printError("meshprobe verify: note: \(note)") }
                 policy.circuitBreakers += imported.circuitBreakers
                 policy.connectionReuse += imported.connectionReuse
@@ -99,6 +103,12 @@ struct VerifyCommand: AsyncParsableCommand {
                     r.mapping = policy.mapping
                     r.routing = policy.routing
                     return r
+                }
+            }
+            if routesOnly {
+                for note in Self.skipProcedures(&policy) { printError("meshprobe verify: note: \(note)") }
+                guard !policy.routes.isEmpty else {
+                    throw CLIError.badInput("--routes-only: \(file)\(manifests.isEmpty ? "" : " and the manifests") declare no route to check")
                 }
             }
         } catch let error as CLIError {
@@ -179,68 +189,7 @@ struct VerifyCommand: AsyncParsableCommand {
             report.add(CallerCheck.evaluate(outcomes, expected: caller))
             laps.lap(report.verdicts.count)
         }
-        for breaker in policy.circuitBreakers {
-            if !quiet {
-                printError("meshprobe verify: circuit breaker: limit \(breaker.maxRequests) in flight, \(breaker.maxPending.map(String.init) ?? "unbounded") pending (\(breaker.source))")
-            }
-            report.add(try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
-            laps.lap(report.verdicts.count)
-        }
-        if !policy.outlierDetections.isEmpty {
-            let tls = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-            for declared in policy.outlierDetections {
-                if !quiet {
-                    printError("meshprobe verify: outlier detection: ejected after \(declared.consecutiveErrors) consecutive errors for "
-                        + "\(YAMLValue.format(declared.baseEjectionTime))s, at most \(YAMLValue.format(declared.maxEjectionPercent))% (\(declared.source)); "
-                        + "making \(declared.faultTargets[0]) fail")
-                }
-                do {
-                    let outcome = try await OutlierDetectionCheck.run(declared, configuration: configuration, recognizer: policy.recognizer,
-                                                                      controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
-                    for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
-                    report.add(outcome)
-                    laps.lap(report.verdicts.count)
-                } catch let error as FaultClientError {
-                    // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
-                    report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
-                                        reason: "could not make a workload fail: \(error)")
-                    laps.lap(report.verdicts.count)
-                }
-            }
-        }
-        let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.retryableStatus != nil }
-        for (limit, source) in policy.maxRetries {
-            guard let route = retrying, let status = route.retryOn.retryableStatus else {
-                printError("meshprobe verify: note: \(source): maxRetries is not verified: no route retries a status (declare retries on a route)")
-                continue
-            }
-            let budget = RetryBudgetExpectation(maxRetries: limit, route: route, status: status, source: source)
-            if !quiet {
-                printError("meshprobe verify: retry limit: at most \(limit) retries in flight (\(source)), \(budget.concurrency) failing requests at once on \(route.source)")
-            }
-            report.add(try await RetryBudgetCheck.run(budget, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
-            laps.lap(report.verdicts.count)
-        }
-        for reuse in policy.connectionReuse {
-            if !quiet {
-                printError("meshprobe verify: connection reuse: at most \(reuse.maxRequestsPerConnection) requests per upstream connection (\(reuse.source))")
-            }
-            let outcome = try await ConnectionReuseCheck.run(reuse, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
-            report.add(outcome)
-            laps.lap(report.verdicts.count)
-        }
-        for retry in policy.retries {
-            if !quiet {
-                let declared = [retry.attempts.map { "\($0) retries on \(retry.retryOn)" },
-                                retry.perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
-                                retry.timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }
-                printError("meshprobe verify: retries and timeouts: \(declared.joined(separator: ", ")) (\(retry.source))")
-            }
-            let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
-            for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
-            report.add(outcome)
-            laps.lap(report.verdicts.count)
-        }
+        try await runProcedures(policy, configuration: configuration, ledger: ledger, report: &report, laps: &laps)
         if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
             report.add(ClusterCheck.evaluate(outcomes, reach: policy.clustersToReach, avoid: policy.clustersToAvoid))
             laps.lap(report.verdicts.count)
@@ -275,6 +224,93 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
             throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
+        }
+    }
+
+    /// Removes the resilience procedures from `policy` (`--routes-only`); returns one note for each, saying it is not
+    /// checked.
+    static func skipProcedures(_ policy: inout Policy) -> [String] {
+        let skipped = policy.circuitBreakers.map { "\($0.source): circuit breaker" }
+            + policy.maxRetries.map { "\($0.source): maxRetries" }
+            + policy.connectionReuse.map { "\($0.source): maxRequestsPerConnection" }
+            + policy.retries.map { "\($0.source): retries and timeouts" }
+            + policy.outlierDetections.map { "\($0.source): outlier detection" }
+        policy.circuitBreakers = []
+        policy.maxRetries = []
+        policy.connectionReuse = []
+        policy.retries = []
+        policy.outlierDetections = []
+        return skipped.map { "not checked (--routes-only): \($0)" }
+    }
+
+    /// Runs the resilience procedures, each adding its verdicts. Every procedure must leave the system as it found
+    /// it; outlier detection, whose last phase makes every workload fail (so a proxy as declared ejects them all),
+    /// runs last and waits for the endpoints to return, so that no other check meets a service with none.
+    func runProcedures(_ policy: Policy, configuration: LoadConfiguration, ledger: FaultLedger, report: inout VerifyReport,
+                       laps: inout VerdictLaps) async throws {
+        for breaker in policy.circuitBreakers {
+            if !quiet {
+                printError("meshprobe verify: circuit breaker: limit \(breaker.maxRequests) in flight, \(breaker.maxPending.map(String.init) ?? "unbounded") pending (\(breaker.source))")
+            }
+            let outcome = try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            for note in outcome.notes { printError("meshprobe verify: note: \(note)") }
+            report.add(outcome)
+            laps.lap(report.verdicts.count)
+        }
+        let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.retryableStatus != nil }
+        for (limit, source) in policy.maxRetries {
+            guard let route = retrying, let status = route.retryOn.retryableStatus else {
+                printError("meshprobe verify: note: \(source): maxRetries is not verified: no route retries a status (declare retries on a route)")
+                continue
+            }
+            let budget = RetryBudgetExpectation(maxRetries: limit, route: route, status: status, source: source)
+            if !quiet {
+                printError("meshprobe verify: retry limit: at most \(limit) retries in flight (\(source)), \(budget.concurrency) failing requests at once on \(route.source)")
+            }
+            report.add(try await RetryBudgetCheck.run(budget, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
+            laps.lap(report.verdicts.count)
+        }
+        for reuse in policy.connectionReuse {
+            if !quiet {
+                printError("meshprobe verify: connection reuse: at most \(reuse.maxRequestsPerConnection) requests per upstream connection (\(reuse.source))")
+            }
+            let outcome = try await ConnectionReuseCheck.run(reuse, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            report.add(outcome)
+            laps.lap(report.verdicts.count)
+        }
+        for retry in policy.retries {
+            if !quiet {
+                let declared = [retry.attempts.map { "\($0) retries on \(retry.retryOn)" },
+                                retry.perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
+                                retry.timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }
+                printError("meshprobe verify: retries and timeouts: \(declared.joined(separator: ", ")) (\(retry.source))")
+            }
+            let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
+            for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
+            report.add(outcome)
+            laps.lap(report.verdicts.count)
+        }
+        if !policy.outlierDetections.isEmpty {
+            let tls = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
+            for declared in policy.outlierDetections {
+                if !quiet {
+                    printError("meshprobe verify: outlier detection: ejected after \(declared.consecutiveErrors) consecutive errors for "
+                        + "\(YAMLValue.format(declared.baseEjectionTime))s, at most \(YAMLValue.format(declared.maxEjectionPercent))% (\(declared.source)); "
+                        + "making \(declared.faultTargets[0]) fail")
+                }
+                do {
+                    let outcome = try await OutlierDetectionCheck.run(declared, configuration: configuration, recognizer: policy.recognizer,
+                                                                      controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
+                    for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
+                    report.add(outcome)
+                    laps.lap(report.verdicts.count)
+                } catch let error as FaultClientError {
+                    // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
+                    report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
+                                        reason: "could not make a workload fail: \(error)")
+                    laps.lap(report.verdicts.count)
+                }
+            }
         }
     }
 
@@ -355,24 +391,8 @@ extension VerifyReport {
         var text = e.truncated
             ? "undecided: the request cap came before the test decided (\(e.samples) successful responses on \(e.connections) connections)"
             : "undecided: the run ended after \(e.samples) successful responses on \(e.connections) connections"
-        let failures = Self.failureSummary(outcome.result)
-        if !failures.isEmpty { text += "; failures: \(failures)" }
+        if let failures = outcome.result.failureSummary() { text += "; failures: \(failures)" }
         return text
-    }
-
-    /// The most frequent failure kinds of a run, with counts and the first explanation of each.
-    static func failureSummary(_ result: LoadResult, limit: Int = 3) -> String {
-        var kinds = result.errors
-        for (kind, n) in result.connectionFailures { kinds[kind, default: 0] += n }
-        var statuses: [String] = []
-        for (failure, stats) in result.failedResponses.sorted(by: { $0.value.count > $1.value.count }).prefix(limit) {
-            statuses.append("\(failure): \(stats.count)")
-        }
-        let top = kinds.filter { $0.value > 0 }.sorted { $0.value == $1.value ? $0.key < $1.key : $0.value > $1.value }.prefix(limit)
-        let errors = top.map { kind, n in
-            "\(kind.rawValue): \(n)" + (result.errorExplanations[kind].map { " (\($0))" } ?? "")
-        }
-        return (errors + statuses).joined(separator: ", ")
     }
 
     /// The sampling facts of a split verdict.
@@ -421,11 +441,18 @@ extension VerifyReport {
         if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
         if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
         for check in outcome.checks {
-            appendProcedureCheck(kind: "circuit_breaker", name: "circuit breaker (\(e.source)): \(check.name)", passed: check.passed,
-                                 reason: check.reason, observed: check.evidence, declared: declared,
-                                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
-                                     + "this is one client's view")
+            add(check, name: "circuit breaker (\(e.source))", declared: declared,
+                test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
+                    + "this is one client's view")
         }
+    }
+
+    /// Adds one connection-pool check (kind `circuit_breaker`) as it was judged: decided or not, on its requests, at
+    /// its scope.
+    mutating func add(_ check: CircuitBreakerCheck.Check, name: String, declared: [String: Double], test: String) {
+        appendProcedureCheck(kind: "circuit_breaker", name: "\(name): \(check.name)", passed: check.passed, decided: check.decided,
+                             reason: check.reason, requests: check.requests, observed: check.evidence, declared: declared, test: test,
+                             scope: check.scope)
     }
 
     /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
@@ -445,18 +472,15 @@ extension VerifyReport {
 
     /// Adds the concurrent-retry verdict.
     mutating func add(_ outcome: RetryBudgetCheck.Outcome) {
-        appendProcedureCheck(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
-                             passed: outcome.check.passed, reason: outcome.check.reason, observed: outcome.check.evidence,
-                             declared: ["max_retries": Double(outcome.expectation.maxRetries)],
-                             test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
+        add(outcome.check, name: "connection pool (\(outcome.expectation.source))", declared: ["max_retries": Double(outcome.expectation.maxRetries)],
+            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
     }
 
     /// Adds the requests-per-connection verdict.
     mutating func add(_ outcome: ConnectionReuseCheck.Outcome) {
-        appendProcedureCheck(kind: "circuit_breaker", name: "connection pool (\(outcome.expectation.source)): \(outcome.check.name)",
-                             passed: outcome.check.passed, reason: outcome.check.reason, observed: outcome.check.evidence,
-                             declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
-                             test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
+        add(outcome.check, name: "connection pool (\(outcome.expectation.source))",
+            declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
+            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
     }
 
     /// Adds the outlier-detection verdicts: one per check, the timeline with the last.
@@ -468,14 +492,14 @@ extension VerifyReport {
         ]
         for (index, check) in outcome.checks.enumerated() {
             var evidence = Evidence.facts(
-                requests: outcome.requests, declared: declared, observed: check.evidence,
+                requests: check.requests, declared: declared, observed: check.evidence,
                 test: "one workload made to fail through its control API, one request at a time at \(YAMLValue.format(e.rate))/s; "
-                    + "ejection is per client proxy (each caller's sidecar counts its own errors)")
+                    + "ejection is per client proxy (each caller's sidecar counts its own errors)", scope: "client proxy")
             if index == outcome.checks.count - 1 {
                 evidence.timeline = outcome.timeline.map { TimelineEvent(at: $0.at, event: $0.what) }
             }
-            append(kind: "outlier_detection", name: "outlier detection (\(e.source)): \(check.name)", passed: check.passed,
-                   reason: check.reason, evidence: evidence)
+            appendVerdict(Verdict(kind: "outlier_detection", name: "outlier detection (\(e.source)): \(check.name)",
+                                  passed: check.decided && check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
         }
     }
 

@@ -84,7 +84,9 @@ import Testing
         let ejectedAfterFive = o.timeline.contains { $0.what.contains("ejected after 5 consecutive errors") }
         #expect(ejectedAfterFive, "\(describe(o))")
         // The timeline says when errors started, when traffic stopped and when it came back, in that order.
-        let order = ["its first error", "ejected after", "back after"].map { words in o.timeline.firstIndex { $0.what.contains(words) } ?? -1 }
+        let order = ["set on", "its first error", "ejected after", "back after", "endpoints back"].map { words in
+            o.timeline.firstIndex { $0.what.contains(words) } ?? -1
+        }
         #expect(order.allSatisfy { $0 >= 0 } && order == order.sorted(), "\(describe(o))")
     }
 
@@ -143,6 +145,46 @@ import Testing
         let timeline = (verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []
         #expect(timeline.contains { ($0["event"] as? String)?.contains("ejected after 5 consecutive errors") == true }, "\(out.stdout)")
         #expect(out.stdout.contains("DestinationRule reviews"), "\(out.stdout)")
+    }
+
+    /// Outlier detection and requests per connection from one DestinationRule: outlier detection's last phase makes
+    /// every workload fail, so a proxy as declared ejects them all. It runs after the other procedures and waits for
+    /// every endpoint to come back, so the requests-per-connection check meets a healthy service and passes.
+    @Test func outlierDetectionRunsLastAndLeavesEveryEndpointBack() async throws {
+        let v1 = try await startEcho(version: "v1")
+        let v2 = try await startEcho(version: "v2")
+        defer { Task { await v1.close(); await v2.close() } }
+        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+            $0.serverClientCertificate = haproxyPEM
+            $0.ejection = .init(errorLimit: 5, checkInterval: 0.1, rise: 11)
+            $0.serverCloseAfterEachRequest = true
+        }
+        defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+        let policy = try writePolicy(in: dir, port: port, expect: """
+              outlierDetection: {faultTargets: [https://127.0.0.1:\(v1.port), https://127.0.0.1:\(v2.port)], rate: 200}
+            """)
+        let rule = dir.appendingPathComponent("dr.yaml")
+        try """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                connectionPool: {http: {maxRequestsPerConnection: 1}}
+                outlierDetection: {consecutive5xxErrors: 5, interval: 500ms, baseEjectionTime: 1s, maxEjectionPercent: 100}
+            """.write(to: rule, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("verdict.json")
+        let out = try await run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 150)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
+        let kinds = verdicts.map { $0["kind"] as? String ?? "" }
+        #expect(kinds == ["circuit_breaker"] + Array(repeating: "outlier_detection", count: 4), "\(out.stdout)")
+        let timeline = ((verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
+        #expect(timeline.last == "all 2 endpoints back", "\(timeline)")
+        let times = ((verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []).compactMap { $0["at"] as? Double }
+        #expect(times == times.sorted(), "timeline in time order: \(timeline)")
     }
 
     /// A caller the echoes do not allow: the check cannot make anything fail, so the verdict is undecided (exit 3).

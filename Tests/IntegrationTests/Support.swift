@@ -235,17 +235,33 @@ func startHAProxy(_ servers: [(name: String, port: Int, weight: Int)], headerRou
 func verifyThroughHAProxy(expect: String, proxy: (inout HAProxyConfig) -> Void) async throws -> (ProcessOutput, [[String: Any]]) {
     let echo = try await startEcho(version: "v1", tls: nil)
     defer { Task { await echo.close() } }
-    let (haproxy, port, dir) = try startHAProxy([("v1", echo.port, 100)], configure: proxy)
+    return try await verifyThroughHAProxy(servers: [("v1", echo.port, 100)], expect: expect, proxy: proxy)
+}
+
+/// Runs `meshprobe verify` with a policy whose `expect` is `expect` against HAProxy configured by `proxy` in front of
+/// `servers` (plaintext HTTP/1.1 upstreams), with `manifests` (file name -> YAML) and extra `arguments`; returns the
+/// output and the JSON verdicts, checked against the schema.
+func verifyThroughHAProxy(servers: [(name: String, port: Int, weight: Int)], policyLines: String = "", expect: String,
+                          manifests: [String: String] = [:], arguments: [String] = [],
+                          proxy: (inout HAProxyConfig) -> Void) async throws -> (ProcessOutput, [[String: Any]]) {
+    let (haproxy, port, dir) = try startHAProxy(servers, configure: proxy)
     defer { haproxy.stop(); try? FileManager.default.removeItem(at: dir) }
     let policy = dir.appendingPathComponent("policy.yaml")
     try """
         policy: meshprobe.policy/v1
         target: http://127.0.0.1:\(port)/reviews
+        \(policyLines)
         expect:
         \(expect)
         """.write(to: policy, atomically: true, encoding: .utf8)
+    var files: [String] = []
+    for (name, text) in manifests.sorted(by: { $0.key < $1.key }) {
+        let url = dir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        files.append(url.path)
+    }
     let json = dir.appendingPathComponent("verdict.json")
-    let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 120)
+    let out = try await run(meshprobeBinary, ["verify", policy.path] + files + ["--json", json.path, "--quiet"] + arguments, timeout: 150)
     let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     if object != nil { #expect(try await ResultSchema.verify.violation(in: json.path) == nil) }
     return (out, object?["verdicts"] as? [[String: Any]] ?? [])

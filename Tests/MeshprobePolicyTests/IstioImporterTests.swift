@@ -171,7 +171,7 @@ import Testing
             apiVersion: v1
             kind: Service
             metadata:
-              name: books
+              name: ratings
               annotations:
                 balancer.linkerd.io/failure-accrual: consecutive
                 balancer.linkerd.io/failure-accrual-consecutive-max-failures: "4"
@@ -187,8 +187,8 @@ import Testing
         #expect(imported.notes.contains { $0.contains("minHealthPercent") })
         let linkerd = try #require(imported.outlierDetections.last)
         #expect(linkerd.consecutiveErrors == 4 && linkerd.baseEjectionTime == 3 && linkerd.jitter == 0.5)
-        #expect(linkerd.interval == 0 && linkerd.maxEjectionPercent == 100 && linkerd.source.contains("Service books"))
-        #expect(!imported.notes.contains { $0.contains("books") }, "the Service was used, not ignored: \(imported.notes)")
+        #expect(linkerd.interval == 0 && linkerd.maxEjectionPercent == 100 && linkerd.source.contains("Service ratings"))
+        #expect(!imported.notes.contains { $0.contains("Service ratings") }, "the Service was used, not ignored: \(imported.notes)")
 
         // A failure count that is not a number names the line.
         try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "max-failures: \"4\"", with: "max-failures: many")

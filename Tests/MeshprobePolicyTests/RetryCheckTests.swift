@@ -258,8 +258,17 @@ import Testing
     }
 
     @Test func noRetrySeenIsAFailureThatSaysWhy() {
+        var answered = LoadResult()
+        answered.attemptsSeen = [1: 39]
+        answered.failed = 39
+        let none = RetryBudgetCheck.evaluate(budget(3), result: answered)
+        #expect(none.decided && !none.passed && none.reason?.contains("does not retry 503") == true)
+    }
+
+    /// Nothing from the echo at all (no attempt stamp): the upstream was not seen, so no verdict on its retries.
+    @Test func noAnswerFromTheEchoIsUndecided() {
         let none = RetryBudgetCheck.evaluate(budget(3), result: LoadResult())
-        #expect(!none.passed && none.reason?.contains("does not retry 503") == true)
+        #expect(!none.decided && !none.passed && none.reason?.contains("the upstream's view is unknown") == true, "\(none)")
     }
 
     @Test func maxRetriesNeedsARouteThatRetries() throws {

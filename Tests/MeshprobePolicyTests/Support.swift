@@ -13,11 +13,11 @@ func removeTemporary(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
 }
 
-/// Imports `yaml` (mesh manifests) from a temporary file.
-func importManifests(_ yaml: String) throws -> ImportedRoutes {
+/// Imports `yaml` (mesh manifests) from a temporary file, for `service` when given.
+func importManifests(_ yaml: String, service: String? = nil) throws -> ImportedRoutes {
     let path = try writeTemporaryYAML(yaml)
     defer { removeTemporary(path) }
-    return try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init())
+    return try ManifestImporter.importRoutes(files: [path], recognizer: .version, statistics: .init(), service: service.map { ServiceHost($0) })
 }
 
 /// The located error that reading `yaml` gives: as a policy file, or as manifests; nil when it reads.

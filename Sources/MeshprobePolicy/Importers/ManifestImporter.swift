@@ -22,6 +22,8 @@ public struct ImportedRoutes: Sendable {
     public var retries: [RetryExpectation] = []
     /// Plain-words notes: unrelated kinds ignored, features not checked (never silently dropped).
     public var notes: [String] = []
+    /// The service the manifests were matched to (the target's); nil when nothing named one.
+    public var service: ServiceHost?
 }
 
 /// Reads mesh manifests: Istio VirtualService http routes (with DestinationRule subsets) become split expectations
@@ -35,91 +37,116 @@ public struct ImportedRoutes: Sendable {
 public enum ManifestImporter {
     /// Reads the VirtualServices and DestinationRules in `files` (multi-document YAML); Gateway API HTTPRoutes in
     /// the same files go to `GatewayAPIImporter`.
-    public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration)
-        throws(YAMLInputError) -> ImportedRoutes {
+    ///
+    /// Only manifests for `service` are checked (VirtualService `hosts`, DestinationRule `host`, a Linkerd Service's
+    /// name); the others are listed in the notes as not checked. Without a service (the target is an address), the one
+    /// service the VirtualServices and DestinationRules name is taken; several are an error that says to choose.
+    public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
+                                    service given: ServiceHost? = nil) throws(YAMLInputError) -> ImportedRoutes {
         var virtualServices: [YAMLValue] = []
         var httpRoutes: [YAMLValue] = []
         var subsetVersions: [String: [String: String]] = [:]  // host -> subset -> version label
         var out = ImportedRoutes()
+        var documents: [(file: String, document: YAMLValue)] = []
         for file in files {
             guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
                 throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "cannot read the file")
             }
-            for document in try YAMLValue.parseAll(text, file: file) {
-                let kind = try document["kind"]?.string() ?? ""
-                let apiVersion = try document["apiVersion"]?.string() ?? ""
-                switch kind {
-                case "VirtualService" where apiVersion.hasPrefix("networking.istio.io/"):
-                    virtualServices.append(document)
-                case "DestinationRule" where apiVersion.hasPrefix("networking.istio.io/"):
-                    if let spec = document["spec"], case .mapping = spec.node {} else if let spec = document["spec"] {
-                        throw spec.error("expected a mapping (host, trafficPolicy, ...)")
-                    }
-                    guard let spec = document["spec"], let host = try spec["host"]?.string() else {
-                        throw document.error("a DestinationRule needs spec.host")
-                    }
-                    if let pool = spec["trafficPolicy"]?["connectionPool"] {
-                        let name = try document["metadata"]?["name"]?.name() ?? host
-                        if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
-                        if let v = pool["http"]?["maxRequestsPerConnection"] {
-                            let n = try v.int(minimum: 0)
-                            guard n <= 10_000 else { throw v.error("\(n) is too large to verify here (at most 10000)") }
-                            // 0 means unlimited (Istio): nothing to check.
-                            if n > 0 {
-                                out.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n,
-                                                                                      source: "\(v.file):\(v.line) DestinationRule \(name)"))
-                            }
+            for document in try YAMLValue.parseAll(text, file: file) { documents.append((file, document)) }
+        }
+        var service = given
+        if service == nil { service = try onlyService(in: documents.map(\.document)) }
+        out.service = service
+        // True when a manifest is for the target's service; else notes why it is not checked.
+        func inScope(_ document: YAMLValue, kind: String, hosts: [String]) throws(YAMLInputError) -> Bool {
+            guard let service else { return true }
+            let namespace = try document["metadata"]?["namespace"]?.string()
+            if hosts.contains(where: { service.isNamed(by: $0, in: namespace) }) { return true }
+            let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
+            out.notes.append("\(document.file):\(document.line): not checked: \(kind) \(name): host \(hosts.joined(separator: ", ")) does not match the target \(service) (set service: in the policy to check another)")
+            return false
+        }
+        for (file, document) in documents {
+            let kind = try document["kind"]?.string() ?? ""
+            let apiVersion = try document["apiVersion"]?.string() ?? ""
+            switch kind {
+            case "VirtualService" where apiVersion.hasPrefix("networking.istio.io/"):
+                virtualServices.append(document)
+            case "DestinationRule" where apiVersion.hasPrefix("networking.istio.io/"):
+                if let spec = document["spec"], case .mapping = spec.node {} else if let spec = document["spec"] {
+                    throw spec.error("expected a mapping (host, trafficPolicy, ...)")
+                }
+                guard let spec = document["spec"], let host = try spec["host"]?.string() else {
+                    throw document.error("a DestinationRule needs spec.host")
+                }
+                for subset in try spec["subsets"]?.list() ?? [] {
+                    guard let name = try subset["name"]?.name() else { throw subset.error("a subset needs a name") }
+                    let version = try subset["labels"]?["version"]?.string() ?? name
+                    subsetVersions[host, default: [:]][name] = version
+                }
+                guard try inScope(document, kind: "DestinationRule", hosts: [host]) else { continue }
+                let ruleName = try document["metadata"]?["name"]?.name() ?? host
+                out.notes += try uncheckedTrafficPolicy(spec, rule: ruleName)
+                if let pool = spec["trafficPolicy"]?["connectionPool"] {
+                    let name = try document["metadata"]?["name"]?.name() ?? host
+                    if let breaker = try circuitBreaker(pool, rule: name) { out.circuitBreakers.append(breaker) }
+                    if let v = pool["http"]?["maxRequestsPerConnection"] {
+                        let n = try v.int(minimum: 0)
+                        guard n <= 10_000 else { throw v.error("\(n) is too large to verify here (at most 10000)") }
+                        // 0 means unlimited (Istio): nothing to check.
+                        if n > 0 {
+                            out.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n,
+                                                                                  source: "\(v.file):\(v.line) DestinationRule \(name)"))
                         }
-                        if let v = pool["http"]?["maxRetries"] {
-                            let n = try v.int(minimum: 1)
-                            guard n <= 250 else { throw v.error("\(n) is too large to verify here (at most 250)") }
-                            out.maxRetries.append((n, "\(v.file):\(v.line) DestinationRule \(name)"))
-                        }
                     }
-                    if let od = spec["trafficPolicy"]?["outlierDetection"] {
-                        let name = try document["metadata"]?["name"]?.name() ?? host
-                        let (expectation, notes) = try outlierDetection(od, rule: name)
-                        if let expectation { out.outlierDetections.append(expectation) }
+                    if let v = pool["http"]?["maxRetries"] {
+                        let n = try v.int(minimum: 1)
+                        guard n <= 250 else { throw v.error("\(n) is too large to verify here (at most 250)") }
+                        out.maxRetries.append((n, "\(v.file):\(v.line) DestinationRule \(name)"))
+                    }
+                }
+                if let od = spec["trafficPolicy"]?["outlierDetection"] {
+                    let name = try document["metadata"]?["name"]?.name() ?? host
+                    let (expectation, notes) = try outlierDetection(od, rule: name)
+                    if let expectation { out.outlierDetections.append(expectation) }
+                    out.notes += notes
+                }
+            case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"):
+                httpRoutes.append(document)
+            default:
+                let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
+                // Linkerd's retry and timeout annotations (on Services and workloads) are recorded for the
+                // resilience checks; the split test does not use them.
+                var linkerd: [String] = []
+                for annotations in [document["metadata"]?["annotations"], document["spec"]?["template"]?["metadata"]?["annotations"]] {
+                    guard let annotations, case .mapping = annotations.node else { continue }
+                    for (key, value, _) in try annotations.stringMap()
+                    where key.hasPrefix("retry.linkerd.io/") || key.hasPrefix("timeout.linkerd.io/") {
+                        linkerd.append("\(key)=\(value)")
+                    }
+                }
+                if kind == "Service", !linkerd.isEmpty || document["metadata"]?["annotations"]?["balancer.linkerd.io/failure-accrual"] != nil,
+                   try !inScope(document, kind: kind, hosts: [name]) {
+                    continue
+                }
+                if let annotations = document["metadata"]?["annotations"], kind == "Service",
+                   let accrual = try linkerdFailureAccrual(annotations, service: name) {
+                    out.outlierDetections.append(accrual)
+                    linkerd = linkerd.filter { !$0.hasPrefix("balancer.linkerd.io/") }
+                    if linkerd.isEmpty { continue }
+                }
+                if !linkerd.isEmpty {
+                    out.linkerdResilience.append((resource: "\(kind) \(name)", annotations: linkerd))
+                    out.notes.append("\(file): \(kind) \(name): Linkerd \(linkerd.joined(separator: ", ")) recorded for the resilience checks (not the split test)")
+                    if kind == "Service", let annotations = document["metadata"]?["annotations"] {
+                        let (expectation, notes) = try LinkerdRetryAnnotations.expectation(annotations, resource: "Service \(name)")
+                        if let expectation { out.retries.append(expectation) }
                         out.notes += notes
-                    }
-                    for subset in try spec["subsets"]?.list() ?? [] {
-                        guard let name = try subset["name"]?.name() else { throw subset.error("a subset needs a name") }
-                        let version = try subset["labels"]?["version"]?.string() ?? name
-                        subsetVersions[host, default: [:]][name] = version
-                    }
-                case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"):
-                    httpRoutes.append(document)
-                default:
-                    let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
-                    // Linkerd's retry and timeout annotations (on Services and workloads) are recorded for the
-                    // resilience checks; the split test does not use them.
-                    var linkerd: [String] = []
-                    for annotations in [document["metadata"]?["annotations"], document["spec"]?["template"]?["metadata"]?["annotations"]] {
-                        guard let annotations, case .mapping = annotations.node else { continue }
-                        for (key, value, _) in try annotations.stringMap()
-                        where key.hasPrefix("retry.linkerd.io/") || key.hasPrefix("timeout.linkerd.io/") {
-                            linkerd.append("\(key)=\(value)")
-                        }
-                    }
-                    if let annotations = document["metadata"]?["annotations"], kind == "Service",
-                       let accrual = try linkerdFailureAccrual(annotations, service: name) {
-                        out.outlierDetections.append(accrual)
-                        linkerd = linkerd.filter { !$0.hasPrefix("balancer.linkerd.io/") }
-                        if linkerd.isEmpty { continue }
-                    }
-                    if !linkerd.isEmpty {
-                        out.linkerdResilience.append((resource: "\(kind) \(name)", annotations: linkerd))
-                        out.notes.append("\(file): \(kind) \(name): Linkerd \(linkerd.joined(separator: ", ")) recorded for the resilience checks (not the split test)")
-                        if kind == "Service", let annotations = document["metadata"]?["annotations"] {
-                            let (expectation, notes) = try LinkerdRetryAnnotations.expectation(annotations, resource: "Service \(name)")
-                            if let expectation { out.retries.append(expectation) }
-                            out.notes += notes
-                        } else {
-                            out.notes.append("\(file): \(kind) \(name): Linkerd reads retry and timeout annotations on Services and routes only: not checked")
-                        }
                     } else {
-                        out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
+                        out.notes.append("\(file): \(kind) \(name): Linkerd reads retry and timeout annotations on Services and routes only: not checked")
                     }
+                } else {
+                    out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
                 }
             }
         }
@@ -127,6 +154,12 @@ public enum ManifestImporter {
             let vsName = try vs["metadata"]?["name"]?.name() ?? "(unnamed)"
             guard let spec = vs["spec"] else { throw vs.error("a VirtualService needs a spec") }
             guard case .mapping = spec.node else { throw spec.error("expected a mapping (hosts, http, ...)") }
+            let hosts = try spec["hosts"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
+            if hosts.isEmpty {
+                out.notes.append("\(vs.file):\(vs.line): VirtualService \(vsName) names no hosts: its routes are checked against the target")
+            } else if try !inScope(vs, kind: "VirtualService", hosts: hosts) {
+                continue
+            }
             for feature in ["tcp", "tls"] where spec[feature] != nil {
                 out.notes.append("\(vs.file): VirtualService \(vsName): \(feature) routes are not checked (only http)")
             }
@@ -216,6 +249,63 @@ public enum ManifestImporter {
             out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
         }
         return out
+    }
+
+    /// The one service the VirtualServices (`hosts`) and DestinationRules (`host`) name, for a target given by address;
+    /// nil when they name none; an error when they name several (the policy's `service` must then say which).
+    static func onlyService(in documents: [YAMLValue]) throws(YAMLInputError) -> ServiceHost? {
+        var named: [(host: ServiceHost, at: YAMLValue)] = []
+        for document in documents {
+            let kind = try document["kind"]?.string() ?? ""
+            guard (try document["apiVersion"]?.string() ?? "").hasPrefix("networking.istio.io/"),
+                  ["VirtualService", "DestinationRule"].contains(kind), let spec = document["spec"], case .mapping = spec.node else { continue }
+            let namespace = try document["metadata"]?["namespace"]?.string()
+            let hosts = kind == "VirtualService" ? try spec["hosts"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
+                : [try spec["host"]?.string()].compactMap { $0 }
+            for host in hosts where !host.hasPrefix("*") {
+                let service = ServiceHost(host, namespace: namespace)
+                if !named.contains(where: { $0.host.isNamed(by: host, in: namespace) || service.isNamed(by: $0.host.description, in: nil) }) {
+                    named.append((service, document))
+                }
+            }
+        }
+        guard named.count <= 1 else {
+            throw named[1].at.error("the manifests are for several services (\(named.map(\.host.description).joined(separator: ", "))): say which one the target is with service: in the policy")
+        }
+        return named.first?.host
+    }
+
+    /// What a DestinationRule declares that no check exercises: `loadBalancer`, `portLevelSettings`, `tls` and the
+    /// rest of `trafficPolicy`, connection-pool settings other than the limits, and each subset's own
+    /// `trafficPolicy`: one note each, never dropped silently.
+    static func uncheckedTrafficPolicy(_ spec: YAMLValue, rule: String) throws(YAMLInputError) -> [String] {
+        var notes: [String] = []
+        func note(_ value: YAMLValue, _ what: String) {
+            notes.append("\(value.file):\(value.line): not checked: DestinationRule \(rule): \(what)")
+        }
+        if let policy = spec["trafficPolicy"], case .mapping = policy.node {
+            for (key, _, at) in try policy.stringMapKeys() where !["connectionPool", "outlierDetection"].contains(key) {
+                note(at, "trafficPolicy.\(key) (no check exercises it)")
+            }
+            let checked: [String: Set<String>] = [
+                "tcp": ["maxConnections"],
+                "http": ["http2MaxRequests", "http1MaxPendingRequests", "maxRequestsPerConnection", "maxRetries"],
+            ]
+            if let pool = policy["connectionPool"], case .mapping = pool.node {
+                for (group, _, settings) in try pool.stringMapKeys() {
+                    guard case .mapping = settings.node else { continue }
+                    for (key, _, at) in try settings.stringMapKeys() where !(checked[group]?.contains(key) ?? false) {
+                        note(at, "trafficPolicy.connectionPool.\(group).\(key)")
+                    }
+                }
+            }
+        }
+        for subset in try spec["subsets"]?.list() ?? [] {
+            if let policy = subset["trafficPolicy"] {
+                note(policy, "subset \(try subset["name"]?.name() ?? "(unnamed)")'s own trafficPolicy (only the rule's trafficPolicy is checked)")
+            }
+        }
+        return notes
     }
 
     /// A DestinationRule's `connectionPool` as a limit to verify: in flight = the smaller of `http.http2MaxRequests`

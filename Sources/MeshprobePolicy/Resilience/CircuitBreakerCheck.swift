@@ -18,6 +18,10 @@ public struct CircuitBreakerExpectation: Sendable, Equatable {
     public var requestsPerPhase: Int = 400
     /// Where the limit came from (file and line, or the DestinationRule), for the verdict.
     public var source: String
+    /// Where the proxy applies the limit: Envoy's connection-pool limits (Istio DestinationRule `connectionPool`)
+    /// cover the whole upstream cluster, every endpoint together (istio#42490); some proxies (HAProxy's per-server
+    /// `maxconn`) limit each endpoint on its own.
+    public var scope: LimitScope = .service
 
     public init(maxRequests: Int, maxPending: Int?, source: String) {
         self.maxRequests = maxRequests
@@ -29,10 +33,23 @@ public struct CircuitBreakerExpectation: Sendable, Equatable {
     public var admitted: Int { maxRequests + (maxPending ?? 0) }
 }
 
+/// Where a proxy applies a concurrency limit.
+public enum LimitScope: String, Sendable, Equatable {
+    /// All endpoints of the service together: the requests in flight to every endpoint at the same instant.
+    case service
+    /// Each endpoint on its own.
+    case endpoint
+}
+
 /// Ramps concurrency below and above a declared connection-pool limit and checks the proxy's behaviour:
 /// (a) at the limit nothing overflows, (b) well above it overflow replies appear and come back fast (faster than
-/// half the upstream's hold time), (c) the upstream never has more requests in flight than the limit (the echo's
-/// in-flight stamp: exact with one upstream endpoint; with several, each endpoint's own count is compared).
+/// half the upstream's hold time), (c) the upstream never has more requests in flight than the limit, at the scope the
+/// proxy applies it: for the whole service, the most successful requests held by the upstream at the same instant
+/// (seen from the client: each one was held for the hold time before its answer arrived), and never less than what a
+/// single endpoint's in-flight stamp reported; per endpoint, each echo's own in-flight stamp.
+///
+/// A phase in which nothing succeeded says nothing about a limit (no endpoint, or no connection): its checks are
+/// undecided and name the failures.
 ///
 /// Limits are per client proxy: every sidecar enforces its own counters (envoy#24579, istio#37009), so N callers
 /// can put N times the limit on a service. This check is one client, and the verdict says so.
@@ -43,6 +60,8 @@ public enum CircuitBreakerCheck {
         /// Failed responses that are a proxy refusing for a limit.
         public var overflow: Int
         public var overflowLatency: FailureStats?
+        /// The most successful requests the upstream held at once, all endpoints together (nil without a hold).
+        public var servicePeak: Int?
     }
 
     public struct Outcome: Sendable {
@@ -50,22 +69,43 @@ public enum CircuitBreakerCheck {
         public var below: Phase
         public var above: Phase
         public var checks: [Check]
+        /// What the procedure did not check, and why.
+        public var notes: [String] = []
     }
 
     public struct Check: Sendable {
         public var name: String
         public var passed: Bool
+        /// False when the check could not judge (nothing reached the upstream, no stamps): `reason` says why.
+        public var decided = true
         public var reason: String?
         public var evidence: [String: Double]
+        /// The requests the check judged.
+        public var requests: Int
+        /// Where the limit was checked (`service`, `endpoint`); nil when it does not apply.
+        public var scope: String? = nil
+
+        /// A check that cannot judge, with why.
+        static func undecided(_ name: String, reason: String, evidence: [String: Double], requests: Int) -> Check {
+            Check(name: name, passed: false, decided: false, reason: reason, evidence: evidence, requests: requests)
+        }
     }
 
-    /// A limit checked against the peak a stamp reported: passes when 0 < peak <= limit; `missing` and `over` say
-    /// why not.
-    static func peakCheck(name: String, peak: Int, limit: Int, missing: String, over: String, evidence: [String: Double]) -> Check {
-        let reason = peak == 0 ? missing : peak > limit ? over : nil
-        return Check(name: name, passed: reason == nil, reason: reason, evidence: evidence)
+    /// A limit checked against the peak a stamp reported: passes when 0 < peak <= limit. Without a stamp the check
+    /// is undecided (`unstamped` says why, after the failures when nothing succeeded), unless `missing` says the
+    /// stamp's absence is itself a failure (the echo answered, yet the stamp never came).
+    static func peakCheck(name: String, peak: Int, limit: Int, result: LoadResult, unstamped: String, missing: String? = nil,
+                          over: String, evidence: [String: Double]) -> Check {
+        if peak == 0 {
+            if result.succeeded == 0 && missing == nil {
+                return .undecided(name, reason: "\(result.nothingSucceeded): the upstream's view is unknown", evidence: evidence,
+                                  requests: result.totalRequests)
+            }
+            guard let missing else { return .undecided(name, reason: unstamped, evidence: evidence, requests: result.totalRequests) }
+            return Check(name: name, passed: false, reason: missing, evidence: evidence, requests: result.totalRequests)
+        }
+        return Check(name: name, passed: peak <= limit, reason: peak > limit ? over : nil, evidence: evidence, requests: result.totalRequests)
     }
-
     static func overflow(in result: LoadResult) -> (count: Int, stats: FailureStats?) {
         var merged: FailureStats?
         var count = 0
@@ -74,6 +114,41 @@ public enum CircuitBreakerCheck {
             if merged == nil { merged = stats } else { merged?.merge(stats) }
         }
         return (count, merged)
+    }
+
+    /// Arrival times of the stamped successful responses, shared with the workers' event loops.
+    // @unchecked: every access to the mutable state holds `lock`.
+    final class Arrivals: @unchecked Sendable {
+        private let lock = NSLock()
+        private let start = ContinuousClock.now
+        private var times: [Double] = []
+
+        func observe(_ identity: WorkloadIdentity, status: Int) -> Bool {
+            guard (200..<400).contains(status), !identity.workload.isEmpty || !identity.version.isEmpty else { return false }
+            let d = ContinuousClock.now - start
+            let t = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            lock.withLock { times.append(t) }
+            return false
+        }
+
+        var all: [Double] { lock.withLock { times } }
+    }
+
+    /// The most requests held at the same instant, from the arrival times of answers each held `hold` seconds by the
+    /// upstream: two overlapped when they arrived less than the hold apart. A margin of a tenth of the hold (at
+    /// least 2 ms) keeps back-to-back requests (one sent when the other's answer arrived, or queued in the proxy
+    /// until it left) apart, so the figure never counts more than were in flight together.
+    static func peakHeldAtOnce(arrivals: [Double], hold: Double) -> Int {
+        let window = hold - max(0.002, hold / 10)
+        guard window > 0 else { return arrivals.isEmpty ? 0 : 1 }
+        let sorted = arrivals.sorted()
+        var peak = 0
+        var first = 0
+        for (i, t) in sorted.enumerated() {
+            while sorted[first] <= t - window { first += 1 }
+            peak = max(peak, i - first + 1)
+        }
+        return peak
     }
 
     public static func run(_ expectation: CircuitBreakerExpectation, configuration base: LoadConfiguration,
@@ -93,54 +168,101 @@ public enum CircuitBreakerCheck {
         }
         func phase(_ concurrency: Int) async throws -> Phase {
             var c = base
+            let arrivals = Arrivals()
+            c.responseObserver = { identity, status in arrivals.observe(identity, status: status) }
             c.connections = min(concurrency, 4)
             c.streamsPerConnection = (concurrency + c.connections - 1) / c.connections
             // Exactly `concurrency` in flight, whatever the rounding of streams per connection.
             c.model = .closed(concurrency: .constant(Double(concurrency)), thinkTime: 0)
             let result = try await LoadGenerator(configuration: c, group: group).run()
             let (count, stats) = overflow(in: result)
-            return Phase(concurrency: concurrency, result: result, overflow: count, overflowLatency: stats)
+            return Phase(concurrency: concurrency, result: result, overflow: count, overflowLatency: stats,
+                         servicePeak: expectation.hold.map { peakHeldAtOnce(arrivals: arrivals.all, hold: $0) })
         }
         let below = try await phase(expectation.maxRequests)
         let above = try await phase(max(expectation.admitted * 2, expectation.admitted + 4))
-        return Outcome(expectation: expectation, below: below, above: above, checks: evaluate(expectation, below: below, above: above))
+        var outcome = Outcome(expectation: expectation, below: below, above: above, checks: evaluate(expectation, below: below, above: above))
+        if expectation.hold == nil {
+            outcome.notes.append("\(expectation.source): with hold 0s (a target that holds requests on its own, not the echo) the upstream's in-flight count is not checked: it needs the echo's stamp and hold")
+        }
+        return outcome
     }
 
     static func evaluate(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> [Check] {
         var checks: [Check] = []
-        let belowFailed = below.result.failed
-        checks.append(Check(
-            name: "at the limit (\(below.concurrency) concurrent): nothing overflows",
-            passed: below.overflow == 0 && below.result.succeeded > 0,
-            reason: below.overflow > 0
-                ? "\(below.overflow) of \(below.result.totalRequests) requests were refused by the proxy at \(below.concurrency) concurrent requests: the limit is tighter than \(e.maxRequests)"
-                : (below.result.succeeded == 0 ? "no request succeeded (\(belowFailed) failed)" : nil),
-            evidence: ["concurrency": Double(below.concurrency), "requests": Double(below.result.totalRequests),
-                       "overflow": Double(below.overflow), "failed": Double(belowFailed)]))
-        if e.maxPending != nil {
-            let p99 = above.overflowLatency.map { Double($0.latency.valueAtPercentile(99)) / 1000 } ?? 0
-            var reason: String?
-            if above.overflow == 0 {
-                reason = "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced"
-            } else if let hold = e.hold, p99 > hold * 1000 / 2 {
-                reason = String(format: "overflow replies took %.1f ms at p99, not fast (the upstream holds requests %.0f ms)", p99, hold * 1000)
-            }
+        let belowName = "at the limit (\(below.concurrency) concurrent): nothing overflows"
+        let belowEvidence = ["concurrency": Double(below.concurrency), "requests": Double(below.result.totalRequests),
+                             "overflow": Double(below.overflow), "failed": Double(below.result.failed)]
+        if below.result.succeeded == 0 {
+            // A proxy with no endpoint answers every request with a 503 that looks like overflow: not a limit.
+            checks.append(.undecided(belowName, reason: "\(below.result.nothingSucceeded): no endpoint answered, so no limit can be seen",
+                                     evidence: belowEvidence, requests: below.result.totalRequests))
+        } else {
             checks.append(Check(
-                name: "above the limit (\(above.concurrency) concurrent): overflow replies, fast",
-                passed: reason == nil, reason: reason,
-                evidence: ["concurrency": Double(above.concurrency), "requests": Double(above.result.totalRequests),
-                           "overflow": Double(above.overflow), "overflow_p99_ms": (p99 * 1000).rounded() / 1000]))
+                name: belowName, passed: below.overflow == 0,
+                reason: below.overflow > 0
+                    ? "\(below.overflow) of \(below.result.totalRequests) requests were refused by the proxy at \(below.concurrency) concurrent requests: the limit is tighter than \(e.maxRequests)"
+                    : nil,
+                evidence: belowEvidence, requests: below.result.totalRequests))
         }
-        let peak = max(below.result.upstreamPeakInFlight, above.result.upstreamPeakInFlight)
-        var reason: String?
-        if peak == 0 {
-            reason = "no response carried the echo's in-flight stamp (x-meshprobe-inflight): the upstream's view is unknown"
-        } else if peak > e.maxRequests {
-            reason = "the upstream had \(peak) requests in flight, more than the limit of \(e.maxRequests)"
+        if e.maxPending != nil {
+            let name = "above the limit (\(above.concurrency) concurrent): overflow replies, fast"
+            let p99 = above.overflowLatency.map { Double($0.latency.valueAtPercentile(99)) / 1000 } ?? 0
+            let evidence = ["concurrency": Double(above.concurrency), "requests": Double(above.result.totalRequests),
+                            "overflow": Double(above.overflow), "overflow_p99_ms": (p99 * 1000).rounded() / 1000]
+            if above.result.succeeded == 0 {
+                checks.append(.undecided(name, reason: "\(above.result.nothingSucceeded): no endpoint answered, so refusals are not overflow",
+                                         evidence: evidence, requests: above.result.totalRequests))
+            } else {
+                var reason: String?
+                if above.overflow == 0 {
+                    reason = "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced"
+                } else if let hold = e.hold, p99 > hold * 1000 / 2 {
+                    reason = String(format: "overflow replies took %.1f ms at p99, not fast (the upstream holds requests %.0f ms)", p99, hold * 1000)
+                }
+                checks.append(Check(name: name, passed: reason == nil, reason: reason, evidence: evidence, requests: above.result.totalRequests))
+            }
         }
-        checks.append(Check(
-            name: "the upstream never had more than \(e.maxRequests) in flight",
-            passed: reason == nil, reason: reason, evidence: ["peak_in_flight": Double(peak), "limit": Double(e.maxRequests)]))
+        if e.hold != nil { checks.append(inFlightCheck(e, below: below, above: above)) }
         return checks
+    }
+
+    /// The upstream's requests in flight against the limit, at the limit's scope.
+    static func inFlightCheck(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> Check {
+        let endpointPeak = max(below.result.upstreamPeakInFlight, above.result.upstreamPeakInFlight)
+        let endpoints = Set([below, above].flatMap { phase in
+            phase.result.identities.filter { $0.value.succeeded > 0 && (!$0.key.workload.isEmpty || !$0.key.version.isEmpty) }.keys
+        }).count
+        let requests = below.result.totalRequests + above.result.totalRequests
+        var evidence: [String: Double] = ["peak_in_flight_per_endpoint": Double(endpointPeak), "limit": Double(e.maxRequests),
+                                          "endpoints": Double(endpoints), "requests": Double(requests)]
+        let name: String
+        let peak: Int
+        switch e.scope {
+        case .service:
+            name = "the service (all endpoints together) never had more than \(e.maxRequests) in flight"
+            // One endpoint's own count is a floor for the whole service's.
+            peak = max(endpointPeak, below.servicePeak ?? 0, above.servicePeak ?? 0)
+            evidence["peak_in_flight_service"] = Double(peak)
+        case .endpoint:
+            name = "no endpoint ever had more than \(e.maxRequests) in flight"
+            peak = endpointPeak
+        }
+        var check: Check
+        if endpointPeak == 0 {
+            let both = below.result.succeeded + above.result.succeeded
+            check = .undecided(name, reason: both == 0 ? "\(below.result.nothingSucceeded): the upstream's view is unknown"
+                                   : "no response carried the echo's in-flight stamp (x-meshprobe-inflight) in \(both) successful responses: the target is not the meshprobe echo (for such a target, declare hold: 0s; the in-flight check is then not run)",
+                               evidence: evidence, requests: requests)
+        } else if peak > e.maxRequests {
+            let scope = e.scope == .service
+                ? (endpoints > 1 ? "the service had \(peak) requests in flight at once over its \(endpoints) endpoints" : "the upstream had \(peak) requests in flight")
+                : "an endpoint had \(peak) requests in flight"
+            check = Check(name: name, passed: false, reason: "\(scope), more than the limit of \(e.maxRequests)", evidence: evidence, requests: requests)
+        } else {
+            check = Check(name: name, passed: true, reason: nil, evidence: evidence, requests: requests)
+        }
+        check.scope = e.scope == .service ? "service (all endpoints together)" : "endpoint (each on its own)"
+        return check
     }
 }

@@ -44,7 +44,8 @@ public enum ConnectionReuseCheck {
         let peak = result.upstreamPeakConnectionRequests
         return CircuitBreakerCheck.peakCheck(
             name: "upstream connections carried at most \(e.maxRequestsPerConnection) requests each", peak: peak, limit: e.maxRequestsPerConnection,
-            missing: "no response carried the echo's x-meshprobe-connection-request stamp: the upstream's view is unknown",
+            result: result,
+            unstamped: "no response carried the echo's x-meshprobe-connection-request stamp (\(result.succeeded) succeeded): the target is not the meshprobe echo, so the upstream's view is unknown",
             over: "an upstream connection carried \(peak) requests, more than the limit of \(e.maxRequestsPerConnection): the proxy reuses connections longer than declared",
             evidence: ["peak_requests_per_connection": Double(peak), "limit": Double(e.maxRequestsPerConnection),
                        "requests": Double(result.totalRequests), "succeeded": Double(result.succeeded)])

@@ -80,8 +80,12 @@ public enum OutlierDetectionCheck {
     public struct Check: Sendable {
         public var name: String
         public var passed: Bool
+        /// False when the check could not judge (the service was not healthy, the fault reached no workload).
+        public var decided = true
         public var reason: String?
         public var evidence: [String: Double]
+        /// The requests of the phase the check judged.
+        public var requests = 0
     }
 
     public struct Outcome: Sendable {
@@ -207,18 +211,24 @@ public enum OutlierDetectionCheck {
             note("baseline: \(baseline.count) responses from \(shares.keys.sorted().joined(separator: ", "))")
             if baseline.isEmpty || failing > 0 || shares.isEmpty {
                 recorder.stop()
-                _ = try? await load.value
-                let reason = baseline.isEmpty ? "no response before the fault: the service is unreachable"
-                    : "\(failing) of \(baseline.count) responses failed before any fault was set: the service must be healthy for this check"
-                return Outcome(expectation: e, checks: [Check(name: "healthy before the fault", passed: false, reason: reason,
-                                                               evidence: ["requests": Double(baseline.count), "failed": Double(failing)])],
-                               timeline: timeline, requests: baseline.count, faultsLeft: [])
+                let result = try? await load.value
+                let failures = result?.failureSummary().map { ": \($0)" } ?? ""
+                let reason = baseline.isEmpty ? "no response before the fault\(failures): the service is unreachable"
+                    : shares.isEmpty ? "no response carried the \(recognizer.absence): the workloads behind the proxy cannot be told apart"
+                    : "\(failing) of \(baseline.count) responses failed before any fault was set\(failures): the service must be healthy for this check"
+                let requests = max(baseline.count, result?.totalRequests ?? 0)
+                return Outcome(expectation: e, checks: [Check(name: "healthy before the fault", passed: false, decided: false, reason: reason,
+                                                               evidence: ["requests": Double(requests), "failed": Double(failing)],
+                                                               requests: requests)],
+                               timeline: timeline, requests: requests, faultsLeft: [])
             }
-            // Counted from before the request: the fault is in force before its answer comes back.
+            // Counted from before the request: the fault is in force before its answer comes back. Noted at the time it
+            // was asked for, so that its first error never comes before it on the timeline.
             let faultIndex = recorder.count
+            let askedAt = recorder.now
             let set = try await ledger.set(fault, on: clients[0], group: group)
             victimFault = set.id
-            note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request")
+            note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request", at: askedAt)
 
             // Who fails, and for how long it keeps receiving requests.
             var victim: String?
@@ -263,9 +273,9 @@ public enum OutlierDetectionCheck {
             guard let victimName = victim else {
                 recorder.stop()
                 _ = try? await load.value
-                checks.append(Check(name: "the failing workload is seen", passed: false,
+                checks.append(Check(name: "the failing workload is seen", passed: false, decided: false,
                                     reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
-                                    evidence: ["requests": Double(recorder.count)]))
+                                    evidence: ["requests": Double(recorder.count)], requests: recorder.count))
                 return Outcome(expectation: e, checks: checks, timeline: timeline, requests: recorder.count, faultsLeft: leftBehind)
             }
             let ejectedAt = lastVictim ?? recorder.now
@@ -296,7 +306,11 @@ public enum OutlierDetectionCheck {
             _ = try? await load.value
             let resolution = 1 / (e.rate * max(shares[victimName] ?? 0.5, 0.01))
             checks += evaluateEjection(e, victim: victimName, errors: errors, ejected: ejected, ejectedFor: backAt.map { $0 - ejectedAt },
-                                       resolution: resolution)
+                                       resolution: resolution).map { check in
+                var c = check
+                c.requests = recorder.count
+                return c
+            }
         } catch {
             recorder.stop()
             if let id = victimFault { try? await ledger.clear(id, on: clients[0], group: group) }
@@ -374,10 +388,14 @@ public enum OutlierDetectionCheck {
                                  group: any EventLoopGroup, offset: Double) async throws -> (Check, [Event], Int, [String]) {
         let recorder = Recorder(start: .now, recognizer: recognizer)
         var events: [Event] = []
-        func note(_ what: String) { events.append(Event(at: ((offset + recorder.now) * 1000).rounded() / 1000, what: what)) }
+        func note(_ what: String, at: Double? = nil) {
+            events.append(Event(at: ((offset + (at ?? recorder.now)) * 1000).rounded() / 1000, what: what))
+        }
         let errorLimit = max(3 * e.consecutiveErrors, e.consecutiveErrors + 20)
         let window = 3 + Double(errorLimit * clients.count) / e.rate * 2
-        let load = startLoad(configuration, expectation: e, cap: 10 + window + e.ejectionWindow.latest + 6, recorder: recorder, group: group)
+        // The baseline, the window, then the wait for every endpoint to come back.
+        let load = startLoad(configuration, expectation: e, cap: 10 + window + e.ejectionWindow.latest + max(5, e.baseEjectionTime) + 1,
+                             recorder: recorder, group: group)
         var set: [(FaultClient, String)] = []
         var left: [String] = []
         func clearAll() async {
@@ -395,11 +413,12 @@ public enum OutlierDetectionCheck {
             let shares = shareByDestination(Array(recorder.since(0)))
             let endpoints = shares.count
             let faultIndex = recorder.count
+            let askedAt = recorder.now
             for client in clients {
                 let fault = try await ledger.set(fault, on: client, group: group)
                 set.append((client, fault.id))
             }
-            note("faults set on all \(clients.count) workloads (\(endpoints) endpoints answered before)")
+            note("faults set on all \(clients.count) workloads (\(endpoints) endpoints answered before)", at: askedAt)
             // Per destination: consecutive errors and the index of its last response.
             var errors: [String: Int] = [:]
             var last: [String: Int] = [:]
@@ -428,6 +447,15 @@ public enum OutlierDetectionCheck {
             }
             await clearAll()
             note("\(maxEjected) of \(endpoints) endpoints ejected at once (\(ejectedNames.sorted().joined(separator: ", "))); faults cleared")
+            // Leave the service as it was found: the checks that run next need every endpoint back.
+            let cleared = recorder.count
+            var back: Set<String> = []
+            _ = await wait(until: recorder.now + e.ejectionWindow.latest + max(5, e.baseEjectionTime), recorder: recorder, load: load) {
+                for r in recorder.since(cleared) where (200..<400).contains(r.status) { if let d = r.destination { back.insert(d) } }
+                return back.isSuperset(of: shares.keys)
+            }
+            let missing = Set(shares.keys).subtracting(back)
+            note(missing.isEmpty ? "all \(endpoints) endpoints back" : "not back: \(missing.sorted().joined(separator: ", "))")
             recorder.stop()
             _ = try? await load.value
             let allowed = e.maxEjected(of: endpoints)
@@ -441,7 +469,7 @@ public enum OutlierDetectionCheck {
             let check = Check(name: "at most \(YAMLValue.format(e.maxEjectionPercent))% ejected at once (\(allowed) of \(endpoints))",
                               passed: reason == nil, reason: reason,
                               evidence: ["ejected_at_once": Double(maxEjected), "allowed": Double(allowed), "endpoints": Double(endpoints),
-                                         "failing": Double(clients.count)])
+                                         "failing": Double(clients.count)], requests: recorder.count)
             return (check, events, recorder.count, left)
         } catch {
             recorder.stop()

@@ -70,7 +70,10 @@ public enum RetryBudgetCheck {
         let peak = result.upstreamPeakRetriesInFlight
         return CircuitBreakerCheck.peakCheck(
             name: "the upstream never had more than \(e.maxRetries) retries in flight", peak: peak, limit: e.maxRetries,
-            missing: "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen",
+            result: result,
+            unstamped: "no response carried the echo's stamps (x-meshprobe-attempt): \(result.failureSummary() ?? "nothing failed"); the target is not the meshprobe echo, so the upstream's view is unknown",
+            // The echo answered (its attempt stamp came back), yet no retry reached it: the route does not retry.
+            missing: result.attemptsSeen.isEmpty ? nil : "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen",
             over: "the upstream had \(peak) retries in flight at once, more than the limit of \(e.maxRetries): the proxy's retry limit is looser, or not enforced",
             evidence: ["peak_retries_in_flight": Double(peak), "limit": Double(e.maxRetries), "concurrency": Double(e.concurrency),
                        "requests": Double(result.totalRequests), "not_retried": Double(result.attemptsSeen[1, default: 0])])

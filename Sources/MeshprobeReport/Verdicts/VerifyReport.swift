@@ -4,17 +4,27 @@ import MeshprobeVerify
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
 public struct VerifyReport: Codable, Sendable {
     public struct Evidence: Codable, Sendable {
+        /// The requests the verdict judged.
         public var requests: Int
-        public var counts: [String: Int]
         public var declared: [String: Double]
         public var observed: [String: Double]
-        public var tolerance: Double
-        public var falseFailRate: Double
-        public var missRate: Double
         public var test: String
-        public var truncated: Bool
-        public var unsuccessfulResponses: Int
-        public var matchHeaders: [String: String]
+        // The fields of a statistical test (splits) and counts by key (splits, mTLS, clusters) are left out of the
+        // JSON of verdicts that have none, rather than written as zeros; read here, an absent one is 0 or empty.
+        var countsIfAny: [String: Int]?
+        var toleranceIfAny: Double?
+        var falseFailRateIfAny: Double?
+        var missRateIfAny: Double?
+        var truncatedIfAny: Bool?
+        var unsuccessfulIfAny: Int?
+        var matchHeadersIfAny: [String: String]?
+        public var counts: [String: Int] { get { countsIfAny ?? [:] } set { countsIfAny = newValue } }
+        public var tolerance: Double { get { toleranceIfAny ?? 0 } set { toleranceIfAny = newValue } }
+        public var falseFailRate: Double { get { falseFailRateIfAny ?? 0 } set { falseFailRateIfAny = newValue } }
+        public var missRate: Double { get { missRateIfAny ?? 0 } set { missRateIfAny = newValue } }
+        public var truncated: Bool { get { truncatedIfAny ?? false } set { truncatedIfAny = newValue } }
+        public var unsuccessfulResponses: Int { get { unsuccessfulIfAny ?? 0 } set { unsuccessfulIfAny = newValue } }
+        public var matchHeaders: [String: String] { get { matchHeadersIfAny ?? [:] } set { matchHeadersIfAny = newValue } }
         public var matchPath: String?
         public var matchMethod: String? = nil
         /// The route's conditions in words (`header x-group ~ ^beta-[0-9]+$ (sent beta-7)`).
@@ -26,22 +36,25 @@ public struct VerifyReport: Codable, Sendable {
         public var timeline: [TimelineEvent]? = nil
         /// A split's sampling unit and what the run saw of how responses cluster by connection.
         public var sampling: Sampling? = nil
+        /// Where a procedure's limit was checked: `service` (all endpoints together, where Envoy applies its
+        /// connection-pool limits), `endpoint` (each endpoint on its own), or `client proxy`.
+        public var scope: String? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
                     matchHeaders: [String: String], matchPath: String?, matchMethod: String? = nil, match: [String]? = nil,
                     connections: Int? = nil, propagation: Propagation? = nil, timeline: [TimelineEvent]? = nil) {
             self.requests = requests
-            self.counts = counts
+            self.countsIfAny = counts
             self.declared = declared
             self.observed = observed
-            self.tolerance = tolerance
-            self.falseFailRate = falseFailRate
-            self.missRate = missRate
+            self.toleranceIfAny = tolerance
+            self.falseFailRateIfAny = falseFailRate
+            self.missRateIfAny = missRate
             self.test = test
-            self.truncated = truncated
-            self.unsuccessfulResponses = unsuccessfulResponses
-            self.matchHeaders = matchHeaders
+            self.truncatedIfAny = truncated
+            self.unsuccessfulIfAny = unsuccessfulResponses
+            self.matchHeadersIfAny = matchHeaders
             self.matchPath = matchPath
             self.matchMethod = matchMethod
             self.match = match
@@ -50,21 +63,29 @@ public struct VerifyReport: Codable, Sendable {
             self.timeline = timeline
         }
 
-        /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, circuit breakers).
-        public static func facts(requests: Int, counts: [String: Int] = [:], declared: [String: Double], observed: [String: Double],
-                          test: String) -> Evidence {
-            Evidence(requests: requests, counts: counts, declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
-                     missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+        /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, procedures): no tolerance, error
+        /// rates, truncation or match headers; counts only when given.
+        public static func facts(requests: Int, counts: [String: Int]? = nil, declared: [String: Double], observed: [String: Double],
+                                 test: String, scope: String? = nil) -> Evidence {
+            var e = Evidence(requests: requests, counts: [:], declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
+                             missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
+            (e.countsIfAny, e.toleranceIfAny, e.falseFailRateIfAny, e.missRateIfAny) = (counts, nil, nil, nil)
+            (e.truncatedIfAny, e.unsuccessfulIfAny, e.matchHeadersIfAny) = (nil, nil, nil)
+            e.scope = scope
+            return e
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, counts, declared, observed, tolerance, test, truncated, match, connections, propagation, timeline, sampling
-            case matchHeaders = "match_headers"
+            case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling
+            case countsIfAny = "counts"
+            case toleranceIfAny = "tolerance"
+            case truncatedIfAny = "truncated"
+            case matchHeadersIfAny = "match_headers"
             case matchPath = "match_path"
             case matchMethod = "match_method"
-            case falseFailRate = "false_fail_rate"
-            case missRate = "miss_rate"
-            case unsuccessfulResponses = "unsuccessful_responses"
+            case falseFailRateIfAny = "false_fail_rate"
+            case missRateIfAny = "miss_rate"
+            case unsuccessfulIfAny = "unsuccessful_responses"
         }
     }
 
@@ -190,11 +211,14 @@ public struct VerifyReport: Codable, Sendable {
         passed = passed && ok
     }
 
-    /// Adds one check of a game-day procedure: what it observed against what was declared.
-    public mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, reason: String?, observed: [String: Double],
-                                               declared: [String: Double], test: String) {
-        let evidence = Evidence.facts(requests: Int(observed["requests"] ?? 0), declared: declared, observed: observed, test: test)
-        append(kind: kind, name: name, passed: passed, reason: reason, evidence: evidence)
+    /// Adds one check of a procedure: what it observed against what was declared, on `requests` requests (by
+    /// default its `requests` figure); undecided when it could not judge.
+    public mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, decided: Bool = true, reason: String?,
+                                               requests: Int? = nil, observed: [String: Double], declared: [String: Double],
+                                               test: String, scope: String? = nil) {
+        let evidence = Evidence.facts(requests: requests ?? Int(observed["requests"] ?? 0), declared: declared, observed: observed,
+                                      test: test, scope: scope)
+        appendVerdict(Verdict(kind: kind, name: name, passed: decided && passed, decided: decided, reason: reason, evidence: evidence))
     }
 
     /// Adds a verdict that could not be reached (the procedure could not run), with why.
@@ -247,6 +271,7 @@ public struct VerifyReport: Codable, Sendable {
         if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
             let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.format($0.value))" }
             if let reason { details.append(reason) }
+            if let scope = v.evidence.scope { details.append("checked at the scope of the \(scope), on \(v.evidence.requests) requests") }
             if withTimeline {
                 for event in v.evidence.timeline ?? [] { details.append(String(format: "%8.3f s  %@", event.at, event.event)) }
             }
