@@ -395,31 +395,59 @@ public enum PolicyVerification {
 public struct CallerCheck: Sendable {
     public var expected: String
     public var passed: Bool
+    /// False when the responses cannot tell (no caller stamps at all, or too few samples to rule out a leak).
+    public var decided = true
     /// Callers seen, by identity ("" for responses without the stamp or without a caller).
     public var seen: [String: Int]
     public var responses: Int
     public var reason: String?
 
-    /// Evaluates the outcomes of a verify run against `expected`.
-    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], expected: String) -> CallerCheck {
+    /// Evaluates the outcomes of a verify run against `expected`. Every response must show it; a PASS also needs
+    /// enough samples (connections with the connection as the unit) that a caller other than `expected` on a share
+    /// of them as large as the tolerance would have shown at the miss rate: `ln(missRate) / ln(1 - tolerance)`.
+    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], expected: String,
+                                statistics: SplitTestConfiguration = .init()) -> CallerCheck {
         var seen: [String: Int] = [:]
         var responses = 0
+        var samples = 0
+        var unit = "responses"
         for outcome in outcomes {
             seen.merge(outcome.result.callersSeen, uniquingKeysWith: +)
             responses += outcome.result.responses
+            if outcome.evidence.unit == .connection {
+                samples += outcome.evidence.connections
+                unit = "connections"
+            } else {
+                samples += outcome.result.responses
+            }
         }
         let stamped = seen.values.reduce(0, +)
         if stamped < responses { seen["", default: 0] += responses - stamped }
         let matching = seen[expected, default: 0]
-        var reason: String?
+        let needed = Int((log(statistics.missRate) / log(1 - statistics.tolerance)).rounded(.up))
+        var check = CallerCheck(expected: expected, passed: false, seen: seen, responses: responses, reason: nil)
         if expected.isEmpty {
-            reason = "the prober has no SPIFFE ID to compare with (give --svid-dir/--cert, or mtls: {caller: ...})"
+            check.reason = "the prober has no SPIFFE ID to compare with (give --svid-dir/--cert, or mtls: {caller: ...})"
+        } else if responses > 0 && stamped == 0 {
+            check.decided = false
+            check.reason = "undecided: no response carried x-meshprobe-caller: the target is not the meshprobe echo (or strips its stamps), "
+                + "so the caller it saw is unknown"
         } else if matching != responses || responses == 0 {
             let others = seen.filter { $0.key != expected }.sorted { $0.value > $1.value }
                 .map { "\($0.key.isEmpty ? "(none)" : $0.key): \($0.value)" }.joined(separator: ", ")
-            reason = "\(responses - matching) of \(responses) responses came from a caller other than \(expected) (\(others))"
+            check.reason = "\(responses - matching) of \(responses) responses came from a caller other than \(expected) (\(others))"
+            if responses == 0 {
+                check.decided = false
+                check.reason = "undecided: no response to judge"
+            }
+        } else if samples < needed {
+            check.decided = false
+            check.reason = String(format: "undecided: every response showed the caller, but %d %@ cannot rule out another caller on %g%% of them (%d needed for miss <= %g)",
+                                  samples, unit, statistics.tolerance * 100, needed, statistics.missRate)
+        } else {
+            check.passed = true
         }
-        return CallerCheck(expected: expected, passed: reason == nil, seen: seen, responses: responses, reason: reason)
+        return check
     }
 }
 

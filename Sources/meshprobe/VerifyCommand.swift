@@ -186,7 +186,7 @@ struct VerifyCommand: AsyncParsableCommand {
         laps.set(outcomes.map { $0.result.elapsedSeconds + ($0.propagation?.seconds ?? 0) })
         if let expected = policy.expectedCaller {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
-            report.add(CallerCheck.evaluate(outcomes, expected: caller))
+            report.add(CallerCheck.evaluate(outcomes, expected: caller, statistics: policy.statistics))
             laps.lap(report.verdicts.count)
         }
         try await runProcedures(policy, configuration: configuration, ledger: ledger, report: &report, laps: &laps)
@@ -430,8 +430,8 @@ extension VerifyReport {
             requests: check.responses, counts: check.seen, declared: [check.expected: 1],
             observed: check.seen.mapValues { check.responses > 0 ? Double($0) / Double(check.responses) : 0 },
             test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID")
-        append(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
-               passed: check.passed, reason: check.reason, evidence: evidence)
+        appendVerdict(Verdict(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
+                              passed: check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
     }
 
     /// Adds the circuit-breaker verdicts: one per check of the procedure.
