@@ -112,27 +112,41 @@ struct DemoCommand: AsyncParsableCommand {
                 outcome.checks.allSatisfy(\.passed), section)
     }
 
-    /// Starts two h2c echo workloads behind HAProxy weighted 90/10 and verifies a declared 90/10 split; nil when
-    /// HAProxy is not installed.
-    func runCanary(dir: String, group: any EventLoopGroup) async throws -> (String, Bool, RunReport.Section?)? {
+    /// Verifies a declared 90/10 split behind HAProxy weighted 90/10: in `mode http` (per-request routing) over two
+    /// h2c echo workloads it starts, or (`l4`: the mTLS workloads to balance) in `mode tcp`, an L4 balancer that
+    /// routes per connection, with TLS end to end. nil when HAProxy is not installed.
+    func runCanary(dir: String, group: any EventLoopGroup, l4 tlsWorkloads: [EchoServer]? = nil,
+                   tls: TLSContext? = nil) async throws -> (String, Bool, RunReport.Section?)? {
         guard let haproxy = Self.haproxy else { return nil }
         var echoes: [EchoServer] = []
-        for version in ["v1", "v2"] {
-            var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "demo",
-                                                                 namespace: "bookinfo", pod: "reviews-\(version)-canary"))
-            echo.port = 0
-            echoes.append(try await EchoServer.start(echo, group: group))
+        if tlsWorkloads == nil {
+            for version in ["v1", "v2"] {
+                var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "demo",
+                                                                     namespace: "bookinfo", pod: "reviews-\(version)-canary"))
+                echo.port = 0
+                echoes.append(try await EchoServer.start(echo, group: group))
+            }
         }
         defer { for e in echoes { Task { await e.close() } } }
+        let workloads = tlsWorkloads ?? echoes
+        let layer4 = tlsWorkloads != nil
         let port = try await Self.freePort(group: group)
-        let config = HAProxyConfig(frontendPort: port, servers: [
-            .init("v1", port: echoes[0].localAddress.port ?? 0, weight: 90),
-            .init("v2", port: echoes[1].localAddress.port ?? 0, weight: 10),
-        ]).text
-        try writeFiles("\(dir)/canary", [("haproxy.cfg", config, false), ("policy.yaml", """
+        var config = HAProxyConfig(frontendPort: port, servers: [
+            .init("v1", port: workloads[0].localAddress.port ?? 0, weight: 90),
+            .init("v2", port: workloads[1].localAddress.port ?? 0, weight: 10),
+        ])
+        config.layer4 = layer4
+        let name = layer4 ? "canary-l4" : "canary"
+        let target = layer4 ? "https://127.0.0.1:\(port)/reviews" : "http://127.0.0.1:\(port)/reviews"
+        let identity = layer4
+            ? "identity: {cert: \(dir)/productpage/cert-chain.pem, key: \(dir)/productpage/key.pem, ca: \(dir)/productpage/root-cert.pem, "
+                + "expectPeer: \"spiffe://\(Self.trustDomain)/ns/bookinfo/sa/reviews\"}"
+            : ""
+        try writeFiles("\(dir)/\(name)", [("haproxy.cfg", config.text, false), ("policy.yaml", """
             policy: meshprobe.policy/v1
             name: reviews canary 90/10
-            target: http://127.0.0.1:\(port)/reviews
+            target: \(target)
+            \(identity)
             load: {connections: 4, streams: 10}
             expect:
               recognise: version
@@ -143,23 +157,36 @@ struct DemoCommand: AsyncParsableCommand {
               maxRequests: 20000
 
             """, false)])
-        guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/canary/haproxy.cfg", port: port, group: group) else {
+        guard let process = try await Self.startHAProxy(haproxy, config: "\(dir)/\(name)/haproxy.cfg", port: port, group: group) else {
             return ("the canary proxy (HAProxy) started", false, nil)
         }
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        printLine("4. canary: HAProxy on 127.0.0.1:\(port) splits 90/10 over reviews v1 and v2; verifying a declared 90/10 split")
+        if layer4 {
+            printLine("4b. canary behind an L4 balancer: HAProxy mode tcp on 127.0.0.1:\(port) sends each connection to reviews v1 or v2 "
+                + "(90/10, mTLS end to end); verifying a declared 90/10 split by connection")
+        } else {
+            printLine("4. canary: HAProxy on 127.0.0.1:\(port) splits requests 90/10 over reviews v1 and v2; verifying a declared 90/10 split")
+        }
         let policy: Policy
-        do { policy = try Policy.load(path: "\(dir)/canary/policy.yaml", environment: [:]) } catch {
+        do { policy = try Policy.load(path: "\(dir)/\(name)/policy.yaml", environment: [:]) } catch {
             return ("the canary policy was read (\(error))", false, nil)
         }
         let started = Date()
-        let outcomes = try await PolicyVerification.run(policy, configuration: policy.scenario.configuration, group: group)
+        // The policy's identity names the files; the context built from them for step 3 is the same.
+        var configuration = policy.scenario.configuration
+        configuration.tls = tls
+        let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: group)
         let report = VerifyReport(policy: policy, outcomes: outcomes)
         printLine(report.verdictText.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n") + "\n")
         let evidence = report.verdicts[0].evidence
-        let view = report.runReport(outcomes: outcomes, configuration: policy.scenario.configuration, inputs: [], title: "canary 90/10 behind HAProxy",
+        let title = layer4 ? "canary 90/10 behind an L4 balancer (HAProxy mode tcp)" : "canary 90/10 behind HAProxy"
+        let view = report.runReport(outcomes: outcomes, configuration: policy.scenario.configuration, inputs: [], title: title,
                                     seconds: outcomes.map { $0.result.elapsedSeconds }, startedAt: started)
-        return ("canary split 90/10 as declared (sequential test: \(evidence.requests) requests, false-fail <= 0.001, miss <= 0.01)",
+        let connections = evidence.sampling?.connections ?? 0
+        let mixed = evidence.sampling.map { "\($0.mixedConnections) of \($0.pairedConnections)" } ?? "?"
+        return (layer4
+                ? "canary split 90/10 as declared behind an L4 balancer (\(evidence.requests) responses on \(connections) connections; \(mixed) connections saw both versions: routed per connection)"
+                : "canary split 90/10 as declared (\(evidence.requests) responses on \(connections) connections; \(mixed) connections saw both versions: routed per request; false-fail <= 0.001, miss <= 0.01)",
                 report.passed, view.sections.first)
     }
 
@@ -251,6 +278,9 @@ struct DemoCommand: AsyncParsableCommand {
         } else {
             printLine("4. canary: skipped: haproxy is not installed (scripts/install-deps installs it)")
         }
+        // 4b. The same canary behind an L4 balancer (per-connection routing), with the mTLS workloads of step 2.
+        var l4Check: (String, Bool, RunReport.Section?)?
+        if !noCanary, let canary = try await runCanary(dir: dir, group: group, l4: servers, tls: load.tls) { l4Check = canary }
 
         // 5. A circuit breaker behind a real proxy.
         var breakerCheck: (String, Bool, RunReport.Section?)?
@@ -272,6 +302,7 @@ struct DemoCommand: AsyncParsableCommand {
                                                       summary: $0.1 ? "held" : "did not hold",
                                                       seconds: result.elapsedSeconds) }
         if let canaryCheck { checks.append((canaryCheck.0, canaryCheck.1)) }
+        if let l4Check { checks.append((l4Check.0, l4Check.1)) }
         if let breakerCheck { checks.append((breakerCheck.0, breakerCheck.1)) }
         printLine("verdict")
         for (text, ok) in checks { printLine("  \(ok ? "PASS" : "FAIL")  \(text)") }
@@ -280,7 +311,7 @@ struct DemoCommand: AsyncParsableCommand {
         var sections = [RunReport.Section(name: "mTLS load over HTTP/2", seconds: result.elapsedSeconds, checks: loadChecks,
                                           loads: [RunReport.Load(name: "reviews v1 and v2 over mTLS", report: report,
                                                                  distribution: RunReport.Load.distribution(result.latency))])]
-        sections += [canaryCheck?.2, breakerCheck?.2].compactMap { $0 }
+        sections += [canaryCheck?.2, l4Check?.2, breakerCheck?.2].compactMap { $0 }
         try reports.write(RunReport(command: "demo", title: "an mTLS mesh on 127.0.0.1", inputs: [],
                                     version: Meshprobe.version, commandLine: CommandLine.arguments, startedAt: demoStarted,
                                     seconds: Date().timeIntervalSince(demoStarted), sections: sections))

@@ -401,7 +401,8 @@ extension VerifyReport {
         let c = e.clustering
         let routing = outcome.route.routing
         let m = outcome.requestsPerConnection.filter { $0 > 0 }
-        let perConnectionText = m.isEmpty ? "" : " of " + m.map(String.init).joined(separator: " then ") + " requests each"
+        let perConnectionText = m.isEmpty ? "" : m.count == 1 || Set(m).count == 1 ? " of \(m[0]) requests each"
+            : " of \(m[0]) requests each, then \(m.last!) once the connections showed clustering"
         var words: String
         switch routing {
         case .perRequest:
