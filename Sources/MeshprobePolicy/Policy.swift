@@ -177,7 +177,7 @@ public struct Policy {
         var minimum: Double?
         if let v = m["successRate"] {
             let rate = try v.double(minimum: 0, exclusive: true)
-            guard rate <= 1 else { throw v.error("must be a fraction up to 1, e.g. 0.999") }
+            guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.999 (no number of requests shows that none will ever fail)") }
             minimum = rate
         }
         var ceilings: [(percentile: Double, seconds: Double)] = []

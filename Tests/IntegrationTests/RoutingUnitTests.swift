@@ -30,7 +30,13 @@ import Testing
             \(expect)
             """.write(to: policy, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
-        let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--quiet"], timeout: 150)
+        let junit = dir.appendingPathComponent("verdict.xml"), html = dir.appendingPathComponent("verdict.html")
+        let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path, "--junit", junit.path, "--html", html.path,
+                                                  "--quiet"], timeout: 150)
+        // The JUnit and HTML reports carry the same sampling facts as the terminal.
+        let xml = (try? String(contentsOf: junit, encoding: .utf8)) ?? ""
+        let page = (try? String(contentsOf: html, encoding: .utf8)) ?? ""
+        #expect(xml.contains("sampling: ") && page.contains("sampling: "), "the reports name the sampling unit")
         let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] },
                                   "\(out.stdout)\(out.stderr)")
         #expect(try await ResultSchema.verify.violation(in: json.path) == nil)

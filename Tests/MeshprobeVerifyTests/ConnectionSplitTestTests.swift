@@ -126,6 +126,9 @@ func offByTolerance(_ declared: [String: Double], tolerance: Double, towardsSmal
     static let models: [RoutingModel] = [.correlated(0), .correlated(0.25), .correlated(0.5), .correlated(0.9), .correlated(1), .someSticky(0.3)]
     static let splits: [[String: Double]] = [["v1": 90, "v2": 10], ["v1": 50, "v2": 50], ["v1": 99, "v2": 1], ["a": 50, "b": 30, "c": 20]]
 
+    /// MESHPROBE_SIMULATION_SCALE=N runs N times as many simulations (the README's table used 5).
+    static let scale = max(1, Int(ProcessInfo.processInfo.environment["MESHPROBE_SIMULATION_SCALE"] ?? "") ?? 1)
+
     static func label(_ split: [String: Double]) -> String {
         split.sorted { $0.value == $1.value ? $0.key < $1.key : $0.value > $1.value }.map { YAMLFreeFormat.number($0.value) }.joined(separator: "/")
     }
@@ -133,7 +136,7 @@ func offByTolerance(_ declared: [String: Double], tolerance: Double, towardsSmal
     /// False fails stay within the stated rate for every routing model and split, with the split exactly as declared.
     @Test(arguments: splits)
     func aCorrectSplitFailsNoMoreOftenThanStatedUnderAnyRouting(split: [String: Double]) throws {
-        let runs = 300
+        let runs = 300 * Self.scale
         for (i, model) in Self.models.enumerated() {
             let total = split.values.reduce(0, +)
             let r = try simulateConnections(declared: split, truth: split.mapValues { $0 / total }, model: model,
@@ -148,7 +151,7 @@ func offByTolerance(_ declared: [String: Double], tolerance: Double, towardsSmal
     /// Misses stay within the stated rate for every routing model and split, with the split off by the tolerance.
     @Test(arguments: splits)
     func aSplitOffByTheToleranceIsCaughtUnderAnyRouting(split: [String: Double]) throws {
-        let runs = 200
+        let runs = 200 * Self.scale
         for (i, model) in Self.models.enumerated() {
             let truth = offByTolerance(split, tolerance: Self.stated.tolerance, towardsSmallest: true)
             let r = try simulateConnections(declared: split, truth: truth, model: model, configuration: Self.stated, runs: runs,
