@@ -152,7 +152,7 @@ final class BackgroundProcess: @unchecked Sendable {  // @unchecked: Process is 
     init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10,
          environment: [String: String]? = nil) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-peer-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

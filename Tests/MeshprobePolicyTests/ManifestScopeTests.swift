@@ -79,6 +79,75 @@ import Testing
     }
 }
 
+extension ManifestScopeTests {
+    /// An HTTPRoute in bookinfo whose one rule sends everything to `backend`; `parents` and `more` are spec lines.
+    static func httpRoute(_ name: String, backend: String, parents: String, more: String = "") -> String {
+        """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: \(name), namespace: bookinfo}
+        spec:
+          parentRefs: \(parents)
+        \(more.isEmpty ? "" : "  \(more)\n")  rules:
+          - backendRefs: [{name: \(backend), port: 9080}]
+        """
+    }
+
+    /// Mesh (GAMMA) routes: one attached to the reviews Service (Gateway API, with a port), one to ratings (Linkerd's
+    /// `group: core`).
+    static var twoMeshRoutes: String {
+        httpRoute("reviews", backend: "reviews-v2", parents: #"[{group: "", kind: Service, name: reviews, port: 9080}]"#)
+            + "\n---\n" + httpRoute("ratings", backend: "ratings-v1", parents: "[{group: core, kind: Service, name: ratings}]")
+    }
+
+    @Test(arguments: ["reviews", "reviews.bookinfo", "reviews.bookinfo.svc.cluster.local"])
+    func onlyTheHTTPRouteWhoseParentServiceIsTheTargetIsChecked(service: String) throws {
+        let imported = try importManifests(Self.twoMeshRoutes, service: service)
+        #expect(imported.routes.map(\.weights) == [["reviews-v2": 100]])
+        let notes = imported.notes.joined(separator: "\n")
+        #expect(notes.contains("not checked: HTTPRoute ratings: parent Service ratings.bookinfo does not match the target \(ServiceHost(service))"), "\(notes)")
+        #expect(notes.contains("HTTPRoute reviews: the parentRef's port 9080 is not compared with the target's"), "\(notes)")
+        let elsewhere = try importManifests(Self.twoMeshRoutes, service: "reviews.default")
+        #expect(elsewhere.routes.isEmpty, "a parent Service without namespace is in the route's namespace")
+    }
+
+    @Test func anAddressTargetTakesTheServiceTheMeshRoutesName() throws {
+        let one = try importManifests(Self.twoMeshRoutes.components(separatedBy: "\n---\n")[0])
+        #expect(one.service == ServiceHost("reviews", namespace: "bookinfo") && one.routes.count == 1)
+        #expect(throws: YAMLInputError.self) { try importManifests(Self.twoMeshRoutes) }
+    }
+
+    @Test func aGatewayRouteWhoseHostnamesDoNotMatchTheTargetIsListed() throws {
+        let imported = try importManifests(Self.httpRoute("shop", backend: "shop-v1", parents: "[{name: public}]", more: "hostnames: [shop.example.com]")
+                                           + "\n---\n" + Self.httpRoute("any", backend: "reviews-v1", parents: "[{name: public}]"),
+                                           service: "reviews.example.com")
+        #expect(imported.routes.map(\.weights) == [["reviews-v1": 100]], "a Gateway route without hostnames serves every host")
+        let notes = imported.notes.joined(separator: "\n")
+        #expect(notes.contains("not checked: HTTPRoute shop: hostname shop.example.com (Gateway public) does not match the target reviews.example.com"), "\(notes)")
+    }
+
+    @Test(arguments: [("reviews.example.com", true), ("v2.reviews.example.com", true), ("example.com", false), ("reviews.example.org", false)])
+    func aWildcardHostnameMatchesEveryHostBelowIt(service: String, checked: Bool) throws {
+        let route = Self.httpRoute("wild", backend: "reviews-v1", parents: "[{group: gateway.networking.k8s.io, kind: Gateway, name: public}]",
+                              more: #"hostnames: ["*.example.com"]"#)
+        let imported = try importManifests(route, service: service)
+        #expect(imported.routes.count == (checked ? 1 : 0))
+        #expect(imported.notes.contains { $0.contains("not checked: HTTPRoute wild: hostname *.example.com") } == !checked, "\(imported.notes)")
+    }
+
+    @Test func aRouteWhoseParentsCannotBeJudgedIsListedAndOneWithoutParentsIsChecked() throws {
+        let imported = try importManifests(Self.httpRoute("server", backend: "reviews-v1", parents: "[{group: policy.linkerd.io, kind: Server, name: web}]")
+                                           + "\n---\n" + Self.httpRoute("nogroup", backend: "reviews-v1", parents: "[{kind: Service, name: reviews}]")
+                                           + "\n---\n" + Self.httpRoute("orphan", backend: "reviews-v3", parents: "[]"),
+                                           service: "reviews")
+        #expect(imported.routes.map(\.weights) == [["reviews-v3": 100]])
+        let notes = imported.notes.joined(separator: "\n")
+        #expect(notes.contains("not checked: HTTPRoute server: parent policy.linkerd.io/Server web: cannot tell whether it routes the target"), "\(notes)")
+        #expect(notes.contains("not checked: HTTPRoute nogroup: parent gateway.networking.k8s.io/Service reviews: cannot tell"), "\(notes)")
+        #expect(notes.contains("HTTPRoute orphan names no parentRefs: its rules are checked against the target"), "\(notes)")
+    }
+}
+
 /// A response the recogniser cannot read is named plainly: what is missing, without a stray article.
 @Suite struct UnrecognisedResponseTests {
     @Test func aMissingHeaderOrStampIsNamedPlainly() {

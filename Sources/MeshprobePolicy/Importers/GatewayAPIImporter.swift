@@ -8,9 +8,11 @@ import MeshprobeYAML
 /// nothing) over the backends' names, checked with requests matching its first match (`path` of type `Exact`,
 /// `PathPrefix` or a `RegularExpression` that spells a literal, `headers` likewise, `method`). Rules with matches are checked before a rule without, like Gateway
 /// API's precedence for these cases; other match kinds, filters and extra matches are reported as notes.
+///
+/// Only the HTTPRoutes for the target's service are checked (see `scope`); the others are listed as not checked.
 public enum GatewayAPIImporter {
-    public static func importRoutes(documents: [YAMLValue], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration)
-        throws(YAMLInputError) -> ImportedRoutes {
+    public static func importRoutes(documents: [YAMLValue], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
+                                    service: ServiceHost? = nil) throws(YAMLInputError) -> ImportedRoutes {
         var out = ImportedRoutes()
         var withMatches: [SplitExpectation] = []
         var catchAll: [SplitExpectation] = []
@@ -18,6 +20,9 @@ public enum GatewayAPIImporter {
             let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
             guard let spec = document["spec"] else { throw document.error("an HTTPRoute needs a spec") }
             guard case .mapping = spec.node else { throw spec.error("expected a mapping (parentRefs, rules, ...)") }
+            let (applies, scopeNotes) = try scope(of: document, name: name, service: service)
+            out.notes += scopeNotes
+            guard applies else { continue }
             for (index, rule) in (try spec["rules"]?.list() ?? []).enumerated() {
                 let ruleName = try rule["name"]?.name() ?? "\(name) rules[\(index)]"
                 if rule["filters"] != nil {
@@ -82,6 +87,85 @@ public enum GatewayAPIImporter {
         }
         out.routes = withMatches + catchAll.prefix(1)
         return out
+    }
+
+    /// One `parentRefs` entry of an HTTPRoute, as scoping reads it.
+    struct ParentRef {
+        enum Parent {
+            /// A Service (`kind: Service`, group "" or Linkerd's "core"): a GAMMA mesh route for it.
+            case service(ServiceHost)
+            /// A Gateway (the default kind, group gateway.networking.k8s.io): a north-south route.
+            case gateway
+            /// Any other kind, as `group/Kind`: nothing tells whether it routes the target.
+            case other(String)
+        }
+        var parent: Parent
+        var name: String
+        var at: YAMLValue
+    }
+
+    /// The `parentRefs` of an HTTPRoute. Group defaults to gateway.networking.k8s.io and kind to Gateway, so a Service
+    /// must say group "" (Linkerd writes "core"); namespace defaults to the route's own.
+    static func parentRefs(of route: YAMLValue) throws(YAMLInputError) -> [ParentRef] {
+        let routeNamespace = try route["metadata"]?["namespace"]?.string()
+        return try (route["spec"]?["parentRefs"]?.list() ?? []).map { ref throws(YAMLInputError) in
+            guard let name = try ref["name"]?.name() else { throw ref.error("a parentRef needs a name") }
+            let group = try ref["group"]?.string() ?? "gateway.networking.k8s.io"
+            let kind = try ref["kind"]?.string() ?? "Gateway"
+            switch (group, kind) {
+            case ("", "Service"), ("core", "Service"):
+                let namespace = try ref["namespace"]?.string() ?? routeNamespace
+                return ParentRef(parent: .service(ServiceHost(name, namespace: namespace)), name: name, at: ref)
+            case ("gateway.networking.k8s.io", "Gateway"):
+                return ParentRef(parent: .gateway, name: name, at: ref)
+            default:
+                return ParentRef(parent: .other("\(group)/\(kind)"), name: name, at: ref)
+            }
+        }
+    }
+
+    /// Whether an HTTPRoute is for `service`, with notes on what is not checked.
+    ///
+    /// A route applies when one of its parents does: a Service parent that names the target (a GAMMA route; its
+    /// `hostnames` are not used), or a Gateway parent when the route has no `hostnames` or one of them matches the
+    /// target's host (exactly, or `*.example.com` as a suffix of one or more labels). A route without parentRefs is
+    /// checked against the target; without a service everything is checked.
+    static func scope(of route: YAMLValue, name: String, service: ServiceHost?) throws(YAMLInputError) -> (applies: Bool, notes: [String]) {
+        let parents = try parentRefs(of: route)
+        if parents.isEmpty {
+            return (true, ["\(route.file):\(route.line): HTTPRoute \(name) names no parentRefs: its rules are checked against the target"])
+        }
+        guard let service else { return (true, []) }
+        let hostnames = try route["spec"]?["hostnames"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
+        var mismatches: [String] = []
+        var gateways: [String] = []
+        var undecided: [String] = []
+        for ref in parents {
+            switch ref.parent {
+            case .service(let host):
+                guard service.isNamed(by: host.name, in: host.namespace) else {
+                    mismatches.append("parent Service \(host)")
+                    continue
+                }
+                var notes: [String] = []
+                for key in ["port", "sectionName"] {
+                    guard let value = try ref.at[key]?.string() else { continue }
+                    notes.append("\(ref.at.file):\(ref.at.line): HTTPRoute \(name): the parentRef's \(key) \(value) is not compared with the target's (the rules are checked on any port)")
+                }
+                return (true, notes)
+            case .gateway:
+                if hostnames.isEmpty || hostnames.contains(where: { service.isNamed(by: $0, in: nil) }) { return (true, []) }
+                gateways.append(ref.name)
+            case .other(let kind):
+                undecided.append("\(ref.at.file):\(ref.at.line): not checked: HTTPRoute \(name): parent \(kind) \(ref.name): cannot tell whether it routes the target (only Gateway and Service parents are understood)")
+            }
+        }
+        if !gateways.isEmpty {
+            mismatches.append("hostname \(hostnames.joined(separator: ", ")) (Gateway \(gateways.joined(separator: ", ")))")
+        }
+        guard !mismatches.isEmpty else { return (false, undecided) }
+        let note = ManifestImporter.notForTarget(route, kind: "HTTPRoute", name: name, what: mismatches.joined(separator: ", "), service: service)
+        return (false, undecided + [note])
     }
 
     /// A Gateway API match (`Exact`, `PathPrefix`, `RegularExpression`) as a condition; nil for a regular

@@ -39,8 +39,9 @@ public enum ManifestImporter {
     /// the same files go to `GatewayAPIImporter`.
     ///
     /// Only manifests for `service` are checked (VirtualService `hosts`, DestinationRule `host`, a Linkerd Service's
-    /// name); the others are listed in the notes as not checked. Without a service (the target is an address), the one
-    /// service the VirtualServices and DestinationRules name is taken; several are an error that says to choose.
+    /// name, an HTTPRoute's Service parents or hostnames); the others are listed in the notes as not checked. Without a
+    /// service (the target is an address), the one service the VirtualServices, DestinationRules and mesh HTTPRoutes name
+    /// is taken; several are an error that says to choose.
     public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
                                     service given: ServiceHost? = nil) throws(YAMLInputError) -> ImportedRoutes {
         var virtualServices: [YAMLValue] = []
@@ -63,7 +64,7 @@ public enum ManifestImporter {
             let namespace = try document["metadata"]?["namespace"]?.string()
             if hosts.contains(where: { service.isNamed(by: $0, in: namespace) }) { return true }
             let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
-            out.notes.append("\(document.file):\(document.line): not checked: \(kind) \(name): host \(hosts.joined(separator: ", ")) does not match the target \(service) (set service: in the policy to check another)")
+            out.notes.append(notForTarget(document, kind: kind, name: name, what: "host \(hosts.joined(separator: ", "))", service: service))
             return false
         }
         for (file, document) in documents {
@@ -241,7 +242,7 @@ public enum ManifestImporter {
             }
         }
         if !httpRoutes.isEmpty {
-            let gateway = try GatewayAPIImporter.importRoutes(documents: httpRoutes, recognizer: recognizer, statistics: statistics)
+            let gateway = try GatewayAPIImporter.importRoutes(documents: httpRoutes, recognizer: recognizer, statistics: statistics, service: service)
             out.routes += gateway.routes
             out.notes += gateway.notes
         }
@@ -251,22 +252,35 @@ public enum ManifestImporter {
         return out
     }
 
-    /// The one service the VirtualServices (`hosts`) and DestinationRules (`host`) name, for a target given by address;
-    /// nil when they name none; an error when they name several (the policy's `service` must then say which).
+    /// The note for a manifest that is not for the target's service: `what` is what names another (`host ratings`).
+    static func notForTarget(_ document: YAMLValue, kind: String, name: String, what: String, service: ServiceHost) -> String {
+        "\(document.file):\(document.line): not checked: \(kind) \(name): \(what) does not match the target \(service) (set service: in the policy to check another)"
+    }
+
+    /// The one service the VirtualServices (`hosts`), DestinationRules (`host`) and mesh HTTPRoutes (Service
+    /// `parentRefs`) name, for a target given by address; nil when they name none; an error when they name several (the
+    /// policy's `service` must then say which).
     static func onlyService(in documents: [YAMLValue]) throws(YAMLInputError) -> ServiceHost? {
         var named: [(host: ServiceHost, at: YAMLValue)] = []
         for document in documents {
             let kind = try document["kind"]?.string() ?? ""
-            guard (try document["apiVersion"]?.string() ?? "").hasPrefix("networking.istio.io/"),
-                  ["VirtualService", "DestinationRule"].contains(kind), let spec = document["spec"], case .mapping = spec.node else { continue }
-            let namespace = try document["metadata"]?["namespace"]?.string()
-            let hosts = kind == "VirtualService" ? try spec["hosts"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
-                : [try spec["host"]?.string()].compactMap { $0 }
-            for host in hosts where !host.hasPrefix("*") {
-                let service = ServiceHost(host, namespace: namespace)
-                if !named.contains(where: { $0.host.isNamed(by: host, in: namespace) || service.isNamed(by: $0.host.description, in: nil) }) {
-                    named.append((service, document))
+            let apiVersion = try document["apiVersion"]?.string() ?? ""
+            var services: [ServiceHost] = []
+            if kind == "HTTPRoute", apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/") {
+                for ref in try GatewayAPIImporter.parentRefs(of: document) {
+                    if case .service(let host) = ref.parent { services.append(host) }
                 }
+            }
+            if apiVersion.hasPrefix("networking.istio.io/"), ["VirtualService", "DestinationRule"].contains(kind),
+               let spec = document["spec"], case .mapping = spec.node {
+                let namespace = try document["metadata"]?["namespace"]?.string()
+                let hosts = kind == "VirtualService" ? try spec["hosts"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
+                    : [try spec["host"]?.string()].compactMap { $0 }
+                services += hosts.filter { !$0.hasPrefix("*") }.map { ServiceHost($0, namespace: namespace) }
+            }
+            for service in services where !named.contains(where: { $0.host.isNamed(by: service.description, in: nil)
+                                                                   || service.isNamed(by: $0.host.description, in: nil) }) {
+                named.append((service, document))
             }
         }
         guard named.count <= 1 else {
