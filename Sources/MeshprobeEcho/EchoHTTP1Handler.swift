@@ -57,6 +57,7 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
         var plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
         let retry = state.enterRetry(&plan)
         let keepAlive = head.isKeepAlive
+        let isHead = head.method == .HEAD
         let version = head.version
         let state = self.state
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -78,7 +79,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             if !keepAlive { headers.add(name: "connection", value: "close") }
             let responseHead = HTTPResponseHead(version: version, status: .init(statusCode: plan.status), headers: headers)
             context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(plan.body))), promise: nil)
+            // A HEAD response has the GET's headers and no body (RFC 9110 9.3.2).
+            if !isHead { context.write(self.wrapOutboundOut(.body(.byteBuffer(plan.body))), promise: nil) }
             let done = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
             if !keepAlive {
                 done.assumeIsolated().whenComplete { _ in loopBound.value.close(promise: nil) }

@@ -46,7 +46,9 @@ final class EchoHTTP2Responder: HTTP2Responder {
                 if plan.status != 204 && plan.status != 304 {
                     headers.append(HTTP2Header("content-length", String(plan.body.readableBytes)))
                 }
-                writer.respond(status: plan.status, headers: headers, body: plan.body.readableBytes > 0 ? plan.body : nil)
+                // A HEAD response has the GET's headers and no body (RFC 9110 9.3.2): DATA would be a protocol error.
+                let head = request.method == "HEAD"
+                writer.respond(status: plan.status, headers: headers, body: plan.body.readableBytes > 0 && !head ? plan.body : nil)
             }
         }
         if plan.delayNanoseconds > 0 {

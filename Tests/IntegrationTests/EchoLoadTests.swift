@@ -22,6 +22,19 @@ import Testing
         #expect(echo.requestsServed == 500)
     }
 
+    /// A HEAD response carries the GET's headers and no body; the echo sent one over HTTP/2, and nghttp2 (rightly)
+    /// reset every stream.
+    @Test(arguments: [HTTPVersionPreference.http2, .http1])
+    func headRequestsAreAnsweredWithoutABody(http: HTTPVersionPreference) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 20, connections: 1, streams: 4, http: http) {
+            $0.method = "HEAD"
+        }
+        #expect(result.succeeded == 20, "\(result.errors) \(result.errorExplanations)")
+        #expect(result.identities.keys.first?.version == "v1", "the stamps are headers: a HEAD response has them too")
+    }
+
     @Test func mTLSLoadVerifiesTheServerAndTheServerSeesTheClient() async throws {
         let pki = try LabPKIFixture()
         let server = try pki.svid("reviews", uris: [pki.id("reviews")])
