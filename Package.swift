@@ -156,9 +156,13 @@ let package = Package(
             ]
         ),
         // The thin command line that wires the modules together.
+        // SIGINT and SIGTERM blocked from the moment the binary is loaded until `SignalHub` handles them (a load-time
+        // constructor, which Swift cannot write).
+        .target(name: "CMeshprobeSignals"),
         .executableTarget(
             name: "meshprobe",
             dependencies: [
+                "CMeshprobeSignals",
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeTLS",

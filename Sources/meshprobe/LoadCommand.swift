@@ -364,7 +364,11 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
         let session = try await reports.start(&configuration)
         let group = MultiThreadedEventLoopGroup.singleton
         let generator = LoadGenerator(configuration: configuration, group: group)
-        let signals = SignalStopper { generator.stop() }
+        let signalled = NIOLockedValueBox(false)
+        let signals = SignalStopper {
+            signalled.withLockedValue { $0 = true }
+            generator.stop()
+        }
         defer { signals.cancel() }
         if !quiet {
             let bound = configuration.requests.map { "\($0) requests" } ?? ""
@@ -372,7 +376,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(configuration.connections) m=\(configuration.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
         }
         let progressTask = quiet ? nil : startLiveView(generator, configuration: configuration)
-        let result: LoadResult
+        var result: LoadResult
         do {
             result = try await generator.run()
             progressTask?.cancel()
@@ -380,6 +384,8 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             progressTask?.cancel()
             throw CLIError.badInput(error.description)
         }
+        // A signal at any moment, even before the first request, makes the run aborted, wherever it is reported.
+        if signalled.withLockedValue({ $0 }) { result.aborted = true }
         var report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
                                 startedAt: started, version: Meshprobe.version, inputs: inputs)
         var distribution = result.latency
@@ -453,38 +459,6 @@ func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration)
                 printError(view.line(p, elapsed: elapsed))
             }
         }
-    }
-}
-
-/// Calls `onSignal` on SIGINT or SIGTERM (once), instead of dying, so a run can stop cleanly and report.
-///
-/// Stoppers nest (the sidecar session's around a command's own): every active one is called. The default action is
-/// set aside only once, by the first: on Linux, Dispatch installs its own handler for a signal source, and a second
-/// `signal(SIG_IGN)` would replace that handler and silence every source.
-// @unchecked: the array is immutable after init and dispatch sources are thread-safe objects that
-// Dispatch does not annotate as Sendable.
-final class SignalStopper: @unchecked Sendable {
-    private static let ignoring = NIOLockedValueBox(false)
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ onSignal: @escaping @Sendable () -> Void) {
-        var sources: [any DispatchSourceSignal] = []
-        let first = Self.ignoring.withLockedValue { ignoring in
-            defer { ignoring = true }
-            return !ignoring
-        }
-        for sig in [SIGINT, SIGTERM] {
-            if first { signal(sig, SIG_IGN) }
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { onSignal() }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
     }
 }
 
