@@ -111,7 +111,8 @@ public struct LoadConfiguration: Sendable {
     /// A request without a response after this many seconds counts as `request_timeout`.
     public var requestTimeout: Double = 10
     public var connectTimeout: Double = 5
-    /// A response header that names the workload that served it (for servers other than the echo).
+    /// A response header that names the workload that served it (for servers other than the echo, or a proxy's own
+    /// header in front of it): when set, the workload is this header's value, never the echo's workload stamp.
     public var identityHeader: String?
     /// The `source_workload` label of the per-identity metrics (Istio's name for the caller's workload).
     public var sourceWorkload = "meshprobe"

@@ -457,7 +457,8 @@ final class LoadConnection {
             let name = header.name
             if name.hasPrefix("x-meshprobe-") {
                 switch name {
-                case EchoStamp.workload: id.workload = header.value
+                // A configured identity header names the workload instead of the echo's stamp (recognise: header:NAME).
+                case EchoStamp.workload: if identityHeader == nil { id.workload = header.value }
                 case EchoStamp.version: id.version = header.value
                 case EchoStamp.cluster: id.cluster = header.value
                 case EchoStamp.identity: if id.identity.isEmpty { id.identity = header.value }
@@ -479,7 +480,7 @@ final class LoadConnection {
                 default: break
                 }
             }
-            if let identityHeader, name == identityHeader, id.workload.isEmpty { id.workload = header.value }
+            if let identityHeader, name == identityHeader { id.workload = header.value }
         }
         return id
     }

@@ -8,14 +8,19 @@ import Foundation
 /// whatever the routing does inside a connection. For each destination with `0 < p0 < 1` four one-sided tests run,
 /// each a product of bets `1 + lambda * (Y_c - s)` (or `1 - lambda * (Y_c - s)` when betting below `s`), a nonnegative
 /// martingale when the true mean is `s` and a supermartingale beyond it on the side bet against:
-/// - two FAIL tests with `s = p0` (above and below), each at `falseFailRate / (2k)` (Bonferroni over the `k`
-///   destinations), crossing `ln(2k / falseFailRate)`;
+/// - two FAIL tests with `s = p0 + tolerance/2` (betting above) and `s = p0 - tolerance/2` (betting below), each at
+///   `falseFailRate / (2k)` (Bonferroni over the `k` destinations), crossing `ln(2k / falseFailRate)`;
 /// - two PASS tests with `s = p0 + tolerance` (betting below) and `s = p0 - tolerance` (betting above), crossing
 ///   `ln(1 / missRate)`.
 /// By Ville's inequality a martingale started at 1 reaches `1/a` with probability at most `a`, at any stopping
-/// time: a split exactly as declared fails at most `falseFailRate` of the time, and one off by the tolerance or
-/// more passes at most `missRate` of the time (the PASS test on its side must cross). The test passes when every
+/// time: a split within half the tolerance of the declaration fails at most `falseFailRate` of the time, and one off
+/// by the tolerance or more passes at most `missRate` of the time (the PASS test on its side must cross); in between,
+/// either verdict may come. The test passes when every
 /// PASS test has crossed and fails when any FAIL test does.
+///
+/// A PASS test is the mixture (3/4, 1/4) of two such products: one with bets sized for a truth at the declared share,
+/// one for a truth half the tolerance off (a bet sized for the declared share is twice too large there and would not
+/// grow). A mixture of test martingales is one; it costs ln(4/3) of evidence at the declared share.
 ///
 /// The bets only decide how fast. A connection of `m` responses is worth `n_eff = m / (1 + (m - 1) rho)` independent
 /// responses (Kish), where `rho` is the intra-connection correlation estimated from the connections before it
@@ -38,8 +43,24 @@ public struct ConnectionSplitTest: Sendable {
         /// Wald's bet for one response, and the largest bet that keeps every factor above 5%.
         let base: Double
         let cap: Double
-        var logEvidence = 0.0
+        /// PASS bets only: a second bet sized for a truth only half the tolerance away (see the type's comment).
+        let nearBase: Double?
+        var logWealth = 0.0
+        var nearLogWealth = 0.0
         var crossed = false
+
+        /// The test's log evidence: its own wealth, or for a PASS bet the mixture of its two wealths.
+        var logEvidence: Double {
+            get {
+                guard nearBase != nil else { return logWealth }
+                let (a, b) = (log(0.75) + logWealth, log(0.25) + nearLogWealth)
+                return max(a, b) + log1p(exp(-abs(a - b)))
+            }
+            set {
+                logWealth = newValue
+                nearLogWealth = newValue
+            }
+        }
     }
 
     public let configuration: SplitTestConfiguration
@@ -77,18 +98,20 @@ public struct ConnectionSplitTest: Sendable {
         let delta = configuration.tolerance
         var bets: [Bet] = []
         for (d, p0) in split.shares.enumerated() where p0 > 0 && p0 < 1 {
-            func bet(_ role: SplitTest.OneSidedEvidence.Role, null s: Double, above: Bool) -> Bet {
-                Bet(destination: d, role: role, null: s, above: above, base: delta / (s * (1 - s)),
-                    cap: 0.95 / (above ? s : 1 - s))
+            // Wald's bet for one response against the share `s`, towards a share `gap` away (and for PASS, also half that).
+            func bet(_ role: SplitTest.OneSidedEvidence.Role, null s: Double, above: Bool, gap: Double) -> Bet {
+                Bet(destination: d, role: role, null: s, above: above, base: gap / (s * (1 - s)), cap: 0.95 / (above ? s : 1 - s),
+                    nearBase: role == .pass ? gap / 2 / (s * (1 - s)) : nil)
             }
-            // A side exists when the share off by the tolerance on it is possible (as in `SplitTest`).
+            // A side exists when the share off by the tolerance on it is possible (as in `SplitTest`). FAIL rejects a
+            // share within half the tolerance, PASS one off by the tolerance.
             if p0 + delta < 1 {
-                bets.append(bet(.fail, null: p0, above: true))
-                bets.append(bet(.pass, null: p0 + delta, above: false))
+                bets.append(bet(.fail, null: p0 + delta / 2, above: true, gap: delta / 2))
+                bets.append(bet(.pass, null: p0 + delta, above: false, gap: delta))
             }
             if p0 - delta > 0 {
-                bets.append(bet(.fail, null: p0, above: false))
-                bets.append(bet(.pass, null: p0 - delta, above: true))
+                bets.append(bet(.fail, null: p0 - delta / 2, above: false, gap: delta / 2))
+                bets.append(bet(.pass, null: p0 - delta, above: true, gap: delta))
             }
         }
         self.bets = bets
@@ -174,9 +197,9 @@ public struct ConnectionSplitTest: Sendable {
         let effective = Double(m) / (1 + Double(m - 1) * rho)
         for b in bets.indices where !bets[b].crossed {
             let y = Double(connection[bets[b].destination]) / Double(m)
-            let lambda = min(bets[b].base * effective, bets[b].cap)
-            let gain = bets[b].above ? lambda * (y - bets[b].null) : -lambda * (y - bets[b].null)
-            bets[b].logEvidence += log1p(gain)
+            let difference = bets[b].above ? y - bets[b].null : bets[b].null - y
+            bets[b].logWealth += log1p(min(bets[b].base * effective, bets[b].cap) * difference)
+            if let near = bets[b].nearBase { bets[b].nearLogWealth += log1p(min(near * effective, bets[b].cap) * difference) }
             switch bets[b].role {
             case .fail where bets[b].logEvidence >= failBound:
                 let d = bets[b].destination

@@ -37,7 +37,8 @@ public struct SplitTestError: Error, Sendable, CustomStringConvertible, Equatabl
 /// A sequential test that the observed split of responses over destinations matches declared weights.
 ///
 /// Method (documented in the README): for each destination with declared share `p0` (0 < p0 < 1) two Wald SPRTs
-/// run on its Bernoulli indicator: `p = p0` against `p = p0 + tolerance` and against `p = p0 - tolerance`, with
+/// run on its Bernoulli indicator: `p = p0 + tolerance/2` against `p = p0 + tolerance`, and `p = p0 - tolerance/2`
+/// against `p = p0 - tolerance` (a share within half the tolerance must pass, one off by the tolerance must fail), with
 /// boundaries `ln((1 - beta) / a)` and `ln(beta / (1 - a))`, where `a = alpha / (2k)` is the false-fail rate
 /// split over the `2k` one-sided tests (Bonferroni) and `beta` the miss rate. A destination passes when both its
 /// tests accept `p0`; the split passes when every destination has; it fails as soon as any test accepts a
@@ -170,8 +171,9 @@ public struct SplitTest: Sendable {
         let delta = configuration.tolerance
         sides = split.shares.map { p0 in
             guard p0 > 0 && p0 < 1 else { return [] }
-            return [p0 + delta, p0 - delta].filter { $0 > 0 && $0 < 1 }.map { p1 in
-                OneSided(stepSuccess: log(p1 / p0), stepFailure: log((1 - p1) / (1 - p0)))
+            // Each side: the share off by half the tolerance (what must still pass) against off by the tolerance.
+            return [(p0 + delta / 2, p0 + delta), (p0 - delta / 2, p0 - delta)].filter { $0.1 > 0 && $0.1 < 1 }.map { q0, p1 in
+                OneSided(stepSuccess: log(p1 / q0), stepFailure: log((1 - p1) / (1 - q0)))
             }
         }
         open = sides.reduce(0) { $0 + $1.count }
@@ -283,12 +285,14 @@ public struct SplitTest: Sendable {
     }
 
     /// The sample size a fixed-size two-sided test needs for the same error rates on one destination (normal
-    /// approximation): the comparison the README makes with fixed-count rules such as Gateway API conformance's.
+    /// approximation): a share off by half the tolerance passes at the false-fail rate, one off by the tolerance fails
+    /// at the miss rate. The comparison the README makes with fixed-count rules such as Gateway API conformance's.
     public static func fixedSampleSize(share p0: Double, configuration c: SplitTestConfiguration, destinations k: Int) -> Int {
         let za = normalQuantile(1 - c.falseFailRate / Double(2 * max(1, k)))
         let zb = normalQuantile(1 - c.missRate)
+        let q0 = min(0.999_999, p0 + c.tolerance / 2)
         let p1 = min(0.999_999, p0 + c.tolerance)
-        let n = pow((za * (p0 * (1 - p0)).squareRoot() + zb * (p1 * (1 - p1)).squareRoot()) / c.tolerance, 2)
+        let n = pow((za * (q0 * (1 - q0)).squareRoot() + zb * (p1 * (1 - p1)).squareRoot()) / (c.tolerance / 2), 2)
         return Int(n.rounded(.up))
     }
 

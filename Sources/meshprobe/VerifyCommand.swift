@@ -205,6 +205,8 @@ struct VerifyCommand: AsyncParsableCommand {
             try await finishShardedVerify(own: report, aggregator: aggregator, started: started)
             return
         }
+        // A signal cancelled this task: whatever is written says so.
+        if Task.isCancelled { report.markAborted("a signal") }
         printLine(report.verdictText)
         let title = policy.name.isEmpty ? policy.file : policy.name
         let view = report.runReport(outcomes: outcomes, configuration: configuration, inputs: [file] + manifests, title: title,

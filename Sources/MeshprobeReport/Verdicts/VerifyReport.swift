@@ -198,9 +198,11 @@ public struct VerifyReport: Codable, Sendable {
     public var results: [LoadReport]?
     /// The files merged into this one, when it is a merge.
     public var mergedFrom: [String]?
+    /// Set when a signal (or an abort) stopped the run: the verdicts decided before it stand, the rest are undecided.
+    public var aborted: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case schema, policy, passed, decided, verdicts, results
+        case schema, policy, passed, decided, verdicts, results, aborted
         case policySHA256 = "policy_sha256"
         case mergedFrom = "merged_from"
     }
@@ -237,9 +239,19 @@ public struct VerifyReport: Codable, Sendable {
         verdicts = []
     }
 
+    /// Marks the run aborted: every verdict not decided yet says it was cut short.
+    public mutating func markAborted(_ why: String) {
+        aborted = true
+        passed = false
+        decided = false
+        for i in verdicts.indices where !verdicts[i].decided {
+            verdicts[i].reason = "aborted (\(why)) before this verdict was decided" + (verdicts[i].reason.map { "; \($0)" } ?? "")
+        }
+    }
+
     /// Every verdict with its evidence, a few lines each.
     public var verdictText: String {
-        var out = ""
+        var out = aborted == true ? "ABORTED: the verdicts decided before the signal stand; the others are undecided\n" : ""
         for v in verdicts {
             let status = !v.decided ? "UNDECIDED" : v.passed ? "PASS" : "FAIL"
             let (headline, details) = Self.describe(v)
