@@ -192,7 +192,7 @@ final class SPIFFEPeerVerifier {
             message = "\(who) was issued by '\(issuer)', which the trust bundle does not contain (\(reason))"
         case X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL:
             kind = .tlsWeakKey
-            message = "\(who) has a \(failing?.keyDescription ?? "weak") key, below TLS security level \(securityLevel) (at level 2: RSA and DH of 2048 bits or more); --tls-security-level lowers it"
+            message = "\(who) has a weak key (\(failing?.keyDescription ?? "unknown")), below TLS security level \(securityLevel) (at level 2: RSA and DH of 2048 bits or more); --tls-security-level lowers it"
         case X509_V_ERR_CA_MD_TOO_WEAK:
             kind = .tlsWeakSignature
             message = "\(who) is signed with \(failing?.signatureAlgorithm ?? "a weak digest"), below TLS security level \(securityLevel) (at level 2: no SHA-1); --tls-security-level lowers it"
