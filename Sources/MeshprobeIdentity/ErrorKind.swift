@@ -17,6 +17,16 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case tlsMultipleURISANs = "tls_multiple_uri_sans"
     case tlsNoSPIFFEID = "tls_no_spiffe_id"
     case tlsLeafIsCA = "tls_leaf_is_ca"
+    /// A leaf SPIFFE ID with a root path (`spiffe://td` or `spiffe://td/`).
+    case tlsSPIFFEIDWithoutPath = "tls_spiffe_id_without_path"
+    /// A leaf whose key usage has keyCertSign or cRLSign.
+    case tlsLeafSigningKeyUsage = "tls_leaf_signing_key_usage"
+    /// A leaf whose key usage extension lacks digitalSignature.
+    case tlsLeafWithoutDigitalSignature = "tls_leaf_without_digital_signature"
+    /// A key below the security level (RSA/DH under 2048 bits at level 2).
+    case tlsWeakKey = "tls_weak_key"
+    /// A certificate signature below the security level (SHA-1 at level 2).
+    case tlsWeakSignature = "tls_weak_signature"
     case tlsNoPeerCertificate = "tls_no_peer_certificate"
     case tlsPeerRejectedCertificate = "tls_peer_rejected_certificate"
     case tlsALPNMismatch = "tls_alpn_mismatch"

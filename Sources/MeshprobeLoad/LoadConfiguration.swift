@@ -108,6 +108,8 @@ public struct LoadConfiguration: Sendable {
     public var httpVersion: HTTPVersionPreference = .auto
     /// Client TLS context for https targets.
     public var tls: TLSContext?
+    /// What the TLS context accepts beyond the defaults, one phrase each, for the reports.
+    public var tlsLoosened: [String] { tls?.configuration.loosening.loosened ?? [] }
     /// A request without a response after this many seconds counts as `request_timeout`.
     public var requestTimeout: Double = 10
     public var connectTimeout: Double = 5

@@ -26,8 +26,12 @@ public struct LoadReport: Codable, Sendable {
         public var inputs: [Input]?
         /// Set by `meshprobe merge`: how many results this one combines.
         public var mergedFrom: Int?
+        /// What the client's TLS accepted beyond the defaults (`--tls-security-level`, `--allow-non-svid-peer`);
+        /// absent when nothing was loosened.
+        public var tlsLoosened: [String]?
         enum CodingKeys: String, CodingKey {
             case schema, targets, connections, model, churn, build, inputs
+            case tlsLoosened = "tls_loosened"
             case mergedFrom = "merged_from"
             case warmupSeconds = "warmup_seconds"
             case meshprobeVersion = "meshprobe_version"
@@ -256,6 +260,7 @@ public struct LoadReport: Codable, Sendable {
                     model: Self.describe(configuration.model, configuration: configuration),
                     warmupSeconds: configuration.warmup, churn: configuration.churn.description, build: build ?? version,
                     inputs: inputs)
+        meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,

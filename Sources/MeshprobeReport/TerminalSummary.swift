@@ -29,6 +29,9 @@ public struct TerminalSummary {
         }
         if report.meta.churn != "reuse" { model += "; new connection \(report.meta.churn)" }
         out += model + "\n"
+        if let loosened = report.meta.tlsLoosened, !loosened.isEmpty {
+            out += yellow("TLS:        loosened: \(loosened.joined(separator: "; "))") + "\n"
+        }
         out += "requests:   \(s.requests) total, \(s.succeeded) succeeded, \(s.failed) failed\(s.aborted ? " (aborted)" : "")\n"
         out += String(format: "throughput: %.1f req/s over %.3f s\n", s.rps, s.elapsedSeconds)
         let l = s.latencyMs

@@ -14,6 +14,10 @@ public struct ScenarioIdentity: Sendable, Equatable {
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
+    /// `tlsSecurityLevel`: the OpenSSL security level (nil: the default, 2); below 2 is reported as loosened.
+    public var tlsSecurityLevel: Int?
+    /// `allowNonSVIDPeer`: accept a server certificate without a SPIFFE ID (plain TLS); reported as loosened.
+    public var allowNonSVIDPeer = false
     /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
     public var location: String?
 
@@ -126,7 +130,8 @@ public struct Scenario {
         }
 
         if let identity = top["identity"] {
-            let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure"])
+            let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure",
+                                                         "tlsSecurityLevel", "allowNonSVIDPeer"])
             var id = ScenarioIdentity()
             let at = identity.error("")
             id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
@@ -151,6 +156,14 @@ public struct Scenario {
             id.insecure = try f["insecure"]?.bool() ?? false
             if id.insecure, let expect = f["expectPeer"] {
                 throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
+            }
+            if let level = f["tlsSecurityLevel"] {
+                id.tlsSecurityLevel = try level.int(minimum: 0)
+                if id.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
+            }
+            id.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
+            if id.allowNonSVIDPeer, let expect = f["expectPeer"] {
+                throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
             }
             scenario.identity = id
         }

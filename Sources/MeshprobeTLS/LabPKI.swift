@@ -91,11 +91,12 @@ public enum LabPKI {
 
     /// An X509-SVID leaf signed by `ca`.
     ///
-    /// `uriSANs` is normally exactly one SPIFFE ID; tests pass two (or none) to make an invalid SVID.
+    /// `uriSANs` is normally exactly one SPIFFE ID; tests pass two (or none) to make an invalid SVID, and
+    /// `keyUsage` (OpenSSL's text, for example `critical,keyCertSign,digitalSignature`) to replace the key usage.
     public static func issue(by ca: IssuedCertificate, uriSANs: [String], dnsNames: [String] = [],
                              notBefore: Date = Date().addingTimeInterval(-300),
                              notAfter: Date = Date().addingTimeInterval(86400),
-                             isCA: Bool = false, commonName: String? = nil) throws(TLSError) -> IssuedCertificate {
+                             isCA: Bool = false, keyUsage: String? = nil, commonName: String? = nil) throws(TLSError) -> IssuedCertificate {
         for name in uriSANs + dnsNames where name.contains(",") || name.isEmpty {
             throw TLSError(kind: .tlsHandshakeFailed, message: "subject alternative name '\(name)' must be non-empty and have no comma")
         }
@@ -116,7 +117,7 @@ public enum LabPKI {
         let sans = uriSANs.map { "URI:\($0)" } + dnsNames.map { "DNS:\($0)" }
         var extensions: [(Int32, String)] = [
             (NID_basic_constraints, isCA ? "critical,CA:TRUE" : "critical,CA:FALSE"),
-            (NID_key_usage, isCA ? "critical,keyCertSign,cRLSign,digitalSignature" : "critical,digitalSignature,keyAgreement"),
+            (NID_key_usage, keyUsage ?? (isCA ? "critical,keyCertSign,cRLSign,digitalSignature" : "critical,digitalSignature,keyAgreement")),
             (NID_ext_key_usage, "serverAuth,clientAuth"),
             (NID_subject_key_identifier, "hash"),
             (NID_authority_key_identifier, "keyid:always"),

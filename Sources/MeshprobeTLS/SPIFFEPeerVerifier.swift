@@ -46,6 +46,10 @@ final class SPIFFEPeerVerifier {
     let anyDomainStore: OwnedX509Store?
     /// "the server" or "the client": the peer as our messages name it.
     let peerName: String
+    /// Plain TLS mode: a peer leaf without a SPIFFE ID is checked as an ordinary certificate (explicit loosening).
+    let allowNonSVIDPeer: Bool
+    /// The OpenSSL security level every certificate of the peer's chain is held to (key sizes, signature digests).
+    let securityLevel: Int32
 
     init(configuration: TLSConfiguration) throws(TLSError) {
         self.expectedPeer = configuration.expectedPeer
@@ -59,6 +63,8 @@ final class SPIFFEPeerVerifier {
         }
         self.hostname = configuration.verifyHostname
         self.peerName = configuration.role == .client ? "the server" : "the client"
+        self.allowNonSVIDPeer = configuration.loosening.allowNonSVIDPeer
+        self.securityLevel = Int32(configuration.loosening.securityLevel)
         var stores: [String: OwnedX509Store] = [:]
         for (domain, pems) in configuration.trustBundles.domainCertificates {
             stores[domain] = try OwnedX509Store(certificates: pems, source: "trust bundle for \(domain)")
@@ -77,9 +83,7 @@ final class SPIFFEPeerVerifier {
     /// Verifies a peer leaf and the untrusted chain it sent.
     func verify(leaf leafPointer: OpaquePointer, untrusted: OpaquePointer?) -> Outcome {
         let leaf = X509Certificate(borrowing: leafPointer)
-        let uris = leaf.uriSANs
-        let spiffeURIs = uris.filter { $0.lowercased().hasPrefix("spiffe://") }
-        let plainTLSAllowed = expectedPeer == nil && anyDomainStore != nil
+        let spiffeURIs = leaf.uriSANs.filter { $0.lowercased().hasPrefix("spiffe://") }
 
         if let hostname, let store = anyDomainStore {
             // Host-name mode: an ordinary web server certificate for `hostname`; URI SANs play no part.
@@ -90,36 +94,19 @@ final class SPIFFEPeerVerifier {
             return .accepted(nil)
         }
 
-        if spiffeURIs.isEmpty {
-            if plainTLSAllowed, let store = anyDomainStore {
-                // Plain TLS mode: an ordinary X.509 chain, host name not checked.
-                if let failure = checkChain(leaf: leafPointer, untrusted: untrusted, store: store, leafLabel: leaf.subject) {
-                    return failure
-                }
-                return .accepted(nil)
+        if spiffeURIs.isEmpty, allowNonSVIDPeer, expectedPeer == nil, let store = anyDomainStore {
+            // Plain TLS mode (explicitly allowed): an ordinary X.509 chain, host name not checked.
+            if let failure = checkChain(leaf: leafPointer, untrusted: untrusted, store: store, leafLabel: leaf.subject) {
+                return failure
             }
-            let presented = uris.isEmpty ? "no URI SAN" : "the URI SAN \(uris[0]), which is not a SPIFFE ID"
-            let wanted = expectedPeer.map { "expected \($0)" } ?? "expected an X509-SVID with one spiffe:// URI SAN"
-            return .rejected(TLSError(kind: .tlsNoSPIFFEID,
-                                      message: "\(wanted); \(peerName) certificate '\(leaf.subject)' has \(presented)"),
-                             x509Error: X509_V_ERR_CERT_REJECTED)
-        }
-        if uris.count > 1 {
-            return .rejected(TLSError(kind: .tlsMultipleURISANs,
-                                      message: "\(peerName) certificate has \(uris.count) URI SANs (\(uris.joined(separator: ", "))); an X509-SVID must have exactly one"),
-                             x509Error: X509_V_ERR_CERT_REJECTED)
+            return .accepted(nil)
         }
         let id: SPIFFEID
-        do {
-            id = try SPIFFEID(parsing: uris[0])
-        } catch {
-            return .rejected(TLSError(kind: .tlsNoSPIFFEID, message: "\(peerName) certificate's URI SAN is not a valid SPIFFE ID: \(error)"),
-                             x509Error: X509_V_ERR_CERT_REJECTED)
-        }
-        if leaf.isCA {
-            return .rejected(TLSError(kind: .tlsLeafIsCA,
-                                      message: "\(peerName) certificate for \(id) is a CA certificate (basicConstraints CA:TRUE); an X509-SVID leaf must not be a CA"),
-                             x509Error: X509_V_ERR_CERT_REJECTED)
+        switch X509SVIDLeafRules.check(leaf, peerName: peerName) {
+        case .success(let valid): id = valid
+        case .failure(var error):
+            if let expectedPeer, error.kind == .tlsNoSPIFFEID { error.message = "expected \(expectedPeer); " + error.message }
+            return .rejected(error, x509Error: X509_V_ERR_CERT_REJECTED)
         }
         guard let store = domainStores[id.trustDomain] ?? anyDomainStore else {
             let configured = domainStores.keys.sorted()
@@ -163,6 +150,10 @@ final class SPIFFEPeerVerifier {
         guard X509_STORE_CTX_init(storeContext, store.pointer, leaf, untrusted) == 1 else {
             return .rejected(TLSError.configuration("cannot initialise certificate verification"), x509Error: X509_V_ERR_UNSPECIFIED)
         }
+        // Our store context replaces the one OpenSSL set up with the SSL security level: set it again.
+        if let parameters = X509_STORE_CTX_get0_param(storeContext) {
+            X509_VERIFY_PARAM_set_auth_level(parameters, securityLevel)
+        }
         if let hostname, let parameters = X509_STORE_CTX_get0_param(storeContext) {
             let bare = hostname.hasPrefix("[") && hostname.hasSuffix("]") ? String(hostname.dropFirst().dropLast()) : hostname
             // An IP literal is matched against IP SANs, a name against DNS SANs (wildcards in the leftmost label).
@@ -197,8 +188,14 @@ final class SPIFFEPeerVerifier {
              X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_SIGNATURE_FAILURE,
              X509_V_ERR_CERT_UNTRUSTED:
             kind = .tlsUnknownCA
-            let issuer = X509Certificate(borrowing: leaf).issuer
+            let issuer = failing?.issuer ?? X509Certificate(borrowing: leaf).issuer
             message = "\(who) was issued by '\(issuer)', which the trust bundle does not contain (\(reason))"
+        case X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL:
+            kind = .tlsWeakKey
+            message = "\(who) has a weak key (\(failing?.keyDescription ?? "unknown")), below TLS security level \(securityLevel) (at level 2: RSA and DH of 2048 bits or more); --tls-security-level lowers it"
+        case X509_V_ERR_CA_MD_TOO_WEAK:
+            kind = .tlsWeakSignature
+            message = "\(who) is signed with \(failing?.signatureAlgorithm ?? "a weak digest"), below TLS security level \(securityLevel) (at level 2: no SHA-1); --tls-security-level lowers it"
         case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
             kind = .tlsWrongHostname
             let leafCertificate = X509Certificate(borrowing: leaf)

@@ -8,12 +8,14 @@ public enum TLSVersion: String, Sendable, Hashable, CaseIterable {
 /// Everything needed to build a ``TLSContext`` for one role.
 ///
 /// Verification modes (both roles):
-/// - SPIFFE (the default): the peer leaf must be an X509-SVID (exactly one `spiffe://` URI SAN, not a CA),
-///   verified against the trust bundle of its trust domain, then against `expectedPeer` when set.
-/// - Plain TLS: when `expectedPeer` is nil and the peer leaf has no SPIFFE URI SAN, the chain is verified
-///   against the any-domain bundles (or the system CA store on a client with no bundle at all). Host names
-///   are not checked and a self-signed CA leaf is accepted. This is for probing nginx or nghttpd with
-///   ordinary certificates.
+/// - SPIFFE (the default): the peer leaf must be an X509-SVID (``X509SVIDLeafRules``: exactly one URI SAN, a
+///   `spiffe://` ID with a path, not a CA, no keyCertSign or cRLSign, digitalSignature), verified against the
+///   trust bundle of its trust domain, then against `expectedPeer` when set. Every certificate of the chain is held
+///   to `loosening.securityLevel` (OpenSSL's level 2 by default: no RSA under 2048 bits, no SHA-1 signatures).
+/// - Plain TLS (only with `loosening.allowNonSVIDPeer`): when `expectedPeer` is nil and the peer leaf has no
+///   SPIFFE URI SAN, the chain is verified against the any-domain bundles (or the system CA store on a client with
+///   no bundle at all). Host names are not checked and a self-signed CA leaf is accepted. This is for probing
+///   nginx or nghttpd with ordinary certificates.
 /// - Host name (client only, `verifyHostname` set): an ordinary web server certificate, as a browser checks it:
 ///   the chain against the any-domain bundles (or the system CA store when no bundle is given), and the leaf's
 ///   DNS or IP subject alternative names against the host (OpenSSL's RFC 6125 check); URI SANs play no part. For
@@ -62,6 +64,8 @@ public struct TLSConfiguration: Sendable {
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
     ].joined(separator: ":")
     public static let meshTLS13Ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+    /// What the defaults refuse and this context accepts (explicit flags only).
+    public var loosening = TLSLoosening()
     /// Client: offer the last session this context saw on each new connection (tickets).
     public var sessionResumption: Bool = true
 

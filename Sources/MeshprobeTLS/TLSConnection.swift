@@ -248,7 +248,7 @@ final class TLSConnection {
             let reason = mp_ERR_GET_REASON(packed)
             if reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE {
                 return TLSError(kind: .tlsNoPeerCertificate,
-                                message: "\(peer) sent no certificate; this server requires one (--require-client-cert)")
+                                message: "\(peer) sent no certificate; this server requires one (it has a trust bundle for client certificates; the echo's --no-client-cert turns that off)")
             }
             guard reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256 else { continue }
             let alert = reason - SSL_AD_REASON_OFFSET

@@ -55,6 +55,13 @@ public final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_set_ciphersuites(ctx, configuration.tls13Ciphersuites) == 1 else {
             throw TLSError.configuration("OpenSSL knows none of the TLS 1.3 cipher suites '\(configuration.tls13Ciphersuites)'")
         }
+        // Key sizes and signature algorithms for the handshake and our own certificate; the peer's chain gets the
+        // same level in SPIFFEPeerVerifier. Set here so that a system openssl.cnf cannot lower it.
+        let level = configuration.loosening.securityLevel
+        guard (0...5).contains(level) else {
+            throw TLSError(kind: .tlsHandshakeFailed, message: "the TLS security level \(level) is not one of OpenSSL's levels 0 to 5")
+        }
+        SSL_CTX_set_security_level(ctx, Int32(level))
         // Never prompt on the terminal for a key passphrase.
         SSL_CTX_set_default_passwd_cb(ctx) { _, _, _, _ in 0 }
 

@@ -119,6 +119,11 @@ final class X509Certificate {
     /// basicConstraints CA:TRUE.
     var isCA: Bool { X509_get_extension_flags(pointer) & UInt32(EXFLAG_CA) != 0 }
 
+    /// The key usage bits (`KU_...`), or nil when the certificate has no key usage extension.
+    var keyUsage: UInt32? {
+        X509_get_extension_flags(pointer) & UInt32(EXFLAG_KUSAGE) != 0 ? X509_get_key_usage(pointer) : nil
+    }
+
     var notBefore: Date? { Self.date(from: X509_get0_notBefore(pointer)) }
     var notAfter: Date? { Self.date(from: X509_get0_notAfter(pointer)) }
 
@@ -157,6 +162,12 @@ final class X509Certificate {
             let short = OBJ_nid2sn(id).map { String(cString: $0) } ?? "key type \(id)"
             return "\(short) \(bits) bits"
         }
+    }
+
+    /// The signature algorithm's long name, for example `ecdsa-with-SHA1`.
+    var signatureAlgorithm: String {
+        let nid = X509_get_signature_nid(pointer)
+        return OBJ_nid2ln(nid).map { String(cString: $0) } ?? "signature algorithm \(nid)"
     }
 
     /// The single URI SAN when it parses as a SPIFFE ID.

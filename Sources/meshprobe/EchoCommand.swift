@@ -122,6 +122,9 @@ struct EchoCommand: AsyncParsableCommand {
         let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
         let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"
         printLine("meshprobe echo: listening on \(server.localAddress) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
+        if let loosened = configuration.tls?.configuration.loosening.loosened, !loosened.isEmpty {
+            printError("meshprobe echo: TLS loosened: \(loosened.joined(separator: "; "))")
+        }
         if !configuration.controlAllowList.isEmpty {
             let callers = configuration.controlAllowList.map(\.description).sorted().joined(separator: ", ")
             printLine("meshprobe echo: control API at /.meshprobe/faults for \(callers)")

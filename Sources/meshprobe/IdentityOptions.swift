@@ -20,6 +20,17 @@ struct IdentityOptions: ParsableArguments {
     @Option(name: .customLong("trust-bundle"), help: ArgumentHelp("Trust bundle for one trust domain, TRUST_DOMAIN=FILE (federation); repeatable.", valueName: "td=file"))
     var trustBundles: [String] = []
 
+    @Option(name: .customLong("tls-security-level"), help: ArgumentHelp(
+        "OpenSSL security level for keys and signatures, of the handshake and of every peer certificate (default 2: RSA/DH 2048 bits or more, no SHA-1). A lower level is printed as loosened.",
+        valueName: "0-5"))
+    var tlsSecurityLevel: Int = TLSLoosening.defaultSecurityLevel
+
+    @Flag(name: .customLong("allow-non-svid-peer"), help: "Accept a peer certificate with no spiffe:// URI SAN when its chain verifies against --ca (plain TLS, for servers such as nginx); not with --expect-peer. Printed as loosened.")
+    var allowNonSVIDPeer = false
+
+    /// What these flags loosen (nothing by default).
+    var loosening: TLSLoosening { TLSLoosening(securityLevel: tlsSecurityLevel, allowNonSVIDPeer: allowNonSVIDPeer) }
+
     /// Resolves the files to use: explicit flags win over the SVID directory.
     func files() -> (cert: String?, key: String?, ca: String?) {
         var cert = self.cert, key = self.key, ca = self.ca
@@ -34,6 +45,9 @@ struct IdentityOptions: ParsableArguments {
     }
 
     func validateFlags() throws {
+        guard (0...5).contains(tlsSecurityLevel) else {
+            throw CLIError.badInput("--tls-security-level \(tlsSecurityLevel): OpenSSL's levels are 0 to 5 (default \(TLSLoosening.defaultSecurityLevel))")
+        }
         if (cert == nil) != (key == nil) && svidDir == nil {
             throw CLIError.badInput("--cert and --key go together: give both or neither")
         }
@@ -91,6 +105,10 @@ struct IdentityOptions: ParsableArguments {
         configuration.verifyPeer = verifyPeer
         configuration.serverName = serverName
         configuration.requireClientCertificate = requireClientCertificate
+        configuration.loosening = loosening
+        if loosening.allowNonSVIDPeer, expectedPeer != nil {
+            throw CLIError.badInput("--allow-non-svid-peer accepts peers without a SPIFFE ID, which --expect-peer requires: give one or the other")
+        }
         do {
             return try TLSContext(configuration: configuration)
         } catch {

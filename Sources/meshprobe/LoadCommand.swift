@@ -331,6 +331,8 @@ func identityOptions(_ id: ScenarioIdentity) throws -> IdentityOptions {
     if let v = id.ca { args += ["--ca", v] }
     if let v = id.svidDir { args += ["--svid-dir", v] }
     for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
+    if let level = id.tlsSecurityLevel { args += ["--tls-security-level", String(level)] }
+    if id.allowNonSVIDPeer { args.append("--allow-non-svid-peer") }
     return try IdentityOptions.parse(args)
 }
 

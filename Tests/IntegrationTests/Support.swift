@@ -37,14 +37,17 @@ final class LabPKIFixture: @unchecked Sendable {  // @unchecked: immutable after
 
     /// Issues an SVID and writes `name.pem` and `name-key.pem`; returns (cert, key) paths.
     func svid(_ name: String, uris: [String], dns: [String] = [], notBefore: Date = Date() - 300,
-              notAfter: Date = Date() + 3600, isCA: Bool = false, by issuer: IssuedCertificate? = nil) throws -> (cert: String, key: String) {
-        let cert = try LabPKI.issue(by: issuer ?? ca, uriSANs: uris, dnsNames: dns, notBefore: notBefore, notAfter: notAfter, isCA: isCA)
+              notAfter: Date = Date() + 3600, isCA: Bool = false, keyUsage: String? = nil,
+              by issuer: IssuedCertificate? = nil) throws -> (cert: String, key: String) {
+        let cert = try LabPKI.issue(by: issuer ?? ca, uriSANs: uris, dnsNames: dns, notBefore: notBefore, notAfter: notAfter,
+                                    isCA: isCA, keyUsage: keyUsage)
         return (try write("\(name).pem", cert.certificatePEM), try write("\(name)-key.pem", cert.privateKeyPEM))
     }
 
     func serverTLS(_ svid: (cert: String, key: String), requireClientCert: Bool = true,
-                   alpn: [String] = ["h2", "http/1.1"]) throws -> TLSContext {
+                   alpn: [String] = ["h2", "http/1.1"], loosening: TLSLoosening = TLSLoosening()) throws -> TLSContext {
         var configuration = TLSConfiguration(role: .server)
+        configuration.loosening = loosening
         configuration.certificateChainFile = svid.cert
         configuration.privateKeyFile = svid.key
         configuration.applicationProtocols = alpn
@@ -55,8 +58,9 @@ final class LabPKIFixture: @unchecked Sendable {  // @unchecked: immutable after
     }
 
     func clientTLS(_ svid: (cert: String, key: String)?, expect: PeerExpectation?, alpn: [String] = ["h2", "http/1.1"],
-                   bundle: String? = nil, trustDomain: String? = nil) throws -> TLSContext {
+                   bundle: String? = nil, trustDomain: String? = nil, loosening: TLSLoosening = TLSLoosening()) throws -> TLSContext {
         var configuration = TLSConfiguration(role: .client)
+        configuration.loosening = loosening
         configuration.certificateChainFile = svid?.cert
         configuration.privateKeyFile = svid?.key
         configuration.applicationProtocols = alpn

@@ -128,14 +128,23 @@ struct HandshakeTests {
         }
     }
 
-    @Test func plainTLSModeAcceptsAnOrdinaryCertificateWhenNoPeerIsExpected() async throws {
+    @Test func plainTLSModeAcceptsAnOrdinaryCertificateOnlyWhenAllowed() async throws {
         let lab = try Lab()
         let plain = try lab.issue("", as: "plain", uriSANs: [], dnsNames: ["localhost"])
         let server = try TLSContext(configuration: lab.serverConfiguration(plain, requireClientCertificate: false))
         var anyDomain = TrustBundles()
         try anyDomain.add(pemFile: lab.path("ca.pem"), trustDomain: nil)
-        let client = try TLSContext(configuration: lab.clientConfiguration(nil, trust: anyDomain))
+        let strict = try TLSContext(configuration: lab.clientConfiguration(nil, trust: anyDomain))
+        var allowing = try lab.clientConfiguration(nil, trust: anyDomain)
+        allowing.loosening.allowNonSVIDPeer = true
+        let client = try TLSContext(configuration: allowing)
         try await withEventLoopGroup { group in
+            let refused = try await EchoServer.start(group: group, context: server)
+            let strictSide = try await connect(group: group, port: refused.port, context: strict, serverName: "localhost")
+            #expect(strictSide.error?.kind == .tlsNoSPIFFEID)
+            _ = try? await refused.result()
+            try? await refused.channel.close()
+
             let echo = try await EchoServer.start(group: group, context: server)
             let clientSide = try await connect(group: group, port: echo.port, context: client, serverName: "localhost")
             #expect(clientSide.error == nil)
