@@ -225,7 +225,8 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CLIError(message: "verdict: FAIL", exitCode: 1)
         }
         if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
-            throw CLIError(message: "no verdict: a run ended before its test decided", exitCode: 3)
+            let undecided = report.verdicts.filter { !$0.decided }.count
+            throw CLIError(message: "no verdict: \(undecided) of \(report.verdicts.count) checks undecided (each says why above)", exitCode: 3)
         }
     }
 
@@ -414,7 +415,10 @@ extension VerifyReport {
         case .auto:
             words = "unit: the connection (the error rates hold for any routing): \(e.connections) connections\(perConnectionText)"
             if let rho = c?.correlation, (c?.connections ?? 0) >= 10 {
-                words += rho >= 0.5 ? "; routing looks per connection" : rho <= 0.1 ? "; routing looks per request" : "; requests partly cluster by connection"
+                // Named only when the count of mixed connections says so (a point estimate of rho is noisy).
+                let clustered = c?.contradictsPerRequestRouting() ?? false
+                words += clustered ? (rho >= 0.5 ? "; routing looks per connection" : "; requests partly cluster by connection")
+                    : rho <= 0.1 ? "; routing looks per request" : ""
             }
         }
         if let c, c.connections > 0 { words += "; " + c.summary }
