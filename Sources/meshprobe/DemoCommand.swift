@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
@@ -57,6 +58,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// Starts HAProxy on `config` and waits (bounded, 5 s) until it accepts connections on `port`; the caller kills
     /// it. Nil (and killed) when it never became ready.
+    /// The proxies the demo started: a signal kills them before the demo exits (nothing left behind).
+    static let children = NIOLockedValueBox<Set<Int32>>([])
+
     static func startHAProxy(_ haproxy: String, config: String, port: Int, group: any EventLoopGroup) async throws -> Process? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: haproxy)
@@ -64,6 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
+        Self.children.withLockedValue { $0.insert(process.processIdentifier) }
         for _ in 0..<100 {
             if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
                 .map({ $0.close(promise: nil); return true }) == true {
@@ -197,6 +202,15 @@ struct DemoCommand: AsyncParsableCommand {
         let fm = FileManager.default
         let dir = keep ?? (NSTemporaryDirectory() + "meshprobe-demo-\(ProcessInfo.processInfo.processIdentifier)")
         defer { if keep == nil { try? fm.removeItem(atPath: dir) } }
+        // A signal leaves nothing behind: the proxies the demo started and its throwaway keys go with it.
+        let temporary = keep == nil ? dir : nil
+        let signals = SignalStopper {
+            for pid in Self.children.withLockedValue({ $0 }) { kill(pid, SIGKILL) }
+            if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
+            printError("meshprobe demo: aborted by a signal")
+            Foundation.exit(3)
+        }
+        defer { signals.cancel() }
 
         // 1. A throwaway CA and SVIDs.
         let ca: IssuedCertificate
