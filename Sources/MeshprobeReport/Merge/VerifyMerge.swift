@@ -49,14 +49,21 @@ public enum VerifyMerge {
         for (file, report) in files.dropFirst() where report.policySHA256 != first.report.policySHA256 {
             throw MergeError("\(file): a different policy than \(first.file) (SHA-256 differs): only runs of one policy merge")
         }
-        for (file, report) in files.dropFirst() where report.results?.count != first.report.results?.count {
-            throw MergeError("\(file): \(report.results?.count ?? 0) routes, \(first.file) has \(first.report.results?.count ?? 0)")
+        // A result per route, then one for the SLOs' own load when a run needed it (runs of one policy differ there).
+        let routes = first.report.verdicts.filter { $0.kind == "split" }.count
+        for (file, report) in files {
+            let count = report.results?.count ?? 0
+            guard report.verdicts.filter({ $0.kind == "split" }).count == routes, count == routes || count == routes + 1 else {
+                throw MergeError("\(file): \(report.verdicts.filter { $0.kind == "split" }.count) routes and \(count) loads, \(first.file) has \(routes) routes")
+            }
         }
-        // Route i's loads from every file, merged exactly.
+        // Route i's loads from every file, merged exactly; the SLO loads together.
         var results: [LoadReport] = []
-        for i in 0..<(first.report.results?.count ?? 0) {
+        for i in 0..<routes {
             results.append(try ResultMerger.merge(files.map { ($0.file, $0.report.results![i]) }, commandLine: commandLine))
         }
+        let objectives = files.compactMap { file in (file.report.results?.count ?? 0) > routes ? (file.file, file.report.results![routes]) : nil }
+        if !objectives.isEmpty { results.append(try ResultMerger.merge(objectives, commandLine: commandLine)) }
         var merged = VerifyReport(file: first.report.policy)
         merged.policySHA256 = first.report.policySHA256
         merged.results = results
