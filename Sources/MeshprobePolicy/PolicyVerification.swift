@@ -152,9 +152,12 @@ public enum PolicyVerification {
                 tally.responses += 1
                 if ok { tally.succeeded += 1 } else { tally.failed += 1 }
                 if let slo {
-                    if routing == .perRequest { _ = slo.record(succeeded: ok, latencyMicros: latencyMicros) }
-                    tally.withinCeiling = zip(tally.withinCeiling + Array(repeating: 0, count: max(0, slo.ceilings.count - tally.withinCeiling.count)),
-                                              slo.within(latencyMicros)).map { $0 + $1 }
+                    // Per request: the SLOs see it now; by connection: with the connection's tally, once it ends.
+                    if routing == .perRequest {
+                        _ = slo.record(succeeded: ok, latencyMicros: latencyMicros)
+                    } else {
+                        tally.count(within: slo.within(latencyMicros))
+                    }
                 }
                 defer { queue[connection] = tally }
                 guard ok else {

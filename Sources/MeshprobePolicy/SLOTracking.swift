@@ -12,6 +12,12 @@ struct ConnectionTally: Sendable {
     var responses = 0
     /// Responses at or under each latency ceiling, in the order of `SLOTracker.ceilings`.
     var withinCeiling: [Int] = []
+
+    /// Adds one response's 0-or-1 per ceiling (`SLOTracker.within`).
+    mutating func count(within: [Int]) {
+        if withinCeiling.isEmpty { withinCeiling = Array(repeating: 0, count: within.count) }
+        for i in within.indices { withinCeiling[i] += within[i] }
+    }
 }
 
 /// Connections' tallies handed on in the order the connections were opened, each once it has ended: a connection's
@@ -85,9 +91,7 @@ final class SLOTracker: @unchecked Sendable {
 
     var isEmpty: Bool { success == nil && latency.isEmpty }
 
-    var decided: Bool {
-        lock.withLock { (success?.verdict != nil || success == nil) && latency.allSatisfy { $0.verdict != nil } }
-    }
+    var decided: Bool { lock.withLock { unlockedDecided } }
 
     /// A tally for the ceilings: 0 or 1 per ceiling for a response of `latencyMicros`.
     func within(_ latencyMicros: UInt64) -> [Int] {

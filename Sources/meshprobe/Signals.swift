@@ -13,7 +13,8 @@ import NIOConcurrencyHelpers
 enum SignalHub {
     private static let handlers = NIOLockedValueBox<[Int: @Sendable () -> Void]>([:])
     private static let nextID = NIOLockedValueBox(0)
-    // Kept for the life of the process.
+    // Kept for the life of the process. Unsafe only in name: `install` writes it once, on the main thread, before
+    // the command (or any other thread that could touch it) starts; nothing reads it.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
     /// Call first thing in `main`. The signals have been blocked since the binary was loaded (CMeshprobeSignals): they
