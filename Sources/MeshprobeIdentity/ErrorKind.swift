@@ -46,3 +46,17 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
 
     public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
 }
+
+extension ErrorKind {
+    /// A connection failure that a later attempt may not repeat: nothing listening (a restarting server), a timeout,
+    /// a connection closed or reset before or during the handshake. The peer's certificate, identity or protocol
+    /// refused is not: the next attempt meets the same peer.
+    public var isTransientConnectionFailure: Bool {
+        switch self {
+        case .connectRefused, .connectTimeout, .connectFailed, .connectionLost, .tlsHandshakeFailed, .streamReset, .goAway:
+            return true
+        default:
+            return false
+        }
+    }
+}

@@ -38,6 +38,8 @@ final class LoadConnection {
     /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
     private var retiring = false
     private var consecutiveFailures = 0
+    /// What the last of those failures was (decides whether a run bounded by time keeps trying).
+    private var lastFailureKind: ErrorKind?
     /// Closes a connection that is not ready by the connect timeout; cancelled once it is (with churn a run opens
     /// thousands of connections a second, and a timer left to fire would wake the loop for each).
     private var setupDeadline: Scheduled<Void>?
@@ -145,6 +147,7 @@ final class LoadConnection {
         worker.lastConnectionFailure = (kind, message)
         state = .idle
         consecutiveFailures += 1
+        lastFailureKind = kind
         scheduleReconnect()
     }
 
@@ -279,11 +282,13 @@ final class LoadConnection {
             worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
             worker.lastConnectionFailure = reason
             consecutiveFailures += 1
+            lastFailureKind = reason.kind
         } else if !everReady && !timedOut {
             let reason = closeReason ?? (.tlsHandshakeFailed, "the connection to \(target.authority) closed before it could carry requests")
             worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
             worker.lastConnectionFailure = reason
             consecutiveFailures += 1
+            lastFailureKind = reason.kind
         }
         channel = nil
         h2 = nil
@@ -306,7 +311,11 @@ final class LoadConnection {
 
     private func scheduleReconnect() {
         guard !worker.finished else { return }
-        if consecutiveFailures >= worker.configuration.maxConsecutiveConnectFailures {
+        // A run bounded by time keeps its schedule through an outage (a restarting server comes back within the
+        // backoff's second); one bounded only by a count, or refused for a reason that retrying cannot change (the
+        // peer's certificate or identity), gives the slot up, and the worker says why the run ended early.
+        if consecutiveFailures >= worker.configuration.maxConsecutiveConnectFailures,
+           !(worker.isBoundedByTime && (lastFailureKind?.isTransientConnectionFailure ?? true)) {
             state = .dead
             worker.connectionStateChanged()
             return

@@ -335,6 +335,8 @@ public struct LoadResult: Sendable {
     public var elapsedSeconds = 0.0
     /// True when the run was stopped early (signal, abort, or a guard).
     public var aborted = false
+    /// Why the run ended before its planned end without being stopped (every connection given up), or nil.
+    public var endedEarly: String?
     /// The guard that stopped the run, if one did.
     public var guardFired: GuardEvent?
     /// Multi-step flows: per-step figures, iterations that ran every step, and the variables of the last one.
@@ -397,6 +399,7 @@ public struct LoadResult: Sendable {
         if let response = other.lastStepResponse { lastStepResponse = response }
         elapsedSeconds = max(elapsedSeconds, other.elapsedSeconds)
         aborted = aborted || other.aborted
+        if endedEarly == nil { endedEarly = other.endedEarly }
     }
 
     // MARK: recording (one worker, on its event loop)

@@ -58,6 +58,8 @@ final class LoadWorker {
     private var backlogReason: LateReason = .streamsBusy
     /// How many arrivals at the front of the backlog waited because no stream was free (as opposed to a late timer).
     private var blockedInBacklog = 0
+    /// How many of those (the oldest) waited because no connection was up: an outage, not a rate beyond capacity.
+    private var noConnectionInBacklog = 0
     private var dispatchCursor = 0
     /// The time the arrival schedule counts from: the run's start, or the moment a guard held the load.
     private var arrivalBase: UInt64 = 0
@@ -192,6 +194,10 @@ final class LoadWorker {
         if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isDead }) { beginArrivals() }
     }
 
+    /// A run with an end in time (a duration, or the open model's arrival schedule): its connections keep trying
+    /// through an outage until then.
+    var isBoundedByTime: Bool { deadline != nil || arrivals != nil }
+
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
         guard !stopping else { return false }
@@ -255,7 +261,12 @@ final class LoadWorker {
             let reason: LateReason
             if blockedInBacklog > 0 {
                 blockedInBacklog -= 1
-                reason = backlogReason
+                if noConnectionInBacklog > 0 {
+                    noConnectionInBacklog -= 1
+                    reason = .noConnection
+                } else {
+                    reason = backlogReason
+                }
             } else {
                 reason = .generatorLag
             }
@@ -433,6 +444,7 @@ final class LoadWorker {
             }
         }
         backlogReason = anyReady ? .streamsBusy : .noConnection
+        noConnectionInBacklog = anyReady ? min(noConnectionInBacklog, backlog.count) : backlog.count
         blockedInBacklog = backlog.count
     }
 
@@ -539,6 +551,7 @@ final class LoadWorker {
         }
         backlog.removeAll()
         blockedInBacklog = 0
+        noConnectionInBacklog = 0
         checkDone()
     }
 
@@ -551,9 +564,13 @@ final class LoadWorker {
             backlog.removeAll()
             if remaining != Int.max && !stopping { unsent += remaining }
             remaining = 0
+            let reason = lastConnectionFailure ?? (.notSent, "no connection could be established")
             if unsent > 0 {
-                let reason = lastConnectionFailure ?? (.notSent, "no connection could be established")
                 result.recordError(reason.kind, identity: .unknown, count: unsent, explanation: reason.message)
+            }
+            if !stopping, unsent > 0 || nextArrival != nil || (deadline.map { now() < $0 } ?? false) {
+                let tries = configuration.maxConsecutiveConnectFailures
+                result.endedEarly = "every connection failed \(tries) time\(tries == 1 ? "" : "s") in a row (last: \(reason.kind.rawValue): \(reason.message)); the requests left are counted under \(reason.kind.rawValue)"
             }
             finish()
             return
@@ -588,13 +605,28 @@ final class LoadWorker {
             while let first = backlog.first, first < cutoff {
                 _ = backlog.popFirst()
                 blockedInBacklog = max(0, blockedInBacklog - 1)
+                noConnectionInBacklog = max(0, noConnectionInBacklog - 1)
                 expired += 1
             }
             if expired > 0 {
-                recordError(.notSent, identity: nil, count: expired,
-                            explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(backlogReason.rawValue)): the target rate is more than connections x streams can carry",
-                            intended: cutoff)
+                if let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
+                    // An outage: no connection to send them on, named by why.
+                    recordError(failure.kind, identity: nil, count: expired, explanation: failure.message, intended: cutoff)
+                } else {
+                    recordError(.notSent, identity: nil, count: expired,
+                                explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(backlogReason.rawValue)): the target rate is more than connections x streams can carry",
+                                intended: cutoff)
+                }
             }
+        }
+        // Past the end of the schedule with no connection up: the arrivals still waiting are counted now, named by
+        // the last connection failure, instead of holding the run for the request timeout.
+        if arrivals != nil, !backlog.isEmpty, nextArrival == nil, let deadline, t >= deadline,
+           let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
+            recordError(failure.kind, identity: nil, count: backlog.count, explanation: failure.message, intended: nil)
+            backlog.removeAll()
+            blockedInBacklog = 0
+        noConnectionInBacklog = 0
         }
         if let drainDeadline, t >= drainDeadline {
             for connection in connections { connection.shutdown(inFlightAs: .aborted) }

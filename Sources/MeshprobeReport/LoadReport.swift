@@ -68,6 +68,8 @@ public struct LoadReport: Codable, Sendable {
         public var warnings: [String]
         /// The guard that stopped the run, if one did.
         public var guardFired: GuardFired?
+        /// Why the run ended before its planned end without being stopped (every connection given up); nil otherwise.
+        public var endedEarly: String?
         enum CodingKeys: String, CodingKey {
             case requests, succeeded, failed, responses, rps, statuses, errors, aborted, late, warnings
             case elapsedSeconds = "elapsed_seconds"
@@ -81,6 +83,7 @@ public struct LoadReport: Codable, Sendable {
             case loopLagMs = "loop_lag_ms"
             case coalescedRequests = "coalesced_requests"
             case guardFired = "guard_fired"
+            case endedEarly = "ended_early"
         }
     }
 
@@ -278,7 +281,8 @@ public struct LoadReport: Codable, Sendable {
             loopLagMs: LatencySummary(result.loopLag),
             coalescedRequests: configuration.effectiveCoalesceWindow > 0 ? result.coalescedRequests : nil,
             warnings: Self.warnings(result, configuration: configuration),
-            guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) })
+            guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) },
+            endedEarly: result.endedEarly)
         failures = Failure.all(result)
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in

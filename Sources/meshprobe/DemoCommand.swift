@@ -68,7 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        Self.children.withLockedValue { $0.insert(process.processIdentifier) }
+        _ = Self.children.withLockedValue { $0.insert(process.processIdentifier) }
         for _ in 0..<100 {
             if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
                 .map({ $0.close(promise: nil); return true }) == true {

@@ -422,6 +422,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
                 throw CLIError(message: "a shard was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
             }
             if report.summary.aborted { throw CLIError(message: "a shard was aborted before its run completed", exitCode: 3) }
+            if let why = report.summary.endedEarly { throw CLIError(message: "a shard ended before its planned end: \(why)", exitCode: 1) }
             if report.summary.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
             return
         }
@@ -434,6 +435,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             }
         }
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
+        if let why = result.endedEarly { throw CLIError(message: "the run ended before its planned end: \(why)", exitCode: 1) }
         if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
     }
 

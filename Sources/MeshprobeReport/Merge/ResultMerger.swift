@@ -196,6 +196,7 @@ public enum ResultMerger {
         s.cpuMicrosecondsPerRequest = s.requests > 0 ? (s.cpuSeconds / Double(s.requests) * 1e7).rounded() / 10 : 0
         s.warnings = all.flatMap(\.summary.warnings).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         s.guardFired = all.compactMap(\.summary.guardFired).first
+        s.endedEarly = all.compactMap(\.summary.endedEarly).first
         out.summary = s
         // series, and the per-workload table from them
         var series: [SeriesLabels: SeriesStats] = [:]

@@ -261,13 +261,17 @@ extension RunReport.Check {
         }
         evidence += s.warnings.map { "warning: \($0)" }
         var checks: [RunReport.Check] = []
-        let completed = !s.aborted
+        let completed = !s.aborted && s.endedEarly == nil
         var why: String?
-        if !completed {
+        if s.aborted {
             why = s.guardFired.map { "stopped by the guard '\($0.guardDescription)' in second \($0.second)" } ?? "aborted (a signal) before the run completed"
+        } else if let endedEarly = s.endedEarly {
+            why = "ended before its planned end: " + endedEarly
         }
+        // Stopped (a signal, a stopping guard): no verdict. Ended on its own before its end: the run failed.
+        let status: RunReport.Status = completed ? .passed : (s.aborted ? .undecided : .failed)
         checks.append(RunReport.Check(
-            kind: "load", name: "the run completed", status: completed ? .passed : .undecided, reason: why,
+            kind: "load", name: "the run completed", status: status, reason: why,
             summary: String(format: "%d requests in %.3f s", s.requests, s.elapsedSeconds), evidence: evidence, seconds: seconds))
         for g in guards {
             let fired = s.guardFired.flatMap { $0.guardDescription == g.description ? $0 : nil }

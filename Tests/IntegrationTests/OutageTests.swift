@@ -1,0 +1,111 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeTLS
+import Testing
+
+/// A server that goes away in the middle of a run (an echo process killed, as a pod is): a run bounded by time keeps
+/// its schedule and reaches the server when it is back; a run that gives up says so and counts every request it did
+/// not send.
+@Suite(.timeLimit(.minutes(1))) struct OutageTests {
+    let pki: LabPKIFixture
+    let echoSVID: (cert: String, key: String)
+    let clientTLS: TLSContext
+
+    init() throws {
+        pki = try LabPKIFixture()
+        echoSVID = try pki.svid("echo", uris: [pki.id("echo")])
+        let prober = try pki.svid("prober", uris: [pki.id("prober")])
+        clientTLS = try pki.clientTLS(prober, expect: .spiffeID(try SPIFFEID(parsing: pki.id("echo"))))
+    }
+
+    /// `meshprobe echo` on `port` (mTLS), in a process of its own: stopping it closes every connection, as a pod's end does.
+    private func echo(on port: Int) throws -> BackgroundProcess {
+        try BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", echoSVID.cert, "--key", echoSVID.key,
+                                                "--ca", pki.caFile], waitForPort: port)
+    }
+
+    /// The open model through a restart: every scheduled arrival is counted, the run lasts its duration, and the
+    /// arrivals after the restart are answered by the new server.
+    @Test func anOpenModelRunKeepsItsScheduleThroughARestart() async throws {
+        let port = try freePort()
+        let first = try echo(on: port)
+        let outage = Task {
+            try await Task.sleep(for: .milliseconds(700))
+            first.stop()
+            try await Task.sleep(for: .milliseconds(900))
+            return try echo(on: port)
+        }
+        let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 4) { c in
+            c.requests = nil
+            c.duration = 3
+            c.model = .open(rate: .constant(200, duration: 3), arrivals: .uniform)
+        }
+        let second = try await outage.value
+        second.stop()
+        #expect(result.endedEarly == nil)
+        #expect(!result.aborted)
+        #expect(result.totalRequests == 600, "every arrival of 200/s over 3 s counted: \(result.errors)")
+        #expect(result.elapsedSeconds >= 2.9, "the run ended at \(result.elapsedSeconds) s of 3")
+        #expect(result.connectionsEstablished >= 3, "no connection after the restart")
+        // Answered after the restart (1.6 s in): the last second of the schedule succeeded.
+        let last = result.timeline.filter { $0.second == 2 }
+        #expect(last.reduce(0) { $0 + $1.succeeded } > 100, "second 2: \(last.map { ($0.sent, $0.succeeded, $0.failed) })")
+        // The outage is in the result: refused reconnects, and arrivals that waited for a connection (their latency
+        // counts from their intended time).
+        #expect(result.connectionFailures[.connectRefused, default: 0] > 0, "\(result.connectionFailures)")
+        #expect(result.latency.max >= 300_000, "no request waited through the outage: max \(result.latency.max) us")
+    }
+
+    /// The closed model with a duration and a server that never comes back: the run still lasts its duration.
+    @Test func aClosedModelRunWithADurationRunsToItsEnd() async throws {
+        let port = try freePort()
+        let first = try echo(on: port)
+        let outage = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            first.stop()
+        }
+        let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 2) { c in
+            c.requests = nil
+            c.duration = 2
+        }
+        try await outage.value
+        #expect(result.endedEarly == nil)
+        #expect(result.elapsedSeconds >= 1.9, "the run ended at \(result.elapsedSeconds) s of 2")
+        #expect(result.connectionFailures[.connectRefused, default: 0] >= 4, "\(result.connectionFailures)")
+    }
+
+    /// A count-bounded run whose server goes away gives up, says why, and counts every request of its budget.
+    @Test func aCountBoundedRunThatGivesUpSaysWhyAndCountsEveryRequest() async throws {
+        let port = try freePort()
+        let first = try echo(on: port)
+        let outage = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            first.stop()
+        }
+        let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, requests: 1_000_000,
+                                       connections: 2, streams: 2)
+        try await outage.value
+        let why = try #require(result.endedEarly)
+        #expect(why.contains("connect_refused"), "\(why)")
+        #expect(result.totalRequests == 1_000_000, "requests counted: \(result.totalRequests)")
+        #expect(result.errors[.connectRefused, default: 0] > 0)
+    }
+
+    /// A refusal that retrying cannot change (the server's SPIFFE ID is not the expected one) ends a timed run
+    /// early, with the reason, instead of retrying it for its whole duration.
+    @Test func aTimedRunRefusedByIdentityEndsEarlyWithTheReason() async throws {
+        let port = try freePort()
+        let server = try echo(on: port)
+        defer { server.stop() }
+        let prober = try pki.svid("prober2", uris: [pki.id("prober2")])
+        let wrong = try pki.clientTLS(prober, expect: .spiffeID(try SPIFFEID(parsing: pki.id("ratings"))))
+        let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: wrong, connections: 2, streams: 1) { c in
+            c.requests = nil
+            c.duration = 30
+        }
+        let why = try #require(result.endedEarly)
+        #expect(why.contains("tls_wrong_spiffe_id"), "\(why)")
+        #expect(result.elapsedSeconds < 20, "retried a refusal for \(result.elapsedSeconds) s")
+    }
+}
