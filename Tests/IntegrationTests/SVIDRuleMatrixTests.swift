@@ -156,3 +156,103 @@ extension LabPKIFixture {
         #expect(TLSLoosening(allowNonSVIDPeer: true).loosened == ["peer certificates without a SPIFFE ID accepted (plain TLS)"])
     }
 }
+
+/// The same rules against OpenSSL's own peers: `openssl s_server` presenting each bad leaf to `meshprobe load`, and
+/// `openssl s_client` presenting it to `meshprobe echo` (the binaries, as users run them). A control with the good
+/// leaf shows that each refusal is the leaf's, not a peer that meshprobe cannot talk to.
+@Suite(.timeLimit(.minutes(3)), .serialized) struct SVIDRulesAgainstOpenSSLPeersTests {
+    let pki: LabPKIFixture
+    let good: (cert: String, key: String)
+    let openssl: String
+
+    init() throws {
+        pki = try LabPKIFixture()
+        good = try pki.svid("good", uris: [pki.id("good")], dns: ["localhost"])
+        openssl = try #require(which("openssl"), "openssl is installed by scripts/install-deps")
+    }
+
+    /// `openssl s_server -www` presenting `leaf`; weak leaves need OpenSSL's security level 0 to be presented at all.
+    func server(_ leaf: (cert: String, key: String), weak: Bool) throws -> (BackgroundProcess, Int) {
+        let port = try freePort()
+        var arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", leaf.cert, "-key", leaf.key, "-www", "-naccept", "8"]
+        if weak { arguments += ["-cipher", "DEFAULT@SECLEVEL=0"] }
+        return (try BackgroundProcess(openssl, arguments, waitForPort: port), port)
+    }
+
+    /// `meshprobe load` against it: exit status and the result's error kinds.
+    func load(port: Int, _ extra: [String] = []) async throws -> (status: Int32, errors: [String: Int], output: String) {
+        let json = pki.directory.appendingPathComponent("load-\(port).json").path
+        let out = try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(port)/", "--cert", good.cert, "--key", good.key,
+                                                  "--ca", pki.caFile, "--http", "1.1", "-c", "1", "-n", "2", "--quiet", "--json", json] + extra,
+                                timeout: 30)
+        let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let summary = object?["summary"] as? [String: Any]
+        return (out.status, summary?["errors"] as? [String: Int] ?? [:], out.stdout + out.stderr)
+    }
+
+    /// `--tls-security-level` as typed: 0 accepts the weak server and the summary says the check was loosened; a
+    /// level OpenSSL does not have is refused, naming the flag.
+    @Test func theSecurityLevelFlagLoosensAndIsReported() async throws {
+        let weak = try await BadLeaf.rsa1024.issue(pki, name: "weak-server")
+        let (peer, port) = try server(weak, weak: true)
+        defer { peer.stop() }
+        let loosened = try await load(port: port, ["--tls-security-level", "0"])
+        #expect(loosened.status == 0, "\(loosened.output)")
+        #expect(loosened.errors.isEmpty, "errors: \(loosened.errors)")
+        #expect(loosened.output.contains("loosened: TLS security level 0"), "\(loosened.output)")
+        let refused = try await load(port: port, ["--tls-security-level", "6"])
+        #expect(refused.status == 2, "\(refused.output)")
+        #expect(refused.output.contains("--tls-security-level"), "\(refused.output)")
+    }
+
+    @Test(arguments: BadLeaf.allCases)
+    func meshprobeLoadRejectsAnOpenSSLServerPresenting(_ leaf: BadLeaf) async throws {
+        let bad = try await leaf.issue(pki, name: "server-\(leaf.rawValue)")
+        let (peer, port) = try server(bad, weak: leaf.presenterLoosening.securityLevel < 2)
+        defer { peer.stop() }
+        let outcome = try await load(port: port)
+        #expect(outcome.status == 1, "\(outcome.output)")
+        #expect(outcome.errors[leaf.kind.rawValue] == 2, "errors: \(outcome.errors)")
+    }
+
+    @Test func meshprobeLoadTalksToAnOpenSSLServerPresentingTheGoodLeaf() async throws {
+        let (peer, port) = try server(good, weak: false)
+        defer { peer.stop() }
+        let outcome = try await load(port: port)
+        #expect(outcome.status == 0, "\(outcome.output)")
+        #expect(outcome.errors.isEmpty, "errors: \(outcome.errors)")
+    }
+
+    /// `openssl s_client` presenting `leaf` to a `meshprobe echo` that requires client SVIDs: what the client got,
+    /// and the echo's log.
+    func echoAnswer(_ leaf: (cert: String, key: String), weak: Bool) async throws -> (answer: String, echoLog: String) {
+        let port = try freePort()
+        let echo = try BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", good.cert, "--key", good.key,
+                                                           "--ca", pki.caFile], waitForPort: port)
+        defer { echo.stop() }
+        let request = "GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
+        let client = "printf '\(request)' | '\(openssl)' s_client -connect 127.0.0.1:\(port) -servername localhost -alpn http/1.1 "
+            + "-cert '\(leaf.cert)' -key '\(leaf.key)' -CAfile '\(pki.caFile)' -ign_eof -quiet" + (weak ? " -cipher DEFAULT@SECLEVEL=0" : "")
+        let out = try await run("/bin/sh", ["-c", client], timeout: 20)
+        // The echo writes its rejection line as the handshake fails; give its log a moment to reach the file.
+        try await Task.sleep(for: .milliseconds(200))
+        return (out.stdout, (try? String(contentsOf: echo.log, encoding: .utf8)) ?? "")
+    }
+
+    @Test(arguments: BadLeaf.allCases)
+    func meshprobeEchoRefusesAnOpenSSLClientPresenting(_ leaf: BadLeaf) async throws {
+        let bad = try await leaf.issue(pki, name: "client-\(leaf.rawValue)")
+        let outcome = try await echoAnswer(bad, weak: leaf.presenterLoosening.securityLevel < 2)
+        #expect(!outcome.answer.contains("HTTP/1.1 200"), "answered: \(outcome.answer)")
+        #expect(outcome.echoLog.contains("[\(leaf.kind.rawValue)]"), "echo log: \(outcome.echoLog)")
+    }
+
+    @Test func meshprobeEchoAnswersAnOpenSSLClientPresentingAGoodLeaf() async throws {
+        let client = try pki.svid("client", uris: [pki.id("client")])
+        let outcome = try await echoAnswer(client, weak: false)
+        #expect(outcome.answer.contains("HTTP/1.1 200"), "answered: \(outcome.answer)")
+        // The one rejection allowed is the readiness probe's (a TCP connect closed before any handshake).
+        let rejections = outcome.echoLog.split(separator: "\n").filter { $0.contains("rejected") && !$0.contains("closed during the TLS handshake") }
+        #expect(rejections.isEmpty, "echo log: \(outcome.echoLog)")
+    }
+}
