@@ -57,6 +57,19 @@ let package = Package(
             swiftSettings: hotPath
         ),
 
+        // Transport: HTTP/1.1 on NIOHTTP1, a peer of HTTP/2: the engine's keep-alive client handler, and one-request
+        // exchanges for the small control calls around a run (Pushgateway, sidecar admin, shard results).
+        .target(
+            name: "MeshprobeHTTP1",
+            dependencies: [
+                "MeshprobeTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: hotPath
+        ),
+
         // Statistics: HdrHistogram's lossless compressed V2 encoding, used by the engine (each finished second's
         // latency histogram, kept compressed) and by the reports (results and their exact merge); percentiles, means
         // and merges of `Histogram<UInt64>` in code specialised for its counts.
@@ -77,6 +90,7 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeTLS",
+                "MeshprobeHTTP1",
                 "MeshprobeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -123,6 +137,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The lab: HAProxy configurations standing in for a sidecar (L7 weighted, header routes, L4), and their launcher,
+        // for `demo` and the tests.
+        .target(
+            name: "MeshprobeLab",
+            dependencies: [
+                "MeshprobePolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Reporting: terminal summary, the versioned JSON results (load, verify, game day) and their exact merges,
         // Prometheus (live endpoint, end-of-run file, Pushgateway over http or https), interop exports (SMP, .hgrm),
         // and the report views (JUnit XML, HTML, the verdict table).
@@ -132,6 +156,7 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeLoad",
+                "MeshprobeHTTP1",
                 "MeshprobeTLS",
                 // The sequential split test, to decide merged verify results again.
                 "MeshprobeVerify",
@@ -149,7 +174,7 @@ let package = Package(
         .target(
             name: "MeshprobeKubernetes",
             dependencies: [
-                "MeshprobeLoad",
+                "MeshprobeHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -166,11 +191,13 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeTLS",
+                "MeshprobeHTTP1",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
                 "MeshprobeReport",
                 "MeshprobeScenario",
                 "MeshprobePolicy",
+                "MeshprobeLab",
                 "MeshprobeVerify",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
@@ -243,6 +270,7 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobePolicy",
+                "MeshprobeLab",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
                 "MeshprobeEcho",

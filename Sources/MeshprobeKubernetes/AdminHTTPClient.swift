@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import MeshprobeLoad
+import MeshprobeHTTP1
 import NIOCore
 import NIOHTTP1
 import NIOPosix

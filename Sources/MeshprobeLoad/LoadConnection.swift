@@ -1,3 +1,4 @@
+import MeshprobeHTTP1
 import MeshprobeHTTP2
 import MeshprobeIdentity
 import MeshprobeTLS
@@ -200,12 +201,15 @@ final class LoadConnection {
         }
     }
 
+    /// The client's HTTP/2 settings; HTTP/1.1 keeps a collected body to the same limit.
+    private static let http2Settings = HTTP2Settings()
+
     private func install(http2: Bool) throws {
         guard let channel else { return }
         let sync = channel.pipeline.syncOperations
         let events = try sync.handler(type: ConnectionEventsHandler.self)
         if http2 {
-            let handler = HTTP2ClientConnectionHandler(settings: HTTP2Settings(), collectBodies: worker.collectBodies,
+            let handler = HTTP2ClientConnectionHandler(settings: Self.http2Settings, collectBodies: worker.collectBodies,
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
                                                        keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
                                                        writeCoalescer: worker.writeCoalescer, delegate: self)
@@ -219,7 +223,7 @@ final class LoadConnection {
                 handler.writeDirectly { tls.writeAndFlush(plaintext: $0) }
             }
         } else {
-            let handler = HTTP1ClientHandler(collectBody: worker.collectBodies)
+            let handler = HTTP1ClientHandler(collectBody: worker.collectBodies, maxCollectedBodyBytes: Self.http2Settings.maxCollectedBodyBytes)
             handler.delegate = self
             h1 = handler
             try sync.addHTTPClientHandlers(position: .before(events))

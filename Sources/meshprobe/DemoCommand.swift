@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeReport
 import MeshprobeTLS
@@ -44,9 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
     static let trustDomain = "demo.meshprobe.local"
 
     /// The installed HAProxy (Debian's), if any.
-    static var haproxy: String? {
-        ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    static var haproxy: String? { HAProxyLauncher.executable }
 
     /// A free port on 127.0.0.1 for a proxy's frontend (bound and released).
     static func freePort(group: any EventLoopGroup) async throws -> Int {
@@ -56,28 +55,13 @@ struct DemoCommand: AsyncParsableCommand {
         return port
     }
 
-    /// Starts HAProxy on `config` and waits (bounded, 5 s) until it accepts connections on `port`; the caller kills
-    /// it. Nil (and killed) when it never became ready.
     /// The proxies the demo started: a signal kills them before the demo exits (nothing left behind).
     static let children = NIOLockedValueBox<Set<Int32>>([])
 
     static func startHAProxy(_ haproxy: String, config: String, port: Int, group: any EventLoopGroup) async throws -> Process? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: haproxy)
-        process.arguments = ["-f", config, "-db"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        _ = Self.children.withLockedValue { $0.insert(process.processIdentifier) }
-        for _ in 0..<100 {
-            if (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
-                .map({ $0.close(promise: nil); return true }) == true {
-                return process
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        try await HAProxyLauncher.start(haproxy, config: config, port: port, group: group) { pid in
+            _ = Self.children.withLockedValue { $0.insert(pid) }
         }
-        kill(process.processIdentifier, SIGKILL)
-        return nil
     }
 
     /// A short circuit-breaker step: HAProxy admits 10 requests at once to an echo workload (per-server maxconn,

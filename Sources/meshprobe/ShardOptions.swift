@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeIdentity
+import MeshprobeHTTP1
 import MeshprobeLoad
 import MeshprobeTLS
 import NIOConcurrencyHelpers

@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeTLS
 import NIOConcurrencyHelpers

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeLab
 import MeshprobePolicy
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeLoad
+import MeshprobeHTTP1
 import MeshprobeTLS
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,5 @@
+import MeshprobePolicy
+
 /// An HAProxy configuration for the lab that stands in for a mesh's sidecar: an h2c frontend, weighted random
 /// balancing per request over echo workloads, and optionally a header route to one of them; or (`layer4`) an L4
 /// balancer that picks a workload per connection.

@@ -1,20 +1,19 @@
-import MeshprobeHTTP2
 import NIOCore
 import NIOHTTP1
 
 /// Receives the outcome of HTTP/1.1 requests on one keep-alive connection.
-protocol HTTP1ClientDelegate: AnyObject {
+package protocol HTTP1ClientDelegate: AnyObject {
     func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, body: ByteBuffer?, keepAlive: Bool)
     func http1Closed(error: (any Error)?)
 }
 
 /// One request at a time over NIOHTTP1's client codec, keep-alive.
-final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = Never
-    typealias OutboundOut = HTTPClientRequestPart
+package final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPClientResponsePart
+    package typealias OutboundIn = Never
+    package typealias OutboundOut = HTTPClientRequestPart
 
-    weak var delegate: (any HTTP1ClientDelegate)?
+    package weak var delegate: (any HTTP1ClientDelegate)?
     private var context: ChannelHandlerContext?
     private var inFlight: UInt64?
     private var responseHead: HTTPResponseHead?
@@ -23,27 +22,28 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var body: ByteBuffer?
 
     /// Bytes kept from the start of a 4xx/5xx response's body when bodies are not collected.
-    static let errorBodyPrefix = 512
-    /// The most of a body kept for extraction (HTTP/2's limit too).
-    static let maxCollectedBodyBytes = HTTP2Settings().maxCollectedBodyBytes
+    package static let errorBodyPrefix = 512
+    /// The most of a body kept for extraction.
+    private let maxCollectedBodyBytes: Int
 
-    struct ResponseBodyTooLarge: Error, CustomStringConvertible {
-        var limit: Int
-        var description: String { "the response body passed \(limit >> 20) MiB, the most kept for extraction: the request failed and the connection was closed" }
+    package struct ResponseBodyTooLarge: Error, CustomStringConvertible {
+        package var limit: Int
+        package var description: String { "the response body passed \(limit >> 20) MiB, the most kept for extraction: the request failed and the connection was closed" }
     }
 
-    init(collectBody: Bool = false) {
+    package init(collectBody: Bool = false, maxCollectedBodyBytes: Int) {
         self.collectBody = collectBody
+        self.maxCollectedBodyBytes = maxCollectedBodyBytes
     }
     private var closed = false
 
-    var isUsable: Bool { context != nil && !closed }
-    var availableStreams: Int { isUsable && inFlight == nil ? 1 : 0 }
+    package var isUsable: Bool { context != nil && !closed }
+    package var availableStreams: Int { isUsable && inFlight == nil ? 1 : 0 }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func send(method: String, authority: String, path: String, headers: [(name: String, value: String)], body: ByteBuffer?,
+    package func send(method: String, authority: String, path: String, headers: [(name: String, value: String)], body: ByteBuffer?,
               token: UInt64) -> Bool {
         guard let context, availableStreams > 0 else { return false }
         inFlight = token
@@ -59,7 +59,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             responseHead = head
@@ -70,9 +70,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if collectBody {
                 // A body kept for extraction is bounded as on HTTP/2: a server that never stops sending must not
                 // take the generator's memory (the request fails; the connection goes).
-                guard bodyLength <= Self.maxCollectedBodyBytes else {
+                guard bodyLength <= maxCollectedBodyBytes else {
                     body = nil
-                    context.fireErrorCaught(ResponseBodyTooLarge(limit: Self.maxCollectedBodyBytes))
+                    context.fireErrorCaught(ResponseBodyTooLarge(limit: maxCollectedBodyBytes))
                     context.close(promise: nil)
                     return
                 }
@@ -96,16 +96,16 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         closed = true
         delegate?.http1Closed(error: nil)
         context.fireChannelInactive()
     }
 
     /// The token of the request in flight, if any.
-    var pendingToken: UInt64? { inFlight }
+    package var pendingToken: UInt64? { inFlight }
 }
