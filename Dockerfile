@@ -4,7 +4,7 @@
 #   docker build -t REGISTRY/meshprobe:TAG .                                  # the runtime image (the last stage)
 #   docker build --target flagger-tester -t REGISTRY/meshprobe-flagger-tester:TAG .   # Flagger's webhook tester
 #
-# Then point the manifests at it: `kustomize edit set image meshprobe=REGISTRY/meshprobe:TAG` (README: Kubernetes).
+# Then point the manifests at it: `kustomize edit set image meshprobe=REGISTRY/meshprobe:TAG` (docs/kubernetes.md).
 # This image is not built in CI (no Docker engine there); the static build it runs is: .ci/run builds
 # scripts/build-release (`swift build -c release --static-swift-stdlib`, run-time exclusivity checks off) and checks
 # that the binary needs nothing beyond these packages.

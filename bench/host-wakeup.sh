@@ -6,7 +6,7 @@
 #  2. The same small piece of work (63 reads 4160 bytes apart in a 256 KiB buffer), timed when run back to back and
 #     when run right after a 500 us or 2 ms sleep: how much slower a thread runs just after waking up.
 # On bare metal a wake-up is a few microseconds; in a virtual machine it can be ten times that. The open model's
-# CPU per request below the closed model's rate is mostly this (see README, Benchmark, Open model).
+# CPU per request below the closed model's rate is mostly this (see bench/README.md, Open model).
 # Pinned to core 0 like the client in the other benchmarks.
 #   bench/host-wakeup.sh
 set -euo pipefail

@@ -3,7 +3,7 @@ import Foundation
 /// A sequential split test whose sample is a connection: its error rates hold however requests on one connection
 /// are routed, from every request on its own to every connection stuck to one destination.
 ///
-/// Method (README: the statistics). A connection `c` contributes, for each destination `d`, the share `Y_c` of its
+/// Method (docs/statistics.md). A connection `c` contributes, for each destination `d`, the share `Y_c` of its
 /// successful responses that `d` served. Connections are independent and, under the declared split, `E[Y_c] = p0`
 /// whatever the routing does inside a connection. For each destination with `0 < p0 < 1` four one-sided tests run,
 /// each a product of bets `1 + lambda * (Y_c - s)` (or `1 - lambda * (Y_c - s)` when betting below `s`), a nonnegative

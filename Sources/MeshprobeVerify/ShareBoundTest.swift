@@ -3,7 +3,7 @@ import Foundation
 /// A sequential test that the share of samples with some property (a success; a latency at or under a ceiling) is at
 /// least `minimum`: a service-level objective decided by a bound at stated error rates, never by a point estimate.
 ///
-/// Method (README: the statistics). With `S` samples that have the property and `F` that do not, two mixture test
+/// Method (docs/statistics.md). With `S` samples that have the property and `F` that do not, two mixture test
 /// martingales (Robbins) are kept:
 /// - PASS evidence against "share <= minimum": the likelihood ratio of share `q` to `minimum`, averaged over `q`
 ///   uniform on (minimum, 1]: `int_m^1 q^S (1-q)^F dq / ((1 - m) m^S (1 - m)^F)`;

@@ -36,7 +36,7 @@ public struct SplitTestError: Error, Sendable, CustomStringConvertible, Equatabl
 
 /// A sequential test that the observed split of responses over destinations matches declared weights.
 ///
-/// Method (documented in the README): for each destination with declared share `p0` (0 < p0 < 1) two Wald SPRTs
+/// Method (documented in docs/statistics.md): for each destination with declared share `p0` (0 < p0 < 1) two Wald SPRTs
 /// run on its Bernoulli indicator: `p = p0 + tolerance/2` against `p = p0 + tolerance`, and `p = p0 - tolerance/2`
 /// against `p = p0 - tolerance` (a share within half the tolerance must pass, one off by the tolerance must fail), with
 /// boundaries `ln((1 - beta) / a)` and `ln(beta / (1 - a))`, where `a = alpha / (2k)` is the false-fail rate
@@ -286,7 +286,7 @@ public struct SplitTest: Sendable {
 
     /// The sample size a fixed-size two-sided test needs for the same error rates on one destination (normal
     /// approximation): a share off by half the tolerance passes at the false-fail rate, one off by the tolerance fails
-    /// at the miss rate. The comparison the README makes with fixed-count rules such as Gateway API conformance's.
+    /// at the miss rate. The comparison docs/statistics.md makes with fixed-count rules such as Gateway API conformance's.
     public static func fixedSampleSize(share p0: Double, configuration c: SplitTestConfiguration, destinations k: Int) -> Int {
         let za = normalQuantile(1 - c.falseFailRate / Double(2 * max(1, k)))
         let zb = normalQuantile(1 - c.missRate)

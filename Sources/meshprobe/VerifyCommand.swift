@@ -14,7 +14,7 @@ struct VerifyCommand: AsyncParsableCommand {
         abstract: "Check a policy: weighted splits with stated error rates, mTLS, clusters, SLOs, circuit breakers, outlier detection, retries and timeouts.",
         discussion: """
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
-            the verdict is decided (see README: the statistics). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
+            the verdict is decided (see docs/statistics.md). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
             With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
             from them and the policy gives the target, identity, load and statistics. Circuit breakers and retries and \
             timeouts (expect.circuitBreaker, expect.retries, or from the manifests) run as procedures after the splits.

@@ -50,7 +50,7 @@ import Testing
         #expect(sharded.contains("--shards") && sharded.contains("meshprobe-0.meshprobe-shards:9443") && !sharded.contains("--junit"), "\(sharded)")
         let echo = try await build("overlays/echo")
         #expect(echo.contains("--control-allow") && echo.contains("name: reviews-v1") && echo.contains("name: reviews-v2"), "\(echo)")
-        // Every prober pod runs the placeholder image the README documents.
+        // Every prober pod runs the placeholder image docs/kubernetes.md documents.
         for overlay in [istio, linkerd, native, none] {
             #expect(overlay.contains("image: registry.example.com/meshprobe:0.1.0"))
         }

@@ -126,7 +126,7 @@ func offByTolerance(_ declared: [String: Double], tolerance: Double, towardsSmal
     static let models: [RoutingModel] = [.correlated(0), .correlated(0.25), .correlated(0.5), .correlated(0.9), .correlated(1), .someSticky(0.3)]
     static let splits: [[String: Double]] = [["v1": 90, "v2": 10], ["v1": 50, "v2": 50], ["v1": 99, "v2": 1], ["a": 50, "b": 30, "c": 20]]
 
-    /// MESHPROBE_SIMULATION_SCALE=N runs N times as many simulations (the README's table used 5).
+    /// MESHPROBE_SIMULATION_SCALE=N runs N times as many simulations (the table in docs/statistics.md used 5).
     static let scale = max(1, Int(ProcessInfo.processInfo.environment["MESHPROBE_SIMULATION_SCALE"] ?? "") ?? 1)
 
     static func label(_ split: [String: Double]) -> String {

@@ -200,7 +200,7 @@ extension RetryExpectation {
     }
 }
 
-/// Tolerances of the timing check, stated once (README: retries and timeouts).
+/// Tolerances of the timing check, stated once (docs/resilience.md: retries and timeouts).
 public enum RetryTolerance {
     /// A request may end this much earlier or later than expected: max(50 ms, 10%).
     public static func timing(expected: Double) -> Double { max(0.05, expected * 0.1) }
