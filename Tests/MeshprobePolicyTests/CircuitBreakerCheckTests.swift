@@ -1,0 +1,51 @@
+import MeshprobeIdentity
+import Testing
+@testable import MeshprobeLoad
+@testable import MeshprobePolicy
+
+/// The in-flight verdict's arithmetic on synthetic phases: where the peak comes from and when it may FAIL.
+@Suite struct CircuitBreakerInFlightTests {
+    /// A phase whose upstream stamped `stamped` as its peak, answered by `endpoints` workloads, and whose answers'
+    /// arrival times gave `estimated` held at once.
+    func phase(stamped: Int, endpoints: Int, estimated: Int) -> CircuitBreakerCheck.Phase {
+        var result = LoadResult()
+        result.upstreamPeakInFlight = stamped
+        for i in 0..<endpoints {
+            var stats = IdentityStats()
+            stats.requests = 100
+            stats.succeeded = 100
+            result.identities[WorkloadIdentity(workload: "ratings", version: "v\(i + 1)")] = stats
+        }
+        return CircuitBreakerCheck.Phase(concurrency: 10, result: result, overflow: 0, overflowLatency: nil, servicePeak: estimated)
+    }
+
+    /// One endpoint: its stamp is the service's count, exactly; an arrival-time estimate one above it (an answer read
+    /// late by a busy generator) must not fail a limit the upstream kept (the demo failed so on a loaded machine).
+    @Test func oneEndpointIsJudgedByItsOwnStamp() {
+        let e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 5, source: "test")
+        let check = CircuitBreakerCheck.inFlightCheck(e, below: phase(stamped: 10, endpoints: 1, estimated: 11),
+                                                      above: phase(stamped: 10, endpoints: 1, estimated: 11))
+        #expect(check.passed == true, "\(check)")
+        let over = CircuitBreakerCheck.inFlightCheck(e, below: phase(stamped: 11, endpoints: 1, estimated: 11),
+                                                     above: phase(stamped: 10, endpoints: 1, estimated: 10))
+        #expect(over.passed == false, "\(over)")
+        #expect(over.reason?.contains("the upstream had 11 requests in flight") == true, "\(over)")
+    }
+
+    /// Several endpoints: the estimate over all of them is what a service-wide limit is judged by.
+    @Test func severalEndpointsAreJudgedTogether() {
+        let e = CircuitBreakerExpectation(maxRequests: 2, maxPending: 1, source: "test")
+        let check = CircuitBreakerCheck.inFlightCheck(e, below: phase(stamped: 2, endpoints: 2, estimated: 4),
+                                                      above: phase(stamped: 2, endpoints: 2, estimated: 4))
+        #expect(check.passed == false, "\(check)")
+        #expect(check.reason?.contains("4 requests in flight at once over its 2 endpoints") == true, "\(check)")
+    }
+
+    /// Answers 100 ms apart, each held 100 ms (one at a time), one read 15 ms late: without the lag, two look
+    /// held together; with the generator's lag as the margin, one at a time.
+    @Test func theGeneratorsLagWidensTheMargin() {
+        let arrivals = [0.100, 0.215, 0.300, 0.400]
+        #expect(CircuitBreakerCheck.peakHeldAtOnce(arrivals: arrivals, hold: 0.1) == 2)
+        #expect(CircuitBreakerCheck.peakHeldAtOnce(arrivals: arrivals, hold: 0.1, lag: 0.016) == 1)
+    }
+}
