@@ -67,18 +67,23 @@ public struct FaultClient: Sendable {
         return try Self.decode(try await send("POST", Self.apiPath, json: body, group: group), from: url)
     }
 
-    /// Clears one fault (by id) or every fault (nil); how many were cleared.
+    /// Clears one fault (by id), every fault set with `label`, or every fault (both nil); how many were cleared.
     @discardableResult
-    public func clear(id: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Int {
-        let answer: FaultControlJSON.Cleared = try Self.decode(
-            try await send("DELETE", Self.apiPath + (id.map { "/\($0)" } ?? ""), group: group), from: url)
+    public func clear(id: String? = nil, label: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Int {
+        let answer: FaultControlJSON.Cleared = try Self.decode(try await send("DELETE", Self.path(id: id, label: label), group: group), from: url)
         return answer.cleared
     }
 
-    /// The active faults.
-    public func list(group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
-        let answer: FaultControlJSON.List = try Self.decode(try await send("GET", Self.apiPath, group: group), from: url)
+    /// The active faults; with `label`, those set with it (an echo that predates labels lists every fault).
+    public func list(label: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
+        let answer: FaultControlJSON.List = try Self.decode(try await send("GET", Self.path(label: label), group: group), from: url)
         return answer.faults
+    }
+
+    /// `/.meshprobe/faults`, `/.meshprobe/faults/ID` or `/.meshprobe/faults?label=LABEL` (a label needs no escaping).
+    public static func path(id: String? = nil, label: String? = nil) -> String {
+        if let id { return apiPath + "/" + id }
+        return apiPath + (label.map { "?label=" + $0 } ?? "")
     }
 
     /// A 2xx answer's JSON body; a refusal becomes `.refused` (or `.rejected` for a 400) with the echo's reason.
