@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeTestSupport
 import Testing
 
 /// SIGTERM and SIGINT at random moments of `load`, `run` and `verify`, from the first milliseconds to the end: every
@@ -116,6 +117,52 @@ import Testing
         #expect(signalled.count >= 140, "\(all.count - signalled.count) of \(all.count) runs ended before their signal")
         let early = signalled.filter { $0.offset < Self.binary.earliest + 0.05 }.count
         print("signals: \(signalled.count) runs signalled (\(early) in their first 50 ms), binary \(Self.binary.path)")
+    }
+}
+
+extension SignalTimingTests {
+    /// SIGTERM while the end-of-run Pushgateway push waits on a server that accepted and never answers: exit 3 within
+    /// 2 s of the signal (the push is cut at the signal's deadline), with the reason on stderr.
+    @Test(arguments: ["load", "gameday"])
+    func aSignalDuringAStalledPushgatewayPushEndsWithExit3WithinTwoSeconds(command: String) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let gateway = try await SilentListener.start()
+        defer { Task { await gateway.stop() } }
+        let pki = try LabPKIFixture()
+        let target = "http://127.0.0.1:\(echo.port)/reviews"
+        let json = pki.directory.appendingPathComponent("push.json").path
+        let arguments: [String]
+        if command == "load" {
+            arguments = ["load", target, "-n", "20", "--quiet", "--json", json]
+        } else {
+            let file = try pki.write("gameday-push.yaml", """
+                name: push
+                target: \(target)
+                gameday:
+                  steps:
+                    - {name: short, rate: 20, duration: 500ms}
+                """)
+            arguments = ["gameday", file, "--quiet", "--json", json]
+        }
+        let process = try SignalledProcess(Self.binary.path, arguments + ["--pushgateway", "http://127.0.0.1:\(gateway.port)"])
+        // The push has begun once the gateway has a connection (nothing else connects to it).
+        let started = try await process.wait { gateway.acceptedCount > 0 }
+        try #require(started && gateway.acceptedCount == 1, "the push never started: \(process.stderr)")
+        let (took, output) = try await process.signal(SIGTERM)
+        let err = output.stderr
+        #expect(output.status == 3, "\(err)")
+        #expect(took < 2, "exited \(took) s after the signal")
+        print(String(format: "push: %@ exited %.3f s after the signal", command, took))
+        #expect(err.contains("not pushed: the Pushgateway at http://127.0.0.1:\(gateway.port) had not answered 1.5 s after the signal"), "\(err)")
+        let object = FileManager.default.contents(atPath: json).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        // Whether written after the push (load) or written again after it (gameday), the result says aborted, as the
+        // exit code does.
+        if command == "load" {
+            #expect((object?["summary"] as? [String: Any])?["aborted"] as? Bool == true, "\(String(describing: object))")
+        } else {
+            #expect((object?["aborted"] as? String)?.contains("after the result was complete") == true, "\(String(describing: object))")
+        }
     }
 }
 
