@@ -1,9 +1,14 @@
 import Foundation
+import MeshprobeEcho
+import MeshprobePolicy
 import MeshprobeTestSupport
+import NIOConcurrencyHelpers
+import NIOPosix
 import Testing
 
-/// SIGTERM and SIGINT at random moments of `load`, `run` and `verify`, from the first milliseconds to the end: every
-/// signalled process exits 3 within 2 s, and a result it writes says it was aborted.
+/// SIGTERM and SIGINT at random moments of `load`, `run`, `verify` and `gameday`, from the first milliseconds to the
+/// end: every signalled process exits 3 within 2 s, a result it writes says it was aborted, and a game day leaves no
+/// fault behind.
 ///
 /// The earliest moments: a signal is handled from the executable's `.preinit_array` on; before that only the kernel
 /// (mapping the 110 MB release binary) and the dynamic loader run: a SIGTERM 2 ms after exec still met the default
@@ -18,9 +23,12 @@ import Testing
         var secondsAfterSignal: Double
         var exitedBeforeSignal: Bool
         var resultAborted: Bool?
+        /// What the run left behind (a game day's faults), as `after` found it.
+        var leftBehind: [String] = []
         var description: String {
-            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
-                   offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)")
+            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                   offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)",
+                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "))
         }
     }
 
@@ -44,9 +52,11 @@ import Testing
     }
 
     /// Runs `arguments` `tries` times, each signalled at a random moment: a third in the first 50 ms after the earliest,
-    /// the rest up to `span` seconds; `aborted` reads the JSON result it wrote, if any.
+    /// the rest up to `span` seconds; `aborted` reads the JSON result it wrote, if any; `after` (on this thread, after
+    /// each run) says what the run left behind, and puts it right for the next one.
     static func trials(_ command: String, _ arguments: @escaping @Sendable (String) -> [String], tries: Int, span: Double, seed: UInt64,
-                       aborted: @escaping @Sendable ([String: Any]) -> Bool) async -> [Outcome] {
+                       aborted: @escaping @Sendable ([String: Any]) -> Bool,
+                       after: @escaping @Sendable () -> [String] = { [] }) async -> [Outcome] {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var random = SplitMixForTests(seed: seed)
@@ -76,7 +86,7 @@ import Testing
                     try? FileManager.default.removeItem(atPath: json)
                     let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
                     outcomes.append(Outcome(command: command, offset: offset, signal: sig, status: status, secondsAfterSignal: elapsed,
-                                            exitedBeforeSignal: before, resultAborted: object.map(aborted)))
+                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after()))
                 }
                 continuation.resume(returning: outcomes)
             }
@@ -121,6 +131,65 @@ import Testing
 }
 
 extension SignalTimingTests {
+    /// A game day against an mTLS echo, with a fault in each of its first two steps (about 1.9 s in all, the signals
+    /// within its first 1.65 s, as for the other commands: a signal in the last milliseconds before the exit can
+    /// only meet a process already on its way out), signalled at random moments: besides exit 3 within 2 s and an
+    /// aborted result, the echo's control API lists no fault after any run.
+    @Test func everySignalEndsAGameDayWithExit3WithinTwoSecondsAndNoFaultLeft() async throws {
+        let lab = try ControlLab()
+        let echo = try await lab.startEcho(version: "v1")
+        defer { Task { await echo.close() } }
+        let url = "https://127.0.0.1:\(echo.port)"
+        let file = try lab.pki.write("gameday-signals.yaml", """
+            name: signals
+            target: \(url)/reviews
+            identity: {cert: \(lab.proberSVID.cert), key: \(lab.proberSVID.key), ca: \(lab.pki.caFile)}
+            load: {connections: 1, streams: 4}
+            gameday:
+              steps:
+                - name: v1 fails a tenth
+                  rate: 50
+                  duration: 800ms
+                  faults: [{target: \(url), status: 503, statusShare: 10}]
+                - name: v1 slow
+                  rate: 50
+                  duration: 400ms
+                  faults: [{target: \(url), delay: 2ms}]
+                - name: after
+                  rate: 50
+                  duration: 400ms
+            """)
+        let client = try FaultClient(url: url, tls: try lab.controlTLS())
+        let outcomes = await Self.trials("gameday", { ["gameday", file, "--quiet", "--json", $0] }, tries: 50, span: 1.6, seed: 4,
+                                         aborted: { ($0["aborted"] as? String)?.isEmpty == false },
+                                         after: { Self.faultsLeft(on: client) })
+        let signalled = outcomes.filter { !$0.exitedBeforeSignal }
+        for outcome in signalled {
+            #expect(outcome.status == 3 && outcome.secondsAfterSignal < 2, "\(outcome)")
+            #expect(outcome.resultAborted != false, "a result written after a signal says aborted: \(outcome)")
+        }
+        for outcome in outcomes { #expect(outcome.leftBehind.isEmpty, "\(outcome)") }
+        #expect(signalled.count >= 45, "\(outcomes.count - signalled.count) of \(outcomes.count) game days ended before their signal")
+        print("signals: \(signalled.count) game days signalled, binary \(Self.binary.path)")
+    }
+
+    /// The faults on the echo, listed through its control API (and then cleared, for the next run); from a Dispatch
+    /// thread.
+    static func faultsLeft(on client: FaultClient) -> [String] {
+        let found = NIOLockedValueBox<[String]>(["(the echo's faults could not be listed)"])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let group = MultiThreadedEventLoopGroup.singleton
+            if let faults = try? await client.list(group: group) {
+                found.withLockedValue { $0 = faults.map { "\($0.id): \($0.summary), label \($0.label ?? "none")" } }
+                if !faults.isEmpty { _ = try? await client.clear(group: group) }
+            }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 30)
+        return found.withLockedValue { $0 }
+    }
+
     /// SIGTERM while the end-of-run Pushgateway push waits on a server that accepted and never answers: exit 3 within
     /// 2 s of the signal (the push is cut at the signal's deadline), with the reason on stderr.
     @Test(arguments: ["load", "gameday"])
