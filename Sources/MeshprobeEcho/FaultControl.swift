@@ -14,10 +14,20 @@ public struct FaultSettings: Sendable, Equatable {
     /// Applies to request paths (without the query) that start with this; "/" is every path.
     public var pathPrefix: String = "/"
     public var durationSeconds: Double
+    /// The setter's label (a run's id), for listing and clearing together every fault one run set.
+    public var label: String?
 
     /// The longest a fault may last: a forgotten game-day fault must not outlive the game day by much.
     public static let maxDurationSeconds = 3600.0
     public static let maxPathLength = 1024
+    public static let maxLabelLength = 64
+    static let labelRule = "must be 1 to \(maxLabelLength) characters: letters, digits, '.', '_' and '-'"
+
+    /// A label is 1 to 64 ASCII letters, digits, '.', '_' and '-': safe in a query string as it is.
+    public static func isValidLabel(_ label: String) -> Bool {
+        !label.isEmpty && label.utf8.count <= maxLabelLength
+            && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
 
     /// Checks a request's values; errors name the JSON field.
     public init(_ request: FaultControlJSON.NewFault, limits: FaultSpec.Limits) throws(FaultControlError) {
@@ -59,6 +69,10 @@ public struct FaultSettings: Sendable, Equatable {
             throw FaultControlError(.durationSeconds, "must be more than 0 and at most \(Int(Self.maxDurationSeconds)) seconds, got \(numberText(duration))")
         }
         durationSeconds = duration
+        if let label = request.label {
+            guard Self.isValidLabel(label) else { throw FaultControlError(.label, Self.labelRule) }
+            self.label = label
+        }
         if status == nil && delayNanoseconds == 0 && resetShare == 0 {
             throw FaultControlError(field: "body", reason: "the fault does nothing: give status, delayMs or resetShare")
         }
@@ -108,7 +122,7 @@ public struct ControlFault: Sendable, Equatable {
             id: id, status: settings.status, statusShare: settings.statusShare,
             delayMs: Double(settings.delayNanoseconds) / 1e6, delayShare: settings.delayShare,
             resetShare: settings.resetShare, path: settings.pathPrefix,
-            expiresInSeconds: expiresInSeconds(now: now), setBy: setBy)
+            expiresInSeconds: expiresInSeconds(now: now), setBy: setBy, label: settings.label)
     }
 }
 
@@ -142,20 +156,20 @@ final class FaultControl: Sendable {
         }
     }
 
-    /// The active faults, oldest first.
-    func list(now: NIODeadline = .now()) -> [ControlFault] {
+    /// The active faults, oldest first; with `label`, only those set with it.
+    func list(label: String? = nil, now: NIODeadline = .now()) -> [ControlFault] {
         state.withLockedValue { state in
             prune(&state, now: now)
-            return state.faults
+            return state.faults.filter { label == nil || $0.settings.label == label }
         }
     }
 
-    /// Removes every fault (`id` nil) or the one with `id`; returns how many were active and removed.
-    func clear(id: String? = nil, now: NIODeadline = .now()) -> Int {
+    /// Removes every fault, the one with `id`, or every one set with `label`; returns how many were active and removed.
+    func clear(id: String? = nil, label: String? = nil, now: NIODeadline = .now()) -> Int {
         state.withLockedValue { state in
             prune(&state, now: now)
             let before = state.faults.count
-            state.faults.removeAll { id == nil || $0.id == id }
+            state.faults.removeAll { (id == nil || $0.id == id) && (label == nil || $0.settings.label == label) }
             activeCount.store(state.faults.count, ordering: .relaxed)
             return before - state.faults.count
         }

@@ -17,13 +17,15 @@ public enum FaultControlJSON {
         public var path: String?
         /// How long the fault lasts (required, at most an hour).
         public var durationSeconds: Double?
+        /// The setter's label (a game day's run id): `GET` and `DELETE ?label=` find every fault set with it.
+        public var label: String?
 
         public enum CodingKeys: String, CodingKey, CaseIterable {
-            case status, statusShare, delayMs, delayShare, resetShare, path, durationSeconds
+            case status, statusShare, delayMs, delayShare, resetShare, path, durationSeconds, label
         }
 
         public init(status: Int? = nil, statusShare: Double? = nil, delayMs: Double? = nil, delayShare: Double? = nil,
-                    resetShare: Double? = nil, path: String? = nil, durationSeconds: Double? = nil) {
+                    resetShare: Double? = nil, path: String? = nil, durationSeconds: Double? = nil, label: String? = nil) {
             self.status = status
             self.statusShare = statusShare
             self.delayMs = delayMs
@@ -31,6 +33,7 @@ public enum FaultControlJSON {
             self.resetShare = resetShare
             self.path = path
             self.durationSeconds = durationSeconds
+            self.label = label
         }
     }
 
@@ -46,11 +49,12 @@ public enum FaultControlJSON {
         public var path: String
         public var expiresInSeconds: Int
         public var setBy: String
+        /// The label it was set with; nil (JSON null) when none, and from an echo that predates labels.
+        public var label: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, status, statusShare, delayMs, delayShare, resetShare, path, expiresInSeconds, setBy
+            case id, status, statusShare, delayMs, delayShare, resetShare, path, expiresInSeconds, setBy, label
         }
-
 
         /// For example `status 503 for 50%, delay 200ms for 100% on /api, expires in 30s`.
         public var summary: String {
@@ -73,6 +77,7 @@ public enum FaultControlJSON {
             try c.encode(path, forKey: .path)
             try c.encode(expiresInSeconds, forKey: .expiresInSeconds)
             try c.encode(setBy, forKey: .setBy)
+            try c.encode(label, forKey: .label)
         }
     }
 
@@ -134,9 +139,17 @@ struct FaultControlAPI: Sendable {
             return problem(403, "\(caller) is not on this echo's control allow list")
         }
         let id = bare.dropFirst(Self.prefix.count).drop(while: { $0 == "/" })
+        var label: String?
+        if id.isEmpty && (request.method == "GET" || request.method == "DELETE") {
+            do {
+                label = try Self.labelParameter(request.path, refusingOthers: request.method == "DELETE")
+            } catch {
+                return problem(400, error.description, field: error.field)
+            }
+        }
         switch (request.method, id.isEmpty) {
         case ("GET", true):
-            return encode(200, FaultControlJSON.List(faults: faults.list(now: now).map { $0.json(now: now) }))
+            return encode(200, FaultControlJSON.List(faults: faults.list(label: label, now: now).map { $0.json(now: now) }))
         case ("GET", false):
             guard let fault = faults.list(now: now).first(where: { $0.id == id }) else { return problem(404, "no active fault \(id)") }
             return encode(200, fault.json(now: now))
@@ -154,8 +167,8 @@ struct FaultControlAPI: Sendable {
             record("set fault \(fault.id)", caller: caller, request, bare, note: json.summary)
             return encode(201, json)
         case ("DELETE", true):
-            let cleared = faults.clear(now: now)
-            record("cleared \(cleared) fault(s)", caller: caller, request, bare, note: nil)
+            let cleared = faults.clear(label: label, now: now)
+            record("cleared \(cleared) fault(s)", caller: caller, request, bare, note: label.map { "label \($0)" })
             return encode(200, FaultControlJSON.Cleared(cleared: cleared))
         case ("DELETE", false):
             guard faults.clear(id: String(id), now: now) == 1 else { return problem(404, "no active fault \(id)") }
@@ -164,6 +177,29 @@ struct FaultControlAPI: Sendable {
         default:
             return problem(405, "\(request.method) \(bare): use GET, POST or DELETE on \(Self.prefix), GET or DELETE on \(Self.prefix)/ID")
         }
+    }
+
+    /// The collection's one query parameter, `label`: nil without one. With `refusingOthers` (a `DELETE`), any other
+    /// parameter is refused, so that a mistyped `DELETE ?lable=run-1` cannot clear every fault; a `GET` ignores them,
+    /// as it always has.
+    static func labelParameter(_ path: String, refusingOthers: Bool = true) throws(FaultControlError) -> String? {
+        guard let mark = path.firstIndex(of: "?") else { return nil }
+        var label: String?
+        for pair in path[path.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0])
+            guard name == "label" else {
+                guard !refusingOthers else {
+                    throw FaultControlError(field: FaultControlJSON.printable(name), reason: "unknown query parameter; the one parameter is label")
+                }
+                continue
+            }
+            let value = parts.count > 1 ? String(parts[1]) : ""
+            guard label == nil else { throw FaultControlError(field: "label", reason: "given twice") }
+            guard FaultSettings.isValidLabel(value) else { throw FaultControlError(field: "label", reason: FaultSettings.labelRule) }
+            label = value
+        }
+        return label
     }
 
     /// Reads a `POST` body: a JSON object with only known fields, each of the right type.
@@ -206,6 +242,11 @@ struct FaultControlAPI: Sendable {
         case nil, .null?: break
         case .string(let path)?: request.path = path
         case let other?: throw FaultControlError(.path, "must be a string, got \(other.kind)")
+        }
+        switch object[Key.label.rawValue] {
+        case nil, .null?: break
+        case .string(let label)?: request.label = label
+        case let other?: throw FaultControlError(.label, "must be a string, got \(other.kind)")
         }
         return request
     }
@@ -267,6 +308,7 @@ extension FaultControlJSON.Fault {
         path = FaultControlJSON.printable(try c.decode(String.self, forKey: .path))
         expiresInSeconds = try c.decode(Int.self, forKey: .expiresInSeconds)
         setBy = FaultControlJSON.printable(try c.decode(String.self, forKey: .setBy))
+        label = try c.decodeIfPresent(String.self, forKey: .label).map(FaultControlJSON.printable)
     }
 }
 

@@ -47,6 +47,9 @@ struct FaultCommand: AsyncParsableCommand {
         @Option(name: .customLong("for"), help: "How long the fault lasts (30s, 5m; at most 1h); required.")
         var duration: String
 
+        @Option(help: "Set it with this label (letters, digits, '.', '_', '-'; at most 64), to list or clear it with others by it.")
+        var label: String?
+
         func makeRequest() throws -> FaultControlJSON.NewFault {
             if statusShare != nil && status == nil { throw CLIError.badInput("--status-share needs --status") }
             if delayShare != nil && delay == nil { throw CLIError.badInput("--delay-share needs --delay") }
@@ -55,7 +58,8 @@ struct FaultCommand: AsyncParsableCommand {
             }
             let request = FaultControlJSON.NewFault(
                 status: status, statusShare: statusShare, delayMs: try delay.map { try parseDuration($0, flag: "--delay") * 1000 },
-                delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"))
+                delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"),
+                label: label)
             // The echo checks again, against its own --max-delay; here only what holds for every echo.
             var limits = FaultSpec.Limits()
             limits.maxDelayNanoseconds = .max
@@ -81,8 +85,13 @@ struct FaultCommand: AsyncParsableCommand {
 
         @OptionGroup var client: FaultClientOptions
 
+        @Option(help: "Only the faults set with this label.")
+        var label: String?
+
+        func validate() throws { try FaultClientOptions.check(label: label) }
+
         func run() async throws {
-            let response = try await client.send("GET", FaultClientOptions.apiPath)
+            let response = try await client.send("GET", FaultClient.path(label: label))
             try client.report(response) { (list: FaultControlJSON.List) in
                 list.faults.isEmpty ? "no active faults"
                     : list.faults.map { "\($0.id)  \($0.summary)  set by \($0.setBy)" }.joined(separator: "\n")
@@ -91,23 +100,28 @@ struct FaultCommand: AsyncParsableCommand {
     }
 
     struct ClearCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Clear every fault, or one with --id.")
+        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Clear every fault, one with --id, or those with --label.")
 
         @OptionGroup var client: FaultClientOptions
 
         @Option(help: "Clear only this fault (an id from `fault set` or `fault list`).")
         var id: String?
 
+        @Option(help: "Clear only the faults set with this label.")
+        var label: String?
+
         func validate() throws {
             if let id, id.isEmpty || !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
                 throw ValidationError("--id '\(id)': expected a fault id such as f1")
             }
+            if id != nil && label != nil { throw ValidationError("--id and --label: give one (an id names one fault already)") }
+            try FaultClientOptions.check(label: label)
         }
 
         func run() async throws {
-            let response = try await client.send("DELETE", FaultClientOptions.apiPath + (id.map { "/\($0)" } ?? ""))
+            let response = try await client.send("DELETE", FaultClient.path(id: id, label: label))
             try client.report(response) { (cleared: FaultControlJSON.Cleared) in
-                id.map { "cleared fault \($0)" } ?? "cleared \(cleared.cleared) fault(s)"
+                id.map { "cleared fault \($0)" } ?? "cleared \(cleared.cleared) fault(s)" + (label.map { " labelled \($0)" } ?? "")
             }
         }
     }
@@ -134,8 +148,15 @@ struct FaultClientOptions: ParsableArguments {
     /// The flag that sets a field of the control API's request body.
     static func flag(for field: String) -> String {
         let flags = ["status": "--status", "statusShare": "--status-share", "delayMs": "--delay", "delayShare": "--delay-share",
-                     "resetShare": "--reset-share", "path": "--path", "durationSeconds": "--for"]
+                     "resetShare": "--reset-share", "path": "--path", "durationSeconds": "--for", "label": "--label"]
         return flags[field] ?? field
+    }
+
+    /// A label the echo accepts, so that a bad one is refused here with the flag's name.
+    static func check(label: String?) throws {
+        if let label, !FaultSettings.isValidLabel(label) {
+            throw ValidationError("--label '\(label)': 1 to \(FaultSettings.maxLabelLength) characters: letters, digits, '.', '_' and '-'")
+        }
     }
 
     /// Sends one request to the control API and returns the response whatever its status; no response at all is

@@ -84,16 +84,42 @@ struct GameDayCommand: AsyncParsableCommand {
         let signals = SignalStopper { abort.abort("a signal (SIGINT or SIGTERM)") }
         defer { signals.cancel() }
         var runner = GameDayRunner(gameday: gameday, configuration: configuration, controlTLS: control, maxDuration: cap)
+        runner.stopDeadline = SignalHub.stopDeadline
+        if needsControl { printError("meshprobe gameday: the faults this run sets carry the label \(runner.runLabel)") }
         let count = gameday.steps.count
         runner.onStepStart = { index, name in printError("step \(index + 1)/\(count): \(name)") }
         if !quiet { runner.onLoad = { generator, configuration in startLiveView(generator, configuration: configuration) } }
         let started = Date()
-        let outcome = await runner.run(abort: abort, group: MultiThreadedEventLoopGroup.singleton)
+        var outcome = await runner.run(abort: abort, group: MultiThreadedEventLoopGroup.singleton)
+        // A signal after the last step, before the result is written, aborts it too.
+        outcome.abortReason = outcome.abortReason ?? abort.abortReason
 
-        let result = GameDayResult(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
+        var result = GameDayResult(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
         let view = result.runReport(title: gameday.name, inputs: [file], startedAt: started)
         printLine(result.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
         for left in outcome.faultsLeft { printError("meshprobe gameday: warning: could not clear fault \(left)") }
+        try write(result, startedAt: started)
+        try await session.finish(report: nil, json: nil)
+        if outcome.abortReason == nil, let why = abort.abortReason {
+            // A signal after the result was written (during the push): written again, saying so, as the exit code does.
+            outcome.abortReason = why + " (after the result was complete)"
+            result.aborted = outcome.abortReason
+            result.passed = false
+            try write(result, startedAt: started)
+        }
+        // The exit line names every fault left: the mesh is not as it was, so never a pass a pipeline may go on from.
+        let left = outcome.faultsLeft.isEmpty ? ""
+            : "; NOT cleared (each expires on its own): " + outcome.faultsLeft.joined(separator: "; ")
+        if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)\(left)", exitCode: 3) }
+        if !result.passed {
+            let failed = result.decided && outcome.faultsLeft.isEmpty
+            throw CLIError(message: (result.decided ? "verdict: FAIL" : "no verdict: a step could not run") + left, exitCode: failed ? 1 : 3)
+        }
+        if !outcome.faultsLeft.isEmpty { throw CLIError(message: "incomplete" + left, exitCode: 3) }
+    }
+
+    /// Writes the result (`--json`) and the reports (JUnit, HTML) asked for.
+    func write(_ result: GameDayResult, startedAt started: Date) throws {
         if let json {
             do {
                 try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
@@ -101,15 +127,7 @@ struct GameDayCommand: AsyncParsableCommand {
                 throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
             }
         }
-        try reports.write(view)
-        try await session.finish(report: nil, json: nil)
-        if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)", exitCode: 3) }
-        if !result.passed { throw CLIError(message: result.decided ? "verdict: FAIL" : "no verdict: a step could not run", exitCode: result.decided ? 1 : 3) }
-        // The verdicts held, but the mesh is not as it was: not a pass a pipeline may go on from.
-        if !outcome.faultsLeft.isEmpty {
-            throw CLIError(message: "incomplete: \(outcome.faultsLeft.count) fault(s) could not be cleared (each expires on its own; see the warnings above)",
-                           exitCode: 3)
-        }
+        try reports.write(result.runReport(title: result.name, inputs: [file], startedAt: started))
     }
 
     static func describe(_ step: GameDayStep) -> String {

@@ -400,11 +400,20 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             report = try await mergeLoadShards(own: report, aggregator: aggregator, command: view.command, export: session.export)
             distribution = ResultMerger.histogram(report.histograms.latency)
         }
-        let runReport = loadRunReport(report, distribution: distribution, configuration: configuration, command: view.command,
-                                      title: view.title, inputs: view.inputs, startedAt: started)
+        let makeRunReport = {
+            loadRunReport(report, distribution: distribution, configuration: configuration, command: view.command,
+                          title: view.title, inputs: view.inputs, startedAt: started)
+        }
+        var runReport = makeRunReport()
         printLine(TerminalSummary(style: stdoutStyle()).render(report))
         printVerdicts(runReport)
         try await session.finish(report: report, json: json)
+        // A signal during the end-of-run outputs (the push): the command did not complete, and what it writes says so.
+        if signalled.withLockedValue({ $0 }) && !result.aborted {
+            result.aborted = true
+            report.summary.aborted = true
+            runReport = makeRunReport()
+        }
         if let json {
             do {
                 try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)

@@ -160,10 +160,25 @@ final class ReportSession: @unchecked Sendable {
             if let path = options.smp { try write(try SMPResult(report, details: json).jsonData(), to: path, flag: "--smp") }
         }
         if let pushgateway {
-            do {
-                try await PushgatewayClient.push(text, to: pushgateway, group: MultiThreadedEventLoopGroup.singleton)
-            } catch {
-                printError("meshprobe: warning: \(error)")
+            // After a signal the push ends by the signal's deadline: given the time left, abandoned when it passes.
+            let deadline = SignalHub.stopDeadline
+            let problem: String?? = await deadline.bound {
+                guard let seconds = deadline.secondsLeft(atMost: 10) else { return "not pushed: nothing may start \(SignalHub.networkBudgetText) after the signal" }
+                do {
+                    try await PushgatewayClient.push(text, to: pushgateway, group: MultiThreadedEventLoopGroup.singleton,
+                                                     timeout: .nanoseconds(Int64(seconds * 1e9)))
+                    return nil
+                } catch {
+                    return "\(error)"
+                }
+            }
+            switch problem {
+            case nil:
+                printError("meshprobe: warning: not pushed: the Pushgateway at \(pushgateway.url) had not answered \(SignalHub.networkBudgetText) after the signal")
+            case let problem??:
+                printError("meshprobe: warning: \(problem)")
+            case .some(nil):
+                break
             }
         }
     }

@@ -1,6 +1,7 @@
 import CMeshprobeSignals
 import Dispatch
 import Foundation
+import MeshprobeLoad
 import NIOConcurrencyHelpers
 
 /// SIGINT and SIGTERM for the whole process, from its first millisecond: installed before the command line is
@@ -16,6 +17,16 @@ enum SignalHub {
     // Kept for the life of the process. Unsafe only in name: `install` writes it once, on the main thread, before
     // the command (or any other thread that could touch it) starts; nothing reads it.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    /// After a signal, a command's last network steps (clearing faults, the Pushgateway push) end within this, so
+    /// that the process exits within 2 s of the signal.
+    static let networkBudget = Duration.milliseconds(1500)
+    static var networkBudgetText: String {
+        let c = networkBudget.components
+        return "\(Double(c.seconds) + Double(c.attoseconds) / 1e18) s"
+    }
+    /// Set by the first signal: its time plus `networkBudget`.
+    static let stopDeadline = StopDeadline()
 
     /// Call first thing in `main`. The signals have been blocked since the binary was loaded (CMeshprobeSignals): they
     /// are unblocked once Dispatch's handler is in place, and one that came meanwhile is delivered then.
@@ -42,6 +53,7 @@ enum SignalHub {
     }
 
     private static func deliver(_ sig: Int32) {
+        stopDeadline.set(.now + networkBudget)
         let active = handlers.withLockedValue { Array($0.values) }
         guard !active.isEmpty else {
             printError("meshprobe: aborted by \(sig == SIGINT ? "SIGINT" : "SIGTERM") before the command started its work")

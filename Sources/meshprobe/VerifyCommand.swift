@@ -53,7 +53,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try reports.check(singleLoad: false, json: json)
         // SIGINT/SIGTERM cancel the verification (its loads stop as on a signal); faults the outlier check set are
         // cleared either way before the command exits.
-        let ledger = FaultLedger()
+        let ledger = FaultLedger(label: FaultLedger.newLabel(prefix: "verify"), deadline: SignalHub.stopDeadline)
         let task = Task { try await verify(ledger: ledger) }
         let signalled = NIOLockedValueBox(false)
         let signals = SignalStopper {

@@ -93,6 +93,32 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
         #expect(log.all.contains { $0.contains("cleared 1 fault(s)") && $0.contains("DELETE /.meshprobe/faults") })
     }
 
+    /// A game day's run label: listed with each fault, and `GET`/`DELETE ?label=` reach only the faults set with it; a
+    /// `DELETE` with any other query parameter is refused rather than read as "every fault".
+    @Test func aLabelListsAndClearsOnlyItsOwnFaults() async throws {
+        let log = LogLines()
+        let echo = try await startEcho(tls: try pki.serverTLS(echoSVID), allow: [ops], log: log)
+        defer { Task { await echo.close() } }
+        let tls = try client(opsSVID)
+        for body in [#"{"status":503,"durationSeconds":60,"label":"gameday-1"}"#, #"{"status":502,"durationSeconds":60}"#,
+                     #"{"resetShare":5,"durationSeconds":60,"label":"gameday-1"}"#] {
+            #expect(try await control(echo, "POST", body: body, tls: tls).status == 201)
+        }
+        let all = try await control(echo, "GET", tls: tls)
+        #expect(String(decoding: all.body, as: UTF8.self).contains(#""label":null"#), "a fault set without a label lists it as null")
+        #expect(try decode(FaultControlJSON.List.self, all).faults.map(\.label) == ["gameday-1", nil, "gameday-1"])
+        let labelled = try decode(FaultControlJSON.List.self, try await control(echo, "GET", "/.meshprobe/faults?label=gameday-1", tls: tls))
+        #expect(labelled.faults.map(\.id) == ["f1", "f3"])
+
+        let typo = try await control(echo, "DELETE", "/.meshprobe/faults?lable=gameday-1", tls: tls)
+        #expect(typo.status == 400)
+        #expect(try decode(FaultControlJSON.Problem.self, typo).field == "lable")
+        let cleared = try await control(echo, "DELETE", "/.meshprobe/faults?label=gameday-1", tls: tls)
+        #expect(try decode(FaultControlJSON.Cleared.self, cleared).cleared == 2)
+        #expect(try decode(FaultControlJSON.List.self, try await control(echo, "GET", tls: tls)).faults.map(\.id) == ["f2"])
+        #expect(log.all.contains { $0.contains("cleared 2 fault(s)") && $0.contains("(label gameday-1)") }, "\(log.all)")
+    }
+
     @Test func aFaultExpiresOnItsOwn() async throws {
         let echo = try await startEcho(tls: try pki.serverTLS(echoSVID), allow: [ops])
         defer { Task { await echo.close() } }
@@ -249,6 +275,15 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         #expect(clearOne.stdout.contains("cleared fault f1"))
         #expect(try await run(meshprobeBinary, ["fault", "clear", url, "--id", "f1"] + asOps).status == 1)  // 404: gone
         #expect(try await runLoad(["\(url)/reviews/1"], tls: tls, requests: 10).statuses == [200: 10])
+        // A label: set with it, listed and cleared by it.
+        let labelled = try await run(meshprobeBinary, ["fault", "set", url, "--reset-share", "5", "--for", "30s", "--label", "ops-1"] + asOps)
+        #expect(labelled.status == 0, "\(labelled.stderr)")
+        let byLabel = try await run(meshprobeBinary, ["fault", "list", url, "--label", "ops-1"] + asOps)
+        #expect(byLabel.stdout.contains("f2  reset 5%"), "\(byLabel.stdout)")
+        #expect(try await run(meshprobeBinary, ["fault", "list", url, "--label", "ops 1"] + asOps).status == 2)
+        #expect(try await run(meshprobeBinary, ["fault", "clear", url, "--id", "f2", "--label", "ops-1"] + asOps).status == 2)
+        let clearLabel = try await run(meshprobeBinary, ["fault", "clear", url, "--label", "ops-1"] + asOps)
+        #expect(clearLabel.stdout.contains("cleared 1 fault(s) labelled ops-1"), "\(clearLabel.stdout)\(clearLabel.stderr)")
         let clearAll = try await run(meshprobeBinary, ["fault", "clear", url] + asOps)
         #expect(clearAll.status == 0)
         #expect(clearAll.stdout.contains("cleared 0 fault(s)"))

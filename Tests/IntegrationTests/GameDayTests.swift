@@ -5,6 +5,7 @@ import MeshprobeLoad
 import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeTLS
+import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
@@ -149,6 +150,88 @@ import Testing
         #expect(result["passed"] as? Bool == false)
         #expect(try await ResultSchema.gameday.violation(in: out) == nil, "an aborted game day's result too")
     }
+
+    /// The issue-15 case: SIGTERM while a fault's POST waits for its answer. The echo set the fault, but the answer is
+    /// held on the way back (a relay in front of the control API stops passing it once the echo has logged the set), so
+    /// the game day never learns the fault's id: it clears it by the run's label and checks with a list.
+    @Test func aSignalWhileAFaultsAnswerIsOnItsWayLeavesNoFaultBehind() async throws {
+        let lines = LogLines()
+        let relay = NIOLockedValueBox<StallingRelay?>(nil)
+        let echo = try await control.startEcho(version: "v1") { line in
+            lines.append(line)
+            // Called before the echo writes its answer: the answer meets a relay that holds it.
+            if line.contains("control set fault") { relay.withLockedValue { $0 }?.holdAnswers() }
+        }
+        defer { Task { await echo.close() } }
+        let stalling = try await StallingRelay.start(to: echo.port)
+        relay.withLockedValue { $0 = stalling }
+        defer { Task { await stalling.stop() } }
+        let file = try thirtySecondStep(target: "https://127.0.0.1:\(echo.port)/reviews",
+                                        fault: "{target: https://127.0.0.1:\(stalling.port), status: 503}")
+        let out = pki.directory.appendingPathComponent("held-answer.json").path
+        let process = try SignalledProcess(meshprobeBinary, ["gameday", file, "--quiet", "--json", out])
+        _ = try await process.wait { lines.all.contains { $0.contains("control set fault") } }
+        // The fault is in force and its answer has not reached the game day.
+        let set = try await faults(on: echo)
+        try #require(set.count == 1, "\(lines.all)")
+        #expect(set[0].label?.hasPrefix("gameday-") == true, "\(set)")
+        let (took, output) = try await process.signal(SIGTERM)
+        let err = output.stderr
+        #expect(output.status == 3, "\(err)")
+        #expect(took < 2, "exited \(took) s after the signal")
+        print(String(format: "held answer: exited %.3f s after the signal", took))
+        #expect(try await faults(on: echo).isEmpty, "the fault whose answer never came is cleared by the run's label")
+        #expect(lines.all.contains { $0.contains("cleared 1 fault(s)") && $0.contains("label \(set[0].label ?? "?")") }, "\(lines.all)")
+        #expect(err.contains("aborted: a signal") && !err.contains("NOT cleared"), "\(err)")
+        #expect((json(out)["aborted"] as? String)?.contains("signal") == true)
+        #expect(json(out)["faultsLeft"] as? [String] == [])
+    }
+
+    /// A control API that stops answering after the fault was set: SIGTERM still ends the game day within 2 s (the
+    /// clearing is cut at its deadline), and the exit line names what may be left: the fault (id, path, expiry) and
+    /// the run's label on that echo.
+    @Test func aSignalWhileTheControlAPIStallsEndsWithinTwoSecondsNamingTheFaultLeft() async throws {
+        let echo = try await control.startEcho(version: "v1")
+        defer { Task { await echo.close() } }
+        let stalling = try await StallingRelay.start(to: echo.port)
+        defer { Task { await stalling.stop() } }
+        // The load goes through the relay too: its connection, opened once the fault's answer came, is the second.
+        let file = try thirtySecondStep(target: "https://127.0.0.1:\(stalling.port)/reviews",
+                                        fault: "{target: https://127.0.0.1:\(stalling.port), delay: 5ms, path: /reviews}")
+        let process = try SignalledProcess(meshprobeBinary, ["gameday", file, "--quiet"])
+        try #require(try await process.wait { stalling.connectionCount >= 2 }, "the load never started")
+        stalling.holdAll()
+        let (took, output) = try await process.signal(SIGTERM)
+        let err = output.stderr
+        #expect(output.status == 3, "\(err)")
+        #expect(took < 2, "exited \(took) s after the signal")
+        print(String(format: "stalled control API: exited %.3f s after the signal", took))
+        let left = try await faults(on: echo)
+        try #require(left.count == 1, "the stalled API kept the fault")
+        let label = try #require(left[0].label)
+        let exitLine = err.split(separator: "\n").last.map(String.init) ?? ""
+        let url = "https://127.0.0.1:\(stalling.port)"
+        #expect(exitLine.contains("aborted: a signal") && exitLine.contains("NOT cleared"), "\(err)")
+        #expect(exitLine.contains("\(left[0].id) on \(url): path /reviews, expires in at most"), "\(exitLine)")
+        #expect(exitLine.contains("faults labelled \(label) on \(url): not confirmed cleared, any expires within"), "\(exitLine)")
+        try await FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try control.controlTLS()).clear(group: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    /// A game day of one 30 s step at 20 requests/s on `target` with one `fault` (a YAML flow mapping), as the prober.
+    func thirtySecondStep(target: String, fault: String) throws -> String {
+        try pki.write("gameday-\(UUID().uuidString).yaml", """
+            name: one step
+            target: \(target)
+            identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
+            load: {connections: 1, streams: 4}
+            gameday:
+              steps:
+                - {name: with a fault, rate: 20, duration: 30s, faults: [\(fault)]}
+            """)
+    }
+
+    /// The faults active on one echo, listed through its control API.
+    func faults(on echo: EchoServer) async throws -> [FaultControlJSON.Fault] { try await control.faults(on: [echo]) }
 
     @Test func theCapsAreTheOperatorsAndTheFileCannotRaiseThem() async throws {
         let lab = try await startLab()

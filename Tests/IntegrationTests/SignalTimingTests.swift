@@ -1,8 +1,14 @@
 import Foundation
+import MeshprobeEcho
+import MeshprobePolicy
+import MeshprobeTestSupport
+import NIOConcurrencyHelpers
+import NIOPosix
 import Testing
 
-/// SIGTERM and SIGINT at random moments of `load`, `run` and `verify`, from the first milliseconds to the end: every
-/// signalled process exits 3 within 2 s, and a result it writes says it was aborted.
+/// SIGTERM and SIGINT at random moments of `load`, `run`, `verify` and `gameday`, from the first milliseconds to the
+/// end: every signalled process exits 3 within 2 s, a result it writes says it was aborted, and a game day leaves no
+/// fault behind.
 ///
 /// The earliest moments: a signal is handled from the executable's `.preinit_array` on; before that only the kernel
 /// (mapping the 110 MB release binary) and the dynamic loader run: a SIGTERM 2 ms after exec still met the default
@@ -17,9 +23,12 @@ import Testing
         var secondsAfterSignal: Double
         var exitedBeforeSignal: Bool
         var resultAborted: Bool?
+        /// What the run left behind (a game day's faults), as `after` found it.
+        var leftBehind: [String] = []
         var description: String {
-            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
-                   offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)")
+            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                   offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)",
+                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "))
         }
     }
 
@@ -43,9 +52,11 @@ import Testing
     }
 
     /// Runs `arguments` `tries` times, each signalled at a random moment: a third in the first 50 ms after the earliest,
-    /// the rest up to `span` seconds; `aborted` reads the JSON result it wrote, if any.
+    /// the rest up to `span` seconds; `aborted` reads the JSON result it wrote, if any; `after` (on this thread, after
+    /// each run) says what the run left behind, and puts it right for the next one.
     static func trials(_ command: String, _ arguments: @escaping @Sendable (String) -> [String], tries: Int, span: Double, seed: UInt64,
-                       aborted: @escaping @Sendable ([String: Any]) -> Bool) async -> [Outcome] {
+                       aborted: @escaping @Sendable ([String: Any]) -> Bool,
+                       after: @escaping @Sendable () -> [String] = { [] }) async -> [Outcome] {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var random = SplitMixForTests(seed: seed)
@@ -75,7 +86,7 @@ import Testing
                     try? FileManager.default.removeItem(atPath: json)
                     let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
                     outcomes.append(Outcome(command: command, offset: offset, signal: sig, status: status, secondsAfterSignal: elapsed,
-                                            exitedBeforeSignal: before, resultAborted: object.map(aborted)))
+                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after()))
                 }
                 continuation.resume(returning: outcomes)
             }
@@ -116,6 +127,111 @@ import Testing
         #expect(signalled.count >= 140, "\(all.count - signalled.count) of \(all.count) runs ended before their signal")
         let early = signalled.filter { $0.offset < Self.binary.earliest + 0.05 }.count
         print("signals: \(signalled.count) runs signalled (\(early) in their first 50 ms), binary \(Self.binary.path)")
+    }
+}
+
+extension SignalTimingTests {
+    /// A game day against an mTLS echo, with a fault in each of its first two steps (about 1.9 s in all, the signals
+    /// within its first 1.65 s, as for the other commands: a signal in the last milliseconds before the exit can
+    /// only meet a process already on its way out), signalled at random moments: besides exit 3 within 2 s and an
+    /// aborted result, the echo's control API lists no fault after any run.
+    @Test func everySignalEndsAGameDayWithExit3WithinTwoSecondsAndNoFaultLeft() async throws {
+        let lab = try ControlLab()
+        let echo = try await lab.startEcho(version: "v1")
+        defer { Task { await echo.close() } }
+        let url = "https://127.0.0.1:\(echo.port)"
+        let file = try lab.pki.write("gameday-signals.yaml", """
+            name: signals
+            target: \(url)/reviews
+            identity: {cert: \(lab.proberSVID.cert), key: \(lab.proberSVID.key), ca: \(lab.pki.caFile)}
+            load: {connections: 1, streams: 4}
+            gameday:
+              steps:
+                - name: v1 fails a tenth
+                  rate: 50
+                  duration: 800ms
+                  faults: [{target: \(url), status: 503, statusShare: 10}]
+                - name: v1 slow
+                  rate: 50
+                  duration: 400ms
+                  faults: [{target: \(url), delay: 2ms}]
+                - name: after
+                  rate: 50
+                  duration: 400ms
+            """)
+        let client = try FaultClient(url: url, tls: try lab.controlTLS())
+        let outcomes = await Self.trials("gameday", { ["gameday", file, "--quiet", "--json", $0] }, tries: 50, span: 1.6, seed: 4,
+                                         aborted: { ($0["aborted"] as? String)?.isEmpty == false },
+                                         after: { Self.faultsLeft(on: client) })
+        let signalled = outcomes.filter { !$0.exitedBeforeSignal }
+        for outcome in signalled {
+            #expect(outcome.status == 3 && outcome.secondsAfterSignal < 2, "\(outcome)")
+            #expect(outcome.resultAborted != false, "a result written after a signal says aborted: \(outcome)")
+        }
+        for outcome in outcomes { #expect(outcome.leftBehind.isEmpty, "\(outcome)") }
+        #expect(signalled.count >= 45, "\(outcomes.count - signalled.count) of \(outcomes.count) game days ended before their signal")
+        print("signals: \(signalled.count) game days signalled, binary \(Self.binary.path)")
+    }
+
+    /// The faults on the echo, listed through its control API (and then cleared, for the next run); from a Dispatch
+    /// thread.
+    static func faultsLeft(on client: FaultClient) -> [String] {
+        let found = NIOLockedValueBox<[String]>(["(the echo's faults could not be listed)"])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let group = MultiThreadedEventLoopGroup.singleton
+            if let faults = try? await client.list(group: group) {
+                found.withLockedValue { $0 = faults.map { "\($0.id): \($0.summary), label \($0.label ?? "none")" } }
+                if !faults.isEmpty { _ = try? await client.clear(group: group) }
+            }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 30)
+        return found.withLockedValue { $0 }
+    }
+
+    /// SIGTERM while the end-of-run Pushgateway push waits on a server that accepted and never answers: exit 3 within
+    /// 2 s of the signal (the push is cut at the signal's deadline), with the reason on stderr.
+    @Test(arguments: ["load", "gameday"])
+    func aSignalDuringAStalledPushgatewayPushEndsWithExit3WithinTwoSeconds(command: String) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let gateway = try await SilentListener.start()
+        defer { Task { await gateway.stop() } }
+        let pki = try LabPKIFixture()
+        let target = "http://127.0.0.1:\(echo.port)/reviews"
+        let json = pki.directory.appendingPathComponent("push.json").path
+        let arguments: [String]
+        if command == "load" {
+            arguments = ["load", target, "-n", "20", "--quiet", "--json", json]
+        } else {
+            let file = try pki.write("gameday-push.yaml", """
+                name: push
+                target: \(target)
+                gameday:
+                  steps:
+                    - {name: short, rate: 20, duration: 500ms}
+                """)
+            arguments = ["gameday", file, "--quiet", "--json", json]
+        }
+        let process = try SignalledProcess(Self.binary.path, arguments + ["--pushgateway", "http://127.0.0.1:\(gateway.port)"])
+        // The push has begun once the gateway has a connection (nothing else connects to it).
+        let started = try await process.wait { gateway.acceptedCount > 0 }
+        try #require(started && gateway.acceptedCount == 1, "the push never started: \(process.stderr)")
+        let (took, output) = try await process.signal(SIGTERM)
+        let err = output.stderr
+        #expect(output.status == 3, "\(err)")
+        #expect(took < 2, "exited \(took) s after the signal")
+        print(String(format: "push: %@ exited %.3f s after the signal", command, took))
+        #expect(err.contains("not pushed: the Pushgateway at http://127.0.0.1:\(gateway.port) had not answered 1.5 s after the signal"), "\(err)")
+        let object = FileManager.default.contents(atPath: json).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        // Whether written after the push (load) or written again after it (gameday), the result says aborted, as the
+        // exit code does.
+        if command == "load" {
+            #expect((object?["summary"] as? [String: Any])?["aborted"] as? Bool == true, "\(String(describing: object))")
+        } else {
+            #expect((object?["aborted"] as? String)?.contains("after the result was complete") == true, "\(String(describing: object))")
+        }
     }
 }
 

@@ -5,6 +5,7 @@ import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -292,14 +293,14 @@ struct ControlLab {
                                    + String(contentsOfFile: proxy.key, encoding: .utf8))
     }
 
-    /// An mTLS echo (reviews VERSION) whose control API allows the prober.
-    func startEcho(version: String) async throws -> EchoServer {
+    /// An mTLS echo (reviews VERSION) whose control API allows the prober; `log` gets its control log lines.
+    func startEcho(version: String, log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> EchoServer {
         var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: version, cluster: "test",
                                                                      namespace: "lab", pod: "reviews-\(version)-0"))
         configuration.port = 0
         configuration.tls = try pki.serverTLS(echoSVID)
         configuration.controlAllowList = [try SPIFFEID(parsing: prober)]
-        configuration.log = { _ in }
+        configuration.log = log
         return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
     }
 
@@ -313,5 +314,63 @@ struct ControlLab {
             all += try await FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try controlTLS()).list(group: MultiThreadedEventLoopGroup.singleton)
         }
         return all
+    }
+}
+
+/// A child process that the test signals; output goes to files so a chatty child never blocks, and its exit time is
+/// noted.
+final class SignalledProcess: @unchecked Sendable {  // @unchecked: the Process is used from the test's task only.
+    private let process = Process()
+    private let out: URL
+    private let err: URL
+    private let exitedAt = NIOLockedValueBox<Date?>(nil)
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-signalled-\(UUID().uuidString)")
+        out = base.appendingPathExtension("out")
+        err = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        process.terminationHandler = { [exitedAt] _ in exitedAt.withLockedValue { $0 = Date() } }
+        try process.run()
+    }
+
+    /// Polls `condition` every 10 ms while the process runs, for at most `timeout` seconds; whether it held.
+    func wait(upTo timeout: Double = 20, until condition: () throws -> Bool) async throws -> Bool {
+        let deadline = Date() + timeout
+        while try !condition() && process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        return try condition()
+    }
+
+    /// What it has written to stderr so far.
+    var stderr: String { (try? String(contentsOf: err, encoding: .utf8)) ?? "" }
+
+    /// Sends `sig`, then waits up to `timeout` seconds for the exit (SIGKILL after that): the seconds from the signal
+    /// to the exit, and the output.
+    func signal(_ sig: Int32, timeout: Double = 15) async throws -> (seconds: Double, output: ProcessOutput) {
+        let signalled = Date()
+        kill(process.processIdentifier, sig)
+        while process.isRunning && Date().timeIntervalSince(signalled) < timeout { try await Task.sleep(for: .milliseconds(5)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        let seconds = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(signalled)
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        return (seconds, ProcessOutput(status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                                       stderr: stderr))
+    }
+
+    /// SIGTERM, then waits up to `timeout` seconds for the exit; SIGKILL after that.
+    func terminate(timeout: Double = 15) async throws -> ProcessOutput { try await signal(SIGTERM, timeout: timeout).output }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }

@@ -42,6 +42,9 @@ import Testing
         (#"{"status":503,"path":"api","durationSeconds":5}"#, "path"), (#"{"status":503,"path":["/"],"durationSeconds":5}"#, "path"),
         (#"{"status":503,"durationSeconds":5,"color":"red"}"#, "color"), (#"{"durationSeconds":5}"#, "body"),
         (#"{"status":503,"durationSeconds":5"#, "body"), (#"[{"status":503}]"#, "body"), ("", "body"),
+        (#"{"status":503,"durationSeconds":5,"label":""}"#, "label"), (#"{"status":503,"durationSeconds":5,"label":"run 1"}"#, "label"),
+        (#"{"status":503,"durationSeconds":5,"label":"run%201"}"#, "label"), (#"{"status":503,"durationSeconds":5,"label":7}"#, "label"),
+        ("{\"status\":503,\"durationSeconds\":5,\"label\":\"\(String(repeating: "a", count: 65))\"}", "label"),
     ])
     func badBodiesNameTheField(_ json: String, _ expected: String) {
         #expect(field(ofError: json) == expected)
@@ -80,6 +83,42 @@ import Testing
         #expect(control.list().map(\.id) == ["f1", "f3"])
         #expect(control.clear() == 2)
         #expect(control.spec(forPath: "/") == nil)
+    }
+
+    @Test func aLabelListsAndClearsOnlyTheFaultsSetWithIt() throws {
+        let control = FaultControl()
+        let run = try settings(#"{"status":500,"durationSeconds":60,"label":"gameday-0123abcd"}"#)
+        #expect(run.label == "gameday-0123abcd")
+        _ = control.add(run, setBy: ops)
+        _ = control.add(try settings(#"{"status":500,"durationSeconds":60}"#), setBy: ops)
+        _ = control.add(run, setBy: ops)
+        let now = NIODeadline.now()
+        #expect(control.list(label: "gameday-0123abcd").map { $0.json(now: now).label } == ["gameday-0123abcd", "gameday-0123abcd"])
+        #expect(control.list().map { $0.json(now: now).label } == ["gameday-0123abcd", nil, "gameday-0123abcd"])
+        #expect(control.clear(label: "gameday-other") == 0)
+        #expect(control.clear(label: "gameday-0123abcd") == 2)
+        #expect(control.list().map(\.id) == ["f2"])
+    }
+
+    @Test(arguments: [
+        ("/.meshprobe/faults", nil, nil), ("/.meshprobe/faults?label=run-1.a_b", "run-1.a_b", nil), ("/.meshprobe/faults?", nil, nil),
+        ("/.meshprobe/faults?lable=run-1", nil, "lable"), ("/.meshprobe/faults?label=", nil, "label"),
+        ("/.meshprobe/faults?label=run%201", nil, "label"), ("/.meshprobe/faults?label=a&label=b", nil, "label"),
+        ("/.meshprobe/faults?label=a&force=1", nil, "force"),
+    ] as [(String, String?, String?)])
+    func aDeleteTakesOnlyALabelParameter(_ path: String, _ label: String?, _ refusedField: String?) {
+        do {
+            #expect(try FaultControlAPI.labelParameter(path) == label)
+            #expect(refusedField == nil)
+        } catch {
+            #expect(error.field == refusedField, "\(error)")
+        }
+    }
+
+    @Test func aListIgnoresOtherParametersButNotABadLabel() throws {
+        #expect(try FaultControlAPI.labelParameter("/.meshprobe/faults?status=500&label=run-1", refusingOthers: false) == "run-1")
+        #expect(try FaultControlAPI.labelParameter("/.meshprobe/faults?status=500", refusingOthers: false) == nil)
+        #expect(throws: FaultControlError.self) { try FaultControlAPI.labelParameter("/.meshprobe/faults?label=a%20b", refusingOthers: false) }
     }
 
     @Test func controlAndQueryFaultsCombineWithTheQueryFirst() throws {

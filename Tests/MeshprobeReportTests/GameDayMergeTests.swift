@@ -48,6 +48,11 @@ import Testing
         #expect(result.clearedNote(step.faults[0]) == "(cleared)")
         #expect(result.clearedNote(step.faults[1]).hasPrefix("(NOT cleared"))
         #expect(result.stepsText.contains("f2 on https://b:8443: delay 200ms for 100% on /, expires in 60s (NOT cleared"), "\(result.stepsText)")
+        // As the game day names a fault left: ID on URL, then its path and expiry.
+        var named = result
+        named.faultsLeft = ["f1 on https://a:8443: path /, expires in 58 s (still listed with label gameday-0123456789ab)"]
+        #expect(named.clearedNote(step.faults[0]).hasPrefix("(NOT cleared"))
+        #expect(named.clearedNote(step.faults[1]) == "(cleared)")
     }
 
     @Test func theLoadStepsP99IsDecidedOnTheMergedHistogramAndProceduresStayPerFile() throws {

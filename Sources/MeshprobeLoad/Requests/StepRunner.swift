@@ -17,8 +17,10 @@ public enum StepRunner {
     /// Sends `steps` once with the target, identity and headers of `base`, starting from `variables`.
     /// - Parameter keepingLastResponse: keep the last response's body, whatever its status (a one-shot request
     ///   such as `meshprobe fault` reads it).
+    /// - Parameter graceOnCancel: when the calling task is cancelled, how long a request in flight may still take.
     public static func run(_ steps: [FlowStep], base: LoadConfiguration, variables: [String: String] = [:],
-                           keepingLastResponse: Bool = false, group: any EventLoopGroup) async throws -> Outcome {
+                           keepingLastResponse: Bool = false, graceOnCancel: Double = 1.0,
+                           group: any EventLoopGroup) async throws -> Outcome {
         guard let target = base.targets.first else {
             throw LoadConfigurationError(field: "target", value: "", reason: "steps need a target URL")
         }
@@ -35,7 +37,10 @@ public enum StepRunner {
         configuration.churn = .reuse
         configuration.guards = []
         configuration.keepLastStepResponse = keepingLastResponse
-        let result = try await LoadGenerator(configuration: configuration, group: group).run()
+        let generator = LoadGenerator(configuration: configuration, group: group)
+        // The run is a task of its own, so that only this grace applies on cancellation.
+        let run = Task { try await generator.run() }
+        let result = try await withTaskCancellationHandler { try await run.value } onCancel: { generator.stop(grace: graceOnCancel) }
         let completed = result.iterationsCompleted == 1
         var problem: String?
         if !completed {

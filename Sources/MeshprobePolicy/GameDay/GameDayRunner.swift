@@ -54,6 +54,10 @@ public struct GameDayRunner: Sendable {
     public var configuration: LoadConfiguration
     public var controlTLS: TLSContext?
     public var maxDuration: Double
+    /// The label of every fault the run sets: the faults of a POST whose answer never came are found by it.
+    public var runLabel = FaultLedger.newLabel(prefix: "gameday")
+    /// Set by a signal: every control request after it ends by then.
+    public var stopDeadline = StopDeadline()
     /// Told when each step starts (index, step) and, for load steps, given the generator for a live view.
     public var onStepStart: @Sendable (Int, String) -> Void = { _, _ in }
     public var onLoad: @Sendable (LoadGenerator, LoadConfiguration) -> Task<Void, Never>? = { _, _ in nil }
@@ -68,7 +72,7 @@ public struct GameDayRunner: Sendable {
     }
 
     public func run(abort: AbortSwitch, group: any EventLoopGroup) async -> Outcome {
-        let ledger = FaultLedger()
+        let ledger = FaultLedger(label: runLabel, deadline: stopDeadline)
         let started = ContinuousClock.now
         var outcomes: [StepOutcome] = []
         var skipped: [String] = []
@@ -98,8 +102,9 @@ public struct GameDayRunner: Sendable {
             }
             var outcome = await task.value
             watcher.cancel()
-            // Faults the step set and did not clear itself: cleared now, before the next step.
-            for left in await ledger.clearAll(group: group) where !outcome.faults.contains(left) {
+            // Faults the step set and did not clear itself (or whose answer never came): cleared now, before the next
+            // step, once the step's requests have ended.
+            for left in await ledger.clearAll(group: group) {
                 outcome.problem = [outcome.problem, "could not clear \(left)"].compactMap { $0 }.joined(separator: "; ")
             }
             outcome.seconds = OutlierDetectionCheck.seconds(ContinuousClock.now - stepStart)

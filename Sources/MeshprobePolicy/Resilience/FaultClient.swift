@@ -16,6 +16,9 @@ public struct FaultClient: Sendable {
     public var tls: TLSContext?
     /// How long to wait for an answer.
     public var timeout: Double = 10
+    /// How long an answer may still take once the calling task is cancelled (an aborted step): a fault set meanwhile
+    /// is found by its label.
+    public static let graceOnCancel = 0.25
 
     /// Checks the URL: the echo's base URL, nothing after the port.
     public init(url: String, tls: TLSContext?) throws(FaultClientError) {
@@ -46,7 +49,8 @@ public struct FaultClient: Sendable {
                             body: body?.replacingOccurrences(of: "{{", with: "{\\u007b"))
         let outcome: StepRunner.Outcome
         do {
-            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true, group: group)
+            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true, graceOnCancel: Self.graceOnCancel,
+                                               group: group)
         } catch let error as LoadConfigurationError {
             throw .badInput(error.description)
         } catch {
@@ -67,18 +71,23 @@ public struct FaultClient: Sendable {
         return try Self.decode(try await send("POST", Self.apiPath, json: body, group: group), from: url)
     }
 
-    /// Clears one fault (by id) or every fault (nil); how many were cleared.
+    /// Clears one fault (by id), every fault set with `label`, or every fault (both nil); how many were cleared.
     @discardableResult
-    public func clear(id: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Int {
-        let answer: FaultControlJSON.Cleared = try Self.decode(
-            try await send("DELETE", Self.apiPath + (id.map { "/\($0)" } ?? ""), group: group), from: url)
+    public func clear(id: String? = nil, label: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Int {
+        let answer: FaultControlJSON.Cleared = try Self.decode(try await send("DELETE", Self.path(id: id, label: label), group: group), from: url)
         return answer.cleared
     }
 
-    /// The active faults.
-    public func list(group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
-        let answer: FaultControlJSON.List = try Self.decode(try await send("GET", Self.apiPath, group: group), from: url)
+    /// The active faults; with `label`, those set with it (an echo that predates labels lists every fault).
+    public func list(label: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
+        let answer: FaultControlJSON.List = try Self.decode(try await send("GET", Self.path(label: label), group: group), from: url)
         return answer.faults
+    }
+
+    /// `/.meshprobe/faults`, `/.meshprobe/faults/ID` or `/.meshprobe/faults?label=LABEL` (a label needs no escaping).
+    public static func path(id: String? = nil, label: String? = nil) -> String {
+        if let id { return apiPath + "/" + id }
+        return apiPath + (label.map { "?label=" + $0 } ?? "")
     }
 
     /// A 2xx answer's JSON body; a refusal becomes `.refused` (or `.rejected` for a 400) with the echo's reason.
@@ -119,55 +128,116 @@ public enum FaultClientError: Error, Sendable, CustomStringConvertible {
 
 /// Every fault a run has set and not yet cleared, across procedures: whatever happens (a failed step, an abort, a
 /// signal), the run clears what is left here before it exits.
-// @unchecked: every access to `open` holds `lock`.
+///
+/// Every fault it sets carries the run's label, and every echo asked to set one is remembered before the request
+/// goes: a fault whose answer never came (the run stopped while its POST was in flight) is found by the label.
+/// After a signal, every request ends by the deadline.
+// @unchecked: every access to `open` and `echoes` holds `lock`.
 public final class FaultLedger: @unchecked Sendable {
+    /// The label of every fault this ledger sets: the run's id.
+    public let label: String
+    public let deadline: StopDeadline
     private let lock = NSLock()
     private var open: [(client: FaultClient, fault: FaultControlJSON.Fault)] = []
+    /// Echoes asked to set a fault and not yet seen free of the label, by URL, with when the last of those faults
+    /// expires at the latest.
+    private var echoes: [String: (client: FaultClient, expires: ContinuousClock.Instant)] = [:]
 
-    public init() {}
-
-    public func setFault(_ fault: FaultControlJSON.Fault, on client: FaultClient) {
-        lock.withLock { open.append((client, fault)) }
+    public init(label: String = FaultLedger.newLabel(), deadline: StopDeadline = StopDeadline()) {
+        self.label = label
+        self.deadline = deadline
     }
 
-    public func cleared(_ id: String, on client: FaultClient) {
-        lock.withLock { open.removeAll { $0.client.url == client.url && $0.fault.id == id } }
+    /// `PREFIX-` and 12 random hex digits: one run's label.
+    public static func newLabel(prefix: String = "run") -> String {
+        prefix + "-" + String((0..<12).map { _ in "0123456789abcdef".randomElement()! })
     }
 
-    /// Faults still set, as `id on URL`.
-    public var outstanding: [String] { lock.withLock { open.map { "\($0.fault.id) on \($0.client.url)" } } }
-
-    /// Sets a fault and records it.
+    /// Sets a fault (with the ledger's label) and records it.
     public func set(_ fault: FaultControlJSON.NewFault, on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) -> FaultControlJSON.Fault {
-        let set = try await client.set(fault, group: group)
-        setFault(set, on: client)
+        var fault = fault
+        fault.label = label
+        let lasts = Duration.seconds(fault.durationSeconds ?? FaultSettings.maxDurationSeconds)
+        lock.withLock {
+            let expires = ContinuousClock.now + lasts
+            echoes[client.url] = (client, max(expires, echoes[client.url]?.expires ?? expires))
+        }
+        // In the caller's task: an aborted step cancels it (its answer then has `graceOnCancel` to come), and the
+        // clearing after the step starts once it has ended.
+        let set = try await client.bounded(by: deadline).set(fault, group: group)
+        lock.withLock { open.append((client, set)) }
         return set
     }
 
     /// Clears one fault, in a task of its own so that a cancelled caller (an aborted step) still clears it.
     public func clear(_ id: String, on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) {
-        let outcome = await Task { () async -> FaultClientError? in
-            do throws(FaultClientError) {
-                try await client.clear(id: id, group: group)
-                return nil
-            } catch {
-                return error
-            }
-        }.value
-        if let outcome { throw outcome }
-        cleared(id, on: client)
+        try await request(client) { client throws(FaultClientError) in try await client.clear(id: id, group: group) }
+        lock.withLock { open.removeAll { $0.client.url == client.url && $0.fault.id == id } }
     }
 
-    /// Clears every fault still recorded; what could not be cleared, with why (each expires on its own).
+    /// Clears every fault still recorded, by id, then makes sure no fault with the label is left on any echo asked to
+    /// set one (listing them, clearing by label what is listed, and listing again); what is left, each as `ID on URL:
+    /// path PATH, expires in N s (why)` or, for an echo that could not be listed, `faults labelled LABEL on URL: ...`.
     public func clearAll(group: any EventLoopGroup) async -> [String] {
-        var failures: [String] = []
+        var failures: [String: [String]] = [:]
         for (client, fault) in lock.withLock({ open }) {
             do {
                 try await clear(fault.id, on: client, group: group)
             } catch {
-                failures.append("\(fault.id) on \(client.url) (expires in at most \(fault.expiresInSeconds) s): \(error)")
+                failures[client.url, default: []].append("\(fault.id) on \(client.url): path \(fault.path), expires in at most \(fault.expiresInSeconds) s (\(error))")
             }
         }
-        return failures
+        var left: [String] = []
+        for (url, echo) in lock.withLock({ echoes }).sorted(by: { $0.key < $1.key }) {
+            do {
+                let listed = try await clearLabelled(on: echo.client, group: group)
+                if listed.isEmpty {
+                    lock.withLock {
+                        open.removeAll { $0.client.url == url }
+                        if echoes[url]?.expires == echo.expires { echoes[url] = nil }
+                    }
+                }
+                left += listed.map { "\($0.id) on \(url): path \($0.path), expires in \($0.expiresInSeconds) s (still listed with label \(label))" }
+            } catch {
+                let seconds = Int((OutlierDetectionCheck.seconds(echo.expires - .now)).rounded(.up))
+                left += failures[url] ?? []
+                left.append("faults labelled \(label) on \(url): not confirmed cleared, any expires within \(max(0, seconds)) s (\(error))")
+            }
+        }
+        return left
+    }
+
+    /// The faults with the label left on an echo: listed, cleared by label when there are any, and listed again. An
+    /// echo that predates labels lists faults without it (it refused the label when they were set: none is ours).
+    private func clearLabelled(on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) -> [FaultControlJSON.Fault] {
+        let label = self.label
+        let listed = try await request(client) { client throws(FaultClientError) in try await client.list(label: label, group: group) }
+        if listed.isEmpty || listed.contains(where: { $0.label != label }) { return [] }
+        try await request(client) { client throws(FaultClientError) in try await client.clear(label: label, group: group) }
+        return try await request(client) { client throws(FaultClientError) in try await client.list(label: label, group: group) }
+    }
+
+    /// One control request in a task of its own, ended by the deadline.
+    @discardableResult
+    private func request<T: Sendable>(_ client: FaultClient,
+                                      _ call: @escaping @Sendable (FaultClient) async throws(FaultClientError) -> T) async throws(FaultClientError) -> T {
+        let client = try client.bounded(by: deadline)
+        let outcome = await deadline.bound { () async -> Result<T, FaultClientError> in
+            do throws(FaultClientError) { return .success(try await call(client)) } catch { return .failure(error) }
+        }
+        guard let outcome else { throw .unreachable("no answer from the echo at \(client.url) before the stop deadline") }
+        return try outcome.get()
+    }
+}
+
+extension FaultClient {
+    /// This client with its timeout cut to the time left before `deadline`; no time left is `.unreachable`.
+    func bounded(by deadline: StopDeadline) throws(FaultClientError) -> FaultClient {
+        guard let seconds = deadline.secondsLeft(atMost: timeout) else {
+            throw .unreachable("not sent to the echo at \(url): the stop deadline has passed")
+        }
+        var client = self
+        client.timeout = seconds
+        return client
     }
 }

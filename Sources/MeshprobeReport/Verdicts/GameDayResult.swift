@@ -51,9 +51,13 @@ public struct GameDayResult: Codable, Sendable {
     public var skipped: [String]
     public var faultsLeft: [String]
 
-    /// "(cleared)", or "(NOT cleared)" for a fault (`ID on URL: summary`) listed in `faultsLeft` (`ID on URL`).
+    /// "(cleared)", or "(NOT cleared)" for a fault (`ID on URL: summary`) that `faultsLeft` lists (`ID on URL`, then
+    /// `: ...`, ` (...)` or ` [file]`).
     public func clearedNote(_ fault: String) -> String {
-        faultsLeft.contains { fault.hasPrefix($0 + ":") } ? "(NOT cleared: it expires on its own)" : "(cleared)"
+        // A URL holds no ": ", so the first one ends `ID on URL`.
+        let key = fault.range(of: ": ").map { String(fault[..<$0.lowerBound]) } ?? fault
+        let left = faultsLeft.contains { $0 == key || $0.hasPrefix(key + ":") || $0.hasPrefix(key + " ") }
+        return left ? "(NOT cleared: it expires on its own)" : "(cleared)"
     }
     /// The files merged into this one, when it is a merge.
     public var mergedFrom: [String]?
