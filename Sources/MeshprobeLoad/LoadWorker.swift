@@ -562,7 +562,15 @@ final class LoadWorker {
             // No connection can carry the rest: count it, named by the last connection failure.
             var unsent = backlog.count
             backlog.removeAll()
-            if remaining != Int.max && !stopping { unsent += remaining }
+            if !stopping {
+                if remaining != Int.max {
+                    unsent += remaining
+                } else if let schedule = arrivals {
+                    // A schedule bounded by time: the arrivals it still held, each counted.
+                    let end = awaitingConnections ? configuration.plannedDuration : deadline.map { Double($0 &- arrivalBase) / 1e9 }
+                    unsent += (nextArrival.map { $0 < (deadline ?? .max) } == true ? 1 : 0) + schedule.count(before: end)
+                }
+            }
             remaining = 0
             let reason = lastConnectionFailure ?? (.notSent, "no connection could be established")
             if unsent > 0 {

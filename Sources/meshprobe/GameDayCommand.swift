@@ -178,8 +178,11 @@ extension GameDayResult {
             }
             offset += step.seconds
             let ran = step.verdicts != nil
-            return Step(name: step.name, kind: planned.map(GameDayResult.kind) ?? "load", passed: ran && report.passed,
-                        decided: ran && report.decided, seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem,
+            // A step with a problem (its load ended early, a fault not cleared) did not pass: undecided, unless a
+            // verdict failed anyway.
+            let passed = ran && report.passed && step.problem == nil
+            return Step(name: step.name, kind: planned.map(GameDayResult.kind) ?? "load", passed: passed,
+                        decided: ran && report.decided && (step.problem == nil || !report.passed), seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem,
                         faults: step.faults, requests: requests, failures: failures, verdicts: report.verdicts, result: result)
         }
         self.init(file: gameday.file, sha256: inputs.first?.sha256 ?? "", name: gameday.name, aborted: outcome.abortReason,

@@ -108,4 +108,30 @@ import Testing
         #expect(why.contains("tls_wrong_spiffe_id"), "\(why)")
         #expect(result.elapsedSeconds < 20, "retried a refusal for \(result.elapsedSeconds) s")
     }
+
+    /// The same in a game day: a load step whose connections are all refused for good did not run its course, so
+    /// the step is not a PASS and the game day has no verdict (exit 3), the reason on the step.
+    @Test func aGameDayLoadStepThatEndsEarlyIsNotAPass() async throws {
+        let port = try freePort()
+        let server = try echo(on: port)
+        defer { server.stop() }
+        let prober = try pki.svid("prober3", uris: [pki.id("prober3")])
+        let file = try pki.write("gameday.yaml", """
+            name: wrong peer
+            target: https://127.0.0.1:\(port)/
+            identity: {cert: \(prober.cert), key: \(prober.key), ca: \(pki.caFile), expectPeer: "\(pki.id("ratings"))"}
+            load: {connections: 2, streams: 2}
+            gameday:
+              steps:
+                - {name: baseline, rate: 50, duration: 20s}
+            """)
+        let json = pki.directory.appendingPathComponent("gameday.json").path
+        let out = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", json], timeout: 30)
+        #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let step = try #require((object?["steps"] as? [[String: Any]])?.first)
+        #expect(step["passed"] as? Bool == false && step["decided"] as? Bool == false, "\(step)")
+        #expect((step["problem"] as? String)?.contains("tls_wrong_spiffe_id") == true, "\(step)")
+        #expect(step["requests"] as? Int == 1000, "every arrival of 50/s over 20 s counted: \(step)")
+    }
 }

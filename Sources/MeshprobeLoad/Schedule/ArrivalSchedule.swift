@@ -45,6 +45,14 @@ public struct ArrivalSchedule: Sendable {
         }
     }
 
+    /// How many arrivals after those already taken fall before `end` (seconds from the start of the run, or the
+    /// profile's own end): exact for uniform arrivals, the expected count for Poisson ones.
+    public func count(before end: Double?) -> Int {
+        guard let end = end ?? profile.totalDuration else { return 0 }
+        let left = (profile.cumulative(at: end) - position) * share
+        return left > 0 ? Int(left.rounded(.up)) : 0
+    }
+
     /// The intended time, seconds from the start of the run, of the next arrival; nil when the profile has ended.
     public mutating func next() -> Double? {
         guard let t = profile.time(forCumulative: position) else { return nil }

@@ -148,6 +148,8 @@ public struct GameDayRunner: Sendable {
                 if Task.isCancelled { return outcome }
                 let slo = SLOCheck.evaluate(result, minimumSuccessRate: step.minimumSuccessRate, latencyCeilings: step.latencyCeilings)
                 outcome.verdicts = .load(result, slo: slo)
+                // Every connection given up (a refusal retrying cannot change): the step did not run its course.
+                if let why = result.endedEarly { outcome.problem = "the load ended before its planned end: \(why)" }
             case .circuitBreaker(let e):
                 let result = try await CircuitBreakerCheck.run(e, configuration: configuration, group: group)
                 if Task.isCancelled { return outcome }
