@@ -16,6 +16,7 @@ import Testing
             stats.succeeded = 100
             result.identities[WorkloadIdentity(workload: "ratings", version: "v\(i + 1)")] = stats
         }
+        result.succeeded = 100 * endpoints
         return CircuitBreakerCheck.Phase(concurrency: 10, result: result, overflow: 0, overflowLatency: nil, servicePeak: estimated)
     }
 
@@ -47,5 +48,49 @@ import Testing
         let arrivals = [0.100, 0.215, 0.300, 0.400]
         #expect(CircuitBreakerCheck.peakHeldAtOnce(arrivals: arrivals, hold: 0.1) == 2)
         #expect(CircuitBreakerCheck.peakHeldAtOnce(arrivals: arrivals, hold: 0.1, lag: 0.016) == 1)
+    }
+
+    /// A phase above the limit whose overflow replies took `overflow` (milliseconds, one reply each) while the
+    /// generator's timers ran `lag` ms late.
+    func above(overflow: [Double], lag: Double) -> CircuitBreakerCheck.Phase {
+        var result = LoadResult()
+        var ok = IdentityStats()
+        ok.requests = 10
+        ok.succeeded = 10
+        result.identities[WorkloadIdentity(workload: "ratings", version: "v1")] = ok
+        result.succeeded = 10
+        for _ in 0..<200 { _ = result.loopLag.record(UInt64(max(1, lag * 1000))) }
+        var stats = FailureStats()
+        for ms in overflow {
+            stats.count += 1
+            _ = stats.latency.record(UInt64(ms * 1000))
+        }
+        return CircuitBreakerCheck.Phase(concurrency: 22, result: result, overflow: overflow.count, overflowLatency: stats, servicePeak: 10)
+    }
+
+    func fastCheck(overflow: [Double], lag: Double) -> CircuitBreakerCheck.Check? {
+        let e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "test")
+        let below = phase(stamped: 10, endpoints: 1, estimated: 10)
+        return CircuitBreakerCheck.evaluate(e, below: below, above: above(overflow: overflow, lag: lag))
+            .first { $0.name.contains("overflow replies, fast") }
+    }
+
+    /// Refusals that waited (their median past half the 100 ms hold) fail; a slow tail fails only while the
+    /// generator kept time, and is undecided when its own timers ran late (a starved machine: the lab's circuit
+    /// breaker failed so under three busy loops).
+    @Test func overflowRepliesAreJudgedFastOnlyWhenTheGeneratorKeptTime() throws {
+        let fast = Array(repeating: 2.0, count: 100)
+        let slowTail = Array(repeating: 2.0, count: 90) + Array(repeating: 70.0, count: 10)
+        let queued = Array(repeating: 80.0, count: 100)
+        let ok = try #require(fastCheck(overflow: fast, lag: 1))
+        #expect(ok.passed && ok.decided, "\(ok)")
+        let tail = try #require(fastCheck(overflow: slowTail, lag: 1))
+        #expect(!tail.passed && tail.decided, "\(tail)")
+        let starved = try #require(fastCheck(overflow: slowTail, lag: 30))
+        #expect(!starved.passed && !starved.decided, "\(starved)")
+        #expect(starved.reason?.contains("the generator's own timers ran up to") == true, "\(starved)")
+        let waited = try #require(fastCheck(overflow: queued, lag: 30))
+        #expect(!waited.passed && waited.decided, "\(waited)")
+        #expect(waited.reason?.contains("at the median") == true, "\(waited)")
     }
 }
