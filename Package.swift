@@ -34,7 +34,8 @@ let package = Package(
             providers: [.apt(["libnghttp2-dev"])]
         ),
 
-        // Identity & classification: SPIFFE IDs, workload identities, error kinds, the echo stamp contract.
+        // Identity & classification: SPIFFE IDs, workload identities, error kinds, the echo stamp contract; and the
+        // rules for what comes in: text made printable, files read only when regular and within their kind's limit.
         .target(name: "MeshprobeIdentity"),
 
         // Transport: TLS on OpenSSL (the only importer of COpenSSL), SVIDs, SPIFFE peer verification, lab PKI.

@@ -145,7 +145,7 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.churn = try Self.parseChurn(churn)
         configuration.environment = ProcessInfo.processInfo.environment
         if let csv {
-            guard let data = FileManager.default.contents(atPath: csv) else { throw CLIError.badInput("--csv '\(csv)': cannot read the file") }
+            let data = try readInputFile(csv, limit: .data, flag: "--csv")
             do {
                 configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csv)
             } catch {
@@ -187,10 +187,9 @@ struct LoadCommand: AsyncParsableCommand {
         if let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())
-                guard let bytes = FileManager.default.contents(atPath: path) else {
-                    throw CLIError.badInput("--data '\(data)': cannot read '\(path)'")
+                do { configuration.body = try InputFile.read(path, limit: .data) } catch {
+                    throw CLIError.badInput("--data '\(data)': \(error.reason)")
                 }
-                configuration.body = Array(bytes)
             } else {
                 configuration.body = Array(data.utf8)
             }

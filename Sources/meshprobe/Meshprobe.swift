@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeIdentity
 import MeshprobeReport
 import MeshprobeYAML
 
@@ -61,6 +62,15 @@ func parseDuration(_ text: String, flag: String) throws -> Double {
         throw CLIError.badInput("\(flag) '\(text)': must be at most \(DurationText.maximumText)")
     }
     return seconds
+}
+
+/// A file a flag (or, with no flag, an argument) names, read by `InputFile`'s rules (a regular file, at most `limit`);
+/// bad input (exit 2) names the flag, the file and what is wrong with it (`--csv '/dev/zero': is a character device,
+/// not a regular file`).
+func readInputFile(_ path: String, limit: InputFile.Limit, flag: String?) throws -> [UInt8] {
+    do { return try InputFile.read(path, limit: limit) } catch {
+        throw CLIError.badInput(flag.map { "\($0) '\(path)': \(error.reason)" } ?? error.description)
+    }
 }
 
 /// Every line meshprobe writes for people goes through `printError` or `printLine`, which defang it: whatever a

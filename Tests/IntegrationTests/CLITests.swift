@@ -25,6 +25,41 @@ import Testing
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
+    /// `/dev/null`, `/dev/zero` or a FIFO where a file is read (a policy, scenario or game day, a result to merge, a
+    /// certificate or key) is named for what it is, exit 2 at once (no read of /dev/zero, no wait for a FIFO's writer).
+    @Test func specialFilesAreNamedForWhatTheyAre() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-special-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = "\(dir)/pipe"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
+        #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/a/sa/b",
+                                                "--out", "\(dir)/svid"]).status == 0)
+        let device = "is a character device, not a regular file", pipe = "is a FIFO (named pipe), not a regular file"
+        let tls = ["load", "-n", "1", "--ca", "\(dir)/svid/root-cert.pem", "https://127.0.0.1:9/"]
+        let cases: [([String], String)] = [
+            (["verify", "/dev/null"], "/dev/null:1:1: the file \(device)"),
+            (["verify", fifo], "\(fifo):1:1: the file \(pipe)"),
+            (["run", "/dev/zero"], "/dev/zero:1:1: the file \(device)"),
+            (["gameday", fifo], "\(fifo):1:1: the file \(pipe)"),
+            (["merge", "/dev/zero"], "/dev/zero: \(device)"),
+            (["merge", fifo], "\(fifo): \(pipe)"),
+            (["merge", dir], "\(dir): is a directory, not a regular file"),
+            (tls + ["--cert", "/dev/zero", "--key", "\(dir)/svid/key.pem"], "certificate chain file /dev/zero \(device)"),
+            (tls + ["--cert", "\(dir)/svid/cert-chain.pem", "--key", fifo], "private key file \(fifo) \(pipe)"),
+            (["load", "-n", "1", "--ca", "/dev/null", "https://127.0.0.1:9/"], "trust bundle file /dev/null \(device)"),
+            (["load", "-n", "1", "--csv", "/dev/zero", "http://127.0.0.1:9/"], "--csv '/dev/zero': \(device)"),
+            (["pki", "inspect", fifo], "\(fifo): \(pipe)"),
+        ]
+        for (arguments, expected) in cases {
+            let out = try await run(meshprobeBinary, arguments, timeout: 20)
+            #expect(out.status == 2, "\(arguments): \(out.stderr)")
+            #expect(out.stderr.contains(expected), "\(arguments): \(out.stderr)")
+            #expect(!out.stderr.contains("permissions"), "\(arguments): \(out.stderr)")
+        }
+    }
+
     @Test func loadWhereNothingSucceedsExitsWith1() async throws {
         let port = try freePort()
         let out = try await run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)

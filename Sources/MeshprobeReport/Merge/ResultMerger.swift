@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import MeshprobeHistogram
+import MeshprobeIdentity
 import MeshprobeLoad
 
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
@@ -11,17 +12,26 @@ public enum ResultMerger {
         public init(_ description: String) { self.description = description }
     }
 
-    /// The top-level `schema` of a JSON result file (verify and game day results have one), nil for anything else.
-    public static func topLevelSchema(_ path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        return root["schema"] as? String
+    /// The bytes of a result file: a regular file of at most `InputFile.Limit.result` (256 MiB), the limit a shard's
+    /// upload is held to too.
+    public static func contents(_ path: String) throws(MergeError) -> Data {
+        do { return Data(try InputFile.read(path, limit: .result)) } catch { throw MergeError(error.description) }
+    }
+
+    /// What kind of result `data` is, from its schema: `load` (`meta.schema`), `verify` or `game day` (a top-level
+    /// `schema`); nil when it is not JSON with a schema (the reader then says what is wrong).
+    public static func kind(of data: Data) -> String? {
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        if let schema = root["schema"] as? String {
+            if schema.hasPrefix("meshprobe.verify/") { return "verify" }
+            if schema.hasPrefix("meshprobe.gameday.result/") { return "game day" }
+        }
+        return (root["meta"] as? [String: Any])?["schema"] is String ? "load" : nil
     }
 
     /// Reads one result file; errors name the file and say what is wrong with it.
     public static func read(_ path: String) throws(MergeError) -> LoadReport {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
-        return try read(data: data, name: path)
+        try read(data: try contents(path), name: path)
     }
 
     /// Reads one result from `data` (a file's bytes, or a shard's upload); errors name it `path`.

@@ -14,14 +14,8 @@ import MeshprobeVerify
 public enum VerifyMerge {
     public typealias MergeError = ResultMerger.MergeError
 
-    /// True when the file is a verify result (its top-level `schema` says so).
-    public static func isVerifyResult(_ path: String) -> Bool {
-        ResultMerger.topLevelSchema(path)?.hasPrefix("meshprobe.verify/") == true
-    }
-
     public static func read(_ path: String) throws(MergeError) -> VerifyReport {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
-        return try read(data: data, name: path)
+        try read(data: try ResultMerger.contents(path), name: path)
     }
 
     /// Reads one verify result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
