@@ -197,10 +197,12 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
-        // Test support shared by test targets: stand-in HTTP servers that record what they were sent.
+        // Test support shared by test targets: stand-in HTTP servers that record what they were sent, hand-built
+        // histogram encodings (decompression bombs).
         .target(
             name: "MeshprobeTestSupport",
             dependencies: [
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

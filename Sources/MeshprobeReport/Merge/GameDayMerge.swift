@@ -25,7 +25,10 @@ public enum GameDayMerge {
         }
         let result = try ResultMerger.decoding(path) { try JSONDecoder().decode(GameDayResult.self, from: data) }
         for (i, step) in result.steps.enumerated() {
-            if let load = step.result { try ResultMerger.checkHistograms(load, name: path, field: "steps[\(i)].result.") }
+            if let load = step.result {
+                try ResultMerger.checkCounts(load, name: path, field: "steps[\(i)].result.")
+                try ResultMerger.checkHistograms(load, name: path, field: "steps[\(i)].result.")
+            }
         }
         return result
     }

@@ -82,27 +82,27 @@ public enum ResultMerger {
     }
 
     /// Decodes every histogram of a result (`field` prefixes the fields named in errors, for a result inside another):
-    /// a corrupted one would make the merge silently wrong.
+    /// a corrupted one would make the merge silently wrong, and one of another layout could not be merged at all (the
+    /// package traps on that), so each must have its field's layout exactly.
     public static func checkHistograms(_ report: LoadReport, name path: String, field prefix: String = "") throws(MergeError) {
-        var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
-                                           ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
-                                           ("histograms.loop_lag", report.histograms.loopLag),
-                                           ("histograms.handshake", report.histograms.handshake)]
-        if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s)) }
-        for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram)) }
-        for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
-        for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
-        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
-        let standard = LatencyHistogram.latency()
-        for (field, text) in encoded {
+        let standard = LatencyHistogram.latency(), timeline = LatencyHistogram.timelineLatency()
+        var encoded: [(String, String, LatencyHistogram)] = [("histograms.latency", report.histograms.latency, standard),
+                                                             ("histograms.latency_uncorrected", report.histograms.latencyUncorrected, standard),
+                                                             ("histograms.loop_lag", report.histograms.loopLag, standard),
+                                                             ("histograms.handshake", report.histograms.handshake, standard)]
+        if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s, standard)) }
+        for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram, standard)) }
+        for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h, standard)) } }
+        for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h, standard)) } }
+        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h, timeline)) } }
+        for (field, text, layout) in encoded {
             let h: LatencyHistogram
             do { h = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
-            // meshprobe writes 1 us to 1 h at 3 significant digits (2 in the timeline); merging values beyond that
-            // range into it could not place them.
-            guard [2, 3].contains(h.numberOfSignificantValueDigits.rawValue),
-                  h.lowestDiscernibleValue == standard.lowestDiscernibleValue,
-                  h.highestTrackableValue == standard.highestTrackableValue else {
-                throw MergeError("\(path): \(prefix)\(field): not meshprobe's histogram layout (\(h.numberOfSignificantValueDigits.rawValue) significant digits, \(h.lowestDiscernibleValue)-\(h.highestTrackableValue) us; meshprobe writes 2 or 3 digits, 1-3600000000 us)")
+            // meshprobe writes 1 us to 1 h at 3 significant digits (2 in the timeline).
+            guard h.numberOfSignificantValueDigits == layout.numberOfSignificantValueDigits,
+                  h.lowestDiscernibleValue == layout.lowestDiscernibleValue,
+                  h.highestTrackableValue == layout.highestTrackableValue else {
+                throw MergeError("\(path): \(prefix)\(field): not meshprobe's histogram layout (\(h.numberOfSignificantValueDigits.rawValue) significant digits, \(h.lowestDiscernibleValue)-\(h.highestTrackableValue) us; meshprobe writes \(layout.numberOfSignificantValueDigits.rawValue) digits here, \(layout.lowestDiscernibleValue)-\(layout.highestTrackableValue) us)")
             }
             guard h.totalCount <= UInt64(largestCount) else {
                 throw MergeError("\(path): \(prefix)\(field): \(h.totalCount) values: more than \(largestCount)")

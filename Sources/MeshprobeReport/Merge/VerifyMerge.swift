@@ -30,10 +30,10 @@ public enum VerifyMerge {
         guard report.policySHA256 != nil, let results = report.results else {
             throw MergeError("\(path): no policy_sha256 or results: written by an older meshprobe")
         }
+        // Each route's load merges exactly as a load result does: the same checks.
         for (i, result) in results.enumerated() {
-            for (field, text) in [("latency", result.histograms.latency)] {
-                do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): results[\(i)].histograms.\(field): \(error.description)") }
-            }
+            try ResultMerger.checkCounts(result, name: path, field: "results[\(i)].")
+            try ResultMerger.checkHistograms(result, name: path, field: "results[\(i)].")
         }
         return report
     }
