@@ -40,7 +40,11 @@ struct Meshprobe: AsyncParsableCommand {
                 await SidecarOptions.stopProxyNamedInEnvironment(command: CommandLine.arguments.dropFirst().first ?? "")
                 Foundation.exit(2)
             }
-            exit(withError: error)
+            // --help and --version: meshprobe's own text, on stdout.
+            if code == .success { exit(withError: error) }
+            // Any other error's text may quote its input: defanged like every other line.
+            printError(fullMessage(for: error))
+            Foundation.exit(code.rawValue)
         }
     }
 }
@@ -73,13 +77,22 @@ func readInputFile(_ path: String, limit: InputFile.Limit, flag: String?) throws
     }
 }
 
-/// Every line meshprobe writes for people goes through `printError` or `printLine`, which defang it: whatever a
-/// server or a file put into it, it cannot drive the terminal (see `TerminalStyle.defang`).
+/// Every line meshprobe writes for people goes through `printError` or `printLine`. A `String` is defanged whole:
+/// whatever a server, a certificate or a file put into it, no escape sequence or other control character reaches
+/// the terminal (`TerminalStyle.defang`). Colours exist only in a `TerminalText`, which is safe as it is.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((TerminalStyle.defang(text) + "\n").utf8))
+    printError(TerminalText(text))
+}
+
+func printError(_ text: TerminalText) {
+    FileHandle.standardError.write(Data((text.rendered + "\n").utf8))
 }
 
 /// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((TerminalStyle.defang(text) + "\n").utf8))
+    printLine(TerminalText(text))
+}
+
+func printLine(_ text: TerminalText) {
+    FileHandle.standardOutput.write(Data((text.rendered + "\n").utf8))
 }
