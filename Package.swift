@@ -104,7 +104,7 @@ let package = Package(
         // YAML with positions: typed reads whose errors name the file, line and field (scenarios, later policies).
         .target(
             name: "MeshprobeYAML",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["MeshprobeIdentity", .product(name: "Yams", package: "Yams")]
         ),
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(

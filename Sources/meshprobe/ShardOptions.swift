@@ -125,7 +125,7 @@ struct ShardPlan: Sendable, Equatable {
         if let requests = configuration.requests {
             let part = share(of: requests)
             guard part >= 1 else {
-                throw CLIError.badInput("--requests \(requests) is less than --shards \(count): shard \(index) would send nothing")
+                throw CLIError.badInput("\(FlagSpelling.typed("--requests")) \(requests) is less than --shards \(count): shard \(index) would send nothing")
             }
             configuration.requests = part
         }

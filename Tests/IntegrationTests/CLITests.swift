@@ -60,6 +60,43 @@ import Testing
         }
     }
 
+    /// A flag's error names it as the user typed it (`-n`, not `--requests`), and a duration without a unit is
+    /// refused wherever it is given (flags, a scenario file, the echo's flags), naming the units.
+    @Test func flagErrorsNameTheFlagAsTypedAndDurationsNeedAUnit() async throws {
+        let url = "http://127.0.0.1:9/"
+        let noUnit = "has no unit: write 10s or 10ms (units: us, ms, s, m or h)"
+        let cases: [([String], String, String?)] = [
+            (["load", "-n", "0", url], "-n must be at least 1", "--requests"),
+            (["load", "--requests", "0", url], "--requests must be at least 1", nil),
+            (["load", "--requests=0", url], "--requests must be at least 1", nil),
+            (["load", "--requests", "5", "-n", "0", url], "-n must be at least 1", "--requests"),
+            (["load", "-n", "1", "-c", "0", url], "-c must be at least 1", "--connections"),
+            (["load", "-n", "1", "-c", "200000", url], "-c '200000': must be at most 100000", "--connections"),
+            (["load", "-n", "1", "--connections", "200000", url], "--connections '200000': must be at most 100000", nil),
+            (["load", "-d", "10", url], "-d '10' \(noUnit)", "--duration"),
+            (["load", "--duration=10", url], "--duration '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--timeout", "10", url], "--timeout '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--warmup", "10", url], "--warmup '10' \(noUnit)", nil),
+            (["load", "--stage", "10:5", url], "'10' \(noUnit)", nil),
+            (["load", "-d", "0", url], "-d '0': expected a positive duration", nil),
+            (["demo", "-n", "0"], "-n 0: must be at least 1", "--requests"),
+            (["echo", "--h2c", "--max-delay", "10"], "--max-delay '10' \(noUnit)", nil),
+        ]
+        for (arguments, expected, absent) in cases {
+            let out = try await run(meshprobeBinary, arguments, timeout: 20)
+            #expect(out.status == 2, "\(arguments): \(out.stderr)")
+            #expect(out.stderr.contains(expected), "\(arguments): \(out.stderr)")
+            if let absent { #expect(!out.stderr.contains(absent), "\(arguments): \(out.stderr)") }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-units-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "target: \(url)\nload:\n  duration: 10\n".write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let scenario = try await run(meshprobeBinary, ["run", "\(dir)/s.yaml"])
+        #expect(scenario.status == 2)
+        #expect(scenario.stderr.contains("\(dir)/s.yaml:3:13: load.duration: '10' \(noUnit)"), "\(scenario.stderr)")
+    }
+
     @Test func loadWhereNothingSucceedsExitsWith1() async throws {
         let port = try freePort()
         let out = try await run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)

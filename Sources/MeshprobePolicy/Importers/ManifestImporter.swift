@@ -400,7 +400,9 @@ public enum ManifestImporter {
         }
         e.baseEjectionTime = 1
         if let (text, at) = values["\(prefix)-consecutive-min-penalty"] {
-            guard let d = DurationText.seconds(text), d > 0, d <= 600 else { throw at.error("expected a duration up to 600s such as 1s, got '\(text)'") }
+            let d: Double
+            do { d = try DurationText.seconds(text) } catch { throw at.error(error.description) }
+            guard d > 0, d <= 600 else { throw at.error("expected a duration up to 600s such as 1s, got '\(text)'") }
             e.baseEjectionTime = d
         }
         e.jitter = 0.5
