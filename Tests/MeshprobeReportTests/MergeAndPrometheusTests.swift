@@ -139,9 +139,10 @@ import Testing
             ("timeline-layout.json", Data(String(decoding: try timed.jsonData(), as: UTF8.self)
                 .replacingOccurrences(of: timed.timeline[0].histogram!, with: timed.histograms.latency).utf8),
              "timeline[0].histogram: not meshprobe's histogram layout"),
-            // A decompression bomb: a valid header and 1 GiB of zeros in about 1 MB of zlib.
+            // A decompression bomb: a valid header and 64 MiB of zeros in about 64 KB of zlib (MergeCLITests merges
+            // the 1 GiB one of issue 15).
             ("bomb.json", Data(String(decoding: good, as: UTF8.self)
-                .replacingOccurrences(of: a.histograms.latency, with: CraftedHistogram.text(try CraftedHistogram.bomb(inflatedBytes: 1 << 30))).utf8),
+                .replacingOccurrences(of: a.histograms.latency, with: CraftedHistogram.text(try CraftedHistogram.bomb(inflatedBytes: 64 << 20))).utf8),
              "histograms.latency: the compressed payload inflates to more than"),
         ]
         for (name, data, expected) in cases {
