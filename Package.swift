@@ -34,7 +34,8 @@ let package = Package(
             providers: [.apt(["libnghttp2-dev"])]
         ),
 
-        // Identity & classification: SPIFFE IDs, workload identities, error kinds, the echo stamp contract.
+        // Identity & classification: SPIFFE IDs, workload identities, error kinds, the echo stamp contract; and the
+        // rules for what comes in: text made printable, files read only when regular and within their kind's limit.
         .target(name: "MeshprobeIdentity"),
 
         // Transport: TLS on OpenSSL (the only importer of COpenSSL), SVIDs, SPIFFE peer verification, lab PKI.
@@ -117,7 +118,7 @@ let package = Package(
         // YAML with positions: typed reads whose errors name the file, line and field (scenarios, later policies).
         .target(
             name: "MeshprobeYAML",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["MeshprobeIdentity", .product(name: "Yams", package: "Yams")]
         ),
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(
@@ -223,10 +224,12 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
-        // Test support shared by test targets: stand-in HTTP servers that record what they were sent.
+        // Test support shared by test targets: stand-in HTTP servers that record what they were sent, hand-built
+        // histogram encodings (decompression bombs).
         .target(
             name: "MeshprobeTestSupport",
             dependencies: [
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

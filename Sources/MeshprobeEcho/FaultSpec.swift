@@ -1,3 +1,5 @@
+import MeshprobeIdentity
+
 /// Per-request fault injection, fortio style, from the request's query string.
 ///
 /// - `status=503:50` answers 503 to 50% of requests; several codes may be listed: `status=503:20,502:10`;
@@ -51,8 +53,9 @@ public struct FaultSpec: Sendable, Equatable {
                 }
             case "delay":
                 spec.delays = try parseChoices(raw, parameter: key) { text throws(FaultSpecError) in
-                    guard let ns = parseDuration(text) else {
-                        throw FaultSpecError(parameter: key, value: raw, reason: "'\(text)' is not a duration such as 20ms, 1s or 500us")
+                    let ns: UInt64
+                    do throws(DurationText.ParseError) { ns = try delayNanoseconds(text) } catch {
+                        throw FaultSpecError(parameter: key, value: raw, reason: error.description)
                     }
                     guard ns <= limits.maxDelayNanoseconds else {
                         throw FaultSpecError(parameter: key, value: raw, reason: "'\(text)' is longer than the echo's maximum delay of \(limits.maxDelayNanoseconds / 1_000_000)ms")
@@ -108,15 +111,11 @@ public struct FaultSpec: Sendable, Equatable {
         return choices
     }
 
-    /// Parses `20ms`, `1.5s`, `500us`, `100` (milliseconds) into nanoseconds.
-    public static func parseDuration(_ text: String) -> UInt64? {
-        let units: [(String, Double)] = [("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let n = Double(text.dropLast(suffix.count)), n >= 0, n.isFinite, n * scale < 1e18 else { return nil }
-            return UInt64(n * scale)
-        }
-        guard let n = Double(text), n >= 0, n.isFinite, n < 1e9 else { return nil }
-        return UInt64(n * 1e6)
+    /// A delay (`20ms`, `1.5s`, `500us`: `DurationText`, so a number without a unit is refused) in nanoseconds.
+    public static func delayNanoseconds(_ text: String) throws(DurationText.ParseError) -> UInt64 {
+        let seconds = try DurationText.seconds(text)
+        guard seconds >= 0, seconds < 1e9 else { throw DurationText.ParseError(kind: .notADuration, text: text) }
+        return UInt64(seconds * 1e9)
     }
 
     /// Picks the outcome for one request with a uniform random number in [0, 100).

@@ -11,12 +11,47 @@ import NIOCore
 /// payload length, normalizing index offset 0, significant digits, lowest and highest trackable values, conversion
 /// ratio 1.0; all big-endian) and the counts array up to the maximum's index as ZigZag LEB128 varints, a run of
 /// zeros written as its negated length. Decoding rebuilds an equal histogram (same parameters, counts, min, max).
+///
+/// Decoding reads untrusted text (a result file, a shard's upload) and bounds everything it expands or allocates
+/// (`Limits`): a payload that inflates past its limit, parameters whose counts array would be too long, a count array
+/// index or a total count out of range are refused with `DecodingError.Kind.exceedsLimit` before the memory is taken.
 public enum HistogramCodec {
     static let encodingCookie: UInt32 = 0x1c84_9313
     static let compressedCookie: UInt32 = 0x1c84_9314
+    /// The payload header: cookie, length, offset, digits (4 bytes each), lowest, highest, ratio (8 bytes each).
+    static let payloadHeaderBytes = 40
+
+    /// What a decoded histogram may hold.
+    public enum Limits {
+        /// The longest counts array a decoded histogram may have: 2^20 entries (8 MiB of counts), 44 times the
+        /// 23552 of meshprobe's own latency histograms (1 us to 1 h at 3 significant digits).
+        public static let maximumCountsLength = 1 << 20
+        /// The most bytes a compressed payload may inflate to: the header and the longest varint (9 bytes) for every
+        /// entry of the longest counts array, about 9 MiB. meshprobe's own are a few hundred bytes to about 200 KB.
+        public static let maximumPayloadBytes = payloadHeaderBytes + 9 * maximumCountsLength
+        /// The largest total count: what a 64-bit signed count holds, so sums never wrap.
+        public static let maximumTotalCount = UInt64(Int64.max)
+    }
 
     public struct DecodingError: Error, CustomStringConvertible, Equatable {
+        public enum Kind: Sendable, Equatable {
+            /// Not the format, or corrupted.
+            case malformed
+            /// Well-formed so far, but it would expand or allocate past `Limits`.
+            case exceedsLimit
+        }
+
+        public var kind: Kind
         public var description: String
+
+        init(_ kind: Kind, description: String) {
+            self.kind = kind
+            self.description = description
+        }
+
+        init(description: String) {
+            self.init(.malformed, description: description)
+        }
     }
 
     /// The histogram as base64 text.
@@ -91,7 +126,9 @@ public enum HistogramCodec {
         guard bytes.count - 8 >= length else { throw DecodingError(description: "truncated: \(bytes.count - 8) of \(length) compressed bytes") }
         var buffer = ByteBuffer(bytes: bytes[8..<(8 + length)])
         let inflated: ByteBuffer
-        do { inflated = try buffer.decompress(with: .zlib()) } catch {
+        do { inflated = try buffer.decompress(with: .zlib(), maxSize: Limits.maximumPayloadBytes) } catch let error as CompressNIOError where error == .bufferOverflow {
+            throw DecodingError(.exceedsLimit, description: "the compressed payload inflates to more than \(Limits.maximumPayloadBytes) bytes, the most a histogram's encoding takes (a decompression bomb?)")
+        } catch {
             throw DecodingError(description: "the compressed payload does not inflate: \(error)")
         }
         return try decodePayload(Array(inflated.readableBytesView))
@@ -110,8 +147,16 @@ public enum HistogramCodec {
         let highest = try r.u64()
         _ = try r.u64()  // integer-to-double conversion ratio (1.0 for integer histograms)
         guard offset == 0 else { throw DecodingError(description: "normalizing index offset \(offset) is not supported") }
-        guard let significant = SignificantDigits(rawValue: Int8(clamping: digits)), digits <= 5, lowest >= 1, highest >= 2 * lowest else {
+        // The package traps on parameters it cannot represent: check them all here first.
+        guard let significant = SignificantDigits(rawValue: Int8(clamping: digits)), digits <= 5, lowest >= 1,
+              lowest <= UInt64.max / 2, highest >= 2 * lowest else {
             throw DecodingError(description: "bad parameters: \(digits) digits, lowest \(lowest), highest \(highest)")
+        }
+        guard let countsLength = Layout.countsLength(lowest: lowest, highest: highest, digits: Int(digits)) else {
+            throw DecodingError(description: "bad parameters: \(digits) significant digits cannot be kept above a lowest value of \(lowest)")
+        }
+        guard countsLength <= Limits.maximumCountsLength else {
+            throw DecodingError(.exceedsLimit, description: "\(digits) significant digits from \(lowest) to \(highest) need \(countsLength) counts; a decoded histogram has at most \(Limits.maximumCountsLength)")
         }
         guard r.remaining == payloadLength else {
             throw DecodingError(description: "payload is \(r.remaining) bytes, its header says \(payloadLength)")
@@ -119,13 +164,25 @@ public enum HistogramCodec {
         var h = Histogram<UInt64>(lowestDiscernibleValue: lowest, highestTrackableValue: highest, numberOfSignificantValueDigits: significant)
         let layout = Layout(h)
         var index = 0
+        var total: UInt64 = 0
         while r.remaining > 0 {
             let count = try r.zigZag()
             if count < 0 {
+                // A run of zeros, as its negated length: never past the counts array (nor `Int64.min`, whose negation traps).
+                guard count != .min, Int(-count) <= countsLength - index else {
+                    throw DecodingError(description: "a run of \(count == .min ? "2^63" : String(-count)) zero counts from index \(index) runs past the \(countsLength) counts")
+                }
                 index += Int(-count)
                 continue
             }
+            guard index < countsLength else {
+                throw DecodingError(description: "more than the \(countsLength) counts its parameters allow")
+            }
             if count > 0 {
+                guard UInt64(count) <= Limits.maximumTotalCount - total else {
+                    throw DecodingError(.exceedsLimit, description: "the counts add up to more than \(Limits.maximumTotalCount)")
+                }
+                total += UInt64(count)
                 let value = layout.value(at: index)
                 guard value <= highest, h.record(value, count: UInt64(count)) else {
                     throw DecodingError(description: "count at index \(index) is beyond the highest trackable value \(highest)")
@@ -153,6 +210,29 @@ public enum HistogramCodec {
             unitMagnitude = Int(floor(log2(Double(h.lowestDiscernibleValue))))
             subBucketMask = UInt64(2 * subBucketHalfCount - 1) << UInt64(unitMagnitude)
             leadingZeroCountBase = 64 - unitMagnitude - subBucketHalfCountMagnitude - 1
+        }
+
+        /// The length of the counts array that `Histogram(lowestDiscernibleValue: lowest, highestTrackableValue:
+        /// highest, numberOfSignificantValueDigits: digits)` allocates, computed as the package does without allocating;
+        /// nil when the package would trap (the digits' sub-buckets do not fit above `lowest` in 64 bits).
+        static func countsLength(lowest: UInt64, highest: UInt64, digits: Int) -> Int? {
+            let largestWithUnitResolution = 2 * pow(10.0, Double(digits))
+            let subBucketCountMagnitude = Int(ceil(log2(largestWithUnitResolution)))
+            let subBucketHalfCountMagnitude = max(subBucketCountMagnitude, 1) - 1
+            let unitMagnitude = Int(log2(Double(lowest)))
+            guard unitMagnitude + subBucketHalfCountMagnitude <= 61 else { return nil }
+            let subBucketCount = 1 << subBucketCountMagnitude
+            var smallestUntrackable = UInt64(subBucketCount) << UInt64(unitMagnitude)
+            var buckets = 1
+            while smallestUntrackable <= highest {
+                if smallestUntrackable > UInt64.max / 2 {
+                    buckets += 1
+                    break
+                }
+                smallestUntrackable <<= 1
+                buckets += 1
+            }
+            return (buckets + 1) * (subBucketCount / 2)
         }
 
         func index(of value: UInt64) -> Int {

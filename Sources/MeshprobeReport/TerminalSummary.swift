@@ -15,12 +15,14 @@ public struct TerminalSummary {
         style = TerminalStyle(color: color)
     }
 
-    private func bold(_ s: String) -> String { style.bold(s) }
-    private func red(_ s: String) -> String { style.red(s) }
-    private func yellow(_ s: String) -> String { style.yellow(s) }
+    private func bold(_ s: String) -> TerminalText { style.bold(s) }
+    private func red(_ s: TerminalText) -> TerminalText { style.red(s) }
+    private func yellow(_ s: String) -> TerminalText { style.yellow(s) }
 
-    public func render(_ report: LoadReport) -> String {
-        var out = ""
+    /// The summary; every value in it from the result (targets, identities, reasons: a merged result is a file from
+    /// elsewhere) is plain text, only the headings and warnings are coloured.
+    public func render(_ report: LoadReport) -> TerminalText {
+        var out = TerminalText()
         let s = report.summary
         out += bold("meshprobe load") + "  \(report.meta.targets.joined(separator: " "))  c=\(report.meta.connections) m=\(report.meta.streamsPerConnection)\n"
         var model = "model:      \(report.meta.model)"

@@ -45,10 +45,11 @@ public struct Scenario {
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             extraKeys: [String] = [], defaultRequests: Int? = nil,
                             defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "cannot read the file")
+        let data: [UInt8]
+        do { data = try InputFile.read(path, limit: .yaml) } catch {
+            throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file \(error.reason)")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(bytes: data, encoding: .utf8) else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file is not UTF-8 text")
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -203,7 +204,8 @@ public struct Scenario {
             }
             if let csv = f["csv"] {
                 let csvPath = try resolve(csv)
-                guard let data = FileManager.default.contents(atPath: csvPath) else { throw csv.error("cannot read '\(csvPath)'") }
+                let data: [UInt8]
+                do { data = try InputFile.read(csvPath, limit: .data) } catch { throw csv.error(error.description) }
                 do {
                     scenario.configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
                 } catch {

@@ -61,19 +61,14 @@ public struct TrustBundles: Sendable, Hashable {
     }
 }
 
-/// Reads a UTF-8 text file, with errors that name the file and say what is wrong.
+/// Reads a PEM file (`InputFile`: a regular file of at most 4 MiB), with errors that name the file and say what is
+/// wrong.
 func readTextFile(_ path: String, what: String) throws(TLSError) -> String {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw TLSError(kind: .tlsHandshakeFailed, message: "\(what) file \(path) does not exist")
+    let bytes: [UInt8]
+    do { bytes = try InputFile.read(path, limit: .pem) } catch {
+        throw TLSError(kind: .tlsHandshakeFailed, message: "\(what) file \(path) \(error.reason)")
     }
-    if isDirectory.boolValue {
-        throw TLSError(kind: .tlsHandshakeFailed, message: "\(what) file \(path) is a directory, expected a PEM file")
-    }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw TLSError(kind: .tlsHandshakeFailed, message: "\(what) file \(path) cannot be read (check its permissions)")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
+    guard let text = String(bytes: bytes, encoding: .utf8) else {
         throw TLSError(kind: .tlsHandshakeFailed, message: "\(what) file \(path) is not PEM text (it looks binary; DER is not supported)")
     }
     return text

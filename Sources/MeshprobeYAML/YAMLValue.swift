@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import Yams
 
 /// A problem in a YAML input, located: `file:line:column: field: message`.
@@ -203,33 +204,16 @@ public struct YAMLValue {
         }
     }
 
-    /// A duration such as `30s`, `500ms`, `2m`, `1h`, or a number of seconds; must be positive unless `allowZero`.
+    /// A duration such as `30s`, `500ms`, `2m`, `1h` (`DurationText`: a unit is required); must be positive unless
+    /// `allowZero`.
     public func duration(allowZero: Bool = false) throws(YAMLInputError) -> Double {
         let text = try string()
-        guard let value = DurationText.seconds(text) else { throw error("expected a duration such as 30s, 500ms or 2m, got '\(text)'") }
+        let value: Double
+        do { value = try DurationText.seconds(text) } catch { throw self.error(error.description) }
         if value < 0 || (!allowZero && value == 0) { throw error("must be a \(allowZero ? "non-negative" : "positive") duration, got '\(text)'") }
         if value > DurationText.maximumSeconds { throw error("must be at most \(DurationText.maximumText), got '\(text)'") }
         return value
     }
 
     public static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
-}
-
-/// Durations as users write them in flags and files: `30s`, `500ms`, `250us`, `2m`, `1h`, or a number of seconds.
-public enum DurationText {
-    /// The longest duration any flag or file takes: ten years (in nanoseconds, sums of a few still fit in 64 bits).
-    public static let maximumSeconds: Double = 10 * 366 * 86400
-    /// How the maximum reads in errors.
-    public static let maximumText = "87840h (10 years)"
-
-    /// The duration in seconds, or nil when the text is not one (sign and zero are the caller's to judge).
-    public static func seconds(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let n = Double(text.dropLast(suffix.count)), n.isFinite else { return nil }
-            return n * scale
-        }
-        guard let n = Double(text), n.isFinite else { return nil }
-        return n
-    }
 }

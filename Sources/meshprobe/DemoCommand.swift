@@ -180,7 +180,9 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard requests > 0, connections > 0, streams > 0 else { throw CLIError.badInput("--requests, --connections and --streams must be positive") }
+        for (flag, value) in [("--requests", requests), ("--connections", connections), ("--streams", streams)] where value < 1 {
+            throw CLIError.badInput("\(FlagSpelling.typed(flag)) \(value): must be at least 1")
+        }
         try reports.check(json: json)
         let demoStarted = Date()
         let fm = FileManager.default

@@ -107,7 +107,8 @@ struct EchoCommand: AsyncParsableCommand {
                 role: .server, alpn: ["h2", "http/1.1"], expectedPeer: nil, verifyPeer: hasBundle && !noClientCert,
                 serverName: nil, requireClientCertificate: hasBundle && !noClientCert)
         }
-        configuration.log = { line in printError("meshprobe echo: \(line)") }
+        // A log record is one line: a newline a client put into it (a certificate's URI, a path) cannot start a forged one.
+        configuration.log = { line in printError("meshprobe echo: " + TerminalStyle.sanitize(line)) }
         return configuration
     }
 

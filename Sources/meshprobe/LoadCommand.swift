@@ -119,9 +119,9 @@ struct LoadCommand: AsyncParsableCommand {
 
     func validate() throws {
         if urls.isEmpty { throw ValidationError("give at least one target URL") }
-        if connections < 1 { throw ValidationError("--connections must be at least 1") }
-        if streams < 1 { throw ValidationError("--streams must be at least 1") }
-        if let requests, requests < 1 { throw ValidationError("--requests must be at least 1") }
+        if connections < 1 { throw ValidationError("\(FlagSpelling.typed("--connections")) must be at least 1") }
+        if streams < 1 { throw ValidationError("\(FlagSpelling.typed("--streams")) must be at least 1") }
+        if let requests, requests < 1 { throw ValidationError("\(FlagSpelling.typed("--requests")) must be at least 1") }
         if requests == nil && duration == nil && stages.isEmpty {
             throw ValidationError("give --requests (-n), --duration (-d) or --stage, so the run ends on its own")
         }
@@ -145,7 +145,7 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.churn = try Self.parseChurn(churn)
         configuration.environment = ProcessInfo.processInfo.environment
         if let csv {
-            guard let data = FileManager.default.contents(atPath: csv) else { throw CLIError.badInput("--csv '\(csv)': cannot read the file") }
+            let data = try readInputFile(csv, limit: .data, flag: "--csv")
             do {
                 configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csv)
             } catch {
@@ -187,16 +187,15 @@ struct LoadCommand: AsyncParsableCommand {
         if let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())
-                guard let bytes = FileManager.default.contents(atPath: path) else {
-                    throw CLIError.badInput("--data '\(data)': cannot read '\(path)'")
+                do { configuration.body = try InputFile.read(path, limit: .data) } catch {
+                    throw CLIError.badInput("--data '\(data)': \(error.reason)")
                 }
-                configuration.body = Array(bytes)
             } else {
                 configuration.body = Array(data.utf8)
             }
         }
         try serverCheck.attachClientTLS(to: &configuration, identity: identity)
-        do { try configuration.validate() } catch { throw CLIError.badInput(error.description) }
+        do { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
         return configuration
     }
 
@@ -239,7 +238,7 @@ struct LoadCommand: AsyncParsableCommand {
         if parsedStages.isEmpty { return .closed(concurrency: nil, thinkTime: thinkTime) }
         let capacity = Double(connections * streams)
         if let most = parsedStages.map(\.target).max(), most > capacity {
-            throw CLIError.badInput("--stage: a concurrency of \(Int(most)) needs more than -c \(connections) x -m \(streams) = \(Int(capacity)) streams")
+            throw CLIError.badInput("--stage: a concurrency of \(Int(most)) needs more than \(FlagSpelling.typed("--connections")) \(connections) x \(FlagSpelling.typed("--streams")) \(streams) = \(Int(capacity)) streams")
         }
         return .closed(concurrency: LoadProfile(start: 0, stages: parsedStages), thinkTime: thinkTime)
     }
@@ -252,7 +251,7 @@ struct LoadCommand: AsyncParsableCommand {
             if plan != nil {
                 plan?.tls = try ShardTLS.make(identity: identity)
                 try plan?.split(&configuration)
-                do { try configuration.validate() } catch { throw CLIError.badInput(String(describing: error)) }
+                do throws(LoadConfigurationError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
             try await executeLoad(configuration, json: json, quiet: quiet, reports: reports,
                                   view: (command: "load", title: urls.joined(separator: " "), inputs: urls), shard: plan)
@@ -384,7 +383,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             progressTask?.cancel()
         } catch let error as LoadConfigurationError {
             progressTask?.cancel()
-            throw CLIError.badInput(error.description)
+            throw CLIError.badInput(error.typedDescription)
         }
         // A signal at any moment, even before the first request, makes the run aborted, wherever it is reported.
         if signalled.withLockedValue({ $0 }) { result.aborted = true }

@@ -35,33 +35,29 @@ struct MergeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // One kind at a time: load results (meta.schema), verify results or game day results (schema).
-        // nil: not a result of any kind (not JSON, no schema); the reader of the others' kind says what is wrong.
-        func kind(_ file: String) -> String? {
-            if VerifyMerge.isVerifyResult(file) { return "verify" }
-            if GameDayMerge.isGameDayResult(file) { return "game day" }
-            guard let data = FileManager.default.contents(atPath: file),
-                  let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-                  (root["meta"] as? [String: Any])?["schema"] is String else { return nil }
-            return "load"
-        }
-        // The same result twice would count its requests twice.
+        // Each file read once, bounded (a regular file of at most 256 MiB), before anything else.
+        var files: [(file: String, data: Data)] = []
         var seen: [Data: String] = [:]
         for file in results {
-            guard let data = FileManager.default.contents(atPath: file) else { continue }  // the reader says why
+            let data: Data
+            do { data = try ResultMerger.contents(file) } catch { throw CLIError.badInput(error.description) }
+            // The same result twice would count its requests twice.
             if let first = seen[data] {
                 throw CLIError.badInput("\(file): the same result as \(first) (identical bytes): each run may be merged once")
             }
             seen[data] = file
+            files.append((file, data))
         }
-        let known = results.compactMap { file in kind(file).map { (file, $0) } }
+        // One kind at a time: load results (meta.schema), verify results or game day results (schema).
+        // nil: not a result of any kind (not JSON, no schema); the reader of the others' kind says what is wrong.
+        let known = files.compactMap { file in ResultMerger.kind(of: file.data).map { (file.file, $0) } }
         let first = known.first ?? (results[0], "load")
         if let other = known.first(where: { $0.1 != first.1 }) {
             throw CLIError.badInput("\(other.0): a \(other.1) result, while \(first.0) is a \(first.1) result: merge one kind at a time")
         }
         switch first.1 {
-        case "verify": return try mergeVerifyResults()
-        case "game day": return try mergeGameDayResults()
+        case "verify": return try mergeVerifyResults(files)
+        case "game day": return try mergeGameDayResults(files)
         default: break
         }
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
@@ -69,7 +65,7 @@ struct MergeCommand: AsyncParsableCommand {
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
-            for file in results { read.append((file, try ResultMerger.read(file))) }
+            for file in files { read.append((file.file, try ResultMerger.read(data: file.data, name: file.file))) }
             merged = try ResultMerger.merge(read, commandLine: CommandLine.arguments)
         } catch {
             throw CLIError.badInput(error.description)
@@ -92,8 +88,8 @@ struct MergeCommand: AsyncParsableCommand {
 
     /// Merges game day results of one file and decides again; prints the steps and verdicts, writes the JSON and the
     /// reports, exits as `gameday` does: 0 pass, 1 fail, 3 incomplete.
-    func mergeGameDayResults() throws {
-        let merged = try mergeVerdicts(kind: "game day", read: GameDayMerge.read) { files, commandLine throws(ResultMerger.MergeError) in
+    func mergeGameDayResults(_ files: [(file: String, data: Data)]) throws {
+        let merged = try mergeVerdicts(files, kind: "game day", read: GameDayMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try GameDayMerge.merge(files, commandLine: commandLine)
         }
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
@@ -110,8 +106,8 @@ struct MergeCommand: AsyncParsableCommand {
     }
 
     /// Merges verify results and decides again; prints the verdicts, writes the JSON, exits as `verify` does.
-    func mergeVerifyResults() throws {
-        let merged = try mergeVerdicts(kind: "verify", read: VerifyMerge.read) { files, commandLine throws(ResultMerger.MergeError) in
+    func mergeVerifyResults(_ files: [(file: String, data: Data)]) throws {
+        let merged = try mergeVerdicts(files, kind: "verify", read: VerifyMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
         try VerifyMerge.finish(merged, json: json, reports: reports, title: "merged verify of \(merged.policy)", startedAt: Date())
@@ -119,7 +115,8 @@ struct MergeCommand: AsyncParsableCommand {
 
     /// Reads and merges results that carry verdicts (verify, game day): bad input, of the files or the report paths, is
     /// exit 2 before anything is written.
-    func mergeVerdicts<R>(kind: String, read: (String) throws(ResultMerger.MergeError) -> R,
+    func mergeVerdicts<R>(_ files: [(file: String, data: Data)], kind: String,
+                          read: (_ data: Data, _ name: String) throws(ResultMerger.MergeError) -> R,
                           merge: ([(file: String, result: R)], [String]) throws(ResultMerger.MergeError) -> R) throws -> R {
         if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
             throw CLIError.badInput("merging \(kind) results writes --json, --junit and --html only")
@@ -127,7 +124,7 @@ struct MergeCommand: AsyncParsableCommand {
         let merged: R
         do {
             var all: [(file: String, result: R)] = []
-            for file in results { all.append((file, try read(file))) }
+            for file in files { all.append((file.file, try read(file.data, file.file))) }
             merged = try merge(all, CommandLine.arguments)
         } catch {
             throw CLIError.badInput(error.description)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeIdentity
 import MeshprobeReport
 import MeshprobeYAML
 
@@ -39,7 +40,11 @@ struct Meshprobe: AsyncParsableCommand {
                 await SidecarOptions.stopProxyNamedInEnvironment(command: CommandLine.arguments.dropFirst().first ?? "")
                 Foundation.exit(2)
             }
-            exit(withError: error)
+            // --help and --version: meshprobe's own text, on stdout.
+            if code == .success { exit(withError: error) }
+            // Any other error's text may quote its input: defanged like every other line.
+            printError(fullMessage(for: error))
+            Foundation.exit(code.rawValue)
         }
     }
 }
@@ -52,24 +57,46 @@ struct CLIError: Error {
     static func badInput(_ message: String) -> CLIError { CLIError(message: message, exitCode: 2) }
 }
 
-/// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds.
+/// A positive duration from a flag (`DurationText`: `10s`, `500ms`, `2m`, `1h`, `1.5s`; a number without a unit is
+/// refused); errors name the flag as the user typed it.
 func parseDuration(_ text: String, flag: String) throws -> Double {
-    guard let seconds = DurationText.seconds(text), seconds > 0 else {
-        throw CLIError.badInput("\(flag) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
+    let name = FlagSpelling.typed(flag)
+    let seconds: Double
+    do { seconds = try DurationText.seconds(text) } catch { throw CLIError.badInput("\(name) \(error.description)") }
+    guard seconds > 0 else {
+        throw CLIError.badInput("\(name) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
     }
     guard seconds <= DurationText.maximumSeconds else {
-        throw CLIError.badInput("\(flag) '\(text)': must be at most \(DurationText.maximumText)")
+        throw CLIError.badInput("\(name) '\(text)': must be at most \(DurationText.maximumText)")
     }
     return seconds
 }
 
-/// Every line meshprobe writes for people goes through `printError` or `printLine`, which defang it: whatever a
-/// server or a file put into it, it cannot drive the terminal (see `TerminalStyle.defang`).
+/// A file a flag (or, with no flag, an argument) names, read by `InputFile`'s rules (a regular file, at most `limit`);
+/// bad input (exit 2) names the flag, the file and what is wrong with it (`--csv '/dev/zero': is a character device,
+/// not a regular file`).
+func readInputFile(_ path: String, limit: InputFile.Limit, flag: String?) throws -> [UInt8] {
+    do { return try InputFile.read(path, limit: limit) } catch {
+        throw CLIError.badInput(flag.map { "\($0) '\(path)': \(error.reason)" } ?? error.description)
+    }
+}
+
+/// Every line meshprobe writes for people goes through `printError` or `printLine`. A `String` is defanged whole:
+/// whatever a server, a certificate or a file put into it, no escape sequence or other control character reaches
+/// the terminal (`TerminalStyle.defang`). Colours exist only in a `TerminalText`, which is safe as it is.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((TerminalStyle.defang(text) + "\n").utf8))
+    printError(TerminalText(text))
+}
+
+func printError(_ text: TerminalText) {
+    FileHandle.standardError.write(Data((text.rendered + "\n").utf8))
 }
 
 /// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((TerminalStyle.defang(text) + "\n").utf8))
+    printLine(TerminalText(text))
+}
+
+func printLine(_ text: TerminalText) {
+    FileHandle.standardOutput.write(Data((text.rendered + "\n").utf8))
 }

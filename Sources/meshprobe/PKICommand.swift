@@ -75,12 +75,8 @@ struct PKICommand: ParsableCommand {
             let dir = URL(fileURLWithPath: caDir)
             let caCert = dir.appendingPathComponent("ca.pem").path
             let caKey = dir.appendingPathComponent("ca-key.pem").path
-            guard let certPEM = try? String(contentsOfFile: caCert, encoding: .utf8) else {
-                throw CLIError.badInput("--ca-dir: cannot read \(caCert)")
-            }
-            guard let keyPEM = try? String(contentsOfFile: caKey, encoding: .utf8) else {
-                throw CLIError.badInput("--ca-dir: cannot read \(caKey)")
-            }
+            let certPEM = try readPEMFile(caCert, flag: "--ca-dir")
+            let keyPEM = try readPEMFile(caKey, flag: "--ca-dir")
             let seconds = try parseDuration(validFor.hasSuffix("d") ? "\((Double(validFor.dropLast()) ?? -1) * 24)h" : validFor, flag: "--valid-for")
             var notBefore = Date() - 300
             var notAfter = Date() + seconds
@@ -116,9 +112,7 @@ struct PKICommand: ParsableCommand {
 
         func run() throws {
             for file in files {
-                guard let pem = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw CLIError.badInput("cannot read '\(file)'")
-                }
+                let pem = try readPEMFile(file, flag: nil)
                 let descriptions: [CertificateDescription]
                 do { descriptions = try LabPKI.describe(pem: pem, source: file) } catch { throw CLIError.badInput(error.message) }
                 printLine("\(file): \(descriptions.count) certificate(s)")
@@ -126,6 +120,15 @@ struct PKICommand: ParsableCommand {
             }
         }
     }
+}
+
+/// A PEM file's text (`InputFile`: a regular file of at most 4 MiB, UTF-8); bad input names `flag` and the file.
+func readPEMFile(_ path: String, flag: String?) throws -> String {
+    let bytes = try readInputFile(path, limit: .pem, flag: flag)
+    guard let text = String(bytes: bytes, encoding: .utf8) else {
+        throw CLIError.badInput("\(flag.map { "\($0) '\(path)'" } ?? path): not PEM text (it looks binary; DER is not supported)")
+    }
+    return text
 }
 
 /// Writes files into a directory, private ones with mode 0600.

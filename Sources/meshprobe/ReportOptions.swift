@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeHistogram
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeTLS
@@ -53,9 +54,7 @@ struct ReportOptions: ParsableArguments {
         guard let pushgateway else { return nil }
         var credentials = ProcessInfo.processInfo.environment["MESHPROBE_PUSHGATEWAY_AUTH"].flatMap { $0.isEmpty ? nil : $0 }
         if let file = pushgatewayAuthFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("--pushgateway-auth-file '\(file)': cannot read the file")
-            }
+            let data = try readInputFile(file, limit: .secret, flag: "--pushgateway-auth-file")
             credentials = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         do {
@@ -193,8 +192,8 @@ final class ReportSession: @unchecked Sendable {
 /// The files a run read, with their SHA-256, for the result's `meta.inputs`.
 func resultInputs(_ files: [(role: String, path: String)]) -> [LoadReport.Input] {
     files.compactMap { file in
-        FileManager.default.contents(atPath: file.path).map {
-            LoadReport.Input(role: file.role, path: file.path, sha256: Digest.sha256Hex(Array($0)))
+        (try? InputFile.read(file.path, limit: .yaml)).map {
+            LoadReport.Input(role: file.role, path: file.path, sha256: Digest.sha256Hex($0))
         }
     }
 }

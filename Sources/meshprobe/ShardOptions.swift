@@ -126,7 +126,7 @@ struct ShardPlan: Sendable, Equatable {
         if let requests = configuration.requests {
             let part = share(of: requests)
             guard part >= 1 else {
-                throw CLIError.badInput("--requests \(requests) is less than --shards \(count): shard \(index) would send nothing")
+                throw CLIError.badInput("\(FlagSpelling.typed("--requests")) \(requests) is less than --shards \(count): shard \(index) would send nothing")
             }
             configuration.requests = part
         }
@@ -143,13 +143,17 @@ struct ShardPlan: Sendable, Equatable {
 /// Shard 0's side: a small HTTP/1.1 server taking `POST /shards/I` with shard I's result (the JSON body) and the
 /// header `x-meshprobe-shards: N`. `check` refuses what cannot be merged (the wrong kind, another policy); a refused
 /// or duplicate result answers 409 and does not count. Everything else answers 404/400.
+///
+/// What it holds is bounded: a body is at most a result file's limit (`maxBody`, 256 MiB; 413 as soon as the
+/// declared length or the bytes received pass it, and the connection is closed), and the bodies being received at
+/// once at most N-1 of those together (503 beyond, which a shard retries).
 final class ShardAggregator: Sendable {
     struct State: Sendable {
         var received: [Int: Data] = [:]
         var refused: [Int: String] = [:]
     }
 
-    static let maxBody = 256 * 1024 * 1024
+    static let maxBody = InputFile.Limit.result.bytes
 
     private let channel: any Channel
     private let state: NIOLockedValueBox<State>
@@ -168,6 +172,7 @@ final class ShardAggregator: Sendable {
     static func start(_ plan: ShardPlan, group: any EventLoopGroup,
                       check: @escaping @Sendable (Int, Data) -> String?) async throws -> ShardAggregator {
         let state = NIOLockedValueBox(State())
+        let budget = UploadBudget(bytes: (plan.count - 1) * maxBody)
         let accept: @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String) = { uri, headers, body in
             let parts = uri.split(separator: "/")
             guard parts.count == 2, parts[0] == "shards", let index = Int(parts[1]) else {
@@ -199,7 +204,7 @@ final class ShardAggregator: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = plan.tls { try channel.pipeline.syncOperations.addHandler(tls.server.makeHandler()) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(ShardUploadHandler(accept: accept))
+                    try channel.pipeline.syncOperations.addHandler(ShardUploadHandler(accept: accept, budget: budget))
                 }
             }
             .bind(host: plan.bindHost, port: plan.port).get()
@@ -234,50 +239,100 @@ final class ShardAggregator: Sendable {
     }
 }
 
-/// Reads one upload (head, body up to `ShardAggregator.maxBody`) and answers with `accept`'s status and text.
+/// The bytes of uploads being received at once, across connections, and their limit.
+final class UploadBudget: Sendable {
+    private let held = NIOLockedValueBox(0)
+    let bytes: Int
+
+    init(bytes: Int) {
+        self.bytes = bytes
+    }
+
+    /// Takes `count` more bytes if they fit.
+    func take(_ count: Int) -> Bool {
+        held.withLockedValue { held in
+            guard held + count <= bytes else { return false }
+            held += count
+            return true
+        }
+    }
+
+    func give(_ count: Int) {
+        held.withLockedValue { $0 -= count }
+    }
+}
+
+/// Reads one upload (head, body up to `ShardAggregator.maxBody`, within the shared budget) and answers with `accept`'s
+/// status and text; an upload over a limit is answered at once and its connection closed.
 final class ShardUploadHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let accept: @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String)
+    private let budget: UploadBudget
     private var head: HTTPRequestHead?
     private var body = Data()
-    private var tooLarge = false
+    /// Bytes of `body` taken from the budget, given back when the upload ends either way.
+    private var held = 0
 
-    init(accept: @escaping @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String)) {
+    init(accept: @escaping @Sendable (String, HTTPHeaders, Data) -> (HTTPResponseStatus, String), budget: UploadBudget) {
         self.accept = accept
+        self.budget = budget
     }
+
+    static let tooLarge = "a result is at most \(ShardAggregator.maxBody) bytes (\(InputFile.Limit.result.text), as a result file for merge)\n"
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            body = Data()
-            tooLarge = false
+            release()
+            if let declared = head.headers.first(name: "content-length").flatMap({ Int($0) }), declared > ShardAggregator.maxBody {
+                answer(context, head, .payloadTooLarge, Self.tooLarge)
+            }
         case .body(var buffer):
-            if body.count + buffer.readableBytes > ShardAggregator.maxBody { tooLarge = true; return }
+            guard let head else { return }
+            guard body.count + buffer.readableBytes <= ShardAggregator.maxBody else {
+                return answer(context, head, .payloadTooLarge, Self.tooLarge)
+            }
+            guard budget.take(buffer.readableBytes) else {
+                return answer(context, head, .serviceUnavailable, "the aggregator is receiving \(budget.bytes) bytes of results already; try again\n")
+            }
+            held += buffer.readableBytes
             if let bytes = buffer.readBytes(length: buffer.readableBytes) { body.append(contentsOf: bytes) }
         case .end:
             guard let head else { return }
-            let (status, text): (HTTPResponseStatus, String)
             if head.method != .POST {
-                (status, text) = (.methodNotAllowed, "meshprobe's aggregator takes POST /shards/INDEX\n")
-            } else if tooLarge {
-                (status, text) = (.payloadTooLarge, "a result larger than \(ShardAggregator.maxBody) bytes\n")
+                answer(context, head, .methodNotAllowed, "meshprobe's aggregator takes POST /shards/INDEX\n")
             } else {
-                (status, text) = accept(head.uri, head.headers, body)
+                let (status, text) = accept(head.uri, head.headers, body)
+                answer(context, head, status, text)
             }
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "text/plain")
-            headers.add(name: "content-length", value: String(text.utf8.count))
-            headers.add(name: "connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
-            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
-            self.head = nil
-            body = Data()
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        release()
+    }
+
+    private func release() {
+        budget.give(held)
+        held = 0
+        body = Data()
+    }
+
+    /// Answers the upload and closes the connection; whatever else arrives on it is ignored.
+    private func answer(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String) {
+        self.head = nil
+        release()
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "content-length", value: String(text.utf8.count))
+        headers.add(name: "connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
     }
 }
 

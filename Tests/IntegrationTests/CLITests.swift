@@ -25,6 +25,78 @@ import Testing
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
+    /// `/dev/null`, `/dev/zero` or a FIFO where a file is read (a policy, scenario or game day, a result to merge, a
+    /// certificate or key) is named for what it is, exit 2 at once (no read of /dev/zero, no wait for a FIFO's writer).
+    @Test func specialFilesAreNamedForWhatTheyAre() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-special-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = "\(dir)/pipe"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
+        #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/a/sa/b",
+                                                "--out", "\(dir)/svid"]).status == 0)
+        let device = "is a character device, not a regular file", pipe = "is a FIFO (named pipe), not a regular file"
+        let tls = ["load", "-n", "1", "--ca", "\(dir)/svid/root-cert.pem", "https://127.0.0.1:9/"]
+        let cases: [([String], String)] = [
+            (["verify", "/dev/null"], "/dev/null:1:1: the file \(device)"),
+            (["verify", fifo], "\(fifo):1:1: the file \(pipe)"),
+            (["run", "/dev/zero"], "/dev/zero:1:1: the file \(device)"),
+            (["gameday", fifo], "\(fifo):1:1: the file \(pipe)"),
+            (["merge", "/dev/zero"], "/dev/zero: \(device)"),
+            (["merge", fifo], "\(fifo): \(pipe)"),
+            (["merge", dir], "\(dir): is a directory, not a regular file"),
+            (tls + ["--cert", "/dev/zero", "--key", "\(dir)/svid/key.pem"], "certificate chain file /dev/zero \(device)"),
+            (tls + ["--cert", "\(dir)/svid/cert-chain.pem", "--key", fifo], "private key file \(fifo) \(pipe)"),
+            (["load", "-n", "1", "--ca", "/dev/null", "https://127.0.0.1:9/"], "trust bundle file /dev/null \(device)"),
+            (["load", "-n", "1", "--csv", "/dev/zero", "http://127.0.0.1:9/"], "--csv '/dev/zero': \(device)"),
+            (["pki", "inspect", fifo], "\(fifo): \(pipe)"),
+        ]
+        for (arguments, expected) in cases {
+            let out = try await run(meshprobeBinary, arguments, timeout: 20)
+            #expect(out.status == 2, "\(arguments): \(out.stderr)")
+            #expect(out.stderr.contains(expected), "\(arguments): \(out.stderr)")
+            #expect(!out.stderr.contains("permissions"), "\(arguments): \(out.stderr)")
+        }
+    }
+
+    /// A flag's error names it as the user typed it (`-n`, not `--requests`), and a duration without a unit is
+    /// refused wherever it is given (flags, a scenario file, the echo's flags), naming the units.
+    @Test func flagErrorsNameTheFlagAsTypedAndDurationsNeedAUnit() async throws {
+        let url = "http://127.0.0.1:9/"
+        let noUnit = "has no unit: write 10s or 10ms (units: us, ms, s, m or h)"
+        let cases: [([String], String, String?)] = [
+            (["load", "-n", "0", url], "-n must be at least 1", "--requests"),
+            (["load", "--requests", "0", url], "--requests must be at least 1", nil),
+            (["load", "--requests=0", url], "--requests must be at least 1", nil),
+            (["load", "--requests", "5", "-n", "0", url], "-n must be at least 1", "--requests"),
+            (["load", "-n", "1", "-c", "0", url], "-c must be at least 1", "--connections"),
+            (["load", "-n", "1", "-c", "200000", url], "-c '200000': must be at most 100000", "--connections"),
+            (["load", "-n", "1", "--connections", "200000", url], "--connections '200000': must be at most 100000", nil),
+            (["load", "-d", "10", url], "-d '10' \(noUnit)", "--duration"),
+            (["load", "--duration=10", url], "--duration '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--timeout", "10", url], "--timeout '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--warmup", "10", url], "--warmup '10' \(noUnit)", nil),
+            (["load", "--stage", "10:5", url], "'10' \(noUnit)", nil),
+            (["load", "-d", "0", url], "-d '0': expected a positive duration", nil),
+            (["demo", "-n", "0"], "-n 0: must be at least 1", "--requests"),
+            (["echo", "--h2c", "--max-delay", "10"], "--max-delay '10' \(noUnit)", nil),
+        ]
+        for (arguments, expected, absent) in cases {
+            let out = try await run(meshprobeBinary, arguments, timeout: 20)
+            #expect(out.status == 2, "\(arguments): \(out.stderr)")
+            #expect(out.stderr.contains(expected), "\(arguments): \(out.stderr)")
+            if let absent { #expect(!out.stderr.contains(absent), "\(arguments): \(out.stderr)") }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-units-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "target: \(url)\nload:\n  duration: 10\n".write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let scenario = try await run(meshprobeBinary, ["run", "\(dir)/s.yaml"])
+        #expect(scenario.status == 2)
+        #expect(scenario.stderr.contains("\(dir)/s.yaml:3:13: load.duration: '10' \(noUnit)"), "\(scenario.stderr)")
+    }
+
     @Test func loadWhereNothingSucceedsExitsWith1() async throws {
         let port = try freePort()
         let out = try await run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)

@@ -193,6 +193,23 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
         #expect(try decode(FaultControlJSON.List.self, try await control(echo, "GET", tls: try client(opsSVID))).faults.isEmpty)
     }
 
+    /// A control body is at most 64 KiB, over either protocol: a larger one (valid JSON padded to 1 MiB) is refused
+    /// naming the body, and sets nothing.
+    @Test func aBodyOverItsCapGets400OverBothProtocols() async throws {
+        let echo = try await startEcho(tls: try pki.serverTLS(echoSVID), allow: [ops])
+        defer { Task { await echo.close() } }
+        let padded = #"{"status":503,"durationSeconds":5"# + String(repeating: " ", count: 1 << 20) + "}"
+        for http1 in [false, true] {
+            let response = try await control(echo, "POST", body: padded, tls: try client(opsSVID, http1: http1), http: http1 ? .http1 : .http2)
+            #expect(response.status == 400, "http1 \(http1)")
+            let problem = try decode(FaultControlJSON.Problem.self, response)
+            #expect(problem.field == "body" && problem.error.contains("larger than 64 KiB"), "http1 \(http1): \(problem)")
+        }
+        #expect(try decode(FaultControlJSON.List.self, try await control(echo, "GET", tls: try client(opsSVID))).faults.isEmpty)
+        // The same fault, unpadded, is taken: the size was the reason.
+        #expect(try await control(echo, "POST", body: #"{"status":503,"durationSeconds":5}"#, tls: try client(opsSVID)).status == 201)
+    }
+
     @Test func theAttemptStampCountsRepeatedRequestIDs() async throws {
         let echo = try await startEcho(tls: try pki.serverTLS(echoSVID), allow: [])
         defer { Task { await echo.close() } }

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import MeshprobeHistogram
+import MeshprobeTestSupport
 import Testing
 
 /// `meshprobe merge` end to end: two real `load --json` runs against the echo, merged, equal their sums; a truncated
@@ -66,4 +67,34 @@ import Testing
         #expect(refused.stderr.contains("\(dir)/cut.json"), "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/never.json"))
     }
+
+    /// The file of issue 15: a 1.3 MiB result whose latency histogram inflates to 1 GiB (merge once took 2.1 GiB and
+    /// exited 0). Under a 1 GiB address-space limit it is refused with exit 2, naming the file, the field and the limit.
+    @Test func aResultWithADecompressionBombIsRefusedWithinModestMemory() async throws {
+        let echo = try await startEcho(version: "v7", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("merge-bomb-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let load = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "20", "--quiet", "--json", "\(dir)/a.json"])
+        #expect(load.status == 0, "\(load.stderr)")
+        let bomb = "\(dir)/bomb.json"
+        try resultWithABomb("\(dir)/a.json").write(to: URL(fileURLWithPath: bomb))
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: bomb)[.size] as? Int)
+        #expect(size < 2 << 20, "the bomb file is \(size) bytes")
+        let out = try await run("/bin/sh", ["-c", "ulimit -v 1048576 && exec \"$0\" merge \"$1\" --json \"$2\"", meshprobeBinary, bomb, "\(dir)/m.json"])
+        #expect(out.status == 2, "\(out.stderr)")
+        #expect(out.stderr.contains("\(bomb): histograms.latency: the compressed payload inflates to more than \(HistogramCodec.Limits.maximumPayloadBytes) bytes"), "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/m.json"))
+    }
+}
+
+/// The load result in `file` with its latency histogram replaced by a decompression bomb: a valid header and 1 GiB of
+/// zeros, about 1 MB of zlib.
+func resultWithABomb(_ file: String) throws -> Data {
+    var result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+    var histograms = try #require(result["histograms"] as? [String: Any])
+    histograms["latency"] = CraftedHistogram.text(try CraftedHistogram.bomb(inflatedBytes: 1 << 30))
+    result["histograms"] = histograms
+    return try JSONSerialization.data(withJSONObject: result)
 }

@@ -146,7 +146,7 @@ extension LabPKIFixture {
         #expect(configuration.tlsLoosened == ["TLS security level 0 (below 2: weak keys and SHA-1 signatures accepted)"])
         let report = LoadReport(result: result, configuration: configuration, commandLine: [], startedAt: Date(), version: "test")
         #expect(report.meta.tlsLoosened == configuration.tlsLoosened)
-        let summary = TerminalSummary(style: TerminalStyle(color: false)).render(report)
+        let summary = TerminalSummary(style: TerminalStyle(color: false)).render(report).rendered
         #expect(summary.contains("TLS:        loosened: TLS security level 0"), "\(summary)")
     }
 

@@ -182,6 +182,43 @@ final class ShardProcess: Sendable {
         #expect(shards[2].stderr.contains("merged 3 shards"), "\(shards[2].stderr)")
     }
 
+    /// Shard 0 bounds what it takes from the network: a result declared larger than a result file may be (256 MiB)
+    /// is refused at its head (413, before a byte of body), and a result whose histogram is a decompression bomb (1 GiB
+    /// of zeros in about 1 MB of zlib) is refused naming the field, so shard 0 ends with exit 3 naming why.
+    @Test func theAggregatorRefusesOversizedResultsAndDecompressionBombs() async throws {
+        let echo = try await startEcho(version: "v3", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A real result, its latency histogram replaced by the bomb.
+        let plain = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "20", "--quiet", "--json", "\(dir)/one.json"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        let bomb = try resultWithABomb("\(dir)/one.json")
+
+        let port = try freePort()
+        let zero = try ShardProcess(index: 0, arguments: [
+            "load", "http://127.0.0.1:\(echo.port)/", "-n", "20", "--quiet", "--shards", "2", "--aggregator", "127.0.0.1:\(port)",
+            "--shard-timeout", "10s", "--json", "\(dir)/shard-0.json"], dir: dir, timeout: 60)
+        func post(_ head: String, _ body: Data) async throws -> String {
+            try await offThePool { try exchangeRaw(port: port, Array(head.utf8) + Array(body)) }
+        }
+        // Shard 0 listens before its own part runs; until then, connections are refused.
+        var declared = ""
+        for _ in 0..<100 {
+            declared = (try? await post("POST /shards/1 HTTP/1.1\r\nhost: a\r\nx-meshprobe-shards: 2\r\ncontent-length: \((256 << 20) + 1)\r\n\r\n", Data())) ?? ""
+            if !declared.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(declared.hasPrefix("HTTP/1.1 413"), "\(declared)")
+        #expect(declared.contains("a result is at most \(256 << 20) bytes"), "\(declared)")
+        let refused = try await post("POST /shards/1 HTTP/1.1\r\nhost: a\r\nx-meshprobe-shards: 2\r\ncontent-length: \(bomb.count)\r\n\r\n", bomb)
+        #expect(refused.hasPrefix("HTTP/1.1 409"), "\(refused)")
+        #expect(refused.contains("shard 1: histograms.latency: the compressed payload inflates to more than"), "\(refused)")
+        let end = await zero.wait()
+        #expect(end.status == 3, "\(zero.stderr)")
+        #expect(zero.stderr.contains("shard 1 refused: shard 1: histograms.latency: the compressed payload inflates"), "\(zero.stderr)")
+    }
+
     /// With an SVID in the run's identity the result channel is mTLS: shard 0 serves with its SVID and takes only
     /// peers of its trust domain. Shards of the same CA merge; a shard with another trust domain's SVID cannot
     /// deliver (the handshake is refused), so shard 0 reports it missing (exit 3) and the stranger exits 3 too.
@@ -219,4 +256,39 @@ final class ShardProcess: Sendable {
         #expect(aggregatorEnd.status == 3 && refused[1].stderr.contains("shard 1"), "\(refused[1].stderr)")
         #expect(strangerEnd.status == 3 && refused[0].stderr.contains("cannot deliver"), "\(refused[0].stderr)")
     }
+}
+
+/// Sends `request` on a new connection to 127.0.0.1:`port` and returns what comes back until the peer closes (each
+/// read bounded by 10 s). Throws when nothing listens there.
+func exchangeRaw(port: Int, _ request: [UInt8]) throws -> String {
+    struct RawError: Error { var what: String }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw RawError(what: "socket: errno \(errno)") }
+    defer { _ = Glibc.close(fd) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw RawError(what: "connect: errno \(errno)") }
+    var sent = 0
+    while sent < request.count {
+        let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // The peer may answer and close before taking the whole request (a refusal at the head).
+        if n <= 0 { break }
+        sent += n
+    }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        response.append(contentsOf: buffer[0..<n])
+    }
+    return String(decoding: response, as: UTF8.self)
 }

@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import Testing
 @testable import MeshprobeEcho
 
@@ -36,10 +37,18 @@ import Testing
         #expect(spec.pick(spec.statuses, roll: 30) == nil)
     }
 
-    @Test func parsesDurationsWithUnits() {
-        #expect(FaultSpec.parseDuration("500us") == 500_000)
-        #expect(FaultSpec.parseDuration("1.5s") == 1_500_000_000)
-        #expect(FaultSpec.parseDuration("20") == 20_000_000)
-        #expect(FaultSpec.parseDuration("-1ms") == nil)
+    @Test func parsesDurationsWithUnitsAndRefusesANumberWithout() throws {
+        #expect(try FaultSpec.delayNanoseconds("500us") == 500_000)
+        #expect(try FaultSpec.delayNanoseconds("1.5s") == 1_500_000_000)
+        #expect(try FaultSpec.delayNanoseconds("0") == 0)
+        #expect(throws: DurationText.ParseError(kind: .notADuration, text: "-1ms")) { try FaultSpec.delayNanoseconds("-1ms") }
+        // `delay=20` was 20 ms once, and 20 s in a flag: every duration names its unit now.
+        #expect(throws: DurationText.ParseError(kind: .noUnit, text: "20")) { try FaultSpec.delayNanoseconds("20") }
+        do {
+            _ = try FaultSpec.parse(path: "/?delay=20:50")
+            Issue.record("a delay without a unit was taken")
+        } catch {
+            #expect(error.parameter == "delay" && error.reason == "'20' has no unit: write 20s or 20ms (units: us, ms, s, m or h)", "\(error)")
+        }
     }
 }

@@ -46,6 +46,70 @@ import Testing
         #expect(throws: HistogramCodec.DecodingError.self) { try HistogramCodec.decode(Data(bytes).base64EncodedString()) }
     }
 
+    /// The decoding error for `bytes`, which must be refused.
+    func refusal(_ bytes: [UInt8]) -> HistogramCodec.DecodingError? {
+        do {
+            _ = try HistogramCodec.decode(CraftedHistogram.text(bytes))
+            Issue.record("decoded a histogram that should have been refused")
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// A payload for meshprobe's layout with these counts, compressed.
+    func encoded(_ counts: [Int64], digits: UInt32 = 3, lowest: UInt64 = 1, highest: UInt64 = 3_600_000_000) throws -> [UInt8] {
+        let body = counts.flatMap(CraftedHistogram.zigZag)
+        return try CraftedHistogram.compressed([CraftedHistogram.header(payloadLength: body.count, digits: digits, lowest: lowest, highest: highest), body])
+    }
+
+    @Test func refusesAPayloadThatInflatesPastItsLimit() throws {
+        // 64 MiB of zeros after a valid header, compressed to about 64 KB: refused once the inflated bytes pass the
+        // limit, before the rest is expanded.
+        let bomb = try CraftedHistogram.bomb(inflatedBytes: 64 << 20)
+        #expect(bomb.count < 128 << 10)
+        let error = try #require(refusal(bomb))
+        #expect(error.kind == .exceedsLimit)
+        #expect(error.description.contains("inflates to more than \(HistogramCodec.Limits.maximumPayloadBytes) bytes"), "\(error)")
+        // Just under the limit it inflates, and is then refused for what it says (a zero count per byte, past the
+        // counts array), not for its size.
+        let under = try #require(refusal(try CraftedHistogram.bomb(inflatedBytes: HistogramCodec.Limits.maximumPayloadBytes)))
+        #expect(under.kind == .malformed, "\(under)")
+    }
+
+    @Test func refusesParametersWhoseCountsArrayIsTooLong() throws {
+        // 5 significant digits over the whole 64-bit range: 6 million counts (48 MiB) for a few bytes of text.
+        let error = try #require(refusal(try encoded([1], digits: 5, highest: UInt64.max / 2)))
+        #expect(error.kind == .exceedsLimit)
+        #expect(error.description.contains("a decoded histogram has at most \(HistogramCodec.Limits.maximumCountsLength)"), "\(error)")
+    }
+
+    @Test func refusesParametersTheHistogramPackageWouldTrapOn() throws {
+        // The package's preconditions: unit magnitude plus sub-bucket magnitude within 61 bits, lowest at most
+        // UInt64.max / 2 (twice it must not overflow).
+        for (digits, lowest, highest) in [(3, UInt64(1) << 60, UInt64.max), (3, UInt64.max / 2 + 1, UInt64.max), (6, 1, 1000)] as [(UInt32, UInt64, UInt64)] {
+            let error = try #require(refusal(try encoded([1], digits: digits, lowest: lowest, highest: highest)))
+            #expect(error.kind == .malformed, "\(error)")
+            #expect(error.description.hasPrefix("bad parameters"), "\(error)")
+        }
+    }
+
+    @Test func refusesRunsAndCountsOutOfRange() throws {
+        // A run of zeros of -(2^63) (whose negation traps), runs past the counts array, counts past it.
+        // meshprobe's layout has 23552 counts.
+        for counts in [[Int64.min], [-23_552, 1], [-23_000, -552, 0], [-(Int64.max)], Array(repeating: -10_000, count: 3)] {
+            let error = try #require(refusal(try encoded(counts)), "\(counts)")
+            #expect(error.kind == .malformed, "\(counts): \(error)")
+        }
+        // Counts whose total would wrap a 64-bit count.
+        let error = try #require(refusal(try encoded([Int64.max, Int64.max])))
+        #expect(error.kind == .exceedsLimit, "\(error)")
+        // A count at the highest trackable value (index 23220: 1716 << 21 us) still decodes.
+        let last = try HistogramCodec.decode(CraftedHistogram.text(try encoded([-23_220, 7])))
+        #expect(last.totalCount == 7)
+        #expect(last.max >= 3_598_712_832)
+    }
+
     @Test func pythonHdrhReadsOurEncodingAndWeReadItsEncoding() async throws {
         let values = samples(20_000, seed: 11)
         var h = latencyHistogram()

@@ -128,9 +128,22 @@ import Testing
             ("elapsed.json", try edited(good) { $0["summary", "elapsed_seconds"] = -1.0 }, "summary.elapsed_seconds"),
             ("toolarge.json", Data(String(decoding: try edited(good) { $0["summary", "requests"] = 7 }, as: UTF8.self)
                 .replacingOccurrences(of: "\"requests\":7", with: "\"requests\":1e308").utf8), "does not fit"),
-            // A histogram of another layout (5 digits up to 1e12 us) once crashed the merge into meshprobe's.
-            ("layout.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: otherLayout()).utf8),
+            // A histogram of another layout (4 digits up to 1e12 us) once crashed the merge into meshprobe's.
+            ("layout.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: otherLayout(.four)).utf8),
              "not meshprobe's histogram layout"),
+            // At 5 digits its counts array (3 million, 24 MiB) is refused before it is allocated.
+            ("counts.json", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: a.histograms.latency, with: otherLayout(.five)).utf8),
+             "need 3145728 counts; a decoded histogram has at most 1048576"),
+            // A second's histogram at 3 digits is meshprobe's layout, but not the timeline's (2 digits): it once passed
+            // the check and then trapped in the merge of the seconds.
+            ("timeline-layout.json", Data(String(decoding: try timed.jsonData(), as: UTF8.self)
+                .replacingOccurrences(of: timed.timeline[0].histogram!, with: timed.histograms.latency).utf8),
+             "timeline[0].histogram: not meshprobe's histogram layout"),
+            // A decompression bomb: a valid header and 64 MiB of zeros in about 64 KB of zlib (MergeCLITests merges
+            // the 1 GiB one of issue 15).
+            ("bomb.json", Data(String(decoding: good, as: UTF8.self)
+                .replacingOccurrences(of: a.histograms.latency, with: CraftedHistogram.text(try CraftedHistogram.bomb(inflatedBytes: 64 << 20))).utf8),
+             "histograms.latency: the compressed payload inflates to more than"),
         ]
         for (name, data, expected) in cases {
             let path = dir.appendingPathComponent(name).path
@@ -167,9 +180,9 @@ private struct JSONObject {
     }
 }
 
-/// A valid V2 histogram that meshprobe never writes: 5 significant digits, up to 1e12 us.
-private func otherLayout() -> String {
-    var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 1_000_000_000_000, numberOfSignificantValueDigits: .five)
+/// A valid V2 histogram that meshprobe never writes: 4 or 5 significant digits, up to 1e12 us.
+private func otherLayout(_ digits: SignificantDigits) -> String {
+    var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 1_000_000_000_000, numberOfSignificantValueDigits: digits)
     _ = h.record(999_999_999_999)
     return HistogramCodec.encode(h)
 }

@@ -17,7 +17,7 @@ import Testing
 
     @Test func verdictTableAlignsColumnsAndGivesEachVerdictOneLine() throws {
         let report = try sampleReport()
-        let text = VerdictTable(report, style: TerminalStyle(color: false)).render()
+        let text = VerdictTable(report, style: TerminalStyle(color: false)).render().rendered
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.first == "verdicts")
         let rows = Array(lines.dropFirst())
@@ -38,13 +38,13 @@ import Testing
         let reasons = [column(rows[1], "success rate 0.97 < 0.999"), column(rows[3], "cannot reach the echo"), column(rows[4], "not run: aborted")]
         #expect(reasons.allSatisfy { $0 != nil } && Set(reasons).count == 1, "\(text)")
         #expect(rows.contains { $0.hasPrefix("  SKIPPED    after") })
-        #expect(VerdictTable(report, style: TerminalStyle(color: false)).outcome == "FAIL")
+        #expect(VerdictTable(report, style: TerminalStyle(color: false)).outcome.rendered == "FAIL")
     }
 
     @Test func colouredTableKeepsTheSameColumnsOnScreen() throws {
         let report = try sampleReport()
-        let plain = VerdictTable(report, style: TerminalStyle(color: false)).render()
-        let coloured = VerdictTable(report, style: TerminalStyle(color: true)).render()
+        let plain = VerdictTable(report, style: TerminalStyle(color: false)).render().rendered
+        let coloured = VerdictTable(report, style: TerminalStyle(color: true)).render().rendered
         #expect(coloured.contains("\u{1B}[31m"))
         let stripped = coloured.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
         #expect(stripped == plain)
@@ -52,7 +52,7 @@ import Testing
 
     @Test func terminalSummaryHonoursTheStyle() throws {
         let load = try sampleLoad()
-        #expect(!TerminalSummary(style: TerminalStyle(color: false)).render(load.report).contains("\u{1B}"))
-        #expect(TerminalSummary(style: TerminalStyle(color: true)).render(load.report).contains("\u{1B}[1m"))
+        #expect(!TerminalSummary(style: TerminalStyle(color: false)).render(load.report).rendered.contains("\u{1B}"))
+        #expect(TerminalSummary(style: TerminalStyle(color: true)).render(load.report).rendered.contains("\u{1B}[1m"))
     }
 }

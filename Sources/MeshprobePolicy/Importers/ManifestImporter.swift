@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeVerify
 import MeshprobeYAML
 
@@ -50,8 +51,12 @@ public enum ManifestImporter {
         var out = ImportedRoutes()
         var documents: [(file: String, document: YAMLValue)] = []
         for file in files {
-            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-                throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "cannot read the file")
+            let data: [UInt8]
+            do { data = try InputFile.read(file, limit: .yaml) } catch {
+                throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "the file \(error.reason)")
+            }
+            guard let text = String(bytes: data, encoding: .utf8) else {
+                throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "the file is not UTF-8 text")
             }
             for document in try YAMLValue.parseAll(text, file: file) { documents.append((file, document)) }
         }
@@ -395,7 +400,9 @@ public enum ManifestImporter {
         }
         e.baseEjectionTime = 1
         if let (text, at) = values["\(prefix)-consecutive-min-penalty"] {
-            guard let d = DurationText.seconds(text), d > 0, d <= 600 else { throw at.error("expected a duration up to 600s such as 1s, got '\(text)'") }
+            let d: Double
+            do { d = try DurationText.seconds(text) } catch { throw at.error(error.description) }
+            guard d > 0, d <= 600 else { throw at.error("expected a duration up to 600s such as 1s, got '\(text)'") }
             e.baseEjectionTime = d
         }
         e.jitter = 0.5

@@ -11,14 +11,8 @@ import Foundation
 public enum GameDayMerge {
     public typealias MergeError = ResultMerger.MergeError
 
-    /// True when the file is a game day result of any version (its top-level `schema` says so).
-    public static func isGameDayResult(_ path: String) -> Bool {
-        ResultMerger.topLevelSchema(path)?.hasPrefix("meshprobe.gameday.result/") == true
-    }
-
     public static func read(_ path: String) throws(MergeError) -> GameDayResult {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
-        return try read(data: data, name: path)
+        try read(data: try ResultMerger.contents(path), name: path)
     }
 
     /// Reads one game day result from `data`; errors name it `path` and the field.
@@ -31,7 +25,10 @@ public enum GameDayMerge {
         }
         let result = try ResultMerger.decoding(path) { try JSONDecoder().decode(GameDayResult.self, from: data) }
         for (i, step) in result.steps.enumerated() {
-            if let load = step.result { try ResultMerger.checkHistograms(load, name: path, field: "steps[\(i)].result.") }
+            if let load = step.result {
+                try ResultMerger.checkCounts(load, name: path, field: "steps[\(i)].result.")
+                try ResultMerger.checkHistograms(load, name: path, field: "steps[\(i)].result.")
+            }
         }
         return result
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import MeshprobeHistogram
+import MeshprobeIdentity
 import MeshprobeLoad
 
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
@@ -11,17 +12,26 @@ public enum ResultMerger {
         public init(_ description: String) { self.description = description }
     }
 
-    /// The top-level `schema` of a JSON result file (verify and game day results have one), nil for anything else.
-    public static func topLevelSchema(_ path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        return root["schema"] as? String
+    /// The bytes of a result file: a regular file of at most `InputFile.Limit.result` (256 MiB), the limit a shard's
+    /// upload is held to too.
+    public static func contents(_ path: String) throws(MergeError) -> Data {
+        do { return Data(try InputFile.read(path, limit: .result)) } catch { throw MergeError(error.description) }
+    }
+
+    /// What kind of result `data` is, from its schema: `load` (`meta.schema`), `verify` or `game day` (a top-level
+    /// `schema`); nil when it is not JSON with a schema (the reader then says what is wrong).
+    public static func kind(of data: Data) -> String? {
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        if let schema = root["schema"] as? String {
+            if schema.hasPrefix("meshprobe.verify/") { return "verify" }
+            if schema.hasPrefix("meshprobe.gameday.result/") { return "game day" }
+        }
+        return (root["meta"] as? [String: Any])?["schema"] is String ? "load" : nil
     }
 
     /// Reads one result file; errors name the file and say what is wrong with it.
     public static func read(_ path: String) throws(MergeError) -> LoadReport {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
-        return try read(data: data, name: path)
+        try read(data: try contents(path), name: path)
     }
 
     /// Reads one result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
@@ -72,27 +82,27 @@ public enum ResultMerger {
     }
 
     /// Decodes every histogram of a result (`field` prefixes the fields named in errors, for a result inside another):
-    /// a corrupted one would make the merge silently wrong.
+    /// a corrupted one would make the merge silently wrong, and one of another layout could not be merged at all (the
+    /// package traps on that), so each must have its field's layout exactly.
     public static func checkHistograms(_ report: LoadReport, name path: String, field prefix: String = "") throws(MergeError) {
-        var encoded: [(String, String)] = [("histograms.latency", report.histograms.latency),
-                                           ("histograms.latency_uncorrected", report.histograms.latencyUncorrected),
-                                           ("histograms.loop_lag", report.histograms.loopLag),
-                                           ("histograms.handshake", report.histograms.handshake)]
-        if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s)) }
-        for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram)) }
-        for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h)) } }
-        for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h)) } }
-        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h)) } }
-        let standard = LatencyHistogram.latency()
-        for (field, text) in encoded {
+        let standard = LatencyHistogram.latency(), timeline = LatencyHistogram.timelineLatency()
+        var encoded: [(String, String, LatencyHistogram)] = [("histograms.latency", report.histograms.latency, standard),
+                                                             ("histograms.latency_uncorrected", report.histograms.latencyUncorrected, standard),
+                                                             ("histograms.loop_lag", report.histograms.loopLag, standard),
+                                                             ("histograms.handshake", report.histograms.handshake, standard)]
+        if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s, standard)) }
+        for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram, standard)) }
+        for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h, standard)) } }
+        for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h, standard)) } }
+        for (i, s) in report.timeline.enumerated() { if let h = s.histogram { encoded.append(("timeline[\(i)].histogram", h, timeline)) } }
+        for (field, text, layout) in encoded {
             let h: LatencyHistogram
             do { h = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): \(prefix)\(field): \(error.description)") }
-            // meshprobe writes 1 us to 1 h at 3 significant digits (2 in the timeline); merging values beyond that
-            // range into it could not place them.
-            guard [2, 3].contains(h.numberOfSignificantValueDigits.rawValue),
-                  h.lowestDiscernibleValue == standard.lowestDiscernibleValue,
-                  h.highestTrackableValue == standard.highestTrackableValue else {
-                throw MergeError("\(path): \(prefix)\(field): not meshprobe's histogram layout (\(h.numberOfSignificantValueDigits.rawValue) significant digits, \(h.lowestDiscernibleValue)-\(h.highestTrackableValue) us; meshprobe writes 2 or 3 digits, 1-3600000000 us)")
+            // meshprobe writes 1 us to 1 h at 3 significant digits (2 in the timeline).
+            guard h.numberOfSignificantValueDigits == layout.numberOfSignificantValueDigits,
+                  h.lowestDiscernibleValue == layout.lowestDiscernibleValue,
+                  h.highestTrackableValue == layout.highestTrackableValue else {
+                throw MergeError("\(path): \(prefix)\(field): not meshprobe's histogram layout (\(h.numberOfSignificantValueDigits.rawValue) significant digits, \(h.lowestDiscernibleValue)-\(h.highestTrackableValue) us; meshprobe writes \(layout.numberOfSignificantValueDigits.rawValue) digits here, \(layout.lowestDiscernibleValue)-\(layout.highestTrackableValue) us)")
             }
             guard h.totalCount <= UInt64(largestCount) else {
                 throw MergeError("\(path): \(prefix)\(field): \(h.totalCount) values: more than \(largestCount)")

@@ -14,14 +14,8 @@ import MeshprobeVerify
 public enum VerifyMerge {
     public typealias MergeError = ResultMerger.MergeError
 
-    /// True when the file is a verify result (its top-level `schema` says so).
-    public static func isVerifyResult(_ path: String) -> Bool {
-        ResultMerger.topLevelSchema(path)?.hasPrefix("meshprobe.verify/") == true
-    }
-
     public static func read(_ path: String) throws(MergeError) -> VerifyReport {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MergeError("\(path): cannot read the file") }
-        return try read(data: data, name: path)
+        try read(data: try ResultMerger.contents(path), name: path)
     }
 
     /// Reads one verify result from `data` (a file's bytes, or a shard's upload); errors name it `path`.
@@ -36,10 +30,10 @@ public enum VerifyMerge {
         guard report.policySHA256 != nil, let results = report.results else {
             throw MergeError("\(path): no policy_sha256 or results: written by an older meshprobe")
         }
+        // Each route's load merges exactly as a load result does: the same checks.
         for (i, result) in results.enumerated() {
-            for (field, text) in [("latency", result.histograms.latency)] {
-                do { _ = try HistogramCodec.decode(text) } catch { throw MergeError("\(path): results[\(i)].histograms.\(field): \(error.description)") }
-            }
+            try ResultMerger.checkCounts(result, name: path, field: "results[\(i)].")
+            try ResultMerger.checkHistograms(result, name: path, field: "results[\(i)].")
         }
         return report
     }

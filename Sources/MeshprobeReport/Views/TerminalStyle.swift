@@ -27,32 +27,17 @@ public struct TerminalStyle: Sendable, Equatable {
         return out
     }
 
-    /// The escape sequences meshprobe itself writes (the colours below, and `cursorUpAndClear` for the live view).
-    static let ownSequences = ["[0m", "[1m", "[31m", "[32m", "[33m"].map { Array($0.unicodeScalars) }
-
-    /// A whole block of terminal output made safe at the last moment, whatever went into it: every control
-    /// character but newline and tab (escape sequences, carriage return, backspace, bell, the C1 controls that some
-    /// terminals obey in UTF-8) and every bidirectional override becomes U+FFFD, except meshprobe's own colour
-    /// sequences. A value from the network (a stamp, a certificate's URI, a control API's answer) or from a file
-    /// cannot move the cursor, rewrite a verdict or retitle the window. Values are also sanitised where they are
-    /// written (`sanitize`), which turns their newlines into spaces.
+    /// Text made safe for the terminal, whatever went into it: every control character but newline and tab (escape
+    /// sequences, carriage return, backspace, bell, the C1 controls that some terminals obey in UTF-8) and every
+    /// bidirectional override becomes U+FFFD, with no exception. A value from the network (a stamp, a certificate's
+    /// URI, a control API's answer) or from a file cannot colour the output, move the cursor, rewrite a verdict or
+    /// retitle the window, even when it spells one of meshprobe's own colours: those exist only in `TerminalText`.
+    /// Values are also sanitised where they are written (`sanitize`), which turns their newlines into spaces.
     public static func defang(_ text: String) -> String {
         // Almost every line has nothing to defang: look first, copy only when needed.
-        guard text.unicodeScalars.contains(where: { isDangerous($0) }) else { return text }
-        let scalars = Array(text.unicodeScalars)
+        guard text.unicodeScalars.contains(where: isDangerous) else { return text }
         var out = String.UnicodeScalarView()
-        var i = 0
-        while i < scalars.count {
-            let scalar = scalars[i]
-            if scalar == "\u{1B}", let own = ownSequences.first(where: { scalars[(i + 1)...].starts(with: $0) }) {
-                out.append(scalar)
-                out.append(contentsOf: own)
-                i += 1 + own.count
-                continue
-            }
-            out.append(isDangerous(scalar) ? "\u{FFFD}" : scalar)
-            i += 1
-        }
+        for scalar in text.unicodeScalars { out.append(isDangerous(scalar) ? "\u{FFFD}" : scalar) }
         return String(out)
     }
 
@@ -60,13 +45,22 @@ public struct TerminalStyle: Sendable, Equatable {
         scalar != "\n" && scalar != "\t" && PrintableText.isControl(scalar)
     }
 
-    public func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
-    public func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
-    public func green(_ s: String) -> String { color ? "\u{1B}[32m\(s)\u{1B}[0m" : s }
-    public func yellow(_ s: String) -> String { color ? "\u{1B}[33m\(s)\u{1B}[0m" : s }
+    public func bold(_ text: TerminalText) -> TerminalText { styled(1, text) }
+    public func red(_ text: TerminalText) -> TerminalText { styled(31, text) }
+    public func green(_ text: TerminalText) -> TerminalText { styled(32, text) }
+    public func yellow(_ text: TerminalText) -> TerminalText { styled(33, text) }
+    public func bold(_ text: String) -> TerminalText { bold(TerminalText(text)) }
+    public func red(_ text: String) -> TerminalText { red(TerminalText(text)) }
+    public func green(_ text: String) -> TerminalText { green(TerminalText(text)) }
+    public func yellow(_ text: String) -> TerminalText { yellow(TerminalText(text)) }
+
+    /// `text` between SGR `code` and a reset, when colours are on.
+    private func styled(_ code: Int, _ text: TerminalText) -> TerminalText {
+        color ? TerminalText(own: "\u{1B}[\(code)m") + text + TerminalText(own: "\u{1B}[0m") : text
+    }
 
     /// A status word, coloured by what it means.
-    public func status(_ status: RunReport.Status, label: String? = nil) -> String {
+    public func status(_ status: RunReport.Status, label: String? = nil) -> TerminalText {
         let text = label ?? status.label
         switch status {
         case .passed: return green(text)
@@ -74,6 +68,39 @@ public struct TerminalStyle: Sendable, Equatable {
         case .undecided, .skipped: return yellow(text)
         }
     }
+}
+
+/// Terminal output in which the only escape sequences are meshprobe's own colours.
+///
+/// Text goes in as a `String` (`init(_:)`, `+`, `+=`) and is made plain at once (`TerminalStyle.defang`: every
+/// control character but newline and tab becomes U+FFFD); only `TerminalStyle`'s colour methods add sequences. So
+/// nothing from a file, a certificate or the network can colour or move anything, whatever it spells, and a whole
+/// block stays safe however it was put together. `printLine` and `printError` write a `String` defanged the same way.
+public struct TerminalText: Sendable, Equatable, CustomStringConvertible {
+    /// The text to write as it is.
+    public private(set) var rendered: String
+
+    public init(_ plain: String = "") {
+        rendered = TerminalStyle.defang(plain)
+    }
+
+    /// A sequence of meshprobe's own (`TerminalStyle` only).
+    fileprivate init(own sequence: String) {
+        rendered = sequence
+    }
+
+    public var description: String { rendered }
+
+    public static func + (a: TerminalText, b: TerminalText) -> TerminalText {
+        var out = a
+        out.rendered += b.rendered
+        return out
+    }
+
+    public static func + (a: TerminalText, b: String) -> TerminalText { a + TerminalText(b) }
+    public static func + (a: String, b: TerminalText) -> TerminalText { TerminalText(a) + b }
+    public static func += (a: inout TerminalText, b: TerminalText) { a.rendered += b.rendered }
+    public static func += (a: inout TerminalText, b: String) { a.rendered += TerminalStyle.defang(b) }
 }
 
 /// The verdicts of a run as an aligned table for the terminal: status, check, one-line reason; then the outcome.
@@ -86,7 +113,7 @@ public struct VerdictTable {
         self.style = style
     }
 
-    public func render() -> String {
+    public func render() -> TerminalText {
         var rows: [[String]] = []
         var statuses: [RunReport.Status] = []
         let grouped = report.sections.count > 1
@@ -118,15 +145,15 @@ public struct VerdictTable {
         for (row, status) in zip(rows, statuses) {
             let label = row[0] + String(repeating: " ", count: width - row[0].count)
             let name = row[1].count > nameWidth ? row[1] : row[1] + String(repeating: " ", count: nameWidth - row[1].count)
-            let line = "  \(style.status(status, label: label))  \(name)  \(row[2])"
-            out += line.droppingTrailingWhitespace() + "\n"
+            let tail = "  \(name)  \(row[2])".droppingTrailingWhitespace()
+            out += "  " + style.status(status, label: tail.isEmpty ? row[0] : label) + tail + "\n"
         }
         if rows.isEmpty { out += "  (no checks)\n" }
         return out
     }
 
     /// The last line: PASS, FAIL, UNDECIDED or ABORTED, coloured on a terminal.
-    public var outcome: String {
+    public var outcome: TerminalText {
         style.status(report.status, label: report.statusLabel)
     }
 }
