@@ -374,13 +374,25 @@ extension VerifyReport {
             case .pass?:
                 break
             case nil:
-                reason = Self.undecidedSplitReason(outcome)
+                reason = Self.identityRefusal(outcome.result) ?? Self.undecidedSplitReason(outcome)
             }
-            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil,
+            // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
+            let refused = outcome.verdict == nil && Self.identityRefusal(outcome.result) != nil
+            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refused,
                            reason: reason, evidence: evidence)
         }
         passed = verdicts.allSatisfy(\.passed)
         decided = verdicts.allSatisfy(\.decided)
+    }
+
+    /// The route's connections were refused for what the server presented (its SPIFFE ID, its certificate, its
+    /// ALPN): the traffic did not reach the declared workloads as declared, which fails the route even though its
+    /// split was not measured. Nil when no such refusal happened.
+    static func identityRefusal(_ result: LoadResult) -> String? {
+        let refusals = result.connectionFailures.filter { $0.key.rawValue.hasPrefix("tls_") && !$0.key.isTransientConnectionFailure }
+        guard let (kind, count) = refusals.max(by: { $0.value < $1.value }) else { return nil }
+        let why = result.errorExplanations[kind].map { ": \($0)" } ?? ""
+        return "the server was refused on \(count) connection attempt\(count == 1 ? "" : "s") (\(kind.rawValue)\(why)): the split was not measured"
     }
 
     /// Why a split has no verdict, with the figures.

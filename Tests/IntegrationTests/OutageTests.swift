@@ -134,4 +134,24 @@ import Testing
         #expect((step["problem"] as? String)?.contains("tls_wrong_spiffe_id") == true, "\(step)")
         #expect(step["requests"] as? Int == 1000, "every arrival of 50/s over 20 s counted: \(step)")
     }
+
+    /// `verify` against a server with another SPIFFE ID than the policy expects: a decided FAIL (exit 1) naming the
+    /// refusal, not an undecided split.
+    @Test func verifyAgainstTheWrongServerIdentityFails() async throws {
+        let port = try freePort()
+        let server = try echo(on: port)
+        defer { server.stop() }
+        let prober = try pki.svid("prober4", uris: [pki.id("prober4")])
+        let policy = try pki.write("policy.yaml", """
+            policy: meshprobe.policy/v1
+            target: https://127.0.0.1:\(port)/
+            identity: {cert: \(prober.cert), key: \(prober.key), ca: \(pki.caFile), expectPeer: "\(pki.id("ratings"))"}
+            expect:
+              split: {vm: 100}
+            """)
+        let out = try await run(meshprobeBinary, ["verify", policy, "--quiet"], timeout: 60)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("FAIL  split  the server was refused on"), "\(out.stdout)")
+        #expect(out.stdout.contains("tls_wrong_spiffe_id"), "\(out.stdout)")
+    }
 }
