@@ -39,7 +39,8 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case requestTimeout = "request_timeout"
     // A multi-step iteration could not take a value from a response (header or JSON field missing).
     case extractionFailed = "extraction_failed"
-    // Requests never sent because no connection could carry them before the run ended.
+    // Requests never sent: due when the run was stopped, waiting past the timeout for a free stream, or unsendable as
+    // rendered. (Requests left when every connection was given up count under that connection failure's kind.)
     case notSent = "not_sent"
     // Requests in flight when the run was aborted (signal, abort switch).
     case aborted = "aborted"

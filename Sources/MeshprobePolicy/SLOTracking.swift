@@ -195,7 +195,7 @@ public struct SLOCheck: Sendable {
         case .pass?: reason = nil
         case .fail?: reason = figures + ": below the objective at false-fail <= \(test.falseFailRate)"
         case nil where test.samples == 0: reason = "undecided: no request completed, nothing to judge"
-        case nil: reason = "undecided: " + figures + ": too few samples to tell at these error rates (the run's request cap came first)"
+        case nil: reason = "undecided: " + figures + ": too few samples to tell at these error rates before the run ended"
         }
     }
 

@@ -357,6 +357,15 @@ public struct LoadReport: Codable, Sendable {
                                   share * 100, configuration.lateThreshold * 1000, reasons, causes.joined(separator: "; ")))
             }
         }
+        // The target went away during the run (connections up, then refused or dropped): the run kept its schedule,
+        // but for part of it nothing reached the target.
+        let failedAttempts = result.connectionFailures.filter { $0.key.isTransientConnectionFailure }
+        if result.connectionsEstablished > 0, !failedAttempts.isEmpty, result.endedEarly == nil {
+            let kinds = failedAttempts.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+            let total = failedAttempts.values.reduce(0, +)
+            out.append("the target could not be reached for part of the run: \(total) connection attempt\(total == 1 ? "" : "s") failed (\(kinds)) "
+                       + "after \(result.connectionsEstablished) succeeded; requests meanwhile failed or waited (see errors and late sends)")
+        }
         let cores = Double(LoadGenerator.usableCores)
         if result.elapsedSeconds > 0.5, result.cpuSeconds / result.elapsedSeconds > 0.9 * cores {
             out.append(String(format: "the generator used %.0f%% of the %d cores it may run on: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))

@@ -97,7 +97,7 @@ struct GameDayCommand: AsyncParsableCommand {
         var result = GameDayResult(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
         let view = result.runReport(title: gameday.name, inputs: [file], startedAt: started)
         printLine(result.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
-        for left in outcome.faultsLeft { printError("meshprobe gameday: warning: could not clear fault \(left)") }
+        for left in outcome.faultsLeft { printError("meshprobe gameday: warning: not cleared: \(left)") }
         try write(result, startedAt: started)
         try await session.finish(report: nil, json: nil)
         if outcome.abortReason == nil, let why = abort.abortReason {

@@ -63,9 +63,12 @@ struct VerifyCommand: AsyncParsableCommand {
         defer { signals.cancel() }
         let outcome = await task.result
         for left in await ledger.clearAll(group: MultiThreadedEventLoopGroup.singleton) {
-            printError("meshprobe verify: warning: could not clear fault \(left)")
+            printError("meshprobe verify: warning: not cleared: \(left)")
         }
-        if signalled.withLockedValue({ $0 }) { throw CLIError(message: "aborted by a signal before the verification completed", exitCode: 3) }
+        if signalled.withLockedValue({ $0 }) {
+            if case .failure(let error as CLIError) = outcome, error.exitCode == 3 { throw error }
+            throw CLIError(message: "aborted by a signal before the verification completed", exitCode: 3)
+        }
         try outcome.get()
     }
 
@@ -220,7 +223,14 @@ struct VerifyCommand: AsyncParsableCommand {
             }
         }
         try reports.write(view)
+        let cancelledBefore = Task.isCancelled
         try await session.finish(report: nil, json: nil)
+        if Task.isCancelled && !cancelledBefore {
+            // Every verdict was reached and written; the signal cut the push. The result says so, verdicts unchanged.
+            report.markAborted("a signal during the Pushgateway push, after every verdict")
+            if let json { try? report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
+            throw CLIError(message: "aborted by a signal during the Pushgateway push; every verdict above was reached before it", exitCode: 3)
+        }
         if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             throw CLIError(message: "verdict: FAIL", exitCode: 1)
         }
@@ -304,7 +314,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 do {
                     let outcome = try await OutlierDetectionCheck.run(declared, configuration: configuration, recognizer: policy.recognizer,
                                                                       controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
-                    for left in outcome.faultsLeft { printError("meshprobe verify: warning: could not clear fault \(left)") }
+                    for left in outcome.faultsLeft { printError("meshprobe verify: warning: not cleared: \(left)") }
                     report.add(outcome)
                     laps.lap(report.verdicts.count)
                 } catch let error as FaultClientError {

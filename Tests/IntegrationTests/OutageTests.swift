@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeReport
 import MeshprobeTLS
 import Testing
 
@@ -73,6 +74,12 @@ import Testing
         #expect(result.endedEarly == nil)
         #expect(result.elapsedSeconds >= 1.9, "the run ended at \(result.elapsedSeconds) s of 2")
         #expect(result.connectionFailures[.connectRefused, default: 0] >= 4, "\(result.connectionFailures)")
+        // The report says the target went away, whatever else passed.
+        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1:\(port)/")])
+        configuration.duration = 2
+        let report = LoadReport(result: result, configuration: configuration, commandLine: [], startedAt: Date(), version: "test")
+        #expect(report.summary.warnings.contains { $0.hasPrefix("the target could not be reached for part of the run") },
+                "\(report.summary.warnings)")
     }
 
     /// A count-bounded run whose server goes away gives up, says why, and counts every request of its budget.

@@ -192,7 +192,7 @@ extension SignalTimingTests {
 
     /// SIGTERM while the end-of-run Pushgateway push waits on a server that accepted and never answers: exit 3 within
     /// 2 s of the signal (the push is cut at the signal's deadline), with the reason on stderr.
-    @Test(arguments: ["load", "gameday"])
+    @Test(arguments: ["load", "gameday", "verify"])
     func aSignalDuringAStalledPushgatewayPushEndsWithExit3WithinTwoSeconds(command: String) async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
@@ -204,6 +204,14 @@ extension SignalTimingTests {
         let arguments: [String]
         if command == "load" {
             arguments = ["load", target, "-n", "20", "--quiet", "--json", json]
+        } else if command == "verify" {
+            let file = try pki.write("policy-push.yaml", """
+                policy: meshprobe.policy/v1
+                target: \(target)
+                expect:
+                  split: {v1: 100}
+                """)
+            arguments = ["verify", file, "--quiet", "--json", json]
         } else {
             let file = try pki.write("gameday-push.yaml", """
                 name: push
@@ -229,6 +237,13 @@ extension SignalTimingTests {
         // exit code does.
         if command == "load" {
             #expect((object?["summary"] as? [String: Any])?["aborted"] as? Bool == true, "\(String(describing: object))")
+        } else if command == "verify" {
+            // Every verdict was reached before the signal: they stand, and the result says it was aborted.
+            #expect(object?["aborted"] as? Bool == true, "\(String(describing: object))")
+            let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
+            #expect(!verdicts.isEmpty && verdicts.allSatisfy { $0["decided"] as? Bool == true && $0["passed"] as? Bool == true },
+                    "\(verdicts)")
+            #expect(err.contains("during the Pushgateway push; every verdict above was reached before it"), "\(err)")
         } else {
             #expect((object?["aborted"] as? String)?.contains("after the result was complete") == true, "\(String(describing: object))")
         }
