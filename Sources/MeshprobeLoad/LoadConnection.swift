@@ -70,6 +70,8 @@ final class LoadConnection {
 
     var inFlightCount: Int { inFlight.count }
     var isDead: Bool { state == .dead }
+    /// The last attempt failed (it is retrying or given up): nothing to wait for before the open model's clock starts.
+    var isFailing: Bool { state == .dead || (state != .ready && consecutiveFailures > 0) }
 
     // MARK: connecting
 

@@ -176,8 +176,8 @@ final class LoadWorker {
         scheduleSweep()
     }
 
-    /// Open model: starts the clock and the arrivals once every connection is ready or given up (or after the
-    /// connect timeout).
+    /// Open model: starts the clock and the arrivals once every connection is ready or has failed (a target that is
+    /// down is not waited for: its arrivals are due and counted), or after the connect timeout.
     private func beginArrivals() {
         guard awaitingConnections, !finished else { return }
         awaitingConnections = false
@@ -191,7 +191,7 @@ final class LoadWorker {
 
     /// A connection became ready.
     func connectionReady() {
-        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isDead }) { beginArrivals() }
+        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) { beginArrivals() }
     }
 
     /// A run with an end in time (a duration, or the open model's arrival schedule): its connections keep trying
@@ -502,7 +502,7 @@ final class LoadWorker {
     }
 
     func connectionStateChanged() {
-        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isDead }) {
+        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) {
             beginArrivals()
             return
         }
