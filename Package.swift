@@ -126,13 +126,13 @@ let package = Package(
             dependencies: ["MeshprobeYAML", "MeshprobeLoad", "MeshprobeIdentity"]
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
-        .target(name: "MeshprobeVerify"),
+        .target(name: "MeshprobeStatistics"),
         // Policy: meshprobe policy files and mesh manifests turned into expectations, and the procedures that check
         // them (routing, circuit breakers, outlier detection; the echo's control API client for injected faults).
         .target(
             name: "MeshprobePolicy",
             dependencies: [
-                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeVerify", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
+                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
                 "MeshprobeTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -160,7 +160,7 @@ let package = Package(
                 "MeshprobeHTTP1",
                 "MeshprobeTLS",
                 // The sequential split test, to decide merged verify results again.
-                "MeshprobeVerify",
+                "MeshprobeStatistics",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -199,7 +199,7 @@ let package = Package(
                 "MeshprobeScenario",
                 "MeshprobePolicy",
                 "MeshprobeLab",
-                "MeshprobeVerify",
+                "MeshprobeStatistics",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -222,7 +222,7 @@ let package = Package(
             name: "MeshprobeLoadTests",
             dependencies: ["MeshprobeLoad", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
-        .testTarget(name: "MeshprobeVerifyTests", dependencies: ["MeshprobeVerify", "MeshprobeLoad"]),
+        .testTarget(name: "MeshprobeStatisticsTests", dependencies: ["MeshprobeStatistics", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
         // Test support shared by test targets: stand-in HTTP servers that record what they were sent, hand-built
         // histogram encodings (decompression bombs).
@@ -248,7 +248,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeVerify", "MeshprobeIdentity", "MeshprobeYAML"]),
+        .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",

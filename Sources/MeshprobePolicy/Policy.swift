@@ -2,7 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeScenario
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 
 /// How a response's destination is told (the name the split's weights use).

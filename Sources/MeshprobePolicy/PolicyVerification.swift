@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
-import MeshprobeVerify
+import MeshprobeStatistics
 import NIOCore
 
 /// Runs a policy's load and feeds each successful response to its split test, ending the load as soon as the

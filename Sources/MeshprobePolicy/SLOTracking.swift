@@ -1,6 +1,6 @@
 import Foundation
 import MeshprobeLoad
-import MeshprobeVerify
+import MeshprobeStatistics
 
 /// One connection's outcomes as a verification counts them.
 struct ConnectionTally: Sendable {

@@ -3,7 +3,7 @@ import Foundation
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 import NIOConcurrencyHelpers
 import NIOPosix

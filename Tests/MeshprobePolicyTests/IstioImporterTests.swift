@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 import Testing
 @testable import MeshprobePolicy

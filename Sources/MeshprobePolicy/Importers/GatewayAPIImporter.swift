@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 
 /// Turns Gateway API HTTPRoutes into split expectations.

@@ -1,6 +1,6 @@
 import Foundation
 import MeshprobeIdentity
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 
 /// What an importer made of a set of manifests: the routes to check, and notes on what it ignored or cannot check.

@@ -1,5 +1,5 @@
 import MeshprobeLoad
-import MeshprobeVerify
+import MeshprobeStatistics
 import NIOCore
 
 /// A declared limit on concurrent retries to a service (Istio `connectionPool.http.maxRetries`, Envoy's `max_retries`

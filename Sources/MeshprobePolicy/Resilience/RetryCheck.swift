@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
-import MeshprobeVerify
+import MeshprobeStatistics
 import MeshprobeYAML
 import NIOCore
 

@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeHistogram
 import MeshprobeLoad
-import MeshprobeVerify
+import MeshprobeStatistics
 
 /// Merges `verify` results of the same policy (several runs, or shards): the statistical verdicts are decided again
 /// on the merged samples, never averaged.

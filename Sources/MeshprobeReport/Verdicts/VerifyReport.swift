@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeVerify
+import MeshprobeStatistics
 
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
 public struct VerifyReport: Codable, Sendable {

@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeLoad
 import Testing
-@testable import MeshprobeVerify
+@testable import MeshprobeStatistics
 
 @Suite struct ShareBoundTestTests {
     /// The incomplete beta integral against a plain numerical integration (Simpson, 20000 steps).

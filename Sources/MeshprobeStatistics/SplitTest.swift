@@ -48,7 +48,7 @@ public struct SplitTestError: Error, Sendable, CustomStringConvertible, Equatabl
 /// there would break the stated error rates.
 ///
 /// The error rates are Wald's bounds (approximately `alpha` and `beta`, conservative with the Bonferroni split);
-/// `Tests/MeshprobeVerifyTests` measures them by simulation.
+/// `Tests/MeshprobeStatisticsTests` measures them by simulation.
 public struct SplitTest: Sendable {
     public enum Verdict: Sendable, Equatable {
         case pass(SplitEvidence)

@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeLoad
 import Testing
-@testable import MeshprobeVerify
+@testable import MeshprobeStatistics
 
 /// Runs `runs` seeded tests with responses drawn from `truth` (shares by destination, in `test.destinations`
 /// order); returns the fraction that failed and the mean number of samples used.

@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeLoad
 import Testing
-@testable import MeshprobeVerify
+@testable import MeshprobeStatistics
 
 /// How a simulated proxy routes the requests of one connection.
 enum RoutingModel: CustomStringConvertible {

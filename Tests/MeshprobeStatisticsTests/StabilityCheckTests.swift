@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeLoad
 import Testing
-@testable import MeshprobeVerify
+@testable import MeshprobeStatistics
 
 @Suite struct StabilityCheckTests {
     @Test func chiSquareQuantilesAreCloseToTheTables() {
