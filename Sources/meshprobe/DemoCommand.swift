@@ -194,7 +194,9 @@ struct DemoCommand: AsyncParsableCommand {
             for pid in Self.children.withLockedValue({ $0 }) { kill(pid, SIGKILL) }
             if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
             printError("meshprobe demo: aborted by a signal")
-            Foundation.exit(3)
+            // `_exit`: the demo's work goes on on other threads; exit's handlers would tear down what it is using.
+            fflush(stdout)
+            _exit(3)
         }
         defer { signals.cancel() }
 

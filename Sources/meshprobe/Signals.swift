@@ -57,7 +57,10 @@ enum SignalHub {
         let active = handlers.withLockedValue { Array($0.values) }
         guard !active.isEmpty else {
             printError("meshprobe: aborted by \(sig == SIGINT ? "SIGINT" : "SIGTERM") before the command started its work")
-            exit(3)
+            // `_exit`, not `exit`: the command is starting on another thread, and exit's handlers (OpenSSL's among
+            // them) would tear down what it is using (it crashed in libcrypto, or failed its TLS setup with exit 2).
+            fflush(stdout)
+            _exit(3)
         }
         for handler in active { handler() }
     }
