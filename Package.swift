@@ -259,6 +259,7 @@ let package = Package(
             dependencies: [
                 "MeshprobeTLS",
                 "MeshprobeIdentity",
+                "MeshprobeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -267,6 +268,7 @@ let package = Package(
             name: "MeshprobeHTTP2Tests",
             dependencies: [
                 "MeshprobeHTTP2",
+                "MeshprobeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
