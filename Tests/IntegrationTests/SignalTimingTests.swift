@@ -25,10 +25,13 @@ import Testing
         var resultAborted: Bool?
         /// What the run left behind (a game day's faults), as `after` found it.
         var leftBehind: [String] = []
+        /// The end of what it wrote to stderr.
+        var stderr = ""
         var description: String {
-            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
+            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
                    offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)",
-                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "))
+                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "),
+                   stderr.isEmpty ? "" : ", stderr: " + stderr)
         }
     }
 
@@ -77,7 +80,8 @@ import Testing
                     try? FileManager.default.removeItem(atPath: json)
                     let status = output.uncaughtSignal ? -output.status : output.status
                     outcomes.append(Outcome(command: command, offset: offset, signal: sig, status: status, secondsAfterSignal: elapsed,
-                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after()))
+                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after(),
+                                            stderr: String(output.stderr.suffix(300))))
                 }
                 continuation.resume(returning: outcomes)
             }
