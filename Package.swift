@@ -224,11 +224,15 @@ let package = Package(
         ),
         .testTarget(name: "MeshprobeStatisticsTests", dependencies: ["MeshprobeStatistics", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
-        // Test support shared by test targets: stand-in HTTP servers that record what they were sent, hand-built
-        // histogram encodings (decompression bombs).
+        // Test support shared by test targets: the one process runner, background peers and signalled children,
+        // free ports, the binaries, the lab PKI fixture, waiting with a deadline, stand-in HTTP servers that record what
+        // they were sent, stalled peers, hand-built histogram encodings (decompression bombs). It may depend on the
+        // transport and identity modules, never on the engine, policy or reports (they are what the tests check).
         .target(
             name: "MeshprobeTestSupport",
             dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -255,6 +259,7 @@ let package = Package(
             dependencies: [
                 "MeshprobeTLS",
                 "MeshprobeIdentity",
+                "MeshprobeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -263,6 +268,7 @@ let package = Package(
             name: "MeshprobeHTTP2Tests",
             dependencies: [
                 "MeshprobeHTTP2",
+                "MeshprobeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -144,7 +144,7 @@ import Testing
         environment["POD_NAMESPACE"] = "shop"
         environment["MESHPROBE_VERSION"] = "v7"
         environment["MESHPROBE_CLUSTER"] = "eu-1"
-        let echo = try BackgroundProcess(meshprobeBinary, [
+        let echo = try await BackgroundProcess(meshprobeBinary, [
             "echo", "--listen", "127.0.0.1:\(port)", "--cert", "\(dir)/cart/cert-chain.pem", "--key", "\(dir)/cart/key.pem",
             "--trust-bundle", "west.example=\(dir)/west.example/ca.pem",
         ], waitForPort: port, environment: environment)
@@ -182,28 +182,17 @@ import Testing
         defer { Task { await echo.close() } }
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-sig-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: json) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
-        process.arguments = ["load", "http://127.0.0.1:\(echo.port)/?delay=300ms:20", "--rate", "200", "-d", "60s", "-c", "2", "-m", "50",
-                             "--quiet", "--json", json]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        // The exit time is taken by Foundation's termination handler, not by this task's polling: on two cores the
-        // test pool's threads can be busy with other tests' blocking waits, which would inflate the figure.
-        let exitedAt = NIOLockedValueBox<Date?>(nil)
-        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
-        let launched = Date()
-        try process.run()
+        let process = try SignalledProcess(meshprobeBinary, [
+            "load", "http://127.0.0.1:\(echo.port)/?delay=300ms:20", "--rate", "200", "-d", "60s", "-c", "2", "-m", "50", "--quiet", "--json", json,
+        ])
+        let launched = process.started
         try await Task.sleep(for: .milliseconds(1500))
         let signalled = Date()
-        kill(process.processIdentifier, signal)
-        while process.isRunning && Date().timeIntervalSince(signalled) < 10 { try await Task.sleep(for: .milliseconds(20)) }
-        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(signalled)
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let (took, output) = try await process.signal(signal, timeout: 10)
         // The figure (0.3 s) is measured on a quiet machine by bench/shutdown.sh; this test checks only that the
         // process stops on its own, within its 1 s grace plus room for a loaded two-core machine.
         #expect(took < 5.0, "exited \(took)s after the signal")
-        #expect(process.terminationStatus == 3)
+        #expect(output.status == 3, "\(output.stderr)")
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let summary = try #require(object["summary"] as? [String: Any])

@@ -9,7 +9,7 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         // "down" points at a port nothing listens on: HAProxy answers 503 itself when it picks it.
-        let (proxy, port, dir) = try startHAProxy([("up", echo.port, 50), ("down", try freePort(), 50)]) { $0.retries = 0 }
+        let (proxy, port, dir) = try await startHAProxy([("up", echo.port, 50), ("down", try freePort(), 50)]) { $0.retries = 0 }
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let json = dir.appendingPathComponent("result.json").path
         // Half the echo's answers are 503s of its own (a fault with the stamp on).

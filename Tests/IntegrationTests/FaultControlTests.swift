@@ -247,12 +247,10 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         let opsSVID = try pki.svid("ops", uris: [ops])
         let otherSVID = try pki.svid("other", uris: [pki.id("productpage")])
         let port = try freePort()
-        let echo = try await offThePool {
-            try BackgroundProcess(meshprobeBinary, [
-                "echo", "--listen", "127.0.0.1:\(port)", "--cert", echoSVID.cert, "--key", echoSVID.key, "--ca", pki.caFile,
-                "--control-allow", ops,
-            ], waitForPort: port)
-        }
+        let echo = try await BackgroundProcess(meshprobeBinary, [
+            "echo", "--listen", "127.0.0.1:\(port)", "--cert", echoSVID.cert, "--key", echoSVID.key, "--ca", pki.caFile,
+            "--control-allow", ops,
+        ], waitForPort: port)
         defer { echo.stop() }
         let url = "https://127.0.0.1:\(port)"
         let asOps = ["--cert", opsSVID.cert, "--key", opsSVID.key, "--ca", pki.caFile, "--expect-peer", pki.id("reviews")]
@@ -310,7 +308,7 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         #expect(unreachable.stderr.contains("cannot reach"))
 
         echo.stop()
-        let log = try String(contentsOf: echo.log, encoding: .utf8)
+        let log = echo.log
         #expect(log.contains("control API at /.meshprobe/faults for \(ops)"))
         #expect(log.contains("control refused: caller \(pki.id("productpage")) DELETE /.meshprobe/faults"), "\(log)")
         #expect(log.contains("control set fault f1: caller \(ops) POST /.meshprobe/faults"))

@@ -37,7 +37,7 @@ import Testing
 
     func startLab() async throws -> Lab {
         let v1 = try await control.startEcho(version: "v1"), v2 = try await control.startEcho(version: "v2")
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
             $0.serverClientCertificate = control.haproxyPEM
             $0.retries = 0
         }
@@ -120,29 +120,20 @@ import Testing
                   duration: 5s
             """, extra: "  abortFile: \(abortFile)\n")
         let out = lab.dir.appendingPathComponent("result.json").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
-        process.arguments = ["gameday", file, "--quiet", "--json", out]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let exitedAt = NIOLockedValueBox<Date?>(nil)
-        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
-        try process.run()
+        let process = try SignalledProcess(meshprobeBinary, ["gameday", file, "--quiet", "--json", out])
         // Wait until the faults are in place, then abort.
-        let deadline = Date() + 10
-        while try await faultsLeft(lab).count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        _ = try await waitUntil(seconds: 10, every: .milliseconds(100)) { try await faultsLeft(lab).count >= 2 }
         #expect(try await faultsLeft(lab).count == 2)
         let aborted = Date()
         if how == "signal" {
-            kill(process.processIdentifier, SIGTERM)
+            process.send(SIGTERM)
         } else {
             _ = FileManager.default.createFile(atPath: abortFile, contents: nil)
         }
-        while process.isRunning && Date().timeIntervalSince(aborted) < 15 { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(aborted)
+        let output = await process.finish(within: 15)
+        let took = (process.exitedAt ?? Date()).timeIntervalSince(aborted)
         #expect(took < 5, "exited \(took)s after the abort")
-        #expect(process.terminationStatus == 3)
+        #expect(output.status == 3, "\(output.stderr)")
         #expect(try await faultsLeft(lab).isEmpty, "every fault is cleared on the way out")
         let result = json(out)
         #expect((result["aborted"] as? String)?.contains(how == "signal" ? "signal" : "abort file") == true, "\(result)")

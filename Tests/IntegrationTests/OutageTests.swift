@@ -21,21 +21,21 @@ import Testing
     }
 
     /// `meshprobe echo` on `port` (mTLS), in a process of its own: stopping it closes every connection, as a pod's end does.
-    private func echo(on port: Int) throws -> BackgroundProcess {
-        try BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", echoSVID.cert, "--key", echoSVID.key,
-                                                "--ca", pki.caFile], waitForPort: port)
+    private func echo(on port: Int) async throws -> BackgroundProcess {
+        try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", echoSVID.cert, "--key", echoSVID.key,
+                                                      "--ca", pki.caFile], waitForPort: port)
     }
 
     /// The open model through a restart: every scheduled arrival is counted, the run lasts its duration, and the
     /// arrivals after the restart are answered by the new server.
     @Test func anOpenModelRunKeepsItsScheduleThroughARestart() async throws {
         let port = try freePort()
-        let first = try echo(on: port)
+        let first = try await echo(on: port)
         let outage = Task {
             try await Task.sleep(for: .milliseconds(700))
             first.stop()
             try await Task.sleep(for: .milliseconds(900))
-            return try echo(on: port)
+            return try await echo(on: port)
         }
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 4) { c in
             c.requests = nil
@@ -61,7 +61,7 @@ import Testing
     /// The closed model with a duration and a server that never comes back: the run still lasts its duration.
     @Test func aClosedModelRunWithADurationRunsToItsEnd() async throws {
         let port = try freePort()
-        let first = try echo(on: port)
+        let first = try await echo(on: port)
         let outage = Task {
             try await Task.sleep(for: .milliseconds(300))
             first.stop()
@@ -85,7 +85,7 @@ import Testing
     /// A count-bounded run whose server goes away gives up, says why, and counts every request of its budget.
     @Test func aCountBoundedRunThatGivesUpSaysWhyAndCountsEveryRequest() async throws {
         let port = try freePort()
-        let first = try echo(on: port)
+        let first = try await echo(on: port)
         let outage = Task {
             try await Task.sleep(for: .milliseconds(300))
             first.stop()
@@ -103,7 +103,7 @@ import Testing
     /// early, with the reason, instead of retrying it for its whole duration.
     @Test func aTimedRunRefusedByIdentityEndsEarlyWithTheReason() async throws {
         let port = try freePort()
-        let server = try echo(on: port)
+        let server = try await echo(on: port)
         defer { server.stop() }
         let prober = try pki.svid("prober2", uris: [pki.id("prober2")])
         let wrong = try pki.clientTLS(prober, expect: .spiffeID(try SPIFFEID(parsing: pki.id("ratings"))))
@@ -120,7 +120,7 @@ import Testing
     /// the step is not a PASS and the game day has no verdict (exit 3), the reason on the step.
     @Test func aGameDayLoadStepThatEndsEarlyIsNotAPass() async throws {
         let port = try freePort()
-        let server = try echo(on: port)
+        let server = try await echo(on: port)
         defer { server.stop() }
         let prober = try pki.svid("prober3", uris: [pki.id("prober3")])
         let file = try pki.write("gameday.yaml", """
@@ -146,7 +146,7 @@ import Testing
     /// refusal, not an undecided split.
     @Test func verifyAgainstTheWrongServerIdentityFails() async throws {
         let port = try freePort()
-        let server = try echo(on: port)
+        let server = try await echo(on: port)
         defer { server.stop() }
         let prober = try pki.svid("prober4", uris: [pki.id("prober4")])
         let policy = try pki.write("policy.yaml", """

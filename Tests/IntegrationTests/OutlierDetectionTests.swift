@@ -23,8 +23,8 @@ import Testing
     func startEcho(version: String) async throws -> EchoServer { try await lab.startEcho(version: version) }
 
     /// HAProxy over mTLS in front of `echoes`, with lab ejection when given.
-    func startProxy(_ echoes: [EchoServer], ejection: HAProxyConfig.Ejection? = nil) throws -> (BackgroundProcess, Int, URL) {
-        try startHAProxy(echoes.enumerated().map { ("v\($0.offset + 1)", $0.element.port, 100) }) {
+    func startProxy(_ echoes: [EchoServer], ejection: HAProxyConfig.Ejection? = nil) async throws -> (BackgroundProcess, Int, URL) {
+        try await startHAProxy(echoes.enumerated().map { ("v\($0.offset + 1)", $0.element.port, 100) }) {
             $0.serverClientCertificate = haproxyPEM
             $0.ejection = ejection
         }
@@ -49,7 +49,7 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startProxy([v1, v2], ejection: .init(errorLimit: errorLimit, checkInterval: 0.1, rise: rise))
+        let (proxy, port, dir) = try await startProxy([v1, v2], ejection: .init(errorLimit: errorLimit, checkInterval: 0.1, rise: rise))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         var e = declared
         e.faultTargets = ["https://127.0.0.1:\(v1.port)", "https://127.0.0.1:\(v2.port)"]
@@ -114,7 +114,7 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startProxy([v1, v2], ejection: .init(errorLimit: 5, checkInterval: 0.1, rise: 11))
+        let (proxy, port, dir) = try await startProxy([v1, v2], ejection: .init(errorLimit: 5, checkInterval: 0.1, rise: 11))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = try writePolicy(in: dir, port: port, expect: """
               outlierDetection:
@@ -155,7 +155,7 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 100), ("v2", v2.port, 100)]) {
             $0.serverClientCertificate = haproxyPEM
             $0.ejection = .init(errorLimit: 5, checkInterval: 0.1, rise: 11)
             $0.serverCloseAfterEachRequest = true
@@ -192,7 +192,7 @@ import Testing
     @Test func aCallerTheWorkloadsRefuseLeavesTheVerdictUndecided() async throws {
         let v1 = try await startEcho(version: "v1")
         defer { Task { await v1.close() } }
-        let (proxy, port, dir) = try startProxy([v1])
+        let (proxy, port, dir) = try await startProxy([v1])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let stranger = try pki.svid("stranger", uris: [pki.id("stranger")])
         let policy = try writePolicy(in: dir, port: port, identity: stranger, expect: """
@@ -209,30 +209,18 @@ import Testing
         let v1 = try await startEcho(version: "v1")
         let v2 = try await startEcho(version: "v2")
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startProxy([v1, v2])
+        let (proxy, port, dir) = try await startProxy([v1, v2])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = try writePolicy(in: dir, port: port, expect: """
               outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 30s, interval: 1s, rate: 20, faultTargets: [https://127.0.0.1:\(v1.port)]}
             """)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
-        process.arguments = ["verify", policy.path, "--quiet"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let exitedAt = NIOLockedValueBox<Date?>(nil)
-        process.terminationHandler = { _ in exitedAt.withLockedValue { $0 = Date() } }
-        try process.run()
-        let deadline = Date() + 15
-        while try await lab.faults(on: [v1]).isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let process = try SignalledProcess(meshprobeBinary, ["verify", policy.path, "--quiet"])
+        _ = try await waitUntil(seconds: 15, every: .milliseconds(50)) { try await !lab.faults(on: [v1]).isEmpty }
         // 25 consecutive errors before the check gives up, at 20 requests/s over two workloads: about 2.5 s.
         #expect(try await lab.faults(on: [v1]).count == 1, "the check set its fault")
-        let signalled = Date()
-        kill(process.processIdentifier, SIGTERM)
-        while process.isRunning && Date().timeIntervalSince(signalled) < 15 { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        let took = (exitedAt.withLockedValue { $0 } ?? Date()).timeIntervalSince(signalled)
+        let (took, output) = try await process.signal(SIGTERM, timeout: 15)
         #expect(took < 5, "exited \(took)s after the signal")
-        #expect(process.terminationStatus == 3)
+        #expect(output.status == 3, "\(output.stdout)\(output.stderr)")
         #expect(try await lab.faults(on: [v1]).isEmpty, "the fault was cleared on the way out")
     }
 }

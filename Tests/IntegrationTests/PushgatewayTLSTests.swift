@@ -15,10 +15,8 @@ import Testing
         let otherHostPort: Int
     }
 
-    func startTerminator(pki: LabPKIFixture, upstream: Int) throws -> Terminator {
-        let haproxy = try #require(which("haproxy"), "haproxy is installed by scripts/install-deps")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-haproxy-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    func startTerminator(pki: LabPKIFixture, upstream: Int) async throws -> Terminator {
+        let directory = try haproxyDirectory()
         func crt(_ name: String, dns: String) throws -> String {
             // An ordinary web server certificate: a DNS SAN, no SPIFFE ID.
             let issued = try LabPKI.issue(by: pki.ca, uriSANs: [], dnsNames: [dns])
@@ -45,9 +43,7 @@ import Testing
               server recorder 127.0.0.1:\(upstream)
 
             """
-        let file = directory.appendingPathComponent("haproxy.cfg")
-        try config.write(to: file, atomically: true, encoding: .utf8)
-        let process = try BackgroundProcess(haproxy, ["-f", file.path, "-db"], waitForPort: localhostPort)
+        let process = try await startHAProxy(config: config, in: directory, waitForPort: localhostPort)
         return Terminator(process: process, directory: directory, localhostPort: localhostPort, otherHostPort: otherHostPort)
     }
 
@@ -56,7 +52,7 @@ import Testing
         defer { Task { await recorder.stop() } }
         let pki = try LabPKIFixture()
         let stranger = try LabPKIFixture(trustDomain: "stranger.test")
-        let terminator = try startTerminator(pki: pki, upstream: recorder.port)
+        let terminator = try await startTerminator(pki: pki, upstream: recorder.port)
         defer {
             terminator.process.stop()
             try? FileManager.default.removeItem(at: terminator.directory)

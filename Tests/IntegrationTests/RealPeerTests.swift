@@ -17,7 +17,7 @@ import Testing
         let nghttpd = try #require(which("nghttpd"), "nghttpd is installed by scripts/install-deps")
         let docs = try htdocs()
         let port = try freePort()
-        let peer = try BackgroundProcess(nghttpd, ["--no-tls", "-a", "127.0.0.1", "-d", docs.path, "\(port)"], waitForPort: port)
+        let peer = try await BackgroundProcess(nghttpd, ["--no-tls", "-a", "127.0.0.1", "-d", docs.path, "\(port)"], waitForPort: port)
         defer { peer.stop() }
         let result = try await runLoad(["http://127.0.0.1:\(port)/index.html"], requests: 500, connections: 2, streams: 20)
         #expect(result.succeeded == 500)
@@ -34,7 +34,7 @@ import Testing
         let server = try pki.svid("nghttpd", uris: [], dns: ["localhost"])
         let docs = try htdocs()
         let port = try freePort()
-        let peer = try BackgroundProcess(nghttpd, ["-a", "127.0.0.1", "-d", docs.path, "\(port)", server.key, server.cert], waitForPort: port)
+        let peer = try await BackgroundProcess(nghttpd, ["-a", "127.0.0.1", "-d", docs.path, "\(port)", server.key, server.cert], waitForPort: port)
         defer { peer.stop() }
         var configuration = TLSConfiguration(role: .client)
         configuration.applicationProtocols = ["h2"]
@@ -106,7 +106,7 @@ import Testing
     }
 
     /// Starts nginx on `port` serving `docs`, with `server` lines added to the server block.
-    func startNginx(docs: URL, port: Int, listen: String, server: String = "", http: String = "") throws -> BackgroundProcess {
+    func startNginx(docs: URL, port: Int, listen: String, server: String = "", http: String = "") async throws -> BackgroundProcess {
         let nginx = try #require(which("nginx"))
         let conf = docs.appendingPathComponent("nginx.conf")
         try """
@@ -131,7 +131,7 @@ import Testing
             }
         }
         """.write(to: conf, atomically: true, encoding: .utf8)
-        return try BackgroundProcess(nginx, ["-p", docs.path, "-c", conf.path, "-e", "stderr"], waitForPort: port)
+        return try await BackgroundProcess(nginx, ["-p", docs.path, "-c", conf.path, "-e", "stderr"], waitForPort: port)
     }
 
     @Test func goAwayFromNginxRetiresConnectionsAndEveryRequestIsAccountedFor() async throws {
@@ -140,9 +140,9 @@ import Testing
         let docs = try htdocs()
         let port = try freePort()
         // nginx ends an HTTP/2 connection with GOAWAY after keepalive_requests requests.
-        let peer = try startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port) ssl http2",
-                                  server: "ssl_certificate \(server.cert); ssl_certificate_key \(server.key);",
-                                  http: "keepalive_requests 50;")
+        let peer = try await startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port) ssl http2",
+                                        server: "ssl_certificate \(server.cert); ssl_certificate_key \(server.key);",
+                                        http: "keepalive_requests 50;")
         defer { peer.stop() }
         let tls = try pki.clientTLS(nil, expect: nil, alpn: ["h2"], loosening: TLSLoosening(allowNonSVIDPeer: true))
         let result = try await runLoad(["https://127.0.0.1:\(port)/index.html"], tls: tls, requests: 1000, connections: 2, streams: 10)
@@ -161,8 +161,8 @@ import Testing
     @Test func http1KeepAliveAgainstNginx() async throws {
         let docs = try htdocs()
         let port = try freePort()
-        let peer = try startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port)",
-                                  server: "add_header x-served-by nginx-blue;", http: "keepalive_requests 100000;")
+        let peer = try await startNginx(docs: docs, port: port, listen: "127.0.0.1:\(port)",
+                                        server: "add_header x-served-by nginx-blue;", http: "keepalive_requests 100000;")
         defer { peer.stop() }
         let result = try await runLoad(["http://127.0.0.1:\(port)/index.html"], requests: 300, connections: 3, streams: 1, http: .http1) {
             $0.identityHeader = "x-served-by"

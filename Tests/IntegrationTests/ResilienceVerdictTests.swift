@@ -19,7 +19,7 @@ import Testing
     func closedPort() throws -> Int { try freePort() }
 
     /// A plain HTTP/1.1 server that is not the echo (no stamps) and holds every request 100 ms on its own.
-    func startSlowPlainServer() throws -> (BackgroundProcess, Int) {
+    func startSlowPlainServer() async throws -> (BackgroundProcess, Int) {
         let port = try freePort()
         let script = """
             import sys, time
@@ -38,7 +38,7 @@ import Testing
             ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
             """
         let python = try #require(which("python3"))
-        return (try BackgroundProcess(python, ["-c", script, String(port)], waitForPort: port), port)
+        return (try await BackgroundProcess(python, ["-c", script, String(port)], waitForPort: port), port)
     }
 
     // MARK: 0 successes, the wrong cause, silent causes
@@ -148,7 +148,7 @@ import Testing
     /// with that reason, not FAIL; a circuit breaker declared with `hold: 0s` (the server holds requests on its
     /// own) runs without the in-flight check and passes when the proxy limits as declared.
     @Test func aServerThatIsNotTheEchoLeavesStampChecksUndecidedAndHold0sCanPass() async throws {
-        let (server, serverPort) = try startSlowPlainServer()
+        let (server, serverPort) = try await startSlowPlainServer()
         defer { server.stop() }
         let (reuse, reuseVerdicts) = try await verifyThroughHAProxy(servers: [("plain", serverPort, 100)],
                                                                     expect: "  maxRequestsPerConnection: 5") { _ in }

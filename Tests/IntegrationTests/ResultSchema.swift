@@ -46,9 +46,9 @@ enum ResultSchema: String {
     /// python3 or jsonschema, a schema that is not valid draft 2020-12, a `$ref` that does not resolve).
     func violation(in path: String) async throws -> String? {
         let out = try await python(Self.script, [Self.folder, rawValue, path])
-        let answer = out.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let answer = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard out.status == 0, answer == "valid" || answer.hasPrefix("invalid at ") else {
-            throw ValidatorFailed(description: "validating \(path) against \(rawValue).schema.json: exit \(out.status): \(out.out)\(out.err)")
+            throw ValidatorFailed(description: "validating \(path) against \(rawValue).schema.json: exit \(out.status): \(out.stdout)\(out.stderr)")
         }
         return answer == "valid" ? nil : answer
     }

@@ -16,7 +16,7 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: layer4 ? try pki.serverTLS(server) : nil)
         let v2 = try await startEcho(version: "v2", tls: layer4 ? try pki.serverTLS(server) : nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, weights.0), ("v2", v2.port, weights.1)]) { $0.layer4 = layer4 }
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, weights.0), ("v2", v2.port, weights.1)]) { $0.layer4 = layer4 }
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = dir.appendingPathComponent("policy.yaml")
         try """

@@ -172,11 +172,11 @@ extension LabPKIFixture {
     }
 
     /// `openssl s_server -www` presenting `leaf`; weak leaves need OpenSSL's security level 0 to be presented at all.
-    func server(_ leaf: (cert: String, key: String), weak: Bool) throws -> (BackgroundProcess, Int) {
+    func server(_ leaf: (cert: String, key: String), weak: Bool) async throws -> (BackgroundProcess, Int) {
         let port = try freePort()
         var arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", leaf.cert, "-key", leaf.key, "-www", "-naccept", "8"]
         if weak { arguments += ["-cipher", "DEFAULT@SECLEVEL=0"] }
-        return (try BackgroundProcess(openssl, arguments, waitForPort: port), port)
+        return (try await BackgroundProcess(openssl, arguments, waitForPort: port), port)
     }
 
     /// `meshprobe load` against it: exit status and the result's error kinds.
@@ -194,7 +194,7 @@ extension LabPKIFixture {
     /// level OpenSSL does not have is refused, naming the flag.
     @Test func theSecurityLevelFlagLoosensAndIsReported() async throws {
         let weak = try await BadLeaf.rsa1024.issue(pki, name: "weak-server")
-        let (peer, port) = try server(weak, weak: true)
+        let (peer, port) = try await server(weak, weak: true)
         defer { peer.stop() }
         let loosened = try await load(port: port, ["--tls-security-level", "0"])
         #expect(loosened.status == 0, "\(loosened.output)")
@@ -208,7 +208,7 @@ extension LabPKIFixture {
     @Test(arguments: BadLeaf.allCases)
     func meshprobeLoadRejectsAnOpenSSLServerPresenting(_ leaf: BadLeaf) async throws {
         let bad = try await leaf.issue(pki, name: "server-\(leaf.rawValue)")
-        let (peer, port) = try server(bad, weak: leaf.presenterLoosening.securityLevel < 2)
+        let (peer, port) = try await server(bad, weak: leaf.presenterLoosening.securityLevel < 2)
         defer { peer.stop() }
         let outcome = try await load(port: port)
         #expect(outcome.status == 1, "\(outcome.output)")
@@ -216,7 +216,7 @@ extension LabPKIFixture {
     }
 
     @Test func meshprobeLoadTalksToAnOpenSSLServerPresentingTheGoodLeaf() async throws {
-        let (peer, port) = try server(good, weak: false)
+        let (peer, port) = try await server(good, weak: false)
         defer { peer.stop() }
         let outcome = try await load(port: port)
         #expect(outcome.status == 0, "\(outcome.output)")
@@ -227,8 +227,8 @@ extension LabPKIFixture {
     /// and the echo's log.
     func echoAnswer(_ leaf: (cert: String, key: String), weak: Bool) async throws -> (answer: String, echoLog: String) {
         let port = try freePort()
-        let echo = try BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", good.cert, "--key", good.key,
-                                                           "--ca", pki.caFile], waitForPort: port)
+        let echo = try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", good.cert, "--key", good.key,
+                                                                 "--ca", pki.caFile], waitForPort: port)
         defer { echo.stop() }
         let request = "GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
         let client = "printf '\(request)' | '\(openssl)' s_client -connect 127.0.0.1:\(port) -servername localhost -alpn http/1.1 "
@@ -236,7 +236,7 @@ extension LabPKIFixture {
         let out = try await run("/bin/sh", ["-c", client], timeout: 20)
         // The echo writes its rejection line as the handshake fails; give its log a moment to reach the file.
         try await Task.sleep(for: .milliseconds(200))
-        return (out.stdout, (try? String(contentsOf: echo.log, encoding: .utf8)) ?? "")
+        return (out.stdout, echo.log)
     }
 
     @Test(arguments: BadLeaf.allCases)

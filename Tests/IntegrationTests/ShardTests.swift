@@ -1,51 +1,28 @@
 import Foundation
 import Testing
 
-/// A meshprobe process started without blocking: its output goes to files, its end is awaited through the
-/// process's termination handler (never a blocking wait on the cooperative pool), and it is killed after `timeout`.
+/// A meshprobe shard with JOB_COMPLETION_INDEX set (unset for a nil index), killed `timeout` seconds after its start.
 final class ShardProcess: Sendable {
     let index: Int
-    let started = Date()
-    let outPath: String, errPath: String
-    private let ended: Task<(status: Int32, at: Date), Never>
+    private let process: SignalledProcess
+    private let timeout: Double
 
-    init(index: Int?, arguments: [String], dir: String, timeout: Double) throws {
+    init(index: Int?, arguments: [String], timeout: Double) throws {
         self.index = index ?? -1
-        let name = index.map(String.init) ?? "x"
-        outPath = "\(dir)/shard-\(name).out"
-        errPath = "\(dir)/shard-\(name).err"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: meshprobeBinary)
-        process.arguments = arguments
+        self.timeout = timeout
         var environment = ProcessInfo.processInfo.environment
         environment["JOB_COMPLETION_INDEX"] = index.map(String.init)
-        process.environment = environment
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardInput = FileHandle.nullDevice
-        let (stream, continuation) = AsyncStream.makeStream(of: (Int32, Date).self)
-        process.terminationHandler = { p in
-            continuation.yield((p.terminationStatus, Date()))
-            continuation.finish()
-        }
-        try process.run()
-        let pid = process.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { kill(pid, SIGKILL) }
-        ended = Task {
-            for await (status, at) in stream { return (status, at) }
-            return (-1, Date())
-        }
+        process = try SignalledProcess(meshprobeBinary, arguments, environment: environment)
     }
 
+    /// Its exit status, and the seconds from its start to its exit.
     func wait() async -> (status: Int32, seconds: Double) {
-        let end = await ended.value
-        return (end.status, end.at.timeIntervalSince(started))
+        let end = await process.finish(within: timeout - Date().timeIntervalSince(process.started))
+        return (end.status, (process.exitedAt ?? Date()).timeIntervalSince(process.started))
     }
 
-    var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+    var stdout: String { process.stdout }
+    var stderr: String { process.stderr }
 }
 
 /// Sharded `load` as an Indexed Job runs it, with N processes on loopback and JOB_COMPLETION_INDEX set.
@@ -62,7 +39,7 @@ final class ShardProcess: Sendable {
             try ShardProcess(index: index, arguments: [
                 "load", "http://127.0.0.1:\(echoPort)/", "-c", "2", "--quiet"] + extra + [
                 "--shards", "3", "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", shardTimeout,
-                "--json", "\(dir)/shard-\(index).json", "--prometheus", "\(dir)/shard-\(index).prom"], dir: dir, timeout: 60)
+                "--json", "\(dir)/shard-\(index).json", "--prometheus", "\(dir)/shard-\(index).prom"], timeout: 60)
         }
     }
 
@@ -119,12 +96,12 @@ final class ShardProcess: Sendable {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let shard = try ShardProcess(index: 3, arguments: [
-            "load", "http://127.0.0.1:9/", "-n", "10", "--shards", "3", "--aggregator", "127.0.0.1:9"], dir: dir, timeout: 30)
+            "load", "http://127.0.0.1:9/", "-n", "10", "--shards", "3", "--aggregator", "127.0.0.1:9"], timeout: 30)
         let end = await shard.wait()
         #expect(end.status == 2)
         #expect(shard.stderr.contains("shard index 3 is out of range"), "\(shard.stderr)")
         let budget = try ShardProcess(index: 2, arguments: [
-            "load", "http://127.0.0.1:9/", "-n", "2", "--shards", "3", "--aggregator", "127.0.0.1:9"], dir: dir, timeout: 30)
+            "load", "http://127.0.0.1:9/", "-n", "2", "--shards", "3", "--aggregator", "127.0.0.1:9"], timeout: 30)
         #expect(await budget.wait().status == 2)
         #expect(budget.stderr.contains("less than --shards 3"), "\(budget.stderr)")
     }
@@ -135,7 +112,7 @@ final class ShardProcess: Sendable {
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, proxyPort, haproxyDir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        let (proxy, proxyPort, haproxyDir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: haproxyDir) }
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -155,8 +132,7 @@ final class ShardProcess: Sendable {
         let shards = try [1, 2, 0].map { (index: Int) in
             try ShardProcess(index: index, arguments: [
                 "verify", "\(dir)/policy.yaml", "--quiet", "--shards", "3", "--aggregator", "127.0.0.1:\(port)",
-                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json", "--junit", "\(dir)/verify-\(index).xml"],
-                dir: dir, timeout: 100)
+                "--shard-timeout", "60s", "--json", "\(dir)/verify-\(index).json", "--junit", "\(dir)/verify-\(index).xml"], timeout: 100)
         }
         for shard in shards {
             let end = await shard.wait()
@@ -198,7 +174,7 @@ final class ShardProcess: Sendable {
         let port = try freePort()
         let zero = try ShardProcess(index: 0, arguments: [
             "load", "http://127.0.0.1:\(echo.port)/", "-n", "20", "--quiet", "--shards", "2", "--aggregator", "127.0.0.1:\(port)",
-            "--shard-timeout", "10s", "--json", "\(dir)/shard-0.json"], dir: dir, timeout: 60)
+            "--shard-timeout", "10s", "--json", "\(dir)/shard-0.json"], timeout: 60)
         func post(_ head: String, _ body: Data) async throws -> String {
             try await offThePool { try exchangeRaw(port: port, Array(head.utf8) + Array(body)) }
         }
@@ -237,7 +213,7 @@ final class ShardProcess: Sendable {
                 "load", "http://127.0.0.1:\(echo.port)/", "-n", "200", "-c", "2", "--quiet",
                 "--cert", svid.cert, "--key", svid.key, "--ca", pki.caFile,
                 "--shards", String(count), "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", timeout,
-                "--json", "\(dir)/tls-\(port)-\(index).json"], dir: dir, timeout: 60)
+                "--json", "\(dir)/tls-\(port)-\(index).json"], timeout: 60)
         }
         let port = try freePort()
         let pair = [try shard(1, of: 2, port: port, svid: own, timeout: "20s"), try shard(0, of: 2, port: port, svid: own, timeout: "20s")]

@@ -69,7 +69,7 @@ import Testing
         let prober = try SignalledProcess(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-d", "30s", "--rate", "200", "--quiet",
                                                             "--sidecar", "istio", "--sidecar-istio-ready-port", "\(status.port)",
                                                             "--sidecar-istio-quit-port", "\(agent.port)"])
-        try await waitUntil("the load is running") { echo.requestsServed > 50 }
+        try #require(try await prober.wait { echo.requestsServed > 50 }, "the load is running: \(prober.stderr)")
         #expect(agent.shutdowns.isEmpty, "no quit before the end")
         let out = try await prober.terminate()
         #expect(out.status == 3, "\(out.stderr)")
@@ -86,7 +86,7 @@ import Testing
         let prober = try SignalledProcess(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "10", "--quiet",
                                                             "--sidecar", "linkerd", "--sidecar-linkerd-port", "\(linkerd.port)",
                                                             "--sidecar-timeout", "60s"])
-        try await waitUntil("the prober is waiting") { linkerd.readinessProbes.count >= 2 }
+        try #require(try await prober.wait { linkerd.readinessProbes.count >= 2 }, "the prober is waiting: \(prober.stderr)")
         let started = Date()
         let out = try await prober.terminate()
         #expect(out.status == 3, "\(out.stderr)")
@@ -212,14 +212,5 @@ import Testing
         environment["MESHPROBE_SIDECAR"] = "consul"
         let env = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "1"], environment: environment)
         #expect(env.status == 2 && env.stderr.contains("MESHPROBE_SIDECAR='consul'"), "\(env.stderr)")
-    }
-}
-
-/// Polls `condition` every 50 ms for up to `timeout` seconds.
-func waitUntil(_ what: String, timeout: Double = 20, _ condition: @Sendable () -> Bool) async throws {
-    let deadline = Date() + timeout
-    while !condition() {
-        if Date() > deadline { throw PeerError(message: "timed out waiting until \(what)") }
-        try await Task.sleep(for: .milliseconds(50))
     }
 }

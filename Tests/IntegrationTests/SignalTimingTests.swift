@@ -25,10 +25,13 @@ import Testing
         var resultAborted: Bool?
         /// What the run left behind (a game day's faults), as `after` found it.
         var leftBehind: [String] = []
+        /// The end of what it wrote to stderr.
+        var stderr = ""
         var description: String {
-            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
+            String(format: "%@ %@ at %.3f s: exit %d %.2f s later, result aborted %@%@%@", command, signal == SIGTERM ? "SIGTERM" : "SIGINT",
                    offset, status, secondsAfterSignal, resultAborted.map { "\($0)" } ?? "(none)",
-                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "))
+                   leftBehind.isEmpty ? "" : ", left behind: " + leftBehind.joined(separator: "; "),
+                   stderr.isEmpty ? "" : ", stderr: " + stderr)
         }
     }
 
@@ -66,27 +69,19 @@ import Testing
                     let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-signal-\(UUID().uuidString).json").path
                     let offset = i % 3 == 0 ? earliest + random.unit() * 0.05 : earliest + random.unit() * span
                     let sig = random.unit() < 0.5 ? SIGTERM : SIGINT
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: binary)
-                    process.arguments = arguments(json)
-                    process.standardOutput = FileHandle.nullDevice
-                    process.standardError = FileHandle.nullDevice
-                    process.standardInput = FileHandle.nullDevice
-                    guard (try? process.run()) != nil else { continue }
+                    guard let process = try? SignalledProcess(binary, arguments(json)) else { continue }
                     Thread.sleep(forTimeInterval: offset)
                     let before = !process.isRunning
                     let sent = Date()
-                    if !before { kill(process.processIdentifier, sig) }
-                    let deadline = Date() + 5
-                    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
-                    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                    process.waitUntilExit()
-                    let elapsed = Date().timeIntervalSince(sent)
+                    if !before { process.send(sig) }
+                    let output = process.finishBlocking(within: 5)
+                    let elapsed = (process.exitedAt ?? Date()).timeIntervalSince(sent)
                     let object = FileManager.default.contents(atPath: json).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
                     try? FileManager.default.removeItem(atPath: json)
-                    let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
+                    let status = output.uncaughtSignal ? -output.status : output.status
                     outcomes.append(Outcome(command: command, offset: offset, signal: sig, status: status, secondsAfterSignal: elapsed,
-                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after()))
+                                            exitedBeforeSignal: before, resultAborted: object.map(aborted), leftBehind: after(),
+                                            stderr: String(output.stderr.suffix(300))))
                 }
                 continuation.resume(returning: outcomes)
             }

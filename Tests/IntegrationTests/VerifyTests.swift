@@ -38,7 +38,7 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         var shards: [(path: String, requests: Int, counts: [String: Int])] = []
         for i in 0..<2 {
@@ -110,7 +110,7 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let (out, object) = try await verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
@@ -128,7 +128,7 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 70), ("v2", v2.port, 30)])
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 70), ("v2", v2.port, 30)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let (out, object) = try await verify(port: port, split: "{v1: 90, v2: 10}", in: dir)
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
@@ -155,8 +155,8 @@ import Testing
             """
         // A proxy with the header route: both routes pass.
         do {
-            let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                      headerRoute: ("end-user", .exact("jason"), v2.port))
+            let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                            headerRoute: ("end-user", .exact("jason"), v2.port))
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
             let (out, object) = try await verify(port: port, expect: routes, in: dir)
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
@@ -167,7 +167,7 @@ import Testing
         }
         // The same proxy without the header route: jason's requests follow the default split, and that route fails.
         do {
-            let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+            let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
             let (out, object) = try await verify(port: port, expect: routes, in: dir)
             #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
@@ -187,8 +187,8 @@ import Testing
         defer { Task { await v1.close(); await v2.close() } }
         let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/\(fixture)").path
-        let (haproxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                    headerRoute: ("end-user", .exact("jason"), v2.port), configure: proxy)
+        let (haproxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                          headerRoute: ("end-user", .exact("jason"), v2.port), configure: proxy)
         defer { haproxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let policy = dir.appendingPathComponent("policy.yaml")
         try """
@@ -283,7 +283,7 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let (out, object) = try await verify(port: port, split: "{v1: 100, v2: 0}", in: dir)
         #expect(out.status == 1)
@@ -295,8 +295,8 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
-                                                  headerRoute: ("x-group", .regex("^beta-[0-9]+$"), v2.port))
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 90), ("v2", v2.port, 10)],
+                                                        headerRoute: ("x-group", .regex("^beta-[0-9]+$"), v2.port))
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let (out, object) = try await verify(port: port, expect: """
               routes:
@@ -323,25 +323,22 @@ import Testing
         let v1 = try await startEcho(version: "v1", tls: nil)
         let v2 = try await startEcho(version: "v2", tls: nil)
         defer { Task { await v1.close(); await v2.close() } }
-        let (proxy, port, dir) = try startHAProxy([("v1", v1.port, 50), ("v2", v2.port, 50)], adminSocket: true)
+        let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, 50), ("v2", v2.port, 50)], adminSocket: true)
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
-        let python = try #require(which("python3"))
         let socket = dir.appendingPathComponent("admin.sock").path
-        let changed = DispatchSemaphore(value: 0)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
-            let script = """
+        let change = Task {
+            try await Task.sleep(for: .seconds(2))
+            _ = try await python("""
                 import socket, sys
                 for command in ["set weight weighted/v1 90", "set weight weighted/v2 10"]:
                     s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((command + "\\n").encode()); s.recv(4096); s.close()
-                """
-            _ = try? runBlocking(python, ["-c", script, socket])
-            changed.signal()
+                """, [socket])
         }
         let (out, object) = try await verify(port: port, expect: """
               split: {v1: 90, v2: 10}
               propagation: {timeout: 20s, window: 500ms, stable: 3}
             """, load: "{connections: 4, streams: 10, rate: 400}", in: dir)
-        changed.wait()
+        _ = try? await change.value
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
         let propagation = try #require((verdict["evidence"] as? [String: Any])?["propagation"] as? [String: Any])
@@ -355,7 +352,7 @@ import Testing
         let east = try await startEcho(version: "v1", tls: nil, cluster: "east")
         let west = try await startEcho(version: "v1", tls: nil, cluster: "west")
         defer { Task { await east.close(); await west.close() } }
-        let (proxy, port, dir) = try startHAProxy([("east", east.port, 50), ("west", west.port, 50)])
+        let (proxy, port, dir) = try await startHAProxy([("east", east.port, 50), ("west", west.port, 50)])
         defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
         let (pass, _) = try await verify(port: port, expect: "  split: {v1: 100}\n  clusters: {reach: [east, west], avoid: [central]}", in: dir)
         #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")

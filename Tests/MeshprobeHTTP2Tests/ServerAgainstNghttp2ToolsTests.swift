@@ -8,7 +8,7 @@ struct ServerAgainstNghttp2ToolsTests {
     @Test func servesTwoThousandH2loadRequestsWithoutAFailure() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let result = try await runTool(
+        let result = try await run(
             "/usr/bin/h2load", ["-n", "2000", "-c", "4", "-m", "10", "http://127.0.0.1:\(server.port)/"], timeout: 60)
         let line = result.output.split(separator: "\n").first { $0.hasPrefix("requests:") } ?? ""
         // "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored, 0 timeout"
@@ -21,7 +21,7 @@ struct ServerAgainstNghttp2ToolsTests {
     @Test func showsResponseHeadersToNghttp() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let result = try await runTool(
+        let result = try await run(
             "/usr/bin/nghttp", ["-v", "-H", "x-probe: 1", "http://127.0.0.1:\(server.port)/hello?x=1"], timeout: 20)
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains(":status: 200"), "\(result.output)")
@@ -37,13 +37,13 @@ struct ServerAgainstNghttp2ToolsTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-h2-\(UUID()).txt")
         try Data(payload.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try await runTool(
+        let result = try await run(
             "/usr/bin/curl",
             ["-s", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(server.port)/post"],
             timeout: 20)
         #expect(result.status == 0)
         #expect(result.output == payload)
-        let headers = try await runTool(
+        let headers = try await run(
             "/usr/bin/curl", ["-s", "-i", "--http2-prior-knowledge", "http://127.0.0.1:\(server.port)/x"], timeout: 20)
         #expect(headers.output.hasPrefix("HTTP/2 200"), "\(headers.output)")
         #expect(headers.output.contains("x-echo-method: GET"), "\(headers.output)")

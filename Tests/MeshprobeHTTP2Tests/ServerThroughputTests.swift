@@ -9,7 +9,7 @@ struct ServerThroughputTests {
     func printsH2loadThroughputForTwoHundredThousandRequests() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let result = try await runTool(
+        let result = try await run(
             "/usr/bin/h2load", ["-n", "200000", "-c", "4", "-m", "100", "-t", "1", "http://127.0.0.1:\(server.port)/"],
             timeout: 100)
         print(result.output.split(separator: "\n").filter { $0.hasPrefix("finished") || $0.hasPrefix("requests") }

@@ -126,9 +126,9 @@ import Testing
             print(theirs.encode().decode())
             """
         let out = try await python(script, [HistogramCodec.encode(h)], stdin: values.map(String.init).joined(separator: "\n") + "\n")
-        #expect(out.status == 0, "\(out.err)")
-        let lines = out.out.split(separator: "\n").map(String.init)
-        try #require(lines.count == 2, "\(out.out)\(out.err)")
+        #expect(out.status == 0, "\(out.stderr)")
+        let lines = out.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 2, "\(out.stdout)\(out.stderr)")
         let fields = lines[0].split(separator: " ").compactMap { UInt64($0) }
         #expect(fields[0] == h.totalCount)
         #expect(h.valuesAreEquivalent(fields[1], h.max))

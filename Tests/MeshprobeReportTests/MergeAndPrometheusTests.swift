@@ -224,8 +224,8 @@ private func otherLayout(_ digits: SignificantDigits) -> String {
         export.update(metrics(more, code: 200), run: 1)
         export.update(metrics(Array(repeating: 100, count: 7), code: 503), run: 2)
         let out = try await python(Self.parser, stdin: export.text())
-        #expect(out.status == 0, "\(out.err)")
-        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
+        #expect(out.status == 0, "\(out.stderr)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
         #expect(parsed["type:meshprobe_requests"] as? String == "counter")
         #expect(parsed["type:meshprobe_request_duration_seconds"] as? String == "histogram")
         #expect(parsed["meshprobe_requests_total|200|"] as? Double == 1500)
@@ -258,8 +258,8 @@ private func otherLayout(_ digits: SignificantDigits) -> String {
                 print(e.code)
             """
         let out = try await python(script, [String(port)])
-        #expect(out.status == 0, "\(out.err)")
-        #expect(out.out.split(separator: "\n").map { Double($0) } == [2, 404], "\(out.out)\(out.err)")
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.split(separator: "\n").map { Double($0) } == [2, 404], "\(out.stdout)\(out.stderr)")
     }
 
     /// The real Pushgateway cannot run here (not packaged for Debian 12 nor on PyPI); a local HTTP server records
@@ -277,9 +277,9 @@ private func otherLayout(_ digits: SignificantDigits) -> String {
         #expect(request.uri == "/metrics/job/canary-check")
         #expect(request.headers.first { $0.0 == "content-type" }?.1.hasPrefix("text/plain; version=0.0.4") == true)
         let out = try await python(Self.parser, stdin: request.body)
-        #expect(out.status == 0, "\(out.err)")
-        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
-        #expect(parsed["meshprobe_requests_total|200|"] as? Double == 3, "\(out.out)")
+        #expect(out.status == 0, "\(out.stderr)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+        #expect(parsed["meshprobe_requests_total|200|"] as? Double == 3, "\(out.stdout)")
         // A gateway that refuses is an error that says so.
         await #expect(throws: PushgatewayClient.PushError.self) {
             try await PushgatewayClient.push("x", url: "http://127.0.0.1:\(recorder.port)/refuse", job: "j",

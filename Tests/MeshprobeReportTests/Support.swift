@@ -4,6 +4,9 @@ import MeshprobeIdentity
 import MeshprobeLoad
 @testable import MeshprobeReport
 
+// Every file of this target sees the shared test support (processes, ports, waiting).
+@_exported import MeshprobeTestSupport
+
 /// The workload identity of the merge tests' results, and the series labels of its successful responses.
 let mergeIdentity = WorkloadIdentity(identity: "spiffe://example.org/ns/a/sa/reviews", workload: "reviews", version: "v1", cluster: "east")
 let mergeLabels = SeriesLabels(sourceWorkload: "meshprobe", destinationService: "127.0.0.1:8443", destinationPrincipal: mergeIdentity.identity,
@@ -93,42 +96,6 @@ func sampleReport(command: String = "gameday") throws -> RunReport {
             RunReport.Section(name: "breaker", offset: 10.5, seconds: 2, problem: "cannot reach the echo at https://127.0.0.1:1"),
             RunReport.Section(name: "after", offset: 12.5, seconds: 0, problem: "not run: aborted: step 'breaker' could not run", skipped: true),
         ], abortReason: "step 'breaker' could not run")
-}
-
-struct ProcessOutput {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs a program to its end on a Dispatch thread (not the cooperative pool), killed after `timeout` seconds; its
-/// standard error goes through a file, so a chatty child (Chromium logs a lot) cannot block on a full pipe.
-func run(_ executable: String, _ arguments: [String], timeout: Double = 60) async throws -> ProcessOutput {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result {
-                let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-stderr-\(UUID().uuidString)")
-                _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
-                defer { try? FileManager.default.removeItem(at: errFile) }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-                let out = Pipe()
-                process.standardOutput = out
-                process.standardError = try FileHandle(forWritingTo: errFile)
-                process.standardInput = FileHandle.nullDevice
-                try process.run()
-                let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-                let outData = out.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                killer.cancel()
-                let errData = FileManager.default.contents(atPath: errFile.path) ?? Data()
-                return ProcessOutput(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                                     stderr: String(decoding: errData, as: UTF8.self))
-            })
-        }
-    }
 }
 
 /// Where scripts/install-deps puts the Jenkins xunit plugin's junit-10.xsd versions (one directory per commit).

@@ -10,9 +10,9 @@ import Testing
     let clientID = "spiffe://td.test/ns/default/sa/client"
 
     @Test func plaintextGoesBothWaysByDirectCallsAndNotThroughThePipeline() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
-        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client")))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID])))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.svid("client", uris: [clientID])))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
             let promise = group.next().makePromise(of: DirectUser.Outcome.self)

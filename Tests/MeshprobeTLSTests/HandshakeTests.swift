@@ -11,10 +11,10 @@ struct HandshakeTests {
     let clientID = "spiffe://td.test/ns/default/sa/client"
 
     @Test func mutualTLSHandshakeNegotiatesH2AndBothSidesSeeThePeerSPIFFEID() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"),
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID]),
                                                                          expectedPeer: .trustDomain("td.test")))
-        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client"),
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.svid("client", uris: [clientID]),
                                                                          expectedPeer: try PeerExpectation(parsing: serverID)))
         #expect(server.localIdentity?.description == serverID)
         #expect(client.localIdentity?.description == clientID)
@@ -38,9 +38,9 @@ struct HandshakeTests {
     }
 
     @Test func serverSeesTheSNIFromTheOverrideTheHostOrNoneForIPLiterals() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
-        let plain = try lab.clientConfiguration(lab.issue(clientID, as: "client"))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID])))
+        let plain = try lab.clientConfiguration(lab.svid("client", uris: [clientID]))
         var overridden = plain
         overridden.serverName = "reviews.bookinfo.svc.cluster.local"
         let plainContext = try TLSContext(configuration: plain)
@@ -68,9 +68,9 @@ struct HandshakeTests {
 
     @Test(arguments: [TLSVersion.tls12, .tls13])
     func secondConnectionResumesTheSession(version: TLSVersion) async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
-        var clientConfiguration = try lab.clientConfiguration(lab.issue(clientID, as: "client"))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID])))
+        var clientConfiguration = try lab.clientConfiguration(lab.svid("client", uris: [clientID]))
         clientConfiguration.maximumVersion = version
         clientConfiguration.minimumVersion = version
         let client = try TLSContext(configuration: clientConfiguration)
@@ -96,7 +96,7 @@ struct HandshakeTests {
     }
 
     @Test func unknownCipherSuitesAreAConfigurationError() throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         var twelve = try lab.clientConfiguration(nil)
         twelve.tls12Ciphers = "NOT-A-CIPHER"
         #expect(throws: TLSError.self) { try TLSContext(configuration: twelve) }
@@ -106,17 +106,17 @@ struct HandshakeTests {
     }
 
     @Test func serverVerifiesAClientFromAFederatedTrustDomainAgainstThatDomainsBundle() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let otherCA = try LabPKI.makeCA(trustDomain: "b.test")
         try otherCA.certificatePEM.write(toFile: lab.path("b-ca.pem"), atomically: true, encoding: .utf8)
         var serverTrust = TrustBundles()
         try serverTrust.add(spec: "td.test=\(lab.path("ca.pem"))")
         try serverTrust.add(spec: "b.test=\(lab.path("b-ca.pem"))")
         #expect(serverTrust.trustDomains == ["b.test", "td.test"])
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"), trust: serverTrust))
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID]), trust: serverTrust))
         let federatedClient = "spiffe://b.test/ns/payments/sa/api"
         let client = try TLSContext(configuration: lab.clientConfiguration(
-            lab.issue(federatedClient, by: otherCA, as: "b-client")))
+            lab.svid("b-client", uris: [federatedClient], by: otherCA)))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
             let clientSide = try await connect(group: group, port: echo.port, context: client)
@@ -129,8 +129,8 @@ struct HandshakeTests {
     }
 
     @Test func plainTLSModeAcceptsAnOrdinaryCertificateOnlyWhenAllowed() async throws {
-        let lab = try Lab()
-        let plain = try lab.issue("", as: "plain", uriSANs: [], dnsNames: ["localhost"])
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let plain = try lab.svid("plain", uris: [], dns: ["localhost"])
         let server = try TLSContext(configuration: lab.serverConfiguration(plain, requireClientCertificate: false))
         var anyDomain = TrustBundles()
         try anyDomain.add(pemFile: lab.path("ca.pem"), trustDomain: nil)
@@ -158,10 +158,10 @@ struct HandshakeTests {
     }
 
     @Test func clientWithoutVerificationConnectsToAnUntrustedServerAndStillReportsIt() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let stranger = try LabPKI.makeCA(trustDomain: "stranger.test")
         let server = try TLSContext(configuration: lab.serverConfiguration(
-            lab.issue("spiffe://stranger.test/x", by: stranger, as: "server"), requireClientCertificate: false))
+            lab.svid("server", uris: ["spiffe://stranger.test/x"], by: stranger), requireClientCertificate: false))
         var configuration = try lab.clientConfiguration(nil)
         configuration.verifyPeer = false
         let client = try TLSContext(configuration: configuration)
@@ -176,9 +176,9 @@ struct HandshakeTests {
     }
 
     @Test func writesMadeBeforeTheHandshakeAreSentAfterIt() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
-        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client")))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID])))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.svid("client", uris: [clientID])))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
             let promise = group.next().makePromise(of: SideResult.self)
@@ -201,9 +201,9 @@ struct HandshakeTests {
     }
 
     @Test func handshakeFailsWithALPNMismatchWhenNoProtocolOverlaps() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"), alpn: ["h2"]))
-        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue(clientID, as: "client"), alpn: ["http/1.1"]))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID]), alpn: ["h2"]))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.svid("client", uris: [clientID]), alpn: ["http/1.1"]))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
             let clientSide = try await connect(group: group, port: echo.port, context: client)

@@ -11,7 +11,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct HostnameVerificationTests {
     /// Connects a client without a certificate, verifying `hostname` against the lab CA, to a server presenting `serverFiles`.
-    func handshake(lab: Lab, serverFiles: (certificate: String, key: String), hostname: String) async throws -> (client: SideResult, server: SideResult) {
+    func handshake(lab: LabPKIFixture, serverFiles: (cert: String, key: String), hostname: String) async throws -> (client: SideResult, server: SideResult) {
         let server = try TLSContext(configuration: lab.serverConfiguration(serverFiles, requireClientCertificate: false))
         var trust = TrustBundles()
         try trust.add(pemFile: lab.path("ca.pem"), trustDomain: nil)
@@ -20,12 +20,12 @@ struct HostnameVerificationTests {
         return try await MeshprobeTLSTests.handshake(server: server, client: TLSContext(configuration: configuration), connectingTo: hostname)
     }
 
-    func localhostCertificate(_ lab: Lab, by ca: IssuedCertificate? = nil) throws -> (certificate: String, key: String) {
-        try lab.issue("", by: ca, as: "localhost", uriSANs: [], dnsNames: ["localhost"])
+    func localhostCertificate(_ lab: LabPKIFixture, by ca: IssuedCertificate? = nil) throws -> (cert: String, key: String) {
+        try lab.svid("localhost", uris: [], dns: ["localhost"], by: ca)
     }
 
     @Test func acceptsACertificateForTheHostName() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let (client, server) = try await handshake(lab: lab, serverFiles: localhostCertificate(lab), hostname: "localhost")
         #expect(client.error == nil, "\(client.error?.description ?? "")")
         #expect(client.received == "ping")
@@ -36,7 +36,7 @@ struct HostnameVerificationTests {
 
     @Test(arguments: ["pushgateway.example", "127.0.0.1"])
     func rejectsACertificateForAnotherHostAsTheWrongHostname(host: String) async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let (client, server) = try await handshake(lab: lab, serverFiles: localhostCertificate(lab), hostname: host)
         #expect(client.error?.kind == .tlsWrongHostname, "\(client.error?.description ?? "no error")")
         #expect(client.error?.message.contains("is not for '\(host)': it names DNS:localhost") == true, "\(client.error?.message ?? "")")
@@ -46,7 +46,7 @@ struct HostnameVerificationTests {
     }
 
     @Test func rejectsACertificateForTheHostNameFromAnotherCA() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let stranger = try LabPKI.makeCA(trustDomain: "stranger.test", commonName: "stranger CA")
         let (client, server) = try await handshake(lab: lab, serverFiles: localhostCertificate(lab, by: stranger), hostname: "localhost")
         #expect(client.error?.kind == .tlsUnknownCA, "\(client.error?.description ?? "no error")")

@@ -6,30 +6,30 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct LabPKITests {
     @Test func labCertificatesVerifyWithTheOpenSSLCommandLine() async throws {
-        let lab = try Lab()
-        let leaf = try lab.issue("spiffe://td.test/ns/default/sa/api", as: "leaf", dnsNames: ["api.default.svc"])
-        let verify = try await run(["openssl", "verify", "-CAfile", lab.path("ca.pem"), leaf.certificate])
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let leaf = try lab.svid("leaf", uris: ["spiffe://td.test/ns/default/sa/api"], dns: ["api.default.svc"])
+        let verify = try await run("/usr/bin/env", ["openssl", "verify", "-CAfile", lab.path("ca.pem"), leaf.cert], timeout: 15)
         #expect(verify.status == 0)
         #expect(verify.output.contains(": OK"))
 
-        let leafText = try await run(["openssl", "x509", "-in", leaf.certificate, "-noout", "-text"]).output
+        let leafText = try await run("/usr/bin/env", ["openssl", "x509", "-in", leaf.cert, "-noout", "-text"], timeout: 15).output
         #expect(leafText.contains("URI:spiffe://td.test/ns/default/sa/api"))
         #expect(leafText.contains("DNS:api.default.svc"))
         #expect(leafText.contains("CA:FALSE"))
         #expect(leafText.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(leafText.contains("prime256v1"))
 
-        let caText = try await run(["openssl", "x509", "-in", lab.path("ca.pem"), "-noout", "-text"]).output
+        let caText = try await run("/usr/bin/env", ["openssl", "x509", "-in", lab.path("ca.pem"), "-noout", "-text"], timeout: 15).output
         #expect(caText.contains("CA:TRUE"))
         #expect(caText.contains("Certificate Sign"))
         #expect(caText.contains("URI:spiffe://td.test"))
 
-        let key = try await run(["openssl", "pkey", "-in", leaf.key, "-noout", "-check"])
+        let key = try await run("/usr/bin/env", ["openssl", "pkey", "-in", leaf.key, "-noout", "-check"], timeout: 15)
         #expect(key.status == 0)
     }
 
     @Test func describeListsEachCertificateOfABundle() throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let leaf = try LabPKI.issue(by: lab.ca, uriSANs: ["spiffe://td.test/ns/a/sa/b"], dnsNames: ["b.a.svc"])
         let descriptions = try LabPKI.describe(pem: leaf.certificatePEM + lab.ca.certificatePEM, source: "bundle.pem")
         #expect(descriptions.count == 2)
@@ -70,11 +70,11 @@ struct ConfigurationErrorTests {
     }
 
     @Test func privateKeyThatDoesNotMatchTheCertificateIsReportedWithoutKeyBytes() throws {
-        let lab = try Lab()
-        let a = try lab.issue("spiffe://td.test/a", as: "a")
-        let b = try lab.issue("spiffe://td.test/b", as: "b")
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let a = try lab.svid("a", uris: ["spiffe://td.test/a"])
+        let b = try lab.svid("b", uris: ["spiffe://td.test/b"])
         var configuration = TLSConfiguration(role: .server)
-        configuration.certificateChainFile = a.certificate
+        configuration.certificateChainFile = a.cert
         configuration.privateKeyFile = b.key
         configuration.verifyPeer = false
         let keyText = try String(contentsOfFile: b.key, encoding: .utf8)
@@ -83,13 +83,13 @@ struct ConfigurationErrorTests {
             _ = try TLSContext(configuration: configuration)
             Issue.record("expected an error")
         } catch {
-            #expect(error.message.contains("does not match the certificate in \(a.certificate)"))
+            #expect(error.message.contains("does not match the certificate in \(a.cert)"))
             #expect(!error.message.contains(keyBody))
         }
     }
 
     @Test func trustBundleThatIsNotPEMIsNamedInTheError() throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let path = lab.path("junk.pem")
         try "not a certificate".write(toFile: path, atomically: true, encoding: .utf8)
         var bundles = TrustBundles()

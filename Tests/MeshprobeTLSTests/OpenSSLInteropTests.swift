@@ -11,43 +11,19 @@ struct OpenSSLInteropTests {
     let serverID = "spiffe://td.test/ns/default/sa/server"
     let clientID = "spiffe://td.test/ns/default/sa/client"
 
-    /// A port that was free a moment ago.
-    func freePort() throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress?.port ?? 0
-        try channel.close().wait()
-        return port
-    }
-
     @Test func ourClientCompletesMutualTLSWithOpenSSLServer() async throws {
-        let lab = try Lab()
-        let serverFiles = try lab.issue(serverID, as: "server")
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let serverFiles = try lab.svid("server", uris: [serverID])
         let client = try TLSContext(configuration: lab.clientConfiguration(
-            lab.issue(clientID, as: "client"), alpn: ["h2", "http/1.1"], expectedPeer: try PeerExpectation(parsing: serverID)))
+            lab.svid("client", uris: [clientID]), alpn: ["h2", "http/1.1"], expectedPeer: try PeerExpectation(parsing: serverID)))
         let port = try freePort()
-        let logPath = lab.path("s_server.log")
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", serverFiles.certificate,
-                             "-key", serverFiles.key, "-CAfile", lab.path("ca.pem"), "-Verify", "2",
-                             "-verify_return_error", "-alpn", "h2", "-www", "-naccept", "1"]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        defer {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
-        }
-        // Wait until it listens.
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, !((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("ACCEPT") {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // Not a BackgroundProcess: its probe connection would take s_server's one accept.
+        let server = try SignalledProcess("/usr/bin/env", [
+            "openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", serverFiles.cert, "-key", serverFiles.key,
+            "-CAfile", lab.path("ca.pem"), "-Verify", "2", "-verify_return_error", "-alpn", "h2", "-www", "-naccept", "1",
+        ])
+        defer { server.send(SIGTERM) }
+        _ = try await server.wait(upTo: 10) { (server.stdout + server.stderr).contains("ACCEPT") }
         try await withEventLoopGroup { group in
             let result = try await connect(group: group, port: port, context: client, request: "GET / HTTP/1.0\r\n\r\n",
                                            isDone: { $0.contains("</HTML>") || $0.contains("</html>") })
@@ -61,16 +37,16 @@ struct OpenSSLInteropTests {
     }
 
     @Test func openSSLClientCompletesMutualTLSWithOurServer() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server"),
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID]),
                                                                          expectedPeer: .trustDomain("td.test")))
-        let clientFiles = try lab.issue(clientID, as: "client")
+        let clientFiles = try lab.svid("client", uris: [clientID])
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
-            let result = try await run(["openssl", "s_client", "-connect", "127.0.0.1:\(echo.port)",
-                                        "-cert", clientFiles.certificate, "-key", clientFiles.key,
-                                        "-CAfile", lab.path("ca.pem"), "-verify_return_error", "-alpn", "h2",
-                                        "-servername", "server.td.test"])
+            let result = try await run("/usr/bin/env", ["openssl", "s_client", "-connect", "127.0.0.1:\(echo.port)",
+                                                         "-cert", clientFiles.cert, "-key", clientFiles.key,
+                                                         "-CAfile", lab.path("ca.pem"), "-verify_return_error", "-alpn", "h2",
+                                                         "-servername", "server.td.test"], timeout: 15)
             #expect(result.status == 0)
             #expect(result.output.contains("ALPN protocol: h2"))
             #expect(result.output.contains("Verify return code: 0 (ok)"))
@@ -83,12 +59,12 @@ struct OpenSSLInteropTests {
     }
 
     @Test func openSSLClientWithoutACertificateIsRejectedByOurServer() async throws {
-        let lab = try Lab()
-        let server = try TLSContext(configuration: lab.serverConfiguration(lab.issue(serverID, as: "server")))
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let server = try TLSContext(configuration: lab.serverConfiguration(lab.svid("server", uris: [serverID])))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
-            _ = try await run(["openssl", "s_client", "-connect", "127.0.0.1:\(echo.port)",
-                               "-CAfile", lab.path("ca.pem"), "-alpn", "h2"])
+            _ = try await run("/usr/bin/env", ["openssl", "s_client", "-connect", "127.0.0.1:\(echo.port)",
+                                                "-CAfile", lab.path("ca.pem"), "-alpn", "h2"], timeout: 15)
             let serverSide = try await echo.result()
             #expect(serverSide.error?.kind == .tlsNoPeerCertificate)
             try await echo.channel.close()

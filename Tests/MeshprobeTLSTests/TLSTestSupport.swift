@@ -4,74 +4,12 @@ import MeshprobeTLS
 import NIOCore
 import NIOPosix
 
+// Every file of this target sees the shared test support (processes, ports, the PKI fixture, waiting).
+@_exported import MeshprobeTestSupport
+
 struct TestTimeout: Error, CustomStringConvertible {
     var what: String
     var description: String { "timed out: \(what)" }
-}
-
-/// A temporary folder of lab certificates, removed when the lab goes away.
-final class Lab: Sendable {
-    let directory: String
-    let trustDomain = "td.test"
-    let ca: IssuedCertificate
-
-    init() throws {
-        directory = NSTemporaryDirectory() + "meshprobe-tls-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        ca = try LabPKI.makeCA(trustDomain: trustDomain)
-        try ca.certificatePEM.write(toFile: path("ca.pem"), atomically: true, encoding: .utf8)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
-
-    func path(_ name: String) -> String { "\(directory)/\(name)" }
-
-    /// Writes a certificate and its key; returns (certificate path, key path).
-    func write(_ issued: IssuedCertificate, as name: String) throws -> (certificate: String, key: String) {
-        let paths = (path("\(name).pem"), path("\(name).key"))
-        try issued.write(certificateTo: paths.0, privateKeyTo: paths.1)
-        return paths
-    }
-
-    func issue(_ id: String, by ca: IssuedCertificate? = nil, as name: String,
-               notBefore: Date = Date().addingTimeInterval(-300), notAfter: Date = Date().addingTimeInterval(3600),
-               uriSANs: [String]? = nil, dnsNames: [String] = [], isCA: Bool = false) throws -> (certificate: String, key: String) {
-        let issued = try LabPKI.issue(by: ca ?? self.ca, uriSANs: uriSANs ?? [id], dnsNames: dnsNames,
-                                      notBefore: notBefore, notAfter: notAfter, isCA: isCA)
-        return try write(issued, as: name)
-    }
-
-    var bundle: TrustBundles {
-        get throws {
-            var bundles = TrustBundles()
-            try bundles.add(pemFile: path("ca.pem"), trustDomain: trustDomain)
-            return bundles
-        }
-    }
-
-    func serverConfiguration(_ files: (certificate: String, key: String), trust: TrustBundles? = nil,
-                             requireClientCertificate: Bool = true, alpn: [String] = ["h2", "http/1.1"],
-                             expectedPeer: PeerExpectation? = nil) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration(role: .server)
-        configuration.certificateChainFile = files.certificate
-        configuration.privateKeyFile = files.key
-        configuration.trustBundles = try trust ?? bundle
-        configuration.requireClientCertificate = requireClientCertificate
-        configuration.applicationProtocols = alpn
-        configuration.expectedPeer = expectedPeer
-        return configuration
-    }
-
-    func clientConfiguration(_ files: (certificate: String, key: String)?, trust: TrustBundles? = nil,
-                             alpn: [String] = ["h2"], expectedPeer: PeerExpectation? = nil) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration(role: .client)
-        configuration.certificateChainFile = files?.certificate
-        configuration.privateKeyFile = files?.key
-        configuration.trustBundles = try trust ?? bundle
-        configuration.applicationProtocols = alpn
-        configuration.expectedPeer = expectedPeer
-        return configuration
-    }
 }
 
 /// What one side of a connection saw, complete when its channel went inactive.
@@ -233,28 +171,4 @@ func withEventLoopGroup<T>(_ body: (MultiThreadedEventLoopGroup) async throws ->
         try? await group.shutdownGracefully()
         throw error
     }
-}
-
-/// Runs a command with a time limit; returns its exit status and combined output.
-func run(_ arguments: [String], seconds: Double = 15) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let outputPath = NSTemporaryDirectory() + "meshprobe-proc-" + UUID().uuidString
-    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let deadline = Date().addingTimeInterval(seconds)
-    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    if process.isRunning {
-        process.terminate()
-        process.waitUntilExit()
-        throw TestTimeout(what: arguments.joined(separator: " "))
-    }
-    try output.close()
-    return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
 }

@@ -12,18 +12,18 @@ struct VerificationErrorTests {
     let clientID = "spiffe://td.test/ns/default/sa/client"
 
     /// Connects a client (with a valid client certificate unless told otherwise) to a server presenting `serverFiles`.
-    func handshake(lab: Lab, serverFiles: (certificate: String, key: String), clientFiles: (certificate: String, key: String)?? = nil,
+    func handshake(lab: LabPKIFixture, serverFiles: (cert: String, key: String), clientFiles: (cert: String, key: String)?? = nil,
                    expectedPeer: PeerExpectation? = nil, version: TLSVersion = .tls13) async throws -> (client: SideResult, server: SideResult) {
         let server = try TLSContext(configuration: lab.serverConfiguration(serverFiles))
-        let clientCertificate = try clientFiles ?? lab.issue(clientID, as: "client")
+        let clientCertificate = try clientFiles ?? lab.svid("client", uris: [clientID])
         var configuration = try lab.clientConfiguration(clientCertificate, expectedPeer: expectedPeer)
         configuration.maximumVersion = version
         return try await MeshprobeTLSTests.handshake(server: server, client: TLSContext(configuration: configuration))
     }
 
     @Test func rejectsAnExpiredServerCertificate() async throws {
-        let lab = try Lab()
-        let files = try lab.issue(serverID, as: "expired", notBefore: Date().addingTimeInterval(-7200),
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("expired", uris: [serverID], notBefore: Date().addingTimeInterval(-7200),
                                   notAfter: Date().addingTimeInterval(-3600))
         let (client, server) = try await handshake(lab: lab, serverFiles: files)
         #expect(client.error?.kind == .tlsCertificateExpired)
@@ -35,17 +35,17 @@ struct VerificationErrorTests {
     }
 
     @Test func rejectsAServerCertificateThatIsNotYetValid() async throws {
-        let lab = try Lab()
-        let files = try lab.issue(serverID, as: "future", notBefore: Date().addingTimeInterval(3600),
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("future", uris: [serverID], notBefore: Date().addingTimeInterval(3600),
                                   notAfter: Date().addingTimeInterval(7200))
         let (client, _) = try await handshake(lab: lab, serverFiles: files)
         #expect(client.error?.kind == .tlsCertificateNotYetValid)
     }
 
     @Test func rejectsACertificateFromAnotherCA() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let impostorCA = try LabPKI.makeCA(trustDomain: "td.test", commonName: "impostor CA")
-        let files = try lab.issue(serverID, by: impostorCA, as: "impostor")
+        let files = try lab.svid("impostor", uris: [serverID], by: impostorCA)
         let (client, server) = try await handshake(lab: lab, serverFiles: files)
         #expect(client.error?.kind == .tlsUnknownCA)
         #expect(client.error?.message.contains("impostor CA") == true)
@@ -53,39 +53,39 @@ struct VerificationErrorTests {
     }
 
     @Test func rejectsAServerWithTheWrongSPIFFEID() async throws {
-        let lab = try Lab()
-        let files = try lab.issue("spiffe://td.test/ns/default/sa/other", as: "other")
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("other", uris: ["spiffe://td.test/ns/default/sa/other"])
         let (client, _) = try await handshake(lab: lab, serverFiles: files, expectedPeer: try PeerExpectation(parsing: serverID))
         #expect(client.error?.kind == .tlsWrongSPIFFEID)
         #expect(client.error?.message == "expected \(serverID), the server presented spiffe://td.test/ns/default/sa/other")
     }
 
     @Test func rejectsCertificateWithTwoURISANs() async throws {
-        let lab = try Lab()
-        let files = try lab.issue(serverID, as: "two", uriSANs: [serverID, "spiffe://td.test/ns/default/sa/second"])
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("two", uris: [serverID, "spiffe://td.test/ns/default/sa/second"])
         let (client, _) = try await handshake(lab: lab, serverFiles: files)
         #expect(client.error?.kind == .tlsMultipleURISANs)
     }
 
     @Test func rejectsAServerCertificateWithoutASPIFFEIDWhenAPeerIsExpected() async throws {
-        let lab = try Lab()
-        let files = try lab.issue("", as: "plain", uriSANs: [], dnsNames: ["server.example"])
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("plain", uris: [], dns: ["server.example"])
         let (client, _) = try await handshake(lab: lab, serverFiles: files, expectedPeer: .trustDomain("td.test"))
         #expect(client.error?.kind == .tlsNoSPIFFEID)
     }
 
     @Test func rejectsALeafThatIsACA() async throws {
-        let lab = try Lab()
-        let files = try lab.issue(serverID, as: "ca-leaf", isCA: true)
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let files = try lab.svid("ca-leaf", uris: [serverID], isCA: true)
         let (client, _) = try await handshake(lab: lab, serverFiles: files)
         #expect(client.error?.kind == .tlsLeafIsCA)
     }
 
     @Test func rejectsAClientWithTheWrongSPIFFEIDOnTheServer() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let server = try TLSContext(configuration: lab.serverConfiguration(
-            lab.issue(serverID, as: "server"), expectedPeer: try PeerExpectation(parsing: clientID)))
-        let client = try TLSContext(configuration: lab.clientConfiguration(lab.issue("spiffe://td.test/ns/evil/sa/x", as: "evil")))
+            lab.svid("server", uris: [serverID]), expectedPeer: try PeerExpectation(parsing: clientID)))
+        let client = try TLSContext(configuration: lab.clientConfiguration(lab.svid("evil", uris: ["spiffe://td.test/ns/evil/sa/x"])))
         try await withEventLoopGroup { group in
             let echo = try await EchoServer.start(group: group, context: server)
             let clientSide = try await connect(group: group, port: echo.port, context: client)
@@ -101,8 +101,8 @@ struct VerificationErrorTests {
 
     @Test(arguments: [TLSVersion.tls12, .tls13])
     func serverRequiringAClientCertificateRejectsAClientWithout(version: TLSVersion) async throws {
-        let lab = try Lab()
-        let (client, server) = try await handshake(lab: lab, serverFiles: lab.issue(serverID, as: "server"),
+        let lab = try LabPKIFixture(trustDomain: "td.test")
+        let (client, server) = try await handshake(lab: lab, serverFiles: lab.svid("server", uris: [serverID]),
                                                    clientFiles: .some(nil), version: version)
         #expect(server.error?.kind == .tlsNoPeerCertificate)
         #expect(client.error?.kind == .tlsPeerRejectedCertificate)
@@ -111,7 +111,7 @@ struct VerificationErrorTests {
     }
 
     @Test func reportsAClosedConnectionDuringTheHandshake() async throws {
-        let lab = try Lab()
+        let lab = try LabPKIFixture(trustDomain: "td.test")
         let client = try TLSContext(configuration: lab.clientConfiguration(nil))
         try await withEventLoopGroup { group in
             // A plain TCP server that closes every connection at once.

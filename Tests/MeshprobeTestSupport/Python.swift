@@ -1,27 +1,8 @@
 import Foundation
 
-/// Runs `python3 -c script args...` off the cooperative pool; stdout, stderr and the exit status.
-public func python(_ script: String, _ arguments: [String] = [], stdin: String? = nil) async throws -> (status: Int32, out: String, err: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["python3", "-c", script] + arguments
-                let out = Pipe(), err = Pipe(), input = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = input
-                try process.run()
-                input.fileHandleForWriting.write(Data((stdin ?? "").utf8))
-                try input.fileHandleForWriting.close()
-                let o = out.fileHandleForReading.readDataToEndOfFile()
-                let e = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-            })
-        }
-    }
+/// Runs `python3 -c script arguments...` reading `stdin` (see `run`; stopped after 120 s).
+public func python(_ script: String, _ arguments: [String] = [], stdin: String? = nil) async throws -> ProcessOutput {
+    try await run("/usr/bin/env", ["python3", "-c", script] + arguments, timeout: 120, stdin: stdin)
 }
 
 /// Deterministic latency samples (microseconds): a body around 2 ms, a tail to 2 s, a few sub-millisecond.

@@ -3,6 +3,9 @@ import MeshprobeHTTP2
 import NIOCore
 import NIOPosix
 
+// Every file of this target sees the shared test support (processes, ports, waiting).
+@_exported import MeshprobeTestSupport
+
 struct TestTimeout: Error, CustomStringConvertible {
     var what: String
     var description: String { "timed out waiting for \(what)" }
@@ -19,97 +22,25 @@ func wait<T: Sendable>(_ future: EventLoopFuture<T>, seconds: Int64 = 15, for wh
 
 // MARK: External peers
 
-/// Runs a command line tool to completion (killed after `timeout` seconds) on its own thread.
-func runTool(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            killer.cancel()
-            continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
-        }
-        thread.start()
-    }
-}
-
-/// A port on 127.0.0.1 that nobody listens on right now.
-func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress?.port ?? 0
-    try await channel.close()
-    return port
-}
-
-/// Polls until something accepts TCP connections on 127.0.0.1:`port`.
-func waitUntilListening(port: Int, seconds: Double = 10, alive: () -> Bool = { true }) async throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline && alive() {
-        if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port).get()
-        {
-            try? await channel.close()
-            return
-        }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw TestTimeout(what: "port \(port) to accept connections")
-}
-
-/// `nghttpd --no-tls` serving `directory` on a free loopback port; `stop()` kills it.
+/// `nghttpd --no-tls` serving `directory` on a free loopback port until `stop()`.
 final class NghttpdProcess: Sendable {
     let port: Int
-    private let process: Process
+    private let process: BackgroundProcess
 
-    private init(port: Int, process: Process) {
+    private init(port: Int, process: BackgroundProcess) {
         self.port = port
         self.process = process
     }
 
-    /// Starts nghttpd on a free port; tries again on another port when it dies at once (the free port was taken by
-    /// a test running in parallel between being found and being bound).
     static func start(serving directory: String, extraArguments: [String] = []) async throws -> NghttpdProcess {
-        var lastError: (any Error)?
-        for _ in 0..<3 {
-            let port = try await freePort()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nghttpd")
-            process.arguments = ["--no-tls", "-a", "127.0.0.1", "-d", directory] + extraArguments + [String(port)]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let server = NghttpdProcess(port: port, process: process)
-            do {
-                try await waitUntilListening(port: port, alive: { process.isRunning })
-                if process.isRunning { return server }
-            } catch {
-                lastError = error
-            }
-            server.stop()
+        let (process, port) = try await BackgroundProcess.onFreePort { port in
+            try await BackgroundProcess("/usr/sbin/nghttpd", ["--no-tls", "-a", "127.0.0.1", "-d", directory] + extraArguments + [String(port)],
+                                        waitForPort: port)
         }
-        throw lastError ?? TestTimeout(what: "nghttpd to start (it exited three times)")
+        return NghttpdProcess(port: port, process: process)
     }
 
-    func stop() {
-        // Not waitUntilExit(): it spins a RunLoop and can hang on a Swift concurrency thread.
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        for _ in 0..<200 where process.isRunning { usleep(10_000) }
-    }
+    func stop() { process.stop() }
 }
 
 /// A fresh temporary directory holding `files`.

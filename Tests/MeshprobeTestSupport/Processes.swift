@@ -1,0 +1,226 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// What a finished process did.
+public struct ProcessOutput: Sendable {
+    /// The exit status, or the number of the signal that ended it when `uncaughtSignal`.
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    /// Whether a signal ended it.
+    public var uncaughtSignal: Bool
+    /// Whether it was still running at its time limit (and was stopped then).
+    public var timedOut: Bool
+
+    /// Both streams, standard output first: for checks that do not care which stream said it.
+    public var output: String { stdout + stderr }
+
+    public init(status: Int32, stdout: String, stderr: String, uncaughtSignal: Bool = false, timedOut: Bool = false) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.uncaughtSignal = uncaughtSignal
+        self.timedOut = timedOut
+    }
+}
+
+/// Runs a program to its end, stopped after `timeout` seconds (SIGTERM, SIGKILL 2 s later); `stdin` is what it reads.
+///
+/// The one process runner of the tests. Nothing waits on Swift's cooperative pool (the exit is noted by Foundation's
+/// termination handler), so tests that run processes never starve the other tests' loads and timers; output goes to
+/// files, so a chatty child (or a grandchild that keeps a pipe open) can never block.
+public func run(_ executable: String, _ arguments: [String], timeout: Double = 60, environment: [String: String]? = nil,
+                stdin: String? = nil) async throws -> ProcessOutput {
+    try await SignalledProcess(executable, arguments, environment: environment, stdin: stdin).finish(within: timeout)
+}
+
+/// A child process that the test may signal: its output goes to files (so a chatty child never blocks) and the moment
+/// of its exit is noted by Foundation's termination handler (polling would note it late on a busy machine).
+public final class SignalledProcess: @unchecked Sendable {
+    // @unchecked: `process` is configured and started in `init`, then only signalled by its pid and read after its
+    // exit; what changes afterwards (`exit`) is under its lock.
+    private let process = Process()
+    private let out: URL
+    private let err: URL
+    private let input: URL?
+    private let ended = DispatchGroup()
+    private let exit = NIOLockedValueBox<(at: Date?, timedOut: Bool)>((nil, false))
+    /// When it was started.
+    public let started: Date
+
+    /// Starts `executable` with `arguments`, in `environment` (this process's when nil), reading `stdin` (nothing when
+    /// nil).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-process-\(UUID().uuidString)")
+        out = base.appendingPathExtension("out")
+        err = base.appendingPathExtension("err")
+        input = stdin.map { _ in base.appendingPathExtension("in") }
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        if let input, let stdin {
+            _ = FileManager.default.createFile(atPath: input.path, contents: Data(stdin.utf8))
+            process.standardInput = try FileHandle(forReadingFrom: input)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        ended.enter()
+        process.terminationHandler = { [exit, ended] _ in
+            exit.withLockedValue { $0.at = Date() }
+            ended.leave()
+        }
+        started = Date()
+        do {
+            try process.run()
+        } catch {
+            ended.leave()
+            throw error
+        }
+    }
+
+    deinit {
+        if isRunning { kill(process.processIdentifier, SIGKILL) }
+        for file in [out, err] + (input.map { [$0] } ?? []) { try? FileManager.default.removeItem(at: file) }
+    }
+
+    /// Whether it has not exited yet.
+    public var isRunning: Bool { exitedAt == nil }
+    /// When it exited, as its termination handler saw it.
+    public var exitedAt: Date? { exit.withLockedValue { $0.at } }
+    /// What it has written to stdout so far.
+    public var stdout: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+    /// What it has written to stderr so far.
+    public var stderr: String { (try? String(contentsOf: err, encoding: .utf8)) ?? "" }
+
+    /// Sends `sig` unless it has exited.
+    public func send(_ sig: Int32) {
+        if isRunning { kill(process.processIdentifier, sig) }
+    }
+
+    /// Waits for its exit; still running after `timeout` seconds, it gets SIGTERM, and SIGKILL 2 s later.
+    public func finish(within timeout: Double) async -> ProcessOutput {
+        let escalation = escalate(after: timeout)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            ended.notify(queue: .global()) { continuation.resume() }
+        }
+        escalation.forEach { $0.cancel() }
+        return output
+    }
+
+    /// `finish(within:)` blocking the calling thread: for Dispatch threads and `deinit`, never Swift's cooperative pool.
+    public func finishBlocking(within timeout: Double) -> ProcessOutput {
+        let escalation = escalate(after: timeout)
+        ended.wait()
+        escalation.forEach { $0.cancel() }
+        return output
+    }
+
+    /// Polls `condition` every 10 ms while it runs, for at most `timeout` seconds; whether the condition held.
+    public func wait(upTo timeout: Double = 20, until condition: () throws -> Bool) async throws -> Bool {
+        _ = try await waitUntil(seconds: timeout, every: .milliseconds(10)) { try !isRunning || condition() }
+        return try condition()
+    }
+
+    /// Sends `sig`, then waits up to `timeout` seconds for the exit (see `finish(within:)`): the seconds from the
+    /// signal to the exit, and the output.
+    public func signal(_ sig: Int32, timeout: Double = 15) async throws -> (seconds: Double, output: ProcessOutput) {
+        let signalled = Date()
+        send(sig)
+        let output = await finish(within: timeout)
+        return ((exitedAt ?? Date()).timeIntervalSince(signalled), output)
+    }
+
+    /// SIGTERM, then waits up to `timeout` seconds for the exit (see `finish(within:)`).
+    public func terminate(timeout: Double = 15) async throws -> ProcessOutput { try await signal(SIGTERM, timeout: timeout).output }
+
+    /// SIGTERM at the deadline, SIGKILL 2 s after it: a child may inherit a signal mask that blocks SIGTERM (nginx
+    /// does), and a timed-out run must end.
+    private func escalate(after timeout: Double) -> [DispatchWorkItem] {
+        let terminate = DispatchWorkItem { [weak self] in
+            guard let self, isRunning else { return }
+            exit.withLockedValue { $0.timedOut = true }
+            send(SIGTERM)
+        }
+        let kill = DispatchWorkItem { [weak self] in self?.send(SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + max(0, timeout), execute: terminate)
+        DispatchQueue.global().asyncAfter(deadline: .now() + max(0, timeout) + 2, execute: kill)
+        return [terminate, kill]
+    }
+
+    /// The output of the exited process.
+    private var output: ProcessOutput {
+        ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr,
+                      uncaughtSignal: process.terminationReason == .uncaughtSignal, timedOut: exit.withLockedValue { $0.timedOut })
+    }
+}
+
+/// A long-running peer (nghttpd, nginx, HAProxy, an echo process), ready once it accepts connections; stopped at
+/// deinit.
+public final class BackgroundProcess: Sendable {
+    private let child: SignalledProcess
+
+    /// Starts it and waits, at most `timeout` seconds, until something accepts TCP connections on 127.0.0.1:`port`
+    /// (one connection: a peer that accepts a fixed number of them has one fewer left); throws with its output when it
+    /// exits or never listens.
+    public init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10,
+                environment: [String: String]? = nil) async throws {
+        let child = try SignalledProcess(executable, arguments, environment: environment)
+        self.child = child
+        var listening = false
+        _ = try await waitUntil(seconds: timeout, every: .milliseconds(50)) {
+            guard child.isRunning else { return true }
+            listening = await isListening(port: port)
+            return listening
+        }
+        guard listening && child.isRunning else {
+            stop()
+            throw PeerError(message: "\(executable) did not start listening on \(port): \(log)")
+        }
+    }
+
+    /// Starts a peer on a port from `freePort()`, on another one when it does not come up there (a test running in
+    /// parallel may take a free port between its finding and its binding), at most `tries` times.
+    public static func onFreePort(tries: Int = 3, _ start: (Int) async throws -> BackgroundProcess) async throws -> (BackgroundProcess, Int) {
+        var lastError: (any Error)?
+        for _ in 0..<tries {
+            let port = try freePort()
+            do {
+                return (try await start(port), port)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? PeerError(message: "no tries")
+    }
+
+    /// What it has written so far: stdout, then stderr.
+    public var log: String { child.stdout + child.stderr }
+
+    /// SIGTERM, and SIGKILL 2 s later if it still runs; returns once it has exited.
+    public func stop() {
+        _ = child.finishBlocking(within: 0)
+    }
+
+    deinit { stop() }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port` now (the connection is closed at once).
+public func isListening(port: Int) async -> Bool {
+    guard let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connectTimeout(.seconds(1))
+        .connect(host: "127.0.0.1", port: port).get()
+    else { return false }
+    try? await channel.close()
+    return true
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
