@@ -195,7 +195,7 @@ struct DemoCommand: AsyncParsableCommand {
             if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
             printError("meshprobe demo: aborted by a signal")
             // `_exit`: the demo's work goes on on other threads; exit's handlers would tear down what it is using.
-            fflush(stdout)
+            fflush(nil)
             _exit(3)
         }
         defer { signals.cancel() }

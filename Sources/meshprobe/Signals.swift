@@ -59,7 +59,7 @@ enum SignalHub {
             printError("meshprobe: aborted by \(sig == SIGINT ? "SIGINT" : "SIGTERM") before the command started its work")
             // `_exit`, not `exit`: the command is starting on another thread, and exit's handlers (OpenSSL's among
             // them) would tear down what it is using (it crashed in libcrypto, or failed its TLS setup with exit 2).
-            fflush(stdout)
+            fflush(nil)
             _exit(3)
         }
         for handler in active { handler() }
