@@ -374,6 +374,8 @@ extension VerifyReport {
                 })
             evidence.sampling = sampling
             var reason: String?
+            // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
+            let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil
             switch outcome.verdict {
             case .fail(let why, _)?:
                 reason = why
@@ -384,11 +386,9 @@ extension VerifyReport {
             case .pass?:
                 break
             case nil:
-                reason = Self.identityRefusal(outcome.result) ?? Self.undecidedSplitReason(outcome)
+                reason = refusal ?? Self.undecidedSplitReason(outcome)
             }
-            // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
-            let refused = outcome.verdict == nil && Self.identityRefusal(outcome.result) != nil
-            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refused,
+            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refusal != nil,
                            reason: reason, evidence: evidence)
         }
         passed = verdicts.allSatisfy(\.passed)

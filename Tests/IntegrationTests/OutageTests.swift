@@ -26,14 +26,22 @@ import Testing
                                                       "--ca", pki.caFile], waitForPort: port)
     }
 
+    /// An echo on a free port that is stopped `after` milliseconds (as a pod ends); the task ends once it is.
+    private func echoGoingAway(after milliseconds: Int) async throws -> (port: Int, outage: Task<Void, any Error>) {
+        let port = try freePort()
+        let server = try await echo(on: port)
+        return (port, Task {
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            server.stop()
+        })
+    }
+
     /// The open model through a restart: every scheduled arrival is counted, the run lasts its duration, and the
     /// arrivals after the restart are answered by the new server.
     @Test func anOpenModelRunKeepsItsScheduleThroughARestart() async throws {
-        let port = try freePort()
-        let first = try await echo(on: port)
+        let (port, gone) = try await echoGoingAway(after: 700)
         let outage = Task {
-            try await Task.sleep(for: .milliseconds(700))
-            first.stop()
+            try await gone.value
             try await Task.sleep(for: .milliseconds(900))
             return try await echo(on: port)
         }
@@ -60,12 +68,7 @@ import Testing
 
     /// The closed model with a duration and a server that never comes back: the run still lasts its duration.
     @Test func aClosedModelRunWithADurationRunsToItsEnd() async throws {
-        let port = try freePort()
-        let first = try await echo(on: port)
-        let outage = Task {
-            try await Task.sleep(for: .milliseconds(300))
-            first.stop()
-        }
+        let (port, outage) = try await echoGoingAway(after: 300)
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 2) { c in
             c.requests = nil
             c.duration = 2
@@ -84,12 +87,7 @@ import Testing
 
     /// A count-bounded run whose server goes away gives up, says why, and counts every request of its budget.
     @Test func aCountBoundedRunThatGivesUpSaysWhyAndCountsEveryRequest() async throws {
-        let port = try freePort()
-        let first = try await echo(on: port)
-        let outage = Task {
-            try await Task.sleep(for: .milliseconds(300))
-            first.stop()
-        }
+        let (port, outage) = try await echoGoingAway(after: 300)
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, requests: 1_000_000,
                                        connections: 2, streams: 2)
         try await outage.value
