@@ -93,4 +93,19 @@ import Testing
         #expect(!waited.passed && waited.decided, "\(waited)")
         #expect(waited.reason?.contains("at the median") == true, "\(waited)")
     }
+
+    /// No refusal above the limit fails against the echo (it held the requests, they piled up), and is undecided
+    /// against a target without the echo's stamp (it may not have held them).
+    @Test func noRefusalFailsOnlyWhereRequestsWereHeld() throws {
+        let e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "test")
+        let below = phase(stamped: 10, endpoints: 1, estimated: 10)
+        var stamped = above(overflow: [], lag: 1)
+        stamped.result.upstreamPeakInFlight = 10
+        let held = try #require(CircuitBreakerCheck.evaluate(e, below: below, above: stamped).first { $0.name.contains("overflow replies") })
+        #expect(!held.passed && held.decided, "\(held)")
+        let unstamped = try #require(CircuitBreakerCheck.evaluate(e, below: below, above: above(overflow: [], lag: 1))
+            .first { $0.name.contains("overflow replies") })
+        #expect(!unstamped.passed && !unstamped.decided, "\(unstamped)")
+        #expect(unstamped.reason?.contains("may not hold requests") == true, "\(unstamped)")
+    }
 }

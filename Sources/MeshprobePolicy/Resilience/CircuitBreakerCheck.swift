@@ -220,6 +220,11 @@ public enum CircuitBreakerCheck {
             if above.result.succeeded == 0 {
                 checks.append(.undecided(name, reason: "\(above.result.nothingSucceeded): no endpoint answered, so refusals are not overflow",
                                          evidence: evidence, requests: above.result.totalRequests))
+            } else if above.overflow == 0, e.hold != nil, above.result.upstreamPeakInFlight == 0 {
+                // No stamp: the target is not the echo and may not hold requests as asked, so they need not pile up
+                // (`hold: 0s` declares a target that holds them on its own, and then no refusal is a failure).
+                checks.append(.undecided(name, reason: "no request was refused at \(above.concurrency) concurrent requests, but no response carried the echo's in-flight stamp: the target may not hold requests, so none need have piled up (for a target that holds requests on its own, declare hold: 0s)",
+                                         evidence: evidence, requests: above.result.totalRequests))
             } else if above.overflow == 0 {
                 checks.append(Check(name: name, passed: false,
                                     reason: "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced",
