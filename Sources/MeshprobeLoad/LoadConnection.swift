@@ -22,7 +22,9 @@ final class LoadConnection {
     let request: HTTP2Request
     private(set) var state: State = .idle
     private var channel: (any Channel)?
-    private var h2: HTTP2ClientConnectionHandler?
+    /// The HTTP session requests are sent on, from the moment the protocol's handler is installed.
+    private var session: (any RequestSession)?
+    /// The same session when it is HTTP/1.1 (its one pending request is read when the connection closes).
     private var h1: HTTP1ClientHandler?
     /// The TLS peer's SPIFFE ID (or subject) on the current connection.
     private var tlsPeer: String = ""
@@ -69,6 +71,24 @@ final class LoadConnection {
     }
 
     var inFlightCount: Int { inFlight.count }
+
+    /// Puts a request in flight on this connection; the worker's total moves with the table, and only here.
+    @inline(__always) private func track(_ ticket: LoadWorker.Ticket) -> UInt64 {
+        worker.inFlightTotal += 1
+        return inFlight.insert(ticket)
+    }
+
+    /// Takes the request of `token` out of flight, or nil if it is not in flight (any more).
+    @inline(__always) private func untrack(_ token: UInt64) -> LoadWorker.Ticket? {
+        guard let ticket = inFlight.remove(token) else { return nil }
+        worker.inFlightTotal -= 1
+        return ticket
+    }
+
+    private func untrackAll() {
+        worker.inFlightTotal -= inFlight.count
+        inFlight.removeAll()
+    }
     var isDead: Bool { state == .dead }
     /// The last attempt failed (it is retrying or given up): nothing to wait for before the open model's clock starts.
     var isFailing: Bool { state == .dead || (state != .ready && consecutiveFailures > 0) }
@@ -132,7 +152,7 @@ final class LoadConnection {
         let seconds = worker.configuration.connectTimeout
         setupDeadline = worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             guard self.channel === channel, self.state == .handshaking else { return }
-            let stage = self.h2 == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
+            let stage = self.session == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
             self.closeReason = (.connectTimeout, "\(self.target.authority) accepted the connection but \(stage) within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds))s")
             channel.close(promise: nil)
         }
@@ -215,7 +235,7 @@ final class LoadConnection {
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
                                                        keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
                                                        writeCoalescer: worker.writeCoalescer, delegate: self)
-            h2 = handler
+            session = handler
             state = .handshaking  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
             // TLS right below: plaintext both ways by direct calls, not through the pipeline (a hop less per read and
@@ -228,6 +248,7 @@ final class LoadConnection {
             let handler = HTTP1ClientHandler(collectBody: worker.collectBodies, maxCollectedBodyBytes: Self.http2Settings.maxCollectedBodyBytes)
             handler.delegate = self
             h1 = handler
+            session = handler
             try sync.addHTTPClientHandlers(position: .before(events))
             try sync.addHandler(handler, position: .before(events))
             becameReady()
@@ -262,12 +283,12 @@ final class LoadConnection {
             // Closed by the end of the run (shutdown counted anything in flight).
             reportEnded()
             channel = nil
-            h2 = nil
             h1 = nil
+            session = nil
             return
         }
-        let wasReady = h2 != nil || h1 != nil
-        if let h1, let token = h1.pendingToken, let ticket = inFlight.remove(token) {
+        let wasReady = session != nil
+        if let h1, let token = h1.pendingToken, let ticket = untrack(token) {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket,
                           message: closeReason?.message ?? "the server closed the HTTP/1.1 connection with a request in flight")
         }
@@ -276,7 +297,7 @@ final class LoadConnection {
         for ticket in inFlight.tickets {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
-        inFlight.removeAll()
+        untrackAll()
         reportEnded()
         let everReady = wasReady && state == .ready
         if retiring {
@@ -297,8 +318,8 @@ final class LoadConnection {
             lastFailureKind = reason.kind
         }
         channel = nil
-        h2 = nil
         h1 = nil
+        session = nil
         lastIdentity = nil
         tlsPeer = ""
         state = .idle
@@ -359,53 +380,43 @@ final class LoadConnection {
         return Int.max
     }
 
+    /// How long a connection waits before taking the next request after one it could not send.
+    private static let retryAfterUnsendable = TimeAmount.microseconds(100)
+
     /// Sends as many requests as the connection, the churn setting and the worker allow.
     ///
     /// `time`: the send time to stamp (the delivery's, see `deliveryTime`); else the clock is read once for the
     /// whole burst (its requests leave together, in one write at its end).
     func pump(flush: Bool, at time: UInt64? = nil) {
-        guard state == .ready, !retiring else { return }
+        guard state == .ready, !retiring, let session else { return }
+        // HTTP/1.1 carries one request at a time, and a virtual user thinking holds that one slot.
+        let limit = session.isMultiplexed ? worker.configuration.streamsPerConnection : 1
+        var t = time ?? 0
         var sent = false
-        if let h2 {
-            let limit = worker.configuration.streamsPerConnection
-            let t = time ?? worker.now()
-            while inFlight.count + thinking < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest(at: t) {
-                let token = inFlight.insert(ticket)
-                let request = worker.request(for: self, ticket: ticket)
-                if let problem = worker.unsendable(request, ticket: ticket) {
-                    _ = inFlight.remove(token)
-                    recordFailure(.notSent, ticket: ticket, message: problem)
-                    continue
-                }
-                guard h2.send(request, token: token) else {
-                    _ = inFlight.remove(token)
-                    worker.returnRequest(ticket)
-                    break
-                }
-                sentOnConnection += 1
-                worker.result.requestsSent += 1
-                sent = true
+        while inFlight.count + thinking < limit, churnAllowance > 0, session.availableStreams > 0 {
+            if t == 0 { t = worker.now() }
+            guard let ticket = worker.nextRequest(at: t) else { break }
+            let token = track(ticket)
+            let request = worker.request(for: self, ticket: ticket)
+            if let problem = worker.unsendable(request, ticket: ticket) {
+                _ = untrack(token)
+                recordFailure(.notSent, ticket: ticket, message: problem)
+                // The next request a little later, not at once: when every rendered request fails, the event loop
+                // must still read its sockets and run its timers between them, and NIO runs tasks that are due
+                // before it reads again (an immediate re-pump would keep it from reading for the rest of the run).
+                worker.eventLoop.assumeIsolated().scheduleTask(in: Self.retryAfterUnsendable) { self.pump(flush: true) }
+                break
             }
-            if sent && flush { h2.flush() }
-        } else if let h1 {
-            if h1.availableStreams > 0, thinking == 0, churnAllowance > 0, let ticket = worker.nextRequest(at: time ?? worker.now()) {
-                let token = inFlight.insert(ticket)
-                let next = worker.request(for: self, ticket: ticket)
-                if let problem = worker.unsendable(next, ticket: ticket) {
-                    _ = inFlight.remove(token)
-                    recordFailure(.notSent, ticket: ticket, message: problem)
-                    // The next request, on a later turn of the loop (not recursively: a run may fail them all).
-                    worker.eventLoop.assumeIsolated().execute { self.pump(flush: true) }
-                } else if h1.send(method: next.method, authority: target.authority, path: next.path,
-                           headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
-                    sentOnConnection += 1
-                    worker.result.requestsSent += 1
-                } else {
-                    _ = inFlight.remove(token)
-                    worker.returnRequest(ticket)
-                }
+            guard session.send(request, authority: target.authority, token: token) else {
+                _ = untrack(token)
+                worker.returnRequest(ticket)
+                break
             }
+            sentOnConnection += 1
+            worker.result.requestsSent += 1
+            sent = true
         }
+        if sent && flush { session.flush() }
     }
 
     /// After a request completes: retire the connection when churn says so, else send more (now or after the
@@ -441,7 +452,7 @@ final class LoadConnection {
         var expired = 0
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
-            guard let ticket = inFlight.remove(token) else { continue }
+            guard let ticket = untrack(token) else { continue }
             recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
             expired += 1
         }
@@ -456,7 +467,7 @@ final class LoadConnection {
         for ticket in inFlight.tickets {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
-        inFlight.removeAll()
+        untrackAll()
         releaseThinking()
         state = .dead
         channel?.close(promise: nil)
@@ -505,7 +516,7 @@ final class LoadConnection {
     private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
                                 canContinue: Bool, flush: Bool, at time: UInt64? = nil,
                                 identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
-        guard let ticket = inFlight.remove(token) else { return }
+        guard let ticket = untrack(token) else { return }
         let worker = self.worker
         let fields = headers()
         let id = identity(fields)
@@ -538,25 +549,22 @@ final class LoadConnection {
 
     /// Sends an iteration's next step on this connection at once (it does not take a new request from the worker).
     private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
-        let token = inFlight.insert(ticket)
+        let token = track(ticket)
         let request = worker.request(for: self, ticket: ticket)
         if let problem = worker.unsendable(request, ticket: ticket) {
-            _ = inFlight.remove(token)
+            _ = untrack(token)
             recordFailure(.notSent, ticket: ticket, message: problem)
             return
         }
         var sent = false
-        if let h2, h2.availableStreams > 0 {
-            sent = h2.send(request, token: token)
-            if sent && flush { h2.flush() }
-        } else if let h1, h1.availableStreams > 0 {
-            sent = h1.send(method: request.method, authority: target.authority, path: request.path,
-                           headers: request.headers.map { ($0.name, $0.value) }, body: request.body, token: token)
+        if let session, session.availableStreams > 0 {
+            sent = session.send(request, authority: target.authority, token: token)
+            if sent && flush { session.flush() }
         }
         if sent {
             worker.result.requestsSent += 1
         } else {
-            _ = inFlight.remove(token)
+            _ = untrack(token)
             recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")
         }
     }
@@ -609,7 +617,7 @@ extension LoadConnection: HTTP2ClientDelegate {
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
-        guard let ticket = inFlight.remove(token) else { return }
+        guard let ticket = untrack(token) else { return }
         let kind: ErrorKind
         let message: String
         switch failure {
