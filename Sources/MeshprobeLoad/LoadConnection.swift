@@ -10,8 +10,6 @@ import NIOPosix
 ///
 /// Confined to its worker's event loop; every method runs there.
 final class LoadConnection {
-    enum State { case idle, connecting, handshaking, ready, dead }
-
     /// Strong: a channel's close callback can reach this connection after the run is over and the generator has
     /// let go of the worker, and it must still find the worker (an `unowned` reference crashed there). The worker
     /// drops its connections when it finishes, which breaks the cycle.
@@ -20,7 +18,9 @@ final class LoadConnection {
     let targetIndex: Int
     let address: SocketAddress
     let request: HTTP2Request
-    private(set) var state: State = .idle
+    /// The attempt's stage, and what closes and failures mean for the slot.
+    private var lifecycle: ConnectionLifecycle
+    var state: ConnectionLifecycle.State { lifecycle.state }
     private var channel: (any Channel)?
     /// The HTTP session requests are sent on, from the moment the protocol's handler is installed.
     private var session: (any RequestSession)?
@@ -38,20 +38,12 @@ final class LoadConnection {
     private let churnEvery: Int?
     /// Requests sent on the current connection (for churn).
     private var sentOnConnection = 0
-    /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
-    private var retiring = false
-    private var consecutiveFailures = 0
-    /// What the last of those failures was (decides whether a run bounded by time keeps trying).
-    private var lastFailureKind: ErrorKind?
     /// Closes a connection that is not ready by the connect timeout; cancelled once it is (with churn a run opens
     /// thousands of connections a second, and a timer left to fire would wake the loop for each).
     private var setupDeadline: Scheduled<Void>?
     private var connectStart: UInt64 = 0
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
     private var closeReason: (kind: ErrorKind, message: String)?
-    private var timedOut = false
-    /// Responses received on the current connection.
-    private var responsesOnConnection = 0
     /// The current attempt's number from the configuration's `connectionObserver` (-1: none, or its end reported).
     private var observedConnection = -1
     /// The clock read once for all the responses of one HTTP/2 delivery (one read's worth: they arrived together)
@@ -68,6 +60,7 @@ final class LoadConnection {
         self.address = address
         self.request = request
         if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
+        lifecycle = ConnectionLifecycle(maximumConsecutiveFailures: worker.configuration.maxConsecutiveConnectFailures)
     }
 
     var inFlightCount: Int { inFlight.count }
@@ -91,18 +84,14 @@ final class LoadConnection {
     }
     var isDead: Bool { state == .dead }
     /// The last attempt failed (it is retrying or given up): nothing to wait for before the open model's clock starts.
-    var isFailing: Bool { state == .dead || (state != .ready && consecutiveFailures > 0) }
+    var isFailing: Bool { lifecycle.isFailing }
 
     // MARK: connecting
 
     func connect() {
-        guard !worker.finished, state == .idle else { return }
-        state = .connecting
+        guard !worker.finished, lifecycle.startAttempt() else { return }
         closeReason = nil
-        timedOut = false
-        responsesOnConnection = 0
         sentOnConnection = 0
-        retiring = false
         if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
         connectStart = worker.now()
@@ -132,7 +121,7 @@ final class LoadConnection {
         do {
             try sync.addHandler(ConnectionEventsHandler(owner: self))
             if target.scheme == .https, let tls = worker.configuration.tls {
-                state = .handshaking
+                lifecycle.handshaking()
                 // The context's configured SNI (--sni) wins; else the URL host (none for IP literals).
                 let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)
                 try sync.addHandler(handler, position: .first)
@@ -162,15 +151,13 @@ final class LoadConnection {
         reportEnded()
         // After the run: the result has been handed over; nothing to record or retry.
         guard !worker.finished else {
-            state = .dead
+            lifecycle.shutDown()
             return
         }
         let (kind, message) = Self.classifyConnectError(error, target: target)
         worker.result.recordConnectionFailure(kind, explanation: message)
         worker.lastConnectionFailure = (kind, message)
-        state = .idle
-        consecutiveFailures += 1
-        lastFailureKind = kind
+        lifecycle.connectFailed(kind)
         scheduleReconnect()
     }
 
@@ -236,7 +223,7 @@ final class LoadConnection {
                                                        keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
                                                        writeCoalescer: worker.writeCoalescer, delegate: self)
             session = handler
-            state = .handshaking  // ready when the peer's SETTINGS arrive
+            lifecycle.handshaking()  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
             // TLS right below: plaintext both ways by direct calls, not through the pipeline (a hop less per read and
             // per write). The two handlers hold each other until they are removed with the channel.
@@ -258,7 +245,7 @@ final class LoadConnection {
     private func becameReady() {
         setupDeadline?.cancel()
         setupDeadline = nil
-        state = .ready
+        lifecycle.ready()
         worker.connectionReady()
         pump(flush: true)
     }
@@ -287,7 +274,6 @@ final class LoadConnection {
             session = nil
             return
         }
-        let wasReady = session != nil
         if let h1, let token = h1.pendingToken, let ticket = untrack(token) {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket,
                           message: closeReason?.message ?? "the server closed the HTTP/1.1 connection with a request in flight")
@@ -299,30 +285,17 @@ final class LoadConnection {
         }
         untrackAll()
         reportEnded()
-        let everReady = wasReady && state == .ready
-        if retiring {
-            // Churn: a planned reconnect.
-        } else if everReady && responsesOnConnection == 0 && !timedOut {
-            // Ready but closed before answering anything: a failure too, or a server that accepts and closes
-            // would make this loop reconnect forever.
-            let reason = closeReason ?? (.connectionLost, "\(target.authority) closed the connection before answering any request")
-            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
-            worker.lastConnectionFailure = reason
-            consecutiveFailures += 1
-            lastFailureKind = reason.kind
-        } else if !everReady && !timedOut {
-            let reason = closeReason ?? (.tlsHandshakeFailed, "the connection to \(target.authority) closed before it could carry requests")
-            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
-            worker.lastConnectionFailure = reason
-            consecutiveFailures += 1
-            lastFailureKind = reason.kind
+        // A churn retirement or a close after a timeout is not a failure; a close before the connection answered
+        // anything is (see `ConnectionLifecycle.closed`).
+        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority) {
+            worker.result.recordConnectionFailure(failure.kind, explanation: failure.message)
+            worker.lastConnectionFailure = failure
         }
         channel = nil
         h1 = nil
         session = nil
         lastIdentity = nil
         tlsPeer = ""
-        state = .idle
         scheduleReconnect()
     }
 
@@ -338,24 +311,13 @@ final class LoadConnection {
 
     private func scheduleReconnect() {
         guard !worker.finished else { return }
-        // A run bounded by time keeps its schedule through an outage (a restarting server comes back within the
-        // backoff's second); one bounded only by a count, or refused for a reason that retrying cannot change (the
-        // peer's certificate or identity), gives the slot up, and the worker says why the run ended early.
-        if consecutiveFailures >= worker.configuration.maxConsecutiveConnectFailures,
-           !(worker.isBoundedByTime && (lastFailureKind?.isTransientConnectionFailure ?? true)) {
-            state = .dead
-            worker.connectionStateChanged()
-            return
-        }
-        if !worker.wantsMoreRequests {
-            worker.connectionStateChanged()
-            return
-        }
-        let delayMs = consecutiveFailures == 0 ? 0 : min(1000, 50 << min(consecutiveFailures, 5))
-        if delayMs == 0 {
+        switch lifecycle.next(boundedByTime: worker.isBoundedByTime, wantsMoreRequests: worker.wantsMoreRequests) {
+        case .giveUp, .stayIdle:
+            break
+        case .connectNow:
             connect()
-        } else {
-            worker.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(delayMs))) { self.connect() }
+        case .connect(let milliseconds):
+            worker.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { self.connect() }
         }
         worker.connectionStateChanged()
     }
@@ -388,7 +350,7 @@ final class LoadConnection {
     /// `time`: the send time to stamp (the delivery's, see `deliveryTime`); else the clock is read once for the
     /// whole burst (its requests leave together, in one write at its end).
     func pump(flush: Bool, at time: UInt64? = nil) {
-        guard state == .ready, !retiring, let session else { return }
+        guard state == .ready, !lifecycle.isRetiring, let session else { return }
         // HTTP/1.1 carries one request at a time, and a virtual user thinking holds that one slot.
         let limit = session.isMultiplexed ? worker.configuration.streamsPerConnection : 1
         var t = time ?? 0
@@ -423,8 +385,8 @@ final class LoadConnection {
     /// think time).
     private func afterCompletion(flush: Bool, at time: UInt64? = nil) {
         if churnAllowance <= 0 {
-            if inFlight.isEmpty, !retiring {
-                retiring = true
+            if inFlight.isEmpty, !lifecycle.isRetiring {
+                lifecycle.retire()
                 channel?.close(promise: nil)
             }
             return
@@ -457,7 +419,7 @@ final class LoadConnection {
             expired += 1
         }
         guard expired > 0 else { return }
-        timedOut = true
+        lifecycle.closingForTimeout()
         closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
         channel?.close(promise: nil)
     }
@@ -469,7 +431,7 @@ final class LoadConnection {
         }
         untrackAll()
         releaseThinking()
-        state = .dead
+        lifecycle.shutDown()
         channel?.close(promise: nil)
     }
 
@@ -521,8 +483,7 @@ final class LoadConnection {
         let fields = headers()
         let id = identity(fields)
         lastIdentity = id
-        responsesOnConnection += 1
-        consecutiveFailures = 0
+        lifecycle.responded()
         var failure: FailureClass?
         let stamped = !id.workload.isEmpty || !id.version.isEmpty
         if stamped {
