@@ -101,10 +101,14 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The echo's control API as a contract: the JSON bodies, the rules a fault's settings must meet, the path.
+        // The echo serves it and the clients (`meshprobe fault`, the checks, game days) call it; no NIO, no server.
+        .target(name: "MeshprobeEchoAPI", dependencies: ["MeshprobeIdentity"]),
         // The echo workload: identity stamps, caller identity, in-flight count, fault injection.
         .target(
             name: "MeshprobeEcho",
             dependencies: [
+                "MeshprobeEchoAPI",
                 "MeshprobeIdentity",
                 "MeshprobeTLS",
                 "MeshprobeHTTP2",
@@ -132,7 +136,7 @@ let package = Package(
         .target(
             name: "MeshprobePolicy",
             dependencies: [
-                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
+                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI",
                 "MeshprobeTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -195,6 +199,7 @@ let package = Package(
                 "MeshprobeHTTP1",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
+                "MeshprobeEchoAPI",
                 "MeshprobeReport",
                 "MeshprobeScenario",
                 "MeshprobePolicy",
@@ -212,7 +217,7 @@ let package = Package(
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",
-            dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MeshprobeHistogramTests",
@@ -244,7 +249,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEcho",
+                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEchoAPI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -283,6 +288,7 @@ let package = Package(
                 "MeshprobeTLS",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
+                "MeshprobeEchoAPI",
                 "MeshprobeReport",
                 "MeshprobeKubernetes",
                 "MeshprobeTestSupport",

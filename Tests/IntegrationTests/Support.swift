@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS

@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
