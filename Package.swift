@@ -131,13 +131,20 @@ let package = Package(
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeStatistics"),
-        // Policy: meshprobe policy files and mesh manifests turned into expectations, and the procedures that check
-        // them (routing, circuit breakers, outlier detection; the echo's control API client for injected faults).
+        // Declarations: meshprobe policy and game-day files and mesh manifests turned into expectations, route
+        // matching (a linear-time regex engine), the declared resilience settings. No NIO, nothing that drives load;
+        // `MeshprobeLoad` only for the load settings a policy carries (its scenario, targets, the minimum rate).
         .target(
             name: "MeshprobePolicy",
+            dependencies: ["MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI"]
+        ),
+        // Checks: the procedures that drive the engine to check the declarations (split verification and SLOs,
+        // circuit breakers, retries, outlier detection, game days) and the echo's control-API client for injected faults.
+        .target(
+            name: "MeshprobeChecks",
             dependencies: [
-                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI",
-                "MeshprobeTLS",
+                "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
+                "MeshprobeYAML",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -203,6 +210,7 @@ let package = Package(
                 "MeshprobeReport",
                 "MeshprobeScenario",
                 "MeshprobePolicy",
+                "MeshprobeChecks",
                 "MeshprobeLab",
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
@@ -258,6 +266,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]),
+        .testTarget(
+            name: "MeshprobeChecksTests",
+            dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
+        ),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",
@@ -284,6 +296,7 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobePolicy",
+                "MeshprobeChecks",
                 "MeshprobeLab",
                 "MeshprobeTLS",
                 "MeshprobeLoad",

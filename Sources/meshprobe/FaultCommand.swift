@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeEchoAPI
 import MeshprobeLoad
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import NIOPosix
 

@@ -4,7 +4,7 @@ import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeLab
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import MeshprobeTestSupport
 import NIOConcurrencyHelpers

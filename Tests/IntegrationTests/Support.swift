@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeChecks
 import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeEcho
