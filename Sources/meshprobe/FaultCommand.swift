@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeLoad
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import NIOPosix
 
@@ -61,7 +61,7 @@ struct FaultCommand: AsyncParsableCommand {
                 delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"),
                 label: label)
             // The echo checks again, against its own --max-delay; here only what holds for every echo.
-            var limits = FaultSpec.Limits()
+            var limits = FaultLimits()
             limits.maxDelayNanoseconds = .max
             do {
                 _ = try FaultSettings(request, limits: limits)
@@ -129,7 +129,7 @@ struct FaultCommand: AsyncParsableCommand {
 
 /// The echo to talk to, who we are, and how we check it: shared by `fault set`, `list` and `clear`.
 struct FaultClientOptions: ParsableArguments {
-    static let apiPath = FaultClient.apiPath
+    static let apiPath = FaultControlJSON.apiPath
 
     @Argument(help: "The echo's base URL, https://HOST:PORT.")
     var url: String
