@@ -105,4 +105,30 @@ struct ConnectionLifecycle {
 
     /// The run is over for this slot.
     mutating func shutDown() { state = .dead }
+
+    /// Why a handshake's protocol cannot be used.
+    struct ProtocolRefusal: Error, Equatable {
+        var kind: ErrorKind
+        var message: String
+    }
+
+    /// The protocol to speak after a TLS handshake: HTTP/2 (true) or HTTP/1.1 (false), from the server's ALPN answer
+    /// and the protocol asked for; a required protocol the server did not choose is a refusal, not a fallback.
+    static func protocolAfterHandshake(alpn: String?, preference: HTTPVersionPreference) -> Result<Bool, ProtocolRefusal> {
+        switch preference {
+        case .http2:
+            guard alpn == "h2" else {
+                return .failure(ProtocolRefusal(kind: .tlsALPNMismatch,
+                                                message: "HTTP/2 was required but the server's ALPN answer was \(alpn.map { "'\($0)'" } ?? "none")"))
+            }
+            return .success(true)
+        case .http1:
+            guard alpn == nil || alpn == "http/1.1" else {
+                return .failure(ProtocolRefusal(kind: .tlsALPNMismatch, message: "HTTP/1.1 was required but the server chose '\(alpn ?? "")' by ALPN"))
+            }
+            return .success(false)
+        case .auto:
+            return .success(alpn == "h2")
+        }
+    }
 }

@@ -183,24 +183,14 @@ final class LoadConnection {
         r.result.negotiatedProtocols[event.negotiatedProtocol ?? "(none)", default: 0] += 1
         tlsPeer = event.peer?.spiffeID?.description ?? event.peer?.subject ?? ""
         if !tlsPeer.isEmpty { r.result.peerIdentities[tlsPeer, default: 0] += 1 }
-        let alpn = event.negotiatedProtocol
         let wantsH2: Bool
-        switch r.configuration.httpVersion {
-        case .http2:
-            guard alpn == "h2" else {
-                closeReason = (.tlsALPNMismatch, "HTTP/2 was required but the server's ALPN answer was \(alpn.map { "'\($0)'" } ?? "none")")
-                channel?.close(promise: nil)
-                return
-            }
-            wantsH2 = true
-        case .http1:
-            guard alpn == nil || alpn == "http/1.1" else {
-                closeReason = (.tlsALPNMismatch, "HTTP/1.1 was required but the server chose '\(alpn ?? "")' by ALPN")
-                channel?.close(promise: nil)
-                return
-            }
-            wantsH2 = false
-        case .auto: wantsH2 = alpn == "h2"
+        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: r.configuration.httpVersion) {
+        case .success(let http2):
+            wantsH2 = http2
+        case .failure(let refusal):
+            closeReason = (refusal.kind, refusal.message)
+            channel?.close(promise: nil)
+            return
         }
         do {
             try install(http2: wantsH2)

@@ -103,4 +103,17 @@ import Testing
         let started = lifecycle.startAttempt()
         #expect(!started)
     }
+
+    @Test func theServersALPNAnswerPicksTheProtocolOrRefusesARequiredOne() throws {
+        typealias L = ConnectionLifecycle
+        #expect(try L.protocolAfterHandshake(alpn: "h2", preference: .auto).get() == true)
+        #expect(try L.protocolAfterHandshake(alpn: "http/1.1", preference: .auto).get() == false)
+        #expect(try L.protocolAfterHandshake(alpn: nil, preference: .auto).get() == false)
+        #expect(try L.protocolAfterHandshake(alpn: "h2", preference: .http2).get() == true)
+        #expect(try L.protocolAfterHandshake(alpn: nil, preference: .http1).get() == false)
+        let noH2 = L.protocolAfterHandshake(alpn: nil, preference: .http2)
+        #expect(noH2 == .failure(L.ProtocolRefusal(kind: .tlsALPNMismatch, message: "HTTP/2 was required but the server's ALPN answer was none")))
+        let noH1 = L.protocolAfterHandshake(alpn: "h2", preference: .http1)
+        #expect(noH1 == .failure(L.ProtocolRefusal(kind: .tlsALPNMismatch, message: "HTTP/1.1 was required but the server chose 'h2' by ALPN")))
+    }
 }
