@@ -347,7 +347,7 @@ final class LoadConnection {
         var sent = false
         while inFlight.count + thinking < limit, churnAllowance > 0, session.availableStreams > 0 {
             if t == 0 { t = worker.now() }
-            guard let ticket = worker.nextRequest(at: t) else { break }
+            guard let (ticket, admitted) = worker.nextRequest(at: t) else { break }
             let token = track(ticket)
             let request = worker.request(for: self, ticket: ticket)
             if let problem = worker.unsendable(request, ticket: ticket) {
@@ -361,9 +361,10 @@ final class LoadConnection {
             }
             guard session.send(request, authority: target.authority, token: token) else {
                 _ = untrack(token)
-                worker.returnRequest(ticket)
+                worker.returnRequest(admitted)
                 break
             }
+            worker.sent(admitted, at: t)
             sentOnConnection += 1
             worker.result.requestsSent += 1
             sent = true

@@ -236,23 +236,29 @@ final class LoadWorker {
 
 
     /// The next request a connection with a free stream may send at `t` (now, or the time of the delivery the
-    /// connection is in, see `LoadConnection.deliveryTime`), or nil.
-    @inline(__always) func nextRequest(at t: UInt64) -> Ticket? {
+    /// connection is in, see `LoadConnection.deliveryTime`), or nil. The connection reports what became of it:
+    /// `sent`, or `returnRequest` when it could not take it after all.
+    @inline(__always) func nextRequest(at t: UInt64) -> (ticket: Ticket, admitted: Admitted)? {
         guard !stopping else { return nil }
         let admitted = open != nil ? open!.admit(at: t, busy: 0) : closed!.admit(at: t, busy: inFlightTotal + thinking)
         guard let admitted else { return nil }
+        let ticket = Ticket(intended: admitted.intended, sent: t,
+                            iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
+        return (ticket, admitted)
+    }
+
+    /// A request from `nextRequest` went on the wire at `t`: it counts in its second, and in the open model its
+    /// delay from the intended time (and whether and why it was late).
+    @inline(__always) func sent(_ admitted: Admitted, at t: UInt64) {
         if admitted.scheduled {
             recordSend(intended: admitted.intended, at: t, reason: admitted.waited ?? .generatorLag)
         } else {
             result.bucket(second(of: t)) { $0.sent += 1 }
         }
-        return Ticket(intended: admitted.intended, sent: t,
-                      iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
     }
 
-    /// A connection could not send the ticket after all: put it back.
-    func returnRequest(_ ticket: Ticket) {
-        let admitted = Admitted(intended: ticket.intended, waited: nil, scheduled: open != nil)
+    /// A connection could not send a request from `nextRequest` after all: it is owed again, as it was.
+    func returnRequest(_ admitted: Admitted) {
         if open != nil { open!.putBack(admitted) } else { closed!.putBack(admitted) }
     }
 
