@@ -35,11 +35,9 @@ final class LoadWorker {
     /// The requests in flight on all connections: the sum of their in-flight tables, changed only with them
     /// (`LoadConnection.track` and `untrack`).
     var inFlightTotal = 0
-    /// When the run's clock starts: at once in the closed model; in the open model once the connections are
-    /// up, so that the first arrivals do not wait for handshakes.
-    private var startTime: UInt64
-    private var deadline: UInt64?
-    private var warmupEnd: UInt64
+    /// The run in time. It starts at once in the closed model; in the open model once the connections are up, so
+    /// that the first arrivals do not wait for handshakes.
+    private var clock: RunClock
     private var awaitingConnections = false
     private var stopping = false
     private(set) var finished = false
@@ -89,11 +87,9 @@ final class LoadWorker {
                                   policy: configuration.coalescePolicy) : nil
         self.configuration = configuration
         self.promise = promise
-        let startTime = Self.monotonicNanoseconds()
-        self.startTime = startTime
-        let deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
-        self.deadline = deadline
-        self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
+        let clock = RunClock(startingAt: Self.monotonicNanoseconds(), plannedDuration: configuration.plannedDuration,
+                             warmup: configuration.warmup)
+        self.clock = clock
         self.thinkJitterNanoseconds = UInt64(configuration.thinkJitter * 1e9)
         self.jitterRandom = SplitMix64(seed: configuration.seed &+ 0x4A17 &+ UInt64(index))
         switch configuration.model {
@@ -103,7 +99,7 @@ final class LoadWorker {
                                  fixedTick: configuration.sendTick.map { UInt64(max(0, $0) * 1e9) })
             thinkTimeNanoseconds = 0
         case .closed(let profile, let think):
-            closed = ClosedAdmission(budget: budget, deadline: deadline, concurrency: profile, share: share, start: startTime)
+            closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start)
             thinkTimeNanoseconds = UInt64(think * 1e9)
         }
         hasBudget = budget != 0
@@ -141,7 +137,7 @@ final class LoadWorker {
     }
 
     /// The timeline second of an instant.
-    @inline(__always) func second(of time: UInt64) -> Int { time > startTime ? Int((time - startTime) / 1_000_000_000) : 0 }
+    @inline(__always) func second(of time: UInt64) -> Int { clock.second(of: time) }
 
     /// False for a worker whose share of the request budget is zero.
     private let hasBudget: Bool
@@ -166,10 +162,8 @@ final class LoadWorker {
         guard awaitingConnections, !finished else { return }
         awaitingConnections = false
         let t = now()
-        startTime = t
-        deadline = configuration.plannedDuration.map { t + UInt64($0 * 1e9) }
-        warmupEnd = t + UInt64(configuration.warmup * 1e9)
-        open?.begin(at: t, deadline: deadline)
+        clock.restart(at: t)
+        open?.begin(at: t, deadline: clock.deadline)
         advanceArrivals()
     }
 
@@ -180,7 +174,7 @@ final class LoadWorker {
 
     /// A run with an end in time (a duration, or the open model's arrival schedule): its connections keep trying
     /// through an outage until then.
-    var isBoundedByTime: Bool { deadline != nil || open != nil }
+    var isBoundedByTime: Bool { clock.deadline != nil || open != nil }
 
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
@@ -266,7 +260,7 @@ final class LoadWorker {
         let delay = t > intended ? t - intended : 0
         _ = result.sendDelay.record(max(1, delay / 1000))
         let isLate = Double(delay) / 1e9 > configuration.lateThreshold
-        if isLate, intended >= warmupEnd { result.late[reason, default: 0] += 1 }
+        if isLate, clock.counts(intended: intended) { result.late[reason, default: 0] += 1 }
         result.bucket(second(of: t)) { bucket in
             bucket.sent += 1
             if isLate { bucket.late += 1 }
@@ -300,7 +294,7 @@ final class LoadWorker {
         guard let iteration = ticket.iteration else { return nil }
         let step = flowSteps[iteration.step]
         let ok = (200..<400).contains(status)
-        if ticket.intended >= warmupEnd {
+        if clock.counts(intended: ticket.intended) {
             let t = now()
             updateStep(step.name) { stats in
                 stats.requests += 1
@@ -393,7 +387,7 @@ final class LoadWorker {
     func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
                         connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
         let t = time ?? now()
-        guard ticket.intended >= warmupEnd else {
+        guard clock.counts(intended: ticket.intended) else {
             result.warmupRequests += 1
             return
         }
@@ -420,7 +414,7 @@ final class LoadWorker {
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
     func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?,
                      target: Int = -1, route: Int = 0) {
-        if let intended, intended < warmupEnd {
+        if let intended, !clock.counts(intended: intended) {
             result.warmupRequests += count
             return
         }
@@ -491,7 +485,7 @@ final class LoadWorker {
             if unsent > 0 {
                 result.recordError(reason.kind, identity: .unknown, count: unsent, explanation: reason.message)
             }
-            if !stopping, unsent > 0 || nextArrival != nil || (deadline.map { now() < $0 } ?? false) {
+            if !stopping, unsent > 0 || nextArrival != nil || clock.isBeforeDeadline(now()) {
                 let tries = configuration.maxConsecutiveConnectFailures
                 result.endedEarly = "every connection failed \(tries) time\(tries == 1 ? "" : "s") in a row (last: \(reason.kind.rawValue): \(reason.message)); the requests left are counted under \(reason.kind.rawValue)"
             }
@@ -537,7 +531,7 @@ final class LoadWorker {
         }
         // Past the end of the schedule with no connection up: the arrivals still waiting are counted now, named by
         // the last connection failure, instead of holding the run for the request timeout.
-        if let waiting = open?.waiting, waiting > 0, open!.nextArrival == nil, let deadline, t >= deadline,
+        if let waiting = open?.waiting, waiting > 0, open!.nextArrival == nil, let deadline = clock.deadline, t >= deadline,
            let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
             recordError(failure.kind, identity: nil, count: open!.dropWaiting(), explanation: failure.message, intended: nil)
         }
@@ -581,7 +575,7 @@ final class LoadWorker {
         writeCoalescer?.stop()
         // Throughput counts from the end of the warm-up.
         let t = now()
-        result.elapsedSeconds = t > warmupEnd ? Double(t - warmupEnd) / 1e9 : 0
+        result.elapsedSeconds = clock.measuredSeconds(at: t)
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         // Each connection holds this worker strongly; a channel still closing keeps its connection (and so this
         // worker) alive until its close callback has run, then everything goes.
