@@ -155,8 +155,7 @@ final class LoadConnection {
             return
         }
         let (kind, message) = Self.classifyConnectError(error, target: target)
-        worker.result.recordConnectionFailure(kind, explanation: message)
-        worker.lastConnectionFailure = (kind, message)
+        worker.connectionFailed(kind, message)
         lifecycle.connectFailed(kind)
         scheduleReconnect()
     }
@@ -175,16 +174,10 @@ final class LoadConnection {
     /// TLS is done: record it and install the protocol ALPN chose.
     func handshakeCompleted(_ event: TLSHandshakeCompleted) {
         guard state == .handshaking else { return }
-        let r = worker
-        r.result.tlsHandshakes += 1
-        if event.resumed { r.result.tlsResumed += 1 }
-        _ = r.result.handshakeLatency.record(max(1, (r.now() &- connectStart) / 1000))
-        r.result.tlsVersions[event.version, default: 0] += 1
-        r.result.negotiatedProtocols[event.negotiatedProtocol ?? "(none)", default: 0] += 1
         tlsPeer = event.peer?.spiffeID?.description ?? event.peer?.subject ?? ""
-        if !tlsPeer.isEmpty { r.result.peerIdentities[tlsPeer, default: 0] += 1 }
+        worker.result.recordHandshake(event, latencyMicros: (worker.now() &- connectStart) / 1000, peer: tlsPeer)
         let wantsH2: Bool
-        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: r.configuration.httpVersion) {
+        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: worker.configuration.httpVersion) {
         case .success(let http2):
             wantsH2 = http2
         case .failure(let refusal):
@@ -278,8 +271,7 @@ final class LoadConnection {
         // A churn retirement or a close after a timeout is not a failure; a close before the connection answered
         // anything is (see `ConnectionLifecycle.closed`).
         if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority) {
-            worker.result.recordConnectionFailure(failure.kind, explanation: failure.message)
-            worker.lastConnectionFailure = failure
+            worker.connectionFailed(failure.kind, failure.message)
         }
         channel = nil
         h1 = nil
@@ -319,10 +311,15 @@ final class LoadConnection {
     /// Moves on when thinking slots are released, so a think timer from before does not end a later one early.
     private var thinkGeneration = 0
 
+    /// The worker's count of thinking slots moves with this connection's, and only here.
+    private func setThinking(_ count: Int) {
+        worker.thinking += count - thinking
+        thinking = count
+    }
+
     /// The connection closed or the run ended: its thinking slots no longer hold the worker's concurrency.
     private func releaseThinking() {
-        worker.thinking -= thinking
-        thinking = 0
+        setThinking(0)
         thinkGeneration &+= 1
     }
 
@@ -385,14 +382,12 @@ final class LoadConnection {
         if worker.thinkTimeNanoseconds > 0 {
             // The slot is busy thinking: no other pump (a new connection, the worker's sweep) may fill it meanwhile.
             let think = worker.nextThinkTime()
-            thinking += 1
-            worker.thinking += 1
+            setThinking(thinking + 1)
             let generation = thinkGeneration
             worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(think))) {
                 // After a close or the end of the run the slot was released (and the worker may be gone).
                 guard self.thinkGeneration == generation, self.thinking > 0 else { return }
-                self.thinking -= 1
-                self.worker.thinking -= 1
+                self.setThinking(self.thinking - 1)
                 self.pump(flush: true)
             }
         } else {
@@ -441,22 +436,7 @@ final class LoadConnection {
                 case EchoStamp.version: id.version = header.value
                 case EchoStamp.cluster: id.cluster = header.value
                 case EchoStamp.identity: if id.identity.isEmpty { id.identity = header.value }
-                case EchoStamp.caller: worker.result.callersSeen[header.value, default: 0] += 1
-                case EchoStamp.inFlight:
-                    if let n = Int(header.value), n > worker.result.upstreamPeakInFlight { worker.result.upstreamPeakInFlight = n }
-                case EchoStamp.serverName:
-                    if !header.value.isEmpty { worker.result.serverNamesSeen[header.value, default: 0] += 1 }
-                case EchoStamp.retriesInFlight:
-                    if let n = Int(header.value), n > worker.result.upstreamPeakRetriesInFlight {
-                        worker.result.upstreamPeakRetriesInFlight = n
-                    }
-                case EchoStamp.connectionRequest:
-                    if let n = Int(header.value), n > worker.result.upstreamPeakConnectionRequests {
-                        worker.result.upstreamPeakConnectionRequests = n
-                    }
-                case EchoStamp.attempt:
-                    if let n = Int(header.value) { worker.result.attemptsSeen[n, default: 0] += 1 }
-                default: break
+                default: worker.result.recordUpstreamStamp(name, header.value)
                 }
             }
             if let identityHeader, name == identityHeader { id.workload = header.value }

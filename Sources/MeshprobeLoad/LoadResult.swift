@@ -1,6 +1,7 @@
 import Histogram
 import MeshprobeHistogram
 import MeshprobeIdentity
+import MeshprobeTLS
 
 /// Latency histograms record microseconds, 1 us to 1 hour, 3 significant digits.
 public typealias LatencyHistogram = Histogram<UInt64>
@@ -530,5 +531,34 @@ public struct LoadResult: Sendable {
     mutating func recordConnectionFailure(_ kind: ErrorKind, explanation: String) {
         connectionFailures[kind, default: 0] += 1
         if errorExplanations[kind] == nil { errorExplanations[kind] = explanation }
+    }
+
+    /// A TLS handshake finished after `latencyMicros` from the connect; `peer`: the server's SPIFFE ID or subject.
+    mutating func recordHandshake(_ event: TLSHandshakeCompleted, latencyMicros: UInt64, peer: String) {
+        tlsHandshakes += 1
+        if event.resumed { tlsResumed += 1 }
+        _ = handshakeLatency.record(max(1, latencyMicros))
+        tlsVersions[event.version, default: 0] += 1
+        negotiatedProtocols[event.negotiatedProtocol ?? "(none)", default: 0] += 1
+        if !peer.isEmpty { peerIdentities[peer, default: 0] += 1 }
+    }
+
+    /// One of the echo's stamps about the upstream side (who called, how many were in flight, which attempt); the
+    /// stamps that name the workload are the identity's, not recorded here.
+    mutating func recordUpstreamStamp(_ name: String, _ value: String) {
+        switch name {
+        case EchoStamp.caller: callersSeen[value, default: 0] += 1
+        case EchoStamp.inFlight:
+            if let n = Int(value), n > upstreamPeakInFlight { upstreamPeakInFlight = n }
+        case EchoStamp.serverName:
+            if !value.isEmpty { serverNamesSeen[value, default: 0] += 1 }
+        case EchoStamp.retriesInFlight:
+            if let n = Int(value), n > upstreamPeakRetriesInFlight { upstreamPeakRetriesInFlight = n }
+        case EchoStamp.connectionRequest:
+            if let n = Int(value), n > upstreamPeakConnectionRequests { upstreamPeakConnectionRequests = n }
+        case EchoStamp.attempt:
+            if let n = Int(value) { attemptsSeen[n, default: 0] += 1 }
+        default: break
+        }
     }
 }

@@ -44,7 +44,15 @@ final class LoadWorker {
     private let promise: EventLoopPromise<LoadResult>
     private var sweepTask: Scheduled<Void>?
     private var drainDeadline: UInt64?
-    var lastConnectionFailure: (kind: ErrorKind, message: String)?
+    /// The last failed connection attempt of any slot: it names an outage, and the requests left when every slot
+    /// gives up.
+    private(set) var lastConnectionFailure: (kind: ErrorKind, message: String)?
+
+    /// A connection attempt failed (refused, timed out, closed before it could carry or answer a request).
+    func connectionFailed(_ kind: ErrorKind, _ message: String) {
+        result.recordConnectionFailure(kind, explanation: message)
+        lastConnectionFailure = (kind, message)
+    }
 
     // The open model's timer.
     /// The open model: requests have intended send times from an arrival schedule.
@@ -55,7 +63,8 @@ final class LoadWorker {
 
     // The closed model's think time.
     let thinkTimeNanoseconds: UInt64
-    /// Virtual users (closed model) waiting out their think time: they count against the concurrency target.
+    /// Virtual users (closed model) waiting out their think time: they count against the concurrency target. The sum
+    /// of the connections' counts, changed only with them (`LoadConnection.setThinking`).
     var thinking = 0
     private let thinkJitterNanoseconds: UInt64
     private var jitterRandom: SplitMix64
