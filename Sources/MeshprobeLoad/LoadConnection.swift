@@ -10,9 +10,9 @@ import NIOPosix
 ///
 /// Confined to its worker's event loop; every method runs there.
 final class LoadConnection {
-    /// Strong: a channel's close callback can reach this connection after the run is over and the generator has
-    /// let go of the worker, and it must still find the worker (an `unowned` reference crashed there). The worker
-    /// drops its connections when it finishes, which breaks the cycle.
+    /// Strong, never `unowned`: a channel's close callback can reach this connection after the run is over and the
+    /// generator has let go of the worker, and it must still find the worker. The worker drops its connections when
+    /// it finishes, which breaks the cycle.
     let worker: LoadWorker
     let target: LoadTarget
     let targetIndex: Int

@@ -203,11 +203,9 @@ final class LoadWorker {
         return thinkTimeNanoseconds - thinkJitterNanoseconds + jitterRandom.next() % span
     }
 
-    /// The request to send next on `connection` for `ticket`: its fixed request, one rendered from the templates,
-    /// or the iteration's current flow step.
     /// Why a rendered request cannot go on the wire, or nil. Static parts were checked before the run; a template
     /// (a CSV row, an environment variable, an extracted value) can still produce a header value with CR, LF or NUL,
-    /// or a path with a space, which HTTP/1.1 cannot frame (the encoder refused it and the run hung) and HTTP/2 rejects.
+    /// or a path with a space, which neither HTTP/1.1 nor HTTP/2 can carry.
     func unsendable(_ request: HTTP2Request, ticket: Ticket) -> String? {
         guard templates != nil || ticket.iteration != nil else { return nil }
         if let bad = request.headers.first(where: { $0.value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }) {
@@ -219,6 +217,8 @@ final class LoadWorker {
         return nil
     }
 
+    /// The request to send next on `connection` for `ticket`: its fixed request, one rendered from the templates,
+    /// or the iteration's current flow step.
     @inline(__always) func request(for connection: LoadConnection, ticket: Ticket) -> HTTP2Request {
         if let iteration = ticket.iteration { return flowRequest(for: connection, iteration: iteration) }
         guard let templates else { return connection.request }
