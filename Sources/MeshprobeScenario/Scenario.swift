@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeYAML
 
 /// Where a scenario's TLS identity comes from; turned into a TLS context by the command line.
@@ -117,14 +118,7 @@ public struct Scenario {
         var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
         if let defaultChurn { scenario.configuration.churn = defaultChurn }
         scenario.name = try top["name"]?.name()
-        if let http = top["http"] {
-            switch try http.string() {
-            case "auto": scenario.configuration.httpVersion = .auto
-            case "2": scenario.configuration.httpVersion = .http2
-            case "1.1": scenario.configuration.httpVersion = .http1
-            default: throw http.error("expected auto, 2 or 1.1")
-            }
-        }
+        if let http = top["http"] { scenario.configuration.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
         scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
         if let list = top["signatures"] {
             scenario.configuration.signatures = SignatureTable(extra: try parseSignatures(list))
@@ -216,16 +210,9 @@ public struct Scenario {
 
         if let guards = top["guards"] {
             let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
-            if let a = f["action"] {
-                guard let action = GuardAction(rawValue: try a.string()) else { throw a.error("expected stop or hold") }
-                scenario.configuration.guardAction = action
-            }
-            if let v = f["maxErrorRate"] {
-                let rate = try v.double(minimum: 0, exclusive: true)
-                guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.2") }
-                scenario.configuration.guards.append(.errorRate(rate))
-            }
-            if let v = f["maxP99"] { scenario.configuration.guards.append(.p99(try v.duration())) }
+            if let a = f["action"] { scenario.configuration.guardAction = try a.parsed(GuardAction.init(parsing:)) }
+            if let v = f["maxErrorRate"] { scenario.configuration.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
+            if let v = f["maxP99"] { scenario.configuration.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
         }
 
         // Multi-step flows.
@@ -398,57 +385,27 @@ public struct Scenario {
             guard f["rate"] != nil else { throw v.error("sendTick is for the open model (with rate)") }
             configuration.sendTick = try loadDuration(v)
         }
-        if let v = f["coalesceWindow"] {
-            let window = try loadDuration(v, allowZero: true)
-            guard window <= LoadConfiguration.maximumCoalesceWindow else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
-            configuration.coalesceWindow = window
-        }
-        if let v = f["churn"] {
-            let text = try v.string()
-            switch text {
-            case "reuse": configuration.churn = .reuse
-            case "request": configuration.churn = .perRequest
-            default:
-                guard let n = Int(text), n >= 1 else { throw v.error("expected reuse, request, or a number of requests per connection") }
-                configuration.churn = .every(n)
-            }
-        }
+        if let v = f["coalesceWindow"] { configuration.coalesceWindow = try v.parsed(CoalesceWindow.seconds(parsing:)) }
+        if let v = f["churn"] { configuration.churn = try v.parsed(ConnectionChurn.init(parsing:)) }
         var stages: [LoadProfile.Stage] = []
         if let list = f["stages"] {
             for item in try list.list() {
                 let s = try item.mapping(allowed: ["duration", "target", "ramp"])
                 guard let d = s["duration"] else { throw item.error("a stage needs a duration") }
                 guard let t = s["target"] else { throw item.error("a stage needs a target (a rate with load.rate, else a concurrency)") }
-                var ramp = true
-                if let r = s["ramp"] {
-                    switch try r.string() {
-                    case "linear": ramp = true
-                    case "step": ramp = false
-                    default: throw r.error("expected linear or step")
-                    }
-                }
-                let target = try t.double(minimum: 0, maximum: f["rate"] != nil ? LoadConfiguration.maximumRate : Double(LoadConfiguration.maximumConcurrency))
-                if f["rate"] != nil, target > 0, target < LoadConfiguration.minimumRate {
-                    throw t.error("a rate must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
-                }
+                let ramp = try s["ramp"]?.parsed(LoadStage.ramp(parsing:)) ?? true
+                let target = f["rate"] != nil ? try t.parsed(Rate.init(parsing:)).perSecond
+                    : try t.double(minimum: 0, maximum: Double(LoadConfiguration.maximumConcurrency))
                 let duration = try loadDuration(d)
                 stages.append(.init(duration: duration, target: target, ramp: ramp))
             }
             if stages.isEmpty { throw list.error("stages is empty") }
         }
-        let arrivals: ArrivalSchedule.Process
-        if let a = f["arrivals"] {
-            guard let p = ArrivalSchedule.Process(rawValue: try a.string()) else { throw a.error("expected uniform or poisson") }
-            arrivals = p
-        } else {
-            arrivals = .uniform
-        }
+        let arrivals = try f["arrivals"]?.parsed(ArrivalProcess.init(parsing:)) ?? .uniform
         if let rate = f["rate"] {
             if let think = f["think"] { throw think.error("think is for the closed model; with rate, requests are sent on schedule") }
-            let start = try rate.double(minimum: 0, exclusive: stages.isEmpty, maximum: LoadConfiguration.maximumRate)
-            if start > 0, start < LoadConfiguration.minimumRate {
-                throw rate.error("must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
-            }
+            let start = try rate.parsed(Rate.init(parsing:)).perSecond
+            if stages.isEmpty, start == 0 { throw rate.error("must be more than 0 requests per second (or 0 with stages to ramp up from nothing)") }
             configuration.model = .open(rate: LoadProfile(start: start, stages: stages), arrivals: arrivals)
         } else {
             if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }

@@ -43,8 +43,9 @@ struct EchoCommand: AsyncParsableCommand {
     @Option(help: "Namespace to stamp (default: $POD_NAMESPACE).")
     var namespace: String?
 
-    @Option(name: .customLong("max-delay"), help: "Largest delay a request may ask for.")
-    var maxDelay: String = "10s"
+    @Option(name: .customLong("max-delay"), help: .defaulted("Largest delay a request may ask for.", Self.defaultMaxDelay), transform: InputArgument.duration)
+    var maxDelay: TimeSpan = Self.defaultMaxDelay
+    static let defaultMaxDelay = TimeSpan("10s")
 
     @Option(name: .customLong("max-size"), help: "Largest response body a request may ask for, bytes.")
     var maxSize: Int = 1 << 20
@@ -89,7 +90,7 @@ struct EchoCommand: AsyncParsableCommand {
         }
         var configuration = EchoConfiguration(identity: echoIdentity)
         (configuration.host, configuration.port) = try Self.splitHostPort(listen)
-        configuration.limits.maxDelayNanoseconds = UInt64(try parseDuration(maxDelay, flag: "--max-delay") * 1e9)
+        configuration.limits.maxDelayNanoseconds = UInt64(maxDelay.seconds * 1e9)
         guard maxSize >= 0 else { throw CLIError.badInput("--max-size must not be negative") }
         configuration.limits.maxBodySize = maxSize
         for id in controlAllow {

@@ -24,8 +24,10 @@ struct ShardOptions: ParsableArguments {
     @Option(help: "HOST:PORT where shard 0 listens for the others' results and where they send them (in Kubernetes the headless Service name of pod 0, e.g. meshprobe-0.meshprobe-shards:9443).")
     var aggregator: String?
 
-    @Option(name: .customLong("shard-timeout"), help: "How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).")
-    var shardTimeout: String = "120s"
+    @Option(name: .customLong("shard-timeout"), help: .defaulted("How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).", Self.defaultTimeout),
+            transform: InputArgument.duration)
+    var shardTimeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("120s")
 
     /// The plan, or nil when not sharded. Bad values are bad input (exit 2) with a message for the Job's log.
     func plan(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ShardPlan? {
@@ -60,7 +62,7 @@ struct ShardOptions: ParsableArguments {
         var host = String(aggregator[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return ShardPlan(count: shards, index: index, host: host, port: port,
-                         timeout: try parseDuration(shardTimeout, flag: "--shard-timeout"))
+                         timeout: shardTimeout.seconds)
     }
 }
 

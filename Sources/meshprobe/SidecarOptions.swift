@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeIdentity
 import MeshprobeKubernetes
 import NIOConcurrencyHelpers
 import NIOPosix
@@ -13,8 +14,10 @@ struct SidecarOptions: ParsableArguments {
     @Option(name: .customLong("sidecar"), help: ArgumentHelp("The pod's sidecar proxy: auto, istio, linkerd or none. Waits for it to be ready before sending and tells it to stop on exit, so a Job completes. Default: $MESHPROBE_SIDECAR, else none; nothing is done when $MESHPROBE_NATIVE_SIDECAR is true (Kubernetes native sidecar).", valueName: "mode"))
     var sidecar: String?
 
-    @Option(name: .customLong("sidecar-timeout"), help: "Longest wait for the sidecar to be ready; then nothing is sent and the exit code is 3.")
-    var sidecarTimeout: String = "60s"
+    @Option(name: .customLong("sidecar-timeout"), help: .defaulted("Longest wait for the sidecar to be ready; then nothing is sent and the exit code is 3.", Self.defaultTimeout),
+            transform: InputArgument.duration)
+    var sidecarTimeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("60s")
 
     @Option(name: .customLong("sidecar-istio-ready-port"), help: "Istio's readiness port (GET /healthz/ready).")
     var istioReadyPort: Int = 15021
@@ -41,7 +44,7 @@ struct SidecarOptions: ParsableArguments {
         endpoints.istioReadyPort = istioReadyPort
         endpoints.istioQuitPort = istioQuitPort
         endpoints.linkerdAdminPort = linkerdPort
-        let timeout = try parseDuration(sidecarTimeout, flag: "--sidecar-timeout")
+        let timeout = sidecarTimeout.seconds
         if Self.isTrue(environment[Self.environmentNative]) {
             return (SidecarLifecycle(mode: .none, endpoints: endpoints, timeout: timeout),
                     "\(Self.environmentNative) is set: the proxy is a Kubernetes native sidecar, started before and stopped after meshprobe by Kubernetes; not waiting for it, not stopping it")

@@ -169,7 +169,7 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         let port = try freePort()
         let url = "http://127.0.0.1:\(port)/"
         // The flag as typed: `-d`, not `--duration`.
-        try await refuses(["load", url, "-n", "5", "-d", "99999999999999999999h"], naming: "-d '99999999999999999999h': must be at most")
+        try await refuses(["load", url, "-n", "5", "-d", "99999999999999999999h"], naming: "'-d <duration>': '99999999999999999999h': must be at most")
         try await refuses(["load", url, "--duration", "18446744074s"], naming: "--duration")
         try await refuses(["load", url, "-d", "1s", "--rate", "1e308"], naming: "--rate")
         try await refuses(["load", url, "-d", "1s", "--rate", "1e-10"], naming: "--rate")

@@ -1,0 +1,32 @@
+import ArgumentParser
+import MeshprobeIdentity
+import MeshprobeSpec
+
+/// Flag values read by the inputs' one parse functions (the same that read scenario and policy files), so a refused
+/// value is reported by swift-argument-parser at parse time, naming the flag as typed, with the type's message:
+/// `The value '10' is invalid for '-d <duration>': '10' has no unit: ...`.
+///
+/// These go to `@Option(transform:)`: an `ExpressibleByArgument` conformance's `init?(argument:)` can only fail, and
+/// swift-argument-parser then says "invalid" without the reason. A `transform` option shows no default in the help,
+/// so an option with one names it through `ArgumentHelp.defaulted`.
+enum InputArgument {
+    /// A positive duration.
+    static let duration: @Sendable (String) throws -> TimeSpan = { text in try TimeSpan(parsing: text) }
+    static let rate: @Sendable (String) throws -> Rate = { text in try Rate(parsing: text) }
+    static let stage: @Sendable (String) throws -> LoadStage = { text in try LoadStage(parsing: text) }
+    static let churn: @Sendable (String) throws -> ConnectionChurn = { text in try ConnectionChurn(parsing: text) }
+    static let httpVersion: @Sendable (String) throws -> HTTPVersionPreference = { text in try HTTPVersionPreference(parsing: text) }
+    static let arrivals: @Sendable (String) throws -> ArrivalProcess = { text in try ArrivalProcess(parsing: text) }
+    static let guardAction: @Sendable (String) throws -> GuardAction = { text in try GuardAction(parsing: text) }
+    static let errorRateGuard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.errorRate(parsing: text) }
+    static let p99Guard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.p99(parsing: text) }
+    /// Seconds; 0 (or `off`) turns coalescing off.
+    static let coalesceWindow: @Sendable (String) throws -> Double = { text in try CoalesceWindow.seconds(parsing: text) }
+}
+
+extension ArgumentHelp {
+    /// `abstract` followed by the default as swift-argument-parser shows it for an option without `transform`.
+    static func defaulted(_ abstract: String, _ value: some CustomStringConvertible) -> ArgumentHelp {
+        ArgumentHelp("\(abstract) (default: \(value))")
+    }
+}

@@ -1,0 +1,85 @@
+import MeshprobeIdentity
+import MeshprobeSpec
+import Testing
+
+/// Every input type's one parse: what it accepts, and the one message for what it refuses (flags and files show it
+/// after the flag or `FILE:LINE:COLUMN: field`).
+@Suite struct InputParseTests {
+    @Test func rateIsZeroOrBetweenItsBounds() throws {
+        #expect(try Rate(parsing: "200").perSecond == 200)
+        #expect(try Rate(parsing: "0").perSecond == 0)
+        #expect(try Rate(parsing: "0.001").perSecond == 0.001)
+        #expect(try Rate(parsing: "1e7").perSecond == 10_000_000)
+        for text in ["-1", "0.0001", "1e8", "inf", "nan", "fast", ""] {
+            #expect(throws: InputValueError("'\(text)': expected requests per second: 0, or 0.001 to 10000000")) { try Rate(parsing: text) }
+        }
+    }
+
+    @Test func churnIsReuseRequestOrACount() throws {
+        #expect(try ConnectionChurn(parsing: "reuse") == .reuse)
+        #expect(try ConnectionChurn(parsing: "request") == .perRequest)
+        #expect(try ConnectionChurn(parsing: "50") == .every(50))
+        #expect(ConnectionChurn.every(50).spelling == "50" && ConnectionChurn.perRequest.spelling == "request")
+        for text in ["0", "-3", "always", "1.5", ""] {
+            #expect(throws: InputValueError("'\(text)': expected reuse, request, or a number of requests per connection (1 or more)")) {
+                try ConnectionChurn(parsing: text)
+            }
+        }
+    }
+
+    @Test func stageIsDurationTargetAndMaybeStep() throws {
+        #expect(try LoadStage(parsing: "30s:500") == LoadStage(duration: 30, target: 500, ramp: true))
+        #expect(try LoadStage(parsing: "1m:0:step") == LoadStage(duration: 60, target: 0, ramp: false))
+        for text in ["30s", "30s:5:linear", "30s:5:step:x", ""] {
+            #expect(throws: InputValueError("'\(text)': expected DURATION:TARGET or DURATION:TARGET:step, e.g. 30s:500")) {
+                try LoadStage(parsing: text)
+            }
+        }
+        #expect(throws: InputValueError("'10' has no unit: write 10s or 10ms (units: us, ms, s, m or h)")) { try LoadStage(parsing: "10:5") }
+        #expect(throws: InputValueError("'0s': expected a positive duration such as 30s, 500ms or 2m")) { try LoadStage(parsing: "0s:5") }
+        for target in ["-1", "x", "inf"] {
+            #expect(throws: InputValueError("the target '\(target)' must be a number, zero or more")) { try LoadStage(parsing: "1s:\(target)") }
+        }
+        #expect(try LoadStage.ramp(parsing: "linear") && !(try LoadStage.ramp(parsing: "step")))
+        #expect(throws: InputValueError("'ramp': expected linear or step")) { try LoadStage.ramp(parsing: "ramp") }
+    }
+
+    @Test func httpVersionIsAutoTwoOrOnePointOne() throws {
+        #expect(try HTTPVersionPreference(parsing: "auto") == .auto)
+        #expect(try HTTPVersionPreference(parsing: "2") == .http2)
+        #expect(try HTTPVersionPreference(parsing: "1.1") == .http1)
+        for version in HTTPVersionPreference.allCases { #expect(try HTTPVersionPreference(parsing: version.spelling) == version) }
+        for text in ["http2", "h2", "1", "3", ""] {
+            #expect(throws: InputValueError("'\(text)': expected auto, 2 or 1.1")) { try HTTPVersionPreference(parsing: text) }
+        }
+    }
+
+    @Test func arrivalsAreUniformOrPoisson() throws {
+        #expect(try ArrivalProcess(parsing: "uniform") == .uniform)
+        #expect(try ArrivalProcess(parsing: "poisson") == .poisson)
+        #expect(throws: InputValueError("'Poisson': expected uniform or poisson")) { try ArrivalProcess(parsing: "Poisson") }
+    }
+
+    @Test func guardsAndTheirAction() throws {
+        #expect(try LoadGuard.errorRate(parsing: "0.2") == .errorRate(0.2))
+        for text in ["0", "1", "1.5", "-0.1", "nan", "x"] {
+            #expect(throws: InputValueError("'\(text)': expected a fraction between 0 and 1, e.g. 0.2")) { try LoadGuard.errorRate(parsing: text) }
+        }
+        #expect(try LoadGuard.p99(parsing: "500ms") == .p99(0.5))
+        #expect(throws: InputValueError("'500' has no unit: write 500s or 500ms (units: us, ms, s, m or h)")) { try LoadGuard.p99(parsing: "500") }
+        #expect(try GuardAction(parsing: "stop") == .stop)
+        #expect(try GuardAction(parsing: "hold") == .hold)
+        #expect(throws: InputValueError("'pause': expected stop or hold")) { try GuardAction(parsing: "pause") }
+    }
+
+    @Test func coalesceWindowIsOffOrAtMost100ms() throws {
+        #expect(try CoalesceWindow.seconds(parsing: "off") == 0)
+        #expect(try CoalesceWindow.seconds(parsing: "0") == 0)
+        #expect(try CoalesceWindow.seconds(parsing: "250us") == 0.00025)
+        #expect(try CoalesceWindow.seconds(parsing: "100ms") == 0.1)
+        #expect(throws: InputValueError("'150ms': at most 100ms (it delays requests by up to this much); 0 turns it off")) {
+            try CoalesceWindow.seconds(parsing: "150ms")
+        }
+        #expect(throws: InputValueError("'1' has no unit: write 1s or 1ms (units: us, ms, s, m or h)")) { try CoalesceWindow.seconds(parsing: "1") }
+    }
+}
