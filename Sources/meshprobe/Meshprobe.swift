@@ -37,7 +37,7 @@ struct Meshprobe: AsyncParsableCommand {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 printError(fullMessage(for: error))
-                await SidecarOptions.stopProxyNamedInEnvironment(command: CommandLine.arguments.dropFirst().first ?? "")
+                await SidecarOptions.stopProxyNamedBeforeParsing(arguments: Array(CommandLine.arguments.dropFirst()))
                 Foundation.exit(2)
             }
             // --help and --version: meshprobe's own text, on stdout.

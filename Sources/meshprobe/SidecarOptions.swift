@@ -85,14 +85,38 @@ struct SidecarOptions: ParsableArguments {
         try outcome.get()
     }
 
-    /// Bad flags end meshprobe before any command runs; a Job whose overlay names the mesh in $MESHPROBE_SIDECAR
-    /// still stops its proxy then, so the Job fails instead of hanging.
-    static func stopProxyNamedInEnvironment(command: String) async {
-        let environment = ProcessInfo.processInfo.environment
-        guard ["load", "run", "verify", "gameday"].contains(command), !isTrue(environment[environmentNative]), let text = environment[environmentMode],
-              let mode = SidecarMode(rawValue: text), mode == .istio || mode == .linkerd else { return }
-        let session = SidecarSession(lifecycle: SidecarLifecycle(mode: mode, timeout: 1), command: command)
+    /// Bad flags end meshprobe before any command runs; the proxy that `--sidecar` (with its port flags) or else
+    /// $MESHPROBE_SIDECAR names is still stopped then, so the Job fails instead of hanging.
+    static func stopProxyNamedBeforeParsing(arguments: [String],
+                                            environment: [String: String] = ProcessInfo.processInfo.environment) async {
+        guard let command = arguments.first, ["load", "run", "verify", "gameday"].contains(command),
+              !isTrue(environment[environmentNative]) else { return }
+        let flags = lastValues(of: ["--sidecar", "--sidecar-istio-quit-port", "--sidecar-linkerd-port"], in: arguments.dropFirst())
+        guard let text = flags["--sidecar"] ?? environment[environmentMode], let mode = SidecarMode(rawValue: text),
+              mode == .istio || mode == .linkerd else { return }
+        var endpoints = SidecarEndpoints()
+        func port(_ flag: String) -> Int? { flags[flag].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil } }
+        endpoints.istioQuitPort = port("--sidecar-istio-quit-port") ?? endpoints.istioQuitPort
+        endpoints.linkerdAdminPort = port("--sidecar-linkerd-port") ?? endpoints.linkerdAdminPort
+        let session = SidecarSession(lifecycle: SidecarLifecycle(mode: mode, endpoints: endpoints, timeout: 1), command: command)
         await session.finish()
+    }
+
+    /// The value each of `names` was last given (`--name VALUE` or `--name=VALUE`) before a `--`.
+    static func lastValues(of names: Set<String>, in arguments: some Collection<String>) -> [String: String] {
+        var values: [String: String] = [:]
+        var pending: String?
+        for argument in arguments.prefix(while: { $0 != "--" }) {
+            if let name = pending {
+                values[name] = argument
+                pending = nil
+            } else if names.contains(argument) {
+                pending = argument
+            } else if let eq = argument.firstIndex(of: "="), names.contains(String(argument[..<eq])) {
+                values[String(argument[..<eq])] = String(argument[argument.index(after: eq)...])
+            }
+        }
+        return values
     }
 }
 
