@@ -4,21 +4,14 @@ import MeshprobeLoad
 import MeshprobeSpec
 import MeshprobeYAML
 
-/// Where a scenario's TLS identity comes from; turned into a TLS context by the command line.
+/// A scenario's `identity` section: where its TLS identity comes from and what it expects of the server; turned into
+/// a TLS context by the command line.
 public struct ScenarioIdentity: Sendable, Equatable {
-    public var cert: String?
-    public var key: String?
-    public var ca: String?
-    public var svidDir: String?
-    /// Trust domain to bundle file.
-    public var trustBundles: [String: String] = [:]
+    /// The SVID and trust bundles (`tlsSecurityLevel` and `allowNonSVIDPeer` below 2 or true are reported as loosened).
+    public var tls = TLSIdentitySpec()
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
-    /// `tlsSecurityLevel`: the OpenSSL security level (nil: the default, 2); below 2 is reported as loosened.
-    public var tlsSecurityLevel: Int?
-    /// `allowNonSVIDPeer`: accept a server certificate without a SPIFFE ID (plain TLS); reported as loosened.
-    public var allowNonSVIDPeer = false
     /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
     public var location: String?
 
@@ -130,15 +123,15 @@ public struct Scenario {
             var id = ScenarioIdentity()
             let at = identity.error("")
             id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
-            id.cert = try f["cert"].map(resolve)
-            id.key = try f["key"].map(resolve)
-            id.ca = try f["ca"].map(resolve)
-            id.svidDir = try f["svidDir"].map(resolve)
-            if (id.cert == nil) != (id.key == nil) { throw identity.error("cert and key go together") }
+            id.tls.cert = try f["cert"].map(resolve)
+            id.tls.key = try f["key"].map(resolve)
+            id.tls.ca = try f["ca"].map(resolve)
+            id.tls.svidDir = try f["svidDir"].map(resolve)
+            if (id.tls.cert == nil) != (id.tls.key == nil) { throw identity.error("cert and key go together") }
             if let bundles = f["trustBundles"] {
                 for (domain, _, at) in try bundles.stringMap() {
-                    do { _ = try SPIFFEID(parsing: "spiffe://\(domain)") } catch { throw at.error("'\(domain)' is not a trust domain: \(error.reason)") }
-                    id.trustBundles[domain] = try resolve(at)
+                    do { try TrustBundleSource.checkTrustDomain(domain) } catch { throw at.error(error.message) }
+                    id.tls.trustBundles.append(TrustBundleSource(trustDomain: domain, file: try resolve(at)))
                 }
             }
             if let expect = f["expectPeer"] {
@@ -153,11 +146,11 @@ public struct Scenario {
                 throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
             }
             if let level = f["tlsSecurityLevel"] {
-                id.tlsSecurityLevel = try level.int(minimum: 0)
-                if id.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
+                id.tls.tlsSecurityLevel = try level.int(minimum: 0)
+                if id.tls.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
             }
-            id.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
-            if id.allowNonSVIDPeer, let expect = f["expectPeer"] {
+            id.tls.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
+            if id.tls.allowNonSVIDPeer, let expect = f["expectPeer"] {
                 throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
             }
             scenario.identity = id

@@ -99,6 +99,7 @@ struct EchoCommand: AsyncParsableCommand {
             }
         }
         if !h2c {
+            let identity = identity.spec
             let files = identity.files()
             guard files.cert != nil else {
                 throw CLIError.badInput("TLS needs a certificate: --cert/--key or --svid-dir (or --h2c for plaintext)")

@@ -20,6 +20,8 @@ enum InputArgument {
     static let guardAction: @Sendable (String) throws -> GuardAction = { text in try GuardAction(parsing: text) }
     static let errorRateGuard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.errorRate(parsing: text) }
     static let p99Guard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.p99(parsing: text) }
+    static let trustBundle: @Sendable (String) throws -> TrustBundleSource = { text in try TrustBundleSource(parsing: text) }
+    static let peerExpectation: @Sendable (String) throws -> PeerExpectation = { text in try PeerExpectation(parsing: text) }
     /// Seconds; 0 (or `off`) turns coalescing off.
     static let coalesceWindow: @Sendable (String) throws -> Double = { text in try CoalesceWindow.seconds(parsing: text) }
 }

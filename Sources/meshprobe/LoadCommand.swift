@@ -219,7 +219,7 @@ struct LoadCommand: AsyncParsableCommand {
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
-                plan?.tls = try ShardTLS.make(identity: identity)
+                plan?.tls = try ShardTLS.make(identity: identity.spec)
                 try plan?.split(&configuration)
                 do throws(LoadConfigurationError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
@@ -231,8 +231,9 @@ struct LoadCommand: AsyncParsableCommand {
 
 /// How a client checks the server it talks to: shared by `load` and `fault`.
 struct ServerCheckOptions: ParsableArguments {
-    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).")
-    var expectPeer: String?
+    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).",
+            transform: InputArgument.peerExpectation)
+    var expectPeer: PeerExpectation?
 
     @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
     var sni: String?
@@ -242,16 +243,12 @@ struct ServerCheckOptions: ParsableArguments {
 
     /// Builds the client TLS context an https run needs with these checks and `identity`.
     func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
-        let expected: PeerExpectation?
-        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
-            throw CLIError.badInput("--expect-peer: \(error)")
-        }
-        try meshprobe.attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
+        try meshprobe.attachClientTLS(to: &configuration, identity: identity.spec, expected: expectPeer, insecure: insecure, sni: sni)
     }
 }
 
 /// Builds the client TLS context an https run needs (ALPN from the HTTP version), or refuses what cannot work.
-func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions, expected: PeerExpectation?,
+func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIdentitySpec, expected: PeerExpectation?,
                      insecure: Bool, sni: String?) throws {
     if insecure, expected != nil {
         // Without chain verification any server can present any SPIFFE ID: the check would mean nothing.
@@ -284,7 +281,7 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
 /// errors name the file.
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
     do {
-        try attachClientTLS(to: &configuration, identity: try identityOptions(id), expected: id.expectPeer,
+        try attachClientTLS(to: &configuration, identity: id.tls, expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)
     } catch let error as CLIError {
         throw CLIError.badInput("\(id.location ?? "\(file): identity"): \(error.message)")
@@ -292,24 +289,11 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
     do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }
 
-/// A scenario or policy file's `identity` section as the flags that say the same.
-func identityOptions(_ id: ScenarioIdentity) throws -> IdentityOptions {
-    var args: [String] = []
-    if let v = id.cert { args += ["--cert", v] }
-    if let v = id.key { args += ["--key", v] }
-    if let v = id.ca { args += ["--ca", v] }
-    if let v = id.svidDir { args += ["--svid-dir", v] }
-    for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
-    if let level = id.tlsSecurityLevel { args += ["--tls-security-level", String(level)] }
-    if id.allowNonSVIDPeer { args.append("--allow-non-svid-peer") }
-    return try IdentityOptions.parse(args)
-}
-
 /// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
 /// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID).
 func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> TLSContext {
     do {
-        let identity = try identityOptions(id)
+        let identity = id.tls
         if identity.files().cert == nil {
             throw CLIError.badInput("changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
         }

@@ -73,7 +73,7 @@ struct ShardTLS: Sendable {
     var server: TLSContext
 
     /// From the run's identity; nil when it has no client certificate (the channel is then plain HTTP).
-    static func make(identity: IdentityOptions) throws -> ShardTLS? {
+    static func make(identity: TLSIdentitySpec) throws -> ShardTLS? {
         guard identity.files().cert != nil else { return nil }
         let probe = try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: nil, verifyPeer: true, serverName: nil)
         guard let own = probe.localIdentity else {

@@ -72,6 +72,15 @@ import Testing
         #expect(throws: InputValueError("'pause': expected stop or hold")) { try GuardAction(parsing: "pause") }
     }
 
+    @Test func trustBundleIsATrustDomainAndAFile() throws {
+        #expect(try TrustBundleSource(parsing: "east.example=/b/east=1.pem") == TrustBundleSource(trustDomain: "east.example", file: "/b/east=1.pem"))
+        for text in ["east.example", "east.example=", ""] {
+            #expect(throws: InputValueError("'\(text)': expected TRUST_DOMAIN=FILE")) { try TrustBundleSource(parsing: text) }
+        }
+        #expect(throws: InputValueError("'' is not a trust domain: the trust domain is empty")) { try TrustBundleSource(parsing: "=/b.pem") }
+        #expect(throws: InputValueError.self) { try TrustBundleSource(parsing: "East.Example=/b.pem") }
+    }
+
     @Test func coalesceWindowIsOffOrAtMost100ms() throws {
         #expect(try CoalesceWindow.seconds(parsing: "off") == 0)
         #expect(try CoalesceWindow.seconds(parsing: "0") == 0)
