@@ -21,7 +21,14 @@ enum InputArgument {
     static let errorRateGuard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.errorRate(parsing: text) }
     static let p99Guard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.p99(parsing: text) }
     static let trustBundle: @Sendable (String) throws -> TrustBundleSource = { text in try TrustBundleSource(parsing: text) }
+    static let spiffeID: @Sendable (String) throws -> SPIFFEID = { text in try SPIFFEID(parsing: text) }
+    /// A trust domain (`example.org`), checked as a SPIFFE ID's.
+    static let trustDomain: @Sendable (String) throws -> String = { text in
+        try TrustBundleSource.checkTrustDomain(text)
+        return text
+    }
     static let peerExpectation: @Sendable (String) throws -> PeerExpectation = { text in try PeerExpectation(parsing: text) }
+    static let hostPort: @Sendable (String) throws -> HostPort = { text in try HostPort(parsing: text) }
     /// Seconds; 0 (or `off`) turns coalescing off.
     static let coalesceWindow: @Sendable (String) throws -> Double = { text in try CoalesceWindow.seconds(parsing: text) }
 }

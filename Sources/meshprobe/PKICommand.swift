@@ -15,7 +15,7 @@ struct PKICommand: ParsableCommand {
             abstract: "Create a CA for a trust domain: OUT/ca.pem and OUT/ca-key.pem (mode 0600).",
             discussion: "Example: meshprobe pki ca --trust-domain example.org --out ./pki")
 
-        @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.")
+        @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.", transform: InputArgument.trustDomain)
         var trustDomain: String
 
         @Option(help: "Output directory (created if missing).")
@@ -25,7 +25,6 @@ struct PKICommand: ParsableCommand {
         var days: Int = 365
 
         func run() throws {
-            do { _ = try SPIFFEID(parsing: "spiffe://\(trustDomain)") } catch { throw CLIError.badInput("--trust-domain: \(error)") }
             guard days > 0, days <= 36600 else { throw CLIError.badInput("--days must be 1-36600 (100 years)") }
             let ca: IssuedCertificate
             do { ca = try LabPKI.makeCA(trustDomain: trustDomain, validFor: days * 86400) } catch { throw CLIError.badInput(error.message) }
@@ -45,8 +44,8 @@ struct PKICommand: ParsableCommand {
         @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.")
         var caDir: String
 
-        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).")
-        var spiffeID: String
+        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).", transform: InputArgument.spiffeID)
+        var spiffeID: SPIFFEID
 
         @Option(name: .customLong("dns"), help: "DNS name SAN; repeatable.")
         var dnsNames: [String] = []
@@ -70,8 +69,7 @@ struct PKICommand: ParsableCommand {
         var extraURIs: [String] = []
 
         func run() throws {
-            let id: SPIFFEID
-            do { id = try SPIFFEID(parsing: spiffeID) } catch { throw CLIError.badInput("--spiffe-id: \(error)") }
+            let id = spiffeID
             let dir = URL(fileURLWithPath: caDir)
             let caCert = dir.appendingPathComponent("ca.pem").path
             let caKey = dir.appendingPathComponent("ca-key.pem").path

@@ -55,13 +55,11 @@ struct ShardOptions: ParsableArguments {
         guard let aggregator else {
             throw CLIError.badInput("--shards \(shards) needs --aggregator HOST:PORT (where shard 0 listens)")
         }
-        guard let colon = aggregator.lastIndex(of: ":"), let port = Int(aggregator[aggregator.index(after: colon)...]),
-              (1...65535).contains(port), colon != aggregator.startIndex else {
+        // Where the others send: a named host and a port, not every interface or any port.
+        guard let address = try? HostPort(parsing: aggregator), address.port >= 1, !aggregator.hasPrefix(":") else {
             throw CLIError.badInput("--aggregator '\(aggregator)': expected HOST:PORT, e.g. meshprobe-0.meshprobe-shards:9443")
         }
-        var host = String(aggregator[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return ShardPlan(count: shards, index: index, host: host, port: port,
+        return ShardPlan(count: shards, index: index, host: address.host, port: address.port,
                          timeout: shardTimeout.seconds)
     }
 }

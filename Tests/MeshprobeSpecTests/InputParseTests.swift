@@ -92,3 +92,20 @@ import Testing
         #expect(throws: InputValueError("'1' has no unit: write 1s or 1ms (units: us, ms, s, m or h)")) { try CoalesceWindow.seconds(parsing: "1") }
     }
 }
+
+@Suite struct HostPortTests {
+    @Test func readsAHostAndAPort() throws {
+        let v4 = try HostPort(parsing: "127.0.0.1:8443")
+        #expect(v4.host == "127.0.0.1" && v4.port == 8443 && v4.description == "127.0.0.1:8443")
+        let v6 = try HostPort(parsing: "[::1]:0")
+        #expect(v6.host == "::1" && v6.port == 0)
+        #expect(try HostPort(parsing: ":9464").host == "0.0.0.0")
+        #expect(try HostPort(parsing: "meshprobe-0.meshprobe-shards:9443").host == "meshprobe-0.meshprobe-shards")
+    }
+
+    @Test func refusesWhatHasNoPortWithOneMessage() {
+        for text in ["127.0.0.1", "host:", "host:65536", "host:-1", "host:http", ""] {
+            #expect(throws: InputValueError("'\(text)': expected HOST:PORT, e.g. 0.0.0.0:9464")) { try HostPort(parsing: text) }
+        }
+    }
+}
