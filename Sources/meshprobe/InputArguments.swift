@@ -12,6 +12,14 @@ import MeshprobeSpec
 enum InputArgument {
     /// A positive duration.
     static let duration: @Sendable (String) throws -> TimeSpan = { text in try TimeSpan(parsing: text) }
+    /// A certificate's validity: a positive duration, or whole days (`7d`), which no other input takes.
+    static let validity: @Sendable (String) throws -> TimeSpan = { text in
+        guard text.hasSuffix("d") else { return try TimeSpan(parsing: text) }
+        guard let days = Double(text.dropLast()), days > 0 else {
+            throw InputValueError("'\(text)': expected a number of days such as 7d, or a duration such as 24h")
+        }
+        return try TimeSpan(parsing: "\(days * 24)h")
+    }
     static let rate: @Sendable (String) throws -> Rate = { text in try Rate(parsing: text) }
     static let stage: @Sendable (String) throws -> LoadStage = { text in try LoadStage(parsing: text) }
     static let churn: @Sendable (String) throws -> ConnectionChurn = { text in try ConnectionChurn(parsing: text) }

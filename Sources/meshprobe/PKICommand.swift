@@ -50,8 +50,10 @@ struct PKICommand: ParsableCommand {
         @Option(name: .customLong("dns"), help: "DNS name SAN; repeatable.")
         var dnsNames: [String] = []
 
-        @Option(name: .customLong("valid-for"), help: "Validity from now (24h, 30m, 7d is 168h).")
-        var validFor: String = "24h"
+        @Option(name: .customLong("valid-for"), help: .defaulted("Validity from now (24h, 30m, 7d is 168h).", Self.defaultValidity),
+                transform: InputArgument.validity)
+        var validFor: TimeSpan = Self.defaultValidity
+        static let defaultValidity = TimeSpan("24h")
 
         @Option(help: "Output directory (created if missing).")
         var out: String
@@ -75,7 +77,7 @@ struct PKICommand: ParsableCommand {
             let caKey = dir.appendingPathComponent("ca-key.pem").path
             let certPEM = try readPEMFile(caCert, flag: "--ca-dir")
             let keyPEM = try readPEMFile(caKey, flag: "--ca-dir")
-            let seconds = try parseDuration(validFor.hasSuffix("d") ? "\((Double(validFor.dropLast()) ?? -1) * 24)h" : validFor, flag: "--valid-for")
+            let seconds = validFor.seconds
             var notBefore = Date() - 300
             var notAfter = Date() + seconds
             if expired {
