@@ -111,7 +111,9 @@ public struct Scenario {
         var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
         if let defaultChurn { scenario.configuration.churn = defaultChurn }
         scenario.name = try top["name"]?.name()
-        if let http = top["http"] { scenario.configuration.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
+        // The load as the file declares it (`load`, `http`, `guards`), applied once every section is read.
+        var spec = LoadSpec()
+        if let http = top["http"] { spec.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
         scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
         if let list = top["signatures"] {
             scenario.configuration.signatures = SignatureTable(extra: try parseSignatures(list))
@@ -156,9 +158,7 @@ public struct Scenario {
             scenario.identity = id
         }
 
-        if let load = top["load"] {
-            try parseLoad(load, into: &scenario.configuration)
-        }
+        let loadFields = try top["load"].map { load throws(YAMLInputError) in try parseLoad(load, into: &spec) } ?? [:]
 
         if let request = top["request"] {
             let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
@@ -203,9 +203,12 @@ public struct Scenario {
 
         if let guards = top["guards"] {
             let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
-            if let a = f["action"] { scenario.configuration.guardAction = try a.parsed(GuardAction.init(parsing:)) }
-            if let v = f["maxErrorRate"] { scenario.configuration.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
-            if let v = f["maxP99"] { scenario.configuration.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+            if let a = f["action"] { spec.guardAction = try a.parsed(GuardAction.init(parsing:)) }
+            if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
+            if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+        }
+        do { try scenario.configuration.apply(spec) } catch {
+            throw (loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey))
         }
 
         // Multi-step flows.
@@ -356,31 +359,42 @@ public struct Scenario {
         return seconds
     }
 
-    static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
+    /// The key in `load` that sets `field`.
+    static func loadKey(_ field: LoadSpec.Field) -> String {
+        switch field {
+        case .connections: return "connections"
+        case .streams: return "streams"
+        case .rate: return "rate"
+        case .stages: return "stages"
+        case .arrivals: return "arrivals"
+        case .think: return "think"
+        case .thinkJitter: return "thinkJitter"
+        case .sendTick: return "sendTick"
+        }
+    }
+
+    /// Reads the `load` section into `spec`; returns its fields, where a combination's problem is shown.
+    static func parseLoad(_ load: YAMLValue, into spec: inout LoadSpec) throws(YAMLInputError) -> [String: YAMLValue] {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
                                            "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed",
                                            "sendTick", "coalesceWindow"])
         if let v = f["connections"] {
-            configuration.connections = try v.int(minimum: 1)
-            guard configuration.connections <= 100_000 else { throw v.error("at most 100000") }
+            spec.connections = try v.int(minimum: 1)
+            guard spec.connections! <= 100_000 else { throw v.error("at most 100000") }
         }
         if let v = f["streams"] {
-            configuration.streamsPerConnection = try v.int(minimum: 1)
-            guard configuration.streamsPerConnection <= 10_000 else { throw v.error("at most 10000") }
+            spec.streams = try v.int(minimum: 1)
+            guard spec.streams! <= 10_000 else { throw v.error("at most 10000") }
         }
-        if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
-        if let v = f["duration"] { configuration.duration = try loadDuration(v) }
-        if let v = f["warmup"] { configuration.warmup = try loadDuration(v, allowZero: true) }
-        if let v = f["timeout"] { configuration.requestTimeout = try loadDuration(v) }
-        if let v = f["connectTimeout"] { configuration.connectTimeout = try loadDuration(v) }
-        if let v = f["seed"] { configuration.seed = UInt64(try v.int(minimum: 0)) }
-        if let v = f["sendTick"] {
-            guard f["rate"] != nil else { throw v.error("sendTick is for the open model (with rate)") }
-            configuration.sendTick = try loadDuration(v)
-        }
-        if let v = f["coalesceWindow"] { configuration.coalesceWindow = try v.parsed(CoalesceWindow.seconds(parsing:)) }
-        if let v = f["churn"] { configuration.churn = try v.parsed(ConnectionChurn.init(parsing:)) }
-        var stages: [LoadProfile.Stage] = []
+        if let v = f["requests"] { spec.requests = try v.int(minimum: 1) }
+        if let v = f["duration"] { spec.duration = try loadDuration(v) }
+        if let v = f["warmup"] { spec.warmup = try loadDuration(v, allowZero: true) }
+        if let v = f["timeout"] { spec.requestTimeout = try loadDuration(v) }
+        if let v = f["connectTimeout"] { spec.connectTimeout = try loadDuration(v) }
+        if let v = f["seed"] { spec.seed = UInt64(try v.int(minimum: 0)) }
+        if let v = f["sendTick"] { spec.sendTick = try loadDuration(v) }
+        if let v = f["coalesceWindow"] { spec.coalesceWindow = try v.parsed(CoalesceWindow.seconds(parsing:)) }
+        if let v = f["churn"] { spec.churn = try v.parsed(ConnectionChurn.init(parsing:)) }
         if let list = f["stages"] {
             for item in try list.list() {
                 let s = try item.mapping(allowed: ["duration", "target", "ramp"])
@@ -389,32 +403,14 @@ public struct Scenario {
                 let ramp = try s["ramp"]?.parsed(LoadStage.ramp(parsing:)) ?? true
                 let target = f["rate"] != nil ? try t.parsed(Rate.init(parsing:)).perSecond
                     : try t.double(minimum: 0, maximum: Double(LoadConfiguration.maximumConcurrency))
-                let duration = try loadDuration(d)
-                stages.append(.init(duration: duration, target: target, ramp: ramp))
+                spec.stages.append(LoadStage(duration: try loadDuration(d), target: target, ramp: ramp))
             }
-            if stages.isEmpty { throw list.error("stages is empty") }
+            if spec.stages.isEmpty { throw list.error("stages is empty") }
         }
-        let arrivals = try f["arrivals"]?.parsed(ArrivalProcess.init(parsing:)) ?? .uniform
-        if let rate = f["rate"] {
-            if let think = f["think"] { throw think.error("think is for the closed model; with rate, requests are sent on schedule") }
-            let start = try rate.parsed(Rate.init(parsing:)).perSecond
-            if stages.isEmpty, start == 0 { throw rate.error("must be more than 0 requests per second (or 0 with stages to ramp up from nothing)") }
-            configuration.model = .open(rate: LoadProfile(start: start, stages: stages), arrivals: arrivals)
-        } else {
-            if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }
-            let think = try f["think"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) } ?? 0
-            if let jitter = f["thinkJitter"] {
-                let j = try loadDuration(jitter, allowZero: true)
-                guard j <= think else { throw jitter.error("must not be more than think") }
-                configuration.thinkJitter = j
-            }
-            if !stages.isEmpty {
-                let capacity = configuration.connections * configuration.streamsPerConnection
-                if let most = stages.map(\.target).max(), most > Double(capacity) {
-                    throw f["stages"]!.error("a concurrency of \(Int(most)) needs more than connections x streams = \(capacity)")
-                }
-            }
-            configuration.model = .closed(concurrency: stages.isEmpty ? nil : LoadProfile(start: 0, stages: stages), thinkTime: think)
-        }
+        spec.arrivals = try f["arrivals"]?.parsed(ArrivalProcess.init(parsing:))
+        spec.rate = try f["rate"]?.parsed(Rate.init(parsing:)).perSecond
+        spec.think = try f["think"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) }
+        spec.thinkJitter = try f["thinkJitter"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) }
+        return f
     }
 }

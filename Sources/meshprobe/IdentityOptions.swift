@@ -94,7 +94,7 @@ extension TLSIdentitySpec {
         do {
             if let ca = files().ca { try bundles.add(pemFile: ca, trustDomain: nil) }
             for bundle in trustBundles { try bundles.add(pemFile: bundle.file, trustDomain: bundle.trustDomain) }
-        } catch let error as TLSError {
+        } catch {
             throw CLIError.badInput(error.message)
         }
         return bundles

@@ -12,6 +12,8 @@ import MeshprobeSpec
 enum InputArgument {
     /// A positive duration.
     static let duration: @Sendable (String) throws -> TimeSpan = { text in try TimeSpan(parsing: text) }
+    /// A duration that may be 0 (a warm-up, a think time).
+    static let durationOrZero: @Sendable (String) throws -> TimeSpan = { text in try TimeSpan(parsing: text, allowZero: true) }
     /// A certificate's validity: a positive duration, or whole days (`7d`), which no other input takes.
     static let validity: @Sendable (String) throws -> TimeSpan = { text in
         guard text.hasSuffix("d") else { return try TimeSpan(parsing: text) }

@@ -41,21 +41,22 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.rate)
     var rate: Rate?
 
+    /// nil when not given: uniform, with --rate.
     @Option(help: .defaulted("Open model arrivals: uniform or poisson.", ArrivalProcess.uniform.rawValue), transform: InputArgument.arrivals)
-    var arrivals: ArrivalProcess = .uniform
+    var arrivals: ArrivalProcess?
 
     @Option(name: .customLong("stage"), help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"),
             transform: InputArgument.stage)
     var stages: [LoadStage] = []
 
-    @Option(help: "Leave the first DURATION out of the results (requests are still sent).", transform: InputArgument.duration)
+    @Option(help: "Leave the first DURATION out of the results (requests are still sent).", transform: InputArgument.durationOrZero)
     var warmup: TimeSpan?
 
-    @Option(help: "Closed model: pause this long after each response before the slot sends again.", transform: InputArgument.duration)
+    @Option(help: "Closed model: pause this long after each response before the slot sends again.", transform: InputArgument.durationOrZero)
     var think: TimeSpan?
 
     @Option(name: .customLong("think-jitter"), help: "Closed model: spread each think time uniformly by up to this much either way.",
-            transform: InputArgument.duration)
+            transform: InputArgument.durationOrZero)
     var thinkJitter: TimeSpan?
 
     @Option(name: .customLong("abort-on-error-rate"), help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.",
@@ -144,14 +145,9 @@ struct LoadCommand: AsyncParsableCommand {
             do { targets.append(try LoadTarget(parsing: url)) } catch { throw CLIError.badInput(error.description) }
         }
         var configuration = LoadConfiguration(targets: targets)
-        configuration.connections = connections
-        configuration.streamsPerConnection = streams
-        configuration.requests = requests
-        configuration.duration = duration?.seconds
-        configuration.requestTimeout = timeout.seconds
-        configuration.model = try makeModel()
-        configuration.warmup = warmup?.seconds ?? 0
-        configuration.churn = churn
+        do { try configuration.apply(spec) } catch {
+            throw CLIError.badInput("\(Self.flag(error.field)): \(error.message(naming: Self.flag))")
+        }
         configuration.environment = ProcessInfo.processInfo.environment
         if let csv {
             let data = try readInputFile(csv, limit: .data, flag: "--csv")
@@ -161,15 +157,8 @@ struct LoadCommand: AsyncParsableCommand {
                 throw CLIError.badInput(error.description)
             }
         }
-        if let seed { configuration.seed = seed }
-        configuration.sendTick = sendTick?.seconds
-        configuration.coalesceWindow = coalesceWindow
-        if let thinkJitter { configuration.thinkJitter = thinkJitter.seconds }
-        configuration.guards = [abortOnErrorRate, abortOnP99].compactMap { $0 }
-        configuration.guardAction = guardAction
         configuration.method = method.uppercased()
         configuration.identityHeader = identityHeader?.lowercased()
-        configuration.httpVersion = http
         for header in headers {
             guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
                 throw CLIError.badInput("-H '\(header)': expected 'name: value'")
@@ -196,21 +185,42 @@ struct LoadCommand: AsyncParsableCommand {
         return configuration
     }
 
-    func makeModel() throws -> LoadModel {
-        if let rate {
-            guard rate.perSecond > 0 || !stages.isEmpty else {
-                throw CLIError.badInput("--rate \(rate): must be more than 0 (or 0 with --stage to ramp up from nothing)")
-            }
-            if think != nil { throw CLIError.badInput("--think is for the closed model; the open model (--rate) sends on schedule") }
-            return .open(rate: LoadProfile(start: rate.perSecond, stages: stages), arrivals: arrivals)
+    /// The load the flags declare, as a file's `load`, `http` and `guards` sections declare it too.
+    var spec: LoadSpec {
+        var spec = LoadSpec()
+        spec.connections = connections
+        spec.streams = streams
+        spec.requests = requests
+        spec.duration = duration?.seconds
+        spec.warmup = warmup?.seconds
+        spec.requestTimeout = timeout.seconds
+        spec.churn = churn
+        spec.rate = rate?.perSecond
+        spec.stages = stages
+        spec.arrivals = arrivals
+        spec.think = think?.seconds
+        spec.thinkJitter = thinkJitter?.seconds
+        spec.seed = seed
+        spec.sendTick = sendTick?.seconds
+        spec.coalesceWindow = coalesceWindow
+        spec.httpVersion = http
+        spec.guards = [abortOnErrorRate, abortOnP99].compactMap { $0 }
+        spec.guardAction = guardAction
+        return spec
+    }
+
+    /// The flag that sets `field`, as typed.
+    static func flag(_ field: LoadSpec.Field) -> String {
+        switch field {
+        case .connections: return FlagSpelling.typed("--connections")
+        case .streams: return FlagSpelling.typed("--streams")
+        case .rate: return "--rate"
+        case .stages: return "--stage"
+        case .arrivals: return "--arrivals"
+        case .think: return "--think"
+        case .thinkJitter: return "--think-jitter"
+        case .sendTick: return "--send-tick"
         }
-        let thinkTime = think?.seconds ?? 0
-        if stages.isEmpty { return .closed(concurrency: nil, thinkTime: thinkTime) }
-        let capacity = Double(connections * streams)
-        if let most = stages.map(\.target).max(), most > capacity {
-            throw CLIError.badInput("--stage: a concurrency of \(Int(most)) needs more than \(FlagSpelling.typed("--connections")) \(connections) x \(FlagSpelling.typed("--streams")) \(streams) = \(Int(capacity)) streams")
-        }
-        return .closed(concurrency: LoadProfile(start: 0, stages: stages), thinkTime: thinkTime)
     }
 
     func run() async throws {
