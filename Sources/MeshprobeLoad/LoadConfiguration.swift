@@ -155,14 +155,14 @@ public struct LoadConfiguration: Sendable {
 
     /// Why `method` cannot be sent, or nil: it must be an HTTP token.
     public static func methodProblem(_ method: String) -> String? {
-        isToken(method) ? nil : "must be an HTTP method token such as GET or POST (letters, digits, no spaces)"
+        HTTPToken.isToken(method) ? nil : HTTPMethod.rule
     }
 
     /// Why a header cannot be sent, or nil: its name must be a token (not a pseudo-header), its value free of CR,
     /// LF and NUL (which would end the header early on HTTP/1.1, and which HTTP/2 forbids); `content-length` comes
     /// from the body, and connection-specific headers (`connection: close`) are for HTTP/1.1 runs only.
     public static func headerProblem(name: String, value: String, http1Only: Bool) -> String? {
-        guard isToken(name) else { return "a header name must be a token (letters, digits, - and the like; no spaces, colons or pseudo-headers)" }
+        guard HTTPToken.isToken(name) else { return "a header name must be a token (letters, digits, - and the like; no spaces, colons or pseudo-headers)" }
         let lower = name.lowercased()
         if lower == "content-length" { return "is set from the body; leave it out" }
         if !http1Only, ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].contains(lower) {
@@ -170,12 +170,6 @@ public struct LoadConfiguration: Sendable {
         }
         if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) { return "a header value must not contain CR, LF or NUL" }
         return nil
-    }
-
-    private static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(c)
-        }
     }
 
     static func checkRequest(method: String, headers: [(name: String, value: String)], field: String,

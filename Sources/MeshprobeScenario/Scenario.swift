@@ -162,11 +162,7 @@ public struct Scenario {
 
         if let request = top["request"] {
             let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
-            if let method = f["method"] {
-                let m = try method.string().uppercased()
-                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
-                scenario.configuration.method = m
-            }
+            if let method = f["method"] { scenario.configuration.method = try method.parsed(HTTPMethod.parse) }
             if let path = f["path"] {
                 let p = try path.string()
                 guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
@@ -175,12 +171,8 @@ public struct Scenario {
             }
             if let headers = f["headers"] {
                 for (name, value, at) in try headers.stringMap() {
-                    let lower = name.lowercased()
-                    if lower.hasPrefix(":") { throw at.error("'\(name)' cannot be set: pseudo-headers come from the target and method") }
-                    if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: false) {
-                        throw at.error("'\(name)' \(problem)")
-                    }
-                    scenario.configuration.headers.append((lower, value))
+                    let header = try readHeader(name: name, value: value, at: at, http1Only: spec.httpVersion == .http1)
+                    scenario.configuration.headers.append((header.name, header.value))
                     templated.append((at, value))
                 }
             }
@@ -216,17 +208,20 @@ public struct Scenario {
             throw top["steps"]!.error("give either request (one request per iteration) or steps (a flow), not both")
         }
         let csvHeader = scenario.configuration.csv?.header
+        let http1Only = spec.httpVersion == .http1
         var known = Set<String>()
         if let setup = top["setup"] {
-            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment)
+            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment, http1Only: http1Only)
         }
         let afterSetup = known
         if let steps = top["steps"] {
-            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment)
+            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment,
+                                                         http1Only: http1Only)
         }
         if let teardown = top["teardown"] {
             var teardownKnown = afterSetup
-            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment)
+            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment,
+                                               http1Only: http1Only)
         }
         // Setup values are known before the load starts: placeholders for them.
         for name in afterSetup { scenario.configuration.flowVariables[name] = "" }
@@ -261,7 +256,7 @@ public struct Scenario {
 
     /// Reads a list of steps; `known` holds the variables earlier steps extract and gains this list's.
     static func parseSteps(_ list: YAMLValue, known: inout Set<String>, csvHeader: [String]?,
-                           environment: [String: String]) throws(YAMLInputError) -> [FlowStep] {
+                           environment: [String: String], http1Only: Bool) throws(YAMLInputError) -> [FlowStep] {
         var steps: [FlowStep] = []
         var names = Set<String>()
         let items = try list.list()
@@ -283,17 +278,10 @@ public struct Scenario {
             }
             try check(pathValue, path)
             var step = FlowStep(name: name, path: path)
-            if let method = f["method"] {
-                let m = try method.string().uppercased()
-                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
-                step.method = m
-            }
+            if let method = f["method"] { step.method = try method.parsed(HTTPMethod.parse) }
             if let headers = f["headers"] {
                 for (headerName, value, at) in try headers.stringMap() {
-                    if headerName.hasPrefix(":") { throw at.error("'\(headerName)' cannot be set: pseudo-headers come from the target and method") }
-                    if let problem = LoadConfiguration.headerProblem(name: headerName, value: value, http1Only: false) {
-                        throw at.error("'\(headerName)' \(problem)")
-                    }
+                    _ = try readHeader(name: headerName, value: value, at: at, http1Only: http1Only)
                     try check(at, value)
                     step.headers.append(HTTP2HeaderPair(headerName, value))
                 }
@@ -323,6 +311,16 @@ public struct Scenario {
             steps.append(step)
         }
         return steps
+    }
+
+    /// A header of a `headers` mapping, refused at its value with the reason it cannot be sent.
+    static func readHeader(name: String, value: String, at: YAMLValue, http1Only: Bool) throws(YAMLInputError) -> HeaderField {
+        let header: HeaderField
+        do { header = try HeaderField(name: name, value: value) } catch { throw at.error(error.message) }
+        if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: http1Only) {
+            throw at.error("'\(name)' \(problem)")
+        }
+        return header
     }
 
     /// Proxy signatures the file adds to the built-in table (checked first): `{proxy, reason, flag, status, header,

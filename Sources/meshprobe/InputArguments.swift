@@ -38,6 +38,8 @@ enum InputArgument {
         return text
     }
     static let peerExpectation: @Sendable (String) throws -> PeerExpectation = { text in try PeerExpectation(parsing: text) }
+    static let method: @Sendable (String) throws -> String = { text in try HTTPMethod.parse(text) }
+    static let header: @Sendable (String) throws -> HeaderField = { text in try HeaderField(parsing: text) }
     static let hostPort: @Sendable (String) throws -> HostPort = { text in try HostPort(parsing: text) }
     /// Seconds; 0 (or `off`) turns coalescing off.
     static let coalesceWindow: @Sendable (String) throws -> Double = { text in try CoalesceWindow.seconds(parsing: text) }

@@ -86,13 +86,13 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
     var seed: UInt64?
 
-    @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.")
-    var headers: [String] = []
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.", transform: InputArgument.header)
+    var headers: [HeaderField] = []
 
     @Option(help: "CSV file (header row first) for {{csv:COLUMN}} placeholders; rows are used in turn.")
     var csv: String?
 
-    @Option(help: "Request method.")
+    @Option(help: .defaulted("Request method.", "GET"), transform: InputArgument.method)
     var method: String = "GET"
 
     @Option(help: "Request body; @FILE reads a file.")
@@ -157,19 +157,9 @@ struct LoadCommand: AsyncParsableCommand {
                 throw CLIError.badInput(error.description)
             }
         }
-        configuration.method = method.uppercased()
+        configuration.method = method
         configuration.identityHeader = identityHeader?.lowercased()
-        for header in headers {
-            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
-                throw CLIError.badInput("-H '\(header)': expected 'name: value'")
-            }
-            let name = header[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name.hasPrefix(":") || ["connection", "transfer-encoding", "upgrade", "keep-alive"].contains(name) {
-                throw CLIError.badInput("-H '\(header)': '\(name)' cannot be set in HTTP/2")
-            }
-            configuration.headers.append((name, value))
-        }
+        configuration.headers = headers.map { ($0.name, $0.value) }
         if let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())

@@ -184,7 +184,7 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
     @Test func requestsThatCannotBeSentAreBadInput() async throws {
         let url = "http://127.0.0.1:\(try freePort())/"
         try await refuses(["load", url, "-n", "2", "--http", "1.1", "-H", "x-a: b\r\nx-evil: 1"], naming: "CR, LF or NUL")
-        try await refuses(["load", url, "-n", "2", "--method", "GE T"], naming: "--method 'GE T'")
+        try await refuses(["load", url, "-n", "2", "--method", "GE T"], naming: "'--method <method>': 'GE T': must be an HTTP method token")
         try await refuses(["load", url + "a b", "-n", "2"], naming: "percent-encode")
         try await refuses(["load", url, "-n", "2", "-H", "content-length: 99999"], naming: "from the body")
     }

@@ -109,3 +109,27 @@ import Testing
         }
     }
 }
+
+@Suite struct RequestInputTests {
+    @Test func aMethodIsATokenInUpperCase() throws {
+        #expect(try HTTPMethod.parse("get") == "GET")
+        #expect(try HTTPMethod.parse("M-SEARCH") == "M-SEARCH")
+        for text in ["GE T", "", "GET\r\n", "PÖST"] {
+            #expect(throws: InputValueError("'\(text)': must be an HTTP method token such as GET or POST (letters, digits, no spaces)")) {
+                try HTTPMethod.parse(text)
+            }
+        }
+    }
+
+    @Test func aHeaderIsANameAndAValue() throws {
+        #expect(try HeaderField(parsing: "X-Route:  canary ") == HeaderField(name: "x-route", value: "canary"))
+        #expect(try HeaderField(parsing: "x-empty:").value == "")
+        #expect(try HeaderField(parsing: "x-url: http://a:1/").value == "http://a:1/")
+        for text in ["nocolon", ": value", ""] {
+            #expect(throws: InputValueError("'\(text)': expected 'name: value'")) { try HeaderField(parsing: text) }
+        }
+        #expect(throws: InputValueError("':path' cannot be set: pseudo-headers come from the target and method")) {
+            try HeaderField(name: ":path", value: "/")
+        }
+    }
+}
