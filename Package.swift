@@ -106,10 +106,14 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The echo's control API as a contract: the JSON bodies, the rules a fault's settings must meet, the path.
+        // The echo serves it and the clients (`meshprobe fault`, the checks, game days) call it; no NIO, no server.
+        .target(name: "MeshprobeEchoAPI", dependencies: ["MeshprobeIdentity"]),
         // The echo workload: identity stamps, caller identity, in-flight count, fault injection.
         .target(
             name: "MeshprobeEcho",
             dependencies: [
+                "MeshprobeEchoAPI",
                 "MeshprobeIdentity",
                 "MeshprobeTLS",
                 "MeshprobeHTTP2",
@@ -132,13 +136,20 @@ let package = Package(
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeStatistics"),
-        // Policy: meshprobe policy files and mesh manifests turned into expectations, and the procedures that check
-        // them (routing, circuit breakers, outlier detection; the echo's control API client for injected faults).
+        // Declarations: meshprobe policy and game-day files and mesh manifests turned into expectations, route
+        // matching (a linear-time regex engine), the declared resilience settings. No NIO, nothing that drives load;
+        // `MeshprobeLoad` only for the load settings a policy carries (its scenario, targets, the minimum rate).
         .target(
             name: "MeshprobePolicy",
+            dependencies: ["MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI"]
+        ),
+        // Checks: the procedures that drive the engine to check the declarations (split verification and SLOs,
+        // circuit breakers, retries, outlier detection, game days) and the echo's control-API client for injected faults.
+        .target(
+            name: "MeshprobeChecks",
             dependencies: [
-                "MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEcho",
-                "MeshprobeTLS",
+                "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
+                "MeshprobeYAML",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -201,9 +212,11 @@ let package = Package(
                 "MeshprobeHTTP1",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
+                "MeshprobeEchoAPI",
                 "MeshprobeReport",
                 "MeshprobeScenario",
                 "MeshprobePolicy",
+                "MeshprobeChecks",
                 "MeshprobeLab",
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
@@ -219,7 +232,7 @@ let package = Package(
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",
-            dependencies: ["MeshprobeEcho", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MeshprobeHistogramTests",
@@ -251,7 +264,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEcho",
+                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEchoAPI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -260,6 +273,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]),
+        .testTarget(
+            name: "MeshprobeChecksTests",
+            dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
+        ),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",
@@ -286,10 +303,12 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobePolicy",
+                "MeshprobeChecks",
                 "MeshprobeLab",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
+                "MeshprobeEchoAPI",
                 "MeshprobeReport",
                 "MeshprobeKubernetes",
                 "MeshprobeTestSupport",

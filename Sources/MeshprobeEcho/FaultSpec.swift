@@ -1,3 +1,4 @@
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 
 /// Per-request fault injection, fortio style, from the request's query string.
@@ -25,11 +26,8 @@ public struct FaultSpec: Sendable, Equatable {
 
     public init() {}
 
-    public struct Limits: Sendable {
-        public var maxDelayNanoseconds: UInt64 = 10_000_000_000
-        public var maxBodySize: Int = 1 << 20
-        public init() {}
-    }
+    /// The echo's bounds on what a fault may ask for (the control API's contract: `FaultLimits`).
+    public typealias Limits = FaultLimits
 
     public var isEmpty: Bool { statuses.isEmpty && delays.isEmpty && sizes.isEmpty && resetPercent == 0 }
 

@@ -10,8 +10,6 @@ import NIOPosix
 ///
 /// Confined to its worker's event loop; every method runs there.
 final class LoadConnection {
-    enum State { case idle, connecting, handshaking, ready, dead }
-
     /// Strong: a channel's close callback can reach this connection after the run is over and the generator has
     /// let go of the worker, and it must still find the worker (an `unowned` reference crashed there). The worker
     /// drops its connections when it finishes, which breaks the cycle.
@@ -20,9 +18,13 @@ final class LoadConnection {
     let targetIndex: Int
     let address: SocketAddress
     let request: HTTP2Request
-    private(set) var state: State = .idle
+    /// The attempt's stage, and what closes and failures mean for the slot.
+    private var lifecycle: ConnectionLifecycle
+    var state: ConnectionLifecycle.State { lifecycle.state }
     private var channel: (any Channel)?
-    private var h2: HTTP2ClientConnectionHandler?
+    /// The HTTP session requests are sent on, from the moment the protocol's handler is installed.
+    private var session: (any RequestSession)?
+    /// The same session when it is HTTP/1.1 (its one pending request is read when the connection closes).
     private var h1: HTTP1ClientHandler?
     /// The TLS peer's SPIFFE ID (or subject) on the current connection.
     private var tlsPeer: String = ""
@@ -36,20 +38,12 @@ final class LoadConnection {
     private let churnEvery: Int?
     /// Requests sent on the current connection (for churn).
     private var sentOnConnection = 0
-    /// Closing on purpose after `churn` requests: reconnect at once, not a failure.
-    private var retiring = false
-    private var consecutiveFailures = 0
-    /// What the last of those failures was (decides whether a run bounded by time keeps trying).
-    private var lastFailureKind: ErrorKind?
     /// Closes a connection that is not ready by the connect timeout; cancelled once it is (with churn a run opens
     /// thousands of connections a second, and a timer left to fire would wake the loop for each).
     private var setupDeadline: Scheduled<Void>?
     private var connectStart: UInt64 = 0
     /// An error seen on the connection before it closed (TLS failures, alerts), used to name in-flight losses.
     private var closeReason: (kind: ErrorKind, message: String)?
-    private var timedOut = false
-    /// Responses received on the current connection.
-    private var responsesOnConnection = 0
     /// The current attempt's number from the configuration's `connectionObserver` (-1: none, or its end reported).
     private var observedConnection = -1
     /// The clock read once for all the responses of one HTTP/2 delivery (one read's worth: they arrived together)
@@ -66,23 +60,38 @@ final class LoadConnection {
         self.address = address
         self.request = request
         if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
+        lifecycle = ConnectionLifecycle(maximumConsecutiveFailures: worker.configuration.maxConsecutiveConnectFailures)
     }
 
     var inFlightCount: Int { inFlight.count }
+
+    /// Puts a request in flight on this connection; the worker's total moves with the table, and only here.
+    @inline(__always) private func track(_ ticket: LoadWorker.Ticket) -> UInt64 {
+        worker.inFlightTotal += 1
+        return inFlight.insert(ticket)
+    }
+
+    /// Takes the request of `token` out of flight, or nil if it is not in flight (any more).
+    @inline(__always) private func untrack(_ token: UInt64) -> LoadWorker.Ticket? {
+        guard let ticket = inFlight.remove(token) else { return nil }
+        worker.inFlightTotal -= 1
+        return ticket
+    }
+
+    private func untrackAll() {
+        worker.inFlightTotal -= inFlight.count
+        inFlight.removeAll()
+    }
     var isDead: Bool { state == .dead }
     /// The last attempt failed (it is retrying or given up): nothing to wait for before the open model's clock starts.
-    var isFailing: Bool { state == .dead || (state != .ready && consecutiveFailures > 0) }
+    var isFailing: Bool { lifecycle.isFailing }
 
     // MARK: connecting
 
     func connect() {
-        guard !worker.finished, state == .idle else { return }
-        state = .connecting
+        guard !worker.finished, lifecycle.startAttempt() else { return }
         closeReason = nil
-        timedOut = false
-        responsesOnConnection = 0
         sentOnConnection = 0
-        retiring = false
         if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
         connectStart = worker.now()
@@ -112,7 +121,7 @@ final class LoadConnection {
         do {
             try sync.addHandler(ConnectionEventsHandler(owner: self))
             if target.scheme == .https, let tls = worker.configuration.tls {
-                state = .handshaking
+                lifecycle.handshaking()
                 // The context's configured SNI (--sni) wins; else the URL host (none for IP literals).
                 let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)
                 try sync.addHandler(handler, position: .first)
@@ -132,7 +141,7 @@ final class LoadConnection {
         let seconds = worker.configuration.connectTimeout
         setupDeadline = worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             guard self.channel === channel, self.state == .handshaking else { return }
-            let stage = self.h2 == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
+            let stage = self.session == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
             self.closeReason = (.connectTimeout, "\(self.target.authority) accepted the connection but \(stage) within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds))s")
             channel.close(promise: nil)
         }
@@ -142,15 +151,13 @@ final class LoadConnection {
         reportEnded()
         // After the run: the result has been handed over; nothing to record or retry.
         guard !worker.finished else {
-            state = .dead
+            lifecycle.shutDown()
             return
         }
         let (kind, message) = Self.classifyConnectError(error, target: target)
         worker.result.recordConnectionFailure(kind, explanation: message)
         worker.lastConnectionFailure = (kind, message)
-        state = .idle
-        consecutiveFailures += 1
-        lastFailureKind = kind
+        lifecycle.connectFailed(kind)
         scheduleReconnect()
     }
 
@@ -176,24 +183,14 @@ final class LoadConnection {
         r.result.negotiatedProtocols[event.negotiatedProtocol ?? "(none)", default: 0] += 1
         tlsPeer = event.peer?.spiffeID?.description ?? event.peer?.subject ?? ""
         if !tlsPeer.isEmpty { r.result.peerIdentities[tlsPeer, default: 0] += 1 }
-        let alpn = event.negotiatedProtocol
         let wantsH2: Bool
-        switch r.configuration.httpVersion {
-        case .http2:
-            guard alpn == "h2" else {
-                closeReason = (.tlsALPNMismatch, "HTTP/2 was required but the server's ALPN answer was \(alpn.map { "'\($0)'" } ?? "none")")
-                channel?.close(promise: nil)
-                return
-            }
-            wantsH2 = true
-        case .http1:
-            guard alpn == nil || alpn == "http/1.1" else {
-                closeReason = (.tlsALPNMismatch, "HTTP/1.1 was required but the server chose '\(alpn ?? "")' by ALPN")
-                channel?.close(promise: nil)
-                return
-            }
-            wantsH2 = false
-        case .auto: wantsH2 = alpn == "h2"
+        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: r.configuration.httpVersion) {
+        case .success(let http2):
+            wantsH2 = http2
+        case .failure(let refusal):
+            closeReason = (refusal.kind, refusal.message)
+            channel?.close(promise: nil)
+            return
         }
         do {
             try install(http2: wantsH2)
@@ -215,8 +212,8 @@ final class LoadConnection {
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
                                                        keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
                                                        writeCoalescer: worker.writeCoalescer, delegate: self)
-            h2 = handler
-            state = .handshaking  // ready when the peer's SETTINGS arrive
+            session = handler
+            lifecycle.handshaking()  // ready when the peer's SETTINGS arrive
             try sync.addHandler(handler, position: .before(events))
             // TLS right below: plaintext both ways by direct calls, not through the pipeline (a hop less per read and
             // per write). The two handlers hold each other until they are removed with the channel.
@@ -228,6 +225,7 @@ final class LoadConnection {
             let handler = HTTP1ClientHandler(collectBody: worker.collectBodies, maxCollectedBodyBytes: Self.http2Settings.maxCollectedBodyBytes)
             handler.delegate = self
             h1 = handler
+            session = handler
             try sync.addHTTPClientHandlers(position: .before(events))
             try sync.addHandler(handler, position: .before(events))
             becameReady()
@@ -237,7 +235,7 @@ final class LoadConnection {
     private func becameReady() {
         setupDeadline?.cancel()
         setupDeadline = nil
-        state = .ready
+        lifecycle.ready()
         worker.connectionReady()
         pump(flush: true)
     }
@@ -262,12 +260,11 @@ final class LoadConnection {
             // Closed by the end of the run (shutdown counted anything in flight).
             reportEnded()
             channel = nil
-            h2 = nil
             h1 = nil
+            session = nil
             return
         }
-        let wasReady = h2 != nil || h1 != nil
-        if let h1, let token = h1.pendingToken, let ticket = inFlight.remove(token) {
+        if let h1, let token = h1.pendingToken, let ticket = untrack(token) {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket,
                           message: closeReason?.message ?? "the server closed the HTTP/1.1 connection with a request in flight")
         }
@@ -276,32 +273,19 @@ final class LoadConnection {
         for ticket in inFlight.tickets {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket, message: closeReason?.message ?? "connection lost")
         }
-        inFlight.removeAll()
+        untrackAll()
         reportEnded()
-        let everReady = wasReady && state == .ready
-        if retiring {
-            // Churn: a planned reconnect.
-        } else if everReady && responsesOnConnection == 0 && !timedOut {
-            // Ready but closed before answering anything: a failure too, or a server that accepts and closes
-            // would make this loop reconnect forever.
-            let reason = closeReason ?? (.connectionLost, "\(target.authority) closed the connection before answering any request")
-            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
-            worker.lastConnectionFailure = reason
-            consecutiveFailures += 1
-            lastFailureKind = reason.kind
-        } else if !everReady && !timedOut {
-            let reason = closeReason ?? (.tlsHandshakeFailed, "the connection to \(target.authority) closed before it could carry requests")
-            worker.result.recordConnectionFailure(reason.kind, explanation: reason.message)
-            worker.lastConnectionFailure = reason
-            consecutiveFailures += 1
-            lastFailureKind = reason.kind
+        // A churn retirement or a close after a timeout is not a failure; a close before the connection answered
+        // anything is (see `ConnectionLifecycle.closed`).
+        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority) {
+            worker.result.recordConnectionFailure(failure.kind, explanation: failure.message)
+            worker.lastConnectionFailure = failure
         }
         channel = nil
-        h2 = nil
         h1 = nil
+        session = nil
         lastIdentity = nil
         tlsPeer = ""
-        state = .idle
         scheduleReconnect()
     }
 
@@ -317,24 +301,13 @@ final class LoadConnection {
 
     private func scheduleReconnect() {
         guard !worker.finished else { return }
-        // A run bounded by time keeps its schedule through an outage (a restarting server comes back within the
-        // backoff's second); one bounded only by a count, or refused for a reason that retrying cannot change (the
-        // peer's certificate or identity), gives the slot up, and the worker says why the run ended early.
-        if consecutiveFailures >= worker.configuration.maxConsecutiveConnectFailures,
-           !(worker.isBoundedByTime && (lastFailureKind?.isTransientConnectionFailure ?? true)) {
-            state = .dead
-            worker.connectionStateChanged()
-            return
-        }
-        if !worker.wantsMoreRequests {
-            worker.connectionStateChanged()
-            return
-        }
-        let delayMs = consecutiveFailures == 0 ? 0 : min(1000, 50 << min(consecutiveFailures, 5))
-        if delayMs == 0 {
+        switch lifecycle.next(boundedByTime: worker.isBoundedByTime, wantsMoreRequests: worker.wantsMoreRequests) {
+        case .giveUp, .stayIdle:
+            break
+        case .connectNow:
             connect()
-        } else {
-            worker.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(delayMs))) { self.connect() }
+        case .connect(let milliseconds):
+            worker.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { self.connect() }
         }
         worker.connectionStateChanged()
     }
@@ -359,61 +332,51 @@ final class LoadConnection {
         return Int.max
     }
 
+    /// How long a connection waits before taking the next request after one it could not send.
+    private static let retryAfterUnsendable = TimeAmount.microseconds(100)
+
     /// Sends as many requests as the connection, the churn setting and the worker allow.
     ///
     /// `time`: the send time to stamp (the delivery's, see `deliveryTime`); else the clock is read once for the
     /// whole burst (its requests leave together, in one write at its end).
     func pump(flush: Bool, at time: UInt64? = nil) {
-        guard state == .ready, !retiring else { return }
+        guard state == .ready, !lifecycle.isRetiring, let session else { return }
+        // HTTP/1.1 carries one request at a time, and a virtual user thinking holds that one slot.
+        let limit = session.isMultiplexed ? worker.configuration.streamsPerConnection : 1
+        var t = time ?? 0
         var sent = false
-        if let h2 {
-            let limit = worker.configuration.streamsPerConnection
-            let t = time ?? worker.now()
-            while inFlight.count + thinking < limit, churnAllowance > 0, h2.availableStreams > 0, let ticket = worker.nextRequest(at: t) {
-                let token = inFlight.insert(ticket)
-                let request = worker.request(for: self, ticket: ticket)
-                if let problem = worker.unsendable(request, ticket: ticket) {
-                    _ = inFlight.remove(token)
-                    recordFailure(.notSent, ticket: ticket, message: problem)
-                    continue
-                }
-                guard h2.send(request, token: token) else {
-                    _ = inFlight.remove(token)
-                    worker.returnRequest(ticket)
-                    break
-                }
-                sentOnConnection += 1
-                worker.result.requestsSent += 1
-                sent = true
+        while inFlight.count + thinking < limit, churnAllowance > 0, session.availableStreams > 0 {
+            if t == 0 { t = worker.now() }
+            guard let ticket = worker.nextRequest(at: t) else { break }
+            let token = track(ticket)
+            let request = worker.request(for: self, ticket: ticket)
+            if let problem = worker.unsendable(request, ticket: ticket) {
+                _ = untrack(token)
+                recordFailure(.notSent, ticket: ticket, message: problem)
+                // The next request a little later, not at once: when every rendered request fails, the event loop
+                // must still read its sockets and run its timers between them, and NIO runs tasks that are due
+                // before it reads again (an immediate re-pump would keep it from reading for the rest of the run).
+                worker.eventLoop.assumeIsolated().scheduleTask(in: Self.retryAfterUnsendable) { self.pump(flush: true) }
+                break
             }
-            if sent && flush { h2.flush() }
-        } else if let h1 {
-            if h1.availableStreams > 0, thinking == 0, churnAllowance > 0, let ticket = worker.nextRequest(at: time ?? worker.now()) {
-                let token = inFlight.insert(ticket)
-                let next = worker.request(for: self, ticket: ticket)
-                if let problem = worker.unsendable(next, ticket: ticket) {
-                    _ = inFlight.remove(token)
-                    recordFailure(.notSent, ticket: ticket, message: problem)
-                    // The next request, on a later turn of the loop (not recursively: a run may fail them all).
-                    worker.eventLoop.assumeIsolated().execute { self.pump(flush: true) }
-                } else if h1.send(method: next.method, authority: target.authority, path: next.path,
-                           headers: next.headers.map { ($0.name, $0.value) }, body: next.body, token: token) {
-                    sentOnConnection += 1
-                    worker.result.requestsSent += 1
-                } else {
-                    _ = inFlight.remove(token)
-                    worker.returnRequest(ticket)
-                }
+            guard session.send(request, authority: target.authority, token: token) else {
+                _ = untrack(token)
+                worker.returnRequest(ticket)
+                break
             }
+            sentOnConnection += 1
+            worker.result.requestsSent += 1
+            sent = true
         }
+        if sent && flush { session.flush() }
     }
 
     /// After a request completes: retire the connection when churn says so, else send more (now or after the
     /// think time).
     private func afterCompletion(flush: Bool, at time: UInt64? = nil) {
         if churnAllowance <= 0 {
-            if inFlight.isEmpty, !retiring {
-                retiring = true
+            if inFlight.isEmpty, !lifecycle.isRetiring {
+                lifecycle.retire()
                 channel?.close(promise: nil)
             }
             return
@@ -441,12 +404,12 @@ final class LoadConnection {
         var expired = 0
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
-            guard let ticket = inFlight.remove(token) else { continue }
+            guard let ticket = untrack(token) else { continue }
             recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
             expired += 1
         }
         guard expired > 0 else { return }
-        timedOut = true
+        lifecycle.closingForTimeout()
         closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
         channel?.close(promise: nil)
     }
@@ -456,9 +419,9 @@ final class LoadConnection {
         for ticket in inFlight.tickets {
             recordFailure(kind, ticket: ticket, message: "the run ended with the request in flight")
         }
-        inFlight.removeAll()
+        untrackAll()
         releaseThinking()
-        state = .dead
+        lifecycle.shutDown()
         channel?.close(promise: nil)
     }
 
@@ -505,13 +468,12 @@ final class LoadConnection {
     private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
                                 canContinue: Bool, flush: Bool, at time: UInt64? = nil,
                                 identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
-        guard let ticket = inFlight.remove(token) else { return }
+        guard let ticket = untrack(token) else { return }
         let worker = self.worker
         let fields = headers()
         let id = identity(fields)
         lastIdentity = id
-        responsesOnConnection += 1
-        consecutiveFailures = 0
+        lifecycle.responded()
         var failure: FailureClass?
         let stamped = !id.workload.isEmpty || !id.version.isEmpty
         if stamped {
@@ -538,25 +500,22 @@ final class LoadConnection {
 
     /// Sends an iteration's next step on this connection at once (it does not take a new request from the worker).
     private func sendContinuation(_ ticket: LoadWorker.Ticket, flush: Bool) {
-        let token = inFlight.insert(ticket)
+        let token = track(ticket)
         let request = worker.request(for: self, ticket: ticket)
         if let problem = worker.unsendable(request, ticket: ticket) {
-            _ = inFlight.remove(token)
+            _ = untrack(token)
             recordFailure(.notSent, ticket: ticket, message: problem)
             return
         }
         var sent = false
-        if let h2, h2.availableStreams > 0 {
-            sent = h2.send(request, token: token)
-            if sent && flush { h2.flush() }
-        } else if let h1, h1.availableStreams > 0 {
-            sent = h1.send(method: request.method, authority: target.authority, path: request.path,
-                           headers: request.headers.map { ($0.name, $0.value) }, body: request.body, token: token)
+        if let session, session.availableStreams > 0 {
+            sent = session.send(request, authority: target.authority, token: token)
+            if sent && flush { session.flush() }
         }
         if sent {
             worker.result.requestsSent += 1
         } else {
-            _ = inFlight.remove(token)
+            _ = untrack(token)
             recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")
         }
     }
@@ -609,7 +568,7 @@ extension LoadConnection: HTTP2ClientDelegate {
     }
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
-        guard let ticket = inFlight.remove(token) else { return }
+        guard let ticket = untrack(token) else { return }
         let kind: ErrorKind
         let message: String
         switch failure {

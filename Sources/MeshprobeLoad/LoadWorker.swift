@@ -29,10 +29,12 @@ final class LoadWorker {
     let configuration: LoadConfiguration
     var result = LoadResult()
     private var connections: [LoadConnection] = []
-    /// Requests this worker may still start; `Int.max` when the run is bounded by time only.
-    private var remaining: Int
-    /// This worker's fraction of the total rate or concurrency.
-    private let share: Double
+    /// Which requests may start, and when: exactly one of the two is set, by the configuration's model.
+    private var open: OpenAdmission?
+    private var closed: ClosedAdmission?
+    /// The requests in flight on all connections: the sum of their in-flight tables, changed only with them
+    /// (`LoadConnection.track` and `untrack`).
+    var inFlightTotal = 0
     /// When the run's clock starts: at once in the closed model; in the open model once the connections are
     /// up, so that the first arrivals do not wait for handshakes.
     private var startTime: UInt64
@@ -46,38 +48,19 @@ final class LoadWorker {
     private var drainDeadline: UInt64?
     var lastConnectionFailure: (kind: ErrorKind, message: String)?
 
-    // Open model.
-    private var arrivals: ArrivalSchedule?
+    // The open model's timer.
     /// The open model: requests have intended send times from an arrival schedule.
-    var isOpenModel: Bool { arrivals != nil }
-    private var nextArrival: UInt64?
+    var isOpenModel: Bool { open != nil }
     private var arrivalTask: NIOScheduledCallback?
     private var arrivalTimerDue: UInt64 = 0
-    /// Intended send times of arrivals that no connection could take yet, oldest first.
-    private var backlog = CircularBuffer<UInt64>(initialCapacity: 64)
-    private var backlogReason: LateReason = .streamsBusy
-    /// How many arrivals at the front of the backlog waited because no stream was free (as opposed to a late timer).
-    private var blockedInBacklog = 0
-    /// How many of those (the oldest) waited because no connection was up: an outage, not a rate beyond capacity.
-    private var noConnectionInBacklog = 0
     private var dispatchCursor = 0
-    /// The time the arrival schedule counts from: the run's start, or the moment a guard held the load.
-    private var arrivalBase: UInt64 = 0
-    private let phase: Double
-    /// `--send-tick`; nil: adaptive, recomputed from the current rate every `tickRefreshNanoseconds`.
-    private let fixedTickNanoseconds: UInt64?
-    private var tickNanoseconds: UInt64 = UInt64(AdaptiveSendTick.minimum * 1e9)
-    private var tickRefreshDue: UInt64 = 0
-    private static let tickRefreshNanoseconds: UInt64 = 10_000_000
 
-    // Closed model with a concurrency profile, and think time.
-    private var concurrency: LoadProfile?
+    // The closed model's think time.
     let thinkTimeNanoseconds: UInt64
     /// Virtual users (closed model) waiting out their think time: they count against the concurrency target.
     var thinking = 0
     private let thinkJitterNanoseconds: UInt64
     private var jitterRandom: SplitMix64
-    private var inFlightTotal = 0
 
     // Multi-step flows.
     let flowSteps: [CompiledFlowStep]
@@ -92,7 +75,6 @@ final class LoadWorker {
     init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, index: Int, workers: Int,
          slots: [(target: Int, address: SocketAddress)], promise: EventLoopPromise<LoadResult>) {
         let phase = Double(index) / Double(workers)
-        self.phase = phase
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.compileTemplates()) ?? nil
         flowSteps = (try? configuration.compileFlow()) ?? []
@@ -106,26 +88,25 @@ final class LoadWorker {
             ? HTTP2WriteCoalescer(eventLoop: eventLoop, window: .nanoseconds(Int64(coalesceWindow * 1e9)),
                                   policy: configuration.coalescePolicy) : nil
         self.configuration = configuration
-        self.remaining = budget ?? Int.max
-        self.share = share
         self.promise = promise
         let startTime = Self.monotonicNanoseconds()
         self.startTime = startTime
-        self.deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
+        let deadline = configuration.plannedDuration.map { startTime + UInt64($0 * 1e9) }
+        self.deadline = deadline
         self.warmupEnd = startTime + UInt64(configuration.warmup * 1e9)
-        self.fixedTickNanoseconds = configuration.sendTick.map { UInt64(max(0, $0) * 1e9) }
         self.thinkJitterNanoseconds = UInt64(configuration.thinkJitter * 1e9)
         self.jitterRandom = SplitMix64(seed: configuration.seed &+ 0x4A17 &+ UInt64(index))
         switch configuration.model {
         case .open(let rate, let process):
-            arrivals = ArrivalSchedule(profile: rate, share: share, process: process, phase: phase,
-                                       seed: configuration.seed &+ UInt64(phase * 1_000_003))
-            concurrency = nil
+            open = OpenAdmission(rate: rate, process: process, budget: budget, share: share, phase: phase,
+                                 seed: configuration.seed, plannedDuration: configuration.plannedDuration,
+                                 fixedTick: configuration.sendTick.map { UInt64(max(0, $0) * 1e9) })
             thinkTimeNanoseconds = 0
         case .closed(let profile, let think):
-            concurrency = profile
+            closed = ClosedAdmission(budget: budget, deadline: deadline, concurrency: profile, share: share, start: startTime)
             thinkTimeNanoseconds = UInt64(think * 1e9)
         }
+        hasBudget = budget != 0
         var body: ByteBuffer?
         if let bytes = configuration.body { body = ByteBuffer(bytes: bytes) }
         for (targetIndex, address) in slots {
@@ -162,13 +143,16 @@ final class LoadWorker {
     /// The timeline second of an instant.
     @inline(__always) func second(of time: UInt64) -> Int { time > startTime ? Int((time - startTime) / 1_000_000_000) : 0 }
 
+    /// False for a worker whose share of the request budget is zero.
+    private let hasBudget: Bool
+
     func start() {
-        if connections.isEmpty || remaining == 0 {
+        if connections.isEmpty || !hasBudget {
             finish()
             return
         }
         for connection in connections { connection.connect() }
-        if arrivals != nil {
+        if open != nil {
             awaitingConnections = true
             let limit = configuration.connectTimeout
             eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) { self.beginArrivals() }
@@ -183,9 +167,9 @@ final class LoadWorker {
         awaitingConnections = false
         let t = now()
         startTime = t
-        arrivalBase = t
         deadline = configuration.plannedDuration.map { t + UInt64($0 * 1e9) }
         warmupEnd = t + UInt64(configuration.warmup * 1e9)
+        open?.begin(at: t, deadline: deadline)
         advanceArrivals()
     }
 
@@ -196,16 +180,15 @@ final class LoadWorker {
 
     /// A run with an end in time (a duration, or the open model's arrival schedule): its connections keep trying
     /// through an outage until then.
-    var isBoundedByTime: Bool { deadline != nil || arrivals != nil }
+    var isBoundedByTime: Bool { deadline != nil || open != nil }
 
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
         guard !stopping else { return false }
         // Open model: arrivals due before the deadline are still sent after it, never dropped.
-        if arrivals != nil { return awaitingConnections || nextArrival != nil || !backlog.isEmpty }
-        guard remaining > 0 else { return false }
-        if let deadline, now() >= deadline { return false }
-        return true
+        if open != nil { return awaitingConnections || open!.wantsMore(at: 0) }
+        // The clock is read only when a deadline needs it (this runs after every response).
+        return closed!.wantsMore(at: closed!.deadline != nil ? now() : 0)
     }
 
     // MARK: handing out requests
@@ -256,49 +239,24 @@ final class LoadWorker {
     /// connection is in, see `LoadConnection.deliveryTime`), or nil.
     @inline(__always) func nextRequest(at t: UInt64) -> Ticket? {
         guard !stopping else { return nil }
-        if arrivals != nil {
-            guard let intended = backlog.popFirst() else { return nil }
-            let reason: LateReason
-            if blockedInBacklog > 0 {
-                blockedInBacklog -= 1
-                if noConnectionInBacklog > 0 {
-                    noConnectionInBacklog -= 1
-                    reason = .noConnection
-                } else {
-                    reason = backlogReason
-                }
-            } else {
-                reason = .generatorLag
-            }
-            recordSend(intended: intended, at: t, reason: reason)
-            return Ticket(intended: intended, sent: t, iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
+        let admitted = open != nil ? open!.admit(at: t, busy: 0) : closed!.admit(at: t, busy: inFlightTotal + thinking)
+        guard let admitted else { return nil }
+        if admitted.scheduled {
+            recordSend(intended: admitted.intended, at: t, reason: admitted.waited ?? .generatorLag)
+        } else {
+            result.bucket(second(of: t)) { $0.sent += 1 }
         }
-        guard remaining > 0 else { return nil }
-        if let deadline, t >= deadline { return nil }
-        if let concurrency {
-            let target = Int((concurrency.value(at: Double(t &- startTime) / 1e9) * share).rounded())
-            guard inFlightTotal + thinking < target else { return nil }
-        }
-        if remaining != Int.max { remaining -= 1 }
-        inFlightTotal += 1
-        result.bucket(second(of: t)) { $0.sent += 1 }
-        return Ticket(intended: t, sent: t, iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
+        return Ticket(intended: admitted.intended, sent: t,
+                      iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
     }
 
     /// A connection could not send the ticket after all: put it back.
     func returnRequest(_ ticket: Ticket) {
-        if arrivals != nil {
-            backlog.prepend(ticket.intended)
-            blockedInBacklog += 1
-            inFlightTotal -= 1
-        } else {
-            if remaining != Int.max { remaining += 1 }
-            inFlightTotal -= 1
-        }
+        let admitted = Admitted(intended: ticket.intended, waited: nil, scheduled: open != nil)
+        if open != nil { open!.putBack(admitted) } else { closed!.putBack(admitted) }
     }
 
     private func recordSend(intended: UInt64, at t: UInt64, reason: LateReason) {
-        inFlightTotal += 1
         let delay = t > intended ? t - intended : 0
         _ = result.sendDelay.record(max(1, delay / 1000))
         let isLate = Double(delay) / 1e9 > configuration.lateThreshold
@@ -368,7 +326,6 @@ final class LoadWorker {
         }
         iteration.step += 1
         let t = now()
-        inFlightTotal += 1
         return Ticket(intended: t, sent: t, iteration: iteration)
     }
 
@@ -380,35 +337,14 @@ final class LoadWorker {
 
     /// Moves due arrivals into the backlog, hands the backlog to free connections, and sets the timer for the next.
     fileprivate func advanceArrivals() {
-        guard var schedule = arrivals, !stopping else { return }
+        guard open != nil, !stopping else { return }
         let t = now()
         if arrivalTimerDue > 0, t > arrivalTimerDue {
             _ = result.loopLag.record(max(1, (t - arrivalTimerDue) / 1000))
         }
-        if nextArrival == nil, remaining > 0, let first = schedule.next() {
-            nextArrival = arrivalBase + UInt64(first * 1e9)
-        }
-        while let due = nextArrival, due <= t {
-            if let deadline, due >= deadline {
-                nextArrival = nil
-                break
-            }
-            backlog.append(due)
-            if remaining != Int.max { remaining -= 1 }
-            if remaining > 0, let following = schedule.next() {
-                nextArrival = arrivalBase + UInt64(following * 1e9)
-            } else {
-                nextArrival = nil
-            }
-        }
-        arrivals = schedule
-        // The next arrival falls after the end of the run (a low rate): there is nothing more to wait for.
-        if let next = nextArrival, let deadline, next >= deadline { nextArrival = nil }
+        let wake = open!.advance(to: t)
         dispatchBacklog()
-        if let next = nextArrival {
-            // Never tick more often than the send tick: arrivals due before the next tick wait for it and leave
-            // together (their latency still counts from their intended time).
-            let due = max(next, t + sendTick(at: t, schedule: schedule))
+        if let due = wake {
             arrivalTimerDue = due
             let delay = due > t ? due - t : 0
             // A scheduled callback, not a task: no promise and no closure to allocate on every tick.
@@ -418,41 +354,26 @@ final class LoadWorker {
         }
     }
 
-    /// The send tick: `--send-tick`, or adapted to this loop's current rate (refreshed every 10 ms, so a ramp
-    /// moves it along).
-    private func sendTick(at t: UInt64, schedule: ArrivalSchedule) -> UInt64 {
-        if let fixedTickNanoseconds { return fixedTickNanoseconds }
-        if t >= tickRefreshDue {
-            let rate = schedule.profile.value(at: Double(t &- arrivalBase) / 1e9) * share
-            tickNanoseconds = UInt64(AdaptiveSendTick.tick(forRate: rate) * 1e9)
-            tickRefreshDue = t + Self.tickRefreshNanoseconds
-        }
-        return tickNanoseconds
-    }
-
     /// Offers the backlog to connections round-robin until it is empty or every stream is busy.
     private func dispatchBacklog() {
-        guard !backlog.isEmpty else { return }
+        guard open!.waiting > 0 else { return }
         var anyReady = false
         for i in 0..<connections.count {
             let connection = connections[(dispatchCursor + i) % connections.count]
             if connection.state == .ready { anyReady = true }
             connection.pump(flush: true)
-            if backlog.isEmpty {
+            if open!.waiting == 0 {
                 dispatchCursor = (dispatchCursor + i + 1) % connections.count
                 return
             }
         }
-        backlogReason = anyReady ? .streamsBusy : .noConnection
-        noConnectionInBacklog = anyReady ? min(noConnectionInBacklog, backlog.count) : backlog.count
-        blockedInBacklog = backlog.count
+        open!.blocked(anyConnectionReady: anyReady)
     }
 
     // MARK: outcomes
 
     /// A request finished (response or failure): frees its concurrency slot and finishes the worker when done.
     @inline(__always) func requestFinished() {
-        inFlightTotal -= 1
         if !wantsMoreRequests { checkDone() }
     }
 
@@ -514,25 +435,17 @@ final class LoadWorker {
     func hold() {
         guard !finished else { return }
         let t = now()
-        let elapsed = Double(t &- startTime) / 1e9
-        if case .open(let rate, let process) = configuration.model, arrivals != nil {
-            let current = rate.value(at: elapsed)
-            let remaining = deadline.map { $0 > t ? Double($0 - t) / 1e9 : 0 }
+        if open != nil {
+            // Before the clock starts there is nothing to hold: the schedule has not begun.
+            guard !awaitingConnections else { return }
             arrivalTask?.cancel()
-            if current > 0, remaining.map({ $0 > 0 }) ?? true {
-                arrivals = ArrivalSchedule(profile: .constant(current, duration: remaining), share: share, process: process,
-                                           phase: phase, seed: configuration.seed &+ 0x401D)
-                arrivalBase = t
-                nextArrival = nil
-                tickRefreshDue = 0
+            if open!.hold(at: t) {
                 advanceArrivals()
             } else {
-                nextArrival = nil
                 checkDone()
             }
-        }
-        if let profile = concurrency {
-            concurrency = .constant(profile.value(at: elapsed))
+        } else {
+            _ = closed!.hold(at: t)
         }
     }
 
@@ -545,33 +458,29 @@ final class LoadWorker {
         arrivalTask?.cancel()
         drainDeadline = now() + UInt64(grace * 1e9)
         // Arrivals that were due but never left are counted, not dropped.
-        if !backlog.isEmpty {
-            recordError(.notSent, identity: nil, count: backlog.count,
+        if let waiting = open?.dropWaiting(), waiting > 0 {
+            recordError(.notSent, identity: nil, count: waiting,
                         explanation: abort ? "the run was stopped before these due requests could be sent" : "the verdict was reached before these due requests were sent", intended: nil)
         }
-        backlog.removeAll()
-        blockedInBacklog = 0
-        noConnectionInBacklog = 0
         checkDone()
     }
 
     private func checkDone() {
         guard !finished else { return }
-        let inFlight = connections.reduce(0) { $0 + $1.inFlightCount }
         if connections.allSatisfy(\.isDead) {
-            // No connection can carry the rest: count it, named by the last connection failure.
-            var unsent = backlog.count
-            backlog.removeAll()
-            if !stopping {
-                if remaining != Int.max {
-                    unsent += remaining
-                } else if let schedule = arrivals {
-                    // A schedule bounded by time: the arrivals it still held, each counted.
-                    let end = awaitingConnections ? configuration.plannedDuration : deadline.map { Double($0 &- arrivalBase) / 1e9 }
-                    unsent += (nextArrival.map { $0 < (deadline ?? .max) } == true ? 1 : 0) + schedule.count(before: end)
-                }
+            // No connection can carry the rest: count it, named by the last connection failure (a stopped run
+            // owes nothing more: what was waiting was counted when it stopped).
+            let nextArrival = open?.nextArrival
+            let unsent: Int
+            if stopping {
+                unsent = open?.dropWaiting() ?? 0
+                _ = open?.giveUp(begun: true)
+                _ = closed?.giveUp(begun: true)
+            } else if open != nil {
+                unsent = open!.giveUp(begun: !awaitingConnections)
+            } else {
+                unsent = closed!.giveUp(begun: true)
             }
-            remaining = 0
             let reason = lastConnectionFailure ?? (.notSent, "no connection could be established")
             if unsent > 0 {
                 result.recordError(reason.kind, identity: .unknown, count: unsent, explanation: reason.message)
@@ -583,7 +492,7 @@ final class LoadWorker {
             finish()
             return
         }
-        if !wantsMoreRequests && inFlight == 0 {
+        if !wantsMoreRequests && inFlightTotal == 0 {
             finish()
         }
     }
@@ -609,39 +518,29 @@ final class LoadWorker {
                 connection.expireRequests(olderThan: cutoff)
             }
             // Arrivals that waited longer than the timeout for a free stream were never sent.
-            var expired = 0
-            while let first = backlog.first, first < cutoff {
-                _ = backlog.popFirst()
-                blockedInBacklog = max(0, blockedInBacklog - 1)
-                noConnectionInBacklog = max(0, noConnectionInBacklog - 1)
-                expired += 1
-            }
-            if expired > 0 {
+            if let expired = open?.expire(olderThan: cutoff), expired > 0 {
                 if let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
                     // An outage: no connection to send them on, named by why.
                     recordError(failure.kind, identity: nil, count: expired, explanation: failure.message, intended: cutoff)
                 } else {
                     recordError(.notSent, identity: nil, count: expired,
-                                explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(backlogReason.rawValue)): the target rate is more than connections x streams can carry",
+                                explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(open!.waitingReason.rawValue)): the target rate is more than connections x streams can carry",
                                 intended: cutoff)
                 }
             }
         }
         // Past the end of the schedule with no connection up: the arrivals still waiting are counted now, named by
         // the last connection failure, instead of holding the run for the request timeout.
-        if arrivals != nil, !backlog.isEmpty, nextArrival == nil, let deadline, t >= deadline,
+        if let waiting = open?.waiting, waiting > 0, open!.nextArrival == nil, let deadline, t >= deadline,
            let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
-            recordError(failure.kind, identity: nil, count: backlog.count, explanation: failure.message, intended: nil)
-            backlog.removeAll()
-            blockedInBacklog = 0
-        noConnectionInBacklog = 0
+            recordError(failure.kind, identity: nil, count: open!.dropWaiting(), explanation: failure.message, intended: nil)
         }
         if let drainDeadline, t >= drainDeadline {
             for connection in connections { connection.shutdown(inFlightAs: .aborted) }
             finish()
             return
         }
-        if concurrency != nil {
+        if closed?.movesWithTime == true {
             // The concurrency target moves with time: let idle slots start.
             for connection in connections { connection.pump(flush: true) }
         }
@@ -662,7 +561,7 @@ final class LoadWorker {
 
     func progress() -> LoadGenerator.Progress {
         LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
-                               inFlight: connections.reduce(0) { $0 + $1.inFlightCount },
+                               inFlight: inFlightTotal,
                                sent: result.requestsSent, errors: result.errors,
                                late: result.late.values.reduce(0, +), window: nil,
                                identities: result.identities.mapValues(\.requests))

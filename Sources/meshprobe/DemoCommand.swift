@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
+import MeshprobeChecks
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad

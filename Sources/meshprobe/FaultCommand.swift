@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
+import MeshprobeEchoAPI
 import MeshprobeIdentity
-import MeshprobeEcho
 import MeshprobeLoad
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import NIOPosix
 
@@ -62,7 +62,7 @@ struct FaultCommand: AsyncParsableCommand {
                 delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: duration.seconds,
                 label: label)
             // The echo checks again, against its own --max-delay; here only what holds for every echo.
-            var limits = FaultSpec.Limits()
+            var limits = FaultLimits()
             limits.maxDelayNanoseconds = .max
             do {
                 _ = try FaultSettings(request, limits: limits)
@@ -130,7 +130,7 @@ struct FaultCommand: AsyncParsableCommand {
 
 /// The echo to talk to, who we are, and how we check it: shared by `fault set`, `list` and `clear`.
 struct FaultClientOptions: ParsableArguments {
-    static let apiPath = FaultClient.apiPath
+    static let apiPath = FaultControlJSON.apiPath
 
     @Argument(help: "The echo's base URL, https://HOST:PORT.")
     var url: String

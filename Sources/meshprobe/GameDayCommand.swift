@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeChecks
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy

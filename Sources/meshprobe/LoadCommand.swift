@@ -385,7 +385,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
             }
             if report.summary.aborted { throw CLIError(message: "a shard was aborted before its run completed", exitCode: 3) }
             if let why = report.summary.endedEarly { throw CLIError(message: "a shard ended before its planned end: \(why)", exitCode: 1) }
-            if report.summary.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
+            if report.summary.succeeded == 0 { throw CLIError(message: RunReport.Check.noSuccessReason(report), exitCode: 1) }
             return
         }
         if let fired = result.guardFired {
@@ -398,7 +398,7 @@ func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool,
         }
         if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
         if let why = result.endedEarly { throw CLIError(message: "the run ended before its planned end: \(why)", exitCode: 1) }
-        if result.succeeded == 0 { throw CLIError(message: "no request succeeded", exitCode: 1) }
+        if result.succeeded == 0 { throw CLIError(message: RunReport.Check.noSuccessReason(report), exitCode: 1) }
     }
 
 /// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,

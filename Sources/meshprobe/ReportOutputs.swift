@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeHistogram
 import MeshprobeLoad
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeReport
 
 /// Colours for standard output: only on a terminal, and not with NO_COLOR.

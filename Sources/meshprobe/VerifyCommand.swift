@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeChecks
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport

@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS

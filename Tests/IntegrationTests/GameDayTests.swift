@@ -1,9 +1,10 @@
 import Foundation
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeLab
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTLS
 import MeshprobeTestSupport
 import NIOConcurrencyHelpers

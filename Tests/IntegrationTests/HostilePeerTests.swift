@@ -122,6 +122,27 @@ import Testing
         #expect(elapsed < .seconds(5), "\(elapsed)")
         #expect(result.succeeded == 1)
     }
+
+    /// Each request is counted as not sent, the run ends at its deadline, and the event loop keeps reading its
+    /// sockets meanwhile (two such runs at once on one event loop group both connect and count).
+    @Test(arguments: [HTTPVersionPreference.http2, .http1])
+    func aRunWhoseEveryRenderedRequestIsUnsendableEndsAtItsDuration(http: HTTPVersionPreference) async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let rows = try CSVTable(parsing: "value\n\"a\nx-evil: 1\"\n", source: "rows.csv")
+        let (result, elapsed) = try await timed {
+            try await runLoad(["http://127.0.0.1:\(echo.port)/"], connections: 1, streams: 4, http: http) {
+                $0.requests = nil
+                $0.duration = 0.5
+                $0.csv = rows
+                $0.headers = [("x-row", "{{csv:value}}")]
+            }
+        }
+        #expect(elapsed < .seconds(5), "\(elapsed)")
+        #expect(result.succeeded == 0)
+        #expect((result.errors[.notSent] ?? 0) > 0, "\(result.errors) \(result.connectionFailures), \(result.connectionsEstablished) connections")
+        #expect(result.errorExplanations[.notSent]?.contains("CR, LF or NUL") == true, "\(result.errorExplanations)")
+    }
 }
 
 /// Answers the first request with a 100 MB body, in 1 MiB writes.

@@ -159,4 +159,15 @@ import Testing
         #expect(out.stdout.contains("FAIL  split  the server was refused on"), "\(out.stdout)")
         #expect(out.stdout.contains("tls_wrong_spiffe_id"), "\(out.stdout)")
     }
+
+    /// A timed run whose target never accepted a connection sends nothing, so it has no error to name: its verdict
+    /// and its last line name the connection failure instead of a bare "no request succeeded".
+    @Test func aTimedRunThatNeverConnectedNamesTheConnectionFailure() async throws {
+        let port = try freePort()
+        let out = try await run(meshprobeBinary, ["load", "-d", "1s", "-c", "1", "http://127.0.0.1:\(port)/"], timeout: 30)
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        let named = "no request succeeded: no connection could be made in"
+        #expect(out.stdout.contains("FAIL  requests succeeded  \(named)"), "\(out.stdout)")
+        #expect(out.stderr.contains(named) && out.stderr.contains("connect_refused"), "\(out.stderr)")
+    }
 }

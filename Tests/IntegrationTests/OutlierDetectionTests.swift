@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeChecks
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad

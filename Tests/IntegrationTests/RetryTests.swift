@@ -34,7 +34,8 @@ import Testing
         // Three tries of 200 ms each, every one cut by HAProxy's `timeout server`: its 504 page, at about 600 ms.
         let timing = try verdict(verdicts, "a slow request ends after 3 tries")
         #expect(timing.passed && timing.observed["proxy_timeouts"] == 20, "\(timing)")
-        #expect(abs((timing.observed["p50_ms"] ?? 0) - 600) <= 60, "\(timing)")
+        // A timer ends no earlier than it is set for; how much later depends on the machine, so only the floor is checked.
+        #expect((timing.observed["p50_ms"] ?? 0) >= 580, "\(timing)")
     }
 
     @Test func aProxyThatRetriesOnceWhereTwoAreDeclaredFailsWithTheTriesSeen() async throws {
@@ -75,7 +76,7 @@ import Testing
         #expect(late.status == 1, "\(late.stdout)\(late.stderr)")
         let cut = try verdict(lateVerdicts, "the route timeout")
         #expect(!cut.passed && cut.reason.contains("later than the route timeout (300 ms) allows"), "\(cut)")
-        #expect(abs((cut.observed["p50_ms"] ?? 0) - 400) <= 60, "\(cut)")
+        #expect((cut.observed["p50_ms"] ?? 0) >= 380 && cut.observed["application_replies"] == 0, "\(cut)")
         // ... or not at all: the application answers.
         let (never, neverVerdicts) = try await verifyRetries("{timeout: 300ms, requests: 10}") { $0.serverTimeout = 2 }
         #expect(never.status == 1, "\(never.stdout)\(never.stderr)")

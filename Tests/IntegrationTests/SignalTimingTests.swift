@@ -1,6 +1,6 @@
 import Foundation
 import MeshprobeEcho
-import MeshprobePolicy
+import MeshprobeChecks
 import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import NIOPosix

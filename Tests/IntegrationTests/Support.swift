@@ -1,7 +1,9 @@
 import Foundation
+import MeshprobeChecks
 import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS

@@ -1,3 +1,4 @@
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import NIOCore
 import Testing

@@ -92,20 +92,6 @@ import Testing
         #expect(policy.scenario.configuration.churn == .every(20))
     }
 
-    @Test func aRouteRequestCarriesItsHeadersPathAndMethod() throws {
-        var route = SplitExpectation(name: "r", weights: ["v1": 100], recognizer: .version, statistics: .init())
-        route.conditions = [MatchCondition(subject: .header("end-user"), match: .exact("jason"), sent: "jason"),
-                            MatchCondition(subject: .path, match: .prefix("/api"), sent: "/api"),
-                            MatchCondition(subject: .method, match: .exact("PUT"), sent: "PUT")]
-        var base = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/reviews")])
-        base.headers = [("End-User", "someone"), ("x-other", "1")]
-        let configured = PolicyVerification.configuration(base, for: route)
-        #expect(configured.headers.map(\.name) == ["x-other", "end-user"])
-        #expect(configured.headers.map(\.value) == ["1", "jason"])
-        #expect(configured.targets[0].path == "/api")
-        #expect(configured.method == "PUT")
-    }
-
     @Test func regexSamplesAreOnlyTakenFromLiterals() {
         #expect(ValueMatch.regex("^/v3/ratings$").sample == "/v3/ratings")
         #expect(ValueMatch.regex("beta\\.users").sample == "beta.users")

@@ -1,4 +1,4 @@
-import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeReport
 import Foundation
 import Testing

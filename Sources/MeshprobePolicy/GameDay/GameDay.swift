@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeLoad
 import MeshprobeScenario
 import MeshprobeYAML
@@ -189,7 +189,7 @@ public struct GameDayStep: Sendable {
         if let v = m["resetShare"] { fault.resetShare = try v.double(minimum: 0, exclusive: true) }
         if let v = m["path"] { fault.path = try v.string() }
         // The echo checks again (against its own limits); here what holds for every echo, with the field's line.
-        var limits = FaultSpec.Limits()
+        var limits = FaultLimits()
         limits.maxDelayNanoseconds = .max
         do {
             _ = try FaultSettings(fault, limits: limits)

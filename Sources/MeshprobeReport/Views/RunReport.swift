@@ -246,6 +246,21 @@ public struct RunReport: Sendable {
 extension RunReport.Check {
     /// The checks of a plain load (`load`, `run`): the run completed, every guard held, requests succeeded; the same
     /// rules as the command's exit code.
+    /// Why no request succeeded, with its cause: the most common error, or, when no request could even be sent, the
+    /// connection failure that kept every connection from being made.
+    public static func noSuccessReason(_ report: LoadReport) -> String {
+        let s = report.summary
+        if let top = s.errors.max(by: { $0.value < $1.value }) {
+            return "no request succeeded: most common error \(top.key) (\(top.value))"
+        }
+        if report.connections.established == 0, let top = report.connections.failures.max(by: { $0.value < $1.value }) {
+            let attempts = report.connections.failures.values.reduce(0, +)
+            return "no request succeeded: no connection could be made in \(attempts) attempt\(attempts == 1 ? "" : "s") (\(top.key)"
+                + (s.errorExplanations[top.key].map { ": \($0)" } ?? "") + ")"
+        }
+        return "no request succeeded"
+    }
+
     public static func loadChecks(_ report: LoadReport, guards: [LoadGuard]) -> [RunReport.Check] {
         let s = report.summary
         let seconds = s.elapsedSeconds
@@ -281,10 +296,9 @@ extension RunReport.Check {
                 summary: fired == nil ? "held for \(report.timeline.count) seconds" : "fired", evidence: evidence, seconds: seconds))
         }
         let ok = s.succeeded > 0
-        let topError = s.errors.max { $0.value < $1.value }.map { "most common error \($0.key) (\($0.value))" }
         checks.append(RunReport.Check(
             kind: "load", name: "requests succeeded", status: ok ? .passed : .failed,
-            reason: ok ? nil : "no request succeeded" + (topError.map { ": \($0)" } ?? ""),
+            reason: ok ? nil : noSuccessReason(report),
             summary: "\(s.succeeded) of \(s.requests) succeeded", evidence: evidence, seconds: seconds))
         return checks
     }

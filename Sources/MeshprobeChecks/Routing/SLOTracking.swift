@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeLoad
+import MeshprobePolicy
 import MeshprobeStatistics
 
 /// One connection's outcomes as a verification counts them.

@@ -1,7 +1,8 @@
 import MeshprobeIdentity
+import MeshprobePolicy
 import Testing
+@testable import MeshprobeChecks
 @testable import MeshprobeLoad
-@testable import MeshprobePolicy
 
 /// The in-flight verdict's arithmetic on synthetic phases: where the peak comes from and when it may FAIL.
 @Suite struct CircuitBreakerInFlightTests {

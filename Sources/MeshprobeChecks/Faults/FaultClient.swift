@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeLoad
 import MeshprobeTLS
 import NIOCore
@@ -8,8 +8,6 @@ import NIOCore
 /// check and game days set and clear faults through it. Each call is one request over mTLS with the load engine's
 /// one-shot path (`StepRunner`).
 public struct FaultClient: Sendable {
-    public static let apiPath = "/.meshprobe/faults"
-
     /// The echo's base URL as given (`https://HOST:PORT`), for messages.
     public var url: String
     var target: LoadTarget
@@ -28,7 +26,7 @@ public struct FaultClient: Sendable {
             throw .badInput(error.description)
         }
         guard target.path == "/" else {
-            throw .badInput("URL '\(url)': give the echo's base URL, https://HOST:PORT (the API is at \(Self.apiPath))")
+            throw .badInput("URL '\(url)': give the echo's base URL, https://HOST:PORT (the API is at \(FaultControlJSON.apiPath))")
         }
         self.url = url
         self.tls = tls
@@ -68,7 +66,7 @@ public struct FaultClient: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body: String
         do { body = String(decoding: try encoder.encode(fault), as: UTF8.self) } catch { throw .badInput("\(error)") }
-        return try Self.decode(try await send("POST", Self.apiPath, json: body, group: group), from: url)
+        return try Self.decode(try await send("POST", FaultControlJSON.apiPath, json: body, group: group), from: url)
     }
 
     /// Clears one fault (by id), every fault set with `label`, or every fault (both nil); how many were cleared.
@@ -86,8 +84,8 @@ public struct FaultClient: Sendable {
 
     /// `/.meshprobe/faults`, `/.meshprobe/faults/ID` or `/.meshprobe/faults?label=LABEL` (a label needs no escaping).
     public static func path(id: String? = nil, label: String? = nil) -> String {
-        if let id { return apiPath + "/" + id }
-        return apiPath + (label.map { "?label=" + $0 } ?? "")
+        if let id { return FaultControlJSON.apiPath + "/" + id }
+        return FaultControlJSON.apiPath + (label.map { "?label=" + $0 } ?? "")
     }
 
     /// A 2xx answer's JSON body; a refusal becomes `.refused` (or `.rejected` for a 400) with the echo's reason.

@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobePolicy
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore

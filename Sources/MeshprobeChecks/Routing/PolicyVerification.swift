@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobePolicy
 import MeshprobeStatistics
 import NIOCore
 
