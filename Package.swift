@@ -84,10 +84,15 @@ let package = Package(
             ]
         ),
 
+        // The inputs' types (rate, churn, stage, HTTP version, arrivals, guards), each with one parse and one message,
+        // read the same way from flags and files; no NIO, no engine.
+        .target(name: "MeshprobeSpec", dependencies: ["MeshprobeIdentity"]),
+
         // The load engine (Generator): connections x streams on one event loop per core.
         .target(
             name: "MeshprobeLoad",
             dependencies: [
+                "MeshprobeSpec",
                 "MeshprobeIdentity",
                 "MeshprobeHistogram",
                 "MeshprobeTLS",
@@ -127,7 +132,7 @@ let package = Package(
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(
             name: "MeshprobeScenario",
-            dependencies: ["MeshprobeYAML", "MeshprobeLoad", "MeshprobeIdentity"]
+            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeLoad", "MeshprobeIdentity"]
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeStatistics"),
@@ -201,6 +206,7 @@ let package = Package(
             dependencies: [
                 "CMeshprobeSignals",
                 "MeshprobeIdentity",
+                "MeshprobeSpec",
                 "MeshprobeHistogram",
                 "MeshprobeTLS",
                 "MeshprobeHTTP1",
@@ -223,6 +229,7 @@ let package = Package(
         ),
 
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
+        .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",
             dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]

@@ -1,16 +1,8 @@
 import MeshprobeIdentity
 import MeshprobeHTTP2
+// A configuration is made of the inputs' types: whoever builds or reads one has them.
+@_exported import MeshprobeSpec
 import MeshprobeTLS
-
-/// Which HTTP version a run speaks.
-public enum HTTPVersionPreference: String, Sendable, CaseIterable {
-    /// TLS: ALPN chooses (h2 preferred, then http/1.1). Plaintext: h2c with prior knowledge.
-    case auto
-    /// HTTP/2 only (ALPN h2 over TLS; prior-knowledge h2c in plaintext).
-    case http2
-    /// HTTP/1.1 with keep-alive.
-    case http1
-}
 
 /// How requests are generated.
 public enum LoadModel: Sendable, Equatable {
@@ -19,7 +11,7 @@ public enum LoadModel: Sendable, Equatable {
     case closed(concurrency: LoadProfile?, thinkTime: Double)
     /// Requests arrive at times fixed in advance by the `rate` profile (requests per second, all connections
     /// together), whether or not earlier ones have completed; latency counts from the intended time.
-    case open(rate: LoadProfile, arrivals: ArrivalSchedule.Process)
+    case open(rate: LoadProfile, arrivals: ArrivalProcess)
 
     public static let closedAsFastAsPossible = LoadModel.closed(concurrency: nil, thinkTime: 0)
 
@@ -37,33 +29,6 @@ public enum LoadModel: Sendable, Equatable {
     }
 }
 
-/// A limit that stops a run when the target is in trouble (a game day must not turn into an outage).
-///
-/// Guards are checked once a second on the last finished second, when it holds at least `minimumResponses`.
-public enum LoadGuard: Sendable, Equatable, CustomStringConvertible {
-    /// Stop when the share of failed requests (non-2xx/3xx and errors) in a second exceeds this fraction.
-    case errorRate(Double)
-    /// Stop when a second's p99 latency exceeds this many seconds.
-    case p99(Double)
-
-    public static let minimumResponses = 20
-
-    public var description: String {
-        switch self {
-        case .errorRate(let limit): return String(format: "error rate above %.1f%%", limit * 100)
-        case .p99(let limit): return String(format: "p99 above %.1f ms", limit * 1000)
-        }
-    }
-}
-
-/// What a guard does when it fires.
-public enum GuardAction: String, Sendable, Equatable, CaseIterable {
-    /// Stop the load (in-flight requests get the grace period); the run is incomplete.
-    case stop
-    /// Stop following the stages: the rate or concurrency stays where it was until the run ends.
-    case hold
-}
-
 /// A guard that fired: which, when, and what it saw.
 public struct GuardEvent: Sendable, Equatable {
     public var action: GuardAction
@@ -71,24 +36,6 @@ public struct GuardEvent: Sendable, Equatable {
     /// The second of the run it saw the breach in.
     public var second: Int
     public var observed: String
-}
-
-/// When a connection is replaced by a fresh one (samples L4 balancing and the mTLS handshake rate; persistent
-/// connections bias weighted routing).
-public enum ConnectionChurn: Sendable, Equatable, CustomStringConvertible {
-    case reuse
-    /// A fresh connection after this many requests.
-    case every(Int)
-
-    public static let perRequest = ConnectionChurn.every(1)
-
-    public var description: String {
-        switch self {
-        case .reuse: return "reuse"
-        case .every(1): return "per request"
-        case .every(let n): return "every \(n) requests"
-        }
-    }
 }
 
 /// Everything a load run needs.
@@ -152,13 +99,13 @@ public struct LoadConfiguration: Sendable {
     /// CPU per request 0.91-0.92x of not coalescing; 1 ms saved about as much, 200 us less).
     public static let defaultCoalesceWindow = 0.0005
     /// The longest window a flag or file may set: it delays requests by up to this much.
-    public static let maximumCoalesceWindow = 0.1
+    public static let maximumCoalesceWindow = CoalesceWindow.maximum
     /// The longest run, stage, warm-up, timeout or think time a load takes (seconds): 366 days.
     public static let maximumDuration: Double = 366 * 86400
     public static let maximumDurationText = "8784h (366 days)"
     /// The open model's rate bounds (requests per second; 0 is allowed in stages).
-    public static let maximumRate: Double = 10_000_000
-    public static let minimumRate = 0.001
+    public static let maximumRate = Rate.maximum
+    public static let minimumRate = Rate.minimum
     /// The largest concurrency a closed model's stages may name.
     public static let maximumConcurrency = 1_000_000
     /// The write-coalescing window this run uses (0: off).
@@ -208,14 +155,14 @@ public struct LoadConfiguration: Sendable {
 
     /// Why `method` cannot be sent, or nil: it must be an HTTP token.
     public static func methodProblem(_ method: String) -> String? {
-        isToken(method) ? nil : "must be an HTTP method token such as GET or POST (letters, digits, no spaces)"
+        HTTPToken.isToken(method) ? nil : HTTPMethod.rule
     }
 
     /// Why a header cannot be sent, or nil: its name must be a token (not a pseudo-header), its value free of CR,
     /// LF and NUL (which would end the header early on HTTP/1.1, and which HTTP/2 forbids); `content-length` comes
     /// from the body, and connection-specific headers (`connection: close`) are for HTTP/1.1 runs only.
     public static func headerProblem(name: String, value: String, http1Only: Bool) -> String? {
-        guard isToken(name) else { return "a header name must be a token (letters, digits, - and the like; no spaces, colons or pseudo-headers)" }
+        guard HTTPToken.isToken(name) else { return "a header name must be a token (letters, digits, - and the like; no spaces, colons or pseudo-headers)" }
         let lower = name.lowercased()
         if lower == "content-length" { return "is set from the body; leave it out" }
         if !http1Only, ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].contains(lower) {
@@ -223,12 +170,6 @@ public struct LoadConfiguration: Sendable {
         }
         if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) { return "a header value must not contain CR, LF or NUL" }
         return nil
-    }
-
-    private static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(c)
-        }
     }
 
     static func checkRequest(method: String, headers: [(name: String, value: String)], field: String,

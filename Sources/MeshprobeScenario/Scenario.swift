@@ -1,23 +1,17 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeYAML
 
-/// Where a scenario's TLS identity comes from; turned into a TLS context by the command line.
+/// A scenario's `identity` section: where its TLS identity comes from and what it expects of the server; turned into
+/// a TLS context by the command line.
 public struct ScenarioIdentity: Sendable, Equatable {
-    public var cert: String?
-    public var key: String?
-    public var ca: String?
-    public var svidDir: String?
-    /// Trust domain to bundle file.
-    public var trustBundles: [String: String] = [:]
+    /// The SVID and trust bundles (`tlsSecurityLevel` and `allowNonSVIDPeer` below 2 or true are reported as loosened).
+    public var tls = TLSIdentitySpec()
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
-    /// `tlsSecurityLevel`: the OpenSSL security level (nil: the default, 2); below 2 is reported as loosened.
-    public var tlsSecurityLevel: Int?
-    /// `allowNonSVIDPeer`: accept a server certificate without a SPIFFE ID (plain TLS); reported as loosened.
-    public var allowNonSVIDPeer = false
     /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
     public var location: String?
 
@@ -117,14 +111,9 @@ public struct Scenario {
         var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
         if let defaultChurn { scenario.configuration.churn = defaultChurn }
         scenario.name = try top["name"]?.name()
-        if let http = top["http"] {
-            switch try http.string() {
-            case "auto": scenario.configuration.httpVersion = .auto
-            case "2": scenario.configuration.httpVersion = .http2
-            case "1.1": scenario.configuration.httpVersion = .http1
-            default: throw http.error("expected auto, 2 or 1.1")
-            }
-        }
+        // The load as the file declares it (`load`, `http`, `guards`), applied once every section is read.
+        var spec = LoadSpec()
+        if let http = top["http"] { spec.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
         scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
         if let list = top["signatures"] {
             scenario.configuration.signatures = SignatureTable(extra: try parseSignatures(list))
@@ -136,15 +125,15 @@ public struct Scenario {
             var id = ScenarioIdentity()
             let at = identity.error("")
             id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
-            id.cert = try f["cert"].map(resolve)
-            id.key = try f["key"].map(resolve)
-            id.ca = try f["ca"].map(resolve)
-            id.svidDir = try f["svidDir"].map(resolve)
-            if (id.cert == nil) != (id.key == nil) { throw identity.error("cert and key go together") }
+            id.tls.cert = try f["cert"].map(resolve)
+            id.tls.key = try f["key"].map(resolve)
+            id.tls.ca = try f["ca"].map(resolve)
+            id.tls.svidDir = try f["svidDir"].map(resolve)
+            if (id.tls.cert == nil) != (id.tls.key == nil) { throw identity.error("cert and key go together") }
             if let bundles = f["trustBundles"] {
                 for (domain, _, at) in try bundles.stringMap() {
-                    do { _ = try SPIFFEID(parsing: "spiffe://\(domain)") } catch { throw at.error("'\(domain)' is not a trust domain: \(error.reason)") }
-                    id.trustBundles[domain] = try resolve(at)
+                    do { try TrustBundleSource.checkTrustDomain(domain) } catch { throw at.error(error.message) }
+                    id.tls.trustBundles.append(TrustBundleSource(trustDomain: domain, file: try resolve(at)))
                 }
             }
             if let expect = f["expectPeer"] {
@@ -159,27 +148,21 @@ public struct Scenario {
                 throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
             }
             if let level = f["tlsSecurityLevel"] {
-                id.tlsSecurityLevel = try level.int(minimum: 0)
-                if id.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
+                id.tls.tlsSecurityLevel = try level.int(minimum: 0)
+                if id.tls.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
             }
-            id.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
-            if id.allowNonSVIDPeer, let expect = f["expectPeer"] {
+            id.tls.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
+            if id.tls.allowNonSVIDPeer, let expect = f["expectPeer"] {
                 throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
             }
             scenario.identity = id
         }
 
-        if let load = top["load"] {
-            try parseLoad(load, into: &scenario.configuration)
-        }
+        let loadFields = try top["load"].map { load throws(YAMLInputError) in try parseLoad(load, into: &spec) } ?? [:]
 
         if let request = top["request"] {
             let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
-            if let method = f["method"] {
-                let m = try method.string().uppercased()
-                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
-                scenario.configuration.method = m
-            }
+            if let method = f["method"] { scenario.configuration.method = try method.parsed(HTTPMethod.parse) }
             if let path = f["path"] {
                 let p = try path.string()
                 guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
@@ -188,12 +171,8 @@ public struct Scenario {
             }
             if let headers = f["headers"] {
                 for (name, value, at) in try headers.stringMap() {
-                    let lower = name.lowercased()
-                    if lower.hasPrefix(":") { throw at.error("'\(name)' cannot be set: pseudo-headers come from the target and method") }
-                    if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: false) {
-                        throw at.error("'\(name)' \(problem)")
-                    }
-                    scenario.configuration.headers.append((lower, value))
+                    let header = try readHeader(name: name, value: value, at: at, http1Only: spec.httpVersion == .http1)
+                    scenario.configuration.headers.append((header.name, header.value))
                     templated.append((at, value))
                 }
             }
@@ -216,16 +195,12 @@ public struct Scenario {
 
         if let guards = top["guards"] {
             let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
-            if let a = f["action"] {
-                guard let action = GuardAction(rawValue: try a.string()) else { throw a.error("expected stop or hold") }
-                scenario.configuration.guardAction = action
-            }
-            if let v = f["maxErrorRate"] {
-                let rate = try v.double(minimum: 0, exclusive: true)
-                guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.2") }
-                scenario.configuration.guards.append(.errorRate(rate))
-            }
-            if let v = f["maxP99"] { scenario.configuration.guards.append(.p99(try v.duration())) }
+            if let a = f["action"] { spec.guardAction = try a.parsed(GuardAction.init(parsing:)) }
+            if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
+            if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+        }
+        do { try scenario.configuration.apply(spec) } catch {
+            throw (loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey))
         }
 
         // Multi-step flows.
@@ -233,17 +208,20 @@ public struct Scenario {
             throw top["steps"]!.error("give either request (one request per iteration) or steps (a flow), not both")
         }
         let csvHeader = scenario.configuration.csv?.header
+        let http1Only = spec.httpVersion == .http1
         var known = Set<String>()
         if let setup = top["setup"] {
-            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment)
+            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment, http1Only: http1Only)
         }
         let afterSetup = known
         if let steps = top["steps"] {
-            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment)
+            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment,
+                                                         http1Only: http1Only)
         }
         if let teardown = top["teardown"] {
             var teardownKnown = afterSetup
-            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment)
+            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment,
+                                               http1Only: http1Only)
         }
         // Setup values are known before the load starts: placeholders for them.
         for name in afterSetup { scenario.configuration.flowVariables[name] = "" }
@@ -278,7 +256,7 @@ public struct Scenario {
 
     /// Reads a list of steps; `known` holds the variables earlier steps extract and gains this list's.
     static func parseSteps(_ list: YAMLValue, known: inout Set<String>, csvHeader: [String]?,
-                           environment: [String: String]) throws(YAMLInputError) -> [FlowStep] {
+                           environment: [String: String], http1Only: Bool) throws(YAMLInputError) -> [FlowStep] {
         var steps: [FlowStep] = []
         var names = Set<String>()
         let items = try list.list()
@@ -300,17 +278,10 @@ public struct Scenario {
             }
             try check(pathValue, path)
             var step = FlowStep(name: name, path: path)
-            if let method = f["method"] {
-                let m = try method.string().uppercased()
-                guard !m.isEmpty, m.allSatisfy({ $0.isLetter }) else { throw method.error("expected an HTTP method such as GET or POST") }
-                step.method = m
-            }
+            if let method = f["method"] { step.method = try method.parsed(HTTPMethod.parse) }
             if let headers = f["headers"] {
                 for (headerName, value, at) in try headers.stringMap() {
-                    if headerName.hasPrefix(":") { throw at.error("'\(headerName)' cannot be set: pseudo-headers come from the target and method") }
-                    if let problem = LoadConfiguration.headerProblem(name: headerName, value: value, http1Only: false) {
-                        throw at.error("'\(headerName)' \(problem)")
-                    }
+                    _ = try readHeader(name: headerName, value: value, at: at, http1Only: http1Only)
                     try check(at, value)
                     step.headers.append(HTTP2HeaderPair(headerName, value))
                 }
@@ -340,6 +311,16 @@ public struct Scenario {
             steps.append(step)
         }
         return steps
+    }
+
+    /// A header of a `headers` mapping, refused at its value with the reason it cannot be sent.
+    static func readHeader(name: String, value: String, at: YAMLValue, http1Only: Bool) throws(YAMLInputError) -> HeaderField {
+        let header: HeaderField
+        do { header = try HeaderField(name: name, value: value) } catch { throw at.error(error.message) }
+        if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: http1Only) {
+            throw at.error("'\(name)' \(problem)")
+        }
+        return header
     }
 
     /// Proxy signatures the file adds to the built-in table (checked first): `{proxy, reason, flag, status, header,
@@ -376,95 +357,58 @@ public struct Scenario {
         return seconds
     }
 
-    static func parseLoad(_ load: YAMLValue, into configuration: inout LoadConfiguration) throws(YAMLInputError) {
+    /// The key in `load` that sets `field`.
+    static func loadKey(_ field: LoadSpec.Field) -> String {
+        switch field {
+        case .connections: return "connections"
+        case .streams: return "streams"
+        case .rate: return "rate"
+        case .stages: return "stages"
+        case .arrivals: return "arrivals"
+        case .think: return "think"
+        case .thinkJitter: return "thinkJitter"
+        case .sendTick: return "sendTick"
+        }
+    }
+
+    /// Reads the `load` section into `spec`; returns its fields, where a combination's problem is shown.
+    static func parseLoad(_ load: YAMLValue, into spec: inout LoadSpec) throws(YAMLInputError) -> [String: YAMLValue] {
         let f = try load.mapping(allowed: ["connections", "streams", "requests", "duration", "warmup", "timeout", "connectTimeout",
                                            "churn", "rate", "arrivals", "stages", "think", "thinkJitter", "seed",
                                            "sendTick", "coalesceWindow"])
         if let v = f["connections"] {
-            configuration.connections = try v.int(minimum: 1)
-            guard configuration.connections <= 100_000 else { throw v.error("at most 100000") }
+            spec.connections = try v.int(minimum: 1)
+            guard spec.connections! <= 100_000 else { throw v.error("at most 100000") }
         }
         if let v = f["streams"] {
-            configuration.streamsPerConnection = try v.int(minimum: 1)
-            guard configuration.streamsPerConnection <= 10_000 else { throw v.error("at most 10000") }
+            spec.streams = try v.int(minimum: 1)
+            guard spec.streams! <= 10_000 else { throw v.error("at most 10000") }
         }
-        if let v = f["requests"] { configuration.requests = try v.int(minimum: 1) }
-        if let v = f["duration"] { configuration.duration = try loadDuration(v) }
-        if let v = f["warmup"] { configuration.warmup = try loadDuration(v, allowZero: true) }
-        if let v = f["timeout"] { configuration.requestTimeout = try loadDuration(v) }
-        if let v = f["connectTimeout"] { configuration.connectTimeout = try loadDuration(v) }
-        if let v = f["seed"] { configuration.seed = UInt64(try v.int(minimum: 0)) }
-        if let v = f["sendTick"] {
-            guard f["rate"] != nil else { throw v.error("sendTick is for the open model (with rate)") }
-            configuration.sendTick = try loadDuration(v)
-        }
-        if let v = f["coalesceWindow"] {
-            let window = try loadDuration(v, allowZero: true)
-            guard window <= LoadConfiguration.maximumCoalesceWindow else { throw v.error("at most 100ms (it delays requests by up to this much); 0 turns it off") }
-            configuration.coalesceWindow = window
-        }
-        if let v = f["churn"] {
-            let text = try v.string()
-            switch text {
-            case "reuse": configuration.churn = .reuse
-            case "request": configuration.churn = .perRequest
-            default:
-                guard let n = Int(text), n >= 1 else { throw v.error("expected reuse, request, or a number of requests per connection") }
-                configuration.churn = .every(n)
-            }
-        }
-        var stages: [LoadProfile.Stage] = []
+        if let v = f["requests"] { spec.requests = try v.int(minimum: 1) }
+        if let v = f["duration"] { spec.duration = try loadDuration(v) }
+        if let v = f["warmup"] { spec.warmup = try loadDuration(v, allowZero: true) }
+        if let v = f["timeout"] { spec.requestTimeout = try loadDuration(v) }
+        if let v = f["connectTimeout"] { spec.connectTimeout = try loadDuration(v) }
+        if let v = f["seed"] { spec.seed = UInt64(try v.int(minimum: 0)) }
+        if let v = f["sendTick"] { spec.sendTick = try loadDuration(v) }
+        if let v = f["coalesceWindow"] { spec.coalesceWindow = try v.parsed(CoalesceWindow.seconds(parsing:)) }
+        if let v = f["churn"] { spec.churn = try v.parsed(ConnectionChurn.init(parsing:)) }
         if let list = f["stages"] {
             for item in try list.list() {
                 let s = try item.mapping(allowed: ["duration", "target", "ramp"])
                 guard let d = s["duration"] else { throw item.error("a stage needs a duration") }
                 guard let t = s["target"] else { throw item.error("a stage needs a target (a rate with load.rate, else a concurrency)") }
-                var ramp = true
-                if let r = s["ramp"] {
-                    switch try r.string() {
-                    case "linear": ramp = true
-                    case "step": ramp = false
-                    default: throw r.error("expected linear or step")
-                    }
-                }
-                let target = try t.double(minimum: 0, maximum: f["rate"] != nil ? LoadConfiguration.maximumRate : Double(LoadConfiguration.maximumConcurrency))
-                if f["rate"] != nil, target > 0, target < LoadConfiguration.minimumRate {
-                    throw t.error("a rate must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
-                }
-                let duration = try loadDuration(d)
-                stages.append(.init(duration: duration, target: target, ramp: ramp))
+                let ramp = try s["ramp"]?.parsed(LoadStage.ramp(parsing:)) ?? true
+                let target = f["rate"] != nil ? try t.parsed(Rate.init(parsing:)).perSecond
+                    : try t.double(minimum: 0, maximum: Double(LoadConfiguration.maximumConcurrency))
+                spec.stages.append(LoadStage(duration: try loadDuration(d), target: target, ramp: ramp))
             }
-            if stages.isEmpty { throw list.error("stages is empty") }
+            if spec.stages.isEmpty { throw list.error("stages is empty") }
         }
-        let arrivals: ArrivalSchedule.Process
-        if let a = f["arrivals"] {
-            guard let p = ArrivalSchedule.Process(rawValue: try a.string()) else { throw a.error("expected uniform or poisson") }
-            arrivals = p
-        } else {
-            arrivals = .uniform
-        }
-        if let rate = f["rate"] {
-            if let think = f["think"] { throw think.error("think is for the closed model; with rate, requests are sent on schedule") }
-            let start = try rate.double(minimum: 0, exclusive: stages.isEmpty, maximum: LoadConfiguration.maximumRate)
-            if start > 0, start < LoadConfiguration.minimumRate {
-                throw rate.error("must be 0 or at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
-            }
-            configuration.model = .open(rate: LoadProfile(start: start, stages: stages), arrivals: arrivals)
-        } else {
-            if let a = f["arrivals"] { throw a.error("arrivals needs rate (the open model)") }
-            let think = try f["think"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) } ?? 0
-            if let jitter = f["thinkJitter"] {
-                let j = try loadDuration(jitter, allowZero: true)
-                guard j <= think else { throw jitter.error("must not be more than think") }
-                configuration.thinkJitter = j
-            }
-            if !stages.isEmpty {
-                let capacity = configuration.connections * configuration.streamsPerConnection
-                if let most = stages.map(\.target).max(), most > Double(capacity) {
-                    throw f["stages"]!.error("a concurrency of \(Int(most)) needs more than connections x streams = \(capacity)")
-                }
-            }
-            configuration.model = .closed(concurrency: stages.isEmpty ? nil : LoadProfile(start: 0, stages: stages), thinkTime: think)
-        }
+        spec.arrivals = try f["arrivals"]?.parsed(ArrivalProcess.init(parsing:))
+        spec.rate = try f["rate"]?.parsed(Rate.init(parsing:)).perSecond
+        spec.think = try f["think"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) }
+        spec.thinkJitter = try f["thinkJitter"].map { v throws(YAMLInputError) in try loadDuration(v, allowZero: true) }
+        return f
     }
 }

@@ -204,15 +204,17 @@ public struct YAMLValue {
         }
     }
 
-    /// A duration such as `30s`, `500ms`, `2m`, `1h` (`DurationText`: a unit is required); must be positive unless
+    /// A scalar read by an input type's one parse function (`TimeSpan(parsing:)`, `ConnectionChurn(parsing:)`, ...):
+    /// its message, located at this value.
+    public func parsed<T>(_ parse: (String) throws(InputValueError) -> T) throws(YAMLInputError) -> T {
+        let text = try string()
+        do { return try parse(text) } catch { throw self.error(error.message) }
+    }
+
+    /// A duration such as `30s`, `500ms`, `2m`, `1h` (`TimeSpan`: a unit is required); must be positive unless
     /// `allowZero`.
     public func duration(allowZero: Bool = false) throws(YAMLInputError) -> Double {
-        let text = try string()
-        let value: Double
-        do { value = try DurationText.seconds(text) } catch { throw self.error(error.description) }
-        if value < 0 || (!allowZero && value == 0) { throw error("must be a \(allowZero ? "non-negative" : "positive") duration, got '\(text)'") }
-        if value > DurationText.maximumSeconds { throw error("must be at most \(DurationText.maximumText), got '\(text)'") }
-        return value
+        try parsed { text throws(InputValueError) in try TimeSpan(parsing: text, allowZero: allowZero) }.seconds
     }
 
     public static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }

@@ -3,6 +3,7 @@ import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOCore
 import NIOPosix
@@ -19,8 +20,9 @@ struct EchoCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on, HOST:PORT.")
-    var listen: String = "127.0.0.1:8443"
+    @Option(help: .defaulted("Address to listen on, HOST:PORT.", Self.defaultListen), transform: InputArgument.hostPort)
+    var listen: HostPort = Self.defaultListen
+    static let defaultListen = try! HostPort(parsing: "127.0.0.1:8443")
 
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
@@ -43,26 +45,17 @@ struct EchoCommand: AsyncParsableCommand {
     @Option(help: "Namespace to stamp (default: $POD_NAMESPACE).")
     var namespace: String?
 
-    @Option(name: .customLong("max-delay"), help: "Largest delay a request may ask for.")
-    var maxDelay: String = "10s"
+    @Option(name: .customLong("max-delay"), help: .defaulted("Largest delay a request may ask for.", Self.defaultMaxDelay), transform: InputArgument.duration)
+    var maxDelay: TimeSpan = Self.defaultMaxDelay
+    static let defaultMaxDelay = TimeSpan("10s")
 
     @Option(name: .customLong("max-size"), help: "Largest response body a request may ask for, bytes.")
     var maxSize: Int = 1 << 20
 
     @Option(name: .customLong("control-allow"), help: ArgumentHelp(
         "A caller SPIFFE ID (from its mTLS client certificate) allowed to use the control API at /.meshprobe/faults; repeatable. Without it the API is disabled.",
-        valueName: "spiffe-id"))
-    var controlAllow: [String] = []
-
-    static func splitHostPort(_ text: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"),
-              let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw CLIError.badInput("--listen '\(text)': expected HOST:PORT")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host.isEmpty ? "0.0.0.0" : host, port)
-    }
+        valueName: "spiffe-id"), transform: InputArgument.spiffeID)
+    var controlAllow: [SPIFFEID] = []
 
     func makeConfiguration() throws -> EchoConfiguration {
         let env = ProcessInfo.processInfo.environment
@@ -88,16 +81,13 @@ struct EchoCommand: AsyncParsableCommand {
             throw CLIError.badInput("--h2c serves plaintext: drop it to serve TLS with --cert/--key, --svid-dir, --ca or --trust-bundle")
         }
         var configuration = EchoConfiguration(identity: echoIdentity)
-        (configuration.host, configuration.port) = try Self.splitHostPort(listen)
-        configuration.limits.maxDelayNanoseconds = UInt64(try parseDuration(maxDelay, flag: "--max-delay") * 1e9)
+        (configuration.host, configuration.port) = (listen.host, listen.port)
+        configuration.limits.maxDelayNanoseconds = UInt64(maxDelay.seconds * 1e9)
         guard maxSize >= 0 else { throw CLIError.badInput("--max-size must not be negative") }
         configuration.limits.maxBodySize = maxSize
-        for id in controlAllow {
-            do { configuration.controlAllowList.insert(try SPIFFEID(parsing: id)) } catch {
-                throw CLIError.badInput("--control-allow '\(id)': \(error)")
-            }
-        }
+        configuration.controlAllowList.formUnion(controlAllow)
         if !h2c {
+            let identity = identity.spec
             let files = identity.files()
             guard files.cert != nil else {
                 throw CLIError.badInput("TLS needs a certificate: --cert/--key or --svid-dir (or --h2c for plaintext)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeEchoAPI
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeChecks
 import MeshprobeTLS
@@ -32,8 +33,8 @@ struct FaultCommand: AsyncParsableCommand {
         @Option(name: .customLong("status-share"), help: "Percent of matching requests that get --status (default 100).")
         var statusShare: Double?
 
-        @Option(help: "Delay responses by this long (200ms, 1s).")
-        var delay: String?
+        @Option(help: "Delay responses by this long (200ms, 1s).", transform: InputArgument.duration)
+        var delay: TimeSpan?
 
         @Option(name: .customLong("delay-share"), help: "Percent of matching requests delayed (default 100).")
         var delayShare: Double?
@@ -44,8 +45,8 @@ struct FaultCommand: AsyncParsableCommand {
         @Option(help: "Only requests whose path starts with this (default: every path).")
         var path: String?
 
-        @Option(name: .customLong("for"), help: "How long the fault lasts (30s, 5m; at most 1h); required.")
-        var duration: String
+        @Option(name: .customLong("for"), help: "How long the fault lasts (30s, 5m; at most 1h); required.", transform: InputArgument.duration)
+        var duration: TimeSpan
 
         @Option(help: "Set it with this label (letters, digits, '.', '_', '-'; at most 64), to list or clear it with others by it.")
         var label: String?
@@ -57,8 +58,8 @@ struct FaultCommand: AsyncParsableCommand {
                 throw CLIError.badInput("the fault does nothing: give --status, --delay or --reset-share")
             }
             let request = FaultControlJSON.NewFault(
-                status: status, statusShare: statusShare, delayMs: try delay.map { try parseDuration($0, flag: "--delay") * 1000 },
-                delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: try parseDuration(duration, flag: "--for"),
+                status: status, statusShare: statusShare, delayMs: delay.map { $0.seconds * 1000 },
+                delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: duration.seconds,
                 label: label)
             // The echo checks again, against its own --max-delay; here only what holds for every echo.
             var limits = FaultLimits()
@@ -139,8 +140,9 @@ struct FaultClientOptions: ParsableArguments {
 
     @OptionGroup var serverCheck: ServerCheckOptions
 
-    @Option(help: "How long to wait for the answer.")
-    var timeout: String = "10s"
+    @Option(help: .defaulted("How long to wait for the answer.", Self.defaultTimeout), transform: InputArgument.duration)
+    var timeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("10s")
 
     @Flag(help: "Print the echo's JSON answer instead of a summary.")
     var json = false
@@ -167,7 +169,7 @@ struct FaultClientOptions: ParsableArguments {
             var configuration = LoadConfiguration(targets: (try? LoadTarget(parsing: url)).map { [$0] } ?? [])
             try serverCheck.attachClientTLS(to: &configuration, identity: identity)
             var client = try FaultClient(url: url, tls: configuration.tls)
-            client.timeout = try parseDuration(timeout, flag: "--timeout")
+            client.timeout = timeout.seconds
             return try await client.send(method, path, json: body, group: MultiThreadedEventLoopGroup.singleton)
         } catch let error as FaultClientError {
             switch error {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeChecks
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
@@ -29,8 +30,10 @@ struct GameDayCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-rate"), help: "No step may send faster than this, requests per second.")
     var maxRate: Double = 1000
 
-    @Option(name: .customLong("max-duration"), help: "The whole game day may not plan or take longer than this (30s, 15m).")
-    var maxDuration: String = "15m"
+    @Option(name: .customLong("max-duration"), help: .defaulted("The whole game day may not plan or take longer than this (30s, 15m).", Self.defaultMaxDuration),
+            transform: InputArgument.duration)
+    var maxDuration: TimeSpan = Self.defaultMaxDuration
+    static let defaultMaxDuration = TimeSpan("15m")
 
     @Option(help: "Write the verdicts, per step, as JSON.")
     var json: String?
@@ -52,7 +55,7 @@ struct GameDayCommand: AsyncParsableCommand {
 
     func runGameDay() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
-        let cap = try parseDuration(maxDuration, flag: "--max-duration")
+        let cap = maxDuration.seconds
         try reports.check(singleLoad: false, json: json)
         let gameday: GameDay
         do {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeIdentity
+import MeshprobeSpec
 import MeshprobeTLS
 
 /// Where this process's SVID and trust bundles come from, and what it expects of its peer.
@@ -17,8 +18,9 @@ struct IdentityOptions: ParsableArguments {
     @Option(name: .customLong("svid-dir"), help: "Directory with Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem.")
     var svidDir: String?
 
-    @Option(name: .customLong("trust-bundle"), help: ArgumentHelp("Trust bundle for one trust domain, TRUST_DOMAIN=FILE (federation); repeatable.", valueName: "td=file"))
-    var trustBundles: [String] = []
+    @Option(name: .customLong("trust-bundle"), help: ArgumentHelp("Trust bundle for one trust domain, TRUST_DOMAIN=FILE (federation); repeatable.", valueName: "td=file"),
+            transform: InputArgument.trustBundle)
+    var trustBundles: [TrustBundleSource] = []
 
     @Option(name: .customLong("tls-security-level"), help: ArgumentHelp(
         "OpenSSL security level for keys and signatures, of the handshake and of every peer certificate (default 2: RSA/DH 2048 bits or more, no SHA-1). A lower level is printed as loosened.",
@@ -28,8 +30,26 @@ struct IdentityOptions: ParsableArguments {
     @Flag(name: .customLong("allow-non-svid-peer"), help: "Accept a peer certificate with no spiffe:// URI SAN when its chain verifies against --ca (plain TLS, for servers such as nginx); not with --expect-peer. Printed as loosened.")
     var allowNonSVIDPeer = false
 
-    /// What these flags loosen (nothing by default).
-    var loosening: TLSLoosening { TLSLoosening(securityLevel: tlsSecurityLevel, allowNonSVIDPeer: allowNonSVIDPeer) }
+    /// The flags as the value a file's `identity` section gives too.
+    var spec: TLSIdentitySpec {
+        var spec = TLSIdentitySpec()
+        spec.cert = cert
+        spec.key = key
+        spec.ca = ca
+        spec.svidDir = svidDir
+        spec.trustBundles = trustBundles
+        spec.tlsSecurityLevel = tlsSecurityLevel
+        spec.allowNonSVIDPeer = allowNonSVIDPeer
+        return spec
+    }
+}
+
+/// The TLS identity as a context: checks name the flags (a file's reader puts its location in front).
+extension TLSIdentitySpec {
+    /// What it loosens (nothing by default).
+    var loosening: TLSLoosening {
+        TLSLoosening(securityLevel: tlsSecurityLevel ?? TLSLoosening.defaultSecurityLevel, allowNonSVIDPeer: allowNonSVIDPeer)
+    }
 
     /// Resolves the files to use: explicit flags win over the SVID directory.
     func files() -> (cert: String?, key: String?, ca: String?) {
@@ -45,7 +65,7 @@ struct IdentityOptions: ParsableArguments {
     }
 
     func validateFlags() throws {
-        guard (0...5).contains(tlsSecurityLevel) else {
+        if let tlsSecurityLevel, !(0...5).contains(tlsSecurityLevel) {
             throw CLIError.badInput("--tls-security-level \(tlsSecurityLevel): OpenSSL's levels are 0 to 5 (default \(TLSLoosening.defaultSecurityLevel))")
         }
         if (cert == nil) != (key == nil) && svidDir == nil {
@@ -73,19 +93,8 @@ struct IdentityOptions: ParsableArguments {
         var bundles = TrustBundles()
         do {
             if let ca = files().ca { try bundles.add(pemFile: ca, trustDomain: nil) }
-            for spec in trustBundles {
-                guard let eq = spec.firstIndex(of: "=") else {
-                    throw CLIError.badInput("--trust-bundle '\(spec)': expected TRUST_DOMAIN=FILE")
-                }
-                let domain = String(spec[..<eq])
-                do {
-                    _ = try SPIFFEID(parsing: "spiffe://\(domain)")
-                } catch {
-                    throw CLIError.badInput("--trust-bundle '\(spec)': \(error)")
-                }
-                try bundles.add(pemFile: String(spec[spec.index(after: eq)...]), trustDomain: domain)
-            }
-        } catch let error as TLSError {
+            for bundle in trustBundles { try bundles.add(pemFile: bundle.file, trustDomain: bundle.trustDomain) }
+        } catch {
             throw CLIError.badInput(error.message)
         }
         return bundles

@@ -34,70 +34,82 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: [.customShort("n"), .customLong("requests")], help: "Stop after this many requests.")
     var requests: Int?
 
-    @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).")
-    var duration: String?
+    @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).", transform: InputArgument.duration)
+    var duration: TimeSpan?
 
-    @Option(help: "Open model: requests per second in total (arrivals fixed in advance; latency from the intended time).")
-    var rate: Double?
+    @Option(help: "Open model: requests per second in total (arrivals fixed in advance; latency from the intended time).",
+            transform: InputArgument.rate)
+    var rate: Rate?
 
-    @Option(help: "Open model arrivals: uniform or poisson.")
-    var arrivals: String = "uniform"
+    /// nil when not given: uniform, with --rate.
+    @Option(help: .defaulted("Open model arrivals: uniform or poisson.", ArrivalProcess.uniform.rawValue), transform: InputArgument.arrivals)
+    var arrivals: ArrivalProcess?
 
-    @Option(name: .customLong("stage"), help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"))
-    var stages: [String] = []
+    @Option(name: .customLong("stage"), help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"),
+            transform: InputArgument.stage)
+    var stages: [LoadStage] = []
 
-    @Option(help: "Leave the first DURATION out of the results (requests are still sent).")
-    var warmup: String?
+    @Option(help: "Leave the first DURATION out of the results (requests are still sent).", transform: InputArgument.durationOrZero)
+    var warmup: TimeSpan?
 
-    @Option(help: "Closed model: pause this long after each response before the slot sends again.")
-    var think: String?
+    @Option(help: "Closed model: pause this long after each response before the slot sends again.", transform: InputArgument.durationOrZero)
+    var think: TimeSpan?
 
-    @Option(name: .customLong("think-jitter"), help: "Closed model: spread each think time uniformly by up to this much either way.")
-    var thinkJitter: String?
+    @Option(name: .customLong("think-jitter"), help: "Closed model: spread each think time uniformly by up to this much either way.",
+            transform: InputArgument.durationOrZero)
+    var thinkJitter: TimeSpan?
 
-    @Option(name: .customLong("abort-on-error-rate"), help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.")
-    var abortOnErrorRate: Double?
+    @Option(name: .customLong("abort-on-error-rate"), help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.",
+            transform: InputArgument.errorRateGuard)
+    var abortOnErrorRate: LoadGuard?
 
-    @Option(name: .customLong("abort-on-p99"), help: "Guard: stop (exit 3) when a second's p99 latency exceeds this, e.g. 500ms.")
-    var abortOnP99: String?
+    @Option(name: .customLong("abort-on-p99"), help: "Guard: stop (exit 3) when a second's p99 latency exceeds this, e.g. 500ms.",
+            transform: InputArgument.p99Guard)
+    var abortOnP99: LoadGuard?
 
-    @Option(name: .customLong("guard-action"), help: "What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).")
-    var guardAction: String = "stop"
+    @Option(name: .customLong("guard-action"), help: .defaulted("What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).", GuardAction.stop.rawValue),
+            transform: InputArgument.guardAction)
+    var guardAction: GuardAction = .stop
 
-    @Option(help: "Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).")
-    var churn: String = "reuse"
+    @Option(help: .defaulted("Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).", ConnectionChurn.reuse.spelling),
+            transform: InputArgument.churn)
+    var churn: ConnectionChurn = .reuse
 
-    @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).")
-    var sendTick: String?
+    @Option(name: .customLong("send-tick"), help: "Open model: the send timer's period; arrivals due within one tick leave together (default: adaptive, 200us to 500us, about 16 arrivals a tick per event loop).",
+            transform: InputArgument.duration)
+    var sendTick: TimeSpan?
 
-    @Option(name: .customLong("coalesce-window"), help: "HTTP/2 write coalescing: while an event loop of the generator is busy (70% or more, two or more connections, four or more other requests in flight on the connection), a connection sends the requests its read bursts free together (fewer, larger writes), holding them at most this long; held requests are timed from their write. Default 500us in the closed model, off in the open model; 0 turns it off.")
-    var coalesceWindow: String?
+    @Option(name: .customLong("coalesce-window"), help: "HTTP/2 write coalescing: while an event loop of the generator is busy (70% or more, two or more connections, four or more other requests in flight on the connection), a connection sends the requests its read bursts free together (fewer, larger writes), holding them at most this long; held requests are timed from their write. Default 500us in the closed model, off in the open model; 0 turns it off.",
+            transform: InputArgument.coalesceWindow)
+    var coalesceWindow: Double?
 
     @Option(help: "Seed for Poisson arrivals (reproducible runs).")
     var seed: UInt64?
 
-    @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.")
-    var headers: [String] = []
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.", transform: InputArgument.header)
+    var headers: [HeaderField] = []
 
     @Option(help: "CSV file (header row first) for {{csv:COLUMN}} placeholders; rows are used in turn.")
     var csv: String?
 
-    @Option(help: "Request method.")
+    @Option(help: .defaulted("Request method.", "GET"), transform: InputArgument.method)
     var method: String = "GET"
 
     @Option(help: "Request body; @FILE reads a file.")
     var data: String?
 
-    @Option(help: "HTTP version: auto (ALPN; h2c for http://), 2, or 1.1.")
-    var http: String = "auto"
+    @Option(help: .defaulted("HTTP version: auto (ALPN; h2c for http://), 2, or 1.1.", HTTPVersionPreference.auto.spelling),
+            transform: InputArgument.httpVersion)
+    var http: HTTPVersionPreference = .auto
 
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
 
     @OptionGroup var serverCheck: ServerCheckOptions
 
-    @Option(help: "Per-request timeout (default 10s).")
-    var timeout: String = "10s"
+    @Option(help: .defaulted("Per-request timeout (default 10s).", Self.defaultTimeout), transform: InputArgument.duration)
+    var timeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("10s")
 
     @Option(name: .customLong("identity-header"), help: "Response header naming the workload that served it (e.g. x-served-by).")
     var identityHeader: String?
@@ -125,8 +137,6 @@ struct LoadCommand: AsyncParsableCommand {
         if requests == nil && duration == nil && stages.isEmpty {
             throw ValidationError("give --requests (-n), --duration (-d) or --stage, so the run ends on its own")
         }
-        if !["auto", "2", "1.1"].contains(http) { throw ValidationError("--http must be auto, 2 or 1.1") }
-        if ArrivalSchedule.Process(rawValue: arrivals) == nil { throw ValidationError("--arrivals must be uniform or poisson") }
     }
 
     func makeConfiguration() throws -> LoadConfiguration {
@@ -135,14 +145,9 @@ struct LoadCommand: AsyncParsableCommand {
             do { targets.append(try LoadTarget(parsing: url)) } catch { throw CLIError.badInput(error.description) }
         }
         var configuration = LoadConfiguration(targets: targets)
-        configuration.connections = connections
-        configuration.streamsPerConnection = streams
-        configuration.requests = requests
-        configuration.duration = try duration.map { try parseDuration($0, flag: "--duration") }
-        configuration.requestTimeout = try parseDuration(timeout, flag: "--timeout")
-        configuration.model = try makeModel()
-        configuration.warmup = try warmup.map { try parseDuration($0, flag: "--warmup") } ?? 0
-        configuration.churn = try Self.parseChurn(churn)
+        do { try configuration.apply(spec) } catch {
+            throw CLIError.badInput("\(Self.flag(error.field)): \(error.message(naming: Self.flag))")
+        }
         configuration.environment = ProcessInfo.processInfo.environment
         if let csv {
             let data = try readInputFile(csv, limit: .data, flag: "--csv")
@@ -152,38 +157,9 @@ struct LoadCommand: AsyncParsableCommand {
                 throw CLIError.badInput(error.description)
             }
         }
-        if let seed { configuration.seed = seed }
-        if let sendTick { configuration.sendTick = try parseDuration(sendTick, flag: "--send-tick") }
-        if let coalesceWindow {
-            if coalesceWindow == "0" || coalesceWindow == "off" {
-                configuration.coalesceWindow = 0
-            } else {
-                let window = try parseDuration(coalesceWindow, flag: "--coalesce-window")
-                guard window <= LoadConfiguration.maximumCoalesceWindow else {
-                    throw CLIError.badInput("--coalesce-window '\(coalesceWindow)': at most 100ms (it delays requests by up to this much); 0 turns it off")
-                }
-                configuration.coalesceWindow = window
-            }
-        }
-        if let thinkJitter { configuration.thinkJitter = try parseDuration(thinkJitter, flag: "--think-jitter") }
-        if let abortOnErrorRate { configuration.guards.append(.errorRate(abortOnErrorRate)) }
-        if let abortOnP99 { configuration.guards.append(.p99(try parseDuration(abortOnP99, flag: "--abort-on-p99"))) }
-        guard let action = GuardAction(rawValue: guardAction) else { throw CLIError.badInput("--guard-action '\(guardAction)': expected stop or hold") }
-        configuration.guardAction = action
-        configuration.method = method.uppercased()
+        configuration.method = method
         configuration.identityHeader = identityHeader?.lowercased()
-        configuration.httpVersion = http == "2" ? .http2 : http == "1.1" ? .http1 : .auto
-        for header in headers {
-            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
-                throw CLIError.badInput("-H '\(header)': expected 'name: value'")
-            }
-            let name = header[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name.hasPrefix(":") || ["connection", "transfer-encoding", "upgrade", "keep-alive"].contains(name) {
-                throw CLIError.badInput("-H '\(header)': '\(name)' cannot be set in HTTP/2")
-            }
-            configuration.headers.append((name, value))
-        }
+        configuration.headers = headers.map { ($0.name, $0.value) }
         if let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())
@@ -199,48 +175,42 @@ struct LoadCommand: AsyncParsableCommand {
         return configuration
     }
 
-    /// Parses `--stage 30s:100[:step]`.
-    static func parseStage(_ text: String) throws -> LoadProfile.Stage {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2 || (parts.count == 3 && parts[2] == "step") else {
-            throw CLIError.badInput("--stage '\(text)': expected DURATION:TARGET or DURATION:TARGET:step, e.g. 30s:500")
-        }
-        let duration = try parseDuration(parts[0], flag: "--stage '\(text)' duration")
-        guard let target = Double(parts[1]), target >= 0, target.isFinite else {
-            throw CLIError.badInput("--stage '\(text)': the target '\(parts[1])' must be a number, zero or more")
-        }
-        return LoadProfile.Stage(duration: duration, target: target, ramp: parts.count == 2)
+    /// The load the flags declare, as a file's `load`, `http` and `guards` sections declare it too.
+    var spec: LoadSpec {
+        var spec = LoadSpec()
+        spec.connections = connections
+        spec.streams = streams
+        spec.requests = requests
+        spec.duration = duration?.seconds
+        spec.warmup = warmup?.seconds
+        spec.requestTimeout = timeout.seconds
+        spec.churn = churn
+        spec.rate = rate?.perSecond
+        spec.stages = stages
+        spec.arrivals = arrivals
+        spec.think = think?.seconds
+        spec.thinkJitter = thinkJitter?.seconds
+        spec.seed = seed
+        spec.sendTick = sendTick?.seconds
+        spec.coalesceWindow = coalesceWindow
+        spec.httpVersion = http
+        spec.guards = [abortOnErrorRate, abortOnP99].compactMap { $0 }
+        spec.guardAction = guardAction
+        return spec
     }
 
-    static func parseChurn(_ text: String) throws -> ConnectionChurn {
-        switch text {
-        case "reuse": return .reuse
-        case "request": return .perRequest
-        default:
-            guard let n = Int(text), n >= 1 else {
-                throw CLIError.badInput("--churn '\(text)': expected reuse, request, or a number of requests per connection")
-            }
-            return .every(n)
+    /// The flag that sets `field`, as typed.
+    static func flag(_ field: LoadSpec.Field) -> String {
+        switch field {
+        case .connections: return FlagSpelling.typed("--connections")
+        case .streams: return FlagSpelling.typed("--streams")
+        case .rate: return "--rate"
+        case .stages: return "--stage"
+        case .arrivals: return "--arrivals"
+        case .think: return "--think"
+        case .thinkJitter: return "--think-jitter"
+        case .sendTick: return "--send-tick"
         }
-    }
-
-    func makeModel() throws -> LoadModel {
-        let parsedStages = try stages.map(Self.parseStage)
-        if let rate {
-            guard rate >= 0, rate.isFinite, rate > 0 || !parsedStages.isEmpty else {
-                throw CLIError.badInput("--rate \(rate): must be more than 0 (or 0 with --stage to ramp up from nothing)")
-            }
-            if think != nil { throw CLIError.badInput("--think is for the closed model; the open model (--rate) sends on schedule") }
-            let process = ArrivalSchedule.Process(rawValue: arrivals) ?? .uniform
-            return .open(rate: LoadProfile(start: rate, stages: parsedStages), arrivals: process)
-        }
-        let thinkTime = try think.map { try parseDuration($0, flag: "--think") } ?? 0
-        if parsedStages.isEmpty { return .closed(concurrency: nil, thinkTime: thinkTime) }
-        let capacity = Double(connections * streams)
-        if let most = parsedStages.map(\.target).max(), most > capacity {
-            throw CLIError.badInput("--stage: a concurrency of \(Int(most)) needs more than \(FlagSpelling.typed("--connections")) \(connections) x \(FlagSpelling.typed("--streams")) \(streams) = \(Int(capacity)) streams")
-        }
-        return .closed(concurrency: LoadProfile(start: 0, stages: parsedStages), thinkTime: thinkTime)
     }
 
     func run() async throws {
@@ -249,7 +219,7 @@ struct LoadCommand: AsyncParsableCommand {
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
-                plan?.tls = try ShardTLS.make(identity: identity)
+                plan?.tls = try ShardTLS.make(identity: identity.spec)
                 try plan?.split(&configuration)
                 do throws(LoadConfigurationError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
@@ -261,8 +231,9 @@ struct LoadCommand: AsyncParsableCommand {
 
 /// How a client checks the server it talks to: shared by `load` and `fault`.
 struct ServerCheckOptions: ParsableArguments {
-    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).")
-    var expectPeer: String?
+    @Option(name: .customLong("expect-peer"), help: "The server's SPIFFE ID (spiffe://td/path) or trust domain (td).",
+            transform: InputArgument.peerExpectation)
+    var expectPeer: PeerExpectation?
 
     @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
     var sni: String?
@@ -272,16 +243,12 @@ struct ServerCheckOptions: ParsableArguments {
 
     /// Builds the client TLS context an https run needs with these checks and `identity`.
     func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
-        let expected: PeerExpectation?
-        do { expected = try expectPeer.map { try PeerExpectation(parsing: $0) } } catch {
-            throw CLIError.badInput("--expect-peer: \(error)")
-        }
-        try meshprobe.attachClientTLS(to: &configuration, identity: identity, expected: expected, insecure: insecure, sni: sni)
+        try meshprobe.attachClientTLS(to: &configuration, identity: identity.spec, expected: expectPeer, insecure: insecure, sni: sni)
     }
 }
 
 /// Builds the client TLS context an https run needs (ALPN from the HTTP version), or refuses what cannot work.
-func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions, expected: PeerExpectation?,
+func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIdentitySpec, expected: PeerExpectation?,
                      insecure: Bool, sni: String?) throws {
     if insecure, expected != nil {
         // Without chain verification any server can present any SPIFFE ID: the check would mean nothing.
@@ -314,7 +281,7 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: Identi
 /// errors name the file.
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
     do {
-        try attachClientTLS(to: &configuration, identity: try identityOptions(id), expected: id.expectPeer,
+        try attachClientTLS(to: &configuration, identity: id.tls, expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)
     } catch let error as CLIError {
         throw CLIError.badInput("\(id.location ?? "\(file): identity"): \(error.message)")
@@ -322,24 +289,11 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
     do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }
 
-/// A scenario or policy file's `identity` section as the flags that say the same.
-func identityOptions(_ id: ScenarioIdentity) throws -> IdentityOptions {
-    var args: [String] = []
-    if let v = id.cert { args += ["--cert", v] }
-    if let v = id.key { args += ["--key", v] }
-    if let v = id.ca { args += ["--ca", v] }
-    if let v = id.svidDir { args += ["--svid-dir", v] }
-    for (domain, path) in id.trustBundles.sorted(by: { $0.key < $1.key }) { args += ["--trust-bundle", "\(domain)=\(path)"] }
-    if let level = id.tlsSecurityLevel { args += ["--tls-security-level", String(level)] }
-    if id.allowNonSVIDPeer { args.append("--allow-non-svid-peer") }
-    return try IdentityOptions.parse(args)
-}
-
 /// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
 /// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID).
 func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> TLSContext {
     do {
-        let identity = try identityOptions(id)
+        let identity = id.tls
         if identity.files().cert == nil {
             throw CLIError.badInput("changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
         }

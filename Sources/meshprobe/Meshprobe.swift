@@ -37,7 +37,7 @@ struct Meshprobe: AsyncParsableCommand {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 printError(fullMessage(for: error))
-                await SidecarOptions.stopProxyNamedInEnvironment(command: CommandLine.arguments.dropFirst().first ?? "")
+                await SidecarOptions.stopProxyNamedBeforeParsing(arguments: Array(CommandLine.arguments.dropFirst()))
                 Foundation.exit(2)
             }
             // --help and --version: meshprobe's own text, on stdout.
@@ -55,21 +55,6 @@ struct CLIError: Error {
     var exitCode: Int32
 
     static func badInput(_ message: String) -> CLIError { CLIError(message: message, exitCode: 2) }
-}
-
-/// A positive duration from a flag (`DurationText`: `10s`, `500ms`, `2m`, `1h`, `1.5s`; a number without a unit is
-/// refused); errors name the flag as the user typed it.
-func parseDuration(_ text: String, flag: String) throws -> Double {
-    let name = FlagSpelling.typed(flag)
-    let seconds: Double
-    do { seconds = try DurationText.seconds(text) } catch { throw CLIError.badInput("\(name) \(error.description)") }
-    guard seconds > 0 else {
-        throw CLIError.badInput("\(name) '\(text)': expected a positive duration such as 30s, 500ms or 2m")
-    }
-    guard seconds <= DurationText.maximumSeconds else {
-        throw CLIError.badInput("\(name) '\(text)': must be at most \(DurationText.maximumText)")
-    }
-    return seconds
 }
 
 /// A file a flag (or, with no flag, an argument) names, read by `InputFile`'s rules (a regular file, at most `limit`);

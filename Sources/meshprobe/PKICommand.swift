@@ -15,7 +15,7 @@ struct PKICommand: ParsableCommand {
             abstract: "Create a CA for a trust domain: OUT/ca.pem and OUT/ca-key.pem (mode 0600).",
             discussion: "Example: meshprobe pki ca --trust-domain example.org --out ./pki")
 
-        @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.")
+        @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.", transform: InputArgument.trustDomain)
         var trustDomain: String
 
         @Option(help: "Output directory (created if missing).")
@@ -25,7 +25,6 @@ struct PKICommand: ParsableCommand {
         var days: Int = 365
 
         func run() throws {
-            do { _ = try SPIFFEID(parsing: "spiffe://\(trustDomain)") } catch { throw CLIError.badInput("--trust-domain: \(error)") }
             guard days > 0, days <= 36600 else { throw CLIError.badInput("--days must be 1-36600 (100 years)") }
             let ca: IssuedCertificate
             do { ca = try LabPKI.makeCA(trustDomain: trustDomain, validFor: days * 86400) } catch { throw CLIError.badInput(error.message) }
@@ -45,14 +44,16 @@ struct PKICommand: ParsableCommand {
         @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.")
         var caDir: String
 
-        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).")
-        var spiffeID: String
+        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).", transform: InputArgument.spiffeID)
+        var spiffeID: SPIFFEID
 
         @Option(name: .customLong("dns"), help: "DNS name SAN; repeatable.")
         var dnsNames: [String] = []
 
-        @Option(name: .customLong("valid-for"), help: "Validity from now (24h, 30m, 7d is 168h).")
-        var validFor: String = "24h"
+        @Option(name: .customLong("valid-for"), help: .defaulted("Validity from now (24h, 30m, 7d is 168h).", Self.defaultValidity),
+                transform: InputArgument.validity)
+        var validFor: TimeSpan = Self.defaultValidity
+        static let defaultValidity = TimeSpan("24h")
 
         @Option(help: "Output directory (created if missing).")
         var out: String
@@ -70,14 +71,13 @@ struct PKICommand: ParsableCommand {
         var extraURIs: [String] = []
 
         func run() throws {
-            let id: SPIFFEID
-            do { id = try SPIFFEID(parsing: spiffeID) } catch { throw CLIError.badInput("--spiffe-id: \(error)") }
+            let id = spiffeID
             let dir = URL(fileURLWithPath: caDir)
             let caCert = dir.appendingPathComponent("ca.pem").path
             let caKey = dir.appendingPathComponent("ca-key.pem").path
             let certPEM = try readPEMFile(caCert, flag: "--ca-dir")
             let keyPEM = try readPEMFile(caKey, flag: "--ca-dir")
-            let seconds = try parseDuration(validFor.hasSuffix("d") ? "\((Double(validFor.dropLast()) ?? -1) * 24)h" : validFor, flag: "--valid-for")
+            let seconds = validFor.seconds
             var notBefore = Date() - 300
             var notAfter = Date() + seconds
             if expired {

@@ -16,8 +16,9 @@ struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write a self-contained HTML report (verdicts, per-identity tables, charts) to this file.", valueName: "file"))
     var html: String?
 
-    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve live Prometheus metrics at http://HOST:PORT/metrics during the run.", valueName: "host:port"))
-    var metricsListen: String?
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve live Prometheus metrics at http://HOST:PORT/metrics during the run.", valueName: "host:port"),
+            transform: InputArgument.hostPort)
+    var metricsListen: HostPort?
 
     @Option(help: ArgumentHelp("Write the end-of-run Prometheus metrics (text exposition format) to this file.", valueName: "file"))
     var prometheus: String?
@@ -41,7 +42,6 @@ struct ReportOptions: ParsableArguments {
     var hgrm: String?
 
     func validate() throws {
-        if let metricsListen { _ = try Self.hostPort(metricsListen) }
         if pushgateway != nil {
             _ = try pushgatewayTarget()
         } else if pushgatewayCA != nil || pushgatewayAuthFile != nil {
@@ -94,14 +94,6 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    static func hostPort(_ text: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--metrics-listen '\(text)': expected HOST:PORT, e.g. 0.0.0.0:9464")
-        }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (host.isEmpty ? "0.0.0.0" : host, port)
-    }
-
     /// Starts what must run during the run: the Prometheus export every load feeds (through the configuration's
     /// metrics sink) and the live endpoint.
     func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
@@ -111,7 +103,7 @@ struct ReportOptions: ParsableArguments {
             configuration.metricsSink = { run, metrics in export.update(metrics, run: run) }
         }
         if let metricsListen {
-            let (host, port) = try Self.hostPort(metricsListen)
+            let (host, port) = (metricsListen.host, metricsListen.port)
             do {
                 let export = session.export
                 session.server = try await MetricsServer.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton) { export.text() }

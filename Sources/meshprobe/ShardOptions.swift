@@ -24,8 +24,10 @@ struct ShardOptions: ParsableArguments {
     @Option(help: "HOST:PORT where shard 0 listens for the others' results and where they send them (in Kubernetes the headless Service name of pod 0, e.g. meshprobe-0.meshprobe-shards:9443).")
     var aggregator: String?
 
-    @Option(name: .customLong("shard-timeout"), help: "How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).")
-    var shardTimeout: String = "120s"
+    @Option(name: .customLong("shard-timeout"), help: .defaulted("How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).", Self.defaultTimeout),
+            transform: InputArgument.duration)
+    var shardTimeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("120s")
 
     /// The plan, or nil when not sharded. Bad values are bad input (exit 2) with a message for the Job's log.
     func plan(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ShardPlan? {
@@ -53,14 +55,12 @@ struct ShardOptions: ParsableArguments {
         guard let aggregator else {
             throw CLIError.badInput("--shards \(shards) needs --aggregator HOST:PORT (where shard 0 listens)")
         }
-        guard let colon = aggregator.lastIndex(of: ":"), let port = Int(aggregator[aggregator.index(after: colon)...]),
-              (1...65535).contains(port), colon != aggregator.startIndex else {
+        // Where the others send: a named host and a port, not every interface or any port.
+        guard let address = try? HostPort(parsing: aggregator), address.port >= 1, !aggregator.hasPrefix(":") else {
             throw CLIError.badInput("--aggregator '\(aggregator)': expected HOST:PORT, e.g. meshprobe-0.meshprobe-shards:9443")
         }
-        var host = String(aggregator[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return ShardPlan(count: shards, index: index, host: host, port: port,
-                         timeout: try parseDuration(shardTimeout, flag: "--shard-timeout"))
+        return ShardPlan(count: shards, index: index, host: address.host, port: address.port,
+                         timeout: shardTimeout.seconds)
     }
 }
 
@@ -71,7 +71,7 @@ struct ShardTLS: Sendable {
     var server: TLSContext
 
     /// From the run's identity; nil when it has no client certificate (the channel is then plain HTTP).
-    static func make(identity: IdentityOptions) throws -> ShardTLS? {
+    static func make(identity: TLSIdentitySpec) throws -> ShardTLS? {
         guard identity.files().cert != nil else { return nil }
         let probe = try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: nil, verifyPeer: true, serverName: nil)
         guard let own = probe.localIdentity else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeIdentity
 import MeshprobeKubernetes
 import NIOConcurrencyHelpers
 import NIOPosix
@@ -13,8 +14,10 @@ struct SidecarOptions: ParsableArguments {
     @Option(name: .customLong("sidecar"), help: ArgumentHelp("The pod's sidecar proxy: auto, istio, linkerd or none. Waits for it to be ready before sending and tells it to stop on exit, so a Job completes. Default: $MESHPROBE_SIDECAR, else none; nothing is done when $MESHPROBE_NATIVE_SIDECAR is true (Kubernetes native sidecar).", valueName: "mode"))
     var sidecar: String?
 
-    @Option(name: .customLong("sidecar-timeout"), help: "Longest wait for the sidecar to be ready; then nothing is sent and the exit code is 3.")
-    var sidecarTimeout: String = "60s"
+    @Option(name: .customLong("sidecar-timeout"), help: .defaulted("Longest wait for the sidecar to be ready; then nothing is sent and the exit code is 3.", Self.defaultTimeout),
+            transform: InputArgument.duration)
+    var sidecarTimeout: TimeSpan = Self.defaultTimeout
+    static let defaultTimeout = TimeSpan("60s")
 
     @Option(name: .customLong("sidecar-istio-ready-port"), help: "Istio's readiness port (GET /healthz/ready).")
     var istioReadyPort: Int = 15021
@@ -41,7 +44,7 @@ struct SidecarOptions: ParsableArguments {
         endpoints.istioReadyPort = istioReadyPort
         endpoints.istioQuitPort = istioQuitPort
         endpoints.linkerdAdminPort = linkerdPort
-        let timeout = try parseDuration(sidecarTimeout, flag: "--sidecar-timeout")
+        let timeout = sidecarTimeout.seconds
         if Self.isTrue(environment[Self.environmentNative]) {
             return (SidecarLifecycle(mode: .none, endpoints: endpoints, timeout: timeout),
                     "\(Self.environmentNative) is set: the proxy is a Kubernetes native sidecar, started before and stopped after meshprobe by Kubernetes; not waiting for it, not stopping it")
@@ -82,14 +85,38 @@ struct SidecarOptions: ParsableArguments {
         try outcome.get()
     }
 
-    /// Bad flags end meshprobe before any command runs; a Job whose overlay names the mesh in $MESHPROBE_SIDECAR
-    /// still stops its proxy then, so the Job fails instead of hanging.
-    static func stopProxyNamedInEnvironment(command: String) async {
-        let environment = ProcessInfo.processInfo.environment
-        guard ["load", "run", "verify", "gameday"].contains(command), !isTrue(environment[environmentNative]), let text = environment[environmentMode],
-              let mode = SidecarMode(rawValue: text), mode == .istio || mode == .linkerd else { return }
-        let session = SidecarSession(lifecycle: SidecarLifecycle(mode: mode, timeout: 1), command: command)
+    /// Bad flags end meshprobe before any command runs; the proxy that `--sidecar` (with its port flags) or else
+    /// $MESHPROBE_SIDECAR names is still stopped then, so the Job fails instead of hanging.
+    static func stopProxyNamedBeforeParsing(arguments: [String],
+                                            environment: [String: String] = ProcessInfo.processInfo.environment) async {
+        guard let command = arguments.first, ["load", "run", "verify", "gameday"].contains(command),
+              !isTrue(environment[environmentNative]) else { return }
+        let flags = lastValues(of: ["--sidecar", "--sidecar-istio-quit-port", "--sidecar-linkerd-port"], in: arguments.dropFirst())
+        guard let text = flags["--sidecar"] ?? environment[environmentMode], let mode = SidecarMode(rawValue: text),
+              mode == .istio || mode == .linkerd else { return }
+        var endpoints = SidecarEndpoints()
+        func port(_ flag: String) -> Int? { flags[flag].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil } }
+        endpoints.istioQuitPort = port("--sidecar-istio-quit-port") ?? endpoints.istioQuitPort
+        endpoints.linkerdAdminPort = port("--sidecar-linkerd-port") ?? endpoints.linkerdAdminPort
+        let session = SidecarSession(lifecycle: SidecarLifecycle(mode: mode, endpoints: endpoints, timeout: 1), command: command)
         await session.finish()
+    }
+
+    /// The value each of `names` was last given (`--name VALUE` or `--name=VALUE`) before a `--`.
+    static func lastValues(of names: Set<String>, in arguments: some Collection<String>) -> [String: String] {
+        var values: [String: String] = [:]
+        var pending: String?
+        for argument in arguments.prefix(while: { $0 != "--" }) {
+            if let name = pending {
+                values[name] = argument
+                pending = nil
+            } else if names.contains(argument) {
+                pending = argument
+            } else if let eq = argument.firstIndex(of: "="), names.contains(String(argument[..<eq])) {
+                values[String(argument[..<eq])] = String(argument[argument.index(after: eq)...])
+            }
+        }
+        return values
     }
 }
 

@@ -124,7 +124,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
         var plan = try shard.plan()
         if plan != nil {
-            do { plan?.tls = try ShardTLS.make(identity: try identityOptions(policy.scenario.identity)) } catch let error as CLIError {
+            do { plan?.tls = try ShardTLS.make(identity: policy.scenario.identity.tls) } catch let error as CLIError {
                 throw CLIError.badInput("\(file): identity: \(error.message)")
             }
         }

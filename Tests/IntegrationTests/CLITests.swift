@@ -73,14 +73,14 @@ import Testing
             (["load", "-n", "1", "-c", "0", url], "-c must be at least 1", "--connections"),
             (["load", "-n", "1", "-c", "200000", url], "-c '200000': must be at most 100000", "--connections"),
             (["load", "-n", "1", "--connections", "200000", url], "--connections '200000': must be at most 100000", nil),
-            (["load", "-d", "10", url], "-d '10' \(noUnit)", "--duration"),
-            (["load", "--duration=10", url], "--duration '10' \(noUnit)", nil),
-            (["load", "-n", "1", "--timeout", "10", url], "--timeout '10' \(noUnit)", nil),
-            (["load", "-n", "1", "--warmup", "10", url], "--warmup '10' \(noUnit)", nil),
-            (["load", "--stage", "10:5", url], "'10' \(noUnit)", nil),
-            (["load", "-d", "0", url], "-d '0': expected a positive duration", nil),
+            (["load", "-d", "10", url], "'-d <duration>': '10' \(noUnit)", "--duration"),
+            (["load", "--duration=10", url], "'--duration <duration>': '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--timeout", "10", url], "'--timeout <timeout>': '10' \(noUnit)", nil),
+            (["load", "-n", "1", "--warmup", "10", url], "'--warmup <warmup>': '10' \(noUnit)", nil),
+            (["load", "--stage", "10:5", url], "'--stage <duration:target>': '10' \(noUnit)", nil),
+            (["load", "-d", "0", url], "'-d <duration>': '0': expected a positive duration", nil),
             (["demo", "-n", "0"], "-n 0: must be at least 1", "--requests"),
-            (["echo", "--h2c", "--max-delay", "10"], "--max-delay '10' \(noUnit)", nil),
+            (["echo", "--h2c", "--max-delay", "10"], "'--max-delay <max-delay>': '10' \(noUnit)", nil),
         ]
         for (arguments, expected, absent) in cases {
             let out = try await run(meshprobeBinary, arguments, timeout: 20)

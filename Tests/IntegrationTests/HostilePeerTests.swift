@@ -190,7 +190,7 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         let port = try freePort()
         let url = "http://127.0.0.1:\(port)/"
         // The flag as typed: `-d`, not `--duration`.
-        try await refuses(["load", url, "-n", "5", "-d", "99999999999999999999h"], naming: "-d '99999999999999999999h': must be at most")
+        try await refuses(["load", url, "-n", "5", "-d", "99999999999999999999h"], naming: "'-d <duration>': '99999999999999999999h': must be at most")
         try await refuses(["load", url, "--duration", "18446744074s"], naming: "--duration")
         try await refuses(["load", url, "-d", "1s", "--rate", "1e308"], naming: "--rate")
         try await refuses(["load", url, "-d", "1s", "--rate", "1e-10"], naming: "--rate")
@@ -205,7 +205,7 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
     @Test func requestsThatCannotBeSentAreBadInput() async throws {
         let url = "http://127.0.0.1:\(try freePort())/"
         try await refuses(["load", url, "-n", "2", "--http", "1.1", "-H", "x-a: b\r\nx-evil: 1"], naming: "CR, LF or NUL")
-        try await refuses(["load", url, "-n", "2", "--method", "GE T"], naming: "--method 'GE T'")
+        try await refuses(["load", url, "-n", "2", "--method", "GE T"], naming: "'--method <method>': 'GE T': must be an HTTP method token")
         try await refuses(["load", url + "a b", "-n", "2"], naming: "percent-encode")
         try await refuses(["load", url, "-n", "2", "-H", "content-length: 99999"], naming: "from the body")
     }

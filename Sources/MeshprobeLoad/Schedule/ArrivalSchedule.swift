@@ -8,10 +8,7 @@ import Foundation
 /// arrivals interleave. With Poisson arrivals the gaps are exponential in the same cumulative scale
 /// (time-rescaling), which gives a Poisson process whose rate follows the profile.
 public struct ArrivalSchedule: Sendable {
-    public enum Process: String, Sendable, CaseIterable {
-        case uniform
-        case poisson
-    }
+    public typealias Process = ArrivalProcess
 
     public let profile: LoadProfile
     public let share: Double

@@ -4,19 +4,7 @@
 /// once (a step), and holds there until the next stage begins. After the last stage the profile ends
 /// (`totalDuration`); a profile without stages holds `start` for ever.
 public struct LoadProfile: Sendable, Equatable {
-    public struct Stage: Sendable, Equatable {
-        /// Seconds.
-        public var duration: Double
-        public var target: Double
-        /// Linear ramp from the previous value to `target` (true), or a step to `target` at the stage's start.
-        public var ramp: Bool
-
-        public init(duration: Double, target: Double, ramp: Bool = true) {
-            self.duration = duration
-            self.target = target
-            self.ramp = ramp
-        }
-    }
+    public typealias Stage = LoadStage
 
     public var start: Double
     public var stages: [Stage]
