@@ -59,7 +59,8 @@ let package = Package(
         ),
 
         // Transport: HTTP/1.1 on NIOHTTP1, a peer of HTTP/2: the engine's keep-alive client handler, and one-request
-        // exchanges for the small control calls around a run (Pushgateway, sidecar admin, shard results).
+        // exchanges for the small control calls around a run (Pushgateway, sidecar admin, shard results, the echo's
+        // fault API).
         .target(
             name: "MeshprobeHTTP1",
             dependencies: [
@@ -149,9 +150,11 @@ let package = Package(
             name: "MeshprobeChecks",
             dependencies: [
                 "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
-                "MeshprobeYAML",
+                "MeshprobeHTTP1", "MeshprobeYAML",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The lab: HAProxy configurations standing in for a sidecar (L7 weighted, header routes, L4), and their launcher,

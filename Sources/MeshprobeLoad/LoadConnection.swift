@@ -154,21 +154,10 @@ final class LoadConnection {
             lifecycle.shutDown()
             return
         }
-        let (kind, message) = Self.classifyConnectError(error, target: target)
+        let (kind, message) = target.connectFailure(error)
         worker.connectionFailed(kind, message)
         lifecycle.connectFailed(kind)
         scheduleReconnect()
-    }
-
-    static func classifyConnectError(_ error: any Error, target: LoadTarget) -> (ErrorKind, String) {
-        if let e = error as? ChannelError, case .connectTimeout = e {
-            return (.connectTimeout, "connecting to \(target.authority) timed out")
-        }
-        if let e = error as? IOError {
-            if e.errnoCode == ECONNREFUSED { return (.connectRefused, "\(target.authority) refused the connection (nothing listening?)") }
-            return (.connectFailed, "connecting to \(target.authority) failed: \(e)")
-        }
-        return (.connectFailed, "connecting to \(target.authority) failed: \(error)")
     }
 
     /// TLS is done: record it and install the protocol ALPN chose.

@@ -163,7 +163,7 @@ struct FaultClientOptions: ParsableArguments {
 
     /// Sends one request to the control API and returns the response whatever its status; no response at all is
     /// exit 3.
-    func send(_ method: String, _ path: String, json body: String? = nil) async throws -> StepResponse {
+    func send(_ method: String, _ path: String, json body: String? = nil) async throws -> FaultClient.Answer {
         do {
             // The URL's scheme decides whether TLS is needed; FaultClient reports a malformed URL.
             var configuration = LoadConfiguration(targets: (try? LoadTarget(parsing: url)).map { [$0] } ?? [])
@@ -180,7 +180,7 @@ struct FaultClientOptions: ParsableArguments {
     }
 
     /// Prints a 2xx answer (as `summary` says, or as JSON with --json); a refusal becomes the documented exit code.
-    func report<Body: Decodable>(_ response: StepResponse, summary: (Body) -> String) throws {
+    func report<Body: Decodable>(_ response: FaultClient.Answer, summary: (Body) -> String) throws {
         let body: Body
         do {
             body = try FaultClient.decode(response, from: url)

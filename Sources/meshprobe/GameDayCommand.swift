@@ -111,15 +111,10 @@ struct GameDayCommand: AsyncParsableCommand {
             result.passed = false
             try write(result, startedAt: started)
         }
-        // The exit line names every fault left: the mesh is not as it was, so never a pass a pipeline may go on from.
-        let left = outcome.faultsLeft.isEmpty ? ""
-            : "; NOT cleared (each expires on its own): " + outcome.faultsLeft.joined(separator: "; ")
-        if let why = outcome.abortReason { throw CLIError(message: "aborted: \(why)\(left)", exitCode: 3) }
-        if !result.passed {
-            let failed = result.decided && outcome.faultsLeft.isEmpty
-            throw CLIError(message: (result.decided ? "verdict: FAIL" : "no verdict: a step could not run") + left, exitCode: failed ? 1 : 3)
+        if let exit = GameDayVerdict.exit(passed: result.passed, decided: result.decided, abortReason: outcome.abortReason,
+                                          faultsLeft: outcome.faultsLeft) {
+            throw CLIError(message: exit.message, exitCode: exit.code)
         }
-        if !outcome.faultsLeft.isEmpty { throw CLIError(message: "incomplete" + left, exitCode: 3) }
     }
 
     /// Writes the result (`--json`) and the reports (JUnit, HTML) asked for.
@@ -181,12 +176,9 @@ extension GameDayResult {
                 break
             }
             offset += step.seconds
-            let ran = step.verdicts != nil
-            // A step with a problem (its load ended early, a fault not cleared) did not pass: undecided, unless a
-            // verdict failed anyway.
-            let passed = ran && report.passed && step.problem == nil
-            return Step(name: step.name, kind: planned.map(GameDayResult.kind) ?? "load", passed: passed,
-                        decided: ran && report.decided && (step.problem == nil || !report.passed), seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem,
+            let verdict = GameDayVerdict.step(ran: step.verdicts != nil, passed: report.passed, decided: report.decided, problem: step.problem)
+            return Step(name: step.name, kind: planned.map(GameDayResult.kind) ?? "load", passed: verdict.passed,
+                        decided: verdict.decided, seconds: (step.seconds * 1000).rounded() / 1000, problem: step.problem,
                         faults: step.faults, requests: requests, failures: failures, verdicts: report.verdicts, result: result)
         }
         self.init(file: gameday.file, sha256: inputs.first?.sha256 ?? "", name: gameday.name, aborted: outcome.abortReason,

@@ -306,7 +306,13 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
 
         let unreachable = try await run(meshprobeBinary, ["fault", "list", "https://127.0.0.1:\(try freePort())"] + asOps)
         #expect(unreachable.status == 3)
-        #expect(unreachable.stderr.contains("cannot reach"))
+        #expect(unreachable.stderr.contains("cannot reach the echo at https://127.0.0.1:") && unreachable.stderr.contains("connect_refused"),
+                "\(unreachable.stderr)")
+        // The echo is checked as the caller expects: one with another identity is not talked to (exit 3, the TLS error).
+        let impostor = try await run(meshprobeBinary, ["fault", "list", url, "--cert", opsSVID.cert, "--key", opsSVID.key, "--ca", pki.caFile,
+                                                       "--expect-peer", pki.id("productpage")])
+        #expect(impostor.status == 3)
+        #expect(impostor.stderr.contains("cannot reach the echo at \(url): tls_wrong_spiffe_id"), "\(impostor.stderr)")
 
         echo.stop()
         let log = echo.log

@@ -1,13 +1,28 @@
 import Foundation
 import MeshprobeEchoAPI
+import MeshprobeHTTP1
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeTLS
 import NIOCore
+import NIOHTTP1
+import NIOPosix
 
 /// A client of one echo workload's control API (`/.meshprobe/faults`): `meshprobe fault`, the outlier-detection
-/// check and game days set and clear faults through it. Each call is one request over mTLS with the load engine's
-/// one-shot path (`StepRunner`).
+/// check and game days set and clear faults through it. Each call is one HTTP/1.1 exchange on a connection of its own
+/// (`HTTP1Exchange`), over mTLS with the caller's SVID when `tls` is given; the context's peer rules check the echo.
 public struct FaultClient: Sendable {
+    /// One answer of the echo: its status and body, whatever the status.
+    public struct Answer: Sendable, Equatable {
+        public var status: Int
+        public var body: [UInt8]
+
+        public init(status: Int, body: [UInt8]) {
+            self.status = status
+            self.body = body
+        }
+    }
+
     /// The echo's base URL as given (`https://HOST:PORT`), for messages.
     public var url: String
     var target: LoadTarget
@@ -33,31 +48,49 @@ public struct FaultClient: Sendable {
     }
 
     /// Sends one request and returns the answer whatever its status; no answer at all is `.unreachable`.
-    public func send(_ method: String, _ path: String, json body: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> StepResponse {
+    public func send(_ method: String, _ path: String, json body: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Answer {
         var target = self.target
         target.path = path
-        var configuration = LoadConfiguration(targets: [target])
-        configuration.tls = tls
-        configuration.requestTimeout = timeout
-        configuration.connectTimeout = min(5, timeout)
-        configuration.maxConsecutiveConnectFailures = 1
-        // The load engine reads "{{" in a body as a template placeholder; "\u007b" is the same "{" to JSON.
-        let step = FlowStep(name: "fault", method: method, path: path,
-                            headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")],
-                            body: body?.replacingOccurrences(of: "{{", with: "{\\u007b"))
-        let outcome: StepRunner.Outcome
+        var tls: TLSContext?
+        if target.scheme == .https {
+            guard let given = self.tls else {
+                throw .badInput(LoadConfigurationError(field: "URL", value: target.description, reason: "https needs a TLS configuration").description)
+            }
+            tls = try Self.http1(given)
+        }
+        let answer: HTTP1Exchange.Response
         do {
-            outcome = try await StepRunner.run([step], base: configuration, keepingLastResponse: true, graceOnCancel: Self.graceOnCancel,
-                                               group: group)
-        } catch let error as LoadConfigurationError {
-            throw .badInput(error.description)
+            answer = try await HTTP1Exchange.response(
+                HTTPMethod(rawValue: method), host: target.host, port: target.port, path: path,
+                headers: body == nil ? [:] : ["content-type": "application/json"], body: body ?? "", tls: tls,
+                connectTimeout: .nanoseconds(Int64(min(5, timeout) * 1e9)), timeout: .nanoseconds(Int64(timeout * 1e9)),
+                graceOnCancel: .nanoseconds(Int64(Self.graceOnCancel * 1e9)), group: group)
         } catch {
-            throw .unreachable("cannot reach the echo at \(url): \(error)")
+            throw .unreachable("cannot reach the echo at \(url): \(Self.explain(error, target: target))")
         }
-        guard let response = outcome.lastResponse else {
-            throw .unreachable("cannot reach the echo at \(url): \(outcome.problem ?? "no response")")
+        return Answer(status: Int(answer.status.code), body: answer.body)
+    }
+
+    /// The caller's TLS context offering HTTP/1.1 alone by ALPN, so that the echo answers the exchange's protocol.
+    static func http1(_ tls: TLSContext) throws(FaultClientError) -> TLSContext {
+        if tls.configuration.applicationProtocols == ["http/1.1"] { return tls }
+        var configuration = tls.configuration
+        configuration.applicationProtocols = ["http/1.1"]
+        do { return try TLSContext(configuration: configuration) } catch { throw .badInput(error.description) }
+    }
+
+    /// Why no answer came, named as the load engine names a failed connection (`KIND: why`).
+    static func explain(_ error: any Error, target: LoadTarget) -> String {
+        var connecting = error is IOError || error is NIOConnectionError
+        if let e = error as? ChannelError, case .connectTimeout = e { connecting = true }
+        if connecting {
+            let (kind, why) = target.connectFailure(error)
+            return "\(kind.rawValue): \(why)"
         }
-        return response
+        if let failure = error as? HTTP1Exchange.Failure, failure.timedOut {
+            return "\(ErrorKind.requestTimeout.rawValue): \(failure.description)"
+        }
+        return "\(error)"
     }
 
     /// Sets one fault; the echo's answer with its id.
@@ -89,7 +122,7 @@ public struct FaultClient: Sendable {
     }
 
     /// A 2xx answer's JSON body; a refusal becomes `.refused` (or `.rejected` for a 400) with the echo's reason.
-    public static func decode<Body: Decodable>(_ response: StepResponse, from url: String) throws(FaultClientError) -> Body {
+    public static func decode<Body: Decodable>(_ response: Answer, from url: String) throws(FaultClientError) -> Body {
         let data = Data(response.body)
         guard (200..<300).contains(response.status) else {
             let problem = try? JSONDecoder().decode(FaultControlJSON.Problem.self, from: data)

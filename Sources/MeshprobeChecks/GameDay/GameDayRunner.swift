@@ -75,25 +75,20 @@ public struct GameDayRunner: Sendable {
     public func run(abort: AbortSwitch, group: any EventLoopGroup) async -> Outcome {
         let ledger = FaultLedger(label: runLabel, deadline: stopDeadline)
         let started = ContinuousClock.now
-        var outcomes: [StepOutcome] = []
-        var skipped: [String] = []
-        for (index, step) in steps.enumerated() {
-            if abort.abortReason != nil {
-                skipped.append(step.name)
-                continue
-            }
+        var machine = GameDayStateMachine(steps: steps.map(\.name))
+        while case .start(let index) = machine.nextAction(aborted: abort.abortReason != nil) {
+            let step = steps[index]
             onStepStart(index, step.name)
             let stepStart = ContinuousClock.now
             let task = Task { await self.runStep(step, ledger: ledger, group: group) }
             // Watch for an abort, the abort file and the time cap while the step runs.
             let watcher = Task {
                 while !Task.isCancelled {
-                    if let file = abortFile, FileManager.default.fileExists(atPath: file) {
-                        abort.abort("the abort file \(file) appeared")
-                    }
-                    if OutlierDetectionCheck.seconds(ContinuousClock.now - started) > maxDuration {
-                        abort.abort(String(format: "the game day reached its time cap of %.0f s", maxDuration))
-                    }
+                    let why = GameDayStateMachine.watch(abortFile: abortFile,
+                                                        abortFileExists: abortFile.map { FileManager.default.fileExists(atPath: $0) } ?? false,
+                                                        elapsed: OutlierDetectionCheck.seconds(ContinuousClock.now - started),
+                                                        maxDuration: maxDuration)
+                    if let why { abort.abort(why) }
                     if abort.abortReason != nil {
                         task.cancel()
                         return
@@ -101,27 +96,18 @@ public struct GameDayRunner: Sendable {
                     try? await Task.sleep(for: .milliseconds(100))
                 }
             }
-            var outcome = await task.value
+            let outcome = await task.value
             watcher.cancel()
             // Faults the step set and did not clear itself (or whose answer never came): cleared now, before the next
             // step, once the step's requests have ended.
-            for left in await ledger.clearAll(group: group) {
-                outcome.problem = [outcome.problem, "could not clear \(left)"].compactMap { $0 }.joined(separator: "; ")
-            }
-            outcome.seconds = OutlierDetectionCheck.seconds(ContinuousClock.now - stepStart)
-            if let why = abort.abortReason, outcome.verdicts == nil || task.isCancelled {
-                outcome.verdicts = nil
-                outcome.problem = "aborted: \(why)"
-            }
-            outcomes.append(outcome)
-            if outcome.verdicts == nil && abort.abortReason == nil {
-                // A step that could not run (a refused control API, an unreachable target) ends the game day: the
-                // later steps assume it happened.
-                abort.abort("step '\(step.name)' could not run")
+            let notCleared = await ledger.clearAll(group: group)
+            if let why = machine.stepEnded(outcome, notCleared: notCleared, seconds: OutlierDetectionCheck.seconds(ContinuousClock.now - stepStart),
+                                           abortReason: abort.abortReason, cancelled: task.isCancelled) {
+                abort.abort(why)
             }
         }
         let left = await ledger.clearAll(group: group)
-        return Outcome(steps: outcomes, skipped: skipped, abortReason: abort.abortReason, faultsLeft: left)
+        return machine.outcome(abortReason: abort.abortReason, faultsLeft: left)
     }
 
     func runStep(_ step: GameDayStep, ledger: FaultLedger, group: any EventLoopGroup) async -> StepOutcome {

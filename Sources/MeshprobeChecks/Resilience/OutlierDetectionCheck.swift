@@ -47,12 +47,6 @@ public enum OutlierDetectionCheck {
     /// Responses in arrival order, shared with the workers' event loops.
     // @unchecked: every access to the mutable state holds `lock`.
     final class Recorder: @unchecked Sendable {
-        struct Response {
-            var at: Double
-            var destination: String?
-            var status: Int
-        }
-
         private let lock = NSLock()
         private let start: ContinuousClock.Instant
         private let recognizer: DestinationRecognizer
@@ -136,77 +130,46 @@ public enum OutlierDetectionCheck {
         var leftBehind: [String] = []
         let recorder = Recorder(start: start, recognizer: recognizer)
         func note(_ what: String, at: Double? = nil) { timeline.append(Event(at: ((at ?? recorder.now) * 1000).rounded() / 1000, what: what)) }
+        func note(_ events: [Event]) { for event in events { note(event.what, at: event.at) } }
         let faultSeconds = min(FaultSettings.maxDurationSeconds, (e.ejectionWindow.latest + 60).rounded(.up))
         let fault = FaultControlJSON.NewFault(status: e.injectedStatus, statusShare: 100, path: "/", durationSeconds: faultSeconds)
 
         // Phase 1: one workload fails.
-        let errorLimit = max(3 * e.consecutiveErrors, e.consecutiveErrors + 20)
-        let phaseCap = 10 + Double(errorLimit) / e.rate * 4 + e.ejectionWindow.latest + max(5, e.baseEjectionTime) + 1
-        let load = startLoad(configuration, expectation: e, cap: phaseCap, recorder: recorder, group: group)
+        var machine = EjectionStateMachine(e)
+        let load = startLoad(configuration, expectation: e, cap: machine.loadCap, recorder: recorder, group: group)
         var checks: [Check] = []
         var victimFault: String?
         defer { recorder.stop() }
         do {
             // Baseline: everyone answers, and each destination's share.
-            // A second's responses (20 to 100), or what came in 10 s (a busy machine may take seconds to start the load).
-            let baselineCount = max(20, min(100, Int(e.rate)))
-            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= baselineCount }
-            let baseline = Array(recorder.since(0))
-            let shares = shareByDestination(baseline)
-            let failing = baseline.filter { !(200..<400).contains($0.status) }.count
-            note("baseline: \(baseline.count) responses from \(shares.keys.sorted().joined(separator: ", "))")
-            if baseline.isEmpty || failing > 0 || shares.isEmpty {
+            _ = await wait(until: baselineSeconds, recorder: recorder, load: load) { recorder.count >= baselineCount(e) }
+            let baseline = recorder.since(0)
+            _ = machine.observeBaseline(baseline)
+            let problem = machine.endBaseline()
+            note("baseline: \(baseline.count) responses from \(machine.shares.keys.sorted().joined(separator: ", "))")
+            if let problem {
                 recorder.stop()
                 let result = try? await load.value
                 let failures = result?.failureSummary().map { ": \($0)" } ?? ""
-                let reason = baseline.isEmpty ? "no response before the fault\(failures): the service is unreachable"
-                    : shares.isEmpty ? "no response carried the \(recognizer.absence): the workloads behind the proxy cannot be told apart"
-                    : "\(failing) of \(baseline.count) responses failed before any fault was set\(failures): the service must be healthy for this check"
-                let requests = max(baseline.count, result?.totalRequests ?? 0)
-                return Outcome(expectation: e, checks: [Check(name: "healthy before the fault", passed: false, decided: false, reason: reason,
-                                                               evidence: ["requests": Double(requests), "failed": Double(failing)],
-                                                               requests: requests)],
-                               timeline: timeline, requests: requests, faultsLeft: [])
+                let check = machine.baselineCheck(problem, failures: failures, absence: recognizer.absence, requests: result?.totalRequests ?? 0)
+                return Outcome(expectation: e, checks: [check], timeline: timeline, requests: check.requests, faultsLeft: [])
             }
             // Counted from before the request: the fault is in force before its answer comes back. Noted at the time it
             // was asked for, so that its first error never comes before it on the timeline.
-            let faultIndex = recorder.count
+            var scanned = recorder.count
             let askedAt = recorder.now
+            machine.faultRequested()
             let set = try await ledger.set(fault, on: clients[0], group: group)
             victimFault = set.id
             note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request", at: askedAt)
 
             // Who fails, and for how long it keeps receiving requests.
-            var victim: String?
-            var errors = 0
-            var lastVictim: Double?
-            var lastVictimIndex = 0
-            var ejected = false
-            var firstError: Double?
-            var scanned = faultIndex
-            let phaseDeadline = recorder.now + 2 + Double(errorLimit) / e.rate * 4
-            _ = await wait(until: phaseDeadline, recorder: recorder, load: load) {
+            _ = await wait(until: machine.ejectionDeadline(faultSetAt: recorder.now), recorder: recorder, load: load) {
                 let fresh = recorder.since(scanned)
-                for (offset, r) in zip(fresh.indices, fresh) {
-                    if victim == nil, let d = r.destination, r.status == e.injectedStatus {
-                        victim = d
-                        firstError = r.at
-                    }
-                    guard let v = victim else { continue }
-                    if r.destination == v {
-                        errors = e.counts(r.status) ? errors + 1 : 0
-                        lastVictim = r.at
-                        lastVictimIndex = offset
-                    }
-                }
                 scanned += fresh.count
-                guard let v = victim else { return false }
-                if recorder.count - 1 - lastVictimIndex >= silenceThreshold(share: shares[v] ?? 0.5) {
-                    ejected = true
-                    return true
-                }
-                return errors >= errorLimit
+                return machine.observeAfterFault(fresh)
             }
+            let findings = machine.endEjection(now: recorder.now)
             if let id = victimFault {
                 do {
                     try await ledger.clear(id, on: clients[0], group: group)
@@ -216,47 +179,26 @@ public enum OutlierDetectionCheck {
                     leftBehind.append("\(id) on \(clients[0].url) (expires within \(Int(faultSeconds)) s): \(error)")
                 }
             }
-            guard let victimName = victim else {
+            note(findings)
+            if machine.victim == nil {
                 recorder.stop()
                 _ = try? await load.value
-                checks.append(Check(name: "the failing workload is seen", passed: false, decided: false,
-                                    reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
-                                    evidence: ["requests": Double(recorder.count)], requests: recorder.count))
+                checks += machine.checks(requests: recorder.count)
                 return Outcome(expectation: e, checks: checks, timeline: timeline, requests: recorder.count, faultsLeft: leftBehind)
             }
-            let ejectedAt = lastVictim ?? recorder.now
-            if let firstError { note("\(victimName) answers \(e.injectedStatus): its first error", at: firstError) }
-            if ejected {
-                note("\(victimName) ejected after \(errors) consecutive errors (its last response)", at: ejectedAt)
-            } else {
-                note("\(victimName) still receiving requests after \(errors) consecutive errors")
-            }
             // Back: the first response from the victim after its ejection.
-            var backAt: Double?
-            if ejected {
-                var scannedBack = lastVictimIndex + 1
-                _ = await wait(until: ejectedAt + e.ejectionWindow.latest + max(5, e.baseEjectionTime), recorder: recorder, load: load) {
-                    let fresh = recorder.since(scannedBack)
-                    scannedBack += fresh.count
-                    if let r = fresh.first(where: { $0.destination == victimName }) { backAt = r.at }
-                    return backAt != nil
+            if machine.stage == .awaitingReturn, let deadline = machine.returnDeadline {
+                _ = await wait(until: deadline, recorder: recorder, load: load) {
+                    let fresh = recorder.since(scanned)
+                    scanned += fresh.count
+                    return machine.observeReturn(fresh)
                 }
-                if let backAt {
-                    note(String(format: "%@ back after %.3f s", victimName, backAt - ejectedAt), at: backAt)
-                    _ = await wait(until: recorder.now + 0.2, recorder: recorder, load: load) { false }
-                } else {
-                    note("\(victimName) not back")
-                }
+                note(machine.endReturn(now: recorder.now))
+                if machine.backAt != nil { _ = await wait(until: recorder.now + 0.2, recorder: recorder, load: load) { false } }
             }
             recorder.stop()
             _ = try? await load.value
-            let resolution = 1 / (e.rate * max(shares[victimName] ?? 0.5, 0.01))
-            checks += evaluateEjection(e, victim: victimName, errors: errors, ejected: ejected, ejectedFor: backAt.map { $0 - ejectedAt },
-                                       resolution: resolution).map { check in
-                var c = check
-                c.requests = recorder.count
-                return c
-            }
+            checks += machine.checks(requests: recorder.count)
         } catch {
             recorder.stop()
             if let id = victimFault { try? await ledger.clear(id, on: clients[0], group: group) }
@@ -276,13 +218,6 @@ public enum OutlierDetectionCheck {
         }
         timeline.sort { $0.at < $1.at }
         return Outcome(expectation: e, checks: checks, timeline: timeline, requests: requests, faultsLeft: leftBehind)
-    }
-
-    static func shareByDestination(_ responses: [Recorder.Response]) -> [String: Double] {
-        var counts: [String: Int] = [:]
-        for r in responses { if let d = r.destination { counts[d, default: 0] += 1 } }
-        let total = Double(counts.values.reduce(0, +))
-        return counts.mapValues { Double($0) / total }
     }
 
     static func evaluateEjection(_ e: OutlierExpectation, victim: String, errors: Int, ejected: Bool, ejectedFor: Double?,
@@ -337,11 +272,8 @@ public enum OutlierDetectionCheck {
         func note(_ what: String, at: Double? = nil) {
             events.append(Event(at: ((offset + (at ?? recorder.now)) * 1000).rounded() / 1000, what: what))
         }
-        let errorLimit = max(3 * e.consecutiveErrors, e.consecutiveErrors + 20)
-        let window = 3 + Double(errorLimit * clients.count) / e.rate * 2
-        // The baseline, the window, then the wait for every endpoint to come back.
-        let load = startLoad(configuration, expectation: e, cap: 10 + window + e.ejectionWindow.latest + max(5, e.baseEjectionTime) + 1,
-                             recorder: recorder, group: group)
+        var machine = MaxEjectionStateMachine(e, failing: clients.count)
+        let load = startLoad(configuration, expectation: e, cap: machine.loadCap, recorder: recorder, group: group)
         var set: [(FaultClient, String)] = []
         var left: [String] = []
         func clearAll() async {
@@ -355,68 +287,34 @@ public enum OutlierDetectionCheck {
             set = []
         }
         do {
-            _ = await wait(until: 10, recorder: recorder, load: load) { recorder.count >= max(20, min(100, Int(e.rate))) }
-            let shares = shareByDestination(Array(recorder.since(0)))
-            let endpoints = shares.count
-            let faultIndex = recorder.count
+            _ = await wait(until: baselineSeconds, recorder: recorder, load: load) { recorder.count >= baselineCount(e) }
+            _ = machine.observeBaseline(recorder.since(0))
+            var scanned = recorder.count
             let askedAt = recorder.now
+            machine.faultsRequested()
             for client in clients {
                 let fault = try await ledger.set(fault, on: client, group: group)
                 set.append((client, fault.id))
             }
-            note("faults set on all \(clients.count) workloads (\(endpoints) endpoints answered before)", at: askedAt)
-            // Per destination: consecutive errors and the index of its last response.
-            var errors: [String: Int] = [:]
-            var last: [String: Int] = [:]
-            var scanned = faultIndex
-            var maxEjected = 0
-            var ejectedNames: Set<String> = []
-            _ = await wait(until: recorder.now + window, recorder: recorder, load: load) {
+            note("faults set on all \(clients.count) workloads (\(machine.endpoints) endpoints answered before)", at: askedAt)
+            _ = await wait(until: recorder.now + machine.window, recorder: recorder, load: load) {
                 let fresh = recorder.since(scanned)
-                for (index, r) in zip(fresh.indices, fresh) {
-                    guard let d = r.destination else { continue }
-                    errors[d] = e.counts(r.status) ? errors[d, default: 0] + 1 : 0
-                    last[d] = index
-                }
                 scanned += fresh.count
-                let newest = recorder.count - 1
-                let silent = shares.keys.filter { d in
-                    guard let l = last[d] else { return newest - faultIndex >= silenceThreshold(share: shares[d]!) }
-                    return newest - l >= silenceThreshold(share: shares[d]!)
-                }
-                if silent.count > maxEjected {
-                    maxEjected = silent.count
-                    ejectedNames = Set(silent)
-                }
-                // Decided when every destination is either ejected or has failed far past the limit.
-                return shares.keys.allSatisfy { d in silent.contains(d) || errors[d, default: 0] >= errorLimit }
+                return machine.observeFailing(fresh)
             }
             await clearAll()
-            note("\(maxEjected) of \(endpoints) endpoints ejected at once (\(ejectedNames.sorted().joined(separator: ", "))); faults cleared")
+            note(machine.faultsCleared())
             // Leave the service as it was found: the checks that run next need every endpoint back.
-            let cleared = recorder.count
-            var back: Set<String> = []
-            _ = await wait(until: recorder.now + e.ejectionWindow.latest + max(5, e.baseEjectionTime), recorder: recorder, load: load) {
-                for r in recorder.since(cleared) where (200..<400).contains(r.status) { if let d = r.destination { back.insert(d) } }
-                return back.isSuperset(of: shares.keys)
+            scanned = recorder.count
+            _ = await wait(until: recorder.now + returnWait(e), recorder: recorder, load: load) {
+                let fresh = recorder.since(scanned)
+                scanned += fresh.count
+                return machine.observeRecovery(fresh)
             }
-            let missing = Set(shares.keys).subtracting(back)
-            note(missing.isEmpty ? "all \(endpoints) endpoints back" : "not back: \(missing.sorted().joined(separator: ", "))")
+            note(machine.recovery)
             recorder.stop()
             _ = try? await load.value
-            let allowed = e.maxEjected(of: endpoints)
-            let expected = min(allowed, clients.count)
-            var reason: String?
-            if maxEjected > expected {
-                reason = "\(maxEjected) of \(endpoints) endpoints were ejected at once; \(YAMLValue.format(e.maxEjectionPercent))% allows \(allowed): the proxy's maximum is looser"
-            } else if maxEjected < expected {
-                reason = "only \(maxEjected) of the \(clients.count) failing endpoints were ejected at once; \(YAMLValue.format(e.maxEjectionPercent))% of \(endpoints) allows \(allowed)"
-            }
-            let check = Check(name: "at most \(YAMLValue.format(e.maxEjectionPercent))% ejected at once (\(allowed) of \(endpoints))",
-                              passed: reason == nil, reason: reason,
-                              evidence: ["ejected_at_once": Double(maxEjected), "allowed": Double(allowed), "endpoints": Double(endpoints),
-                                         "failing": Double(clients.count)], requests: recorder.count)
-            return (check, events, recorder.count, left)
+            return (machine.check(requests: recorder.count), events, recorder.count, left)
         } catch {
             recorder.stop()
             await clearAll()

@@ -16,7 +16,7 @@ public enum StepRunner {
 
     /// Sends `steps` once with the target, identity and headers of `base`, starting from `variables`.
     /// - Parameter keepingLastResponse: keep the last response's body, whatever its status (a one-shot request
-    ///   such as `meshprobe fault` reads it).
+    ///   reads it).
     /// - Parameter graceOnCancel: when the calling task is cancelled, how long a request in flight may still take.
     public static func run(_ steps: [FlowStep], base: LoadConfiguration, variables: [String: String] = [:],
                            keepingLastResponse: Bool = false, graceOnCancel: Double = 1.0,
