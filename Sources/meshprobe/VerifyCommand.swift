@@ -260,6 +260,13 @@ struct VerifyCommand: AsyncParsableCommand {
     /// Runs the resilience procedures, each adding its verdicts. Every procedure must leave the system as it found
     /// it; outlier detection, whose last phase makes every workload fail (so a proxy as declared ejects them all),
     /// runs last and waits for the endpoints to return, so that no other check meets a service with none.
+    /// Ends one check's part of the report: its verdicts' time, and, when a signal arrived while it ran, its
+    /// verdicts undecided (a check cut short decides nothing, whatever its partial evidence showed).
+    func closeCheck(_ report: inout VerifyReport, _ laps: inout VerdictLaps) {
+        if Task.isCancelled { report.undecide(from: laps.seconds.count, because: "a signal arrived while this check ran") }
+        laps.lap(report.verdicts.count)
+    }
+
     func runProcedures(_ policy: Policy, configuration: LoadConfiguration, ledger: FaultLedger, report: inout VerifyReport,
                        laps: inout VerdictLaps) async throws {
         for breaker in policy.circuitBreakers {
@@ -269,7 +276,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let outcome = try await CircuitBreakerCheck.run(breaker, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
             for note in outcome.notes { printError("meshprobe verify: note: \(note)") }
             report.add(outcome)
-            laps.lap(report.verdicts.count)
+            closeCheck(&report, &laps)
         }
         let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.retryableStatus != nil }
         for (limit, source) in policy.maxRetries {
@@ -282,7 +289,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 printError("meshprobe verify: retry limit: at most \(limit) retries in flight (\(source)), \(budget.concurrency) failing requests at once on \(route.source)")
             }
             report.add(try await RetryBudgetCheck.run(budget, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton))
-            laps.lap(report.verdicts.count)
+            closeCheck(&report, &laps)
         }
         for reuse in policy.connectionReuse {
             if !quiet {
@@ -290,7 +297,7 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             let outcome = try await ConnectionReuseCheck.run(reuse, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
             report.add(outcome)
-            laps.lap(report.verdicts.count)
+            closeCheck(&report, &laps)
         }
         for retry in policy.retries {
             if !quiet {
@@ -302,7 +309,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let outcome = try await RetryCheck.run(retry, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton)
             for note in outcome.notes { printError("meshprobe verify: note: \(retry.source): \(note)") }
             report.add(outcome)
-            laps.lap(report.verdicts.count)
+            closeCheck(&report, &laps)
         }
         if !policy.outlierDetections.isEmpty {
             let tls = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
@@ -317,12 +324,12 @@ struct VerifyCommand: AsyncParsableCommand {
                                                                       controlTLS: tls, ledger: ledger, group: MultiThreadedEventLoopGroup.singleton)
                     for left in outcome.faultsLeft { printError("meshprobe verify: warning: not cleared: \(left)") }
                     report.add(outcome)
-                    laps.lap(report.verdicts.count)
+                    closeCheck(&report, &laps)
                 } catch let error as FaultClientError {
                     // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
                     report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
                                         reason: "could not make a workload fail: \(error)")
-                    laps.lap(report.verdicts.count)
+                    closeCheck(&report, &laps)
                 }
             }
         }

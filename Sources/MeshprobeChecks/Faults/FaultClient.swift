@@ -186,6 +186,8 @@ public final class FaultLedger: @unchecked Sendable {
 
     /// Sets a fault (with the ledger's label) and records it.
     public func set(_ fault: FaultControlJSON.NewFault, on client: FaultClient, group: any EventLoopGroup) async throws(FaultClientError) -> FaultControlJSON.Fault {
+        // No fault is set after a signal: the run is ending, and what it set is about to be cleared.
+        if Task.isCancelled { throw .unreachable("not sent to the echo at \(client.url): the run was stopped by a signal") }
         var fault = fault
         fault.label = label
         let lasts = Duration.seconds(fault.durationSeconds ?? FaultSettings.maxDurationSeconds)

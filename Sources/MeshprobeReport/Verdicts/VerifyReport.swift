@@ -240,6 +240,16 @@ public struct VerifyReport: Codable, Sendable {
     }
 
     /// Marks the run aborted: every verdict not decided yet says it was cut short.
+    /// The verdicts from `index` on were reached on evidence a signal cut short: they decide nothing, and their
+    /// reason says why first.
+    public mutating func undecide(from index: Int, because why: String) {
+        for i in verdicts.indices where i >= index && verdicts[i].decided {
+            verdicts[i].decided = false
+            verdicts[i].passed = false
+            verdicts[i].reason = why + (verdicts[i].reason.map { "; as cut short: \($0)" } ?? "")
+        }
+    }
+
     public mutating func markAborted(_ why: String) {
         aborted = true
         passed = false
