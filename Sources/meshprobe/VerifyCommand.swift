@@ -4,6 +4,7 @@ import MeshprobeChecks
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeStatistics
 import MeshprobeYAML
 import NIOConcurrencyHelpers
@@ -79,38 +80,12 @@ struct VerifyCommand: AsyncParsableCommand {
         do {
             policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty)
             if !manifests.isEmpty {
-                if !policy.routes.isEmpty {
-                    throw CLIError.badInput("\(file): the routes come from the manifests: leave split and routes out of expect")
-                }
-                let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics,
-                                                                 service: policy.targetService)
-                for note in imported.notes { printError("meshprobe verify: note: \(note)") }
-                policy.circuitBreakers += imported.circuitBreakers
-                policy.connectionReuse += imported.connectionReuse
-                policy.maxRetries += imported.maxRetries
-                for var declared in imported.outlierDetections {
-                    guard let probe = policy.outlierProbe else {
-                        printError("meshprobe verify: note: \(declared.source): outlier detection is not verified: give expect.outlierDetection.faultTargets (the workloads to make fail)")
-                        continue
-                    }
-                    declared.faultTargets = probe.faultTargets
-                    declared.rate = probe.rate
-                    policy.outlierDetections.append(declared)
-                }
-                policy.retries += imported.retries
-                guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty
-                        || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty || !imported.maxRetries.isEmpty else {
-                    throw CLIError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool, outlier detection or retries")
-                }
-                policy.routes = imported.routes.map { route in
-                    var r = route
-                    r.mapping = policy.mapping
-                    r.routing = policy.routing
-                    return r
+                try ManifestMerge.importManifests(manifests, into: &policy, policyFile: file) { note in
+                    printError("meshprobe verify: note: \(note)")
                 }
             }
             if routesOnly {
-                for note in Self.skipProcedures(&policy) { printError("meshprobe verify: note: \(note)") }
+                for note in ManifestMerge.skipProcedures(&policy) { printError("meshprobe verify: note: \(note)") }
                 guard !policy.routes.isEmpty else {
                     throw CLIError.badInput("--routes-only: \(file)\(manifests.isEmpty ? "" : " and the manifests") declare no route to check")
                 }
@@ -133,7 +108,7 @@ struct VerifyCommand: AsyncParsableCommand {
             if reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {
                 throw CLIError.badInput("a sharded verify writes --json, --junit and --html (the merged verdict on shard 0), not Prometheus")
             }
-            try plan.split(&configuration)
+            try plan.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
             policy.statistics.maxSamples = plan.share(of: policy.statistics.maxSamples)
             for i in policy.routes.indices {
                 let part = plan.share(of: policy.routes[i].statistics.maxSamples)
@@ -239,22 +214,6 @@ struct VerifyCommand: AsyncParsableCommand {
             let undecided = report.verdicts.filter { !$0.decided }.count
             throw CLIError(message: "no verdict: \(undecided) of \(report.verdicts.count) checks undecided (each says why above)", exitCode: 3)
         }
-    }
-
-    /// Removes the resilience procedures from `policy` (`--routes-only`); returns one note for each, saying it is not
-    /// checked.
-    static func skipProcedures(_ policy: inout Policy) -> [String] {
-        let skipped = policy.circuitBreakers.map { "\($0.source): circuit breaker" }
-            + policy.maxRetries.map { "\($0.source): maxRetries" }
-            + policy.connectionReuse.map { "\($0.source): maxRequestsPerConnection" }
-            + policy.retries.map { "\($0.source): retries and timeouts" }
-            + policy.outlierDetections.map { "\($0.source): outlier detection" }
-        policy.circuitBreakers = []
-        policy.maxRetries = []
-        policy.connectionReuse = []
-        policy.retries = []
-        policy.outlierDetections = []
-        return skipped.map { "not checked (--routes-only): \($0)" }
     }
 
     /// Runs the resilience procedures, each adding its verdicts. Every procedure must leave the system as it found
