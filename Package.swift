@@ -297,6 +297,15 @@ let package = Package(
             name: "MeshprobeChecksTests",
             dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
         ),
+        .testTarget(
+            name: "MeshprobeRunnerTests",
+            dependencies: [
+                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",
