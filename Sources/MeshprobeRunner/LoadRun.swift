@@ -147,8 +147,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     if let why = result.endedEarly { return .endedEarly("the run ended before its planned end: \(why)") }
     if result.succeeded == 0 { return .noSuccess(RunReport.Check.noSuccessReason(report)) }
     return .completed
-    }
-
+}
 
 /// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
 /// `kubectl logs`). Cancel the task to end it.
@@ -182,25 +181,18 @@ package func startLiveView(_ generator: LoadGenerator, configuration: LoadConfig
 func startLoadAggregator(_ shard: ShardPlan?, inputs: [LoadReport.Input], command: String) async throws -> ShardAggregator? {
     guard let shard, shard.isAggregator else { return nil }
     let defining = inputs.filter { ["policy", "scenario", "gameday"].contains($0.role) }
-    let aggregator: ShardAggregator
-    do {
-        aggregator = try await ShardAggregator.start(shard, group: MultiThreadedEventLoopGroup.singleton) { index, body in
-            let report: LoadReport
-            do { report = try ResultMerger.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
-            let theirs = (report.meta.inputs ?? []).filter { ["policy", "scenario", "gameday"].contains($0.role) }
-            for role in Set(defining.map(\.role)).union(theirs.map(\.role)) {
-                let mine = defining.first { $0.role == role }?.sha256, other = theirs.first { $0.role == role }?.sha256
-                if mine != other {
-                    return "shard \(index): its \(role) (sha256 \(other ?? "none")) differs from shard 0's (sha256 \(mine ?? "none"))"
-                }
+    return try await ShardAggregator.listen(shard, command: command) { index, body in
+        let report: LoadReport
+        do { report = try ResultMerger.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
+        let theirs = (report.meta.inputs ?? []).filter { ["policy", "scenario", "gameday"].contains($0.role) }
+        for role in Set(defining.map(\.role)).union(theirs.map(\.role)) {
+            let mine = defining.first { $0.role == role }?.sha256, other = theirs.first { $0.role == role }?.sha256
+            if mine != other {
+                return "shard \(index): its \(role) (sha256 \(other ?? "none")) differs from shard 0's (sha256 \(mine ?? "none"))"
             }
-            return nil
         }
-    } catch {
-        throw ExitError.badInput("--aggregator \(shard.host):\(shard.port): shard 0 cannot listen on \(shard.bindHost):\(shard.port): \(error)")
+        return nil
     }
-    printError("meshprobe \(command): shard 0/\(shard.count): aggregating on \(shard.bindHost):\(shard.port)")
-    return aggregator
 }
 
 /// Waits for shards 1..N-1 (up to --shard-timeout) and merges their results with shard 0's exactly. Missing or

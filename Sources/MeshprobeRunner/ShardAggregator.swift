@@ -156,6 +156,20 @@ package final class ShardAggregator: Sendable {
         return ShardAggregator(channel: channel, state: state, plan: plan)
     }
 
+    /// Shard 0's start as a command announces it: an address it cannot listen on is bad input naming
+    /// `--aggregator`; once listening, the address goes to the log.
+    package static func listen(_ plan: ShardPlan, command: String,
+                               check: @escaping @Sendable (Int, Data) -> String?) async throws -> ShardAggregator {
+        let aggregator: ShardAggregator
+        do {
+            aggregator = try await start(plan, group: MultiThreadedEventLoopGroup.singleton, check: check)
+        } catch {
+            throw ExitError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 cannot listen on \(plan.bindHost):\(plan.port): \(error)")
+        }
+        printError("meshprobe \(command): shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port)")
+        return aggregator
+    }
+
     /// Waits (polling, bounded by `timeout` seconds) until shards 1..N-1 have all sent; returns what came, by index.
     package func collect(timeout: Double) async -> State {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))

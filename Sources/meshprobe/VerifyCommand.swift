@@ -108,30 +108,9 @@ struct VerifyCommand: AsyncParsableCommand {
             if reports.metricsListen != nil || reports.prometheus != nil || reports.pushgateway != nil {
                 throw CLIError.badInput("a sharded verify writes --json, --junit and --html (the merged verdict on shard 0), not Prometheus")
             }
-            try plan.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
-            policy.statistics.maxSamples = plan.share(of: policy.statistics.maxSamples)
-            for i in policy.routes.indices {
-                let part = plan.share(of: policy.routes[i].statistics.maxSamples)
-                guard part >= 1 else {
-                    throw CLIError.badInput("\(policy.routes[i].name): maxSamples \(policy.routes[i].statistics.maxSamples) is less than --shards \(plan.count)")
-                }
-                policy.routes[i].statistics.maxSamples = part
-            }
+            try plan.split(&policy, configuration: &configuration, requestsFlag: FlagSpelling.typed("--requests"))
             if plan.isAggregator {
-                let sha = resultInputs([("policy", file)]).first?.sha256
-                do {
-                    aggregator = try await ShardAggregator.start(plan, group: MultiThreadedEventLoopGroup.singleton) { index, body in
-                        let theirs: VerifyReport
-                        do { theirs = try VerifyMerge.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
-                        if theirs.policySHA256 != sha {
-                            return "shard \(index): its policy (sha256 \(theirs.policySHA256 ?? "none")) differs from shard 0's (sha256 \(sha ?? "none"))"
-                        }
-                        return nil
-                    }
-                } catch {
-                    throw CLIError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 cannot listen on \(plan.bindHost):\(plan.port): \(error)")
-                }
-                printError("meshprobe verify: shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port)")
+                aggregator = try await startVerifyAggregator(plan, policySHA256: resultInputs([("policy", file)]).first?.sha256)
             }
         }
         defer { if let aggregator { Task { await aggregator.stop() } } }
@@ -287,22 +266,11 @@ struct VerifyCommand: AsyncParsableCommand {
         }
     }
 
-    /// Shard 0 of a sharded verify: waits for the others (up to --shard-timeout), merges with `VerifyMerge` (the
-    /// statistical verdicts decided again on the merged samples), prints and writes the merged verdict, exits with it.
-    /// Missing or refused shards: exit 3 naming them, nothing written.
+    /// Shard 0 of a sharded verify: merges the shards' verdicts (`mergeVerifyShards`), prints and writes the merged
+    /// verdict, exits with it.
     func finishShardedVerify(own: VerifyReport, aggregator: ShardAggregator, started: Date) async throws {
-        let plan = aggregator.plan
-        let received = try await aggregator.collectAll(command: "verify")
-        let merged: VerifyReport
-        do {
-            var read: [(file: String, report: VerifyReport)] = [("shard 0", own)]
-            for i in 1..<plan.count { read.append(("shard \(i)", try VerifyMerge.read(data: received[i]!, name: "shard \(i)"))) }
-            merged = try VerifyMerge.merge(read, commandLine: CommandLine.arguments)
-        } catch {
-            throw CLIError(message: "incomplete: the shards' results cannot be merged: \(String(describing: error))", exitCode: 3)
-        }
-        printError("meshprobe verify: shard 0/\(plan.count): merged \(plan.count) shards")
-        try VerifyMerge.finish(merged, json: json, reports: reports, title: "\(own.policy), \(plan.count) shards", startedAt: started)
+        let merged = try await mergeVerifyShards(own: own, aggregator: aggregator)
+        try VerifyMerge.finish(merged, json: json, reports: reports, title: "\(own.policy), \(aggregator.plan.count) shards", startedAt: started)
     }
 }
 

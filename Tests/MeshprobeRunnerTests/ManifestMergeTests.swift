@@ -8,15 +8,7 @@ import Testing
 @Suite struct ManifestMergeTests {
     /// A policy file whose routes come from manifests (`verify FILE MANIFEST...`), with `expect` as given.
     func policy(expect: String) throws -> Policy {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-runner-test-\(UUID().uuidString).yaml").path
-        try """
-            policy: meshprobe.policy/v1
-            target: http://127.0.0.1:8080/reviews
-            expect:
-            \(expect)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        return try Policy.load(path: path, environment: [:], routesElsewhere: true)
+        try loadPolicy("expect:\n\(expect)", routesElsewhere: true)
     }
 
     func route(_ name: String, _ weights: [String: Double]) -> SplitExpectation {

@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeHTTP1
 import MeshprobeLoad
+import MeshprobePolicy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -117,5 +118,22 @@ import Testing
         } catch let error as ExitError {
             #expect(error.message == "-n 2 is less than --shards 3: shard 2 would send nothing")
         }
+    }
+}
+
+/// How a sharded verification shares its load and its sample caps.
+@Suite struct ShardedVerifyTests {
+    @Test func theRequestsAndEveryRoutesSampleCapAreSharedExactly() throws {
+        var total = 0
+        for index in 0..<3 {
+            var policy = try loadPolicy("expect:\n  split: {v1: 90, v2: 10}\n  maxRequests: 100")
+            var configuration = policy.scenario.configuration
+            #expect(configuration.requests == 100 && policy.routes[0].statistics.maxSamples == 100)
+            try ShardPlan(count: 3, index: index, host: "127.0.0.1", port: 9443, timeout: 1).split(&policy, configuration: &configuration)
+            #expect(configuration.requests == policy.routes[0].statistics.maxSamples)
+            #expect(policy.statistics.maxSamples == policy.routes[0].statistics.maxSamples)
+            total += policy.routes[0].statistics.maxSamples
+        }
+        #expect(total == 100)
     }
 }
