@@ -199,7 +199,7 @@ let package = Package(
         ),
         // The runner: what runs a command's work between the checks and reports and the command line (a load run with
         // its live view and outcome, shard aggregation, the sidecar session, signal stoppers, the manifest-merge rules,
-        // the report session), so that it is tested without the binary.
+        // the report session, the verify result built from the checks' outcomes), so that it is tested without the binary.
         .target(
             name: "MeshprobeRunner",
             dependencies: [
@@ -211,6 +211,9 @@ let package = Package(
                 "MeshprobeLoad",
                 "MeshprobeReport",
                 "MeshprobePolicy",
+                "MeshprobeChecks",
+                "MeshprobeStatistics",
+                "MeshprobeYAML",
                 "MeshprobeKubernetes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
