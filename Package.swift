@@ -200,6 +200,30 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The runner: what runs a command's work between the checks and reports and the command line (a load run with
+        // its live view and outcome, shard aggregation, the sidecar session, signal stoppers, the manifest-merge rules,
+        // the report session, the verify result built from the checks' outcomes), so that it is tested without the binary.
+        .target(
+            name: "MeshprobeRunner",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeSpec",
+                "MeshprobeHistogram",
+                "MeshprobeTLS",
+                "MeshprobeHTTP1",
+                "MeshprobeLoad",
+                "MeshprobeReport",
+                "MeshprobePolicy",
+                "MeshprobeChecks",
+                "MeshprobeStatistics",
+                "MeshprobeYAML",
+                "MeshprobeKubernetes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The thin command line that wires the modules together.
         // SIGINT and SIGTERM blocked from the moment the binary is loaded until `SignalHub` handles them (a load-time
         // constructor, which Swift cannot write).
@@ -210,9 +234,7 @@ let package = Package(
                 "CMeshprobeSignals",
                 "MeshprobeIdentity",
                 "MeshprobeSpec",
-                "MeshprobeHistogram",
                 "MeshprobeTLS",
-                "MeshprobeHTTP1",
                 "MeshprobeLoad",
                 "MeshprobeEcho",
                 "MeshprobeEchoAPI",
@@ -224,6 +246,7 @@ let package = Package(
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
+                "MeshprobeRunner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -279,6 +302,15 @@ let package = Package(
         .testTarget(
             name: "MeshprobeChecksTests",
             dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
+        ),
+        .testTarget(
+            name: "MeshprobeRunnerTests",
+            dependencies: [
+                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
         .testTarget(

@@ -8,6 +8,7 @@ import MeshprobeLoad
 import MeshprobeLab
 import MeshprobePolicy
 import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeTLS
 import NIOCore
 import NIOPosix

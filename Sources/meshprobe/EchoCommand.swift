@@ -3,6 +3,7 @@ import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeSpec
 import MeshprobeTLS
 import NIOCore

@@ -4,6 +4,7 @@ import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeChecks
+import MeshprobeRunner
 import MeshprobeTLS
 import NIOPosix
 

@@ -5,6 +5,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeYAML
 import NIOPosix
 

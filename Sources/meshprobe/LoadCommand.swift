@@ -1,14 +1,10 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
-import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeScenario
 import MeshprobeTLS
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -220,11 +216,11 @@ struct LoadCommand: AsyncParsableCommand {
             var plan = try shard.plan()
             if plan != nil {
                 plan?.tls = try ShardTLS.make(identity: identity.spec)
-                try plan?.split(&configuration)
+                try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadConfigurationError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await executeLoad(configuration, json: json, quiet: quiet, reports: reports,
-                                  view: (command: "load", title: urls.joined(separator: " "), inputs: urls), shard: plan)
+            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs, command: "load",
+                                                            title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
         }
     }
 }
@@ -306,168 +302,16 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
     }
 }
 
-/// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the reports asked
-/// for: JUnit and HTML titled by `view`, Prometheus, SMP, .hgrm), and exits per DESIGN.md.
-func executeLoad(_ configuration: LoadConfiguration, json: String?, quiet: Bool, reports: ReportOptions,
-                 view: (command: String, title: String, inputs: [String]), inputs: [LoadReport.Input] = [],
-                 shard: ShardPlan? = nil) async throws {
-        try await SidecarSession.ready()
-        let started = Date()
-        let aggregator = try await startLoadAggregator(shard, inputs: inputs, command: view.command)
-        defer { if let aggregator { Task { await aggregator.stop() } } }
-        var configuration = configuration
-        let session = try await reports.start(&configuration)
-        let group = MultiThreadedEventLoopGroup.singleton
-        let generator = LoadGenerator(configuration: configuration, group: group)
-        let signalled = NIOLockedValueBox(false)
-        let signals = SignalStopper {
-            signalled.withLockedValue { $0 = true }
-            generator.stop()
-        }
-        defer { signals.cancel() }
-        if !quiet {
-            let bound = configuration.requests.map { "\($0) requests" } ?? ""
-            let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
-            printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(configuration.connections) m=\(configuration.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
-        }
-        let progressTask = quiet ? nil : startLiveView(generator, configuration: configuration)
-        var result: LoadResult
-        do {
-            result = try await generator.run()
-            progressTask?.cancel()
-        } catch let error as LoadConfigurationError {
-            progressTask?.cancel()
-            throw CLIError.badInput(error.typedDescription)
-        }
-        // A signal at any moment, even before the first request, makes the run aborted, wherever it is reported.
-        if signalled.withLockedValue({ $0 }) { result.aborted = true }
-        var report = LoadReport(result: result, configuration: configuration, commandLine: CommandLine.arguments,
-                                startedAt: started, version: Meshprobe.version, inputs: inputs)
-        var distribution = result.latency
-        if let shard, !shard.isAggregator {
-            printLine(TerminalSummary(style: stdoutStyle()).render(report))
-            try await sendShardResult(try report.jsonData(), plan: shard, command: view.command, group: group)
-            return
-        }
-        if let aggregator {
-            report = try await mergeLoadShards(own: report, aggregator: aggregator, command: view.command, export: session.export)
-            distribution = ResultMerger.histogram(report.histograms.latency)
-        }
-        let makeRunReport = {
-            loadRunReport(report, distribution: distribution, configuration: configuration, command: view.command,
-                          title: view.title, inputs: view.inputs, startedAt: started)
-        }
-        var runReport = makeRunReport()
-        printLine(TerminalSummary(style: stdoutStyle()).render(report))
-        printVerdicts(runReport)
-        try await session.finish(report: report, json: json)
-        // A signal during the end-of-run outputs (the push): the command did not complete, and what it writes says so.
-        if signalled.withLockedValue({ $0 }) && !result.aborted {
-            result.aborted = true
-            report.summary.aborted = true
-            runReport = makeRunReport()
-        }
-        if let json {
-            do {
-                try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
-            } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
-        }
-        try reports.write(runReport)
-        if aggregator != nil {
-            // The merged shards' verdict: the same rules on the merged summary.
-            if let fired = report.summary.guardFired {
-                if fired.action == GuardAction.hold.rawValue {
-                    throw CLIError(message: "the guard '\(fired.guardDescription)' fired in second \(fired.second) of a shard (\(fired.observed)); the load was held there", exitCode: 1)
-                }
-                throw CLIError(message: "a shard was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
-            }
-            if report.summary.aborted { throw CLIError(message: "a shard was aborted before its run completed", exitCode: 3) }
-            if let why = report.summary.endedEarly { throw CLIError(message: "a shard ended before its planned end: \(why)", exitCode: 1) }
-            if report.summary.succeeded == 0 { throw CLIError(message: RunReport.Check.noSuccessReason(report), exitCode: 1) }
-            return
-        }
-        if let fired = result.guardFired {
-            switch fired.action {
-            case .stop:
-                throw CLIError(message: "stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)", exitCode: 3)
-            case .hold:
-                throw CLIError(message: "the guard '\(fired.guardDescription)' fired in second \(fired.second) (\(fired.observed)); the load was held there", exitCode: 1)
-            }
-        }
-        if result.aborted { throw CLIError(message: "aborted before the run completed", exitCode: 3) }
-        if let why = result.endedEarly { throw CLIError(message: "the run ended before its planned end: \(why)", exitCode: 1) }
-        if result.succeeded == 0 { throw CLIError(message: RunReport.Check.noSuccessReason(report), exitCode: 1) }
+/// Runs a load (`executeLoad`) and ends the command as its outcome says (exit 0, 1 or 3); the engine's refusal of the
+/// configuration is bad input naming the flag as typed.
+func runLoad(_ configuration: LoadConfiguration, _ options: LoadRunOptions) async throws {
+    let outcome: LoadRunOutcome
+    do { outcome = try await executeLoad(configuration, options: options) } catch let error as LoadConfigurationError {
+        throw CLIError.badInput(error.typedDescription)
     }
-
-/// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
-/// `kubectl logs`). Cancel the task to end it.
-func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration) -> Task<Void, Never> {
-    let view = LiveView(configuration: configuration)
-    return Task {
-        let start = Date()
-        let tty = isatty(STDERR_FILENO) == 1
-        var shown = 0
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            if Task.isCancelled { break }
-            let p = await generator.progress()
-            let elapsed = Date().timeIntervalSince(start)
-            if tty {
-                let lines = view.block(p, elapsed: elapsed)
-                // The cursor moves are ours; the block's text is defanged like every other line.
-                var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
-                text += TerminalStyle.defang(lines.joined(separator: "\n")) + "\n"
-                FileHandle.standardError.write(Data(text.utf8))
-                shown = lines.count
-            } else {
-                printError(view.line(p, elapsed: elapsed))
-            }
-        }
-    }
-}
-
-/// Shard 0 of a sharded load: listens for the other shards' results before its own part runs. A result of another
-/// scenario or policy (their SHA-256 in meta.inputs), or not a `meshprobe.load/v2` result, is refused.
-func startLoadAggregator(_ shard: ShardPlan?, inputs: [LoadReport.Input], command: String) async throws -> ShardAggregator? {
-    guard let shard, shard.isAggregator else { return nil }
-    let defining = inputs.filter { ["policy", "scenario", "gameday"].contains($0.role) }
-    let aggregator: ShardAggregator
-    do {
-        aggregator = try await ShardAggregator.start(shard, group: MultiThreadedEventLoopGroup.singleton) { index, body in
-            let report: LoadReport
-            do { report = try ResultMerger.read(data: body, name: "shard \(index)") } catch { return String(describing: error) }
-            let theirs = (report.meta.inputs ?? []).filter { ["policy", "scenario", "gameday"].contains($0.role) }
-            for role in Set(defining.map(\.role)).union(theirs.map(\.role)) {
-                let mine = defining.first { $0.role == role }?.sha256, other = theirs.first { $0.role == role }?.sha256
-                if mine != other {
-                    return "shard \(index): its \(role) (sha256 \(other ?? "none")) differs from shard 0's (sha256 \(mine ?? "none"))"
-                }
-            }
-            return nil
-        }
-    } catch {
-        throw CLIError.badInput("--aggregator \(shard.host):\(shard.port): shard 0 cannot listen on \(shard.bindHost):\(shard.port): \(error)")
-    }
-    printError("meshprobe \(command): shard 0/\(shard.count): aggregating on \(shard.bindHost):\(shard.port)")
-    return aggregator
-}
-
-/// Waits for shards 1..N-1 (up to --shard-timeout) and merges their results with shard 0's exactly. Missing or
-/// refused shards make the run incomplete: exit 3 naming them, nothing merged or written.
-/// The other shards' series are added to `export` (shard 0's own were fed as it ran), each as a run of its own.
-func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: String, export: PrometheusExport) async throws -> LoadReport {
-    let plan = aggregator.plan
-    let received = try await aggregator.collectAll(command: command)
-    var inputs: [(file: String, report: LoadReport)] = [("shard 0", own)]
-    do {
-        for i in 1..<plan.count { inputs.append(("shard \(i)", try ResultMerger.read(data: received[i]!, name: "shard \(i)"))) }
-        let merged = try ResultMerger.merge(inputs, commandLine: CommandLine.arguments)
-        for (i, input) in inputs.enumerated().dropFirst() { export.update(input.report.identityMetrics(), run: Int.max - i) }
-        printError("meshprobe \(command): shard 0/\(plan.count): merged \(plan.count) shards (\(merged.summary.requests) requests)")
-        return merged
-    } catch {
-        throw CLIError(message: "incomplete: the shards' results cannot be merged: \(error.description)", exitCode: 3)
+    switch outcome {
+    case .completed: return
+    case .stoppedByGuard(let message), .aborted(let message): throw CLIError(message: message, exitCode: 3)
+    case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message): throw CLIError(message: message, exitCode: 1)
     }
 }

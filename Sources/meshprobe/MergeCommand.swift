@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeRunner
 
 struct MergeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,7 +62,7 @@ struct MergeCommand: AsyncParsableCommand {
         default: break
         }
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
-        let session = try await ReportSession(checking: reports)
+        let session = try await ReportSession(checking: reports.outputs)
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import MeshprobeIdentity
 import MeshprobeReport
+import MeshprobeRunner
 import MeshprobeYAML
 
 /// meshprobe: mTLS HTTP/2 traffic, attributed to the workload identities that served it.
 @main
 struct Meshprobe: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = meshprobeVersion
 
     static let configuration = CommandConfiguration(
         commandName: "meshprobe",
@@ -50,12 +51,7 @@ struct Meshprobe: AsyncParsableCommand {
 }
 
 /// An error that ends the command with a message and a documented exit code.
-struct CLIError: Error {
-    var message: String
-    var exitCode: Int32
-
-    static func badInput(_ message: String) -> CLIError { CLIError(message: message, exitCode: 2) }
-}
+typealias CLIError = ExitError
 
 /// A file a flag (or, with no flag, an argument) names, read by `InputFile`'s rules (a regular file, at most `limit`);
 /// bad input (exit 2) names the flag, the file and what is wrong with it (`--csv '/dev/zero': is a character device,
@@ -64,24 +60,4 @@ func readInputFile(_ path: String, limit: InputFile.Limit, flag: String?) throws
     do { return try InputFile.read(path, limit: limit) } catch {
         throw CLIError.badInput(flag.map { "\($0) '\(path)': \(error.reason)" } ?? error.description)
     }
-}
-
-/// Every line meshprobe writes for people goes through `printError` or `printLine`. A `String` is defanged whole:
-/// whatever a server, a certificate or a file put into it, no escape sequence or other control character reaches
-/// the terminal (`TerminalStyle.defang`). Colours exist only in a `TerminalText`, which is safe as it is.
-func printError(_ text: String) {
-    printError(TerminalText(text))
-}
-
-func printError(_ text: TerminalText) {
-    FileHandle.standardError.write(Data((text.rendered + "\n").utf8))
-}
-
-/// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
-func printLine(_ text: String) {
-    printLine(TerminalText(text))
-}
-
-func printLine(_ text: TerminalText) {
-    FileHandle.standardOutput.write(Data((text.rendered + "\n").utf8))
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeIdentity
+import MeshprobeRunner
 import MeshprobeTLS
 
 struct PKICommand: ParsableCommand {

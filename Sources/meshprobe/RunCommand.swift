@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeLoad
+import MeshprobeRunner
 import MeshprobeScenario
 import NIOPosix
 
@@ -68,9 +69,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await executeLoad(configuration, json: json ?? scenario.jsonOutput, quiet: quiet, reports: reports,
-                                  view: (command: "run", title: scenario.name ?? file, inputs: [file]),
-                                  inputs: resultInputs([("scenario", file)]))
+            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs,
+                                                            command: "run", title: scenario.name ?? file, viewInputs: [file],
+                                                            inputs: resultInputs([("scenario", file)])))
         } catch {
             loadError = error
         }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeReport
+import MeshprobeRunner
 
 extension VerifyMerge {
     /// Prints a merged verdict, writes it to `json` (atomically), and exits as `verify` does: 0 pass, 1 fail,

@@ -5,6 +5,8 @@ import MeshprobeYAML
 
 /// What an importer made of a set of manifests: the routes to check, and notes on what it ignored or cannot check.
 public struct ImportedRoutes: Sendable {
+    package init() {}
+
     public var routes: [SplitExpectation] = []
     /// Linkerd retry/timeout annotations by resource, kept for the resilience checks.
     public var linkerdResilience: [(resource: String, annotations: [String])] = []

@@ -1,20 +1,9 @@
 import ArgumentParser
 import Foundation
-import MeshprobeHistogram
 import MeshprobeLoad
 import MeshprobeChecks
 import MeshprobeReport
-
-/// Colours for standard output: only on a terminal, and not with NO_COLOR.
-func stdoutStyle() -> TerminalStyle {
-    TerminalStyle.detect(isTerminal: isatty(STDOUT_FILENO) == 1, environment: ProcessInfo.processInfo.environment)
-}
-
-/// Prints a run's aligned verdict table and its outcome word, coloured on a terminal.
-func printVerdicts(_ report: RunReport) {
-    let table = VerdictTable(report, style: stdoutStyle())
-    printLine(table.render() + table.outcome)
-}
+import MeshprobeRunner
 
 /// How long each verdict's procedure took: the time since the last lap, given to the verdicts added since.
 struct VerdictLaps {
@@ -65,11 +54,11 @@ extension VerifyReport {
                    seconds: [Double], startedAt: Date) -> RunReport {
         let loads = outcomes.map { outcome in
             RunReport.Load(name: outcome.route.name, result: outcome.result, configuration: configuration, startedAt: startedAt,
-                           version: Meshprobe.version)
+                           version: meshprobeVersion)
         }
         let elapsed = Date().timeIntervalSince(startedAt)
         let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: seconds), loads: loads)
-        return RunReport(command: "verify", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+        return RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
                          startedAt: startedAt, seconds: elapsed, sections: [section])
     }
 }
@@ -84,7 +73,7 @@ extension VerifyReport {
         }
         let elapsed = Date().timeIntervalSince(startedAt)
         let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: []), loads: loads)
-        return RunReport(command: "verify", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+        return RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
                          startedAt: startedAt, seconds: elapsed, sections: [section])
     }
 }
@@ -109,25 +98,7 @@ extension GameDayResult {
             sections.append(RunReport.Section(name: name, offset: offset, seconds: 0, problem: aborted.map { "not run: aborted: \($0)" },
                                               skipped: true))
         }
-        return RunReport(command: "gameday", title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
+        return RunReport(command: "gameday", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
                          startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: sections, abortReason: aborted)
     }
-}
-
-/// A plain load (`load`, `run`) for the report views: its checks (completed, guards, requests succeeded) and the load.
-func loadRunReport(_ report: LoadReport, result: LoadResult, configuration: LoadConfiguration, command: String, title: String,
-                   inputs: [String], startedAt: Date) -> RunReport {
-    loadRunReport(report, distribution: result.latency, configuration: configuration, command: command, title: title,
-                  inputs: inputs, startedAt: startedAt)
-}
-
-/// The run report of one load whose latency histogram is `distribution` (a run's own, or shards' merged).
-func loadRunReport(_ report: LoadReport, distribution: LatencyHistogram, configuration: LoadConfiguration, command: String,
-                   title: String, inputs: [String], startedAt: Date) -> RunReport {
-    let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(distribution))
-    let checks = RunReport.Check.loadChecks(report, guards: configuration.guards)
-    let section = RunReport.Section(name: title, seconds: report.summary.elapsedSeconds, checks: checks, loads: [load])
-    return RunReport(command: command, title: title, inputs: inputs, version: Meshprobe.version, commandLine: CommandLine.arguments,
-                     startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],
-                     abortReason: report.summary.aborted && report.summary.guardFired == nil ? "a signal stopped the run" : nil)
 }

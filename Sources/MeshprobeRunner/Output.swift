@@ -1,0 +1,50 @@
+import Foundation
+import MeshprobeReport
+
+/// meshprobe's version, as `--version` prints it and every result records it.
+package let meshprobeVersion = "0.1.0"
+
+/// An error that ends the command with a message and a documented exit code (docs/conventions.md): 1 an expectation
+/// failed, 2 bad input or configuration, 3 aborted or incomplete.
+package struct ExitError: Error {
+    package var message: String
+    package var exitCode: Int32
+
+    package init(message: String, exitCode: Int32) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    package static func badInput(_ message: String) -> ExitError { ExitError(message: message, exitCode: 2) }
+}
+
+/// Every line meshprobe writes for people goes through `printError` or `printLine`. A `String` is defanged whole:
+/// whatever a server, a certificate or a file put into it, no escape sequence or other control character reaches
+/// the terminal (`TerminalStyle.defang`). Colours exist only in a `TerminalText`, which is safe as it is.
+package func printError(_ text: String) {
+    printError(TerminalText(text))
+}
+
+package func printError(_ text: TerminalText) {
+    FileHandle.standardError.write(Data((text.rendered + "\n").utf8))
+}
+
+/// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
+package func printLine(_ text: String) {
+    printLine(TerminalText(text))
+}
+
+package func printLine(_ text: TerminalText) {
+    FileHandle.standardOutput.write(Data((text.rendered + "\n").utf8))
+}
+
+/// Colours for standard output: only on a terminal, and not with NO_COLOR.
+package func stdoutStyle() -> TerminalStyle {
+    TerminalStyle.detect(isTerminal: isatty(STDOUT_FILENO) == 1, environment: ProcessInfo.processInfo.environment)
+}
+
+/// Prints a run's aligned verdict table and its outcome word, coloured on a terminal.
+package func printVerdicts(_ report: RunReport) {
+    let table = VerdictTable(report, style: stdoutStyle())
+    printLine(table.render() + table.outcome)
+}

@@ -1,0 +1,90 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeReport
+import MeshprobeSpec
+import MeshprobeTLS
+import NIOPosix
+
+/// The report outputs of a command (`load`, `run`, `verify`, `gameday`, `demo`, `merge`): JUnit and HTML reports,
+/// Prometheus (live, file, push), and the interop exports of one load's result.
+package struct ReportOutputs: Sendable {
+    package var junit: String?
+    package var html: String?
+    package var metricsListen: HostPort?
+    package var prometheus: String?
+    /// Resolved: its TLS context built, its CA bundle and credentials read.
+    package var pushgateway: PushgatewayClient.Target?
+    package var smp: String?
+    package var hgrm: String?
+
+    package init(junit: String? = nil, html: String? = nil, metricsListen: HostPort? = nil, prometheus: String? = nil,
+                 pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil) {
+        self.junit = junit
+        self.html = html
+        self.metricsListen = metricsListen
+        self.prometheus = prometheus
+        self.pushgateway = pushgateway
+        self.smp = smp
+        self.hgrm = hgrm
+    }
+
+    /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
+    /// command that runs several.
+    package func check(singleLoad: Bool = true, json: String? = nil) throws {
+        if !singleLoad, smp != nil || hgrm != nil {
+            throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
+        }
+        do {
+            if let json { try ReportFile.checkWritable(json, flag: "--json") }
+            if let junit { try ReportFile.checkWritable(junit, flag: "--junit") }
+            if let html { try ReportFile.checkWritable(html, flag: "--html") }
+            if let prometheus { try ReportFile.checkWritable(prometheus, flag: "--prometheus") }
+            if let smp { try ReportFile.checkWritable(smp, flag: "--smp") }
+            if let hgrm { try ReportFile.checkWritable(hgrm, flag: "--hgrm") }
+        } catch let error as ReportFileError {
+            throw ExitError.badInput(error.description)
+        }
+    }
+
+    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
+    package func write(_ report: @autoclosure () -> RunReport) throws {
+        guard junit != nil || html != nil else { return }
+        let report = report()
+        do {
+            if let junit { try ReportFile.write(JUnitReport(report).render(), to: junit, flag: "--junit") }
+            if let html { try ReportFile.write(HTMLReport(report).render(), to: html, flag: "--html") }
+        } catch let error as ReportFileError {
+            throw ExitError.badInput(error.description)
+        }
+    }
+
+    /// Starts what must run during the run: the Prometheus export every load feeds (through the configuration's
+    /// metrics sink) and the live endpoint.
+    package func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
+        let session = try await ReportSession(checking: self)
+        if metricsListen != nil || prometheus != nil || pushgateway != nil {
+            let export = session.export
+            configuration.metricsSink = { run, metrics in export.update(metrics, run: run) }
+        }
+        if let metricsListen {
+            let (host, port) = (metricsListen.host, metricsListen.port)
+            do {
+                let export = session.export
+                session.server = try await MetricsServer.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton) { export.text() }
+            } catch {
+                throw ExitError.badInput("--metrics-listen \(metricsListen): cannot listen: \(error)")
+            }
+        }
+        return session
+    }
+}
+
+/// The files a run read, with their SHA-256, for the result's `meta.inputs`.
+package func resultInputs(_ files: [(role: String, path: String)]) -> [LoadReport.Input] {
+    files.compactMap { file in
+        (try? InputFile.read(file.path, limit: .yaml)).map {
+            LoadReport.Input(role: file.role, path: file.path, sha256: Digest.sha256Hex($0))
+        }
+    }
+}

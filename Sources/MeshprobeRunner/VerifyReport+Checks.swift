@@ -1,0 +1,229 @@
+import Foundation
+import MeshprobeChecks
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeReport
+import MeshprobeStatistics
+import MeshprobeYAML
+
+/// The verify result (`VerifyReport`, in MeshprobeReport) built from the policy's checks and procedures.
+extension VerifyReport {
+    /// The split verdicts of a policy's routes.
+    package init(policy: Policy, outcomes: [PolicyVerification.Outcome]) {
+        self.init(file: policy.file)
+        verdicts = outcomes.map { outcome in
+            let statistics = outcome.route.statistics
+            let e = outcome.evidence
+            let samples = e.samples
+            let counts = e.counts
+            let sampling = Self.sampling(outcome)
+            var evidence = Evidence(
+                requests: samples, counts: counts, declared: outcome.route.weights.mapValues { $0 / 100 },
+                observed: counts.mapValues { samples > 0 ? (Double($0) / Double(samples) * 10000).rounded() / 10000 : 0 },
+                tolerance: statistics.tolerance, falseFailRate: statistics.falseFailRate, missRate: statistics.missRate,
+                test: e.unit == .connection
+                    ? "sequential test on connections: test martingales per destination (Bonferroni over destinations), bets sized by the measured clustering"
+                    : "sequential probability ratio tests per destination on responses (Bonferroni over destinations)",
+                truncated: e.truncated, unsuccessfulResponses: outcome.unsuccessful,
+                matchHeaders: Dictionary(outcome.route.matchHeaders.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
+                matchPath: outcome.route.matchPath, matchMethod: outcome.route.matchMethod,
+                match: outcome.route.conditions.map(\.description), connections: outcome.result.connectionsEstablished,
+                propagation: outcome.propagation.map {
+                    Propagation(settled: $0.settled, seconds: ($0.seconds * 1000).rounded() / 1000, requests: $0.requests,
+                                connections: $0.connections, windows: $0.windows)
+                })
+            evidence.sampling = sampling
+            var reason: String?
+            // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
+            let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil
+            switch outcome.verdict {
+            case .fail(let why, _)?:
+                reason = why
+                if e.unit == .request && e.connections < 30 {
+                    reason! += "; the responses came from only \(e.connections) connections: if the proxy routes per connection (an L4 balancer), "
+                        + "they are not independent samples (routing: auto)"
+                }
+            case .pass?:
+                break
+            case nil:
+                reason = refusal ?? Self.undecidedSplitReason(outcome)
+            }
+            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refusal != nil,
+                           reason: reason, evidence: evidence)
+        }
+        passed = verdicts.allSatisfy(\.passed)
+        decided = verdicts.allSatisfy(\.decided)
+    }
+
+    /// The route's connections were refused for what the server presented (its SPIFFE ID, its certificate, its
+    /// ALPN): the traffic did not reach the declared workloads as declared, which fails the route even though its
+    /// split was not measured. Nil when no such refusal happened.
+    static func identityRefusal(_ result: LoadResult) -> String? {
+        let refusals = result.connectionFailures.filter { $0.key.rawValue.hasPrefix("tls_") && !$0.key.isTransientConnectionFailure }
+        guard let (kind, count) = refusals.max(by: { $0.value < $1.value }) else { return nil }
+        let why = result.errorExplanations[kind].map { ": \($0)" } ?? ""
+        return "the server was refused on \(count) connection attempt\(count == 1 ? "" : "s") (\(kind.rawValue)\(why)): the split was not measured"
+    }
+
+    /// Why a split has no verdict, with the figures.
+    static func undecidedSplitReason(_ outcome: PolicyVerification.Outcome) -> String {
+        let e = outcome.evidence
+        if let misconfiguration = outcome.misconfiguration { return "undecided: \(misconfiguration)" }
+        if outcome.contradictsPerRequestRouting {
+            return "undecided: routing was declared per request, but responses cluster by connection (\(e.clustering?.summary ?? "")): "
+                + "the stated error rates do not hold for these samples; use routing: auto"
+        }
+        var text = e.truncated
+            ? "undecided: the request cap came before the test decided (\(e.samples) successful responses on \(e.connections) connections)"
+            : "undecided: the run ended after \(e.samples) successful responses on \(e.connections) connections"
+        if let failures = outcome.result.failureSummary() { text += "; failures: \(failures)" }
+        return text
+    }
+
+    /// The sampling facts of a split verdict.
+    static func sampling(_ outcome: PolicyVerification.Outcome) -> Sampling {
+        let e = outcome.evidence
+        let c = e.clustering
+        let routing = outcome.route.routing
+        let m = outcome.requestsPerConnection.filter { $0 > 0 }
+        let perConnectionText = m.isEmpty ? "" : m.count == 1 || Set(m).count == 1 ? " of \(m[0]) requests each"
+            : " of \(m[0]) requests each, then \(m.last!) once the connections showed clustering"
+        var words: String
+        switch routing {
+        case .perRequest:
+            words = "routing declared per request: each response counted as an independent sample (\(e.samples) responses on \(e.connections) connections)"
+        case .perConnection:
+            words = "routing declared per connection: one request per connection, each connection one sample (\(e.connections) connections)"
+        case .auto:
+            words = "unit: the connection (the error rates hold for any routing): \(e.connections) connections\(perConnectionText)"
+            if let rho = c?.correlation, (c?.connections ?? 0) >= 10 {
+                // Named only when the count of mixed connections says so (a point estimate of rho is noisy).
+                let clustered = c?.contradictsPerRequestRouting() ?? false
+                words += clustered ? (rho >= 0.5 ? "; routing looks per connection" : "; requests partly cluster by connection")
+                    : rho <= 0.1 ? "; routing looks per request" : ""
+            }
+        }
+        if let c, c.connections > 0 { words += "; " + c.summary }
+        if let n = e.effectiveSamples { words += String(format: "; worth %.0f independent responses", n) }
+        return Sampling(routing: routing.rawValue, unit: e.unit.rawValue, connections: e.connections,
+                        requestsPerConnection: outcome.requestsPerConnection, effectiveSamples: e.effectiveSamples.map { ($0 * 10).rounded() / 10 },
+                        pairedConnections: c?.connections ?? 0, mixedConnections: c?.mixedConnections ?? 0,
+                        expectedMixedConnections: c?.expectedMixedConnections.map { ($0 * 10).rounded() / 10 },
+                        correlation: c?.correlation.map { ($0 * 1000).rounded() / 1000 }, assumption: words,
+                        tests: e.unit == .connection ? e.tests : nil)
+    }
+
+    /// Adds the mTLS verdict (no sequential test: every response must show the expected caller).
+    package mutating func add(_ check: CallerCheck) {
+        let evidence = Evidence.facts(
+            requests: check.responses, counts: check.seen, declared: [check.expected: 1],
+            observed: check.seen.mapValues { check.responses > 0 ? Double($0) / Double(check.responses) : 0 },
+            test: "every response's caller (x-meshprobe-caller) must be the expected SPIFFE ID")
+        appendVerdict(Verdict(kind: "mtls", name: "mTLS in effect (caller \(check.expected.isEmpty ? "unknown" : check.expected))",
+                              passed: check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
+    }
+
+    /// Adds the circuit-breaker verdicts: one per check of the procedure.
+    package mutating func add(_ outcome: CircuitBreakerCheck.Outcome) {
+        let e = outcome.expectation
+        var declared: [String: Double] = ["max_requests": Double(e.maxRequests)]
+        if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
+        if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
+        for check in outcome.checks {
+            add(check, name: "circuit breaker (\(e.source))", declared: declared,
+                test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
+                    + "this is one client's view")
+        }
+    }
+
+    /// Adds one connection-pool check (kind `circuit_breaker`) as it was judged: decided or not, on its requests, at
+    /// its scope.
+    package mutating func add(_ check: CircuitBreakerCheck.Check, name: String, declared: [String: Double], test: String) {
+        appendProcedureCheck(kind: "circuit_breaker", name: "\(name): \(check.name)", passed: check.passed, decided: check.decided,
+                             reason: check.reason, requests: check.requests, observed: check.evidence, declared: declared, test: test,
+                             scope: check.scope)
+    }
+
+    /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
+    package mutating func add(_ outcome: RetryCheck.Outcome) {
+        let e = outcome.expectation
+        var declared: [String: Double] = [:]
+        if let attempts = e.attempts { declared["attempts"] = Double(attempts) }
+        if let perTry = e.perTryTimeout { declared["per_try_timeout_ms"] = perTry * 1000 }
+        if let timeout = e.timeout { declared["timeout_ms"] = timeout * 1000 }
+        for check in outcome.checks {
+            appendProcedureCheck(kind: check.kind, name: "\(check.kind) (\(e.source)): \(check.name)", passed: check.passed,
+                                 reason: check.reason, observed: check.evidence, declared: declared,
+                                 test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
+                                     + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
+        }
+    }
+
+    /// Adds the concurrent-retry verdict.
+    package mutating func add(_ outcome: RetryBudgetCheck.Outcome) {
+        add(outcome.check, name: "connection pool (\(outcome.expectation.source))", declared: ["max_retries": Double(outcome.expectation.maxRetries)],
+            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
+    }
+
+    /// Adds the requests-per-connection verdict.
+    package mutating func add(_ outcome: ConnectionReuseCheck.Outcome) {
+        add(outcome.check, name: "connection pool (\(outcome.expectation.source))",
+            declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
+            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
+    }
+
+    /// Adds the outlier-detection verdicts: one per check, the timeline with the last.
+    package mutating func add(_ outcome: OutlierDetectionCheck.Outcome) {
+        let e = outcome.expectation
+        let declared: [String: Double] = [
+            "consecutive_errors": Double(e.consecutiveErrors), "interval_s": e.interval, "base_ejection_s": e.baseEjectionTime,
+            "max_ejection_percent": e.maxEjectionPercent, "jitter": e.jitter,
+        ]
+        for (index, check) in outcome.checks.enumerated() {
+            var evidence = Evidence.facts(
+                requests: check.requests, declared: declared, observed: check.evidence,
+                test: "one workload made to fail through its control API, one request at a time at \(YAMLValue.format(e.rate))/s; "
+                    + "ejection is per client proxy (each caller's sidecar counts its own errors)", scope: "client proxy")
+            if index == outcome.checks.count - 1 {
+                evidence.timeline = outcome.timeline.map { TimelineEvent(at: $0.at, event: $0.what) }
+            }
+            appendVerdict(Verdict(kind: "outlier_detection", name: "outlier detection (\(e.source)): \(check.name)",
+                                  passed: check.decided && check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
+        }
+    }
+
+    /// Adds the cluster verdict (every listed cluster answered at least once; avoided ones never).
+    package mutating func add(_ check: ClusterCheck) {
+        let total = check.seen.values.reduce(0, +)
+        var declared: [String: Double] = [:]
+        for c in check.reach { declared[c] = 1 }
+        for c in check.avoid { declared[c] = 0 }
+        let evidence = Evidence.facts(
+            requests: total, counts: check.seen, declared: declared,
+            observed: check.seen.mapValues { total > 0 ? Double($0) / Double(total) : 0 },
+            test: "responses by the echo's cluster stamp: reach >= 1 each, avoid = 0 each")
+        var name: [String] = []
+        if !check.reach.isEmpty { name.append("reach \(check.reach.joined(separator: ", "))") }
+        if !check.avoid.isEmpty { name.append("avoid \(check.avoid.joined(separator: ", "))") }
+        append(kind: "clusters", name: "clusters: \(name.joined(separator: "; "))", passed: check.passed, reason: check.reason,
+               evidence: evidence)
+    }
+
+    /// Adds an SLO verdict: decided by a bound at the stated error rates, or undecided with the figures.
+    package mutating func add(_ check: SLOCheck) {
+        var declared = ["limit": check.limit]
+        if let percentile = check.percentile { declared["percentile"] = percentile }
+        var evidence = Evidence.facts(
+            requests: check.samples, declared: declared,
+            observed: ["observed": check.observed, "interval_low": check.interval.low, "interval_high": check.interval.high,
+                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail],
+            test: "sequential bound on the share of \(check.unit == .connection ? "connections' requests" : "requests") "
+                + (check.percentile == nil ? "that succeed" : "at or under the ceiling")
+                + " (mixture test martingales, anytime valid; unit: \(check.unit.rawValue))")
+        evidence.falseFailRate = check.falseFailRate
+        evidence.missRate = check.missRate
+        let verdict = Verdict(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, decided: check.decided, reason: check.reason,
+                              evidence: evidence)
+        appendVerdict(verdict)
+    }
+}
