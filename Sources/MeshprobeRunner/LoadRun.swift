@@ -167,7 +167,7 @@ package func startLiveView(_ generator: LoadGenerator, configuration: LoadConfig
                 // The cursor moves are ours; the block's text is defanged like every other line.
                 var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
                 text += TerminalStyle.defang(lines.joined(separator: "\n")) + "\n"
-                FileHandle.standardError.write(Data(text.utf8))
+                writeAll(STDERR_FILENO, text)
                 shown = lines.count
             } else {
                 printError(view.line(p, elapsed: elapsed))

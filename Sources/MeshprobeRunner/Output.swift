@@ -26,7 +26,7 @@ package func printError(_ text: String) {
 }
 
 package func printError(_ text: TerminalText) {
-    FileHandle.standardError.write(Data((text.rendered + "\n").utf8))
+    writeAll(STDERR_FILENO, text.rendered + "\n")
 }
 
 /// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
@@ -35,7 +35,25 @@ package func printLine(_ text: String) {
 }
 
 package func printLine(_ text: TerminalText) {
-    FileHandle.standardOutput.write(Data((text.rendered + "\n").utf8))
+    writeAll(STDOUT_FILENO, text.rendered + "\n")
+}
+
+/// Writes `text` whole to `descriptor`. A reader that has gone away (`| head`, a closed pipe: EPIPE) or any other
+/// write error drops the rest of the line and nothing else: the run goes on, and its files (`--json`, the reports)
+/// are still written.
+package func writeAll(_ descriptor: Int32, _ text: String) {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+        if written > 0 {
+            offset += written
+        } else if written < 0 && errno == EINTR {
+            continue
+        } else {
+            return
+        }
+    }
 }
 
 /// Colours for standard output: only on a terminal, and not with NO_COLOR.

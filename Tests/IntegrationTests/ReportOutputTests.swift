@@ -119,6 +119,20 @@ import Testing
         #expect(consoleLines(b.stderr).contains { $0.contains("Content Security Policy") }, "\(b.stderr)")
     }
 
+    /// A reader that goes away (`| head`) loses the rest of the terminal output and nothing else: the run finishes,
+    /// exits by its verdict and writes its result.
+    @Test func aClosedStandardOutputLosesOnlyTheOutput() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("result.json").path
+        let out = try await run("/bin/bash", ["-c", "\(meshprobeBinary) load -n 200 http://127.0.0.1:\(echo.port)/ --json \(json) | head -1; exit ${PIPESTATUS[0]}"])
+        #expect(out.status == 0 && !out.uncaughtSignal, "\(out.stdout)\(out.stderr)")
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        #expect((result?["summary"] as? [String: Any])?["succeeded"] as? Int == 200, "\(String(describing: result?["summary"]))")
+    }
+
     @Test func unwritableReportPathsAreBadInputBeforeAnythingRuns() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
