@@ -16,6 +16,8 @@ final class LoadConnection {
     let worker: LoadWorker
     let target: LoadTarget
     let targetIndex: Int
+    /// The target's `:authority` / `Host`, computed once: requests carry it, and working it out takes string searches.
+    private let authority: String
     let address: SocketAddress
     let request: HTTP2Request
     /// The attempt's stage, and what closes and failures mean for the slot.
@@ -57,6 +59,7 @@ final class LoadConnection {
         self.worker = worker
         self.target = target
         self.targetIndex = targetIndex
+        self.authority = target.authority
         self.address = address
         self.request = request
         if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
@@ -345,7 +348,7 @@ final class LoadConnection {
                 worker.eventLoop.assumeIsolated().scheduleTask(in: Self.retryAfterUnsendable) { self.pump(flush: true) }
                 break
             }
-            guard session.send(request, authority: target.authority, token: token) else {
+            guard session.send(request, authority: authority, token: token) else {
                 _ = untrack(token)
                 worker.returnRequest(admitted)
                 break
@@ -479,7 +482,7 @@ final class LoadConnection {
         }
         var sent = false
         if let session, session.availableStreams > 0 {
-            sent = session.send(request, authority: target.authority, token: token)
+            sent = session.send(request, authority: authority, token: token)
             if sent && flush { session.flush() }
         }
         if sent {
