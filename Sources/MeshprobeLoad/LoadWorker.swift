@@ -496,7 +496,8 @@ final class LoadWorker {
             }
             if !stopping, unsent > 0 || nextArrival != nil || clock.isBeforeDeadline(now()) {
                 let tries = configuration.maxConsecutiveConnectFailures
-                result.endedEarly = "every connection failed \(tries) time\(tries == 1 ? "" : "s") in a row (last: \(reason.kind.rawValue): \(reason.message)); the requests left are counted under \(reason.kind.rawValue)"
+                result.endedEarly = "every connection failed \(tries) time\(tries == 1 ? "" : "s") in a row (last: \(reason.kind.rawValue): \(reason.message))"
+                    + (unsent > 0 ? "; the requests left are counted under \(reason.kind.rawValue)" : "")
             }
             finish()
             return

@@ -112,6 +112,8 @@ import Testing
         let why = try #require(result.endedEarly)
         #expect(why.contains("tls_wrong_spiffe_id"), "\(why)")
         #expect(result.elapsedSeconds < 20, "retried a refusal for \(result.elapsedSeconds) s")
+        // A run bounded by time had no count of requests left: none is said to be counted.
+        #expect(result.totalRequests == 0 && !why.contains("requests left"), "\(why)")
     }
 
     /// The same in a game day: a load step whose connections are all refused for good did not run its course, so
