@@ -48,4 +48,16 @@ public enum DurationText {
         if let n = Double(text), n.isFinite { throw ParseError(kind: .noUnit, text: text) }
         throw ParseError(kind: .notADuration, text: text)
     }
+
+    /// A duration written back as a person would type it: whole hours or minutes as such (`9000h`, `2m`), else
+    /// seconds (`90s`, `0.5s`, `0.0005s`); `seconds(text(x)) == x`.
+    public static func text(seconds: Double) -> String {
+        guard seconds.isFinite, seconds != 0 else { return seconds == 0 ? "0" : "\(seconds)s" }
+        for (suffix, scale) in [("h", 3600.0), ("m", 60.0)] where abs(seconds) >= scale {
+            let n = seconds / scale
+            if n == n.rounded(), abs(n) < 1e15 { return "\(Int64(n))\(suffix)" }
+        }
+        if seconds == seconds.rounded(), abs(seconds) < 1e15 { return "\(Int64(seconds))s" }
+        return "\(seconds)s"
+    }
 }

@@ -195,20 +195,20 @@ public struct LoadConfiguration: Sendable {
         }
         if let requests, requests < 1 { throw LoadConfigurationError(field: "--requests", value: "\(requests)", reason: "must be at least 1") }
         if let duration, !(duration > 0) || !duration.isFinite {
-            throw LoadConfigurationError(field: "--duration", value: "\(duration)", reason: "must be a positive duration")
+            throw LoadConfigurationError(field: "--duration", value: DurationText.text(seconds: duration), reason: "must be a positive duration")
         }
         let durations: [(String, Double?)] = [("--duration", duration), ("--warmup", warmup), ("--timeout", requestTimeout),
                                               ("connectTimeout", connectTimeout), ("--send-tick", sendTick),
                                               ("--think-jitter", thinkJitter)]
         for case let (flag, value?) in durations where value > Self.maximumDuration {
-            throw LoadConfigurationError(field: flag, value: "\(value)s", reason: "must be at most \(Self.maximumDurationText)")
+            throw LoadConfigurationError(field: flag, value: DurationText.text(seconds: value), reason: "must be at most \(Self.maximumDurationText)")
         }
         switch model {
         case .closed(let concurrency, let think):
             try concurrency?.validate(what: "concurrency", largest: Double(Self.maximumConcurrency))
-            if !(think >= 0) || !think.isFinite { throw LoadConfigurationError(field: "--think", value: "\(think)", reason: "must be zero or more") }
+            if !(think >= 0) || !think.isFinite { throw LoadConfigurationError(field: "--think", value: DurationText.text(seconds: think), reason: "must be zero or more") }
             if think > Self.maximumDuration {
-                throw LoadConfigurationError(field: "--think", value: "\(think)s", reason: "must be at most \(Self.maximumDurationText)")
+                throw LoadConfigurationError(field: "--think", value: DurationText.text(seconds: think), reason: "must be at most \(Self.maximumDurationText)")
             }
         case .open(let rate, _):
             try rate.validate(what: "--rate", smallest: Self.minimumRate, largest: Self.maximumRate)
@@ -220,23 +220,23 @@ public struct LoadConfiguration: Sendable {
             throw LoadConfigurationError(field: "--requests/--duration", value: "", reason: "give -n, -d or stages, so that the run ends on its own")
         }
         if !(thinkJitter >= 0) || !thinkJitter.isFinite {
-            throw LoadConfigurationError(field: "--think-jitter", value: "\(thinkJitter)", reason: "must be zero or more")
+            throw LoadConfigurationError(field: "--think-jitter", value: DurationText.text(seconds: thinkJitter), reason: "must be zero or more")
         }
         if case .closed(_, let think) = model, thinkJitter > think {
-            throw LoadConfigurationError(field: "--think-jitter", value: "\(thinkJitter)", reason: "must not be more than --think (\(think)s)")
+            throw LoadConfigurationError(field: "--think-jitter", value: DurationText.text(seconds: thinkJitter), reason: "must not be more than --think (\(DurationText.text(seconds: think)))")
         }
         for g in guards {
             switch g {
             case .errorRate(let r) where !(r > 0 && r < 1):
                 throw LoadConfigurationError(field: "--abort-on-error-rate", value: "\(r)", reason: "must be between 0 and 1 (a fraction)")
             case .p99(let d) where !(d > 0) || !d.isFinite:
-                throw LoadConfigurationError(field: "--abort-on-p99", value: "\(d)", reason: "must be a positive duration")
+                throw LoadConfigurationError(field: "--abort-on-p99", value: DurationText.text(seconds: d), reason: "must be a positive duration")
             default: break
             }
         }
-        if !(warmup >= 0) || !warmup.isFinite { throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be zero or more") }
+        if !(warmup >= 0) || !warmup.isFinite { throw LoadConfigurationError(field: "--warmup", value: DurationText.text(seconds: warmup), reason: "must be zero or more") }
         if let planned = plannedDuration, warmup >= planned {
-            throw LoadConfigurationError(field: "--warmup", value: "\(warmup)", reason: "must be shorter than the run (\(planned)s)")
+            throw LoadConfigurationError(field: "--warmup", value: DurationText.text(seconds: warmup), reason: "must be shorter than the run (\(DurationText.text(seconds: planned)))")
         }
         try Self.checkRequest(method: method, headers: headers, field: "", http1Only: httpVersion == .http1)
         for (i, step) in flow.enumerated() {

@@ -28,4 +28,13 @@ import MeshprobeIdentity
             #expect(throws: DurationText.ParseError(kind: .notADuration, text: text)) { try DurationText.seconds(text) }
         }
     }
+
+    @Test func aDurationIsWrittenBackAsAPersonWouldTypeItAndReadsBackTheSame() throws {
+        let cases: [(Double, String)] = [(32_400_000, "9000h"), (120, "2m"), (90, "90s"), (5, "5s"), (0.5, "0.5s"),
+                                         (0.0005, "0.0005s"), (0, "0")]
+        for (seconds, text) in cases {
+            #expect(DurationText.text(seconds: seconds) == text)
+            #expect(try DurationText.seconds(text) == seconds, "\(text)")
+        }
+    }
 }
