@@ -21,19 +21,19 @@ struct LoadCommand: AsyncParsableCommand {
     @Argument(help: "Target URLs: https:// (TLS, ALPN h2 then http/1.1) or http:// (h2c prior knowledge).")
     var urls: [String]
 
-    @Option(name: [.short, .customLong("connections")], help: "Connections in total.")
+    @Option(name: [.short, .customLong("connections")], parsing: .unconditional, help: "Connections in total.")
     var connections: Int = 1
 
-    @Option(name: [.customShort("m"), .customLong("streams")], help: "Concurrent streams per connection (HTTP/2).")
+    @Option(name: [.customShort("m"), .customLong("streams")], parsing: .unconditional, help: "Concurrent streams per connection (HTTP/2).")
     var streams: Int = 1
 
-    @Option(name: [.customShort("n"), .customLong("requests")], help: "Stop after this many requests.")
+    @Option(name: [.customShort("n"), .customLong("requests")], parsing: .unconditional, help: "Stop after this many requests.")
     var requests: Int?
 
     @Option(name: [.short, .customLong("duration")], help: "Stop after this long (30s, 500ms, 2m).", transform: InputArgument.duration)
     var duration: TimeSpan?
 
-    @Option(help: "Open model: requests per second in total (arrivals fixed in advance; latency from the intended time).",
+    @Option(parsing: .unconditional, help: "Open model: requests per second in total (arrivals fixed in advance; latency from the intended time).",
             transform: InputArgument.rate)
     var rate: Rate?
 
@@ -41,7 +41,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: .defaulted("Open model arrivals: uniform or poisson.", ArrivalProcess.uniform.rawValue), transform: InputArgument.arrivals)
     var arrivals: ArrivalProcess?
 
-    @Option(name: .customLong("stage"), help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"),
+    @Option(name: .customLong("stage"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"),
             transform: InputArgument.stage)
     var stages: [LoadStage] = []
 
@@ -55,7 +55,7 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.durationOrZero)
     var thinkJitter: TimeSpan?
 
-    @Option(name: .customLong("abort-on-error-rate"), help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.",
+    @Option(name: .customLong("abort-on-error-rate"), parsing: .unconditional, help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.",
             transform: InputArgument.errorRateGuard)
     var abortOnErrorRate: LoadGuard?
 
@@ -67,7 +67,7 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.guardAction)
     var guardAction: GuardAction = .stop
 
-    @Option(help: .defaulted("Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).", ConnectionChurn.reuse.spelling),
+    @Option(parsing: .unconditional, help: .defaulted("Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).", ConnectionChurn.reuse.spelling),
             transform: InputArgument.churn)
     var churn: ConnectionChurn = .reuse
 

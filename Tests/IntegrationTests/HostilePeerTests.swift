@@ -202,6 +202,16 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/meshprobe-never"))
     }
 
+    /// A negative number is a value, refused by its own rule, not taken for a flag ("Missing value").
+    @Test func negativeNumbersAreRefusedByTheirRule() async throws {
+        let url = "http://127.0.0.1:\(try freePort())/"
+        try await refuses(["load", url, "-d", "1s", "--rate", "-5"], naming: "'--rate <rate>': '-5': expected requests per second")
+        try await refuses(["load", url, "-n", "-5"], naming: "-n must be at least 1")
+        try await refuses(["load", url, "-n", "5", "-c", "-2"], naming: "-c must be at least 1")
+        try await refuses(["load", url, "-n", "5", "--churn", "-3"], naming: "'--churn <churn>': '-3'")
+        try await refuses(["load", url, "--stage", "-1s:10"], naming: "'-1s': expected a positive duration")
+    }
+
     @Test func requestsThatCannotBeSentAreBadInput() async throws {
         let url = "http://127.0.0.1:\(try freePort())/"
         try await refuses(["load", url, "-n", "2", "--http", "1.1", "-H", "x-a: b\r\nx-evil: 1"], naming: "CR, LF or NUL")
