@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 /// What one game-day fault does, where, and for how long: a checked `POST /.meshprobe/faults` body.
 public struct FaultSettings: Sendable, Equatable {
     /// The status to answer instead, for `statusShare` percent of the matching requests.

@@ -53,11 +53,9 @@ public enum DurationText {
     /// seconds (`90s`, `0.5s`, `0.0005s`); `seconds(text(x)) == x`.
     public static func text(seconds: Double) -> String {
         guard seconds.isFinite, seconds != 0 else { return seconds == 0 ? "0" : "\(seconds)s" }
-        for (suffix, scale) in [("h", 3600.0), ("m", 60.0)] where abs(seconds) >= scale {
-            let n = seconds / scale
-            if n == n.rounded(), abs(n) < 1e15 { return "\(Int64(n))\(suffix)" }
+        for (suffix, scale) in [("h", 3600.0), ("m", 60.0)] where abs(seconds) >= scale && (seconds / scale).rounded() == seconds / scale {
+            return numberText(seconds / scale) + suffix
         }
-        if seconds == seconds.rounded(), abs(seconds) < 1e15 { return "\(Int64(seconds))s" }
-        return "\(seconds)s"
+        return numberText(seconds) + "s"
     }
 }

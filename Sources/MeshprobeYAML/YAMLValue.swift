@@ -217,5 +217,5 @@ public struct YAMLValue {
         try parsed { text throws(InputValueError) in try TimeSpan(parsing: text, allowZero: allowZero) }.seconds
     }
 
-    public static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+    public static func format(_ v: Double) -> String { numberText(v) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeStatistics
 
 /// The verdict of `verify`, for the terminal and as JSON (`verdicts[]` with `name`, `passed`, `evidence`).
@@ -339,7 +340,7 @@ public struct VerifyReport: Codable, Sendable {
     }
 
     /// A number as a policy file writes it: an integer without a fraction, else as Swift prints it.
-    static func format(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+    static func format(_ v: Double) -> String { numberText(v) }
 
     /// Adds a verdict as it is (a merge's).
     public mutating func appendVerdict(_ v: Verdict) {
