@@ -252,11 +252,18 @@ final class LoadWorker {
     /// A request from `nextRequest` went on the wire at `t`: it counts in its second, and in the open model its
     /// delay from the intended time (and whether and why it was late).
     @inline(__always) func sent(_ admitted: Admitted, at t: UInt64) {
+        result.requestsSent += 1
         if admitted.scheduled {
             recordSend(intended: admitted.intended, at: t, reason: admitted.waited ?? .generatorLag)
         } else {
             result.bucket(second(of: t)) { $0.sent += 1 }
         }
+    }
+
+    /// A flow's next step went on the wire on the connection of its iteration (admitted with the iteration's first
+    /// step, so it counts in no second of its own).
+    func sentFlowStep() {
+        result.requestsSent += 1
     }
 
     /// A connection could not send a request from `nextRequest` after all: it is owed again, as it was.
