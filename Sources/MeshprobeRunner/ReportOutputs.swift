@@ -73,7 +73,7 @@ package struct ReportOutputs: Sendable {
                 let export = session.export
                 session.server = try await MetricsServer.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton) { export.text() }
             } catch {
-                throw ExitError.badInput("--metrics-listen \(metricsListen): cannot listen: \(error)")
+                throw ExitError.badInput("--metrics-listen: \(listenFailure(metricsListen.description, error))")
             }
         }
         return session

@@ -240,7 +240,7 @@ struct DemoCommand: AsyncParsableCommand {
             } catch {
                 throw CLIError(message: "could not start the echo workload reviews-\(version): \(error)", exitCode: 2)
             }
-            printLine("2. echo workload reviews \(version) on https://\(servers.last!.localAddress.ipAddress ?? "127.0.0.1"):\(servers.last!.localAddress.port ?? 0) (mTLS)")
+            printLine("2. echo workload reviews \(version) on https://\(servers.last!.localAddress.text) (mTLS)")
         }
         defer { for server in servers { Task { await server.close() } } }
 

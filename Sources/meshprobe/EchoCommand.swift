@@ -109,11 +109,11 @@ struct EchoCommand: AsyncParsableCommand {
         do {
             server = try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
-            throw CLIError.badInput("cannot listen on \(listen): \(error)")
+            throw CLIError.badInput(listenFailure(listen.description, error))
         }
         let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
         let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"
-        printLine("meshprobe echo: listening on \(server.localAddress) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
+        printLine("meshprobe echo: listening on \(server.localAddress.text) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
         if let loosened = configuration.tls?.configuration.loosening.loosened, !loosened.isEmpty {
             printError("meshprobe echo: TLS loosened: \(loosened.joined(separator: "; "))")
         }

@@ -25,6 +25,21 @@ import Testing
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
+    /// A port that is taken is said in one line, for the echo and for `--metrics-listen`, with the address as typed
+    /// (not NIO's `[IPv4]127.0.0.1/127.0.0.1:PORT` or the socket call and errno).
+    @Test func aPortInUseIsSaidInOneLine() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let taken = "127.0.0.1:\(echo.port)"
+        let second = try await run(meshprobeBinary, ["echo", "--h2c", "--listen", taken], timeout: 20)
+        #expect(second.status == 2)
+        #expect(second.stderr == "meshprobe: cannot listen on \(taken): in use by another process\n")
+        let metrics = try await run(meshprobeBinary, ["load", "-n", "1", "--metrics-listen", taken, "http://\(taken)/"], timeout: 20)
+        #expect(metrics.status == 2)
+        #expect(metrics.stderr.contains("--metrics-listen: cannot listen on \(taken): in use by another process"), "\(metrics.stderr)")
+        #expect(!metrics.stderr.contains("errno"))
+    }
+
     /// `/dev/null`, `/dev/zero` or a FIFO where a file is read (a policy, scenario or game day, a result to merge, a
     /// certificate or key) is named for what it is, exit 2 at once (no read of /dev/zero, no wait for a FIFO's writer).
     @Test func specialFilesAreNamedForWhatTheyAre() async throws {
