@@ -30,6 +30,9 @@ struct MergeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
 
+    @OptionGroup(title: "Exports of the result")
+    var exports: ExportOptions
+
     func validate() throws {
         if results.isEmpty { throw ValidationError("give at least one result file") }
         if reports.metricsListen != nil { throw ValidationError("--metrics-listen is for runs; merge writes --prometheus or pushes") }
@@ -62,7 +65,7 @@ struct MergeCommand: AsyncParsableCommand {
         default: break
         }
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
-        let session = try await ReportSession(checking: reports.outputs)
+        let session = try await ReportSession(checking: reports.outputs(exports))
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -111,7 +114,7 @@ struct MergeCommand: AsyncParsableCommand {
         let merged = try mergeVerdicts(files, kind: "verify", read: VerifyMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
-        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs, title: "merged verify of \(merged.policy)",
+        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs(exports), title: "merged verify of \(merged.policy)",
                                              startedAt: Date())
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }
@@ -121,7 +124,7 @@ struct MergeCommand: AsyncParsableCommand {
     func mergeVerdicts<R>(_ files: [(file: String, data: Data)], kind: String,
                           read: (_ data: Data, _ name: String) throws(ResultMerger.MergeError) -> R,
                           merge: ([(file: String, result: R)], [String]) throws(ResultMerger.MergeError) -> R) throws -> R {
-        if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
+        if reports.prometheus != nil || reports.pushgateway != nil || exports.any {
             throw CLIError.badInput("merging \(kind) results writes --json, --junit and --html only")
         }
         let merged: R
@@ -132,7 +135,7 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        try reports.check(singleLoad: false, json: json)
+        try reports.check(singleLoad: false, json: json, exports: exports)
         return merged
     }
 }

@@ -31,6 +31,9 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
 
+    @OptionGroup(title: "Exports of the result")
+    var exports: ExportOptions
+
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
@@ -47,7 +50,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = scenario.configuration
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
-        try reports.check(json: json ?? scenario.jsonOutput)
+        try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
             return
@@ -69,7 +72,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs,
+            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs(exports),
                                                             command: "run", title: scenario.name ?? file, viewInputs: [file],
                                                             inputs: resultInputs([("scenario", file)])))
         } catch {

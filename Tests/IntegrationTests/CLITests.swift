@@ -25,6 +25,22 @@ import Testing
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
+    /// Each command's help lists what it takes, once: the exports of one load's result only where there is one, and
+    /// no flag of a subcommand under the name of a global one.
+    @Test func helpListsWhatACommandTakesOnce() async throws {
+        for command in ["verify", "gameday", "demo"] {
+            let help = try await run(meshprobeBinary, [command, "--help"])
+            #expect(!help.stdout.contains("--smp") && !help.stdout.contains("--hgrm"), "\(command)")
+        }
+        for command in ["load", "run", "merge"] {
+            let help = try await run(meshprobeBinary, [command, "--help"])
+            #expect(help.stdout.contains("--smp <file>") && help.stdout.contains("--hgrm <file>"), "\(command)")
+        }
+        let echo = try await run(meshprobeBinary, ["echo", "--help"])
+        #expect(echo.stdout.components(separatedBy: "  --version").count == 2, "\(echo.stdout)")
+        #expect(echo.stdout.contains("--workload-version <workload-version>"))
+    }
+
     /// A port that is taken is said in one line, for the echo and for `--metrics-listen`, with the address as typed
     /// (not NIO's `[IPv4]127.0.0.1/127.0.0.1:PORT` or the socket call and errno).
     @Test func aPortInUseIsSaidInOneLine() async throws {
