@@ -103,7 +103,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     @OptionGroup var serverCheck: ServerCheckOptions
 
-    @Option(help: .defaulted("Per-request timeout (default 10s).", Self.defaultTimeout), transform: InputArgument.duration)
+    @Option(help: .defaulted("Per-request timeout.", Self.defaultTimeout), transform: InputArgument.duration)
     var timeout: TimeSpan = Self.defaultTimeout
     static let defaultTimeout = TimeSpan("10s")
 

@@ -25,7 +25,7 @@ struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Push the end-of-run metrics to this Prometheus Pushgateway (http://HOST:PORT or https://HOST:PORT, an optional path as a prefix).", valueName: "url"))
     var pushgateway: String?
 
-    @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name (default meshprobe).")
+    @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name.")
     var pushgatewayJob = "meshprobe"
 
     @Option(name: .customLong("pushgateway-ca"), help: ArgumentHelp("An https Pushgateway's CA bundle (PEM); default: the system trust store (\(PushgatewayClient.systemTrustStore)). The certificate must also name the URL's host.", valueName: "file"))
