@@ -88,3 +88,11 @@ package func resultInputs(_ files: [(role: String, path: String)]) -> [LoadRepor
         }
     }
 }
+
+/// Writes a result (`--json`, `--prometheus`, ...) whole or not at all, in place when the path is a special file such
+/// as `/dev/stdout` (`ReportFile.write`); one that cannot be written is bad input (exit 2).
+package func writeResult(_ data: Data, to path: String, flag: String = "--json") throws {
+    do { try ReportFile.write(data, to: path, flag: flag) } catch let error as ReportFileError {
+        throw ExitError(message: error.description, exitCode: 2)
+    }
+}

@@ -271,7 +271,7 @@ struct DemoCommand: AsyncParsableCommand {
         let report = LoadReport(result: result, configuration: load, commandLine: CommandLine.arguments, startedAt: started,
                                 version: Meshprobe.version)
         printLine(TerminalSummary(style: stdoutStyle()).render(report))
-        if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
+        if let json { try writeResult(report.jsonData(), to: json) }
 
         // 4. A canary behind a real proxy: HAProxy splits 90/10 over two more echo workloads; verify the split.
         var canaryCheck: (String, Bool, RunReport.Section?)?

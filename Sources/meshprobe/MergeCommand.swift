@@ -76,9 +76,7 @@ struct MergeCommand: AsyncParsableCommand {
         }
         let data = try merged.jsonData()
         if let json {
-            do { try data.write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
+            try writeResult(data, to: json)
         } else {
             printLine(String(decoding: data, as: UTF8.self))
         }
@@ -99,9 +97,7 @@ struct MergeCommand: AsyncParsableCommand {
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
         printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
         if let json {
-            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
+            try writeResult(merged.jsonData(), to: json)
         }
         try reports.write(view)
         if merged.passed { return }

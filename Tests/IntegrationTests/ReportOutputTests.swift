@@ -133,6 +133,25 @@ import Testing
         #expect((result?["summary"] as? [String: Any])?["succeeded"] as? Int == 200, "\(String(describing: result?["summary"]))")
     }
 
+    /// A result written to a special file (a FIFO here, `/dev/stdout` alike) is written into it, not swapped for a
+    /// regular file by the atomic write's rename; the pipe's reader gets the whole result.
+    @Test func aResultToASpecialFileIsWrittenInPlace() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("result.fifo").path
+        let received = dir.appendingPathComponent("received.json").path
+        let out = try await run("/bin/bash", ["-c", """
+            mkfifo \(fifo) && { cat \(fifo) > \(received) & } && \(meshprobeBinary) load -n 50 --quiet http://127.0.0.1:\(echo.port)/ --json \(fifo); status=$?; wait; exit $status
+            """])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        var info = stat()
+        #expect(lstat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO, "the FIFO is still a FIFO")
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: received))) as? [String: Any]
+        #expect((result?["summary"] as? [String: Any])?["succeeded"] as? Int == 50)
+    }
+
     @Test func unwritableReportPathsAreBadInputBeforeAnythingRuns() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
