@@ -30,11 +30,18 @@ package struct ReportOutputs: Sendable {
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
-    /// command that runs several.
+    /// command that runs several; gives standard output to the one output that asks for it (`-`), the lines for
+    /// people then going to standard error.
     package func check(singleLoad: Bool = true, json: String? = nil) throws {
         if !singleLoad, smp != nil || hgrm != nil {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
+        let toStandardOutput = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus),
+                                ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1 == ReportFile.standardOutput }.map(\.0)
+        if toStandardOutput.count > 1 {
+            throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") say '-': only one output can go to standard output")
+        }
+        if !toStandardOutput.isEmpty { StandardOutput.reserveForResult() }
         do {
             if let json { try ReportFile.checkWritable(json, flag: "--json") }
             if let junit { try ReportFile.checkWritable(junit, flag: "--junit") }

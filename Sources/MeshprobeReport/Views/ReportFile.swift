@@ -9,10 +9,14 @@ public struct ReportFileError: Error, CustomStringConvertible, Sendable {
 /// written whole or not at all. A special file (`/dev/stdout`, a terminal, a FIFO) is written in place: replacing it
 /// by a rename would swap the device or pipe for a regular file.
 public enum ReportFile {
+    /// The path that means standard output.
+    public static let standardOutput = "-"
+
     /// Refuses a path whose file could not be written, before any traffic is sent: a missing or unwritable directory,
     /// a directory in the file's place, an existing file that is not writable.
     public static func checkWritable(_ path: String, flag: String) throws {
         guard !path.isEmpty else { throw ReportFileError(description: "\(flag): empty path") }
+        if path == standardOutput { return }
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
@@ -39,10 +43,13 @@ public enum ReportFile {
     }
 
     /// Writes `data` atomically (a temporary file beside `path`, then a rename): a reader never sees half a report,
-    /// and a failed write leaves what was there before. A special file that exists is written in place.
+    /// and a failed write leaves what was there before. A special file that exists is written in place; `-` is
+    /// standard output.
     public static func write(_ data: Data, to path: String, flag: String) throws {
         do {
-            if isSpecial(path) {
+            if path == standardOutput {
+                try FileHandle.standardOutput.write(contentsOf: data.last == UInt8(ascii: "\n") ? data : data + [UInt8(ascii: "\n")])
+            } else if isSpecial(path) {
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
                 defer { try? handle.close() }
                 try handle.write(contentsOf: data)
