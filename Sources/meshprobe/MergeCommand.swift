@@ -24,7 +24,7 @@ struct MergeCommand: AsyncParsableCommand {
     @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).")
     var results: [String]
 
-    @Option(help: "Write the merged result here (atomically); without it, print it on stdout.")
+    @Option(help: "Write the merged result here (atomically; - for standard output).")
     var json: String?
 
     @OptionGroup(title: "Reports")
@@ -64,6 +64,7 @@ struct MergeCommand: AsyncParsableCommand {
         case "game day": return try mergeGameDayResults(files)
         default: break
         }
+        try reports.check(json: json, exports: exports)
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
         let session = try await ReportSession(checking: reports.outputs(exports))
         let merged: LoadReport
@@ -74,12 +75,8 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        let data = try merged.jsonData()
-        if let json {
-            try writeResult(data, to: json)
-        } else {
-            printLine(String(decoding: data, as: UTF8.self))
-        }
+        printLine(TerminalSummary(style: stdoutStyle()).render(merged))
+        if let json { try writeResult(merged.jsonData(), to: json) }
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
         // --junit and --html: the merged load's report, with the load checks (a guard's verdict is in the results).
