@@ -37,9 +37,9 @@ package struct ReportOutputs: Sendable {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
         let toStandardOutput = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus),
-                                ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1 == ReportFile.standardOutput }.map(\.0)
+                                ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map(\.0)
         if toStandardOutput.count > 1 {
-            throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") say '-': only one output can go to standard output")
+            throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") write to standard output: only one output can")
         }
         if !toStandardOutput.isEmpty { StandardOutput.reserveForResult() }
         do {

@@ -6,34 +6,88 @@ public struct ReportFileError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Writing result and report files (`--json`, `--junit`, `--html`, `--prometheus`, ...): checked before a run starts,
-/// written whole or not at all. A special file (`/dev/stdout`, a terminal, a FIFO) is written in place: replacing it
-/// by a rename would swap the device or pipe for a regular file.
+/// written whole or not at all. Where a path leads decides how (`Destination`): one of this process's descriptors
+/// (`-`, `/dev/stdout`, `/dev/fd/N`) is written to as it is; a special file (a terminal, a FIFO) in place; a regular
+/// file is replaced atomically, at the end of its symbolic links, which stay.
 public enum ReportFile {
     /// The path that means standard output.
     public static let standardOutput = "-"
 
+    /// Where a path's bytes go.
+    enum Destination: Equatable {
+        /// An open descriptor of this process: `-` (1), `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`,
+        /// or a link to one. Opening it anew would start at offset 0 of what it names (over the lines already written),
+        /// and replacing it would replace the device's link.
+        case descriptor(Int32)
+        /// A character device, FIFO or socket that exists: opened and written.
+        case inPlace(String)
+        /// A regular file (or none yet): a temporary file beside it, renamed over it.
+        case replace(String)
+    }
+
+    /// Follows `path`'s symbolic links (at most 40) to what it names.
+    static func destination(_ path: String) -> Destination {
+        if path == standardOutput { return .descriptor(STDOUT_FILENO) }
+        var current = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        for _ in 0..<40 {
+            if let fd = descriptorNamed(current) { return .descriptor(fd) }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(current, &buffer, buffer.count - 1)
+            guard count > 0 else { break }
+            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            current = target.hasPrefix("/") ? target : (current as NSString).deletingLastPathComponent + "/" + target
+        }
+        return isSpecial(current) ? .inPlace(current) : .replace(current)
+    }
+
+    /// The descriptor a path names by its spelling: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`,
+    /// `/proc/PID/fd/N` with this process's PID.
+    static func descriptorNamed(_ path: String) -> Int32? {
+        if path == "/dev/stdout" { return STDOUT_FILENO }
+        if path == "/dev/stderr" { return STDERR_FILENO }
+        for prefix in ["/dev/fd/", "/proc/self/fd/", "/proc/\(getpid())/fd/"] where path.hasPrefix(prefix) {
+            return Int32(path.dropFirst(prefix.count))
+        }
+        return nil
+    }
+
+    /// The path writes to this process's standard output.
+    public static func writesStandardOutput(_ path: String) -> Bool {
+        destination(path) == .descriptor(STDOUT_FILENO)
+    }
+
     /// Refuses a path whose file could not be written, before any traffic is sent: a missing or unwritable directory,
-    /// a directory in the file's place, an existing file that is not writable.
+    /// a directory in the file's place, an existing file that is not writable, a descriptor that is not open for
+    /// writing.
     public static func checkWritable(_ path: String, flag: String) throws {
         guard !path.isEmpty else { throw ReportFileError(description: "\(flag): empty path") }
-        if path == standardOutput { return }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
         let fm = FileManager.default
-        guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ReportFileError(description: "\(flag) '\(path)': the directory '\(directory)' does not exist")
-        }
-        if fm.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-            if isDirectory.boolValue { throw ReportFileError(description: "\(flag) '\(path)': is a directory") }
-            guard fm.isWritableFile(atPath: url.path) else {
-                throw ReportFileError(description: "\(flag) '\(path)': the file is not writable")
+        switch destination(path) {
+        case .descriptor(let fd):
+            let mode = fcntl(fd, F_GETFL)
+            guard mode >= 0, mode & O_ACCMODE != O_RDONLY else {
+                throw ReportFileError(description: "\(flag) '\(path)': descriptor \(fd) is not open for writing")
             }
-            if isSpecial(path) { return }
-        }
-        // The atomic write creates a temporary file beside the target and renames it: the directory must be writable.
-        guard fm.isWritableFile(atPath: directory) else {
-            throw ReportFileError(description: "\(flag) '\(path)': the directory '\(directory)' is not writable")
+        case .inPlace(let target):
+            guard fm.isWritableFile(atPath: target) else {
+                throw ReportFileError(description: "\(flag) '\(path)': \(target == path ? "the file" : "'\(target)'") is not writable")
+            }
+        case .replace(let target):
+            let directory = (target as NSString).deletingLastPathComponent
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ReportFileError(description: "\(flag) '\(path)': the directory '\(directory)' does not exist")
+            }
+            if fm.fileExists(atPath: target, isDirectory: &isDirectory) {
+                if isDirectory.boolValue { throw ReportFileError(description: "\(flag) '\(path)': is a directory") }
+                guard fm.isWritableFile(atPath: target) else {
+                    throw ReportFileError(description: "\(flag) '\(path)': the file is not writable")
+                }
+            }
+            // The atomic write creates a temporary file beside the target and renames it: the directory must be writable.
+            guard fm.isWritableFile(atPath: directory) else {
+                throw ReportFileError(description: "\(flag) '\(path)': the directory '\(directory)' is not writable")
+            }
         }
     }
 
@@ -42,19 +96,20 @@ public enum ReportFile {
         try write(Data(text.utf8), to: path, flag: flag)
     }
 
-    /// Writes `data` atomically (a temporary file beside `path`, then a rename): a reader never sees half a report,
-    /// and a failed write leaves what was there before. A special file that exists is written in place; `-` is
-    /// standard output.
+    /// Writes `data` where `path` leads (`Destination`): a regular file atomically, so that a reader never sees half a
+    /// report and a failed write leaves what was there before.
     public static func write(_ data: Data, to path: String, flag: String) throws {
         do {
-            if path == standardOutput {
-                try FileHandle.standardOutput.write(contentsOf: data.last == UInt8(ascii: "\n") ? data : data + [UInt8(ascii: "\n")])
-            } else if isSpecial(path) {
-                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            switch destination(path) {
+            case .descriptor(let fd):
+                let bytes = data.last == UInt8(ascii: "\n") ? data : data + [UInt8(ascii: "\n")]
+                try FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(contentsOf: bytes)
+            case .inPlace(let target):
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: target))
                 defer { try? handle.close() }
                 try handle.write(contentsOf: data)
-            } else {
-                try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            case .replace(let target):
+                try data.write(to: URL(fileURLWithPath: target), options: .atomic)
             }
         } catch {
             throw ReportFileError(description: "cannot write \(flag) '\(path)': \(error.localizedDescription)")
@@ -62,7 +117,7 @@ public enum ReportFile {
     }
 
     /// The path names something other than a regular file or a directory (after symbolic links): a character device
-    /// such as `/dev/stdout` or a terminal, a FIFO, a socket.
+    /// such as a terminal, a FIFO, a socket.
     static func isSpecial(_ path: String) -> Bool {
         var info = stat()
         guard stat(path, &info) == 0 else { return false }
