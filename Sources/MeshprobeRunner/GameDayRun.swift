@@ -66,8 +66,8 @@ package func executeGameDay(_ gameday: GameDay, configuration: LoadConfiguration
         result.passed = false
         try write(result, options: options, startedAt: started)
     }
-    return GameDayVerdict.exit(passed: result.passed, decided: result.decided, abortReason: outcome.abortReason,
-                               faultsLeft: outcome.faultsLeft)
+    return GameDayVerdict.exit(failed: result.failedSteps, undecided: result.undecidedSteps, skipped: result.skipped.count,
+                               abortReason: outcome.abortReason, faultsLeft: outcome.faultsLeft)
 }
 
 /// Writes the result (`--json`) and the reports (JUnit, HTML) asked for.

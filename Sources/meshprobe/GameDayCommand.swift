@@ -16,8 +16,8 @@ struct GameDayCommand: AsyncParsableCommand {
             Steps run in order. Abort at any time with SIGINT or SIGTERM, or by creating the file named by \
             gameday.abortFile: the running step stops at once and every fault set is cleared. The caps (--max-rate, \
             --max-duration) are the operator's: a file that plans more is refused, and the run aborts at the \
-            duration cap. Exit 0 every step passed; 1 a verdict failed; 2 bad input or over a cap; 3 aborted, or a \
-            step could not run.
+            duration cap. Exit 0 every step passed; 1 a step failed (whatever the others); 2 bad input or over a cap; \
+            3 aborted, a step undecided or not run, or a fault left.
             Example: meshprobe gameday gamedays/reviews.yaml --json gameday.json
             """
     )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeChecks
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeRunner
@@ -97,9 +98,10 @@ struct MergeCommand: AsyncParsableCommand {
             try writeResult(merged.jsonData(), to: json)
         }
         try reports.write(view)
-        if merged.passed { return }
-        let undecided = merged.aborted != nil || !merged.decided
-        throw CLIError(message: undecided ? "no verdict: a step did not run to its end in every file" : "verdict: FAIL", exitCode: undecided ? 3 : 1)
+        if let exit = GameDayVerdict.exit(failed: merged.failedSteps, undecided: merged.undecidedSteps, skipped: merged.skipped.count,
+                                          abortReason: merged.aborted.map { "in a merged file: \($0)" }, faultsLeft: merged.faultsLeft) {
+            throw CLIError(message: exit.message, exitCode: exit.code)
+        }
     }
 
     /// Merges verify results and decides again; prints the verdicts, writes the JSON, exits as `verify` does.

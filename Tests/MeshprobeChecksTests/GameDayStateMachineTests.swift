@@ -112,23 +112,26 @@ import Testing
     }
 
     @Test func theExitFollowsTheContract() {
-        #expect(GameDayVerdict.exit(passed: true, decided: true, abortReason: nil, faultsLeft: []) == nil, "exit 0")
-        #expect(GameDayVerdict.exit(passed: false, decided: true, abortReason: nil, faultsLeft: []).map { [$0.message, "\($0.code)"] }
-            == ["verdict: FAIL", "1"])
-        #expect(GameDayVerdict.exit(passed: false, decided: false, abortReason: nil, faultsLeft: []).map { [$0.message, "\($0.code)"] }
-            == ["no verdict: a step could not run", "3"])
-        #expect(GameDayVerdict.exit(passed: false, decided: false, abortReason: "a signal (SIGINT or SIGTERM)", faultsLeft: [])
-            .map { [$0.message, "\($0.code)"] } == ["aborted: a signal (SIGINT or SIGTERM)", "3"])
+        func exit(_ failed: Int, _ undecided: Int, skipped: Int = 0, abort: String? = nil, left: [String] = []) -> [String]? {
+            GameDayVerdict.exit(failed: failed, undecided: undecided, skipped: skipped, abortReason: abort, faultsLeft: left)
+                .map { [$0.message, "\($0.code)"] }
+        }
+        #expect(exit(0, 0) == nil, "exit 0")
+        #expect(exit(1, 0) == ["verdict: FAIL", "1"])
+        #expect(exit(1, 1) == ["verdict: FAIL (and 1 step undecided)", "1"], "a FAIL is not hidden by an undecided step")
+        #expect(exit(0, 2) == ["no verdict: 2 steps undecided or not run (each says why above)", "3"])
+        #expect(exit(0, 0, skipped: 1) == ["no verdict: 1 step undecided or not run (each says why above)", "3"])
+        #expect(exit(1, 0, abort: "a signal (SIGINT or SIGTERM)") == ["aborted: a signal (SIGINT or SIGTERM)", "3"])
     }
 
     @Test func aFaultLeftIsNeverAPassAndIsNamed() {
         let left = ["f1 on https://a: path /, expires in 60 s (still listed with label gameday-0)"]
         let named = "; NOT cleared (each expires on its own): " + left[0]
-        #expect(GameDayVerdict.exit(passed: true, decided: true, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
+        #expect(GameDayVerdict.exit(failed: 0, undecided: 0, skipped: 0, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
             == ["incomplete" + named, "3"])
-        #expect(GameDayVerdict.exit(passed: false, decided: true, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
+        #expect(GameDayVerdict.exit(failed: 1, undecided: 0, skipped: 0, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
             == ["verdict: FAIL" + named, "3"], "a failed verdict with a fault left is not a plain FAIL")
-        #expect(GameDayVerdict.exit(passed: false, decided: false, abortReason: "the abort file /tmp/stop appeared", faultsLeft: left)
+        #expect(GameDayVerdict.exit(failed: 0, undecided: 1, skipped: 0, abortReason: "the abort file /tmp/stop appeared", faultsLeft: left)
             .map { [$0.message, "\($0.code)"] } == ["aborted: the abort file /tmp/stop appeared" + named, "3"])
     }
 }

@@ -83,8 +83,17 @@ public struct GameDayResult: Codable, Sendable {
         decided = steps.allSatisfy(\.decided) && skipped.isEmpty
     }
 
-    /// PASS, INCOMPLETE (aborted, or a step could not run) or FAIL.
-    public var outcomeWord: String { passed ? "PASS" : (aborted != nil || !decided ? "INCOMPLETE" : "FAIL") }
+    /// Steps decided and failed, and steps without a verdict (their reasons are theirs).
+    public var failedSteps: Int { steps.filter { $0.decided && !$0.passed }.count }
+    public var undecidedSteps: Int { steps.filter { !$0.decided }.count }
+
+    /// INCOMPLETE (aborted, or steps not run), FAIL (a step failed, whatever the others), UNDECIDED, or PASS: the
+    /// word that matches the exit code (`GameDayVerdict.exit`).
+    public var outcomeWord: String {
+        if aborted != nil || !skipped.isEmpty { return "INCOMPLETE" }
+        if failedSteps > 0 { return "FAIL" }
+        return passed ? "PASS" : "UNDECIDED"
+    }
 
     /// Every step with its verdicts and evidence, then the skipped steps and why the game day aborted.
     public var stepsText: String {
