@@ -51,6 +51,38 @@ package enum LoadRunOutcome: Equatable, Sendable {
     case noSuccess(String)
 }
 
+extension LoadRunOutcome {
+    /// The exit code (docs/conventions.md) and the message of an outcome other than `completed`.
+    package var exit: (message: String, code: Int32)? {
+        switch self {
+        case .completed: nil
+        case .stoppedByGuard(let message), .aborted(let message): (message, 3)
+        case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message): (message, 1)
+        }
+    }
+
+    /// A merged result's outcome (shards, `merge` of load results): the same rules as one run's, on the merged
+    /// summary; `part` names what was merged (`a shard`, `a merged result`).
+    package init(merged report: LoadReport, part: String) {
+        let s = report.summary
+        if let fired = s.guardFired {
+            if fired.action == GuardAction.hold.rawValue {
+                self = .heldByGuard("the guard '\(fired.guardDescription)' fired in second \(fired.second) of \(part) (\(fired.observed)); the load was held there")
+            } else {
+                self = .stoppedByGuard("\(part) was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)")
+            }
+        } else if s.aborted {
+            self = .aborted("\(part) was aborted before its run completed")
+        } else if let why = s.endedEarly {
+            self = .endedEarly("\(part) ended before its planned end: \(why)")
+        } else if s.succeeded == 0 {
+            self = .noSuccess(RunReport.Check.noSuccessReason(report))
+        } else {
+            self = .completed
+        }
+    }
+}
+
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the reports asked
 /// for: JUnit and HTML titled by `options`, Prometheus, SMP, .hgrm), and says how the run ended. Bad input and
 /// unwritable outputs are thrown (`ExitError`, exit 2; the configuration refused by the engine as
@@ -116,19 +148,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     }
     if let json { try writeResult(report.jsonData(), to: json) }
     try reports.write(runReport)
-    if aggregator != nil {
-        // The merged shards' verdict: the same rules on the merged summary.
-        if let fired = report.summary.guardFired {
-            if fired.action == GuardAction.hold.rawValue {
-                return .heldByGuard("the guard '\(fired.guardDescription)' fired in second \(fired.second) of a shard (\(fired.observed)); the load was held there")
-            }
-            return .stoppedByGuard("a shard was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)")
-        }
-        if report.summary.aborted { return .aborted("a shard was aborted before its run completed") }
-        if let why = report.summary.endedEarly { return .endedEarly("a shard ended before its planned end: \(why)") }
-        if report.summary.succeeded == 0 { return .noSuccess(RunReport.Check.noSuccessReason(report)) }
-        return .completed
-    }
+    if aggregator != nil { return LoadRunOutcome(merged: report, part: "a shard") }
     if let fired = result.guardFired {
         switch fired.action {
         case .stop:

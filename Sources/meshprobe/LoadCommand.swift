@@ -312,9 +312,5 @@ func runLoad(_ configuration: LoadConfiguration, _ options: LoadRunOptions) asyn
     do { outcome = try await executeLoad(configuration, options: options) } catch let error as LoadConfigurationError {
         throw CLIError.badInput(error.typedDescription)
     }
-    switch outcome {
-    case .completed: return
-    case .stoppedByGuard(let message), .aborted(let message): throw CLIError(message: message, exitCode: 3)
-    case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message): throw CLIError(message: message, exitCode: 1)
-    }
+    if let exit = outcome.exit { throw CLIError(message: exit.message, exitCode: exit.code) }
 }

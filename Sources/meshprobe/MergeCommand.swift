@@ -11,7 +11,8 @@ struct MergeCommand: AsyncParsableCommand {
         abstract: "Combine the JSON results of several runs or shards exactly (counts add, histograms merge).",
         discussion: """
             Reads meshprobe.load/v2 results (load, run and demo --json), checks that they come from the same scenario or \
-            policy (by SHA-256), and writes one result whose percentiles come from the merged histograms. Or reads \
+            policy (by SHA-256), and writes one result whose percentiles come from the merged histograms; it exits as one \
+            run would (1 no request succeeded or one ended early, 3 one was aborted or stopped by a guard). Or reads \
             meshprobe.verify/v2 results (verify --json) of one policy and decides the verdicts again on the merged \
             samples (splits, mTLS, clusters, SLOs; the procedures' verdicts are kept per file): exit 0 pass, 1 fail, \
             3 undecided. Or reads meshprobe.gameday.result/v2 results (gameday --json) of one game day file: load steps \
@@ -84,6 +85,10 @@ struct MergeCommand: AsyncParsableCommand {
         try reports.write(loadRunReport(merged, distribution: ResultMerger.histogram(merged.histograms.latency),
                                         configuration: LoadConfiguration(targets: []), command: "merge",
                                         title: "merge of \(results.count) results", inputs: results, startedAt: Date()))
+        // The merged run ends as one run would: the same rules on the merged summary (exit 1 or 3).
+        if let exit = LoadRunOutcome(merged: merged, part: "a merged result").exit {
+            throw CLIError(message: exit.message, exitCode: exit.code)
+        }
     }
 
     /// Merges game day results of one file and decides again; prints the steps and verdicts, writes the JSON and the
