@@ -109,7 +109,7 @@ struct EchoCommand: AsyncParsableCommand {
         do {
             server = try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
-            throw CLIError.badInput(listenFailure(listen.description, error))
+            throw CLIError.badInput("--listen: " + listenFailure(listen.description, error))
         }
         let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
         let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"

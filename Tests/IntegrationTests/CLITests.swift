@@ -49,7 +49,7 @@ import Testing
         let taken = "127.0.0.1:\(echo.port)"
         let second = try await run(meshprobeBinary, ["echo", "--h2c", "--listen", taken], timeout: 20)
         #expect(second.status == 2)
-        #expect(second.stderr == "meshprobe: cannot listen on \(taken): in use by another process\n")
+        #expect(second.stderr == "meshprobe: --listen: cannot listen on \(taken): in use by another process\n")
         let metrics = try await run(meshprobeBinary, ["load", "-n", "1", "--metrics-listen", taken, "http://\(taken)/"], timeout: 20)
         #expect(metrics.status == 2)
         #expect(metrics.stderr.contains("--metrics-listen: cannot listen on \(taken): in use by another process"), "\(metrics.stderr)")
