@@ -6,6 +6,7 @@ import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
 import MeshprobeRunner
+import MeshprobeSpec
 import MeshprobeYAML
 import NIOPosix
 
@@ -65,7 +66,7 @@ struct GameDayCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput("\(error)")
         }
-        var configuration = gameday.scenario.configuration
+        var configuration = LoadConfiguration(plan: gameday.scenario.plan)
         try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file)
         // Prometheus (live, file, push) over every step's load.
         let session = try await reports.start(&configuration)
@@ -200,9 +201,9 @@ extension GameDayResult {
     static func configuration(of step: GameDayStep?, _ configuration: LoadConfiguration) -> LoadConfiguration {
         var c = configuration
         if let step, case .load(let rate, let duration) = step.kind {
-            c.model = .open(rate: .constant(rate), arrivals: .uniform)
-            c.duration = duration
-            c.requests = nil
+            c.plan.model = .open(rate: .constant(rate), arrivals: .uniform)
+            c.plan.duration = duration
+            c.plan.requests = nil
         }
         return c
     }
