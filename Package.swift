@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift module.
@@ -253,6 +254,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -308,7 +310,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeRunnerTests",
             dependencies: [
-                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeHTTP1",
+                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeHTTP1", "MeshprobeEcho",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

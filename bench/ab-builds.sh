@@ -3,8 +3,10 @@
 # `perf stat` (task-clock), ROUNDS alternating rounds of -n N -c 10 -m 10, client on core 0, server on core 1.
 # For A/B tests of a change to the load engine: a single round varies by about 8% on this machine kind, so compare
 # the means of many rounds (20 rounds give about +-2%), and run nothing else meanwhile. Loopback only; bounded by -n.
+# With RATE set, the open model instead: -n N --rate RATE (h2load: --rps RATE/10 per client), N/RATE seconds a run.
 #   bench/ab-builds.sh OLD_BINARY NEW_BINARY           # ROUNDS=10 N=100000
 #   ROUNDS=30 bench/ab-builds.sh /tmp/meshprobe-before .build/release/meshprobe
+#   RATE=20000 ROUNDS=20 bench/ab-builds.sh /tmp/meshprobe-before .build/release/meshprobe
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -23,14 +25,16 @@ cpu_ms() {
   grep task-clock <<<"$out" | cut -d, -f1
 }
 
-echo "-n $N -c 10 -m 10 against nginx (TLS HTTP/2), $ROUNDS alternating rounds; task-clock ms per run"
+MODEL=() H2MODEL=()
+if [ -n "${RATE:-}" ]; then MODEL=(--rate "$RATE"); H2MODEL=(--rps "$(( RATE / 10 ))"); fi
+echo "-n $N -c 10 -m 10 ${MODEL[*]} against nginx (TLS HTTP/2), $ROUNDS alternating rounds; task-clock ms per run"
 # The order rotates every round: on this machine the run that comes second in a round cost about 3-4% more CPU
 # than the first (an A/A test of one build in both places measured it), which a fixed order adds to the difference.
 run() {
   case $1 in
-    old) echo "old $(cpu_ms "$OLD" load -n "$N" -c 10 -m 10 --ca "$NGINX_CA" --quiet "$NGINX_URL")" ;;
-    new) echo "new $(cpu_ms "$NEW" load -n "$N" -c 10 -m 10 --ca "$NGINX_CA" --quiet "$NGINX_URL")" ;;
-    h2load) echo "h2load $(cpu_ms h2load -n "$N" -c 10 -m 10 "$NGINX_URL")" ;;
+    old) echo "old $(cpu_ms "$OLD" load -n "$N" -c 10 -m 10 "${MODEL[@]}" --ca "$NGINX_CA" --quiet "$NGINX_URL")" ;;
+    new) echo "new $(cpu_ms "$NEW" load -n "$N" -c 10 -m 10 "${MODEL[@]}" --ca "$NGINX_CA" --quiet "$NGINX_URL")" ;;
+    h2load) echo "h2load $(cpu_ms h2load -n "$N" -c 10 -m 10 "${H2MODEL[@]}" "$NGINX_URL")" ;;
   esac
 }
 OLD=$1 NEW=$2

@@ -356,7 +356,6 @@ final class LoadConnection {
             }
             worker.sent(admitted, at: t)
             sentOnConnection += 1
-            worker.result.requestsSent += 1
             sent = true
         }
         if sent && flush { session.flush() }
@@ -487,7 +486,7 @@ final class LoadConnection {
             if sent && flush { session.flush() }
         }
         if sent {
-            worker.result.requestsSent += 1
+            worker.sentFlowStep()
         } else {
             _ = untrack(token)
             recordFailure(.notSent, ticket: ticket, message: "the connection could not carry the next step of an iteration")

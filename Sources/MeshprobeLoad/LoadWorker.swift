@@ -39,12 +39,12 @@ final class LoadWorker {
     /// The run in time. It starts at once in the closed model; in the open model once the connections are up, so
     /// that the first arrivals do not wait for handshakes.
     private var clock: RunClock
-    private var awaitingConnections = false
-    private var stopping = false
-    private(set) var finished = false
+    /// Connecting, running, stopping, finished (see `WorkerLifecycle`).
+    private var lifecycle = WorkerLifecycle()
+    /// The worker has handed its result over: nothing it or its connections see counts any more.
+    var finished: Bool { lifecycle.isFinished }
     private let promise: EventLoopPromise<LoadResult>
     private var sweepTask: Scheduled<Void>?
-    private var drainDeadline: UInt64?
     /// The last failed connection attempt of any slot: it names an outage, and the requests left when every slot
     /// gives up.
     private(set) var lastConnectionFailure: (kind: ErrorKind, message: String)?
@@ -153,24 +153,23 @@ final class LoadWorker {
     private let hasBudget: Bool
 
     func start() {
-        if connections.isEmpty || !hasBudget {
+        switch lifecycle.start(hasWork: !connections.isEmpty && hasBudget, waitsForConnections: open != nil) {
+        case .finish:
             finish()
-            return
+        case .connect(let awaitingThem):
+            for connection in connections { connection.connect() }
+            if awaitingThem {
+                let limit = configuration.plan.connectTimeout
+                eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) { self.beginArrivals() }
+            }
+            scheduleSweep()
         }
-        for connection in connections { connection.connect() }
-        if open != nil {
-            awaitingConnections = true
-            let limit = configuration.plan.connectTimeout
-            eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) { self.beginArrivals() }
-        }
-        scheduleSweep()
     }
 
     /// Open model: starts the clock and the arrivals once every connection is ready or has failed (a target that is
     /// down is not waited for: its arrivals are due and counted), or after the connect timeout.
     private func beginArrivals() {
-        guard awaitingConnections, !finished else { return }
-        awaitingConnections = false
+        guard lifecycle.connectionsSettled() else { return }
         let t = now()
         clock.restart(at: t)
         open?.begin(at: t, deadline: clock.deadline)
@@ -179,7 +178,7 @@ final class LoadWorker {
 
     /// A connection became ready.
     func connectionReady() {
-        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) { beginArrivals() }
+        if lifecycle.isConnecting, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) { beginArrivals() }
     }
 
     /// A run with an end in time (a duration, or the open model's arrival schedule): its connections keep trying
@@ -188,9 +187,9 @@ final class LoadWorker {
 
     /// True while requests may still be started.
     var wantsMoreRequests: Bool {
-        guard !stopping else { return false }
+        guard !lifecycle.isStopping else { return false }
         // Open model: arrivals due before the deadline are still sent after it, never dropped.
-        if open != nil { return awaitingConnections || open!.wantsMore(at: 0) }
+        if open != nil { return lifecycle.isConnecting || open!.wantsMore(at: 0) }
         // The clock is read only when a deadline needs it (this runs after every response).
         return closed!.wantsMore(at: closed!.deadline != nil ? now() : 0)
     }
@@ -243,7 +242,7 @@ final class LoadWorker {
     /// connection is in, see `LoadConnection.deliveryTime`), or nil. The connection reports what became of it:
     /// `sent`, or `returnRequest` when it could not take it after all.
     @inline(__always) func nextRequest(at t: UInt64) -> (ticket: Ticket, admitted: Admitted)? {
-        guard !stopping else { return nil }
+        guard !lifecycle.isStopping else { return nil }
         let admitted = open != nil ? open!.admit(at: t, busy: 0) : closed!.admit(at: t, busy: inFlightTotal + thinking)
         guard let admitted else { return nil }
         let ticket = Ticket(intended: admitted.intended, sent: t,
@@ -254,11 +253,18 @@ final class LoadWorker {
     /// A request from `nextRequest` went on the wire at `t`: it counts in its second, and in the open model its
     /// delay from the intended time (and whether and why it was late).
     @inline(__always) func sent(_ admitted: Admitted, at t: UInt64) {
+        result.requestsSent += 1
         if admitted.scheduled {
             recordSend(intended: admitted.intended, at: t, reason: admitted.waited ?? .generatorLag)
         } else {
             result.bucket(second(of: t)) { $0.sent += 1 }
         }
+    }
+
+    /// A flow's next step went on the wire on the connection of its iteration (admitted with the iteration's first
+    /// step, so it counts in no second of its own).
+    func sentFlowStep() {
+        result.requestsSent += 1
     }
 
     /// A connection could not send a request from `nextRequest` after all: it is owed again, as it was.
@@ -347,7 +353,7 @@ final class LoadWorker {
 
     /// Moves due arrivals into the backlog, hands the backlog to free connections, and sets the timer for the next.
     fileprivate func advanceArrivals() {
-        guard open != nil, !stopping else { return }
+        guard open != nil, !lifecycle.isStopping else { return }
         let t = now()
         if arrivalTimerDue > 0, t > arrivalTimerDue {
             _ = result.loopLag.record(max(1, (t - arrivalTimerDue) / 1000))
@@ -433,7 +439,7 @@ final class LoadWorker {
     }
 
     func connectionStateChanged() {
-        if awaitingConnections, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) {
+        if lifecycle.isConnecting, connections.allSatisfy({ $0.state == .ready || $0.isFailing }) {
             beginArrivals()
             return
         }
@@ -447,7 +453,7 @@ final class LoadWorker {
         let t = now()
         if open != nil {
             // Before the clock starts there is nothing to hold: the schedule has not begun.
-            guard !awaitingConnections else { return }
+            guard lifecycle.begun else { return }
             arrivalTask?.cancel()
             if open!.hold(at: t) {
                 advanceArrivals()
@@ -462,11 +468,9 @@ final class LoadWorker {
     /// Stops starting requests; in-flight requests get `grace` seconds, then count as aborted. `abort: false` is
     /// a decided end (a verdict reached), not an abort.
     func stop(grace: Double, abort: Bool = true) {
-        guard !finished, !stopping else { return }
-        stopping = true
+        guard lifecycle.stop(at: now(), grace: UInt64(grace * 1e9)) else { return }
         if abort { result.aborted = true }
         arrivalTask?.cancel()
-        drainDeadline = now() + UInt64(grace * 1e9)
         // Arrivals that were due but never left are counted, not dropped.
         if let waiting = open?.dropWaiting(), waiting > 0 {
             recordError(.notSent, identity: nil, count: waiting,
@@ -482,12 +486,12 @@ final class LoadWorker {
             // owes nothing more: what was waiting was counted when it stopped).
             let nextArrival = open?.nextArrival
             let unsent: Int
-            if stopping {
+            if lifecycle.isStopping {
                 unsent = open?.dropWaiting() ?? 0
                 _ = open?.giveUp(begun: true)
                 _ = closed?.giveUp(begun: true)
             } else if open != nil {
-                unsent = open!.giveUp(begun: !awaitingConnections)
+                unsent = open!.giveUp(begun: lifecycle.begun)
             } else {
                 unsent = closed!.giveUp(begun: true)
             }
@@ -495,7 +499,7 @@ final class LoadWorker {
             if unsent > 0 {
                 result.recordError(reason.kind, identity: .unknown, count: unsent, explanation: reason.message)
             }
-            if !stopping, unsent > 0 || nextArrival != nil || clock.isBeforeDeadline(now()) {
+            if !lifecycle.isStopping, unsent > 0 || nextArrival != nil || clock.isBeforeDeadline(now()) {
                 let tries = configuration.maxConsecutiveConnectFailures
                 result.endedEarly = "every connection failed \(tries) time\(tries == 1 ? "" : "s") in a row (last: \(reason.kind.rawValue): \(reason.message))"
                     + (unsent > 0 ? "; the requests left are counted under \(reason.kind.rawValue)" : "")
@@ -546,7 +550,7 @@ final class LoadWorker {
            let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
             recordError(failure.kind, identity: nil, count: open!.dropWaiting(), explanation: failure.message, intended: nil)
         }
-        if let drainDeadline, t >= drainDeadline {
+        if lifecycle.drainIsOver(at: t) {
             for connection in connections { connection.shutdown(inFlightAs: .aborted) }
             finish()
             return
@@ -565,7 +569,7 @@ final class LoadWorker {
         if finished { return ([], Int.max) }
         // Before the open model's clock starts (connections still coming up) no second is finished: the clock
         // will restart at zero.
-        if awaitingConnections { return ([], 0) }
+        if !lifecycle.begun { return ([], 0) }
         let current = second(of: now())
         return (result.takeOpenSeconds(before: current), current)
     }
@@ -579,8 +583,7 @@ final class LoadWorker {
     }
 
     private func finish() {
-        guard !finished else { return }
-        finished = true
+        guard lifecycle.finish() else { return }
         sweepTask?.cancel()
         arrivalTask?.cancel()
         writeCoalescer?.stop()

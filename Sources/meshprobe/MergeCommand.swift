@@ -111,7 +111,9 @@ struct MergeCommand: AsyncParsableCommand {
         let merged = try mergeVerdicts(files, kind: "verify", read: VerifyMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
-        try VerifyMerge.finish(merged, json: json, reports: reports, title: "merged verify of \(merged.policy)", startedAt: Date())
+        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs, title: "merged verify of \(merged.policy)",
+                                             startedAt: Date())
+        if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }
 
     /// Reads and merges results that carry verdicts (verify, game day): bad input, of the files or the report paths, is

@@ -23,7 +23,7 @@ struct Meshprobe: AsyncParsableCommand {
 
     /// Runs the command; maps usage errors to exit code 2 (DESIGN.md) instead of ArgumentParser's 64.
     static func main() async {
-        SignalHub.install()
+        await SignalHub.install()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

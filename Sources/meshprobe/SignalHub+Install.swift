@@ -1,38 +1,30 @@
 import CMeshprobeSignals
-import Dispatch
 import Foundation
 import MeshprobeRunner
+import UnixSignals
 
-/// The process's handling of SIGINT and SIGTERM, which the runner's `SignalHub` dispatches to the stoppers.
+/// The process's handling of SIGINT and SIGTERM: swift-service-lifecycle's `UnixSignalsSequence` receives them, and
+/// the runner's `SignalHub` dispatches each to the active stoppers.
 ///
-/// On Linux, Dispatch installs its own handler for a signal source; a `signal(SIG_IGN)` after it would replace that
-/// handler and silence the sources.
+/// The stoppers play the part of service-lifecycle's graceful-shutdown handlers; its `ServiceGroup` is not used: a
+/// signal with no stopper must end the process at once with exit code 3 (a group would wait for the command), and the
+/// group would add swift-log and swift-async-algorithms to the build for no other use.
 extension SignalHub {
-    // Kept for the life of the process. Unsafe only in name: `install` writes it once, on the main thread, before
-    // the command (or any other thread that could touch it) starts; nothing reads it.
-    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
-
-    /// Call first thing in `main`. The signals have been blocked since the binary was loaded (CMeshprobeSignals): they
-    /// are unblocked once Dispatch's handler is in place, and one that came meanwhile is delivered then.
-    static func install() {
-        for sig in [SIGINT, SIGTERM] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { deliver(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        // Dispatch installs its handler from its own thread: wait for it (a few milliseconds at most), so that an
-        // unblocked signal never meets the default action.
-        let deadline = DispatchTime.now() + .milliseconds(500)
-        while !(mp_signals_has_handler(SIGINT) != 0 && mp_signals_has_handler(SIGTERM) != 0) && DispatchTime.now() < deadline {
-            usleep(200)
-        }
+    /// Call first thing in `main`. Since the binary was loaded the signals have been blocked and only noted
+    /// (CMeshprobeSignals); they are unblocked once the sequence's handlers are registered, and one that came meanwhile
+    /// is delivered then.
+    static func install() async {
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         if mp_signals_has_handler(SIGINT) == 0 || mp_signals_has_handler(SIGTERM) == 0 {
-            // Not Dispatch's way on this platform: ignore the default action instead (a signal is then handled by the
-            // sources alone).
+            // The sequence installed no handler of its own (a Dispatch that needs none): ignore the signals' default
+            // action, so that the noting handler's removal never exposes it; the sequence still receives them.
             signal(SIGINT, SIG_IGN)
             signal(SIGTERM, SIG_IGN)
         }
+        Task.detached {
+            for await signal in signals { deliver(signal.rawValue) }
+        }
+        for signal in [SIGINT, SIGTERM] where mp_signals_take_recorded(signal) != 0 { deliver(signal) }
         mp_signals_unblock()
     }
 }

@@ -1,17 +1,17 @@
-import ArgumentParser
 import Foundation
 import MeshprobeLoad
 import MeshprobeChecks
 import MeshprobeReport
-import MeshprobeRunner
 
 /// How long each verdict's procedure took: the time since the last lap, given to the verdicts added since.
-struct VerdictLaps {
-    private(set) var seconds: [Double] = []
+package struct VerdictLaps {
+    package private(set) var seconds: [Double] = []
     private var last = ContinuousClock.now
 
+    package init() {}
+
     /// Gives the verdicts from `seconds.count` up to `count` the time since the previous lap.
-    mutating func lap(_ count: Int) {
+    package mutating func lap(_ count: Int) {
         let now = ContinuousClock.now
         let lap = now - last
         let elapsed = Double(lap.components.seconds) + Double(lap.components.attoseconds) / 1e18
@@ -20,7 +20,7 @@ struct VerdictLaps {
     }
 
     /// Sets the verdicts up to `count` (decided by earlier runs, such as the splits') from `values` and restarts the clock.
-    mutating func set(_ values: [Double]) {
+    package mutating func set(_ values: [Double]) {
         seconds = values
         last = ContinuousClock.now
     }
@@ -28,7 +28,7 @@ struct VerdictLaps {
 
 extension VerifyReport {
     /// The report views' checks for these verdicts; `seconds[i]` is how long verdict i's run took.
-    func checks(seconds: [Double]) -> [RunReport.Check] {
+    package func checks(seconds: [Double]) -> [RunReport.Check] {
         verdicts.enumerated().map { i, v in
             let (headline, details) = Self.describe(v, reason: false, timeline: false)
             // The name is shown beside the summary: keep only what was observed.
@@ -50,7 +50,7 @@ extension VerifyReport {
     }
 
     /// The verify run for the report views: one section with every verdict and the splits' loads.
-    func runReport(outcomes: [PolicyVerification.Outcome], configuration: LoadConfiguration, inputs: [String], title: String,
+    package func runReport(outcomes: [PolicyVerification.Outcome], configuration: LoadConfiguration, inputs: [String], title: String,
                    seconds: [Double], startedAt: Date) -> RunReport {
         let loads = outcomes.map { outcome in
             RunReport.Load(name: outcome.route.name, result: outcome.result, configuration: configuration, startedAt: startedAt,
@@ -66,7 +66,7 @@ extension VerifyReport {
 extension VerifyReport {
     /// A merged verify result (shards, or `meshprobe merge`) for the report views: its verdicts, and each route's
     /// merged load from the lossless results it carries.
-    func mergedRunReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
+    package func mergedRunReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
         let splits = verdicts.filter { $0.kind == "split" }.map(\.name)
         let loads = (results ?? []).enumerated().map { i, report in
             RunReport.Load(name: i < splits.count ? splits[i] : "route \(i + 1)", report: report)
@@ -81,7 +81,7 @@ extension VerifyReport {
 extension GameDayResult {
     /// The game day (a run, or a merge of runs) for the report views: a section per step (offset by the steps before
     /// it) with its load's lossless result, skipped steps last.
-    func runReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
+    package func runReport(title: String, inputs: [String], startedAt: Date) -> RunReport {
         var sections: [RunReport.Section] = []
         var offset = 0.0
         for step in steps {
