@@ -76,7 +76,7 @@ public struct TerminalSummary {
         if !s.errors.isEmpty || !failures.isEmpty {
             out += red(bold("errors")) + "\n"
             for (kind, count) in s.errors.sorted(by: { $0.key < $1.key }) {
-                out += "  \(kind): \(count) requests\n"
+                out += "  \(kind): \(counted(count, "request"))\n"
             }
             for (kind, count) in failures.sorted(by: { $0.key < $1.key }) {
                 out += "  \(kind): \(count) connection attempts\n"

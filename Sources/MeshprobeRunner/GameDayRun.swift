@@ -73,13 +73,7 @@ package func executeGameDay(_ gameday: GameDay, configuration: LoadConfiguration
 
 /// Writes the result (`--json`) and the reports (JUnit, HTML) asked for.
 private func write(_ result: GameDayResult, options: GameDayRunOptions, startedAt started: Date) throws {
-    if let json = options.json {
-        do {
-            try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
-        } catch {
-            throw ExitError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-        }
-    }
+    if let json = options.json { try writeResult(result.jsonData(), to: json) }
     try options.reports.write(result.runReport(title: result.name, inputs: [result.file], startedAt: started))
 }
 

@@ -115,13 +115,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
         report.summary.aborted = true
         runReport = makeRunReport()
     }
-    if let json {
-        do {
-            try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
-        } catch {
-            throw ExitError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-        }
-    }
+    if let json { try writeResult(report.jsonData(), to: json) }
     try reports.write(runReport)
     if aggregator != nil {
         // The merged shards' verdict: the same rules on the merged summary.

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeReport
+import NIOConcurrencyHelpers
 
 /// meshprobe's version, as `--version` prints it and every result records it.
 package let meshprobeVersion = "0.1.0"
@@ -29,13 +30,29 @@ package func printError(_ text: TerminalText) {
     writeAll(STDERR_FILENO, text.rendered + "\n")
 }
 
-/// Writes a line to standard output unbuffered (so `kubectl logs` and tests see it at once).
+/// Standard output carries a result (`--json -`, `--junit -`, ...): the lines for people go to standard error, so
+/// that what a pipeline reads from standard output is the result alone.
+package enum StandardOutput {
+    private static let carriesResult = NIOLockedValueBox(false)
+
+    package static func reserveForResult() {
+        carriesResult.withLockedValue { $0 = true }
+    }
+
+    /// Where the lines for people go: standard output, or standard error once a result has it.
+    package static var forPeople: Int32 {
+        carriesResult.withLockedValue { $0 } ? STDERR_FILENO : STDOUT_FILENO
+    }
+}
+
+/// Writes a line for people, unbuffered (so `kubectl logs` and tests see it at once), to standard output (standard
+/// error when a result goes there, see `StandardOutput`).
 package func printLine(_ text: String) {
     printLine(TerminalText(text))
 }
 
 package func printLine(_ text: TerminalText) {
-    writeAll(STDOUT_FILENO, text.rendered + "\n")
+    writeAll(StandardOutput.forPeople, text.rendered + "\n")
 }
 
 /// Writes `text` whole to `descriptor`. A reader that has gone away (`| head`, a closed pipe: EPIPE) or any other
@@ -56,9 +73,9 @@ package func writeAll(_ descriptor: Int32, _ text: String) {
     }
 }
 
-/// Colours for standard output: only on a terminal, and not with NO_COLOR.
+/// Colours for the lines `printLine` writes: only on a terminal, and not with NO_COLOR.
 package func stdoutStyle() -> TerminalStyle {
-    TerminalStyle.detect(isTerminal: isatty(STDOUT_FILENO) == 1, environment: ProcessInfo.processInfo.environment)
+    TerminalStyle.detect(isTerminal: isatty(StandardOutput.forPeople) == 1, environment: ProcessInfo.processInfo.environment)
 }
 
 /// Prints a run's aligned verdict table and its outcome word, coloured on a terminal.

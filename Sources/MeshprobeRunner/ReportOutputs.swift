@@ -30,11 +30,18 @@ package struct ReportOutputs: Sendable {
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
-    /// command that runs several.
+    /// command that runs several; gives standard output to the one output that asks for it (`-`), the lines for
+    /// people then going to standard error.
     package func check(singleLoad: Bool = true, json: String? = nil) throws {
         if !singleLoad, smp != nil || hgrm != nil {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
+        let toStandardOutput = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus),
+                                ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1 == ReportFile.standardOutput }.map(\.0)
+        if toStandardOutput.count > 1 {
+            throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") say '-': only one output can go to standard output")
+        }
+        if !toStandardOutput.isEmpty { StandardOutput.reserveForResult() }
         do {
             if let json { try ReportFile.checkWritable(json, flag: "--json") }
             if let junit { try ReportFile.checkWritable(junit, flag: "--junit") }
@@ -73,7 +80,7 @@ package struct ReportOutputs: Sendable {
                 let export = session.export
                 session.server = try await MetricsServer.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton) { export.text() }
             } catch {
-                throw ExitError.badInput("--metrics-listen \(metricsListen): cannot listen: \(error)")
+                throw ExitError.badInput("--metrics-listen: \(listenFailure(metricsListen.description, error))")
             }
         }
         return session
@@ -86,5 +93,13 @@ package func resultInputs(_ files: [(role: String, path: String)]) -> [LoadRepor
         (try? InputFile.read(file.path, limit: .yaml)).map {
             LoadReport.Input(role: file.role, path: file.path, sha256: Digest.sha256Hex($0))
         }
+    }
+}
+
+/// Writes a result (`--json`, `--prometheus`, ...) whole or not at all, in place when the path is a special file such
+/// as `/dev/stdout` (`ReportFile.write`); one that cannot be written is bad input (exit 2).
+package func writeResult(_ data: Data, to path: String, flag: String = "--json") throws {
+    do { try ReportFile.write(data, to: path, flag: flag) } catch let error as ReportFileError {
+        throw ExitError(message: error.description, exitCode: 2)
     }
 }

@@ -64,8 +64,6 @@ package final class ReportSession: @unchecked Sendable {
     }
 
     private func write(_ data: Data, to path: String, flag: String) throws {
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw ExitError(message: "cannot write \(flag) '\(path)': \(error.localizedDescription)", exitCode: 2)
-        }
+        try writeResult(data, to: path, flag: flag)
     }
 }

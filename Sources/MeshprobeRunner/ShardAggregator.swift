@@ -164,7 +164,7 @@ package final class ShardAggregator: Sendable {
         do {
             aggregator = try await start(plan, group: MultiThreadedEventLoopGroup.singleton, check: check)
         } catch {
-            throw ExitError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 cannot listen on \(plan.bindHost):\(plan.port): \(error)")
+            throw ExitError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 \(listenFailure("\(plan.bindHost):\(plan.port)", error))")
         }
         printError("meshprobe \(command): shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port)")
         return aggregator

@@ -172,14 +172,14 @@ private struct VerifyRun {
         let view = report.runReport(outcomes: outcomes, configuration: configuration, inputs: [file] + options.manifests, title: title,
                                     seconds: laps.seconds, startedAt: started)
         printVerdicts(view)
-        if let json = options.json { try writeJSON(report, to: json) }
+        if let json = options.json { try writeResult(report.jsonData(), to: json) }
         try options.reports.write(view)
         let cancelledBefore = Task.isCancelled
         try await session.finish(report: nil, json: nil)
         if Task.isCancelled && !cancelledBefore {
             // Every verdict was reached and written; the signal cut the push. The result says so, verdicts unchanged.
             report.markAborted("a signal during the Pushgateway push, after every verdict")
-            if let json = options.json { try? report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
+            if let json = options.json { try? writeResult(report.jsonData(), to: json) }
             return .aborted("aborted by a signal during the Pushgateway push; every verdict above was reached before it")
         }
         if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
@@ -272,18 +272,9 @@ package func finishMergedVerify(_ merged: VerifyReport, json: String?, reports: 
     printLine(merged.verdictText)
     let view = merged.mergedRunReport(title: title, inputs: merged.mergedFrom ?? [merged.policy], startedAt: startedAt)
     printVerdicts(view)
-    if let json { try writeJSON(merged, to: json) }
+    if let json { try writeResult(merged.jsonData(), to: json) }
     try reports.write(view)
     if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { return .failed }
     if merged.verdicts.contains(where: { !$0.decided }) { return .undecided("no verdict: undecided on the merged samples") }
     return .passed
-}
-
-/// Writes a verification's JSON result atomically; a path that cannot be written is bad input (exit 2).
-private func writeJSON(_ report: VerifyReport, to path: String) throws {
-    do {
-        try report.jsonData().write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw ExitError(message: "cannot write --json '\(path)': \(error.localizedDescription)", exitCode: 2)
-    }
 }

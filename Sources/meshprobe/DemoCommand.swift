@@ -241,7 +241,7 @@ struct DemoCommand: AsyncParsableCommand {
             } catch {
                 throw CLIError(message: "could not start the echo workload reviews-\(version): \(error)", exitCode: 2)
             }
-            printLine("2. echo workload reviews \(version) on https://\(servers.last!.localAddress.ipAddress ?? "127.0.0.1"):\(servers.last!.localAddress.port ?? 0) (mTLS)")
+            printLine("2. echo workload reviews \(version) on https://\(servers.last!.localAddress.text) (mTLS)")
         }
         defer { for server in servers { Task { await server.close() } } }
 
@@ -272,7 +272,7 @@ struct DemoCommand: AsyncParsableCommand {
         let report = LoadReport(result: result, configuration: load, commandLine: CommandLine.arguments, startedAt: started,
                                 version: Meshprobe.version)
         printLine(TerminalSummary(style: stdoutStyle()).render(report))
-        if let json { try report.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) }
+        if let json { try writeResult(report.jsonData(), to: json) }
 
         // 4. A canary behind a real proxy: HAProxy splits 90/10 over two more echo workloads; verify the split.
         var canaryCheck: (String, Bool, RunReport.Section?)?

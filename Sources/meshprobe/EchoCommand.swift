@@ -17,7 +17,7 @@ struct EchoCommand: AsyncParsableCommand {
             HTTP/2 and HTTP/1.1 over mTLS (--ca requires client certificates), TLS, or plaintext (--h2c: \
             prior-knowledge h2c and HTTP/1.1 on one port). Faults per request: ?status=503:50&delay=20ms:10&size=1024&close=5. \
             With --control-allow, mTLS callers with those SPIFFE IDs may set faults for a while (`meshprobe fault`).
-            Example: meshprobe echo --listen 127.0.0.1:8443 --svid-dir ./svid-v1 --workload reviews --version v1
+            Example: meshprobe echo --listen 127.0.0.1:8443 --svid-dir ./svid-v1 --workload reviews --workload-version v1
             """
     )
 
@@ -37,7 +37,7 @@ struct EchoCommand: AsyncParsableCommand {
     @Option(help: "Workload name to stamp (default: $MESHPROBE_WORKLOAD, else the pod name without its hash).")
     var workload: String?
 
-    @Option(name: .customLong("version"), help: "Workload version to stamp (default: $MESHPROBE_VERSION).")
+    @Option(name: .customLong("workload-version"), help: "Workload version to stamp (default: $MESHPROBE_VERSION).")
     var workloadVersion: String?
 
     @Option(help: "Cluster name to stamp (default: $MESHPROBE_CLUSTER).")
@@ -73,7 +73,7 @@ struct EchoCommand: AsyncParsableCommand {
             namespace: namespace ?? env["POD_NAMESPACE"] ?? "",
             pod: pod)
         // The identity goes into response headers: a value with a control character would break every response.
-        for (flag, value) in [("--workload", echoIdentity.workload), ("--version", echoIdentity.version),
+        for (flag, value) in [("--workload", echoIdentity.workload), ("--workload-version", echoIdentity.version),
                               ("--cluster", echoIdentity.cluster), ("--namespace", echoIdentity.namespace)]
         where value.unicodeScalars.contains(where: { $0 == "\t" || $0 == "\n" || TerminalStyle.isDangerous($0) }) {
             throw CLIError.badInput("\(flag) \(value.debugDescription): must not contain control characters (it is sent in response headers)")
@@ -109,11 +109,11 @@ struct EchoCommand: AsyncParsableCommand {
         do {
             server = try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
-            throw CLIError.badInput("cannot listen on \(listen): \(error)")
+            throw CLIError.badInput(listenFailure(listen.description, error))
         }
         let mode = configuration.tls == nil ? "h2c+http/1.1" : (configuration.tls?.configuration.requireClientCertificate == true ? "mTLS" : "TLS")
         let id = configuration.tls?.localIdentity?.description ?? "no SPIFFE ID"
-        printLine("meshprobe echo: listening on \(server.localAddress) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
+        printLine("meshprobe echo: listening on \(server.localAddress.text) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
         if let loosened = configuration.tls?.configuration.loosening.loosened, !loosened.isEmpty {
             printError("meshprobe echo: TLS loosened: \(loosened.joined(separator: "; "))")
         }

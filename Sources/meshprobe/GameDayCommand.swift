@@ -78,7 +78,7 @@ struct GameDayCommand: AsyncParsableCommand {
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
-        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs, controlTLS: control, maxDuration: cap)
+        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(), controlTLS: control, maxDuration: cap)
         if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
             throw CLIError(message: exit.message, exitCode: exit.code)
         }

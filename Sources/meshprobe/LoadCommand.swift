@@ -104,7 +104,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     @OptionGroup var serverCheck: ServerCheckOptions
 
-    @Option(help: .defaulted("Per-request timeout (default 10s).", Self.defaultTimeout), transform: InputArgument.duration)
+    @Option(help: .defaulted("Per-request timeout.", Self.defaultTimeout), transform: InputArgument.duration)
     var timeout: TimeSpan = Self.defaultTimeout
     static let defaultTimeout = TimeSpan("10s")
 
@@ -119,6 +119,9 @@ struct LoadCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
+
+    @OptionGroup(title: "Exports of the result")
+    var exports: ExportOptions
 
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
@@ -213,7 +216,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await sidecar.around("load") {
-            try reports.check(json: json)
+            try reports.check(json: json, exports: exports)
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
@@ -221,7 +224,7 @@ struct LoadCommand: AsyncParsableCommand {
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs, command: "load",
+            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports), command: "load",
                                                             title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
         }
     }

@@ -24,11 +24,14 @@ struct MergeCommand: AsyncParsableCommand {
     @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).")
     var results: [String]
 
-    @Option(help: "Write the merged result here (atomically); without it, print it on stdout.")
+    @Option(help: "Write the merged result here (atomically; - for standard output).")
     var json: String?
 
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
+
+    @OptionGroup(title: "Exports of the result")
+    var exports: ExportOptions
 
     func validate() throws {
         if results.isEmpty { throw ValidationError("give at least one result file") }
@@ -61,8 +64,9 @@ struct MergeCommand: AsyncParsableCommand {
         case "game day": return try mergeGameDayResults(files)
         default: break
         }
+        try reports.check(json: json, exports: exports)
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
-        let session = try await ReportSession(checking: reports.outputs)
+        let session = try await ReportSession(checking: reports.outputs(exports))
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -71,14 +75,8 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        let data = try merged.jsonData()
-        if let json {
-            do { try data.write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
-        } else {
-            printLine(String(decoding: data, as: UTF8.self))
-        }
+        printLine(TerminalSummary(style: stdoutStyle()).render(merged))
+        if let json { try writeResult(merged.jsonData(), to: json) }
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
         // --junit and --html: the merged load's report, with the load checks (a guard's verdict is in the results).
@@ -96,9 +94,7 @@ struct MergeCommand: AsyncParsableCommand {
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
         printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
         if let json {
-            do { try merged.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
-                throw CLIError(message: "cannot write --json '\(json)': \(error.localizedDescription)", exitCode: 2)
-            }
+            try writeResult(merged.jsonData(), to: json)
         }
         try reports.write(view)
         if merged.passed { return }
@@ -111,7 +107,7 @@ struct MergeCommand: AsyncParsableCommand {
         let merged = try mergeVerdicts(files, kind: "verify", read: VerifyMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
-        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs, title: "merged verify of \(merged.policy)",
+        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs(exports), title: "merged verify of \(merged.policy)",
                                              startedAt: Date())
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }
@@ -121,7 +117,7 @@ struct MergeCommand: AsyncParsableCommand {
     func mergeVerdicts<R>(_ files: [(file: String, data: Data)], kind: String,
                           read: (_ data: Data, _ name: String) throws(ResultMerger.MergeError) -> R,
                           merge: ([(file: String, result: R)], [String]) throws(ResultMerger.MergeError) -> R) throws -> R {
-        if reports.prometheus != nil || reports.pushgateway != nil || reports.smp != nil || reports.hgrm != nil {
+        if reports.prometheus != nil || reports.pushgateway != nil || exports.any {
             throw CLIError.badInput("merging \(kind) results writes --json, --junit and --html only")
         }
         let merged: R
@@ -132,7 +128,7 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        try reports.check(singleLoad: false, json: json)
+        try reports.check(singleLoad: false, json: json, exports: exports)
         return merged
     }
 }

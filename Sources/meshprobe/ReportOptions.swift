@@ -7,8 +7,8 @@ import MeshprobeRunner
 import MeshprobeSpec
 import MeshprobeTLS
 
-/// The report outputs `load`, `run`, `verify`, `gameday` and `demo` share: JUnit and HTML reports, Prometheus (live,
-/// file, push), and the interop exports of one load's result (`load` and `run` only).
+/// The report outputs `load`, `run`, `verify`, `gameday`, `demo` and `merge` share: JUnit and HTML reports,
+/// Prometheus (live, file, push). The exports of one load's result are `ExportOptions`.
 struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the verdicts as JUnit XML (one test case per expectation) to this file.", valueName: "file"))
     var junit: String?
@@ -26,7 +26,7 @@ struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Push the end-of-run metrics to this Prometheus Pushgateway (http://HOST:PORT or https://HOST:PORT, an optional path as a prefix).", valueName: "url"))
     var pushgateway: String?
 
-    @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name (default meshprobe).")
+    @Option(name: .customLong("pushgateway-job"), help: "The Pushgateway job name.")
     var pushgatewayJob = "meshprobe"
 
     @Option(name: .customLong("pushgateway-ca"), help: ArgumentHelp("An https Pushgateway's CA bundle (PEM); default: the system trust store (\(PushgatewayClient.systemTrustStore)). The certificate must also name the URL's host.", valueName: "file"))
@@ -34,12 +34,6 @@ struct ReportOptions: ParsableArguments {
 
     @Option(name: .customLong("pushgateway-auth-file"), help: ArgumentHelp("A file holding USER:PASSWORD for an https Pushgateway's basic auth (or set MESHPROBE_PUSHGATEWAY_AUTH).", valueName: "file"))
     var pushgatewayAuthFile: String?
-
-    @Option(help: ArgumentHelp("Write the result as a Service Mesh Performance (SMP) PerformanceTestResult (JSON).", valueName: "file"))
-    var smp: String?
-
-    @Option(help: ArgumentHelp("Write the latency's HdrHistogram percentile distribution (.hgrm, milliseconds).", valueName: "file"))
-    var hgrm: String?
 
     func validate() throws {
         if pushgateway != nil {
@@ -64,32 +58,44 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    /// The report outputs asked for, as the runner takes them (the Pushgateway resolved).
-    var outputs: ReportOutputs {
-        get throws {
-            ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus,
-                          pushgateway: try pushgatewayTarget(), smp: smp, hgrm: hgrm)
-        }
+    /// The report outputs asked for, with a load's `exports` when the command has them, as the runner takes them (the
+    /// Pushgateway resolved).
+    func outputs(_ exports: ExportOptions? = nil) throws -> ReportOutputs {
+        var outputs = files(exports)
+        outputs.pushgateway = try pushgatewayTarget()
+        return outputs
     }
 
     /// The files asked for (what checking and writing them needs; no Pushgateway).
-    private var files: ReportOutputs {
-        ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: smp, hgrm: hgrm)
+    private func files(_ exports: ExportOptions? = nil) -> ReportOutputs {
+        ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: exports?.smp,
+                      hgrm: exports?.hgrm)
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
-    /// command that runs several.
-    func check(singleLoad: Bool = true, json: String? = nil) throws {
-        try files.check(singleLoad: singleLoad, json: json)
+    /// command that merges several.
+    func check(singleLoad: Bool = true, json: String? = nil, exports: ExportOptions? = nil) throws {
+        try files(exports).check(singleLoad: singleLoad, json: json)
     }
 
     /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
     func write(_ report: @autoclosure () -> RunReport) throws {
-        try files.write(report())
+        try files().write(report())
     }
 
     /// Starts what must run during the run (see `ReportOutputs.start`).
     func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
-        try await outputs.start(&configuration)
+        try await outputs().start(&configuration)
     }
+}
+
+/// The exports of one load's result (`load`, `run`, and `merge` of load results): SMP and .hgrm.
+struct ExportOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write the result as a Service Mesh Performance (SMP) PerformanceTestResult (JSON).", valueName: "file"))
+    var smp: String?
+
+    @Option(help: ArgumentHelp("Write the latency's HdrHistogram percentile distribution (.hgrm, milliseconds).", valueName: "file"))
+    var hgrm: String?
+
+    var any: Bool { smp != nil || hgrm != nil }
 }

@@ -32,6 +32,9 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
 
+    @OptionGroup(title: "Exports of the result")
+    var exports: ExportOptions
+
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
@@ -48,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = LoadConfiguration(plan: scenario.plan)
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
-        try reports.check(json: json ?? scenario.jsonOutput)
+        try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
         if checkOnly {
             printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.plan.targets.count) target(s)")
             return
@@ -70,7 +73,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs,
+            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs(exports),
                                                             command: "run", title: scenario.name ?? file, viewInputs: [file],
                                                             inputs: resultInputs([("scenario", file)])))
         } catch {

@@ -21,7 +21,7 @@ struct ShardOptions: ParsableArguments {
     @Option(help: "HOST:PORT where shard 0 listens for the others' results and where they send them (in Kubernetes the headless Service name of pod 0, e.g. meshprobe-0.meshprobe-shards:9443).")
     var aggregator: String?
 
-    @Option(name: .customLong("shard-timeout"), help: .defaulted("How long shard 0 waits for the others after its own part, and how long the others retry sending (default 120s).", Self.defaultTimeout),
+    @Option(name: .customLong("shard-timeout"), help: .defaulted("How long shard 0 waits for the others after its own part, and how long the others retry sending.", Self.defaultTimeout),
             transform: InputArgument.duration)
     var shardTimeout: TimeSpan = Self.defaultTimeout
     static let defaultTimeout = TimeSpan("120s")

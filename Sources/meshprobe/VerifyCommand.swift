@@ -77,7 +77,7 @@ struct VerifyCommand: AsyncParsableCommand {
         // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
         // anything runs.
         let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs,
+        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(),
                                        controlTLS: control, shard: plan)
         let outcome = try await executeVerify(policy, configuration: configuration, options: options)
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }

@@ -25,6 +25,37 @@ import Testing
         #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
     }
 
+    /// Each command's help lists what it takes, once: the exports of one load's result only where there is one, and
+    /// no flag of a subcommand under the name of a global one.
+    @Test func helpListsWhatACommandTakesOnce() async throws {
+        for command in ["verify", "gameday", "demo"] {
+            let help = try await run(meshprobeBinary, [command, "--help"])
+            #expect(!help.stdout.contains("--smp") && !help.stdout.contains("--hgrm"), "\(command)")
+        }
+        for command in ["load", "run", "merge"] {
+            let help = try await run(meshprobeBinary, [command, "--help"])
+            #expect(help.stdout.contains("--smp <file>") && help.stdout.contains("--hgrm <file>"), "\(command)")
+        }
+        let echo = try await run(meshprobeBinary, ["echo", "--help"])
+        #expect(echo.stdout.components(separatedBy: "  --version").count == 2, "\(echo.stdout)")
+        #expect(echo.stdout.contains("--workload-version <workload-version>"))
+    }
+
+    /// A port that is taken is said in one line, for the echo and for `--metrics-listen`, with the address as typed
+    /// (not NIO's `[IPv4]127.0.0.1/127.0.0.1:PORT` or the socket call and errno).
+    @Test func aPortInUseIsSaidInOneLine() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let taken = "127.0.0.1:\(echo.port)"
+        let second = try await run(meshprobeBinary, ["echo", "--h2c", "--listen", taken], timeout: 20)
+        #expect(second.status == 2)
+        #expect(second.stderr == "meshprobe: cannot listen on \(taken): in use by another process\n")
+        let metrics = try await run(meshprobeBinary, ["load", "-n", "1", "--metrics-listen", taken, "http://\(taken)/"], timeout: 20)
+        #expect(metrics.status == 2)
+        #expect(metrics.stderr.contains("--metrics-listen: cannot listen on \(taken): in use by another process"), "\(metrics.stderr)")
+        #expect(!metrics.stderr.contains("errno"))
+    }
+
     /// `/dev/null`, `/dev/zero` or a FIFO where a file is read (a policy, scenario or game day, a result to merge, a
     /// certificate or key) is named for what it is, exit 2 at once (no read of /dev/zero, no wait for a FIFO's writer).
     @Test func specialFilesAreNamedForWhatTheyAre() async throws {

@@ -33,6 +33,13 @@ import Testing
             #expect(summary(m, key) == summary(a, key) + summary(b, key), "\(key)")
         }
         #expect(summary(m, "requests") == 500)
+        // As every command: a summary for people, and the JSON only where --json says (here standard output).
+        let summaryOnly = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json"])
+        #expect(summaryOnly.status == 0 && summaryOnly.stdout.contains("requests:") && !summaryOnly.stdout.contains("\"summary\""),
+                "\(summaryOnly.stdout)")
+        let toStdout = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "-"])
+        let piped = try JSONSerialization.jsonObject(with: Data(toStdout.stdout.utf8)) as? [String: Any]
+        #expect(summary(piped ?? [:], "requests") == 500, "\(toStdout.stdout)")
         let statuses = (m["summary"] as? [String: Any])?["statuses"] as? [String: Int]
         #expect(statuses == ["200": 300, "503": 200])
         let series = try #require(m["series"] as? [[String: Any]])

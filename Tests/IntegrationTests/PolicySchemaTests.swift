@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// The published policy schema (docs/schema/policy.schema.json), checked with Python's `jsonschema`, a real
-/// validator: the example policies pass it, broken policies do not, and it is what its generator writes.
+/// The published policy and game-day schemas (docs/schema/policy.schema.json, gameday.schema.json), checked with
+/// Python's `jsonschema`, a real validator: the examples pass them, broken files do not, and they are what their
+/// generator writes.
 @Suite(.timeLimit(.minutes(2))) struct PolicySchemaTests {
     private var root: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -132,14 +133,46 @@ import Testing
         }
     }
 
-    @Test func thePublishedSchemaIsWhatTheGeneratorWrites() async throws {
+    @Test(arguments: [("policy.schema.json", [String]()), ("gameday.schema.json", ["--gameday"])])
+    func thePublishedSchemaIsWhatTheGeneratorWrites(file: String, flags: [String]) async throws {
         let python = try #require(which("python3"))
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-policy-schema-\(UUID().uuidString).json")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-schema-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: output) }
-        let out = try await run(python, [root.appendingPathComponent("scripts/gen-policy-schema").path, output.path])
+        let out = try await run(python, [root.appendingPathComponent("scripts/gen-policy-schema").path] + flags + [output.path])
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let generated = try Data(contentsOf: output)
-        let published = try Data(contentsOf: URL(fileURLWithPath: schema))
-        #expect(generated == published, "docs/schema/policy.schema.json is stale: run scripts/gen-policy-schema")
+        let published = try Data(contentsOf: root.appendingPathComponent("docs/schema/\(file)"))
+        #expect(generated == published, "docs/schema/\(file) is stale: run scripts/gen-policy-schema")
+    }
+
+    /// The game-day schema: the example passes, and a step the parser refuses the schema refuses too (two kinds in
+    /// one step, a fault target that is not a control API, a load step without a duration, an unknown key).
+    @Test func gameDaysValidateAgainstTheirSchemaAndBrokenStepsDoNot() async throws {
+        let python = try #require(which("python3"))
+        let script = """
+            import copy, json, sys, yaml, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            example = yaml.safe_load(open(sys.argv[2]))
+            jsonschema.validate(example, schema)
+            broken = {
+                'two kinds': {'name': 'x', 'rate': 10, 'duration': '5s', 'circuitBreaker': {'maxRequests': 1}},
+                'http target': {'rate': 10, 'duration': '5s', 'faults': [{'target': 'http://reviews-v1:8443', 'status': 503}]},
+                'no duration': {'rate': 10},
+                'unknown key': {'rate': 10, 'duration': '5s', 'fualts': []},
+                'bare latency': {'rate': 10, 'duration': '5s', 'expect': {'p99': 250}},
+            }
+            for name, step in broken.items():
+                day = copy.deepcopy(example)
+                day['gameday']['steps'] = [step]
+                try:
+                    jsonschema.validate(day, schema)
+                    sys.exit('accepted: ' + name)
+                except jsonschema.ValidationError:
+                    pass
+            print('ok')
+            """
+        let out = try await run(python, ["-c", script, root.appendingPathComponent("docs/schema/gameday.schema.json").path,
+                                         root.appendingPathComponent("gamedays/reviews.yaml").path])
+        #expect(out.status == 0 && out.stdout.contains("ok"), "\(out.stdout)\(out.stderr)")
     }
 }

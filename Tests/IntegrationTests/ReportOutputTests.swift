@@ -133,6 +133,43 @@ import Testing
         #expect((result?["summary"] as? [String: Any])?["succeeded"] as? Int == 200, "\(String(describing: result?["summary"]))")
     }
 
+    /// `--json -` and `--junit -` put the result alone on standard output (a pipeline parses it as it is) and the
+    /// lines for people on standard error; two outputs cannot share it.
+    @Test func aResultOnStandardOutputIsAloneThere() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let url = "http://127.0.0.1:\(echo.port)/"
+        let json = try await run(meshprobeBinary, ["load", "-n", "20", url, "--json", "-"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["summary"] as? [String: Any])?["requests"] as? Int == 20)
+        #expect(json.stderr.contains("requests:"), "the summary goes to standard error: \(json.stderr)")
+        let junit = try await run(meshprobeBinary, ["load", "-n", "20", url, "--junit", "-"])
+        #expect(junit.status == 0 && junit.stdout.hasPrefix("<?xml"), "\(junit.stdout)")
+        let both = try await run(meshprobeBinary, ["load", "-n", "20", url, "--json", "-", "--junit", "-"])
+        #expect(both.status == 2)
+        #expect(both.stderr.contains("--json and --junit both say '-'"), "\(both.stderr)")
+    }
+
+    /// A result written to a special file (a FIFO here, `/dev/stdout` alike) is written into it, not swapped for a
+    /// regular file by the atomic write's rename; the pipe's reader gets the whole result.
+    @Test func aResultToASpecialFileIsWrittenInPlace() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("result.fifo").path
+        let received = dir.appendingPathComponent("received.json").path
+        let out = try await run("/bin/bash", ["-c", """
+            mkfifo \(fifo) && { cat \(fifo) > \(received) & } && \(meshprobeBinary) load -n 50 --quiet http://127.0.0.1:\(echo.port)/ --json \(fifo); status=$?; wait; exit $status
+            """])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        var info = stat()
+        #expect(lstat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO, "the FIFO is still a FIFO")
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: received))) as? [String: Any]
+        #expect((result?["summary"] as? [String: Any])?["succeeded"] as? Int == 50)
+    }
+
     @Test func unwritableReportPathsAreBadInputBeforeAnythingRuns() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 
 /// A game day's verdicts, per step, for the terminal and as JSON (`meshprobe.gameday.result/v2`).
 ///
@@ -92,7 +93,7 @@ public struct GameDayResult: Codable, Sendable {
             let status = step.passed ? "PASS" : step.decided ? "FAIL" : step.verdicts.isEmpty ? "NOT RUN" : "UNDECIDED"
             out += String(format: "%@  %@ (%.1f s)", status, step.name, step.seconds)
             if let requests = step.requests {
-                out += ": \(requests) requests"
+                out += ": \(counted(requests, "request"))"
                 if let failures = step.failures, !failures.isEmpty {
                     out += "; failed: " + failures.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 }

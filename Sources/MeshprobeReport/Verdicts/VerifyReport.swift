@@ -294,7 +294,7 @@ public struct VerifyReport: Codable, Sendable {
         if ["circuit_breaker", "retries", "timeout", "outlier_detection"].contains(v.kind) {
             let observed = v.evidence.observed.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.format($0.value))" }
             if let reason { details.append(reason) }
-            if let scope = v.evidence.scope { details.append("checked at the scope of the \(scope), on \(v.evidence.requests) requests") }
+            if let scope = v.evidence.scope { details.append("checked at the scope of the \(scope), on \(counted(v.evidence.requests, "request"))") }
             if withTimeline {
                 for event in v.evidence.timeline ?? [] { details.append(String(format: "%8.3f s  %@", event.at, event.event)) }
             }

@@ -196,7 +196,7 @@ public struct HTMLReport {
         table{border-collapse:collapse;margin:6px 0 12px;width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
         th{background:#f6f8fa;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td{overflow-wrap:anywhere}
         tr.group th{background:#eef1f4}tr.evidence td{border-bottom:1px solid #d0d7de;padding-top:0}details summary{color:#59636e;cursor:pointer;font-size:12px}
-        .badge{display:inline-block;min-width:64px;text-align:center;padding:1px 6px;border-radius:10px;font-size:12px;font-weight:700;color:#fff}
+        .badge{display:inline-block;min-width:64px;text-align:center;padding:1px 6px;border-radius:10px;font-size:12px;font-weight:700;color:#fff;white-space:nowrap}
         .badge.big{font-size:14px;padding:2px 10px;vertical-align:middle}
         .passed{--c:#1a7f37}.failed{--c:#cf222e}.undecided{--c:#9a6700}.skipped{--c:#6e7781}
         .badge.passed,.badge.failed,.badge.undecided,.badge.skipped{background:var(--c)}dd.failed{color:#cf222e}

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 
 /// A run as JUnit XML (`--junit FILE`), the Ant/Jenkins format CI systems read: one `testsuite` per section (the
 /// verify run, each game-day step, the load), one `testcase` per check.
@@ -105,7 +106,7 @@ public struct JUnitReport {
             cases.append(Case(kind: "step", name: "\(section.name): ran to the end", outcome: .undecided, message: problem,
                               text: (section.notes + [problem]).joined(separator: "\n"), seconds: section.seconds))
         } else if cases.isEmpty {
-            let loads = section.loads.map { "\($0.name): \($0.report.summary.requests) requests, \($0.report.summary.failed) failed" }
+            let loads = section.loads.map { "\($0.name): \(counted($0.report.summary.requests, "request")), \($0.report.summary.failed) failed" }
             cases.append(Case(kind: "step", name: "\(section.name): ran to the end", outcome: .passed, message: nil,
                               text: (section.notes + loads).joined(separator: "\n"), seconds: section.seconds))
         }

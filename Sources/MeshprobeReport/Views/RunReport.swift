@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeHistogram
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeSpec
 
@@ -270,7 +271,7 @@ extension RunReport.Check {
             evidence.append("statuses: " + s.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         for (kind, count) in s.errors.sorted(by: { $0.key < $1.key }) {
-            evidence.append("error \(kind): \(count) requests" + (s.errorExplanations[kind].map { " (\($0))" } ?? ""))
+            evidence.append("error \(kind): \(counted(count, "request"))" + (s.errorExplanations[kind].map { " (\($0))" } ?? ""))
         }
         for f in report.failures {
             evidence.append("failed by origin: \(f.origin): \(f.reason)" + ([f.proxy, f.flag].compactMap { $0 }.isEmpty ? "" : " (\([f.proxy, f.flag].compactMap { $0 }.joined(separator: " ")))") + ": \(f.count)")

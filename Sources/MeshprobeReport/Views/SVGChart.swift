@@ -146,26 +146,39 @@ enum SVGChart {
         var status: RunReport.Status
     }
 
-    /// Events on a time axis: bands (game-day steps), failed requests per second as bars, numbered event markers
-    /// (the numbers refer to the table beside the chart).
+    /// The rows markers closer than a marker's width are stacked on: each marker takes the first row whose last
+    /// marker is at least `gap` to its left, so no two overlap (the last row takes what the others cannot).
+    static func markerRows(_ positions: [Double], gap: Double, rows: Int) -> [Int] {
+        var lastX = [Double](repeating: -.infinity, count: rows)
+        return positions.map { px in
+            let row = (0..<rows).first { px - lastX[$0] >= gap } ?? (0..<rows).min { lastX[$0] < lastX[$1] }!
+            lastX[row] = px
+            return row
+        }
+    }
+
+    /// Events on a time axis: bands (game-day steps, numbered, their names in full in a legend below), failed
+    /// requests per second as bars, numbered event markers (the numbers refer to the table beside the chart) stacked
+    /// in rows where they would overlap.
     static func timeline(events: [RunReport.Event], bands: [Band], failures: [(at: Double, count: Int)], title: String) -> String {
-        let left = 20.0, right = 20.0, top = 10.0
+        let left = 20.0, right = 20.0, top = 10.0, markerGap = 18.0, rowHeight = 20.0, markerRowCount = 3
         let bandHeight = bands.isEmpty ? 0.0 : 26.0
         let barsHeight = failures.isEmpty ? 0.0 : 50.0
-        let markerTop = top + bandHeight + barsHeight + 8
-        let height = markerTop + 40 + 24
         let plot = width - left - right
         let span = max(1, max(bands.map(\.end).max() ?? 0, events.map(\.at).max() ?? 0, (failures.map(\.at).max() ?? 0) + 1))
         func x(_ t: Double) -> Double { left + plot * max(0, t) / span }
+        let rows = markerRows(events.map { x($0.at) }, gap: markerGap, rows: markerRowCount)
+        let usedRows = Double((rows.max() ?? 0) + 1)
+        let markerTop = top + bandHeight + barsHeight + 8
+        let axisY = markerTop + 20 + rowHeight * (usedRows - 1)
+        let legendTop = axisY + 48
+        let legendLines = bands.isEmpty ? 0 : legendLayout(bands).count
+        let height = legendTop + Double(legendLines) * 16 + (bands.isEmpty ? -24 : 4)
         var out = open(height: height, title: title)
-        for b in bands {
+        for (i, b) in bands.enumerated() {
             out += "<rect class=\"band \(b.status.rawValue)\" x=\"\(f(x(b.start)))\" y=\"\(f(top))\" width=\"\(f(max(2, x(b.end) - x(b.start))))\" height=\"\(f(bandHeight - 4))\"><title>\(e(b.name))</title></rect>"
-            let room = x(b.end) - x(b.start)
-            if room > 40 {
-                let chars = max(3, Int(room / 7))
-                let name = b.name.count > chars ? String(b.name.prefix(chars - 1)) + "…" : b.name
-                out += text(x(b.start) + 4, top + 16, name, cls: "lbl band-label")
-            }
+            // The step's number in its band when it fits; its name is in the legend, never cut.
+            if x(b.end) - x(b.start) >= 14 { out += text(x(b.start) + 3, top + 16, String(i + 1), cls: "lbl band-label") }
         }
         if !failures.isEmpty {
             let most = Double(max(1, failures.map(\.count).max() ?? 1))
@@ -177,17 +190,47 @@ enum SVGChart {
             }
             out += text(width - right, top + bandHeight + 10, "failed requests per second (most: \(Int(most)))", anchor: "end", cls: "note")
         }
-        out += "<line x1=\"\(f(left))\" y1=\"\(f(markerTop + 20))\" x2=\"\(f(width - right))\" y2=\"\(f(markerTop + 20))\" class=\"axis\"/>"
+        out += "<line x1=\"\(f(left))\" y1=\"\(f(axisY))\" x2=\"\(f(width - right))\" y2=\"\(f(axisY))\" class=\"axis\"/>"
         for (i, event) in events.enumerated() {
             let px = x(event.at)
+            let cy = markerTop + 20 + rowHeight * Double(rows[i])
             out += "<g class=\"event \(event.kind.rawValue)\"><title>\(e(String(format: "%.3f s: ", event.at) + event.text))</title>"
-            out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(markerTop + 20))\"/>"
-            out += "<circle cx=\"\(f(px))\" cy=\"\(f(markerTop + 20))\" r=\"8\"/>"
-            out += text(px, markerTop + 24, String(i + 1), anchor: "middle", cls: "num") + "</g>"
+            out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(cy))\"/>"
+            out += "<circle cx=\"\(f(px))\" cy=\"\(f(cy))\" r=\"8\"/>"
+            out += text(px, cy + 4, String(i + 1), anchor: "middle", cls: "num") + "</g>"
         }
         for t in ticks(upTo: span, count: 8) where t <= span {
-            out += text(x(t), markerTop + 48, "\(label(t)) s", anchor: "middle")
+            out += text(x(t), axisY + 28, "\(label(t)) s", anchor: "middle")
+        }
+        for (line, entries) in legendLayout(bands).enumerated() {
+            out += text(left, legendTop + Double(line) * 16, entries, cls: "note legend")
         }
         return out + "</svg>"
+    }
+
+    /// The steps' legend, `1 name · 2 name`, in lines that fit the chart's width (about 6.5 px a character); a
+    /// name longer than a line goes on over lines of its own, broken between words.
+    static func legendLayout(_ bands: [Band]) -> [String] {
+        let perLine = Int((width - 40) / 6.5)
+        var lines: [String] = []
+        var line = ""
+        for (i, b) in bands.enumerated() {
+            let entry = "\(i + 1) \(b.name)"
+            if !line.isEmpty, line.count + 3 + entry.count <= perLine {
+                line += " · " + entry
+                continue
+            }
+            if !line.isEmpty { lines.append(line) }
+            line = ""
+            for word in entry.split(separator: " ", omittingEmptySubsequences: false) {
+                if !line.isEmpty, line.count + 1 + word.count > perLine {
+                    lines.append(line)
+                    line = ""
+                }
+                line += (line.isEmpty ? "" : " ") + word
+            }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
     }
 }
