@@ -87,7 +87,8 @@ let package = Package(
         ),
 
         // The inputs' types (rate, churn, stage, HTTP version, arrivals, guards), each with one parse and one message,
-        // read the same way from flags and files; no NIO, no engine.
+        // read the same way from flags and files, and the load plan they make up (targets, model, requests, flows,
+        // CSV rows, signatures); no NIO, no engine.
         .target(name: "MeshprobeSpec", dependencies: ["MeshprobeIdentity"]),
 
         // The load engine (Generator): connections x streams on one event loop per core.
@@ -134,23 +135,23 @@ let package = Package(
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(
             name: "MeshprobeScenario",
-            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeLoad", "MeshprobeIdentity"]
+            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity"]
         ),
         // Verification statistics: sequential tests with stated error rates (routing splits first).
         .target(name: "MeshprobeStatistics"),
         // Declarations: meshprobe policy and game-day files and mesh manifests turned into expectations, route
-        // matching (a linear-time regex engine), the declared resilience settings. No NIO, nothing that drives load;
-        // `MeshprobeLoad` only for the load settings a policy carries (its scenario, targets, the minimum rate).
+        // matching (a linear-time regex engine), the declared resilience settings. No NIO, nothing that drives load:
+        // the load a policy carries is a `LoadPlan` (`MeshprobeSpec`).
         .target(
             name: "MeshprobePolicy",
-            dependencies: ["MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI"]
+            dependencies: ["MeshprobeYAML", "MeshprobeScenario", "MeshprobeStatistics", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeEchoAPI"]
         ),
         // Checks: the procedures that drive the engine to check the declarations (split verification and SLOs,
         // circuit breakers, retries, outlier detection, game days) and the echo's control-API client for injected faults.
         .target(
             name: "MeshprobeChecks",
             dependencies: [
-                "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
+                "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
                 "MeshprobeHTTP1", "MeshprobeYAML",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -175,6 +176,7 @@ let package = Package(
             name: "MeshprobeReport",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeSpec",
                 "MeshprobeHistogram",
                 "MeshprobeLoad",
                 "MeshprobeHTTP1",
@@ -268,7 +270,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshprobeLoadTests",
-            dependencies: ["MeshprobeLoad", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["MeshprobeLoad", "MeshprobeSpec", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(name: "MeshprobeStatisticsTests", dependencies: ["MeshprobeStatistics", "MeshprobeLoad"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
@@ -292,7 +294,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeReportTests",
             dependencies: [
-                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEchoAPI",
+                "MeshprobeReport", "MeshprobeHistogram", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeTestSupport", "MeshprobeEchoAPI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -300,21 +302,21 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]),
+        .testTarget(name: "MeshprobePolicyTests", dependencies: ["MeshprobePolicy", "MeshprobeSpec", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeChecksTests",
-            dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
+            dependencies: ["MeshprobeChecks", "MeshprobePolicy", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeStatistics", "MeshprobeIdentity", "MeshprobeYAML"]
         ),
         .testTarget(
             name: "MeshprobeRunnerTests",
             dependencies: [
-                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeHTTP1", "MeshprobeEcho",
+                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeHTTP1", "MeshprobeEcho",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeLoad", "MeshprobeYAML"]),
+        .testTarget(name: "MeshprobeScenarioTests", dependencies: ["MeshprobeScenario", "MeshprobeSpec", "MeshprobeYAML"]),
         .testTarget(
             name: "MeshprobeTLSTests",
             dependencies: [
@@ -344,6 +346,7 @@ let package = Package(
                 "MeshprobeLab",
                 "MeshprobeTLS",
                 "MeshprobeLoad",
+                "MeshprobeSpec",
                 "MeshprobeEcho",
                 "MeshprobeEchoAPI",
                 "MeshprobeReport",

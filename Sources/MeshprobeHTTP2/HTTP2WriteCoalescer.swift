@@ -22,7 +22,7 @@ import NIOCore
 /// `-c 10 -m 10` the CPU per request 0.91x and 0.92x of not coalescing with a 500 us window (0.86x and 0.94x with
 /// 1 ms), writes 67000 -> 20000 per 100000 requests, the same throughput; at `-c 1 -m 8`, and against a server
 /// that takes milliseconds, it does not engage. The load engine's closed model uses it by default (see
-/// `LoadConfiguration.coalesceWindow`).
+/// `LoadPlan.coalesceWindow`).
 ///
 /// Shared by the connections of one event loop, and used only on it.
 public final class HTTP2WriteCoalescer {

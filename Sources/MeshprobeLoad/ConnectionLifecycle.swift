@@ -1,4 +1,5 @@
 import MeshprobeIdentity
+import MeshprobeSpec
 
 /// The life of one connection slot as a value: the attempt's stage, what a close means (a planned retirement, a
 /// failure counted toward giving up, or neither), and what to do next. Events in, decisions out; the connection

@@ -1,6 +1,7 @@
 import Histogram
 import MeshprobeHistogram
 import MeshprobeIdentity
+import MeshprobeSpec
 
 /// The labels of one per-identity series: Istio's standard metric labels (so existing dashboards read them), plus
 /// the route and meshprobe's failure class.
@@ -140,13 +141,13 @@ public struct SeriesContext: Sendable, Equatable {
     public init(configuration: LoadConfiguration) {
         sourceWorkload = configuration.sourceWorkload
         sourcePrincipal = configuration.tls?.localIdentity?.description ?? ""
-        destinationServices = configuration.targets.map(\.authority)
-        securityPolicies = configuration.targets.map { target in
+        destinationServices = configuration.plan.targets.map(\.authority)
+        securityPolicies = configuration.plan.targets.map { target in
             guard target.scheme == .https, let tls = configuration.tls else { return "none" }
             return tls.localIdentity != nil ? "mutual_tls" : "tls"
         }
         let base = configuration.route
-        routes = [base] + configuration.flow.map { base.isEmpty ? $0.name : "\(base)/\($0.name)" }
+        routes = [base] + configuration.plan.flow.map { base.isEmpty ? $0.name : "\(base)/\($0.name)" }
     }
 }
 

@@ -1,6 +1,7 @@
 import MeshprobeHTTP1
 import MeshprobeHTTP2
 import MeshprobeIdentity
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOCore
 import NIOHTTP1
@@ -62,7 +63,7 @@ final class LoadConnection {
         self.authority = target.authority
         self.address = address
         self.request = request
-        if case .every(let n) = worker.configuration.churn { churnEvery = n } else { churnEvery = nil }
+        if case .every(let n) = worker.configuration.plan.churn { churnEvery = n } else { churnEvery = nil }
         lifecycle = ConnectionLifecycle(maximumConsecutiveFailures: worker.configuration.maxConsecutiveConnectFailures)
     }
 
@@ -98,7 +99,7 @@ final class LoadConnection {
         if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
         connectStart = worker.now()
-        let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.connectTimeout * 1e9))
+        let timeout = TimeAmount.nanoseconds(Int64(worker.configuration.plan.connectTimeout * 1e9))
         ClientBootstrap(group: worker.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
@@ -129,7 +130,7 @@ final class LoadConnection {
                 let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)
                 try sync.addHandler(handler, position: .first)
             } else {
-                try install(http2: worker.configuration.httpVersion != .http1)
+                try install(http2: worker.configuration.plan.httpVersion != .http1)
             }
         } catch {
             closeReason = (.connectFailed, "could not set up the connection: \(error)")
@@ -141,7 +142,7 @@ final class LoadConnection {
     /// SETTINGS would hold the connection (and a run bounded only by -n) for ever: the connect timeout covers
     /// everything up to the first request.
     private func armSetupDeadline(for channel: any Channel) {
-        let seconds = worker.configuration.connectTimeout
+        let seconds = worker.configuration.plan.connectTimeout
         setupDeadline = worker.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             guard self.channel === channel, self.state == .handshaking else { return }
             let stage = self.session == nil ? "did not finish the TLS handshake" : "sent no HTTP/2 SETTINGS"
@@ -169,7 +170,7 @@ final class LoadConnection {
         tlsPeer = event.peer?.spiffeID?.description ?? event.peer?.subject ?? ""
         worker.result.recordHandshake(event, latencyMicros: (worker.now() &- connectStart) / 1000, peer: tlsPeer)
         let wantsH2: Bool
-        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: worker.configuration.httpVersion) {
+        switch ConnectionLifecycle.protocolAfterHandshake(alpn: event.negotiatedProtocol, preference: worker.configuration.plan.httpVersion) {
         case .success(let http2):
             wantsH2 = http2
         case .failure(let refusal):
@@ -331,7 +332,7 @@ final class LoadConnection {
     func pump(flush: Bool, at time: UInt64? = nil) {
         guard state == .ready, !lifecycle.isRetiring, let session else { return }
         // HTTP/1.1 carries one request at a time, and a virtual user thinking holds that one slot.
-        let limit = session.isMultiplexed ? worker.configuration.streamsPerConnection : 1
+        let limit = session.isMultiplexed ? worker.configuration.plan.streamsPerConnection : 1
         var t = time ?? 0
         var sent = false
         while inFlight.count + thinking < limit, churnAllowance > 0, session.availableStreams > 0 {
@@ -392,7 +393,7 @@ final class LoadConnection {
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
             guard let ticket = untrack(token) else { continue }
-            recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.requestTimeout)s")
+            recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.plan.requestTimeout)s")
             expired += 1
         }
         guard expired > 0 else { return }
@@ -417,7 +418,7 @@ final class LoadConnection {
     private func identity(from headers: [(name: String, value: String)]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
         guard !headers.isEmpty else { return id }
-        let identityHeader = worker.configuration.identityHeader
+        let identityHeader = worker.configuration.plan.identityHeader
         for header in headers {
             let name = header.name
             if name.hasPrefix("x-meshprobe-") {
@@ -453,9 +454,9 @@ final class LoadConnection {
         }
         if !(200..<400).contains(status) {
             let text = body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
-            failure = worker.configuration.signatures.classify(
+            failure = worker.configuration.plan.signatures.classify(
                 status: status, headers: fields, body: text, stamped: stamped,
-                stampsExpected: worker.sawStamps || worker.configuration.identityHeader != nil)
+                stampsExpected: worker.sawStamps || worker.configuration.plan.identityHeader != nil)
         }
         worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, target: targetIndex,
                               connection: observedConnection, at: time, slot: &identitySlot)

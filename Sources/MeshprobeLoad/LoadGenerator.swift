@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import MeshprobeIdentity
+import MeshprobeSpec
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -31,13 +32,13 @@ public final class LoadGenerator: Sendable {
     }
 
     /// Resolves the targets' addresses once, up front.
-    static func resolve(_ targets: [LoadTarget]) throws(LoadConfigurationError) -> [SocketAddress] {
+    static func resolve(_ targets: [LoadTarget]) throws(LoadPlanError) -> [SocketAddress] {
         var addresses: [SocketAddress] = []
         for target in targets {
             do {
                 addresses.append(try SocketAddress.makeAddressResolvingHost(target.host, port: target.port))
             } catch {
-                throw LoadConfigurationError(field: "URL", value: target.description, reason: "cannot resolve host '\(target.host)': \(error)")
+                throw LoadPlanError(field: "URL", value: target.description, reason: "cannot resolve host '\(target.host)': \(error)")
             }
         }
         return addresses
@@ -46,23 +47,23 @@ public final class LoadGenerator: Sendable {
     /// Runs to completion and returns the merged result.
     public func run() async throws -> LoadResult {
         try configuration.validate()
-        let addresses = try Self.resolve(configuration.targets)
+        let addresses = try Self.resolve(configuration.plan.targets)
         let loops = Array(group.makeIterator())
         // One loop per core this process may run on: two loops sharing one core (under taskset or
         // sched_setaffinity) only add context switches and cross-thread wake-ups.
-        let loopCount = max(1, min(loops.count, configuration.connections, Self.usableCores))
+        let loopCount = max(1, min(loops.count, configuration.plan.connections, Self.usableCores))
         // Connection j goes to loop j % loopCount and to target j % targets.count.
         var slots = Array(repeating: [SlotBox](), count: loopCount)
-        for j in 0..<configuration.connections {
-            let t = j % configuration.targets.count
+        for j in 0..<configuration.plan.connections {
+            let t = j % configuration.plan.targets.count
             slots[j % loopCount].append(SlotBox(target: t, address: addresses[t]))
         }
         // The request budget is shared in proportion to connections.
         var budgets: [Int?] = Array(repeating: nil, count: loopCount)
-        if let total = configuration.requests {
+        if let total = configuration.plan.requests {
             var assigned = 0
             for i in 0..<loopCount {
-                let share = i == loopCount - 1 ? total - assigned : total * slots[i].count / configuration.connections
+                let share = i == loopCount - 1 ? total - assigned : total * slots[i].count / configuration.plan.connections
                 budgets[i] = share
                 assigned += share
             }
@@ -77,7 +78,7 @@ public final class LoadGenerator: Sendable {
             let budget = budgets[i]
             let workers = self.workers
             // Rate and concurrency are shared in proportion to connections; phases interleave uniform arrivals.
-            let share = Double(slots[i].count) / Double(configuration.connections)
+            let share = Double(slots[i].count) / Double(configuration.plan.connections)
             loop.execute {
                 let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget, share: share,
                                         index: i, workers: loopCount, slots: slotList.map { ($0.target, $0.address) },
@@ -102,7 +103,7 @@ public final class LoadGenerator: Sendable {
             self.publishMetrics(run: runID, on: collectorLoop)
             return self.collectTimeline(on: collectorLoop).map {
                 if self.checkGuards() != nil {
-                    switch self.configuration.guardAction {
+                    switch self.configuration.plan.guardAction {
                     case .stop: self.stop(grace: 1.0)
                     case .hold: self.hold()
                     }
@@ -236,7 +237,7 @@ public final class LoadGenerator: Sendable {
 
     /// Checks the guards on the seconds finished since the last check; records and returns the first breach.
     private func checkGuards() -> GuardEvent? {
-        let guards = configuration.guards
+        let guards = configuration.plan.guards
         guard !guards.isEmpty else { return nil }
         return timeline.withLockedValue { state -> GuardEvent? in
             guard state.guardFired == nil else { return nil }
@@ -249,12 +250,12 @@ public final class LoadGenerator: Sendable {
                     case .errorRate(let limit):
                         let rate = Double(point.failed) / Double(total)
                         if rate > limit {
-                            state.guardFired = GuardEvent(action: configuration.guardAction, guardDescription: g.description, second: point.second,
+                            state.guardFired = GuardEvent(action: configuration.plan.guardAction, guardDescription: g.description, second: point.second,
                                                           observed: String(format: "%.1f%% of %d requests failed", rate * 100, total))
                         }
                     case .p99(let limit):
                         if point.responses > 0, Double(point.p99) / 1e6 > limit {
-                            state.guardFired = GuardEvent(action: configuration.guardAction, guardDescription: g.description, second: point.second,
+                            state.guardFired = GuardEvent(action: configuration.plan.guardAction, guardDescription: g.description, second: point.second,
                                                           observed: String(format: "p99 %.1f ms", Double(point.p99) / 1000))
                         }
                     }

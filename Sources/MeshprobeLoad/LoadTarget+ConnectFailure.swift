@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeIdentity
+import MeshprobeSpec
 import NIOCore
 import NIOPosix
 

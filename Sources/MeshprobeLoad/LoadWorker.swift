@@ -2,6 +2,7 @@ import Foundation
 import Dispatch
 import MeshprobeHTTP2
 import MeshprobeIdentity
+import MeshprobeSpec
 import NIOCore
 
 /// The part of a load run that lives on one event loop: its connections, its share of the request budget and of
@@ -24,7 +25,7 @@ final class LoadWorker {
     }
 
     let eventLoop: any EventLoop
-    /// HTTP/2 write coalescing for this loop's connections (`LoadConfiguration.effectiveCoalesceWindow`); nil when off.
+    /// HTTP/2 write coalescing for this loop's connections (`LoadPlan.effectiveCoalesceWindow`); nil when off.
     let writeCoalescer: HTTP2WriteCoalescer?
     let configuration: LoadConfiguration
     var result = LoadResult()
@@ -83,29 +84,29 @@ final class LoadWorker {
          slots: [(target: Int, address: SocketAddress)], promise: EventLoopPromise<LoadResult>) {
         let phase = Double(index) / Double(workers)
         // Validated by LoadConfiguration.validate() before any worker starts.
-        templates = (try? configuration.compileTemplates()) ?? nil
-        flowSteps = (try? configuration.compileFlow()) ?? []
+        templates = (try? configuration.plan.compileTemplates()) ?? nil
+        flowSteps = (try? configuration.plan.compileFlow()) ?? []
         collectBodies = configuration.keepLastStepResponse
             || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
-        templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.csv)
+        templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.plan.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.plan.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop
-        let coalesceWindow = configuration.effectiveCoalesceWindow
+        let coalesceWindow = configuration.plan.effectiveCoalesceWindow
         self.writeCoalescer = coalesceWindow > 0
             ? HTTP2WriteCoalescer(eventLoop: eventLoop, window: .nanoseconds(Int64(coalesceWindow * 1e9)),
                                   policy: configuration.coalescePolicy) : nil
         self.configuration = configuration
         self.promise = promise
-        let clock = RunClock(startingAt: Self.monotonicNanoseconds(), plannedDuration: configuration.plannedDuration,
-                             warmup: configuration.warmup)
+        let clock = RunClock(startingAt: Self.monotonicNanoseconds(), plannedDuration: configuration.plan.plannedDuration,
+                             warmup: configuration.plan.warmup)
         self.clock = clock
-        self.thinkJitterNanoseconds = UInt64(configuration.thinkJitter * 1e9)
-        self.jitterRandom = SplitMix64(seed: configuration.seed &+ 0x4A17 &+ UInt64(index))
-        switch configuration.model {
+        self.thinkJitterNanoseconds = UInt64(configuration.plan.thinkJitter * 1e9)
+        self.jitterRandom = SplitMix64(seed: configuration.plan.seed &+ 0x4A17 &+ UInt64(index))
+        switch configuration.plan.model {
         case .open(let rate, let process):
             open = OpenAdmission(rate: rate, process: process, budget: budget, share: share, phase: phase,
-                                 seed: configuration.seed, plannedDuration: configuration.plannedDuration,
-                                 fixedTick: configuration.sendTick.map { UInt64(max(0, $0) * 1e9) })
+                                 seed: configuration.plan.seed, plannedDuration: configuration.plan.plannedDuration,
+                                 fixedTick: configuration.plan.sendTick.map { UInt64(max(0, $0) * 1e9) })
             thinkTimeNanoseconds = 0
         case .closed(let profile, let think):
             closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start)
@@ -113,14 +114,14 @@ final class LoadWorker {
         }
         hasBudget = budget != 0
         var body: ByteBuffer?
-        if let bytes = configuration.body { body = ByteBuffer(bytes: bytes) }
+        if let bytes = configuration.plan.body { body = ByteBuffer(bytes: bytes) }
         for (targetIndex, address) in slots {
-            let target = configuration.targets[targetIndex]
-            var headers = configuration.headers.map { HTTP2Header($0.name.lowercased(), $0.value) }
+            let target = configuration.plan.targets[targetIndex]
+            var headers = configuration.plan.headers.map { HTTP2Header($0.name.lowercased(), $0.value) }
             if let body, !headers.contains(where: { $0.name == "content-length" }) {
                 headers.append(HTTP2Header("content-length", String(body.readableBytes)))
             }
-            let request = HTTP2Request(method: configuration.method, scheme: target.scheme.rawValue,
+            let request = HTTP2Request(method: configuration.plan.method, scheme: target.scheme.rawValue,
                                        authority: target.authority, path: target.path, headers: headers, body: body)
             connections.append(LoadConnection(worker: self, target: target, targetIndex: targetIndex, address: address, request: request))
         }
@@ -128,7 +129,7 @@ final class LoadWorker {
 
     /// The response headers attribution reads: the echo's stamps and the configured identity header.
     var keptHeaderPrefixes: [String] {
-        var names = ["x-meshprobe-"] + (configuration.identityHeader.map { [$0] } ?? []) + configuration.signatures.headerNames
+        var names = ["x-meshprobe-"] + (configuration.plan.identityHeader.map { [$0] } ?? []) + configuration.plan.signatures.headerNames
         for step in flowSteps {
             for e in step.extract { if case .header(let name) = e.source { names.append(name.lowercased()) } }
         }
@@ -158,7 +159,7 @@ final class LoadWorker {
         case .connect(let awaitingThem):
             for connection in connections { connection.connect() }
             if awaitingThem {
-                let limit = configuration.connectTimeout
+                let limit = configuration.plan.connectTimeout
                 eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) { self.beginArrivals() }
             }
             scheduleSweep()
@@ -245,7 +246,7 @@ final class LoadWorker {
         let admitted = open != nil ? open!.admit(at: t, busy: 0) : closed!.admit(at: t, busy: inFlightTotal + thinking)
         guard let admitted else { return nil }
         let ticket = Ticket(intended: admitted.intended, sent: t,
-                            iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.flowVariables))
+                            iteration: flowSteps.isEmpty ? nil : FlowIteration(variables: configuration.plan.flowVariables))
         return (ticket, admitted)
     }
 
@@ -525,7 +526,7 @@ final class LoadWorker {
     private func sweep() {
         guard !finished else { return }
         let t = now()
-        let timeoutNs = UInt64(configuration.requestTimeout * 1e9)
+        let timeoutNs = UInt64(configuration.plan.requestTimeout * 1e9)
         if t > timeoutNs {
             let cutoff = t - timeoutNs
             for connection in connections where connection.inFlightCount > 0 {
@@ -538,7 +539,7 @@ final class LoadWorker {
                     recordError(failure.kind, identity: nil, count: expired, explanation: failure.message, intended: cutoff)
                 } else {
                     recordError(.notSent, identity: nil, count: expired,
-                                explanation: "waited more than \(configuration.requestTimeout)s for a free stream (\(open!.waitingReason.rawValue)): the target rate is more than connections x streams can carry",
+                                explanation: "waited more than \(configuration.plan.requestTimeout)s for a free stream (\(open!.waitingReason.rawValue)): the target rate is more than connections x streams can carry",
                                 intended: cutoff)
                 }
             }

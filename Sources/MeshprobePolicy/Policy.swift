@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeIdentity
-import MeshprobeLoad
 import MeshprobeScenario
+import MeshprobeSpec
 import MeshprobeStatistics
 import MeshprobeYAML
 
@@ -71,9 +71,9 @@ public struct SplitExpectation: Sendable {
     }
 
     /// Headers the route's requests carry (name lowercased, value meeting the condition).
-    public var matchHeaders: [(name: String, value: String)] {
+    public var matchHeaders: [HTTP2HeaderPair] {
         conditions.compactMap { c in
-            if case .header(let name) = c.subject { return (name, c.sent) }
+            if case .header(let name) = c.subject { return HTTP2HeaderPair(name, c.sent) }
             return nil
         }
     }
@@ -157,7 +157,7 @@ public struct Policy {
     /// service the manifests name is taken).
     public var targetService: ServiceHost? {
         if let service { return service }
-        guard let target = scenario.configuration.targets.first, !target.hostIsIPLiteral, target.host.lowercased() != "localhost" else {
+        guard let target = scenario.plan.targets.first, !target.hostIsIPLiteral, target.host.lowercased() != "localhost" else {
             return nil
         }
         return ServiceHost(target.host)
@@ -325,7 +325,7 @@ public struct Policy {
                 }
                 let name = String(text.dropFirst(7)).trimmingCharacters(in: .whitespaces).lowercased()
                 recognizer = .header(name)
-                scenario.configuration.identityHeader = name
+                scenario.plan.identityHeader = name
             }
         }
         var statistics = SplitTestConfiguration()
@@ -340,7 +340,7 @@ public struct Policy {
         if let x = try fraction("missRate", below: 0.5) { statistics.missRate = x }
         if let v = f["maxRequests"] {
             statistics.maxSamples = try v.int(minimum: 1)
-            if scenario.configuration.duration == nil { scenario.configuration.requests = statistics.maxSamples }
+            if scenario.plan.duration == nil { scenario.plan.requests = statistics.maxSamples }
         }
         var routing = RoutingAssumption.auto
         if let r = f["routing"] {

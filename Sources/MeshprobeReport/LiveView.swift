@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 
 /// What a running load shows every second: elapsed/remaining, achieved vs target rate, in flight, the last
 /// second's p50/p99, errors by kind, and the split by workload identity.
@@ -15,13 +16,13 @@ public struct LiveView {
     public func block(_ p: LoadGenerator.Progress, elapsed: Double) -> [String] {
         var lines: [String] = []
         var first = String(format: "%7.1fs", elapsed)
-        if let planned = configuration.plannedDuration { first += String(format: " / %.1fs", planned) }
+        if let planned = configuration.plan.plannedDuration { first += String(format: " / %.1fs", planned) }
         let window = p.window
         let achieved = Double(window?.responses ?? 0)
         first += String(format: "   rate %.0f/s", achieved)
         if let target = targetRate(at: elapsed) { first += String(format: " (target %.0f/s)", target) }
         first += "   in flight \(p.inFlight)   sent \(p.sent)"
-        if configuration.model.isOpen { first += "   late \(p.late)" }
+        if configuration.plan.model.isOpen { first += "   late \(p.late)" }
         lines.append(first)
         if let window, window.responses > 0 {
             lines.append(String(format: "  last second: p50 %.3f ms  p99 %.3f ms   ok %d  failed %d",
@@ -47,7 +48,7 @@ public struct LiveView {
         if let window, window.responses > 0 {
             text += String(format: " p50=%.3fms p99=%.3fms", Double(window.p50) / 1000, Double(window.p99) / 1000)
         }
-        if configuration.model.isOpen { text += " late=\(p.late)" }
+        if configuration.plan.model.isOpen { text += " late=\(p.late)" }
         if !p.errors.isEmpty {
             text += " errors=" + p.errors.sorted { $0.key < $1.key }.map { "\($0.key.rawValue):\($0.value)" }.joined(separator: ",")
         }
@@ -56,7 +57,7 @@ public struct LiveView {
     }
 
     func targetRate(at elapsed: Double) -> Double? {
-        if case .open(let rate, _) = configuration.model { return rate.value(at: elapsed) }
+        if case .open(let rate, _) = configuration.plan.model { return rate.value(at: elapsed) }
         return nil
     }
 

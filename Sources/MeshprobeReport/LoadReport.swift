@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import NIOCore
 
 /// The JSON result of `meshprobe load` (schema: `docs/schema/load-result.schema.json`).
@@ -258,10 +259,10 @@ public struct LoadReport: Codable, Sendable {
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String,
                 build: String? = nil, inputs: [Input] = []) {
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
-                    startedAt: UTCTimestamp.iso8601(startedAt), targets: configuration.targets.map(\.description),
-                    connections: configuration.connections, streamsPerConnection: configuration.streamsPerConnection,
-                    model: Self.describe(configuration.model, configuration: configuration),
-                    warmupSeconds: configuration.warmup, churn: configuration.churn.description, build: build ?? version,
+                    startedAt: UTCTimestamp.iso8601(startedAt), targets: configuration.plan.targets.map(\.description),
+                    connections: configuration.plan.connections, streamsPerConnection: configuration.plan.streamsPerConnection,
+                    model: Self.describe(configuration.plan.model, configuration: configuration),
+                    warmupSeconds: configuration.plan.warmup, churn: configuration.plan.churn.description, build: build ?? version,
                     inputs: inputs)
         meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
         summary = Summary(
@@ -269,7 +270,7 @@ public struct LoadReport: Codable, Sendable {
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,
             latencyMs: LatencySummary(result.latency),
             latencyUncorrectedMs: LatencySummary(result.serviceLatency),
-            sendDelayMs: configuration.model.isOpen ? LatencySummary(result.sendDelay) : nil,
+            sendDelayMs: configuration.plan.model.isOpen ? LatencySummary(result.sendDelay) : nil,
             late: Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.rawValue, $0.value) }),
             warmupRequests: result.warmupRequests,
             statuses: Dictionary(uniqueKeysWithValues: result.statuses.map { (String($0.key), $0.value) }),
@@ -279,7 +280,7 @@ public struct LoadReport: Codable, Sendable {
             cpuSeconds: (result.cpuSeconds * 1000).rounded() / 1000,
             cpuMicrosecondsPerRequest: result.requestsSent > 0 ? (result.cpuSeconds / Double(result.requestsSent) * 1e7).rounded() / 10 : 0,
             loopLagMs: LatencySummary(result.loopLag),
-            coalescedRequests: configuration.effectiveCoalesceWindow > 0 ? result.coalescedRequests : nil,
+            coalescedRequests: configuration.plan.effectiveCoalesceWindow > 0 ? result.coalescedRequests : nil,
             warnings: Self.warnings(result, configuration: configuration),
             guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) },
             endedEarly: result.endedEarly)
@@ -301,15 +302,15 @@ public struct LoadReport: Codable, Sendable {
             handshakeMs: LatencySummary(result.handshakeLatency), protocols: result.negotiatedProtocols,
             tlsVersions: result.tlsVersions, peerIdentities: result.peerIdentities,
             callersSeenByServer: result.callersSeen)
-        steps = configuration.flow.map { step in
+        steps = configuration.plan.flow.map { step in
             let stats = result.steps[step.name] ?? StepStats()
             return Step(name: step.name, requests: stats.requests, succeeded: stats.succeeded, failed: stats.failed,
                         extractionFailures: stats.extractionFailures, latencyMs: LatencySummary(stats.latency),
                         histogram: HistogramCodec.encode(stats.latency))
         }
-        iterationsCompleted = configuration.flow.isEmpty ? nil : result.iterationsCompleted
+        iterationsCompleted = configuration.plan.flow.isEmpty ? nil : result.iterationsCompleted
         series = result.metrics.sorted.map { Series(labels: $0.labels, stats: $0.stats) }
-        histograms = Histograms(result, open: configuration.model.isOpen)
+        histograms = Histograms(result, open: configuration.plan.model.isOpen)
         timeline = result.timeline.map(Second.init)
     }
 
@@ -324,7 +325,7 @@ public struct LoadReport: Codable, Sendable {
         case .open(let rate, let arrivals):
             return "open: \(profile(rate, unit: "req/s")), \(arrivals.rawValue) arrivals"
         case .closed(let concurrency, let think):
-            var text = "closed: \(configuration.connections) connections x \(configuration.streamsPerConnection) streams"
+            var text = "closed: \(configuration.plan.connections) connections x \(configuration.plan.streamsPerConnection) streams"
             if let concurrency { text += ", concurrency \(profile(concurrency, unit: "in flight"))" }
             if think > 0 { text += ", think \(format(think * 1000)) ms" }
             return text
@@ -343,13 +344,13 @@ public struct LoadReport: Codable, Sendable {
             out.append(String(format: "the generator's event loops fell behind (timer lag p99 %.1f ms): latency includes the generator's own delay", lagP99))
         }
         let late = result.late.values.reduce(0, +)
-        if configuration.model.isOpen, result.requestsSent > 0 {
+        if configuration.plan.model.isOpen, result.requestsSent > 0 {
             let share = Double(late) / Double(result.requestsSent)
             if share > 0.01 {
                 let reasons = result.late.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
                 var causes: [String] = []
                 if result.late[.streamsBusy, default: 0] > 0 {
-                    causes.append("all \(configuration.connections) x \(configuration.streamsPerConnection) streams were busy: the rate was more than they could carry")
+                    causes.append("all \(configuration.plan.connections) x \(configuration.plan.streamsPerConnection) streams were busy: the rate was more than they could carry")
                 }
                 if result.late[.noConnection, default: 0] > 0 { causes.append("no connection was ready") }
                 if result.late[.generatorLag, default: 0] > 0 { causes.append("the generator's timers fired late") }

@@ -3,6 +3,7 @@ import MeshprobeChecks
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOPosix
 
@@ -128,9 +129,9 @@ extension GameDayResult {
     static func configuration(of step: GameDayStep?, _ configuration: LoadConfiguration) -> LoadConfiguration {
         var c = configuration
         if let step, case .load(let rate, let duration) = step.kind {
-            c.model = .open(rate: .constant(rate), arrivals: .uniform)
-            c.duration = duration
-            c.requests = nil
+            c.plan.model = .open(rate: .constant(rate), arrivals: .uniform)
+            c.plan.duration = duration
+            c.plan.requests = nil
         }
         return c
     }

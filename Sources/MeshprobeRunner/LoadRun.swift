@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeHistogram
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeSpec
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -86,7 +87,7 @@ extension LoadRunOutcome {
 /// Runs a load with the live view and signal handling, prints the summary, writes the JSON (and the reports asked
 /// for: JUnit and HTML titled by `options`, Prometheus, SMP, .hgrm), and says how the run ended. Bad input and
 /// unwritable outputs are thrown (`ExitError`, exit 2; the configuration refused by the engine as
-/// `LoadConfigurationError`); a sharded run that cannot complete is thrown with exit 3.
+/// `LoadPlanError`); a sharded run that cannot complete is thrown with exit 3.
 package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOptions) async throws -> LoadRunOutcome {
     let (json, quiet, reports, inputs, shard) = (options.json, options.quiet, options.reports, options.inputs, options.shard)
     try await SidecarSession.ready()
@@ -104,9 +105,9 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     }
     defer { signals.cancel() }
     if !quiet {
-        let bound = configuration.requests.map { "\($0) requests" } ?? ""
-        let time = configuration.duration.map { String(format: "%.1fs", $0) } ?? ""
-        printError("meshprobe load: \(configuration.targets.map(\.description).joined(separator: " ")), c=\(configuration.connections) m=\(configuration.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
+        let bound = configuration.plan.requests.map { "\($0) requests" } ?? ""
+        let time = configuration.plan.duration.map { String(format: "%.1fs", $0) } ?? ""
+        printError("meshprobe load: \(configuration.plan.targets.map(\.description).joined(separator: " ")), c=\(configuration.plan.connections) m=\(configuration.plan.streamsPerConnection), \([bound, time].filter { !$0.isEmpty }.joined(separator: " or "))")
     }
     let progressTask = quiet ? nil : startLiveView(generator, configuration: configuration)
     var result: LoadResult
@@ -114,7 +115,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
         result = try await generator.run()
         progressTask?.cancel()
     } catch {
-        // A `LoadConfigurationError` names a flag; the command line says it as typed.
+        // A `LoadPlanError` names a flag; the command line says it as typed.
         progressTask?.cancel()
         throw error
     }
@@ -231,7 +232,7 @@ func mergeLoadShards(own: LoadReport, aggregator: ShardAggregator, command: Stri
 package func loadRunReport(_ report: LoadReport, distribution: LatencyHistogram, configuration: LoadConfiguration, command: String,
                    title: String, inputs: [String], startedAt: Date) -> RunReport {
     let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(distribution))
-    let checks = RunReport.Check.loadChecks(report, guards: configuration.guards)
+    let checks = RunReport.Check.loadChecks(report, guards: configuration.plan.guards)
     let section = RunReport.Section(name: title, seconds: report.summary.elapsedSeconds, checks: checks, loads: [load])
     return RunReport(command: command, title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
                      startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],

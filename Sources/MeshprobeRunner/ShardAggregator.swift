@@ -68,20 +68,20 @@ package struct ShardPlan: Sendable, Equatable {
     /// Splits a load configuration: the request budget exactly, the open model's rate (and its stages' targets)
     /// equally. Concurrency (-c, -m) and durations are per shard. `requestsFlag` is how a refusal names the budget.
     package func split(_ configuration: inout LoadConfiguration, requestsFlag: String = "--requests") throws {
-        if let requests = configuration.requests {
+        if let requests = configuration.plan.requests {
             let part = share(of: requests)
             guard part >= 1 else {
                 throw ExitError.badInput("\(requestsFlag) \(requests) is less than --shards \(count): shard \(index) would send nothing")
             }
-            configuration.requests = part
+            configuration.plan.requests = part
         }
-        if case .open(var profile, let arrivals) = configuration.model {
+        if case .open(var profile, let arrivals) = configuration.plan.model {
             profile.start = share(ofRate: profile.start)
             profile.stages = profile.stages.map { var s = $0; s.target = share(ofRate: s.target); return s }
-            configuration.model = .open(rate: profile, arrivals: arrivals)
+            configuration.plan.model = .open(rate: profile, arrivals: arrivals)
         }
         // Different arrivals per shard (Poisson), still reproducible.
-        configuration.seed = configuration.seed &+ UInt64(index)
+        configuration.plan.seed = configuration.plan.seed &+ UInt64(index)
     }
 }
 

@@ -3,6 +3,7 @@ import MeshprobeChecks
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeStatistics
 import MeshprobeYAML
 

@@ -1,6 +1,5 @@
 import Foundation
 import MeshprobeIdentity
-import MeshprobeLoad
 import MeshprobeSpec
 import MeshprobeYAML
 
@@ -14,8 +13,44 @@ public struct ScenarioIdentity: Sendable, Equatable {
     public var insecure = false
     /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
     public var location: String?
+    /// Where the section and each field it gives are, for `check`'s errors.
+    var section: YAMLInputError?
+    var places: [TLSIdentitySpec.Field: YAMLInputError] = [:]
 
     public init() {}
+
+    /// A field as messages name it: its path in the file.
+    static func fieldName(_ field: TLSIdentitySpec.Field) -> String {
+        switch field {
+        case .cert: return "identity.cert"
+        case .key: return "identity.key"
+        case .ca: return "identity.ca"
+        case .svidDir: return "identity.svidDir"
+        case .trustBundles: return "identity.trustBundles"
+        case .expectPeer: return "identity.expectPeer"
+        case .insecure: return "identity.insecure: true"
+        case .sni: return "identity.sni"
+        }
+    }
+
+    /// Checks what needs no TLS library before the context is built: the SVID files are there, and a client of
+    /// `https` targets can verify its server (a plaintext one has no peer to expect or name to send). Errors name the
+    /// file, line and field (`identity.svidDir`), at the field when the file gives it.
+    public func check(https: Bool, file: String) throws(YAMLInputError) {
+        do {
+            if https { try tls.checkSources(naming: Self.fieldName) }
+            try tls.checkClient(https: https, insecure: insecure, expectsPeer: expectPeer != nil, sni: sni != nil,
+                                naming: Self.fieldName)
+        } catch {
+            if var at = places[error.field] {
+                at.message = error.reason
+                throw at
+            }
+            var at = section ?? YAMLInputError(file: file, line: 1, column: 1, field: "", message: "")
+            at.message = error.message
+            throw at
+        }
+    }
 }
 
 /// A load run as a reviewed YAML file (`meshprobe run FILE.yaml`); see `docs/schema/scenario.schema.json`.
@@ -24,8 +59,8 @@ public struct Scenario {
 
     public var name: String?
     public var file: String
-    /// The load; `tls` is left for the caller to build from `identity`.
-    public var configuration: LoadConfiguration
+    /// The load as the file declares it; the caller builds the TLS context from `identity`.
+    public var plan: LoadPlan
     public var identity: ScenarioIdentity
     public var jsonOutput: String?
     /// Run once before the load; what they extract is `{{var:NAME}}` in every iteration.
@@ -106,17 +141,17 @@ public struct Scenario {
             }
             templated.append((value, targets[targets.count - 1].path))
         }
-        var configuration = LoadConfiguration(targets: targets)
-        configuration.environment = environment
-        var scenario = Scenario(file: file, configuration: configuration, identity: ScenarioIdentity())
-        if let defaultChurn { scenario.configuration.churn = defaultChurn }
+        var plan = LoadPlan(targets: targets)
+        plan.environment = environment
+        var scenario = Scenario(file: file, plan: plan, identity: ScenarioIdentity())
+        if let defaultChurn { scenario.plan.churn = defaultChurn }
         scenario.name = try top["name"]?.name()
         // The load as the file declares it (`load`, `http`, `guards`), applied once every section is read.
         var spec = LoadSpec()
         if let http = top["http"] { spec.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
-        scenario.configuration.identityHeader = try top["identityHeader"]?.string().lowercased()
+        scenario.plan.identityHeader = try top["identityHeader"]?.string().lowercased()
         if let list = top["signatures"] {
-            scenario.configuration.signatures = SignatureTable(extra: try parseSignatures(list))
+            scenario.plan.signatures = SignatureTable(extra: try parseSignatures(list))
         }
 
         if let identity = top["identity"] {
@@ -125,6 +160,11 @@ public struct Scenario {
             var id = ScenarioIdentity()
             let at = identity.error("")
             id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
+            id.section = at
+            let keys: [(String, TLSIdentitySpec.Field)] = [("cert", .cert), ("key", .key), ("ca", .ca), ("svidDir", .svidDir),
+                                                          ("trustBundles", .trustBundles), ("expectPeer", .expectPeer),
+                                                          ("insecure", .insecure), ("sni", .sni)]
+            for (key, field) in keys { if let value = f[key] { id.places[field] = value.error("") } }
             id.tls.cert = try f["cert"].map(resolve)
             id.tls.key = try f["key"].map(resolve)
             id.tls.ca = try f["ca"].map(resolve)
@@ -162,23 +202,23 @@ public struct Scenario {
 
         if let request = top["request"] {
             let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
-            if let method = f["method"] { scenario.configuration.method = try method.parsed(HTTPMethod.parse) }
+            if let method = f["method"] { scenario.plan.method = try method.parsed(HTTPMethod.parse) }
             if let path = f["path"] {
                 let p = try path.string()
                 guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
-                for i in scenario.configuration.targets.indices { scenario.configuration.targets[i].path = p }
+                for i in scenario.plan.targets.indices { scenario.plan.targets[i].path = p }
                 templated.append((path, p))
             }
             if let headers = f["headers"] {
                 for (name, value, at) in try headers.stringMap() {
                     let header = try readHeader(name: name, value: value, at: at, http1Only: spec.httpVersion == .http1)
-                    scenario.configuration.headers.append((header.name, header.value))
+                    scenario.plan.headers.append(HTTP2HeaderPair(header.name, header.value))
                     templated.append((at, value))
                 }
             }
             if let body = f["body"] {
                 let text = try body.string()
-                scenario.configuration.body = Array(text.utf8)
+                scenario.plan.body = Array(text.utf8)
                 templated.append((body, text))
             }
             if let csv = f["csv"] {
@@ -186,7 +226,7 @@ public struct Scenario {
                 let data: [UInt8]
                 do { data = try InputFile.read(csvPath, limit: .data) } catch { throw csv.error(error.description) }
                 do {
-                    scenario.configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
+                    scenario.plan.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
                 } catch {
                     throw csv.error(error.description)
                 }
@@ -199,7 +239,7 @@ public struct Scenario {
             if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
             if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
         }
-        do { try scenario.configuration.apply(spec) } catch {
+        do { try scenario.plan.apply(spec) } catch {
             throw (loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey))
         }
 
@@ -207,7 +247,7 @@ public struct Scenario {
         if top["steps"] != nil, top["request"] != nil {
             throw top["steps"]!.error("give either request (one request per iteration) or steps (a flow), not both")
         }
-        let csvHeader = scenario.configuration.csv?.header
+        let csvHeader = scenario.plan.csv?.header
         let http1Only = spec.httpVersion == .http1
         var known = Set<String>()
         if let setup = top["setup"] {
@@ -215,7 +255,7 @@ public struct Scenario {
         }
         let afterSetup = known
         if let steps = top["steps"] {
-            scenario.configuration.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment,
+            scenario.plan.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment,
                                                          http1Only: http1Only)
         }
         if let teardown = top["teardown"] {
@@ -224,7 +264,7 @@ public struct Scenario {
                                                http1Only: http1Only)
         }
         // Setup values are known before the load starts: placeholders for them.
-        for name in afterSetup { scenario.configuration.flowVariables[name] = "" }
+        for name in afterSetup { scenario.plan.flowVariables[name] = "" }
 
         if let output = top["output"] {
             let f = try output.mapping(allowed: ["json"])
@@ -233,23 +273,26 @@ public struct Scenario {
 
         for (value, text) in templated {
             do {
-                _ = try TemplateString(text, field: value.path, csvHeader: scenario.configuration.csv?.header, environment: environment)
+                _ = try TemplateString(text, field: value.path, csvHeader: scenario.plan.csv?.header, environment: environment)
             } catch {
                 throw value.error(error.reason)
             }
         }
 
         for key in extraKeys { if let value = top[key] { scenario.extras[key] = value } }
-        if let defaultRequests, scenario.configuration.requests == nil, scenario.configuration.plannedDuration == nil {
-            scenario.configuration.requests = defaultRequests
+        if let defaultRequests, scenario.plan.requests == nil, scenario.plan.plannedDuration == nil {
+            scenario.plan.requests = defaultRequests
         }
 
-        // What only the whole can tell (a run with no end, templates that do not compile): on the document.
+        // What only the whole can tell (a warm-up as long as the run, a run with no end, templates that do not
+        // compile): at the field when the file gives it, else on its section or the document.
         do {
-            try scenario.configuration.validate(ignoringTLS: true)
+            try scenario.plan.validate(naming: Self.fieldName)
         } catch {
-            let at = top["load"] ?? top["request"] ?? root
-            throw at.error(error.description)
+            if let key = error.setting.flatMap(Self.loadKey), let value = loadFields[key] {
+                throw value.error(error.value.isEmpty ? error.reason : "'\(error.value)': \(error.reason)")
+            }
+            throw (top["load"] ?? top["request"] ?? root).error(error.value.isEmpty ? error.reason : error.description)
         }
         return scenario
     }
@@ -317,7 +360,7 @@ public struct Scenario {
     static func readHeader(name: String, value: String, at: YAMLValue, http1Only: Bool) throws(YAMLInputError) -> HeaderField {
         let header: HeaderField
         do { header = try HeaderField(name: name, value: value) } catch { throw at.error(error.message) }
-        if let problem = LoadConfiguration.headerProblem(name: name, value: value, http1Only: http1Only) {
+        if let problem = LoadPlan.headerProblem(name: name, value: value, http1Only: http1Only) {
             throw at.error("'\(name)' \(problem)")
         }
         return header
@@ -353,8 +396,40 @@ public struct Scenario {
     /// A load's durations: at most a year (a run, stage, warm-up, timeout or think time).
     static func loadDuration(_ value: YAMLValue, allowZero: Bool = false) throws(YAMLInputError) -> Double {
         let seconds = try value.duration(allowZero: allowZero)
-        guard seconds <= LoadConfiguration.maximumDuration else { throw value.error("must be at most \(LoadConfiguration.maximumDurationText)") }
+        guard seconds <= LoadPlan.maximumDuration else { throw value.error("must be at most \(LoadPlan.maximumDurationText)") }
         return seconds
+    }
+
+    /// The key in `load` that sets `setting`; nil for a setting of another section.
+    static func loadKey(_ setting: LoadPlan.Setting) -> String? {
+        switch setting {
+        case .connections: return "connections"
+        case .streams: return "streams"
+        case .requests: return "requests"
+        case .duration: return "duration"
+        case .warmup: return "warmup"
+        case .requestTimeout: return "timeout"
+        case .connectTimeout: return "connectTimeout"
+        case .sendTick: return "sendTick"
+        case .think: return "think"
+        case .thinkJitter: return "thinkJitter"
+        case .rate: return "rate"
+        case .concurrency: return "stages"
+        case .churn: return "churn"
+        case .targets, .errorRateGuard, .p99Guard, .method, .header: return nil
+        }
+    }
+
+    /// The field of the file that sets `setting`, as messages name it (`load.warmup`, `guards.maxP99`).
+    static func fieldName(_ setting: LoadPlan.Setting) -> String {
+        if let key = loadKey(setting) { return "load.\(key)" }
+        switch setting {
+        case .errorRateGuard: return "guards.maxErrorRate"
+        case .p99Guard: return "guards.maxP99"
+        case .method: return "request.method"
+        case .header(let name): return "request.headers.\(name)"
+        default: return "target"
+        }
     }
 
     /// The key in `load` that sets `field`.
@@ -400,7 +475,7 @@ public struct Scenario {
                 guard let t = s["target"] else { throw item.error("a stage needs a target (a rate with load.rate, else a concurrency)") }
                 let ramp = try s["ramp"]?.parsed(LoadStage.ramp(parsing:)) ?? true
                 let target = f["rate"] != nil ? try t.parsed(Rate.init(parsing:)).perSecond
-                    : try t.double(minimum: 0, maximum: Double(LoadConfiguration.maximumConcurrency))
+                    : try t.double(minimum: 0, maximum: Double(LoadPlan.maximumConcurrency))
                 spec.stages.append(LoadStage(duration: try loadDuration(d), target: target, ramp: ramp))
             }
             if spec.stages.isEmpty { throw list.error("stages is empty") }

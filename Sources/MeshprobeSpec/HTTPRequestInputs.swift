@@ -25,7 +25,7 @@ public enum HTTPMethod {
 
 /// A request header as a user gives it: `-H 'name: value'`, or an entry of a file's `headers`. The name is lower-cased;
 /// what it may be sent with (a token name, a value without CR, LF or NUL, connection-specific headers on HTTP/1.1
-/// only) is `LoadConfiguration.headerProblem`'s to judge, which knows the HTTP version.
+/// only) is `LoadPlan.headerProblem`'s to judge, which knows the HTTP version.
 public struct HeaderField: Sendable, Equatable {
     public let name: String
     public let value: String

@@ -1,9 +1,8 @@
 import MeshprobeIdentity
 
 /// A load as its user declares it, from `load`'s flags or a scenario or policy file's `load`, `http` and `guards`
-/// sections: values already read by their types, nil where not given. The engine's configuration is built from it by
-/// one function (`LoadConfiguration.apply`), which also judges the combinations (the runtime parts, the TLS context and
-/// the observers, are the caller's to add).
+/// sections: values already read by their types, nil where not given. A `LoadPlan` takes it by one function
+/// (`LoadPlan.apply`), which also judges the combinations.
 public struct LoadSpec: Sendable, Equatable {
     public var connections: Int?
     public var streams: Int?

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeSpec
 import NIOConcurrencyHelpers
 import MeshprobeChecks
 import MeshprobeEcho
@@ -88,7 +89,7 @@ struct DemoCommand: AsyncParsableCommand {
         var expectation = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "demo")
         expectation.requestsPerPhase = 150
         var load = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/ratings")])
-        load.requestTimeout = 5
+        load.plan.requestTimeout = 5
         let outcome = try await CircuitBreakerCheck.run(expectation, configuration: load, group: group)
         for check in outcome.checks {
             printLine("   \(check.passed ? "PASS" : "FAIL")  \(check.name)" + (check.reason.map { ": \($0)" } ?? ""))
@@ -164,14 +165,14 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let started = Date()
         // The policy's identity names the files; the context built from them for step 3 is the same.
-        var configuration = policy.scenario.configuration
+        var configuration = LoadConfiguration(plan: policy.scenario.plan)
         configuration.tls = tls
         let outcomes = try await PolicyVerification.run(policy, configuration: configuration, group: group)
         let report = VerifyReport(policy: policy, outcomes: outcomes)
         printLine(report.verdictText.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n") + "\n")
         let evidence = report.verdicts[0].evidence
         let title = layer4 ? "canary 90/10 behind an L4 balancer (HAProxy mode tcp)" : "canary 90/10 behind HAProxy"
-        let view = report.runReport(outcomes: outcomes, configuration: policy.scenario.configuration, inputs: [], title: title,
+        let view = report.runReport(outcomes: outcomes, configuration: LoadConfiguration(plan: policy.scenario.plan), inputs: [], title: title,
                                     seconds: outcomes.map { $0.result.elapsedSeconds }, startedAt: started)
         let connections = evidence.sampling?.connections ?? 0
         let mixed = evidence.sampling.map { "\($0.mixedConnections) of \($0.pairedConnections)" } ?? "?"
@@ -247,10 +248,10 @@ struct DemoCommand: AsyncParsableCommand {
         // 3. mTLS load over HTTP/2 against both, verifying the servers' SPIFFE IDs.
         let urls = servers.map { "https://127.0.0.1:\($0.localAddress.port ?? 0)/reviews" }
         var load = LoadConfiguration(targets: try urls.map { try LoadTarget(parsing: $0) })
-        load.connections = max(connections, 2)
-        load.streamsPerConnection = streams
-        load.requests = requests
-        load.httpVersion = .http2
+        load.plan.connections = max(connections, 2)
+        load.plan.streamsPerConnection = streams
+        load.plan.requests = requests
+        load.plan.httpVersion = .http2
         var client = TLSConfiguration(role: .client)
         client.certificateChainFile = "\(dir)/productpage/cert-chain.pem"
         client.privateKeyFile = "\(dir)/productpage/key.pem"
@@ -264,7 +265,7 @@ struct DemoCommand: AsyncParsableCommand {
         } catch {
             throw CLIError(message: "could not set up the prober's TLS: \(error)", exitCode: 2)
         }
-        printLine("3. load: \(load.requests ?? 0) requests, c=\(load.connections) m=\(streams), HTTP/2 over mTLS as \(prober), expecting \(expectedServer)\n")
+        printLine("3. load: \(load.plan.requests ?? 0) requests, c=\(load.plan.connections) m=\(streams), HTTP/2 over mTLS as \(prober), expecting \(expectedServer)\n")
         let started = Date()
         let generator = LoadGenerator(configuration: load, group: group)
         let result = try await generator.run()

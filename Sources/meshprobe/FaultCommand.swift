@@ -5,6 +5,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeChecks
 import MeshprobeRunner
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOPosix
 

@@ -1,4 +1,5 @@
 import MeshprobeLoad
+import MeshprobeSpec
 
 /// Flags as the user typed them, for messages: `-n 0` is refused as `-n`, `--requests 0` as `--requests`.
 ///
@@ -20,7 +21,7 @@ enum FlagSpelling {
         return long
     }
 
-    /// `field` (a flag, or a flag and what follows it, as `LoadConfigurationError` names them: `--requests`,
+    /// `field` (a flag, or a flag and what follows it, as `LoadPlanError` names them: `--requests`,
     /// `--header x-a`) with its flag as typed.
     static func typedField(_ field: String, in arguments: [String] = CommandLine.arguments) -> String {
         let flag = field.prefix { $0 != " " && $0 != "/" }
@@ -29,7 +30,7 @@ enum FlagSpelling {
     }
 }
 
-extension LoadConfigurationError {
+extension LoadPlanError {
     /// The description with the flag as the user typed it.
     var typedDescription: String {
         var error = self

@@ -62,7 +62,7 @@ struct GameDayCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput("\(error)")
         }
-        var configuration = gameday.scenario.configuration
+        var configuration = LoadConfiguration(plan: gameday.scenario.plan)
         try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file)
         let needsControl = gameday.steps.contains { step in
             if case .outlierDetection = step.kind { return true }

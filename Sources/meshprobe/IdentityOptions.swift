@@ -51,41 +51,11 @@ extension TLSIdentitySpec {
         TLSLoosening(securityLevel: tlsSecurityLevel ?? TLSLoosening.defaultSecurityLevel, allowNonSVIDPeer: allowNonSVIDPeer)
     }
 
-    /// Resolves the files to use: explicit flags win over the SVID directory.
-    func files() -> (cert: String?, key: String?, ca: String?) {
-        var cert = self.cert, key = self.key, ca = self.ca
-        if let dir = svidDir {
-            let url = URL(fileURLWithPath: dir)
-            cert = cert ?? url.appendingPathComponent("cert-chain.pem").path
-            key = key ?? url.appendingPathComponent("key.pem").path
-            let root = url.appendingPathComponent("root-cert.pem").path
-            if ca == nil, FileManager.default.fileExists(atPath: root) { ca = root }
-        }
-        return (cert, key, ca)
-    }
-
     func validateFlags() throws {
         if let tlsSecurityLevel, !(0...5).contains(tlsSecurityLevel) {
             throw CLIError.badInput("--tls-security-level \(tlsSecurityLevel): OpenSSL's levels are 0 to 5 (default \(TLSLoosening.defaultSecurityLevel))")
         }
-        if (cert == nil) != (key == nil) && svidDir == nil {
-            throw CLIError.badInput("--cert and --key go together: give both or neither")
-        }
-        if let dir = svidDir {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw CLIError.badInput("--svid-dir '\(dir)': no such directory (is the SVID volume mounted there?)")
-            }
-            // The files this directory must provide: those no explicit flag gives.
-            var needed: [String] = []
-            if cert == nil { needed.append("cert-chain.pem") }
-            if key == nil { needed.append("key.pem") }
-            let missing = needed.map { URL(fileURLWithPath: dir).appendingPathComponent($0).path }
-                .filter { !FileManager.default.isReadableFile(atPath: $0) }
-            if !missing.isEmpty {
-                throw CLIError.badInput("--svid-dir '\(dir)': missing or unreadable \(missing.joined(separator: ", ")) (the SVID files, Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem)")
-            }
-        }
+        do { try checkSources() } catch { throw CLIError.badInput(error.message) }
     }
 
     /// Builds the trust bundles from --ca, root-cert.pem and --trust-bundle td=FILE.

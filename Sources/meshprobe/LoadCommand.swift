@@ -4,6 +4,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeRunner
 import MeshprobeScenario
+import MeshprobeSpec
 import MeshprobeTLS
 
 struct LoadCommand: AsyncParsableCommand {
@@ -143,32 +144,33 @@ struct LoadCommand: AsyncParsableCommand {
         for url in urls {
             do { targets.append(try LoadTarget(parsing: url)) } catch { throw CLIError.badInput(error.description) }
         }
-        var configuration = LoadConfiguration(targets: targets)
-        do { try configuration.apply(spec) } catch {
+        var plan = LoadPlan(targets: targets)
+        do { try plan.apply(spec) } catch {
             throw CLIError.badInput("\(Self.flag(error.field)): \(error.message(naming: Self.flag))")
         }
-        configuration.environment = ProcessInfo.processInfo.environment
+        plan.environment = ProcessInfo.processInfo.environment
         if let csv {
             let data = try readInputFile(csv, limit: .data, flag: "--csv")
             do {
-                configuration.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csv)
+                plan.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csv)
             } catch {
                 throw CLIError.badInput(error.description)
             }
         }
-        configuration.method = method
-        configuration.identityHeader = identityHeader?.lowercased()
-        configuration.headers = headers.map { ($0.name, $0.value) }
+        plan.method = method
+        plan.identityHeader = identityHeader?.lowercased()
+        plan.headers = headers.map { HTTP2HeaderPair($0.name, $0.value) }
         if let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())
-                do { configuration.body = try InputFile.read(path, limit: .data) } catch {
+                do { plan.body = try InputFile.read(path, limit: .data) } catch {
                     throw CLIError.badInput("--data '\(data)': \(error.reason)")
                 }
             } else {
-                configuration.body = Array(data.utf8)
+                plan.body = Array(data.utf8)
             }
         }
+        var configuration = LoadConfiguration(plan: plan)
         try serverCheck.attachClientTLS(to: &configuration, identity: identity)
         do { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
         return configuration
@@ -220,7 +222,7 @@ struct LoadCommand: AsyncParsableCommand {
             if plan != nil {
                 plan?.tls = try ShardTLS.make(identity: identity.spec)
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
-                do throws(LoadConfigurationError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
+                do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
             try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports), command: "load",
                                                             title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
@@ -253,32 +255,31 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIde
         // Without chain verification any server can present any SPIFFE ID: the check would mean nothing.
         throw CLIError.badInput("--expect-peer checks the server's certificate, which -k (insecure) skips: give one or the other")
     }
-    if configuration.targets.contains(where: { $0.scheme == .https }) {
+    let https = configuration.plan.targets.contains(where: { $0.scheme == .https })
+    if https { try identity.validateFlags() }
+    do {
+        try identity.checkClient(https: https, insecure: insecure, expectsPeer: expected != nil, sni: sni != nil)
+    } catch {
+        throw CLIError.badInput(error.message)
+    }
+    if https {
         let alpn: [String]
-        switch configuration.httpVersion {
+        switch configuration.plan.httpVersion {
         case .auto: alpn = ["h2", "http/1.1"]
         case .http2: alpn = ["h2"]
         case .http1: alpn = ["http/1.1"]
         }
-        try identity.validateFlags()
-        if !insecure && identity.files().ca == nil && identity.trustBundles.isEmpty {
-            if let dir = identity.svidDir {
-                throw CLIError.badInput("https needs a trust bundle to verify the server: \(URL(fileURLWithPath: dir).appendingPathComponent("root-cert.pem").path) is missing (give --ca or --trust-bundle, or -k to skip verification)")
-            }
-            throw CLIError.badInput("https needs a trust bundle to verify the server: --ca, --svid-dir or --trust-bundle (or -k to skip verification)")
-        }
         configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
                                                      verifyPeer: !insecure, serverName: sni)
-    } else if expected != nil {
-        throw CLIError.badInput("--expect-peer needs an https:// URL: plaintext has no peer certificate")
-    } else if sni != nil {
-        throw CLIError.badInput("--sni needs an https:// URL: plaintext has no TLS server name")
     }
 }
 
 /// The TLS context a scenario or policy file's `identity` section describes, checked with the whole configuration;
 /// errors name the file.
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
+    do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file) } catch {
+        throw CLIError.badInput(error.description)
+    }
     do {
         try attachClientTLS(to: &configuration, identity: id.tls, expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)
@@ -291,11 +292,12 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
 /// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
 /// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID).
 func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> TLSContext {
+    let identity = id.tls
+    if identity.files().cert == nil {
+        throw CLIError.badInput("\(file): identity: changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
+    }
+    do { try id.check(https: true, file: file) } catch { throw CLIError.badInput(error.description) }
     do {
-        let identity = id.tls
-        if identity.files().cert == nil {
-            throw CLIError.badInput("changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
-        }
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1/")])
         try attachClientTLS(to: &configuration, identity: identity, expected: nil, insecure: id.insecure, sni: nil)
         guard let tls = configuration.tls else { throw CLIError.badInput("no TLS context") }
@@ -309,7 +311,7 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> T
 /// configuration is bad input naming the flag as typed.
 func runLoad(_ configuration: LoadConfiguration, _ options: LoadRunOptions) async throws {
     let outcome: LoadRunOutcome
-    do { outcome = try await executeLoad(configuration, options: options) } catch let error as LoadConfigurationError {
+    do { outcome = try await executeLoad(configuration, options: options) } catch let error as LoadPlanError {
         throw CLIError.badInput(error.typedDescription)
     }
     if let exit = outcome.exit { throw CLIError(message: exit.message, exitCode: exit.code) }

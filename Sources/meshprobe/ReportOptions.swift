@@ -4,6 +4,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeRunner
+import MeshprobeSpec
 import MeshprobeTLS
 
 /// The report outputs `load`, `run`, `verify`, `gameday`, `demo` and `merge` share: JUnit and HTML reports,

@@ -3,6 +3,7 @@ import Foundation
 import MeshprobeLoad
 import MeshprobeRunner
 import MeshprobeScenario
+import MeshprobeSpec
 import NIOPosix
 
 struct RunCommand: AsyncParsableCommand {
@@ -48,11 +49,11 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        var configuration = scenario.configuration
+        var configuration = LoadConfiguration(plan: scenario.plan)
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
         try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
         if checkOnly {
-            printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.targets.count) target(s)")
+            printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.plan.targets.count) target(s)")
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }
@@ -68,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
             if !quiet {
                 printError("meshprobe run: setup done (\(scenario.setup.count) steps; values: \(variables.keys.sorted().joined(separator: ", ")))")
             }
-            configuration.flowVariables = variables
+            configuration.plan.flowVariables = variables
         }
         var loadError: (any Error)?
         do {

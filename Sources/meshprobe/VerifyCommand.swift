@@ -66,7 +66,7 @@ struct VerifyCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput("\(error)")
         }
-        var configuration = policy.scenario.configuration
+        var configuration = LoadConfiguration(plan: policy.scenario.plan)
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
         var plan = try shard.plan()
         if plan != nil {

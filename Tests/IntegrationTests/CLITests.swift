@@ -128,6 +128,23 @@ import Testing
         #expect(scenario.stderr.contains("\(dir)/s.yaml:3:13: load.duration: '10' \(noUnit)"), "\(scenario.stderr)")
     }
 
+    @Test func aScenarioFileIsRefusedByItsFieldsNeverByFlags() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-fields-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "target: http://127.0.0.1:1/\nload:\n  duration: 5s\n  warmup: 5s\n".write(toFile: "\(dir)/warmup.yaml", atomically: true, encoding: .utf8)
+        let warmup = try await run(meshprobeBinary, ["run", "\(dir)/warmup.yaml"])
+        #expect(warmup.status == 2)
+        #expect(warmup.stderr.contains("\(dir)/warmup.yaml:4:11: load.warmup: '5s': must be shorter than the run (5s)"), "\(warmup.stderr)")
+        #expect(!warmup.stderr.contains("--warmup"), "\(warmup.stderr)")
+        try "target: https://127.0.0.1:1/\nidentity:\n  svidDir: \(dir)/missing\nload: {requests: 1}\n"
+            .write(toFile: "\(dir)/svid.yaml", atomically: true, encoding: .utf8)
+        let svid = try await run(meshprobeBinary, ["run", "\(dir)/svid.yaml"])
+        #expect(svid.status == 2)
+        #expect(svid.stderr.contains("\(dir)/svid.yaml:3:12: identity.svidDir: '\(dir)/missing': no such directory"), "\(svid.stderr)")
+        #expect(!svid.stderr.contains("--svid-dir"), "\(svid.stderr)")
+    }
+
     @Test func loadWhereNothingSucceedsExitsWith1() async throws {
         let port = try freePort()
         let out = try await run(meshprobeBinary, ["load", "-n", "5", "--quiet", "http://127.0.0.1:\(port)/"], timeout: 30)

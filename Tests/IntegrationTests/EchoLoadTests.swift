@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
@@ -29,7 +30,7 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 20, connections: 1, streams: 4, http: http) {
-            $0.method = "HEAD"
+            $0.plan.method = "HEAD"
         }
         #expect(result.succeeded == 20, "\(result.errors) \(result.errorExplanations)")
         #expect(result.identities.keys.first?.version == "v1", "the stamps are headers: a HEAD response has them too")
@@ -63,7 +64,7 @@ import Testing
         // HTTP/1.1 with a server that closes after each response forces reconnects: ?close is per request, so
         // use 'connection: close' to make the echo end every connection after answering.
         let result = try await runLoad(["https://127.0.0.1:\(echo.port)/"], tls: tls, requests: 6, connections: 1, streams: 1,
-                                       http: .http1) { $0.headers = [("connection", "close")] }
+                                       http: .http1) { $0.plan.headers = [HTTP2HeaderPair("connection", "close")] }
         #expect(result.succeeded == 6)
         #expect(result.tlsHandshakes == 6)
         #expect(result.tlsResumed >= 4)
@@ -146,7 +147,7 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=5s"], requests: 4, connections: 1, streams: 4) {
-            $0.requestTimeout = 0.3
+            $0.plan.requestTimeout = 0.3
         }
         #expect(result.errors[.requestTimeout] == 4)
         #expect(result.succeeded == 0)
@@ -165,7 +166,7 @@ import Testing
         defer { Task { await echo.close() } }
         let started = Date()
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000_000, connections: 2, streams: 4) {
-            $0.duration = 0.5
+            $0.plan.duration = 0.5
         }
         // Bounded: it ends by itself (generously, beside CPU-heavy simulations running in parallel).
         #expect(Date().timeIntervalSince(started) < 30)

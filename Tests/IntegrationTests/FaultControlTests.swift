@@ -3,6 +3,7 @@ import MeshprobeEcho
 import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOPosix
 import Testing
@@ -47,8 +48,8 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
                  tls: TLSContext?, http: HTTPVersionPreference = .auto) async throws -> StepResponse {
         var base = LoadConfiguration(targets: [try LoadTarget(parsing: "\(tls == nil ? "http" : "https")://127.0.0.1:\(echo.port)/")])
         base.tls = tls
-        base.httpVersion = http
-        base.requestTimeout = 5
+        base.plan.httpVersion = http
+        base.plan.requestTimeout = 5
         let step = FlowStep(name: "control", method: method, path: path,
                             headers: body == nil ? [] : [HTTP2HeaderPair("content-type", "application/json")], body: body)
         let outcome = try await StepRunner.run([step], base: base, keepingLastResponse: true, group: MultiThreadedEventLoopGroup.singleton)

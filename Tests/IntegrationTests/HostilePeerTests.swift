@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import NIOCore
 import NIOPosix
 import Testing
@@ -32,7 +33,7 @@ import Testing
         defer { peer.close(promise: nil) }
         let port = try #require(peer.localAddress?.port)
         let (result, elapsed) = try await timed {
-            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.connectTimeout = 0.3 }
+            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.plan.connectTimeout = 0.3 }
         }
         #expect(elapsed < .seconds(10), "\(elapsed)")
         #expect(result.succeeded == 0)
@@ -49,7 +50,7 @@ import Testing
         let client = try pki.svid("productpage", uris: [pki.id("productpage")])
         let tls = try pki.clientTLS(client, expect: nil, alpn: ["h2"])
         let (result, elapsed) = try await timed {
-            try await runLoad(["https://127.0.0.1:\(port)/"], tls: tls, requests: 2, connections: 1, streams: 1) { $0.connectTimeout = 0.3 }
+            try await runLoad(["https://127.0.0.1:\(port)/"], tls: tls, requests: 2, connections: 1, streams: 1) { $0.plan.connectTimeout = 0.3 }
         }
         #expect(elapsed < .seconds(10), "\(elapsed)")
         #expect(result.succeeded == 0)
@@ -62,7 +63,7 @@ import Testing
         defer { peer.close(promise: nil) }
         let port = try #require(peer.localAddress?.port)
         let (result, elapsed) = try await timed {
-            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.connectTimeout = 2 }
+            try await runLoad(["http://127.0.0.1:\(port)/"], requests: 3, connections: 1, streams: 1) { $0.plan.connectTimeout = 2 }
         }
         #expect(elapsed < .seconds(10), "\(elapsed)")
         #expect(result.succeeded == 0)
@@ -77,9 +78,9 @@ import Testing
         defer { Task { await echo.close() } }
         let (result, elapsed) = try await timed {
             try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 3, connections: 1, streams: 1, http: version) {
-                $0.headers = [("x-a", "{{env:EVIL}}")]
-                $0.environment = ["EVIL": "a\r\nx-injected: 1"]
-                $0.requestTimeout = 1
+                $0.plan.headers = [HTTP2HeaderPair("x-a", "{{env:EVIL}}")]
+                $0.plan.environment = ["EVIL": "a\r\nx-injected: 1"]
+                $0.plan.requestTimeout = 1
             }
         }
         #expect(elapsed < .seconds(5), "\(elapsed)")
@@ -99,7 +100,7 @@ import Testing
         let (result, elapsed) = try await timed {
             try await runLoad(["http://127.0.0.1:\(port)/"], requests: 1, connections: 1, streams: 1, http: .http1) {
                 $0.keepLastStepResponse = true
-                $0.requestTimeout = 20
+                $0.plan.requestTimeout = 20
             }
         }
         #expect(elapsed < .seconds(15), "\(elapsed)")
@@ -113,9 +114,9 @@ import Testing
         defer { Task { await echo.close() } }
         let (result, elapsed) = try await timed {
             try await runLoad(["http://127.0.0.1:\(echo.port)/"], connections: 1, streams: 1) {
-                $0.requests = nil
-                $0.duration = 0.5
-                $0.model = .open(rate: LoadProfile(start: 0.1), arrivals: .uniform)
+                $0.plan.requests = nil
+                $0.plan.duration = 0.5
+                $0.plan.model = .open(rate: LoadProfile(start: 0.1), arrivals: .uniform)
             }
         }
         // The second arrival is due at 10 s, after the end of the run: nothing to wait for.
@@ -132,10 +133,10 @@ import Testing
         let rows = try CSVTable(parsing: "value\n\"a\nx-evil: 1\"\n", source: "rows.csv")
         let (result, elapsed) = try await timed {
             try await runLoad(["http://127.0.0.1:\(echo.port)/"], connections: 1, streams: 4, http: http) {
-                $0.requests = nil
-                $0.duration = 0.5
-                $0.csv = rows
-                $0.headers = [("x-row", "{{csv:value}}")]
+                $0.plan.requests = nil
+                $0.plan.duration = 0.5
+                $0.plan.csv = rows
+                $0.plan.headers = [HTTP2HeaderPair("x-row", "{{csv:value}}")]
             }
         }
         #expect(elapsed < .seconds(5), "\(elapsed)")

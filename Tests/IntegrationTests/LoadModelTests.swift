@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOPosix
 import Testing
@@ -11,8 +12,8 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 2, streams: 10) {
-            $0.model = .open(rate: .constant(400), arrivals: .uniform)
-            $0.duration = 1
+            $0.plan.model = .open(rate: .constant(400), arrivals: .uniform)
+            $0.plan.duration = 1
         }
         // 400/s for 1 s, uniform, fixed in advance: exactly 400 arrivals, whatever the server does.
         #expect(result.requestsSent == 400)
@@ -26,8 +27,8 @@ import Testing
         defer { Task { await echo.close() } }
         // One stream in total and 5% of responses stalled by 100 ms: arrivals queue up behind each stall.
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=100ms:5"], requests: 1_000_000, connections: 1, streams: 1) {
-            $0.model = .open(rate: .constant(200), arrivals: .uniform)
-            $0.duration = 2
+            $0.plan.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.plan.duration = 2
         }
         #expect(result.requestsSent == 400)
         #expect(result.responses == 400)
@@ -43,9 +44,9 @@ import Testing
         defer { Task { await echo.close() } }
         func sent() async throws -> Int {
             try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 20) {
-                $0.model = .open(rate: .constant(300), arrivals: .poisson)
-                $0.duration = 1
-                $0.seed = 7
+                $0.plan.model = .open(rate: .constant(300), arrivals: .poisson)
+                $0.plan.duration = 1
+                $0.plan.seed = 7
             }.requestsSent
         }
         let first = try await sent()
@@ -59,7 +60,7 @@ import Testing
         // 0 -> 600/s over 1 s, then 600/s for 0.5 s: 300 + 300 arrivals.
         let profile = LoadProfile(start: 0, stages: [.init(duration: 1, target: 600), .init(duration: 0.5, target: 600)])
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 2, streams: 10) {
-            $0.model = .open(rate: profile, arrivals: .uniform)
+            $0.plan.model = .open(rate: profile, arrivals: .uniform)
         }
         #expect(abs(result.requestsSent - 600) <= 2)
         #expect(result.succeeded == result.requestsSent)
@@ -70,7 +71,7 @@ import Testing
         defer { Task { await echo.close() } }
         let profile = LoadProfile(start: 0, stages: [.init(duration: 0.5, target: 6), .init(duration: 0.7, target: 6)])
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=10ms"], requests: 1_000_000, connections: 2, streams: 10) {
-            $0.model = .closed(concurrency: profile, thinkTime: 0)
+            $0.plan.model = .closed(concurrency: profile, thinkTime: 0)
         }
         // (How many complete depends on how busy the machine is; the cap is the point.)
         #expect(result.succeeded > 20)
@@ -82,8 +83,8 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 1) {
-            $0.model = .closed(concurrency: nil, thinkTime: 0.1)
-            $0.duration = 0.55
+            $0.plan.model = .closed(concurrency: nil, thinkTime: 0.1)
+            $0.plan.duration = 0.55
         }
         // One slot, 100 ms between requests: at most 6 in 0.55 s (at 0, 0.1, ... 0.5); without the think time a
         // slot does hundreds. (Fewer when a busy machine delays the connection.)
@@ -94,8 +95,8 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 1) {
-            $0.model = .closed(concurrency: .constant(1), thinkTime: 0.1)
-            $0.duration = 0.55
+            $0.plan.model = .closed(concurrency: .constant(1), thinkTime: 0.1)
+            $0.plan.duration = 0.55
         }
         // A user thinking counts against the concurrency target: the worker's periodic sweep must not start a request
         // in its slot meanwhile (it did, and sent bursts of five every think time).
@@ -106,9 +107,9 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 10) {
-            $0.model = .open(rate: .constant(200), arrivals: .uniform)
-            $0.duration = 1
-            $0.warmup = 0.5
+            $0.plan.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.plan.duration = 1
+            $0.plan.warmup = 0.5
         }
         #expect(result.requestsSent == 200)
         #expect(result.warmupRequests == 100)
@@ -125,7 +126,7 @@ import Testing
         defer { Task { await echo.close() } }
         let tls = try pki.clientTLS(client, expect: .trustDomain(pki.trustDomain))
         let result = try await runLoad(["https://127.0.0.1:\(echo.port)/"], tls: tls, requests: 30, connections: 1, streams: 5) {
-            $0.churn = .perRequest
+            $0.plan.churn = .perRequest
         }
         #expect(result.succeeded == 30)
         #expect(result.connectionsEstablished == 30)
@@ -139,7 +140,7 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 100, connections: 2, streams: 4) {
-            $0.churn = .every(10)
+            $0.plan.churn = .every(10)
         }
         #expect(result.succeeded == 100)
         #expect(result.connectionsEstablished == 10)
@@ -151,14 +152,14 @@ import Testing
         defer { Task { await echo.close() } }
         // The echo answers the status asked for in the query: templates choose it per request.
         let picked = try await runLoad(["http://127.0.0.1:\(echo.port)/?status={{pick:201,202}}"], requests: 200, connections: 1, streams: 5) {
-            $0.headers = [("x-request-id", "{{uuid}}"), ("x-seq", "{{seq}}")]
+            $0.plan.headers = [HTTP2HeaderPair("x-request-id", "{{uuid}}"), HTTP2HeaderPair("x-seq", "{{seq}}")]
         }
         #expect(Set(picked.statuses.keys) == [201, 202])
         #expect(picked.succeeded == 200)
         let csv = try CSVTable(parsing: "code\n203\n204\n", source: "codes.csv")
         // 204 has no body: the echo sends none, and the client takes it as any other response.
         let rows = try await runLoad(["http://127.0.0.1:\(echo.port)/?status={{csv:code}}"], requests: 100, connections: 1, streams: 1) {
-            $0.csv = csv
+            $0.plan.csv = csv
         }
         #expect(rows.statuses == [203: 50, 204: 50])
     }
@@ -168,9 +169,9 @@ import Testing
         defer { Task { await echo.close() } }
         let started = Date()
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?status=503:60"], requests: 1_000_000, connections: 2, streams: 10) {
-            $0.model = .open(rate: .constant(200), arrivals: .uniform)
-            $0.duration = 20
-            $0.guards = [.errorRate(0.3)]
+            $0.plan.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.plan.duration = 20
+            $0.plan.guards = [.errorRate(0.3)]
         }
         let fired = try #require(result.guardFired)
         #expect(fired.guardDescription == "error rate above 30.0%")
@@ -184,9 +185,9 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=80ms"], requests: 1_000_000, connections: 2, streams: 50) {
-            $0.model = .open(rate: .constant(100), arrivals: .uniform)
-            $0.duration = 20
-            $0.guards = [.errorRate(0.5), .p99(0.05)]
+            $0.plan.model = .open(rate: .constant(100), arrivals: .uniform)
+            $0.plan.duration = 20
+            $0.plan.guards = [.errorRate(0.5), .p99(0.05)]
         }
         #expect(result.guardFired?.guardDescription == "p99 above 50.0 ms")
         #expect(result.requestsSent < 1000)
@@ -199,9 +200,9 @@ import Testing
         // first full second and the rate is held near 100-350/s instead of reaching 1100/s.
         let profile = LoadProfile(start: 100, stages: [.init(duration: 4, target: 1100)])
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=60ms"], requests: 1_000_000, connections: 2, streams: 100) {
-            $0.model = .open(rate: profile, arrivals: .uniform)
-            $0.guards = [.p99(0.03)]
-            $0.guardAction = .hold
+            $0.plan.model = .open(rate: profile, arrivals: .uniform)
+            $0.plan.guards = [.p99(0.03)]
+            $0.plan.guardAction = .hold
         }
         let fired = try #require(result.guardFired)
         #expect(fired.action == .hold)
@@ -219,9 +220,9 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 1_000_000, connections: 1, streams: 10) {
-            $0.model = .open(rate: .constant(100), arrivals: .uniform)
-            $0.duration = 2.2
-            $0.guards = [.errorRate(0.1), .p99(5)]
+            $0.plan.model = .open(rate: .constant(100), arrivals: .uniform)
+            $0.plan.duration = 2.2
+            $0.plan.guards = [.errorRate(0.1), .p99(5)]
         }
         #expect(result.guardFired == nil)
         #expect(!result.aborted)
@@ -241,7 +242,7 @@ import Testing
         ]
         for http in [HTTPVersionPreference.http2, .http1] {
             let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 50, connections: 2, streams: 5, http: http) {
-                $0.flow = flow
+                $0.plan.flow = flow
             }
             #expect(result.iterationsCompleted == 50, "\(http)")
             #expect(result.statuses == [201: 100], "\(http)")
@@ -260,7 +261,7 @@ import Testing
             FlowStep(name: "use", path: "/use/{{var:token}}"),
         ]
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 30, connections: 1, streams: 3) {
-            $0.flow = flow
+            $0.plan.flow = flow
         }
         #expect(result.errors[.extractionFailed] == 30)
         #expect(result.steps["login"]?.extractionFailures == 30)
@@ -274,7 +275,7 @@ import Testing
         let echo = try await startEcho(version: "v9", tls: nil)
         defer { Task { await echo.close() } }
         var base = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(echo.port)/")])
-        base.requests = 1
+        base.plan.requests = 1
         let setup = try await StepRunner.run([FlowStep(name: "fixture", method: "POST", path: "/fixtures?status=202",
                                                        extract: [Extraction(variable: "fixture", source: .json("version"))])],
                                              base: base, group: MultiThreadedEventLoopGroup.singleton)
@@ -285,8 +286,8 @@ import Testing
         #expect(!failed.completed)
         #expect(failed.problem?.contains("broken") == true)
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 20, connections: 1, streams: 2) {
-            $0.flow = [FlowStep(name: "read", path: "/items/{{var:fixture}}?status=203")]
-            $0.flowVariables = setup.variables
+            $0.plan.flow = [FlowStep(name: "read", path: "/items/{{var:fixture}}?status=203")]
+            $0.plan.flowVariables = setup.variables
         }
         #expect(result.statuses == [203: 20])
         #expect(result.iterationsCompleted == 20)
@@ -296,8 +297,8 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?status=503:10"], requests: 1_000_000, connections: 2, streams: 4) {
-            $0.model = .open(rate: .constant(300), arrivals: .uniform)
-            $0.duration = 2.2
+            $0.plan.model = .open(rate: .constant(300), arrivals: .uniform)
+            $0.plan.duration = 2.2
         }
         #expect(result.timeline.count >= 3)
         #expect(result.timeline.reduce(0) { $0 + $1.responses } == result.responses)

@@ -30,8 +30,8 @@ import Testing
               - {url: "https://127.0.0.1:\(west.port)/reviews", sni: reviews.west.global}
             load: {requests: 200, connections: 4, streams: 5}
             """, file: "multi.yaml", baseDirectory: URL(fileURLWithPath: "/tmp"))
-        var configuration = scenario.configuration
-        #expect(configuration.targets.map(\.serverName) == ["reviews.east.global", "reviews.west.global"])
+        var configuration = LoadConfiguration(plan: scenario.plan)
+        #expect(configuration.plan.targets.map(\.serverName) == ["reviews.east.global", "reviews.west.global"])
         // One bundle per trust domain (the lab signs both with one CA): each gateway's SVID verifies in its own domain.
         var tls = TLSConfiguration(role: .client)
         tls.certificateChainFile = client.cert

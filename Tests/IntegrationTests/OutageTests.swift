@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
@@ -46,9 +47,9 @@ import Testing
             return try await echo(on: port)
         }
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 4) { c in
-            c.requests = nil
-            c.duration = 3
-            c.model = .open(rate: .constant(200, duration: 3), arrivals: .uniform)
+            c.plan.requests = nil
+            c.plan.duration = 3
+            c.plan.model = .open(rate: .constant(200, duration: 3), arrivals: .uniform)
         }
         let second = try await outage.value
         second.stop()
@@ -70,8 +71,8 @@ import Testing
     @Test func aClosedModelRunWithADurationRunsToItsEnd() async throws {
         let (port, outage) = try await echoGoingAway(after: 300)
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: clientTLS, connections: 2, streams: 2) { c in
-            c.requests = nil
-            c.duration = 2
+            c.plan.requests = nil
+            c.plan.duration = 2
         }
         try await outage.value
         #expect(result.endedEarly == nil)
@@ -79,7 +80,7 @@ import Testing
         #expect(result.connectionFailures[.connectRefused, default: 0] >= 4, "\(result.connectionFailures)")
         // The report says the target went away, whatever else passed.
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1:\(port)/")])
-        configuration.duration = 2
+        configuration.plan.duration = 2
         let report = LoadReport(result: result, configuration: configuration, commandLine: [], startedAt: Date(), version: "test")
         #expect(report.summary.warnings.contains { $0.hasPrefix("the target could not be reached for part of the run") },
                 "\(report.summary.warnings)")
@@ -106,8 +107,8 @@ import Testing
         let prober = try pki.svid("prober2", uris: [pki.id("prober2")])
         let wrong = try pki.clientTLS(prober, expect: .spiffeID(try SPIFFEID(parsing: pki.id("ratings"))))
         let result = try await runLoad(["https://127.0.0.1:\(port)/"], tls: wrong, connections: 2, streams: 1) { c in
-            c.requests = nil
-            c.duration = 30
+            c.plan.requests = nil
+            c.plan.duration = 30
         }
         let why = try #require(result.endedEarly)
         #expect(why.contains("tls_wrong_spiffe_id"), "\(why)")

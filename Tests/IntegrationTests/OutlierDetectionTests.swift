@@ -5,6 +5,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeLab
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOPosix
@@ -55,7 +56,7 @@ import Testing
         var e = declared
         e.faultTargets = ["https://127.0.0.1:\(v1.port)", "https://127.0.0.1:\(v2.port)"]
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/reviews")])
-        configuration.requestTimeout = 5
+        configuration.plan.requestTimeout = 5
         let outcome = try await OutlierDetectionCheck.run(e, configuration: configuration, recognizer: .version,
                                                           controlTLS: try lab.controlTLS(),
                                                           group: MultiThreadedEventLoopGroup.singleton)

@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
@@ -165,7 +166,7 @@ import Testing
                                         server: "add_header x-served-by nginx-blue;", http: "keepalive_requests 100000;")
         defer { peer.stop() }
         let result = try await runLoad(["http://127.0.0.1:\(port)/index.html"], requests: 300, connections: 3, streams: 1, http: .http1) {
-            $0.identityHeader = "x-served-by"
+            $0.plan.identityHeader = "x-served-by"
         }
         #expect(result.succeeded == 300)
         #expect(result.connectionsEstablished == 3)

@@ -15,9 +15,9 @@ import Testing
         let listener = try BlackholeListener()
         defer { listener.close() }
         let result = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 2, streams: 1) { configuration in
-            configuration.requests = nil
-            configuration.duration = 0.3
-            configuration.connectTimeout = 0.8
+            configuration.plan.requests = nil
+            configuration.plan.duration = 0.3
+            configuration.plan.connectTimeout = 0.8
         }
         #expect(result.succeeded == 0)
         #expect(result.connectionsEstablished == 0, "the accept queue was not full: the test did not exercise a pending connect")
@@ -25,9 +25,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(1500))
         // Still here: a second run on the same event loops works.
         let again = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 1, streams: 1) { configuration in
-            configuration.requests = nil
-            configuration.duration = 0.2
-            configuration.connectTimeout = 0.1
+            configuration.plan.requests = nil
+            configuration.plan.duration = 0.2
+            configuration.plan.connectTimeout = 0.1
         }
         #expect(again.succeeded == 0)
     }

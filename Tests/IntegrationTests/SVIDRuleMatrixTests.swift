@@ -3,6 +3,7 @@ import MeshprobeEcho
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOPosix
 import Testing

@@ -6,6 +6,7 @@ import MeshprobeEcho
 import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore
@@ -33,12 +34,12 @@ func runLoad(_ urls: [String], tls: TLSContext? = nil, requests: Int = 200, conn
              http: HTTPVersionPreference = .auto, configure: (inout LoadConfiguration) -> Void = { _ in }) async throws -> LoadResult {
     var configuration = LoadConfiguration(targets: try urls.map { try LoadTarget(parsing: $0) })
     configuration.tls = tls
-    configuration.requests = requests
-    configuration.connections = connections
-    configuration.streamsPerConnection = streams
-    configuration.httpVersion = http
-    configuration.requestTimeout = 5
-    configuration.connectTimeout = 2
+    configuration.plan.requests = requests
+    configuration.plan.connections = connections
+    configuration.plan.streamsPerConnection = streams
+    configuration.plan.httpVersion = http
+    configuration.plan.requestTimeout = 5
+    configuration.plan.connectTimeout = 2
     configure(&configuration)
     return try await LoadGenerator(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton).run()
 }

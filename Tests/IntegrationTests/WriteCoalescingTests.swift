@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import MeshprobeHTTP2
 import MeshprobeLoad
+import MeshprobeSpec
 import Testing
 
 /// HTTP/2 write coalescing (`--coalesce-window`) in the load engine: a held request is timed from when it is written,
@@ -16,7 +17,7 @@ import Testing
         // response arrives.
         let url = "http://127.0.0.1:\(echo.port)/?delay=300ms:50"
         let result = try await runLoad([url], requests: 60, connections: 1, streams: 2) { configuration in
-            configuration.coalesceWindow = 0.1
+            configuration.plan.coalesceWindow = 0.1
             // One connection, two streams, an idle loop: the default policy would never hold.
             configuration.coalescePolicy = .always
         }
@@ -37,7 +38,7 @@ import Testing
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
         let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 300, connections: 2, streams: 10) { configuration in
-            configuration.coalesceWindow = 0
+            configuration.plan.coalesceWindow = 0
         }
         #expect(result.succeeded == 300)
         #expect(result.coalescedRequests == 0)
@@ -46,13 +47,13 @@ import Testing
     /// Unset, the window is 500 us in the closed model and off in the open model; set, it is what it says.
     @Test func theDefaultWindowIsTheClosedModels() throws {
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/")])
-        #expect(configuration.effectiveCoalesceWindow == 0.0005)
-        configuration.coalesceWindow = 0
-        #expect(configuration.effectiveCoalesceWindow == 0)
-        configuration.model = .open(rate: .constant(100), arrivals: .uniform)
-        configuration.coalesceWindow = nil
-        #expect(configuration.effectiveCoalesceWindow == 0)
-        configuration.coalesceWindow = 0.001
-        #expect(configuration.effectiveCoalesceWindow == 0.001)
+        #expect(configuration.plan.effectiveCoalesceWindow == 0.0005)
+        configuration.plan.coalesceWindow = 0
+        #expect(configuration.plan.effectiveCoalesceWindow == 0)
+        configuration.plan.model = .open(rate: .constant(100), arrivals: .uniform)
+        configuration.plan.coalesceWindow = nil
+        #expect(configuration.plan.effectiveCoalesceWindow == 0)
+        configuration.plan.coalesceWindow = 0.001
+        #expect(configuration.plan.effectiveCoalesceWindow == 0.001)
     }
 }

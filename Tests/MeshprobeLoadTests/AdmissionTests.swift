@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import Testing
 @testable import MeshprobeLoad
 

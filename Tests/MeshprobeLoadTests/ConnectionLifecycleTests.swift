@@ -1,4 +1,5 @@
 import MeshprobeIdentity
+import MeshprobeSpec
 import Testing
 @testable import MeshprobeLoad
 

@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import Testing
 @testable import MeshprobeLoad
 
@@ -48,8 +49,8 @@ import Testing
 
     @Test func invalidStagesNameTheStage() {
         let profile = LoadProfile(start: 0, stages: [.init(duration: 5, target: 10), .init(duration: 0, target: 5)])
-        #expect(throws: LoadConfigurationError.self) { try profile.validate(what: "rate", largest: 1e6) }
-        #expect(throws: LoadConfigurationError.self) { try LoadProfile.constant(-1).validate(what: "rate", largest: 1e6) }
+        #expect(throws: LoadPlanError.self) { try profile.validate(what: "rate", largest: 1e6) }
+        #expect(throws: LoadPlanError.self) { try LoadProfile.constant(-1).validate(what: "rate", largest: 1e6) }
     }
 }
 

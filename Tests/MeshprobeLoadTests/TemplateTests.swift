@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import Testing
 @testable import MeshprobeLoad
 
@@ -69,13 +70,13 @@ import Testing
         #expect {
             try TemplateString(text, field: "-H x-id", csvHeader: nil, environment: [:])
         } throws: { error in
-            (error as? LoadConfigurationError)?.field == "-H x-id"
+            (error as? LoadPlanError)?.field == "-H x-id"
         }
     }
 
     @Test func csvErrorsNameTheFile() {
-        #expect(throws: LoadConfigurationError.self) { try CSVTable(parsing: "", source: "empty.csv") }
-        #expect(throws: LoadConfigurationError.self) { try CSVTable(parsing: "a,b\n", source: "header-only.csv") }
-        #expect(throws: LoadConfigurationError.self) { try CSVTable(parsing: "a\n\"open", source: "quote.csv") }
+        #expect(throws: LoadPlanError.self) { try CSVTable(parsing: "", source: "empty.csv") }
+        #expect(throws: LoadPlanError.self) { try CSVTable(parsing: "a,b\n", source: "header-only.csv") }
+        #expect(throws: LoadPlanError.self) { try CSVTable(parsing: "a\n\"open", source: "quote.csv") }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import MeshprobeIdentity
-import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeStatistics
 import Testing
 @testable import MeshprobePolicy
@@ -27,8 +27,8 @@ import Testing
         #expect(policy.routes[0].recognizer == .header("x-served-by"))
         #expect(policy.routes[0].mapping == ["reviews-blue": "v1", "reviews-green": "v2"])
         #expect(policy.routes[0].statistics == SplitTestConfiguration(tolerance: 0.03, falseFailRate: 0.01, missRate: 0.05, maxSamples: 20_000))
-        #expect(policy.scenario.configuration.requests == 20_000)
-        #expect(policy.scenario.configuration.identityHeader == "x-served-by")
+        #expect(policy.scenario.plan.requests == 20_000)
+        #expect(policy.scenario.plan.identityHeader == "x-served-by")
     }
 
     @Test func readsRoutesWithHeaderAndPathMatches() throws {
@@ -89,7 +89,7 @@ import Testing
         #expect(policy.propagation == PropagationWait(timeout: 30, window: 0.5, stableWindows: 4))
         #expect(policy.clustersToReach == ["east", "west"] && policy.clustersToAvoid == ["central"])
         // Verify spreads samples over fresh connections unless the file says otherwise.
-        #expect(policy.scenario.configuration.churn == .every(20))
+        #expect(policy.scenario.plan.churn == .every(20))
     }
 
     @Test func regexSamplesAreOnlyTakenFromLiterals() {

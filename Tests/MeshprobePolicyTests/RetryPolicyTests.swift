@@ -2,7 +2,6 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeYAML
 import Testing
-@testable import MeshprobeLoad
 @testable import MeshprobePolicy
 
 @Suite struct RetryPolicyTests {

@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTestSupport
 import Testing
 

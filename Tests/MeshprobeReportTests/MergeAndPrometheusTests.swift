@@ -4,6 +4,7 @@ import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
+import MeshprobeSpec
 import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import NIOCore

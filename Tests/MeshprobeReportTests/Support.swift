@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 @testable import MeshprobeReport
 
 // Every file of this target sees the shared test support (processes, ports, waiting).

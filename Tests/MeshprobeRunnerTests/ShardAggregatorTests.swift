@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeHTTP1
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -106,11 +107,11 @@ import Testing
             }
         }
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/")])
-        configuration.requests = 10
+        configuration.plan.requests = 10
         let plan = ShardPlan(count: 3, index: 0, host: "127.0.0.1", port: 9443, timeout: 1)
         try plan.split(&configuration)
-        #expect(configuration.requests == 4)
-        configuration.requests = 2
+        #expect(configuration.plan.requests == 4)
+        configuration.plan.requests = 2
         let last = ShardPlan(count: 3, index: 2, host: "127.0.0.1", port: 9443, timeout: 1)
         do {
             try last.split(&configuration, requestsFlag: "-n")
@@ -127,10 +128,10 @@ import Testing
         var total = 0
         for index in 0..<3 {
             var policy = try loadPolicy("expect:\n  split: {v1: 90, v2: 10}\n  maxRequests: 100")
-            var configuration = policy.scenario.configuration
-            #expect(configuration.requests == 100 && policy.routes[0].statistics.maxSamples == 100)
+            var configuration = LoadConfiguration(plan: policy.scenario.plan)
+            #expect(configuration.plan.requests == 100 && policy.routes[0].statistics.maxSamples == 100)
             try ShardPlan(count: 3, index: index, host: "127.0.0.1", port: 9443, timeout: 1).split(&policy, configuration: &configuration)
-            #expect(configuration.requests == policy.routes[0].statistics.maxSamples)
+            #expect(configuration.plan.requests == policy.routes[0].statistics.maxSamples)
             #expect(policy.statistics.maxSamples == policy.routes[0].statistics.maxSamples)
             total += policy.routes[0].statistics.maxSamples
         }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeEcho
+import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeRunner
 import NIOPosix
@@ -27,7 +28,7 @@ import Testing
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let policy = try Policy.load(path: file, environment: [:])
         let json = dir.appendingPathComponent("verdict.json").path
-        let outcome = try await executeVerify(policy, configuration: policy.scenario.configuration,
+        let outcome = try await executeVerify(policy, configuration: LoadConfiguration(plan: policy.scenario.plan),
                                               options: VerifyRunOptions(file: file, json: json, quiet: true, reports: ReportOutputs()))
         let object = FileManager.default.contents(atPath: json).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         return (outcome, object)

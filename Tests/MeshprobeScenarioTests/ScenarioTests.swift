@@ -1,5 +1,5 @@
 import Foundation
-import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeYAML
 import Testing
 @testable import MeshprobeScenario
@@ -49,21 +49,21 @@ import Testing
             output: {json: out/result.json}
             """)
         #expect(s.name == "ramp")
-        #expect(s.configuration.targets.map(\.description) == ["https://a.example:8443/x", "https://b.example/y"])
+        #expect(s.plan.targets.map(\.description) == ["https://a.example:8443/x", "https://b.example/y"])
         #expect(s.identity.tls.svidDir == "/srv/scenarios/svid")
         #expect(s.identity.tls.trustBundles == [TrustBundleSource(trustDomain: "east.example", file: "/srv/scenarios/east.pem")])
         #expect(s.identity.sni == "reviews.svc")
-        #expect(s.configuration.httpVersion == .http2)
-        #expect(s.configuration.connections == 4 && s.configuration.streamsPerConnection == 8)
-        #expect(s.configuration.model == .open(rate: LoadProfile(start: 10, stages: [.init(duration: 30, target: 100),
+        #expect(s.plan.httpVersion == .http2)
+        #expect(s.plan.connections == 4 && s.plan.streamsPerConnection == 8)
+        #expect(s.plan.model == .open(rate: LoadProfile(start: 10, stages: [.init(duration: 30, target: 100),
                                                                                      .init(duration: 60, target: 100, ramp: false)]),
                                                arrivals: .poisson))
-        #expect(s.configuration.plannedDuration == 90)
-        #expect(s.configuration.warmup == 5)
-        #expect(s.configuration.churn == .perRequest)
-        #expect(s.configuration.seed == 42)
-        #expect(s.configuration.method == "POST")
-        #expect(s.configuration.headers.map(\.name) == ["x-id", "x-token"])
+        #expect(s.plan.plannedDuration == 90)
+        #expect(s.plan.warmup == 5)
+        #expect(s.plan.churn == .perRequest)
+        #expect(s.plan.seed == 42)
+        #expect(s.plan.method == "POST")
+        #expect(s.plan.headers.map(\.name) == ["x-id", "x-token"])
         #expect(s.jsonOutput == "/srv/scenarios/out/result.json")
     }
 
@@ -76,19 +76,19 @@ import Testing
               think: 10ms
               stages: [{duration: 10s, target: 20}]
             """)
-        #expect(s.configuration.model == .closed(concurrency: LoadProfile(start: 0, stages: [.init(duration: 10, target: 20)]), thinkTime: 0.01))
+        #expect(s.plan.model == .closed(concurrency: LoadProfile(start: 0, stages: [.init(duration: 10, target: 20)]), thinkTime: 0.01))
     }
 
     @Test func sendTickAndCoalesceWindow() throws {
         let open = try parse("target: http://127.0.0.1:8080/\nload: {rate: 100, duration: 1s, sendTick: 2ms}\n")
-        #expect(open.configuration.sendTick == 0.002)
-        #expect(open.configuration.effectiveCoalesceWindow == 0)
+        #expect(open.plan.sendTick == 0.002)
+        #expect(open.plan.effectiveCoalesceWindow == 0)
         let closed = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10, coalesceWindow: 1ms}\n")
-        #expect(closed.configuration.effectiveCoalesceWindow == 0.001)
+        #expect(closed.plan.effectiveCoalesceWindow == 0.001)
         let off = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10, coalesceWindow: 0}\n")
-        #expect(off.configuration.effectiveCoalesceWindow == 0)
+        #expect(off.plan.effectiveCoalesceWindow == 0)
         let unset = try parse("target: http://127.0.0.1:8080/\nload: {requests: 10}\n")
-        #expect(unset.configuration.effectiveCoalesceWindow == LoadConfiguration.defaultCoalesceWindow)
+        #expect(unset.plan.effectiveCoalesceWindow == LoadPlan.defaultCoalesceWindow)
     }
 
     @Test func guardsAndThinkJitter() throws {
@@ -97,8 +97,8 @@ import Testing
             load: {requests: 10, think: 20ms, thinkJitter: 5ms}
             guards: {maxErrorRate: 0.25, maxP99: 300ms}
             """)
-        #expect(s.configuration.thinkJitter == 0.005)
-        #expect(s.configuration.guards == [.errorRate(0.25), .p99(0.3)])
+        #expect(s.plan.thinkJitter == 0.005)
+        #expect(s.plan.guards == [.errorRate(0.25), .p99(0.3)])
         let e = try #require(error("target: http://h/\nload: {requests: 1}\nguards:\n  maxErrorRate: 1.5\n"))
         #expect(e.line == 4 && e.field == "guards.maxErrorRate")
     }
@@ -120,10 +120,10 @@ import Testing
               - {name: clean, method: DELETE, path: "/f/{{var:fid}}"}
             """)
         #expect(s.setup == [FlowStep(name: "fixture", method: "POST", path: "/f", extract: [Extraction(variable: "fid", source: .json("data.items[0].id"))])])
-        #expect(s.configuration.flow.map(\.name) == ["login", "read"])
-        #expect(s.configuration.flow[0].extract == [Extraction(variable: "token", source: .header("X-Token"))])
+        #expect(s.plan.flow.map(\.name) == ["login", "read"])
+        #expect(s.plan.flow[0].extract == [Extraction(variable: "token", source: .header("X-Token"))])
         #expect(s.teardown.count == 1)
-        #expect(s.configuration.flowVariables.keys.sorted() == ["fid"])
+        #expect(s.plan.flowVariables.keys.sorted() == ["fid"])
     }
 
     @Test func aVariableNoEarlierStepExtractsIsAnError() throws {
@@ -215,7 +215,89 @@ import Testing
         #expect(files.count >= 4)
         for file in files {
             let s = try Scenario.load(path: dir.appendingPathComponent(file).path, environment: [:])
-            #expect(!s.configuration.targets.isEmpty, "\(file)")
+            #expect(!s.plan.targets.isEmpty, "\(file)")
         }
+    }
+}
+
+/// A file's errors name its fields (`load.warmup`, `identity.svidDir`) at their line, never the flags that set the
+/// same values on the command line.
+extension ScenarioTests {
+    /// The error of `identity.check` for a scenario that parses.
+    func identityError(_ text: String, https: Bool = true) throws -> YAMLInputError? {
+        let s = try parse(text)
+        do {
+            try s.identity.check(https: https, file: "s.yaml")
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func expectNoFlag(_ e: YAMLInputError, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!e.description.contains(" -") && !e.description.contains("--"), "\(e)", sourceLocation: sourceLocation)
+    }
+
+    @Test func aWarmUpAsLongAsTheRunNamesLoadWarmupAtItsLine() throws {
+        let e = try #require(error("target: http://h/\nload:\n  duration: 5s\n  warmup: 5s\n"))
+        #expect(e.file == "s.yaml" && e.line == 4 && e.field == "load.warmup", "\(e)")
+        #expect(e.message == "'5s': must be shorter than the run (5s)", "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func aWarmUpLongerThanTheStagesNamesLoadWarmup() throws {
+        let e = try #require(error("target: http://h/\nload:\n  rate: 10\n  stages: [{duration: 2s, target: 10}]\n  warmup: 3s\n"))
+        #expect(e.line == 5 && e.field == "load.warmup", "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func aRunWithNoEndNamesTheFileFields() throws {
+        let e = try #require(error("target: http://h/\nload:\n  connections: 2\n"))
+        #expect(e.field == "load", "\(e)")
+        #expect(e.message == "give load.requests, load.duration or stages, so that the run ends on its own", "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func aJitterAboveTheThinkTimeNamesTheFields() throws {
+        let e = try #require(error("target: http://h/\nload:\n  requests: 1\n  think: 10ms\n  thinkJitter: 20ms\n"))
+        #expect(e.line == 5 && e.field == "load.thinkJitter", "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func aMissingSVIDDirectoryNamesIdentitySvidDir() throws {
+        let e = try #require(try identityError("target: https://h/\nidentity:\n  svidDir: /nonexistent/svid\nload: {requests: 1}\n"))
+        #expect(e.file == "s.yaml" && e.line == 3 && e.field == "identity.svidDir", "\(e)")
+        #expect(e.message == "'/nonexistent/svid': no such directory (is the SVID volume mounted there?)", "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func anSVIDDirectoryWithoutItsFilesNamesIdentitySvidDir() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("svid-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let e = try #require(try identityError("target: https://h/\nidentity:\n  svidDir: \(dir.path)\nload: {requests: 1}\n"))
+        #expect(e.line == 3 && e.field == "identity.svidDir", "\(e)")
+        #expect(e.message.contains("missing or unreadable \(dir.path)/cert-chain.pem"), "\(e)")
+        expectNoFlag(e)
+    }
+
+    @Test func anHTTPSTargetWithoutATrustBundleNamesTheIdentityFields() throws {
+        let e = try #require(try identityError("target: https://h/\nidentity:\n  cert: c.pem\n  key: k.pem\nload: {requests: 1}\n"))
+        #expect(e.line == 3 && e.field == "identity", "\(e)")
+        #expect(e.message == "https needs a trust bundle to verify the server: identity.ca, identity.svidDir or identity.trustBundles (or identity.insecure: true to skip verification)", "\(e)")
+        expectNoFlag(e)
+        let none = try #require(try identityError("target: https://h/\nload: {requests: 1}\n"))
+        #expect(none.file == "s.yaml" && none.message.contains("identity.ca"), "\(none)")
+        #expect(try identityError("target: https://h/\nidentity: {insecure: true}\nload: {requests: 1}\n") == nil)
+    }
+
+    @Test func aPlaintextTargetWithAnExpectedPeerNamesIdentityExpectPeer() throws {
+        let text = "target: http://h/\nidentity:\n  ca: ca.pem\n  expectPeer: spiffe://example.org/ns/a/sa/b\nload: {requests: 1}\n"
+        let e = try #require(try identityError(text, https: false))
+        #expect(e.line == 4 && e.field == "identity.expectPeer", "\(e)")
+        #expect(e.message == "needs an https:// URL: plaintext has no peer certificate", "\(e)")
+        let sni = try #require(try identityError("target: http://h/\nidentity: {sni: a.example}\nload: {requests: 1}\n", https: false))
+        #expect(sni.field == "identity.sni", "\(sni)")
+        expectNoFlag(sni)
     }
 }

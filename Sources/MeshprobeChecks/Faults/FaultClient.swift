@@ -3,6 +3,7 @@ import MeshprobeEchoAPI
 import MeshprobeHTTP1
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOCore
 import NIOHTTP1
@@ -54,7 +55,7 @@ public struct FaultClient: Sendable {
         var tls: TLSContext?
         if target.scheme == .https {
             guard let given = self.tls else {
-                throw .badInput(LoadConfigurationError(field: "URL", value: target.description, reason: "https needs a TLS configuration").description)
+                throw .badInput(LoadPlanError(field: "URL", value: target.description, reason: "https needs a TLS configuration").description)
             }
             tls = try Self.http1(given)
         }

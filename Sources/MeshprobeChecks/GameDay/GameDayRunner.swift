@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore
@@ -123,10 +124,10 @@ public struct GameDayRunner: Sendable {
                     outcome.faults.append("\(fault.id) on \(client.url): \(fault.summary)")
                 }
                 var c = configuration
-                c.model = .open(rate: .constant(rate), arrivals: .uniform)
-                c.duration = duration
-                c.requests = nil
-                c.warmup = 0
+                c.plan.model = .open(rate: .constant(rate), arrivals: .uniform)
+                c.plan.duration = duration
+                c.plan.requests = nil
+                c.plan.warmup = 0
                 let generator = LoadGenerator(configuration: c, group: group)
                 let view = onLoad(generator, c)
                 let result = try await generator.run()

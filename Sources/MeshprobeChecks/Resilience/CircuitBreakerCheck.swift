@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import NIOCore
 
 /// Ramps concurrency below and above a declared connection-pool limit and checks the proxy's behaviour:
@@ -118,26 +119,26 @@ public enum CircuitBreakerCheck {
     public static func run(_ expectation: CircuitBreakerExpectation, configuration base: LoadConfiguration,
                            group: any EventLoopGroup) async throws -> Outcome {
         var base = base
-        base.model = .closedAsFastAsPossible
-        base.duration = nil
-        base.warmup = 0
-        base.churn = .reuse
+        base.plan.model = .closedAsFastAsPossible
+        base.plan.duration = nil
+        base.plan.warmup = 0
+        base.plan.churn = .reuse
         base.responseObserver = nil
-        base.requests = expectation.requestsPerPhase
+        base.plan.requests = expectation.requestsPerPhase
         if let hold = expectation.hold {
             let delay = "delay=\(Int((hold * 1000).rounded()))ms"
-            for i in base.targets.indices {
-                base.targets[i].path += base.targets[i].path.contains("?") ? "&\(delay)" : "?\(delay)"
+            for i in base.plan.targets.indices {
+                base.plan.targets[i].path += base.plan.targets[i].path.contains("?") ? "&\(delay)" : "?\(delay)"
             }
         }
         func phase(_ concurrency: Int) async throws -> Phase {
             var c = base
             let arrivals = Arrivals()
             c.responseObserver = { identity, status in arrivals.observe(identity, status: status) }
-            c.connections = min(concurrency, 4)
-            c.streamsPerConnection = (concurrency + c.connections - 1) / c.connections
+            c.plan.connections = min(concurrency, 4)
+            c.plan.streamsPerConnection = (concurrency + c.plan.connections - 1) / c.plan.connections
             // Exactly `concurrency` in flight, whatever the rounding of streams per connection.
-            c.model = .closed(concurrency: .constant(Double(concurrency)), thinkTime: 0)
+            c.plan.model = .closed(concurrency: .constant(Double(concurrency)), thinkTime: 0)
             let result = try await LoadGenerator(configuration: c, group: group).run()
             let (count, stats) = overflow(in: result)
             return Phase(concurrency: concurrency, result: result, overflow: count, overflowLatency: stats,

@@ -1,5 +1,6 @@
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import NIOCore
 
 /// Sends requests through the proxy, a few at a time, and reads the echo's `x-meshprobe-connection-request` stamp
@@ -14,13 +15,13 @@ public enum ConnectionReuseCheck {
 
     public static func run(_ e: ConnectionReuseExpectation, configuration base: LoadConfiguration, group: any EventLoopGroup) async throws -> Outcome {
         var c = base
-        c.model = .closed(concurrency: nil, thinkTime: 0)
-        c.connections = 1
-        c.streamsPerConnection = 4
-        c.requests = e.requests
-        c.duration = nil
-        c.warmup = 0
-        c.churn = .reuse
+        c.plan.model = .closed(concurrency: nil, thinkTime: 0)
+        c.plan.connections = 1
+        c.plan.streamsPerConnection = 4
+        c.plan.requests = e.requests
+        c.plan.duration = nil
+        c.plan.warmup = 0
+        c.plan.churn = .reuse
         c.responseObserver = nil
         let result = try await LoadGenerator(configuration: c, group: group).run()
         return Outcome(expectation: e, check: evaluate(e, result: result), result: result)

@@ -3,6 +3,7 @@ import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeTLS
 import MeshprobeYAML
 import NIOCore
@@ -90,14 +91,14 @@ public enum OutlierDetectionCheck {
     static func startLoad(_ base: LoadConfiguration, expectation: OutlierExpectation, cap: Double, recorder: Recorder,
                           group: any EventLoopGroup) -> Task<LoadResult, any Error> {
         var c = base
-        c.model = .closed(concurrency: .constant(1), thinkTime: 1 / expectation.rate)
-        c.connections = 1
-        c.streamsPerConnection = 1
-        c.requests = nil
-        c.duration = cap
-        c.warmup = 0
-        c.churn = .reuse
-        c.guards = []
+        c.plan.model = .closed(concurrency: .constant(1), thinkTime: 1 / expectation.rate)
+        c.plan.connections = 1
+        c.plan.streamsPerConnection = 1
+        c.plan.requests = nil
+        c.plan.duration = cap
+        c.plan.warmup = 0
+        c.plan.churn = .reuse
+        c.plan.guards = []
         c.responseObserver = { identity, status in recorder.observe(identity, status: status) }
         return Task { try await LoadGenerator(configuration: c, group: group).run() }
     }
@@ -116,13 +117,13 @@ public enum OutlierDetectionCheck {
     public static func run(_ e: OutlierExpectation, configuration: LoadConfiguration, recognizer: DestinationRecognizer,
                            controlTLS: TLSContext?, ledger: FaultLedger = FaultLedger(), group: any EventLoopGroup) async throws -> Outcome {
         guard !e.faultTargets.isEmpty else {
-            throw LoadConfigurationError(field: "outlierDetection.faultTargets", value: "",
+            throw LoadPlanError(field: "outlierDetection.faultTargets", value: "",
                                          reason: "outlier detection needs the address of a workload to make fail")
         }
         var clients: [FaultClient] = []
         for url in e.faultTargets {
             do { clients.append(try FaultClient(url: url, tls: controlTLS)) } catch {
-                throw LoadConfigurationError(field: "outlierDetection.faultTargets", value: url, reason: error.description)
+                throw LoadPlanError(field: "outlierDetection.faultTargets", value: url, reason: error.description)
             }
         }
         let start = ContinuousClock.now

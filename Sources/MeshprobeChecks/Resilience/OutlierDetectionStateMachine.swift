@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeYAML
 
 extension OutlierDetectionCheck {

@@ -1,5 +1,6 @@
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeStatistics
 import NIOCore
 
@@ -23,25 +24,25 @@ public enum RetryBudgetCheck {
             c = PolicyVerification.configuration(c, for: route)
         }
         let inFlight = e.concurrency
-        c.connections = min(4, inFlight)
-        c.streamsPerConnection = (inFlight + c.connections - 1) / c.connections
-        c.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
-        c.requests = 3 * inFlight
-        c.warmup = 0
-        c.churn = .reuse
-        c.guards = []
+        c.plan.connections = min(4, inFlight)
+        c.plan.streamsPerConnection = (inFlight + c.plan.connections - 1) / c.plan.connections
+        c.plan.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
+        c.plan.requests = 3 * inFlight
+        c.plan.warmup = 0
+        c.plan.churn = .reuse
+        c.plan.guards = []
         c.responseObserver = nil
-        c.headers.removeAll { $0.name.lowercased() == RetryCheck.requestIDHeader }
-        c.headers.append((RetryCheck.requestIDHeader, "{{uuid}}"))
+        c.plan.headers.removeAll { $0.name.lowercased() == RetryCheck.requestIDHeader }
+        c.plan.headers.append(HTTP2HeaderPair(RetryCheck.requestIDHeader, "{{uuid}}"))
         // Fresh request ids every run: `{{uuid}}` follows the seed, and the echo remembers ids.
-        c.seed = UInt64.random(in: 1...UInt64.max)
-        for i in c.targets.indices {
+        c.plan.seed = UInt64.random(in: 1...UInt64.max)
+        for i in c.plan.targets.indices {
             let query = "status=\(e.status):100&delay=100ms"
-            c.targets[i].path += c.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
+            c.plan.targets[i].path += c.plan.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
         }
         let tries = Double((e.route.attempts ?? 0) + 1)
-        c.requestTimeout = max(c.requestTimeout, tries * 0.1 * 4 + 2)
-        c.duration = 3 * (tries * 0.1 * 4 + 2) + 10
+        c.plan.requestTimeout = max(c.plan.requestTimeout, tries * 0.1 * 4 + 2)
+        c.plan.duration = 3 * (tries * 0.1 * 4 + 2) + 10
         let result = try await LoadGenerator(configuration: c, group: group).run()
         return Outcome(expectation: e, check: evaluate(e, result: result), result: result)
     }

@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeStatistics
 import NIOCore
 
@@ -62,29 +63,29 @@ public enum RetryCheck {
             route.conditions = expectation.conditions
             base = PolicyVerification.configuration(base, for: route)
         }
-        base.warmup = 0
-        base.churn = .reuse
+        base.plan.warmup = 0
+        base.plan.churn = .reuse
         base.responseObserver = nil
-        base.guards = []
-        base.requests = expectation.requests
-        base.headers.removeAll { $0.name.lowercased() == requestIDHeader }
-        base.headers.append((requestIDHeader, "{{uuid}}"))
+        base.plan.guards = []
+        base.plan.requests = expectation.requests
+        base.plan.headers.removeAll { $0.name.lowercased() == requestIDHeader }
+        base.plan.headers.append(HTTP2HeaderPair(requestIDHeader, "{{uuid}}"))
         let inFlight = min(concurrency, expectation.requests)
-        base.connections = min(2, inFlight)
-        base.streamsPerConnection = (inFlight + base.connections - 1) / base.connections
-        base.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
+        base.plan.connections = min(2, inFlight)
+        base.plan.streamsPerConnection = (inFlight + base.plan.connections - 1) / base.plan.connections
+        base.plan.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
 
         func phase(_ query: String, seconds: Double) async throws -> LoadResult {
             var c = base
             // Fresh request ids every phase and every run: `{{uuid}}` follows the seed, and the echo remembers ids.
-            c.seed = UInt64.random(in: 1...UInt64.max)
-            for i in c.targets.indices {
-                c.targets[i].path += c.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
+            c.plan.seed = UInt64.random(in: 1...UInt64.max)
+            for i in c.plan.targets.indices {
+                c.plan.targets[i].path += c.plan.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
             }
             // Bounded in time too: every request's worst case, in rounds of `inFlight`, with room to spare.
             let rounds = Double((expectation.requests + inFlight - 1) / inFlight)
-            c.requestTimeout = max(base.requestTimeout, seconds * 2 + 2)
-            c.duration = rounds * (seconds * 2 + 2) + 5
+            c.plan.requestTimeout = max(base.plan.requestTimeout, seconds * 2 + 2)
+            c.plan.duration = rounds * (seconds * 2 + 2) + 5
             return try await LoadGenerator(configuration: c, group: group).run()
         }
 

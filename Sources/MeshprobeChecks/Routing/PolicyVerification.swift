@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeSpec
 import MeshprobeStatistics
 import NIOCore
 
@@ -279,7 +280,7 @@ public enum PolicyVerification {
         do {
             tracker = try SLOTracker(policy: policy, unit: unit)
         } catch {
-            throw LoadConfigurationError(field: "expect.slo", value: policy.file, reason: error.description)
+            throw LoadPlanError(field: "expect.slo", value: policy.file, reason: error.description)
         }
         let slo = tracker.isEmpty ? nil : tracker
         var outcomes: [Outcome] = []
@@ -293,10 +294,10 @@ public enum PolicyVerification {
         var c = policy.routes.last.map { Self.configuration(configuration, for: $0) } ?? configuration
         c.connectionObserver = shared
         c.responseObserver = nil
-        if policy.routing != .perRequest { c.churn = .perRequest }
+        if policy.routing != .perRequest { c.plan.churn = .perRequest }
         let used = outcomes.reduce(0) { $0 + $1.result.requestsSent }
-        c.requests = max(0, policy.statistics.maxSamples - used)
-        if c.requests == 0 { return (outcomes, slo.checks(), nil) }
+        c.plan.requests = max(0, policy.statistics.maxSamples - used)
+        if c.plan.requests == 0 { return (outcomes, slo.checks(), nil) }
         let result = try await LoadGenerator(configuration: c, group: group).run()
         shared.finishRun()
         return (outcomes, slo.checks(), result)
@@ -307,11 +308,11 @@ public enum PolicyVerification {
     static func configuration(_ configuration: LoadConfiguration, for route: SplitExpectation) -> LoadConfiguration {
         var configuration = configuration
         let names = Set(route.matchHeaders.map(\.name))
-        configuration.headers = configuration.headers.filter { !names.contains($0.name.lowercased()) } + route.matchHeaders
+        configuration.plan.headers = configuration.plan.headers.filter { !names.contains($0.name.lowercased()) } + route.matchHeaders
         if let path = route.matchPath {
-            for i in configuration.targets.indices { configuration.targets[i].path = path }
+            for i in configuration.plan.targets.indices { configuration.plan.targets[i].path = path }
         }
-        if let method = route.matchMethod { configuration.method = method }
+        if let method = route.matchMethod { configuration.plan.method = method }
         return configuration
     }
 
@@ -321,9 +322,9 @@ public enum PolicyVerification {
                                  group: any EventLoopGroup) async throws -> PropagationOutcome {
         let watcher = PropagationWatcher(expectation: route, wait: wait)
         var configuration = configuration
-        configuration.duration = wait.timeout
-        configuration.requests = nil
-        configuration.warmup = 0
+        configuration.plan.duration = wait.timeout
+        configuration.plan.requests = nil
+        configuration.plan.warmup = 0
         configuration.responseObserver = { identity, status in watcher.observe(identity, status: status) }
         let started = ContinuousClock.now
         let result = try await LoadGenerator(configuration: configuration, group: group).run()
@@ -344,7 +345,7 @@ public enum PolicyVerification {
         do {
             shared = try SharedTest(expectation: route, routing: route.routing, slo: slo)
         } catch {
-            throw LoadConfigurationError(field: "expect", value: file, reason: error.description)
+            throw LoadPlanError(field: "expect", value: file, reason: error.description)
         }
         var configuration = Self.configuration(configuration, for: route)
         var waited: PropagationOutcome?
@@ -356,8 +357,8 @@ public enum PolicyVerification {
         // test asks for another number of requests per connection: then a new phase starts with what is left.
         var result = LoadResult()
         var phases: [Int] = []
-        let cap = configuration.requests
-        let duration = configuration.duration
+        let cap = configuration.plan.requests
+        let duration = configuration.plan.duration
         while true {
             var phase = configuration
             let m: Int
@@ -369,11 +370,11 @@ public enum PolicyVerification {
             case .auto:
                 m = shared.suggestedRequestsPerConnection
             }
-            if m > 0 { phase.churn = .every(m) }
+            if m > 0 { phase.plan.churn = .every(m) }
             phases.append(m)
             shared.beginPhase(requestsPerConnection: m)
-            if let cap { phase.requests = max(0, cap - result.requestsSent) }
-            if let duration { phase.duration = max(0, duration - result.elapsedSeconds) }
+            if let cap { phase.plan.requests = max(0, cap - result.requestsSent) }
+            if let duration { phase.plan.duration = max(0, duration - result.elapsedSeconds) }
             let part = try await LoadGenerator(configuration: phase, group: group).run()
             shared.finishRun()
             let elapsed = result.elapsedSeconds + part.elapsedSeconds

@@ -1,3 +1,5 @@
+import MeshprobeSpec
+
 /// The closed model: a request starts when a slot is free, until the budget is spent or the deadline passes; with
 /// a concurrency profile, only while fewer slots than its current target (this worker's share) are busy.
 struct ClosedAdmission: Admission {

@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import NIOCore
 
 /// The open model: requests arrive on a schedule (this worker's share of the rate, uniform or Poisson), whether or

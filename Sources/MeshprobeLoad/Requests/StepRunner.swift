@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import NIOCore
 
 /// Runs a list of steps once, in order, on one connection: the setup and teardown of a multi-step scenario.
@@ -21,21 +22,21 @@ public enum StepRunner {
     public static func run(_ steps: [FlowStep], base: LoadConfiguration, variables: [String: String] = [:],
                            keepingLastResponse: Bool = false, graceOnCancel: Double = 1.0,
                            group: any EventLoopGroup) async throws -> Outcome {
-        guard let target = base.targets.first else {
-            throw LoadConfigurationError(field: "target", value: "", reason: "steps need a target URL")
+        guard let target = base.plan.targets.first else {
+            throw LoadPlanError(field: "target", value: "", reason: "steps need a target URL")
         }
         var configuration = base
-        configuration.flow = steps
-        configuration.flowVariables = variables
-        configuration.targets = [target]
-        configuration.requests = 1
-        configuration.duration = nil
-        configuration.connections = 1
-        configuration.streamsPerConnection = 1
-        configuration.model = .closedAsFastAsPossible
-        configuration.warmup = 0
-        configuration.churn = .reuse
-        configuration.guards = []
+        configuration.plan.flow = steps
+        configuration.plan.flowVariables = variables
+        configuration.plan.targets = [target]
+        configuration.plan.requests = 1
+        configuration.plan.duration = nil
+        configuration.plan.connections = 1
+        configuration.plan.streamsPerConnection = 1
+        configuration.plan.model = .closedAsFastAsPossible
+        configuration.plan.warmup = 0
+        configuration.plan.churn = .reuse
+        configuration.plan.guards = []
         configuration.keepLastStepResponse = keepingLastResponse
         let generator = LoadGenerator(configuration: configuration, group: group)
         // The run is a task of its own, so that only this grace applies on cancellation.

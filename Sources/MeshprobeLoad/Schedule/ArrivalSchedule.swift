@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeSpec
 
 /// When requests should be sent in the open model: arrival times fixed in advance from the rate profile,
 /// independent of how fast the server answers (so that latency is measured from the intended time, wrk2-style).

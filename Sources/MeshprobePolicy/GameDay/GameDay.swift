@@ -1,7 +1,7 @@
 import Foundation
 import MeshprobeEchoAPI
-import MeshprobeLoad
 import MeshprobeScenario
+import MeshprobeSpec
 import MeshprobeYAML
 
 /// A game-day file: a scenario (target, identity, load settings) plus `gameday`, the steps to run in order. Each
@@ -143,8 +143,8 @@ public struct GameDayStep: Sendable {
         var step: GameDayStep
         if let r = m["rate"] {
             let rate = try r.double(minimum: 0, exclusive: true)
-            if rate < LoadConfiguration.minimumRate {
-                throw r.error("must be at least \(YAMLValue.format(LoadConfiguration.minimumRate)) requests per second")
+            if rate < LoadPlan.minimumRate {
+                throw r.error("must be at least \(YAMLValue.format(LoadPlan.minimumRate)) requests per second")
             }
             guard let d = m["duration"] else { throw item.error("a load step needs a duration (e.g. 30s)") }
             let duration = try d.duration()

@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 
 /// What a run checked and what it saw, in the shape every report view renders (JUnit XML, HTML, the terminal's
 /// verdict table): sections (a verify run, a game-day step, a load) holding checks (one per expectation) and loads

@@ -1,4 +1,4 @@
-extension LoadConfiguration {
+extension LoadPlan {
     /// Sets what `spec` gives, leaving the rest as it is, and builds the model: the open model with a rate (its
     /// stages move the rate), else the closed model (its stages move the concurrency, at most connections x
     /// streams). Refuses what the model cannot use: a think time with a rate, arrivals or a send tick without one.

@@ -1,5 +1,5 @@
+import MeshprobeSpec
 import Testing
-@testable import MeshprobeLoad
 
 @Suite struct LoadTargetTests {
     @Test func parsesURLsWithDefaultsPortsAndIPv6() throws {
@@ -15,15 +15,15 @@ import Testing
 
     @Test(arguments: ["127.0.0.1:80", "ftp://x/", "http://:80/", "http://h:0/", "http://h:99999/", "http://[::1/", "http://u@h/"])
     func rejectsBadURLs(_ url: String) {
-        #expect(throws: LoadConfigurationError.self) { try LoadTarget(parsing: url) }
+        #expect(throws: LoadPlanError.self) { try LoadTarget(parsing: url) }
     }
 
-    @Test func configurationNeedsAnEndCondition() throws {
-        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/")])
-        #expect(throws: LoadConfigurationError.self) { try configuration.validate() }
-        configuration.requests = 10
-        try configuration.validate()
-        configuration.streamsPerConnection = 0
-        #expect(throws: LoadConfigurationError.self) { try configuration.validate() }
+    @Test func aPlanNeedsAnEndCondition() throws {
+        var plan = LoadPlan(targets: [try LoadTarget(parsing: "http://127.0.0.1:1/")])
+        #expect(throws: LoadPlanError.self) { try plan.validate() }
+        plan.requests = 10
+        try plan.validate()
+        plan.streamsPerConnection = 0
+        #expect(throws: LoadPlanError.self) { try plan.validate() }
     }
 }

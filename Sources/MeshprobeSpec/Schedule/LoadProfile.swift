@@ -26,27 +26,27 @@ public struct LoadProfile: Sendable, Equatable {
     }
 
     /// Checks the values: names the stage that is wrong. Values are 0 or between `smallest` and `largest`.
-    public func validate(what: String, smallest: Double = 0, largest: Double) throws(LoadConfigurationError) {
-        func check(_ value: Double, field: String) throws(LoadConfigurationError) {
+    public func validate(what: String, smallest: Double = 0, largest: Double) throws(LoadPlanError) {
+        func check(_ value: Double, field: String) throws(LoadPlanError) {
             if !(value >= 0) || !value.isFinite {
-                throw LoadConfigurationError(field: field, value: "\(value)", reason: "must be zero or more")
+                throw LoadPlanError(field: field, value: "\(value)", reason: "must be zero or more")
             }
             if value > largest || (value > 0 && value < smallest) {
-                throw LoadConfigurationError(field: field, value: "\(value)", reason: "must be 0 or \(smallest)-\(Int(largest))")
+                throw LoadPlanError(field: field, value: "\(value)", reason: "must be 0 or \(smallest)-\(Int(largest))")
             }
         }
         try check(start, field: what)
         var total = 0.0
         for (i, stage) in stages.enumerated() {
-            if !(stage.duration > 0) || !stage.duration.isFinite || stage.duration > LoadConfiguration.maximumDuration {
-                throw LoadConfigurationError(field: "\(what) stage \(i + 1) duration", value: "\(stage.duration)",
-                                             reason: "must be a positive duration of at most \(LoadConfiguration.maximumDurationText)")
+            if !(stage.duration > 0) || !stage.duration.isFinite || stage.duration > LoadPlan.maximumDuration {
+                throw LoadPlanError(field: "\(what) stage \(i + 1) duration", value: "\(stage.duration)",
+                                             reason: "must be a positive duration of at most \(LoadPlan.maximumDurationText)")
             }
             try check(stage.target, field: "\(what) stage \(i + 1) target")
             total += stage.duration
         }
-        if total > LoadConfiguration.maximumDuration {
-            throw LoadConfigurationError(field: "\(what) stages", value: "\(total)s", reason: "must add up to at most \(LoadConfiguration.maximumDurationText)")
+        if total > LoadPlan.maximumDuration {
+            throw LoadPlanError(field: "\(what) stages", value: "\(total)s", reason: "must add up to at most \(LoadPlan.maximumDurationText)")
         }
     }
 

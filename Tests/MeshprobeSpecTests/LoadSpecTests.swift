@@ -1,15 +1,15 @@
-import MeshprobeLoad
+import MeshprobeSpec
 import Testing
 
-/// A user's load, from flags or a file, becomes the engine's configuration through one function, which judges the
+/// A user's load, from flags or a file, becomes a load plan through one function, which judges the
 /// combinations and names the fields each reader's way.
 @Suite struct LoadSpecTests {
-    func applied(_ change: (inout LoadSpec) -> Void) throws -> LoadConfiguration {
+    func applied(_ change: (inout LoadSpec) -> Void) throws -> LoadPlan {
         var spec = LoadSpec()
         change(&spec)
-        var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/")])
-        try configuration.apply(spec)
-        return configuration
+        var plan = LoadPlan(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/")])
+        try plan.apply(spec)
+        return plan
     }
 
     func problem(_ change: (inout LoadSpec) -> Void) throws -> LoadSpec.Problem? {

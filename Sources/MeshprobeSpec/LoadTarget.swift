@@ -34,8 +34,8 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses `http://host[:port][/path]` and `https://...`, with `[v6]` literals.
-    public init(parsing url: String) throws(LoadConfigurationError) {
-        let fail = { (reason: String) in LoadConfigurationError(field: "URL", value: url, reason: reason) }
+    public init(parsing url: String) throws(LoadPlanError) {
+        let fail = { (reason: String) in LoadPlanError(field: "URL", value: url, reason: reason) }
         guard let schemeEnd = url.range(of: "://") else {
             throw fail("expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")
         }
@@ -79,15 +79,32 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A bad value for a load setting: names the setting, the value and what was expected.
-public struct LoadConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
+/// A bad value for a load setting: names the setting, the value and what was expected; `setting` says which of the
+/// plan's settings it is, when it is one (a file points at its line).
+public struct LoadPlanError: Error, Sendable, CustomStringConvertible, Equatable {
     public var field: String
     public var value: String
     public var reason: String
-    public init(field: String, value: String, reason: String) {
+    public var setting: LoadPlan.Setting?
+
+    public init(field: String, value: String, reason: String, setting: LoadPlan.Setting? = nil) {
         self.field = field
         self.value = value
         self.reason = reason
+        self.setting = setting
     }
+
+    /// An error about `setting`, named by `name`.
+    init(_ setting: LoadPlan.Setting, naming name: (LoadPlan.Setting) -> String, value: String, reason: String) {
+        self.init(field: name(setting), value: value, reason: reason, setting: setting)
+    }
+
+    /// The same error, about `setting`.
+    func about(_ setting: LoadPlan.Setting) -> LoadPlanError {
+        var error = self
+        error.setting = setting
+        return error
+    }
+
     public var description: String { "\(field) '\(value)': \(reason)" }
 }

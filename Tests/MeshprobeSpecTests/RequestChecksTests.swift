@@ -1,19 +1,19 @@
-import MeshprobeLoad
+import MeshprobeSpec
 import Testing
 
 /// Load settings that cannot work are refused before a run, naming the flag (they used to crash the process on an
 /// overflowing conversion, hang an HTTP/1.1 run, or fail every request).
 @Suite struct RequestChecksTests {
-    func configuration(_ change: (inout LoadConfiguration) -> Void) throws -> LoadConfiguration {
-        var c = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/")])
+    func plan(_ change: (inout LoadPlan) -> Void) throws -> LoadPlan {
+        var c = LoadPlan(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/")])
         c.requests = 1
         change(&c)
         return c
     }
 
-    func problem(_ change: (inout LoadConfiguration) -> Void) throws -> LoadConfigurationError? {
-        let c = try configuration(change)
-        do throws(LoadConfigurationError) {
+    func problem(_ change: (inout LoadPlan) -> Void) throws -> LoadPlanError? {
+        let c = try plan(change)
+        do throws(LoadPlanError) {
             try c.validate()
             return nil
         } catch {
@@ -28,17 +28,17 @@ import Testing
     }
 
     @Test func headerNamesMustBeTokensAndValuesSingleLines() throws {
-        #expect(try problem { $0.headers = [("bad name", "v")] }?.reason.contains("token") == true)
-        #expect(try problem { $0.headers = [("x-a", "b\r\nx-evil: 1")] }?.reason.contains("CR, LF or NUL") == true)
-        #expect(try problem { $0.headers = [("x-a", "b\u{0}")] }?.reason.contains("CR, LF or NUL") == true)
-        #expect(try problem { $0.headers = [("content-length", "99999")] }?.reason.contains("from the body") == true)
-        #expect(try problem { $0.headers = [("x-request-id", "abc-123"), ("authorization", "Bearer x")] } == nil)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("bad name", "v")] }?.reason.contains("token") == true)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("x-a", "b\r\nx-evil: 1")] }?.reason.contains("CR, LF or NUL") == true)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("x-a", "b\u{0}")] }?.reason.contains("CR, LF or NUL") == true)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("content-length", "99999")] }?.reason.contains("from the body") == true)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("x-request-id", "abc-123"), HTTP2HeaderPair("authorization", "Bearer x")] } == nil)
     }
 
     @Test func connectionHeadersOnlyForHTTP1() throws {
-        #expect(try problem { $0.headers = [("connection", "close")] }?.reason.contains("--http 1.1") == true)
-        #expect(try problem { $0.headers = [("connection", "close")]; $0.httpVersion = .http1 } == nil)
-        #expect(try problem { $0.headers = [("transfer-encoding", "chunked")]; $0.httpVersion = .http2 } != nil)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("connection", "close")] }?.reason.contains("--http 1.1") == true)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("connection", "close")]; $0.httpVersion = .http1 } == nil)
+        #expect(try problem { $0.headers = [HTTP2HeaderPair("transfer-encoding", "chunked")]; $0.httpVersion = .http2 } != nil)
     }
 
     @Test func flowStepsAreCheckedToo() throws {
@@ -47,8 +47,8 @@ import Testing
     }
 
     @Test func urlsWithSpacesOrControlCharactersAreRefused() {
-        #expect(throws: LoadConfigurationError.self) { try LoadTarget(parsing: "http://127.0.0.1:8080/a b") }
-        #expect(throws: LoadConfigurationError.self) { try LoadTarget(parsing: "http://127.0.0.1:8080/a\tb") }
+        #expect(throws: LoadPlanError.self) { try LoadTarget(parsing: "http://127.0.0.1:8080/a b") }
+        #expect(throws: LoadPlanError.self) { try LoadTarget(parsing: "http://127.0.0.1:8080/a\tb") }
         #expect((try? LoadTarget(parsing: "http://127.0.0.1:8080/a%20b")) != nil)
     }
 
