@@ -314,7 +314,7 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         #expect(impostor.status == 3)
         #expect(impostor.stderr.contains("cannot reach the echo at \(url): tls_wrong_spiffe_id"), "\(impostor.stderr)")
 
-        echo.stop()
+        await echo.stopAndWait()
         let log = echo.log
         #expect(log.contains("control API at /.meshprobe/faults for \(ops)"))
         #expect(log.contains("control refused: caller \(pki.id("productpage")) DELETE /.meshprobe/faults"), "\(log)")

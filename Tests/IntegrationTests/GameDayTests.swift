@@ -29,7 +29,7 @@ import Testing
         var dir: URL
 
         func close() async {
-            proxy.stop()
+            await proxy.stopAndWait()
             try? FileManager.default.removeItem(at: dir)
             await v1.close()
             await v2.close()

@@ -32,7 +32,7 @@ import Testing
         let server = try await echo(on: port)
         return (port, Task {
             try await Task.sleep(for: .milliseconds(milliseconds))
-            server.stop()
+            await server.stopAndWait()
         })
     }
 
@@ -51,7 +51,7 @@ import Testing
             c.model = .open(rate: .constant(200, duration: 3), arrivals: .uniform)
         }
         let second = try await outage.value
-        second.stop()
+        await second.stopAndWait()
         #expect(result.endedEarly == nil)
         #expect(!result.aborted)
         #expect(result.totalRequests == 600, "every arrival of 200/s over 3 s counted: \(result.errors)")

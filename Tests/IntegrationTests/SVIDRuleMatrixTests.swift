@@ -229,13 +229,12 @@ extension LabPKIFixture {
         let port = try freePort()
         let echo = try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", good.cert, "--key", good.key,
                                                                  "--ca", pki.caFile], waitForPort: port)
-        defer { echo.stop() }
         let request = "GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
         let client = "printf '\(request)' | '\(openssl)' s_client -connect 127.0.0.1:\(port) -servername localhost -alpn http/1.1 "
             + "-cert '\(leaf.cert)' -key '\(leaf.key)' -CAfile '\(pki.caFile)' -ign_eof -quiet" + (weak ? " -cipher DEFAULT@SECLEVEL=0" : "")
         let out = try await run("/bin/sh", ["-c", client], timeout: 20)
-        // The echo writes its rejection line as the handshake fails; give its log a moment to reach the file.
-        try await Task.sleep(for: .milliseconds(200))
+        // Its whole log: the rejection line is written as the handshake fails, before the echo's exit.
+        await echo.stopAndWait()
         return (out.stdout, echo.log)
     }
 

@@ -103,6 +103,11 @@ public final class SignalledProcess: @unchecked Sendable {
         if isRunning { kill(process.processIdentifier, sig) }
     }
 
+    /// SIGTERM now, SIGKILL 2 s later if it still runs; returns at once (`finish(within:)` waits for the exit).
+    public func stop() {
+        _ = escalate(after: 0)
+    }
+
     /// Waits for its exit; still running after `timeout` seconds, it gets SIGTERM, and SIGKILL 2 s later.
     public func finish(within timeout: Double) async -> ProcessOutput {
         let escalation = escalate(after: timeout)
@@ -202,9 +207,16 @@ public final class BackgroundProcess: Sendable {
     /// What it has written so far: stdout, then stderr.
     public var log: String { child.stdout + child.stderr }
 
-    /// SIGTERM, and SIGKILL 2 s later if it still runs; returns once it has exited.
+    /// SIGTERM, and SIGKILL 2 s later if it still runs; returns at once, so a `defer` or the deinit never holds a
+    /// thread of Swift's cooperative pool (nginx, which blocks SIGTERM, would hold it 2 s). Before its port is used
+    /// again or its last output is read, `stopAndWait()`.
     public func stop() {
-        _ = child.finishBlocking(within: 0)
+        child.stop()
+    }
+
+    /// `stop()`, then waits (without blocking a thread) until it has exited.
+    public func stopAndWait() async {
+        _ = await child.finish(within: 0)
     }
 
     deinit { stop() }
