@@ -4,32 +4,34 @@ import Glibc
 import MeshprobeLoad
 import Testing
 
-/// What is still running on the event loops after `LoadGenerator.run()` has returned and its workers are gone.
-@Suite(.timeLimit(.minutes(1))) struct RunLifetimeTests {
-    /// A connection attempt that is still pending when the run ends completes later, on its own: its callback must
-    /// find the connection's worker alive. (With an `unowned` worker reference this crashed the process with
-    /// "Attempted to read an unowned reference but object ... was already deallocated"; it did in CI.)
-    @Test func aConnectAttemptThatEndsAfterTheRunDoesNotReachAFreedWorker() async throws {
-        // A loopback listener that never accepts, with its accept queue full: Linux drops further SYNs, so the load's
-        // connects stay pending until their timeout.
-        let listener = try BlackholeListener()
-        defer { listener.close() }
-        let result = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 2, streams: 1) { configuration in
-            configuration.requests = nil
-            configuration.duration = 0.3
-            configuration.connectTimeout = 0.8
+extension EndToEnd {
+    /// What is still running on the event loops after `LoadGenerator.run()` has returned and its workers are gone.
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct RunLifetimeTests {
+        /// A connection attempt that is still pending when the run ends completes later, on its own: its callback must
+        /// find the connection's worker alive. (With an `unowned` worker reference this crashed the process with
+        /// "Attempted to read an unowned reference but object ... was already deallocated"; it did in CI.)
+        @Test func aConnectAttemptThatEndsAfterTheRunDoesNotReachAFreedWorker() async throws {
+            // A loopback listener that never accepts, with its accept queue full: Linux drops further SYNs, so the load's
+            // connects stay pending until their timeout.
+            let listener = try BlackholeListener()
+            defer { listener.close() }
+            let result = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 2, streams: 1) { configuration in
+                configuration.requests = nil
+                configuration.duration = 0.3
+                configuration.connectTimeout = 0.8
+            }
+            #expect(result.succeeded == 0)
+            #expect(result.connectionsEstablished == 0, "the accept queue was not full: the test did not exercise a pending connect")
+            // The run is over and its workers released; the pending connects time out now and run their callbacks.
+            try await Task.sleep(for: .milliseconds(1500))
+            // Still here: a second run on the same event loops works.
+            let again = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 1, streams: 1) { configuration in
+                configuration.requests = nil
+                configuration.duration = 0.2
+                configuration.connectTimeout = 0.1
+            }
+            #expect(again.succeeded == 0)
         }
-        #expect(result.succeeded == 0)
-        #expect(result.connectionsEstablished == 0, "the accept queue was not full: the test did not exercise a pending connect")
-        // The run is over and its workers released; the pending connects time out now and run their callbacks.
-        try await Task.sleep(for: .milliseconds(1500))
-        // Still here: a second run on the same event loops works.
-        let again = try await runLoad(["http://127.0.0.1:\(listener.port)/"], connections: 1, streams: 1) { configuration in
-            configuration.requests = nil
-            configuration.duration = 0.2
-            configuration.connectTimeout = 0.1
-        }
-        #expect(again.succeeded == 0)
     }
 }
 
