@@ -381,8 +381,14 @@ extension EndToEnd {
 
         @Test func limitsAsDeclaredPass() async throws {
             let (out, verdicts) = try await verifyBreaker(proxyMaxConn: 10, declared: 10)
-            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-            #expect(verdicts.count == 3 && verdicts.allSatisfy { $0["kind"] as? String == "circuit_breaker" && $0["passed"] as? Bool == true })
+            // How fast the overflow replies came is timed by this machine: the one verdict that may be UNDECIDED
+            // (naming the generator's lag) instead of a PASS; the counts must pass.
+            let fast = { (v: [String: Any]) in (v["name"] as? String)?.contains("overflow replies, fast") == true }
+            #expect(verdicts.count == 3 && verdicts.allSatisfy { v in
+                v["kind"] as? String == "circuit_breaker" && (v["passed"] as? Bool == true
+                    || fast(v) && v["decided"] as? Bool == false && (v["reason"] as? String)?.contains("too busy a machine to tell") == true)
+            }, "\(out.stdout)")
+            #expect(out.status == (verdicts.allSatisfy { $0["passed"] as? Bool == true } ? 0 : 3), "\(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("overflow replies, fast"), "\(out.stdout)")
         }
 
