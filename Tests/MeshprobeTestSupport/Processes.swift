@@ -32,8 +32,8 @@ public struct ProcessOutput: Sendable {
 
 /// Runs a program to its end, stopped after `timeout` seconds (SIGTERM, SIGKILL 2 s later); `stdin` is what it reads.
 ///
-/// The one process runner of the tests. Nothing waits on Swift's cooperative pool (the exit is noted by Foundation's
-/// termination handler), so tests that run processes never starve the other tests' loads and timers; output goes to
+/// The one process runner of the tests. Nothing waits on Swift's cooperative pool (the exit is noted by a thread
+/// blocked in waitpid), so tests that run processes never starve the other tests' loads and timers; output goes to
 /// files, so a chatty child (or a grandchild that keeps a pipe open) can never block.
 public func run(_ executable: String, _ arguments: [String], timeout: Double = 60, environment: [String: String]? = nil,
                 stdin: String? = nil) async throws -> ProcessOutput {
