@@ -272,7 +272,7 @@ let package = Package(
             name: "MeshprobeLoadTests",
             dependencies: ["MeshprobeLoad", "MeshprobeSpec", "MeshprobeHistogram", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
-        .testTarget(name: "MeshprobeStatisticsTests", dependencies: ["MeshprobeStatistics", "MeshprobeLoad"]),
+        .testTarget(name: "MeshprobeStatisticsTests", dependencies: ["MeshprobeStatistics", "MeshprobeLoad", "MeshprobeTestSupport"]),
         .testTarget(name: "MeshprobeKubernetesTests", dependencies: ["MeshprobeKubernetes"]),
         // Test support shared by test targets: the one process runner, background peers and signalled children,
         // free ports, the binaries, the lab PKI fixture, waiting with a deadline, stand-in HTTP servers that record what

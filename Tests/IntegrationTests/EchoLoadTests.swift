@@ -5,8 +5,9 @@ import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
-/// Our load engine against our echo workload, over h2c, mTLS HTTP/2 and HTTP/1.1.
-@Suite(.timeLimit(.minutes(1))) struct EchoLoadTests {
+extension EndToEnd {
+    /// Our load engine against our echo workload, over h2c, mTLS HTTP/2 and HTTP/1.1.
+    @Suite(.timeLimit(.minutes(1))) struct EchoLoadTests {
     @Test func h2cLoadAttributesEveryResponseToTheEcho() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
@@ -172,5 +173,6 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 30)
         #expect(result.succeeded > 0)
         #expect(result.failed == 0)
+    }
     }
 }

@@ -17,8 +17,9 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
     var all: [String] { lock.withLock { lines } }
 }
 
-/// The echo's control API over real TLS: who may change faults, what ordinary requests get, and expiry.
-@Suite(.timeLimit(.minutes(2))) struct FaultControlTests {
+extension EndToEnd {
+    /// The echo's control API over real TLS: who may change faults, what ordinary requests get, and expiry.
+    @Suite(.timeLimit(.minutes(2))) struct FaultControlTests {
     let pki: LabPKIFixture
     let echoSVID: (cert: String, key: String)
     let opsSVID: (cert: String, key: String)
@@ -230,6 +231,7 @@ final class LogLines: @unchecked Sendable {  // @unchecked: every access holds t
         let other = try await StepRunner.run([attempt("order-8", as: "a")], base: base, group: group)
         #expect(other.variables == ["a": "1"])
     }
+    }
 }
 
 /// Runs blocking work (waits) on a Dispatch thread, so that it does not hold one of the few cooperative threads
@@ -240,8 +242,9 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
     }
 }
 
-/// `meshprobe fault set/list/clear` against a `meshprobe echo` process, as a game-day operator would run them.
-@Suite(.timeLimit(.minutes(2))) struct FaultCLITests {
+extension EndToEnd {
+    /// `meshprobe fault set/list/clear` against a `meshprobe echo` process, as a game-day operator would run them.
+    @Suite(.timeLimit(.minutes(2))) struct FaultCLITests {
     @Test func setListAndClearEndToEndWithTheDocumentedExitCodes() async throws {
         let pki = try LabPKIFixture()
         let echoSVID = try pki.svid("echo", uris: [pki.id("reviews")])
@@ -315,10 +318,11 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         #expect(impostor.status == 3)
         #expect(impostor.stderr.contains("cannot reach the echo at \(url): tls_wrong_spiffe_id"), "\(impostor.stderr)")
 
-        echo.stop()
+            await echo.stopAndWait()
         let log = echo.log
         #expect(log.contains("control API at /.meshprobe/faults for \(ops)"))
         #expect(log.contains("control refused: caller \(pki.id("productpage")) DELETE /.meshprobe/faults"), "\(log)")
         #expect(log.contains("control set fault f1: caller \(ops) POST /.meshprobe/faults"))
+    }
     }
 }

@@ -6,9 +6,10 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// Peers that accept a connection and then never let it carry a request, and a rate too low for the run's
-/// duration: the run must still end by itself, with the reason counted (each of these once hung `load -n N`).
-@Suite(.timeLimit(.minutes(1))) struct HostilePeerTests {
+extension EndToEnd {
+    /// Peers that accept a connection and then never let it carry a request, and a rate too low for the run's
+    /// duration: the run must still end by itself, with the reason counted (each of these once hung `load -n N`).
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct HostilePeerTests {
     /// A loopback server that accepts connections and, when `zeroStreams`, sends an HTTP/2 SETTINGS frame allowing
     /// no concurrent streams; otherwise it never sends a byte.
     func server(zeroStreams: Bool) async throws -> any Channel {
@@ -144,6 +145,7 @@ import Testing
         #expect((result.errors[.notSent] ?? 0) > 0, "\(result.errors) \(result.connectionFailures), \(result.connectionsEstablished) connections")
         #expect(result.errorExplanations[.notSent]?.contains("CR, LF or NUL") == true, "\(result.errorExplanations)")
     }
+    }
 }
 
 /// Answers the first request with a 100 MB body, in 1 MiB writes.
@@ -177,9 +179,10 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
-/// Flags and values that once crashed the process, hung it, or lost the result after the load: refused up front
-/// with exit 2 and the flag named.
-@Suite struct HostileInputTests {
+extension EndToEnd {
+    /// Flags and values that once crashed the process, hung it, or lost the result after the load: refused up front
+    /// with exit 2 and the flag named.
+    @Suite struct HostileInputTests {
     func refuses(_ arguments: [String], naming needle: String) async throws {
         let out = try await run(meshprobeBinary, arguments, timeout: 30)
         #expect(out.status == 2, "\(arguments): \(out.status) \(out.stdout)\(out.stderr)")
@@ -259,5 +262,6 @@ private final class ZeroStreamsSettings: ChannelInboundHandler {
         for flag in ["--json", "--prometheus", "--smp", "--hgrm"] {
             try await refuses(["load", url, "-n", "3", flag, "/nonexistent-dir/out"], naming: "\(flag) '/nonexistent-dir/out'")
         }
+    }
     }
 }

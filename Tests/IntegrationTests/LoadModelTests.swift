@@ -6,8 +6,9 @@ import MeshprobeTLS
 import NIOPosix
 import Testing
 
-/// The load models end to end against the echo workload on loopback.
-@Suite(.timeLimit(.minutes(1))) struct LoadModelTests {
+extension EndToEnd {
+    /// The load models end to end against the echo workload on loopback.
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct LoadModelTests {
     @Test func openModelSendsExactlyTheScheduledArrivals() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
@@ -307,5 +308,6 @@ import Testing
         #expect(result.timeline.map(\.second) == Array(0..<result.timeline.count))
         #expect(result.timeline.filter { $0.responses > 0 }.allSatisfy { $0.p50 > 0 && $0.p50 <= $0.p99 && $0.p99 <= $0.max })
         #expect(result.timeline[1].responses >= 250)
+    }
     }
 }

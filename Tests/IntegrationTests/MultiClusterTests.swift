@@ -7,9 +7,10 @@ import MeshprobeYAML
 import NIOPosix
 import Testing
 
-/// Several clusters in one run: two mTLS echo workloads stand for the east and west clusters' gateways, each with its
-/// own trust domain and reached with its own SNI (`targets: [{url, sni}]`), the prober trusting both domains.
-@Suite(.timeLimit(.minutes(2))) struct MultiClusterTests {
+extension EndToEnd {
+    /// Several clusters in one run: two mTLS echo workloads stand for the east and west clusters' gateways, each with its
+    /// own trust domain and reached with its own SNI (`targets: [{url, sni}]`), the prober trusting both domains.
+    @Suite(.timeLimit(.minutes(2))) struct MultiClusterTests {
     @Test func perTargetSNIAndTrustDomainsReportByCluster() async throws {
         let pki = try LabPKIFixture(trustDomain: "east.test")
         let eastSVID = try pki.svid("east", uris: ["spiffe://east.test/ns/bookinfo/sa/reviews"])
@@ -59,5 +60,6 @@ import Testing
             guard let e = error as? YAMLInputError else { return false }
             return e.line == 2 && e.message.contains("sni needs an https:// target")
         }
+    }
     }
 }

@@ -6,10 +6,11 @@ import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
-/// A server that goes away in the middle of a run (an echo process killed, as a pod is): a run bounded by time keeps
-/// its schedule and reaches the server when it is back; a run that gives up says so and counts every request it did
-/// not send.
-@Suite(.timeLimit(.minutes(1))) struct OutageTests {
+extension EndToEnd {
+    /// A server that goes away in the middle of a run (an echo process killed, as a pod is): a run bounded by time keeps
+    /// its schedule and reaches the server when it is back; a run that gives up says so and counts every request it did
+    /// not send.
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct OutageTests {
     let pki: LabPKIFixture
     let echoSVID: (cert: String, key: String)
     let clientTLS: TLSContext
@@ -33,7 +34,7 @@ import Testing
         let server = try await echo(on: port)
         return (port, Task {
             try await Task.sleep(for: .milliseconds(milliseconds))
-            server.stop()
+                await server.stopAndWait()
         })
     }
 
@@ -52,7 +53,7 @@ import Testing
             c.plan.model = .open(rate: .constant(200, duration: 3), arrivals: .uniform)
         }
         let second = try await outage.value
-        second.stop()
+            await second.stopAndWait()
         #expect(result.endedEarly == nil)
         #expect(!result.aborted)
         #expect(result.totalRequests == 600, "every arrival of 200/s over 3 s counted: \(result.errors)")
@@ -172,5 +173,6 @@ import Testing
         let named = "no request succeeded: no connection could be made in"
         #expect(out.stdout.contains("FAIL  requests succeeded  \(named)"), "\(out.stdout)")
         #expect(out.stderr.contains(named) && out.stderr.contains("connect_refused"), "\(out.stderr)")
+    }
     }
 }

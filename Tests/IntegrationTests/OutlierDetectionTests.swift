@@ -11,10 +11,11 @@ import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
 
-/// The outlier-detection procedure against HAProxy as the sidecar: it talks mTLS to two echo workloads with its own
-/// SVID, ejects a server after `error-limit` consecutive 5xx (`observe layer7 ... on-error mark-down`) and brings it
-/// back after `rise` successful handshake checks. The prober makes one echo fail through its control API over mTLS.
-@Suite(.timeLimit(.minutes(3))) struct OutlierDetectionTests {
+extension EndToEnd {
+    /// The outlier-detection procedure against HAProxy as the sidecar: it talks mTLS to two echo workloads with its own
+    /// SVID, ejects a server after `error-limit` consecutive 5xx (`observe layer7 ... on-error mark-down`) and brings it
+    /// back after `rise` successful handshake checks. The prober makes one echo fail through its control API over mTLS.
+    @Suite(.timeLimit(.minutes(3)), .tags(.timing)) struct OutlierDetectionTests {
     let lab: ControlLab
     var pki: LabPKIFixture { lab.pki }
     var proberSVID: (cert: String, key: String) { lab.proberSVID }
@@ -75,14 +76,29 @@ import Testing
     }
 
     func describe(_ o: OutlierDetectionCheck.Outcome) -> String {
-        (o.checks.map { "\($0.passed ? "PASS" : "FAIL") \($0.name): \($0.reason ?? "") \($0.evidence)" }
+            (o.checks.map { "\($0.passed ? "PASS" : $0.decided ? "FAIL" : "UNDECIDED") \($0.name): \($0.reason ?? "") \($0.evidence)" }
             + o.timeline.map { String(format: "%.3f %@", $0.at, $0.what) }).joined(separator: "\n")
     }
+
+        /// A check of an ejection's length that passed, or was undecided because this machine ran late (the one
+        /// verdict a starved machine may give instead of a PASS; a FAIL is never accepted).
+        static func passedOrTooBusy(passed: Bool, decided: Bool, reason: String?) -> Bool {
+            passed || (!decided && reason?.contains("too busy a machine to tell") == true)
+        }
+
+        /// `passedOrTooBusy` for a verdict of `verify`'s JSON result.
+        static func passedOrTooBusy(_ verdict: [String: Any]) -> Bool {
+            passedOrTooBusy(passed: verdict["passed"] as? Bool == true, decided: verdict["decided"] as? Bool != false,
+                            reason: verdict["reason"] as? String)
+        }
 
     @Test func aProxyThatEjectsAsDeclaredPasses() async throws {
         let o = try await check(errorLimit: 5, rise: 11, declared: declared(errors: 5, base: 1))
         #expect(o.checks.count == 4, "\(describe(o))")
-        #expect(o.checks.allSatisfy { $0.passed }, "\(describe(o))")
+            // The error count and the maximum percent are counts, the quiet time and the return are times.
+            #expect(o.checks.enumerated().allSatisfy { i, c in
+                [1, 2].contains(i) ? Self.passedOrTooBusy(passed: c.passed, decided: c.decided, reason: c.reason) : c.passed
+            }, "\(describe(o))")
         #expect(o.faultsLeft.isEmpty)
         let ejectedAfterFive = o.timeline.contains { $0.what.contains("ejected after 5 consecutive errors") }
         #expect(ejectedAfterFive, "\(describe(o))")
@@ -139,12 +155,14 @@ import Testing
             """.write(to: rule, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
         let out = try await run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 120)
-        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(try await ResultSchema.verify.violation(in: json.path) == nil, "the timeline's evidence too")
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
-        #expect(verdicts.count == 4 && verdicts.allSatisfy { $0["kind"] as? String == "outlier_detection" && $0["passed"] as? Bool == true },
+            #expect(verdicts.count == 4 && verdicts.allSatisfy { $0["kind"] as? String == "outlier_detection" && Self.passedOrTooBusy($0) },
                 "\(out.stdout)")
+            // Exit 0 when every verdict passed; 3 (undecided) when this machine ran too late to time one.
+            let allPassed = verdicts.allSatisfy { $0["passed"] as? Bool == true }
+            #expect(out.status == (allPassed ? 0 : 3), "\(out.stdout)\(out.stderr)")
         let timeline = (verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []
         #expect(timeline.contains { ($0["event"] as? String)?.contains("ejected after 5 consecutive errors") == true }, "\(out.stdout)")
         #expect(out.stdout.contains("DestinationRule reviews"), "\(out.stdout)")
@@ -179,9 +197,10 @@ import Testing
             """.write(to: rule, atomically: true, encoding: .utf8)
         let json = dir.appendingPathComponent("verdict.json")
         let out = try await run(meshprobeBinary, ["verify", policy.path, rule.path, "--json", json.path, "--quiet"], timeout: 150)
-        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let object = FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         let verdicts = object?["verdicts"] as? [[String: Any]] ?? []
+            #expect(verdicts.allSatisfy(Self.passedOrTooBusy), "\(out.stdout)")
+            #expect(out.status == (verdicts.allSatisfy { $0["passed"] as? Bool == true } ? 0 : 3), "\(out.stdout)\(out.stderr)")
         let kinds = verdicts.map { $0["kind"] as? String ?? "" }
         #expect(kinds == ["circuit_breaker"] + Array(repeating: "outlier_detection", count: 4), "\(out.stdout)")
         let timeline = ((verdicts.last?["evidence"] as? [String: Any])?["timeline"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
@@ -234,5 +253,6 @@ import Testing
         let verdicts = result?["verdicts"] as? [[String: Any]] ?? []
         #expect(!verdicts.isEmpty && verdicts.allSatisfy { $0["decided"] as? Bool == false }, "\(verdicts)")
         #expect(!output.stderr.contains("faults set on all"), "no fault is set after the signal: \(output.stderr)")
+    }
     }
 }

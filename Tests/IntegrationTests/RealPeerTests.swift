@@ -5,8 +5,9 @@ import MeshprobeSpec
 import MeshprobeTLS
 import Testing
 
-/// Interoperability with real HTTP/2 and HTTP/1.1 peers from Debian: nghttpd, h2load, curl and nginx.
-@Suite(.timeLimit(.minutes(2))) struct RealPeerTests {
+extension EndToEnd {
+    /// Interoperability with real HTTP/2 and HTTP/1.1 peers from Debian: nghttpd, h2load, curl and nginx.
+    @Suite(.timeLimit(.minutes(2))) struct RealPeerTests {
     func htdocs() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-htdocs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -171,5 +172,6 @@ import Testing
         #expect(result.succeeded == 300)
         #expect(result.connectionsEstablished == 3)
         #expect(result.identities.keys.map(\.workload) == ["nginx-blue"])
+    }
     }
 }

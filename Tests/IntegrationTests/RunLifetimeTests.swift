@@ -4,8 +4,9 @@ import Glibc
 import MeshprobeLoad
 import Testing
 
-/// What is still running on the event loops after `LoadGenerator.run()` has returned and its workers are gone.
-@Suite(.timeLimit(.minutes(1))) struct RunLifetimeTests {
+extension EndToEnd {
+    /// What is still running on the event loops after `LoadGenerator.run()` has returned and its workers are gone.
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct RunLifetimeTests {
     /// A connection attempt that is still pending when the run ends completes later, on its own: its callback must
     /// find the connection's worker alive. (With an `unowned` worker reference this crashed the process with
     /// "Attempted to read an unowned reference but object ... was already deallocated"; it did in CI.)
@@ -30,6 +31,7 @@ import Testing
             configuration.plan.connectTimeout = 0.1
         }
         #expect(again.succeeded == 0)
+    }
     }
 }
 

@@ -73,8 +73,9 @@ extension LabPKIFixture {
     }
 }
 
-/// Every X509-SVID rule on both sides: meshprobe's client checking a server, and the echo checking a client.
-@Suite(.timeLimit(.minutes(2))) struct SVIDRuleMatrixTests {
+extension EndToEnd {
+    /// Every X509-SVID rule on both sides: meshprobe's client checking a server, and the echo checking a client.
+    @Suite(.timeLimit(.minutes(2))) struct SVIDRuleMatrixTests {
     let pki: LabPKIFixture
     let good: (cert: String, key: String)
 
@@ -156,12 +157,14 @@ extension LabPKIFixture {
         #expect(TLSLoosening(securityLevel: 3).loosened.isEmpty)
         #expect(TLSLoosening(allowNonSVIDPeer: true).loosened == ["peer certificates without a SPIFFE ID accepted (plain TLS)"])
     }
+    }
 }
 
-/// The same rules against OpenSSL's own peers: `openssl s_server` presenting each bad leaf to `meshprobe load`, and
-/// `openssl s_client` presenting it to `meshprobe echo` (the binaries, as users run them). A control with the good
-/// leaf shows that each refusal is the leaf's, not a peer that meshprobe cannot talk to.
-@Suite(.timeLimit(.minutes(3)), .serialized) struct SVIDRulesAgainstOpenSSLPeersTests {
+extension EndToEnd {
+    /// The same rules against OpenSSL's own peers: `openssl s_server` presenting each bad leaf to `meshprobe load`, and
+    /// `openssl s_client` presenting it to `meshprobe echo` (the binaries, as users run them). A control with the good
+    /// leaf shows that each refusal is the leaf's, not a peer that meshprobe cannot talk to.
+    @Suite(.timeLimit(.minutes(3)), .serialized) struct SVIDRulesAgainstOpenSSLPeersTests {
     let pki: LabPKIFixture
     let good: (cert: String, key: String)
     let openssl: String
@@ -230,13 +233,12 @@ extension LabPKIFixture {
         let port = try freePort()
         let echo = try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", good.cert, "--key", good.key,
                                                                  "--ca", pki.caFile], waitForPort: port)
-        defer { echo.stop() }
         let request = "GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
         let client = "printf '\(request)' | '\(openssl)' s_client -connect 127.0.0.1:\(port) -servername localhost -alpn http/1.1 "
             + "-cert '\(leaf.cert)' -key '\(leaf.key)' -CAfile '\(pki.caFile)' -ign_eof -quiet" + (weak ? " -cipher DEFAULT@SECLEVEL=0" : "")
         let out = try await run("/bin/sh", ["-c", client], timeout: 20)
-        // The echo writes its rejection line as the handshake fails; give its log a moment to reach the file.
-        try await Task.sleep(for: .milliseconds(200))
+            // Its whole log: the rejection line is written as the handshake fails, before the echo's exit.
+            await echo.stopAndWait()
         return (out.stdout, echo.log)
     }
 
@@ -255,5 +257,6 @@ extension LabPKIFixture {
         // The one rejection allowed is the readiness probe's (a TCP connect closed before any handshake).
         let rejections = outcome.echoLog.split(separator: "\n").filter { $0.contains("rejected") && !$0.contains("closed during the TLS handshake") }
         #expect(rejections.isEmpty, "echo log: \(outcome.echoLog)")
+    }
     }
 }

@@ -16,6 +16,13 @@ import Testing
 // Every file of this target sees the shared test support (processes, ports, binaries, the PKI fixture, waiting).
 @_exported import MeshprobeTestSupport
 
+/// The parent of every suite of this target, which run one test at a time: each starts real peers (HAProxy, nginx,
+/// nghttpd, curl, openssl, Chromium) or `meshprobe` processes, runs loads against them and judges what they did in
+/// time (deadlines, paces, ejections, signals). All at once they would be a hundred processes on a 2-core machine,
+/// and a test's own peers would not answer in the time it gives them; one at a time, each has the cores that the
+/// unit tests (in parallel beside it, the simulations at the lowest priority) leave.
+@Suite(.serialized, .tags(.endToEnd)) enum EndToEnd {}
+
 /// Starts an echo workload on 127.0.0.1 with an ephemeral port.
 func startEcho(version: String, tls: TLSContext?, workload: String = "reviews", cluster: String = "test") async throws -> EchoServer {
     var configuration = EchoConfiguration(identity: EchoIdentity(workload: workload, version: version, cluster: cluster,

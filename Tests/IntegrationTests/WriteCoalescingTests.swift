@@ -5,9 +5,10 @@ import MeshprobeLoad
 import MeshprobeSpec
 import Testing
 
-/// HTTP/2 write coalescing (`--coalesce-window`) in the load engine: a held request is timed from when it is written,
-/// so the hold is not in its latency.
-@Suite(.timeLimit(.minutes(1))) struct WriteCoalescingTests {
+extension EndToEnd {
+    /// HTTP/2 write coalescing (`--coalesce-window`) in the load engine: a held request is timed from when it is written,
+    /// so the hold is not in its latency.
+    @Suite(.timeLimit(.minutes(1)), .tags(.timing)) struct WriteCoalescingTests {
     @Test func aHeldRequestIsTimedFromItsWrite() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
@@ -55,5 +56,6 @@ import Testing
         #expect(configuration.plan.effectiveCoalesceWindow == 0)
         configuration.plan.coalesceWindow = 0.001
         #expect(configuration.plan.effectiveCoalesceWindow == 0.001)
+    }
     }
 }

@@ -81,6 +81,15 @@ struct SyntheticResponses {
         _ = machine.endReturn(now: clock.now)
     }
 
+    /// v1 ejected after the declared 5 errors, and the wait for its return begun.
+    func ejectedV1() -> (Machine, SyntheticResponses) {
+        var clock = SyntheticResponses(rate: 200)
+        var machine = afterBaseline(declared(), &clock)
+        eject(after: 5, &machine, &clock)
+        _ = machine.endEjection(now: clock.now)
+        return (machine, clock)
+    }
+
     /// The checks of a run where v1 is ejected after `errors` and answers again `backAfter` seconds after its last
     /// response.
     func judged(ejectedAfter errors: Int, backAfter seconds: Double) -> [OutlierDetectionCheck.Check] {
@@ -167,6 +176,51 @@ struct SyntheticResponses {
         #expect(!checks[2].passed && checks[2].reason == "v1 came back after 3.000 s, later than the ejection time plus one interval (1.500 s)",
                 "\(summary(checks))")
         #expect(checks[2].evidence["slack_s"] == 0.11, "a tenth of the ejection time and one gap between v1's requests")
+    }
+
+    /// Timed on a machine that ran late, a return outside its window by no more than the lag is no evidence: the
+    /// check is UNDECIDED and names the lag; outside by more, it still fails.
+    @Test func aReturnOutsideItsWindowByLessThanTheMachinesLagIsUndecided() {
+        var (machine, clock) = ejectedV1()
+        returnAfter(1.8, &machine, &clock)
+        // Past the window (1.5 s and 0.11 s of slack) by 0.19 s.
+        let late = machine.checks(requests: clock.sent, lag: 0.25)
+        #expect(late[0].passed && late[1].passed, "\(summary(late))")
+        #expect(!late[2].passed && !late[2].decided, "\(summary(late))")
+        #expect(late[2].reason == "v1 came back after 1.800 s, later than the ejection time plus one interval (1.500 s) while this machine ran up to 250 ms late: too busy a machine to tell a late return from a late request",
+                "\(summary(late))")
+        #expect(late[2].evidence["machine_lag_s"] == 0.25)
+        let lagging = machine.checks(requests: clock.sent, lag: 0.1)
+        #expect(!lagging[2].passed && lagging[2].decided, "a lag shorter than the overrun: \(summary(lagging))")
+        let early = judged(ejectedAfter: 5, backAfter: 3).map { $0.decided }
+        #expect(early == [true, true, true], "no lag: decided")
+    }
+
+    @Test func aReturnBeforeTheEjectionTimeByLessThanTheMachinesLagIsUndecided() {
+        var (machine, clock) = ejectedV1()
+        returnAfter(0.8, &machine, &clock)
+        let checks = machine.checks(requests: clock.sent, lag: 0.3)
+        #expect(!checks[1].passed && !checks[1].decided, "\(summary(checks))")
+        #expect(checks[1].reason?.hasSuffix("while this machine ran up to 300 ms late: too busy a machine to tell an early return from a late reading") == true,
+                "\(summary(checks))")
+        let decided = machine.checks(requests: clock.sent, lag: 0.1)
+        #expect(!decided[1].passed && decided[1].decided, "\(summary(decided))")
+    }
+
+    /// The machine's lag is also what the responses show: a stall in them while the return is timed (no request
+    /// went out for 0.4 s) widens the window as the generator's own timer lag does.
+    @Test func aStallInTheResponsesWhileTheReturnIsTimedCountsAsLag() {
+        var (machine, clock) = ejectedV1()
+        let ejectedAt = machine.lastVictim!
+        let before = machine.observeReturn(clock.until(ejectedAt + 1.4, from: "v2"))
+        #expect(!before)
+        // 80 requests' time without a response, then v1 at 1.8 s.
+        for _ in 0..<80 { _ = clock.next(nil) }
+        let back = machine.observeReturn([clock.next("v1")])
+        #expect(back)
+        #expect(abs(machine.returnStall - 0.4) < 0.006, "\(machine.returnStall)")
+        let checks = machine.checks(requests: clock.sent)
+        #expect(!checks[2].passed && !checks[2].decided && checks[2].reason?.contains("ran up to 400 ms late") == true, "\(summary(checks))")
     }
 
     @Test func aReturnWithinTheSlackPasses() {

@@ -3,7 +3,7 @@ import MeshprobeHTTP2
 import NIOCore
 import Testing
 
-@Suite("Our client against nghttpd", .serialized, .timeLimit(.minutes(1)))
+@Suite("Our client against nghttpd", .serialized, .timeLimit(.minutes(1)), .tags(.endToEnd))
 struct ClientAgainstNghttpdTests {
     static let fileBytes: [UInt8] = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
 

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import Testing
 
-@Suite("Our client against our server", .timeLimit(.minutes(1)))
+@Suite("Our client against our server", .timeLimit(.minutes(1)), .tags(.endToEnd))
 struct ClientAgainstOurServerTests {
     @Test func deliversResponsesTheServerSendsLater() async throws {
         let server = try await TestServer.start { request, writer in

@@ -46,7 +46,7 @@ private func sendRaw(_ bytes: [UInt8], to port: Int) async throws -> [UInt8] {
     return try await wait(closed.futureResult, seconds: 10, for: "the server to close the connection")
 }
 
-@Suite("Hostile peers", .timeLimit(.minutes(1)))
+@Suite("Hostile peers", .timeLimit(.minutes(1)), .tags(.endToEnd))
 struct HostilePeerTests {
     @Test func serverClosesTheConnectionOnGarbageAndKeepsServing() async throws {
         let server = try await TestServer.start()

@@ -3,7 +3,7 @@ import MeshprobeHTTP2
 import NIOCore
 import Testing
 
-@Suite("Our server against h2load, nghttp and curl", .serialized, .timeLimit(.minutes(2)))
+@Suite("Our server against h2load, nghttp and curl", .serialized, .timeLimit(.minutes(2)), .tags(.endToEnd))
 struct ServerAgainstNghttp2ToolsTests {
     @Test func servesTwoThousandH2loadRequestsWithoutAFailure() async throws {
         let server = try await TestServer.start()

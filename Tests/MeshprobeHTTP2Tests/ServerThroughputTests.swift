@@ -3,7 +3,7 @@ import MeshprobeHTTP2
 import Testing
 
 /// A manual throughput check, off unless MESHPROBE_H2_PERF=1 (use with `swift test -c release`).
-@Suite("Server throughput", .timeLimit(.minutes(2)))
+@Suite("Server throughput", .timeLimit(.minutes(2)), .tags(.endToEnd))
 struct ServerThroughputTests {
     @Test(.enabled(if: ProcessInfo.processInfo.environment["MESHPROBE_H2_PERF"] == "1"))
     func printsH2loadThroughputForTwoHundredThousandRequests() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeLoad
+import MeshprobeTestSupport
 import Testing
 @testable import MeshprobeStatistics
 
@@ -119,7 +120,7 @@ func offByTolerance(_ declared: [String: Double], tolerance: Double, towardsSmal
     return truth
 }
 
-@Suite struct ConnectionSplitTestTests {
+@Suite(.inTheBackground, .tags(.simulation)) struct ConnectionSplitTestTests {
     /// The simulations' stated rates: loose enough that a few hundred runs measure them (the default 0.001 would
     /// need tens of thousands); the method's guarantee does not depend on the level.
     static let stated = SplitTestConfiguration(tolerance: 0.05, falseFailRate: 0.02, missRate: 0.05, maxSamples: 100_000)

@@ -1,9 +1,10 @@
 import Foundation
 import MeshprobeLoad
+import MeshprobeTestSupport
 import Testing
 @testable import MeshprobeStatistics
 
-@Suite struct ShareBoundTestTests {
+@Suite(.inTheBackground, .tags(.simulation)) struct ShareBoundTestTests {
     /// The incomplete beta integral against a plain numerical integration (Simpson, 20000 steps).
     @Test func betaIntegralsMatchNumericalIntegration() {
         for (x, a, b) in [(0.3, 2.0, 5.0), (0.9, 30.0, 4.0), (0.5, 1.0, 1.0), (0.99, 500.0, 3.0), (0.2, 3.0, 40.0)] {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeLoad
+import MeshprobeTestSupport
 import Testing
 @testable import MeshprobeStatistics
 
@@ -34,7 +35,7 @@ func allowance(_ rate: Double, runs: Int) -> Double {
     rate + 4 * (rate * (1 - rate) / Double(runs)).squareRoot()
 }
 
-@Suite struct SplitTestTests {
+@Suite(.inTheBackground, .tags(.simulation)) struct SplitTestTests {
     let strict = SplitTestConfiguration(tolerance: 0.05, falseFailRate: 0.001, missRate: 0.01, maxSamples: 20_000)
 
     @Test func aCorrectCanaryFailsNoMoreOftenThanDeclared() throws {
@@ -159,7 +160,7 @@ func allowance(_ rate: Double, runs: Int) -> Double {
 }
 
 /// The verdict on counts gathered elsewhere (merged shards): judged by each test's ratio after all samples.
-@Suite struct MergedCountsTests {
+@Suite(.inTheBackground, .tags(.simulation)) struct MergedCountsTests {
     let config = SplitTestConfiguration(tolerance: 0.05, falseFailRate: 0.001, missRate: 0.01, maxSamples: 20_000)
 
     @Test func clearCountsDecideAndTooFewAreUndecided() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import MeshprobeLoad
+import MeshprobeTestSupport
 import Testing
 @testable import MeshprobeStatistics
 
-@Suite struct StabilityCheckTests {
+@Suite(.inTheBackground, .tags(.simulation)) struct StabilityCheckTests {
     @Test func chiSquareQuantilesAreCloseToTheTables() {
         // Critical values at 0.99 from the chi-square table.
         for (df, exact) in [(1, 6.635), (2, 9.210), (4, 13.277), (10, 23.209)] {

@@ -5,7 +5,7 @@ import Testing
 
 /// The direct path the load engine uses between TLS and HTTP/2: plaintext handed to a closure instead of up the
 /// pipeline, and written with `writeAndFlush(plaintext:)` instead of down it, against a real TLS echo server.
-@Suite(.timeLimit(.minutes(1))) struct DirectCallTests {
+@Suite(.timeLimit(.minutes(1)), .tags(.endToEnd)) struct DirectCallTests {
     let serverID = "spiffe://td.test/ns/default/sa/server"
     let clientID = "spiffe://td.test/ns/default/sa/client"
 

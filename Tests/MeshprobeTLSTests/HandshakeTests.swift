@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .tags(.endToEnd))
 struct HandshakeTests {
     let serverID = "spiffe://td.test/ns/default/sa/server"
     let clientID = "spiffe://td.test/ns/default/sa/client"

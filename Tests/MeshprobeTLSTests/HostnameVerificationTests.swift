@@ -8,7 +8,7 @@ import Testing
 /// Host-name mode (`verifyHostname`): a client checks an ordinary web server certificate as a browser does, its chain
 /// against the CA bundle and its DNS or IP subject alternative names against the host; URI SANs play no part. The
 /// server presents a lab certificate with the DNS SAN `localhost` and no SPIFFE ID.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .tags(.endToEnd))
 struct HostnameVerificationTests {
     /// Connects a client without a certificate, verifying `hostname` against the lab CA, to a server presenting `serverFiles`.
     func handshake(lab: LabPKIFixture, serverFiles: (cert: String, key: String), hostname: String) async throws -> (client: SideResult, server: SideResult) {

@@ -6,7 +6,7 @@ import NIOPosix
 import Testing
 
 /// Our handler against the real `openssl` command line, both ways.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .tags(.endToEnd))
 struct OpenSSLInteropTests {
     let serverID = "spiffe://td.test/ns/default/sa/server"
     let clientID = "spiffe://td.test/ns/default/sa/client"

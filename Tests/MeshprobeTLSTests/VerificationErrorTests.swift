@@ -6,7 +6,7 @@ import NIOPosix
 import Testing
 
 /// Each way a peer certificate can be wrong is reported as its own error kind, with a plain message.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .tags(.endToEnd))
 struct VerificationErrorTests {
     let serverID = "spiffe://td.test/ns/default/sa/server"
     let clientID = "spiffe://td.test/ns/default/sa/client"

@@ -3,6 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a finished process did.
 public struct ProcessOutput: Sendable {
     /// The exit status, or the number of the signal that ended it when `uncaughtSignal`.
@@ -28,8 +32,8 @@ public struct ProcessOutput: Sendable {
 
 /// Runs a program to its end, stopped after `timeout` seconds (SIGTERM, SIGKILL 2 s later); `stdin` is what it reads.
 ///
-/// The one process runner of the tests. Nothing waits on Swift's cooperative pool (the exit is noted by Foundation's
-/// termination handler), so tests that run processes never starve the other tests' loads and timers; output goes to
+/// The one process runner of the tests. Nothing waits on Swift's cooperative pool (the exit is noted by a thread
+/// blocked in waitpid), so tests that run processes never starve the other tests' loads and timers; output goes to
 /// files, so a chatty child (or a grandchild that keeps a pipe open) can never block.
 public func run(_ executable: String, _ arguments: [String], timeout: Double = 60, environment: [String: String]? = nil,
                 stdin: String? = nil) async throws -> ProcessOutput {
@@ -37,16 +41,20 @@ public func run(_ executable: String, _ arguments: [String], timeout: Double = 6
 }
 
 /// A child process that the test may signal: its output goes to files (so a chatty child never blocks) and the moment
-/// of its exit is noted by Foundation's termination handler (polling would note it late on a busy machine).
+/// of its exit is noted by a thread of its own blocked in `waitpid` (polling would note it late on a busy machine).
+///
+/// Spawned with `posix_spawn`, not Foundation's `Process`: its `run()` in Swift 6.3 reads `/proc/self/fd` with a
+/// 256-byte copy of each directory entry, past the end of glibc's buffer when an entry ends it (a SIGSEGV in a test
+/// run with a thousand descriptors open; swift-corelibs-foundation#5472).
 public final class SignalledProcess: @unchecked Sendable {
-    // @unchecked: `process` is configured and started in `init`, then only signalled by its pid and read after its
-    // exit; what changes afterwards (`exit`) is under its lock.
-    private let process = Process()
+    // @unchecked: `pid` and the paths are set in `init` and only read afterwards; what changes (`exit`) is under its
+    // lock.
+    private let pid: pid_t
     private let out: URL
     private let err: URL
     private let input: URL?
     private let ended = DispatchGroup()
-    private let exit = NIOLockedValueBox<(at: Date?, timedOut: Bool)>((nil, false))
+    private let exit = NIOLockedValueBox<(at: Date?, status: Int32, timedOut: Bool)>((nil, 0, false))
     /// When it was started.
     public let started: Date
 
@@ -59,33 +67,26 @@ public final class SignalledProcess: @unchecked Sendable {
         input = stdin.map { _ in base.appendingPathExtension("in") }
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        if let input, let stdin {
-            _ = FileManager.default.createFile(atPath: input.path, contents: Data(stdin.utf8))
-            process.standardInput = try FileHandle(forReadingFrom: input)
-        } else {
-            process.standardInput = FileHandle.nullDevice
-        }
-        ended.enter()
-        process.terminationHandler = { [exit, ended] _ in
-            exit.withLockedValue { $0.at = Date() }
-            ended.leave()
-        }
+        if let input, let stdin { _ = FileManager.default.createFile(atPath: input.path, contents: Data(stdin.utf8)) }
         started = Date()
-        do {
-            try process.run()
-        } catch {
+        pid = try spawn(executable, arguments, environment: environment ?? ProcessInfo.processInfo.environment,
+                        stdin: input?.path ?? "/dev/null", stdout: out.path, stderr: err.path)
+        ended.enter()
+        let child = pid
+        let thread = Thread { [exit, ended] in
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+            exit.withLockedValue {
+                $0.at = Date()
+                $0.status = status
+            }
             ended.leave()
-            throw error
         }
+        thread.start()
     }
 
     deinit {
-        if isRunning { kill(process.processIdentifier, SIGKILL) }
+        if isRunning { kill(pid, SIGKILL) }
         for file in [out, err] + (input.map { [$0] } ?? []) { try? FileManager.default.removeItem(at: file) }
     }
 
@@ -100,7 +101,12 @@ public final class SignalledProcess: @unchecked Sendable {
 
     /// Sends `sig` unless it has exited.
     public func send(_ sig: Int32) {
-        if isRunning { kill(process.processIdentifier, sig) }
+        if isRunning { kill(pid, sig) }
+    }
+
+    /// SIGTERM now, SIGKILL 2 s later if it still runs; returns at once (`finish(within:)` waits for the exit).
+    public func stop() {
+        _ = escalate(after: 0)
     }
 
     /// Waits for its exit; still running after `timeout` seconds, it gets SIGTERM, and SIGKILL 2 s later.
@@ -155,10 +161,45 @@ public final class SignalledProcess: @unchecked Sendable {
 
     /// The output of the exited process.
     private var output: ProcessOutput {
-        ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr,
-                      uncaughtSignal: process.terminationReason == .uncaughtSignal, timedOut: exit.withLockedValue { $0.timedOut })
+        let (status, timedOut) = exit.withLockedValue { ($0.status, $0.timedOut) }
+        // The wait status: the signal in the low 7 bits when one ended it, else the exit status in the next byte.
+        let signal = status & 0x7f
+        return ProcessOutput(status: signal != 0 ? signal : (status >> 8) & 0xff, stdout: stdout, stderr: stderr,
+                             uncaughtSignal: signal != 0, timedOut: timedOut)
     }
 }
+
+/// `posix_spawn`s `executable` in a process group of its own, with stdin, stdout and stderr opened on the given files
+/// and no other descriptor of this process (every one from 3 up is closed in the child); its pid.
+private func spawn(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String, stdout: String,
+                   stderr: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_TRUNC, 0o644)
+    guard closeFrom(&actions, 3) == 0 else { throw PeerError(message: "posix_spawn_file_actions_addclosefrom_np failed") }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    var pid = pid_t()
+    let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    guard result == 0 else { throw PeerError(message: "cannot start \(executable): \(String(cString: strerror(result)))") }
+    return pid
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34), which Swift's Glibc module does not declare.
+private let closeFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32 = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+        fatalError("glibc 2.34 or later is needed: posix_spawn_file_actions_addclosefrom_np is missing")
+    }
+    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
 
 /// A long-running peer (nghttpd, nginx, HAProxy, an echo process), ready once it accepts connections; stopped at
 /// deinit.
@@ -202,9 +243,16 @@ public final class BackgroundProcess: Sendable {
     /// What it has written so far: stdout, then stderr.
     public var log: String { child.stdout + child.stderr }
 
-    /// SIGTERM, and SIGKILL 2 s later if it still runs; returns once it has exited.
+    /// SIGTERM, and SIGKILL 2 s later if it still runs; returns at once, so a `defer` or the deinit never holds a
+    /// thread of Swift's cooperative pool (nginx, which blocks SIGTERM, would hold it 2 s). Before its port is used
+    /// again or its last output is read, `stopAndWait()`.
     public func stop() {
-        _ = child.finishBlocking(within: 0)
+        child.stop()
+    }
+
+    /// `stop()`, then waits (without blocking a thread) until it has exited.
+    public func stopAndWait() async {
+        _ = await child.finish(within: 0)
     }
 
     deinit { stop() }

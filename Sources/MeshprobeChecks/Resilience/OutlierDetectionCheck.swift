@@ -198,8 +198,8 @@ public enum OutlierDetectionCheck {
                 if machine.backAt != nil { _ = await wait(until: recorder.now + 0.2, recorder: recorder, load: load) { false } }
             }
             recorder.stop()
-            _ = try? await load.value
-            checks += machine.checks(requests: recorder.count)
+            let result = try? await load.value
+            checks += machine.checks(requests: recorder.count, lag: Double(result?.loopLag.max ?? 0) / 1e6)
         } catch {
             recorder.stop()
             if let id = victimFault { try? await ledger.clear(id, on: clients[0], group: group) }
@@ -221,8 +221,11 @@ public enum OutlierDetectionCheck {
         return Outcome(expectation: e, checks: checks, timeline: timeline, requests: requests, faultsLeft: leftBehind)
     }
 
+    /// The checks of one ejection. The time the victim was ejected for is measured by this machine's clock, as late as
+    /// the machine ran (`lag`, seconds): a time outside its window by no more than the lag is no evidence either way, so
+    /// that check is UNDECIDED and names the lag; outside by more, it fails.
     static func evaluateEjection(_ e: OutlierExpectation, victim: String, errors: Int, ejected: Bool, ejectedFor: Double?,
-                                 resolution: Double) -> [Check] {
+                                 resolution: Double, lag: Double = 0) -> [Check] {
         var checks: [Check] = []
         let n = e.consecutiveErrors
         var reason: String?
@@ -240,27 +243,39 @@ public enum OutlierDetectionCheck {
         // The victim's return is seen at the next request it gets: allow the mean gap between its requests, and a
         // tenth of the ejection time (at least 100 ms) for timers.
         let slack = max(0.1, 0.1 * e.baseEjectionTime) + resolution
-        var evidence: [String: Double] = ["earliest_s": earliest, "latest_s": latest, "slack_s": (slack * 1000).rounded() / 1000]
+        var evidence: [String: Double] = ["earliest_s": earliest, "latest_s": latest, "slack_s": (slack * 1000).rounded() / 1000,
+                                          "machine_lag_s": (lag * 1000).rounded() / 1000]
         if let ejectedFor { evidence["ejected_for_s"] = (ejectedFor * 1000).rounded() / 1000 }
         var quiet: String?
         var back: String?
+        var quietDecided = true
+        var backDecided = true
+        let busy = String(format: "while this machine ran up to %.0f ms late: too busy a machine to tell", lag * 1000)
         if !ejected {
             quiet = "never ejected"
             back = "never ejected"
         } else if let ejectedFor {
             if ejectedFor < earliest - resolution {
                 quiet = String(format: "%@ received a request %.3f s after its ejection, before the ejection time of %.3f s", victim, ejectedFor, earliest)
+                if ejectedFor >= earliest - resolution - lag {
+                    quietDecided = false
+                    quiet! += " \(busy) an early return from a late reading"
+                }
             }
             if ejectedFor > latest + slack {
                 back = String(format: "%@ came back after %.3f s, later than the ejection time plus one interval (%.3f s)", victim, ejectedFor, latest)
+                if ejectedFor <= latest + slack + lag {
+                    backDecided = false
+                    back! += " \(busy) a late return from a late request"
+                }
             }
         } else {
             back = String(format: "%@ did not come back within %.1f s of its ejection (the fault was cleared)", victim, latest + max(5, e.baseEjectionTime))
         }
-        checks.append(Check(name: String(format: "received nothing while ejected (%.3f s)", earliest), passed: quiet == nil, reason: quiet,
-                            evidence: evidence))
-        checks.append(Check(name: String(format: "back after the ejection time (by %.3f s)", latest), passed: back == nil, reason: back,
-                            evidence: evidence))
+        checks.append(Check(name: String(format: "received nothing while ejected (%.3f s)", earliest), passed: quiet == nil,
+                            decided: quietDecided, reason: quiet, evidence: evidence))
+        checks.append(Check(name: String(format: "back after the ejection time (by %.3f s)", latest), passed: back == nil,
+                            decided: backDecided, reason: back, evidence: evidence))
         return checks
     }
 

@@ -78,6 +78,12 @@ extension OutlierDetectionCheck {
         public private(set) var ejected = false
         /// When the victim answered again after its ejection.
         public private(set) var backAt: Double?
+        /// When the last response (from any destination) was seen.
+        public private(set) var lastAt: Double?
+        /// From the victim's ejection to its return, the most a response came later than the check's pace (seconds
+        /// past the gap between requests): how late the machine ran (the generator, the proxy) while the return was
+        /// timed.
+        public private(set) var returnStall = 0.0
 
         public init(_ expectation: OutlierExpectation) {
             self.expectation = expectation
@@ -146,6 +152,7 @@ extension OutlierDetectionCheck {
         public mutating func observeAfterFault(_ responses: some Sequence<Response>) -> Bool {
             precondition(stage == .ejection)
             for r in responses {
+                lastAt = r.at
                 if victim == nil, let d = r.destination, r.status == expectation.injectedStatus {
                     victim = d
                     firstError = r.at
@@ -190,7 +197,15 @@ extension OutlierDetectionCheck {
         /// Adds responses after the ejection; true once the victim answered again.
         public mutating func observeReturn(_ responses: some Sequence<Response>) -> Bool {
             precondition(stage == .awaitingReturn)
-            if backAt == nil, let victim, let r = responses.first(where: { $0.destination == victim }) { backAt = r.at }
+            guard backAt == nil, let victim else { return backAt != nil }
+            for r in responses {
+                if let lastAt { returnStall = max(returnStall, r.at - lastAt - 1 / expectation.rate) }
+                lastAt = r.at
+                if r.destination == victim {
+                    backAt = r.at
+                    break
+                }
+            }
             return backAt != nil
         }
 
@@ -206,8 +221,9 @@ extension OutlierDetectionCheck {
         }
 
         /// The phase's checks, each with the phase's `requests`: an UNDECIDED one when no workload was seen failing,
-        /// else the error count, the quiet time and the return.
-        public func checks(requests: Int) -> [Check] {
+        /// else the error count, the quiet time and the return. `lag` (seconds) is the generator's own worst timer lag
+        /// in the phase; the machine's lag is the larger of it and `returnStall`.
+        public func checks(requests: Int, lag: Double = 0) -> [Check] {
             let e = expectation
             guard let victim else {
                 return [Check(name: "the failing workload is seen", passed: false, decided: false,
@@ -217,7 +233,7 @@ extension OutlierDetectionCheck {
             let resolution = 1 / (e.rate * max(shares[victim] ?? 0.5, 0.01))
             let ejectedFor = backAt.flatMap { back in lastVictim.map { back - $0 } }
             return OutlierDetectionCheck.evaluateEjection(e, victim: victim, errors: errors, ejected: ejected, ejectedFor: ejectedFor,
-                                                          resolution: resolution).map { check in
+                                                          resolution: resolution, lag: max(lag, returnStall)).map { check in
                 var c = check
                 c.requests = requests
                 return c
