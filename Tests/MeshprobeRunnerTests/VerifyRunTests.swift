@@ -8,7 +8,7 @@ import Testing
 
 /// A verification run in-process, against an echo in-process: the outcome, and what the JSON result says.
 @Suite struct VerifyRunTests {
-    func verify(expect split: String, echoVersion: String) async throws -> (VerifyRunOutcome, [String: Any]?) {
+    func verify(expect split: String, echoVersion: String, recognise: String = "version") async throws -> (VerifyRunOutcome, [String: Any]?) {
         var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: echoVersion, cluster: "test",
                                                                      namespace: "lab", pod: "reviews-\(echoVersion)-0"))
         configuration.port = 0
@@ -23,7 +23,7 @@ import Testing
             target: http://127.0.0.1:\(echo.localAddress.port ?? 0)/reviews
             load: {connections: 2, streams: 4}
             expect:
-              recognise: version
+              recognise: \(recognise)
               split: \(split)
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let policy = try Policy.load(path: file, environment: [:])
@@ -48,5 +48,19 @@ import Testing
         #expect(outcome.exitCode == 1)
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
         #expect(verdict["passed"] as? Bool == false)
+    }
+
+    /// A policy mistake is not a mesh failure: a destination spelt with other capitals, or the wrong `recognise`
+    /// (the workload read where versions are declared), makes the split undecided, naming the fix.
+    @Test(arguments: [("{V1: 100}", "version", "compared exactly"), ("{v1: 100}", "workload", "check expect.recognise")])
+    func aPolicyMistakeIsUndecidedNamingTheFix(split: String, recognise: String, fix: String) async throws {
+        let (outcome, object) = try await verify(expect: split, echoVersion: "v1", recognise: recognise)
+        guard case .undecided = outcome else {
+            Issue.record("expected UNDECIDED, got \(outcome)")
+            return
+        }
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+        #expect(verdict["decided"] as? Bool == false)
+        #expect((verdict["reason"] as? String ?? "").contains(fix), "\(verdict["reason"] ?? "")")
     }
 }

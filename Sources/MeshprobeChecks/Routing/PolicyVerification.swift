@@ -128,6 +128,24 @@ public enum PolicyVerification {
         /// Unrecognised responses this many in a row from the start: the recogniser is wrong for this server.
         static let unrecognisedLimit = 10
 
+        /// An undeclared destination that the policy, not the mesh, most likely got wrong: a declared name spelt
+        /// with other capitals, or the answer's other stamp (version, workload, SPIFFE ID) is a declared name (the
+        /// wrong `recognise`). Either makes the split undecided, naming the fix, instead of failing the route.
+        static func policyMistake(_ name: String, identity: WorkloadIdentity, in expectation: SplitExpectation) -> String? {
+            if let declared = expectation.weights.keys.first(where: { $0.lowercased() == name.lowercased() }) {
+                return "'\(name)' answered and the split declares '\(declared)': names are compared exactly; check expect.split's spelling"
+            }
+            for other in [DestinationRecognizer.version, .workload, .identity] where other != expectation.recognizer {
+                guard let read = other.destination(of: identity) else { continue }
+                let mapped = expectation.mapping[read] ?? read
+                if expectation.weights[mapped] != nil {
+                    return "'\(name)' answered (read from \(expectation.recognizer.description)), and \(other.description) of the same "
+                        + "response is '\(read)', a declared destination: check expect.recognise"
+                }
+            }
+            return nil
+        }
+
         /// Whether the split still wants samples (decided, or misconfigured: no).
         private var splitOpen: Bool {
             expectation != nil && misconfiguration == nil && (perConnection?.currentVerdict ?? perRequest?.currentVerdict) == nil
@@ -171,6 +189,10 @@ public enum PolicyVerification {
                 if let name {
                     recognised += 1
                     destination = name
+                    if expectation.weights[name] == nil, let mistake = Self.policyMistake(name, identity: identity, in: expectation) {
+                        misconfiguration = mistake
+                        return true
+                    }
                 } else {
                     unrecognised += 1
                     if recognised == 0 {
