@@ -339,6 +339,13 @@ public struct LoadReport: Codable, Sendable {
     /// Says plainly when the generator itself may have distorted the numbers.
     static func warnings(_ result: LoadResult, configuration: LoadConfiguration) -> [String] {
         var out: [String] = []
+        // Connections go to the targets round-robin: with fewer connections than targets, the last ones get none.
+        let plan = configuration.plan
+        if plan.connections < plan.targets.count {
+            let skipped = plan.targets[plan.connections...].map(\.description).joined(separator: " ")
+            out.append("\(counted(plan.targets.count, "target")) but \(counted(plan.connections, "connection")): each connection goes to one "
+                       + "target, round-robin, so \(skipped) got none (give -c \(plan.targets.count) or more)")
+        }
         let lagP99 = Double(result.loopLag.value(atPercentile: 99)) / 1000
         if result.loopLag.totalCount > 0 && lagP99 > 10 {
             out.append(String(format: "the generator's event loops fell behind (timer lag p99 %.1f ms): latency includes the generator's own delay", lagP99))
