@@ -170,19 +170,25 @@ public struct Policy {
         self.routes = routes
     }
 
-    /// `slo: {successRate: 0.999, p50: 20ms, p90: 50ms, p99: 250ms, p999: 1s}`: the least success rate and latency
-    /// ceilings in seconds by percentile.
+    /// `slo: {successRate: 0.999, p50: 20ms, p95: 100ms, p99: 250ms, p99.9: 1s}`: the least success rate and latency
+    /// ceilings in seconds by percentile, in the file's order (any percentile: `p95`, `p99.9`, `p999` is 99.9).
     static func slo(_ value: YAMLValue) throws(YAMLInputError) -> (Double?, [(percentile: Double, seconds: Double)]) {
-        let m = try value.mapping(allowed: ["successRate", "p50", "p90", "p99", "p999"])
         var minimum: Double?
-        if let v = m["successRate"] {
-            let rate = try v.double(minimum: 0, exclusive: true)
-            guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.999 (no number of requests shows that none will ever fail)") }
-            minimum = rate
-        }
         var ceilings: [(percentile: Double, seconds: Double)] = []
-        for (key, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
-            if let v = m[key] { ceilings.append((percentile, try v.duration())) }
+        for (key, _, v) in try value.stringMapKeys() {
+            if key == "successRate" {
+                let rate = try v.double(minimum: 0, exclusive: true)
+                guard rate < 1 else { throw v.error("must be a fraction below 1, e.g. 0.999 (no number of requests shows that none will ever fail)") }
+                minimum = rate
+                continue
+            }
+            guard let percentile = LoadThreshold.percentile(key) else {
+                throw v.error("'\(key)' is not an objective: expected successRate or a latency percentile such as p50, p95, p99 or p99.9")
+            }
+            if let same = ceilings.first(where: { $0.percentile == percentile }) {
+                throw v.error("p\(YAMLValue.format(same.percentile)) is given twice")
+            }
+            ceilings.append((percentile, try v.duration()))
         }
         return (minimum, ceilings)
     }
@@ -302,7 +308,8 @@ public struct Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
         var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
-                                         defaultChurn: .every(20))
+                                         defaultChurn: .every(20),
+                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a policy's are expect.slo (successRate, p95: 250ms, ...)")
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
         }
@@ -373,8 +380,8 @@ public struct Policy {
             throw expect.error("give either split (one route) or routes, not both")
         case (nil, nil):
             if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
-                && f["maxRequestsPerConnection"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection")
+                && f["maxRequestsPerConnection"] == nil && f["slo"] == nil {
+                throw expect.error("expect needs a split: {destination: weight, ...}, routes, slo, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection")
             }
         }
         var allDestinations = Set<String>()

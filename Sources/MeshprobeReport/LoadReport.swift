@@ -250,9 +250,11 @@ public struct LoadReport: Codable, Sendable {
     public var series: [Series]
     /// The run's histograms, lossless (HdrHistogram compressed V2, base64): what `merge` adds up.
     public var histograms: Histograms
+    /// The thresholds' verdicts, in the order given; empty when none was set (absent in results before them).
+    public var thresholds: [ThresholdVerdict]?
 
     enum CodingKeys: String, CodingKey {
-        case meta, summary, workloads, connections, timeline, steps, failures, series, histograms
+        case meta, summary, workloads, connections, timeline, steps, failures, series, histograms, thresholds
         case iterationsCompleted = "iterations_completed"
     }
 
@@ -312,6 +314,7 @@ public struct LoadReport: Codable, Sendable {
         series = result.metrics.sorted.map { Series(labels: $0.labels, stats: $0.stats) }
         histograms = Histograms(result, open: configuration.plan.model.isOpen)
         timeline = result.timeline.map(Second.init)
+        thresholds = evaluate(configuration.plan.thresholds)
     }
 
     /// "open: 500 req/s, uniform arrivals" and the like.

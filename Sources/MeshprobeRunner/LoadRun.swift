@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeHistogram
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeSpec
@@ -50,6 +51,10 @@ package enum LoadRunOutcome: Equatable, Sendable {
     case endedEarly(String)
     /// No request succeeded (exit 1).
     case noSuccess(String)
+    /// A threshold did not hold (exit 1).
+    case thresholdFailed(String)
+    /// A threshold could not be judged, none failed (exit 3).
+    case thresholdUndecided(String)
 }
 
 extension LoadRunOutcome {
@@ -57,8 +62,8 @@ extension LoadRunOutcome {
     package var exit: (message: String, code: Int32)? {
         switch self {
         case .completed: nil
-        case .stoppedByGuard(let message), .aborted(let message): (message, 3)
-        case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message): (message, 1)
+        case .stoppedByGuard(let message), .aborted(let message), .thresholdUndecided(let message): (message, 3)
+        case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message), .thresholdFailed(let message): (message, 1)
         }
     }
 
@@ -78,6 +83,20 @@ extension LoadRunOutcome {
             self = .endedEarly("\(part) ended before its planned end: \(why)")
         } else if s.succeeded == 0 {
             self = .noSuccess(RunReport.Check.noSuccessReason(report))
+        } else {
+            self = LoadRunOutcome(thresholds: report.thresholds ?? [])
+        }
+    }
+
+    /// A completed run's outcome by its thresholds: failed if one failed, undecided if one could not be judged.
+    init(thresholds: [ThresholdVerdict]) {
+        let failed = thresholds.filter { $0.decided && !$0.passed }
+        let undecided = thresholds.filter { !$0.decided }
+        if !failed.isEmpty {
+            let more = undecided.isEmpty ? "" : " (and \(counted(undecided.count, "threshold")) undecided)"
+            self = .thresholdFailed("threshold\(failed.count == 1 ? "" : "s") not met: " + failed.map { "\($0.threshold): \($0.reason ?? "failed")" }.joined(separator: "; ") + more)
+        } else if !undecided.isEmpty {
+            self = .thresholdUndecided("no verdict: " + undecided.map { "\($0.threshold): \($0.reason ?? "undecided")" }.joined(separator: "; "))
         } else {
             self = .completed
         }
@@ -161,7 +180,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     if result.aborted { return .aborted("aborted before the run completed") }
     if let why = result.endedEarly { return .endedEarly("the run ended before its planned end: \(why)") }
     if result.succeeded == 0 { return .noSuccess(RunReport.Check.noSuccessReason(report)) }
-    return .completed
+    return LoadRunOutcome(thresholds: report.thresholds ?? [])
 }
 
 /// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
@@ -234,7 +253,9 @@ package func loadRunReport(_ report: LoadReport, distribution: LatencyHistogram,
     let load = RunReport.Load(name: title, report: report, distribution: RunReport.Load.distribution(distribution))
     let checks = RunReport.Check.loadChecks(report, guards: configuration.plan.guards)
     let section = RunReport.Section(name: title, seconds: report.summary.elapsedSeconds, checks: checks, loads: [load])
-    return RunReport(command: command, title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
-                     startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],
-                     abortReason: report.summary.aborted && report.summary.guardFired == nil ? "a signal stopped the run" : nil)
+    var view = RunReport(command: command, title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
+                         startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],
+                         abortReason: report.summary.aborted && report.summary.guardFired == nil ? "a signal stopped the run" : nil)
+    (view.outcomeNote, view.badgeNote) = RunReport.Check.loadNotes(report)
+    return view
 }

@@ -71,9 +71,10 @@ public struct Scenario {
     public var extras: [String: YAMLValue] = [:]
 
     /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
+    /// - Parameter thresholdsRefusal: why the file may not hold `thresholds` (a policy, a game day), nil when it may.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             extraKeys: [String] = [], defaultRequests: Int? = nil,
-                            defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
+                            defaultChurn: ConnectionChurn? = nil, thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
         let data: [UInt8]
         do { data = try InputFile.read(path, limit: .yaml) } catch {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file \(error.reason)")
@@ -83,7 +84,7 @@ public struct Scenario {
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         return try parse(text, file: path, baseDirectory: base, environment: environment, extraKeys: extraKeys,
-                         defaultRequests: defaultRequests, defaultChurn: defaultChurn)
+                         defaultRequests: defaultRequests, defaultChurn: defaultChurn, thresholdsRefusal: thresholdsRefusal)
     }
 
     /// - Parameters:
@@ -92,10 +93,10 @@ public struct Scenario {
     ///   - defaultChurn: the connection churn when the file gives none (a policy spreads over fresh connections).
     public static func parse(_ text: String, file: String, baseDirectory: URL, environment: [String: String] = [:],
                              extraKeys: [String] = [], defaultRequests: Int? = nil,
-                             defaultChurn: ConnectionChurn? = nil) throws(YAMLInputError) -> Scenario {
+                             defaultChurn: ConnectionChurn? = nil, thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "signatures", "guards", "steps", "setup", "teardown", "output"] + extraKeys)
+                                             "identityHeader", "signatures", "guards", "thresholds", "steps", "setup", "teardown", "output"] + extraKeys)
         if let version = top["scenario"] {
             guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
         }
@@ -238,6 +239,10 @@ public struct Scenario {
             if let a = f["action"] { spec.guardAction = try a.parsed(GuardAction.init(parsing:)) }
             if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
             if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+        }
+        if let thresholds = top["thresholds"] {
+            if let thresholdsRefusal { throw thresholds.error(thresholdsRefusal) }
+            for item in try thresholds.list() { spec.thresholds.append(try item.parsed(LoadThreshold.init(parsing:))) }
         }
         do { try scenario.plan.apply(spec) } catch {
             throw (loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey))

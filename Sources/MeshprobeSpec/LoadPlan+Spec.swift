@@ -15,6 +15,7 @@ extension LoadPlan {
         if let v = spec.coalesceWindow { coalesceWindow = v }
         if let v = spec.httpVersion { httpVersion = v }
         guards += spec.guards
+        thresholds += spec.thresholds
         if let v = spec.guardAction { guardAction = v }
         if let rate = spec.rate {
             if rate == 0 && spec.stages.isEmpty { throw LoadSpec.Problem(field: .rate, kind: .zeroRateWithoutStages) }

@@ -81,6 +81,8 @@ public struct LoadPlan: Sendable, Equatable {
     public var thinkJitter: Double = 0
     public var guards: [LoadGuard] = []
     public var guardAction: GuardAction = .stop
+    /// Gates on the finished run (`--threshold`, a scenario's `thresholds`): the run fails when one does not hold.
+    public var thresholds: [LoadThreshold] = []
     /// Seed for arrival schedules and per-request randomness (reproducible runs).
     public var seed: UInt64 = 0x6D65_7368_7072_6F62
 

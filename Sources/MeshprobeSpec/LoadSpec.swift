@@ -26,6 +26,7 @@ public struct LoadSpec: Sendable, Equatable {
     public var httpVersion: HTTPVersionPreference?
     public var guards: [LoadGuard] = []
     public var guardAction: GuardAction?
+    public var thresholds: [LoadThreshold] = []
 
     public init() {}
 

@@ -30,6 +30,7 @@ enum InputArgument {
     static let guardAction: @Sendable (String) throws -> GuardAction = { text in try GuardAction(parsing: text) }
     static let errorRateGuard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.errorRate(parsing: text) }
     static let p99Guard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.p99(parsing: text) }
+    static let threshold: @Sendable (String) throws -> LoadThreshold = { text in try LoadThreshold(parsing: text) }
     static let trustBundle: @Sendable (String) throws -> TrustBundleSource = { text in try TrustBundleSource(parsing: text) }
     static let spiffeID: @Sendable (String) throws -> SPIFFEID = { text in try SPIFFEID(parsing: text) }
     /// A trust domain (`example.org`), checked as a SPIFFE ID's.

@@ -64,6 +64,10 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.p99Guard)
     var abortOnP99: LoadGuard?
 
+    @Option(name: .customLong("threshold"), help: ArgumentHelp(LoadCommand.thresholdHelp, valueName: "threshold"),
+            transform: InputArgument.threshold)
+    var thresholds: [LoadThreshold] = []
+
     @Option(name: .customLong("guard-action"), help: .defaulted("What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).", GuardAction.stop.rawValue),
             transform: InputArgument.guardAction)
     var guardAction: GuardAction = .stop
@@ -197,8 +201,11 @@ struct LoadCommand: AsyncParsableCommand {
         spec.httpVersion = http
         spec.guards = [abortOnErrorRate, abortOnP99].compactMap { $0 }
         spec.guardAction = guardAction
+        spec.thresholds = thresholds
         return spec
     }
+
+    static let thresholdHelp = "Pass/fail gate on the finished run (exit 1 when it does not hold); repeatable: 'p95<250ms', 'p99.9<1s', 'mean<80ms', 'error_rate<0.01' (or 1%), 'rps>=900', and for one identity 'version=v2:p99<300ms' (also workload=, cluster=, identity=). A percentile needs 10 responses beyond it (1000 for p99), else it is undecided (exit 3)."
 
     /// The flag that sets `field`, as typed.
     static func flag(_ field: LoadSpec.Field) -> String {

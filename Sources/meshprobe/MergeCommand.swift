@@ -77,14 +77,17 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
+        // The merged load's checks (a guard's verdict is in the results; thresholds are judged again on the merge), as
+        // `load` prints them and as --junit and --html write them.
+        let view = loadRunReport(merged, distribution: ResultMerger.histogram(merged.histograms.latency),
+                                 configuration: LoadConfiguration(targets: []), command: "merge",
+                                 title: "merge of \(results.count) results", inputs: results, startedAt: Date())
         printLine(TerminalSummary(style: stdoutStyle()).render(merged))
+        printVerdicts(view)
         if let json { try writeResult(merged.jsonData(), to: json) }
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
-        // --junit and --html: the merged load's report, with the load checks (a guard's verdict is in the results).
-        try reports.write(loadRunReport(merged, distribution: ResultMerger.histogram(merged.histograms.latency),
-                                        configuration: LoadConfiguration(targets: []), command: "merge",
-                                        title: "merge of \(results.count) results", inputs: results, startedAt: Date()))
+        try reports.write(view)
         // The merged run ends as one run would: the same rules on the merged summary (exit 1 or 3).
         if let exit = LoadRunOutcome(merged: merged, part: "a merged result").exit {
             throw CLIError(message: exit.message, exitCode: exit.code)

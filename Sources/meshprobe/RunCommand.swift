@@ -29,6 +29,10 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("check"), help: "Only read and check the file, then exit (0 when it is valid).")
     var checkOnly = false
 
+    @Option(name: .customLong("threshold"), help: ArgumentHelp(LoadCommand.thresholdHelp + " Added to the file's thresholds.", valueName: "threshold"),
+            transform: InputArgument.threshold)
+    var thresholds: [LoadThreshold] = []
+
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
 
@@ -50,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
             throw CLIError.badInput(error.description)
         }
         var configuration = LoadConfiguration(plan: scenario.plan)
+        configuration.plan.thresholds += thresholds
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
         try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
         if checkOnly {

@@ -31,6 +31,37 @@ import Testing
         #expect(policy.scenario.plan.identityHeader == "x-served-by")
     }
 
+    @Test func aPolicyMayHoldOnlySLOsWithAnyPercentile() throws {
+        let path = try writeTemporaryYAML("""
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:8080/reviews
+            expect:
+              slo: {successRate: 0.99, p95: 250ms, p99.9: 1s, p50: 20ms}
+            """)
+        defer { removeTemporary(path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        #expect(policy.routes.isEmpty)
+        #expect(policy.minimumSuccessRate == 0.99)
+        #expect(policy.latencyCeilings.map(\.percentile) == [95, 99.9, 50])
+        #expect(policy.latencyCeilings.map(\.seconds) == [0.25, 1, 0.02])
+        for (slo, message) in [("{p99: 250}", "'250' has no unit: write 250s or 250ms (units: us, ms, s, m or h)"),
+                               ("{p100: 1s}", "'p100' is not an objective: expected successRate or a latency percentile such as p50, p95, p99 or p99.9"),
+                               ("{p999: 1s, p99.9: 2s}", "p99.9 is given twice")] {
+            let bad = try writeTemporaryYAML("target: http://127.0.0.1:8080/\nexpect:\n  slo: \(slo)\n")
+            defer { removeTemporary(bad) }
+            #expect(throws: YAMLInputError.self) { try Policy.load(path: bad, environment: [:]) }
+            do { _ = try Policy.load(path: bad, environment: [:]) } catch { #expect(error.message == message) }
+        }
+        let thresholds = try writeTemporaryYAML("target: http://127.0.0.1:8080/\nthresholds: [p95<1s]\nexpect:\n  slo: {p95: 1s}\n")
+        defer { removeTemporary(thresholds) }
+        do {
+            _ = try Policy.load(path: thresholds, environment: [:])
+            Issue.record("a policy's thresholds were accepted")
+        } catch {
+            #expect(error.line == 2 && error.message.contains("a policy's are expect.slo"))
+        }
+    }
+
     @Test func readsRoutesWithHeaderAndPathMatches() throws {
         let path = try writeTemporaryYAML("""
             policy: meshprobe.policy/v1

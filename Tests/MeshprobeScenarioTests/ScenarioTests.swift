@@ -103,6 +103,26 @@ import Testing
         #expect(e.line == 4 && e.field == "guards.maxErrorRate")
     }
 
+    @Test func thresholdsAreReadByTheFlagsRuleAtTheirLine() throws {
+        let s = try parse("""
+            target: http://127.0.0.1:8080/
+            load: {requests: 10}
+            thresholds: ['p95<250ms', 'version=v2:p99 < 300ms', error_rate<0.01]
+            """)
+        #expect(s.plan.thresholds.map(\.text) == ["p95<250ms", "version=v2:p99<300ms", "error_rate<0.01"])
+        let e = try #require(error("target: http://h/\nload: {requests: 1}\nthresholds:\n  - p95<250ms\n  - p99<250\n"))
+        #expect(e.line == 5 && e.field == "thresholds[1]")
+        #expect(e.message == "'250' has no unit: write 250s or 250ms (units: us, ms, s, m or h)")
+        let refused = try #require({ () -> YAMLInputError? in
+            do {
+                _ = try Scenario.parse("target: http://h/\nthresholds: [p95<1s]\n", file: "p.yaml", baseDirectory: base,
+                                       thresholdsRefusal: "not here")
+                return nil
+            } catch { return error as? YAMLInputError }
+        }())
+        #expect(refused.line == 2 && refused.message == "not here")
+    }
+
     @Test func stepsSetupAndTeardownWithExtractions() throws {
         let s = try parse("""
             target: http://127.0.0.1:8080/

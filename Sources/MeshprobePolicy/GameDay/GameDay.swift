@@ -22,7 +22,8 @@ public struct GameDay {
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> GameDay {
         // Each step sets its own end (a load's duration, a procedure's request counts): the placeholder only satisfies
         // the scenario's rule that a load ends on its own.
-        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1)
+        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1,
+                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)")
         guard let section = scenario.extras["gameday"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "gameday", message: "a game-day file needs a gameday section with steps")
         }

@@ -3,6 +3,7 @@ import Histogram
 import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
+import MeshprobeSpec
 
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
 /// is recomputed from the merged histograms (never averaged).
@@ -276,7 +277,26 @@ public enum ResultMerger {
         }
         let iterations = all.compactMap(\.iterationsCompleted)
         out.iterationsCompleted = iterations.isEmpty ? nil : iterations.reduce(0, +)
+        out.thresholds = try mergedThresholds(reports, merged: out)
         return out
+    }
+
+    /// The thresholds judged again on the merged result; the results must have been run with the same ones (each
+    /// result names its own, as written).
+    static func mergedThresholds(_ reports: [(file: String, report: LoadReport)], merged: LoadReport) throws(MergeError) -> [ThresholdVerdict]? {
+        guard let first = reports.first else { return nil }
+        let texts = (first.report.thresholds ?? []).map(\.threshold)
+        for (file, report) in reports.dropFirst() where (report.thresholds ?? []).map(\.threshold) != texts {
+            let theirs = (report.thresholds ?? []).map(\.threshold)
+            throw MergeError("\(file): its thresholds (\(theirs.isEmpty ? "none" : theirs.joined(separator: ", "))) differ from \(first.file)'s (\(texts.isEmpty ? "none" : texts.joined(separator: ", "))): results gated differently cannot be merged")
+        }
+        var thresholds: [LoadThreshold] = []
+        for text in texts {
+            do { thresholds.append(try LoadThreshold(parsing: text)) } catch {
+                throw MergeError("\(first.file): thresholds: \(error.message)")
+            }
+        }
+        return first.report.thresholds == nil ? nil : merged.evaluate(thresholds)
     }
 
     /// Timelines merged second by second from each run's start: counts add, and the seconds' histograms merge, so each

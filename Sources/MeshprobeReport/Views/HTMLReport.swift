@@ -44,7 +44,7 @@ public struct HTMLReport {
 
     private func header() -> String {
         let overall: RunReport.Status = report.status
-        var out = "<header>\n<h1>meshprobe \(e(report.command)): \(e(report.title)) <span class=\"badge \(overall.rawValue) big\" id=\"overall\">\(e(report.statusLabel))</span></h1>\n"
+        var out = "<header>\n<h1>meshprobe \(e(report.command)): \(e(report.title)) <span class=\"badge \(overall.rawValue) big\" id=\"overall\">\(e(report.statusLabel + (report.badgeNote.map { " · \($0)" } ?? "")))</span></h1>\n"
         out += "<dl class=\"meta\">"
         out += "<dt>started</dt><dd>\(e(Self.iso(report.startedAt)))</dd>"
         out += "<dt>took</dt><dd>\(e(String(format: "%.1f s", report.seconds)))</dd>"
@@ -52,6 +52,7 @@ public struct HTMLReport {
         out += "<dt>command</dt><dd><code>\(e(report.commandLine.joined(separator: " ")))</code></dd>"
         out += "<dt>build</dt><dd>meshprobe \(e(report.version))</dd>"
         if let why = report.abortReason { out += "<dt>aborted</dt><dd class=\"failed\">\(e(why))</dd>" }
+        if let note = report.outcomeNote { out += "<dt>outcome</dt><dd id=\"outcome-note\">\(e(note))</dd>" }
         out += "</dl>\n</header>\n"
         return out
     }

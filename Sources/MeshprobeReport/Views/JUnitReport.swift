@@ -58,6 +58,7 @@ public struct JUnitReport {
         var out: [(String, String)] = [("meshprobe.version", report.version), ("meshprobe.command_line", report.commandLine.joined(separator: " "))]
         for (i, input) in report.inputs.enumerated() { out.append(("meshprobe.input.\(i)", input)) }
         for (i, note) in section.notes.enumerated() { out.append(("meshprobe.note.\(i)", note)) }
+        if let note = report.outcomeNote { out.append(("meshprobe.outcome", note)) }
         if let why = report.abortReason { out.append(("meshprobe.aborted", why)) }
         return out
     }

@@ -213,6 +213,11 @@ public struct RunReport: Sendable {
     public var sections: [Section]
     /// Why the run stopped early (a signal, an abort file, a time cap).
     public var abortReason: String?
+    /// What the outcome does not say, beside it in every view: a load's failed requests, and that no threshold gated
+    /// them (`no thresholds set; 56 of 5000 requests failed`). A badge never shows a bare PASS over failures.
+    public var outcomeNote: String?
+    /// The badge's words after the outcome (`56 failed`).
+    public var badgeNote: String?
 
     public init(command: String, title: String, inputs: [String], version: String, commandLine: [String], startedAt: Date,
                 seconds: Double, sections: [Section], abortReason: String? = nil) {
@@ -302,6 +307,22 @@ extension RunReport.Check {
             kind: "load", name: "requests succeeded", status: ok ? .passed : .failed,
             reason: ok ? nil : noSuccessReason(report),
             summary: "\(s.succeeded) of \(s.requests) succeeded", evidence: evidence, seconds: seconds))
+        for t in report.thresholds ?? [] {
+            checks.append(RunReport.Check(
+                kind: "threshold", name: "threshold \(t.threshold)", status: t.decided ? (t.passed ? .passed : .failed) : .undecided,
+                reason: t.passed ? nil : t.reason, summary: t.comparisonText,
+                evidence: ["observed \(t.comparisonText) over \(counted(t.sample, t.limitFraction != nil ? "request" : "response"))"],
+                seconds: seconds))
+        }
         return checks
+    }
+
+    /// A load's outcome note and badge words: failed requests are always named, and a load without thresholds says so.
+    public static func loadNotes(_ report: LoadReport) -> (outcome: String?, badge: String?) {
+        let s = report.summary
+        let failed = s.failed > 0 ? "\(s.failed) of \(counted(s.requests, "request")) failed" : nil
+        let gated = !(report.thresholds ?? []).isEmpty
+        let outcome = gated ? failed : (["no thresholds set"] + [failed].compactMap { $0 }).joined(separator: "; ")
+        return (outcome, s.failed > 0 ? "\(s.failed) failed" : nil)
     }
 }

@@ -154,7 +154,7 @@ public struct VerdictTable {
 
     /// The last line: PASS, FAIL, UNDECIDED or ABORTED, coloured on a terminal.
     public var outcome: TerminalText {
-        style.status(report.status, label: report.statusLabel)
+        style.status(report.status, label: report.statusLabel) + TerminalText(report.outcomeNote.map { " (\(TerminalStyle.sanitize($0)))" } ?? "")
     }
 }
 

@@ -1,0 +1,159 @@
+import MeshprobeHistogram
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeSpec
+
+/// A threshold's verdict on a finished load (`thresholds` in the JSON result), decided on the result itself so that a
+/// merged result (shards, `merge`) is judged again on the merged counts and histograms.
+///
+/// A percentile needs at least `10 / (1 - p)` responses (10 beyond it: 200 for p95, 1000 for p99): on fewer, the
+/// value is little more than the largest few and the verdict is undecided, never a pass or a fail by chance.
+public struct ThresholdVerdict: Codable, Sendable, Equatable {
+    /// As written, without spaces (`version=v2:p99<300ms`): the verdict's name in every report.
+    public var threshold: String
+    public var passed: Bool
+    public var decided: Bool
+    /// Why it failed or could not decide.
+    public var reason: String?
+    /// The responses (latency, rate) or requests (error rate) the value comes from.
+    public var sample: Int
+    /// Latency thresholds, in milliseconds.
+    public var observedMs: Double?
+    public var limitMs: Double?
+    /// Error-rate thresholds, as fractions.
+    public var observedFraction: Double?
+    public var limitFraction: Double?
+    /// Rate thresholds, per second.
+    public var observedPerS: Double?
+    public var limitPerS: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case threshold, passed, decided, reason, sample
+        case observedMs = "observed_ms"
+        case limitMs = "limit_ms"
+        case observedFraction = "observed_fraction"
+        case limitFraction = "limit_fraction"
+        case observedPerS = "observed_per_s"
+        case limitPerS = "limit_per_s"
+    }
+
+    /// The observed value and the limit as a person reads them (`p95 212.4 ms against < 250 ms`).
+    public var comparisonText: String {
+        // Tenths of a millisecond, thousandths below 1 ms (a limit of 250us reads 0.25 ms, not 0).
+        func ms(_ v: Double) -> String { "\(numberText(v < 1 ? (v * 1000).rounded() / 1000 : (v * 10).rounded() / 10)) ms" }
+        if let limitMs {
+            return observedMs.map { "\(ms($0)) (limit \(ms(limitMs)))" } ?? "no value (limit \(ms(limitMs)))"
+        }
+        if let limitFraction {
+            func pct(_ v: Double) -> String { "\(numberText((v * 10000).rounded() / 100))%" }
+            return observedFraction.map { "\(pct($0)) (limit \(pct(limitFraction)))" } ?? "no value (limit \(pct(limitFraction)))"
+        }
+        let limit = limitPerS ?? 0
+        return observedPerS.map { "\(numberText(($0 * 10).rounded() / 10))/s (limit \(numberText(limit))/s)" } ?? "no value (limit \(numberText(limit))/s)"
+    }
+}
+
+extension LoadReport {
+    /// The least responses a percentile's value is judged on: 10 beyond it.
+    static func minimumSample(percentile: Double) -> Int {
+        Int((10 / (1 - percentile / 100) - 1e-6).rounded(.up))
+    }
+
+    /// Each threshold's verdict on this result.
+    public func evaluate(_ thresholds: [LoadThreshold]) -> [ThresholdVerdict] {
+        thresholds.map(evaluate)
+    }
+
+    func evaluate(_ threshold: LoadThreshold) -> ThresholdVerdict {
+        var verdict = ThresholdVerdict(threshold: threshold.text, passed: false, decided: false, sample: 0)
+        let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" }
+        let elapsed = summary.elapsedSeconds
+        // What the threshold is about: every response, or one identity's.
+        let requests: Int, failed: Int, latency: LatencyHistogram
+        if let selector = threshold.selector {
+            let rows = workloads.filter { Self.field(selector.field, of: $0) == selector.value }
+            requests = rows.reduce(0) { $0 + $1.requests }
+            failed = rows.reduce(0) { $0 + $1.errors }
+            var h = LatencyHistogram.latency()
+            for row in series where Self.field(selector.field, of: row.labels) == selector.value {
+                h.add(ResultMerger.histogram(row.histogram))
+            }
+            latency = h
+        } else {
+            requests = summary.requests
+            failed = summary.failed
+            latency = ResultMerger.histogram(histograms.latency)
+        }
+        let responses = Int(latency.totalCount)
+        func judge(_ observed: Double) {
+            verdict.decided = true
+            verdict.passed = threshold.comparison.holds(observed, threshold.limit)
+        }
+        switch threshold.metric {
+        case .percentile, .mean, .max:
+            verdict.limitMs = threshold.limit * 1000
+            verdict.sample = responses
+            guard responses > 0 else {
+                verdict.reason = scope.map { "no response from \($0)" } ?? "no response to measure"
+                return verdict
+            }
+            let micros: Double
+            switch threshold.metric {
+            case .percentile(let p):
+                micros = Double(LatencySummary.percentile(latency, p))
+                verdict.observedMs = (micros / 10).rounded() / 100
+                let least = Self.minimumSample(percentile: p)
+                guard responses >= least else {
+                    verdict.reason = "\(counted(responses, "response")) are too few to judge p\(numberText(p)): it needs \(least) (10 beyond it)"
+                    return verdict
+                }
+            case .mean: micros = latency.meanValue
+            default: micros = Double(latency.max)
+            }
+            verdict.observedMs = (micros / 10).rounded() / 100
+            judge(micros / 1e6)
+        case .errorRate:
+            verdict.limitFraction = threshold.limit
+            verdict.sample = requests
+            guard requests > 0 else {
+                verdict.reason = scope.map { "no request attributed to \($0)" } ?? "no request was sent"
+                return verdict
+            }
+            let rate = Double(failed) / Double(requests)
+            verdict.observedFraction = (rate * 1e6).rounded() / 1e6
+            judge(rate)
+        case .rps:
+            verdict.limitPerS = threshold.limit
+            verdict.sample = threshold.selector == nil ? summary.responses : requests
+            guard elapsed > 0 else {
+                verdict.reason = "the run measured no time"
+                return verdict
+            }
+            let rate = threshold.selector == nil ? summary.rps : Double(requests) / elapsed
+            verdict.observedPerS = (rate * 10).rounded() / 10
+            judge(rate)
+        }
+        if verdict.decided && !verdict.passed {
+            verdict.reason = "observed \(verdict.comparisonText)"
+        }
+        return verdict
+    }
+
+    static func field(_ field: LoadThreshold.Selector.Field, of row: Workload) -> String {
+        switch field {
+        case .version: row.version
+        case .workload: row.workload
+        case .cluster: row.cluster
+        case .identity: row.identity
+        }
+    }
+
+    static func field(_ field: LoadThreshold.Selector.Field, of labels: SeriesLabels) -> String {
+        switch field {
+        case .version: labels.destinationVersion
+        case .workload: labels.destinationWorkload
+        case .cluster: labels.destinationCluster
+        case .identity: labels.destinationPrincipal
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// `--threshold` on `load`, judged in every output and again by `merge`, against the echo over h2c.
+    @Suite(.timeLimit(.minutes(2))) struct ThresholdCLITests {
+        @Test func aFailingThresholdExitsOneWithItsLineInEveryOutput() async throws {
+            let echo = try await startEcho(version: "v2", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = try makeTemporaryDirectory("thresholds")
+            defer { removeTemporaryDirectory(dir) }
+            let url = "http://127.0.0.1:\(echo.port)/"
+
+            // No response takes under a microsecond: p95<1us fails; the per-identity error rate holds.
+            let failing = try await run(meshprobeBinary, ["load", url, "-n", "400", "-c", "2", "--quiet", "--threshold", "p95<1us",
+                                                          "--threshold", "version=v2:error_rate<0.01", "--json", "\(dir)/f.json", "--junit", "-"])
+            #expect(failing.status == 1, "\(failing.stdout)\(failing.stderr)")
+            #expect(failing.stderr.contains("threshold not met: p95<1us: observed"), "\(failing.stderr)")
+            #expect(failing.stdout.contains("<testcase name=\"threshold p95&lt;1us\" classname=\"meshprobe.load.threshold\""), "\(failing.stdout)")
+            #expect(failing.stdout.contains("<testcase name=\"threshold version=v2:error_rate&lt;0.01\""))
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/f.json"))) as? [String: Any]
+            let thresholds = try #require(json?["thresholds"] as? [[String: Any]])
+            #expect(thresholds.map { $0["threshold"] as? String } == ["p95<1us", "version=v2:error_rate<0.01"])
+            #expect(thresholds.map { $0["passed"] as? Bool } == [false, true])
+
+            // Without thresholds the outcome says so.
+            let plain = try await run(meshprobeBinary, ["load", url, "-n", "50", "--quiet"])
+            #expect(plain.status == 0, "\(plain.stderr)")
+            #expect(plain.stdout.contains("PASS (no thresholds set)"), "\(plain.stdout)")
+
+            // A bare number is refused with the units, naming the flag.
+            let bare = try await run(meshprobeBinary, ["load", url, "-n", "5", "--threshold", "p99<250"])
+            #expect(bare.status == 2)
+            #expect(bare.stderr.contains("'--threshold <threshold>': '250' has no unit: write 250s or 250ms"), "\(bare.stderr)")
+        }
+
+        @Test func tooFewResponsesAreUndecidedAndAMergeDecides() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = try makeTemporaryDirectory("thresholds")
+            defer { removeTemporaryDirectory(dir) }
+            // 600 responses each: too few for p99 (1000 needed), exit 3; merged, 1200 decide it.
+            for name in ["a", "b"] {
+                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "600", "-c", "2", "--quiet",
+                                                          "--threshold", "p99<10s", "--json", "\(dir)/\(name).json"])
+                #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+                #expect(out.stdout.contains("600 responses are too few to judge p99: it needs 1000"), "\(out.stdout)")
+            }
+            let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json"])
+            #expect(merged.status == 0, "\(merged.stdout)\(merged.stderr)")
+            #expect(merged.stdout.contains("threshold p99<10s"), "\(merged.stdout)")
+        }
+    }
+}

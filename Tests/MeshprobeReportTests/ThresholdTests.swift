@@ -1,0 +1,120 @@
+import Foundation
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobeSpec
+@testable import MeshprobeReport
+import Testing
+
+/// Thresholds judged on a result of known samples: 1000 responses of 1 ms to 1000 ms, one identity (version v1).
+@Suite struct ThresholdTests {
+    let configuration = LoadConfiguration(targets: [try! LoadTarget(parsing: "https://127.0.0.1:8443/")])
+    let ladder = (1...1000).map { UInt64($0) * 1000 }
+
+    func report(_ values: [UInt64], status: Int = 200, thresholds: [String]) throws -> LoadReport {
+        var c = configuration
+        c.plan.thresholds = try thresholds.map { try LoadThreshold(parsing: $0) }
+        let r = result(values, identity: mergeIdentity, status: status, labels: mergeLabels)
+        let report = LoadReport(result: r, configuration: c, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0), version: "test")
+        return try LoadReport.decode(try report.jsonData())
+    }
+
+    func verdict(_ report: LoadReport, _ text: String) throws -> ThresholdVerdict {
+        try #require(report.thresholds?.first { $0.threshold == text })
+    }
+
+    @Test func percentilesPassAndFailByTheResultsHistogram() throws {
+        let r = try report(ladder, thresholds: ["p95<960ms", "p95 < 900ms", "p99<=2s", "mean<600ms", "max<1s", "p50>1s"])
+        let below = try verdict(r, "p95<960ms")
+        #expect(below.passed && below.decided)
+        #expect(abs((below.observedMs ?? 0) - 950) < 10)
+        #expect(below.limitMs == 960)
+        #expect(below.sample == 1000)
+        let above = try verdict(r, "p95<900ms")
+        #expect(!above.passed && above.decided)
+        #expect(above.reason?.hasPrefix("observed 9") == true)
+        #expect(try verdict(r, "p99<=2s").passed)
+        #expect(try verdict(r, "mean<600ms").passed)
+        #expect(try !verdict(r, "max<1s").passed)  // the largest is 1000 ms
+        #expect(try !verdict(r, "p50>1s").passed)
+    }
+
+    @Test func aPercentileOnTooFewResponsesIsUndecided() throws {
+        let r = try report(ladder, thresholds: ["p99.9<2s", "p99<2s"])
+        let fine = try verdict(r, "p99.9<2s")
+        #expect(!fine.decided && !fine.passed)
+        #expect(fine.reason == "1000 responses are too few to judge p99.9: it needs 10000 (10 beyond it)")
+        #expect(try verdict(r, "p99<2s").decided)  // 1000 is exactly enough for p99
+        let short = try report(Array(ladder.prefix(150)), thresholds: ["p95<2s"])
+        #expect(try !verdict(short, "p95<2s").decided)
+    }
+
+    @Test func perIdentityThresholdsReadThatIdentitysResponses() throws {
+        let r = try report(ladder, thresholds: ["version=v1:p50<600ms", "workload=reviews:error_rate<0.01", "cluster=east:rps>=900",
+                                                "identity=spiffe://example.org/ns/a/sa/reviews:max<=1.01s", "version=v2:p50<1s"])
+        #expect(try verdict(r, "version=v1:p50<600ms").passed)
+        #expect(try verdict(r, "workload=reviews:error_rate<0.01").passed)
+        #expect(try verdict(r, "cluster=east:rps>=900").passed)
+        #expect(try verdict(r, "identity=spiffe://example.org/ns/a/sa/reviews:max<=1.01s").passed)
+        let absent = try verdict(r, "version=v2:p50<1s")
+        #expect(!absent.decided)
+        #expect(absent.reason == "no response from version=v2")
+    }
+
+    @Test func errorRateCountsFailedRequests() throws {
+        let r = try report(Array(ladder.prefix(100)), status: 503, thresholds: ["error_rate<1%", "error_rate<=1"])
+        let failing = try verdict(r, "error_rate<1%")
+        #expect(failing.decided && !failing.passed)
+        #expect(failing.observedFraction == 1)
+        #expect(failing.limitFraction == 0.01)
+        #expect(failing.reason == "observed 100% (limit 1%)")
+        #expect(try verdict(r, "error_rate<=1").passed)
+    }
+
+    @Test func theJSONNamesEachValuesUnit() throws {
+        let r = try report(ladder, thresholds: ["p95<250ms", "error_rate<0.01", "rps>=900"])
+        let json = try #require(String(data: try r.jsonData(), encoding: .utf8))
+        for key in ["\"observed_ms\"", "\"limit_ms\"", "\"observed_fraction\"", "\"limit_fraction\"", "\"observed_per_s\"", "\"limit_per_s\""] {
+            #expect(json.contains(key), "missing \(key)")
+        }
+    }
+
+    @Test func aMergedResultIsJudgedAgainOnTheMergedHistogram() throws {
+        // Each half alone has 500 responses (too few for p99); merged, 1000 decide it.
+        let a = try report(Array(ladder.prefix(500)), thresholds: ["p99<2s"])
+        let b = try report(Array(ladder.suffix(500)), thresholds: ["p99<2s"])
+        #expect(try !verdict(a, "p99<2s").decided)
+        let merged = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"])
+        let v = try verdict(merged, "p99<2s")
+        #expect(v.decided && v.passed && v.sample == 1000)
+        let other = try report(ladder, thresholds: ["p95<1s"])
+        #expect(throws: ResultMerger.MergeError.self) { try ResultMerger.merge([("a.json", a), ("c.json", other)], commandLine: ["merge"]) }
+    }
+
+    @Test func aLoadWithoutThresholdsSaysSoAndNamesItsFailures() throws {
+        let failing = try report(Array(ladder.prefix(100)), status: 503, thresholds: [])
+        #expect(failing.thresholds == [])
+        let notes = RunReport.Check.loadNotes(failing)
+        #expect(notes.outcome == "no thresholds set; 100 of 100 requests failed")
+        #expect(notes.badge == "100 failed")
+        let clean = try report(ladder, thresholds: [])
+        #expect(RunReport.Check.loadNotes(clean).outcome == "no thresholds set")
+        #expect(RunReport.Check.loadNotes(clean).badge == nil)
+        let gated = try report(ladder, thresholds: ["p95<1s"])
+        #expect(RunReport.Check.loadNotes(gated).outcome == nil)
+        let checks = RunReport.Check.loadChecks(gated, guards: [])
+        #expect(checks.last?.name == "threshold p95<1s")
+        #expect(checks.last?.kind == "threshold")
+    }
+
+    @Test func theBadgeAndTheOutcomeLineCarryTheNote() throws {
+        let failing = try report(Array(ladder.prefix(100)), status: 503, thresholds: [])
+        var view = RunReport(command: "load", title: "t", inputs: [], version: "test", commandLine: ["meshprobe"], startedAt: Date(),
+                             seconds: 1, sections: [RunReport.Section(name: "t", seconds: 1, checks: RunReport.Check.loadChecks(failing, guards: []))])
+        (view.outcomeNote, view.badgeNote) = RunReport.Check.loadNotes(failing)
+        let html = HTMLReport(view).render()
+        #expect(html.contains("id=\"overall\">FAIL · 100 failed</span>"))
+        #expect(html.contains("no thresholds set; 100 of 100 requests failed"))
+        #expect(JUnitReport(view, hostname: "h").render().contains("name=\"meshprobe.outcome\" value=\"no thresholds set; 100 of 100 requests failed\""))
+        #expect(VerdictTable(view, style: TerminalStyle(color: false)).outcome.rendered == "FAIL (no thresholds set; 100 of 100 requests failed)")
+    }
+}
