@@ -204,8 +204,9 @@ let package = Package(
             ]
         ),
         // The runner: what runs a command's work between the checks and reports and the command line (a load run with
-        // its live view and outcome, shard aggregation, the sidecar session, signal stoppers, the manifest-merge rules,
-        // the report session, the verify result built from the checks' outcomes), so that it is tested without the binary.
+        // its live view and outcome, the demo's steps, shard aggregation, the sidecar session, signal stoppers, the
+        // manifest-merge rules, the report session, the verify result built from the checks' outcomes), so that it is
+        // tested without the binary.
         .target(
             name: "MeshprobeRunner",
             dependencies: [
@@ -221,6 +222,9 @@ let package = Package(
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
+                // The demo's echo workloads and its proxies.
+                "MeshprobeEcho",
+                "MeshprobeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -245,7 +249,6 @@ let package = Package(
                 "MeshprobeScenario",
                 "MeshprobePolicy",
                 "MeshprobeChecks",
-                "MeshprobeLab",
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",

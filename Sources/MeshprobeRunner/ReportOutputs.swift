@@ -103,3 +103,23 @@ package func writeResult(_ data: Data, to path: String, flag: String = "--json")
         throw ExitError(message: error.description, exitCode: 2)
     }
 }
+
+/// Writes files into a directory, private ones with mode 0600.
+package func writeFiles(_ directory: String, _ files: [(name: String, contents: String, secret: Bool)]) throws {
+    let fm = FileManager.default
+    do {
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for file in files {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(file.name).path
+            guard fm.createFile(atPath: path, contents: Data(file.contents.utf8),
+                                attributes: [.posixPermissions: file.secret ? 0o600 : 0o644]) else {
+                throw ExitError(message: "cannot write \(path)", exitCode: 2)
+            }
+            if file.secret { try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
+        }
+    } catch let error as ExitError {
+        throw error
+    } catch {
+        throw ExitError(message: "cannot write to \(directory): \(error.localizedDescription)", exitCode: 2)
+    }
+}

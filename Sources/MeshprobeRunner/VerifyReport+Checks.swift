@@ -139,7 +139,7 @@ extension VerifyReport {
 
     /// Adds one connection-pool check (kind `circuit_breaker`) as it was judged: decided or not, on its requests, at
     /// its scope.
-    package mutating func add(_ check: CircuitBreakerCheck.Check, name: String, declared: [String: Double], test: String) {
+    package mutating func add(_ check: ProcedureCheck, name: String, declared: [String: Double], test: String) {
         appendProcedureCheck(kind: "circuit_breaker", name: "\(name): \(check.name)", passed: check.passed, decided: check.decided,
                              reason: check.reason, requests: check.requests, observed: check.evidence, declared: declared, test: test,
                              scope: check.scope)
@@ -153,7 +153,8 @@ extension VerifyReport {
         if let perTry = e.perTryTimeout { declared["per_try_timeout_ms"] = perTry * 1000 }
         if let timeout = e.timeout { declared["timeout_ms"] = timeout * 1000 }
         for check in outcome.checks {
-            appendProcedureCheck(kind: check.kind, name: "\(check.kind) (\(e.source)): \(check.name)", passed: check.passed,
+            let kind = check.kind ?? "retries"
+            appendProcedureCheck(kind: kind, name: "\(kind) (\(e.source)): \(check.name)", passed: check.passed,
                                  reason: check.reason, observed: check.evidence, declared: declared,
                                  test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
                                      + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")

@@ -131,23 +131,3 @@ func readPEMFile(_ path: String, flag: String?) throws -> String {
     }
     return text
 }
-
-/// Writes files into a directory, private ones with mode 0600.
-func writeFiles(_ directory: String, _ files: [(name: String, contents: String, secret: Bool)]) throws {
-    let fm = FileManager.default
-    do {
-        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for file in files {
-            let path = URL(fileURLWithPath: directory).appendingPathComponent(file.name).path
-            guard fm.createFile(atPath: path, contents: Data(file.contents.utf8),
-                                attributes: [.posixPermissions: file.secret ? 0o600 : 0o644]) else {
-                throw CLIError(message: "cannot write \(path)", exitCode: 2)
-            }
-            if file.secret { try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
-        }
-    } catch let error as CLIError {
-        throw error
-    } catch {
-        throw CLIError(message: "cannot write to \(directory): \(error.localizedDescription)", exitCode: 2)
-    }
-}

@@ -69,7 +69,7 @@ import Testing
         return CircuitBreakerCheck.Phase(concurrency: 22, result: result, overflow: overflow.count, overflowLatency: stats, servicePeak: 10)
     }
 
-    func fastCheck(overflow: [Double], lag: Double) -> CircuitBreakerCheck.Check? {
+    func fastCheck(overflow: [Double], lag: Double) -> ProcedureCheck? {
         let e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "test")
         let below = phase(stamped: 10, endpoints: 1, estimated: 10)
         return CircuitBreakerCheck.evaluate(e, below: below, above: above(overflow: overflow, lag: lag))

@@ -92,7 +92,7 @@ struct SyntheticResponses {
 
     /// The checks of a run where v1 is ejected after `errors` and answers again `backAfter` seconds after its last
     /// response.
-    func judged(ejectedAfter errors: Int, backAfter seconds: Double) -> [OutlierDetectionCheck.Check] {
+    func judged(ejectedAfter errors: Int, backAfter seconds: Double) -> [ProcedureCheck] {
         var clock = SyntheticResponses(rate: 200)
         var machine = afterBaseline(declared(), &clock)
         eject(after: errors, &machine, &clock)
@@ -101,7 +101,7 @@ struct SyntheticResponses {
         return machine.checks(requests: clock.sent)
     }
 
-    func summary(_ checks: [OutlierDetectionCheck.Check]) -> String {
+    func summary(_ checks: [ProcedureCheck]) -> String {
         checks.map { "\($0.passed ? "PASS" : "FAIL") \($0.name): \($0.reason ?? "") \($0.evidence)" }.joined(separator: "\n")
     }
 

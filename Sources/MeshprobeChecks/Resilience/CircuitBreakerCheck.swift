@@ -32,43 +32,25 @@ public enum CircuitBreakerCheck {
         public var expectation: CircuitBreakerExpectation
         public var below: Phase
         public var above: Phase
-        public var checks: [Check]
+        public var checks: [ProcedureCheck]
         /// What the procedure did not check, and why.
         public var notes: [String] = []
-    }
-
-    public struct Check: Sendable {
-        public var name: String
-        public var passed: Bool
-        /// False when the check could not judge (nothing reached the upstream, no stamps): `reason` says why.
-        public var decided = true
-        public var reason: String?
-        public var evidence: [String: Double]
-        /// The requests the check judged.
-        public var requests: Int
-        /// Where the limit was checked (`service`, `endpoint`); nil when it does not apply.
-        public var scope: String? = nil
-
-        /// A check that cannot judge, with why.
-        static func undecided(_ name: String, reason: String, evidence: [String: Double], requests: Int) -> Check {
-            Check(name: name, passed: false, decided: false, reason: reason, evidence: evidence, requests: requests)
-        }
     }
 
     /// A limit checked against the peak a stamp reported: passes when 0 < peak <= limit. Without a stamp the check
     /// is undecided (`unstamped` says why, after the failures when nothing succeeded), unless `missing` says the
     /// stamp's absence is itself a failure (the echo answered, yet the stamp never came).
     static func peakCheck(name: String, peak: Int, limit: Int, result: LoadResult, unstamped: String, missing: String? = nil,
-                          over: String, evidence: [String: Double]) -> Check {
+                          over: String, evidence: [String: Double]) -> ProcedureCheck {
         if peak == 0 {
             if result.succeeded == 0 && missing == nil {
                 return .undecided(name, reason: "\(result.nothingSucceeded): the upstream's view is unknown", evidence: evidence,
                                   requests: result.totalRequests)
             }
             guard let missing else { return .undecided(name, reason: unstamped, evidence: evidence, requests: result.totalRequests) }
-            return Check(name: name, passed: false, reason: missing, evidence: evidence, requests: result.totalRequests)
+            return ProcedureCheck(name: name, passed: false, reason: missing, evidence: evidence, requests: result.totalRequests)
         }
-        return Check(name: name, passed: peak <= limit, reason: peak > limit ? over : nil, evidence: evidence, requests: result.totalRequests)
+        return ProcedureCheck(name: name, passed: peak <= limit, reason: peak > limit ? over : nil, evidence: evidence, requests: result.totalRequests)
     }
     static func overflow(in result: LoadResult) -> (count: Int, stats: FailureStats?) {
         var merged: FailureStats?
@@ -155,8 +137,8 @@ public enum CircuitBreakerCheck {
         return outcome
     }
 
-    static func evaluate(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> [Check] {
-        var checks: [Check] = []
+    static func evaluate(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> [ProcedureCheck] {
+        var checks: [ProcedureCheck] = []
         let belowName = "at the limit (\(below.concurrency) concurrent): nothing overflows"
         let belowEvidence = ["concurrency": Double(below.concurrency), "requests": Double(below.result.totalRequests),
                              "overflow": Double(below.overflow), "failed": Double(below.result.failed)]
@@ -165,7 +147,7 @@ public enum CircuitBreakerCheck {
             checks.append(.undecided(belowName, reason: "\(below.result.nothingSucceeded): no endpoint answered, so no limit can be seen",
                                      evidence: belowEvidence, requests: below.result.totalRequests))
         } else {
-            checks.append(Check(
+            checks.append(ProcedureCheck(
                 name: belowName, passed: below.overflow == 0,
                 reason: below.overflow > 0
                     ? "\(below.overflow) of \(below.result.totalRequests) requests were refused by the proxy at \(below.concurrency) concurrent requests: the limit is tighter than \(e.maxRequests)"
@@ -190,30 +172,30 @@ public enum CircuitBreakerCheck {
                 checks.append(.undecided(name, reason: "no request was refused at \(above.concurrency) concurrent requests, but no response carried the echo's in-flight stamp: the target may not hold requests, so none need have piled up (for a target that holds requests on its own, declare hold: 0s)",
                                          evidence: evidence, requests: above.result.totalRequests))
             } else if above.overflow == 0 {
-                checks.append(Check(name: name, passed: false,
-                                    reason: "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced",
-                                    evidence: evidence, requests: above.result.totalRequests))
+                checks.append(ProcedureCheck(name: name, passed: false,
+                                             reason: "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced",
+                                             evidence: evidence, requests: above.result.totalRequests))
             } else if let hold = e.hold {
                 // Slow when the typical refusal waited (its median past half the hold: queued, not refused), or when
                 // the tail did while the generator kept time; a slow tail from a generator whose own timers ran late
                 // (a starved machine) is not evidence either way.
                 let half = hold * 1000 / 2
                 if p50 > half {
-                    checks.append(Check(name: name, passed: false,
-                                        reason: String(format: "overflow replies took %.1f ms at the median, not fast (the upstream holds requests %.0f ms)", p50, hold * 1000),
-                                        evidence: evidence, requests: above.result.totalRequests))
+                    checks.append(ProcedureCheck(name: name, passed: false,
+                                                 reason: String(format: "overflow replies took %.1f ms at the median, not fast (the upstream holds requests %.0f ms)", p50, hold * 1000),
+                                                 evidence: evidence, requests: above.result.totalRequests))
                 } else if p99 > half, lag > half / 5 {
                     checks.append(.undecided(name, reason: String(format: "overflow replies took %.1f ms at p99 (%.1f ms at the median) while the generator's own timers ran up to %.1f ms late (p99): too busy a machine to tell a slow refusal from a late read", p99, p50, lag),
                                              evidence: evidence, requests: above.result.totalRequests))
                 } else if p99 > half {
-                    checks.append(Check(name: name, passed: false,
-                                        reason: String(format: "overflow replies took %.1f ms at p99, not fast (the upstream holds requests %.0f ms)", p99, hold * 1000),
-                                        evidence: evidence, requests: above.result.totalRequests))
+                    checks.append(ProcedureCheck(name: name, passed: false,
+                                                 reason: String(format: "overflow replies took %.1f ms at p99, not fast (the upstream holds requests %.0f ms)", p99, hold * 1000),
+                                                 evidence: evidence, requests: above.result.totalRequests))
                 } else {
-                    checks.append(Check(name: name, passed: true, reason: nil, evidence: evidence, requests: above.result.totalRequests))
+                    checks.append(ProcedureCheck(name: name, passed: true, reason: nil, evidence: evidence, requests: above.result.totalRequests))
                 }
             } else {
-                checks.append(Check(name: name, passed: true, reason: nil, evidence: evidence, requests: above.result.totalRequests))
+                checks.append(ProcedureCheck(name: name, passed: true, reason: nil, evidence: evidence, requests: above.result.totalRequests))
             }
         }
         if e.hold != nil { checks.append(inFlightCheck(e, below: below, above: above)) }
@@ -221,7 +203,7 @@ public enum CircuitBreakerCheck {
     }
 
     /// The upstream's requests in flight against the limit, at the limit's scope.
-    static func inFlightCheck(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> Check {
+    static func inFlightCheck(_ e: CircuitBreakerExpectation, below: Phase, above: Phase) -> ProcedureCheck {
         let endpointPeak = max(below.result.upstreamPeakInFlight, above.result.upstreamPeakInFlight)
         let endpoints = Set([below, above].flatMap { phase in
             phase.result.identities.filter { $0.value.succeeded > 0 && (!$0.key.workload.isEmpty || !$0.key.version.isEmpty) }.keys
@@ -242,7 +224,7 @@ public enum CircuitBreakerCheck {
             name = "no endpoint ever had more than \(e.maxRequests) in flight"
             peak = endpointPeak
         }
-        var check: Check
+        var check: ProcedureCheck
         if endpointPeak == 0 {
             let both = below.result.succeeded + above.result.succeeded
             check = .undecided(name, reason: both == 0 ? "\(below.result.nothingSucceeded): the upstream's view is unknown"
@@ -252,9 +234,9 @@ public enum CircuitBreakerCheck {
             let scope = e.scope == .service
                 ? (endpoints > 1 ? "the service had \(peak) requests in flight at once over its \(endpoints) endpoints" : "the upstream had \(peak) requests in flight")
                 : "an endpoint had \(peak) requests in flight"
-            check = Check(name: name, passed: false, reason: "\(scope), more than the limit of \(e.maxRequests)", evidence: evidence, requests: requests)
+            check = ProcedureCheck(name: name, passed: false, reason: "\(scope), more than the limit of \(e.maxRequests)", evidence: evidence, requests: requests)
         } else {
-            check = Check(name: name, passed: true, reason: nil, evidence: evidence, requests: requests)
+            check = ProcedureCheck(name: name, passed: true, reason: nil, evidence: evidence, requests: requests)
         }
         check.scope = e.scope == .service ? "service (all endpoints together)" : "endpoint (each on its own)"
         return check

@@ -9,7 +9,7 @@ import NIOCore
 public enum ConnectionReuseCheck {
     public struct Outcome: Sendable {
         public var expectation: ConnectionReuseExpectation
-        public var check: CircuitBreakerCheck.Check
+        public var check: ProcedureCheck
         public var result: LoadResult
     }
 
@@ -27,7 +27,7 @@ public enum ConnectionReuseCheck {
         return Outcome(expectation: e, check: evaluate(e, result: result), result: result)
     }
 
-    static func evaluate(_ e: ConnectionReuseExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
+    static func evaluate(_ e: ConnectionReuseExpectation, result: LoadResult) -> ProcedureCheck {
         let peak = result.upstreamPeakConnectionRequests
         return CircuitBreakerCheck.peakCheck(
             name: "upstream connections carried at most \(e.maxRequestsPerConnection) requests each", peak: peak, limit: e.maxRequestsPerConnection,

@@ -24,20 +24,9 @@ public enum OutlierDetectionCheck {
         public var what: String
     }
 
-    public struct Check: Sendable {
-        public var name: String
-        public var passed: Bool
-        /// False when the check could not judge (the service was not healthy, the fault reached no workload).
-        public var decided = true
-        public var reason: String?
-        public var evidence: [String: Double]
-        /// The requests of the phase the check judged.
-        public var requests = 0
-    }
-
     public struct Outcome: Sendable {
         public var expectation: OutlierExpectation
-        public var checks: [Check]
+        public var checks: [ProcedureCheck]
         public var timeline: [Event]
         /// Requests the check sent (both phases).
         public var requests: Int
@@ -138,7 +127,7 @@ public enum OutlierDetectionCheck {
         // Phase 1: one workload fails.
         var machine = EjectionStateMachine(e)
         let load = startLoad(configuration, expectation: e, cap: machine.loadCap, recorder: recorder, group: group)
-        var checks: [Check] = []
+        var checks: [ProcedureCheck] = []
         var victimFault: String?
         defer { recorder.stop() }
         do {
@@ -225,8 +214,8 @@ public enum OutlierDetectionCheck {
     /// the machine ran (`lag`, seconds): a time outside its window by no more than the lag is no evidence either way, so
     /// that check is UNDECIDED and names the lag; outside by more, it fails.
     static func evaluateEjection(_ e: OutlierExpectation, victim: String, errors: Int, ejected: Bool, ejectedFor: Double?,
-                                 resolution: Double, lag: Double = 0) -> [Check] {
-        var checks: [Check] = []
+                                 resolution: Double, lag: Double = 0) -> [ProcedureCheck] {
+        var checks: [ProcedureCheck] = []
         let n = e.consecutiveErrors
         var reason: String?
         if !ejected {
@@ -236,9 +225,9 @@ public enum OutlierDetectionCheck {
         } else if errors < n {
             reason = "\(victim) was ejected after \(errors) consecutive errors, not \(n): the proxy's limit is tighter"
         }
-        checks.append(Check(name: "ejected after \(n) consecutive \(e.counted == .gatewayErrors ? "gateway errors" : "5xx")",
-                            passed: reason == nil, reason: reason,
-                            evidence: ["consecutive_errors": Double(errors), "declared": Double(n)]))
+        checks.append(ProcedureCheck(name: "ejected after \(n) consecutive \(e.counted == .gatewayErrors ? "gateway errors" : "5xx")",
+                                     passed: reason == nil, reason: reason,
+                                     evidence: ["consecutive_errors": Double(errors), "declared": Double(n)]))
         let (earliest, latest) = e.ejectionWindow
         // The victim's return is seen at the next request it gets: allow the mean gap between its requests, and a
         // tenth of the ejection time (at least 100 ms) for timers.
@@ -272,17 +261,17 @@ public enum OutlierDetectionCheck {
         } else {
             back = String(format: "%@ did not come back within %.1f s of its ejection (the fault was cleared)", victim, latest + max(5, e.baseEjectionTime))
         }
-        checks.append(Check(name: String(format: "received nothing while ejected (%.3f s)", earliest), passed: quiet == nil,
-                            decided: quietDecided, reason: quiet, evidence: evidence))
-        checks.append(Check(name: String(format: "back after the ejection time (by %.3f s)", latest), passed: back == nil,
-                            decided: backDecided, reason: back, evidence: evidence))
+        checks.append(ProcedureCheck(name: String(format: "received nothing while ejected (%.3f s)", earliest), passed: quiet == nil,
+                                     decided: quietDecided, reason: quiet, evidence: evidence))
+        checks.append(ProcedureCheck(name: String(format: "back after the ejection time (by %.3f s)", latest), passed: back == nil,
+                                     decided: backDecided, reason: back, evidence: evidence))
         return checks
     }
 
     /// Every fault target fails at once; counts how many destinations are ejected at the same time.
     static func maxEjectionPhase(_ e: OutlierExpectation, clients: [FaultClient], fault: FaultControlJSON.NewFault,
                                  configuration: LoadConfiguration, recognizer: DestinationRecognizer, ledger: FaultLedger,
-                                 group: any EventLoopGroup, offset: Double) async throws -> (Check, [Event], Int, [String]) {
+                                 group: any EventLoopGroup, offset: Double) async throws -> (ProcedureCheck, [Event], Int, [String]) {
         let recorder = Recorder(start: .now, recognizer: recognizer)
         var events: [Event] = []
         func note(_ what: String, at: Double? = nil) {

@@ -123,7 +123,7 @@ extension OutlierDetectionCheck {
 
         /// The UNDECIDED check for a baseline problem; `failures` is the load's failure summary (may be empty),
         /// `absence` what a response lacks that no destination could be told.
-        public func baselineCheck(_ problem: BaselineProblem, failures: String, absence: String, requests: Int) -> Check {
+        public func baselineCheck(_ problem: BaselineProblem, failures: String, absence: String, requests: Int) -> ProcedureCheck {
             let failing: Int
             let reason: String
             switch problem {
@@ -138,8 +138,8 @@ extension OutlierDetectionCheck {
                 reason = "no response carried the \(absence): the workloads behind the proxy cannot be told apart"
             }
             let requests = max(baseline.count, requests)
-            return Check(name: "healthy before the fault", passed: false, decided: false, reason: reason,
-                         evidence: ["requests": Double(requests), "failed": Double(failing)], requests: requests)
+            return ProcedureCheck(name: "healthy before the fault", passed: false, decided: false, reason: reason,
+                                  evidence: ["requests": Double(requests), "failed": Double(failing)], requests: requests)
         }
 
         /// The fault is asked for: the responses fed from now on count as answered under it.
@@ -223,12 +223,12 @@ extension OutlierDetectionCheck {
         /// The phase's checks, each with the phase's `requests`: an UNDECIDED one when no workload was seen failing,
         /// else the error count, the quiet time and the return. `lag` (seconds) is the generator's own worst timer lag
         /// in the phase; the machine's lag is the larger of it and `returnStall`.
-        public func checks(requests: Int, lag: Double = 0) -> [Check] {
+        public func checks(requests: Int, lag: Double = 0) -> [ProcedureCheck] {
             let e = expectation
             guard let victim else {
-                return [Check(name: "the failing workload is seen", passed: false, decided: false,
-                              reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
-                              evidence: ["requests": Double(requests)], requests: requests)]
+                return [ProcedureCheck(name: "the failing workload is seen", passed: false, decided: false,
+                                       reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
+                                       evidence: ["requests": Double(requests)], requests: requests)]
             }
             let resolution = 1 / (e.rate * max(shares[victim] ?? 0.5, 0.01))
             let ejectedFor = backAt.flatMap { back in lastVictim.map { back - $0 } }
@@ -338,7 +338,7 @@ extension OutlierDetectionCheck {
         }
 
         /// The maximum-percent check, with the phase's `requests`.
-        public func check(requests: Int) -> Check {
+        public func check(requests: Int) -> ProcedureCheck {
             let e = expectation
             let allowed = e.maxEjected(of: endpoints)
             let expected = min(allowed, failing)
@@ -348,10 +348,10 @@ extension OutlierDetectionCheck {
             } else if maxEjected < expected {
                 reason = "only \(maxEjected) of the \(failing) failing endpoints were ejected at once; \(YAMLValue.format(e.maxEjectionPercent))% of \(endpoints) allows \(allowed)"
             }
-            return Check(name: "at most \(YAMLValue.format(e.maxEjectionPercent))% ejected at once (\(allowed) of \(endpoints))",
-                         passed: reason == nil, reason: reason,
-                         evidence: ["ejected_at_once": Double(maxEjected), "allowed": Double(allowed), "endpoints": Double(endpoints),
-                                    "failing": Double(failing)], requests: requests)
+            return ProcedureCheck(name: "at most \(YAMLValue.format(e.maxEjectionPercent))% ejected at once (\(allowed) of \(endpoints))",
+                                  passed: reason == nil, reason: reason,
+                                  evidence: ["ejected_at_once": Double(maxEjected), "allowed": Double(allowed), "endpoints": Double(endpoints),
+                                             "failing": Double(failing)], requests: requests)
         }
     }
 }

@@ -12,7 +12,7 @@ import NIOCore
 public enum RetryBudgetCheck {
     public struct Outcome: Sendable {
         public var expectation: RetryBudgetExpectation
-        public var check: CircuitBreakerCheck.Check
+        public var check: ProcedureCheck
         public var result: LoadResult
     }
 
@@ -47,7 +47,7 @@ public enum RetryBudgetCheck {
         return Outcome(expectation: e, check: evaluate(e, result: result), result: result)
     }
 
-    static func evaluate(_ e: RetryBudgetExpectation, result: LoadResult) -> CircuitBreakerCheck.Check {
+    static func evaluate(_ e: RetryBudgetExpectation, result: LoadResult) -> ProcedureCheck {
         let peak = result.upstreamPeakRetriesInFlight
         return CircuitBreakerCheck.peakCheck(
             name: "the upstream never had more than \(e.maxRetries) retries in flight", peak: peak, limit: e.maxRetries,

@@ -33,18 +33,9 @@ public enum RetryTolerance {
 /// With several upstream endpoints each counts its own tries (Envoy retries another host when it can), so the
 /// attempts check is exact with one endpoint; the verdict says what it saw.
 public enum RetryCheck {
-    public struct Check: Sendable {
-        /// `retries` or `timeout`.
-        public var kind: String
-        public var name: String
-        public var passed: Bool
-        public var reason: String?
-        public var evidence: [String: Double]
-    }
-
     public struct Outcome: Sendable {
         public var expectation: RetryExpectation
-        public var checks: [Check]
+        public var checks: [ProcedureCheck]
         /// What the procedure could not exercise, in plain words.
         public var notes: [String]
     }
@@ -89,7 +80,7 @@ public enum RetryCheck {
             return try await LoadGenerator(configuration: c, group: group).run()
         }
 
-        var checks: [Check] = []
+        var checks: [ProcedureCheck] = []
         var notes: [String] = []
         if let attempts = expectation.attempts {
             if let status = expectation.retryOn.retryableStatus {
@@ -122,7 +113,7 @@ public enum RetryCheck {
 
     /// The attempts check: every final response must carry the echo's attempt stamp `expected`, with the injected
     /// status.
-    static func evaluateTries(_ result: LoadResult, status: Int, expected: Int, name: String) -> Check {
+    static func evaluateTries(_ result: LoadResult, status: Int, expected: Int, name: String) -> ProcedureCheck {
         let total = result.totalRequests
         let stamped = result.attemptsSeen.values.reduce(0, +)
         var evidence: [String: Double] = ["requests": Double(total), "expected_tries": Double(expected),
@@ -152,14 +143,14 @@ public enum RetryCheck {
         if stamped > 0 && wrongStatus > 0 {
             reasons.append("\(wrongStatus) of \(total) final responses were not the injected \(status)")
         }
-        return Check(kind: "retries", name: name, passed: reasons.isEmpty, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
-                     evidence: evidence)
+        return ProcedureCheck(kind: "retries", name: name, passed: reasons.isEmpty, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
+                              evidence: evidence)
     }
 
     /// The timing check: the median request ends within the tolerance of the expected end, and every request ends
     /// with a proxy's reply (none from the application, none without a response).
     static func evaluateTiming(_ result: LoadResult, expectation e: RetryExpectation, expected: (seconds: Double, by: RetryExpectation.TimeoutKind),
-                               delay: Double) -> Check {
+                               delay: Double) -> ProcedureCheck {
         let tolerance = RetryTolerance.timing(expected: expected.seconds)
         // The route timeout runs from the first try: back-off between tries cannot delay it.
         let backoff = expected.by == .route ? 0 : RetryTolerance.backoff(retries: e.triesOnTimeout - 1)
@@ -211,7 +202,7 @@ public enum RetryCheck {
         let name = expected.by == .route
             ? "the route timeout ends a slow request at \(milliseconds(expected.seconds))"
             : "a slow request ends after \(what): \(milliseconds(expected.seconds))"
-        return Check(kind: expected.by == .route ? "timeout" : "retries", name: name, passed: reasons.isEmpty,
-                     reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), evidence: evidence)
+        return ProcedureCheck(kind: expected.by == .route ? "timeout" : "retries", name: name, passed: reasons.isEmpty,
+                              reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), evidence: evidence)
     }
 }
