@@ -217,6 +217,7 @@ let package = Package(
                 "MeshprobeLoad",
                 "MeshprobeReport",
                 "MeshprobePolicy",
+                "MeshprobeScenario",
                 "MeshprobeChecks",
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
