@@ -75,14 +75,14 @@ struct GameDayCommand: AsyncParsableCommand {
         }
         let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check) : nil
         let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
-        let caps = String(format: "about %.0f s; caps %@ req/s and %.0f s", planned, YAMLValue.format(maxRate), cap)
+        let caps = String(format: "%d steps, about %.0f s; caps %@ req/s and %.0f s", gameday.steps.count, planned, YAMLValue.format(maxRate), cap)
         if check {
             // The plan is what --check gives (stdout, as run's and verify's); a run's header goes to stderr.
             for line in CheckPlan.lines(gameday: gameday, configuration: configuration) { printLine(line) }
             printLine("  \(caps)\(gameday.abortFile.map { "; abort file \($0)" } ?? "")")
             return
         }
-        printError("meshprobe gameday: \(gameday.name): \(gameday.steps.count) steps, \(caps); abort with SIGINT/SIGTERM"
+        printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"
                    + (gameday.abortFile.map { " or touch \($0)" } ?? ""))
         for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(CheckPlan.describe(step))") }
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
