@@ -29,9 +29,9 @@ package enum CheckPlan {
         var slo = policy.minimumSuccessRate.map { ["success rate >= \(YAMLValue.format($0))"] } ?? []
         slo += policy.latencyCeilings.map { "p\(YAMLValue.format($0.percentile)) <= \(YAMLValue.format($0.seconds * 1000)) ms" }
         if !slo.isEmpty { out.append("    SLO: \(slo.joined(separator: "; "))") }
-        if !policy.clustersToReach.isEmpty || !policy.clustersToAvoid.isEmpty {
-            out.append("    clusters: reach \(policy.clustersToReach.joined(separator: ", ")); avoid \(policy.clustersToAvoid.joined(separator: ", "))")
-        }
+        let clusters = [("reach", policy.clustersToReach), ("avoid", policy.clustersToAvoid)].filter { !$0.1.isEmpty }
+            .map { "\($0.0) \($0.1.joined(separator: ", "))" }
+        if !clusters.isEmpty { out.append("    clusters: \(clusters.joined(separator: "; "))") }
         out += policy.circuitBreakers.map { "    circuit breaker at \($0.maxRequests) in flight (\($0.source))" }
         out += policy.outlierDetections.map { "    outlier detection, \($0.consecutiveErrors) errors, making \($0.faultTargets.first ?? "?") fail (\($0.source))" }
         out += policy.retries.map { "    retries and timeouts (\($0.source))" }
