@@ -218,6 +218,7 @@ let package = Package(
                 "MeshprobeLoad",
                 "MeshprobeReport",
                 "MeshprobePolicy",
+                "MeshprobeScenario",
                 "MeshprobeChecks",
                 "MeshprobeStatistics",
                 "MeshprobeYAML",

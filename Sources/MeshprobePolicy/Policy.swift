@@ -303,13 +303,20 @@ public struct Policy {
 
     /// Reads a policy file; errors name the file, line and field.
     /// - Parameter routesElsewhere: the routes come from mesh manifests, so `expect` may leave out split and routes.
+    /// - Parameter overrides: the command line's changes to the file (`--target`, `--svid-dir`, `--set`).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            routesElsewhere: Bool = false) throws(YAMLInputError) -> Policy {
+                            routesElsewhere: Bool = false, overrides: FileOverrides = FileOverrides()) throws(YAMLInputError) -> Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
-        var scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
-                                         defaultChurn: .every(20),
+        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
+                                         defaultChurn: .every(20), overrides: overrides,
                                          thresholdsRefusal: "thresholds gate a load (meshprobe run); a policy's are expect.slo (successRate, p95: 250ms, ...)")
+        do { return try read(scenario, path: path, routesElsewhere: routesElsewhere) } catch { throw scenario.explain(error) }
+    }
+
+    /// Reads the policy's own sections of a scenario read with `expect`, `policy` and `service` left to it.
+    static func read(_ scenario: Scenario, path: String, routesElsewhere: Bool) throws(YAMLInputError) -> Policy {
+        var scenario = scenario
         guard let expect = scenario.extras["expect"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
         }

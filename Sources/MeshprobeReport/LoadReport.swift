@@ -318,7 +318,7 @@ public struct LoadReport: Codable, Sendable {
     }
 
     /// "open: 500 req/s, uniform arrivals" and the like.
-    static func describe(_ model: LoadModel, configuration: LoadConfiguration) -> String {
+    package static func describe(_ model: LoadModel, configuration: LoadConfiguration) -> String {
         func profile(_ p: LoadProfile, unit: String) -> String {
             if p.stages.isEmpty { return "\(format(p.start)) \(unit)" }
             let steps = p.stages.map { "\(format($0.duration))s\($0.ramp ? "->" : "=")\(format($0.target))" }.joined(separator: ", ")

@@ -16,6 +16,8 @@ public struct ScenarioIdentity: Sendable, Equatable {
     /// Where the section and each field it gives are, for `check`'s errors.
     var section: YAMLInputError?
     var places: [TLSIdentitySpec.Field: YAMLInputError] = [:]
+    /// The command line's changes to the file, named in the errors of the fields they set.
+    var overrides: [YAMLOverride] = []
 
     public init() {}
 
@@ -36,15 +38,18 @@ public struct ScenarioIdentity: Sendable, Equatable {
     /// Checks what needs no TLS library before the context is built: the SVID files are there, and a client of
     /// `https` targets can verify its server (a plaintext one has no peer to expect or name to send). Errors name the
     /// file, line and field (`identity.svidDir`), at the field when the file gives it.
-    public func check(https: Bool, file: String) throws(YAMLInputError) {
+    ///
+    /// Without `readFiles` (`--check`), nothing on disk is looked at: the identity's files may be secrets mounted only
+    /// where the run happens, so an SVID directory counts as giving its trust bundle (root-cert.pem) unseen.
+    public func check(https: Bool, file: String, readFiles: Bool = true) throws(YAMLInputError) {
         do {
-            if https { try tls.checkSources(naming: Self.fieldName) }
+            if https && readFiles { try tls.checkSources(naming: Self.fieldName) }
             try tls.checkClient(https: https, insecure: insecure, expectsPeer: expectPeer != nil, sni: sni != nil,
-                                naming: Self.fieldName)
+                                readFiles: readFiles, naming: Self.fieldName)
         } catch {
             if var at = places[error.field] {
                 at.message = error.reason
-                throw at
+                throw YAMLOverride.explain(at, by: overrides)
             }
             var at = section ?? YAMLInputError(file: file, line: 1, column: 1, field: "", message: "")
             at.message = error.message
@@ -69,12 +74,21 @@ public struct Scenario {
     public var teardown: [FlowStep] = []
     /// Top-level sections a caller asked to read itself (a policy file's `expect`).
     public var extras: [String: YAMLValue] = [:]
+    /// The command line's changes to the file (`--target`, `--svid-dir`, `--set`), as they were applied.
+    public var overrides: [YAMLOverride] = []
 
-    /// Reads and checks a scenario file. Relative paths in it are relative to the file's directory.
+    /// `error`, about this file, saying which of its fields' values came from the command line.
+    public func explain(_ error: YAMLInputError) -> YAMLInputError {
+        YAMLOverride.explain(error, by: overrides)
+    }
+
+    /// Reads and checks a scenario file, changed first by `overrides`. Relative paths in it are relative to the file's
+    /// directory.
     /// - Parameter thresholdsRefusal: why the file may not hold `thresholds` (a policy, a game day), nil when it may.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             extraKeys: [String] = [], defaultRequests: Int? = nil,
-                            defaultChurn: ConnectionChurn? = nil, thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
+                            defaultChurn: ConnectionChurn? = nil, overrides: FileOverrides = FileOverrides(),
+                            thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
         let data: [UInt8]
         do { data = try InputFile.read(path, limit: .yaml) } catch {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file \(error.reason)")
@@ -84,17 +98,37 @@ public struct Scenario {
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         return try parse(text, file: path, baseDirectory: base, environment: environment, extraKeys: extraKeys,
-                         defaultRequests: defaultRequests, defaultChurn: defaultChurn, thresholdsRefusal: thresholdsRefusal)
+                         defaultRequests: defaultRequests, defaultChurn: defaultChurn, overrides: overrides,
+                         thresholdsRefusal: thresholdsRefusal)
     }
 
     /// - Parameters:
     ///   - extraKeys: top-level keys the caller reads itself (returned in `extras`).
     ///   - defaultRequests: the request count when the file gives no end (a policy's sample cap).
     ///   - defaultChurn: the connection churn when the file gives none (a policy spreads over fresh connections).
+    ///   - overrides: the command line's changes, made to the tree before it is read; an error in a value they set
+    ///     says so.
+    ///   - thresholdsRefusal: why the file may not hold `thresholds` (a policy, a game day), nil when it may.
     public static func parse(_ text: String, file: String, baseDirectory: URL, environment: [String: String] = [:],
                              extraKeys: [String] = [], defaultRequests: Int? = nil,
-                             defaultChurn: ConnectionChurn? = nil, thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
-        let root = try YAMLValue.parse(text, file: file)
+                             defaultChurn: ConnectionChurn? = nil, overrides: FileOverrides = FileOverrides(),
+                             thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
+        let changes = overrides.changes
+        do {
+            let root = try YAMLValue.parse(text, file: file).overriding(changes)
+            var scenario = try read(root, file: file, baseDirectory: baseDirectory, environment: environment, extraKeys: extraKeys,
+                                    defaultRequests: defaultRequests, defaultChurn: defaultChurn, thresholdsRefusal: thresholdsRefusal)
+            scenario.overrides = changes
+            scenario.identity.overrides = changes
+            return scenario
+        } catch {
+            throw YAMLOverride.explain(error, by: changes)
+        }
+    }
+
+    static func read(_ root: YAMLValue, file: String, baseDirectory: URL, environment: [String: String],
+                     extraKeys: [String], defaultRequests: Int?, defaultChurn: ConnectionChurn?,
+                     thresholdsRefusal: String?) throws(YAMLInputError) -> Scenario {
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
                                              "identityHeader", "signatures", "guards", "thresholds", "steps", "setup", "teardown", "output"] + extraKeys)
         if let version = top["scenario"] {

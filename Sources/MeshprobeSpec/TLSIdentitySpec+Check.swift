@@ -70,11 +70,13 @@ extension TLSIdentitySpec {
     }
 
     /// Refuses what a client cannot do: verify an https server without a trust bundle, or check a plaintext
-    /// server's identity or name.
-    public func checkClient(https: Bool, insecure: Bool, expectsPeer: Bool, sni: Bool,
+    /// server's identity or name. Without `readFiles` nothing on disk is looked at, and an SVID directory counts as
+    /// giving its root-cert.pem.
+    public func checkClient(https: Bool, insecure: Bool, expectsPeer: Bool, sni: Bool, readFiles: Bool = true,
                             naming name: (Field) -> String = \.flag) throws(Problem) {
         if https {
-            if !insecure && files().ca == nil && trustBundles.isEmpty {
+            let hasCA = readFiles ? files().ca != nil : (ca != nil || svidDir != nil)
+            if !insecure && !hasCA && trustBundles.isEmpty {
                 let skip = "\(name(.insecure)) to skip verification"
                 let reason: String
                 if let dir = svidDir {

@@ -18,6 +18,8 @@ struct GameDayCommand: AsyncParsableCommand {
             --max-duration) are the operator's: a file that plans more is refused, and the run aborts at the \
             duration cap. Exit 0 every step passed; 1 a step failed (whatever the others); 2 bad input or over a cap; \
             3 aborted, a step undecided or not run, or a fault left.
+            --check reads and checks the file and the caps (with the overrides) without the identity's files or a \
+            network and prints the plan; --target, --svid-dir and --set change the file's fields before it is read.
             Example: meshprobe gameday gamedays/reviews.yaml --json gameday.json
             """
     )
@@ -41,8 +43,11 @@ struct GameDayCommand: AsyncParsableCommand {
     @Flag(help: "No live view.")
     var quiet = false
 
-    @Flag(help: "Check the file and the caps, print the plan, and exit.")
+    @Flag(help: "Only read and check the file and the caps, print the plan and exit (0 when valid, 2 naming FILE:LINE:COLUMN and the field): the identity's files are not read, nothing is sent, no fault set.")
     var check = false
+
+    @OptionGroup(title: "Overrides of the file")
+    var overrides: FileOverrideOptions
 
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
@@ -57,47 +62,35 @@ struct GameDayCommand: AsyncParsableCommand {
         try reports.check(singleLoad: false, json: json)
         let gameday: GameDay
         do {
-            gameday = try GameDay.load(path: file)
+            gameday = try GameDay.load(path: file, overrides: overrides.overrides)
             try gameday.check(maxRate: maxRate, maxDuration: cap)
         } catch {
             throw CLIError.badInput("\(error)")
         }
         var configuration = LoadConfiguration(plan: gameday.scenario.plan)
-        try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file)
+        try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check)
         let needsControl = gameday.steps.contains { step in
             if case .outlierDetection = step.kind { return true }
             return !step.faults.isEmpty
         }
-        let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file) : nil
+        let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check) : nil
         let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
-        printError(String(format: "meshprobe gameday: %@: %d steps, about %.0f s; caps %@ req/s and %.0f s; abort with SIGINT/SIGTERM%@",
-                          gameday.name, gameday.steps.count, planned, YAMLValue.format(maxRate), cap,
-                          gameday.abortFile.map { " or touch \($0)" } ?? ""))
-        for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(Self.describe(step))") }
-        if check { return }
+        let caps = String(format: "%d steps, about %.0f s; caps %@ req/s and %.0f s", gameday.steps.count, planned, YAMLValue.format(maxRate), cap)
+        if check {
+            // The plan is what --check gives (stdout, as run's and verify's); a run's header goes to stderr.
+            for line in CheckPlan.lines(gameday: gameday, configuration: configuration) { printLine(line) }
+            printLine("  \(caps)\(gameday.abortFile.map { "; abort file \($0)" } ?? "")")
+            return
+        }
+        printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"
+                   + (gameday.abortFile.map { " or touch \($0)" } ?? ""))
+        for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(CheckPlan.describe(step))") }
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
         let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(), controlTLS: control, maxDuration: cap)
         if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
             throw CLIError(message: exit.message, exitCode: exit.code)
-        }
-    }
-
-    static func describe(_ step: GameDayStep) -> String {
-        switch step.kind {
-        case .load(let rate, let duration):
-            var text = "\(step.name): \(YAMLValue.format(rate)) req/s for \(YAMLValue.format(duration))s"
-            if !step.faults.isEmpty {
-                text += "; faults on " + step.faults.map(\.target).joined(separator: ", ")
-            }
-            return text
-        case .circuitBreaker(let e):
-            return "\(step.name): circuit breaker at \(e.maxRequests) in flight, \(e.maxPending.map(String.init) ?? "unbounded") pending"
-        case .outlierDetection(let e):
-            return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
-        case .retries(let e):
-            return "\(step.name): retries and timeouts (\(e.source))"
         }
     }
 }

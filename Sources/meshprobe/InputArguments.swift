@@ -1,6 +1,7 @@
 import ArgumentParser
 import MeshprobeIdentity
 import MeshprobeSpec
+import MeshprobeYAML
 
 /// Flag values read by the inputs' one parse functions (the same that read scenario and policy files), so a refused
 /// value is reported by swift-argument-parser at parse time, naming the flag as typed, with the type's message:
@@ -38,6 +39,13 @@ enum InputArgument {
         try TrustBundleSource.checkTrustDomain(text)
         return text
     }
+    /// A target URL, checked as a file's is and kept as typed (it replaces the file's text).
+    static let targetURL: @Sendable (String) throws -> String = { text in
+        do { _ = try LoadTarget(parsing: text) } catch let error as LoadPlanError { throw InputValueError("'\(text)': \(error.reason)") }
+        return text
+    }
+    /// `FIELD=VALUE` for a file's field (`--set`).
+    static let fieldAssignment: @Sendable (String) throws -> YAMLOverride = { text in try YAMLOverride(assignment: text) }
     static let peerExpectation: @Sendable (String) throws -> PeerExpectation = { text in try PeerExpectation(parsing: text) }
     static let method: @Sendable (String) throws -> String = { text in try HTTPMethod.parse(text) }
     static let header: @Sendable (String) throws -> HeaderField = { text in try HeaderField(parsing: text) }

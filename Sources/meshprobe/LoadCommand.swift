@@ -283,10 +283,16 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIde
 
 /// The TLS context a scenario or policy file's `identity` section describes, checked with the whole configuration;
 /// errors name the file.
-func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String) throws {
-    do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file) } catch {
+///
+/// Without `readFiles` (`--check`) no file of the identity is read or looked for, and no context is built: they may
+/// be secrets mounted only where the run happens. What needs no file is still checked (an https target's trust
+/// bundle is named, a plaintext target has no peer to expect).
+func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String,
+                     readFiles: Bool = true) throws {
+    do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file, readFiles: readFiles) } catch {
         throw CLIError.badInput(error.description)
     }
+    guard readFiles else { return }
     do {
         try attachClientTLS(to: &configuration, identity: id.tls, expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)
@@ -297,13 +303,15 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
 }
 
 /// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
-/// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID).
-func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String) throws -> TLSContext {
+/// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID). Without
+/// `readFiles` (`--check`), only what needs no file is checked, and there is no context (nil).
+func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String, readFiles: Bool = true) throws -> TLSContext? {
     let identity = id.tls
-    if identity.files().cert == nil {
+    if identity.cert == nil && identity.svidDir == nil {
         throw CLIError.badInput("\(file): identity: changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
     }
-    do { try id.check(https: true, file: file) } catch { throw CLIError.badInput(error.description) }
+    do { try id.check(https: true, file: file, readFiles: readFiles) } catch { throw CLIError.badInput(error.description) }
+    guard readFiles else { return nil }
     do {
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1/")])
         try attachClientTLS(to: &configuration, identity: identity, expected: nil, insecure: id.insecure, sni: nil)

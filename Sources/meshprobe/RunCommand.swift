@@ -13,7 +13,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             The file holds what `load` takes as flags: target, identity, load model and stages, request templates, \
             output. Schema: docs/schema/scenario.schema.json; examples in scenarios/. Errors name the file, line and field.
-            Example: meshprobe run scenarios/canary-ramp.yaml
+            --check reads and checks the file (with the overrides) without the identity's files or a network and prints \
+            the plan; --target, --svid-dir and --set change the file's fields before it is read.
+            Example: meshprobe run scenarios/canary-ramp.yaml --target https://127.0.0.1:8443/ --svid-dir ./prober
             """
     )
 
@@ -26,12 +28,15 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
-    @Flag(name: .customLong("check"), help: "Only read and check the file, then exit (0 when it is valid).")
+    @Flag(name: .customLong("check"), help: "Only read and check the file, print the plan and exit (0 when it is valid, 2 naming FILE:LINE:COLUMN and the field): the identity's files are not read, nothing is sent.")
     var checkOnly = false
 
     @Option(name: .customLong("threshold"), help: ArgumentHelp(LoadCommand.thresholdHelp + " Added to the file's thresholds.", valueName: "threshold"),
             transform: InputArgument.threshold)
     var thresholds: [LoadThreshold] = []
+
+    @OptionGroup(title: "Overrides of the file")
+    var overrides: FileOverrideOptions
 
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
@@ -49,16 +54,16 @@ struct RunCommand: AsyncParsableCommand {
     func runScenario() async throws {
         let scenario: Scenario
         do {
-            scenario = try Scenario.load(path: file)
+            scenario = try Scenario.load(path: file, overrides: overrides.overrides)
         } catch {
             throw CLIError.badInput(error.description)
         }
         var configuration = LoadConfiguration(plan: scenario.plan)
         configuration.plan.thresholds += thresholds
-        try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file)
+        try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly)
         try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
         if checkOnly {
-            printLine("\(file): valid scenario\(scenario.name.map { " '\($0)'" } ?? "") with \(configuration.plan.targets.count) target(s)")
+            for line in CheckPlan.lines(scenario: scenario, configuration: configuration) { printLine(line) }
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }

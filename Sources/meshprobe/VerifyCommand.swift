@@ -14,6 +14,8 @@ struct VerifyCommand: AsyncParsableCommand {
             With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
             from them and the policy gives the target, identity, load and statistics. Circuit breakers and retries and \
             timeouts (expect.circuitBreaker, expect.retries, or from the manifests) run as procedures after the splits.
+            --check reads and checks the policy and the manifests (with the overrides) without the identity's files or a \
+            network and prints the plan; --target, --svid-dir and --set change the policy's fields before it is read.
             Example: meshprobe verify policies/reviews-canary.yaml --json verdict.json
             """
     )
@@ -35,6 +37,12 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "Check the routes only (splits, mTLS, clusters, SLOs): the resilience procedures (circuit breakers, outlier detection, retries and timeouts, connection-pool limits) from the policy and the manifests are listed as not checked.")
     var routesOnly = false
 
+    @Flag(help: "Only read and check the policy and the manifests, print the plan and exit (0 when valid, 2 naming FILE:LINE:COLUMN and the field): the identity's files are not read, nothing is sent.")
+    var check = false
+
+    @OptionGroup(title: "Overrides of the policy file")
+    var overrides: FileOverrideOptions
+
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
@@ -49,7 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try reports.check(singleLoad: false, json: json)
         var policy: Policy
         do {
-            policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty)
+            policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty, overrides: overrides.overrides)
             if !manifests.isEmpty {
                 try ManifestMerge.importManifests(manifests, into: &policy, policyFile: file) { note in
                     printError("meshprobe verify: note: \(note)")
@@ -67,8 +75,15 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CLIError.badInput("\(error)")
         }
         var configuration = LoadConfiguration(plan: policy.scenario.plan)
-        try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file)
+        try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file, readFiles: !check)
         var plan = try shard.plan()
+        if check {
+            if !policy.outlierDetections.isEmpty {
+                _ = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file, readFiles: false)
+            }
+            for line in CheckPlan.lines(policy: policy, manifests: manifests, configuration: configuration) { printLine(line) }
+            return
+        }
         if plan != nil {
             do { plan?.tls = try ShardTLS.make(identity: policy.scenario.identity.tls) } catch let error as CLIError {
                 throw CLIError.badInput("\(file): identity: \(error.message)")

@@ -19,11 +19,19 @@ public struct GameDay {
     public var recognizer: DestinationRecognizer = .version
 
     /// Reads a game-day file; errors name the file, line and field.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(YAMLInputError) -> GameDay {
+    /// - Parameter overrides: the command line's changes to the file (`--target`, `--svid-dir`, `--set`).
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            overrides: FileOverrides = FileOverrides()) throws(YAMLInputError) -> GameDay {
         // Each step sets its own end (a load's duration, a procedure's request counts): the placeholder only satisfies
         // the scenario's rule that a load ends on its own.
         let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1,
+                                         overrides: overrides,
                                          thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)")
+        do { return try read(scenario, path: path) } catch { throw scenario.explain(error) }
+    }
+
+    /// Reads the `gameday` section of a scenario read with it left to the caller.
+    static func read(_ scenario: Scenario, path: String) throws(YAMLInputError) -> GameDay {
         guard let section = scenario.extras["gameday"] else {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "gameday", message: "a game-day file needs a gameday section with steps")
         }
@@ -64,6 +72,10 @@ public struct GameDay {
     /// Refuses a plan that goes past the operator's caps (which the file cannot raise); the message names the step
     /// and the flag that raises the cap.
     public func check(maxRate: Double, maxDuration: Double) throws(YAMLInputError) {
+        do { try checkCaps(maxRate: maxRate, maxDuration: maxDuration) } catch { throw scenario.explain(error) }
+    }
+
+    func checkCaps(maxRate: Double, maxDuration: Double) throws(YAMLInputError) {
         var total = 0.0
         for step in steps {
             if let rate = step.rate, rate > maxRate {
