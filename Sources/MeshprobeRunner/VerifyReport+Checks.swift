@@ -37,7 +37,14 @@ extension VerifyReport {
             var reason: String?
             // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
             let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil
-            switch outcome.verdict {
+            var verdict = outcome.verdict
+            if case .fail? = verdict, e.unit == .connection,
+               let keyed = Self.clientKeyedReason(counts: counts, declared: evidence.declared, routing: outcome.route.routing.rawValue,
+                                                  connections: e.connections) {
+                verdict = nil
+                reason = keyed
+            }
+            switch verdict {
             case .fail(let why, _)?:
                 reason = why
                 if e.unit == .request && e.connections < 30 {
@@ -47,9 +54,9 @@ extension VerifyReport {
             case .pass?:
                 break
             case nil:
-                reason = refusal ?? Self.undecidedSplitReason(outcome)
+                reason = reason ?? refusal ?? Self.undecidedSplitReason(outcome)
             }
-            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refusal != nil,
+            return Verdict(name: outcome.route.name, passed: verdict?.passed == true, decided: verdict != nil || refusal != nil,
                            reason: reason, evidence: evidence)
         }
         passed = verdicts.allSatisfy(\.passed)

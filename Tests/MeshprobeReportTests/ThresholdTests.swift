@@ -118,3 +118,23 @@ import Testing
         #expect(VerdictTable(view, style: TerminalStyle(color: false)).outcome.rendered == "FAIL (no thresholds set; 100 of 100 requests failed)")
     }
 }
+
+/// The client-keyed rule: a connection-unit FAIL whose every response came from one declared destination is withheld.
+@Suite struct ClientKeyedRoutingTests {
+    let declared = ["v1": 0.9, "v2": 0.1]
+
+    @Test func oneDeclaredDestinationUnderAutoRoutingIsWithheld() throws {
+        let reason = try #require(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: declared, routing: "auto", connections: 300))
+        #expect(reason.hasPrefix("undecided: all 600 successful responses on 300 connections came from v1"))
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600, "v2": 0], declared: declared, routing: nil, connections: 300) != nil)
+    }
+
+    @Test func theRuleDoesNotApplyElsewhere() {
+        // Routing declared, two destinations seen, an undeclared or zero-weight destination, a one-destination split.
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: declared, routing: "per-connection", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 590, "v2": 10], declared: declared, routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v3": 600], declared: declared, routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v2": 600], declared: ["v1": 1, "v2": 0], routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: ["v1": 1], routing: "auto", connections: 300) == nil)
+    }
+}

@@ -349,3 +349,26 @@ public struct VerifyReport: Codable, Sendable {
         decided = decided && v.decided
     }
 }
+
+extension VerifyReport {
+    /// Why a split that would FAIL on connections is withheld: every successful response came from one declared
+    /// destination while the split declares others. A balancer keyed by the client (a Service's `sessionAffinity:
+    /// ClientIP`, consistent hashing on the source address or on a header the prober sends unchanged, HAProxy `balance
+    /// source`) sends one client to one destination whatever the weights: then all of this prober's connections are
+    /// one sample, and a correct split looks like none. Applies to `routing: auto` only; `per-connection` and
+    /// `per-request` assert that each connection or request is routed on its own, and such a run FAILs. Nil when the
+    /// rule does not apply.
+    public static func clientKeyedReason(counts: [String: Int], declared: [String: Double], routing: String?,
+                                         connections: Int) -> String? {
+        guard routing == nil || routing == "auto" else { return nil }
+        let seen = counts.filter { $0.value > 0 }
+        guard seen.count == 1, let (only, responses) = seen.first, (declared[only] ?? 0) > 0,
+              declared.contains(where: { $0.key != only && $0.value > 0 }) else { return nil }
+        return "undecided: all \(counted(responses, "successful response")) on \(counted(connections, "connection")) came from \(only): "
+            + "either the split is not in effect, or routing is keyed by the client (a Service's sessionAffinity: ClientIP, "
+            + "consistent hashing on the source address or on a header this prober sends unchanged, HAProxy balance source), "
+            + "which sends one client to one destination and which one client cannot see past; if each connection is routed "
+            + "on its own, declare expect.routing: per-connection and such a run fails"
+    }
+}
+
