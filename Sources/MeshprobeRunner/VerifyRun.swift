@@ -258,8 +258,9 @@ private struct VerifyRun {
                 report.add(outcome)
             } catch let error as FaultClientError {
                 // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
-                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
-                                    reason: "could not make a workload fail: \(error)")
+                let site = DeclarationSite(declared.source)
+                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(site.name))",
+                                    reason: "could not make a workload fail: \(error)", declaredAt: site.position)
             }
             closeCheck(&report, &laps)
         }

@@ -138,3 +138,14 @@ import Testing
         #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: ["v1": 1], routing: "auto", connections: 300) == nil)
     }
 }
+
+/// Verdict names carry the declaration's name; its position goes into the evidence.
+@Suite struct DeclarationSiteTests {
+    @Test func positionAndNameAreSplit() {
+        #expect(DeclarationSite("policies/p.yaml:12 expect.circuitBreaker") == DeclarationSite(name: "expect.circuitBreaker", position: "policies/p.yaml:12"))
+        #expect(DeclarationSite("dr.yaml:8 DestinationRule reviews") == DeclarationSite(name: "DestinationRule reviews", position: "dr.yaml:8"))
+        #expect(DeclarationSite("/tmp/a b/g.yaml:20 step 'ramp: 2x'") == DeclarationSite(name: "step 'ramp: 2x'", position: "/tmp/a b/g.yaml:20"))
+        #expect(DeclarationSite("p.yaml:12") == DeclarationSite(name: "p.yaml", position: "p.yaml:12"))
+        #expect(DeclarationSite("demo") == DeclarationSite(name: "demo", position: nil))
+    }
+}

@@ -40,6 +40,9 @@ public struct VerifyReport: Codable, Sendable {
         /// Where a procedure's limit was checked: `service` (all endpoints together, where Envoy applies its
         /// connection-pool limits), `endpoint` (each endpoint on its own), or `client proxy`.
         public var scope: String? = nil
+        /// Where the expectation was declared (`policy.yaml:12`, `reviews-dr.yaml:8`): here, not in the verdict's
+        /// name, so that editing the file does not rename the verdict in CI's history.
+        public var declaredAt: String? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
@@ -67,17 +70,19 @@ public struct VerifyReport: Codable, Sendable {
         /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, procedures): no tolerance, error
         /// rates, truncation or match headers; counts only when given.
         public static func facts(requests: Int, counts: [String: Int]? = nil, declared: [String: Double], observed: [String: Double],
-                                 test: String, scope: String? = nil) -> Evidence {
+                                 test: String, scope: String? = nil, declaredAt: String? = nil) -> Evidence {
             var e = Evidence(requests: requests, counts: [:], declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
                              missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
             (e.countsIfAny, e.toleranceIfAny, e.falseFailRateIfAny, e.missRateIfAny) = (counts, nil, nil, nil)
             (e.truncatedIfAny, e.unsuccessfulIfAny, e.matchHeadersIfAny) = (nil, nil, nil)
             e.scope = scope
+            e.declaredAt = declaredAt
             return e
         }
 
         enum CodingKeys: String, CodingKey {
             case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling
+            case declaredAt = "declared_at"
             case countsIfAny = "counts"
             case toleranceIfAny = "tolerance"
             case truncatedIfAny = "truncated"
@@ -218,16 +223,16 @@ public struct VerifyReport: Codable, Sendable {
     /// default its `requests` figure); undecided when it could not judge.
     public mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, decided: Bool = true, reason: String?,
                                                requests: Int? = nil, observed: [String: Double], declared: [String: Double],
-                                               test: String, scope: String? = nil) {
+                                               test: String, scope: String? = nil, declaredAt: String? = nil) {
         let evidence = Evidence.facts(requests: requests ?? Int(observed["requests"] ?? 0), declared: declared, observed: observed,
-                                      test: test, scope: scope)
+                                      test: test, scope: scope, declaredAt: declaredAt)
         appendVerdict(Verdict(kind: kind, name: name, passed: decided && passed, decided: decided, reason: reason, evidence: evidence))
     }
 
     /// Adds a verdict that could not be reached (the procedure could not run), with why.
-    public mutating func addUndecided(kind: String, name: String, reason: String) {
+    public mutating func addUndecided(kind: String, name: String, reason: String, declaredAt: String? = nil) {
         verdicts.append(Verdict(kind: kind, name: name, passed: false, decided: false, reason: reason,
-                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run")))
+                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run", declaredAt: declaredAt)))
         passed = false
         decided = false
     }
@@ -369,6 +374,41 @@ extension VerifyReport {
             + "consistent hashing on the source address or on a header this prober sends unchanged, HAProxy balance source), "
             + "which sends one client to one destination and which one client cannot see past; if each connection is routed "
             + "on its own, declare expect.routing: per-connection and such a run fails"
+    }
+}
+
+/// An expectation's source (`policy.yaml:12 expect.circuitBreaker`, `dr.yaml:8 DestinationRule reviews`) as a verdict
+/// names it: the declaration's name, stable when the file is edited, and its position, which goes into the evidence.
+public struct DeclarationSite: Sendable, Equatable {
+    /// `expect.circuitBreaker`, `DestinationRule reviews`; the whole source when it has no position.
+    public var name: String
+    /// `policy.yaml:12`; nil when the source has none.
+    public var position: String?
+
+    public init(name: String, position: String?) {
+        self.name = name
+        self.position = position
+    }
+
+    /// Splits `FILE:LINE NAME` after the first `:LINE` followed by a space or the end.
+    public init(_ source: String) {
+        let scalars = Array(source)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == ":" {
+                var j = i + 1
+                while j < scalars.count, scalars[j].isASCII, scalars[j].isNumber { j += 1 }
+                if j > i + 1, j == scalars.count || scalars[j] == " " {
+                    position = String(scalars[..<j])
+                    let rest = String(scalars[min(j + 1, scalars.count)...])
+                    name = rest.isEmpty ? String(scalars[..<i]) : rest
+                    return
+                }
+            }
+            i += 1
+        }
+        name = source
+        position = nil
     }
 }
 
