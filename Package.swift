@@ -73,9 +73,10 @@ let package = Package(
             swiftSettings: hotPath
         ),
 
-        // Statistics: HdrHistogram's lossless compressed V2 encoding, used by the engine (each finished second's
-        // latency histogram, kept compressed) and by the reports (results and their exact merge); percentiles, means
-        // and merges of `Histogram<UInt64>` in code specialised for its counts.
+        // Latency histograms: their shape (`LatencyHistogram`, `latency()`, `timelineLatency()`), HdrHistogram's
+        // lossless compressed V2 encoding, used by the engine (each finished second's latency histogram, kept
+        // compressed) and by the reports (results and their exact merge); percentiles (`highestEquivalentValue`),
+        // means and merges of `Histogram<UInt64>` in code specialised for its counts.
         .target(
             name: "MeshprobeHistogram",
             dependencies: [
