@@ -127,7 +127,9 @@ final class LoadWorker {
         }
     }
 
-    /// The response headers attribution reads: the echo's stamps and the configured identity header.
+    /// The response headers an HTTP/2 connection keeps (by name prefix; it drops the others as nghttp2 hands them
+    /// over): the echo's stamps (`x-meshprobe-`), the configured identity header, the failure signatures' headers and
+    /// the headers flow steps extract.
     var keptHeaderPrefixes: [String] {
         var names = ["x-meshprobe-"] + (configuration.plan.identityHeader.map { [$0] } ?? []) + configuration.plan.signatures.headerNames
         for step in flowSteps {

@@ -173,7 +173,9 @@ public struct VerifyReport: Codable, Sendable {
     }
 
     public struct Verdict: Codable, Sendable {
-        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
+        /// What was checked, one of the schema's `verdict.kind` values: split, mtls, clusters, slo, circuit_breaker
+        /// (also the connection-pool checks: concurrent retries, requests per connection), outlier_detection, retries
+        /// or timeout.
         public var kind = "split"
         public var name: String
         public var passed: Bool
