@@ -234,7 +234,8 @@ extension VerifyReport {
         var evidence = Evidence.facts(
             requests: check.samples, declared: declared,
             observed: ["observed": check.observed, "interval_low": check.interval.low, "interval_high": check.interval.high,
-                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail],
+                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail]
+                .merging(check.samplesToPass.map { ["samples_to_pass": Double($0)] } ?? [:]) { a, _ in a },
             test: "sequential bound on the share of \(check.unit == .connection ? "connections' requests" : "requests") "
                 + (check.percentile == nil ? "that succeed" : "at or under the ceiling")
                 + " (mixture test martingales, anytime valid; unit: \(check.unit.rawValue))")

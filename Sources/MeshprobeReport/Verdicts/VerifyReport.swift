@@ -288,8 +288,12 @@ public struct VerifyReport: Codable, Sendable {
             let o = v.evidence.observed
             let share = o["observed"] ?? 0
             var headline = "\(v.name): "
-            if let low = o["interval_low"], let high = o["interval_high"] {
-                let what = v.evidence.declared["percentile"] == nil ? "succeeded" : "under the ceiling"
+            let what = v.evidence.declared["percentile"] == nil ? "succeeded" : "under the ceiling"
+            if !v.decided, o["interval_low"] != nil {
+                // Undecided: how far the PASS bound is, not an interval that reads like a result.
+                headline += String(format: "%.4f %@ over %d samples; ", share, what, v.evidence.requests)
+                    + (o["samples_to_pass"].map { "a PASS needs about \(Int($0)) more that all meet it" } ?? "a PASS is out of reach at this share")
+            } else if let low = o["interval_low"], let high = o["interval_high"] {
                 headline += String(format: "%.4f %@ (95%% interval %.4f-%.4f) over %d samples", share, what, low, high, v.evidence.requests)
             } else {
                 headline += v.name.contains("latency") ? String(format: "observed %.3f ms", share * 1000) : String(format: "observed %.4f", share)
