@@ -109,7 +109,8 @@ final class LoadWorker {
                                  fixedTick: configuration.plan.sendTick.map { UInt64(max(0, $0) * 1e9) })
             thinkTimeNanoseconds = 0
         case .closed(let profile, let think):
-            closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start)
+            closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start,
+                                     warmupEnd: clock.warmupEnd)
             thinkTimeNanoseconds = UInt64(think * 1e9)
         }
         hasBudget = budget != 0
@@ -174,7 +175,7 @@ final class LoadWorker {
         guard lifecycle.connectionsSettled() else { return }
         let t = now()
         clock.restart(at: t)
-        open?.begin(at: t, deadline: clock.deadline)
+        open?.begin(at: t, deadline: clock.deadline, warmupEnd: clock.warmupEnd)
         advanceArrivals()
     }
 
