@@ -188,11 +188,12 @@ extension EndToEnd {
             defer { Task { await echo.close() } }
             let stalling = try await StallingRelay.start(to: echo.port)
             defer { Task { await stalling.stop() } }
-            // The load goes through the relay too: its connection, opened once the fault's answer came, is the second.
+            // The load goes through the relay too: its connection, opened once the fault's answer came, is the third
+            // (after the check of the control API before the first step, and the fault's own).
             let file = try thirtySecondStep(target: "https://127.0.0.1:\(stalling.port)/reviews",
                                             fault: "{target: https://127.0.0.1:\(stalling.port), delay: 5ms, path: /reviews}")
             let process = try SignalledProcess(meshprobeBinary, ["gameday", file, "--quiet"])
-            try #require(try await process.wait { stalling.connectionCount >= 2 }, "the load never started")
+            try #require(try await process.wait { stalling.connectionCount >= 3 }, "the load never started")
             stalling.holdAll()
             let (took, output) = try await process.signal(SIGTERM)
             let err = output.stderr
