@@ -17,6 +17,8 @@ public struct LiveStatus: Sendable {
     public var targetRate: Double?
     /// The last finished second, nil while the first one is still running (the counts so far are partial).
     public var lastSecond: TimelinePoint?
+    /// The last finished second was warm-up: its requests are not counted, so it has no percentiles to show.
+    public var lastSecondWasWarmup = false
     /// No request ended since the previous update (an outage, or a stalled server).
     public var silent: Bool
     /// While silent: seconds since the update that last saw a request end (at least that long without one); nil
@@ -58,9 +60,11 @@ public struct LiveViewState: Sendable {
         let rate = interval > 0 ? Double(fresh) / interval : 0
         if fresh > 0 { lastEnded = clock }
         previous = (clock, ended)
-        return LiveStatus(connecting: false, elapsed: clock, warmingUp: clock < warmup, rate: rate,
-                          targetRate: progress.targetRate, lastSecond: progress.window, silent: fresh == 0,
-                          silentFor: fresh == 0 ? lastEnded.map { clock - $0 } : nil, progress: progress)
+        var status = LiveStatus(connecting: false, elapsed: clock, warmingUp: clock < warmup, rate: rate,
+                                targetRate: progress.targetRate, lastSecond: progress.window, silent: fresh == 0,
+                                silentFor: fresh == 0 ? lastEnded.map { clock - $0 } : nil, progress: progress)
+        if let second = progress.window?.second { status.lastSecondWasWarmup = Double(second + 1) <= warmup }
+        return status
     }
 }
 
@@ -109,6 +113,7 @@ public struct LiveView: Sendable {
             return String(format: "the first is not over (%.1fs so far: %d ok, %d failed)", status.elapsed,
                           status.progress.succeeded, status.progress.failed)
         }
+        if status.lastSecondWasWarmup { return "warm-up (not counted)" }
         guard let percentiles = status.percentiles else { return "no responses" }
         return String(format: "p50 %.3f ms  p99 %.3f ms   ok %d  failed %d", Double(percentiles.p50) / 1000,
                       Double(percentiles.p99) / 1000, window.succeeded, window.failed)
@@ -136,7 +141,8 @@ public struct LiveView: Sendable {
                 fields.append("last_second=no_responses")
                 fields.append(status.silentFor.map { String(format: "no_response_for=%.0fs", $0) } ?? "no_response_yet")
             } else {
-                fields.append(status.lastSecond == nil ? "last_second=partial" : "last_second=no_responses")
+                fields.append(status.lastSecond == nil ? "last_second=partial"
+                              : status.lastSecondWasWarmup ? "last_second=warmup" : "last_second=no_responses")
             }
         }
         if !p.errors.isEmpty {

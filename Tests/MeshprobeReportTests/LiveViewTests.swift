@@ -114,5 +114,13 @@ import Testing
         let line = try LiveView(plan: plan()).line(status, at: Self.now)
         #expect(line.contains(" state=warmup rate=300/s "))
         #expect(!status.silent)
+        // A finished warm-up second has no counted responses: it is named as warm-up, not as an outage.
+        p.warmupRequests = 600
+        p.window = second(0, responses: 0)
+        p.clock = 1.9
+        let next = state.update(p, wallElapsed: 2.0)
+        let view = try LiveView(plan: plan())
+        #expect(view.line(next, at: Self.now).hasSuffix("p50=- p99=- last_second=warmup"))
+        #expect(view.block(next)[1] == "  last second: warm-up (not counted)")
     }
 }
