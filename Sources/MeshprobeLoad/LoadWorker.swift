@@ -578,11 +578,13 @@ final class LoadWorker {
     }
 
     func progress() -> LoadGenerator.Progress {
-        LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
-                               inFlight: inFlightTotal,
-                               sent: result.requestsSent, errors: result.errors,
-                               late: result.late.values.reduce(0, +), window: nil,
-                               identities: result.identities.mapValues(\.requests))
+        let t = now()
+        return LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
+                                      inFlight: inFlightTotal, sent: result.requestsSent, errors: result.errors,
+                                      late: result.late.values.reduce(0, +), warmupRequests: result.warmupRequests,
+                                      identities: result.identities.mapValues(\.requests),
+                                      clock: lifecycle.begun ? Double(t &- min(t, clock.start)) / 1e9 : nil,
+                                      targetRate: open?.targetRate(at: t, begun: lifecycle.begun))
     }
 
     private func finish() {

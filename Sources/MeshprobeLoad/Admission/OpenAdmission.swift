@@ -50,6 +50,16 @@ struct OpenAdmission: Admission {
         self.warmupEnd = warmupEnd
     }
 
+    /// This worker's share of the target rate at `t`: the schedule's start before its clock began; past the end of
+    /// the schedule (the run draining, or the profile's last stage over), the rate it ended at, not the 0 after it.
+    func targetRate(at t: UInt64, begun: Bool) -> Double {
+        var seconds = begun ? Double(t &- min(t, base)) / 1e9 : 0
+        // The profile is 0 from its end on: the value just before the end is the last target.
+        if begun, let deadline, t >= deadline { seconds = Double(deadline &- min(deadline, base)) / 1e9 - 1e-6 }
+        if let end = schedule.profile.totalDuration { seconds = min(seconds, end - 1e-6) }
+        return schedule.profile.value(at: max(0, seconds)) * schedule.share
+    }
+
     /// Due arrivals waiting for a slot.
     var waiting: Int { backlog.count }
     /// The backlog's front waited because no connection was up.
