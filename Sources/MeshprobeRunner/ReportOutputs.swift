@@ -17,9 +17,11 @@ package struct ReportOutputs: Sendable {
     package var pushgateway: PushgatewayClient.Target?
     package var smp: String?
     package var hgrm: String?
+    /// `--json-log`: the JSON result also goes to standard output between marker lines (`ResultLog`).
+    package var jsonLog: Bool
 
     package init(junit: String? = nil, html: String? = nil, metricsListen: HostPort? = nil, prometheus: String? = nil,
-                 pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil) {
+                 pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil, jsonLog: Bool = false) {
         self.junit = junit
         self.html = html
         self.metricsListen = metricsListen
@@ -27,6 +29,7 @@ package struct ReportOutputs: Sendable {
         self.pushgateway = pushgateway
         self.smp = smp
         self.hgrm = hgrm
+        self.jsonLog = jsonLog
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
@@ -36,7 +39,8 @@ package struct ReportOutputs: Sendable {
         if !singleLoad, smp != nil || hgrm != nil {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
-        let toStandardOutput = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus),
+        let toStandardOutput = [("--json", json), ("--json-log", jsonLog ? ReportFile.standardOutput : nil), ("--junit", junit),
+                                ("--html", html), ("--prometheus", prometheus),
                                 ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map(\.0)
         if toStandardOutput.count > 1 {
             throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") write to standard output: only one output can")
@@ -52,6 +56,22 @@ package struct ReportOutputs: Sendable {
         } catch let error as ReportFileError {
             throw ExitError.badInput(error.description)
         }
+    }
+
+    /// Writes the JSON result where it was asked for: to `json`'s path (`writeResult`) and, with `--json-log`, to
+    /// standard output between the marker lines (`logJSON`).
+    package func writeJSON(_ data: @autoclosure () throws -> Data, json: String?) throws {
+        guard json != nil || jsonLog else { return }
+        let data = try data()
+        if let json { try writeResult(data, to: json) }
+        try logJSON(data)
+    }
+
+    /// With `--json-log`, writes the JSON result to standard output between the marker lines, in one write, after
+    /// the lines for people (which go to standard error then: `check` reserved standard output for it).
+    package func logJSON(_ data: @autoclosure () throws -> Data) throws {
+        guard jsonLog else { return }
+        try writeResult(ResultLog.framed(try data()), to: ReportFile.standardOutput, flag: "--json-log")
     }
 
     /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).

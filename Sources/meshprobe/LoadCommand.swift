@@ -118,6 +118,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Write the JSON result to this file.")
     var json: String?
 
+    @OptionGroup var jsonLog: JSONLogOption
+
     @Flag(help: "Print only the summary.")
     var quiet = false
 
@@ -223,7 +225,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await sidecar.around("load") {
-            try reports.check(json: json, exports: exports)
+            try reports.check(json: json, jsonLog: jsonLog.enabled, exports: exports)
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
@@ -231,7 +233,7 @@ struct LoadCommand: AsyncParsableCommand {
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports), command: "load",
+            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, jsonLog: jsonLog.enabled), command: "load",
                                                             title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
         }
     }

@@ -58,24 +58,29 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    /// The report outputs asked for, with a load's `exports` when the command has them, as the runner takes them (the
-    /// Pushgateway resolved).
-    func outputs(_ exports: ExportOptions? = nil) throws -> ReportOutputs {
-        var outputs = files(exports)
+    /// The report outputs asked for, with a load's `exports` when the command has them and `--json-log`, as the
+    /// runner takes them (the Pushgateway resolved).
+    func outputs(_ exports: ExportOptions? = nil, jsonLog: Bool = false) throws -> ReportOutputs {
+        var outputs = files(exports, jsonLog: jsonLog)
         outputs.pushgateway = try pushgatewayTarget()
         return outputs
     }
 
     /// The files asked for (what checking and writing them needs; no Pushgateway).
-    private func files(_ exports: ExportOptions? = nil) -> ReportOutputs {
+    private func files(_ exports: ExportOptions? = nil, jsonLog: Bool = false) -> ReportOutputs {
         ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: exports?.smp,
-                      hgrm: exports?.hgrm)
+                      hgrm: exports?.hgrm, jsonLog: jsonLog)
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
     /// command that merges several.
-    func check(singleLoad: Bool = true, json: String? = nil, exports: ExportOptions? = nil) throws {
-        try files(exports).check(singleLoad: singleLoad, json: json)
+    func check(singleLoad: Bool = true, json: String? = nil, jsonLog: Bool = false, exports: ExportOptions? = nil) throws {
+        try files(exports, jsonLog: jsonLog).check(singleLoad: singleLoad, json: json)
+    }
+
+    /// Writes the JSON result to `json` and, with `jsonLog`, to standard output between the marker lines.
+    func writeJSON(_ data: @autoclosure () throws -> Data, json: String?, jsonLog: Bool) throws {
+        try files(jsonLog: jsonLog).writeJSON(data(), json: json)
     }
 
     /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
@@ -87,6 +92,14 @@ struct ReportOptions: ParsableArguments {
     func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
         try await outputs().start(&configuration)
     }
+}
+
+/// `--json-log`, beside each command's `--json` (`load`, `run`, `verify`, `gameday`, `merge`): the JSON result in the
+/// log, for a Kubernetes Job whose log is where its result is read (`ResultLog`).
+struct JSONLogOption: ParsableArguments {
+    @Flag(name: .customLong("json-log"), help: ArgumentHelp(
+        "Also write the JSON result to standard output at the end, between a BEGIN MESHPROBE RESULT and an END MESHPROBE RESULT marker line, for a Job's log (scripts/extract-result cuts it out); the lines for people then go to standard error."))
+    var enabled = false
 }
 
 /// The exports of one load's result (`load`, `run`, and `merge` of load results): SMP and .hgrm.
