@@ -24,7 +24,7 @@ struct GameDayCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The game-day file (a scenario plus a gameday section with steps).")
+    @Argument(help: "The game-day file (a scenario plus a gameday section with steps).", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
     @Option(name: .customLong("max-rate"), help: "No step may send faster than this, requests per second.")

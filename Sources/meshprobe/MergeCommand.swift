@@ -23,7 +23,8 @@ struct MergeCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).")
+    @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).",
+              completion: .file(extensions: ["json"]))
     var results: [String]
 
     @Option(help: "Write the merged result here (atomically; - for standard output).")

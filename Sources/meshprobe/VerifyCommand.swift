@@ -20,10 +20,11 @@ struct VerifyCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The policy file (meshprobe.policy/v1).")
+    @Argument(help: "The policy file (meshprobe.policy/v1).", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
-    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.")
+    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.",
+              completion: .file(extensions: ["yaml", "yml"]))
     var manifests: [String] = []
 
     @Option(help: "Write the verdict and its evidence as JSON.")
