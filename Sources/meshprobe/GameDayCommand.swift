@@ -38,7 +38,7 @@ struct GameDayCommand: AsyncParsableCommand {
     @Option(help: "Write the verdicts, per step, as JSON.")
     var json: String?
 
-    @OptionGroup var jsonLog: JSONLogOption
+    @OptionGroup var logs: ResultLogOptions
 
     @OptionGroup var reports: ReportOptions
 
@@ -61,7 +61,7 @@ struct GameDayCommand: AsyncParsableCommand {
     func runGameDay() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
         let cap = maxDuration.seconds
-        try reports.check(singleLoad: false, json: json, jsonLog: jsonLog.enabled)
+        try reports.check(singleLoad: false, json: json, logs: logs)
         let gameday: GameDay
         do {
             gameday = try GameDay.load(path: file, overrides: overrides.overrides)
@@ -90,7 +90,7 @@ struct GameDayCommand: AsyncParsableCommand {
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
-        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(jsonLog: jsonLog.enabled), controlTLS: control,
+        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
                                         maxDuration: cap)
         if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
             throw CLIError(message: exit.message, exitCode: exit.code)

@@ -119,7 +119,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Write the JSON result to this file.", completion: .file(extensions: ["json"]))
     var json: String?
 
-    @OptionGroup var jsonLog: JSONLogOption
+    @OptionGroup var logs: ResultLogOptions
 
     @Flag(help: "Print only the summary.")
     var quiet = false
@@ -226,7 +226,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await sidecar.around("load") {
-            try reports.check(json: json, jsonLog: jsonLog.enabled, exports: exports)
+            try reports.check(json: json, logs: logs, exports: exports)
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
@@ -234,7 +234,7 @@ struct LoadCommand: AsyncParsableCommand {
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, jsonLog: jsonLog.enabled), command: "load",
+            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, logs: logs), command: "load",
                                                             title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
         }
     }

@@ -30,7 +30,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "Write the verdict and its evidence as JSON.")
     var json: String?
 
-    @OptionGroup var jsonLog: JSONLogOption
+    @OptionGroup var logs: ResultLogOptions
 
     @OptionGroup var reports: ReportOptions
 
@@ -57,7 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     func verify() async throws {
-        try reports.check(singleLoad: false, json: json, jsonLog: jsonLog.enabled)
+        try reports.check(singleLoad: false, json: json, logs: logs)
         var policy: Policy
         do {
             policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty, overrides: overrides.overrides)
@@ -95,7 +95,7 @@ struct VerifyCommand: AsyncParsableCommand {
         // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
         // anything runs.
         let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(jsonLog: jsonLog.enabled),
+        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
                                        controlTLS: control, shard: plan)
         let outcome = try await executeVerify(policy, configuration: configuration, options: options)
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
