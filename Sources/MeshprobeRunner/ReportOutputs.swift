@@ -73,18 +73,18 @@ package struct ReportOutputs: Sendable {
         try logJSON(data)
     }
 
-    /// With `--json-log`, writes the JSON result to standard output between the marker lines, in one write, after
-    /// the lines for people (which go to standard error then: `check` reserved standard output for it).
+    /// With `--json-log`, the JSON result between the marker lines, for standard output at the end of the process,
+    /// after every line for people (which go to standard error then: `check` reserved standard output for it;
+    /// `ResultLogOutput`).
     package func logJSON(_ data: @autoclosure () throws -> Data) throws {
         guard jsonLog else { return }
-        try writeResult(ResultLog.json.framed(try data()), to: ReportFile.standardOutput, flag: "--json-log")
+        ResultLogOutput.append(ResultLog.json.framed(try data()), flag: "--json-log")
     }
 
-    /// With `--junit-log`, writes the JUnit XML to standard output between its marker lines, in one write.
+    /// With `--junit-log`, the JUnit XML between its marker lines, for standard output at the end, as `logJSON`.
     package func logJUnit(_ report: @autoclosure () -> RunReport) throws {
         guard junitLog else { return }
-        try writeResult(ResultLog.junit.framed(Data(JUnitReport(report()).render().utf8)), to: ReportFile.standardOutput,
-                        flag: "--junit-log")
+        ResultLogOutput.append(ResultLog.junit.framed(Data(JUnitReport(report()).render().utf8)), flag: "--junit-log")
     }
 
     /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written), and the JUnit XML
