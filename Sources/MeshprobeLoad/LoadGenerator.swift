@@ -8,8 +8,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// Runs a closed-model load: `connections` x `streamsPerConnection`, spread over one event loop per core,
-/// until the request budget or the duration is used up.
+/// Runs a load in the plan's model, closed (a request starts when a stream is free, up to the concurrency) or open
+/// (requests start at their arrival times, whatever the answers): `connections` x `streamsPerConnection`, spread
+/// over one event loop per usable core (at most one per connection), until the request budget or the duration is
+/// used up.
 public final class LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     private let group: any EventLoopGroup

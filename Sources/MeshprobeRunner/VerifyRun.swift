@@ -185,10 +185,11 @@ private struct VerifyRun {
         }
         // The log's copy after the push: one block, the result as it ended.
         try options.reports.logJSON(report.jsonData())
-        if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
+        // The report's verdicts, not the tests' own: a split FAIL that client-keyed routing could explain is withheld there.
+        if report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             return .failed
         }
-        if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
+        if report.verdicts.contains(where: { !$0.decided }) {
             let undecided = report.verdicts.filter { !$0.decided }.count
             return .undecided("no verdict: \(undecided) of \(report.verdicts.count) checks undecided (each says why above)")
         }
@@ -260,8 +261,9 @@ private struct VerifyRun {
                 report.add(outcome)
             } catch let error as FaultClientError {
                 // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
-                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
-                                    reason: "could not make a workload fail: \(error)")
+                let site = DeclarationSite(declared.source)
+                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(site.name))",
+                                    reason: "could not make a workload fail: \(error)", declaredAt: site.position)
             }
             closeCheck(&report, &laps)
         }

@@ -28,6 +28,7 @@ struct OpenAdmission: Admission {
     /// `--send-tick`; nil: adapted to the current rate, recomputed every `tickRefresh`.
     private let fixedTick: UInt64?
     private var tick = UInt64(AdaptiveSendTick.minimum * 1e9)
+    private var warmupEnd: UInt64 = 0
     private var tickRefreshDue: UInt64 = 0
     private static let tickRefresh: UInt64 = 10_000_000
 
@@ -41,10 +42,12 @@ struct OpenAdmission: Admission {
         self.fixedTick = fixedTick
     }
 
-    /// Starts the schedule's clock at `t`.
-    mutating func begin(at t: UInt64, deadline: UInt64?) {
+    /// Starts the schedule's clock at `t`; arrivals due before `warmupEnd` are not measured and do not spend the
+    /// budget (`-n` counts measured requests).
+    mutating func begin(at t: UInt64, deadline: UInt64?, warmupEnd: UInt64 = 0) {
         base = t
         self.deadline = deadline
+        self.warmupEnd = warmupEnd
     }
 
     /// Due arrivals waiting for a slot.
@@ -67,7 +70,7 @@ struct OpenAdmission: Admission {
                 break
             }
             backlog.append(due)
-            if remaining != Int.max { remaining -= 1 }
+            if remaining != Int.max && due >= warmupEnd { remaining -= 1 }
             if remaining > 0, let following = schedule.next() {
                 nextArrival = base + UInt64(following * 1e9)
             } else {
