@@ -24,6 +24,12 @@ COPY Sources ./Sources
 COPY scripts/build-release ./scripts/
 RUN scripts/build-release \
  && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/meshprobe" /out/meshprobe
+# Shell completions (bash, zsh, fish) and the man page, generated from the binary just built, under /out/extras/usr
+# (scripts/install-extras; the man page's generator, swift-argument-parser's generate-manual, is built here in debug).
+# The committed page is copied only for its date: the text is the binary's.
+COPY scripts/gen-man scripts/install-extras ./scripts/
+COPY docs/man ./docs/man
+RUN MESHPROBE=/out/meshprobe scripts/install-extras /out/extras
 
 FROM ${DEBIAN_IMAGE} AS runtime-base
 # The shared libraries the static build still needs (the Swift runtime and Foundation are inside the binary), and
@@ -34,6 +40,10 @@ RUN apt-get update \
  && groupadd --system --gid 65532 meshprobe \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshprobe
 COPY --from=build /out/meshprobe /usr/local/bin/meshprobe
+# /usr/share/bash-completion/completions/meshprobe, /usr/share/zsh/vendor-completions/_meshprobe,
+# /usr/share/fish/vendor_completions.d/meshprobe.fish, /usr/share/man/man1/meshprobe.1.gz (the slim image has no
+# shell completion or man program: they are there for images built on this one, and to copy out).
+COPY --from=build /out/extras/usr/share/ /usr/share/
 # Nothing is written outside /tmp (reports; mount an emptyDir there with readOnlyRootFilesystem).
 WORKDIR /tmp
 USER 65532:65532

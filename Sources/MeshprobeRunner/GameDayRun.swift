@@ -67,14 +67,18 @@ package func executeGameDay(_ gameday: GameDay, configuration: LoadConfiguration
         result.passed = false
         try write(result, options: options, startedAt: started)
     }
+    // The log's copies after the push: one block each, the result as it ended.
+    try options.reports.logJUnit(result.runReport(title: result.name, inputs: [result.file], startedAt: started))
+    try options.reports.logJSON(result.jsonData())
     return GameDayVerdict.exit(failed: result.failedSteps, undecided: result.undecidedSteps, skipped: result.skipped.count,
                                abortReason: outcome.abortReason, faultsLeft: outcome.faultsLeft)
 }
 
-/// Writes the result (`--json`) and the reports (JUnit, HTML) asked for.
+/// Writes the result (`--json`) and the reports (JUnit, HTML) asked for; the log's copies (`--json-log`,
+/// `--junit-log`) are written once, at the end.
 private func write(_ result: GameDayResult, options: GameDayRunOptions, startedAt started: Date) throws {
     if let json = options.json { try writeResult(result.jsonData(), to: json) }
-    try options.reports.write(result.runReport(title: result.name, inputs: [result.file], startedAt: started))
+    try options.reports.write(result.runReport(title: result.name, inputs: [result.file], startedAt: started), log: false)
 }
 
 /// A game day's verdicts and, for each load step, its lossless result (`GameDayResult`, in MeshprobeReport).

@@ -166,7 +166,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
         report.summary.aborted = true
         runReport = makeRunReport()
     }
-    if let json { try writeResult(report.jsonData(), to: json) }
+    try reports.writeJSON(report.jsonData(), json: json)
     try reports.write(runReport)
     if aggregator != nil { return LoadRunOutcome(merged: report, part: "a shard") }
     if let fired = result.guardFired {

@@ -45,6 +45,36 @@ package enum StandardOutput {
     }
 }
 
+/// The results in the log (`--json-log`, `--junit-log`): held until the process ends, then written after every line
+/// for people (the sidecar's stop and the exit message included). A Job's log interleaves standard output and
+/// standard error line by line, as the container runtime reads them apart: a block written last, a moment after the
+/// last line for people, is one that no such line lands inside.
+package enum ResultLogOutput {
+    private static let pending = NIOLockedValueBox<[(flag: String, block: Data)]>([])
+
+    /// How long the blocks wait after the last line for people, so that a reader of the two streams (the container
+    /// runtime) has taken that line before the first block arrives.
+    static let settle: UInt32 = 100_000
+
+    package static func append(_ block: Data, flag: String) {
+        pending.withLockedValue { $0.append((flag, block)) }
+    }
+
+    /// Writes the blocks held, in the order they came, in one write; the problem when they could not be written.
+    package static func flush() -> String? {
+        let blocks = pending.withLockedValue { blocks in defer { blocks = [] }; return blocks }
+        guard !blocks.isEmpty else { return nil }
+        usleep(settle)
+        do {
+            try ReportFile.write(blocks.reduce(Data()) { $0 + $1.block }, to: ReportFile.standardOutput,
+                                 flag: blocks.map(\.flag).joined(separator: " and "))
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}
+
 /// Writes a line for people, unbuffered (so `kubectl logs` and tests see it at once), to standard output (standard
 /// error when a result goes there, see `StandardOutput`).
 package func printLine(_ text: String) {

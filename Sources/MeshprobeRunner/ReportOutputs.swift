@@ -17,9 +17,14 @@ package struct ReportOutputs: Sendable {
     package var pushgateway: PushgatewayClient.Target?
     package var smp: String?
     package var hgrm: String?
+    /// `--json-log`, `--junit-log`: the JSON result, the JUnit XML also go to standard output between marker lines
+    /// (`ResultLog`).
+    package var jsonLog: Bool
+    package var junitLog: Bool
 
     package init(junit: String? = nil, html: String? = nil, metricsListen: HostPort? = nil, prometheus: String? = nil,
-                 pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil) {
+                 pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil, jsonLog: Bool = false,
+                 junitLog: Bool = false) {
         self.junit = junit
         self.html = html
         self.metricsListen = metricsListen
@@ -27,19 +32,24 @@ package struct ReportOutputs: Sendable {
         self.pushgateway = pushgateway
         self.smp = smp
         self.hgrm = hgrm
+        self.jsonLog = jsonLog
+        self.junitLog = junitLog
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
-    /// command that runs several; gives standard output to the one output that asks for it (`-`), the lines for
-    /// people then going to standard error.
+    /// command that runs several; gives standard output to the one output that asks for it (`-`), or to the results
+    /// in the log (their marked blocks share it), the lines for people then going to standard error.
     package func check(singleLoad: Bool = true, json: String? = nil) throws {
         if !singleLoad, smp != nil || hgrm != nil {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
-        let toStandardOutput = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus),
-                                ("--smp", smp), ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map(\.0)
-        if toStandardOutput.count > 1 {
-            throw ExitError.badInput("\(toStandardOutput.joined(separator: " and ")) \(toStandardOutput.count == 2 ? "both" : "all") write to standard output: only one output can")
+        let outputs = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus), ("--smp", smp),
+                       ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map(\.0)
+        let logs = [("--json-log", jsonLog), ("--junit-log", junitLog)].filter(\.1).map(\.0)
+        let toStandardOutput = outputs + logs
+        if outputs.count + (logs.isEmpty ? 0 : 1) > 1 {
+            let named = toStandardOutput.dropLast().joined(separator: ", ") + " and " + toStandardOutput.last!
+            throw ExitError.badInput("\(named) \(toStandardOutput.count == 2 ? "both" : "all") write to standard output: only one output can (or the logs' marked blocks)")
         }
         if !toStandardOutput.isEmpty { StandardOutput.reserveForResult() }
         do {
@@ -54,9 +64,33 @@ package struct ReportOutputs: Sendable {
         }
     }
 
-    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
-    package func write(_ report: @autoclosure () -> RunReport) throws {
-        guard junit != nil || html != nil else { return }
+    /// Writes the JSON result where it was asked for: to `json`'s path (`writeResult`) and, with `--json-log`, to
+    /// standard output between the marker lines (`logJSON`).
+    package func writeJSON(_ data: @autoclosure () throws -> Data, json: String?) throws {
+        guard json != nil || jsonLog else { return }
+        let data = try data()
+        if let json { try writeResult(data, to: json) }
+        try logJSON(data)
+    }
+
+    /// With `--json-log`, the JSON result between the marker lines, for standard output at the end of the process,
+    /// after every line for people (which go to standard error then: `check` reserved standard output for it;
+    /// `ResultLogOutput`).
+    package func logJSON(_ data: @autoclosure () throws -> Data) throws {
+        guard jsonLog else { return }
+        ResultLogOutput.append(ResultLog.json.framed(try data()), flag: "--json-log")
+    }
+
+    /// With `--junit-log`, the JUnit XML between its marker lines, for standard output at the end, as `logJSON`.
+    package func logJUnit(_ report: @autoclosure () -> RunReport) throws {
+        guard junitLog else { return }
+        ResultLogOutput.append(ResultLog.junit.framed(Data(JUnitReport(report()).render().utf8)), flag: "--junit-log")
+    }
+
+    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written), and the JUnit XML
+    /// to the log with `--junit-log` unless `log` is false (a command that logs it once, at its very end).
+    package func write(_ report: @autoclosure () -> RunReport, log: Bool = true) throws {
+        guard junit != nil || html != nil || (junitLog && log) else { return }
         let report = report()
         do {
             if let junit { try ReportFile.write(JUnitReport(report).render(), to: junit, flag: "--junit") }
@@ -64,6 +98,7 @@ package struct ReportOutputs: Sendable {
         } catch let error as ReportFileError {
             throw ExitError.badInput(error.description)
         }
+        if log { try logJUnit(report) }
     }
 
     /// Starts what must run during the run: the Prometheus export every load feeds (through the configuration's

@@ -30,7 +30,9 @@ package enum SignalHub {
         guard !active.isEmpty else {
             printError("meshprobe: aborted by \(sig == SIGINT ? "SIGINT" : "SIGTERM") before the command started its work")
             // `_exit`, not `exit`: the command is starting on another thread, and exit's handlers (OpenSSL's among
-            // them) would tear down what it is using.
+            // them) would tear down what it is using. Results held for the log (a signal after the command's work,
+            // during the sidecar's stop) are written first.
+            _ = ResultLogOutput.flush()
             fflush(nil)
             _exit(3)
         }

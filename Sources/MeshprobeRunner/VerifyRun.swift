@@ -180,8 +180,11 @@ private struct VerifyRun {
             // Every verdict was reached and written; the signal cut the push. The result says so, verdicts unchanged.
             report.markAborted("a signal during the Pushgateway push, after every verdict")
             if let json = options.json { try? writeResult(report.jsonData(), to: json) }
+            try? options.reports.logJSON(report.jsonData())
             return .aborted("aborted by a signal during the Pushgateway push; every verdict above was reached before it")
         }
+        // The log's copy after the push: one block, the result as it ended.
+        try options.reports.logJSON(report.jsonData())
         // The report's verdicts, not the tests' own: a split FAIL that client-keyed routing could explain is withheld there.
         if report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             return .failed
@@ -274,7 +277,7 @@ package func finishMergedVerify(_ merged: VerifyReport, json: String?, reports: 
     printLine(merged.verdictText)
     let view = merged.mergedRunReport(title: title, inputs: merged.mergedFrom ?? [merged.policy], startedAt: startedAt)
     printVerdicts(view)
-    if let json { try writeResult(merged.jsonData(), to: json) }
+    try reports.writeJSON(merged.jsonData(), json: json)
     try reports.write(view)
     if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { return .failed }
     if merged.verdicts.contains(where: { !$0.decided }) { return .undecided("no verdict: undecided on the merged samples") }

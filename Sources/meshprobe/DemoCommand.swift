@@ -27,7 +27,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Write the JSON result to this file.")
     var json: String?
 
-    @Option(help: "Keep the demo's certificates in this directory (default: a temporary directory, removed).")
+    @Option(help: "Keep the demo's certificates in this directory (default: a temporary directory, removed).", completion: .directory)
     var keep: String?
 
     @Flag(name: .customLong("no-canary"), help: "Skip the canary split behind HAProxy.")

@@ -24,7 +24,7 @@ struct GameDayCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The game-day file (a scenario plus a gameday section with steps).")
+    @Argument(help: "The game-day file (a scenario plus a gameday section with steps).", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
     @Option(name: .customLong("max-rate"), help: "No step may send faster than this, requests per second.")
@@ -37,6 +37,8 @@ struct GameDayCommand: AsyncParsableCommand {
 
     @Option(help: "Write the verdicts, per step, as JSON.")
     var json: String?
+
+    @OptionGroup var logs: ResultLogOptions
 
     @OptionGroup var reports: ReportOptions
 
@@ -59,7 +61,7 @@ struct GameDayCommand: AsyncParsableCommand {
     func runGameDay() async throws {
         guard maxRate > 0, maxRate.isFinite else { throw CLIError.badInput("--max-rate must be a positive number of requests per second") }
         let cap = maxDuration.seconds
-        try reports.check(singleLoad: false, json: json)
+        try reports.check(singleLoad: false, json: json, logs: logs)
         let gameday: GameDay
         do {
             gameday = try GameDay.load(path: file, overrides: overrides.overrides)
@@ -88,7 +90,8 @@ struct GameDayCommand: AsyncParsableCommand {
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
-        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(), controlTLS: control, maxDuration: cap)
+        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
+                                        maxDuration: cap)
         if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
             throw CLIError(message: exit.message, exitCode: exit.code)
         }

@@ -6,16 +6,17 @@ import MeshprobeTLS
 
 /// Where this process's SVID and trust bundles come from, and what it expects of its peer.
 struct IdentityOptions: ParsableArguments {
-    @Option(help: "Certificate chain (PEM, leaf first) to present.")
+    @Option(help: "Certificate chain (PEM, leaf first) to present.", completion: .file())
     var cert: String?
 
-    @Option(help: "Private key (PEM) of --cert. Never printed.")
+    @Option(help: "Private key (PEM) of --cert. Never printed.", completion: .file())
     var key: String?
 
-    @Option(help: "Trust bundle (PEM CAs) used to verify the peer, for any trust domain.")
+    @Option(help: "Trust bundle (PEM CAs) used to verify the peer, for any trust domain.", completion: .file())
     var ca: String?
 
-    @Option(name: .customLong("svid-dir"), help: "Directory with Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem.")
+    @Option(name: .customLong("svid-dir"), help: "Directory with Istio/SPIRE names: cert-chain.pem, key.pem, root-cert.pem.",
+            completion: .directory)
     var svidDir: String?
 
     @Option(name: .customLong("trust-bundle"), help: ArgumentHelp("Trust bundle for one trust domain, TRUST_DOMAIN=FILE (federation); repeatable.", valueName: "td=file"),

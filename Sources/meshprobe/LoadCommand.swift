@@ -39,7 +39,8 @@ struct LoadCommand: AsyncParsableCommand {
     var rate: Rate?
 
     /// nil when not given: uniform, with --rate.
-    @Option(help: .defaulted("Open model arrivals: uniform or poisson.", ArrivalProcess.uniform.rawValue), transform: InputArgument.arrivals)
+    @Option(help: .defaulted("Open model arrivals: uniform or poisson.", ArrivalProcess.uniform.rawValue),
+            completion: .list(ArrivalProcess.allCases.map(\.rawValue)), transform: InputArgument.arrivals)
     var arrivals: ArrivalProcess?
 
     @Option(name: .customLong("stage"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A load stage DURATION:TARGET[:step], repeatable: a ramp (or a step) to TARGET over DURATION. Targets are rates with --rate (which sets the starting rate), else total concurrency.", valueName: "duration:target"),
@@ -69,7 +70,7 @@ struct LoadCommand: AsyncParsableCommand {
     var thresholds: [LoadThreshold] = []
 
     @Option(name: .customLong("guard-action"), help: .defaulted("What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).", GuardAction.stop.rawValue),
-            transform: InputArgument.guardAction)
+            completion: .list(GuardAction.allCases.map(\.rawValue)), transform: InputArgument.guardAction)
     var guardAction: GuardAction = .stop
 
     @Option(parsing: .unconditional, help: .defaulted("Connection churn: reuse, request (a new connection per request), or N (a new one every N requests).", ConnectionChurn.reuse.spelling),
@@ -90,7 +91,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: [.customShort("H"), .customLong("header")], help: "Request header 'name: value'; repeatable.", transform: InputArgument.header)
     var headers: [HeaderField] = []
 
-    @Option(help: "CSV file (header row first) for {{csv:COLUMN}} placeholders; rows are used in turn.")
+    @Option(help: "CSV file (header row first) for {{csv:COLUMN}} placeholders; rows are used in turn.", completion: .file(extensions: ["csv"]))
     var csv: String?
 
     @Option(help: .defaulted("Request method.", "GET"), transform: InputArgument.method)
@@ -100,7 +101,7 @@ struct LoadCommand: AsyncParsableCommand {
     var data: String?
 
     @Option(help: .defaulted("HTTP version: auto (ALPN; h2c for http://), 2, or 1.1.", HTTPVersionPreference.auto.spelling),
-            transform: InputArgument.httpVersion)
+            completion: .list(HTTPVersionPreference.allCases.map(\.spelling)), transform: InputArgument.httpVersion)
     var http: HTTPVersionPreference = .auto
 
     @OptionGroup(title: "Identity")
@@ -115,8 +116,10 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("identity-header"), help: "Response header naming the workload that served it (e.g. x-served-by).")
     var identityHeader: String?
 
-    @Option(help: "Write the JSON result to this file.")
+    @Option(help: "Write the JSON result to this file.", completion: .file(extensions: ["json"]))
     var json: String?
+
+    @OptionGroup var logs: ResultLogOptions
 
     @Flag(help: "Print only the summary.")
     var quiet = false
@@ -223,7 +226,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await sidecar.around("load") {
-            try reports.check(json: json, exports: exports)
+            try reports.check(json: json, logs: logs, exports: exports)
             var configuration = try makeConfiguration()
             var plan = try shard.plan()
             if plan != nil {
@@ -231,7 +234,7 @@ struct LoadCommand: AsyncParsableCommand {
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports), command: "load",
+            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, logs: logs), command: "load",
                                                             title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
         }
     }

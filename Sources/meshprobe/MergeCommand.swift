@@ -23,11 +23,14 @@ struct MergeCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).")
+    @Argument(help: "Result files (meshprobe.load/v2, meshprobe.verify/v2 or meshprobe.gameday.result/v2; one kind).",
+              completion: .file(extensions: ["json"]))
     var results: [String]
 
     @Option(help: "Write the merged result here (atomically; - for standard output).")
     var json: String?
+
+    @OptionGroup var logs: ResultLogOptions
 
     @OptionGroup(title: "Reports")
     var reports: ReportOptions
@@ -66,9 +69,9 @@ struct MergeCommand: AsyncParsableCommand {
         case "game day": return try mergeGameDayResults(files)
         default: break
         }
-        try reports.check(json: json, exports: exports)
+        try reports.check(json: json, logs: logs, exports: exports)
         // An https Pushgateway whose certificate does not verify is bad input: nothing is written.
-        let session = try await ReportSession(checking: reports.outputs(exports))
+        let session = try await ReportSession(checking: reports.outputs(exports, logs: logs))
         let merged: LoadReport
         do {
             var read: [(file: String, report: LoadReport)] = []
@@ -84,10 +87,10 @@ struct MergeCommand: AsyncParsableCommand {
                                  title: "merge of \(results.count) results", inputs: results, startedAt: Date())
         printLine(TerminalSummary(style: stdoutStyle()).render(merged))
         printVerdicts(view)
-        if let json { try writeResult(merged.jsonData(), to: json) }
+        try reports.writeJSON(merged.jsonData(), json: json, logs: logs)
         session.export.update(merged.identityMetrics())
         try await session.finish(report: merged, json: json)
-        try reports.write(view)
+        try reports.write(view, logs: logs)
         // The merged run ends as one run would: the same rules on the merged summary (exit 1 or 3).
         if let exit = LoadRunOutcome(merged: merged, part: "a merged result").exit {
             throw CLIError(message: exit.message, exitCode: exit.code)
@@ -102,10 +105,8 @@ struct MergeCommand: AsyncParsableCommand {
         }
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
         printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
-        if let json {
-            try writeResult(merged.jsonData(), to: json)
-        }
-        try reports.write(view)
+        try reports.writeJSON(merged.jsonData(), json: json, logs: logs)
+        try reports.write(view, logs: logs)
         if let exit = GameDayVerdict.exit(failed: merged.failedSteps, undecided: merged.undecidedSteps, skipped: merged.skipped.count,
                                           abortReason: merged.aborted.map { "in a merged file: \($0)" }, faultsLeft: merged.faultsLeft) {
             throw CLIError(message: exit.message, exitCode: exit.code)
@@ -117,8 +118,8 @@ struct MergeCommand: AsyncParsableCommand {
         let merged = try mergeVerdicts(files, kind: "verify", read: VerifyMerge.read(data:name:)) { files, commandLine throws(ResultMerger.MergeError) in
             try VerifyMerge.merge(files.map { (file: $0.file, report: $0.result) }, commandLine: commandLine)
         }
-        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs(exports), title: "merged verify of \(merged.policy)",
-                                             startedAt: Date())
+        let outcome = try finishMergedVerify(merged, json: json, reports: try reports.outputs(exports, logs: logs),
+                                             title: "merged verify of \(merged.policy)", startedAt: Date())
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }
 
@@ -128,7 +129,7 @@ struct MergeCommand: AsyncParsableCommand {
                           read: (_ data: Data, _ name: String) throws(ResultMerger.MergeError) -> R,
                           merge: ([(file: String, result: R)], [String]) throws(ResultMerger.MergeError) -> R) throws -> R {
         if reports.prometheus != nil || reports.pushgateway != nil || exports.any {
-            throw CLIError.badInput("merging \(kind) results writes --json, --junit and --html only")
+            throw CLIError.badInput("merging \(kind) results writes --json, --json-log, --junit and --html only")
         }
         let merged: R
         do {
@@ -138,7 +139,7 @@ struct MergeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError.badInput(error.description)
         }
-        try reports.check(singleLoad: false, json: json, exports: exports)
+        try reports.check(singleLoad: false, json: json, logs: logs, exports: exports)
         return merged
     }
 }

@@ -32,9 +32,11 @@ struct Meshprobe: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            let code = finishResultLogs(0)
+            if code != 0 { Foundation.exit(code) }
         } catch let error as CLIError {
             printError("meshprobe: \(error.message)")
-            Foundation.exit(error.exitCode)
+            Foundation.exit(finishResultLogs(error.exitCode))
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
@@ -46,8 +48,16 @@ struct Meshprobe: AsyncParsableCommand {
             if code == .success { exit(withError: error) }
             // Any other error's text may quote its input: defanged like every other line.
             printError(fullMessage(for: error))
-            Foundation.exit(code.rawValue)
+            Foundation.exit(finishResultLogs(code.rawValue))
         }
+    }
+
+    /// Writes the results held for the log (`--json-log`, `--junit-log`) after every other line, and gives the exit
+    /// code: `code`, or 2 when it was 0 and they could not be written (as a `--json` that cannot be written).
+    static func finishResultLogs(_ code: Int32) -> Int32 {
+        guard let problem = ResultLogOutput.flush() else { return code }
+        printError("meshprobe: \(problem)")
+        return code == 0 ? 2 : code
     }
 }
 

@@ -19,7 +19,7 @@ struct PKICommand: ParsableCommand {
         @Option(name: .customLong("trust-domain"), help: "The trust domain, e.g. cluster.local.", transform: InputArgument.trustDomain)
         var trustDomain: String
 
-        @Option(help: "Output directory (created if missing).")
+        @Option(help: "Output directory (created if missing).", completion: .directory)
         var out: String
 
         @Option(help: "Validity in days.")
@@ -42,7 +42,7 @@ struct PKICommand: ParsableCommand {
                 Lab flags make deliberately bad certificates for testing verifiers: --expired, --not-yet-valid, --leaf-ca, --extra-uri.
                 """)
 
-        @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.")
+        @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.", completion: .directory)
         var caDir: String
 
         @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).", transform: InputArgument.spiffeID)
@@ -56,7 +56,7 @@ struct PKICommand: ParsableCommand {
         var validFor: TimeSpan = Self.defaultValidity
         static let defaultValidity = TimeSpan("24h")
 
-        @Option(help: "Output directory (created if missing).")
+        @Option(help: "Output directory (created if missing).", completion: .directory)
         var out: String
 
         @Flag(help: "Lab: make a certificate that expired an hour ago.")
@@ -108,7 +108,7 @@ struct PKICommand: ParsableCommand {
             abstract: "Describe the certificates in PEM files (never prints private keys).",
             discussion: "Example: meshprobe pki inspect ./svid-reviews/cert-chain.pem")
 
-        @Argument(help: "PEM files.")
+        @Argument(help: "PEM files.", completion: .file(extensions: ["pem", "crt"]))
         var files: [String]
 
         func run() throws {

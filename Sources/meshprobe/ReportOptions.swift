@@ -58,35 +58,53 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    /// The report outputs asked for, with a load's `exports` when the command has them, as the runner takes them (the
-    /// Pushgateway resolved).
-    func outputs(_ exports: ExportOptions? = nil) throws -> ReportOutputs {
-        var outputs = files(exports)
+    /// The report outputs asked for, with a load's `exports` when the command has them and the results in the log
+    /// (`--json-log`, `--junit-log`), as the runner takes them (the Pushgateway resolved).
+    func outputs(_ exports: ExportOptions? = nil, logs: ResultLogOptions? = nil) throws -> ReportOutputs {
+        var outputs = files(exports, logs: logs)
         outputs.pushgateway = try pushgatewayTarget()
         return outputs
     }
 
     /// The files asked for (what checking and writing them needs; no Pushgateway).
-    private func files(_ exports: ExportOptions? = nil) -> ReportOutputs {
+    private func files(_ exports: ExportOptions? = nil, logs: ResultLogOptions? = nil) -> ReportOutputs {
         ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: exports?.smp,
-                      hgrm: exports?.hgrm)
+                      hgrm: exports?.hgrm, jsonLog: logs?.json ?? false, junitLog: logs?.junit ?? false)
     }
 
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
     /// command that merges several.
-    func check(singleLoad: Bool = true, json: String? = nil, exports: ExportOptions? = nil) throws {
-        try files(exports).check(singleLoad: singleLoad, json: json)
+    func check(singleLoad: Bool = true, json: String? = nil, logs: ResultLogOptions? = nil, exports: ExportOptions? = nil) throws {
+        try files(exports, logs: logs).check(singleLoad: singleLoad, json: json)
     }
 
-    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written).
-    func write(_ report: @autoclosure () -> RunReport) throws {
-        try files().write(report())
+    /// Writes the JSON result to `json` and, with `--json-log`, to standard output between the marker lines.
+    func writeJSON(_ data: @autoclosure () throws -> Data, json: String?, logs: ResultLogOptions?) throws {
+        try files(logs: logs).writeJSON(data(), json: json)
+    }
+
+    /// Writes the reports asked for, each whole or not at all (exit 2 when one cannot be written), and the JUnit XML
+    /// to the log with `--junit-log`.
+    func write(_ report: @autoclosure () -> RunReport, logs: ResultLogOptions? = nil) throws {
+        try files(logs: logs).write(report())
     }
 
     /// Starts what must run during the run (see `ReportOutputs.start`).
     func start(_ configuration: inout LoadConfiguration) async throws -> ReportSession {
         try await outputs().start(&configuration)
     }
+}
+
+/// `--json-log` and `--junit-log`, beside each command's `--json` (`load`, `run`, `verify`, `gameday`, `merge`): the
+/// results in the log, for a Kubernetes Job whose log is where its results are read (`ResultLog`).
+struct ResultLogOptions: ParsableArguments {
+    @Flag(name: .customLong("json-log"), help: ArgumentHelp(
+        "Also write the JSON result to standard output at the end, between a BEGIN MESHPROBE RESULT and an END MESHPROBE RESULT marker line, for a Job's log (scripts/extract-result cuts it out); the lines for people then go to standard error."))
+    var json = false
+
+    @Flag(name: .customLong("junit-log"), help: ArgumentHelp(
+        "Also write the JUnit XML (as --junit) to standard output at the end, between a BEGIN MESHPROBE JUNIT and an END MESHPROBE JUNIT marker line (scripts/extract-result --junit cuts it out)."))
+    var junit = false
 }
 
 /// The exports of one load's result (`load`, `run`, and `merge` of load results): SMP and .hgrm.

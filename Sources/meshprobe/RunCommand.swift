@@ -19,11 +19,13 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The scenario file.")
+    @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
     @Option(help: "Write the JSON result here (overrides output.json in the file).")
     var json: String?
+
+    @OptionGroup var logs: ResultLogOptions
 
     @Flag(help: "Print only the summary.")
     var quiet = false
@@ -61,7 +63,7 @@ struct RunCommand: AsyncParsableCommand {
         var configuration = LoadConfiguration(plan: scenario.plan)
         configuration.plan.thresholds += thresholds
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly)
-        try reports.check(json: json ?? scenario.jsonOutput, exports: exports)
+        try reports.check(json: json ?? scenario.jsonOutput, logs: logs, exports: exports)
         if checkOnly {
             for line in CheckPlan.lines(scenario: scenario, configuration: configuration) { printLine(line) }
             return
@@ -83,7 +85,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var loadError: (any Error)?
         do {
-            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs(exports),
+            try await runLoad(configuration, LoadRunOptions(json: json ?? scenario.jsonOutput, quiet: quiet, reports: try reports.outputs(exports, logs: logs),
                                                             command: "run", title: scenario.name ?? file, viewInputs: [file],
                                                             inputs: resultInputs([("scenario", file)])))
         } catch {

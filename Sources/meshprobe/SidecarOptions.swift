@@ -10,7 +10,8 @@ struct SidecarOptions: ParsableArguments {
     static let environmentMode = "MESHPROBE_SIDECAR"
     static let environmentNative = "MESHPROBE_NATIVE_SIDECAR"
 
-    @Option(name: .customLong("sidecar"), help: ArgumentHelp("The pod's sidecar proxy: auto, istio, linkerd or none. Waits for it to be ready before sending and tells it to stop on exit, so a Job completes. Default: $MESHPROBE_SIDECAR, else none; nothing is done when $MESHPROBE_NATIVE_SIDECAR is true (Kubernetes native sidecar).", valueName: "mode"))
+    @Option(name: .customLong("sidecar"), help: ArgumentHelp("The pod's sidecar proxy: auto, istio, linkerd or none. Waits for it to be ready before sending and tells it to stop on exit, so a Job completes. Default: $MESHPROBE_SIDECAR, else none; nothing is done when $MESHPROBE_NATIVE_SIDECAR is true (Kubernetes native sidecar).", valueName: "mode"),
+            completion: .list(SidecarMode.allCases.map(\.rawValue)))
     var sidecar: String?
 
     @Option(name: .customLong("sidecar-timeout"), help: .defaulted("Longest wait for the sidecar to be ready; then nothing is sent and the exit code is 3.", Self.defaultTimeout),

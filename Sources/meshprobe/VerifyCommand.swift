@@ -20,14 +20,17 @@ struct VerifyCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The policy file (meshprobe.policy/v1).")
+    @Argument(help: "The policy file (meshprobe.policy/v1).", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
-    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.")
+    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.",
+              completion: .file(extensions: ["yaml", "yml"]))
     var manifests: [String] = []
 
     @Option(help: "Write the verdict and its evidence as JSON.")
     var json: String?
+
+    @OptionGroup var logs: ResultLogOptions
 
     @OptionGroup var reports: ReportOptions
 
@@ -54,7 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     func verify() async throws {
-        try reports.check(singleLoad: false, json: json)
+        try reports.check(singleLoad: false, json: json, logs: logs)
         var policy: Policy
         do {
             policy = try Policy.load(path: file, routesElsewhere: !manifests.isEmpty, overrides: overrides.overrides)
@@ -92,7 +95,7 @@ struct VerifyCommand: AsyncParsableCommand {
         // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
         // anything runs.
         let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(),
+        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
                                        controlTLS: control, shard: plan)
         let outcome = try await executeVerify(policy, configuration: configuration, options: options)
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }

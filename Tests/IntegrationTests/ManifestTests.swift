@@ -55,6 +55,13 @@ extension EndToEnd {
             for overlay in [istio, linkerd, native, none] {
                 #expect(overlay.contains("image: registry.example.com/meshprobe:0.1.0"))
             }
+            // Every prober Job's result leaves it in the Job's log (the sharded one's in pod 0's), and the JUnit XML
+            // with it but for the sharded one.
+            let gameday = try await build("overlays/gameday")
+            for overlay in [istio, linkerd, native, none, sharded, gameday] {
+                #expect(overlay.contains("--json-log") && !overlay.contains("--json\""), "\(overlay)")
+                #expect(overlay.contains("--junit-log") == (overlay != sharded), "\(overlay)")
+            }
         }
 
         /// The game day the gameday overlay mounts passes `meshprobe gameday --check` with the Job's caps as it is:
