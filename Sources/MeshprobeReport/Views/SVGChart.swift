@@ -159,21 +159,22 @@ enum SVGChart {
 
     /// Events on a time axis: bands (game-day steps, numbered, their names in full in a legend below), failed
     /// requests per second as bars, numbered event markers (the numbers refer to the table beside the chart) stacked
-    /// in rows where they would overlap.
+    /// in as many rows as they need not to overlap (the chart grows a row at a time).
     static func timeline(events: [RunReport.Event], bands: [Band], failures: [(at: Double, count: Int)], title: String) -> String {
-        let left = 20.0, right = 20.0, top = 10.0, markerGap = 18.0, rowHeight = 20.0, markerRowCount = 3
+        let left = 20.0, right = 20.0, top = 10.0, markerGap = 18.0, rowHeight = 20.0
         let bandHeight = bands.isEmpty ? 0.0 : 26.0
         let barsHeight = failures.isEmpty ? 0.0 : 50.0
         let plot = width - left - right
         let span = max(1, max(bands.map(\.end).max() ?? 0, events.map(\.at).max() ?? 0, (failures.map(\.at).max() ?? 0) + 1))
         func x(_ t: Double) -> Double { left + plot * max(0, t) / span }
-        let rows = markerRows(events.map { x($0.at) }, gap: markerGap, rows: markerRowCount)
+        let rows = markerRows(events.map { x($0.at) }, gap: markerGap, rows: max(1, events.count))
         let usedRows = Double((rows.max() ?? 0) + 1)
         let markerTop = top + bandHeight + barsHeight + 8
         let axisY = markerTop + 20 + rowHeight * (usedRows - 1)
         let legendTop = axisY + 48
         let legendLines = bands.isEmpty ? 0 : legendLayout(bands).count
-        let height = legendTop + Double(legendLines) * 16 + (bands.isEmpty ? -24 : 4)
+        // Without bands there is no legend: the chart ends below the time axis's labels (at axisY + 28).
+        let height = bands.isEmpty ? axisY + 36 : legendTop + Double(legendLines) * 16 + 4
         var out = open(height: height, title: title)
         for (i, b) in bands.enumerated() {
             out += "<rect class=\"band \(b.status.rawValue)\" x=\"\(f(x(b.start)))\" y=\"\(f(top))\" width=\"\(f(max(2, x(b.end) - x(b.start))))\" height=\"\(f(bandHeight - 4))\"><title>\(e(b.name))</title></rect>"
@@ -188,7 +189,9 @@ enum SVGChart {
                 let h = (barsHeight - 8) * Double(count) / most
                 out += "<rect class=\"failed\" x=\"\(f(x(at)))\" y=\"\(f(base - h))\" width=\"\(f(max(1, plot / span - 1)))\" height=\"\(f(h))\"><title>\(count) failed</title></rect>"
             }
-            out += text(width - right, top + bandHeight + 10, "failed requests per second (most: \(Int(most)))", anchor: "end", cls: "note")
+            let worst = failures.map(\.count).max() ?? 0
+            out += text(width - right, top + bandHeight + 10, worst > 0 ? "failed requests per second (most: \(worst))" : "no failed requests",
+                        anchor: "end", cls: "note")
         }
         out += "<line x1=\"\(f(left))\" y1=\"\(f(axisY))\" x2=\"\(f(width - right))\" y2=\"\(f(axisY))\" class=\"axis\"/>"
         for (i, event) in events.enumerated() {
