@@ -139,3 +139,37 @@ import Testing
         #expect(bins.last!.count >= 1)
     }
 }
+
+/// Verify's convergence chart: the observed share per destination against the tolerance band, by responses judged.
+@Suite struct ConvergenceChartTests {
+    @Test func aSplitWithATrajectoryShowsHowItConverged() throws {
+        let html = HTMLReport(try sampleReport()).render()
+        let split = try #require(html.range(of: "<title>observed against declared split: "))
+        let convergence = try #require(html.range(of: "<title>convergence of the split: reviews canary "))
+        #expect(split.lowerBound < convergence.lowerBound)
+        let svg = String(html[convergence.lowerBound...].components(separatedBy: "</svg>")[0])
+        // A line per destination, a band and a declared line per declared share, each line named at its end.
+        #expect(svg.components(separatedBy: "<polyline class=\"line share").count - 1 == 2)
+        #expect(svg.components(separatedBy: "<rect class=\"tolerance\"").count - 1 == 2)
+        #expect(svg.components(separatedBy: "class=\"declared-line").count - 1 == 2)
+        #expect(svg.contains(">v1 90.2% (90%)</text>"), "\(svg)")
+        #expect(svg.contains("decided (PASS) after 1840 responses on 27 connections"))
+        #expect(!svg.contains("<script"), "the hostile name is escaped")
+    }
+
+    @Test func aSplitWithoutATrajectoryHasNoConvergenceChart() throws {
+        var report = try sampleReport()
+        report.sections[0].checks[0].trajectory = []
+        #expect(!HTMLReport(report).render().contains("convergence of the split"))
+    }
+
+    @Test func endLabelsNeverCoverEachOther() {
+        // 50/50: both lines end at the same height.
+        let placed = SVGChart.spread([100, 100, 101], gap: 14, top: 0, bottom: 300)
+        let sorted = placed.sorted()
+        #expect(zip(sorted, sorted.dropFirst()).allSatisfy { $1 - $0 >= 14 - 1e-9 }, "\(placed)")
+        // Near the bottom the column moves up instead of out of the chart.
+        let low = SVGChart.spread([295, 296], gap: 14, top: 0, bottom: 300)
+        #expect(low.max()! <= 300 && abs(low[1] - low[0]) >= 14 - 1e-9, "\(low)")
+    }
+}

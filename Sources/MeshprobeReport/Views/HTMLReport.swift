@@ -137,6 +137,15 @@ public struct HTMLReport {
         for check in splits {
             out += "<h3>Split: \(e(check.name)) \(badge(check.status))</h3>\n"
             out += SVGChart.split(check.shares, tolerance: check.tolerance, title: "observed against declared split: \(check.name)")
+            if check.trajectory.count > 1 {
+                let declared = Dictionary(check.shares.compactMap { s in s.declared.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
+                let samples = check.trajectory.last?.samples ?? 0
+                let on = check.connections.map { " responses on \($0) connection\($0 == 1 ? "" : "s")" } ?? ""
+                let outcome = (check.status == .undecided ? "undecided after \(samples)" : "decided (\(check.status.label)) after \(samples)") + on
+                out += "<figure><figcaption>How the test converged</figcaption>"
+                out += SVGChart.convergence(check.trajectory, declared: declared, tolerance: check.tolerance, outcome: outcome,
+                                            title: "convergence of the split: \(check.name)") + "</figure>\n"
+            }
         }
         for check in timelines {
             out += "<h3>Timeline: \(e(check.name))</h3>\n"
@@ -228,7 +237,9 @@ public struct HTMLReport {
         svg .swatch.p50,svg .dot.p50{fill:#0969da}svg .swatch.p99,svg .dot.p99{fill:#bc4c00}
         svg .dot.partial{fill:#fff;stroke-width:1.5}svg .dot.partial.p50{stroke:#0969da}svg .dot.partial.p99{stroke:#bc4c00}
         svg .ok{fill:#1a7f37}svg .bar{fill:#0969da}svg .rate.partial rect{opacity:.45;stroke:#1f2328;stroke-dasharray:3 2}
-        svg .declared{fill:#8c959f}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}
+        svg .declared{fill:#8c959f}svg .declared-line{stroke:#59636e;stroke-width:1.5;stroke-dasharray:6 4}
+        svg .share{stroke-width:2}svg .share.d0{stroke:#0969da}svg .share.d1{stroke:#bc4c00;stroke-dasharray:8 3}
+        svg .share.d2{stroke:#8250df;stroke-dasharray:2 3}svg .share.d3{stroke:#1a7f37;stroke-dasharray:8 3 2 3}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}
         svg .band{opacity:.25}svg .band.passed{fill:#1a7f37}svg .band.failed{fill:#cf222e}svg .band.undecided{fill:#9a6700}svg .band.skipped{fill:#6e7781}
         svg .band-label{font-weight:600}svg .event line{stroke-width:1.5;stroke-dasharray:3 2}
         svg .event.fault line,svg .event.fault circle{stroke:#8250df;fill:#8250df}svg .event.error line,svg .event.error circle{stroke:#cf222e;fill:#cf222e}

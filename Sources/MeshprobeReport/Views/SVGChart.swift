@@ -71,6 +71,69 @@ enum SVGChart {
         return out + "</svg>"
     }
 
+    /// End labels `gap` apart at least, each as near its wanted position as the others allow (in order, pushed down,
+    /// then the whole column pushed up if it runs past `bottom`).
+    static func spread(_ wanted: [Double], gap: Double, top: Double, bottom: Double) -> [Double] {
+        let order = wanted.indices.sorted { wanted[$0] < wanted[$1] }
+        var placed = [Double](repeating: 0, count: wanted.count)
+        var last = -Double.infinity
+        for i in order {
+            placed[i] = max(wanted[i], last + gap, top)
+            last = placed[i]
+        }
+        let overflow = last - bottom
+        if overflow > 0 { for i in placed.indices { placed[i] -= overflow } }
+        return placed
+    }
+
+    /// How a split converged: each destination's observed share after so many judged responses, against its declared
+    /// share and the tolerance band around it; each line named at its end (and dashed its own way), so it reads
+    /// without colour. The last point is where the test decided (or the run ended).
+    static func convergence(_ points: [VerifyReport.TrajectoryPoint], declared: [String: Double], tolerance: Double?,
+                            outcome: String, title: String) -> String {
+        let left = 56.0, right = 170.0, top = 24.0, plotHeight = 220.0
+        let height = top + plotHeight + 44
+        let plot = width - left - right
+        let last = Double(max(1, points.last?.samples ?? 1))
+        let names = Set(declared.keys).union(points.flatMap(\.counts.keys)).sorted()
+        func x(_ n: Double) -> Double { left + plot * n / last }
+        func y(_ share: Double) -> Double { top + plotHeight * (1 - min(1, max(0, share))) }
+        var out = open(height: height, title: title)
+        out += text(left, 13, "observed share by responses judged; dashed: declared; shaded: the tolerance", cls: "note")
+        for t in stride(from: 0.0, through: 1.0001, by: 0.25) {
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(y(t)))\" x2=\"\(f(left + plot))\" y2=\"\(f(y(t)))\" class=\"grid\"/>"
+            out += text(left - 6, y(t) + 4, String(format: "%.0f%%", t * 100), anchor: "end")
+        }
+        for t in ticks(upTo: last, count: 6) where t <= last {
+            out += text(x(t), top + plotHeight + 16, label(t), anchor: "middle")
+        }
+        out += text(left + plot, top + plotHeight + 34, "responses judged; \(outcome)", anchor: "end", cls: "note")
+        for (i, name) in names.enumerated() {
+            guard let share = declared[name] else { continue }
+            if let tolerance, tolerance > 0 {
+                out += "<rect class=\"tolerance\" x=\"\(f(left))\" y=\"\(f(y(share + tolerance)))\" width=\"\(f(plot))\" height=\"\(f(y(share - tolerance) - y(share + tolerance)))\"/>"
+            }
+            out += "<line class=\"declared-line d\(i % 4)\" x1=\"\(f(left))\" y1=\"\(f(y(share)))\" x2=\"\(f(left + plot))\" y2=\"\(f(y(share)))\"/>"
+        }
+        var ends: [(name: String, y: Double, text: String)] = []
+        for (i, name) in names.enumerated() {
+            let path = points.filter { $0.samples > 0 }.map { p in
+                "\(f(x(Double(p.samples)))),\(f(y(Double(p.counts[name] ?? 0) / Double(p.samples))))"
+            }
+            guard let final = points.last, final.samples > 0 else { continue }
+            let observed = Double(final.counts[name] ?? 0) / Double(final.samples)
+            if path.count > 1 { out += "<polyline class=\"line share d\(i % 4)\" points=\"\(path.joined(separator: " "))\"/>" }
+            let declaredText = declared[name].map { String(format: " (%.0f%%)", $0 * 100) } ?? " (undeclared)"
+            ends.append((name, y(observed), String(format: "%.1f%%", observed * 100) + declaredText))
+        }
+        let placed = spread(ends.map { $0.y + 4 }, gap: 14, top: top + 8, bottom: top + plotHeight + 4)
+        for (end, ly) in zip(ends, placed) {
+            out += text(left + plot + 6, ly, "\(end.name) \(end.text)", cls: "lbl name")
+        }
+        out += "<line class=\"axis\" x1=\"\(f(x(last)))\" y1=\"\(f(top))\" x2=\"\(f(x(last)))\" y2=\"\(f(top + plotHeight))\"/>"
+        return out + "</svg>"
+    }
+
     /// The time axis of a load's per-second charts: from the start of the run to the end of its last measured span.
     private static func timeAxis(_ spans: [TimelineSpan]) -> Double { max(1, spans.map(\.end).max() ?? 0) }
 
