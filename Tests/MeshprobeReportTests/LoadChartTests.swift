@@ -70,6 +70,17 @@ import Testing
         #expect(abs(last.responsesPerSecond - 100) < 1e-6)
     }
 
+    /// A verify load run in two phases: the second phase's seconds start from 0 again.
+    @Test func phasesThatRepeatASecondAreMergedIntoOnePoint() throws {
+        var load = try steadyLoad(seconds: 2, tail: 0.5)
+        let phase = load.report.timeline
+        load.report.timeline += phase
+        let spans = load.report.timelineSpans()
+        #expect(spans.map(\.second.second) == [0, 1, 2])
+        #expect(spans.map(\.second.responses) == [200, 200, 100])
+        #expect(spans[0].second.p50Ms != nil, "percentiles from the merged histograms")
+    }
+
     @Test func thePartialSecondDrawsNoFalseDipOrSpike() throws {
         let load = try steadyLoad(seconds: 5, tail: 0.3)
         let svg = SVGChart.throughput(load.report.timelineSpans(), title: "t")

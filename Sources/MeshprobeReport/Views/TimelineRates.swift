@@ -32,11 +32,16 @@ extension LoadReport {
     /// (which drew a false dip, or with the run's last in-flight responses a false spike). A second that lies
     /// outside the window (a merged shard's clock) counts as whole; a stretch shorter than `shortestSpan` is added to
     /// the second before it (its counts and its length).
+    ///
+    /// A load run in phases one after another (verify's by-connection splits) has each phase's seconds from the
+    /// phase's own start, so a second can appear more than once: those are merged as shards' seconds are (counts add,
+    /// percentiles from the merged histograms), one point per second.
     public func timelineSpans() -> [TimelineSpan] {
         let from = max(0, meta.warmupSeconds)
         let to = from + max(0, summary.elapsedSeconds)
         var spans: [TimelineSpan] = []
-        for second in timeline.sorted(by: { $0.second < $1.second }) {
+        let unique = Set(timeline.map(\.second)).count == timeline.count ? timeline : ResultMerger.mergedTimeline([timeline])
+        for second in unique.sorted(by: { $0.second < $1.second }) {
             let s = Double(second.second)
             let covered = min(s + 1, to) - max(s, from)
             let start = covered > 0 ? max(s, from) : s
