@@ -131,7 +131,8 @@ public struct HTMLReport {
     private func details(_ section: RunReport.Section) -> String {
         let splits = section.checks.filter { !$0.shares.isEmpty }
         let timelines = section.checks.filter { !$0.timeline.isEmpty }
-        guard !splits.isEmpty || !timelines.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
+        let breakers = Self.procedures(section.checks.filter { $0.kind == "circuit_breaker" })
+        guard !splits.isEmpty || !timelines.isEmpty || !breakers.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
         var out = "<section class=\"part\">\n<h2>\(e(section.name)) \(badge(section.status))</h2>\n"
         if !section.notes.isEmpty { out += "<ul class=\"notes\">" + section.notes.map { "<li>\(e($0))</li>" }.joined() + "</ul>\n" }
         for check in splits {
@@ -147,9 +148,18 @@ public struct HTMLReport {
                                             title: "convergence of the split: \(check.name)") + "</figure>\n"
             }
         }
+        for (name, checks) in breakers {
+            guard let chart = SVGChart.circuitBreaker(checks, title: "circuit breaker: \(name)") else { continue }
+            out += "<h3>\(e(name)) \(badge(RunReport.Section(name: name, seconds: 0, checks: checks).status))</h3>\n" + chart
+        }
         for check in timelines {
             out += "<h3>Timeline: \(e(check.name))</h3>\n"
             let events = check.timeline.sorted { $0.at < $1.at }
+            let ejections = SVGChart.ejections(events)
+            if !ejections.isEmpty {
+                out += "<figure><figcaption>Ejections and returns per workload</figcaption>"
+                out += SVGChart.ejectionLanes(ejections, end: max(check.seconds, events.last?.at ?? 0), title: "ejections: \(check.name)") + "</figure>\n"
+            }
             out += SVGChart.timeline(events: events, bands: [], failures: [], title: "timeline: \(check.name)")
             out += eventTable(events)
         }
@@ -191,7 +201,7 @@ public struct HTMLReport {
         if spans.count < Self.shortestTimeSeries {
             // Too few seconds for a line over time: how many responses took how long, from the run's histogram.
             let bins = (try? HistogramCodec.decode(r.histograms.latency)).map { LatencyBin.bins($0) } ?? []
-            out += "<figure><figcaption>Latency histogram (\(e(String(format: "%.1f s", s.elapsedSeconds))): too short for a time series)</figcaption>"
+            out += "<figure><figcaption>Latency histogram (\(e(String(format: s.elapsedSeconds < 1 ? "%.2f s" : "%.1f s", s.elapsedSeconds))): too short for a time series)</figcaption>"
             out += bins.isEmpty ? "<p class=\"note\">no responses</p>" : SVGChart.histogram(bins, title: "latency histogram: \(load.name)")
             out += "</figure>\n"
         } else {
@@ -205,6 +215,17 @@ public struct HTMLReport {
             : SVGChart.distribution(load.distribution, requests: s.responses, title: "latency distribution: \(load.name)")
         out += "</figure>\n</div>\n</div>\n"
         return out
+    }
+
+    /// Checks grouped by their procedure, in order: the name before the check's own (`circuit breaker (reviews)` of
+    /// `circuit breaker (reviews): at the limit ...`).
+    static func procedures(_ checks: [RunReport.Check]) -> [(name: String, checks: [RunReport.Check])] {
+        var groups: [(name: String, checks: [RunReport.Check])] = []
+        for check in checks {
+            let name = check.name.range(of: "): ").map { String(check.name[..<$0.lowerBound]) + ")" } ?? check.name
+            if let i = groups.firstIndex(where: { $0.name == name }) { groups[i].checks.append(check) } else { groups.append((name, [check])) }
+        }
+        return groups
     }
 
     /// A load with fewer seconds than this gets a latency histogram instead of per-second charts (one or two dots
@@ -237,6 +258,9 @@ public struct HTMLReport {
         svg .swatch.p50,svg .dot.p50{fill:#0969da}svg .swatch.p99,svg .dot.p99{fill:#bc4c00}
         svg .dot.partial{fill:#fff;stroke-width:1.5}svg .dot.partial.p50{stroke:#0969da}svg .dot.partial.p99{stroke:#bc4c00}
         svg .ok{fill:#1a7f37}svg .bar{fill:#0969da}svg .rate.partial rect{opacity:.45;stroke:#1f2328;stroke-dasharray:3 2}
+        svg .sent{fill:#8c959f}svg .held.ok{fill:#1a7f37}svg .held.off{fill:#cf222e}svg .reply{fill:#bc4c00}
+        svg .limit{stroke:#1f2328;stroke-width:1.5;stroke-dasharray:4 3}svg .ejected{fill:#bc4c00;opacity:.7}
+        svg .ejected.open{fill:#cf222e}svg .on-bar{fill:#fff}
         svg .declared{fill:#8c959f}svg .declared-line{stroke:#59636e;stroke-width:1.5;stroke-dasharray:6 4}
         svg .share{stroke-width:2}svg .share.d0{stroke:#0969da}svg .share.d1{stroke:#bc4c00;stroke-dasharray:8 3}
         svg .share.d2{stroke:#8250df;stroke-dasharray:2 3}svg .share.d3{stroke:#1a7f37;stroke-dasharray:8 3 2 3}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}

@@ -10,9 +10,9 @@ enum SVGChart {
     static let width = 1000.0
     static let pairWidth = 600.0
 
-    private static func e(_ text: String) -> String { MarkupText.escape(text) }
+    static func e(_ text: String) -> String { MarkupText.escape(text) }
 
-    private static func f(_ v: Double) -> String { String(format: "%.1f", v.isFinite ? v : 0) }
+    static func f(_ v: Double) -> String { String(format: "%.1f", v.isFinite ? v : 0) }
 
     /// A short number for an axis label: 0.25, 12, 1.5k.
     static func label(_ v: Double) -> String {
@@ -33,12 +33,12 @@ enum SVGChart {
         return stride(from: 0, through: top + step / 2, by: step).map { $0 }
     }
 
-    private static func open(width: Double = width, height: Double, title: String) -> String {
+    static func open(width: Double = width, height: Double, title: String) -> String {
         "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" viewBox=\"0 0 \(f(width)) \(f(height))\" "
             + "preserveAspectRatio=\"xMidYMid meet\"><title>\(e(title))</title>"
     }
 
-    private static func text(_ x: Double, _ y: Double, _ s: String, anchor: String = "start", cls: String = "lbl") -> String {
+    static func text(_ x: Double, _ y: Double, _ s: String, anchor: String = "start", cls: String = "lbl") -> String {
         "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\" class=\"\(cls)\">\(e(s))</text>"
     }
 
