@@ -73,9 +73,10 @@ let package = Package(
             swiftSettings: hotPath
         ),
 
-        // Statistics: HdrHistogram's lossless compressed V2 encoding, used by the engine (each finished second's
-        // latency histogram, kept compressed) and by the reports (results and their exact merge); percentiles, means
-        // and merges of `Histogram<UInt64>` in code specialised for its counts.
+        // Latency histograms: their shape (`LatencyHistogram`, `latency()`, `timelineLatency()`), HdrHistogram's
+        // lossless compressed V2 encoding, used by the engine (each finished second's latency histogram, kept
+        // compressed) and by the reports (results and their exact merge); percentiles (`highestEquivalentValue`),
+        // means and merges of `Histogram<UInt64>` in code specialised for its counts.
         .target(
             name: "MeshprobeHistogram",
             dependencies: [
@@ -91,7 +92,7 @@ let package = Package(
         // CSV rows, signatures); no NIO, no engine.
         .target(name: "MeshprobeSpec", dependencies: ["MeshprobeIdentity"]),
 
-        // The load engine (Generator): connections x streams on one event loop per core.
+        // The load engine (`LoadGenerator`): connections x streams on one event loop per usable core.
         .target(
             name: "MeshprobeLoad",
             dependencies: [
@@ -127,7 +128,8 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
-        // YAML with positions: typed reads whose errors name the file, line and field (scenarios, later policies).
+        // YAML with positions: typed reads whose errors name the file, line and field (scenario, policy and game-day
+        // files, mesh manifests).
         .target(
             name: "MeshprobeYAML",
             dependencies: ["MeshprobeIdentity", .product(name: "Yams", package: "Yams")]
@@ -137,7 +139,8 @@ let package = Package(
             name: "MeshprobeScenario",
             dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity"]
         ),
-        // Verification statistics: sequential tests with stated error rates (routing splits first).
+        // Verification statistics: sequential split tests with stated error rates (per connection, per request), SLO
+        // share bounds, routing models, the propagation stability check.
         .target(name: "MeshprobeStatistics"),
         // Declarations: meshprobe policy and game-day files and mesh manifests turned into expectations, route
         // matching (a linear-time regex engine), the declared resilience settings. No NIO, nothing that drives load:

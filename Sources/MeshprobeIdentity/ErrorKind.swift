@@ -31,6 +31,9 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
     case tlsPeerRejectedCertificate = "tls_peer_rejected_certificate"
     case tlsALPNMismatch = "tls_alpn_mismatch"
     case tlsHandshakeFailed = "tls_handshake_failed"
+    /// The URL's scheme is not what the port speaks: an `http://` URL and the server answered with TLS, or an
+    /// `https://` URL and it answered in plaintext.
+    case wrongScheme = "wrong_scheme"
     // HTTP/2 and HTTP/1.1 on an established connection.
     case streamReset = "stream_reset"
     case goAway = "goaway"

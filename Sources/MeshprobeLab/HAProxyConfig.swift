@@ -55,6 +55,10 @@ public struct HAProxyConfig: Sendable {
     /// Linkerd on opaque ports). Every request on a connection then reaches the same workload. Header routes, L7
     /// retries, request limits and ejection need `mode http` and are left out.
     public var layer4 = false
+    /// The backend's algorithm: `random(1)` picks by weight (per request in `mode http`, per connection in `mode
+    /// tcp`); `source` hashes the client's address, so one client always reaches one server (client-keyed routing,
+    /// as a Service with `sessionAffinity: ClientIP` or consistent hashing on the source address does).
+    public var balance = "random(1)"
 
     /// Passive health checking as outlier detection: after `errorLimit` consecutive 5xx replies (HAProxy leaves out
     /// 501 and 505) a server is marked down (`observe layer7 error-limit N on-error mark-down`); active checks (a
@@ -102,7 +106,7 @@ public struct HAProxyConfig: Sendable {
                 "global", "    maxconn 1000",
                 "defaults", "    mode tcp", "    timeout connect 2s", "    timeout client 10s", "    timeout server 10s",
                 "frontend fe", "    bind 127.0.0.1:\(frontendPort)", "    default_backend weighted",
-                "backend weighted", "    balance random(1)",
+                "backend weighted", "    balance \(balance)",
             ] + servers.map { "    server \($0.name) 127.0.0.1:\($0.port) weight \($0.weight)" }).joined(separator: "\n") + "\n"
         }
         var lines = [
@@ -131,7 +135,7 @@ public struct HAProxyConfig: Sendable {
         if let route = headerRoute {
             lines += ["backend routed", "    server routed 127.0.0.1:\(route.port)"]
         }
-        lines += ["backend weighted", "    balance random(1)"]
+        lines += ["backend weighted", "    balance \(balance)"]
         if serverCloseAfterEachRequest { lines.append("    option http-server-close") }
         var limits = ""
         if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }

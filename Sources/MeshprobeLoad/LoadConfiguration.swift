@@ -30,8 +30,6 @@ public struct LoadConfiguration: Sendable {
     public var metricsSink: (@Sendable (_ run: Int, _ metrics: IdentityMetrics) -> Void)?
     /// A connection that fails this many times in a row without carrying a request is given up.
     public var maxConsecutiveConnectFailures: Int = 3
-    /// Number of event loops to spread connections over (default: one per core).
-    public var eventLoops: Int?
     /// A request is late when it is sent more than this many seconds after its intended time (open model).
     public var lateThreshold: Double = 0.001
     /// When a connection may hold (with coalescing on, `LoadPlan.coalesceWindow`): by default only while the event

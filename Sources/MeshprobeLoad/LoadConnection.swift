@@ -130,6 +130,7 @@ final class LoadConnection {
                 let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)
                 try sync.addHandler(handler, position: .first)
             } else {
+                try sync.addHandler(TLSRecordSniffer(owner: self), position: .first)
                 try install(http2: worker.configuration.plan.httpVersion != .http1)
             }
         } catch {
@@ -224,6 +225,21 @@ final class LoadConnection {
         lifecycle.ready()
         worker.connectionReady()
         pump(flush: true)
+    }
+
+    /// A plaintext connection's first bytes from the peer are a TLS record: the URL should say https://.
+    func peerAnsweredWithTLS() {
+        if closeReason == nil {
+            closeReason = (.wrongScheme, "\(target.authority) answered with TLS: use https:// (and --svid-dir or --ca), the URL says http://")
+        }
+        channel?.close(promise: nil)
+    }
+
+    /// A plaintext connection closed before the peer sent anything, after we had spoken (the HTTP/2 preface, or a
+    /// request): what a TLS server built on OpenSSL does with plaintext, though a plaintext server may do it too.
+    func peerClosedWithoutAByte() {
+        guard closeReason == nil, state == .handshaking || sentOnConnection > 0 else { return }
+        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use https://)")
     }
 
     /// An error reached the end of the pipeline: remember why, then close.

@@ -8,8 +8,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// Runs a closed-model load: `connections` x `streamsPerConnection`, spread over one event loop per core,
-/// until the request budget or the duration is used up.
+/// Runs a load in the plan's model, closed (a request starts when a stream is free, up to the concurrency) or open
+/// (requests start at their arrival times, whatever the answers): `connections` x `streamsPerConnection`, spread
+/// over one event loop per usable core (at most one per connection), until the request budget or the duration is
+/// used up.
 public final class LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     private let group: any EventLoopGroup
@@ -22,6 +24,8 @@ public final class LoadGenerator: Sendable {
     struct TimelineState {
         var open: [Int: TimelineBucket] = [:]
         var points: [TimelinePoint] = []
+        /// Seconds before this one are finished (every worker's clock has passed them), with or without a point.
+        var finishedSeconds = 0
         var guardFired: GuardEvent?
         var guardsChecked = 0
     }
@@ -99,7 +103,9 @@ public final class LoadGenerator: Sendable {
             id += 1
             return id
         }
-        let collector = collectorLoop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+        // It runs `collectorPhase` after each whole second from the start: the workers' clocks start a moment after
+        // it, and a collection on the whole second would find the second just ended not yet finished by them.
+        let collector = collectorLoop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1) + Self.collectorPhase, delay: .seconds(1)) { _ in
             self.publishMetrics(run: runID, on: collectorLoop)
             return self.collectTimeline(on: collectorLoop).map {
                 if self.checkGuards() != nil {
@@ -138,6 +144,9 @@ public final class LoadGenerator: Sendable {
         return merged
     }
 
+    /// How long after each whole second of the run the seconds are collected (`lastSecond` is fresh from then on).
+    public static let collectorPhase = TimeAmount.milliseconds(100)
+
     /// Counts so far, gathered from each worker on its own loop (nothing shared on the hot path).
     public struct Progress: Sendable {
         public var responses = 0
@@ -147,9 +156,34 @@ public final class LoadGenerator: Sendable {
         public var sent = 0
         public var errors: [ErrorKind: Int] = [:]
         public var late = 0
-        /// The last complete second, merged over workers.
+        /// Requests of the warm-up that ended (answered or failed): sent, but left out of the counts above.
+        public var warmupRequests = 0
+        /// The last finished second, merged over workers: a second with nothing in it is an empty point, never the
+        /// last second that had something. Nil until the first second is finished.
         public var window: TimelinePoint?
         public var identities: [WorkloadIdentity: Int] = [:]
+        /// Seconds on the run's clock (the furthest worker's): it starts once the open model's connections are up,
+        /// at the start in the closed model. Nil before it started.
+        public var clock: Double?
+        /// The open model's target rate now, over every worker; past the end of the schedule, the rate it ended at.
+        public var targetRate: Double?
+
+        public init(responses: Int = 0, succeeded: Int = 0, failed: Int = 0, inFlight: Int = 0, sent: Int = 0,
+                    errors: [ErrorKind: Int] = [:], late: Int = 0, warmupRequests: Int = 0, window: TimelinePoint? = nil,
+                    identities: [WorkloadIdentity: Int] = [:], clock: Double? = nil, targetRate: Double? = nil) {
+            self.responses = responses
+            self.succeeded = succeeded
+            self.failed = failed
+            self.inFlight = inFlight
+            self.sent = sent
+            self.errors = errors
+            self.late = late
+            self.warmupRequests = warmupRequests
+            self.window = window
+            self.identities = identities
+            self.clock = clock
+            self.targetRate = targetRate
+        }
     }
 
     /// The cores this process may run on: `System.coreCount` (which follows cgroup quotas and cpusets), further
@@ -188,9 +222,11 @@ public final class LoadGenerator: Sendable {
                 total.inFlight += part.inFlight
                 total.sent += part.sent
                 total.late += part.late
+                total.warmupRequests += part.warmupRequests
                 total.errors.merge(part.errors, uniquingKeysWith: +)
                 total.identities.merge(part.identities, uniquingKeysWith: +)
-
+                if let clock = part.clock { total.clock = max(total.clock ?? 0, clock) }
+                if let rate = part.targetRate { total.targetRate = (total.targetRate ?? 0) + rate }
             }
         }
         total.window = lastSecond
@@ -225,7 +261,9 @@ public final class LoadGenerator: Sendable {
                         state.open[bucket.second, default: TimelineBucket(second: bucket.second)].merge(bucket)
                     }
                 }
-                // A second is finished once every worker's clock has passed it.
+                // A second is finished once every worker's clock has passed it (`Int.max`: every worker is done,
+                // and the last seconds travel with the results).
+                if complete != Int.max { state.finishedSeconds = max(state.finishedSeconds, complete) }
                 return state.open.keys.sorted().filter { $0 < complete }.compactMap { state.open.removeValue(forKey: $0) }
             }
             // Each finished second keeps its histogram compressed (compressed outside the lock; only this collector
@@ -266,9 +304,13 @@ public final class LoadGenerator: Sendable {
         }
     }
 
-    /// The last finished second, for the live view.
+    /// The last finished second, for the live view: an empty point when nothing happened in it (an outage), so
+    /// that an earlier second is never shown as the last one.
     public var lastSecond: TimelinePoint? {
-        timeline.withLockedValue { $0.points.last }
+        let (finished, last) = timeline.withLockedValue { ($0.finishedSeconds, $0.points.last) }
+        guard finished > 0 else { return nil }
+        if let last, last.second == finished - 1 { return last }
+        return TimelinePoint(TimelineBucket(second: finished - 1))
     }
 
     /// Ends the run because a verdict is reached: no new requests, in-flight ones get a short grace.

@@ -109,7 +109,8 @@ final class LoadWorker {
                                  fixedTick: configuration.plan.sendTick.map { UInt64(max(0, $0) * 1e9) })
             thinkTimeNanoseconds = 0
         case .closed(let profile, let think):
-            closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start)
+            closed = ClosedAdmission(budget: budget, deadline: clock.deadline, concurrency: profile, share: share, start: clock.start,
+                                     warmupEnd: clock.warmupEnd)
             thinkTimeNanoseconds = UInt64(think * 1e9)
         }
         hasBudget = budget != 0
@@ -127,7 +128,9 @@ final class LoadWorker {
         }
     }
 
-    /// The response headers attribution reads: the echo's stamps and the configured identity header.
+    /// The response headers an HTTP/2 connection keeps (by name prefix; it drops the others as nghttp2 hands them
+    /// over): the echo's stamps (`x-meshprobe-`), the configured identity header, the failure signatures' headers and
+    /// the headers flow steps extract.
     var keptHeaderPrefixes: [String] {
         var names = ["x-meshprobe-"] + (configuration.plan.identityHeader.map { [$0] } ?? []) + configuration.plan.signatures.headerNames
         for step in flowSteps {
@@ -172,7 +175,7 @@ final class LoadWorker {
         guard lifecycle.connectionsSettled() else { return }
         let t = now()
         clock.restart(at: t)
-        open?.begin(at: t, deadline: clock.deadline)
+        open?.begin(at: t, deadline: clock.deadline, warmupEnd: clock.warmupEnd)
         advanceArrivals()
     }
 
@@ -575,11 +578,13 @@ final class LoadWorker {
     }
 
     func progress() -> LoadGenerator.Progress {
-        LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
-                               inFlight: inFlightTotal,
-                               sent: result.requestsSent, errors: result.errors,
-                               late: result.late.values.reduce(0, +), window: nil,
-                               identities: result.identities.mapValues(\.requests))
+        let t = now()
+        return LoadGenerator.Progress(responses: result.responses, succeeded: result.succeeded, failed: result.failed,
+                                      inFlight: inFlightTotal, sent: result.requestsSent, errors: result.errors,
+                                      late: result.late.values.reduce(0, +), warmupRequests: result.warmupRequests,
+                                      identities: result.identities.mapValues(\.requests),
+                                      clock: lifecycle.begun ? Double(t &- min(t, clock.start)) / 1e9 : nil,
+                                      targetRate: open?.targetRate(at: t, begun: lifecycle.begun))
     }
 
     private func finish() {

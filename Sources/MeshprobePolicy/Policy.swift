@@ -199,7 +199,7 @@ public struct Policy {
         guard let max = m["maxRequests"] else { throw value.error("a circuit breaker needs maxRequests (the concurrent request limit)") }
         let limit = try max.int(minimum: 1)
         guard limit <= 10_000 else { throw max.error("at most 10000: the check drives twice the limit in concurrent requests") }
-        var e = CircuitBreakerExpectation(maxRequests: limit, maxPending: nil, source: "\(value.file):\(value.line)")
+        var e = CircuitBreakerExpectation(maxRequests: limit, maxPending: nil, source: "\(value.file):\(value.line) \(value.path)")
         if let p = m["maxPending"] {
             let pending = try p.int(minimum: 0)
             guard pending <= 10_000 else { throw p.error("at most 10000") }
@@ -273,12 +273,12 @@ public struct Policy {
         case let (a?, b?):
             let (x, y) = (try threshold(a), try threshold(b))
             // An injected 503 counts toward both: the smaller ejects first.
-            e = OutlierExpectation(consecutiveErrors: min(x, y), source: "\(value.file):\(value.line)")
+            e = OutlierExpectation(consecutiveErrors: min(x, y), source: "\(value.file):\(value.line) \(value.path)")
             e.counted = y < x ? .gatewayErrors : .serverErrors
         case let (a?, nil):
-            e = OutlierExpectation(consecutiveErrors: try threshold(a), source: "\(value.file):\(value.line)")
+            e = OutlierExpectation(consecutiveErrors: try threshold(a), source: "\(value.file):\(value.line) \(value.path)")
         case let (nil, b?):
-            e = OutlierExpectation(consecutiveErrors: try threshold(b), source: "\(value.file):\(value.line)")
+            e = OutlierExpectation(consecutiveErrors: try threshold(b), source: "\(value.file):\(value.line) \(value.path)")
             e.counted = .gatewayErrors
         case (nil, nil):
             // Returned above (the targets and pace only); kept as an error rather than a crash.
@@ -473,12 +473,12 @@ public struct Policy {
             guard let retries = policy.retries.first, (retries.attempts ?? 0) > 0, retries.retryOn.retryableStatus != nil else {
                 throw v.error("maxRetries needs retries beside it with attempts and a retried status: the limit shows only on a route that retries")
             }
-            policy.maxRetries.append((n, "\(v.file):\(v.line)"))
+            policy.maxRetries.append((n, "\(v.file):\(v.line) \(v.path)"))
         }
         if let v = f["maxRequestsPerConnection"] {
             let n = try v.int(minimum: 1)
             guard n <= 10_000 else { throw v.error("at most 10000: the check sends ten connections' worth") }
-            policy.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n, source: "\(v.file):\(v.line)"))
+            policy.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n, source: "\(v.file):\(v.line) \(v.path)"))
         }
         if let c = f["clusters"] {
             let m = try c.mapping(allowed: ["reach", "avoid"])

@@ -328,7 +328,7 @@ public struct LoadReport: Codable, Sendable {
         case .open(let rate, let arrivals):
             return "open: \(profile(rate, unit: "req/s")), \(arrivals.rawValue) arrivals"
         case .closed(let concurrency, let think):
-            var text = "closed: \(configuration.plan.connections) connections x \(configuration.plan.streamsPerConnection) streams"
+            var text = "closed: \(counted(configuration.plan.connections, "connection")) x \(counted(configuration.plan.streamsPerConnection, "stream"))"
             if let concurrency { text += ", concurrency \(profile(concurrency, unit: "in flight"))" }
             if think > 0 { text += ", think \(format(think * 1000)) ms" }
             return text

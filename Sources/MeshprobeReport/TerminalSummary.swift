@@ -101,10 +101,16 @@ public struct TerminalSummary {
         let header = ["workload", "version", "cluster", "identity", "requests", "share", "errors", "p50 ms", "p99 ms"]
         var rows: [[String]] = []
         for w in report.workloads {
+            // A row with no identity at all: requests nobody answered (refused connections, not sent), or answers
+            // with no stamp and no peer certificate; said so, not shown as a workload called "-".
+            let anonymous = w.workload.isEmpty && w.version.isEmpty && w.cluster.isEmpty && w.identity.isEmpty
+            let answered = !w.statuses.isEmpty
             rows.append([
-                w.workload.isEmpty ? "-" : w.workload, w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
+                anonymous ? (answered ? "(not stamped)" : "(no response)") : w.workload.isEmpty ? "-" : w.workload,
+                w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
                 w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
-                String(w.errors), String(format: "%.3f", w.latencyMs.p50), String(format: "%.3f", w.latencyMs.p99),
+                String(w.errors), answered ? String(format: "%.3f", w.latencyMs.p50) : "-",
+                answered ? String(format: "%.3f", w.latencyMs.p99) : "-",
             ])
         }
         out += Self.table(header: header, rows: rows, rightAligned: Set(4..<9))

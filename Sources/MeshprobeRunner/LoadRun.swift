@@ -186,25 +186,29 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
 /// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
 /// `kubectl logs`). Cancel the task to end it.
 package func startLiveView(_ generator: LoadGenerator, configuration: LoadConfiguration) -> Task<Void, Never> {
-    let view = LiveView(configuration: configuration)
+    let view = LiveView(plan: configuration.plan)
+    var state = LiveViewState(warmup: configuration.plan.warmup)
     return Task {
         let start = Date()
         let tty = isatty(STDERR_FILENO) == 1
         var shown = 0
+        // Each update comes after the collection of the second just ended, so its last second is that one.
+        let phase = Duration.nanoseconds(LoadGenerator.collectorPhase.nanoseconds) * 2
+        var next = ContinuousClock.now + .seconds(1) + phase
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(until: next, clock: .continuous)
+            next += .seconds(1)
             if Task.isCancelled { break }
-            let p = await generator.progress()
-            let elapsed = Date().timeIntervalSince(start)
+            let status = state.update(await generator.progress(), wallElapsed: Date().timeIntervalSince(start))
             if tty {
-                let lines = view.block(p, elapsed: elapsed)
+                let lines = view.block(status)
                 // The cursor moves are ours; the block's text is defanged like every other line.
                 var text = shown > 0 ? "\u{1B}[\(shown)A\u{1B}[J" : ""
                 text += TerminalStyle.defang(lines.joined(separator: "\n")) + "\n"
                 writeAll(STDERR_FILENO, text)
                 shown = lines.count
             } else {
-                printError(view.line(p, elapsed: elapsed))
+                printError(view.line(status, at: Date()))
             }
         }
     }

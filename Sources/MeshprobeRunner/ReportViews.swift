@@ -97,10 +97,12 @@ extension GameDayResult {
             offset += step.seconds
         }
         for name in skipped {
-            sections.append(RunReport.Section(name: name, offset: offset, seconds: 0, problem: aborted.map { "not run: aborted: \($0)" },
+            sections.append(RunReport.Section(name: name, offset: offset, seconds: 0, problem: aborted.map { "not run: the game day stopped early: \($0)" },
                                               skipped: true))
         }
-        return RunReport(command: "gameday", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
-                         startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: sections, abortReason: aborted)
+        var view = RunReport(command: "gameday", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
+                             startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: sections, abortReason: aborted)
+        view.outcomeWord = outcomeWord
+        return view
     }
 }

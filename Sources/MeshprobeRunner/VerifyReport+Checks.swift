@@ -40,7 +40,14 @@ extension VerifyReport {
             var reason: String?
             // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
             let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil
-            switch outcome.verdict {
+            var verdict = outcome.verdict
+            if case .fail? = verdict, e.unit == .connection,
+               let keyed = Self.clientKeyedReason(counts: counts, declared: evidence.declared, routing: outcome.route.routing.rawValue,
+                                                  connections: e.connections) {
+                verdict = nil
+                reason = keyed
+            }
+            switch verdict {
             case .fail(let why, _)?:
                 reason = why
                 if e.unit == .request && e.connections < 30 {
@@ -50,9 +57,9 @@ extension VerifyReport {
             case .pass?:
                 break
             case nil:
-                reason = refusal ?? Self.undecidedSplitReason(outcome)
+                reason = reason ?? refusal ?? Self.undecidedSplitReason(outcome)
             }
-            return Verdict(name: outcome.route.name, passed: outcome.verdict?.passed == true, decided: outcome.verdict != nil || refusal != nil,
+            return Verdict(name: outcome.route.name, passed: verdict?.passed == true, decided: verdict != nil || refusal != nil,
                            reason: reason, evidence: evidence)
         }
         passed = verdicts.allSatisfy(\.passed)
@@ -133,19 +140,20 @@ extension VerifyReport {
         var declared: [String: Double] = ["max_requests": Double(e.maxRequests)]
         if let pending = e.maxPending { declared["max_pending"] = Double(pending) }
         if let hold = e.hold { declared["hold_ms"] = hold * 1000 }
+        let site = DeclarationSite(e.source)
         for check in outcome.checks {
-            add(check, name: "circuit breaker (\(e.source))", declared: declared,
+            add(check, name: "circuit breaker (\(site.name))", declared: declared,
                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
-                    + "this is one client's view")
+                    + "this is one client's view", declaredAt: site.position)
         }
     }
 
     /// Adds one connection-pool check (kind `circuit_breaker`) as it was judged: decided or not, on its requests, at
     /// its scope.
-    package mutating func add(_ check: ProcedureCheck, name: String, declared: [String: Double], test: String) {
+    package mutating func add(_ check: ProcedureCheck, name: String, declared: [String: Double], test: String, declaredAt: String?) {
         appendProcedureCheck(kind: "circuit_breaker", name: "\(name): \(check.name)", passed: check.passed, decided: check.decided,
                              reason: check.reason, requests: check.requests, observed: check.evidence, declared: declared, test: test,
-                             scope: check.scope)
+                             scope: check.scope, declaredAt: declaredAt)
     }
 
     /// Adds the retry and timeout verdicts: one per check of the procedure (kind `retries` or `timeout`).
@@ -155,26 +163,32 @@ extension VerifyReport {
         if let attempts = e.attempts { declared["attempts"] = Double(attempts) }
         if let perTry = e.perTryTimeout { declared["per_try_timeout_ms"] = perTry * 1000 }
         if let timeout = e.timeout { declared["timeout_ms"] = timeout * 1000 }
+        let site = DeclarationSite(e.source)
         for check in outcome.checks {
             let kind = check.kind ?? "retries"
-            appendProcedureCheck(kind: kind, name: "\(kind) (\(e.source)): \(check.name)", passed: check.passed,
+            appendProcedureCheck(kind: kind, name: "\(kind) (\(site.name)): \(check.name)", passed: check.passed,
                                  reason: check.reason, observed: check.evidence, declared: declared,
                                  test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
-                                     + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off")
+                                     + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off",
+                                 declaredAt: site.position)
         }
     }
 
     /// Adds the concurrent-retry verdict.
     package mutating func add(_ outcome: RetryBudgetCheck.Outcome) {
-        add(outcome.check, name: "connection pool (\(outcome.expectation.source))", declared: ["max_retries": Double(outcome.expectation.maxRetries)],
-            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight")
+        let site = DeclarationSite(outcome.expectation.source)
+        add(outcome.check, name: "connection pool (\(site.name))", declared: ["max_retries": Double(outcome.expectation.maxRetries)],
+            test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight",
+            declaredAt: site.position)
     }
 
     /// Adds the requests-per-connection verdict.
     package mutating func add(_ outcome: ConnectionReuseCheck.Outcome) {
-        add(outcome.check, name: "connection pool (\(outcome.expectation.source))",
+        let site = DeclarationSite(outcome.expectation.source)
+        add(outcome.check, name: "connection pool (\(site.name))",
             declared: ["max_requests_per_connection": Double(outcome.expectation.maxRequestsPerConnection)],
-            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried")
+            test: "the echo stamps which request each one is on its connection; the most any upstream connection carried",
+            declaredAt: site.position)
     }
 
     /// Adds the outlier-detection verdicts: one per check, the timeline with the last.
@@ -184,15 +198,17 @@ extension VerifyReport {
             "consecutive_errors": Double(e.consecutiveErrors), "interval_s": e.interval, "base_ejection_s": e.baseEjectionTime,
             "max_ejection_percent": e.maxEjectionPercent, "jitter": e.jitter,
         ]
+        let site = DeclarationSite(e.source)
         for (index, check) in outcome.checks.enumerated() {
             var evidence = Evidence.facts(
                 requests: check.requests, declared: declared, observed: check.evidence,
                 test: "one workload made to fail through its control API, one request at a time at \(YAMLValue.format(e.rate))/s; "
-                    + "ejection is per client proxy (each caller's sidecar counts its own errors)", scope: "client proxy")
+                    + "ejection is per client proxy (each caller's sidecar counts its own errors)", scope: "client proxy",
+                declaredAt: site.position)
             if index == outcome.checks.count - 1 {
                 evidence.timeline = outcome.timeline.map { TimelineEvent(at: $0.at, event: $0.what) }
             }
-            appendVerdict(Verdict(kind: "outlier_detection", name: "outlier detection (\(e.source)): \(check.name)",
+            appendVerdict(Verdict(kind: "outlier_detection", name: "outlier detection (\(site.name)): \(check.name)",
                                   passed: check.decided && check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
         }
     }
@@ -221,7 +237,8 @@ extension VerifyReport {
         var evidence = Evidence.facts(
             requests: check.samples, declared: declared,
             observed: ["observed": check.observed, "interval_low": check.interval.low, "interval_high": check.interval.high,
-                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail],
+                       "log_evidence_pass": check.logEvidence.pass, "log_evidence_fail": check.logEvidence.fail]
+                .merging(check.samplesToPass.map { ["samples_to_pass": Double($0)] } ?? [:]) { a, _ in a },
             test: "sequential bound on the share of \(check.unit == .connection ? "connections' requests" : "requests") "
                 + (check.percentile == nil ? "that succeed" : "at or under the ceiling")
                 + " (mixture test martingales, anytime valid; unit: \(check.unit.rawValue))")

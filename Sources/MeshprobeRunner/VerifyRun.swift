@@ -182,10 +182,11 @@ private struct VerifyRun {
             if let json = options.json { try? writeResult(report.jsonData(), to: json) }
             return .aborted("aborted by a signal during the Pushgateway push; every verdict above was reached before it")
         }
-        if outcomes.contains(where: { $0.verdict?.passed == false }) || report.verdicts.contains(where: { $0.decided && !$0.passed }) {
+        // The report's verdicts, not the tests' own: a split FAIL that client-keyed routing could explain is withheld there.
+        if report.verdicts.contains(where: { $0.decided && !$0.passed }) {
             return .failed
         }
-        if outcomes.contains(where: { $0.verdict == nil }) || report.verdicts.contains(where: { !$0.decided }) {
+        if report.verdicts.contains(where: { !$0.decided }) {
             let undecided = report.verdicts.filter { !$0.decided }.count
             return .undecided("no verdict: \(undecided) of \(report.verdicts.count) checks undecided (each says why above)")
         }
@@ -257,8 +258,9 @@ private struct VerifyRun {
                 report.add(outcome)
             } catch let error as FaultClientError {
                 // The check could not run (refused, unreachable): undecided, and the other verdicts still stand.
-                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(declared.source))",
-                                    reason: "could not make a workload fail: \(error)")
+                let site = DeclarationSite(declared.source)
+                report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(site.name))",
+                                    reason: "could not make a workload fail: \(error)", declaredAt: site.position)
             }
             closeCheck(&report, &laps)
         }

@@ -123,8 +123,10 @@ public struct LoadPlan: Sendable, Equatable {
         case think, thinkJitter, rate, concurrency, errorRateGuard, p99Guard, churn, method
         case header(String)
 
-        /// The flag that sets it (the command line's name, and the default one).
-        public var flag: String {
+        /// How the command line names it, the default naming: its flag (`URL` for the targets, `concurrency` for the
+        /// closed model's `--stage` targets). `connectTimeout` has no flag (only files set it), so it is named as the
+        /// files name it, `load.connectTimeout`.
+        public var commandLineName: String {
             switch self {
             case .targets: return "URL"
             case .connections: return "--connections"
@@ -133,7 +135,7 @@ public struct LoadPlan: Sendable, Equatable {
             case .duration: return "--duration"
             case .warmup: return "--warmup"
             case .requestTimeout: return "--timeout"
-            case .connectTimeout: return "connectTimeout"
+            case .connectTimeout: return "load.connectTimeout"
             case .sendTick: return "--send-tick"
             case .think: return "--think"
             case .thinkJitter: return "--think-jitter"
@@ -184,9 +186,9 @@ public struct LoadPlan: Sendable, Equatable {
     }
 
     /// Checks values that cannot work, and the whole (a run with an end, templates that compile); errors name the
-    /// setting with `name` (the flag by default) and carry it (`LoadPlanError.setting`), so that a file can point at
-    /// its line.
-    public func validate(naming name: (Setting) -> String = \.flag) throws(LoadPlanError) {
+    /// setting with `name` (the command line's by default) and carry it (`LoadPlanError.setting`), so that a file can
+    /// point at its line.
+    public func validate(naming name: (Setting) -> String = \.commandLineName) throws(LoadPlanError) {
         func fail(_ setting: Setting, _ value: String, _ reason: String) -> LoadPlanError {
             LoadPlanError(setting, naming: name, value: value, reason: reason)
         }

@@ -85,6 +85,24 @@ public struct ShareBoundTest: Sendable, Equatable {
         return (above, below)
     }
 
+    /// How many more samples, each meeting the objective, would make it pass from here: the distance to the PASS
+    /// bound, in the units a run can add (a request, a connection). Nil when decided, or beyond `limit`.
+    public func samplesToPass(limit: Int = 100_000_000) -> Int? {
+        guard verdict == nil else { return nil }
+        var probe = self
+        func passes(_ k: Int) -> Bool {
+            probe.successes = successes + Double(k)
+            return probe.logEvidence.pass >= log(1 / missRate)
+        }
+        guard passes(limit) else { return nil }
+        var (lo, hi) = (0, limit)
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            if passes(mid) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+
     /// A two-sided interval for the share at `confidence`, from the observed counts (Clopper-Pearson by bisection on
     /// the incomplete beta): what the report prints beside the verdict. Fixed-sample, not anytime: a description.
     public func interval(confidence: Double = 0.95) -> (low: Double, high: Double) {

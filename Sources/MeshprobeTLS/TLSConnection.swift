@@ -238,6 +238,24 @@ final class TLSConnection {
 
     var resumed: Bool { SSL_session_reused(ssl) == 1 }
 
+    /// The peer speaks plaintext where TLS was expected: OpenSSL found no TLS record header (a client reading an
+    /// HTTP answer or HTTP/2 frames: "wrong version number", "packet length too long"; a server reading an HTTP
+    /// request: "http request"). Nil for any other reason.
+    private func plaintextPeer(_ packed: UInt) -> TLSError? {
+        switch mp_ERR_GET_REASON(packed) {
+        case SSL_R_WRONG_VERSION_NUMBER, SSL_R_PACKET_LENGTH_TOO_LONG, SSL_R_HTTP_REQUEST, SSL_R_HTTPS_PROXY_REQUEST:
+            let what = ERR_reason_error_string(packed).map { String(cString: $0) } ?? "no TLS record"
+            if role == .client {
+                return TLSError(kind: .wrongScheme,
+                                message: "\(context.verifier.peerName) answered in plaintext, not TLS (OpenSSL: \(what)): use http://, the URL says https://")
+            }
+            return TLSError(kind: .wrongScheme,
+                            message: "\(context.verifier.peerName) spoke plaintext, not TLS (OpenSSL: \(what)): this port needs https://, its URL says http://")
+        default:
+            return nil
+        }
+    }
+
     /// Turns an OpenSSL failure into a TLSError, preferring what our callbacks recorded.
     func classifyFailure(_ code: Int32, duringHandshake: Bool) -> TLSError {
         let codes = OpenSSLErrorQueue.drainCodes()
@@ -246,6 +264,7 @@ final class TLSConnection {
         let peer = context.verifier.peerName
         for packed in codes {
             let reason = mp_ERR_GET_REASON(packed)
+            if let plaintext = plaintextPeer(packed) { return plaintext }
             if reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE {
                 return TLSError(kind: .tlsNoPeerCertificate,
                                 message: "\(peer) sent no certificate; this server requires one (it has a trust bundle for client certificates; the echo's --no-client-cert turns that off)")

@@ -304,6 +304,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Failure
 
+    /// A TLS 1.2 record holding a fatal `protocol_version` alert (level 2, description 70).
+    static let protocolVersionAlert: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]
+
     private func fail(context: ChannelHandlerContext, error: TLSError) {
         guard !failed else { return }
         failed = true
@@ -314,6 +317,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         failUnflushedPromises(error)
         if case .success(let connection) = connectionResult, connection.pendingCiphertext > 0, wasOpen {
             flushCiphertext(context: context, connection: connection)  // the alert
+        } else if case .success(let connection) = connectionResult, connection.role == .server, error.kind == .wrongScheme, wasOpen {
+            // OpenSSL closes without a word on plaintext; a fatal protocol_version alert lets an http:// client
+            // see that this port speaks TLS (its first bytes are a TLS record).
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: Self.protocolVersionAlert)), promise: nil)
         }
         context.fireErrorCaught(error)
         if wasOpen { context.close(promise: nil) }

@@ -42,7 +42,7 @@ public struct YAMLValue {
         } catch let error as YAMLInputError {
             throw error
         } catch let error as YamlError {
-            throw Self.locate(error, file: file)
+            throw Self.locate(error, file: file, text: text)
         } catch {
             throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
         }
@@ -57,7 +57,7 @@ public struct YAMLValue {
             if let error = sequence.error { throw error }
             return documents
         } catch let error as YamlError {
-            throw Self.locate(error, file: file)
+            throw Self.locate(error, file: file, text: text)
         } catch {
             throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
         }
@@ -70,17 +70,39 @@ public struct YAMLValue {
         return nil
     }
 
-    static func locate(_ error: YamlError, file: String) -> YAMLInputError {
+    static func locate(_ error: YamlError, file: String, text: String) -> YAMLInputError {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
             return YAMLInputError(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
-            // Yams marks the first of the keys that repeat (where it is first written).
-            return YAMLInputError(file: file, line: max(1, context.mark.line), column: max(1, context.mark.column), field: duplicates.first ?? "",
-                                  message: "\(duplicates.count == 1 ? "this key is" : "keys are") given twice in one mapping: \(duplicates.joined(separator: ", "))")
+            // Yams marks the first of the keys that repeat (where it is first written); the error points at the
+            // second, found as the same key at the same column further down (block style), and names the first.
+            let first = (line: max(1, context.mark.line), column: max(1, context.mark.column))
+            let key = duplicates.first ?? ""
+            let second = Self.repeated(key, after: first, in: text)
+            let keys = duplicates.count == 1 ? "this key is" : "keys are"
+            return YAMLInputError(file: file, line: second?.line ?? first.line, column: second?.column ?? first.column, field: key,
+                                  message: "\(keys) given twice in one mapping: \(duplicates.joined(separator: ", "))"
+                                      + (second == nil ? "" : " (first at line \(first.line))"))
         default:
             return YAMLInputError(file: file, line: 1, column: 1, field: "", message: "not valid YAML: \(error)")
         }
+    }
+
+    /// The next line after `first` that writes `key` at the same column (block style); nil when there is none.
+    static func repeated(_ key: String, after first: (line: Int, column: Int), in text: String) -> (line: Int, column: Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard first.line < lines.count else { return nil }
+        for index in first.line..<lines.count {
+            let line = lines[index]
+            let indent = line.prefix { $0 == " " }.count
+            guard indent + 1 == first.column else { continue }
+            let rest = line.dropFirst(indent)
+            for spelling in [key, "\"\(key)\"", "'\(key)'"] where rest.hasPrefix(spelling) {
+                if rest.dropFirst(spelling.count).drop(while: { $0 == " " }).hasPrefix(":") { return (index + 1, first.column) }
+            }
+        }
+        return nil
     }
 
     public func error(_ message: String) -> YAMLInputError {

@@ -175,7 +175,7 @@ struct FaultClientOptions: ParsableArguments {
             return try await client.send(method, path, json: body, group: MultiThreadedEventLoopGroup.singleton)
         } catch let error as FaultClientError {
             switch error {
-            case .unreachable(let message): throw CLIError(message: message, exitCode: 3)
+            case .unreachable(let message), .notConnected(let message): throw CLIError(message: message, exitCode: 3)
             default: throw CLIError.badInput(error.description)
             }
         }

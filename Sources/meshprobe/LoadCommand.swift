@@ -46,7 +46,7 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.stage)
     var stages: [LoadStage] = []
 
-    @Option(help: "Leave the first DURATION out of the results (requests are still sent).", transform: InputArgument.durationOrZero)
+    @Option(help: "Leave the first DURATION out of the results (requests are still sent; with -n, on top of the N measured).", transform: InputArgument.durationOrZero)
     var warmup: TimeSpan?
 
     @Option(help: "Closed model: pause this long after each response before the slot sends again.", transform: InputArgument.durationOrZero)

@@ -21,7 +21,8 @@ struct Meshprobe: AsyncParsableCommand {
         subcommands: [LoadCommand.self, RunCommand.self, VerifyCommand.self, GameDayCommand.self, EchoCommand.self, FaultCommand.self, PKICommand.self, DemoCommand.self, MergeCommand.self]
     )
 
-    /// Runs the command; maps usage errors to exit code 2 (DESIGN.md) instead of ArgumentParser's 64.
+    /// Runs the command; maps usage errors to exit code 2 (docs/conventions.md, "Exit codes") instead of
+    /// ArgumentParser's 64.
     static func main() async {
         await SignalHub.install()
         do {

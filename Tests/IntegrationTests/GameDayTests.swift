@@ -175,7 +175,7 @@ extension EndToEnd {
             print(String(format: "held answer: exited %.3f s after the signal", took))
             #expect(try await faults(on: echo).isEmpty, "the fault whose answer never came is cleared by the run's label")
             #expect(lines.all.contains { $0.contains("cleared 1 fault(s)") && $0.contains("label \(set[0].label ?? "?")") }, "\(lines.all)")
-            #expect(err.contains("aborted: a signal") && !err.contains("NOT cleared"), "\(err)")
+            #expect(err.contains("incomplete: a signal") && !err.contains("NOT cleared"), "\(err)")
             #expect((json(out)["aborted"] as? String)?.contains("signal") == true)
             #expect(json(out)["faultsLeft"] as? [String] == [])
         }
@@ -188,11 +188,12 @@ extension EndToEnd {
             defer { Task { await echo.close() } }
             let stalling = try await StallingRelay.start(to: echo.port)
             defer { Task { await stalling.stop() } }
-            // The load goes through the relay too: its connection, opened once the fault's answer came, is the second.
+            // The load goes through the relay too: its connection, opened once the fault's answer came, is the third
+            // (after the check of the control API before the first step, and the fault's own).
             let file = try thirtySecondStep(target: "https://127.0.0.1:\(stalling.port)/reviews",
                                             fault: "{target: https://127.0.0.1:\(stalling.port), delay: 5ms, path: /reviews}")
             let process = try SignalledProcess(meshprobeBinary, ["gameday", file, "--quiet"])
-            try #require(try await process.wait { stalling.connectionCount >= 2 }, "the load never started")
+            try #require(try await process.wait { stalling.connectionCount >= 3 }, "the load never started")
             stalling.holdAll()
             let (took, output) = try await process.signal(SIGTERM)
             let err = output.stderr
@@ -204,7 +205,7 @@ extension EndToEnd {
             let label = try #require(left[0].label)
             let exitLine = err.split(separator: "\n").last.map(String.init) ?? ""
             let url = "https://127.0.0.1:\(stalling.port)"
-            #expect(exitLine.contains("aborted: a signal") && exitLine.contains("NOT cleared"), "\(err)")
+            #expect(exitLine.contains("incomplete: a signal") && exitLine.contains("NOT cleared"), "\(err)")
             #expect(exitLine.contains("\(left[0].id) on \(url): path /reviews, expires in at most"), "\(exitLine)")
             #expect(exitLine.contains("faults labelled \(label) on \(url): not confirmed cleared, any expires within"), "\(exitLine)")
             try await FaultClient(url: "https://127.0.0.1:\(echo.port)", tls: try control.controlTLS()).clear(group: MultiThreadedEventLoopGroup.singleton)
@@ -243,8 +244,9 @@ extension EndToEnd {
             #expect(long.status == 2 && long.stderr.contains("--max-duration"), "\(long.stderr)")
         }
 
-        /// A fault for a workload that is not there: the step cannot run, the game day stops (exit 3) and the fault set
-        /// on the other workload before it is cleared. A game day with faults but no client certificate is bad input.
+        /// A fault for a workload that is not there: the check before the first step asks every control API the steps
+        /// need, so the game day stops (exit 3) before any load or fault, naming it, and says nothing was left. A game
+        /// day with faults but no client certificate is bad input.
         @Test func anUnknownWorkloadStopsTheGameDayAndNoFaultStays() async throws {
             let lab = try await startLab()
             defer { Task { await lab.close() } }
@@ -261,10 +263,12 @@ extension EndToEnd {
             let out = lab.dir.appendingPathComponent("result.json").path
             let result = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", out], timeout: 60)
             #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
-            #expect(result.stdout.contains("cannot reach the echo at https://127.0.0.1:\(nobody)"), "\(result.stdout)")
-            #expect(json(out)["skipped"] as? [String] == ["never"])
-            #expect(try await ResultSchema.gameday.violation(in: out) == nil, "a step that could not run, with its problem")
-            #expect(try await faultsLeft(lab).isEmpty, "the fault set on v1 before the failure was cleared")
+            #expect(result.stdout.contains("INCOMPLETE: before the first step, 1 workload's control API did not answer, so no step was run and no fault set: cannot reach the echo at https://127.0.0.1:\(nobody)"), "\(result.stdout)")
+            #expect(!result.stderr.contains("NOT cleared"), "nothing was set, so nothing is said to be left: \(result.stderr)")
+            #expect(result.stdout.split(separator: "\n").last == "INCOMPLETE", "\(result.stdout)")
+            #expect(json(out)["skipped"] as? [String] == ["two faults", "never"])
+            #expect(try await ResultSchema.gameday.violation(in: out) == nil, "a game day that ran no step")
+            #expect(try await faultsLeft(lab).isEmpty)
 
             let anonymous = try String(contentsOfFile: file, encoding: .utf8)
                 .replacingOccurrences(of: "identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}", with: "identity: {ca: \(pki.caFile)}")

@@ -119,6 +119,20 @@ extension EndToEnd {
         #expect(echo.requestsServed == 200)
     }
 
+    /// `-n` counts measured requests: a warm-up's come on top.
+    @Test func aRequestCountIsMeasuredAfterTheWarmUp() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/"], requests: 100, connections: 1, streams: 10) {
+            $0.plan.model = .open(rate: .constant(200), arrivals: .uniform)
+            $0.plan.warmup = 0.5
+        }
+        #expect(result.warmupRequests == 100)
+        #expect(result.responses == 100)
+        #expect(result.latency.totalCount == 100)
+        #expect(echo.requestsServed == 200)
+    }
+
     @Test func churnPerRequestOpensAFreshResumedTLSConnectionEachTime() async throws {
         let pki = try LabPKIFixture()
         let server = try pki.svid("reviews", uris: [pki.id("reviews")])

@@ -8,8 +8,8 @@ extension EndToEnd {
     /// end to end between meshprobe and the echo) and in `mode http` (per request), in front of two mTLS echo workloads.
     @Suite(.timeLimit(.minutes(3))) struct RoutingUnitTests {
         /// Runs `verify` with `expect` against HAProxy (`layer4` or not) weighting two TLS echo workloads `weights`.
-        func verify(weights: (Int, Int), layer4: Bool, expect: String, load: String = "{connections: 4, streams: 10}")
-            async throws -> (ProcessOutput, [String: Any]) {
+        func verify(weights: (Int, Int), layer4: Bool, expect: String, load: String = "{connections: 4, streams: 10}",
+                    balance: String = "random(1)") async throws -> (ProcessOutput, [String: Any]) {
             let pki = try LabPKIFixture()
             let server = try pki.svid("reviews", uris: [pki.id("reviews")], dns: ["reviews.lab.svc.cluster.local"])
             let prober = try pki.svid("prober", uris: [pki.id("prober")])
@@ -17,7 +17,10 @@ extension EndToEnd {
             let v1 = try await startEcho(version: "v1", tls: layer4 ? try pki.serverTLS(server) : nil)
             let v2 = try await startEcho(version: "v2", tls: layer4 ? try pki.serverTLS(server) : nil)
             defer { Task { await v1.close(); await v2.close() } }
-            let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, weights.0), ("v2", v2.port, weights.1)]) { $0.layer4 = layer4 }
+            let (proxy, port, dir) = try await startHAProxy([("v1", v1.port, weights.0), ("v2", v2.port, weights.1)]) {
+                $0.layer4 = layer4
+                $0.balance = balance
+            }
             defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
             let policy = dir.appendingPathComponent("policy.yaml")
             try """
@@ -84,6 +87,23 @@ extension EndToEnd {
             #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
             #expect(verdict["decided"] as? Bool == false, "never a FAIL: \(verdict)")
             #expect((verdict["reason"] as? String)?.contains("cluster by connection") == true, "\(verdict)")
+        }
+
+        /// A balancer keyed by the client (HAProxy `balance source`: one client address, one workload) in front of a
+        /// correct 90/10 split: every connection of this one client reaches the same workload. That cannot be told from
+        /// a split that is not in effect, so it is undecided, never a FAIL of a correct canary; declaring that each
+        /// connection is routed on its own makes the same run a FAIL.
+        @Test func aClientKeyedBalancerIsUndecidedUnlessRoutingIsDeclared() async throws {
+            let (out, object) = try await verify(weights: (90, 10), layer4: true, expect: "  split: {v1: 90, v2: 10}", balance: "source")
+            #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+            let (verdict, _) = try split(object)
+            #expect(verdict["decided"] as? Bool == false, "never a FAIL: \(verdict)")
+            let reason = verdict["reason"] as? String ?? ""
+            #expect(reason.contains("routing is keyed by the client") && reason.contains("expect.routing: per-connection"), "\(reason)")
+            let (declared, declaredObject) = try await verify(weights: (90, 10), layer4: true,
+                                                              expect: "  split: {v1: 90, v2: 10}\n  routing: per-connection", balance: "source")
+            #expect(declared.status == 1, "\(declared.stdout)\(declared.stderr)")
+            #expect(try split(declaredObject).verdict["decided"] as? Bool == true)
         }
 
         /// Per-request routing (`mode http`): the connection unit sees the requests mix on each connection and passes a

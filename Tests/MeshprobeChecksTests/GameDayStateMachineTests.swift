@@ -121,7 +121,7 @@ import Testing
         #expect(exit(1, 1) == ["verdict: FAIL (and 1 step undecided)", "1"], "a FAIL is not hidden by an undecided step")
         #expect(exit(0, 2) == ["no verdict: 2 steps undecided or not run (each says why above)", "3"])
         #expect(exit(0, 0, skipped: 1) == ["no verdict: 1 step undecided or not run (each says why above)", "3"])
-        #expect(exit(1, 0, abort: "a signal (SIGINT or SIGTERM)") == ["aborted: a signal (SIGINT or SIGTERM)", "3"])
+        #expect(exit(1, 0, abort: "a signal (SIGINT or SIGTERM)") == ["incomplete: a signal (SIGINT or SIGTERM)", "3"])
     }
 
     @Test func aFaultLeftIsNeverAPassAndIsNamed() {
@@ -132,6 +132,6 @@ import Testing
         #expect(GameDayVerdict.exit(failed: 1, undecided: 0, skipped: 0, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
             == ["verdict: FAIL" + named, "3"], "a failed verdict with a fault left is not a plain FAIL")
         #expect(GameDayVerdict.exit(failed: 0, undecided: 1, skipped: 0, abortReason: "the abort file /tmp/stop appeared", faultsLeft: left)
-            .map { [$0.message, "\($0.code)"] } == ["aborted: the abort file /tmp/stop appeared" + named, "3"])
+            .map { [$0.message, "\($0.code)"] } == ["incomplete: the abort file /tmp/stop appeared" + named, "3"])
     }
 }

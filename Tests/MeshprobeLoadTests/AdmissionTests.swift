@@ -21,6 +21,17 @@ import Testing
         #expect(beyondBudget == nil)
     }
 
+    /// `-n` counts measured requests: those started in the warm-up are sent but do not spend the budget.
+    @Test func warmUpRequestsDoNotSpendTheBudget() {
+        var admission = ClosedAdmission(budget: 2, deadline: nil, concurrency: nil, share: 1, start: 0, warmupEnd: 10)
+        let admitted = [1, 5, 9, 10, 11, 12].compactMap { admission.admit(at: UInt64($0), busy: 0) }
+        #expect(admitted.map(\.intended) == [1, 5, 9, 10, 11])
+        admission.putBack(admitted[0])  // a warm-up request handed back gives nothing back to the budget
+        #expect(admission.admit(at: 13, busy: 0) == nil)
+        admission.putBack(admitted[4])
+        #expect(admission.admit(at: 14, busy: 0)?.intended == 14)
+    }
+
     @Test func aDeadlineEndsAdmissionAtItsInstant() {
         var admission = ClosedAdmission(budget: nil, deadline: 5 * second, concurrency: nil, share: 1, start: 0)
         let justBefore = admission.admit(at: 5 * second - 1, busy: 1000)
@@ -71,6 +82,21 @@ import Testing
     func uniform(_ rate: Double, for seconds: Double? = nil, budget: Int? = nil, tick: UInt64? = nil) -> OpenAdmission {
         OpenAdmission(rate: .constant(rate), process: .uniform, budget: budget, share: 1, phase: 0, seed: 1,
                       plannedDuration: seconds, fixedTick: tick)
+    }
+
+    /// A budget with a warm-up: the arrivals due in the warm-up come on schedule but do not spend it.
+    @Test func warmUpArrivalsDoNotSpendTheBudget() {
+        var admission = uniform(100, budget: 50, tick: 0)
+        admission.begin(at: 0, deadline: nil, warmupEnd: second)
+        var intended: [UInt64] = []
+        var t: UInt64 = 0
+        while let wake = admission.advance(to: t) {
+            while let admitted = admission.admit(at: t, busy: 0) { intended.append(admitted.intended) }
+            t = wake
+        }
+        while let admitted = admission.admit(at: t, busy: 0) { intended.append(admitted.intended) }
+        #expect(intended.filter { $0 < second }.count == 100, "a second of warm-up at 100/s")
+        #expect(intended.filter { $0 >= second }.count == 50, "the budget, all measured")
     }
 
     @Test func arrivalsComeOnTheirScheduleAndLeaveWithTheirIntendedTimes() {

@@ -239,7 +239,7 @@ import Testing
         #expect(e.consecutiveErrors == 3 && e.counted == .gatewayErrors && e.interval == 2 && e.baseEjectionTime == 15)
         #expect(e.maxEjectionPercent == 50 && e.maxEjected(of: 4) == 2 && e.maxEjected(of: 1) == 1)
         #expect(e.faultTargets == ["https://10.0.0.7:8443", "https://10.0.0.8:8443"] && e.rate == 100)
-        #expect(e.source.hasSuffix(":5"), "\(e.source)")
+        #expect(e.source.hasSuffix(":5 expect.outlierDetection"), "\(e.source)")
         #expect(e.ejectionWindow == (15, 17))
     }
 

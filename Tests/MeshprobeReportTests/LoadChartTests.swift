@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeHistogram
 import MeshprobeLoad
 import Testing
 @testable import MeshprobeReport

@@ -1,6 +1,6 @@
 import Foundation
 import Histogram
-import MeshprobeLoad
+import MeshprobeHistogram
 import MeshprobeReport
 import Testing
 

@@ -118,3 +118,34 @@ import Testing
         #expect(VerdictTable(view, style: TerminalStyle(color: false)).outcome.rendered == "FAIL (no thresholds set; 100 of 100 requests failed)")
     }
 }
+
+/// The client-keyed rule: a connection-unit FAIL whose every response came from one declared destination is withheld.
+@Suite struct ClientKeyedRoutingTests {
+    let declared = ["v1": 0.9, "v2": 0.1]
+
+    @Test func oneDeclaredDestinationUnderAutoRoutingIsWithheld() throws {
+        let reason = try #require(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: declared, routing: "auto", connections: 300))
+        #expect(reason.hasPrefix("undecided: all 600 successful responses on 300 connections came from v1"))
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600, "v2": 0], declared: declared, routing: nil, connections: 300) != nil)
+    }
+
+    @Test func theRuleDoesNotApplyElsewhere() {
+        // Routing declared, two destinations seen, an undeclared or zero-weight destination, a one-destination split.
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: declared, routing: "per-connection", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 590, "v2": 10], declared: declared, routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v3": 600], declared: declared, routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v2": 600], declared: ["v1": 1, "v2": 0], routing: "auto", connections: 300) == nil)
+        #expect(VerifyReport.clientKeyedReason(counts: ["v1": 600], declared: ["v1": 1], routing: "auto", connections: 300) == nil)
+    }
+}
+
+/// Verdict names carry the declaration's name; its position goes into the evidence.
+@Suite struct DeclarationSiteTests {
+    @Test func positionAndNameAreSplit() {
+        #expect(DeclarationSite("policies/p.yaml:12 expect.circuitBreaker") == DeclarationSite(name: "expect.circuitBreaker", position: "policies/p.yaml:12"))
+        #expect(DeclarationSite("dr.yaml:8 DestinationRule reviews") == DeclarationSite(name: "DestinationRule reviews", position: "dr.yaml:8"))
+        #expect(DeclarationSite("/tmp/a b/g.yaml:20 step 'ramp: 2x'") == DeclarationSite(name: "step 'ramp: 2x'", position: "/tmp/a b/g.yaml:20"))
+        #expect(DeclarationSite("p.yaml:12") == DeclarationSite(name: "p.yaml", position: "p.yaml:12"))
+        #expect(DeclarationSite("demo") == DeclarationSite(name: "demo", position: nil))
+    }
+}

@@ -50,6 +50,21 @@ import Testing
         #expect((trajectory.last?["counts"] as? [String: Int]) == (evidence["counts"] as? [String: Int]))
     }
 
+    /// One client, one destination: a split not in effect and a client-keyed balancer look alike from here, so the
+    /// verdict is withheld under `routing: auto`; declared per-connection routing makes it a FAIL.
+    @Test func oneDeclaredDestinationOnlyIsUndecidedUnlessRoutingIsDeclared() async throws {
+        let (outcome, object) = try await verify(expect: "{v1: 90, v2: 10}", echoVersion: "v1")
+        guard case .undecided = outcome else {
+            Issue.record("expected undecided, got \(outcome)")
+            return
+        }
+        let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
+        #expect(verdict["decided"] as? Bool == false)
+        #expect((verdict["reason"] as? String)?.contains("routing is keyed by the client") == true, "\(verdict)")
+        let (declared, _) = try await verify(expect: "{v1: 90, v2: 10}\n  routing: per-connection", echoVersion: "v1")
+        #expect(declared == .failed)
+    }
+
     @Test func anotherVersionServingFailsWithExitOne() async throws {
         let (outcome, object) = try await verify(expect: "{v2: 100}", echoVersion: "v1")
         #expect(outcome == .failed)

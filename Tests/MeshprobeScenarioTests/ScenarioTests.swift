@@ -207,8 +207,9 @@ import Testing
         // Names are printed, labelled in metrics and written into reports: no control characters.
         ("name: \"run\\e[2Kx\"\ntarget: http://h/\nload: {requests: 1}\n", 1, "name"),
         ("target: http://h/\nload: {requests: 1}\nsteps:\n  - {name: \"a\\rb\", path: /a}\n", 4, "steps[0].name"),
-        // A key given twice: at the first one (the YAML library marks it), not at 1:1.
-        ("target: http://h/\nload:\n  requests: 1\n  streams: 2\n  requests: 3\n", 3, "requests"),
+        // A key given twice: at the second one (the message names the first), not at 1:1; in flow style, the first.
+        ("target: http://h/\nload:\n  requests: 1\n  streams: 2\n  requests: 3\n", 5, "requests"),
+        ("target: http://h/\nload: {requests: 1, requests: 3}\n", 2, "requests"),
         ("target: https://h/\nidentity:\n  insecure: true\n  expectPeer: spiffe://example.org/ns/a/sa/b\nload: {requests: 1}\n", 4, "identity.expectPeer"),
     ])
     func impossibleValuesFailWithLineAndField(_ text: String, _ line: Int, _ field: String) throws {

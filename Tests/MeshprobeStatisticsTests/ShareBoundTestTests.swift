@@ -23,6 +23,24 @@ import Testing
         }
     }
 
+    /// What an undecided test says it needs is what recording that many more successes takes, to the sample.
+    @Test func samplesToPassIsTheDistanceToThePassBound() throws {
+        var test = try ShareBoundTest(minimum: 0.999, falseFailRate: 0.001, missRate: 0.01)
+        test.add(successes: 800, failures: 0)
+        let need = try #require(test.samplesToPass())
+        var fewer = test
+        fewer.add(successes: Double(need - 1), failures: 0)
+        #expect(fewer.verdict == nil)
+        var enough = test
+        enough.add(successes: Double(need), failures: 0)
+        #expect(enough.verdict == .pass)
+        #expect((5000...6500).contains(800 + need), "about 6500 in all with no failure: \(800 + need)")
+        // A share at the objective never passes: out of reach within the limit.
+        var even = try ShareBoundTest(minimum: 0.5, falseFailRate: 0.001, missRate: 0.01)
+        even.add(successes: 500, failures: 500)
+        #expect(even.samplesToPass(limit: 10) == nil)
+    }
+
     /// With no failure at all, 0.999 needs about 6500 successes (an anytime bound; a fixed-size exact test needs
     /// 4603): the price of looking after every request.
     @Test func aPerfectServicePassesAHighObjectiveAfterEnoughRequests() throws {

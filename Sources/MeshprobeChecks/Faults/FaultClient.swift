@@ -67,7 +67,8 @@ public struct FaultClient: Sendable {
                 connectTimeout: .nanoseconds(Int64(min(5, timeout) * 1e9)), timeout: .nanoseconds(Int64(timeout * 1e9)),
                 graceOnCancel: .nanoseconds(Int64(Self.graceOnCancel * 1e9)), group: group)
         } catch {
-            throw .unreachable("cannot reach the echo at \(url): \(Self.explain(error, target: target))")
+            let why = "cannot reach the echo at \(url): \(Self.explain(error, target: target))"
+            throw Self.neverConnected(error) ? .notConnected(why) : .unreachable(why)
         }
         return Answer(status: Int(answer.status.code), body: answer.body)
     }
@@ -80,11 +81,15 @@ public struct FaultClient: Sendable {
         do { return try TLSContext(configuration: configuration) } catch { throw .badInput(error.description) }
     }
 
+    /// No connection was made (refused, no route, the connect timed out): the request never left.
+    static func neverConnected(_ error: any Error) -> Bool {
+        if let e = error as? ChannelError, case .connectTimeout = e { return true }
+        return error is IOError || error is NIOConnectionError
+    }
+
     /// Why no answer came, named as the load engine names a failed connection (`KIND: why`).
     static func explain(_ error: any Error, target: LoadTarget) -> String {
-        var connecting = error is IOError || error is NIOConnectionError
-        if let e = error as? ChannelError, case .connectTimeout = e { connecting = true }
-        if connecting {
+        if neverConnected(error) {
             let (kind, why) = target.connectFailure(error)
             return "\(kind.rawValue): \(why)"
         }
@@ -148,12 +153,14 @@ public enum FaultClientError: Error, Sendable, CustomStringConvertible {
     case rejected(String, field: String?)
     /// The echo refused (403 not on the allow list, 404 no control API, 409 too many faults, ...).
     case refused(String, status: Int)
-    /// No answer at all.
+    /// No answer at all: the request may have reached the echo.
     case unreachable(String)
+    /// No connection could be made: the request never left.
+    case notConnected(String)
 
     public var description: String {
         switch self {
-        case .badInput(let m), .rejected(let m, _), .refused(let m, _), .unreachable(let m): return m
+        case .badInput(let m), .rejected(let m, _), .refused(let m, _), .unreachable(let m), .notConnected(let m): return m
         }
     }
 }
@@ -192,13 +199,22 @@ public final class FaultLedger: @unchecked Sendable {
         var fault = fault
         fault.label = label
         let lasts = Duration.seconds(fault.durationSeconds ?? FaultSettings.maxDurationSeconds)
-        lock.withLock {
+        let before = lock.withLock { () -> (client: FaultClient, expires: ContinuousClock.Instant)? in
+            let before = echoes[client.url]
             let expires = ContinuousClock.now + lasts
-            echoes[client.url] = (client, max(expires, echoes[client.url]?.expires ?? expires))
+            echoes[client.url] = (client, max(expires, before?.expires ?? expires))
+            return before
         }
         // In the caller's task: an aborted step cancels it (its answer then has `graceOnCancel` to come), and the
         // clearing after the step starts once it has ended.
-        let set = try await client.bounded(by: deadline).set(fault, group: group)
+        let set: FaultControlJSON.Fault
+        do {
+            set = try await client.bounded(by: deadline).set(fault, group: group)
+        } catch {
+            // A request that never left set nothing: the echo is not one to clear (unless an earlier fault was set).
+            if case .notConnected = error { lock.withLock { echoes[client.url] = before } }
+            throw error
+        }
         lock.withLock { open.append((client, set)) }
         return set
     }

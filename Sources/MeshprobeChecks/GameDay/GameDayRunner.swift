@@ -73,8 +73,44 @@ public struct GameDayRunner: Sendable {
         self.maxDuration = maxDuration
     }
 
+    /// The control APIs the steps will set faults through, in the order the steps name them.
+    public var controlTargets: [String] {
+        var out: [String] = []
+        for step in steps {
+            switch step.kind {
+            case .load: out += step.faults.map(\.target)
+            case .outlierDetection(let e): out += e.faultTargets
+            case .circuitBreaker, .retries: break
+            }
+        }
+        return out.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    /// Asks every control API the steps need for this run's faults (none yet), so that an unreachable or refusing
+    /// workload stops the game day before its first step sends anything; nil when all answered, else why not.
+    public func preflight(group: any EventLoopGroup) async -> String? {
+        var problems: [String] = []
+        for url in controlTargets {
+            do {
+                let client = try FaultClient(url: url, tls: controlTLS).bounded(by: stopDeadline)
+                _ = try await client.list(label: runLabel, group: group)
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        guard !problems.isEmpty else { return nil }
+        return "before the first step, \(counted(problems.count, "workload's control API", plural: "workloads' control APIs")) "
+            + "did not answer, so no step was run and no fault set: " + problems.joined(separator: "; ")
+    }
+
     public func run(abort: AbortSwitch, group: any EventLoopGroup) async -> Outcome {
         let ledger = FaultLedger(label: runLabel, deadline: stopDeadline)
+        if let why = await preflight(group: group) {
+            abort.abort(why)
+            var machine = GameDayStateMachine(steps: steps.map(\.name))
+            _ = machine.nextAction(aborted: true)  // every step skipped
+            return machine.outcome(abortReason: why, faultsLeft: [])
+        }
         let started = ContinuousClock.now
         var machine = GameDayStateMachine(steps: steps.map(\.name))
         while case .start(let index) = machine.nextAction(aborted: abort.abortReason != nil) {

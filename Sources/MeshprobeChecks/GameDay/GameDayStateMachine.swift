@@ -97,7 +97,7 @@ public enum GameDayVerdict {
     public static func exit(failed: Int, undecided: Int, skipped: Int, abortReason: String?,
                             faultsLeft: [String]) -> (message: String, code: Int32)? {
         let left = faultsLeft.isEmpty ? "" : "; NOT cleared (each expires on its own): " + faultsLeft.joined(separator: "; ")
-        if let why = abortReason { return ("aborted: \(why)\(left)", 3) }
+        if let why = abortReason { return ("incomplete: \(why)\(left)", 3) }
         if failed > 0 {
             let alsoUndecided = undecided > 0 ? " (and \(undecided) step\(undecided == 1 ? "" : "s") undecided)" : ""
             return ("verdict: FAIL" + alsoUndecided + left, faultsLeft.isEmpty ? 1 : 3)

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeStatistics
@@ -169,6 +170,9 @@ public struct SLOCheck: Sendable {
     public var logEvidence: (pass: Double, fail: Double)
     public var falseFailRate: Double
     public var missRate: Double
+    /// Undecided: the samples, each meeting the objective, that a PASS would still need (nil when decided or out of
+    /// reach).
+    public var samplesToPass: Int?
 
     static func label(_ percentile: Double) -> String {
         percentile == percentile.rounded() ? "p\(Int(percentile))" : "p\(String(format: "%g", percentile))"
@@ -196,7 +200,15 @@ public struct SLOCheck: Sendable {
         case .pass?: reason = nil
         case .fail?: reason = figures + ": below the objective at false-fail <= \(test.falseFailRate)"
         case nil where test.samples == 0: reason = "undecided: no request completed, nothing to judge"
-        case nil: reason = "undecided: " + figures + ": too few samples to tell at these error rates before the run ended"
+        case nil:
+            // What deciding would take, not an interval: the distance to the PASS bound at the policy's error rates.
+            let sample = unit == .connection ? "connection" : "request"
+            samplesToPass = test.samplesToPass()
+            let need = samplesToPass.map { "a PASS needs about \(counted($0, "more \(sample)", plural: "more \(sample)s")) that all meet it" }
+                ?? "a PASS is out of reach at this share"
+            reason = String(format: "undecided: %.4f %@ over %d %@, objective %.4f: ", observed, what, samples, units, test.minimum)
+                + "\(need) (miss <= \(numberText(test.missRate))), a FAIL a share clearly below the objective "
+                + "(false-fail <= \(numberText(test.falseFailRate))); the run ended first"
         }
     }
 

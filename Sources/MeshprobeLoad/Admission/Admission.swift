@@ -4,6 +4,9 @@
 /// Two implementations: `ClosedAdmission` (a request starts when a slot is free, within a budget, a deadline and a
 /// concurrency target) and `OpenAdmission` (requests arrive on a schedule, whether or not a slot is free, and wait
 /// in a backlog until one is).
+///
+/// A contract only: nothing dispatches through it. `LoadWorker` holds the concrete type of its model (`open`,
+/// `closed`), so that admitting a request, which it does per request, costs no existential dispatch.
 protocol Admission {
     /// A request that may start now at `t` on a free slot, or nil. `busy`: the slots in use (requests in flight and
     /// virtual users thinking), which the closed model's concurrency target counts.

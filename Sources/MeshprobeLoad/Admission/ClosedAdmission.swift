@@ -1,7 +1,8 @@
 import MeshprobeSpec
 
 /// The closed model: a request starts when a slot is free, until the budget is spent or the deadline passes; with
-/// a concurrency profile, only while fewer slots than its current target (this worker's share) are busy.
+/// a concurrency profile, only while fewer slots than its current target (this worker's share) are busy. Requests
+/// started in the warm-up are not measured, so they do not spend the budget (`-n` counts measured requests).
 struct ClosedAdmission: Admission {
     /// Requests still to start; `Int.max` when the run is bounded by time only.
     private(set) var remaining: Int
@@ -10,13 +11,15 @@ struct ClosedAdmission: Admission {
     private(set) var concurrency: LoadProfile?
     private let share: Double
     private let start: UInt64
+    private let warmupEnd: UInt64
 
-    init(budget: Int?, deadline: UInt64?, concurrency: LoadProfile?, share: Double, start: UInt64) {
+    init(budget: Int?, deadline: UInt64?, concurrency: LoadProfile?, share: Double, start: UInt64, warmupEnd: UInt64 = 0) {
         remaining = budget ?? Int.max
         self.deadline = deadline
         self.concurrency = concurrency
         self.share = share
         self.start = start
+        self.warmupEnd = warmupEnd
     }
 
     /// The concurrency target moves with time: idle slots may start later without any response arriving.
@@ -29,12 +32,12 @@ struct ClosedAdmission: Admission {
             let target = Int((concurrency.value(at: Double(t &- start) / 1e9) * share).rounded())
             guard busy < target else { return nil }
         }
-        if remaining != Int.max { remaining -= 1 }
+        if remaining != Int.max && t >= warmupEnd { remaining -= 1 }
         return Admitted(intended: t, waited: nil, scheduled: false)
     }
 
     mutating func putBack(_ admitted: Admitted) {
-        if remaining != Int.max { remaining += 1 }
+        if remaining != Int.max && admitted.intended >= warmupEnd { remaining += 1 }
     }
 
     func wantsMore(at t: UInt64) -> Bool {

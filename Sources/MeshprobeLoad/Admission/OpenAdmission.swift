@@ -28,6 +28,7 @@ struct OpenAdmission: Admission {
     /// `--send-tick`; nil: adapted to the current rate, recomputed every `tickRefresh`.
     private let fixedTick: UInt64?
     private var tick = UInt64(AdaptiveSendTick.minimum * 1e9)
+    private var warmupEnd: UInt64 = 0
     private var tickRefreshDue: UInt64 = 0
     private static let tickRefresh: UInt64 = 10_000_000
 
@@ -41,10 +42,22 @@ struct OpenAdmission: Admission {
         self.fixedTick = fixedTick
     }
 
-    /// Starts the schedule's clock at `t`.
-    mutating func begin(at t: UInt64, deadline: UInt64?) {
+    /// Starts the schedule's clock at `t`; arrivals due before `warmupEnd` are not measured and do not spend the
+    /// budget (`-n` counts measured requests).
+    mutating func begin(at t: UInt64, deadline: UInt64?, warmupEnd: UInt64 = 0) {
         base = t
         self.deadline = deadline
+        self.warmupEnd = warmupEnd
+    }
+
+    /// This worker's share of the target rate at `t`: the schedule's start before its clock began; past the end of
+    /// the schedule (the run draining, or the profile's last stage over), the rate it ended at, not the 0 after it.
+    func targetRate(at t: UInt64, begun: Bool) -> Double {
+        var seconds = begun ? Double(t &- min(t, base)) / 1e9 : 0
+        // The profile is 0 from its end on: the value just before the end is the last target.
+        if begun, let deadline, t >= deadline { seconds = Double(deadline &- min(deadline, base)) / 1e9 - 1e-6 }
+        if let end = schedule.profile.totalDuration { seconds = min(seconds, end - 1e-6) }
+        return schedule.profile.value(at: max(0, seconds)) * schedule.share
     }
 
     /// Due arrivals waiting for a slot.
@@ -67,7 +80,7 @@ struct OpenAdmission: Admission {
                 break
             }
             backlog.append(due)
-            if remaining != Int.max { remaining -= 1 }
+            if remaining != Int.max && due >= warmupEnd { remaining -= 1 }
             if remaining > 0, let following = schedule.next() {
                 nextArrival = base + UInt64(following * 1e9)
             } else {

@@ -155,7 +155,7 @@ extension RetryExpectation {
     /// A policy's `retries: {attempts: 2, perTryTimeout: 200ms, retryOn: "5xx,reset", timeout: 1s, requests: 20}`.
     init(policy value: YAMLValue) throws(YAMLInputError) {
         let m = try value.mapping(allowed: ["attempts", "perTryTimeout", "retryOn", "timeout", "requests"])
-        self.init(attempts: nil, source: "\(value.file):\(value.line)")
+        self.init(attempts: nil, source: "\(value.file):\(value.line) \(value.path)")
         if let a = m["attempts"] { attempts = try Self.checkable(attempts: a) }
         if let v = m["perTryTimeout"] { perTryTimeout = try Self.checkable(try v.duration(), at: v) }
         if let v = m["timeout"] { timeout = try Self.checkable(try v.duration(), at: v) }

@@ -170,15 +170,23 @@ public struct GameDayStep: Sendable {
             for key in ["duration", "faults", "expect"] where m[key] != nil {
                 throw m[key]!.error("\(key) belongs to a load step (with rate); the procedures set their own load and faults")
             }
+            // A procedure's verdicts are named by its step, not its place in the list (a step added before it
+            // would rename them in CI's history).
+            func site(_ v: YAMLValue) -> String { "\(v.file):\(v.line) step '\(name)'" }
             if let cb = m["circuitBreaker"] {
-                step = GameDayStep(name: name, kind: .circuitBreaker(try Policy.circuitBreaker(cb)), at: item.error(""))
+                var e = try Policy.circuitBreaker(cb)
+                e.source = site(cb)
+                step = GameDayStep(name: name, kind: .circuitBreaker(e), at: item.error(""))
             } else if let r = m["retries"] {
-                step = GameDayStep(name: name, kind: .retries(try RetryExpectation(policy: r)), at: item.error(""))
+                var e = try RetryExpectation(policy: r)
+                e.source = site(r)
+                step = GameDayStep(name: name, kind: .retries(e), at: item.error(""))
             } else {
                 let od = m["outlierDetection"]!
-                guard let e = try Policy.outlierDetection(od).0 else {
+                guard var e = try Policy.outlierDetection(od).0 else {
                     throw od.error("give consecutive5xxErrors or consecutiveGatewayErrors")
                 }
+                e.source = site(od)
                 step = GameDayStep(name: name, kind: .outlierDetection(e), at: item.error(""), rateAt: od["rate"]?.error(""))
             }
         }

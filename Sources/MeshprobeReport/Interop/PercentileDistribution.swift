@@ -1,5 +1,5 @@
 import Histogram
-import MeshprobeLoad
+import MeshprobeHistogram
 
 /// HdrHistogram's percentile-distribution text (`.hgrm`), as `outputPercentileDistribution` writes it, so existing
 /// plotters (HdrHistogram's plotFiles.html, hdr-plot) read meshprobe's latency: columns Value (milliseconds),

@@ -145,6 +145,11 @@ public enum VerifyMerge {
         v.decided = verdict != nil
         if case .fail(let why, _)? = verdict { v.reason = why } else { v.reason = nil }
         if verdict == nil { v.reason = "undecided on the merged \(total) responses: no boundary crossed" }
+        if case .fail? = verdict, connectionUnit,
+           let keyed = VerifyReport.clientKeyedReason(counts: counts, declared: e.declared, routing: e.sampling?.routing, connections: connections) {
+            v.decided = false
+            v.reason = keyed
+        }
         return v
     }
 

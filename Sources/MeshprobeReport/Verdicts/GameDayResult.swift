@@ -99,7 +99,8 @@ public struct GameDayResult: Codable, Sendable {
     public var stepsText: String {
         var out = ""
         for step in steps {
-            let status = step.passed ? "PASS" : step.decided ? "FAIL" : step.verdicts.isEmpty ? "NOT RUN" : "UNDECIDED"
+            // The words of the verdict table and the last line: a step that could not run is undecided.
+            let status = step.passed ? "PASS" : step.decided ? "FAIL" : "UNDECIDED"
             out += String(format: "%@  %@ (%.1f s)", status, step.name, step.seconds)
             if let requests = step.requests {
                 out += ": \(counted(requests, "request"))"
@@ -116,7 +117,7 @@ public struct GameDayResult: Codable, Sendable {
                 .joined(separator: "\n")
         }
         for name in skipped { out += "SKIPPED  \(name)\n" }
-        if let aborted { out += "ABORTED: \(aborted)\n" }
+        if let aborted { out += "INCOMPLETE: \(aborted)\n" }
         return out
     }
 

@@ -43,6 +43,9 @@ public struct VerifyReport: Codable, Sendable {
         /// Where a procedure's limit was checked: `service` (all endpoints together, where Envoy applies its
         /// connection-pool limits), `endpoint` (each endpoint on its own), or `client proxy`.
         public var scope: String? = nil
+        /// Where the expectation was declared (`policy.yaml:12`, `reviews-dr.yaml:8`): here, not in the verdict's
+        /// name, so that editing the file does not rename the verdict in CI's history.
+        public var declaredAt: String? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
@@ -70,17 +73,19 @@ public struct VerifyReport: Codable, Sendable {
         /// Evidence of a verdict that is not a statistical test (mTLS, clusters, SLOs, procedures): no tolerance, error
         /// rates, truncation or match headers; counts only when given.
         public static func facts(requests: Int, counts: [String: Int]? = nil, declared: [String: Double], observed: [String: Double],
-                                 test: String, scope: String? = nil) -> Evidence {
+                                 test: String, scope: String? = nil, declaredAt: String? = nil) -> Evidence {
             var e = Evidence(requests: requests, counts: [:], declared: declared, observed: observed, tolerance: 0, falseFailRate: 0,
                              missRate: 0, test: test, truncated: false, unsuccessfulResponses: 0, matchHeaders: [:], matchPath: nil)
             (e.countsIfAny, e.toleranceIfAny, e.falseFailRateIfAny, e.missRateIfAny) = (counts, nil, nil, nil)
             (e.truncatedIfAny, e.unsuccessfulIfAny, e.matchHeadersIfAny) = (nil, nil, nil)
             e.scope = scope
+            e.declaredAt = declaredAt
             return e
         }
 
         enum CodingKeys: String, CodingKey {
             case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling, trajectory
+            case declaredAt = "declared_at"
             case countsIfAny = "counts"
             case toleranceIfAny = "tolerance"
             case truncatedIfAny = "truncated"
@@ -182,7 +187,9 @@ public struct VerifyReport: Codable, Sendable {
     }
 
     public struct Verdict: Codable, Sendable {
-        /// split, mtls, clusters, slo, circuit_breaker, retries or timeout.
+        /// What was checked, one of the schema's `verdict.kind` values: split, mtls, clusters, slo, circuit_breaker
+        /// (also the connection-pool checks: concurrent retries, requests per connection), outlier_detection, retries
+        /// or timeout.
         public var kind = "split"
         public var name: String
         public var passed: Bool
@@ -232,16 +239,16 @@ public struct VerifyReport: Codable, Sendable {
     /// default its `requests` figure); undecided when it could not judge.
     public mutating func appendProcedureCheck(kind: String, name: String, passed: Bool, decided: Bool = true, reason: String?,
                                                requests: Int? = nil, observed: [String: Double], declared: [String: Double],
-                                               test: String, scope: String? = nil) {
+                                               test: String, scope: String? = nil, declaredAt: String? = nil) {
         let evidence = Evidence.facts(requests: requests ?? Int(observed["requests"] ?? 0), declared: declared, observed: observed,
-                                      test: test, scope: scope)
+                                      test: test, scope: scope, declaredAt: declaredAt)
         appendVerdict(Verdict(kind: kind, name: name, passed: decided && passed, decided: decided, reason: reason, evidence: evidence))
     }
 
     /// Adds a verdict that could not be reached (the procedure could not run), with why.
-    public mutating func addUndecided(kind: String, name: String, reason: String) {
+    public mutating func addUndecided(kind: String, name: String, reason: String, declaredAt: String? = nil) {
         verdicts.append(Verdict(kind: kind, name: name, passed: false, decided: false, reason: reason,
-                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run")))
+                                evidence: Evidence.facts(requests: 0, declared: [:], observed: [:], test: "not run", declaredAt: declaredAt)))
         passed = false
         decided = false
     }
@@ -295,8 +302,12 @@ public struct VerifyReport: Codable, Sendable {
             let o = v.evidence.observed
             let share = o["observed"] ?? 0
             var headline = "\(v.name): "
-            if let low = o["interval_low"], let high = o["interval_high"] {
-                let what = v.evidence.declared["percentile"] == nil ? "succeeded" : "under the ceiling"
+            let what = v.evidence.declared["percentile"] == nil ? "succeeded" : "under the ceiling"
+            if !v.decided, o["interval_low"] != nil {
+                // Undecided: how far the PASS bound is, not an interval that reads like a result.
+                headline += String(format: "%.4f %@ over %d samples; ", share, what, v.evidence.requests)
+                    + (o["samples_to_pass"].map { "a PASS needs about \(Int($0)) more that all meet it" } ?? "a PASS is out of reach at this share")
+            } else if let low = o["interval_low"], let high = o["interval_high"] {
                 headline += String(format: "%.4f %@ (95%% interval %.4f-%.4f) over %d samples", share, what, low, high, v.evidence.requests)
             } else {
                 headline += v.name.contains("latency") ? String(format: "observed %.3f ms", share * 1000) : String(format: "observed %.4f", share)
@@ -363,3 +374,61 @@ public struct VerifyReport: Codable, Sendable {
         decided = decided && v.decided
     }
 }
+
+extension VerifyReport {
+    /// Why a split that would FAIL on connections is withheld: every successful response came from one declared
+    /// destination while the split declares others. A balancer keyed by the client (a Service's `sessionAffinity:
+    /// ClientIP`, consistent hashing on the source address or on a header the prober sends unchanged, HAProxy `balance
+    /// source`) sends one client to one destination whatever the weights: then all of this prober's connections are
+    /// one sample, and a correct split looks like none. Applies to `routing: auto` only; `per-connection` and
+    /// `per-request` assert that each connection or request is routed on its own, and such a run FAILs. Nil when the
+    /// rule does not apply.
+    public static func clientKeyedReason(counts: [String: Int], declared: [String: Double], routing: String?,
+                                         connections: Int) -> String? {
+        guard routing == nil || routing == "auto" else { return nil }
+        let seen = counts.filter { $0.value > 0 }
+        guard seen.count == 1, let (only, responses) = seen.first, (declared[only] ?? 0) > 0,
+              declared.contains(where: { $0.key != only && $0.value > 0 }) else { return nil }
+        return "undecided: all \(counted(responses, "successful response")) on \(counted(connections, "connection")) came from \(only): "
+            + "either the split is not in effect, or routing is keyed by the client (a Service's sessionAffinity: ClientIP, "
+            + "consistent hashing on the source address or on a header this prober sends unchanged, HAProxy balance source), "
+            + "which sends one client to one destination and which one client cannot see past; if each connection is routed "
+            + "on its own, declare expect.routing: per-connection and such a run fails"
+    }
+}
+
+/// An expectation's source (`policy.yaml:12 expect.circuitBreaker`, `dr.yaml:8 DestinationRule reviews`) as a verdict
+/// names it: the declaration's name, stable when the file is edited, and its position, which goes into the evidence.
+public struct DeclarationSite: Sendable, Equatable {
+    /// `expect.circuitBreaker`, `DestinationRule reviews`; the whole source when it has no position.
+    public var name: String
+    /// `policy.yaml:12`; nil when the source has none.
+    public var position: String?
+
+    public init(name: String, position: String?) {
+        self.name = name
+        self.position = position
+    }
+
+    /// Splits `FILE:LINE NAME` after the first `:LINE` followed by a space or the end.
+    public init(_ source: String) {
+        let scalars = Array(source)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == ":" {
+                var j = i + 1
+                while j < scalars.count, scalars[j].isASCII, scalars[j].isNumber { j += 1 }
+                if j > i + 1, j == scalars.count || scalars[j] == " " {
+                    position = String(scalars[..<j])
+                    let rest = String(scalars[min(j + 1, scalars.count)...])
+                    name = rest.isEmpty ? String(scalars[..<i]) : rest
+                    return
+                }
+            }
+            i += 1
+        }
+        name = source
+        position = nil
+    }
+}
+

@@ -256,8 +256,13 @@ public struct RunReport: Sendable {
         return .passed
     }
 
-    /// PASS, FAIL, UNDECIDED, or ABORTED when the run stopped early.
+    /// The command's own last word, when it has one (a game day's INCOMPLETE), so that every view says what the
+    /// terminal says.
+    public var outcomeWord: String?
+
+    /// PASS, FAIL, UNDECIDED, or ABORTED when the run stopped early; the command's own word when it has one.
     public var statusLabel: String {
+        if let outcomeWord { return outcomeWord }
         if status == .failed { return "FAIL" }
         if abortReason != nil { return "ABORTED" }
         return status.label
