@@ -47,6 +47,16 @@ import Testing
         }
     }
 
+    /// A marker's line runs from the top down to its row, past the rows above: drawn before every marker, it never
+    /// crosses a number.
+    @Test func markerLinesAreDrawnBeneathEveryMarker() throws {
+        let events = (0..<4).map { RunReport.Event(at: 2 + Double($0) * 0.05, text: "event \($0)", kind: .info) }
+        let svg = SVGChart.timeline(events: events, bands: [], failures: [], title: "t")
+        let lastLine = try #require(svg.range(of: "<g class=\"event info\"><line", options: .backwards))
+        let firstCircle = try #require(svg.range(of: "<circle"))
+        #expect(lastLine.lowerBound < firstCircle.lowerBound)
+    }
+
     /// Every text's baseline lies inside the chart's height, with room below for its descenders.
     @Test func aProcedureTimelineHasRoomForItsTimeLabels() throws {
         let events = [RunReport.Event(at: 0.1, text: "fault set"), RunReport.Event(at: 3.4, text: "back")]

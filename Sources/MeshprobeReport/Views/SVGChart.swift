@@ -339,11 +339,14 @@ enum SVGChart {
                         anchor: "end", cls: "note")
         }
         out += "<line x1=\"\(f(left))\" y1=\"\(f(axisY))\" x2=\"\(f(width - right))\" y2=\"\(f(axisY))\" class=\"axis\"/>"
+        // Every marker's line first, then the markers: a line down to a lower row never crosses a marker's number.
+        let centres = events.indices.map { (x: x(events[$0].at), y: markerTop + 20 + rowHeight * Double(rows[$0])) }
         for (i, event) in events.enumerated() {
-            let px = x(event.at)
-            let cy = markerTop + 20 + rowHeight * Double(rows[i])
+            out += "<g class=\"event \(event.kind.rawValue)\"><line x1=\"\(f(centres[i].x))\" y1=\"\(f(top))\" x2=\"\(f(centres[i].x))\" y2=\"\(f(centres[i].y))\"/></g>"
+        }
+        for (i, event) in events.enumerated() {
+            let (px, cy) = centres[i]
             out += "<g class=\"event \(event.kind.rawValue)\"><title>\(e(String(format: "%.3f s: ", event.at) + event.text))</title>"
-            out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(cy))\"/>"
             out += "<circle cx=\"\(f(px))\" cy=\"\(f(cy))\" r=\"8\"/>"
             out += text(px, cy + 4, String(i + 1), anchor: "middle", cls: "num") + "</g>"
         }
