@@ -45,7 +45,9 @@ extension VerifyReport {
                 kind: v.kind, name: v.name, status: !v.decided ? .undecided : v.passed ? .passed : .failed, reason: v.reason,
                 summary: summary, evidence: details, seconds: i < seconds.count ? seconds[i] : 0, shares: shares,
                 timeline: (v.evidence.timeline ?? []).map { RunReport.Event(at: $0.at, text: $0.event) },
-                tolerance: v.kind == "split" ? v.evidence.tolerance : nil)
+                tolerance: v.kind == "split" ? v.evidence.tolerance : nil, trajectory: v.evidence.trajectory ?? [],
+                connections: v.kind == "split" ? v.evidence.sampling?.connections ?? v.evidence.connections : nil,
+                observed: v.kind == "split" ? [:] : v.evidence.observed, declared: v.kind == "split" ? [:] : v.evidence.declared)
         }
     }
 

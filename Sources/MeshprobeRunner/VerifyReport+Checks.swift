@@ -34,6 +34,9 @@ extension VerifyReport {
                                 connections: $0.connections, windows: $0.windows)
                 })
             evidence.sampling = sampling
+            if !outcome.trajectory.isEmpty {
+                evidence.trajectory = outcome.trajectory.map { TrajectoryPoint(samples: $0.samples, counts: $0.counts) }
+            }
             var reason: String?
             // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
             let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil

@@ -75,7 +75,12 @@ func sampleReport(command: String = "gameday") throws -> RunReport {
         kind: "split", name: "reviews canary \(hostile)", status: .passed, summary: "v1 90.2% (declared 90.0%) after 1840 requests",
         evidence: ["test: sequential probability ratio tests; tolerance 0.050"], seconds: 2.25,
         shares: [RunReport.Share(name: "v1", declared: 0.9, observed: 0.902, count: 1660),
-                 RunReport.Share(name: hostile, declared: 0.1, observed: 0.098, count: 180)], tolerance: 0.05)
+                 RunReport.Share(name: hostile, declared: 0.1, observed: 0.098, count: 180)], tolerance: 0.05,
+        trajectory: (1...46).map { i in
+            let n = i * 40
+            let v2 = i < 10 ? n / 4 : n * 98 / 1000
+            return VerifyReport.TrajectoryPoint(samples: n, counts: ["v1": n - v2, hostile: v2])
+        }, connections: 27)
     let slo = RunReport.Check(kind: "slo", name: "SLO: success rate >= 0.999", status: .failed,
                               reason: "success rate 0.97 < 0.999: 9 of 300 failed <with> \"quotes\" & ampersands",
                               summary: "observed 0.9700", evidence: ["point estimate over every request", "second line\twith a tab"], seconds: 3)

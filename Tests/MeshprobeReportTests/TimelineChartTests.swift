@@ -33,6 +33,41 @@ import Testing
         }
     }
 
+    /// A game day's step start, its fault and a procedure's first events within a fraction of a second: more markers
+    /// in one place than three rows hold (the fourth row used to be the third again, one marker over another).
+    @Test func anyNumberOfEventsAtOneMomentGetRowsOfTheirOwn() {
+        let events = (0..<7).map { RunReport.Event(at: 2 + Double($0) * 0.05, text: "event \($0)", kind: .info) } + [RunReport.Event(at: 32, text: "late")]
+        let svg = SVGChart.timeline(events: events, bands: [SVGChart.Band(name: "a", start: 0, end: 40, status: .passed)], failures: [], title: "t")
+        let centres = circles(svg)
+        #expect(centres.count == 8)
+        for i in centres.indices {
+            for j in centres.indices where j > i {
+                #expect(hypot(centres[i].x - centres[j].x, centres[i].y - centres[j].y) >= 16, "markers \(i + 1) and \(j + 1) overlap")
+            }
+        }
+    }
+
+    /// A marker's line runs from the top down to its row, past the rows above: drawn before every marker, it never
+    /// crosses a number.
+    @Test func markerLinesAreDrawnBeneathEveryMarker() throws {
+        let events = (0..<4).map { RunReport.Event(at: 2 + Double($0) * 0.05, text: "event \($0)", kind: .info) }
+        let svg = SVGChart.timeline(events: events, bands: [], failures: [], title: "t")
+        let lastLine = try #require(svg.range(of: "<g class=\"event info\"><line", options: .backwards))
+        let firstCircle = try #require(svg.range(of: "<circle"))
+        #expect(lastLine.lowerBound < firstCircle.lowerBound)
+    }
+
+    /// Every text's baseline lies inside the chart's height, with room below for its descenders.
+    @Test func aProcedureTimelineHasRoomForItsTimeLabels() throws {
+        let events = [RunReport.Event(at: 0.1, text: "fault set"), RunReport.Event(at: 3.4, text: "back")]
+        let svg = SVGChart.timeline(events: events, bands: [], failures: [], title: "t")
+        let height = try #require(Double(svg.components(separatedBy: "viewBox=\"0 0 ")[1].split(separator: "\"")[0].split(separator: " ")[1]))
+        let pattern = try NSRegularExpression(pattern: "<text x=\"[0-9.]+\" y=\"([0-9.]+)\"")
+        let baselines = pattern.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { Double(svg[Range($0.range(at: 1), in: svg)!])! }
+        #expect(!baselines.isEmpty)
+        #expect(baselines.allSatisfy { $0 + 4 <= height }, "\(baselines) in \(height)")
+    }
+
     @Test func stepNamesAreInTheLegendWhole() {
         let long = "v1 answers 503 to half its requests; retries should hide it from the callers of the reviews service at every hop"
         let bands = [SVGChart.Band(name: "baseline", start: 0, end: 30, status: .passed),

@@ -40,6 +40,14 @@ import Testing
         let verdict = try #require((object?["verdicts"] as? [[String: Any]])?.first)
         #expect(verdict["passed"] as? Bool == true)
         #expect(verdict["decided"] as? Bool == true)
+        // How the test converged: the counts as they grew, ending at the verdict's.
+        let evidence = try #require(verdict["evidence"] as? [String: Any])
+        let trajectory = try #require(evidence["trajectory"] as? [[String: Any]], "\(evidence)")
+        let samples = trajectory.compactMap { $0["samples"] as? Int }
+        #expect(samples.count == trajectory.count && samples.count >= 2 && samples.count <= 200)
+        #expect(samples == samples.sorted() && Set(samples).count == samples.count)
+        #expect(samples.last == evidence["requests"] as? Int)
+        #expect((trajectory.last?["counts"] as? [String: Int]) == (evidence["counts"] as? [String: Int]))
     }
 
     /// One client, one destination: a split not in effect and a client-keyed balancer look alike from here, so the

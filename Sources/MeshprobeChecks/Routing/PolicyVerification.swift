@@ -25,6 +25,8 @@ public enum PolicyVerification {
         public var misconfiguration: String?
         /// `routing: per-request` was declared, but responses clustered by connection: the verdict is withheld.
         public var contradictsPerRequestRouting = false
+        /// How the counts grew until the test decided (at most `SplitTrajectory.limit` points, the last the evidence's).
+        public var trajectory: [SplitTrajectory.Point] = []
     }
 
     /// How the propagation wait went.
@@ -104,6 +106,8 @@ public enum PolicyVerification {
         private var queue = OpenOrderQueue()
         private var connectionsWithResponses = Set<Int>()
         private(set) var unsuccessful = 0
+        /// The judged responses by destination as they came, while the test was open.
+        private var trajectory = SplitTrajectory()
         private var recognised = 0
         private var unrecognised = 0
         /// Set when the first responses could not be recognised at all: a configuration error, not a routing one.
@@ -208,7 +212,10 @@ public enum PolicyVerification {
                 connectionsWithResponses.insert(connection)
                 tally.destinations[destination, default: 0] += 1
                 // Per-request routing: the verdict waits until the assumption can be checked (see `ended`).
-                if perRequest != nil { perRequest!.record(destination) }
+                if perRequest != nil {
+                    if perRequest!.currentVerdict == nil { trajectory.add([destination: 1]) }
+                    perRequest!.record(destination)
+                }
                 return false
             }
         }
@@ -237,6 +244,7 @@ public enum PolicyVerification {
                 return
             }
             guard splitOpen, perConnection != nil else { return }
+            trajectory.add(tally.destinations)
             perConnection!.record(connection: tally.destinations)
             if routing == .auto && splitOpen && perConnection!.suggestedRequestsPerConnection != requestsPerConnection {
                 phaseOver = true
@@ -267,6 +275,11 @@ public enum PolicyVerification {
 
         var suggestedRequestsPerConnection: Int {
             lock.withLock { perConnection?.suggestedRequestsPerConnection ?? 1 }
+        }
+
+        /// The trajectory up to what `evidence` judged.
+        func trajectory(upTo evidence: SplitTest.SplitEvidence) -> [SplitTrajectory.Point] {
+            lock.withLock { trajectory.upTo(samples: evidence.samples, counts: evidence.counts) }
         }
 
         var snapshot: (verdict: SplitTest.Verdict?, evidence: SplitTest.SplitEvidence?, unsuccessful: Int, misconfiguration: String?,
@@ -414,7 +427,7 @@ public enum PolicyVerification {
         if snapshot.verdict == nil, let cap, result.requestsSent >= cap { evidence.truncated = true }
         return Outcome(route: route, verdict: snapshot.verdict, result: result, unsuccessful: snapshot.unsuccessful, propagation: waited,
                        evidence: evidence, requestsPerConnection: phases, misconfiguration: snapshot.misconfiguration,
-                       contradictsPerRequestRouting: snapshot.contradicted)
+                       contradictsPerRequestRouting: snapshot.contradicted, trajectory: shared.trajectory(upTo: evidence))
     }
 }
 

@@ -121,6 +121,8 @@ public enum VerifyMerge {
         v.evidence.counts = counts
         v.evidence.requests = total
         v.evidence.observed = counts.mapValues { total > 0 ? (Double($0) / Double(total) * 10000).rounded() / 10000 : 0 }
+        // Several runs' counts add up, but their trajectories were not one sequence of samples.
+        if verdicts.count > 1 { v.evidence.trajectory = nil }
         v.evidence.truncated = verdict?.evidence.truncated ?? false
         v.evidence.unsuccessfulResponses = verdicts.reduce(0) { $0 + $1.evidence.unsuccessfulResponses }
         v.evidence.connections = verdicts.reduce(0) { $0 + ($1.evidence.connections ?? 0) }

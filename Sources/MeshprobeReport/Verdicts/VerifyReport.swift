@@ -37,6 +37,9 @@ public struct VerifyReport: Codable, Sendable {
         public var timeline: [TimelineEvent]? = nil
         /// A split's sampling unit and what the run saw of how responses cluster by connection.
         public var sampling: Sampling? = nil
+        /// A split: how the counts grew until the test decided (at most 200 points, evenly spread, the last the
+        /// verdict's counts); absent in a merge of several results (their runs were not one sequence).
+        public var trajectory: [TrajectoryPoint]? = nil
         /// Where a procedure's limit was checked: `service` (all endpoints together, where Envoy applies its
         /// connection-pool limits), `endpoint` (each endpoint on its own), or `client proxy`.
         public var scope: String? = nil
@@ -81,7 +84,7 @@ public struct VerifyReport: Codable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling
+            case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling, trajectory
             case declaredAt = "declared_at"
             case countsIfAny = "counts"
             case toleranceIfAny = "tolerance"
@@ -92,6 +95,17 @@ public struct VerifyReport: Codable, Sendable {
             case falseFailRateIfAny = "false_fail_rate"
             case missRateIfAny = "miss_rate"
             case unsuccessfulIfAny = "unsuccessful_responses"
+        }
+    }
+
+    /// A split's counts by destination after `samples` judged responses.
+    public struct TrajectoryPoint: Codable, Sendable, Equatable {
+        public var samples: Int
+        public var counts: [String: Int]
+
+        public init(samples: Int, counts: [String: Int]) {
+            self.samples = samples
+            self.counts = counts
         }
     }
 

@@ -1,11 +1,13 @@
 import Foundation
+import MeshprobeHistogram
 
 /// A run as one self-contained HTML file (`--html FILE`): inline CSS and inline SVG, no script, nothing fetched (a
 /// Content-Security-Policy forbids it), every piece of text escaped.
 ///
 /// Verdicts come first (a row each, with a one-line reason and the evidence folded under it), then the game day's
 /// timeline, then per section: split charts (declared against observed), procedure timelines, and per load the
-/// per-identity table, latency over time and the latency distribution.
+/// per-identity table, latency over time beside throughput (or, for a run of fewer than three seconds, a latency
+/// histogram) and the latency distribution. Charts scale to the page's width.
 public struct HTMLReport {
     public var report: RunReport
 
@@ -129,16 +131,35 @@ public struct HTMLReport {
     private func details(_ section: RunReport.Section) -> String {
         let splits = section.checks.filter { !$0.shares.isEmpty }
         let timelines = section.checks.filter { !$0.timeline.isEmpty }
-        guard !splits.isEmpty || !timelines.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
+        let breakers = Self.procedures(section.checks.filter { $0.kind == "circuit_breaker" })
+        guard !splits.isEmpty || !timelines.isEmpty || !breakers.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
         var out = "<section class=\"part\">\n<h2>\(e(section.name)) \(badge(section.status))</h2>\n"
         if !section.notes.isEmpty { out += "<ul class=\"notes\">" + section.notes.map { "<li>\(e($0))</li>" }.joined() + "</ul>\n" }
         for check in splits {
             out += "<h3>Split: \(e(check.name)) \(badge(check.status))</h3>\n"
             out += SVGChart.split(check.shares, tolerance: check.tolerance, title: "observed against declared split: \(check.name)")
+            if check.trajectory.count > 1 {
+                let declared = Dictionary(check.shares.compactMap { s in s.declared.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
+                let samples = check.trajectory.last?.samples ?? 0
+                let on = check.connections.map { " responses on \($0) connection\($0 == 1 ? "" : "s")" } ?? ""
+                let outcome = (check.status == .undecided ? "undecided after \(samples)" : "decided (\(check.status.label)) after \(samples)") + on
+                out += "<figure><figcaption>How the test converged</figcaption>"
+                out += SVGChart.convergence(check.trajectory, declared: declared, tolerance: check.tolerance, outcome: outcome,
+                                            title: "convergence of the split: \(check.name)") + "</figure>\n"
+            }
+        }
+        for (name, checks) in breakers {
+            guard let chart = SVGChart.circuitBreaker(checks, title: "circuit breaker: \(name)") else { continue }
+            out += "<h3>\(e(name)) \(badge(RunReport.Section(name: name, seconds: 0, checks: checks).status))</h3>\n" + chart
         }
         for check in timelines {
             out += "<h3>Timeline: \(e(check.name))</h3>\n"
             let events = check.timeline.sorted { $0.at < $1.at }
+            let ejections = SVGChart.ejections(events)
+            if !ejections.isEmpty {
+                out += "<figure><figcaption>Ejections and returns per workload</figcaption>"
+                out += SVGChart.ejectionLanes(ejections, end: max(check.seconds, events.last?.at ?? 0), title: "ejections: \(check.name)") + "</figure>\n"
+            }
             out += SVGChart.timeline(events: events, bands: [], failures: [], title: "timeline: \(check.name)")
             out += eventTable(events)
         }
@@ -175,21 +196,48 @@ public struct HTMLReport {
             }
             out += "</tbody></table>\n"
         }
-        out += "<div class=\"charts\">\n<figure><figcaption>Latency over time (per second)</figcaption>"
-        out += r.timeline.isEmpty ? "<p class=\"note\">no complete second</p>" : SVGChart.latencyOverTime(r.timeline, title: "latency over time: \(load.name)")
-        out += "</figure>\n<figure><figcaption>Latency distribution</figcaption>"
+        out += "<div class=\"charts\">\n"
+        let spans = r.timelineSpans()
+        if spans.count < Self.shortestTimeSeries {
+            // Too few seconds for a line over time: how many responses took how long, from the run's histogram.
+            let bins = (try? HistogramCodec.decode(r.histograms.latency)).map { LatencyBin.bins($0) } ?? []
+            out += "<figure><figcaption>Latency histogram (\(e(String(format: s.elapsedSeconds < 1 ? "%.2f s" : "%.1f s", s.elapsedSeconds))): too short for a time series)</figcaption>"
+            out += bins.isEmpty ? "<p class=\"note\">no responses</p>" : SVGChart.histogram(bins, title: "latency histogram: \(load.name)")
+            out += "</figure>\n"
+        } else {
+            out += "<figure><figcaption>Latency over time (per second)</figcaption>"
+            out += SVGChart.latencyOverTime(spans, title: "latency over time: \(load.name)") + "</figure>\n"
+            out += "<figure><figcaption>Throughput (responses per second)</figcaption>"
+            out += SVGChart.throughput(spans, title: "throughput: \(load.name)") + "</figure>\n"
+        }
+        out += "<figure><figcaption>Latency distribution</figcaption>"
         out += load.distribution.isEmpty ? "<p class=\"note\">no responses</p>"
             : SVGChart.distribution(load.distribution, requests: s.responses, title: "latency distribution: \(load.name)")
         out += "</figure>\n</div>\n</div>\n"
         return out
     }
 
+    /// Checks grouped by their procedure, in order: the name before the check's own (`circuit breaker (reviews)` of
+    /// `circuit breaker (reviews): at the limit ...`).
+    static func procedures(_ checks: [RunReport.Check]) -> [(name: String, checks: [RunReport.Check])] {
+        var groups: [(name: String, checks: [RunReport.Check])] = []
+        for check in checks {
+            let name = check.name.range(of: "): ").map { String(check.name[..<$0.lowerBound]) + ")" } ?? check.name
+            if let i = groups.firstIndex(where: { $0.name == name }) { groups[i].checks.append(check) } else { groups.append((name, [check])) }
+        }
+        return groups
+    }
+
+    /// A load with fewer seconds than this gets a latency histogram instead of per-second charts (one or two dots
+    /// are no time series).
+    static let shortestTimeSeries = 3
+
     static func iso(_ date: Date) -> String {
         UTCTimestamp.iso8601(date)
     }
 
     static let css = """
-        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1f2328;margin:0 auto;padding:16px 24px;max-width:1100px;background:#fff}
+        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1f2328;margin:0 auto;padding:16px 24px;max-width:1400px;background:#fff}
         h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:24px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px}
         small,.note{color:#59636e;font-weight:normal}code,pre{font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:12px}
         pre{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;margin:4px 0}
@@ -202,12 +250,20 @@ public struct HTMLReport {
         .passed{--c:#1a7f37}.failed{--c:#cf222e}.undecided{--c:#9a6700}.skipped{--c:#6e7781}
         .badge.passed,.badge.failed,.badge.undecided,.badge.skipped{background:var(--c)}dd.failed{color:#cf222e}
         tr.verdict.failed td{background:#fff5f5}tr.verdict.undecided td{background:#fff8e5}
-        .warning{color:#9a6700}.charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:4px 0}figcaption{font-weight:600;font-size:13px;margin:4px 0}
-        svg.chart{max-width:100%;height:auto;background:#fff;border:1px solid #eaeef2;border-radius:4px}
+        .warning{color:#9a6700}.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,480px),1fr));gap:12px}
+        figure{margin:4px 0;min-width:0}figcaption{font-weight:600;font-size:13px;margin:4px 0}
+        svg.chart{display:block;box-sizing:border-box;width:100%;height:auto;background:#fff;border:1px solid #eaeef2;border-radius:4px}
         svg .lbl{font-size:11px;fill:#1f2328}svg .note{font-size:11px;fill:#59636e}svg .name{font-weight:600}svg .num{font-size:10px;fill:#fff;font-weight:700}
         svg .grid{stroke:#eaeef2}svg .axis{stroke:#8c959f}svg polyline.line{fill:none;stroke-width:2}svg .line.p50{stroke:#0969da}svg .line.p99{stroke:#bc4c00}
         svg .swatch.p50,svg .dot.p50{fill:#0969da}svg .swatch.p99,svg .dot.p99{fill:#bc4c00}
-        svg .declared{fill:#8c959f}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}
+        svg .dot.partial{fill:#fff;stroke-width:1.5}svg .dot.partial.p50{stroke:#0969da}svg .dot.partial.p99{stroke:#bc4c00}
+        svg .ok{fill:#1a7f37}svg .bar{fill:#0969da}svg .rate.partial rect{opacity:.45;stroke:#1f2328;stroke-dasharray:3 2}
+        svg .sent{fill:#8c959f}svg .held.ok{fill:#1a7f37}svg .held.off{fill:#cf222e}svg .reply{fill:#bc4c00}
+        svg .limit{stroke:#1f2328;stroke-width:1.5;stroke-dasharray:4 3}svg .ejected{fill:#bc4c00;opacity:.7}
+        svg .ejected.open{fill:#cf222e}svg .on-bar{fill:#fff}
+        svg .declared{fill:#8c959f}svg .declared-line{stroke:#59636e;stroke-width:1.5;stroke-dasharray:6 4}
+        svg .share{stroke-width:2}svg .share.d0{stroke:#0969da}svg .share.d1{stroke:#bc4c00;stroke-dasharray:8 3}
+        svg .share.d2{stroke:#8250df;stroke-dasharray:2 3}svg .share.d3{stroke:#1a7f37;stroke-dasharray:8 3 2 3}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}
         svg .band{opacity:.25}svg .band.passed{fill:#1a7f37}svg .band.failed{fill:#cf222e}svg .band.undecided{fill:#9a6700}svg .band.skipped{fill:#6e7781}
         svg .band-label{font-weight:600}svg .event line{stroke-width:1.5;stroke-dasharray:3 2}
         svg .event.fault line,svg .event.fault circle{stroke:#8250df;fill:#8250df}svg .event.error line,svg .event.error circle{stroke:#cf222e;fill:#cf222e}

@@ -95,9 +95,19 @@ public struct RunReport: Sendable {
         public var timeline: [Event]
         /// The split's tolerance (drawn around the declared share).
         public var tolerance: Double?
+        /// How a split's counts grew until its test decided (the convergence chart).
+        public var trajectory: [VerifyReport.TrajectoryPoint]
+        /// The connections a split's responses came on.
+        public var connections: Int?
+        /// The verdict's figures by name, observed and declared (`overflow`, `peak_in_flight_service`, `max_requests`):
+        /// what a procedure's chart draws.
+        public var observed: [String: Double]
+        public var declared: [String: Double]
 
         public init(kind: String, name: String, status: Status, reason: String? = nil, summary: String, evidence: [String] = [],
-                    seconds: Double = 0, shares: [Share] = [], timeline: [Event] = [], tolerance: Double? = nil) {
+                    seconds: Double = 0, shares: [Share] = [], timeline: [Event] = [], tolerance: Double? = nil,
+                    trajectory: [VerifyReport.TrajectoryPoint] = [], connections: Int? = nil, observed: [String: Double] = [:],
+                    declared: [String: Double] = [:]) {
             self.kind = kind
             self.name = name
             self.status = status
@@ -108,6 +118,10 @@ public struct RunReport: Sendable {
             self.shares = shares
             self.timeline = timeline
             self.tolerance = tolerance
+            self.trajectory = trajectory
+            self.connections = connections
+            self.observed = observed
+            self.declared = declared
         }
 
         /// The one-line reason a verdict table shows: the reason's first line, else the summary.
