@@ -43,6 +43,11 @@ package struct DemoOutcome: Sendable {
     package struct Check: Equatable, Sendable {
         package var text: String
         package var passed: Bool
+        /// False when the check could not decide (a machine too busy to time a circuit breaker): never shown as a FAIL.
+        package var decided = true
+
+        /// PASS, FAIL or UNDECIDED.
+        package var word: String { passed ? "PASS" : decided ? "FAIL" : "UNDECIDED" }
     }
 
     package var checks: [Check]
@@ -52,6 +57,8 @@ package struct DemoOutcome: Sendable {
 
     /// The demo passes when every check holds.
     package var passed: Bool { checks.allSatisfy(\.passed) }
+    /// A check failed (exit 1); else, when one could not decide, the demo has no verdict (exit 3).
+    package var failed: Bool { checks.contains { $0.decided && !$0.passed } }
 }
 
 package enum Demo {
@@ -78,7 +85,7 @@ private struct DemoSteps {
     let group: any EventLoopGroup
     let print: @Sendable (TerminalText) -> Void
 
-    typealias Step = (text: String, passed: Bool, section: RunReport.Section?)
+    typealias Step = (text: String, passed: Bool, decided: Bool, section: RunReport.Section?)
 
     var dir: String { options.directory }
 
@@ -208,16 +215,17 @@ private struct DemoSteps {
                                                       summary: $0.passed ? "held" : "did not hold",
                                                       seconds: result.elapsedSeconds) }
         let steps = [canaryCheck, l4Check, breakerCheck].compactMap { $0 }
-        checks += steps.map { .init(text: $0.text, passed: $0.passed) }
+        checks += steps.map { .init(text: $0.text, passed: $0.passed, decided: $0.decided) }
         say("verdict")
-        for check in checks { say("  \(check.passed ? "PASS" : "FAIL")  \(check.text)") }
+        for check in checks { say("  \(check.word)  \(check.text)") }
         let outcome = DemoOutcome(
             checks: checks, load: report,
             sections: [RunReport.Section(name: "mTLS load over HTTP/2", seconds: result.elapsedSeconds, checks: loadChecks,
                                          loads: [RunReport.Load(name: "reviews v1 and v2 over mTLS", report: report,
                                                                 distribution: RunReport.Load.distribution(result.latency))])]
                 + steps.compactMap(\.section))
-        say(outcome.passed ? "PASS: the demo mesh behaves as declared" : "FAIL: see the checks above")
+        say(outcome.passed ? "PASS: the demo mesh behaves as declared"
+            : outcome.failed ? "FAIL: see the checks above" : "UNDECIDED: a check could not decide (see above)")
         for server in servers { await server.close() }
         servers.removeAll()
         return outcome
@@ -237,7 +245,7 @@ private struct DemoSteps {
         config.queueTimeout = 0.02
         try writeFiles("\(dir)/breaker", [("haproxy.cfg", config.text, false)])
         guard let process = try await startHAProxy(haproxy, config: "\(dir)/breaker/haproxy.cfg", port: port) else {
-            return ("the circuit-breaker proxy (HAProxy) started", false, nil)
+            return ("the circuit-breaker proxy (HAProxy) started", false, true, nil)
         }
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         say("5. circuit breaker: HAProxy on 127.0.0.1:\(port) admits 10 requests at once to ratings; checking a declared limit of 10")
@@ -248,7 +256,7 @@ private struct DemoSteps {
         load.plan.requestTimeout = 5
         let outcome = try await CircuitBreakerCheck.run(expectation, configuration: load, group: group)
         for check in outcome.checks {
-            say("   \(check.passed ? "PASS" : "FAIL")  \(check.name)" + (check.reason.map { ": \($0)" } ?? ""))
+            say("   \(check.passed ? "PASS" : check.decided ? "FAIL" : "UNDECIDED")  \(check.name)" + (check.reason.map { ": \($0)" } ?? ""))
         }
         let overflow = outcome.above.overflow
         var report = VerifyReport(file: "demo")
@@ -257,7 +265,7 @@ private struct DemoSteps {
         let section = RunReport.Section(name: "circuit breaker (HAProxy maxconn 10)", seconds: seconds,
                                         checks: report.checks(seconds: Array(repeating: seconds, count: report.verdicts.count)))
         return ("circuit breaker at 10 as declared (\(overflow) overflow replies above the limit, upstream peak \(outcome.below.result.upstreamPeakInFlight)/10 in flight)",
-                outcome.checks.allSatisfy(\.passed), section)
+                outcome.checks.allSatisfy(\.passed), outcome.checks.allSatisfy { $0.passed || $0.decided }, section)
     }
 
     /// Verifies a declared 90/10 split behind HAProxy weighted 90/10: in `mode http` (per-request routing) over two
@@ -305,7 +313,7 @@ private struct DemoSteps {
 
             """, false)])
         guard let process = try await startHAProxy(haproxy, config: "\(dir)/\(name)/haproxy.cfg", port: port) else {
-            return ("the canary proxy (HAProxy) started", false, nil)
+            return ("the canary proxy (HAProxy) started", false, true, nil)
         }
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         if layer4 {
@@ -316,7 +324,7 @@ private struct DemoSteps {
         }
         let policy: Policy
         do { policy = try Policy.load(path: "\(dir)/\(name)/policy.yaml", environment: [:]) } catch {
-            return ("the canary policy was read (\(error))", false, nil)
+            return ("the canary policy was read (\(error))", false, true, nil)
         }
         let started = Date()
         // The policy's identity names the files; the context built from them for step 3 is the same.
@@ -334,6 +342,6 @@ private struct DemoSteps {
         return (layer4
                 ? "canary split 90/10 as declared behind an L4 balancer (\(evidence.requests) responses on \(connections) connections; \(mixed) connections saw both versions: routed per connection)"
                 : "canary split 90/10 as declared (\(evidence.requests) responses on \(connections) connections; \(mixed) connections saw both versions: routed per request; false-fail <= 0.001, miss <= 0.01)",
-                report.passed, view.sections.first)
+                report.passed, report.decided, view.sections.first)
     }
 }

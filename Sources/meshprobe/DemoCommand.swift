@@ -60,6 +60,7 @@ struct DemoCommand: AsyncParsableCommand {
         try reports.write(RunReport(command: "demo", title: "an mTLS mesh on 127.0.0.1", inputs: [],
                                     version: Meshprobe.version, commandLine: CommandLine.arguments, startedAt: demoStarted,
                                     seconds: Date().timeIntervalSince(demoStarted), sections: outcome.sections))
-        if !outcome.passed { throw CLIError(message: "demo verdict: FAIL", exitCode: 1) }
+        if outcome.failed { throw CLIError(message: "demo verdict: FAIL", exitCode: 1) }
+        if !outcome.passed { throw CLIError(message: "demo verdict: UNDECIDED (a check could not decide on this machine)", exitCode: 3) }
     }
 }

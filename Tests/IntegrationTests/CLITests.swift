@@ -363,10 +363,13 @@ extension EndToEnd {
             let json = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-demo-\(UUID().uuidString).json").path
             defer { try? FileManager.default.removeItem(atPath: json) }
             let out = try await run(meshprobeBinary, ["demo", "-n", "1000", "--json", json], timeout: 90)
-            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-            #expect(out.stdout.contains("PASS: the demo mesh behaves as declared"))
+            // The circuit breaker's timing on a starved machine may be UNDECIDED, naming the lag (exit 3), never a FAIL.
+            let busy = out.status == 3 && out.stdout.contains("UNDECIDED  circuit breaker at 10 as declared")
+                && out.stdout.contains("late") && !out.stdout.contains("FAIL")
+            #expect(out.status == 0 || busy, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(busy ? "UNDECIDED: a check could not decide" : "PASS: the demo mesh behaves as declared"))
             #expect(out.stdout.contains("PASS  canary split 90/10 as declared"), "\(out.stdout)")
-            #expect(out.stdout.contains("PASS  circuit breaker at 10 as declared"), "\(out.stdout)")
+            if !busy { #expect(out.stdout.contains("PASS  circuit breaker at 10 as declared"), "\(out.stdout)") }
             #expect(out.stdout.contains("v1"))
             #expect(out.stdout.contains("v2"))
             let data = try #require(FileManager.default.contents(atPath: json))
