@@ -31,6 +31,10 @@ public struct ShareBoundTest: Sendable, Equatable {
     public private(set) var failures = 0.0
     public private(set) var samples = 0
     public private(set) var verdict: Verdict?
+    /// Keep counting after the verdict (a load of fixed length, whose report and merges want every sample): the
+    /// verdict stays the one reached first; the counts and the evidence go on to the end, which is a valid stopping
+    /// time too.
+    public var countsAfterVerdict = false
 
     public init(minimum: Double, falseFailRate: Double, missRate: Double) throws(SplitTestError) {
         guard minimum > 0, minimum < 1 else { throw SplitTestError("the objective must be a share between 0 and 1 (exclusive), got \(minimum)") }
@@ -45,7 +49,7 @@ public struct ShareBoundTest: Sendable, Equatable {
     /// Records one sample: `share` of it had the property (1 or 0 for a request, a fraction for a connection).
     @discardableResult
     public mutating func record(_ share: Double) -> Verdict? {
-        if let verdict { return verdict }
+        if let verdict, !countsAfterVerdict { return verdict }
         let y = min(1, max(0, share))
         successes += y
         failures += 1 - y

@@ -24,7 +24,7 @@ extension EndToEnd {
                 name: two clusters
                 target: http://127.0.0.1:\(echo.port)/
                 request: {path: "/{{env:GD_PATH}}"}
-                load: {connections: 2, streams: 10}
+                load: {connections: 2, streams: 10, churn: request}   # a connection per request: each request a sample
                 gameday:
                   steps:
                     - name: steady

@@ -46,13 +46,14 @@ extension EndToEnd {
             return Lab(v1: v1, v2: v2, proxy: proxy, port: port, dir: dir)
         }
 
+        /// A game day against the lab; a connection per request, so that a step's requests are its objectives' samples.
         func gameday(_ lab: Lab, steps: String, extra: String = "") throws -> String {
             let path = lab.dir.appendingPathComponent("gameday-\(UUID().uuidString).yaml").path
             try """
                 name: reviews game day
                 target: http://127.0.0.1:\(lab.port)/reviews
                 identity: {cert: \(proberSVID.cert), key: \(proberSVID.key), ca: \(pki.caFile)}
-                load: {connections: 2, streams: 10}
+                load: {connections: 2, streams: 10, churn: request}
                 gameday:
                 \(extra)  steps:
                 \(steps)

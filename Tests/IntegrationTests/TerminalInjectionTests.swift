@@ -67,6 +67,7 @@ extension EndToEnd {
             try """
                 name: plain
                 target: http://127.0.0.1:\(echo.port)/
+                load: {churn: request}
                 gameday:
                   steps:
                     - name: steady

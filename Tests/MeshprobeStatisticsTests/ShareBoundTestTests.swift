@@ -23,6 +23,17 @@ import Testing
         }
     }
 
+    /// A fixed-length load counts every sample: the first verdict stays, the counts go on.
+    @Test func countingAfterTheVerdictKeepsTheFirstVerdict() throws {
+        var test = try ShareBoundTest(minimum: 0.5, falseFailRate: 0.001, missRate: 0.01)
+        test.countsAfterVerdict = true
+        var n = 0
+        while test.verdict == nil { test.record(1); n += 1 }
+        #expect(test.verdict == .pass)
+        for _ in 0..<100 { test.record(0) }
+        #expect(test.verdict == .pass && test.samples == n + 100 && test.failures == 100)
+    }
+
     /// What an undecided test says it needs is what recording that many more successes takes, to the sample.
     @Test func samplesToPassIsTheDistanceToThePassBound() throws {
         var test = try ShareBoundTest(minimum: 0.999, falseFailRate: 0.001, missRate: 0.01)

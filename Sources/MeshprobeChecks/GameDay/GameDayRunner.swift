@@ -3,6 +3,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeSpec
+import MeshprobeStatistics
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore
@@ -164,13 +165,18 @@ public struct GameDayRunner: Sendable {
                 c.plan.duration = duration
                 c.plan.requests = nil
                 c.plan.warmup = 0
+                // The objectives take the connection as the unit, as verify's do: behind a proxy that routes whole
+                // connections (L4), a connection's requests are one sample, and the bounds' error rates hold for any
+                // routing only so. The load runs its course whatever they say.
+                let objectives = try StepObjectives(step)
+                c.connectionObserver = objectives
                 let generator = LoadGenerator(configuration: c, group: group)
                 let view = onLoad(generator, c)
                 let result = try await generator.run()
                 view?.cancel()
                 for (client, id) in set { try? await ledger.clear(id, on: client, group: group) }
                 if Task.isCancelled { return outcome }
-                let slo = SLOCheck.evaluate(result, minimumSuccessRate: step.minimumSuccessRate, latencyCeilings: step.latencyCeilings)
+                let slo = objectives.checks()
                 outcome.verdicts = .load(result, slo: slo)
                 // Every connection given up (a refusal retrying cannot change): the step did not run its course.
                 if let why = result.endedEarly { outcome.problem = "the load ended before its planned end: \(why)" }
@@ -194,3 +200,37 @@ public struct GameDayRunner: Sendable {
         return outcome
     }
 }
+
+/// A load step's objectives, judged by connection (`SLOTracker` with the connection unit) as the step's load runs;
+/// never ends the load, which keeps its rate and duration.
+final class StepObjectives: ConnectionObserver {
+    private let tracker: SLOTracker
+    private let test: PolicyVerification.SharedTest
+
+    init(_ step: GameDayStep) throws {
+        tracker = try SLOTracker(minimumSuccessRate: step.minimumSuccessRate, latencyCeilings: step.latencyCeilings,
+                                 statistics: SplitTestConfiguration(), unit: .connection, countsAfterVerdict: true)
+        test = try PolicyVerification.SharedTest(expectation: nil, routing: .auto, slo: tracker)
+    }
+
+    func opened() -> Int { test.opened() }
+
+    func response(_ identity: WorkloadIdentity, status: Int, latencyMicros: UInt64, connection: Int) -> Bool {
+        _ = test.response(identity, status: status, latencyMicros: latencyMicros, connection: connection)
+        return false
+    }
+
+    func failed(connection: Int) { test.failed(connection: connection) }
+
+    func ended(connection: Int) -> Bool {
+        _ = test.ended(connection: connection)
+        return false
+    }
+
+    /// The verdicts, once the load has ended (the connections it cut count as far as they went).
+    func checks() -> [SLOCheck] {
+        test.finishRun()
+        return tracker.checks()
+    }
+}
+

@@ -79,15 +79,25 @@ final class SLOTracker: @unchecked Sendable {
     private(set) var requests = 0
     private(set) var responses = 0
 
-    init(policy: Policy, unit: SplitTest.SamplingUnit) throws(SplitTestError) {
+    convenience init(policy: Policy, unit: SplitTest.SamplingUnit) throws(SplitTestError) {
+        try self.init(minimumSuccessRate: policy.minimumSuccessRate, latencyCeilings: policy.latencyCeilings,
+                      statistics: policy.statistics, unit: unit)
+    }
+
+    /// - Parameter countsAfterVerdict: keep counting once decided (a load of fixed length: a game day's step).
+    init(minimumSuccessRate: Double?, latencyCeilings: [(percentile: Double, seconds: Double)], statistics: SplitTestConfiguration,
+         unit: SplitTest.SamplingUnit, countsAfterVerdict: Bool = false) throws(SplitTestError) {
         self.unit = unit
-        minimumSuccessRate = policy.minimumSuccessRate
-        ceilings = policy.latencyCeilings
-        let (alpha, beta) = (policy.statistics.falseFailRate, policy.statistics.missRate)
-        success = try policy.minimumSuccessRate.map { r throws(SplitTestError) in try ShareBoundTest(minimum: r, falseFailRate: alpha, missRate: beta) }
+        self.minimumSuccessRate = minimumSuccessRate
+        ceilings = latencyCeilings
+        let (alpha, beta) = (statistics.falseFailRate, statistics.missRate)
+        success = try minimumSuccessRate.map { r throws(SplitTestError) in try ShareBoundTest(minimum: r, falseFailRate: alpha, missRate: beta) }
+        success?.countsAfterVerdict = countsAfterVerdict
         latency = []
-        for (percentile, _) in policy.latencyCeilings {
-            latency.append(try ShareBoundTest(minimum: percentile / 100, falseFailRate: alpha, missRate: beta))
+        for (percentile, _) in latencyCeilings {
+            var test = try ShareBoundTest(minimum: percentile / 100, falseFailRate: alpha, missRate: beta)
+            test.countsAfterVerdict = countsAfterVerdict
+            latency.append(test)
         }
     }
 

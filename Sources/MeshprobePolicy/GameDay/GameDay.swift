@@ -18,14 +18,18 @@ public struct GameDay {
     public var abortFile: String?
     public var recognizer: DestinationRecognizer = .version
 
+    /// A load step's connections carry this many requests each unless the file's `load.churn` says otherwise.
+    public static let defaultChurn = ConnectionChurn.every(10)
+
     /// Reads a game-day file; errors name the file, line and field.
     /// - Parameter overrides: the command line's changes to the file (`--target`, `--svid-dir`, `--set`).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             overrides: FileOverrides = FileOverrides()) throws(YAMLInputError) -> GameDay {
         // Each step sets its own end (a load's duration, a procedure's request counts): the placeholder only satisfies
-        // the scenario's rule that a load ends on its own.
+        // the scenario's rule that a load ends on its own. A load step's objectives take the connection as the unit:
+        // a fresh connection every 10 requests unless the file says otherwise, so that a step has samples to decide on.
         let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1,
-                                         overrides: overrides,
+                                         defaultChurn: GameDay.defaultChurn, overrides: overrides,
                                          thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)")
         do { return try read(scenario, path: path) } catch { throw scenario.explain(error) }
     }
