@@ -39,6 +39,8 @@ public struct GameDayRunner: Sendable {
         public var seconds: Double
         /// Faults the step set, as `ID on URL: summary`.
         public var faults: [String] = []
+        /// Why the game day cannot go on after this step (its load could not reach the target at all).
+        public var endsGameDay: String?
     }
 
     public struct Outcome: Sendable {
@@ -176,10 +178,22 @@ public struct GameDayRunner: Sendable {
                 view?.cancel()
                 for (client, id) in set { try? await ledger.clear(id, on: client, group: group) }
                 if Task.isCancelled { return outcome }
-                let slo = objectives.checks()
+                var slo = objectives.checks()
+                if result.connectionsEstablished == 0 {
+                    // No request reached the target: the objectives have no sample, whatever the counts of errors say.
+                    for i in slo.indices {
+                        slo[i].decided = false
+                        slo[i].passed = false
+                        slo[i].reason = "undecided: no connection to the target was made, so no request reached it: nothing to judge"
+                    }
+                }
                 outcome.verdicts = .load(result, slo: slo)
-                // Every connection given up (a refusal retrying cannot change): the step did not run its course.
-                if let why = result.endedEarly { outcome.problem = "the load ended before its planned end: \(why)" }
+                // Every connection given up (a refusal retrying cannot change): the step did not run its course, and
+                // the steps after it would set faults on a mesh this prober cannot reach.
+                if let why = result.endedEarly {
+                    outcome.problem = "the load ended before its planned end: \(why)"
+                    outcome.endsGameDay = "step '\(step.name)' could not reach the target: \(why)"
+                }
             case .circuitBreaker(let e):
                 let result = try await CircuitBreakerCheck.run(e, configuration: configuration, group: group)
                 if Task.isCancelled { return outcome }

@@ -63,7 +63,7 @@ public struct GameDayStateMachine: Sendable {
         // A step that could not run (a refused control API, an unreachable target) ends the game day: the later steps
         // assume it happened.
         if outcome.verdicts == nil && abortReason == nil { return "step '\(names[index])' could not run" }
-        return nil
+        return abortReason == nil ? outcome.endsGameDay : nil
     }
 
     /// The game day's outcome once it has finished.
