@@ -317,7 +317,7 @@ let package = Package(
         .testTarget(
             name: "MeshprobeRunnerTests",
             dependencies: [
-                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeHTTP1", "MeshprobeEcho",
+                "MeshprobeRunner", "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeHTTP1", "MeshprobeEcho", "MeshprobeReport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -15,6 +15,8 @@ public enum PolicyVerification {
         public var result: LoadResult
         /// Responses with a non-2xx/3xx status: not part of the split (the resilience checks look at them).
         public var unsuccessful: Int
+        /// Of those, the ones whose response named a destination, by destination.
+        public var unsuccessfulByDestination: [String: Int] = [:]
         /// The wait for the split to settle before the test, when the policy asks for one.
         public var propagation: PropagationOutcome?
         /// What the test saw, decided or not.
@@ -106,6 +108,7 @@ public enum PolicyVerification {
         private var queue = OpenOrderQueue()
         private var connectionsWithResponses = Set<Int>()
         private(set) var unsuccessful = 0
+        private(set) var unsuccessfulByDestination: [String: Int] = [:]
         /// The judged responses by destination as they came, while the test was open.
         private var trajectory = SplitTrajectory()
         private var recognised = 0
@@ -186,6 +189,9 @@ public enum PolicyVerification {
                 defer { queue[connection] = tally }
                 guard ok else {
                     unsuccessful += 1
+                    if let e = expectation, let read = e.recognizer.destination(of: identity) {
+                        unsuccessfulByDestination[e.mapping[read] ?? read, default: 0] += 1
+                    }
                     return false
                 }
                 guard let expectation else { return false }
@@ -425,9 +431,12 @@ public enum PolicyVerification {
         let snapshot = shared.snapshot
         var evidence = snapshot.evidence ?? SplitTest.SplitEvidence(samples: 0, counts: [:], declared: [:])
         if snapshot.verdict == nil, let cap, result.requestsSent >= cap { evidence.truncated = true }
-        return Outcome(route: route, verdict: snapshot.verdict, result: result, unsuccessful: snapshot.unsuccessful, propagation: waited,
-                       evidence: evidence, requestsPerConnection: phases, misconfiguration: snapshot.misconfiguration,
-                       contradictsPerRequestRouting: snapshot.contradicted, trajectory: shared.trajectory(upTo: evidence))
+        var outcome = Outcome(route: route, verdict: snapshot.verdict, result: result, unsuccessful: snapshot.unsuccessful,
+                              propagation: waited, evidence: evidence, requestsPerConnection: phases,
+                              misconfiguration: snapshot.misconfiguration, contradictsPerRequestRouting: snapshot.contradicted,
+                              trajectory: shared.trajectory(upTo: evidence))
+        outcome.unsuccessfulByDestination = shared.unsuccessfulByDestination
+        return outcome
     }
 }
 
