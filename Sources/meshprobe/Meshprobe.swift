@@ -14,8 +14,9 @@ struct Meshprobe: AsyncParsableCommand {
         commandName: "meshprobe",
         abstract: "Service-mesh test harness: mTLS HTTP/2 load attributed to SPIFFE workload identities.",
         discussion: """
-            Exit codes: 0 every expectation held; 1 an expectation failed (for `load`: no request succeeded, or every \
-            connection was given up before the run's end); 2 bad input or configuration; 3 aborted or incomplete.
+            Exit codes: 0 every expectation held; 1 an expectation failed (for `load` and `run`: a threshold failed, no \
+            request succeeded, or every connection was given up before the run's end); 2 bad input or configuration; 3 \
+            no verdict: aborted, incomplete, or a check (a threshold, a split, an SLO) undecided.
             """,
         version: version,
         subcommands: [LoadCommand.self, RunCommand.self, VerifyCommand.self, GameDayCommand.self, EchoCommand.self, FaultCommand.self, PKICommand.self, DemoCommand.self, MergeCommand.self]
