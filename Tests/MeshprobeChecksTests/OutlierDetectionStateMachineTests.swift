@@ -135,9 +135,11 @@ struct SyntheticResponses {
         #expect(findings.last?.what == "v1 still receiving requests after 25 consecutive errors")
         #expect(machine.stage == .done)
         let checks = machine.checks(requests: clock.sent)
-        #expect(checks.count == 3 && checks.allSatisfy { !$0.passed && $0.decided }, "\(summary(checks))")
+        // One failure: the checks that time an ejection have nothing to time and are not judged (no knock-on FAILs).
+        #expect(checks.count == 3 && !checks[0].passed && checks[0].decided, "\(summary(checks))")
         #expect(checks[0].reason == "v1 kept receiving requests after 25 consecutive errors (declared: ejected after 5): outlier detection is looser, or off")
-        #expect(checks[1].reason == "never ejected" && checks[2].reason == "never ejected")
+        #expect(checks.dropFirst().allSatisfy { !$0.passed && !$0.decided && $0.reason == "not judged: v1 was never ejected (see the check above)" },
+                "\(summary(checks))")
     }
 
     @Test func aSilenceShorterThanTheThresholdIsNoEjection() {

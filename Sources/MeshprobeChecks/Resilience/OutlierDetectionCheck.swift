@@ -241,8 +241,11 @@ public enum OutlierDetectionCheck {
         var backDecided = true
         let busy = String(format: "while this machine ran up to %.0f ms late: too busy a machine to tell", lag * 1000)
         if !ejected {
-            quiet = "never ejected"
-            back = "never ejected"
+            // Nothing to time: these follow from an ejection, and the check above already failed for its absence.
+            quiet = "not judged: \(victim) was never ejected (see the check above)"
+            back = quiet
+            quietDecided = false
+            backDecided = false
         } else if let ejectedFor {
             if ejectedFor < earliest - resolution {
                 quiet = String(format: "%@ received a request %.3f s after its ejection, before the ejection time of %.3f s", victim, ejectedFor, earliest)
