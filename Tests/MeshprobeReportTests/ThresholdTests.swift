@@ -39,13 +39,16 @@ import Testing
     }
 
     @Test func aPercentileOnTooFewResponsesIsUndecided() throws {
-        let r = try report(ladder, thresholds: ["p99.9<2s", "p99<2s"])
-        let fine = try verdict(r, "p99.9<2s")
+        let r = try report(ladder, thresholds: ["p99.9<900ms", "p99<2s"])
+        let fine = try verdict(r, "p99.9<900ms")
         #expect(!fine.decided && !fine.passed)
         #expect(fine.reason == "1000 responses are too few to judge p99.9: it needs 10000 (10 beyond it)")
         #expect(try verdict(r, "p99<2s").decided)  // 1000 is exactly enough for p99
-        let short = try report(Array(ladder.prefix(150)), thresholds: ["p95<2s"])
-        #expect(try !verdict(short, "p95<2s").decided)
+        let short = try report(Array(ladder.prefix(150)), thresholds: ["p95<100ms", "p95<2s", "p95<1us"])
+        #expect(try !verdict(short, "p95<100ms").decided, "the limit falls among the responses")
+        // Every response under the limit, or over it: any percentile is on that side, however few the responses.
+        #expect(try verdict(short, "p95<2s").decided && verdict(short, "p95<2s").passed)
+        #expect(try verdict(short, "p95<1us").decided && !verdict(short, "p95<1us").passed)
     }
 
     @Test func perIdentityThresholdsReadThatIdentitysResponses() throws {
@@ -79,12 +82,12 @@ import Testing
     }
 
     @Test func aMergedResultIsJudgedAgainOnTheMergedHistogram() throws {
-        // Each half alone has 500 responses (too few for p99); merged, 1000 decide it.
-        let a = try report(Array(ladder.prefix(500)), thresholds: ["p99<2s"])
-        let b = try report(Array(ladder.suffix(500)), thresholds: ["p99<2s"])
-        #expect(try !verdict(a, "p99<2s").decided)
+        // Each half alone has 500 responses spanning the limit (too few for p99); merged, 1000 decide it.
+        let a = try report(ladder.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), thresholds: ["p99<998ms"])
+        let b = try report(ladder.enumerated().filter { $0.offset % 2 == 1 }.map(\.element), thresholds: ["p99<998ms"])
+        #expect(try !verdict(a, "p99<998ms").decided)
         let merged = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"])
-        let v = try verdict(merged, "p99<2s")
+        let v = try verdict(merged, "p99<998ms")
         #expect(v.decided && v.passed && v.sample == 1000)
         let other = try report(ladder, thresholds: ["p95<1s"])
         #expect(throws: ResultMerger.MergeError.self) { try ResultMerger.merge([("a.json", a), ("c.json", other)], commandLine: ["merge"]) }

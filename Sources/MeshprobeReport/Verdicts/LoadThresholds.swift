@@ -7,7 +7,8 @@ import MeshprobeSpec
 /// merged result (shards, `merge`) is judged again on the merged counts and histograms.
 ///
 /// A percentile needs at least `10 / (1 - p)` responses (10 beyond it: 200 for p95, 1000 for p99): on fewer, the
-/// value is little more than the largest few and the verdict is undecided, never a pass or a fail by chance.
+/// value is little more than the largest few and the verdict is undecided, never a pass or a fail by chance, unless
+/// every response is on one side of the limit (then any percentile is).
 public struct ThresholdVerdict: Codable, Sendable, Equatable {
     /// As written, without spaces (`version=v2:p99<300ms`): the verdict's name in every report.
     public var threshold: String
@@ -103,7 +104,10 @@ extension LoadReport {
                 micros = Double(LatencySummary.percentile(latency, p))
                 verdict.observedMs = (micros / 10).rounded() / 100
                 let least = Self.minimumSample(percentile: p)
-                guard responses >= least else {
+                // Every response on one side of the limit settles any percentile, whatever the sample's size.
+                let limitMicros = threshold.limit * 1e6
+                let oneSide = Double(latency.min) > limitMicros || Double(latency.max) < limitMicros
+                guard responses >= least || oneSide else {
                     verdict.reason = "\(counted(responses, "response")) are too few to judge p\(numberText(p)): it needs \(least) (10 beyond it)"
                     return verdict
                 }
