@@ -63,8 +63,12 @@ extension EndToEnd {
             let verdicts = step(all)["verdicts"] as? [[String: Any]] ?? []
             try #require(verdicts.count == 2, "\(verdicts)")
             let rate = verdicts[0]["evidence"] as? [String: Any]
-            #expect((rate?["observed"] as? [String: Double])?["observed"] == succeeded / requests)
-            #expect(rate?["requests"] as? Int == Int(requests))
+            // The samples are connections (one request each, but a connection may carry a second while it retires):
+            // their mean share is the share of requests that succeeded, within what those few shared connections move.
+            let samples = rate?["requests"] as? Int ?? 0
+            #expect(samples <= Int(requests) && samples >= Int(requests * 0.9), "\(samples) connections for \(requests) requests")
+            let observed = (rate?["observed"] as? [String: Double])?["observed"] ?? -1
+            #expect(abs(observed - succeeded / requests) < 0.02, "\(observed) against \(succeeded / requests)")
             #expect(verdicts[0]["passed"] as? Bool == false && verdicts[0]["decided"] as? Bool == true && step(all)["passed"] as? Bool == false)
             #expect((step(west)["verdicts"] as? [[String: Any]])?.first?["passed"] as? Bool == false)
 
