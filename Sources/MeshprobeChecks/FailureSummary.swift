@@ -34,4 +34,28 @@ extension LoadResult {
         guard !classes.isEmpty else { return false }
         return classes.allSatisfy { failure, _ in failure.origin == .client || (failure.origin == .proxy && noEndpoint.contains(failure.reason)) }
     }
+
+    /// The connections were refused for what the server presented (its SPIFFE ID, its certificate, its ALPN): the
+    /// traffic did not reach the declared workloads as declared, a decided failure of whatever was to be measured
+    /// there. Nil when no such refusal happened.
+    public var serverIdentityRefusal: String? {
+        let refusals = connectionFailures.filter {
+            $0.key.rawValue.hasPrefix("tls_") && !$0.key.isTransientConnectionFailure && $0.key != .tlsPeerRejectedCertificate
+        }
+        guard let (kind, count) = refusals.max(by: { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) }) else { return nil }
+        let why = errorExplanations[kind].map { ": \($0)" } ?? ""
+        return "the server was refused on \(count) connection attempt\(count == 1 ? "" : "s") (\(kind.rawValue)\(why))"
+    }
+
+    /// The server refused this prober's client certificate on every connection: nothing reached the workloads, and
+    /// whether the prober's identity is wrong or the mesh refuses it cannot be told from here, so nothing is decided.
+    /// Nil when a response came or no such refusal happened. (With TLS 1.3 the client finishes its handshake before
+    /// the server's alert: such connections count as established.)
+    public var clientIdentityRefusal: String? {
+        guard responses == 0, let count = connectionFailures[.tlsPeerRejectedCertificate], count > 0 else { return nil }
+        let why = errorExplanations[.tlsPeerRejectedCertificate].map { ": \($0)" } ?? ""
+        return "the server refused this prober's client certificate on \(count) connection attempt\(count == 1 ? "" : "s") "
+            + "(\(ErrorKind.tlsPeerRejectedCertificate.rawValue)\(why)): either the prober's SVID is not one the mesh trusts "
+            + "(identity.svidDir, its trust domain) or the mesh refuses it; nothing reached the workloads"
+    }
 }

@@ -252,9 +252,12 @@ public struct LoadReport: Codable, Sendable {
     public var histograms: Histograms
     /// The thresholds' verdicts, in the order given; empty when none was set (absent in results before them).
     public var thresholds: [ThresholdVerdict]?
+    /// How the load ended (`outcome(part:)`), written with the result; recomputed, never read back.
+    public var writtenOutcome: ResultOutcome?
 
     enum CodingKeys: String, CodingKey {
         case meta, summary, workloads, connections, timeline, steps, failures, series, histograms, thresholds
+        case writtenOutcome = "outcome"
         case iterationsCompleted = "iterations_completed"
     }
 
@@ -394,6 +397,8 @@ public struct LoadReport: Codable, Sendable {
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
+        var written = self
+        written.writtenOutcome = outcome()
+        return try encoder.encode(written)
     }
 }

@@ -94,6 +94,11 @@ extension GameDayResult {
             let planned = gameday.steps.first { $0.name == step.name }
             switch step.verdicts {
             case .load(let loadResult, let slo)?:
+                if let failure = step.failure {
+                    report.append(kind: "server_identity", name: "the expected server answered", passed: false, reason: failure,
+                                  evidence: .facts(requests: loadResult.totalRequests, declared: [:], observed: [:],
+                                                   test: "every connection's server identity checked (identity.expectPeer)"))
+                }
                 for check in slo { report.add(check) }
                 requests = loadResult.totalRequests
                 failures = Dictionary(loadResult.failureClasses.map { ($0.key.description, $0.value) }, uniquingKeysWith: +)

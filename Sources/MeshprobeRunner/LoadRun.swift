@@ -37,69 +37,26 @@ package struct LoadRunOptions: Sendable {
     }
 }
 
-/// How a load run ended, each with its message; the exit code follows from the case (docs/conventions.md).
-package enum LoadRunOutcome: Equatable, Sendable {
-    /// The run completed with a request that succeeded, or a shard 1..N-1 delivered its part (exit 0).
-    case completed
-    /// A guard stopped the run (exit 3).
-    case stoppedByGuard(String)
-    /// A guard held the load where it was (exit 1).
-    case heldByGuard(String)
-    /// A signal stopped the run before it completed (exit 3).
-    case aborted(String)
-    /// The run ended before its planned end, every connection given up (exit 1).
-    case endedEarly(String)
-    /// No request succeeded (exit 1).
-    case noSuccess(String)
-    /// A threshold did not hold (exit 1).
-    case thresholdFailed(String)
-    /// A threshold could not be judged, none failed (exit 3).
-    case thresholdUndecided(String)
-}
+/// How a load run ended (`LoadReport.outcome(part:)`, the word every view shows); the exit code follows from it
+/// (docs/conventions.md).
+package struct LoadRunOutcome: Equatable, Sendable {
+    package var outcome: ResultOutcome
 
-extension LoadRunOutcome {
-    /// The exit code (docs/conventions.md) and the message of an outcome other than `completed`.
+    /// A shard 1..N-1 that delivered its part: shard 0 decides.
+    package static let delivered = LoadRunOutcome(outcome: ResultOutcome("PASS"))
+
+    /// The exit code and the message of an outcome other than a pass.
     package var exit: (message: String, code: Int32)? {
-        switch self {
-        case .completed: nil
-        case .stoppedByGuard(let message), .aborted(let message), .thresholdUndecided(let message): (message, 3)
-        case .heldByGuard(let message), .endedEarly(let message), .noSuccess(let message), .thresholdFailed(let message): (message, 1)
-        }
+        outcome.exitCode == 0 ? nil : (outcome.reason ?? outcome.result, outcome.exitCode)
     }
 
-    /// A merged result's outcome (shards, `merge` of load results): the same rules as one run's, on the merged
-    /// summary; `part` names what was merged (`a shard`, `a merged result`).
-    package init(merged report: LoadReport, part: String) {
-        let s = report.summary
-        if let fired = s.guardFired {
-            if fired.action == GuardAction.hold.rawValue {
-                self = .heldByGuard("the guard '\(fired.guardDescription)' fired in second \(fired.second) of \(part) (\(fired.observed)); the load was held there")
-            } else {
-                self = .stoppedByGuard("\(part) was stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)")
-            }
-        } else if s.aborted {
-            self = .aborted("\(part) was aborted before its run completed")
-        } else if let why = s.endedEarly {
-            self = .endedEarly("\(part) ended before its planned end: \(why)")
-        } else if s.succeeded == 0 {
-            self = .noSuccess(RunReport.Check.noSuccessReason(report))
-        } else {
-            self = LoadRunOutcome(thresholds: report.thresholds ?? [])
-        }
+    /// A result's outcome (one run, shards merged, `merge` of load results); `part` names what was merged.
+    package init(_ report: LoadReport, part: String = "the run") {
+        outcome = report.outcome(part: part)
     }
 
-    /// A completed run's outcome by its thresholds: failed if one failed, undecided if one could not be judged.
-    init(thresholds: [ThresholdVerdict]) {
-        let failed = thresholds.filter { $0.decided && !$0.passed }
-        let undecided = thresholds.filter { !$0.decided }
-        if !failed.isEmpty {
-            let more = undecided.isEmpty ? "" : " (and \(counted(undecided.count, "threshold")) undecided)"
-            self = .thresholdFailed("threshold\(failed.count == 1 ? "" : "s") not met: " + failed.map { "\($0.threshold): \($0.reason ?? "failed")" }.joined(separator: "; ") + more)
-        } else if !undecided.isEmpty {
-            self = .thresholdUndecided("no verdict: " + undecided.map { "\($0.threshold): \($0.reason ?? "undecided")" }.joined(separator: "; "))
-        } else {
-            self = .completed
-        }
+    init(outcome: ResultOutcome) {
+        self.outcome = outcome
     }
 }
 
@@ -146,7 +103,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     if let shard, !shard.isAggregator {
         printLine(TerminalSummary(style: stdoutStyle()).render(report))
         try await sendShardResult(try report.jsonData(), plan: shard, command: options.command, group: group)
-        return .completed
+        return .delivered
     }
     if let aggregator {
         report = try await mergeLoadShards(own: report, aggregator: aggregator, command: options.command, export: session.export)
@@ -168,19 +125,7 @@ package func executeLoad(_ configuration: LoadConfiguration, options: LoadRunOpt
     }
     try reports.writeJSON(report.jsonData(), json: json)
     try reports.write(runReport)
-    if aggregator != nil { return LoadRunOutcome(merged: report, part: "a shard") }
-    if let fired = result.guardFired {
-        switch fired.action {
-        case .stop:
-            return .stoppedByGuard("stopped by the guard '\(fired.guardDescription)' in second \(fired.second): \(fired.observed)")
-        case .hold:
-            return .heldByGuard("the guard '\(fired.guardDescription)' fired in second \(fired.second) (\(fired.observed)); the load was held there")
-        }
-    }
-    if result.aborted { return .aborted("aborted before the run completed") }
-    if let why = result.endedEarly { return .endedEarly("the run ended before its planned end: \(why)") }
-    if result.succeeded == 0 { return .noSuccess(RunReport.Check.noSuccessReason(report)) }
-    return LoadRunOutcome(thresholds: report.thresholds ?? [])
+    return LoadRunOutcome(report, part: aggregator != nil ? "the sharded run" : "the run")
 }
 
 /// The live view of a running load on stderr: an updating block on a terminal, one plain line a second otherwise (CI,
@@ -261,5 +206,6 @@ package func loadRunReport(_ report: LoadReport, distribution: LatencyHistogram,
                          startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt), sections: [section],
                          abortReason: report.summary.aborted && report.summary.guardFired == nil ? "a signal stopped the run" : nil)
     (view.outcomeNote, view.badgeNote) = RunReport.Check.loadNotes(report)
+    view.outcomeWord = report.outcome().result
     return view
 }

@@ -60,8 +60,10 @@ extension VerifyReport {
         }
         let elapsed = Date().timeIntervalSince(startedAt)
         let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: seconds), loads: loads)
-        return RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
-                         startedAt: startedAt, seconds: elapsed, sections: [section])
+        var view = RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
+                             startedAt: startedAt, seconds: elapsed, sections: [section])
+        view.outcomeWord = outcome.result
+        return view
     }
 }
 
@@ -75,8 +77,10 @@ extension VerifyReport {
         }
         let elapsed = Date().timeIntervalSince(startedAt)
         let section = RunReport.Section(name: title, seconds: elapsed, checks: checks(seconds: []), loads: loads)
-        return RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
-                         startedAt: startedAt, seconds: elapsed, sections: [section])
+        var view = RunReport(command: "verify", title: title, inputs: inputs, version: meshprobeVersion, commandLine: CommandLine.arguments,
+                             startedAt: startedAt, seconds: elapsed, sections: [section])
+        view.outcomeWord = outcome.result
+        return view
     }
 }
 

@@ -39,8 +39,9 @@ extension VerifyReport {
                 evidence.trajectory = outcome.trajectory.map { TrajectoryPoint(samples: $0.samples, counts: $0.counts) }
             }
             var reason: String?
-            // A peer refused for its identity or certificate is a decided failure, whatever the split would have been.
-            let refusal = outcome.verdict == nil ? Self.identityRefusal(outcome.result) : nil
+            // A server refused for its identity or certificate is a decided failure, whatever the split would have been;
+            // a server refusing the prober's certificate leaves the split undecided (undecidedSplitReason says why).
+            let refusal = outcome.verdict == nil ? outcome.result.serverIdentityRefusal.map { $0 + ": the split was not measured" } : nil
             var verdict = outcome.verdict
             if case .fail? = verdict, let failing = Self.failingDestinationReason(counts: counts, unsuccessful: outcome.unsuccessfulByDestination,
                                                                                   declared: evidence.declared, tolerance: statistics.tolerance) {
@@ -90,20 +91,11 @@ extension VerifyReport {
             + "failing (see the failures), which a split of successes cannot tell apart from a wrong weight"
     }
 
-    /// The route's connections were refused for what the server presented (its SPIFFE ID, its certificate, its
-    /// ALPN): the traffic did not reach the declared workloads as declared, which fails the route even though its
-    /// split was not measured. Nil when no such refusal happened.
-    static func identityRefusal(_ result: LoadResult) -> String? {
-        let refusals = result.connectionFailures.filter { $0.key.rawValue.hasPrefix("tls_") && !$0.key.isTransientConnectionFailure }
-        guard let (kind, count) = refusals.max(by: { $0.value < $1.value }) else { return nil }
-        let why = result.errorExplanations[kind].map { ": \($0)" } ?? ""
-        return "the server was refused on \(count) connection attempt\(count == 1 ? "" : "s") (\(kind.rawValue)\(why)): the split was not measured"
-    }
-
     /// Why a split has no verdict, with the figures.
     static func undecidedSplitReason(_ outcome: PolicyVerification.Outcome) -> String {
         let e = outcome.evidence
         if let misconfiguration = outcome.misconfiguration { return "undecided: \(misconfiguration)" }
+        if let refused = outcome.result.clientIdentityRefusal { return "undecided: \(refused): the split was not measured" }
         if outcome.contradictsPerRequestRouting {
             return "undecided: routing was declared per request, but responses cluster by connection (\(e.clustering?.summary ?? "")): "
                 + "the stated error rates do not hold for these samples; use routing: auto"

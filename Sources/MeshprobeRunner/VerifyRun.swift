@@ -47,6 +47,16 @@ package enum VerifyRunOutcome: Equatable, Sendable {
     /// A signal cut the verification short, or its Pushgateway push (exit 3).
     case aborted(String)
 
+    /// The outcome a result's last word says.
+    package init(_ outcome: ResultOutcome) {
+        switch outcome.result {
+        case "PASS": self = .passed
+        case "FAIL": self = .failed
+        case "ABORTED": self = .aborted(outcome.reason ?? "aborted")
+        default: self = .undecided(outcome.reason ?? "no verdict")
+        }
+    }
+
     package var exitCode: Int32 {
         switch self {
         case .passed: 0
@@ -186,14 +196,7 @@ private struct VerifyRun {
         // The log's copy after the push: one block, the result as it ended.
         try options.reports.logJSON(report.jsonData())
         // The report's verdicts, not the tests' own: a split FAIL that client-keyed routing could explain is withheld there.
-        if report.verdicts.contains(where: { $0.decided && !$0.passed }) {
-            return .failed
-        }
-        if report.verdicts.contains(where: { !$0.decided }) {
-            let undecided = report.verdicts.filter { !$0.decided }.count
-            return .undecided("no verdict: \(undecided) of \(report.verdicts.count) checks undecided (each says why above)")
-        }
-        return .passed
+        return VerifyRunOutcome(report.outcome)
     }
 
     /// Ends one check's part of the report: its verdicts' time, and, when a signal arrived while it ran, its
@@ -279,7 +282,5 @@ package func finishMergedVerify(_ merged: VerifyReport, json: String?, reports: 
     printVerdicts(view)
     try reports.writeJSON(merged.jsonData(), json: json)
     try reports.write(view)
-    if merged.verdicts.contains(where: { $0.decided && !$0.passed }) { return .failed }
-    if merged.verdicts.contains(where: { !$0.decided }) { return .undecided("no verdict: undecided on the merged samples") }
-    return .passed
+    return VerifyRunOutcome(merged.outcome)
 }

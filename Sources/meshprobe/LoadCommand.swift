@@ -57,11 +57,11 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.durationOrZero)
     var thinkJitter: TimeSpan?
 
-    @Option(name: .customLong("abort-on-error-rate"), parsing: .unconditional, help: "Guard: stop (exit 3) when more than this fraction of a second's requests fail, e.g. 0.2.",
+    @Option(name: .customLong("abort-on-error-rate"), parsing: .unconditional, help: "Guard: fail and stop (exit 1) when more than this fraction of a second's requests fail, e.g. 0.2.",
             transform: InputArgument.errorRateGuard)
     var abortOnErrorRate: LoadGuard?
 
-    @Option(name: .customLong("abort-on-p99"), help: "Guard: stop (exit 3) when a second's p99 latency exceeds this, e.g. 500ms.",
+    @Option(name: .customLong("abort-on-p99"), help: "Guard: fail and stop (exit 1) when a second's p99 latency exceeds this, e.g. 500ms.",
             transform: InputArgument.p99Guard)
     var abortOnP99: LoadGuard?
 
@@ -69,7 +69,7 @@ struct LoadCommand: AsyncParsableCommand {
             transform: InputArgument.threshold)
     var thresholds: [LoadThreshold] = []
 
-    @Option(name: .customLong("guard-action"), help: .defaulted("What a guard does when it fires: stop (exit 3) or hold the rate/concurrency where it is (exit 1).", GuardAction.stop.rawValue),
+    @Option(name: .customLong("guard-action"), help: .defaulted("What a guard does when it fires (the run fails, exit 1): stop the load, or hold the rate/concurrency where it is.", GuardAction.stop.rawValue),
             completion: .list(GuardAction.allCases.map(\.rawValue)), transform: InputArgument.guardAction)
     var guardAction: GuardAction = .stop
 

@@ -92,7 +92,7 @@ struct MergeCommand: AsyncParsableCommand {
         try await session.finish(report: merged, json: json)
         try reports.write(view, logs: logs)
         // The merged run ends as one run would: the same rules on the merged summary (exit 1 or 3).
-        if let exit = LoadRunOutcome(merged: merged, part: "a merged result").exit {
+        if let exit = LoadRunOutcome(merged, part: "the merged result").exit {
             throw CLIError(message: exit.message, exitCode: exit.code)
         }
     }

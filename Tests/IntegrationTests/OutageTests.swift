@@ -118,9 +118,10 @@ extension EndToEnd {
         #expect(result.totalRequests == 0 && !why.contains("requests left"), "\(why)")
     }
 
-    /// The same in a game day: a load step whose connections are all refused for good did not run its course, so
-    /// the step is not a PASS and the game day has no verdict (exit 3), the reason on the step.
-    @Test func aGameDayLoadStepThatEndsEarlyIsNotAPass() async throws {
+    /// The same in a game day: a load step whose connections are all refused for the server's identity did not run
+    /// its course, and its objectives fail as `verify`'s split does (the traffic did not reach the declared
+    /// workloads): FAIL, exit 1, the reason on the step, the steps after it not run.
+    @Test func aGameDayLoadStepRefusedForTheServersIdentityFails() async throws {
         let port = try freePort()
         let server = try await echo(on: port)
         defer { server.stop() }
@@ -136,11 +137,16 @@ extension EndToEnd {
             """)
         let json = pki.directory.appendingPathComponent("gameday.json").path
         let out = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", json], timeout: 30)
-        #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+        #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.split(separator: "\n").last == "FAIL", "\(out.stdout)")
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let outcome = try #require(object?["outcome"] as? [String: Any])
+        #expect(outcome["result"] as? String == "FAIL" && outcome["exit_code"] as? Int == 1, "\(outcome)")
         let step = try #require((object?["steps"] as? [[String: Any]])?.first)
-        #expect(step["passed"] as? Bool == false && step["decided"] as? Bool == false, "\(step)")
-        #expect((step["problem"] as? String)?.contains("tls_wrong_spiffe_id") == true, "\(step)")
+        #expect(step["passed"] as? Bool == false && step["decided"] as? Bool == true, "\(step)")
+        let verdict = try #require((step["verdicts"] as? [[String: Any]])?.first)
+        #expect(verdict["kind"] as? String == "server_identity" && verdict["passed"] as? Bool == false, "\(verdict)")
+        #expect((verdict["reason"] as? String)?.contains("tls_wrong_spiffe_id") == true, "\(verdict)")
         #expect(step["requests"] as? Int == 1000, "every arrival of 50/s over 20 s counted: \(step)")
     }
 
@@ -162,6 +168,45 @@ extension EndToEnd {
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("FAIL  split  the server was refused on"), "\(out.stdout)")
         #expect(out.stdout.contains("tls_wrong_spiffe_id"), "\(out.stdout)")
+    }
+
+    /// A server that refuses the prober's client certificate (an SVID of another CA): nothing reached the workloads
+    /// and whether the prober or the mesh is wrong cannot be told from here, so `verify`'s split and a game day's
+    /// objectives are undecided (exit 3) naming the refusal, never a FAIL a canary gate would roll back on.
+    @Test func aServerRefusingTheProbersCertificateLeavesVerifyAndGameDaysUndecided() async throws {
+        let port = try freePort()
+        let server = try await echo(on: port)
+        defer { server.stop() }
+        let stranger = try LabPKIFixture(trustDomain: "stranger.meshprobe.test")
+        let prober = try stranger.svid("prober5", uris: [stranger.id("prober5")])
+        let policy = try pki.write("refused-policy.yaml", """
+            policy: meshprobe.policy/v1
+            target: https://127.0.0.1:\(port)/
+            identity: {cert: \(prober.cert), key: \(prober.key), ca: \(pki.caFile), expectPeer: "\(pki.id("echo"))"}
+            expect:
+              split: {vm: 100}
+            """)
+        let json = pki.path("refused-verify.json")
+        let verify = try await run(meshprobeBinary, ["verify", policy, "--quiet", "--json", json], timeout: 60)
+        #expect(verify.status == 3, "\(verify.stdout)\(verify.stderr)")
+        #expect(verify.stdout.contains("UNDECIDED  split  undecided: the server refused this prober's client certificate"), "\(verify.stdout)")
+        #expect(verify.stdout.split(separator: "\n").last == "UNDECIDED", "\(verify.stdout)")
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let outcome = try #require(result?["outcome"] as? [String: Any])
+        #expect(outcome["result"] as? String == "UNDECIDED" && outcome["exit_code"] as? Int == 3, "\(outcome)")
+
+        let gameday = try pki.write("refused-gameday.yaml", """
+            name: refused prober
+            target: https://127.0.0.1:\(port)/
+            identity: {cert: \(prober.cert), key: \(prober.key), ca: \(pki.caFile), expectPeer: "\(pki.id("echo"))"}
+            load: {connections: 2, streams: 2}
+            gameday:
+              steps:
+                - {name: baseline, rate: 50, duration: 20s}
+            """)
+        let out = try await run(meshprobeBinary, ["gameday", gameday, "--quiet"], timeout: 30)
+        #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("the server refused this prober's client certificate"), "\(out.stdout)")
     }
 
     /// A timed run whose target never accepted a connection sends nothing, so it has no error to name: its verdict

@@ -73,6 +73,28 @@ import Testing
         #expect(try verdict(r, "error_rate<=1").passed)
     }
 
+    /// A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures: 5 clean
+    /// requests do not show an error rate under 1%.
+    @Test func anErrorRateCeilingNeedsTenFailuresWorthOfRequests() throws {
+        var r = try report(ladder, thresholds: [])
+        func judge(_ requests: Int, failed: Int, _ text: String) throws -> ThresholdVerdict {
+            r.summary.requests = requests
+            r.summary.failed = failed
+            return try #require(r.evaluate([LoadThreshold(parsing: text)]).first)
+        }
+        let few = try judge(5, failed: 0, "error_rate<0.01")
+        #expect(!few.decided && !few.passed)
+        #expect(few.reason == "5 requests are too few to judge an error rate of 0.01: it needs 1000 (10 failures' worth at the limit) or 10 failures")
+        #expect(try judge(1000, failed: 0, "error_rate<0.01").passed)
+        #expect(try !judge(999, failed: 9, "error_rate<0.01").decided)
+        let many = try judge(50, failed: 10, "error_rate<0.01")
+        #expect(many.decided && !many.passed)
+        #expect(try judge(199, failed: 0, "error_rate<5%").decided == false)
+        #expect(try judge(200, failed: 0, "error_rate<5%").passed)
+        // A ceiling of zero says no request may fail, judged as written.
+        #expect(try judge(5, failed: 0, "error_rate<=0").passed)
+    }
+
     @Test func theJSONNamesEachValuesUnit() throws {
         let r = try report(ladder, thresholds: ["p95<250ms", "error_rate<0.01", "rps>=900"])
         let json = try #require(String(data: try r.jsonData(), encoding: .utf8))

@@ -41,6 +41,9 @@ public struct GameDayRunner: Sendable {
         public var faults: [String] = []
         /// Why the game day cannot go on after this step (its load could not reach the target at all).
         public var endsGameDay: String?
+        /// Why the step failed whatever its objectives say: every connection refused for what the server presented
+        /// (as `verify` fails a split for it). The step's verdict then, not a problem.
+        public var failure: String?
     }
 
     public struct Outcome: Sendable {
@@ -179,19 +182,26 @@ public struct GameDayRunner: Sendable {
                 for (client, id) in set { try? await ledger.clear(id, on: client, group: group) }
                 if Task.isCancelled { return outcome }
                 var slo = objectives.checks()
-                if result.connectionsEstablished == 0 {
+                // A server refused for what it presented fails the step, as it fails verify's split; a server refusing
+                // the prober's certificate leaves it undecided.
+                let wrongServer = result.responses == 0 ? result.serverIdentityRefusal : nil
+                let refusedClient = result.clientIdentityRefusal
+                outcome.failure = wrongServer.map { "\($0): the traffic did not reach the workloads the identity section expects" }
+                if result.connectionsEstablished == 0 || wrongServer != nil || refusedClient != nil {
                     // No request reached the target: the objectives have no sample, whatever the counts of errors say.
                     for i in slo.indices {
-                        slo[i].decided = false
+                        slo[i].decided = wrongServer != nil
                         slo[i].passed = false
-                        slo[i].reason = "undecided: no connection to the target was made, so no request reached it: nothing to judge"
+                        slo[i].reason = wrongServer.map { "\($0): the objective was not measured" }
+                            ?? refusedClient.map { "undecided: \($0)" }
+                            ?? "undecided: no connection to the target was made, so no request reached it: nothing to judge"
                     }
                 }
                 outcome.verdicts = .load(result, slo: slo)
                 // Every connection given up (a refusal retrying cannot change): the step did not run its course, and
                 // the steps after it would set faults on a mesh this prober cannot reach.
                 if let why = result.endedEarly {
-                    outcome.problem = "the load ended before its planned end: \(why)"
+                    if outcome.failure == nil { outcome.problem = refusedClient ?? "the load ended before its planned end: \(why)" }
                     outcome.endsGameDay = "step '\(step.name)' could not reach the target: \(why)"
                 }
             case .circuitBreaker(let e):

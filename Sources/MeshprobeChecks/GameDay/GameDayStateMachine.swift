@@ -91,17 +91,18 @@ public enum GameDayVerdict {
 
     /// How the run ends once its result is written, from its steps' verdicts (`failed`: decided and failed;
     /// `undecided`; `skipped`: never run): nil for exit 0, else the message and the exit code. 1 a step failed (as in
-    /// `verify`, a FAIL is not hidden by another step's undecided verdict); 3 aborted, a step undecided or skipped,
+    /// `verify`, a FAIL is not hidden by another step's undecided verdict, nor by an abort after it); 3 aborted, a step undecided or skipped,
     /// or a fault left. The message names every fault left: the mesh is not as it was, so never a pass (nor a plain
     /// FAIL) a pipeline may go on from.
     public static func exit(failed: Int, undecided: Int, skipped: Int, abortReason: String?,
                             faultsLeft: [String]) -> (message: String, code: Int32)? {
         let left = faultsLeft.isEmpty ? "" : "; NOT cleared (each expires on its own): " + faultsLeft.joined(separator: "; ")
-        if let why = abortReason { return ("incomplete: \(why)\(left)", 3) }
         if failed > 0 {
-            let alsoUndecided = undecided > 0 ? " (and \(undecided) step\(undecided == 1 ? "" : "s") undecided)" : ""
-            return ("verdict: FAIL" + alsoUndecided + left, faultsLeft.isEmpty ? 1 : 3)
+            var also = undecided > 0 ? ["\(undecided) step\(undecided == 1 ? "" : "s") undecided"] : []
+            if let why = abortReason { also.append("stopped early: \(why)") }
+            return ("verdict: FAIL" + (also.isEmpty ? "" : " (and \(also.joined(separator: "; ")))") + left, faultsLeft.isEmpty ? 1 : 3)
         }
+        if let why = abortReason { return ("incomplete: \(why)\(left)", 3) }
         if undecided > 0 || skipped > 0 {
             return ("no verdict: \(undecided + skipped) step\(undecided + skipped == 1 ? "" : "s") undecided or not run (each says why above)" + left, 3)
         }

@@ -63,8 +63,12 @@ public struct GameDayResult: Codable, Sendable {
     /// The files merged into this one, when it is a merge.
     public var mergedFrom: [String]?
 
+    /// The last word (`outcome`), written with the result; recomputed, never read back.
+    var writtenOutcome: ResultOutcome?
+
     enum CodingKeys: String, CodingKey {
         case schema, file, sha256, name, passed, decided, aborted, steps, skipped, faultsLeft
+        case writtenOutcome = "outcome"
         case mergedFrom = "merged_from"
     }
 
@@ -87,11 +91,12 @@ public struct GameDayResult: Codable, Sendable {
     public var failedSteps: Int { steps.filter { $0.decided && !$0.passed }.count }
     public var undecidedSteps: Int { steps.filter { !$0.decided }.count }
 
-    /// INCOMPLETE (aborted, or steps not run), FAIL (a step failed, whatever the others), UNDECIDED, or PASS: the
-    /// word that matches the exit code (`GameDayVerdict.exit`).
+    /// INCOMPLETE (a fault left set), FAIL (a step failed, whatever the others and an abort), INCOMPLETE (aborted,
+    /// steps not run), UNDECIDED, or PASS: the word that matches the exit code (`GameDayVerdict.exit`: 3, 1, 3, 3, 0).
     public var outcomeWord: String {
-        if aborted != nil || !skipped.isEmpty { return "INCOMPLETE" }
+        if !faultsLeft.isEmpty { return "INCOMPLETE" }
         if failedSteps > 0 { return "FAIL" }
+        if aborted != nil || !skipped.isEmpty { return "INCOMPLETE" }
         return passed ? "PASS" : "UNDECIDED"
     }
 
@@ -124,6 +129,8 @@ public struct GameDayResult: Codable, Sendable {
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
+        var written = self
+        written.writtenOutcome = outcome
+        return try encoder.encode(written)
     }
 }

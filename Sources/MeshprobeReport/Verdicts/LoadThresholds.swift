@@ -8,7 +8,8 @@ import MeshprobeSpec
 ///
 /// A percentile needs at least `10 / (1 - p)` responses (10 beyond it: 200 for p95, 1000 for p99): on fewer, the
 /// value is little more than the largest few and the verdict is undecided, never a pass or a fail by chance, unless
-/// every response is on one side of the limit (then any percentile is).
+/// every response is on one side of the limit (then any percentile is). An error-rate ceiling likewise needs
+/// `10 / limit` requests (1000 for 0.01) or 10 failures.
 public struct ThresholdVerdict: Codable, Sendable, Equatable {
     /// As written, without spaces (`version=v2:p99<300ms`): the verdict's name in every report.
     public var threshold: String
@@ -58,6 +59,11 @@ extension LoadReport {
     /// The least responses a percentile's value is judged on: 10 beyond it.
     static func minimumSample(percentile: Double) -> Int {
         Int((10 / (1 - percentile / 100) - 1e-6).rounded(.up))
+    }
+
+    /// The least requests an error-rate ceiling is judged on: 10 failures' worth at the limit (1000 for 0.01).
+    static func minimumSample(errorRate limit: Double) -> Int {
+        Int((10 / limit - 1e-6).rounded(.up))
     }
 
     /// Each threshold's verdict on this result.
@@ -125,6 +131,17 @@ extension LoadReport {
             }
             let rate = Double(failed) / Double(requests)
             verdict.observedFraction = (rate * 1e6).rounded() / 1e6
+            // A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures (then
+            // the rate is over it whatever the sample); a ceiling of 0 is judged as written.
+            let ceiling = threshold.comparison == .below || threshold.comparison == .atMost
+            if ceiling && threshold.limit > 0 {
+                let least = Self.minimumSample(errorRate: threshold.limit)
+                guard requests >= least || failed >= 10 else {
+                    verdict.reason = "\(counted(requests, "request")) are too few to judge an error rate of \(numberText(threshold.limit)): "
+                        + "it needs \(least) (10 failures' worth at the limit) or 10 failures"
+                    return verdict
+                }
+            }
             judge(rate)
         case .rps:
             verdict.limitPerS = threshold.limit

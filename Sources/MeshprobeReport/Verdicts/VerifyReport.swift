@@ -222,9 +222,12 @@ public struct VerifyReport: Codable, Sendable {
     public var mergedFrom: [String]?
     /// Set when a signal (or an abort) stopped the run: the verdicts decided before it stand, the rest are undecided.
     public var aborted: Bool?
+    /// The last word (`outcome`), written with the result; recomputed, never read back.
+    var writtenOutcome: ResultOutcome?
 
     enum CodingKeys: String, CodingKey {
         case schema, policy, passed, decided, verdicts, results, aborted
+        case writtenOutcome = "outcome"
         case policySHA256 = "policy_sha256"
         case mergedFrom = "merged_from"
     }
@@ -330,6 +333,9 @@ public struct VerifyReport: Codable, Sendable {
                 .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
             return ("\(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)", reason.map { [$0] } ?? [])
         }
+        if v.kind == "server_identity" {
+            return ("\(v.name): none of \(counted(v.evidence.requests, "request")) reached the expected server", reason.map { [$0] } ?? [])
+        }
         if v.kind == "mtls" {
             let callers = v.evidence.counts.sorted { $0.value > $1.value }
                 .map { "\($0.key.isEmpty ? "(none)" : $0.key) on \($0.value)" }.joined(separator: ", ")
@@ -361,7 +367,9 @@ public struct VerifyReport: Codable, Sendable {
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        var written = self
+        written.writtenOutcome = outcome
+        return try encoder.encode(written)
     }
 
     /// A number as a policy file writes it: an integer without a fraction, else as Swift prints it.

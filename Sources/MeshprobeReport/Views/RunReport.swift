@@ -322,8 +322,10 @@ extension RunReport.Check {
                 summary: fired == nil ? "held for \(report.timeline.count) seconds" : "fired", evidence: evidence, seconds: seconds))
         }
         let ok = s.succeeded > 0
+        // A run a signal stopped before any success has not shown that none can succeed.
+        let signalled = s.aborted && s.guardFired == nil
         checks.append(RunReport.Check(
-            kind: "load", name: "requests succeeded", status: ok ? .passed : .failed,
+            kind: "load", name: "requests succeeded", status: ok ? .passed : signalled ? .undecided : .failed,
             reason: ok ? nil : noSuccessReason(report),
             summary: "\(s.succeeded) of \(s.requests) succeeded", evidence: evidence, seconds: seconds))
         for t in report.thresholds ?? [] {
