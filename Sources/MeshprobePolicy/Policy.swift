@@ -301,161 +301,149 @@ public struct Policy {
         return (e, faultTargets, rate)
     }
 
-    /// Reads a policy file; errors name the file, line and field.
+    /// Reads a policy file; errors name the file, line and field, every section's in one error
+    /// (`YAMLInputError.others`).
     /// - Parameter routesElsewhere: the routes come from mesh manifests, so `expect` may leave out split and routes.
     /// - Parameter overrides: the command line's changes to the file (`--target`, `--svid-dir`, `--set`).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             routesElsewhere: Bool = false, overrides: FileOverrides = FileOverrides()) throws(YAMLInputError) -> Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
+        var errors = YAMLErrors()
         let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
                                          defaultChurn: .every(20), overrides: overrides,
-                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a policy's are expect.slo (successRate, p95: 250ms, ...)")
-        do { return try read(scenario, path: path, routesElsewhere: routesElsewhere) } catch { throw scenario.explain(error) }
+                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a policy's are expect.slo (successRate, p95: 250ms, ...)",
+                                         errors: &errors)
+        let policy = read(scenario, path: path, routesElsewhere: routesElsewhere, errors: &errors)
+        try scenario.report(errors)
+        return policy
     }
 
-    /// Reads the policy's own sections of a scenario read with `expect`, `policy` and `service` left to it.
-    static func read(_ scenario: Scenario, path: String, routesElsewhere: Bool) throws(YAMLInputError) -> Policy {
-        var scenario = scenario
-        guard let expect = scenario.extras["expect"] else {
-            throw YAMLInputError(file: path, line: 1, column: 1, field: "expect", message: "a policy needs an expect section (split, tolerance, ...)")
+    /// Reads the policy's own sections of a scenario read with `expect`, `policy` and `service` left to it, each key of
+    /// `expect` on its own: an error is recorded in `errors` (the policy is then incomplete), and what needs that key's
+    /// value is left out.
+    static func read(_ scenario: Scenario, path: String, routesElsewhere: Bool, errors: inout YAMLErrors) -> Policy {
+        var policy = Policy(name: scenario.name ?? "split", file: path, scenario: scenario, routes: [])
+        errors.attempt { () throws(YAMLInputError) in
+            if let version = scenario.extras["policy"], try version.string() != Self.version {
+                throw version.error("this meshprobe reads '\(Self.version)'")
+            }
         }
-        if let version = scenario.extras["policy"] {
-            guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
+        errors.attempt { () throws(YAMLInputError) in
+            if let v = scenario.extras["service"] { policy.service = ServiceHost(try v.name()) }
         }
-        let f = try expect.mapping(allowed: ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate",
-                                             "missRate", "maxRequests", "routing", "propagation", "clusters", "circuitBreaker",
-                                             "outlierDetection", "retries", "maxRequestsPerConnection", "maxRetries"])
-        var recognizer = DestinationRecognizer.version
-        if let r = f["recognise"] {
+        let allowed = ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate", "missRate",
+                       "maxRequests", "routing", "propagation", "clusters", "circuitBreaker", "outlierDetection", "retries",
+                       "maxRequestsPerConnection", "maxRetries"]
+        guard let section = scenario.section("expect", allowed: allowed, missing: "a policy needs an expect section (split, tolerance, ...)",
+                                             errors: &errors) else { return policy }
+        let (expect, f, misspelt) = section
+        errors.attempt { () throws(YAMLInputError) in
+            guard let r = f["recognise"] else { return }
             let text = try r.string()
             switch text {
-            case "version": recognizer = .version
-            case "workload": recognizer = .workload
-            case "identity", "peer": recognizer = .identity
+            case "version": policy.recognizer = .version
+            case "workload": policy.recognizer = .workload
+            case "identity", "peer": policy.recognizer = .identity
             default:
                 guard text.hasPrefix("header:"), text.count > 7 else {
                     throw r.error("expected version, workload, identity, or header:NAME")
                 }
                 let name = String(text.dropFirst(7)).trimmingCharacters(in: .whitespaces).lowercased()
-                recognizer = .header(name)
-                scenario.plan.identityHeader = name
+                policy.recognizer = .header(name)
+                policy.scenario.plan.identityHeader = name
             }
         }
-        var statistics = SplitTestConfiguration()
-        func fraction(_ key: String, below limit: Double) throws(YAMLInputError) -> Double? {
-            guard let v = f[key] else { return nil }
-            let x = try v.double(minimum: 0, exclusive: true)
-            guard x < limit else { throw v.error("must be below \(YAMLValue.format(limit)), got \(YAMLValue.format(x))") }
-            return x
+        // The split test's settings, checked together once each is read.
+        let beforeStatistics = errors.count
+        let fractions: [(String, WritableKeyPath<SplitTestConfiguration, Double>)] = [
+            ("tolerance", \.tolerance), ("falseFailRate", \.falseFailRate), ("missRate", \.missRate)]
+        for (key, setting) in fractions {
+            errors.attempt { () throws(YAMLInputError) in
+                guard let v = f[key] else { return }
+                let x = try v.double(minimum: 0, exclusive: true)
+                guard x < 0.5 else { throw v.error("must be below 0.5, got \(YAMLValue.format(x))") }
+                policy.statistics[keyPath: setting] = x
+            }
         }
-        if let x = try fraction("tolerance", below: 0.5) { statistics.tolerance = x }
-        if let x = try fraction("falseFailRate", below: 0.5) { statistics.falseFailRate = x }
-        if let x = try fraction("missRate", below: 0.5) { statistics.missRate = x }
-        if let v = f["maxRequests"] {
-            statistics.maxSamples = try v.int(minimum: 1)
-            if scenario.plan.duration == nil { scenario.plan.requests = statistics.maxSamples }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let v = f["maxRequests"] else { return }
+            policy.statistics.maxSamples = try v.int(minimum: 1)
+            if policy.scenario.plan.duration == nil { policy.scenario.plan.requests = policy.statistics.maxSamples }
         }
-        var routing = RoutingAssumption.auto
-        if let r = f["routing"] {
+        if errors.count == beforeStatistics {
+            do { try policy.statistics.validate() } catch { errors.record(expect.error(error.description)) }
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let r = f["routing"] else { return }
             let text = try r.string()
             guard let value = RoutingAssumption(rawValue: text) else {
                 throw r.error("expected auto, per-request or per-connection, got '\(text)'")
             }
-            routing = value
+            policy.routing = value
         }
-        let defaultName = try f["name"]?.name() ?? scenario.name ?? "split"
+        let defaultName = (errors.attempt { () throws(YAMLInputError) in try f["name"]?.name() } ?? nil) ?? scenario.name ?? "split"
+        policy.name = scenario.name ?? defaultName
 
-        // Either one split (the default route) or a list of routes.
+        // Either one split (the default route) or a list of routes, each read on its own.
         var routeValues: [(name: String, value: YAMLValue, split: YAMLValue, match: YAMLValue?)] = []
+        var routesRead = true
         switch (f["split"], f["routes"]) {
         case let (split?, nil):
             routeValues = [(defaultName, split, split, nil)]
         case let (nil, routes?):
-            for item in try routes.list() {
-                let r = try item.mapping(allowed: ["name", "match", "split"])
-                guard let split = r["split"] else { throw item.error("a route needs a split") }
-                let name = try r["name"]?.name() ?? "route \(routeValues.count + 1)"
-                routeValues.append((name, item, split, r["match"]))
+            guard let items = errors.attempt({ () throws(YAMLInputError) in try routes.list() }) else {
+                routesRead = false
+                break
             }
-            if routeValues.isEmpty { throw routes.error("routes is empty") }
+            for (index, item) in items.enumerated() {
+                let route = errors.attempt { () throws(YAMLInputError) in
+                    let r = try item.mapping(allowed: ["name", "match", "split"])
+                    guard let split = r["split"] else { throw item.error("a route needs a split") }
+                    return (try r["name"]?.name() ?? "route \(index + 1)", item, split, r["match"])
+                }
+                if let route { routeValues.append(route) } else { routesRead = false }
+            }
+            if items.isEmpty { errors.record(routes.error("routes is empty")) }
             // Routes are tried in order (Envoy, Istio, Gateway API): one without match takes every request.
             if let catchAll = routeValues.dropLast().first(where: { $0.match == nil }) {
-                throw catchAll.value.error("a route without match takes every request, so the routes after it are never reached: put it last")
+                errors.record(catchAll.value.error("a route without match takes every request, so the routes after it are never reached: put it last"))
             }
         case (_?, _?):
-            throw expect.error("give either split (one route) or routes, not both")
+            errors.record(expect.error("give either split (one route) or routes, not both"))
         case (nil, nil):
-            if !routesElsewhere && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
+            // A misspelt key may be the check: then it is not reported missing too.
+            if !routesElsewhere && !misspelt && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
                 && f["maxRequestsPerConnection"] == nil && f["slo"] == nil {
-                throw expect.error("expect needs a split: {destination: weight, ...}, routes, slo, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection")
+                errors.record(expect.error("expect needs a split: {destination: weight, ...}, routes, slo, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection"))
             }
         }
         var allDestinations = Set<String>()
-        var routes: [SplitExpectation] = []
         for route in routeValues {
-            var weights: [String: Double] = [:]
-            for (destination, _, at) in try route.split.stringMapKeys() {
-                weights[destination] = try at.double(minimum: 0)
+            let expectation = errors.attempt { () throws(YAMLInputError) in
+                try Self.route(route.name, split: route.split, match: route.match, of: policy)
             }
-            if weights.isEmpty { throw route.split.error("the split names no destination") }
-            let sum = weights.values.reduce(0, +)
-            guard abs(sum - 100) < 1e-9 else {
-                throw route.split.error("the weights sum to \(YAMLValue.format(sum)), not 100 (Istio's rule for route weights)")
-            }
-            allDestinations.formUnion(weights.keys)
-            var expectation = SplitExpectation(name: route.name, weights: weights, recognizer: recognizer, mapping: [:],
-                                               statistics: statistics)
-            expectation.routing = routing
-            if let match = route.match {
-                let m = try match.mapping(allowed: ["headers", "path", "method"])
-                if let headers = m["headers"] {
-                    for (name, _, at) in try headers.stringMapKeys() {
-                        expectation.conditions.append(try MatchCondition.parse(at, subject: .header(name.lowercased())))
-                    }
-                }
-                if let path = m["path"] { expectation.conditions.append(try MatchCondition.parse(path, subject: .path)) }
-                if let method = m["method"] { expectation.conditions.append(try MatchCondition.parse(method, subject: .method)) }
-            }
-            routes.append(expectation)
-        }
-        var policy = Policy(name: scenario.name ?? defaultName, file: path, scenario: scenario, routes: routes)
-        if let v = scenario.extras["service"] { policy.service = ServiceHost(try v.name()) }
-        if let slo = f["slo"] {
-            (policy.minimumSuccessRate, policy.latencyCeilings) = try Self.slo(slo)
-        }
-        if let mtls = f["mtls"] {
-            // `mtls: required` (the caller must be the prober's own SVID) or `mtls: {caller: spiffe://...}`.
-            if case .scalar = mtls.node {
-                guard try mtls.string() == "required" else { throw mtls.error("expected required, or {caller: SPIFFE_ID}") }
-                policy.expectedCaller = ""
+            if let expectation {
+                allDestinations.formUnion(expectation.weights.keys)
+                policy.routes.append(expectation)
             } else {
-                let m = try mtls.mapping(allowed: ["caller"])
-                guard let caller = m["caller"] else { throw mtls.error("expected {caller: SPIFFE_ID}") }
-                let text = try caller.string()
-                do { _ = try SPIFFEID(parsing: text) } catch { throw caller.error(error.description) }
-                policy.expectedCaller = text
+                routesRead = false
             }
         }
-        if let p = f["propagation"] {
-            if case .scalar = p.node {
-                policy.propagation = PropagationWait(timeout: try p.duration())
-            } else {
-                let m = try p.mapping(allowed: ["timeout", "window", "stable"])
-                guard let timeout = m["timeout"] else { throw p.error("propagation needs a timeout (e.g. 30s)") }
-                var wait = PropagationWait(timeout: try timeout.duration())
-                if let w = m["window"] { wait.window = try w.duration() }
-                if let s = m["stable"] { wait.stableWindows = try s.int(minimum: 2) }
-                guard wait.window * Double(wait.stableWindows) <= wait.timeout else {
-                    throw p.error("\(wait.stableWindows) windows of \(YAMLValue.format(wait.window))s cannot fit in the timeout of \(YAMLValue.format(wait.timeout))s")
-                }
-                policy.propagation = wait
-            }
+        errors.attempt { () throws(YAMLInputError) in
+            if let slo = f["slo"] { (policy.minimumSuccessRate, policy.latencyCeilings) = try Self.slo(slo) }
         }
-        if let cb = f["circuitBreaker"] {
-            policy.circuitBreakers.append(try Self.circuitBreaker(cb))
+        errors.attempt { () throws(YAMLInputError) in
+            if let mtls = f["mtls"] { policy.expectedCaller = try Self.caller(mtls) }
         }
-        if let od = f["outlierDetection"] {
+        errors.attempt { () throws(YAMLInputError) in
+            if let p = f["propagation"] { policy.propagation = try Self.propagation(p) }
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            if let cb = f["circuitBreaker"] { policy.circuitBreakers.append(try Self.circuitBreaker(cb)) }
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let od = f["outlierDetection"] else { return }
             let (expectation, targets, rate) = try Self.outlierDetection(od)
             if let expectation {
                 policy.outlierDetections.append(expectation)
@@ -464,23 +452,28 @@ public struct Policy {
             }
             policy.outlierProbe = (targets, rate)
         }
-        if let r = f["retries"] {
-            policy.retries.append(try RetryExpectation(policy: r))
-        }
-        if let v = f["maxRetries"] {
+        let retriesRead = errors.attempt { () throws(YAMLInputError) -> Void in
+            if let r = f["retries"] { policy.retries.append(try RetryExpectation(policy: r)) }
+        } != nil
+        errors.attempt { () throws(YAMLInputError) in
+            guard let v = f["maxRetries"] else { return }
             let n = try v.int(minimum: 1)
             guard n <= 250 else { throw v.error("at most 250: the check drives four times the limit in concurrent failing requests") }
+            // Judged against retries when they read: else their error is the one to fix.
+            guard retriesRead else { return }
             guard let retries = policy.retries.first, (retries.attempts ?? 0) > 0, retries.retryOn.retryableStatus != nil else {
                 throw v.error("maxRetries needs retries beside it with attempts and a retried status: the limit shows only on a route that retries")
             }
             policy.maxRetries.append((n, "\(v.file):\(v.line) \(v.path)"))
         }
-        if let v = f["maxRequestsPerConnection"] {
+        errors.attempt { () throws(YAMLInputError) in
+            guard let v = f["maxRequestsPerConnection"] else { return }
             let n = try v.int(minimum: 1)
             guard n <= 10_000 else { throw v.error("at most 10000: the check sends ten connections' worth") }
             policy.connectionReuse.append(ConnectionReuseExpectation(maxRequestsPerConnection: n, source: "\(v.file):\(v.line) \(v.path)"))
         }
-        if let c = f["clusters"] {
+        errors.attempt { () throws(YAMLInputError) in
+            guard let c = f["clusters"] else { return }
             let m = try c.mapping(allowed: ["reach", "avoid"])
             policy.clustersToReach = try m["reach"]?.list().map { v throws(YAMLInputError) in try v.string() } ?? []
             policy.clustersToAvoid = try m["avoid"]?.list().map { v throws(YAMLInputError) in try v.string() } ?? []
@@ -489,23 +482,74 @@ public struct Policy {
                 throw c.error("cluster '\(both)' is both in reach and in avoid")
             }
         }
-        policy.recognizer = recognizer
-        policy.statistics = statistics
-        policy.routing = routing
-        if let m = f["map"] {
+        errors.attempt { () throws(YAMLInputError) in
+            guard let m = f["map"] else { return }
             var mapping: [String: String] = [:]
             for (value, destination, at) in try m.stringMap() {
-                guard routesElsewhere || allDestinations.contains(destination) else { throw at.error("maps to '\(destination)', which no split names") }
+                // Checked against the splits when every route read: else a destination of one that did not is unknown.
+                guard routesElsewhere || !routesRead || allDestinations.contains(destination) else {
+                    throw at.error("maps to '\(destination)', which no split names")
+                }
                 mapping[value] = destination
             }
             for i in policy.routes.indices { policy.routes[i].mapping = mapping }
             policy.mapping = mapping
         }
-        do {
-            try statistics.validate()
-        } catch {
-            throw expect.error(error.description)
-        }
         return policy
+    }
+
+    /// One route: its split (weights summing to 100) and what makes a request take it, with the policy's recogniser,
+    /// statistics and routing.
+    static func route(_ name: String, split: YAMLValue, match: YAMLValue?, of policy: Policy) throws(YAMLInputError) -> SplitExpectation {
+        var weights: [String: Double] = [:]
+        for (destination, _, at) in try split.stringMapKeys() {
+            weights[destination] = try at.double(minimum: 0)
+        }
+        if weights.isEmpty { throw split.error("the split names no destination") }
+        let sum = weights.values.reduce(0, +)
+        guard abs(sum - 100) < 1e-9 else {
+            throw split.error("the weights sum to \(YAMLValue.format(sum)), not 100 (Istio's rule for route weights)")
+        }
+        var expectation = SplitExpectation(name: name, weights: weights, recognizer: policy.recognizer, mapping: [:],
+                                           statistics: policy.statistics)
+        expectation.routing = policy.routing
+        if let match {
+            let m = try match.mapping(allowed: ["headers", "path", "method"])
+            if let headers = m["headers"] {
+                for (name, _, at) in try headers.stringMapKeys() {
+                    expectation.conditions.append(try MatchCondition.parse(at, subject: .header(name.lowercased())))
+                }
+            }
+            if let path = m["path"] { expectation.conditions.append(try MatchCondition.parse(path, subject: .path)) }
+            if let method = m["method"] { expectation.conditions.append(try MatchCondition.parse(method, subject: .method)) }
+        }
+        return expectation
+    }
+
+    /// `mtls: required` (the caller must be the prober's own SVID: `""`) or `mtls: {caller: spiffe://...}`.
+    static func caller(_ mtls: YAMLValue) throws(YAMLInputError) -> String {
+        if case .scalar = mtls.node {
+            guard try mtls.string() == "required" else { throw mtls.error("expected required, or {caller: SPIFFE_ID}") }
+            return ""
+        }
+        let m = try mtls.mapping(allowed: ["caller"])
+        guard let caller = m["caller"] else { throw mtls.error("expected {caller: SPIFFE_ID}") }
+        let text = try caller.string()
+        do { _ = try SPIFFEID(parsing: text) } catch { throw caller.error(error.description) }
+        return text
+    }
+
+    /// `propagation: 30s` or `propagation: {timeout: 30s, window: 1s, stable: 3}`.
+    static func propagation(_ p: YAMLValue) throws(YAMLInputError) -> PropagationWait {
+        if case .scalar = p.node { return PropagationWait(timeout: try p.duration()) }
+        let m = try p.mapping(allowed: ["timeout", "window", "stable"])
+        guard let timeout = m["timeout"] else { throw p.error("propagation needs a timeout (e.g. 30s)") }
+        var wait = PropagationWait(timeout: try timeout.duration())
+        if let w = m["window"] { wait.window = try w.duration() }
+        if let s = m["stable"] { wait.stableWindows = try s.int(minimum: 2) }
+        guard wait.window * Double(wait.stableWindows) <= wait.timeout else {
+            throw p.error("\(wait.stableWindows) windows of \(YAMLValue.format(wait.window))s cannot fit in the timeout of \(YAMLValue.format(wait.timeout))s")
+        }
+        return wait
     }
 }

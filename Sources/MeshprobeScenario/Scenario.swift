@@ -76,6 +76,9 @@ public struct Scenario {
     public var extras: [String: YAMLValue] = [:]
     /// The command line's changes to the file (`--target`, `--svid-dir`, `--set`), as they were applied.
     public var overrides: [YAMLOverride] = []
+    /// A top-level key is none of the file's sections (a misspelt one, maybe): a section missing is then not reported
+    /// on top of it.
+    var hasUnknownKeys = false
 
     /// `error`, about this file, saying which of its fields' values came from the command line.
     public func explain(_ error: YAMLInputError) -> YAMLInputError {
@@ -83,12 +86,25 @@ public struct Scenario {
     }
 
     /// Reads and checks a scenario file, changed first by `overrides`. Relative paths in it are relative to the file's
-    /// directory.
+    /// directory. Every section is read: the error holds each section's (`YAMLInputError.others`).
     /// - Parameter thresholdsRefusal: why the file may not hold `thresholds` (a policy, a game day), nil when it may.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             extraKeys: [String] = [], defaultRequests: Int? = nil,
                             defaultChurn: ConnectionChurn? = nil, overrides: FileOverrides = FileOverrides(),
                             thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
+        var errors = YAMLErrors()
+        let scenario = try load(path: path, environment: environment, extraKeys: extraKeys, defaultRequests: defaultRequests,
+                                defaultChurn: defaultChurn, overrides: overrides, thresholdsRefusal: thresholdsRefusal, errors: &errors)
+        try scenario.report(errors)
+        return scenario
+    }
+
+    /// `load` for a caller that reads sections of its own (`extras`): the sections' errors are recorded in `errors`, and
+    /// the scenario is then incomplete, good only for reading those. Throws what ends the read: a file that cannot be
+    /// read, is not YAML or is not a mapping.
+    package static func load(path: String, environment: [String: String], extraKeys: [String], defaultRequests: Int?,
+                             defaultChurn: ConnectionChurn?, overrides: FileOverrides, thresholdsRefusal: String?,
+                             errors: inout YAMLErrors) throws(YAMLInputError) -> Scenario {
         let data: [UInt8]
         do { data = try InputFile.read(path, limit: .yaml) } catch {
             throw YAMLInputError(file: path, line: 1, column: 1, field: "", message: "the file \(error.reason)")
@@ -99,7 +115,33 @@ public struct Scenario {
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         return try parse(text, file: path, baseDirectory: base, environment: environment, extraKeys: extraKeys,
                          defaultRequests: defaultRequests, defaultChurn: defaultChurn, overrides: overrides,
-                         thresholdsRefusal: thresholdsRefusal)
+                         thresholdsRefusal: thresholdsRefusal, errors: &errors)
+    }
+
+    /// The top-level section `key` that the caller reads itself (one of `extras`), a mapping of the `allowed` keys, with
+    /// every other key of it recorded in `errors`. `misspelt` is true when there was one: a key missing from the section
+    /// is then not reported on top of it. Nil when the section is not a mapping (recorded) or missing (recorded as
+    /// `missing` says, unless a top-level key is unknown).
+    package func section(_ key: String, allowed: [String], missing: String,
+                         errors: inout YAMLErrors) -> (value: YAMLValue, keys: [String: YAMLValue], misspelt: Bool)? {
+        guard let value = extras[key] else {
+            if !hasUnknownKeys { errors.record(YAMLInputError(file: file, line: 1, column: 1, field: key, message: missing)) }
+            return nil
+        }
+        let before = errors.count
+        do {
+            let keys = try value.mapping(allowed: allowed, recording: &errors)
+            return (value, keys, errors.count > before)
+        } catch {
+            errors.record(error)
+            return nil
+        }
+    }
+
+    /// Throws the errors recorded while this file was read, each saying which of its values came from the command
+    /// line; nothing when there were none.
+    package func report(_ errors: YAMLErrors) throws(YAMLInputError) {
+        do { try errors.check() } catch { throw explain(error) }
     }
 
     /// - Parameters:
@@ -113,33 +155,164 @@ public struct Scenario {
                              extraKeys: [String] = [], defaultRequests: Int? = nil,
                              defaultChurn: ConnectionChurn? = nil, overrides: FileOverrides = FileOverrides(),
                              thresholdsRefusal: String? = nil) throws(YAMLInputError) -> Scenario {
+        var errors = YAMLErrors()
+        let scenario = try parse(text, file: file, baseDirectory: baseDirectory, environment: environment, extraKeys: extraKeys,
+                                 defaultRequests: defaultRequests, defaultChurn: defaultChurn, overrides: overrides,
+                                 thresholdsRefusal: thresholdsRefusal, errors: &errors)
+        try scenario.report(errors)
+        return scenario
+    }
+
+    /// `parse`, with the sections' errors recorded in `errors` (see `load(path:...errors:)`).
+    package static func parse(_ text: String, file: String, baseDirectory: URL, environment: [String: String],
+                              extraKeys: [String], defaultRequests: Int?, defaultChurn: ConnectionChurn?,
+                              overrides: FileOverrides, thresholdsRefusal: String?,
+                              errors: inout YAMLErrors) throws(YAMLInputError) -> Scenario {
         let changes = overrides.changes
+        var scenario: Scenario
         do {
             let root = try YAMLValue.parse(text, file: file).overriding(changes)
-            var scenario = try read(root, file: file, baseDirectory: baseDirectory, environment: environment, extraKeys: extraKeys,
-                                    defaultRequests: defaultRequests, defaultChurn: defaultChurn, thresholdsRefusal: thresholdsRefusal)
-            scenario.overrides = changes
-            scenario.identity.overrides = changes
-            return scenario
+            scenario = try read(root, file: file, baseDirectory: baseDirectory, environment: environment, extraKeys: extraKeys,
+                                defaultRequests: defaultRequests, defaultChurn: defaultChurn, thresholdsRefusal: thresholdsRefusal,
+                                errors: &errors)
         } catch {
             throw YAMLOverride.explain(error, by: changes)
         }
+        scenario.overrides = changes
+        scenario.identity.overrides = changes
+        return scenario
     }
 
+    /// Reads every section, recording each one's error in `errors`; what needs a section that has an error is left
+    /// out, so that no mistake is reported twice.
     static func read(_ root: YAMLValue, file: String, baseDirectory: URL, environment: [String: String],
                      extraKeys: [String], defaultRequests: Int?, defaultChurn: ConnectionChurn?,
-                     thresholdsRefusal: String?) throws(YAMLInputError) -> Scenario {
+                     thresholdsRefusal: String?, errors: inout YAMLErrors) throws(YAMLInputError) -> Scenario {
+        let before = errors.count
         let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
-                                             "identityHeader", "signatures", "guards", "thresholds", "steps", "setup", "teardown", "output"] + extraKeys)
-        if let version = top["scenario"] {
-            guard try version.string() == Self.version else { throw version.error("this meshprobe reads '\(Self.version)'") }
-        }
+                                             "identityHeader", "signatures", "guards", "thresholds", "steps", "setup", "teardown", "output"] + extraKeys,
+                                   recording: &errors)
+        let misspelt = errors.count > before
         func resolve(_ value: YAMLValue) throws(YAMLInputError) -> String {
             let p = try value.string()
             return p.hasPrefix("/") ? p : baseDirectory.appendingPathComponent(p).path
         }
+        var scenario = Scenario(file: file, plan: LoadPlan(targets: []), identity: ScenarioIdentity())
+        scenario.hasUnknownKeys = misspelt
+        scenario.plan.environment = environment
+        if let defaultChurn { scenario.plan.churn = defaultChurn }
 
-        // Targets.
+        // The sections outside the plan's checks.
+        errors.attempt { () throws(YAMLInputError) in
+            if let version = top["scenario"], try version.string() != Self.version { throw version.error("this meshprobe reads '\(Self.version)'") }
+        }
+        scenario.name = errors.attempt { () throws(YAMLInputError) in try top["name"]?.name() } ?? nil
+        errors.attempt { () throws(YAMLInputError) in scenario.plan.identityHeader = try top["identityHeader"]?.string().lowercased() }
+        errors.attempt { () throws(YAMLInputError) in
+            if let list = top["signatures"] { scenario.plan.signatures = SignatureTable(extra: try parseSignatures(list)) }
+        }
+        if let identity = top["identity"], let read = errors.attempt({ () throws(YAMLInputError) in try parseIdentity(identity, resolve: resolve) }) {
+            scenario.identity = read
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            if let output = top["output"] { scenario.jsonOutput = try output.mapping(allowed: ["json"])["json"].map(resolve) }
+        }
+        for key in extraKeys { if let value = top[key] { scenario.extras[key] = value } }
+
+        // The sections the plan is built from. What only the whole can tell (a run with no end, a warm-up as long as the
+        // run) is checked when every one of them read: with one missing, it would report that section's error again.
+        let beforePlan = errors.count
+        // Fields that may hold {{...}} placeholders, compiled once the CSV file is known.
+        var templated: [(value: YAMLValue, text: String)] = []
+        // A misspelt key may be the target: then it is not reported missing too.
+        if top["target"] != nil || top["targets"] != nil || !misspelt,
+           let targets = errors.attempt({ () throws(YAMLInputError) in try parseTargets(top, in: root) }) {
+            scenario.plan.targets = targets.map(\.target)
+            templated += targets.map { ($0.value, $0.target.path) }
+        }
+        // The load as the file declares it (`http`, `load`, `guards`, `thresholds`), applied once they are read.
+        var spec = LoadSpec()
+        errors.attempt { () throws(YAMLInputError) in
+            if let http = top["http"] { spec.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
+        }
+        let loadFields = errors.attempt { () throws(YAMLInputError) -> [String: YAMLValue] in
+            guard let load = top["load"] else { return [:] }
+            return try parseLoad(load, into: &spec)
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let guards = top["guards"] else { return }
+            let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
+            if let a = f["action"] { spec.guardAction = try a.parsed(GuardAction.init(parsing:)) }
+            if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
+            if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let thresholds = top["thresholds"] else { return }
+            if let thresholdsRefusal { throw thresholds.error(thresholdsRefusal) }
+            for item in try thresholds.list() { spec.thresholds.append(try item.parsed(LoadThreshold.init(parsing:))) }
+        }
+        if let loadFields {
+            do { try scenario.plan.apply(spec) } catch {
+                errors.record((loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey)))
+            }
+        }
+        let http1Only = spec.httpVersion == .http1
+        let requestRead = errors.attempt { () throws(YAMLInputError) -> Void in
+            if let request = top["request"] {
+                templated += try parseRequest(request, into: &scenario.plan, http1Only: http1Only, resolve: resolve)
+            }
+        } != nil
+
+        // Multi-step flows. Their templates may name the request's CSV columns, and the steps and teardown use what the
+        // setup extracts: each list is read when what it needs was.
+        if let steps = top["steps"], top["request"] != nil {
+            errors.record(steps.error("give either request (one request per iteration) or steps (a flow), not both"))
+        }
+        if requestRead {
+            let csvHeader = scenario.plan.csv?.header
+            func readSteps(_ key: String, known: inout Set<String>) throws(YAMLInputError) -> [FlowStep] {
+                guard let list = top[key] else { return [] }
+                return try parseSteps(list, known: &known, csvHeader: csvHeader, environment: environment, http1Only: http1Only)
+            }
+            var known = Set<String>()
+            if let setup = errors.attempt({ () throws(YAMLInputError) in try readSteps("setup", known: &known) }) {
+                scenario.setup = setup
+                let afterSetup = known
+                scenario.plan.flow = errors.attempt { () throws(YAMLInputError) in try readSteps("steps", known: &known) } ?? []
+                var teardownKnown = afterSetup
+                scenario.teardown = errors.attempt { () throws(YAMLInputError) in try readSteps("teardown", known: &teardownKnown) } ?? []
+                // Setup values are known before the load starts: placeholders for them.
+                for name in afterSetup { scenario.plan.flowVariables[name] = "" }
+            }
+            for (value, text) in templated {
+                do {
+                    _ = try TemplateString(text, field: value.path, csvHeader: csvHeader, environment: environment)
+                } catch {
+                    errors.record(value.error(error.reason))
+                }
+            }
+        }
+        if let defaultRequests, scenario.plan.requests == nil, scenario.plan.plannedDuration == nil {
+            scenario.plan.requests = defaultRequests
+        }
+
+        // What only the whole can tell (a warm-up as long as the run, a run with no end, templates that do not
+        // compile): at the field when the file gives it, else on its section or the document.
+        guard !misspelt, errors.count == beforePlan else { return scenario }
+        do {
+            try scenario.plan.validate(naming: Self.fieldName)
+        } catch {
+            if let key = error.setting.flatMap(Self.loadKey), let value = loadFields?[key] {
+                errors.record(value.error(error.value.isEmpty ? error.reason : "'\(error.value)': \(error.reason)"))
+            } else {
+                errors.record((top["load"] ?? top["request"] ?? root).error(error.value.isEmpty ? error.reason : error.description))
+            }
+        }
+        return scenario
+    }
+
+    /// `target: URL` or `targets: [URL, {url: URL, sni: NAME}, ...]`, each with the value it was read from.
+    static func parseTargets(_ top: [String: YAMLValue], in root: YAMLValue) throws(YAMLInputError) -> [(target: LoadTarget, value: YAMLValue)] {
         var targetValues: [YAMLValue] = []
         switch (top["target"], top["targets"]) {
         case let (one?, nil): targetValues = [one]
@@ -148,9 +321,7 @@ public struct Scenario {
         case (nil, nil): throw root.error("a scenario needs a target URL (target: https://host:port/path)")
         }
         if targetValues.isEmpty { throw root.error("targets is empty") }
-        var targets: [LoadTarget] = []
-        // Fields that may hold {{...}} placeholders, compiled at the end (after the CSV file is known).
-        var templated: [(value: YAMLValue, text: String)] = []
+        var targets: [(target: LoadTarget, value: YAMLValue)] = []
         for item in targetValues {
             // A URL, or {url: URL, sni: NAME} for a target behind a gateway that routes by SNI (one per cluster).
             var value = item
@@ -167,173 +338,101 @@ public struct Scenario {
                 }
             }
             let url = try value.string()
-            do { targets.append(try LoadTarget(parsing: url)) } catch {
+            var target: LoadTarget
+            do { target = try LoadTarget(parsing: url) } catch {
                 throw value.error(error.reason)
             }
-            targets[targets.count - 1].serverName = serverName
-            if serverName != nil, targets[targets.count - 1].scheme != .https {
+            target.serverName = serverName
+            if serverName != nil, target.scheme != .https {
                 throw value.error("sni needs an https:// target")
             }
-            templated.append((value, targets[targets.count - 1].path))
+            targets.append((target, value))
         }
-        var plan = LoadPlan(targets: targets)
-        plan.environment = environment
-        var scenario = Scenario(file: file, plan: plan, identity: ScenarioIdentity())
-        if let defaultChurn { scenario.plan.churn = defaultChurn }
-        scenario.name = try top["name"]?.name()
-        // The load as the file declares it (`load`, `http`, `guards`), applied once every section is read.
-        var spec = LoadSpec()
-        if let http = top["http"] { spec.httpVersion = try http.parsed(HTTPVersionPreference.init(parsing:)) }
-        scenario.plan.identityHeader = try top["identityHeader"]?.string().lowercased()
-        if let list = top["signatures"] {
-            scenario.plan.signatures = SignatureTable(extra: try parseSignatures(list))
-        }
+        return targets
+    }
 
-        if let identity = top["identity"] {
-            let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure",
-                                                         "tlsSecurityLevel", "allowNonSVIDPeer"])
-            var id = ScenarioIdentity()
-            let at = identity.error("")
-            id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
-            id.section = at
-            let keys: [(String, TLSIdentitySpec.Field)] = [("cert", .cert), ("key", .key), ("ca", .ca), ("svidDir", .svidDir),
-                                                          ("trustBundles", .trustBundles), ("expectPeer", .expectPeer),
-                                                          ("insecure", .insecure), ("sni", .sni)]
-            for (key, field) in keys { if let value = f[key] { id.places[field] = value.error("") } }
-            id.tls.cert = try f["cert"].map(resolve)
-            id.tls.key = try f["key"].map(resolve)
-            id.tls.ca = try f["ca"].map(resolve)
-            id.tls.svidDir = try f["svidDir"].map(resolve)
-            if (id.tls.cert == nil) != (id.tls.key == nil) { throw identity.error("cert and key go together") }
-            if let bundles = f["trustBundles"] {
-                for (domain, _, at) in try bundles.stringMap() {
-                    do { try TrustBundleSource.checkTrustDomain(domain) } catch { throw at.error(error.message) }
-                    id.tls.trustBundles.append(TrustBundleSource(trustDomain: domain, file: try resolve(at)))
-                }
+    /// The `identity` section; `resolve` makes a path relative to the file's directory.
+    static func parseIdentity(_ identity: YAMLValue,
+                              resolve: (YAMLValue) throws(YAMLInputError) -> String) throws(YAMLInputError) -> ScenarioIdentity {
+        let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure",
+                                               "tlsSecurityLevel", "allowNonSVIDPeer"])
+        var id = ScenarioIdentity()
+        let at = identity.error("")
+        id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
+        id.section = at
+        let keys: [(String, TLSIdentitySpec.Field)] = [("cert", .cert), ("key", .key), ("ca", .ca), ("svidDir", .svidDir),
+                                                      ("trustBundles", .trustBundles), ("expectPeer", .expectPeer),
+                                                      ("insecure", .insecure), ("sni", .sni)]
+        for (key, field) in keys { if let value = f[key] { id.places[field] = value.error("") } }
+        id.tls.cert = try f["cert"].map(resolve)
+        id.tls.key = try f["key"].map(resolve)
+        id.tls.ca = try f["ca"].map(resolve)
+        id.tls.svidDir = try f["svidDir"].map(resolve)
+        if (id.tls.cert == nil) != (id.tls.key == nil) { throw identity.error("cert and key go together") }
+        if let bundles = f["trustBundles"] {
+            for (domain, _, at) in try bundles.stringMap() {
+                do { try TrustBundleSource.checkTrustDomain(domain) } catch { throw at.error(error.message) }
+                id.tls.trustBundles.append(TrustBundleSource(trustDomain: domain, file: try resolve(at)))
             }
-            if let expect = f["expectPeer"] {
-                let text = try expect.string()
-                do { id.expectPeer = try PeerExpectation(parsing: text) } catch {
-                    throw expect.error(error.description)
-                }
-            }
-            id.sni = try f["sni"]?.string()
-            id.insecure = try f["insecure"]?.bool() ?? false
-            if id.insecure, let expect = f["expectPeer"] {
-                throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
-            }
-            if let level = f["tlsSecurityLevel"] {
-                id.tls.tlsSecurityLevel = try level.int(minimum: 0)
-                if id.tls.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
-            }
-            id.tls.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
-            if id.tls.allowNonSVIDPeer, let expect = f["expectPeer"] {
-                throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
-            }
-            scenario.identity = id
         }
+        if let expect = f["expectPeer"] {
+            let text = try expect.string()
+            do { id.expectPeer = try PeerExpectation(parsing: text) } catch {
+                throw expect.error(error.description)
+            }
+        }
+        id.sni = try f["sni"]?.string()
+        id.insecure = try f["insecure"]?.bool() ?? false
+        if id.insecure, let expect = f["expectPeer"] {
+            throw expect.error("checks the server's certificate, which insecure: true skips: give one or the other")
+        }
+        if let level = f["tlsSecurityLevel"] {
+            id.tls.tlsSecurityLevel = try level.int(minimum: 0)
+            if id.tls.tlsSecurityLevel! > 5 { throw level.error("OpenSSL's security levels are 0 to 5 (default 2)") }
+        }
+        id.tls.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
+        if id.tls.allowNonSVIDPeer, let expect = f["expectPeer"] {
+            throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
+        }
+        return id
+    }
 
-        let loadFields = try top["load"].map { load throws(YAMLInputError) in try parseLoad(load, into: &spec) } ?? [:]
-
-        if let request = top["request"] {
-            let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
-            if let method = f["method"] { scenario.plan.method = try method.parsed(HTTPMethod.parse) }
-            if let path = f["path"] {
-                let p = try path.string()
-                guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
-                for i in scenario.plan.targets.indices { scenario.plan.targets[i].path = p }
-                templated.append((path, p))
-            }
-            if let headers = f["headers"] {
-                for (name, value, at) in try headers.stringMap() {
-                    let header = try readHeader(name: name, value: value, at: at, http1Only: spec.httpVersion == .http1)
-                    scenario.plan.headers.append(HTTP2HeaderPair(header.name, header.value))
-                    templated.append((at, value))
-                }
-            }
-            if let body = f["body"] {
-                let text = try body.string()
-                scenario.plan.body = Array(text.utf8)
-                templated.append((body, text))
-            }
-            if let csv = f["csv"] {
-                let csvPath = try resolve(csv)
-                let data: [UInt8]
-                do { data = try InputFile.read(csvPath, limit: .data) } catch { throw csv.error(error.description) }
-                do {
-                    scenario.plan.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
-                } catch {
-                    throw csv.error(error.description)
-                }
+    /// The `request` section into `plan` (after its targets: a path replaces theirs); returns the fields that may hold
+    /// placeholders.
+    static func parseRequest(_ request: YAMLValue, into plan: inout LoadPlan, http1Only: Bool,
+                             resolve: (YAMLValue) throws(YAMLInputError) -> String) throws(YAMLInputError) -> [(value: YAMLValue, text: String)] {
+        var templated: [(value: YAMLValue, text: String)] = []
+        let f = try request.mapping(allowed: ["method", "path", "headers", "body", "csv"])
+        if let method = f["method"] { plan.method = try method.parsed(HTTPMethod.parse) }
+        if let path = f["path"] {
+            let p = try path.string()
+            guard p.hasPrefix("/") else { throw path.error("must start with '/'") }
+            for i in plan.targets.indices { plan.targets[i].path = p }
+            templated.append((path, p))
+        }
+        if let headers = f["headers"] {
+            for (name, value, at) in try headers.stringMap() {
+                let header = try readHeader(name: name, value: value, at: at, http1Only: http1Only)
+                plan.headers.append(HTTP2HeaderPair(header.name, header.value))
+                templated.append((at, value))
             }
         }
-
-        if let guards = top["guards"] {
-            let f = try guards.mapping(allowed: ["maxErrorRate", "maxP99", "action"])
-            if let a = f["action"] { spec.guardAction = try a.parsed(GuardAction.init(parsing:)) }
-            if let v = f["maxErrorRate"] { spec.guards.append(try v.parsed(LoadGuard.errorRate(parsing:))) }
-            if let v = f["maxP99"] { spec.guards.append(try v.parsed(LoadGuard.p99(parsing:))) }
+        if let body = f["body"] {
+            let text = try body.string()
+            plan.body = Array(text.utf8)
+            templated.append((body, text))
         }
-        if let thresholds = top["thresholds"] {
-            if let thresholdsRefusal { throw thresholds.error(thresholdsRefusal) }
-            for item in try thresholds.list() { spec.thresholds.append(try item.parsed(LoadThreshold.init(parsing:))) }
-        }
-        do { try scenario.plan.apply(spec) } catch {
-            throw (loadFields[Self.loadKey(error.field)] ?? top["load"] ?? root).error(error.message(naming: Self.loadKey))
-        }
-
-        // Multi-step flows.
-        if top["steps"] != nil, top["request"] != nil {
-            throw top["steps"]!.error("give either request (one request per iteration) or steps (a flow), not both")
-        }
-        let csvHeader = scenario.plan.csv?.header
-        let http1Only = spec.httpVersion == .http1
-        var known = Set<String>()
-        if let setup = top["setup"] {
-            scenario.setup = try parseSteps(setup, known: &known, csvHeader: csvHeader, environment: environment, http1Only: http1Only)
-        }
-        let afterSetup = known
-        if let steps = top["steps"] {
-            scenario.plan.flow = try parseSteps(steps, known: &known, csvHeader: csvHeader, environment: environment,
-                                                         http1Only: http1Only)
-        }
-        if let teardown = top["teardown"] {
-            var teardownKnown = afterSetup
-            scenario.teardown = try parseSteps(teardown, known: &teardownKnown, csvHeader: csvHeader, environment: environment,
-                                               http1Only: http1Only)
-        }
-        // Setup values are known before the load starts: placeholders for them.
-        for name in afterSetup { scenario.plan.flowVariables[name] = "" }
-
-        if let output = top["output"] {
-            let f = try output.mapping(allowed: ["json"])
-            scenario.jsonOutput = try f["json"].map(resolve)
-        }
-
-        for (value, text) in templated {
+        if let csv = f["csv"] {
+            let csvPath = try resolve(csv)
+            let data: [UInt8]
+            do { data = try InputFile.read(csvPath, limit: .data) } catch { throw csv.error(error.description) }
             do {
-                _ = try TemplateString(text, field: value.path, csvHeader: scenario.plan.csv?.header, environment: environment)
+                plan.csv = try CSVTable(parsing: String(decoding: data, as: UTF8.self), source: csvPath)
             } catch {
-                throw value.error(error.reason)
+                throw csv.error(error.description)
             }
         }
-
-        for key in extraKeys { if let value = top[key] { scenario.extras[key] = value } }
-        if let defaultRequests, scenario.plan.requests == nil, scenario.plan.plannedDuration == nil {
-            scenario.plan.requests = defaultRequests
-        }
-
-        // What only the whole can tell (a warm-up as long as the run, a run with no end, templates that do not
-        // compile): at the field when the file gives it, else on its section or the document.
-        do {
-            try scenario.plan.validate(naming: Self.fieldName)
-        } catch {
-            if let key = error.setting.flatMap(Self.loadKey), let value = loadFields[key] {
-                throw value.error(error.value.isEmpty ? error.reason : "'\(error.value)': \(error.reason)")
-            }
-            throw (top["load"] ?? top["request"] ?? root).error(error.value.isEmpty ? error.reason : error.description)
-        }
-        return scenario
+        return templated
     }
 
     /// Reads a list of steps; `known` holds the variables earlier steps extract and gains this list's.

@@ -75,11 +75,17 @@ public struct YAMLOverride: Sendable, Equatable {
         return out
     }
 
-    /// Adds where the value came from to an error about the changed field (or a field inside it).
+    /// Adds where the value came from to each error (of `error` and its `others`) about a changed field (or a field
+    /// inside it).
     public static func explain(_ error: YAMLInputError, by overrides: [YAMLOverride]) -> YAMLInputError {
-        guard let override = overrides.last(where: { $0.change != .remove && $0.covers(error.field) }) else { return error }
-        var explained = error
-        explained.message += " (the value comes from \(override.source))"
+        func explainOne(_ error: YAMLInputError) -> YAMLInputError {
+            guard let override = overrides.last(where: { $0.change != .remove && $0.covers(error.field) }) else { return error }
+            var explained = error
+            explained.message += " (the value comes from \(override.source))"
+            return explained
+        }
+        var explained = explainOne(error)
+        explained.others = error.others.map(explainOne)
         return explained
     }
 

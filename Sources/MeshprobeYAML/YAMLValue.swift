@@ -1,28 +1,6 @@
 import MeshprobeIdentity
 import Yams
 
-/// A problem in a YAML input, located: `file:line:column: field: message`.
-public struct YAMLInputError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var file: String
-    public var line: Int
-    public var column: Int
-    /// The dotted path of the field, e.g. `load.stages[2].duration`; empty for the document.
-    public var field: String
-    public var message: String
-
-    public init(file: String, line: Int, column: Int, field: String, message: String) {
-        self.file = file
-        self.line = line
-        self.column = column
-        self.field = field
-        self.message = message
-    }
-
-    public var description: String {
-        "\(file):\(line):\(column): " + (field.isEmpty ? "" : "\(field): ") + message
-    }
-}
-
 /// A YAML node with where it came from, read with typed accessors that fail with file, line and field.
 public struct YAMLValue {
     public let node: Node
@@ -122,22 +100,37 @@ public struct YAMLValue {
         }
     }
 
-    /// The mapping's entries; any key not in `allowed` is an error that lists the allowed ones.
+    /// The mapping's entries; every key not in `allowed` is an error that lists the allowed ones (all of them in one
+    /// error, `YAMLInputError.others`).
     public func mapping(allowed: [String]) throws(YAMLInputError) -> [String: YAMLValue] {
+        var errors = YAMLErrors()
+        let entries = try mapping(allowed: allowed, recording: &errors)
+        try errors.check()
+        return entries
+    }
+
+    /// The mapping's allowed entries, with every other key recorded in `errors`, so that the rest of the mapping is
+    /// still read; throws only when the value is not a mapping.
+    public func mapping(allowed: [String], recording errors: inout YAMLErrors) throws(YAMLInputError) -> [String: YAMLValue] {
         guard case .mapping(let mapping) = node else { throw error("expected a mapping with keys \(allowed.joined(separator: ", ")), got \(kind)") }
         var out: [String: YAMLValue] = [:]
         for (key, value) in mapping {
-            guard let name = key.string else { throw error("keys must be strings") }
+            guard let name = key.string else {
+                errors.record(error("keys must be strings"))
+                continue
+            }
             let entry = child(value, name)
-            guard allowed.contains(name) else {
-                throw YAMLInputError(file: file, line: key.mark?.line ?? line, column: key.mark?.column ?? column,
-                                     field: entry.path, message: "unknown field; expected one of: \(allowed.joined(separator: ", "))")
+            func refuse(_ message: String) {
+                errors.record(YAMLInputError(file: file, line: key.mark?.line ?? line, column: key.mark?.column ?? column,
+                                             field: entry.path, message: message))
             }
-            if out[name] != nil {
-                throw YAMLInputError(file: file, line: key.mark?.line ?? line, column: key.mark?.column ?? column,
-                                     field: entry.path, message: "appears twice")
+            if !allowed.contains(name) {
+                refuse("unknown field; expected one of: \(allowed.joined(separator: ", "))")
+            } else if out[name] != nil {
+                refuse("appears twice")
+            } else {
+                out[name] = entry
             }
-            out[name] = entry
         }
         return out
     }

@@ -36,7 +36,8 @@ struct Meshprobe: AsyncParsableCommand {
             let code = finishResultLogs(0)
             if code != 0 { Foundation.exit(code) }
         } catch let error as CLIError {
-            printError("meshprobe: \(error.message)")
+            // A line each (a file's errors are one per line), every one marked as meshprobe's.
+            for line in error.message.split(separator: "\n", omittingEmptySubsequences: false) { printError("meshprobe: \(line)") }
             Foundation.exit(finishResultLogs(error.exitCode))
         } catch {
             let code = exitCode(for: error)

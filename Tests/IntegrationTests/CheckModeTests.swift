@@ -68,6 +68,49 @@ extension EndToEnd {
             #expect(plain.stderr.contains(":4:") && plain.stderr.contains("identity.expectPeer: needs an https:// URL"), "\(plain.stderr)")
         }
 
+        @Test func everyMistakeOfAFileIsListedWithTheCountAndExit2InEveryMode() async throws {
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let bad = try write("broken-policy.yaml", """
+                policy: meshprobe.policy/v1
+                target: https://reviews:8443/
+                identity: {svidDir: \(secrets)}
+                load: {connections: 0}
+                expect:
+                  split: {v1: 90, v2: 20}
+                  mtls: optional
+                """)
+            let check = try await run(meshprobeBinary, ["verify", bad, "--check"], timeout: 30)
+            #expect(check.status == 2)
+            #expect(check.stderr.split(separator: "\n").map(String.init) == [
+                "meshprobe: \(bad):4:21: load.connections: must be at least 1, got 0",
+                "meshprobe: \(bad):6:10: expect.split: the weights sum to 110, not 100 (Istio's rule for route weights)",
+                "meshprobe: \(bad):7:9: expect.mtls: expected required, or {caller: SPIFFE_ID}",
+                "meshprobe: 3 errors in \(bad)",
+            ], "\(check.stderr)")
+            #expect(check.stdout.isEmpty, "\(check.stdout)")
+            // A run refuses the file with the same list, before anything is sent.
+            let real = try await run(meshprobeBinary, ["verify", bad], timeout: 30)
+            #expect(real.status == 2 && real.stderr == check.stderr, "\(real.stderr)")
+
+            let scenario = try write("broken-scenario.yaml", "target: http://127.0.0.1:1/\nload: {requests: 0}\nrequest: {path: nope}\n")
+            let load = try await run(meshprobeBinary, ["run", scenario], timeout: 30)
+            #expect(load.status == 2)
+            #expect(load.stderr.contains("\(scenario):2:18: load.requests: must be at least 1, got 0\nmeshprobe: \(scenario):3:17: request.path")
+                    && load.stderr.hasSuffix("meshprobe: 2 errors in \(scenario)\n"), "\(load.stderr)")
+
+            let gameday = try write("broken-gameday.yaml", """
+                target: http://127.0.0.1:1/
+                gameday:
+                  steps:
+                    - {name: a, rate: 10}
+                    - {name: b, rate: 10, duration: 1s, expect: {p99: 1}}
+                """)
+            let day = try await run(meshprobeBinary, ["gameday", gameday, "--check"], timeout: 30)
+            #expect(day.status == 2)
+            #expect(day.stderr.contains(":4:7: gameday.steps[0]: a load step needs a duration") && day.stderr.contains(":5:55: gameday.steps[1].expect.p99")
+                    && day.stderr.hasSuffix("meshprobe: 2 errors in \(gameday)\n"), "\(day.stderr)")
+        }
+
         @Test func runAndGameDayCheckNeedNoSVIDDirectoryEither() async throws {
             defer { try? FileManager.default.removeItem(at: dir) }
             let scenario = try write("scenario.yaml", """

@@ -49,4 +49,49 @@ import Testing
             return e.line == line && e.field == field && e.message.contains(words)
         }
     }
+
+    /// Each error of the game-day file `text` as `LINE field`, in the order they are reported.
+    func places(_ text: String) throws -> [String] {
+        let path = try writeTemporaryYAML(text)
+        defer { removeTemporary(path) }
+        do { _ = try GameDay.load(path: path, environment: [:]) } catch { return error.all.map { "\($0.line) \($0.field)" } }
+        return []
+    }
+
+    @Test func threeMistakesInThreeStepsAndSectionsAreReportedTogether() throws {
+        #expect(try places("""
+            target: http://127.0.0.1:1/
+            load: {connections: many}
+            gameday:
+              steps:
+                - {name: warm, rate: 10}
+                - {name: fine, rate: 10, duration: 1s}
+                - {name: broken, rate: 10, duration: 1s, faults: [{target: http://10.0.0.1:8443, status: 503}]}
+            """) == ["2 load.connections", "5 gameday.steps[0]", "7 gameday.steps[2].faults[0].target"])
+    }
+
+    @Test func aMisspeltKeyIsReportedWithoutTheStepsMissing() throws {
+        #expect(try places("target: http://127.0.0.1:1/\ngameday:\n  stepz: []\n") == ["3 gameday.stepz"])
+        #expect(try places("target: http://127.0.0.1:1/\ngamedy:\n  steps: []\n") == ["2 gamedy"])
+    }
+
+    @Test func everyStepOverTheRateCapIsNamed() throws {
+        let path = try writeTemporaryYAML("""
+            target: http://127.0.0.1:1/
+            gameday:
+              steps:
+                - {name: a, rate: 500, duration: 1s}
+                - {name: b, rate: 10, duration: 1s}
+                - {name: c, rate: 800, duration: 1s}
+            """)
+        defer { removeTemporary(path) }
+        let gameday = try GameDay.load(path: path, environment: [:])
+        #expect {
+            try gameday.check(maxRate: 100, maxDuration: 900)
+        } throws: { error in
+            guard let e = error as? YAMLInputError else { return false }
+            return e.all.map { "\($0.line) \($0.field)" } == ["4 gameday.steps[0].rate", "6 gameday.steps[2].rate"]
+                && e.all.allSatisfy { $0.message.contains("--max-rate") }
+        }
+    }
 }

@@ -264,3 +264,67 @@ import Testing
 
 import MeshprobeYAML
 typealias MeshprobeYAMLError = YAMLInputError
+
+/// A policy's independent mistakes are reported together, each at its line and field, and none twice.
+extension PolicyTests {
+    /// Each error of the policy `yaml` as `LINE field`, in the order they are reported.
+    func places(policy yaml: String) throws -> [String] {
+        try inputError(policy: yaml)?.all.map { "\($0.line) \($0.field)" } ?? []
+    }
+
+    @Test func threeMistakesInThreeSectionsAreReportedTogether() throws {
+        let e = try #require(try inputError(policy: """
+            policy: meshprobe.policy/v1
+            target: http://127.0.0.1:1/
+            load: {connections: 0}
+            expect:
+              tolerance: 0.7
+              routes:
+                - {name: beta, match: {headers: {x-beta: "1"}}, split: {v2: 100}}
+                - {name: rest, split: {v1: 90, v2: 20}}
+            """))
+        #expect(e.all.map { "\($0.line) \($0.field)" } == ["3 load.connections", "5 expect.tolerance", "8 expect.routes[1].split"], "\(e)")
+        #expect(e.all.map(\.message) == ["must be at least 1, got 0", "must be below 0.5, got 0.7",
+                                         "the weights sum to 110, not 100 (Istio's rule for route weights)"], "\(e)")
+        #expect(e.description.hasSuffix("\n3 errors in \(e.file)"), "\(e)")
+    }
+
+    @Test func aKeyWithAnErrorLeavesOutTheChecksThatNeedIt() throws {
+        // The map's destinations are checked against the routes only when every route read.
+        #expect(try places(policy: """
+            target: http://127.0.0.1:1/
+            expect:
+              routes:
+                - {name: beta, match: {headers: {x-beta: "1"}}, split: {v3: 50}}
+                - {name: rest, split: {v1: 100}}
+              map: {blue: v3}
+            """) == ["4 expect.routes[0].split"])
+        // maxRetries needs retries that retry: not judged when retries has the error.
+        #expect(try places(policy: """
+            target: http://127.0.0.1:1/
+            expect:
+              retries: {attempts: many}
+              maxRetries: 3
+            """) == ["3 expect.retries.attempts"])
+        // A misspelt section or key: the unknown key, not the section or check missing as well.
+        #expect(try places(policy: "target: http://127.0.0.1:1/\nexpct:\n  split: {v1: 100}\n") == ["2 expct"])
+        #expect(try places(policy: "target: http://127.0.0.1:1/\nexpect:\n  splitt: {v1: 100}\n") == ["3 expect.splitt"])
+    }
+
+    @Test func everyUnknownKeyOfExpectIsNamed() throws {
+        #expect(try places(policy: """
+            target: http://127.0.0.1:1/
+            expect:
+              split: {v1: 100}
+              tolerence: 0.1
+              slo: {successRate: 0.99}
+              mTLS: required
+            """) == ["4 expect.tolerence", "6 expect.mTLS"])
+    }
+
+    @Test func aPolicyWithOneMistakeReadsAsBefore() throws {
+        let e = try #require(try inputError(policy: "target: http://127.0.0.1:1/\nexpect:\n  split: {v1: 90, v2: 20}\n"))
+        #expect(e.others.isEmpty)
+        #expect(e.description == "\(e.file):3:10: expect.split: the weights sum to 110, not 100 (Istio's rule for route weights)")
+    }
+}

@@ -322,3 +322,79 @@ extension ScenarioTests {
         expectNoFlag(sni)
     }
 }
+
+/// A file's independent mistakes are reported together, each at its line and field, and none twice: what needs a
+/// section that has an error is left out.
+extension ScenarioTests {
+    /// Each error of `text` as `LINE field`, in the order they are reported.
+    func places(_ text: String) -> [String] {
+        error(text)?.all.map { "\($0.line) \($0.field)" } ?? []
+    }
+
+    @Test func threeMistakesInThreeSectionsAreReportedTogether() throws {
+        let e = try #require(error("""
+            target: ftp://h/
+            load:
+              connections: 0
+              requests: 1
+            identity:
+              expectPeer: spiffe://UPPER/x
+            """))
+        #expect(e.all.map { "\($0.line) \($0.field)" } == ["1 target", "3 load.connections", "6 identity.expectPeer"], "\(e)")
+        #expect(e.line == 1 && e.field == "target" && e.others.count == 2, "\(e)")
+        let lines = e.description.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(e)")
+        #expect(lines[1] == "s.yaml:3:16: load.connections: must be at least 1, got 0", "\(e)")
+        #expect(lines[3] == "3 errors in s.yaml", "\(e)")
+    }
+
+    @Test func aSectionWithAnErrorLeavesOutWhatNeedsIt() {
+        // The load's own error, not "give load.requests ... so that the run ends" as well.
+        #expect(places("target: http://h/\nload:\n  connections: 0\n") == ["3 load.connections"])
+        // A misspelt section: the unknown key, not the section missing as well.
+        #expect(places("target: http://h/\nlod: {requests: 1}\n") == ["2 lod"])
+        #expect(places("targte: http://h/\nload: {requests: 1}\n") == ["1 targte"])
+        // The steps use what the setup extracts: not read when the setup has an error.
+        #expect(places("""
+            target: http://h/
+            load: {requests: 1}
+            setup:
+              - {name: login, path: nope, extract: {token: {header: x-token}}}
+            steps:
+              - {name: read, path: "/items/{{var:token}}"}
+            """) == ["4 setup[0].path"])
+    }
+
+    @Test func everyUnknownKeyOfAMappingIsNamed() throws {
+        let e = try #require(error("target: http://h/\nload:\n  rps: 10\n  requests: 1\n  conns: 2\n"))
+        #expect(e.all.map(\.field) == ["load.rps", "load.conns"], "\(e)")
+        #expect(e.all.allSatisfy { $0.message.hasPrefix("unknown field; expected one of: connections, streams") }, "\(e)")
+    }
+
+    @Test func aFileWithOneMistakeReadsAsBefore() throws {
+        let e = try #require(error("target: http://h/\nload:\n  requests: 0\n"))
+        #expect(e.others.isEmpty)
+        #expect(e.description == "s.yaml:3:13: load.requests: must be at least 1, got 0")
+    }
+
+    @Test func errorsAreInTheFilesOrderAndEachGivenOnce() throws {
+        func at(_ line: Int, _ column: Int, _ field: String) -> YAMLInputError {
+            YAMLInputError(file: "s.yaml", line: line, column: column, field: field, message: "wrong")
+        }
+        var errors = YAMLErrors()
+        errors.record(at(7, 3, "c"))
+        errors.record(at(2, 5, "b"))
+        errors.record(at(2, 1, "a"))
+        errors.record(at(7, 3, "c"))
+        #expect(errors.attempt { () throws(YAMLInputError) -> Int in throw at(1, 1, "") } == nil)
+        #expect(errors.attempt { () throws(YAMLInputError) -> Int in 5 } == 5)
+        do {
+            try errors.check()
+            Issue.record("nothing was thrown")
+        } catch {
+            #expect(error.all.map(\.field) == ["", "a", "b", "c"], "\(error)")
+            #expect(error.description.hasSuffix("s.yaml:7:3: c: wrong\n4 errors in s.yaml"), "\(error)")
+        }
+        try YAMLErrors().check()
+    }
+}

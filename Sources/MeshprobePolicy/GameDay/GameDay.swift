@@ -21,29 +21,37 @@ public struct GameDay {
     /// A load step's connections carry this many requests each unless the file's `load.churn` says otherwise.
     public static let defaultChurn = ConnectionChurn.every(10)
 
-    /// Reads a game-day file; errors name the file, line and field.
+    /// Reads a game-day file; errors name the file, line and field, every section's and step's in one error
+    /// (`YAMLInputError.others`).
     /// - Parameter overrides: the command line's changes to the file (`--target`, `--svid-dir`, `--set`).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             overrides: FileOverrides = FileOverrides()) throws(YAMLInputError) -> GameDay {
         // Each step sets its own end (a load's duration, a procedure's request counts): the placeholder only satisfies
         // the scenario's rule that a load ends on its own. A load step's objectives take the connection as the unit:
         // a fresh connection every 10 requests unless the file says otherwise, so that a step has samples to decide on.
+        var errors = YAMLErrors()
         let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1,
                                          defaultChurn: GameDay.defaultChurn, overrides: overrides,
-                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)")
-        do { return try read(scenario, path: path) } catch { throw scenario.explain(error) }
+                                         thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)",
+                                         errors: &errors)
+        let gameday = read(scenario, path: path, errors: &errors)
+        try scenario.report(errors)
+        return gameday
     }
 
-    /// Reads the `gameday` section of a scenario read with it left to the caller.
-    static func read(_ scenario: Scenario, path: String) throws(YAMLInputError) -> GameDay {
-        guard let section = scenario.extras["gameday"] else {
-            throw YAMLInputError(file: path, line: 1, column: 1, field: "gameday", message: "a game-day file needs a gameday section with steps")
-        }
-        let g = try section.mapping(allowed: ["version", "abortFile", "recognise", "steps"])
-        if let v = g["version"], try v.string() != Self.version { throw v.error("this meshprobe reads '\(Self.version)'") }
+    /// Reads the `gameday` section of a scenario read with it left to the caller, each key and each step on its own:
+    /// an error is recorded in `errors` (the game day is then incomplete).
+    static func read(_ scenario: Scenario, path: String, errors: inout YAMLErrors) -> GameDay {
         var gameday = GameDay(name: scenario.name ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
                               file: path, scenario: scenario, steps: [])
-        if let a = g["abortFile"] {
+        guard let read = scenario.section("gameday", allowed: ["version", "abortFile", "recognise", "steps"],
+                                          missing: "a game-day file needs a gameday section with steps", errors: &errors) else { return gameday }
+        let (section, g, misspelt) = read
+        errors.attempt { () throws(YAMLInputError) in
+            if let v = g["version"], try v.string() != Self.version { throw v.error("this meshprobe reads '\(Self.version)'") }
+        }
+        errors.attempt { () throws(YAMLInputError) in
+            guard let a = g["abortFile"] else { return }
             let text = try a.string()
             guard !text.isEmpty, !text.hasSuffix("/") else { throw a.error("expected the path of a file that appears to abort the game day") }
             let file = text.hasPrefix("/") ? text : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(text).path
@@ -54,7 +62,8 @@ public struct GameDay {
             }
             gameday.abortFile = file
         }
-        if let r = g["recognise"] {
+        errors.attempt { () throws(YAMLInputError) in
+            guard let r = g["recognise"] else { return }
             switch try r.string() {
             case "version": gameday.recognizer = .version
             case "workload": gameday.recognizer = .workload
@@ -62,14 +71,20 @@ public struct GameDay {
             default: throw r.error("expected version, workload or identity")
             }
         }
-        guard let list = g["steps"] else { throw section.error("gameday needs steps") }
-        var names = Set<String>()
-        for (index, item) in try list.list().enumerated() {
-            let step = try GameDayStep.parse(item, index: index)
-            guard names.insert(step.name).inserted else { throw item.error("another step is named '\(step.name)'") }
-            gameday.steps.append(step)
+        guard let list = g["steps"] else {
+            if !misspelt { errors.record(section.error("gameday needs steps")) }
+            return gameday
         }
-        if gameday.steps.isEmpty { throw list.error("steps is empty") }
+        guard let items = errors.attempt({ () throws(YAMLInputError) in try list.list() }) else { return gameday }
+        var names = Set<String>()
+        for (index, item) in items.enumerated() {
+            errors.attempt { () throws(YAMLInputError) in
+                let step = try GameDayStep.parse(item, index: index)
+                guard names.insert(step.name).inserted else { throw item.error("another step is named '\(step.name)'") }
+                gameday.steps.append(step)
+            }
+        }
+        if items.isEmpty { errors.record(list.error("steps is empty")) }
         return gameday
     }
 
@@ -80,17 +95,21 @@ public struct GameDay {
     }
 
     func checkCaps(maxRate: Double, maxDuration: Double) throws(YAMLInputError) {
+        var errors = YAMLErrors()
         var total = 0.0
+        var overDuration = false
         for step in steps {
             if let rate = step.rate, rate > maxRate {
-                throw step.error(at: step.rateAt, "\(YAMLValue.format(rate)) requests/s is above the cap of \(YAMLValue.format(maxRate))/s: raise it with --max-rate if you mean it")
+                errors.record(step.error(at: step.rateAt, "\(YAMLValue.format(rate)) requests/s is above the cap of \(YAMLValue.format(maxRate))/s: raise it with --max-rate if you mean it"))
             }
             total += step.plannedSeconds
-            // At the step that takes the plan past the cap.
-            if total > maxDuration {
-                throw step.error(String(format: "the steps up to this one plan about %.0f s, above the cap of %.0f s: raise it with --max-duration if you mean it", total, maxDuration))
+            // At the step that takes the plan past the cap (once).
+            if total > maxDuration, !overDuration {
+                overDuration = true
+                errors.record(step.error(String(format: "the steps up to this one plan about %.0f s, above the cap of %.0f s: raise it with --max-duration if you mean it", total, maxDuration)))
             }
         }
+        try errors.check()
     }
 }
 
