@@ -155,7 +155,8 @@ private struct VerifyRun {
         laps.set(outcomes.map { $0.result.elapsedSeconds + ($0.propagation?.seconds ?? 0) })
         if let expected = policy.expectedCaller {
             let caller = expected.isEmpty ? (configuration.tls?.localIdentity?.description ?? "") : expected
-            report.add(CallerCheck.evaluate(outcomes, expected: caller, statistics: policy.statistics))
+            report.add(CallerCheck.evaluate(outcomes, expected: caller, prober: configuration.tls?.localIdentity?.description,
+                                            statistics: policy.statistics))
             laps.lap(report.verdicts.count)
         }
         try await runProcedures(configuration: configuration, report: &report, laps: &laps)

@@ -254,8 +254,36 @@ extension EndToEnd {
                 #expect(out.stdout.contains("mTLS in effect"))
                 #expect(out.stdout.contains("PASS  SLO: success rate >= 0.99"), "\(out.stdout)")
                 #expect(out.stdout.contains("PASS  SLO: p99 latency <= 5000 ms"), "\(out.stdout)")
-                if status == 1 { #expect(out.stdout.contains(pki.id("prober"))) }
+                if status == 1 {
+                    #expect(out.stdout.contains(pki.id("prober")))
+                    #expect(out.stdout.contains("the workload saw this prober's own SVID on every one"), "\(out.stdout)")
+                }
             }
+        }
+
+        /// HAProxy as the sidecar, ending the prober's connection and calling the workload over mTLS with its own SVID:
+        /// the workload sees the proxy as the caller. A policy declaring the prober's frontend as the caller fails, and
+        /// says what one caller on every response means and what to declare if that is the design.
+        @Test func aProxyReOriginatingMTLSIsNamedAsTheOnlyCaller() async throws {
+            let lab = try ControlLab()
+            let echo = try await lab.startEcho(version: "v1")
+            defer { Task { await echo.close() } }
+            let (proxy, port, dir) = try await startHAProxy([("v1", echo.port, 100)]) { $0.serverClientCertificate = lab.haproxyPEM }
+            defer { proxy.stop(); try? FileManager.default.removeItem(at: dir) }
+            let policy = dir.appendingPathComponent("policy.yaml")
+            try """
+                policy: meshprobe.policy/v1
+                target: http://127.0.0.1:\(port)/reviews
+                load: {connections: 2, streams: 5}
+                expect:
+                  split: {v1: 100}
+                  mtls: {caller: "\(lab.pki.id("productpage"))"}
+                """.write(to: policy, atomically: true, encoding: .utf8)
+            let out = try await run(meshprobeBinary, ["verify", policy.path, "--quiet"], timeout: 60)
+            #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("as when a proxy between the prober and the workload (a sidecar, an L7 proxy re-originating mTLS)"),
+                    "\(out.stdout)")
+            #expect(out.stdout.contains("declare mtls: {caller: \(lab.pki.id("haproxy"))}"), "\(out.stdout)")
         }
 
         @Test func aBreachedSLOFailsTheVerdict() async throws {

@@ -454,7 +454,8 @@ public struct CallerCheck: Sendable {
     /// Evaluates the outcomes of a verify run against `expected`. Every response must show it; a PASS also needs
     /// enough samples (connections with the connection as the unit) that a caller other than `expected` on a share
     /// of them as large as the tolerance would have shown at the miss rate: `ln(missRate) / ln(1 - tolerance)`.
-    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], expected: String,
+    /// `prober` is this prober's own SPIFFE ID, to tell it from a proxy's when it is the only caller seen.
+    public static func evaluate(_ outcomes: [PolicyVerification.Outcome], expected: String, prober: String? = nil,
                                 statistics: SplitTestConfiguration = .init()) -> CallerCheck {
         var seen: [String: Int] = [:]
         var responses = 0
@@ -485,6 +486,18 @@ public struct CallerCheck: Sendable {
             let others = seen.filter { $0.key != expected }.sorted { $0.value > $1.value }
                 .map { "\($0.key.isEmpty ? "(none)" : $0.key): \($0.value)" }.joined(separator: ", ")
             check.reason = "\(responses - matching) of \(responses) responses came from a caller other than \(expected) (\(others))"
+            // One other caller on every response: something between the prober and the workload speaks for it.
+            let callers = seen.filter { $0.value > 0 }
+            if matching == 0, callers.count == 1, let only = callers.first?.key {
+                check.reason! += only == prober
+                    ? ": the workload saw this prober's own SVID on every one, so nothing between them spoke for another caller"
+                    : only.isEmpty
+                    ? ": the workload saw no client certificate on any of them: a proxy between the prober and the workload "
+                        + "ended this prober's TLS and forwarded without mTLS, or the workload does not ask for a certificate"
+                    : ": one caller for every response, as when a proxy between the prober and the workload (a sidecar, an L7 "
+                        + "proxy re-originating mTLS) ends this prober's TLS and calls the workload as itself; if that is the "
+                        + "design, declare mtls: {caller: \(only)}"
+            }
             if responses == 0 {
                 check.decided = false
                 check.reason = "undecided: no response to judge"
