@@ -62,6 +62,8 @@ public struct FailureClass: Hashable, Sendable, Comparable, CustomStringConverti
         public static let failFast = "fail_fast"
         public static let loadShed = "load_shed"
         public static let noServerAvailable = "no_server_available"
+        /// A proxy refused the request for who sent it or what it asked (an authorization policy).
+        public static let accessDenied = "access_denied"
         /// A proxy reply (no application stamp) that matches no signature.
         public static let unrecognised = "unrecognised"
     }
@@ -118,6 +120,11 @@ public struct ProxySignature: Sendable, Equatable {
 /// - HAProxy's own 503 page says `No server is available to handle this request.` (every server down, or the
 ///   queue timed out when `maxconn` is reached); its 504 page, `The server didn't respond in time.` (`timeout
 ///   server` expired; seen in this project's lab).
+/// - Denials: Envoy's HTTP RBAC filter answers 403 with the fixed body `RBAC: access denied` (no response flag; its
+///   response code details say `rbac_access_denied_matched_policy[...]`, which only its access log shows);
+///   Linkerd's proxy answers an unauthorized request 403 with `l5d-proxy-error`; HAProxy's `http-request deny`
+///   page says `Request forbidden by administrative rules.`; nginx's 403 page names nginx (both seen in this
+///   project's lab).
 public struct SignatureTable: Sendable, Equatable {
     public var signatures: [ProxySignature]
 
@@ -138,7 +145,9 @@ public struct SignatureTable: Sendable, Equatable {
             ProxySignature(proxy: "envoy", reason: R.upstreamConnectionFailure, flag: "UF", bodyContains: "reset reason: connection failure"),
             ProxySignature(proxy: "envoy", reason: R.upstreamReset, flag: "UC", bodyContains: "reset reason: connection termination"),
             ProxySignature(proxy: "envoy", reason: R.upstreamReset, flag: "UR", bodyContains: "upstream connect error or disconnect/reset"),
+            ProxySignature(proxy: "envoy", reason: R.accessDenied, flag: "RBAC", status: 403, bodyContains: "RBAC: access denied"),
             // Linkerd.
+            ProxySignature(proxy: "linkerd", reason: R.accessDenied, status: 403, header: "l5d-proxy-error"),
             ProxySignature(proxy: "linkerd", reason: R.failFast, header: "l5d-proxy-error", headerContains: "fail-fast"),
             ProxySignature(proxy: "linkerd", reason: R.failFast, header: "l5d-proxy-error", headerContains: "failfast"),
             ProxySignature(proxy: "linkerd", reason: R.loadShed, header: "l5d-proxy-error", headerContains: "load"),
@@ -149,6 +158,9 @@ public struct SignatureTable: Sendable, Equatable {
             // HAProxy.
             ProxySignature(proxy: "haproxy", reason: R.noServerAvailable, status: 503, bodyContains: "No server is available to handle this request"),
             ProxySignature(proxy: "haproxy", reason: R.upstreamTimeout, status: 504, bodyContains: "The server didn't respond in time"),
+            ProxySignature(proxy: "haproxy", reason: R.accessDenied, status: 403, bodyContains: "Request forbidden by administrative rules"),
+            // nginx.
+            ProxySignature(proxy: "nginx", reason: R.accessDenied, status: 403, bodyContains: "<center>nginx"),
         ]
     }()
 

@@ -149,6 +149,10 @@ public struct Policy {
     public var connectionReuse: [ConnectionReuseExpectation] = []
     /// Retry and timeout policies to verify (from `expect.retries`, VirtualService http routes or Linkerd annotations).
     public var retries: [RetryExpectation] = []
+    /// Who may call whom (`expect.access`), tried as each caller.
+    public var access: AccessExpectation?
+    /// The SVIDs the policy holds besides its own identity (`identities:`), for access checks.
+    public var identities: [CallerIdentity] = []
     /// The mesh service the target is (`service:`): manifests for other hosts are not checked. Nil: the target's host
     /// name (see `targetService`).
     public var service: ServiceHost?
@@ -310,7 +314,7 @@ public struct Policy {
         // Fresh connections every 20 requests unless the file says otherwise: persistent connections bias weighted
         // routing (each connection sticks to one upstream in many proxies).
         var errors = YAMLErrors()
-        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service"], defaultRequests: 20_000,
+        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["policy", "expect", "service", "identities"], defaultRequests: 20_000,
                                          defaultChurn: .every(20), overrides: overrides,
                                          thresholdsRefusal: "thresholds gate a load (meshprobe run); a policy's are expect.slo (successRate, p95: 250ms, ...)",
                                          errors: &errors)
@@ -334,7 +338,7 @@ public struct Policy {
         }
         let allowed = ["name", "recognise", "map", "split", "routes", "mtls", "slo", "tolerance", "falseFailRate", "missRate",
                        "maxRequests", "routing", "propagation", "clusters", "circuitBreaker", "outlierDetection", "retries",
-                       "maxRequestsPerConnection", "maxRetries"]
+                       "maxRequestsPerConnection", "maxRetries", "access"]
         guard let section = scenario.section("expect", allowed: allowed, missing: "a policy needs an expect section (split, tolerance, ...)",
                                              errors: &errors) else { return policy }
         let (expect, f, misspelt) = section
@@ -414,8 +418,8 @@ public struct Policy {
         case (nil, nil):
             // A misspelt key may be the check: then it is not reported missing too.
             if !routesElsewhere && !misspelt && f["circuitBreaker"] == nil && f["outlierDetection"] == nil && f["retries"] == nil
-                && f["maxRequestsPerConnection"] == nil && f["slo"] == nil {
-                errors.record(expect.error("expect needs a split: {destination: weight, ...}, routes, slo, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection"))
+                && f["maxRequestsPerConnection"] == nil && f["slo"] == nil && f["access"] == nil {
+                errors.record(expect.error("expect needs a split: {destination: weight, ...}, routes, slo, access, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection"))
             }
         }
         var allDestinations = Set<String>()
@@ -435,6 +439,22 @@ public struct Policy {
         }
         errors.attempt { () throws(YAMLInputError) in
             if let mtls = f["mtls"] { policy.expectedCaller = try Self.caller(mtls) }
+        }
+        let identitiesRead = errors.attempt { () throws(YAMLInputError) -> Void in
+            guard let v = scenario.extras["identities"] else { return }
+            let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+            policy.identities = try Self.identities(v) { value throws(YAMLInputError) in
+                let p = try value.string()
+                return p.hasPrefix("/") ? p : base.appendingPathComponent(p).path
+            }
+        } != nil
+        errors.attempt { () throws(YAMLInputError) in
+            // Judged against identities when they read: else their error is the one to fix.
+            guard let a = f["access"], identitiesRead else { return }
+            let access = try Self.access(a, holders: Set(policy.identities.map(\.caller)))
+            // With manifests, the matrix's open cells are theirs to decide (checked once they are imported).
+            if !routesElsewhere { try access.checkDecided() }
+            policy.access = access
         }
         errors.attempt { () throws(YAMLInputError) in
             if let p = f["propagation"] { policy.propagation = try Self.propagation(p) }

@@ -150,6 +150,28 @@ extension VerifyReport {
                               passed: check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
     }
 
+    /// Adds one verdict per access cell (kind `access`), named by caller and request; `callerIDs` are the SPIFFE IDs
+    /// the callers presented (`foreign`'s, the prober's own).
+    package mutating func add(_ outcome: AccessCheck.Outcome, callerIDs: [AccessCaller: String] = [:]) {
+        for cell in outcome.cells {
+            let o = cell.observation
+            var evidence = Evidence.facts(
+                requests: o.total, counts: Dictionary(o.tries.map { ("\($0.kind.rawValue): \($0.origin)", $0.count) }, uniquingKeysWith: +),
+                declared: [:], observed: [:],
+                test: "\(counted(outcome.expectation.attempts, "try", plural: "tries")) on fresh connections; decided when every try shows one decision",
+                declaredAt: cell.cell.source)
+            let request = cell.cell.request
+            evidence.access = AccessCellEvidence(
+                caller: cell.cell.caller.description, callerID: callerIDs[cell.cell.caller], method: request.method, path: request.path,
+                headers: request.headers.isEmpty ? nil : request.headers, port: request.port,
+                expected: cell.cell.expected?.rawValue ?? "unknown", observed: o.decision?.rawValue ?? "inconclusive",
+                origin: o.mainOrigin ?? "no try", servers: o.servers,
+                tries: o.tries.map { AccessCellEvidence.Try(kind: $0.kind.rawValue, origin: $0.origin, count: $0.count) })
+            appendVerdict(Verdict(kind: "access", name: cell.cell.name, passed: cell.passed, decided: cell.decided, reason: cell.reason,
+                                  evidence: evidence))
+        }
+    }
+
     /// Adds the circuit-breaker verdicts: one per check of the procedure.
     package mutating func add(_ outcome: CircuitBreakerCheck.Outcome) {
         let e = outcome.expectation

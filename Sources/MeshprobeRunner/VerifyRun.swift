@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeChecks
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeReport
@@ -23,6 +24,10 @@ package struct VerifyRunOptions: Sendable {
     package var controlTLS: TLSContext?
     /// This process's part of a sharded verification; nil when not sharded.
     package var shard: ShardPlan?
+    /// The TLS context of each access caller with an SVID (the prober's own included) and of `anonymous`; the
+    /// SPIFFE ID each presents.
+    package var accessCallers: [AccessCaller: TLSContext] = [:]
+    package var accessCallerIDs: [AccessCaller: String] = [:]
 
     package init(file: String, manifests: [String] = [], json: String? = nil, quiet: Bool, reports: ReportOutputs,
                  controlTLS: TLSContext? = nil, shard: ShardPlan? = nil) {
@@ -269,6 +274,15 @@ private struct VerifyRun {
                 report.addUndecided(kind: "outlier_detection", name: "outlier detection (\(site.name))",
                                     reason: "could not make a workload fail: \(error)", declaredAt: site.position)
             }
+            closeCheck(&report, &laps)
+        }
+        if let access = policy.access {
+            if !options.quiet {
+                note("access: \(counted(access.cells.count, "cell")) (\(access.callers.count) callers x \(access.requests.count) requests), "
+                    + "\(counted(access.attempts, "try", plural: "tries")) each on fresh connections (\(access.source))")
+            }
+            let outcome = try await AccessCheck.run(access, configuration: configuration, callers: options.accessCallers, group: group)
+            report.add(outcome, callerIDs: options.accessCallerIDs)
             closeCheck(&report, &laps)
         }
     }

@@ -65,6 +65,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 try ManifestMerge.importManifests(manifests, into: &policy, policyFile: file) { note in
                     printError("meshprobe verify: note: \(note)")
                 }
+                try policy.access?.checkDecided()
             }
             if routesOnly {
                 for note in ManifestMerge.skipProcedures(&policy) { printError("meshprobe verify: note: \(note)") }
@@ -95,8 +96,10 @@ struct VerifyCommand: AsyncParsableCommand {
         // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
         // anything runs.
         let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        let options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
+        let callers = try accessCallers(policy: policy, configuration: configuration, file: file)
+        var options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
                                        controlTLS: control, shard: plan)
+        (options.accessCallers, options.accessCallerIDs) = callers
         let outcome = try await executeVerify(policy, configuration: configuration, options: options)
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }

@@ -46,6 +46,8 @@ public struct VerifyReport: Codable, Sendable {
         /// Where the expectation was declared (`policy.yaml:12`, `reviews-dr.yaml:8`): here, not in the verdict's
         /// name, so that editing the file does not rename the verdict in CI's history.
         public var declaredAt: String? = nil
+        /// An access cell: who called, what, what was declared and what the tries showed.
+        public var access: AccessCellEvidence? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
@@ -84,7 +86,7 @@ public struct VerifyReport: Codable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling, trajectory
+            case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling, trajectory, access
             case declaredAt = "declared_at"
             case countsIfAny = "counts"
             case toleranceIfAny = "tolerance"
@@ -440,3 +442,57 @@ public struct DeclarationSite: Sendable, Equatable {
     }
 }
 
+/// One access cell in a verify result (`evidence.access`): the caller, the request, the declared decision, and what
+/// the tries showed, by kind and origin.
+public struct AccessCellEvidence: Codable, Sendable, Equatable {
+    /// A SPIFFE ID, `anonymous`, `plaintext` or `foreign`.
+    public var caller: String
+    /// The caller's SPIFFE ID when it presented one (`foreign`'s too).
+    public var callerID: String?
+    public var method: String
+    public var path: String
+    public var headers: [String: String]?
+    public var port: Int?
+    /// `allow` or `deny`.
+    public var expected: String
+    /// `allow`, `deny`, or `inconclusive` when the tries do not show one decision.
+    public var observed: String
+    /// The origin of the most frequent try: `envoy RBAC: 403`, `TLS refused by the server (...)`, ...
+    public var origin: String
+    /// The servers' SPIFFE IDs seen in the handshakes.
+    public var servers: [String]
+    public var tries: [Try]
+
+    public struct Try: Codable, Sendable, Equatable {
+        /// allowed, denied_l7, refused_tls, reset or inconclusive.
+        public var kind: String
+        public var origin: String
+        public var count: Int
+
+        public init(kind: String, origin: String, count: Int) {
+            self.kind = kind
+            self.origin = origin
+            self.count = count
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case caller, method, path, headers, port, expected, observed, origin, servers, tries
+        case callerID = "caller_id"
+    }
+
+    public init(caller: String, callerID: String?, method: String, path: String, headers: [String: String]?, port: Int?,
+                expected: String, observed: String, origin: String, servers: [String], tries: [Try]) {
+        self.caller = caller
+        self.callerID = callerID
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.port = port
+        self.expected = expected
+        self.observed = observed
+        self.origin = origin
+        self.servers = servers
+        self.tries = tries
+    }
+}

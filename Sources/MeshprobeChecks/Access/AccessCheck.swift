@@ -1,0 +1,220 @@
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeSpec
+import MeshprobeTLS
+import NIOCore
+
+/// How one try of an access cell ended, by who decided it: the workload answered (allowed), a proxy answered for it
+/// with a denial (L7), the TLS handshake refused the caller, the connection was reset or closed after the handshake
+/// (an L4 deny, or a STRICT port meeting plaintext), or nothing that decides (timeouts, 5xx, this prober refusing the
+/// server).
+public enum AccessTryKind: String, Sendable, CaseIterable, Comparable {
+    case allowed
+    case deniedL7 = "denied_l7"
+    case refusedTLS = "refused_tls"
+    case reset
+    case inconclusive
+
+    /// The decision a try of this kind shows; nil for an inconclusive one.
+    public var decision: AccessDecision? {
+        switch self {
+        case .allowed: .allow
+        case .deniedL7, .refusedTLS, .reset: .deny
+        case .inconclusive: nil
+        }
+    }
+
+    public static func < (a: AccessTryKind, b: AccessTryKind) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// What a cell's tries showed: each try's kind and origin, and the decision they agree on (nil when they do not,
+/// or when any is inconclusive: a flaky network is not read as a decision).
+public struct AccessObservation: Sendable, Equatable {
+    /// Tries by kind and origin (`envoy RBAC: 403`, `TLS alert 'certificate required'`, `the workload answered 200`).
+    public var tries: [Entry]
+    /// The servers' SPIFFE IDs seen in the handshakes (the destination principal).
+    public var servers: [String]
+
+    public struct Entry: Sendable, Equatable {
+        public var kind: AccessTryKind
+        public var origin: String
+        public var count: Int
+    }
+
+    public var total: Int { tries.reduce(0) { $0 + $1.count } }
+
+    /// The decision every try shows; nil when one is inconclusive or they disagree.
+    public var decision: AccessDecision? {
+        let decisions = tries.filter { $0.count > 0 }.map(\.kind.decision)
+        guard !decisions.isEmpty, !decisions.contains(nil), let first = decisions.first, decisions.allSatisfy({ $0 == first }) else { return nil }
+        return first
+    }
+
+    /// The most frequent origin, as the cell's one-word answer names it.
+    public var mainOrigin: String? { tries.max { ($0.count, $1.origin) < ($1.count, $0.origin) }?.origin }
+
+    /// The tries in words, most frequent first: `3 denied_l7 (envoy RBAC: 403)`.
+    public var summary: String {
+        tries.sorted { ($0.count, $1.kind, $1.origin) > ($1.count, $0.kind, $0.origin) }
+            .map { "\($0.count) \($0.kind.rawValue) (\($0.origin))" }.joined(separator: ", ")
+    }
+
+    /// Classifies a cell's load (one request per connection) try by try, from its counts.
+    public init(_ r: LoadResult) {
+        var entries: [String: Entry] = [:]
+        func add(_ kind: AccessTryKind, _ origin: String, _ n: Int) {
+            guard n > 0 else { return }
+            entries["\(kind.rawValue)|\(origin)", default: Entry(kind: kind, origin: origin, count: 0)].count += n
+        }
+        let statuses = r.statuses
+        // 2xx and 3xx: the request went through whatever answered.
+        for (status, n) in statuses where (200..<400).contains(status) {
+            add(.allowed, r.identities.keys.contains { !$0.version.isEmpty || !$0.workload.isEmpty }
+                ? "the workload answered \(status)" : "\(status) response", n)
+        }
+        var explainedDenials = 0
+        for (failure, stats) in r.failedResponses {
+            switch failure.origin {
+            case .application:
+                // The workload itself answered: the mesh let the request through.
+                add(.allowed, "the workload answered \(failure.reason)", stats.count)
+                if failure.reason == "401" || failure.reason == "403" { explainedDenials += stats.count }
+            case .proxy where failure.reason == FailureClass.Reason.accessDenied:
+                add(.deniedL7, "\(failure.proxy ?? "a proxy")\(failure.flag.map { " \($0)" } ?? ""): 403", stats.count)
+                explainedDenials += stats.count
+            default:
+                break
+            }
+        }
+        // Unstamped 401/403 replies without a known signature: a proxy's denial (the workload would have stamped).
+        let denials = (statuses[401] ?? 0) + (statuses[403] ?? 0)
+        let unsigned = max(0, denials - explainedDenials)
+        add(.deniedL7, "a proxy's 401/403 (no known signature)", unsigned)
+        var unexplained = unsigned
+        for (failure, stats) in r.failedResponses where failure.origin == .proxy || failure.origin == .unknown {
+            guard failure.reason != FailureClass.Reason.accessDenied else { continue }
+            // The unsigned denials were counted above among these unrecognised replies.
+            let taken = min(unexplained, stats.count)
+            unexplained -= taken
+            add(.inconclusive, failure.description, stats.count - taken)
+        }
+        for (kind, n) in r.errors {
+            let why = r.errorExplanations[kind].map { ": \($0)" } ?? ""
+            switch kind {
+            case .tlsPeerRejectedCertificate, .tlsHandshakeFailed:
+                add(.refusedTLS, "TLS refused by the server (\(kind.rawValue)\(why))", n)
+            case .wrongScheme:
+                add(.refusedTLS, "the port answered in TLS: plaintext refused", n)
+            case .connectionLost, .streamReset, .goAway:
+                add(.reset, "\(kind.rawValue) before a response", n)
+            default:
+                add(.inconclusive, "\(kind.rawValue)\(why)", n)
+            }
+        }
+        tries = entries.values.sorted { ($0.kind, $0.origin) < ($1.kind, $1.origin) }
+        servers = r.peerIdentities.keys.sorted()
+    }
+
+    public init(tries: [Entry], servers: [String] = []) {
+        self.tries = tries
+        self.servers = servers
+    }
+}
+
+/// The access procedure: every cell of `expect.access` sent `attempts` times as its caller, each try on a fresh
+/// connection, and judged against the declared decision.
+public enum AccessCheck {
+    public struct CellOutcome: Sendable {
+        public var cell: AccessCell
+        public var observation: AccessObservation
+        /// PASS, FAIL or undecided, and why in words.
+        public var passed: Bool
+        public var decided: Bool
+        public var reason: String?
+        public var seconds: Double
+    }
+
+    public struct Outcome: Sendable {
+        public var expectation: AccessExpectation
+        public var cells: [CellOutcome]
+    }
+
+    /// Why a caller cannot be tried (no SVID for it), before anything is sent.
+    public struct MissingCaller: Error, CustomStringConvertible {
+        public var caller: AccessCaller
+        public var source: String
+        public var description: String {
+            "\(source): no SVID for the caller \(caller): add it to identities (svidDir, or cert and key), or use the identity section's own SPIFFE ID"
+        }
+    }
+
+    /// Judges a cell's observation against its declaration.
+    public static func judge(_ cell: AccessCell, _ observation: AccessObservation) -> (passed: Bool, decided: Bool, reason: String?) {
+        guard let expected = cell.expected else { return (false, false, "not checked: \(cell.notChecked ?? "no decision declared")") }
+        guard observation.total > 0 else { return (false, false, "undecided: no try was made") }
+        guard let observed = observation.decision else {
+            let mixed = Set(observation.tries.map(\.kind.decision)).count > 1 || observation.tries.contains { $0.kind == .inconclusive }
+            return (false, false, "undecided: the tries do not show one decision (\(observation.summary))"
+                + (mixed ? "; each cell is decided only when every try says the same" : ""))
+        }
+        if observed == expected { return (true, true, nil) }
+        return (false, true, "declared \(expected.rawValue), but \(observed == .allow ? "allowed" : "denied"): \(observation.summary)")
+    }
+
+    /// Runs every cell. `callers` holds the TLS context of each caller with an SVID and of `anonymous`; `plaintext`
+    /// needs none. The base configuration gives the target, timeouts and headers.
+    public static func run(_ expectation: AccessExpectation, configuration: LoadConfiguration, callers: [AccessCaller: TLSContext],
+                           group: any EventLoopGroup, onCell: @Sendable (AccessCell) -> Void = { _ in }) async throws -> Outcome {
+        for cell in expectation.cells where cell.caller != .plaintext && callers[cell.caller] == nil {
+            throw MissingCaller(caller: cell.caller, source: cell.source)
+        }
+        var outcomes: [CellOutcome] = []
+        for cell in expectation.cells {
+            if Task.isCancelled { break }
+            onCell(cell)
+            let c = Self.configuration(configuration, cell: cell, attempts: expectation.attempts, tls: callers[cell.caller])
+            let started = ContinuousClock.now
+            let result = try await LoadGenerator(configuration: c, group: group).run()
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            let observation = AccessObservation(result)
+            let (passed, decided, reason) = judge(cell, observation)
+            outcomes.append(CellOutcome(cell: cell, observation: observation, passed: passed, decided: decided, reason: reason,
+                                        seconds: seconds))
+        }
+        return Outcome(expectation: expectation, cells: outcomes)
+    }
+
+    /// One cell's load: `attempts` requests, one per fresh connection, to the target's host (the request's port when
+    /// it names one), over TLS as the caller or in plaintext.
+    static func configuration(_ base: LoadConfiguration, cell: AccessCell, attempts: Int, tls: TLSContext?) -> LoadConfiguration {
+        var c = base
+        guard var target = base.plan.targets.first else { return c }
+        target.path = cell.request.path
+        if let port = cell.request.port { target.port = port }
+        if cell.caller == .plaintext {
+            target.scheme = .http
+            target.serverName = nil
+        }
+        c.plan.targets = [target]
+        c.plan.method = cell.request.method
+        let names = Set(cell.request.headers.keys)
+        c.plan.headers = base.plan.headers.filter { !names.contains($0.name.lowercased()) }
+            + cell.request.headers.sorted { $0.key < $1.key }.map { HTTP2HeaderPair($0.key, $0.value) }
+        c.plan.requests = attempts
+        c.plan.duration = nil
+        c.plan.connections = 1
+        c.plan.streamsPerConnection = 1
+        c.plan.churn = .perRequest
+        c.plan.model = .closedAsFastAsPossible
+        c.plan.warmup = 0
+        c.plan.guards = []
+        c.plan.thresholds = []
+        c.plan.flow = []
+        c.plan.csv = nil
+        c.tls = cell.caller == .plaintext ? nil : tls
+        return c
+    }
+}

@@ -1,0 +1,72 @@
+import MeshprobeIdentity
+import MeshprobeLoad
+import MeshprobePolicy
+import MeshprobeSpec
+import MeshprobeTLS
+
+/// The TLS contexts of an access check's callers: each trusts and checks the server as the policy's identity does,
+/// and presents its own SVID (the identity's own, an `identities` entry's, or none for `anonymous`). Errors name the
+/// file and the entry; each entry's SVID must carry the SPIFFE ID it is listed under, and `foreign`'s another trust
+/// domain than the prober's.
+func accessCallers(policy: Policy, configuration: LoadConfiguration, file: String) throws
+    -> (contexts: [AccessCaller: TLSContext], ids: [AccessCaller: String]) {
+    guard let access = policy.access else { return ([:], [:]) }
+    let id = policy.scenario.identity
+    let needsTLS = access.cells.contains { $0.caller != .plaintext }
+    guard needsTLS else { return ([:], [:]) }
+    guard let own = configuration.tls, configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
+        throw CLIError.badInput("\(file): expect.access: callers other than plaintext need an https target (callers present SVIDs over TLS)")
+    }
+    let trust = id.tls.files().ca
+    func context(_ cert: String?, _ key: String?, at location: String) throws -> TLSContext {
+        var spec = TLSIdentitySpec()
+        spec.cert = cert
+        spec.key = key
+        spec.ca = trust
+        spec.trustBundles = id.tls.trustBundles
+        spec.tlsSecurityLevel = id.tls.tlsSecurityLevel
+        spec.allowNonSVIDPeer = id.tls.allowNonSVIDPeer
+        var c = configuration
+        do {
+            try attachClientTLS(to: &c, identity: spec, expected: id.expectPeer, insecure: id.insecure, sni: id.sni)
+        } catch let error as CLIError {
+            throw CLIError.badInput("\(location): \(error.message)")
+        }
+        guard let tls = c.tls else { throw CLIError.badInput("\(location): no TLS context") }
+        return tls
+    }
+    var contexts: [AccessCaller: TLSContext] = [:]
+    var ids: [AccessCaller: String] = [:]
+    if let mine = own.localIdentity?.description {
+        contexts[.spiffe(mine)] = own
+        ids[.spiffe(mine)] = mine
+    }
+    for entry in policy.identities {
+        let files = entry.tls.files()
+        let tls = try context(files.cert, files.key, at: entry.location)
+        guard let presented = tls.localIdentity?.description else {
+            throw CLIError.badInput("\(entry.location): its certificate has no SPIFFE ID")
+        }
+        switch entry.caller {
+        case .spiffe(let listed) where listed != presented:
+            throw CLIError.badInput("\(entry.location): the SVID is \(presented), not \(listed)")
+        case .foreign:
+            let mine = own.localIdentity?.trustDomain
+            if let mine, tls.localIdentity?.trustDomain == mine {
+                throw CLIError.badInput("\(entry.location): foreign's SVID \(presented) is in the prober's own trust domain \(mine): give one of another")
+            }
+        default:
+            break
+        }
+        contexts[entry.caller] = tls
+        ids[entry.caller] = presented
+    }
+    if access.cells.contains(where: { $0.caller == .anonymous }) {
+        contexts[.anonymous] = try context(nil, nil, at: "\(file): identity (as anonymous)")
+    }
+    for cell in access.cells where cell.caller != .plaintext && contexts[cell.caller] == nil {
+        throw CLIError.badInput("\(cell.source): no SVID for the caller \(cell.caller): add it to identities (svidDir, or cert and key)"
+            + (own.localIdentity.map { "; the identity section's own is \($0)" } ?? ""))
+    }
+    return (contexts, ids)
+}
