@@ -112,7 +112,7 @@ let package = Package(
         ),
         // The echo's control API as a contract: the JSON bodies, the rules a fault's settings must meet, the path.
         // The echo serves it and the clients (`meshprobe fault`, the checks, game days) call it; no NIO, no server.
-        .target(name: "MeshprobeEchoAPI", dependencies: ["MeshprobeIdentity"]),
+        .target(name: "MeshprobeEchoAPI", dependencies: ["MeshprobeIdentity", "MeshprobeYAML"]),
         // The echo workload: identity stamps, caller identity, in-flight count, fault injection.
         .target(
             name: "MeshprobeEcho",
@@ -269,7 +269,7 @@ let package = Package(
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",
-            dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", "MeshprobeYAML", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MeshprobeHistogramTests",

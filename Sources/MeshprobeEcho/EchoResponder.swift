@@ -1,3 +1,4 @@
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import NIOCore
 
@@ -56,6 +57,8 @@ struct EchoPlanner: Sendable {
     var limits: FaultSpec.Limits
     var control: FaultControlAPI
     var attempts: AttemptCounter
+    /// The allow list of the workload's paths; nil lets every request through.
+    var authorization: EchoAuthorization?
 
     init(identity: EchoIdentity, limits: FaultSpec.Limits, controlAllowList: Set<String> = [],
          log: (@Sendable (String) -> Void)? = nil, attempts: AttemptCounter = AttemptCounter()) {
@@ -133,6 +136,11 @@ struct EchoPlanner: Sendable {
             let response = control.respond(to: request)
             stamps.append(("content-type", "application/json"))
             return EchoPlan(status: response.status, headers: stamps, body: allocator.buffer(string: response.body))
+        }
+        if let authorization, !authorization.allows(principal: request.peerSPIFFEID, method: request.method, path: request.path) {
+            // Denied as Envoy's RBAC filter denies: its answer, without the workload's stamps.
+            let denial = EchoAuthorization.denial
+            return EchoPlan(status: denial.status, headers: denial.headers, body: allocator.buffer(string: denial.body))
         }
         var spec: FaultSpec
         do {

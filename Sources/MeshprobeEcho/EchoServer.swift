@@ -1,4 +1,5 @@
 import Atomics
+import MeshprobeEchoAPI
 import MeshprobeHTTP2
 import MeshprobeIdentity
 import MeshprobeTLS
@@ -17,6 +18,8 @@ public struct EchoConfiguration: Sendable {
     public var http2 = HTTP2Settings()
     /// mTLS callers that may use the control API (`/.meshprobe/faults`); empty: the API is disabled (404).
     public var controlAllowList: Set<SPIFFEID> = []
+    /// Who may call the workload's paths (`--authorize`); nil lets every request through.
+    public var authorization: EchoAuthorization?
     /// Called with one line per notable event (rejected handshakes, bad requests, control API refusals and
     /// changes); nil is silent.
     public var log: (@Sendable (String) -> Void)?
@@ -89,8 +92,9 @@ public final class EchoServer: Sendable {
         if identity.spiffeID.isEmpty, let own = configuration.tls?.localIdentity {
             identity.spiffeID = own.description
         }
-        let planner = EchoPlanner(identity: identity, limits: configuration.limits,
+        var planner = EchoPlanner(identity: identity, limits: configuration.limits,
                                   controlAllowList: Set(configuration.controlAllowList.map(\.description)), log: configuration.log)
+        planner.authorization = configuration.authorization
         let state = EchoState(planner: planner, log: configuration.log)
         let tls = configuration.tls
         let settings = configuration.http2

@@ -123,8 +123,9 @@ public struct ProxySignature: Sendable, Equatable {
 /// - Denials: Envoy's HTTP RBAC filter answers 403 with the fixed body `RBAC: access denied` (no response flag; its
 ///   response code details say `rbac_access_denied_matched_policy[...]`, which only its access log shows);
 ///   Linkerd's proxy answers an unauthorized request 403 with `l5d-proxy-error`; HAProxy's `http-request deny`
-///   page says `Request forbidden by administrative rules.`; nginx's 403 page names nginx (both seen in this
-///   project's lab).
+///   page says `Request forbidden by administrative rules.`; nginx's 403 page names nginx, and with
+///   `ssl_verify_client on` nginx finishes the handshake and answers 400 `No required SSL certificate was sent` (no
+///   client certificate) or `The SSL certificate error` (one it does not trust) (all seen in this project's lab).
 public struct SignatureTable: Sendable, Equatable {
     public var signatures: [ProxySignature]
 
@@ -161,6 +162,10 @@ public struct SignatureTable: Sendable, Equatable {
             ProxySignature(proxy: "haproxy", reason: R.accessDenied, status: 403, bodyContains: "Request forbidden by administrative rules"),
             // nginx.
             ProxySignature(proxy: "nginx", reason: R.accessDenied, status: 403, bodyContains: "<center>nginx"),
+            ProxySignature(proxy: "nginx", reason: R.accessDenied, flag: "no client certificate", status: 400,
+                           bodyContains: "No required SSL certificate was sent"),
+            ProxySignature(proxy: "nginx", reason: R.accessDenied, flag: "client certificate refused", status: 400,
+                           bodyContains: "The SSL certificate error"),
         ]
     }()
 

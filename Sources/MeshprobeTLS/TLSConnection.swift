@@ -271,7 +271,8 @@ final class TLSConnection {
             }
             guard reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256 else { continue }
             let alert = reason - SSL_AD_REASON_OFFSET
-            let name = String(cString: SSL_alert_desc_string_long(alert))
+            // OpenSSL 3.0 names TLS 1.3's certificate_required (116) 'unknown': the RFC 8446 name instead.
+            let name = alert == TLS13_AD_CERTIFICATE_REQUIRED ? "certificate required" : String(cString: SSL_alert_desc_string_long(alert))
             switch alert {
             case SSL3_AD_BAD_CERTIFICATE, SSL3_AD_UNSUPPORTED_CERTIFICATE, SSL3_AD_CERTIFICATE_REVOKED,
                  SSL3_AD_CERTIFICATE_EXPIRED, SSL3_AD_CERTIFICATE_UNKNOWN, TLS1_AD_UNKNOWN_CA,

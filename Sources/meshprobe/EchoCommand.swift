@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeReport
 import MeshprobeRunner
@@ -58,6 +59,11 @@ struct EchoCommand: AsyncParsableCommand {
         valueName: "spiffe-id"), transform: InputArgument.spiffeID)
     var controlAllow: [SPIFFEID] = []
 
+    @Option(name: .customLong("authorize"), help: ArgumentHelp(
+        "Allow list of the workload's paths (YAML: rules of principals, methods, paths); other requests get Envoy RBAC's 403.",
+        valueName: "file"))
+    var authorize: String?
+
     func makeConfiguration() throws -> EchoConfiguration {
         let env = ProcessInfo.processInfo.environment
         let pod = env["POD_NAME"] ?? ProcessInfo.processInfo.hostName
@@ -87,6 +93,11 @@ struct EchoCommand: AsyncParsableCommand {
         guard maxSize >= 0 else { throw CLIError.badInput("--max-size must not be negative") }
         configuration.limits.maxBodySize = maxSize
         configuration.controlAllowList.formUnion(controlAllow)
+        if let authorize {
+            do { configuration.authorization = try EchoAuthorization.load(path: authorize) } catch {
+                throw CLIError.badInput("--authorize: \(error.description)")
+            }
+        }
         if !h2c {
             let identity = identity.spec
             let files = identity.files()
@@ -116,6 +127,9 @@ struct EchoCommand: AsyncParsableCommand {
         printLine("meshprobe echo: listening on \(server.localAddress.text) (\(mode)), workload=\(configuration.identity.workload) version=\(configuration.identity.version) identity=\(id)")
         if let loosened = configuration.tls?.configuration.loosening.loosened, !loosened.isEmpty {
             printError("meshprobe echo: TLS loosened: \(loosened.joined(separator: "; "))")
+        }
+        if let authorization = configuration.authorization {
+            printLine("meshprobe echo: authorizing by \(authorize ?? "--authorize") (\(authorization.rules.count) rule\(authorization.rules.count == 1 ? "" : "s")); other requests get 403 'RBAC: access denied'")
         }
         if !configuration.controlAllowList.isEmpty {
             let callers = configuration.controlAllowList.map(\.description).sorted().joined(separator: ", ")

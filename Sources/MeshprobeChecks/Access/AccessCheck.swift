@@ -75,37 +75,28 @@ public struct AccessObservation: Sendable, Equatable {
             add(.allowed, r.identities.keys.contains { !$0.version.isEmpty || !$0.workload.isEmpty }
                 ? "the workload answered \(status)" : "\(status) response", n)
         }
-        var explainedDenials = 0
         for (failure, stats) in r.failedResponses {
             switch failure.origin {
             case .application:
                 // The workload itself answered: the mesh let the request through.
                 add(.allowed, "the workload answered \(failure.reason)", stats.count)
-                if failure.reason == "401" || failure.reason == "403" { explainedDenials += stats.count }
             case .proxy where failure.reason == FailureClass.Reason.accessDenied:
-                add(.deniedL7, "\(failure.proxy ?? "a proxy")\(failure.flag.map { " \($0)" } ?? ""): 403", stats.count)
-                explainedDenials += stats.count
+                add(.deniedL7, "\(failure.proxy ?? "a proxy")\(failure.flag.map { " \($0)" } ?? "") denial", stats.count)
             default:
-                break
+                add(.inconclusive, failure.description, stats.count)
             }
-        }
-        // Unstamped 401/403 replies without a known signature: a proxy's denial (the workload would have stamped).
-        let denials = (statuses[401] ?? 0) + (statuses[403] ?? 0)
-        let unsigned = max(0, denials - explainedDenials)
-        add(.deniedL7, "a proxy's 401/403 (no known signature)", unsigned)
-        var unexplained = unsigned
-        for (failure, stats) in r.failedResponses where failure.origin == .proxy || failure.origin == .unknown {
-            guard failure.reason != FailureClass.Reason.accessDenied else { continue }
-            // The unsigned denials were counted above among these unrecognised replies.
-            let taken = min(unexplained, stats.count)
-            unexplained -= taken
-            add(.inconclusive, failure.description, stats.count - taken)
         }
         for (kind, n) in r.errors {
             let why = r.errorExplanations[kind].map { ": \($0)" } ?? ""
             switch kind {
             case .tlsPeerRejectedCertificate, .tlsHandshakeFailed:
-                add(.refusedTLS, "TLS refused by the server (\(kind.rawValue)\(why))", n)
+                // The alert names the refusal (`certificate required`, `unknown CA`, `bad certificate`).
+                let explanation = r.errorExplanations[kind] ?? ""
+                if let start = explanation.range(of: "alert '"), let end = explanation[start.upperBound...].firstIndex(of: "'") {
+                    add(.refusedTLS, "TLS alert '\(explanation[start.upperBound..<end])'", n)
+                } else {
+                    add(.refusedTLS, "TLS handshake ended by the server (\(kind.rawValue)\(why))", n)
+                }
             case .wrongScheme:
                 add(.refusedTLS, "the port answered in TLS: plaintext refused", n)
             case .connectionLost, .streamReset, .goAway:
@@ -187,6 +178,11 @@ public enum AccessCheck {
         return Outcome(expectation: expectation, cells: outcomes)
     }
 
+    /// 401 and 403 replies no known signature names, from a proxy the report cannot name.
+    static let unidentifiedDenials = [401, 403].map {
+        ProxySignature(proxy: "unidentified proxy", reason: FailureClass.Reason.accessDenied, flag: String($0), status: $0)
+    }
+
     /// One cell's load: `attempts` requests, one per fresh connection, to the target's host (the request's port when
     /// it names one), over TLS as the caller or in plaintext.
     static func configuration(_ base: LoadConfiguration, cell: AccessCell, attempts: Int, tls: TLSContext?) -> LoadConfiguration {
@@ -214,6 +210,8 @@ public enum AccessCheck {
         c.plan.thresholds = []
         c.plan.flow = []
         c.plan.csv = nil
+        // After the known signatures: an unstamped 401 or 403 is a denial by whatever answered for the workload.
+        c.plan.signatures.signatures += Self.unidentifiedDenials
         c.tls = cell.caller == .plaintext ? nil : tls
         return c
     }

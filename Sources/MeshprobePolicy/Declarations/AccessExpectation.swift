@@ -198,6 +198,9 @@ extension Policy {
             expectation.attempts = try a.int(minimum: 1)
             guard expectation.attempts <= 20 else { throw a.error("at most 20 tries per cell") }
         }
+        if (m["callers"] == nil) != (m["requests"] == nil), let given = m["callers"] ?? m["requests"] {
+            throw given.error("callers and requests go together: the matrix to try is every caller with every request")
+        }
         guard m["rules"] != nil || (m["callers"] != nil && m["requests"] != nil) else {
             throw value.error("access needs rules: [{callers: [...], requests: [...], expect: allow|deny}], or callers and requests to try with the mesh's authorization manifests")
         }
@@ -230,8 +233,6 @@ extension Policy {
                     seen.append(AccessCell(caller: caller, request: request, expected: nil, source: source))
                 }
             }
-        } else if let given = m["callers"] ?? m["requests"] {
-            throw given.error("callers and requests go together: the matrix to try is every caller with every request")
         }
         for rule in try (m["rules"]?.list() ?? []) {
             let r = try rule.mapping(allowed: ["callers", "requests", "expect"])

@@ -295,7 +295,40 @@ public struct VerifyReport: Codable, Sendable {
             out += "\(status)  \(headline)\n"
             for line in details { out += "      \(line)\n" }
         }
+        let matrix = accessMatrix
+        if !matrix.isEmpty { out += matrix.map { $0 + "\n" }.joined() }
         return out
+    }
+
+    /// The access cells as a matrix, callers by requests: each cell the observed decision, `ok` when it is the
+    /// declared one, `FAIL (declared D)` when not, `?` when the tries did not decide. Empty without access verdicts.
+    public var accessMatrix: [String] {
+        let cells = verdicts.compactMap { v in v.evidence.access.map { (v, $0) } }
+        guard !cells.isEmpty else { return [] }
+        var callers: [String] = []
+        var requests: [String] = []
+        for (_, a) in cells {
+            if !callers.contains(a.caller) { callers.append(a.caller) }
+            let r = a.requestText
+            if !requests.contains(r) { requests.append(r) }
+        }
+        func text(_ v: Verdict, _ a: AccessCellEvidence) -> String {
+            if !v.decided { return a.observed == "inconclusive" ? "? inconclusive" : "? \(a.observed)" }
+            let by = ["denied_l7": " (403)", "refused_tls": " (TLS)", "reset": " (reset)"][a.mainKind ?? ""] ?? ""
+            return v.passed ? "\(a.observed)\(by) ok" : "\(a.observed)\(by) FAIL (declared \(a.expected))"
+        }
+        var rows: [[String]] = [["caller \\ request"] + requests]
+        for caller in callers {
+            rows.append([caller] + requests.map { r in
+                cells.first { $0.1.caller == caller && $0.1.requestText == r }.map { text($0.0, $0.1) } ?? "-"
+            })
+        }
+        let widths = (0..<rows[0].count).map { i in rows.map { $0[i].count }.max() ?? 0 }
+        let tries = cells.first?.1.tries.reduce(0) { $0 + $1.count } ?? 0
+        return ["access matrix (observed decision per cell, \(tries) tries each):"] + rows.map { row in
+            "  " + row.enumerated().map { i, t in t.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
     }
 
     /// A verdict in words: its headline (what was observed) and the lines under it; the reason and the timeline
@@ -334,6 +367,17 @@ public struct VerifyReport: Codable, Sendable {
             let seen = v.evidence.counts.sorted { $0.value > $1.value }
                 .map { "\($0.key.isEmpty ? "(no stamp)" : $0.key) \($0.value)" }.joined(separator: ", ")
             return ("\(v.name): responses by cluster: \(seen.isEmpty ? "none" : seen)", reason.map { [$0] } ?? [])
+        }
+        if v.kind == "access", let a = v.evidence.access {
+            let observed = ["allow": "allowed", "deny": "denied"][a.observed] ?? "inconclusive"
+            var lines: [String] = []
+            // A passing cell is one line; the others say why and what each try showed.
+            if !(v.decided && v.passed) {
+                if let reason { lines.append(reason) }
+                lines += a.tries.map { "\($0.count) \($0.kind): \($0.origin)" }
+                if let at = v.evidence.declaredAt { lines.append("declared at \(at)") }
+            }
+            return ("\(v.name): \(observed) (\(a.origin)), declared \(a.expected)", lines)
         }
         if v.kind == "server_identity" {
             return ("\(v.name): none of \(counted(v.evidence.requests, "request")) reached the expected server", reason.map { [$0] } ?? [])
@@ -479,6 +523,18 @@ public struct AccessCellEvidence: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case caller, method, path, headers, port, expected, observed, origin, servers, tries
         case callerID = "caller_id"
+    }
+
+    /// The kind of the most frequent try.
+    public var mainKind: String? { tries.max { ($0.count, $1.kind) < ($1.count, $0.kind) }?.kind }
+
+    /// `GET /reviews`, `POST :9080/admin [x-user: a]`, as the cell's name writes the request.
+    public var requestText: String {
+        var text = "\(method) " + (port.map { ":\($0)" } ?? "") + path
+        if let headers, !headers.isEmpty {
+            text += " [" + headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
+        }
+        return text
     }
 
     public init(caller: String, callerID: String?, method: String, path: String, headers: [String: String]?, port: Int?,
