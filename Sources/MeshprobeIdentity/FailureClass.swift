@@ -125,7 +125,8 @@ public struct ProxySignature: Sendable, Equatable {
 ///   Linkerd's proxy answers an unauthorized request 403 with `l5d-proxy-error`; HAProxy's `http-request deny`
 ///   page says `Request forbidden by administrative rules.`; nginx's 403 page names nginx, and with
 ///   `ssl_verify_client on` nginx finishes the handshake and answers 400 `No required SSL certificate was sent` (no
-///   client certificate) or `The SSL certificate error` (one it does not trust) (all seen in this project's lab).
+///   client certificate), `The SSL certificate error` (one it does not trust) or `The plain HTTP request was sent
+///   to HTTPS port` (plaintext HTTP/1.1 on a TLS port) (all seen in this project's lab).
 public struct SignatureTable: Sendable, Equatable {
     public var signatures: [ProxySignature]
 
@@ -166,6 +167,8 @@ public struct SignatureTable: Sendable, Equatable {
                            bodyContains: "No required SSL certificate was sent"),
             ProxySignature(proxy: "nginx", reason: R.accessDenied, flag: "client certificate refused", status: 400,
                            bodyContains: "The SSL certificate error"),
+            ProxySignature(proxy: "nginx", reason: R.accessDenied, flag: "plaintext refused", status: 400,
+                           bodyContains: "The plain HTTP request was sent to HTTPS port"),
         ]
     }()
 

@@ -14,6 +14,8 @@ extension LoadTarget {
         }
         if let e = error as? IOError {
             if e.errnoCode == ECONNREFUSED { return (.connectRefused, "\(authority) refused the connection (nothing listening?)") }
+            // A listener that accepts and resets at once (an L4 deny) can reset before the connect is seen done.
+            if e.errnoCode == ECONNRESET { return (.connectionLost, "\(authority) reset the connection as it was made") }
             return (.connectFailed, "connecting to \(authority) failed: \(e)")
         }
         return (.connectFailed, "connecting to \(authority) failed: \(error)")

@@ -32,7 +32,7 @@ import Testing
                                          explanations: [.tlsPeerRejectedCertificate: "the server rejected our client certificate: alert 'certificate required'"]))
         let byKind = Dictionary(o.tries.map { ($0.kind, $0.count) }, uniquingKeysWith: +)
         #expect(byKind == [.allowed: 2, .deniedL7: 2, .refusedTLS: 2, .reset: 1, .inconclusive: 1])
-        #expect(o.tries.contains(.init(kind: .deniedL7, origin: "envoy RBAC denial", count: 2)))
+        #expect(o.tries.contains(.init(kind: .deniedL7, origin: "envoy denial (RBAC)", count: 2)))
         #expect(o.tries.contains(.init(kind: .refusedTLS, origin: "TLS alert 'certificate required'", count: 1)))
         #expect(o.tries.contains(.init(kind: .refusedTLS, origin: "the port answered in TLS: plaintext refused", count: 1)))
         #expect(o.tries.contains(.init(kind: .allowed, origin: "the workload answered 404", count: 1)), "the mesh let it through")

@@ -81,7 +81,7 @@ public struct AccessObservation: Sendable, Equatable {
                 // The workload itself answered: the mesh let the request through.
                 add(.allowed, "the workload answered \(failure.reason)", stats.count)
             case .proxy where failure.reason == FailureClass.Reason.accessDenied:
-                add(.deniedL7, "\(failure.proxy ?? "a proxy")\(failure.flag.map { " \($0)" } ?? "") denial", stats.count)
+                add(.deniedL7, "\(failure.proxy ?? "a proxy") denial" + (failure.flag.map { " (\($0))" } ?? ""), stats.count)
             default:
                 add(.inconclusive, failure.description, stats.count)
             }
@@ -191,8 +191,10 @@ public enum AccessCheck {
         target.path = cell.request.path
         if let port = cell.request.port { target.port = port }
         if cell.caller == .plaintext {
+            // HTTP/1.1, the plaintext every port that takes plaintext reads (h2c's preface is HTTP/2's alone).
             target.scheme = .http
             target.serverName = nil
+            c.plan.httpVersion = .http1
         }
         c.plan.targets = [target]
         c.plan.method = cell.request.method

@@ -314,7 +314,7 @@ public struct VerifyReport: Codable, Sendable {
         }
         func text(_ v: Verdict, _ a: AccessCellEvidence) -> String {
             if !v.decided { return a.observed == "inconclusive" ? "? inconclusive" : "? \(a.observed)" }
-            let by = ["denied_l7": " (403)", "refused_tls": " (TLS)", "reset": " (reset)"][a.mainKind ?? ""] ?? ""
+            let by = ["denied_l7": " (L7)", "refused_tls": " (TLS)", "reset": " (reset)"][a.mainKind ?? ""] ?? ""
             return v.passed ? "\(a.observed)\(by) ok" : "\(a.observed)\(by) FAIL (declared \(a.expected))"
         }
         var rows: [[String]] = [["caller \\ request"] + requests]
