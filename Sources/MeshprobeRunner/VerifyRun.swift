@@ -191,6 +191,7 @@ private struct VerifyRun {
         if let json = options.json { try writeResult(report.jsonData(), to: json) }
         try options.reports.write(view)
         let cancelledBefore = Task.isCancelled
+        session.export.record(access: report.verdicts)
         try await session.finish(report: nil, json: nil)
         if Task.isCancelled && !cancelledBefore {
             // Every verdict was reached and written; the signal cut the push. The result says so, verdicts unchanged.

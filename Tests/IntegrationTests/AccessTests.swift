@@ -88,8 +88,9 @@ extension EndToEnd {
             let changed = try freePort()
             let peer = try await echo(port: changed, allow: allow.replacingOccurrences(of: "methods: [GET]", with: "methods: [GET, POST]"))
             defer { peer.stop() }
+            let prometheus = pki.path("access.prom")
             let out = try await run(meshprobeBinary, ["verify", file, "--target", "https://127.0.0.1:\(changed)/", "--quiet", "--json", json,
-                                                      "--junit", junit], timeout: 90)
+                                                      "--junit", junit, "--prometheus", prometheus], timeout: 90)
             #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
             let failing = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL  access") }
             #expect(failing == ["FAIL  access: \(pki.id("frontend")) -> POST /reviews/1: allowed (the workload answered 200), declared deny"], "\(out.stdout)")
@@ -99,6 +100,10 @@ extension EndToEnd {
             let xml = try String(contentsOfFile: junit, encoding: .utf8)
             #expect(xml.components(separatedBy: "<failure").count == 2, "\(xml)")
             #expect(xml.contains("<testcase name=\"access: \(pki.id("frontend")) -&gt; POST /reviews/1\""), "\(xml)")
+            let metrics = try String(contentsOfFile: prometheus, encoding: .utf8)
+            #expect(metrics.contains("meshprobe_access_decision{source_principal=\"\(pki.id("frontend"))\",destination_principal=\"\(pki.id("reviews"))\","
+                + "request=\"POST /reviews/1\",decision=\"allow\",expected=\"deny\",origin=\"the workload answered 200\"} 1"), "\(metrics)")
+            #expect(metrics.components(separatedBy: "meshprobe_access_decision{").count == 11, "one series per cell")
         }
 
         @Test func nginxDenyingByCertificateSubjectIsReadAsDenials() async throws {

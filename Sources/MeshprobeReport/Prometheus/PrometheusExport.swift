@@ -55,6 +55,23 @@ public final class PrometheusExport: Sendable {
         }
     }
 
+    static var accessDecision: MetricNameDescriptor { MetricNameDescriptor(
+        namespace: "meshprobe", metricName: "access_decision",
+        helpText: "One series per access cell (caller, request): the decision its tries showed (allow, deny, inconclusive), the declared one, and who decided (1: the cell was tried).") }
+
+    /// One series per access cell of a verify result, its principals as `meshprobe_requests_total` writes them (SPIFFE
+    /// IDs; `anonymous`, `plaintext` for the callers without one): `decision` the observed decision,
+    /// `expected` the declared one, `origin` who decided (`envoy denial (RBAC)`, `TLS alert 'unknown CA'`, ...),
+    /// `request` the method and path (two cells of one caller differ by it).
+    public func record(access verdicts: [VerifyReport.Verdict]) {
+        for v in verdicts {
+            guard let a = v.evidence.access else { continue }
+            let labels = [("source_principal", a.callerID ?? a.caller), ("destination_principal", a.servers.first ?? "unknown"),
+                          ("request", a.requestText), ("decision", a.observed), ("expected", a.expected), ("origin", a.origin)]
+            registry.makeGauge(descriptor: Self.accessDecision, labels: labels).set(Int64(1))
+        }
+    }
+
     /// The text exposition format (version 0.0.4).
     public func text() -> String { registry.emitToString() }
 }
