@@ -257,7 +257,9 @@ extension Policy {
             }
         }
         if seen.isEmpty { throw value.error("access has no cell to try") }
-        expectation.cells = seen
+        // Matrix order: callers as `AccessCaller` sorts them, each caller's requests as first written.
+        let order = Dictionary(seen.map(\.request).enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        expectation.cells = seen.sorted { ($0.caller, order[$0.request] ?? 0) < ($1.caller, order[$1.request] ?? 0) }
         return expectation
     }
 
