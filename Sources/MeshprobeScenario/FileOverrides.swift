@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeSpec
 import MeshprobeYAML
 
 /// What the command line changes in a scenario, policy or game-day file before it is read (`--target`, `--svid-dir`,
@@ -14,14 +15,18 @@ public struct FileOverrides: Sendable, Equatable {
     public var svidDir: String?
     /// `--set FIELD=VALUE` (repeatable), applied after the two above, in order.
     public var assignments: [YAMLOverride] = []
+    /// `--mesh-alpn istio`: every target offers the mesh's ALPN, as a file's `meshAlpn` says (set on the targets once
+    /// they are read: a target may be a bare URL).
+    public var meshALPN: MeshALPN?
 
-    public init(targets: [String] = [], svidDir: String? = nil, assignments: [YAMLOverride] = []) {
+    public init(targets: [String] = [], svidDir: String? = nil, assignments: [YAMLOverride] = [], meshALPN: MeshALPN? = nil) {
         self.targets = targets
         self.svidDir = svidDir
         self.assignments = assignments
+        self.meshALPN = meshALPN
     }
 
-    public var isEmpty: Bool { targets.isEmpty && svidDir == nil && assignments.isEmpty }
+    public var isEmpty: Bool { targets.isEmpty && svidDir == nil && assignments.isEmpty && meshALPN == nil }
 
     /// The changes to the file's tree, in the order they apply.
     public var changes: [YAMLOverride] {

@@ -180,6 +180,15 @@ public struct Scenario {
         }
         scenario.overrides = changes
         scenario.identity.overrides = changes
+        if let mesh = overrides.meshALPN {
+            for i in scenario.plan.targets.indices {
+                guard scenario.plan.targets[i].scheme == .https else {
+                    throw YAMLInputError(file: file, line: 1, column: 1, field: "target",
+                                         message: "--mesh-alpn \(mesh.rawValue) needs https:// targets (it is offered in the TLS handshake), not \(scenario.plan.targets[i])")
+                }
+                scenario.plan.targets[i].meshALPN = mesh
+            }
+        }
         return scenario
     }
 
@@ -311,7 +320,8 @@ public struct Scenario {
         return scenario
     }
 
-    /// `target: URL` or `targets: [URL, {url: URL, sni: NAME}, ...]`, each with the value it was read from.
+    /// `target: URL` or `targets: [URL, {url: URL, sni: NAME, meshAlpn: istio}, ...]`, each with the value it was read
+    /// from.
     static func parseTargets(_ top: [String: YAMLValue], in root: YAMLValue) throws(YAMLInputError) -> [(target: LoadTarget, value: YAMLValue)] {
         var targetValues: [YAMLValue] = []
         switch (top["target"], top["targets"]) {
@@ -326,9 +336,11 @@ public struct Scenario {
             // A URL, or {url: URL, sni: NAME} for a target behind a gateway that routes by SNI (one per cluster).
             var value = item
             var serverName: String?
+            var meshALPN: MeshALPN?
             if case .mapping = item.node {
-                let m = try item.mapping(allowed: ["url", "sni"])
-                guard let url = m["url"] else { throw item.error("a target needs url (and optionally sni)") }
+                let m = try item.mapping(allowed: ["url", "sni", "meshAlpn"])
+                guard let url = m["url"] else { throw item.error("a target needs url (and optionally sni, meshAlpn)") }
+                if let v = m["meshAlpn"] { meshALPN = try v.parsed(MeshALPN.init(parsing:)) }
                 value = url
                 if let sni = m["sni"] {
                     serverName = try sni.string()
@@ -343,8 +355,15 @@ public struct Scenario {
                 throw value.error(error.reason)
             }
             target.serverName = serverName
+            target.meshALPN = meshALPN
             if serverName != nil, target.scheme != .https {
                 throw value.error("sni needs an https:// target")
+            }
+            if meshALPN != nil, target.scheme != .https {
+                throw value.error("meshAlpn needs an https:// target (it is offered in the TLS handshake)")
+            }
+            if let first = targets.first, first.target.meshALPN != meshALPN {
+                throw item.error("every target of a run offers one ALPN: give meshAlpn to all of them or none")
             }
             targets.append((target, value))
         }

@@ -9,6 +9,8 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
     /// The TLS server name (SNI) for this target, instead of the host (or the run's `--sni`): an east-west gateway
     /// routes by it, one per remote cluster.
     public var serverName: String?
+    /// The ALPN a mesh's sidecar expects on this target's port (`meshAlpn: istio`); nil offers h2 and http/1.1.
+    public var meshALPN: MeshALPN?
 
     /// The `:authority` (HTTP/2) or `Host` (HTTP/1.1) value.
     public var authority: String {

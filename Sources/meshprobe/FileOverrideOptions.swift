@@ -1,5 +1,6 @@
 import ArgumentParser
 import MeshprobeScenario
+import MeshprobeSpec
 import MeshprobeYAML
 
 /// The flags that change a scenario, policy or game-day file before it is read (`run`, `verify`, `gameday`), so a
@@ -21,5 +22,10 @@ struct FileOverrideOptions: ParsableArguments {
         valueName: "field=value"), transform: InputArgument.fieldAssignment)
     var assignments: [YAMLOverride] = []
 
-    var overrides: FileOverrides { FileOverrides(targets: targets, svidDir: svidDir, assignments: assignments) }
+    @Option(name: .customLong("mesh-alpn"), help: ArgumentHelp(
+        "Offer this mesh's ALPN on every target, as a target's meshAlpn does: istio (a direct mTLS connection to an Istio sidecar's inbound port needs it).",
+        valueName: "mesh"), transform: InputArgument.meshALPN)
+    var meshALPN: MeshALPN?
+
+    var overrides: FileOverrides { FileOverrides(targets: targets, svidDir: svidDir, assignments: assignments, meshALPN: meshALPN) }
 }

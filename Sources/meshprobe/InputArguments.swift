@@ -27,6 +27,7 @@ enum InputArgument {
     static let stage: @Sendable (String) throws -> LoadStage = { text in try LoadStage(parsing: text) }
     static let churn: @Sendable (String) throws -> ConnectionChurn = { text in try ConnectionChurn(parsing: text) }
     static let httpVersion: @Sendable (String) throws -> HTTPVersionPreference = { text in try HTTPVersionPreference(parsing: text) }
+    static let meshALPN: @Sendable (String) throws -> MeshALPN = { text in try MeshALPN(parsing: text) }
     static let arrivals: @Sendable (String) throws -> ArrivalProcess = { text in try ArrivalProcess(parsing: text) }
     static let guardAction: @Sendable (String) throws -> GuardAction = { text in try GuardAction(parsing: text) }
     static let errorRateGuard: @Sendable (String) throws -> LoadGuard = { text in try LoadGuard.errorRate(parsing: text) }

@@ -249,11 +249,22 @@ struct ServerCheckOptions: ParsableArguments {
     @Option(help: "TLS server name (SNI) to send instead of the URL host (east-west gateways).")
     var sni: String?
 
+    @Option(name: .customLong("mesh-alpn"), help: ArgumentHelp(
+        "Offer this mesh's ALPN: istio (a direct mTLS connection to an Istio sidecar's inbound port needs it).", valueName: "mesh"),
+            transform: InputArgument.meshALPN)
+    var meshALPN: MeshALPN?
+
     @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the server certificate.")
     var insecure = false
 
     /// Builds the client TLS context an https run needs with these checks and `identity`.
     func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
+        if let meshALPN {
+            guard configuration.plan.targets.allSatisfy({ $0.scheme == .https }) else {
+                throw CLIError.badInput("--mesh-alpn \(meshALPN.rawValue) needs https:// URLs: it is offered in the TLS handshake")
+            }
+            for i in configuration.plan.targets.indices { configuration.plan.targets[i].meshALPN = meshALPN }
+        }
         try meshprobe.attachClientTLS(to: &configuration, identity: identity.spec, expected: expectPeer, insecure: insecure, sni: sni)
     }
 }
@@ -273,11 +284,15 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIde
         throw CLIError.badInput(error.message)
     }
     if https {
-        let alpn: [String]
+        var alpn: [String]
         switch configuration.plan.httpVersion {
         case .auto: alpn = ["h2", "http/1.1"]
         case .http2: alpn = ["h2"]
         case .http1: alpn = ["http/1.1"]
+        }
+        // One TLS context for the run: every target offers one ALPN (the scenario reader refuses a mix).
+        if let mesh = configuration.plan.targets.first(where: { $0.scheme == .https })?.meshALPN {
+            alpn = mesh.protocols(for: configuration.plan.httpVersion)
         }
         configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
                                                      verifyPeer: !insecure, serverName: sni)

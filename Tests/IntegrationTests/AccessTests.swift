@@ -199,5 +199,47 @@ extension EndToEnd {
                 #expect(out.stdout.contains(line), "\(line)\n\(out.stdout)")
             }
         }
+    
+        /// `--mesh-alpn istio` and a target's `meshAlpn: istio` offer Istio's in-mesh ALPN before h2 and http/1.1, in
+        /// the order Istio's own sidecars do, as openssl's s_server sees the ClientHello; without them, h2 and http/1.1.
+        @Test func meshALPNOffersIstiosProtocols() async throws {
+            func offered(_ arguments: (Int) throws -> [String]) async throws -> [String] {
+                let port = try freePort()
+                let server = try SignalledProcess("/usr/bin/env", [
+                    "openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", self.server.cert, "-key", self.server.key,
+                    "-alpn", "h2", "-trace", "-www", "-naccept", "1"])
+                defer { server.send(SIGTERM) }
+                _ = try await server.wait(upTo: 10) { (server.stdout + server.stderr).contains("ACCEPT") }
+                _ = try await run(meshprobeBinary, try arguments(port), timeout: 30)
+                _ = try await server.wait(upTo: 10) { server.stdout.contains("application_layer_protocol_negotiation") }
+                // The ClientHello's ALPN list: the indented lines after its extension header.
+                let lines = server.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard let start = lines.firstIndex(where: { $0.hasPrefix("extension_type=application_layer_protocol_negotiation") }) else { return [] }
+                return Array(lines[(start + 1)...].prefix { !$0.hasPrefix("extension_type=") })
+            }
+            let load = try await offered { port in
+                ["load", "https://127.0.0.1:\(port)/", "--mesh-alpn", "istio", "--ca", pki.caFile, "--expect-peer", pki.id("reviews"), "-n", "1", "--quiet"]
+            }
+            #expect(load == ["istio-h2", "istio-http/1.1", "istio", "h2", "http/1.1"], "\(load)")
+            let http2 = try await offered { port in
+                ["load", "https://127.0.0.1:\(port)/", "--mesh-alpn", "istio", "--http", "2", "--ca", pki.caFile, "-n", "1", "--quiet", "-k"]
+            }
+            #expect(http2 == ["istio-h2", "istio", "h2"], "\(http2)")
+            let scenario = try await offered { port in
+                let file = try pki.write("mesh-alpn-\(port).yaml", """
+                    target: {url: "https://127.0.0.1:\(port)/", meshAlpn: istio}
+                    identity: {ca: \(pki.caFile), expectPeer: "\(pki.id("reviews"))"}
+                    load: {requests: 1}
+                    """)
+                return ["run", file, "--quiet"]
+            }
+            #expect(scenario == ["istio-h2", "istio-http/1.1", "istio", "h2", "http/1.1"], "\(scenario)")
+            let plain = try await offered { port in
+                ["load", "https://127.0.0.1:\(port)/", "--ca", pki.caFile, "--expect-peer", pki.id("reviews"), "-n", "1", "--quiet"]
+            }
+            #expect(plain == ["h2", "http/1.1"], "\(plain)")
+            let refused = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "--mesh-alpn", "istio", "-n", "1"], timeout: 30)
+            #expect(refused.status == 2 && refused.stderr.contains("--mesh-alpn istio needs https:// URLs"), "\(refused.stderr)")
+        }
     }
 }
