@@ -104,7 +104,7 @@ struct MergeCommand: AsyncParsableCommand {
             try GameDayMerge.merge(files, commandLine: commandLine)
         }
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
-        printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
+        printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle(), reasonsAbove: true).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
         try reports.writeJSON(merged.jsonData(), json: json, logs: logs)
         try reports.write(view, logs: logs)
         if let exit = GameDayVerdict.exit(failed: merged.failedSteps, undecided: merged.undecidedSteps, skipped: merged.skipped.count,
