@@ -80,8 +80,8 @@ struct GameDayCommand: AsyncParsableCommand {
         let caps = String(format: "%d steps, about %.0f s; caps %@ req/s and %.0f s", gameday.steps.count, planned, YAMLValue.format(maxRate), cap)
         if check {
             // The plan is what --check gives (stdout, as run's and verify's); a run's header goes to stderr.
-            for line in CheckPlan.lines(gameday: gameday, configuration: configuration) { printLine(line) }
-            printLine("  \(caps)\(gameday.abortFile.map { "; abort file \($0)" } ?? "")")
+            for line in CheckPlan.lines(gameday: gameday, configuration: configuration, caps: caps,
+                                        outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
         printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"

@@ -66,6 +66,11 @@ struct ReportOptions: ParsableArguments {
         return outputs
     }
 
+    /// The outputs asked for, as `--check`'s plan names them (nothing written, no Pushgateway reached).
+    func planned(json: String?, logs: ResultLogOptions? = nil, exports: ExportOptions? = nil) -> CheckPlan.Outputs {
+        CheckPlan.Outputs(files(exports, logs: logs), json: json, pushgateway: pushgateway)
+    }
+
     /// The files asked for (what checking and writing them needs; no Pushgateway).
     private func files(_ exports: ExportOptions? = nil, logs: ResultLogOptions? = nil) -> ReportOutputs {
         ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: exports?.smp,

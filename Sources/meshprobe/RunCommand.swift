@@ -65,7 +65,8 @@ struct RunCommand: AsyncParsableCommand {
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly)
         try reports.check(json: json ?? scenario.jsonOutput, logs: logs, exports: exports)
         if checkOnly {
-            for line in CheckPlan.lines(scenario: scenario, configuration: configuration) { printLine(line) }
+            for line in CheckPlan.lines(scenario: scenario, configuration: configuration,
+                                        outputs: reports.planned(json: json, logs: logs, exports: exports)) { printLine(line) }
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }

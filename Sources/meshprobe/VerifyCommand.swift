@@ -84,7 +84,8 @@ struct VerifyCommand: AsyncParsableCommand {
             if !policy.outlierDetections.isEmpty {
                 _ = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file, readFiles: false)
             }
-            for line in CheckPlan.lines(policy: policy, manifests: manifests, configuration: configuration) { printLine(line) }
+            for line in CheckPlan.lines(policy: policy, manifests: manifests, configuration: configuration,
+                                        outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
         if plan != nil {
