@@ -18,7 +18,8 @@ struct MergeCommand: AsyncParsableCommand {
             3 undecided. Or reads meshprobe.gameday.result/v2 results (gameday --json) of one game day file: load steps \
             merge exactly and their objectives are decided again, procedure verdicts are kept per file: exit 0 pass, \
             1 fail, 3 incomplete. Bad input (unreadable, truncated or corrupted files, other schema versions, different \
-            policies or game day files, kinds mixed) exits 2 naming the file, and nothing is written.
+            policies or game day files, kinds mixed, load results that did not start together) exits 2 naming the file, \
+            and nothing is written.
             Example: meshprobe merge shard-0.json shard-1.json shard-2.json --json all.json --prometheus all.prom
             """
     )
@@ -29,6 +30,10 @@ struct MergeCommand: AsyncParsableCommand {
 
     @Option(help: "Write the merged result here (atomically; - for standard output).")
     var json: String?
+
+    @Flag(name: .customLong("allow-different-times"), help: ArgumentHelp(
+        "Merge load results whose start times are further apart than shards of one run start (2 s and a tenth of the shortest run): their timelines are overlaid from each one's start and the throughput is over the longest run, as if they had run together."))
+    var allowDifferentTimes = false
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -76,6 +81,7 @@ struct MergeCommand: AsyncParsableCommand {
         do {
             var read: [(file: String, report: LoadReport)] = []
             for file in files { read.append((file.file, try ResultMerger.read(data: file.data, name: file.file))) }
+            if !allowDifferentTimes { try ResultMerger.checkStartedTogether(read) }
             merged = try ResultMerger.merge(read, commandLine: CommandLine.arguments)
         } catch {
             throw CLIError.badInput(error.description)
