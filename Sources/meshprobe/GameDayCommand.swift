@@ -35,8 +35,11 @@ struct GameDayCommand: AsyncParsableCommand {
     var maxDuration: TimeSpan = Self.defaultMaxDuration
     static let defaultMaxDuration = TimeSpan("15m")
 
-    @Option(help: "Write the verdicts, per step, as JSON.")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the verdicts, per step, as JSON.")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -53,6 +56,10 @@ struct GameDayCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
+
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
 
     func run() async throws {
         try await sidecar.around("gameday") { try await runGameDay() }

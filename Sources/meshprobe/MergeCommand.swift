@@ -28,8 +28,11 @@ struct MergeCommand: AsyncParsableCommand {
               completion: .file(extensions: ["json"]))
     var results: [String]
 
-    @Option(help: "Write the merged result here (atomically; - for standard output).")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the merged result here (atomically; - for standard output).")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @Flag(name: .customLong("allow-different-times"), help: ArgumentHelp(
         "Merge load results whose start times are further apart than shards of one run start (2 s and a tenth of the shortest run): their timelines are overlaid from each one's start and the throughput is over the longest run, as if they had run together."))
@@ -45,6 +48,7 @@ struct MergeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if results.isEmpty { throw ValidationError("give at least one result file") }
+        try reports.validate(json: jsonFile)
         if reports.metricsListen != nil { throw ValidationError("--metrics-listen is for runs; merge writes --prometheus or pushes") }
     }
 

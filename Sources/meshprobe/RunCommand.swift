@@ -22,8 +22,11 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
-    @Option(help: "Write the JSON result here (overrides output.json in the file).")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the JSON result here (overrides output.json in the file).")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -48,6 +51,10 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
+
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
 
     func run() async throws {
         try await sidecar.around("run") { try await runScenario() }

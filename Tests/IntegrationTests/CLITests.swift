@@ -42,6 +42,26 @@ extension EndToEnd {
             #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
         }
 
+        /// `-o json` and `-o junit` are `--json -` and `--junit -`: the result alone on standard output, the lines for
+        /// people on standard error; beside the flag it stands for, or with another output on standard output, refused.
+        @Test func dashOIsTheResultOnStandardOutput() async throws {
+            // Nothing listens on port 1: the run fails (exit 1), and its result is still written.
+            let json = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3", "-o", "json"])
+            #expect(json.status == 1, "\(json.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect((object?["summary"] as? [String: Any])?["requests"] as? Int == 3, "\(json.stdout)")
+            #expect(json.stderr.contains("requests:"), "\(json.stderr)")
+            let junit = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3", "--output", "junit"])
+            #expect(junit.status == 1 && junit.stdout.hasPrefix("<?xml") && junit.stdout.contains("<testsuites"), "\(junit.stdout)")
+            for (arguments, expected) in [(["-o", "json", "--json", "r.json"], "meshprobe load: -o json writes the JSON result to standard output, and --json r.json to a file: give one of them"),
+                                          (["-o", "junit", "--junit", "r.xml"], "meshprobe load: -o junit writes the JUnit XML to standard output, and --junit r.xml to a file: give one of them"),
+                                          (["-o", "yaml"], "meshprobe load: -o: 'yaml': expected json (the JSON result, as --json -) or junit (the JUnit XML, as --junit -)"),
+                                          (["-o", "json", "--junit", "-"], "meshprobe: -o json and --junit both write to standard output")] {
+                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3"] + arguments)
+                #expect(out.status == 2 && out.stderr.hasPrefix(expected) && out.stdout.isEmpty, "\(arguments): \(out.stderr)")
+            }
+        }
+
         /// Each command's help lists what it takes, once: the exports of one load's result only where there is one, and
         /// no flag of a subcommand under the name of a global one.
         @Test func helpListsWhatACommandTakesOnce() async throws {
