@@ -30,6 +30,13 @@ public struct LoadReport: Codable, Sendable {
         /// What the client's TLS accepted beyond the defaults (`--tls-security-level`, `--allow-non-svid-peer`);
         /// absent when nothing was loosened.
         public var tlsLoosened: [String]?
+        /// The load model in words for a reader: a merged result's says that it is each run's, so that it agrees with
+        /// `connections`, the runs' sum (`each of 2 runs: closed: 2 connections x 5 streams` beside 4 connections).
+        public var modelText: String {
+            guard let runs = mergedFrom, runs > 1 else { return model }
+            return model.contains("; ") ? "\(runs) runs: \(model)" : "each of \(runs) runs: \(model)"
+        }
+
         enum CodingKeys: String, CodingKey {
             case schema, targets, connections, model, churn, build, inputs
             case tlsLoosened = "tls_loosened"

@@ -25,7 +25,7 @@ public struct TerminalSummary {
         var out = TerminalText()
         let s = report.summary
         out += bold("meshprobe load") + "  \(report.meta.targets.joined(separator: " "))  c=\(report.meta.connections) m=\(report.meta.streamsPerConnection)\n"
-        var model = "model:      \(report.meta.model)"
+        var model = "model:      \(report.meta.modelText)"
         if report.meta.warmupSeconds > 0 {
             model += String(format: "; warm-up %.1fs (%d requests left out)", report.meta.warmupSeconds, s.warmupRequests)
         }

@@ -56,7 +56,7 @@ package func executeGameDay(_ gameday: GameDay, configuration: LoadConfiguration
 
     var result = GameDayResult(gameday: gameday, outcome: outcome, configuration: configuration, startedAt: started)
     let view = result.runReport(title: gameday.name, inputs: [gameday.file], startedAt: started)
-    printLine(result.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
+    printLine(result.stepsText + VerdictTable(view, style: stdoutStyle(), reasonsAbove: true).render() + stdoutStyle().status(view.status, label: result.outcomeWord))
     for left in outcome.faultsLeft { printError("meshprobe gameday: warning: not cleared: \(left)") }
     try write(result, options: options, startedAt: started)
     try await session.finish(report: nil, json: nil)

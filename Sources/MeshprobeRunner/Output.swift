@@ -108,8 +108,9 @@ package func stdoutStyle() -> TerminalStyle {
     TerminalStyle.detect(isTerminal: isatty(StandardOutput.forPeople) == 1, environment: ProcessInfo.processInfo.environment)
 }
 
-/// Prints a run's aligned verdict table and its outcome word, coloured on a terminal.
-package func printVerdicts(_ report: RunReport) {
-    let table = VerdictTable(report, style: stdoutStyle())
+/// Prints a run's aligned verdict table and its outcome word, coloured on a terminal; `reasonsAbove`: the verdicts
+/// were printed above with their reasons in full (the table shortens long ones).
+package func printVerdicts(_ report: RunReport, reasonsAbove: Bool = false) {
+    let table = VerdictTable(report, style: stdoutStyle(), reasonsAbove: reasonsAbove)
     printLine(table.render() + table.outcome)
 }

@@ -21,6 +21,8 @@ package struct ReportOutputs: Sendable {
     /// (`ResultLog`).
     package var jsonLog: Bool
     package var junitLog: Bool
+    /// How the command line named an output, where not by its flag: `["--json": "-o json"]`, for messages.
+    package var spelled: [String: String] = [:]
 
     package init(junit: String? = nil, html: String? = nil, metricsListen: HostPort? = nil, prometheus: String? = nil,
                  pushgateway: PushgatewayClient.Target? = nil, smp: String? = nil, hgrm: String? = nil, jsonLog: Bool = false,
@@ -44,7 +46,7 @@ package struct ReportOutputs: Sendable {
             throw ExitError.badInput("--smp and --hgrm describe one load's result: use them with load or run (or merge the results)")
         }
         let outputs = [("--json", json), ("--junit", junit), ("--html", html), ("--prometheus", prometheus), ("--smp", smp),
-                       ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map(\.0)
+                       ("--hgrm", hgrm)].filter { $0.1.map(ReportFile.writesStandardOutput) ?? false }.map { spelled[$0.0] ?? $0.0 }
         let logs = [("--json-log", jsonLog), ("--junit-log", junitLog)].filter(\.1).map(\.0)
         let toStandardOutput = outputs + logs
         if outputs.count + (logs.isEmpty ? 0 : 1) > 1 {

@@ -35,6 +35,7 @@ extension VerifyReport {
                                 connections: $0.connections, windows: $0.windows)
                 })
             evidence.sampling = sampling
+            if !outcome.unsuccessfulByDestination.isEmpty { evidence.unsuccessfulByDestination = outcome.unsuccessfulByDestination }
             if !outcome.trajectory.isEmpty {
                 evidence.trajectory = outcome.trajectory.map { TrajectoryPoint(samples: $0.samples, counts: $0.counts) }
             }
@@ -70,25 +71,6 @@ extension VerifyReport {
         }
         passed = verdicts.allSatisfy(\.passed)
         decided = verdicts.allSatisfy(\.decided)
-    }
-
-    /// Why a split that fails on its successful responses is withheld: a declared destination answered with errors
-    /// (left out of the split), and counted with them every declared destination is within half the tolerance of its
-    /// share. The routing may then be right and that destination failing, which the split of successes cannot tell
-    /// apart from a wrong weight. Nil when the rule does not apply.
-    static func failingDestinationReason(counts: [String: Int], unsuccessful: [String: Int], declared: [String: Double],
-                                         tolerance: Double) -> String? {
-        let failing = unsuccessful.filter { declared[$0.key] != nil && $0.value > 0 }
-        guard !failing.isEmpty else { return nil }
-        let all = counts.merging(failing, uniquingKeysWith: +)
-        let total = Double(all.values.reduce(0, +))
-        guard total > 0, all.keys.allSatisfy({ declared[$0] != nil }),
-              declared.allSatisfy({ abs(Double(all[$0.key] ?? 0) / total - $0.value) <= tolerance / 2 }) else { return nil }
-        let names = failing.sorted { $0.key < $1.key }.map { "\($0.key) (\(counted($0.value, "error response")))" }.joined(separator: ", ")
-        let shares = declared.keys.sorted().map { String(format: "%@ %.1f%%", $0, Double(all[$0] ?? 0) / total * 100) }.joined(separator: ", ")
-        return "undecided: \(names) answered with errors, which the split of successful responses leaves out; counted with "
-            + "them the shares are as declared (\(shares)): the routing may be right and \(failing.count == 1 ? "that destination" : "those destinations") "
-            + "failing (see the failures), which a split of successes cannot tell apart from a wrong weight"
     }
 
     /// Why a split has no verdict, with the figures.

@@ -187,7 +187,7 @@ private struct VerifyRun {
         let title = policy.name.isEmpty ? policy.file : policy.name
         let view = report.runReport(outcomes: outcomes, configuration: configuration, inputs: [file] + options.manifests, title: title,
                                     seconds: laps.seconds, startedAt: started)
-        printVerdicts(view)
+        printVerdicts(view, reasonsAbove: true)
         if let json = options.json { try writeResult(report.jsonData(), to: json) }
         try options.reports.write(view)
         let cancelledBefore = Task.isCancelled
@@ -295,7 +295,7 @@ package func finishMergedVerify(_ merged: VerifyReport, json: String?, reports: 
                                 startedAt: Date) throws -> VerifyRunOutcome {
     printLine(merged.verdictText)
     let view = merged.mergedRunReport(title: title, inputs: merged.mergedFrom ?? [merged.policy], startedAt: startedAt)
-    printVerdicts(view)
+    printVerdicts(view, reasonsAbove: true)
     try reports.writeJSON(merged.jsonData(), json: json)
     try reports.write(view)
     return VerifyRunOutcome(merged.outcome)

@@ -76,12 +76,22 @@ public struct YAMLOverride: Sendable, Equatable {
     }
 
     /// Adds where the value came from to each error (of `error` and its `others`) about a changed field (or a field
-    /// inside it).
+    /// inside it): `(the value comes from --set load.connections=0)`. An error about a section or mapping that holds
+    /// changed fields (a check of the whole: `expect.split: the weights sum to 90`) names each change made inside it:
+    /// `(with --set expect.split.v1=40)`.
     public static func explain(_ error: YAMLInputError, by overrides: [YAMLOverride]) -> YAMLInputError {
         func explainOne(_ error: YAMLInputError) -> YAMLInputError {
-            guard let override = overrides.last(where: { $0.change != .remove && $0.covers(error.field) }) else { return error }
             var explained = error
-            explained.message += " (the value comes from \(override.source))"
+            if let override = overrides.last(where: { $0.change != .remove && $0.covers(error.field) }) {
+                explained.message += " (the value comes from \(override.source))"
+                return explained
+            }
+            var inside: [String] = []
+            for override in overrides where override.change != .remove && override.isInside(error.field) && !inside.contains(override.source) {
+                inside.append(override.source)
+            }
+            guard !inside.isEmpty else { return error }
+            explained.message += " (with \(inside.joined(separator: ", ")))"
             return explained
         }
         var explained = explainOne(error)
@@ -92,6 +102,11 @@ public struct YAMLOverride: Sendable, Equatable {
     /// Whether `field` is this path or inside it.
     func covers(_ field: String) -> Bool {
         field == path || field.hasPrefix(path + ".") || field.hasPrefix(path + "[")
+    }
+
+    /// Whether this path is inside `field` (a section or mapping of the file); nothing is inside the empty field.
+    func isInside(_ field: String) -> Bool {
+        !field.isEmpty && (path.hasPrefix(field + ".") || path.hasPrefix(field + "["))
     }
 }
 

@@ -24,8 +24,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: [.customShort("m"), .customLong("streams")], help: "Streams per connection.")
     var streams: Int = 10
 
-    @Option(help: "Write the JSON result to this file.")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the JSON result to this file.")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @Option(help: "Keep the demo's certificates in this directory (default: a temporary directory, removed).", completion: .directory)
     var keep: String?
@@ -34,6 +37,10 @@ struct DemoCommand: AsyncParsableCommand {
     var noCanary = false
 
     @OptionGroup var reports: ReportOptions
+
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
 
     func run() async throws {
         for (flag, value) in [("--requests", requests), ("--connections", connections), ("--streams", streams)] where value < 1 {

@@ -35,8 +35,11 @@ struct GameDayCommand: AsyncParsableCommand {
     var maxDuration: TimeSpan = Self.defaultMaxDuration
     static let defaultMaxDuration = TimeSpan("15m")
 
-    @Option(help: "Write the verdicts, per step, as JSON.")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the verdicts, per step, as JSON.")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -53,6 +56,10 @@ struct GameDayCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
+
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
 
     func run() async throws {
         try await sidecar.around("gameday") { try await runGameDay() }
@@ -80,8 +87,8 @@ struct GameDayCommand: AsyncParsableCommand {
         let caps = String(format: "%d steps, about %.0f s; caps %@ req/s and %.0f s", gameday.steps.count, planned, YAMLValue.format(maxRate), cap)
         if check {
             // The plan is what --check gives (stdout, as run's and verify's); a run's header goes to stderr.
-            for line in CheckPlan.lines(gameday: gameday, configuration: configuration) { printLine(line) }
-            printLine("  \(caps)\(gameday.abortFile.map { "; abort file \($0)" } ?? "")")
+            for line in CheckPlan.lines(gameday: gameday, configuration: configuration, caps: caps,
+                                        outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
         printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"

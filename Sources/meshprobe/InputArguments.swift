@@ -51,6 +51,8 @@ enum InputArgument {
     static let method: @Sendable (String) throws -> String = { text in try HTTPMethod.parse(text) }
     static let header: @Sendable (String) throws -> HeaderField = { text in try HeaderField(parsing: text) }
     static let hostPort: @Sendable (String) throws -> HostPort = { text in try HostPort(parsing: text) }
+    /// `-o`: json or junit.
+    static let resultFormat: @Sendable (String) throws -> ResultFormat = { text in try ResultFormat(parsing: text) }
     /// Seconds; 0 (or `off`) turns coalescing off.
     static let coalesceWindow: @Sendable (String) throws -> Double = { text in try CoalesceWindow.seconds(parsing: text) }
 }

@@ -116,8 +116,11 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("identity-header"), help: "Response header naming the workload that served it (e.g. x-served-by).")
     var identityHeader: String?
 
-    @Option(help: "Write the JSON result to this file.", completion: .file(extensions: ["json"]))
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the JSON result to this file.", completion: .file(extensions: ["json"]))
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -138,6 +141,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func validate() throws {
         if urls.isEmpty { throw ValidationError("give at least one target URL") }
+        try reports.validate(json: jsonFile)
         if connections < 1 { throw ValidationError("\(FlagSpelling.typed("--connections")) must be at least 1") }
         if streams < 1 { throw ValidationError("\(FlagSpelling.typed("--streams")) must be at least 1") }
         if let requests, requests < 1 { throw ValidationError("\(FlagSpelling.typed("--requests")) must be at least 1") }

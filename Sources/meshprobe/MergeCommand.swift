@@ -18,7 +18,8 @@ struct MergeCommand: AsyncParsableCommand {
             3 undecided. Or reads meshprobe.gameday.result/v2 results (gameday --json) of one game day file: load steps \
             merge exactly and their objectives are decided again, procedure verdicts are kept per file: exit 0 pass, \
             1 fail, 3 incomplete. Bad input (unreadable, truncated or corrupted files, other schema versions, different \
-            policies or game day files, kinds mixed) exits 2 naming the file, and nothing is written.
+            policies or game day files, kinds mixed, load results that did not start together) exits 2 naming the file, \
+            and nothing is written.
             Example: meshprobe merge shard-0.json shard-1.json shard-2.json --json all.json --prometheus all.prom
             """
     )
@@ -27,8 +28,15 @@ struct MergeCommand: AsyncParsableCommand {
               completion: .file(extensions: ["json"]))
     var results: [String]
 
-    @Option(help: "Write the merged result here (atomically; - for standard output).")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the merged result here (atomically; - for standard output).")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
+
+    @Flag(name: .customLong("allow-different-times"), help: ArgumentHelp(
+        "Merge load results whose start times are further apart than shards of one run start (2 s and a tenth of the shortest run): their timelines are overlaid from each one's start and the throughput is over the longest run, as if they had run together."))
+    var allowDifferentTimes = false
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -40,6 +48,7 @@ struct MergeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if results.isEmpty { throw ValidationError("give at least one result file") }
+        try reports.validate(json: jsonFile)
         if reports.metricsListen != nil { throw ValidationError("--metrics-listen is for runs; merge writes --prometheus or pushes") }
     }
 
@@ -76,6 +85,7 @@ struct MergeCommand: AsyncParsableCommand {
         do {
             var read: [(file: String, report: LoadReport)] = []
             for file in files { read.append((file.file, try ResultMerger.read(data: file.data, name: file.file))) }
+            if !allowDifferentTimes { try ResultMerger.checkStartedTogether(read) }
             merged = try ResultMerger.merge(read, commandLine: CommandLine.arguments)
         } catch {
             throw CLIError.badInput(error.description)
@@ -104,7 +114,7 @@ struct MergeCommand: AsyncParsableCommand {
             try GameDayMerge.merge(files, commandLine: commandLine)
         }
         let view = merged.runReport(title: "merged game day \(merged.name)", inputs: merged.mergedFrom ?? results, startedAt: Date())
-        printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle()).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
+        printLine(merged.stepsText + VerdictTable(view, style: stdoutStyle(), reasonsAbove: true).render() + stdoutStyle().status(view.status, label: merged.outcomeWord))
         try reports.writeJSON(merged.jsonData(), json: json, logs: logs)
         try reports.write(view, logs: logs)
         if let exit = GameDayVerdict.exit(failed: merged.failedSteps, undecided: merged.undecidedSteps, skipped: merged.skipped.count,

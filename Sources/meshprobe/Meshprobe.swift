@@ -26,8 +26,11 @@ struct Meshprobe: AsyncParsableCommand {
     /// ArgumentParser's 64.
     static func main() async {
         await SignalHub.install()
+        // The command once parsed: a usage error its run finds (a ValidationError) names it.
+        var parsed: String?
         do {
             var command = try parseAsRoot()
+            parsed = commandPath(to: type(of: command))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -42,7 +45,7 @@ struct Meshprobe: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                printError(fullMessage(for: error))
+                for line in UsageError(message: message(for: error), fullMessage: fullMessage(for: error), command: parsed).lines { printError(line) }
                 await SidecarOptions.stopProxyNamedBeforeParsing(arguments: Array(CommandLine.arguments.dropFirst()))
                 Foundation.exit(2)
             }
@@ -52,6 +55,16 @@ struct Meshprobe: AsyncParsableCommand {
             printError(fullMessage(for: error))
             Foundation.exit(finishResultLogs(code.rawValue))
         }
+    }
+
+    /// The words that run `command` (`meshprobe pki issue`), from the tree of subcommands; nil when it is not in it.
+    static func commandPath(to command: any ParsableCommand.Type, from node: any ParsableCommand.Type = Meshprobe.self) -> String? {
+        let name = node.configuration.commandName ?? "meshprobe"
+        if node == command { return name }
+        for sub in node.configuration.subcommands {
+            if let path = commandPath(to: command, from: sub) { return "\(name) \(path)" }
+        }
+        return nil
     }
 
     /// Writes the results held for the log (`--json-log`, `--junit-log`) after every other line, and gives the exit

@@ -7,11 +7,42 @@ import MeshprobeRunner
 import MeshprobeSpec
 import MeshprobeTLS
 
+/// `-o json`, `-o junit`: a result to standard output, as `--json -` or `--junit -` write it (kubectl's `-o`).
+enum ResultFormat: String, Sendable {
+    case json, junit
+
+    init(parsing text: String) throws(InputValueError) {
+        guard let format = Self(rawValue: text) else {
+            throw InputValueError("'\(text)': expected json (the JSON result, as --json -) or junit (the JUnit XML, as --junit -)")
+        }
+        self = format
+    }
+}
+
 /// The report outputs `load`, `run`, `verify`, `gameday`, `demo` and `merge` share: JUnit and HTML reports,
-/// Prometheus (live, file, push). The exports of one load's result are `ExportOptions`.
+/// Prometheus (live, file, push), and `-o` for the JSON result or the JUnit XML on standard output. The exports of one
+/// load's result are `ExportOptions`.
 struct ReportOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Write the verdicts as JUnit XML (one test case per expectation) to this file.", valueName: "file"))
-    var junit: String?
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp(
+        "Write the result to standard output: json (the JSON result, as --json -) or junit (the JUnit XML, as --junit -); the lines for people then go to standard error.",
+        valueName: "json|junit"), transform: InputArgument.resultFormat)
+    var output: ResultFormat?
+
+    @Option(name: .customLong("junit"), help: ArgumentHelp("Write the verdicts as JUnit XML (one test case per expectation) to this file.", valueName: "file"))
+    var junitFile: String?
+
+    /// Where the JUnit XML goes: `--junit`, or standard output with `-o junit`.
+    var junit: String? { junitFile ?? (output == .junit ? ReportFile.standardOutput : nil) }
+
+    /// Where the command's JSON result goes: its `--json` (`file`), or standard output with `-o json`.
+    func json(_ file: String?) -> String? {
+        file ?? (output == .json ? ReportFile.standardOutput : nil)
+    }
+
+    /// Refuses `-o` beside the flag it stands for (`json`: the command's `--json`): two places for one result.
+    func validate(json file: String?) throws {
+        if output == .json, let file { throw ValidationError("-o json writes the JSON result to standard output, and --json \(file) to a file: give one of them") }
+    }
 
     @Option(help: ArgumentHelp("Write a self-contained HTML report (verdicts, per-identity tables, charts) to this file.", valueName: "file"))
     var html: String?
@@ -36,6 +67,9 @@ struct ReportOptions: ParsableArguments {
     var pushgatewayAuthFile: String?
 
     func validate() throws {
+        if output == .junit, let junitFile {
+            throw ValidationError("-o junit writes the JUnit XML to standard output, and --junit \(junitFile) to a file: give one of them")
+        }
         if pushgateway != nil {
             _ = try pushgatewayTarget()
         } else if pushgatewayCA != nil || pushgatewayAuthFile != nil {
@@ -66,6 +100,11 @@ struct ReportOptions: ParsableArguments {
         return outputs
     }
 
+    /// The outputs asked for, as `--check`'s plan names them (nothing written, no Pushgateway reached).
+    func planned(json: String?, logs: ResultLogOptions? = nil, exports: ExportOptions? = nil) -> CheckPlan.Outputs {
+        CheckPlan.Outputs(files(exports, logs: logs), json: json, pushgateway: pushgateway)
+    }
+
     /// The files asked for (what checking and writing them needs; no Pushgateway).
     private func files(_ exports: ExportOptions? = nil, logs: ResultLogOptions? = nil) -> ReportOutputs {
         ReportOutputs(junit: junit, html: html, metricsListen: metricsListen, prometheus: prometheus, smp: exports?.smp,
@@ -75,7 +114,9 @@ struct ReportOptions: ParsableArguments {
     /// Refuses unwritable report paths (exit 2) before anything runs, and exports that need one load's result on a
     /// command that merges several.
     func check(singleLoad: Bool = true, json: String? = nil, logs: ResultLogOptions? = nil, exports: ExportOptions? = nil) throws {
-        try files(exports, logs: logs).check(singleLoad: singleLoad, json: json)
+        var outputs = files(exports, logs: logs)
+        if let output { outputs.spelled = ["--\(output.rawValue)": "-o \(output.rawValue)"] }
+        try outputs.check(singleLoad: singleLoad, json: json)
     }
 
     /// Writes the JSON result to `json` and, with `--json-log`, to standard output between the marker lines.

@@ -22,8 +22,11 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The scenario file.", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
-    @Option(help: "Write the JSON result here (overrides output.json in the file).")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the JSON result here (overrides output.json in the file).")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -49,6 +52,10 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup(title: "Sidecar")
     var sidecar: SidecarOptions
 
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
+
     func run() async throws {
         try await sidecar.around("run") { try await runScenario() }
     }
@@ -65,7 +72,8 @@ struct RunCommand: AsyncParsableCommand {
         try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly)
         try reports.check(json: json ?? scenario.jsonOutput, logs: logs, exports: exports)
         if checkOnly {
-            for line in CheckPlan.lines(scenario: scenario, configuration: configuration) { printLine(line) }
+            for line in CheckPlan.lines(scenario: scenario, configuration: configuration,
+                                        outputs: reports.planned(json: json, logs: logs, exports: exports)) { printLine(line) }
             return
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }

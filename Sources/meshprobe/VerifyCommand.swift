@@ -27,8 +27,11 @@ struct VerifyCommand: AsyncParsableCommand {
               completion: .file(extensions: ["yaml", "yml"]))
     var manifests: [String] = []
 
-    @Option(help: "Write the verdict and its evidence as JSON.")
-    var json: String?
+    @Option(name: .customLong("json"), help: "Write the verdict and its evidence as JSON.")
+    var jsonFile: String?
+
+    /// Where the JSON result goes: `--json`, or standard output with `-o json`.
+    var json: String? { reports.json(jsonFile) }
 
     @OptionGroup var logs: ResultLogOptions
 
@@ -51,6 +54,10 @@ struct VerifyCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Shards (Indexed Job)")
     var shard: ShardOptions
+
+    func validate() throws {
+        try reports.validate(json: jsonFile)
+    }
 
     func run() async throws {
         try await sidecar.around("verify") { try await verify() }
@@ -85,7 +92,8 @@ struct VerifyCommand: AsyncParsableCommand {
             if !policy.outlierDetections.isEmpty {
                 _ = try controlTLS(scenarioIdentity: policy.scenario.identity, file: file, readFiles: false)
             }
-            for line in CheckPlan.lines(policy: policy, manifests: manifests, configuration: configuration) { printLine(line) }
+            for line in CheckPlan.lines(policy: policy, manifests: manifests, configuration: configuration,
+                                        outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
         if plan != nil {

@@ -5,10 +5,26 @@ import Testing
 extension EndToEnd {
     /// The command line: exit codes, the lab PKI, and the demo, run as a user would.
     @Suite(.timeLimit(.minutes(2))) struct CLITests {
+        /// A usage error is two lines, as kubectl's: the command, the flag and what is wrong, then where the help is;
+        /// never the parser's block of usage.
         @Test func usageErrorsExitWith2AndNameTheFlag() async throws {
             let noEnd = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/"])
             #expect(noEnd.status == 2)
-            #expect(noEnd.stderr.contains("--requests"))
+            #expect(noEnd.stderr == "meshprobe load: give --requests (-n), --duration (-d) or --stage, so the run ends on its own\nsee 'meshprobe load --help'\n",
+                    "\(noEnd.stderr)")
+            let rate = try await run(meshprobeBinary, ["load", "-n", "1", "--rate", "fast", "http://127.0.0.1:1/"])
+            #expect(rate.status == 2)
+            #expect(rate.stderr.hasPrefix("meshprobe load: --rate: 'fast': ") && rate.stderr.hasSuffix("\nsee 'meshprobe load --help'\n")
+                    && rate.stderr.split(separator: "\n").count == 2, "\(rate.stderr)")
+            for (arguments, expected) in [(["load", "-n"], "meshprobe load: -n: needs a value (<requests>)"),
+                                          (["load", "-n", "1", "--quiet=yes", "http://127.0.0.1:1/"], "meshprobe load: --quiet: takes no value, but 'yes' was given"),
+                                          (["verify"], "meshprobe verify: missing expected argument '<file>'"),
+                                          (["pki", "issue", "--trust-domain", "lab"], "meshprobe pki issue: missing expected argument '--ca-dir <ca-dir>'"),
+                                          (["--frobnicate"], "meshprobe: --frobnicate: unknown option")] {
+                let out = try await run(meshprobeBinary, arguments)
+                let command = expected.prefix { $0 != ":" }
+                #expect(out.status == 2 && out.stderr == "\(expected)\nsee '\(command) --help'\n", "\(arguments): \(out.stderr)")
+            }
             let badURL = try await run(meshprobeBinary, ["load", "-n", "1", "ftp://x/"])
             #expect(badURL.status == 2)
             #expect(badURL.stderr.contains("ftp://x/"))
@@ -24,6 +40,26 @@ extension EndToEnd {
             let missingKey = try await run(meshprobeBinary, ["echo", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/key.pem"])
             #expect(missingKey.status == 2)
             #expect(missingKey.stderr.contains("/nonexistent/cert.pem"))
+        }
+
+        /// `-o json` and `-o junit` are `--json -` and `--junit -`: the result alone on standard output, the lines for
+        /// people on standard error; beside the flag it stands for, or with another output on standard output, refused.
+        @Test func dashOIsTheResultOnStandardOutput() async throws {
+            // Nothing listens on port 1: the run fails (exit 1), and its result is still written.
+            let json = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3", "-o", "json"])
+            #expect(json.status == 1, "\(json.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect((object?["summary"] as? [String: Any])?["requests"] as? Int == 3, "\(json.stdout)")
+            #expect(json.stderr.contains("requests:"), "\(json.stderr)")
+            let junit = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3", "--output", "junit"])
+            #expect(junit.status == 1 && junit.stdout.hasPrefix("<?xml") && junit.stdout.contains("<testsuites"), "\(junit.stdout)")
+            for (arguments, expected) in [(["-o", "json", "--json", "r.json"], "meshprobe load: -o json writes the JSON result to standard output, and --json r.json to a file: give one of them"),
+                                          (["-o", "junit", "--junit", "r.xml"], "meshprobe load: -o junit writes the JUnit XML to standard output, and --junit r.xml to a file: give one of them"),
+                                          (["-o", "yaml"], "meshprobe load: -o: 'yaml': expected json (the JSON result, as --json -) or junit (the JUnit XML, as --junit -)"),
+                                          (["-o", "json", "--junit", "-"], "meshprobe: -o json and --junit both write to standard output")] {
+                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "3"] + arguments)
+                #expect(out.status == 2 && out.stderr.hasPrefix(expected) && out.stdout.isEmpty, "\(arguments): \(out.stderr)")
+            }
         }
 
         /// Each command's help lists what it takes, once: the exports of one load's result only where there is one, and
@@ -105,14 +141,14 @@ extension EndToEnd {
                 (["load", "-n", "1", "-c", "0", url], "-c must be at least 1", "--connections"),
                 (["load", "-n", "1", "-c", "200000", url], "-c '200000': must be at most 100000", "--connections"),
                 (["load", "-n", "1", "--connections", "200000", url], "--connections '200000': must be at most 100000", nil),
-                (["load", "-d", "10", url], "'-d <duration>': '10' \(noUnit)", "--duration"),
-                (["load", "--duration=10", url], "'--duration <duration>': '10' \(noUnit)", nil),
-                (["load", "-n", "1", "--timeout", "10", url], "'--timeout <timeout>': '10' \(noUnit)", nil),
-                (["load", "-n", "1", "--warmup", "10", url], "'--warmup <warmup>': '10' \(noUnit)", nil),
-                (["load", "--stage", "10:5", url], "'--stage <duration:target>': '10' \(noUnit)", nil),
-                (["load", "-d", "0", url], "'-d <duration>': '0': expected a positive duration", nil),
+                (["load", "-d", "10", url], "-d: '10' \(noUnit)", "--duration"),
+                (["load", "--duration=10", url], "--duration: '10' \(noUnit)", nil),
+                (["load", "-n", "1", "--timeout", "10", url], "--timeout: '10' \(noUnit)", nil),
+                (["load", "-n", "1", "--warmup", "10", url], "--warmup: '10' \(noUnit)", nil),
+                (["load", "--stage", "10:5", url], "--stage: '10:5': '10' \(noUnit)", nil),
+                (["load", "-d", "0", url], "-d: '0': expected a positive duration", nil),
                 (["demo", "-n", "0"], "-n 0: must be at least 1", "--requests"),
-                (["echo", "--h2c", "--max-delay", "10"], "'--max-delay <max-delay>': '10' \(noUnit)", nil),
+                (["echo", "--h2c", "--max-delay", "10"], "--max-delay: '10' \(noUnit)", nil),
             ]
             for (arguments, expected, absent) in cases {
                 let out = try await run(meshprobeBinary, arguments, timeout: 20)

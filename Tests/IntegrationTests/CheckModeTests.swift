@@ -48,8 +48,41 @@ extension EndToEnd {
                                                           "--set", "load.connections=8"], timeout: 30)
             #expect(changed.status == 0, "\(changed.stderr)")
             #expect(changed.stdout.contains("targets: https://127.0.0.1:9443/ (from --target)"), "\(changed.stdout)")
-            #expect(changed.stdout.contains("svidDir /lab/prober (not read: --check) (from --svid-dir)"), "\(changed.stdout)")
-            #expect(changed.stdout.contains("closed: 8 connections x 4 streams") && changed.stdout.contains("(from --set)"), "\(changed.stdout)")
+            #expect(changed.stdout.contains("svidDir /lab/prober (from --svid-dir /lab/prober) (not read: --check); expectPeer spiffe://example.org/ns/default/sa/reviews\n"),
+                    "\(changed.stdout)")
+            #expect(changed.stdout.contains("closed: 8 connections x 4 streams (from --set load.connections=8); at most 20000 requests per check\n"), "\(changed.stdout)")
+            #expect(changed.stdout.contains("  outputs: none (the results are only printed)"), "\(changed.stdout)")
+        }
+
+        /// Each field the overrides changed is marked with its own source, and no other; a change to a field the plan
+        /// does not show is listed at its end. With a result on standard output (`--json -`), standard output stays
+        /// empty (nothing is written under --check) and the plan, on standard error, names where each result would go.
+        @Test func thePlanMarksEachChangedFieldAndNamesTheOutputs() async throws {
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let file = try policy(expect: "split: {v1: 90, v2: 10}\n  maxRequests: 300")
+            let junit = dir.appendingPathComponent("verdicts.xml").path
+            let out = try await run(meshprobeBinary, ["verify", file, "--check", "--json", "-", "--junit", junit,
+                                                      "--set", "identity.expectPeer=spiffe://lab/ns/default/sa/echo", "--set", "expect.maxRequests=500",
+                                                      "--set", "expect.tolerance=0.04", "--set", "load.timeout=3s"], timeout: 30)
+            #expect(out.status == 0, "\(out.stderr)")
+            #expect(out.stdout.isEmpty, "\(out.stdout)")
+            #expect(out.stderr.contains("identity: svidDir \(secrets) (not read: --check); expectPeer spiffe://lab/ns/default/sa/echo (from --set identity.expectPeer=spiffe://lab/ns/default/sa/echo)\n"),
+                    "\(out.stderr)")
+            #expect(out.stderr.contains("closed: 2 connections x 4 streams; at most 500 requests per check (from --set expect.maxRequests=500)\n"), "\(out.stderr)")
+            #expect(out.stderr.contains("tolerance 0.04 (from --set expect.tolerance=0.04), false-fail <= 0.001"), "\(out.stderr)")
+            #expect(out.stderr.contains("  outputs: JSON to standard output, JUnit to \(junit) (not written: --check)\n"), "\(out.stderr)")
+            #expect(out.stderr.contains("  other changes (not shown above): --set load.timeout=3s\n"), "\(out.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: junit))
+            // A scenario's output.json is named, and what changed it.
+            let scenario = try write("scenario.yaml", """
+                target: http://127.0.0.1:9/
+                load: {requests: 10}
+                output: {json: out.json}
+                """)
+            let plan = try await run(meshprobeBinary, ["run", scenario, "--check", "--set", "output.json=changed.json"], timeout: 30)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            #expect(plan.stdout.contains("  outputs: JSON to \(dir.appendingPathComponent("changed.json").path) (output.json, from --set output.json=changed.json) (not written: --check)\n"),
+                    "\(plan.stdout)")
         }
 
         @Test func aFileErrorIsExit2AtItsLineAndFieldAndSaysWhenTheValueCameFromSet() async throws {
@@ -59,6 +92,9 @@ extension EndToEnd {
             #expect(out.status == 2)
             #expect(out.stderr.contains("\(bad):7:10: expect.split: the weights sum to 110, not 100"), "\(out.stderr)")
             #expect(out.stdout.isEmpty, "\(out.stdout)")
+            let weights = try await run(meshprobeBinary, ["verify", try policy(expect: "split: {v1: 90, v2: 10}"), "--check", "--set", "expect.split.v1=80"], timeout: 30)
+            #expect(weights.status == 2)
+            #expect(weights.stderr.contains("expect.split: the weights sum to 90, not 100") && weights.stderr.contains("(with --set expect.split.v1=80)"), "\(weights.stderr)")
             let set = try await run(meshprobeBinary, ["verify", try policy(), "--check", "--set", "load.connections=0"], timeout: 30)
             #expect(set.status == 2)
             #expect(set.stderr.contains(":5:21: load.connections: must be at least 1, got 0 (the value comes from --set load.connections=0)"), "\(set.stderr)")

@@ -14,10 +14,16 @@ extension EndToEnd {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("merge-cli-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            for (name, n, query) in [("a", 300, ""), ("b", 200, "?status=503")] {
-                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/\(query)", "-n", String(n), "-c", "2",
-                                                          "--quiet", "--json", "\(dir)/\(name).json"])
-                #expect(out.status == (query.isEmpty ? 0 : 1), "\(out.stdout)\(out.stderr)")
+            // Two shards of one run: started together.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (name, n, query) in [("a", 300, ""), ("b", 200, "?status=503")] {
+                    group.addTask {
+                        let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/\(query)", "-n", String(n), "-c", "2",
+                                                                  "--quiet", "--json", "\(dir)/\(name).json"])
+                        #expect(out.status == (query.isEmpty ? 0 : 1), "\(out.stdout)\(out.stderr)")
+                    }
+                }
+                try await group.waitForAll()
             }
             let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "\(dir)/m.json",
                                                          "--prometheus", "\(dir)/m.prom", "--junit", "\(dir)/m.xml"])
@@ -38,6 +44,25 @@ extension EndToEnd {
             let summaryOnly = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json"])
             #expect(summaryOnly.status == 0 && summaryOnly.stdout.contains("requests:") && !summaryOnly.stdout.contains("\"summary\""),
                     "\(summaryOnly.stdout)")
+            // The header's connections are the runs' sum; the model line says it is each run's.
+            #expect(summaryOnly.stdout.contains("  c=4 m=1\n") && summaryOnly.stdout.contains("model:      each of 2 runs: closed: 2 connections x 1 stream"),
+                    "\(summaryOnly.stdout)")
+            // A run made an hour later is refused, naming both files and times; --allow-different-times overlays it.
+            var later = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/b.json"))) as? [String: Any])
+            var meta = try #require(later["meta"] as? [String: Any])
+            let startedA = try #require((try load("a")["meta"] as? [String: Any])?["started_at"] as? String)
+            let hourLater = try #require(ISO8601DateFormatter().date(from: startedA)).addingTimeInterval(3600)
+            let startedLater = ISO8601DateFormatter().string(from: hourLater)
+            meta["started_at"] = startedLater
+            later["meta"] = meta
+            try JSONSerialization.data(withJSONObject: later).write(to: URL(fileURLWithPath: "\(dir)/later.json"))
+            let apart = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/later.json", "--json", "\(dir)/never.json"])
+            #expect(apart.status == 2, "\(apart.stdout)\(apart.stderr)")
+            #expect(apart.stderr.contains("\(dir)/later.json started at \(startedLater), 3600 s after \(dir)/a.json (\(startedA))")
+                    && apart.stderr.contains("--allow-different-times"), "\(apart.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/never.json"))
+            let overlaid = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/later.json", "--allow-different-times"])
+            #expect(overlaid.status == 0, "\(overlaid.stderr)")
             let toStdout = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "-"])
             let piped = try JSONSerialization.jsonObject(with: Data(toStdout.stdout.utf8)) as? [String: Any]
             #expect(summary(piped ?? [:], "requests") == 500, "\(toStdout.stdout)")

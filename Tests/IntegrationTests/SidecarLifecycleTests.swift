@@ -132,7 +132,7 @@ extension EndToEnd {
             let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-d", "10", "--sidecar", "istio",
                                                       "--sidecar-istio-quit-port=\(agent.port)"], timeout: 30)
             #expect(out.status == 2, "\(out.stderr)")
-            #expect(out.stderr.contains("'-d <duration>': '10' has no unit"), "\(out.stderr)")
+            #expect(out.stderr.contains("-d: '10' has no unit"), "\(out.stderr)")
             #expect(agent.shutdowns.count == 1, "\(out.stderr)")
             await agent.close()
         }
@@ -220,7 +220,7 @@ extension EndToEnd {
             let mode = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "1", "--sidecar", "envoy"])
             #expect(mode.status == 2 && mode.stderr.contains("--sidecar 'envoy': expected auto, istio, linkerd or none"), "\(mode.stderr)")
             let timeout = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "1", "--sidecar", "istio", "--sidecar-timeout", "soon"])
-            #expect(timeout.status == 2 && timeout.stderr.contains("'--sidecar-timeout <sidecar-timeout>': 'soon' is not a duration"), "\(timeout.stderr)")
+            #expect(timeout.status == 2 && timeout.stderr.contains("--sidecar-timeout: 'soon' is not a duration"), "\(timeout.stderr)")
             var environment = ProcessInfo.processInfo.environment
             environment["MESHPROBE_SIDECAR"] = "consul"
             let env = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "-n", "1"], environment: environment)

@@ -85,6 +85,7 @@ import Testing
         let queued = Array(repeating: 80.0, count: 100)
         let ok = try #require(fastCheck(overflow: fast, lag: 1))
         #expect(ok.passed && ok.decided, "\(ok)")
+        #expect(ok.evidence["overflow_p50_ms"] == 2 && ok.evidence["overflow_p99_ms"] == 2, "\(ok.evidence)")
         let tail = try #require(fastCheck(overflow: slowTail, lag: 1))
         #expect(!tail.passed && tail.decided, "\(tail)")
         let starved = try #require(fastCheck(overflow: slowTail, lag: 30))
@@ -96,7 +97,8 @@ import Testing
     }
 
     /// No refusal above the limit fails against the echo (it held the requests, they piled up), and is undecided
-    /// against a target without the echo's stamp (it may not have held them).
+    /// against a target without the echo's stamp (it may not have held them). Either way there is no overflow reply
+    /// to time: its percentiles are left out, never written as a 0 ms that reads as a measurement.
     @Test func noRefusalFailsOnlyWhereRequestsWereHeld() throws {
         let e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "test")
         let below = phase(stamped: 10, endpoints: 1, estimated: 10)
@@ -104,6 +106,8 @@ import Testing
         stamped.result.upstreamPeakInFlight = 10
         let held = try #require(CircuitBreakerCheck.evaluate(e, below: below, above: stamped).first { $0.name.contains("overflow replies") })
         #expect(!held.passed && held.decided, "\(held)")
+        #expect(held.evidence["overflow"] == 0 && held.evidence["generator_lag_p99_ms"] != nil, "\(held.evidence)")
+        #expect(held.evidence["overflow_p50_ms"] == nil && held.evidence["overflow_p99_ms"] == nil, "\(held.evidence)")
         let unstamped = try #require(CircuitBreakerCheck.evaluate(e, below: below, above: above(overflow: [], lag: 1))
             .first { $0.name.contains("overflow replies") })
         #expect(!unstamped.passed && !unstamped.decided, "\(unstamped)")

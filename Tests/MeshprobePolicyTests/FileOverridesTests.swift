@@ -39,6 +39,22 @@ import Testing
         }
     }
 
+    /// A check of a whole mapping (the split's weights together) names each change made inside it; an error about
+    /// another field names none.
+    @Test func aWholeSplitsErrorNamesTheSetsInsideIt() throws {
+        let path = try writeTemporaryYAML(policy)
+        defer { removeTemporary(path) }
+        let overrides = try assignments("expect.split.v1=40", "expect.tolerance=0.04")
+        do {
+            _ = try Policy.load(path: path, environment: [:], overrides: overrides)
+            Issue.record("weights summing to 50 are refused")
+        } catch {
+            #expect(error.field == "expect.split" && error.message.contains("the weights sum to 50"), "\(error)")
+            #expect(error.message.hasSuffix("(with --set expect.split.v1=40)"), "\(error)")
+            #expect(!error.message.contains("the value comes from") && !error.message.contains("tolerance"), "\(error)")
+        }
+    }
+
     @Test func aGameDayStepsRateFromSetIsCappedNamingTheSet() throws {
         let path = try writeTemporaryYAML("""
             target: https://127.0.0.1:8443/

@@ -101,6 +101,35 @@ import Testing
         #expect(merged.timeline.allSatisfy { $0.p50Ms == nil && $0.p99Ms == nil && $0.maxMs == nil && $0.histogram == nil })
     }
 
+    /// Shards of one run start together; a run started well after another (past 2 s and a tenth of the shortest
+    /// run) is refused, naming the first and the last to start. A merged result's model is each run's.
+    @Test func resultsThatDidNotStartTogetherAreRefused() throws {
+        func started(_ text: String, seconds: Double) throws -> LoadReport {
+            var r = try report(samples(100, seed: 3))
+            r.meta.startedAt = text
+            r.summary.elapsedSeconds = seconds
+            return r
+        }
+        let a = try started("2026-12-07T07:39:37Z", seconds: 60)
+        // 8 s apart over runs of 60 s: within 2 s + 6 s.
+        try ResultMerger.checkStartedTogether([("a.json", a), ("b.json", try started("2026-12-07T07:39:45Z", seconds: 60))])
+        let apart = [("a.json", a), ("c.json", try started("2026-12-07T07:40:37Z", seconds: 30)), ("b.json", try started("2026-12-07T07:39:45Z", seconds: 60))]
+        do {
+            try ResultMerger.checkStartedTogether(apart)
+            Issue.record("a run started 60 s after the first is refused")
+        } catch {
+            #expect(error.description.hasPrefix("c.json started at 2026-12-07T07:40:37Z, 60 s after a.json (2026-12-07T07:39:37Z)"), "\(error)")
+            #expect(error.description.contains("within 5 s") && error.description.contains("--allow-different-times"), "\(error)")
+        }
+        let undated = [("a.json", a), ("b.json", try started("yesterday", seconds: 1))]
+        #expect(throws: ResultMerger.MergeError("b.json: meta.started_at is 'yesterday': expected a UTC time such as 2026-12-07T07:39:37Z")) {
+            try ResultMerger.checkStartedTogether(undated)
+        }
+        let merged = try ResultMerger.merge([("a.json", a), ("b.json", a)], commandLine: ["merge"])
+        #expect(merged.meta.connections == 2 * a.meta.connections && merged.meta.modelText == "each of 2 runs: \(a.meta.model)", "\(merged.meta)")
+        #expect(a.meta.modelText == a.meta.model)
+    }
+
     @Test func differentPoliciesSchemasAndCorruptedFilesAreRefusedNamingTheFile() throws {
         let a = try report(samples(100, seed: 1))
         let other = LoadReport.Input(role: "policy", path: "p.yaml", sha256: String(repeating: "b", count: 64))

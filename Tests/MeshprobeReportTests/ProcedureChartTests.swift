@@ -33,6 +33,17 @@ import Testing
         #expect(SVGChart.circuitBreaker([RunReport.Check(kind: "circuit_breaker", name: "x", status: .passed, summary: "")], title: "t") == nil)
     }
 
+    /// A phase above the limit with no overflow reply has no reply times: it is still drawn as sent, with 0 refused,
+    /// and no reply-time bars.
+    @Test func aBreakerWithoutOverflowHasNoReplyTimes() throws {
+        var checks = breakerChecks()
+        checks[1].observed = ["concurrency": 22, "overflow": 0, "requests": 160, "generator_lag_p99_ms": 0.128]
+        checks[1].status = .failed
+        let svg = try #require(SVGChart.circuitBreaker(checks, title: "t"))
+        #expect(svg.contains("sent at once, above it") && svg.contains("0 of 160 (0%)"), "\(svg)")
+        #expect(!svg.contains("overflow reply time") && !svg.contains("overflow reply p99"), "\(svg)")
+    }
+
     @Test func theReportHasAChartPerCircuitBreakerProcedure() throws {
         var report = try sampleReport(command: "verify")
         report.sections = [RunReport.Section(name: "verify", seconds: 4, checks: breakerChecks() + breakerChecks().map { check in

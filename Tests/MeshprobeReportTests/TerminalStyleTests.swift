@@ -41,6 +41,26 @@ import Testing
         #expect(VerdictTable(report, style: TerminalStyle(color: false)).outcome.rendered == "FAIL")
     }
 
+    /// Under verify's verdict blocks (which print each reason whole) the table shortens a long reason, at a clause's
+    /// end when one fits; a load's table, the only place its reasons are printed, keeps them whole.
+    @Test func aLongReasonIsShortenedOnlyUnderItsBlock() throws {
+        let long = "undecided: v2 (59 error responses) answered with errors, which the split of successful responses leaves out; "
+            + "counted with them the shares are as declared (v1 88.2%, v2 11.8%): the routing may be right and that destination "
+            + "failing (see the failures), which a split of successes cannot tell apart from a wrong weight"
+        var report = try sampleReport()
+        report.sections[0].checks[0].status = .undecided
+        report.sections[0].checks[0].reason = long
+        let short = VerdictTable(report, style: TerminalStyle(color: false), reasonsAbove: true).render().rendered
+        #expect(short.contains("undecided: v2 (59 error responses) answered with errors, which the split of successful responses leaves out …\n"), "\(short)")
+        #expect(!short.contains("wrong weight"), "\(short)")
+        let whole = VerdictTable(report, style: TerminalStyle(color: false)).render().rendered
+        #expect(whole.contains(long), "\(whole)")
+        #expect(VerdictTable.shortened("short enough") == "short enough")
+        let words = String(repeating: "word ", count: 40)
+        #expect(VerdictTable.shortened(words).count <= VerdictTable.shortReason && VerdictTable.shortened(words).hasSuffix("word …"))
+        #expect(VerdictTable.shortened(String(repeating: "x", count: 200)) == String(repeating: "x", count: 119) + "…")
+    }
+
     @Test func colouredTableKeepsTheSameColumnsOnScreen() throws {
         let report = try sampleReport()
         let plain = VerdictTable(report, style: TerminalStyle(color: false)).render().rendered

@@ -165,6 +165,52 @@ import Testing
 }
 
 /// Verdict names carry the declaration's name; its position goes into the evidence.
+/// A destination that fails its requests looks under-weighted in the split of successes: withheld when counting its
+/// errors makes the shares as declared, a FAIL otherwise.
+@Suite struct FailingDestinationTests {
+    let declared = ["v1": 0.9, "v2": 0.1]
+
+    @Test func errorsThatRestoreTheDeclaredSharesWithholdTheVerdict() throws {
+        let reason = try #require(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: ["v2": 59], declared: declared,
+                                                                        tolerance: 0.05))
+        #expect(reason.hasPrefix("undecided: v2 (59 error responses) answered with errors"))
+        #expect(reason.contains("v1 88.2%, v2 11.8%"), "\(reason)")
+    }
+
+    @Test func aWrongWeightStillFails() {
+        // 70/30 declared, 90/10 served: the errors do not make it right.
+        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 890, "v2": 100], unsuccessful: ["v2": 10],
+                                                      declared: ["v1": 0.7, "v2": 0.3], tolerance: 0.05) == nil)
+        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: [:], declared: declared, tolerance: 0.05) == nil)
+        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: ["v3": 59], declared: declared, tolerance: 0.05) == nil)
+    }
+
+    /// A split verdict of one run as its JSON reads back: `v1` successes, `v2` error responses (by destination when
+    /// `byDestination`, as an older meshprobe did not write them).
+    func run(v1: Int, v2Errors: Int, byDestination: Bool = true) throws -> VerifyReport.Verdict {
+        var evidence = VerifyReport.Evidence(requests: v1, counts: ["v1": v1], declared: declared, observed: ["v1": 1], tolerance: 0.05,
+                                             falseFailRate: 0.001, missRate: 0.01, test: "t", truncated: false,
+                                             unsuccessfulResponses: v2Errors, matchHeaders: [:], matchPath: nil)
+        if byDestination { evidence.unsuccessfulByDestination = ["v2": v2Errors] }
+        let verdict = VerifyReport.Verdict(name: "canary", passed: false, decided: false, reason: nil, evidence: evidence)
+        let json = try JSONEncoder().encode(verdict)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"unsuccessful_by_destination\":{\"v2\":\(v2Errors)}") == byDestination)
+        return try JSONDecoder().decode(VerifyReport.Verdict.self, from: json)
+    }
+
+    /// `merge` applies the rule to the merged counts, as `verify` does to one run's: two runs whose v2 answered
+    /// with errors are withheld, not failed as "v2 gets nothing".
+    @Test func aMergeWithholdsTheSplitOfAFailingDestination() throws {
+        let merged = try VerifyMerge.split([try run(v1: 441, v2Errors: 59), try run(v1: 450, v2Errors: 50)])
+        #expect(!merged.decided && !merged.passed, "\(merged)")
+        #expect(merged.reason?.hasPrefix("undecided: v2 (109 error responses) answered with errors") == true, "\(merged.reason ?? "")")
+        #expect(merged.evidence.unsuccessfulByDestination == ["v2": 109] && merged.evidence.unsuccessfulResponses == 109)
+        // Results without the counts by destination cannot be judged so: the merged split fails as before.
+        let older = try VerifyMerge.split([try run(v1: 441, v2Errors: 59, byDestination: false), try run(v1: 450, v2Errors: 50, byDestination: false)])
+        #expect(older.decided && !older.passed && older.evidence.unsuccessfulByDestination == nil, "\(older)")
+    }
+}
+
 @Suite struct DeclarationSiteTests {
     @Test func positionAndNameAreSplit() {
         #expect(DeclarationSite("policies/p.yaml:12 expect.circuitBreaker") == DeclarationSite(name: "expect.circuitBreaker", position: "policies/p.yaml:12"))

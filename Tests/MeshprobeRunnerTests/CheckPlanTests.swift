@@ -1,6 +1,10 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeScenario
+import MeshprobeSpec
+import MeshprobeYAML
 import Testing
 @testable import MeshprobeRunner
 
@@ -18,11 +22,45 @@ import Testing
               slo: {successRate: 0.99, p99: 250ms}
               clusters: {reach: [east]}
             """)
-        let lines = CheckPlan.lines(policy: policy, manifests: [], configuration: LoadConfiguration(plan: policy.scenario.plan))
+        let lines = CheckPlan.lines(policy: policy, manifests: [], configuration: LoadConfiguration(plan: policy.scenario.plan),
+                                    outputs: CheckPlan.Outputs(ReportOutputs(), json: nil, pushgateway: nil))
         #expect(lines.contains("  identity: svidDir /var/run/secrets/nowhere, trustBundles east.example=/nowhere/east.pem (not read: --check)"), "\(lines)")
         #expect(lines.contains("    split 'jason' (header end-user = jason): v2 100") && lines.contains("    split 'rest': v1 90, v2 10"), "\(lines)")
         #expect(lines.contains("    mTLS: every response's caller is the prober's own SPIFFE ID"), "\(lines)")
         #expect(lines.contains("    SLO: success rate >= 0.99; p99 <= 250 ms") && lines.contains("    clusters: reach east"), "\(lines)")
         #expect(!lines.joined().contains("(from "), "\(lines)")
+        #expect(lines.contains("  outputs: none (the results are only printed)") && !lines.contains { $0.hasPrefix("  other changes") }, "\(lines)")
+    }
+
+    /// Each field a change reached is marked with that change's source, and only it: a route by its index, an SLO
+    /// objective by its percentile, a declared procedure by its field; a change the plan shows nowhere is listed last.
+    @Test func eachChangedFieldIsMarkedWithItsOwnSource() throws {
+        let sets = ["expect.routes[1].split.v2=20", "expect.routes[1].split.v1=80", "expect.slo.p99=300ms", "expect.circuitBreaker.maxRequests=20",
+                    "expect.missRate=0.02", "load.streams=3", "load.duration=20s", "expect.routing=per-connection"]
+        let overrides = FileOverrides(svidDir: "/lab/prober", assignments: try sets.map { text throws(InputValueError) in try YAMLOverride(assignment: text) })
+        let policy = try loadPolicy("""
+            identity: {svidDir: /var/run/secrets/nowhere}
+            expect:
+              routes:
+                - {name: jason, match: {headers: {end-user: jason}}, split: {v2: 100}}
+                - {name: rest, split: {v1: 90, v2: 10}}
+              slo: {successRate: 0.99, p99: 250ms}
+              circuitBreaker: {maxRequests: 10}
+            """, overrides: overrides)
+        let outputs = CheckPlan.Outputs(ReportOutputs(junit: "-", html: "report.html", metricsListen: try HostPort(parsing: "127.0.0.1:9090")),
+                                        json: "verdict.json", pushgateway: "http://pushgateway:9091")
+        let lines = CheckPlan.lines(policy: policy, manifests: [], configuration: LoadConfiguration(plan: policy.scenario.plan), outputs: outputs)
+        let text = lines.joined(separator: "\n")
+        #expect(lines.contains("  identity: svidDir /lab/prober (from --svid-dir /lab/prober) (not read: --check)"), "\(text)")
+        #expect(lines.contains("  load: closed: 1 connection x 3 streams (from --set load.streams=3); for 20s (from --set load.duration=20s)"), "\(text)")
+        #expect(lines.contains("    split 'jason' (header end-user = jason): v2 100"), "\(text)")
+        #expect(lines.contains("    split 'rest': v1 80, v2 20 (from --set expect.routes[1].split.v2=20, --set expect.routes[1].split.v1=80)"), "\(text)")
+        #expect(lines.contains("    SLO: success rate >= 0.99; p99 <= 300 ms (from --set expect.slo.p99=300ms)"), "\(text)")
+        #expect(lines.contains { $0.hasPrefix("    circuit breaker at 20 in flight (") && $0.hasSuffix(" expect.circuitBreaker) (from --set expect.circuitBreaker.maxRequests=20)") },
+                "\(text)")
+        #expect(text.contains("miss <= 0.02 (from --set expect.missRate=0.02)):"), "\(text)")
+        #expect(lines.contains("  outputs: JSON to verdict.json, JUnit to standard output, HTML to report.html, live metrics at "
+                               + "http://127.0.0.1:9090/metrics, metrics pushed to http://pushgateway:9091 (not written, served or pushed: --check)"), "\(text)")
+        #expect(lines.last == "  other changes (not shown above): --set expect.routing=per-connection", "\(text)")
     }
 }

@@ -88,24 +88,3 @@ import Testing
         #expect((verdict["reason"] as? String ?? "").contains(fix), "\(verdict["reason"] ?? "")")
     }
 }
-
-/// A destination that fails its requests looks under-weighted in the split of successes: withheld when counting its
-/// errors makes the shares as declared, a FAIL otherwise.
-@Suite struct FailingDestinationTests {
-    let declared = ["v1": 0.9, "v2": 0.1]
-
-    @Test func errorsThatRestoreTheDeclaredSharesWithholdTheVerdict() throws {
-        let reason = try #require(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: ["v2": 59], declared: declared,
-                                                                        tolerance: 0.05))
-        #expect(reason.hasPrefix("undecided: v2 (59 error responses) answered with errors"))
-        #expect(reason.contains("v1 88.2%, v2 11.8%"), "\(reason)")
-    }
-
-    @Test func aWrongWeightStillFails() {
-        // 70/30 declared, 90/10 served: the errors do not make it right.
-        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 890, "v2": 100], unsuccessful: ["v2": 10],
-                                                      declared: ["v1": 0.7, "v2": 0.3], tolerance: 0.05) == nil)
-        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: [:], declared: declared, tolerance: 0.05) == nil)
-        #expect(VerifyReport.failingDestinationReason(counts: ["v1": 441], unsuccessful: ["v3": 59], declared: declared, tolerance: 0.05) == nil)
-    }
-}

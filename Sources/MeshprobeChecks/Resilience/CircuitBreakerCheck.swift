@@ -160,9 +160,13 @@ public enum CircuitBreakerCheck {
             let p99 = above.overflowLatency.map { Double($0.latency.valueAtPercentile(99)) / 1000 } ?? 0
             // The generator's own timer lag: how late it could read a reply that came on time.
             let lag = Double(above.result.loopLag.valueAtPercentile(99)) / 1000
-            let evidence = ["concurrency": Double(above.concurrency), "requests": Double(above.result.totalRequests),
-                            "overflow": Double(above.overflow), "overflow_p50_ms": (p50 * 1000).rounded() / 1000,
-                            "overflow_p99_ms": (p99 * 1000).rounded() / 1000, "generator_lag_p99_ms": (lag * 1000).rounded() / 1000]
+            var evidence = ["concurrency": Double(above.concurrency), "requests": Double(above.result.totalRequests),
+                            "overflow": Double(above.overflow), "generator_lag_p99_ms": (lag * 1000).rounded() / 1000]
+            // The overflow replies' percentiles only when there were some: a 0 would read as a measured time.
+            if above.overflow > 0, above.overflowLatency != nil {
+                evidence["overflow_p50_ms"] = (p50 * 1000).rounded() / 1000
+                evidence["overflow_p99_ms"] = (p99 * 1000).rounded() / 1000
+            }
             if above.result.succeeded == 0 {
                 checks.append(.undecided(name, reason: "\(above.result.nothingSucceeded): no endpoint answered, so refusals are not overflow",
                                          evidence: evidence, requests: above.result.totalRequests))

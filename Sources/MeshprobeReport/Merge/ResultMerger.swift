@@ -149,6 +149,31 @@ public enum ResultMerger {
         }
     }
 
+    /// How far apart the start times of results `merge` overlays may be: 2 s (the times are whole seconds, and shards
+    /// run on machines whose clocks differ) and a tenth of the shortest run.
+    public static func startSpreadAllowed(shortestRun seconds: Double) -> Double { 2 + seconds / 10 }
+
+    /// Refuses results that did not start together: a merge overlays the timelines from each run's start and divides
+    /// the responses by the longest run, which is right for shards of one run (they start within seconds of each
+    /// other) and wrong for runs made at different times. The error names the first and the last to start.
+    public static func checkStartedTogether(_ reports: [(file: String, report: LoadReport)]) throws(MergeError) {
+        var starts: [(file: String, text: String, date: Date)] = []
+        for (file, report) in reports {
+            guard let date = try? Date(report.meta.startedAt, strategy: .iso8601) else {
+                throw MergeError("\(file): meta.started_at is '\(report.meta.startedAt)': expected a UTC time such as 2026-12-07T07:39:37Z")
+            }
+            starts.append((file, report.meta.startedAt, date))
+        }
+        guard let first = starts.min(by: { $0.date < $1.date }), let last = starts.max(by: { $0.date < $1.date }) else { return }
+        let shortest = reports.map(\.report.summary.elapsedSeconds).min() ?? 0
+        let spread = last.date.timeIntervalSince(first.date), allowed = startSpreadAllowed(shortestRun: shortest)
+        guard spread > allowed else { return }
+        throw MergeError("\(last.file) started at \(last.text), \(numberText(spread)) s after \(first.file) (\(first.text)): merge overlays "
+            + "results from each one's start, as shards of one run that start together (here within \(numberText((allowed * 10).rounded() / 10)) s: "
+            + "2 s and a tenth of the shortest run), and runs made at different times would give a wrong timeline and throughput; "
+            + "give --allow-different-times to overlay them anyway")
+    }
+
     public static func histogram(_ text: String?) -> LatencyHistogram {
         // Inputs were checked by `read`; a nil (absent) histogram is an empty one.
         text.flatMap { try? HistogramCodec.decode($0) } ?? LatencyHistogram.latency()

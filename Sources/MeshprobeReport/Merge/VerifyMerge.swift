@@ -7,6 +7,7 @@ import MeshprobeStatistics
 /// on the merged samples, never averaged.
 ///
 /// - split: counts per destination add up, and the sequential test judges the totals (`SplitTest.evaluate(counts:)`);
+///   a FAIL is withheld by the rules `verify` applies (a failing destination, client-keyed routing), on the totals;
 /// - mTLS and clusters: the callers and clusters seen add up, and the rule is applied to the totals;
 /// - SLOs: from the merged lossless load results (success counts and latency histograms);
 /// - the resilience procedures (circuit breakers, outlier detection, retries): each run's own verdicts, kept with the
@@ -125,6 +126,9 @@ public enum VerifyMerge {
         if verdicts.count > 1 { v.evidence.trajectory = nil }
         v.evidence.truncated = verdict?.evidence.truncated ?? false
         v.evidence.unsuccessfulResponses = verdicts.reduce(0) { $0 + $1.evidence.unsuccessfulResponses }
+        var unsuccessful: [String: Int] = [:]
+        for other in verdicts { unsuccessful.merge(other.evidence.unsuccessfulByDestination ?? [:], uniquingKeysWith: +) }
+        v.evidence.unsuccessfulByDestination = unsuccessful.isEmpty ? nil : unsuccessful
         v.evidence.connections = verdicts.reduce(0) { $0 + ($1.evidence.connections ?? 0) }
         v.evidence.propagation = nil
         if connectionUnit, var sampling = v.evidence.sampling {
@@ -145,7 +149,12 @@ public enum VerifyMerge {
         v.decided = verdict != nil
         if case .fail(let why, _)? = verdict { v.reason = why } else { v.reason = nil }
         if verdict == nil { v.reason = "undecided on the merged \(total) responses: no boundary crossed" }
-        if case .fail? = verdict, connectionUnit,
+        // The rules that withhold a FAIL of `verify`, in its order, on the merged counts.
+        if case .fail? = verdict,
+           let failing = VerifyReport.failingDestinationReason(counts: counts, unsuccessful: unsuccessful, declared: e.declared, tolerance: e.tolerance) {
+            v.decided = false
+            v.reason = failing
+        } else if case .fail? = verdict, connectionUnit,
            let keyed = VerifyReport.clientKeyedReason(counts: counts, declared: e.declared, routing: e.sampling?.routing, connections: connections) {
             v.decided = false
             v.reason = keyed

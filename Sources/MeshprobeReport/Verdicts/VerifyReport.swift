@@ -26,6 +26,10 @@ public struct VerifyReport: Codable, Sendable {
         public var truncated: Bool { get { truncatedIfAny ?? false } set { truncatedIfAny = newValue } }
         public var unsuccessfulResponses: Int { get { unsuccessfulIfAny ?? 0 } set { unsuccessfulIfAny = newValue } }
         public var matchHeaders: [String: String] { get { matchHeadersIfAny ?? [:] } set { matchHeadersIfAny = newValue } }
+        /// A split: the unsuccessful responses (left out of the split) by the destination that gave them, where it was
+        /// recognised; absent when there were none (and in results of an older meshprobe, where the failing-destination
+        /// rule then cannot be applied by a merge).
+        public var unsuccessfulByDestination: [String: Int]? = nil
         public var matchPath: String?
         public var matchMethod: String? = nil
         /// The route's conditions in words (`header x-group ~ ^beta-[0-9]+$ (sent beta-7)`).
@@ -97,6 +101,7 @@ public struct VerifyReport: Codable, Sendable {
             case falseFailRateIfAny = "false_fail_rate"
             case missRateIfAny = "miss_rate"
             case unsuccessfulIfAny = "unsuccessful_responses"
+            case unsuccessfulByDestination = "unsuccessful_by_destination"
         }
     }
 
@@ -448,6 +453,27 @@ extension VerifyReport {
             + "consistent hashing on the source address or on a header this prober sends unchanged, HAProxy balance source), "
             + "which sends one client to one destination and which one client cannot see past; if each connection is routed "
             + "on its own, declare expect.routing: per-connection and such a run fails"
+    }
+}
+
+extension VerifyReport {
+    /// Why a split that fails on its successful responses is withheld: a declared destination answered with errors
+    /// (left out of the split), and counted with them every declared destination is within half the tolerance of its
+    /// share. The routing may then be right and that destination failing, which the split of successes cannot tell
+    /// apart from a wrong weight. Nil when the rule does not apply. `verify` and `merge` apply it alike.
+    public static func failingDestinationReason(counts: [String: Int], unsuccessful: [String: Int], declared: [String: Double],
+                                                tolerance: Double) -> String? {
+        let failing = unsuccessful.filter { declared[$0.key] != nil && $0.value > 0 }
+        guard !failing.isEmpty else { return nil }
+        let all = counts.merging(failing, uniquingKeysWith: +)
+        let total = Double(all.values.reduce(0, +))
+        guard total > 0, all.keys.allSatisfy({ declared[$0] != nil }),
+              declared.allSatisfy({ abs(Double(all[$0.key] ?? 0) / total - $0.value) <= tolerance / 2 }) else { return nil }
+        let names = failing.sorted { $0.key < $1.key }.map { "\($0.key) (\(counted($0.value, "error response")))" }.joined(separator: ", ")
+        let shares = declared.keys.sorted().map { String(format: "%@ %.1f%%", $0, Double(all[$0] ?? 0) / total * 100) }.joined(separator: ", ")
+        return "undecided: \(names) answered with errors, which the split of successful responses leaves out; counted with "
+            + "them the shares are as declared (\(shares)): the routing may be right and \(failing.count == 1 ? "that destination" : "those destinations") "
+            + "failing (see the failures), which a split of successes cannot tell apart from a wrong weight"
     }
 }
 

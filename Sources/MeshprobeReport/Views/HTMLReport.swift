@@ -174,7 +174,7 @@ public struct HTMLReport {
         let line = String(format: "%d requests, %d succeeded, %d failed; %.1f req/s over %.3f s; latency p50 %.3f ms, p99 %.3f ms, max %.3f ms",
                           s.requests, s.succeeded, s.failed, s.rps, s.elapsedSeconds, s.latencyMs.p50, s.latencyMs.p99, s.latencyMs.max)
         out += "<p class=\"summary\">\(e(line))"
-        out += "<br><span class=\"note\">\(e(r.meta.model)); targets \(e(r.meta.targets.joined(separator: " ")))</span></p>\n"
+        out += "<br><span class=\"note\">\(e(r.meta.modelText)); targets \(e(r.meta.targets.joined(separator: " ")))</span></p>\n"
         for warning in s.warnings { out += "<p class=\"warning\">warning: \(e(warning))</p>\n" }
         out += "<table class=\"identities\">\n<thead><tr><th>workload</th><th>version</th><th>cluster</th><th>identity</th>"
         out += ["requests", "share", "succeeded", "success", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"].map { "<th class=\"num\">\($0)</th>" }.joined()

@@ -37,8 +37,13 @@ extension SVGChart {
     /// against the limit; the share of requests refused with an overflow reply in each phase; and how fast the
     /// refusals came against half the upstream's hold. Nil when the checks carry none of these figures.
     static func circuitBreaker(_ checks: [RunReport.Check], title: String) -> String? {
-        let below = checks.first { $0.observed["concurrency"] != nil && $0.observed["overflow_p50_ms"] == nil }
-        let above = checks.first { $0.observed["overflow_p50_ms"] != nil }
+        // The check above the limit is the one with the generator's lag (its overflow percentiles are there only
+        // when something overflowed).
+        func isAbove(_ check: RunReport.Check) -> Bool {
+            check.observed["generator_lag_p99_ms"] != nil || check.observed["overflow_p50_ms"] != nil
+        }
+        let below = checks.first { $0.observed["concurrency"] != nil && !isAbove($0) }
+        let above = checks.first(where: isAbove)
         let inFlight = checks.first { $0.observed["limit"] != nil }
         guard below != nil || above != nil || inFlight != nil else { return nil }
         let declared = checks.first?.declared ?? [:]

@@ -107,10 +107,35 @@ public struct TerminalText: Sendable, Equatable, CustomStringConvertible {
 public struct VerdictTable {
     public var report: RunReport
     public var style: TerminalStyle
+    /// The reasons were printed in full above the table (verify's and a game day's verdict blocks): the table then
+    /// shows each shortened to `shortReason` characters, so that a long one is read once. A load's table is the only
+    /// place its reasons are printed, so it shows them whole.
+    public var reasonsAbove: Bool
 
-    public init(_ report: RunReport, style: TerminalStyle) {
+    /// The longest a reason is in a table under its verdict blocks.
+    public static let shortReason = 120
+
+    public init(_ report: RunReport, style: TerminalStyle, reasonsAbove: Bool = false) {
         self.report = report
         self.style = style
+        self.reasonsAbove = reasonsAbove
+    }
+
+    /// `text` in at most `limit` characters: whole when it fits, else up to the last end of a sentence or clause
+    /// (`. `, `; `) that fits, else up to the last space, then `…`.
+    public static func shortened(_ text: String, limit: Int = shortReason) -> String {
+        guard text.count > limit else { return text }
+        let head = String(text.prefix(limit - 1))
+        let minimum = limit / 3
+        for separator in [". ", "; "] {
+            if let r = head.range(of: separator, options: .backwards), head.distance(from: head.startIndex, to: r.lowerBound) >= minimum {
+                return String(head[..<r.lowerBound]) + " …"
+            }
+        }
+        if let space = head.lastIndex(of: " "), head.distance(from: head.startIndex, to: space) >= minimum {
+            return String(head[..<space]).droppingTrailingWhitespace() + " …"
+        }
+        return head + "…"
     }
 
     public func render() -> TerminalText {
@@ -138,6 +163,7 @@ public struct VerdictTable {
             }
         }
         rows = rows.map { $0.map(TerminalStyle.sanitize) }
+        if reasonsAbove { rows = rows.map { [$0[0], $0[1], Self.shortened($0[2])] } }
         // Pad before colouring: escape sequences have no width on screen.
         let width = rows.map { $0[0].count }.max() ?? 0
         let nameWidth = min(60, rows.map { $0[1].count }.max() ?? 0)
