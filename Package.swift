@@ -226,8 +226,9 @@ let package = Package(
                 "MeshprobeStatistics",
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
-                // The demo's echo workloads and its proxies.
+                // The demo's echo workloads (one with an allow list) and its proxies.
                 "MeshprobeEcho",
+                "MeshprobeEchoAPI",
                 "MeshprobeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

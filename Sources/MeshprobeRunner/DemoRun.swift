@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeChecks
 import MeshprobeEcho
+import MeshprobeEchoAPI
 import MeshprobeIdentity
 import MeshprobeLab
 import MeshprobeLoad
@@ -72,7 +73,7 @@ package enum Demo {
 /// Runs the demo's steps on 127.0.0.1, printing each as it starts and the verdict at the end (through `print`): a
 /// throwaway CA and SVIDs (1), two mTLS echo workloads (2), an mTLS load over HTTP/2 verifying the servers' SPIFFE IDs
 /// (3), a 90/10 canary behind HAProxy in `mode http` (4) and in `mode tcp` (4b), a circuit breaker behind HAProxy (5),
-/// the verdict (6). The steps behind HAProxy run only when it is installed and `noCanary` is false. Writing the
+/// who may call whom against an echo with an allow list (6), the verdict (7). The steps behind HAProxy run only when it is installed and `noCanary` is false. Writing the
 /// reports and the exit code are the caller's; what cannot be set up is thrown (`ExitError`, exit 2).
 package func executeDemo(_ options: DemoRunOptions,
                          print: @escaping @Sendable (TerminalText) -> Void = { printLine($0) }) async throws -> DemoOutcome {
@@ -116,7 +117,7 @@ private struct DemoSteps {
         var svids: [String: IssuedCertificate] = [:]
         do {
             ca = try LabPKI.makeCA(trustDomain: trustDomain, validFor: 86400)
-            for sa in ["reviews", "productpage"] {
+            for sa in ["reviews", "productpage", "ratings"] {
                 svids[sa] = try LabPKI.issue(by: ca, uriSANs: ["spiffe://\(trustDomain)/ns/bookinfo/sa/\(sa)"],
                                              dnsNames: ["\(sa).bookinfo.svc.cluster.local"])
             }
@@ -200,7 +201,10 @@ private struct DemoSteps {
             breakerCheck = try await runCircuitBreaker(haproxy: haproxy)
         }
 
-        // 6. The verdict.
+        // 6. Who may call whom: an echo with an allow list, tried as three callers.
+        let accessCheck = try await runAccess()
+
+        // 7. The verdict.
         let requests = options.requests
         var checks: [DemoOutcome.Check] = []
         checks.append(.init(text: "every request succeeded (\(result.succeeded)/\(requests))", passed: result.succeeded == requests))
@@ -214,7 +218,7 @@ private struct DemoSteps {
         let loadChecks = checks.map { RunReport.Check(kind: "demo", name: $0.text, status: $0.passed ? .passed : .failed,
                                                       summary: $0.passed ? "held" : "did not hold",
                                                       seconds: result.elapsedSeconds) }
-        let steps = [canaryCheck, l4Check, breakerCheck].compactMap { $0 }
+        let steps = [canaryCheck, l4Check, breakerCheck, accessCheck].compactMap { $0 }
         checks += steps.map { .init(text: $0.text, passed: $0.passed, decided: $0.decided) }
         say("verdict")
         for check in checks { say("  \(check.word)  \(check.text)") }
@@ -229,6 +233,59 @@ private struct DemoSteps {
         for server in servers { await server.close() }
         servers.removeAll()
         return outcome
+    }
+
+    /// The access step: an echo workload that lets only productpage GET `/reviews*` (`--authorize`, answering others
+    /// as Envoy's RBAC filter), tried as productpage (allowed), ratings (denied at L7) and in plaintext (refused at
+    /// TLS), three tries each on fresh connections.
+    func runAccess() async throws -> Step {
+        let productpage = "spiffe://\(Demo.trustDomain)/ns/bookinfo/sa/productpage"
+        let ratings = "spiffe://\(Demo.trustDomain)/ns/bookinfo/sa/ratings"
+        var echo = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: "v1", cluster: "demo", namespace: "bookinfo",
+                                                             pod: "reviews-v1-authz"))
+        echo.port = 0
+        echo.authorization = EchoAuthorization(rules: [.init(principals: [productpage], methods: ["GET"], paths: ["/reviews*"])])
+        func context(_ role: TLSConfiguration.Role, _ sa: String) throws -> TLSContext {
+            var tls = TLSConfiguration(role: role)
+            tls.certificateChainFile = "\(dir)/\(sa)/cert-chain.pem"
+            tls.privateKeyFile = "\(dir)/\(sa)/key.pem"
+            tls.applicationProtocols = role == .server ? ["h2", "http/1.1"] : ["h2"]
+            tls.requireClientCertificate = role == .server
+            if role == .client { tls.expectedPeer = .spiffeID(try SPIFFEID(parsing: "spiffe://\(Demo.trustDomain)/ns/bookinfo/sa/reviews")) }
+            try tls.trustBundles.add(pemFile: "\(dir)/\(sa)/root-cert.pem", trustDomain: Demo.trustDomain)
+            return try TLSContext(configuration: tls)
+        }
+        let server: EchoServer
+        let callers: [AccessCaller: TLSContext]
+        do {
+            echo.tls = try context(.server, "reviews")
+            server = try await EchoServer.start(echo, group: group)
+            callers = [.spiffe(productpage): try context(.client, "productpage"), .spiffe(ratings): try context(.client, "ratings")]
+        } catch {
+            throw ExitError(message: "could not start the access step's workload: \(error)", exitCode: 2)
+        }
+        defer { Task { await server.close() } }
+        say("6. access: reviews on https://\(server.localAddress.text) lets only productpage GET /reviews*; trying productpage, ratings and plaintext")
+        let request = AccessRequest(path: "/reviews/1")
+        let expectation = AccessExpectation(cells: [
+            AccessCell(caller: .spiffe(productpage), request: request, expected: .allow, source: "demo"),
+            AccessCell(caller: .spiffe(ratings), request: request, expected: .deny, source: "demo"),
+            AccessCell(caller: .plaintext, request: request, expected: .deny, source: "demo"),
+        ], source: "demo")
+        let started = Date()
+        var load = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1:\(server.localAddress.port ?? 0)/")])
+        load.plan.requestTimeout = 5
+        let outcome = try await AccessCheck.run(expectation, configuration: load, callers: callers, group: group)
+        var report = VerifyReport(file: "demo")
+        report.add(outcome, callerIDs: [.spiffe(productpage): productpage, .spiffe(ratings): ratings])
+        say(report.verdictText.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n") + "\n")
+        let seconds = Date().timeIntervalSince(started)
+        let section = RunReport.Section(name: "access (echo --authorize, Envoy RBAC's answers)", seconds: seconds,
+                                        checks: report.checks(seconds: Array(repeating: seconds, count: report.verdicts.count)))
+        let contradicted = outcome.cells.filter { $0.decided && !$0.passed }.count
+        return ("access as declared: productpage allowed, ratings denied at L7, plaintext refused"
+                    + (contradicted > 0 ? " (\(contradicted) of 3 cells contradicted)" : ""),
+                outcome.cells.allSatisfy(\.passed), outcome.cells.allSatisfy { $0.passed || $0.decided }, section)
     }
 
     /// A short circuit-breaker step: HAProxy admits 10 requests at once to an echo workload (per-server maxconn,
