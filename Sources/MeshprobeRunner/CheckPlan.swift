@@ -101,6 +101,9 @@ package enum CheckPlan {
             return "\(step.name): circuit breaker at \(e.maxRequests) in flight, \(e.maxPending.map(String.init) ?? "unbounded") pending"
         case .outlierDetection(let e):
             return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
+        case .access(let e):
+            return "\(step.name): access, \(counted(e.cells.count, "cell")) (\(e.callers.count) callers x \(e.requests.count) requests), "
+                + "\(counted(e.attempts, "try", plural: "tries")) each"
         case .retries(let e):
             return "\(step.name): retries and timeouts (\(e.source))"
         }

@@ -277,7 +277,7 @@ private struct DemoSteps {
         load.plan.requestTimeout = 5
         let outcome = try await AccessCheck.run(expectation, configuration: load, callers: callers, group: group)
         var report = VerifyReport(file: "demo")
-        report.add(outcome, callerIDs: [.spiffe(productpage): productpage, .spiffe(ratings): ratings])
+        report.add(outcome)
         say(report.verdictText.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n") + "\n")
         let seconds = Date().timeIntervalSince(started)
         let section = RunReport.Section(name: "access (echo --authorize, Envoy RBAC's answers)", seconds: seconds,

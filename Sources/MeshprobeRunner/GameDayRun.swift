@@ -18,6 +18,8 @@ package struct GameDayRunOptions: Sendable {
     package var controlTLS: TLSContext?
     /// The operator's cap on the whole game day, seconds: it aborts there.
     package var maxDuration: Double
+    /// The TLS context of each access step's caller with an SVID (the identity's own included) and of `anonymous`.
+    package var accessCallers: [AccessCaller: TLSContext] = [:]
 
     package init(json: String?, quiet: Bool, reports: ReportOutputs, controlTLS: TLSContext?, maxDuration: Double) {
         self.json = json
@@ -45,6 +47,7 @@ package func executeGameDay(_ gameday: GameDay, configuration: LoadConfiguration
     var runner = GameDayRunner(gameday: gameday, configuration: configuration, controlTLS: options.controlTLS,
                                maxDuration: options.maxDuration)
     runner.stopDeadline = SignalHub.stopDeadline
+    runner.accessCallers = options.accessCallers
     if options.controlTLS != nil { printError("meshprobe gameday: the faults this run sets carry the label \(runner.runLabel)") }
     let count = gameday.steps.count
     runner.onStepStart = { index, name in printError("step \(index + 1)/\(count): \(name)") }
@@ -111,6 +114,8 @@ extension GameDayResult {
                 report.add(outcome)
             case .retries(let outcome)?:
                 report.add(outcome)
+            case .access(let outcome)?:
+                report.add(outcome)
             case nil:
                 break
             }
@@ -131,6 +136,7 @@ extension GameDayResult {
         case .circuitBreaker: return "circuit_breaker"
         case .outlierDetection: return "outlier_detection"
         case .retries: return "retries"
+        case .access: return "access"
         }
     }
 

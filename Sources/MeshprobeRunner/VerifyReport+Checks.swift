@@ -132,9 +132,9 @@ extension VerifyReport {
                               passed: check.passed, decided: check.decided, reason: check.reason, evidence: evidence))
     }
 
-    /// Adds one verdict per access cell (kind `access`), named by caller and request; `callerIDs` are the SPIFFE IDs
-    /// the callers presented (`foreign`'s, the prober's own).
-    package mutating func add(_ outcome: AccessCheck.Outcome, callerIDs: [AccessCaller: String] = [:]) {
+    /// Adds one verdict per access cell (kind `access`), named by caller and request, with the SPIFFE ID each caller
+    /// presented (`foreign`'s, the prober's own).
+    package mutating func add(_ outcome: AccessCheck.Outcome) {
         for cell in outcome.cells {
             let o = cell.observation
             var evidence = Evidence.facts(
@@ -144,7 +144,7 @@ extension VerifyReport {
                 declaredAt: cell.cell.source)
             let request = cell.cell.request
             evidence.access = AccessCellEvidence(
-                caller: cell.cell.caller.description, callerID: callerIDs[cell.cell.caller], method: request.method, path: request.path,
+                caller: cell.cell.caller.description, callerID: outcome.callerIDs[cell.cell.caller], method: request.method, path: request.path,
                 headers: request.headers.isEmpty ? nil : request.headers, port: request.port,
                 expected: cell.cell.expected?.rawValue ?? "unknown", observed: o.decision?.rawValue ?? "inconclusive",
                 origin: o.mainOrigin ?? "no try", servers: o.servers,

@@ -24,10 +24,8 @@ package struct VerifyRunOptions: Sendable {
     package var controlTLS: TLSContext?
     /// This process's part of a sharded verification; nil when not sharded.
     package var shard: ShardPlan?
-    /// The TLS context of each access caller with an SVID (the prober's own included) and of `anonymous`; the
-    /// SPIFFE ID each presents.
+    /// The TLS context of each access caller with an SVID (the prober's own included) and of `anonymous`.
     package var accessCallers: [AccessCaller: TLSContext] = [:]
-    package var accessCallerIDs: [AccessCaller: String] = [:]
 
     package init(file: String, manifests: [String] = [], json: String? = nil, quiet: Bool, reports: ReportOutputs,
                  controlTLS: TLSContext? = nil, shard: ShardPlan? = nil) {
@@ -283,7 +281,7 @@ private struct VerifyRun {
                     + "\(counted(access.attempts, "try", plural: "tries")) each on fresh connections (\(access.source))")
             }
             let outcome = try await AccessCheck.run(access, configuration: configuration, callers: options.accessCallers, group: group)
-            report.add(outcome, callerIDs: options.accessCallerIDs)
+            report.add(outcome)
             closeCheck(&report, &laps)
         }
     }

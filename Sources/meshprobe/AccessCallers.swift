@@ -1,21 +1,20 @@
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
+import MeshprobeScenario
 import MeshprobeSpec
 import MeshprobeTLS
 
-/// The TLS contexts of an access check's callers: each trusts and checks the server as the policy's identity does,
-/// and presents its own SVID (the identity's own, an `identities` entry's, or none for `anonymous`). Errors name the
-/// file and the entry; each entry's SVID must carry the SPIFFE ID it is listed under, and `foreign`'s another trust
-/// domain than the prober's.
-func accessCallers(policy: Policy, configuration: LoadConfiguration, file: String) throws
-    -> (contexts: [AccessCaller: TLSContext], ids: [AccessCaller: String]) {
-    guard let access = policy.access else { return ([:], [:]) }
-    let id = policy.scenario.identity
-    let needsTLS = access.cells.contains { $0.caller != .plaintext }
-    guard needsTLS else { return ([:], [:]) }
+/// The TLS contexts of access checks' callers (a policy's `expect.access`, a game day's access steps): each trusts
+/// and checks the server as the file's identity does, and presents its own SVID (the identity's own, an `identities`
+/// entry's, or none for `anonymous`). Errors name the file and the entry; each entry's SVID must carry the SPIFFE ID
+/// it is listed under, and `foreign`'s another trust domain than the prober's.
+func accessCallers(_ checks: [AccessExpectation], identities: [CallerIdentity], identity id: ScenarioIdentity,
+                   configuration: LoadConfiguration, file: String) throws -> [AccessCaller: TLSContext] {
+    let cells = checks.flatMap(\.cells)
+    guard cells.contains(where: { $0.caller != .plaintext }) else { return [:] }
     guard let own = configuration.tls, configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
-        throw CLIError.badInput("\(file): expect.access: callers other than plaintext need an https target (callers present SVIDs over TLS)")
+        throw CLIError.badInput("\(file): access: callers other than plaintext need an https target (callers present SVIDs over TLS)")
     }
     let trust = id.tls.files().ca
     func context(_ cert: String?, _ key: String?, at location: String) throws -> TLSContext {
@@ -36,12 +35,8 @@ func accessCallers(policy: Policy, configuration: LoadConfiguration, file: Strin
         return tls
     }
     var contexts: [AccessCaller: TLSContext] = [:]
-    var ids: [AccessCaller: String] = [:]
-    if let mine = own.localIdentity?.description {
-        contexts[.spiffe(mine)] = own
-        ids[.spiffe(mine)] = mine
-    }
-    for entry in policy.identities {
+    if let mine = own.localIdentity?.description { contexts[.spiffe(mine)] = own }
+    for entry in identities {
         let files = entry.tls.files()
         let tls = try context(files.cert, files.key, at: entry.location)
         guard let presented = tls.localIdentity?.description else {
@@ -59,14 +54,13 @@ func accessCallers(policy: Policy, configuration: LoadConfiguration, file: Strin
             break
         }
         contexts[entry.caller] = tls
-        ids[entry.caller] = presented
     }
-    if access.cells.contains(where: { $0.caller == .anonymous }) {
+    if cells.contains(where: { $0.caller == .anonymous }) {
         contexts[.anonymous] = try context(nil, nil, at: "\(file): identity (as anonymous)")
     }
-    for cell in access.cells where cell.caller != .plaintext && contexts[cell.caller] == nil {
+    for cell in cells where cell.caller != .plaintext && contexts[cell.caller] == nil {
         throw CLIError.badInput("\(cell.source): no SVID for the caller \(cell.caller): add it to identities (svidDir, or cert and key)"
             + (own.localIdentity.map { "; the identity section's own is \($0)" } ?? ""))
     }
-    return (contexts, ids)
+    return contexts
 }

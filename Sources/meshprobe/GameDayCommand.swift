@@ -84,7 +84,7 @@ struct GameDayCommand: AsyncParsableCommand {
         }
         let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check) : nil
         let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
-        let caps = String(format: "%d steps, about %.0f s; caps %@ req/s and %.0f s", gameday.steps.count, planned, YAMLValue.format(maxRate), cap)
+        let caps = counted(gameday.steps.count, "step") + String(format: ", about %.0f s; caps %@ req/s and %.0f s", planned, YAMLValue.format(maxRate), cap)
         if check {
             // The plan is what --check gives (stdout, as run's and verify's); a run's header goes to stderr.
             for line in CheckPlan.lines(gameday: gameday, configuration: configuration, caps: caps,
@@ -97,8 +97,11 @@ struct GameDayCommand: AsyncParsableCommand {
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
-        let options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
+        var options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
                                         maxDuration: cap)
+        // Every access step's callers, checked (their SVIDs read) before any step runs.
+        options.accessCallers = try accessCallers(gameday.accessChecks, identities: gameday.identities, identity: gameday.scenario.identity,
+                                                  configuration: configuration, file: file)
         if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
             throw CLIError(message: exit.message, exitCode: exit.code)
         }

@@ -104,10 +104,10 @@ struct VerifyCommand: AsyncParsableCommand {
         // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
         // anything runs.
         let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        let callers = try accessCallers(policy: policy, configuration: configuration, file: file)
         var options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
                                        controlTLS: control, shard: plan)
-        (options.accessCallers, options.accessCallerIDs) = callers
+        options.accessCallers = try accessCallers(policy.access.map { [$0] } ?? [], identities: policy.identities,
+                                                  identity: policy.scenario.identity, configuration: configuration, file: file)
         let outcome = try await executeVerify(policy, configuration: configuration, options: options)
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }

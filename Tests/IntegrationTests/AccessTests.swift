@@ -241,5 +241,42 @@ extension EndToEnd {
             let refused = try await run(meshprobeBinary, ["load", "http://127.0.0.1:1/", "--mesh-alpn", "istio", "-n", "1"], timeout: 30)
             #expect(refused.status == 2 && refused.stderr.contains("--mesh-alpn istio needs https:// URLs"), "\(refused.stderr)")
         }
+
+        /// A game day's access step: the same cells and verdicts as verify's; a contradicted cell fails the step (exit
+        /// 1) and is named in the result.
+        @Test func aGameDaysAccessStepFailsOnAContradictedCell() async throws {
+            let port = try freePort()
+            let peer = try await echo(port: port, allow: "rules:\n  - {principals: [\"\(pki.id("frontend"))\"], paths: [\"/reviews/*\"]}\n")
+            defer { peer.stop() }
+            let file = try pki.write("access-gameday.yaml", """
+                name: access after a rotation
+                target: https://127.0.0.1:\(port)/
+                identity: {cert: \(prober.cert), key: \(prober.key), ca: \(pki.caFile), expectPeer: "\(pki.id("reviews"))"}
+                identities:
+                  \(pki.id("frontend")): {cert: \(frontend.cert), key: \(frontend.key)}
+                gameday:
+                  steps:
+                    - name: who may call reviews
+                      access:
+                        rules:
+                          - {callers: ["\(pki.id("frontend"))"], requests: [{path: /reviews/1}], expect: allow}
+                          - {callers: [anonymous, plaintext], requests: [{path: /reviews/1}], expect: deny}
+                          - {callers: ["\(pki.id("frontend"))"], requests: [{method: DELETE, path: /reviews/1}], expect: deny}
+                """)
+            let check = try await run(meshprobeBinary, ["gameday", file, "--check"], timeout: 30)
+            #expect(check.status == 0 && check.stdout.contains("1. who may call reviews: access, 4 cells (3 callers x 2 requests), 3 tries each"),
+                    "\(check.stdout)\(check.stderr)")
+            let json = pki.path("access-gameday.json")
+            let out = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", json], timeout: 90)
+            #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("access: \(pki.id("frontend")) -> DELETE /reviews/1: allowed (the workload answered 200), declared deny"),
+                    "\(out.stdout)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+            let step = try #require((result["steps"] as? [[String: Any]])?.first)
+            #expect(step["kind"] as? String == "access" && step["passed"] as? Bool == false && step["decided"] as? Bool == true, "\(step)")
+            let verdicts = try #require(step["verdicts"] as? [[String: Any]])
+            #expect(verdicts.filter { $0["passed"] as? Bool == false }.map { $0["name"] as? String } == ["access: \(pki.id("frontend")) -> DELETE /reviews/1"])
+            #expect(try await ResultSchema.gameday.violation(in: json) == nil)
+        }
     }
 }

@@ -131,6 +131,8 @@ public enum AccessCheck {
     public struct Outcome: Sendable {
         public var expectation: AccessExpectation
         public var cells: [CellOutcome]
+        /// The SPIFFE ID each caller presented (its TLS context's), by caller.
+        public var callerIDs: [AccessCaller: String] = [:]
     }
 
     /// Why a caller cannot be tried (no SVID for it), before anything is sent.
@@ -175,7 +177,9 @@ public enum AccessCheck {
             outcomes.append(CellOutcome(cell: cell, observation: observation, passed: passed, decided: decided, reason: reason,
                                         seconds: seconds))
         }
-        return Outcome(expectation: expectation, cells: outcomes)
+        var ids: [AccessCaller: String] = [:]
+        for (caller, tls) in callers { if let id = tls.localIdentity?.description { ids[caller] = id } }
+        return Outcome(expectation: expectation, cells: outcomes, callerIDs: ids)
     }
 
     /// 401 and 403 replies no known signature names, from a proxy the report cannot name.

@@ -30,6 +30,7 @@ public struct GameDayRunner: Sendable {
             case circuitBreaker(CircuitBreakerCheck.Outcome)
             case outlierDetection(OutlierDetectionCheck.Outcome)
             case retries(RetryCheck.Outcome)
+            case access(AccessCheck.Outcome)
         }
 
         public var name: String
@@ -61,6 +62,8 @@ public struct GameDayRunner: Sendable {
     /// The load's configuration (target, TLS, load settings) from the file.
     public var configuration: LoadConfiguration
     public var controlTLS: TLSContext?
+    /// The TLS context of each access step's caller with an SVID and of `anonymous`.
+    public var accessCallers: [AccessCaller: TLSContext] = [:]
     public var maxDuration: Double
     /// The label of every fault the run sets: the faults of a POST whose answer never came are found by it.
     public var runLabel = FaultLedger.newLabel(prefix: "gameday")
@@ -86,7 +89,7 @@ public struct GameDayRunner: Sendable {
             switch step.kind {
             case .load: out += step.faults.map(\.target)
             case .outlierDetection(let e): out += e.faultTargets
-            case .circuitBreaker, .retries: break
+            case .circuitBreaker, .retries, .access: break
             }
         }
         return out.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
@@ -217,6 +220,10 @@ public struct GameDayRunner: Sendable {
                 let result = try await RetryCheck.run(e, configuration: configuration, group: group)
                 if Task.isCancelled { return outcome }
                 outcome.verdicts = .retries(result)
+            case .access(let e):
+                let result = try await AccessCheck.run(e, configuration: configuration, callers: accessCallers, group: group)
+                if Task.isCancelled { return outcome }
+                outcome.verdicts = .access(result)
             }
         } catch {
             outcome.problem = "\(error)"

@@ -17,6 +17,13 @@ public struct GameDay {
     /// The run aborts as soon as this file exists (an operator's `touch`).
     public var abortFile: String?
     public var recognizer: DestinationRecognizer = .version
+    /// The SVIDs access steps call as besides the identity's own (`identities:`).
+    public var identities: [CallerIdentity] = []
+
+    /// The access steps' checks, in order.
+    public var accessChecks: [AccessExpectation] {
+        steps.compactMap { if case .access(let e) = $0.kind { e } else { nil } }
+    }
 
     /// A load step's connections carry this many requests each unless the file's `load.churn` says otherwise.
     public static let defaultChurn = ConnectionChurn.every(10)
@@ -30,7 +37,7 @@ public struct GameDay {
         // the scenario's rule that a load ends on its own. A load step's objectives take the connection as the unit:
         // a fresh connection every 10 requests unless the file says otherwise, so that a step has samples to decide on.
         var errors = YAMLErrors()
-        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday"], defaultRequests: 1,
+        let scenario = try Scenario.load(path: path, environment: environment, extraKeys: ["gameday", "identities"], defaultRequests: 1,
                                          defaultChurn: GameDay.defaultChurn, overrides: overrides,
                                          thresholdsRefusal: "thresholds gate a load (meshprobe run); a game day's load steps are judged by their expect (successRate, p95: 250ms, ...)",
                                          errors: &errors)
@@ -76,10 +83,21 @@ public struct GameDay {
             return gameday
         }
         guard let items = errors.attempt({ () throws(YAMLInputError) in try list.list() }) else { return gameday }
+        let identitiesRead = errors.attempt { () throws(YAMLInputError) -> Void in
+            guard let v = scenario.extras["identities"] else { return }
+            let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+            gameday.identities = try Policy.identities(v) { value throws(YAMLInputError) in
+                let p = try value.string()
+                return p.hasPrefix("/") ? p : base.appendingPathComponent(p).path
+            }
+        } != nil
+        let holders = Set(gameday.identities.map(\.caller))
         var names = Set<String>()
         for (index, item) in items.enumerated() {
             errors.attempt { () throws(YAMLInputError) in
-                let step = try GameDayStep.parse(item, index: index)
+                // An access step is judged against the identities when they read: else their error is the one to fix.
+                if !identitiesRead, case .mapping = item.node, item["access"] != nil { return }
+                let step = try GameDayStep.parse(item, index: index, holders: holders)
                 guard names.insert(step.name).inserted else { throw item.error("another step is named '\(step.name)'") }
                 gameday.steps.append(step)
             }
@@ -128,6 +146,8 @@ public struct GameDayStep: Sendable {
         case circuitBreaker(CircuitBreakerExpectation)
         case outlierDetection(OutlierExpectation)
         case retries(RetryExpectation)
+        /// Who may call whom, each cell tried as its caller (after rotating a policy, say).
+        case access(AccessExpectation)
     }
 
     public var name: String
@@ -151,7 +171,7 @@ public struct GameDayStep: Sendable {
         switch kind {
         case .load(let rate, _): return rate
         case .outlierDetection(let e): return e.rate
-        case .circuitBreaker, .retries: return nil
+        case .circuitBreaker, .retries, .access: return nil
         }
     }
 
@@ -165,16 +185,20 @@ public struct GameDayStep: Sendable {
             // Three phases of `requests`, 10 at a time, each request at worst the timeouts of every try.
             let worst = e.timeout ?? (Double((e.attempts ?? 0) + 1) * (e.perTryTimeout ?? 1))
             return 3 * (Double(e.requests) / 10 * worst + 2)
+        case .access(let e):
+            // One request per connection, one cell after another: a handshake and an answer each, a second at most.
+            return Double(e.cells.count * e.attempts) + 2
         }
     }
 
-    static func parse(_ item: YAMLValue, index: Int) throws(YAMLInputError) -> GameDayStep {
-        let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection", "retries"])
+    /// - Parameter holders: the callers `identities` holds SVIDs for (an access step's `foreign` needs its entry).
+    static func parse(_ item: YAMLValue, index: Int, holders: Set<AccessCaller> = []) throws(YAMLInputError) -> GameDayStep {
+        let m = try item.mapping(allowed: ["name", "rate", "duration", "faults", "expect", "circuitBreaker", "outlierDetection", "retries", "access"])
         let name = try m["name"]?.name() ?? "step \(index + 1)"
-        let kinds = ["rate", "circuitBreaker", "outlierDetection", "retries"].filter { m[$0] != nil }
+        let kinds = ["rate", "circuitBreaker", "outlierDetection", "retries", "access"].filter { m[$0] != nil }
         guard kinds.count == 1 else {
-            throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker, outlierDetection or retries"
-                                           : "a step is one of: a load (rate), circuitBreaker, outlierDetection or retries, not \(kinds.joined(separator: " and "))")
+            throw item.error(kinds.isEmpty ? "a step needs rate and duration (a load), circuitBreaker, outlierDetection, retries or access"
+                                           : "a step is one of: a load (rate), circuitBreaker, outlierDetection, retries or access, not \(kinds.joined(separator: " and "))")
         }
         var step: GameDayStep
         if let r = m["rate"] {
@@ -196,7 +220,13 @@ public struct GameDayStep: Sendable {
             // A procedure's verdicts are named by its step, not its place in the list (a step added before it
             // would rename them in CI's history).
             func site(_ v: YAMLValue) -> String { "\(v.file):\(v.line) step '\(name)'" }
-            if let cb = m["circuitBreaker"] {
+            if let a = m["access"] {
+                var e = try Policy.access(a, holders: holders)
+                // No manifests in a game day: every cell needs its rule.
+                try e.checkDecided()
+                e.source = site(a)
+                step = GameDayStep(name: name, kind: .access(e), at: item.error(""))
+            } else if let cb = m["circuitBreaker"] {
                 var e = try Policy.circuitBreaker(cb)
                 e.source = site(cb)
                 step = GameDayStep(name: name, kind: .circuitBreaker(e), at: item.error(""))
