@@ -240,6 +240,46 @@ import Testing
         Self.expectMatrix(all, [(.plaintext, AccessRequest(path: "/"), "allow", "bookinfo/allow-all: an ALLOW rule matches")])
     }
 
+    @Test func istioMeshWideDisableDryRunAndPathsIstioWouldNormalize() throws {
+        let yaml = """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: default, namespace: istio-system}
+            spec: {mtls: {mode: DISABLE}}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: trial-deny-all
+              namespace: bookinfo
+              annotations: {istio.io/dry-run: "true"}
+            spec: {action: DENY, rules: [{}]}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-private, namespace: bookinfo}
+            spec:
+              action: DENY
+              rules: [{to: [{operation: {paths: ["/private*"]}}]}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: other-namespace, namespace: ratings}
+            spec: {}
+            """
+        let root = AccessRequest(path: "/"), sneaky = AccessRequest(path: "//private/x"), query = AccessRequest(path: "/private?x=1")
+        var access = Self.matrix([.plaintext, Self.productpage], [root, sneaky, query])
+        let notes = try Self.decide(&access, yaml: yaml, service: "reviews.bookinfo", url: "https://reviews.bookinfo:9080/")
+        Self.expectMatrix(access, [
+            (.plaintext, root, "allow", "default allow"),
+            (.plaintext, sneaky, "not checked", "Istio normalizes the path //private/x"),
+            (.plaintext, query, "deny", "bookinfo/no-private: a DENY rule matches"),
+            (Self.productpage, root, "not checked", "PeerAuthentication istio-system/default (DISABLE): the sidecar does not terminate TLS"),
+        ])
+        #expect(access.notChecked.contains { $0.contains("AuthorizationPolicy bookinfo/trial-deny-all: istio.io/dry-run: true: not enforced") }, "\(access.notChecked)")
+        #expect(notes.contains { $0.contains("AuthorizationPolicy ratings/other-namespace: namespace ratings is not the target's (bookinfo)") }, "\(notes)")
+    }
+
     static let webapp = AccessCaller.spiffe("spiffe://cluster.local/ns/booksapp/sa/webapp")
     static let books = AccessCaller.spiffe("spiffe://cluster.local/ns/booksapp/sa/books")
 
@@ -319,6 +359,51 @@ import Testing
         _ = try Self.decide(&open, yaml: "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: other, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: books}}, port: 7001}\n",
                             service: "authors.booksapp", url: "https://authors.booksapp:7001/")
         Self.expectMatrix(open, [(.plaintext, main, "allow", "Linkerd's cluster default all-unauthenticated (assumed")])
+    }
+
+    @Test func linkerdUnknownNetworksQueryMatchesAndUnauthenticatedTLS() throws {
+        let yaml = """
+            apiVersion: policy.linkerd.io/v1beta3
+            kind: Server
+            metadata: {name: web, namespace: emojivoto}
+            spec: {podSelector: {matchLabels: {app: web}}, port: 8080, proxyProtocol: HTTP/2}
+            ---
+            apiVersion: policy.linkerd.io/v1beta3
+            kind: HTTPRoute
+            metadata: {name: search, namespace: emojivoto}
+            spec:
+              parentRefs: [{name: web, kind: Server, group: policy.linkerd.io}]
+              rules:
+              - matches: [{path: {type: PathPrefix, value: /api}, queryParams: [{name: q, value: emoji}]}]
+            ---
+            apiVersion: policy.linkerd.io/v1alpha1
+            kind: AuthorizationPolicy
+            metadata: {name: search-any-tls, namespace: emojivoto}
+            spec:
+              targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: search}
+              requiredAuthenticationRefs: [{name: office, kind: NetworkAuthentication, group: policy.linkerd.io}]
+            ---
+            apiVersion: policy.linkerd.io/v1alpha1
+            kind: NetworkAuthentication
+            metadata: {name: office, namespace: emojivoto}
+            spec: {networks: [{cidr: 192.168.0.0/16}]}
+            ---
+            apiVersion: policy.linkerd.io/v1beta1
+            kind: ServerAuthorization
+            metadata: {name: web-tls, namespace: emojivoto}
+            spec:
+              server: {name: web}
+              client: {meshTLS: {unauthenticatedTLS: true}}
+            """
+        let search = AccessRequest(path: "/api/list?q=emoji"), wrongQuery = AccessRequest(path: "/api/list?q=other")
+        var access = Self.matrix([.anonymous, .plaintext], [search, wrongQuery])
+        _ = try Self.decide(&access, yaml: yaml, service: "web.emojivoto", url: "https://web.emojivoto:8080/")
+        Self.expectMatrix(access, [
+            // Any TLS client passes the Server's ServerAuthorization, which every route takes too.
+            (.anonymous, search, "allow", "ServerAuthorization emojivoto/web-tls"),
+            (.plaintext, search, "not checked", "NetworkAuthentication emojivoto/office: networks 192.168.0.0/16: the prober's address is not known here"),
+            (.anonymous, wrongQuery, "deny", "Server emojivoto/web: no HTTPRoute matches GET /api/list"),
+        ])
     }
 
     @Test func withoutAuthorizationManifestsTheCellsStayOpenAndBothMeshesAreRefused() throws {
