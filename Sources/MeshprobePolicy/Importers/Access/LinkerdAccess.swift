@@ -102,11 +102,14 @@ struct LinkerdAccess {
         var routes: [(parent: String, route: Route)] = []
         var policies: [(ref: ManifestName, spec: YAMLValue)] = []
         var serverAuthorizations: [(ref: ManifestName, spec: YAMLValue)] = []
-        func key(_ namespace: String?, _ name: String) -> String { "\(namespace ?? "")/\(name)" }
+        // A resource written without a namespace is applied in the target's.
+        func key(_ namespace: String?, _ name: String) -> String { "\(namespace ?? workload.namespace ?? "")/\(name)" }
         for document in documents {
             let kind = try document["kind"]?.string() ?? ""
             let ref = try ManifestName(document, kind: kind)
-            guard workload.isTargetNamespace(ref.namespace) else {
+            // Authentications are referred to by namespace and name, so another namespace's may serve.
+            let authentication = kind == "MeshTLSAuthentication" || kind == "NetworkAuthentication"
+            guard authentication || workload.isTargetNamespace(ref.namespace) else {
                 notes.append("\(ref.file):\(ref.line): not checked: \(ref.resource): namespace \(ref.namespace ?? "") is not the target's (\(workload.namespace ?? ""))")
                 continue
             }
