@@ -82,10 +82,11 @@ import Testing
         }
         access.notChecked = ["mesh.yaml:20 AuthorizationPolicy ns/audit: AUDIT marks requests for logging and decides nothing"]
         policy.access = access
-        let lines = CheckPlan.lines(policy: policy, manifests: ["mesh.yaml"], configuration: LoadConfiguration(plan: policy.scenario.plan))
+        let lines = CheckPlan.lines(policy: policy, manifests: ["mesh.yaml"], configuration: LoadConfiguration(plan: policy.scenario.plan),
+                                    outputs: CheckPlan.Outputs(ReportOutputs(), json: nil, pushgateway: nil))
         let first = try #require(lines.firstIndex { $0.hasPrefix("    access (4 cells, 3 tries each on fresh connections;") }, "\(lines)")
         // Matrix order: anonymous before plaintext, requests by name.
-        #expect(Array(lines[(first + 1)...]) == [
+        #expect(Array(lines[(first + 1)...(first + 5)]) == [
             "      anonymous -> GET /a: allow (\(policy.file):7 expect.access.rules[0])",
             "      anonymous -> POST /b: not checked: mesh.yaml:9 AuthorizationPolicy ns/ext: CUSTOM: the provider opa decides this request",
             "      plaintext -> GET /a: allow (\(policy.file):7 expect.access.rules[0])",
