@@ -18,21 +18,32 @@ import Testing
                           source: "policy.yaml:9 expect.access")
     }
 
-    /// Decides `access` from `files` for the service at `url`; returns the notes.
-    static func decide(_ access: inout AccessExpectation, files: [String], service: String?, url: String) throws -> [String] {
+    /// Decides `access` from `files` for the service at `url` (offering Istio's ALPN with `meshALPN`); returns the notes.
+    static func decide(_ access: inout AccessExpectation, files: [String], service: String?, url: String, meshALPN: Bool = false) throws -> [String] {
         var notes: [String] = []
         let documents = try ManifestImporter.documents(files: files)
-        try AccessImporter.decide(&access, documents: documents,
-                                  target: AccessTarget(service: service.map { ServiceHost($0) }, url: try LoadTarget(parsing: url)),
+        var target = try LoadTarget(parsing: url)
+        if meshALPN { target.meshALPN = .istio }
+        try AccessImporter.decide(&access, documents: documents, target: AccessTarget(service: service.map { ServiceHost($0) }, url: target),
                                   notes: { notes.append($0) })
         return notes
     }
 
-    static func decide(_ access: inout AccessExpectation, yaml: String, service: String?, url: String) throws -> [String] {
+    static func decide(_ access: inout AccessExpectation, yaml: String, service: String?, url: String, meshALPN: Bool = false) throws -> [String] {
         let path = try writeTemporaryYAML(yaml)
         defer { removeTemporary(path) }
-        return try decide(&access, files: [path], service: service, url: url)
+        return try decide(&access, files: [path], service: service, url: url, meshALPN: meshALPN)
     }
+
+    /// bookinfo's reviews Service, its port declared HTTP by its name.
+    static let reviewsService = """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: reviews, namespace: bookinfo}
+        spec: {selector: {app: reviews}, ports: [{name: http, port: 9080}]}
+        ---
+
+        """
 
     /// A cell's outcome in words: `allow`, `deny` or `not checked`, and its source or why.
     static func outcome(_ access: AccessExpectation, _ caller: AccessCaller, _ request: AccessRequest) -> (String, String) {
@@ -122,7 +133,7 @@ import Testing
     }
 
     @Test func istioRulesOfEveryKindAreMatchedAsEnvoyMatchesThem() throws {
-        let yaml = """
+        let yaml = Self.reviewsService + """
             apiVersion: security.istio.io/v1
             kind: PeerAuthentication
             metadata: {name: default, namespace: istio-system}
@@ -172,7 +183,7 @@ import Testing
             apiVersion: v1
             kind: Service
             metadata: {name: reviews, namespace: bookinfo}
-            spec: {selector: {app: reviews}, ports: [{port: 9080}]}
+            spec: {selector: {app: reviews}, ports: [{name: http-web, port: 9080}]}
             ---
             apiVersion: apps/v1
             kind: Deployment
@@ -216,6 +227,55 @@ import Testing
         #expect(access.notChecked.contains { $0.contains("waypoint-only: targetRefs: enforced by a waypoint only") }, "\(access.notChecked)")
     }
 
+    @Test func istioFilterChainsFollowThePortsProtocolAndTheProbersALPN() throws {
+        // A port whose protocol is detected: mTLS without Istio's ALPN reaches the TCP chain, where the ALLOW rule
+        // on a path is left out and the DENY rule on a method matches every connection; with `meshAlpn: istio`, the
+        // HTTP chain judges the request. Plaintext HTTP/1.1 is detected as HTTP.
+        let yaml = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: reviews, namespace: bookinfo}
+            spec: {selector: {app: reviews}, ports: [{name: web, port: 9080}]}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: default, namespace: bookinfo}
+            spec: {mtls: {mode: PERMISSIVE}}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: reviews-read, namespace: bookinfo}
+            spec:
+              rules:
+              - from: [{source: {principals: ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]}}]
+                to: [{operation: {paths: ["/reviews*"]}}]
+              - to: [{operation: {ports: ["9080"], methods: [GET]}}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-deletes, namespace: bookinfo}
+            spec: {action: DENY, rules: [{to: [{operation: {methods: [DELETE]}}]}]}
+            """
+        let read = AccessRequest(path: "/reviews/1")
+        var direct = Self.matrix([Self.productpage, .anonymous, .plaintext], [read])
+        _ = try Self.decide(&direct, yaml: yaml, service: "reviews.bookinfo", url: "https://reviews.bookinfo:9080/")
+        Self.expectMatrix(direct, [
+            (Self.productpage, read, "not checked", "PERMISSIVE terminates TLS only for clients offering Istio's ALPN: give the target meshAlpn: istio"),
+            (.anonymous, read, "not checked", "give the target meshAlpn: istio"),
+            (.plaintext, read, "allow", "bookinfo/reviews-read: an ALLOW rule matches"),
+        ])
+        var mesh = Self.matrix([Self.productpage, .anonymous], [read])
+        _ = try Self.decide(&mesh, yaml: yaml, service: "reviews.bookinfo", url: "https://reviews.bookinfo:9080/", meshALPN: true)
+        Self.expectMatrix(mesh, [
+            (Self.productpage, read, "allow", "bookinfo/reviews-read: an ALLOW rule matches"),
+            (.anonymous, read, "deny", "the mTLS filter chain Istio's ALPN reaches requires a client certificate"),
+        ])
+        var strict = Self.matrix([Self.productpage], [read])
+        _ = try Self.decide(&strict, yaml: yaml.replacingOccurrences(of: "PERMISSIVE", with: "STRICT"), service: "reviews.bookinfo",
+                            url: "https://reviews.bookinfo:9080/")
+        Self.expectMatrix(strict, [(Self.productpage, read, "deny", "bookinfo/no-deletes: a DENY rule matches")])
+    }
+
     @Test func istioAllowNothingDeniesAndAnEmptyRuleAllowsEverything() throws {
         var access = Self.matrix([Self.productpage], [AccessRequest(path: "/")])
         _ = try Self.decide(&access, yaml: """
@@ -241,7 +301,7 @@ import Testing
     }
 
     @Test func istioMeshWideDisableDryRunAndPathsIstioWouldNormalize() throws {
-        let yaml = """
+        let yaml = Self.reviewsService + """
             apiVersion: security.istio.io/v1
             kind: PeerAuthentication
             metadata: {name: default, namespace: istio-system}

@@ -93,9 +93,11 @@ public enum AccessImporter {
             let mesh = try IstioAccess(documents: istio, workload: workload, notes: &found, skipped: &skipped)
             decideCell = { cell in
                 let f = facts(cell, target: target, workload: workload)
+                let (portProtocol, words) = workload.portProtocol(dialed: f.dialed)
                 return mesh.decide(cell.caller, IstioAccess.Facts(
                     spiffeID: { if case .spiffe(let id) = cell.caller { id } else { nil } }(), method: cell.request.method, path: f.path,
-                    headers: f.headers, port: f.port, portUnknown: f.portUnknown, authority: f.authority))
+                    headers: f.headers, port: f.port, portUnknown: f.portUnknown, authority: f.authority,
+                    portProtocol: portProtocol, protocolWords: words, meshALPN: target.url?.meshALPN == .istio))
             }
         } else {
             let mesh = try LinkerdAccess(documents: linkerd, workload: workload, notes: &found, skipped: &skipped)

@@ -30,11 +30,14 @@ import MeshprobeYAML
 ///   (workload ports) overrides per port; without any, PERMISSIVE. STRICT refuses plaintext and a TLS client without
 ///   a certificate (the inbound filter chains take TLS only and require a client certificate:
 ///   pilot/pkg/networking/core/filterchain_options.go). PERMISSIVE and DISABLE let plaintext through to
-///   authorization without a principal; a TLS connection straight from this prober (ALPN h2 or http/1.1, not Istio's
-///   `istio-*`) is not terminated by the sidecar there (closed on a port declared HTTP, passed to the workload
-///   untouched on another), so TLS callers are not checked under them.
-/// - `foreign` (an SVID of another trust domain) is refused at the TLS handshake under STRICT: the sidecar trusts the
-///   mesh's CA only, unless trust-domain federation is configured, which no manifest here shows (assumed absent).
+///   authorization without a principal; PERMISSIVE terminates mTLS only for a client offering Istio's ALPN
+///   (`meshAlpn: istio`; without it the connection reaches the passthrough chain or is closed), DISABLE not at all, so
+///   other TLS callers are not checked under them.
+/// - Filter chains (`chains`): the request is judged as HTTP, or on the TCP chain as a connection (`authorize`), by
+///   the Service port's declared protocol and the ALPN offered.
+/// - `foreign` (an SVID of another trust domain) is refused at the TLS handshake wherever the sidecar terminates its
+///   TLS: it trusts the mesh's CA only, unless trust-domain federation is configured, which no manifest here shows
+///   (assumed absent).
 struct IstioAccess {
     static let rootNamespace = "istio-system"
     static let kinds: Set<String> = ["AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication"]
@@ -283,7 +286,16 @@ struct IstioAccess {
         var port: Int?
         var portUnknown: String
         var authority: String?
+        /// The port's protocol as the Service declares it, and in words.
+        var portProtocol: TargetWorkload.PortProtocol = .unknown
+        var protocolWords = ""
+        /// True when this prober offers Istio's ALPN (`meshAlpn: istio`, `--mesh-alpn istio`).
+        var meshALPN = false
     }
+
+    /// The inbound filter chain a connection reaches: HTTP (the RBAC filter sees each request) or TCP (it sees the
+    /// connection only).
+    enum Chain: Equatable { case http, tcp }
 
     /// The mTLS modes the workload's port may have, each with the resource that sets it.
     func modes(port: Int?, portUnknown: String) -> [(mode: PeerAuthentication.Mode, source: String)] {
@@ -337,26 +349,58 @@ struct IstioAccess {
             return .decided(.deny, source: "\(modeSource): STRICT refuses plaintext")
         case (.anonymous, .STRICT):
             return .decided(.deny, source: "\(modeSource): STRICT requires a client certificate")
-        case (.foreign, .STRICT):
+        case (.foreign, .STRICT), (.foreign, .PERMISSIVE) where facts.meshALPN:
             return .decided(.deny, source: "\(modeSource): the sidecar trusts the mesh's CA only, so another trust domain's SVID is refused at TLS (no federation assumed)")
+        case (.anonymous, .PERMISSIVE) where facts.meshALPN:
+            return .decided(.deny, source: "\(modeSource): the mTLS filter chain Istio's ALPN reaches requires a client certificate")
         case (.plaintext, _):
             var plain = facts
             plain.spiffeID = nil
-            return authorize(plain)
-        case (.spiffe, .STRICT):
-            return authorize(facts)
+            return onChains(plain, chains(plaintext: true, facts))
+        case (.spiffe, .STRICT), (.spiffe, .PERMISSIVE) where facts.meshALPN:
+            return onChains(facts, chains(plaintext: false, facts))
         case (_, .DISABLE):
             return .open("\(modeSource): the sidecar does not terminate TLS, so a TLS caller's connection goes to the workload untouched or is closed")
         default:
-            return .open("\(modeSource): PERMISSIVE terminates TLS only for clients offering Istio's ALPN (istio-*); this prober's TLS is closed on a port declared HTTP and passed to the workload untouched on another")
+            return .open("\(modeSource): PERMISSIVE terminates TLS only for clients offering Istio's ALPN: give the target meshAlpn: istio (without it this prober's TLS reaches the passthrough chain or is closed)")
         }
     }
 
-    /// CUSTOM, DENY and ALLOW in Istio's order, over the policies that apply (or may).
-    func authorize(_ facts: Facts) -> AccessVerdict {
+    /// The filter chains a connection may reach on the port (istio/istio pilot/pkg/networking/core/filterchain_options.go):
+    /// plaintext HTTP/1.1 reaches the HTTP chain unless the port is declared TCP; mTLS reaches it when the port is
+    /// declared HTTP, or when it offers Istio's ALPN and the port is not declared TCP; else the TCP chain. A port no
+    /// Service declares may be either.
+    func chains(plaintext: Bool, _ facts: Facts) -> [(Chain, String)] {
+        let http = plaintext || facts.meshALPN
+        switch facts.portProtocol {
+        case .http: return [(.http, "\(facts.protocolWords): HTTP")]
+        case .tcp: return [(.tcp, "\(facts.protocolWords): TCP")]
+        case .detected: return [(http ? .http : .tcp, "\(facts.protocolWords): detected")]
+        case .unknown: return [(.http, "if the port is declared HTTP"), (http ? .http : .tcp, "if it is detected"), (.tcp, "if it is declared TCP")]
+        }
+    }
+
+    /// The authorization on each chain the connection may reach, decided when they agree.
+    func onChains(_ facts: Facts, _ chains: [(Chain, String)]) -> AccessVerdict {
+        var seen: [Chain] = []
+        var outcomes: [(label: String, verdict: AccessVerdict)] = []
+        for (chain, why) in chains where !seen.contains(chain) {
+            seen.append(chain)
+            outcomes.append(("\(chain == .http ? "the HTTP filter chain" : "the TCP filter chain") (\(why))", authorize(facts, tcp: chain == .tcp)))
+        }
+        if outcomes.count > 1, case .open(let why) = AccessVerdict.agreed(outcomes) {
+            return .open("\(facts.protocolWords.isEmpty ? "the port's protocol is not known" : facts.protocolWords); \(why)")
+        }
+        return AccessVerdict.agreed(outcomes)
+    }
+
+    /// CUSTOM, DENY and ALLOW in Istio's order, over the policies that apply (or may); on the TCP filter chain, as
+    /// istiod builds it for TCP (pilot/pkg/security/authz/builder): an ALLOW rule with an HTTP field is left out, a
+    /// DENY or CUSTOM rule's HTTP fields are (it then matches more), and a denial closes the connection.
+    func authorize(_ facts: Facts, tcp: Bool = false) -> AccessVerdict {
         func applying(_ action: Action) -> [(policy: AuthorizationPolicy, applies: Truth, matches: Truth)] {
             policies.filter { $0.action == action }.map { p in
-                let matched = Truth.any((p.rules ?? []).map { matches($0, facts, policy: p) })
+                let matched = Truth.any((p.rules ?? []).map { matches($0, facts, policy: p, tcp: tcp) })
                 return (p, p.applies, Truth.all([p.applies, matched]))
             }
         }
@@ -395,10 +439,22 @@ struct IstioAccess {
         return .open(custom.reason ?? "a CUSTOM policy may decide this request")
     }
 
-    func matches(_ rule: Rule, _ facts: Facts, policy: AuthorizationPolicy) -> Truth {
-        let from = rule.from.isEmpty ? Truth.yes : Truth.any(rule.from.map { Truth.all($0.map { field($0, facts, policy: policy) }) })
-        let to = rule.to.isEmpty ? Truth.yes : Truth.any(rule.to.map { Truth.all($0.map { field($0, facts, policy: policy) }) })
-        return Truth.all([from, to] + rule.when.map { field($0, facts, policy: policy) })
+    func matches(_ rule: Rule, _ facts: Facts, policy: AuthorizationPolicy, tcp: Bool = false) -> Truth {
+        func judged(_ f: Field) -> Truth {
+            guard tcp, Self.httpOnly(f.key) else { return field(f, facts, policy: policy) }
+            return .yes  // Left out of a DENY or CUSTOM rule on TCP; an ALLOW rule with it is left out whole (below).
+        }
+        if tcp, policy.action == .ALLOW, (Array(rule.from.joined()) + Array(rule.to.joined()) + rule.when).contains(where: { Self.httpOnly($0.key) }) {
+            return .no
+        }
+        let from = rule.from.isEmpty ? Truth.yes : Truth.any(rule.from.map { Truth.all($0.map(judged)) })
+        let to = rule.to.isEmpty ? Truth.yes : Truth.any(rule.to.map { Truth.all($0.map(judged)) })
+        return Truth.all([from, to] + rule.when.map(judged))
+    }
+
+    /// Attributes only an HTTP request has (generator.go's "is HTTP only").
+    static func httpOnly(_ key: String) -> Bool {
+        ["method", "path", "host"].contains(key) || key.hasPrefix("request.headers[") || key.hasPrefix("request.auth.")
     }
 
     /// A field's `values` (one must match) and `notValues` (none may).

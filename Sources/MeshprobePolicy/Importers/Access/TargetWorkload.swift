@@ -24,7 +24,18 @@ struct TargetWorkload {
     struct ServicePort {
         var port: Int
         var target: Target
+        /// The port's `name` and `appProtocol`, which tell Istio its protocol.
+        var name: String?
+        var appProtocol: String?
         enum Target { case number(Int), name(String) }
+    }
+
+    /// A port's protocol as Istio reads a Service (Istio docs: ops/configuration/traffic-management/protocol-selection):
+    /// `appProtocol`, else the name's prefix (`http-web`), else detected from the first bytes.
+    enum PortProtocol: Equatable {
+        case http, tcp, detected
+        /// No Service port in the manifests says.
+        case unknown
     }
 
     /// The service's name; nil when nothing names it.
@@ -68,9 +79,9 @@ struct TargetWorkload {
             selectorKnown = true
             servicePorts = try (document["spec"]?["ports"]?.list() ?? []).map { p throws(YAMLInputError) in
                 guard let port = try p["port"]?.int(minimum: 1) else { throw p.error("a Service port needs port") }
-                guard let target = p["targetPort"] else { return ServicePort(port: port, target: .number(port)) }
-                let text = try target.string()
-                return ServicePort(port: port, target: Int(text).map { .number($0) } ?? .name(text))
+                let text = try p["targetPort"]?.string() ?? String(port)
+                return ServicePort(port: port, target: Int(text).map { .number($0) } ?? .name(text),
+                                   name: try p["name"]?.string(), appProtocol: try p["appProtocol"]?.string())
             }
             break
         }
@@ -140,6 +151,20 @@ struct TargetWorkload {
             if numbers.count == 1, let n = numbers.first, pods.allSatisfy({ $0.complete }) { return (n, "") }
             return (nil, "Service \(service ?? "")'s port \(dialed) targets the container port named \(portName), which the manifests do not number (give the Deployment)")
         }
+    }
+
+    /// The protocol of the Service port `dialed`, as Istio reads it.
+    func portProtocol(dialed: Int?) -> (PortProtocol, String) {
+        guard let entry = servicePorts?.first(where: { $0.port == dialed }) else {
+            return (.unknown, "no Service \(service ?? "") port \(dialed.map(String.init) ?? "") in the manifests declares the port's protocol")
+        }
+        let http: Set<String> = ["http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c"]
+        let tcp: Set<String> = ["tcp", "tls", "https", "mongo", "mysql", "redis", "udp"]
+        let declared = entry.appProtocol?.lowercased() ?? entry.name.map { String($0.lowercased().prefix { $0 != "-" }) } ?? ""
+        let words = "Service \(service ?? "") port \(entry.port) (\(entry.appProtocol.map { "appProtocol \($0)" } ?? "name \(entry.name ?? "none")"))"
+        if http.contains(declared) { return (.http, words) }
+        if tcp.contains(declared) { return (.tcp, words) }
+        return (.detected, words)
     }
 
     /// Whether the pods' port named `name` is `port`: by the containers' ports, or the Service's named `targetPort`.
