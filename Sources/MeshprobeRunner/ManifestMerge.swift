@@ -5,14 +5,26 @@ import MeshprobePolicy
 /// statistics (and the workloads outlier detection makes fail) from the policy.
 package enum ManifestMerge {
     /// Reads `manifests` and merges what they declare into `policy`, which must declare no routes of its own
-    /// (`policyFile` names it when it does). Every note is passed to `note` as it is reached.
+    /// (`policyFile` names it when it does): the routes and resilience settings, and, when the policy has
+    /// `expect.access`, the decisions of its open cells from the authorization manifests (`AccessImporter`). Every note
+    /// is passed to `note` as it is reached.
     package static func importManifests(_ manifests: [String], into policy: inout Policy, policyFile: String,
                                         note: (String) -> Void) throws {
         if !policy.routes.isEmpty {
             throw ExitError.badInput("\(policyFile): the routes come from the manifests: leave split and routes out of expect")
         }
-        let imported = try ManifestImporter.importRoutes(files: manifests, recognizer: policy.recognizer, statistics: policy.statistics,
-                                                         service: policy.targetService)
+        let documents = try ManifestImporter.documents(files: manifests)
+        let imported = try ManifestImporter.importRoutes(documents: documents, files: manifests, recognizer: policy.recognizer,
+                                                         statistics: policy.statistics, service: policy.targetService, forAccess: policy.access != nil)
+        if var access = policy.access {
+            try AccessImporter.decide(&access, documents: documents,
+                                      target: AccessTarget(service: policy.targetService ?? imported.service, url: policy.scenario.plan.targets.first,
+                                                           headers: policy.scenario.plan.headers),
+                                      notes: note)
+            policy.access = access
+        } else {
+            for text in try AccessImporter.unchecked(documents) { note(text) }
+        }
         try merge(imported, into: &policy, manifests: manifests, note: note)
     }
 
@@ -36,7 +48,7 @@ package enum ManifestMerge {
         }
         policy.retries += imported.retries
         guard !imported.routes.isEmpty || !imported.circuitBreakers.isEmpty || !policy.outlierDetections.isEmpty
-                || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty || !imported.maxRetries.isEmpty else {
+                || !imported.retries.isEmpty || !imported.connectionReuse.isEmpty || !imported.maxRetries.isEmpty || policy.access != nil else {
             throw ExitError.badInput("nothing to check in \(manifests.joined(separator: ", ")): no http route, connection pool, outlier detection or retries")
         }
         policy.routes = imported.routes.map { route in

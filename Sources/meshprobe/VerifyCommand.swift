@@ -12,7 +12,9 @@ struct VerifyCommand: AsyncParsableCommand {
             Sends the policy's load and feeds every successful response to a sequential test that stops as soon as \
             the verdict is decided (see docs/statistics.md). Exit 0 pass, 1 fail, 2 bad input, 3 undecided.
             With manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute), the routes come \
-            from them and the policy gives the target, identity, load and statistics. Circuit breakers and retries and \
+            from them and the policy gives the target, identity, load and statistics; expect.access's cells that no rule \
+            decides take their decisions from Istio's AuthorizationPolicy and PeerAuthentication or Linkerd's Server, \
+            AuthorizationPolicy and ServerAuthorization (docs/verify.md). Circuit breakers and retries and \
             timeouts (expect.circuitBreaker, expect.retries, or from the manifests) run as procedures after the splits.
             --check reads and checks the policy and the manifests (with the overrides) without the identity's files or a \
             network and prints the plan; --target, --svid-dir and --set change the policy's fields before it is read.
@@ -23,7 +25,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Argument(help: "The policy file (meshprobe.policy/v1).", completion: .file(extensions: ["yaml", "yml"]))
     var file: String
 
-    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check.",
+    @Argument(help: "Mesh manifests (Istio VirtualService/DestinationRule, Gateway API or Linkerd HTTPRoute; multi-document YAML): the routes to check; with expect.access, the authorization manifests that decide its open cells.",
               completion: .file(extensions: ["yaml", "yml"]))
     var manifests: [String] = []
 

@@ -63,4 +63,35 @@ import Testing
                                + "http://127.0.0.1:9090/metrics, metrics pushed to http://pushgateway:9091 (not written, served or pushed: --check)"), "\(text)")
         #expect(lines.last == "  other changes (not shown above): --set expect.routing=per-connection", "\(text)")
     }
+
+    @Test func aPolicysPlanListsEveryAccessCellWithItsDecisionAndSourceOrWhyItIsNotChecked() throws {
+        var policy = try loadPolicy("""
+            expect:
+              access:
+                callers: [plaintext, anonymous]
+                requests: [{path: /a}, {method: POST, path: /b}]
+                rules: [{callers: [plaintext, anonymous], requests: [{path: /a}], expect: allow}]
+            """, routesElsewhere: true)
+        var access = try #require(policy.access)
+        for i in access.cells.indices where access.cells[i].expected == nil {
+            if access.cells[i].caller == .plaintext {
+                (access.cells[i].expected, access.cells[i].source) = (.deny, "mesh.yaml:4 PeerAuthentication ns/default (STRICT): STRICT refuses plaintext")
+            } else {
+                access.cells[i].notChecked = "mesh.yaml:9 AuthorizationPolicy ns/ext: CUSTOM: the provider opa decides this request"
+            }
+        }
+        access.notChecked = ["mesh.yaml:20 AuthorizationPolicy ns/audit: AUDIT marks requests for logging and decides nothing"]
+        policy.access = access
+        let lines = CheckPlan.lines(policy: policy, manifests: ["mesh.yaml"], configuration: LoadConfiguration(plan: policy.scenario.plan),
+                                    outputs: CheckPlan.Outputs(ReportOutputs(), json: nil, pushgateway: nil))
+        let first = try #require(lines.firstIndex { $0.hasPrefix("    access (4 cells, 3 tries each on fresh connections;") }, "\(lines)")
+        // Matrix order: anonymous before plaintext, requests by name.
+        #expect(Array(lines[(first + 1)...(first + 5)]) == [
+            "      anonymous -> GET /a: allow (\(policy.file):7 expect.access.rules[0])",
+            "      anonymous -> POST /b: not checked: mesh.yaml:9 AuthorizationPolicy ns/ext: CUSTOM: the provider opa decides this request",
+            "      plaintext -> GET /a: allow (\(policy.file):7 expect.access.rules[0])",
+            "      plaintext -> POST /b: deny (mesh.yaml:4 PeerAuthentication ns/default (STRICT): STRICT refuses plaintext)",
+            "      not checked in the manifests: mesh.yaml:20 AuthorizationPolicy ns/audit: AUDIT marks requests for logging and decides nothing",
+        ], "\(lines)")
+    }
 }

@@ -76,6 +76,56 @@ import Testing
         }
     }
 
+    @Test func accessCellsTheRulesLeaveOpenAreDecidedByTheAuthorizationManifestsAndNothingElseIsNeeded() throws {
+        var policy = try loadPolicy("""
+            service: reviews.bookinfo
+            expect:
+              access:
+                callers: [plaintext]
+                requests: [{path: /reviews/1}, {method: POST, path: /admin/x}]
+                rules: [{callers: [plaintext], requests: [{path: /reviews/1}], expect: deny}]
+            """, routesElsewhere: true)
+        let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-authz-\(UUID().uuidString).yaml").path
+        try """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-admin-writes, namespace: bookinfo}
+            spec:
+              action: DENY
+              rules: [{to: [{operation: {methods: [POST], paths: ["/admin*"]}}]}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: allow-all, namespace: bookinfo}
+            spec: {rules: [{}]}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: ratings, namespace: bookinfo}
+            spec: {selector: {matchLabels: {app: ratings}}}
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: manifest) }
+        var notes: [String] = []
+        // No route, pool or retry in the manifests: the access matrix is enough to check.
+        try ManifestMerge.importManifests([manifest], into: &policy, policyFile: "policy.yaml") { notes.append($0) }
+        let access = try #require(policy.access)
+        try access.checkDecided()
+        // The rule's cell keeps the rule's decision; the open one takes the DENY policy's, with its place.
+        #expect(access.cells.map(\.expected) == [.deny, .deny])
+        #expect(access.cells[0].source.contains("expect.access.rules[0]"), "\(access.cells[0].source)")
+        #expect(access.cells[1].source == "\(manifest):1 AuthorizationPolicy bookinfo/no-admin-writes: a DENY rule matches", "\(access.cells[1].source)")
+        #expect(notes.contains { $0.contains("not checked: AuthorizationPolicy bookinfo/ratings: selector app=ratings does not select the target reviews") }, "\(notes)")
+        #expect(!notes.contains { $0.contains("no VirtualService or HTTPRoute found") }, "\(notes)")
+
+        // The same manifests for a policy without expect.access: each is named as not checked.
+        var plain = try self.policy(expect: "  map: {reviews-blue: v1}")
+        notes = []
+        #expect(throws: ExitError.self) {
+            try ManifestMerge.importManifests([manifest], into: &plain, policyFile: "policy.yaml") { notes.append($0) }
+        }
+        #expect(notes.filter { $0.hasSuffix("the policy declares no expect.access") }.count == 3, "\(notes)")
+    }
+
     @Test func skippingTheProceduresLeavesTheRoutesAndNamesEachProcedure() throws {
         var policy = try policy(expect: "  circuitBreaker: {maxRequests: 4}")
         var imported = ImportedRoutes()

@@ -191,20 +191,15 @@ public enum AccessCheck {
     /// it names one), over TLS as the caller or in plaintext.
     static func configuration(_ base: LoadConfiguration, cell: AccessCell, attempts: Int, tls: TLSContext?) -> LoadConfiguration {
         var c = base
-        guard var target = base.plan.targets.first else { return c }
-        target.path = cell.request.path
-        if let port = cell.request.port { target.port = port }
+        guard let first = base.plan.targets.first else { return c }
+        let (target, headers) = cell.sent(to: first, headers: base.plan.headers)
         if cell.caller == .plaintext {
             // HTTP/1.1, the plaintext every port that takes plaintext reads (h2c's preface is HTTP/2's alone).
-            target.scheme = .http
-            target.serverName = nil
             c.plan.httpVersion = .http1
         }
         c.plan.targets = [target]
         c.plan.method = cell.request.method
-        let names = Set(cell.request.headers.keys)
-        c.plan.headers = base.plan.headers.filter { !names.contains($0.name.lowercased()) }
-            + cell.request.headers.sorted { $0.key < $1.key }.map { HTTP2HeaderPair($0.key, $0.value) }
+        c.plan.headers = headers
         c.plan.requests = attempts
         c.plan.duration = nil
         c.plan.connections = 1

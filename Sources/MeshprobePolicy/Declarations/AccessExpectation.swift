@@ -103,6 +103,23 @@ public struct AccessCell: Sendable, Equatable {
 
     /// The cell's stable name in every report: `access: CALLER -> METHOD PATH`.
     public var name: String { "access: \(caller) -> \(request)" }
+
+    /// Where and what a try of this cell sends, from the policy's target and request headers: the request's port in
+    /// place of the target's, plain HTTP for `plaintext` (no SNI), and the request's headers over the policy's of the
+    /// same name. The access check sends this and the manifest importers judge it, so both see one request.
+    public func sent(to base: LoadTarget, headers: [HTTP2HeaderPair]) -> (target: LoadTarget, headers: [HTTP2HeaderPair]) {
+        var target = base
+        target.path = request.path
+        if let port = request.port { target.port = port }
+        if caller == .plaintext {
+            target.scheme = .http
+            target.serverName = nil
+        }
+        let names = Set(request.headers.keys)
+        let merged = headers.filter { !names.contains($0.name.lowercased()) }
+            + request.headers.sorted { $0.key < $1.key }.map { HTTP2HeaderPair($0.key, $0.value) }
+        return (target, merged)
+    }
 }
 
 /// An SVID a policy holds for calling as another workload (`identities:`), by its SPIFFE ID, or `foreign`.

@@ -47,11 +47,12 @@ public enum ManifestImporter {
     /// is taken; several are an error that says to choose.
     public static func importRoutes(files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
                                     service given: ServiceHost? = nil) throws(YAMLInputError) -> ImportedRoutes {
-        var virtualServices: [YAMLValue] = []
-        var httpRoutes: [YAMLValue] = []
-        var subsetVersions: [String: [String: String]] = [:]  // host -> subset -> version label
-        var out = ImportedRoutes()
-        var documents: [(file: String, document: YAMLValue)] = []
+        try importRoutes(documents: try documents(files: files), files: files, recognizer: recognizer, statistics: statistics, service: given)
+    }
+
+    /// Every document of `files` (multi-document YAML), in order.
+    public static func documents(files: [String]) throws(YAMLInputError) -> [YAMLValue] {
+        var documents: [YAMLValue] = []
         for file in files {
             let data: [UInt8]
             do { data = try InputFile.read(file, limit: .yaml) } catch {
@@ -60,7 +61,25 @@ public enum ManifestImporter {
             guard let text = String(bytes: data, encoding: .utf8) else {
                 throw YAMLInputError(file: file, line: 1, column: 1, field: "", message: "the file is not UTF-8 text")
             }
-            for document in try YAMLValue.parseAll(text, file: file) { documents.append((file, document)) }
+            documents += try YAMLValue.parseAll(text, file: file)
+        }
+        return documents
+    }
+
+    /// `importRoutes(files:...)` on documents already read from `files`. Authorization manifests are
+    /// `AccessImporter`'s and are passed over here; with `forAccess` (the policy has `expect.access`), so are the
+    /// inbound routes of Linkerd Servers and the Services, Namespaces and workloads it reads, and no note says that no
+    /// route was found.
+    public static func importRoutes(documents all: [YAMLValue], files: [String], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
+                                    service given: ServiceHost? = nil, forAccess: Bool = false) throws(YAMLInputError) -> ImportedRoutes {
+        var virtualServices: [YAMLValue] = []
+        var httpRoutes: [YAMLValue] = []
+        var subsetVersions: [String: [String: String]] = [:]  // host -> subset -> version label
+        var out = ImportedRoutes()
+        var documents: [(file: String, document: YAMLValue)] = []
+        for document in all where try !AccessImporter.isAuthorization(document) {
+            if forAccess, try AccessImporter.isInboundRoute(document) { continue }
+            documents.append((document.file, document))
         }
         var service = given
         if service == nil { service = try onlyService(in: documents.map(\.document)) }
@@ -153,7 +172,7 @@ public enum ManifestImporter {
                     } else {
                         out.notes.append("\(file): \(kind) \(name): Linkerd reads retry and timeout annotations on Services and routes only: not checked")
                     }
-                } else {
+                } else if !(forAccess && AccessImporter.contextKinds.contains(kind)) {
                     out.notes.append("\(file): ignored \(kind.isEmpty ? "a document without kind" : "\(kind) \(name)") (not a VirtualService, DestinationRule or HTTPRoute)")
                 }
             }
@@ -253,7 +272,7 @@ public enum ManifestImporter {
             out.routes += gateway.routes
             out.notes += gateway.notes
         }
-        if virtualServices.isEmpty && httpRoutes.isEmpty {
+        if virtualServices.isEmpty && httpRoutes.isEmpty && !forAccess {
             out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
         }
         return out
