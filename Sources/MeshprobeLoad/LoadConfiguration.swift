@@ -38,10 +38,10 @@ public struct LoadConfiguration: Sendable {
     /// Keep the last flow step's response (status and body, any status) in `LoadResult.lastStepResponse`; for
     /// one-shot requests, whose body is the point.
     public var keepLastStepResponse = false
-    /// Sees every recorded response (after the warm-up), on the event loop of the worker that got it, so from
-    /// several threads at once. Returning true ends the run early, as decided rather than aborted: a sequential
-    /// test has its verdict.
-    public var responseObserver: (@Sendable (_ identity: WorkloadIdentity, _ status: Int) -> Bool)?
+    /// Sees every recorded response (after the warm-up): who answered, the status and the failure's class (nil: a
+    /// success), on the event loop of the worker that got it, so from several threads at once. Returning true ends
+    /// the run early, as decided rather than aborted: a sequential test has its verdict.
+    public var responseObserver: (@Sendable (_ identity: WorkloadIdentity, _ status: Int, _ failure: FailureClass?) -> Bool)?
     /// Sees the run connection by connection (a split test whose sample is a connection); nil (the default) costs
     /// nothing.
     public var connectionObserver: (any ConnectionObserver)?

@@ -33,6 +33,8 @@ public struct TimelinePoint: Sendable, Equatable {
     /// The second's latency histogram (`LatencyHistogram.timelineLatency()`, microseconds) in HdrHistogram's
     /// compressed V2 encoding; empty when the second had no response.
     public var histogram: [UInt8]
+    /// The second's responses by the workload identity that answered them (they add up to `responses`).
+    public var identities: [WorkloadIdentity: Int]
 
     public init(_ bucket: TimelineBucket) {
         second = bucket.second
@@ -41,6 +43,7 @@ public struct TimelinePoint: Sendable, Equatable {
         succeeded = bucket.succeeded
         failed = bucket.failed
         late = bucket.late
+        identities = bucket.identities
         let h = bucket.latency
         let percentiles = h.highestEquivalentValues(atPercentiles: [50, 90, 99])
         p50 = percentiles[0]
@@ -63,6 +66,7 @@ public struct TimelinePoint: Sendable, Equatable {
         bucket.succeeded = succeeded
         bucket.failed = failed
         bucket.late = late
+        bucket.identities = identities
         if !histogram.isEmpty { bucket.latency = latency }
         return bucket
     }
@@ -79,18 +83,42 @@ public struct TimelineBucket: Sendable {
     public var late = 0
     /// Latency of the responses completed in this second, microseconds.
     public var latency = LatencyHistogram.timelineLatency()
+    /// Responses by the workload identity that answered them, once the bucket has left its worker (`label`).
+    public var identities: [WorkloadIdentity: Int] = [:]
+    /// Responses by identity while one worker counts, indexed by that worker's identity indices (`SeriesTable`):
+    /// counting a response is an array increment, no hashing. The indices mean nothing outside the worker, so a
+    /// bucket is labelled before it leaves it, and only labelled buckets merge.
+    private(set) var responsesByIdentityIndex: [Int] = []
 
     public init(second: Int) {
         self.second = second
     }
 
+    /// Counts a response of the worker's identity `index`.
+    @inline(__always) mutating func countResponse(identityIndex index: Int) {
+        if index >= responsesByIdentityIndex.count {
+            responsesByIdentityIndex.append(contentsOf: repeatElement(0, count: index + 1 - responsesByIdentityIndex.count))
+        }
+        responsesByIdentityIndex[index] &+= 1
+    }
+
+    /// Turns the worker's identity indices into the identities themselves (`identities[i]` is index i's).
+    mutating func label(_ identities: [WorkloadIdentity]) {
+        for (index, count) in responsesByIdentityIndex.enumerated() where count > 0 {
+            self.identities[identities[index], default: 0] += count
+        }
+        responsesByIdentityIndex = []
+    }
+
     public mutating func merge(_ other: TimelineBucket) {
+        assert(other.responsesByIdentityIndex.isEmpty, "a bucket merges once labelled: its identity indices are its worker's")
         sent += other.sent
         responses += other.responses
         succeeded += other.succeeded
         failed += other.failed
         late += other.late
         latency.merge(other.latency)
+        identities.merge(other.identities, uniquingKeysWith: +)
     }
 }
 
@@ -123,6 +151,11 @@ struct OpenSeconds: Sendable {
 
     var all: [TimelineBucket] { buckets.filter { $0.sent > 0 || $0.responses > 0 || $0.failed > 0 } }
     var isEmpty: Bool { all.isEmpty }
+
+    /// Labels every bucket's identity counts (see `TimelineBucket.label`).
+    mutating func label(_ identities: [WorkloadIdentity]) {
+        for i in buckets.indices { buckets[i].label(identities) }
+    }
 }
 
 /// Counts by HTTP status without hashing: an array indexed by the status code.
@@ -336,7 +369,9 @@ public struct LoadResult: Sendable {
         warmupRequests += other.warmupRequests
         loopLag.merge(other.loopLag)
         cpuSeconds = max(cpuSeconds, other.cpuSeconds)
-        for bucket in other.openSeconds.all {
+        for var bucket in other.openSeconds.all {
+            // A worker's result is labelled when handed over; one that was not (counted in place) is labelled here.
+            bucket.label(other.seriesTable.identities)
             openSeconds.update(bucket.second) { $0.merge(bucket) }
         }
         if !other.timeline.isEmpty {
@@ -380,9 +415,11 @@ public struct LoadResult: Sendable {
         var lastSeries = 0
     }
 
-    /// Turns the worker's packed series into labelled ones (once, when the worker's result is handed over).
+    /// Turns the worker's packed series and the open seconds' identity counts into labelled ones (once, when the
+    /// worker's result is handed over).
     public mutating func labelSeries(_ context: SeriesContext) {
         metrics.merge(seriesTable.metrics(context))
+        openSeconds.label(seriesTable.identities)
         seriesTable = SeriesTable()
     }
 
@@ -403,15 +440,11 @@ public struct LoadResult: Sendable {
         if ok { succeeded += 1 } else { failed += 1 }
         _ = latency.record(max(1, latencyMicros))
         _ = serviceLatency.record(max(1, serviceMicros))
-        bucket(second) { bucket in
-            bucket.responses += 1
-            if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
-            _ = bucket.latency.record(max(1, latencyMicros))
-        }
         // In place (`slot!`), not through a copy: a copy retains and releases the identity's four strings.
         if slot != nil, slot!.generation == identityGeneration, slot!.identity == identity {
             Self.update(&identities.values[slot!.index], ok: ok, status: status, latencyMicros: latencyMicros)
             recordSeries(&slot!, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
+            recordSecond(second, ok: ok, latencyMicros: latencyMicros, identityIndex: slot!.seriesIdentity)
             return
         }
         if identities.index(forKey: identity) == nil {
@@ -423,7 +456,18 @@ public struct LoadResult: Sendable {
         var fresh = IdentitySlot(identity: identity, index: index, generation: identityGeneration,
                                  seriesIdentity: seriesTable.intern(identity))
         recordSeries(&fresh, status: status, latencyMicros: latencyMicros, target: target, route: route, failure: failure)
+        recordSecond(second, ok: ok, latencyMicros: latencyMicros, identityIndex: fresh.seriesIdentity)
         slot = fresh
+    }
+
+    /// One response into its second: the counts, the latency, and its identity's count (by the series table's index).
+    @inline(__always) private mutating func recordSecond(_ second: Int, ok: Bool, latencyMicros: UInt64, identityIndex: Int) {
+        bucket(second) { bucket in
+            bucket.responses += 1
+            if ok { bucket.succeeded += 1 } else { bucket.failed += 1 }
+            _ = bucket.latency.record(max(1, latencyMicros))
+            bucket.countResponse(identityIndex: identityIndex)
+        }
     }
 
     /// One response into its series: no hashing when the connection's previous response had the same key.
@@ -451,9 +495,11 @@ public struct LoadResult: Sendable {
         openSeconds.update(second, body)
     }
 
-    /// Removes and returns the open seconds before `limit` (all of them when nil).
+    /// Removes and returns the open seconds before `limit` (all of them when nil), labelled (they leave the worker).
     mutating func takeOpenSeconds(before limit: Int?) -> [TimelineBucket] {
-        openSeconds.take(before: limit)
+        var taken = openSeconds.take(before: limit)
+        for i in taken.indices { taken[i].label(seriesTable.identities) }
+        return taken
     }
 
     /// Turns every open second into a finished point (at the end of a run).

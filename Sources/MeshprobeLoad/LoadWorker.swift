@@ -415,7 +415,7 @@ final class LoadWorker {
                               serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t),
                               target: target, route: ticket.iteration.map { $0.step + 1 } ?? 0, failure: failure, slot: &slot)
         if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
-        if let observer = configuration.responseObserver, observer(identity, status) {
+        if let observer = configuration.responseObserver, observer(identity, status, failure) {
             decided?()
         }
         if let observer = configuration.connectionObserver,

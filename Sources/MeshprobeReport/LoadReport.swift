@@ -100,6 +100,10 @@ public struct LoadReport: Codable, Sendable {
         public var workload: String
         public var version: String
         public var cluster: String
+        /// The identity this row is about (its four fields).
+        public var workloadIdentity: WorkloadIdentity {
+            WorkloadIdentity(identity: identity, workload: workload, version: version, cluster: cluster)
+        }
         public var requests: Int
         public var share: Double
         public var succeeded: Int
@@ -168,16 +172,22 @@ public struct LoadReport: Codable, Sendable {
         /// The second's latency histogram (2 significant digits, microseconds), HdrHistogram compressed V2 in base64;
         /// absent without responses: what `merge` adds up to recompute a merged second's percentiles.
         public var histogram: String?
+        /// The second's responses by the identity that answered them: entry i counts `workloads[i]`'s, trailing zeros
+        /// left out (they add up to `responses`). Absent in a second without responses, and in results written before
+        /// it was kept (a merge with such a result leaves it out of the seconds that result has responses in).
+        public var responsesByWorkload: [Int]?
         enum CodingKeys: String, CodingKey {
             case second, sent, responses, succeeded, failed, late, histogram
             case p50Ms = "p50_ms"
             case p90Ms = "p90_ms"
             case p99Ms = "p99_ms"
             case maxMs = "max_ms"
+            case responsesByWorkload = "responses_by_workload"
         }
 
         public init(second: Int, sent: Int = 0, responses: Int = 0, succeeded: Int = 0, failed: Int = 0, late: Int = 0,
-                    p50Ms: Double? = nil, p90Ms: Double? = nil, p99Ms: Double? = nil, maxMs: Double? = nil, histogram: String? = nil) {
+                    p50Ms: Double? = nil, p90Ms: Double? = nil, p99Ms: Double? = nil, maxMs: Double? = nil, histogram: String? = nil,
+                    responsesByWorkload: [Int]? = nil) {
             self.second = second
             self.sent = sent
             self.responses = responses
@@ -189,14 +199,29 @@ public struct LoadReport: Codable, Sendable {
             self.p99Ms = p99Ms
             self.maxMs = maxMs
             self.histogram = histogram
+            self.responsesByWorkload = responsesByWorkload
         }
 
-        /// A finished second of a run, with its percentiles and its histogram.
-        public init(_ point: TimelinePoint) {
+        /// A finished second of a run, with its percentiles, its histogram and its responses by identity (`workloads`:
+        /// each identity's index in the result's `workloads`).
+        public init(_ point: TimelinePoint, workloads: [WorkloadIdentity: Int]) {
             func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
             self.init(second: point.second, sent: point.sent, responses: point.responses, succeeded: point.succeeded,
                       failed: point.failed, late: point.late, p50Ms: ms(point.p50), p90Ms: ms(point.p90), p99Ms: ms(point.p99),
-                      maxMs: ms(point.max), histogram: point.histogram.isEmpty ? nil : HistogramCodec.encode(compressed: point.histogram))
+                      maxMs: ms(point.max), histogram: point.histogram.isEmpty ? nil : HistogramCodec.encode(compressed: point.histogram),
+                      responsesByWorkload: Self.byWorkload(point.identities, workloads))
+        }
+
+        /// Counts by identity as an array in the order of `workloads` (identity to index), trailing zeros left out;
+        /// nil when there are none.
+        static func byWorkload(_ counts: [WorkloadIdentity: Int], _ workloads: [WorkloadIdentity: Int]) -> [Int]? {
+            var out: [Int] = []
+            for (identity, count) in counts where count > 0 {
+                guard let i = workloads[identity] else { continue }
+                if i >= out.count { out += repeatElement(0, count: i + 1 - out.count) }
+                out[i] += count
+            }
+            return out.isEmpty ? nil : out
         }
     }
 
@@ -323,7 +348,8 @@ public struct LoadReport: Codable, Sendable {
         iterationsCompleted = configuration.plan.flow.isEmpty ? nil : result.iterationsCompleted
         series = result.metrics.sorted.map { Series(labels: $0.labels, stats: $0.stats) }
         histograms = Histograms(result, open: configuration.plan.model.isOpen)
-        timeline = result.timeline.map(Second.init)
+        let rows = Self.indices(workloads)
+        timeline = result.timeline.map { Second($0, workloads: rows) }
         thresholds = evaluate(configuration.plan.thresholds)
     }
 
@@ -392,6 +418,11 @@ public struct LoadReport: Codable, Sendable {
             out.append(String(format: "the generator used %.0f%% of the %d cores it may run on: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))
         }
         return out
+    }
+
+    /// Each workload row's index, by its identity.
+    static func indices(_ workloads: [Workload]) -> [WorkloadIdentity: Int] {
+        Dictionary(workloads.enumerated().map { ($1.workloadIdentity, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Identities by request count, largest first, then by label.

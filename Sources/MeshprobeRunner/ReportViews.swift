@@ -47,7 +47,8 @@ extension VerifyReport {
                 timeline: (v.evidence.timeline ?? []).map { RunReport.Event(at: $0.at, text: $0.event) },
                 tolerance: v.kind == "split" ? v.evidence.tolerance : nil, trajectory: v.evidence.trajectory ?? [],
                 connections: v.kind == "split" ? v.evidence.sampling?.connections ?? v.evidence.connections : nil,
-                observed: v.kind == "split" ? [:] : v.evidence.observed, declared: v.kind == "split" ? [:] : v.evidence.declared)
+                observed: v.kind == "split" ? [:] : v.evidence.observed, declared: v.kind == "split" ? [:] : v.evidence.declared,
+                overTime: v.evidence.overTime)
         }
     }
 

@@ -166,6 +166,9 @@ extension VerifyReport {
                 test: "limits are per client proxy: each caller's sidecar counts on its own (envoy#24579, istio#37009); "
                     + "this is one client's view", declaredAt: site.position)
         }
+        if let series = outcome.overTime, !outcome.checks.isEmpty {
+            verdicts[verdicts.count - 1].evidence.overTime = OverTime(series)
+        }
     }
 
     /// Adds one connection-pool check (kind `circuit_breaker`) as it was judged: decided or not, on its requests, at
@@ -267,5 +270,17 @@ extension VerifyReport {
         let verdict = Verdict(kind: "slo", name: "SLO: \(check.name)", passed: check.passed, decided: check.decided, reason: check.reason,
                               evidence: evidence)
         appendVerdict(verdict)
+    }
+}
+
+extension VerifyReport.OverTime {
+    /// A circuit-breaker procedure's series as the verify result keeps it (times to the millisecond).
+    init(_ series: CircuitBreakerCheck.OverTime) {
+        func ms(_ t: Double) -> Double { (t * 1000).rounded() / 1000 }
+        self.init(interval: series.interval,
+                  phases: series.phases.map { Phase(name: $0.name, concurrency: $0.concurrency, start: ms($0.start), end: ms($0.end)) },
+                  points: series.points.map {
+                      Point(at: ms($0.at), held: $0.held, succeeded: $0.succeeded, overflow: $0.overflow, failed: $0.failed)
+                  })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeSpec
@@ -41,7 +42,8 @@ extension EndToEnd.ReportOutputTests {
           });
           const out = document.createElement('pre');
           out.id = 'layout';
-          out.textContent = JSON.stringify({viewport: vw, charts: charts.map(c => Math.round(c.getBoundingClientRect().width)), problems});
+          out.textContent = JSON.stringify({viewport: vw, charts: charts.map(c => Math.round(c.getBoundingClientRect().width)),
+            titles: charts.map(c => c.querySelector('title').textContent), problems});
           document.body.appendChild(out);
         })();
         </script>
@@ -50,6 +52,8 @@ extension EndToEnd.ReportOutputTests {
     struct Layout: Decodable {
         var viewport: Int
         var charts: [Int]
+        /// Each chart's title, in the order of `charts`.
+        var titles: [String]
         var problems: [String]
     }
 
@@ -90,13 +94,22 @@ extension EndToEnd.ReportOutputTests {
         return result
     }
 
-    func expectLaidOut(_ html: String, name: String, in dir: URL, charts: Int) async throws {
+    /// Lays the page out and expects it to fit; `titles`: charts (by the start of their title) that must be there,
+    /// laid out with the rest.
+    func expectLaidOut(_ html: String, name: String, in dir: URL, charts: Int, titles: [String] = []) async throws {
         let found = try await layout(html, name: name, in: dir)
         #expect(found.viewport == Self.viewport.width)
         #expect(found.charts.count >= charts, "\(name): \(found.charts)")
         // The charts use the page: the narrowest (two side by side) takes more than a third of the viewport.
         #expect(found.charts.allSatisfy { $0 > Self.viewport.width / 3 }, "\(name): chart widths \(found.charts)")
         #expect(found.problems.isEmpty, "\(name):\n\(found.problems.joined(separator: "\n"))")
+        for title in titles { #expect(found.titles.contains { $0.hasPrefix(title) }, "\(name): no chart '\(title)' in \(found.titles)") }
+    }
+
+    /// The lines of the throughput-by-identity chart in `page`: each line's group title (`NAME: N responses`).
+    func identityLines(_ page: String) -> [String] {
+        let pattern = try! NSRegularExpression(pattern: "<g class=\"ident [a-z0-9]+\"><title>([^<]*)</title>")
+        return pattern.matches(in: page, range: NSRange(page.startIndex..., in: page)).map { String(page[Range($0.range(at: 1), in: page)!]) }
     }
 
     /// Negative control: the layout check sees a page wider than the viewport, a chart wider than its place, and
@@ -122,22 +135,72 @@ extension EndToEnd.ReportOutputTests {
     @Test func loadAndDemoReportsFitAt1280() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }
+        let canary = try await startEcho(version: "v2", tls: nil)
+        defer { Task { await canary.close() } }
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // 4.5 s: per-second charts with a partial last second; 1 s: a histogram.
-        for (name, duration, charts) in [("load-long", "4.5s", 3), ("load-short", "1s", 2)] {
+        // 4.5 s over two workloads (connections alternate between them): per-second charts with a partial last
+        // second, throughput by identity a line each; 1 s: a histogram.
+        let both = ["http://127.0.0.1:\(echo.port)/reviews", "http://127.0.0.1:\(canary.port)/reviews"]
+        for (name, urls, duration, charts) in [("load-long", both, "4.5s", 4), ("load-short", [both[0]], "1s", 2)] {
             let html = dir.appendingPathComponent("\(name).html").path
-            let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/reviews", "--rate", "200", "-d", duration, "--quiet",
-                                                      "--html", html], timeout: 60)
+            let out = try await run(meshprobeBinary, ["load"] + urls + ["-c", "2", "--rate", "200", "-d", duration, "--quiet", "--html", html], timeout: 60)
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             let page = try String(contentsOfFile: html, encoding: .utf8)
             #expect(page.contains(name == "load-long" ? "<title>throughput: " : "<title>latency histogram: "))
-            try await expectLaidOut(html, name: name, in: dir, charts: charts)
+            if name == "load-long" {
+                let lines = identityLines(page)
+                #expect(lines.count == 2, "\(lines)")
+                #expect(lines.contains { $0.hasPrefix("reviews/v1: ") } && lines.contains { $0.hasPrefix("reviews/v2: ") }, "\(lines)")
+            }
+            try await expectLaidOut(html, name: name, in: dir, charts: charts, titles: name == "load-long" ? ["throughput by identity: "] : [])
         }
+        // The demo's circuit breaker (behind HAProxy) over time.
         let demo = dir.appendingPathComponent("demo.html").path
         let out = try await run(meshprobeBinary, ["demo", "-n", "4000", "--html", demo], timeout: 90)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-        try await expectLaidOut(demo, name: "demo", in: dir, charts: 5)
+        let haproxy = which("haproxy") != nil
+        try await expectLaidOut(demo, name: "demo", in: dir, charts: haproxy ? 6 : 4, titles: haproxy ? ["circuit breaker over time: "] : [])
+    }
+
+    /// A load answered by a dozen identities with long names (a broken setup): six lines and "other", their names
+    /// at the lines' ends inside the chart, apart from each other.
+    @Test func aLoadOfManyIdentitiesFitsAt1280() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var result = LoadResult()
+        let identities = (1...12).map {
+            WorkloadIdentity(identity: "spiffe://cluster.local/ns/bookinfo/sa/reviews", workload: "reviews-with-a-rather-long-name", version: "v\($0)")
+        }
+        for second in 0..<5 {
+            var bucket = TimelineBucket(second: second)
+            for (i, identity) in identities.enumerated() {
+                // Nearly equal counts, so that the lines' ends crowd: their names must still not cover each other.
+                let n = second == 4 ? (60 - i) / 2 : 60 - i
+                bucket.responses += n
+                bucket.succeeded += n
+                bucket.identities[identity] = n
+                for _ in 0..<n { _ = bucket.latency.record(UInt64(800 + 10 * i)) }
+                result.identities[identity, default: IdentityStats()].requests += n
+                result.identities[identity, default: IdentityStats()].succeeded += n
+                for _ in 0..<n { _ = result.latency.record(UInt64(800 + 10 * i)) }
+            }
+            result.responses += bucket.responses
+            result.succeeded += bucket.succeeded
+            result.timeline.append(TimelinePoint(bucket))
+        }
+        result.elapsedSeconds = 4.5
+        let configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:8080/reviews")])
+        let load = RunReport.Load(name: "reviews", result: result, configuration: configuration)
+        let report = RunReport(command: "load", title: "reviews", inputs: [], version: "test", commandLine: ["meshprobe", "load"], startedAt: Date(),
+                               seconds: 4.5, sections: [RunReport.Section(name: "load", seconds: 4.5, loads: [load])])
+        let html = dir.appendingPathComponent("identities.html")
+        let page = HTMLReport(report).render()
+        try page.write(to: html, atomically: true, encoding: .utf8)
+        let lines = identityLines(page)
+        #expect(lines.count == 7, "six identities and the rest: \(lines)")
+        #expect(lines.last?.hasPrefix("other (6): ") == true, "\(lines)")
+        try await expectLaidOut(html.path, name: "identities", in: dir, charts: 4, titles: ["throughput by identity: "])
     }
 
     /// A game day with crowded markers, a step name longer than a line and a load per step.
@@ -146,9 +209,10 @@ extension EndToEnd.ReportOutputTests {
         defer { Task { await echo.close() } }
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // 3.5 s of about 100 requests a second (per-second charts), and 200 requests at once (a histogram).
+        // 3.5 s of about 100 requests a second, a tenth failing (per-second charts, failed bars ending with a partial
+        // second), and 200 requests at once (a histogram).
         let url = "http://127.0.0.1:\(echo.port)/reviews"
-        let steady = try await runLoad([url], connections: 1, streams: 1) {
+        let steady = try await runLoad([url + "?status=503:10"], connections: 1, streams: 1) {
             $0.plan.requests = nil
             $0.plan.duration = 3.5
             $0.plan.model = .closed(concurrency: nil, thinkTime: 0.01)
@@ -163,16 +227,38 @@ extension EndToEnd.ReportOutputTests {
             timeline: [RunReport.Event(at: 0.1, text: "fault f1 set"), RunReport.Event(at: 0.15, text: "reviews-v1 ejected after 5 errors"),
                        RunReport.Event(at: 0.2, text: "reviews-v2 ejected after 5 errors"), RunReport.Event(at: 3.4, text: "reviews-v1 back after 3 s"),
                        RunReport.Event(at: 3.5, text: "fault f1 cleared")])
+        // A circuit breaker's two phases over time, as `verify` keeps them: 10 at once, then 22 with overflow replies.
+        let declared: [String: Double] = ["max_requests": 10, "max_pending": 1, "hold_ms": 100]
+        let points: [VerifyReport.OverTime.Point] = (0..<24).map { (i: Int) -> VerifyReport.OverTime.Point in
+            VerifyReport.OverTime.Point(at: Double(i) / 10, held: i == 0 ? 9 : 10, succeeded: i == 0 ? 0 : 100, overflow: i >= 15 ? 110 : 0,
+                                        failed: i == 20 ? 3 : 0)
+        }
+        let phases = [VerifyReport.OverTime.Phase(name: "at the limit", concurrency: 10, start: 0, end: 1.52),
+                      VerifyReport.OverTime.Phase(name: "above it", concurrency: 22, start: 1.53, end: 2.37)]
+        let series = VerifyReport.OverTime(interval: 0.1, phases: phases, points: points)
+        let breaker = [
+            RunReport.Check(kind: "circuit_breaker", name: "circuit breaker (reviews): above the limit (22 concurrent): overflow replies, fast", status: .passed,
+                            summary: "", seconds: 2.4,
+                            observed: ["concurrency": 22, "overflow": 990, "overflow_p50_ms": 1.2, "overflow_p99_ms": 4.5, "requests": 1500] as [String: Double],
+                            declared: declared),
+            RunReport.Check(kind: "circuit_breaker", name: "circuit breaker (reviews): the service (all endpoints together) never had more than 10 in flight",
+                            status: .passed, summary: "", seconds: 2.4, observed: ["limit": 10, "peak_in_flight_service": 10, "requests": 3000],
+                            declared: declared, overTime: series),
+        ]
         let report = RunReport(
             command: "gameday", title: "reviews game day", inputs: ["gamedays/reviews.yaml"], version: "test", commandLine: ["meshprobe", "gameday"],
-            startedAt: Date(), seconds: 40, sections: [
+            startedAt: Date(), seconds: 42.4, sections: [
                 RunReport.Section(name: "baseline", offset: 0, seconds: 2, loads: [load]),
                 RunReport.Section(name: long, offset: 2, seconds: 0.4, notes: ["f1 on v1: status 503 (cleared)"], loads: [short]),
                 RunReport.Section(name: "eject v1", offset: 2.4, seconds: 30, checks: [outlier]),
                 RunReport.Section(name: "after", offset: 32.4, seconds: 8, loads: [load]),
+                RunReport.Section(name: "breaker", offset: 40.4, seconds: 2.4, checks: breaker),
             ])
         let html = dir.appendingPathComponent("gameday.html")
-        try HTMLReport(report).render().write(to: html, atomically: true, encoding: .utf8)
-        try await expectLaidOut(html.path, name: "gameday", in: dir, charts: 8)
+        let page = HTMLReport(report).render()
+        try page.write(to: html, atomically: true, encoding: .utf8)
+        // The steps' loads end with a partial second: their failed bars there are rates, drawn lighter.
+        #expect(page.contains("<rect class=\"failed partial\""))
+        try await expectLaidOut(html.path, name: "gameday", in: dir, charts: 10, titles: ["circuit breaker over time: ", "ejections: "])
     }
 }

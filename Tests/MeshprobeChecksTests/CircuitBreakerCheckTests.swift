@@ -114,3 +114,66 @@ import Testing
         #expect(unstamped.reason?.contains("may not hold requests") == true, "\(unstamped)")
     }
 }
+
+/// The procedure over time: its phases, the most the upstream held in each interval (estimated as the in-flight
+/// check estimates its peak), and the responses by kind.
+@Suite struct CircuitBreakerOverTimeTests {
+    typealias Response = CircuitBreakerCheck.Response
+
+    /// Over the whole procedure, the intervals' most held at once is the in-flight check's peak, whatever the arrivals.
+    @Test func theIntervalsPeaksAreTheChecksPeak() {
+        var state: UInt64 = 7
+        func random() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        for round in 0..<50 {
+            let hold = 0.02 + random() * 0.2
+            let arrivals = (0..<(20 + round * 5)).map { _ in random() * 3 }.sorted()
+            let responses = arrivals.map { Response(phase: 0, at: $0, kind: .succeeded, stamped: true) }
+            let phases = [CircuitBreakerCheck.OverTime.Phase(name: "p", concurrency: 10, start: 0, end: 3)]
+            let series = CircuitBreakerCheck.overTime(responses, phases: phases, hold: hold)
+            let peak = series.points.compactMap(\.held).max() ?? 0
+            #expect(peak == CircuitBreakerCheck.peakHeldAtOnce(arrivals: arrivals, hold: hold), "round \(round), hold \(hold)")
+        }
+    }
+
+    /// Answers held 100 ms, one every 20 ms from 0.105 s to 0.505 s: each was held before it arrived, so five are
+    /// held at once from the first interval (before any answer) on, and one in the interval of the last answer.
+    @Test func eachIntervalHoldsItsOwnMost() {
+        let arrivals = (0...20).map { Response(phase: 0, at: 0.105 + Double($0) * 0.02, kind: .succeeded, stamped: true) }
+        let phases = [CircuitBreakerCheck.OverTime.Phase(name: "at the limit", concurrency: 5, start: 0, end: 0.75)]
+        let series = CircuitBreakerCheck.overTime(arrivals, phases: phases, hold: 0.1)
+        #expect(series.interval == 0.1)
+        #expect(series.points.map(\.at) == [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+        // The margin (a tenth of the hold) keeps back-to-back answers apart: 90 ms windows, answers 20 ms apart.
+        #expect(series.points.map { $0.held ?? -1 } == [5, 5, 5, 5, 5, 1, 0, 0])
+        #expect(series.points.map(\.succeeded) == [0, 5, 5, 5, 5, 1, 0, 0])
+    }
+
+    @Test func responsesAreCountedByKindAndPhasesKept() {
+        let phases = [CircuitBreakerCheck.OverTime.Phase(name: "at the limit", concurrency: 10, start: 0, end: 1.02),
+                      CircuitBreakerCheck.OverTime.Phase(name: "above it", concurrency: 22, start: 1.03, end: 1.61)]
+        let responses = [Response(phase: 0, at: 0.55, kind: .succeeded, stamped: true), Response(phase: 1, at: 1.25, kind: .overflow, stamped: false),
+                         Response(phase: 1, at: 1.27, kind: .overflow, stamped: false), Response(phase: 1, at: 1.28, kind: .failed, stamped: false),
+                         Response(phase: 1, at: 1.60, kind: .succeeded, stamped: false)]
+        let series = CircuitBreakerCheck.overTime(responses, phases: phases, hold: nil)
+        #expect(series.phases == phases)
+        #expect(series.points.count == 17)
+        #expect(series.points.allSatisfy { $0.held == nil }, "no hold: the upstream's view is not estimated")
+        #expect(series.points[5].succeeded == 1)
+        #expect(series.points[12].overflow == 2 && series.points[12].failed == 1)
+        #expect(series.points[16].succeeded == 1, "an unstamped success still counts as a reply")
+    }
+
+    /// A long procedure gets longer intervals, so the series stays small.
+    @Test func aLongProcedureGetsLongerIntervals() {
+        #expect(CircuitBreakerCheck.interval(for: 3) == 0.1)
+        #expect(CircuitBreakerCheck.interval(for: 60) == 0.1)
+        #expect(CircuitBreakerCheck.interval(for: 61) == 0.25)
+        #expect(CircuitBreakerCheck.interval(for: 400) == 1)
+        #expect(CircuitBreakerCheck.interval(for: 100_000) == 167)
+        let long = CircuitBreakerCheck.overTime([], phases: [.init(name: "p", concurrency: 1, start: 0, end: 1000)], hold: 1)
+        #expect(long.points.count <= CircuitBreakerCheck.mostPoints && long.interval == 2)
+    }
+}

@@ -183,5 +183,11 @@ import Testing
         // Near the bottom the column moves up instead of out of the chart.
         let low = SVGChart.spread([295, 296], gap: 14, top: 0, bottom: 300)
         #expect(low.max()! <= 300 && abs(low[1] - low[0]) >= 14 - 1e-9, "\(low)")
+        // A crowd at the bottom moves up as far as it must, and a label well above it stays by its line.
+        let crowd = SVGChart.spread([120, 247, 247, 248, 248, 249, 249], gap: 14, top: 0, bottom: 280)
+        #expect(crowd[0] == 120, "\(crowd)")
+        #expect(crowd.max()! <= 280, "\(crowd)")
+        let sortedCrowd = crowd.sorted()
+        #expect(zip(sortedCrowd, sortedCrowd.dropFirst()).allSatisfy { $1 - $0 >= 14 - 1e-9 }, "\(crowd)")
     }
 }

@@ -78,4 +78,62 @@ import Testing
         #expect(html.contains("<title>ejections: outlier detection (DestinationRule reviews): ejected</title>"))
         #expect(html.contains("ejected 1.20 s, back 3.40 s (2.20 s out)"))
     }
+
+    /// A circuit breaker's two phases over time: 10 at once for 1.02 s, then 22 at once until `end`, the upstream
+    /// holding 10 throughout, overflow replies in the second phase.
+    func overTime(end: Double = 1.62) -> VerifyReport.OverTime {
+        let points = (0..<17).map { i -> VerifyReport.OverTime.Point in
+            let above = i >= 10
+            return VerifyReport.OverTime.Point(at: (Double(i) * 100).rounded() / 1000, held: i == 16 ? 6 : 10, succeeded: 10,
+                                              overflow: above ? 60 : 0, failed: i == 12 ? 1 : 0)
+        }
+        return VerifyReport.OverTime(interval: 0.1, phases: [.init(name: "at the limit", concurrency: 10, start: 0, end: 1.02),
+                                                            .init(name: "above it", concurrency: 22, start: 1.03, end: end)], points: points)
+    }
+
+    @Test func aCircuitBreakerOverTimeIsDrawnAgainstItsLimit() throws {
+        let svg = SVGChart.circuitBreakerOverTime(overTime(), limit: 10, pending: 1, title: "t")
+        for words in ["at the limit: 10 at once", "above it: 22 at once", ">limit 10<", ">admitted 11<", "sent at once by the client",
+                      "held by the upstream at once", "overflow: refused for the limit", "succeeded (lowest)", "other failures (highest)",
+                      "420 overflow replies"] {
+            #expect(svg.contains(words), "\(words)")
+        }
+        #expect(svg.components(separatedBy: "<rect class=\"phase ").count - 1 == 2)
+        // The last 0.02 s (from 1.6 s to the end at 1.62 s) is a sliver: it joins the interval before it, whose 0.12 s
+        // then hold both intervals' replies, as a rate over that time.
+        let spans = SVGChart.intervals(overTime())
+        #expect(spans.count == 16)
+        let tail = try #require(spans.last)
+        #expect(!tail.partial && abs(tail.length - 0.12) < 1e-9)
+        #expect(tail.point.overflow == 120 && tail.point.held == 10)
+        #expect(abs(tail.rate(tail.point.overflow) - 1000) < 1e-6)
+        // Ending at 1.65 s, the last 0.05 s is an interval of its own, partial: its 60 overflow replies are 1200/s.
+        let partial = try #require(SVGChart.intervals(overTime(end: 1.65)).last)
+        #expect(partial.partial && abs(partial.length - 0.05) < 1e-9 && abs(partial.rate(partial.point.overflow) - 1200) < 1e-6)
+        #expect(SVGChart.circuitBreakerOverTime(overTime(end: 1.65), limit: 10, pending: 1, title: "t").contains("lighter: the last 0.05 s"))
+        // Without a hold there is no upstream line, and no limit without a declared one.
+        var unheld = overTime()
+        unheld.points = unheld.points.map { var p = $0; p.held = nil; return p }
+        let bare = SVGChart.circuitBreakerOverTime(unheld, limit: nil, pending: nil, title: "t")
+        #expect(!bare.contains("held by the upstream") && !bare.contains("limit 10"))
+    }
+
+    @Test func theSeriesTravelsInTheVerifyResultAndIsDrawnWithItsProcedure() throws {
+        var verify = VerifyReport(file: "policy.yaml")
+        verify.appendProcedureCheck(kind: "circuit_breaker", name: "circuit breaker (demo): the service never had more than 10 in flight", passed: true,
+                                    reason: nil, observed: ["limit": 10, "requests": 300], declared: ["max_requests": 10, "max_pending": 1],
+                                    test: "t")
+        verify.verdicts[0].evidence.overTime = overTime()
+        let back = try JSONDecoder().decode(VerifyReport.self, from: try JSONEncoder().encode(verify))
+        #expect(back.verdicts[0].evidence.overTime == overTime())
+        let json = try #require(String(data: try JSONEncoder().encode(verify), encoding: .utf8))
+        #expect(json.contains("\"over_time\"") && json.contains("\"interval\":0.1"))
+        var checks = breakerChecks()
+        checks[2].overTime = overTime()
+        var report = try sampleReport(command: "verify")
+        report.sections = [RunReport.Section(name: "verify", seconds: 4, checks: checks)]
+        let html = HTMLReport(report).render()
+        #expect(html.contains("<title>circuit breaker over time: circuit breaker (demo)</title>"))
+        #expect(html.contains(">admitted 11<"))
+    }
 }

@@ -80,4 +80,32 @@ import Testing
         #expect(svg.contains("1 baseline"))
         #expect(!svg.contains("…"), "no name is cut")
     }
+
+    /// A game day's failed requests per second: the last 0.3 s of a step's load is a bar 0.3 s wide at its rate,
+    /// drawn lighter, not a whole second's bar a third as high.
+    @Test func failedBarsOfAPartialSecondAreItsRate() throws {
+        let failures = [SVGChart.FailedSpan(at: 10, length: 1, count: 30), SVGChart.FailedSpan(at: 11, length: 1, count: 30),
+                        SVGChart.FailedSpan(at: 12, length: 0.3, count: 9)]
+        let svg = SVGChart.timeline(events: [], bands: [SVGChart.Band(name: "step", start: 10, end: 12.3, status: .failed)], failures: failures, title: "t")
+        let pattern = try NSRegularExpression(pattern: "<rect class=\"failed( partial)?\" x=\"[0-9.]+\" y=\"[0-9.]+\" width=\"([0-9.]+)\" height=\"([0-9.]+)\"")
+        let bars = pattern.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { m in
+            (partial: m.range(at: 1).location != NSNotFound, width: Double(svg[Range(m.range(at: 2), in: svg)!])!,
+             height: Double(svg[Range(m.range(at: 3), in: svg)!])!)
+        }
+        #expect(bars.count == 3)
+        #expect(bars.map(\.partial) == [false, false, true])
+        #expect(abs(bars[2].height - bars[0].height) < 0.2, "30/s, as the whole seconds: \(bars)")
+        #expect(bars[2].width < bars[0].width * 0.4, "\(bars)")
+        #expect(svg.contains("9 failed in 0.30 s (30.0/s)"))
+        #expect(svg.contains("failed requests per second (most: 30/s); lighter: a partial second"))
+    }
+
+    /// The game day's chart takes each step's load seconds as the load charts do: the last partial one as partial.
+    @Test func aGameDaysLoadEndsWithItsPartialSecond() throws {
+        var report = try sampleReport()
+        report.sections[0].loads[0].report.summary.elapsedSeconds = 2.5
+        let html = HTMLReport(report).render()
+        #expect(html.contains("<rect class=\"failed partial\""))
+        #expect(html.contains("2 failed in 0.50 s (4.0/s)"))
+    }
 }

@@ -35,6 +35,8 @@ public enum CircuitBreakerCheck {
         public var checks: [ProcedureCheck]
         /// What the procedure did not check, and why.
         public var notes: [String] = []
+        /// Both phases over time: what the client sent at once, the most the upstream held, the responses by kind.
+        public var overTime: OverTime?
     }
 
     /// A limit checked against the peak a stamp reported: passes when 0 < peak <= limit. Without a stamp the check
@@ -60,24 +62,6 @@ public enum CircuitBreakerCheck {
             if merged == nil { merged = stats } else { merged?.merge(stats) }
         }
         return (count, merged)
-    }
-
-    /// Arrival times of the stamped successful responses, shared with the workers' event loops.
-    // @unchecked: every access to the mutable state holds `lock`.
-    final class Arrivals: @unchecked Sendable {
-        private let lock = NSLock()
-        private let start = ContinuousClock.now
-        private var times: [Double] = []
-
-        func observe(_ identity: WorkloadIdentity, status: Int) -> Bool {
-            guard (200..<400).contains(status), !identity.workload.isEmpty || !identity.version.isEmpty else { return false }
-            let d = ContinuousClock.now - start
-            let t = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-            lock.withLock { times.append(t) }
-            return false
-        }
-
-        var all: [Double] { lock.withLock { times } }
     }
 
     /// The most requests held at the same instant, from the arrival times of answers each held `hold` seconds by the
@@ -113,24 +97,31 @@ public enum CircuitBreakerCheck {
                 base.plan.targets[i].path += base.plan.targets[i].path.contains("?") ? "&\(delay)" : "?\(delay)"
             }
         }
-        func phase(_ concurrency: Int) async throws -> Phase {
+        let recorder = Recorder()
+        var lags: [Double] = []
+        func phase(_ name: String, concurrency: Int) async throws -> Phase {
             var c = base
-            let arrivals = Arrivals()
-            c.responseObserver = { identity, status in arrivals.observe(identity, status: status) }
+            c.responseObserver = { identity, status, failure in recorder.observe(identity, status: status, failure: failure) }
             c.plan.connections = min(concurrency, 4)
             c.plan.streamsPerConnection = (concurrency + c.plan.connections - 1) / c.plan.connections
             // Exactly `concurrency` in flight, whatever the rounding of streams per connection.
             c.plan.model = .closed(concurrency: .constant(Double(concurrency)), thinkTime: 0)
+            recorder.beginPhase(name, concurrency: concurrency)
             let result = try await LoadGenerator(configuration: c, group: group).run()
+            recorder.endPhase()
             let (count, stats) = overflow(in: result)
+            let lag = Double(result.loopLag.max) / 1e6
+            lags.append(lag)
             return Phase(concurrency: concurrency, result: result, overflow: count, overflowLatency: stats,
                          servicePeak: expectation.hold.map {
-                             peakHeldAtOnce(arrivals: arrivals.all, hold: $0, lag: Double(result.loopLag.max) / 1e6)
+                             peakHeldAtOnce(arrivals: recorder.arrivals(phase: lags.count - 1), hold: $0, lag: lag)
                          })
         }
-        let below = try await phase(expectation.maxRequests)
-        let above = try await phase(max(expectation.admitted * 2, expectation.admitted + 4))
+        let below = try await phase("at the limit", concurrency: expectation.maxRequests)
+        let above = try await phase("above it", concurrency: max(expectation.admitted * 2, expectation.admitted + 4))
         var outcome = Outcome(expectation: expectation, below: below, above: above, checks: evaluate(expectation, below: below, above: above))
+        let (responses, phases) = recorder.all
+        outcome.overTime = overTime(responses, phases: phases, hold: expectation.hold, lag: lags)
         if expectation.hold == nil {
             outcome.notes.append("\(expectation.source): with hold 0s (a target that holds requests on its own, not the echo) the upstream's in-flight count is not checked: it needs the echo's stamp and hold")
         }

@@ -88,7 +88,7 @@ public enum OutlierDetectionCheck {
         c.plan.warmup = 0
         c.plan.churn = .reuse
         c.plan.guards = []
-        c.responseObserver = { identity, status in recorder.observe(identity, status: status) }
+        c.responseObserver = { identity, status, _ in recorder.observe(identity, status: status) }
         return Task { try await LoadGenerator(configuration: c, group: group).run() }
     }
 

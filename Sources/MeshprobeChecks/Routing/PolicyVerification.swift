@@ -366,7 +366,7 @@ public enum PolicyVerification {
         configuration.plan.duration = wait.timeout
         configuration.plan.requests = nil
         configuration.plan.warmup = 0
-        configuration.responseObserver = { identity, status in watcher.observe(identity, status: status) }
+        configuration.responseObserver = { identity, status, _ in watcher.observe(identity, status: status) }
         let started = ContinuousClock.now
         let result = try await LoadGenerator(configuration: configuration, group: group).run()
         let elapsed = ContinuousClock.now - started

@@ -276,7 +276,7 @@ public enum ResultMerger {
         c.peerIdentities = all.reduce([:]) { add($0, $1.connections.peerIdentities) }
         c.callersSeenByServer = all.reduce([:]) { add($0, $1.connections.callersSeenByServer) }
         out.connections = c
-        out.timeline = mergedTimeline(all.map(\.timeline))
+        out.timeline = mergedTimeline(all.map { ($0.timeline, $0.workloads) }, workloads: out.workloads)
         // steps, in the first result's order
         var steps: [String: (LoadReport.Step, LatencyHistogram)] = [:]
         var order: [String] = []
@@ -327,10 +327,14 @@ public enum ResultMerger {
     /// Timelines merged second by second from each run's start: counts add, and the seconds' histograms merge, so each
     /// merged second's percentiles are recomputed exactly as a run computes its own (`TimelinePoint`). A second with
     /// responses but no histogram in some input (a result from before the histograms were kept) has counts only.
-    public static func mergedTimeline(_ timelines: [[LoadReport.Second]]) -> [LoadReport.Second] {
+    /// Responses by identity add up by identity: each input's `responses_by_workload` indexes its own `workloads`, the
+    /// merged one `workloads`; a second with responses without them in some input (an older result) has none.
+    public static func mergedTimeline(_ timelines: [(seconds: [LoadReport.Second], workloads: [LoadReport.Workload])],
+                                      workloads: [LoadReport.Workload]) -> [LoadReport.Second] {
         var buckets: [Int: TimelineBucket] = [:]
         var withoutHistogram = Set<Int>()
-        for timeline in timelines {
+        var withoutIdentities = Set<Int>()
+        for (timeline, rows) in timelines {
             for p in timeline {
                 var part = TimelineBucket(second: p.second)
                 part.sent = p.sent
@@ -343,13 +347,28 @@ public enum ResultMerger {
                 } else if p.responses > 0 {
                     withoutHistogram.insert(p.second)
                 }
+                if let counts = p.responsesByWorkload {
+                    for (i, count) in counts.enumerated() where count > 0 && i < rows.count {
+                        part.identities[rows[i].workloadIdentity, default: 0] += count
+                    }
+                } else if p.responses > 0 {
+                    withoutIdentities.insert(p.second)
+                }
                 buckets[p.second, default: TimelineBucket(second: p.second)].merge(part)
             }
         }
+        let rows = LoadReport.indices(workloads)
         return buckets.values.sorted { $0.second < $1.second }.map { bucket in
-            guard withoutHistogram.contains(bucket.second) else { return LoadReport.Second(TimelinePoint(bucket)) }
-            return LoadReport.Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
-                                     failed: bucket.failed, late: bucket.late)
+            var second: LoadReport.Second
+            if withoutHistogram.contains(bucket.second) {
+                second = LoadReport.Second(second: bucket.second, sent: bucket.sent, responses: bucket.responses, succeeded: bucket.succeeded,
+                                           failed: bucket.failed, late: bucket.late,
+                                           responsesByWorkload: LoadReport.Second.byWorkload(bucket.identities, rows))
+            } else {
+                second = LoadReport.Second(TimelinePoint(bucket), workloads: rows)
+            }
+            if withoutIdentities.contains(bucket.second) { second.responsesByWorkload = nil }
+            return second
         }
     }
 

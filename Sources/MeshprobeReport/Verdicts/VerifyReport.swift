@@ -52,6 +52,9 @@ public struct VerifyReport: Codable, Sendable {
         public var declaredAt: String? = nil
         /// An access cell: who called, what, what was declared and what the tries showed.
         public var access: AccessCellEvidence? = nil
+        /// A circuit-breaker procedure over time (with its last check): its phases, requests in flight at the upstream,
+        /// and the responses by kind, interval by interval.
+        public var overTime: OverTime? = nil
 
         public init(requests: Int, counts: [String: Int], declared: [String: Double], observed: [String: Double], tolerance: Double,
                     falseFailRate: Double, missRate: Double, test: String, truncated: Bool, unsuccessfulResponses: Int,
@@ -92,6 +95,7 @@ public struct VerifyReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case requests, declared, observed, test, match, connections, propagation, timeline, scope, sampling, trajectory, access
             case declaredAt = "declared_at"
+            case overTime = "over_time"
             case countsIfAny = "counts"
             case toleranceIfAny = "tolerance"
             case truncatedIfAny = "truncated"
@@ -113,6 +117,56 @@ public struct VerifyReport: Codable, Sendable {
         public init(samples: Int, counts: [String: Int]) {
             self.samples = samples
             self.counts = counts
+        }
+    }
+
+    /// A procedure over time (a circuit breaker's phases): what was sent at once, what the upstream held, and what
+    /// came back, interval by interval, seconds from the start of the procedure.
+    public struct OverTime: Codable, Sendable, Equatable {
+        /// A phase: requests sent at once (`concurrency`) from `start` to `end`.
+        public struct Phase: Codable, Sendable, Equatable {
+            public var name: String
+            public var concurrency: Int
+            public var start: Double
+            public var end: Double
+
+            public init(name: String, concurrency: Int, start: Double, end: Double) {
+                self.name = name
+                self.concurrency = concurrency
+                self.start = start
+                self.end = end
+            }
+        }
+
+        /// The interval from `at` to `at` + `interval`.
+        public struct Point: Codable, Sendable, Equatable {
+            public var at: Double
+            /// The most successful requests the upstream held at once, estimated from the answers' arrival times and
+            /// the hold; absent without a hold.
+            public var held: Int?
+            public var succeeded: Int
+            /// Overflow replies: a proxy refusing for a limit.
+            public var overflow: Int
+            /// Other failed responses.
+            public var failed: Int
+
+            public init(at: Double, held: Int?, succeeded: Int, overflow: Int, failed: Int) {
+                self.at = at
+                self.held = held
+                self.succeeded = succeeded
+                self.overflow = overflow
+                self.failed = failed
+            }
+        }
+
+        public var interval: Double
+        public var phases: [Phase]
+        public var points: [Point]
+
+        public init(interval: Double, phases: [Phase], points: [Point]) {
+            self.interval = interval
+            self.phases = phases
+            self.points = points
         }
     }
 

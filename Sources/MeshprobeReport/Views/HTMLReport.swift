@@ -96,7 +96,7 @@ public struct HTMLReport {
         guard report.command == "gameday" else { return "" }
         var bands: [SVGChart.Band] = []
         var events: [RunReport.Event] = []
-        var failures: [(at: Double, count: Int)] = []
+        var failures: [SVGChart.FailedSpan] = []
         for section in report.sections where !section.skipped {
             bands.append(SVGChart.Band(name: section.name, start: section.offset, end: section.offset + section.seconds, status: section.status))
             events.append(RunReport.Event(at: section.offset, text: "step '\(section.name)' starts", kind: .info))
@@ -108,7 +108,7 @@ public struct HTMLReport {
                 events.append(RunReport.Event(at: section.offset + section.seconds, text: "\(section.name): \(problem)", kind: .error))
             }
             for load in section.loads {
-                failures += load.report.timeline.map { (section.offset + Double($0.second), $0.failed) }
+                failures += load.report.timelineSpans().map { SVGChart.FailedSpan(at: section.offset + $0.start, length: $0.length, count: $0.second.failed) }
             }
         }
         events.sort { $0.at < $1.at }
@@ -151,6 +151,12 @@ public struct HTMLReport {
         for (name, checks) in breakers {
             guard let chart = SVGChart.circuitBreaker(checks, title: "circuit breaker: \(name)") else { continue }
             out += "<h3>\(e(name)) \(badge(RunReport.Section(name: name, seconds: 0, checks: checks).status))</h3>\n" + chart
+            if let series = checks.compactMap(\.overTime).first, !series.points.isEmpty {
+                let declared = checks.first?.declared ?? [:]
+                out += "<figure><figcaption>In flight against the limit, and the replies, over time</figcaption>"
+                out += SVGChart.circuitBreakerOverTime(series, limit: declared["max_requests"], pending: declared["max_pending"],
+                                                       title: "circuit breaker over time: \(name)") + "</figure>\n"
+            }
         }
         for check in timelines {
             out += "<h3>Timeline: \(e(check.name))</h3>\n"
@@ -205,10 +211,18 @@ public struct HTMLReport {
             out += bins.isEmpty ? "<p class=\"note\">no responses</p>" : SVGChart.histogram(bins, title: "latency histogram: \(load.name)")
             out += "</figure>\n"
         } else {
-            out += "<figure><figcaption>Latency over time (per second)</figcaption>"
+            // A load run in phases (verify's by-connection splits) counts each phase's seconds from its own start, and
+            // the result does not say when each phase began: its charts overlay the phases, and say so.
+            let phases = r.overlaidPhases
+            let overlaid = phases > 1 ? "; \(phases) load phases overlaid, each from its own start, their seconds added up" : ""
+            out += "<figure><figcaption>Latency over time (per second\(overlaid))</figcaption>"
             out += SVGChart.latencyOverTime(spans, title: "latency over time: \(load.name)") + "</figure>\n"
-            out += "<figure><figcaption>Throughput (responses per second)</figcaption>"
+            out += "<figure><figcaption>Throughput (responses per second\(overlaid))</figcaption>"
             out += SVGChart.throughput(spans, title: "throughput: \(load.name)") + "</figure>\n"
+            if let lines = SVGChart.identityLines(spans, names: SVGChart.identityNames(r.workloads)) {
+                out += "<figure><figcaption>Throughput by identity (responses per second\(overlaid))</figcaption>"
+                out += SVGChart.throughputByIdentity(spans, lines: lines, title: "throughput by identity: \(load.name)") + "</figure>\n"
+            }
         }
         out += "<figure><figcaption>Latency distribution</figcaption>"
         out += load.distribution.isEmpty ? "<p class=\"note\">no responses</p>"
@@ -263,7 +277,13 @@ public struct HTMLReport {
         svg .ejected.open{fill:#cf222e}svg .on-bar{fill:#fff}
         svg .declared{fill:#8c959f}svg .declared-line{stroke:#59636e;stroke-width:1.5;stroke-dasharray:6 4}
         svg .share{stroke-width:2}svg .share.d0{stroke:#0969da}svg .share.d1{stroke:#bc4c00;stroke-dasharray:8 3}
-        svg .share.d2{stroke:#8250df;stroke-dasharray:2 3}svg .share.d3{stroke:#1a7f37;stroke-dasharray:8 3 2 3}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}
+        svg .share.d2{stroke:#8250df;stroke-dasharray:2 3}svg .share.d3{stroke:#1a7f37;stroke-dasharray:8 3 2 3}svg .tolerance{fill:#ddf4ff}svg .observed.ok{fill:#1a7f37}svg .observed.off{fill:#cf222e}svg .failed{fill:#cf222e;opacity:.8}svg rect.failed.partial{opacity:.4;stroke:#1f2328;stroke-dasharray:3 2}
+        svg .ident .line{fill:none;stroke:var(--c);stroke-width:2}svg .ident .dot{fill:var(--c);stroke:var(--c)}svg .ident .dot.partial{fill:#fff;stroke-width:1.5}
+        svg .ident.i0{--c:#0969da}svg .ident.i1{--c:#bc4c00}svg .ident.i1 .line{stroke-dasharray:8 3}svg .ident.i2{--c:#8250df}svg .ident.i2 .line{stroke-dasharray:2 3}
+        svg .ident.i3{--c:#1a7f37}svg .ident.i3 .line{stroke-dasharray:8 3 2 3}svg .ident.i4{--c:#bf3989}svg .ident.i4 .line{stroke-dasharray:4 2}
+        svg .ident.i5{--c:#1b7c83}svg .ident.i5 .line{stroke-dasharray:12 3 3 3 3 3}svg .ident.other{--c:#6e7781}svg .ident.other .line{stroke-dasharray:1 3}
+        svg .phase.p0{fill:#f6f8fa}svg .phase.p1{fill:#eef1f4}svg .cb .step{fill:none;stroke-width:2}svg .cb.client .step{stroke:#0969da}
+        svg .cb.upstream .step{stroke:#bc4c00;stroke-width:3;stroke-opacity:.75}svg .limit.admitted{stroke-dasharray:1 3}
         svg .band{opacity:.25}svg .band.passed{fill:#1a7f37}svg .band.failed{fill:#cf222e}svg .band.undecided{fill:#9a6700}svg .band.skipped{fill:#6e7781}
         svg .band-label{font-weight:600}svg .event line{stroke-width:1.5;stroke-dasharray:3 2}
         svg .event.fault line,svg .event.fault circle{stroke:#8250df;fill:#8250df}svg .event.error line,svg .event.error circle{stroke:#cf222e;fill:#cf222e}

@@ -103,11 +103,13 @@ public struct RunReport: Sendable {
         /// what a procedure's chart draws.
         public var observed: [String: Double]
         public var declared: [String: Double]
+        /// A procedure over time (a circuit breaker's in flight against its limit, and its replies).
+        public var overTime: VerifyReport.OverTime?
 
         public init(kind: String, name: String, status: Status, reason: String? = nil, summary: String, evidence: [String] = [],
                     seconds: Double = 0, shares: [Share] = [], timeline: [Event] = [], tolerance: Double? = nil,
                     trajectory: [VerifyReport.TrajectoryPoint] = [], connections: Int? = nil, observed: [String: Double] = [:],
-                    declared: [String: Double] = [:]) {
+                    declared: [String: Double] = [:], overTime: VerifyReport.OverTime? = nil) {
             self.kind = kind
             self.name = name
             self.status = status
@@ -122,6 +124,7 @@ public struct RunReport: Sendable {
             self.connections = connections
             self.observed = observed
             self.declared = declared
+            self.overTime = overTime
         }
 
         /// The one-line reason a verdict table shows: the reason's first line, else the summary.

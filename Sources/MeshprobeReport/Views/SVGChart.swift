@@ -14,12 +14,12 @@ enum SVGChart {
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v.isFinite ? v : 0) }
 
-    /// A short number for an axis label: 0.25, 12, 1.5k.
+    /// A short number for an axis label: 0.25, 1.25, 12, 1.5k (three significant digits below 100, so that a tick
+    /// at 1.25 never reads 1.2).
     static func label(_ v: Double) -> String {
         if v == 0 { return "0" }
         if abs(v) >= 10_000 { return String(format: "%.0fk", v / 1000) }
         if abs(v) >= 100 || v == v.rounded() { return String(format: "%.0f", v) }
-        if abs(v) >= 1 { return String(format: "%.1f", v) }
         return String(format: "%.3g", v)
     }
 
@@ -71,8 +71,9 @@ enum SVGChart {
         return out + "</svg>"
     }
 
-    /// End labels `gap` apart at least, each as near its wanted position as the others allow (in order, pushed down,
-    /// then the whole column pushed up if it runs past `bottom`).
+    /// End labels `gap` apart at least, each as near its wanted position as the others allow: in order, pushed down,
+    /// then from the bottom up, pushed up as far as the ones below them need (those that run past `bottom`), so a
+    /// crowd at the bottom moves up without taking a label far above it along.
     static func spread(_ wanted: [Double], gap: Double, top: Double, bottom: Double) -> [Double] {
         let order = wanted.indices.sorted { wanted[$0] < wanted[$1] }
         var placed = [Double](repeating: 0, count: wanted.count)
@@ -81,8 +82,11 @@ enum SVGChart {
             placed[i] = max(wanted[i], last + gap, top)
             last = placed[i]
         }
-        let overflow = last - bottom
-        if overflow > 0 { for i in placed.indices { placed[i] -= overflow } }
+        var below = bottom + gap
+        for i in order.reversed() {
+            placed[i] = min(placed[i], below - gap)
+            below = placed[i]
+        }
         return placed
     }
 
@@ -176,7 +180,7 @@ enum SVGChart {
         return out + "</svg>"
     }
 
-    private static func partialNote(_ span: TimelineSpan) -> String {
+    static func partialNote(_ span: TimelineSpan) -> String {
         span.partial ? String(format: " (%.2f s measured)", span.length) : ""
     }
 
@@ -302,15 +306,28 @@ enum SVGChart {
         }
     }
 
+    /// Failed requests in a stretch of the event timeline: `count` in the `length` seconds from `at` (a load's second,
+    /// or the part of it the load ran in).
+    struct FailedSpan: Equatable {
+        var at: Double
+        var length: Double
+        var count: Int
+
+        var rate: Double { Double(count) / length }
+        var partial: Bool { length < 0.999 }
+    }
+
     /// Events on a time axis: bands (game-day steps, numbered, their names in full in a legend below), failed
-    /// requests per second as bars, numbered event markers (the numbers refer to the table beside the chart) stacked
-    /// in as many rows as they need not to overlap (the chart grows a row at a time).
-    static func timeline(events: [RunReport.Event], bands: [Band], failures: [(at: Double, count: Int)], title: String) -> String {
+    /// requests per second as bars (each as wide as the time it covers and as high as its count over that time, so
+    /// a load's last partial second is a narrow bar at its rate, drawn lighter), numbered event markers (the numbers
+    /// refer to the table beside the chart) stacked in as many rows as they need not to overlap (the chart grows a
+    /// row at a time).
+    static func timeline(events: [RunReport.Event], bands: [Band], failures: [FailedSpan], title: String) -> String {
         let left = 20.0, right = 20.0, top = 10.0, markerGap = 18.0, rowHeight = 20.0
         let bandHeight = bands.isEmpty ? 0.0 : 26.0
         let barsHeight = failures.isEmpty ? 0.0 : 50.0
         let plot = width - left - right
-        let span = max(1, max(bands.map(\.end).max() ?? 0, events.map(\.at).max() ?? 0, (failures.map(\.at).max() ?? 0) + 1))
+        let span = max(1, max(bands.map(\.end).max() ?? 0, events.map(\.at).max() ?? 0, failures.map { $0.at + $0.length }.max() ?? 0))
         func x(_ t: Double) -> Double { left + plot * max(0, t) / span }
         let rows = markerRows(events.map { x($0.at) }, gap: markerGap, rows: max(1, events.count))
         let usedRows = Double((rows.max() ?? 0) + 1)
@@ -327,16 +344,19 @@ enum SVGChart {
             if x(b.end) - x(b.start) >= 14 { out += text(x(b.start) + 3, top + 16, String(i + 1), cls: "lbl band-label") }
         }
         if !failures.isEmpty {
-            let most = Double(max(1, failures.map(\.count).max() ?? 1))
+            let most = max(1e-9, failures.map(\.rate).max() ?? 1)
             let base = top + bandHeight + barsHeight
             out += "<line x1=\"\(f(left))\" y1=\"\(f(base))\" x2=\"\(f(width - right))\" y2=\"\(f(base))\" class=\"axis\"/>"
-            for (at, count) in failures where count > 0 {
-                let h = (barsHeight - 8) * Double(count) / most
-                out += "<rect class=\"failed\" x=\"\(f(x(at)))\" y=\"\(f(base - h))\" width=\"\(f(max(1, plot / span - 1)))\" height=\"\(f(h))\"><title>\(count) failed</title></rect>"
+            for failed in failures where failed.count > 0 {
+                let h = (barsHeight - 8) * failed.rate / most
+                let words = failed.partial ? String(format: "%d failed in %.2f s (%.1f/s)", failed.count, failed.length, failed.rate) : "\(failed.count) failed"
+                out += "<rect class=\"failed\(failed.partial ? " partial" : "")\" x=\"\(f(x(failed.at)))\" y=\"\(f(base - h))\" "
+                    + "width=\"\(f(max(1, x(failed.at + failed.length) - x(failed.at) - 1)))\" height=\"\(f(h))\"><title>\(words)</title></rect>"
             }
-            let worst = failures.map(\.count).max() ?? 0
-            out += text(width - right, top + bandHeight + 10, worst > 0 ? "failed requests per second (most: \(worst))" : "no failed requests",
-                        anchor: "end", cls: "note")
+            let worst = failures.filter { $0.count > 0 }.map(\.rate).max()
+            var note = worst.map { "failed requests per second (most: \(label($0.rounded()))/s)" } ?? "no failed requests"
+            if failures.contains(where: { $0.partial && $0.count > 0 }) { note += "; lighter: a partial second" }
+            out += text(width - right, top + bandHeight + 10, note, anchor: "end", cls: "note")
         }
         out += "<line x1=\"\(f(left))\" y1=\"\(f(axisY))\" x2=\"\(f(width - right))\" y2=\"\(f(axisY))\" class=\"axis\"/>"
         // Every marker's line first, then the markers: a line down to a lower row never crosses a marker's number.

@@ -17,12 +17,24 @@ public struct TimelineSpan: Sendable {
     public var responsesPerSecond: Double { Double(second.responses) / length }
     public var succeededPerSecond: Double { Double(second.succeeded) / length }
     public var failedPerSecond: Double { Double(second.failed) / length }
+    /// The responses of `workloads[index]` per second over the span (0 when it has none).
+    public func responsesPerSecond(workload index: Int) -> Double {
+        guard let counts = second.responsesByWorkload, counts.indices.contains(index) else { return 0 }
+        return Double(counts[index]) / length
+    }
 }
 
 extension LoadReport {
     /// A measured stretch shorter than this is added to the second before it: a rate over a sliver of a second is
     /// noise (one response in 10 ms reads as 100/s).
     static let shortestSpan = 0.1
+
+    /// How many load phases the timeline overlays: a load run in phases one after another (verify's by-connection
+    /// splits) has each phase's seconds from the phase's own start, so a second appears once per phase; 1 for a run
+    /// in one piece (and for a merge of shards, whose seconds are merged already).
+    public var overlaidPhases: Int {
+        Dictionary(timeline.map { ($0.second, 1) }, uniquingKeysWith: +).values.max() ?? 1
+    }
 
     /// The timeline's seconds with how long each was measured.
     ///
@@ -40,7 +52,8 @@ extension LoadReport {
         let from = max(0, meta.warmupSeconds)
         let to = from + max(0, summary.elapsedSeconds)
         var spans: [TimelineSpan] = []
-        let unique = Set(timeline.map(\.second)).count == timeline.count ? timeline : ResultMerger.mergedTimeline([timeline])
+        let unique = Set(timeline.map(\.second)).count == timeline.count ? timeline
+            : ResultMerger.mergedTimeline([(timeline, workloads)], workloads: workloads)
         for second in unique.sorted(by: { $0.second < $1.second }) {
             let s = Double(second.second)
             let covered = min(s + 1, to) - max(s, from)
@@ -53,12 +66,22 @@ extension LoadReport {
                 previous.second.succeeded += second.succeeded
                 previous.second.failed += second.failed
                 previous.second.late += second.late
+                previous.second.responsesByWorkload = Self.add(previous.second.responsesByWorkload, second.responsesByWorkload,
+                                                               responses: (previous.second.responses - second.responses, second.responses))
                 spans[spans.count - 1] = previous
                 continue
             }
             spans.append(TimelineSpan(start: start, length: max(length, Self.shortestSpan), second: second))
         }
         return spans
+    }
+
+    /// Two seconds' responses by workload added up; nil when either had responses without them.
+    static func add(_ a: [Int]?, _ b: [Int]?, responses: (Int, Int)) -> [Int]? {
+        if a == nil && responses.0 > 0 || b == nil && responses.1 > 0 { return nil }
+        let a = a ?? [], b = b ?? []
+        let sum = (0..<max(a.count, b.count)).map { (a.indices.contains($0) ? a[$0] : 0) + (b.indices.contains($0) ? b[$0] : 0) }
+        return sum.isEmpty ? nil : sum
     }
 }
 
