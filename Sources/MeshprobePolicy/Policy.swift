@@ -422,6 +422,10 @@ public struct Policy {
                 errors.record(expect.error("expect needs a split: {destination: weight, ...}, routes, slo, access, or a resilience check: circuitBreaker, outlierDetection, retries or maxRequestsPerConnection"))
             }
         }
+        // A policy without a split of its own (SLOs, resilience, access) is named by its file, not "split".
+        if routeValues.isEmpty && f["name"] == nil && scenario.name == nil {
+            policy.name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        }
         var allDestinations = Set<String>()
         for route in routeValues {
             let expectation = errors.attempt { () throws(YAMLInputError) in

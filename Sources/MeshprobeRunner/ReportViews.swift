@@ -48,7 +48,7 @@ extension VerifyReport {
                 tolerance: v.kind == "split" ? v.evidence.tolerance : nil, trajectory: v.evidence.trajectory ?? [],
                 connections: v.kind == "split" ? v.evidence.sampling?.connections ?? v.evidence.connections : nil,
                 observed: v.kind == "split" ? [:] : v.evidence.observed, declared: v.kind == "split" ? [:] : v.evidence.declared,
-                overTime: v.evidence.overTime)
+                overTime: v.evidence.overTime, access: v.evidence.access)
         }
     }
 

@@ -88,9 +88,9 @@ extension EndToEnd {
             let changed = try freePort()
             let peer = try await echo(port: changed, allow: allow.replacingOccurrences(of: "methods: [GET]", with: "methods: [GET, POST]"))
             defer { peer.stop() }
-            let prometheus = pki.path("access.prom")
+            let prometheus = pki.path("access.prom"), html = pki.path("access.html")
             let out = try await run(meshprobeBinary, ["verify", file, "--target", "https://127.0.0.1:\(changed)/", "--quiet", "--json", json,
-                                                      "--junit", junit, "--prometheus", prometheus], timeout: 90)
+                                                      "--junit", junit, "--prometheus", prometheus, "--html", html], timeout: 90)
             #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
             let failing = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL  access") }
             #expect(failing == ["FAIL  access: \(pki.id("frontend")) -> POST /reviews/1: allowed (the workload answered 200), declared deny"], "\(out.stdout)")
@@ -104,6 +104,12 @@ extension EndToEnd {
             #expect(metrics.contains("meshprobe_access_decision{source_principal=\"\(pki.id("frontend"))\",destination_principal=\"\(pki.id("reviews"))\","
                 + "request=\"POST /reviews/1\",decision=\"allow\",expected=\"deny\",origin=\"the workload answered 200\"} 1"), "\(metrics)")
             #expect(metrics.components(separatedBy: "meshprobe_access_decision{").count == 11, "one series per cell")
+            // The HTML report's matrix: one cell per verdict, the contradicted one red with its declaration.
+            let page = try String(contentsOfFile: html, encoding: .utf8)
+            #expect(page.contains("<table class=\"access\">"), "no access matrix")
+            #expect(page.components(separatedBy: "<td class=\"cell passed\"").count == 10, "nine cells as declared")
+            #expect(page.contains("<td class=\"cell failed\" data-status=\"failed\" title=\"declared deny, but allowed: 3 allowed (the workload answered 200)\">"
+                + "<b>allow</b> <small>the workload answered 200</small><br><small>declared deny</small></td>"), "\(page)")
         }
 
         @Test func nginxDenyingByCertificateSubjectIsReadAsDenials() async throws {

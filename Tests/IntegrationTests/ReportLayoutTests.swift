@@ -161,6 +161,10 @@ extension EndToEnd.ReportOutputTests {
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         let haproxy = which("haproxy") != nil
         try await expectLaidOut(demo, name: "demo", in: dir, charts: haproxy ? 6 : 4, titles: haproxy ? ["circuit breaker over time: "] : [])
+        // The demo's access step: its matrix, three cells as declared, inside the page (the layout check above sees a
+        // page wider than the viewport).
+        let page = try String(contentsOfFile: demo, encoding: .utf8)
+        #expect(page.contains("<table class=\"access\">") && page.components(separatedBy: "<td class=\"cell passed\"").count == 4, "no access matrix")
     }
 
     /// A load answered by a dozen identities with long names (a broken setup): six lines and "other", their names

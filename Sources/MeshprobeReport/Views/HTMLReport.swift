@@ -1,5 +1,6 @@
 import Foundation
 import MeshprobeHistogram
+import MeshprobeIdentity
 
 /// A run as one self-contained HTML file (`--html FILE`): inline CSS and inline SVG, no script, nothing fetched (a
 /// Content-Security-Policy forbids it), every piece of text escaped.
@@ -132,9 +133,11 @@ public struct HTMLReport {
         let splits = section.checks.filter { !$0.shares.isEmpty }
         let timelines = section.checks.filter { !$0.timeline.isEmpty }
         let breakers = Self.procedures(section.checks.filter { $0.kind == "circuit_breaker" })
-        guard !splits.isEmpty || !timelines.isEmpty || !breakers.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
+        let access = section.checks.filter { $0.access != nil }
+        guard !splits.isEmpty || !timelines.isEmpty || !breakers.isEmpty || !access.isEmpty || !section.loads.isEmpty || !section.notes.isEmpty else { return "" }
         var out = "<section class=\"part\">\n<h2>\(e(section.name)) \(badge(section.status))</h2>\n"
         if !section.notes.isEmpty { out += "<ul class=\"notes\">" + section.notes.map { "<li>\(e($0))</li>" }.joined() + "</ul>\n" }
+        if !access.isEmpty { out += accessMatrix(access) }
         for check in splits {
             out += "<h3>Split: \(e(check.name)) \(badge(check.status))</h3>\n"
             out += SVGChart.split(check.shares, tolerance: check.tolerance, title: "observed against declared split: \(check.name)")
@@ -171,6 +174,36 @@ public struct HTMLReport {
         }
         for load in section.loads { out += loadDetails(load) }
         return out + "</section>\n"
+    }
+
+    /// The access cells as a matrix, callers by requests, each cell coloured by its verdict: the observed decision,
+    /// who decided it, and the declared one when they differ.
+    private func accessMatrix(_ checks: [RunReport.Check]) -> String {
+        var callers: [String] = []
+        var requests: [String] = []
+        for a in checks.compactMap(\.access) {
+            if !callers.contains(a.caller) { callers.append(a.caller) }
+            if !requests.contains(a.requestText) { requests.append(a.requestText) }
+        }
+        let tries = checks.first?.access?.tries.reduce(0) { $0 + $1.count } ?? 0
+        var out = "<h3>Access matrix <small>observed decision per cell, \(e(counted(tries, "try", plural: "tries"))) each; "
+            + "green: as declared, red: contradicts the declaration, amber: the tries did not decide</small></h3>\n"
+        out += "<table class=\"access\">\n<thead><tr><th>caller \\ request</th>" + requests.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+        for caller in callers {
+            out += "<tr><th>\(e(caller))</th>"
+            for request in requests {
+                guard let check = checks.first(where: { $0.access?.caller == caller && $0.access?.requestText == request }), let a = check.access else {
+                    out += "<td class=\"cell none\">-</td>"
+                    continue
+                }
+                let word = a.observed == "inconclusive" ? "inconclusive" : a.observed
+                let declared = check.status == .failed || a.observed != a.expected ? "<br><small>declared \(e(a.expected))</small>" : ""
+                out += "<td class=\"cell \(check.status.rawValue)\" data-status=\"\(check.status.rawValue)\" title=\"\(e(check.reason ?? check.summary))\">"
+                out += "<b>\(e(word))</b> <small>\(e(a.origin))</small>\(declared)</td>"
+            }
+            out += "</tr>\n"
+        }
+        return out + "</tbody>\n</table>\n"
     }
 
     private func loadDetails(_ load: RunReport.Load) -> String {
@@ -264,6 +297,8 @@ public struct HTMLReport {
         .passed{--c:#1a7f37}.failed{--c:#cf222e}.undecided{--c:#9a6700}.skipped{--c:#6e7781}
         .badge.passed,.badge.failed,.badge.undecided,.badge.skipped{background:var(--c)}dd.failed{color:#cf222e}
         tr.verdict.failed td{background:#fff5f5}tr.verdict.undecided td{background:#fff8e5}
+        table.access{width:auto;max-width:100%}table.access th{font-size:12px}table.access td.cell{min-width:110px;border:1px solid #fff}
+        table.access td.cell.passed{background:#dafbe1}table.access td.cell.failed{background:#ffd8d3}table.access td.cell.undecided{background:#fff1c2}
         .warning{color:#9a6700}.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,480px),1fr));gap:12px}
         figure{margin:4px 0;min-width:0}figcaption{font-weight:600;font-size:13px;margin:4px 0}
         svg.chart{display:block;box-sizing:border-box;width:100%;height:auto;background:#fff;border:1px solid #eaeef2;border-radius:4px}

@@ -105,11 +105,13 @@ public struct RunReport: Sendable {
         public var declared: [String: Double]
         /// A procedure over time (a circuit breaker's in flight against its limit, and its replies).
         public var overTime: VerifyReport.OverTime?
+        /// An access cell: its caller, request, declared and observed decisions (the access matrix).
+        public var access: AccessCellEvidence?
 
         public init(kind: String, name: String, status: Status, reason: String? = nil, summary: String, evidence: [String] = [],
                     seconds: Double = 0, shares: [Share] = [], timeline: [Event] = [], tolerance: Double? = nil,
                     trajectory: [VerifyReport.TrajectoryPoint] = [], connections: Int? = nil, observed: [String: Double] = [:],
-                    declared: [String: Double] = [:], overTime: VerifyReport.OverTime? = nil) {
+                    declared: [String: Double] = [:], overTime: VerifyReport.OverTime? = nil, access: AccessCellEvidence? = nil) {
             self.kind = kind
             self.name = name
             self.status = status
@@ -125,6 +127,7 @@ public struct RunReport: Sendable {
             self.observed = observed
             self.declared = declared
             self.overTime = overTime
+            self.access = access
         }
 
         /// The one-line reason a verdict table shows: the reason's first line, else the summary.
