@@ -41,18 +41,22 @@ extension EndToEnd {
             defer { Task { await echo.close() } }
             let dir = try makeTemporaryDirectory("thresholds")
             defer { removeTemporaryDirectory(dir) }
-            // Half the responses delayed 30 ms, so the limit of 10 ms falls among them. 600 responses each: too few for
-            // p99 (1000 needed), exit 3; merged, 1200 decide it: the p99 is the delayed half's, over the limit.
+            // Every response well under 5 s: 600 each are too few to show p99 under it (1000 needed; no response
+            // beyond the limit to fail it), exit 3; merged, 1200 decide it.
             for name in ["a", "b"] {
-                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/?delay=30ms:50", "-n", "600", "-c", "2",
-                                                          "-m", "20", "--quiet", "--threshold", "p99<10ms", "--json", "\(dir)/\(name).json"])
+                let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "600", "-c", "2",
+                                                          "-m", "20", "--quiet", "--threshold", "p99<5s", "--json", "\(dir)/\(name).json"])
                 #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
                 #expect(out.stdout.contains("600 responses are too few to judge p99: it needs 1000"), "\(out.stdout)")
             }
             // One run after the other: overlaid as if together.
             let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--allow-different-times"])
-            #expect(merged.status == 1, "\(merged.stdout)\(merged.stderr)")
-            #expect(merged.stdout.contains("FAIL  threshold p99<10ms  observed"), "\(merged.stdout)")
+            #expect(merged.status == 0, "\(merged.stdout)\(merged.stderr)")
+            #expect(merged.stdout.contains("PASS  threshold p99<5s"), "\(merged.stdout)")
+            // Half the responses delayed 30 ms: 600 are too few for p99 to pass, but 300 over 10 ms fail it.
+            let slow = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/?delay=30ms:50", "-n", "600", "-c", "2",
+                                                       "-m", "20", "--quiet", "--threshold", "p99<10ms"])
+            #expect(slow.status == 1, "\(slow.stdout)\(slow.stderr)")
         }
     }
 }

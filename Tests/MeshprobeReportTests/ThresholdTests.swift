@@ -39,16 +39,23 @@ import Testing
     }
 
     @Test func aPercentileOnTooFewResponsesIsUndecided() throws {
-        let r = try report(ladder, thresholds: ["p99.9<900ms", "p99<2s"])
-        let fine = try verdict(r, "p99.9<900ms")
+        let r = try report(ladder, thresholds: ["p99.9<999ms", "p99<2s", "p99.9<900ms"])
+        // One response (1000 ms) beyond 999 ms among 1000: too few either way.
+        let fine = try verdict(r, "p99.9<999ms")
         #expect(!fine.decided && !fine.passed)
-        #expect(fine.reason == "1000 responses are too few to judge p99.9: it needs 10000 (10 beyond it)")
+        #expect(fine.reason == "1000 responses are too few to judge p99.9: it needs 10000 (10 beyond it) or 10 on the failing side of the limit")
         #expect(try verdict(r, "p99<2s").decided)  // 1000 is exactly enough for p99
-        let short = try report(Array(ladder.prefix(150)), thresholds: ["p95<100ms", "p95<2s", "p95<1us"])
-        #expect(try !verdict(short, "p95<100ms").decided, "the limit falls among the responses")
-        // Every response under the limit, or over it: any percentile is on that side, however few the responses.
-        #expect(try verdict(short, "p95<2s").decided && verdict(short, "p95<2s").passed)
+        // 100 responses beyond 900 ms: far more than 0.1%, a FAIL on 1000.
+        #expect(try verdict(r, "p99.9<900ms").decided && !verdict(r, "p99.9<900ms").passed)
+        let short = try report(Array(ladder.prefix(150)), thresholds: ["p95<145ms", "p95<2s", "p95<1us", "p95<100ms", "p50>140ms"])
+        #expect(try !verdict(short, "p95<145ms").decided, "5 beyond the limit among 150: too few either way")
+        // 150 fast responses do not show that 95% of many would be: no PASS on a small sample ...
+        #expect(try !verdict(short, "p95<2s").decided)
+        // ... while 10 responses over the limit show more than 5% there, however few the responses: FAIL.
         #expect(try verdict(short, "p95<1us").decided && !verdict(short, "p95<1us").passed)
+        #expect(try verdict(short, "p95<100ms").decided && !verdict(short, "p95<100ms").passed)
+        // A floor: 140 responses under 140 ms fail p50 > 140ms.
+        #expect(try verdict(short, "p50>140ms").decided && !verdict(short, "p50>140ms").passed)
     }
 
     @Test func perIdentityThresholdsReadThatIdentitysResponses() throws {

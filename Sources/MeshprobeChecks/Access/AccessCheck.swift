@@ -62,24 +62,38 @@ public struct AccessObservation: Sendable, Equatable {
             .map { "\($0.count) \($0.kind.rawValue) (\($0.origin))" }.joined(separator: ", ")
     }
 
+    /// Whether a response came from the workload: its stamp (or the configured identity header) says who it is.
+    static func stamped(_ identity: WorkloadIdentity) -> Bool { !identity.workload.isEmpty || !identity.version.isEmpty }
+
     /// Classifies a cell's load (one request per connection) try by try, from its counts.
-    public init(_ r: LoadResult) {
+    /// - Parameter stampsExpected: the target stamps its answers (some cell's answers carried the workload's stamp).
+    ///   Then an unstamped 3xx is a proxy's redirect (an auth proxy's way to deny) and an unstamped 2xx decides
+    ///   nothing; without stamps anywhere, a 2xx or 3xx is the answer of whatever the target is, an allow.
+    public init(_ r: LoadResult, stampsExpected: Bool = false) {
         var entries: [String: Entry] = [:]
         func add(_ kind: AccessTryKind, _ origin: String, _ n: Int) {
             guard n > 0 else { return }
             entries["\(kind.rawValue)|\(origin)", default: Entry(kind: kind, origin: origin, count: 0)].count += n
         }
-        let statuses = r.statuses
-        // 2xx and 3xx: the request went through whatever answered.
-        for (status, n) in statuses where (200..<400).contains(status) {
-            add(.allowed, r.identities.keys.contains { !$0.version.isEmpty || !$0.workload.isEmpty }
-                ? "the workload answered \(status)" : "\(status) response", n)
+        for (identity, stats) in r.identities {
+            if Self.stamped(identity) {
+                // The workload itself answered, whatever its status: the mesh let the request through.
+                for (status, n) in stats.statuses { add(.allowed, "the workload answered \(status)", n) }
+                continue
+            }
+            for (status, n) in stats.statuses where (200..<400).contains(status) {
+                switch (stampsExpected, status) {
+                case (false, _): add(.allowed, "\(status) response", n)
+                case (true, 300..<400): add(.deniedL7, "a redirect (\(status)) without the workload's stamp", n)
+                default: add(.inconclusive, "\(status) without the workload's stamp", n)
+                }
+            }
         }
         for (failure, stats) in r.failedResponses {
             switch failure.origin {
             case .application:
-                // The workload itself answered: the mesh let the request through.
-                add(.allowed, "the workload answered \(failure.reason)", stats.count)
+                // Counted above, with the workload's other answers.
+                break
             case .proxy where failure.reason == FailureClass.Reason.accessDenied:
                 add(.deniedL7, "\(failure.proxy ?? "a proxy") denial" + (failure.flag.map { " (\($0))" } ?? ""), stats.count)
             default:
@@ -149,9 +163,11 @@ public enum AccessCheck {
         guard let expected = cell.expected else { return (false, false, "not checked: \(cell.notChecked ?? "no decision declared")") }
         guard observation.total > 0 else { return (false, false, "undecided: no try was made") }
         guard let observed = observation.decision else {
-            let mixed = Set(observation.tries.map(\.kind.decision)).count > 1 || observation.tries.contains { $0.kind == .inconclusive }
-            return (false, false, "undecided: the tries do not show one decision (\(observation.summary))"
-                + (mixed ? "; each cell is decided only when every try says the same" : ""))
+            if observation.tries.allSatisfy({ $0.kind == .inconclusive }) {
+                return (false, false, "undecided: no try decided (\(observation.summary))")
+            }
+            return (false, false, "undecided: the tries do not show one decision (\(observation.summary)); "
+                + "a cell is decided only when every try says the same")
         }
         if observed == expected { return (true, true, nil) }
         return (false, true, "declared \(expected.rawValue), but \(observed == .allow ? "allowed" : "denied"): \(observation.summary)")
@@ -164,18 +180,22 @@ public enum AccessCheck {
         for cell in expectation.cells where cell.caller != .plaintext && callers[cell.caller] == nil {
             throw MissingCaller(caller: cell.caller, source: cell.source)
         }
-        var outcomes: [CellOutcome] = []
+        var runs: [(cell: AccessCell, result: LoadResult, seconds: Double)] = []
         for cell in expectation.cells {
             if Task.isCancelled { break }
             onCell(cell)
             let c = Self.configuration(configuration, cell: cell, attempts: expectation.attempts, tls: callers[cell.caller])
             let started = ContinuousClock.now
             let result = try await LoadGenerator(configuration: c, group: group).run()
-            let seconds = (ContinuousClock.now - started) / .seconds(1)
-            let observation = AccessObservation(result)
-            let (passed, decided, reason) = judge(cell, observation)
-            outcomes.append(CellOutcome(cell: cell, observation: observation, passed: passed, decided: decided, reason: reason,
-                                        seconds: seconds))
+            runs.append((cell, result, (ContinuousClock.now - started) / .seconds(1)))
+        }
+        // Whether the target stamps its answers is known once every cell has run.
+        let stampsExpected = configuration.plan.identityHeader != nil
+            || runs.contains { $0.result.identities.contains { AccessObservation.stamped($0.key) && $0.value.requests > 0 } }
+        let outcomes = runs.map { run in
+            let observation = AccessObservation(run.result, stampsExpected: stampsExpected)
+            let (passed, decided, reason) = judge(run.cell, observation)
+            return CellOutcome(cell: run.cell, observation: observation, passed: passed, decided: decided, reason: reason, seconds: run.seconds)
         }
         var ids: [AccessCaller: String] = [:]
         for (caller, tls) in callers { if let id = tls.localIdentity?.description { ids[caller] = id } }

@@ -6,10 +6,10 @@ import MeshprobeSpec
 /// A threshold's verdict on a finished load (`thresholds` in the JSON result), decided on the result itself so that a
 /// merged result (shards, `merge`) is judged again on the merged counts and histograms.
 ///
-/// A percentile needs at least `10 / (1 - p)` responses (10 beyond it: 200 for p95, 1000 for p99): on fewer, the
-/// value is little more than the largest few and the verdict is undecided, never a pass or a fail by chance, unless
-/// every response is on one side of the limit (then any percentile is). An error-rate ceiling likewise needs
-/// `10 / limit` requests (1000 for 0.01) or 10 failures.
+/// A percentile needs at least `10 / (1 - p)` responses (10 beyond it: 200 for p95, 1000 for p99), or 10 responses
+/// on the side of the limit that fails it (then more than the percentile allows are there, whatever the size): on
+/// fewer, the value is little more than the largest few and the verdict is undecided, never a pass or a fail by
+/// chance. An error-rate ceiling likewise needs `10 / limit` requests (1000 for 0.01) or 10 failures.
 public struct ThresholdVerdict: Codable, Sendable, Equatable {
     /// As written, without spaces (`version=v2:p99<300ms`): the verdict's name in every report.
     public var threshold: String
@@ -110,11 +110,18 @@ extension LoadReport {
                 micros = Double(LatencySummary.percentile(latency, p))
                 verdict.observedMs = (micros / 10).rounded() / 100
                 let least = Self.minimumSample(percentile: p)
-                // Every response on one side of the limit settles any percentile, whatever the sample's size.
-                let limitMicros = threshold.limit * 1e6
-                let oneSide = Double(latency.min) > limitMicros || Double(latency.max) < limitMicros
-                guard responses >= least || oneSide else {
-                    verdict.reason = "\(counted(responses, "response")) are too few to judge p\(numberText(p)): it needs \(least) (10 beyond it)"
+                // As an error-rate ceiling: 10 responses' worth beyond the percentile, or 10 responses on the side of
+                // the limit that fails it (then the share there is over what the percentile allows, whatever the size).
+                let limitMicros = UInt64(max(0, threshold.limit * 1e6))
+                let ceiling = threshold.comparison == .below || threshold.comparison == .atMost
+                var failing = 0
+                for step in latency.recordedValues() {
+                    let value = latency.lowestEquivalentForValue(step.value)
+                    if ceiling ? value > limitMicros : value < limitMicros { failing += Int(step.count) }
+                }
+                guard responses >= least || failing >= 10 else {
+                    verdict.reason = "\(counted(responses, "response")) are too few to judge p\(numberText(p)): it needs \(least) (10 beyond it) "
+                        + "or 10 on the failing side of the limit"
                     return verdict
                 }
             case .mean: micros = latency.meanValue
