@@ -115,7 +115,7 @@ package enum CheckPlan {
         case .outlierDetection(let e):
             return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
         case .access(let e):
-            return "\(step.name): access, \(counted(e.cells.count, "cell")) (\(e.callers.count) callers x \(e.requests.count) requests), "
+            return "\(step.name): access, \(counted(e.cells.count, "cell")) (of \(counted(e.callers.count, "caller")) and \(counted(e.requests.count, "request"))), "
                 + "\(counted(e.attempts, "try", plural: "tries")) each"
         case .retries(let e):
             return "\(step.name): retries and timeouts (\(e.source))"

@@ -48,6 +48,12 @@ extension VerifyReport {
                                                                                   declared: evidence.declared, tolerance: statistics.tolerance) {
                 verdict = nil
                 reason = failing
+            } else if case .fail? = verdict,
+                      let down = Self.unattributedFailuresReason(
+                          counts: counts, unattributed: outcome.unsuccessful - outcome.unsuccessfulByDestination.values.reduce(0, +),
+                          declared: evidence.declared, tolerance: statistics.tolerance, failures: outcome.result.failureSummary()) {
+                verdict = nil
+                reason = down
             } else if case .fail? = verdict, e.unit == .connection,
                let keyed = Self.clientKeyedReason(counts: counts, declared: evidence.declared, routing: outcome.route.routing.rawValue,
                                                   connections: e.connections) {

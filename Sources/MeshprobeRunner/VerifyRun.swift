@@ -277,7 +277,7 @@ private struct VerifyRun {
         }
         if let access = policy.access {
             if !options.quiet {
-                note("access: \(counted(access.cells.count, "cell")) (\(access.callers.count) callers x \(access.requests.count) requests), "
+                note("access: \(counted(access.cells.count, "cell")) (of \(counted(access.callers.count, "caller")) and \(counted(access.requests.count, "request"))), "
                     + "\(counted(access.attempts, "try", plural: "tries")) each on fresh connections (\(access.source))")
             }
             let outcome = try await AccessCheck.run(access, configuration: configuration, callers: options.accessCallers, group: group)

@@ -102,7 +102,7 @@ extension EndToEnd {
             #expect(xml.contains("<testcase name=\"access: \(pki.id("frontend")) -&gt; POST /reviews/1\""), "\(xml)")
             let metrics = try String(contentsOfFile: prometheus, encoding: .utf8)
             #expect(metrics.contains("meshprobe_access_decision{source_principal=\"\(pki.id("frontend"))\",destination_principal=\"\(pki.id("reviews"))\","
-                + "request=\"POST /reviews/1\",decision=\"allow\",expected=\"deny\",origin=\"the workload answered 200\"} 1"), "\(metrics)")
+                + "request=\"POST /reviews/1\",decision=\"allow\",expected=\"deny\",origin=\"the workload answered 200\",verdict=\"fail\"} 1"), "\(metrics)")
             #expect(metrics.components(separatedBy: "meshprobe_access_decision{").count == 11, "one series per cell")
             // The HTML report's matrix: one cell per verdict, the contradicted one red with its declaration.
             let page = try String(contentsOfFile: html, encoding: .utf8)
@@ -270,7 +270,7 @@ extension EndToEnd {
                           - {callers: ["\(pki.id("frontend"))"], requests: [{method: DELETE, path: /reviews/1}], expect: deny}
                 """)
             let check = try await run(meshprobeBinary, ["gameday", file, "--check"], timeout: 30)
-            #expect(check.status == 0 && check.stdout.contains("1. who may call reviews: access, 4 cells (3 callers x 2 requests), 3 tries each"),
+            #expect(check.status == 0 && check.stdout.contains("1. who may call reviews: access, 4 cells (of 3 callers and 2 requests), 3 tries each"),
                     "\(check.stdout)\(check.stderr)")
             let json = pki.path("access-gameday.json")
             let out = try await run(meshprobeBinary, ["gameday", file, "--quiet", "--json", json], timeout: 90)

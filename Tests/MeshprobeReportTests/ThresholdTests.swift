@@ -184,6 +184,22 @@ import Testing
         #expect(reason.contains("v1 88.2%, v2 11.8%"), "\(reason)")
     }
 
+    /// A canary that is down behind an L7 proxy: its requests fail as the proxy's 503s, which carry no workload's
+    /// stamp; they fill exactly the canary's share, so the FAIL of the successes' split is withheld, saying so.
+    @Test func unstampedFailuresThatFillAShortShareWithholdTheVerdict() throws {
+        let reason = try #require(VerifyReport.unattributedFailuresReason(
+            counts: ["v1": 374], unattributed: 94, declared: ["v1": 0.8, "v2": 0.2], tolerance: 0.05,
+            failures: "proxy: no_server_available (haproxy): 94"))
+        #expect(reason.hasPrefix("undecided: v2 got fewer successful responses than declared while 94 responses failed without a workload's stamp (proxy: no_server_available (haproxy): 94)"), "\(reason)")
+        #expect(reason.hasSuffix("declare an slo (successRate) to fail a canary that fails"))
+        // Too few failures to fill the gap, or a gap the failures overfill: the FAIL stands.
+        #expect(VerifyReport.unattributedFailuresReason(counts: ["v1": 374], unattributed: 10, declared: ["v1": 0.8, "v2": 0.2],
+                                                        tolerance: 0.05, failures: nil) == nil)
+        // Failures that would have to be every destination's (none at its share): not a down destination.
+        #expect(VerifyReport.unattributedFailuresReason(counts: ["v1": 374], unattributed: 300, declared: ["v1": 0.8, "v2": 0.2],
+                                                        tolerance: 0.05, failures: nil) == nil)
+    }
+
     @Test func aWrongWeightStillFails() {
         // 70/30 declared, 90/10 served: the errors do not make it right.
         #expect(VerifyReport.failingDestinationReason(counts: ["v1": 890, "v2": 100], unsuccessful: ["v2": 10],

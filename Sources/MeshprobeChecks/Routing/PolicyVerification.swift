@@ -504,8 +504,9 @@ public struct CallerCheck: Sendable {
             }
         } else if samples < needed {
             check.decided = false
-            check.reason = String(format: "undecided: every response showed the caller, but %d %@ cannot rule out another caller on %g%% of them (%d needed for miss <= %g)",
-                                  samples, unit, statistics.tolerance * 100, needed, statistics.missRate)
+            check.reason = "undecided: every response showed the caller, but " + counted(samples, unit == "connections" ? "connection" : "response")
+                + String(format: " cannot rule out another caller on %g%% of them (%d needed for miss <= %g)",
+                         statistics.tolerance * 100, needed, statistics.missRate)
         } else {
             check.passed = true
         }

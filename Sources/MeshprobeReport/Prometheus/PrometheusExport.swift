@@ -62,12 +62,14 @@ public final class PrometheusExport: Sendable {
     /// One series per access cell of a verify result, its principals as `meshprobe_requests_total` writes them (SPIFFE
     /// IDs; `anonymous`, `plaintext` for the callers without one): `decision` the observed decision,
     /// `expected` the declared one, `origin` who decided (`envoy denial (RBAC)`, `TLS alert 'unknown CA'`, ...),
-    /// `request` the method and path (two cells of one caller differ by it).
+    /// `request` the method and path (two cells of one caller differ by it), `verdict` pass, fail or undecided (what an
+    /// alert selects: PromQL cannot compare two labels).
     public func record(access verdicts: [VerifyReport.Verdict]) {
         for v in verdicts {
             guard let a = v.evidence.access else { continue }
             let labels = [("source_principal", a.callerID ?? a.caller), ("destination_principal", a.servers.first ?? "unknown"),
-                          ("request", a.requestText), ("decision", a.observed), ("expected", a.expected), ("origin", a.origin)]
+                          ("request", a.requestText), ("decision", a.observed), ("expected", a.expected), ("origin", a.origin),
+                          ("verdict", v.decided ? (v.passed ? "pass" : "fail") : "undecided")]
             registry.makeGauge(descriptor: Self.accessDecision, labels: labels).set(Int64(1))
         }
     }

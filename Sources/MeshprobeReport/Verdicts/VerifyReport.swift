@@ -531,6 +531,32 @@ extension VerifyReport {
     }
 }
 
+extension VerifyReport {
+    /// Why a split that fails on its successful responses is withheld when failures no destination stamped (a
+    /// proxy's 503 for a workload that is down) fill exactly the gap: the destinations short of their share, given
+    /// those failures as theirs, are each within half the tolerance. The routing may be right and a destination down,
+    /// which a split of successes cannot tell apart from a wrong weight or a split not in effect; every other
+    /// destination must be at its share already. Nil when the rule does not apply. `verify` applies it after
+    /// `failingDestinationReason`; `merge` does not (a result of an older meshprobe does not say which failures a
+    /// destination stamped).
+    public static func unattributedFailuresReason(counts: [String: Int], unattributed: Int, declared: [String: Double],
+                                                  tolerance: Double, failures: String?) -> String? {
+        guard unattributed > 0, counts.keys.allSatisfy({ declared[$0] != nil }) else { return nil }
+        let total = Double(counts.values.reduce(0, +) + unattributed)
+        let short = declared.filter { Double(counts[$0.key] ?? 0) / total < $0.value - tolerance / 2 }
+        let atShare = declared.filter { abs(Double(counts[$0.key] ?? 0) / total - $0.value) <= tolerance / 2 }
+        guard !short.isEmpty, !atShare.isEmpty, short.count + atShare.count == declared.count else { return nil }
+        let missing = short.reduce(0.0) { $0 + $1.value - Double(counts[$1.key] ?? 0) / total }
+        guard abs(missing - Double(unattributed) / total) <= tolerance / 2 else { return nil }
+        let names = short.keys.sorted().joined(separator: ", ")
+        return "undecided: \(names) got fewer successful responses than declared while \(counted(unattributed, "response")) failed "
+            + "without a workload's stamp\(failures.map { " (\($0))" } ?? ""): given to \(short.count == 1 ? "it" : "them"), the shares are "
+            + "as declared, so the routing may be right and \(short.count == 1 ? "that destination" : "those destinations") down (a proxy "
+            + "answering for a workload it cannot reach), which a split of successes cannot tell apart from a wrong weight; "
+            + "declare an slo (successRate) to fail a canary that fails"
+    }
+}
+
 /// An expectation's source (`policy.yaml:12 expect.circuitBreaker`, `dr.yaml:8 DestinationRule reviews`) as a verdict
 /// names it: the declaration's name, stable when the file is edited, and its position, which goes into the evidence.
 public struct DeclarationSite: Sendable, Equatable {
