@@ -39,14 +39,17 @@ struct PKICommand: ParsableCommand {
             abstract: "Issue an X509-SVID: OUT/cert-chain.pem, OUT/key.pem (0600), OUT/root-cert.pem (Istio/SPIRE names).",
             discussion: """
                 Example: meshprobe pki issue --ca-dir ./pki --spiffe-id spiffe://example.org/ns/default/sa/reviews --out ./svid-reviews
+                A lab set for access checks: give --spiffe-id several times, and each SVID goes to OUT/NAME (NAME: the ID's last path \
+                segment); the `identities:` a policy needs for them is printed.
                 Lab flags make deliberately bad certificates for testing verifiers: --expired, --not-yet-valid, --leaf-ca, --extra-uri.
                 """)
 
         @Option(name: .customLong("ca-dir"), help: "Directory with ca.pem and ca-key.pem from `pki ca`.", completion: .directory)
         var caDir: String
 
-        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN).", transform: InputArgument.spiffeID)
-        var spiffeID: SPIFFEID
+        @Option(name: .customLong("spiffe-id"), help: "The SVID's SPIFFE ID (its single URI SAN); repeatable: a set, each in OUT/NAME.",
+                transform: InputArgument.spiffeID)
+        var spiffeIDs: [SPIFFEID]
 
         @Option(name: .customLong("dns"), help: "DNS name SAN; repeatable.")
         var dnsNames: [String] = []
@@ -72,7 +75,21 @@ struct PKICommand: ParsableCommand {
         var extraURIs: [String] = []
 
         func run() throws {
-            let id = spiffeID
+            // One SVID: OUT is its directory. A set: each in OUT/NAME, NAME the ID's last path segment.
+            let names = spiffeIDs.map { $0.path.split(separator: "/").last.map(String.init) ?? "svid" }
+            if spiffeIDs.count > 1, let twice = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+                throw CLIError.badInput("--spiffe-id: two IDs end in '\(twice)', and a set's SVIDs go to OUT/NAME by the last path segment: issue them one at a time with their own --out")
+            }
+            for (id, name) in zip(spiffeIDs, names) {
+                try issue(id, to: spiffeIDs.count > 1 ? URL(fileURLWithPath: out).appendingPathComponent(name).path : out)
+            }
+            if spiffeIDs.count > 1 {
+                printLine("identities:   # for a policy's expect.access (paths relative to the policy's directory)")
+                for (id, name) in zip(spiffeIDs, names) { printLine("  \(id): {svidDir: \(out)/\(name)}") }
+            }
+        }
+
+        func issue(_ id: SPIFFEID, to out: String) throws {
             let dir = URL(fileURLWithPath: caDir)
             let caCert = dir.appendingPathComponent("ca.pem").path
             let caKey = dir.appendingPathComponent("ca-key.pem").path

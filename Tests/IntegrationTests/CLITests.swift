@@ -210,6 +210,18 @@ extension EndToEnd {
             let bad = try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://Example.org/x", "--out", "\(dir)/x"])
             #expect(bad.status == 2)
             #expect(bad.stderr.contains("--spiffe-id"))
+            // A lab set for access checks: each SVID in OUT/NAME, and the identities a policy needs for them.
+            let set = try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/web/sa/frontend",
+                                                      "--spiffe-id", "spiffe://example.org/ns/jobs/sa/batch", "--out", "\(dir)/set"])
+            #expect(set.status == 0, "\(set.stderr)")
+            #expect(set.stdout.contains("identities:") && set.stdout.contains("  spiffe://example.org/ns/jobs/sa/batch: {svidDir: \(dir)/set/batch}"), "\(set.stdout)")
+            for name in ["frontend", "batch"] {
+                let chain = try await run(openssl, ["verify", "-CAfile", "\(dir)/set/\(name)/root-cert.pem", "\(dir)/set/\(name)/cert-chain.pem"])
+                #expect(chain.status == 0, "\(name): \(chain.stdout)\(chain.stderr)")
+            }
+            let clash = try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/a/sa/x",
+                                                        "--spiffe-id", "spiffe://example.org/ns/b/sa/x", "--out", "\(dir)/clash"])
+            #expect(clash.status == 2 && clash.stderr.contains("two IDs end in 'x'"), "\(clash.stderr)")
         }
 
         @Test func echoAndLoadProcessesWithSVIDDirectoriesAndAFederatedBundle() async throws {
