@@ -74,19 +74,28 @@ package enum CheckPlan {
         out += policy.retries.map { "    retries and timeouts \(declared($0.source))" }
         out += policy.maxRetries.map { "    at most \($0.limit) concurrent retries \(declared($0.source))" }
         out += policy.connectionReuse.map { "    at most \($0.maxRequestsPerConnection) requests per connection \(declared($0.source))" }
-        if let access = policy.access { out += accessLines(access, mark: marks.from("expect.access")) }
+        if let access = policy.access {
+            out += accessLines(access, mark: marks.from("expect.access"), holders: Set(policy.identities.map(\.caller)))
+        }
         return out + [line(outputs, marks: &marks)] + marks.rest
     }
 
     /// The access matrix: one line per cell in matrix order, with its decision and where it was declared or decided,
-    /// or not checked and why; then what the manifests declare that no cell can check.
-    static func accessLines(_ access: AccessExpectation, mark: String) -> [String] {
+    /// or not checked and why; then what the manifests declare that no cell can check; then the SPIFFE callers that
+    /// `identities` (`holders`) does not give, which the run needs to be the identity section's own (its certificate
+    /// is not read here).
+    static func accessLines(_ access: AccessExpectation, mark: String, holders: Set<AccessCaller> = []) -> [String] {
         var out = ["    access (\(counted(access.cells.count, "cell")), \(counted(access.attempts, "try", plural: "tries")) each on fresh connections; \(access.source))\(mark):"]
         for cell in access.cells {
             let what = cell.expected.map { "\($0.rawValue) (\(cell.source))" } ?? "not checked: \(cell.notChecked ?? "no decision")"
             out.append("      \(cell.caller) -> \(cell.request): \(what)")
         }
         out += access.notChecked.map { "      not checked in the manifests: \($0)" }
+        for caller in access.callers {
+            guard case .spiffe = caller, !holders.contains(caller) else { continue }
+            out.append("      note: \(caller) is not in identities: the run needs it to be the identity section's own SPIFFE ID "
+                + "(its certificate is not read: --check), else it refuses the cell (exit 2)")
+        }
         return out
     }
 

@@ -94,4 +94,21 @@ import Testing
             "      not checked in the manifests: mesh.yaml:20 AuthorizationPolicy ns/audit: AUDIT marks requests for logging and decides nothing",
         ], "\(lines)")
     }
+
+    /// A SPIFFE caller that `identities` does not give must be the identity section's own, which `--check` cannot read:
+    /// the plan says so (a fresh-eyes trial's policy passed --check and was refused by the run).
+    @Test func theAccessPlanNamesASPIFFECallerThatIdentitiesDoNotGive() throws {
+        let policy = try loadPolicy("""
+            identities:
+              spiffe://lab.test/ns/web/sa/frontend: {svidDir: ./frontend}
+            expect:
+              access:
+                rules: [{callers: [spiffe://lab.test/ns/web/sa/frontend, spiffe://lab.test/ns/web/sa/payments], requests: [{path: /a}], expect: deny}]
+            """, routesElsewhere: false)
+        let lines = CheckPlan.lines(policy: policy, manifests: [], configuration: LoadConfiguration(plan: policy.scenario.plan),
+                                    outputs: CheckPlan.Outputs(ReportOutputs(), json: nil, pushgateway: nil))
+        let notes = lines.filter { $0.hasPrefix("      note: ") }
+        #expect(notes == ["      note: spiffe://lab.test/ns/web/sa/payments is not in identities: the run needs it to be the identity "
+                          + "section's own SPIFFE ID (its certificate is not read: --check), else it refuses the cell (exit 2)"], "\(lines)")
+    }
 }
