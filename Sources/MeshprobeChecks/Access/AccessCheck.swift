@@ -182,7 +182,11 @@ public enum AccessCheck {
         }
         var runs: [(cell: AccessCell, result: LoadResult, seconds: Double)] = []
         for cell in expectation.cells {
-            if Task.isCancelled { break }
+            // After a signal every cell is still listed: the ones not tried are undecided ("no try was made").
+            if Task.isCancelled {
+                runs.append((cell, LoadResult(), 0))
+                continue
+            }
             onCell(cell)
             let c = Self.configuration(configuration, cell: cell, attempts: expectation.attempts, tls: callers[cell.caller])
             let started = ContinuousClock.now
