@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift module.
@@ -90,6 +91,18 @@ let package = Package(
         // The inputs' types (rate, churn, stage, HTTP version, arrivals, guards), each with one parse and one message,
         // read the same way from flags and files, and the load plan they make up (targets, model, requests, flows,
         // CSV rows, signatures); no NIO, no engine.
+        // gRPC on the HTTP/2 transport: length-prefixed messages (identity and gzip), the reserved headers' rules
+        // (status, message, timeout), and the protobuf messages meshprobe speaks (generated code, committed).
+        .target(
+            name: "MeshprobeGRPC",
+            dependencies: [
+                "MeshprobeIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
         .target(name: "MeshprobeSpec", dependencies: ["MeshprobeIdentity"]),
 
         // The load engine (`LoadGenerator`): connections x streams on one event loop per usable core.
@@ -267,6 +280,7 @@ let package = Package(
         ),
 
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
+        .testTarget(name: "MeshprobeGRPCTests", dependencies: ["MeshprobeGRPC", "MeshprobeIdentity"]),
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",

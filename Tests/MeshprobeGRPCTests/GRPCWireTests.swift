@@ -1,0 +1,107 @@
+import MeshprobeGRPC
+import MeshprobeIdentity
+import NIOCore
+import Testing
+
+@Suite struct GRPCWireTests {
+    @Test func framesAndReadsMessagesIdentityAndGzip() throws {
+        var body = ByteBuffer()
+        GRPCMessageFraming.write(ByteBuffer(string: "hello"), to: &body)
+        GRPCMessageFraming.write(ByteBuffer(string: String(repeating: "z", count: 1000)), compression: .gzip, to: &body)
+        GRPCMessageFraming.write(ByteBuffer(), to: &body)
+        // The prefix: flag 0, length 5 big-endian.
+        #expect(Array(body.readableBytesView.prefix(5)) == [0, 0, 0, 0, 5])
+        let messages = try GRPCMessageFraming.messages(in: body, encoding: "gzip")
+        #expect(messages.map { String(buffer: $0) } == ["hello", String(repeating: "z", count: 1000), ""])
+        // The gzip message went out smaller than it came (the flag is set).
+        #expect(body.readableBytes < 5 + 5 + 5 + 1000)
+    }
+
+    @Test func namesEveryBadBody() {
+        var compressed = ByteBuffer()
+        GRPCMessageFraming.write(ByteBuffer(string: "x"), compression: .gzip, to: &compressed)
+        #expect(throws: GRPCFramingError.compressedWithout(encoding: nil)) { try GRPCMessageFraming.messages(in: compressed, encoding: nil) }
+        #expect(throws: GRPCFramingError.compressedWithout(encoding: "snappy")) { try GRPCMessageFraming.messages(in: compressed, encoding: "snappy") }
+        #expect(throws: GRPCFramingError.truncated(have: 3, need: 5)) { try GRPCMessageFraming.messages(in: ByteBuffer(bytes: [0, 0, 0]), encoding: nil) }
+        #expect(throws: GRPCFramingError.truncated(have: 7, need: 9)) {
+            try GRPCMessageFraming.messages(in: ByteBuffer(bytes: [0, 0, 0, 0, 4, 1, 2]), encoding: nil)
+        }
+        #expect(throws: GRPCFramingError.tooLarge(length: 1 << 24, limit: 1 << 20)) {
+            try GRPCMessageFraming.messages(in: ByteBuffer(bytes: [0, 1, 0, 0, 0]), encoding: nil, limit: 1 << 20)
+        }
+        #expect(throws: GRPCFramingError.badFlag(2)) { try GRPCMessageFraming.messages(in: ByteBuffer(bytes: [2, 0, 0, 0, 0]), encoding: nil) }
+        #expect(throws: GRPCFramingError.badCompressedPayload) {
+            try GRPCMessageFraming.messages(in: ByteBuffer(bytes: [1, 0, 0, 0, 3, 1, 2, 3]), encoding: "gzip")
+        }
+    }
+
+    @Test func readsMessagesAsTheyArrive() throws {
+        var whole = ByteBuffer()
+        for text in ["one", "two"] { GRPCMessageFraming.write(ByteBuffer(string: text), to: &whole) }
+        var reader = GRPCMessageReader(encoding: nil)
+        var arriving = ByteBuffer()
+        var seen: [String] = []
+        for byte in whole.readableBytesView {
+            arriving.writeInteger(byte)
+            while let message = try reader.next(from: &arriving) { seen.append(String(buffer: message)) }
+        }
+        #expect(seen == ["one", "two"])
+        try reader.finish(remaining: arriving)
+    }
+
+    @Test func percentEncodingOfGRPCMessage() {
+        #expect(GRPCMetadata.percentEncode("no healthy upstream") == "no healthy upstream")
+        #expect(GRPCMetadata.percentEncode("50% done\n✓") == "50%25 done%0A%E2%9C%93")
+        #expect(GRPCMetadata.percentDecode("50%25 done%0A%E2%9C%93") == "50% done\n✓")
+        // A stray % stays; an invalid UTF-8 sequence is replaced, not a crash.
+        #expect(GRPCMetadata.percentDecode("100%") == "100%")
+        #expect(GRPCMetadata.percentDecode("%zz%4") == "%zz%4")
+        #expect(GRPCMetadata.percentDecode("%FF") == "\u{FFFD}")
+    }
+
+    @Test func timeoutsFitEightDigitsAndRoundUp() {
+        #expect(GRPCMetadata.timeout(seconds: 0.0015) == "1500000n")
+        #expect(GRPCMetadata.timeout(seconds: 1) == "1000000u")
+        #expect(GRPCMetadata.timeout(seconds: 30) == "30000000u")
+        #expect(GRPCMetadata.timeout(seconds: 3600) == "3600000m")
+        #expect(GRPCMetadata.timeout(seconds: 0) == nil)
+        #expect(GRPCMetadata.parseTimeout("100m") == 0.1)
+        #expect(GRPCMetadata.parseTimeout("2S") == 2)
+        #expect(GRPCMetadata.parseTimeout("123456789S") == nil)
+        #expect(GRPCMetadata.parseTimeout("5s") == nil)
+        #expect(GRPCMetadata.parseTimeout("S") == nil)
+        for seconds in [0.000_000_5, 0.25, 7.5, 86_400.0, 10_000_000.0] {
+            let text = GRPCMetadata.timeout(seconds: seconds)!
+            #expect(GRPCMetadata.parseTimeout(text)! >= seconds, "\(text)")
+        }
+    }
+
+    @Test func responseCodeFromTrailersOrHTTPStatus() {
+        func code(_ status: Int, _ headers: [(String, String)]) -> (Int, String?) {
+            let r = GRPCMetadata.responseCode(httpStatus: status, headers: headers.map { (name: $0.0, value: $0.1) })
+            return (r.code, r.message)
+        }
+        #expect(code(200, [("content-type", "application/grpc"), ("grpc-status", "0")]) == (1000, nil))
+        #expect(code(200, [("grpc-status", "14"), ("grpc-message", "upstream%20down")]) == (1014, "upstream down"))
+        #expect(code(200, [("grpc-status", "99")]) == (1002, nil))
+        #expect(code(503, []) == (503, nil))
+        #expect(code(200, []) == (1013, nil))
+        #expect(code(302, [("location", "/")]) == (1013, nil))
+    }
+
+    @Test func statusCodesByEveryName() {
+        #expect(GRPCStatusCode(parsing: "resource-exhausted") == .resourceExhausted)
+        #expect(GRPCStatusCode(parsing: "UNAVAILABLE") == .unavailable)
+        #expect(GRPCStatusCode(parsing: "4") == .deadlineExceeded)
+        #expect(GRPCStatusCode(parsing: "17") == nil)
+        #expect(GRPCStatusCode(parsing: "busy") == nil)
+        #expect(GRPCStatusCode.deadlineExceeded.retryConditionName == "deadline-exceeded")
+        #expect(GRPCStatusCode(httpStatus: 503) == .unavailable)
+        #expect(GRPCStatusCode(httpStatus: 404) == .unimplemented)
+        #expect(GRPCStatusCode(httpStatus: 500) == .unknown)
+        #expect(ResponseCode.succeeded(1000) && ResponseCode.succeeded(204) && !ResponseCode.succeeded(1014) && !ResponseCode.succeeded(503))
+        #expect(ResponseCode.httpEquivalent(1014) == 503 && ResponseCode.httpEquivalent(502) == 502)
+        #expect(ResponseCode.text(1008) == "RESOURCE_EXHAUSTED" && ResponseCode.text(503) == "503")
+        #expect(ResponseCode.parse("RESOURCE_EXHAUSTED") == 1008 && ResponseCode.parse("503") == 503 && ResponseCode.parse("1000") == nil)
+    }
+}
