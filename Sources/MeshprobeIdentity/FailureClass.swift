@@ -179,18 +179,21 @@ public struct SignatureTable: Sendable, Equatable {
         return names
     }
 
-    /// The class of a response with a failing status (not 2xx/3xx).
+    /// The class of a response with a failing `ResponseCode` (not 2xx/3xx, not gRPC OK). A signature's status is
+    /// compared with the code's HTTP equivalent (a gRPC UNAVAILABLE is Envoy's 503); an application failure's
+    /// reason is the code as reports name it (`503`, `UNAVAILABLE`).
     /// - Parameters:
     ///   - stamped: the application's identity stamp (or the configured identity header) is present.
     ///   - stampsExpected: the target's replies carry stamps (an identity header is configured, or responses were
     ///     stamped before), so an unstamped reply without a signature is a proxy's; otherwise its origin is unknown.
     public func classify(status: Int, headers: [(name: String, value: String)], body: String, stamped: Bool,
                          stampsExpected: Bool = true) -> FailureClass {
-        if stamped { return FailureClass(origin: .application, reason: String(status)) }
-        for s in signatures where s.matches(status: status, headers: headers, body: body) {
+        if stamped { return FailureClass(origin: .application, reason: ResponseCode.text(status)) }
+        let httpStatus = ResponseCode.httpEquivalent(status)
+        for s in signatures where s.matches(status: httpStatus, headers: headers, body: body) {
             return FailureClass(origin: .proxy, reason: s.reason, proxy: s.proxy, flag: s.flag)
         }
         return stampsExpected ? FailureClass(origin: .proxy, reason: FailureClass.Reason.unrecognised)
-            : FailureClass(origin: .unknown, reason: String(status))
+            : FailureClass(origin: .unknown, reason: ResponseCode.text(status))
     }
 }

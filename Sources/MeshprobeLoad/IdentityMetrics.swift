@@ -6,7 +6,8 @@ import MeshprobeSpec
 /// The labels of one per-identity series: Istio's standard metric labels (so existing dashboards read them), plus
 /// the route and meshprobe's failure class.
 ///
-/// `response_code` is 0 for a request without a response (Istio's convention); `response_flags` is the proxy's
+/// `response_code` is 0 for a request without a response (Istio's convention), 200 for a gRPC call answered with a
+/// `grpc-status`, whose code is `grpc_response_status` (empty for HTTP, as Istio writes it); `response_flags` is the proxy's
 /// short code when its signature has one (Envoy's `UO`, `UH`, ...), else `-`; `failure_class` says who produced a
 /// failure and why (`proxy:circuit_breaker_overflow`, `application:503`, `client:stream_reset`), empty on success.
 public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
@@ -19,6 +20,8 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
     public var destinationCluster: String
     public var route: String
     public var responseCode: Int
+    /// A gRPC call's `grpc-status` as a number (`"14"`); nil for HTTP (and for a gRPC call answered without one).
+    public var grpcResponseStatus: String?
     public var responseFlags: String
     public var failureClass: String
     /// `mutual_tls` (the prober presented its SVID), `tls` (server-authenticated only), `none` (plaintext) or
@@ -27,8 +30,8 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
 
     public init(sourceWorkload: String = "", sourcePrincipal: String = "", destinationService: String = "",
                 destinationPrincipal: String = "", destinationWorkload: String = "", destinationVersion: String = "",
-                destinationCluster: String = "", route: String = "", responseCode: Int = 0, responseFlags: String = "-",
-                failureClass: String = "", connectionSecurityPolicy: String = "unknown") {
+                destinationCluster: String = "", route: String = "", responseCode: Int = 0, grpcResponseStatus: String? = nil,
+                responseFlags: String = "-", failureClass: String = "", connectionSecurityPolicy: String = "unknown") {
         self.sourceWorkload = sourceWorkload
         self.sourcePrincipal = sourcePrincipal
         self.destinationService = destinationService
@@ -38,6 +41,7 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
         self.destinationCluster = destinationCluster
         self.route = route
         self.responseCode = responseCode
+        self.grpcResponseStatus = grpcResponseStatus
         self.responseFlags = responseFlags
         self.failureClass = failureClass
         self.connectionSecurityPolicy = connectionSecurityPolicy
@@ -53,6 +57,7 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
         case destinationVersion = "destination_version"
         case destinationCluster = "destination_cluster"
         case responseCode = "response_code"
+        case grpcResponseStatus = "grpc_response_status"
         case responseFlags = "response_flags"
         case failureClass = "failure_class"
         case connectionSecurityPolicy = "connection_security_policy"
@@ -64,8 +69,20 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
          ("destination_service", destinationService), ("destination_principal", destinationPrincipal),
          ("destination_workload", destinationWorkload), ("destination_version", destinationVersion),
          ("destination_cluster", destinationCluster), ("route", route), ("response_code", String(responseCode)),
-         ("response_flags", responseFlags), ("failure_class", failureClass),
+         ("grpc_response_status", grpcResponseStatus ?? ""), ("response_flags", responseFlags), ("failure_class", failureClass),
          ("connection_security_policy", connectionSecurityPolicy)]
+    }
+
+    /// The series' `ResponseCode` (its gRPC status when it has one).
+    public var code: Int {
+        if let text = grpcResponseStatus, let status = Int(text).flatMap(GRPCStatusCode.init(rawValue:)) { return ResponseCode.grpc(status) }
+        return responseCode
+    }
+
+    /// The labels of a response with `code` (a `ResponseCode`): a gRPC status is HTTP 200 with its number.
+    public static func codes(_ code: Int) -> (responseCode: Int, grpcResponseStatus: String?) {
+        if let status = ResponseCode.grpcStatus(code) { return (200, String(status.rawValue)) }
+        return (code, nil)
     }
 
     private var sortKey: [String] { pairs.map(\.1) }
@@ -165,7 +182,7 @@ struct SeriesTable: Sendable {
 
     /// Bit layout of a key, low to high: class 12, status 10, route 10, target 12 (index + 1; 0 unknown), identity 20.
     @inline(__always) static func key(identity: Int, target: Int, route: Int, status: Int, failureClass: Int) -> UInt64 {
-        let s = UInt64(status >= 0 && status < 1000 ? status : 999)
+        let s = UInt64(status >= 0 && status <= ResponseCode.maximum ? status : 999)
         return UInt64(truncatingIfNeeded: identity) << 44 | UInt64(truncatingIfNeeded: target & 0xFFF) << 32
             | UInt64(truncatingIfNeeded: route & 0x3FF) << 22 | s << 12 | UInt64(truncatingIfNeeded: failureClass & 0xFFF)
     }
@@ -203,6 +220,8 @@ struct SeriesTable: Sendable {
         stats[slot(key)].requests += count
     }
 
+    private static func labelCodes(_ code: Int) -> (responseCode: Int, grpcResponseStatus: String?) { SeriesLabels.codes(code) }
+
     /// The series with their labels.
     func metrics(_ context: SeriesContext) -> IdentityMetrics {
         var out = IdentityMetrics()
@@ -219,7 +238,8 @@ struct SeriesTable: Sendable {
                 destinationPrincipal: identity.identity, destinationWorkload: identity.workload,
                 destinationVersion: identity.version, destinationCluster: identity.cluster,
                 route: context.routes.indices.contains(route) ? context.routes[route] : "",
-                responseCode: status, responseFlags: flags, failureClass: failureClass,
+                responseCode: Self.labelCodes(status).responseCode, grpcResponseStatus: Self.labelCodes(status).grpcResponseStatus,
+                responseFlags: flags, failureClass: failureClass,
                 connectionSecurityPolicy: context.securityPolicies.indices.contains(target) ? context.securityPolicies[target] : "unknown")
             out.series[labels, default: SeriesStats()].merge(stats)
         }

@@ -1,3 +1,4 @@
+import MeshprobeGRPC
 import MeshprobeHTTP1
 import MeshprobeHTTP2
 import MeshprobeIdentity
@@ -468,13 +469,19 @@ final class LoadConnection {
         if stamped {
             worker.sawStamps = true
         }
-        if !(200..<400).contains(status) {
-            let text = body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
+        // A gRPC call counts by its grpc-status; its grpc-message is the text a proxy's signature looks for (Envoy
+        // answers a gRPC call's local reply with the same words in grpc-message as in an HTTP body).
+        var code = status
+        var grpcMessage: String?
+        if worker.isGRPC { (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: fields) }
+        if !ResponseCode.succeeded(code) {
+            let text = grpcMessage
+                ?? body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
             failure = worker.configuration.plan.signatures.classify(
-                status: status, headers: fields, body: text, stamped: stamped,
+                status: code, headers: fields, body: text, stamped: stamped,
                 stampsExpected: worker.sawStamps || worker.configuration.plan.identityHeader != nil)
         }
-        worker.recordResponse(status: status, ticket: ticket, identity: id, failure: failure, target: targetIndex,
+        worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, target: targetIndex,
                               connection: observedConnection, at: time, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {

@@ -436,7 +436,7 @@ public struct LoadResult: Sendable {
                                  slot: inout IdentitySlot?) {
         responses += 1
         statusCounts.add(status)
-        let ok = (200..<400).contains(status)
+        let ok = ResponseCode.succeeded(status)
         if ok { succeeded += 1 } else { failed += 1 }
         _ = latency.record(max(1, latencyMicros))
         _ = serviceLatency.record(max(1, serviceMicros))

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import MeshprobeGRPC
 import MeshprobeHTTP2
 import MeshprobeIdentity
 import MeshprobeSpec
@@ -74,6 +75,10 @@ final class LoadWorker {
     let flowSteps: [CompiledFlowStep]
     /// Flows with a JSON extraction, and one-shot requests that keep their response, need response bodies.
     let collectBodies: Bool
+    /// gRPC: every request is a unary call, and a response's code is its `grpc-status` (`ResponseCode`).
+    let isGRPC: Bool
+    /// The headers every gRPC call carries (before the run's metadata); empty for HTTP.
+    private let grpcHeaders: [HTTP2Header]
 
     // Per-request templates.
     private let templates: CompiledRequestTemplates?
@@ -87,6 +92,7 @@ final class LoadWorker {
         templates = (try? configuration.plan.compileTemplates()) ?? nil
         flowSteps = (try? configuration.plan.compileFlow()) ?? []
         collectBodies = configuration.keepLastStepResponse
+        isGRPC = configuration.plan.grpc != nil
             || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.plan.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.plan.csv)
         sequenceStep = UInt64(workers)
@@ -116,10 +122,13 @@ final class LoadWorker {
         hasBudget = budget != 0
         var body: ByteBuffer?
         if let bytes = configuration.plan.body { body = ByteBuffer(bytes: bytes) }
+        let grpcHeaders = configuration.plan.grpc.map { GRPCRequest.headers(for: $0, timeout: configuration.plan.requestTimeout) } ?? []
+        self.grpcHeaders = grpcHeaders
+        if let call = configuration.plan.grpc { body = GRPCRequest.body(for: call) }
         for (targetIndex, address) in slots {
             let target = configuration.plan.targets[targetIndex]
-            var headers = configuration.plan.headers.map { HTTP2Header($0.name.lowercased(), $0.value) }
-            if let body, !headers.contains(where: { $0.name == "content-length" }) {
+            var headers = grpcHeaders + configuration.plan.headers.map { HTTP2Header($0.name.lowercased(), $0.value) }
+            if let body, grpcHeaders.isEmpty, !headers.contains(where: { $0.name == "content-length" }) {
                 headers.append(HTTP2Header("content-length", String(body.readableBytes)))
             }
             let request = HTTP2Request(method: configuration.plan.method, scheme: target.scheme.rawValue,
@@ -133,6 +142,7 @@ final class LoadWorker {
     /// the headers flow steps extract.
     var keptHeaderPrefixes: [String] {
         var names = ["x-meshprobe-"] + (configuration.plan.identityHeader.map { [$0] } ?? []) + configuration.plan.signatures.headerNames
+        if isGRPC { names += ["grpc-status", "grpc-message"] }
         for step in flowSteps {
             for e in step.extract { if case .header(let name) = e.source { names.append(name.lowercased()) } }
         }
@@ -227,8 +237,8 @@ final class LoadWorker {
         guard let templates else { return connection.request }
         var request = connection.request
         request.path = templates.paths[connection.targetIndex].render(&templateValues)
-        var headers: [HTTP2Header] = []
-        headers.reserveCapacity(templates.headers.count + 1)
+        var headers = grpcHeaders
+        headers.reserveCapacity(grpcHeaders.count + templates.headers.count + 1)
         for (name, value) in templates.headers { headers.append(HTTP2Header(name, value.render(&templateValues))) }
         if let body = templates.body {
             let rendered = body.render(&templateValues)
@@ -312,7 +322,7 @@ final class LoadWorker {
                       identity: WorkloadIdentity) -> Ticket? {
         guard let iteration = ticket.iteration else { return nil }
         let step = flowSteps[iteration.step]
-        let ok = (200..<400).contains(status)
+        let ok = ResponseCode.succeeded(status)
         if clock.counts(intended: ticket.intended) {
             let t = now()
             updateStep(step.name) { stats in

@@ -30,6 +30,8 @@ public struct LoadReport: Codable, Sendable {
         /// What the client's TLS accepted beyond the defaults (`--tls-security-level`, `--allow-non-svid-peer`);
         /// absent when nothing was loosened.
         public var tlsLoosened: [String]?
+        /// A gRPC run's call; absent for HTTP.
+        public var grpc: GRPCMeta?
         /// The load model in words for a reader: a merged result's says that it is each run's, so that it agrees with
         /// `connections`, the runs' sum (`each of 2 runs: closed: 2 connections x 5 streams` beside 4 connections).
         public var modelText: String {
@@ -38,7 +40,7 @@ public struct LoadReport: Codable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case schema, targets, connections, model, churn, build, inputs
+            case schema, targets, connections, model, churn, build, inputs, grpc
             case tlsLoosened = "tls_loosened"
             case mergedFrom = "merged_from"
             case warmupSeconds = "warmup_seconds"
@@ -46,6 +48,29 @@ public struct LoadReport: Codable, Sendable {
             case commandLine = "command_line"
             case startedAt = "started_at"
             case streamsPerConnection = "streams_per_connection"
+        }
+    }
+
+    /// The unary call every request of a gRPC run made.
+    public struct GRPCMeta: Codable, Sendable, Equatable {
+        /// `package.Service/Method`.
+        public var method: String
+        /// Where the request message came from (`--data @req.bin`, `health check of ''`).
+        public var message: String
+        public var messageBytes: Int
+        /// `identity` or `gzip`.
+        public var compression: String
+
+        public init(_ call: GRPCCall) {
+            method = call.method
+            message = call.messageSource
+            messageBytes = call.message.count
+            compression = call.gzip ? "gzip" : "identity"
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case method, message, compression
+            case messageBytes = "message_bytes"
         }
     }
 
@@ -302,6 +327,7 @@ public struct LoadReport: Codable, Sendable {
                     warmupSeconds: configuration.plan.warmup, churn: configuration.plan.churn.description, build: build ?? version,
                     inputs: inputs)
         meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
+        meta.grpc = configuration.plan.grpc.map(GRPCMeta.init)
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,
@@ -310,7 +336,7 @@ public struct LoadReport: Codable, Sendable {
             sendDelayMs: configuration.plan.model.isOpen ? LatencySummary(result.sendDelay) : nil,
             late: Dictionary(uniqueKeysWithValues: result.late.map { ($0.key.rawValue, $0.value) }),
             warmupRequests: result.warmupRequests,
-            statuses: Dictionary(uniqueKeysWithValues: result.statuses.map { (String($0.key), $0.value) }),
+            statuses: Dictionary(uniqueKeysWithValues: result.statuses.map { (ResponseCode.text($0.key), $0.value) }),
             errors: Dictionary(uniqueKeysWithValues: result.errors.map { ($0.key.rawValue, $0.value) }),
             errorExplanations: Dictionary(uniqueKeysWithValues: result.errorExplanations.map { ($0.key.rawValue, $0.value) }),
             aborted: result.aborted,
@@ -327,7 +353,7 @@ public struct LoadReport: Codable, Sendable {
             Workload(identity: identity.identity, workload: identity.workload, version: identity.version, cluster: identity.cluster,
                      requests: stats.requests, share: (Double(stats.requests) / Double(total) * 10000).rounded() / 10000,
                      succeeded: stats.succeeded, errors: stats.failed,
-                     statuses: Dictionary(uniqueKeysWithValues: stats.statuses.map { (String($0.key), $0.value) }),
+                     statuses: Dictionary(uniqueKeysWithValues: stats.statuses.map { (ResponseCode.text($0.key), $0.value) }),
                      errorKinds: Dictionary(uniqueKeysWithValues: stats.errors.map { ($0.key.rawValue, $0.value) }),
                      latencyMs: LatencySummary(stats.latency))
         }

@@ -101,7 +101,10 @@ public struct TerminalSummary {
             }
         }
         out += "\n" + bold("by workload identity") + "\n"
+        // A gRPC run's rows say which statuses each identity answered with.
+        let grpc = report.meta.grpc != nil
         let header = ["workload", "version", "cluster", "identity", "requests", "share", "errors", "p50 ms", "p99 ms"]
+            + (grpc ? ["grpc-status"] : [])
         var rows: [[String]] = []
         for w in report.workloads {
             // A row with no identity at all: requests nobody answered (refused connections, not sent), or answers
@@ -114,7 +117,7 @@ public struct TerminalSummary {
                 w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
                 String(w.errors), answered ? String(format: "%.3f", w.latencyMs.p50) : "-",
                 answered ? String(format: "%.3f", w.latencyMs.p99) : "-",
-            ])
+            ] + (grpc ? [Self.statusCounts(w.statuses)] : []))
         }
         out += Self.table(header: header, rows: rows, rightAligned: Set(4..<9))
         if !report.steps.isEmpty {
@@ -127,6 +130,12 @@ public struct TerminalSummary {
                               rightAligned: Set(1..<7))
         }
         return out
+    }
+
+    /// Response counts by code, most first (`OK 150, UNAVAILABLE 50`); `-` without responses.
+    static func statusCounts(_ statuses: [String: Int]) -> String {
+        guard !statuses.isEmpty else { return "-" }
+        return statuses.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
     /// Renders columns padded to their widest cell.

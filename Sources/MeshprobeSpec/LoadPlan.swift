@@ -42,6 +42,8 @@ public struct LoadPlan: Sendable, Equatable {
     /// Names lower-cased.
     public var headers: [HTTP2HeaderPair] = []
     public var body: [UInt8]?
+    /// gRPC: every request is this unary call (POST to its method's path over HTTP/2; `body` unused); nil for HTTP.
+    public var grpc: GRPCCall?
     public var httpVersion: HTTPVersionPreference = .auto
     /// A request without a response after this many seconds counts as `request_timeout`.
     public var requestTimeout: Double = 10
@@ -240,6 +242,7 @@ public struct LoadPlan: Sendable, Equatable {
             throw fail(.warmup, text(warmup), "must be shorter than the run (\(text(planned)))")
         }
         try Self.checkRequest(method: method, headers: headers, field: "", http1Only: httpVersion == .http1, naming: name)
+        try checkGRPC(naming: name)
         for (i, step) in flow.enumerated() {
             try Self.checkRequest(method: step.method, headers: step.headers, field: "steps[\(i)] (\(step.name)).",
                                   http1Only: httpVersion == .http1, naming: name)
@@ -248,6 +251,43 @@ public struct LoadPlan: Sendable, Equatable {
         _ = try compileFlow()
         if case .every(let n) = churn, n < 1 { throw fail(.churn, "\(n)", "must be at least 1 request per connection") }
         if !(requestTimeout > 0) { throw fail(.requestTimeout, "\(requestTimeout)", "must be positive") }
+    }
+}
+
+extension LoadPlan {
+    /// gRPC's rules: every target is gRPC and calls the run's method, over HTTP/2, one call a request (no flow steps,
+    /// no HTTP body); an HTTP target is not mixed in.
+    func checkGRPC(naming name: (Setting) -> String) throws(LoadPlanError) {
+        guard let grpc else {
+            if let target = targets.first(where: \.grpc) {
+                throw LoadPlanError(field: "URL", value: target.description, reason: "a gRPC target needs the call to make (its method and message)")
+            }
+            return
+        }
+        if let target = targets.first(where: { !$0.grpc }) {
+            throw LoadPlanError(field: "URL", value: target.description,
+                                reason: "is not a gRPC target, and this run makes gRPC calls (write grpc:// or grpcs://, or give every URL with --grpc)")
+        }
+        if let target = targets.first(where: { $0.path != grpc.path }) {
+            throw LoadPlanError(field: "URL", value: target.description,
+                                reason: "calls \(target.path), and the run calls \(grpc.path): one method a run")
+        }
+        if httpVersion == .http1 {
+            throw LoadPlanError(field: "--http", value: "1.1", reason: "gRPC runs over HTTP/2 only")
+        }
+        if method != "POST" {
+            throw LoadPlanError(.method, naming: name, value: method, reason: "a gRPC call is a POST (leave the method out)")
+        }
+        if body != nil {
+            throw LoadPlanError(field: "body", value: "", reason: "a gRPC run sends its request message, not an HTTP body")
+        }
+        if !flow.isEmpty {
+            throw LoadPlanError(field: "steps", value: "", reason: "flow steps are HTTP requests; a gRPC run makes one call a request")
+        }
+        if let reserved = headers.first(where: { GRPCCall.reservedHeaders.contains($0.name) || $0.name.hasPrefix("grpc-") }) {
+            throw LoadPlanError(.header(reserved.name), naming: name, value: reserved.value,
+                                reason: "is gRPC's own header, which the call sets (use --timeout for grpc-timeout)")
+        }
     }
 }
 

@@ -11,6 +11,8 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
     public var serverName: String?
     /// The ALPN a mesh's sidecar expects on this target's port (`meshAlpn: istio`); nil offers h2 and http/1.1.
     public var meshALPN: MeshALPN?
+    /// Written `grpc://` or `grpcs://`: gRPC calls over h2c or TLS (the scheme says which), the path naming the method.
+    public var grpc = false
 
     /// The `:authority` (HTTP/2) or `Host` (HTTP/1.1) value.
     public var authority: String {
@@ -19,7 +21,13 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
         return port == defaultPort ? h : "\(h):\(port)"
     }
 
-    public var description: String { "\(scheme.rawValue)://\(authority)\(path)" }
+    /// The URL as written: `grpc` and `grpcs` for gRPC targets.
+    public var schemeText: String {
+        guard grpc else { return scheme.rawValue }
+        return scheme == .https ? "grpcs" : "grpc"
+    }
+
+    public var description: String { "\(schemeText)://\(authority)\(path)" }
 
     /// True when the host is an IPv4 or IPv6 literal (no SNI is sent for those).
     public var hostIsIPLiteral: Bool {
@@ -35,14 +43,18 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
         self.path = path
     }
 
-    /// Parses `http://host[:port][/path]` and `https://...`, with `[v6]` literals.
+    /// Parses `http://host[:port][/path]` and `https://...`, with `[v6]` literals; `grpc://` and `grpcs://` are
+    /// the same over h2c and TLS, for gRPC calls (their default ports are 80 and 443 too: a mesh's gRPC port is
+    /// whatever its Service says, so give it).
     public init(parsing url: String) throws(LoadPlanError) {
         let fail = { (reason: String) in LoadPlanError(field: "URL", value: url, reason: reason) }
         guard let schemeEnd = url.range(of: "://") else {
             throw fail("expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")
         }
-        guard let scheme = Scheme(rawValue: url[..<schemeEnd.lowerBound].lowercased()) else {
-            throw fail("the scheme must be http (h2c or HTTP/1.1) or https (TLS)")
+        let schemeText = url[..<schemeEnd.lowerBound].lowercased()
+        let grpc = schemeText == "grpc" || schemeText == "grpcs"
+        guard let scheme = grpc ? (schemeText == "grpcs" ? .https : .http) : Scheme(rawValue: schemeText) else {
+            throw fail("the scheme must be http (h2c or HTTP/1.1), https (TLS), grpc (gRPC over h2c) or grpcs (gRPC over TLS)")
         }
         let rest = url[schemeEnd.upperBound...]
         let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
@@ -78,6 +90,7 @@ public struct LoadTarget: Sendable, Hashable, CustomStringConvertible {
             throw fail("contains \(bad == " " ? "a space" : "the control character 0x" + String(bad.value, radix: 16, uppercase: true)); percent-encode it (%20 for a space)")
         }
         self.init(scheme: scheme, host: host, port: port, path: path)
+        self.grpc = grpc
     }
 }
 

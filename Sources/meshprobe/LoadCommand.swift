@@ -19,7 +19,7 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Target URLs: https:// (TLS, ALPN h2 then http/1.1) or http:// (h2c prior knowledge).")
+    @Argument(help: "Target URLs: https:// (TLS, ALPN h2 then http/1.1) or http:// (h2c prior knowledge); grpcs:// and grpc:// for gRPC calls (the path names the method: /package.Service/Method).")
     var urls: [String]
 
     @Option(name: [.short, .customLong("connections")], parsing: .unconditional, help: "Connections in total.")
@@ -95,7 +95,7 @@ struct LoadCommand: AsyncParsableCommand {
     var csv: String?
 
     @Option(help: .defaulted("Request method.", "GET"), transform: InputArgument.method)
-    var method: String = "GET"
+    var method: String?
 
     @Option(help: "Request body; @FILE reads a file.")
     var data: String?
@@ -103,6 +103,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: .defaulted("HTTP version: auto (ALPN; h2c for http://), 2, or 1.1.", HTTPVersionPreference.auto.spelling),
             completion: .list(HTTPVersionPreference.allCases.map(\.spelling)), transform: InputArgument.httpVersion)
     var http: HTTPVersionPreference = .auto
+
+    @OptionGroup(title: "gRPC")
+    var grpc: GRPCOptions
 
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
@@ -168,10 +171,11 @@ struct LoadCommand: AsyncParsableCommand {
                 throw CLIError.badInput(error.description)
             }
         }
-        plan.method = method
+        plan.method = method ?? "GET"
         plan.identityHeader = identityHeader?.lowercased()
         plan.headers = headers.map { HTTP2HeaderPair($0.name, $0.value) }
-        if let data {
+        try grpc.apply(to: &plan, data: data, method: method)
+        if plan.grpc == nil, let data {
             if data.hasPrefix("@") {
                 let path = String(data.dropFirst())
                 do { plan.body = try InputFile.read(path, limit: .data) } catch {

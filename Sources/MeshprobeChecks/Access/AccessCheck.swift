@@ -81,7 +81,7 @@ public struct AccessObservation: Sendable, Equatable {
                 for (status, n) in stats.statuses { add(.allowed, "the workload answered \(status)", n) }
                 continue
             }
-            for (status, n) in stats.statuses where (200..<400).contains(status) {
+            for (status, n) in stats.statuses where ResponseCode.succeeded(status) {
                 switch (stampsExpected, status) {
                 case (false, _): add(.allowed, "\(status) response", n)
                 case (true, 300..<400): add(.deniedL7, "a redirect (\(status)) without the workload's stamp", n)

@@ -45,7 +45,7 @@ extension CircuitBreakerCheck {
 
         func observe(_ identity: WorkloadIdentity, status: Int, failure: FailureClass?) -> Bool {
             let t = now
-            let ok = (200..<400).contains(status)
+            let ok = ResponseCode.succeeded(status)
             let kind: ResponseKind = ok ? .succeeded : failure?.isOverflow == true ? .overflow : .failed
             let stamped = !identity.workload.isEmpty || !identity.version.isEmpty
             lock.withLock {

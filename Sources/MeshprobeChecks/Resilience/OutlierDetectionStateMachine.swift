@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobePolicy
 import MeshprobeSpec
 import MeshprobeYAML
@@ -114,7 +115,7 @@ extension OutlierDetectionCheck {
         public mutating func endBaseline() -> BaselineProblem? {
             precondition(stage == .baseline)
             shares = OutlierDetectionCheck.shareByDestination(baseline)
-            let failing = baseline.filter { !(200..<400).contains($0.status) }.count
+            let failing = baseline.filter { !ResponseCode.succeeded($0.status) }.count
             if baseline.isEmpty { return .noResponse }
             if failing > 0 { return .failing(failing) }
             if shares.isEmpty { return .noDestination }
@@ -327,7 +328,7 @@ extension OutlierDetectionCheck {
         /// Adds responses after the faults were cleared; true once every endpoint answered again.
         public mutating func observeRecovery(_ responses: some Sequence<Response>) -> Bool {
             precondition(stage == .recovering)
-            for r in responses where (200..<400).contains(r.status) { if let d = r.destination { back.insert(d) } }
+            for r in responses where ResponseCode.succeeded(r.status) { if let d = r.destination { back.insert(d) } }
             return back.isSuperset(of: shares.keys)
         }
 

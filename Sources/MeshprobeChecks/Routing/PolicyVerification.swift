@@ -62,7 +62,7 @@ public enum PolicyVerification {
 
         /// Records one response; true once the split has settled.
         func observe(_ identity: WorkloadIdentity, status: Int) -> Bool {
-            guard (200..<400).contains(status) else { return lock.withLock { settled } }
+            guard ResponseCode.succeeded(status) else { return lock.withLock { settled } }
             let name = expectation.destinationName(of: identity)
             let now = ContinuousClock.now
             return lock.withLock {
@@ -172,7 +172,7 @@ public enum PolicyVerification {
         func opened() -> Int { lock.withLock { queue.open() } }
 
         func response(_ identity: WorkloadIdentity, status: Int, latencyMicros: UInt64, connection: Int) -> Bool {
-            let ok = (200..<400).contains(status)
+            let ok = ResponseCode.succeeded(status)
             let name = ok ? expectation.flatMap { e in e.recognizer.destination(of: identity).map { e.mapping[$0] ?? $0 } } : nil
             return lock.withLock {
                 var tally = queue[connection]

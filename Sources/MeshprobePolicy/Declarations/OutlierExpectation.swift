@@ -1,3 +1,5 @@
+import MeshprobeIdentity
+
 /// Declared outlier detection (Istio DestinationRule `outlierDetection`, Linkerd's consecutive failure accrual, or
 /// a policy's `outlierDetection`), and the workloads to make fail.
 public struct OutlierExpectation: Sendable, Equatable {
@@ -39,7 +41,7 @@ public struct OutlierExpectation: Sendable, Equatable {
 
     package func counts(_ status: Int) -> Bool {
         switch counted {
-        case .serverErrors: return (500..<600).contains(status)
+        case .serverErrors: return (500..<600).contains(ResponseCode.httpEquivalent(status))
         case .gatewayErrors: return (502...504).contains(status)
         }
     }

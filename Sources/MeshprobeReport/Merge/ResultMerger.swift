@@ -381,9 +381,9 @@ public enum ResultMerger {
                           version: labels.destinationVersion, cluster: labels.destinationCluster)
             var row = rows[key] ?? (0, 0, [:], [:], LatencyHistogram.latency())
             row.requests += stats.requests
-            if (200..<400).contains(labels.responseCode) { row.succeeded += stats.requests }
+            if ResponseCode.succeeded(labels.code) { row.succeeded += stats.requests }
             if labels.responseCode > 0 {
-                row.statuses[String(labels.responseCode), default: 0] += stats.requests
+                row.statuses[ResponseCode.text(labels.code), default: 0] += stats.requests
             } else if labels.failureClass.hasPrefix("client:") {
                 row.errors[String(labels.failureClass.dropFirst("client:".count)), default: 0] += stats.requests
             }

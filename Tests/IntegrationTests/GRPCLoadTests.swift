@@ -1,0 +1,106 @@
+import Foundation
+import MeshprobeTestSupport
+import Testing
+
+extension EndToEnd {
+    /// `meshprobe load` making gRPC calls to a real gRPC server: Python's grpcio (gRPC's C core), with its standard
+    /// health service (grpcio-health-checking), over h2c and mutual TLS.
+    @Suite(.timeLimit(.minutes(3))) struct GRPCLoadTests {
+        static let server = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/grpc/stamp_server.py").path
+
+        func startServer(_ arguments: [String]) async throws -> (BackgroundProcess, Int) {
+            let python = try #require(which("python3"))
+            return try await BackgroundProcess.onFreePort { port in
+                try await BackgroundProcess(python, [Self.server, "--port", "\(port)", "--max-seconds", "150"] + arguments,
+                                            waitForPort: port, timeout: 20)
+            }
+        }
+
+        func json(_ path: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        }
+
+        @Test func countsEveryIdentitysCallsByGRPCStatusOverH2c() async throws {
+            let (server, port) = try await startServer(["--workload", "ratings", "--version", "v2", "--fail-every", "4",
+                                                        "--fail-status", "UNAVAILABLE", "--fail-message", "down for 25% of calls"])
+            defer { server.stop() }
+            let dir = try makeTemporaryDirectory("meshprobe-grpc")
+            defer { removeTemporaryDirectory(dir) }
+            let message = "\(dir)/request.bin"
+            try Data("ping".utf8).write(to: URL(fileURLWithPath: message))
+            let out = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call", "-n", "200", "-c", "2", "-m", "4",
+                                                      "--data", "@\(message)", "--json", "\(dir)/result.json"], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            // The table names each identity's statuses; the failures are the application's (the stamps were on them).
+            #expect(out.stdout.contains("grpc-status"), "\(out.stdout)")
+            #expect(out.stdout.contains("OK 150, UNAVAILABLE 50"), "\(out.stdout)")
+            #expect(out.stdout.contains("application: UNAVAILABLE: 50"), "\(out.stdout)")
+            let result = try json("\(dir)/result.json")
+            let summary = try #require(result["summary"] as? [String: Any])
+            #expect(summary["statuses"] as? [String: Int] == ["OK": 150, "UNAVAILABLE": 50])
+            let meta = try #require(result["meta"] as? [String: Any])
+            #expect(meta["targets"] as? [String] == ["grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call"])
+            let grpc = try #require(meta["grpc"] as? [String: Any])
+            #expect(grpc["method"] as? String == "meshprobe.test.Stamp/Call")
+            #expect(grpc["message_bytes"] as? Int == 4)
+            // Series as Istio labels gRPC: response_code 200, grpc_response_status the number.
+            let series = try #require(result["series"] as? [[String: Any]])
+            let labels = series.compactMap { $0["labels"] as? [String: Any] }
+            let failing = try #require(labels.first { $0["grpc_response_status"] as? String == "14" })
+            #expect(failing["response_code"] as? Int == 200)
+            #expect(failing["failure_class"] as? String == "application:UNAVAILABLE")
+            #expect(failing["destination_version"] as? String == "v2")
+            #expect(labels.contains { $0["grpc_response_status"] as? String == "0" && $0["failure_class"] as? String == "" })
+            #expect(try await ResultSchema.load.violation(in: "\(dir)/result.json") == nil)
+        }
+
+        @Test func callsOverMutualTLSWithGzipAndTheHealthService() async throws {
+            let pki = try LabPKIFixture()
+            let server = try pki.svid("ratings", uris: [pki.id("ratings")], dns: ["localhost"])
+            let prober = try pki.svid("prober", uris: [pki.id("prober")])
+            let (process, port) = try await startServer(["--workload", "ratings", "--tls", server.cert, server.key, pki.caFile])
+            defer { process.stop() }
+            let identity = ["--cert", prober.cert, "--key", prober.key, "--ca", pki.caFile, "--expect-peer", pki.id("ratings")]
+            let dir = try makeTemporaryDirectory("meshprobe-grpc")
+            defer { removeTemporaryDirectory(dir) }
+            let message = "\(dir)/request.bin"
+            try Data(repeating: UInt8(ascii: "a"), count: 2000).write(to: URL(fileURLWithPath: message))
+            // gzip: grpcio inflates the message (and would answer INTERNAL for a bad one).
+            let gzip = try await run(meshprobeBinary, ["load", "grpcs://127.0.0.1:\(port)/meshprobe.test.Stamp/Call", "-n", "100", "-c", "2", "-m", "5",
+                                                       "--data", "@\(message)", "--grpc-compression", "gzip"] + identity, timeout: 60)
+            #expect(gzip.status == 0, "\(gzip.stdout)\(gzip.stderr)")
+            #expect(gzip.stdout.contains("statuses:   OK: 100"), "\(gzip.stdout)")
+            #expect(gzip.stdout.contains(pki.id("ratings")), "\(gzip.stdout)")
+            // The health service: SERVING answers OK; a service it does not know, NOT_FOUND (grpc-status 5).
+            let healthy = try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(port)", "--grpc-health", "meshprobe.test", "-n", "20"] + identity,
+                                        timeout: 60)
+            #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+            #expect(healthy.stdout.contains("statuses:   OK: 20"), "\(healthy.stdout)")
+            let unknown = try await run(meshprobeBinary, ["load", "grpcs://127.0.0.1:\(port)", "--grpc-health", "nope", "-n", "20",
+                                                          "--threshold", "error_rate<1%"] + identity, timeout: 60)
+            #expect(unknown.status == 1, "\(unknown.stdout)\(unknown.stderr)")
+            #expect(unknown.stdout.contains("statuses:   NOT_FOUND: 20"), "\(unknown.stdout)")
+        }
+
+        @Test func refusesWhatAGRPCRunCannotSend() async throws {
+            let cases: [([String], String)] = [
+                (["grpc://127.0.0.1:1/"], "name the gRPC method in the path: grpcs://HOST:PORT/package.Service/Method"),
+                (["grpc://127.0.0.1:1/a/b/c"], "'/a/b/c': must name a gRPC method as package.Service/Method"),
+                (["grpc://127.0.0.1:1/p.S/M", "--data", "{}"], "--data: a gRPC request message is protobuf's binary encoding"),
+                (["grpc://127.0.0.1:1/p.S/M", "--method", "GET"], "--method GET: a gRPC call is a POST"),
+                (["grpc://127.0.0.1:1/p.S/M", "--http", "1.1"], "--http '1.1': gRPC runs over HTTP/2 only"),
+                (["grpc://127.0.0.1:1/p.S/M", "http://127.0.0.1:1/"], "is not a gRPC target, and this run makes gRPC calls"),
+                (["grpc://127.0.0.1:1/p.S/M", "grpc://127.0.0.1:2/p.S/N"], "calls /p.S/N, and the run calls /p.S/M: one method a run"),
+                (["grpc://127.0.0.1:1/p.S/M", "-H", "te: gzip"], "is gRPC's own header"),
+                (["grpc://127.0.0.1:1/p.S/M", "--grpc-health", ""], "with --grpc-health the URL names no method"),
+                (["http://127.0.0.1:1/", "--grpc-compression", "gzip"], "--grpc-compression is for gRPC calls"),
+            ]
+            for (arguments, message) in cases {
+                let out = try await run(meshprobeBinary, ["load"] + arguments + ["-n", "1"], timeout: 30)
+                #expect(out.status == 2, "\(arguments): \(out.stderr)")
+                #expect(out.stderr.contains(message), "\(arguments): \(out.stderr)")
+            }
+        }
+    }
+}
