@@ -282,7 +282,7 @@ let package = Package(
         ),
 
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
-        .testTarget(name: "MeshprobeGRPCTests", dependencies: ["MeshprobeGRPC", "MeshprobeIdentity"]),
+        .testTarget(name: "MeshprobeGRPCTests", dependencies: ["MeshprobeGRPC", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",

@@ -87,7 +87,8 @@ public enum GRPCMetadata {
 
     private static func hexDigit(_ v: UInt8) -> String { String(v, radix: 16, uppercase: true) }
 
-    private static func hexValue(_ c: UInt8) -> UInt8? {
+    /// The value of an ASCII hex digit (either case).
+    static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
