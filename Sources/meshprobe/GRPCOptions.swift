@@ -14,6 +14,10 @@ struct GRPCOptions: ParsableArguments {
         valueName: "service"))
     var grpcHealth: String?
 
+    @Option(help: ArgumentHelp("gRPC: a descriptor set (protoc --descriptor_set_out=FILE --include_imports, or buf build -o FILE.binpb): --data is then JSON encoded to the method's request type, and the method is checked to exist and be unary.",
+                               valueName: "file"), completion: .file())
+    var protoset: String?
+
     @Option(name: .customLong("grpc-compression"), help: .defaulted("gRPC: send the request message identity (uncompressed) or gzip.", GRPCCompression.identity.rawValue),
             completion: .list(GRPCCompression.allCases.map(\.rawValue)), transform: GRPCOptions.compression)
     var compression: GRPCCompression = .identity
@@ -33,6 +37,7 @@ struct GRPCOptions: ParsableArguments {
     func apply(to plan: inout LoadPlan, data: String?, method: String?) throws {
         guard isOn(for: plan.targets) else {
             if compression != .identity { throw CLIError.badInput("--grpc-compression is for gRPC calls (grpc:// or grpcs:// URLs, or --grpc)") }
+            if let protoset { throw CLIError.badInput("--protoset '\(protoset)': a descriptor set is for gRPC calls (grpc:// or grpcs:// URLs, or --grpc)") }
             return
         }
         if let method, method != "POST" {
@@ -42,6 +47,7 @@ struct GRPCOptions: ParsableArguments {
         var call: GRPCCall
         if let service = grpcHealth {
             if let data { throw CLIError.badInput("--data '\(data)': --grpc-health sends the health check's own request") }
+            if let protoset { throw CLIError.badInput("--protoset '\(protoset)': --grpc-health sends the health check's own request") }
             if let named = plan.targets.first(where: { $0.path != "/" }) {
                 throw CLIError.badInput("URL '\(named)': with --grpc-health the URL names no method (the health check is \(GRPCCall.healthCheckMethod))")
             }
@@ -56,12 +62,18 @@ struct GRPCOptions: ParsableArguments {
                 throw CLIError.badInput("URL '\(first)': \(error.message)")
             }
             call = GRPCCall(method: callMethod)
-            if let data {
-                guard data.hasPrefix("@") else {
-                    throw CLIError.badInput("--data: a gRPC request message is protobuf's binary encoding: give @FILE with the message (for JSON, a descriptor set is needed, which meshprobe does not read yet)")
+            var method: ProtosetMethod?
+            if let protoset {
+                do { method = try DescriptorSet(file: protoset).method(callMethod) } catch {
+                    throw CLIError.badInput("--protoset \(error)")
                 }
-                call.message = try readInputFile(String(data.dropFirst()), limit: .data, flag: "--data")
-                call.messageSource = "--data \(data)"
+            }
+            if let data {
+                let input: GRPCRequestData
+                do { input = try GRPCRequestData.read(data) } catch { throw CLIError.badInput("--data '\(data)': \(error.reason)") }
+                do { call.message = try input.message(for: method) } catch { throw CLIError.badInput("--data: \(error.reason)") }
+                let form = if case .json = input { "JSON" } else { "binary" }
+                call.messageSource = "--data \(data.hasPrefix("@") ? data : "(inline)") (\(form)\(protoset.map { ", --protoset \($0)" } ?? ""))"
             }
         }
         call.gzip = compression == .gzip

@@ -83,11 +83,45 @@ extension EndToEnd {
             #expect(unknown.stdout.contains("statuses:   NOT_FOUND: 20"), "\(unknown.stdout)")
         }
 
+        @Test func encodesAJSONRequestWithADescriptorSet() async throws {
+            let dir = try makeTemporaryDirectory("meshprobe-grpc")
+            defer { removeTemporaryDirectory(dir) }
+            try """
+                syntax = "proto3";
+                package meshprobe.test;
+                message Ask { string name = 1; int64 id = 2; repeated int32 tags = 3; }
+                service Stamp { rpc Call(Ask) returns (Ask); }
+                """.write(toFile: "\(dir)/stamp.proto", atomically: true, encoding: .utf8)
+            let protoc = try await run(try #require(which("python3")), ["-m", "grpc_tools.protoc", "-I", dir,
+                                                                          "--descriptor_set_out=\(dir)/stamp.protoset", "--include_imports", "\(dir)/stamp.proto"])
+            #expect(protoc.status == 0, "\(protoc.stderr)")
+            // {"name": "a", "id": "5", "tags": [1, 2]}: field 1 "a", field 2 varint 5, field 3 packed [1, 2].
+            let (server, port) = try await startServer(["--expect-request-hex", "0a01611005" + "1a020102"])
+            defer { server.stop() }
+            let url = "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call"
+            let out = try await run(meshprobeBinary, ["load", url, "-n", "20", "--protoset", "\(dir)/stamp.protoset",
+                                                      "--data", #"{"name": "a", "id": "5", "tags": [1, 2]}"#, "--json", "\(dir)/r.json"], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("statuses:   OK: 20"), "\(out.stdout)")
+            let meta = try #require(try json("\(dir)/r.json")["meta"] as? [String: Any])
+            #expect((meta["grpc"] as? [String: Any])?["message"] as? String == "--data (inline) (JSON, --protoset \(dir)/stamp.protoset)")
+            // The set names what is wrong before anything is sent.
+            let unknown = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Get", "-n", "1",
+                                                          "--protoset", "\(dir)/stamp.protoset"], timeout: 30)
+            #expect(unknown.status == 2)
+            #expect(unknown.stderr.contains("--protoset \(dir)/stamp.protoset:"), "\(unknown.stderr)")
+            #expect(unknown.stderr.contains("Call"), "\(unknown.stderr)")
+            let badJSON = try await run(meshprobeBinary, ["load", url, "-n", "1", "--protoset", "\(dir)/stamp.protoset", "--data", #"{"id": "x"}"#],
+                                        timeout: 30)
+            #expect(badJSON.status == 2)
+            #expect(badJSON.stderr.contains(".id: expected a 64-bit integer"), "\(badJSON.stderr)")
+        }
+
         @Test func refusesWhatAGRPCRunCannotSend() async throws {
             let cases: [([String], String)] = [
                 (["grpc://127.0.0.1:1/"], "name the gRPC method in the path: grpcs://HOST:PORT/package.Service/Method"),
                 (["grpc://127.0.0.1:1/a/b/c"], "'/a/b/c': must name a gRPC method as package.Service/Method"),
-                (["grpc://127.0.0.1:1/p.S/M", "--data", "{}"], "--data: a gRPC request message is protobuf's binary encoding"),
+                (["grpc://127.0.0.1:1/p.S/M", "--data", "{}"], "--data: a JSON request needs a descriptor set (--protoset FILE) to be encoded"),
                 (["grpc://127.0.0.1:1/p.S/M", "--method", "GET"], "--method GET: a gRPC call is a POST"),
                 (["grpc://127.0.0.1:1/p.S/M", "--http", "1.1"], "--http '1.1': gRPC runs over HTTP/2 only"),
                 (["grpc://127.0.0.1:1/p.S/M", "http://127.0.0.1:1/"], "is not a gRPC target, and this run makes gRPC calls"),
