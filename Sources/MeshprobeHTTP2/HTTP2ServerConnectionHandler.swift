@@ -55,6 +55,14 @@ public struct HTTP2ResponseWriter: Sendable {
         onLoop { $0.submitResponse(streamID: streamID, status: status, headers: headers, body: body) }
     }
 
+    /// Submits a response that ends with trailers (gRPC): HEADERS, the body's DATA without END_STREAM, then
+    /// `trailers` in a HEADERS frame with END_STREAM. With no trailers, the last frame of the headers or the body
+    /// ends the stream (a gRPC trailers-only response: HEADERS with END_STREAM). Adds no content-length. No-op if the
+    /// stream is gone.
+    public func respond(status: Int, headers: [HTTP2Header], body: ByteBuffer?, trailers: [HTTP2Header]) {
+        onLoop { $0.submitResponse(streamID: streamID, status: status, headers: headers, body: body, trailers: trailers) }
+    }
+
     /// RST_STREAM this stream with `errorCode`.
     public func reset(errorCode: UInt32) {
         onLoop { $0.resetStream(streamID: streamID, errorCode: errorCode) }
@@ -111,6 +119,8 @@ public final class HTTP2ServerConnectionHandler: ChannelDuplexHandler, Removable
         var dispatched = false
         var responded = false
         var responseBody: ByteBuffer?
+        /// Sent once `responseBody` is used up, in place of END_STREAM on its last DATA frame.
+        var responseTrailers: [HTTP2Header]?
     }
 
     private let settings: HTTP2Settings
@@ -190,6 +200,25 @@ public final class HTTP2ServerConnectionHandler: ChannelDuplexHandler, Removable
         if session.submitResponse(streamID: streamID, &headerBlock, hasBody: bodyBytes > 0) != 0 {
             // The stream cannot take a response any more (e.g. it is closing); make sure it does not linger.
             stream.responseBody = nil
+            connection.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)
+        }
+        connection.scheduleFlush()
+    }
+
+    /// `HTTP2ResponseWriter.respond(status:headers:body:trailers:)`: no content-length; non-empty trailers go
+    /// through the data provider, which submits them once the body is used up (`readBody`).
+    func submitResponse(streamID: Int32, status: Int, headers: [HTTP2Header], body: ByteBuffer?, trailers: [HTTP2Header]) {
+        guard let session = connection.openSession, let stream = streams[streamID], !stream.responded else { return }
+        stream.responded = true
+
+        headerBlock.reset()
+        headerBlock.append(name: ":status", decimal: status)
+        _ = headerBlock.append(headers)
+        if let body, body.readableBytes > 0 { stream.responseBody = body }
+        if !trailers.isEmpty { stream.responseTrailers = trailers }
+        if session.submitResponse(streamID: streamID, &headerBlock, hasBody: stream.responseBody != nil || !trailers.isEmpty) != 0 {
+            stream.responseBody = nil
+            stream.responseTrailers = nil
             connection.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)
         }
         connection.scheduleFlush()
@@ -302,6 +331,18 @@ extension HTTP2ServerConnectionHandler: NGHTTP2ConnectionOwner {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        return NGHTTP2Session.provideData(from: &stream.responseBody, into: destination, length: length, flags: flags)
+        let count = NGHTTP2Session.provideData(from: &stream.responseBody, into: destination, length: length, flags: flags)
+        if stream.responseBody == nil, let trailers = stream.responseTrailers {
+            // nghttp2's rule: the last DATA frame leaves the stream open, and the trailers are submitted from here.
+            stream.responseTrailers = nil
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            guard let pointer = connection.sessionPointer else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+            headerBlock.reset()
+            _ = headerBlock.append(trailers)
+            if NGHTTP2Session.submitTrailer(pointer, streamID: streamID, &headerBlock) != 0 {
+                return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+            }
+        }
+        return count
     }
 }

@@ -101,6 +101,12 @@ final class NGHTTP2Session {
         }
     }
 
+    /// Submits trailers (a HEADERS frame with END_STREAM) on `streamID` of the session at `pointer`; callable from a
+    /// data provider's read callback. Returns 0 or a negative nghttp2 error code.
+    static func submitTrailer(_ pointer: OpaquePointer, streamID: Int32, _ headers: inout HeaderBlockBuilder) -> Int32 {
+        headers.withNV { nv, count in nghttp2_submit_trailer(pointer, streamID, nv, count) }
+    }
+
     var wantsRead: Bool { nghttp2_session_want_read(pointer) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(pointer) != 0 }
 

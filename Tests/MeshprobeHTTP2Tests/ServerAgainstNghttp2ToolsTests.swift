@@ -30,6 +30,37 @@ struct ServerAgainstNghttp2ToolsTests {
         #expect(result.output.contains("content-length: 5"), "\(result.output)")
     }
 
+    /// gRPC's shape: HEADERS, DATA without END_STREAM, trailers with END_STREAM; and a trailers-only answer.
+    @Test func sendsTrailersAfterTheBodyAndTrailersOnlyResponsesToNghttp() async throws {
+        let server = try await TestServer.start { request, writer in
+            if request.path == "/only" {
+                writer.respond(status: 200, headers: [HTTP2Header("grpc-status", "12")], body: nil, trailers: [])
+            } else {
+                // Larger than one frame, so the trailers follow several DATA frames.
+                writer.respond(status: 200, headers: [HTTP2Header("content-type", "application/grpc")],
+                               body: ByteBuffer(repeating: 0x61, count: 40_000), trailers: [HTTP2Header("grpc-status", "0"), HTTP2Header("grpc-message", "done")])
+            }
+        }
+        defer { Task { await server.stop() } }
+        // nghttp's one request is on stream 13 (after its PRIORITY anchors).
+        let full = try await run("/usr/bin/nghttp", ["-v", "-n", "http://127.0.0.1:\(server.port)/full"], timeout: 20)
+        #expect(full.status == 0, "\(full.output)")
+        let frames = full.output.split(separator: "\n").filter { $0.contains("recv ") && $0.contains("frame <") && $0.contains("stream_id=13>") }
+        let data = frames.filter { $0.contains("recv DATA") }
+        #expect(data.count >= 3, "\(full.output)")
+        // nghttp prints a frame's flags: END_STREAM is 0x01, END_HEADERS 0x04.
+        #expect(data.allSatisfy { $0.contains("flags=0x00") }, "\(full.output)")
+        let last = try #require(frames.last, "\(full.output)")
+        #expect(last.contains("recv HEADERS") && last.contains("flags=0x05"), "\(full.output)")
+        #expect(full.output.contains("grpc-status: 0") && full.output.contains("grpc-message: done"), "\(full.output)")
+        #expect(!full.output.contains("content-length"), "\(full.output)")
+
+        let only = try await run("/usr/bin/nghttp", ["-v", "-n", "http://127.0.0.1:\(server.port)/only"], timeout: 20)
+        let onlyFrames = only.output.split(separator: "\n").filter { $0.contains("recv ") && $0.contains("frame <") && $0.contains("stream_id=13>") }
+        #expect(onlyFrames.count == 1 && onlyFrames[0].contains("recv HEADERS") && onlyFrames[0].contains("flags=0x05"), "\(only.output)")
+        #expect(only.output.contains("grpc-status: 12"), "\(only.output)")
+    }
+
     @Test func echoesARequestBodyToCurl() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
