@@ -33,8 +33,8 @@ public struct LoadReport: Codable, Sendable {
         public var tlsLoosened: [String]?
         /// A gRPC run's call; absent for HTTP.
         public var grpc: GRPCMeta?
-        /// How the client's identity rotated during the run (Workload API, watched SVID files); absent when it
-        /// could not (an identity read once).
+        /// How the client's identity rotated during the run: always with the Workload API, with watched SVID files
+        /// when they changed; absent otherwise.
         public var identityRotations: IdentityRotations?
         /// The load model in words for a reader: a merged result's says that it is each run's, so that it agrees with
         /// `connections`, the runs' sum (`each of 2 runs: closed: 2 connections x 5 streams` beside 4 connections).
@@ -360,7 +360,11 @@ public struct LoadReport: Codable, Sendable {
                     inputs: inputs)
         meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
         meta.grpc = configuration.plan.grpc.map(GRPCMeta.init)
-        meta.identityRotations = configuration.tlsSource.map { IdentityRotations($0.rotations, result: result) }
+        // Watched files that never changed leave the result as it was; the Workload API's runs always say.
+        if let rotations = configuration.tlsSource?.rotations,
+           rotations.source != "files" || rotations.count + rotations.rejected > 0 {
+            meta.identityRotations = IdentityRotations(rotations, result: result)
+        }
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,

@@ -17,15 +17,15 @@ public final class WorkloadAPIClient: Sendable {
     public static let securityHeader = HTTP2Header("workload.spiffe.io", "true")
 
     public let endpoint: WorkloadAPIEndpoint
-    private let core: NIOLoopBound<Core>
+    private let core: NIOLoopBoundBox<Core>
 
     public init(endpoint: WorkloadAPIEndpoint, eventLoop: any EventLoop, backoff: (initial: Double, maximum: Double) = (0.2, 10),
                 onUpdate: @escaping @Sendable (X509SVIDUpdate) -> Void,
                 onError: @escaping @Sendable (_ error: WorkloadAPIError, _ final: Bool) -> Void) {
         self.endpoint = endpoint
         let machine = WorkloadAPIStreamStateMachine(initialBackoff: backoff.initial, maximumBackoff: backoff.maximum)
-        core = NIOLoopBound(Core(endpoint: endpoint, eventLoop: eventLoop, machine: machine, onUpdate: onUpdate, onError: onError),
-                            eventLoop: eventLoop)
+        core = NIOLoopBoundBox.makeBoxSendingValue(
+            Core(endpoint: endpoint, eventLoop: eventLoop, machine: machine, onUpdate: onUpdate, onError: onError), eventLoop: eventLoop)
     }
 
     public func start() {

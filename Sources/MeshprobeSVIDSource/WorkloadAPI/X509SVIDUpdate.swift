@@ -15,6 +15,14 @@ public struct X509SVIDUpdate: Sendable, Hashable {
         /// Concatenated DER CA certificates of the SVID's trust domain.
         public var bundleDER: [UInt8]
         public var hint: String
+
+        public init(spiffeID: String, chainDER: [UInt8], keyDER: [UInt8], bundleDER: [UInt8], hint: String = "") {
+            self.spiffeID = spiffeID
+            self.chainDER = chainDER
+            self.keyDER = keyDER
+            self.bundleDER = bundleDER
+            self.hint = hint
+        }
     }
 
     public var svids: [SVID]
