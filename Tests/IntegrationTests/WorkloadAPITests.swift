@@ -140,6 +140,33 @@ extension EndToEnd {
             #expect(summary["failed"] as? Int == 0)
         }
 
+        /// The agent restarts during the run: meshprobe keeps its SVID while the socket is gone, reconnects with backoff,
+        /// and takes the new agent's SVIDs.
+        @Test func survivesAnAgentRestartAndTakesTheNewAgentsSVIDs() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--lifetime", "60"])
+            let echo = try await lab.echo()
+            defer { Task { await echo.close() } }
+            let load = Task {
+                try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--workload-api", lab.endpoint,
+                                                "-d", "9s", "-c", "2", "--churn", "25", "--json", "\(lab.dir)/result.json"], timeout: 60)
+            }
+            try await Task.sleep(for: .seconds(2))
+            await agent.stopAndWait()
+            try? FileManager.default.removeItem(atPath: lab.socket)
+            try await Task.sleep(for: .seconds(2))
+            let restarted = try await lab.agent([lab.pki.id("prober")], ["--rotate-every", "2", "--lifetime", "60"])
+            defer { restarted.stop() }
+            let out = try await load.value
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(", 0 failed"), "\(out.stdout)")
+            #expect(out.stderr.contains("; reconnecting"), "\(out.stderr)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            // The new agent's first SVID and at least one of its rotations.
+            #expect((rotation["rotations"] as? Int ?? 0) >= 2, "\(rotation)")
+            #expect(rotation["tls_failures"] as? Int == 0)
+        }
+
         @Test func presentsTheSVIDWithTheSPIFFEIDAskedForAndListsTheOfferedOnes() async throws {
             let lab = try Lab()
             let agent = try await lab.agent([lab.pki.id("default"), lab.pki.id("prober")])
