@@ -151,7 +151,7 @@ let package = Package(
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(
             name: "MeshprobeScenario",
-            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity"]
+            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeGRPC"]
         ),
         // Verification statistics: sequential split tests with stated error rates (per connection, per request), SLO
         // share bounds, routing models, the propagation stability check.
