@@ -143,7 +143,7 @@ let package = Package(
         // The echo's control API as a contract: the JSON bodies, the rules a fault's settings must meet, the path.
         // The echo serves it and the clients (`meshprobe fault`, the checks, game days) call it; no NIO, no server.
         .target(name: "MeshprobeEchoAPI", dependencies: ["MeshprobeIdentity", "MeshprobeYAML"]),
-        // The echo workload: identity stamps, caller identity, in-flight count, fault injection.
+        // The echo workload: identity stamps, caller identity, in-flight count, fault injection; HTTP and gRPC.
         .target(
             name: "MeshprobeEcho",
             dependencies: [
@@ -151,6 +151,8 @@ let package = Package(
                 "MeshprobeIdentity",
                 "MeshprobeTLS",
                 "MeshprobeHTTP2",
+                "MeshprobeGRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -167,7 +169,7 @@ let package = Package(
         // Scenario files: a load run as reviewed YAML (`meshprobe run FILE.yaml`).
         .target(
             name: "MeshprobeScenario",
-            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity"]
+            dependencies: ["MeshprobeYAML", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeGRPC"]
         ),
         // Verification statistics: sequential split tests with stated error rates (per connection, per request), SLO
         // share bounds, routing models, the propagation stability check.
@@ -307,7 +309,10 @@ let package = Package(
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",
-            dependencies: ["MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", "MeshprobeYAML", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "MeshprobeEcho", "MeshprobeEchoAPI", "MeshprobeIdentity", "MeshprobeYAML", "MeshprobeGRPC",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .testTarget(
             name: "MeshprobeHistogramTests",

@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import NIOCore
 import NIOHTTP1
 
@@ -55,7 +56,8 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
         )
         body = nil
         var plan = state.planner.plan(request, inFlight: inFlight, allocator: context.channel.allocator, random: &random)
-        let retry = state.enterRetry(&plan)
+        let retries = state.enterRetry(attempt: plan.attempt)
+        if let retries { plan.headers.append((EchoStamp.retriesInFlight, String(retries))) }
         let keepAlive = head.isKeepAlive
         let isHead = head.method == .HEAD
         let version = head.version
@@ -65,9 +67,7 @@ final class EchoHTTP1Handler: ChannelInboundHandler, RemovableChannelHandler {
             let context = loopBound.value
             // Out of flight before the answer leaves: a proxy that sends its next request as soon as it has this
             // answer must never see it counted (the circuit-breaker check compares this count with a limit).
-            state.served.wrappingIncrement(ordering: .relaxed)
-            state.inFlight.wrappingDecrement(ordering: .relaxed)
-            if retry { state.retriesInFlight.wrappingDecrement(ordering: .relaxed) }
+            state.exit(retry: retries != nil)
             if case .reset = plan.action {
                 context.close(promise: nil)
                 return

@@ -111,8 +111,9 @@ struct EchoPlanner: Sendable {
         return nil
     }
 
-    func plan(_ request: EchoRequest, inFlight: Int, allocator: ByteBufferAllocator,
-              random: inout some RandomNumberGenerator) -> EchoPlan {
+    /// The stamps every answer of the workload carries (HTTP headers, gRPC metadata), the caller, and the attempt
+    /// (0 without an `x-request-id`; counted here, once per request).
+    func stamps(_ request: EchoRequest, inFlight: Int) -> (stamps: [(name: String, value: String)], caller: (identity: String, source: String), attempt: Int) {
         let caller = Self.caller(of: request)
         var stamps: [(name: String, value: String)] = [
             (EchoStamp.workload, identity.workload),
@@ -132,6 +133,38 @@ struct EchoPlanner: Sendable {
             attempt = attempts.count(requestID)
             stamps.append((EchoStamp.attempt, String(attempt)))
         }
+        return (stamps, caller, attempt)
+    }
+
+    /// What the faults of `spec` do to one request: each kind rolled once, in the order reset, status, delay.
+    static func roll(_ spec: FaultSpec, random: inout some RandomNumberGenerator) -> FaultRoll {
+        var roll = FaultRoll()
+        if spec.isEmpty { return roll }
+        if spec.resetPercent > 0, Double.random(in: 0..<100, using: &random) < spec.resetPercent {
+            roll.reset = true
+            return roll
+        }
+        var sources: [String] = []
+        if let status = spec.choice(spec.statuses, roll: Double.random(in: 0..<100, using: &random)) {
+            roll.status = status.value
+            roll.applied.append("status=\(ResponseCode.text(status.value))")
+            if let source = status.source { sources.append(source) }
+        }
+        if let delay = spec.choice(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
+            roll.delayNanoseconds = delay.value
+            roll.applied.append("delay=\(delay.value / 1000)us")
+            if let source = delay.source, !sources.contains(source) { sources.append(source) }
+        }
+        // Which control-API faults applied, by id (the query string's have none).
+        if !sources.isEmpty { roll.applied.append("control=\(sources.joined(separator: ","))") }
+        return roll
+    }
+
+    func plan(_ request: EchoRequest, inFlight: Int, allocator: ByteBufferAllocator,
+              random: inout some RandomNumberGenerator) -> EchoPlan {
+        let stamped = stamps(request, inFlight: inFlight)
+        var stamps = stamped.stamps
+        let caller = stamped.caller
         if FaultControlAPI.isControlPath(request.path) {
             let response = control.respond(to: request)
             stamps.append(("content-type", "application/json"))
@@ -155,27 +188,15 @@ struct EchoPlanner: Sendable {
         if let controlled = control.faults.spec(forPath: request.path) { spec.append(controlled) }
 
         var plan = EchoPlan(body: allocator.buffer(capacity: 0))
-        plan.attempt = attempt
-        var faults: [String] = []
-        if !spec.isEmpty {
-            if spec.resetPercent > 0, Double.random(in: 0..<100, using: &random) < spec.resetPercent {
-                plan.action = .reset
-                return plan
-            }
-            var sources: [String] = []
-            if let status = spec.choice(spec.statuses, roll: Double.random(in: 0..<100, using: &random)) {
-                plan.status = status.value
-                faults.append("status=\(status.value)")
-                if let source = status.source { sources.append(source) }
-            }
-            if let delay = spec.choice(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
-                plan.delayNanoseconds = delay.value
-                faults.append("delay=\(delay.value / 1000)us")
-                if let source = delay.source, !sources.contains(source) { sources.append(source) }
-            }
-            // Which control-API faults applied, by id (the query string's have none).
-            if !sources.isEmpty { faults.append("control=\(sources.joined(separator: ","))") }
+        plan.attempt = stamped.attempt
+        let roll = Self.roll(spec, random: &random)
+        if roll.reset {
+            plan.action = .reset
+            return plan
         }
+        if let status = roll.status { plan.status = status }
+        plan.delayNanoseconds = roll.delayNanoseconds
+        let faults = roll.applied
         if !faults.isEmpty { stamps.append((EchoStamp.fault, faults.joined(separator: ";"))) }
 
         var body = allocator.buffer(capacity: 512)
@@ -208,6 +229,17 @@ struct EchoPlanner: Sendable {
         plan.body = body
         return plan
     }
+}
+
+/// What a request's faults came to.
+struct FaultRoll {
+    /// Reset the stream (HTTP/1.1: close the connection) instead of answering.
+    var reset = false
+    /// The status to answer with (a `ResponseCode` for a gRPC call).
+    var status: Int?
+    var delayNanoseconds: UInt64 = 0
+    /// The `x-meshprobe-fault` stamp's parts (`status=503`, `delay=20000us`, `control=f1`).
+    var applied: [String] = []
 }
 
 /// A JSON string literal with the required escapes.

@@ -39,12 +39,18 @@ final class EchoState: Sendable {
     let retriesInFlight = ManagedAtomic<Int>(0)
     let log: (@Sendable (String) -> Void)?
 
-    /// Counts a retry in and stamps how many are in flight with it; true when the caller must count it out.
-    func enterRetry(_ plan: inout EchoPlan) -> Bool {
-        guard plan.attempt > 1 else { return false }
-        let now = retriesInFlight.wrappingIncrementThenLoad(ordering: .relaxed)
-        plan.headers.append((EchoStamp.retriesInFlight, String(now)))
-        return true
+    /// Counts a retry (an `attempt` above 1) in and returns how many are in flight with it, for its stamp; nil for a
+    /// first attempt. The caller counts a retry out (`exitRetry`) when it answers.
+    func enterRetry(attempt: Int) -> Int? {
+        guard attempt > 1 else { return nil }
+        return retriesInFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+    }
+
+    /// Counts a request out as its answer leaves: served, out of flight, and out of the retries when it was one.
+    func exit(retry: Bool) {
+        served.wrappingIncrement(ordering: .relaxed)
+        inFlight.wrappingDecrement(ordering: .relaxed)
+        if retry { retriesInFlight.wrappingDecrement(ordering: .relaxed) }
     }
 
     /// Counts a request in; returns the in-flight count including it, and keeps the peak.

@@ -1,4 +1,5 @@
 import Atomics
+import MeshprobeIdentity
 import MeshprobeEchoAPI
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,7 +22,7 @@ public struct ControlFault: Sendable, Equatable {
 
     func json(now: NIODeadline) -> FaultControlJSON.Fault {
         FaultControlJSON.Fault(
-            id: id, status: settings.status, statusShare: settings.statusShare,
+            id: id, status: settings.status, grpcStatus: settings.grpcStatus?.name, statusShare: settings.statusShare,
             delayMs: Double(settings.delayNanoseconds) / 1e6, delayShare: settings.delayShare,
             resetShare: settings.resetShare, path: settings.pathPrefix,
             expiresInSeconds: expiresInSeconds(now: now), setBy: setBy, label: settings.label)
@@ -78,8 +79,9 @@ final class FaultControl: Sendable {
     }
 
     /// The active faults that apply to `path` (the query is ignored) as one spec, in the order they were set;
-    /// nil when none applies.
-    func spec(forPath path: String, now: NIODeadline = .now()) -> FaultSpec? {
+    /// nil when none applies. For a gRPC call (`grpc`), a fault's `grpcStatus` is its status (a `ResponseCode`), else
+    /// its HTTP `status`; an HTTP request gets the HTTP `status` only.
+    func spec(forPath path: String, grpc: Bool = false, now: NIODeadline = .now()) -> FaultSpec? {
         guard activeCount.load(ordering: .relaxed) > 0 else { return nil }
         let bare = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
         let matching = state.withLockedValue { state in
@@ -90,7 +92,8 @@ final class FaultControl: Sendable {
         var spec = FaultSpec()
         for fault in matching {
             let s = fault.settings
-            if let status = s.status { spec.statuses.append(.init(value: status, percent: s.statusShare, source: fault.id)) }
+            let grpcStatus = grpc ? s.grpcStatus.map(ResponseCode.grpc) : nil
+            if let status = grpcStatus ?? s.status { spec.statuses.append(.init(value: status, percent: s.statusShare, source: fault.id)) }
             if s.delayNanoseconds > 0 { spec.delays.append(.init(value: s.delayNanoseconds, percent: s.delayShare, source: fault.id)) }
             spec.resetPercent = min(100, spec.resetPercent + s.resetShare)
         }

@@ -143,6 +143,12 @@ struct FaultControlAPI: Sendable {
         request.delayShare = try number(.delayShare)
         request.resetShare = try number(.resetShare)
         request.durationSeconds = try number(.durationSeconds)
+        switch object[Key.grpcStatus.rawValue] {
+        case nil, .null?: break
+        case .string(let name)?: request.grpcStatus = name
+        case .number(let n)?: request.grpcStatus = numberText(n)
+        case let other?: throw FaultControlError(.grpcStatus, "must be a gRPC status name or number, got \(other.kind)")
+        }
         switch object[Key.path.rawValue] {
         case nil, .null?: break
         case .string(let path)?: request.path = path

@@ -19,6 +19,8 @@ public struct FaultSpec: Sendable, Equatable {
         public var source: String? = nil
     }
 
+    /// The statuses to answer with instead: HTTP statuses; for a gRPC call, `ResponseCode`s (a gRPC status as
+    /// 1000 + code, answered trailers-only; an HTTP status answered as a proxy would, without `grpc-status`).
     public var statuses: [Choice<Int>] = []
     public var delays: [Choice<UInt64>] = []  // nanoseconds
     public var sizes: [Choice<Int>] = []

@@ -9,7 +9,10 @@ public enum FaultControlJSON {
     /// The body of `POST /.meshprobe/faults`.
     public struct NewFault: Codable, Sendable, Equatable {
         public var status: Int?
-        /// Percent of matching requests answered with `status` (default 100).
+        /// The gRPC status to answer gRPC calls with (a name such as `UNAVAILABLE`, or a number 1-16), as Envoy's
+        /// fault filter's `abort.grpc_status`; HTTP requests get `status` (none without one).
+        public var grpcStatus: String?
+        /// Percent of matching requests answered with `status` or `grpcStatus` (default 100).
         public var statusShare: Double?
         public var delayMs: Double?
         /// Percent of matching requests delayed by `delayMs` (default 100).
@@ -23,12 +26,13 @@ public enum FaultControlJSON {
         public var label: String?
 
         public enum CodingKeys: String, CodingKey, CaseIterable {
-            case status, statusShare, delayMs, delayShare, resetShare, path, durationSeconds, label
+            case status, grpcStatus, statusShare, delayMs, delayShare, resetShare, path, durationSeconds, label
         }
 
-        public init(status: Int? = nil, statusShare: Double? = nil, delayMs: Double? = nil, delayShare: Double? = nil,
+        public init(status: Int? = nil, grpcStatus: String? = nil, statusShare: Double? = nil, delayMs: Double? = nil, delayShare: Double? = nil,
                     resetShare: Double? = nil, path: String? = nil, durationSeconds: Double? = nil, label: String? = nil) {
             self.status = status
+            self.grpcStatus = grpcStatus
             self.statusShare = statusShare
             self.delayMs = delayMs
             self.delayShare = delayShare
@@ -44,6 +48,9 @@ public enum FaultControlJSON {
         public var id: String
         /// nil (JSON null) when the fault sets no status.
         public var status: Int?
+        /// The gRPC status's canonical name (`UNAVAILABLE`); nil (JSON null) when none, and from an echo that predates
+        /// gRPC.
+        public var grpcStatus: String?
         public var statusShare: Double
         public var delayMs: Double
         public var delayShare: Double
@@ -55,13 +62,14 @@ public enum FaultControlJSON {
         public var label: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, status, statusShare, delayMs, delayShare, resetShare, path, expiresInSeconds, setBy, label
+            case id, status, grpcStatus, statusShare, delayMs, delayShare, resetShare, path, expiresInSeconds, setBy, label
         }
 
-        package init(id: String, status: Int?, statusShare: Double, delayMs: Double, delayShare: Double, resetShare: Double,
+        package init(id: String, status: Int?, grpcStatus: String? = nil, statusShare: Double, delayMs: Double, delayShare: Double, resetShare: Double,
                      path: String, expiresInSeconds: Int, setBy: String, label: String?) {
             self.id = id
             self.status = status
+            self.grpcStatus = grpcStatus
             self.statusShare = statusShare
             self.delayMs = delayMs
             self.delayShare = delayShare
@@ -77,6 +85,7 @@ public enum FaultControlJSON {
             let n = numberText
             var parts: [String] = []
             if let status { parts.append("status \(status) for \(n(statusShare))%") }
+            if let grpcStatus { parts.append("grpc-status \(grpcStatus) for \(n(statusShare))%") }
             if delayMs > 0 { parts.append("delay \(n(delayMs))ms for \(n(delayShare))%") }
             if resetShare > 0 { parts.append("reset \(n(resetShare))%") }
             return parts.joined(separator: ", ") + " on \(path), expires in \(expiresInSeconds)s"
@@ -86,6 +95,7 @@ public enum FaultControlJSON {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(id, forKey: .id)
             try c.encode(status, forKey: .status)  // null rather than absent: every field is always there
+            try c.encode(grpcStatus, forKey: .grpcStatus)
             try c.encode(statusShare, forKey: .statusShare)
             try c.encode(delayMs, forKey: .delayMs)
             try c.encode(delayShare, forKey: .delayShare)
@@ -130,6 +140,7 @@ extension FaultControlJSON.Fault {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = FaultControlJSON.printable(try c.decode(String.self, forKey: .id))
         status = try c.decodeIfPresent(Int.self, forKey: .status)
+        grpcStatus = try c.decodeIfPresent(String.self, forKey: .grpcStatus).map(FaultControlJSON.printable)
         statusShare = try c.decode(Double.self, forKey: .statusShare)
         delayMs = try c.decode(Double.self, forKey: .delayMs)
         delayShare = try c.decode(Double.self, forKey: .delayShare)

@@ -1,8 +1,12 @@
 import MeshprobeIdentity
 /// What one game-day fault does, where, and for how long: a checked `POST /.meshprobe/faults` body.
 public struct FaultSettings: Sendable, Equatable {
-    /// The status to answer instead, for `statusShare` percent of the matching requests.
+    /// The status to answer instead, for `statusShare` percent of the matching requests; gRPC calls get it too (as a
+    /// proxy's answer: that HTTP status without `grpc-status`) unless `grpcStatus` is set.
     public var status: Int?
+    /// The gRPC status to answer gRPC calls with instead (trailers-only), for `statusShare` percent of them; never
+    /// OK. HTTP requests are not answered with it.
+    public var grpcStatus: GRPCStatusCode?
     public var statusShare: Double = 0
     public var delayNanoseconds: UInt64 = 0
     public var delayShare: Double = 0
@@ -42,6 +46,12 @@ public struct FaultSettings: Sendable, Equatable {
             guard (200...599).contains(status) else { throw FaultControlError(.status, "must be an HTTP status code 200-599, got \(status)") }
         }
         self.status = request.status
+        if let text = request.grpcStatus {
+            guard let code = GRPCStatusCode(parsing: text), code != .ok else {
+                throw FaultControlError(.grpcStatus, "must be a gRPC error status: a name such as UNAVAILABLE or a number 1-16, got \(PrintableText.replacingControls(text))")
+            }
+            grpcStatus = code
+        }
         if let delay = request.delayMs {
             let maxMs = Double(limits.maxDelayNanoseconds) / 1e6
             guard delay > 0, delay <= maxMs else {
@@ -49,7 +59,7 @@ public struct FaultSettings: Sendable, Equatable {
             }
             delayNanoseconds = UInt64(delay * 1e6)
         }
-        statusShare = try share(request.statusShare, .statusShare, of: .status, present: request.status != nil)
+        statusShare = try share(request.statusShare, .statusShare, of: .status, present: request.status != nil || grpcStatus != nil)
         delayShare = try share(request.delayShare, .delayShare, of: .delayMs, present: request.delayMs != nil)
         if let reset = request.resetShare { resetShare = try percent(reset, .resetShare) }
         if let path = request.path {
@@ -70,8 +80,8 @@ public struct FaultSettings: Sendable, Equatable {
             guard Self.isValidLabel(label) else { throw FaultControlError(.label, Self.labelRule) }
             self.label = label
         }
-        if status == nil && delayNanoseconds == 0 && resetShare == 0 {
-            throw FaultControlError(field: "body", reason: "the fault does nothing: give status, delayMs or resetShare")
+        if status == nil && grpcStatus == nil && delayNanoseconds == 0 && resetShare == 0 {
+            throw FaultControlError(field: "body", reason: "the fault does nothing: give status, grpcStatus, delayMs or resetShare")
         }
     }
 }

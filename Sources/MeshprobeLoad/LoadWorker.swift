@@ -92,8 +92,8 @@ final class LoadWorker {
         templates = (try? configuration.plan.compileTemplates()) ?? nil
         flowSteps = (try? configuration.plan.compileFlow()) ?? []
         collectBodies = configuration.keepLastStepResponse
-        isGRPC = configuration.plan.grpc != nil
             || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
+        isGRPC = configuration.plan.grpc != nil
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.plan.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.plan.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeGRPC
 import MeshprobeIdentity
 import MeshprobeSpec
 import MeshprobeYAML
@@ -198,7 +199,7 @@ public struct Scenario {
                      extraKeys: [String], defaultRequests: Int?, defaultChurn: ConnectionChurn?,
                      thresholdsRefusal: String?, errors: inout YAMLErrors) throws(YAMLInputError) -> Scenario {
         let before = errors.count
-        let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "load", "request",
+        let top = try root.mapping(allowed: ["scenario", "name", "target", "targets", "identity", "http", "grpc", "load", "request",
                                              "identityHeader", "signatures", "guards", "thresholds", "steps", "setup", "teardown", "output"] + extraKeys,
                                    recording: &errors)
         let misspelt = errors.count > before
@@ -271,6 +272,12 @@ public struct Scenario {
                 templated += try parseRequest(request, into: &scenario.plan, http1Only: http1Only, resolve: resolve)
             }
         } != nil
+        // gRPC calls, once the targets and the request (whose path names the method) are read.
+        if requestRead, !scenario.plan.targets.isEmpty {
+            errors.attempt { () throws(YAMLInputError) in
+                try parseGRPC(top["grpc"], into: &scenario.plan, top: top, baseDirectory: baseDirectory)
+            }
+        }
 
         // Multi-step flows. Their templates may name the request's CSV columns, and the steps and teardown use what the
         // setup extracts: each list is read when what it needs was.
@@ -414,6 +421,41 @@ public struct Scenario {
             throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
         }
         return id
+    }
+
+    /// The `grpc` section (`protoset`, `data`, `health`, `compression`: the flags' values, paths relative to the file)
+    /// and `grpc://` targets into the plan's call; an error points at the field it is about.
+    static func parseGRPC(_ section: YAMLValue?, into plan: inout LoadPlan, top: [String: YAMLValue],
+                          baseDirectory: URL) throws(YAMLInputError) {
+        func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : baseDirectory.appendingPathComponent(path).path }
+        var input = GRPCCallInput()
+        var fields: [String: YAMLValue] = [:]
+        if let section {
+            fields = try section.mapping(allowed: ["protoset", "data", "health", "compression"])
+            input.everyTarget = true
+            input.protoset = try fields["protoset"].map { v throws(YAMLInputError) in resolve(try v.string()) }
+            if let data = fields["data"] {
+                let text = try data.string()
+                input.data = text.hasPrefix("@") ? "@" + resolve(String(text.dropFirst())) : text
+            }
+            input.health = try fields["health"]?.string()
+            if let compression = fields["compression"] {
+                guard let value = GRPCCompression(rawValue: try compression.string()) else {
+                    throw compression.error("the compression must be identity or gzip")
+                }
+                input.gzip = value == .gzip
+            }
+        }
+        do { try input.apply(to: &plan) } catch {
+            let at: YAMLValue? = switch error.field {
+            case .target: top["request"] ?? top["target"] ?? top["targets"]
+            case .data: fields["data"]
+            case .protoset: fields["protoset"]
+            case .health: fields["health"]
+            case .compression: fields["compression"]
+            }
+            throw (at ?? section ?? top["target"] ?? top["targets"]!).error(error.value.isEmpty || error.field != .target ? error.reason : "'\(error.value)': \(error.reason)")
+        }
     }
 
     /// The `request` section into `plan` (after its targets: a path replaces theirs); returns the fields that may hold

@@ -32,7 +32,10 @@ struct FaultCommand: AsyncParsableCommand {
         @Option(help: "Answer with this HTTP status (200-599).")
         var status: Int?
 
-        @Option(name: .customLong("status-share"), help: "Percent of matching requests that get --status (default 100).")
+        @Option(name: .customLong("grpc-status"), help: "Answer gRPC calls with this gRPC status (UNAVAILABLE, 14); HTTP requests get --status.")
+        var grpcStatus: String?
+
+        @Option(name: .customLong("status-share"), help: "Percent of matching requests that get --status or --grpc-status (default 100).")
         var statusShare: Double?
 
         @Option(help: "Delay responses by this long (200ms, 1s).", transform: InputArgument.duration)
@@ -54,13 +57,13 @@ struct FaultCommand: AsyncParsableCommand {
         var label: String?
 
         func makeRequest() throws -> FaultControlJSON.NewFault {
-            if statusShare != nil && status == nil { throw CLIError.badInput("--status-share needs --status") }
+            if statusShare != nil && status == nil && grpcStatus == nil { throw CLIError.badInput("--status-share needs --status or --grpc-status") }
             if delayShare != nil && delay == nil { throw CLIError.badInput("--delay-share needs --delay") }
-            if status == nil && delay == nil && resetShare == nil {
-                throw CLIError.badInput("the fault does nothing: give --status, --delay or --reset-share")
+            if status == nil && grpcStatus == nil && delay == nil && resetShare == nil {
+                throw CLIError.badInput("the fault does nothing: give --status, --grpc-status, --delay or --reset-share")
             }
             let request = FaultControlJSON.NewFault(
-                status: status, statusShare: statusShare, delayMs: delay.map { $0.seconds * 1000 },
+                status: status, grpcStatus: grpcStatus, statusShare: statusShare, delayMs: delay.map { $0.seconds * 1000 },
                 delayShare: delayShare, resetShare: resetShare, path: path, durationSeconds: duration.seconds,
                 label: label)
             // The echo checks again, against its own --max-delay; here only what holds for every echo.
@@ -151,7 +154,7 @@ struct FaultClientOptions: ParsableArguments {
 
     /// The flag that sets a field of the control API's request body.
     static func flag(for field: String) -> String {
-        let flags = ["status": "--status", "statusShare": "--status-share", "delayMs": "--delay", "delayShare": "--delay-share",
+        let flags = ["status": "--status", "grpcStatus": "--grpc-status", "statusShare": "--status-share", "delayMs": "--delay", "delayShare": "--delay-share",
                      "resetShare": "--reset-share", "path": "--path", "durationSeconds": "--for", "label": "--label"]
         return flags[field] ?? field
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MeshprobeGRPC
 import MeshprobeIdentity
+import MeshprobeScenario
 import MeshprobeSpec
 
 /// How `load` makes gRPC calls: the targets' scheme (`grpc://`, `grpcs://`) or `--grpc` says that it does, the URL path
@@ -29,61 +30,32 @@ struct GRPCOptions: ParsableArguments {
         return value
     }
 
-    /// True when the run makes gRPC calls.
-    func isOn(for targets: [LoadTarget]) -> Bool { grpc || grpcHealth != nil || targets.contains(where: \.grpc) }
+    /// What the flags give, for `GRPCCallInput` (`--data` is the load's).
+    func input(data: String?) -> GRPCCallInput {
+        var input = GRPCCallInput()
+        input.everyTarget = grpc
+        input.health = grpcHealth
+        input.data = data
+        input.protoset = protoset
+        input.gzip = compression == .gzip
+        return input
+    }
 
-    /// Turns the plan's requests into gRPC calls when the run makes them: marks every target, names the method (from
-    /// the URLs, or the health check), reads the message (`--data @FILE`: its bytes, protobuf's binary encoding).
+    /// Turns the plan's requests into gRPC calls when the run makes them (`GRPCCallInput.apply`); errors name the flag.
     func apply(to plan: inout LoadPlan, data: String?, method: String?) throws {
-        guard isOn(for: plan.targets) else {
-            if compression != .identity { throw CLIError.badInput("--grpc-compression is for gRPC calls (grpc:// or grpcs:// URLs, or --grpc)") }
-            if let protoset { throw CLIError.badInput("--protoset '\(protoset)': a descriptor set is for gRPC calls (grpc:// or grpcs:// URLs, or --grpc)") }
-            return
-        }
-        if let method, method != "POST" {
+        let input = input(data: data)
+        if input.isOn(for: plan.targets), let method, method != "POST" {
             throw CLIError.badInput("--method \(method): a gRPC call is a POST; leave --method out")
         }
-        let callMethod: String
-        var call: GRPCCall
-        if let service = grpcHealth {
-            if let data { throw CLIError.badInput("--data '\(data)': --grpc-health sends the health check's own request") }
-            if let protoset { throw CLIError.badInput("--protoset '\(protoset)': --grpc-health sends the health check's own request") }
-            if let named = plan.targets.first(where: { $0.path != "/" }) {
-                throw CLIError.badInput("URL '\(named)': with --grpc-health the URL names no method (the health check is \(GRPCCall.healthCheckMethod))")
+        do { try input.apply(to: &plan) } catch {
+            let flag = switch error.field {
+            case .target: "URL"
+            case .data: "--data"
+            case .protoset: "--protoset"
+            case .health: "--grpc-health"
+            case .compression: "--grpc-compression"
             }
-            callMethod = GRPCCall.healthCheckMethod
-            call = GRPCCall(method: callMethod, message: GRPCHealthCheck.request(service: service),
-                            messageSource: "health check of '\(service)'")
-        } else {
-            guard let first = plan.targets.first, first.path != "/" else {
-                throw CLIError.badInput("URL '\(plan.targets.first?.description ?? "")': name the gRPC method in the path: grpcs://HOST:PORT/package.Service/Method (or give --grpc-health SERVICE)")
-            }
-            do { callMethod = try GRPCCall.parseMethod(first.path) } catch {
-                throw CLIError.badInput("URL '\(first)': \(error.message)")
-            }
-            call = GRPCCall(method: callMethod)
-            var method: ProtosetMethod?
-            if let protoset {
-                do { method = try DescriptorSet(file: protoset).method(callMethod) } catch {
-                    throw CLIError.badInput("--protoset \(error)")
-                }
-            }
-            if let data {
-                let input: GRPCRequestData
-                do { input = try GRPCRequestData.read(data) } catch { throw CLIError.badInput("--data '\(data)': \(error.reason)") }
-                do { call.message = try input.message(for: method) } catch { throw CLIError.badInput("--data: \(error.reason)") }
-                let form = if case .json = input { "JSON" } else { "binary" }
-                call.messageSource = "--data \(data.hasPrefix("@") ? data : "(inline)") (\(form)\(protoset.map { ", --protoset \($0)" } ?? ""))"
-            }
+            throw CLIError.badInput(error.value.isEmpty ? "\(flag): \(error.reason)" : "\(flag) '\(error.value)': \(error.reason)")
         }
-        call.gzip = compression == .gzip
-        // --grpc and --grpc-health make every URL gRPC; written schemes are left as they are (a mix is refused).
-        for i in plan.targets.indices where grpc || grpcHealth != nil {
-            plan.targets[i].grpc = true
-            if grpcHealth != nil { plan.targets[i].path = call.path }
-        }
-        plan.method = "POST"
-        plan.body = nil
-        plan.grpc = call
     }
 }

@@ -104,12 +104,12 @@ extension EndToEnd {
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("statuses:   OK: 20"), "\(out.stdout)")
             let meta = try #require(try json("\(dir)/r.json")["meta"] as? [String: Any])
-            #expect((meta["grpc"] as? [String: Any])?["message"] as? String == "--data (inline) (JSON, --protoset \(dir)/stamp.protoset)")
+            #expect((meta["grpc"] as? [String: Any])?["message"] as? String == "inline (JSON, descriptor set \(dir)/stamp.protoset)")
             // The set names what is wrong before anything is sent.
             let unknown = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Get", "-n", "1",
                                                           "--protoset", "\(dir)/stamp.protoset"], timeout: 30)
             #expect(unknown.status == 2)
-            #expect(unknown.stderr.contains("--protoset \(dir)/stamp.protoset:"), "\(unknown.stderr)")
+            #expect(unknown.stderr.contains("--protoset '\(dir)/stamp.protoset':"), "\(unknown.stderr)")
             #expect(unknown.stderr.contains("Call"), "\(unknown.stderr)")
             let badJSON = try await run(meshprobeBinary, ["load", url, "-n", "1", "--protoset", "\(dir)/stamp.protoset", "--data", #"{"id": "x"}"#],
                                         timeout: 30)
@@ -127,8 +127,8 @@ extension EndToEnd {
                 (["grpc://127.0.0.1:1/p.S/M", "http://127.0.0.1:1/"], "is not a gRPC target, and this run makes gRPC calls"),
                 (["grpc://127.0.0.1:1/p.S/M", "grpc://127.0.0.1:2/p.S/N"], "calls /p.S/N, and the run calls /p.S/M: one method a run"),
                 (["grpc://127.0.0.1:1/p.S/M", "-H", "te: gzip"], "is gRPC's own header"),
-                (["grpc://127.0.0.1:1/p.S/M", "--grpc-health", ""], "with --grpc-health the URL names no method"),
-                (["http://127.0.0.1:1/", "--grpc-compression", "gzip"], "--grpc-compression is for gRPC calls"),
+                (["grpc://127.0.0.1:1/p.S/M", "--grpc-health", ""], "with a health check the URL names no method"),
+                (["http://127.0.0.1:1/", "--grpc-compression", "gzip"], "--grpc-compression 'gzip': is for gRPC calls"),
             ]
             for (arguments, message) in cases {
                 let out = try await run(meshprobeBinary, ["load"] + arguments + ["-n", "1"], timeout: 30)

@@ -46,9 +46,35 @@ import Testing
         (#"{"status":503,"durationSeconds":5,"label":""}"#, "label"), (#"{"status":503,"durationSeconds":5,"label":"run 1"}"#, "label"),
         (#"{"status":503,"durationSeconds":5,"label":"run%201"}"#, "label"), (#"{"status":503,"durationSeconds":5,"label":7}"#, "label"),
         ("{\"status\":503,\"durationSeconds\":5,\"label\":\"\(String(repeating: "a", count: 65))\"}", "label"),
+        (#"{"grpcStatus":"OK","durationSeconds":5}"#, "grpcStatus"), (#"{"grpcStatus":0,"durationSeconds":5}"#, "grpcStatus"),
+        (#"{"grpcStatus":17,"durationSeconds":5}"#, "grpcStatus"), (#"{"grpcStatus":"BUSY","durationSeconds":5}"#, "grpcStatus"),
+        (#"{"grpcStatus":true,"durationSeconds":5}"#, "grpcStatus"),
     ])
     func badBodiesNameTheField(_ json: String, _ expected: String) {
         #expect(field(ofError: json) == expected)
+    }
+
+    @Test func grpcStatusIsReadByNameNumberOrEnvoysSpellingAndListedByName() throws {
+        #expect(try settings(#"{"grpcStatus":"UNAVAILABLE","durationSeconds":5}"#).grpcStatus == .unavailable)
+        #expect(try settings(#"{"grpcStatus":14,"durationSeconds":5}"#).grpcStatus == .unavailable)
+        let both = try settings(#"{"grpcStatus":"resource-exhausted","status":429,"statusShare":30,"durationSeconds":5}"#)
+        #expect(both.grpcStatus == .resourceExhausted)
+        #expect(both.statusShare == 30)
+        let control = FaultControl()
+        let now = NIODeadline.now()
+        let fault = try #require(control.add(both, setBy: ops, now: now))
+        #expect(fault.json(now: now).grpcStatus == "RESOURCE_EXHAUSTED")
+        #expect(fault.json(now: now).summary == "status 429 for 30%, grpc-status RESOURCE_EXHAUSTED for 30% on /, expires in 5s")
+    }
+
+    @Test func aGRPCCallGetsTheFaultsGRPCStatusAndAnHTTPRequestItsHTTPStatus() throws {
+        let control = FaultControl()
+        let now = NIODeadline.now()
+        _ = try #require(control.add(try settings(#"{"grpcStatus":"UNAVAILABLE","status":503,"durationSeconds":10}"#), setBy: ops, now: now))
+        _ = try #require(control.add(try settings(#"{"status":502,"durationSeconds":10}"#), setBy: ops, now: now))
+        _ = try #require(control.add(try settings(#"{"grpcStatus":"ABORTED","durationSeconds":10}"#), setBy: ops, now: now))
+        #expect(control.spec(forPath: "/x", grpc: true, now: now)?.statuses.map(\.value) == [ResponseCode.grpc(.unavailable), 502, ResponseCode.grpc(.aborted)])
+        #expect(control.spec(forPath: "/x", now: now)?.statuses.map(\.value) == [503, 502])
     }
 
     @Test func activeFaultsBecomeASpecForMatchingPathsOnly() throws {

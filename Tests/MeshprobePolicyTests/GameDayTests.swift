@@ -21,6 +21,15 @@ import Testing
         #expect(throws: YAMLInputError.self) { try gameday.check(maxRate: 1000, maxDuration: 60) }
     }
 
+    @Test func aStepFaultTakesAGRPCStatusByNameOrNumber() throws {
+        for (text, expected) in [("UNAVAILABLE", "UNAVAILABLE"), ("14", "14")] {
+            let path = try writeTemporaryYAML("target: http://127.0.0.1:1/\ngameday:\n  steps:\n    - {rate: 10, duration: 1s, faults: [{target: https://10.0.0.1:8443, grpcStatus: \(text)}]}\n")
+            defer { removeTemporary(path) }
+            let gameday = try GameDay.load(path: path, environment: [:])
+            #expect(gameday.steps[0].faults.first?.fault.grpcStatus == expected)
+        }
+    }
+
     @Test(arguments: [
         ("  steps:\n    - {rate: 10}\n", 4, "gameday.steps[0]", "duration"),
         ("  steps:\n    - {rate: 10, duration: 1s, circuitBreaker: {maxRequests: 2}}\n", 4, "gameday.steps[0]", "not rate and circuitBreaker"),
@@ -31,6 +40,8 @@ import Testing
          "gameday.steps[0].faults[0].statusShare", "needs status"),
         ("  steps:\n    - {rate: 10, duration: 1s, faults: [{target: https://10.0.0.1:8443}]}\n", 4,
          "gameday.steps[0].faults[0]", "does nothing"),
+        ("  steps:\n    - {rate: 10, duration: 1s, faults: [{target: https://10.0.0.1:8443, grpcStatus: OK}]}\n", 4,
+         "gameday.steps[0].faults[0].grpcStatus", "gRPC error status"),
         ("  steps:\n    - {circuitBreaker: {maxRequests: 2}, expect: {p99: 1s}}\n", 4, "gameday.steps[0].expect", "load step"),
         ("  steps:\n    - {name: a, rate: 1, duration: 1s}\n    - {name: a, rate: 1, duration: 1s}\n", 5, "gameday.steps[1]", "another step"),
         ("  stepz: []\n", 3, "gameday.stepz", "unknown field"),

@@ -18,6 +18,44 @@ import Testing
         #expect(imported.routes[1].weights == ["reviews-v1": 90, "reviews-v2": 10, "reviews-v3": 0])
     }
 
+    @Test func grpcRouteMethodMatchesBecomePathConditions() throws {
+        let path = try writeTemporaryYAML("""
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GRPCRoute
+            metadata: {name: g}
+            spec:
+              rules:
+              - name: exact
+                matches: [{method: {service: shop.v1.Cart, method: Add}, headers: [{name: x-tier, value: gold}]}]
+                backendRefs: [{name: cart-v2}]
+              - name: service
+                matches: [{method: {service: shop.v1.Orders}}]
+                backendRefs: [{name: orders-v2}]
+              - name: method only
+                matches: [{method: {method: Get}}]
+                backendRefs: [{name: any-v2}]
+              - name: literal regex
+                matches: [{method: {type: RegularExpression, service: Cart, method: Remove}}]
+                backendRefs: [{name: cart-v3}]
+              - name: regex with dots
+                matches: [{method: {type: RegularExpression, service: shop.v1.Cart, method: Remove}}]
+                backendRefs: [{name: cart-v3}]
+              - backendRefs: [{name: cart-v1, weight: 9}, {name: cart-v2, weight: 1}]
+            """)
+        defer { removeTemporary(path) }
+        let imported = try ManifestImporter.importRoutes(files: [path], recognizer: .workload, statistics: .init())
+        #expect(imported.routes.map(\.name) == ["exact", "service", "literal regex", "g rules[5]"])
+        #expect(imported.routes[0].conditions.map(\.match) == [.exact("/shop.v1.Cart/Add"), .exact("gold")])
+        #expect(imported.routes[0].matchPath == "/shop.v1.Cart/Add" && imported.routes[0].matchHeaders.map(\.name) == ["x-tier"])
+        #expect(imported.routes[1].conditions.first?.match == .prefix("/shop.v1.Orders/"))
+        #expect(imported.routes[2].matchPath == "/Cart/Remove")
+        #expect(imported.routes[3].weights == ["cart-v1": 90, "cart-v2": 10])
+        // The method alone names no service to call: noted, not checked.
+        #expect(imported.notes.contains { $0.contains("method only") && $0.contains("gRPC method regex needs an example value") }, "\(imported.notes)")
+        // A regex whose dots match any character spells no one method.
+        #expect(imported.notes.contains { $0.contains("regex with dots") }, "\(imported.notes)")
+    }
+
     @Test func relativeWeightsAreNormalised() throws {
         let path = try writeTemporaryYAML("""
             apiVersion: gateway.networking.k8s.io/v1

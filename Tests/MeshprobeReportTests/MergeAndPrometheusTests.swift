@@ -271,6 +271,33 @@ private func otherLayout(_ digits: SignificantDigits) -> String {
         #expect(parsed["meshprobe_request_duration_seconds_bucket|200|+Inf"] as? Double == 1500)
     }
 
+    @Test func aGRPCSeriesIsLabelledAsIstioLabelsIt() async throws {
+        // UNAVAILABLE: response_code 200 with grpc_response_status 14; an HTTP series has the label empty.
+        let (code, grpc) = SeriesLabels.codes(ResponseCode.grpc(.unavailable))
+        #expect(code == 200 && grpc == "14")
+        #expect(SeriesLabels.codes(503) == (503, nil))
+        var stats = SeriesStats()
+        stats.requests = 3
+        let unavailable = SeriesLabels(sourceWorkload: "meshprobe", destinationWorkload: "ratings", responseCode: code, grpcResponseStatus: grpc,
+                                       failureClass: "application:UNAVAILABLE")
+        #expect(unavailable.code == ResponseCode.grpc(.unavailable))
+        let http = SeriesLabels(sourceWorkload: "meshprobe", destinationWorkload: "ratings", responseCode: 503)
+        #expect(http.code == 503)
+        let export = PrometheusExport()
+        export.update(IdentityMetrics(series: [unavailable: stats, http: stats]))
+        let out = try await python("""
+            import sys, json
+            from prometheus_client.parser import text_string_to_metric_families
+            print(json.dumps(sorted([s.labels['response_code'] + '/' + s.labels['grpc_response_status']
+                                     for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples
+                                     if s.name == 'meshprobe_requests_total'])))
+            """, stdin: export.text())
+        #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == #"["200/14", "503/"]"#, "\(out.stderr)")
+        // A result written before the label reads as HTTP.
+        let old = try JSONDecoder().decode(SeriesLabels.self, from: Data(#"{"source_workload":"","source_principal":"","destination_service":"","destination_principal":"","destination_workload":"","destination_version":"","destination_cluster":"","route":"","response_code":503,"response_flags":"-","failure_class":"","connection_security_policy":"none"}"#.utf8))
+        #expect(old.grpcResponseStatus == nil && old.code == 503)
+    }
+
     @Test func theLiveEndpointServesTheExposition() async throws {
         let export = PrometheusExport()
         export.update(metrics([1000, 2000], code: 200))

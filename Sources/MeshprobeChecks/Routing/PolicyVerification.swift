@@ -345,15 +345,22 @@ public enum PolicyVerification {
     }
 
     /// The load for one route: its headers replace any of the same name, its path the targets', its method the
-    /// scenario's.
+    /// scenario's. A gRPC run keeps its method when the route's path condition takes it (a service prefix,
+    /// `/pkg.Svc/`), and calls the route's when that is a method path; a gRPC call is always a POST.
     static func configuration(_ configuration: LoadConfiguration, for route: SplitExpectation) -> LoadConfiguration {
         var configuration = configuration
         let names = Set(route.matchHeaders.map(\.name))
         configuration.plan.headers = configuration.plan.headers.filter { !names.contains($0.name.lowercased()) } + route.matchHeaders
-        if let path = route.matchPath {
+        if var path = route.matchPath {
+            if var call = configuration.plan.grpc {
+                let condition = route.conditions.first { $0.subject == .path }
+                if condition?.match.matches(call.path) != true, let method = try? GRPCCall.parseMethod(path) { call.method = method }
+                path = call.path
+                configuration.plan.grpc = call
+            }
             for i in configuration.plan.targets.indices { configuration.plan.targets[i].path = path }
         }
-        if let method = route.matchMethod { configuration.plan.method = method }
+        if let method = route.matchMethod, configuration.plan.grpc == nil { configuration.plan.method = method }
         return configuration
     }
 

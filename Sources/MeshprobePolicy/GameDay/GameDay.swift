@@ -246,10 +246,10 @@ public struct GameDayStep: Sendable {
         return step
     }
 
-    /// `{target: https://reviews-v1:8443, status: 503, statusShare: 50, delay: 200ms, delayShare: 10, resetShare: 5,
+    /// `{target: https://reviews-v1:8443, status: 503, grpcStatus: UNAVAILABLE, statusShare: 50, delay: 200ms, delayShare: 10, resetShare: 5,
     /// path: /api}`: set for the step's length plus a minute (it is cleared when the step ends).
     static func parseFault(_ value: YAMLValue, lasting duration: Double) throws(YAMLInputError) -> StepFault {
-        let m = try value.mapping(allowed: ["target", "status", "statusShare", "delay", "delayShare", "resetShare", "path"])
+        let m = try value.mapping(allowed: ["target", "status", "grpcStatus", "statusShare", "delay", "delayShare", "resetShare", "path"])
         guard let t = m["target"] else { throw value.error("a fault needs a target: the workload's https://HOST:PORT") }
         let target = try t.string()
         guard target.hasPrefix("https://"), (try? LoadTarget(parsing: target))?.path == "/" else {
@@ -257,6 +257,7 @@ public struct GameDayStep: Sendable {
         }
         var fault = FaultControlJSON.NewFault(durationSeconds: min(FaultSettings.maxDurationSeconds, (duration + 60).rounded(.up)))
         if let v = m["status"] { fault.status = try v.int(minimum: 200) }
+        if let v = m["grpcStatus"] { fault.grpcStatus = try v.string() }
         if let v = m["statusShare"] { fault.statusShare = try v.double(minimum: 0, exclusive: true) }
         if let v = m["delay"] { fault.delayMs = try v.duration() * 1000 }
         if let v = m["delayShare"] { fault.delayShare = try v.double(minimum: 0, exclusive: true) }

@@ -2,14 +2,18 @@ import Foundation
 import MeshprobeStatistics
 import MeshprobeYAML
 
-/// Turns Gateway API HTTPRoutes into split expectations.
+/// Turns Gateway API HTTPRoutes and GRPCRoutes into split expectations.
 ///
 /// Each rule becomes a route: its backendRefs' weights (relative, default 1, 0 allowed: that backend must get
 /// nothing) over the backends' names, checked with requests matching its first match (`path` of type `Exact`,
 /// `PathPrefix` or a `RegularExpression` that spells a literal, `headers` likewise, `method`). Rules with matches are checked before a rule without, like Gateway
 /// API's precedence for these cases; other match kinds, filters and extra matches are reported as notes.
 ///
-/// Only the HTTPRoutes for the target's service are checked (see `scope`); the others are listed as not checked.
+/// A GRPCRoute's rules read the same way, its `method` match (`service` and `method`, type `Exact`) as the path gRPC
+/// sends: both given is the exact path `/service/method`, the service alone the prefix `/service/`; the method alone,
+/// or a `RegularExpression`, needs an example (`/service/method` spelled literally) and is otherwise a note.
+///
+/// Only the routes for the target's service are checked (see `scope`); the others are listed as not checked.
 public enum GatewayAPIImporter {
     public static func importRoutes(documents: [YAMLValue], recognizer: DestinationRecognizer, statistics: SplitTestConfiguration,
                                     service: ServiceHost? = nil) throws(YAMLInputError) -> ImportedRoutes {
@@ -18,7 +22,8 @@ public enum GatewayAPIImporter {
         var catchAll: [SplitExpectation] = []
         for document in documents {
             let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
-            guard let spec = document["spec"] else { throw document.error("an HTTPRoute needs a spec") }
+            let kind = try document["kind"]?.string() ?? "HTTPRoute"
+            guard let spec = document["spec"] else { throw document.error("an \(kind) needs a spec") }
             guard case .mapping = spec.node else { throw spec.error("expected a mapping (parentRefs, rules, ...)") }
             let (applies, scopeNotes) = try scope(of: document, name: name, service: service)
             out.notes += scopeNotes
@@ -38,7 +43,13 @@ public enum GatewayAPIImporter {
                         out.notes.append("\(rule.file):\(rule.line): \(ruleName): only the first of \(matches.count) matches is exercised")
                     }
                     var unexercisable: String?
-                    if let path = first["path"] {
+                    if kind == "GRPCRoute", let method = first["method"] {
+                        switch try grpcMethodCondition(method) {
+                        case .some(let c): expectation.conditions.append(c)
+                        case .none: unexercisable = "gRPC method"
+                        }
+                    }
+                    if kind == "HTTPRoute", let path = first["path"] {
                         let type = try path["type"]?.string() ?? "PathPrefix"
                         let value = try path["value"]?.string() ?? "/"
                         switch try condition(type: type, value: value, subject: .path, at: path) {
@@ -56,7 +67,7 @@ public enum GatewayAPIImporter {
                         case .none: unexercisable = "header \(headerName)"
                         }
                     }
-                    if let method = first["method"] {
+                    if kind == "HTTPRoute", let method = first["method"] {
                         expectation.conditions.append(try MatchCondition.parse(method, subject: .method))
                     }
                     if first["queryParams"] != nil {
@@ -131,9 +142,10 @@ public enum GatewayAPIImporter {
     /// target's host (exactly, or `*.example.com` as a suffix of one or more labels). A route without parentRefs is
     /// checked against the target; without a service everything is checked.
     static func scope(of route: YAMLValue, name: String, service: ServiceHost?) throws(YAMLInputError) -> (applies: Bool, notes: [String]) {
+        let kind = try route["kind"]?.string() ?? "HTTPRoute"
         let parents = try parentRefs(of: route)
         if parents.isEmpty {
-            return (true, ["\(route.file):\(route.line): HTTPRoute \(name) names no parentRefs: its rules are checked against the target"])
+            return (true, ["\(route.file):\(route.line): \(kind) \(name) names no parentRefs: its rules are checked against the target"])
         }
         guard let service else { return (true, []) }
         let hostnames = try route["spec"]?["hostnames"]?.list().map { h throws(YAMLInputError) in try h.string() } ?? []
@@ -150,22 +162,38 @@ public enum GatewayAPIImporter {
                 var notes: [String] = []
                 for key in ["port", "sectionName"] {
                     guard let value = try ref.at[key]?.string() else { continue }
-                    notes.append("\(ref.at.file):\(ref.at.line): HTTPRoute \(name): the parentRef's \(key) \(value) is not compared with the target's (the rules are checked on any port)")
+                    notes.append("\(ref.at.file):\(ref.at.line): \(kind) \(name): the parentRef's \(key) \(value) is not compared with the target's (the rules are checked on any port)")
                 }
                 return (true, notes)
             case .gateway:
                 if hostnames.isEmpty || hostnames.contains(where: { service.isNamed(by: $0, in: nil) }) { return (true, []) }
                 gateways.append(ref.name)
-            case .other(let kind):
-                undecided.append("\(ref.at.file):\(ref.at.line): not checked: HTTPRoute \(name): parent \(kind) \(ref.name): cannot tell whether it routes the target (only Gateway and Service parents are understood)")
+            case .other(let parentKind):
+                undecided.append("\(ref.at.file):\(ref.at.line): not checked: \(kind) \(name): parent \(parentKind) \(ref.name): cannot tell whether it routes the target (only Gateway and Service parents are understood)")
             }
         }
         if !gateways.isEmpty {
             mismatches.append("hostname \(hostnames.joined(separator: ", ")) (Gateway \(gateways.joined(separator: ", ")))")
         }
         guard !mismatches.isEmpty else { return (false, undecided) }
-        let note = ManifestImporter.notForTarget(route, kind: "HTTPRoute", name: name, what: mismatches.joined(separator: ", "), service: service)
+        let note = ManifestImporter.notForTarget(route, kind: kind, name: name, what: mismatches.joined(separator: ", "), service: service)
         return (false, undecided + [note])
+    }
+
+    /// A GRPCRoute's `method` match as a condition on the path; nil when no request can be named for it.
+    static func grpcMethodCondition(_ match: YAMLValue) throws(YAMLInputError) -> MatchCondition? {
+        let type = try match["type"]?.string() ?? "Exact"
+        let service = try match["service"]?.string()
+        let method = try match["method"]?.string()
+        guard service != nil || method != nil else { throw match.error("a gRPC method match needs service, method or both") }
+        switch (type, service, method) {
+        case ("Exact", let service?, let method?): return MatchCondition(subject: .path, match: .exact("/\(service)/\(method)"), sent: "/\(service)/\(method)")
+        case ("Exact", let service?, nil): return MatchCondition(subject: .path, match: .prefix("/\(service)/"), sent: "/\(service)/")
+        case ("Exact", nil, _): return nil
+        case ("RegularExpression", _, _):
+            return MatchCondition(subject: .path, match: .regex("/\(service ?? "[^/]+")/\(method ?? "[^/]+")"))
+        default: throw match.error("unknown match type \(type)")
+        }
     }
 
     /// A Gateway API match (`Exact`, `PathPrefix`, `RegularExpression`) as a condition; nil for a regular

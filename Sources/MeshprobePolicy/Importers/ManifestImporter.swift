@@ -138,7 +138,8 @@ public enum ManifestImporter {
                     if let expectation { out.outlierDetections.append(expectation) }
                     out.notes += notes
                 }
-            case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"):
+            case "HTTPRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/"),
+                 "GRPCRoute" where apiVersion.hasPrefix("gateway.networking.k8s.io/"):
                 httpRoutes.append(document)
             default:
                 let name = try document["metadata"]?["name"]?.name() ?? "(unnamed)"
@@ -292,7 +293,7 @@ public enum ManifestImporter {
             let kind = try document["kind"]?.string() ?? ""
             let apiVersion = try document["apiVersion"]?.string() ?? ""
             var services: [ServiceHost] = []
-            if kind == "HTTPRoute", apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/") {
+            if ["HTTPRoute", "GRPCRoute"].contains(kind), apiVersion.hasPrefix("gateway.networking.k8s.io/") || apiVersion.hasPrefix("policy.linkerd.io/") {
                 for ref in try GatewayAPIImporter.parentRefs(of: document) {
                     if case .service(let host) = ref.parent { services.append(host) }
                 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Client CPU per gRPC call: meshprobe load vs h2load sending the same pre-framed gRPC POSTs to the same server, the
+# echo serving gRPC over h2c (meshprobe.echo.v1.Echo/Call, an empty request message, replies with the stamps).
+#
+# ghz (the usual gRPC load generator) cannot be installed here (it is not in Debian or PyPI), and a grpcio client's
+# CPU per call is Python's; h2load sending gRPC-framed POSTs (`-d` with the 5-byte prefix, content-type
+# application/grpc, te: trailers) is the closest C peer. The server gets core 1, each client core 0, one client at a
+# time, alternating which goes first, ROUNDS times. Prints CPU microseconds per call and the ratio meshprobe/h2load.
+# Loopback only; every run is bounded by -n.
+#
+#   bench/grpc-h2load-vs-meshprobe.sh            # N=200000 ROUNDS=3
+#   N=50000 ROUNDS=1 bench/grpc-h2load-vs-meshprobe.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+N=${N:-200000}
+ROUNDS=${ROUNDS:-3}
+scripts/install-deps
+command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 2; }
+scripts/build-release >/dev/null
+BIN=.build/release/meshprobe
+
+work=$(mktemp -d)
+port=$(free_port)
+taskset -c 1 $BIN echo --listen "127.0.0.1:$port" --h2c --workload bench --workload-version v1 >"$work/echo.log" 2>&1 &
+echo_pid=$!
+trap 'kill $echo_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+METHOD=meshprobe.echo.v1.Echo/Call
+URL="http://127.0.0.1:$port/$METHOD"
+# An empty message, framed: flag 0, length 0.
+printf '\0\0\0\0\0' > "$work/framed.bin"
+# Both clients must see every call answered OK, else the comparison is of errors.
+check=$($BIN load "grpc://127.0.0.1:$port/$METHOD" -n 100 --quiet 2>&1 | grep -c 'statuses:   OK: 100' || true)
+[ "$check" = 1 ] || { echo "meshprobe's calls were not all OK:"; $BIN load "grpc://127.0.0.1:$port/$METHOD" -n 100; exit 1; }
+
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+p = subprocess.run(["taskset", "-c", "0"] + sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+if p.returncode != 0:
+    sys.stderr.write(p.stdout); sys.exit(1)
+if "h2load" in sys.argv[1] and " 0 failed" not in p.stdout:
+    sys.stderr.write(p.stdout); sys.exit(1)
+print("%.4f" % (r.ru_utime + r.ru_stime))
+PY
+}
+h2load_run() { measure h2load -n "$N" -c 10 -m 10 -d "$work/framed.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$URL"; }
+meshprobe_run() { measure $BIN load "grpc://127.0.0.1:$port/$METHOD" -n "$N" -c 10 -m 10 --quiet; }
+
+echo "server: meshprobe echo (gRPC, h2c) on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
+ratios=()
+h_total=0
+m_total=0
+for round in $(seq 1 "$ROUNDS"); do
+  if (( round % 2 == 1 )); then
+    h_cpu=$(h2load_run); m_cpu=$(meshprobe_run)
+  else
+    m_cpu=$(meshprobe_run); h_cpu=$(h2load_run)
+  fi
+  h_total=$(python3 -c "print($h_total + $h_cpu)")
+  m_total=$(python3 -c "print($m_total + $m_cpu)")
+  ratio=$(python3 -c "print('%.2f' % ($m_cpu/$h_cpu))")
+  ratios+=("$ratio")
+  echo "round $round: h2load $(python3 -c "print('%.2f' % ($h_cpu/$N*1e6))") us/call, meshprobe $(python3 -c "print('%.2f' % ($m_cpu/$N*1e6))") us/call, ratio $ratio"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "median ratio meshprobe/h2load: $median (goal <= 1.0)"
+echo "all rounds together: ratio $(python3 -c "print('%.3f' % ($m_total/$h_total))")"
