@@ -51,6 +51,11 @@ import Testing
         #expect(configuration.trustBundles.trustDomains == [pki.trustDomain])
         // The key is never in the description: only the source and the chain's length.
         let svid = try #require(configuration.svidInMemory)
+        let offered = try #require(update.svids.first)
+        #expect("\(update)".contains("\(pki.id("prober")) (") && "\(update)".contains("a private key"), "\(update)")
+        for text in ["\(update)", String(reflecting: offered), "\(configuration)"] {
+            #expect(!text.contains("\(offered.keyDER.prefix(8))"), "the key's bytes are printed: \(text)")
+        }
         #expect(svid.description == "the Workload API's SVID \(pki.id("prober")) (\(svid.chainDER.count) bytes of certificates, a private key)")
     }
 

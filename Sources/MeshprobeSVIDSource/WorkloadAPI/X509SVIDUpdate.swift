@@ -6,7 +6,8 @@ import MeshprobeTLS
 
 /// One `X509SVIDResponse`: the SVIDs the agent offers this workload and the bundles of other trust domains.
 public struct X509SVIDUpdate: Sendable, Hashable {
-    public struct SVID: Sendable, Hashable {
+    /// One SVID; its description names the ID and sizes, never the key's bytes.
+    public struct SVID: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
         public var spiffeID: String
         /// Concatenated DER, leaf first.
         public var chainDER: [UInt8]
@@ -23,6 +24,9 @@ public struct X509SVIDUpdate: Sendable, Hashable {
             self.bundleDER = bundleDER
             self.hint = hint
         }
+
+        public var description: String { "\(spiffeID) (\(chainDER.count) bytes of certificates, a private key, \(bundleDER.count) bytes of bundle)" }
+        public var debugDescription: String { description }
     }
 
     public var svids: [SVID]
