@@ -131,6 +131,7 @@ let package = Package(
             name: "MeshprobeSVIDSource",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeSpec",
                 "MeshprobeTLS",
                 "MeshprobeHTTP2",
                 "MeshprobeGRPC",
@@ -304,7 +305,7 @@ let package = Package(
         .testTarget(name: "MeshprobeGRPCTests", dependencies: ["MeshprobeGRPC", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "MeshprobeSVIDSourceTests",
-            dependencies: ["MeshprobeSVIDSource", "MeshprobeTLS", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MeshprobeSVIDSource", "MeshprobeSpec", "MeshprobeTLS", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(

@@ -198,6 +198,10 @@ package enum CheckPlan {
                          + marks.from("identity.trustBundles"))
         }
         if !files.isEmpty { parts.append(files.joined(separator: ", ") + " (not read: --check)") }
+        if let endpoint = id.workloadAPI {
+            parts.append("workloadApi \(endpoint)\(marks.from("identity.workloadApi"))"
+                         + (id.workloadAPISVID.map { ", the SVID \($0)\(marks.from("identity.workloadApiSvid"))" } ?? "") + " (not called: --check)")
+        }
         if let expect = id.expectPeer { parts.append("expectPeer \(expect)\(marks.from("identity.expectPeer"))") }
         if let sni = id.sni { parts.append("sni \(sni)\(marks.from("identity.sni"))") }
         if id.insecure { parts.append("insecure: the server's certificate is not verified\(marks.from("identity.insecure"))") }

@@ -12,6 +12,10 @@ public struct ScenarioIdentity: Sendable, Equatable {
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
+    /// `workloadApi`: the SVID and bundles from the SPIFFE Workload API instead of files (`run` only).
+    public var workloadAPI: WorkloadAPIEndpoint?
+    /// `workloadApiSvid`: the SPIFFE ID of the SVID to present when the agent offers several.
+    public var workloadAPISVID: SPIFFEID?
     /// Where the section is in its file (`FILE:LINE:COLUMN: identity`), for errors found when its files are read.
     public var location: String?
     /// Where the section and each field it gives are, for `check`'s errors.
@@ -43,6 +47,15 @@ public struct ScenarioIdentity: Sendable, Equatable {
     /// Without `readFiles` (`--check`), nothing on disk is looked at: the identity's files may be secrets mounted only
     /// where the run happens, so an SVID directory counts as giving its trust bundle (root-cert.pem) unseen.
     public func check(https: Bool, file: String, readFiles: Bool = true) throws(YAMLInputError) {
+        if workloadAPI != nil {
+            // The SVID and the trust bundles come from the agent: no file to look at, a bundle to come.
+            guard https else {
+                var at = section ?? YAMLInputError(file: file, line: 1, column: 1, field: "", message: "")
+                at.message = "workloadApi gives a client SVID for TLS: the targets are plaintext (http://, grpc://)"
+                throw at
+            }
+            return
+        }
         do {
             if https && readFiles { try tls.checkSources(naming: Self.fieldName) }
             try tls.checkClient(https: https, insecure: insecure, expectsPeer: expectPeer != nil, sni: sni != nil,
@@ -381,7 +394,7 @@ public struct Scenario {
     static func parseIdentity(_ identity: YAMLValue,
                               resolve: (YAMLValue) throws(YAMLInputError) -> String) throws(YAMLInputError) -> ScenarioIdentity {
         let f = try identity.mapping(allowed: ["cert", "key", "ca", "svidDir", "trustBundles", "expectPeer", "sni", "insecure",
-                                               "tlsSecurityLevel", "allowNonSVIDPeer"])
+                                               "tlsSecurityLevel", "allowNonSVIDPeer", "workloadApi", "workloadApiSvid"])
         var id = ScenarioIdentity()
         let at = identity.error("")
         id.location = "\(at.file):\(at.line):\(at.column): \(at.field)"
@@ -419,6 +432,18 @@ public struct Scenario {
         id.tls.allowNonSVIDPeer = try f["allowNonSVIDPeer"]?.bool() ?? false
         if id.tls.allowNonSVIDPeer, let expect = f["expectPeer"] {
             throw expect.error("requires a SPIFFE ID, which allowNonSVIDPeer: true does not: give one or the other")
+        }
+        if let endpoint = f["workloadApi"] {
+            let text = try endpoint.string()
+            do { id.workloadAPI = try WorkloadAPIEndpoint(parsing: text) } catch { throw endpoint.error(error.message) }
+            if let file = ["cert", "key", "ca", "svidDir"].first(where: { f[$0] != nil }) {
+                throw endpoint.error("is the SVID's source: give it or \(file), not both (trustBundles may add trust domains)")
+            }
+        }
+        if let svid = f["workloadApiSvid"] {
+            guard id.workloadAPI != nil else { throw svid.error("picks an SVID of the Workload API: give workloadApi") }
+            let text = try svid.string()
+            do { id.workloadAPISVID = try SPIFFEID(parsing: text) } catch { throw svid.error("is not a SPIFFE ID: \(error.reason)") }
         }
         return id
     }

@@ -247,11 +247,13 @@ struct LoadCommand: AsyncParsableCommand {
             var configuration = try makeConfiguration(workloadAPI: endpoint != nil)
             let rotation: IdentityRotation?
             if let endpoint {
-                rotation = try await IdentityRotation.startWorkloadAPI(endpoint, options: workloadAPI, identity: identity.spec,
-                                                                      configuration: &configuration, serverCheck: serverCheck)
+                try workloadAPI.validateSVIDID()
+                rotation = try await IdentityRotation.startWorkloadAPI(endpoint, svidID: workloadAPI.svidID, timeout: workloadAPI.timeout.seconds,
+                                                                      name: "--workload-api", identity: identity.spec,
+                                                                      configuration: &configuration, peer: serverCheck.peerCheck)
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             } else {
-                rotation = IdentityRotation.watchFiles(identity: identity.spec, configuration: &configuration, serverCheck: serverCheck)
+                rotation = IdentityRotation.watchFiles(identity: identity.spec, configuration: &configuration, peer: serverCheck.peerCheck)
             }
             var plan = try shard.plan()
             if plan != nil {
@@ -287,6 +289,8 @@ struct ServerCheckOptions: ParsableArguments {
 
     @Flag(name: [.customShort("k"), .customLong("insecure")], help: "Do not verify the server certificate.")
     var insecure = false
+
+    var peerCheck: IdentityRotation.PeerCheck { .init(expectPeer: expectPeer, insecure: insecure, sni: sni) }
 
     /// Builds the client TLS context an https run needs with these checks and `identity`.
     func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
@@ -344,12 +348,18 @@ func clientALPN(_ configuration: LoadConfiguration) -> [String] {
 /// Without `readFiles` (`--check`) no file of the identity is read or looked for, and no context is built: they may
 /// be secrets mounted only where the run happens. What needs no file is still checked (an https target's trust
 /// bundle is named, a plaintext target has no peer to expect).
+///
+/// With `identity.workloadApi` (`run` only: `workloadAPI` true) nothing is built here: the caller waits for the Workload
+/// API's first SVID (`IdentityRotation.startWorkloadAPI`).
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String,
-                     readFiles: Bool = true) throws {
+                     readFiles: Bool = true, workloadAPI: Bool = false) throws {
+    if id.workloadAPI != nil && !workloadAPI {
+        throw CLIError.badInput("\(id.location ?? "\(file): identity"): workloadApi is read by `meshprobe run` (and `load --workload-api`); verify and gameday do not read the Workload API yet: give svidDir, or cert and key")
+    }
     do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file, readFiles: readFiles) } catch {
         throw CLIError.badInput(error.description)
     }
-    guard readFiles else { return }
+    guard readFiles, id.workloadAPI == nil else { return }
     do {
         try attachClientTLS(to: &configuration, identity: id.tls, expected: id.expectPeer,
                             insecure: id.insecure, sni: id.sni)

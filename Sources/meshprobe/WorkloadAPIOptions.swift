@@ -65,28 +65,34 @@ enum IdentityRotation {
         FileHandle.standardError.write(Data("meshprobe: \(PrintableText.replacingControls(message))\n".utf8))
     }
 
-    /// The client TLS of an https run from the Workload API: waits for the first SVID, then rotates.
-    static func startWorkloadAPI(_ endpoint: WorkloadAPIEndpoint, options: WorkloadAPIOptions, identity: TLSIdentitySpec,
-                                 configuration: inout LoadConfiguration, serverCheck: ServerCheckOptions) async throws -> IdentityRotation? {
+    /// How the client checks its server, from flags or a file's identity section.
+    struct PeerCheck {
+        var expectPeer: PeerExpectation?
+        var insecure: Bool
+        var sni: String?
+    }
+
+    /// The client TLS of an https run from the Workload API: waits for the first SVID, then rotates. `name` is the
+    /// flag or the file's field, for errors.
+    static func startWorkloadAPI(_ endpoint: WorkloadAPIEndpoint, svidID: String?, timeout: Double, name: String, identity: TLSIdentitySpec,
+                                 configuration: inout LoadConfiguration, peer: PeerCheck) async throws -> IdentityRotation? {
         guard configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
-            throw CLIError.badInput("--workload-api gives a client SVID for TLS: the targets are plaintext (http://, grpc://)")
+            throw CLIError.badInput("\(name) gives a client SVID for TLS: the targets are plaintext (http://, grpc://)")
         }
-        try options.validateSVIDID()
         try identity.validateFlags()
-        if serverCheck.insecure, serverCheck.expectPeer != nil {
+        if peer.insecure, peer.expectPeer != nil {
             throw CLIError.badInput("--expect-peer checks the server's certificate, which -k (insecure) skips: give one or the other")
         }
-        let base = try identity.baseConfiguration(role: .client, alpn: clientALPN(configuration), expectedPeer: serverCheck.expectPeer,
-                                                  verifyPeer: !serverCheck.insecure, serverName: serverCheck.sni)
-        let svidID = options.svidID
+        let base = try identity.baseConfiguration(role: .client, alpn: clientALPN(configuration), expectedPeer: peer.expectPeer,
+                                                  verifyPeer: !peer.insecure, serverName: peer.sni)
         let svidSource: WorkloadAPISVIDSource
         do {
-            svidSource = try await WorkloadAPISVIDSource.start(endpoint: endpoint, timeout: options.timeout.seconds, build: { update in
+            svidSource = try await WorkloadAPISVIDSource.start(endpoint: endpoint, timeout: timeout, build: { update in
                 let tls = try update.apply(spiffeID: svidID, to: base)
                 do throws(TLSError) { return try TLSContext(configuration: tls) } catch { throw WorkloadAPIError.unusableSVID(error.message) }
             }, onEvent: note)
         } catch let error as WorkloadAPIError {
-            throw CLIError.badInput("--workload-api \(endpoint): \(error)")
+            throw CLIError.badInput("\(name) \(endpoint): \(error)")
         }
         configuration.tls = svidSource.source.current
         configuration.tlsSource = svidSource.source
@@ -94,14 +100,13 @@ enum IdentityRotation {
     }
 
     /// Watches the SVID files of an https run that reads them, and rotates when they change.
-    static func watchFiles(identity: TLSIdentitySpec, configuration: inout LoadConfiguration,
-                           serverCheck: ServerCheckOptions) -> IdentityRotation? {
+    static func watchFiles(identity: TLSIdentitySpec, configuration: inout LoadConfiguration, peer: PeerCheck) -> IdentityRotation? {
         guard let initial = configuration.tls, identity.cert != nil || identity.svidDir != nil else { return nil }
         let source = TLSContextSource(initial: initial, source: "files")
         let alpn = configuration.tls?.configuration.applicationProtocols ?? []
         let watcher = SVIDFileWatcher(paths: identity.watchedFiles, source: source, rebuild: {
-            try identity.makeContext(role: .client, alpn: alpn, expectedPeer: serverCheck.expectPeer,
-                                     verifyPeer: !serverCheck.insecure, serverName: serverCheck.sni)
+            try identity.makeContext(role: .client, alpn: alpn, expectedPeer: peer.expectPeer,
+                                     verifyPeer: !peer.insecure, serverName: peer.sni)
         }, onEvent: note)
         configuration.tlsSource = source
         watcher.start()

@@ -167,6 +167,47 @@ extension EndToEnd {
             #expect(rotation["tls_failures"] as? Int == 0)
         }
 
+        /// A scenario's `identity.workloadApi` (and `workloadApiSvid`) for `meshprobe run`; a policy's is refused by
+        /// `verify`, which does not read the Workload API yet.
+        @Test func aScenarioFileTakesItsSVIDFromTheWorkloadAPI() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("default"), lab.pki.id("prober")], ["--rotate-every", "2"])
+            defer { agent.stop() }
+            let echo = try await lab.echo(caller: lab.pki.id("prober"))
+            defer { Task { await echo.close() } }
+            let scenario = "\(lab.dir)/scenario.yaml"
+            try """
+                target: https://127.0.0.1:\(echo.port)/
+                identity:
+                  workloadApi: \(lab.endpoint)
+                  workloadApiSvid: \(lab.pki.id("prober"))
+                  expectPeer: \(lab.pki.id("reviews"))
+                load: {connections: 2, duration: 5s, churn: 20}
+                output: {json: result.json}
+                """.write(toFile: scenario, atomically: true, encoding: .utf8)
+            let check = try await run(meshprobeBinary, ["run", scenario, "--check"], timeout: 30)
+            #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            #expect(check.stdout.contains("identity: workloadApi \(lab.endpoint), the SVID \(lab.pki.id("prober")) (not called: --check)"), "\(check.stdout)")
+            let out = try await run(meshprobeBinary, ["run", scenario], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(", 0 failed"), "\(out.stdout)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            #expect((rotation["rotations"] as? Int ?? 0) >= 1, "\(rotation)")
+            #expect(rotation["tls_failures"] as? Int == 0)
+
+            let policy = "\(lab.dir)/policy.yaml"
+            try """
+                policy: meshprobe.policy/v1
+                target: https://127.0.0.1:\(echo.port)/
+                identity: {workloadApi: \(lab.endpoint)}
+                expect: {recognise: version, split: {v1: 100}}
+                """.write(toFile: policy, atomically: true, encoding: .utf8)
+            let verify = try await run(meshprobeBinary, ["verify", policy], timeout: 30)
+            #expect(verify.status == 2)
+            #expect(verify.stderr.contains("workloadApi is read by `meshprobe run` (and `load --workload-api`); verify and gameday do not read the Workload API yet"),
+                    "\(verify.stderr)")
+        }
+
         @Test func presentsTheSVIDWithTheSPIFFEIDAskedForAndListsTheOfferedOnes() async throws {
             let lab = try Lab()
             let agent = try await lab.agent([lab.pki.id("default"), lab.pki.id("prober")])

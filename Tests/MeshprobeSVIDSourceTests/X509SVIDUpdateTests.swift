@@ -1,6 +1,7 @@
 import Foundation
 import MeshprobeIdentity
 import MeshprobeSVIDSource
+import MeshprobeSpec
 import MeshprobeTLS
 import MeshprobeTestSupport
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import MeshprobeGRPC
 import MeshprobeHTTP2
 import MeshprobeIdentity
+import MeshprobeSpec
 import NIOCore
 import NIOPosix
 

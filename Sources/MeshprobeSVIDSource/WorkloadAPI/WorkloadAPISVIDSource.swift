@@ -1,3 +1,4 @@
+import MeshprobeSpec
 import MeshprobeTLS
 import NIOConcurrencyHelpers
 import NIOCore
