@@ -542,8 +542,11 @@ final class LoadWorker {
         let timeoutNs = UInt64(configuration.plan.requestTimeout * 1e9)
         if t > timeoutNs {
             let cutoff = t - timeoutNs
+            // A gRPC call's deadline is the server's too (grpc-timeout): its DEADLINE_EXCEEDED is waited for a little
+            // beyond it, so that a server that keeps its deadlines is not raced.
+            let inFlightCutoff = isGRPC ? t - min(t, timeoutNs + UInt64(GRPCRequest.deadlineGrace(configuration.plan.requestTimeout) * 1e9)) : cutoff
             for connection in connections where connection.inFlightCount > 0 {
-                connection.expireRequests(olderThan: cutoff)
+                connection.expireRequests(olderThan: inFlightCutoff)
             }
             // Arrivals that waited longer than the timeout for a free stream were never sent.
             if let expired = open?.expire(olderThan: cutoff), expired > 0 {

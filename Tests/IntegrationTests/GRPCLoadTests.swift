@@ -55,6 +55,22 @@ extension EndToEnd {
             #expect(try await ResultSchema.load.violation(in: "\(dir)/result.json") == nil)
         }
 
+        /// Answers a gRPC server makes itself, without the handler's metadata, are not blamed on a proxy; a deadline the
+        /// server keeps is its DEADLINE_EXCEEDED, not a race with meshprobe's own timeout.
+        @Test func theServersOwnAnswersAreNotAProxysAndDeadlinesAreTheServers() async throws {
+            let (unstamped, port) = try await startServer(["--fail-every", "2", "--unstamped", "--fail-status", "UNAVAILABLE"])
+            defer { unstamped.stop() }
+            let out = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call", "-n", "40"], timeout: 60)
+            #expect(out.stdout.contains("unknown: UNAVAILABLE: 20"), "\(out.stdout)")
+            #expect(!out.stdout.contains("proxy:"), "\(out.stdout)")
+            let (slow, slowPort) = try await startServer(["--sleep-ms", "400"])
+            defer { slow.stop() }
+            let late = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(slowPort)/meshprobe.test.Stamp/Call", "-n", "8", "-c", "1", "-m", "4",
+                                                       "--timeout", "150ms"], timeout: 60)
+            #expect(late.stdout.contains("statuses:   DEADLINE_EXCEEDED: 8"), "\(late.stdout)")
+            #expect(!late.stdout.contains("request_timeout"), "\(late.stdout)")
+        }
+
         @Test func callsOverMutualTLSWithGzipAndTheHealthService() async throws {
             let pki = try LabPKIFixture()
             let server = try pki.svid("ratings", uris: [pki.id("ratings")], dns: ["localhost"])
