@@ -496,7 +496,7 @@ final class LoadConnection {
                 failure = FailureClass(origin: stamped ? .application : .unknown, reason: FailureClass.Reason.noGRPCStatus)
             }
         }
-        worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, target: targetIndex,
+        worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, failureMessage: grpcMessage, target: targetIndex,
                               connection: observedConnection, at: time, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {

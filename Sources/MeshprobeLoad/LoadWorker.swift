@@ -413,8 +413,8 @@ final class LoadWorker {
 
     /// Records a response unless it belongs to the warm-up.
     /// `time`: when it arrived, if the caller has read the clock already (see `LoadConnection.deliveryTime`).
-    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
-                        connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, failureMessage: String? = nil,
+                        target: Int, connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
         let t = time ?? now()
         guard clock.counts(intended: ticket.intended) else {
             result.warmupRequests += 1
@@ -424,7 +424,7 @@ final class LoadWorker {
         result.recordResponse(status: status, latencyMicros: latencyMicros,
                               serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t),
                               target: target, route: ticket.iteration.map { $0.step + 1 } ?? 0, failure: failure, slot: &slot)
-        if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
+        if let failure { result.recordFailure(failure, latencyMicros: latencyMicros, message: failureMessage) }
         if let observer = configuration.responseObserver, observer(identity, status, failure) {
             decided?()
         }

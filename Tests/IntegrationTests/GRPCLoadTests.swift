@@ -36,9 +36,12 @@ extension EndToEnd {
             #expect(out.stdout.contains("grpc-status"), "\(out.stdout)")
             #expect(out.stdout.contains("OK 150, UNAVAILABLE 50"), "\(out.stdout)")
             #expect(out.stdout.contains("application: UNAVAILABLE: 50"), "\(out.stdout)")
+            // The grpc-message the failures came with, percent-decoded (the server sent "down for 25%25 of calls").
+            #expect(out.stdout.contains(#""down for 25% of calls""#), "\(out.stdout)")
             let result = try json("\(dir)/result.json")
             let summary = try #require(result["summary"] as? [String: Any])
             #expect(summary["statuses"] as? [String: Int] == ["OK": 150, "UNAVAILABLE": 50])
+            #expect((result["failures"] as? [[String: Any]])?.first?["message"] as? String == "down for 25% of calls")
             let meta = try #require(result["meta"] as? [String: Any])
             #expect(meta["targets"] as? [String] == ["grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call"])
             let grpc = try #require(meta["grpc"] as? [String: Any])
