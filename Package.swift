@@ -47,6 +47,7 @@ let package = Package(
                 "COpenSSL",
                 "MeshprobeIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: hotPath
         ),
@@ -123,6 +124,21 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: hotPath
+        ),
+        // Where a run's SVID comes from when it rotates: the SPIFFE Workload API (a FetchX509SVID stream on the agent's
+        // Unix socket, over the HTTP/2 transport) and watched SVID files; each update becomes a new TLS context.
+        .target(
+            name: "MeshprobeSVIDSource",
+            dependencies: [
+                "MeshprobeIdentity",
+                "MeshprobeTLS",
+                "MeshprobeHTTP2",
+                "MeshprobeGRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         // The echo's control API as a contract: the JSON bodies, the rules a fault's settings must meet, the path.
         // The echo serves it and the clients (`meshprobe fault`, the checks, game days) call it; no NIO, no server.
@@ -275,6 +291,7 @@ let package = Package(
                 "MeshprobeYAML",
                 "MeshprobeKubernetes",
                 "MeshprobeRunner",
+                "MeshprobeSVIDSource",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -285,6 +302,10 @@ let package = Package(
 
         .testTarget(name: "MeshprobeIdentityTests", dependencies: ["MeshprobeIdentity"]),
         .testTarget(name: "MeshprobeGRPCTests", dependencies: ["MeshprobeGRPC", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "MeshprobeSVIDSourceTests",
+            dependencies: ["MeshprobeSVIDSource", "MeshprobeTLS", "MeshprobeIdentity", "MeshprobeTestSupport", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "MeshprobeSpecTests", dependencies: ["MeshprobeSpec", "MeshprobeIdentity"]),
         .testTarget(
             name: "MeshprobeEchoTests",

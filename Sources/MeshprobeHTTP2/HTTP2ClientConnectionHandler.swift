@@ -14,6 +14,9 @@ public protocol HTTP2ClientDelegate: AnyObject {
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure)
     /// GOAWAY received: no new streams; in-flight streams below last-stream-id may still complete.
     func http2GoAwayReceived(_ connection: HTTP2ClientConnectionHandler, errorCode: UInt32)
+    /// A DATA chunk of a request sent with `streamingData: true`, as it arrives (a server-streaming gRPC call reads
+    /// its messages before the stream ends); the final `http2Response` then has no body. Optional.
+    func http2Data(_ connection: HTTP2ClientConnectionHandler, token: UInt64, data: ByteBuffer)
     /// Everything collected from one read (or one send) has been delivered: the responses and failures since the
     /// last call arrived together. Optional (a default does nothing).
     func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler)
@@ -27,6 +30,7 @@ public protocol HTTP2ClientDelegate: AnyObject {
 }
 
 extension HTTP2ClientDelegate {
+    public func http2Data(_ connection: HTTP2ClientConnectionHandler, token: UInt64, data: ByteBuffer) {}
     public func http2DeliveryEnded(_ connection: HTTP2ClientConnectionHandler) {}
     public func http2HeldRequestsWritten(_ connection: HTTP2ClientConnectionHandler, tokens: [UInt64]) {}
 }
@@ -55,12 +59,15 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         var body: ByteBuffer?
         var resetCode: UInt32?
         var delivered = false
+        /// DATA goes to the delegate chunk by chunk instead of into `body` (only on a handler that collects bodies).
+        var streamsData = false
     }
 
     /// Delegate calls collected while nghttp2 is running, delivered once it has returned.
     private enum Event {
         case ready
         case response(token: UInt64, HTTP2Response)
+        case data(token: UInt64, ByteBuffer)
         case failure(token: UInt64, HTTP2StreamFailure)
         case goAway(errorCode: UInt32)
     }
@@ -145,6 +152,17 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     /// `token` is handed back in exactly one `http2Response` or `http2StreamFailed`. Bytes go out at the end of the
     /// current read burst, on `flush()`, or at the latest on the next event loop tick.
     public func send(_ request: HTTP2Request, token: UInt64) -> Bool {
+        submit(request, token: token, streamingData: false)
+    }
+
+    /// Submits one request whose response body is handed over as it arrives (`http2Data`), for a handler made with
+    /// `collectBodies: true`; otherwise as `send`. The load engine's requests never take this path.
+    public func send(_ request: HTTP2Request, token: UInt64, streamingData: Bool) -> Bool {
+        submit(request, token: token, streamingData: streamingData && collectBodies)
+    }
+
+    @inline(__always)
+    private func submit(_ request: HTTP2Request, token: UInt64, streamingData: Bool) -> Bool {
         guard availableStreams > 0, let session = connection.openSession else { return false }
 
         var body = request.body
@@ -164,6 +182,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         }
         if bodyBytes == 0 { body = nil }
         let stream = streams.open(token: token, requestBody: body)
+        if streamingData { stream.streamsData = true }
         let streamID = session.submitRequest(&headerBlock, hasBody: body != nil,
                                              streamUserData: Unmanaged.passUnretained(stream).toOpaque())
         guard streamID > 0 else {
@@ -301,6 +320,8 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
                 delegate.http2ConnectionReady(self)
             case .response(let token, let response):
                 delegate.http2Response(self, token: token, response: response)
+            case .data(let token, let data):
+                delegate.http2Data(self, token: token, data: data)
             case .failure(let token, let failure):
                 delegate.http2StreamFailed(self, token: token, failure: failure)
             case .goAway(let errorCode):
@@ -475,7 +496,13 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             stream.bodyLength += length
             guard let data, length > 0 else { return }
             if collectBodies {
-                connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
+                if stream.streamsData {
+                    var chunk = connection.allocator.buffer(capacity: length)
+                    chunk.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+                    events.append(.data(token: stream.token, chunk))
+                } else {
+                    connection.collect(data, length: length, into: &stream.body, total: stream.bodyLength, streamID: streamID)
+                }
             } else if errorBodyPrefix > 0 && stream.status >= 400 {
                 connection.collectPrefix(data, length: length, into: &stream.body, limit: errorBodyPrefix)
             }
@@ -557,6 +584,7 @@ private struct StreamTable {
             stream.body = nil
             stream.resetCode = nil
             stream.delivered = false
+            stream.streamsData = false
         } else {
             stream = HTTP2ClientConnectionHandler.Stream()
             all.append(stream)

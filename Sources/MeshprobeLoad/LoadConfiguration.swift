@@ -19,6 +19,9 @@ public struct LoadConfiguration: Sendable {
     public var plan: LoadPlan
     /// Client TLS context for https targets.
     public var tls: TLSContext?
+    /// When the identity rotates during the run (Workload API updates, rewritten SVID files): each new connection
+    /// takes this source's current context instead of `tls`, and keeps it for its life. Nil: `tls` for every one.
+    public var tlsSource: TLSContextSource?
     /// What the TLS context accepts beyond the defaults, one phrase each, for the reports.
     public var tlsLoosened: [String] { tls?.configuration.loosening.loosened ?? [] }
     /// The `source_workload` label of the per-identity metrics (Istio's name for the caller's workload).

@@ -125,7 +125,7 @@ final class LoadConnection {
         let sync = channel.pipeline.syncOperations
         do {
             try sync.addHandler(ConnectionEventsHandler(owner: self))
-            if target.scheme == .https, let tls = worker.configuration.tls {
+            if target.scheme == .https, let tls = worker.configuration.tlsSource?.current ?? worker.configuration.tls {
                 lifecycle.handshaking()
                 // The context's configured SNI (--sni) wins; else the URL host (none for IP literals).
                 let handler = target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: target.host)

@@ -3,6 +3,7 @@ import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeSpec
+import MeshprobeTLS
 import NIOCore
 
 /// The JSON result of `meshprobe load` (schema: `docs/schema/load-result.schema.json`).
@@ -32,6 +33,9 @@ public struct LoadReport: Codable, Sendable {
         public var tlsLoosened: [String]?
         /// A gRPC run's call; absent for HTTP.
         public var grpc: GRPCMeta?
+        /// How the client's identity rotated during the run: always with the Workload API, with watched SVID files
+        /// when they changed; absent otherwise.
+        public var identityRotations: IdentityRotations?
         /// The load model in words for a reader: a merged result's says that it is each run's, so that it agrees with
         /// `connections`, the runs' sum (`each of 2 runs: closed: 2 connections x 5 streams` beside 4 connections).
         public var modelText: String {
@@ -42,12 +46,40 @@ public struct LoadReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case schema, targets, connections, model, churn, build, inputs, grpc
             case tlsLoosened = "tls_loosened"
+            case identityRotations = "identity_rotations"
             case mergedFrom = "merged_from"
             case warmupSeconds = "warmup_seconds"
             case meshprobeVersion = "meshprobe_version"
             case commandLine = "command_line"
             case startedAt = "started_at"
             case streamsPerConnection = "streams_per_connection"
+        }
+    }
+
+    /// The client identity's rotations during a run.
+    public struct IdentityRotations: Codable, Sendable, Equatable {
+        /// `workload-api` or `files`.
+        public var source: String
+        /// New identities installed after the first (new connections took them).
+        public var rotations: Int
+        /// Updates that did not load (a half-written file, an unusable SVID): the identity before them stayed.
+        public var rejected: Int
+        /// Requests and connections that failed with a TLS error in the run (with rotations, the ones a rotation
+        /// could have caused: zero when it caused none).
+        public var tlsFailures: Int
+
+        enum CodingKeys: String, CodingKey {
+            case source, rotations, rejected
+            case tlsFailures = "tls_failures"
+        }
+
+        public init(_ rotations: TLSContextSource.Rotations, result: LoadResult) {
+            source = rotations.source
+            self.rotations = rotations.count
+            rejected = rotations.rejected
+            let tls = { (kind: ErrorKind) in kind.rawValue.hasPrefix("tls_") }
+            tlsFailures = result.errors.filter { tls($0.key) }.values.reduce(0, +)
+                + result.connectionFailures.filter { tls($0.key) }.values.reduce(0, +)
         }
     }
 
@@ -331,6 +363,11 @@ public struct LoadReport: Codable, Sendable {
                     inputs: inputs)
         meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
         meta.grpc = configuration.plan.grpc.map(GRPCMeta.init)
+        // Watched files that never changed leave the result as it was; the Workload API's runs always say.
+        if let rotations = configuration.tlsSource?.rotations,
+           rotations.source != "files" || rotations.count + rotations.rejected > 0 {
+            meta.identityRotations = IdentityRotations(rotations, result: result)
+        }
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,
             rps: (result.requestsPerSecond * 10).rounded() / 10, elapsedSeconds: (result.elapsedSeconds * 1000).rounded() / 1000,

@@ -29,6 +29,8 @@ public struct TLSConfiguration: Sendable {
     public var certificateChainFile: String?
     /// PEM private key (unencrypted).
     public var privateKeyFile: String?
+    /// An SVID held in memory (the SPIFFE Workload API's): used instead of the two files when set.
+    public var svidInMemory: InMemorySVID?
     /// CAs to verify the peer against.
     public var trustBundles: TrustBundles
     /// Client: verify the server (default true). Server: request and verify a client certificate (default true).
@@ -73,6 +75,7 @@ public struct TLSConfiguration: Sendable {
         self.role = role
         self.certificateChainFile = nil
         self.privateKeyFile = nil
+        self.svidInMemory = nil
         self.trustBundles = TrustBundles()
         self.verifyPeer = true
         self.requireClientCertificate = false
@@ -81,4 +84,23 @@ public struct TLSConfiguration: Sendable {
         self.expectedPeer = nil
         self.verifyHostname = nil
     }
+}
+
+/// An X.509-SVID as the SPIFFE Workload API hands it over: the certificate chain as concatenated DER (leaf first) and
+/// the private key as PKCS#8 DER. The key's bytes are never printed: the description names only their length.
+public struct InMemorySVID: Sendable, Hashable, CustomStringConvertible {
+    /// Concatenated DER certificates, leaf first.
+    public var chainDER: [UInt8]
+    /// PKCS#8 DER.
+    public var privateKeyDER: [UInt8]
+    /// Where it came from, for error messages (`the Workload API's SVID spiffe://td/w`).
+    public var source: String
+
+    public init(chainDER: [UInt8], privateKeyDER: [UInt8], source: String) {
+        self.chainDER = chainDER
+        self.privateKeyDER = privateKeyDER
+        self.source = source
+    }
+
+    public var description: String { "\(source) (\(chainDER.count) bytes of certificates, a private key)" }
 }

@@ -74,7 +74,7 @@ public final class TLSContext: @unchecked Sendable {
         switch configuration.role {
         case .client:
             if configuration.verifyPeer { mode = SSL_VERIFY_PEER }
-            if configuration.certificateChainFile == nil {
+            if configuration.certificateChainFile == nil && configuration.svidInMemory == nil {
                 SSL_CTX_set_client_cert_cb(ctx) { ssl, _, _ in
                     TLSConnection.from(ssl)?.certificateRequestedButNoneConfigured = true
                     return 0
@@ -170,6 +170,7 @@ public final class TLSContext: @unchecked Sendable {
     // MARK: Loading
 
     private static func loadIdentity(into ctx: OpaquePointer, configuration: TLSConfiguration) throws(TLSError) -> SPIFFEID? {
+        if let svid = configuration.svidInMemory { return try loadIdentity(into: ctx, svid: svid) }
         switch (configuration.certificateChainFile, configuration.privateKeyFile) {
         case (nil, nil):
             if configuration.role == .server {
@@ -183,16 +184,7 @@ public final class TLSContext: @unchecked Sendable {
         case (.some(let chainFile), .some(let keyFile)):
             let chainText = try readTextFile(chainFile, what: "certificate chain")
             let certificates = try X509Certificate.parseAll(pem: chainText, source: "certificate chain \(chainFile)")
-            guard SSL_CTX_use_certificate(ctx, certificates[0].pointer) == 1 else {
-                throw TLSError.configuration("certificate chain \(chainFile): OpenSSL refused the leaf certificate")
-            }
-            for intermediate in certificates.dropFirst() {
-                X509_up_ref(intermediate.pointer)  // add0 takes ownership of one reference
-                guard mp_SSL_CTX_add0_chain_cert(ctx, intermediate.pointer) == 1 else {
-                    X509_free(intermediate.pointer)
-                    throw TLSError.configuration("certificate chain \(chainFile): cannot add intermediate '\(intermediate.subject)'")
-                }
-            }
+            try useChain(certificates, in: ctx, source: "certificate chain \(chainFile)")
             let keyText = try readTextFile(keyFile, what: "private key")
             guard keyText.contains("-----BEGIN") && keyText.contains("PRIVATE KEY-----") else {
                 throw TLSError(kind: .tlsHandshakeFailed,
@@ -212,6 +204,36 @@ public final class TLSContext: @unchecked Sendable {
             }
             return certificates[0].spiffeID
         }
+    }
+
+    /// Our certificate chain (leaf first) into `ctx`.
+    private static func useChain(_ certificates: [X509Certificate], in ctx: OpaquePointer, source: String) throws(TLSError) {
+        guard SSL_CTX_use_certificate(ctx, certificates[0].pointer) == 1 else {
+            throw TLSError.configuration("\(source): OpenSSL refused the leaf certificate")
+        }
+        for intermediate in certificates.dropFirst() {
+            X509_up_ref(intermediate.pointer)  // add0 takes ownership of one reference
+            guard mp_SSL_CTX_add0_chain_cert(ctx, intermediate.pointer) == 1 else {
+                X509_free(intermediate.pointer)
+                throw TLSError.configuration("\(source): cannot add intermediate '\(intermediate.subject)'")
+            }
+        }
+    }
+
+    /// The in-memory SVID: DER chain (leaf first) and PKCS#8 DER key, held to the same pairing check as files.
+    private static func loadIdentity(into ctx: OpaquePointer, svid: InMemorySVID) throws(TLSError) -> SPIFFEID? {
+        let certificates = try X509Certificate.parseAll(der: svid.chainDER, source: "certificate chain of \(svid.source)")
+        try useChain(certificates, in: ctx, source: "certificate chain of \(svid.source)")
+        guard let key = PrivateKey.parse(der: svid.privateKeyDER) else {
+            throw TLSError(kind: .tlsHandshakeFailed, message: "the private key of \(svid.source) does not parse as PKCS#8 DER")
+        }
+        defer { EVP_PKEY_free(key) }
+        guard SSL_CTX_use_PrivateKey(ctx, key) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+            OpenSSLErrorQueue.clear()
+            throw TLSError(kind: .tlsHandshakeFailed,
+                           message: "the private key of \(svid.source) does not match its certificate ('\(certificates[0].subject)')")
+        }
+        return certificates[0].spiffeID
     }
 
     static func wireFormat(_ protocols: [String]) throws(TLSError) -> [UInt8] {
@@ -245,6 +267,17 @@ enum PrivateKey {
         defer { BIO_free(bio) }
         pem.utf8CString.withUnsafeBufferPointer { _ = BIO_write(bio, $0.baseAddress, Int32($0.count - 1)) }
         let key = PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil)
+        OpenSSLErrorQueue.clear()
+        return key
+    }
+
+    /// PKCS#8 (or traditional) DER, as the Workload API sends it. Caller frees with `EVP_PKEY_free`.
+    static func parse(der: [UInt8]) -> OpaquePointer? {
+        guard !der.isEmpty else { return nil }
+        let key = der.withUnsafeBufferPointer { buffer -> OpaquePointer? in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_AutoPrivateKey(nil, &cursor, buffer.count)
+        }
         OpenSSLErrorQueue.clear()
         return key
     }

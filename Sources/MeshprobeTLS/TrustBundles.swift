@@ -33,6 +33,17 @@ public struct TrustBundles: Sendable, Hashable {
         }
     }
 
+    /// Adds every certificate of concatenated DER (a Workload API bundle); `source` names it in error messages.
+    public mutating func add(der: [UInt8], trustDomain: String?, source: String) throws(TLSError) {
+        let pems = try X509Certificate.parseAll(der: der, source: source).map(\.pem)
+        if let trustDomain {
+            let domain = try Self.normalizedTrustDomain(trustDomain, source: source)
+            domainCertificates[domain, default: []].append(contentsOf: pems)
+        } else {
+            anyDomainCertificates.append(contentsOf: pems)
+        }
+    }
+
     /// Adds a `--trust-bundle` spec: `td=FILE` (or `spiffe://td=FILE`) for one trust domain, or a plain `FILE`
     /// for any trust domain. An existing file whose name contains `=` is taken as a plain file.
     public mutating func add(spec: String) throws(TLSError) {

@@ -48,6 +48,29 @@ final class X509Certificate {
         return certificates
     }
 
+    /// Every certificate in concatenated DER (the Workload API's chains and bundles), in order. Throws when there is
+    /// none or when bytes are left over that are not a certificate.
+    static func parseAll(der: [UInt8], source: String) throws(TLSError) -> [X509Certificate] {
+        OpenSSLErrorQueue.clear()
+        var certificates: [X509Certificate] = []
+        var consumed = 0
+        der.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while consumed < buffer.count {
+                var cursor: UnsafePointer<UInt8>? = base + consumed
+                guard let x509 = d2i_X509(nil, &cursor, buffer.count - consumed), let end = cursor else { break }
+                certificates.append(X509Certificate(taking: x509))
+                consumed = end - base
+            }
+        }
+        OpenSSLErrorQueue.clear()
+        guard !certificates.isEmpty, consumed == der.count else {
+            let detail = der.isEmpty ? "it is empty" : "bytes \(consumed) to \(der.count) are not a DER certificate"
+            throw TLSError(kind: .tlsHandshakeFailed, message: "\(source) is not concatenated DER certificates: \(detail)")
+        }
+        return certificates
+    }
+
     /// The URI subject alternative names, in certificate order.
     var uriSANs: [String] { subjectAltNames(type: GEN_URI) }
 

@@ -75,10 +75,28 @@ extension TLSIdentitySpec {
     func makeContext(role: TLSConfiguration.Role, alpn: [String], expectedPeer: PeerExpectation?, verifyPeer: Bool,
                      serverName: String?, requireClientCertificate: Bool = false) throws -> TLSContext {
         try validateFlags()
-        var configuration = TLSConfiguration(role: role)
+        var configuration = try baseConfiguration(role: role, alpn: alpn, expectedPeer: expectedPeer, verifyPeer: verifyPeer,
+                                                  serverName: serverName, requireClientCertificate: requireClientCertificate)
         let f = files()
         configuration.certificateChainFile = f.cert
         configuration.privateKeyFile = f.key
+        do {
+            return try TLSContext(configuration: configuration)
+        } catch {
+            throw CLIError.badInput(error.message)
+        }
+    }
+
+    /// The files a run watches for rotation: the SVID's chain and key, and every trust bundle file.
+    var watchedFiles: [String] {
+        let f = files()
+        return [f.cert, f.key, f.ca].compactMap { $0 } + trustBundles.map(\.file)
+    }
+
+    /// Everything of a context but our own SVID: the trust bundles of the flags, ALPN, the peer checks.
+    func baseConfiguration(role: TLSConfiguration.Role, alpn: [String], expectedPeer: PeerExpectation?, verifyPeer: Bool,
+                           serverName: String?, requireClientCertificate: Bool = false) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration(role: role)
         configuration.trustBundles = try bundles()
         configuration.applicationProtocols = alpn
         configuration.expectedPeer = expectedPeer
@@ -89,10 +107,6 @@ extension TLSIdentitySpec {
         if loosening.allowNonSVIDPeer, expectedPeer != nil {
             throw CLIError.badInput("--allow-non-svid-peer accepts peers without a SPIFFE ID, which --expect-peer requires: give one or the other")
         }
-        do {
-            return try TLSContext(configuration: configuration)
-        } catch {
-            throw CLIError.badInput(error.message)
-        }
+        return configuration
     }
 }

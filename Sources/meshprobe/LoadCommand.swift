@@ -110,6 +110,9 @@ struct LoadCommand: AsyncParsableCommand {
     @OptionGroup(title: "Identity")
     var identity: IdentityOptions
 
+    @OptionGroup(title: "SPIFFE Workload API")
+    var workloadAPI: WorkloadAPIOptions
+
     @OptionGroup var serverCheck: ServerCheckOptions
 
     @Option(help: .defaulted("Per-request timeout.", Self.defaultTimeout), transform: InputArgument.duration)
@@ -153,7 +156,8 @@ struct LoadCommand: AsyncParsableCommand {
         }
     }
 
-    func makeConfiguration() throws -> LoadConfiguration {
+    /// With `workloadAPI` the client TLS is left for the Workload API's first SVID (`IdentityRotation`).
+    func makeConfiguration(workloadAPI: Bool = false) throws -> LoadConfiguration {
         var targets: [LoadTarget] = []
         for url in urls {
             do { targets.append(try LoadTarget(parsing: url)) } catch { throw CLIError.badInput(error.description) }
@@ -186,6 +190,10 @@ struct LoadCommand: AsyncParsableCommand {
             }
         }
         var configuration = LoadConfiguration(plan: plan)
+        if workloadAPI {
+            try serverCheck.applyMeshALPN(to: &configuration)
+            return configuration
+        }
         try serverCheck.attachClientTLS(to: &configuration, identity: identity)
         do { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
         return configuration
@@ -235,15 +243,30 @@ struct LoadCommand: AsyncParsableCommand {
     func run() async throws {
         try await sidecar.around("load") {
             try reports.check(json: json, logs: logs, exports: exports)
-            var configuration = try makeConfiguration()
+            let endpoint = try workloadAPI.endpoint(identity: identity)
+            var configuration = try makeConfiguration(workloadAPI: endpoint != nil)
+            let rotation: IdentityRotation?
+            if let endpoint {
+                rotation = try await IdentityRotation.startWorkloadAPI(endpoint, options: workloadAPI, identity: identity.spec,
+                                                                      configuration: &configuration, serverCheck: serverCheck)
+                do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
+            } else {
+                rotation = IdentityRotation.watchFiles(identity: identity.spec, configuration: &configuration, serverCheck: serverCheck)
+            }
             var plan = try shard.plan()
             if plan != nil {
                 plan?.tls = try ShardTLS.make(identity: identity.spec)
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
-            try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, logs: logs), command: "load",
-                                                            title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
+            do {
+                try await runLoad(configuration, LoadRunOptions(json: json, quiet: quiet, reports: try reports.outputs(exports, logs: logs), command: "load",
+                                                                title: urls.joined(separator: " "), viewInputs: urls, shard: plan))
+            } catch {
+                await rotation?.stop()
+                throw error
+            }
+            await rotation?.stop()
         }
     }
 }
@@ -267,13 +290,18 @@ struct ServerCheckOptions: ParsableArguments {
 
     /// Builds the client TLS context an https run needs with these checks and `identity`.
     func attachClientTLS(to configuration: inout LoadConfiguration, identity: IdentityOptions) throws {
+        try applyMeshALPN(to: &configuration)
+        try meshprobe.attachClientTLS(to: &configuration, identity: identity.spec, expected: expectPeer, insecure: insecure, sni: sni)
+    }
+
+    /// Marks the targets with `--mesh-alpn`.
+    func applyMeshALPN(to configuration: inout LoadConfiguration) throws {
         if let meshALPN {
             guard configuration.plan.targets.allSatisfy({ $0.scheme == .https }) else {
                 throw CLIError.badInput("--mesh-alpn \(meshALPN.rawValue) needs https:// URLs: it is offered in the TLS handshake")
             }
             for i in configuration.plan.targets.indices { configuration.plan.targets[i].meshALPN = meshALPN }
         }
-        try meshprobe.attachClientTLS(to: &configuration, identity: identity.spec, expected: expectPeer, insecure: insecure, sni: sni)
     }
 }
 
@@ -292,18 +320,21 @@ func attachClientTLS(to configuration: inout LoadConfiguration, identity: TLSIde
         throw CLIError.badInput(error.message)
     }
     if https {
-        var alpn: [String]
-        switch configuration.plan.httpVersion {
-        case .auto: alpn = ["h2", "http/1.1"]
-        case .http2: alpn = ["h2"]
-        case .http1: alpn = ["http/1.1"]
-        }
-        // One TLS context for the run: every target offers one ALPN (the scenario reader refuses a mix).
-        if let mesh = configuration.plan.targets.first(where: { $0.scheme == .https })?.meshALPN {
-            alpn = mesh.protocols(for: configuration.plan.httpVersion)
-        }
-        configuration.tls = try identity.makeContext(role: .client, alpn: alpn, expectedPeer: expected,
+        configuration.tls = try identity.makeContext(role: .client, alpn: clientALPN(configuration), expectedPeer: expected,
                                                      verifyPeer: !insecure, serverName: sni)
+    }
+}
+
+/// The ALPN an https run offers: from the HTTP version, or the mesh's (`--mesh-alpn`).
+func clientALPN(_ configuration: LoadConfiguration) -> [String] {
+    // One TLS context for the run: every target offers one ALPN (the scenario reader refuses a mix).
+    if let mesh = configuration.plan.targets.first(where: { $0.scheme == .https })?.meshALPN {
+        return mesh.protocols(for: configuration.plan.httpVersion)
+    }
+    switch configuration.plan.httpVersion {
+    case .auto: return ["h2", "http/1.1"]
+    case .http2: return ["h2"]
+    case .http1: return ["http/1.1"]
     }
 }
 

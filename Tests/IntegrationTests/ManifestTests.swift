@@ -30,8 +30,8 @@ extension EndToEnd {
             #expect(FileManager.default.isExecutableFile(atPath: kubectl), "no pinned kubectl at \(kubectl): run scripts/install-deps")
             let out = try await validate([])
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-            // config, base, seven overlays, three integrations.
-            #expect(out.stdout.contains("checked 12 kustomizations or files"), "\(out.stdout)")
+            // config, base, eight overlays, three integrations.
+            #expect(out.stdout.contains("checked 13 kustomizations or files"), "\(out.stdout)")
             #expect(out.stdout.contains(" 0 problems"), "\(out.stdout)")
         }
 
@@ -51,8 +51,14 @@ extension EndToEnd {
             #expect(sharded.contains("--shards") && sharded.contains("meshprobe-0.meshprobe-shards:9443") && !sharded.contains("--junit"), "\(sharded)")
             let echo = try await build("overlays/echo")
             #expect(echo.contains("--control-allow") && echo.contains("name: reviews-v1") && echo.contains("name: reviews-v2"), "\(echo)")
+            // The SVID from the SPIRE agent's socket (the SPIFFE CSI driver), not from the Secret.
+            let spire = try await build("overlays/spire-workload-api")
+            #expect(spire.contains("driver: csi.spiffe.io") && spire.contains("value: unix:///run/spire/sockets/agent.sock"), "\(spire)")
+            #expect(spire.contains("mountPath: /run/spire/sockets") && !spire.contains("meshprobe-svid")
+                    && !spire.contains("mountPath: /var/run/secrets/workload-spiffe-credentials"), "\(spire)")
+            #expect(spire.contains("- load") && spire.contains("--json-log"), "\(spire)")
             // Every prober pod runs the placeholder image docs/kubernetes.md documents.
-            for overlay in [istio, linkerd, native, none] {
+            for overlay in [istio, linkerd, native, none, spire] {
                 #expect(overlay.contains("image: registry.example.com/meshprobe:0.1.0"))
             }
             // Every prober Job's result leaves it in the Job's log (the sharded one's in pod 0's), and the JUnit XML

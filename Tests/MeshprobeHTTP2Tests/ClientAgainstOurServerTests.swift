@@ -29,6 +29,41 @@ struct ClientAgainstOurServerTests {
         try await run.channel.close()
     }
 
+    /// A request sent with `streamingData` gets its body chunk by chunk (a server-streaming gRPC call reads its
+    /// messages as they come) and a final response without one; the others on the connection are collected whole.
+    @Test func handsOverTheDataOfAStreamedRequestChunkByChunk() async throws {
+        let body = ByteBuffer(bytes: (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let server = try await TestServer.start { _, writer in writer.respond(status: 200, headers: [], body: body) }
+        defer { Task { await server.stop() } }
+        let requests = ["/streamed", "/whole"].map { getRequest($0, port: server.port) }
+        let run = try await ClientRun.connect(port: server.port, requests: requests, collectBodies: true, streaming: [0])
+        let report = try await run.outcomes()
+        let chunks = try await run.chunks()
+        let streamed = try #require(chunks[0])
+        #expect(streamed.count > 1, "one chunk per DATA frame (16 KiB at most): \(streamed.count)")
+        var joined = ByteBuffer()
+        for var chunk in streamed { joined.writeBuffer(&chunk) }
+        #expect(joined == body)
+        guard case .response(let first)? = report.outcomes[0], case .response(let second)? = report.outcomes[1] else {
+            Issue.record("\(report.outcomes)")
+            return
+        }
+        #expect(first.body == nil && first.bodyLength == body.readableBytes)
+        #expect(chunks[1] == nil && second.body == body)
+        try await run.channel.close()
+    }
+
+    /// The load engine's handlers collect no bodies: on them a streamed request is an ordinary one.
+    @Test func streamsNothingOnAHandlerThatCollectsNoBodies() async throws {
+        let server = try await TestServer.start { request, writer in echo(request, writer) }
+        defer { Task { await server.stop() } }
+        let run = try await ClientRun.connect(port: server.port, requests: [getRequest("/a", port: server.port)], streaming: [0])
+        let report = try await run.outcomes()
+        #expect(report.outcomes[0]?.status == 200)
+        #expect(try await run.chunks().isEmpty)
+        try await run.channel.close()
+    }
+
     @Test func reportsAStreamTheServerResets() async throws {
         let server = try await TestServer.start { request, writer in
             if request.path == "/reset" {

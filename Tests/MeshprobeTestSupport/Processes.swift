@@ -209,19 +209,36 @@ public final class BackgroundProcess: Sendable {
     /// Starts it and waits, at most `timeout` seconds, until something accepts TCP connections on 127.0.0.1:`port`
     /// (one connection: a peer that accepts a fixed number of them has one fewer left); throws with its output when it
     /// exits or never listens.
-    public init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10,
-                environment: [String: String]? = nil) async throws {
+    public convenience init(_ executable: String, _ arguments: [String], waitForPort port: Int, timeout: Double = 10,
+                            environment: [String: String]? = nil) async throws {
+        try await self.init(executable, arguments, timeout: timeout, environment: environment, waitingFor: "start listening on \(port)") {
+            await isListening(port: port)
+        }
+    }
+
+    /// Starts it and waits, at most `timeout` seconds, until the Unix socket `socketPath` exists (a peer on a Unix
+    /// socket in a temporary directory, such as a Workload API server); throws with its output when it exits first.
+    public convenience init(_ executable: String, _ arguments: [String], waitForSocket socketPath: String, timeout: Double = 10,
+                            environment: [String: String]? = nil) async throws {
+        try await self.init(executable, arguments, timeout: timeout, environment: environment, waitingFor: "create the socket \(socketPath)") {
+            var info = stat()
+            return stat(socketPath, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
+        }
+    }
+
+    private init(_ executable: String, _ arguments: [String], timeout: Double, environment: [String: String]?, waitingFor what: String,
+                 ready: () async -> Bool) async throws {
         let child = try SignalledProcess(executable, arguments, environment: environment)
         self.child = child
-        var listening = false
+        var isReady = false
         _ = try await waitUntil(seconds: timeout, every: .milliseconds(50)) {
             guard child.isRunning else { return true }
-            listening = await isListening(port: port)
-            return listening
+            isReady = await ready()
+            return isReady
         }
-        guard listening && child.isRunning else {
+        guard isReady && child.isRunning else {
             stop()
-            throw PeerError(message: "\(executable) did not start listening on \(port): \(log)")
+            throw PeerError(message: "\(executable) did not \(what): \(log)")
         }
     }
 

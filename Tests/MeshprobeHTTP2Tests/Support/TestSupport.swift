@@ -87,14 +87,19 @@ struct ClientReport: Sendable {
 /// Sends a fixed list of requests (token = index) as fast as `availableStreams` allows and records everything.
 final class RecordingDelegate: HTTP2ClientDelegate {
     private let requests: [HTTP2Request]
+    /// The requests (by index) sent with `streamingData: true`.
+    private let streaming: Set<Int>
+    /// Their DATA chunks, as `http2Data` handed them over.
+    var chunks: [UInt64: [ByteBuffer]] = [:]
     private var nextIndex = 0
     private var inFlight = 0
     var report = ClientReport()
     let allOutcomes: EventLoopPromise<Void>
     let closed: EventLoopPromise<Void>
 
-    init(requests: [HTTP2Request], eventLoop: any EventLoop) {
+    init(requests: [HTTP2Request], streaming: Set<Int> = [], eventLoop: any EventLoop) {
         self.requests = requests
+        self.streaming = streaming
         self.allOutcomes = eventLoop.makePromise()
         self.closed = eventLoop.makePromise()
         if requests.isEmpty { allOutcomes.succeed() }
@@ -102,7 +107,10 @@ final class RecordingDelegate: HTTP2ClientDelegate {
 
     private func pump(_ connection: HTTP2ClientConnectionHandler) {
         while nextIndex < requests.count, connection.availableStreams > 0 {
-            guard connection.send(requests[nextIndex], token: UInt64(nextIndex)) else { break }
+            let sent = streaming.contains(nextIndex)
+                ? connection.send(requests[nextIndex], token: UInt64(nextIndex), streamingData: true)
+                : connection.send(requests[nextIndex], token: UInt64(nextIndex))
+            guard sent else { break }
             nextIndex += 1
             inFlight += 1
             report.maxInFlight = max(report.maxInFlight, inFlight)
@@ -132,6 +140,10 @@ final class RecordingDelegate: HTTP2ClientDelegate {
         record(token, .response(response), connection)
     }
 
+    func http2Data(_ connection: HTTP2ClientConnectionHandler, token: UInt64, data: ByteBuffer) {
+        chunks[token, default: []].append(data)
+    }
+
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
         record(token, .failure(failure), connection)
     }
@@ -157,14 +169,14 @@ struct ClientRun: Sendable {
     let handler: NIOLoopBound<HTTP2ClientConnectionHandler>
 
     static func connect(
-        port: Int, requests: [HTTP2Request], settings: HTTP2Settings = .init(), collectBodies: Bool = false
+        port: Int, requests: [HTTP2Request], settings: HTTP2Settings = .init(), collectBodies: Bool = false, streaming: Set<Int> = []
     ) async throws -> ClientRun {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let setUp = loop.makePromise(of: (NIOLoopBound<RecordingDelegate>, NIOLoopBound<HTTP2ClientConnectionHandler>).self)
         let channel = try await ClientBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let delegate = RecordingDelegate(requests: requests, eventLoop: channel.eventLoop)
+                    let delegate = RecordingDelegate(requests: requests, streaming: streaming, eventLoop: channel.eventLoop)
                     let handler = HTTP2ClientConnectionHandler(
                         settings: settings, collectBodies: collectBodies, delegate: delegate)
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -194,6 +206,12 @@ struct ClientRun: Sendable {
         try await wait(done, seconds: seconds, for: "http2ConnectionClosed")
         try await Task.sleep(for: .milliseconds(100))
         return try await report()
+    }
+
+    /// The DATA chunks of the streamed requests, by token.
+    func chunks() async throws -> [UInt64: [ByteBuffer]] {
+        let delegate = self.delegate
+        return try await channel.eventLoop.submit { delegate.value.chunks }.get()
     }
 
     func report() async throws -> ClientReport {

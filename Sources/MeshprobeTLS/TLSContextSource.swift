@@ -1,0 +1,61 @@
+import NIOConcurrencyHelpers
+
+/// The client TLS context a run's new connections take, swapped when the SVID rotates (Workload API updates,
+/// rewritten SVID files).
+///
+/// One owner writes (the rotation source); every new connection reads `current` once, and a connection keeps the
+/// context it was made with for its life, so in-flight requests never see a swap.
+public final class TLSContextSource: Sendable {
+    /// What a run reports of its identity's rotations.
+    public struct Rotations: Sendable, Hashable {
+        /// `workload-api` or `files`.
+        public var source: String
+        /// Contexts installed after the first.
+        public var count = 0
+        /// Updates that could not be made into a context (a half-written file, a bad SVID): the old one was kept.
+        public var rejected = 0
+        /// The last rejected update's reason.
+        public var lastRejection: String?
+        /// Seconds since the source was made, of each rotation.
+        public var times: [Double] = []
+    }
+
+    private struct State {
+        var context: TLSContext
+        var rotations: Rotations
+    }
+
+    private let state: NIOLockedValueBox<State>
+    private let start = ContinuousClock.now
+
+    public init(initial: TLSContext, source: String) {
+        state = NIOLockedValueBox(State(context: initial, rotations: Rotations(source: source)))
+    }
+
+    /// The context for a new connection.
+    public var current: TLSContext { state.withLockedValue { $0.context } }
+
+    public var rotations: Rotations { state.withLockedValue { $0.rotations } }
+
+    /// Installs a new context for the connections made from now on.
+    public func rotate(to context: TLSContext) {
+        let seconds = (ContinuousClock.now - start).seconds
+        state.withLockedValue {
+            $0.context = context
+            $0.rotations.count += 1
+            $0.rotations.times.append(seconds)
+        }
+    }
+
+    /// Notes an update that was refused; the current context stays.
+    public func rejected(_ reason: String) {
+        state.withLockedValue {
+            $0.rotations.rejected += 1
+            $0.rotations.lastRejection = reason
+        }
+    }
+}
+
+fileprivate extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import MeshprobeEcho
+import MeshprobeIdentity
+import MeshprobeTLS
+import MeshprobeTestSupport
+import NIOPosix
+import Testing
+
+extension EndToEnd {
+    /// `meshprobe load --workload-api`: SVIDs from the SPIFFE Workload API, rotated during the run.
+    ///
+    /// The agent is `Tests/Fixtures/spiffe/workload_api_server.py`, a Workload API server built with grpcio from the
+    /// SPIFFE workload.proto: no SPIRE agent binary can be installed here. It issues SVIDs with the lab CA and
+    /// checks the `workload.spiffe.io` header; py-spiffe's client (the `spiffe` package) fetches from it too, as a
+    /// second opinion that it is a faithful Workload API.
+    @Suite(.timeLimit(.minutes(4))) struct WorkloadAPITests {
+        static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/spiffe")
+        static let server = fixtures.appendingPathComponent("workload_api_server.py").path
+        static let proto = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("protos/spiffe/workload/workload.proto").path
+
+        /// The lab: a CA (with its key, for the agent), a temporary directory for the socket, the echo's SVID.
+        final class Lab: Sendable {
+            let pki: LabPKIFixture
+            let dir: String
+            let caKey: String
+            var socket: String { "\(dir)/agent.sock" }
+            var endpoint: String { "unix://\(socket)" }
+
+            init(trustDomain: String = "lab.meshprobe.test") throws {
+                pki = try LabPKIFixture(trustDomain: trustDomain)
+                dir = try makeTemporaryDirectory("mp-wlapi")
+                caKey = pki.path("ca-key.pem")
+                try pki.ca.write(certificateTo: pki.caFile, privateKeyTo: caKey)
+            }
+
+            deinit { removeTemporaryDirectory(dir) }
+
+            /// The agent, offering `ids` (the first is the default SVID).
+            func agent(_ ids: [String], _ arguments: [String] = []) async throws -> BackgroundProcess {
+                let python = try #require(which("python3"))
+                return try await BackgroundProcess(python, [WorkloadAPITests.server, "--socket", socket, "--proto", WorkloadAPITests.proto,
+                                                            "--ca-cert", pki.caFile, "--ca-key", caKey, "--trust-domain", pki.trustDomain,
+                                                            "--log", "\(dir)/agent.log", "--max-seconds", "200"]
+                                                   + ids.flatMap { ["--spiffe-id", $0] } + arguments,
+                                                   waitForSocket: socket, timeout: 30)
+            }
+
+            /// An echo that requires a client certificate from this lab's CA (of caller `caller` when given).
+            func echo(caller: String? = nil) async throws -> EchoServer {
+                let svid = try pki.svid("reviews", uris: [pki.id("reviews")])
+                var configuration = EchoConfiguration(identity: EchoIdentity(workload: "reviews", version: "v1", cluster: "test",
+                                                                             namespace: "lab", pod: "reviews-v1-0"))
+                configuration.port = 0
+                configuration.tls = try TLSContext(configuration: try pki.serverConfiguration(
+                    svid, expectedPeer: try caller.map { .spiffeID(try SPIFFEID(parsing: $0)) }))
+                return try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+            }
+
+            var agentLog: [String] {
+                ((try? String(contentsOfFile: "\(dir)/agent.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            }
+        }
+
+        func json(_ path: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        }
+
+        func rotations(_ path: String) throws -> [String: Any] {
+            let meta = try #require(try json(path)["meta"] as? [String: Any])
+            return try #require(meta["identity_rotations"] as? [String: Any])
+        }
+
+        @Test func fetchesTheSVIDAndLoadsOverMutualTLSAsPySpiffeFetchesIt() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")])
+            defer { agent.stop() }
+            // py-spiffe, a second client: the default SVID, its chain, and the bundle of the lab's trust domain.
+            let second = try await python("""
+                import sys
+                from spiffe import WorkloadApiClient
+                client = WorkloadApiClient(socket_path=sys.argv[1])
+                svid = client.fetch_x509_svid()
+                bundles = client.fetch_x509_bundles()
+                bundle = bundles.get_bundle_for_trust_domain(svid.spiffe_id.trust_domain)
+                print(svid.spiffe_id, len(svid.cert_chain), len(bundle.x509_authorities))
+                client.close()
+                """, [lab.endpoint])
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "\(lab.pki.id("prober")) 1 1")
+            // A gRPC client without the security header is refused, as an agent refuses it: so meshprobe sends it.
+            let bare = try await python("""
+                import grpc, sys
+                channel = grpc.insecure_channel(sys.argv[1])
+                call = channel.unary_stream("/SpiffeWorkloadAPI/FetchX509SVID", request_serializer=lambda _: b"", response_deserializer=lambda b: b)
+                try:
+                    next(iter(call(None, timeout=5)))
+                except grpc.RpcError as e:
+                    print(e.code().name)
+                """, ["unix:\(lab.socket)"])
+            #expect(bare.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "INVALID_ARGUMENT", "\(bare.stdout)\(bare.stderr)")
+
+            let echo = try await lab.echo(caller: lab.pki.id("prober"))
+            defer { Task { await echo.close() } }
+            let out = try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--workload-api", lab.endpoint,
+                                                      "--expect-peer", lab.pki.id("reviews"), "-n", "200", "-c", "2", "-m", "5",
+                                                      "--json", "\(lab.dir)/result.json"], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("requests:   200 total, 200 succeeded, 0 failed"), "\(out.stdout)")
+            #expect(out.stdout.contains("identity:   Workload API: 0 rotations, 0 TLS failures"), "\(out.stdout)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            #expect(rotation["source"] as? String == "workload-api")
+            #expect(rotation["tls_failures"] as? Int == 0)
+            #expect(try await ResultSchema.load.violation(in: "\(lab.dir)/result.json") == nil)
+        }
+
+        /// SVIDs rotated every 3 s with a 7 s lifetime, under a 15 s load that makes a new connection every 25
+        /// requests: a connection made with an expired SVID would fail its handshake at the echo, so zero failures
+        /// mean every new connection presented a current one.
+        @Test func rotationMidLoadKeepsEveryRequestAndIsCounted() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--rotate-every", "3", "--lifetime", "7"])
+            defer { agent.stop() }
+            let echo = try await lab.echo()
+            defer { Task { await echo.close() } }
+            let out = try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--workload-api", lab.endpoint,
+                                                      "-d", "15s", "-c", "2", "-m", "2", "--churn", "25", "--json", "\(lab.dir)/result.json"],
+                                    timeout: 90)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(", 0 failed"), "\(out.stdout)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            let count = try #require(rotation["rotations"] as? Int)
+            #expect(count >= 3, "\(rotation)")
+            #expect(rotation["tls_failures"] as? Int == 0)
+            #expect(rotation["rejected"] as? Int == 0)
+            // The agent sent the first SVID and one per rotation.
+            #expect(lab.agentLog.filter { $0.hasPrefix("update ") }.count >= count + 1)
+            let summary = try #require(try json("\(lab.dir)/result.json")["summary"] as? [String: Any])
+            #expect(summary["failed"] as? Int == 0)
+        }
+
+        /// The agent restarts during the run: meshprobe keeps its SVID while the socket is gone, reconnects with backoff,
+        /// and takes the new agent's SVIDs.
+        @Test func survivesAnAgentRestartAndTakesTheNewAgentsSVIDs() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--lifetime", "60"])
+            let echo = try await lab.echo()
+            defer { Task { await echo.close() } }
+            let load = Task {
+                try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--workload-api", lab.endpoint,
+                                                "-d", "9s", "-c", "2", "--churn", "25", "--json", "\(lab.dir)/result.json"], timeout: 60)
+            }
+            try await Task.sleep(for: .seconds(2))
+            await agent.stopAndWait()
+            try? FileManager.default.removeItem(atPath: lab.socket)
+            try await Task.sleep(for: .seconds(2))
+            let restarted = try await lab.agent([lab.pki.id("prober")], ["--rotate-every", "2", "--lifetime", "60"])
+            defer { restarted.stop() }
+            let out = try await load.value
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(", 0 failed"), "\(out.stdout)")
+            #expect(out.stderr.contains("; reconnecting"), "\(out.stderr)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            // The new agent's first SVID and at least one of its rotations.
+            #expect((rotation["rotations"] as? Int ?? 0) >= 2, "\(rotation)")
+            #expect(rotation["tls_failures"] as? Int == 0)
+        }
+
+        @Test func presentsTheSVIDWithTheSPIFFEIDAskedForAndListsTheOfferedOnes() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("default"), lab.pki.id("prober")])
+            defer { agent.stop() }
+            let echo = try await lab.echo(caller: lab.pki.id("prober"))
+            defer { Task { await echo.close() } }
+            let url = "https://127.0.0.1:\(echo.port)/"
+            let chosen = try await run(meshprobeBinary, ["load", url, "--workload-api", lab.endpoint, "--workload-api-svid", lab.pki.id("prober"),
+                                                         "-n", "50"], timeout: 60)
+            #expect(chosen.status == 0, "\(chosen.stdout)\(chosen.stderr)")
+            #expect(chosen.stdout.contains("50 succeeded"), "\(chosen.stdout)")
+            // The default SVID is not the caller the echo expects: every handshake is refused.
+            let first = try await run(meshprobeBinary, ["load", url, "--workload-api", lab.endpoint, "-n", "10"], timeout: 60)
+            #expect(first.status != 0)
+            #expect(!first.stdout.contains("10 succeeded"), "\(first.stdout)")
+            let missing = try await run(meshprobeBinary, ["load", url, "--workload-api", lab.endpoint, "--workload-api-svid", lab.pki.id("nobody"),
+                                                          "-n", "10"], timeout: 60)
+            #expect(missing.status == 2)
+            #expect(missing.stderr.contains("no SVID with the SPIFFE ID \(lab.pki.id("nobody")): the agent offers \(lab.pki.id("default")), \(lab.pki.id("prober"))"),
+                    "\(missing.stderr)")
+        }
+
+        @Test func trustsFederatedBundlesAndNamesAMissingOne() async throws {
+            let lab = try Lab()
+            let other = try LabPKIFixture(trustDomain: "other.meshprobe.test")
+            let otherSVID = try other.svid("ratings", uris: [other.id("ratings")])
+            var configuration = EchoConfiguration(identity: EchoIdentity(workload: "ratings", version: "v1", cluster: "test",
+                                                                         namespace: "lab", pod: "ratings-v1-0"))
+            configuration.port = 0
+            configuration.tls = try TLSContext(configuration: try other.serverConfiguration(otherSVID, trust: try lab.pki.trustBundles()))
+            let echo = try await EchoServer.start(configuration, group: MultiThreadedEventLoopGroup.singleton)
+            defer { Task { await echo.close() } }
+            let url = "https://127.0.0.1:\(echo.port)/"
+            do {
+                let agent = try await lab.agent([lab.pki.id("prober")])
+                defer { agent.stop() }
+                let out = try await run(meshprobeBinary, ["load", url, "--workload-api", lab.endpoint, "-n", "10"], timeout: 60)
+                #expect(out.status != 0)
+                #expect(out.stdout.contains("no trust bundle for trust domain 'other.meshprobe.test'"), "\(out.stdout)")
+                await agent.stopAndWait()
+            }
+            try? FileManager.default.removeItem(atPath: lab.socket)
+            let federated = try await lab.agent([lab.pki.id("prober")], ["--federated", "spiffe://other.meshprobe.test=\(other.caFile)"])
+            defer { federated.stop() }
+            let out = try await run(meshprobeBinary, ["load", url, "--workload-api", lab.endpoint, "-n", "10",
+                                                      "--expect-peer", other.id("ratings")], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("10 succeeded"), "\(out.stdout)")
+        }
+
+        @Test func namesEveryReasonForNoSVIDWithExit2() async throws {
+            let lab = try Lab()
+            let url = "https://127.0.0.1:9/"
+            func load(_ extra: [String] = [], environment: [String: String]? = nil) async throws -> ProcessOutput {
+                try await run(meshprobeBinary, ["load", url, "-n", "1", "--workload-api-timeout", "1s"] + extra, timeout: 60, environment: environment)
+            }
+            let missing = try await load(["--workload-api", lab.endpoint])
+            #expect(missing.status == 2)
+            #expect(missing.stderr.contains("no X.509-SVID within 1s: no such socket \(lab.socket)"), "\(missing.stderr)")
+            // The standard variable, when no identity flag is given.
+            var environment = ProcessInfo.processInfo.environment
+            environment["SPIFFE_ENDPOINT_SOCKET"] = "unix:\(lab.socket)"
+            let fromVariable = try await load(environment: environment)
+            #expect(fromVariable.status == 2)
+            #expect(fromVariable.stderr.contains("no such socket \(lab.socket)"), "\(fromVariable.stderr)")
+
+            // A socket file nobody listens on.
+            let bound = try await python("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.close()", [lab.socket])
+            #expect(bound.status == 0, "\(bound.stderr)")
+            let refused = try await load(["--workload-api", lab.endpoint])
+            #expect(refused.status == 2)
+            #expect(refused.stderr.contains("connection refused on \(lab.socket)"), "\(refused.stderr)")
+            try FileManager.default.removeItem(atPath: lab.socket)
+
+            do {
+                let agent = try await lab.agent([lab.pki.id("prober")], ["--mode", "permission-denied"])
+                defer { agent.stop() }
+                let denied = try await load(["--workload-api", lab.endpoint])
+                #expect(denied.status == 2)
+                #expect(denied.stderr.contains("PermissionDenied: the agent has no identity for this workload: check its registration entries/selectors"),
+                        "\(denied.stderr)")
+                await agent.stopAndWait()
+            }
+            try? FileManager.default.removeItem(atPath: lab.socket)
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--mode", "invalid-argument"])
+            defer { agent.stop() }
+            // InvalidArgument is final: no waiting for the timeout.
+            let start = ContinuousClock.now
+            let invalid = try await run(meshprobeBinary, ["load", url, "-n", "1", "--workload-api", lab.endpoint], timeout: 60)
+            #expect(invalid.status == 2)
+            #expect(invalid.stderr.contains("InvalidArgument: the agent refused the request"), "\(invalid.stderr)")
+            #expect(ContinuousClock.now - start < .seconds(20))
+        }
+
+        /// `--svid-dir` rewritten during a run as spiffe-helper does (a new file renamed over the old one), once
+        /// half-written first: the half-written key is reported and the old identity kept; the new SVID is taken. The
+        /// first SVID expires 6 s into a 10 s run, so a run that kept it would fail its later handshakes.
+        @Test func svidDirectoryRewrittenMidLoadIsPickedUp() async throws {
+            let lab = try Lab()
+            let svidDir = "\(lab.dir)/svid"
+            try FileManager.default.createDirectory(atPath: svidDir, withIntermediateDirectories: true)
+            func install(_ svid: (cert: String, key: String)) throws {
+                for (from, to) in [(svid.cert, "cert-chain.pem"), (svid.key, "key.pem")] {
+                    let staged = "\(svidDir)/.\(to).tmp"
+                    try? FileManager.default.removeItem(atPath: staged)
+                    try FileManager.default.copyItem(atPath: from, toPath: staged)
+                    try #require(rename(staged, "\(svidDir)/\(to)") == 0, "rename \(staged)")
+                }
+            }
+            try install(try lab.pki.svid("prober-1", uris: [lab.pki.id("prober")], notAfter: Date() + 6))
+            try FileManager.default.copyItem(atPath: lab.pki.caFile, toPath: "\(svidDir)/root-cert.pem")
+            let echo = try await lab.echo()
+            defer { Task { await echo.close() } }
+            let load = Task {
+                try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--svid-dir", svidDir, "-d", "10s", "-c", "2",
+                                                "--churn", "25", "--json", "\(lab.dir)/result.json"], timeout: 60)
+            }
+            try await Task.sleep(for: .seconds(2))
+            // Half-written: a key file cut short (it parses as nothing), left for 2 polls.
+            let next = try lab.pki.svid("prober-2", uris: [lab.pki.id("prober")])
+            let key = try String(contentsOfFile: next.key, encoding: .utf8)
+            try String(key.prefix(40)).write(toFile: "\(svidDir)/key.pem", atomically: false, encoding: .utf8)
+            try await Task.sleep(for: .milliseconds(2500))
+            try install(next)
+            let out = try await load.value
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains(", 0 failed"), "\(out.stdout)")
+            #expect(out.stderr.contains("SVID files changed but do not load (the old identity stays)"), "\(out.stderr)")
+            let rotation = try rotations("\(lab.dir)/result.json")
+            #expect(rotation["source"] as? String == "files")
+            #expect((rotation["rotations"] as? Int ?? 0) >= 1, "\(rotation)")
+            #expect((rotation["rejected"] as? Int ?? 0) >= 1, "\(rotation)")
+            #expect(rotation["tls_failures"] as? Int == 0)
+            #expect(try await ResultSchema.load.violation(in: "\(lab.dir)/result.json") == nil)
+        }
+    }
+}
