@@ -188,7 +188,7 @@ let package = Package(
             name: "MeshprobeChecks",
             dependencies: [
                 "MeshprobePolicy", "MeshprobeStatistics", "MeshprobeLoad", "MeshprobeSpec", "MeshprobeIdentity", "MeshprobeEchoAPI", "MeshprobeTLS",
-                "MeshprobeHTTP1", "MeshprobeYAML",
+                "MeshprobeHTTP1", "MeshprobeYAML", "MeshprobeGRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -10,6 +10,7 @@
 #
 #   bench/grpc-h2load-vs-meshprobe.sh            # N=200000 ROUNDS=3
 #   N=50000 ROUNDS=1 bench/grpc-h2load-vs-meshprobe.sh
+#   TLS=1 bench/grpc-h2load-vs-meshprobe.sh  # over TLS (the server's certificate only: h2load presents none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -20,19 +21,29 @@ command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; ex
 scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 
+TLS=${TLS:-0}
 work=$(mktemp -d)
 port=$(free_port)
-taskset -c 1 $BIN echo --listen "127.0.0.1:$port" --h2c --workload bench --workload-version v1 >"$work/echo.log" 2>&1 &
+METHOD=meshprobe.echo.v1.Echo/Call
+if [ "$TLS" = 1 ]; then
+  # TLS (ALPN h2), the server's certificate from meshprobe's lab PKI, no client certificate (h2load cannot present one).
+  $BIN pki ca --trust-domain bench.local --out "$work/ca" >/dev/null
+  $BIN pki issue --ca-dir "$work/ca" --spiffe-id spiffe://bench.local/ns/bench/sa/echo --dns localhost --out "$work/echo" >/dev/null
+  serve=(--cert "$work/echo/cert-chain.pem" --key "$work/echo/key.pem" --no-client-cert)
+  URL="https://127.0.0.1:$port/$METHOD"; GURL="grpcs://127.0.0.1:$port/$METHOD"; CLIENT=(--ca "$work/ca/ca.pem")
+else
+  serve=(--h2c)
+  URL="http://127.0.0.1:$port/$METHOD"; GURL="grpc://127.0.0.1:$port/$METHOD"; CLIENT=()
+fi
+taskset -c 1 $BIN echo --listen "127.0.0.1:$port" "${serve[@]}" --workload bench --workload-version v1 >"$work/echo.log" 2>&1 &
 echo_pid=$!
 trap 'kill $echo_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-METHOD=meshprobe.echo.v1.Echo/Call
-URL="http://127.0.0.1:$port/$METHOD"
 # An empty message, framed: flag 0, length 0.
 printf '\0\0\0\0\0' > "$work/framed.bin"
 # Both clients must see every call answered OK, else the comparison is of errors.
-check=$($BIN load "grpc://127.0.0.1:$port/$METHOD" -n 100 --quiet 2>&1 | grep -c 'statuses:   OK: 100' || true)
-[ "$check" = 1 ] || { echo "meshprobe's calls were not all OK:"; $BIN load "grpc://127.0.0.1:$port/$METHOD" -n 100; exit 1; }
+check=$($BIN load "$GURL" "${CLIENT[@]}" -n 100 --quiet 2>&1 | grep -c 'statuses:   OK: 100' || true)
+[ "$check" = 1 ] || { echo "meshprobe's calls were not all OK:"; $BIN load "$GURL" "${CLIENT[@]}" -n 100; exit 1; }
 
 measure() {
   python3 - "$@" <<'PY'
@@ -47,9 +58,9 @@ print("%.4f" % (r.ru_utime + r.ru_stime))
 PY
 }
 h2load_run() { measure h2load -n "$N" -c 10 -m 10 -d "$work/framed.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$URL"; }
-meshprobe_run() { measure $BIN load "grpc://127.0.0.1:$port/$METHOD" -n "$N" -c 10 -m 10 --quiet; }
+meshprobe_run() { measure $BIN load "$GURL" "${CLIENT[@]}" -n "$N" -c 10 -m 10 --quiet; }
 
-echo "server: meshprobe echo (gRPC, h2c) on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
+echo "server: meshprobe echo (gRPC, $([ "$TLS" = 1 ] && echo TLS || echo h2c)) on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
 ratios=()
 h_total=0
 m_total=0

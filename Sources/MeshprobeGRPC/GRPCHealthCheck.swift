@@ -1,15 +1,41 @@
+import SwiftProtobuf
+
 /// The standard health service (grpc/grpc doc/health-checking.md, `grpc.health.v1`).
 public enum GRPCHealthCheck {
-    /// `HealthCheckRequest { string service = 1; }` in protobuf's binary encoding (empty for the server as a whole).
+    /// A `HealthCheckRequest` for `service` ('' for the server as a whole), in protobuf's binary encoding.
     public static func request(service: String) -> [UInt8] {
-        guard !service.isEmpty else { return [] }
-        var out: [UInt8] = [0x0A]
-        var length = UInt64(service.utf8.count)
-        while length >= 0x80 {
-            out.append(UInt8(length & 0x7F) | 0x80)
-            length >>= 7
+        let message = Grpc_Health_V1_HealthCheckRequest.with { $0.service = service }
+        return (try? message.serializedBytes()) ?? []
+    }
+}
+
+/// The echo's per-call knobs in their gRPC form (`meshprobe.echo.v1.CallRequest`), what an HTTP request's query string
+/// asks of it (`delay=`, `size=`, `close=`).
+public struct EchoCallKnobs: Sendable, Equatable {
+    /// The echo service's unary method, the one call that reads the knobs.
+    public static let method = "meshprobe.echo.v1.Echo/Call"
+
+    public var delaySeconds: Double?
+    public var replySize: Int?
+    public var resetPercent: Double?
+
+    public init(delaySeconds: Double? = nil, replySize: Int? = nil, resetPercent: Double? = nil) {
+        self.delaySeconds = delaySeconds
+        self.replySize = replySize
+        self.resetPercent = resetPercent
+    }
+
+    /// The knobs as a `CallRequest` holding only them: appended to a call's message, protobuf's merge sets these fields
+    /// and keeps the others (a message's encoding followed by another's reads as the two merged).
+    public func serialized() -> [UInt8] {
+        let message = Meshprobe_Echo_V1_CallRequest.with { request in
+            if let delaySeconds {
+                let nanos = (delaySeconds * 1e9).rounded()
+                request.delay = Google_Protobuf_Duration(seconds: Int64(nanos / 1e9), nanos: Int32(nanos.truncatingRemainder(dividingBy: 1e9)))
+            }
+            if let replySize { request.replySize = UInt32(clamping: replySize) }
+            if let resetPercent { request.resetPercent = resetPercent }
         }
-        out.append(UInt8(length))
-        return out + Array(service.utf8)
+        return (try? message.serializedBytes()) ?? []
     }
 }

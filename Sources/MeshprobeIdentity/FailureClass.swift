@@ -64,6 +64,9 @@ public struct FailureClass: Hashable, Sendable, Comparable, CustomStringConverti
         public static let noServerAvailable = "no_server_available"
         /// A proxy refused the request for who sent it or what it asked (an authorization policy).
         public static let accessDenied = "access_denied"
+        /// A gRPC call answered without `grpc-status` and without an HTTP error status (a 200 with no trailers, a
+        /// redirect): not a gRPC answer; counted INTERNAL, as gRPC clients count it.
+        public static let noGRPCStatus = "no_grpc_status"
         /// A proxy reply (no application stamp) that matches no signature.
         public static let unrecognised = "unrecognised"
     }

@@ -55,6 +55,8 @@ public struct HAProxyConfig: Sendable {
     /// Linkerd on opaque ports). Every request on a connection then reaches the same workload. Header routes, L7
     /// retries, request limits and ejection need `mode http` and are left out.
     public var layer4 = false
+    /// HTTP/2 to the servers too (`proto h2`, prior knowledge), as gRPC needs end to end; else HTTP/1.1.
+    public var serverHTTP2 = false
     /// The backend's algorithm: `random(1)` picks by weight (per request in `mode http`, per connection in `mode
     /// tcp`); `source` hashes the client's address, so one client always reaches one server (client-keyed routing,
     /// as a Service with `sessionAffinity: ClientIP` or consistent hashing on the source address does).
@@ -138,6 +140,7 @@ public struct HAProxyConfig: Sendable {
         lines += ["backend weighted", "    balance \(balance)"]
         if serverCloseAfterEachRequest { lines.append("    option http-server-close") }
         var limits = ""
+        if serverHTTP2 { limits += " proto h2" }
         if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }
         if let serverClientCertificate { limits += " ssl verify none crt \(serverClientCertificate)" }
         if let ejection {

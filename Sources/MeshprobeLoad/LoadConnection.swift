@@ -231,7 +231,8 @@ final class LoadConnection {
     /// A plaintext connection's first bytes from the peer are a TLS record: the URL should say https://.
     func peerAnsweredWithTLS() {
         if closeReason == nil {
-            closeReason = (.wrongScheme, "\(target.authority) answered with TLS: use https:// (and --svid-dir or --ca), the URL says http://")
+            let (tls, plain) = target.grpc ? ("grpcs", "grpc") : ("https", "http")
+            closeReason = (.wrongScheme, "\(target.authority) answered with TLS: use \(tls):// (and --svid-dir or --ca), the URL says \(plain)://")
         }
         channel?.close(promise: nil)
     }
@@ -240,7 +241,7 @@ final class LoadConnection {
     /// request): what a TLS server built on OpenSSL does with plaintext, though a plaintext server may do it too.
     func peerClosedWithoutAByte() {
         guard closeReason == nil, state == .handshaking || sentOnConnection > 0 else { return }
-        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use https://)")
+        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://)")
     }
 
     /// An error reached the end of the pipeline: remember why, then close.
@@ -410,7 +411,10 @@ final class LoadConnection {
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
             guard let ticket = untrack(token) else { continue }
-            recordFailure(.requestTimeout, ticket: ticket, message: "no response within \(worker.configuration.plan.requestTimeout)s")
+            let timeout = worker.configuration.plan.requestTimeout
+            recordFailure(.requestTimeout, ticket: ticket, message: worker.isGRPC
+                ? "no answer within the call's deadline (\(timeout)s, sent as grpc-timeout) and \(GRPCRequest.deadlineGrace(timeout))s more for the server's DEADLINE_EXCEEDED"
+                : "no response within \(timeout)s")
             expired += 1
         }
         guard expired > 0 else { return }
@@ -473,15 +477,26 @@ final class LoadConnection {
         // answers a gRPC call's local reply with the same words in grpc-message as in an HTTP body).
         var code = status
         var grpcMessage: String?
-        if worker.isGRPC { (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: fields) }
+        var grpcAnswer = false
+        if worker.isGRPC {
+            (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: fields)
+            grpcAnswer = fields.contains { $0.name == "grpc-status" }
+        }
         if !ResponseCode.succeeded(code) {
             let text = grpcMessage
                 ?? body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
+            // A gRPC server answers some calls itself, without the handler's metadata (DEADLINE_EXCEEDED,
+            // UNIMPLEMENTED, a request it cannot decode, an interceptor's refusal): an unstamped gRPC status that no
+            // proxy signature claims is of unknown origin, not a proxy's.
             failure = worker.configuration.plan.signatures.classify(
                 status: code, headers: fields, body: text, stamped: stamped,
-                stampsExpected: worker.sawStamps || worker.configuration.plan.identityHeader != nil)
+                stampsExpected: !grpcAnswer && (worker.sawStamps || worker.configuration.plan.identityHeader != nil))
+            // An answer with no grpc-status at all, whose code meshprobe made INTERNAL: said so, not the server's 13.
+            if worker.isGRPC, !grpcAnswer, code == ResponseCode.grpc(.internal) {
+                failure = FailureClass(origin: stamped ? .application : .unknown, reason: FailureClass.Reason.noGRPCStatus)
+            }
         }
-        worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, target: targetIndex,
+        worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, failureMessage: grpcMessage, target: targetIndex,
                               connection: observedConnection, at: time, slot: &identitySlot)
         if ticket.iteration != nil,
            let next = worker.continueFlow(ticket, status: status, headers: fields, body: body, identity: id) {

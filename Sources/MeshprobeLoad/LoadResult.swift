@@ -210,12 +210,18 @@ public struct IdentityStats: Sendable {
 public struct FailureStats: Sendable {
     public var count = 0
     public var latency = LatencyHistogram.latency()
+    /// The first text the failures came with (a gRPC call's `grpc-message`), control characters replaced, at most
+    /// `messageLimit` characters; nil when none had one.
+    public var message: String?
+
+    public static let messageLimit = 200
 
     public init() {}
 
     public mutating func merge(_ other: FailureStats) {
         count += other.count
         latency.merge(other.latency)
+        if message == nil { message = other.message }
     }
 }
 
@@ -426,9 +432,12 @@ public struct LoadResult: Sendable {
     /// Bumped whenever a new identity is inserted (which may invalidate cached indices).
     var identityGeneration = 0
 
-    mutating func recordFailure(_ failure: FailureClass, latencyMicros: UInt64) {
+    mutating func recordFailure(_ failure: FailureClass, latencyMicros: UInt64, message: String? = nil) {
         failedResponses[failure, default: FailureStats()].count += 1
         _ = failedResponses[failure, default: FailureStats()].latency.record(max(1, latencyMicros))
+        if let message, !message.isEmpty, failedResponses[failure]?.message == nil {
+            failedResponses[failure]?.message = String(PrintableText.replacingControls(message).prefix(FailureStats.messageLimit))
+        }
     }
 
     mutating func recordResponse(status: Int, latencyMicros: UInt64, serviceMicros: UInt64, identity: WorkloadIdentity,

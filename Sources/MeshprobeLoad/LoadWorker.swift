@@ -413,8 +413,8 @@ final class LoadWorker {
 
     /// Records a response unless it belongs to the warm-up.
     /// `time`: when it arrived, if the caller has read the clock already (see `LoadConnection.deliveryTime`).
-    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, target: Int,
-                        connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
+    func recordResponse(status: Int, ticket: Ticket, identity: WorkloadIdentity, failure: FailureClass?, failureMessage: String? = nil,
+                        target: Int, connection: Int, at time: UInt64? = nil, slot: inout LoadResult.IdentitySlot?) {
         let t = time ?? now()
         guard clock.counts(intended: ticket.intended) else {
             result.warmupRequests += 1
@@ -424,7 +424,7 @@ final class LoadWorker {
         result.recordResponse(status: status, latencyMicros: latencyMicros,
                               serviceMicros: (t &- ticket.sent) / 1000, identity: identity, second: second(of: t),
                               target: target, route: ticket.iteration.map { $0.step + 1 } ?? 0, failure: failure, slot: &slot)
-        if let failure { result.recordFailure(failure, latencyMicros: latencyMicros) }
+        if let failure { result.recordFailure(failure, latencyMicros: latencyMicros, message: failureMessage) }
         if let observer = configuration.responseObserver, observer(identity, status, failure) {
             decided?()
         }
@@ -542,8 +542,11 @@ final class LoadWorker {
         let timeoutNs = UInt64(configuration.plan.requestTimeout * 1e9)
         if t > timeoutNs {
             let cutoff = t - timeoutNs
+            // A gRPC call's deadline is the server's too (grpc-timeout): its DEADLINE_EXCEEDED is waited for a little
+            // beyond it, so that a server that keeps its deadlines is not raced.
+            let inFlightCutoff = isGRPC ? t - min(t, timeoutNs + UInt64(GRPCRequest.deadlineGrace(configuration.plan.requestTimeout) * 1e9)) : cutoff
             for connection in connections where connection.inFlightCount > 0 {
-                connection.expireRequests(olderThan: cutoff)
+                connection.expireRequests(olderThan: inFlightCutoff)
             }
             // Arrivals that waited longer than the timeout for a free stream were never sent.
             if let expired = open?.expire(olderThan: cutoff), expired > 0 {

@@ -310,8 +310,10 @@ public struct LoadReport: Codable, Sendable {
         public var latencyMs: LatencySummary?
         /// The latency histogram (HdrHistogram compressed V2, base64), when there are responses.
         public var histogram: String?
+        /// The first text these failures came with: a gRPC call's `grpc-message`.
+        public var message: String?
         enum CodingKeys: String, CodingKey {
-            case origin, reason, proxy, flag, count, histogram
+            case origin, reason, proxy, flag, count, histogram, message
             case latencyMs = "latency_ms"
         }
 
@@ -320,7 +322,8 @@ public struct LoadReport: Codable, Sendable {
             result.failureClasses.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { failure, count in
                 Failure(origin: failure.origin.rawValue, reason: failure.reason, proxy: failure.proxy, flag: failure.flag, count: count,
                         latencyMs: result.failedResponses[failure].map { LatencySummary($0.latency) },
-                        histogram: result.failedResponses[failure].map { HistogramCodec.encode($0.latency) })
+                        histogram: result.failedResponses[failure].map { HistogramCodec.encode($0.latency) },
+                        message: result.failedResponses[failure]?.message)
             }
         }
     }

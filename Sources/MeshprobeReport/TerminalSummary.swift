@@ -103,6 +103,7 @@ public struct TerminalSummary {
                 if !detail.isEmpty { line += " (\(detail.joined(separator: " ")))" }
                 line += ": \(f.count)"
                 if let ms = f.latencyMs { line += String(format: ", p50 %.3f ms, p99 %.3f ms", ms.p50, ms.p99) }
+                if let message = f.message { line += ", \"\(message)\"" }
                 out += line + "\n"
             }
         }

@@ -6,7 +6,7 @@ import MeshprobeSpec
 /// `--grpc-compression`) or in a file's `grpc` section, and the one place that turns it into the plan's call.
 public struct GRPCCallInput: Sendable, Equatable {
     /// Which input a problem is about; each reader names it its way (`--data`, `grpc.data`).
-    public enum Field: Sendable, Equatable { case target, data, protoset, health, compression }
+    public enum Field: Sendable, Equatable { case target, data, protoset, health, compression, method, body }
 
     public struct Problem: Error, Sendable, Equatable {
         public var field: Field
@@ -37,6 +37,13 @@ public struct GRPCCallInput: Sendable, Equatable {
             if let protoset { throw Problem(field: .protoset, value: protoset, reason: "a descriptor set is for gRPC calls (grpc:// or grpcs:// URLs)") }
             return
         }
+        // What an HTTP request would carry and a call cannot: refused, not dropped.
+        if plan.method != "GET", plan.method != "POST" {
+            throw Problem(field: .method, value: plan.method, reason: "a gRPC call is a POST; leave the method out")
+        }
+        if plan.body != nil {
+            throw Problem(field: .body, value: "", reason: "a gRPC call sends its request message (grpc.data), not an HTTP body")
+        }
         var call: GRPCCall
         if let service = health {
             if let data { throw Problem(field: .data, value: data, reason: "the health check sends its own request") }
@@ -56,6 +63,7 @@ public struct GRPCCallInput: Sendable, Equatable {
             do { name = try GRPCCall.parseMethod(first.path) } catch { throw Problem(field: .target, value: first.description, reason: error.message) }
             call = GRPCCall(method: name)
             var method: ProtosetMethod?
+            call.descriptorSet = protoset
             if let protoset {
                 do { method = try DescriptorSet(file: protoset).method(name) } catch {
                     throw Problem(field: .protoset, value: protoset, reason: error.reason)

@@ -478,6 +478,8 @@ public struct Scenario {
             case .protoset: fields["protoset"]
             case .health: fields["health"]
             case .compression: fields["compression"]
+            case .method: top["request"]?["method"]
+            case .body: top["request"]?["body"]
             }
             throw (at ?? section ?? top["target"] ?? top["targets"]!).error(error.value.isEmpty || error.field != .target ? error.reason : "'\(error.value)': \(error.reason)")
         }

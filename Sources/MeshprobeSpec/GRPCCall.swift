@@ -11,6 +11,9 @@ public struct GRPCCall: Sendable, Equatable {
     /// Where the message came from, for the plan and the reports: `--data @req.bin`, `--data (JSON, --protoset
     /// api.protoset)`, `health check of 'reviews'`.
     public var messageSource: String
+    /// The descriptor set the message was encoded with, when one was given: other methods a run calls (a route's) are
+    /// checked against it.
+    public var descriptorSet: String?
 
     public init(method: String, message: [UInt8] = [], gzip: Bool = false, messageSource: String = "an empty message") {
         self.method = method

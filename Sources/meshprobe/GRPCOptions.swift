@@ -54,6 +54,8 @@ struct GRPCOptions: ParsableArguments {
             case .protoset: "--protoset"
             case .health: "--grpc-health"
             case .compression: "--grpc-compression"
+            case .method: "--method"
+            case .body: "--data"
             }
             throw CLIError.badInput(error.value.isEmpty ? "\(flag): \(error.reason)" : "\(flag) '\(error.value)': \(error.reason)")
         }

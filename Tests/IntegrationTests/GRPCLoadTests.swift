@@ -36,9 +36,12 @@ extension EndToEnd {
             #expect(out.stdout.contains("grpc-status"), "\(out.stdout)")
             #expect(out.stdout.contains("OK 150, UNAVAILABLE 50"), "\(out.stdout)")
             #expect(out.stdout.contains("application: UNAVAILABLE: 50"), "\(out.stdout)")
+            // The grpc-message the failures came with, percent-decoded (the server sent "down for 25%25 of calls").
+            #expect(out.stdout.contains(#""down for 25% of calls""#), "\(out.stdout)")
             let result = try json("\(dir)/result.json")
             let summary = try #require(result["summary"] as? [String: Any])
             #expect(summary["statuses"] as? [String: Int] == ["OK": 150, "UNAVAILABLE": 50])
+            #expect((result["failures"] as? [[String: Any]])?.first?["message"] as? String == "down for 25% of calls")
             let meta = try #require(result["meta"] as? [String: Any])
             #expect(meta["targets"] as? [String] == ["grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call"])
             let grpc = try #require(meta["grpc"] as? [String: Any])
@@ -53,6 +56,22 @@ extension EndToEnd {
             #expect(failing["destination_version"] as? String == "v2")
             #expect(labels.contains { $0["grpc_response_status"] as? String == "0" && $0["failure_class"] as? String == "" })
             #expect(try await ResultSchema.load.violation(in: "\(dir)/result.json") == nil)
+        }
+
+        /// Answers a gRPC server makes itself, without the handler's metadata, are not blamed on a proxy; a deadline the
+        /// server keeps is its DEADLINE_EXCEEDED, not a race with meshprobe's own timeout.
+        @Test func theServersOwnAnswersAreNotAProxysAndDeadlinesAreTheServers() async throws {
+            let (unstamped, port) = try await startServer(["--fail-every", "2", "--unstamped", "--fail-status", "UNAVAILABLE"])
+            defer { unstamped.stop() }
+            let out = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call", "-n", "40"], timeout: 60)
+            #expect(out.stdout.contains("unknown: UNAVAILABLE: 20"), "\(out.stdout)")
+            #expect(!out.stdout.contains("proxy:"), "\(out.stdout)")
+            let (slow, slowPort) = try await startServer(["--sleep-ms", "400"])
+            defer { slow.stop() }
+            let late = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(slowPort)/meshprobe.test.Stamp/Call", "-n", "8", "-c", "1", "-m", "4",
+                                                       "--timeout", "150ms"], timeout: 60)
+            #expect(late.stdout.contains("statuses:   DEADLINE_EXCEEDED: 8"), "\(late.stdout)")
+            #expect(!late.stdout.contains("request_timeout"), "\(late.stdout)")
         }
 
         @Test func callsOverMutualTLSWithGzipAndTheHealthService() async throws {

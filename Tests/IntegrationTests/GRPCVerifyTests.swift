@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeLab
 import MeshprobeTestSupport
 import Testing
 
@@ -43,6 +44,44 @@ extension EndToEnd {
                     """, in: dir, waitForPort: port)
             }
             return (process, port, dir)
+        }
+
+        /// A circuit breaker checked with gRPC calls of the echo (held by its delay knob in the CallRequest), through
+        /// HAProxy's per-server maxconn: its overflow reply (an HTTP 503 page, no grpc-status) is a proxy's
+        /// no_server_available, as for HTTP. Another method cannot be held: refused before anything is sent.
+        @Test func aCircuitBreakerIsCheckedWithGRPCCalls() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            var config = HAProxyConfig(frontendPort: 0, servers: [.init("v1", port: echo.port, weight: 100)])
+            config.serverHTTP2 = true
+            config.serverMaxConn = 10
+            config.queueTimeout = 0.02
+            let dir = try haproxyDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let (proxy, port) = try await BackgroundProcess.onFreePort { port in
+                config.frontendPort = port
+                return try await startHAProxy(config: config.text, in: dir, waitForPort: port)
+            }
+            defer { proxy.stop() }
+            for (method, status) in [("meshprobe.echo.v1.Echo/Call", Int32(0)), ("grpc.health.v1.Health/Check", Int32(2))] {
+                let policy = dir.appendingPathComponent("policy.yaml")
+                try """
+                    policy: meshprobe.policy/v1
+                    target: grpc://127.0.0.1:\(port)/\(method)
+                    expect:
+                      circuitBreaker: {maxRequests: 10, maxPending: 1, hold: 100ms, requests: 100}
+                    """.write(to: policy, atomically: true, encoding: .utf8)
+                let out = try await run(meshprobeBinary, ["verify", policy.path], timeout: 120)
+                #expect(out.status == status, "\(method): \(out.stdout)\(out.stderr)")
+                if status == 0 {
+                    // Above the limit HAProxy's overflow replies came back (its 503 page, which a gRPC call keeps as 503).
+                    #expect(out.stdout.contains("above the limit (22 concurrent): overflow replies, fast"), "\(out.stdout)")
+                } else {
+                    #expect(out.stderr.contains("the circuit breaker holds each call with the echo's delay knob, which only meshprobe.echo.v1.Echo/Call reads"),
+                            "\(out.stdout)\(out.stderr)")
+                    #expect(!out.stdout.contains("PASS"), "\(out.stdout)")
+                }
+            }
         }
 
         @Test func aGRPCRoutesRulesAreVerifiedAndABrokenOneFails() async throws {

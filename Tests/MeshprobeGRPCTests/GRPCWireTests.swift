@@ -105,3 +105,31 @@ import Testing
         #expect(ResponseCode.parse("RESOURCE_EXHAUSTED") == 1008 && ResponseCode.parse("503") == 503 && ResponseCode.parse("1000") == nil)
     }
 }
+
+/// How a gRPC call a proxy failed is classified. Envoy does not run here: the replies are built from its documented
+/// behaviour for gRPC requests (its local replies keep HTTP 200 and carry the status in grpc-status and the words of
+/// the HTTP reply in grpc-message; `x-envoy-overloaded` marks a circuit breaker's overflow; the RBAC filter denies a
+/// gRPC call with PERMISSION_DENIED and `RBAC: access denied`).
+@Suite struct GRPCFailureClassificationTests {
+    func classify(_ status: Int, _ headers: [(String, String)], stamped: Bool = false) -> FailureClass {
+        let fields = headers.map { (name: $0.0, value: $0.1) }
+        let (code, message) = GRPCMetadata.responseCode(httpStatus: status, headers: fields)
+        return SignatureTable().classify(status: code, headers: fields, body: message ?? "", stamped: stamped)
+    }
+
+    @Test func envoysGRPCLocalRepliesAreItsSignatures() {
+        let overflow = classify(200, [("grpc-status", "14"), ("grpc-message", "upstream connect error or disconnect/reset before headers. reset reason: overflow"),
+                                      ("x-envoy-overloaded", "true")])
+        #expect(overflow == FailureClass(origin: .proxy, reason: FailureClass.Reason.circuitBreakerOverflow, proxy: "envoy", flag: "UO"))
+        #expect(overflow.isOverflow)
+        #expect(classify(200, [("grpc-status", "14"), ("grpc-message", "no healthy upstream")]).reason == FailureClass.Reason.noHealthyUpstream)
+        #expect(classify(200, [("grpc-status", "7"), ("grpc-message", "RBAC: access denied")])
+                == FailureClass(origin: .proxy, reason: FailureClass.Reason.accessDenied, proxy: "envoy", flag: "RBAC"))
+        // Linkerd's proxy marks its own errors with l5d-proxy-error on gRPC answers too.
+        #expect(classify(200, [("grpc-status", "14"), ("l5d-proxy-error", "service in fail-fast")]).reason == FailureClass.Reason.failFast)
+        // HAProxy's overflow page reaches a gRPC call as HTTP 503 without grpc-status: kept as 503, its signature.
+        #expect(classify(503, []).reason == FailureClass.Reason.unrecognised)
+        // The application's own status, stamped: named by the status.
+        #expect(classify(200, [("grpc-status", "8")], stamped: true) == FailureClass(origin: .application, reason: "RESOURCE_EXHAUSTED"))
+    }
+}

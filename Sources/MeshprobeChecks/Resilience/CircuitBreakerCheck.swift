@@ -91,12 +91,7 @@ public enum CircuitBreakerCheck {
         base.plan.churn = .reuse
         base.responseObserver = nil
         base.plan.requests = expectation.requestsPerPhase
-        if let hold = expectation.hold {
-            let delay = "delay=\(Int((hold * 1000).rounded()))ms"
-            for i in base.plan.targets.indices {
-                base.plan.targets[i].path += base.plan.targets[i].path.contains("?") ? "&\(delay)" : "?\(delay)"
-            }
-        }
+        if let hold = expectation.hold { try EchoKnobs.hold(hold, in: &base.plan, check: "circuitBreaker.hold") }
         let recorder = Recorder()
         var lags: [Double] = []
         func phase(_ name: String, concurrency: Int) async throws -> Phase {

@@ -244,12 +244,13 @@ public enum ResultMerger {
         out.workloads = workloads(metrics)
         // failures
         struct FailureKey: Hashable { var origin, reason: String; var proxy, flag: String? }
-        var failures: [FailureKey: (count: Int, latency: LatencyHistogram?)] = [:]
+        var failures: [FailureKey: (count: Int, latency: LatencyHistogram?, message: String?)] = [:]
         for r in all {
             for f in r.failures {
                 let key = FailureKey(origin: f.origin, reason: f.reason, proxy: f.proxy, flag: f.flag)
-                var entry = failures[key] ?? (0, nil)
+                var entry = failures[key] ?? (0, nil, nil)
                 entry.count += f.count
+                if entry.message == nil { entry.message = f.message }
                 if let h = f.histogram {
                     var m = entry.latency ?? LatencyHistogram.latency()
                     m.add(histogram(h))
@@ -260,7 +261,8 @@ public enum ResultMerger {
         }
         out.failures = failures.map { key, value in
             LoadReport.Failure(origin: key.origin, reason: key.reason, proxy: key.proxy, flag: key.flag, count: value.count,
-                               latencyMs: value.latency.map { LatencySummary($0) }, histogram: value.latency.map { HistogramCodec.encode($0) })
+                               latencyMs: value.latency.map { LatencySummary($0) }, histogram: value.latency.map { HistogramCodec.encode($0) },
+                               message: value.message)
         }.sorted { ($0.count, $1.origin, $1.reason) > ($1.count, $0.origin, $0.reason) }
         // connections
         var c = out.connections

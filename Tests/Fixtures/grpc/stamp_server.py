@@ -26,6 +26,8 @@ parser.add_argument("--fail-status", default="UNAVAILABLE")
 parser.add_argument("--fail-message", default="unavailable: 50% of calls fail")
 parser.add_argument("--tls", nargs=3, metavar=("CERT", "KEY", "CA"))
 parser.add_argument("--max-seconds", type=float, default=120)
+parser.add_argument("--sleep-ms", type=int, default=0, help="sleep this long before answering (after the stamps)")
+parser.add_argument("--unstamped", action="store_true", help="fail calls (--fail-every) before sending the stamps")
 parser.add_argument("--expect-request-hex", help="answer INVALID_ARGUMENT to a request whose bytes are not these")
 args = parser.parse_args()
 
@@ -36,7 +38,11 @@ lock = threading.Lock()
 def handle(request, context):
     with lock:
         n = next(counter)
+    if args.unstamped and args.fail_every and n % args.fail_every == 0:
+        context.abort(getattr(grpc.StatusCode, args.fail_status), args.fail_message)
     context.send_initial_metadata((("x-meshprobe-workload", args.workload), ("x-meshprobe-version", args.version)))
+    if args.sleep_ms:
+        time.sleep(args.sleep_ms / 1000)
     if args.expect_request_hex is not None and request.hex() != args.expect_request_hex:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unexpected request " + request.hex())
     if args.fail_every and n % args.fail_every == 0:
