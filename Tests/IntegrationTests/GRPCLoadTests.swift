@@ -72,6 +72,9 @@ extension EndToEnd {
                                                        "--timeout", "150ms"], timeout: 60)
             #expect(late.stdout.contains("statuses:   DEADLINE_EXCEEDED: 8"), "\(late.stdout)")
             #expect(!late.stdout.contains("request_timeout"), "\(late.stdout)")
+            // Nothing succeeded: the reason names the failed answers, not a client error kind.
+            #expect(late.status == 1)
+            #expect(late.stdout.contains("no request succeeded: most common failure application: DEADLINE_EXCEEDED (8)"), "\(late.stdout)")
         }
 
         @Test func callsOverMutualTLSWithGzipAndTheHealthService() async throws {

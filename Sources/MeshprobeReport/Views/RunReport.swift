@@ -278,11 +278,18 @@ public struct RunReport: Sendable {
 extension RunReport.Check {
     /// The checks of a plain load (`load`, `run`): the run completed, every guard held, requests succeeded; the same
     /// rules as the command's exit code.
-    /// Why no request succeeded, with its cause: the most common error, or, when no request could even be sent, the
-    /// connection failure that kept every connection from being made.
+    /// Why no request succeeded, with its cause: the most common failure, a class of failed responses (`unknown:
+    /// DEADLINE_EXCEEDED`, `application: 503`) when those outnumber every error kind, else the most common error (no
+    /// response), or, when no request could even be sent, the connection failure that kept every connection from being
+    /// made.
     public static func noSuccessReason(_ report: LoadReport) -> String {
         let s = report.summary
-        if let top = s.errors.max(by: { $0.value < $1.value }) {
+        let topError = s.errors.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })
+        if let top = report.failures.filter({ $0.origin != FailureClass.Origin.client.rawValue }).max(by: { $0.count < $1.count }),
+           top.count > (topError?.value ?? 0) {
+            return "no request succeeded: most common failure \(top.origin): \(top.reason)\(top.proxy.map { " (\($0))" } ?? "") (\(top.count))"
+        }
+        if let top = topError {
             return "no request succeeded: most common error \(top.key) (\(top.value))"
         }
         if report.connections.established == 0, let top = report.connections.failures.max(by: { $0.value < $1.value }) {
