@@ -480,7 +480,9 @@ final class LoadConnection {
         var grpcAnswer = false
         if worker.isGRPC {
             (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: fields)
-            grpcAnswer = fields.contains { $0.name == "grpc-status" }
+            // A gRPC status came with the answer, unless the code is an HTTP status kept as it was, or an INTERNAL that
+            // meshprobe made for an answer without one (the headers are searched again only then, not on every call).
+            grpcAnswer = code >= ResponseCode.grpcBase && (code != ResponseCode.grpc(.internal) || fields.contains { $0.name == "grpc-status" })
         }
         if !ResponseCode.succeeded(code) {
             let text = grpcMessage
