@@ -196,6 +196,18 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         return true
     }
 
+    /// Gives up the request of `token`: its stream is reset with CANCEL (RST_STREAM), the other streams go on, and
+    /// the delegate hears nothing more of it. False when `token` is not in flight (answered or failed already).
+    ///
+    /// Linear in the streams made so far (at most the concurrent-stream cap): meant for timeouts, not every request.
+    public func cancel(token: UInt64) -> Bool {
+        guard let stream = streams.openStream(withToken: token), !stream.delivered else { return false }
+        stream.delivered = true
+        connection.resetStream(stream.streamID, errorCode: NGHTTP2_CANCEL.rawValue)
+        connection.scheduleFlush()
+        return true
+    }
+
     /// Sends everything nghttp2 has pending, in one ByteBuffer and one writeAndFlush.
     public func flush() {
         connection.flush()
@@ -570,6 +582,11 @@ private struct StreamTable {
     /// Linear: only for the rare stream nghttp2 has no user data for.
     func openStream(withID streamID: Int32) -> HTTP2ClientConnectionHandler.Stream? {
         all.first { $0.isOpen && $0.streamID == streamID }
+    }
+
+    /// Linear: for a request given up (see `HTTP2ClientConnectionHandler.cancel(token:)`).
+    func openStream(withToken token: UInt64) -> HTTP2ClientConnectionHandler.Stream? {
+        all.first { $0.isOpen && $0.token == token }
     }
 
     /// A stream object for a new request, fresh or reused.

@@ -56,6 +56,9 @@ final class LoadConnection {
     /// the end of the read, so one reading per read changes what is measured by at most the time to process one
     /// read, and saves two clock reads per request.
     private var deliveryTime: UInt64 = 0
+    /// When the connection last answered a request (a response or a stream's failure): a request that timed out
+    /// before it is given up alone, on a connection known to be alive (see `expireRequests`).
+    private var lastAnswered: UInt64 = 0
 
     init(worker: LoadWorker, target: LoadTarget, targetIndex: Int, address: SocketAddress, request: HTTP2Request) {
         self.worker = worker
@@ -97,6 +100,7 @@ final class LoadConnection {
         guard !worker.finished, lifecycle.startAttempt() else { return }
         closeReason = nil
         sentOnConnection = 0
+        lastAnswered = 0
         if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
         connectStart = worker.now()
@@ -405,12 +409,19 @@ final class LoadConnection {
         }
     }
 
-    /// Counts requests older than the timeout and closes the connection so their streams are freed.
+    /// Counts requests older than the timeout and frees their streams. On HTTP/2, a connection that has answered
+    /// anything since a timed-out request left is alive: only that request's stream is reset (CANCEL) and the other
+    /// streams go on. A connection silent since then (a dead peer or path), and HTTP/1.1 (whose one request cannot
+    /// be given up alone), are closed.
     func expireRequests(olderThan cutoff: UInt64) {
         var expired = 0
+        var closing = false
+        let http2 = session as? HTTP2ClientConnectionHandler
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
             guard let ticket = untrack(token) else { continue }
+            let cancelled = lastAnswered > ticket.sent && http2?.cancel(token: token) == true
+            if !cancelled { closing = true }
             let timeout = worker.configuration.plan.requestTimeout
             recordFailure(.requestTimeout, ticket: ticket, message: worker.isGRPC
                 ? "no answer within the call's deadline (\(timeout)s, sent as grpc-timeout) and \(GRPCRequest.deadlineGrace(timeout))s more for the server's DEADLINE_EXCEEDED"
@@ -418,8 +429,13 @@ final class LoadConnection {
             expired += 1
         }
         guard expired > 0 else { return }
+        guard closing else {
+            // The streams are free again: the connection takes new requests in their place.
+            afterCompletion(flush: true)
+            return
+        }
         lifecycle.closingForTimeout()
-        closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection")
+        closeReason = (.connectionLost, "closed by meshprobe after a request timed out on the connection, which answered nothing since it was sent")
         channel?.close(promise: nil)
     }
 
@@ -562,6 +578,7 @@ extension LoadConnection: HTTP2ClientDelegate {
         if deliveryTime == 0 { deliveryTime = worker.now() }
         // A local: a delivery nested in this one (a close, say) ends by clearing `deliveryTime`.
         let t = deliveryTime
+        lastAnswered = t
         recordResponse(token: token, status: response.status, headers: { response.headers.map { ($0.name, $0.value) } },
                        body: response.body, canContinue: true, flush: false, at: t, identity: { identity(from: $0) })
         afterCompletion(flush: false, at: t)
@@ -582,6 +599,7 @@ extension LoadConnection: HTTP2ClientDelegate {
 
     func http2StreamFailed(_ connection: HTTP2ClientConnectionHandler, token: UInt64, failure: HTTP2StreamFailure) {
         guard let ticket = untrack(token) else { return }
+        if case .reset = failure { lastAnswered = worker.now() }
         let kind: ErrorKind
         let message: String
         switch failure {

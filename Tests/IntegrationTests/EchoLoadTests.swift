@@ -154,6 +154,33 @@ extension EndToEnd {
         #expect(result.succeeded == 0)
     }
 
+    /// A timed-out request on an HTTP/2 connection that keeps answering is given up alone (RST_STREAM CANCEL): the
+    /// other requests in flight on the connection are not lost with it, and the connection stays.
+    @Test func aTimeoutOnALiveHTTP2ConnectionResetsOnlyItsStream() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=3s:5"], requests: 400, connections: 1, streams: 10) {
+            $0.plan.requestTimeout = 0.4
+        }
+        let timeouts = result.errors[.requestTimeout] ?? 0
+        #expect(timeouts >= 1, "\(result.errors)")
+        #expect(Set(result.errors.keys) == [.requestTimeout], "\(result.errors)")
+        #expect(result.succeeded + timeouts == 400)
+        #expect(result.connectionsEstablished == 1, "\(result.connectionsEstablished) connections")
+    }
+
+    /// A connection that answers nothing after a request left is closed when the request times out (a silent peer
+    /// may be gone): the run reconnects instead of waiting on it.
+    @Test func aTimeoutOnASilentConnectionClosesIt() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=5s"], requests: 6, connections: 1, streams: 2) {
+            $0.plan.requestTimeout = 0.3
+        }
+        #expect(result.errors == [.requestTimeout: 6], "\(result.errors)")
+        #expect(result.connectionsEstablished >= 3, "\(result.connectionsEstablished) connections")
+    }
+
     @Test func refusedConnectionsEndTheRunWithNamedErrors() async throws {
         let port = try freePort()
         let result = try await runLoad(["http://127.0.0.1:\(port)/"], requests: 50, connections: 2, streams: 5)
