@@ -32,8 +32,6 @@ final class LoadConnection {
     private var h1: HTTP1ClientHandler?
     /// The TLS peer's SPIFFE ID (or subject) on the current connection.
     private var tlsPeer: String = ""
-    /// The identity of the last response on this connection; errors are attributed to it.
-    private var lastIdentity: WorkloadIdentity?
     /// Where that identity's stats sit in the worker's result (skips hashing on the next response).
     private var identitySlot: LoadResult.IdentitySlot?
     /// Each request in flight, by token: when it was meant to leave and when it did.
@@ -291,7 +289,6 @@ final class LoadConnection {
         channel = nil
         h1 = nil
         session = nil
-        lastIdentity = nil
         tlsPeer = ""
         scheduleReconnect()
     }
@@ -482,7 +479,6 @@ final class LoadConnection {
         let worker = self.worker
         let fields = headers()
         let id = identity(fields)
-        lastIdentity = id
         lifecycle.responded()
         var failure: FailureClass?
         let stamped = !id.workload.isEmpty || !id.version.isEmpty
@@ -549,8 +545,10 @@ final class LoadConnection {
         }
     }
 
+    /// A request without a response is counted under the connection's TLS peer only: which workload would have
+    /// answered is not known (behind a proxy that routes each request, not the one that answered the last).
     private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
-        let id = lastIdentity ?? (tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer))
+        let id = tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer)
         worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended, target: targetIndex,
                            route: ticket.iteration.map { $0.step + 1 } ?? 0)
         if observedConnection >= 0, let observer = worker.configuration.connectionObserver { observer.failed(connection: observedConnection) }

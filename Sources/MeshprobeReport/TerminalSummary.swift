@@ -114,12 +114,14 @@ public struct TerminalSummary {
             + (grpc ? ["grpc-status"] : [])
         var rows: [[String]] = []
         for w in report.workloads {
-            // A row with no identity at all: requests nobody answered (refused connections, not sent), or answers
-            // with no stamp and no peer certificate; said so, not shown as a workload called "-".
-            let anonymous = w.workload.isEmpty && w.version.isEmpty && w.cluster.isEmpty && w.identity.isEmpty
+            // A row without a stamp and without answers: requests nobody answered (refused connections, not sent,
+            // timed out: counted under the connection's TLS peer, if any); without a peer either, answers with no
+            // stamp. Said so, not shown as a workload called "-".
+            let unstamped = w.workload.isEmpty && w.version.isEmpty && w.cluster.isEmpty
             let answered = !w.statuses.isEmpty
+            let unnamed = !answered ? "(no response)" : w.identity.isEmpty ? "(not stamped)" : "-"
             rows.append([
-                anonymous ? (answered ? "(not stamped)" : "(no response)") : w.workload.isEmpty ? "-" : w.workload,
+                unstamped ? unnamed : w.workload.isEmpty ? "-" : w.workload,
                 w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
                 w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
                 String(w.errors), answered ? String(format: "%.3f", w.latencyMs.p50) : "-",

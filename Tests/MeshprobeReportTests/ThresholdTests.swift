@@ -80,6 +80,31 @@ import Testing
         #expect(try verdict(r, "error_rate<=1").passed)
     }
 
+    /// A request without a response is counted under its connection's TLS peer alone (which workload would have
+    /// answered is not known): an identity's error-rate verdict stands only if it is the same with those failures
+    /// counted as its own.
+    @Test func failuresWithoutAnIdentityDecideAnIdentitysErrorRateOnlyWhenTheyCannotTurnIt() throws {
+        var r = try report(ladder, thresholds: [])
+        var lost = try #require(r.workloads.first)
+        (lost.workload, lost.version, lost.cluster) = ("", "", "")
+        (lost.requests, lost.succeeded, lost.errors, lost.statuses) = (30, 0, 30, [:])
+        lost.errorKinds = ["request_timeout": 20, "connection_lost": 10]
+        r.workloads.append(lost)
+        func judge(_ text: String) throws -> ThresholdVerdict { try #require(r.evaluate([LoadThreshold(parsing: text)]).first) }
+        // 0 of 1000 without them, 30 of 1030 (2.9%) with them: under 5% either way, over 1% only with them.
+        #expect(try judge("version=v1:error_rate<5%").passed)
+        let open = try judge("version=v1:error_rate<1%")
+        #expect(!open.decided && !open.passed)
+        #expect(open.reason == "30 failed requests could not be attributed to an identity (request_timeout 20, connection_lost 10) and may be version=v1's: its error rate is 0% without them, 2.91% with them (limit 1%)")
+        // The connection's peer is known: an identity's threshold counts them as its own already.
+        #expect(try !judge("identity=spiffe://example.org/ns/a/sa/reviews:error_rate<1%").passed)
+        #expect(try judge("identity=spiffe://example.org/ns/a/sa/reviews:error_rate<1%").decided)
+        // The whole run's threshold counts every failure.
+        r.summary.requests = 1030
+        r.summary.failed = 30
+        #expect(try judge("error_rate<1%").decided && !judge("error_rate<1%").passed)
+    }
+
     /// A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures: 5 clean
     /// requests do not show an error rate under 1%.
     @Test func anErrorRateCeilingNeedsTenFailuresWorthOfRequests() throws {

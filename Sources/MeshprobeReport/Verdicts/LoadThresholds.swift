@@ -149,6 +149,20 @@ extension LoadReport {
                     return verdict
                 }
             }
+            // Failures no identity can be given (no response, or an answer without a stamp) may be this identity's:
+            // the verdict stands only if it is the same with them counted as its own.
+            if let selector = threshold.selector {
+                let (count, kinds) = unattributedFailures(beside: selector)
+                if count > 0 {
+                    let worst = Double(failed + count) / Double(requests + count)
+                    if threshold.comparison.holds(rate, threshold.limit) != threshold.comparison.holds(worst, threshold.limit) {
+                        func pct(_ v: Double) -> String { "\(numberText((v * 10000).rounded() / 100))%" }
+                        verdict.reason = "\(counted(count, "failed request")) could not be attributed to an identity (\(kinds)) and may be "
+                            + "\(scope!)'s: its error rate is \(pct(rate)) without them, \(pct(worst)) with them (limit \(pct(threshold.limit)))"
+                        return verdict
+                    }
+                }
+            }
             judge(rate)
         case .rps:
             verdict.limitPerS = threshold.limit
@@ -165,6 +179,25 @@ extension LoadReport {
             verdict.reason = "observed \(verdict.comparisonText)"
         }
         return verdict
+    }
+
+    /// The failures of the rows that say nothing about `selector`'s field: no stamp (a request without a response is
+    /// counted under its connection's TLS peer alone, an unstamped answer under its peer), and for an `identity`
+    /// selector no peer either. With what they were, for a verdict's reason (`request_timeout 12, 503 3`).
+    func unattributedFailures(beside selector: LoadThreshold.Selector) -> (count: Int, kinds: String) {
+        var count = 0
+        var kinds: [String: Int] = [:]
+        for row in workloads where row.errors > 0 && row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty {
+            if selector.field == .identity && !row.identity.isEmpty { continue }
+            count += row.errors
+            for (kind, n) in row.errorKinds { kinds[kind, default: 0] += n }
+            for (status, n) in row.statuses {
+                guard let code = ResponseCode.parse(status), !ResponseCode.succeeded(code) else { continue }
+                kinds[status, default: 0] += n
+            }
+        }
+        let text = kinds.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return (count, text)
     }
 
     static func field(_ field: LoadThreshold.Selector.Field, of row: Workload) -> String {
