@@ -80,8 +80,13 @@ public struct TerminalSummary {
         if !c.protocols.isEmpty {
             conn += ", ALPN " + c.protocols.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
-        out += conn + "\n"
+        // "Established" is TCP: a connection whose TLS handshake or HTTP/2 setup then failed is established too, and
+        // failed; said on the same line, so that "125 established of 125" does not read as 125 working connections.
         let failures = c.failures.filter { $0.value > 0 }
+        if !failures.isEmpty {
+            conn += "; failed: " + failures.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        out += conn + "\n"
         if !s.errors.isEmpty || !failures.isEmpty {
             out += red(bold("errors")) + "\n"
             for (kind, count) in s.errors.sorted(by: { $0.key < $1.key }) {
