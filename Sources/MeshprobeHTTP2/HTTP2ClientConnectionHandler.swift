@@ -1,4 +1,5 @@
 internal import CNGHTTP2
+import Glibc
 import NIOCore
 
 /// Receives the outcome of every request sent through an `HTTP2ClientConnectionHandler`.
@@ -81,6 +82,10 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     private let keepHeaderPrefixes: [[UInt8]]?
     /// The first bytes of `keepHeaderPrefixes` as a 256-bit set: most header names are skipped on their first byte.
     private let keptFirstBytes: ByteSet
+    /// Kept headers whose names are known in advance (see `init`), and the last value seen under each.
+    private var interned: InternedHeaders
+    /// How many headers the last response with any kept: the next response's array is sized for as many.
+    private var keptPerResponse = 4
     private var delegate: (any HTTP2ClientDelegate)?
 
     private let connection: NGHTTP2Connection
@@ -114,8 +119,12 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     ///   are not collected.
     /// - Parameter writeCoalescer: the event loop's coalescer, to send the requests of consecutive read bursts together
     ///   when responses arrive in quick succession; nil sends after every read burst.
+    /// - Parameter internedNames: kept header names expected on most responses (lower-case). A header of one of these
+    ///   names is handed over with that very `String` as its name, and with the `String` of the last value seen under
+    ///   that name when its value has not changed: no allocation per header, and the receiver's comparisons of equal
+    ///   strings end at their shared storage.
     public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false,
-                keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0,
+                keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0, internedNames: [String] = [],
                 writeCoalescer: HTTP2WriteCoalescer? = nil, delegate: any HTTP2ClientDelegate) {
         self.settings = settings
         self.coalescer = writeCoalescer
@@ -125,6 +134,7 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         // An empty prefix keeps every name: then every first byte passes the filter.
         let prefixes = keepHeaderPrefixes ?? []
         self.keptFirstBytes = ByteSet(prefixes.contains { $0.isEmpty } ? Array(0...255) : prefixes.compactMap(\.first))
+        self.interned = InternedHeaders(names: internedNames)
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
@@ -453,8 +463,15 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
         if let prefixes = keepHeaderPrefixes {
             guard let name, nameLength > 0, keptFirstBytes.contains(name[0]), Self.hasPrefix(name, nameLength, prefixes) else { return 0 }
         }
-        stream.headers.append(
-            HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
+        // The array leaves with the response: sized once for as many headers as the last response kept, instead of
+        // growing 1, 2, 4, 8, 16 (an allocation each) for a response with the echo's 14 stamps.
+        if stream.headers.capacity == 0 { stream.headers.reserveCapacity(keptPerResponse) }
+        if let header = interned.header(name: name, nameLength: nameLength, value: value, valueLength: valueLength) {
+            stream.headers.append(header)
+        } else {
+            stream.headers.append(
+                HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
+        }
         return 0
     }
 
@@ -478,6 +495,7 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             unmanaged._withUnsafeGuaranteedRef { stream in
                 guard !stream.delivered, stream.status >= 200 else { return }
                 stream.delivered = true
+                if !stream.headers.isEmpty { keptPerResponse = stream.headers.count }
                 let response = HTTP2Response(
                     status: stream.status, headers: stream.headers, bodyLength: stream.bodyLength, body: stream.body)
                 stream.headers = []
@@ -621,6 +639,48 @@ private struct StreamTable {
         stream.requestBody = nil
         openCount -= 1
         free.append(stream)
+    }
+}
+
+/// Header names known in advance, each with the last value seen under it, so that a load generator's responses (the
+/// same few stamps, mostly with the same values) are handed over without making two `String`s per header.
+private struct InternedHeaders {
+    private struct Entry {
+        let name: String
+        let nameBytes: [UInt8]
+        var value: String = ""
+        var valueBytes: [UInt8] = []
+    }
+
+    private var entries: [Entry]
+    /// The entries by name length (the lengths of a few stamps coincide): `entries` indices.
+    private let byLength: [[Int]]
+
+    init(names: [String]) {
+        entries = names.map { Entry(name: $0, nameBytes: Array($0.utf8)) }
+        var byLength = Array(repeating: [Int](), count: (entries.map(\.nameBytes.count).max() ?? -1) + 1)
+        for (i, entry) in entries.enumerated() { byLength[entry.nameBytes.count].append(i) }
+        self.byLength = byLength
+    }
+
+    /// The header, with the known name's `String` and, when the value is the last one's, that value's; nil when the
+    /// name is not known.
+    @inline(__always)
+    mutating func header(name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?, valueLength: Int) -> HTTP2Header? {
+        guard let name, nameLength < byLength.count else { return nil }
+        for i in byLength[nameLength] {
+            let matches = entries[i].nameBytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, name, nameLength) == 0 }
+            guard matches else { continue }
+            let same = entries[i].valueBytes.count == valueLength && (valueLength == 0 || entries[i].valueBytes.withUnsafeBufferPointer {
+                memcmp($0.baseAddress!, value!, valueLength) == 0
+            })
+            if !same {
+                entries[i].value = String(nghttp2Bytes: value, count: valueLength)
+                entries[i].valueBytes = value.map { Array(UnsafeBufferPointer(start: $0, count: valueLength)) } ?? []
+            }
+            return HTTP2Header(entries[i].name, entries[i].value)
+        }
+        return nil
     }
 }
 

@@ -28,6 +28,10 @@ public enum EchoStamp {
     /// Retries (requests whose `x-request-id` this echo had seen before) in flight at the echo, this one included;
     /// only on retries: a proxy's concurrent-retry limit (Istio `maxRetries`), as the workload sees it.
     public static let retriesInFlight = "x-meshprobe-retries-inflight"
+
+    /// Every stamp's name.
+    public static let all = [workload, version, cluster, namespace, pod, identity, caller, callerSource, inFlight, serverName,
+                             fault, attempt, connectionRequest, retriesInFlight]
 }
 
 /// The identity of whatever answered a request, as far as the prober could tell.

@@ -201,6 +201,7 @@ final class LoadConnection {
             let handler = HTTP2ClientConnectionHandler(settings: Self.http2Settings, collectBodies: worker.collectBodies,
                                                        keepingHeadersWithPrefixes: worker.keptHeaderPrefixes,
                                                        keepingErrorBodyPrefix: HTTP1ClientHandler.errorBodyPrefix,
+                                                       internedNames: worker.internedHeaderNames,
                                                        writeCoalescer: worker.writeCoalescer, delegate: self)
             session = handler
             lifecycle.handshaking()  // ready when the peer's SETTINGS arrive
@@ -407,8 +408,8 @@ final class LoadConnection {
     }
 
     /// Counts requests older than the timeout and frees their streams. On HTTP/2, a connection that has answered
-    /// anything since a timed-out request left is alive: only that request's stream is reset (CANCEL) and the other
-    /// streams go on. A connection silent since then (a dead peer or path), and HTTP/1.1 (whose one request cannot
+    /// anything since a timed-out request left (or in the read that sent it) is alive: only that request's stream is
+    /// reset (CANCEL) and the other streams go on; if it died since, the next request's timeout closes it. A connection silent since then (a dead peer or path), and HTTP/1.1 (whose one request cannot
     /// be given up alone), are closed.
     func expireRequests(olderThan cutoff: UInt64) {
         var expired = 0
@@ -417,7 +418,7 @@ final class LoadConnection {
         for token in inFlight.tokens(where: { $0.sent < cutoff }) {
             // Nil when recording an earlier one finished the run (which counted the rest as aborted).
             guard let ticket = untrack(token) else { continue }
-            let cancelled = lastAnswered > ticket.sent && http2?.cancel(token: token) == true
+            let cancelled = lastAnswered >= ticket.sent && http2?.cancel(token: token) == true
             if !cancelled { closing = true }
             let timeout = worker.configuration.plan.requestTimeout
             recordFailure(.requestTimeout, ticket: ticket, message: worker.isGRPC
@@ -449,36 +450,42 @@ final class LoadConnection {
 
     // MARK: recording
 
-    private func identity(from headers: [(name: String, value: String)]) -> WorkloadIdentity {
+    /// The identity a response names. Its stamps' names are compared by length first: the HTTP/2 client hands them
+    /// over as the very strings of `EchoStamp` (see `LoadWorker.internedHeaderNames`), and stamps of the same length
+    /// are few, so nearly every comparison is a length test or a shared-storage match.
+    private func identity(from headers: [HTTP2Header]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
         guard !headers.isEmpty else { return id }
         let identityHeader = worker.configuration.plan.identityHeader
+        @inline(__always) func equal(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && a == b }
         for header in headers {
             let name = header.name
-            if name.hasPrefix("x-meshprobe-") {
-                switch name {
+            if equal(name, EchoStamp.workload) {
                 // A configured identity header names the workload instead of the echo's stamp (recognise: header:NAME).
-                case EchoStamp.workload: if identityHeader == nil { id.workload = header.value }
-                case EchoStamp.version: id.version = header.value
-                case EchoStamp.cluster: id.cluster = header.value
-                case EchoStamp.identity: if id.identity.isEmpty { id.identity = header.value }
-                default: worker.result.recordUpstreamStamp(name, header.value)
-                }
+                if identityHeader == nil { id.workload = header.value }
+            } else if equal(name, EchoStamp.version) {
+                id.version = header.value
+            } else if equal(name, EchoStamp.cluster) {
+                id.cluster = header.value
+            } else if equal(name, EchoStamp.identity) {
+                if id.identity.isEmpty { id.identity = header.value }
+            } else {
+                worker.result.recordUpstreamStamp(name, header.value)
             }
-            if let identityHeader, name == identityHeader { id.workload = header.value }
+            if let identityHeader, equal(name, identityHeader) { id.workload = header.value }
         }
         return id
     }
 
     /// Records a response; for a flow step, sends the iteration's next step on this connection (before the
     /// worker can decide that nothing is left in flight), or counts it when the connection cannot carry it.
-    private func recordResponse(token: UInt64, status: Int, headers: () -> [(name: String, value: String)], body: ByteBuffer?,
-                                canContinue: Bool, flush: Bool, at time: UInt64? = nil,
-                                identity: ([(name: String, value: String)]) -> WorkloadIdentity) {
+    private func recordResponse(token: UInt64, status: Int, headers: [HTTP2Header], body: ByteBuffer?,
+                                canContinue: Bool, flush: Bool, at time: UInt64? = nil) {
         guard let ticket = untrack(token) else { return }
         let worker = self.worker
-        let fields = headers()
-        let id = identity(fields)
+        let id = identity(from: headers)
+        // As the failure signatures and flows read them; made only for them (not per response).
+        var fields: [(name: String, value: String)] { headers.map { ($0.name, $0.value) } }
         lifecycle.responded()
         var failure: FailureClass?
         let stamped = !id.workload.isEmpty || !id.version.isEmpty
@@ -491,10 +498,10 @@ final class LoadConnection {
         var grpcMessage: String?
         var grpcAnswer = false
         if worker.isGRPC {
-            (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: fields)
+            (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: headers.lazy.map { (name: $0.name, value: $0.value) })
             // A gRPC status came with the answer, unless the code is an HTTP status kept as it was, or an INTERNAL that
             // meshprobe made for an answer without one (the headers are searched again only then, not on every call).
-            grpcAnswer = code >= ResponseCode.grpcBase && (code != ResponseCode.grpc(.internal) || fields.contains { $0.name == "grpc-status" })
+            grpcAnswer = code >= ResponseCode.grpcBase && (code != ResponseCode.grpc(.internal) || headers.contains { $0.name == "grpc-status" })
         }
         if !ResponseCode.succeeded(code) {
             let text = grpcMessage
@@ -577,8 +584,8 @@ extension LoadConnection: HTTP2ClientDelegate {
         // A local: a delivery nested in this one (a close, say) ends by clearing `deliveryTime`.
         let t = deliveryTime
         lastAnswered = t
-        recordResponse(token: token, status: response.status, headers: { response.headers.map { ($0.name, $0.value) } },
-                       body: response.body, canContinue: true, flush: false, at: t, identity: { identity(from: $0) })
+        recordResponse(token: token, status: response.status, headers: response.headers, body: response.body, canContinue: true,
+                       flush: false, at: t)
         afterCompletion(flush: false, at: t)
     }
 
@@ -642,8 +649,8 @@ extension LoadConnection: HTTP2ClientDelegate {
 extension LoadConnection: HTTP1ClientDelegate {
     func http1Response(token: UInt64, status: Int, headers: HTTPHeaders, body: ByteBuffer?, keepAlive: Bool) {
         let continuing = h1?.pendingToken == nil
-        recordResponse(token: token, status: status, headers: { headers.map { ($0.name.lowercased(), $0.value) } },
-                       body: body, canContinue: keepAlive, flush: true, identity: { identity(from: $0) })
+        recordResponse(token: token, status: status, headers: headers.map { HTTP2Header($0.name.lowercased(), $0.value) },
+                       body: body, canContinue: keepAlive, flush: true)
         // A continuation now occupies the HTTP/1.1 connection: nothing else to start.
         if continuing, h1?.pendingToken != nil { return }
         if keepAlive {

@@ -563,20 +563,21 @@ public struct LoadResult: Sendable {
 
     /// One of the echo's stamps about the upstream side (who called, how many were in flight, which attempt); the
     /// stamps that name the workload are the identity's, not recorded here.
+    /// Names compared by length first (see `LoadConnection.identity(from:)`): most stamps differ in length.
     mutating func recordUpstreamStamp(_ name: String, _ value: String) {
-        switch name {
-        case EchoStamp.caller: callersSeen[value, default: 0] += 1
-        case EchoStamp.inFlight:
+        @inline(__always) func equal(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && a == b }
+        if equal(name, EchoStamp.caller) {
+            callersSeen[value, default: 0] += 1
+        } else if equal(name, EchoStamp.inFlight) {
             if let n = Int(value), n > upstreamPeakInFlight { upstreamPeakInFlight = n }
-        case EchoStamp.serverName:
+        } else if equal(name, EchoStamp.serverName) {
             if !value.isEmpty { serverNamesSeen[value, default: 0] += 1 }
-        case EchoStamp.retriesInFlight:
+        } else if equal(name, EchoStamp.retriesInFlight) {
             if let n = Int(value), n > upstreamPeakRetriesInFlight { upstreamPeakRetriesInFlight = n }
-        case EchoStamp.connectionRequest:
+        } else if equal(name, EchoStamp.connectionRequest) {
             if let n = Int(value), n > upstreamPeakConnectionRequests { upstreamPeakConnectionRequests = n }
-        case EchoStamp.attempt:
+        } else if equal(name, EchoStamp.attempt) {
             if let n = Int(value) { attemptsSeen[n, default: 0] += 1 }
-        default: break
         }
     }
 }

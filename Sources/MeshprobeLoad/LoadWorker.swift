@@ -149,6 +149,11 @@ final class LoadWorker {
         return names
     }
 
+    /// The kept headers on most responses: the echo's stamps, a gRPC answer's status and message, the identity header.
+    var internedHeaderNames: [String] {
+        EchoStamp.all + (isGRPC ? ["grpc-status", "grpc-message"] : []) + (configuration.plan.identityHeader.map { [$0] } ?? [])
+    }
+
     @inline(__always) func now() -> UInt64 { Self.monotonicNanoseconds() }
 
     /// CLOCK_MONOTONIC, read directly: `DispatchTime.now()` reads the same clock through libdispatch, and the
