@@ -78,6 +78,12 @@ public enum GRPCMetadata {
         for header in headers {
             if header.name == "grpc-status" { status = header.value } else if header.name == "grpc-message" { message = header.value }
         }
+        return responseCode(httpStatus: httpStatus, grpcStatus: status, grpcMessage: message)
+    }
+
+    /// `responseCode(httpStatus:headers:)` on the values of `grpc-status` and `grpc-message` found already (a load
+    /// generator's hot path, which reads its headers in one pass of its own).
+    public static func responseCode(httpStatus: Int, grpcStatus status: String?, grpcMessage message: String?) -> (code: Int, message: String?) {
         guard let status else {
             return (httpStatus >= 400 ? httpStatus : ResponseCode.grpc(.internal), nil)
         }

@@ -457,7 +457,6 @@ final class LoadConnection {
         var id = WorkloadIdentity(identity: tlsPeer)
         guard !headers.isEmpty else { return id }
         let identityHeader = worker.configuration.plan.identityHeader
-        @inline(__always) func equal(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && a == b }
         for header in headers {
             let name = header.name
             if equal(name, EchoStamp.workload) {
@@ -498,10 +497,12 @@ final class LoadConnection {
         var grpcMessage: String?
         var grpcAnswer = false
         if worker.isGRPC {
-            (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, headers: headers.lazy.map { (name: $0.name, value: $0.value) })
-            // A gRPC status came with the answer, unless the code is an HTTP status kept as it was, or an INTERNAL that
-            // meshprobe made for an answer without one (the headers are searched again only then, not on every call).
-            grpcAnswer = code >= ResponseCode.grpcBase && (code != ResponseCode.grpc(.internal) || headers.contains { $0.name == "grpc-status" })
+            var grpcStatus: String?
+            for header in headers {
+                if equal(header.name, "grpc-status") { grpcStatus = header.value } else if equal(header.name, "grpc-message") { grpcMessage = header.value }
+            }
+            (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, grpcStatus: grpcStatus, grpcMessage: grpcMessage)
+            grpcAnswer = grpcStatus != nil
         }
         if !ResponseCode.succeeded(code) {
             let text = grpcMessage
@@ -689,3 +690,8 @@ final class ConnectionEventsHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
+
+/// Equal strings, tested by length first: the HTTP/2 client hands the stamps' names over as the very strings they
+/// are compared with (see `LoadWorker.internedHeaderNames`), and strings of different lengths are told apart without
+/// a call into the standard library's comparison.
+@inline(__always) func equal(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && a == b }

@@ -565,7 +565,6 @@ public struct LoadResult: Sendable {
     /// stamps that name the workload are the identity's, not recorded here.
     /// Names compared by length first (see `LoadConnection.identity(from:)`): most stamps differ in length.
     mutating func recordUpstreamStamp(_ name: String, _ value: String) {
-        @inline(__always) func equal(_ a: String, _ b: String) -> Bool { a.utf8.count == b.utf8.count && a == b }
         if equal(name, EchoStamp.caller) {
             callersSeen[value, default: 0] += 1
         } else if equal(name, EchoStamp.inFlight) {
