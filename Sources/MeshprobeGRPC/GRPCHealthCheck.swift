@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import SwiftProtobuf
 
 /// The standard health service (grpc/grpc doc/health-checking.md, `grpc.health.v1`).
@@ -10,17 +11,20 @@ public enum GRPCHealthCheck {
 }
 
 /// The echo's per-call knobs in their gRPC form (`meshprobe.echo.v1.CallRequest`), what an HTTP request's query string
-/// asks of it (`delay=`, `size=`, `close=`).
+/// asks of it (`delay=`, `status=`, `size=`, `close=`).
 public struct EchoCallKnobs: Sendable, Equatable {
     /// The echo service's unary method, the one call that reads the knobs.
     public static let method = "meshprobe.echo.v1.Echo/Call"
 
     public var delaySeconds: Double?
+    /// The gRPC status every call is answered with (trailers-only), `status=` in gRPC's form.
+    public var grpcStatus: GRPCStatusCode?
     public var replySize: Int?
     public var resetPercent: Double?
 
-    public init(delaySeconds: Double? = nil, replySize: Int? = nil, resetPercent: Double? = nil) {
+    public init(delaySeconds: Double? = nil, grpcStatus: GRPCStatusCode? = nil, replySize: Int? = nil, resetPercent: Double? = nil) {
         self.delaySeconds = delaySeconds
+        self.grpcStatus = grpcStatus
         self.replySize = replySize
         self.resetPercent = resetPercent
     }
@@ -33,6 +37,7 @@ public struct EchoCallKnobs: Sendable, Equatable {
                 let nanos = (delaySeconds * 1e9).rounded()
                 request.delay = Google_Protobuf_Duration(seconds: Int64(nanos / 1e9), nanos: Int32(nanos.truncatingRemainder(dividingBy: 1e9)))
             }
+            if let grpcStatus { request.grpcStatus = UInt32(grpcStatus.rawValue) }
             if let replySize { request.replySize = UInt32(clamping: replySize) }
             if let resetPercent { request.resetPercent = resetPercent }
         }

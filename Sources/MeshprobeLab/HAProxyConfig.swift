@@ -45,6 +45,10 @@ public struct HAProxyConfig: Sendable {
     /// 1 for the lab. (`max-reuse N` would be the general limit, but HAProxy 2.6 did not apply it to HTTP/1.1 server
     /// connections here: 62 requests went over one connection with `max-reuse 4`.)
     public var serverCloseAfterEachRequest = false
+    /// `max-reuse N`: HAProxy reuses a server connection N more times, so it carries at most N + 1 requests. Measured
+    /// here with HTTP/2 server connections (`serverHTTP2`): `max-reuse 4` kept every one to 5 streams, where HTTP/1.1
+    /// connections ignored it (see `serverCloseAfterEachRequest`).
+    public var serverMaxReuse: Int?
     /// Outlier ejection for the lab (see `Ejection`).
     public var ejection: Ejection?
     /// HAProxy talks TLS to the servers and presents this PEM file (certificate, then key) as its client
@@ -141,8 +145,12 @@ public struct HAProxyConfig: Sendable {
         if serverCloseAfterEachRequest { lines.append("    option http-server-close") }
         var limits = ""
         if serverHTTP2 { limits += " proto h2" }
+        if let serverMaxReuse { limits += " max-reuse \(serverMaxReuse)" }
         if let serverMaxConn { limits += " maxconn \(serverMaxConn)" }
-        if let serverClientCertificate { limits += " ssl verify none crt \(serverClientCertificate)" }
+        if let serverClientCertificate {
+            // The echo picks HTTP/2 over TLS by ALPN alone.
+            limits += " ssl verify none crt \(serverClientCertificate)\(serverHTTP2 ? " alpn h2" : "")"
+        }
         if let ejection {
             let inter = "\(max(1, Int((ejection.checkInterval * 1000).rounded())))ms"
             limits += " check inter 60s fastinter \(inter) downinter \(inter) rise \(ejection.rise) fall 1"

@@ -224,10 +224,11 @@ private struct VerifyRun {
             report.add(outcome)
             closeCheck(&report, &laps)
         }
-        let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.retryableStatus != nil }
+        let grpc = configuration.plan.grpc != nil
+        let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.injected(retried: true, grpc: grpc) != nil }
         for (limit, source) in policy.maxRetries {
-            guard let route = retrying, let status = route.retryOn.retryableStatus else {
-                note("note: \(source): maxRetries is not verified: no route retries a status (declare retries on a route)")
+            guard let route = retrying, let status = route.retryOn.injected(retried: true, grpc: grpc) else {
+                note("note: \(source): maxRetries is not verified: no route retries a \(grpc ? "gRPC status (retryOn names no gRPC condition)" : "status") (declare retries on a route)")
                 continue
             }
             let budget = RetryBudgetExpectation(maxRetries: limit, route: route, status: status, source: source)

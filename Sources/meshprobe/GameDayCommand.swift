@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshprobeChecks
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
@@ -77,6 +78,11 @@ struct GameDayCommand: AsyncParsableCommand {
             throw CLIError.badInput("\(error)")
         }
         var configuration = LoadConfiguration(plan: gameday.scenario.plan)
+        // A gRPC run's procedures, checked before anything is sent (and by --check), as verify checks them.
+        if let call = configuration.plan.grpc {
+            let problems = GRPCPreflight.check(gameday, call: call)
+            if !problems.isEmpty { throw CLIError.badInput(problems.joined(separator: "\n")) }
+        }
         try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check)
         let needsControl = gameday.steps.contains { step in
             if case .outlierDetection = step.kind { return true }

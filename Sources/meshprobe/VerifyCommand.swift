@@ -91,10 +91,9 @@ struct VerifyCommand: AsyncParsableCommand {
         var configuration = LoadConfiguration(plan: policy.scenario.plan)
         // A gRPC run's procedures and routes, checked before anything is sent (and by --check).
         if let call = configuration.plan.grpc {
-            if let problem = EchoKnobs.grpcProblem(policy, method: call.method) { throw CLIError.badInput("\(file): \(problem)") }
-            let routes = GRPCRoutes.check(policy, call: call)
-            if !routes.problems.isEmpty { throw CLIError.badInput(routes.problems.map { "\(file): \($0)" }.joined(separator: "\n")) }
-            for text in routes.notes { printError("meshprobe verify: note: \(text)") }
+            let preflight = GRPCPreflight.check(policy, call: call)
+            if !preflight.problems.isEmpty { throw CLIError.badInput(preflight.problems.joined(separator: "\n")) }
+            for text in preflight.notes { printError("meshprobe verify: note: \(text)") }
         }
         try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file, readFiles: !check)
         var plan = try shard.plan()

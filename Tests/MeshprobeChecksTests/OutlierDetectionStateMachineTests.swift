@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import MeshprobePolicy
 import Testing
 @testable import MeshprobeChecks
@@ -69,6 +70,21 @@ struct SyntheticResponses {
             #expect(decided == (i == 19), "decided after \(i + 1) responses from elsewhere")
         }
         #expect(machine.ejected && machine.errors == errors && machine.victim == "v1")
+    }
+
+    /// A gRPC call's UNAVAILABLE is the fault's 503 (Envoy counts it so): the victim is found by it, and its errors
+    /// count toward ejection whether 5xx or gateway errors are counted.
+    @Test func aGRPCUnavailableIsTheInjectedErrorAndCounts() {
+        for counted in [OutlierExpectation.Counted.serverErrors, .gatewayErrors] {
+            var e = declared()
+            e.counted = counted
+            var clock = SyntheticResponses(rate: 200)
+            var machine = afterBaseline(e, &clock)
+            _ = machine.observeAfterFault(clock.roundRobin(5, ["v1", "v2"]) { $0 == "v1" ? ResponseCode.grpc(.unavailable) : ResponseCode.grpc(.ok) })
+            #expect(machine.victim == "v1" && machine.errors == 5, "\(counted)")
+        }
+        // A gRPC status Envoy maps to a 4xx is no 5xx.
+        #expect(!declared().counts(ResponseCode.grpc(.notFound)) && declared().counts(ResponseCode.grpc(.internal)))
     }
 
     /// Only v2 answers until `seconds` after v1's last response, then v1 does.
@@ -303,7 +319,7 @@ struct SyntheticResponses {
         #expect(r15.isEmpty && machine.stage == .done)
         let checks = machine.checks(requests: clock.sent)
         #expect(checks.count == 1 && !checks[0].decided && checks[0].name == "the failing workload is seen")
-        #expect(checks[0].reason == "no response carried the injected 503 from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp")
+        #expect(checks[0].reason == "no response carried the injected 503 (UNAVAILABLE for a gRPC call) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp")
         #expect(checks[0].evidence == ["requests": Double(clock.sent)])
     }
 

@@ -35,6 +35,19 @@ import Testing
         #expect(!unstamped.passed && unstamped.reason?.contains("no final response carried the echo's attempt stamp") == true)
     }
 
+    /// A gRPC call's injected status is its gRPC status: named so in the verdict, and in the evidence by its number.
+    @Test func aGRPCStatusIsJudgedAndNamedAsOne() {
+        let unavailable = ResponseCode.grpc(.unavailable)
+        let app = FailureClass(origin: .application, reason: "UNAVAILABLE")
+        let ok = RetryCheck.evaluateTries(result(10, status: unavailable, tries: 3, latency: 0.01, failure: app), status: unavailable, expected: 3, name: "t")
+        #expect(ok.passed && ok.evidence["injected_grpc_status"] == 14 && ok.evidence["injected_status"] == nil)
+        let once = RetryCheck.evaluateTries(result(10, status: unavailable, tries: 1, latency: 0.01, failure: app), status: unavailable, expected: 3, name: "t")
+        #expect(!once.passed && once.reason?.contains("or not on UNAVAILABLE") == true, "\(once.reason ?? "")")
+        // A proxy's own 503 page (no grpc-status) is not the injected UNAVAILABLE.
+        let other = RetryCheck.evaluateTries(result(10, status: 503, tries: 3, latency: 0.01, failure: app503), status: unavailable, expected: 3, name: "t")
+        #expect(!other.passed && other.reason?.contains("were not the injected UNAVAILABLE") == true, "\(other.reason ?? "")")
+    }
+
     @Test func aSlowRequestMustEndAtTheDeclaredTimeWithAProxyReply() throws {
         var e = RetryExpectation(attempts: 2, perTryTimeout: 0.2, source: "test")
         e.retryOn = try RetryConditions.parse(["5xx"])

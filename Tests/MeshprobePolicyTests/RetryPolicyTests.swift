@@ -21,6 +21,21 @@ import Testing
         #expect(policy.routes.isEmpty)
     }
 
+    /// Envoy's gRPC conditions are kept as the statuses they retry: a gRPC run injects UNAVAILABLE when it is retried
+    /// (Istio's default retries it), else the lowest retried code, and NOT_FOUND as the status nothing retries. HTTP
+    /// conditions give a gRPC run nothing to inject (a gRPC answer's :status is 200).
+    @Test func gRPCConditionsAreTheStatusesAGRPCRunInjects() throws {
+        let both = try RetryConditions.parse(["5xx", "resource-exhausted", "internal", "unavailable"])
+        #expect(both.grpcStatuses == [.resourceExhausted, .internal, .unavailable] && both.statuses.contains(503))
+        #expect(both.injected(retried: true, grpc: true) == ResponseCode.grpc(.unavailable))
+        #expect(both.injected(retried: true, grpc: false) == 503)
+        #expect(both.injected(retried: false, grpc: true) == ResponseCode.grpc(.notFound))
+        #expect(both.injected(retried: false, grpc: false) == 404)
+        #expect(try RetryConditions.parse(["internal", "deadline-exceeded"]).injected(retried: true, grpc: true) == ResponseCode.grpc(.deadlineExceeded))
+        #expect(try RetryConditions.parse(["5xx", "reset"]).injected(retried: true, grpc: true) == nil)
+        #expect(RetryConditions.istioDefault.injected(retried: true, grpc: true) == ResponseCode.grpc(.unavailable))
+    }
+
     @Test func retryOnMayBeAListAndDefaultsToIstiosConditions() throws {
         let path = try writeTemporaryYAML("""
             target: http://127.0.0.1:8080/

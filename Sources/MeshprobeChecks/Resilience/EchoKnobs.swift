@@ -1,5 +1,5 @@
 import MeshprobeGRPC
-import MeshprobePolicy
+import MeshprobeIdentity
 import MeshprobeSpec
 
 /// The echo's per-request knobs a procedure sets on its load: the query string of an HTTP request's path; for a gRPC
@@ -8,35 +8,39 @@ import MeshprobeSpec
 public enum EchoKnobs {
     /// Every request held `seconds` at the echo before it answers (`delay=`), so that requests pile up in flight.
     static func hold(_ seconds: Double, in plan: inout LoadPlan, check: String) throws(LoadPlanError) {
+        try set(delay: seconds, in: &plan, check: check)
+    }
+
+    /// Every request answered with `status` (a `ResponseCode`: an HTTP status for HTTP requests, `status=N:100`; a gRPC
+    /// status for gRPC calls, the `grpc_status` field, answered trailers-only as Envoy's retry and outlier rules read
+    /// it) and/or held `delay` seconds first.
+    static func set(status: Int? = nil, delay: Double? = nil, in plan: inout LoadPlan, check: String) throws(LoadPlanError) {
         if var call = plan.grpc {
             guard call.method == EchoCallKnobs.method else {
                 throw LoadPlanError(field: check, value: call.method,
-                                    reason: "holds each call with the echo's delay knob, which only \(EchoCallKnobs.method) reads: call that method of the echo (it serves gRPC)")
+                                    reason: "\(knobsWord(status: status, delay: delay)) with the echo's CallRequest knobs, which only \(EchoCallKnobs.method) reads: call that method of the echo (it serves gRPC)")
             }
-            call.message += EchoCallKnobs(delaySeconds: seconds).serialized()
+            // An HTTP status asked of a gRPC call is the status a gRPC client reads from it (503: UNAVAILABLE).
+            let grpcStatus = status.map { ResponseCode.grpcStatus($0) ?? GRPCStatusCode(httpStatus: $0) }
+            call.message += EchoCallKnobs(delaySeconds: delay, grpcStatus: grpcStatus).serialized()
             plan.grpc = call
             return
         }
-        let delay = "delay=\(Int((seconds * 1000).rounded()))ms"
+        var query: [String] = []
+        if let status { query.append("status=\(ResponseCode.httpEquivalent(status)):100") }
+        if let delay { query.append("delay=\(Int((delay * 1000).rounded()))ms") }
+        guard !query.isEmpty else { return }
+        let text = query.joined(separator: "&")
         for i in plan.targets.indices {
-            plan.targets[i].path += plan.targets[i].path.contains("?") ? "&\(delay)" : "?\(delay)"
+            plan.targets[i].path += plan.targets[i].path.contains("?") ? "&\(text)" : "?\(text)"
         }
     }
 
-    /// Why a gRPC run cannot check what `policy` declares, or nil: the circuit breaker holds calls with the echo's
-    /// delay knob (so it calls the echo's method); the other procedures set per-request faults (statuses, resets) that
-    /// are not carried to gRPC calls yet, and would otherwise call a method with a query string.
-    public static func grpcProblem(_ policy: Policy, method: String) -> String? {
-        var notYet: [String] = []
-        if !policy.retries.isEmpty { notYet.append("retries and timeouts") }
-        if !policy.outlierDetections.isEmpty { notYet.append("outlier detection") }
-        if !policy.connectionReuse.isEmpty { notYet.append("requests per connection") }
-        if !notYet.isEmpty {
-            return "\(notYet.joined(separator: ", ")) cannot be checked with gRPC calls yet (the echo's per-request faults are not carried to them); check them with an HTTP target"
+    private static func knobsWord(status: Int?, delay: Double?) -> String {
+        switch (status, delay) {
+        case (nil, _?): "holds each call"
+        case (_?, nil): "fails each call"
+        default: "fails and holds each call"
         }
-        if policy.circuitBreakers.contains(where: { $0.hold != nil }), method != EchoCallKnobs.method {
-            return "the circuit breaker holds each call with the echo's delay knob, which only \(EchoCallKnobs.method) reads: call that method of the echo (it serves gRPC), or set hold: 0s when the upstream is slow on its own"
-        }
-        return nil
     }
 }

@@ -122,7 +122,10 @@ public enum OutlierDetectionCheck {
         func note(_ what: String, at: Double? = nil) { timeline.append(Event(at: ((at ?? recorder.now) * 1000).rounded() / 1000, what: what)) }
         func note(_ events: [Event]) { for event in events { note(event.what, at: event.at) } }
         let faultSeconds = min(FaultSettings.maxDurationSeconds, (e.ejectionWindow.latest + 60).rounded(.up))
-        let fault = FaultControlJSON.NewFault(status: e.injectedStatus, statusShare: 100, path: "/", durationSeconds: faultSeconds)
+        // gRPC calls get the gRPC status (an echo answers a fault with only an HTTP status as a proxy would, without
+        // grpc-status); HTTP requests keep the HTTP status, and an echo older than grpcStatus is never sent it.
+        let grpcStatus = configuration.plan.grpc == nil ? nil : e.injectedGRPCStatus.name
+        let fault = FaultControlJSON.NewFault(status: e.injectedStatus, grpcStatus: grpcStatus, statusShare: 100, path: "/", durationSeconds: faultSeconds)
 
         // Phase 1: one workload fails.
         var machine = EjectionStateMachine(e)
@@ -151,7 +154,7 @@ public enum OutlierDetectionCheck {
             machine.faultRequested()
             let set = try await ledger.set(fault, on: clients[0], group: group)
             victimFault = set.id
-            note("fault \(set.id) set on \(clients[0].url): \(e.injectedStatus) to every request", at: askedAt)
+            note("fault \(set.id) set on \(clients[0].url): \(grpcStatus ?? String(e.injectedStatus)) to every request", at: askedAt)
 
             // Who fails, and for how long it keeps receiving requests.
             _ = await wait(until: machine.ejectionDeadline(faultSetAt: recorder.now), recorder: recorder, load: load) {

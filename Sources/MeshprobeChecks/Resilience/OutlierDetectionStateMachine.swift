@@ -70,6 +70,8 @@ extension OutlierDetectionCheck {
         /// The first destination that answered the injected status.
         public private(set) var victim: String?
         public private(set) var firstError: Double?
+        /// The code of the victim's first error (`ResponseCode`: 503, or UNAVAILABLE for a gRPC call).
+        var firstErrorCode: Int?
         /// The victim's consecutive errors so far.
         public private(set) var errors = 0
         /// When the victim last answered.
@@ -154,9 +156,11 @@ extension OutlierDetectionCheck {
             precondition(stage == .ejection)
             for r in responses {
                 lastAt = r.at
-                if victim == nil, let d = r.destination, r.status == expectation.injectedStatus {
+                // A gRPC call's injected UNAVAILABLE is the 503 (Envoy maps a status in the headers to it).
+                if victim == nil, let d = r.destination, ResponseCode.httpEquivalent(r.status) == expectation.injectedStatus {
                     victim = d
                     firstError = r.at
+                    firstErrorCode = r.status
                 }
                 guard let v = victim else { continue }
                 if r.destination == v {
@@ -184,7 +188,7 @@ extension OutlierDetectionCheck {
             }
             var events: [Event] = []
             let e = expectation
-            if let firstError { events.append(Event(at: firstError, what: "\(victim) answers \(e.injectedStatus): its first error")) }
+            if let firstError { events.append(Event(at: firstError, what: "\(victim) answers \(ResponseCode.text(firstErrorCode ?? e.injectedStatus)): its first error")) }
             if ejected {
                 events.append(Event(at: lastVictim ?? now, what: "\(victim) ejected after \(errors) consecutive errors (its last response)"))
                 stage = .awaitingReturn
@@ -228,7 +232,7 @@ extension OutlierDetectionCheck {
             let e = expectation
             guard let victim else {
                 return [ProcedureCheck(name: "the failing workload is seen", passed: false, decided: false,
-                                       reason: "no response carried the injected \(e.injectedStatus) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
+                                       reason: "no response carried the injected \(e.injectedStatus) (UNAVAILABLE for a gRPC call) from a recognisable workload: the fault target is not behind this proxy, or its replies carry no stamp",
                                        evidence: ["requests": Double(requests)], requests: requests)]
             }
             let resolution = 1 / (e.rate * max(shares[victim] ?? 0.5, 0.01))

@@ -1,3 +1,4 @@
+import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobePolicy
 import MeshprobeSpec
@@ -36,10 +37,7 @@ public enum RetryBudgetCheck {
         c.plan.headers.append(HTTP2HeaderPair(RetryCheck.requestIDHeader, "{{uuid}}"))
         // Fresh request ids every run: `{{uuid}}` follows the seed, and the echo remembers ids.
         c.plan.seed = UInt64.random(in: 1...UInt64.max)
-        for i in c.plan.targets.indices {
-            let query = "status=\(e.status):100&delay=100ms"
-            c.plan.targets[i].path += c.plan.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
-        }
+        try EchoKnobs.set(status: e.status, delay: 0.1, in: &c.plan, check: "maxRetries")
         let tries = Double((e.route.attempts ?? 0) + 1)
         c.plan.requestTimeout = max(c.plan.requestTimeout, tries * 0.1 * 4 + 2)
         c.plan.duration = 3 * (tries * 0.1 * 4 + 2) + 10
@@ -54,7 +52,7 @@ public enum RetryBudgetCheck {
             result: result,
             unstamped: "no response carried the echo's stamps (x-meshprobe-attempt): \(result.failureSummary() ?? "nothing failed"); the target is not the meshprobe echo, so the upstream's view is unknown",
             // The echo answered (its attempt stamp came back), yet no retry reached it: the route does not retry.
-            missing: result.attemptsSeen.isEmpty ? nil : "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(e.status), so the limit cannot be seen",
+            missing: result.attemptsSeen.isEmpty ? nil : "no retry reached the upstream (no x-meshprobe-retries-inflight stamp): the route does not retry \(ResponseCode.text(e.status)), so the limit cannot be seen",
             over: "the upstream had \(peak) retries in flight at once, more than the limit of \(e.maxRetries): the proxy's retry limit is looser, or not enforced",
             evidence: ["peak_retries_in_flight": Double(peak), "limit": Double(e.maxRetries), "concurrency": Double(e.concurrency),
                        "requests": Double(result.totalRequests), "not_retried": Double(result.attemptsSeen[1, default: 0])])

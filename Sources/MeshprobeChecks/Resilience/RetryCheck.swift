@@ -19,13 +19,15 @@ public enum RetryTolerance {
     }
 }
 
-/// Verifies a route's retries and timeouts with faults the echo injects per request (its query string: no control
-/// API and no allow list needed), one upstream endpoint behind the proxy:
+/// Verifies a route's retries and timeouts with faults the echo injects per request (its query string, or for gRPC
+/// calls its `CallRequest` knobs: no control API and no allow list needed), one upstream endpoint behind the proxy:
 ///
-/// 1. attempts: every request gets a fresh `x-request-id` and a retryable status on every try; the echo counts the
-///    tries per id and stamps the count on its answer (`x-meshprobe-attempt`), so the final response must say
-///    `attempts + 1`: fewer is retries looser or missing, more is retries beyond the declared number;
-/// 2. a status that is not retried (404 when retryOn does not name it) must come back after one try;
+/// 1. attempts: every request gets a fresh `x-request-id` and a retryable status on every try (for gRPC calls a retried
+///    gRPC status, trailers-only); the echo counts the tries per id and stamps the count on its answer
+///    (`x-meshprobe-attempt`), so the final response must say `attempts + 1`: fewer is retries looser or missing, more
+///    is retries beyond the declared number;
+/// 2. a status that is not retried (404 when retryOn does not name it; NOT_FOUND for gRPC calls) must come back after
+///    one try;
 /// 3. timing: every try is delayed beyond the per-try timeout (or the route timeout); the request must end at about
 ///    the per-try timeout times the tries (or the route timeout, if that comes first), with a proxy's reply, never
 ///    the application's.
@@ -66,13 +68,12 @@ public enum RetryCheck {
         base.plan.streamsPerConnection = (inFlight + base.plan.connections - 1) / base.plan.connections
         base.plan.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
 
-        func phase(_ query: String, seconds: Double) async throws -> LoadResult {
+        let grpc = base.plan.grpc != nil
+        func phase(status: Int? = nil, delay: Double? = nil, seconds: Double) async throws -> LoadResult {
             var c = base
             // Fresh request ids every phase and every run: `{{uuid}}` follows the seed, and the echo remembers ids.
             c.plan.seed = UInt64.random(in: 1...UInt64.max)
-            for i in c.plan.targets.indices {
-                c.plan.targets[i].path += c.plan.targets[i].path.contains("?") ? "&\(query)" : "?\(query)"
-            }
+            try EchoKnobs.set(status: status, delay: delay, in: &c.plan, check: "retries")
             // Bounded in time too: every request's worst case, in rounds of `inFlight`, with room to spare.
             let rounds = Double((expectation.requests + inFlight - 1) / inFlight)
             c.plan.requestTimeout = max(base.plan.requestTimeout, seconds * 2 + 2)
@@ -83,21 +84,22 @@ public enum RetryCheck {
         var checks: [ProcedureCheck] = []
         var notes: [String] = []
         if let attempts = expectation.attempts {
-            if let status = expectation.retryOn.retryableStatus {
-                let result = try await phase("status=\(status):100", seconds: 1)
+            if let status = expectation.retryOn.injected(retried: true, grpc: grpc) {
+                let result = try await phase(status: status, seconds: 1)
                 checks.append(evaluateTries(result, status: status, expected: attempts + 1,
-                                            name: "a retried status (\(status)) is tried \(times(attempts + 1)) (\(attempts) retr\(attempts == 1 ? "y" : "ies"))"))
+                                            name: "a retried status (\(ResponseCode.text(status))) is tried \(times(attempts + 1)) (\(attempts) retr\(attempts == 1 ? "y" : "ies"))"))
+            } else if grpc {
+                notes.append("retryOn \(expectation.retryOn) names no gRPC condition (cancelled, deadline-exceeded, internal, resource-exhausted, unavailable): the number of attempts is not exercised with gRPC calls, whose failures come with HTTP status 200 and their grpc-status, which HTTP conditions never match")
             } else {
                 notes.append("retryOn \(expectation.retryOn) names no status: the number of attempts is not exercised")
             }
-            if attempts > 0, let status = expectation.retryOn.nonRetryableStatus {
-                let result = try await phase("status=\(status):100", seconds: 1)
-                checks.append(evaluateTries(result, status: status, expected: 1, name: "a status not retried (\(status)) is tried once"))
+            if attempts > 0, let status = expectation.retryOn.injected(retried: false, grpc: grpc) {
+                let result = try await phase(status: status, seconds: 1)
+                checks.append(evaluateTries(result, status: status, expected: 1, name: "a status not retried (\(ResponseCode.text(status))) is tried once"))
             }
         }
         if let end = expectation.expectedEnd, let delay = expectation.injectedDelay {
-            let delayMs = Int((delay * 1000).rounded())
-            let result = try await phase("delay=\(delayMs)ms", seconds: max(end.seconds, delay))
+            let result = try await phase(delay: delay, seconds: max(end.seconds, delay))
             checks.append(evaluateTiming(result, expectation: expectation, expected: end, delay: delay))
             if end.by == .perTry, let route = expectation.timeout {
                 notes.append(String(format: "the route timeout (%@) is not reached: %d tries of %@ end first",
@@ -117,7 +119,13 @@ public enum RetryCheck {
         let total = result.totalRequests
         let stamped = result.attemptsSeen.values.reduce(0, +)
         var evidence: [String: Double] = ["requests": Double(total), "expected_tries": Double(expected),
-                                          "unstamped": Double(total - stamped), "injected_status": Double(status)]
+                                          "unstamped": Double(total - stamped)]
+        if let grpc = ResponseCode.grpcStatus(status) {
+            evidence["injected_grpc_status"] = Double(grpc.rawValue)
+        } else {
+            evidence["injected_status"] = Double(status)
+        }
+        let statusText = ResponseCode.text(status)
         for (tries, count) in result.attemptsSeen { evidence["tries_\(tries)"] = Double(count) }
         let fewer = result.attemptsSeen.filter { $0.key < expected }.values.reduce(0, +)
         let more = result.attemptsSeen.filter { $0.key > expected }.values.reduce(0, +)
@@ -130,7 +138,7 @@ public enum RetryCheck {
             reasons.append("no final response carried the echo's attempt stamp (x-meshprobe-attempt): the proxy answered itself or did not pass x-request-id on (\(classes.isEmpty ? "no failures" : classes))")
         } else {
             if fewer > 0 {
-                reasons.append("\(fewer) of \(total) requests were tried fewer than \(times(expected)) (final responses: \(seen) tries): the proxy retries less than declared, or not on \(status)")
+                reasons.append("\(fewer) of \(total) requests were tried fewer than \(times(expected)) (final responses: \(seen) tries): the proxy retries less than declared, or not on \(statusText)")
             }
             if more > 0 {
                 reasons.append("\(more) of \(total) requests were tried more than \(times(expected)) (final responses: \(seen) tries): the proxy retries more than declared")
@@ -141,7 +149,7 @@ public enum RetryCheck {
         }
         let wrongStatus = total - (result.statuses[status] ?? 0)
         if stamped > 0 && wrongStatus > 0 {
-            reasons.append("\(wrongStatus) of \(total) final responses were not the injected \(status)")
+            reasons.append("\(wrongStatus) of \(total) final responses were not the injected \(statusText)")
         }
         return ProcedureCheck(kind: "retries", name: name, passed: reasons.isEmpty, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
                               evidence: evidence)
@@ -181,9 +189,11 @@ public enum RetryCheck {
             : "\(e.triesOnTimeout) tr\(e.triesOnTimeout == 1 ? "y" : "ies") of the per-try timeout (\(milliseconds(e.perTryTimeout ?? 0)))"
         var reasons: [String] = []
         if total == 0 { reasons.append("no request was sent") }
-        let refused = result.failedResponses.filter { $0.key.origin == .application && $0.key.reason == "400" }.values.reduce(0) { $0 + $1.count }
+        // The echo refuses a delay beyond its --max-delay: 400 to an HTTP request, INVALID_ARGUMENT to a gRPC call.
+        let refusal = ["400", GRPCStatusCode.invalidArgument.name]
+        let refused = result.failedResponses.filter { $0.key.origin == .application && refusal.contains($0.key.reason) }.values.reduce(0) { $0 + $1.count }
         if refused > 0 {
-            reasons.append("the echo refused the injected delay of \(milliseconds(delay)) on \(refused) requests (400): it is longer than the echo's --max-delay (10 s by default)")
+            reasons.append("the echo refused the injected delay of \(milliseconds(delay)) on \(refused) requests (400 or INVALID_ARGUMENT): it is longer than the echo's --max-delay (10 s by default)")
         } else if application > 0 {
             reasons.append("\(application) of \(total) requests were answered by the application (the echo held each try \(milliseconds(delay))): nothing timed out at \(milliseconds(expected.by == .route ? e.timeout ?? 0 : e.perTryTimeout ?? 0)), the proxy's timeout is looser or missing")
         }

@@ -39,10 +39,17 @@ public struct OutlierExpectation: Sendable, Equatable {
     /// The status the injected fault answers: a gateway error, so that it counts whichever errors are counted.
     public var injectedStatus: Int { 503 }
 
+    /// The status the injected fault answers gRPC calls with (trailers-only): UNAVAILABLE, which Envoy's outlier
+    /// detection counts as the 503 it maps it to (`Grpc::Utility::grpcToHttpStatus`), for both kinds of errors.
+    public var injectedGRPCStatus: GRPCStatusCode { .unavailable }
+
+    /// Whether a response with this `ResponseCode` counts toward ejection: a gRPC status by its HTTP equivalent, as
+    /// Envoy counts a `grpc-status` in the response headers.
     package func counts(_ status: Int) -> Bool {
+        let http = ResponseCode.httpEquivalent(status)
         switch counted {
-        case .serverErrors: return (500..<600).contains(ResponseCode.httpEquivalent(status))
-        case .gatewayErrors: return (502...504).contains(status)
+        case .serverErrors: return (500..<600).contains(http)
+        case .gatewayErrors: return (502...504).contains(http)
         }
     }
 

@@ -4,7 +4,7 @@ public struct RetryBudgetExpectation: Sendable {
     public var maxRetries: Int
     /// The route that retries (its match conditions, attempts and a retried status).
     public var route: RetryExpectation
-    /// The status to inject: one the route retries.
+    /// The status to inject: one the route retries (a `ResponseCode`: a gRPC status for gRPC calls).
     public var status: Int
     public var source: String
 

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeIdentity
 import MeshprobeYAML
 
 /// What a declared `retryOn` retries: which statuses, and whether a try that times out is tried again.
@@ -6,21 +7,26 @@ import MeshprobeYAML
 /// The vocabulary is Envoy's (Istio's `retryOn` is a comma-separated list of Envoy retry policies and status codes)
 /// plus Linkerd's ranges (`500-504`): `5xx` (every 5xx, and a try that timed out or was reset), `gateway-error`
 /// (502, 503, 504, and timeouts), `reset` (timeouts and resets, no status), `retriable-4xx` (409), a status code
-/// (`503`), a range (`500-504`), and conditions that no injected status or delay can trigger (`connect-failure`,
-/// `refused-stream`, `retriable-status-codes`, `retriable-headers`, `envoy-ratelimited`, gRPC's `cancelled`,
-/// `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ...), accepted and not exercised.
+/// (`503`), a range (`500-504`), gRPC's `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted` and
+/// `unavailable` (a gRPC call answered with that `grpc-status` in its response headers, a trailers-only answer; Envoy
+/// never reads the status from trailers, and its HTTP conditions compare `:status`, which is 200 on a gRPC answer),
+/// and conditions that no injected status or delay can trigger (`connect-failure`, `refused-stream`,
+/// `retriable-status-codes`, `retriable-headers`, `envoy-ratelimited`, ...), accepted and not exercised.
 public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
     /// The conditions as declared, in order.
     public var declared: [String]
     /// HTTP statuses a proxy retries.
     public var statuses: Set<Int>
+    /// gRPC statuses a proxy retries (its gRPC conditions).
+    public var grpcStatuses: Set<GRPCStatusCode> = []
     /// A try that ends on the per-try timeout is retried (Envoy: `5xx`, `gateway-error`, `reset`; Linkerd: always,
     /// its `retry.linkerd.io/timeout` is a retry timeout).
     public var retriesTimeouts: Bool
 
-    public init(declared: [String], statuses: Set<Int>, retriesTimeouts: Bool) {
+    public init(declared: [String], statuses: Set<Int>, grpcStatuses: Set<GRPCStatusCode> = [], retriesTimeouts: Bool) {
         self.declared = declared
         self.statuses = statuses
+        self.grpcStatuses = grpcStatuses
         self.retriesTimeouts = retriesTimeouts
     }
 
@@ -28,13 +34,18 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
     /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with 503 as the retriable status.
     public static let istioDefault = RetryConditions(
         declared: ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes", "503"],
-        statuses: [503], retriesTimeouts: false)
+        statuses: [503], grpcStatuses: [.unavailable, .cancelled], retriesTimeouts: false)
 
     /// Conditions that neither a status nor a delay from the echo can trigger; accepted, not exercised.
     static let notExercised: Set<String> = [
         "connect-failure", "refused-stream", "retriable-status-codes", "retriable-headers", "envoy-ratelimited",
-        "http3-post-connect-failure", "reset-before-request", "cancelled", "deadline-exceeded", "internal",
-        "resource-exhausted", "unavailable",
+        "http3-post-connect-failure", "reset-before-request",
+    ]
+
+    /// Envoy's gRPC retry conditions (`retry_on`, `x-envoy-retry-grpc-on`), each the status it retries.
+    public static let grpcConditions: [String: GRPCStatusCode] = [
+        "cancelled": .cancelled, "deadline-exceeded": .deadlineExceeded, "internal": .internal,
+        "resource-exhausted": .resourceExhausted, "unavailable": .unavailable,
     ]
 
     /// Parses one condition list (`5xx,reset,503` split at the commas, or the items of a YAML list).
@@ -57,6 +68,8 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
                 out.statuses.insert(409)
             case _ where notExercised.contains(item):
                 break
+            case _ where grpcConditions[item] != nil:
+                out.grpcStatuses.insert(grpcConditions[item]!)
             default:
                 let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
                 guard bounds.count <= 2, bounds.allSatisfy({ $0 != nil }), let low = bounds.first!, let high = bounds.last!,
@@ -82,6 +95,21 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
         [404, 400, 403, 422, 418].first { !statuses.contains($0) }
     }
 
+    /// The gRPC status the attempts check injects into gRPC calls: UNAVAILABLE when it is retried (the usual case, and
+    /// Istio's default), else the retried one with the lowest code; nil when no gRPC condition is declared.
+    public var retryableGRPCStatus: GRPCStatusCode? {
+        grpcStatuses.contains(.unavailable) ? .unavailable : grpcStatuses.min()
+    }
+
+    /// The status each check injects, as a `ResponseCode`: an HTTP status for HTTP requests, a gRPC status for gRPC
+    /// calls (whose HTTP status is 200 whatever the call's outcome, so the HTTP conditions never match them). A gRPC
+    /// status not retried is NOT_FOUND, which no retry condition names.
+    public func injected(retried: Bool, grpc: Bool) -> Int? {
+        guard grpc else { return retried ? retryableStatus : nonRetryableStatus }
+        guard retried else { return ResponseCode.grpc(.notFound) }
+        return retryableGRPCStatus.map(ResponseCode.grpc)
+    }
+
     public var description: String { declared.joined(separator: ",") }
 }
 
@@ -91,7 +119,8 @@ public struct RetryConditionError: Error, Sendable, CustomStringConvertible {
         condition.isEmpty
             ? "retryOn names no condition"
             : "unknown retry condition '\(condition)'; expected 5xx, gateway-error, reset, retriable-4xx, connect-failure, "
-              + "refused-stream, retriable-status-codes, a status code (503) or a range (500-504)"
+              + "refused-stream, retriable-status-codes, a status code (503), a range (500-504) or a gRPC condition (cancelled, "
+              + "deadline-exceeded, internal, resource-exhausted, unavailable)"
     }
 }
 
