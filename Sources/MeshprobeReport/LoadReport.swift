@@ -67,10 +67,15 @@ public struct LoadReport: Codable, Sendable {
         /// Requests and connections that failed with a TLS error in the run (with rotations, the ones a rotation
         /// could have caused: zero when it caused none).
         public var tlsFailures: Int
+        /// Times the Workload API's stream broke during the run and was reconnected (the identity in use stayed), and
+        /// the last one's reason; absent when none (and in results from before they were counted).
+        public var interruptions: Int?
+        public var lastInterruption: String?
 
         enum CodingKeys: String, CodingKey {
-            case source, rotations, rejected
+            case source, rotations, rejected, interruptions
             case tlsFailures = "tls_failures"
+            case lastInterruption = "last_interruption"
         }
 
         public init(_ rotations: TLSContextSource.Rotations, result: LoadResult) {
@@ -80,6 +85,10 @@ public struct LoadReport: Codable, Sendable {
             let tls = { (kind: ErrorKind) in kind.rawValue.hasPrefix("tls_") }
             tlsFailures = result.errors.filter { tls($0.key) }.values.reduce(0, +)
                 + result.connectionFailures.filter { tls($0.key) }.values.reduce(0, +)
+            if rotations.interruptions > 0 {
+                interruptions = rotations.interruptions
+                lastInterruption = rotations.lastInterruption
+            }
         }
     }
 

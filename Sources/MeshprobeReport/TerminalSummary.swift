@@ -38,7 +38,8 @@ public struct TerminalSummary {
             let line = "identity:   \(r.source == "workload-api" ? "Workload API" : "SVID files"): \(r.rotations) rotation\(r.rotations == 1 ? "" : "s")"
                 + (r.rejected > 0 ? ", \(r.rejected) update\(r.rejected == 1 ? "" : "s") rejected (old identity kept)" : "")
                 + ", \(r.tlsFailures) TLS failure\(r.tlsFailures == 1 ? "" : "s")"
-            if r.tlsFailures > 0 || r.rejected > 0 { out += yellow(line) + "\n" } else { out += line + "\n" }
+                + (r.interruptions.map { ", stream lost \($0) time\($0 == 1 ? "" : "s") (identity kept; last: \(TerminalStyle.sanitize(r.lastInterruption ?? "")))" } ?? "")
+            if r.tlsFailures > 0 || r.rejected > 0 || r.interruptions != nil { out += yellow(line) + "\n" } else { out += line + "\n" }
         }
         out += "requests:   \(s.requests) total, \(s.succeeded) succeeded, \(s.failed) failed\(s.aborted ? " (aborted)" : "")\n"
         out += String(format: "throughput: %.1f req/s over %.3f s\n", s.rps, s.elapsedSeconds)

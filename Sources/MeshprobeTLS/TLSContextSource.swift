@@ -18,6 +18,11 @@ public final class TLSContextSource: Sendable {
         public var lastRejection: String?
         /// Seconds since the source was made, of each rotation.
         public var times: [Double] = []
+        /// Times the source lost its feed during the run (the Workload API's stream broke and was reconnected); the
+        /// identity in use stayed meanwhile.
+        public var interruptions = 0
+        /// The last interruption's reason.
+        public var lastInterruption: String?
     }
 
     private struct State {
@@ -44,6 +49,14 @@ public final class TLSContextSource: Sendable {
             $0.context = context
             $0.rotations.count += 1
             $0.rotations.times.append(seconds)
+        }
+    }
+
+    /// Notes that the feed of new identities broke (it is being reconnected); the current context stays.
+    public func interrupted(_ reason: String) {
+        state.withLockedValue {
+            $0.rotations.interruptions += 1
+            $0.rotations.lastInterruption = reason
         }
     }
 

@@ -165,6 +165,10 @@ extension EndToEnd {
             // The new agent's first SVID and at least one of its rotations.
             #expect((rotation["rotations"] as? Int ?? 0) >= 2, "\(rotation)")
             #expect(rotation["tls_failures"] as? Int == 0)
+            // The outage is in the result and the summary, not only on stderr.
+            #expect((rotation["interruptions"] as? Int ?? 0) >= 1, "\(rotation)")
+            #expect(rotation["last_interruption"] is String, "\(rotation)")
+            #expect(out.stdout.contains("(identity kept; last: "), "\(out.stdout)")
         }
 
         /// A scenario's `identity.workloadApi` (and `workloadApiSvid`) for `meshprobe run`; a policy's is refused by

@@ -71,16 +71,21 @@ public final class WorkloadAPISVIDSource: Sendable {
                 }
             }
         }, onError: { error, final in
-            let running: Bool = phase.withLockedValue {
+            let running: TLSContextSource? = phase.withLockedValue {
                 switch $0 {
                 case .waiting(let continuation, _):
                     $0 = .waiting(continuation, last: error)
-                    return false
-                case .running: return true
-                case .finished: return false
+                    return nil
+                case .running(let source): return source
+                case .finished: return nil
                 }
             }
-            if final { finishWait(.failure(error)) } else if running { onEvent("Workload API: \(error); reconnecting") }
+            if final {
+                finishWait(.failure(error))
+            } else if let running {
+                running.interrupted(error.description)
+                onEvent("Workload API: \(error); reconnecting")
+            }
         })
 
         do {
