@@ -82,7 +82,9 @@ extension VerifyReport {
     /// Why a split has no verdict, with the figures.
     static func undecidedSplitReason(_ outcome: PolicyVerification.Outcome) -> String {
         let e = outcome.evidence
-        if let misconfiguration = outcome.misconfiguration { return "undecided: \(misconfiguration)" }
+        if let misconfiguration = outcome.misconfiguration {
+            return "undecided: \(misconfiguration)" + (outcome.result.failureSummary().map { "; failures: \($0)" } ?? "")
+        }
         if let refused = outcome.result.clientIdentityRefusal { return "undecided: \(refused): the split was not measured" }
         if outcome.contradictsPerRequestRouting {
             return "undecided: routing was declared per request, but responses cluster by connection (\(e.clustering?.summary ?? "")): "

@@ -84,6 +84,33 @@ extension EndToEnd {
             }
         }
 
+        /// A route whose method nobody serves: every call is UNIMPLEMENTED. The split stops after the first few hundred
+        /// answers, none successful (not the whole request cap), UNDECIDED, naming the failures.
+        @Test func aSplitOfCallsNobodyServesStopsEarlyUndecided() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = try haproxyDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let policy = dir.appendingPathComponent("policy.yaml")
+            try """
+                policy: meshprobe.policy/v1
+                target: grpc://127.0.0.1:\(echo.port)/meshprobe.echo.v1.Echo/Missing
+                load: {connections: 2, streams: 10}
+                expect:
+                  recognise: version
+                  split: {v1: 100}
+                  maxRequests: 5000
+                """.write(to: policy, atomically: true, encoding: .utf8)
+            let json = dir.appendingPathComponent("verdict.json")
+            let out = try await run(meshprobeBinary, ["verify", policy.path, "--json", json.path], timeout: 120)
+            #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("none of the first 200 answers succeeded, so the split was not measured; failures: "), "\(out.stdout)")
+            #expect(out.stdout.contains("UNIMPLEMENTED"), "\(out.stdout)")
+            let object = try #require(FileManager.default.contents(atPath: json.path).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+            let load = try #require((object["verdicts"] as? [[String: Any]])?.first?["evidence"] as? [String: Any])
+            #expect((load["unsuccessful_responses"] as? Int ?? 0) < 1000, "\(load)")
+        }
+
         @Test func aGRPCRoutesRulesAreVerifiedAndABrokenOneFails() async throws {
             let (v1, v1Port) = try await startServer(version: "v1")
             let (v2, v2Port) = try await startServer(version: "v2")

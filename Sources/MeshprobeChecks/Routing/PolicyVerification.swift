@@ -134,6 +134,8 @@ public enum PolicyVerification {
 
         /// Unrecognised responses this many in a row from the start: the recogniser is wrong for this server.
         static let unrecognisedLimit = 10
+        /// Answers, none successful, after which a split stops: it cannot be measured on them.
+        static let unsuccessfulLimit = 200
 
         /// An undeclared destination that the policy, not the mesh, most likely got wrong: a declared name spelt
         /// with other capitals, or the answer's other stamp (version, workload, SPIFFE ID) is a declared name (the
@@ -191,6 +193,14 @@ public enum PolicyVerification {
                     unsuccessful += 1
                     if let e = expectation, let read = e.recognizer.destination(of: identity) {
                         unsuccessfulByDestination[e.mapping[read] ?? read, default: 0] += 1
+                    }
+                    // Nothing answers the route's requests successfully (a gRPC method nobody serves, a path the
+                    // proxy refuses): the split cannot be measured, and the rest of the cap would not change that.
+                    // Its SLOs, if any, decide first.
+                    if expectation != nil, misconfiguration == nil, recognised + unrecognised == 0, unsuccessful >= Self.unsuccessfulLimit,
+                       slo.map({ $0.isEmpty || $0.decided }) ?? true {
+                        misconfiguration = "none of the first \(unsuccessful) answers succeeded, so the split was not measured"
+                        return true
                     }
                     return false
                 }
