@@ -31,6 +31,9 @@ public struct HAProxyConfig: Sendable {
     /// Retries to a server before HAProxy gives up (its default is 3): connection retries, and with `retryOn` L7
     /// retries too (a request is then tried at most `retries + 1` times, as Envoy's `num_retries`).
     public var retries: Int?
+    /// Each retry goes to another server (`option redispatch 1`), as Envoy's `previous_hosts` retry predicate
+    /// (Istio's default) sends it.
+    public var redispatchEveryRetry = false
     /// HAProxy's `retry-on` keywords (`503`, `504`, `response-timeout`, ...): L7 retries. HAProxy keeps a copy of
     /// every request to replay it (requests larger than a buffer are never retried).
     public var retryOn: [String] = []
@@ -125,6 +128,7 @@ public struct HAProxyConfig: Sendable {
         ]
         if let retries { lines.append("    retries \(retries)") }
         if !retryOn.isEmpty { lines.append("    retry-on \(retryOn.joined(separator: " "))") }
+        if redispatchEveryRetry { lines.append("    option redispatch 1") }
         lines += [
             "frontend fe", "    bind 127.0.0.1:\(frontendPort) proto h2",
         ]

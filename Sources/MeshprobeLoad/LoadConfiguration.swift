@@ -41,6 +41,8 @@ public struct LoadConfiguration: Sendable {
     /// Keep the last flow step's response (status and body, any status) in `LoadResult.lastStepResponse`; for
     /// one-shot requests, whose body is the point.
     public var keepLastStepResponse = false
+    /// Count responses by the echo's pod stamp (`LoadResult.podsSeen`).
+    public var countsPods = false
     /// Sees every recorded response (after the warm-up): who answered, the status and the failure's class (nil: a
     /// success), on the event loop of the worker that got it, so from several threads at once. Returning true ends
     /// the run early, as decided rather than aborted: a sequential test has its verdict.

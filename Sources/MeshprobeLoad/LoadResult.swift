@@ -280,6 +280,9 @@ public struct LoadResult: Sendable {
     /// answering echo had seen, this one included): how many tries a proxy made before the client got its answer.
     /// Empty when no response carried the stamp (no `x-request-id` sent, or the proxy answered itself).
     public var attemptsSeen: [Int: Int] = [:]
+    /// Responses by the echo's pod stamp (`x-meshprobe-pod`), when the configuration asks (`countsPods`); nil
+    /// otherwise: a check that must know how many endpoints answered (several pods of one version look alike).
+    public var podsSeen: [String: Int]?
     /// Failed responses (not 2xx/3xx) by who produced them and why: application, or a proxy's signature.
     public var failedResponses: [FailureClass: FailureStats] = [:]
     /// Every failure by class: failed responses and, as client classes, requests without a response.
@@ -367,6 +370,7 @@ public struct LoadResult: Sendable {
         upstreamPeakRetriesInFlight = max(upstreamPeakRetriesInFlight, other.upstreamPeakRetriesInFlight)
         serverNamesSeen.merge(other.serverNamesSeen, uniquingKeysWith: +)
         attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
+        if let pods = other.podsSeen { podsSeen = (podsSeen ?? [:]).merging(pods, uniquingKeysWith: +) }
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         latency.merge(other.latency)
         serviceLatency.merge(other.serviceLatency)
@@ -577,6 +581,8 @@ public struct LoadResult: Sendable {
             if let n = Int(value), n > upstreamPeakConnectionRequests { upstreamPeakConnectionRequests = n }
         } else if equal(name, EchoStamp.attempt) {
             if let n = Int(value) { attemptsSeen[n, default: 0] += 1 }
+        } else if podsSeen != nil, equal(name, EchoStamp.pod) {
+            podsSeen![value, default: 0] += 1
         }
     }
 }

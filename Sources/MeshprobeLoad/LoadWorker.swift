@@ -94,6 +94,7 @@ final class LoadWorker {
         collectBodies = configuration.keepLastStepResponse
             || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         isGRPC = configuration.plan.grpc != nil
+        if configuration.countsPods { result.podsSeen = [:] }
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.plan.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.plan.csv)
         sequenceStep = UInt64(workers)
         self.eventLoop = eventLoop

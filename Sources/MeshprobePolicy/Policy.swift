@@ -485,8 +485,10 @@ public struct Policy {
             guard n <= 250 else { throw v.error("at most 250: the check drives four times the limit in concurrent failing requests") }
             // Judged against retries when they read: else their error is the one to fix.
             guard retriesRead else { return }
-            guard let retries = policy.retries.first, (retries.attempts ?? 0) > 0, retries.retryOn.retryableStatus != nil else {
-                throw v.error("maxRetries needs retries beside it with attempts and a retried status: the limit shows only on a route that retries")
+            // An HTTP status for HTTP requests, a gRPC condition for gRPC calls: which one applies is the run's target's.
+            guard let retries = policy.retries.first, (retries.attempts ?? 0) > 0,
+                  retries.retryOn.retryableStatus != nil || retries.retryOn.retryableGRPCStatus != nil else {
+                throw v.error("maxRetries needs retries beside it with attempts and a retried status or gRPC condition: the limit shows only on a route that retries")
             }
             policy.maxRetries.append((n, "\(v.file):\(v.line) \(v.path)"))
         }

@@ -197,7 +197,7 @@ extension VerifyReport {
         let site = DeclarationSite(e.source)
         for check in outcome.checks {
             let kind = check.kind ?? "retries"
-            appendProcedureCheck(kind: kind, name: "\(kind) (\(site.name)): \(check.name)", passed: check.passed,
+            appendProcedureCheck(kind: kind, name: "\(kind) (\(site.name)): \(check.name)", passed: check.passed, decided: check.decided,
                                  reason: check.reason, observed: check.evidence, declared: declared,
                                  test: "retryOn \(e.retryOn); tries counted by the echo per x-request-id (exact with one upstream "
                                      + "endpoint); times within max(50 ms, 10%), later by up to Envoy's default retry back-off",

@@ -228,7 +228,15 @@ private struct VerifyRun {
         let retrying = policy.retries.first { ($0.attempts ?? 0) > 0 && $0.retryOn.injected(retried: true, grpc: grpc) != nil }
         for (limit, source) in policy.maxRetries {
             guard let route = retrying, let status = route.retryOn.injected(retried: true, grpc: grpc) else {
-                note("note: \(source): maxRetries is not verified: no route retries a \(grpc ? "gRPC status (retryOn names no gRPC condition)" : "status") (declare retries on a route)")
+                // A verdict, not only a note: a result read by a machine must say the limit was not shown.
+                let why = "no route retries a \(grpc ? "gRPC status (retryOn names no gRPC condition: cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)" : "status (retryOn names no status)"), so the limit cannot be seen"
+                note("note: \(source): maxRetries is not verified: \(why)")
+                let site = DeclarationSite(source)
+                report.add(.undecided("the upstream never had more than \(limit) retries in flight", reason: why, evidence: ["limit": Double(limit)], requests: 0),
+                           name: "connection pool (\(site.name))", declared: ["max_retries": Double(limit)],
+                           test: "every request fails with a retried status at several times the limit in concurrent requests; the echo stamps its retries in flight",
+                           declaredAt: site.position)
+                closeCheck(&report, &laps)
                 continue
             }
             let budget = RetryBudgetExpectation(maxRetries: limit, route: route, status: status, source: source)

@@ -53,6 +53,24 @@ extension EndToEnd {
             #expect(out.stdout.contains("FAIL  retries"), "\(out.stdout)")
         }
 
+        /// Retries sent to other endpoints (HAProxy's redispatch, as Envoy's previous_hosts predicate): each echo counts
+        /// the tries it received, fewer than were made, so a proxy that retries as declared is not failed for it.
+        @Test func retriesSpreadOverEndpointsAreUndecidedNotFailed() async throws {
+            let echoes = [try await startEcho(version: "v1", tls: nil), try await startEcho(version: "v2", tls: nil),
+                          try await startEcho(version: "v3", tls: nil)]
+            defer { for echo in echoes { Task { await echo.close() } } }
+            let (out, verdicts) = try await verifyThroughHAProxy(servers: echoes.enumerated().map { ("s\($0.offset)", $0.element.port, 100) },
+                                                                 expect: "  retries: {attempts: 2, retryOn: \"503\", requests: 20}") {
+                $0.standIn(for: .lab(attempts: 2, perTryTimeout: nil))
+                $0.balance = "roundrobin"
+                $0.redispatchEveryRetry = true
+            }
+            #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+            let tries = try verdict(verdicts, "(503) is tried 3 times")
+            #expect(!tries.passed && tries.observed["endpoints"] == 3, "\(tries)")
+            #expect(tries.reason.contains("they came from 3 endpoints") && tries.reason.contains("each echo counts only the tries it received"), "\(tries.reason)")
+        }
+
         @Test func aProxyThatRetriesMoreThanDeclaredFails() async throws {
             let (out, verdicts) = try await verifyRetries("{attempts: 1, retryOn: \"503\", requests: 10}") {
                 $0.standIn(for: .lab(attempts: 1, perTryTimeout: nil))

@@ -81,6 +81,21 @@ import Testing
             return e.line == 5 && e.field == "expect.maxRetries" && e.message.contains("needs retries")
         }
     }
+
+    /// A route that retries only gRPC conditions shows the limit with gRPC calls: accepted (the trial's policy was refused).
+    @Test func maxRetriesBesideRetriesOfAGRPCConditionIsAccepted() throws {
+        let path = try writeTemporaryYAML("""
+            policy: meshprobe.policy/v1
+            target: grpc://127.0.0.1:1/meshprobe.echo.v1.Echo/Call
+            expect:
+              retries: {attempts: 2, retryOn: unavailable}
+              maxRetries: 2
+            """)
+        defer { removeTemporary(path) }
+        let policy = try Policy.load(path: path, environment: [:])
+        #expect(policy.maxRetries.first?.limit == 2)
+        #expect(policy.retries.first?.retryOn.injected(retried: true, grpc: true) == ResponseCode.grpc(.unavailable))
+    }
 }
 
 @Suite struct RetryConditionTests {

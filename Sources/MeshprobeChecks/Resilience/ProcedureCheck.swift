@@ -18,7 +18,7 @@ public struct ProcedureCheck: Sendable {
     public var scope: String? = nil
 
     /// A check that cannot judge, with why.
-    static func undecided(_ name: String, reason: String, evidence: [String: Double], requests: Int) -> ProcedureCheck {
+    public static func undecided(_ name: String, reason: String, evidence: [String: Double], requests: Int) -> ProcedureCheck {
         ProcedureCheck(name: name, passed: false, decided: false, reason: reason, evidence: evidence, requests: requests)
     }
 }

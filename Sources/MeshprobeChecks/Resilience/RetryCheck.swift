@@ -67,6 +67,7 @@ public enum RetryCheck {
         base.plan.connections = min(2, inFlight)
         base.plan.streamsPerConnection = (inFlight + base.plan.connections - 1) / base.plan.connections
         base.plan.model = .closed(concurrency: .constant(Double(inFlight)), thinkTime: 0)
+        base.countsPods = true
 
         let grpc = base.plan.grpc != nil
         func phase(status: Int? = nil, delay: Double? = nil, seconds: Double) async throws -> LoadResult {
@@ -89,7 +90,10 @@ public enum RetryCheck {
                 checks.append(evaluateTries(result, status: status, expected: attempts + 1,
                                             name: "a retried status (\(ResponseCode.text(status))) is tried \(times(attempts + 1)) (\(attempts) retr\(attempts == 1 ? "y" : "ies"))"))
             } else if grpc {
-                notes.append("retryOn \(expectation.retryOn) names no gRPC condition (cancelled, deadline-exceeded, internal, resource-exhausted, unavailable): the number of attempts is not exercised with gRPC calls, whose failures come with HTTP status 200 and their grpc-status, which HTTP conditions never match")
+                // A verdict, not only a note: the declared attempts are not shown, and a result read by a machine must say so.
+                checks.append(.undecided("the declared attempts (\(attempts) retr\(attempts == 1 ? "y" : "ies")) with gRPC calls",
+                                         reason: "retryOn \(expectation.retryOn) names no gRPC condition (cancelled, deadline-exceeded, internal, resource-exhausted, unavailable): the number of attempts is not exercised with gRPC calls, whose failures come with HTTP status 200 and their grpc-status, which HTTP conditions never match",
+                                         evidence: ["expected_tries": Double(attempts + 1)], requests: 0))
             } else {
                 notes.append("retryOn \(expectation.retryOn) names no status: the number of attempts is not exercised")
             }
@@ -137,6 +141,17 @@ public enum RetryCheck {
             let classes = result.failureClasses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             reasons.append("no final response carried the echo's attempt stamp (x-meshprobe-attempt): the proxy answered itself or did not pass x-request-id on (\(classes.isEmpty ? "no failures" : classes))")
         } else {
+            // Each echo counts the tries it received: a proxy that retries on other endpoints (Envoy's previous_hosts
+            // predicate, Istio's default; HAProxy's redispatch) leaves each final echo fewer than it made.
+            let workloads = result.identities.filter { !$0.key.workload.isEmpty || !$0.key.version.isEmpty }.keys.map(\.label)
+            let pods = result.podsSeen?.keys.sorted() ?? []
+            let endpoints = pods.count > workloads.count ? pods.map { "pod \($0)" } : workloads.sorted()
+            evidence["endpoints"] = Double(endpoints.count)
+            if fewer > 0, more == 0, endpoints.count > 1 {
+                return ProcedureCheck(kind: "retries", name: name, passed: false, decided: false,
+                                      reason: "\(fewer) of \(total) final responses counted fewer than \(times(expected)) (final responses: \(seen) tries), but they came from \(endpoints.count) endpoints (\(endpoints.joined(separator: ", "))) and each echo counts only the tries it received: a proxy that retries on other endpoints (Istio's default) spreads them. Check with one endpoint behind the route for an exact count",
+                                      evidence: evidence)
+            }
             if fewer > 0 {
                 reasons.append("\(fewer) of \(total) requests were tried fewer than \(times(expected)) (final responses: \(seen) tries): the proxy retries less than declared, or not on \(statusText)")
             }
