@@ -1,6 +1,7 @@
 import ArgumentParser
 import MeshprobeGRPC
 import MeshprobeIdentity
+import MeshprobeLoad
 import MeshprobeScenario
 import MeshprobeSpec
 
@@ -59,5 +60,13 @@ struct GRPCOptions: ParsableArguments {
             }
             throw CLIError.badInput(error.value.isEmpty ? "\(flag): \(error.reason)" : "\(flag) '\(error.value)': \(error.reason)")
         }
+    }
+}
+
+/// Encodes a gRPC run's JSON request with the server's reflection service when no descriptor set was given
+/// (`LoadConfiguration.resolveGRPCReflection`), once, before the run; a failure is bad input (exit 2) naming `field`.
+func resolveGRPCReflection(_ configuration: inout LoadConfiguration, field: String, protoset: String = "--protoset FILE") async throws {
+    do { try await configuration.resolveGRPCReflection(protoset: protoset) } catch {
+        throw CLIError.badInput("\(field): \(error.reason)")
     }
 }
