@@ -82,7 +82,7 @@ final class ReflectionSession: HTTP2ClientDelegate {
 
     func start() {
         let seconds = settings.connectTimeout
-        arm(seconds) { "connecting to \(self.authority) for gRPC reflection took more than \(Self.format(seconds))" }
+        arm(seconds) { "connecting to \(self.authority) for gRPC reflection took more than \(Self.format(seconds)) (the run's connect timeout)" }
         ClientBootstrap(group: eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(Int64(seconds * 1e9)))
@@ -191,7 +191,7 @@ final class ReflectionSession: HTTP2ClientDelegate {
         }
         handler.flush()
         let seconds = settings.timeout
-        arm(seconds) { "the server's reflection service did not answer within \(Self.format(seconds)) (--timeout)" }
+        arm(seconds) { "the server's reflection service did not answer within \(Self.format(seconds)) (the run's request timeout)" }
     }
 
     /// Fails the session with `reason` unless it ends (or the next wait is armed) within `seconds`.
