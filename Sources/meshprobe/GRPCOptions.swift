@@ -16,7 +16,7 @@ struct GRPCOptions: ParsableArguments {
         valueName: "service"))
     var grpcHealth: String?
 
-    @Option(help: ArgumentHelp("gRPC: a descriptor set (protoc --descriptor_set_out=FILE --include_imports, or buf build -o FILE.binpb): --data is then JSON encoded to the method's request type, and the method is checked to exist and be unary.",
+    @Option(help: ArgumentHelp("gRPC: a descriptor set (protoc --descriptor_set_out=FILE --include_imports, or buf build -o FILE.binpb): JSON --data is encoded to the method's request type with it, and the method is checked to exist and be unary. Without one, JSON --data is encoded with the server's reflection service (grpc.reflection.v1, or v1alpha), asked once before the run.",
                                valueName: "file"), completion: .file())
     var protoset: String?
 
