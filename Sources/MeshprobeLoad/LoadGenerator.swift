@@ -51,6 +51,10 @@ public final class LoadGenerator: Sendable {
     /// Runs to completion and returns the merged result.
     public func run() async throws -> LoadResult {
         try configuration.validate()
+        if configuration.plan.grpc?.awaitingReflection != nil {
+            // The JSON is encoded before the run (`resolveGRPCReflection`); an empty message must not go out in its place.
+            throw LoadPlanError(field: "--data", value: "JSON", reason: "the request is not encoded yet: the server's reflection service was not asked")
+        }
         let addresses = try Self.resolve(configuration.plan.targets)
         let loops = Array(group.makeIterator())
         // One loop per core this process may run on: two loops sharing one core (under taskset or

@@ -101,16 +101,19 @@ public struct LoadReport: Codable, Sendable {
         public var messageBytes: Int
         /// `identity` or `gzip`.
         public var compression: String
+        /// Where the method's descriptors came from: `protoset` or `reflection`; absent when none were read.
+        public var descriptors: String?
 
         public init(_ call: GRPCCall) {
             method = call.method
             message = call.messageSource
             messageBytes = call.message.count
             compression = call.gzip ? "gzip" : "identity"
+            descriptors = call.descriptors
         }
 
         enum CodingKeys: String, CodingKey {
-            case method, message, compression
+            case method, message, compression, descriptors
             case messageBytes = "message_bytes"
         }
     }

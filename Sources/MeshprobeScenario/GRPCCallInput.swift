@@ -30,7 +30,8 @@ public struct GRPCCallInput: Sendable, Equatable {
     public func isOn(for targets: [LoadTarget]) -> Bool { everyTarget || health != nil || targets.contains(where: \.grpc) }
 
     /// Makes the plan's requests gRPC calls when the run makes them: marks the targets, names the method (the URLs'
-    /// path, or the health check), builds the message (JSON encoded with the descriptor set, or a binary message).
+    /// path, or the health check), builds the message (JSON encoded with the descriptor set, or a binary message); JSON
+    /// without a descriptor set is left for the server's reflection service (`GRPCCall.awaitingReflection`).
     public func apply(to plan: inout LoadPlan) throws(Problem) {
         guard isOn(for: plan.targets) else {
             if gzip { throw Problem(field: .compression, value: "gzip", reason: "is for gRPC calls (grpc:// or grpcs:// URLs)") }
@@ -65,6 +66,7 @@ public struct GRPCCallInput: Sendable, Equatable {
             var method: ProtosetMethod?
             call.descriptorSet = protoset
             if let protoset {
+                call.descriptors = "protoset"
                 do { method = try DescriptorSet(file: protoset).method(name) } catch {
                     throw Problem(field: .protoset, value: protoset, reason: error.reason)
                 }
@@ -72,9 +74,16 @@ public struct GRPCCallInput: Sendable, Equatable {
             if let data {
                 let input: GRPCRequestData
                 do { input = try GRPCRequestData.read(data) } catch { throw Problem(field: .data, value: data, reason: error.reason) }
-                do { call.message = try input.message(for: method) } catch { throw Problem(field: .data, value: "", reason: error.reason) }
                 let form = if case .json = input { "JSON" } else { "binary" }
-                call.messageSource = "\(data.hasPrefix("@") ? String(data.dropFirst()) : "inline") (\(form)\(protoset.map { ", descriptor set \($0)" } ?? ""))"
+                var from = protoset.map { ", descriptor set \($0)" } ?? ""
+                if case .json(let text) = input, method == nil {
+                    // Encoded before the run, once the server's reflection service has described the method.
+                    call.awaitingReflection = text
+                    from = ", server reflection"
+                } else {
+                    do { call.message = try input.message(for: method) } catch { throw Problem(field: .data, value: "", reason: error.reason) }
+                }
+                call.messageSource = "\(data.hasPrefix("@") ? String(data.dropFirst()) : "inline") (\(form)\(from))"
             }
         }
         call.gzip = gzip

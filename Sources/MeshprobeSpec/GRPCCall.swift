@@ -14,6 +14,12 @@ public struct GRPCCall: Sendable, Equatable {
     /// The descriptor set the message was encoded with, when one was given: other methods a run calls (a route's) are
     /// checked against it.
     public var descriptorSet: String?
+    /// Where the method's descriptors came from: `protoset` (`--protoset`), `reflection` (the server's reflection
+    /// service); nil when none were read (a binary message, the health check).
+    public var descriptors: String?
+    /// JSON to encode once the server's reflection service has described the method (JSON given without a descriptor
+    /// set); `message` is empty until then, and a run does not start while this is set.
+    public var awaitingReflection: String?
 
     public init(method: String, message: [UInt8] = [], gzip: Bool = false, messageSource: String = "an empty message") {
         self.method = method

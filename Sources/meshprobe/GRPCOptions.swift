@@ -1,6 +1,7 @@
 import ArgumentParser
 import MeshprobeGRPC
 import MeshprobeIdentity
+import MeshprobeLoad
 import MeshprobeScenario
 import MeshprobeSpec
 
@@ -15,7 +16,7 @@ struct GRPCOptions: ParsableArguments {
         valueName: "service"))
     var grpcHealth: String?
 
-    @Option(help: ArgumentHelp("gRPC: a descriptor set (protoc --descriptor_set_out=FILE --include_imports, or buf build -o FILE.binpb): --data is then JSON encoded to the method's request type, and the method is checked to exist and be unary.",
+    @Option(help: ArgumentHelp("gRPC: a descriptor set (protoc --descriptor_set_out=FILE --include_imports, or buf build -o FILE.binpb): JSON --data is encoded to the method's request type with it, and the method is checked to exist and be unary. Without one, JSON --data is encoded with the server's reflection service (grpc.reflection.v1, or v1alpha), asked once before the run.",
                                valueName: "file"), completion: .file())
     var protoset: String?
 
@@ -59,5 +60,13 @@ struct GRPCOptions: ParsableArguments {
             }
             throw CLIError.badInput(error.value.isEmpty ? "\(flag): \(error.reason)" : "\(flag) '\(error.value)': \(error.reason)")
         }
+    }
+}
+
+/// Encodes a gRPC run's JSON request with the server's reflection service when no descriptor set was given
+/// (`LoadConfiguration.resolveGRPCReflection`), once, before the run; a failure is bad input (exit 2) naming `field`.
+func resolveGRPCReflection(_ configuration: inout LoadConfiguration, field: String, protoset: String = "--protoset FILE") async throws {
+    do { try await configuration.resolveGRPCReflection(protoset: protoset) } catch {
+        throw CLIError.badInput("\(field): \(error.reason)")
     }
 }

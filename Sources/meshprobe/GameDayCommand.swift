@@ -97,6 +97,7 @@ struct GameDayCommand: AsyncParsableCommand {
                                         outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
+        try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
         printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"
                    + (gameday.abortFile.map { " or touch \($0)" } ?? ""))
         for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(CheckPlan.describe(step))") }

@@ -255,6 +255,10 @@ struct LoadCommand: AsyncParsableCommand {
             } else {
                 rotation = IdentityRotation.watchFiles(identity: identity.spec, configuration: &configuration, peer: serverCheck.peerCheck)
             }
+            do { try await resolveGRPCReflection(&configuration, field: "--data") } catch {
+                await rotation?.stop()
+                throw error
+            }
             var plan = try shard.plan()
             if plan != nil {
                 plan?.tls = try ShardTLS.make(identity: identity.spec)

@@ -90,6 +90,7 @@ struct RunCommand: AsyncParsableCommand {
             rotation = IdentityRotation.watchFiles(identity: id.tls, configuration: &configuration, peer: peer)
         }
         do {
+            try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
             try await runSteps(scenario, configuration: configuration)
         } catch {
             await rotation?.stop()

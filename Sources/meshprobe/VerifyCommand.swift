@@ -105,6 +105,7 @@ struct VerifyCommand: AsyncParsableCommand {
                                         outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
+        try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
         if plan != nil {
             do { plan?.tls = try ShardTLS.make(identity: policy.scenario.identity.tls) } catch let error as CLIError {
                 throw CLIError.badInput("\(file): identity: \(error.message)")

@@ -143,7 +143,7 @@ extension EndToEnd {
             let cases: [([String], String)] = [
                 (["grpc://127.0.0.1:1/"], "name the gRPC method in the path: grpcs://HOST:PORT/package.Service/Method"),
                 (["grpc://127.0.0.1:1/a/b/c"], "'/a/b/c': must name a gRPC method as package.Service/Method"),
-                (["grpc://127.0.0.1:1/p.S/M", "--data", "{}"], "--data: a JSON request needs a descriptor set (--protoset FILE) to be encoded"),
+                (["grpc://127.0.0.1:1/p.S/M", "--data", "{}"], "--data: server reflection (127.0.0.1:1): 127.0.0.1:1 refused the connection"),
                 (["grpc://127.0.0.1:1/p.S/M", "--method", "GET"], "--method GET: a gRPC call is a POST"),
                 (["grpc://127.0.0.1:1/p.S/M", "--http", "1.1"], "--http '1.1': gRPC runs over HTTP/2 only"),
                 (["grpc://127.0.0.1:1/p.S/M", "http://127.0.0.1:1/"], "is not a gRPC target, and this run makes gRPC calls"),
