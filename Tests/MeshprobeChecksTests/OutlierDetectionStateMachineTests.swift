@@ -158,6 +158,42 @@ struct SyntheticResponses {
                 "\(summary(checks))")
     }
 
+    /// The phase ended (its wait ran out) before the victim made the declared errors: nothing shows it was not
+    /// ejected (the trial's slow neighbour held the check's one request at a time).
+    @Test func fewerErrorsThanDeclaredAndNoEjectionIsUndecided() {
+        var clock = SyntheticResponses(rate: 200)
+        var machine = afterBaseline(declared(), &clock)
+        _ = machine.observeAfterFault(clock.roundRobin(4, ["v1", "v2"]) { $0 == "v1" ? 503 : 200 })
+        _ = machine.endEjection(now: clock.now)
+        let checks = machine.checks(requests: clock.sent)
+        #expect(!checks[0].passed && !checks[0].decided, "\(summary(checks))")
+        #expect(checks[0].reason?.hasPrefix("v1 made 4 consecutive errors before the phase ended (declared: ejected after 5): too few requests") == true,
+                "\(summary(checks))")
+    }
+
+    /// After the declared errors the victim went half the ejection time without a request while the other workload
+    /// answered (too slowly to reach the silence threshold): it may have been ejected and returned. UNDECIDED, not
+    /// "looser" on the errors counted across the gap.
+    @Test func aLongGapAfterTheDeclaredErrorsIsUndecidedNotLooser() {
+        var clock = SyntheticResponses(rate: 200)
+        var machine = afterBaseline(declared(), &clock)
+        _ = machine.observeAfterFault(clock.roundRobin(5, ["v1", "v2"]) { $0 == "v1" ? 503 : 200 })
+        // One slow answer from v2, 0.6 s later (the clock jumps: one response), then v1 fails again, 5 more times.
+        var slow = clock.next("v2")
+        slow.at += 0.6
+        _ = machine.observeAfterFault([slow])
+        let later = (0..<5).flatMap { _ in [OutlierDetectionCheck.Response(at: slow.at + 0.01, destination: "v1", status: 503),
+                                            OutlierDetectionCheck.Response(at: slow.at + 0.02, destination: "v2", status: 200)] }
+        _ = machine.observeAfterFault(later)
+        _ = machine.endEjection(now: slow.at + 1)
+        let checks = machine.checks(requests: clock.sent)
+        #expect(machine.errors == 10 && !machine.ejected)
+        #expect(!checks[0].passed && !checks[0].decided, "\(summary(checks))")
+        #expect(checks[0].reason?.contains("received none for 0.6") == true && checks[0].reason?.contains("may have been ejected and returned") == true,
+                "\(summary(checks))")
+        #expect(checks[0].evidence["longest_gap_after_declared_s"] ?? 0 >= 0.6, "\(summary(checks))")
+    }
+
     @Test func aSilenceShorterThanTheThresholdIsNoEjection() {
         var clock = SyntheticResponses(rate: 200)
         var machine = afterBaseline(declared(), &clock)

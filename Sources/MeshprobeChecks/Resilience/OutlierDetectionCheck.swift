@@ -216,21 +216,34 @@ public enum OutlierDetectionCheck {
     /// The checks of one ejection. The time the victim was ejected for is measured by this machine's clock, as late as
     /// the machine ran (`lag`, seconds): a time outside its window by no more than the lag is no evidence either way, so
     /// that check is UNDECIDED and names the lag; outside by more, it fails.
+    ///
+    /// Not ejected is a FAIL only when the victim made more errors than declared and kept receiving requests with no
+    /// gap that could hold an ejection: fewer errors than declared show nothing (the phase ran out of requests), and a
+    /// gap of half the ejection time or more after the declared errors, with other workloads answering, may be an
+    /// ejection the silence rule could not confirm (see `EjectionStateMachine.gapAfterDeclared`).
     static func evaluateEjection(_ e: OutlierExpectation, victim: String, errors: Int, ejected: Bool, ejectedFor: Double?,
-                                 resolution: Double, lag: Double = 0) -> [ProcedureCheck] {
+                                 resolution: Double, lag: Double = 0, gapAfterDeclared: Double = 0) -> [ProcedureCheck] {
         var checks: [ProcedureCheck] = []
         let n = e.consecutiveErrors
         var reason: String?
-        if !ejected {
+        var decided = true
+        if !ejected && errors <= n {
+            decided = false
+            reason = "\(victim) made \(errors) consecutive error\(errors == 1 ? "" : "s") before the phase ended (declared: ejected after \(n)): too few requests reached it to tell (other workloads slow to answer hold this check's one request at a time)"
+        } else if !ejected && gapAfterDeclared >= max(0.5 * e.baseEjectionTime, 10 * resolution) {
+            decided = false
+            reason = String(format: "%@ kept receiving requests after %d consecutive errors, but received none for %.3f s after its %dth while other workloads answered: it may have been ejected and returned (the others answered too slowly to show the silence); a longer baseEjectionTime or faster workloads decide it", victim, errors, gapAfterDeclared, n)
+        } else if !ejected {
             reason = "\(victim) kept receiving requests after \(errors) consecutive errors (declared: ejected after \(n)): outlier detection is looser, or off"
         } else if errors > n {
             reason = "\(victim) was ejected after \(errors) consecutive errors, not \(n): the proxy's limit is looser"
         } else if errors < n {
             reason = "\(victim) was ejected after \(errors) consecutive errors, not \(n): the proxy's limit is tighter"
         }
+        var ejectionEvidence = ["consecutive_errors": Double(errors), "declared": Double(n)]
+        if !ejected, gapAfterDeclared > 0 { ejectionEvidence["longest_gap_after_declared_s"] = (gapAfterDeclared * 1000).rounded() / 1000 }
         checks.append(ProcedureCheck(name: "ejected after \(n) consecutive \(e.counted == .gatewayErrors ? "gateway errors" : "5xx")",
-                                     passed: reason == nil, reason: reason,
-                                     evidence: ["consecutive_errors": Double(errors), "declared": Double(n)]))
+                                     passed: reason == nil, decided: decided, reason: reason, evidence: ejectionEvidence))
         let (earliest, latest) = e.ejectionWindow
         // The victim's return is seen at the next request it gets: allow the mean gap between its requests, and a
         // tenth of the ejection time (at least 100 ms) for timers.

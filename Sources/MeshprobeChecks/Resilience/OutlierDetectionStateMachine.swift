@@ -78,6 +78,10 @@ extension OutlierDetectionCheck {
         public private(set) var lastVictim: Double?
         /// Responses after the victim's last.
         public private(set) var sinceVictim = 0
+        /// The longest the victim went without a response once it had made the declared errors, with another
+        /// workload answering meanwhile (seconds): an ejection the silence rule could not confirm (the others too slow
+        /// to show enough responses in it) may hide in such a gap.
+        public private(set) var gapAfterDeclared = 0.0
         public private(set) var ejected = false
         /// When the victim answered again after its ejection.
         public private(set) var backAt: Double?
@@ -164,6 +168,9 @@ extension OutlierDetectionCheck {
                 }
                 guard let v = victim else { continue }
                 if r.destination == v {
+                    if errors >= expectation.consecutiveErrors, sinceVictim > 0, let last = lastVictim {
+                        gapAfterDeclared = max(gapAfterDeclared, r.at - last)
+                    }
                     errors = expectation.counts(r.status) ? errors + 1 : 0
                     lastVictim = r.at
                     sinceVictim = 0
@@ -238,7 +245,8 @@ extension OutlierDetectionCheck {
             let resolution = 1 / (e.rate * max(shares[victim] ?? 0.5, 0.01))
             let ejectedFor = backAt.flatMap { back in lastVictim.map { back - $0 } }
             return OutlierDetectionCheck.evaluateEjection(e, victim: victim, errors: errors, ejected: ejected, ejectedFor: ejectedFor,
-                                                          resolution: resolution, lag: max(lag, returnStall)).map { check in
+                                                          resolution: resolution, lag: max(lag, returnStall),
+                                                          gapAfterDeclared: gapAfterDeclared).map { check in
                 var c = check
                 c.requests = requests
                 return c
