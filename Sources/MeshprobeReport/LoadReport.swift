@@ -36,6 +36,9 @@ public struct LoadReport: Codable, Sendable {
         /// How the client's identity rotated during the run: always with the Workload API, with watched SVID files
         /// when they changed; absent otherwise.
         public var identityRotations: IdentityRotations?
+        /// The per-request timeout (`--timeout`): a request that timed out took at least this long. Absent in results
+        /// from before it was written.
+        public var requestTimeoutSeconds: Double?
         /// The load model in words for a reader: a merged result's says that it is each run's, so that it agrees with
         /// `connections`, the runs' sum (`each of 2 runs: closed: 2 connections x 5 streams` beside 4 connections).
         public var modelText: String {
@@ -47,6 +50,7 @@ public struct LoadReport: Codable, Sendable {
             case schema, targets, connections, model, churn, build, inputs, grpc
             case tlsLoosened = "tls_loosened"
             case identityRotations = "identity_rotations"
+            case requestTimeoutSeconds = "request_timeout_seconds"
             case mergedFrom = "merged_from"
             case warmupSeconds = "warmup_seconds"
             case meshprobeVersion = "meshprobe_version"
@@ -375,6 +379,7 @@ public struct LoadReport: Codable, Sendable {
                     inputs: inputs)
         meta.tlsLoosened = configuration.tlsLoosened.isEmpty ? nil : configuration.tlsLoosened
         meta.grpc = configuration.plan.grpc.map(GRPCMeta.init)
+        meta.requestTimeoutSeconds = configuration.plan.requestTimeout
         // Watched files that never changed leave the result as it was; the Workload API's runs always say.
         if let rotations = configuration.tlsSource?.rotations,
            rotations.source != "files" || rotations.count + rotations.rejected > 0 {

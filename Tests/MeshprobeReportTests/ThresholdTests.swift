@@ -105,6 +105,37 @@ import Testing
         #expect(try judge("error_rate<1%").decided && !judge("error_rate<1%").passed)
     }
 
+    /// A request that timed out took at least the timeout: a latency threshold counts it, and is UNDECIDED when the
+    /// verdict depends on how much longer (the trial's `max<400ms` passed while a tenth of the requests timed out at
+    /// 500 ms).
+    @Test func timedOutRequestsCountInLatencyThresholds() throws {
+        var r = try report(ladder, thresholds: [])
+        r.summary.requests = 1050
+        r.summary.failed = 50
+        r.summary.errors["request_timeout"] = 50
+        r.meta.requestTimeoutSeconds = 2
+        func judge(_ text: String) throws -> ThresholdVerdict { try #require(r.evaluate([LoadThreshold(parsing: text)]).first) }
+        let max = try judge("max<1.5s")
+        #expect(max.decided && !max.passed && max.reason == "observed 2000.9 ms (limit 1500 ms); 50 timed-out requests counted at the timeout (2s)",
+                "\(max)")
+        let unknown = try judge("max<5s")
+        #expect(!unknown.decided && !unknown.passed)
+        #expect(unknown.reason == "50 requests timed out: their latency is unknown (at least the timeout, 2s); with them at the timeout it passes (2000.9 ms (limit 5000 ms)), with them any longer it fails",
+                "\(unknown)")
+        // 50 slow ones among 1050 cannot move the median whatever they took.
+        #expect(try judge("p50<600ms").passed)
+        // Per identity: they belong to no identity here, so they may be v1's.
+        var lost = try #require(r.workloads.first)
+        (lost.workload, lost.version, lost.cluster, lost.identity) = ("", "", "", "")
+        (lost.requests, lost.succeeded, lost.errors, lost.statuses, lost.errorKinds) = (50, 0, 50, [:], ["request_timeout": 50])
+        r.workloads.append(lost)
+        let scoped = try judge("version=v1:p99<2s")
+        #expect(!scoped.decided && scoped.reason?.hasPrefix("50 requests with no identity timed out and may be version=v1's") == true, "\(scoped)")
+        // An older result, without the timeout: the responses alone are the lower bound.
+        r.meta.requestTimeoutSeconds = nil
+        #expect(try !judge("max<1.5s").decided)
+    }
+
     /// A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures: 5 clean
     /// requests do not show an error rate under 1%.
     @Test func anErrorRateCeilingNeedsTenFailuresWorthOfRequests() throws {

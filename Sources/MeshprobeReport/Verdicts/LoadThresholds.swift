@@ -71,12 +71,69 @@ extension LoadReport {
         thresholds.map(evaluate)
     }
 
+    /// A latency threshold counts the requests that timed out too: each took at least the timeout, and how much longer
+    /// is unknown. The verdict stands when it is the same with them at the timeout and beyond any limit (an identity's
+    /// threshold also counts, in the second, the timeouts no identity can be given, which may be its own); otherwise it
+    /// is UNDECIDED, naming them.
     func evaluate(_ threshold: LoadThreshold) -> ThresholdVerdict {
+        let plain = evaluate(threshold, timedOut: nil)
+        switch threshold.metric {
+        case .percentile, .mean, .max: break
+        default: return plain
+        }
+        let (definite, maybe) = timedOutRequests(beside: threshold.selector)
+        guard definite + maybe > 0 else { return plain }
+        // Without a timeout on record (an older result), the responses alone are the lower bound.
+        let low = meta.requestTimeoutSeconds.map { evaluate(threshold, timedOut: (definite, UInt64($0 * 1e6))) } ?? plain
+        let high = evaluate(threshold, timedOut: (definite + maybe, Self.beyondAnyLimit))
+        guard low.decided else { return low }
+        if high.decided && high.passed == low.passed {
+            guard !low.passed, definite > 0, let t = meta.requestTimeoutSeconds else { return low }
+            var failed = low
+            failed.reason = (low.reason.map { "\($0); " } ?? "") + "\(counted(definite, "timed-out request")) counted at the timeout (\(numberText(t))s)"
+            return failed
+        }
+        var verdict = low
+        verdict.decided = false
+        verdict.passed = false
+        let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? ""
+        let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" } ?? ""
+        let which = switch (definite, maybe) {
+        case (_, 0): "\(counted(definite, "request")) timed out"
+        case (0, _): "\(counted(maybe, "request")) with no identity timed out and may be \(scope)'s"
+        default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
+        }
+        verdict.reason = "\(which): their latency is unknown\(timeout); with them at the timeout it \(low.passed ? "passes" : "fails") "
+            + "(\(low.comparisonText)), with them any longer it \(high.passed ? "passes" : "fails")"
+        return verdict
+    }
+
+    /// Latency values no limit reaches: the latency histogram's highest (an hour).
+    static let beyondAnyLimit: UInt64 = 3_600_000_000
+
+    /// The requests that timed out in a threshold's scope, and (for an identity's) those no identity can be given.
+    func timedOutRequests(beside selector: LoadThreshold.Selector?) -> (definite: Int, maybe: Int) {
+        let kind = ErrorKind.requestTimeout.rawValue
+        guard let selector else { return (summary.errors[kind] ?? 0, 0) }
+        let definite = workloads.filter { Self.field(selector.field, of: $0) == selector.value }.reduce(0) { $0 + ($1.errorKinds[kind] ?? 0) }
+        let maybe = workloads.filter { Self.field(selector.field, of: $0) != selector.value && Self.unattributed($0, for: selector) }
+            .reduce(0) { $0 + ($1.errorKinds[kind] ?? 0) }
+        return (definite, maybe)
+    }
+
+    /// A row that says nothing about `selector`'s field: no stamp, and for an `identity` selector no peer either.
+    static func unattributed(_ row: Workload, for selector: LoadThreshold.Selector) -> Bool {
+        row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty && (selector.field != .identity || row.identity.isEmpty)
+    }
+
+    /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none.
+    func evaluate(_ threshold: LoadThreshold, timedOut: (count: Int, micros: UInt64)?) -> ThresholdVerdict {
         var verdict = ThresholdVerdict(threshold: threshold.text, passed: false, decided: false, sample: 0)
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" }
         let elapsed = summary.elapsedSeconds
         // What the threshold is about: every response, or one identity's.
-        let requests: Int, failed: Int, latency: LatencyHistogram
+        let requests: Int, failed: Int
+        var latency: LatencyHistogram
         if let selector = threshold.selector {
             let rows = workloads.filter { Self.field(selector.field, of: $0) == selector.value }
             requests = rows.reduce(0) { $0 + $1.requests }
@@ -91,6 +148,7 @@ extension LoadReport {
             failed = summary.failed
             latency = ResultMerger.histogram(histograms.latency)
         }
+        if let timedOut, timedOut.count > 0 { _ = latency.record(timedOut.micros, count: UInt64(timedOut.count)) }
         let responses = Int(latency.totalCount)
         func judge(_ observed: Double) {
             verdict.decided = true
@@ -187,8 +245,7 @@ extension LoadReport {
     func unattributedFailures(beside selector: LoadThreshold.Selector) -> (count: Int, kinds: String) {
         var count = 0
         var kinds: [String: Int] = [:]
-        for row in workloads where row.errors > 0 && row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty {
-            if selector.field == .identity && !row.identity.isEmpty { continue }
+        for row in workloads where row.errors > 0 && Self.unattributed(row, for: selector) {
             count += row.errors
             for (kind, n) in row.errorKinds { kinds[kind, default: 0] += n }
             for (status, n) in row.statuses {
