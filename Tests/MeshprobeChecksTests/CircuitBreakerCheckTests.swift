@@ -96,6 +96,20 @@ import Testing
         #expect(waited.reason?.contains("at the median") == true, "\(waited)")
     }
 
+    /// Refusals at the limit that took longer than a held request are not a limit's (the trial's HAProxy retried
+    /// connects to a dead endpoint for 600 ms, then sent its 503 page): undecided, not "tighter"; quick ones fail.
+    @Test func slowRefusalsAtTheLimitAreUndecidedQuickOnesFail() throws {
+        var e = CircuitBreakerExpectation(maxRequests: 10, maxPending: 1, source: "test")
+        e.hold = 0.1
+        for (ms, decided) in [(604.0, false), (2.0, true)] {
+            var below = above(overflow: Array(repeating: ms, count: 20), lag: 1)
+            below.concurrency = 10
+            let check = try #require(CircuitBreakerCheck.evaluate(e, below: below, above: above(overflow: [2], lag: 1)).first)
+            #expect(!check.passed && check.decided == decided, "\(check)")
+            #expect(check.reason?.contains(decided ? "the limit is tighter than 10" : "not a limit's quick refusal") == true, "\(check)")
+        }
+    }
+
     /// No refusal above the limit fails against the echo (it held the requests, they piled up), and is undecided
     /// against a target without the echo's stamp (it may not have held them). Either way there is no overflow reply
     /// to time: its percentiles are left out, never written as a 0 ms that reads as a measurement.

@@ -132,6 +132,15 @@ public enum CircuitBreakerCheck {
             // A proxy with no endpoint answers every request with a 503 that looks like overflow: not a limit.
             checks.append(.undecided(belowName, reason: "\(below.result.nothingSucceeded): no endpoint answered, so no limit can be seen",
                                      evidence: belowEvidence, requests: below.result.totalRequests))
+        } else if below.overflow > 0, let hold = e.hold, let stats = below.overflowLatency,
+                  Double(stats.latency.valueAtPercentile(50)) / 1e6 > hold {
+            // A limit refuses at once (or after a short queue): refusals slower than a held request are something else,
+            // such as a proxy's connect retries to an endpoint that is down, which end in the same reply.
+            let p50 = Double(stats.latency.valueAtPercentile(50)) / 1000
+            var evidence = belowEvidence
+            evidence["overflow_p50_ms"] = (p50 * 1000).rounded() / 1000
+            checks.append(.undecided(belowName, reason: String(format: "%d of %d requests were refused by the proxy at %d concurrent requests, but the refusals took %.1f ms at the median, longer than a held request (%.0f ms): not a limit's quick refusal; an endpoint that is down (the proxy's connect retries) ends in the same reply", below.overflow, below.result.totalRequests, below.concurrency, p50, hold * 1000),
+                                     evidence: evidence, requests: below.result.totalRequests))
         } else {
             checks.append(ProcedureCheck(
                 name: belowName, passed: below.overflow == 0,
@@ -163,7 +172,7 @@ public enum CircuitBreakerCheck {
                                          evidence: evidence, requests: above.result.totalRequests))
             } else if above.overflow == 0 {
                 checks.append(ProcedureCheck(name: name, passed: false,
-                                             reason: "no request was refused at \(above.concurrency) concurrent requests (the proxy admits \(e.admitted)): the limit is looser, or not enforced",
+                                             reason: "no request was refused at \(above.concurrency) concurrent requests (declared: \(e.admitted) admitted, maxRequests + maxPending): the limit is looser, or not enforced",
                                              evidence: evidence, requests: above.result.totalRequests))
             } else if let hold = e.hold {
                 // Slow when the typical refusal waited (its median past half the hold: queued, not refused), or when
