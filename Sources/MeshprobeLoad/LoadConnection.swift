@@ -244,7 +244,7 @@ final class LoadConnection {
     /// request): what a TLS server built on OpenSSL does with plaintext, though a plaintext server may do it too.
     func peerClosedWithoutAByte() {
         guard closeReason == nil, state == .handshaking || sentOnConnection > 0 else { return }
-        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://)")
+        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)")
     }
 
     /// An error reached the end of the pipeline: remember why, then close.

@@ -95,7 +95,7 @@ import Testing
         #expect(try judge("version=v1:error_rate<5%").passed)
         let open = try judge("version=v1:error_rate<1%")
         #expect(!open.decided && !open.passed)
-        #expect(open.reason == "30 failed requests could not be attributed to an identity (request_timeout 20, connection_lost 10) and may be version=v1's: its error rate is 0% without them, 2.91% with them (limit 1%)")
+        #expect(open.reason == "30 failed requests could not be attributed to an identity (request_timeout: 20, connection_lost: 10) and may be version=v1's: its error rate is 0% without them, 2.91% with them (limit 1%)")
         // The connection's peer is known: an identity's threshold counts them as its own already.
         #expect(try !judge("identity=spiffe://example.org/ns/a/sa/reviews:error_rate<1%").passed)
         #expect(try judge("identity=spiffe://example.org/ns/a/sa/reviews:error_rate<1%").decided)

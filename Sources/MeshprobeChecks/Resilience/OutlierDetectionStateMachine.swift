@@ -334,7 +334,7 @@ extension OutlierDetectionCheck {
         public mutating func faultsCleared() -> String {
             precondition(stage == .failing)
             stage = .recovering
-            return "\(maxEjected) of \(endpoints) endpoints ejected at once (\(ejectedNames.sorted().joined(separator: ", "))); faults cleared"
+            return "\(maxEjected) of \(endpoints) endpoints ejected at once\(ejectedNames.isEmpty ? "" : " (\(ejectedNames.sorted().joined(separator: ", ")))"); faults cleared"
         }
 
         /// Adds responses after the faults were cleared; true once every endpoint answered again.

@@ -204,6 +204,12 @@ extension LoadReport {
                 guard requests >= least || failed >= 10 else {
                     verdict.reason = "\(counted(requests, "request")) are too few to judge an error rate of \(numberText(threshold.limit)): "
                         + "it needs \(least) (10 failures' worth at the limit) or 10 failures"
+                    if let selector = threshold.selector {
+                        let (count, kinds) = unattributedFailures(beside: selector)
+                        if count > 0 {
+                            verdict.reason! += "; \(counted(count, "failed request")) could not be attributed to an identity (\(kinds)) and may be \(scope!)'s"
+                        }
+                    }
                     return verdict
                 }
             }
@@ -253,7 +259,7 @@ extension LoadReport {
                 kinds[status, default: 0] += n
             }
         }
-        let text = kinds.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let text = kinds.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
         return (count, text)
     }
 
