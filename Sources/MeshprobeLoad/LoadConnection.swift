@@ -247,10 +247,17 @@ final class LoadConnection {
         closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)")
     }
 
+    /// A TLS failure as this connection names it: the TLS layer does not know the URL, and its wrong-scheme hint
+    /// names http(s):// (a gRPC target's is grpc(s)://).
+    private func reason(_ tlsError: TLSError) -> (kind: ErrorKind, message: String) {
+        guard target.grpc, tlsError.kind == .wrongScheme else { return (tlsError.kind, tlsError.message) }
+        return (tlsError.kind, tlsError.message.replacing("use http://, the URL says https://", with: "use grpc://, the URL says grpcs://"))
+    }
+
     /// An error reached the end of the pipeline: remember why, then close.
     func errorCaught(_ error: any Error) {
         if let tlsError = error as? TLSError {
-            if closeReason == nil { closeReason = (tlsError.kind, tlsError.message) }
+            if closeReason == nil { closeReason = reason(tlsError) }
         } else if closeReason == nil {
             closeReason = (.connectionLost, "\(error)")
         }
@@ -638,7 +645,7 @@ extension LoadConnection: HTTP2ClientDelegate {
     func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?) {
         guard closeReason == nil, let error else { return }
         if let tlsError = error as? TLSError {
-            closeReason = (tlsError.kind, tlsError.message)
+            closeReason = reason(tlsError)
         } else if let h2Error = error as? HTTP2ConnectionError {
             closeReason = (.protocolError, "\(h2Error)")
         } else {

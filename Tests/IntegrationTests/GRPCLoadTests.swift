@@ -139,6 +139,17 @@ extension EndToEnd {
             #expect(badJSON.stderr.contains(".id: expected a 64-bit integer"), "\(badJSON.stderr)")
         }
 
+        /// A grpcs:// URL at a plaintext port: the hint names gRPC's schemes, not HTTP's (the TLS layer does not know the URL).
+        @Test func aWrongSchemeIsNamedInGRPCsTerms() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let out = try await run(meshprobeBinary, ["load", "grpcs://127.0.0.1:\(echo.port)/meshprobe.echo.v1.Echo/Call", "--insecure", "-n", "5"],
+                                    timeout: 30)
+            #expect(out.stdout.contains("wrong_scheme"), "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("use grpc://, the URL says grpcs://"), "\(out.stdout)\(out.stderr)")
+            #expect(!out.stdout.contains("use http://"), "\(out.stdout)")
+        }
+
         @Test func refusesWhatAGRPCRunCannotSend() async throws {
             let cases: [([String], String)] = [
                 (["grpc://127.0.0.1:1/"], "name the gRPC method in the path: grpcs://HOST:PORT/package.Service/Method"),
