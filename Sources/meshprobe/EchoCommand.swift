@@ -17,7 +17,9 @@ struct EchoCommand: AsyncParsableCommand {
         discussion: """
             HTTP/2 and HTTP/1.1 over mTLS (--ca requires client certificates), TLS, or plaintext (--h2c: \
             prior-knowledge h2c and HTTP/1.1 on one port). Faults per request: ?status=503:50&delay=20ms:10&size=1024&close=5. \
-            With --control-allow, mTLS callers with those SPIFFE IDs may set faults for a while (`meshprobe fault`).             gRPC on the same port: meshprobe.echo.v1.Echo/Call (the stamps as metadata and reply fields, faults as             CallRequest fields) and grpc.health.v1.Health/Check (docs/echo.md, gRPC).
+            With --control-allow, mTLS callers with those SPIFFE IDs may set faults for a while (`meshprobe fault`). \
+            gRPC on the same port: meshprobe.echo.v1.Echo/Call (the stamps as metadata and reply fields, faults as \
+            CallRequest fields) and grpc.health.v1.Health/Check (docs/echo.md, gRPC).
             Example: meshprobe echo --listen 127.0.0.1:8443 --svid-dir ./svid-v1 --workload reviews --workload-version v1
             """
     )
