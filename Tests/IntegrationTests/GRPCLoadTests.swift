@@ -139,6 +139,30 @@ extension EndToEnd {
             #expect(badJSON.stderr.contains(".id: expected a 64-bit integer"), "\(badJSON.stderr)")
         }
 
+        /// `merge` of two gRPC runs: the statuses by name and per identity add up, the call is kept, the table shows
+        /// the grpc-status column.
+        @Test func mergeAddsGRPCRuns() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grpc-merge-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let url = "grpc://127.0.0.1:\(echo.port)/meshprobe.echo.v1.Echo/Call"
+            for (name, n) in [("a", "300"), ("b", "200")] {
+                let out = try await run(meshprobeBinary, ["load", url, "-n", n, "--json", "\(dir)/\(name).json", "--quiet"], timeout: 60)
+                #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            }
+            let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--json", "\(dir)/all.json"], timeout: 60)
+            #expect(merged.status == 0, "\(merged.stdout)\(merged.stderr)")
+            #expect(merged.stdout.contains("statuses:   OK: 500") && merged.stdout.contains("grpc-status"), "\(merged.stdout)")
+            #expect(try await ResultSchema.load.violation(in: "\(dir)/all.json") == nil)
+            let object = try #require(FileManager.default.contents(atPath: "\(dir)/all.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+            let meta = try #require(object["meta"] as? [String: Any])
+            #expect((meta["grpc"] as? [String: Any])?["method"] as? String == "meshprobe.echo.v1.Echo/Call", "\(meta)")
+            let rows = try #require(object["workloads"] as? [[String: Any]])
+            #expect(rows.count == 1 && rows[0]["requests"] as? Int == 500 && (rows[0]["statuses"] as? [String: Int]) == ["OK": 500], "\(rows)")
+        }
+
         /// A grpcs:// URL at a plaintext port: the hint names gRPC's schemes, not HTTP's (the TLS layer does not know the URL).
         @Test func aWrongSchemeIsNamedInGRPCsTerms() async throws {
             let echo = try await startEcho(version: "v1", tls: nil)
