@@ -125,8 +125,17 @@ import Testing
         #expect(classify(200, [("grpc-status", "14"), ("grpc-message", "no healthy upstream")]).reason == FailureClass.Reason.noHealthyUpstream)
         #expect(classify(200, [("grpc-status", "7"), ("grpc-message", "RBAC: access denied")])
                 == FailureClass(origin: .proxy, reason: FailureClass.Reason.accessDenied, proxy: "envoy", flag: "RBAC"))
-        // Linkerd's proxy marks its own errors with l5d-proxy-error on gRPC answers too.
-        #expect(classify(200, [("grpc-status", "14"), ("l5d-proxy-error", "service in fail-fast")]).reason == FailureClass.Reason.failFast)
+        // Linkerd's proxy answers a gRPC call it fails itself with HTTP 200, grpc-status in the headers, and the same
+        // text in grpc-message and l5d-proxy-error (linkerd2-proxy, linkerd/app/core/src/errors/respond.rs,
+        // `SyntheticHttpResponse::grpc_response`): UNAVAILABLE for fail-fast and bad gateways, DEADLINE_EXCEEDED for
+        // timeouts, PERMISSION_DENIED for an authorization refusal.
+        func linkerd(_ code: String, _ text: String) -> FailureClass {
+            classify(200, [("content-type", "application/grpc"), ("grpc-status", code), ("grpc-message", text), ("l5d-proxy-error", text)])
+        }
+        #expect(linkerd("14", "service in fail-fast") == FailureClass(origin: .proxy, reason: FailureClass.Reason.failFast, proxy: "linkerd"))
+        #expect(linkerd("4", "request timed out") == FailureClass(origin: .proxy, reason: FailureClass.Reason.upstreamTimeout, proxy: "linkerd"))
+        #expect(linkerd("7", "client 10.0.0.1:40000: server: 10.0.0.2:8080: unauthorized request on route")
+                == FailureClass(origin: .proxy, reason: FailureClass.Reason.accessDenied, proxy: "linkerd"))
         // HAProxy's overflow page reaches a gRPC call as HTTP 503 without grpc-status: kept as 503, its signature.
         #expect(classify(503, []).reason == FailureClass.Reason.unrecognised)
         // The application's own status, stamped: named by the status.
