@@ -447,7 +447,9 @@ public struct LoadReport: Codable, Sendable {
         case .open(let rate, let arrivals):
             return "open: \(profile(rate, unit: "req/s")), \(arrivals.rawValue) arrivals"
         case .closed(let concurrency, let think):
-            var text = "closed: \(counted(configuration.plan.connections, "connection")) x \(counted(configuration.plan.streamsPerConnection, "stream"))"
+            // HTTP/1.1 carries one request at a time whatever -m says.
+            let perConnection = configuration.plan.httpVersion == .http1 ? "1 request at a time" : counted(configuration.plan.streamsPerConnection, "stream")
+            var text = "closed: \(counted(configuration.plan.connections, "connection")) x \(perConnection)"
             if let concurrency { text += ", concurrency \(profile(concurrency, unit: "in flight"))" }
             if think > 0 { text += ", think \(format(think * 1000)) ms" }
             return text
