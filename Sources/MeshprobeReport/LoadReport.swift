@@ -404,6 +404,9 @@ public struct LoadReport: Codable, Sendable {
             warnings: Self.warnings(result, configuration: configuration),
             guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) },
             endedEarly: result.endedEarly)
+        if let warning = Self.expiredSVIDWarning(configuration: configuration, endedAt: startedAt.addingTimeInterval(result.elapsedSeconds)) {
+            summary.warnings.append(warning)
+        }
         failures = Failure.all(result)
         let total = max(1, result.identities.values.reduce(0) { $0 + $1.requests })
         workloads = Self.sortedIdentities(result).map { identity, stats in
@@ -458,6 +461,16 @@ public struct LoadReport: Codable, Sendable {
 
     static func format(_ value: Double) -> String {
         value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)
+    }
+
+    /// The client SVID in use at the end expired during the run (no rotation replaced it): servers that resume TLS
+    /// sessions keep accepting it, so requests may not fail, but a new full handshake would be refused.
+    static func expiredSVIDWarning(configuration: LoadConfiguration, endedAt: Date) -> String? {
+        guard let context = configuration.tlsSource?.current ?? configuration.tls, let notAfter = context.localNotAfter,
+              notAfter < endedAt else { return nil }
+        let id = context.localIdentity.map { " (\($0))" } ?? ""
+        return "the client SVID\(id) expired at \(UTCTimestamp.iso8601(notAfter)), before the run ended, and no rotation replaced it: "
+            + "servers that resume TLS sessions kept accepting it; a new connection's full handshake would be refused"
     }
 
     /// Says plainly when the generator itself may have distorted the numbers.

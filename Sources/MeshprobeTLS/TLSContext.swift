@@ -19,6 +19,8 @@ public final class TLSContext: @unchecked Sendable {
     public let configuration: TLSConfiguration
     /// The URI SAN of our own leaf certificate, if it is a SPIFFE ID.
     public let localIdentity: SPIFFEID?
+    /// When our own leaf certificate expires (nil: no certificate, or no readable date).
+    public let localNotAfter: Date?
 
     let sslContext: OwnedSSLContext
     let verifier: SPIFFEPeerVerifier
@@ -66,6 +68,7 @@ public final class TLSContext: @unchecked Sendable {
         SSL_CTX_set_default_passwd_cb(ctx) { _, _, _, _ in 0 }
 
         self.localIdentity = try Self.loadIdentity(into: ctx, configuration: configuration)
+        self.localNotAfter = SSL_CTX_get0_certificate(ctx).flatMap { X509Certificate(borrowing: $0).notAfter }
         self.verifier = try SPIFFEPeerVerifier(configuration: configuration)
         self.alpnWire = try Self.wireFormat(configuration.applicationProtocols)
 

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import Testing
 
@@ -95,6 +96,28 @@ extension EndToEnd {
 
         /// `/dev/null`, `/dev/zero` or a FIFO where a file is read (a policy, scenario or game day, a result to merge, a
         /// certificate or key) is named for what it is, exit 2 at once (no read of /dev/zero, no wait for a FIFO's writer).
+        /// A client SVID that expires during the run, with no rotation: the echo resumes TLS sessions, so requests need
+        /// not fail, and the summary warns that it expired (the trial's finding: nothing said so).
+        @Test func anSVIDThatExpiresDuringTheRunIsWarnedAbout() async throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-expiry-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            #expect(try await run(meshprobeBinary, ["pki", "ca", "--trust-domain", "example.org", "--out", "\(dir)/ca"]).status == 0)
+            #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/a/sa/echo",
+                                                    "--dns", "localhost", "--out", "\(dir)/echo"]).status == 0)
+            #expect(try await run(meshprobeBinary, ["pki", "issue", "--ca-dir", "\(dir)/ca", "--spiffe-id", "spiffe://example.org/ns/a/sa/prober",
+                                                    "--valid-for", "2s", "--out", "\(dir)/prober"]).status == 0)
+            let (echo, port) = try await BackgroundProcess.onFreePort { port in
+                try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--svid-dir", "\(dir)/echo"],
+                                            waitForPort: port, timeout: 20)
+            }
+            defer { echo.stop() }
+            let out = try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(port)/", "--svid-dir", "\(dir)/prober", "-c", "1", "-d", "4s"],
+                                    timeout: 60)
+            #expect(out.stdout.contains("warning: the client SVID (spiffe://example.org/ns/a/sa/prober) expired at "), "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("no rotation replaced it"), "\(out.stdout)")
+        }
+
         @Test func specialFilesAreNamedForWhatTheyAre() async throws {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meshprobe-special-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
