@@ -69,6 +69,17 @@ extension EndToEnd {
             let tries = try verdict(verdicts, "(503) is tried 3 times")
             #expect(!tries.passed && tries.observed["endpoints"] == 3, "\(tries)")
             #expect(tries.reason.contains("they came from 3 endpoints") && tries.reason.contains("each echo counts only the tries it received"), "\(tries.reason)")
+            // Two endpoints, two retries alternating: the last echo saw 2 of the 3 tries, what a declared single retry
+            // would show. Not a PASS (the second trial's finding): UNDECIDED.
+            let (more, moreVerdicts) = try await verifyThroughHAProxy(servers: [("s0", echoes[0].port, 100), ("s1", echoes[1].port, 100)],
+                                                                      expect: "  retries: {attempts: 1, retryOn: \"503\", requests: 20}") {
+                $0.standIn(for: .lab(attempts: 2, perTryTimeout: nil))
+                $0.balance = "roundrobin"
+                $0.redispatchEveryRetry = true
+            }
+            #expect(more.status == 3, "\(more.stdout)\(more.stderr)")
+            let twice = try verdict(moreVerdicts, "(503) is tried twice")
+            #expect(!twice.passed && twice.reason.contains("each count is a lower bound"), "\(twice)")
         }
 
         @Test func aProxyThatRetriesMoreThanDeclaredFails() async throws {

@@ -258,7 +258,7 @@ public enum OutlierDetectionCheck {
         let busy = String(format: "while this machine ran up to %.0f ms late: too busy a machine to tell", lag * 1000)
         if !ejected {
             // Nothing to time: these follow from an ejection, and the check above already failed for its absence.
-            quiet = "not judged: \(victim) was never ejected (see the check above)"
+            quiet = "not judged: no ejection of \(victim) was seen (see the check above)"
             back = quiet
             quietDecided = false
             backDecided = false

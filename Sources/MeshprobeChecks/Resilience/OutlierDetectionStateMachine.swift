@@ -200,7 +200,9 @@ extension OutlierDetectionCheck {
                 events.append(Event(at: lastVictim ?? now, what: "\(victim) ejected after \(errors) consecutive errors (its last response)"))
                 stage = .awaitingReturn
             } else {
-                events.append(Event(at: now, what: "\(victim) still receiving requests after \(errors) consecutive errors"))
+                events.append(Event(at: now, what: errors > e.consecutiveErrors
+                    ? "\(victim) still receiving requests after \(errors) consecutive errors"
+                    : "no ejection of \(victim) seen after its \(errors) consecutive error\(errors == 1 ? "" : "s") (the wait ended)"))
                 stage = .done
             }
             return events

@@ -192,9 +192,10 @@ public enum ResultMerger {
         out.meta.startedAt = all.map(\.meta.startedAt).min() ?? out.meta.startedAt
         out.meta.targets = all.flatMap(\.meta.targets).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         out.meta.connections = all.reduce(0) { $0 + $1.meta.connections }
-        // A timed-out request of any run took at least the shortest timeout (unknown if one run does not say).
-        let timeouts = all.map(\.meta.requestTimeoutSeconds)
-        out.meta.requestTimeoutSeconds = timeouts.contains(nil) ? nil : timeouts.compactMap { $0 }.min()
+        // Runs with one timeout keep it; with different ones (or one that does not say) the merged timed-out requests
+        // have no one lower bound, and latency thresholds count them as of unknown latency.
+        let timeouts = Set(all.map(\.meta.requestTimeoutSeconds))
+        out.meta.requestTimeoutSeconds = timeouts.count == 1 ? timeouts.first! : nil
         out.meta.model = all.map(\.meta.model).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: "; ")
         var inputs: [LoadReport.Input] = []
         for r in all { for i in r.meta.inputs ?? [] where !inputs.contains(i) { inputs.append(i) } }

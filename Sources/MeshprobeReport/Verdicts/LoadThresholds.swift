@@ -96,15 +96,21 @@ extension LoadReport {
         var verdict = low
         verdict.decided = false
         verdict.passed = false
-        let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? ""
+        let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? " (the result does not say its timeout)"
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" } ?? ""
         let which = switch (definite, maybe) {
         case (_, 0): "\(counted(definite, "request")) timed out"
         case (0, _): "\(counted(maybe, "request")) with no identity timed out and may be \(scope)'s"
         default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
         }
-        verdict.reason = "\(which): their latency is unknown\(timeout); with them at the timeout it \(low.passed ? "passes" : "fails") "
-            + "(\(low.comparisonText)), with them any longer it \(high.passed ? "passes" : "fails")"
+        // What the lower bound counted: its own timed-out requests at the timeout (when known), never the maybe ones.
+        let lowWords = switch (definite > 0 && meta.requestTimeoutSeconds != nil, maybe > 0) {
+        case (true, false): "counting them at the timeout"
+        case (true, true): "counting its own at the timeout and not the others"
+        default: "without them"
+        }
+        verdict.reason = "\(which): their latency is unknown\(timeout); \(lowWords) it \(low.passed ? "passes" : "fails") "
+            + "(\(low.comparisonText)), counting them all as longer than any limit it \(high.passed ? "passes" : "fails")"
         return verdict
     }
 
