@@ -138,6 +138,25 @@ import Testing
         #expect(try !judge("max<1.5s").decided)
     }
 
+    /// An identity's latency threshold: a proxy's unstamped replies (no identity) may be its own, as for its error rate
+    /// (the second trial: `version=v1:p99<100ms` passed while 1000 unstamped 503s took a second each).
+    @Test func unstampedAnswersMayBeAnIdentitysLatencyToo() throws {
+        var c = configuration
+        c.plan.thresholds = try ["version=v1:p99<1.5s", "version=v1:p50<600ms"].map { try LoadThreshold(parsing: $0) }
+        var r = result(ladder, identity: mergeIdentity, status: 200, labels: mergeLabels)
+        var proxyLabels = mergeLabels
+        (proxyLabels.destinationWorkload, proxyLabels.destinationVersion, proxyLabels.destinationCluster, proxyLabels.destinationPrincipal) = ("", "", "", "")
+        proxyLabels.responseCode = 503
+        r.merge(result(Array(repeating: 2_000_000, count: 100), identity: WorkloadIdentity(), status: 503, labels: proxyLabels))
+        let report = try LoadReport.decode(try LoadReport(result: r, configuration: c, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0),
+                                                          version: "test").jsonData())
+        let p99 = try verdict(report, "version=v1:p99<1.5s")
+        #expect(!p99.decided && p99.reason?.hasPrefix("100 answers with no identity (a proxy's unstamped replies) may be version=v1's; without them it passes") == true,
+                "\(p99)")
+        // 100 slow ones beside 1000 cannot move v1's median over 600 ms: decided.
+        #expect(try verdict(report, "version=v1:p50<600ms").passed)
+    }
+
     /// A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures: 5 clean
     /// requests do not show an error rate under 1%.
     @Test func anErrorRateCeilingNeedsTenFailuresWorthOfRequests() throws {

@@ -82,10 +82,12 @@ extension LoadReport {
         default: return plain
         }
         let (definite, maybe) = timedOutRequests(beside: threshold.selector)
-        guard definite + maybe > 0 else { return plain }
+        // An identity's threshold: the answers no identity can be given (a proxy's unstamped replies) may be its own too.
+        let others = threshold.selector.map(unattributedLatency) ?? LatencyHistogram.latency()
+        guard definite + maybe > 0 || others.totalCount > 0 else { return plain }
         // Without a timeout on record (an older result), the responses alone are the lower bound.
         let low = meta.requestTimeoutSeconds.map { evaluate(threshold, timedOut: (definite, UInt64($0 * 1e6))) } ?? plain
-        let high = evaluate(threshold, timedOut: (definite + maybe, Self.beyondAnyLimit))
+        let high = evaluate(threshold, timedOut: (definite + maybe, Self.beyondAnyLimit), adding: others)
         guard low.decided else { return low }
         if high.decided && high.passed == low.passed {
             guard !low.passed, definite > 0, let t = meta.requestTimeoutSeconds else { return low }
@@ -98,10 +100,14 @@ extension LoadReport {
         verdict.passed = false
         let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? " (the result does not say its timeout)"
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" } ?? ""
-        let which = switch (definite, maybe) {
+        var which = switch (definite, maybe) {
+        case (0, 0): ""
         case (_, 0): "\(counted(definite, "request")) timed out"
         case (0, _): "\(counted(maybe, "request")) with no identity timed out and may be \(scope)'s"
         default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
+        }
+        if others.totalCount > 0 {
+            which += (which.isEmpty ? "" : "; ") + "\(counted(Int(others.totalCount), "answer")) with no identity (a proxy's unstamped replies) may be \(scope)'s"
         }
         // What the lower bound counted: its own timed-out requests at the timeout (when known), never the maybe ones.
         let lowWords = switch (definite > 0 && meta.requestTimeoutSeconds != nil, maybe > 0) {
@@ -109,8 +115,14 @@ extension LoadReport {
         case (true, true): "counting its own at the timeout and not the others"
         default: "without them"
         }
-        verdict.reason = "\(which): their latency is unknown\(timeout); \(lowWords) it \(low.passed ? "passes" : "fails") "
-            + "(\(low.comparisonText)), counting them all as longer than any limit it \(high.passed ? "passes" : "fails")"
+        let unknown = definite + maybe == 0 ? "" : (others.totalCount > 0 ? ": the timed-out ones' latency is unknown" : ": their latency is unknown") + timeout
+        let highWords = switch (definite + maybe > 0, others.totalCount > 0) {
+        case (true, false): "counting them all as longer than any limit"
+        case (false, _): "counting them as its own"
+        default: "counting the answers as its own and the timed-out ones as longer than any limit"
+        }
+        verdict.reason = "\(which)\(unknown); \(lowWords) it \(low.passed ? "passes" : "fails") "
+            + "(\(low.comparisonText)), \(highWords) it \(high.passed ? "passes" : "fails")"
         return verdict
     }
 
@@ -132,8 +144,19 @@ extension LoadReport {
         row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty && (selector.field != .identity || row.identity.isEmpty)
     }
 
-    /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none.
-    func evaluate(_ threshold: LoadThreshold, timedOut: (count: Int, micros: UInt64)?) -> ThresholdVerdict {
+    /// The latency of the answers that say nothing about `selector`'s field (no stamp; for `identity`, no peer).
+    func unattributedLatency(_ selector: LoadThreshold.Selector) -> LatencyHistogram {
+        var h = LatencyHistogram.latency()
+        for row in series where Self.field(selector.field, of: row.labels) != selector.value
+            && row.labels.destinationWorkload.isEmpty && row.labels.destinationVersion.isEmpty && row.labels.destinationCluster.isEmpty
+            && (selector.field != .identity || row.labels.destinationPrincipal.isEmpty) {
+            h.add(ResultMerger.histogram(row.histogram))
+        }
+        return h
+    }
+
+    /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none; `adding`: more responses.
+    func evaluate(_ threshold: LoadThreshold, timedOut: (count: Int, micros: UInt64)?, adding extra: LatencyHistogram? = nil) -> ThresholdVerdict {
         var verdict = ThresholdVerdict(threshold: threshold.text, passed: false, decided: false, sample: 0)
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" }
         let elapsed = summary.elapsedSeconds
@@ -155,6 +178,7 @@ extension LoadReport {
             latency = ResultMerger.histogram(histograms.latency)
         }
         if let timedOut, timedOut.count > 0 { _ = latency.record(timedOut.micros, count: UInt64(timedOut.count)) }
+        if let extra, extra.totalCount > 0 { latency.add(extra) }
         let responses = Int(latency.totalCount)
         func judge(_ observed: Double) {
             verdict.decided = true
