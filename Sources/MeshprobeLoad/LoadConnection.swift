@@ -671,13 +671,24 @@ extension LoadConnection: HTTP1ClientDelegate {
     func http1Closed(error: (any Error)?) {}
 }
 
-/// Sits last in a load connection's pipeline: forwards TLS completion, errors and closure to the owner.
+/// What a client connection's last handler tells: TLS completion, an error that reached the end, the closure.
+protocol ConnectionEventsOwner: AnyObject {
+    func handshakeCompleted(_ event: TLSHandshakeCompleted)
+    func errorCaught(_ error: any Error)
+    func channelClosed()
+}
+
+extension LoadConnection: ConnectionEventsOwner {}
+extension ReflectionSession: ConnectionEventsOwner {}
+
+/// Sits last in a client connection's pipeline (a load's, the reflection call's): forwards TLS completion, errors and
+/// closure to the owner.
 final class ConnectionEventsHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = Any
 
-    private let owner: LoadConnection
+    private let owner: any ConnectionEventsOwner
 
-    init(owner: LoadConnection) {
+    init(owner: any ConnectionEventsOwner) {
         self.owner = owner
     }
 

@@ -104,7 +104,7 @@ final class ReflectionSession: HTTP2ClientDelegate {
         self.channel = channel
         let sync = channel.pipeline.syncOperations
         do {
-            try sync.addHandler(ReflectionEventsHandler(owner: self))
+            try sync.addHandler(ConnectionEventsHandler(owner: self))
             if settings.target.scheme == .https, let tls = settings.tls {
                 let handler = settings.target.serverName.map { tls.makeHandler(serverName: $0) } ?? tls.makeHandler(connectingTo: settings.target.host)
                 try sync.addHandler(handler, position: .first)
@@ -132,7 +132,7 @@ final class ReflectionSession: HTTP2ClientDelegate {
         let handler = HTTP2ClientConnectionHandler(settings: h2, collectBodies: true, delegate: self)
         self.handler = handler
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(handler, position: .before(try sync.handler(type: ReflectionEventsHandler.self)))
+        try sync.addHandler(handler, position: .before(try sync.handler(type: ConnectionEventsHandler.self)))
     }
 
     /// A TLS failure or another error in the pipeline: the reason the connection closes.
@@ -263,29 +263,4 @@ final class ReflectionSession: HTTP2ClientDelegate {
     func http2ConnectionClosed(_ connection: HTTP2ClientConnectionHandler, error: (any Error)?) {
         if closeReason == nil, let error { closeReason = "\(error)" }
     }
-}
-
-/// Sits last in a reflection connection's pipeline: forwards TLS completion, errors and closure to the session.
-final class ReflectionEventsHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = Any
-
-    private let owner: ReflectionSession
-
-    init(owner: ReflectionSession) {
-        self.owner = owner
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let done = event as? TLSHandshakeCompleted { owner.handshakeCompleted(done) }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        owner.errorCaught(error)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        owner.channelClosed()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
