@@ -15,13 +15,13 @@ package struct GameDayRunOptions: Sendable {
     package var reports: ReportOutputs
     /// The client TLS context for the workloads' control APIs; needed (and given) when a step sets faults or checks
     /// outlier detection.
-    package var controlTLS: TLSContext?
+    package var controlTLS: TLSContextSource?
     /// The operator's cap on the whole game day, seconds: it aborts there.
     package var maxDuration: Double
     /// The TLS context of each access step's caller with an SVID (the identity's own included) and of `anonymous`.
     package var accessCallers: [AccessCaller: TLSContext] = [:]
 
-    package init(json: String?, quiet: Bool, reports: ReportOutputs, controlTLS: TLSContext?, maxDuration: Double) {
+    package init(json: String?, quiet: Bool, reports: ReportOutputs, controlTLS: TLSContextSource?, maxDuration: Double) {
         self.json = json
         self.quiet = quiet
         self.reports = reports

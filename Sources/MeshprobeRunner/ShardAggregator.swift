@@ -10,12 +10,13 @@ import NIOHTTP1
 import NIOPosix
 
 /// The result channel's mTLS: shard 0 serves with its SVID and requires the others' (same trust domain); the others
-/// present theirs and expect shard 0's trust domain.
+/// present theirs and expect shard 0's trust domain. Sources, so that a result sent at the end of a long run goes with
+/// the SVID current then (the Workload API's, rewritten files).
 package struct ShardTLS: Sendable {
-    package var client: TLSContext
-    package var server: TLSContext
+    package var client: TLSContextSource
+    package var server: TLSContextSource
 
-    package init(client: TLSContext, server: TLSContext) {
+    package init(client: TLSContextSource, server: TLSContextSource) {
         self.client = client
         self.server = server
     }
@@ -147,7 +148,7 @@ package final class ShardAggregator: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls = plan.tls { try channel.pipeline.syncOperations.addHandler(tls.server.makeHandler()) }
+                    if let tls = plan.tls { try channel.pipeline.syncOperations.addHandler(tls.server.current.makeHandler()) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(ShardUploadHandler(accept: accept, budget: budget))
                 }
@@ -166,7 +167,9 @@ package final class ShardAggregator: Sendable {
         } catch {
             throw ExitError.badInput("--aggregator \(plan.host):\(plan.port): shard 0 \(listenFailure("\(plan.bindHost):\(plan.port)", error))")
         }
-        printError("meshprobe \(command): shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port)")
+        let security = plan.tls.map { "mutual TLS, shards of trust domain \($0.server.current.localIdentity?.trustDomain ?? "?")" }
+            ?? "plain HTTP: the run's identity has no SVID"
+        printError("meshprobe \(command): shard 0/\(plan.count): aggregating on \(plan.bindHost):\(plan.port) (\(security))")
         return aggregator
     }
 
@@ -308,7 +311,7 @@ package func sendShardResult(_ body: Data, plan: ShardPlan, command: String, gro
             let status = try await HTTP1Exchange.status(
                 .POST, host: plan.host, port: plan.port, path: "/shards/\(plan.index)",
                 headers: ["content-type": "application/json", "x-meshprobe-shards": String(plan.count)],
-                body: text, tls: plan.tls?.client, timeout: .seconds(30), group: group)
+                body: text, tls: plan.tls?.client.current, timeout: .seconds(30), group: group)
             if (200..<300).contains(Int(status.code)) {
                 printError("meshprobe \(command): shard \(plan.index)/\(plan.count): the aggregator \(plan.host):\(plan.port) accepted the result (attempt \(attempts)); its verdict is shard 0's")
                 return

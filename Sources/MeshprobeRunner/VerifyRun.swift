@@ -21,14 +21,14 @@ package struct VerifyRunOptions: Sendable {
     package var reports: ReportOutputs
     /// The client TLS context for the workloads' control APIs; needed (and given) only when the policy has outlier
     /// detections, whose check makes workloads fail.
-    package var controlTLS: TLSContext?
+    package var controlTLS: TLSContextSource?
     /// This process's part of a sharded verification; nil when not sharded.
     package var shard: ShardPlan?
     /// The TLS context of each access caller with an SVID (the prober's own included) and of `anonymous`.
     package var accessCallers: [AccessCaller: TLSContext] = [:]
 
     package init(file: String, manifests: [String] = [], json: String? = nil, quiet: Bool, reports: ReportOutputs,
-                 controlTLS: TLSContext? = nil, shard: ShardPlan? = nil) {
+                 controlTLS: TLSContextSource? = nil, shard: ShardPlan? = nil) {
         self.file = file
         self.manifests = manifests
         self.json = json

@@ -12,7 +12,7 @@ public struct ScenarioIdentity: Sendable, Equatable {
     public var expectPeer: PeerExpectation?
     public var sni: String?
     public var insecure = false
-    /// `workloadApi`: the SVID and bundles from the SPIFFE Workload API instead of files (`run` only).
+    /// `workloadApi`: the SVID and bundles from the SPIFFE Workload API instead of files.
     public var workloadAPI: WorkloadAPIEndpoint?
     /// `workloadApiSvid`: the SPIFFE ID of the SVID to present when the agent offers several.
     public var workloadAPISVID: SPIFFEID?

@@ -28,6 +28,13 @@ public final class TLSContextSource: Sendable {
     private struct State {
         var context: TLSContext
         var rotations: Rotations
+        /// Sources made from this one's contexts (`derived`), rotated with it.
+        var children: [Child] = []
+    }
+
+    private struct Child {
+        var source: TLSContextSource
+        var transform: @Sendable (TLSContext) throws -> TLSContext
     }
 
     private let state: NIOLockedValueBox<State>
@@ -42,13 +49,34 @@ public final class TLSContextSource: Sendable {
 
     public var rotations: Rotations { state.withLockedValue { $0.rotations } }
 
-    /// Installs a new context for the connections made from now on.
+    /// Installs a new context for the connections made from now on, and the derived sources' from it.
     public func rotate(to context: TLSContext) {
         let seconds = (ContinuousClock.now - start).seconds
-        state.withLockedValue {
+        let children = state.withLockedValue {
             $0.context = context
             $0.rotations.count += 1
             $0.rotations.times.append(seconds)
+            return $0.children
+        }
+        for child in children {
+            do { child.source.rotate(to: try child.transform(context)) } catch { child.source.rejected("\(error)") }
+        }
+    }
+
+    /// A source of contexts made from this one's by `transform` (the same SVID and bundles with other peer checks,
+    /// another role): made now from the current context, and again on every rotation; a rotation `transform` refuses
+    /// keeps the derived context in use.
+    public func derived(source name: String, _ transform: @escaping @Sendable (TLSContext) throws -> TLSContext) throws -> TLSContextSource {
+        while true {
+            let base = current
+            let child = TLSContextSource(initial: try transform(base), source: name)
+            // Registered only if no rotation came in between (it would have missed the child).
+            let registered = state.withLockedValue {
+                guard $0.context === base else { return false }
+                $0.children.append(Child(source: child, transform: transform))
+                return true
+            }
+            if registered { return child }
         }
     }
 

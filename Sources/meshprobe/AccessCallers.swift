@@ -6,7 +6,7 @@ import MeshprobeSpec
 import MeshprobeTLS
 
 /// The TLS contexts of access checks' callers (a policy's `expect.access`, a game day's access steps): each trusts
-/// and checks the server as the file's identity does, and presents its own SVID (the identity's own, an `identities`
+/// and checks the server as the prober's context does, and presents its own SVID (the identity's own, an `identities`
 /// entry's, or none for `anonymous`). Errors name the file and the entry; each entry's SVID must carry the SPIFFE ID
 /// it is listed under, and `foreign`'s another trust domain than the prober's.
 func accessCallers(_ checks: [AccessExpectation], identities: [CallerIdentity], identity id: ScenarioIdentity,
@@ -16,23 +16,14 @@ func accessCallers(_ checks: [AccessExpectation], identities: [CallerIdentity], 
     guard let own = configuration.tls, configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
         throw CLIError.badInput("\(file): access: callers other than plaintext need an https target (callers present SVIDs over TLS)")
     }
-    let trust = id.tls.files().ca
+    // Every caller trusts and checks the server as the prober does (its bundles: files or the Workload API's; its
+    // expected peer, SNI, ALPN and loosening) and presents its own SVID, or none.
     func context(_ cert: String?, _ key: String?, at location: String) throws -> TLSContext {
-        var spec = TLSIdentitySpec()
-        spec.cert = cert
-        spec.key = key
-        spec.ca = trust
-        spec.trustBundles = id.tls.trustBundles
-        spec.tlsSecurityLevel = id.tls.tlsSecurityLevel
-        spec.allowNonSVIDPeer = id.tls.allowNonSVIDPeer
-        var c = configuration
-        do {
-            try attachClientTLS(to: &c, identity: spec, expected: id.expectPeer, insecure: id.insecure, sni: id.sni)
-        } catch let error as CLIError {
-            throw CLIError.badInput("\(location): \(error.message)")
-        }
-        guard let tls = c.tls else { throw CLIError.badInput("\(location): no TLS context") }
-        return tls
+        var c = own.configuration
+        c.svidInMemory = nil
+        c.certificateChainFile = cert
+        c.privateKeyFile = key
+        do { return try TLSContext(configuration: c) } catch { throw CLIError.badInput("\(location): \(error.message)") }
     }
     var contexts: [AccessCaller: TLSContext] = [:]
     if let mine = own.localIdentity?.description { contexts[.spiffe(mine)] = own }

@@ -88,7 +88,7 @@ struct GameDayCommand: AsyncParsableCommand {
             if case .outlierDetection = step.kind { return true }
             return !step.faults.isEmpty
         }
-        let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check) : nil
+        if check, needsControl { _ = try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: false) }
         let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
         let caps = counted(gameday.steps.count, "step") + String(format: ", about %.0f s; caps %@ req/s and %.0f s", planned, YAMLValue.format(maxRate), cap)
         if check {
@@ -97,20 +97,26 @@ struct GameDayCommand: AsyncParsableCommand {
                                         outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
-        try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
-        printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"
-                   + (gameday.abortFile.map { " or touch \($0)" } ?? ""))
-        for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(CheckPlan.describe(step))") }
         if let file = gameday.abortFile, FileManager.default.fileExists(atPath: file) {
             throw CLIError.badInput("the abort file \(file) exists already, so the game day would stop at once: remove it first")
         }
-        var options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
-                                        maxDuration: cap)
-        // Every access step's callers, checked (their SVIDs read) before any step runs.
-        options.accessCallers = try accessCallers(gameday.accessChecks, identities: gameday.identities, identity: gameday.scenario.identity,
-                                                  configuration: configuration, file: file)
-        if let exit = try await executeGameDay(gameday, configuration: configuration, options: options) {
-            throw CLIError(message: exit.message, exitCode: exit.code)
+        // The identity kept current for the whole game day (every step's new connections, the control APIs' client):
+        // the Workload API's stream, or a watch of the SVID files.
+        let rotation = try await IdentityRotation.start(scenarioIdentity: gameday.scenario.identity, file: file, configuration: &configuration,
+                                                       controlAPIs: needsControl)
+        let exit = try await IdentityRotation.around(rotation) {
+            try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
+            let control = needsControl ? try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, rotating: configuration.tlsSource) : nil
+            printError("meshprobe gameday: \(gameday.name): \(caps); abort with SIGINT/SIGTERM"
+                       + (gameday.abortFile.map { " or touch \($0)" } ?? ""))
+            for (i, step) in gameday.steps.enumerated() { printError("  \(i + 1). \(CheckPlan.describe(step))") }
+            var options = GameDayRunOptions(json: json, quiet: quiet, reports: try reports.outputs(logs: logs), controlTLS: control,
+                                            maxDuration: cap)
+            // Every access step's callers, checked (their SVIDs read) before any step runs.
+            options.accessCallers = try accessCallers(gameday.accessChecks, identities: gameday.identities, identity: gameday.scenario.identity,
+                                                      configuration: configuration, file: file)
+            return try await executeGameDay(gameday, configuration: configuration, options: options)
         }
+        if let exit { throw CLIError(message: exit.message, exitCode: exit.code) }
     }
 }

@@ -261,7 +261,7 @@ struct LoadCommand: AsyncParsableCommand {
             }
             var plan = try shard.plan()
             if plan != nil {
-                plan?.tls = try ShardTLS.make(identity: identity.spec)
+                plan?.tls = try ShardTLS.make(identity: identity.spec, source: configuration.tlsSource)
                 try plan?.split(&configuration, requestsFlag: FlagSpelling.typed("--requests"))
                 do throws(LoadPlanError) { try configuration.validate() } catch { throw CLIError.badInput(error.typedDescription) }
             }
@@ -353,13 +353,10 @@ func clientALPN(_ configuration: LoadConfiguration) -> [String] {
 /// be secrets mounted only where the run happens. What needs no file is still checked (an https target's trust
 /// bundle is named, a plaintext target has no peer to expect).
 ///
-/// With `identity.workloadApi` (`run` only: `workloadAPI` true) nothing is built here: the caller waits for the Workload
-/// API's first SVID (`IdentityRotation.startWorkloadAPI`).
+/// With `identity.workloadApi` nothing is built here: the caller waits for the Workload API's first SVID
+/// (`IdentityRotation.start`).
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String,
-                     readFiles: Bool = true, workloadAPI: Bool = false) throws {
-    if id.workloadAPI != nil && !workloadAPI {
-        throw CLIError.badInput("\(id.location ?? "\(file): identity"): workloadApi is read by `meshprobe run` (and `load --workload-api`); verify and gameday do not read the Workload API yet: give svidDir, or cert and key")
-    }
+                     readFiles: Bool = true) throws {
     do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file, readFiles: readFiles) } catch {
         throw CLIError.badInput(error.description)
     }
@@ -373,21 +370,35 @@ func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity
     do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
 }
 
-/// The client TLS context for workloads' control APIs (game days, outlier detection): the file's identity, any
-/// server of its trust bundles (the workloads are reached by address, each with its own SPIFFE ID). Without
-/// `readFiles` (`--check`), only what needs no file is checked, and there is no context (nil).
-func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String, readFiles: Bool = true) throws -> TLSContext? {
+/// The client TLS for workloads' control APIs (game days, outlier detection): the file's identity, any server of its
+/// trust bundles (the workloads are reached by address, each with its own SPIFFE ID); made from the run's `rotating`
+/// source when it has one (the Workload API's, watched SVID files), so that it follows its rotations. Without
+/// `readFiles` (`--check`), only what needs no file is checked, and there is no source (nil).
+func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String, readFiles: Bool = true,
+                rotating: TLSContextSource? = nil) throws -> TLSContextSource? {
     let identity = id.tls
-    if identity.cert == nil && identity.svidDir == nil {
-        throw CLIError.badInput("\(file): identity: changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, or svidDir")
+    if identity.cert == nil && identity.svidDir == nil && id.workloadAPI == nil {
+        throw CLIError.badInput("\(file): identity: changing faults needs a client SVID that the workloads allow (--control-allow): give identity cert and key, svidDir, or workloadApi")
     }
     do { try id.check(https: true, file: file, readFiles: readFiles) } catch { throw CLIError.badInput(error.description) }
     guard readFiles else { return nil }
+    // The control APIs' ALPN is what an https run offers by default.
+    let alpn = ["h2", "http/1.1"]
+    if let rotating {
+        do {
+            return try rotating.derived(source: "control") { try $0.reshaped(role: .client, alpn: alpn, expectedPeer: nil, verifyPeer: !id.insecure) }
+        } catch let error as CLIError {
+            throw CLIError.badInput("\(file): identity: \(error.message)")
+        }
+    }
+    guard id.workloadAPI == nil else {
+        throw CLIError.badInput("\(id.location ?? "\(file): identity").workloadApi: the control APIs are reached with the Workload API's SVID over TLS: give an https target")
+    }
     do {
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "https://127.0.0.1/")])
         try attachClientTLS(to: &configuration, identity: identity, expected: nil, insecure: id.insecure, sni: nil)
         guard let tls = configuration.tls else { throw CLIError.badInput("no TLS context") }
-        return tls
+        return TLSContextSource(initial: tls, source: "files")
     } catch let error as CLIError {
         throw CLIError.badInput("\(file): identity: \(error.message)")
     }

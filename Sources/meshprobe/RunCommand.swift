@@ -69,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var configuration = LoadConfiguration(plan: scenario.plan)
         configuration.plan.thresholds += thresholds
-        try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly, workloadAPI: true)
+        try attachClientTLS(to: &configuration, scenarioIdentity: scenario.identity, file: file, readFiles: !checkOnly)
         try reports.check(json: json ?? scenario.jsonOutput, logs: logs, exports: exports)
         if checkOnly {
             for line in CheckPlan.lines(scenario: scenario, configuration: configuration,
@@ -78,25 +78,11 @@ struct RunCommand: AsyncParsableCommand {
         }
         if !quiet, let name = scenario.name { printError("meshprobe run: \(name) (\(file))") }
         try await SidecarSession.ready()
-        let id = scenario.identity
-        let peer = IdentityRotation.PeerCheck(expectPeer: id.expectPeer, insecure: id.insecure, sni: id.sni)
-        let rotation: IdentityRotation?
-        if let endpoint = id.workloadAPI {
-            rotation = try await IdentityRotation.startWorkloadAPI(endpoint, svidID: id.workloadAPISVID?.description, timeout: 30,
-                                                                  name: "\(id.location ?? "\(file): identity").workloadApi",
-                                                                  identity: id.tls, configuration: &configuration, peer: peer)
-            do { try configuration.validate() } catch { throw CLIError.badInput("\(file): \(error.description)") }
-        } else {
-            rotation = IdentityRotation.watchFiles(identity: id.tls, configuration: &configuration, peer: peer)
-        }
-        do {
+        let rotation = try await IdentityRotation.start(scenarioIdentity: scenario.identity, file: file, configuration: &configuration)
+        try await IdentityRotation.around(rotation) {
             try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
             try await runSteps(scenario, configuration: configuration)
-        } catch {
-            await rotation?.stop()
-            throw error
         }
-        await rotation?.stop()
     }
 
     /// The setup, the load and the teardown.

@@ -105,20 +105,32 @@ struct VerifyCommand: AsyncParsableCommand {
                                         outputs: reports.planned(json: json, logs: logs)) { printLine(line) }
             return
         }
-        try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
-        if plan != nil {
-            do { plan?.tls = try ShardTLS.make(identity: policy.scenario.identity.tls) } catch let error as CLIError {
-                throw CLIError.badInput("\(file): identity: \(error.message)")
+        // The identity kept current for the whole verification (every split's and procedure's new connections, the
+        // control APIs' client, the shards' channel): the Workload API's stream, or a watch of the SVID files.
+        let rotation = try await IdentityRotation.start(scenarioIdentity: policy.scenario.identity, file: file, configuration: &configuration,
+                                                       controlAPIs: !policy.outlierDetections.isEmpty)
+        let outcome: VerifyRunOutcome
+        do {
+            try await resolveGRPCReflection(&configuration, field: "\(file): grpc.data", protoset: "grpc.protoset")
+            if plan != nil {
+                do { plan?.tls = try ShardTLS.make(identity: policy.scenario.identity.tls, source: configuration.tlsSource) } catch let error as CLIError {
+                    throw CLIError.badInput("\(file): identity: \(error.message)")
+                }
             }
+            // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
+            // anything runs.
+            let control = policy.outlierDetections.isEmpty ? nil
+                : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file, rotating: configuration.tlsSource)
+            var options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
+                                           controlTLS: control, shard: plan)
+            options.accessCallers = try accessCallers(policy.access.map { [$0] } ?? [], identities: policy.identities,
+                                                      identity: policy.scenario.identity, configuration: configuration, file: file)
+            outcome = try await executeVerify(policy, configuration: configuration, options: options)
+        } catch {
+            await rotation?.stop()
+            throw error
         }
-        // Outlier detection makes workloads fail through their control APIs: its client identity is checked before
-        // anything runs.
-        let control = policy.outlierDetections.isEmpty ? nil : try controlTLS(scenarioIdentity: policy.scenario.identity, file: file)
-        var options = VerifyRunOptions(file: file, manifests: manifests, json: json, quiet: quiet, reports: try reports.outputs(logs: logs),
-                                       controlTLS: control, shard: plan)
-        options.accessCallers = try accessCallers(policy.access.map { [$0] } ?? [], identities: policy.identities,
-                                                  identity: policy.scenario.identity, configuration: configuration, file: file)
-        let outcome = try await executeVerify(policy, configuration: configuration, options: options)
+        await rotation?.stop()
         if outcome != .passed { throw CLIError(message: outcome.message, exitCode: outcome.exitCode) }
     }
 }

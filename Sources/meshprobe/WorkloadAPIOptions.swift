@@ -3,6 +3,7 @@ import Foundation
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeSVIDSource
+import MeshprobeScenario
 import MeshprobeSpec
 import MeshprobeTLS
 
@@ -73,10 +74,11 @@ enum IdentityRotation {
     }
 
     /// The client TLS of an https run from the Workload API: waits for the first SVID, then rotates. `name` is the
-    /// flag or the file's field, for errors.
+    /// flag or the file's field, for errors. With plaintext targets it is refused unless `controlAPIs` (the run reaches
+    /// workloads' control APIs over mTLS with it).
     static func startWorkloadAPI(_ endpoint: WorkloadAPIEndpoint, svidID: String?, timeout: Double, name: String, identity: TLSIdentitySpec,
-                                 configuration: inout LoadConfiguration, peer: PeerCheck) async throws -> IdentityRotation? {
-        guard configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
+                                 configuration: inout LoadConfiguration, peer: PeerCheck, controlAPIs: Bool = false) async throws -> IdentityRotation? {
+        guard controlAPIs || configuration.plan.targets.contains(where: { $0.scheme == .https }) else {
             throw CLIError.badInput("\(name) gives a client SVID for TLS: the targets are plaintext (http://, grpc://)")
         }
         try identity.validateFlags()
@@ -99,6 +101,37 @@ enum IdentityRotation {
         return .workloadAPI(svidSource)
     }
 
+    /// What keeps a file's identity section current (`run`, `verify`, `gameday`): the Workload API's stream when it
+    /// names `workloadApi` (waiting for the first SVID), else a watch of its SVID files. `controlAPIs`: the run sets
+    /// faults through workloads' control APIs, which take the SVID even when the targets are plaintext.
+    static func start(scenarioIdentity id: ScenarioIdentity, file: String, configuration: inout LoadConfiguration,
+                      controlAPIs: Bool = false) async throws -> IdentityRotation? {
+        let peer = PeerCheck(expectPeer: id.expectPeer, insecure: id.insecure, sni: id.sni)
+        guard let endpoint = id.workloadAPI else {
+            return watchFiles(identity: id.tls, configuration: &configuration, peer: peer)
+        }
+        let rotation = try await startWorkloadAPI(endpoint, svidID: id.workloadAPISVID?.description, timeout: 30,
+                                                  name: "\(id.location ?? "\(file): identity").workloadApi",
+                                                  identity: id.tls, configuration: &configuration, peer: peer, controlAPIs: controlAPIs)
+        do { try configuration.validate() } catch {
+            await rotation?.stop()
+            throw CLIError.badInput("\(file): \(error.description)")
+        }
+        return rotation
+    }
+
+    /// Runs `body` with the identity kept current by `rotation`, and stops it however `body` ends.
+    static func around<T>(_ rotation: IdentityRotation?, _ body: () async throws -> T) async throws -> T {
+        do {
+            let value = try await body()
+            await rotation?.stop()
+            return value
+        } catch {
+            await rotation?.stop()
+            throw error
+        }
+    }
+
     /// Watches the SVID files of an https run that reads them, and rotates when they change.
     static func watchFiles(identity: TLSIdentitySpec, configuration: inout LoadConfiguration, peer: PeerCheck) -> IdentityRotation? {
         guard let initial = configuration.tls, identity.cert != nil || identity.svidDir != nil else { return nil }
@@ -111,5 +144,23 @@ enum IdentityRotation {
         configuration.tlsSource = source
         watcher.start()
         return .files(watcher)
+    }
+}
+
+extension TLSContext {
+    /// This context's SVID and trust bundles as a client of any server those bundles trust (a workload's control API,
+    /// reached by address, each with its own SPIFFE ID) or as the shards' result channel: the peer checks and the ALPN
+    /// are the caller's, the rest (SVID, bundles, loosening) this context's.
+    func reshaped(role: TLSConfiguration.Role, alpn: [String], expectedPeer: PeerExpectation?, verifyPeer: Bool,
+                  requireClientCertificate: Bool = false) throws -> TLSContext {
+        var c = configuration
+        c.role = role
+        c.verifyPeer = verifyPeer
+        c.applicationProtocols = alpn
+        c.expectedPeer = expectedPeer
+        c.serverName = nil
+        c.verifyHostname = nil
+        c.requireClientCertificate = requireClientCertificate
+        do { return try TLSContext(configuration: c) } catch { throw CLIError.badInput(error.message) }
     }
 }

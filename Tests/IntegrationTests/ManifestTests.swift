@@ -53,10 +53,10 @@ extension EndToEnd {
             #expect(echo.contains("--control-allow") && echo.contains("name: reviews-v1") && echo.contains("name: reviews-v2"), "\(echo)")
             // The SVID from the SPIRE agent's socket (the SPIFFE CSI driver), not from the Secret.
             let spire = try await build("overlays/spire-workload-api")
-            #expect(spire.contains("driver: csi.spiffe.io") && spire.contains("value: unix:///run/spire/sockets/agent.sock"), "\(spire)")
+            #expect(spire.contains("driver: csi.spiffe.io") && spire.contains("workloadApi: unix:///run/spire/sockets/agent.sock"), "\(spire)")
             #expect(spire.contains("mountPath: /run/spire/sockets") && !spire.contains("meshprobe-svid")
                     && !spire.contains("mountPath: /var/run/secrets/workload-spiffe-credentials"), "\(spire)")
-            #expect(spire.contains("- load") && spire.contains("--json-log"), "\(spire)")
+            #expect(spire.contains("- verify") && spire.contains("--json-log") && !spire.contains("svidDir"), "\(spire)")
             // Every prober pod runs the placeholder image docs/kubernetes.md documents.
             for overlay in [istio, linkerd, native, none, spire] {
                 #expect(overlay.contains("image: registry.example.com/meshprobe:0.1.0"))
@@ -78,6 +78,15 @@ extension EndToEnd {
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
             #expect(out.stdout.contains("3 steps") && out.stdout.contains("  3. "), "\(out.stdout)")
             #expect(out.stdout.contains("identity: svidDir /var/run/secrets/workload-spiffe-credentials (not read: --check)"), "\(out.stdout)")
+        }
+
+        /// The policy the spire-workload-api overlay mounts passes `meshprobe verify --check`, which names the socket
+        /// without calling it.
+        @Test func theWorkloadAPIOverlaysPolicyPassesTheCheck() async throws {
+            let file = root.appendingPathComponent("manifests/overlays/spire-workload-api/canary.yaml").path
+            let out = try await run(meshprobeBinary, ["verify", file, "--check"])
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("identity: workloadApi unix:///run/spire/sockets/agent.sock (not called: --check)"), "\(out.stdout)")
         }
 
         @Test func brokenManifestsAreRejectedEachForItsOwnReason() async throws {

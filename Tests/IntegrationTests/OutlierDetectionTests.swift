@@ -59,7 +59,7 @@ extension EndToEnd {
         var configuration = LoadConfiguration(targets: [try LoadTarget(parsing: "http://127.0.0.1:\(port)/reviews")])
         configuration.plan.requestTimeout = 5
         let outcome = try await OutlierDetectionCheck.run(e, configuration: configuration, recognizer: .version,
-                                                          controlTLS: try lab.controlTLS(),
+                                                          controlTLS: TLSContextSource(initial: try lab.controlTLS(), source: "files"),
                                                           group: MultiThreadedEventLoopGroup.singleton)
         // Nothing left behind on either echo.
         let left = try await lab.faults(on: [v1, v2])

@@ -171,8 +171,7 @@ extension EndToEnd {
             #expect(out.stdout.contains("(identity kept; last: "), "\(out.stdout)")
         }
 
-        /// A scenario's `identity.workloadApi` (and `workloadApiSvid`) for `meshprobe run`; a policy's is refused by
-        /// `verify`, which does not read the Workload API yet.
+        /// A scenario's `identity.workloadApi` (and `workloadApiSvid`) for `meshprobe run`.
         @Test func aScenarioFileTakesItsSVIDFromTheWorkloadAPI() async throws {
             let lab = try Lab()
             let agent = try await lab.agent([lab.pki.id("default"), lab.pki.id("prober")], ["--rotate-every", "2"])
@@ -199,17 +198,108 @@ extension EndToEnd {
             #expect((rotation["rotations"] as? Int ?? 0) >= 1, "\(rotation)")
             #expect(rotation["tls_failures"] as? Int == 0)
 
+        }
+
+        /// A policy's and a game day's `identity.workloadApi`: the SVID rotates every 2 s under `verify` (a split, and access
+        /// cells: the prober's own SVID from the Workload API, another caller's from files trusting the server by the
+        /// Workload API's bundle, anonymous presenting none) and under `gameday` (a fault set and cleared through the
+        /// echo's control API with the Workload API's SVID).
+        @Test func verifyAndGameDayTakeTheirSVIDFromTheWorkloadAPI() async throws {
+            let lab = try Lab()
+            let prober = lab.pki.id("prober"), frontend = lab.pki.id("frontend"), batch = lab.pki.id("batch")
+            let agent = try await lab.agent([prober], ["--rotate-every", "2", "--lifetime", "60"])
+            defer { agent.stop() }
+            let server = try lab.pki.svid("reviews", uris: [lab.pki.id("reviews")])
+            let frontendSVID = try lab.pki.svid("frontend", uris: [frontend])
+            let batchSVID = try lab.pki.svid("batch", uris: [batch])
+            let allow = try lab.pki.write("allow.yaml", """
+                rules:
+                  - {principals: ["\(prober)", "\(frontend)"], paths: ["/reviews/*"]}
+                """)
+            let port = try freePort()
+            let echo = try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(port)", "--cert", server.cert, "--key", server.key,
+                                                                     "--ca", lab.pki.caFile, "--workload-version", "v1", "--authorize", allow,
+                                                                     "--control-allow", prober],
+                                                   waitForPort: port)
+            defer { echo.stop() }
+
+            // No ca file anywhere: the prober's bundle is the Workload API's, and every caller trusts the server by it.
             let policy = "\(lab.dir)/policy.yaml"
             try """
                 policy: meshprobe.policy/v1
-                target: https://127.0.0.1:\(echo.port)/
-                identity: {workloadApi: \(lab.endpoint)}
-                expect: {recognise: version, split: {v1: 100}}
+                target: https://127.0.0.1:\(port)/reviews/1
+                identity: {workloadApi: \(lab.endpoint), expectPeer: "\(lab.pki.id("reviews"))"}
+                identities:
+                  \(frontend): {cert: \(frontendSVID.cert), key: \(frontendSVID.key)}
+                  \(batch): {cert: \(batchSVID.cert), key: \(batchSVID.key)}
+                load: {connections: 2, streams: 4, churn: 50}
+                expect:
+                  recognise: version
+                  split: {v1: 100}
+                  access:
+                    rules:
+                      - {callers: ["\(prober)", "\(frontend)"], requests: [{path: /reviews/1}], expect: allow}
+                      - {callers: ["\(batch)", anonymous], requests: [{path: /reviews/1}], expect: deny}
                 """.write(toFile: policy, atomically: true, encoding: .utf8)
-            let verify = try await run(meshprobeBinary, ["verify", policy], timeout: 30)
-            #expect(verify.status == 2)
-            #expect(verify.stderr.contains("workloadApi is read by `meshprobe run` (and `load --workload-api`); verify and gameday do not read the Workload API yet"),
-                    "\(verify.stderr)")
+            let check = try await run(meshprobeBinary, ["verify", policy, "--check"], timeout: 30)
+            #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            #expect(check.stdout.contains("workloadApi \(lab.endpoint)"), "\(check.stdout)")
+            let verify = try await run(meshprobeBinary, ["verify", policy, "--quiet"], timeout: 90)
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            for line in ["PASS  access: \(prober) -> GET /reviews/1: allowed",
+                         "PASS  access: \(frontend) -> GET /reviews/1: allowed",
+                         "PASS  access: \(batch) -> GET /reviews/1: denied",
+                         "PASS  access: anonymous -> GET /reviews/1: denied"] {
+                #expect(verify.stdout.contains(line), "\(line)\n\(verify.stdout)")
+            }
+
+            let gameday = "\(lab.dir)/gameday.yaml"
+            try """
+                name: workload api game day
+                target: https://127.0.0.1:\(port)/reviews/1
+                identity: {workloadApi: \(lab.endpoint), expectPeer: "\(lab.pki.id("reviews"))"}
+                load: {connections: 2, streams: 4, churn: request}
+                gameday:
+                  steps:
+                    - {name: baseline, rate: 50, duration: 3s, expect: {successRate: 0.9}}
+                    - name: every request fails
+                      rate: 50
+                      duration: 3s
+                      faults: [{target: https://127.0.0.1:\(port), status: 503, statusShare: 100}]
+                      expect: {successRate: 0.9}
+                """.write(toFile: gameday, atomically: true, encoding: .utf8)
+            let json = "\(lab.dir)/gameday.json"
+            let day = try await run(meshprobeBinary, ["gameday", gameday, "--quiet", "--json", json], timeout: 90)
+            // The fault was set (the second step fails on its 503s) and cleared, both with the Workload API's SVID.
+            #expect(day.status == 1, "\(day.stdout)\(day.stderr)")
+            let steps = try #require(try self.json(json)["steps"] as? [[String: Any]])
+            #expect(steps.map { $0["passed"] as? Bool } == [true, false], "\(day.stdout)")
+            #expect(day.stdout.contains("(cleared)"), "\(day.stdout)")
+            #expect((lab.agentLog.filter { $0.hasPrefix("update ") }.count) >= 3, "\(lab.agentLog)")
+        }
+
+        /// A sharded load with the Workload API's SVID: the result channel is mutual TLS with it (before, plain HTTP, as
+        /// if the run had no SVID), and the shards merge.
+        @Test func shardsSendTheirResultsOverMutualTLSWithTheWorkloadAPIsSVID() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--rotate-every", "2", "--lifetime", "60"])
+            defer { agent.stop() }
+            let echo = try await lab.echo()
+            defer { Task { await echo.close() } }
+            let port = try freePort()
+            let shards = try [1, 0].map { (index: Int) in
+                try ShardProcess(index: index, arguments: [
+                    "load", "https://127.0.0.1:\(echo.port)/", "--workload-api", lab.endpoint, "-n", "200", "-c", "2", "--quiet",
+                    "--shards", "2", "--aggregator", "127.0.0.1:\(port)", "--shard-timeout", "20s",
+                    "--json", "\(lab.dir)/shard-\(index).json"], timeout: 60)
+            }
+            for shard in shards {
+                let end = await shard.wait()
+                #expect(end.status == 0, "shard \(shard.index): \(shard.stderr)")
+            }
+            #expect(shards[1].stderr.contains("(mutual TLS, shards of trust domain \(lab.pki.trustDomain))"), "\(shards[1].stderr)")
+            let merged = try json("\(lab.dir)/shard-0.json")
+            #expect((merged["summary"] as? [String: Any])?["requests"] as? Int == 200, "\(merged)")
         }
 
         @Test func presentsTheSVIDWithTheSPIFFEIDAskedForAndListsTheOfferedOnes() async throws {

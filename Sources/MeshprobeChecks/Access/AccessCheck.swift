@@ -237,6 +237,11 @@ public enum AccessCheck {
         c.plan.csv = nil
         // After the known signatures: an unstamped 401 or 403 is a denial by whatever answered for the workload.
         c.plan.signatures.signatures += Self.unidentifiedDenials
+        // The prober's own SVID keeps the run's rotating source (the Workload API's, rewritten files); any other caller
+        // presents its own context, never the source's.
+        if let source = c.tlsSource, cell.caller == .plaintext || tls?.localIdentity == nil || tls?.localIdentity != source.current.localIdentity {
+            c.tlsSource = nil
+        }
         c.tls = cell.caller == .plaintext ? nil : tls
         return c
     }

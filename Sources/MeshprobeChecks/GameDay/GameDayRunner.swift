@@ -61,7 +61,7 @@ public struct GameDayRunner: Sendable {
     public var recognizer: DestinationRecognizer
     /// The load's configuration (target, TLS, load settings) from the file.
     public var configuration: LoadConfiguration
-    public var controlTLS: TLSContext?
+    public var controlTLS: TLSContextSource?
     /// The TLS context of each access step's caller with an SVID and of `anonymous`.
     public var accessCallers: [AccessCaller: TLSContext] = [:]
     public var maxDuration: Double
@@ -73,7 +73,7 @@ public struct GameDayRunner: Sendable {
     public var onStepStart: @Sendable (Int, String) -> Void = { _, _ in }
     public var onLoad: @Sendable (LoadGenerator, LoadConfiguration) -> Task<Void, Never>? = { _, _ in nil }
 
-    public init(gameday: GameDay, configuration: LoadConfiguration, controlTLS: TLSContext?, maxDuration: Double) {
+    public init(gameday: GameDay, configuration: LoadConfiguration, controlTLS: TLSContextSource?, maxDuration: Double) {
         steps = gameday.steps
         abortFile = gameday.abortFile
         recognizer = gameday.recognizer
@@ -101,7 +101,7 @@ public struct GameDayRunner: Sendable {
         var problems: [String] = []
         for url in controlTargets {
             do {
-                let client = try FaultClient(url: url, tls: controlTLS).bounded(by: stopDeadline)
+                let client = try FaultClient(url: url, tls: controlTLS?.current).bounded(by: stopDeadline)
                 _ = try await client.list(label: runLabel, group: group)
             } catch {
                 problems.append("\(error)")
@@ -163,7 +163,7 @@ public struct GameDayRunner: Sendable {
             case .load(let rate, let duration):
                 var set: [(FaultClient, String)] = []
                 for f in step.faults {
-                    let client = try FaultClient(url: f.target, tls: controlTLS)
+                    let client = try FaultClient(url: f.target, tls: controlTLS?.current)
                     let fault = try await ledger.set(f.fault, on: client, group: group)
                     set.append((client, fault.id))
                     outcome.faults.append("\(fault.id) on \(client.url): \(fault.summary)")

@@ -104,14 +104,14 @@ public enum OutlierDetectionCheck {
 
     /// - Parameter ledger: records every fault set and cleared, so a caller can clear what is left after an abort.
     public static func run(_ e: OutlierExpectation, configuration: LoadConfiguration, recognizer: DestinationRecognizer,
-                           controlTLS: TLSContext?, ledger: FaultLedger = FaultLedger(), group: any EventLoopGroup) async throws -> Outcome {
+                           controlTLS: TLSContextSource?, ledger: FaultLedger = FaultLedger(), group: any EventLoopGroup) async throws -> Outcome {
         guard !e.faultTargets.isEmpty else {
             throw LoadPlanError(field: "outlierDetection.faultTargets", value: "",
                                          reason: "outlier detection needs the address of a workload to make fail")
         }
         var clients: [FaultClient] = []
         for url in e.faultTargets {
-            do { clients.append(try FaultClient(url: url, tls: controlTLS)) } catch {
+            do { clients.append(try FaultClient(url: url, tls: controlTLS?.current)) } catch {
                 throw LoadPlanError(field: "outlierDetection.faultTargets", value: url, reason: error.description)
             }
         }

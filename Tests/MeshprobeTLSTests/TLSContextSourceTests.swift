@@ -1,0 +1,36 @@
+import Foundation
+import MeshprobeTLS
+import MeshprobeTestSupport
+import Testing
+
+/// A rotating source and the sources derived from it (the control APIs' client, the shards' channel): a rotation
+/// reaches them, and one their transform refuses keeps their context.
+@Suite struct TLSContextSourceTests {
+    @Test func derivedSourcesFollowRotationsAndKeepTheirContextWhenTheTransformRefuses() throws {
+        let pki = try LabPKIFixture()
+        let first = try pki.clientTLS(try pki.svid("first", uris: [pki.id("first")]), expect: nil)
+        let second = try pki.clientTLS(try pki.svid("second", uris: [pki.id("second")]), expect: nil)
+        let third = try pki.clientTLS(try pki.svid("third", uris: [pki.id("third")]), expect: nil)
+        let source = TLSContextSource(initial: first, source: "workload-api")
+        struct Refused: Error {}
+        // As the control APIs' client is made: the same SVID, without the load's peer check and ALPN.
+        let derived = try source.derived(source: "control") { context in
+            guard context.localIdentity?.description != pki.id("second") else { throw Refused() }
+            var c = context.configuration
+            c.applicationProtocols = ["http/1.1"]
+            return try TLSContext(configuration: c)
+        }
+        #expect(derived.current.localIdentity?.description == pki.id("first"))
+        #expect(derived.current.configuration.applicationProtocols == ["http/1.1"])
+
+        source.rotate(to: second)
+        #expect(source.current.localIdentity?.description == pki.id("second"))
+        #expect(derived.current.localIdentity?.description == pki.id("first"), "a refused rotation keeps the derived context")
+        #expect(derived.rotations.rejected == 1 && derived.rotations.count == 0)
+
+        source.rotate(to: third)
+        #expect(derived.current.localIdentity?.description == pki.id("third"))
+        #expect(derived.rotations.count == 1)
+        #expect(source.rotations.count == 2 && source.rotations.rejected == 0)
+    }
+}
