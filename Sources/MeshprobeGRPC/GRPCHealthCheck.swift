@@ -1,4 +1,5 @@
 import MeshprobeIdentity
+import NIOCore
 import SwiftProtobuf
 
 /// The standard health service (grpc/grpc doc/health-checking.md, `grpc.health.v1`).
@@ -7,6 +8,12 @@ public enum GRPCHealthCheck {
     public static func request(service: String) -> [UInt8] {
         let message = Grpc_Health_V1_HealthCheckRequest.with { $0.service = service }
         return (try? message.serializedBytes()) ?? []
+    }
+
+    /// The serving status (`HealthCheckResponse.ServingStatus`'s number: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING, 3
+    /// SERVICE_UNKNOWN) of a reply in protobuf's binary encoding; nil when it does not decode.
+    public static func servingStatus(reply: ByteBuffer) -> Int? {
+        (try? Grpc_Health_V1_HealthCheckResponse(serializedBytes: Array(reply.readableBytesView)))?.status.rawValue
     }
 }
 

@@ -107,15 +107,38 @@ public enum GRPCStatusCode: Int, Sendable, Hashable, Codable, CaseIterable, Comp
 /// meet, so one key carries both, and a success is the same test for both: 200...399, or gRPC OK.
 public enum ResponseCode {
     public static let grpcBase = 1000
-    /// The largest code a response can have (`grpcBase` + the largest gRPC status).
-    public static let maximum = grpcBase + GRPCStatusCode.unauthenticated.rawValue
+    /// A health check (`grpc.health.v1.Health/Check`) answered OK whose `HealthCheckResponse` says other than SERVING:
+    /// `healthBase` + its serving status (0 UNKNOWN, 2 NOT_SERVING, 3 SERVICE_UNKNOWN). It fails, as Kubernetes' gRPC
+    /// probe and grpc_health_probe count it; its gRPC status is OK.
+    public static let healthBase = 1020
+    /// The largest code a response can have (a health check's SERVICE_UNKNOWN); it fits the 10 bits a series key gives.
+    public static let maximum = healthBase + 3
 
     /// The code of a gRPC status.
     @inline(__always) public static func grpc(_ status: GRPCStatusCode) -> Int { grpcBase + status.rawValue }
 
-    /// The gRPC status a code stands for; nil for an HTTP status.
+    /// The code of a health check's OK answer carrying `servingStatus` (the `HealthCheckResponse.ServingStatus` number):
+    /// gRPC OK for SERVING (1), else `healthBase` + it (a number beyond the enum's counts as UNKNOWN).
+    public static func health(servingStatus: Int) -> Int {
+        switch servingStatus {
+        case 1: grpc(.ok)
+        case 2, 3: healthBase + servingStatus
+        default: healthBase
+        }
+    }
+
+    /// The serving status of a health check's failing answer (0 UNKNOWN, 2 NOT_SERVING, 3 SERVICE_UNKNOWN); nil for
+    /// any other code.
+    @inline(__always) public static func healthStatus(_ code: Int) -> Int? {
+        code >= healthBase && code <= maximum ? code - healthBase : nil
+    }
+
+    static let healthNames = [0: "UNKNOWN", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"]
+
+    /// The gRPC status a code stands for (OK for a health check's answer, whatever it says); nil for an HTTP status.
     @inline(__always) public static func grpcStatus(_ code: Int) -> GRPCStatusCode? {
-        code >= grpcBase ? GRPCStatusCode(rawValue: code - grpcBase) : nil
+        guard code >= grpcBase else { return nil }
+        return code >= healthBase ? .ok : GRPCStatusCode(rawValue: code - grpcBase)
     }
 
     /// True when a response with this code succeeded: an HTTP 2xx or 3xx, or gRPC OK.
@@ -129,14 +152,20 @@ public enum ResponseCode {
         grpcStatus(code)?.httpEquivalent ?? code
     }
 
-    /// How a report names a code: `503` for HTTP, `UNAVAILABLE` for gRPC.
+    /// How a report names a code: `503` for HTTP, `UNAVAILABLE` for gRPC, `health NOT_SERVING` for a health check's
+    /// OK answer that says so.
     public static func text(_ code: Int) -> String {
-        grpcStatus(code)?.name ?? String(code)
+        if let serving = healthStatus(code) { return "health " + (healthNames[serving] ?? "UNKNOWN") }
+        return grpcStatus(code)?.name ?? String(code)
     }
 
-    /// Reads a code as a report writes it (`text`): a number below 1000 is an HTTP status, a gRPC status name its code.
+    /// Reads a code as a report writes it (`text`): a number below 1000 is an HTTP status, a gRPC status name its code,
+    /// `health NAME` a health check's answer.
     public static func parse(_ text: String) -> Int? {
         if let n = Int(text), (0..<grpcBase).contains(n) { return n }
+        if text.hasPrefix("health "), let serving = healthNames.first(where: { "health " + $0.value == text })?.key {
+            return healthBase + serving
+        }
         if Int(text) == nil, let status = GRPCStatusCode(parsing: text) { return grpc(status) }
         return nil
     }

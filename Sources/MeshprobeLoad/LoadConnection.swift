@@ -483,6 +483,15 @@ final class LoadConnection {
         return id
     }
 
+    /// The `HealthCheckResponse.status` of a health check's answer (its one message, decompressed as `grpc-encoding`
+    /// says); 0 (UNKNOWN) when there is no message or it does not decode.
+    static func servingStatus(_ body: ByteBuffer?, headers: [HTTP2Header]) -> Int {
+        guard let body else { return 0 }
+        let encoding = headers.first { equal($0.name, "grpc-encoding") }?.value
+        guard let message = (try? GRPCMessageFraming.messages(in: body, encoding: encoding))?.first else { return 0 }
+        return GRPCHealthCheck.servingStatus(reply: message) ?? 0
+    }
+
     /// Records a response; for a flow step, sends the iteration's next step on this connection (before the
     /// worker can decide that nothing is left in flight), or counts it when the connection cannot carry it.
     private func recordResponse(token: UInt64, status: Int, headers: [HTTP2Header], body: ByteBuffer?,
@@ -510,8 +519,15 @@ final class LoadConnection {
             }
             (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, grpcStatus: grpcStatus, grpcMessage: grpcMessage)
             grpcAnswer = grpcStatus != nil
+            // A health check's OK answer counts by the serving status it carries: anything but SERVING fails.
+            if worker.isHealthCheck, code == ResponseCode.grpc(.ok) {
+                code = ResponseCode.health(servingStatus: Self.servingStatus(body, headers: headers))
+            }
         }
-        if !ResponseCode.succeeded(code) {
+        if ResponseCode.healthStatus(code) != nil {
+            // The server's health service said so, whoever stamps its answers.
+            failure = FailureClass(origin: .application, reason: ResponseCode.text(code))
+        } else if !ResponseCode.succeeded(code) {
             let text = grpcMessage
                 ?? body.map { String(decoding: $0.readableBytesView.prefix(HTTP1ClientHandler.errorBodyPrefix), as: UTF8.self) } ?? ""
             // A gRPC server answers some calls itself, without the handler's metadata (DEADLINE_EXCEEDED,

@@ -77,6 +77,9 @@ final class LoadWorker {
     let collectBodies: Bool
     /// gRPC: every request is a unary call, and a response's code is its `grpc-status` (`ResponseCode`).
     let isGRPC: Bool
+    /// gRPC health checks: an OK answer counts by the serving status in its message (`ResponseCode.health`), so their
+    /// bodies are kept.
+    let isHealthCheck: Bool
     /// The headers every gRPC call carries (before the run's metadata); empty for HTTP.
     private let grpcHeaders: [HTTP2Header]
 
@@ -91,9 +94,10 @@ final class LoadWorker {
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.plan.compileTemplates()) ?? nil
         flowSteps = (try? configuration.plan.compileFlow()) ?? []
-        collectBodies = configuration.keepLastStepResponse
-            || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         isGRPC = configuration.plan.grpc != nil
+        isHealthCheck = configuration.plan.grpc?.method == GRPCCall.healthCheckMethod
+        collectBodies = configuration.keepLastStepResponse || isHealthCheck
+            || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
         if configuration.countsPods { result.podsSeen = [:] }
         templateValues = TemplateValues(sequence: UInt64(index), seed: configuration.plan.seed &+ UInt64(index) &* 0x9E37_79B9, csv: configuration.plan.csv)
         sequenceStep = UInt64(workers)
@@ -143,7 +147,7 @@ final class LoadWorker {
     /// the headers flow steps extract.
     var keptHeaderPrefixes: [String] {
         var names = ["x-meshprobe-"] + (configuration.plan.identityHeader.map { [$0] } ?? []) + configuration.plan.signatures.headerNames
-        if isGRPC { names += ["grpc-status", "grpc-message"] }
+        if isGRPC { names += ["grpc-status", "grpc-message"] + (isHealthCheck ? ["grpc-encoding"] : []) }
         for step in flowSteps {
             for e in step.extract { if case .header(let name) = e.source { names.append(name.lowercased()) } }
         }

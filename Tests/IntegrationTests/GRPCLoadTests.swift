@@ -103,6 +103,18 @@ extension EndToEnd {
                                                           "--threshold", "error_rate<1%"] + identity, timeout: 60)
             #expect(unknown.status == 1, "\(unknown.stdout)\(unknown.stderr)")
             #expect(unknown.stdout.contains("statuses:   NOT_FOUND: 20"), "\(unknown.stdout)")
+            // NOT_SERVING comes with grpc-status 0: a failure all the same (as Kubernetes' gRPC probe counts it), by the
+            // health service (application), its gRPC status OK in the series.
+            let draining = try await run(meshprobeBinary, ["load", "grpcs://127.0.0.1:\(port)", "--grpc-health", "meshprobe.draining", "-n", "20",
+                                                           "--json", "\(dir)/draining.json"] + identity, timeout: 60)
+            #expect(draining.status == 1, "\(draining.stdout)\(draining.stderr)")
+            #expect(draining.stdout.contains("statuses:   health NOT_SERVING: 20"), "\(draining.stdout)")
+            #expect(draining.stdout.contains("application: health NOT_SERVING: 20"), "\(draining.stdout)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/draining.json"))) as? [String: Any])
+            #expect((result["summary"] as? [String: Any])?["failed"] as? Int == 20, "\(result)")
+            let series = try #require(result["series"] as? [[String: Any]])
+            #expect(!series.isEmpty && series.allSatisfy { ($0["labels"] as? [String: Any])?["grpc_response_status"] as? String == "0" }, "\(series)")
+            #expect(try await ResultSchema.load.violation(in: "\(dir)/draining.json") == nil)
         }
 
         @Test func encodesAJSONRequestWithADescriptorSet() async throws {

@@ -104,6 +104,21 @@ import Testing
         #expect(ResponseCode.text(1008) == "RESOURCE_EXHAUSTED" && ResponseCode.text(503) == "503")
         #expect(ResponseCode.parse("RESOURCE_EXHAUSTED") == 1008 && ResponseCode.parse("503") == 503 && ResponseCode.parse("1000") == nil)
     }
+
+    /// A health check's OK answer by its serving status: SERVING is OK; NOT_SERVING, SERVICE_UNKNOWN and UNKNOWN (or a
+    /// number the enum lacks) fail with a code of their own, whose gRPC status is OK (and HTTP 200, as a proxy sees it).
+    @Test func healthAnswersCountByTheirServingStatus() throws {
+        #expect(ResponseCode.health(servingStatus: 1) == ResponseCode.grpc(.ok))
+        for (serving, text) in [(2, "health NOT_SERVING"), (3, "health SERVICE_UNKNOWN"), (0, "health UNKNOWN"), (9, "health UNKNOWN")] {
+            let code = ResponseCode.health(servingStatus: serving)
+            #expect(!ResponseCode.succeeded(code) && ResponseCode.text(code) == text && ResponseCode.parse(text) == code, "\(serving)")
+            #expect(ResponseCode.grpcStatus(code) == .ok && ResponseCode.httpEquivalent(code) == 200 && code <= ResponseCode.maximum)
+        }
+        #expect(ResponseCode.healthStatus(ResponseCode.grpc(.unavailable)) == nil && ResponseCode.parse("health BUSY") == nil)
+        // The reply as grpcio's health service sends it: field 1, varint.
+        #expect(GRPCHealthCheck.servingStatus(reply: ByteBuffer(bytes: [0x08, 0x02])) == 2)
+        #expect(GRPCHealthCheck.servingStatus(reply: ByteBuffer(bytes: [])) == 0)
+    }
 }
 
 /// How a gRPC call a proxy failed is classified. Envoy does not run here: the replies are built from its documented

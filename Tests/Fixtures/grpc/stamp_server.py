@@ -61,6 +61,7 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 health_servicer = health.HealthServicer()
 health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
 health_servicer.set("meshprobe.test", health_pb2.HealthCheckResponse.SERVING)
+health_servicer.set("meshprobe.draining", health_pb2.HealthCheckResponse.NOT_SERVING)
 health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 server.add_generic_rpc_handlers((AnyMethod(),))
 if args.tls:
