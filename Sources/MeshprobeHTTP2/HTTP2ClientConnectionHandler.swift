@@ -678,7 +678,7 @@ private struct InternedHeaders {
                 entries[i].value = String(nghttp2Bytes: value, count: valueLength)
                 entries[i].valueBytes = value.map { Array(UnsafeBufferPointer(start: $0, count: valueLength)) } ?? []
             }
-            return HTTP2Header(entries[i].name, entries[i].value)
+            return HTTP2Header(entries[i].name, entries[i].value, known: i)
         }
         return nil
     }

@@ -20,10 +20,21 @@ public struct HTTP2Settings: Sendable {
 public struct HTTP2Header: Sendable, Hashable {
     public var name: String
     public var value: String
+    /// For a response header whose name the client was told to intern (`internedNames`), the name's index there, so
+    /// that a reader tells known headers apart without comparing names; -1 otherwise. Not part of equality.
+    public var known: Int
 
-    public init(_ name: String, _ value: String) {
+    public init(_ name: String, _ value: String, known: Int = -1) {
         self.name = name
         self.value = value
+        self.known = known
+    }
+
+    public static func == (a: HTTP2Header, b: HTTP2Header) -> Bool { a.name == b.name && a.value == b.value }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(value)
     }
 }
 

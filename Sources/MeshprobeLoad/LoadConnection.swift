@@ -457,28 +457,30 @@ final class LoadConnection {
 
     // MARK: recording
 
-    /// The identity a response names. Its stamps' names are compared by length first: the HTTP/2 client hands them
-    /// over as the very strings of `EchoStamp` (see `LoadWorker.internedHeaderNames`), and stamps of the same length
-    /// are few, so nearly every comparison is a length test or a shared-storage match.
+    /// The identity a response names, its stamps told apart by kind (`LoadWorker.kind(of:)`: the interned index the
+    /// HTTP/2 client gave, no name compared); the echo's other stamps are counted on the way.
     private func identity(from headers: [HTTP2Header]) -> WorkloadIdentity {
         var id = WorkloadIdentity(identity: tlsPeer)
         guard !headers.isEmpty else { return id }
+        let worker = self.worker
         let identityHeader = worker.configuration.plan.identityHeader
         for header in headers {
-            let name = header.name
-            if equal(name, EchoStamp.workload) {
+            switch worker.kind(of: header) {
+            case .workload:
                 // A configured identity header names the workload instead of the echo's stamp (recognise: header:NAME).
                 if identityHeader == nil { id.workload = header.value }
-            } else if equal(name, EchoStamp.version) {
+            case .version:
                 id.version = header.value
-            } else if equal(name, EchoStamp.cluster) {
+            case .cluster:
                 id.cluster = header.value
-            } else if equal(name, EchoStamp.identity) {
+            case .identity:
                 if id.identity.isEmpty { id.identity = header.value }
-            } else {
-                worker.result.recordUpstreamStamp(name, header.value)
+            case .grpcStatus, .grpcMessage, .grpcEncoding, .other:
+                break
+            case let kind:
+                worker.result.recordUpstreamStamp(kind, header.value)
             }
-            if let identityHeader, equal(name, identityHeader) { id.workload = header.value }
+            if let identityHeader, equal(header.name, identityHeader) { id.workload = header.value }
         }
         return id
     }
@@ -515,7 +517,11 @@ final class LoadConnection {
         if worker.isGRPC {
             var grpcStatus: String?
             for header in headers {
-                if equal(header.name, "grpc-status") { grpcStatus = header.value } else if equal(header.name, "grpc-message") { grpcMessage = header.value }
+                switch worker.kind(of: header) {
+                case .grpcStatus: grpcStatus = header.value
+                case .grpcMessage: grpcMessage = header.value
+                default: break
+                }
             }
             (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, grpcStatus: grpcStatus, grpcMessage: grpcMessage)
             grpcAnswer = grpcStatus != nil

@@ -312,6 +312,9 @@ public struct LoadResult: Sendable {
     public var loopLag = LatencyHistogram.latency()
     /// CPU seconds the whole process used during the run (user + system).
     public var cpuSeconds = 0.0
+    /// What happened to the run's TLS identity source (`LoadConfiguration.tlsSource`) from the run's start to its end:
+    /// its own share when runs share the source (a verification's routes, a game day's steps).
+    public var identityRotations: TLSContextSource.Rotations?
     public var identities: [WorkloadIdentity: IdentityStats] = [:]
     /// Per-identity series (source, destination, route, response code and class) with latency histograms; filled
     /// from the workers' packed tables at the end of a run (`labelSeries`).
@@ -568,21 +571,24 @@ public struct LoadResult: Sendable {
     /// One of the echo's stamps about the upstream side (who called, how many were in flight, which attempt); the
     /// stamps that name the workload are the identity's, not recorded here.
     /// Names compared by length first (see `LoadConnection.identity(from:)`): most stamps differ in length.
-    mutating func recordUpstreamStamp(_ name: String, _ value: String) {
-        if equal(name, EchoStamp.caller) {
+    mutating func recordUpstreamStamp(_ kind: KnownHeader, _ value: String) {
+        switch kind {
+        case .caller:
             callersSeen[value, default: 0] += 1
-        } else if equal(name, EchoStamp.inFlight) {
+        case .inFlight:
             if let n = Int(value), n > upstreamPeakInFlight { upstreamPeakInFlight = n }
-        } else if equal(name, EchoStamp.serverName) {
+        case .serverName:
             if !value.isEmpty { serverNamesSeen[value, default: 0] += 1 }
-        } else if equal(name, EchoStamp.retriesInFlight) {
+        case .retriesInFlight:
             if let n = Int(value), n > upstreamPeakRetriesInFlight { upstreamPeakRetriesInFlight = n }
-        } else if equal(name, EchoStamp.connectionRequest) {
+        case .connectionRequest:
             if let n = Int(value), n > upstreamPeakConnectionRequests { upstreamPeakConnectionRequests = n }
-        } else if equal(name, EchoStamp.attempt) {
+        case .attempt:
             if let n = Int(value) { attemptsSeen[n, default: 0] += 1 }
-        } else if podsSeen != nil, equal(name, EchoStamp.pod) {
-            podsSeen![value, default: 0] += 1
+        case .pod:
+            if podsSeen != nil { podsSeen![value, default: 0] += 1 }
+        default:
+            break
         }
     }
 }

@@ -95,6 +95,8 @@ final class LoadWorker {
         templates = (try? configuration.plan.compileTemplates()) ?? nil
         flowSteps = (try? configuration.plan.compileFlow()) ?? []
         isGRPC = configuration.plan.grpc != nil
+        internedHeaderNames = EchoStamp.all + (isGRPC ? ["grpc-status", "grpc-message"] : []) + (configuration.plan.identityHeader.map { [$0] } ?? [])
+        internedKinds = internedHeaderNames.map(KnownHeader.init(name:))
         isHealthCheck = configuration.plan.grpc?.method == GRPCCall.healthCheckMethod
         collectBodies = configuration.keepLastStepResponse || isHealthCheck
             || flowSteps.contains { $0.extract.contains { if case .json = $0.source { return true } else { return false } } }
@@ -155,8 +157,14 @@ final class LoadWorker {
     }
 
     /// The kept headers on most responses: the echo's stamps, a gRPC answer's status and message, the identity header.
-    var internedHeaderNames: [String] {
-        EchoStamp.all + (isGRPC ? ["grpc-status", "grpc-message"] : []) + (configuration.plan.identityHeader.map { [$0] } ?? [])
+    let internedHeaderNames: [String]
+
+    /// What each of `internedHeaderNames` is, by its index (`HTTP2Header.known`).
+    private let internedKinds: [KnownHeader]
+
+    /// What a response header is: by its interned index when the HTTP/2 client gave one, else by its name.
+    @inline(__always) func kind(of header: HTTP2Header) -> KnownHeader {
+        header.known >= 0 && header.known < internedKinds.count ? internedKinds[header.known] : KnownHeader(name: header.name)
     }
 
     @inline(__always) func now() -> UInt64 { Self.monotonicNanoseconds() }

@@ -381,9 +381,10 @@ public struct LoadReport: Codable, Sendable {
         meta.grpc = configuration.plan.grpc.map(GRPCMeta.init)
         meta.requestTimeoutSeconds = configuration.plan.requestTimeout
         // Watched files that never changed leave the result as it was; the Workload API's runs always say.
-        if let rotations = configuration.tlsSource?.rotations,
-           rotations.source != "files" || rotations.count + rotations.rejected > 0 {
-            meta.identityRotations = IdentityRotations(rotations, result: result)
+        // The run's own rotations (from its start to its end), else the source's so far.
+        if let rotations = result.identityRotations ?? configuration.tlsSource?.rotations {
+            let own = IdentityRotations(rotations, result: result)
+            if own.source != "files" || own.rotations + own.rejected > 0 { meta.identityRotations = own }
         }
         summary = Summary(
             requests: result.totalRequests, succeeded: result.succeeded, failed: result.failed, responses: result.responses,

@@ -10,7 +10,8 @@ public struct FileOverrides: Sendable, Equatable {
     /// target's `sni` goes with it).
     public var targets: [String] = []
     /// `--svid-dir DIR`: replaces `identity.svidDir` and takes out `identity.cert`, `identity.key` and `identity.ca`
-    /// (which would win over the directory's files); `expectPeer`, `sni`, `insecure`, `trustBundles`,
+    /// (which would win over the directory's files), and `identity.workloadApi` and `workloadApiSvid` (another source
+    /// of the SVID: a policy written for SPIRE runs against a lab's files); `expectPeer`, `sni`, `insecure`, `trustBundles`,
     /// `tlsSecurityLevel` and `allowNonSVIDPeer` stay as the file says. Relative to the working directory.
     public var svidDir: String?
     /// `--set FIELD=VALUE` (repeatable), applied after the two above, in order.
@@ -36,7 +37,7 @@ public struct FileOverrides: Sendable, Equatable {
             out.append(YAMLOverride(keys: ["targets"], change: .scalars(targets), source: "--target"))
         }
         if let svidDir {
-            for key in ["cert", "key", "ca"] {
+            for key in ["cert", "key", "ca", "workloadApi", "workloadApiSvid"] {
                 out.append(YAMLOverride(keys: ["identity", key], change: .remove, source: "--svid-dir"))
             }
             out.append(YAMLOverride(keys: ["identity", "svidDir"], change: .scalar(URL(fileURLWithPath: svidDir).path),

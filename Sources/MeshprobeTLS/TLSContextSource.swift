@@ -23,6 +23,21 @@ public final class TLSContextSource: Sendable {
         public var interruptions = 0
         /// The last interruption's reason.
         public var lastInterruption: String?
+
+        public init(source: String) { self.source = source }
+
+        /// What happened after `before` (the same source's counts earlier): one run's share of a source that several
+        /// runs share (a verification's routes, a game day's steps).
+        public func since(_ before: Rotations) -> Rotations {
+            var out = self
+            out.count -= before.count
+            out.rejected -= before.rejected
+            out.times = Array(times.dropFirst(before.times.count))
+            out.interruptions -= before.interruptions
+            if out.interruptions == 0 { out.lastInterruption = nil }
+            if out.rejected == 0 { out.lastRejection = nil }
+            return out
+        }
     }
 
     private struct State {

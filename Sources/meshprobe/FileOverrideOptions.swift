@@ -13,7 +13,7 @@ struct FileOverrideOptions: ParsableArguments {
     var targets: [String] = []
 
     @Option(name: .customLong("svid-dir"), help: ArgumentHelp(
-        "Replace the file's identity.svidDir with this directory, and drop identity.cert, key and ca (expectPeer, sni, insecure, trustBundles stay). Relative to the working directory.",
+        "Replace the file's identity.svidDir with this directory, and drop identity.cert, key, ca and workloadApi (expectPeer, sni, insecure, trustBundles stay). Relative to the working directory.",
         valueName: "dir"), completion: .directory)
     var svidDir: String?
 

@@ -83,11 +83,12 @@ struct GameDayCommand: AsyncParsableCommand {
             let problems = GRPCPreflight.check(gameday, call: call)
             if !problems.isEmpty { throw CLIError.badInput(problems.joined(separator: "\n")) }
         }
-        try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check)
         let needsControl = gameday.steps.contains { step in
             if case .outlierDetection = step.kind { return true }
             return !step.faults.isEmpty
         }
+        try attachClientTLS(to: &configuration, scenarioIdentity: gameday.scenario.identity, file: file, readFiles: !check,
+                            controlAPIs: needsControl)
         if check, needsControl { _ = try controlTLS(scenarioIdentity: gameday.scenario.identity, file: file, readFiles: false) }
         let planned = gameday.steps.reduce(0) { $0 + $1.plannedSeconds }
         let caps = counted(gameday.steps.count, "step") + String(format: ", about %.0f s; caps %@ req/s and %.0f s", planned, YAMLValue.format(maxRate), cap)
@@ -115,7 +116,9 @@ struct GameDayCommand: AsyncParsableCommand {
             // Every access step's callers, checked (their SVIDs read) before any step runs.
             options.accessCallers = try accessCallers(gameday.accessChecks, identities: gameday.identities, identity: gameday.scenario.identity,
                                                       configuration: configuration, file: file)
-            return try await executeGameDay(gameday, configuration: configuration, options: options)
+            let exit = try await executeGameDay(gameday, configuration: configuration, options: options)
+            if let line = IdentityRotation.summary(configuration.tlsSource) { printError("meshprobe gameday: \(line)") }
+            return exit
         }
         if let exit { throw CLIError(message: exit.message, exitCode: exit.code) }
     }

@@ -354,10 +354,12 @@ func clientALPN(_ configuration: LoadConfiguration) -> [String] {
 /// bundle is named, a plaintext target has no peer to expect).
 ///
 /// With `identity.workloadApi` nothing is built here: the caller waits for the Workload API's first SVID
-/// (`IdentityRotation.start`).
+/// (`IdentityRotation.start`); `controlAPIs` (the run sets faults through workloads' control APIs, over mTLS) lets it
+/// serve a plaintext target's run.
 func attachClientTLS(to configuration: inout LoadConfiguration, scenarioIdentity id: ScenarioIdentity, file: String,
-                     readFiles: Bool = true) throws {
-    do { try id.check(https: configuration.plan.targets.contains { $0.scheme == .https }, file: file, readFiles: readFiles) } catch {
+                     readFiles: Bool = true, controlAPIs: Bool = false) throws {
+    let https = configuration.plan.targets.contains { $0.scheme == .https } || (controlAPIs && id.workloadAPI != nil)
+    do { try id.check(https: https, file: file, readFiles: readFiles) } catch {
         throw CLIError.badInput(error.description)
     }
     guard readFiles, id.workloadAPI == nil else { return }
@@ -382,8 +384,8 @@ func controlTLS(scenarioIdentity id: ScenarioIdentity, file: String, readFiles: 
     }
     do { try id.check(https: true, file: file, readFiles: readFiles) } catch { throw CLIError.badInput(error.description) }
     guard readFiles else { return nil }
-    // The control APIs' ALPN is what an https run offers by default.
-    let alpn = ["h2", "http/1.1"]
+    // The control APIs speak HTTP/1.1 (`FaultClient`).
+    let alpn = ["http/1.1"]
     if let rotating {
         do {
             return try rotating.derived(source: "control") { try $0.reshaped(role: .client, alpn: alpn, expectedPeer: nil, verifyPeer: !id.insecure) }

@@ -95,7 +95,8 @@ struct VerifyCommand: AsyncParsableCommand {
             if !preflight.problems.isEmpty { throw CLIError.badInput(preflight.problems.joined(separator: "\n")) }
             for text in preflight.notes { printError("meshprobe verify: note: \(text)") }
         }
-        try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file, readFiles: !check)
+        try attachClientTLS(to: &configuration, scenarioIdentity: policy.scenario.identity, file: file, readFiles: !check,
+                            controlAPIs: !policy.outlierDetections.isEmpty)
         var plan = try shard.plan()
         if check {
             if !policy.outlierDetections.isEmpty {
@@ -126,6 +127,7 @@ struct VerifyCommand: AsyncParsableCommand {
             options.accessCallers = try accessCallers(policy.access.map { [$0] } ?? [], identities: policy.identities,
                                                       identity: policy.scenario.identity, configuration: configuration, file: file)
             outcome = try await executeVerify(policy, configuration: configuration, options: options)
+            if let line = IdentityRotation.summary(configuration.tlsSource) { printError("meshprobe verify: \(line)") }
         } catch {
             await rotation?.stop()
             throw error

@@ -120,6 +120,16 @@ enum IdentityRotation {
         return rotation
     }
 
+    /// What happened to a whole run's identity (`verify`, `gameday`, whose loads each report their own), for stderr:
+    /// nil when its files never changed.
+    static func summary(_ source: TLSContextSource?) -> String? {
+        guard let r = source?.rotations, r.source != "files" || r.count + r.rejected > 0 else { return nil }
+        return PrintableText.replacingControls("identity: \(r.source == "workload-api" ? "Workload API" : "SVID files"): \(r.count) rotation\(r.count == 1 ? "" : "s") during the run"
+            + (r.rejected > 0 ? ", \(r.rejected) update\(r.rejected == 1 ? "" : "s") rejected (old identity kept; last: \(r.lastRejection ?? ""))" : "")
+            + (r.interruptions > 0 ? "; the stream was lost \(r.interruptions) time\(r.interruptions == 1 ? "" : "s") (identity kept; last: \(r.lastInterruption ?? ""))" : "")
+            + (source.flatMap { s in s.current.localNotAfter.flatMap { $0 < Date() ? "; WARNING: the SVID in use expired at \($0) (new connections fail their handshakes)" : nil } } ?? ""))
+    }
+
     /// Runs `body` with the identity kept current by `rotation`, and stops it however `body` ends.
     static func around<T>(_ rotation: IdentityRotation?, _ body: () async throws -> T) async throws -> T {
         do {

@@ -53,8 +53,8 @@ extension EndToEnd {
             #expect(echo.contains("--control-allow") && echo.contains("name: reviews-v1") && echo.contains("name: reviews-v2"), "\(echo)")
             // The SVID from the SPIRE agent's socket (the SPIFFE CSI driver), not from the Secret.
             let spire = try await build("overlays/spire-workload-api")
-            #expect(spire.contains("driver: csi.spiffe.io") && spire.contains("workloadApi: unix:///run/spire/sockets/agent.sock"), "\(spire)")
-            #expect(spire.contains("mountPath: /run/spire/sockets") && !spire.contains("meshprobe-svid")
+            #expect(spire.contains("driver: csi.spiffe.io") && spire.contains("workloadApi: unix:///spiffe-workload-api/spire-agent.sock"), "\(spire)")
+            #expect(spire.contains("mountPath: /spiffe-workload-api") && !spire.contains("meshprobe-svid")
                     && !spire.contains("mountPath: /var/run/secrets/workload-spiffe-credentials"), "\(spire)")
             #expect(spire.contains("- verify") && spire.contains("--json-log") && !spire.contains("svidDir"), "\(spire)")
             // Every prober pod runs the placeholder image docs/kubernetes.md documents.
@@ -86,7 +86,7 @@ extension EndToEnd {
             let file = root.appendingPathComponent("manifests/overlays/spire-workload-api/canary.yaml").path
             let out = try await run(meshprobeBinary, ["verify", file, "--check"])
             #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
-            #expect(out.stdout.contains("identity: workloadApi unix:///run/spire/sockets/agent.sock (not called: --check)"), "\(out.stdout)")
+            #expect(out.stdout.contains("identity: workloadApi unix:///spiffe-workload-api/spire-agent.sock (not called: --check)"), "\(out.stdout)")
         }
 
         @Test func brokenManifestsAreRejectedEachForItsOwnReason() async throws {

@@ -201,14 +201,15 @@ extension EndToEnd {
 
         }
 
-        /// A policy's and a game day's `identity.workloadApi`: the SVID rotates every 2 s under `verify` (a split, and access
-        /// cells: the prober's own SVID from the Workload API, another caller's from files trusting the server by the
-        /// Workload API's bundle, anonymous presenting none) and under `gameday` (a fault set and cleared through the
-        /// echo's control API with the Workload API's SVID).
+        /// A policy's and a game day's `identity.workloadApi`: the SVID, valid 4 s, rotates every 2 s under `verify` (a
+        /// split, and access cells: the prober's own SVID from the Workload API, another caller's from files trusting the
+        /// server by the Workload API's bundle, anonymous presenting none) and under `gameday` (a fault set through the
+        /// echo's control API with the Workload API's SVID and cleared 6 s later with the one current then: the first
+        /// has expired; and a plaintext target's game day, whose faults go over mTLS).
         @Test func verifyAndGameDayTakeTheirSVIDFromTheWorkloadAPI() async throws {
             let lab = try Lab()
             let prober = lab.pki.id("prober"), frontend = lab.pki.id("frontend"), batch = lab.pki.id("batch")
-            let agent = try await lab.agent([prober], ["--rotate-every", "2", "--lifetime", "60"])
+            let agent = try await lab.agent([prober], ["--rotate-every", "2", "--lifetime", "4"])
             defer { agent.stop() }
             let server = try lab.pki.svid("reviews", uris: [lab.pki.id("reviews")])
             let frontendSVID = try lab.pki.svid("frontend", uris: [frontend])
@@ -265,7 +266,7 @@ extension EndToEnd {
                     - {name: baseline, rate: 50, duration: 3s, expect: {successRate: 0.9}}
                     - name: every request fails
                       rate: 50
-                      duration: 3s
+                      duration: 6s
                       faults: [{target: https://127.0.0.1:\(port), status: 503, statusShare: 100}]
                       expect: {successRate: 0.9}
                 """.write(toFile: gameday, atomically: true, encoding: .utf8)
@@ -275,8 +276,38 @@ extension EndToEnd {
             #expect(day.status == 1, "\(day.stdout)\(day.stderr)")
             let steps = try #require(try self.json(json)["steps"] as? [[String: Any]])
             #expect(steps.map { $0["passed"] as? Bool } == [true, false], "\(day.stdout)")
-            #expect(day.stdout.contains("(cleared)"), "\(day.stdout)")
-            #expect((lab.agentLog.filter { $0.hasPrefix("update ") }.count) >= 3, "\(lab.agentLog)")
+            #expect(day.stdout.contains("(cleared)") && !day.stdout.contains("could not clear"), "\(day.stdout)")
+            #expect(day.stderr.contains("meshprobe gameday: identity: Workload API: "), "\(day.stderr)")
+            #expect((lab.agentLog.filter { $0.hasPrefix("update ") }.count) >= 5, "\(lab.agentLog)")
+            // Each step counts its own rotations; the run's total is on stderr.
+            let perStep = steps.map { ((($0["result"] as? [String: Any])?["meta"] as? [String: Any])?["identity_rotations"] as? [String: Any])?["rotations"] as? Int }
+            let total = try #require(day.stderr.split(separator: "\n").first { $0.contains("identity: Workload API: ") }
+                .flatMap { Int($0.split(separator: ": ").last?.split(separator: " ").first ?? "") })
+            #expect(perStep.allSatisfy { $0 != nil } && perStep.compactMap { $0 }.reduce(0, +) <= total && (perStep.last.flatMap { $0 } ?? 99) <= 4,
+                    "\(perStep) of \(total)")
+
+            // A plaintext target (an h2c echo): the control API's faults still go over mTLS with the Workload API's SVID.
+            let plainPort = try freePort()
+            let plain = try await BackgroundProcess(meshprobeBinary, ["echo", "--listen", "127.0.0.1:\(plainPort)", "--h2c", "--workload-version", "v2"],
+                                                    waitForPort: plainPort)
+            defer { plain.stop() }
+            let plaintext = "\(lab.dir)/gameday-plain.yaml"
+            try """
+                name: plaintext target
+                target: http://127.0.0.1:\(plainPort)/
+                identity: {workloadApi: \(lab.endpoint)}
+                load: {connections: 2, streams: 4, churn: request}
+                gameday:
+                  steps:
+                    - name: a fault elsewhere
+                      rate: 50
+                      duration: 2s
+                      faults: [{target: https://127.0.0.1:\(port), status: 503, statusShare: 100}]
+                      expect: {successRate: 0.9}
+                """.write(toFile: plaintext, atomically: true, encoding: .utf8)
+            let other = try await run(meshprobeBinary, ["gameday", plaintext, "--quiet"], timeout: 60)
+            #expect(other.status == 0, "\(other.stdout)\(other.stderr)")
+            #expect(other.stdout.contains("(cleared)"), "\(other.stdout)")
         }
 
         /// A sharded load with the Workload API's SVID: the result channel is mutual TLS with it (before, plain HTTP, as

@@ -5,6 +5,7 @@ import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeReport
 import MeshprobeSpec
+import MeshprobeTLS
 import MeshprobeTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
@@ -47,6 +48,27 @@ import Testing
         // Averaging the shards' p99 would not give this (the shards differ): the merge recomputes it.
         let averaged = shards.map { try! report($0).summary.latencyMs.p99 }.reduce(0, +) / 3
         #expect(averaged != merged.summary.latencyMs.p99)
+    }
+
+    /// Each shard's identity rotations are its own: the merge adds them, and names the source `mixed` when the runs'
+    /// identities came from different ones.
+    @Test func shardsIdentityRotationsAddUp() throws {
+        func shard(_ source: String, rotations: Int, interruptions: Int) throws -> LoadReport {
+            var r = try report(samples(100, seed: 1))
+            var rotation = TLSContextSource.Rotations(source: source)
+            rotation.count = rotations
+            rotation.interruptions = interruptions
+            rotation.lastInterruption = interruptions > 0 ? "Unavailable" : nil
+            r.meta.identityRotations = LoadReport.IdentityRotations(rotation, result: LoadResult())
+            return r
+        }
+        let merged = try ResultMerger.merge([("0.json", try shard("workload-api", rotations: 3, interruptions: 0)),
+                                             ("1.json", try shard("workload-api", rotations: 4, interruptions: 2))], commandLine: ["merge"])
+        #expect(merged.meta.identityRotations?.rotations == 7 && merged.meta.identityRotations?.source == "workload-api")
+        #expect(merged.meta.identityRotations?.interruptions == 2 && merged.meta.identityRotations?.lastInterruption == "Unavailable")
+        let mixed = try ResultMerger.merge([("0.json", try shard("workload-api", rotations: 1, interruptions: 0)),
+                                            ("1.json", try shard("files", rotations: 1, interruptions: 0))], commandLine: ["merge"])
+        #expect(mixed.meta.identityRotations?.source == "mixed" && mixed.meta.identityRotations?.rotations == 2)
     }
 
     /// The finished seconds of a run in which sample i completed in second `seconds[i]`.

@@ -28,7 +28,13 @@ import Testing
         #expect(derived.current.localIdentity?.description == pki.id("first"), "a refused rotation keeps the derived context")
         #expect(derived.rotations.rejected == 1 && derived.rotations.count == 0)
 
+        let before = source.rotations
         source.rotate(to: third)
+        source.interrupted("Unavailable: the agent is not ready")
+        // One run's share of the source (a verification's route): what came after its start.
+        let share = source.rotations.since(before)
+        #expect(share.count == 1 && share.times.count == 1 && share.interruptions == 1 && share.lastInterruption != nil)
+        #expect(before.since(before).count == 0 && before.since(before).lastInterruption == nil)
         #expect(derived.current.localIdentity?.description == pki.id("third"))
         #expect(derived.rotations.count == 1)
         #expect(source.rotations.count == 2 && source.rotations.rejected == 0)

@@ -28,6 +28,9 @@ public struct FaultClient: Sendable {
     public var url: String
     var target: LoadTarget
     public var tls: TLSContext?
+    /// The caller's rotating identity (the Workload API's, watched SVID files): each call takes its current context,
+    /// so that a fault set early is cleared with the SVID valid then. Wins over `tls`.
+    public var tlsSource: TLSContextSource?
     /// How long to wait for an answer.
     public var timeout: Double = 10
     /// How long an answer may still take once the calling task is cancelled (an aborted step): a fault set meanwhile
@@ -48,13 +51,19 @@ public struct FaultClient: Sendable {
         self.tls = tls
     }
 
+    /// A client whose every call presents `tlsSource`'s current context.
+    public init(url: String, tlsSource: TLSContextSource?) throws(FaultClientError) {
+        try self.init(url: url, tls: nil)
+        self.tlsSource = tlsSource
+    }
+
     /// Sends one request and returns the answer whatever its status; no answer at all is `.unreachable`.
     public func send(_ method: String, _ path: String, json body: String? = nil, group: any EventLoopGroup) async throws(FaultClientError) -> Answer {
         var target = self.target
         target.path = path
         var tls: TLSContext?
         if target.scheme == .https {
-            guard let given = self.tls else {
+            guard let given = tlsSource?.current ?? self.tls else {
                 throw .badInput(LoadPlanError(field: "URL", value: target.description, reason: "https needs a TLS configuration").description)
             }
             tls = try Self.http1(given)

@@ -101,7 +101,7 @@ public struct GameDayRunner: Sendable {
         var problems: [String] = []
         for url in controlTargets {
             do {
-                let client = try FaultClient(url: url, tls: controlTLS?.current).bounded(by: stopDeadline)
+                let client = try FaultClient(url: url, tlsSource: controlTLS).bounded(by: stopDeadline)
                 _ = try await client.list(label: runLabel, group: group)
             } catch {
                 problems.append("\(error)")
@@ -163,7 +163,7 @@ public struct GameDayRunner: Sendable {
             case .load(let rate, let duration):
                 var set: [(FaultClient, String)] = []
                 for f in step.faults {
-                    let client = try FaultClient(url: f.target, tls: controlTLS?.current)
+                    let client = try FaultClient(url: f.target, tlsSource: controlTLS)
                     let fault = try await ledger.set(f.fault, on: client, group: group)
                     set.append((client, fault.id))
                     outcome.faults.append("\(fault.id) on \(client.url): \(fault.summary)")

@@ -111,7 +111,7 @@ public enum OutlierDetectionCheck {
         }
         var clients: [FaultClient] = []
         for url in e.faultTargets {
-            do { clients.append(try FaultClient(url: url, tls: controlTLS?.current)) } catch {
+            do { clients.append(try FaultClient(url: url, tlsSource: controlTLS)) } catch {
                 throw LoadPlanError(field: "outlierDetection.faultTargets", value: url, reason: error.description)
             }
         }

@@ -8,6 +8,23 @@ import MeshprobeSpec
 /// Combines the JSON results of several runs or shards exactly: counts add, histograms merge, and every percentile
 /// is recomputed from the merged histograms (never averaged).
 public enum ResultMerger {
+    /// The runs' identity rotations added up (each run, or shard, had its own identity source): counts summed, the
+    /// source named when all runs share it (`workload-api`, `files`), else `mixed`; nil when no run had one.
+    static func identityRotations(_ all: [LoadReport.IdentityRotations]) -> LoadReport.IdentityRotations? {
+        guard var out = all.first else { return nil }
+        for r in all.dropFirst() {
+            out.rotations += r.rotations
+            out.rejected += r.rejected
+            out.tlsFailures += r.tlsFailures
+            if let n = r.interruptions {
+                out.interruptions = (out.interruptions ?? 0) + n
+                out.lastInterruption = r.lastInterruption ?? out.lastInterruption
+            }
+            if r.source != out.source { out.source = "mixed" }
+        }
+        return out
+    }
+
     public struct MergeError: Error, CustomStringConvertible, Equatable {
         public var description: String
         public init(_ description: String) { self.description = description }
@@ -194,6 +211,7 @@ public enum ResultMerger {
         out.meta.connections = all.reduce(0) { $0 + $1.meta.connections }
         // Runs with one timeout keep it; with different ones (or one that does not say) the merged timed-out requests
         // have no one lower bound, and latency thresholds count them as of unknown latency.
+        out.meta.identityRotations = Self.identityRotations(all.compactMap(\.meta.identityRotations))
         let timeouts = Set(all.map(\.meta.requestTimeoutSeconds))
         out.meta.requestTimeoutSeconds = timeouts.count == 1 ? timeouts.first! : nil
         out.meta.model = all.map(\.meta.model).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: "; ")
