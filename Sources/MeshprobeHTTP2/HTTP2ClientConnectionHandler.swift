@@ -122,7 +122,8 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
     /// - Parameter internedNames: kept header names expected on most responses (lower-case). A header of one of these
     ///   names is handed over with that very `String` as its name, and with the `String` of the last value seen under
     ///   that name when its value has not changed: no allocation per header, and the receiver's comparisons of equal
-    ///   strings end at their shared storage.
+    ///   strings end at their shared storage; its index there is the header's `known`. A name no kept prefix covers is
+    ///   not handed over at all.
     public init(settings: HTTP2Settings = .init(), collectBodies: Bool = false,
                 keepingHeadersWithPrefixes: [String]? = nil, keepingErrorBodyPrefix: Int = 0, internedNames: [String] = [],
                 writeCoalescer: HTTP2WriteCoalescer? = nil, delegate: any HTTP2ClientDelegate) {
@@ -134,7 +135,9 @@ public final class HTTP2ClientConnectionHandler: ChannelDuplexHandler, Removable
         // An empty prefix keeps every name: then every first byte passes the filter.
         let prefixes = keepHeaderPrefixes ?? []
         self.keptFirstBytes = ByteSet(prefixes.contains { $0.isEmpty } ? Array(0...255) : prefixes.compactMap(\.first))
-        self.interned = InternedHeaders(names: internedNames)
+        self.interned = InternedHeaders(names: internedNames, kept: { name in
+            prefixes.isEmpty && keepingHeadersWithPrefixes == nil || prefixes.contains { Array(name.utf8).starts(with: $0) }
+        })
         self.delegate = delegate
         self.connection = NGHTTP2Connection(isServer: false, settings: settings)
         self.connection.owner = self
@@ -460,18 +463,20 @@ extension HTTP2ClientConnectionHandler: NGHTTP2ConnectionOwner {
             }
             return 0
         }
+        // The array leaves with the response: sized once for as many headers as the last response kept, instead of
+        // growing 1, 2, 4, 8, 16 (an allocation each) for a response with the echo's 14 stamps.
+        // An interned name is a kept one (see `init`): no prefix test for it.
+        if let header = interned.header(name: name, nameLength: nameLength, value: value, valueLength: valueLength) {
+            if stream.headers.capacity == 0 { stream.headers.reserveCapacity(keptPerResponse) }
+            stream.headers.append(header)
+            return 0
+        }
         if let prefixes = keepHeaderPrefixes {
             guard let name, nameLength > 0, keptFirstBytes.contains(name[0]), Self.hasPrefix(name, nameLength, prefixes) else { return 0 }
         }
-        // The array leaves with the response: sized once for as many headers as the last response kept, instead of
-        // growing 1, 2, 4, 8, 16 (an allocation each) for a response with the echo's 14 stamps.
         if stream.headers.capacity == 0 { stream.headers.reserveCapacity(keptPerResponse) }
-        if let header = interned.header(name: name, nameLength: nameLength, value: value, valueLength: valueLength) {
-            stream.headers.append(header)
-        } else {
-            stream.headers.append(
-                HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
-        }
+        stream.headers.append(
+            HTTP2Header(String(nghttp2Bytes: name, count: nameLength), String(nghttp2Bytes: value, count: valueLength)))
         return 0
     }
 
@@ -643,44 +648,70 @@ private struct StreamTable {
 }
 
 /// Header names known in advance, each with the last value seen under it, so that a load generator's responses (the
-/// same few stamps, mostly with the same values) are handed over without making two `String`s per header.
+/// same few stamps, mostly with the same values) are handed over without making two `String`s per header. Flat
+/// arrays: a lookup touches no nested array (no reference counting per header).
 private struct InternedHeaders {
-    private struct Entry {
-        let name: String
-        let nameBytes: [UInt8]
-        var value: String = ""
-        var valueBytes: [UInt8] = []
-    }
+    private let names: [String]
+    /// Every name's bytes, one after the other: name i at `nameStart[i]..<nameStart[i + 1]`.
+    private let nameBytes: [UInt8]
+    private let nameStart: [Int]
+    /// The entries by name length (the lengths of a few stamps coincide): `byLength[lengthStart[n]..<lengthStart[n + 1]]`
+    /// are the indices of the names of length n.
+    private let byLength: [Int]
+    private let lengthStart: [Int]
+    private var values: [String]
+    private var valueBytes: [[UInt8]]
 
-    private var entries: [Entry]
-    /// The entries by name length (the lengths of a few stamps coincide): `entries` indices.
-    private let byLength: [[Int]]
-
-    init(names: [String]) {
-        entries = names.map { Entry(name: $0, nameBytes: Array($0.utf8)) }
-        var byLength = Array(repeating: [Int](), count: (entries.map(\.nameBytes.count).max() ?? -1) + 1)
-        for (i, entry) in entries.enumerated() { byLength[entry.nameBytes.count].append(i) }
-        self.byLength = byLength
+    /// `kept`: whether a name is handed over at all (a name no kept prefix covers is looked up, and skipped).
+    init(names: [String], kept: (String) -> Bool) {
+        let handed = names.map { kept($0) ? $0 : nil }
+        self.names = names
+        var bytes: [UInt8] = [], starts: [Int] = []
+        for name in names {
+            starts.append(bytes.count)
+            bytes += Array(name.utf8)
+        }
+        starts.append(bytes.count)
+        nameBytes = bytes
+        nameStart = starts
+        let longest = names.map(\.utf8.count).max() ?? 0
+        var order: [Int] = [], lengthStart: [Int] = []
+        for length in 0...(longest + 1) {
+            lengthStart.append(order.count)
+            guard length <= longest else { continue }
+            order += names.indices.filter { handed[$0] != nil && names[$0].utf8.count == length }
+        }
+        byLength = order
+        self.lengthStart = lengthStart
+        values = Array(repeating: "", count: names.count)
+        valueBytes = Array(repeating: [], count: names.count)
     }
 
     /// The header, with the known name's `String` and, when the value is the last one's, that value's; nil when the
-    /// name is not known.
+    /// name is not known (or not handed over).
     @inline(__always)
     mutating func header(name: UnsafePointer<UInt8>?, nameLength: Int, value: UnsafePointer<UInt8>?, valueLength: Int) -> HTTP2Header? {
-        guard let name, nameLength < byLength.count else { return nil }
-        for i in byLength[nameLength] {
-            let matches = entries[i].nameBytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, name, nameLength) == 0 }
-            guard matches else { continue }
-            let same = entries[i].valueBytes.count == valueLength && (valueLength == 0 || entries[i].valueBytes.withUnsafeBufferPointer {
-                memcmp($0.baseAddress!, value!, valueLength) == 0
-            })
-            if !same {
-                entries[i].value = String(nghttp2Bytes: value, count: valueLength)
-                entries[i].valueBytes = value.map { Array(UnsafeBufferPointer(start: $0, count: valueLength)) } ?? []
+        guard let name, nameLength + 1 < lengthStart.count else { return nil }
+        let found: Int? = byLength.withUnsafeBufferPointer { order in
+            nameBytes.withUnsafeBufferPointer { bytes in
+                nameStart.withUnsafeBufferPointer { start in
+                    for k in lengthStart[nameLength]..<lengthStart[nameLength + 1] {
+                        let i = order[k]
+                        if memcmp(bytes.baseAddress! + start[i], name, nameLength) == 0 { return i }
+                    }
+                    return nil
+                }
             }
-            return HTTP2Header(entries[i].name, entries[i].value, known: i)
         }
-        return nil
+        guard let i = found else { return nil }
+        let same = valueBytes[i].count == valueLength && (valueLength == 0 || valueBytes[i].withUnsafeBufferPointer {
+            memcmp($0.baseAddress!, value!, valueLength) == 0
+        })
+        if !same {
+            values[i] = String(nghttp2Bytes: value, count: valueLength)
+            valueBytes[i] = value.map { Array(UnsafeBufferPointer(start: $0, count: valueLength)) } ?? []
+        }
+        return HTTP2Header(names[i], values[i], known: i)
     }
 }
 
