@@ -393,6 +393,12 @@ extension EndToEnd {
             let missing = try await load(["--workload-api", lab.endpoint])
             #expect(missing.status == 2)
             #expect(missing.stderr.contains("no X.509-SVID within 1s: no such socket \(lab.socket)"), "\(missing.stderr)")
+            // A wait beyond a second says what it waits for, and why so far.
+            let waiting = try await run(meshprobeBinary, ["load", url, "-n", "1", "--workload-api-timeout", "2s", "--workload-api", lab.endpoint],
+                                        timeout: 60)
+            #expect(waiting.status == 2)
+            #expect(waiting.stderr.contains("waiting up to 2s for the first X.509-SVID from the Workload API at \(lab.endpoint) (so far: no such socket \(lab.socket)"),
+                    "\(waiting.stderr)")
             // The standard variable, when no identity flag is given.
             var environment = ProcessInfo.processInfo.environment
             environment["SPIFFE_ENDPOINT_SOCKET"] = "unix:\(lab.socket)"

@@ -1,3 +1,4 @@
+import Foundation
 import MeshprobeSpec
 import MeshprobeTLS
 import NIOConcurrencyHelpers
@@ -91,6 +92,18 @@ public final class WorkloadAPISVIDSource: Sendable {
         do {
             let source = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<TLSContextSource, any Error>) in
                 phase.withLockedValue { $0 = .waiting(continuation, last: nil) }
+                // A wait longer than a second is said once (the agent missing, not ready, or refusing): a run that
+                // seems to hang names what it waits for.
+                eventLoop.scheduleTask(in: .seconds(1)) {
+                    let last: WorkloadAPIError?? = phase.withLockedValue {
+                        if case .waiting(_, let last) = $0 { return .some(last) }
+                        return nil
+                    }
+                    if let last {
+                        onEvent("waiting up to \(String(format: "%gs", timeout)) for the first X.509-SVID from the Workload API at \(endpoint)"
+                                + (last.map { " (so far: \($0))" } ?? ""))
+                    }
+                }
                 eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
                     let last: WorkloadAPIError?? = phase.withLockedValue {
                         if case .waiting(_, let last) = $0 { return .some(last) }
