@@ -361,6 +361,10 @@ public struct LoadResult: Sendable {
     public var totalRequests: Int { succeeded + failed }
 
     public mutating func merge(_ other: LoadResult) {
+        // Runs one after another on one source (a route's phases): their shares add up.
+        if let theirs = other.identityRotations {
+            identityRotations = identityRotations.map { $0.adding(theirs) } ?? theirs
+        }
         requestsSent += other.requestsSent
         responses += other.responses
         succeeded += other.succeeded

@@ -26,6 +26,18 @@ public final class TLSContextSource: Sendable {
 
         public init(source: String) { self.source = source }
 
+        /// Two shares of one source added (runs one after another): counts summed, the later one's last reasons.
+        public func adding(_ later: Rotations) -> Rotations {
+            var out = self
+            out.count += later.count
+            out.rejected += later.rejected
+            out.times += later.times
+            out.interruptions += later.interruptions
+            out.lastInterruption = later.lastInterruption ?? lastInterruption
+            out.lastRejection = later.lastRejection ?? lastRejection
+            return out
+        }
+
         /// What happened after `before` (the same source's counts earlier): one run's share of a source that several
         /// runs share (a verification's routes, a game day's steps).
         public func since(_ before: Rotations) -> Rotations {

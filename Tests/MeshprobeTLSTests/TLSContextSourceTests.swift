@@ -35,6 +35,9 @@ import Testing
         let share = source.rotations.since(before)
         #expect(share.count == 1 && share.times.count == 1 && share.interruptions == 1 && share.lastInterruption != nil)
         #expect(before.since(before).count == 0 && before.since(before).lastInterruption == nil)
+        // A route's phases, one after another: their shares add up to the source's over both.
+        let sum = before.since(TLSContextSource.Rotations(source: "workload-api")).adding(share)
+        #expect(sum.count == source.rotations.count && sum.interruptions == source.rotations.interruptions && sum.times == source.rotations.times)
         #expect(derived.current.localIdentity?.description == pki.id("third"))
         #expect(derived.rotations.count == 1)
         #expect(source.rotations.count == 2 && source.rotations.rejected == 0)
