@@ -73,9 +73,16 @@ public struct SeriesLabels: Hashable, Sendable, Codable, Comparable {
          ("connection_security_policy", connectionSecurityPolicy)]
     }
 
-    /// The series' `ResponseCode` (its gRPC status when it has one).
+    /// The series' `ResponseCode` (its gRPC status when it has one; a health check's failing answer, whose gRPC status
+    /// is OK, by its failure class `application:health NOT_SERVING`).
     public var code: Int {
-        if let text = grpcResponseStatus, let status = Int(text).flatMap(GRPCStatusCode.init(rawValue:)) { return ResponseCode.grpc(status) }
+        if let text = grpcResponseStatus, let status = Int(text).flatMap(GRPCStatusCode.init(rawValue:)) {
+            if status == .ok, failureClass.hasPrefix("application:health "),
+               let health = ResponseCode.parse(String(failureClass.dropFirst("application:".count))) {
+                return health
+            }
+            return ResponseCode.grpc(status)
+        }
         return responseCode
     }
 

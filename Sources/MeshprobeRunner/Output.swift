@@ -7,7 +7,7 @@ package let meshprobeVersion = "0.1.0"
 
 /// An error that ends the command with a message and a documented exit code (docs/conventions.md): 1 an expectation
 /// failed, 2 bad input or configuration, 3 aborted or incomplete.
-package struct ExitError: Error {
+package struct ExitError: Error, CustomStringConvertible {
     package var message: String
     package var exitCode: Int32
 
@@ -17,6 +17,9 @@ package struct ExitError: Error {
     }
 
     package static func badInput(_ message: String) -> ExitError { ExitError(message: message, exitCode: 2) }
+
+    /// The message alone, as a caller that reports the error in its own words (`"\(error)"`) shows it.
+    package var description: String { message }
 }
 
 /// Every line meshprobe writes for people goes through `printError` or `printLine`. A `String` is defanged whole:

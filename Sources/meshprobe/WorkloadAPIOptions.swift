@@ -127,7 +127,7 @@ enum IdentityRotation {
         return PrintableText.replacingControls("identity: \(r.source == "workload-api" ? "Workload API" : "SVID files"): \(r.count) rotation\(r.count == 1 ? "" : "s") during the run"
             + (r.rejected > 0 ? ", \(r.rejected) update\(r.rejected == 1 ? "" : "s") rejected (old identity kept; last: \(r.lastRejection ?? ""))" : "")
             + (r.interruptions > 0 ? "; the stream was lost \(r.interruptions) time\(r.interruptions == 1 ? "" : "s") (identity kept; last: \(r.lastInterruption ?? ""))" : "")
-            + (source.flatMap { s in s.current.localNotAfter.flatMap { $0 < Date() ? "; WARNING: the SVID in use expired at \($0) (new connections fail their handshakes)" : nil } } ?? ""))
+            + (source.flatMap { s in s.current.localNotAfter.flatMap { $0 < Date() ? "; WARNING: the SVID in use expired at \($0.ISO8601Format()) and nothing replaced it (servers that resume TLS sessions kept accepting it; a full handshake, such as a control API's call, is refused)" : nil } } ?? ""))
     }
 
     /// Runs `body` with the identity kept current by `rotation`, and stops it however `body` ends.

@@ -115,6 +115,17 @@ extension EndToEnd {
             let series = try #require(result["series"] as? [[String: Any]])
             #expect(!series.isEmpty && series.allSatisfy { ($0["labels"] as? [String: Any])?["grpc_response_status"] as? String == "0" }, "\(series)")
             #expect(try await ResultSchema.load.violation(in: "\(dir)/draining.json") == nil)
+            // Merged (the series carry the serving status in their failure class): still NOT_SERVING per identity.
+            let second = try await run(meshprobeBinary, ["load", "grpcs://127.0.0.1:\(port)", "--grpc-health", "meshprobe.draining", "-n", "20",
+                                                         "--json", "\(dir)/draining-2.json"] + identity, timeout: 60)
+            #expect(second.status == 1, "\(second.stdout)\(second.stderr)")
+            let merged = try await run(meshprobeBinary, ["merge", "\(dir)/draining.json", "\(dir)/draining-2.json", "--json", "\(dir)/merged.json"], timeout: 60)
+            #expect(merged.status == 1, "\(merged.stdout)\(merged.stderr)")
+            let mergedResult = try #require(FileManager.default.contents(atPath: "\(dir)/merged.json")
+                .flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] }, "\(merged.stdout)\(merged.stderr)")
+            let rows = try #require(mergedResult["workloads"] as? [[String: Any]])
+            #expect(rows.count == 1 && (rows.first?["statuses"] as? [String: Int]) == ["health NOT_SERVING": 40] && rows.first?["errors"] as? Int == 40,
+                    "\(rows)")
         }
 
         @Test func encodesAJSONRequestWithADescriptorSet() async throws {

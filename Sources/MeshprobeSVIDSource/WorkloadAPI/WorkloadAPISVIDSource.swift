@@ -36,6 +36,8 @@ public final class WorkloadAPISVIDSource: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         let phase = NIOLockedValueBox<Phase>(.finished)
+        // Whether the stream has delivered since it last broke: an outage counts once, not once per reconnect attempt.
+        let live = NIOLockedValueBox(true)
 
         /// Ends the wait, once.
         @Sendable func finishWait(_ result: Result<TLSContextSource, WorkloadAPIError>) {
@@ -55,6 +57,7 @@ public final class WorkloadAPISVIDSource: Sendable {
                 if case .running(let source) = $0 { return source }
                 return nil
             }
+            live.withLockedValue { $0 = true }
             do {
                 let context = try build(update)
                 if let running {
@@ -84,7 +87,7 @@ public final class WorkloadAPISVIDSource: Sendable {
             if final {
                 finishWait(.failure(error))
             } else if let running {
-                running.interrupted(error.description)
+                if live.withLockedValue({ let was = $0; $0 = false; return was }) { running.interrupted(error.description) }
                 onEvent("Workload API: \(error); reconnecting")
             }
         })
