@@ -132,7 +132,7 @@ import Testing
         #expect(GameDayVerdict.exit(failed: 0, undecided: 0, skipped: 0, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
             == ["incomplete" + named, "3"])
         #expect(GameDayVerdict.exit(failed: 1, undecided: 0, skipped: 0, abortReason: nil, faultsLeft: left).map { [$0.message, "\($0.code)"] }
-            == ["verdict: FAIL" + named, "3"], "a failed verdict with a fault left is not a plain FAIL")
+            == ["incomplete: a step failed (verdict FAIL)" + named, "3"], "a failed verdict with a fault left is not a plain FAIL")
         #expect(GameDayVerdict.exit(failed: 0, undecided: 1, skipped: 0, abortReason: "the abort file /tmp/stop appeared", faultsLeft: left)
             .map { [$0.message, "\($0.code)"] } == ["incomplete: the abort file /tmp/stop appeared" + named, "3"])
     }

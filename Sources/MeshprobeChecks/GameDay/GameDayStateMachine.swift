@@ -100,7 +100,10 @@ public enum GameDayVerdict {
         if failed > 0 {
             var also = undecided > 0 ? ["\(undecided) step\(undecided == 1 ? "" : "s") undecided"] : []
             if let why = abortReason { also.append("stopped early: \(why)") }
-            return ("verdict: FAIL" + (also.isEmpty ? "" : " (and \(also.joined(separator: "; ")))") + left, faultsLeft.isEmpty ? 1 : 3)
+            let detail = also.isEmpty ? "" : " (and \(also.joined(separator: "; ")))"
+            // A fault left makes the run incomplete (exit 3), as its result says, though a step failed.
+            if !faultsLeft.isEmpty { return ("incomplete: a step failed (verdict FAIL)" + detail + left, 3) }
+            return ("verdict: FAIL" + detail, 1)
         }
         if let why = abortReason { return ("incomplete: \(why)\(left)", 3) }
         if undecided > 0 || skipped > 0 {
