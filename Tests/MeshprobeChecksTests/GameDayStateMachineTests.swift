@@ -81,10 +81,23 @@ import Testing
         let why = machine.stepEnded(ended("fault", problem: "the load ended before its planned end: every connection failed"),
                                     notCleared: ["f1 on https://a: path /, expires in at most 60 s (refused)", "f2 on https://b: (timeout)"],
                                     seconds: 1, abortReason: nil, cancelled: false)
-        #expect(why == nil, "it ran: the game day goes on")
+        #expect(why == nil, "the last step: nothing after it to spoil")
         #expect(machine.outcomes[0].problem == "the load ended before its planned end: every connection failed; "
             + "could not clear f1 on https://a: path /, expires in at most 60 s (refused); could not clear f2 on https://b: (timeout)")
         #expect(machine.outcomes[0].verdicts != nil)
+    }
+
+    /// A fault left on a workload would be measured by the next step (the second trial's finding): the game day stops
+    /// there, the later steps skipped.
+    @Test func aFaultLeftBeforeALaterStepEndsTheGameDay() {
+        var machine = Machine(steps: ["fault", "after"])
+        _ = machine.nextAction(aborted: false)
+        let why = machine.stepEnded(ended("fault"), notCleared: ["f1 on https://a: (certificate expired)"], seconds: 1, abortReason: nil,
+                                    cancelled: false)
+        #expect(why == "step 'fault' left a fault it could not clear, which the later steps would measure")
+        #expect(machine.outcomes[0].verdicts != nil, "its own verdicts stand, with the problem")
+        let next = machine.nextAction(aborted: true)
+        #expect(next == .finish && machine.skipped == ["after"])
     }
 
     @Test func theWatchNamesTheAbortFileFirstThenTheTimeCap() {

@@ -63,6 +63,11 @@ public struct GameDayStateMachine: Sendable {
         // A step that could not run (a refused control API, an unreachable target) ends the game day: the later steps
         // assume it happened.
         if outcome.verdicts == nil && abortReason == nil { return "step '\(names[index])' could not run" }
+        // A fault it could not clear is still on the workload until it expires: a later step would measure it, not the
+        // mesh as the file says. The game day stops (the faults are tried once more at the end).
+        if !notCleared.isEmpty && abortReason == nil && index < names.count - 1 {
+            return "step '\(names[index])' left \(notCleared.count == 1 ? "a fault" : "\(notCleared.count) faults") it could not clear, which the later steps would measure"
+        }
         return abortReason == nil ? outcome.endsGameDay : nil
     }
 
