@@ -89,14 +89,25 @@ final class FaultControl: Sendable {
             return state.faults.filter { $0.applies(to: bare) }
         }
         if matching.isEmpty { return nil }
+        // Each fault applies on its own (as separate fault filters would): two 50% aborts fail 75% of requests, not
+        // 100%. In the spec's cumulative choices, a fault's share is what is left after the earlier ones (which keep
+        // precedence): p_i x (1 - p_1) x ... x (1 - p_i-1).
         var spec = FaultSpec()
+        var statusLeft = 1.0, delayLeft = 1.0, resetLeft = 1.0
         for fault in matching {
             let s = fault.settings
             let grpcStatus = grpc ? s.grpcStatus.map(ResponseCode.grpc) : nil
-            if let status = grpcStatus ?? s.status { spec.statuses.append(.init(value: status, percent: s.statusShare, source: fault.id)) }
-            if s.delayNanoseconds > 0 { spec.delays.append(.init(value: s.delayNanoseconds, percent: s.delayShare, source: fault.id)) }
-            spec.resetPercent = min(100, spec.resetPercent + s.resetShare)
+            if let status = grpcStatus ?? s.status {
+                spec.statuses.append(.init(value: status, percent: s.statusShare * statusLeft, source: fault.id))
+                statusLeft *= 1 - s.statusShare / 100
+            }
+            if s.delayNanoseconds > 0 {
+                spec.delays.append(.init(value: s.delayNanoseconds, percent: s.delayShare * delayLeft, source: fault.id))
+                delayLeft *= 1 - s.delayShare / 100
+            }
+            resetLeft *= 1 - s.resetShare / 100
         }
+        spec.resetPercent = min(100, (1 - resetLeft) * 100)
         return spec
     }
 

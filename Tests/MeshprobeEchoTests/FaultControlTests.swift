@@ -91,6 +91,20 @@ import Testing
         #expect(spec.choice(spec.statuses, roll: 40) == nil)
     }
 
+    /// Faults set one after another (two game days, two steps' faults on one workload) apply each on its own, as
+    /// separate fault filters would: two 50% aborts fail 75% of requests (the second trial saw 100%).
+    @Test func faultsApplyIndependently() throws {
+        let control = FaultControl()
+        let now = NIODeadline.now()
+        _ = control.add(try settings(#"{"status":503,"statusShare":50,"resetShare":50,"durationSeconds":10}"#), setBy: ops, now: now)
+        _ = control.add(try settings(#"{"status":500,"statusShare":50,"resetShare":50,"durationSeconds":10}"#), setBy: ops, now: now)
+        let spec = try #require(control.spec(forPath: "/", now: now))
+        #expect(spec.statuses.map(\.percent) == [50, 25] && spec.statuses.map(\.value) == [503, 500])
+        #expect(spec.choice(spec.statuses, roll: 49.9)?.value == 503 && spec.choice(spec.statuses, roll: 74.9)?.value == 500)
+        #expect(spec.choice(spec.statuses, roll: 75) == nil, "a quarter of requests meet neither")
+        #expect(spec.resetPercent == 75)
+    }
+
     @Test func expiredFaultsStopApplyingAndLeaveTheList() throws {
         let control = FaultControl()
         let start = NIODeadline.now()
