@@ -69,7 +69,7 @@ package enum CheckPlan {
         func declared(_ source: String) -> String { "(\(source))\(marks.from(declaredAt: source))" }
         out += policy.circuitBreakers.map { "    circuit breaker at \($0.maxRequests) in flight \(declared($0.source))" }
         out += policy.outlierDetections.map {
-            "    outlier detection, \($0.consecutiveErrors) errors, making \($0.faultTargets.first ?? "?") fail \(declared($0.source))"
+            "    outlier detection, \($0.consecutiveErrors) errors, making \(outlierTargets($0)) fail \(declared($0.source))"
         }
         out += policy.retries.map { "    retries and timeouts \(declared($0.source))" }
         out += policy.maxRetries.map { "    at most \($0.limit) concurrent retries \(declared($0.source))" }
@@ -111,6 +111,13 @@ package enum CheckPlan {
     }
 
     /// One game-day step in a line.
+    /// Which workloads an outlier-detection check makes fail: the first, then (with two or more) all of them at once for
+    /// the maximum-percent phase.
+    static func outlierTargets(_ e: OutlierExpectation) -> String {
+        guard let first = e.faultTargets.first else { return "?" }
+        return e.faultTargets.count < 2 ? first : "\(first), then all \(e.faultTargets.count) at once (\(e.faultTargets.joined(separator: ", ")))"
+    }
+
     package static func describe(_ step: GameDayStep) -> String {
         switch step.kind {
         case .load(let rate, let duration):
@@ -122,7 +129,7 @@ package enum CheckPlan {
         case .circuitBreaker(let e):
             return "\(step.name): circuit breaker at \(e.maxRequests) in flight, \(e.maxPending.map(String.init) ?? "unbounded") pending"
         case .outlierDetection(let e):
-            return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(e.faultTargets[0]) fail"
+            return "\(step.name): outlier detection, \(e.consecutiveErrors) errors, \(YAMLValue.format(e.baseEjectionTime))s, making \(outlierTargets(e)) fail"
         case .access(let e):
             return "\(step.name): access, \(counted(e.cells.count, "cell")) (of \(counted(e.callers.count, "caller")) and \(counted(e.requests.count, "request"))), "
                 + "\(counted(e.attempts, "try", plural: "tries")) each"
