@@ -65,30 +65,24 @@ extension ShardTLS {
     /// From the run's identity: its rotating `source` when it has one (the Workload API's, watched SVID files), else
     /// its files; nil when it has no client certificate (the channel is then plain HTTP).
     static func make(identity: TLSIdentitySpec, source: TLSContextSource?) throws -> ShardTLS? {
+        let base: TLSContextSource
         if let source {
-            guard let own = source.current.localIdentity else {
-                throw CLIError.badInput("--shards: the certificate has no SPIFFE ID; the shards' result channel needs one (an SVID)")
-            }
-            let expected = PeerExpectation.trustDomain(own.trustDomain)
-            return ShardTLS(
-                client: try source.derived(source: "shards") {
-                    try $0.reshaped(role: .client, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true)
-                },
-                server: try source.derived(source: "shards") {
-                    try $0.reshaped(role: .server, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true, requireClientCertificate: true)
-                })
+            base = source
+        } else {
+            guard identity.files().cert != nil else { return nil }
+            base = TLSContextSource(initial: try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: nil, verifyPeer: true,
+                                                                      serverName: nil), source: "files")
         }
-        guard identity.files().cert != nil else { return nil }
-        let probe = try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: nil, verifyPeer: true, serverName: nil)
-        guard let own = probe.localIdentity else {
+        guard let own = base.current.localIdentity else {
             throw CLIError.badInput("--shards: the certificate has no SPIFFE ID; the shards' result channel needs one (an SVID)")
         }
         let expected = PeerExpectation.trustDomain(own.trustDomain)
         return ShardTLS(
-            client: TLSContextSource(initial: try identity.makeContext(role: .client, alpn: ["http/1.1"], expectedPeer: expected,
-                                                                       verifyPeer: true, serverName: nil), source: "files"),
-            server: TLSContextSource(initial: try identity.makeContext(role: .server, alpn: ["http/1.1"], expectedPeer: expected,
-                                                                       verifyPeer: true, serverName: nil, requireClientCertificate: true),
-                                     source: "files"))
+            client: try base.derived(source: "shards") {
+                try $0.reshaped(role: .client, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true)
+            },
+            server: try base.derived(source: "shards") {
+                try $0.reshaped(role: .server, alpn: ["http/1.1"], expectedPeer: expected, verifyPeer: true, requireClientCertificate: true)
+            })
     }
 }
