@@ -660,7 +660,6 @@ private struct InternedHeaders {
     private let byLength: [Int]
     private let lengthStart: [Int]
     private var values: [String]
-    private var valueBytes: [[UInt8]]
 
     /// `kept`: whether a name is handed over at all (a name no kept prefix covers is looked up, and skipped).
     init(names: [String], kept: (String) -> Bool) {
@@ -684,7 +683,6 @@ private struct InternedHeaders {
         byLength = order
         self.lengthStart = lengthStart
         values = Array(repeating: "", count: names.count)
-        valueBytes = Array(repeating: [], count: names.count)
     }
 
     /// The header, with the known name's `String` and, when the value is the last one's, that value's; nil when the
@@ -704,13 +702,12 @@ private struct InternedHeaders {
             }
         }
         guard let i = found else { return nil }
-        let same = valueBytes[i].count == valueLength && (valueLength == 0 || valueBytes[i].withUnsafeBufferPointer {
-            memcmp($0.baseAddress!, value!, valueLength) == 0
-        })
-        if !same {
-            values[i] = String(nghttp2Bytes: value, count: valueLength)
-            valueBytes[i] = value.map { Array(UnsafeBufferPointer(start: $0, count: valueLength)) } ?? []
-        }
+        // Compared with the last value's own bytes (a native string's are contiguous; a small one's are copied to the
+        // stack): no second copy of each value to keep up to date.
+        let same = values[i].utf8.withContiguousStorageIfAvailable { last in
+            last.count == valueLength && (valueLength == 0 || memcmp(last.baseAddress!, value!, valueLength) == 0)
+        } ?? false
+        if !same { values[i] = String(nghttp2Bytes: value, count: valueLength) }
         return HTTP2Header(names[i], values[i], known: i)
     }
 }

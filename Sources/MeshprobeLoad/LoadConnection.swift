@@ -464,23 +464,26 @@ final class LoadConnection {
         guard !headers.isEmpty else { return id }
         let worker = self.worker
         let identityHeader = worker.configuration.plan.identityHeader
-        for header in headers {
-            switch worker.kind(of: header) {
-            case .workload:
-                // A configured identity header names the workload instead of the echo's stamp (recognise: header:NAME).
-                if identityHeader == nil { id.workload = header.value }
-            case .version:
-                id.version = header.value
-            case .cluster:
-                id.cluster = header.value
-            case .identity:
-                if id.identity.isEmpty { id.identity = header.value }
-            case .grpcStatus, .grpcMessage, .grpcEncoding, .other:
-                break
-            case let kind:
-                worker.result.recordUpstreamStamp(kind, header.value)
+        // Read in place (a `for header in headers` copies each header, retaining and releasing its two strings).
+        headers.withUnsafeBufferPointer { headers in
+            for i in headers.indices {
+                switch worker.kind(of: headers[i]) {
+                case .workload:
+                    // A configured identity header names the workload instead of the echo's stamp (recognise: header:NAME).
+                    if identityHeader == nil { id.workload = headers[i].value }
+                case .version:
+                    id.version = headers[i].value
+                case .cluster:
+                    id.cluster = headers[i].value
+                case .identity:
+                    if id.identity.isEmpty { id.identity = headers[i].value }
+                case .grpcStatus, .grpcMessage, .grpcEncoding, .other:
+                    break
+                case let kind:
+                    worker.result.recordUpstreamStamp(kind, headers[i].value)
+                }
+                if let identityHeader, equal(headers[i].name, identityHeader) { id.workload = headers[i].value }
             }
-            if let identityHeader, equal(header.name, identityHeader) { id.workload = header.value }
         }
         return id
     }
@@ -516,11 +519,13 @@ final class LoadConnection {
         var grpcAnswer = false
         if worker.isGRPC {
             var grpcStatus: String?
-            for header in headers {
-                switch worker.kind(of: header) {
-                case .grpcStatus: grpcStatus = header.value
-                case .grpcMessage: grpcMessage = header.value
-                default: break
+            headers.withUnsafeBufferPointer { headers in
+                for i in headers.indices {
+                    switch worker.kind(of: headers[i]) {
+                    case .grpcStatus: grpcStatus = headers[i].value
+                    case .grpcMessage: grpcMessage = headers[i].value
+                    default: break
+                    }
                 }
             }
             (code, grpcMessage) = GRPCMetadata.responseCode(httpStatus: status, grpcStatus: grpcStatus, grpcMessage: grpcMessage)
