@@ -391,6 +391,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "MeshprobeIdentity",
+                "MeshprobeSVIDSource",
                 "MeshprobeHistogram",
                 "MeshprobePolicy",
                 "MeshprobeChecks",

@@ -109,6 +109,7 @@ extension EchoPlanner {
         let roll = Self.roll(spec, random: &random)
         if roll.reset {
             plan.answer = .reset
+            plan.delayNanoseconds = roll.delayNanoseconds
             return plan
         }
         if !roll.applied.isEmpty { plan.metadata.append((EchoStamp.fault, roll.applied.joined(separator: ";"))) }

@@ -136,12 +136,16 @@ struct EchoPlanner: Sendable {
         return (stamps, caller, attempt)
     }
 
-    /// What the faults of `spec` do to one request: each kind rolled once, in the order reset, status, delay.
+    /// What the faults of `spec` do to one request: each kind rolled once, in the order reset, status, delay. A reset
+    /// comes after the delay rolled (as from an upstream that crashes after its work); it takes no status.
     static func roll(_ spec: FaultSpec, random: inout some RandomNumberGenerator) -> FaultRoll {
         var roll = FaultRoll()
         if spec.isEmpty { return roll }
         if spec.resetPercent > 0, Double.random(in: 0..<100, using: &random) < spec.resetPercent {
             roll.reset = true
+            if let delay = spec.choice(spec.delays, roll: Double.random(in: 0..<100, using: &random)) {
+                roll.delayNanoseconds = delay.value
+            }
             return roll
         }
         var sources: [String] = []
@@ -192,6 +196,7 @@ struct EchoPlanner: Sendable {
         let roll = Self.roll(spec, random: &random)
         if roll.reset {
             plan.action = .reset
+            plan.delayNanoseconds = roll.delayNanoseconds
             return plan
         }
         if let status = roll.status { plan.status = status }

@@ -52,6 +52,16 @@ public enum ErrorKind: String, Sendable, Hashable, CaseIterable, Codable, Compar
 }
 
 extension ErrorKind {
+    /// A request that failed this way without a response waited for nothing else: how long, counted in latency
+    /// thresholds. Not a timeout (counted at the timeout, what it waited beyond is unknown), a request never sent or
+    /// aborted by the run's end, or a failed extraction (its response is counted already).
+    public var waitCounts: Bool {
+        switch self {
+        case .requestTimeout, .notSent, .aborted, .extractionFailed: false
+        default: true
+        }
+    }
+
     /// A connection failure that a later attempt may not repeat: nothing listening (a restarting server), a timeout,
     /// a connection closed or reset before or during the handshake. The peer's certificate, identity or protocol
     /// refused is not: the next attempt meets the same peer.

@@ -33,6 +33,9 @@ public struct FailureClass: Hashable, Sendable, Comparable, CustomStringConverti
 
     public static func client(_ kind: ErrorKind) -> FailureClass { FailureClass(origin: .client, reason: kind.rawValue) }
 
+    /// The error kind of a client class (a request without a response); nil for any other.
+    public var clientKind: ErrorKind? { origin == .client ? ErrorKind(rawValue: reason) : nil }
+
     public var description: String {
         var text = "\(origin.rawValue): \(reason)"
         let detail = [proxy, flag].compactMap { $0 }

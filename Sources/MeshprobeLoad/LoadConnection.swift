@@ -592,7 +592,7 @@ final class LoadConnection {
     private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
         let id = tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer)
         worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended, target: targetIndex,
-                           route: ticket.iteration.map { $0.step + 1 } ?? 0)
+                           route: ticket.iteration.map { $0.step + 1 } ?? 0, waitedSince: ticket.intended)
         if observedConnection >= 0, let observer = worker.configuration.connectionObserver { observer.failed(connection: observedConnection) }
         worker.requestFinished()
     }

@@ -58,6 +58,7 @@ public final class LoadGenerator: Sendable {
         let addresses = try Self.resolve(configuration.plan.targets)
         // The identity's rotations so far: this run's are those after (a verification's routes share one source).
         let rotationsBefore = configuration.tlsSource?.rotations
+        let startedAt = Date().timeIntervalSince1970
         let loops = Array(group.makeIterator())
         // One loop per core this process may run on: two loops sharing one core (under taskset or
         // sched_setaffinity) only add context switches and cross-thread wake-ups.
@@ -146,6 +147,7 @@ public final class LoadGenerator: Sendable {
             if event.action == .stop { merged.aborted = true }
         }
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
+        merged.startedAtEpochSeconds = startedAt
         if let before = rotationsBefore, let after = configuration.tlsSource?.rotations { merged.identityRotations = after.since(before) }
         configuration.metricsSink?(runID, merged.metrics)
         return merged

@@ -291,6 +291,11 @@ public struct LoadResult: Sendable {
         for (kind, count) in errors { all[.client(kind), default: 0] += count }
         return all
     }
+    /// How long the requests that failed without a response had waited when they failed (a reset, a lost connection),
+    /// by kind, microseconds from the same start as `latency`: a latency threshold counts them. Not for timed-out
+    /// requests (counted at the timeout), those never sent, aborted by the run's end, or failed together without a
+    /// time of their own.
+    public var failedWithoutResponse: [ErrorKind: LatencyHistogram] = [:]
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
     /// Latency of responses, microseconds, from the request's intended send time (open model; corrected for
@@ -340,6 +345,9 @@ public struct LoadResult: Sendable {
     /// The caller identity the echo workload reported seeing (`x-meshprobe-caller`), by value.
     public var callersSeen: [String: Int] = [:]
 
+    /// When the run began, wall-clock seconds since 1970 (the earliest of merged runs'); nil for a result no generator
+    /// ran (a worker's share, one read back from JSON).
+    public var startedAtEpochSeconds: Double?
     /// Wall time from the first connection attempt to the last response, seconds.
     public var elapsedSeconds = 0.0
     /// True when the run was stopped early (signal, abort, or a guard).
@@ -365,6 +373,9 @@ public struct LoadResult: Sendable {
         if let theirs = other.identityRotations {
             identityRotations = identityRotations.map { $0.adding(theirs) } ?? theirs
         }
+        if let theirs = other.startedAtEpochSeconds {
+            startedAtEpochSeconds = min(startedAtEpochSeconds ?? theirs, theirs)
+        }
         requestsSent += other.requestsSent
         responses += other.responses
         succeeded += other.succeeded
@@ -379,6 +390,7 @@ public struct LoadResult: Sendable {
         attemptsSeen.merge(other.attemptsSeen, uniquingKeysWith: +)
         if let pods = other.podsSeen { podsSeen = (podsSeen ?? [:]).merging(pods, uniquingKeysWith: +) }
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
+        for (kind, latency) in other.failedWithoutResponse { failedWithoutResponse[kind, default: .latency()].merge(latency) }
         latency.merge(other.latency)
         serviceLatency.merge(other.serviceLatency)
         sendDelay.merge(other.sendDelay)
@@ -539,12 +551,18 @@ public struct LoadResult: Sendable {
         timeline = bySecond.values.sorted { $0.second < $1.second }
     }
 
+    /// `latencyMicros`: how long the one request had waited when it failed, when that counts (`ErrorKind.waitCounts`).
     mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil,
-                              second: Int? = nil, target: Int = -1, route: Int = 0) {
+                              second: Int? = nil, target: Int = -1, route: Int = 0, latencyMicros: UInt64? = nil) {
         guard count > 0 else { return }
         let seriesKey = SeriesTable.key(identity: seriesTable.intern(identity ?? .unknown), target: target + 1, route: route, status: 0,
                                         failureClass: seriesTable.intern(.client(kind)))
-        seriesTable.add(seriesKey, count: count)
+        if count == 1, let latencyMicros, kind.waitCounts {
+            seriesTable.record(slot: seriesTable.slot(seriesKey), latencyMicros: latencyMicros)
+            _ = failedWithoutResponse[kind, default: .latency()].record(max(1, latencyMicros))
+        } else {
+            seriesTable.add(seriesKey, count: count)
+        }
         failed += count
         if let second { bucket(second) { $0.failed += count } }
         errors[kind, default: 0] += count

@@ -459,14 +459,16 @@ final class LoadWorker {
     var decided: (@Sendable () -> Void)?
 
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
+    /// `waitedSince`: for one request handed to a connection, where its latency starts (`Ticket.intended`).
     func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?,
-                     target: Int = -1, route: Int = 0) {
+                     target: Int = -1, route: Int = 0, waitedSince: UInt64? = nil) {
         if let intended, !clock.counts(intended: intended) {
             result.warmupRequests += count
             return
         }
-        result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: now()),
-                           target: target, route: route)
+        let t = now()
+        result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: t),
+                           target: target, route: route, latencyMicros: waitedSince.map { (t &- $0) / 1000 })
     }
 
     func connectionStateChanged() {

@@ -322,9 +322,10 @@ public struct LoadReport: Codable, Sendable {
         public var proxy: String?
         public var flag: String?
         public var count: Int
-        /// Latency of the failed responses of this class (absent for client-side failures: no response).
+        /// Latency of the failed responses of this class; for a client-side class (no response), how long its
+        /// requests had waited when they failed (absent for timeouts, requests never sent, and results before it).
         public var latencyMs: LatencySummary?
-        /// The latency histogram (HdrHistogram compressed V2, base64), when there are responses.
+        /// The latency histogram (HdrHistogram compressed V2, base64), when there is a latency.
         public var histogram: String?
         /// The first text these failures came with: a gRPC call's `grpc-message`.
         public var message: String?
@@ -336,10 +337,10 @@ public struct LoadReport: Codable, Sendable {
         /// Every class of `result`, most frequent first.
         public static func all(_ result: LoadResult) -> [Failure] {
             result.failureClasses.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { failure, count in
-                Failure(origin: failure.origin.rawValue, reason: failure.reason, proxy: failure.proxy, flag: failure.flag, count: count,
-                        latencyMs: result.failedResponses[failure].map { LatencySummary($0.latency) },
-                        histogram: result.failedResponses[failure].map { HistogramCodec.encode($0.latency) },
-                        message: result.failedResponses[failure]?.message)
+                let latency = result.failedResponses[failure]?.latency ?? failure.clientKind.flatMap { result.failedWithoutResponse[$0] }
+                return Failure(origin: failure.origin.rawValue, reason: failure.reason, proxy: failure.proxy, flag: failure.flag, count: count,
+                               latencyMs: latency.map { LatencySummary($0) }, histogram: latency.map { HistogramCodec.encode($0) },
+                               message: result.failedResponses[failure]?.message)
             }
         }
     }
@@ -369,8 +370,11 @@ public struct LoadReport: Codable, Sendable {
         case iterationsCompleted = "iterations_completed"
     }
 
+    /// `startedAt`: when the command began, for a result that does not carry its own start (each run's does: a
+    /// verification's routes, a game day's steps each have their own).
     public init(result: LoadResult, configuration: LoadConfiguration, commandLine: [String], startedAt: Date, version: String,
                 build: String? = nil, inputs: [Input] = []) {
+        let startedAt = result.startedAtEpochSeconds.map { Date(timeIntervalSince1970: $0) } ?? startedAt
         meta = Meta(schema: Self.schemaVersion, meshprobeVersion: version, commandLine: commandLine,
                     startedAt: UTCTimestamp.iso8601(startedAt), targets: configuration.plan.targets.map(\.description),
                     connections: configuration.plan.connections, streamsPerConnection: configuration.plan.streamsPerConnection,

@@ -75,7 +75,8 @@ package enum CheckPlan {
         out += policy.maxRetries.map { "    at most \($0.limit) concurrent retries \(declared($0.source))" }
         out += policy.connectionReuse.map { "    at most \($0.maxRequestsPerConnection) requests per connection \(declared($0.source))" }
         if let access = policy.access {
-            out += accessLines(access, mark: marks.from("expect.access"), holders: Set(policy.identities.map(\.caller)))
+            out += accessLines(access, mark: marks.from("expect.access"), holders: Set(policy.identities.map(\.caller)),
+                               identity: policy.scenario.identity)
         }
         return out + [line(outputs, marks: &marks)] + marks.rest
     }
@@ -84,7 +85,8 @@ package enum CheckPlan {
     /// or not checked and why; then what the manifests declare that no cell can check; then the SPIFFE callers that
     /// `identities` (`holders`) does not give, which the run needs to be the identity section's own (its certificate
     /// is not read here).
-    static func accessLines(_ access: AccessExpectation, mark: String, holders: Set<AccessCaller> = []) -> [String] {
+    static func accessLines(_ access: AccessExpectation, mark: String, holders: Set<AccessCaller> = [],
+                            identity: ScenarioIdentity? = nil) -> [String] {
         var out = ["    access (\(counted(access.cells.count, "cell")), \(counted(access.attempts, "try", plural: "tries")) each on fresh connections; \(access.source))\(mark):"]
         for cell in access.cells {
             let what = cell.expected.map { "\($0.rawValue) (\(cell.source))" } ?? "not checked: \(cell.notChecked ?? "no decision")"
@@ -92,9 +94,21 @@ package enum CheckPlan {
         }
         out += access.notChecked.map { "      not checked in the manifests: \($0)" }
         for caller in access.callers {
-            guard case .spiffe = caller, !holders.contains(caller) else { continue }
-            out.append("      note: \(caller) is not in identities: the run needs it to be the identity section's own SPIFFE ID "
-                + "(its certificate is not read: --check), else it refuses the cell (exit 2)")
+            guard case .spiffe(let id) = caller, !holders.contains(caller) else { continue }
+            // With the Workload API, the identity section's own SPIFFE ID is the SVID it picks (its default when it
+            // names none, which only the agent knows); another SVID the agent offers is not a caller's.
+            let own: String
+            switch (identity?.workloadAPI, identity?.workloadAPISVID?.description) {
+            case (.some, .some(let picked)) where picked == id:
+                continue
+            case (.some, .some(let picked)):
+                own = "the Workload API SVID the identity section picks (\(picked)), not another the agent offers"
+            case (.some, .none):
+                own = "the Workload API's default SVID (not called: --check), not another the agent offers"
+            default:
+                own = "the identity section's own SPIFFE ID (its certificate is not read: --check)"
+            }
+            out.append("      note: \(caller) is not in identities: the run needs it to be \(own), else it refuses the cell (exit 2)")
         }
         return out
     }

@@ -57,6 +57,8 @@ public final class TLSContextSource: Sendable {
         var rotations: Rotations
         /// Sources made from this one's contexts (`derived`), rotated with it.
         var children: [Child] = []
+        /// Asks the feed for a new identity now (`setRefresh`).
+        var refresh: (@Sendable () -> Void)?
     }
 
     private struct Child {
@@ -97,6 +99,7 @@ public final class TLSContextSource: Sendable {
         while true {
             let base = current
             let child = TLSContextSource(initial: try transform(base), source: name)
+            child.setRefresh { [weak self] in self?.requestRefresh() }
             // Registered only if no rotation came in between (it would have missed the child).
             let registered = state.withLockedValue {
                 guard $0.context === base else { return false }
@@ -105,6 +108,28 @@ public final class TLSContextSource: Sendable {
             }
             if registered { return child }
         }
+    }
+
+    /// What `requestRefresh` does: set by the feed of new identities (a Workload API stream reconnects at once instead
+    /// of waiting out its backoff).
+    public func setRefresh(_ refresh: @escaping @Sendable () -> Void) {
+        state.withLockedValue { $0.refresh = refresh }
+    }
+
+    /// Asks the feed for a new identity now (a derived source asks its parent's); nothing for a source without one
+    /// (files are re-read when they change).
+    public func requestRefresh() {
+        state.withLockedValue { $0.refresh }?()
+    }
+
+    /// Waits until a rotation after the `rotations.count` read before as `count`, at most `timeout`: true when one came.
+    public func waitForRotation(after count: Int, timeout: Duration) async -> Bool {
+        let end = ContinuousClock.now + timeout
+        while rotations.count <= count {
+            guard ContinuousClock.now < end, !Task.isCancelled else { return false }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return true
     }
 
     /// Notes that the feed of new identities broke (it is being reconnected); the current context stays.

@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeChecks
 import MeshprobeEcho
 import MeshprobeEchoAPI
 import MeshprobeIdentity
@@ -63,6 +64,31 @@ extension EndToEnd {
 
     func client(_ svid: (cert: String, key: String)?, http1: Bool = false) throws -> TLSContext {
         try pki.clientTLS(svid, expect: nil, alpn: http1 ? ["http/1.1"] : ["h2", "http/1.1"])
+    }
+
+    /// A clear sent with an SVID that has expired (its feed was down longer than the SVID's life) fails at the echo's
+    /// TLS; the ledger asks the client's source for a new SVID and sends the clear again with it (the second trial of
+    /// issue 20 left a fault behind this way). The refresh stands in for the Workload API stream's reconnect.
+    @Test func aClearRefusedForAnExpiredSVIDIsSentAgainWithTheRenewedOne() async throws {
+        let echo = try await startEcho(tls: try pki.serverTLS(echoSVID), allow: [ops])
+        defer { Task { await echo.close() } }
+        let group = MultiThreadedEventLoopGroup.singleton
+        let source = TLSContextSource(initial: try client(opsSVID, http1: true), source: "test")
+        let faultClient = try FaultClient(url: "https://127.0.0.1:\(echo.port)", tlsSource: source)
+        let ledger = FaultLedger()
+        let set = try await ledger.set(FaultControlJSON.NewFault(status: 503, durationSeconds: 60), on: faultClient, group: group)
+        let expired = try pki.svid("ops-expired", uris: [ops], notBefore: Date() - 7200, notAfter: Date() - 3600)
+        source.rotate(to: try client(expired, http1: true))
+        let renewed = try client(opsSVID, http1: true)
+        let asked = LogLines()
+        source.setRefresh {
+            asked.append("refresh")
+            source.rotate(to: renewed)
+        }
+        try await ledger.clear(set.id, on: faultClient, group: group)
+        #expect(asked.all == ["refresh"])
+        #expect(await ledger.clearAll(group: group).isEmpty)
+        #expect(try await runLoad(["https://127.0.0.1:\(echo.port)/"], tls: try client(otherSVID), requests: 10).statuses == [200: 10])
     }
 
     @Test func allowedCallerSetsA503ThatEveryRequestGetsUntilItIsCleared() async throws {

@@ -36,6 +36,34 @@ extension EndToEnd {
             #expect(bare.stderr.contains("--threshold: 'p99<250': '250' has no unit: write 250s or 250ms"), "\(bare.stderr)")
         }
 
+        /// Streams the echo resets 300 ms in (`delay=300ms&close=100`) beside fast answers (a second URL, its own
+        /// connection): the responses alone pass `max<100ms`, but a latency threshold counts each reset at the time it
+        /// came and fails, saying so; the failure class carries the waits. The summary's latency stays the responses'.
+        @Test func resetsCountInLatencyThresholdsAtTheTimeTheyFailed() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = try makeTemporaryDirectory("thresholds-resets")
+            defer { removeTemporaryDirectory(dir) }
+            let base = "http://127.0.0.1:\(echo.port)/"
+            let out = try await run(meshprobeBinary, ["load", base, "\(base)?delay=300ms&close=100", "-n", "40", "-c", "2", "-m", "10",
+                                                      "--quiet", "--threshold", "max<100ms", "--threshold", "max<5s", "--json", "\(dir)/r.json"])
+            #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("threshold not met: max<100ms: observed 3"), "\(out.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/r.json"))) as? [String: Any]
+            let summary = try #require(json?["summary"] as? [String: Any])
+            let resetCount = try #require((summary["errors"] as? [String: Int])?["stream_reset"])
+            #expect(resetCount >= 10 && (summary["succeeded"] as? Int ?? 0) > 0, "\(summary)")
+            #expect(((summary["latency_ms"] as? [String: Any])?["max"] as? Double ?? 1000) < 100, "\(summary)")
+            let thresholds = try #require(json?["thresholds"] as? [[String: Any]])
+            #expect(thresholds.map { $0["passed"] as? Bool } == [false, true], "\(thresholds)")
+            let said = "\(resetCount) requests that failed without a response (stream_reset: \(resetCount)) counted at the time they failed"
+            #expect(thresholds.allSatisfy { ($0["reason"] as? String)?.hasSuffix(said) == true }, "\(thresholds)")
+            let failures = try #require(json?["failures"] as? [[String: Any]])
+            let resets = try #require(failures.first { $0["reason"] as? String == "stream_reset" })
+            let waited = try #require(resets["latency_ms"] as? [String: Any])
+            #expect((waited["p50"] as? Double ?? 0) >= 290 && resets["histogram"] is String, "\(resets)")
+        }
+
         @Test func tooFewResponsesAreUndecidedAndAMergeDecides() async throws {
             let echo = try await startEcho(version: "v1", tls: nil)
             defer { Task { await echo.close() } }

@@ -1,6 +1,8 @@
 import Foundation
 import MeshprobeEcho
 import MeshprobeIdentity
+import MeshprobeSpec
+import MeshprobeSVIDSource
 import MeshprobeTLS
 import MeshprobeTestSupport
 import NIOPosix
@@ -170,6 +172,30 @@ extension EndToEnd {
             #expect((rotation["interruptions"] as? Int ?? 0) >= 1, "\(rotation)")
             #expect(rotation["last_interruption"] is String, "\(rotation)")
             #expect(out.stdout.contains("(identity kept; last: "), "\(out.stdout)")
+        }
+
+        /// A source asked for a new SVID (a control request failed on an SVID that expired during an agent outage) gets
+        /// one at once: the stream, waiting out a 20 s backoff after the agent stopped, reconnects to the restarted
+        /// agent now. Asked through a derived source (the control APIs' client), as the fault ledger asks.
+        @Test func aRefreshRequestEndsTheBackoffWaitAfterAnAgentOutage() async throws {
+            let lab = try Lab()
+            let agent = try await lab.agent([lab.pki.id("prober")], ["--lifetime", "60"])
+            let svids = try await WorkloadAPISVIDSource.start(
+                endpoint: try WorkloadAPIEndpoint(parsing: lab.endpoint), timeout: 30, backoff: (20, 60),
+                build: { update in try TLSContext(configuration: update.apply(spiffeID: nil, to: TLSConfiguration(role: .client))) },
+                onEvent: { _ in })
+            let control = try svids.source.derived(source: "control") { $0 }
+            await agent.stopAndWait()
+            try? FileManager.default.removeItem(atPath: lab.socket)
+            let restarted = try await lab.agent([lab.pki.id("prober")], ["--lifetime", "60"])
+            defer { restarted.stop() }
+            let before = control.rotations.count
+            // Not asked: the next attempt is the backoff's, 20 s after the stream ended.
+            #expect(await control.waitForRotation(after: before, timeout: .seconds(1)) == false)
+            control.requestRefresh()
+            let renewed = await control.waitForRotation(after: before, timeout: .seconds(5))
+            await svids.stop()
+            #expect(renewed)
         }
 
         /// A scenario's `identity.workloadApi` (and `workloadApiSvid`) for `meshprobe run`.

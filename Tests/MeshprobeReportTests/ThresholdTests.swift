@@ -1,4 +1,5 @@
 import Foundation
+import MeshprobeHistogram
 import MeshprobeIdentity
 import MeshprobeLoad
 import MeshprobeSpec
@@ -136,6 +137,58 @@ import Testing
         // An older result, without the timeout: the responses alone are the lower bound.
         r.meta.requestTimeoutSeconds = nil
         #expect(try !judge("max<1.5s").decided)
+    }
+
+    /// A request that failed without a response (a reset, a lost connection) waited until it failed: a latency
+    /// threshold counts it at that time, for the whole run and for its connection's identity, and says so (the first
+    /// trial of issue 20: `p99<300ms` passed while 30 requests were reset after 2 s each). Its failure class carries
+    /// the latency in the JSON, and a merge keeps it.
+    @Test func requestsFailedWithoutAResponseCountAtTheTimeTheyFailed() throws {
+        var c = configuration
+        c.plan.thresholds = try ["p99<900ms", "max<1.5s", "identity=\(mergeIdentity.identity):p99<900ms", "p50<600ms"].map { try LoadThreshold(parsing: $0) }
+        var r = result(ladder, identity: mergeIdentity, status: 200, labels: mergeLabels)
+        var resets = LatencyHistogram.latency()
+        _ = resets.record(2_000_000, count: 30)
+        r.failedWithoutResponse[.streamReset] = resets
+        r.errors[.streamReset] = 30
+        r.failed += 30
+        var resetLabels = mergeLabels
+        (resetLabels.destinationWorkload, resetLabels.destinationVersion, resetLabels.destinationCluster) = ("", "", "")
+        (resetLabels.responseCode, resetLabels.failureClass) = (0, "client:stream_reset")
+        r.metrics.series[resetLabels] = SeriesStats(requests: 30, latency: resets)
+        let report = try LoadReport.decode(try LoadReport(result: r, configuration: c, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0),
+                                                          version: "test").jsonData())
+        let failure = try #require(report.failures.first { $0.reason == "stream_reset" })
+        #expect(failure.origin == "client" && failure.histogram != nil && failure.latencyMs?.max ?? 0 > 1900, "\(failure)")
+        // Without them p99 of 1..1000 ms is 990 ms; 30 of 1030 at 2 s move it there.
+        let p99 = try verdict(report, "p99<900ms")
+        #expect(p99.decided && !p99.passed && p99.sample == 1030, "\(p99)")
+        #expect(p99.reason?.hasSuffix("; 30 requests that failed without a response (stream_reset: 30) counted at the time they failed") == true, "\(p99)")
+        #expect(try !verdict(report, "max<1.5s").passed)
+        // On a connection to that peer: the identity's own.
+        let scoped = try verdict(report, "identity=\(mergeIdentity.identity):p99<900ms")
+        #expect(scoped.decided && !scoped.passed && scoped.sample == 1030, "\(scoped)")
+        // 30 slow ones among 1030 cannot move the median: a pass, still naming them.
+        let p50 = try verdict(report, "p50<600ms")
+        #expect(p50.passed && p50.reason == "30 requests that failed without a response (stream_reset: 30) counted at the time they failed", "\(p50)")
+        // A merge of two such runs judges 60 of them.
+        let merged = try ResultMerger.merge([("a.json", report), ("b.json", report)], commandLine: ["merge"])
+        #expect(try verdict(merged, "p99<900ms").sample == 2060)
+    }
+
+    /// A result that knows when its run began says so in `meta.started_at` (a verification's routes, a game day's
+    /// steps), whatever the command's start; merged runs keep the earliest.
+    @Test func aResultsOwnStartIsItsStartedAt() throws {
+        var first = result(ladder, identity: mergeIdentity, status: 200, labels: mergeLabels)
+        first.startedAtEpochSeconds = 1000.5
+        var second = first
+        second.startedAtEpochSeconds = 2000
+        let report = LoadReport(result: second, configuration: configuration, commandLine: [], startedAt: Date(timeIntervalSince1970: 0), version: "test")
+        #expect(report.meta.startedAt.hasPrefix("1970-01-01T00:33:20"), "\(report.meta.startedAt)")
+        second.merge(first)
+        #expect(second.startedAtEpochSeconds == 1000.5)
+        let unknown = LoadReport(result: LoadResult(), configuration: configuration, commandLine: [], startedAt: Date(timeIntervalSince1970: 0), version: "test")
+        #expect(unknown.meta.startedAt.hasPrefix("1970-01-01T00:00:00"), "\(unknown.meta.startedAt)")
     }
 
     /// An identity's latency threshold: a proxy's unstamped replies (no identity) may be its own, as for its error rate

@@ -111,4 +111,27 @@ import Testing
         #expect(notes == ["      note: spiffe://lab.test/ns/web/sa/payments is not in identities: the run needs it to be the identity "
                           + "section's own SPIFFE ID (its certificate is not read: --check), else it refuses the cell (exit 2)"], "\(lines)")
     }
+
+    /// With the Workload API the identity section's own SPIFFE ID is the SVID it picks: that caller needs no note,
+    /// another of the agent's SVIDs is named as refused (the second trial of issue 20: it passed --check); without a
+    /// pick, the note says the default SVID, which only the agent knows.
+    @Test func theAccessPlanNamesTheWorkloadAPISVIDACallerMustBe() throws {
+        let picked = """
+            identity: {workloadApi: unix:///run/spire/agent.sock, workloadApiSvid: spiffe://lab.test/ns/web/sa/prober}
+            expect:
+              access:
+                rules: [{callers: [spiffe://lab.test/ns/web/sa/prober, spiffe://lab.test/ns/web/sa/batch], requests: [{path: /a}], expect: deny}]
+            """
+        func notes(_ body: String) throws -> [String] {
+            let policy = try loadPolicy(body, routesElsewhere: false)
+            return CheckPlan.lines(policy: policy, manifests: [], configuration: LoadConfiguration(plan: policy.scenario.plan),
+                                   outputs: CheckPlan.Outputs(ReportOutputs(), json: nil, pushgateway: nil)).filter { $0.hasPrefix("      note: ") }
+        }
+        #expect(try notes(picked) == ["      note: spiffe://lab.test/ns/web/sa/batch is not in identities: the run needs it to be the Workload API "
+                                      + "SVID the identity section picks (spiffe://lab.test/ns/web/sa/prober), not another the agent offers, "
+                                      + "else it refuses the cell (exit 2)"])
+        let byDefault = picked.replacingOccurrences(of: ", workloadApiSvid: spiffe://lab.test/ns/web/sa/prober", with: "")
+        #expect(try notes(byDefault).count == 2)
+        #expect(try notes(byDefault).allSatisfy { $0.contains("the run needs it to be the Workload API's default SVID (not called: --check), not another the agent offers,") })
+    }
 }

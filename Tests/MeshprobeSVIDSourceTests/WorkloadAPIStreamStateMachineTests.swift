@@ -58,4 +58,19 @@ import Testing
         #expect(machine.connected() == .close)
         #expect(machine.stop() == .none)
     }
+
+    /// A refresh request (the SVID in use expired during an outage) ends the wait for the next attempt at once; the
+    /// backoff's own timer, firing later, then does nothing; a stream that is not waiting is left alone.
+    @Test func retryNowEndsTheWaitAndTheLateTimerIsIgnored() {
+        var machine = WorkloadAPIStreamStateMachine(initialBackoff: 20, maximumBackoff: 60)
+        #expect(machine.retryNow() == .none)
+        _ = machine.start()
+        #expect(machine.retryNow() == .none)
+        #expect(machine.ended(.socketMissing(path: "/s")) == .reconnect(after: 20))
+        #expect(machine.retryNow() == .connect)
+        #expect(machine.state == .connecting)
+        #expect(machine.backoffElapsed() == .none)
+        #expect(machine.connected() == .none)
+        #expect(machine.retryNow() == .none)
+    }
 }

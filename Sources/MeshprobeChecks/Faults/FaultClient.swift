@@ -276,9 +276,27 @@ public final class FaultLedger: @unchecked Sendable {
         return try await request(client) { client throws(FaultClientError) in try await client.list(label: label, group: group) }
     }
 
-    /// One control request in a task of its own, ended by the deadline.
+    /// One control request in a task of its own, ended by the deadline. A request that failed while the client's SVID
+    /// had expired (an identity feed that was down longer than the SVID's life) is sent once more after the feed
+    /// delivers a new one, if it does before the deadline (at most `refreshWaitSeconds`).
     @discardableResult
     private func request<T: Sendable>(_ client: FaultClient,
+                                      _ call: @escaping @Sendable (FaultClient) async throws(FaultClientError) -> T) async throws(FaultClientError) -> T {
+        // Every call made here (list, clear) may be sent twice.
+        do throws(FaultClientError) {
+            return try await attempt(client, call)
+        } catch {
+            switch error {
+            case .unreachable, .notConnected:
+                guard await renewedIdentity(of: client) else { throw error }
+                return try await attempt(client, call)
+            case .badInput, .rejected, .refused:
+                throw error
+            }
+        }
+    }
+
+    private func attempt<T: Sendable>(_ client: FaultClient,
                                       _ call: @escaping @Sendable (FaultClient) async throws(FaultClientError) -> T) async throws(FaultClientError) -> T {
         let client = try client.bounded(by: deadline)
         let outcome = await deadline.bound { () async -> Result<T, FaultClientError> in
@@ -286,6 +304,18 @@ public final class FaultLedger: @unchecked Sendable {
         }
         guard let outcome else { throw .unreachable("no answer from the echo at \(client.url) before the stop deadline") }
         return try outcome.get()
+    }
+
+    /// The longest wait for a new SVID before a control request is sent again.
+    static let refreshWaitSeconds = 15.0
+
+    /// Whether the client's identity had expired and its feed then delivered a new one (asked for at once).
+    private func renewedIdentity(of client: FaultClient) async -> Bool {
+        guard let source = client.tlsSource, let notAfter = source.current.localNotAfter, notAfter <= Date(),
+              let seconds = deadline.secondsLeft(atMost: Self.refreshWaitSeconds) else { return false }
+        let before = source.rotations.count
+        source.requestRefresh()
+        return await source.waitForRotation(after: before, timeout: .milliseconds(Int64(seconds * 1000)))
     }
 }
 

@@ -71,11 +71,27 @@ extension LoadReport {
         thresholds.map(evaluate)
     }
 
+    /// A latency threshold counts the requests that failed without a response, each at the time it failed (a reset
+    /// after 2 s waited 2 s), and says so.
+    func evaluate(_ threshold: LoadThreshold) -> ThresholdVerdict {
+        var verdict = evaluateCountingTimeouts(threshold)
+        switch threshold.metric {
+        case .percentile, .mean, .max:
+            let failed = failedWithoutResponse(threshold.selector)
+            guard failed.count > 0 else { break }
+            verdict.reason = (verdict.reason.map { "\($0); " } ?? "")
+                + "\(counted(failed.count, "request")) that failed without a response (\(failed.kinds)) counted at the time they failed"
+        default:
+            break
+        }
+        return verdict
+    }
+
     /// A latency threshold counts the requests that timed out too: each took at least the timeout, and how much longer
     /// is unknown. The verdict stands when it is the same with them at the timeout and beyond any limit (an identity's
     /// threshold also counts, in the second, the timeouts no identity can be given, which may be its own); otherwise it
     /// is UNDECIDED, naming them.
-    func evaluate(_ threshold: LoadThreshold) -> ThresholdVerdict {
+    func evaluateCountingTimeouts(_ threshold: LoadThreshold) -> ThresholdVerdict {
         let plain = evaluate(threshold, timedOut: nil)
         switch threshold.metric {
         case .percentile, .mean, .max: break
@@ -107,7 +123,14 @@ extension LoadReport {
         default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
         }
         if others.totalCount > 0 {
-            which += (which.isEmpty ? "" : "; ") + "\(counted(Int(others.totalCount), "answer")) with no identity (a proxy's unstamped replies) may be \(scope)'s"
+            let failedOthers = threshold.selector.map(unattributedFailedWithoutResponse) ?? 0
+            let answers = Int(others.totalCount) - failedOthers
+            let what = switch (answers > 0, failedOthers > 0) {
+            case (true, false): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies)"
+            case (false, _): "\(counted(failedOthers, "request")) that failed without a response on a connection with no identity"
+            case (true, true): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies) and \(failedOthers) failed without a response"
+            }
+            which += (which.isEmpty ? "" : "; ") + "\(what) may be \(scope)'s"
         }
         // What the lower bound counted: its own timed-out requests at the timeout (when known), never the maybe ones.
         let lowWords = switch (definite > 0 && meta.requestTimeoutSeconds != nil, maybe > 0) {
@@ -144,7 +167,43 @@ extension LoadReport {
         row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty && (selector.field != .identity || row.identity.isEmpty)
     }
 
-    /// The latency of the answers that say nothing about `selector`'s field (no stamp; for `identity`, no peer).
+    /// The requests a latency threshold counts at the time they failed without a response, with their kinds
+    /// (`stream_reset: 3`): for an identity's, those of its series (the series' latency has them); for the whole run,
+    /// the client classes of `failures` that carry a latency (added to the responses' by `evaluate`).
+    func failedWithoutResponse(_ selector: LoadThreshold.Selector?) -> (count: Int, kinds: String, latency: LatencyHistogram) {
+        var latency = LatencyHistogram.latency()
+        var kinds: [String: Int] = [:]
+        if let selector {
+            for row in series where row.labels.responseCode == 0 && Self.field(selector.field, of: row.labels) == selector.value {
+                let h = ResultMerger.histogram(row.histogram)
+                guard h.totalCount > 0 else { continue }
+                latency.add(h)
+                kinds[row.labels.failureClass.replacingOccurrences(of: "client:", with: ""), default: 0] += Int(h.totalCount)
+            }
+        } else {
+            for failure in failures where failure.origin == FailureClass.Origin.client.rawValue {
+                guard let text = failure.histogram else { continue }
+                let h = ResultMerger.histogram(text)
+                guard h.totalCount > 0 else { continue }
+                latency.add(h)
+                kinds[failure.reason, default: 0] += Int(h.totalCount)
+            }
+        }
+        let text = kinds.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        return (Int(latency.totalCount), text, latency)
+    }
+
+    /// Of the series `unattributedLatency` counts, the requests that failed without a response.
+    func unattributedFailedWithoutResponse(_ selector: LoadThreshold.Selector) -> Int {
+        series.filter { row in
+            row.labels.responseCode == 0 && Self.field(selector.field, of: row.labels) != selector.value
+                && row.labels.destinationWorkload.isEmpty && row.labels.destinationVersion.isEmpty && row.labels.destinationCluster.isEmpty
+                && (selector.field != .identity || row.labels.destinationPrincipal.isEmpty)
+        }.reduce(0) { $0 + Int(ResultMerger.histogram($1.histogram).totalCount) }
+    }
+
+    /// The latency of the answers that say nothing about `selector`'s field (no stamp; for `identity`, no peer), and of
+    /// the requests that failed without a response on connections that say nothing about it either.
     func unattributedLatency(_ selector: LoadThreshold.Selector) -> LatencyHistogram {
         var h = LatencyHistogram.latency()
         for row in series where Self.field(selector.field, of: row.labels) != selector.value
@@ -176,6 +235,7 @@ extension LoadReport {
             requests = summary.requests
             failed = summary.failed
             latency = ResultMerger.histogram(histograms.latency)
+            latency.add(failedWithoutResponse(nil).latency)
         }
         if let timedOut, timedOut.count > 0 { _ = latency.record(timedOut.micros, count: UInt64(timedOut.count)) }
         if let extra, extra.totalCount > 0 { latency.add(extra) }

@@ -33,6 +33,16 @@ public final class WorkloadAPIClient: Sendable {
         core.eventLoop.execute { self.core.value.perform(self.core.value.machine.start()) }
     }
 
+    /// Connects now if the stream is waiting to reconnect (someone needs an SVID sooner than the backoff allows).
+    public func retryNow() {
+        core.eventLoop.execute {
+            let core = self.core.value
+            let action = core.machine.retryNow()
+            if action == .connect { core.cancelReconnect() }
+            core.perform(action)
+        }
+    }
+
     /// Closes the stream; no reconnect follows.
     public func stop() {
         core.eventLoop.execute { self.core.value.perform(self.core.value.machine.stop()) }
@@ -81,6 +91,11 @@ public final class WorkloadAPIClient: Sendable {
                 reconnect = nil
                 closeChannel()
             }
+        }
+
+        func cancelReconnect() {
+            reconnect?.cancel()
+            reconnect = nil
         }
 
         private func closeChannel() {

@@ -116,6 +116,7 @@ public final class WorkloadAPISVIDSource: Sendable {
                 }
                 client.start()
             }
+            source.setRefresh { client.retryNow() }
             return WorkloadAPISVIDSource(source: source, client: client, group: group)
         } catch {
             client.stop()

@@ -78,6 +78,13 @@ public struct WorkloadAPIStreamStateMachine: Sendable, Hashable {
         return .connect
     }
 
+    /// Someone needs a new SVID now (the one in use expired during an outage): a wait for the next attempt ends at once.
+    public mutating func retryNow() -> Action {
+        guard state == .waiting else { return .none }
+        state = .connecting
+        return .connect
+    }
+
     public mutating func stop() -> Action {
         guard state != .stopped else { return .none }
         state = .stopped
