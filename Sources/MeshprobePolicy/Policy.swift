@@ -60,6 +60,8 @@ public struct SplitExpectation: Sendable {
     public var statistics: SplitTestConfiguration
     /// How the proxy is assumed to route (`expect.routing`): what one sample of the test is.
     public var routing: RoutingAssumption = .auto
+    /// Where the route was declared (`FILE:LINE` of its rule or entry), for messages about it; nil when not known.
+    public var source: String?
 
     public init(name: String, weights: [String: Double], recognizer: DestinationRecognizer, mapping: [String: String] = [:],
                 statistics: SplitTestConfiguration) {
@@ -539,6 +541,7 @@ public struct Policy {
         var expectation = SplitExpectation(name: name, weights: weights, recognizer: policy.recognizer, mapping: [:],
                                            statistics: policy.statistics)
         expectation.routing = policy.routing
+        expectation.source = "\(split.file):\(split.line)"
         if let match {
             let m = try match.mapping(allowed: ["headers", "path", "method"])
             if let headers = m["headers"] {

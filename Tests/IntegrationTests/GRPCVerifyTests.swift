@@ -111,6 +111,24 @@ extension EndToEnd {
             #expect((load["unsuccessful_responses"] as? Int ?? 0) < 1000, "\(load)")
         }
 
+        /// A GRPCRoute rule whose method is not the run's is called with the run's message: the note (and a refusal,
+        /// when a descriptor set says the message does not fit) names the manifest's line, not only the policy file.
+        @Test func aRouteCallingAnotherMethodIsNamedAtItsManifestLine() async throws {
+            let dir = try makeTemporaryDirectory("grpc-route-line")
+            defer { removeTemporaryDirectory(dir) }
+            let policy = "\(dir)/policy.yaml"
+            try """
+                policy: meshprobe.policy/v1
+                target: grpc://127.0.0.1:1/meshprobe.test.Stamp/Other
+                expect: {recognise: version, map: {v1: ratings-v1, v2: ratings-v2}}
+                """.write(toFile: policy, atomically: true, encoding: .utf8)
+            let manifest = Self.fixtures.appendingPathComponent("gateway-api/ratings-grpcroute.yaml").path
+            let out = try await run(meshprobeBinary, ["verify", policy, manifest, "--check"], timeout: 60)
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("route 'canary' (\(manifest):19 GRPCRoute ratings) calls meshprobe.test.Stamp/Call with the run's message"),
+                    "\(out.stderr)")
+        }
+
         @Test func aGRPCRoutesRulesAreVerifiedAndABrokenOneFails() async throws {
             let (v1, v1Port) = try await startServer(version: "v1")
             let (v2, v2Port) = try await startServer(version: "v2")

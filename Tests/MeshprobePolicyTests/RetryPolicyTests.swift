@@ -204,6 +204,38 @@ import Testing
         #expect(imported.notes.contains { $0.contains("Service ratings: retry.linkerd.io/limit and retry.linkerd.io/timeout without retry.linkerd.io/http") })
     }
 
+    /// `retry.linkerd.io/grpc` (Linkerd 2.16's retries reference): the gRPC statuses a Service's calls are retried on,
+    /// beside or without HTTP statuses; a status Linkerd does not retry on is refused, naming the line.
+    @Test func linkerdGRPCRetriesAreCheckedToo() throws {
+        let imported = try importManifests("""
+            kind: Service
+            apiVersion: v1
+            metadata:
+              annotations: {retry.linkerd.io/grpc: "unavailable, resource-exhausted", retry.linkerd.io/limit: "3"}
+              name: reviews
+            """)
+        let e = try #require(imported.retries.first)
+        #expect(e.attempts == 3 && e.retryOn.statuses.isEmpty && e.retryOn.grpcStatuses == [.unavailable, .resourceExhausted], "\(e)")
+        #expect(e.retryOn.injected(retried: true, grpc: true) == ResponseCode.grpc(.unavailable))
+        // An HTTP run has no status to inject: not exercised, as the check says.
+        #expect(e.retryOn.injected(retried: true, grpc: false) == nil)
+        #expect(!imported.notes.contains { $0.contains("retry.linkerd.io/grpc is not checked") }, "\(imported.notes)")
+        let both = try importManifests("""
+            {kind: Service, apiVersion: v1, metadata: {name: reviews, annotations: {retry.linkerd.io/http: "503", retry.linkerd.io/grpc: cancelled}}}
+            """)
+        #expect(both.retries.first?.retryOn.statuses == [503] && both.retries.first?.retryOn.grpcStatuses == [.cancelled])
+        do {
+            _ = try importManifests("""
+                kind: Service
+                apiVersion: v1
+                metadata: {name: reviews, annotations: {retry.linkerd.io/grpc: "unavailable,not-found"}}
+                """)
+            Issue.record("an unknown gRPC status was accepted")
+        } catch {
+            #expect("\(error)".contains(":3:") && "\(error)".contains("unknown gRPC status 'not-found'"), "\(error)")
+        }
+    }
+
     @Test func linkerdLimitDefaultsToOneRetry() throws {
         let imported = try importManifests("{kind: Service, apiVersion: v1, metadata: {name: reviews, annotations: {retry.linkerd.io/http: 5xx}}}")
         let e = try #require(imported.retries.first)

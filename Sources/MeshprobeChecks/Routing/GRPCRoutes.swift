@@ -17,23 +17,25 @@ public enum GRPCRoutes {
             runRequest = (try? set?.method(call.method))?.request.name
         }
         for route in policy.routes {
+            // Named with where it was declared (a manifest's rule, the policy's entry) when known.
+            let named = "route '\(route.name)'" + (route.source.map { " (\($0))" } ?? "")
             guard let condition = route.conditions.first(where: { $0.subject == .path }) else { continue }
             if condition.match.matches(call.path) { continue }
             guard let method = try? GRPCCall.parseMethod(condition.sent) else {
-                problems.append("route '\(route.name)': its path condition (\(condition.match)) does not take the run's method (\(call.method)) and names no method to call (/package.Service/Method)")
+                problems.append("\(named): its path condition (\(condition.match)) does not take the run's method (\(call.method)) and names no method to call (/package.Service/Method)")
                 continue
             }
             guard let set else {
-                notes.append("route '\(route.name)' calls \(method) with the run's message (no descriptor set tells whether that method takes it)")
+                notes.append("\(named) calls \(method) with the run's message (no descriptor set tells whether that method takes it)")
                 continue
             }
             do {
                 let resolved = try set.method(method)
                 if let runRequest, resolved.request.name != runRequest {
-                    problems.append("route '\(route.name)' calls \(method), whose request is a \(resolved.request.name), with the run's message, a \(runRequest)")
+                    problems.append("\(named) calls \(method), whose request is a \(resolved.request.name), with the run's message, a \(runRequest)")
                 }
             } catch {
-                problems.append("route '\(route.name)' calls \(method): \(error.reason)")
+                problems.append("\(named) calls \(method): \(error.reason)")
             }
         }
         return (problems, notes)

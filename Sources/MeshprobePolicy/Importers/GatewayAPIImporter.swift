@@ -37,6 +37,7 @@ public enum GatewayAPIImporter {
                     out.notes.append("\(rule.file):\(rule.line): \(ruleName): timeouts and retries are not checked by the split test (issue 5)")
                 }
                 var expectation = SplitExpectation(name: ruleName, weights: [:], recognizer: recognizer, mapping: [:], statistics: statistics)
+                expectation.source = "\(rule.file):\(rule.line) \(kind) \(name)"
                 let matches = try rule["matches"]?.list() ?? []
                 if let first = matches.first {
                     if matches.count > 1 {

@@ -200,6 +200,7 @@ public enum ManifestImporter {
                 var retries = try istioRetries(route, name: "VirtualService \(vsName) \(routeName)")
                 out.notes += retries.notes
                 var expectation = SplitExpectation(name: routeName, weights: [:], recognizer: recognizer, mapping: [:], statistics: statistics)
+                expectation.source = "\(route.file):\(route.line) VirtualService \(vsName)"
                 let matches = try route["match"]?.list() ?? []
                 if let first = matches.first {
                     if matches.count > 1 {
