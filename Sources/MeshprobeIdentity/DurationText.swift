@@ -11,7 +11,11 @@ public enum DurationText {
     /// The units, as errors name them.
     public static let unitsText = "us, ms, s, m or h"
 
-    static let units: [(suffix: String, seconds: Double)] = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
+    /// Each unit as a multiple of a second, or as its fraction (`perSecond`): `700ms` is 700 / 1000 = 0.7, where
+    /// 700 * 0.001 is 0.7000000000000001 and would print so.
+    static let units: [(suffix: String, seconds: Double, perSecond: Double)] = [
+        ("ms", 0, 1e3), ("us", 0, 1e6), ("µs", 0, 1e6), ("s", 1, 0), ("m", 60, 0), ("h", 3600, 0),
+    ]
 
     /// Why a text is not a duration; `description` quotes it and names the units.
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -40,9 +44,9 @@ public enum DurationText {
 
     /// The duration in seconds.
     public static func seconds(_ text: String) throws(ParseError) -> Double {
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
+        for (suffix, scale, perSecond) in units where text.hasSuffix(suffix) {
             guard let n = Double(text.dropLast(suffix.count)), n.isFinite else { break }
-            return n * scale
+            return perSecond > 0 ? n / perSecond : n * scale
         }
         if text == "0" { return 0 }
         if let n = Double(text), n.isFinite { throw ParseError(kind: .noUnit, text: text) }

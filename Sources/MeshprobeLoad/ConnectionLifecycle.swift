@@ -27,7 +27,7 @@ struct ConnectionLifecycle {
     /// Closing on purpose after its churn allowance: the close is not a failure.
     private(set) var isRetiring = false
     /// Closed by meshprobe after a request timed out: the close is not a failure (the timeout was counted).
-    private var closedForTimeout = false
+    private(set) var closedForTimeout = false
     /// Responses on the current attempt.
     private var responses = 0
     /// Failed attempts in a row after which a slot is given up (unless a run bounded by time is retrying a failure

@@ -591,8 +591,10 @@ final class LoadConnection {
     /// answered is not known (behind a proxy that routes each request, not the one that answered the last).
     private func recordFailure(_ kind: ErrorKind, ticket: LoadWorker.Ticket, message: String) {
         let id = tlsPeer.isEmpty ? nil : WorkloadIdentity(identity: tlsPeer)
+        // Lost because meshprobe closed the connection after a timeout: how long it would have taken is unknown.
+        let abandoned = lifecycle.closedForTimeout && kind != .requestTimeout
         worker.recordError(kind, identity: id ?? .unknown, explanation: message, intended: ticket.intended, target: targetIndex,
-                           route: ticket.iteration.map { $0.step + 1 } ?? 0, waitedSince: ticket.intended)
+                           route: ticket.iteration.map { $0.step + 1 } ?? 0, waitedSince: ticket.intended, abandoned: abandoned)
         if observedConnection >= 0, let observer = worker.configuration.connectionObserver { observer.failed(connection: observedConnection) }
         worker.requestFinished()
     }

@@ -296,6 +296,9 @@ public struct LoadResult: Sendable {
     /// requests (counted at the timeout), those never sent, aborted by the run's end, or failed together without a
     /// time of their own.
     public var failedWithoutResponse: [ErrorKind: LatencyHistogram] = [:]
+    /// How long the requests lost with a connection meshprobe closed after a timeout on it had waited, microseconds:
+    /// a lower bound of their latency (they are not in `failedWithoutResponse`).
+    public var abandonedWaits = LatencyHistogram.latency()
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
     /// Latency of responses, microseconds, from the request's intended send time (open model; corrected for
@@ -391,6 +394,7 @@ public struct LoadResult: Sendable {
         if let pods = other.podsSeen { podsSeen = (podsSeen ?? [:]).merging(pods, uniquingKeysWith: +) }
         for (failure, stats) in other.failedResponses { failedResponses[failure, default: FailureStats()].merge(stats) }
         for (kind, latency) in other.failedWithoutResponse { failedWithoutResponse[kind, default: .latency()].merge(latency) }
+        abandonedWaits.merge(other.abandonedWaits)
         latency.merge(other.latency)
         serviceLatency.merge(other.serviceLatency)
         sendDelay.merge(other.sendDelay)
@@ -551,13 +555,18 @@ public struct LoadResult: Sendable {
         timeline = bySecond.values.sorted { $0.second < $1.second }
     }
 
-    /// `latencyMicros`: how long the one request had waited when it failed, when that counts (`ErrorKind.waitCounts`).
+    /// `latencyMicros`: how long the one request had waited when it failed, when that counts (`ErrorKind.waitCounts`);
+    /// `abandoned`: meshprobe gave it up with its connection, so that wait is only a lower bound (`abandonedWaits`).
     mutating func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String? = nil,
-                              second: Int? = nil, target: Int = -1, route: Int = 0, latencyMicros: UInt64? = nil) {
+                              second: Int? = nil, target: Int = -1, route: Int = 0, latencyMicros: UInt64? = nil,
+                              abandoned: Bool = false) {
         guard count > 0 else { return }
         let seriesKey = SeriesTable.key(identity: seriesTable.intern(identity ?? .unknown), target: target + 1, route: route, status: 0,
                                         failureClass: seriesTable.intern(.client(kind)))
-        if count == 1, let latencyMicros, kind.waitCounts {
+        if abandoned, count == 1, let latencyMicros, kind.waitCounts {
+            _ = abandonedWaits.record(max(1, latencyMicros))
+            seriesTable.add(seriesKey, count: count)
+        } else if count == 1, let latencyMicros, kind.waitCounts {
             seriesTable.record(slot: seriesTable.slot(seriesKey), latencyMicros: latencyMicros)
             _ = failedWithoutResponse[kind, default: .latency()].record(max(1, latencyMicros))
         } else {

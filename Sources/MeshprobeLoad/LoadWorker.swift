@@ -459,16 +459,17 @@ final class LoadWorker {
     var decided: (@Sendable () -> Void)?
 
     /// Records failed requests unless they belong to the warm-up (`intended` nil: not tied to one request).
-    /// `waitedSince`: for one request handed to a connection, where its latency starts (`Ticket.intended`).
+    /// `waitedSince`: for one request handed to a connection, where its latency starts (`Ticket.intended`);
+    /// `abandoned`: meshprobe gave the request up with its connection (its wait is a lower bound).
     func recordError(_ kind: ErrorKind, identity: WorkloadIdentity?, count: Int = 1, explanation: String, intended: UInt64?,
-                     target: Int = -1, route: Int = 0, waitedSince: UInt64? = nil) {
+                     target: Int = -1, route: Int = 0, waitedSince: UInt64? = nil, abandoned: Bool = false) {
         if let intended, !clock.counts(intended: intended) {
             result.warmupRequests += count
             return
         }
         let t = now()
         result.recordError(kind, identity: identity ?? .unknown, count: count, explanation: explanation, second: second(of: t),
-                           target: target, route: route, latencyMicros: waitedSince.map { (t &- $0) / 1000 })
+                           target: target, route: route, latencyMicros: waitedSince.map { (t &- $0) / 1000 }, abandoned: abandoned)
     }
 
     func connectionStateChanged() {

@@ -46,9 +46,12 @@ extension LoadReport {
         public var sendDelay: String?
         public var loopLag: String
         public var handshake: String
+        /// The waits of the requests lost with a connection meshprobe closed after a timeout (a lower bound of their
+        /// latency); absent when there were none.
+        public var abandoned: String?
 
         enum CodingKeys: String, CodingKey {
-            case latency, handshake
+            case latency, handshake, abandoned
             case latencyUncorrected = "latency_uncorrected"
             case sendDelay = "send_delay"
             case loopLag = "loop_lag"
@@ -60,14 +63,17 @@ extension LoadReport {
             sendDelay = open ? HistogramCodec.encode(result.sendDelay) : nil
             loopLag = HistogramCodec.encode(result.loopLag)
             handshake = HistogramCodec.encode(result.handshakeLatency)
+            abandoned = result.abandonedWaits.totalCount > 0 ? HistogramCodec.encode(result.abandonedWaits) : nil
         }
 
-        public init(latency: String, latencyUncorrected: String, sendDelay: String?, loopLag: String, handshake: String) {
+        public init(latency: String, latencyUncorrected: String, sendDelay: String?, loopLag: String, handshake: String,
+                    abandoned: String? = nil) {
             self.latency = latency
             self.latencyUncorrected = latencyUncorrected
             self.sendDelay = sendDelay
             self.loopLag = loopLag
             self.handshake = handshake
+            self.abandoned = abandoned
         }
     }
 

@@ -64,6 +64,32 @@ extension EndToEnd {
             #expect((waited["p50"] as? Double ?? 0) >= 290 && resets["histogram"] is String, "\(resets)")
         }
 
+        /// A connection silent past a request's timeout is closed by meshprobe, and the requests on it are lost: how
+        /// long they would have taken is unknown, so a latency threshold counts each at its wait so far and beyond any
+        /// limit, and is UNDECIDED when that decides it (a fresh-eyes trial: `p90<1s` passed while half the requests,
+        /// each held 2 s by the server, were lost this way at under 500 ms).
+        @Test func requestsLostWithAConnectionClosedAfterATimeoutAreOfUnknownLatency() async throws {
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let dir = try makeTemporaryDirectory("thresholds-abandoned")
+            defer { removeTemporaryDirectory(dir) }
+            let base = "http://127.0.0.1:\(echo.port)/"
+            // The open model sends the slow URL's requests over time: the first times out, the later ones are lost.
+            let out = try await run(meshprobeBinary, ["load", "\(base)?delay=2s", base, "--rate", "100", "-d", "2s", "-c", "2", "-m", "100",
+                                                      "--timeout", "300ms", "--quiet", "--threshold", "max<1s", "--json", "\(dir)/r.json"], timeout: 60)
+            #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/r.json"))) as? [String: Any]
+            let errors = try #require((json?["summary"] as? [String: Any])?["errors"] as? [String: Int])
+            let lost = try #require(errors["connection_lost"])
+            #expect(lost >= 1 && (errors["request_timeout"] ?? 0) >= 1, "\(errors)")
+            #expect((json?["histograms"] as? [String: Any])?["abandoned"] is String, "\(json?["histograms"] ?? "")")
+            let threshold = try #require((json?["thresholds"] as? [[String: Any]])?.first)
+            #expect(threshold["decided"] as? Bool == false, "\(threshold)")
+            #expect((threshold["reason"] as? String)?.contains("\(lost) requests were lost with a connection meshprobe closed after a timeout (at least their wait so far") == true,
+                    "\(threshold)")
+            #expect((threshold["reason"] as? String)?.hasSuffix("counting them as longer than any limit it fails") == true, "\(threshold)")
+        }
+
         @Test func tooFewResponsesAreUndecidedAndAMergeDecides() async throws {
             let echo = try await startEcho(version: "v1", tls: nil)
             defer { Task { await echo.close() } }

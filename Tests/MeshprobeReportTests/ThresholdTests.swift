@@ -176,6 +176,26 @@ import Testing
         #expect(try verdict(merged, "p99<900ms").sample == 2060)
     }
 
+    /// Runs with different timeouts merge with the smallest, a lower bound of every timed-out request's latency: a
+    /// threshold each run fails on its timed-out requests fails merged too (a fresh-eyes trial: it was UNDECIDED, the
+    /// merge having dropped the timeout); a run that does not say its timeout leaves the merge without one.
+    @Test func runsWithDifferentTimeoutsMergeWithTheSmallest() throws {
+        var a = try report(ladder, thresholds: ["p99<400ms"])
+        a.summary.requests = 1050
+        a.summary.failed = 50
+        a.summary.errors["request_timeout"] = 50
+        a.meta.requestTimeoutSeconds = 0.5
+        var b = a
+        b.meta.requestTimeoutSeconds = 0.7
+        b.meta.commandLine = ["meshprobe", "b"]
+        let merged = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"])
+        #expect(merged.meta.requestTimeoutSeconds == 0.5)
+        let p99 = try verdict(merged, "p99<400ms")
+        #expect(p99.decided && !p99.passed && p99.reason?.contains("100 timed-out requests counted at the timeout (0.5s)") == true, "\(p99)")
+        b.meta.requestTimeoutSeconds = nil
+        #expect(try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"]).meta.requestTimeoutSeconds == nil)
+    }
+
     /// A result that knows when its run began says so in `meta.started_at` (a verification's routes, a game day's
     /// steps), whatever the command's start; merged runs keep the earliest.
     @Test func aResultsOwnStartIsItsStartedAt() throws {

@@ -109,6 +109,7 @@ public enum ResultMerger {
                                                              ("histograms.loop_lag", report.histograms.loopLag, standard),
                                                              ("histograms.handshake", report.histograms.handshake, standard)]
         if let s = report.histograms.sendDelay { encoded.append(("histograms.send_delay", s, standard)) }
+        if let a = report.histograms.abandoned { encoded.append(("histograms.abandoned", a, standard)) }
         for (i, row) in report.series.enumerated() { encoded.append(("series[\(i)].histogram", row.histogram, standard)) }
         for (i, f) in report.failures.enumerated() { if let h = f.histogram { encoded.append(("failures[\(i)].histogram", h, standard)) } }
         for (i, s) in report.steps.enumerated() { if let h = s.histogram { encoded.append(("steps[\(i)].histogram", h, standard)) } }
@@ -209,11 +210,12 @@ public enum ResultMerger {
         out.meta.startedAt = all.map(\.meta.startedAt).min() ?? out.meta.startedAt
         out.meta.targets = all.flatMap(\.meta.targets).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         out.meta.connections = all.reduce(0) { $0 + $1.meta.connections }
-        // Runs with one timeout keep it; with different ones (or one that does not say) the merged timed-out requests
-        // have no one lower bound, and latency thresholds count them as of unknown latency.
+        // Runs with one timeout keep it; with different ones the smallest is a lower bound of every timed-out request's
+        // latency; when one does not say, the merged timed-out requests have none, and latency thresholds count them as
+        // of unknown latency.
         out.meta.identityRotations = Self.identityRotations(all.compactMap(\.meta.identityRotations))
         let timeouts = Set(all.map(\.meta.requestTimeoutSeconds))
-        out.meta.requestTimeoutSeconds = timeouts.count == 1 ? timeouts.first! : nil
+        out.meta.requestTimeoutSeconds = timeouts.contains(nil) ? nil : timeouts.compactMap { $0 }.min()
         out.meta.model = all.map(\.meta.model).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: "; ")
         var inputs: [LoadReport.Input] = []
         for r in all { for i in r.meta.inputs ?? [] where !inputs.contains(i) { inputs.append(i) } }
@@ -228,10 +230,11 @@ public enum ResultMerger {
         let handshake = merged(\.handshake)
         let open = all.contains { $0.histograms.sendDelay != nil }
         let sendDelay = merged(\.sendDelay)
+        let abandoned = merged(\.abandoned)
         out.histograms = LoadReport.Histograms(
             latency: HistogramCodec.encode(latency), latencyUncorrected: HistogramCodec.encode(uncorrected),
             sendDelay: open ? HistogramCodec.encode(sendDelay) : nil, loopLag: HistogramCodec.encode(loopLag),
-            handshake: HistogramCodec.encode(handshake))
+            handshake: HistogramCodec.encode(handshake), abandoned: abandoned.totalCount > 0 ? HistogramCodec.encode(abandoned) : nil)
         // summary
         var s = out.summary
         s.requests = all.reduce(0) { $0 + $1.summary.requests }

@@ -100,38 +100,64 @@ extension LoadReport {
         let (definite, maybe) = timedOutRequests(beside: threshold.selector)
         // An identity's threshold: the answers no identity can be given (a proxy's unstamped replies) may be its own too.
         let others = threshold.selector.map(unattributedLatency) ?? LatencyHistogram.latency()
-        guard definite + maybe > 0 || others.totalCount > 0 else { return plain }
+        // The requests lost with a connection meshprobe closed after a timeout took at least their wait so far: counted
+        // so in the whole run's lower bound, beyond any limit in every upper bound (whose they were is not known).
+        let abandoned = histograms.abandoned.map(ResultMerger.histogram) ?? LatencyHistogram.latency()
+        let lost = Int(abandoned.totalCount)
+        guard definite + maybe > 0 || others.totalCount > 0 || lost > 0 else { return plain }
+        let lowExtra = threshold.selector == nil && lost > 0 ? abandoned : nil
         // Without a timeout on record (an older result), the responses alone are the lower bound.
-        let low = meta.requestTimeoutSeconds.map { evaluate(threshold, timedOut: (definite, UInt64($0 * 1e6))) } ?? plain
-        let high = evaluate(threshold, timedOut: (definite + maybe, Self.beyondAnyLimit), adding: others)
+        let low = meta.requestTimeoutSeconds.map { evaluate(threshold, timedOut: (definite, UInt64($0 * 1e6)), adding: lowExtra) }
+            ?? evaluate(threshold, timedOut: nil, adding: lowExtra)
+        let high = evaluate(threshold, timedOut: (definite + maybe + lost, Self.beyondAnyLimit), adding: others)
         guard low.decided else { return low }
         if high.decided && high.passed == low.passed {
-            guard !low.passed, definite > 0, let t = meta.requestTimeoutSeconds else { return low }
+            guard !low.passed else { return low }
             var failed = low
-            failed.reason = (low.reason.map { "\($0); " } ?? "") + "\(counted(definite, "timed-out request")) counted at the timeout (\(numberText(t))s)"
+            if definite > 0, let t = meta.requestTimeoutSeconds {
+                failed.reason = (failed.reason.map { "\($0); " } ?? "") + "\(counted(definite, "timed-out request")) counted at the timeout (\(numberText(t))s)"
+            }
+            if lowExtra != nil {
+                failed.reason = (failed.reason.map { "\($0); " } ?? "")
+                    + "\(counted(lost, "request")) lost with a connection meshprobe closed after a timeout counted at their wait so far"
+            }
             return failed
         }
         var verdict = low
         verdict.decided = false
         verdict.passed = false
-        let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? " (the result does not say its timeout)"
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" } ?? ""
+        var othersText = ""
+        if others.totalCount > 0 {
+            let failedOthers = threshold.selector.map(unattributedFailedWithoutResponse) ?? 0
+            let answers = Int(others.totalCount) - failedOthers
+            let what = switch (answers > 0, failedOthers > 0) {
+            case (true, false): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies)"
+            case (false, _): "\(counted(failedOthers, "request")) that failed without a response, with nothing to say whose"
+            case (true, true): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies) and \(failedOthers) that failed without a response"
+            }
+            othersText = "\(what) may be \(scope)'s"
+        }
+        if lost > 0 {
+            // Said in its own words: the lost requests' bounds are their waits, not the timeout.
+            let timedOut = definite + maybe > 0 ? "\(counted(definite + maybe, "request")) timed out (at least the timeout"
+                + (meta.requestTimeoutSeconds.map { ", \(numberText($0))s)" } ?? ")") + " and " : ""
+            let lowWords = threshold.selector == nil
+                ? "counting each at the least it can have taken" : "without the ones that may be another identity's"
+            verdict.reason = (othersText.isEmpty ? "" : "\(othersText); ") + "\(timedOut)\(counted(lost, "request")) were lost with a connection meshprobe closed after a timeout (at "
+                + "least their wait so far, at most \(numberText((Double(abandoned.max) / 100).rounded() / 10)) ms): their latency is unknown; "
+                + "\(lowWords) it \(low.passed ? "passes" : "fails") (\(low.comparisonText)), counting them as longer than any limit "
+                + "it \(high.passed ? "passes" : "fails")"
+            return verdict
+        }
+        let timeout = meta.requestTimeoutSeconds.map { " (at least the timeout, \(numberText($0))s)" } ?? " (the result does not say its timeout)"
         var which = switch (definite, maybe) {
         case (0, 0): ""
         case (_, 0): "\(counted(definite, "request")) timed out"
         case (0, _): "\(counted(maybe, "request")) with no identity timed out and may be \(scope)'s"
         default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
         }
-        if others.totalCount > 0 {
-            let failedOthers = threshold.selector.map(unattributedFailedWithoutResponse) ?? 0
-            let answers = Int(others.totalCount) - failedOthers
-            let what = switch (answers > 0, failedOthers > 0) {
-            case (true, false): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies)"
-            case (false, _): "\(counted(failedOthers, "request")) that failed without a response on a connection with no identity"
-            case (true, true): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies) and \(failedOthers) failed without a response"
-            }
-            which += (which.isEmpty ? "" : "; ") + "\(what) may be \(scope)'s"
-        }
+        if !othersText.isEmpty { which += (which.isEmpty ? "" : "; ") + othersText }
         // What the lower bound counted: its own timed-out requests at the timeout (when known), never the maybe ones.
         let lowWords = switch (definite > 0 && meta.requestTimeoutSeconds != nil, maybe > 0) {
         case (true, false): "counting them at the timeout"

@@ -344,7 +344,8 @@ extension RunReport.Check {
         for t in report.thresholds ?? [] {
             checks.append(RunReport.Check(
                 kind: "threshold", name: "threshold \(t.threshold)", status: t.decided ? (t.passed ? .passed : .failed) : .undecided,
-                reason: t.passed ? nil : t.reason, summary: t.comparisonText,
+                // A pass that counted failed requests says so, as the JSON does.
+                reason: t.passed ? nil : t.reason, summary: t.passed ? t.reason.map { "\(t.comparisonText); \($0)" } ?? t.comparisonText : t.comparisonText,
                 evidence: ["observed \(t.comparisonText) over \(counted(t.sample, t.limitFraction != nil ? "request" : "response"))"],
                 seconds: seconds))
         }
