@@ -463,7 +463,8 @@ extension EndToEnd {
 
         /// `--svid-dir` rewritten during a run as spiffe-helper does (a new file renamed over the old one), once
         /// half-written first: the half-written key is reported and the old identity kept; the new SVID is taken. The
-        /// first SVID expires 6 s into a 10 s run, so a run that kept it would fail its later handshakes.
+        /// first SVID expires 8 s into a 12 s run, so a run that kept it would fail its later handshakes (6 s left the
+        /// new one, installed at 4.5 s and polled within a second, too little margin on a loaded machine).
         @Test func svidDirectoryRewrittenMidLoadIsPickedUp() async throws {
             let lab = try Lab()
             let svidDir = "\(lab.dir)/svid"
@@ -476,12 +477,12 @@ extension EndToEnd {
                     try #require(rename(staged, "\(svidDir)/\(to)") == 0, "rename \(staged)")
                 }
             }
-            try install(try lab.pki.svid("prober-1", uris: [lab.pki.id("prober")], notAfter: Date() + 6))
+            try install(try lab.pki.svid("prober-1", uris: [lab.pki.id("prober")], notAfter: Date() + 8))
             try FileManager.default.copyItem(atPath: lab.pki.caFile, toPath: "\(svidDir)/root-cert.pem")
             let echo = try await lab.echo()
             defer { Task { await echo.close() } }
             let load = Task {
-                try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--svid-dir", svidDir, "-d", "10s", "-c", "2",
+                try await run(meshprobeBinary, ["load", "https://127.0.0.1:\(echo.port)/", "--svid-dir", svidDir, "-d", "12s", "-c", "2",
                                                 "--churn", "25", "--json", "\(lab.dir)/result.json"], timeout: 60)
             }
             try await Task.sleep(for: .seconds(2))
