@@ -296,8 +296,10 @@ public struct LoadResult: Sendable {
     /// requests (counted at the timeout), those never sent, aborted by the run's end, or failed together without a
     /// time of their own.
     public var failedWithoutResponse: [ErrorKind: LatencyHistogram] = [:]
-    /// How long the requests lost with a connection meshprobe closed after a timeout on it had waited, microseconds:
-    /// a lower bound of their latency (they are not in `failedWithoutResponse`).
+    /// How long the requests meshprobe gave up without an answer had waited, microseconds: those lost with a
+    /// connection it closed after a timeout on it, and (open model) arrivals that found no free stream within the
+    /// timeout, whose latency counts from their intended time. A lower bound of their latency (they are not in
+    /// `failedWithoutResponse`).
     public var abandonedWaits = LatencyHistogram.latency()
     /// The first plain-words explanation seen for each error kind (TLS and SPIFFE failures especially).
     public var errorExplanations: [ErrorKind: String] = [:]
@@ -563,8 +565,8 @@ public struct LoadResult: Sendable {
         guard count > 0 else { return }
         let seriesKey = SeriesTable.key(identity: seriesTable.intern(identity ?? .unknown), target: target + 1, route: route, status: 0,
                                         failureClass: seriesTable.intern(.client(kind)))
-        if abandoned, count == 1, let latencyMicros, kind.waitCounts {
-            _ = abandonedWaits.record(max(1, latencyMicros))
+        if abandoned, let latencyMicros {
+            _ = abandonedWaits.record(max(1, latencyMicros), count: UInt64(count))
             seriesTable.add(seriesKey, count: count)
         } else if count == 1, let latencyMicros, kind.waitCounts {
             seriesTable.record(slot: seriesTable.slot(seriesKey), latencyMicros: latencyMicros)

@@ -571,13 +571,15 @@ final class LoadWorker {
             }
             // Arrivals that waited longer than the timeout for a free stream were never sent.
             if let expired = open?.expire(olderThan: cutoff), expired > 0 {
+                // Their latency counts from the intended time (the open model): each is at least the timeout old.
                 if let failure = lastConnectionFailure, !connections.contains(where: { $0.state == .ready }) {
                     // An outage: no connection to send them on, named by why.
-                    recordError(failure.kind, identity: nil, count: expired, explanation: failure.message, intended: cutoff)
+                    recordError(failure.kind, identity: nil, count: expired, explanation: failure.message, intended: cutoff,
+                                waitedSince: cutoff, abandoned: true)
                 } else {
                     recordError(.notSent, identity: nil, count: expired,
                                 explanation: "waited more than \(configuration.plan.requestTimeout)s for a free stream (\(open!.waitingReason.rawValue)): the target rate is more than connections x streams can carry",
-                                intended: cutoff)
+                                intended: cutoff, waitedSince: cutoff, abandoned: true)
                 }
             }
         }

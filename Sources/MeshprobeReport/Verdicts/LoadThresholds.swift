@@ -100,8 +100,8 @@ extension LoadReport {
         let (definite, maybe) = timedOutRequests(beside: threshold.selector)
         // An identity's threshold: the answers no identity can be given (a proxy's unstamped replies) may be its own too.
         let others = threshold.selector.map(unattributedLatency) ?? LatencyHistogram.latency()
-        // The requests lost with a connection meshprobe closed after a timeout took at least their wait so far: counted
-        // so in the whole run's lower bound, beyond any limit in every upper bound (whose they were is not known).
+        // The requests meshprobe gave up without an answer (`histograms.abandoned`) took at least their wait so far:
+        // counted so in the whole run's lower bound, beyond any limit in every upper bound (whose they were is not known).
         let abandoned = histograms.abandoned.map(ResultMerger.histogram) ?? LatencyHistogram.latency()
         let lost = Int(abandoned.totalCount)
         guard definite + maybe > 0 || others.totalCount > 0 || lost > 0 else { return plain }
@@ -119,7 +119,7 @@ extension LoadReport {
             }
             if lowExtra != nil {
                 failed.reason = (failed.reason.map { "\($0); " } ?? "")
-                    + "\(counted(lost, "request")) lost with a connection meshprobe closed after a timeout counted at their wait so far"
+                    + "\(counted(lost, "request")) given up without an answer counted at their wait so far"
             }
             return failed
         }
@@ -144,7 +144,8 @@ extension LoadReport {
                 + (meta.requestTimeoutSeconds.map { ", \(numberText($0))s)" } ?? ")") + " and " : ""
             let lowWords = threshold.selector == nil
                 ? "counting each at the least it can have taken" : "without the ones that may be another identity's"
-            verdict.reason = (othersText.isEmpty ? "" : "\(othersText); ") + "\(timedOut)\(counted(lost, "request")) were lost with a connection meshprobe closed after a timeout (at "
+            verdict.reason = (othersText.isEmpty ? "" : "\(othersText); ") + "\(timedOut)\(counted(lost, "request")) were given up by meshprobe "
+                + "without an answer (lost with a connection it closed after a timeout, or no free stream within the timeout; at "
                 + "least their wait so far, at most \(numberText((Double(abandoned.max) / 100).rounded() / 10)) ms): their latency is unknown; "
                 + "\(lowWords) it \(low.passed ? "passes" : "fails") (\(low.comparisonText)), counting them as longer than any limit "
                 + "it \(high.passed ? "passes" : "fails")"
