@@ -87,10 +87,10 @@ extension TLSIdentitySpec {
                 throw Problem(field: svidDir == nil ? .ca : .svidDir, message: reason, reason: reason)
             }
         } else if expectsPeer {
-            let reason = "needs an https:// URL: plaintext has no peer certificate"
+            let reason = "needs an https:// or grpcs:// URL: plaintext has no peer certificate"
             throw Problem(field: .expectPeer, message: "\(name(.expectPeer)) \(reason)", reason: reason)
         } else if sni {
-            let reason = "needs an https:// URL: plaintext has no TLS server name"
+            let reason = "needs an https:// or grpcs:// URL: plaintext has no TLS server name"
             throw Problem(field: .sni, message: "\(name(.sni)) \(reason)", reason: reason)
         }
     }

@@ -101,7 +101,7 @@ extension EndToEnd {
             // A plaintext target with the file's expectPeer: checked without any file.
             let plain = try await run(meshprobeBinary, ["verify", try policy(), "--check", "--target", "http://127.0.0.1:9080/"], timeout: 30)
             #expect(plain.status == 2)
-            #expect(plain.stderr.contains(":4:") && plain.stderr.contains("identity.expectPeer: needs an https:// URL"), "\(plain.stderr)")
+            #expect(plain.stderr.contains(":4:") && plain.stderr.contains("identity.expectPeer: needs an https:// or grpcs:// URL"), "\(plain.stderr)")
         }
 
         @Test func everyMistakeOfAFileIsListedWithTheCountAndExit2InEveryMode() async throws {

@@ -228,7 +228,7 @@ extension EndToEnd {
         let port = try freePort()
         try await refuses(["load", "https://127.0.0.1:\(port)/", "-n", "1", "-k", "--expect-peer", "spiffe://example.org/ns/a/sa/b"],
                           naming: "-k (insecure) skips")
-        try await refuses(["load", "http://127.0.0.1:\(port)/", "-n", "1", "--sni", "reviews.example"], naming: "--sni needs an https:// URL")
+        try await refuses(["load", "http://127.0.0.1:\(port)/", "-n", "1", "--sni", "reviews.example"], naming: "--sni needs an https:// or grpcs:// URL")
         try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--workload", "evil\r\nx-injected: 1"], naming: "--workload")
         try await refuses(["echo", "--h2c", "--listen", "127.0.0.1:\(port)", "--svid-dir", "/tmp"], naming: "--h2c serves plaintext")
     }

@@ -316,7 +316,7 @@ extension ScenarioTests {
         let text = "target: http://h/\nidentity:\n  ca: ca.pem\n  expectPeer: spiffe://example.org/ns/a/sa/b\nload: {requests: 1}\n"
         let e = try #require(try identityError(text, https: false))
         #expect(e.line == 4 && e.field == "identity.expectPeer", "\(e)")
-        #expect(e.message == "needs an https:// URL: plaintext has no peer certificate", "\(e)")
+        #expect(e.message == "needs an https:// or grpcs:// URL: plaintext has no peer certificate", "\(e)")
         let sni = try #require(try identityError("target: http://h/\nidentity: {sni: a.example}\nload: {requests: 1}\n", https: false))
         #expect(sni.field == "identity.sni", "\(sni)")
         expectNoFlag(sni)

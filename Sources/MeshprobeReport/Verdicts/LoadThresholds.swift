@@ -155,8 +155,8 @@ extension LoadReport {
         var which = switch (definite, maybe) {
         case (0, 0): ""
         case (_, 0): "\(counted(definite, "request")) timed out"
-        case (0, _): "\(counted(maybe, "request")) with no identity timed out and may be \(scope)'s"
-        default: "\(counted(definite, "request")) timed out, and \(maybe) more with no identity that may be \(scope)'s"
+        case (0, _): "\(counted(maybe, "request")) timed out with nothing to say whose and may be \(scope)'s"
+        default: "\(counted(definite, "request")) timed out, and \(maybe) more with nothing to say whose that may be \(scope)'s"
         }
         if !othersText.isEmpty { which += (which.isEmpty ? "" : "; ") + othersText }
         // What the lower bound counted: its own timed-out requests at the timeout (when known), never the maybe ones.
