@@ -71,7 +71,7 @@ package enum CheckPlan {
         out += policy.outlierDetections.map {
             "    outlier detection, \($0.consecutiveErrors) errors, making \(outlierTargets($0)) fail \(declared($0.source))"
         }
-        out += policy.retries.map { "    retries and timeouts \(declared($0.source))" }
+        out += policy.retries.map { "    retries and timeouts: \($0.summary) \(declared($0.source))" }
         out += policy.maxRetries.map { "    at most \($0.limit) concurrent retries \(declared($0.source))" }
         out += policy.connectionReuse.map { "    at most \($0.maxRequestsPerConnection) requests per connection \(declared($0.source))" }
         if let access = policy.access {

@@ -255,10 +255,7 @@ private struct VerifyRun {
         }
         for retry in policy.retries {
             if !options.quiet {
-                let declared = [retry.attempts.map { "\($0) retries on \(retry.retryOn)" },
-                                retry.perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
-                                retry.timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }
-                note("retries and timeouts: \(declared.joined(separator: ", ")) (\(retry.source))")
+                note("retries and timeouts: \(retry.summary) (\(retry.source))")
             }
             let outcome = try await RetryCheck.run(retry, configuration: configuration, group: group)
             for text in outcome.notes { note("note: \(retry.source): \(text)") }

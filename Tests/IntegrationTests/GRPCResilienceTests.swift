@@ -80,6 +80,12 @@ extension EndToEnd {
             #expect(other.status == 1, "\(other.stdout)\(other.stderr)")
             let internalTries = try verdict(otherVerdicts, "(INTERNAL) is tried 3 times")
             #expect(!internalTries.passed && internalTries.observed["tries_1"] == 10, "\(internalTries)")
+
+            // Of several retried statuses one is injected (UNAVAILABLE): the pass says which others were not tried (the
+            // proxy here does not retry CANCELLED, which this check cannot see).
+            let (both, _) = try await verify("grpc://127.0.0.1:\(twicePort)", expect: "  retries: {attempts: 2, retryOn: \"unavailable,cancelled\", requests: 10}")
+            #expect(both.status == 0, "\(both.stdout)\(both.stderr)")
+            #expect(both.stderr.contains("of the retried gRPC statuses, UNAVAILABLE is injected: CANCELLED is not exercised"), "\(both.stderr)")
         }
 
         /// HAProxy retries on HTTP statuses and on timeouts, not on a gRPC status (its answer is HTTP 200): with its

@@ -217,6 +217,7 @@ import Testing
         let e = try #require(imported.retries.first)
         #expect(e.attempts == 3 && e.retryOn.statuses.isEmpty && e.retryOn.grpcStatuses == [.unavailable, .resourceExhausted], "\(e)")
         #expect(e.retryOn.injected(retried: true, grpc: true) == ResponseCode.grpc(.unavailable))
+        #expect(e.summary == "3 retries on unavailable,resource-exhausted", "\(e.summary)")
         // An HTTP run has no status to inject: not exercised, as the check says.
         #expect(e.retryOn.injected(retried: true, grpc: false) == nil)
         #expect(!imported.notes.contains { $0.contains("retry.linkerd.io/grpc is not checked") }, "\(imported.notes)")

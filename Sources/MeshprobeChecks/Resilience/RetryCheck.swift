@@ -97,6 +97,12 @@ public enum RetryCheck {
             } else {
                 notes.append("retryOn \(expectation.retryOn) names no status: the number of attempts is not exercised")
             }
+            // One retried status stands for the list: say which of the declared ones were not tried.
+            if grpc, let injected = expectation.retryOn.retryableGRPCStatus, expectation.retryOn.grpcStatuses.count > 1 {
+                let others = expectation.retryOn.grpcStatuses.subtracting([injected]).map { ResponseCode.text(ResponseCode.grpc($0)) }.sorted()
+                notes.append("of the retried gRPC statuses, \(ResponseCode.text(ResponseCode.grpc(injected))) is injected: \(others.joined(separator: ", ")) "
+                    + "\(others.count == 1 ? "is" : "are") not exercised")
+            }
             if attempts > 0, let status = expectation.retryOn.injected(retried: false, grpc: grpc) {
                 let result = try await phase(status: status, seconds: 1)
                 checks.append(evaluateTries(result, status: status, expected: 1, name: "a status not retried (\(ResponseCode.text(status))) is tried once"))

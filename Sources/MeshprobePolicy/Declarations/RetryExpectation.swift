@@ -151,6 +151,14 @@ public struct RetryExpectation: Sendable, Equatable {
         self.source = source
     }
 
+    /// What is declared, as the plan and the run say it: `2 retries on unavailable,cancelled, per-try timeout 0.3s,
+    /// timeout 2s`.
+    public var summary: String {
+        [attempts.map { "\($0) retr\($0 == 1 ? "y" : "ies") on \(retryOn)" },
+         perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
+         timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }.joined(separator: ", ")
+    }
+
     /// Tries a request whose every try outlasts the per-try timeout gets: all of them when timeouts are retried.
     public var triesOnTimeout: Int {
         guard let attempts, perTryTimeout != nil, retryOn.retriesTimeouts else { return 1 }
