@@ -99,7 +99,8 @@ extension LoadReport {
         }
         let (definite, maybe) = timedOutRequests(beside: threshold.selector)
         // An identity's threshold: the answers no identity can be given (a proxy's unstamped replies) may be its own too.
-        let others = threshold.selector.map(unattributedLatency) ?? LatencyHistogram.latency()
+        let unattributed = threshold.selector.map(unattributed)
+        let others = unattributed?.latency ?? LatencyHistogram.latency()
         // The requests meshprobe gave up without an answer (`histograms.abandoned`) took at least their wait so far:
         // counted so in the whole run's lower bound, beyond any limit in every upper bound (whose they were is not known).
         let abandoned = histograms.abandoned.map(ResultMerger.histogram) ?? LatencyHistogram.latency()
@@ -129,7 +130,7 @@ extension LoadReport {
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" } ?? ""
         var othersText = ""
         if others.totalCount > 0 {
-            let failedOthers = threshold.selector.map(unattributedFailedWithoutResponse) ?? 0
+            let failedOthers = unattributed?.failedWithoutResponse ?? 0
             let answers = Int(others.totalCount) - failedOthers
             let what = switch (answers > 0, failedOthers > 0) {
             case (true, false): "\(counted(answers, "answer")) with no identity (a proxy's unstamped replies)"
@@ -220,25 +221,19 @@ extension LoadReport {
         return (Int(latency.totalCount), text, latency)
     }
 
-    /// Of the series `unattributedLatency` counts, the requests that failed without a response.
-    func unattributedFailedWithoutResponse(_ selector: LoadThreshold.Selector) -> Int {
-        series.filter { row in
-            row.labels.responseCode == 0 && Self.field(selector.field, of: row.labels) != selector.value
-                && row.labels.destinationWorkload.isEmpty && row.labels.destinationVersion.isEmpty && row.labels.destinationCluster.isEmpty
-                && (selector.field != .identity || row.labels.destinationPrincipal.isEmpty)
-        }.reduce(0) { $0 + Int(ResultMerger.histogram($1.histogram).totalCount) }
-    }
-
-    /// The latency of the answers that say nothing about `selector`'s field (no stamp; for `identity`, no peer), and of
-    /// the requests that failed without a response on connections that say nothing about it either.
-    func unattributedLatency(_ selector: LoadThreshold.Selector) -> LatencyHistogram {
+    /// The series that say nothing about `selector`'s field (no stamp; for `identity`, no peer): their latency (the
+    /// answers', and the waits of the requests that failed without a response), and how many of those were failures.
+    func unattributed(_ selector: LoadThreshold.Selector) -> (latency: LatencyHistogram, failedWithoutResponse: Int) {
         var h = LatencyHistogram.latency()
+        var failed = 0
         for row in series where Self.field(selector.field, of: row.labels) != selector.value
             && row.labels.destinationWorkload.isEmpty && row.labels.destinationVersion.isEmpty && row.labels.destinationCluster.isEmpty
             && (selector.field != .identity || row.labels.destinationPrincipal.isEmpty) {
-            h.add(ResultMerger.histogram(row.histogram))
+            let rowLatency = ResultMerger.histogram(row.histogram)
+            h.add(rowLatency)
+            if row.labels.responseCode == 0 { failed += Int(rowLatency.totalCount) }
         }
-        return h
+        return (h, failed)
     }
 
     /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none; `adding`: more responses.
