@@ -56,9 +56,12 @@ struct ConnectionLifecycle {
     mutating func retire() { isRetiring = true }
     mutating func closingForTimeout() { closedForTimeout = true }
 
-    mutating func responded() {
+    /// A response on the current attempt; true for its first.
+    @discardableResult
+    mutating func responded() -> Bool {
         responses += 1
         consecutiveFailures = 0
+        return responses == 1
     }
 
     /// The attempt failed before it had a channel (refused, timed out, unreachable).
@@ -70,13 +73,17 @@ struct ConnectionLifecycle {
     /// The channel closed before the run ended. Returns the failure to record when the close is one: a connection
     /// that never became ready, or one that became ready and closed before answering anything (else a server that
     /// accepts and closes would be reconnected to for ever). `reason`: the error seen before the close, if any.
-    mutating func closed(reason: (kind: ErrorKind, message: String)?, authority: String) -> (kind: ErrorKind, message: String)? {
+    /// `carriedRequestsToAnAnsweringPeer`: the connection had sent requests to a target that has answered others (on
+    /// any connection): a peer that closes mid-request (an HTTP/1.1 server dropping one) fails those requests, which
+    /// are counted, not the attempt; the slot reconnects at once instead of backing off and giving up.
+    mutating func closed(reason: (kind: ErrorKind, message: String)?, authority: String,
+                         carriedRequestsToAnAnsweringPeer: Bool = false) -> (kind: ErrorKind, message: String)? {
         let wasReady = state == .ready
         state = .idle
         guard !isRetiring, !closedForTimeout else { return nil }
         let failure: (kind: ErrorKind, message: String)
         if wasReady {
-            guard responses == 0 else { return nil }
+            guard responses == 0, !carriedRequestsToAnAnsweringPeer else { return nil }
             failure = reason ?? (.connectionLost, "\(authority) closed the connection before answering any request")
         } else {
             failure = reason ?? (.tlsHandshakeFailed, "the connection to \(authority) closed before it could carry requests")

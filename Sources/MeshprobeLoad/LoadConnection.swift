@@ -244,6 +244,11 @@ final class LoadConnection {
     /// request): what a TLS server built on OpenSSL does with plaintext, though a plaintext server may do it too.
     func peerClosedWithoutAByte() {
         guard closeReason == nil, state == .handshaking || sentOnConnection > 0 else { return }
+        if state == .ready, worker.hasAnswered(targetIndex) {
+            // The port speaks HTTP (it answered other requests): this request was dropped, not the protocol refused.
+            closeReason = (.connectionLost, "\(target.authority) closed the connection with a request in flight, without answering it (it answered other requests)")
+            return
+        }
         closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)")
     }
 
@@ -291,8 +296,10 @@ final class LoadConnection {
         reportEnded()
         // A churn retirement or a close after a timeout is not a failure; a close before the connection answered
         // anything is (see `ConnectionLifecycle.closed`).
-        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority) {
-            worker.connectionFailed(failure.kind, failure.message)
+        let carriedRequests = state == .ready && sentOnConnection > 0
+        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority,
+                                                             carriedRequestsToAnAnsweringPeer: carriedRequests && worker.hasAnswered(targetIndex)) {
+            worker.connectionFailed(failure.kind, failure.message, droppingRequestsOf: carriedRequests ? targetIndex : nil)
         }
         channel = nil
         h1 = nil
@@ -506,7 +513,7 @@ final class LoadConnection {
         let id = identity(from: headers)
         // As the failure signatures and flows read them; made only for them (not per response).
         var fields: [(name: String, value: String)] { headers.map { ($0.name, $0.value) } }
-        lifecycle.responded()
+        if lifecycle.responded() { worker.targetAnswered(targetIndex) }
         var failure: FailureClass?
         let stamped = !id.workload.isEmpty || !id.version.isEmpty
         if stamped {

@@ -50,9 +50,32 @@ final class LoadWorker {
     /// gives up.
     private(set) var lastConnectionFailure: (kind: ErrorKind, message: String)?
 
+    /// The targets (by index) that have answered a request on some connection: they speak HTTP, so a connection of
+    /// theirs closed with requests in flight lost those requests rather than failed as a connection.
+    private var answeredTargets = Set<Int>()
+    /// Connections that closed with requests in flight before their target had answered any, by target: failed
+    /// attempts until the target answers, when they turn out to be requests it dropped (counted as such) and their
+    /// diagnosis (a TLS port, an L4 proxy refusing) is withdrawn. Recorded as attempts when the run ends first.
+    private var unconfirmedFailures: [Int: [(kind: ErrorKind, message: String)]] = [:]
+
+    func targetAnswered(_ index: Int) {
+        guard answeredTargets.insert(index).inserted, let dropped = unconfirmedFailures.removeValue(forKey: index) else { return }
+        for failure in dropped where result.errorExplanations[failure.kind] == failure.message {
+            result.errorExplanations[failure.kind] = nil
+        }
+        if let last = lastConnectionFailure, dropped.contains(where: { $0 == last }) { lastConnectionFailure = nil }
+    }
+
+    func hasAnswered(_ index: Int) -> Bool { answeredTargets.contains(index) }
+
     /// A connection attempt failed (refused, timed out, closed before it could carry or answer a request).
-    func connectionFailed(_ kind: ErrorKind, _ message: String) {
-        result.recordConnectionFailure(kind, explanation: message)
+    /// `droppingRequestsOf`: the connection had carried requests to that target (see `unconfirmedFailures`).
+    func connectionFailed(_ kind: ErrorKind, _ message: String, droppingRequestsOf target: Int? = nil) {
+        if let target {
+            unconfirmedFailures[target, default: []].append((kind, message))
+        } else {
+            result.recordConnectionFailure(kind, explanation: message)
+        }
         lastConnectionFailure = (kind, message)
     }
 
@@ -631,6 +654,8 @@ final class LoadWorker {
         // Throughput counts from the end of the warm-up.
         let t = now()
         result.elapsedSeconds = clock.measuredSeconds(at: t)
+        for failure in unconfirmedFailures.values.joined() { result.recordConnectionFailure(failure.kind, explanation: failure.message) }
+        unconfirmedFailures.removeAll()
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         // Each connection holds this worker strongly; a channel still closing keeps its connection (and so this
         // worker) alive until its close callback has run, then everything goes.

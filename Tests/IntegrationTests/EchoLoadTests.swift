@@ -127,6 +127,41 @@ extension EndToEnd {
         #expect(result.failed == 300)
     }
 
+    /// An HTTP/1.1 server that drops some requests by closing the connection after reading them: each such request
+    /// fails at its time (a latency threshold counts it), and its connection is replaced at once, never given up as a
+    /// failed connection: the server answers the others.
+    @Test func http1ClosesMidRequestFailTheRequestsNotTheConnections() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?delay=20ms&close=50"], requests: 300, connections: 2, streams: 1,
+                                       http: .http1)
+        #expect(result.endedEarly == nil)
+        #expect(result.succeeded + result.failed == 300)
+        // 50% of 300: a binomial with sd ~8.7; 6 sd either way never fails by chance.
+        #expect((98...202).contains(result.failed))
+        #expect(result.errors[.connectionLost] == result.failed)
+        // Each dropped request waited the delay before the close, and is counted at that time.
+        let waits = try #require(result.failedWithoutResponse[.connectionLost])
+        #expect(Int(waits.totalCount) == result.failed)
+        #expect(waits.valueAtPercentile(50) >= 20_000)
+        // Not failed connection attempts (those before the first answer are withdrawn), and not a TLS port's hint.
+        #expect(result.connectionFailures.isEmpty)
+        let why = try #require(result.errorExplanations[.connectionLost])
+        #expect(why.contains("with a request in flight") && !why.contains("TLS port"), "\(why)")
+    }
+
+    /// The same server dropping every request: nothing says it speaks HTTP, so each slot gives up after its failures
+    /// in a row and the requests left are counted, named by the last failure.
+    @Test func http1ClosesOfEveryRequestGiveTheConnectionsUp() async throws {
+        let echo = try await startEcho(version: "v1", tls: nil)
+        defer { Task { await echo.close() } }
+        let result = try await runLoad(["http://127.0.0.1:\(echo.port)/?close=100"], requests: 100, connections: 2, streams: 1, http: .http1)
+        #expect(result.endedEarly != nil)
+        #expect(result.failed == 100)
+        #expect(result.connectionFailures[.connectionLost] == 2 * 3)
+        #expect(result.errorExplanations[.connectionLost]?.contains("without answering a byte") == true)
+    }
+
     @Test func streamsPerConnectionCapsConcurrencyAtTheServer() async throws {
         let echo = try await startEcho(version: "v1", tls: nil)
         defer { Task { await echo.close() } }

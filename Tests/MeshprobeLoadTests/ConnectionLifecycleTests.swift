@@ -70,6 +70,24 @@ import Testing
         #expect(lifecycle.consecutiveFailures == 2)
     }
 
+    @Test func aCloseMidRequestByAnAnsweringPeerFailsTheRequestsNotTheAttempt() {
+        var lifecycle = slot()
+        // An HTTP/1.1 server that drops some requests by closing: after it has answered others, each such close is
+        // the request's failure (counted by the connection), and the slot reconnects at once, never given up.
+        for _ in 0..<5 {
+            _ = lifecycle.startAttempt()
+            lifecycle.ready()
+            #expect(lifecycle.closed(reason: (.connectionLost, "dropped"), authority: "a:1", carriedRequestsToAnAnsweringPeer: true) == nil)
+            #expect(lifecycle.next(boundedByTime: false, wantsMoreRequests: true) == .connectNow)
+        }
+        #expect(lifecycle.consecutiveFailures == 0)
+        // Before any answer on the target, the same close is a failed attempt (a TLS port, a proxy refusing).
+        _ = lifecycle.startAttempt()
+        lifecycle.ready()
+        #expect(lifecycle.closed(reason: nil, authority: "a:1", carriedRequestsToAnAnsweringPeer: false)?.kind == .connectionLost)
+        #expect(lifecycle.consecutiveFailures == 1)
+    }
+
     @Test func churnAndTimeoutClosesAreNotFailures() {
         var lifecycle = slot()
         _ = lifecycle.startAttempt()
