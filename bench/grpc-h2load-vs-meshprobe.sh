@@ -11,6 +11,10 @@
 #   bench/grpc-h2load-vs-meshprobe.sh            # N=200000 ROUNDS=3
 #   N=50000 ROUNDS=1 bench/grpc-h2load-vs-meshprobe.sh
 #   TLS=1 bench/grpc-h2load-vs-meshprobe.sh  # over TLS (the server's certificate only: h2load presents none)
+#   SERVER=nghttpd bench/grpc-h2load-vs-meshprobe.sh
+#       # nghttpd answering each call with a framed empty reply from a file and a `grpc-status: 0` trailer: gRPC's
+#       # framing and trailers with a plain server's 6 response headers (server, date, content-length, ...) instead
+#       # of the echo's 14 identity stamps, i.e. the transport's cost per call without the work of attribution
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -22,6 +26,8 @@ scripts/build-release >/dev/null
 BIN=.build/release/meshprobe
 
 TLS=${TLS:-0}
+SERVER=${SERVER:-echo}
+case "$SERVER" in echo|nghttpd) ;; *) echo "SERVER is echo or nghttpd, not '$SERVER'" >&2; exit 2 ;; esac
 work=$(mktemp -d)
 port=$(free_port)
 METHOD=meshprobe.echo.v1.Echo/Call
@@ -35,7 +41,17 @@ else
   serve=(--h2c)
   URL="http://127.0.0.1:$port/$METHOD"; GURL="grpc://127.0.0.1:$port/$METHOD"; CLIENT=()
 fi
-taskset -c 1 $BIN echo --listen "127.0.0.1:$port" "${serve[@]}" --workload bench --workload-version v1 >"$work/echo.log" 2>&1 &
+if [ "$SERVER" = nghttpd ]; then
+  mkdir -p "$work/docroot/${METHOD%/*}"
+  printf '\0\0\0\0\0' > "$work/docroot/$METHOD"
+  if [ "$TLS" = 1 ]; then
+    taskset -c 1 nghttpd -d "$work/docroot" --trailer 'grpc-status: 0' "$port" "$work/echo/key.pem" "$work/echo/cert-chain.pem" >"$work/echo.log" 2>&1 &
+  else
+    taskset -c 1 nghttpd --no-tls -d "$work/docroot" --trailer 'grpc-status: 0' "$port" >"$work/echo.log" 2>&1 &
+  fi
+else
+  taskset -c 1 $BIN echo --listen "127.0.0.1:$port" "${serve[@]}" --workload bench --workload-version v1 >"$work/echo.log" 2>&1 &
+fi
 echo_pid=$!
 trap 'kill $echo_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
@@ -60,7 +76,7 @@ PY
 h2load_run() { measure h2load -n "$N" -c 10 -m 10 -d "$work/framed.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$URL"; }
 meshprobe_run() { measure $BIN load "$GURL" "${CLIENT[@]}" -n "$N" -c 10 -m 10 --quiet; }
 
-echo "server: meshprobe echo (gRPC, $([ "$TLS" = 1 ] && echo TLS || echo h2c)) on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
+echo "server: $([ "$SERVER" = nghttpd ] && echo "nghttpd (framed replies from a file, grpc-status trailer" || echo "meshprobe echo (gRPC"), $([ "$TLS" = 1 ] && echo TLS || echo h2c)) on core 1; clients on core 0; -c 10 -m 10 -n $N; $ROUNDS rounds"
 ratios=()
 h_total=0
 m_total=0
