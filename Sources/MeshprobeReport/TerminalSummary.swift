@@ -119,20 +119,24 @@ public struct TerminalSummary {
         let header = ["workload", "version", "cluster", "identity", "requests", "share", "errors", "p50 ms", "p99 ms"]
             + (grpc ? ["grpc-status"] : [])
         var rows: [[String]] = []
-        for w in report.workloads {
+        for row in report.workloads {
             // A row without a stamp and without answers: requests nobody answered (refused connections, not sent,
             // timed out: counted under the connection's TLS peer, if any); without a peer either, answers with no
-            // stamp. Said so, not shown as a workload called "-".
-            let unstamped = w.workload.isEmpty && w.version.isEmpty && w.cluster.isEmpty
-            let answered = !w.statuses.isEmpty
-            let unnamed = !answered ? "(no response)" : w.identity.isEmpty ? "(not stamped)" : "-"
-            rows.append([
-                unstamped ? unnamed : w.workload.isEmpty ? "-" : w.workload,
-                w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
-                w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
-                String(w.errors), answered ? String(format: "%.3f", w.latencyMs.p50) : "-",
-                answered ? String(format: "%.3f", w.latencyMs.p99) : "-",
-            ] + (grpc ? [Self.statusCounts(w.statuses)] : []))
+            // stamp. Said so, not shown as a workload called "-". An unstamped row with both (the JSON's one row per
+            // identity) is shown as two: the answers, and the requests without one.
+            let unstamped = row.workload.isEmpty && row.version.isEmpty && row.cluster.isEmpty
+            let parts = unstamped ? Self.answersAndNoResponses(row) : [row]
+            for w in parts {
+                let answered = !w.statuses.isEmpty
+                let unnamed = !answered ? "(no response)" : w.identity.isEmpty ? "(not stamped)" : "-"
+                rows.append([
+                    unstamped ? unnamed : w.workload.isEmpty ? "-" : w.workload,
+                    w.version.isEmpty ? "-" : w.version, w.cluster.isEmpty ? "-" : w.cluster,
+                    w.identity.isEmpty ? "-" : w.identity, String(w.requests), String(format: "%.1f%%", w.share * 100),
+                    String(w.errors), answered ? String(format: "%.3f", w.latencyMs.p50) : "-",
+                    answered ? String(format: "%.3f", w.latencyMs.p99) : "-",
+                ] + (grpc ? [Self.statusCounts(w.statuses)] : []))
+            }
         }
         out += Self.table(header: header, rows: rows, rightAligned: Set(4..<9))
         if !report.steps.isEmpty {
@@ -145,6 +149,24 @@ public struct TerminalSummary {
                               rightAligned: Set(1..<7))
         }
         return out
+    }
+
+    /// An unstamped row's answers and its requests without an answer (its client error kinds), as two rows when it
+    /// has both; else the row itself.
+    static func answersAndNoResponses(_ w: LoadReport.Workload) -> [LoadReport.Workload] {
+        let unanswered = w.errorKinds.values.reduce(0, +)
+        guard !w.statuses.isEmpty, unanswered > 0, unanswered < w.requests else { return [w] }
+        var answers = w, none = w
+        answers.requests = w.requests - unanswered
+        answers.errors = w.errors - unanswered
+        answers.errorKinds = [:]
+        answers.share = w.share * Double(answers.requests) / Double(w.requests)
+        none.requests = unanswered
+        none.errors = unanswered
+        none.succeeded = 0
+        none.statuses = [:]
+        none.share = w.share - answers.share
+        return [answers, none]
     }
 
     /// Response counts by code, most first (`OK 150, UNAVAILABLE 50`); `-` without responses.

@@ -76,3 +76,38 @@ import Testing
         #expect(TerminalSummary(style: TerminalStyle(color: true)).render(load.report).rendered.contains("\u{1B}[1m"))
     }
 }
+
+/// The identity table's unstamped rows: answers with no stamp and requests with no answer share one identity (none,
+/// or the connection's TLS peer) and so one JSON row; the table shows them apart, each under its own name.
+@Suite struct UnstampedRowTests {
+    static func row(identity: String = "", statuses: [String: Int], errorKinds: [String: Int], failedAnswers: Int = 0) -> LoadReport.Workload {
+        let answers = statuses.values.reduce(0, +), none = errorKinds.values.reduce(0, +)
+        return LoadReport.Workload(identity: identity, workload: "", version: "", cluster: "", requests: answers + none, share: 0.5,
+                                   succeeded: answers - failedAnswers, errors: failedAnswers + none, statuses: statuses, errorKinds: errorKinds,
+                                   latencyMs: LatencySummary(.latency()))
+    }
+
+    @Test func aRowWithAnswersAndNoResponsesIsShownAsTwo() throws {
+        let parts = TerminalSummary.answersAndNoResponses(Self.row(statuses: ["200": 60, "503": 10], errorKinds: ["stream_reset": 30], failedAnswers: 10))
+        try #require(parts.count == 2)
+        #expect(parts[0].requests == 70 && parts[0].errors == 10 && parts[0].succeeded == 60 && parts[0].errorKinds.isEmpty)
+        #expect(parts[1].requests == 30 && parts[1].errors == 30 && parts[1].succeeded == 0 && parts[1].statuses.isEmpty)
+        #expect(abs(parts[0].share - 0.35) < 1e-9 && abs(parts[1].share - 0.15) < 1e-9)
+        // One kind alone, either way, stays one row.
+        #expect(TerminalSummary.answersAndNoResponses(Self.row(statuses: ["200": 5], errorKinds: [:])).count == 1)
+        #expect(TerminalSummary.answersAndNoResponses(Self.row(statuses: [:], errorKinds: ["connect_refused": 5])).count == 1)
+    }
+
+    @Test func theTableNamesEachPart() throws {
+        var report = try sampleLoad().report
+        report.workloads = [Self.row(statuses: ["200": 60], errorKinds: ["stream_reset": 30]),
+                            Self.row(identity: "spiffe://lab/ns/x/sa/proxy", statuses: ["200": 5], errorKinds: ["request_timeout": 2])]
+        let text = TerminalSummary(color: false).render(report).rendered
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("(not stamped)") && $0.contains(" 60 ") })
+        #expect(lines.contains { $0.hasPrefix("(no response)") && $0.contains(" 30 ") && $0.contains(" 30 ") })
+        // Behind a TLS peer: the answers' row and the unanswered requests' row both name the peer.
+        #expect(lines.contains { $0.hasPrefix("-") && $0.contains("spiffe://lab/ns/x/sa/proxy") && $0.contains(" 5 ") })
+        #expect(lines.contains { $0.hasPrefix("(no response)") && $0.contains("spiffe://lab/ns/x/sa/proxy") && $0.contains(" 2 ") })
+    }
+}
