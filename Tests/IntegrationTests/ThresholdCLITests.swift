@@ -104,7 +104,7 @@ extension EndToEnd {
                 let out = try await run(meshprobeBinary, ["load", "http://127.0.0.1:\(echo.port)/", "-n", "600", "-c", "2",
                                                           "-m", "20", "--quiet", "--threshold", "p99<5s", "--json", "\(dir)/\(name).json"])
                 #expect(out.status == 3, "\(out.stdout)\(out.stderr)")
-                #expect(out.stdout.contains("600 responses are too few to judge p99: it needs 1000"), "\(out.stdout)")
+                #expect(out.stdout.contains("600 measured requests are too few to judge p99: it needs 1000"), "\(out.stdout)")
             }
             // One run after the other: overlaid as if together.
             let merged = try await run(meshprobeBinary, ["merge", "\(dir)/a.json", "\(dir)/b.json", "--allow-different-times"])

@@ -44,7 +44,7 @@ import Testing
         // One response (1000 ms) beyond 999 ms among 1000: too few either way.
         let fine = try verdict(r, "p99.9<999ms")
         #expect(!fine.decided && !fine.passed)
-        #expect(fine.reason == "1000 responses are too few to judge p99.9: it needs 10000 (10 beyond it) or 10 on the failing side of the limit")
+        #expect(fine.reason == "1000 measured requests are too few to judge p99.9: it needs 10000 (10 beyond it) or 10 on the failing side of the limit")
         #expect(try verdict(r, "p99<2s").decided)  // 1000 is exactly enough for p99
         // 100 responses beyond 900 ms: far more than 0.1%, a FAIL on 1000.
         #expect(try verdict(r, "p99.9<900ms").decided && !verdict(r, "p99.9<900ms").passed)
@@ -228,6 +228,25 @@ import Testing
                 "\(p99)")
         // 100 slow ones beside 1000 cannot move v1's median over 600 ms: decided.
         #expect(try verdict(report, "version=v1:p50<600ms").passed)
+    }
+
+    /// An identity's sample too small for its percentile says so, and names the requests with nothing to say whose
+    /// that may be its own (a trial's finding: the reason left them out).
+    @Test func anIdentitysTooSmallSampleNamesWhatMayBeItsOwn() throws {
+        var c = configuration
+        c.plan.thresholds = [try LoadThreshold(parsing: "version=v1:p99.9<1.5s")]
+        var r = result(ladder, identity: mergeIdentity, status: 200, labels: mergeLabels)
+        var proxyLabels = mergeLabels
+        (proxyLabels.destinationWorkload, proxyLabels.destinationVersion, proxyLabels.destinationCluster, proxyLabels.destinationPrincipal) = ("", "", "", "")
+        proxyLabels.responseCode = 503
+        r.merge(result(Array(repeating: 2_000, count: 7), identity: WorkloadIdentity(), status: 503, labels: proxyLabels))
+        let report = try LoadReport.decode(try LoadReport(result: r, configuration: c, commandLine: ["meshprobe"], startedAt: Date(timeIntervalSince1970: 0),
+                                                          version: "test").jsonData())
+        let p999 = try verdict(report, "version=v1:p99.9<1.5s")
+        #expect(!p999.decided)
+        #expect(p999.reason == "1000 measured requests are too few to judge p99.9: it needs 10000 (10 beyond it) or 10 on the failing side of the "
+                + "limit; 7 requests with nothing to say whose (answers without a stamp, failures without a response, timeouts) may be version=v1's",
+                "\(p999)")
     }
 
     /// A ceiling on errors is judged on 10 failures' worth of requests at the limit, or on 10 failures: 5 clean

@@ -290,8 +290,16 @@ extension LoadReport {
                     if ceiling ? value > limitMicros : value < limitMicros { failing += Int(step.count) }
                 }
                 guard responses >= least || failing >= 10 else {
-                    verdict.reason = "\(counted(responses, "response")) are too few to judge p\(numberText(p)): it needs \(least) (10 beyond it) "
-                        + "or 10 on the failing side of the limit"
+                    // The sample is every latency counted: answers, and failures or timeouts counted at their time.
+                    verdict.reason = "\(counted(responses, "measured request")) are too few to judge p\(numberText(p)): it needs \(least) "
+                        + "(10 beyond it) or 10 on the failing side of the limit"
+                    if let selector = threshold.selector {
+                        let maybe = Int(unattributed(selector).latency.totalCount) + timedOutRequests(beside: selector).maybe
+                        if maybe > 0 {
+                            verdict.reason! += "; \(counted(maybe, "request")) with nothing to say whose (answers without a stamp, failures "
+                                + "without a response, timeouts) may be \(scope!)'s"
+                        }
+                    }
                     return verdict
                 }
             case .mean: micros = latency.meanValue
