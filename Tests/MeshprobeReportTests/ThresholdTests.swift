@@ -185,11 +185,15 @@ import Testing
         a.summary.failed = 50
         a.summary.errors["request_timeout"] = 50
         a.meta.requestTimeoutSeconds = 0.5
+        a.summary.errorExplanations["request_timeout"] = "no response within 0.5s"
         var b = a
         b.meta.requestTimeoutSeconds = 0.7
+        b.summary.errorExplanations["request_timeout"] = "no response within 0.7s"
         b.meta.commandLine = ["meshprobe", "b"]
         let merged = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"])
         #expect(merged.meta.requestTimeoutSeconds == 0.5)
+        // Each run's words for its timeouts are kept (a trial's finding: the merge named the first run's alone).
+        #expect(merged.summary.errorExplanations["request_timeout"] == "no response within 0.5s; also: no response within 0.7s")
         let p99 = try verdict(merged, "p99<400ms")
         #expect(p99.decided && !p99.passed && p99.reason?.contains("100 timed-out requests counted at the timeout (0.5s)") == true, "\(p99)")
         b.meta.requestTimeoutSeconds = nil
@@ -410,5 +414,14 @@ import Testing
         #expect(DeclarationSite("/tmp/a b/g.yaml:20 step 'ramp: 2x'") == DeclarationSite(name: "step 'ramp: 2x'", position: "/tmp/a b/g.yaml:20"))
         #expect(DeclarationSite("p.yaml:12") == DeclarationSite(name: "p.yaml", position: "p.yaml:12"))
         #expect(DeclarationSite("demo") == DeclarationSite(name: "demo", position: nil))
+    }
+}
+
+@Suite struct MergedExplanationTests {
+    @Test func distinctExplanationsAreKeptInOrderUpToThree() {
+        let runs = (1...5).map { ["connection_lost": "run \($0) lost it", "request_timeout": "no response within 1s"] }
+        let merged = ResultMerger.explanations(runs)
+        #expect(merged["request_timeout"] == "no response within 1s")
+        #expect(merged["connection_lost"] == "run 1 lost it; also: run 2 lost it; also: run 3 lost it (and 2 more)")
     }
 }

@@ -199,6 +199,18 @@ public enum ResultMerger {
 
     static func add<K: Hashable>(_ a: [K: Int], _ b: [K: Int]) -> [K: Int] { a.merging(b, uniquingKeysWith: +) }
 
+    /// Each kind's distinct explanations in the runs' order (runs with different timeouts, or failing for different
+    /// reasons, each keep their words): the first three, then how many more.
+    static func explanations(_ runs: [[String: String]]) -> [String: String] {
+        var distinct: [String: [String]] = [:]
+        for run in runs {
+            for (kind, text) in run where !(distinct[kind]?.contains(text) ?? false) { distinct[kind, default: []].append(text) }
+        }
+        return distinct.mapValues { texts in
+            texts.prefix(3).joined(separator: "; also: ") + (texts.count > 3 ? " (and \(texts.count - 3) more)" : "")
+        }
+    }
+
     /// Merges checked results (see `read`). `commandLine` is the merge's own.
     public static func merge(_ reports: [(file: String, report: LoadReport)], commandLine: [String]) throws(MergeError) -> LoadReport {
         guard var out = reports.first?.report else { throw MergeError("nothing to merge: give at least one result file") }
@@ -251,7 +263,7 @@ public enum ResultMerger {
         s.warmupRequests = all.reduce(0) { $0 + $1.summary.warmupRequests }
         s.statuses = all.reduce([:]) { add($0, $1.summary.statuses) }
         s.errors = all.reduce([:]) { add($0, $1.summary.errors) }
-        s.errorExplanations = all.reduce([:]) { $0.merging($1.summary.errorExplanations) { a, _ in a } }
+        s.errorExplanations = Self.explanations(all.map(\.summary.errorExplanations))
         s.aborted = all.contains { $0.summary.aborted }
         s.cpuSeconds = (all.reduce(0) { $0 + $1.summary.cpuSeconds } * 1000).rounded() / 1000
         s.cpuMicrosecondsPerRequest = s.requests > 0 ? (s.cpuSeconds / Double(s.requests) * 1e7).rounded() / 10 : 0
