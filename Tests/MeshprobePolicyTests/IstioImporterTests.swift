@@ -200,4 +200,18 @@ import Testing
             return e.line == 21 && e.message.contains("1-1000")
         }
     }
+
+    /// Manifests with no routing resource say so, naming every kind that would have been one.
+    @Test func manifestsWithoutARouteSaySoNamingEachRouteKind() throws {
+        let imported = try importManifests("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews-pool}
+            spec:
+              host: reviews
+              trafficPolicy: {connectionPool: {http: {http2MaxRequests: 10}}}
+            """)
+        #expect(imported.routes.isEmpty)
+        #expect(imported.notes.contains { $0.hasPrefix("no VirtualService, HTTPRoute or GRPCRoute found in ") }, "\(imported.notes)")
+    }
 }

@@ -115,7 +115,7 @@ import Testing
         #expect(access.cells[0].source.contains("expect.access.rules[0]"), "\(access.cells[0].source)")
         #expect(access.cells[1].source == "\(manifest):1 AuthorizationPolicy bookinfo/no-admin-writes: a DENY rule matches", "\(access.cells[1].source)")
         #expect(notes.contains { $0.contains("not checked: AuthorizationPolicy bookinfo/ratings: selector app=ratings does not select the target reviews") }, "\(notes)")
-        #expect(!notes.contains { $0.contains("no VirtualService or HTTPRoute found") }, "\(notes)")
+        #expect(!notes.contains { $0.contains("no VirtualService, HTTPRoute or GRPCRoute found") }, "\(notes)")
 
         // The same manifests for a policy without expect.access: each is named as not checked.
         var plain = try self.policy(expect: "  map: {reviews-blue: v1}")

@@ -275,7 +275,7 @@ public enum ManifestImporter {
             out.notes += gateway.notes
         }
         if virtualServices.isEmpty && httpRoutes.isEmpty && !forAccess {
-            out.notes.append("no VirtualService or HTTPRoute found in \(files.joined(separator: ", "))")
+            out.notes.append("no VirtualService, HTTPRoute or GRPCRoute found in \(files.joined(separator: ", "))")
         }
         return out
     }
