@@ -37,6 +37,8 @@ extension EndToEnd {
             #expect(timing.passed && timing.observed["proxy_timeouts"] == 20, "\(timing)")
             // A timer ends no earlier than it is set for; how much later depends on the machine, so only the floor is checked.
             #expect((timing.observed["p50_ms"] ?? 0) >= 580, "\(timing)")
+            // One status stands for the 5xx: the run says which it injected and which it did not.
+            #expect(out.stderr.contains("of the retried statuses, 503 is injected: 500-502, 504-599 are not exercised"), "\(out.stderr)")
         }
 
         @Test func aProxyThatRetriesOnceWhereTwoAreDeclaredFailsWithTheTriesSeen() async throws {

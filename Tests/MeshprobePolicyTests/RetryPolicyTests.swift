@@ -204,6 +204,18 @@ import Testing
         #expect(imported.notes.contains { $0.contains("Service ratings: retry.linkerd.io/limit and retry.linkerd.io/timeout without retry.linkerd.io/http") })
     }
 
+    /// What one injected status leaves unexercised of a declared list: the other statuses, as ranges, and the
+    /// conditions nothing the echo injects can trigger.
+    @Test func aListNamesWhatTheInjectedStatusLeavesOut() throws {
+        let list = try RetryConditions.parse(["5xx", "retriable-4xx", "connect-failure", "refused-stream"])
+        #expect(list.retryableStatus == 503)
+        #expect(list.otherStatuses(than: 503) == "409, 500-502, 504-599")
+        #expect(list.unexercisedConditions == ["connect-failure", "refused-stream"])
+        let one = try RetryConditions.parse(["503"])
+        #expect(one.otherStatuses(than: 503).isEmpty && one.unexercisedConditions.isEmpty)
+        #expect(try RetryConditions.parse(["gateway-error"]).otherStatuses(than: 503) == "502, 504")
+    }
+
     /// `retry.linkerd.io/grpc` (Linkerd 2.16's retries reference): the gRPC statuses a Service's calls are retried on,
     /// beside or without HTTP statuses; a status Linkerd does not retry on is refused, naming the line.
     @Test func linkerdGRPCRetriesAreCheckedToo() throws {

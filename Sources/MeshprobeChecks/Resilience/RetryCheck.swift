@@ -103,6 +103,16 @@ public enum RetryCheck {
                 notes.append("of the retried gRPC statuses, \(ResponseCode.text(ResponseCode.grpc(injected))) is injected: \(others.joined(separator: ", ")) "
                     + "\(others.count == 1 ? "is" : "are") not exercised")
             }
+            if !grpc, let injected = expectation.retryOn.retryableStatus {
+                let others = expectation.retryOn.otherStatuses(than: injected)
+                if !others.isEmpty {
+                    notes.append("of the retried statuses, \(injected) is injected: \(others) \(others.contains(where: { $0 == "," || $0 == "-" }) ? "are" : "is") not exercised")
+                }
+            }
+            let untriggered = expectation.retryOn.unexercisedConditions
+            if !untriggered.isEmpty {
+                notes.append("retryOn \(untriggered.joined(separator: ", ")): no injected status or delay triggers \(untriggered.count == 1 ? "it" : "them"), not exercised")
+            }
             if attempts > 0, let status = expectation.retryOn.injected(retried: false, grpc: grpc) {
                 let result = try await phase(status: status, seconds: 1)
                 checks.append(evaluateTries(result, status: status, expected: 1, name: "a status not retried (\(ResponseCode.text(status))) is tried once"))

@@ -95,6 +95,22 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
         [404, 400, 403, 422, 418].first { !statuses.contains($0) }
     }
 
+    /// The declared conditions that no injected status or delay triggers (`connect-failure`, `refused-stream`, ...).
+    public var unexercisedConditions: [String] { declared.filter { Self.notExercised.contains($0) } }
+
+    /// The retried HTTP statuses other than `injected`, as ranges (`409, 500-502, 504-599`); empty when there are none.
+    public func otherStatuses(than injected: Int) -> String {
+        var runs: [ClosedRange<Int>] = []
+        for status in statuses.subtracting([injected]).sorted() {
+            if let last = runs.last, last.upperBound + 1 == status {
+                runs[runs.count - 1] = last.lowerBound...status
+            } else {
+                runs.append(status...status)
+            }
+        }
+        return runs.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")
+    }
+
     /// The gRPC status the attempts check injects into gRPC calls: UNAVAILABLE when it is retried (the usual case, and
     /// Istio's default), else the retried one with the lowest code; nil when no gRPC condition is declared.
     public var retryableGRPCStatus: GRPCStatusCode? {
