@@ -84,6 +84,34 @@ extension EndToEnd {
             #expect(!twice.passed && twice.reason.contains("each count is a lower bound"), "\(twice)")
         }
 
+        /// A Gateway API HTTPRoute rule's `retry` and `timeouts.request`, imported from the manifest and checked on the
+        /// rule's requests through HAProxy standing in for the implementation.
+        @Test func anHTTPRouteRulesRetryAndRequestTimeoutAreChecked() async throws {
+            let route = """
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - matches: [{path: {type: PathPrefix, value: /reviews}}]
+                    backendRefs: [{name: v1}]
+                    retry: {attempts: 2, codes: [503]}
+                    timeouts: {request: 300ms}
+                """
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            let (out, verdicts) = try await verifyThroughHAProxy(servers: [("v1", echo.port, 100)], expect: "  recognise: version",
+                                                                 manifests: ["route.yaml": route]) {
+                $0.standIn(for: .lab(attempts: 2, perTryTimeout: nil))
+                $0.serverTimeout = 0.3
+            }
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            let tries = try verdict(verdicts, "(503) is tried 3 times")
+            #expect(tries.passed && tries.observed["tries_3"] == 20, "\(tries)")
+            #expect(verdicts.contains { ($0["name"] as? String)?.hasPrefix("retries (HTTPRoute reviews rules[0])") == true }, "\(verdicts)")
+            #expect(verdicts.contains { $0["kind"] as? String == "timeout" && $0["passed"] as? Bool == true }, "\(out.stdout)")
+        }
+
         @Test func aProxyThatRetriesMoreThanDeclaredFails() async throws {
             let (out, verdicts) = try await verifyRetries("{attempts: 1, retryOn: \"503\", requests: 10}") {
                 $0.standIn(for: .lab(attempts: 1, perTryTimeout: nil))

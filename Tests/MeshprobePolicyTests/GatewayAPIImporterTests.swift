@@ -148,4 +148,107 @@ import Testing
         ])
         #expect(imported.notes.contains { $0.contains("recorded for the resilience checks") })
     }
+
+    /// An HTTPRoute rule's timeouts and retry are the retry checks, on the rule's requests: `retry.codes` with
+    /// `attempts` the attempts, `timeouts.request` the route timeout, `backendRequest` the one try's limit when the rule
+    /// retries nothing; what the implementation decides is noted, not checked.
+    @Test func ruleTimeoutsAndRetryBecomeRetryChecks() throws {
+        let imported = try importManifests("""
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: reviews}
+            spec:
+              rules:
+              - matches: [{path: {type: PathPrefix, value: /api}}]
+                backendRefs: [{name: reviews-v1}]
+                timeouts: {request: 2s}
+                retry: {attempts: 2, codes: [503, 504], backoff: 100ms}
+              - name: slow
+                matches: [{path: {type: PathPrefix, value: /slow}}]
+                backendRefs: [{name: reviews-v1}]
+                timeouts: {backendRequest: 500ms, request: 3s}
+              - name: ambiguous
+                matches: [{path: {type: PathPrefix, value: /both}}]
+                backendRefs: [{name: reviews-v1}]
+                timeouts: {backendRequest: 1s, request: 3s}
+                retry: {codes: [503]}
+            """)
+        try #require(imported.retries.count == 2)
+        let api = imported.retries[0]
+        #expect(api.attempts == 2 && api.retryOn.statuses == [503, 504] && !api.retryOn.retriesTimeouts)
+        #expect(api.timeout == 2 && api.perTryTimeout == nil)
+        #expect(api.conditions.map(\.description) == imported.routes.first { $0.name == "reviews rules[0]" }?.conditions.map(\.description))
+        #expect(api.source.hasSuffix(":6 HTTPRoute reviews rules[0]"), "\(api.source)")
+        // No retry: the one try's limit ends the request, before the route's.
+        let slow = imported.retries[1]
+        #expect(slow.attempts == nil && slow.perTryTimeout == 0.5 && slow.timeout == 3)
+        #expect(slow.expectedEnd?.seconds == 0.5)
+        #expect(imported.notes.contains { $0.contains("HTTPRoute reviews rules[0]: retry.backoff is not checked") }, "\(imported.notes)")
+        #expect(imported.notes.contains { $0.contains("HTTPRoute reviews ambiguous: retry without attempts") })
+        #expect(imported.notes.contains { $0.contains("HTTPRoute reviews ambiguous: whether a try cut by timeouts.backendRequest is retried") })
+    }
+
+    @Test func aRuleRetryOfAStatusThatCannotBeRetriedIsRefusedAtItsLine() throws {
+        #expect(throws: YAMLInputError.self) {
+            _ = try importManifests("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - backendRefs: [{name: reviews-v1}]
+                    retry: {attempts: 1, codes: [200]}
+                """)
+        }
+        do {
+            _ = try importManifests("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - backendRefs: [{name: reviews-v1}]
+                    retry: {attempts: 1, codes: [503, 600]}
+                """)
+            Issue.record("600 was accepted")
+        } catch let error as YAMLInputError {
+            #expect(error.description.contains(":7:") && error.description.contains("600 is not a retriable status"), "\(error)")
+        }
+    }
+
+    /// Linkerd's retry annotations on a route (2.16+) apply to its rules: checked on the first rule's requests.
+    @Test func linkerdAnnotationsOnARouteAreCheckedOnItsFirstRule() throws {
+        let imported = try importManifests("""
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata:
+              name: reviews
+              annotations: {retry.linkerd.io/http: 5xx, retry.linkerd.io/limit: "2", timeout.linkerd.io/request: 3s}
+            spec:
+              rules:
+              - matches: [{headers: [{name: x-canary, value: "1"}]}]
+                backendRefs: [{name: reviews-v2}]
+              - backendRefs: [{name: reviews-v1}]
+            """)
+        let retry = try #require(imported.retries.first)
+        #expect(imported.retries.count == 1)
+        #expect(retry.attempts == 2 && retry.retryOn.statuses.contains(503) && retry.timeout == 3)
+        #expect(retry.conditions.map(\.description) == ["header x-canary = 1"], "\(retry.conditions)")
+        #expect(retry.source.contains("HTTPRoute reviews (Linkerd annotations)"), "\(retry.source)")
+    }
+
+    @Test func aGRPCRouteRuleHasNoTimeoutsOrRetryToCheck() throws {
+        let imported = try importManifests("""
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GRPCRoute
+            metadata: {name: cart}
+            spec:
+              rules:
+              - backendRefs: [{name: cart-v1}]
+                timeouts: {request: 2s}
+            """)
+        #expect(imported.retries.isEmpty)
+        #expect(imported.notes.contains { $0.contains("GRPCRoute cart rules[0]: timeouts and retry are not Gateway API fields of a GRPCRoute rule") },
+                "\(imported.notes)")
+    }
 }

@@ -28,13 +28,24 @@ public enum GatewayAPIImporter {
             let (applies, scopeNotes) = try scope(of: document, name: name, service: service)
             out.notes += scopeNotes
             guard applies else { continue }
+            // Linkerd's retry and timeout annotations on the route apply to each of its rules: checked with the
+            // requests of its first rule that a request can be made to match.
+            var routeRetry: RetryExpectation?
+            if let annotations = document["metadata"]?["annotations"], case .mapping = annotations.node {
+                let (expectation, notes) = try LinkerdRetryAnnotations.expectation(annotations, resource: "\(kind) \(name)")
+                routeRetry = expectation
+                out.notes += notes
+            }
             for (index, rule) in (try spec["rules"]?.list() ?? []).enumerated() {
                 let ruleName = try rule["name"]?.name() ?? "\(name) rules[\(index)]"
                 if rule["filters"] != nil {
                     out.notes.append("\(rule.file):\(rule.line): \(ruleName): filters are not checked by the split test")
                 }
-                if rule["timeouts"] != nil || rule["retry"] != nil {
-                    out.notes.append("\(rule.file):\(rule.line): \(ruleName): timeouts and retries are not checked by the split test (issue 5)")
+                let label = "\(kind) \(name) " + (try rule["name"]?.name() ?? "rules[\(index)]")
+                var (ruleRetry, retryNotes) = try GatewayAPIRetries.expectation(rule: rule, kind: kind, label: label)
+                out.notes += retryNotes
+                if ruleRetry != nil, let route = routeRetry {
+                    out.notes.append("\(rule.file):\(rule.line): \(label): the rule's own timeouts and retry are checked, not the route's Linkerd annotations (\(route.source))")
                 }
                 var expectation = SplitExpectation(name: ruleName, weights: [:], recognizer: recognizer, mapping: [:], statistics: statistics)
                 expectation.source = "\(rule.file):\(rule.line) \(kind) \(name)"
@@ -76,8 +87,19 @@ public enum GatewayAPIImporter {
                     }
                     if let unexercisable {
                         out.notes.append(MatchCondition.regexNote(at: first, route: ruleName, what: unexercisable))
+                        if ruleRetry != nil {
+                            out.notes.append("\(rule.file):\(rule.line): \(ruleName): timeouts and retry not checked either (no request can be made to match)")
+                        }
                         continue
                     }
+                }
+                if ruleRetry == nil, let route = routeRetry {
+                    ruleRetry = route
+                    routeRetry = nil
+                }
+                if var retry = ruleRetry {
+                    retry.conditions = expectation.conditions
+                    out.retries.append(retry)
                 }
                 let backends = try rule["backendRefs"]?.list() ?? []
                 if backends.isEmpty { throw rule.error("a rule needs backendRefs to check a split") }
@@ -92,6 +114,9 @@ public enum GatewayAPIImporter {
                 expectation.weights = expectation.weights.mapValues { $0 / total * 100 }
                 let hasMatch = expectation.conditions.contains { $0.subject != .path || $0.match != .prefix("/") }
                 if hasMatch { withMatches.append(expectation) } else { catchAll.append(expectation) }
+            }
+            if let route = routeRetry {
+                out.notes.append("\(route.source): not checked: no rule of the route can be made to match a request")
             }
         }
         if catchAll.count > 1 {

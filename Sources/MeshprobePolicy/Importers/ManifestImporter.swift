@@ -272,6 +272,7 @@ public enum ManifestImporter {
         if !httpRoutes.isEmpty {
             let gateway = try GatewayAPIImporter.importRoutes(documents: httpRoutes, recognizer: recognizer, statistics: statistics, service: service)
             out.routes += gateway.routes
+            out.retries += gateway.retries
             out.notes += gateway.notes
         }
         if virtualServices.isEmpty && httpRoutes.isEmpty && !forAccess {
