@@ -70,6 +70,10 @@ public struct FailureClass: Hashable, Sendable, Comparable, CustomStringConverti
         /// A gRPC call answered without `grpc-status` and without an HTTP error status (a 200 with no trailers, a
         /// redirect): not a gRPC answer; counted INTERNAL, as gRPC clients count it.
         public static let noGRPCStatus = "no_grpc_status"
+        /// A gRPC call that ended after the workload's stamped headers without a `grpc-status`: the workload answered
+        /// and something ended the call before its trailers (a proxy's timeout does so: HAProxy's `timeout server`
+        /// ends the stream with an empty DATA frame), or the server did. Of unknown origin; counted INTERNAL.
+        public static let endedAfterHeaders = "ended_after_headers"
         /// A proxy reply (no application stamp) that matches no signature.
         public static let unrecognised = "unrecognised"
     }

@@ -555,8 +555,12 @@ final class LoadConnection {
                 status: code, headers: fields, body: text, stamped: stamped,
                 stampsExpected: !grpcAnswer && (worker.sawStamps || worker.configuration.plan.identityHeader != nil))
             // An answer with no grpc-status at all, whose code meshprobe made INTERNAL: said so, not the server's 13.
+            // After the workload's stamped headers, who ended the call is not known (a proxy's timeout, the server).
             if worker.isGRPC, !grpcAnswer, code == ResponseCode.grpc(.internal) {
-                failure = FailureClass(origin: stamped ? .application : .unknown, reason: FailureClass.Reason.noGRPCStatus)
+                failure = FailureClass(origin: .unknown, reason: stamped ? FailureClass.Reason.endedAfterHeaders : FailureClass.Reason.noGRPCStatus)
+                if stamped, grpcMessage == nil {
+                    grpcMessage = "the call ended after the workload's headers without a grpc-status: cut by a proxy (a timeout) or ended by the server"
+                }
             }
         }
         worker.recordResponse(status: code, ticket: ticket, identity: id, failure: failure, failureMessage: grpcMessage, target: targetIndex,

@@ -77,6 +77,41 @@ extension EndToEnd {
             #expect(late.stdout.contains("no request succeeded: most common failure application: DEADLINE_EXCEEDED (8)"), "\(late.stdout)")
         }
 
+        /// A proxy's timeout that cuts a call after the workload's stamped headers (HAProxy's `timeout server` ends the
+        /// stream with an empty DATA frame, no trailers): INTERNAL, as gRPC clients count it, and not blamed on the
+        /// application, whose stamp came first: of unknown origin, said so.
+        @Test func aCallCutAfterTheStampedHeadersIsNotTheApplications() async throws {
+            let (server, serverPort) = try await startServer(["--sleep-ms", "1000", "--workload", "ratings", "--version", "v1"])
+            defer { server.stop() }
+            let dir = try haproxyDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let port = try freePort()
+            let proxy = try await startHAProxy(config: """
+                defaults
+                    mode http
+                    timeout connect 1s
+                    timeout client 10s
+                    timeout server 300ms
+                frontend fe
+                    bind 127.0.0.1:\(port) proto h2
+                    default_backend be
+                backend be
+                    server s1 127.0.0.1:\(serverPort) proto h2
+
+                """, in: dir, waitForPort: port)
+            defer { proxy.stop() }
+            let out = try await run(meshprobeBinary, ["load", "grpc://127.0.0.1:\(port)/meshprobe.test.Stamp/Call", "-n", "6", "-c", "1",
+                                                      "--json", "\(dir.path)/result.json"], timeout: 60)
+            #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("statuses:   INTERNAL: 6"), "\(out.stdout)")
+            #expect(out.stdout.contains("unknown: ended_after_headers: 6"), "\(out.stdout)")
+            #expect(!out.stdout.contains("application:"), "\(out.stdout)")
+            // The rows still name who answered the headers.
+            #expect(out.stdout.contains("ratings") && out.stdout.contains("INTERNAL 6"), "\(out.stdout)")
+            let failures = try #require(try json("\(dir.path)/result.json")["failures"] as? [[String: Any]])
+            #expect(failures.first?["origin"] as? String == "unknown" && failures.first?["reason"] as? String == "ended_after_headers", "\(failures)")
+        }
+
         @Test func callsOverMutualTLSWithGzipAndTheHealthService() async throws {
             let pki = try LabPKIFixture()
             let server = try pki.svid("ratings", uris: [pki.id("ratings")], dns: ["localhost"])

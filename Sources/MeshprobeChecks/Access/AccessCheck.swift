@@ -94,6 +94,9 @@ public struct AccessObservation: Sendable, Equatable {
             case .application:
                 // Counted above, with the workload's other answers.
                 break
+            case .unknown where failure.reason == FailureClass.Reason.endedAfterHeaders:
+                // Its headers carried the workload's stamp: counted above too.
+                break
             case .proxy where failure.reason == FailureClass.Reason.accessDenied:
                 add(.deniedL7, "\(failure.proxy ?? "a proxy") denial" + (failure.flag.map { " (\($0))" } ?? ""), stats.count)
             default:
