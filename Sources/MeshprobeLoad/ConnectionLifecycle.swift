@@ -29,7 +29,7 @@ struct ConnectionLifecycle {
     /// Closed by meshprobe after a request timed out: the close is not a failure (the timeout was counted).
     private(set) var closedForTimeout = false
     /// Responses on the current attempt.
-    private var responses = 0
+    private(set) var responses = 0
     /// Failed attempts in a row after which a slot is given up (unless a run bounded by time is retrying a failure
     /// that can pass).
     let maximumConsecutiveFailures: Int
@@ -56,6 +56,9 @@ struct ConnectionLifecycle {
     mutating func retire() { isRetiring = true }
     mutating func closingForTimeout() { closedForTimeout = true }
 
+    /// The current attempt is ready and has answered nothing yet: a close now is a candidate drop or refusal.
+    var isReadyWithoutAnswers: Bool { state == .ready && responses == 0 && !isRetiring && !closedForTimeout }
+
     /// A response on the current attempt; true for its first.
     @discardableResult
     mutating func responded() -> Bool {
@@ -73,17 +76,17 @@ struct ConnectionLifecycle {
     /// The channel closed before the run ended. Returns the failure to record when the close is one: a connection
     /// that never became ready, or one that became ready and closed before answering anything (else a server that
     /// accepts and closes would be reconnected to for ever). `reason`: the error seen before the close, if any.
-    /// `carriedRequestsToAnAnsweringPeer`: the connection had sent requests to a target that has answered others (on
-    /// any connection): a peer that closes mid-request (an HTTP/1.1 server dropping one) fails those requests, which
-    /// are counted, not the attempt; the slot reconnects at once instead of backing off and giving up.
+    /// `droppedRequests`: the connection carried requests and the target's evidence makes the close a dropped request,
+    /// not the target refusing (`TargetEvidence`): those requests fail, and are counted, not the attempt; the slot
+    /// reconnects at once instead of backing off and giving up.
     mutating func closed(reason: (kind: ErrorKind, message: String)?, authority: String,
-                         carriedRequestsToAnAnsweringPeer: Bool = false) -> (kind: ErrorKind, message: String)? {
+                         droppedRequests: Bool = false) -> (kind: ErrorKind, message: String)? {
         let wasReady = state == .ready
         state = .idle
         guard !isRetiring, !closedForTimeout else { return nil }
         let failure: (kind: ErrorKind, message: String)
         if wasReady {
-            guard responses == 0, !carriedRequestsToAnAnsweringPeer else { return nil }
+            guard responses == 0, !droppedRequests else { return nil }
             failure = reason ?? (.connectionLost, "\(authority) closed the connection before answering any request")
         } else {
             failure = reason ?? (.tlsHandshakeFailed, "the connection to \(authority) closed before it could carry requests")

@@ -54,6 +54,8 @@ final class LoadConnection {
     /// the end of the read, so one reading per read changes what is measured by at most the time to process one
     /// read, and saves two clock reads per request.
     private var deliveryTime: UInt64 = 0
+    /// Requests on the current attempt that failed because the connection was lost (HTTP/2 streams).
+    private var lostWithConnection = 0
     /// When the connection last answered a request (a response or a stream's failure): a request that timed out
     /// before it is given up alone, on a connection known to be alive (see `expireRequests`).
     private var lastAnswered: UInt64 = 0
@@ -98,6 +100,7 @@ final class LoadConnection {
         guard !worker.finished, lifecycle.startAttempt() else { return }
         closeReason = nil
         sentOnConnection = 0
+        lostWithConnection = 0
         lastAnswered = 0
         if let observer = worker.configuration.connectionObserver { observedConnection = observer.opened() }
         worker.result.connectAttempts += 1
@@ -249,7 +252,9 @@ final class LoadConnection {
             closeReason = (.connectionLost, "\(target.authority) closed the connection with a request in flight, without answering it (it answered other requests)")
             return
         }
-        closeReason = (.connectionLost, "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)")
+        let guess = "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)"
+        closeReason = (.connectionLost, guess)
+        worker.guessed(guess, target: targetIndex)
     }
 
     /// A TLS failure as this connection names it: the TLS layer does not know the URL, and its wrong-scheme hint
@@ -283,6 +288,9 @@ final class LoadConnection {
             session = nil
             return
         }
+        // The requests this close fails (the server's doing, unless meshprobe closed it after a timeout): HTTP/2
+        // reported its streams' already, HTTP/1.1 has its pending one in flight.
+        let drops = lostWithConnection + inFlight.count
         if let h1, let token = h1.pendingToken, let ticket = untrack(token) {
             recordFailure(closeReason?.kind ?? .connectionLost, ticket: ticket,
                           message: closeReason?.message ?? "the server closed the HTTP/1.1 connection with a request in flight")
@@ -296,10 +304,13 @@ final class LoadConnection {
         reportEnded()
         // A churn retirement or a close after a timeout is not a failure; a close before the connection answered
         // anything is (see `ConnectionLifecycle.closed`).
-        let carriedRequests = state == .ready && sentOnConnection > 0
-        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority,
-                                                             carriedRequestsToAnAnsweringPeer: carriedRequests && worker.hasAnswered(targetIndex)) {
-            worker.connectionFailed(failure.kind, failure.message, droppingRequestsOf: carriedRequests ? targetIndex : nil)
+        // A close with requests in flight before any answer on this connection: a dropped request, or the target
+        // refusing when the run's evidence makes it an outage (`TargetEvidence`).
+        let byPeer = !lifecycle.closedForTimeout && !lifecycle.isRetiring
+        let outage = worker.evidence.connectionClosed(targetIndex, answers: lifecycle.responses, drops: byPeer ? drops : 0)
+        let dropped = !worker.finished && lifecycle.isReadyWithoutAnswers && sentOnConnection > 0 && !outage
+        if !worker.finished, let failure = lifecycle.closed(reason: closeReason, authority: target.authority, droppedRequests: dropped) {
+            worker.connectionFailed(failure.kind, failure.message)
         }
         channel = nil
         h1 = nil
@@ -663,6 +674,7 @@ extension LoadConnection: HTTP2ClientDelegate {
             kind = .goAway
             message = "the server sent GOAWAY (last stream \(last), error code \(code)) before answering"
         case .connectionLost:
+            lostWithConnection += 1
             if let reason = closeReason {
                 kind = reason.kind
                 message = reason.message

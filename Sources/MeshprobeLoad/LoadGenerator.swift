@@ -80,6 +80,7 @@ public final class LoadGenerator: Sendable {
             }
         }
         var futures: [EventLoopFuture<LoadResult>] = []
+        let evidence = TargetEvidence(targets: configuration.plan.targets.count)
         let cpuBefore = Self.processCPUSeconds()
         for i in 0..<loopCount {
             let loop = loops[i]
@@ -93,7 +94,7 @@ public final class LoadGenerator: Sendable {
             loop.execute {
                 let worker = LoadWorker(eventLoop: loop, configuration: configuration, budget: budget, share: share,
                                         index: i, workers: loopCount, slots: slotList.map { ($0.target, $0.address) },
-                                        promise: promise)
+                                        evidence: evidence, promise: promise)
                 workers.withLockedValue { $0.append(NIOLoopBound(worker, eventLoop: loop)) }
                 worker.decided = { [weak self] in self?.finishDecided() }
                 worker.start()

@@ -50,32 +50,35 @@ final class LoadWorker {
     /// gives up.
     private(set) var lastConnectionFailure: (kind: ErrorKind, message: String)?
 
-    /// The targets (by index) that have answered a request on some connection: they speak HTTP, so a connection of
-    /// theirs closed with requests in flight lost those requests rather than failed as a connection.
-    private var answeredTargets = Set<Int>()
-    /// Connections that closed with requests in flight before their target had answered any, by target: failed
-    /// attempts until the target answers, when they turn out to be requests it dropped (counted as such) and their
-    /// diagnosis (a TLS port, an L4 proxy refusing) is withdrawn. Recorded as attempts when the run ends first.
-    private var unconfirmedFailures: [Int: [(kind: ErrorKind, message: String)]] = [:]
+    /// The run's evidence of each target answering, shared with the other workers (see `TargetEvidence`).
+    let evidence: TargetEvidence
+    /// The explanations given before a target first answered that guessed at why it did not (a TLS port, an L4
+    /// proxy refusing), by target: replaced once the target has answered, here or on another worker.
+    private var guesses: [Int: String] = [:]
 
+    /// A connection to `index` answered for the first time.
     func targetAnswered(_ index: Int) {
-        guard answeredTargets.insert(index).inserted, let dropped = unconfirmedFailures.removeValue(forKey: index) else { return }
-        for failure in dropped where result.errorExplanations[failure.kind] == failure.message {
-            result.errorExplanations[failure.kind] = nil
-        }
-        if let last = lastConnectionFailure, dropped.contains(where: { $0 == last }) { lastConnectionFailure = nil }
+        evidence.connectionAnswered(index)
+        withdrawGuess(index)
     }
 
-    func hasAnswered(_ index: Int) -> Bool { answeredTargets.contains(index) }
+    func hasAnswered(_ index: Int) -> Bool { evidence.hasAnswered(index) }
+
+
+    /// `message` explained a close of `index` by a guess that an answer from the target disproves.
+    func guessed(_ message: String, target index: Int) { guesses[index] = message }
+
+    private func withdrawGuess(_ index: Int) {
+        guard let guess = guesses.removeValue(forKey: index) else { return }
+        let authority = configuration.plan.targets[index].authority
+        for (kind, text) in result.errorExplanations where text == guess {
+            result.errorExplanations[kind] = "\(authority) closed connections with a request in flight, without answering it (it answered others)"
+        }
+    }
 
     /// A connection attempt failed (refused, timed out, closed before it could carry or answer a request).
-    /// `droppingRequestsOf`: the connection had carried requests to that target (see `unconfirmedFailures`).
-    func connectionFailed(_ kind: ErrorKind, _ message: String, droppingRequestsOf target: Int? = nil) {
-        if let target {
-            unconfirmedFailures[target, default: []].append((kind, message))
-        } else {
-            result.recordConnectionFailure(kind, explanation: message)
-        }
+    func connectionFailed(_ kind: ErrorKind, _ message: String) {
+        result.recordConnectionFailure(kind, explanation: message)
         lastConnectionFailure = (kind, message)
     }
 
@@ -112,7 +115,8 @@ final class LoadWorker {
     private let sequenceStep: UInt64
 
     init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, index: Int, workers: Int,
-         slots: [(target: Int, address: SocketAddress)], promise: EventLoopPromise<LoadResult>) {
+         slots: [(target: Int, address: SocketAddress)], evidence: TargetEvidence, promise: EventLoopPromise<LoadResult>) {
+        self.evidence = evidence
         let phase = Double(index) / Double(workers)
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.plan.compileTemplates()) ?? nil
@@ -569,6 +573,18 @@ final class LoadWorker {
         }
     }
 
+    /// Why open-model arrivals were given up: every stream was busy (the requests in flight held them: a target that
+    /// slowed down or held them, or a rate beyond what connections x streams carry at its latency) or no connection
+    /// was ready.
+    static func notSentExplanation(timeout: Double, reason: LateReason) -> String {
+        let why = switch reason {
+        case .noConnection: "no connection was ready to send them on"
+        default: "every stream was busy with requests in flight: the target slowed down or held them, or the rate is more than "
+            + "connections x streams can carry at its latency"
+        }
+        return "waited more than \(numberText(timeout))s for a free stream (\(reason.rawValue)): \(why)"
+    }
+
     private func scheduleSweep() {
         let due = now() + 50_000_000
         sweepTask = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) {
@@ -601,7 +617,7 @@ final class LoadWorker {
                                 waitedSince: cutoff, abandoned: true)
                 } else {
                     recordError(.notSent, identity: nil, count: expired,
-                                explanation: "waited more than \(configuration.plan.requestTimeout)s for a free stream (\(open!.waitingReason.rawValue)): the target rate is more than connections x streams can carry",
+                                explanation: Self.notSentExplanation(timeout: configuration.plan.requestTimeout, reason: open!.waitingReason),
                                 intended: cutoff, waitedSince: cutoff, abandoned: true)
                 }
             }
@@ -654,8 +670,7 @@ final class LoadWorker {
         // Throughput counts from the end of the warm-up.
         let t = now()
         result.elapsedSeconds = clock.measuredSeconds(at: t)
-        for failure in unconfirmedFailures.values.joined() { result.recordConnectionFailure(failure.kind, explanation: failure.message) }
-        unconfirmedFailures.removeAll()
+        for index in guesses.keys where evidence.hasAnswered(index) { withdrawGuess(index) }
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         // Each connection holds this worker strongly; a channel still closing keeps its connection (and so this
         // worker) alive until its close callback has run, then everything goes.

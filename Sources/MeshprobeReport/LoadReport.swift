@@ -510,7 +510,7 @@ public struct LoadReport: Codable, Sendable {
         // The target went away during the run (connections up, then refused or dropped): the run kept its schedule,
         // but for part of it nothing reached the target.
         let failedAttempts = result.connectionFailures.filter { $0.key.isTransientConnectionFailure }
-        if result.connectionsEstablished > 0, !failedAttempts.isEmpty, result.endedEarly == nil {
+        if result.connectionsEstablished > 0, result.responses > 0, !failedAttempts.isEmpty, result.endedEarly == nil {
             let kinds = failedAttempts.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
             let total = failedAttempts.values.reduce(0, +)
             out.append("the target could not be reached for part of the run: \(total) connection attempt\(total == 1 ? "" : "s") failed (\(kinds)) "

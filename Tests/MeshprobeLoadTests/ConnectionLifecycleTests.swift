@@ -77,14 +77,14 @@ import Testing
         for _ in 0..<5 {
             _ = lifecycle.startAttempt()
             lifecycle.ready()
-            #expect(lifecycle.closed(reason: (.connectionLost, "dropped"), authority: "a:1", carriedRequestsToAnAnsweringPeer: true) == nil)
+            #expect(lifecycle.closed(reason: (.connectionLost, "dropped"), authority: "a:1", droppedRequests: true) == nil)
             #expect(lifecycle.next(boundedByTime: false, wantsMoreRequests: true) == .connectNow)
         }
         #expect(lifecycle.consecutiveFailures == 0)
         // Before any answer on the target, the same close is a failed attempt (a TLS port, a proxy refusing).
         _ = lifecycle.startAttempt()
         lifecycle.ready()
-        #expect(lifecycle.closed(reason: nil, authority: "a:1", carriedRequestsToAnAnsweringPeer: false)?.kind == .connectionLost)
+        #expect(lifecycle.closed(reason: nil, authority: "a:1", droppedRequests: false)?.kind == .connectionLost)
         #expect(lifecycle.consecutiveFailures == 1)
     }
 

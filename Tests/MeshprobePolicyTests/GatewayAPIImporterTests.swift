@@ -185,7 +185,7 @@ import Testing
         #expect(slow.expectedEnd?.seconds == 0.5)
         #expect(imported.notes.contains { $0.contains("HTTPRoute reviews rules[0]: retry.backoff is not checked") }, "\(imported.notes)")
         #expect(imported.notes.contains { $0.contains("HTTPRoute reviews ambiguous: retry without attempts") })
-        #expect(imported.notes.contains { $0.contains("HTTPRoute reviews ambiguous: whether a try cut by timeouts.backendRequest is retried") })
+        #expect(imported.notes.contains { $0.contains("HTTPRoute reviews ambiguous: whether a try cut by timeouts.backendRequest is retried") && $0.hasSuffix("timeouts.backendRequest and timeouts.request are not checked") })
     }
 
     @Test func aRuleRetryOfAStatusThatCannotBeRetriedIsRefusedAtItsLine() throws {
@@ -213,6 +213,23 @@ import Testing
             Issue.record("600 was accepted")
         } catch let error as YAMLInputError {
             #expect(error.description.contains(":7:") && error.description.contains("600 is not a retriable status"), "\(error)")
+        }
+        // Gateway API refuses a backendRequest longer than the request: so does the import, at its line.
+        do {
+            _ = try importManifests("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - backendRefs: [{name: reviews-v1}]
+                    timeouts:
+                      request: 1s
+                      backendRequest: 2s
+                """)
+            Issue.record("a backendRequest longer than the request was accepted")
+        } catch let error as YAMLInputError {
+            #expect(error.description.contains(":9:") && error.description.contains("is longer than timeouts.request"), "\(error)")
         }
     }
 

@@ -54,6 +54,10 @@ enum GatewayAPIRetries {
             let backend = try m["backendRequest"].map { v throws(YAMLInputError) in
                 try RetryExpectation.checkable(try v.duration(allowZero: true), at: v)
             }
+            if let request, request > 0, let backend, backend > request, let v = m["backendRequest"] {
+                throw v.error("timeouts.backendRequest (\(YAMLValue.format(backend))s) is longer than timeouts.request (\(YAMLValue.format(request))s): "
+                    + "Gateway API requires backendRequest to be at most request")
+            }
             if let request, request > 0 { e.timeout = request }
             if let backend, backend > 0 {
                 if !retried {
@@ -63,7 +67,7 @@ enum GatewayAPIRetries {
                 } else {
                     e.timeout = nil
                     notes.append("\(timeouts.file):\(timeouts.line): \(label): whether a try cut by timeouts.backendRequest is retried is left to "
-                        + "the implementation: the timing is not checked")
+                        + "the implementation: timeouts.backendRequest and timeouts.request are not checked")
                 }
             }
         }
