@@ -90,6 +90,10 @@ public struct LoadThreshold: Sendable, Equatable, CustomStringConvertible {
         var rest = expression[opStart...]
         let op = rest.hasPrefix("<=") || rest.hasPrefix(">=") ? String(rest.prefix(2)) : String(rest.prefix(1))
         guard let comparison = Comparison(rawValue: op) else {
+            // `version=v1 p99<1s`: a selector without its colon reads as a metric named `version` and an `=`.
+            if selector == nil, op == "=", Selector.Field(rawValue: name) != nil {
+                throw InputValueError("'\(input)': a selector ends with a colon: \(name)=VALUE:METRIC OP LIMIT (version=v2:p99<300ms)")
+            }
             throw InputValueError("'\(input)': compare with <, <=, > or >= (not '\(rest.prefix(2))')")
         }
         rest = rest.dropFirst(op.count)

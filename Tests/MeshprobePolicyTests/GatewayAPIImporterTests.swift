@@ -214,6 +214,25 @@ import Testing
         } catch let error as YAMLInputError {
             #expect(error.description.contains(":7:") && error.description.contains("600 is not a retriable status"), "\(error)")
         }
+        // Two errors: the first written is the one told (a trial's finding: the codes' was, a line below).
+        do {
+            _ = try importManifests("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - backendRefs: [{name: reviews-v1}]
+                    timeouts:
+                      request: 70s
+                    retry:
+                      attempts: -1
+                      codes: [200, 503]
+                """)
+            Issue.record("the errors were accepted")
+        } catch let error as YAMLInputError {
+            #expect(error.description.contains(":8:"), "\(error)")
+        }
         // Gateway API refuses a backendRequest longer than the request: so does the import, at its line.
         do {
             _ = try importManifests("""

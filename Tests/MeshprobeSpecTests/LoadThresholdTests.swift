@@ -54,6 +54,10 @@ import Testing
         #expect(throws: InputValueError("'pod=x:p99<1s': 'pod' is not an identity field: expected version, workload, cluster or identity (version=v2:p99<300ms)")) {
             try LoadThreshold(parsing: "pod=x:p99<1s")
         }
+        // A selector without its colon (a trial's finding: the message named '=v').
+        #expect(throws: InputValueError("'version=v1 p99<1s': a selector ends with a colon: version=VALUE:METRIC OP LIMIT (version=v2:p99<300ms)")) {
+            try LoadThreshold(parsing: "version=v1 p99<1s")
+        }
     }
 
     @Test func percentileNames() {

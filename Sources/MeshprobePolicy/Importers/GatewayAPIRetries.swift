@@ -23,23 +23,29 @@ enum GatewayAPIRetries {
         var notes: [String] = []
         var e = RetryExpectation(attempts: nil, source: "\(rule.file):\(rule.line) \(label)")
         var retried = false
+        let retryFields = try retry?.mapping(allowed: ["attempts", "codes", "backoff"]) ?? [:]
+        let timeoutFields = try timeouts?.mapping(allowed: ["request", "backendRequest"]) ?? [:]
+        // Every field checked in the order written, so that the first error of the file is the one told.
+        for (name, value) in (retryFields.map { ("retry.\($0.key)", $0.value) } + timeoutFields.map { ("timeouts.\($0.key)", $0.value) })
+            .sorted(by: { ($0.1.line, $0.1.column) < ($1.1.line, $1.1.column) }) {
+            switch name {
+            case "retry.attempts": _ = try RetryExpectation.checkable(attempts: value)
+            case "retry.codes": _ = try Self.statuses(value)
+            case "retry.backoff": _ = try value.duration(allowZero: true)
+            default: _ = try RetryExpectation.checkable(try value.duration(allowZero: true), at: value)
+            }
+        }
         if let retry {
-            let m = try retry.mapping(allowed: ["attempts", "codes", "backoff"])
+            let m = retryFields
             retried = true
             if let backoff = m["backoff"] {
-                _ = try backoff.duration(allowZero: true)
                 notes.append("\(backoff.file):\(backoff.line): \(label): retry.backoff is not checked")
             }
-            let codes = try m["codes"].map { v throws(YAMLInputError) in try v.list() } ?? []
-            var statuses: [Int] = []
-            for code in codes {
-                let n = try code.int(minimum: 400)
-                guard n <= 599 else { throw code.error("\(n) is not a retriable status (400 to 599)") }
-                statuses.append(n)
-            }
-            switch (m["attempts"], statuses.isEmpty) {
+            let attempts = try m["attempts"].map { v throws(YAMLInputError) in try RetryExpectation.checkable(attempts: v) }
+            let statuses = try m["codes"].map { v throws(YAMLInputError) in try Self.statuses(v) } ?? []
+            switch (attempts, statuses.isEmpty) {
             case (let attempts?, false):
-                e.attempts = try RetryExpectation.checkable(attempts: attempts)
+                e.attempts = attempts
                 e.retryOn = RetryConditions(declared: statuses.map(String.init), statuses: Set(statuses), retriesTimeouts: false)
             case (nil, _):
                 notes.append("\(retry.file):\(retry.line): \(label): retry without attempts: how many retries is implementation-specific, not checked")
@@ -49,7 +55,7 @@ enum GatewayAPIRetries {
             }
         }
         if let timeouts {
-            let m = try timeouts.mapping(allowed: ["request", "backendRequest"])
+            let m = timeoutFields
             let request = try m["request"].map { v throws(YAMLInputError) in try RetryExpectation.checkable(try v.duration(allowZero: true), at: v) }
             let backend = try m["backendRequest"].map { v throws(YAMLInputError) in
                 try RetryExpectation.checkable(try v.duration(allowZero: true), at: v)
@@ -73,5 +79,16 @@ enum GatewayAPIRetries {
         }
         guard e.attempts != nil || e.timeout != nil || e.perTryTimeout != nil else { return (nil, notes) }
         return (e, notes)
+    }
+
+    /// `retry.codes`: statuses from 400 to 599.
+    static func statuses(_ value: YAMLValue) throws(YAMLInputError) -> [Int] {
+        var statuses: [Int] = []
+        for code in try value.list() {
+            let n = try code.int(minimum: 400)
+            guard n <= 599 else { throw code.error("\(n) is not a retriable status (400 to 599)") }
+            statuses.append(n)
+        }
+        return statuses
     }
 }
