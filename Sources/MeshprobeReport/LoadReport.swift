@@ -516,11 +516,37 @@ public struct LoadReport: Codable, Sendable {
             out.append("the target could not be reached for part of the run: \(total) connection attempt\(total == 1 ? "" : "s") failed (\(kinds)) "
                        + "after \(result.connectionsEstablished) succeeded; requests meanwhile failed or waited (see errors and late sends)")
         }
+        if let silence = Self.longestSilence(result.timeline) {
+            out.append("the target answered nothing for \(silence.seconds) s (seconds \(silence.first)-\(silence.first + silence.seconds - 1) of the run) "
+                       + "after answering about \(silence.rate) a second: the requests of those seconds waited (see the maximum latency and the timeline)")
+        }
         let cores = Double(LoadGenerator.usableCores)
         if result.elapsedSeconds > 0.5, result.cpuSeconds / result.elapsedSeconds > 0.9 * cores {
             out.append(String(format: "the generator used %.0f%% of the %d cores it may run on: it may be the bottleneck, not the target", result.cpuSeconds / result.elapsedSeconds / cores * 100, Int(cores)))
         }
         return out
+    }
+
+    /// The longest run of 2 or more whole seconds with no request completed (answered or failed) between seconds that
+    /// completed some, in a run that completed at least 10 a second otherwise: a target that stopped answering (an
+    /// outage a closed model waits out, with few failures to show for it). Nil when there is none.
+    static func longestSilence(_ timeline: [TimelinePoint]) -> (first: Int, seconds: Int, rate: Int)? {
+        let done = timeline.map { $0.responses + $0.failed }
+        guard let start = done.firstIndex(where: { $0 > 0 }), let end = done.lastIndex(where: { $0 > 0 }), end > start else { return nil }
+        var best: (first: Int, seconds: Int)?
+        var i = start
+        while i <= end {
+            guard done[i] == 0 else { i += 1; continue }
+            var j = i
+            while j <= end && done[j] == 0 { j += 1 }
+            if j - i >= 2, j - i > best?.seconds ?? 0 { best = (i, j - i) }
+            i = j
+        }
+        guard let best else { return nil }
+        let busy = done[start...end].filter { $0 > 0 }
+        let rate = busy.reduce(0, +) / max(1, busy.count)
+        guard rate >= 10 else { return nil }
+        return (timeline[best.first].second, best.seconds, rate)
     }
 
     /// Each workload row's index, by its identity.

@@ -1,5 +1,6 @@
-import Testing
+import MeshprobeLoad
 @testable import MeshprobeReport
+import Testing
 
 @Suite struct TerminalStyleTests {
     @Test func coloursOnlyOnATerminal() {
@@ -109,5 +110,27 @@ import Testing
         // Behind a TLS peer: the answers' row and the unanswered requests' row both name the peer.
         #expect(lines.contains { $0.hasPrefix("-") && $0.contains("spiffe://lab/ns/x/sa/proxy") && $0.contains(" 5 ") })
         #expect(lines.contains { $0.hasPrefix("(no response)") && $0.contains("spiffe://lab/ns/x/sa/proxy") && $0.contains(" 2 ") })
+    }
+}
+
+/// A target that stopped answering for whole seconds is named, even when few requests failed.
+@Suite struct SilenceWarningTests {
+    static func timeline(_ done: [Int]) -> [TimelinePoint] {
+        done.enumerated().map { second, n in
+            var bucket = TimelineBucket(second: second)
+            bucket.responses = n
+            return TimelinePoint(bucket)
+        }
+    }
+
+    @Test func theLongestGapBetweenAnsweringSecondsIsNamed() throws {
+        let silence = try #require(LoadReport.longestSilence(Self.timeline([2000, 2000, 0, 0, 0, 1800, 0, 0, 2000, 2000])))
+        #expect(silence.first == 2 && silence.seconds == 3 && silence.rate == 1960)
+    }
+
+    @Test func oneQuietSecondALowRateOrTheEndsAreNotSilences() {
+        #expect(LoadReport.longestSilence(Self.timeline([2000, 0, 2000, 0, 2000])) == nil)
+        #expect(LoadReport.longestSilence(Self.timeline([3, 0, 0, 4, 0, 0, 5])) == nil)
+        #expect(LoadReport.longestSilence(Self.timeline([0, 0, 0, 2000, 2000, 0, 0, 0])) == nil)
     }
 }
