@@ -147,6 +147,7 @@ public final class LoadGenerator: Sendable {
             merged.guardFired = event
             if event.action == .stop { merged.aborted = true }
         }
+        merged.reclassifyUnstampedReplies()
         merged.cpuSeconds = Self.processCPUSeconds() - cpuBefore
         merged.startedAtEpochSeconds = startedAt
         if let before = rotationsBefore, let after = configuration.tlsSource?.rotations { merged.identityRotations = after.since(before) }

@@ -325,6 +325,8 @@ public struct LoadResult: Sendable {
     /// What happened to the run's TLS identity source (`LoadConfiguration.tlsSource`) from the run's start to its end:
     /// its own share when runs share the source (a verification's routes, a game day's steps).
     public var identityRotations: TLSContextSource.Rotations?
+    /// Some answer carried the workload's stamp: the target stamps its replies (see `reclassifyUnstampedReplies`).
+    public var sawStamps = false
     public var identities: [WorkloadIdentity: IdentityStats] = [:]
     /// Per-identity series (source, destination, route, response code and class) with latency histograms; filled
     /// from the workers' packed tables at the end of a run (`labelSeries`).
@@ -381,6 +383,7 @@ public struct LoadResult: Sendable {
         if let theirs = other.startedAtEpochSeconds {
             startedAtEpochSeconds = min(startedAtEpochSeconds ?? theirs, theirs)
         }
+        sawStamps = sawStamps || other.sawStamps
         requestsSent += other.requestsSent
         responses += other.responses
         succeeded += other.succeeded
@@ -456,6 +459,27 @@ public struct LoadResult: Sendable {
         metrics.merge(seriesTable.metrics(context))
         openSeconds.label(seriesTable.identities)
         seriesTable = SeriesTable()
+    }
+
+    /// A failed reply with neither stamp nor signature is a proxy's (`unrecognised`) from a target that stamps its
+    /// replies, else of `unknown` origin; each event loop learns that the target stamps from its first stamped answer,
+    /// so the replies before it were counted `unknown`. Once the run has seen a stamp, they join the proxy's, in the
+    /// failures and in the series (gRPC statuses, counted `unknown` by design, are left as they are).
+    public mutating func reclassifyUnstampedReplies() {
+        guard sawStamps else { return }
+        let proxy = FailureClass(origin: .proxy, reason: FailureClass.Reason.unrecognised)
+        func isHTTPStatus(_ reason: Substring) -> Bool { !reason.isEmpty && reason.allSatisfy { $0.isASCII && $0.isNumber } }
+        for (failure, stats) in failedResponses where failure.origin == .unknown && isHTTPStatus(Substring(failure.reason)) {
+            failedResponses[failure] = nil
+            failedResponses[proxy, default: FailureStats()].merge(stats)
+        }
+        let label = "\(proxy.origin.rawValue):\(proxy.reason)"
+        for (labels, stats) in metrics.series where labels.failureClass.hasPrefix("unknown:") && isHTTPStatus(labels.failureClass.dropFirst(8)) {
+            metrics.series[labels] = nil
+            var relabelled = labels
+            relabelled.failureClass = label
+            metrics.series[relabelled, default: SeriesStats()].merge(stats)
+        }
     }
 
     /// Bumped whenever a new identity is inserted (which may invalidate cached indices).

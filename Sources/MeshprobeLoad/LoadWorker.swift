@@ -671,6 +671,7 @@ final class LoadWorker {
         let t = now()
         result.elapsedSeconds = clock.measuredSeconds(at: t)
         for index in guesses.keys where evidence.hasAnswered(index) { withdrawGuess(index) }
+        result.sawStamps = sawStamps
         for connection in connections { connection.shutdown(inFlightAs: .aborted) }
         // Each connection holds this worker strongly; a channel still closing keeps its connection (and so this
         // worker) alive until its close callback has run, then everything goes.

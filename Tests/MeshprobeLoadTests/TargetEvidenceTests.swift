@@ -1,5 +1,6 @@
-import Testing
+import MeshprobeIdentity
 @testable import MeshprobeLoad
+import Testing
 
 /// When closes without an answer are dropped requests and when they are the target refusing.
 @Suite struct TargetEvidenceTests {
@@ -79,5 +80,33 @@ import Testing
         #expect(busy.hasPrefix("waited more than 0.5s for a free stream (streams_busy): every stream was busy"), "\(busy)")
         #expect(busy.contains("the target slowed down or held them"))
         #expect(LoadWorker.notSentExplanation(timeout: 2, reason: .noConnection).hasSuffix("(no_connection): no connection was ready to send them on"))
+    }
+}
+
+/// One proxy's unstamped replies are one class, whichever came before the run's first stamped answer.
+@Suite struct UnstampedReplyClassTests {
+    @Test func repliesCountedUnknownBeforeTheFirstStampJoinTheProxys() {
+        var r = LoadResult()
+        let proxy = FailureClass(origin: .proxy, reason: FailureClass.Reason.unrecognised)
+        r.recordFailure(FailureClass(origin: .unknown, reason: "503"), latencyMicros: 100)
+        r.recordFailure(FailureClass(origin: .unknown, reason: "503"), latencyMicros: 200)
+        for _ in 0..<5 { r.recordFailure(proxy, latencyMicros: 300) }
+        r.recordFailure(FailureClass(origin: .unknown, reason: "UNAVAILABLE"), latencyMicros: 300)
+        var early = SeriesLabels(sourceWorkload: "meshprobe", destinationService: "a:1", responseCode: 503, failureClass: "unknown:503")
+        var stats = SeriesStats()
+        stats.requests = 2
+        r.metrics.series[early] = stats
+        early.failureClass = "proxy:unrecognised"
+        stats.requests = 5
+        r.metrics.series[early] = stats
+        var unstampedOnly = r
+        unstampedOnly.reclassifyUnstampedReplies()
+        #expect(unstampedOnly.failedResponses.count == 3, "without a stamp seen, nothing moves")
+        r.sawStamps = true
+        r.reclassifyUnstampedReplies()
+        #expect(r.failedResponses[proxy]?.count == 7 && r.failedResponses[proxy]?.latency.totalCount == 7)
+        #expect(r.failedResponses.keys.filter { $0.origin == .unknown }.map(\.reason) == ["UNAVAILABLE"])
+        #expect(r.metrics.series.count == 1 && r.metrics.series.values.first?.requests == 7)
+        #expect(r.metrics.series.keys.first?.failureClass == "proxy:unrecognised")
     }
 }
