@@ -115,6 +115,36 @@ extension EndToEnd {
             #expect(verdicts.contains { $0["kind"] as? String == "timeout" && $0["passed"] as? Bool == true }, "\(out.stdout)")
         }
 
+        /// `retry` with `timeouts.backendRequest`: whether a cut try is retried is the implementation's choice, so a
+        /// slow request must end between one try and `timeouts.request`. HAProxy cutting each try at 300 ms passes;
+        /// one with no timeout at all lets the echo answer after holding it, and fails.
+        @Test func anHTTPRouteRulesBackendRequestWithRetryIsCheckedAsARange() async throws {
+            let route = """
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: reviews}
+                spec:
+                  rules:
+                  - matches: [{path: {type: PathPrefix, value: /reviews}}]
+                    backendRefs: [{name: v1}]
+                    retry: {attempts: 1, codes: [503]}
+                    timeouts: {request: 1s, backendRequest: 300ms}
+                """
+            let echo = try await startEcho(version: "v1", tls: nil)
+            defer { Task { await echo.close() } }
+            for (serverTimeout, passes) in [(0.3, true), (10.0, false)] {
+                let (out, verdicts) = try await verifyThroughHAProxy(servers: [("v1", echo.port, 100)], expect: "  recognise: version",
+                                                                     manifests: ["route.yaml": route]) {
+                    $0.retries = 1
+                    $0.retryOn = ["503"]
+                    $0.serverTimeout = serverTimeout
+                }
+                let timing = try verdict(verdicts, "a slow request ends between one try (300 ms) and the route timeout (1000 ms)")
+                #expect(timing.passed == passes, "timeout server \(serverTimeout): \(timing)\n\(out.stdout)")
+                if !passes { #expect(timing.reason.contains("answered by the application"), "\(timing)") }
+            }
+        }
+
         @Test func aProxyThatRetriesMoreThanDeclaredFails() async throws {
             let (out, verdicts) = try await verifyRetries("{attempts: 1, retryOn: \"503\", requests: 10}") {
                 $0.standIn(for: .lab(attempts: 1, perTryTimeout: nil))

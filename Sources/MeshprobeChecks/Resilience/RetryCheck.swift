@@ -202,7 +202,9 @@ public enum RetryCheck {
         let tolerance = RetryTolerance.timing(expected: expected.seconds)
         // The route timeout runs from the first try: back-off between tries cannot delay it.
         let backoff = expected.by == .route ? 0 : RetryTolerance.backoff(retries: e.triesOnTimeout - 1)
-        let low = expected.seconds - tolerance, high = expected.seconds + tolerance + backoff
+        // A range when the earliest end is not known exactly (`earliestEnd`): one try at the earliest.
+        let low = e.earliestEnd.map { $0 - RetryTolerance.timing(expected: $0) } ?? expected.seconds - tolerance
+        let high = expected.seconds + tolerance + backoff
         let total = result.totalRequests
         let responses = result.responses
         let seconds = { (micros: UInt64) in Double(micros) / 1_000_000 }
@@ -224,6 +226,7 @@ public enum RetryCheck {
             evidence["min_ms"] = ms(seconds(result.latency.min))
             evidence["max_ms"] = ms(seconds(result.latency.max))
         }
+        if let earliest = e.earliestEnd { evidence["earliest_ms"] = ms(earliest) }
         let what = expected.by == .route
             ? "the route timeout (\(milliseconds(e.timeout ?? 0)))"
             : "\(e.triesOnTimeout) tr\(e.triesOnTimeout == 1 ? "y" : "ies") of the per-try timeout (\(milliseconds(e.perTryTimeout ?? 0)))"
@@ -245,13 +248,15 @@ public enum RetryCheck {
                 reasons.append(String(format: "the requests ended after %.0f ms (median), later than %@ allows: %.0f ms, at most %.0f ms with the tolerance; the proxy's timeout is looser or it retries more",
                                       median * 1000, what, expected.seconds * 1000, high * 1000))
             } else if median < low {
-                reasons.append(String(format: "the requests ended after %.0f ms (median), earlier than %@ allows: %.0f ms, at least %.0f ms with the tolerance; the proxy's timeout is tighter or it retries less",
-                                      median * 1000, what, expected.seconds * 1000, low * 1000))
+                let allowed = e.earliestEnd.map { String(format: "one try of %.0f ms", $0 * 1000) } ?? String(format: "%@: %.0f ms", what, expected.seconds * 1000)
+                reasons.append(String(format: "the requests ended after %.0f ms (median), earlier than %@ allows, at least %.0f ms with the tolerance; the proxy's timeout is tighter or it retries less",
+                                      median * 1000, allowed, low * 1000))
             }
         }
-        let name = expected.by == .route
+        let name = e.earliestEnd.map { "a slow request ends between one try (\(milliseconds($0))) and the route timeout (\(milliseconds(expected.seconds)))" }
+            ?? (expected.by == .route
             ? "the route timeout ends a slow request at \(milliseconds(expected.seconds))"
-            : "a slow request ends after \(what): \(milliseconds(expected.seconds))"
+            : "a slow request ends after \(what): \(milliseconds(expected.seconds))")
         return ProcedureCheck(kind: expected.by == .route ? "timeout" : "retries", name: name, passed: reasons.isEmpty,
                               reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), evidence: evidence)
     }

@@ -165,6 +165,10 @@ public struct RetryExpectation: Sendable, Equatable {
     public var conditions: [MatchCondition] = []
     /// Where the policy came from (file and line, or the manifest and route), for the verdict.
     public var source: String
+    /// The earliest a slow request may end when that is not known exactly: Gateway API's `backendRequest` with `retry`
+    /// (whether a try it cuts is retried is left to the implementation), so a slow request ends between one try and
+    /// the route `timeout`. Nil: the timing check expects `expectedEnd` alone.
+    public var earliestEnd: Double?
 
     public init(attempts: Int?, perTryTimeout: Double? = nil, timeout: Double? = nil, source: String) {
         self.attempts = attempts
@@ -178,7 +182,8 @@ public struct RetryExpectation: Sendable, Equatable {
     public var summary: String {
         [attempts.map { "\($0) retr\($0 == 1 ? "y" : "ies") on \(retryOn)" },
          perTryTimeout.map { "per-try timeout \(YAMLValue.format($0))s" },
-         timeout.map { "timeout \(YAMLValue.format($0))s" }].compactMap { $0 }.joined(separator: ", ")
+         timeout.map { "timeout \(YAMLValue.format($0))s" },
+         earliestEnd.map { "a slow request ending from \(YAMLValue.format($0))s (one try)" }].compactMap { $0 }.joined(separator: ", ")
     }
 
     /// Tries a request whose every try outlasts the per-try timeout gets: all of them when timeouts are retried.

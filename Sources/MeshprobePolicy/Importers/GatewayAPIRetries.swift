@@ -6,7 +6,8 @@ import MeshprobeYAML
 /// - `timeouts.request`: the whole request's limit, retries included: the route timeout (`0s` disables it);
 /// - `timeouts.backendRequest`: one try's limit: the per-try timeout when the rule declares no `retry` (the request
 ///   then ends after that one try); with `retry`, whether a try it cuts is retried is left to the implementation, so
-///   the timing is not checked then, nor the route timeout unless it comes first;
+///   a slow request must end between one try and `timeouts.request` (`earliestEnd`), and without a request limit
+///   the timing is not checked;
 /// - `retry.attempts` (retries after the first try) and `retry.codes` (the statuses retried): the attempts checks;
 ///   either left out is implementation-specific and not checked; `retry.backoff` is not checked.
 ///
@@ -68,12 +69,13 @@ enum GatewayAPIRetries {
             if let backend, backend > 0 {
                 if !retried {
                     e.perTryTimeout = backend
-                } else if let route = e.timeout, route <= backend {
-                    // The request's limit comes first whatever happens to the try.
+                } else if e.timeout != nil {
+                    // Whether a try it cuts is retried is the implementation's choice: a slow request ends after one
+                    // try at the earliest, and by the request's limit at the latest.
+                    e.earliestEnd = backend
                 } else {
-                    e.timeout = nil
                     notes.append("\(timeouts.file):\(timeouts.line): \(label): whether a try cut by timeouts.backendRequest is retried is left to "
-                        + "the implementation: timeouts.backendRequest and timeouts.request are not checked")
+                        + "the implementation, and no timeouts.request bounds it: timeouts.backendRequest is not checked")
                 }
             }
         }
