@@ -247,9 +247,12 @@ final class LoadConnection {
     /// request): what a TLS server built on OpenSSL does with plaintext, though a plaintext server may do it too.
     func peerClosedWithoutAByte() {
         guard closeReason == nil, state == .handshaking || sentOnConnection > 0 else { return }
-        if state == .ready, worker.hasAnswered(targetIndex) {
-            // The port speaks HTTP (it answered other requests): this request was dropped, not the protocol refused.
-            closeReason = (.connectionLost, "\(target.authority) closed the connection with a request in flight, without answering it (it answered other requests)")
+        if worker.hasAnswered(targetIndex) {
+            // The port speaks HTTP (it answered on other connections): no TLS port, a request dropped or the target
+            // refusing connections now.
+            closeReason = (.connectionLost, state == .ready
+                ? "\(target.authority) closed the connection with a request in flight, without answering it (it answered other requests)"
+                : "\(target.authority) closed the connection without answering a byte, after answering on others (a server refusing connections, or an L4 proxy whose backend is down)")
             return
         }
         let guess = "\(target.authority) closed the connection without answering a byte (a TLS port does so with plaintext: if it serves TLS, use \(target.grpc ? "grpcs" : "https")://; an L4 proxy does so when its backend refuses the connection)"

@@ -516,9 +516,11 @@ public struct LoadReport: Codable, Sendable {
             out.append("the target could not be reached for part of the run: \(total) connection attempt\(total == 1 ? "" : "s") failed (\(kinds)) "
                        + "after \(result.connectionsEstablished) succeeded; requests meanwhile failed or waited (see errors and late sends)")
         }
-        if let silence = Self.longestSilence(result.timeline) {
+        let lastSecond = Int((configuration.plan.warmup + result.elapsedSeconds).rounded(.down)) - 1
+        if let silence = Self.longestSilence(result.timeline, lastSecond: lastSecond) {
             out.append("the target answered nothing for \(silence.seconds) s (seconds \(silence.first)-\(silence.first + silence.seconds - 1) of the run) "
-                       + "after answering about \(silence.rate) a second: the requests of those seconds waited (see the maximum latency and the timeline)")
+                       + "after answering about \(silence.rate) a second: the requests of those seconds waited or failed, or were never sent "
+                       + "for want of a connection (see the maximum latency, the errors and the timeline)")
         }
         let cores = Double(LoadGenerator.usableCores)
         if result.elapsedSeconds > 0.5, result.cpuSeconds / result.elapsedSeconds > 0.9 * cores {
@@ -527,12 +529,16 @@ public struct LoadReport: Codable, Sendable {
         return out
     }
 
-    /// The longest run of 2 or more whole seconds with no request completed (answered or failed) between seconds that
-    /// completed some, in a run that completed at least 10 a second otherwise: a target that stopped answering (an
-    /// outage a closed model waits out, with few failures to show for it). Nil when there is none.
-    static func longestSilence(_ timeline: [TimelinePoint]) -> (first: Int, seconds: Int, rate: Int)? {
-        let done = timeline.map { $0.responses + $0.failed }
-        guard let start = done.firstIndex(where: { $0 > 0 }), let end = done.lastIndex(where: { $0 > 0 }), end > start else { return nil }
+    /// The longest run of 2 or more whole seconds with no response, after the first second that had one and up to
+    /// `lastSecond` (the run's last whole second), in a run that answered at least 10 a second otherwise: a target that
+    /// stopped answering (an outage a closed model waits out, or backs off from, with few failures to show for it).
+    /// Nil when there is none.
+    static func longestSilence(_ timeline: [TimelinePoint], lastSecond: Int? = nil) -> (first: Int, seconds: Int, rate: Int)? {
+        var done = timeline.map(\.responses)
+        if let lastSecond, lastSecond >= done.count { done += repeatElement(0, count: lastSecond + 1 - done.count) }
+        guard let start = done.firstIndex(where: { $0 > 0 }), let answered = done.lastIndex(where: { $0 > 0 }) else { return nil }
+        let end = lastSecond.map { max(answered, min($0, done.count - 1)) } ?? answered
+        guard end > start else { return nil }
         var best: (first: Int, seconds: Int)?
         var i = start
         while i <= end {
@@ -543,10 +549,10 @@ public struct LoadReport: Codable, Sendable {
             i = j
         }
         guard let best else { return nil }
-        let busy = done[start...end].filter { $0 > 0 }
+        let busy = done[start...answered].filter { $0 > 0 }
         let rate = busy.reduce(0, +) / max(1, busy.count)
         guard rate >= 10 else { return nil }
-        return (timeline[best.first].second, best.seconds, rate)
+        return (best.first, best.seconds, rate)
     }
 
     /// Each workload row's index, by its identity.

@@ -108,7 +108,12 @@ public struct TerminalSummary {
                 let detail = [f.proxy, f.flag].compactMap { $0 }
                 if !detail.isEmpty { line += " (\(detail.joined(separator: " ")))" }
                 line += ": \(f.count)"
-                if let ms = f.latencyMs { line += String(format: ", p50 %.3f ms, p99 %.3f ms", ms.p50, ms.p99) }
+                if let ms = f.latencyMs {
+                    line += String(format: ", p50 %.3f ms, p99 %.3f ms", ms.p50, ms.p99)
+                    // Requests failed together (the budget left when connections were given up) have no time of their own.
+                    let timed = f.histogram.map { Int(ResultMerger.histogram($0).totalCount) } ?? f.count
+                    if timed < f.count { line += " (of the \(timed) with a time)" }
+                }
                 if let message = f.message { line += ", \"\(message)\"" }
                 out += line + "\n"
             }

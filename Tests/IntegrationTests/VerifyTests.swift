@@ -223,10 +223,10 @@ extension EndToEnd {
             let splits = verdicts.filter { $0["kind"] as? String == "split" }
             #expect(splits.map { $0["name"] as? String } == ["jason", "canary"] && splits.allSatisfy { $0["passed"] as? Bool == true })
             let retries = verdicts.filter { $0["kind"] as? String == "retries" }
-            // A retried 503, a 404 and a 500 not retried (Istio's default retries 503 alone), and the timing.
-            #expect(retries.count == 4 && retries.allSatisfy { ($0["name"] as? String)?.contains("VirtualService reviews canary") == true }, "\(retries)")
+            // A retried 503, a 404, 500, 502 and 504 not retried (Istio's default retries 503 alone), and the timing.
+            #expect(retries.count == 6 && retries.allSatisfy { ($0["name"] as? String)?.contains("VirtualService reviews canary") == true }, "\(retries)")
             let tries = retries.filter { ($0["name"] as? String)?.contains("is tried") == true }
-            #expect(tries.count == 3, "\(tries)")
+            #expect(tries.count == 5, "\(tries)")
             for check in tries {
                 let endpoints = ((check["evidence"] as? [String: Any])?["observed"] as? [String: Any])?["endpoints"] as? Double
                 if endpoints == 1 {

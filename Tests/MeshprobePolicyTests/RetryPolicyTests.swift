@@ -214,6 +214,8 @@ import Testing
         let one = try RetryConditions.parse(["503"])
         #expect(one.otherStatuses(than: 503).isEmpty && one.unexercisedConditions.isEmpty)
         #expect(try RetryConditions.parse(["gateway-error"]).otherStatuses(than: 503) == "502, 504")
+        #expect(one.nonRetriedServerErrors == [500, 502, 504] && list.nonRetriedServerErrors.isEmpty)
+        #expect(try RetryConditions.parse(["gateway-error"]).nonRetriedServerErrors == [500])
     }
 
     /// `retry.linkerd.io/grpc` (Linkerd 2.16's retries reference): the gRPC statuses a Service's calls are retried on,

@@ -128,6 +128,17 @@ import Testing
         #expect(silence.first == 2 && silence.seconds == 3 && silence.rate == 1960)
     }
 
+    /// A target that died before the end: the silence runs to the run's last whole second (no second after it answered).
+    @Test func aSilenceToTheEndOfTheRunCounts() throws {
+        let silence = try #require(LoadReport.longestSilence(Self.timeline([2000, 2000, 0]), lastSecond: 7))
+        #expect(silence.first == 2 && silence.seconds == 6)
+        // Failures are not answers: a second with only failures is silent too.
+        var failing = TimelineBucket(second: 2)
+        failing.failed = 30
+        let withFailures = Self.timeline([2000, 2000]) + [TimelinePoint(failing)]
+        #expect(LoadReport.longestSilence(withFailures, lastSecond: 4)?.seconds == 3)
+    }
+
     @Test func oneQuietSecondALowRateOrTheEndsAreNotSilences() {
         #expect(LoadReport.longestSilence(Self.timeline([2000, 0, 2000, 0, 2000])) == nil)
         #expect(LoadReport.longestSilence(Self.timeline([3, 0, 0, 4, 0, 0, 5])) == nil)

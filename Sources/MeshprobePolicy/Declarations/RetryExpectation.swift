@@ -95,10 +95,10 @@ public struct RetryConditions: Sendable, Equatable, CustomStringConvertible {
         [404, 400, 403, 422, 418].first { !statuses.contains($0) }
     }
 
-    /// A server error that is not retried (500, else 502, else 504), for the check that a proxy does not retry every
-    /// 5xx where only some are declared (Envoy's `5xx` against a declared `503`); nil when every one of them is.
-    public var nonRetriedServerError: Int? {
-        [500, 502, 504].first { !statuses.contains($0) }
+    /// The server errors a proxy is most likely to retry beyond a declaration (500, and the gateway errors 502 and 504)
+    /// that are not retried, for the checks that it does not (Envoy's `5xx` or `gateway-error` against a declared `503`).
+    public var nonRetriedServerErrors: [Int] {
+        [500, 502, 504].filter { !statuses.contains($0) }
     }
 
     /// The declared conditions that no injected status or delay triggers (`connect-failure`, `refused-stream`, ...).
