@@ -327,6 +327,10 @@ public struct LoadResult: Sendable {
     public var identityRotations: TLSContextSource.Rotations?
     /// Some answer carried the workload's stamp: the target stamps its replies (see `reclassifyUnstampedReplies`).
     public var sawStamps = false
+    /// Closed model: seconds of the measured run in which no connection was up while the run wanted requests (every
+    /// slot failing to connect, or given up), summed over the workers weighted by their shares of the connections.
+    /// The closed model sends nothing then, so its counts do not show the outage.
+    public var unreachableSeconds = 0.0
     public var identities: [WorkloadIdentity: IdentityStats] = [:]
     /// Per-identity series (source, destination, route, response code and class) with latency histograms; filled
     /// from the workers' packed tables at the end of a run (`labelSeries`).
@@ -384,6 +388,7 @@ public struct LoadResult: Sendable {
             startedAtEpochSeconds = min(startedAtEpochSeconds ?? theirs, theirs)
         }
         sawStamps = sawStamps || other.sawStamps
+        unreachableSeconds += other.unreachableSeconds
         requestsSent += other.requestsSent
         responses += other.responses
         succeeded += other.succeeded

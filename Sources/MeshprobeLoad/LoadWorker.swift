@@ -50,6 +50,10 @@ final class LoadWorker {
     /// gives up.
     private(set) var lastConnectionFailure: (kind: ErrorKind, message: String)?
 
+    /// This worker's share of the run's connections (and of its rate or concurrency).
+    private let share: Double
+    /// When the last sweep ran (the unreachable time is counted from sweep to sweep).
+    private var lastSweep: UInt64 = 0
     /// The run's evidence of each target answering, shared with the other workers (see `TargetEvidence`).
     let evidence: TargetEvidence
     /// The explanations given before a target first answered that guessed at why it did not (a TLS port, an L4
@@ -117,6 +121,7 @@ final class LoadWorker {
     init(eventLoop: any EventLoop, configuration: LoadConfiguration, budget: Int?, share: Double, index: Int, workers: Int,
          slots: [(target: Int, address: SocketAddress)], evidence: TargetEvidence, promise: EventLoopPromise<LoadResult>) {
         self.evidence = evidence
+        self.share = share
         let phase = Double(index) / Double(workers)
         // Validated by LoadConfiguration.validate() before any worker starts.
         templates = (try? configuration.plan.compileTemplates()) ?? nil
@@ -599,6 +604,14 @@ final class LoadWorker {
     private func sweep() {
         guard !finished else { return }
         let t = now()
+        // The closed model sends nothing while no connection is up: the time every slot of this worker spent failing
+        // (refused, reset, given up) while the run wanted requests is counted, weighted by its share of the run, so
+        // that the verdicts can tell an outage from a quiet run (`LoadResult.unreachableSeconds`).
+        if open == nil, lastSweep > 0, lifecycle.begun, !lifecycle.isStopping, clock.counts(intended: t), wantsMoreRequests,
+           connections.allSatisfy(\.isFailing) {
+            result.unreachableSeconds += Double(t &- lastSweep) / 1e9 * share
+        }
+        lastSweep = t
         let timeoutNs = UInt64(configuration.plan.requestTimeout * 1e9)
         if t > timeoutNs {
             let cutoff = t - timeoutNs

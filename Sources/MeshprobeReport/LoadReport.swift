@@ -151,6 +151,9 @@ public struct LoadReport: Codable, Sendable {
         public var guardFired: GuardFired?
         /// Why the run ended before its planned end without being stopped (every connection given up); nil otherwise.
         public var endedEarly: String?
+        /// Closed model: seconds of the measured run with no connection up while it wanted requests (an outage it sent
+        /// nothing during); nil when none. Latency and error-rate thresholds count the requests it would have sent.
+        public var unreachableSeconds: Double?
         enum CodingKeys: String, CodingKey {
             case requests, succeeded, failed, responses, rps, statuses, errors, aborted, late, warnings
             case elapsedSeconds = "elapsed_seconds"
@@ -165,6 +168,7 @@ public struct LoadReport: Codable, Sendable {
             case coalescedRequests = "coalesced_requests"
             case guardFired = "guard_fired"
             case endedEarly = "ended_early"
+            case unreachableSeconds = "unreachable_seconds"
         }
     }
 
@@ -408,7 +412,8 @@ public struct LoadReport: Codable, Sendable {
             coalescedRequests: configuration.plan.effectiveCoalesceWindow > 0 ? result.coalescedRequests : nil,
             warnings: Self.warnings(result, configuration: configuration),
             guardFired: result.guardFired.map { GuardFired(action: $0.action.rawValue, guardDescription: $0.guardDescription, second: $0.second, observed: $0.observed) },
-            endedEarly: result.endedEarly)
+            endedEarly: result.endedEarly,
+            unreachableSeconds: result.unreachableSeconds >= 0.05 ? (result.unreachableSeconds * 100).rounded() / 100 : nil)
         if let warning = Self.expiredSVIDWarning(configuration: configuration, endedAt: startedAt.addingTimeInterval(result.elapsedSeconds)) {
             summary.warnings.append(warning)
         }

@@ -85,6 +85,11 @@ extension EndToEnd {
         let report = LoadReport(result: result, configuration: configuration, commandLine: [], startedAt: Date(), version: "test")
         #expect(report.summary.warnings.contains { $0.hasPrefix("the target could not be reached for part of the run") },
                 "\(report.summary.warnings)")
+        // The closed model sent nothing for the rest of the run: its time is counted, and a threshold that passes on
+        // what was sent is UNDECIDED (a trial's finding: a target dead for 6 s of 8 PASSed).
+        #expect(result.unreachableSeconds > 1.2 && result.unreachableSeconds < 1.8, "\(result.unreachableSeconds)")
+        let verdict = try #require(report.evaluate([LoadThreshold(parsing: "error_rate<0.5")]).first)
+        #expect(!verdict.decided && verdict.reason?.hasPrefix("the target could not be reached for") == true, "\(verdict)")
     }
 
     /// A count-bounded run whose server goes away gives up, says why, and counts every request of its budget.

@@ -234,6 +234,35 @@ import Testing
         #expect(try verdict(report, "version=v1:p50<600ms").passed)
     }
 
+    /// A closed-model run that could not reach its target for part of its time sent nothing then: the requests it
+    /// would have sent turn a passing threshold UNDECIDED, naming the outage; one that fails without them fails (a
+    /// trial's finding: a target dead for 6 s of 8 PASSed, 0.04% errors).
+    @Test func anOutageTheClosedModelSentNothingDuringIsCounted() throws {
+        var r = try report(ladder, thresholds: [])
+        r.summary.elapsedSeconds = 8
+        r.summary.unreachableSeconds = 6
+        #expect(r.unsentDuringOutage == 3000)
+        let rate = try #require(r.evaluate([LoadThreshold(parsing: "error_rate<0.01")]).first)
+        #expect(!rate.decided, "\(rate)")
+        #expect(rate.reason?.hasPrefix("the target could not be reached for 6s of the 8s run (no connection up; the closed model sent nothing then): "
+            + "about 3000 requests at the run's rate were not sent, whose outcome is unknown; without them it passes") == true, "\(rate)")
+        let p90 = try #require(r.evaluate([LoadThreshold(parsing: "p90<2s")]).first)
+        #expect(!p90.decided && p90.reason?.contains("counting them as longer than any limit it fails") == true, "\(p90)")
+        // Failing without them: it fails.
+        let tight = try #require(r.evaluate([LoadThreshold(parsing: "p90<100ms")]).first)
+        #expect(tight.decided && !tight.passed)
+        // A short blip that cannot turn it: the verdict stands.
+        r.summary.unreachableSeconds = 0.01
+        #expect(try #require(r.evaluate([LoadThreshold(parsing: "p90<2s")]).first).passed)
+        // Shards side by side: the merged unreachable time stands for the sum of each one's unsent requests.
+        var a = r, b = r
+        a.summary.unreachableSeconds = 6
+        b.summary.unreachableSeconds = nil
+        b.meta.commandLine = ["meshprobe", "b"]
+        let merged = try ResultMerger.merge([("a.json", a), ("b.json", b)], commandLine: ["merge"])
+        #expect(merged.unsentDuringOutage == 3000, "\(merged.summary.unreachableSeconds ?? -1)")
+    }
+
     /// An identity's sample too small for its percentile says so, and names the requests with nothing to say whose
     /// that may be its own (a trial's finding: the reason left them out).
     @Test func anIdentitysTooSmallSampleNamesWhatMayBeItsOwn() throws {

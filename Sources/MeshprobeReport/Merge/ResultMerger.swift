@@ -270,6 +270,16 @@ public enum ResultMerger {
         s.warnings = all.flatMap(\.summary.warnings).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         s.guardFired = all.compactMap(\.summary.guardFired).first
         s.endedEarly = all.compactMap(\.summary.endedEarly).first
+        // Shards run side by side: the merged run's unreachable time is each one's weighted by its rate, so that the
+        // requests it stands for (time x the merged rate) are the sum of each shard's.
+        var unsent = 0.0, rate = 0.0
+        for part in all.map(\.summary) {
+            let u = part.unreachableSeconds ?? 0
+            let r = Double(part.requests) / max(0.001, part.elapsedSeconds - u)
+            unsent += u * r
+            rate += r
+        }
+        s.unreachableSeconds = unsent > 0 && rate > 0 ? (unsent / rate * 100).rounded() / 100 : nil
         out.summary = s
         // series, and the per-workload table from them
         var series: [SeriesLabels: SeriesStats] = [:]

@@ -75,6 +75,28 @@ extension LoadReport {
     /// after 2 s waited 2 s), and says so.
     func evaluate(_ threshold: LoadThreshold) -> ThresholdVerdict {
         var verdict = evaluateCountingTimeouts(threshold)
+        let unsent = unsentDuringOutage
+        if unsent > 0, verdict.decided {
+            switch threshold.metric {
+            case .percentile, .mean, .max, .errorRate:
+                // The closed model sent nothing while the target was unreachable: the requests it would have sent
+                // failed or took longer than any limit, or would have; the verdict stands only if it is the same so.
+                let with = evaluate(threshold, timedOut: nil, unsent: unsent)
+                if !(with.decided && with.passed == verdict.passed) {
+                    let words = threshold.metric == .errorRate ? "counting them as failed" : "counting them as longer than any limit"
+                    verdict.reason = "the target could not be reached for \(numberText(summary.unreachableSeconds ?? 0))s of the "
+                        + "\(numberText(summary.elapsedSeconds))s run (no connection up; the closed model sent nothing then): about "
+                        + "\(counted(unsent, "request")) at the run's rate were not sent, whose outcome is unknown; without them it "
+                        + "\(verdict.passed ? "passes" : "fails") (\(verdict.comparisonText)), \(words) it \(with.passed ? "passes" : "fails")"
+                        + (with.decided ? "" : " or is undecided")
+                    verdict.decided = false
+                    verdict.passed = false
+                    return verdict
+                }
+            default:
+                break
+            }
+        }
         switch threshold.metric {
         case .percentile, .mean, .max:
             let failed = failedWithoutResponse(threshold.selector)
@@ -236,13 +258,22 @@ extension LoadReport {
         return (h, failed)
     }
 
-    /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none; `adding`: more responses.
-    func evaluate(_ threshold: LoadThreshold, timedOut: (count: Int, micros: UInt64)?, adding extra: LatencyHistogram? = nil) -> ThresholdVerdict {
+    /// Closed model: the requests the run would have sent while the target was unreachable (no connection up), at its
+    /// rate while it was reachable; 0 when it always was.
+    var unsentDuringOutage: Int {
+        guard let unreachable = summary.unreachableSeconds, unreachable > 0, summary.elapsedSeconds > unreachable else { return 0 }
+        return Int((Double(summary.requests) / (summary.elapsedSeconds - unreachable) * unreachable).rounded())
+    }
+
+    /// `timedOut`: requests to count as responses of that latency (microseconds), nil for none; `adding`: more responses;
+    /// `unsent`: requests never sent, counted as failed and beyond any limit.
+    func evaluate(_ threshold: LoadThreshold, timedOut: (count: Int, micros: UInt64)?, adding extra: LatencyHistogram? = nil,
+                  unsent: Int = 0) -> ThresholdVerdict {
         var verdict = ThresholdVerdict(threshold: threshold.text, passed: false, decided: false, sample: 0)
         let scope = threshold.selector.map { "\($0.field.rawValue)=\($0.value)" }
         let elapsed = summary.elapsedSeconds
         // What the threshold is about: every response, or one identity's.
-        let requests: Int, failed: Int
+        var requests: Int, failed: Int
         var latency: LatencyHistogram
         if let selector = threshold.selector {
             let rows = workloads.filter { Self.field(selector.field, of: $0) == selector.value }
@@ -260,6 +291,11 @@ extension LoadReport {
             latency.add(failedWithoutResponse(nil).latency)
         }
         if let timedOut, timedOut.count > 0 { _ = latency.record(timedOut.micros, count: UInt64(timedOut.count)) }
+        if unsent > 0 {
+            _ = latency.record(Self.beyondAnyLimit, count: UInt64(unsent))
+            requests += unsent
+            failed += unsent
+        }
         if let extra, extra.totalCount > 0 { latency.add(extra) }
         let responses = Int(latency.totalCount)
         func judge(_ observed: Double) {
