@@ -32,6 +32,17 @@ import Testing
         #expect(try load(thresholds: ["p95<1ms"]).outcome().exitCode == 1)
     }
 
+    /// The most common failure is named with its proxy and flag; nginx refusing plaintext on its TLS port says what
+    /// to do (a trial's finding: the summary dropped the flag and gave no hint).
+    @Test func noSuccessNamesTheFailuresDetailAndNginxsPlaintextHint() throws {
+        var r = try load(status: 400)
+        r.failures = [LoadReport.Failure(origin: "proxy", reason: "access_denied", proxy: "nginx", flag: "plaintext refused", count: 2000)]
+        #expect(RunReport.Check.noSuccessReason(r)
+                == "no request succeeded: most common failure proxy: access_denied (nginx plaintext refused) (2000): the port serves TLS, use https://")
+        r.failures = [LoadReport.Failure(origin: "proxy", reason: "upstream_timeout", proxy: "haproxy", count: 2000)]
+        #expect(RunReport.Check.noSuccessReason(r) == "no request succeeded: most common failure proxy: upstream_timeout (haproxy) (2000)")
+    }
+
     @Test func aSignalBeforeAnySuccessLeavesTheSuccessCheckUndecided() throws {
         var r = try load(status: 503)
         r.summary.aborted = true

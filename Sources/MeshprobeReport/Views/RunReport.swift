@@ -287,7 +287,10 @@ extension RunReport.Check {
         let topError = s.errors.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })
         if let top = report.failures.filter({ $0.origin != FailureClass.Origin.client.rawValue }).max(by: { $0.count < $1.count }),
            top.count > (topError?.value ?? 0) {
-            return "no request succeeded: most common failure \(top.origin): \(top.reason)\(top.proxy.map { " (\($0))" } ?? "") (\(top.count))"
+            let detail = [top.proxy, top.flag].compactMap { $0 }.joined(separator: " ")
+            // nginx's answer to plaintext on its TLS port is a denial to the access checks, and a wrong URL to a load.
+            let hint = top.proxy == "nginx" && top.flag == "plaintext refused" ? ": the port serves TLS, use https://" : ""
+            return "no request succeeded: most common failure \(top.origin): \(top.reason)\(detail.isEmpty ? "" : " (\(detail))") (\(top.count))\(hint)"
         }
         if let top = topError {
             return "no request succeeded: most common error \(top.key) (\(top.value))"
